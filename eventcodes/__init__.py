@@ -1,0 +1,228 @@
+"""Meanings of Exchange and SMTP codes: tracking event IDs, sources, status and reply codes.
+
+The tables are CSV files in ``eventcodes/data/``, one per family, loaded once.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import asdict, dataclass, replace
+from functools import cache
+from importlib import resources
+
+import pandas as pd
+
+__all__ = [
+    "ENHANCED_RE2",
+    "FAMILIES",
+    "OUTCOMES",
+    "REPLY_RE2",
+    "Code",
+    "UnknownCode",
+    "entries",
+    "explain_status",
+    "lookup",
+    "table",
+]
+
+#: Families in the order ``lookup`` tries them when no family is given.
+FAMILIES: tuple[str, ...] = (
+    "exchange-event",
+    "exchange2003",
+    "exchange-source",
+    "enhanced-exchange",
+    "enhanced-iana",
+    "smtp-reply",
+    "transport-eventlog",
+)
+
+#: The fixed outcome vocabulary shared by every layer (DESIGN.md, Vocabularies).
+OUTCOMES: tuple[str, ...] = (
+    "received",
+    "submitted",
+    "routed",
+    "transferred",
+    "delivered",
+    "expanded",
+    "redirected",
+    "deferred",
+    "failed",
+    "dropped",
+    "quarantined",
+    "moderated",
+    "notification",
+    "shadow",
+    "pending",
+    "info",
+)
+
+COLUMNS = (
+    "family",
+    "code",
+    "name",
+    "meaning",
+    "outcome",
+    "is_failure",
+    "versions",
+    "source",
+    "confidence",
+)
+
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
+_RANGE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})-(\d{1,3})$")
+# An enhanced code inside free text: not part of a longer dotted number (IPs, versions).
+_ENHANCED_IN_TEXT = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?!\.?\d)")
+# A basic reply code: three digits standing alone, followed by a space, a dash or the end.
+_REPLY_IN_TEXT = re.compile(r"(?<![\w.:/])([2-5]\d\d)(?=[ \-]|$)")
+# The same two patterns for Arrow's RE2 engine (no look-around), used on whole columns.
+ENHANCED_RE2 = r"(?:^|[^0-9.])(?P<code>[245]\.[0-9]{1,3}\.[0-9]{1,3})(?:$|[^0-9.]|\.[^0-9])"
+REPLY_RE2 = r"^(?:\[?\{?LED=)?(?P<code>[2-5][0-9][0-9])(?:[ -]|$)"
+# Enhanced-code class decides the outcome of a concrete code.
+_BY_CLASS = {"2": ("delivered", False), "4": ("deferred", True), "5": ("failed", True)}
+
+
+class UnknownCode(LookupError):
+    """A code that no table knows."""
+
+    def __init__(self, code: object, family: str | None = None) -> None:
+        where = f" in family {family!r}" if family else ""
+        super().__init__(f"unknown code {str(code)!r}{where}")
+        self.code = code
+        self.family = family
+
+
+@dataclass(frozen=True)
+class Code:
+    """One row of a code table."""
+
+    family: str
+    code: str
+    name: str
+    meaning: str
+    outcome: str
+    is_failure: bool
+    versions: str
+    source: str
+    confidence: str
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@cache
+def _rows(family: str) -> tuple[Code, ...]:
+    path = resources.files(__package__) / "data" / f"{family}.csv"
+    with path.open(encoding="utf-8", newline="") as fh:
+        return tuple(
+            Code(**{**r, "is_failure": r["is_failure"].strip().lower() == "true"})
+            for r in csv.DictReader(fh)
+        )
+
+
+@cache
+def _index(family: str) -> dict[str, Code]:
+    return {c.code.upper(): c for c in _rows(family)}
+
+
+@cache
+def _ranges(family: str) -> tuple[tuple[str, str, int, int, Code], ...]:
+    out = []
+    for c in _rows(family):
+        m = _RANGE.match(c.code)
+        if m:
+            out.append((m[1], m[2], int(m[3]), int(m[4]), c))
+    return tuple(out)
+
+
+def _check_family(family: str) -> None:
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
+
+
+def _normalise(code: object) -> str:
+    return str(code).strip().lstrip("#").strip().upper()
+
+
+def _by_class(entry: Code, concrete: str) -> Code:
+    outcome, failure = _BY_CLASS[concrete[0]]
+    return replace(entry, code=concrete, outcome=outcome, is_failure=failure)
+
+
+def _find(key: str, family: str) -> Code | None:
+    hit = _index(family).get(key)
+    m = _ENHANCED.match(key)
+    if not family.startswith("enhanced-") or not m:
+        return hit
+    if hit is not None:
+        return hit
+    cls, subject, detail = m[1], m[2], int(m[3])
+    for rc, rs, lo, hi, entry in _ranges(family):
+        if rc == cls and rs == subject and lo <= detail <= hi:
+            return _by_class(entry, key)
+    generic = _index(family).get(f"X.{subject}.{m[3]}")
+    return _by_class(generic, key) if generic else None
+
+
+def lookup(code: object, family: str | None = None) -> Code:
+    """Return the entry for ``code`` (``1020``, ``"deliver"``, ``"#5.1.1"``, ``"550"``...).
+
+    Without ``family`` the families are tried in the order of ``FAMILIES``.
+    Raises ``UnknownCode`` when no table knows the code, ``ValueError`` for an unknown family.
+    """
+    key = _normalise(code)
+    if family is not None:
+        _check_family(family)
+    for fam in (family,) if family else FAMILIES:
+        hit = _find(key, fam)
+        if hit is not None:
+            return hit
+    raise UnknownCode(code, family)
+
+
+def _generic(code: str) -> Code | None:
+    """Subject-level entry (X.y.0) for an enhanced code whose detail no table lists."""
+    cls, subject, _ = code.split(".")
+    base = _index("enhanced-iana").get(f"X.{subject}.0")
+    if base is None:
+        return None
+    entry = _by_class(base, code)
+    return replace(entry, name=f"{entry.name} (unlisted detail code)", confidence="unverified")
+
+
+def explain_status(text: str) -> list[Code]:
+    """Every enhanced and basic reply code found in a status string, specific before generic.
+
+    Enhanced codes (``5.1.1``) come first, then basic reply codes (``550``); each code once.
+    Enhanced codes that no table lists fall back to their subject's generic entry.
+    """
+    if not text:
+        return []
+    found: list[Code] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(entry: Code | None) -> None:
+        if entry is not None and (entry.family, entry.code) not in seen:
+            seen.add((entry.family, entry.code))
+            found.append(entry)
+
+    for code in _ENHANCED_IN_TEXT.findall(text):
+        try:
+            add(lookup(code))
+        except UnknownCode:
+            add(_generic(code))
+    for code in _REPLY_IN_TEXT.findall(text):
+        add(_index("smtp-reply").get(code))
+    return found
+
+
+def entries(family: str | None = None) -> list[Code]:
+    """Every stored entry of one family, or of all families in lookup order."""
+    if family is not None:
+        _check_family(family)
+    return [c for fam in ((family,) if family else FAMILIES) for c in _rows(fam)]
+
+
+def table(family: str | None = None) -> pd.DataFrame:
+    """The code table of one family, or of all families, as a DataFrame."""
+    return pd.DataFrame([c.to_dict() for c in entries(family)], columns=list(COLUMNS))

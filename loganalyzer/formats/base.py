@@ -1,0 +1,297 @@
+"""Reading line-oriented logs in blocks: directives, line numbers and damaged lines.
+
+A format module turns the data lines of a ``Run`` into rows; this module does what every
+text log needs first, with numpy on whole blocks rather than Python on each line:
+byte offsets for incremental reading, physical line numbers, ``#`` directive lines (a header
+block may repeat mid-file), a last line still being written, NUL bytes, unbalanced quotes,
+stray byte-order marks and bytes that are not UTF-8.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+BOM = b"\xef\xbb\xbf"
+BLOCK_SIZE = 16 << 20
+
+
+@dataclass
+class ReadState:
+    """Where reading stopped: the manifest keeps it so that a grown file is read on."""
+
+    offset: int = 0
+    line: int = 0
+    header: str = ""
+
+    def directives(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for ln in self.header.splitlines():
+            name, _, value = ln.lstrip("#").partition(":")
+            out[name.strip().lower()] = value.strip()
+        return out
+
+
+@dataclass
+class Bad:
+    """A line that goes to the quarantine."""
+
+    line: int
+    reason: str
+    raw: str
+
+
+@dataclass
+class Run:
+    """Consecutive data lines under one set of directives."""
+
+    data: bytes  # the lines, damaged ones blanked, line ends kept
+    line_numbers: np.ndarray  # physical line number of every line in data
+    starts: np.ndarray  # byte offset of every line in data
+    candidates: np.ndarray  # indexes (into line_numbers) of non-blank lines
+    directives: dict[str, str] = field(default_factory=dict)
+
+    def text(self, i: int) -> str:
+        """Text of line ``i`` of the run, without its line end."""
+        hi = int(self.starts[i + 1]) if i + 1 < len(self.starts) else len(self.data)
+        return self.data[int(self.starts[i]) : hi].rstrip(b"\r\n").decode("utf-8", "replace")
+
+    def line_at(self, pos: int) -> int:
+        """Index of the line holding byte ``pos`` of ``data``."""
+        return int(np.searchsorted(self.starts, pos, side="right") - 1)
+
+
+def _decode_line(raw: bytes) -> tuple[bytes, bool]:
+    """UTF-8 bytes of a line; cp1252 is assumed for a line that is not UTF-8."""
+    try:
+        raw.decode("utf-8")
+        return raw, False
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace").encode("utf-8"), True
+
+
+def _as_text(raw: bytes) -> str:
+    return raw.rstrip(b"\r\n").decode("utf-8", errors="replace").replace("\x00", "\\0")
+
+
+def _repair_utf8(block: bytes) -> bytes:
+    try:
+        block.decode("utf-8")
+        return block
+    except UnicodeDecodeError:
+        return b"".join(_decode_line(ln)[0] for ln in block.splitlines(keepends=True))
+
+
+def _split_block(
+    block: bytes, first_line: int, directives: dict[str, str], check_quotes: bool
+) -> Iterator[tuple[Run | None, list[Bad], dict[str, str]]]:
+    """Yield runs of data lines of a block that ends with a line end."""
+    if BOM in block:
+        block = block.replace(BOM, b"")
+    block = _repair_utf8(block)
+    arr = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(arr == 10)
+    n = len(ends)
+    starts = np.empty(n, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    content_end = ends - (arr[np.maximum(ends - 1, 0)] == 13)
+    lengths = content_end - starts
+    first_byte = np.where(lengths > 0, arr[np.minimum(starts, len(arr) - 1)], 0)
+    is_directive = first_byte == ord("#")
+    bad = np.zeros(n, dtype=bool)
+    reasons: dict[int, str] = {}
+    if b"\x00" in block:
+        nul_lines = np.unique(np.searchsorted(ends, np.flatnonzero(arr == 0)))
+        bad[nul_lines] = True
+        reasons.update(dict.fromkeys(nul_lines.tolist(), "NUL bytes in line"))
+    if check_quotes:
+        qlines = np.searchsorted(ends, np.flatnonzero(arr == 34))
+        odd = (np.bincount(qlines, minlength=n) % 2 == 1) & ~is_directive & ~bad
+        for i in np.flatnonzero(odd).tolist():
+            reasons[i] = "broken quoting: unbalanced double quote"
+        bad |= odd
+    bad &= ~is_directive
+    blank = lengths == 0
+    line_numbers = np.arange(first_line, first_line + n, dtype=np.int64)
+
+    cut_points = np.flatnonzero(is_directive).tolist() + [n]
+    a = 0
+    for d in cut_points:
+        if d > a:
+            yield _make_run(
+                block, starts, ends, line_numbers, a, d, bad, blank, reasons, directives
+            )
+        if d < n:
+            text = block[starts[d] : content_end[d]].decode("utf-8", errors="replace")
+            name, _, value = text.lstrip("#").partition(":")
+            key = name.strip().lower()
+            if key in ("software", "version") and "fields" in directives:
+                directives = {}  # a new header block starts
+            directives = {**directives, key: value.strip()}
+            yield None, [], directives
+        a = d + 1
+
+
+def _make_run(block, starts, ends, line_numbers, a, b, bad, blank, reasons, directives):
+    lo, hi = int(starts[a]), int(ends[b - 1]) + 1
+    bad_idx = np.flatnonzero(bad[a:b]) + a
+    quarantined = [
+        Bad(int(line_numbers[i]), reasons[int(i)], _as_text(block[starts[i] : ends[i]]))
+        for i in bad_idx.tolist()
+    ]
+    if len(bad_idx):
+        pieces, pos = [], lo
+        for i in bad_idx.tolist():
+            pieces.append(block[pos : int(starts[i])])
+            pieces.append(b"\n")
+            pos = int(ends[i]) + 1
+        pieces.append(block[pos:hi])
+        data = b"".join(pieces)
+        lens = np.where(bad[a:b], 1, ends[a:b] - starts[a:b] + 1)
+        run_starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
+    else:
+        data = block[lo:hi]
+        run_starts = starts[a:b] - lo
+    keep = ~(bad[a:b] | blank[a:b])
+    run = Run(data, line_numbers[a:b], run_starts, np.flatnonzero(keep), dict(directives))
+    return run, quarantined, directives
+
+
+def read_runs(
+    fh: BinaryIO,
+    state: ReadState,
+    *,
+    final: bool,
+    check_quotes: bool = True,
+    block_size: int = BLOCK_SIZE,
+) -> Iterator[tuple[Run | None, list[Bad]]]:
+    """Read ``fh`` from ``state.offset``; yield runs and damaged lines, updating ``state``.
+
+    A last line without its line end is left for the next read, unless ``final``: then it is
+    quarantined. Directive lines update ``state.header``.
+    """
+    directives = state.directives()
+    fh.seek(state.offset)
+    carry = b""
+    at_start = state.offset == 0
+    while True:
+        chunk = fh.read(block_size)
+        buf = carry + chunk
+        if at_start and buf.startswith(BOM):
+            state.offset += len(BOM)
+            buf = buf[len(BOM) :]
+        at_start = False
+        if not chunk:
+            if buf and final:
+                state.line += 1
+                state.offset += len(buf)
+                yield (
+                    None,
+                    [Bad(state.line, "incomplete last line (file stopped growing)", _as_text(buf))],
+                )
+            break
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            carry = buf
+            continue
+        block, carry = buf[: cut + 1], buf[cut + 1 :]
+        for run, bad, now in _split_block(block, state.line + 1, directives, check_quotes):
+            directives = now
+            yield run, bad
+        state.line += block.count(b"\n")
+        state.offset += len(block)
+        state.header = "\n".join(f"#{k}: {v}" for k, v in directives.items())
+
+
+def read_csv_run(
+    run: Run,
+    names: list[str],
+    *,
+    delimiter: str = ",",
+    quote_char: str | bool = '"',
+) -> tuple[pa.Table, np.ndarray, list[Bad]]:
+    """Parse a run's lines into string columns named ``names``.
+
+    Returns the table, the index in the run of each row's line (``run.line_numbers[rows]``
+    are their physical line numbers), and the lines whose field count did not match.
+    """
+    invalid: list[str] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        invalid.append(row.text)
+        return "skip"
+
+    table = pacsv.read_csv(
+        io.BytesIO(run.data),
+        read_options=pacsv.ReadOptions(column_names=names, block_size=4 << 20),
+        parse_options=pacsv.ParseOptions(
+            delimiter=delimiter, quote_char=quote_char, invalid_row_handler=on_invalid
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    bad: list[Bad] = []
+    dropped: set[int] = set()
+    searched_from: dict[bytes, int] = {}
+    for text in invalid:
+        raw = text.encode("utf-8")
+        pos = searched_from.get(raw, 0)
+        while True:
+            pos = run.data.find(raw, pos)
+            if pos <= 0 or run.data[pos - 1 : pos] == b"\n":
+                break
+            pos += 1
+        if pos < 0:
+            return _parse_slowly(run, names, delimiter, quote_char)
+        searched_from[raw] = pos + 1
+        idx = run.line_at(pos)
+        dropped.add(idx)
+        bad.append(
+            _wrong_count(int(run.line_numbers[idx]), text, len(names), delimiter, quote_char)
+        )
+    rows = run.candidates
+    if dropped:
+        rows = np.array([i for i in rows.tolist() if i not in dropped], dtype=np.int64)
+    if len(rows) != table.num_rows:
+        return _parse_slowly(run, names, delimiter, quote_char)
+    return table, rows, bad
+
+
+def _fields(text: str, delimiter: str, quote_char: str | bool) -> list[str]:
+    if quote_char:
+        return next(csv.reader([text], delimiter=delimiter, quotechar=quote_char))
+    return text.split(delimiter)
+
+
+def _wrong_count(line: int, text: str, expected: int, delimiter: str, quote_char) -> Bad:
+    found = len(_fields(text, delimiter, quote_char))
+    return Bad(line, f"wrong field count: expected {expected}, found {found}", text)
+
+
+def _parse_slowly(run: Run, names: list[str], delimiter: str, quote_char: str | bool):
+    """Line-by-line fallback for a run the fast reader could not map back to its lines."""
+    rows, lines, bad = [], [], []
+    for i in run.candidates.tolist():
+        text = run.text(i)
+        values = _fields(text, delimiter, quote_char)
+        if len(values) == len(names):
+            rows.append(values)
+            lines.append(i)
+        else:
+            bad.append(
+                _wrong_count(int(run.line_numbers[i]), text, len(names), delimiter, quote_char)
+            )
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    table = pa.table({n: pa.array(c, pa.string()) for n, c in zip(names, cols, strict=True)})
+    return table, np.array(lines, dtype=np.int64), bad

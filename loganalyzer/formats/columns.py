@@ -1,0 +1,179 @@
+"""Column transforms shared by the format modules, on whole Arrow arrays.
+
+Per-row Python runs only for the rare values that need it (a recipient-status list with
+``;`` inside brackets); everything else is an Arrow compute kernel.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+import eventcodes
+
+LIST = pa.list_(pa.string())
+_PROTECT = "\x1f"
+_STATUS_START = re.compile(r"\s*(?:[2-5]\d\d\b|\[|\{|To$|Cc$|Bcc$)")
+_ISO_OK = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
+
+
+def null_if_empty(col: pa.Array) -> pa.Array:
+    """Empty strings become nulls (the logs write empty fields as ``,,``)."""
+    return pc.if_else(pc.equal(col, ""), pa.scalar(None, col.type), col)
+
+
+def parse_utc(col: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """ISO 8601 text to UTC milliseconds; returns the times and a mask of unparseable values.
+
+    Text without a zone is taken as UTC (Exchange writes UTC, sometimes without ``Z``).
+    """
+    text = pc.replace_substring_regex(col, r"Z$", "")
+    try:
+        ts = text.cast(pa.timestamp("ns"))
+    except pa.ArrowInvalid:
+        ok = pc.match_substring_regex(col, _ISO_OK)
+        text = pc.if_else(ok, text, pa.scalar(None, pa.string()))
+        try:
+            ts = text.cast(pa.timestamp("ns"))
+        except pa.ArrowInvalid:  # well-formed but impossible dates: one by one
+            ts = pa.array([_one_time(v) for v in text.to_pylist()], pa.timestamp("ns"))
+    ts = ts.cast(pa.timestamp("ms"), safe=False).cast(pa.timestamp("ms", tz="UTC"))
+    bad = pc.and_(pc.is_null(ts), pc.and_(pc.is_valid(col), pc.not_equal(col, "")))
+    return ts, pc.fill_null(bad, False)
+
+
+def _one_time(value: str | None):
+    if value is None:
+        return None
+    try:
+        return np.datetime64(value.replace(" ", "T"), "ns")
+    except ValueError:
+        return None
+
+
+def parse_int(col: pa.Array, type_: pa.DataType | None = None) -> tuple[pa.Array, pa.Array]:
+    """Integer text to ``type_`` (int64); returns the values and a mask of non-numeric text."""
+    type_ = type_ or pa.int64()
+    text = pc.utf8_trim_whitespace(col)
+    ok = pc.match_substring_regex(text, r"^-?\d{1,18}$")
+    clean = pc.if_else(ok, text, pa.scalar(None, pa.string()))
+    values = clean.cast(type_, safe=False)
+    bad = pc.and_(pc.invert(pc.fill_null(ok, False)), pc.fill_null(pc.not_equal(text, ""), False))
+    return values, bad
+
+
+def split_list(col: pa.Array, sep: str = ";") -> pa.ListArray:
+    """Split text on ``sep``; an empty or null value is an empty list."""
+    parts = pc.split_pattern(null_if_empty(col), sep)
+    return pa.ListArray.from_arrays(parts.offsets, parts.values)
+
+
+def _protect(value: str, count: int) -> str:
+    """Hide the ``;`` that do not separate recipients' statuses."""
+    out, depth = [], 0
+    for ch in value:
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        out.append(_PROTECT if ch == ";" and depth else ch)
+    protected = "".join(out)
+    parts = protected.split(";")
+    if count and len(parts) != count:  # "550 4.4.7 QUEUE.Expired;message expired"
+        merged: list[str] = []
+        for part in parts:
+            if merged and not _STATUS_START.match(part):
+                merged[-1] += _PROTECT + part
+            else:
+                merged.append(part)
+        if len(merged) == count:
+            return ";".join(merged)
+    return protected
+
+
+def split_statuses(col: pa.Array, counts: pa.Array) -> pa.ListArray:
+    """Split recipient-status on ``;`` only outside ``[...]`` and ``{...}``.
+
+    ``counts`` (the number of recipients of each row) settles a ``;`` inside one status.
+    """
+    col = pc.fill_null(col, "")
+    lengths = pc.list_value_length(pc.split_pattern(col, ";"))
+    odd = pc.or_(
+        pc.match_substring_regex(col, r"[\[{]"),
+        pc.and_(pc.not_equal(lengths, counts), pc.not_equal(col, "")),
+    )
+    idx = np.flatnonzero(pc.fill_null(odd, False).to_numpy(zero_copy_only=False))
+    if len(idx) == 0:
+        return split_list(col)
+    values, n = col.to_pylist(), counts.to_pylist()
+    for i in idx.tolist():
+        values[i] = _protect(values[i], n[i] or 0)
+    parts = split_list(pa.array(values, pa.string()))
+    restored = pc.replace_substring(parts.values, _PROTECT, ";")
+    return pa.ListArray.from_arrays(parts.offsets, restored)
+
+
+def _extract_in_lists(lists: pa.ListArray, pattern: str) -> pa.ListArray:
+    flat = lists.values
+    found = pc.struct_field(pc.extract_regex(pc.fill_null(flat, ""), pattern), [0])
+    return pa.ListArray.from_arrays(lists.offsets, null_if_empty(pc.fill_null(found, "")))
+
+
+def status_codes(statuses: pa.ListArray) -> tuple[pa.ListArray, pa.ListArray]:
+    """Enhanced status code and SMTP reply code of each recipient status (aligned lists)."""
+    return (
+        _extract_in_lists(statuses, eventcodes.ENHANCED_RE2),
+        _extract_in_lists(statuses, eventcodes.REPLY_RE2),
+    )
+
+
+def domain_of(addresses: pa.Array) -> pa.Array:
+    """Lower-case domain of each address; null where there is none."""
+    found = pc.extract_regex(pc.fill_null(addresses, ""), r"@(?P<d>[^@<>\s]+?)>?$")
+    return null_if_empty(pc.utf8_lower(pc.fill_null(pc.struct_field(found, [0]), "")))
+
+
+def with_brackets(ids: pa.Array) -> pa.Array:
+    """Message-IDs with angle brackets, added where the log omits them."""
+    ids = pc.utf8_trim_whitespace(ids)
+    bare = pc.and_(pc.invert(pc.starts_with(ids, "<")), pc.not_equal(ids, ""))
+    wrapped = pc.binary_join_element_wise("<", ids, ">", "")
+    return null_if_empty(pc.if_else(bare, wrapped, ids))
+
+
+@cache
+def _outcome_table(family: str) -> tuple[pa.Array, pa.Array]:
+    entries = eventcodes.entries(family)
+    return (
+        pa.array([e.code.upper() for e in entries], pa.string()),
+        pa.array([e.outcome for e in entries], pa.string()),
+    )
+
+
+def outcomes(events: pa.Array, family: str) -> pa.Array:
+    """The eventcodes outcome of each event; null for an unknown event."""
+    codes, values = _outcome_table(family)
+    idx = pc.index_in(pc.utf8_upper(pc.utf8_trim_whitespace(events)), value_set=codes)
+    return pc.take(values, idx)
+
+
+def server_name(names: pa.Array) -> pa.Array:
+    """Server names as stored: the first DNS label, upper case; IP addresses are dropped."""
+    names = pc.utf8_trim_whitespace(pc.fill_null(names, ""))
+    is_ip = pc.match_substring_regex(names, r"^[\d.]+$|:")
+    first = pc.struct_field(pc.extract_regex(names, r"^(?P<h>[^.\\]*)"), [0])
+    return null_if_empty(pc.if_else(is_ip, "", pc.utf8_upper(first)))
+
+
+def most_common(values: pa.Array) -> str | None:
+    """The most frequent non-null value, or None."""
+    values = pc.drop_null(values)
+    if len(values) == 0:
+        return None
+    counts = pc.value_counts(values)
+    best = pc.index(counts.field("counts"), pc.max(counts.field("counts")))
+    return counts.field("values")[best.as_py()].as_py()

@@ -1,0 +1,53 @@
+"""What every format module shares: its detection result, parse context and output batch."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from loganalyzer.formats.base import Bad
+
+
+@dataclass
+class Detected:
+    """A format recognised in a file's first bytes."""
+
+    format: str
+    log_type: str | None = None
+    encoding: str = "utf-8"
+
+
+@dataclass
+class Context:
+    """What a parse needs to know besides the bytes."""
+
+    path: str
+    file_key: str = ""
+    log_type: str | None = None
+    forced: bool = False  # the user named the format (--format)
+    final: bool = False  # the file stopped growing: quarantine a partial last line
+    tz: str | None = None  # zone of local-time logs (--tz)
+    encoding: str = "utf-8"
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class Batch:
+    """Rows for the store (or None) and lines for the quarantine."""
+
+    table: pa.Table | None
+    bad: list[Bad]
+    server_hint: str | None = None
+
+
+_DIRECTIVE = re.compile(rb"^#\s*([A-Za-z-]+)\s*:\s*(.*?)\s*$", re.MULTILINE)
+
+
+def header_value(head: bytes, name: str) -> str | None:
+    """Value of the ``#name:`` directive in a file's first bytes (case-insensitive)."""
+    for m in _DIRECTIVE.finditer(head.replace(b"\xef\xbb\xbf", b"")):
+        if m[1].decode("ascii").lower() == name.lower():
+            return m[2].decode("utf-8", "replace")
+    return None

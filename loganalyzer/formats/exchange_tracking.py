@@ -1,0 +1,191 @@
+"""Exchange 2007-2019 message tracking logs (``MSGTRK*.LOG``), FORMATS.md section B."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from pathlib import PurePath
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loganalyzer.formats import columns as C
+from loganalyzer.formats.base import Bad, ReadState, Run, read_csv_run, read_runs
+from loganalyzer.formats.common import Batch, Context, Detected, header_value
+from loganalyzer.schema import TRACKING
+
+NAME = "exchange-tracking"
+TABLE = "tracking"
+DESCRIPTION = "Exchange 2007-2019 message tracking logs (CSV, columns from #Fields)"
+FILE_NAMES = "MSGTRK*.LOG, MSGTRKMA*.LOG, MSGTRKMD*.LOG, MSGTRKMS*.LOG"
+SAMPLE = """\
+#Software: Microsoft Exchange Server
+#Version: 15.01.2375.007
+#Log-type: Message Tracking Log
+#Date: 2022-09-19T15:00:00.000Z
+#Fields: date-time,client-ip,client-hostname,server-ip,server-hostname,source-context,\
+connector-id,source,event-id,internal-message-id,message-id,network-message-id,\
+recipient-address,recipient-status,total-bytes,recipient-count,related-recipient-address,\
+reference,message-subject,sender-address,return-path,message-info,directionality,tenant-id,\
+original-client-ip,original-server-ip,custom-data,transport-traffic-type,log-id,schema-version
+2022-09-19T15:02:29.232Z,10.0.0.5,EX01.contoso.com,10.0.0.6,EX02,08DA9A4C1D2E3F40;\
+2022-09-19T15:02:29.100Z;0,EX02\\Default EX02,SMTP,RECEIVE,73014444033,<a@contoso.com>,\
+13fad5b7-39c5-46e7-130e-08d4a138ac67,bob@contoso.com,,7229,1,,,"Hello, world",\
+alice@contoso.com,alice@contoso.com,,Originating,,10.0.0.5,10.0.0.6,,Email,\
+05503123-c5b9-46fe-1234-56dc1db88f8f,15.01.2375.007
+"""
+
+_2007 = [
+    "date-time",
+    "client-ip",
+    "client-hostname",
+    "server-ip",
+    "server-hostname",
+    "source-context",
+    "connector-id",
+    "source",
+    "event-id",
+    "internal-message-id",
+    "message-id",
+    "recipient-address",
+    "recipient-status",
+    "total-bytes",
+    "recipient-count",
+    "related-recipient-address",
+    "reference",
+    "message-subject",
+    "sender-address",
+    "return-path",
+    "message-info",
+]
+_2010 = _2007 + [
+    "directionality",
+    "tenant-id",
+    "original-client-ip",
+    "original-server-ip",
+    "custom-data",
+]
+_2013 = _2010[:11] + ["network-message-id"] + _2010[11:]
+_2016 = _2013 + ["transport-traffic-type", "log-id", "schema-version"]
+#: Documented #Fields sets by field count: 2007, 2010, 2013, 2016/2019 (FORMATS.md B.3).
+FIELD_SETS: dict[int, list[str]] = {len(f): f for f in (_2007, _2010, _2013, _2016)}
+
+_LOG_TYPE = re.compile(r"^(MSGTRK(?:MA|MD|MS)?)", re.IGNORECASE)
+_LOCAL_EVENTS = ("RECEIVE", "DELIVER", "SUBMIT")
+
+
+def detect(head: bytes, name: str) -> Detected | None:
+    """A tracking log has the Exchange #Software line and a Message Tracking #Log-type."""
+    software = header_value(head, "software") or ""
+    log_type = header_value(head, "log-type") or ""
+    if "exchange" in software.lower() and log_type.lower() == "message tracking log":
+        return Detected(NAME, log_type=_log_type(name))
+    return None
+
+
+def detect_headerless(head: bytes, name: str) -> Detected | None:
+    """With ``--format``: a header-less file whose field count is a documented set."""
+    first = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("utf-8", "replace")
+    if first.startswith("#") or not re.match(r"\d{4}-\d\d-\d\dT", first):
+        return None
+    count = len(next(csv.reader([first.rstrip("\r")])))
+    return Detected(NAME, log_type=_log_type(name)) if count in FIELD_SETS else None
+
+
+def _log_type(name: str) -> str:
+    m = _LOG_TYPE.match(PurePath(name).name)
+    return m[1].upper() if m else "MSGTRK"
+
+
+def _field_names(run: Run, ctx: Context) -> list[str] | None:
+    fields = run.directives.get("fields")
+    if fields:
+        return [f.strip().lower() for f in fields.split(",")]
+    if not ctx.forced:
+        return None
+    first = run.data[: run.data.find(b"\n")].rstrip(b"\r").decode("utf-8", "replace")
+    count = len(next(csv.reader([first])))
+    return FIELD_SETS.get(count, FIELD_SETS[30])
+
+
+def parse(fh, state: ReadState, ctx: Context) -> Iterator[Batch]:
+    """Rows of the tracking table, batch by batch, from ``state.offset`` on."""
+    for run, bad in read_runs(fh, state, final=ctx.final):
+        if run is None or len(run.candidates) == 0:
+            if bad:
+                yield Batch(None, bad)
+            continue
+        names = _field_names(run, ctx)
+        if names is None:
+            yield Batch(None, bad + _no_header(run))
+            continue
+        raw, rows, wrong = read_csv_run(run, names)
+        table, invalid, hint = normalise(raw, run, rows, ctx)
+        yield Batch(table, bad + wrong + invalid, hint)
+
+
+def _no_header(run: Run) -> list[Bad]:
+    reason = "data line before any #Fields header"
+    return [Bad(int(run.line_numbers[i]), reason, run.text(i)) for i in run.candidates.tolist()]
+
+
+def normalise(
+    raw: pa.Table, run: Run, rows, ctx: Context
+) -> tuple[pa.Table, list[Bad], str | None]:
+    """String columns named by #Fields to the tracking schema; bad rows to the quarantine."""
+    cols = {n.replace("-", "_"): raw.column(n).combine_chunks() for n in raw.column_names}
+    date_time, bad_time = C.parse_utc(cols.pop("date_time"))
+    total_bytes, bad_bytes = C.parse_int(cols.pop("total_bytes", pa.array([""] * len(raw))))
+    count, bad_count = C.parse_int(
+        cols.pop("recipient_count", pa.array([""] * len(raw))), pa.int32()
+    )
+    recipients = C.split_list(cols.pop("recipient_address", pa.array([""] * len(raw))))
+    statuses = C.split_statuses(
+        cols.pop("recipient_status", pa.array([""] * len(raw))),
+        pc.fill_null(count, pc.list_value_length(recipients).cast(pa.int32())),
+    )
+    enhanced, reply = C.status_codes(statuses)
+    out = {k: C.null_if_empty(v) for k, v in cols.items()}
+    out.update(
+        date_time=date_time,
+        total_bytes=total_bytes,
+        recipient_count=count,
+        recipient_address=recipients,
+        recipient_status=statuses,
+        enhanced_status=enhanced,
+        smtp_reply=reply,
+        log_format=pa.array([NAME] * len(raw), pa.string()),
+        log_type=pa.array([ctx.log_type or "MSGTRK"] * len(raw), pa.string()),
+        file=pa.array([ctx.path] * len(raw), pa.string()),
+        line=pa.array(run.line_numbers[rows], pa.int64()),
+    )
+    out["message_id"] = C.with_brackets(cols.get("message_id", pa.array([""] * len(raw))))
+    out["event_id"] = C.null_if_empty(pc.utf8_upper(cols["event_id"]))
+    out["source"] = C.null_if_empty(pc.utf8_upper(cols.get("source", out["event_id"])))
+    out["outcome"] = C.outcomes(out["event_id"], "exchange-event")
+    out["sender_domain"] = C.domain_of(out.get("sender_address", pa.nulls(len(raw), "string")))
+    table = pa.table({k: v for k, v in out.items() if k in TRACKING.names})
+    problems = [
+        (bad_time, "bad date-time"),
+        (bad_bytes, "bad total-bytes"),
+        (bad_count, "bad recipient-count"),
+    ]
+    table, invalid = split_bad(table, problems, run, rows)
+    local = pc.is_in(table.column("event_id"), pa.array(_LOCAL_EVENTS))
+    hint = C.most_common(C.server_name(pc.filter(table.column("server_hostname"), local)))
+    return table, invalid, hint
+
+
+def split_bad(table: pa.Table, problems, run: Run, rows) -> tuple[pa.Table, list[Bad]]:
+    """Move rows flagged in ``problems`` (mask, reason) out of ``table`` into ``Bad`` lines."""
+    mask = None
+    for m, _ in problems:
+        mask = m if mask is None else pc.or_(mask, m)
+    if mask is None or not pc.any(mask).as_py():
+        return table, []
+    bad = []
+    for i in pc.indices_nonzero(mask).to_pylist():
+        reason = next(r for m, r in problems if m[i].as_py())
+        bad.append(Bad(int(run.line_numbers[rows[i]]), reason, run.text(int(rows[i]))))
+    return table.filter(pc.invert(mask)), bad

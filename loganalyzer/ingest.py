@@ -1,0 +1,408 @@
+"""Ingest: find log files, recognise them, parse them in parallel and commit them to a store."""
+
+from __future__ import annotations
+
+import glob
+import json
+import multiprocessing as mp
+import os
+import re
+import signal
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loganalyzer import formats
+from loganalyzer.schema import SCHEMA_VERSION
+from loganalyzer.store import (
+    HEAD,
+    Store,
+    decode_fingerprint,
+    encode_fingerprint,
+    fingerprints,
+)
+from loganalyzer.worker import Task, TaskResult, run_task
+
+#: Called with (bytes done, bytes in all, path just finished).
+Progress = Callable[[int, int, str], None]
+_SERIES = re.compile(
+    r"^(?P<prefix>[a-z]+?)(?P<stamp>\d{4,10})(?:-(?P<n>\d+))?\.(?P<ext>log)$", re.IGNORECASE
+)
+_MANIFEST_EVERY = 2.0  # seconds between manifest rewrites during a long ingest
+
+
+@dataclass
+class FileReport:
+    """What happened to one input file."""
+
+    path: str
+    status: str  # ingested, grown, unchanged, duplicate, skipped, error
+    format: str | None = None
+    reason: str | None = None
+    rows: int = 0
+    quarantined: int = 0
+    bytes: int = 0
+    server: str | None = None
+
+
+@dataclass
+class IngestSummary:
+    """The result of an ingest; ``to_dict()`` is what ``--json`` prints."""
+
+    store: str
+    files: list[FileReport] = field(default_factory=list)
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    cleaned: list[str] = field(default_factory=list)
+
+    def count(self, *statuses: str) -> int:
+        return sum(f.status in statuses for f in self.files)
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(f.quarantined for f in self.files)
+
+    @property
+    def bytes_read(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+    @property
+    def exit_code(self) -> int:
+        """Non-zero only when a file could not be read at all."""
+        return 1 if self.count("error") else 0
+
+    def to_dict(self) -> dict:
+        mb = self.bytes_read / 1e6
+        return {
+            "store": self.store,
+            "files": {
+                "seen": len(self.files),
+                "ingested": self.count("ingested", "grown"),
+                "unchanged": self.count("unchanged", "duplicate"),
+                "skipped": self.count("skipped"),
+                "errors": self.count("error"),
+            },
+            "rows": self.rows,
+            "quarantined": self.quarantined,
+            "bytes_read": self.bytes_read,
+            "seconds": round(self.seconds, 3),
+            "mb_per_s": round(mb / self.seconds, 1) if self.seconds > 0 else None,
+            "warnings": self.warnings,
+            "details": [asdict(f) for f in self.files],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+
+
+def discover(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = None):
+    """Files named by ``paths`` (files, folders searched recursively, globs), and the errors."""
+    found: dict[str, None] = {}
+    missing: list[FileReport] = []
+    for p in map(str, paths):
+        if glob.has_magic(p):
+            matches = sorted(glob.glob(p, recursive=True))
+            if not matches:
+                missing.append(FileReport(p, "error", reason="no file matches this pattern"))
+            candidates = [Path(m) for m in matches]
+        else:
+            candidates = [Path(p)]
+        for c in candidates:
+            if c.is_dir():
+                for f in sorted(c.rglob("*")):
+                    if f.is_file() and not (exclude and _inside(f, exclude)):
+                        found[str(f)] = None
+            elif c.is_file():
+                found[str(c)] = None
+            elif not glob.has_magic(p):
+                why = "no such file or folder" if not c.exists() else "not a regular file"
+                missing.append(FileReport(str(c), "error", reason=why))
+    return list(found), missing
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+class _Series:
+    """Whether a newer file of the same series exists beside a file (then it stopped growing)."""
+
+    def __init__(self) -> None:
+        self._dirs: dict[Path, list[str]] = {}
+
+    def has_newer(self, path: Path) -> bool:
+        m = _SERIES.match(path.name)
+        if not m:
+            return False
+        names = self._dirs.setdefault(path.parent, [p.name for p in path.parent.iterdir()])
+        key = (m["prefix"].lower(), m["ext"].lower())
+        mine = (int(m["stamp"]), int(m["n"] or 0))
+        for other in names:
+            o = _SERIES.match(other)
+            if (
+                o
+                and (o["prefix"].lower(), o["ext"].lower()) == key
+                and len(o["stamp"]) == len(m["stamp"])
+                and (int(o["stamp"]), int(o["n"] or 0)) > mine
+            ):
+                return True
+        return False
+
+
+class _Identity:
+    """Find a file in the manifest by the fingerprints of its first bytes."""
+
+    def __init__(self, manifest: dict[str, dict]) -> None:
+        self.index: dict[tuple[int, str], str] = {}
+        self.lengths: set[int] = set()
+        for key, row in manifest.items():
+            self.add(key, decode_fingerprint(row["head_fingerprint"]))
+
+    def add(self, key: str, fps: dict[int, str]) -> None:
+        for n, digest in fps.items():
+            self.index.setdefault((n, digest), key)
+            self.lengths.add(n)
+
+    def find(self, head: bytes) -> tuple[str | None, dict[int, str]]:
+        fps = fingerprints(head, tuple(n for n in self.lengths if n <= len(head)))
+        for n in sorted(fps, reverse=True):
+            key = self.index.get((n, fps[n]))
+            if key:
+                return key, fps
+        return None, fps
+
+
+def _plan(files, manifest, store, *, format, server, tz, final, reports):
+    identity = _Identity(manifest)
+    series = _Series()
+    tasks: list[Task] = []
+    planned: dict[str, Task] = {}
+    for name in files:
+        path = Path(name)
+        try:
+            size = path.stat().st_size
+            with open(path, "rb") as fh:
+                head = fh.read(HEAD)
+        except OSError as exc:
+            reports.append(FileReport(name, "error", reason=f"could not read: {exc.strerror}"))
+            continue
+        if size == 0:
+            reports.append(FileReport(name, "skipped", reason="empty file"))
+            continue
+        try:
+            module, found = formats.detect(head, path.name, forced=format)
+        except formats.NotALog as exc:
+            reports.append(FileReport(name, "skipped", reason=str(exc)))
+            continue
+        key, fps = identity.find(head)
+        is_final = final or series.has_newer(path)
+        if key in planned:  # the same log twice in one run: read the longer copy
+            other = planned[key]
+            if size > other.size:
+                other.path, name = name, other.path
+                other.size, other.fingerprint = size, encode_fingerprint(fps)
+            _add_path(manifest.get(key), name)
+            reports.append(
+                FileReport(name, "duplicate", found.format, reason=f"same log as {other.path}")
+            )
+            continue
+        row = manifest.get(key) if key else None
+        if row is not None:
+            _add_path(row, name)
+            consumed = row["bytes_consumed"]
+            if size <= consumed or (size == row["size"] and not is_final):
+                reports.append(FileReport(name, "unchanged", row["format"]))
+                continue
+            task = Task(
+                name,
+                row["format"],
+                key,
+                str(store.root),
+                consumed,
+                row["lines_consumed"],
+                row["header"] or "",
+                found.log_type,
+                server or row["server"],
+                bool(format),
+                is_final,
+                tz,
+                size,
+            )
+        else:
+            key = fps[max(fps)][:16]
+            identity.add(key, fps)
+            task = Task(
+                name,
+                found.format,
+                key,
+                str(store.root),
+                log_type=found.log_type,
+                server=server,
+                forced=bool(format),
+                final=is_final,
+                tz=tz,
+                size=size,
+            )
+        task.fingerprint = encode_fingerprint(fps)
+        planned[key] = task
+        tasks.append(task)
+    return tasks
+
+
+def _add_path(row: dict | None, path: str) -> None:
+    if row is not None and path not in row["paths"]:
+        row["paths"] = [*row["paths"], path]
+
+
+def _commit(store: Store, manifest: dict[str, dict], res: TaskResult) -> FileReport:
+    t = res.task
+    store.commit_parts(res.parts)
+    row = manifest.get(t.file_key)
+    status = "grown" if row else "ingested"
+    if row is None:
+        row = {
+            "file_key": t.file_key,
+            "paths": [t.path],
+            "rows": 0,
+            "quarantined": 0,
+            "parts": [],
+            "format": t.format,
+            "table": res.table,
+            "server": res.server,
+        }
+        manifest[t.file_key] = row
+    fps = {
+        **decode_fingerprint(row.get("head_fingerprint") or ""),
+        **decode_fingerprint(t.fingerprint),
+    }
+    row.update(
+        size=t.size,
+        head_len=max(fps) if fps else 0,
+        head_fingerprint=encode_fingerprint(fps),
+        bytes_consumed=res.state.offset,
+        lines_consumed=res.state.line,
+        header=res.state.header,
+        server=row.get("server") or res.server,
+        rows=row["rows"] + res.rows,
+        quarantined=row["quarantined"] + res.quarantined,
+        parts=sorted({*row["parts"], *(p.final for p in res.parts)}),
+        final=t.final and res.state.offset >= t.size,
+        ingested_at=datetime.now(UTC),
+        schema_version=SCHEMA_VERSION,
+    )
+    if t.path not in row["paths"]:
+        row["paths"] = [*row["paths"], t.path]
+    return FileReport(
+        t.path,
+        status,
+        t.format,
+        rows=res.rows,
+        quarantined=res.quarantined,
+        bytes=res.state.offset - t.offset,
+        server=row["server"],
+    )
+
+
+def _die_with_parent() -> None:
+    """Worker initialiser: a worker must not outlive a killed ingest."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["loganalyzer.worker"])
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent)
+
+
+def ingest(
+    paths: Iterable[str | os.PathLike[str]],
+    store: str | os.PathLike[str] | Store | None = None,
+    *,
+    format: str | None = None,
+    server: str | None = None,
+    tz: str | None = None,
+    final: bool = False,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> IngestSummary:
+    """Ingest log files into ``store``; returns what happened to each file.
+
+    ``paths`` are files, folders (searched recursively) and glob patterns. ``format`` names
+    the format of header-less files; ``server`` overrides the server name read from the
+    files; ``tz`` is the zone of local-time logs; ``final`` says the files stopped growing.
+    """
+    started = time.perf_counter()
+    st = store if isinstance(store, Store) else Store(store)
+    if format is not None:
+        formats.get(format)
+    files, reports = discover(paths, exclude=st.root)
+    summary = IngestSummary(str(st.root), reports)
+    with st.lock(on_wait=on_wait):
+        summary.cleaned = st.clean()
+        manifest = st.manifest()
+        tasks = _plan(
+            files,
+            manifest,
+            st,
+            format=format,
+            server=server,
+            tz=tz,
+            final=final,
+            reports=summary.files,
+        )
+        total = sum(t.size - t.offset for t in tasks)
+        done = 0
+        last_write = time.monotonic()
+        n = min(workers or os.cpu_count() or 1, len(tasks))
+        results = _run(tasks, n)
+        for res in results:
+            if res.error:
+                summary.files.append(
+                    FileReport(res.task.path, "error", res.task.format, reason=res.error)
+                )
+                continue
+            summary.files.append(_commit(st, manifest, res))
+            if res.tz_assumed:
+                summary.warnings.append(f"{res.task.path}: local times read as UTC (no --tz)")
+            done += res.task.size - res.task.offset
+            if progress:
+                progress(done, total, res.task.path)
+            if time.monotonic() - last_write > _MANIFEST_EVERY:
+                st.write_manifest(manifest)
+                last_write = time.monotonic()
+        if tasks or any(f.status in ("unchanged", "duplicate") for f in summary.files):
+            st.write_manifest(manifest)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run(tasks: list[Task], workers: int):
+    """Yield task results as they finish, biggest files first."""
+    tasks = sorted(tasks, key=lambda t: t.size - t.offset, reverse=True)
+    if workers <= 1:
+        for t in tasks:
+            yield run_task(t)
+        return
+    with _pool(workers) as pool:
+        pending = {pool.submit(run_task, t) for t in tasks}
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                yield f.result()

@@ -1,0 +1,184 @@
+"""One ingest task: parse one file from an offset and write its parts under temporary names.
+
+Runs in a worker process; it never renames into place nor touches the manifest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from loganalyzer import formats
+from loganalyzer.formats.base import Bad, ReadState
+from loganalyzer.formats.common import Context
+from loganalyzer.schema import QUARANTINE, TABLES, conform
+from loganalyzer.store import TMP_SUFFIX, Part, Store
+
+#: Rows per row group: small enough that a lookup by Message-ID skips most of a part.
+ROW_GROUP = 8192
+#: Folder names of Exchange and IIS log trees: never a server's name.
+_LOG_FOLDERS = re.compile(
+    r"^(messagetracking|protocollog|smtpreceive|smtpsend|hub|frontend|mailbox|delivery|"
+    r"submission|edge|logs|transportroles|v1[45]|logfiles|smtpsvc\d*|connectivity|"
+    r"exchsrvr|.*\.log|tracking\.log|system32|winnt|windows)$",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Task:
+    """What to read: a file, its format and where to start."""
+
+    path: str
+    format: str
+    file_key: str
+    store: str
+    offset: int = 0
+    line: int = 0
+    header: str = ""
+    log_type: str | None = None
+    server: str | None = None
+    forced: bool = False
+    final: bool = False
+    tz: str | None = None
+    size: int = 0
+    fingerprint: str = ""
+
+
+@dataclass
+class TaskResult:
+    """What a task wrote and where reading stopped."""
+
+    task: Task
+    table: str
+    parts: list[Part] = field(default_factory=list)
+    rows: int = 0
+    quarantined: int = 0
+    server: str | None = None
+    state: ReadState = field(default_factory=ReadState)
+    seconds: float = 0.0
+    error: str | None = None
+    tz_assumed: bool = False
+
+
+def folder_server(path: str) -> str | None:
+    """The name of the nearest folder above ``path`` that is not a log folder."""
+    for parent in PurePath(path).parents:
+        name = parent.name
+        if name and not _LOG_FOLDERS.match(name):
+            return name.upper()
+    return None
+
+
+class _Writer:
+    """Part files of one task, one per date partition, plus its quarantine file."""
+
+    def __init__(self, store: Store, table: str, task: Task) -> None:
+        self.store, self.table, self.task = store, table, task
+        self.schema = TABLES[table]
+        self.writers: dict[str, tuple[pq.ParquetWriter, Part]] = {}
+        self.bad: list[Bad] = []
+        self.token = f"{os.getpid()}-{secrets.token_hex(4)}"
+
+    def _open(self, date: str) -> tuple[pq.ParquetWriter, Part]:
+        if date not in self.writers:
+            final = Store.part_name(self.table, date, self.task.file_key, self.task.offset)
+            part = Part(f"{final}.{self.token}{TMP_SUFFIX}", final, 0)
+            path = self.store.path(part.tmp)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            writer = pq.ParquetWriter(path, self.schema, compression="zstd", write_statistics=True)
+            self.writers[date] = (writer, part)
+        return self.writers[date]
+
+    def write(self, table: pa.Table) -> None:
+        table = conform(table, self.schema)
+        dates = pc.cast(table.column("date_time"), pa.date32())
+        for date in pc.unique(dates).to_pylist():
+            part_rows = table.filter(pc.equal(dates, pa.scalar(date, pa.date32())))
+            part_rows = part_rows.sort_by([("message_id", "ascending"), ("date_time", "ascending")])
+            writer, part = self._open(date.isoformat())
+            writer.write_table(part_rows, row_group_size=ROW_GROUP)
+            part.rows += part_rows.num_rows
+
+    def close(self) -> list[Part]:
+        parts = []
+        for writer, part in self.writers.values():
+            writer.close()
+            parts.append(part)
+        if self.bad:
+            final = Store.quarantine_name(self.task.file_key, self.task.offset)
+            part = Part(f"{final}.{self.token}{TMP_SUFFIX}", final, len(self.bad))
+            path = self.store.path(part.tmp)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            rows = [
+                {
+                    "file": self.task.path,
+                    "line": b.line,
+                    "reason": b.reason,
+                    "raw": b.raw,
+                    "log_format": self.task.format,
+                    "file_key": self.task.file_key,
+                }
+                for b in self.bad
+            ]
+            pq.write_table(pa.Table.from_pylist(rows, schema=QUARANTINE), path, compression="zstd")
+            parts.append(part)
+        return parts
+
+    def abort(self) -> None:
+        for writer, part in self.writers.values():
+            writer.close()
+            self.store.path(part.tmp).unlink(missing_ok=True)
+
+
+def run_task(task: Task) -> TaskResult:
+    """Parse ``task.path`` from ``task.offset`` and write its parts under temporary names."""
+    started = time.perf_counter()
+    module = formats.get(task.format)
+    result = TaskResult(task, module.TABLE)
+    state = ReadState(task.offset, task.line, task.header)
+    ctx = Context(
+        path=task.path,
+        file_key=task.file_key,
+        log_type=task.log_type,
+        forced=task.forced,
+        final=task.final,
+        tz=task.tz,
+    )
+    writer = _Writer(Store(task.store), module.TABLE, task)
+    server = task.server
+    try:
+        with open(task.path, "rb") as fh:
+            for batch in module.parse(fh, state, ctx):
+                writer.bad.extend(batch.bad)
+                if batch.table is None or batch.table.num_rows == 0:
+                    continue
+                if server is None:
+                    server = batch.server_hint or folder_server(task.path) or "UNKNOWN"
+                table = batch.table
+                if "server" in table.column_names:
+                    table = table.drop_columns(["server"])
+                table = table.append_column(
+                    "server", pa.array([server] * table.num_rows, pa.string())
+                )
+                writer.write(table)
+                result.rows += table.num_rows
+        result.parts = writer.close()
+    except OSError as exc:
+        writer.abort()
+        result.error = f"could not read: {exc.strerror or exc}"
+        return result
+    result.quarantined = len(writer.bad)
+    result.server = server
+    result.state = state
+    result.tz_assumed = bool(ctx.options.get("tz_assumed"))
+    result.seconds = time.perf_counter() - started
+    return result

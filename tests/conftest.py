@@ -1,0 +1,40 @@
+"""Shared fixtures: the sample corpus, a temporary store, the CLI runner."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from loganalyzer.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Real log samples written by others (tests/corpus/PROVENANCE.md); a copy of the team's
+#: shared corpus, kept in the repository so that a clean clone tests the same files.
+CORPUS = ROOT / "tests" / "corpus"
+#: The team's shared corpus, when this checkout sits beside it.
+SHARED_CORPUS = ROOT.parent / "shared" / "corpus"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def corpus_files(*folders: str, pattern: str = "*") -> list[Path]:
+    """Sample files of the given corpus folders (all when none is given)."""
+    roots = [CORPUS / f for f in folders] if folders else [CORPUS]
+    return sorted(p for r in roots for p in r.rglob(pattern) if p.is_file() and p.suffix != ".md")
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def cli():
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None):
+        return runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
+
+    return invoke

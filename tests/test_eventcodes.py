@@ -1,0 +1,471 @@
+"""The code tables and their API, checked against FORMATS.md's lists and the real samples."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import pytest
+from conftest import CORPUS, corpus_files
+
+import eventcodes
+from eventcodes import Code, UnknownCode, explain_status, lookup, table
+
+EX2003_IDS = [
+    0,
+    1,
+    2,
+    *range(4, 11),
+    18,
+    23,
+    26,
+    28,
+    29,
+    31,
+    33,
+    34,
+    43,
+    50,
+    51,
+    52,
+    *range(1000, 1008),
+    *range(1010, 1043),
+]
+EVENTS = [
+    "AGENTINFO",
+    "BADMAIL",
+    "CLIENTSUBMISSION",
+    "DEFER",
+    "DELIVER",
+    "DELIVERFAIL",
+    "DROP",
+    "DSN",
+    "DUPLICATEDELIVER",
+    "DUPLICATEEXPAND",
+    "DUPLICATEREDIRECT",
+    "EXPAND",
+    "FAIL",
+    "HADISCARD",
+    "HARECEIVE",
+    "HAREDIRECT",
+    "HAREDIRECTFAIL",
+    "INITMESSAGECREATED",
+    "LOAD",
+    "MODERATIONEXPIRE",
+    "MODERATORAPPROVE",
+    "MODERATORREJECT",
+    "MODERATORSALLNDR",
+    "NOTIFYMAPI",
+    "NOTIFYSHADOW",
+    "POISONMESSAGE",
+    "PROCESS",
+    "PROCESSMEETINGMESSAGE",
+    "RECEIVE",
+    "REDIRECT",
+    "RESOLVE",
+    "RESUBMIT",
+    "RESUBMITDEFER",
+    "RESUBMITFAIL",
+    "SEND",
+    "SUBMIT",
+    "SUBMITDEFER",
+    "SUBMITFAIL",
+    "SUPPRESSED",
+    "THROTTLE",
+    "TRANSFER",
+]
+SOURCES = [
+    "ADMIN",
+    "AGENT",
+    "APPROVAL",
+    "BOOTLOADER",
+    "DNS",
+    "DSN",
+    "GATEWAY",
+    "MAILBOXRULE",
+    "MEETINGMESSAGEPROCESSOR",
+    "ORAR",
+    "PICKUP",
+    "POISONMESSAGE",
+    "PUBLICFOLDER",
+    "QUEUE",
+    "REDUNDANCY",
+    "RESOLVER",
+    "ROUTING",
+    "SAFETYNET",
+    "SMTP",
+    "STOREDRIVER",
+]
+IANA_DETAILS = {0: 0, 1: 10, 2: 4, 3: 6, 4: 7, 5: 6, 6: 10, 7: 28}  # subject: last detail
+REPLIES = [
+    211,
+    214,
+    220,
+    221,
+    250,
+    251,
+    252,
+    354,
+    421,
+    450,
+    451,
+    452,
+    455,
+    500,
+    501,
+    502,
+    503,
+    504,
+    550,
+    551,
+    552,
+    553,
+    554,
+    555,
+    235,
+    334,
+    432,
+    454,
+    530,
+    534,
+    535,
+    538,
+    521,
+    556,
+]
+EXCHANGE_ENHANCED = [
+    "4.3.1",
+    "4.3.2",
+    "4.4.1",
+    "4.4.2",
+    "4.4.6",
+    "4.4.7",
+    "4.4.316",
+    "4.5.3",
+    "4.7.26",
+    "5.0.0",
+    "5.0.350",
+    "5.1.0",
+    "5.1.1",
+    "5.1.2",
+    "5.1.3",
+    "5.1.4",
+    "5.1.5",
+    "5.1.6",
+    "5.1.7",
+    "5.1.8",
+    "5.1.10",
+    "5.2.1",
+    "5.2.2",
+    "5.2.3",
+    "5.2.4",
+    "5.2.121",
+    "5.2.122",
+    "5.3.0",
+    "5.3.2",
+    "5.3.3",
+    "5.3.4",
+    "5.3.5",
+    "5.3.190",
+    "5.4.0",
+    "5.4.1",
+    "5.4.4",
+    "5.4.6",
+    "5.4.8",
+    "5.4.14",
+    "5.4.300",
+    "5.5.0",
+    "5.5.2",
+    "5.5.3",
+    "5.5.4",
+    "5.5.6",
+    "5.6.3",
+    "5.6.11",
+    "5.7.1",
+    "5.7.3",
+    "5.7.12",
+    "5.7.13",
+    "5.7.135",
+    "5.7.23",
+    "5.7.25",
+    "5.7.57",
+    "5.7.64",
+    "5.7.124",
+    "5.7.133",
+    "5.7.134",
+    "5.7.136",
+    "5.7.750",
+]
+RANGES = {
+    "4.7.500-699": ("4.7.500", "4.7.699"),
+    "4.7.850-899": ("4.7.850", "4.7.899"),
+    "5.7.501-513": ("5.7.501", "5.7.513"),
+    "5.7.606-649": ("5.7.606", "5.7.649"),
+    "5.7.700-749": ("5.7.700", "5.7.749"),
+    "5.7.900-999": ("5.7.900", "5.7.999"),
+}
+
+
+@pytest.mark.parametrize("family", eventcodes.FAMILIES)
+def test_every_table_is_well_formed(family):
+    df = table(family)
+    assert len(df) > 0
+    assert (df["family"] == family).all()
+    assert not df.duplicated(["family", "code"]).any()
+    assert df["meaning"].str.strip().str.len().gt(10).all()
+    assert df["name"].str.strip().str.len().gt(0).all()
+    assert set(df["outcome"]) <= set(eventcodes.OUTCOMES)
+    assert set(df["confidence"]) <= {"solid", "observed", "secondary", "unverified"}
+    assert df["is_failure"].map(type).eq(bool).all()
+    assert df["source"].str.len().gt(0).all() and df["versions"].str.len().gt(0).all()
+
+
+def test_failure_flag_agrees_with_outcome():
+    df = table()
+    assert df.loc[df["outcome"].isin(["failed", "deferred"]), "is_failure"].all()
+    assert not df.loc[
+        df["outcome"].isin(["delivered", "received", "submitted"]), "is_failure"
+    ].any()
+
+
+def test_exchange2003_ids_all_present_and_nothing_invented():
+    codes = set(table("exchange2003")["code"])
+    assert codes == {str(i) for i in EX2003_IDS}
+    assert "19" not in codes and "20" not in codes  # no source has them (FORMATS A.5)
+    unverified = table("exchange2003").set_index("code")["confidence"]
+    assert unverified["1026"] == "unverified"
+
+
+def test_exchange_events_and_sources_all_present():
+    events = set(table("exchange-event")["code"])
+    assert events == set(EVENTS) | {"SENDEXTERNAL"}
+    assert "SUSPEND" not in events and "RECIPIENTSUBMITTED" not in events
+    assert set(table("exchange-source")["code"]) == set(SOURCES)
+    assert lookup("SENDEXTERNAL").confidence == "observed"
+    for code in EVENTS:
+        assert re.search(r"20(07|13|16)", lookup(code, "exchange-event").versions), code
+
+
+def test_iana_registry_complete():
+    codes = set(table("enhanced-iana")["code"])
+    for subject, last in IANA_DETAILS.items():
+        for detail in range(last + 1):
+            assert f"X.{subject}.{detail}" in codes
+    assert {"2.0.0", "4.0.0", "5.0.0"} <= codes  # class-specific meanings
+
+
+def test_exchange_enhanced_codes_and_ranges():
+    codes = set(table("enhanced-exchange")["code"])
+    assert set(EXCHANGE_ENHANCED) <= codes
+    assert set(RANGES) <= codes
+    for stored, (first, last) in RANGES.items():
+        for concrete in (first, last):
+            entry = lookup(concrete)
+            assert entry.code == concrete and entry.family == "enhanced-exchange"
+            assert entry.meaning == lookup(stored, "enhanced-exchange").meaning
+
+
+@pytest.mark.parametrize(
+    "code,labels",
+    [
+        ("4.3.2", ["2016", "2013", "2003", "Online"]),
+        ("5.1.4", ["2016", "2013"]),
+        ("5.2.2", ["Online"]),
+        ("5.2.1", ["2016", "2013", "2003"]),
+    ],
+)
+def test_version_specific_meanings_name_their_versions(code, labels):
+    entry = lookup(code)
+    for label in labels:
+        assert label in entry.meaning, (code, label)
+
+
+def test_reply_codes_and_eventlog_families():
+    assert {str(c) for c in REPLIES} <= set(table("smtp-reply")["code"])
+    assert {"4000", "4001", "4003", "4004", "4006"} <= set(table("transport-eventlog")["code"])
+    assert lookup("4000").confidence == "unverified"
+
+
+@pytest.mark.parametrize(
+    "asked,family,code,outcome",
+    [
+        (1020, "exchange2003", "1020", "transferred"),
+        ("1028", "exchange2003", "1028", "delivered"),
+        ("deliver", "exchange-event", "DELIVER", "delivered"),
+        ("5.1.1", "enhanced-exchange", "5.1.1", "failed"),
+        ("#5.1.1", "enhanced-exchange", "5.1.1", "failed"),
+        (" 4.4.7 ", "enhanced-exchange", "4.4.7", "deferred"),
+        ("550", "smtp-reply", "550", "failed"),
+        ("DSN", "exchange-event", "DSN", "notification"),
+        ("POISONMESSAGE", "exchange-event", "POISONMESSAGE", "quarantined"),
+        ("2.1.5", "enhanced-iana", "2.1.5", "delivered"),
+        ("4.1.1", "enhanced-iana", "4.1.1", "deferred"),
+        ("5.7.23", "enhanced-exchange", "5.7.23", "failed"),
+        ("4.7.23", "enhanced-iana", "4.7.23", "deferred"),
+        ("4006", "transport-eventlog", "4006", "deferred"),
+    ],
+)
+def test_lookup(asked, family, code, outcome):
+    entry = lookup(asked)
+    assert isinstance(entry, Code)
+    assert (entry.family, entry.code, entry.outcome) == (family, code, outcome)
+
+
+def test_an_event_also_a_source_can_be_asked_for_as_a_source():
+    assert lookup("DSN", family="exchange-source").family == "exchange-source"
+    assert lookup("5.1.1", family="enhanced-iana").name.lower().startswith("bad destination")
+
+
+def test_unknown_codes_and_families():
+    with pytest.raises(UnknownCode, match="NOSUCHEVENT"):
+        lookup("NOSUCHEVENT")
+    with pytest.raises(UnknownCode, match="1019"):
+        lookup(1019, family="smtp-reply")
+    with pytest.raises(ValueError, match="known: exchange-event"):
+        lookup("550", family="nope")
+
+
+@pytest.mark.parametrize(
+    "text,codes",
+    [
+        ("550 5.1.1 RESOLVER.ADR.RecipNotFound; not found", ["5.1.1", "550"]),
+        (
+            "[{LED=550 4.4.7 QUEUE.Expired; message expired};{FQDN=mx.example.com}]",
+            ["4.4.7", "550"],
+        ),
+        ("<mx.contoso.com #5.5.0 smtp;550 5.5.0 relay denied>", ["5.5.0", "550"]),
+        ("250 2.1.5Recipient OK", ["2.1.5", "250"]),
+        ("{IP=203.42.22.10};{LRT=1/21/2025 3:45:12 AM} Version 15.01.2375.007", []),
+        ("", []),
+    ],
+)
+def test_explain_status(text, codes):
+    assert [c.code for c in explain_status(text)] == codes
+
+
+def test_explain_status_puts_specific_before_generic():
+    found = explain_status("550 5.1.1 RESOLVER.ADR.RecipNotFound; not found")
+    assert [c.family for c in found] == ["enhanced-exchange", "smtp-reply"]
+
+
+def test_explain_status_on_the_status_texts_admins_see():
+    texts = {p.name: p.read_text(encoding="utf-8") for p in corpus_files("status-text")}
+    rule = explain_status(texts["msqa-347573-ex2016-agent-fail-transport-rule.txt"])
+    assert [c.code for c in rule] == ["5.7.1", "550"]
+    gmail = explain_status(texts["oof-gmail-550-5.7.26-recipientstatus.txt"])
+    assert [c.code for c in gmail] == ["5.7.26", "550"]
+    assert "authentication" in gmail[0].meaning.lower()
+    spf = explain_status(texts["msqa-2149611-exo-trace-detail-defer-bigpond-spf.txt"])
+    assert [c.code for c in spf] == ["4.7.23", "451"]
+    assert spf[0].outcome == "deferred"
+
+
+HEADERLESS_2016 = [
+    "date-time",
+    "client-ip",
+    "client-hostname",
+    "server-ip",
+    "server-hostname",
+    "source-context",
+    "connector-id",
+    "source",
+    "event-id",
+    "internal-message-id",
+    "message-id",
+    "network-message-id",
+    "recipient-address",
+    "recipient-status",
+]
+
+
+def _tracking_rows():
+    """Rows of the real tracking samples, read with the csv module (not our parser)."""
+    for path in corpus_files("exchange2007plus", pattern="*.log"):
+        fields = None
+        for line in path.read_text(encoding="utf-8-sig").splitlines():
+            if line.startswith("#Fields:"):
+                fields = line[8:].strip().split(",")
+            elif line and not line.startswith("#"):
+                values = next(csv.reader([line]))
+                names = fields or HEADERLESS_2016
+                yield dict(zip(names, values, strict=False))
+
+
+def _protocol_lines():
+    for path in corpus_files("smtp-protocol", pattern="*.log"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line and not line.startswith("#"):
+                yield line
+    for event in json.loads(
+        (CORPUS / "smtp-protocol" / "elastic-test-smtp.json").read_text(encoding="utf-8")
+    )["events"]:
+        yield event["message"]
+
+
+def test_every_code_in_the_samples_is_known():
+    seen_events, seen_codes = set(), set()
+    for row in _tracking_rows():
+        seen_events.add(row["event-id"])
+        seen_events.add(row["source"])
+        for c in explain_status(row.get("recipient-status", "")):
+            seen_codes.add(c.code)
+    seen_events.add(
+        (CORPUS / "exchange2003" / "awstats-maillogconvert-example.log")
+        .read_text(encoding="utf-8")
+        .split("\t")[8]
+    )
+    for line in _protocol_lines():
+        for code in re.findall(r"(?<![\d.])[245]\.\d{1,3}\.\d{1,3}(?!\.?\d)", line):
+            seen_codes.add(code)
+        m = re.search(r",[<>],([2-5]\d\d)[ -]", line)
+        if m:
+            seen_codes.add(m[1])
+    for path in corpus_files("iis-smtp"):
+        text = path.read_text(encoding="utf-8")
+        seen_codes.update(re.findall(r"(?<![\d.])[245]\.\d{1,3}\.\d{1,3}(?!\.?\d)", text))
+        for m in re.finditer(r" (\d{3}) \d+ \d+ \d+ \d+ SMTP|\" (\d{3}) \d+$", text, re.MULTILINE):
+            if (m[1] or m[2]) != "000":
+                seen_codes.add(m[1] or m[2])
+    assert {
+        "NOTIFYMAPI",
+        "SEND",
+        "RECEIVE",
+        "SENDEXTERNAL",
+        "HAREDIRECTFAIL",
+        "1019",
+    } <= seen_events
+    assert {"250", "535", "5.7.3", "2.7.0", "4.7.0", "240", "500"} <= seen_codes
+    unknown = sorted(c for c in seen_events | seen_codes if not _known(c))
+    assert unknown == []
+
+
+def _known(code: str) -> bool:
+    try:
+        lookup(code)
+        return True
+    except UnknownCode:
+        return False
+
+
+def test_codes_cli_json_equals_lookup(cli):
+    for code in ("1020", "DELIVER", "5.1.1", "4.4.7", "550", "5.7.512"):
+        result = cli("codes", "--json", code)
+        assert result.exit_code == 0
+        assert json.loads(result.stdout) == [lookup(code).to_dict()]
+
+
+def test_codes_cli_table_and_family_listing(cli):
+    result = cli("codes", "1020", "DELIVER", "5.1.1", "4.4.7", "550")
+    assert result.exit_code == 0
+    for text in ("exchange2003", "DELIVER", "5.1.1", "4.4.7", "550", "delivered", "deferred"):
+        assert text in result.stdout
+    listing = cli("codes", "--family", "exchange2003", "--json")
+    assert len(json.loads(listing.stdout)) == len(EX2003_IDS)
+
+
+def test_codes_cli_unknown_code_exits_non_zero(cli):
+    result = cli("codes", "DELIVER", "NOSUCH")
+    assert result.exit_code == 1
+    assert "NOSUCH" in result.stderr
+    assert cli("codes", "--family", "bogus").exit_code == 2
