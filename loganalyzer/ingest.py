@@ -31,7 +31,7 @@ Progress = Callable[[int, int, str], None]
 _SERIES = re.compile(
     r"^(?P<prefix>[a-z]+?)(?P<stamp>\d{4,10})(?:-(?P<n>\d+))?\.(?P<ext>log)$", re.IGNORECASE
 )
-_MANIFEST_EVERY = 2.0  # seconds between manifest rewrites during a long ingest
+_MANIFEST_EVERY = 0.5  # seconds between manifest rewrites during a long ingest
 
 
 @dataclass
@@ -161,24 +161,30 @@ class _Series:
 
 
 class _Identity:
-    """Find a file in the manifest by the fingerprints of its first bytes."""
+    """Find a file in the manifest by the fingerprints of its first bytes.
+
+    A file is a known log when the digest agrees at the longest length both files cover:
+    the same log copied elsewhere, or grown since, or an older and shorter copy of it.
+    """
 
     def __init__(self, manifest: dict[str, dict]) -> None:
         self.index: dict[tuple[int, str], str] = {}
-        self.lengths: set[int] = set()
+        self.lengths: dict[str, list[int]] = {}
+        self.all_lengths: set[int] = set()
         for key, row in manifest.items():
             self.add(key, decode_fingerprint(row["head_fingerprint"]))
 
     def add(self, key: str, fps: dict[int, str]) -> None:
         for n, digest in fps.items():
             self.index.setdefault((n, digest), key)
-            self.lengths.add(n)
+        self.lengths[key] = sorted({*self.lengths.get(key, ()), *fps})
+        self.all_lengths.update(fps)
 
     def find(self, head: bytes) -> tuple[str | None, dict[int, str]]:
-        fps = fingerprints(head, tuple(n for n in self.lengths if n <= len(head)))
+        fps = fingerprints(head, tuple(n for n in self.all_lengths if n <= len(head)))
         for n in sorted(fps, reverse=True):
             key = self.index.get((n, fps[n]))
-            if key:
+            if key and max(m for m in self.lengths[key] if m <= len(head)) == n:
                 return key, fps
         return None, fps
 

@@ -83,28 +83,36 @@ def _as_text(raw: bytes) -> str:
 
 def _repair_utf8(block: bytes) -> bytes:
     try:
-        block.decode("utf-8")
+        pa.array([block], pa.binary()).cast(pa.string())  # validates at memory speed
         return block
-    except UnicodeDecodeError:
+    except pa.ArrowInvalid:
         return b"".join(_decode_line(ln)[0] for ln in block.splitlines(keepends=True))
+
+
+def _line_bounds(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ends = np.flatnonzero(arr == 10)
+    starts = np.empty(len(ends), dtype=np.int64)
+    starts[:1] = 0
+    starts[1:] = ends[:-1] + 1
+    content_end = ends - (arr[np.maximum(ends - 1, 0)] == 13)
+    return starts, ends, content_end
 
 
 def _split_block(
     block: bytes, first_line: int, directives: dict[str, str], check_quotes: bool
-) -> Iterator[tuple[Run | None, list[Bad], dict[str, str]]]:
-    """Yield runs of data lines of a block that ends with a line end."""
-    if BOM in block:
-        block = block.replace(BOM, b"")
+) -> tuple[list[tuple[Run | None, list[Bad], dict[str, str]]], int]:
+    """Runs of data lines of a block that ends with a line end, and its number of lines."""
     block = _repair_utf8(block)
     arr = np.frombuffer(block, dtype=np.uint8)
-    ends = np.flatnonzero(arr == 10)
+    starts, ends, content_end = _line_bounds(arr)
+    first_byte = np.where(content_end > starts, arr[np.minimum(starts, len(arr) - 1)], 0)
+    if (first_byte == BOM[0]).any() and BOM in block:  # a file concatenated onto another
+        block = block.replace(BOM, b"")
+        arr = np.frombuffer(block, dtype=np.uint8)
+        starts, ends, content_end = _line_bounds(arr)
+        first_byte = np.where(content_end > starts, arr[np.minimum(starts, len(arr) - 1)], 0)
     n = len(ends)
-    starts = np.empty(n, dtype=np.int64)
-    starts[0] = 0
-    starts[1:] = ends[:-1] + 1
-    content_end = ends - (arr[np.maximum(ends - 1, 0)] == 13)
     lengths = content_end - starts
-    first_byte = np.where(lengths > 0, arr[np.minimum(starts, len(arr) - 1)], 0)
     is_directive = first_byte == ord("#")
     bad = np.zeros(n, dtype=bool)
     reasons: dict[int, str] = {}
@@ -122,12 +130,13 @@ def _split_block(
     blank = lengths == 0
     line_numbers = np.arange(first_line, first_line + n, dtype=np.int64)
 
+    out = []
     cut_points = np.flatnonzero(is_directive).tolist() + [n]
     a = 0
     for d in cut_points:
         if d > a:
-            yield _make_run(
-                block, starts, ends, line_numbers, a, d, bad, blank, reasons, directives
+            out.append(
+                _make_run(block, starts, ends, line_numbers, a, d, bad, blank, reasons, directives)
             )
         if d < n:
             text = block[starts[d] : content_end[d]].decode("utf-8", errors="replace")
@@ -136,8 +145,9 @@ def _split_block(
             if key in ("software", "version") and "fields" in directives:
                 directives = {}  # a new header block starts
             directives = {**directives, key: value.strip()}
-            yield None, [], directives
+            out.append((None, [], directives))
         a = d + 1
+    return out, n
 
 
 def _make_run(block, starts, ends, line_numbers, a, b, bad, blank, reasons, directives):
@@ -158,7 +168,7 @@ def _make_run(block, starts, ends, line_numbers, a, b, bad, blank, reasons, dire
         lens = np.where(bad[a:b], 1, ends[a:b] - starts[a:b] + 1)
         run_starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
     else:
-        data = block[lo:hi]
+        data = block if (lo, hi) == (0, len(block)) else block[lo:hi]
         run_starts = starts[a:b] - lo
     keep = ~(bad[a:b] | blank[a:b])
     run = Run(data, line_numbers[a:b], run_starts, np.flatnonzero(keep), dict(directives))
@@ -203,10 +213,11 @@ def read_runs(
             carry = buf
             continue
         block, carry = buf[: cut + 1], buf[cut + 1 :]
-        for run, bad, now in _split_block(block, state.line + 1, directives, check_quotes):
+        runs, lines = _split_block(block, state.line + 1, directives, check_quotes)
+        for run, bad, now in runs:
             directives = now
             yield run, bad
-        state.line += block.count(b"\n")
+        state.line += lines
         state.offset += len(block)
         state.header = "\n".join(f"#{k}: {v}" for k, v in directives.items())
 
@@ -231,14 +242,15 @@ def read_csv_run(
 
     table = pacsv.read_csv(
         io.BytesIO(run.data),
-        read_options=pacsv.ReadOptions(column_names=names, block_size=4 << 20),
+        read_options=pacsv.ReadOptions(column_names=names),
         parse_options=pacsv.ParseOptions(
             delimiter=delimiter, quote_char=quote_char, invalid_row_handler=on_invalid
         ),
         convert_options=pacsv.ConvertOptions(
             column_types=dict.fromkeys(names, pa.string()),
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
+            strings_can_be_null=True,
+            null_values=[""],
+            quoted_strings_can_be_null=True,
         ),
     )
     bad: list[Bad] = []
@@ -293,5 +305,7 @@ def _parse_slowly(run: Run, names: list[str], delimiter: str, quote_char: str | 
                 _wrong_count(int(run.line_numbers[i]), text, len(names), delimiter, quote_char)
             )
     cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-    table = pa.table({n: pa.array(c, pa.string()) for n, c in zip(names, cols, strict=True)})
+    table = pa.table(
+        {n: pa.array([v or None for v in c], pa.string()) for n, c in zip(names, cols, strict=True)}
+    )
     return table, np.array(lines, dtype=np.int64), bad

@@ -21,6 +21,13 @@ _STATUS_START = re.compile(r"\s*(?:[2-5]\d\d\b|\[|\{|To$|Cc$|Bcc$)")
 _ISO_OK = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
 
 
+def constant(value: str, n: int) -> pa.Array:
+    """``n`` copies of one string, stored once (run-end encoded in memory)."""
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(n, dtype=np.int32)), pa.array([value], pa.string())
+    ).cast(pa.string())
+
+
 def null_if_empty(col: pa.Array) -> pa.Array:
     """Empty strings become nulls (the logs write empty fields as ``,,``)."""
     return pc.if_else(pc.equal(col, ""), pa.scalar(None, col.type), col)

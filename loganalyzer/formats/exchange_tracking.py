@@ -134,19 +134,20 @@ def normalise(
     raw: pa.Table, run: Run, rows, ctx: Context
 ) -> tuple[pa.Table, list[Bad], str | None]:
     """String columns named by #Fields to the tracking schema; bad rows to the quarantine."""
-    cols = {n.replace("-", "_"): raw.column(n).combine_chunks() for n in raw.column_names}
+    n = raw.num_rows
+    cols = {c.replace("-", "_"): raw.column(c).combine_chunks() for c in raw.column_names}
+    missing = pa.nulls(n, pa.string())
     date_time, bad_time = C.parse_utc(cols.pop("date_time"))
-    total_bytes, bad_bytes = C.parse_int(cols.pop("total_bytes", pa.array([""] * len(raw))))
-    count, bad_count = C.parse_int(
-        cols.pop("recipient_count", pa.array([""] * len(raw))), pa.int32()
-    )
-    recipients = C.split_list(cols.pop("recipient_address", pa.array([""] * len(raw))))
+    total_bytes, bad_bytes = C.parse_int(cols.pop("total_bytes", missing))
+    count, bad_count = C.parse_int(cols.pop("recipient_count", missing), pa.int32())
+    recipients = C.split_list(cols.pop("recipient_address", missing))
     statuses = C.split_statuses(
-        cols.pop("recipient_status", pa.array([""] * len(raw))),
+        cols.pop("recipient_status", missing),
         pc.fill_null(count, pc.list_value_length(recipients).cast(pa.int32())),
     )
     enhanced, reply = C.status_codes(statuses)
-    out = {k: C.null_if_empty(v) for k, v in cols.items()}
+    event_id = pc.utf8_upper(cols.pop("event_id", missing))
+    out = dict(cols)
     out.update(
         date_time=date_time,
         total_bytes=total_bytes,
@@ -155,16 +156,16 @@ def normalise(
         recipient_status=statuses,
         enhanced_status=enhanced,
         smtp_reply=reply,
-        log_format=pa.array([NAME] * len(raw), pa.string()),
-        log_type=pa.array([ctx.log_type or "MSGTRK"] * len(raw), pa.string()),
-        file=pa.array([ctx.path] * len(raw), pa.string()),
+        event_id=event_id,
+        source=pc.utf8_upper(cols.get("source", missing)),
+        outcome=C.outcomes(event_id, "exchange-event"),
+        message_id=C.with_brackets(cols.get("message_id", missing)),
+        sender_domain=C.domain_of(cols.get("sender_address", missing)),
+        log_format=C.constant(NAME, n),
+        log_type=C.constant(ctx.log_type or "MSGTRK", n),
+        file=C.constant(ctx.path, n),
         line=pa.array(run.line_numbers[rows], pa.int64()),
     )
-    out["message_id"] = C.with_brackets(cols.get("message_id", pa.array([""] * len(raw))))
-    out["event_id"] = C.null_if_empty(pc.utf8_upper(cols["event_id"]))
-    out["source"] = C.null_if_empty(pc.utf8_upper(cols.get("source", out["event_id"])))
-    out["outcome"] = C.outcomes(out["event_id"], "exchange-event")
-    out["sender_domain"] = C.domain_of(out.get("sender_address", pa.nulls(len(raw), "string")))
     table = pa.table({k: v for k, v in out.items() if k in TRACKING.names})
     problems = [
         (bad_time, "bad date-time"),

@@ -1,0 +1,103 @@
+"""A kill at any moment leaves every file fully in the store or not at all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+from logfiles import row, write_log
+from test_ingest_tracking import rows_of
+
+from loganalyzer.ingest import ingest
+from loganalyzer.store import Store
+
+FILES, ROWS = 24, 2500
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("logs")
+    for f in range(FILES):
+        rows = [row(f * ROWS + i, message_subject=f"file {f}, row {i}") for i in range(ROWS)]
+        write_log(folder / f"EX{f % 3:02d}" / f"MSGTRK20260302{f:02d}-1.LOG", rows)
+    return folder
+
+
+def _start(logs, store):
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "loganalyzer",
+            "ingest",
+            str(logs),
+            "--store",
+            str(store),
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def _done_parts(store) -> int:
+    return len(list(store.glob("tracking/*/*.parquet")))
+
+
+@pytest.mark.parametrize("when", ["first-temp-part", "first-part", "half"])
+def test_sigkill_mid_ingest_then_rerun_completes_without_duplicates(logs, tmp_path, when):
+    store = tmp_path / "store"
+    proc = _start(logs, store)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        temp = list(store.glob("tracking/*/*.tmp")) if store.exists() else []
+        done = _done_parts(store) if store.exists() else 0
+        if (
+            (when == "first-temp-part" and temp)
+            or (when == "first-part" and done)
+            or (when == "half" and done >= FILES // 2)
+        ):
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, "the ingest finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    # readers that go through the manifest see only complete files
+    listed = rows_of(store)
+    per_file = Counter(r["file"] for r in listed)
+    assert all(n == ROWS for n in per_file.values())
+
+    summary = ingest([logs], store)
+    assert summary.exit_code == 0
+    rows = rows_of(store)
+    keys = Counter((r["file"], r["line"]) for r in rows)
+    assert len(rows) == FILES * ROWS
+    assert max(keys.values()) == 1  # no duplicate
+    assert {n for (_, n) in keys} == set(range(6, 6 + ROWS))  # no missing line
+    # and nothing is left over from the killed run
+    on_disk = {
+        p.relative_to(store).as_posix()
+        for p in store.rglob("*.parquet")
+        if p.name != "manifest.parquet"
+    }
+    assert on_disk == set(Store(store).listed_parts())
+    assert not list(store.rglob("*.tmp"))
+
+
+def test_second_ingest_waits_for_the_lock(logs, tmp_path):
+    store = tmp_path / "store"
+    first = _start(logs, store)
+    time.sleep(0.3)
+    second = _start(logs, store)
+    assert first.wait(120) == 0 and second.wait(120) == 0
+    rows = rows_of(store)
+    assert len(rows) == FILES * ROWS
+    assert max(Counter((r["file"], r["line"]) for r in rows).values()) == 1
