@@ -162,5 +162,25 @@ def ingest_cmd(
     raise typer.Exit(summary.exit_code)
 
 
+@app.command("formats")
+def formats_cmd(as_json: JsonOpt = False) -> None:
+    """List the log formats loganalyzer reads, with the files it recognises."""
+    from loganalyzer.formats import FORMATS, UNSUPPORTED_KINDS
+
+    rows = [
+        {"name": m.NAME, "table": m.TABLE, "files": m.FILE_NAMES, "description": m.DESCRIPTION}
+        for m in FORMATS.values()
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    t = Table("format", "table", "files", "what", header_style="bold", expand=True)
+    for r in rows:
+        t.add_row(r["name"], r["table"], r["files"], r["description"])
+    console.print(t)
+    kinds = sorted(set(UNSUPPORTED_KINDS.values()))
+    console.print(f"Recognised but not read (yet): {', '.join(kinds)}.", highlight=False)
+
+
 def main() -> None:
     app()

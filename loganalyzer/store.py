@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -186,6 +187,83 @@ class Store:
             path.unlink()
             removed.append(path.name)
         return removed
+
+    # -- reading ---------------------------------------------------------------------------
+    def connect(self):
+        """A DuckDB connection with views ``tracking``, ``smtp``, ``recipients``,
+        ``quarantine`` and ``files`` over the parts the manifest lists."""
+        from loganalyzer.query import connect
+
+        return connect(self)
+
+    def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
+        """Run SQL over the store's views; returns a DataFrame."""
+        from loganalyzer.frames import to_frame
+
+        with self.connect() as con:
+            return to_frame(con.sql(query, params=params or None).to_arrow_table())
+
+    def tracking(
+        self,
+        since=None,
+        until=None,
+        sender=None,
+        recipient=None,
+        event_id=None,
+        outcome=None,
+        server=None,
+        columns=None,
+        tz=None,
+    ) -> pd.DataFrame:
+        """Tracking rows, filtered; ``sender``/``recipient`` accept ``*`` wildcards."""
+        from loganalyzer.frames import select
+
+        return select(
+            self,
+            "tracking",
+            since=since,
+            until=until,
+            sender=sender,
+            recipient=recipient,
+            event_id=event_id,
+            outcome=outcome,
+            server=server,
+            columns=columns,
+            tz=tz,
+        )
+
+    def smtp(
+        self,
+        since=None,
+        until=None,
+        server=None,
+        remote_ip=None,
+        session_id=None,
+        columns=None,
+        tz=None,
+    ) -> pd.DataFrame:
+        """SMTP protocol and IIS SMTP rows, filtered."""
+        from loganalyzer.frames import select
+
+        return select(
+            self,
+            "smtp",
+            since=since,
+            until=until,
+            server=server,
+            remote_ip=remote_ip,
+            session_id=session_id,
+            columns=columns,
+            tz=tz,
+        )
+
+    def quarantine(self) -> pd.DataFrame:
+        """Lines that could not be used: file, line, reason, raw text."""
+        return self.sql("select * from quarantine order by file, line")
+
+    def files(self) -> pd.DataFrame:
+        """The manifest: one row per ingested file."""
+        return self.sql("select * from files order by file_key")
 
     def commit_parts(self, parts: list[Part]) -> None:
         """Rename written parts into place (the manifest is replaced afterwards)."""
