@@ -35,6 +35,7 @@ FAMILIES: tuple[str, ...] = (
     "enhanced-iana",
     "smtp-reply",
     "transport-eventlog",
+    "exo-status",
 )
 
 #: The fixed outcome vocabulary shared by every layer (DESIGN.md, Vocabularies).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -162,6 +163,64 @@ def ingest_cmd(
     raise typer.Exit(summary.exit_code)
 
 
+@app.command("trace")
+def trace_cmd(
+    query: Annotated[
+        str | None,
+        typer.Argument(
+            help="Message-ID (with or without <>), network message ID, or "
+            "internal message ID (with --server)."
+        ),
+    ] = None,
+    store: StoreOpt = None,
+    server: Annotated[str | None, typer.Option(help="Server of an internal message ID.")] = None,
+    sender: Annotated[str | None, typer.Option(help="Sender; wildcards: *@contoso.com")] = None,
+    recipient: Annotated[str | None, typer.Option(help="A recipient; wildcards allowed.")] = None,
+    subject: Annotated[str | None, typer.Option(help="Part of the subject.")] = None,
+    since: Annotated[str | None, typer.Option(help="From this time (UTC ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time (UTC ISO 8601).")] = None,
+    event_id: Annotated[str | None, typer.Option(help="Messages with this event: FAIL...")] = None,
+    tz: Annotated[str, typer.Option(help="Time zone of the displayed times.")] = "UTC",
+    all_: Annotated[bool, typer.Option("--all", help="Trace every matching message.")] = False,
+    pick: Annotated[int | None, typer.Option(help="Trace the N-th of the listed messages.")] = None,
+    html: Annotated[str | None, typer.Option(help="Also write the trace as an HTML page.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Trace a message: where it went on every server, and a verdict per recipient."""
+    from loganalyzer.trace import trace
+    from loganalyzer.trace.text import print_trace
+
+    if not any((query, sender, recipient, subject, since, until, event_id)):
+        raise fail("give a message ID or at least one filter (--sender, --recipient, ...)", 2)
+    try:
+        result = trace(
+            store,
+            query,
+            server=server,
+            sender=sender,
+            recipient=recipient,
+            subject=subject,
+            since=since,
+            until=until,
+            event_id=event_id,
+            tz=tz,
+            all=all_,
+            pick=pick,
+        )
+    except (ValueError, RuntimeError, KeyError) as exc:
+        raise fail(str(exc), 2) from exc
+    if html:
+        Path(html).write_text(result.to_html(), encoding="utf-8")
+    if as_json:
+        typer.echo(result.to_json())
+    else:
+        print_trace(console, result)
+        if html:
+            console.print(f"HTML: {html}", highlight=False)
+    if not result.candidates:
+        raise typer.Exit(1)
+
+
 @app.command("formats")
 def formats_cmd(as_json: JsonOpt = False) -> None:
     """List the log formats loganalyzer reads, with the files it recognises."""
@@ -180,6 +239,36 @@ def formats_cmd(as_json: JsonOpt = False) -> None:
     console.print(t)
     kinds = sorted(set(UNSUPPORTED_KINDS.values()))
     console.print(f"Recognised but not read (yet): {', '.join(kinds)}.", highlight=False)
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option(help="Empty or new folder for the logs.")],
+    servers: int = 4,
+    days: int = 1,
+    messages: Annotated[int, typer.Option(help="Messages per weekday.")] = 1000,
+    seed: int = 0,
+    start: Annotated[str, typer.Option(help="First day (UTC), YYYY-MM-DD.")] = "2026-03-02",
+    relay: Annotated[bool, typer.Option(help="The IIS SMTP relay RELAY01 in front.")] = False,
+    omit_server: Annotated[str | None, typer.Option(help="Write no logs of it.")] = None,
+    size_mb: Annotated[float | None, typer.Option(help="Add days up to ~MB of logs.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write realistic multi-server Exchange 2016 logs and their ground truth (truth.jsonl)."""
+    import datetime as dt
+
+    from loganalyzer.synth import generate
+
+    kwargs = dict(servers=servers, days=days, messages=messages, seed=seed, relay=relay)
+    try:
+        start_day = dt.date.fromisoformat(start)
+        result = generate(out, start=start_day, omit_server=omit_server, size_mb=size_mb, **kwargs)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from exc
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        typer.echo(result.summary())
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from loganalyzer import formats
 from loganalyzer.schema import SCHEMA_VERSION
@@ -358,6 +359,8 @@ def ingest(
     st = store if isinstance(store, Store) else Store(store)
     if format is not None:
         formats.get(format)
+    if tz is not None:
+        _check_zone(tz)
     files, reports = discover(paths, exclude=st.root)
     summary = IngestSummary(str(st.root), reports)
     with st.lock(on_wait=on_wait):
@@ -397,6 +400,14 @@ def ingest(
             st.write_manifest(manifest)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _check_zone(tz: str) -> None:
+    """Refuse an unknown ``--tz`` before any file is read."""
+    try:
+        ZoneInfo(tz)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ValueError(f"unknown time zone {tz!r}: --tz takes an IANA name") from None
 
 
 def _run(tasks: list[Task], workers: int):

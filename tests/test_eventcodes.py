@@ -469,3 +469,44 @@ def test_codes_cli_unknown_code_exits_non_zero(cli):
     assert result.exit_code == 1
     assert "NOSUCH" in result.stderr
     assert cli("codes", "--family", "bogus").exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "asked,code,outcome",
+    [
+        ("Delivered", "Delivered", "delivered"),
+        # "Filtered as spam": rejected or blocked, not quarantined (EACMT), hence dropped
+        ("FilteredAsSpam", "FilteredAsSpam", "dropped"),
+        ("Send external", "Send external", "transferred"),
+        ("SEND EXTERNAL", "Send external", "transferred"),
+        ("send external", "Send external", "transferred"),
+        ("GettingStatus", "GettingStatus", "pending"),
+        ("Quarantined", "Quarantined", "quarantined"),
+        ("Failed", "Failed", "failed"),
+        ("Fail", "Fail", "failed"),
+        ("Transport rule", "Transport rule", "info"),
+    ],
+)
+def test_exo_status_lookups(asked, code, outcome):
+    entry = lookup(asked, family="exo-status")
+    assert (entry.family, entry.code, entry.outcome) == ("exo-status", code, outcome)
+
+
+def test_exo_status_comes_last_and_unconfirmed_events_are_marked():
+    assert eventcodes.FAMILIES[-1] == "exo-status"
+    assert lookup("Delivered").family == "exo-status"  # no other family has it
+    assert lookup("Fail").family == "exchange-event"  # earlier families win
+    confidence = table("exo-status").set_index("code")["confidence"]
+    assert confidence["Redirect"] == confidence["Submit"] == "unverified"
+    statuses = {"Delivered", "Failed", "Pending", "Expanded", "FilteredAsSpam", "Quarantined"}
+    assert statuses | {"GettingStatus", "None"} <= set(confidence.index)
+
+
+def test_every_status_in_the_exchange_online_samples_is_known():
+    sample = CORPUS / "o365-trace" / "elastic-exo-message-trace-test-log.log"
+    records = [json.loads(x) for x in sample.read_text(encoding="utf-8").splitlines()]
+    wrapper = json.loads((CORPUS / "o365-trace" / "sekoia-messagetrace.json").read_text())
+    records.append(json.loads(wrapper["input"]["message"]))
+    seen = {r["Status"] for r in records if "Status" in r}
+    assert seen == {"Delivered", "GettingStatus"}
+    assert all(lookup(s, family="exo-status") for s in seen)

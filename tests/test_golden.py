@@ -20,8 +20,11 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
 def cases() -> list[Path]:
-    return sorted(p for p in GOLDEN.glob("*/*") if p.is_file() and not p.name.endswith(".json")
-                  and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in GOLDEN.glob("*/*")
+        if p.is_file() and not p.name.endswith(".json") and not p.name.startswith(".")
+    )
 
 
 def _plain(value):
@@ -45,8 +48,10 @@ def result_of(case: Path, tmp: Path) -> dict:
     for table in ("tracking", "smtp", "quarantine"):
         parts = [str(store / p) for p in Store(store).listed_parts(table)]
         rows = ds.dataset(parts, format="parquet").to_table().to_pylist() if parts else []
-        rows = [{k: _plain(v) for k, v in r.items() if k != "file" and v not in (None, [])}
-                for r in sorted(rows, key=lambda r: r["line"])]
+        rows = [
+            {k: _plain(v) for k, v in r.items() if k != "file" and v not in (None, [])}
+            for r in sorted(rows, key=lambda r: r["line"])
+        ]
         if rows:
             out[table] = rows
     return out

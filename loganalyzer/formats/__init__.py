@@ -9,13 +9,23 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from loganalyzer.formats import exchange_tracking
+from loganalyzer.formats import (
+    exchange2003,
+    exchange_smtp_protocol,
+    exchange_tracking,
+    exo_message_trace,
+    iis_smtp,
+)
 from loganalyzer.formats.common import Batch, Context, Detected, header_value
 
 __all__ = ["FORMATS", "Batch", "Context", "Detected", "NotALog", "detect", "get"]
 
 FORMATS: dict[str, ModuleType] = {
     exchange_tracking.NAME: exchange_tracking,
+    exchange_smtp_protocol.NAME: exchange_smtp_protocol,
+    iis_smtp.NAME: iis_smtp,
+    exchange2003.NAME: exchange2003,
+    exo_message_trace.NAME: exo_message_trace,
 }
 
 #: Exchange log kinds recognised by their #Log-type but not ingested (yet).

@@ -259,9 +259,12 @@ def read_csv_run(
     for text in invalid:
         raw = text.encode("utf-8")
         pos = searched_from.get(raw, 0)
-        while True:
+        while True:  # the whole line, not a line that starts or ends with its text
             pos = run.data.find(raw, pos)
-            if pos <= 0 or run.data[pos - 1 : pos] == b"\n":
+            if pos < 0:
+                break
+            after = run.data[pos + len(raw) : pos + len(raw) + 1]
+            if (pos == 0 or run.data[pos - 1 : pos] == b"\n") and after in (b"\r", b"\n", b""):
                 break
             pos += 1
         if pos < 0:

@@ -7,6 +7,8 @@ Per-row Python runs only for the rare values that need it (a recipient-status li
 from __future__ import annotations
 
 import re
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from functools import cache
 
 import numpy as np
@@ -184,3 +186,34 @@ def most_common(values: pa.Array) -> str | None:
     counts = pc.value_counts(values)
     best = pc.index(counts.field("counts"), pc.max(counts.field("counts")))
     return counts.field("values")[best.as_py()].as_py()
+
+
+_REPLY_START = (
+    r"^(?P<code>[1-5][0-9]{2})"
+    r"(?:[ -]+(?P<status>[245]\.[0-9]{1,3}\.[0-9]{1,3})(?:[ ;,]|$)|[ -]|$)"
+)
+
+
+def reply_parts(text: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Reply code (int32) and enhanced status at the start of SMTP reply text; null where none.
+
+    ``250 2.6.0 <id> Queued``, ``250-SIZE`` and ``421 4.7.0 [TSS04] ...`` all count: each line
+    of a multi-line reply starts with its code.
+    """
+    found = pc.extract_regex(pc.fill_null(text, ""), _REPLY_START)
+    code = null_if_empty(pc.fill_null(pc.struct_field(found, [0]), ""))
+    status = null_if_empty(pc.fill_null(pc.struct_field(found, [1]), ""))
+    return code.cast(pa.int32()), status
+
+
+def display_subject(text: str | None) -> str:
+    """A subject for display: RFC 2047 encoded-words decoded (the store keeps the raw text).
+
+    Text that is not encoded, or whose encoding is broken, comes back unchanged.
+    """
+    if not text or "=?" not in text:
+        return text or ""
+    try:
+        return str(make_header(decode_header(text)))
+    except (HeaderParseError, LookupError, UnicodeError, ValueError):
+        return text

@@ -1,0 +1,233 @@
+"""Exchange 2007-2019 SMTP Receive and Send protocol logs (``RECV*.LOG``, ``SEND*.LOG``).
+
+FORMATS.md section C. One row per log line, columns from ``#Fields``. Derived columns:
+
+- ``direction``: from ``#Log-type``; in a header-less file (``--format``) from the file name
+  (RECV, Recive, Receive, SEND) or the nearest SmtpReceive / SmtpSend folder, else null.
+- ``local_ip``/``local_port``, ``remote_ip``/``remote_port``: the endpoints split at the last
+  colon (``a.b.c.d:port``, ``[v6]:port``, ``v6:port``); an empty endpoint gives nulls.
+- ``command``: the upper-cased verb of the command lines: ``<`` in RECV logs, ``>`` in SEND logs
+  (with an unknown direction: ``<``/``>`` lines that do not start with a reply code).
+- ``reply_code``, ``enhanced_status``: from the reply lines (the other of ``<``/``>``); each
+  ``250-`` line of an Exchange 2010 multi-line reply is its own row and gets its code.
+- ``message_id``: the ``<id>`` of a ``250 2.6.0 <id> [InternalId=...] Queued mail for delivery``.
+- ``username``: ``User Name: x`` information lines and ``x,authenticated`` lines.
+
+``server`` hint: the host part of receive connector ids (``SRV\\Connector``); send connector ids
+are bare names, so send logs fall back to the folder name.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from pathlib import PurePath
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loganalyzer.formats import columns as C
+from loganalyzer.formats.base import Bad, ReadState, Run, read_csv_run, read_runs
+from loganalyzer.formats.common import Batch, Context, Detected, header_value
+from loganalyzer.formats.exchange_tracking import split_bad
+from loganalyzer.schema import SMTP
+
+NAME = "exchange-smtp-protocol"
+TABLE = "smtp"
+DESCRIPTION = "Exchange 2007-2019 SMTP Receive/Send protocol logs (CSV, columns from #Fields)"
+FILE_NAMES = "RECV*.LOG, SEND*.LOG (ProtocolLog\\SmtpReceive, ProtocolLog\\SmtpSend)"
+SAMPLE = """\
+#Software: Microsoft Exchange Server
+#Version: 15.0.0.0
+#Log-type: SMTP Receive Protocol Log
+#Date: 2020-04-02T07:00:14.501Z
+#Fields: date-time,connector-id,session-id,sequence-number,local-endpoint,remote-endpoint,\
+event,data,context
+2020-04-02T07:57:37.405Z,EX01\\Default EX01,08D7D4D2EFBC4CC6,0,10.0.0.6:25,192.0.2.7:50767,+,,
+2020-04-02T07:57:37.426Z,EX01\\Default EX01,08D7D4D2EFBC4CC6,1,10.0.0.6:25,192.0.2.7:50767,<,\
+EHLO mx.example.com,
+2020-04-02T07:57:37.426Z,EX01\\Default EX01,08D7D4D2EFBC4CC6,2,10.0.0.6:25,192.0.2.7:50767,>,\
+250 2.6.0 <a1@example.com> [InternalId=7301444403] Queued mail for delivery,
+"""
+
+#: The #Fields line of every known version (FORMATS.md C.2); header-less files are read so.
+FIELDS = [
+    "date-time",
+    "connector-id",
+    "session-id",
+    "sequence-number",
+    "local-endpoint",
+    "remote-endpoint",
+    "event",
+    "data",
+    "context",
+]
+
+_KINDS = {"smtp receive protocol log": "receive", "smtp send protocol log": "send"}
+_RECEIVE = re.compile(r"recv|recive|receive", re.IGNORECASE)
+_SEND = re.compile(r"send", re.IGNORECASE)
+_FOLDER = re.compile(r"^smtp(?:(?P<receive>receive|recive)|(?P<send>send))$", re.IGNORECASE)
+_ENDPOINT = r"^\[?(?P<ip>[^\[\]]*?)\]?:(?P<port>[0-9]{1,5})$"
+_VERB = r"^\s*(?P<verb>[A-Za-z][A-Za-z0-9_-]*)(?:\s|$)"
+_QUEUED_ID = r"^250[ -]+2\.6\.0\s+(?P<id><[^<>\s]*>)"
+_USER_NAME = r"^\s*User Name:\s*(?P<user>\S.*?)\s*$"
+
+
+def detect(head: bytes, name: str) -> Detected | None:
+    """A protocol log has the Exchange #Software line and an SMTP ... Protocol Log #Log-type."""
+    software = header_value(head, "software") or ""
+    kind = _KINDS.get((header_value(head, "log-type") or "").strip().lower())
+    if "exchange" in software.lower() and kind:
+        return Detected(NAME, log_type=kind)
+    return None
+
+
+def detect_headerless(head: bytes, name: str) -> Detected | None:
+    """With ``--format``: a header-less file whose first line has the 9 protocol-log fields."""
+    first = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("utf-8", "replace")
+    if first.startswith("#") or not re.match(r"\d{4}-\d\d-\d\dT", first):
+        return None
+    if len(next(csv.reader([first.rstrip("\r")]))) != len(FIELDS):
+        return None
+    return Detected(NAME, log_type=direction_of_path(name))
+
+
+def direction_of_path(path: str) -> str | None:
+    """receive or send from a file name (RECV..., SmtpSend.log) or its SmtpReceive/SmtpSend
+    folder; None when neither says."""
+    p = PurePath(path)
+    receive, send = bool(_RECEIVE.search(p.name)), bool(_SEND.search(p.name))
+    if receive != send:
+        return "receive" if receive else "send"
+    for parent in p.parents:
+        m = _FOLDER.match(parent.name)
+        if m:
+            return "receive" if m["receive"] else "send"
+    return None
+
+
+def _direction(run: Run, ctx: Context) -> str | None:
+    kind = _KINDS.get(run.directives.get("log-type", "").strip().lower())
+    return kind or ctx.log_type or direction_of_path(ctx.path)
+
+
+def _field_names(run: Run, ctx: Context) -> list[str] | None:
+    fields = run.directives.get("fields")
+    if fields:
+        return [f.strip().lower() for f in fields.split(",")]
+    return FIELDS if ctx.forced else None
+
+
+def parse(fh, state: ReadState, ctx: Context) -> Iterator[Batch]:
+    """Rows of the smtp table, batch by batch, from ``state.offset`` on."""
+    for run, bad in read_runs(fh, state, final=ctx.final):
+        if run is None or len(run.candidates) == 0:
+            if bad:
+                yield Batch(None, bad)
+            continue
+        names = _field_names(run, ctx)
+        if names is None:
+            reason = "data line before any #Fields header"
+            lines = [Bad(int(run.line_numbers[i]), reason, run.text(i)) for i in run.candidates]
+            yield Batch(None, bad + lines)
+            continue
+        raw, rows, wrong = read_csv_run(run, names)
+        table, invalid, hint = normalise(raw, run, rows, ctx)
+        yield Batch(table, bad + wrong + invalid, hint)
+
+
+def split_endpoint(col: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """IP and port (int32) of ``ip:port`` text; an endpoint without a port keeps its IP."""
+    text = pc.utf8_trim_whitespace(pc.fill_null(col, ""))
+    v6 = pc.greater(pc.count_substring(text, ":"), 1)
+    # IPv4 (nearly all rows) by a plain split, IPv6 by a regex on its rows only
+    halves = pc.split_pattern(pc.binary_join_element_wise(text, ":", ""), ":", max_splits=1)
+    port = pc.utf8_rtrim(pc.list_element(halves, 1), characters=":")
+    found = pc.extract_regex(pc.if_else(v6, text, ""), _ENDPOINT)
+    ip = pc.if_else(
+        v6,
+        pc.if_else(pc.is_valid(found), pc.struct_field(found, [0]), text),
+        pc.list_element(halves, 0),
+    )
+    port = pc.if_else(v6, pc.fill_null(pc.struct_field(found, [1]), ""), port)
+    port = pc.if_else(pc.match_substring_regex(port, r"^[0-9]{1,5}$"), port, "")
+    return C.null_if_empty(ip), C.null_if_empty(port).cast(pa.int32())
+
+
+def _group(col: pa.Array, pattern: str) -> pa.Array:
+    """First group of ``pattern`` in each value; null where it does not match."""
+    found = pc.extract_regex(pc.fill_null(col, ""), pattern)
+    return C.null_if_empty(pc.fill_null(pc.struct_field(found, [0]), ""))
+
+
+def _only(mask: pa.Array, values: pa.Array) -> pa.Array:
+    return pc.if_else(pc.fill_null(mask, False), values, pa.scalar(None, values.type))
+
+
+def normalise(
+    raw: pa.Table, run: Run, rows: np.ndarray, ctx: Context
+) -> tuple[pa.Table, list[Bad], str | None]:
+    """String columns named by #Fields to the smtp schema; bad rows to the quarantine."""
+    n = raw.num_rows
+    cols = {c.replace("-", "_"): raw.column(c).combine_chunks() for c in raw.column_names}
+    missing = pa.nulls(n, pa.string())
+    date_time, bad_time = C.parse_utc(cols.get("date_time", missing))
+    sequence, bad_sequence = C.parse_int(cols.get("sequence_number", missing))
+    local_ip, local_port = split_endpoint(cols.get("local_endpoint", missing))
+    remote_ip, remote_port = split_endpoint(cols.get("remote_endpoint", missing))
+    event = pc.utf8_trim_whitespace(cols.get("event", missing))
+    data, context = cols.get("data", missing), cols.get("context", missing)
+    connector = cols.get("connector_id", missing)
+
+    direction = _direction(run, ctx)
+    talk = pc.is_in(event, pa.array(["<", ">"]))
+    code, enhanced = C.reply_parts(_only(talk, data))  # regexes run on the lines they concern
+    if direction:
+        ours, theirs = ("<", ">") if direction == "receive" else (">", "<")
+        is_command, is_reply = pc.equal(event, ours), pc.equal(event, theirs)
+    else:  # tell commands from replies by their text
+        is_reply = pc.and_(talk, pc.is_valid(code))
+        is_command = pc.and_(talk, pc.invert(is_reply))
+    info = pc.equal(event, "*")
+    username = pc.coalesce(
+        _group(_only(info, context), _USER_NAME),
+        _group(_only(info, data), _USER_NAME),
+        _only(pc.and_(info, pc.equal(context, "authenticated")), data),
+    )
+    out = {
+        "date_time": date_time,
+        "time_approximate": pa.array(np.zeros(n, dtype=bool)),
+        "log_format": C.constant(NAME, n),
+        "direction": C.constant(direction, n) if direction else pa.nulls(n, pa.string()),
+        "connector_id": connector,
+        "session_id": cols.get("session_id", missing),
+        "sequence_number": sequence,
+        "local_ip": local_ip,
+        "local_port": local_port,
+        "remote_ip": remote_ip,
+        "remote_port": remote_port,
+        "event": C.null_if_empty(event),
+        "command": pc.utf8_upper(_group(_only(is_command, data), _VERB)),
+        "data": data,
+        "context": context,
+        "reply_code": _only(is_reply, code),
+        "enhanced_status": _only(is_reply, enhanced),
+        "username": username,
+        "message_id": _group(_only(is_reply, data), _QUEUED_ID),
+        "file": C.constant(ctx.path, n),
+        "line": pa.array(run.line_numbers[rows], pa.int64()),
+    }
+    table = pa.table({k: v for k, v in out.items() if k in SMTP.names})
+    problems = [
+        (bad_time, "bad date-time"),
+        (pc.is_null(date_time), "no date-time"),
+        (bad_sequence, "bad sequence-number"),
+    ]
+    table, invalid = split_bad(table, problems, run, rows)
+    hint = None
+    if direction != "send":
+        ids = table.column("connector_id")
+        hint = C.most_common(C.server_name(pc.filter(ids, pc.match_substring(ids, "\\"))))
+    return table, invalid, hint

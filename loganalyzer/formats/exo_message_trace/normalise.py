@@ -1,0 +1,327 @@
+"""Exchange Online export columns to the tracking table, on whole Arrow columns (FORMATS I.1-I.5).
+
+The mappings are data: ``SUMMARY_COLUMNS``, ``TRACE_COLUMNS`` and ``TRACE_DETAIL_COLUMNS`` map
+an export's lower-cased column names to tracking columns. The 27-column detail report has the
+on-premises field names and goes through ``exchange_tracking.normalise``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loganalyzer.formats import columns as C
+from loganalyzer.formats import exchange_tracking
+from loganalyzer.formats.base import Bad, Run
+from loganalyzer.formats.common import Context
+from loganalyzer.formats.exchange2003 import one_item_lists
+from loganalyzer.formats.exchange_tracking import split_bad
+from loganalyzer.schema import TRACKING
+
+#: MTSummary ("Enhanced summary") column -> tracking column. ``recipient_status`` fills both
+#: recipient_address and recipient_status; ``delivery_priority`` becomes ``S:DeliveryPriority=``
+#: in custom_data, as the detail report writes it.
+SUMMARY_COLUMNS: dict[str, str] = {
+    "origin_timestamp_utc": "date_time",
+    "sender_address": "sender_address",
+    "recipient_status": "recipient_address, recipient_status",
+    "message_subject": "message_subject",
+    "total_bytes": "total_bytes",
+    "message_id": "message_id",
+    "network_message_id": "network_message_id",
+    "original_client_ip": "original_client_ip",
+    "directionality": "directionality",
+    "connector_id": "connector_id",
+    "delivery_priority": "custom_data",
+}
+#: Get-MessageTrace properties (CSV export or reporting-API JSON) -> tracking column.
+TRACE_COLUMNS: dict[str, str] = {
+    "received": "date_time",
+    "senderaddress": "sender_address",
+    "recipientaddress": "recipient_address",
+    "subject": "message_subject",
+    "status": "event_id",
+    "fromip": "client_ip",
+    "toip": "server_ip",
+    "size": "total_bytes",
+    "messageid": "message_id",
+    "messagetraceid": "network_message_id",
+    "organization": "tenant_id",
+}
+#: Get-MessageTraceDetail properties -> tracking column (Detail is the recipient's status text).
+TRACE_DETAIL_COLUMNS: dict[str, str] = {
+    "date": "date_time",
+    "event": "event_id",
+    "action": "source_context",
+    "detail": "recipient_status",
+    "data": "custom_data",
+    **{k: v for k, v in TRACE_COLUMNS.items() if k not in ("received", "status", "subject")},
+}
+#: The documentation's numeric directionality (I.1); real files write the words.
+DIRECTIONALITY = {"1": "Incoming", "2": "Originating"}
+SERVICE = "EXCHANGE-ONLINE"
+#: Which recipient's last event names a summary row: the first in this order.
+_SIGNIFICANCE = (
+    "failed",
+    "dropped",
+    "quarantined",
+    "deferred",
+    "pending",
+    "redirected",
+    "expanded",
+    "delivered",
+    "transferred",
+    "routed",
+    "submitted",
+    "received",
+    "info",
+)
+_PROTECT = "\x1f"
+_EPOCH = r"^\s*/Date\((?P<ms>-?\d{1,15})(?:[+-]\d{4})?\)/\s*$"
+_SLASHED = (
+    r"^\s*(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<y>\d{4})[ T]+(?P<H>\d{1,2}):(?P<M>\d{2})"
+    r"(?::(?P<S>\d{2})(?P<f>\.\d{1,9})?)?\s*(?P<p>(?i:AM|PM))?\s*$"
+)
+_DOTTED = (
+    r"^\s*(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4})[ T]+(?P<H>\d{1,2}):(?P<M>\d{2})"
+    r"(?::(?P<S>\d{2})(?P<f>\.\d{1,9})?)?\s*$"
+)
+_SERVER_MEP = r'Name="ServerHostName"\s+String="(?P<h>[^"]*)"'
+
+
+def _pad(parts: pa.Array, name: str) -> pa.Array:
+    return pc.utf8_lpad(pc.struct_field(parts, name), width=2, padding="0")
+
+
+def _iso(parts: pa.Array, month: str, day: str, hour: pa.Array) -> pa.Array:
+    seconds = pc.if_else(pc.equal(pc.struct_field(parts, "S"), ""), "00", _pad(parts, "S"))
+    return pc.binary_join_element_wise(
+        pc.struct_field(parts, "y"),
+        "-",
+        _pad(parts, month),
+        "-",
+        _pad(parts, day),
+        "T",
+        pc.utf8_lpad(hour, width=2, padding="0"),
+        ":",
+        pc.struct_field(parts, "M"),
+        ":",
+        seconds,
+        pc.struct_field(parts, "f"),
+        "",
+    )
+
+
+def parse_time(col: pa.Array) -> pa.Array:
+    """UTC times from ISO 8601 (no zone = UTC), ``/Date(ms)/``, ``M/d/yyyy h:mm:ss AM/PM``
+    and ``d.M.yyyy H:mm:ss``; null where none fits.
+
+    Slashed dates are month first, unless a first number above 12 shows the column is day first.
+    """
+    epoch = pc.struct_field(pc.extract_regex(col, _EPOCH), "ms")
+    from_epoch = epoch.cast(pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+    slashed = pc.extract_regex(col, _SLASHED)
+    hour = pc.struct_field(slashed, "H").cast(pa.int32())
+    pm = pc.equal(pc.utf8_upper(pc.struct_field(slashed, "p")), "PM")
+    am_pm = pc.not_equal(pc.struct_field(slashed, "p"), "")
+    hour = pc.if_else(am_pm, pc.add(pc.remainder(hour, 12), pc.if_else(pm, 12, 0)), hour)
+    first = pc.struct_field(slashed, "a").cast(pa.int32())
+    day_first = bool(pc.fill_null(pc.any(pc.greater(first, 12)), False).as_py())
+    month, day = ("b", "a") if day_first else ("a", "b")
+    dotted = pc.extract_regex(col, _DOTTED)
+    text = pc.coalesce(
+        _iso(slashed, month, day, hour.cast(pa.string())),
+        _iso(dotted, "m", "d", pc.struct_field(dotted, "H")),
+        pc.if_else(pc.is_valid(epoch), pa.scalar(None, pa.string()), col),
+    )
+    return pc.coalesce(from_epoch, C.parse_utc(text)[0])
+
+
+def _protect_quoted(value: str) -> str:
+    """Hide the ``;`` inside double quotes (a quoted display-name fragment of an address)."""
+    out, inside = [], False
+    for ch in value:
+        inside = inside != (ch == '"')
+        out.append(_PROTECT if ch == ";" and inside else ch)
+    return "".join(out)
+
+
+def _lists(parents: np.ndarray, values: pa.Array, n: int) -> pa.ListArray:
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(parents, minlength=n))]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def split_recipient_status(col: pa.Array) -> tuple[pa.ListArray, pa.ListArray]:
+    """``addr##Receive, Deliver;addr##...`` to aligned lists of addresses and event chains.
+
+    Entries split on ``;`` outside double quotes, each at its first ``##``.
+    """
+    n = len(col)
+    col = pc.fill_null(col, "")
+    quoted = np.flatnonzero(pc.match_substring(col, '"').to_numpy(zero_copy_only=False))
+    if len(quoted):
+        values = col.to_pylist()
+        for i in quoted.tolist():
+            values[i] = _protect_quoted(values[i])
+        col = pa.array(values, pa.string())
+    entries = pc.split_pattern(col, ";")
+    parents = pc.list_parent_indices(entries).to_numpy()
+    flat = pc.utf8_trim_whitespace(pc.replace_substring(entries.values, _PROTECT, ";"))
+    keep = pc.not_equal(flat, "")
+    flat, parents = pc.filter(flat, keep), parents[keep.to_numpy(zero_copy_only=False)]
+    parts = pc.extract_regex(flat, r"^(?P<a>.*?)##(?P<s>.*)$")
+    address = pc.if_else(pc.is_valid(parts), pc.struct_field(parts, "a"), flat)
+    chain = C.null_if_empty(pc.utf8_trim_whitespace(pc.struct_field(parts, "s")))
+    return (
+        _lists(parents, pc.utf8_trim_whitespace(address), n),
+        _lists(parents, chain, n),
+    )
+
+
+def row_events(chains: pa.ListArray) -> pa.Array:
+    """Per row, the last event of the recipient whose outcome matters most (a failure first)."""
+    n = len(chains)
+    flat = pc.fill_null(chains.values, "")
+    last = pc.struct_field(pc.extract_regex(flat, r"(?:^|,)\s*(?P<e>[^,]*?)\s*$"), "e")
+    rank = pc.index_in(C.outcomes(last, "exo-status"), value_set=pa.array(_SIGNIFICANCE))
+    order = pa.table(
+        {
+            "row": pc.list_parent_indices(chains),
+            "rank": pc.fill_null(rank, len(_SIGNIFICANCE)),
+            "pos": pa.array(np.arange(len(flat))),
+        }
+    ).sort_by([("row", "ascending"), ("rank", "ascending"), ("pos", "ascending")])
+    rows = order.column("row").to_numpy()
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = rows[1:] != rows[:-1]
+    picked = order.column("pos").to_numpy()[first]
+    events = np.full(n, None, dtype=object)
+    events[rows[first]] = pc.take(C.null_if_empty(last), pa.array(picked)).to_numpy(
+        zero_copy_only=False
+    )
+    return pa.array(events, pa.string())
+
+
+def _text(cols: dict[str, pa.Array], name: str, n: int) -> pa.Array:
+    col = cols.get(name)
+    return (
+        C.null_if_empty(pc.utf8_trim_whitespace(col))
+        if col is not None
+        else pa.nulls(n, pa.string())
+    )
+
+
+def _finish(
+    out: dict, run: Run, rows: np.ndarray, ctx: Context, name: str, log_type: str, problems: list
+) -> tuple[pa.Table, list[Bad], str]:
+    n = len(rows)
+    out.update(
+        sender_domain=C.domain_of(out.get("sender_address", pa.nulls(n, pa.string()))),
+        log_format=C.constant(name, n),
+        log_type=C.constant(log_type, n),
+        file=C.constant(ctx.path, n),
+        line=pa.array(run.line_numbers[rows], pa.int64()),
+    )
+    table = pa.table({k: v for k, v in out.items() if k in TRACKING.names})
+    problems = [(pc.is_null(out["date_time"]), "bad or missing time"), *problems]
+    table, bad = split_bad(table, problems, run, rows)
+    return table, bad, server_hint(table)
+
+
+def server_hint(table: pa.Table) -> str:
+    """The host of the rows' local events (RECEIVE, DELIVER, SUBMIT), else EXCHANGE-ONLINE."""
+    if "server_hostname" not in table.column_names or table.num_rows == 0:
+        return SERVICE
+    local = pc.is_in(
+        pc.utf8_upper(table.column("event_id")), pa.array(["RECEIVE", "DELIVER", "SUBMIT"])
+    )
+    hosts = C.server_name(pc.filter(table.column("server_hostname"), local))
+    return C.most_common(hosts) or SERVICE
+
+
+def summary(raw: pa.Table, run: Run, rows, ctx: Context, name: str, log_type: str):
+    """MTSummary rows: one per message, every recipient with its chain of events."""
+    n = raw.num_rows
+    cols = {c: raw.column(c).combine_chunks() for c in raw.column_names}
+    out = {SUMMARY_COLUMNS[c]: _text(cols, c, n) for c in cols if c in SUMMARY_COLUMNS}
+    recipients, chains = split_recipient_status(
+        cols.get("recipient_status", pa.nulls(n, pa.string()))
+    )
+    event_id = row_events(chains)
+    total_bytes, bad_bytes = C.parse_int(_text(cols, "total_bytes", n))
+    direction = _text(cols, "directionality", n)
+    priority = _text(cols, "delivery_priority", n)
+    out.update(
+        date_time=parse_time(_text(cols, "origin_timestamp_utc", n)),
+        recipient_address=recipients,
+        recipient_status=chains,
+        event_id=event_id,
+        source=C.constant("EXO", n),
+        outcome=C.outcomes(event_id, "exo-status"),
+        total_bytes=total_bytes,
+        message_id=C.with_brackets(_text(cols, "message_id", n)),
+        directionality=pc.coalesce(
+            pc.take(
+                pa.array(list(DIRECTIONALITY.values())),
+                pc.index_in(direction, pa.array(list(DIRECTIONALITY))),
+            ),
+            direction,
+        ),
+        custom_data=pc.binary_join_element_wise("S:DeliveryPriority=", priority, ""),
+    )
+    return _finish(out, run, rows, ctx, name, log_type, [(bad_bytes, "bad total_bytes")])
+
+
+def trace(raw: pa.Table, run: Run, rows, ctx: Context, name: str, log_type: str):
+    """Get-MessageTrace(Detail) rows from a CSV export or API JSON: one recipient each."""
+    n = raw.num_rows
+    cols = {c: raw.column(c).combine_chunks() for c in raw.column_names}
+    is_detail = "event" in cols and "received" not in cols
+    mapping = TRACE_DETAIL_COLUMNS if is_detail else TRACE_COLUMNS
+    out = {mapping[c]: _text(cols, c, n) for c in cols if c in mapping}
+    event_id = out.get("event_id", pa.nulls(n, pa.string()))
+    total_bytes, bad_bytes = C.parse_int(out.get("total_bytes", pa.nulls(n, pa.string())))
+    out.update(
+        date_time=parse_time(out.get("date_time", pa.nulls(n, pa.string()))),
+        recipient_address=one_item_lists(out.get("recipient_address", pa.nulls(n, pa.string()))),
+        source=C.constant("EXO", n),
+        outcome=C.outcomes(event_id, "exo-status"),
+        total_bytes=total_bytes,
+        message_id=C.with_brackets(out.get("message_id", pa.nulls(n, pa.string()))),
+    )
+    if is_detail:
+        statuses = one_item_lists(out.get("recipient_status", pa.nulls(n, pa.string())))
+        enhanced, reply = C.status_codes(statuses)
+        data = pc.fill_null(out.get("custom_data", pa.nulls(n, pa.string())), "")
+        host = pc.struct_field(pc.extract_regex(data, _SERVER_MEP), "h")
+        out.update(
+            recipient_status=statuses,
+            enhanced_status=enhanced,
+            smtp_reply=reply,
+            server_hostname=C.null_if_empty(pc.fill_null(host, "")),
+        )
+    return _finish(out, run, rows, ctx, name, log_type, [(bad_bytes, "bad Size")])
+
+
+def detail(raw: pa.Table, run: Run, rows: np.ndarray, ctx: Context, name: str, log_type: str):
+    """MTDetail rows: the on-premises fields, read by the 2007+ module's ``normalise``."""
+    raw = raw.rename_columns(["date_time" if c == "date_time_utc" else c for c in raw.column_names])
+    if "date_time" not in raw.column_names:
+        raw = raw.append_column("date_time", pa.nulls(raw.num_rows, pa.string()))
+    times = raw.column("date_time").combine_chunks()
+    missing = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(times), ""), True)
+    bad = [
+        Bad(int(run.line_numbers[rows[i]]), "bad or missing time", run.text(int(rows[i])))
+        for i in np.flatnonzero(missing.to_numpy(zero_copy_only=False)).tolist()
+    ]
+    if bad:
+        keep = pc.invert(missing)
+        raw, rows = raw.filter(keep), rows[keep.to_numpy(zero_copy_only=False)]
+    table, invalid, _ = exchange_tracking.normalise(raw, run, rows, replace(ctx, log_type=log_type))
+    table = table.set_column(
+        table.schema.get_field_index("log_format"), "log_format", C.constant(name, table.num_rows)
+    )
+    return table, bad + invalid, server_hint(table)

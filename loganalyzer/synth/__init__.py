@@ -1,0 +1,166 @@
+"""Realistic multi-server Exchange 2016 logs with ground truth: `generate()`.
+
+The organisation (org.py): accepted domains contoso.com and fabrikam.com, servers EX01..EXnn
+(multi-role, one DAG, two databases active on each), a few hundred mailboxes, distribution
+lists (one nested, one moderated, one with an external contact), ten external domains with
+their MX hosts, and with `relay=True` the IIS SMTP relay RELAY01 in front of the frontends.
+
+Output (under `out`):
+- `<SERVER>/MessageTracking/MSGTRK|MSGTRKMS|MSGTRKMD|MSGTRKMA<yyyymmddhh>-<n>.LOG`
+- `<SERVER>/ProtocolLog/SmtpReceive/RECV<yyyymmddhh>-<n>.LOG`, `.../SmtpSend/SEND...`
+- `RELAY01/SMTPSVC1/ex<yymmdd>.log` (with `relay=True`)
+- `truth.jsonl`: one row per message and recipient; its fields are defined in `truth.py`.
+
+The same arguments give byte-identical output. Lines are generated message by message and
+written every ten minutes of log time, so memory does not grow with the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from loganalyzer.synth.clock import DAY_MS, iso, ms_of_date
+from loganalyzer.synth.iis import scan_session
+from loganalyzer.synth.org import Rng, build_org
+from loganalyzer.synth.origins import Engine
+from loganalyzer.synth.scenarios import WEEKDAY_FACTOR, Composer, day_events
+from loganalyzer.synth.truth import VERDICTS, rows
+from loganalyzer.synth.writers import Output
+
+__all__ = ["SynthResult", "generate"]
+
+EST_BYTES_PER_MESSAGE = 31_000  # first guess of log bytes per message, for `size_mb`
+
+
+@dataclass
+class SynthResult:
+    """What `generate` wrote."""
+
+    out: str
+    servers: list[str]
+    omitted: str | None
+    start: str
+    end: str  # the logs stop at this instant (midnight UTC after the last day)
+    days: int
+    seed: int
+    files: int
+    bytes: int  # log bytes, truth.jsonl excluded
+    messages: int  # messages with truth rows, NDRs included
+    recipients: int  # truth rows
+    verdicts: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{k} {v}" for k, v in self.verdicts.items() if v)
+        return (
+            f"{self.out}: {self.files} files, {self.bytes / 1e6:.1f} MB, {self.days} day(s) from "
+            f"{self.start}, servers {' '.join(self.servers)}"
+            + (f" ({self.omitted} omitted)" if self.omitted else "")
+            + f"\n{self.messages} messages, {self.recipients} truth rows: {counts}"
+        )
+
+
+def generate(
+    out: str | Path,
+    *,
+    servers: int = 4,
+    days: int = 1,
+    messages: int = 1000,
+    seed: int = 0,
+    start: dt.date = dt.date(2026, 3, 2),
+    relay: bool = False,
+    omit_server: str | None = None,
+    size_mb: float | None = None,
+) -> SynthResult:
+    """Write logs of `servers` Exchange servers for `days` days from `start` (UTC) into `out`.
+
+    `messages` is the number of messages sent on a weekday (Saturday 25 %, Sunday 20 %).
+    `size_mb` instead keeps adding days until the logs reach about that many MB.
+    `omit_server` names a server whose logs are not written (truth verdicts become last_seen).
+    Raises ValueError for bad arguments or an `out` that is not empty.
+    """
+    if not 1 <= servers <= 99:
+        raise ValueError("servers must be between 1 and 99")
+    if days < 1 or messages < 0:
+        raise ValueError("days must be at least 1 and messages not negative")
+    if size_mb is not None and size_mb <= 0:
+        raise ValueError("size_mb must be positive")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out} is not an empty directory")
+    rng = Rng(seed)
+    org = build_org(rng, servers, relay)
+    names = [s.name for s in org.servers] + ([org.relay.name] if org.relay else [])
+    omitted: frozenset[str] = frozenset()
+    if omit_server is not None:
+        if omit_server.upper() not in names:
+            raise ValueError(f"unknown server {omit_server!r}; servers: {', '.join(names)}")
+        omitted = frozenset({omit_server.upper()})
+    out.mkdir(parents=True, exist_ok=True)
+    output = Output(out, omitted)
+    first = ms_of_date(start)
+    engine = Engine(rng, org, output, first + days * DAY_MS)
+    composer = Composer(engine)
+    verdicts = dict.fromkeys(VERDICTS, 0)
+    n_messages = n_rows = n_sent = 0
+    n_days = 0
+    with open(out / "truth.jsonl", "w", encoding="utf-8", newline="\n") as truth:
+        while True:
+            day_start = first + n_days * DAY_MS
+            weekday = (start + dt.timedelta(days=n_days)).weekday()
+            n = round(messages * WEEKDAY_FACTOR[weekday])
+            if size_mb is None:
+                last = n_days == days - 1
+            else:  # the last day gets just the messages that fill the remaining bytes
+                done = output.stats.bytes
+                per_message = done / n_sent if n_sent else EST_BYTES_PER_MESSAGE
+                wanted = max(1, round((size_mb * 1e6 - done) / per_message))
+                last = wanted <= 1.25 * n or messages == 0
+                if last and messages:
+                    n = wanted
+                engine.end = day_start + DAY_MS * (1 if last else 2)
+            n_sent += n
+            events = day_events(
+                rng, day_start, n, engine.end, last, len(org.attackers), org.relay is not None
+            )
+            for t, kind, variant in events:
+                output.flush_before(t)
+                if kind == "auth":
+                    engine.auth_noise(t, org.attackers[int(variant)])
+                    continue
+                if kind == "scan":
+                    assert org.relay is not None
+                    scan_session(output, rng, org.relay, t, rng.choice(org.attackers))
+                    continue
+                msg = composer.run(kind, variant, t)
+                seen = set()
+                for rec in rows(msg, omitted):
+                    truth.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                    verdicts[rec["verdict"]] += 1
+                    n_rows += 1
+                    seen.add(rec["message_id"])
+                n_messages += len(seen)
+            n_days += 1
+            output.flush_before(day_start + DAY_MS)
+            if last:
+                break
+    output.close()
+    return SynthResult(
+        out=str(out),
+        servers=[n for n in names if n not in omitted],
+        omitted=next(iter(omitted), None),
+        start=start.isoformat(),
+        end=iso(engine.end),
+        days=n_days,
+        seed=seed,
+        files=output.stats.files,
+        bytes=output.stats.bytes,
+        messages=n_messages,
+        recipients=n_rows,
+        verdicts=verdicts,
+    )

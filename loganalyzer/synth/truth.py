@@ -1,0 +1,136 @@
+"""Ground truth: `OUT/truth.jsonl`, one JSON object per message and recipient.
+
+Keys, in this order: `message_id, network_message_id, sender, recipient, subject, size,
+received_at, verdict, server, at, enhanced_status, reply, ndr_message_id, expanded_from`.
+Times are UTC ISO 8601 with milliseconds and `Z`; a value that does not apply is null.
+
+- `message_id`, `network_message_id`: as in the tracking logs (Message-ID with angle brackets).
+- `sender`: the tracking rows' sender-address; for NDRs (return-path `<>`) it is
+  `MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@contoso.com`.
+- `recipient`: one row for every address the message was sent to, every member of every list it
+  was expanded to (nested lists included) and every REDIRECT target.
+- `subject`, `size`: message-subject and total-bytes (the same on every row of the message).
+- `received_at`: when the organisation first received the message: the first RECEIVE row in
+  the Exchange logs (STOREDRIVER RECEIVE in MSGTRKMS for mail from a mailbox, the hub's SMTP
+  RECEIVE for Internet mail and SMTP client submissions). With `--relay`, Internet mail's
+  `received_at` is the time of the DATA line of the relay's inbound session (whole seconds).
+  An NDR's is the time of the DSN row that created it. `--omit-server` does not change it.
+- `server` is a server's name as the output folders spell it (`EX02`, `RELAY01`).
+- `verdict`, `server`, `at`, `reply`, `enhanced_status`, `ndr_message_id` per verdict:
+  - `delivered`: the mailbox server and the time of the DELIVER row (MSGTRKMD) naming the
+    recipient.
+  - `sent_external`: the server whose SEND over `Internet Send Connector` handed the message to
+    the remote MX, and that SEND's time; `reply` = the row's recipient-status for the recipient
+    (the MX's reply to the data, e.g. `250 2.0.0 Ok: queued as ...`).
+  - `failed`: the server that gave up and the time of its FAIL row (for a moderator's
+    rejection: the MODERATORREJECT row in MSGTRKMA). `reply` = the status text (the LED value of
+    a bracketed `[{LED=...};...]` status, else the status itself), `enhanced_status` its x.y.z
+    (`5.1.1`, `5.7.1`, `4.4.7` for `550 4.4.7 QUEUE.Expired; message expired`),
+    `ndr_message_id` the Message-ID of the NDR (the reference of the DSN row that follows the
+    failure), null when none was sent (no NDR for a message whose return-path is `<>`).
+  - `deferred`: still pending when the logs end: the server holding the message and the time of
+    its last DEFER row; `reply` = that row's status (LED value), the last error.
+  - `dropped`: a DROP row (a transport rule deleting inbound spam; `reply` its status) or a
+    SUPPRESSED row (an automatic reply to an external recipient; `reply` null): server, time.
+  - `quarantined`: moved to the poison message queue after the transport service crashed on it
+    twice (RECEIVE, AGENTINFO, LOAD from BOOTLOADER, then POISONMESSAGE): server and time of the
+    POISONMESSAGE row. (The content filter's quarantine is not simulated.)
+  - `moderation`: awaiting a moderator: the INITMESSAGECREATED row (the hub, its time), with no
+    MODERATORAPPROVE or MODERATORREJECT for that recipient later in the logs.
+  - `expanded`: the list itself: the EXPAND row whose related-recipient-address is the list.
+    Its members have rows of their own whose `expanded_from` is the list.
+  - `last_seen` (only with `--omit-server`): the recipient's story continued on the omitted
+    server: `server` = the last server whose written logs name the recipient, `at` = the time
+    of its last row there: the SEND to the omitted server, or, with `--relay`, the line of the
+    relay's log with the frontend's reply `250+2.6.0+<message-id>+...` (cs-username
+    OutboundConnectionResponse; whole seconds) when the omitted server was the hub.
+  `reply` is null for the other verdicts. `enhanced_status` is the x.y.z right after the
+  three-digit code at the start of `reply` (`250 2.0.0 Ok` -> `2.0.0`), null if there is none.
+- `expanded_from`: the list whose EXPAND row added the recipient (for members of a nested list
+  the nested list), or the redirected address for a REDIRECT target; null otherwise. A
+  redirected recipient (the REDIRECT row's related-recipient-address) takes its target's
+  verdict, server, at, reply, enhanced_status and ndr_message_id.
+
+With `--omit-server` each recipient's verdict comes from its last row in the written logs,
+mapped as above, where a SEND to another server of the organisation (or the relay's logged
+`250 2.6.0` reply) means `last_seen`. A recipient no written row names, and a message no
+written row names, get no truth row.
+"""
+
+from __future__ import annotations
+
+import re
+
+from loganalyzer.synth.clock import iso
+from loganalyzer.synth.model import Message, Rcpt
+
+VERDICTS = (
+    "delivered",
+    "sent_external",
+    "failed",
+    "deferred",
+    "dropped",
+    "quarantined",
+    "moderation",
+    "expanded",
+    "last_seen",
+)
+_FINAL = frozenset(VERDICTS) - {"last_seen"}
+_WITH_REPLY = frozenset(("failed", "deferred", "sent_external", "dropped"))
+_ENHANCED = re.compile(r"^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+def enhanced_status(reply: str | None) -> str | None:
+    """The x.y.z after the reply code of `reply`, if any."""
+    if not reply:
+        return None
+    m = _ENHANCED.match(reply)
+    return m.group(1) if m else None
+
+
+def outcome(rc: Rcpt, omitted: frozenset[str]) -> tuple | None:
+    """(verdict, server, at, reply, ndr) of `rc` from its last written row, or None."""
+    entries = sorted(
+        (e for e in rc.story if e[2] != "dsn" and e[1] not in omitted), key=lambda e: e[0]
+    )
+    if not entries:
+        return None
+    t, server, code, status, ndr = entries[-1]
+    if code == "redirect" and rc.target is not None:
+        inherited = outcome(rc.target, omitted)
+        if inherited is not None:
+            return inherited
+    verdict = code if code in _FINAL else "last_seen"
+    reply = (status or None) if verdict in _WITH_REPLY else None
+    return verdict, server, t, reply, ndr if verdict == "failed" else None
+
+
+def rows(msg: Message, omitted: frozenset[str]) -> list[dict]:
+    """The truth rows of `msg` and, after them, of the NDRs it caused."""
+    out = []
+    for rc in msg.all:
+        res = outcome(rc, omitted)
+        if res is None:
+            continue
+        verdict, server, t, reply, ndr = res
+        out.append(
+            {
+                "message_id": msg.mid,
+                "network_message_id": msg.nid,
+                "sender": msg.sender,
+                "recipient": rc.address,
+                "subject": msg.subject,
+                "size": msg.size,
+                "received_at": iso(msg.received_at) if msg.received_at is not None else None,
+                "verdict": verdict,
+                "server": server,
+                "at": iso(t),
+                "enhanced_status": enhanced_status(reply),
+                "reply": reply,
+                "ndr_message_id": ndr,
+                "expanded_from": rc.parent,
+            }
+        )
+    for ndr_msg in msg.ndrs:
+        out += rows(ndr_msg, omitted)
+    return out

@@ -1,0 +1,354 @@
+"""Building one message's trace: timeline, SMTP conversations and recipient verdicts."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import datetime
+from functools import cache
+
+import eventcodes
+from loganalyzer.trace.model import Event, Line, MessageTrace, Verdict
+from loganalyzer.trace.verdict import (
+    Step,
+    classify,
+    explain,
+    status_text,
+    summary,
+    verdict_of,
+)
+
+_RCPT = re.compile(r"TO:\s*<?([^<>\s]+@[^<>\s]+?)>?(?:\s|$)", re.IGNORECASE)
+_RANK = {"handoff": 0, "pass": 1, "expand": 1, "redirect": 1, "final": 2, "ignored": 3}
+
+
+@cache
+def meaning(code: str | None, family: str | None = None) -> str:
+    if not code:
+        return ""
+    try:
+        return eventcodes.lookup(code, family).meaning
+    except (eventcodes.UnknownCode, ValueError):
+        return "unknown event"
+
+
+def _family(row: dict) -> str | None:
+    return "exchange2003" if row.get("log_format") == "exchange2003-tracking" else None
+
+
+def _line(r: dict) -> Line:
+    return Line(
+        r["date_time"],
+        r.get("direction"),
+        r.get("event"),
+        r.get("data"),
+        r.get("reply_code"),
+        r.get("server"),
+        r.get("session_id"),
+        r.get("context"),
+    )
+
+
+def _iis_sessions(lines: list[dict]) -> list[list[dict]]:
+    """IIS lines cut into sessions: from the HELO/EHLO before a DATA to the QUIT after it."""
+    by_peer: dict[tuple, list[dict]] = defaultdict(list)
+    for r in lines:
+        if r.get("log_format") == "iis-smtp" and "data_time" in r:
+            by_peer[(r["server"], r["remote_ip"], r["direction"], r["data_time"])].append(r)
+    sessions = []
+    for (_, _, _, data_time), group in by_peer.items():
+        group = sorted(
+            {(x["date_time"], x["line"]): x for x in group}.values(),
+            key=lambda x: (x["date_time"], x["line"]),
+        )
+        data_at = next(
+            i
+            for i, x in enumerate(group)
+            if x["date_time"] == data_time and (x.get("command") or "").upper() == "DATA"
+        )
+        start = max(
+            (
+                i
+                for i, x in enumerate(group[: data_at + 1])
+                if (x.get("command") or "").upper() in ("HELO", "EHLO")
+            ),
+            default=0,
+        )
+        end = next(
+            (
+                i
+                for i, x in enumerate(group)
+                if i > data_at and (x.get("command") or "").upper() == "QUIT"
+            ),
+            len(group) - 1,
+        )
+        sessions.append(group[start : end + 1])
+    return sorted(sessions, key=lambda s: s[0]["date_time"])
+
+
+def _iis_event(session: list[dict]) -> Event:
+    first = session[0]
+    data = next(x for x in session if (x.get("command") or "").upper() == "DATA")
+    rcpts = [
+        m[1]
+        for x in session
+        if (x.get("command") or "").upper() == "RCPT"
+        for m in [_RCPT.search(x.get("data") or "")]
+        if m
+    ]
+    outbound = first.get("direction") == "send"
+    return Event(
+        date_time=data["date_time"],
+        server=first["server"],
+        event_id="SEND" if outbound else "RECEIVE",
+        meaning="relayed to the next server (IIS SMTP)"
+        if outbound
+        else "received by the IIS SMTP service",
+        source="IIS SMTP",
+        outcome="transferred" if outbound else "received",
+        client=None if outbound else first.get("remote_ip"),
+        server_host=first.get("remote_ip") if outbound else None,
+        connector=None,
+        internal_message_id=None,
+        recipients=[{"address": a, "status": None, "status_meaning": None} for a in rcpts],
+        conversation=[_line(x) for x in session],
+        message_id=data.get("message_id"),
+        log_format="iis-smtp",
+        line=data.get("line"),
+    )
+
+
+def _event(row: dict, conversation: list[Line]) -> Event:
+    statuses = row.get("recipient_status") or []
+    recipients = []
+    for i, address in enumerate(row.get("recipient_address") or []):
+        status = statuses[i] if i < len(statuses) else None
+        recipients.append(
+            {
+                "address": address,
+                "status": status,
+                "status_meaning": explain(status_text(status))[1] if status else None,
+            }
+        )
+    client = row.get("client_hostname") or row.get("client_ip")
+    if row.get("client_hostname") and row.get("client_ip"):
+        client = f"{row['client_hostname']} ({row['client_ip']})"
+    host = row.get("server_hostname") or row.get("server_ip")
+    if row.get("server_hostname") and row.get("server_ip"):
+        host = f"{row['server_hostname']} ({row['server_ip']})"
+    return Event(
+        date_time=row["date_time"],
+        server=row["server"],
+        event_id=row["event_id"],
+        meaning=meaning(row["event_id"], _family(row)),
+        source=row.get("source"),
+        outcome=row.get("outcome"),
+        client=client,
+        server_host=host,
+        connector=row.get("connector_id"),
+        internal_message_id=row.get("internal_message_id"),
+        recipients=recipients,
+        conversation=conversation,
+        message_id=row.get("message_id"),
+        related=row.get("related_recipient_address"),
+        reference=row.get("reference"),
+        log_format=row.get("log_format"),
+        file=row.get("file"),
+        line=row.get("line"),
+        is_ndr=bool(row.get("is_ndr")),
+    )
+
+
+class _Stories:
+    """Each recipient's steps, the lists' members and the redirects."""
+
+    def __init__(self, servers: set[str]) -> None:
+        self.servers = servers
+        self.steps: dict[str, list[Step]] = defaultdict(list)
+        self.names: dict[str, str] = {}
+        self.order: list[str] = []
+        self.members: dict[str, list[str]] = defaultdict(list)
+        self.parent: dict[str, str] = {}
+        self.target: dict[str, str] = {}
+
+    def add(self, address: str, step: Step) -> str:
+        key = address.strip().lower()
+        if key not in self.names:
+            self.names[key] = address.strip()
+            self.order.append(key)
+        if step.kind not in ("expand", "redirect"):
+            classify(step, self.servers)
+        self.steps[key].append(step)
+        return key
+
+    def row(self, row: dict) -> None:
+        t, server, ev = row["date_time"], row["server"], row["event_id"]
+        statuses = row.get("recipient_status") or []
+        related = row.get("related_recipient_address")
+        recipients = row.get("recipient_address") or []
+        if ev in ("EXPAND", "REDIRECT", "RESOLVE") and related:
+            kind = "expand" if ev == "EXPAND" else "redirect"
+            head = self.add(related, Step(t, server, ev, None, row, kind))
+            for address in recipients:
+                key = self.add(address, Step(t, server, ev, None, row))
+                self.parent.setdefault(key, head)
+                if kind == "expand" and key not in self.members[head]:
+                    self.members[head].append(key)
+                elif kind == "redirect":
+                    self.target[head] = key
+            return
+        for i, address in enumerate(recipients):
+            self.add(address, Step(t, server, ev, statuses[i] if i < len(statuses) else None, row))
+
+    def iis(self, event: Event) -> None:
+        row = {"log_format": "iis-smtp", "server_hostname": event.server_host}
+        for r in event.recipients:
+            step = Step(event.date_time, event.server, event.event_id, None, row)
+            self.add(r["address"], step)
+            if event.event_id == "RECEIVE":
+                step.kind = "pass"
+
+    def verdict(self, key: str, received_at: datetime | None, tz, missing: list) -> Verdict:
+        steps = sorted(
+            (s for s in self.steps[key] if s.kind != "ignored"),
+            key=lambda s: (s.time, _RANK[s.kind]),
+        )
+        address = self.names[key]
+        parent = self.parent.get(key)
+        if not steps:
+            return Verdict(
+                address,
+                "last_seen",
+                None,
+                None,
+                "no log row names it",
+                expanded_from=self.names.get(parent) if parent else None,
+            )
+        last = steps[-1]
+        when = last.time.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z") if tz else str(last.time)
+        if last.kind == "redirect" and key in self.target:
+            target = self.verdict(self.target[key], received_at, tz, missing)
+            return Verdict(
+                address,
+                target.verdict,
+                target.server,
+                target.date_time,
+                f"redirected to {target.address}: {target.summary}",
+                target.latency_s,
+                target.status,
+                target.status_meaning,
+                target.enhanced_status,
+                target.ndr_message_id,
+                self.names.get(parent) if parent else None,
+                target.address,
+                [target],
+            )
+        if last.kind == "expand":
+            members = [self.verdict(m, received_at, tz, missing) for m in self.members[key]]
+            return Verdict(
+                address,
+                "expanded",
+                last.server,
+                last.time,
+                summary("expanded", last.server, when, None, None, f" to {len(members)} members"),
+                expanded_from=self.names.get(parent) if parent else None,
+                members=members,
+            )
+        verdict = verdict_of(last) if last.kind in ("final", "handoff") else "last_seen"
+        status = (
+            status_text(last.status)
+            if verdict in ("failed", "deferred", "sent_external", "dropped")
+            else None
+        )
+        enhanced, status_meaning = explain(status) if status else (None, None)
+        ndr = self._ndr(last) if verdict == "failed" else None
+        latency = None
+        if verdict in ("delivered", "sent_external") and received_at is not None:
+            latency = round((last.time - received_at).total_seconds(), 3)
+        if verdict == "last_seen":
+            host = (last.row.get("server_hostname") or "").split(".")[0].upper()
+            after = {"server": host or None, "after": last.time}
+            if last.kind == "handoff" and host not in self.servers and after not in missing:
+                missing.append(after)
+        extra = f"; bounced back to the sender (NDR {ndr})" if ndr else ""
+        return Verdict(
+            address,
+            verdict,
+            last.server,
+            last.time,
+            summary(verdict, last.server, when, status, status_meaning, extra),
+            latency,
+            status,
+            status_meaning,
+            enhanced,
+            ndr,
+            self.names.get(parent) if parent else None,
+        )
+
+    def _ndr(self, failed: Step) -> str | None:
+        """The Message-ID of the bounce: the reference of the DSN row after the failure."""
+        for steps in self.steps.values():
+            for s in steps:
+                if s.event == "DSN" and s.time >= failed.time and s.row.get("reference"):
+                    ref = s.row["reference"]
+                    return ref if ref.startswith("<") else f"<{ref}>"
+        return None
+
+
+def build(rows: list[dict], smtp: list[dict], servers: set[str], tz) -> MessageTrace:
+    """The trace of one message from its rows (NDR rows flagged ``is_ndr``)."""
+    by_session: dict[tuple, list[dict]] = defaultdict(list)
+    for r in smtp:
+        if r.get("session_id"):
+            by_session[(r["session_id"], r["server"])].append(r)
+    events: list[Event] = []
+    for row in rows:
+        session = (row.get("source_context") or "").split(";", 1)[0].strip()
+        lines = by_session.get((session, row["server"])) or []
+        if not lines and session:  # a log whose server name is not the tracking log's
+            lines = [x for (sid, _), v in by_session.items() if sid == session for x in v]
+        lines = sorted(lines, key=lambda x: (x.get("sequence_number") or 0, x["date_time"]))
+        events.append(_event(row, [_line(x) for x in lines]))
+    events += [_iis_event(s) for s in _iis_sessions(smtp)]
+    events.sort(key=lambda e: (e.date_time, e.server or "", e.line or 0))
+    _mark_id_changes(events)
+
+    own = [r for r in rows if not r.get("is_ndr")]
+    stories = _Stories(servers)
+    for row in own:
+        stories.row(row)
+    for e in events:
+        if e.log_format == "iis-smtp":
+            stories.iis(e)
+    received = [e.date_time for e in events if not e.is_ndr and e.event_id == "RECEIVE"]
+    received_at = min(received) if received else (own[0]["date_time"] if own else None)
+    missing: list[dict] = []
+    top = [k for k in stories.order if k not in stories.parent]
+    verdicts = [stories.verdict(k, received_at, tz, missing) for k in top]
+    first = own[0] if own else (rows[0] if rows else {})
+    return MessageTrace(
+        message_id=first.get("message_id"),
+        network_message_id=next(
+            (r["network_message_id"] for r in own if r.get("network_message_id")), None
+        ),
+        subject=next((r["message_subject"] for r in own if r.get("message_subject")), None),
+        sender=next((r["sender_address"] for r in own if r.get("sender_address")), None),
+        received_at=received_at,
+        size=next((r["total_bytes"] for r in own if r.get("total_bytes")), None),
+        events=events,
+        recipients=verdicts,
+        missing_logs=[{"server": m["server"], "after": m["after"].isoformat()} for m in missing],
+        ndr_message_ids=sorted(
+            {r["message_id"] for r in rows if r.get("is_ndr") and r.get("message_id")}
+        ),
+    )
+
+
+def _mark_id_changes(events: list[Event]) -> None:
+    last: tuple[str, str] | None = None
+    for e in events:
+        if e.is_ndr or not e.internal_message_id:
+            continue
+        if last and e.server != last[0] and e.internal_message_id != last[1]:
+            e.internal_id_changed = True
+        last = (e.server, e.internal_message_id)

@@ -1,0 +1,218 @@
+"""Finding a message in the store: the query, the candidates and all of a message's rows."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import duckdb
+
+from loganalyzer.frames import like
+from loganalyzer.query import time_filter
+
+_GUID = re.compile(
+    r"^\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?$", re.IGNORECASE
+)
+_SESSION = re.compile(r"^[0-9A-F]{16}$")
+#: Tracking columns a trace reads.
+COLUMNS = (
+    "date_time, server, event_id, source, outcome, message_id, internal_message_id, "
+    "network_message_id, sender_address, return_path, recipient_address, recipient_status, "
+    "enhanced_status, recipient_count, related_recipient_address, reference, message_subject, "
+    "total_bytes, client_ip, client_hostname, server_ip, server_hostname, source_context, "
+    "connector_id, log_format, directionality, file, line"
+)
+
+
+@dataclass
+class Query:
+    """What the user asked for."""
+
+    text: str | None = None
+    server: str | None = None
+    sender: str | None = None
+    recipient: str | None = None
+    subject: str | None = None
+    since: str | None = None
+    until: str | None = None
+    event_id: str | None = None
+
+    def kind(self) -> str | None:
+        """message_id, network_message_id or internal_message_id (None: filters only)."""
+        if not self.text:
+            return None
+        text = self.text.strip()
+        if _GUID.match(text):
+            return "network_message_id"
+        if text.isdigit():
+            return "internal_message_id"
+        return "message_id"
+
+    def value(self) -> str | None:
+        text = (self.text or "").strip()
+        kind = self.kind()
+        if kind == "network_message_id":
+            h = re.sub(r"[^0-9a-f]", "", text.lower())
+            return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        if kind == "message_id" and not text.startswith("<"):
+            return f"<{text}>"
+        return text or None
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if v is not None}
+        if self.text:
+            d["kind"] = self.kind()
+        return d
+
+
+def _where(q: Query) -> tuple[str, list]:
+    clauses, params = [], []
+    kind = q.kind()
+    if kind == "network_message_id":
+        clauses.append("lower(network_message_id) = ?")
+        params.append(q.value())
+    elif kind:
+        clauses.append(f"{kind} = ?")
+        params.append(q.value())
+    if q.server:
+        clauses.append("upper(server) = upper(?)")
+        params.append(q.server)
+    if q.sender:
+        clauses.append("(sender_address ilike ? escape '\\' or return_path ilike ? escape '\\')")
+        params += [like(q.sender)] * 2
+    if q.recipient:
+        clauses.append("len(list_filter(recipient_address, lambda x: x ilike ? escape '\\')) > 0")
+        params.append(like(q.recipient))
+    if q.subject:
+        clauses.append("message_subject ilike ? escape '\\'")
+        params.append(f"%{like(q.subject)}%")
+    if q.event_id:
+        clauses.append("event_id = ?")
+        params.append(q.event_id.upper())
+    window, wparams = time_filter(q.since, q.until)
+    return " and ".join([*clauses, window]), params + wparams
+
+
+def candidates(con: duckdb.DuckDBPyConnection, q: Query, limit: int = 200) -> list[dict]:
+    """The messages matching the query, oldest first (at most ``limit``)."""
+    where, params = _where(q)
+    sql = f"""
+        with keys as (
+            select distinct coalesce(message_id, network_message_id) as k
+            from tracking where {where} and coalesce(message_id, network_message_id) is not null
+            limit {int(limit) + 1}
+        ),
+        rows as (
+            select t.*, coalesce(t.message_id, t.network_message_id) as k
+            from tracking t join keys on coalesce(t.message_id, t.network_message_id) = keys.k
+        )
+        select any_value(message_id) as message_id,
+               any_value(network_message_id) as network_message_id,
+               min(date_time) as date_time,
+               arg_min(sender_address, date_time) filter (where sender_address is not null)
+                   as sender,
+               list_distinct(flatten(list(recipient_address))) as recipients,
+               arg_min(message_subject, date_time) filter (where message_subject is not null)
+                   as subject,
+               arg_max(outcome, date_time) as outcome
+        from rows group by k order by date_time limit {int(limit) + 1}
+    """
+    found = con.sql(sql, params=params).fetchall()
+    cols = (
+        "message_id",
+        "network_message_id",
+        "date_time",
+        "sender",
+        "recipients",
+        "subject",
+        "outcome",
+    )
+    return [dict(zip(cols, r, strict=True)) for r in found]
+
+
+def message_rows(
+    con: duckdb.DuckDBPyConnection, message_id: str | None, network_id: str | None
+) -> list[dict]:
+    """Every tracking row of a message on every server, and of the NDRs it caused."""
+    ids = [i for i in (message_id,) if i]
+    nids = [i for i in (network_id,) if i]
+    rows = _rows(con, ids, nids)
+    refs = {r["reference"] for r in rows if r["event_id"] == "DSN" and r["reference"]}
+    refs = {f"<{x}>" if not x.startswith("<") else x for x in refs} - set(ids)
+    if refs:
+        ndr = _rows(con, sorted(refs), [])
+        for r in ndr:
+            r["is_ndr"] = True
+        rows += ndr
+    rows.sort(key=lambda r: (r["date_time"], r["server"] or "", r["line"] or 0))
+    return rows
+
+
+def _rows(con, ids: list[str], nids: list[str]) -> list[dict]:
+    clauses, params = [], []
+    if ids:
+        clauses.append(f"message_id in ({', '.join('?' for _ in ids)})")
+        params += ids
+    if nids:
+        clauses.append(f"network_message_id in ({', '.join('?' for _ in nids)})")
+        params += nids
+    if not clauses:
+        return []
+    rel = con.sql(f"select {COLUMNS} from tracking where {' or '.join(clauses)}", params=params)
+    return rel.to_arrow_table().to_pylist()
+
+
+def session_ids(rows: list[dict]) -> set[str]:
+    """SMTP session IDs named in the source context of a message's SMTP rows."""
+    out = set()
+    for r in rows:
+        ctx = r.get("source_context") or ""
+        head = ctx.split(";", 1)[0].strip()
+        if r.get("source") == "SMTP" and _SESSION.match(head):
+            out.add(head)
+    return out
+
+
+def smtp_rows(
+    con: duckdb.DuckDBPyConnection, sessions: set[str], message_ids: list[str]
+) -> list[dict]:
+    """Protocol-log lines of the sessions, and IIS SMTP sessions whose DATA names the message."""
+    cols = (
+        "date_time, server, log_format, direction, session_id, sequence_number, "
+        "remote_ip, local_ip, event, command, data, context, reply_code, message_id, line"
+    )
+    out: list[dict] = []
+    if sessions:
+        out += (
+            con.sql(
+                f"select {cols} from smtp where session_id in ({', '.join('?' for _ in sessions)})",
+                params=sorted(sessions),
+            )
+            .to_arrow_table()
+            .to_pylist()
+        )
+    if message_ids:
+        # IIS logs have no session ID: the session is the client's lines around its DATA line
+        out += (
+            con.sql(
+                f"""
+            with data as (
+                select server, remote_ip, direction, date_time from smtp
+                where log_format = 'iis-smtp' and message_id in
+                      ({", ".join("?" for _ in message_ids)})
+            )
+            select {", ".join("s." + c.strip() for c in cols.split(","))},
+                   d.date_time as data_time
+            from smtp s join data d
+              on s.server = d.server and s.remote_ip = d.remote_ip
+             and s.direction = d.direction
+             and s.date_time between d.date_time - interval 5 minute
+                                 and d.date_time + interval 1 minute
+            where s.log_format = 'iis-smtp'
+            """,
+                params=message_ids,
+            )
+            .to_arrow_table()
+            .to_pylist()
+        )
+    return out

@@ -1,0 +1,192 @@
+"""The trace result: a message's timeline and a verdict per recipient (DESIGN.md, Trace).
+
+The names of ``to_dict()`` are a contract: later work and outside scripts rely on them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+#: A recipient's verdict (DESIGN.md, Vocabularies).
+VERDICTS = (
+    "delivered",
+    "sent_external",
+    "failed",
+    "deferred",
+    "dropped",
+    "quarantined",
+    "moderation",
+    "expanded",
+    "last_seen",
+)
+
+
+def iso(t: datetime | None) -> str | None:
+    """UTC or zoned time as ISO 8601 with milliseconds."""
+    if t is None:
+        return None
+    text = t.isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+@dataclass
+class Line:
+    """One line of an SMTP conversation (protocol log or IIS SMTP log)."""
+
+    date_time: datetime
+    direction: str | None
+    event: str | None
+    data: str | None
+    reply_code: int | None
+    server: str | None = None
+    session_id: str | None = None
+    context: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "date_time": iso(self.date_time),
+            "direction": self.direction,
+            "event": self.event,
+            "data": self.data,
+            "reply_code": self.reply_code,
+            "context": self.context,
+        }
+
+
+@dataclass
+class Event:
+    """One log row of the message, on one server, with its meaning."""
+
+    date_time: datetime
+    server: str
+    event_id: str
+    meaning: str
+    source: str | None
+    outcome: str | None
+    client: str | None
+    server_host: str | None
+    connector: str | None
+    internal_message_id: str | None
+    recipients: list[dict] = field(default_factory=list)  # address, status, status_meaning
+    conversation: list[Line] = field(default_factory=list)
+    message_id: str | None = None
+    related: str | None = None
+    reference: str | None = None
+    log_format: str | None = None
+    file: str | None = None
+    line: int | None = None
+    internal_id_changed: bool = False
+    is_ndr: bool = False
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if k != "conversation"}
+        d["date_time"] = iso(self.date_time)
+        d["conversation"] = [c.to_dict() for c in self.conversation]
+        return d
+
+
+@dataclass
+class Verdict:
+    """What happened to one recipient, in plain words, with its evidence."""
+
+    address: str
+    verdict: str
+    server: str | None
+    date_time: datetime | None
+    summary: str
+    latency_s: float | None = None
+    status: str | None = None
+    status_meaning: str | None = None
+    enhanced_status: str | None = None
+    ndr_message_id: str | None = None
+    expanded_from: str | None = None
+    redirected_to: str | None = None
+    members: list[Verdict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "address": self.address,
+            "verdict": self.verdict,
+            "server": self.server,
+            "date_time": iso(self.date_time),
+            "latency_s": self.latency_s,
+            "status": self.status,
+            "status_meaning": self.status_meaning,
+            "enhanced_status": self.enhanced_status,
+            "ndr_message_id": self.ndr_message_id,
+            "expanded_from": self.expanded_from,
+            "redirected_to": self.redirected_to,
+            "summary": self.summary,
+            "members": [m.to_dict() for m in self.members],
+        }
+
+    def flatten(self) -> list[Verdict]:
+        """This verdict and those of its members, depth first."""
+        return [self, *(v for m in self.members for v in m.flatten())]
+
+
+@dataclass
+class MessageTrace:
+    """One message: its events on every server and the verdict of each recipient."""
+
+    message_id: str | None
+    network_message_id: str | None
+    subject: str | None
+    sender: str | None
+    received_at: datetime | None
+    size: int | None
+    events: list[Event]
+    recipients: list[Verdict]
+    missing_logs: list[dict] = field(default_factory=list)  # server, after
+    ndr_message_ids: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "message_id": self.message_id,
+            "network_message_id": self.network_message_id,
+            "subject": self.subject,
+            "sender": self.sender,
+            "received_at": iso(self.received_at),
+            "size": self.size,
+            "events": [e.to_dict() for e in self.events],
+            "recipients": [r.to_dict() for r in self.recipients],
+            "missing_logs": self.missing_logs,
+            "ndr_message_ids": self.ndr_message_ids,
+        }
+
+
+@dataclass
+class TraceResult:
+    """What ``loganalyzer.trace`` returns; the CLI renders it as text, JSON or HTML."""
+
+    query: dict
+    candidates: list[dict]
+    messages: list[MessageTrace]
+    tz: str = "UTC"
+
+    def to_dict(self) -> dict:
+        return {
+            "query": self.query,
+            "candidates": self.candidates,
+            "messages": [m.to_dict() for m in self.messages],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def to_html(self) -> str:
+        """A self-contained HTML page; every value from the logs is escaped."""
+        from loganalyzer.trace.html import render_html
+
+        return render_html(self)
+
+    def _repr_html_(self) -> str:
+        from loganalyzer.trace.html import render_html
+
+        return render_html(self, fragment=True)
+
+    def verdicts(self) -> list[Verdict]:
+        """Every recipient verdict of every traced message, members included."""
+        return [v for m in self.messages for r in m.recipients for v in r.flatten()]

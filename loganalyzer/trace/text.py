@@ -1,0 +1,142 @@
+"""A trace in the terminal (rich): verdicts first, then the timeline with conversations."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from loganalyzer.render import clean
+from loganalyzer.trace.model import TraceResult, Verdict
+
+STYLE = {
+    "delivered": "green",
+    "sent_external": "green",
+    "failed": "bold red",
+    "deferred": "yellow",
+    "moderation": "yellow",
+    "dropped": "magenta",
+    "quarantined": "magenta",
+    "expanded": "cyan",
+    "last_seen": "magenta",
+}
+
+
+def _verdict_rows(table: Table, v: Verdict, depth: int = 0) -> None:
+    table.add_row(
+        Text("  " * depth + clean(v.address)),
+        Text(v.verdict.replace("_", " "), style=STYLE.get(v.verdict)),
+        Text(clean(v.summary)),
+    )
+    for m in v.members:
+        _verdict_rows(table, m, depth + 1)
+
+
+def print_trace(console: Console, result: TraceResult, conversation: bool = True) -> None:
+    zone = ZoneInfo(result.tz)
+
+    def when(t) -> str:
+        return t.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if t else ""
+
+    if not result.messages:
+        if not result.candidates:
+            console.print(f"No message in the store matches {clean(result.query)}.")
+            return
+        t = Table(
+            "#",
+            "first seen",
+            "sender",
+            "recipients",
+            "subject",
+            "outcome",
+            title=f"{len(result.candidates)} messages match",
+            header_style="bold",
+            expand=True,
+        )
+        for i, c in enumerate(result.candidates, 1):
+            rcpts = c.get("recipients") or []
+            shown = ", ".join(rcpts[:3]) + (f" +{len(rcpts) - 3}" if len(rcpts) > 3 else "")
+            t.add_row(
+                str(i),
+                c["date_time"][:19],
+                clean(c.get("sender")),
+                clean(shown),
+                clean(c.get("subject")),
+                clean(c.get("outcome")),
+            )
+        console.print(t)
+        console.print("Trace one with --pick N, or each with --all.")
+        return
+    for m in result.messages:
+        head = Table.grid(padding=(0, 2))
+        head.add_column(style="bold")
+        head.add_column()
+        for label, value in (
+            ("Message-ID", m.message_id),
+            ("Network ID", m.network_message_id),
+            ("Subject", m.subject),
+            ("Sender", m.sender),
+            ("Received", f"{when(m.received_at)} {result.tz}"),
+            ("Size", f"{m.size:,} bytes" if m.size else None),
+            ("Bounces", ", ".join(m.ndr_message_ids) or None),
+        ):
+            if value:
+                head.add_row(label, Text(clean(value)))
+        verdicts = Table(
+            "recipient",
+            "verdict",
+            "what happened",
+            header_style="bold",
+            expand=True,
+            title="Verdict per recipient",
+            title_justify="left",
+        )
+        for v in m.recipients:
+            _verdict_rows(verdicts, v)
+        timeline = Table(
+            "time",
+            "server",
+            "event",
+            "from / to",
+            "recipients",
+            header_style="bold",
+            expand=True,
+            title=f"Timeline ({result.tz})",
+            title_justify="left",
+        )
+        for e in m.events:
+            event = Text(e.event_id, style="bold")
+            event.append(f" {clean(e.source or '')}\n", style="dim")
+            event.append(clean(e.meaning) + (" (the bounce)" if e.is_ndr else ""), style="dim")
+            hop = clean(e.client or "") + (f" -> {clean(e.server_host)}" if e.server_host else "")
+            if e.connector:
+                hop += f"\n[{clean(e.connector)}]"
+            server = Text(clean(e.server))
+            if e.internal_id_changed:
+                server.append(f"\nnew internal ID {clean(e.internal_message_id)}", style="red")
+            rcpts = Text()
+            for r in e.recipients:
+                rcpts.append(clean(r["address"]))
+                if r.get("status"):
+                    rcpts.append(f" {clean(r['status'])}", style="yellow")
+                rcpts.append("\n")
+            cells = [Text(when(e.date_time)), server, event, Text(hop), rcpts]
+            if conversation and e.conversation:
+                conv = Text(
+                    "\n".join(
+                        f"{when(c.date_time)[11:]} {clean(c.event or '')} {clean(c.data or '')}"
+                        for c in e.conversation
+                    ),
+                    style="dim",
+                )
+                cells[4] = Group(rcpts, conv)
+            timeline.add_row(*cells, style="dim" if e.is_ndr else None)
+        console.print(head, verdicts, timeline)
+        for x in m.missing_logs:
+            console.print(
+                f"[magenta]missing logs:[/magenta] {clean(x['server'] or 'next hop')} "
+                f"after {clean(x['after'])}",
+                highlight=False,
+            )

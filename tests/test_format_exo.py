@@ -1,0 +1,547 @@
+"""Exchange Online message trace exports (FORMATS.md section I).
+
+No public CSV export exists. The CSV files here are built in the tests from section I: the
+column orders of I.1, I.2 and I.4 and the real record values TK-HS pasted (quoted in I.1 and
+I.2; the sanitised client IP replaced by a documentation address). The JSON samples are real:
+tests/corpus/o365-trace/ (Elastic's NDJSON test log and the record inside SEKOIA's test case).
+
+Golden cases (tests/golden/exo-message-trace/): api-ndjson-empty-odata-envelope.log is Elastic's
+sample unchanged and api-sekoia-record-epoch-dates.ndjson the record inside SEKOIA's test case;
+the three CSVs were built like the CSVs here, from ``SUMMARY``, ``DETAIL`` and ``PS_COLUMNS``
+(UTF-16 LE with and without BOM, UTF-8 with BOM, a #TYPE line and ';').
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pytest
+from conftest import CORPUS
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_ingest_tracking import quarantine_of, rows_of
+
+from loganalyzer.formats import NotALog, detect
+from loganalyzer.formats import exo_message_trace as exo
+from loganalyzer.formats.exo_message_trace.normalise import parse_time, split_recipient_status
+from loganalyzer.ingest import ingest
+
+NDJSON = CORPUS / "o365-trace" / "elastic-exo-message-trace-test-log.log"
+SEKOIA = CORPUS / "o365-trace" / "sekoia-messagetrace.json"
+STATUS = (
+    'Fname.Lname@domain.com##Receive, Deliver;"Fname LName<fname.lname"@domain.com##Receive, Fail'
+)
+SUMMARY = {  # I.1, TK-HS's record
+    "origin_timestamp_utc": "2021-03-23T10:00:09.3284899Z",
+    "sender_address": "Fname.Lname@domain.com",
+    "recipient_status": STATUS,
+    "message_subject": "AW: Fwd: SOME SUBJECT",
+    "total_bytes": "49790",
+    "message_id": "<PH0PR04MB7365ABC@PH0PR04MB7365.namprd04.prod.outlook.com>",
+    "network_message_id": "81945af2-cab7-45ad-ba23-08d8ede2715d",
+    "original_client_ip": "192.0.2.12",
+    "directionality": "Originating",
+    "connector_id": "To_DefaultOpportunisticTLS",
+    "delivery_priority": "Normal",
+}
+DETAIL = {  # I.2, TK-HS's record (message_info and custom_data shortened)
+    "date_time_utc": "2021-11-23T19:49:37.6050000Z",
+    "client_ip": "",
+    "client_hostname": "CH0PR04MB8081.namprd04.prod.outlook.com",
+    "server_ip": "",
+    "server_hostname": "BY5PR04MB6279.namprd04.prod.outlook.com",
+    "source_context": (
+        "08D9AE1AA4FEA27C;2021-11-23T19:49:37.215Z;ClientSubmitTime:2021-11-23T19:49:36.380Z"
+    ),
+    "connector_id": "",
+    "source": "STOREDRIVER",
+    "event_id": "DELIVER",
+    "internal_message_id": "132697",
+    "message_id": "<CH0PR04MB8114ABC@CH0PR04MB8114.namprd04.prod.outlook.com>",
+    "network_message_id": "f955f718-d5ff-40a7-137f-08d9aeba6116",
+    "recipient_address": "recip@domain.com",
+    "recipient_status": "",
+    "total_bytes": "89464",
+    "recipient_count": "1",
+    "related_recipient_address": "",
+    "reference": "",
+    "message_subject": "SENDER Last Day Details - List",
+    "sender_address": "SENDER@domain.com",
+    "return_path": "SENDER@domain.com",
+    "message_info": (
+        "2021-11-23T19:49:36.395Z;SRV=CH0PR04MB8114.namprd04.prod.outlook.com:"
+        "TOTAL-SUB=0.218|SA=0.021"
+    ),
+    "directionality": "Originating",
+    "tenant_id": "549366ae-e80a-44b9-8adc-52d0c29ba08b",
+    "original_client_ip": "192.168.1.251",
+    "original_server_ip": "2603:10b6:610:f9::20",
+    "custom_data": (
+        "S:IncludeInSla=True;S:BCL=0;S:DeliveryPriority=Normal;"
+        "S:AccountForest=NAMPR04A008.PROD.OUTLOOK.COM"
+    ),
+}
+PS_COLUMNS = (  # I.4, POLIM's Export-Csv column order
+    "PSComputerName,RunspaceId,PSShowComputerName,Organization,MessageId,Received,SenderAddress,"
+    "RecipientAddress,Subject,Status,ToIP,FromIP,Size,MessageTraceId,StartDate,EndDate,Index"
+).split(",")
+
+
+def csv_text(rows: list[dict], columns=None, delimiter=",", quote_all=True) -> str:
+    """A CSV as Export-Csv and the admin center write it: every field quoted, CRLF."""
+    buf = io.StringIO()
+    quoting = csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL
+    writer = csv.writer(buf, delimiter=delimiter, quoting=quoting, lineterminator="\r\n")
+    columns = columns or list(rows[0])
+    writer.writerow(columns)
+    for r in rows:
+        writer.writerow([r.get(c, "") for c in columns])
+    return buf.getvalue()
+
+
+ENCODINGS = {
+    "utf16le-bom": lambda t: b"\xff\xfe" + t.encode("utf-16-le"),
+    "utf16le-no-bom": lambda t: t.encode("utf-16-le"),
+    "utf8-bom": lambda t: b"\xef\xbb\xbf" + t.encode("utf-8"),
+    "utf8-resaved": lambda t: t.encode("utf-8"),
+}
+
+
+def write(tmp_path, name: str, data: str | bytes, encoding: str = "utf16le-bom"):
+    path = tmp_path / "exports" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(ENCODINGS[encoding](data) if isinstance(data, str) else data)
+    return path
+
+
+def one_row(store_dir) -> dict:
+    [r] = rows_of(store_dir)
+    return r
+
+
+@pytest.mark.parametrize("encoding", list(ENCODINGS))
+def test_summary_csv_in_every_encoding(store_dir, tmp_path, encoding):
+    path = write(tmp_path, "MTSummary_Report.csv", csv_text([SUMMARY]), encoding)
+    summary = ingest([path], store_dir)
+    assert summary.files[0].format == "exo-message-trace" and summary.quarantined == 0
+    r = one_row(store_dir)
+    assert r["date_time"] == datetime(2021, 3, 23, 10, 0, 9, 328000, tzinfo=UTC)
+    assert r["recipient_address"] == [
+        "Fname.Lname@domain.com",
+        '"Fname LName<fname.lname"@domain.com',
+    ]
+    assert r["recipient_status"] == ["Receive, Deliver", "Receive, Fail"]
+    assert (r["event_id"], r["outcome"], r["source"]) == ("Fail", "failed", "EXO")
+    assert r["message_id"] == SUMMARY["message_id"]
+    assert r["network_message_id"] == SUMMARY["network_message_id"]
+    assert (r["total_bytes"], r["sender_domain"]) == (49790, "domain.com")
+    assert (r["directionality"], r["connector_id"]) == ("Originating", "To_DefaultOpportunisticTLS")
+    assert r["original_client_ip"] == "192.0.2.12"
+    assert r["custom_data"] == "S:DeliveryPriority=Normal"
+    assert (r["log_type"], r["server"], r["line"]) == ("EXO-SUMMARY", "EXCHANGE-ONLINE", 2)
+
+
+def test_summary_header_quirks_alias_case_quotes_and_numeric_direction(store_dir, tmp_path):
+    # Built: the doc's names (origin_timestamp, Recipient_status), upper case, a BOM character
+    # inside the first name, the documented 1/2 directionality and an unquoted file.
+    rows = [
+        {**SUMMARY, "directionality": "1"},
+        {**SUMMARY, "directionality": "2", "recipient_status": "a@x.com##Receive, Deliver"},
+    ]
+    text = csv_text(rows, quote_all=False).replace("origin_timestamp_utc", "\ufeffOrigin_Timestamp")
+    text = text.replace("recipient_status", "Recipient_status").replace(
+        "sender_address", "SENDER_ADDRESS"
+    )
+    ingest([write(tmp_path, "summary.csv", text, "utf8-resaved")], store_dir)
+    got = {r["line"]: r for r in rows_of(store_dir)}
+    assert [got[n]["directionality"] for n in (2, 3)] == ["Incoming", "Originating"]
+    assert got[3]["recipient_address"] == ["a@x.com"] and got[3]["event_id"] == "Deliver"
+    assert got[3]["outcome"] == "delivered" and got[3]["sender_address"] == "Fname.Lname@domain.com"
+
+
+@pytest.mark.parametrize(
+    "value,addresses,chains",
+    [
+        (
+            STATUS,
+            ["Fname.Lname@domain.com", '"Fname LName<fname.lname"@domain.com'],
+            ["Receive, Deliver", "Receive, Fail"],
+        ),
+        (
+            '"Last; First<first"@x.com##Receive, Send;b@y.com##Receive, Deliver',
+            ['"Last; First<first"@x.com', "b@y.com"],
+            ["Receive, Send", "Receive, Deliver"],
+        ),
+        ("a@x.com##Receive, Resolve, Deliver;", ["a@x.com"], ["Receive, Resolve, Deliver"]),
+        ("a@x.com##Receive##Fail", ["a@x.com"], ["Receive##Fail"]),
+        ("a@x.com", ["a@x.com"], [None]),
+        ("", [], []),
+        (None, [], []),
+    ],
+)
+def test_recipient_status_grammar(value, addresses, chains):
+    got_addresses, got_chains = split_recipient_status(pa.array([value], pa.string()))
+    assert got_addresses.to_pylist() == [addresses]
+    assert got_chains.to_pylist() == [chains]
+
+
+_local = st.from_regex(r"[a-z0-9._+-]{1,10}", fullmatch=True)
+_quoted = st.from_regex(r'"[A-Za-z ,;<.]{1,12}"', fullmatch=True)
+_address = st.builds(
+    "{}@{}.com".format, st.one_of(_local, _quoted), st.from_regex(r"[a-z]{1,8}", fullmatch=True)
+)
+_chain = st.lists(
+    st.sampled_from(["Receive", "Resolve", "Deliver", "Send external", "Fail", "Defer"]),
+    min_size=1,
+    max_size=4,
+).map(", ".join)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(_address, _chain), max_size=5))
+def test_recipient_status_round_trip(entries):
+    value = ";".join(f"{a}##{c}" for a, c in entries)
+    addresses, chains = split_recipient_status(pa.array([value], pa.string()))
+    assert addresses.to_pylist() == [[a for a, _ in entries]]
+    assert chains.to_pylist() == [[c for _, c in entries]]
+
+
+def test_summary_row_event_is_the_recipient_that_matters_most(store_dir, tmp_path):
+    statuses = [
+        "a@x.com##Receive, Deliver;b@x.com##Receive, Send external",
+        "a@x.com##Receive, Fail;b@x.com##Receive, Deliver",
+        "a@x.com##Receive, Deliver;b@x.com##Receive, Defer",
+        "a@x.com##Receive",
+    ]
+    rows = [{**SUMMARY, "recipient_status": s} for s in statuses]
+    ingest([write(tmp_path, "summary.csv", csv_text(rows))], store_dir)
+    got = sorted(rows_of(store_dir), key=lambda r: r["line"])
+    assert [(r["event_id"], r["outcome"]) for r in got] == [
+        ("Deliver", "delivered"),
+        ("Fail", "failed"),
+        ("Defer", "deferred"),
+        ("Receive", "received"),
+    ]
+
+
+def test_detail_csv_goes_through_the_on_premises_fields(store_dir, tmp_path):
+    send = {
+        **DETAIL,
+        "event_id": "SENDEXTERNAL",
+        "source": "SMTP",
+        "date_time_utc": "2021-11-23T19:49:38.0000000Z",
+    }
+    fail = {
+        **DETAIL,
+        "event_id": "FAIL",
+        "source": "SMTP",
+        "recipient_address": "a@x.com;b@x.com",
+        "recipient_count": "2",
+        "recipient_status": "550 5.1.1 RESOLVER.ADR.RecipNotFound; not found;250 2.1.5 OK",
+    }
+    path = write(tmp_path, "MTDetail_Report.csv", csv_text([DETAIL, send, fail]))
+    assert ingest([path], store_dir).quarantined == 0
+    got = {r["line"]: r for r in rows_of(store_dir)}
+    r = got[2]
+    assert r["date_time"] == datetime(2021, 11, 23, 19, 49, 37, 605000, tzinfo=UTC)
+    assert (r["event_id"], r["source"], r["outcome"]) == ("DELIVER", "STOREDRIVER", "delivered")
+    assert (r["internal_message_id"], r["recipient_count"], r["total_bytes"]) == (
+        "132697",
+        1,
+        89464,
+    )
+    assert r["recipient_address"] == ["recip@domain.com"] and r["client_ip"] is None
+    assert r["source_context"] == DETAIL["source_context"]
+    assert r["message_info"] == DETAIL["message_info"] and r["custom_data"] == DETAIL["custom_data"]
+    assert (r["tenant_id"], r["original_server_ip"]) == (
+        DETAIL["tenant_id"],
+        "2603:10b6:610:f9::20",
+    )
+    assert (r["log_format"], r["log_type"]) == ("exo-message-trace", "EXO-DETAIL")
+    assert {x["server"] for x in got.values()} == {"BY5PR04MB6279"}  # DELIVER's local host
+    assert (got[3]["event_id"], got[3]["outcome"]) == ("SENDEXTERNAL", "transferred")
+    assert got[4]["enhanced_status"] == ["5.1.1", "2.1.5"] and got[4]["outcome"] == "failed"
+
+
+def test_ps_trace_export_type_line_semicolons_and_us_times(store_dir, tmp_path):
+    # Built: I.4's 17 columns, a #TYPE line, ';' (Export-Csv -UseCulture) and culture times.
+    base = {
+        "PSComputerName": "outlook.office365.com",
+        "RunspaceId": "5b1e7c9a-0000-4000-8000-000000000001",
+        "PSShowComputerName": "False",
+        "Organization": "contoso.onmicrosoft.com",
+        "SenderAddress": "alice@contoso.com",
+        "RecipientAddress": "bob@fabrikam.com",
+        "Subject": "Q3; budget, final",
+        "ToIP": "203.0.113.5",
+        "FromIP": "198.51.100.7",
+        "Size": "22704",
+        "StartDate": "2/21/2026 12:00:00 AM",
+        "EndDate": "2/23/2026 11:59:59 PM",
+        "Index": "0",
+    }
+    received = ["2/23/2026 11:01:02 PM", "2/23/2026 12:00:05 AM", "2026-02-23T12:30:00.1234567"]
+    statuses = ["Delivered", "FilteredAsSpam", "Quarantined"]
+    rows = [
+        {
+            **base,
+            "Received": t,
+            "Status": s,
+            "MessageId": f"<m{i}@contoso.com>",
+            "MessageTraceId": f"a6f62809-5cda-4454-0962-08dab38940d{i}",
+        }
+        for i, (t, s) in enumerate(zip(received, statuses, strict=True))
+    ]
+    text = "#TYPE Deserialized.Microsoft.Exchange.Management.FfoReporting.MessageTrace\r\n"
+    text += csv_text(rows, PS_COLUMNS, delimiter=";")
+    ingest([write(tmp_path, "trace.csv", text, "utf8-bom")], store_dir)
+    got = sorted(rows_of(store_dir), key=lambda r: r["line"])
+    assert [r["line"] for r in got] == [3, 4, 5]
+    assert [r["date_time"].isoformat() for r in got] == [
+        "2026-02-23T23:01:02+00:00",
+        "2026-02-23T00:00:05+00:00",
+        "2026-02-23T12:30:00.123000+00:00",
+    ]
+    assert [(r["event_id"], r["outcome"]) for r in got] == [
+        ("Delivered", "delivered"),
+        ("FilteredAsSpam", "dropped"),
+        ("Quarantined", "quarantined"),
+    ]
+    r = got[0]
+    assert (r["sender_address"], r["recipient_address"]) == (
+        "alice@contoso.com",
+        ["bob@fabrikam.com"],
+    )
+    assert (r["client_ip"], r["server_ip"], r["total_bytes"]) == (
+        "198.51.100.7",
+        "203.0.113.5",
+        22704,
+    )
+    assert r["message_subject"] == "Q3; budget, final" and r["message_id"] == "<m0@contoso.com>"
+    assert r["network_message_id"] == "a6f62809-5cda-4454-0962-08dab38940d0"
+    assert (r["tenant_id"], r["source"], r["log_type"]) == (
+        "contoso.onmicrosoft.com",
+        "EXO",
+        "EXO-PS-TRACE",
+    )
+
+
+def test_ps_detail_export(store_dir, tmp_path):
+    # Built: I.4's Get-MessageTraceDetail properties; Data as RWS's <root><MEP .../></root>.
+    common = {
+        "MessageId": "<m@contoso.com>",
+        "MessageTraceId": "a6f62809-5cda-4454-0962-08dab38940d6",
+        "SenderAddress": "alice@contoso.com",
+        "RecipientAddress": "bob@fabrikam.com",
+        "Organization": "contoso.onmicrosoft.com",
+    }
+    mep = '<root><MEP Name="ServerHostName" String="BY5PR04MB6279"/></root>'
+    rows = [
+        {
+            "Date": "2026-02-23T23:01:02.000Z",
+            "Event": "Receive",
+            "Action": "",
+            "Detail": "Message received by: BY5PR04MB6279.namprd04.prod.outlook.com",
+            "Data": mep,
+        },
+        {
+            "Date": "2026-02-23T23:01:03.000Z",
+            "Event": "Send external",
+            "Action": "",
+            "Detail": "Message sent to mx.fabrikam.com at 203.0.113.5 using TLS1.2",
+            "Data": "",
+        },
+        {
+            "Date": "2026-02-23T23:01:04.000Z",
+            "Event": "Fail",
+            "Action": "RejectMessage",
+            "Detail": "Reason: [{LED=550 5.1.10 RESOLVER.ADR.RecipientNotFound; not found};{MSG=}]",
+            "Data": "",
+        },
+    ]
+    rows = [{**common, **r} for r in rows]
+    ingest([write(tmp_path, "detail.csv", csv_text(rows), "utf16le-no-bom")], store_dir)
+    got = sorted(rows_of(store_dir), key=lambda r: r["line"])
+    assert [(r["event_id"], r["outcome"]) for r in got] == [
+        ("Receive", "received"),
+        ("Send external", "transferred"),
+        ("Fail", "failed"),
+    ]
+    assert got[0]["server_hostname"] == "BY5PR04MB6279" and got[0]["custom_data"] == mep
+    assert {r["server"] for r in got} == {"BY5PR04MB6279"}
+    assert got[2]["source_context"] == "RejectMessage"
+    assert got[2]["recipient_status"] == [rows[2]["Detail"]]
+    assert got[2]["enhanced_status"] == ["5.1.10"]
+    assert {r["log_type"] for r in got} == {"EXO-PS-DETAIL"}
+
+
+def test_ndjson_sample_equals_its_own_json_values(store_dir):
+    summary = ingest([NDJSON], store_dir)
+    assert summary.files[0].format == "exo-message-trace" and summary.quarantined == 0
+    assert not NDJSON.read_bytes().endswith(b"\n")
+    lines = NDJSON.read_text(encoding="utf-8").split("\n")
+    assert json.loads(lines[-1])["value"] == []  # the empty OData envelope adds nothing
+    got = {r["line"]: r for r in rows_of(store_dir)}
+    assert sorted(got) == [1, 2, 3, 4]
+    for n, text in enumerate(lines[:4], start=1):
+        doc, r = json.loads(text), got[n]
+        received = doc["Received"].rstrip("Z")
+        assert r["date_time"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] == received[:23]
+        assert r["message_id"] == doc["MessageId"]
+        assert r["network_message_id"] == doc["MessageTraceId"]
+        assert r["sender_address"] == doc["SenderAddress"]
+        assert r["recipient_address"] == [doc["RecipientAddress"]]
+        assert r["message_subject"] == doc["Subject"]
+        assert (r["event_id"], r["outcome"]) == (doc["Status"], "delivered")
+        assert (r["client_ip"], r["server_ip"]) == (doc["FromIP"], doc["ToIP"])
+        assert (r["total_bytes"], r["tenant_id"]) == (doc["Size"], doc["Organization"])
+        assert (r["log_type"], r["source"], r["server"]) == ("EXO-API", "EXO", "EXCHANGE-ONLINE")
+
+
+def sekoia_record() -> tuple[str, dict]:
+    wrapper = json.loads(SEKOIA.read_text(encoding="utf-8"))
+    return wrapper["input"]["message"], wrapper["expected"]
+
+
+def test_sekoia_wrapper_is_refused_by_name(store_dir):
+    summary = ingest([SEKOIA], store_dir)
+    [f] = summary.files
+    assert f.status == "skipped" and "SEKOIA test wrapper" in f.reason
+    assert "not a message trace export" in f.reason
+    with pytest.raises(NotALog, match="SEKOIA"):
+        detect(SEKOIA.read_bytes(), SEKOIA.name)
+
+
+def test_sekoia_record_with_epoch_dates(store_dir, tmp_path):
+    record, expected = sekoia_record()
+    ingest([write(tmp_path, "record.json", record, "utf8-resaved")], store_dir)
+    r = one_row(store_dir)
+    stamp = r["date_time"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert stamp == expected["@timestamp"] == "2022-07-25T12:26:13.240000Z"
+    assert [r["sender_address"]] == expected["email"]["from"]["address"]
+    assert r["recipient_address"] == expected["email"]["to"]["address"]
+    assert r["message_id"] == expected["email"]["message_id"]
+    assert r["message_subject"] == expected["email"]["subject"]
+    assert (r["event_id"], r["outcome"]) == (expected["event"]["action"], "pending")
+    assert r["total_bytes"] == expected["office365"]["message_trace"]["Size"]
+    assert r["network_message_id"] == expected["office365"]["message_trace"]["MessageTraceId"]
+    assert r["client_ip"] == expected["source"]["ip"]
+    assert r["tenant_id"] == expected["organization"]["name"]
+
+
+def test_odata_document_pretty_printed_in_utf16(store_dir, tmp_path):
+    # Built: the NDJSON sample's first two records in an OData {"value": [...]} document.
+    records = [json.loads(x) for x in NDJSON.read_text(encoding="utf-8").split("\n")[:2]]
+    doc = {"odata.metadata": "https://reports.office365.com/ecp/...#MessageTrace", "value": records}
+    text = json.dumps(doc, indent=2)
+    ingest([write(tmp_path, "page1.json", text, "utf16le-bom")], store_dir)
+    got = sorted(rows_of(store_dir), key=lambda r: r["line"])
+    starts = [n for n, ln in enumerate(text.splitlines(), start=1) if ln == "    {"]
+    assert [r["line"] for r in got] == starts
+    assert [r["message_subject"] for r in got] == [x["Subject"] for x in records]
+
+
+def test_odata_verbose_document_and_compact_array(store_dir, tmp_path):
+    record, _ = sekoia_record()
+    text = json.dumps({"d": {"results": [json.loads(record)] * 2}})
+    ingest([write(tmp_path, "a.json", text, "utf8-resaved")], store_dir)
+    assert [r["line"] for r in rows_of(store_dir)] == [1, 1]
+
+
+def test_damaged_json_lines_go_to_quarantine(store_dir, tmp_path):
+    lines = NDJSON.read_text(encoding="utf-8").split("\n")
+    text = "\n".join([lines[0], lines[1][:60], '{"hello": "world"}', lines[2], lines[4]]) + "\n"
+    summary = ingest([write(tmp_path, "broken.log", text, "utf8-resaved")], store_dir)
+    assert sorted(r["line"] for r in rows_of(store_dir)) == [1, 4]
+    reasons = {q["line"]: q["reason"] for q in quarantine_of(store_dir)}
+    assert reasons[2].startswith("bad JSON") and reasons[3] == "not a message trace record"
+    assert summary.quarantined == 2
+
+
+def test_bad_rows_of_a_csv_go_to_quarantine(store_dir, tmp_path):
+    rows = [SUMMARY, {**SUMMARY, "origin_timestamp_utc": "soon"}, {**SUMMARY, "total_bytes": "big"}]
+    text = csv_text(rows) + '"2021-03-23T10:00:09Z","too","few"\r\n'
+    ingest([write(tmp_path, "s.csv", text)], store_dir)
+    assert [r["line"] for r in rows_of(store_dir)] == [2]
+    reasons = {q["line"]: q["reason"] for q in quarantine_of(store_dir)}
+    assert reasons == {
+        3: "bad or missing time",
+        4: "bad total_bytes",
+        5: "wrong field count: expected 11, found 3",
+    }
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("2022-09-05T18:10:13.4907658", "2022-09-05T18:10:13.490"),
+        ("2022-10-21T17:25:30.6006882Z", "2022-10-21T17:25:30.600"),
+        ("2022-10-21T09:40:10Z", "2022-10-21T09:40:10.000"),
+        ("/Date(1658751973240)/", "2022-07-25T12:26:13.240"),
+        ("/Date(1658751973240+0200)/", "2022-07-25T12:26:13.240"),
+        ("2/23/2026 11:01:02 PM", "2026-02-23T23:01:02.000"),
+        ("2/23/2026 12:01:02 AM", "2026-02-23T00:01:02.000"),
+        ("2/23/2026 12:01:02 PM", "2026-02-23T12:01:02.000"),
+        ("12/3/2025 19:50:43", "2025-12-03T19:50:43.000"),
+        ("05.09.2022 18:10:13", "2022-09-05T18:10:13.000"),
+        ("never", None),
+        (None, None),
+    ],
+)
+def test_parse_time(text, expected):
+    [got] = parse_time(pa.array([text], pa.string())).to_pylist()
+    assert (got.strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] if got else None) == expected
+
+
+def test_slashed_dates_are_day_first_when_a_day_shows_it():
+    got = parse_time(pa.array(["3/12/2025 10:00:00", "25/12/2025 10:00:00"])).to_pylist()
+    assert [g.date().isoformat() for g in got] == ["2025-12-03", "2025-12-25"]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"name,size\r\nx,1\r\n",
+        b'{"status": "ok"}\n',
+        b"#Software: Microsoft Exchange Server\r\n",
+        "date,event,user\r\n".encode("utf-16-le"),
+    ],
+)
+def test_other_files_are_not_claimed(head):
+    assert exo.detect(head, "x.csv") is None
+
+
+def test_detection_by_content():
+    for text, kind in [
+        (csv_text([SUMMARY]), "EXO-SUMMARY"),
+        (csv_text([DETAIL]), "EXO-DETAIL"),
+        ("#TYPE x\r\n" + ",".join(PS_COLUMNS), "EXO-PS-TRACE"),
+        ("Date;Event;Action;Detail;Data", "EXO-PS-DETAIL"),
+    ]:
+        for encode in ENCODINGS.values():
+            assert exo.detect(encode(text), "x.csv").log_type == kind
+    assert exo.detect(NDJSON.read_bytes(), NDJSON.name).log_type == "EXO-API"
+
+
+def test_sample_parses(store_dir, tmp_path):
+    summary = ingest([write(tmp_path, "sample.csv", exo.SAMPLE)], store_dir)
+    assert summary.rows == 1 and summary.quarantined == 0
+
+
+def test_a_grown_export_is_read_on_in_its_encoding(store_dir, tmp_path):
+    path = write(tmp_path, "s.csv", csv_text([SUMMARY] * 2))
+    assert ingest([path], store_dir).rows == 2
+    more = csv_text([{**SUMMARY, "total_bytes": "7"}]).split("\r\n", 1)[1]
+    with open(path, "ab") as fh:
+        fh.write(more.encode("utf-16-le"))
+    second = ingest([path], store_dir)
+    assert second.files[0].status == "grown" and second.rows == 1
+    assert sorted((r["line"], r["total_bytes"]) for r in rows_of(store_dir)) == [
+        (2, 49790),
+        (3, 49790),
+        (4, 7),
+    ]

@@ -1,0 +1,274 @@
+"""IIS SMTP logs (W3C, IIS log format, NCSA): every sample line for line, times, odd lines."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from conftest import CORPUS
+from test_ingest_tracking import quarantine_of, rows_of
+
+from loganalyzer.formats.iis_smtp import decode_plus
+from loganalyzer.ingest import ingest
+
+SAMPLES = CORPUS / "iis-smtp"
+FORMAT = "iis-smtp"
+W3C = SAMPLES / "ossec-docs-exchange2000-w3c.log"
+NCSA = SAMPLES / "ossec-docs-exchange2000-ncsa.log"
+IISLOG = SAMPLES / "msdoc-ex2007-smtp-iislogformat-example.log"
+LICHTY = SAMPLES / "lichty-2017-open-relay-yahoo-421-deferral.log"
+W3C_21 = (
+    "date time c-ip cs-username s-sitename s-computername s-ip s-port cs-method cs-uri-stem "
+    "cs-uri-query sc-status sc-win32-status sc-bytes cs-bytes time-taken cs-version cs-host "
+    "cs(User-Agent) cs(Cookie) cs(Referer)"
+).split()
+OUTBOUND = ("OutboundConnectionCommand", "OutboundConnectionResponse")
+
+
+def smtp_rows(store: Path) -> dict[int, dict]:
+    return {r["line"]: r for r in rows_of(store, "smtp")}
+
+
+def plain(value: str | None) -> str | None:
+    """IIS argument text as the samples write it: no `+` inside <...> there."""
+    if value in (None, "", "-"):
+        return None
+    return value.removeprefix("+").replace("+", " ") or None
+
+
+def number(value: str) -> int | None:
+    return None if value in ("-", "0") else int(value)
+
+
+def w3c_lines(path: Path) -> list[tuple[int, dict]]:
+    fields, out = W3C_21, []
+    for n, text in enumerate(path.read_text().splitlines(), start=1):
+        if text.startswith("#Fields:"):
+            fields = text[8:].split()
+        elif text and not text.startswith("#"):
+            out.append((n, dict(zip(fields, text.split(" "), strict=True))))
+    return out
+
+
+def ncsa_lines(path: Path) -> list[tuple[int, dict]]:
+    out = []
+    for n, text in enumerate(path.read_text().splitlines(), start=1):
+        host, _, user, rest = text.split(" ", 3)
+        when, _, rest = rest[1:].partition("] ")
+        request, _, tail = rest[1:].rpartition('" ')
+        method, _, target_query = request[: request.rindex(" SMTP")].partition(" ")
+        target, _, query = target_query.partition("?")
+        status, size = tail.split()
+        out.append(
+            (
+                n,
+                {
+                    "c-ip": host,
+                    "cs-username": user,
+                    "when": when,
+                    "cs-method": method,
+                    "cs-uri-stem": target,
+                    "cs-uri-query": query or "-",
+                    "sc-status": status,
+                    "sc-bytes": size,
+                },
+            )
+        )
+    return out
+
+
+def iislog_lines(path: Path) -> list[tuple[int, dict]]:
+    names = (
+        "c-ip cs-username date time s-sitename s-computername s-ip time-taken cs-bytes sc-bytes "
+        "sc-status sc-win32-status cs-method cs-uri-stem cs-uri-query"
+    ).split()
+    out = []
+    for n, text in enumerate(path.read_text().splitlines(), start=1):
+        values = [v.strip() for v in text.split(",")]
+        assert values[-1] == "" and len(values) == 16
+        out.append((n, dict(zip(names, values[:15], strict=True))))
+    return out
+
+
+SAMPLE_READERS = {W3C: w3c_lines, LICHTY: w3c_lines, NCSA: ncsa_lines, IISLOG: iislog_lines}
+
+
+@pytest.mark.parametrize("sample", sorted(SAMPLES.glob("*.log")), ids=lambda p: p.name)
+def test_every_sample_ingests_line_for_line(sample, store_dir):
+    summary = ingest([sample], store_dir, format=FORMAT if sample == LICHTY else None)
+    assert summary.exit_code == 0 and summary.files[0].format == FORMAT
+    assert summary.quarantined == 0
+    rows = smtp_rows(store_dir)
+    expected = SAMPLE_READERS[sample](sample)
+    assert sorted(rows) == [n for n, _ in expected]
+    for n, f in expected:
+        r = rows[n]
+        user = f.get("cs-username", "-")
+        outbound, response = user in OUTBOUND, user == OUTBOUND[1]
+        assert r["remote_ip"] == f["c-ip"] and r["log_format"] == FORMAT
+        assert r["direction"] == ("send" if outbound else "receive")
+        assert r["helo"] == (None if outbound or user == "-" else user)
+        assert r["event"] == (">" if outbound and not response else "<")
+        method = f["cs-method"].split(" ")[0]
+        assert r["command"] == (None if method == "-" else method)
+        assert r["data"] == plain(f["cs-uri-query"])
+        assert r["context"] == (None if f["cs-uri-stem"] == "-" else f["cs-uri-stem"])
+        assert r["connector_id"] == f.get("s-sitename")
+        if response:
+            assert r["reply_code"] == int(f["cs-uri-query"][:3])
+        else:
+            assert r["reply_code"] == number(f["sc-status"])
+        assert r["bytes_sent"] == int(f["sc-bytes"])
+        for field, column in [("cs-bytes", "bytes_received"), ("time-taken", "time_taken_ms")]:
+            if field in f:
+                assert r[column] == int(f[field])
+        if "date" in f and sample != IISLOG:
+            assert r["date_time"] == datetime.fromisoformat(f"{f['date']}T{f['time']}+00:00")
+        if method == "DATA" and r["data"]:
+            assert r["message_id"] == (r["data"] if r["data"].startswith("<") else f"<{r['data']}>")
+        else:
+            assert r["message_id"] is None
+        assert r["session_id"] is None and r["time_approximate"] is False
+
+
+def test_w3c_data_line_message_ids_and_server(store_dir):
+    ingest([W3C], store_dir)
+    rows = smtp_rows(store_dir)
+    ids = {r["message_id"] for r in rows.values()} - {None}
+    assert "<4F5002F2.860022@web.de>" in ids  # inbound: +<id>
+    assert "<MEE-PDCfSDGAIXWb9DY00001e05@mee-pdc.meelift.com>" in ids  # without the +
+    assert len(ids) == 5 and {r["server"] for r in rows.values()} == {"MEE-PDC"}
+    assert rows[6]["data"] == "FROM: <EldonpyzWestoncusk@sbcglobal.net>"  # +FROM:+<...>
+    assert rows[20]["command"] == "xxxx" and rows[20]["reply_code"] == 500
+    assert rows[9]["reply_code"] == 240 and rows[9]["win32_status"] == 6219
+
+
+def test_headerless_w3c_outbound_reply_is_parsed(store_dir):
+    refused = ingest([LICHTY], store_dir)
+    assert refused.files[0].status == "skipped" and "--format" in refused.files[0].reason
+    ingest([LICHTY], store_dir, format=FORMAT)
+    command, reply = smtp_rows(store_dir)[1], smtp_rows(store_dir)[2]
+    assert (command["event"], command["command"], command["reply_code"]) == (">", "MAIL", None)
+    assert command["data"] == "FROM:<MillionairesBlueprint@earthlink.com> SIZE=1722"
+    assert (reply["event"], reply["command"]) == ("<", None)
+    assert (reply["reply_code"], reply["enhanced_status"]) == (421, "4.7.0")
+    assert reply["data"].startswith("421 4.7.0 [TSS04] Messages from 192.223.13.201 temporarily")
+    assert reply["data"].endswith(
+        "- 4.16.55.1; see https://help.yahoo.com/kb/postmaster/SLN3434.html"
+    )
+    assert command["local_ip"] is None and command["local_port"] == 25
+    assert {command["server"], reply["server"]} == {"VSERVER14541"}
+    assert {command["direction"], reply["direction"]} == {"send"}
+
+
+def test_iis_log_format_local_time_without_and_with_tz(store_dir, tmp_path):
+    utc = ingest([IISLOG], store_dir)
+    rows = smtp_rows(store_dir)
+    assert {r["date_time"] for r in rows.values()} == {
+        datetime(2006, 8, 18, 13, 17, 37, tzinfo=UTC)
+    }
+    assert {r["tz_assumed"] for r in rows.values()} == {"UTC"}
+    assert utc.warnings == [f"{IISLOG}: local times read as UTC (no --tz)"]
+    berlin = ingest([IISLOG], tmp_path / "berlin", tz="Europe/Berlin")
+    rows = smtp_rows(tmp_path / "berlin")
+    assert {r["date_time"] for r in rows.values()} == {
+        datetime(2006, 8, 18, 11, 17, 37, tzinfo=UTC)
+    }
+    assert {r["tz_assumed"] for r in rows.values()} == {None} and berlin.warnings == []
+    # the fields of D.4: 9 = bytes the client sent, 10 = bytes the server sent
+    assert (rows[1]["command"], rows[1]["data"]) == ("MAIL", "FROM:<someone@Nwtraders.com>")
+    assert (rows[1]["bytes_received"], rows[1]["bytes_sent"], rows[1]["time_taken_ms"]) == (
+        42,
+        0,
+        90,
+    )
+    assert rows[3]["message_id"] == "<0019E3517201287MAIL01>"
+    assert rows[4]["reply_code"] is None and rows[4]["win32_status"] == 541
+
+
+def test_unknown_tz_is_refused_before_reading(store_dir):
+    with pytest.raises(ValueError, match="unknown time zone"):
+        ingest([IISLOG], store_dir, tz="Europe/Nowhere")
+
+
+def test_ncsa_offset_gives_utc_and_outbound_replies(store_dir):
+    ingest([NCSA], store_dir)
+    rows = smtp_rows(store_dir)
+    assert rows[1]["date_time"] == datetime(2006, 10, 11, 19, 16, 39, tzinfo=UTC)  # 13:16:39 -0600
+    assert rows[1]["tz_assumed"] is None
+    assert rows[1]["reply_code"] == 220 and rows[1]["direction"] == "send"
+    assert (
+        rows[1]["data"]
+        == "220-rly-yi06.mx.aol.com ESMTP mail_relay_in-yi6.1; Wed, 11 Oct 2006 14:16:38 -0400"
+    )
+    assert rows[34]["data"] == '354 START MAIL INPUT, END WITH "." ON A LINE BY ITSELF'
+    assert (
+        rows[33]["command"] == "DATA"
+        and rows[33]["data"] is None
+        and rows[33]["message_id"] is None
+    )
+    assert rows[14]["message_id"] == "<000001c6ed61$33a7e690$97cfa8c0@edvhaov>"
+    assert rows[4]["helo"] == "207.250.64.66" and rows[16]["helo"] is None
+
+
+def test_http_w3c_log_is_refused_by_kind(store_dir, tmp_path):
+    log = tmp_path / "W3SVC1" / "u_ex240101.log"
+    log.parent.mkdir()
+    log.write_text(
+        "#Software: Microsoft Internet Information Services 10.0\r\n#Version: 1.0\r\n"
+        "#Date: 2024-01-01 00:00:01\r\n#Fields: date time s-sitename s-ip cs-method cs-uri-stem "
+        "cs-uri-query s-port cs-username c-ip cs-version sc-status time-taken\r\n"
+        "2024-01-01 00:00:01 W3SVC1 10.0.0.1 GET /index.html - 443 - 192.0.2.1 HTTP/1.1 200 15\r\n"
+    )
+    summary = ingest([log], store_dir)
+    assert summary.files[0].status == "skipped"
+    assert summary.files[0].reason == "IIS web (HTTP) log: not a supported log kind"
+
+
+@pytest.mark.parametrize(
+    "logged,decoded",
+    [
+        ("+FROM:+<a@b.example>", "FROM: <a@b.example>"),
+        ("FROM:<a@b.example>+SIZE=1722", "FROM:<a@b.example> SIZE=1722"),
+        ("+TO:<first+tag+x@b.example>", "TO:<first+tag+x@b.example>"),  # + inside <> is literal
+        ("250+OK", "250 OK"),
+        (None, None),
+        ("+", None),
+    ],
+)
+def test_plus_decoding(logged, decoded):
+    assert decode_plus(pa.array([logged], pa.string())).to_pylist() == [decoded]
+
+
+def test_bad_w3c_lines_go_to_quarantine(store_dir, tmp_path):
+    good = W3C.read_text().splitlines()
+    lines = good[:6] + [
+        good[5].replace(" 250 0 ", " 2x0 0 "),
+        " ".join(good[5].split(" ")[:10]),
+        re.sub(r"^2006-10-09", "2006-13-09", good[5]),
+    ]
+    log = tmp_path / "SMTPSVC1" / "ex061009.log"
+    log.parent.mkdir()
+    log.write_text("\r\n".join(lines) + "\r\n")
+    ingest([log], store_dir)
+    assert sorted(smtp_rows(store_dir)) == [5, 6]
+    reasons = {q["line"]: q["reason"] for q in quarantine_of(store_dir)}
+    assert reasons == {
+        7: "bad status",
+        8: "wrong field count: expected 21, found 10",
+        9: "bad date/time",
+    }
+
+
+def test_module_sample_is_recognised_and_read(store_dir, tmp_path):
+    from loganalyzer.formats import iis_smtp as module
+
+    log = tmp_path / "SMTPSVC1" / "ex061009.log"
+    log.parent.mkdir()
+    log.write_text(module.SAMPLE)
+    summary = ingest([log], store_dir)
+    assert (summary.files[0].format, summary.rows, summary.quarantined) == (FORMAT, 3, 0)
+    assert smtp_rows(store_dir)[7]["message_id"] == "<4F5002F2.860022@example.com>"
