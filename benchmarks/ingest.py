@@ -38,10 +38,14 @@ def tracking_logs(root: Path) -> list[Path]:
 
 
 def phase_pyarrow(logs: list[str], out: str) -> None:
+    import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.dataset as ds
 
-    fmt = ds.CsvFileFormat(read_options=pacsv.ReadOptions(skip_rows=5, column_names=FIELDS))
+    fmt = ds.CsvFileFormat(
+        read_options=pacsv.ReadOptions(skip_rows=5, column_names=FIELDS),
+        convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(FIELDS, pa.string())),
+    )
     dataset = ds.dataset(logs, format=fmt)
     ds.write_dataset(
         dataset,

@@ -10,8 +10,11 @@ import re
 from dataclasses import asdict, dataclass, replace
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 __all__ = [
     "ENHANCED_RE2",
@@ -226,4 +229,6 @@ def entries(family: str | None = None) -> list[Code]:
 
 def table(family: str | None = None) -> pd.DataFrame:
     """The code table of one family, or of all families, as a DataFrame."""
+    import pandas as pd  # only here: the lookups do not need it
+
     return pd.DataFrame([c.to_dict() for c in entries(family)], columns=list(COLUMNS))

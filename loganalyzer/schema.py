@@ -142,14 +142,21 @@ def describe(schema: pa.Schema) -> dict[str, str]:
     return {f.name: f.metadata[b"description"].decode() for f in schema}
 
 
+def build_table(columns: dict, schema: pa.Schema) -> pa.Table:
+    """A table in ``schema``'s order and types from named columns; the rest become nulls."""
+    n = len(next(iter(columns.values())))
+    arrays = []
+    for f in schema:
+        col = columns.get(f.name)
+        if col is None:
+            arrays.append(pa.nulls(n, f.type))
+        else:
+            arrays.append(col if col.type == f.type else col.cast(f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Reorder and cast ``table`` to ``schema``; missing columns become nulls."""
-    n = table.num_rows
-    cols = []
-    for f in schema:
-        if f.name in table.column_names:
-            col = table.column(f.name)
-            cols.append(col if col.type == f.type else col.cast(f.type))
-        else:
-            cols.append(pa.nulls(n, f.type))
-    return pa.Table.from_arrays(cols, schema=schema)
+    if table.schema.equals(schema):
+        return table
+    return build_table({name: table.column(name) for name in table.column_names}, schema)

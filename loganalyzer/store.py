@@ -14,12 +14,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loganalyzer.schema import MANIFEST, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_STORE = "./loganalyzer-store"
 MANIFEST_FILE = "manifest.parquet"

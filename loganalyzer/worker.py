@@ -99,7 +99,6 @@ class _Writer:
         return self.writers[date]
 
     def write(self, table: pa.Table) -> None:
-        table = conform(table, self.schema)
         dates = pc.cast(table.column("date_time"), pa.date32())
         for date in pc.unique(dates).to_pylist():
             part_rows = table.filter(pc.equal(dates, pa.scalar(date, pa.date32())))
@@ -139,6 +138,13 @@ class _Writer:
             self.store.path(part.tmp).unlink(missing_ok=True)
 
 
+def _filled(column: pa.ChunkedArray, server: str) -> pa.Array:
+    """The file's server for every row that does not name its own."""
+    if column.null_count == len(column):
+        return pa.array([server] * len(column), pa.string())
+    return pc.fill_null(column, server)
+
+
 def run_task(task: Task) -> TaskResult:
     """Parse ``task.path`` from ``task.offset`` and write its parts under temporary names."""
     started = time.perf_counter()
@@ -163,12 +169,9 @@ def run_task(task: Task) -> TaskResult:
                     continue
                 if server is None:
                     server = batch.server_hint or folder_server(task.path) or "UNKNOWN"
-                table = batch.table
-                if "server" in table.column_names:
-                    table = table.drop_columns(["server"])
-                table = table.append_column(
-                    "server", pa.array([server] * table.num_rows, pa.string())
-                )
+                table = conform(batch.table, writer.schema)
+                at = table.schema.get_field_index("server")
+                table = table.set_column(at, "server", _filled(table.column(at), server))
                 writer.write(table)
                 result.rows += table.num_rows
         result.parts = writer.close()

@@ -178,6 +178,7 @@ def test_final_flag_quarantines_the_tail(store_dir, tmp_path):
         ("2026-03-02T10:00:00.000Z,too,few,fields\r\n", "wrong field count"),
         ("2026-13-45T99:00:00.000Z" + line(row(9))[24:], "bad date-time"),
         ("yesterday" + line(row(9))[24:], "bad date-time"),
+        (line(row(9))[24:], "no date-time"),
         (line(row(9)).replace("Subject 9", 'Sub"ject, 9'), "broken quoting"),
         (line(row(9)).replace("Subject 9", "Sub\x00ject"), "NUL bytes"),
         (line(row(9)).replace(",7009,", ",many,"), "bad total-bytes"),

@@ -81,16 +81,12 @@ def split_list(col: pa.Array, sep: str = ";") -> pa.ListArray:
     return pa.ListArray.from_arrays(parts.offsets, parts.values)
 
 
+_BRACKETED = re.compile(r"\[[^\]]*\]|\{[^}]*\}")
+
+
 def _protect(value: str, count: int) -> str:
     """Hide the ``;`` that do not separate recipients' statuses."""
-    out, depth = [], 0
-    for ch in value:
-        if ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth = max(0, depth - 1)
-        out.append(_PROTECT if ch == ";" and depth else ch)
-    protected = "".join(out)
+    protected = _BRACKETED.sub(lambda m: m[0].replace(";", _PROTECT), value)
     parts = protected.split(";")
     if count and len(parts) != count:  # "550 4.4.7 QUEUE.Expired;message expired"
         merged: list[str] = []

@@ -39,7 +39,7 @@ from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import BOM, Bad, ReadState, Run, read_csv_run, read_runs
 from loganalyzer.formats.common import Batch, Context, Detected
 from loganalyzer.formats.exchange_tracking import split_bad
-from loganalyzer.schema import TRACKING
+from loganalyzer.schema import TRACKING, build_table
 
 NAME = "exchange2003-tracking"
 TABLE = "tracking"
@@ -235,7 +235,7 @@ def normalise(
         file=C.constant(ctx.path, n),
         line=pa.array(run.line_numbers[rows], pa.int64()),
     )
-    table = pa.table({k: v for k, v in out.items() if k in TRACKING.names})
+    table = build_table(out, TRACKING)
     problems = [
         (pc.is_null(date_time), "bad date/time"),
         (bad_event, "bad event-id"),

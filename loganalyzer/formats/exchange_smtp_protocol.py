@@ -32,7 +32,7 @@ from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import Bad, ReadState, Run, read_csv_run, read_runs
 from loganalyzer.formats.common import Batch, Context, Detected, header_value
 from loganalyzer.formats.exchange_tracking import split_bad
-from loganalyzer.schema import SMTP
+from loganalyzer.schema import SMTP, build_table
 
 NAME = "exchange-smtp-protocol"
 TABLE = "smtp"
@@ -219,7 +219,7 @@ def normalise(
         "file": C.constant(ctx.path, n),
         "line": pa.array(run.line_numbers[rows], pa.int64()),
     }
-    table = pa.table({k: v for k, v in out.items() if k in SMTP.names})
+    table = build_table(out, SMTP)
     problems = [
         (bad_time, "bad date-time"),
         (pc.is_null(date_time), "no date-time"),

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import Bad, ReadState, Run, read_csv_run, read_runs
 from loganalyzer.formats.common import Batch, Context, Detected, header_value
-from loganalyzer.schema import TRACKING
+from loganalyzer.schema import TRACKING, build_table
 
 NAME = "exchange-tracking"
 TABLE = "tracking"
@@ -166,9 +166,10 @@ def normalise(
         file=C.constant(ctx.path, n),
         line=pa.array(run.line_numbers[rows], pa.int64()),
     )
-    table = pa.table({k: v for k, v in out.items() if k in TRACKING.names})
+    table = build_table(out, TRACKING)
     problems = [
         (bad_time, "bad date-time"),
+        (pc.and_(pc.is_null(date_time), pc.invert(bad_time)), "no date-time"),
         (bad_bytes, "bad total-bytes"),
         (bad_count, "bad recipient-count"),
     ]

@@ -23,7 +23,8 @@ client's command, a remote server's reply), ``>`` sent by it (its own outbound c
 spaces (the leading ``+`` of inbound arguments dropped; a ``+`` inside ``<...>`` is kept),
 ``context`` the target field (``cs-uri-stem``) where one is logged. ``reply_code`` is the
 status field; on reply lines it and ``enhanced_status`` are read from the reply text, and a
-status of 0 (not an SMTP code) is null. ``message_id`` comes from the DATA line's arguments.
+status of 0 (not an SMTP code) is null. ``message_id`` comes from an inbound DATA line's
+arguments, or from the next server's ``250 2.6.0 <id>`` reply in an outbound session.
 IIS logs have no session ID.
 """
 
@@ -40,7 +41,7 @@ from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import Bad, ReadState, Run, read_csv_run, read_runs
 from loganalyzer.formats.common import Batch, Context, Detected, header_value
 from loganalyzer.formats.exchange_tracking import split_bad
-from loganalyzer.schema import SMTP
+from loganalyzer.schema import SMTP, build_table
 
 NAME = "iis-smtp"
 TABLE = "smtp"
@@ -345,11 +346,19 @@ def _normalise(cols: dict, clock: Clock, run: Run, rows: np.ndarray, ctx: Contex
     status = pc.if_else(pc.equal(status, 0), pa.scalar(None, pa.int32()), status)
     out["reply_code"] = pc.if_else(response, pc.coalesce(code, status), status)
     out["enhanced_status"] = pc.if_else(response, enhanced, none)
-    is_data = pc.fill_null(pc.equal(pc.utf8_upper(verb), "DATA"), False)
+    # The Message-ID: on an inbound DATA line, or in the next server's "250 2.6.0 <id>" reply
+    # to an outbound session (an outbound DATA line carries the relay's own internal ID).
+    is_data = pc.fill_null(
+        pc.and_(pc.equal(pc.utf8_upper(verb), "DATA"), pc.invert(outbound)), False
+    )
     ids = pc.extract_regex(pc.if_else(is_data, data, ""), r"(?P<id><[^<>\s]+>|^\S+)")
     ids = C.with_brackets(pc.fill_null(pc.struct_field(ids, [0]), ""))
-    out["message_id"] = pc.if_else(is_data, ids, none)
-    table = pa.table({k: v for k, v in out.items() if k in SMTP.names})
+    queued = pc.extract_regex(
+        pc.fill_null(pc.if_else(response, data, ""), ""), r"^250[ -]+2\.6\.0\s+(?P<id><[^<>\s]+>)"
+    )
+    queued = C.null_if_empty(pc.fill_null(pc.struct_field(queued, [0]), ""))
+    out["message_id"] = pc.if_else(is_data, ids, queued)
+    table = build_table(out, SMTP)
     table, invalid = split_bad(table, problems, run, rows)
     hint = C.most_common(C.server_name(cols["computer"])) if "computer" in cols else None
     return table, invalid, hint

@@ -46,7 +46,8 @@ Times are UTC ISO 8601 with milliseconds and `Z`; a value that does not apply is
     OutboundConnectionResponse; whole seconds) when the omitted server was the hub.
   `reply` is null for the other verdicts. `enhanced_status` is the x.y.z right after the
   three-digit code at the start of `reply` (`250 2.0.0 Ok` -> `2.0.0`), null if there is none.
-- `expanded_from`: the list whose EXPAND row added the recipient (for members of a nested list
+- `expanded_from` (null when that EXPAND or REDIRECT row is on an omitted server's logs): the
+  list whose EXPAND row added the recipient (for members of a nested list
   the nested list), or the redirected address for a REDIRECT target; null otherwise. A
   redirected recipient (the REDIRECT row's related-recipient-address) takes its target's
   verdict, server, at, reply, enhanced_status and ndr_message_id.
@@ -105,6 +106,18 @@ def outcome(rc: Rcpt, omitted: frozenset[str]) -> tuple | None:
     return verdict, server, t, reply, ndr if verdict == "failed" else None
 
 
+def _written_parent(msg: Message, rc: Rcpt, omitted: frozenset[str]) -> str | None:
+    """The list or redirected address `rc` came from, if the written logs show that step (the
+    EXPAND or REDIRECT row is on a server that was not omitted)."""
+    if rc.parent is None:
+        return None
+    parent = next((p for p in msg.all if p.address == rc.parent), None)
+    if parent is None:
+        return rc.parent
+    shown = any(e[2] in ("expanded", "redirect") and e[1] not in omitted for e in parent.story)
+    return rc.parent if shown else None
+
+
 def rows(msg: Message, omitted: frozenset[str]) -> list[dict]:
     """The truth rows of `msg` and, after them, of the NDRs it caused."""
     out = []
@@ -128,7 +141,7 @@ def rows(msg: Message, omitted: frozenset[str]) -> list[dict]:
                 "enhanced_status": enhanced_status(reply),
                 "reply": reply,
                 "ndr_message_id": ndr,
-                "expanded_from": rc.parent,
+                "expanded_from": _written_parent(msg, rc, omitted),
             }
         )
     for ndr_msg in msg.ndrs:

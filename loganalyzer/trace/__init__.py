@@ -47,13 +47,39 @@ def trace(
             chosen = [found[pick - 1]]
         servers = _servers(con)
         messages: list[MessageTrace] = []
-        for c in chosen:
-            rows = message_rows(con, c["message_id"], c["network_message_id"])
-            ids = sorted({r["message_id"] for r in rows if r.get("message_id")})
-            smtp = smtp_rows(con, session_ids(rows), ids)
-            messages.append(build(rows, smtp, servers, zone))
+        per_message = message_rows(con, chosen) if chosen else []
+        every = [r for rows in per_message for r in rows]
+        ids = sorted(
+            {r["message_id"] for r in every if r.get("message_id")}
+            | {c["message_id"] for c in chosen if c.get("message_id")}
+        )
+        smtp = smtp_rows(con, session_ids(every), ids) if chosen else []
+        sessions, iis = _group_smtp(smtp)
+        for c, rows in zip(chosen, per_message, strict=True):
+            mine = [x for r in rows for x in sessions.get(_session(r), [])]
+            mine += [
+                x
+                for i in {r.get("message_id") for r in rows} | {c["message_id"]}
+                for x in iis.get(i, [])
+            ]
+            messages.append(build(rows, mine, servers, zone, c["message_id"]))
     listed = [{**c, "date_time": c["date_time"].isoformat()} for c in found[:limit]]
     return TraceResult(q.to_dict(), listed, messages, tz)
+
+
+def _session(row: dict) -> str:
+    return (row.get("source_context") or "").split(";", 1)[0].strip()
+
+
+def _group_smtp(smtp: list[dict]) -> tuple[dict, dict]:
+    sessions: dict[str, list[dict]] = {}
+    iis: dict[str, list[dict]] = {}
+    for r in smtp:
+        if "anchor_id" in r:
+            iis.setdefault(r["anchor_id"], []).append(r)
+        elif r.get("session_id"):
+            sessions.setdefault(r["session_id"], []).append(r)
+    return sessions, iis
 
 
 def _servers(con) -> set[str]:

@@ -50,26 +50,28 @@ def _line(r: dict) -> Line:
 
 
 def _iis_sessions(lines: list[dict]) -> list[list[dict]]:
-    """IIS lines cut into sessions: from the HELO/EHLO before a DATA to the QUIT after it."""
+    """IIS lines cut into sessions around the line naming the message (the DATA line inbound,
+    the next server's ``250`` reply outbound): from the HELO/EHLO before it to the QUIT after.
+    """
     by_peer: dict[tuple, list[dict]] = defaultdict(list)
     for r in lines:
         if r.get("log_format") == "iis-smtp" and "data_time" in r:
             by_peer[(r["server"], r["remote_ip"], r["direction"], r["data_time"])].append(r)
     sessions = []
-    for (_, _, _, data_time), group in by_peer.items():
+    for group in by_peer.values():
         group = sorted(
             {(x["date_time"], x["line"]): x for x in group}.values(),
             key=lambda x: (x["date_time"], x["line"]),
         )
-        data_at = next(
+        anchor = next(
             i
             for i, x in enumerate(group)
-            if x["date_time"] == data_time and (x.get("command") or "").upper() == "DATA"
+            if x["date_time"] == x["data_time"] and x.get("message_id") == x.get("anchor_id")
         )
         start = max(
             (
                 i
-                for i, x in enumerate(group[: data_at + 1])
+                for i, x in enumerate(group[: anchor + 1])
                 if (x.get("command") or "").upper() in ("HELO", "EHLO")
             ),
             default=0,
@@ -78,17 +80,20 @@ def _iis_sessions(lines: list[dict]) -> list[list[dict]]:
             (
                 i
                 for i, x in enumerate(group)
-                if i > data_at and (x.get("command") or "").upper() == "QUIT"
+                if i > anchor and (x.get("command") or "").upper() == "QUIT"
             ),
             len(group) - 1,
         )
-        sessions.append(group[start : end + 1])
+        session = group[start : end + 1]
+        for x in session:
+            x["is_anchor"] = x is group[anchor]
+        sessions.append(session)
     return sorted(sessions, key=lambda s: s[0]["date_time"])
 
 
 def _iis_event(session: list[dict]) -> Event:
     first = session[0]
-    data = next(x for x in session if (x.get("command") or "").upper() == "DATA")
+    anchor = next(x for x in session if x.get("is_anchor"))
     rcpts = [
         m[1]
         for x in session
@@ -98,7 +103,7 @@ def _iis_event(session: list[dict]) -> Event:
     ]
     outbound = first.get("direction") == "send"
     return Event(
-        date_time=data["date_time"],
+        date_time=anchor["date_time"],
         server=first["server"],
         event_id="SEND" if outbound else "RECEIVE",
         meaning="relayed to the next server (IIS SMTP)"
@@ -108,13 +113,13 @@ def _iis_event(session: list[dict]) -> Event:
         outcome="transferred" if outbound else "received",
         client=None if outbound else first.get("remote_ip"),
         server_host=first.get("remote_ip") if outbound else None,
-        connector=None,
+        connector=first.get("connector_id"),
         internal_message_id=None,
         recipients=[{"address": a, "status": None, "status_meaning": None} for a in rcpts],
         conversation=[_line(x) for x in session],
-        message_id=data.get("message_id"),
+        message_id=anchor.get("message_id"),
         log_format="iis-smtp",
-        line=data.get("line"),
+        line=anchor.get("line"),
     )
 
 
@@ -295,8 +300,11 @@ class _Stories:
         return None
 
 
-def build(rows: list[dict], smtp: list[dict], servers: set[str], tz) -> MessageTrace:
-    """The trace of one message from its rows (NDR rows flagged ``is_ndr``)."""
+def build(
+    rows: list[dict], smtp: list[dict], servers: set[str], tz, message_id: str | None = None
+) -> MessageTrace:
+    """The trace of one message from its rows (NDR rows flagged ``is_ndr``) and its SMTP
+    lines; ``message_id`` names a message that only an IIS relay's log holds."""
     by_session: dict[tuple, list[dict]] = defaultdict(list)
     for r in smtp:
         if r.get("session_id"):
@@ -327,7 +335,7 @@ def build(rows: list[dict], smtp: list[dict], servers: set[str], tz) -> MessageT
     verdicts = [stories.verdict(k, received_at, tz, missing) for k in top]
     first = own[0] if own else (rows[0] if rows else {})
     return MessageTrace(
-        message_id=first.get("message_id"),
+        message_id=first.get("message_id") or message_id,
         network_message_id=next(
             (r["network_message_id"] for r in own if r.get("network_message_id")), None
         ),

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 import duckdb
+import pyarrow as pa
 
 from loganalyzer.frames import like
 from loganalyzer.query import time_filter
@@ -127,39 +128,100 @@ def candidates(con: duckdb.DuckDBPyConnection, q: Query, limit: int = 200) -> li
         "subject",
         "outcome",
     )
-    return [dict(zip(cols, r, strict=True)) for r in found]
+    out = [dict(zip(cols, r, strict=True)) for r in found]
+    extra = _relay_only(con, q, {c["message_id"] for c in out}, limit)
+    return sorted(out + extra, key=lambda c: c["date_time"])[: limit + 1]
 
 
-def message_rows(
-    con: duckdb.DuckDBPyConnection, message_id: str | None, network_id: str | None
-) -> list[dict]:
-    """Every tracking row of a message on every server, and of the NDRs it caused."""
-    ids = [i for i in (message_id,) if i]
-    nids = [i for i in (network_id,) if i]
+def _relay_only(con, q: Query, known: set, limit: int) -> list[dict]:
+    """Messages that only an IIS SMTP relay's log names (the next hop's logs are missing)."""
+    if q.sender or q.recipient or q.subject or q.event_id:
+        return []
+    if q.kind() not in (None, "message_id"):
+        return []
+    window, params = time_filter(q.since, q.until)
+    if q.kind() == "message_id":
+        window += " and message_id = ?"
+        params.append(q.value())
+    elif q.since is None and q.until is None:
+        return []
+    found = con.sql(
+        "select message_id, min(date_time) from smtp where log_format = 'iis-smtp' "
+        f"and message_id is not null and {window} group by 1 limit {int(limit) + 1}",
+        params=params,
+    ).fetchall()
+    return [
+        {
+            "message_id": m,
+            "network_message_id": None,
+            "date_time": t,
+            "sender": None,
+            "recipients": [],
+            "subject": None,
+            "outcome": None,
+        }
+        for m, t in found
+        if m not in known
+    ]
+
+
+def message_rows(con: duckdb.DuckDBPyConnection, found: list[dict]) -> list[list[dict]]:
+    """Every tracking row of each message on every server, and of the NDRs it caused.
+
+    One query for all the messages; NDR rows are flagged ``is_ndr``.
+    """
+    ids = sorted({c["message_id"] for c in found if c.get("message_id")})
+    nids = sorted({c["network_message_id"] for c in found if c.get("network_message_id")})
     rows = _rows(con, ids, nids)
-    refs = {r["reference"] for r in rows if r["event_id"] == "DSN" and r["reference"]}
-    refs = {f"<{x}>" if not x.startswith("<") else x for x in refs} - set(ids)
-    if refs:
-        ndr = _rows(con, sorted(refs), [])
-        for r in ndr:
-            r["is_ndr"] = True
-        rows += ndr
-    rows.sort(key=lambda r: (r["date_time"], r["server"] or "", r["line"] or 0))
-    return rows
+    refs = {_bracket(r["reference"]) for r in rows if r["event_id"] == "DSN" and r["reference"]}
+    ndr_rows = _rows(con, sorted(refs - set(ids)), []) if refs - set(ids) else []
+    by_id: dict[str, list[dict]] = {}
+    for r in rows + ndr_rows:
+        if r.get("message_id"):
+            by_id.setdefault(r["message_id"], []).append(r)
+    by_nid: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("network_message_id"):
+            by_nid.setdefault(r["network_message_id"], []).append(r)
+    out = []
+    for c in found:
+        own = {id(r): r for r in by_id.get(c.get("message_id"), [])}
+        own.update({id(r): r for r in by_nid.get(c.get("network_message_id"), [])})
+        mine = list(own.values())
+        links = {
+            _bracket(r["reference"]) for r in mine if r["event_id"] == "DSN" and r["reference"]
+        } - {c.get("message_id")}
+        ndr = [{**r, "is_ndr": True} for ref in sorted(links) for r in by_id.get(ref, [])]
+        both = mine + ndr
+        both.sort(key=lambda r: (r["date_time"], r["server"] or "", r["line"] or 0))
+        out.append(both)
+    return out
 
 
 def _rows(con, ids: list[str], nids: list[str]) -> list[dict]:
-    clauses, params = [], []
-    if ids:
-        clauses.append(f"message_id in ({', '.join('?' for _ in ids)})")
-        params += ids
-    if nids:
-        clauses.append(f"network_message_id in ({', '.join('?' for _ in nids)})")
-        params += nids
-    if not clauses:
+    if not ids and not nids:
         return []
-    rel = con.sql(f"select {COLUMNS} from tracking where {' or '.join(clauses)}", params=params)
-    return rel.to_arrow_table().to_pylist()
+    if len(ids) + len(nids) <= 8:  # the usual single trace: literal lists prune row groups
+        clauses, params = [], []
+        if ids:
+            clauses.append(f"message_id in ({', '.join('?' for _ in ids)})")
+            params += ids
+        if nids:
+            clauses.append(f"network_message_id in ({', '.join('?' for _ in nids)})")
+            params += nids
+        sql = f"select {COLUMNS} from tracking where {' or '.join(clauses)}"
+        return con.sql(sql, params=params).to_arrow_table().to_pylist()
+    con.register("_want_ids", pa.table({"v": pa.array(ids, pa.string())}))
+    con.register("_want_nids", pa.table({"v": pa.array(nids, pa.string())}))
+    sql = (
+        f"select {COLUMNS} from tracking where message_id in (select v from _want_ids) "
+        "or network_message_id in (select v from _want_nids)"
+    )
+    return con.sql(sql).to_arrow_table().to_pylist()
+
+
+def _bracket(ref: str) -> str:
+    return ref if ref.startswith("<") else f"<{ref}>"
 
 
 def session_ids(rows: list[dict]) -> set[str]:
@@ -197,12 +259,12 @@ def smtp_rows(
             con.sql(
                 f"""
             with data as (
-                select server, remote_ip, direction, date_time from smtp
+                select server, remote_ip, direction, date_time, message_id from smtp
                 where log_format = 'iis-smtp' and message_id in
                       ({", ".join("?" for _ in message_ids)})
             )
             select {", ".join("s." + c.strip() for c in cols.split(","))},
-                   d.date_time as data_time
+                   d.date_time as data_time, d.message_id as anchor_id
             from smtp s join data d
               on s.server = d.server and s.remote_ip = d.remote_ip
              and s.direction = d.direction

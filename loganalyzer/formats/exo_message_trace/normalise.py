@@ -19,7 +19,7 @@ from loganalyzer.formats.base import Bad, Run
 from loganalyzer.formats.common import Context
 from loganalyzer.formats.exchange2003 import one_item_lists
 from loganalyzer.formats.exchange_tracking import split_bad
-from loganalyzer.schema import TRACKING
+from loganalyzer.schema import TRACKING, build_table
 
 #: MTSummary ("Enhanced summary") column -> tracking column. ``recipient_status`` fills both
 #: recipient_address and recipient_status; ``delivery_priority`` becomes ``S:DeliveryPriority=``
@@ -225,7 +225,7 @@ def _finish(
         file=C.constant(ctx.path, n),
         line=pa.array(run.line_numbers[rows], pa.int64()),
     )
-    table = pa.table({k: v for k, v in out.items() if k in TRACKING.names})
+    table = build_table(out, TRACKING)
     problems = [(pc.is_null(out["date_time"]), "bad or missing time"), *problems]
     table, bad = split_bad(table, problems, run, rows)
     return table, bad, server_hint(table)

@@ -1,0 +1,211 @@
+"""Tracing messages: verdicts against synth's ground truth, real samples, outputs."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from conftest import CORPUS
+from logfiles import row, write_log
+
+from loganalyzer.ingest import ingest
+from loganalyzer.synth import generate
+from loganalyzer.trace import VERDICTS, trace
+
+VARIANTS = {
+    "plain": {"days": 2, "messages": 1200},
+    "omit-mailbox-server": {"days": 1, "messages": 900, "omit_server": "EX02"},
+    "relay-omit-hub": {"days": 1, "messages": 900, "relay": True, "omit_server": "EX01"},
+}
+
+
+@pytest.fixture(scope="module")
+def synth_store(tmp_path_factory):
+    made = {}
+
+    def get(name):
+        if name not in made:
+            root = tmp_path_factory.mktemp(name)
+            generate(root / "logs", servers=4, seed=11, **VARIANTS[name])
+            summary = ingest([root / "logs"], root / "store")
+            assert summary.exit_code == 0 and summary.quarantined == 0
+            truth = [json.loads(x) for x in (root / "logs" / "truth.jsonl").open()]
+            made[name] = (root / "store", truth)
+        return made[name]
+
+    return get
+
+
+def _iso(t):
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z") if t else None
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_recipient_verdict_equals_the_truth(synth_store, variant):
+    store, truth = synth_store(variant)
+    result = trace(store, since="2000-01-01", all=True, limit=10**6)
+    got = {
+        (m.message_id, v.address.lower()): v
+        for m in result.messages
+        for r in m.recipients
+        for v in r.flatten()
+    }
+    wrong = Counter()
+    for t in truth:
+        v = got.get((t["message_id"], t["recipient"].lower()))
+        same = v is not None and (v.verdict, v.server, _iso(v.date_time)) == (
+            t["verdict"],
+            t["server"],
+            t["at"],
+        )
+        if v is not None and t["verdict"] == "failed":
+            same = (
+                same
+                and v.ndr_message_id == t["ndr_message_id"]
+                and v.enhanced_status == t["enhanced_status"]
+            )
+        if v is not None and t["expanded_from"]:
+            same = same and (v.expanded_from or "").lower() == t["expanded_from"].lower()
+        if not same:
+            wrong[(t["verdict"], v.verdict if v else None)] += 1
+    accuracy = 1 - sum(wrong.values()) / len(truth)
+    print(f"{variant}: {len(truth)} recipients, accuracy {accuracy:.2%}, wrong {dict(wrong)}")
+    assert accuracy == 1.0, dict(wrong)
+    kinds = Counter(t["verdict"] for t in truth)
+    if variant == "plain":
+        assert set(kinds) == set(VERDICTS) - {"last_seen"}
+    else:
+        assert kinds["last_seen"] > 0
+
+
+def _message(truth, verdict):
+    return next(t for t in truth if t["verdict"] == verdict and not t["expanded_from"])
+
+
+def test_every_kind_of_id_finds_the_message(synth_store):
+    store, truth = synth_store("plain")
+    t = _message(truth, "delivered")
+    by_mid = trace(store, t["message_id"].strip("<>"))
+    assert len(by_mid.messages) == 1
+    m = by_mid.messages[0]
+    assert trace(store, t["network_message_id"].upper()).messages[0].message_id == m.message_id
+    event = next(e for e in m.events if e.internal_message_id)
+    by_iid = trace(store, event.internal_message_id, server=event.server)
+    assert by_iid.messages[0].message_id == m.message_id
+    changes = [e for e in m.events if e.internal_id_changed]
+    assert len({e.server for e in m.events if not e.is_ndr}) == 1 or changes
+
+
+def test_filters_list_candidates_and_pick_traces_one(synth_store):
+    store, truth = synth_store("plain")
+    sender = _message(truth, "sent_external")["sender"]
+    domain = "*@" + sender.split("@")[1]
+    listed = trace(store, sender=domain)
+    assert len(listed.candidates) > 1 and listed.messages == []
+    assert all(c["sender"].lower().endswith(domain[1:].lower()) for c in listed.candidates)
+    picked = trace(store, sender=domain, pick=2)
+    assert picked.messages[0].message_id == listed.candidates[1]["message_id"]
+
+
+def test_failure_links_the_ndr_and_explains_the_code(synth_store):
+    store, truth = synth_store("plain")
+    t = next(x for x in truth if x["verdict"] == "failed" and x["ndr_message_id"])
+    m = trace(store, t["message_id"]).messages[0]
+    v = next(
+        v for r in m.recipients for v in r.flatten() if v.address.lower() == t["recipient"].lower()
+    )
+    assert v.ndr_message_id == t["ndr_message_id"] in m.ndr_message_ids
+    assert v.status_meaning and v.enhanced_status == t["enhanced_status"]
+    assert any(e.is_ndr for e in m.events)
+    assert "failed" in v.summary and t["enhanced_status"] in (v.status or "")
+
+
+def test_list_members_are_nested_under_the_list(synth_store):
+    store, truth = synth_store("plain")
+    t = _message(truth, "expanded")
+    m = trace(store, t["message_id"]).messages[0]
+    dl = next(v for v in m.recipients if v.verdict == "expanded")
+    members = {
+        x["recipient"].lower()
+        for x in truth
+        if x["message_id"] == t["message_id"]
+        and (x["expanded_from"] or "").lower() == dl.address.lower()
+    }
+    assert {v.address.lower() for v in dl.members} == members
+
+
+def test_smtp_conversation_is_shown_under_the_hop(synth_store):
+    store, truth = synth_store("plain")
+    m = trace(store, _message(truth, "sent_external")["message_id"]).messages[0]
+    send = next(e for e in m.events if e.event_id == "SEND" and e.conversation)
+    text = " ".join(c.data or "" for c in send.conversation)
+    assert "EHLO" in text and "MAIL FROM" in text and "RCPT TO" in text
+
+
+def test_relay_session_is_part_of_the_timeline(synth_store):
+    store, truth = synth_store("relay-omit-hub")
+    t = next(x for x in truth if x["verdict"] == "last_seen" and x["server"] == "RELAY01")
+    m = trace(store, t["message_id"]).messages[0]
+    relay = [e for e in m.events if e.server == "RELAY01"]
+    assert {e.event_id for e in relay} == {"RECEIVE", "SEND"}
+    assert any((c.data or "").upper().startswith("FROM:") for c in relay[0].conversation)
+    assert m.missing_logs
+
+
+def test_json_output_equals_the_library_result(cli, synth_store):
+    store, truth = synth_store("plain")
+    mid = _message(truth, "delivered")["message_id"]
+    out = cli("trace", mid, "--store", str(store), "--json")
+    assert out.exit_code == 0
+    assert json.loads(out.stdout) == trace(store, mid).to_dict()
+    text = cli("trace", mid, "--store", str(store), "--tz", "Europe/Berlin")
+    assert "delivered" in text.stdout and "Timeline (Europe/Berlin)" in text.stdout
+    assert cli("trace", "<nothing@nowhere>", "--store", str(store)).exit_code == 1
+
+
+def test_hostile_values_are_inert_in_html(store_dir, tmp_path, cli):
+    hostile = {
+        "message_subject": "<script>alert(1)</script>",
+        "sender_address": '"><script>x()</script>@evil.example',
+        "connector_id": "<img src=x onerror=alert(1)>",
+        "recipient_status": "550 5.1.1 <b onmouseover=alert(1)>bad</b>",
+    }
+    log = write_log(
+        tmp_path / "EX01" / "MSGTRK2026030210-1.LOG",
+        [row(0, **{**hostile, "recipient_status": ""}), row(0, event_id="FAIL", **hostile)],
+    )
+    ingest([log], store_dir)
+    page = tmp_path / "trace.html"
+    out = cli("trace", "<msg0@contoso.com>", "--store", str(store_dir), "--html", str(page))
+    assert out.exit_code == 0
+    html = page.read_text()
+    assert "<script>" not in html and "<img" not in html and "<b " not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "Content-Security-Policy" in html
+    assert "\x1b" not in out.stdout
+
+
+def test_real_samples(store_dir):
+    ingest([CORPUS / "exchange2007plus"], store_dir)
+    ingest([CORPUS / "exchange2007plus"], store_dir, format="exchange-tracking")
+    ingest([CORPUS / "iis-smtp"], store_dir, format="iis-smtp")
+    haredirect = trace(
+        store_dir,
+        "1028007174.22872.1495474412586.JavaMail.apollo@apollo-adaws-"
+        "onebox-acc-1a-4c722f6e.us-east-1.amazon.com",
+    ).messages[0]
+    assert [e.event_id for e in haredirect.events] == ["AGENTINFO", "HAREDIRECT"]
+    assert {v.address for v in haredirect.recipients} == {
+        "abannert@amazon.com",
+        "bryanson@amazon.com",
+        "zihoncao@amazon.com",
+    }
+    received = trace(store_dir, "<20240123200014.123F425E28@host01.my.domain.com>").messages[0]
+    assert received.events[0].event_id == "RECEIVE" and received.sender.startswith("root@")
+    assert received.recipients[0].verdict == "last_seen"
+    iis = trace(store_dir, "<4F5002F2.860022@web.de>").messages[0]
+    [hop] = iis.events
+    assert hop.server == "MEE-PDC" and hop.client == "24.118.118.106"
+    assert [c.data for c in hop.conversation][:1] == ["36A42160"]
+    assert [v.address for v in iis.recipients] == ["pamb@meelift.com"]
