@@ -6,7 +6,8 @@
 (a) the fastest plain conversion with none of our work: pyarrow.dataset -> write_dataset, zstd;
 (b) what a user writes in a notebook: pandas.read_csv of each file, then to_parquet;
 (c) ``loganalyzer ingest``.
-Each runs in its own process; peak memory is the highest RSS of its whole process tree.
+Each runs in its own process; peak memory is the highest PSS (proportional set size: shared
+pages counted once) summed over its whole process tree.
 """
 
 from __future__ import annotations
@@ -85,10 +86,11 @@ def measure(phase: str, logs_file: str, out: str) -> dict:
         while proc.poll() is None:
             try:
                 tree = [proc, *proc.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+                # PSS: pages shared by forked workers are counted once, not once per process
+                peak = max(peak, sum(p.memory_full_info().pss for p in tree if p.is_running()))
             except psutil.Error:
                 pass
-            time.sleep(0.02)
+            time.sleep(0.05)
 
     start = time.perf_counter()
     sampler = threading.Thread(target=sample, daemon=True)

@@ -10,7 +10,7 @@ import re
 import signal
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +32,7 @@ Progress = Callable[[int, int, str], None]
 _SERIES = re.compile(
     r"^(?P<prefix>[a-z]+?)(?P<stamp>\d{4,10})(?:-(?P<n>\d+))?\.(?P<ext>log)$", re.IGNORECASE
 )
-_MANIFEST_EVERY = 0.5  # seconds between manifest rewrites during a long ingest
+_MANIFEST_EVERY = 1.0  # seconds between manifest rewrites during a long ingest
 
 
 @dataclass
@@ -140,25 +140,28 @@ class _Series:
     """Whether a newer file of the same series exists beside a file (then it stopped growing)."""
 
     def __init__(self) -> None:
-        self._dirs: dict[Path, list[str]] = {}
+        self._newest: dict[Path, dict[tuple, tuple[int, int]]] = {}
+
+    @staticmethod
+    def _key(name: str) -> tuple[tuple, tuple[int, int]] | None:
+        m = _SERIES.match(name)
+        if not m:
+            return None
+        series = (m["prefix"].lower(), m["ext"].lower(), len(m["stamp"]))
+        return series, (int(m["stamp"]), int(m["n"] or 0))
 
     def has_newer(self, path: Path) -> bool:
-        m = _SERIES.match(path.name)
-        if not m:
+        mine = self._key(path.name)
+        if mine is None:
             return False
-        names = self._dirs.setdefault(path.parent, [p.name for p in path.parent.iterdir()])
-        key = (m["prefix"].lower(), m["ext"].lower())
-        mine = (int(m["stamp"]), int(m["n"] or 0))
-        for other in names:
-            o = _SERIES.match(other)
-            if (
-                o
-                and (o["prefix"].lower(), o["ext"].lower()) == key
-                and len(o["stamp"]) == len(m["stamp"])
-                and (int(o["stamp"]), int(o["n"] or 0)) > mine
-            ):
-                return True
-        return False
+        if path.parent not in self._newest:
+            newest: dict[tuple, tuple[int, int]] = {}
+            for name in os.listdir(path.parent):
+                k = self._key(name)
+                if k and k[1] > newest.get(k[0], (-1, -1)):
+                    newest[k[0]] = k[1]
+            self._newest[path.parent] = newest
+        return self._newest[path.parent].get(mine[0], mine[1]) > mine[1]
 
 
 class _Identity:
@@ -332,8 +335,11 @@ def _die_with_parent() -> None:
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["loganalyzer.worker"])
+    # fork: the workers start at once with every module already imported (Arrow re-creates
+    # its thread pools in a forked child); forkserver costs a second per ingest.
+    ctx = mp.get_context(
+        "fork" if os.environ.get("LOGANALYZER_MP") != "forkserver" else "forkserver"
+    )
     return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent)
 
 
@@ -418,8 +424,5 @@ def _run(tasks: list[Task], workers: int):
             yield run_task(t)
         return
     with _pool(workers) as pool:
-        pending = {pool.submit(run_task, t) for t in tasks}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for f in finished:
-                yield f.result()
+        for future in as_completed([pool.submit(run_task, t) for t in tasks]):
+            yield future.result()

@@ -457,7 +457,9 @@ def test_omitted_server(base: Run, omitted: Run) -> None:
         assert t["server"] != "EX02"
         before = full[t["message_id"], t["recipient"]]
         if before["server"] != "EX02":
-            assert t == before
+            # the list a member came from is known only when its EXPAND row was written
+            assert t["expanded_from"] in (before["expanded_from"], None)
+            assert {**t, "expanded_from": None} == {**before, "expanded_from": None}
     for t in last_seen:
         assert full[t["message_id"], t["recipient"]]["server"] == "EX02"
         rc = omitted.redirected_to(t["message_id"], t["recipient"])

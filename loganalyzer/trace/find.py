@@ -116,7 +116,7 @@ def candidates(con: duckdb.DuckDBPyConnection, q: Query, limit: int = 200) -> li
                arg_min(message_subject, date_time) filter (where message_subject is not null)
                    as subject,
                arg_max(outcome, date_time) as outcome
-        from rows group by k order by date_time limit {int(limit) + 1}
+        from rows group by k order by date_time, k limit {int(limit) + 1}
     """
     found = con.sql(sql, params=params).fetchall()
     cols = (
@@ -130,7 +130,7 @@ def candidates(con: duckdb.DuckDBPyConnection, q: Query, limit: int = 200) -> li
     )
     out = [dict(zip(cols, r, strict=True)) for r in found]
     extra = _relay_only(con, q, {c["message_id"] for c in out}, limit)
-    return sorted(out + extra, key=lambda c: c["date_time"])[: limit + 1]
+    return sorted(out + extra, key=lambda c: (c["date_time"], c["message_id"] or ""))[: limit + 1]
 
 
 def _relay_only(con, q: Query, known: set, limit: int) -> list[dict]:
