@@ -221,6 +221,21 @@ def trace_cmd(
         raise typer.Exit(1)
 
 
+@app.command("demo")
+def demo_cmd(
+    folder: Annotated[
+        Path, typer.Option(help="Where to put the sample logs and the store.")
+    ] = Path("loganalyzer-demo"),
+) -> None:
+    """Ingest the bundled sample logs, trace a failed and a delivered message, show what next."""
+    from loganalyzer.demo import run_demo
+    from loganalyzer.render import ingest_progress, print_demo
+
+    with ingest_progress() as progress:
+        result = run_demo(folder, progress=progress)
+    print_demo(console, result)
+
+
 @app.command("formats")
 def formats_cmd(as_json: JsonOpt = False) -> None:
     """List the log formats loganalyzer reads, with the files it recognises."""

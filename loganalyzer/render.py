@@ -82,3 +82,40 @@ def print_ingest_summary(console: Console, summary) -> None:
     for w in summary.warnings:
         console.print(f"[yellow]warning:[/yellow] {clean(w)}", highlight=False)
     console.print(f"store: {clean(summary.store)}", highlight=False)
+
+
+def print_demo(console: Console, result) -> None:
+    """The demo's story: what was read, two traces, and the commands to try next."""
+    from loganalyzer.trace.text import print_trace
+
+    console.rule(
+        "[bold]1. Ingest[/bold]: one day of sample logs from three Exchange servers "
+        "and an IIS SMTP relay"
+    )
+    console.print(f"logs: {clean(result.logs)}", highlight=False)
+    print_ingest_summary(console, result.ingest)
+    for label, res in result.traces.items():
+        console.rule(f"[bold]2. Trace a {label} message[/bold]")
+        print_trace(console, res, conversation=False)
+    store = clean(result.store)
+    mid = next((t.messages[0].message_id for t in result.traces.values() if t.messages), "")
+    console.rule("[bold]Try next[/bold]")
+    tips = [
+        (
+            f"loganalyzer trace '{clean(mid)}' --store {store}",
+            "the full timeline with the SMTP conversations",
+        ),
+        (
+            f"loganalyzer trace --recipient '*@example.com' --store {store}",
+            "list the messages to one domain, then --pick N",
+        ),
+        (
+            f"loganalyzer trace '{clean(mid)}' --store {store} --html trace.html",
+            "the same as a web page",
+        ),
+        ("loganalyzer codes 5.1.1 4.4.7 550", "what the codes mean"),
+    ]
+    if result.report:
+        tips.insert(0, (f"open {clean(result.report)}", "the day's report, with charts"))
+    for cmd, why in tips:
+        console.print(f"  [bold]{cmd}[/bold]\n      {why}", highlight=False)

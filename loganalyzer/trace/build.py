@@ -23,13 +23,15 @@ _RANK = {"handoff": 0, "pass": 1, "expand": 1, "redirect": 1, "final": 2, "ignor
 
 
 @cache
-def meaning(code: str | None, family: str | None = None) -> str:
+def meaning(code: str | None, family: str | None = None) -> tuple[str, str]:
+    """(name, meaning) of an event code."""
     if not code:
-        return ""
+        return "", ""
     try:
-        return eventcodes.lookup(code, family).meaning
+        entry = eventcodes.lookup(code, family)
+        return entry.name, entry.meaning
     except (eventcodes.UnknownCode, ValueError):
-        return "unknown event"
+        return "unknown event", "an event code no table knows"
 
 
 def _family(row: dict) -> str | None:
@@ -145,7 +147,8 @@ def _event(row: dict, conversation: list[Line]) -> Event:
         date_time=row["date_time"],
         server=row["server"],
         event_id=row["event_id"],
-        meaning=meaning(row["event_id"], _family(row)),
+        name=meaning(row["event_id"], _family(row))[0],
+        meaning=meaning(row["event_id"], _family(row))[1],
         source=row.get("source"),
         outcome=row.get("outcome"),
         client=client,

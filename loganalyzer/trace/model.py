@@ -79,6 +79,7 @@ class Event:
     line: int | None = None
     internal_id_changed: bool = False
     is_ndr: bool = False
+    name: str | None = None  # the event's short name (eventcodes)
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k != "conversation"}

@@ -109,7 +109,9 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
         for e in m.events:
             event = Text(e.event_id, style="bold")
             event.append(f" {clean(e.source or '')}\n", style="dim")
-            event.append(clean(e.meaning) + (" (the bounce)" if e.is_ndr else ""), style="dim")
+            event.append(
+                clean(e.name or e.meaning) + (" (the bounce)" if e.is_ndr else ""), style="dim"
+            )
             hop = clean(e.client or "") + (f" -> {clean(e.server_host)}" if e.server_host else "")
             if e.connector:
                 hop += f"\n[{clean(e.connector)}]"
