@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from loganalyzer.query import time_filter
+from loganalyzer.query import like, time_filter
 
 #: Low-cardinality columns returned as categoricals.
 CATEGORIES = (
@@ -42,12 +42,6 @@ def _types(t: pa.DataType):
     if pa.types.is_boolean(t):
         return pd.BooleanDtype()
     return None
-
-
-def like(pattern: str) -> str:
-    """A user's wildcard pattern (``*@contoso.com``) as a case-insensitive SQL LIKE pattern."""
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
 
 
 def select(

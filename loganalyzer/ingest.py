@@ -17,6 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from loganalyzer import formats
+from loganalyzer.lookup import merge
 from loganalyzer.schema import SCHEMA_VERSION
 from loganalyzer.store import (
     HEAD,
@@ -290,6 +291,7 @@ def _commit(store: Store, manifest: dict[str, dict], res: TaskResult) -> FileRep
             "format": t.format,
             "table": res.table,
             "server": res.server,
+            "lookup": b"",
         }
         manifest[t.file_key] = row
     fps = {
@@ -309,6 +311,8 @@ def _commit(store: Store, manifest: dict[str, dict], res: TaskResult) -> FileRep
         parts=sorted({*row["parts"], *(p.final for p in res.parts)}),
         final=t.final and res.state.offset >= t.size,
         ingested_at=datetime.now(UTC),
+        # a file ingested before sketches existed keeps none: it is always read
+        lookup=None if row["lookup"] is None else merge(row["lookup"], res.lookup),
         schema_version=SCHEMA_VERSION,
     )
     if t.path not in row["paths"]:

@@ -39,6 +39,7 @@ def _parts_view(
     paths: list[str],
     schema: pa.Schema,
     partitioned: bool,
+    mixed: bool = False,
 ) -> None:
     if not paths:
         fields = [*schema, pa.field("date", pa.date32())] if partitioned else list(schema)
@@ -47,22 +48,28 @@ def _parts_view(
         return
     files = ", ".join(_quote(p) for p in paths)
     hive = ", hive_partitioning = true, hive_types = {'date': DATE}" if partitioned else ""
-    con.execute(
-        f"create view {name} as select * from read_parquet([{files}], union_by_name = true{hive})"
-    )
+    # union_by_name reads every file's schema up front: only when schema versions differ
+    union = ", union_by_name = true" if mixed else ""
+    con.execute(f"create view {name} as select * from read_parquet([{files}]{union}{hive})")
 
 
-def connect(store: Store) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the store's views; times come back in UTC."""
+def connect(
+    store: Store, only: list[dict] | None = None, manifest: dict[str, dict] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the store's views; times come back in UTC.
+
+    ``only`` (manifest rows) restricts the tracking, smtp and quarantine views to those files.
+    """
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
-    manifest = store.manifest()
+    manifest = store.manifest() if manifest is None else manifest
     parts: dict[str, list[str]] = {"tracking": [], "smtp": [], "quarantine": []}
-    for row in manifest.values():
+    for row in manifest.values() if only is None else only:
         for p in row["parts"] or []:
             parts[p.split("/", 1)[0]].append(str(store.path(p)))
+    mixed = len({row["schema_version"] for row in manifest.values()}) > 1
     for name, schema in TABLES.items():
-        _parts_view(con, name, sorted(parts[name]), schema, partitioned=True)
+        _parts_view(con, name, sorted(parts[name]), schema, partitioned=True, mixed=mixed)
     _parts_view(con, "quarantine", sorted(parts["quarantine"]), QUARANTINE, partitioned=False)
     con.register("_files", pa.Table.from_pylist(list(manifest.values()), schema=MANIFEST))
     con.execute("create view files as select * from _files")
@@ -84,3 +91,9 @@ def time_filter(
         clauses.append(f"{column} < ?::timestamptz and date <= ?::timestamptz::date")
         params += [str(until), str(until)]
     return " and ".join(clauses) or "true", params
+
+
+def like(pattern: str) -> str:
+    """A user's wildcard pattern (``*@contoso.com``) as a case-insensitive SQL LIKE pattern."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")

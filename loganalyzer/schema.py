@@ -121,6 +121,7 @@ _MANIFEST = [
     ("final", pa.bool_(), "The file stopped growing; its last partial line was quarantined"),
     ("ingested_at", TS, "When the file was last ingested"),
     ("schema_version", pa.int32(), "Store schema version the rows were written with"),
+    ("lookup", pa.binary(), "Sorted 32-bit hashes of the IDs in the rows (loganalyzer.lookup)"),
 ]
 
 

@@ -103,7 +103,7 @@ class Store:
         path = self.root / MANIFEST_FILE
         if not path.is_file():
             return {}
-        rows = pq.read_table(path).to_pylist()
+        rows = pq.ParquetFile(path).read().to_pylist()  # read_table imports datasets: slow
         newest = max((r.get("schema_version") or 0 for r in rows), default=0)
         if newest > SCHEMA_VERSION:
             raise StoreError(
@@ -118,7 +118,7 @@ class Store:
             sorted(rows.values(), key=lambda r: r["file_key"]), schema=MANIFEST
         )
         tmp = self.root / f"{MANIFEST_FILE}.{os.getpid()}{TMP_SUFFIX}"
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", use_dictionary=["format", "table", "server"])
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, self.root / MANIFEST_FILE)
@@ -192,12 +192,13 @@ class Store:
         return removed
 
     # -- reading ---------------------------------------------------------------------------
-    def connect(self):
+    def connect(self, only: list[dict] | None = None, manifest: dict[str, dict] | None = None):
         """A DuckDB connection with views ``tracking``, ``smtp``, ``recipients``,
-        ``quarantine`` and ``files`` over the parts the manifest lists."""
+        ``quarantine`` and ``files`` over the parts the manifest lists (or the files in
+        ``only``)."""
         from loganalyzer.query import connect
 
-        return connect(self)
+        return connect(self, only, manifest)
 
     def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
         """Run SQL over the store's views; returns a DataFrame."""

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from loganalyzer import formats
 from loganalyzer.formats.base import Bad, ReadState
 from loganalyzer.formats.common import Context
+from loganalyzer.lookup import encode, table_hashes
 from loganalyzer.schema import QUARANTINE, TABLES, conform
 from loganalyzer.store import TMP_SUFFIX, Part, Store
 
@@ -84,6 +85,7 @@ class TaskResult:
     seconds: float = 0.0
     error: str | None = None
     tz_assumed: bool = False
+    lookup: bytes = b""  # the IDs of the rows (see loganalyzer.lookup)
 
 
 def folder_server(path: str) -> str | None:
@@ -194,6 +196,7 @@ def run_task(task: Task) -> TaskResult:
     )
     writer = _Writer(Store(task.store), module.TABLE, task)
     server = task.server
+    keys: set[int] = set()
     try:
         with open(task.path, "rb") as fh:
             for batch in module.parse(fh, state, ctx):
@@ -207,11 +210,13 @@ def run_task(task: Task) -> TaskResult:
                 table = table.set_column(at, "server", _filled(table.column(at), server))
                 writer.write(table)
                 result.rows += table.num_rows
+                keys |= table_hashes(table)
         result.parts = writer.close()
     except OSError as exc:
         writer.abort()
         result.error = f"could not read: {exc.strerror or exc}"
         return result
+    result.lookup = encode(keys)
     result.quarantined = len(writer.bad)
     result.server = server
     result.state = state

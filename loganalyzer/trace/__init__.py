@@ -5,9 +5,19 @@ from __future__ import annotations
 import os
 from zoneinfo import ZoneInfo
 
+from loganalyzer.lookup import KEYS, files_holding
 from loganalyzer.store import Store
 from loganalyzer.trace.build import build
-from loganalyzer.trace.find import Query, candidates, message_rows, session_ids, smtp_rows
+from loganalyzer.trace.find import (
+    Query,
+    candidates,
+    candidates_from_rows,
+    days_of,
+    message_rows,
+    rows_for_id,
+    session_ids,
+    smtp_rows,
+)
 from loganalyzer.trace.model import VERDICTS, Event, MessageTrace, TraceResult, Verdict
 
 __all__ = ["VERDICTS", "Event", "MessageTrace", "Query", "TraceResult", "Verdict", "trace"]
@@ -38,31 +48,49 @@ def trace(
     st = store if isinstance(store, Store) else Store(store)
     q = Query(query, server, sender, recipient, subject, since, until, event_id)
     zone = ZoneInfo(tz)
-    with st.connect() as con:
-        found = candidates(con, q, limit)
-        chosen = found if all or len(found) == 1 else []
-        if pick is not None:
-            if not 1 <= pick <= len(found):
-                raise ValueError(f"--pick {pick}: there are {len(found)} candidates")
-            chosen = [found[pick - 1]]
-        servers = _servers(con)
-        messages: list[MessageTrace] = []
-        per_message = message_rows(con, chosen) if chosen else []
-        every = [r for rows in per_message for r in rows]
-        ids = sorted(
-            {r["message_id"] for r in every if r.get("message_id")}
-            | {c["message_id"] for c in chosen if c.get("message_id")}
-        )
-        smtp = smtp_rows(con, session_ids(every), ids) if chosen else []
-        sessions, iis = _group_smtp(smtp)
-        for c, rows in zip(chosen, per_message, strict=True):
-            mine = [x for r in rows for x in sessions.get(_session(r), [])]
-            mine += [
-                x
-                for i in {r.get("message_id") for r in rows} | {c["message_id"]}
-                for x in iis.get(i, [])
-            ]
-            messages.append(build(rows, mine, servers, zone, c["message_id"]))
+    manifest = st.manifest()
+    servers = {(r["server"] or "").upper() for r in manifest.values()} - {""}
+    iis = any(r["format"] == "iis-smtp" for r in manifest.values())
+    by_id = q.kind() is not None and not any((sender, recipient, subject, since, until, event_id))
+    sketched = by_id and q.kind() in KEYS
+
+    def connect(keys: dict[str, list[str]]):
+        """Views over the files that may hold these IDs (all files when not sketched)."""
+        only = files_holding(manifest, keys) if sketched else None
+        return st.connect(only=only, manifest=manifest)
+
+    with connect({q.kind() or "": [q.value() or ""]}) as con:
+        known = rows_for_id(con, q) if by_id else []
+        found = candidates_from_rows(known) if by_id else candidates(con, q, limit)
+        if by_id and not found and q.kind() == "message_id":
+            found = candidates(con, q, limit)  # a message only an IIS relay's log names
+    chosen = found if all or len(found) == 1 else []
+    if pick is not None:
+        if not 1 <= pick <= len(found):
+            raise ValueError(f"--pick {pick}: there are {len(found)} candidates")
+        chosen = [found[pick - 1]]
+    ids = sorted({c["message_id"] for c in chosen if c.get("message_id")})
+    refs = sorted({r["reference"] for r in known if r["event_id"] == "DSN" and r["reference"]})
+    nids = sorted({c["network_message_id"] for c in chosen if c.get("network_message_id")})
+    with connect(
+        {"message_id": ids + refs + [f"<{x}>" for x in refs], "network_message_id": nids}
+    ) as con:
+        per_message = message_rows(con, chosen, days_of(known, chosen), known) if chosen else []
+    every = [r for rows in per_message for r in rows]
+    ids = sorted({r["message_id"] for r in every if r.get("message_id")} | set(ids))
+    sessions = session_ids(every)
+    with connect({"session_id": sorted(sessions), "message_id": ids if iis else []}) as con:
+        smtp = smtp_rows(con, sessions, ids, days_of(every, chosen), iis) if chosen else []
+    by_session, iis_lines = _group_smtp(smtp)
+    messages: list[MessageTrace] = []
+    for c, rows in zip(chosen, per_message, strict=True):
+        mine = [x for r in rows for x in by_session.get(_session(r), [])]
+        mine += [
+            x
+            for i in {r.get("message_id") for r in rows} | {c["message_id"]}
+            for x in iis_lines.get(i, [])
+        ]
+        messages.append(build(rows, mine, servers, zone, c["message_id"]))
     listed = [{**c, "date_time": c["date_time"].isoformat()} for c in found[:limit]]
     return TraceResult(q.to_dict(), listed, messages, tz)
 
@@ -80,9 +108,3 @@ def _group_smtp(smtp: list[dict]) -> tuple[dict, dict]:
         elif r.get("session_id"):
             sessions.setdefault(r["session_id"], []).append(r)
     return sessions, iis
-
-
-def _servers(con) -> set[str]:
-    """Every server whose logs are in the store, upper case."""
-    names = con.sql("select distinct upper(server) from files").fetchall()
-    return {n for (n,) in names if n}

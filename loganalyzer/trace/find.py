@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import duckdb
 import pyarrow as pa
 
-from loganalyzer.frames import like
-from loganalyzer.query import time_filter
+from loganalyzer.query import like, time_filter
 
 _GUID = re.compile(
     r"^\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?$", re.IGNORECASE
@@ -99,9 +99,9 @@ def candidates(con: duckdb.DuckDBPyConnection, q: Query, limit: int = 200) -> li
     where, params = _where(q)
     sql = f"""
         with keys as (
-            select distinct coalesce(message_id, network_message_id) as k
+            select coalesce(message_id, network_message_id) as k, min(date_time) as first
             from tracking where {where} and coalesce(message_id, network_message_id) is not null
-            limit {int(limit) + 1}
+            group by 1 order by first, k limit {int(limit) + 1}
         ),
         rows as (
             select t.*, coalesce(t.message_id, t.network_message_id) as k
@@ -165,16 +165,87 @@ def _relay_only(con, q: Query, known: set, limit: int) -> list[dict]:
     ]
 
 
-def message_rows(con: duckdb.DuckDBPyConnection, found: list[dict]) -> list[list[dict]]:
+Dates = tuple[date, date] | None
+
+
+def _in_dates(dates: Dates, pad_after: int = 0) -> tuple[str, list]:
+    """A partition filter: rows of a message's days (and ``pad_after`` days after them)."""
+    if dates is None:
+        return "", []
+    return " and date between ? and ?", [dates[0], dates[1] + timedelta(days=pad_after)]
+
+
+def rows_for_id(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
+    """The tracking rows of the message(s) an ID names: one scan of the store."""
+    kind, value = q.kind(), q.value()
+    column = "lower(network_message_id)" if kind == "network_message_id" else kind
+    where, params = f"{column} = ?", [value]
+    if q.server:
+        where += " and upper(server) = upper(?)"
+        params.append(q.server)
+    rows = con.sql(f"select {COLUMNS} from tracking where {where}", params=params)
+    return rows.to_arrow_table().to_pylist()
+
+
+def candidates_from_rows(rows: list[dict]) -> list[dict]:
+    """Candidates (as ``candidates`` returns them) from rows already read."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        key = r.get("message_id") or r.get("network_message_id")
+        if key:
+            groups.setdefault(key, []).append(r)
+    out = []
+    for group in groups.values():
+        group.sort(key=lambda r: r["date_time"])
+        first = group[0]
+        recipients: dict[str, None] = {}
+        for r in group:
+            recipients.update(dict.fromkeys(r.get("recipient_address") or []))
+        out.append(
+            {
+                "message_id": first.get("message_id"),
+                "network_message_id": next(
+                    (r["network_message_id"] for r in group if r.get("network_message_id")), None
+                ),
+                "date_time": first["date_time"],
+                "sender": next(
+                    (r["sender_address"] for r in group if r.get("sender_address")), None
+                ),
+                "recipients": list(recipients),
+                "subject": next(
+                    (r["message_subject"] for r in group if r.get("message_subject")), None
+                ),
+                "outcome": group[-1].get("outcome"),
+            }
+        )
+    return sorted(out, key=lambda c: (c["date_time"], c["message_id"] or ""))
+
+
+def days_of(rows: list[dict], found: list[dict]) -> Dates:
+    """The first and last day of the rows and candidates (None when there are none)."""
+    times = [r["date_time"] for r in rows] + [c["date_time"] for c in found if c.get("date_time")]
+    return (min(times).date(), max(times).date()) if times else None
+
+
+def message_rows(
+    con: duckdb.DuckDBPyConnection,
+    found: list[dict],
+    dates: Dates = None,
+    known: list[dict] | None = None,
+) -> list[list[dict]]:
     """Every tracking row of each message on every server, and of the NDRs it caused.
 
-    One query for all the messages; NDR rows are flagged ``is_ndr``.
+    One query for all the messages (restricted to ``dates`` when given, a day's margin after
+    them); ``known`` rows already read are kept. NDR rows are flagged ``is_ndr``.
     """
     ids = sorted({c["message_id"] for c in found if c.get("message_id")})
     nids = sorted({c["network_message_id"] for c in found if c.get("network_message_id")})
-    rows = _rows(con, ids, nids)
+    rows = _rows(con, ids, nids, dates)
+    if known:
+        seen = {(r["file"], r["line"]) for r in rows}
+        rows += [r for r in known if (r["file"], r["line"]) not in seen]
     refs = {_bracket(r["reference"]) for r in rows if r["event_id"] == "DSN" and r["reference"]}
-    ndr_rows = _rows(con, sorted(refs - set(ids)), []) if refs - set(ids) else []
+    ndr_rows = _rows(con, sorted(refs - set(ids)), [], dates) if refs - set(ids) else []
     by_id: dict[str, list[dict]] = {}
     for r in rows + ndr_rows:
         if r.get("message_id"):
@@ -198,9 +269,10 @@ def message_rows(con: duckdb.DuckDBPyConnection, found: list[dict]) -> list[list
     return out
 
 
-def _rows(con, ids: list[str], nids: list[str]) -> list[dict]:
+def _rows(con, ids: list[str], nids: list[str], dates: Dates = None) -> list[dict]:
     if not ids and not nids:
         return []
+    window, wparams = _in_dates(dates, pad_after=2)
     if len(ids) + len(nids) <= 8:  # the usual single trace: literal lists prune row groups
         clauses, params = [], []
         if ids:
@@ -209,15 +281,15 @@ def _rows(con, ids: list[str], nids: list[str]) -> list[dict]:
         if nids:
             clauses.append(f"network_message_id in ({', '.join('?' for _ in nids)})")
             params += nids
-        sql = f"select {COLUMNS} from tracking where {' or '.join(clauses)}"
-        return con.sql(sql, params=params).to_arrow_table().to_pylist()
+        sql = f"select {COLUMNS} from tracking where ({' or '.join(clauses)}){window}"
+        return con.sql(sql, params=params + wparams).to_arrow_table().to_pylist()
     con.register("_want_ids", pa.table({"v": pa.array(ids, pa.string())}))
     con.register("_want_nids", pa.table({"v": pa.array(nids, pa.string())}))
     sql = (
-        f"select {COLUMNS} from tracking where message_id in (select v from _want_ids) "
-        "or network_message_id in (select v from _want_nids)"
+        f"select {COLUMNS} from tracking where (message_id in (select v from _want_ids) "
+        f"or network_message_id in (select v from _want_nids)){window}"
     )
-    return con.sql(sql).to_arrow_table().to_pylist()
+    return con.sql(sql, params=wparams or None).to_arrow_table().to_pylist()
 
 
 def _bracket(ref: str) -> str:
@@ -235,44 +307,53 @@ def session_ids(rows: list[dict]) -> set[str]:
     return out
 
 
+_SMTP_COLUMNS = (
+    "date_time, server, log_format, direction, session_id, sequence_number, connector_id, "
+    "remote_ip, local_ip, event, command, data, context, reply_code, message_id, line"
+)
+
+
 def smtp_rows(
-    con: duckdb.DuckDBPyConnection, sessions: set[str], message_ids: list[str]
+    con: duckdb.DuckDBPyConnection,
+    sessions: set[str],
+    message_ids: list[str],
+    dates: Dates = None,
+    iis: bool = True,
 ) -> list[dict]:
-    """Protocol-log lines of the sessions, and IIS SMTP sessions whose DATA names the message."""
-    cols = (
-        "date_time, server, log_format, direction, session_id, sequence_number, "
-        "remote_ip, local_ip, event, command, data, context, reply_code, message_id, line"
-    )
+    """Protocol-log lines of the sessions, and IIS SMTP sessions whose DATA names the message;
+    ``dates`` restricts the search to the message's days, ``iis`` False skips IIS logs."""
+    window, wparams = _in_dates(dates, pad_after=1)
     out: list[dict] = []
     if sessions:
+        marks = ", ".join("?" for _ in sessions)
         out += (
             con.sql(
-                f"select {cols} from smtp where session_id in ({', '.join('?' for _ in sessions)})",
-                params=sorted(sessions),
+                f"select {_SMTP_COLUMNS} from smtp where session_id in ({marks}){window}",
+                params=sorted(sessions) + wparams,
             )
             .to_arrow_table()
             .to_pylist()
         )
-    if message_ids:
+    if message_ids and iis:
         # IIS logs have no session ID: the session is the client's lines around its DATA line
+        marks = ", ".join("?" for _ in message_ids)
+        cols = ", ".join("s." + c.strip() for c in _SMTP_COLUMNS.split(","))
         out += (
             con.sql(
                 f"""
             with data as (
                 select server, remote_ip, direction, date_time, message_id from smtp
-                where log_format = 'iis-smtp' and message_id in
-                      ({", ".join("?" for _ in message_ids)})
+                where log_format = 'iis-smtp' and message_id in ({marks}){window}
             )
-            select {", ".join("s." + c.strip() for c in cols.split(","))},
-                   d.date_time as data_time, d.message_id as anchor_id
+            select {cols}, d.date_time as data_time, d.message_id as anchor_id
             from smtp s join data d
               on s.server = d.server and s.remote_ip = d.remote_ip
              and s.direction = d.direction
              and s.date_time between d.date_time - interval 5 minute
                                  and d.date_time + interval 1 minute
-            where s.log_format = 'iis-smtp'
+            where s.log_format = 'iis-smtp'{window.replace("date", "s.date")}
             """,
-                params=message_ids,
+                params=message_ids + wparams + wparams,
             )
             .to_arrow_table()
             .to_pylist()
