@@ -236,6 +236,34 @@ def demo_cmd(
     print_demo(console, result)
 
 
+@app.command("sql")
+def sql_cmd(
+    query: Annotated[str, typer.Argument(help="SQL over the views tracking, smtp, recipients, "
+                                         "messages, quarantine and files.")],
+    store: StoreOpt = None,
+    csv_: Annotated[bool, typer.Option("--csv", help="CSV, safe to open in a spreadsheet.")] = False,
+    as_json: JsonOpt = False,
+    limit: Annotated[int, typer.Option(help="Rows shown in the table (not in CSV/JSON).")] = 100,
+) -> None:
+    """Run SQL (DuckDB) over the store and print the result."""
+    import duckdb
+
+    from loganalyzer.export import to_csv, to_json
+    from loganalyzer.render import print_frame
+    from loganalyzer.store import Store
+
+    try:
+        df = Store(store).sql(query)
+    except (duckdb.Error, RuntimeError) as exc:
+        raise fail(str(exc).splitlines()[0], 2) from exc
+    if csv_:
+        typer.echo(to_csv(df), nl=False)
+    elif as_json:
+        typer.echo(to_json(df))
+    else:
+        print_frame(console, df, limit)
+
+
 @app.command("formats")
 def formats_cmd(as_json: JsonOpt = False) -> None:
     """List the log formats loganalyzer reads, with the files it recognises."""
@@ -267,6 +295,9 @@ def synth(
     relay: Annotated[bool, typer.Option(help="The IIS SMTP relay RELAY01 in front.")] = False,
     omit_server: Annotated[str | None, typer.Option(help="Write no logs of it.")] = None,
     size_mb: Annotated[float | None, typer.Option(help="Add days up to ~MB of logs.")] = None,
+    headers: Annotated[
+        int, typer.Option(help="Also write OUT/headers/<n>.eml: N delivered messages, a few NDRs.")
+    ] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Write realistic multi-server Exchange 2016 logs and their ground truth (truth.jsonl)."""
@@ -275,6 +306,7 @@ def synth(
     from loganalyzer.synth import generate
 
     kwargs = dict(servers=servers, days=days, messages=messages, seed=seed, relay=relay)
+    kwargs |= {"headers": headers} if headers else {}
     try:
         start_day = dt.date.fromisoformat(start)
         result = generate(out, start=start_day, omit_server=omit_server, size_mb=size_mb, **kwargs)
@@ -284,7 +316,112 @@ def synth(
         print_json(result.to_dict())
     else:
         typer.echo(result.summary())
+        if headers:
+            typer.echo(f"header blocks: {out / 'headers'}")
+
+
+@app.command("headers")
+def headers_cmd(
+    file: Annotated[str, typer.Argument(help="A .eml file, a saved bounce (NDR), or - for stdin.")],
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store", "-s", help="Join the trace from this store [default: $LOGANALYZER_STORE]"
+        ),
+    ] = None,
+    tz: Annotated[str, typer.Option(help="Time zone of the displayed times.")] = "UTC",
+    html: Annotated[str | None, typer.Option(help="Also write it as an HTML page.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Read a message's headers: hops and delays, SPF/DKIM/DMARC, antispam verdicts, a bounce's
+    failed recipients; with a store, the same message's trace from the logs."""
+    import os
+
+    from loganalyzer.headers import analyze_headers
+    from loganalyzer.headers.text import print_headers
+
+    store = store or os.environ.get("LOGANALYZER_STORE") or None
+    try:
+        data = typer.get_binary_stream("stdin").read() if file == "-" else Path(file).read_bytes()
+        result = analyze_headers(data, store, tz=tz)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise fail(str(exc), 2) from exc
+    if html:
+        Path(html).write_text(result.to_html(), encoding="utf-8")
+    if as_json:
+        typer.echo(result.to_json())
+    else:
+        print_headers(console, result)
+        if html:
+            console.print(f"HTML: {html}", highlight=False, markup=False)
 
 
 def main() -> None:
     app()
+
+
+report_app = typer.Typer(
+    help="Reports on the mail flow.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("daily")
+def report_daily(
+    store: StoreOpt = None,
+    date: Annotated[str, typer.Option(help="YYYY-MM-DD, today or yesterday (in --tz).")] = (
+        "yesterday"
+    ),
+    days: Annotated[int, typer.Option(help="Number of days, ending on --date.")] = 1,
+    tz: Annotated[str, typer.Option(help="Time zone of the days and of the times.")] = "UTC",
+    out: Annotated[
+        Path | None, typer.Option(help="HTML file [default: mail-flow-DATE.html; none with --json]")
+    ] = None,
+    top: Annotated[int, typer.Option(help="Rows of the top lists.")] = 10,
+    problems_first: Annotated[
+        bool, typer.Option("--problems-first", help="Failures, deferrals, data quality first.")
+    ] = False,
+    redact: Annotated[
+        bool, typer.Option("--redact", help="Hash addresses, hide subjects, no trace pages.")
+    ] = False,
+    accepted_domain: Annotated[
+        list[str] | None,
+        typer.Option(help="An accepted domain (repeatable): internal senders where the logs "
+                     "have no directionality [default: domains of delivered recipients]"),
+    ] = None,
+    traces: Annotated[int, typer.Option(help="Trace pages of up to N failed messages.")] = 100,
+    mail_to: Annotated[list[str] | None, typer.Option(help="Mail it to ADDR (repeatable).")] = None,
+    smtp_host: Annotated[str, typer.Option(help="SMTP server.")] = "localhost",
+    smtp_port: Annotated[int, typer.Option(help="SMTP port.")] = 25,
+    smtp_starttls: Annotated[bool, typer.Option("--smtp-starttls", help="Use STARTTLS.")] = False,
+    smtp_user: Annotated[
+        str | None, typer.Option(help="SMTP login; the password: $LOGANALYZER_SMTP_PASSWORD.")
+    ] = None,
+    mail_from: Annotated[str | None, typer.Option(help="Sender of the mail.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the daily mail-flow report (one HTML file with charts); optionally mail it."""
+    import os
+
+    from loganalyzer.report.text import print_report_summary
+    from loganalyzer.report import daily_report
+    from loganalyzer.report.mail import PASSWORD_ENV, send
+
+    try:
+        report = daily_report(
+            store, date, days=days, tz=tz, top=top, accepted_domains=accepted_domain,
+            problems_first=problems_first, redact_addresses=redact,
+        )
+        path = out or (None if as_json else Path(f"mail-flow-{report.period.date}.html"))
+        files = report.save(path, traces=traces) if path else []
+        if mail_to:
+            send(
+                report, mail_to, host=smtp_host, port=smtp_port, starttls=smtp_starttls,
+                user=smtp_user, password=os.environ.get(PASSWORD_ENV), sender=mail_from,
+            )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise fail(str(exc), 2) from exc
+    if as_json:
+        typer.echo(report.to_json())
+    else:
+        print_report_summary(console, report, files, mail_to or [])

@@ -76,6 +76,12 @@ def extract_samples(logs: Path) -> Path:
     return logs
 
 
+def sample_logs(folder: str | os.PathLike[str] = "loganalyzer-demo/logs") -> Path:
+    """The bundled sample logs (one day, three Exchange servers and an IIS SMTP relay),
+    unpacked into ``folder`` (once); ``folder``/../truth.jsonl is what really happened."""
+    return extract_samples(Path(folder))
+
+
 def _first(store: Path, **filters) -> str | None:
     found = trace(store, since=SAMPLE_DAY.isoformat(), **filters).candidates
     return found[0]["message_id"] if found else None

@@ -45,10 +45,21 @@ def _types(t: pa.DataType):
 
 
 def select(
-    store, table: str, *, since=None, until=None, columns=None, tz=None, **filters
+    store,
+    table: str,
+    *,
+    since=None,
+    until=None,
+    columns=None,
+    tz=None,
+    time_column: str = "date_time",
+    **filters,
 ) -> pd.DataFrame:
     """Rows of ``table`` matching the filters, in time order."""
-    where, params = time_filter(since, until)
+    partitioned = table in ("tracking", "smtp")
+    where, params = time_filter(since, until, time_column, partitioned)
+    element = "x.recipient" if table == "messages" else "x"
+    list_column = "recipients" if table == "messages" else "recipient_address"
     clauses = [where]
     for name, value in filters.items():
         if value is None:
@@ -63,7 +74,7 @@ def select(
             clauses.append(
                 "("
                 + " or ".join(
-                    "len(list_filter(recipient_address, lambda x: x ilike ? escape '\\')) > 0"
+                    f"len(list_filter({list_column}, lambda x: {element} ilike ? escape '\\')) > 0"
                     for _ in values
                 )
                 + ")"
@@ -73,6 +84,26 @@ def select(
             clauses.append(f"{name} in ({', '.join('?' for _ in values)})")
             params += [str(v).upper() if name == "event_id" else str(v) for v in values]
     cols = ", ".join(columns) if columns else "*"
-    query = f"select {cols} from {table} where {' and '.join(clauses)} order by date_time"
+    query = f"select {cols} from {table} where {' and '.join(clauses)} order by {time_column}"
     with store.connect() as con:
         return to_frame(con.sql(query, params=params).to_arrow_table(), tz=tz)
+
+
+LIST_COLUMNS = ("recipient_address", "recipient_status", "enhanced_status", "smtp_reply")
+
+
+def explode_recipients(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per recipient of each tracking row, its status, enhanced code and reply beside
+    it (``recipient``, ``recipient_status``, ``enhanced_status``, ``smtp_reply``)."""
+    df = df.copy()
+    lengths = df["recipient_address"].map(lambda x: 0 if x is None else len(x))
+    for col in LIST_COLUMNS[1:]:
+        if col in df.columns:
+            df[col] = [
+                list(v if v is not None else [])[:n]
+                + [None] * (n - len(v if v is not None else []))
+                for v, n in zip(df[col], lengths, strict=True)
+            ]
+    cols = [c for c in LIST_COLUMNS if c in df.columns]
+    out = df[lengths > 0].explode(cols, ignore_index=True)
+    return out.rename(columns={"recipient_address": "recipient"})

@@ -1,7 +1,7 @@
 """Queries over a store, in process with DuckDB, on the parts the manifest lists.
 
-Views: ``tracking``, ``smtp``, ``quarantine``, ``files`` (the manifest), and
-``recipients`` (one row per tracking row and recipient, with its status).
+Views: ``tracking``, ``smtp``, ``quarantine``, ``files`` (the manifest), ``recipients`` (one
+row per tracking row and recipient, with its status) and ``messages`` (one row per message).
 """
 
 from __future__ import annotations
@@ -26,6 +26,52 @@ select t.* exclude (recipient_address, recipient_status, enhanced_status, smtp_r
        t.enhanced_status[r.i] as enhanced_status,
        t.smtp_reply[r.i] as smtp_reply
 from tracking t, unnest(range(1, len(t.recipient_address) + 1)) as r(i)
+"""
+
+
+# One row per message: its first and last row, and the last outcome of each recipient (the
+# outcome of the last row naming it, shadow copies and DSN rows aside).
+_MESSAGES = """
+create view messages as
+with r as (
+    select * from recipients
+    where message_id is not null
+      and event_id not in ('DSN', 'HAREDIRECT', 'HARECEIVE', 'HADISCARD', 'AGENTINFO')
+),
+per_recipient as (
+    select message_id, lower(recipient) as recipient,
+           arg_max(outcome, date_time) as outcome, arg_max(server, date_time) as server,
+           max(date_time) as date_time,
+           arg_max(enhanced_status, date_time) as enhanced_status
+    from r group by all
+),
+finals as (
+    select message_id,
+           list({'recipient': recipient, 'outcome': outcome, 'server': server,
+                 'date_time': date_time, 'enhanced_status': enhanced_status}
+                order by recipient) as recipients,
+           count(*) filter (where outcome = 'delivered') as delivered,
+           count(*) filter (where outcome = 'transferred') as transferred,
+           count(*) filter (where outcome = 'failed') as failed,
+           count(*) filter (where outcome = 'deferred') as deferred,
+           max(date_time) filter (where outcome in ('delivered', 'transferred')) as done_at
+    from per_recipient group by message_id
+),
+msg as (
+    select message_id, any_value(network_message_id) as network_message_id,
+           min(date_time) as first_seen, max(date_time) as last_seen,
+           min(date_time) filter (where event_id = 'RECEIVE') as received_at,
+           arg_min(sender_address, date_time) as sender_address,
+           arg_min(message_subject, date_time) as message_subject,
+           max(total_bytes) as total_bytes,
+           list(distinct server order by server) as servers,
+           count(*) as rows
+    from tracking where message_id is not null group by message_id
+)
+select msg.*, finals.recipients, finals.delivered, finals.transferred, finals.failed,
+       finals.deferred,
+       epoch(finals.done_at - coalesce(msg.received_at, msg.first_seen)) as latency_s
+from msg left join finals using (message_id)
 """
 
 
@@ -74,6 +120,7 @@ def connect(
     con.register("_files", pa.Table.from_pylist(list(manifest.values()), schema=MANIFEST))
     con.execute("create view files as select * from _files")
     con.execute(_RECIPIENTS)
+    con.execute(_MESSAGES)
     return con
 
 
@@ -81,15 +128,22 @@ def time_filter(
     since: datetime | date | str | None,
     until: datetime | date | str | None,
     column: str = "date_time",
+    partitioned: bool = True,
 ) -> tuple[str, list]:
     """A WHERE fragment (with parameters) for a time window; the date partition prunes it."""
     clauses, params = [], []
     if since is not None:
-        clauses.append(f"{column} >= ?::timestamptz and date >= ?::timestamptz::date")
-        params += [str(since), str(since)]
+        clauses.append(f"{column} >= ?::timestamptz")
+        params.append(str(since))
+        if partitioned:
+            clauses.append("date >= ?::timestamptz::date")
+            params.append(str(since))
     if until is not None:
-        clauses.append(f"{column} < ?::timestamptz and date <= ?::timestamptz::date")
-        params += [str(until), str(until)]
+        clauses.append(f"{column} < ?::timestamptz")
+        params.append(str(until))
+        if partitioned:
+            clauses.append("date <= ?::timestamptz::date")
+            params.append(str(until))
     return " and ".join(clauses) or "true", params
 
 

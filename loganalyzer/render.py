@@ -119,3 +119,19 @@ def print_demo(console: Console, result) -> None:
         tips.insert(0, (f"open {clean(result.report)}", "the day's report, with charts"))
     for cmd, why in tips:
         console.print(f"  [bold]{cmd}[/bold]\n      {why}", highlight=False)
+
+
+def print_frame(console: Console, df, limit: int = 100) -> None:
+    """A DataFrame as a table, log values cleaned; says how many rows were left out."""
+    t = Table(*[clean(c) for c in df.columns], header_style="bold", expand=True)
+    for row in df.head(limit).itertuples(index=False):
+        t.add_row(*[clean("" if v is None or v is pd_na() else v) for v in row])
+    console.print(t)
+    if len(df) > limit:
+        console.print(f"{len(df) - limit:,} more rows (--limit, --csv or --json to see them)")
+
+
+def pd_na():
+    import pandas as pd
+
+    return pd.NA

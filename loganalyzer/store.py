@@ -261,6 +261,25 @@ class Store:
             tz=tz,
         )
 
+    def messages(
+        self, since=None, until=None, sender=None, recipient=None, columns=None, tz=None
+    ) -> pd.DataFrame:
+        """One row per message: first and last row, sender, subject, size, the servers it
+        passed, each recipient's last outcome, counts per outcome, latency in seconds."""
+        from loganalyzer.frames import select
+
+        return select(
+            self,
+            "messages",
+            since=since,
+            until=until,
+            sender=sender,
+            recipient=recipient,
+            columns=columns,
+            tz=tz,
+            time_column="first_seen",
+        )
+
     def quarantine(self) -> pd.DataFrame:
         """Lines that could not be used: file, line, reason, raw text."""
         return self.sql("select * from quarantine order by file, line")

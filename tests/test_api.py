@@ -1,0 +1,128 @@
+"""The Python API: DataFrames, SQL, and the README's example."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import pandas as pd
+import pytest
+from conftest import ROOT
+
+import loganalyzer as la
+from loganalyzer.export import defuse
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    base = tmp_path_factory.mktemp("api")
+    la.ingest([la.sample_logs(base / "logs")], base / "store")
+    return la.Store(base / "store")
+
+
+def test_public_names():
+    for name in (
+        "ingest",
+        "Store",
+        "trace",
+        "daily_report",
+        "explode_recipients",
+        "analyze_headers",
+        "sample_logs",
+    ):
+        assert callable(getattr(la, name)), name
+    assert callable(la.ingest) and not hasattr(la.ingest, "__path__")
+
+
+def test_dataframes_agree_with_sql(store):
+    df = store.tracking()
+    assert len(df) == store.sql("select count(*) as n from tracking")["n"][0]
+    by_event = df["event_id"].value_counts().sort_index()
+    sql = store.sql("select event_id, count(*) as n from tracking group by 1 order by 1")
+    assert by_event.to_dict() == dict(zip(sql["event_id"], sql["n"], strict=True))
+    fails = store.tracking(event_id="fail", recipient="*@contoso.com")
+    assert (
+        len(fails)
+        == store.sql(
+            "select count(*) as n from tracking where event_id = 'FAIL' and "
+            "len(list_filter(recipient_address, lambda x: x ilike '%@contoso.com')) > 0"
+        )["n"][0]
+    )
+    messages = store.messages()
+    assert (
+        len(messages) == store.sql("select count(distinct message_id) as n from tracking")["n"][0]
+    )
+    assert messages["message_id"].is_unique
+    smtp = store.smtp()
+    assert len(smtp) == store.sql("select count(*) as n from smtp")["n"][0] > 0
+    assert len(store.files()) == len(store.manifest())
+    assert store.quarantine().empty
+
+
+def test_dtypes_and_time_zones(store):
+    df = store.tracking()
+    assert str(df["date_time"].dt.tz) == "UTC"
+    for col in ("event_id", "source", "outcome", "server"):
+        assert isinstance(df[col].dtype, pd.CategoricalDtype), col
+    assert isinstance(df["message_id"].dtype, pd.StringDtype)
+    berlin = store.tracking(tz="Europe/Berlin")
+    assert str(berlin["date_time"].dt.tz) == "Europe/Berlin"
+    assert (berlin["date_time"] == df["date_time"]).all()  # the same instants
+    assert str(store.sql("select min(date_time) t from tracking")["t"].dt.tz) == "UTC"
+    window = store.tracking(since="2026-03-02T10:00:00Z", until="2026-03-02T11:00:00Z")
+    assert (
+        len(window)
+        and window["date_time"]
+        .between(
+            pd.Timestamp("2026-03-02 10:00", tz="UTC"), pd.Timestamp("2026-03-02 11:00", tz="UTC")
+        )
+        .all()
+    )
+
+
+def test_explode_recipients_aligns_statuses(store):
+    df = store.tracking(event_id="FAIL")
+    one = la.explode_recipients(df)
+    assert len(one) == df["recipient_address"].map(len).sum()
+    assert one["enhanced_status"].notna().all()
+    assert (one.apply(lambda r: r["enhanced_status"] in r["recipient_status"], axis=1)).all()
+
+
+def test_sql_cli_table_csv_json(cli, store):
+    q = "select event_id, count(*) as n from tracking group by 1 order by 2 desc, 1"
+    table = cli("sql", q, "--store", str(store.root))
+    assert table.exit_code == 0 and "RECEIVE" in table.stdout
+    as_json = json.loads(cli("sql", q, "--store", str(store.root), "--json").stdout)
+    assert as_json == store.sql(q).to_dict("records")
+    hostile = cli(
+        "sql",
+        "select '=HYPERLINK(\"x\")' as a, '+1' b, '-2' c, '@SUM(1)' d, 'ok' e",
+        "--store",
+        str(store.root),
+        "--csv",
+    )
+    row = list(csv.reader(io.StringIO(hostile.stdout)))[1]
+    assert row == ["'=HYPERLINK(\"x\")", "'+1", "'-2", "'@SUM(1)", "ok"]
+    assert cli("sql", "select nothing", "--store", str(store.root)).exit_code == 2
+
+
+def test_defuse():
+    assert [defuse(v) for v in ("=1+1", "+x", "-x", "@x", "\tx", "a=b", 5)] == [
+        "'=1+1",
+        "'+x",
+        "'-x",
+        "'@x",
+        "'\tx",
+        "a=b",
+        5,
+    ]
+
+
+def test_readme_in_python_example_runs(tmp_path, monkeypatch):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## In Python", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)[1]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
