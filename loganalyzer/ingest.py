@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import time
+import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from loganalyzer import formats
 from loganalyzer.lookup import merge
 from loganalyzer.schema import SCHEMA_VERSION
+from loganalyzer.sources import BombError, expand, read_head
 from loganalyzer.store import (
     HEAD,
     Store,
@@ -194,19 +196,35 @@ class _Identity:
         return None, fps
 
 
+def _sources(files: list[str], reports: list[FileReport]):
+    """(name, size, archived) of every log: the files, and the logs inside archives."""
+    for name in files:
+        path = Path(name)
+        try:
+            for src in expand(path):
+                yield src.name, src.size, src.archived
+        except BombError as exc:
+            reports.append(FileReport(name, "skipped", reason=str(exc)))
+        except (OSError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+            reports.append(FileReport(name, "error", reason=f"could not read: {why}"))
+
+
 def _plan(files, manifest, store, *, format, server, tz, final, reports):
     identity = _Identity(manifest)
     series = _Series()
     tasks: list[Task] = []
     planned: dict[str, Task] = {}
-    for name in files:
+    for name, size, archived in _sources(files, reports):
         path = Path(name)
         try:
-            size = path.stat().st_size
-            with open(path, "rb") as fh:
-                head = fh.read(HEAD)
-        except OSError as exc:
-            reports.append(FileReport(name, "error", reason=f"could not read: {exc.strerror}"))
+            head = read_head(name, HEAD)
+        except BombError as exc:
+            reports.append(FileReport(name, "skipped", reason=str(exc)))
+            continue
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+            reports.append(FileReport(name, "error", reason=f"could not read: {why}"))
             continue
         if size == 0:
             reports.append(FileReport(name, "skipped", reason="empty file"))
@@ -217,7 +235,7 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
             reports.append(FileReport(name, "skipped", reason=str(exc)))
             continue
         key, fps = identity.find(head)
-        is_final = final or series.has_newer(path)
+        is_final = final or archived or series.has_newer(path)
         if key in planned:  # the same log twice in one run: read the longer copy
             other = planned[key]
             if size > other.size:

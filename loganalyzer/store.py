@@ -118,10 +118,18 @@ class Store:
             sorted(rows.values(), key=lambda r: r["file_key"]), schema=MANIFEST
         )
         tmp = self.root / f"{MANIFEST_FILE}.{os.getpid()}{TMP_SUFFIX}"
-        pq.write_table(table, tmp, compression="zstd", use_dictionary=["format", "table", "server"])
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.root / MANIFEST_FILE)
+        try:
+            pq.write_table(table, tmp, compression="zstd",
+                           use_dictionary=["format", "table", "server"])
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.root / MANIFEST_FILE)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(
+                f"could not write the manifest of {self.root}: {exc.strerror or exc}; the store "
+                "is as it was before this ingest's unsaved files"
+            ) from exc
 
     def listed_parts(self, table: str | None = None) -> list[str]:
         """Relative paths of the parts the manifest lists (``quarantine`` included)."""

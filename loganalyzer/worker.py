@@ -5,10 +5,12 @@ Runs in a worker process; it never renames into place nor touches the manifest.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
@@ -21,9 +23,10 @@ from loganalyzer.formats.base import Bad, ReadState
 from loganalyzer.formats.common import Context
 from loganalyzer.lookup import encode, table_hashes
 from loganalyzer.schema import QUARANTINE, TABLES, conform
+from loganalyzer.sources import open_source
 from loganalyzer.store import TMP_SUFFIX, Part, Store
 
-#: Rows per row group: small enough that a lookup by Message-ID skips most of a part.
+#: Rows per row group (a log file of up to 10 MB is one group; Bloom filters make lookups skip it).
 ROW_GROUP = 65536
 #: Columns with min/max statistics: what queries filter on (statistics of every text column
 #: cost a quarter of the write time and prune nothing).
@@ -168,9 +171,12 @@ class _Writer:
         return parts
 
     def abort(self) -> None:
+        """Drop what was written; the next ingest's clean-up removes what this cannot."""
         for writer, part in self.writers.values():
-            writer.close()
-            self.store.path(part.tmp).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                writer.close()
+            with contextlib.suppress(OSError):
+                self.store.path(part.tmp).unlink(missing_ok=True)
 
 
 def _filled(column: pa.ChunkedArray, server: str) -> pa.Array:
@@ -197,8 +203,9 @@ def run_task(task: Task) -> TaskResult:
     writer = _Writer(Store(task.store), module.TABLE, task)
     server = task.server
     keys: set[int] = set()
+    stage = "read"
     try:
-        with open(task.path, "rb") as fh:
+        with open_source(task.path) as fh:
             for batch in module.parse(fh, state, ctx):
                 writer.bad.extend(batch.bad)
                 if batch.table is None or batch.table.num_rows == 0:
@@ -208,13 +215,16 @@ def run_task(task: Task) -> TaskResult:
                 table = conform(batch.table, writer.schema)
                 at = table.schema.get_field_index("server")
                 table = table.set_column(at, "server", _filled(table.column(at), server))
+                stage = "write to the store"
                 writer.write(table)
+                stage = "read"
                 result.rows += table.num_rows
                 keys |= table_hashes(table)
+        stage = "write to the store"
         result.parts = writer.close()
-    except OSError as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         writer.abort()
-        result.error = f"could not read: {exc.strerror or exc}"
+        result.error = f"could not {stage}: {getattr(exc, 'strerror', None) or exc}"
         return result
     result.lookup = encode(keys)
     result.quarantined = len(writer.bad)

@@ -77,6 +77,12 @@ def _decode_line(raw: bytes) -> tuple[bytes, bool]:
         return raw.decode("cp1252", errors="replace").encode("utf-8"), True
 
 
+def _tail_reason(tail: bytes) -> str:
+    if not tail.strip(b"\x00"):
+        return f"NUL padding at the end of the file ({len(tail):,} bytes; a crashed server)"
+    return "incomplete last line (file stopped growing)"
+
+
 def _as_text(raw: bytes) -> str:
     return raw.rstrip(b"\r\n").decode("utf-8", errors="replace").replace("\x00", "\\0")
 
@@ -205,7 +211,7 @@ def read_runs(
                 state.offset += len(buf)
                 yield (
                     None,
-                    [Bad(state.line, "incomplete last line (file stopped growing)", _as_text(buf))],
+                    [Bad(state.line, _tail_reason(buf), _as_text(buf))],
                 )
             break
         cut = buf.rfind(b"\n")
@@ -240,9 +246,11 @@ def read_csv_run(
         invalid.append(row.text)
         return "skip"
 
+    longest = int(np.diff(run.starts, append=len(run.data)).max()) if len(run.starts) else 0
     table = pacsv.read_csv(
         io.BytesIO(run.data),
-        read_options=pacsv.ReadOptions(column_names=names),
+        # a block must hold the longest line (a 10 MB line would straddle the default 1 MB)
+        read_options=pacsv.ReadOptions(column_names=names, block_size=max(1 << 20, 2 * longest)),
         parse_options=pacsv.ParseOptions(
             delimiter=delimiter, quote_char=quote_char, invalid_row_handler=on_invalid
         ),
@@ -285,7 +293,10 @@ def read_csv_run(
 
 def _fields(text: str, delimiter: str, quote_char: str | bool) -> list[str]:
     if quote_char:
-        return next(csv.reader([text], delimiter=delimiter, quotechar=quote_char))
+        try:
+            return next(csv.reader([text], delimiter=delimiter, quotechar=quote_char))
+        except csv.Error:  # a field longer than the csv module takes: count roughly
+            return text.split(delimiter)
     return text.split(delimiter)
 
 

@@ -1,0 +1,210 @@
+"""Input files: plain logs, logs re-saved as UTF-16, and logs in ``.gz``, ``.zip`` and ``.7z``.
+
+A log inside an archive is named ``archive.zip!member/path.LOG``. Archives are read as streams
+(never whole into memory) and are complete by nature, so their logs are final. An archive whose
+content would expand beyond ``MAX_RATIO`` times its size, or beyond ``MAX_BYTES``, is refused as
+a decompression bomb before anything is read; a stream that expands beyond what its header
+declared is stopped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+SEP = "!"
+MAX_RATIO = 200  # logs compress about 10-20x; far more means a bomb
+MAX_BYTES = 64 << 30  # no single log expands beyond 64 GiB
+ARCHIVES = (".zip", ".gz", ".7z")
+
+
+class BombError(OSError):
+    """An archive that would expand beyond any real log."""
+
+
+@dataclass
+class Source:
+    """One log to read: its name, its (uncompressed) size and whether it can still grow."""
+
+    name: str
+    size: int
+    archived: bool = False
+
+
+def is_archive(path: Path) -> bool:
+    return path.suffix.lower() in ARCHIVES
+
+
+def _check_ratio(name: str, packed: int, size: int) -> None:
+    if size > MAX_BYTES or (size > 1 << 20 and size > packed * MAX_RATIO):
+        raise BombError(
+            f"refused: {name} would expand to {size:,} bytes from {packed:,} "
+            "(a decompression bomb, not a log archive)"
+        )
+
+
+def expand(path: Path) -> list[Source]:
+    """The logs a path holds: itself, or the members of an archive."""
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
+        with zipfile.ZipFile(path) as zf:
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+            total = sum(i.file_size for i in infos)
+            _check_ratio(str(path), max(1, path.stat().st_size), total)
+            for i in infos:
+                _check_ratio(f"{path}{SEP}{i.filename}", max(1, i.compress_size), i.file_size)
+            return [Source(f"{path}{SEP}{i.filename}", i.file_size, True) for i in infos]
+    if suffix == ".gz":
+        return [Source(str(path), _gzip_size(path), True)]
+    if suffix == ".7z":
+        import py7zr
+
+        with py7zr.SevenZipFile(path) as archive:
+            infos = [i for i in archive.list() if not i.is_directory]
+        total = sum(i.uncompressed for i in infos)
+        _check_ratio(str(path), max(1, path.stat().st_size), total)
+        return [Source(f"{path}{SEP}{i.filename}", i.uncompressed, True) for i in infos]
+    with open(path, "rb") as fh:
+        if _utf16(fh.read(2)):  # re-saved as "Unicode": read as UTF-8, as a finished file
+            return [Source(str(path), path.stat().st_size // 2, True)]
+    return [Source(str(path), path.stat().st_size)]
+
+
+def _utf16(head: bytes) -> bool:
+    return head[:2] in (b"\xff\xfe", b"\xfe\xff")
+
+
+class _Utf8(io.RawIOBase):
+    """A UTF-16 file read as UTF-8 bytes."""
+
+    def __init__(self, path: Path) -> None:
+        import codecs
+
+        self.reader = codecs.getreader("utf-16")(open(path, "rb"), errors="replace")  # noqa: SIM115
+        self.pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while len(self.pending) < len(buffer):
+            text = self.reader.read(1 << 16)
+            if not text:
+                break
+            self.pending += text.encode("utf-8")
+        n = min(len(buffer), len(self.pending))
+        buffer[:n], self.pending = self.pending[:n], self.pending[n:]
+        return n
+
+    def close(self) -> None:
+        self.reader.close()
+        super().close()
+
+
+def _gzip_size(path: Path) -> int:
+    """The size gzip records for its content (modulo 4 GiB), checked against the ratio."""
+    packed = path.stat().st_size
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            raise OSError(f"{path}: not a gzip file")
+        fh.seek(-4, os.SEEK_END)
+        size = int.from_bytes(fh.read(4), "little")
+    _check_ratio(str(path), packed, size)
+    return size
+
+
+class _Stream(io.RawIOBase):
+    """A decompressing stream that stops past ``limit`` bytes and seeks by reading on (or by
+    starting again, for a seek backwards)."""
+
+    def __init__(self, opener, limit: int, name: str) -> None:
+        self.opener, self.limit, self.name = opener, limit, name
+        self.raw, self.pos = opener(), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def readinto(self, buffer) -> int:
+        data = self.raw.read(len(buffer))
+        self.pos += len(data)
+        if self.pos > self.limit:
+            raise BombError(f"refused: {self.name} expands beyond what its archive declares")
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = {io.SEEK_SET: offset, io.SEEK_CUR: self.pos + offset}.get(whence)
+        if target is None:
+            raise io.UnsupportedOperation("seek from the end of a compressed stream")
+        if target < self.pos:
+            self.raw.close()
+            self.raw, self.pos = self.opener(), 0
+        while self.pos < target:
+            chunk = self.raw.read(min(1 << 20, target - self.pos))
+            if not chunk:
+                break
+            self.pos += len(chunk)
+        return self.pos
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def open_source(name: str) -> BinaryIO:
+    """A readable, seekable binary stream of the log ``name`` (see ``expand``)."""
+    archive, sep, member = name.partition(SEP)
+    path = Path(archive if sep else name)
+    suffix = path.suffix.lower()
+    if sep and suffix == ".zip":
+        zf = zipfile.ZipFile(path)
+        info = zf.getinfo(member)
+        return _buffered(_Stream(lambda: zf.open(info), info.file_size + 1024, name))
+    if suffix == ".gz" and not sep:
+        size = _gzip_size(path)
+        limit = size + (1 << 32) if size < 1 << 20 else size * 2  # the size is modulo 4 GiB
+        return _buffered(_Stream(lambda: gzip.open(path, "rb"), min(limit, MAX_BYTES), name))
+    if sep and suffix == ".7z":
+        return _from_7z(path, member)
+    plain = open(path, "rb")  # noqa: SIM115 - the caller closes it
+    if _utf16(plain.read(2)):
+        plain.close()
+        return _buffered(_Stream(lambda: _Utf8(path), MAX_BYTES, name))
+    plain.seek(0)
+    return plain
+
+
+def _buffered(raw: io.RawIOBase) -> BinaryIO:
+    return io.BufferedReader(raw, buffer_size=1 << 20)
+
+
+def _from_7z(path: Path, member: str) -> BinaryIO:
+    """A 7z member, extracted to a temporary file (py7zr has no streaming reader)."""
+    import py7zr
+
+    tmp = Path(tempfile.mkdtemp(prefix="loganalyzer-7z-"))
+    try:
+        with py7zr.SevenZipFile(path) as archive:
+            archive.extract(path=tmp, targets=[member])
+        out = open(tmp / member, "rb")  # noqa: SIM115 - the caller closes it
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the open file stays readable on POSIX
+    return out
+
+
+def read_head(name: str, n: int) -> bytes:
+    with open_source(name) as fh:
+        return fh.read(n)

@@ -1,0 +1,241 @@
+"""Damaged, odd and compressed input: each case with the outcome an admin should get.
+
+| case | expected outcome |
+|---|---|
+| truncated mid-line, file still growing | the partial line waits; every complete line is a row |
+| truncated mid-line, stopped growing | partial line quarantined ("incomplete last line") |
+| truncated mid-quote, stopped growing | quarantined as an incomplete last line |
+| unbalanced quote inside the file | that line quarantined ("broken quoting"), next lines rows |
+| NUL padding at the end (crashed server) | quarantined once the file stopped growing |
+| NUL bytes inside a line | that line quarantined ("NUL bytes") |
+| a BOM in the middle (files concatenated) | the header repeats, every data line is a row |
+| mixed CRLF and LF line ends | every line is a row |
+| a 10 MB single line | quarantined ("wrong field count"), the other lines are rows |
+| UTF-16 file (re-saved as "Unicode") | read as text: every line is a row |
+| cp1252 bytes in a subject | the row is kept, the subject read as cp1252 |
+| #Fields changes mid-file | later lines are read with the new field list |
+| empty file | skipped: "empty file" |
+| a folder named like a log | searched as a folder: nothing to read, no error |
+| an unreadable file | reported "could not read", exit code 1, the others ingested |
+| .gz, .zip (several logs), .7z | every log inside is read; archived logs are final |
+| a zip bomb | refused by name before anything is expanded |
+| a corrupt archive | reported "could not read", the others ingested |
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import sys
+import zipfile
+
+import py7zr
+import pytest
+from logfiles import FIELD_SETS, header, line, row
+from test_ingest_tracking import quarantine_of, rows_of
+
+from loganalyzer.ingest import ingest
+from loganalyzer.store import StoreError
+
+LOG = "MSGTRK2026030210-1.LOG"
+
+
+def _write(tmp_path, text: bytes, name: str = LOG, folder: str = "EX01"):
+    path = tmp_path / folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text)
+    return path
+
+
+def good(n: int = 3, start: int = 0) -> bytes:
+    return (header() + "".join(line(row(i)) for i in range(start, start + n))).encode()
+
+
+def _lines(store):
+    return sorted(r["line"] for r in rows_of(store))
+
+
+def _reasons(store):
+    return [(q["line"], q["reason"]) for q in sorted(quarantine_of(store), key=lambda q: q["line"])]
+
+
+def test_truncated_mid_line(tmp_path, store_dir):
+    log = _write(tmp_path, good() + line(row(3)).encode()[:30])
+    assert ingest([log], store_dir).quarantined == 0
+    assert _lines(store_dir) == [6, 7, 8]
+    ingest([log], store_dir, final=True)
+    assert [r for _, r in _reasons(store_dir)] == ["incomplete last line (file stopped growing)"]
+
+
+def test_truncated_mid_quote(tmp_path, store_dir):
+    tail = line(row(3, message_subject="a, b")).encode()
+    log = _write(tmp_path, good() + tail[: tail.index(b'"a') + 3])
+    ingest([log], store_dir, final=True)
+    assert _lines(store_dir) == [6, 7, 8]
+    assert _reasons(store_dir) == [(9, "incomplete last line (file stopped growing)")]
+
+
+def test_unbalanced_quote_inside(tmp_path, store_dir):
+    bad = line(row(9)).replace("Subject 9", 'Subject "9').encode()
+    log = _write(tmp_path, good(2) + bad + b"".join(line(row(i)).encode() for i in (2, 3)))
+    ingest([log], store_dir)
+    assert _lines(store_dir) == [6, 7, 9, 10]
+    assert [r for _, r in _reasons(store_dir)] == ["broken quoting: unbalanced double quote"]
+
+
+def test_nul_padding_at_the_end(tmp_path, store_dir):
+    log = _write(tmp_path, good() + b"\x00" * 8192)
+    assert ingest([log], store_dir).quarantined == 0  # it could still be written
+    _write(tmp_path, good(1, 10), name="MSGTRK2026030211-1.LOG")  # the server restarted
+    ingest([tmp_path / "EX01"], store_dir)
+    assert [r for _, r in _reasons(store_dir)] == [
+        "NUL padding at the end of the file (8,192 bytes; a crashed server)"]
+    assert len(rows_of(store_dir)) == 4
+
+
+def test_nul_inside_a_line(tmp_path, store_dir):
+    bad = line(row(9)).replace("Subject", "Sub\x00ject").encode()
+    log = _write(tmp_path, good(2) + bad + line(row(2)).encode())
+    ingest([log], store_dir)
+    assert _lines(store_dir) == [6, 7, 9] and _reasons(store_dir) == [(8, "NUL bytes in line")]
+
+
+def test_bom_in_the_middle_and_mixed_line_ends(tmp_path, store_dir):
+    second = good(2, 5).replace(b"\r\n", b"\n")
+    log = _write(tmp_path, b"\xef\xbb\xbf" + good(2) + b"\xef\xbb\xbf" + second)
+    ingest([log], store_dir)
+    assert _lines(store_dir) == [6, 7, 13, 14] and _reasons(store_dir) == []
+    subjects = sorted(r["message_subject"] for r in rows_of(store_dir))
+    assert subjects == ["Subject 0", "Subject 1", "Subject 5", "Subject 6"]
+
+
+def test_ten_megabyte_line(tmp_path, store_dir):
+    log = _write(tmp_path, good(1) + b"x" * (10 << 20) + b"\r\n" + line(row(1)).encode())
+    ingest([log], store_dir)
+    assert _lines(store_dir) == [6, 8]
+    [(n, reason)] = _reasons(store_dir)
+    assert n == 7 and reason.startswith("wrong field count")
+
+
+def test_utf16_file(tmp_path, store_dir):
+    text = (header() + line(row(0, message_subject="Grüße ✓")) + line(row(1))).encode()
+    log = _write(tmp_path, text.decode().encode("utf-16"))
+    assert log.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
+    ingest([log], store_dir)
+    assert _lines(store_dir) == [6, 7]
+    assert "Grüße ✓" in {r["message_subject"] for r in rows_of(store_dir)}
+
+
+def test_cp1252_subject(tmp_path, store_dir):
+    raw = line(row(0, message_subject="Grüße €")).encode("cp1252")
+    log = _write(tmp_path, header().encode() + raw)
+    ingest([log], store_dir)
+    assert [r["message_subject"] for r in rows_of(store_dir)] == ["Grüße €"]
+
+
+def test_fields_change_mid_file(tmp_path, store_dir):
+    text = header() + line(row(0)) + header(FIELD_SETS[26]) + line(row(1), FIELD_SETS[26])
+    ingest([_write(tmp_path, text.encode())], store_dir)
+    got = {r["line"]: r for r in rows_of(store_dir)}
+    assert got[6]["network_message_id"] and got[12]["network_message_id"] is None
+
+
+def test_empty_file_and_folder_named_like_a_log(tmp_path, store_dir):
+    empty = _write(tmp_path, b"")
+    folder = tmp_path / "EX02" / LOG
+    folder.mkdir(parents=True)
+    summary = ingest([empty, folder], store_dir)
+    assert [(f.status, f.reason) for f in summary.files] == [("skipped", "empty file")]
+    assert summary.exit_code == 0
+
+
+def test_unreadable_file(tmp_path, store_dir, monkeypatch):
+    readable = _write(tmp_path, good(), folder="EX01")
+    secret = _write(tmp_path, good(1, 5), folder="EX02")
+    secret.chmod(0)
+    if os.geteuid() == 0:  # root reads anything: make the read fail as it would for a user
+        ingest_module = sys.modules["loganalyzer.ingest"]
+
+        real = ingest_module.read_head
+
+        def denied(name, n):
+            if name == str(secret):
+                raise PermissionError(13, "Permission denied")
+            return real(name, n)
+
+        monkeypatch.setattr(ingest_module, "read_head", denied)
+    summary = ingest([readable, secret], store_dir)
+    assert summary.exit_code == 1
+    [bad] = [f for f in summary.files if f.status == "error"]
+    assert bad.path == str(secret) and bad.reason == "could not read: Permission denied"
+    assert len(rows_of(store_dir)) == 3
+
+
+def test_archives(tmp_path, store_dir):
+    logs = [good(2, 0), good(2, 10), good(2, 20)]
+    gz = tmp_path / "a" / (LOG + ".gz")
+    gz.parent.mkdir()
+    gz.write_bytes(gzip.compress(logs[0]))
+    zp = tmp_path / "b.zip"
+    with zipfile.ZipFile(zp, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("EX02/MSGTRK2026030210-1.LOG", logs[1])
+        zf.writestr("EX03/MSGTRK2026030210-1.LOG", logs[2])
+    sz = tmp_path / "c.7z"
+    plain = _write(tmp_path, logs[2].replace(b"Subject", b"Topic"), folder="EX04")
+    with py7zr.SevenZipFile(sz, "w") as archive:
+        archive.write(plain, "EX04/MSGTRK2026030210-1.LOG")
+    summary = ingest([gz, zp, sz], store_dir)
+    assert summary.count("ingested") == 4 and summary.quarantined == 0
+    files = {r["file"] for r in rows_of(store_dir)}
+    assert f"{zp}!EX02/MSGTRK2026030210-1.LOG" in files and str(gz) in files
+    assert len(rows_of(store_dir)) == 8
+    # the same logs as plain files are known by their content
+    assert ingest([plain], store_dir).count("unchanged") == 1
+
+
+def test_zip_bomb_and_corrupt_archive(tmp_path, store_dir):
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(LOG, b"\x00" * (256 << 20))
+    corrupt = tmp_path / "broken.zip"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    ok = _write(tmp_path, good())
+    summary = ingest([bomb, corrupt, ok], store_dir)
+    by = {os.path.basename(f.path): f for f in summary.files}
+    assert by["bomb.zip"].status == "skipped" and "decompression bomb" in by["bomb.zip"].reason
+    assert by["broken.zip"].status == "error" and "could not read" in by["broken.zip"].reason
+    assert by[LOG].status == "ingested" and summary.exit_code == 1
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+def test_disk_full_leaves_the_store_unchanged_then_complete(tmp_path, store_dir, monkeypatch,
+                                                           limit):
+    import pyarrow.parquet as pq
+
+    logs = [_write(tmp_path, good(3, 10 * i), folder=f"EX0{i}") for i in range(4)]
+    ingest(logs[:1], store_dir)
+    before = sorted((r["file"], r["line"]) for r in rows_of(store_dir))
+    calls = {"n": 0}
+    real = pq.ParquetWriter.write_table
+
+    def full(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] > limit:
+            raise OSError(28, "No space left on device")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
+    try:  # the parts or the manifest cannot be written: a clear error, nothing half-written
+        summary = ingest(logs, store_dir, workers=1)
+        assert summary.exit_code == 1
+        assert any("could not write to the store: No space left" in (f.reason or "")
+                   for f in summary.files)
+    except StoreError as exc:
+        assert "could not write the manifest" in str(exc) and "No space left" in str(exc)
+    after = sorted((r["file"], r["line"]) for r in rows_of(store_dir))
+    assert set(before) <= set(after) and len(after) == len(set(after))
+    assert len(after) % 3 == 0  # whole files only
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", real)
+    ingest(logs, store_dir)
+    assert len(rows_of(store_dir)) == 12
+    assert not list(store_dir.rglob("*.tmp"))
