@@ -64,8 +64,7 @@ def expand(path: Path) -> list[Source]:
     if suffix == ".gz":
         return [Source(str(path), _gzip_size(path), True)]
     if suffix == ".7z":
-        import py7zr
-
+        py7zr = _py7zr()
         with py7zr.SevenZipFile(path) as archive:
             infos = [i for i in archive.list() if not i.is_directory]
         total = sum(i.uncompressed for i in infos)
@@ -106,6 +105,14 @@ class _Utf8(io.RawIOBase):
     def close(self) -> None:
         self.reader.close()
         super().close()
+
+
+def _py7zr():
+    try:
+        import py7zr
+    except ImportError:
+        raise OSError("reading .7z archives needs py7zr: pip install 'loganalyzer[7z]'") from None
+    return py7zr
 
 
 def _gzip_size(path: Path) -> int:
@@ -193,7 +200,7 @@ def _buffered(raw: io.RawIOBase) -> BinaryIO:
 
 def _from_7z(path: Path, member: str) -> BinaryIO:
     """A 7z member, extracted to a temporary file (py7zr has no streaming reader)."""
-    import py7zr
+    py7zr = _py7zr()
 
     tmp = Path(tempfile.mkdtemp(prefix="loganalyzer-7z-"))
     try:
