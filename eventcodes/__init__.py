@@ -39,6 +39,13 @@ FAMILIES: tuple[str, ...] = (
     "smtp-reply",
     "transport-eventlog",
     "exo-status",
+    "antispam-forefront",
+    "scl",
+    "bcl",
+    "pcl",
+    "compauth-reason",
+    "auth-result",
+    "exchange-org-header",
 )
 
 #: The fixed outcome vocabulary shared by every layer (DESIGN.md, Vocabularies).

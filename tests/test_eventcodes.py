@@ -492,8 +492,9 @@ def test_exo_status_lookups(asked, code, outcome):
     assert (entry.family, entry.code, entry.outcome) == ("exo-status", code, outcome)
 
 
-def test_exo_status_comes_last_and_unconfirmed_events_are_marked():
-    assert eventcodes.FAMILIES[-1] == "exo-status"
+def test_exo_status_comes_after_the_log_families_and_unconfirmed_events_are_marked():
+    order = eventcodes.FAMILIES
+    assert order.index("exo-status") == order.index("transport-eventlog") + 1
     assert lookup("Delivered").family == "exo-status"  # no other family has it
     assert lookup("Fail").family == "exchange-event"  # earlier families win
     confidence = table("exo-status").set_index("code")["confidence"]

@@ -228,6 +228,17 @@ def read_runs(
         state.header = "\n".join(f"#{k}: {v}" for k, v in directives.items())
 
 
+def unique_names(names: list[str]) -> list[str]:
+    """Column names as a header gives them, made unique (a damaged header may repeat one)."""
+    seen: dict[str, int] = {}
+    out = []
+    for i, name in enumerate(names):
+        name = name or f"field-{i + 1}"
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return out
+
+
 def read_csv_run(
     run: Run,
     names: list[str],
@@ -240,6 +251,7 @@ def read_csv_run(
     Returns the table, the index in the run of each row's line (``run.line_numbers[rows]``
     are their physical line numbers), and the lines whose field count did not match.
     """
+    names = unique_names(names)
     invalid: list[str] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:

@@ -10,6 +10,7 @@ Output (under `out`):
 - `<SERVER>/ProtocolLog/SmtpReceive/RECV<yyyymmddhh>-<n>.LOG`, `.../SmtpSend/SEND...`
 - `RELAY01/SMTPSVC1/ex<yymmdd>.log` (with `relay=True`)
 - `truth.jsonl`: one row per message and recipient; its fields are defined in `truth.py`.
+- `headers/<n>.eml` with `headers=N`: header blocks of delivered messages and NDRs (headers.py).
 
 The same arguments give byte-identical output. Lines are generated message by message and
 written every ten minutes of log time, so memory does not grow with the run.
@@ -76,12 +77,14 @@ def generate(
     relay: bool = False,
     omit_server: str | None = None,
     size_mb: float | None = None,
+    headers: int = 0,
 ) -> SynthResult:
     """Write logs of `servers` Exchange servers for `days` days from `start` (UTC) into `out`.
 
     `messages` is the number of messages sent on a weekday (Saturday 25 %, Sunday 20 %).
     `size_mb` instead keeps adding days until the logs reach about that many MB.
     `omit_server` names a server whose logs are not written (truth verdicts become last_seen).
+    `headers` > 0 also writes `out/headers/<n>.eml` (headers.py); the logs do not change.
     Raises ValueError for bad arguments or an `out` that is not empty.
     """
     if not 1 <= servers <= 99:
@@ -90,6 +93,8 @@ def generate(
         raise ValueError("days must be at least 1 and messages not negative")
     if size_mb is not None and size_mb <= 0:
         raise ValueError("size_mb must be positive")
+    if headers < 0:
+        raise ValueError("headers must not be negative")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"{out} is not an empty directory")
@@ -150,6 +155,10 @@ def generate(
             if last:
                 break
     output.close()
+    if headers:
+        from loganalyzer.synth.headers import write_headers
+
+        write_headers(out, org, headers, seed)
     return SynthResult(
         out=str(out),
         servers=[n for n in names if n not in omitted],

@@ -1,0 +1,124 @@
+"""Read a received message's headers: hops and delays, authentication and antispam verdicts,
+a bounce's failed recipients, and (with a store) the same message's trace from the logs.
+
+```python
+import loganalyzer as la
+result = la.analyze_headers(open("message.eml", "rb").read(), store="mailstore")
+result.to_dict()["hops"]
+```
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING
+
+from loganalyzer.headers.antispam import AntispamField, decode
+from loganalyzer.headers.auth import AuthResult, verdicts
+from loganalyzer.headers.bounce import BounceRecipient, read_bounce
+from loganalyzer.headers.model import HeaderAnalysis, Original, TimelineEntry
+from loganalyzer.headers.parse import decoded, items, message_id, parse_message
+from loganalyzer.headers.received import Hop, chain, parse_date, parse_received
+
+if TYPE_CHECKING:
+    from email.message import Message
+
+    from loganalyzer.store import Store
+
+__all__ = [
+    "AntispamField",
+    "AuthResult",
+    "BounceRecipient",
+    "HeaderAnalysis",
+    "Hop",
+    "Original",
+    "TimelineEntry",
+    "analyze_headers",
+    "parse_received",
+]
+
+#: Headers holding the network message ID, best first.
+NETWORK_ID_HEADERS = (
+    "X-MS-Exchange-Organization-Network-Message-Id",
+    "X-MS-Exchange-CrossTenant-Network-Message-Id",
+)
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _network_id(msg: Message) -> str | None:
+    for name in NETWORK_ID_HEADERS:
+        m = _GUID.search(str(msg.get(name) or "").replace("\n", "").replace(" ", ""))
+        if m:
+            return m[0].lower()
+    return None
+
+
+def _received(msg: Message) -> list[Hop]:
+    return chain([value for name, value in items(msg) if name.lower() == "received"])
+
+
+def analyze_headers(
+    text: str | bytes,
+    store: str | os.PathLike[str] | Store | None = None,
+    *,
+    tz: str = "UTC",
+) -> HeaderAnalysis:
+    """Analyse a message's headers: a ``.eml`` file's text, a saved bounce (NDR) or pasted
+    headers. With ``store``, the message is looked up in the logs and its trace joined: for
+    a bounce, the original message's trace. ``tz`` is the zone of displayed times.
+
+    Raises ValueError when the text holds no header.
+    """
+    notes: list[str] = []
+    msg = parse_message(text, notes)
+    if not msg.keys():
+        raise ValueError("no message header found in the input")
+    header_items = items(msg)
+    chosen, found = verdicts(header_items)
+    bounce = read_bounce(msg, notes)
+    original = None
+    if bounce is not None:
+        original = _original(bounce.original, msg)
+    date, _ = parse_date(decoded(msg.get("Date")))
+    result = HeaderAnalysis(
+        message_id=message_id(msg.get("Message-ID")),
+        network_message_id=_network_id(msg),
+        subject=decoded(msg.get("Subject")),
+        sender=decoded(msg.get("From")),
+        to=decoded(msg.get("To")),
+        date=date,
+        hops=_received(msg),
+        auth=chosen,
+        antispam=decode(header_items),
+        bounce=bounce.recipients if bounce else [],
+        is_bounce=bounce is not None,
+        reporting_mta=bounce.reporting_mta if bounce else None,
+        original=original,
+        auth_all=found,
+        notes=notes,
+        tz=tz,
+    )
+    if store is not None:
+        from loganalyzer.headers.join import join
+
+        join(result, store, tz)
+    return result
+
+
+def _original(headers: Message | None, bounce: Message) -> Original | None:
+    """The bounced message: its attached headers; else only the ID the bounce refers to
+    (Exchange puts the original Message-ID in In-Reply-To and References)."""
+    if headers is not None and headers.keys():
+        date, _ = parse_date(decoded(headers.get("Date")))
+        return Original(
+            message_id=message_id(headers.get("Message-ID"))
+            or message_id(bounce.get("In-Reply-To")),
+            network_message_id=_network_id(headers),
+            subject=decoded(headers.get("Subject")),
+            sender=decoded(headers.get("From")),
+            date=date,
+            hops=_received(headers),
+        )
+    ref = message_id(bounce.get("In-Reply-To")) or message_id(bounce.get("References"))
+    return Original(ref, None, None, None, None, []) if ref else None

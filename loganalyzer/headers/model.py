@@ -1,0 +1,186 @@
+"""The header analysis result: hops, verdicts, antispam fields, bounce, and the joined trace.
+
+The names of ``to_dict()`` listed in the issue are a contract (message_id, network_message_id,
+subject, hops, auth, antispam, bounce, trace); the other keys are additions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from loganalyzer.headers.antispam import AntispamField
+from loganalyzer.headers.auth import METHODS, AuthResult
+from loganalyzer.headers.bounce import BounceRecipient
+from loganalyzer.headers.received import Hop, iso
+
+if TYPE_CHECKING:
+    from loganalyzer.trace.model import TraceResult
+
+
+@dataclass
+class Original:
+    """The original message a bounce returns (from its attached headers)."""
+
+    message_id: str | None
+    network_message_id: str | None
+    subject: str | None
+    sender: str | None
+    date: datetime | None
+    hops: list[Hop]
+
+    def to_dict(self) -> dict:
+        return {
+            "message_id": self.message_id,
+            "network_message_id": self.network_message_id,
+            "subject": self.subject,
+            "from": self.sender,
+            "date": iso(self.date),
+            "hops": [h.to_dict() for h in self.hops],
+        }
+
+
+@dataclass
+class TimelineEntry:
+    """One moment of the joined story: a Received hop, or a log event of the trace."""
+
+    date_time: datetime | None
+    source: str  # header, original-header, log
+    server: str | None
+    what: str
+    detail: str | None = None
+    flag: str | None = None  # clock skew, bounce
+
+    def to_dict(self) -> dict:
+        return {
+            "date_time": iso(self.date_time),
+            "source": self.source,
+            "server": self.server,
+            "what": self.what,
+            "detail": self.detail,
+            "flag": self.flag,
+        }
+
+
+@dataclass
+class HeaderAnalysis:
+    """What ``analyze_headers`` returns; the CLI renders it as text, JSON or HTML."""
+
+    message_id: str | None
+    network_message_id: str | None
+    subject: str | None
+    sender: str | None
+    to: str | None
+    date: datetime | None
+    hops: list[Hop]
+    auth: dict[str, AuthResult | None]
+    antispam: list[AntispamField]
+    bounce: list[BounceRecipient] = field(default_factory=list)
+    is_bounce: bool = False
+    reporting_mta: str | None = None
+    original: Original | None = None
+    auth_all: list[AuthResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    trace: TraceResult | None = None
+    trace_query: dict | None = None  # what was looked up in the store, and what found it
+    tz: str = "UTC"
+
+    @property
+    def original_message_id(self) -> str | None:
+        return self.original.message_id if self.original else None
+
+    def timeline(self) -> list[TimelineEntry]:
+        """The hops (the original's first, for a bounce) and the trace's log events, by time."""
+        out: list[TimelineEntry] = []
+        chains = [("original-header", self.original.hops)] if self.original else []
+        for source, hops in [*chains, ("header", self.hops)]:
+            for h in hops:
+                ip = f"({h.from_ip})" if h.from_ip else ""
+                sender = " ".join(x for x in (h.from_name, ip) if x)
+                out.append(
+                    TimelineEntry(
+                        h.date_time,
+                        source,
+                        h.by,
+                        f"Received from {sender or 'unknown'}",
+                        " ".join(x for x in (h.protocol, f"via {h.via}" if h.via else "") if x)
+                        or None,
+                        "clock skew" if h.clock_skew else None,
+                    )
+                )
+        for m in self.trace.messages if self.trace else []:
+            for e in m.events:
+                out.append(
+                    TimelineEntry(
+                        e.date_time,
+                        "log",
+                        e.server,
+                        " ".join(x for x in (e.event_id, e.source) if x),
+                        e.meaning,
+                        "bounce" if e.is_ndr else None,
+                    )
+                )
+        dated = sorted((e for e in out if e.date_time), key=lambda e: e.date_time)
+        return dated + [e for e in out if not e.date_time]
+
+    def to_dict(self) -> dict:
+        return {
+            "message_id": self.message_id,
+            "network_message_id": self.network_message_id,
+            "subject": self.subject,
+            "hops": [h.to_dict() for h in self.hops],
+            "auth": {k: (v.to_dict() if v else None) for k, v in self.auth.items()},
+            "antispam": [a.to_dict() for a in self.antispam],
+            "bounce": [b.to_dict() for b in self.bounce],
+            "trace": self.trace.to_dict() if self.trace else None,
+            "from": self.sender,
+            "to": self.to,
+            "date": iso(self.date),
+            "is_bounce": self.is_bounce,
+            "reporting_mta": self.reporting_mta,
+            "original": self.original.to_dict() if self.original else None,
+            "auth_all": [{"method": a.method, **a.to_dict()} for a in self.auth_all],
+            "trace_query": self.trace_query,
+            "timeline": [e.to_dict() for e in self.timeline()] if self.trace else [],
+            "notes": self.notes,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def to_html(self) -> str:
+        """A self-contained HTML page without scripts; every header value is escaped."""
+        from loganalyzer.headers.html import render_html
+
+        return render_html(self)
+
+    def _repr_html_(self) -> str:
+        from loganalyzer.headers.html import render_html
+
+        return render_html(self, fragment=True)
+
+    def verdict_lines(self) -> list[tuple[str, AuthResult | None]]:
+        """(method, result) in the fixed order spf, dkim, dmarc, arc, compauth."""
+        return [(m, self.auth.get(m)) for m in METHODS]
+
+
+def duration(seconds: float | None) -> str:
+    """A delay for people: ``40 ms``, ``2.5 s``, ``3 min 5 s``, ``2 h 10 min``, ``-3 s``."""
+    if seconds is None:
+        return ""
+    sign, s = ("-" if seconds < 0 else ""), abs(seconds)
+    if s < 1:
+        text = f"{s * 1000:.0f} ms"
+    elif s < 10:
+        text = f"{s:.1f} s".replace(".0 s", " s")
+    elif s < 60:
+        text = f"{s:.0f} s"
+    elif s < 3600:
+        text = f"{int(s // 60)} min {int(s % 60)} s"
+    elif s < 86400:
+        text = f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
+    else:
+        text = f"{int(s // 86400)} d {int(s % 86400 // 3600)} h"
+    return sign + text

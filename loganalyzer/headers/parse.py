@@ -1,0 +1,164 @@
+"""From text to a parsed message: pasted headers repaired, then the stdlib ``email`` parser.
+
+Repairs, each noted in the result: leading junk lines before the first header (Outlook's
+"Microsoft Mail Internet Headers Version 2.0"), indentation common to every line, blank lines
+inside a pasted header block (only when the lines after them are again transport headers), and
+broken folds (a value on the line after ``Name:`` without leading whitespace, or a line that is
+neither a header nor a continuation: glued to the header before it).
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from email import message_from_string
+from email.header import decode_header, make_header
+from email.message import Message
+from email.parser import HeaderParser
+from email.policy import compat32
+
+_HEADER = re.compile(r"^[!-9;-~]+:")
+_EMPTY_HEADER = re.compile(r"^[!-9;-~]+:[ \t]*$")
+_BROKEN_VALUE = re.compile(r"^[A-Za-z0-9_-]+:\S*;")  # "BCL:0;PCL:0;..." under "Name:"
+_TRANSPORT = re.compile(
+    r"^(received|return-path|message-id|authentication-results|received-spf|dkim-signature|"
+    r"arc-[\w-]+|x-ms-[\w-]+|x-microsoft-[\w-]+|x-forefront-[\w-]+|x-mailer|x-originating-ip)"
+    r"\s*:",
+    re.IGNORECASE,
+)
+
+
+def decode_text(data: str | bytes) -> str:
+    """Text of the input: UTF-8 (BOM dropped), else Latin-1; line ends made ``\\n``."""
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+    else:
+        text = data.removeprefix("\ufeff")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def repair(text: str, notes: list[str] | None = None) -> str:
+    """The header section of ``text`` made parseable (see the module docstring)."""
+    notes = notes if notes is not None else []
+    lines = text.split("\n")
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    first = next((i for i, ln in enumerate(lines[:6]) if _HEADER.match(ln.lstrip())), 0)
+    if first:
+        notes.append(f"skipped {first} line(s) before the first header")
+        lines = lines[first:]
+    if lines and lines[0][:1] in (" ", "\t"):
+        lines = textwrap.dedent("\n".join(lines)).split("\n")
+        notes.append("removed the indentation common to every line")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.strip():
+            j = i
+            while j < len(lines) and not lines[j].strip():
+                j += 1
+            if out and _more_headers(lines, j):
+                notes.append("removed a blank line inside the header block")
+                i = j
+                continue
+            out += lines[i:]
+            break
+        if out and _EMPTY_HEADER.match(out[-1]) and _BROKEN_VALUE.match(line):
+            notes.append(f"repaired a broken fold after {out[-1].split(':')[0]}")
+            out.append(" " + line)
+        elif _HEADER.match(line) or line[:1] in (" ", "\t") or not out or line.startswith("From "):
+            out.append(line)
+        else:
+            notes.append(f"joined a line without folding whitespace to {_name(out)}")
+            out.append(" " + line)
+        i += 1
+    return "\n".join(out)
+
+
+def _name(out: list[str]) -> str:
+    head = next((ln for ln in reversed(out) if ln[:1] not in (" ", "\t")), "")
+    return head.split(":", 1)[0]
+
+
+def _more_headers(lines: list[str], j: int) -> bool:
+    """Lines from ``j`` to the next blank line are a header block with a transport header."""
+    block = []
+    for ln in lines[j:]:
+        if not ln.strip():
+            break
+        block.append(ln)
+    if not block or not _HEADER.match(block[0]):
+        return False
+    heads = [ln for ln in block if ln[:1] not in (" ", "\t")]
+    return all(_HEADER.match(ln) for ln in heads) and any(_TRANSPORT.match(ln) for ln in heads)
+
+
+def parse_message(data: str | bytes, notes: list[str] | None = None) -> Message:
+    """The input as an ``email`` message (compat32: raw header values, no exceptions)."""
+    return message_from_string(repair(decode_text(data), notes), policy=compat32)
+
+
+def reparse(msg: Message, notes: list[str] | None = None) -> Message:
+    """An attached message whose header section the parser cut short (a line that is neither
+    a header nor a fold), parsed again with the repairs."""
+    from email.errors import MissingHeaderBodySeparatorDefect
+
+    body = msg.get_payload()
+    broken = any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in msg.defects)
+    if not broken or not isinstance(body, str):
+        return msg
+    head = "".join(f"{k}: {v}\n" for k, v in msg.items())
+    return message_from_string(repair(head + body, notes), policy=compat32)
+
+
+def parse_headers(text: str, notes: list[str] | None = None) -> Message:
+    """A block of headers (an NDR's copy of the original's headers) as a message."""
+    return HeaderParser(policy=compat32).parsestr(repair(decode_text(text), notes))
+
+
+def unfold(value: str | None) -> str:
+    """A header value on one line (folds become single spaces)."""
+    return re.sub(r"[ \t]*\r?\n[ \t]*", " ", str(value or "")).strip()
+
+
+def decoded(value: str | None) -> str | None:
+    """A header value with RFC 2047 encoded words decoded, on one line."""
+    if value is None:
+        return None
+    text = unfold(value)
+    try:
+        return str(make_header(decode_header(text)))
+    except (ValueError, LookupError, UnicodeError):
+        return text
+
+
+def items(msg: Message) -> list[tuple[str, str]]:
+    """(name, unfolded value) of every header, top first."""
+    return [(name, unfold(value)) for name, value in msg.items()]
+
+
+def message_id(value: str | None) -> str | None:
+    """``<id@host>`` from a Message-ID style value (the first, angle brackets added)."""
+    text = unfold(value)
+    if not text:
+        return None
+    m = re.search(r"<([^<>\s]+)>", text)
+    ident = m[1] if m else text.split()[0].strip("<>")
+    return f"<{ident}>" if ident else None
+
+
+def body_text(part: Message) -> str:
+    """A text part's decoded content (transfer encoding and charset)."""
+    payload = part.get_payload(decode=True)
+    if payload is None:
+        raw = part.get_payload()
+        return raw if isinstance(raw, str) else ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset, errors="replace")
+    except LookupError:
+        return payload.decode("utf-8", errors="replace")
