@@ -1,0 +1,184 @@
+"""Values from logs are attacker-controlled: every output keeps them inert.
+
+XSS payloads go into the subject, the addresses, a recipient status, the connector and the SMTP
+conversation of a message; the trace, report and header pages must contain no element, attribute
+or script they did not write themselves, the terminal no escape sequence, CSV no formula.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from html.parser import HTMLParser
+
+import pytest
+from logfiles import row, write_log
+
+import loganalyzer as la
+
+PAYLOADS = [
+    "<script>alert(1)</script>",
+    '"><script>alert(2)</script>',
+    "<img src=x onerror=alert(3)>",
+    "<svg onload=alert(4)>",
+    "'><iframe src=javascript:alert(5)>",
+    '<a href="javascript:alert(6)">x</a>',
+    "</td></tr></table><script>alert(7)</script>",
+    "{{7*7}}${7*7}<%= 7*7 %>",
+    "<style>*{display:none}</style>",
+    "<math><mtext><table><mglyph><style><img src=x onerror=alert(8)>",
+    "javascript:alert(9)",
+    "\x1b[2J\x1b[31mred\x1b]0;title\x07",
+    '=HYPERLINK("http://evil","x")',
+    "<!--<script>alert(10)//-->",
+    "\u202egnp.exe",
+]
+PROTOCOL_HEADER = (
+    "#Software: Microsoft Exchange Server\r\n#Version: 15.0.0.0\r\n"
+    "#Log-type: SMTP Receive Protocol Log\r\n#Date: 2026-03-02T10:00:00.000Z\r\n"
+    "#Fields: date-time,connector-id,session-id,sequence-number,local-endpoint,"
+    "remote-endpoint,event,data,context\r\n"
+)
+
+
+class Elements(HTMLParser):
+    """Tags and attributes as a browser's tokenizer sees them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs += attrs
+
+
+def _csv_field(value: str) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow([value])
+    return buf.getvalue()
+
+
+@pytest.fixture
+def hostile_store(tmp_path):
+    store = tmp_path / "store"
+    rows = []
+    for i, p in enumerate(PAYLOADS):
+        common = dict(
+            message_id=f"<m{i}@contoso.com>",
+            message_subject=p,
+            sender_address=f"{p}@evil.example",
+            connector_id=p,
+            source_context=f"08DA9A4C1D2E{i:04X};2026-03-02T10:00:00.000Z;0",
+        )
+        rows.append(row(i, **common))
+        rows.append(row(i, event_id="FAIL", recipient_status=f"550 5.1.1 {p}", **common))
+    write_log(tmp_path / "EX02" / "MSGTRK2026030210-1.LOG", rows)
+    lines = "".join(
+        f"2026-03-02T10:00:0{j}.000Z,EX02\\Default EX02,08DA9A4C1D2E{i:04X},{j},"
+        f"10.0.0.6:2525,10.0.0.5:1234,{'<' if j % 2 else '>'},{_csv_field(p)},{_csv_field(p)}\r\n"
+        for i, p in enumerate(PAYLOADS)
+        for j in range(2)
+    )
+    proto = tmp_path / "EX02" / "ProtocolLog" / "SmtpReceive" / "RECV2026030210-1.LOG"
+    proto.parent.mkdir(parents=True)
+    proto.write_text(PROTOCOL_HEADER + lines, encoding="utf-8")
+    summary = la.ingest([tmp_path / "EX02"], store)
+    assert summary.exit_code == 0 and summary.quarantined == 0
+    return store
+
+
+def assert_inert(page: str, allowed_tags: set[str], scripts: int = 0) -> None:
+    parser = Elements()
+    parser.feed(page)
+    assert set(parser.tags) <= allowed_tags, set(parser.tags) - allowed_tags
+    assert parser.tags.count("script") == scripts
+    assert not [a for a, _ in parser.attrs if a.lower().startswith("on")]
+    assert not [v for _, v in parser.attrs if v and "javascript:" in v.lower()]
+    for p in PAYLOADS:
+        assert p not in page or not re.search(r"[<>\"']", p), p
+
+
+TRACE_TAGS = {
+    "html",
+    "head",
+    "meta",
+    "title",
+    "style",
+    "body",
+    "div",
+    "h1",
+    "h2",
+    "dl",
+    "dt",
+    "dd",
+    "table",
+    "tr",
+    "th",
+    "td",
+    "span",
+    "code",
+    "strong",
+    "p",
+    "br",
+}
+
+
+def test_trace_html_is_inert(hostile_store):
+    for i in range(len(PAYLOADS)):
+        result = la.trace(hostile_store, f"<m{i}@contoso.com>")
+        page = result.to_html()
+        assert_inert(page, TRACE_TAGS)
+        assert result.messages[0].events[0].conversation  # the SMTP lines are on the page
+        assert "Content-Security-Policy" in page and "script-src" not in page
+
+
+def test_trace_terminal_strips_escapes(hostile_store, cli):
+    out = cli("trace", "<m11@contoso.com>", "--store", str(hostile_store))
+    assert out.exit_code == 0
+    assert "\x1b" not in out.stdout and "\x07" not in out.stdout
+
+
+def test_report_html_is_inert(hostile_store, tmp_path):
+    report = la.daily_report(hostile_store, "2026-03-02")
+    page = report.to_html()
+    parser = Elements()
+    parser.feed(page)
+    # the report writes its own scripts (plotly and the figures): none may come from the logs
+    own_scripts = parser.tags.count("script")
+    assert_inert(
+        page, set(parser.tags) - {"img", "svg", "iframe", "math", "mglyph"}, scripts=own_scripts
+    )
+    for p in PAYLOADS[:10]:
+        assert p not in page
+
+
+def test_headers_html_is_inert(tmp_path):
+    text = (
+        "".join(
+            f"Received: from {p} ([192.0.2.{i}]) by mx{i}.contoso.com with ESMTPS; "
+            f"Mon, 2 Mar 2026 10:0{i % 10}:00 +0000\n"
+            for i, p in enumerate(PAYLOADS[:5])
+        )
+        + f"Subject: {PAYLOADS[0]}\nFrom: {PAYLOADS[1]}\nMessage-ID: <{PAYLOADS[2]}>\n\n"
+    )
+    page = la.analyze_headers(text).to_html()
+    parser = Elements()
+    parser.feed(page)
+    assert "script" not in parser.tags and "img" not in parser.tags and "iframe" not in parser.tags
+    assert not [a for a, _ in parser.attrs if a.lower().startswith("on")]
+
+
+def test_csv_export_defuses_formulas(hostile_store, cli):
+    out = cli(
+        "sql",
+        "select message_subject from tracking order by line",
+        "--store",
+        str(hostile_store),
+        "--csv",
+    )
+    cells = [r[0] for r in csv.reader(io.StringIO(out.stdout))][1:]
+    assert '\'=HYPERLINK("http://evil","x")' in cells
+    assert not [c for c in cells if c[:1] in "=+-@"]
