@@ -14,6 +14,7 @@
 | UTF-16 file (re-saved as "Unicode") | read as text: every line is a row |
 | cp1252 bytes in a subject | the row is kept, the subject read as cp1252 |
 | #Fields changes mid-file | later lines are read with the new field list |
+| #Fields without date-time (found by fuzzing) | its lines quarantined with that reason |
 | empty file | skipped: "empty file" |
 | a folder named like a log | searched as a folder: nothing to read, no error |
 | an unreadable file | reported "could not read", exit code 1, the others ingested |
@@ -239,3 +240,11 @@ def test_disk_full_leaves_the_store_unchanged_then_complete(tmp_path, store_dir,
     ingest(logs, store_dir)
     assert len(rows_of(store_dir)) == 12
     assert not list(store_dir.rglob("*.tmp"))
+
+
+def test_fields_header_without_date_time(tmp_path, store_dir):
+    fields = [f for f in FIELD_SETS[30] if f != "date-time"]
+    text = header(fields) + line(row(0), fields) + header() + line(row(1))
+    ingest([_write(tmp_path, text.encode())], store_dir)
+    assert _reasons(store_dir) == [(6, "the #Fields header names no date-time")]
+    assert _lines(store_dir) == [12]

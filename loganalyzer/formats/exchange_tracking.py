@@ -120,13 +120,15 @@ def parse(fh, state: ReadState, ctx: Context) -> Iterator[Batch]:
         if names is None:
             yield Batch(None, bad + _no_header(run))
             continue
+        if "date-time" not in names:
+            yield Batch(None, bad + _no_header(run, "the #Fields header names no date-time"))
+            continue
         raw, rows, wrong = read_csv_run(run, names)
         table, invalid, hint = normalise(raw, run, rows, ctx)
         yield Batch(table, bad + wrong + invalid, hint)
 
 
-def _no_header(run: Run) -> list[Bad]:
-    reason = "data line before any #Fields header"
+def _no_header(run: Run, reason: str = "data line before any #Fields header") -> list[Bad]:
     return [Bad(int(run.line_numbers[i]), reason, run.text(i)) for i in run.candidates.tolist()]
 
 

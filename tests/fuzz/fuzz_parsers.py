@@ -19,7 +19,7 @@ from pathlib import Path
 
 import atheris
 
-with atheris.instrument_imports():
+with atheris.instrument_imports(include=["loganalyzer", "eventcodes"]):
     from loganalyzer import formats
     from loganalyzer.formats.base import ReadState
     from loganalyzer.formats.common import Context
