@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -144,5 +145,6 @@ def test_short_coverage_guided_run(tmp_path):
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Done 800 runs" in proc.stderr
+    runs = re.search(r"Done (\d+) runs", proc.stderr)
+    assert runs and int(runs[1]) >= 800
     assert not list(tmp_path.glob("crash-*"))
