@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from loganalyzer.cli import app
 from loganalyzer.synth import generate, writers
 from loganalyzer.synth.tracking import row
+from loganalyzer.trace.model import VERDICTS as TRACE_VERDICTS
 
 BOM = b"\xef\xbb\xbf"
 TRACK_NAME = re.compile(r"^MSGTRK(MS|MD|MA)?\d{10}-\d+\.LOG$")
@@ -38,17 +39,7 @@ TRUTH_KEYS = [
     "ndr_message_id",
     "expanded_from",
 ]
-VERDICTS = {
-    "delivered",
-    "sent_external",
-    "failed",
-    "deferred",
-    "dropped",
-    "quarantined",
-    "moderation",
-    "expanded",
-    "last_seen",
-}
+VERDICTS = set(TRACE_VERDICTS)
 
 
 def split_statuses(text: str) -> list[str]:

@@ -64,18 +64,8 @@ import re
 
 from loganalyzer.synth.clock import iso
 from loganalyzer.synth.model import Message, Rcpt
+from loganalyzer.trace.model import VERDICTS  # the vocabulary of DESIGN.md, defined once
 
-VERDICTS = (
-    "delivered",
-    "sent_external",
-    "failed",
-    "deferred",
-    "dropped",
-    "quarantined",
-    "moderation",
-    "expanded",
-    "last_seen",
-)
 _FINAL = frozenset(VERDICTS) - {"last_seen"}
 _WITH_REPLY = frozenset(("failed", "deferred", "sent_external", "dropped"))
 _ENHANCED = re.compile(r"^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b")
