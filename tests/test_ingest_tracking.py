@@ -225,7 +225,8 @@ def test_quoting_bom_crlf_and_repeated_header(store_dir, tmp_path):
 
 def test_recipient_lists_are_split_and_aligned(store_dir, tmp_path):
     status = (
-        "[{LED=550 4.4.7 QUEUE.Expired; message expired};{MSG=};{FQDN=mx.example.com};"
+        "[{LED=550 4.4.7 QUEUE.Expired; message expired; the last endpoint attempted was "
+        "[2001:db8:4::26]:25};{MSG=};{FQDN=mx.example.com};"
         "{IP=192.0.2.1};{LRT=3/2/2026 9:00:00 AM}];250 2.1.5 Recipient OK;"
         "550 5.1.1 RESOLVER.ADR.RecipNotFound; not found"
     )

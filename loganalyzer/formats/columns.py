@@ -81,12 +81,27 @@ def split_list(col: pa.Array, sep: str = ";") -> pa.ListArray:
     return pa.ListArray.from_arrays(parts.offsets, parts.values)
 
 
-_BRACKETED = re.compile(r"\[[^\]]*\]|\{[^}]*\}")
+_BRACKET_OR_SEMICOLON = re.compile(r"[\[\]{};]")
 
 
 def _protect(value: str, count: int) -> str:
-    """Hide the ``;`` that do not separate recipients' statuses."""
-    protected = _BRACKETED.sub(lambda m: m[0].replace(";", _PROTECT), value)
+    """Hide the ``;`` that do not separate recipients' statuses: those inside brackets (which
+    nest: ``[{LED=... was [2001:db8::26]:25};{MSG=}]``), and those inside one status."""
+    depth, inner = 0, []
+    for m in _BRACKET_OR_SEMICOLON.finditer(value):
+        ch = m[0]
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        elif depth:
+            inner.append(m.start())
+    protected = value
+    if inner:
+        chars = list(value)
+        for i in inner:
+            chars[i] = _PROTECT
+        protected = "".join(chars)
     parts = protected.split(";")
     if count and len(parts) != count:  # "550 4.4.7 QUEUE.Expired;message expired"
         merged: list[str] = []

@@ -1,0 +1,119 @@
+"""The daily report: mail-flow figures of one or more days as a ``DailyReport``.
+
+``daily_report`` computes the metrics (DataFrames, in DuckDB over the store); the report
+object turns them into plotly figures, one self-contained HTML file, a dict or JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+
+import duckdb
+
+from loganalyzer.report import load, metrics, quality, sessions
+from loganalyzer.report.model import DailyReport
+from loganalyzer.report.period import Period, parse_date
+from loganalyzer.report.redact import redact
+from loganalyzer.store import Store
+
+__all__ = ["DailyReport", "Period", "daily_report"]
+
+
+def daily_report(
+    store: str | os.PathLike[str] | Store | None = None,
+    date: str | dt.date = "yesterday",
+    *,
+    days: int = 1,
+    tz: str = "UTC",
+    top: int = 10,
+    accepted_domains: list[str] | None = None,
+    problems_first: bool = False,
+    redact_addresses: bool = False,
+    redact_key: bytes | None = None,
+    compare: bool = True,
+    limit: int = 200,
+) -> DailyReport:
+    """The report of ``days`` days ending on ``date`` (``YYYY-MM-DD``, ``today`` or
+    ``yesterday``; days are those of time zone ``tz``, which also shows the times).
+
+    ``top``: rows of the top lists. ``accepted_domains``: the organisation's domains, to tell
+    internal from external senders where the logs have no directionality (default: the
+    domains of delivered recipients). ``redact_addresses`` replaces the local part of every
+    address by a keyed hash (``redact_key``, default random) and hides subjects. ``compare``
+    adds the previous period's figures when the store has it. ``limit``: rows of the lists of
+    failed and pending recipients. Raises ValueError for a bad date, zone or store.
+    """
+    st = store if isinstance(store, Store) else Store(store)
+    if not st.exists():
+        raise ValueError(f"{st.root} is not a loganalyzer store (no manifest); run ingest first")
+    if top < 1 or limit < 1:
+        raise ValueError("top and limit must be at least 1")
+    period = Period(parse_date(date, tz), days, tz)
+    con = st.connect()
+    try:
+        con.execute(f"set TimeZone = '{tz}'")  # tz is a validated IANA name
+        with contextlib.suppress(duckdb.Error):  # (in Jupyter it cannot be changed)
+            con.execute("set enable_progress_bar = false")  # it would write to the terminal
+        ctx = load.load(con, period, accepted_domains, compare)
+        load.create_macros(con)
+        sessions.load(con, ctx)
+        tables = _tables(con, ctx, top, limit)
+        previous = None
+        if ctx.previous is not None and ctx.has_previous:
+            previous = {
+                **metrics.headline(con, ctx, ctx.previous),
+                **sessions.counts(con, ctx, ctx.previous),
+            }
+        current = {
+            **metrics.headline(con, ctx, period),
+            **sessions.counts(con, ctx, period),
+        }
+    finally:
+        con.close()
+    report = DailyReport(
+        period=period,
+        store=str(st.root),
+        metrics=tables,
+        headline=current,
+        previous=previous,
+        rules={**metrics.COUNTING_RULES, **sessions.RULES, **quality.RULES},
+        accepted_domains=ctx.accepted_domains,
+        accepted_inferred=ctx.accepted_inferred,
+        top=top,
+        limit=limit,
+        problems_first=problems_first,
+        redacted=redact_addresses,
+    )
+    if redact_addresses:
+        redact(report, redact_key or os.urandom(16))
+    return report
+
+
+def _tables(con, ctx: load.Context, top: int, limit: int) -> dict:
+    hourly = metrics.hourly(con, ctx)
+    out = {
+        "totals": metrics.totals(con, ctx),
+        "distinct": metrics.distinct(con, ctx),
+        "sides": metrics.sides(con, ctx),
+        "hourly": hourly,
+    }
+    if ctx.period.days > 1:
+        out["daily"] = metrics.daily(hourly)
+    out.update(metrics.failures(con, top, limit))
+    out["deferral_reasons"] = metrics.deferrals(con, ctx, top)
+    out["pending"] = metrics.pending(con, ctx, ctx.period, limit)
+    out.update(metrics.latency(con, ctx, top))
+    out.update(metrics.tops(con, ctx, top))
+    out["smtp_summary"] = sessions.summary(con)
+    out["smtp_hourly"] = sessions.hourly(con, ctx)
+    out["reply_codes"] = sessions.reply_codes(con)
+    out["remote_ips"] = sessions.remote_ips(con, top)
+    out["auth_failures"] = sessions.auth_failures(con, top)
+    out["files"] = quality.files(con, ctx, sessions.lines_by_format(con))
+    out["quarantine"] = quality.quarantine(con, ctx)
+    out["unknown_codes"] = quality.unknown_codes(con, ctx)
+    out["missing_hours"] = quality.missing_hours(con, ctx, sessions.server_hours(con))
+    out["clock_skew"] = quality.clock_skew(con, ctx)
+    return out

@@ -1,0 +1,268 @@
+"""The report as one self-contained HTML page, and the trace pages of its failed messages.
+
+The page works offline: plotly.js is inlined once; each figure is a JSON data block
+(``<script type="application/json">``, which never runs) read by one small script. Every value
+from the logs reaches the page through Jinja2's autoescape or as JSON with ``<``, ``>`` and
+``&`` written as ``\\u`` escapes, so it cannot close a tag or a script.
+
+Content-Security-Policy: ``script-src`` lists the SHA-256 hashes of the two inline scripts
+(plotly.js and the loader), so no other script can run, not even an injected one, and
+neither ``'unsafe-inline'`` nor ``'unsafe-eval'`` is needed for scripts. ``style-src`` allows
+inline styles: the page's own style sheet and the ones plotly creates at run time.
+Everything else (network, frames, forms, plugins) is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shlex
+import uuid
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from loganalyzer.report.charts import SECTION_CHARTS
+
+if TYPE_CHECKING:
+    from loganalyzer.report.model import DailyReport
+
+#: Draws every figure of the page from its JSON block (run once, after plotly.js).
+LOADER = """(function () {
+  document.querySelectorAll(".chart[data-figure]").forEach(function (el) {
+    var block = document.getElementById(el.getAttribute("data-figure"));
+    var fig = JSON.parse(block.textContent);
+    el.style.height = (fig.layout.height || 320) + "px";
+    Plotly.newPlot(el, fig.data, fig.layout, {responsive: true, displaylogo: false});
+  });
+})();"""
+
+CSP_BASE = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data: blob:; font-src data:; "
+    "base-uri 'none'; form-action 'none'"
+)
+
+#: Titles and notes of the tables.
+TITLES = {
+    "totals": "Messages, recipients and bytes",
+    "distinct": "Distinct addresses",
+    "sides": "Internal and external senders",
+    "changes": "Headline figures against the previous period",
+    "hourly": "Per hour",
+    "daily": "Per day",
+    "failures_by_status": "By enhanced status code",
+    "failures_by_domain": "By recipient domain",
+    "failures_by_server": "By server and connector",
+    "failed": "Failed recipients",
+    "deferral_reasons": "Deferrals by reason",
+    "pending": "Still pending at the end of the period",
+    "latency": "Latency from first receipt to delivery or sending out",
+    "latency_hourly": "Latency per hour of delivery",
+    "slowest": "Slowest deliveries",
+    "top_senders": "Senders by messages",
+    "top_senders_by_size": "Senders by bytes",
+    "top_sender_domains": "Sender domains by messages",
+    "top_sender_domains_by_size": "Sender domains by bytes",
+    "top_recipients": "Recipients by messages",
+    "top_recipients_by_size": "Recipients by bytes",
+    "top_recipient_domains": "Recipient domains by messages",
+    "top_recipient_domains_by_size": "Recipient domains by bytes",
+    "smtp_summary": "Sessions",
+    "smtp_hourly": "Sessions per hour",
+    "reply_codes": "Reply codes",
+    "remote_ips": "Remote IPs with the most inbound sessions",
+    "auth_failures": "Failed authentications by remote IP",
+    "files": "Files and lines read",
+    "quarantine": "Quarantined lines by reason",
+    "unknown_codes": "Unknown event codes",
+    "missing_hours": "Servers with hours missing",
+    "clock_skew": "Clock skew between servers",
+}
+#: Columns a table leaves out of the page (the failed list's trace command names the message).
+HIDDEN = {"failed": ("message_id",)}
+#: Tables shown side by side in pairs (on a wide screen).
+HALF = frozenset(
+    {"distinct", "sides", "failures_by_domain", "failures_by_server", "smtp_summary"}
+    | {t for t in TITLES if t.startswith("top_")}
+)
+_SECONDS = frozenset({"latency_s", "p50", "p90", "p99", "max"})
+_BYTES = frozenset({"bytes", "bytes_in"})
+
+
+def _hash(script: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+
+
+@cache
+def _plotly_js() -> tuple[str, str]:
+    """plotly.js (the offline bundle) and its CSP hash."""
+    from plotly.offline import get_plotlyjs
+
+    js = get_plotlyjs()
+    if "</script" in js.lower():  # would end the inline script early
+        raise RuntimeError("this plotly.js bundle cannot be inlined")
+    return js, _hash(js)
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("loganalyzer", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["cell"] = cell
+    env.filters["label"] = lambda c: str(c).replace("_", " ")
+    return env
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def seconds(s: float) -> str:
+    if abs(s) < 60:
+        return f"{s:,.1f} s" if abs(s) < 10 else f"{s:,.0f} s"
+    if abs(s) < 3600:
+        return f"{int(s // 60)} min {int(s % 60)} s"
+    return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
+
+
+def cell(value: object, column: str, days: int = 2) -> str:
+    """A table cell as text (escaped later by the template); ``days``: of the period (an
+    hour of a one-day report shows without its date)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, float) and value != value:
+        return ""
+    if isinstance(value, pd.Timestamp):
+        if column == "hour":
+            return value.strftime("%H:%M" if days == 1 else "%Y-%m-%d %H:%M")
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if pd.api.types.is_bool(value):
+        return "yes" if value else ""
+    if column in _BYTES:
+        return human_bytes(float(value))
+    if column in _SECONDS:
+        return seconds(float(value))
+    if column in ("tls_share", "change_pct"):
+        return f"{float(value):+.0%}" if column == "change_pct" else f"{float(value):.0%}"
+    if isinstance(value, int) or (hasattr(value, "is_integer") and float(value).is_integer()):
+        try:
+            return f"{int(value):,}"
+        except (TypeError, ValueError):
+            pass
+    if isinstance(value, float):
+        return f"{value:,.3f}"
+    return str(value)
+
+
+def _figure_json(fig) -> str:
+    """A figure as JSON that is inert inside a script element."""
+    from plotly.io import to_json
+
+    text = to_json(fig, validate=False)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def trace_command(message_id: str) -> str:
+    """The command that traces a message, quoted for a POSIX shell."""
+    return f"loganalyzer trace {shlex.quote(message_id)}"
+
+
+def render(
+    report: DailyReport,
+    charts: bool = True,
+    traces: dict[str, str] | None = None,
+    fragment: bool = False,
+) -> str:
+    """The page (``fragment``: without the document head, for Jupyter)."""
+    prefix = f"la-{uuid.uuid4().hex[:8]}" if fragment else "la"
+    figures: dict[str, list[tuple[str, str]]] = {}
+    scripts: list[str] = []
+    if charts:
+        for section, names in SECTION_CHARTS.items():
+            for name in names:
+                if name in report.figures:
+                    figures.setdefault(section, []).append(
+                        (f"{prefix}-fig-{name}", _figure_json(report.figures[name]))
+                    )
+    js = hashes = ""
+    if figures:
+        js, plotly_hash = _plotly_js()
+        scripts = [js, LOADER]
+        hashes = f"{plotly_hash} {_hash(LOADER)}"
+    csp = CSP_BASE + (f"; script-src {hashes}" if hashes else "; script-src 'none'")
+    failed = report.metrics["failed"]
+    return (
+        environment()
+        .get_template("report.html.j2")
+        .render(
+            r=report,
+            sections=report.sections(),
+            titles=TITLES,
+            half=HALF,
+            hidden=HIDDEN,
+            figures=figures,
+            scripts=scripts,
+            csp=csp,
+            fragment=fragment,
+            traces=traces or {},
+            commands={m: trace_command(m) for m in failed["message_id"].dropna().unique()},
+            attention=report.attention(),
+            rules=report.rules,
+            changes_available=report.previous is not None,
+            total_failed=report.headline["failed_recipients"],
+        )
+    )
+
+
+def write_traces(report: DailyReport, path: Path, limit: int) -> tuple[dict[str, str], list[Path]]:
+    """Trace pages of the first ``limit`` failed messages in ``<stem>_traces/<n>.html``;
+    returns the links by message ID and the files written."""
+    from loganalyzer.trace import trace
+    from loganalyzer.trace.model import TraceResult
+
+    failed = report.metrics["failed"].dropna(subset=["message_id"])
+    wanted = list(dict.fromkeys(failed["message_id"]))[:limit]
+    if not wanted:
+        return {}, []
+    folder = path.parent / f"{path.stem}_traces"
+    folder.mkdir(parents=True, exist_ok=True)
+    found = {}
+    rows = failed[failed["message_id"].isin(wanted)]
+    for event_id, group in rows.groupby("event_id", observed=True):
+        # one batch per failure event, in the window up to the last listed failure
+        last = group["date_time"].max() + pd.Timedelta(milliseconds=1)
+        result = trace(
+            report.store,
+            since=report.period.start.isoformat(),
+            until=min(last, pd.Timestamp(report.period.end)).isoformat(),
+            event_id=str(event_id),
+            all=True,
+            limit=len(set(group["message_id"])) + 50,
+            tz=report.period.tz,
+        )
+        for m in result.messages:
+            if m.message_id in wanted and m.message_id not in found:
+                found[m.message_id] = m
+    links, written = {}, []
+    for n, mid in enumerate(wanted, 1):
+        m = found.get(mid)
+        if m is None:
+            continue
+        page = folder / f"{n}.html"
+        result = TraceResult({"text": mid, "kind": "message_id"}, [], [m], report.period.tz)
+        page.write_text(result.to_html(), encoding="utf-8")
+        links[mid] = f"{quote(folder.name)}/{n}.html"
+        written.append(page)
+    return links, written

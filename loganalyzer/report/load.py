@@ -1,0 +1,238 @@
+"""Reading a report's period into temporary DuckDB tables, once.
+
+``load`` reads the period's tracking rows once into small temporary tables (and those of the
+day before it, where the first receipt of a message delivered after midnight is found):
+
+- ``trk``: the tracking rows, with the message key ``msg`` (Message-ID, else the network
+  message ID, else server and internal ID) and ``ndr`` (the Message-ID of a bounce, from the
+  DSN row that created it);
+- ``firsts``: when each message was first received (its first RECEIVE row on any server, or
+  for a bounce its DSN row);
+- ``attrs``: sender, size, subject and side (internal, external) of each message;
+- ``rev``: one row per tracking row and recipient whose event ends or delays a recipient's
+  journey, with its ``kind``: delivered, sent (out of the organisation), relayed (to another
+  server of the organisation), failed, deferred, dropped or quarantined.
+
+Then ``fin``: each recipient outcome of the period once, with its message's attributes.
+`metrics` aggregates these tables into DataFrames.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from loganalyzer.frames import to_frame
+from loganalyzer.report.period import LOOKBACK, Period
+from loganalyzer.trace.verdict import _INTERNAL_CONNECTOR, SENDS
+
+FINAL_KINDS = ("delivered", "sent", "failed", "dropped", "quarantined")
+
+
+@dataclass
+class Context:
+    """What ``load`` found out: the window, the organisation's servers, accepted domains."""
+
+    period: Period
+    previous: Period | None
+    servers: list[str]
+    accepted_domains: list[str]
+    accepted_inferred: bool
+    has_previous: bool = False
+
+    def window(self, p: Period | None = None) -> list:
+        p = p or self.period
+        return [p.start, p.end]
+
+
+def frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None, tz=None):
+    """Run ``sql``; a DataFrame with times in ``tz``."""
+    return to_frame(con.sql(sql, params=params or None).to_arrow_table(), tz=tz)
+
+
+def load(
+    con: duckdb.DuckDBPyConnection,
+    period: Period,
+    accepted_domains: list[str] | None = None,
+    compare: bool = True,
+) -> Context:
+    """Create the temporary tables ``trk``, ``firsts``, ``attrs`` and ``rev`` for the period
+    (and the period before it when ``compare``)."""
+    previous = period.previous() if compare else None
+    first = (previous or period).start
+    lo = first - LOOKBACK
+    # the period (and the one before it) in full; the day before that only for first receipts
+    columns = """
+        date_time, server, event_id, outcome, log_format,
+        coalesce(message_id, network_message_id, server || ':' || internal_message_id) as msg,
+        case when event_id = 'DSN' and coalesce(reference, '') <> ''
+             then if(starts_with(reference, '<'), reference, '<' || reference || '>')
+        end as ndr,
+        sender_address as sender, lower(sender_domain) as sender_domain, total_bytes as size"""
+    window = "date_time >= ? and date_time < ? and date >= ? and date <= ?"
+    d0, d1 = period.utc_dates(since=first)
+    con.execute(
+        f"""
+        create or replace temp table trk as
+        select {columns}, message_subject as subject, directionality,
+               connector_id as connector, server_hostname, client_hostname,
+               related_recipient_address as related,
+               recipient_address, recipient_status, enhanced_status
+        from tracking where {window}
+        """,
+        [first, period.end, d0, d1],
+    )
+    con.execute(
+        f"""
+        insert into trk by name select {columns} from tracking
+        where {window} and (outcome = 'received' or event_id = 'DSN')
+        """,
+        [lo, first, lo.astimezone(dt.UTC).date(), d0],
+    )
+    servers = [s for (s,) in con.execute("select distinct upper(server) from files").fetchall()]
+    servers = sorted(s for s in servers if s)
+    inferred = not accepted_domains
+    if accepted_domains:
+        accepted = sorted({d.strip().lower().lstrip("@") for d in accepted_domains})
+    else:  # mailboxes live in accepted domains: the domains of delivered recipients
+        accepted = [
+            d
+            for (d,) in con.execute(
+                """
+                select distinct lower(split_part(r, '@', 2)) as d from (
+                    select unnest(recipient_address) as r from trk where outcome = 'delivered')
+                where r like '%@%' order by d
+                """
+            ).fetchall()
+            if d
+        ]
+    con.execute(
+        """
+        create or replace temp table firsts as
+        select msg, min(date_time) as first_at from (
+            select msg, date_time from trk where outcome = 'received' and msg is not null
+            union all
+            select ndr, date_time from trk where ndr is not null)
+        group by msg
+        """
+    )
+    con.execute(
+        """
+        create or replace temp table attrs as
+        with a as (
+            select msg,
+                arg_min(sender, date_time) filter (where coalesce(sender, '') <> '') as sender,
+                arg_min(sender_domain, date_time) filter (where coalesce(sender_domain, '') <> '')
+                    as sender_domain,
+                arg_min(size, date_time) filter (where size is not null) as size,
+                arg_min(subject, date_time) filter (where subject is not null) as subject,
+                arg_min(lower(directionality), date_time)
+                    filter (where lower(directionality) in ('originating', 'incoming')) as dir
+            from trk where event_id <> 'DSN' and msg is not null group by msg)
+        select msg, sender, lower(sender) as sender_key,
+               coalesce(sender_domain, nullif(lower(split_part(sender, '@', 2)), ''))
+                   as sender_domain,
+               size, subject,
+               case when dir = 'originating' then 'internal'
+                    when dir = 'incoming' then 'external'
+                    when list_contains($accepted, coalesce(sender_domain,
+                         lower(split_part(sender, '@', 2)))) then 'internal'
+                    when len($accepted) > 0 and coalesce(sender, '') <> '' then 'external'
+                    else 'unknown' end as side
+        from a
+        """,
+        {"accepted": accepted},
+    )
+    con.execute(
+        """
+        create or replace temp table rev as
+        with u as (
+            select date_time, server, event_id, outcome, msg, connector, server_hostname,
+                   unnest(recipient_address) as recipient, unnest(recipient_status) as status,
+                   unnest(enhanced_status) as enhanced
+            from trk
+            where date_time >= $since
+              and (outcome in ('delivered', 'failed', 'deferred', 'dropped', 'quarantined')
+                   or list_contains($sends, event_id)))
+        select date_time, server, event_id, msg, connector, trim(recipient) as recipient,
+               lower(trim(recipient)) as rcpt,
+               nullif(lower(split_part(trim(recipient), '@', 2)), '') as rcpt_domain,
+               case when outcome in ('failed', 'deferred', 'dropped', 'quarantined') then
+                   coalesce(nullif(regexp_extract(status, '\\{LED=(.*?)\\}(?:;|\\]|$)', 1), ''),
+                            nullif(trim(status), '')) end as status,
+               enhanced,
+               case when list_contains($sends, event_id) then
+                        case when regexp_matches(coalesce(connector, ''), $internal)
+                               or list_contains($servers,
+                                    upper(split_part(coalesce(server_hostname, ''), '.', 1)))
+                             then 'relayed' else 'sent' end
+                    else outcome end as kind
+        from u where coalesce(trim(recipient), '') <> ''
+        """,
+        {
+            "since": first,
+            "sends": sorted(SENDS),
+            "internal": "(?i)" + _INTERNAL_CONNECTOR.pattern,
+            "servers": servers,
+        },
+    )
+    ctx = Context(period, previous, servers, accepted, inferred)
+    if previous is not None:
+        (n,) = con.execute(
+            "select count(*) from trk where date_time >= ? and date_time < ?",
+            ctx.window(previous),
+        ).fetchall()[0]
+        ctx.has_previous = n > 0
+    _final(con, ctx)
+    return ctx
+
+
+FIN_SQL = """
+    select kind, msg, rcpt, min(date_time) as t, arg_min(server, date_time) as server,
+           arg_min(recipient, date_time) as recipient, any_value(rcpt_domain) as rcpt_domain,
+           arg_min(status, date_time) as status, arg_min(enhanced, date_time) as enhanced,
+           arg_min(connector, date_time) as connector, arg_min(event_id, date_time) as event_id
+    from rev
+    where kind in ('delivered', 'sent', 'failed', 'dropped', 'quarantined')
+      and date_time >= ? and date_time < ?
+    group by kind, msg, rcpt
+"""
+
+
+def _final(con: duckdb.DuckDBPyConnection, ctx: Context) -> None:
+    """``fin``: each recipient outcome of the period once, with its message's attributes."""
+    con.execute(
+        f"""
+        create or replace temp table fin as
+        select o.*, a.sender, a.sender_key, a.size, a.subject, a.side, f.first_at,
+               (epoch_ms(o.t) - epoch_ms(f.first_at)) / 1000.0 as latency_s
+        from ({FIN_SQL}) o left join attrs a using (msg) left join firsts f using (msg)
+        """,
+        ctx.window(),
+    )
+
+
+def hour_index(column: str, p: Period) -> str:
+    """SQL for the number of whole hours between the period's start and ``column``."""
+    start_ms = int(p.start.timestamp() * 1000)
+    return f"cast(floor((epoch_ms({column}) - {start_ms}) / 3600000) as integer)"
+
+
+def hours(p: Period) -> pd.DatetimeIndex:
+    """The start of every hour of the period, in its zone (23 or 25 on a DST change)."""
+    return pd.date_range(p.start, periods=p.hours, freq="h").tz_convert(p.tz)
+
+
+def create_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """``msgs_of(a, b)``: the messages first received in [a, b), with their attributes."""
+    con.execute(
+        """
+        create or replace temp macro msgs_of(a, b) as table
+        select f.msg, f.first_at, t.* exclude (msg)
+        from firsts f left join attrs t using (msg)
+        where f.first_at >= a and f.first_at < b
+        """
+    )

@@ -1,0 +1,102 @@
+"""Mailing a report through an SMTP server (stdlib smtplib and email).
+
+The mail's HTML body is the report without scripts (mail clients do not run them: its tables
+read as they are); the full page with its charts is attached.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from loganalyzer.report.model import DailyReport
+
+#: The environment variable that holds the SMTP password (never a command-line option).
+PASSWORD_ENV = "LOGANALYZER_SMTP_PASSWORD"
+
+
+def message(
+    report: DailyReport,
+    to: list[str],
+    sender: str | None = None,
+    subject: str | None = None,
+    attach: bool = True,
+) -> EmailMessage:
+    """The report as a mail: a text summary, the HTML report, the full page attached."""
+    if not to:
+        raise ValueError("no recipient for the report mail")
+    host = socket.getfqdn() or "localhost"
+    h = report.headline
+    msg = EmailMessage()
+    msg["Subject"] = subject or (
+        f"Mail flow {report.period.label()}: {h['received_messages']:,} received, "
+        f"{h['failed_recipients']:,} failed"
+    )
+    msg["From"] = sender or f"loganalyzer@{host}"
+    msg["To"] = ", ".join(to)
+    msg["Date"] = formatdate(localtime=True)
+    msg["Message-ID"] = make_msgid("loganalyzer", domain=host)
+    lines = [f"Mail flow {report.period.label()} ({report.period.tz})", ""]
+    for key, label in (
+        ("received_messages", "messages received"),
+        ("delivered_recipients", "recipients delivered"),
+        ("sent_out_recipients", "recipients sent out"),
+        ("failed_recipients", "recipients failed"),
+        ("still_deferred_recipients", "recipients still deferred"),
+        ("auth_failures", "failed SMTP authentications"),
+    ):
+        lines.append(f"{h[key]:>12,}  {label}")
+    attention = report.attention()
+    if attention:
+        lines += ["", "Needs attention:", *(f"- {a}" for a in attention)]
+    lines += ["", "The report is attached as an HTML file." if attach else ""]
+    msg.set_content("\n".join(lines))
+    msg.add_alternative(report.to_html(charts=False), subtype="html")
+    if attach:
+        msg.add_attachment(
+            report.to_html().encode("utf-8"),
+            maintype="text",
+            subtype="html",
+            filename=f"mail-flow-{report.period.date.isoformat()}.html",
+        )
+    return msg
+
+
+def send(
+    report: DailyReport,
+    to: list[str],
+    *,
+    host: str = "localhost",
+    port: int = 25,
+    starttls: bool = False,
+    user: str | None = None,
+    password: str | None = None,
+    sender: str | None = None,
+    subject: str | None = None,
+    attach: bool = True,
+    timeout: float = 60.0,
+    context: ssl.SSLContext | None = None,
+) -> EmailMessage:
+    """Send the report to ``to`` through the SMTP server ``host``:``port``; returns the mail.
+
+    ``starttls`` upgrades the connection (verifying the server's certificate with
+    ``context``, default the system's trust store) before ``user`` logs in with ``password``.
+    Raises ``smtplib.SMTPException`` or ``OSError`` when the server refuses or is unreachable.
+    """
+    if user and password is None:
+        raise ValueError(f"an SMTP user needs a password (the CLI reads ${PASSWORD_ENV})")
+    msg = message(report, to, sender, subject, attach)
+    with smtplib.SMTP(host, port, timeout=timeout) as smtp:
+        smtp.ehlo()
+        if starttls:
+            smtp.starttls(context=context or ssl.create_default_context())
+            smtp.ehlo()
+        if user:
+            smtp.login(user, password or "")
+        smtp.send_message(msg, to_addrs=list(to))
+    return msg

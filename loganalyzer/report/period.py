@@ -1,0 +1,94 @@
+"""The days a report covers: local days of a time zone, as a UTC-aware window."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+#: How far before a period's start the first receipt of a message is looked for (a message
+#: delivered just after midnight was received the day before).
+LOOKBACK = dt.timedelta(days=1)
+
+
+def zone(tz: str) -> ZoneInfo:
+    """The IANA zone named ``tz``; ValueError for an unknown name."""
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {tz!r} (an IANA name: UTC, Europe/Berlin)") from exc
+
+
+def parse_date(value: str | dt.date, tz: str = "UTC", now: dt.datetime | None = None) -> dt.date:
+    """``YYYY-MM-DD``, ``today`` or ``yesterday`` (in ``tz``) as a date."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(zone(tz)).date()
+    if isinstance(value, dt.date):
+        return value
+    text = value.strip().lower()
+    today = (now or dt.datetime.now(dt.UTC)).astimezone(zone(tz)).date()
+    if text == "today":
+        return today
+    if text == "yesterday":
+        return today - dt.timedelta(days=1)
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"bad date {value!r}: give YYYY-MM-DD, today or yesterday") from None
+
+
+@dataclass(frozen=True)
+class Period:
+    """``days`` local days ending with ``date`` (inclusive) in zone ``tz``."""
+
+    date: dt.date
+    days: int = 1
+    tz: str = "UTC"
+
+    def __post_init__(self) -> None:
+        if self.days < 1:
+            raise ValueError("days must be at least 1")
+        zone(self.tz)
+
+    @property
+    def first(self) -> dt.date:
+        return self.date - dt.timedelta(days=self.days - 1)
+
+    @property
+    def start(self) -> dt.datetime:
+        return dt.datetime.combine(self.first, dt.time(), zone(self.tz))
+
+    @property
+    def end(self) -> dt.datetime:
+        return dt.datetime.combine(self.date + dt.timedelta(days=1), dt.time(), zone(self.tz))
+
+    @property
+    def hours(self) -> int:
+        """Its number of hours: 24 a day, 23 or 25 on a day the clocks change."""
+        elapsed = self.end.astimezone(dt.UTC) - self.start.astimezone(dt.UTC)
+        return int(elapsed.total_seconds() // 3600)
+
+    def previous(self) -> Period:
+        """The period of the same length just before this one."""
+        return Period(self.date - dt.timedelta(days=self.days), self.days, self.tz)
+
+    def utc_dates(self, since: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
+        """First and last UTC date the window touches (the store's ``date`` partitions)."""
+        lo = (since or self.start).astimezone(dt.UTC).date()
+        hi = (self.end - dt.timedelta(milliseconds=1)).astimezone(dt.UTC).date()
+        return lo, hi
+
+    def label(self) -> str:
+        if self.days == 1:
+            return self.date.isoformat()
+        return f"{self.first.isoformat()} to {self.date.isoformat()}"
+
+    def to_dict(self) -> dict:
+        return {
+            "date": self.date.isoformat(),
+            "days": self.days,
+            "first": self.first.isoformat(),
+            "tz": self.tz,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+        }

@@ -1,0 +1,165 @@
+"""SMTP sessions of a period, from the ``smtp`` table (protocol logs and IIS SMTP logs).
+
+One scan of the period (and of the period before it) counts lines by server, direction,
+remote IP, hour, reply code and kind: ``connect`` (a session starts: the ``+`` line of an
+Exchange protocol log; IIS SMTP logs have no session ID nor connect line, so each ``QUIT``
+line stands for a session) and ``tls`` (a ``STARTTLS`` or ``X-ANONYMOUSTLS`` command: the
+session goes encrypted). A failed authentication is a ``535`` reply to a client.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+import eventcodes
+from loganalyzer.report.load import Context, frame, hour_index, hours
+from loganalyzer.report.period import Period
+
+RULES = {
+    "sessions": "SMTP sessions: the sessions that start in the period (the connect line of an "
+    "Exchange protocol log; in IIS SMTP logs, which have neither session IDs nor connect "
+    "lines, each QUIT). With TLS: the session issued STARTTLS or X-ANONYMOUSTLS. Failed "
+    "authentications: 535 replies to clients (password guessing shows as many of them from "
+    "one remote IP).",
+}
+
+_KIND = """
+    case when event = '+' then 'connect'
+         when session_id is null and upper(command) = 'QUIT' then 'connect'
+         when upper(command) in ('STARTTLS', 'X-ANONYMOUSTLS') then 'tls'
+    end
+"""
+_AUTH = "reply_code = 535 and direction = 'receive'"
+
+
+def load(con: duckdb.DuckDBPyConnection, ctx: Context) -> None:
+    """``smtp_lines``: line counts of the period and the one before it (negative hours)."""
+    first = ctx.previous.start if ctx.previous is not None else ctx.period.start
+    d0, d1 = ctx.period.utc_dates(since=first)
+    con.execute(
+        f"""
+        create or replace temp table smtp_lines as
+        select server, log_format, direction, remote_ip,
+               {hour_index("date_time", ctx.period)} as i, reply_code, {_KIND} as kind,
+               count(*) as lines, min(date_time) as first_seen, max(date_time) as last_seen
+        from smtp
+        where date_time >= ? and date_time < ? and date >= ? and date <= ?
+        group by all
+        """,
+        [first, ctx.period.end, d0, d1],
+    )
+    con.execute("create or replace temp view cur_lines as select * from smtp_lines where i >= 0")
+
+
+def counts(con: duckdb.DuckDBPyConnection, ctx: Context, p: Period) -> dict[str, int]:
+    """Sessions and failed inbound authentications of period ``p`` (the loaded one or the one
+    before it), for the headline figures."""
+    lo = -p.hours if p != ctx.period else 0
+    hi = 0 if p != ctx.period else p.hours
+    n, auth = con.execute(
+        f"""
+        select coalesce(sum(lines) filter (where kind = 'connect'), 0)::bigint,
+               coalesce(sum(lines) filter (where {_AUTH}), 0)::bigint
+        from smtp_lines where i >= ? and i < ?
+        """,
+        [lo, hi],
+    ).fetchall()[0]
+    return {"smtp_sessions": n, "auth_failures": auth}
+
+
+def summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Sessions per direction, with TLS, failed authentications and remote IPs."""
+    df = frame(
+        con,
+        """
+        select direction,
+               coalesce(sum(lines) filter (where kind = 'connect'), 0)::bigint as sessions,
+               coalesce(sum(lines) filter (where kind = 'tls'), 0)::bigint as with_tls,
+               coalesce(sum(lines) filter (where reply_code = 535), 0)::bigint as auth_failures,
+               count(distinct remote_ip) filter (where kind = 'connect') as remote_ips
+        from cur_lines group by direction order by direction
+        """,
+    )
+    df["tls_share"] = (df["with_tls"] / df["sessions"].where(df["sessions"] > 0)).round(4)
+    return df
+
+
+def hourly(con: duckdb.DuckDBPyConnection, ctx: Context) -> pd.DataFrame:
+    """Sessions started per hour, inbound (receive) and outbound (send)."""
+    idx = hours(ctx.period)
+    df = frame(
+        con,
+        """
+        select i, coalesce(sum(lines) filter (where direction = 'receive'), 0)::bigint as inbound,
+               coalesce(sum(lines) filter (where direction = 'send'), 0)::bigint as outbound
+        from cur_lines where kind = 'connect' group by i
+        """,
+    ).set_index("i")
+    out = pd.DataFrame({"hour": idx})
+    for col in ("inbound", "outbound"):
+        out[col] = df[col].reindex(range(len(idx))).fillna(0).astype("int64").to_numpy()
+    return out
+
+
+def reply_codes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Lines per direction and SMTP reply code, with the code's meaning."""
+    df = frame(
+        con,
+        """
+        select direction, reply_code, sum(lines)::bigint as lines from cur_lines
+        where reply_code is not null group by all order by lines desc, direction, reply_code
+        """,
+    )
+    df["meaning"] = [_reply_meaning(c) for c in df["reply_code"]]
+    return df
+
+
+def _reply_meaning(code) -> str:
+    try:
+        return eventcodes.lookup(str(code), "smtp-reply").meaning
+    except eventcodes.UnknownCode:
+        return ""
+
+
+def remote_ips(con: duckdb.DuckDBPyConnection, top: int) -> pd.DataFrame:
+    """Remote IPs with the most inbound sessions."""
+    return frame(
+        con,
+        f"""
+        select remote_ip,
+               coalesce(sum(lines) filter (where kind = 'connect'), 0)::bigint as sessions,
+               coalesce(sum(lines) filter (where reply_code = 535), 0)::bigint as auth_failures,
+               coalesce(sum(lines) filter (where kind = 'tls'), 0)::bigint as with_tls
+        from cur_lines where direction = 'receive' and remote_ip is not null
+        group by 1 order by sessions desc, auth_failures desc, remote_ip limit {int(top)}
+        """,
+    )
+
+
+def auth_failures(con: duckdb.DuckDBPyConnection, top: int) -> pd.DataFrame:
+    """Failed authentications by remote IP (a password-guessing signal), inbound only."""
+    return frame(
+        con,
+        f"""
+        select remote_ip, sum(lines)::bigint as failures, min(first_seen) as first_seen,
+               max(last_seen) as last_seen,
+               array_to_string(list(distinct server order by server), ', ') as servers
+        from cur_lines where {_AUTH}
+        group by 1 order by failures desc, remote_ip limit {int(top)}
+        """,
+    )
+
+
+def server_hours(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """SMTP log lines per server and hour (for the missing-logs check)."""
+    return frame(
+        con,
+        "select server, i, sum(lines)::bigint as lines, "
+        "coalesce(sum(lines) filter (where kind = 'connect'), 0)::bigint as units "
+        "from cur_lines group by all",
+    )
+
+
+def lines_by_format(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return frame(con, "select log_format, sum(lines)::bigint as lines from cur_lines group by all")

@@ -1,0 +1,33 @@
+"""The report in a terminal: where it was written, its headline figures, what needs a look."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+from loganalyzer.render import clean
+
+if TYPE_CHECKING:
+    from loganalyzer.report.model import DailyReport
+
+
+def print_report_summary(
+    console: Console, report: DailyReport, files: list[Path], mailed_to: list[str]
+) -> None:
+    h = report.headline
+    console.print(
+        f"[bold]Mail flow {report.period.label()}[/bold] ({clean(report.period.tz)}): "
+        f"{h['received_messages']:,} messages received; recipients: "
+        f"{h['delivered_recipients']:,} delivered, {h['sent_out_recipients']:,} sent out, "
+        f"{h['failed_recipients']:,} failed, {h['still_deferred_recipients']:,} still deferred",
+        highlight=False,
+    )
+    for line in report.attention():
+        console.print(f"[yellow]![/yellow] {clean(line)}", highlight=False)
+    if files:
+        pages = f" and {len(files) - 1} trace pages" if len(files) > 1 else ""
+        console.print(f"report: {clean(files[0])}{pages}", highlight=False, markup=False)
+    if mailed_to:
+        console.print(f"mailed to {clean(', '.join(mailed_to))}", highlight=False, markup=False)

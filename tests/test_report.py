@@ -1,0 +1,370 @@
+"""The daily report: its figures against synth's ground truth, its outputs, its edge cases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+from logfiles import row, write_log
+from reportdata import ACCEPTED, DAY, NDR_SENDER, PREVIOUS, Expected, synth_store
+
+import loganalyzer
+from loganalyzer.ingest import ingest
+from loganalyzer.report import daily_report
+from loganalyzer.report.period import Period, parse_date
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory):
+    return synth_store(tmp_path_factory.getbasetemp() / "report-synth")
+
+
+@pytest.fixture(scope="session")
+def report(synth):
+    return daily_report(synth[1], DAY)
+
+
+@pytest.fixture(scope="session")
+def expected(synth):
+    return Expected(synth[2], DAY)
+
+
+def test_exported_from_the_package(report):
+    assert loganalyzer.daily_report is daily_report
+    assert isinstance(report, loganalyzer.DailyReport)
+    assert report.totals is report.metrics["totals"]
+    assert "DailyReport 2026-03-03" in repr(report)
+
+
+@pytest.mark.parametrize(
+    ("figure", "verdict"),
+    [
+        ("delivered", "delivered"),
+        ("sent out", "sent_external"),
+        ("failed", "failed"),
+        ("dropped", "dropped"),
+        ("quarantined", "quarantined"),
+        ("still deferred", "deferred"),
+        ("expanded (lists)", "expanded"),
+    ],
+)
+def test_recipient_outcomes_equal_the_truth(report, expected, figure, verdict):
+    got = report.totals.set_index("figure").loc[figure]
+    assert (got["recipients"], got["messages"]) == expected.counts(verdict)
+    assert expected.counts(verdict)[0] > 0  # the synth day has every kind
+
+
+def test_received_messages_and_bytes_equal_the_truth(report, expected):
+    got = report.totals.set_index("figure").loc["received"]
+    assert got["messages"] == len(expected.received)
+    assert got["bytes"] == sum(m["size"] for m in expected.received) == report.headline["bytes_in"]
+    assert report.headline["bytes_out"] == expected.bytes_of("sent_external")
+    ndrs = [m for m in expected.received if m["sender"].lower() == NDR_SENDER]
+    assert report.headline["bounces"] == len(ndrs) > 0
+
+
+@pytest.mark.parametrize(
+    ("column", "verdict"),
+    [
+        ("received", None),
+        ("delivered", "delivered"),
+        ("sent_out", "sent_external"),
+        ("failed", "failed"),
+    ],
+)
+def test_per_hour_equals_the_truth(report, expected, column, verdict):
+    assert report.hourly[column].tolist() == expected.per_hour(verdict)
+    assert len(report.hourly) == 24
+
+
+def test_per_hour_in_another_zone(synth):
+    """Days and hours of Europe/Berlin (UTC+1): the day starts at 23:00 UTC the day before."""
+    report = daily_report(synth[1], DAY, tz="Europe/Berlin")
+    want = Expected(synth[2], DAY, "Europe/Berlin")
+    assert report.hourly["received"].tolist() == want.per_hour()
+    assert report.hourly["delivered"].tolist() == want.per_hour("delivered")
+    assert str(report.hourly["hour"].iloc[0]) == "2026-03-03 00:00:00+01:00"
+    assert report.failed["date_time"].iloc[0].tzinfo is not None
+
+
+def test_failures_by_status_and_domain_equal_the_truth(report, expected):
+    failed = expected.outcome("failed")
+    by_status = Counter(r["enhanced_status"] or "" for r in failed)
+    got = dict(
+        zip(
+            report.failures_by_status["status"],
+            report.failures_by_status["recipients"],
+            strict=True,
+        )
+    )
+    assert got == by_status
+    assert all(report.failures_by_status["meaning"])
+    by_domain = Counter(r["recipient"].lower().split("@")[1] for r in failed)
+    top = report.failures_by_domain
+    assert dict(zip(top["domain"], top["recipients"], strict=True)) == dict(
+        sorted(by_domain.items(), key=lambda x: (-x[1], x[0]))[: report.top]
+    )
+    listed = {(r.message_id, r.recipient.lower()) for r in report.failed.itertuples()}
+    assert listed == {(r["message_id"], r["recipient"].lower()) for r in failed}
+
+
+def test_still_pending_equal_the_truth(report, expected):
+    got = {
+        (
+            r.message_id,
+            r.recipient.lower(),
+            r.server,
+            r.date_time.isoformat(timespec="milliseconds"),
+        )
+        for r in report.pending.itertuples()
+    }
+    want = {
+        (r["message_id"], r["recipient"].lower(), r["server"], r["at"].replace("Z", "+00:00"))
+        for r in expected.outcome("deferred")
+    }
+    assert got == want and want
+
+
+def test_latency_percentiles_equal_the_truth(report, expected):
+    lat = np.array(expected.latencies())
+    got = report.latency.set_index("recipients_of").loc["all"]
+    assert got["recipients"] == len(lat)
+    for col, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        assert got[col] == pytest.approx(np.quantile(lat, q), abs=1e-6)
+    assert got["max"] == pytest.approx(lat.max(), abs=1e-6)
+    assert report.slowest["latency_s"].iloc[0] == pytest.approx(lat.max(), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name", ["top_senders", "top_sender_domains", "top_recipients", "top_recipient_domains"]
+)
+def test_top_lists_equal_the_truth(report, expected, name):
+    want = getattr(expected, name)(report.top)
+    df = report.metrics[name]
+    assert [tuple(x) for x in df.itertuples(index=False, name=None)] == want
+    by_size = report.metrics[f"{name}_by_size"]
+    assert by_size["bytes"].is_monotonic_decreasing
+
+
+def test_distinct_and_internal_external_equal_the_truth(report, expected):
+    got = dict(zip(report.distinct["figure"], report.distinct["count"], strict=True))
+    assert got["senders"] == len({m["sender"].lower() for m in expected.received})
+    finals = [
+        r
+        for v in ("delivered", "sent_external", "failed", "dropped", "quarantined")
+        for r in expected.outcome(v)
+    ]
+    assert got["recipients"] == len({r["recipient"].lower() for r in finals})
+    sides = report.sides.set_index("sender")
+    internal = [m for m in expected.received if m["sender"].lower().split("@")[1] in ACCEPTED]
+    assert sides.loc["internal", "messages"] == len(internal)
+    assert sides.loc["external", "messages"] == len(expected.received) - len(internal)
+    assert sides["delivered"].sum() == expected.counts("delivered")[0]
+    assert sorted(report.accepted_domains) == sorted(ACCEPTED) and report.accepted_inferred
+
+
+def test_compared_with_the_previous_day(report, synth):
+    prev = Expected(synth[2], PREVIOUS)
+    changes = report.changes.set_index("figure")
+    assert changes.loc["messages received", "previous"] == len(prev.received)
+    assert changes.loc["recipients delivered", "previous"] == prev.counts("delivered")[0]
+    assert changes.loc["recipients failed", "previous"] == prev.counts("failed")[0]
+    assert changes.loc["messages received", "value"] == report.headline["received_messages"]
+    assert not changes["flagged"].any()  # two ordinary weekdays
+
+
+def test_no_previous_day_in_the_store(synth):
+    first = daily_report(synth[1], PREVIOUS)
+    assert first.previous is None and first.changes["previous"].isna().all()
+    assert "The previous period is not in the store" in first.to_html(charts=False)
+
+
+def test_several_days(synth):
+    both = daily_report(synth[1], DAY, days=2)
+    assert len(both.hourly) == 48 and list(both.daily["day"]) == [PREVIOUS, DAY]
+    assert both.daily["received"].sum() == both.headline["received_messages"]
+    per_day = [daily_report(synth[1], d, compare=False) for d in (PREVIOUS, DAY)]
+    assert both.daily["delivered"].tolist() == [r.headline["delivered_recipients"] for r in per_day]
+
+
+def test_smtp_sessions_and_password_guessing(report, synth):
+    """Failed logins by remote IP equal the LogonDenied lines of the receive logs."""
+    logs = synth[0]
+    want = Counter()
+    day = DAY.replace("-", "")
+    for path in logs.glob("*/ProtocolLog/SmtpReceive/RECV*.LOG"):
+        if not path.name.startswith(f"RECV{day}"):
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if "LogonDenied" in line:
+                remote = line.split(",")[5].rsplit(":", 1)[0].strip("[]")
+                want[remote] += 1
+    got = list(
+        zip(report.auth_failures["remote_ip"], report.auth_failures["failures"], strict=True)
+    )
+    assert got == sorted(want.items(), key=lambda x: (-x[1], x[0]))[: report.top] and got
+    s = report.smtp_summary.set_index("direction")
+    assert s.loc["receive", "sessions"] > 0 and 0 < s.loc["receive", "tls_share"] < 1
+    assert report.smtp_hourly["inbound"].sum() == s.loc["receive", "sessions"]
+    assert report.headline["auth_failures"] == sum(want.values())
+    assert 535 in set(report.reply_codes["reply_code"])
+
+
+def test_data_quality_of_a_clean_day(report):
+    assert report.unknown_codes.empty and report.quarantine.empty
+    assert not report.clock_skew["flagged"].any() and len(report.clock_skew) > 0
+    files = report.files.set_index("format")
+    assert files.loc["exchange-tracking", "lines"] > 0
+
+
+def test_data_quality_problems(tmp_path, store_dir):
+    """Skew (EX02's RECEIVE 30 s before EX01's SEND), an hour without EX02 rows where 25
+    messages an hour were usual, unknown events and a quarantined line are all reported."""
+    ex01, ex02 = [], []
+    for hour in (10, 11, 12):
+        for k in range(25):
+            i = hour * 100 + k
+            ex01.append(
+                row(
+                    i,
+                    date_time=f"2026-03-02T{hour}:{k:02d}:30.000Z",
+                    event_id="SEND",
+                    server_hostname="ex02.contoso.com",
+                    connector_id="Intra-Organization SMTP Send Connector",
+                )
+            )
+            if hour != 11:
+                ex02.append(
+                    row(
+                        i,
+                        date_time=f"2026-03-02T{hour}:{k:02d}:00.000Z",
+                        client_hostname="ex01.contoso.com",
+                        server_hostname="EX02",
+                    )
+                )
+    ex01.append(row(9, date_time="2026-03-02T12:50:00.000Z", event_id="WIBBLE"))
+    write_log(tmp_path / "EX01" / "MSGTRK2026030210-1.LOG", ex01, tail="not,a,line\r\n")
+    write_log(tmp_path / "EX02" / "MSGTRK2026030210-1.LOG", ex02)
+    ingest([tmp_path / "EX01", tmp_path / "EX02"], store_dir, final=True)
+    r = daily_report(store_dir, "2026-03-02")
+    skew = r.clock_skew.set_index(["from_server", "to_server"]).loc[("EX01", "EX02")]
+    assert skew["median_s"] == pytest.approx(-30.0) and skew["flagged"]
+    assert skew["hops"] == skew["receive_before_send"] == 50
+    missing = r.missing_hours.set_index(["server", "log"])
+    assert list(missing.index) == [("EX02", "tracking")]
+    assert missing.iloc[0]["missing_hours"] == 1 and missing.iloc[0]["hours"] == "11:00-11:59"
+    assert r.unknown_codes["event_id"].tolist() == ["WIBBLE"]
+    assert r.quarantine["lines"].sum() >= 1
+    attention = " ".join(r.attention())
+    assert "Clock skew: EX02" in attention and "No tracking log rows from EX02" in attention
+
+
+def test_json_output_equals_the_library_result(cli, synth, tmp_path):
+    out = cli("report", "daily", "--store", synth[1], "--date", DAY, "--json")
+    assert out.exit_code == 0
+    assert json.loads(out.stdout) == daily_report(synth[1], DAY).to_dict()
+    assert not list(tmp_path.glob("*.html"))
+
+
+def test_to_dict_is_plain_json(report):
+    d = report.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert set(d["tables"]) == set(report.metrics)
+    assert d["period"]["date"] == DAY and d["rules"]["messages"]
+    assert d["tables"]["hourly"][0]["hour"] == "2026-03-03T00:00:00.000+00:00"
+
+
+def test_cli_writes_the_page_and_trace_pages(cli, synth, tmp_path):
+    page = tmp_path / "daily report.html"
+    out = cli(
+        "report",
+        "daily",
+        "--store",
+        synth[1],
+        "--date",
+        DAY,
+        "--out",
+        page,
+        "--traces",
+        "3",
+        "--problems-first",
+    )
+    assert out.exit_code == 0, out.stdout
+    html = page.read_text(encoding="utf-8")
+    traces = sorted((tmp_path / "daily report_traces").glob("*.html"))
+    assert len(traces) == 3
+    assert 'href="daily%20report_traces/1.html"' in html
+    assert "loganalyzer trace &#39;&lt;" in html  # the command, shell-quoted and escaped
+    first = html.index('id="failures"')
+    assert first < html.index('id="totals"')
+    assert "recipients failed" in out.stdout
+
+
+def test_redact_hashes_addresses_and_hides_subjects(synth, report):
+    r = daily_report(synth[1], DAY, redact_addresses=True, redact_key=b"k")
+    page = r.to_html(charts=False)
+    for sender in report.top_senders["sender"]:
+        assert sender not in page
+    assert "@contoso.com" in page  # domains stay
+    assert set(r.failed["subject"]) == {"(hidden)"}
+    again = daily_report(synth[1], DAY, redact_addresses=True, redact_key=b"k")
+    assert again.top_senders["sender"].tolist() == r.top_senders["sender"].tolist()
+    assert r.headline == report.headline
+
+
+def test_html_without_charts_has_no_script(report):
+    page = report.to_html(charts=False)
+    assert "<script" not in page and "script-src &#39;none&#39;" in page
+    for sid, _, _ in report.sections():
+        assert f'<section id="{sid}">' in page
+
+
+def test_jupyter_fragment(report):
+    frag = report._repr_html_()
+    assert not frag.startswith("<!DOCTYPE") and 'class="chart"' in frag
+    assert "Content-Security-Policy" not in frag
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("2026-03-03", dt.date(2026, 3, 3)),
+        ("today", dt.date(2026, 3, 4)),
+        ("yesterday", dt.date(2026, 3, 3)),
+        (" Yesterday ", dt.date(2026, 3, 3)),
+    ],
+)
+def test_dates(text, want):
+    now = dt.datetime(2026, 3, 4, 0, 30, tzinfo=dt.UTC)
+    assert parse_date(text, "UTC", now=now) == want
+    # at 00:30 UTC it is still the 3rd in New York
+    assert parse_date("today", "America/New_York", now=now) == dt.date(2026, 3, 3)
+
+
+def test_period_over_a_dst_change(synth):
+    p = Period(dt.date(2026, 10, 25), tz="Europe/Berlin")
+    assert p.hours == 25 and Period(dt.date(2026, 3, 29), tz="Europe/Berlin").hours == 23
+    r = daily_report(synth[1], "2026-10-25", tz="Europe/Berlin")
+    hours = [t.strftime("%H:%M%z") for t in r.hourly["hour"]]
+    assert len(hours) == 25 and hours[2:4] == ["02:00+0200", "02:00+0100"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--date", "03/03/2026"], "bad date"),
+        (["--tz", "Mars/Olympus"], "unknown time zone"),
+        (["--days", "0"], "days must be at least 1"),
+    ],
+)
+def test_cli_errors(cli, synth, args, message):
+    out = cli("report", "daily", "--store", synth[1], "--json", *args)
+    assert out.exit_code == 2 and message in " ".join(out.stderr.split())
+
+
+def test_not_a_store(cli, tmp_path):
+    out = cli("report", "daily", "--store", tmp_path / "nothing", "--date", DAY)
+    assert out.exit_code == 2 and "not a loganalyzer store" in " ".join(out.stderr.split())

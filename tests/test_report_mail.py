@@ -1,0 +1,217 @@
+"""Mailing the report through a real SMTP server (aiosmtpd on localhost)."""
+
+from __future__ import annotations
+
+import email
+import shutil
+import socket
+import ssl
+import subprocess
+from email import policy
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from conftest import IN_CI
+from reportdata import DAY, synth_store
+
+from loganalyzer.report import daily_report
+from loganalyzer.report.mail import PASSWORD_ENV, send
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps what it receives, and the logins it saw."""
+
+    def __init__(self) -> None:
+        self.envelopes = []
+        self.logins = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        self.envelopes.append(envelope)
+        return "250 2.0.0 OK: queued"
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
+        if isinstance(auth_data, LoginPassword):
+            self.logins.append((auth_data.login.decode(), auth_data.password.decode()))
+            ok = auth_data.password == b"s3cret"
+            return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd replies
+        return AuthResult(success=False, handled=False)
+
+    def message(self, n: int = 0) -> email.message.EmailMessage:
+        return email.message_from_bytes(self.envelopes[n].content, policy=policy.default)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server():
+    started = []
+
+    def start(**kwargs) -> tuple[Inbox, int]:
+        inbox = Inbox()
+        port = _free_port()
+        controller = Controller(
+            inbox,
+            hostname="127.0.0.1",
+            port=port,
+            authenticator=inbox.authenticate,
+            auth_require_tls=False,
+            **kwargs,
+        )
+        controller.start()
+        started.append(controller)
+        return inbox, port
+
+    yield start
+    for c in started:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    _, store, _ = synth_store(tmp_path_factory.getbasetemp() / "report-synth")
+    return daily_report(store, DAY)
+
+
+def test_the_mail_carries_the_report(smtp_server, report):
+    inbox, port = smtp_server()
+    to = ["postmaster@contoso.com", "ops@fabrikam.com"]
+    send(report, to, host="127.0.0.1", port=port, sender="reports@contoso.com")
+    [envelope] = inbox.envelopes
+    assert envelope.mail_from == "reports@contoso.com"
+    assert envelope.rcpt_tos == to
+    msg = inbox.message()
+    assert msg["Subject"].startswith(f"Mail flow {DAY}: ")
+    assert msg["To"] == ", ".join(to) and msg["From"] == "reports@contoso.com"
+    text = msg.get_body(("plain",)).get_content()
+    assert "messages received" in text
+    html = msg.get_body(("html",)).get_content()
+    assert "<script" not in html and 'id="failures"' in html and "Grand totals" in html
+    [attachment] = list(msg.iter_attachments())
+    assert attachment.get_filename() == f"mail-flow-{DAY}.html"
+    page = attachment.get_content()
+    assert "Plotly.newPlot" in page and 'class="chart"' in page
+
+
+def test_cli_logs_in_with_the_password_from_the_environment(
+    cli, smtp_server, report, monkeypatch, tmp_path
+):
+    inbox, port = smtp_server()
+    monkeypatch.setenv(PASSWORD_ENV, "s3cret")
+    out = cli(
+        "report",
+        "daily",
+        "--store",
+        report.store,
+        "--date",
+        DAY,
+        "--out",
+        tmp_path / "r.html",
+        "--traces",
+        "0",
+        "--mail-to",
+        "ops@contoso.com",
+        "--smtp-host",
+        "127.0.0.1",
+        "--smtp-port",
+        str(port),
+        "--smtp-user",
+        "reporter",
+        "--mail-from",
+        "la@contoso.com",
+    )
+    assert out.exit_code == 0, out.stdout + out.stderr
+    assert inbox.logins == [("reporter", "s3cret")]
+    assert inbox.envelopes[0].rcpt_tos == ["ops@contoso.com"]
+    assert "mailed to ops@contoso.com" in out.stdout
+    assert (tmp_path / "r.html").is_file()
+
+
+def test_cli_refuses_a_user_without_a_password(cli, smtp_server, report, monkeypatch, tmp_path):
+    inbox, port = smtp_server()
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    out = cli(
+        "report",
+        "daily",
+        "--store",
+        report.store,
+        "--date",
+        DAY,
+        "--json",
+        "--mail-to",
+        "ops@contoso.com",
+        "--smtp-host",
+        "127.0.0.1",
+        "--smtp-port",
+        str(port),
+        "--smtp-user",
+        "reporter",
+    )
+    assert out.exit_code == 2 and PASSWORD_ENV in out.stderr
+    assert inbox.envelopes == []
+
+
+def test_a_wrong_password_is_an_error(cli, smtp_server, report, monkeypatch):
+    inbox, port = smtp_server()
+    monkeypatch.setenv(PASSWORD_ENV, "guess")
+    out = cli(
+        "report",
+        "daily",
+        "--store",
+        report.store,
+        "--date",
+        DAY,
+        "--json",
+        "--mail-to",
+        "ops@contoso.com",
+        "--smtp-host",
+        "127.0.0.1",
+        "--smtp-port",
+        str(port),
+        "--smtp-user",
+        "reporter",
+    )
+    assert out.exit_code == 2 and "535" in out.stderr
+    assert inbox.envelopes == []
+
+
+def test_starttls(smtp_server, report, tmp_path):
+    if shutil.which("openssl") is None:
+        if IN_CI:
+            pytest.fail("no openssl to make a test certificate")
+        pytest.skip("no openssl to make a test certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    inbox, port = smtp_server(tls_context=server_tls, require_starttls=True)
+    trust = ssl.create_default_context(cafile=str(cert))
+    send(report, ["ops@contoso.com"], host="127.0.0.1", port=port, starttls=True, context=trust)
+    assert inbox.envelopes[0].rcpt_tos == ["ops@contoso.com"]
+    with pytest.raises(ssl.SSLError):  # the system's trust store does not know this server
+        send(report, ["ops@contoso.com"], host="127.0.0.1", port=port, starttls=True)
