@@ -89,19 +89,21 @@ def _first(store: Path, **filters) -> str | None:
 
 def run_demo(folder: str | os.PathLike[str] = "loganalyzer-demo", progress=None) -> DemoResult:
     """Unpack the samples into ``folder``/logs, ingest them into ``folder``/store, trace one
-    failed and one delivered message, and write the day's report when available."""
+    failed and one delivered message, and write the day's report with its trace pages."""
     base = Path(folder)
     logs = extract_samples(base / "logs")
     store = base / "store"
     summary = ingest([logs], store, progress=progress)
     result = DemoResult(base, logs, store, summary)
-    for label, filters in (
-        ("failed", {"event_id": "FAIL"}),
-        ("delivered", {"event_id": "DELIVER"}),
-    ):
-        mid = _first(store, **filters)
+    for label, event in (("failed", "FAIL"), ("delivered", "DELIVER")):
+        mid = _first(store, event_id=event)
         if mid:
             result.traces[label] = trace(store, mid)
+    from loganalyzer.report import daily_report  # the report's modules load only here
+
+    report = base / f"report-{SAMPLE_DAY.isoformat()}.html"
+    daily_report(store, SAMPLE_DAY).save(report, traces=20)
+    result.report = report
     return result
 
 

@@ -23,5 +23,8 @@ def test_demo_ingests_traces_and_says_what_next(cli, tmp_path, monkeypatch):
     assert "failed" in text and "delivered to a mailbox" in text and "Try next" in text
     assert (tmp_path / "loganalyzer-demo" / "store" / "manifest.parquet").is_file()
     assert (tmp_path / "loganalyzer-demo" / "truth.jsonl").is_file()
+    report = tmp_path / "loganalyzer-demo" / "report-2026-03-02.html"
+    assert report.is_file() and "report-2026-03-02.html" in text
+    assert "Failures" in report.read_text(encoding="utf-8")
     again = run_demo(tmp_path / "loganalyzer-demo")  # a second run reads nothing new
     assert again.ingest.rows == 0 and set(again.traces) == {"failed", "delivered"}
