@@ -26,7 +26,8 @@ StoreOpt = Annotated[
     typer.Option(
         "--store",
         "-s",
-        help="Store folder [default: $LOGANALYZER_STORE or ./loganalyzer-store]",
+        help="Store folder or URL (s3://bucket/mailstore) "
+        "[default: $LOGANALYZER_STORE or ./loganalyzer-store]",
         show_default=False,
     ),
 ]
@@ -135,6 +136,13 @@ def ingest_cmd(
         ),
     ] = False,
     workers: Annotated[int | None, typer.Option(help="Parallel worker processes.")] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Parse on this Dask cluster (tcp://host:8786); its workers must reach the "
+            "logs at the same paths, and the store."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Read log files into the store (incremental: only new lines are read)."""
@@ -153,6 +161,7 @@ def ingest_cmd(
                 workers=workers,
                 progress=progress,
                 on_wait=lambda m: err.print(m, highlight=False, markup=False),
+                scheduler=scheduler,
             )
     except (ValueError, RuntimeError) as exc:
         raise fail(str(exc), 2) from exc
@@ -238,10 +247,16 @@ def demo_cmd(
 
 @app.command("sql")
 def sql_cmd(
-    query: Annotated[str, typer.Argument(help="SQL over the views tracking, smtp, recipients, "
-                                         "messages, quarantine and files.")],
+    query: Annotated[
+        str,
+        typer.Argument(
+            help="SQL over the views tracking, smtp, recipients, messages, quarantine and files."
+        ),
+    ],
     store: StoreOpt = None,
-    csv_: Annotated[bool, typer.Option("--csv", help="CSV, safe to open in a spreadsheet.")] = False,
+    csv_: Annotated[
+        bool, typer.Option("--csv", help="CSV, safe to open in a spreadsheet.")
+    ] = False,
     as_json: JsonOpt = False,
     limit: Annotated[int, typer.Option(help="Rows shown in the table (not in CSV/JSON).")] = 100,
 ) -> None:
@@ -386,8 +401,10 @@ def report_daily(
     ] = False,
     accepted_domain: Annotated[
         list[str] | None,
-        typer.Option(help="An accepted domain (repeatable): internal senders where the logs "
-                     "have no directionality [default: domains of delivered recipients]"),
+        typer.Option(
+            help="An accepted domain (repeatable): internal senders where the logs "
+            "have no directionality [default: domains of delivered recipients]"
+        ),
     ] = None,
     traces: Annotated[int, typer.Option(help="Trace pages of up to N failed messages.")] = 100,
     mail_to: Annotated[list[str] | None, typer.Option(help="Mail it to ADDR (repeatable).")] = None,
@@ -403,25 +420,96 @@ def report_daily(
     """Write the daily mail-flow report (one HTML file with charts); optionally mail it."""
     import os
 
-    from loganalyzer.report.text import print_report_summary
     from loganalyzer.report import daily_report
     from loganalyzer.report.mail import PASSWORD_ENV, send
+    from loganalyzer.report.text import print_report_summary
 
+    options = dict(days=days, tz=tz, top=top, accepted_domains=accepted_domain)
+    smtp = dict(host=smtp_host, port=smtp_port, starttls=smtp_starttls, user=smtp_user)
     try:
         report = daily_report(
-            store, date, days=days, tz=tz, top=top, accepted_domains=accepted_domain,
-            problems_first=problems_first, redact_addresses=redact,
+            store, date, problems_first=problems_first, redact_addresses=redact, **options
         )
         path = out or (None if as_json else Path(f"mail-flow-{report.period.date}.html"))
         files = report.save(path, traces=traces) if path else []
         if mail_to:
-            send(
-                report, mail_to, host=smtp_host, port=smtp_port, starttls=smtp_starttls,
-                user=smtp_user, password=os.environ.get(PASSWORD_ENV), sender=mail_from,
-            )
+            send(report, mail_to, password=os.environ.get(PASSWORD_ENV), sender=mail_from, **smtp)
     except (ValueError, RuntimeError, OSError) as exc:
         raise fail(str(exc), 2) from exc
     if as_json:
         typer.echo(report.to_json())
     else:
         print_report_summary(console, report, files, mail_to or [])
+
+
+store_app = typer.Typer(
+    help="Maintain a store: compact it, check it.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("compact")
+def store_compact(
+    store: StoreOpt = None,
+    date: Annotated[str | None, typer.Option(help="Only this day (YYYY-MM-DD).")] = None,
+    target_mb: Annotated[float, typer.Option(help="Size a compacted part grows to.")] = 128,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rewrite the many small part files of each day into few large, sorted ones."""
+    from loganalyzer.compact import compact
+
+    try:
+        summary = compact(
+            store,
+            date=date,
+            target_mb=target_mb,
+            on_wait=lambda m: err.print(m, highlight=False, markup=False),
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise fail(str(exc), 2) from exc
+    data = summary.to_dict()
+    if as_json:
+        print_json(data)
+        return
+    typer.echo(
+        f"{summary.store}: {data['parts_before']} parts in {len(summary.partitions)} day "
+        f"partitions rewritten as {data['parts_after']} ({data['rows']:,} rows) "
+        f"in {summary.seconds:.1f} s"
+    )
+
+
+@store_app.command("check")
+def store_check(
+    store: StoreOpt = None,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Remove what killed runs left (under the lock).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare the manifest with the files: missing parts, leftovers of killed runs."""
+    from loganalyzer.store import Store
+
+    try:
+        st = Store(store)
+        if not st.exists():
+            raise ValueError(f"{st.root} is not a loganalyzer store (no manifest)")
+        removed: list[str] = []
+        if repair:
+            with st.lock(on_wait=lambda m: err.print(m, highlight=False, markup=False)):
+                removed = st.clean()
+        report = {**st.check(), "removed": removed}
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise fail(str(exc), 2) from exc
+    if as_json:
+        print_json(report)
+    else:
+        typer.echo(
+            f"{report['store']}: {report['files']} files, {report['parts']} parts listed; "
+            f"{len(report['missing'])} missing, {len(report['unlisted'])} unlisted parts, "
+            f"{len(report['temporary'])} temporary files"
+            + (f"; removed {len(removed)}" if repair else "")
+        )
+        for p in report["missing"]:
+            err.print(f"missing: {p}", highlight=False, markup=False)
+    if report["missing"]:
+        raise typer.Exit(1)

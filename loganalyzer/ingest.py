@@ -376,12 +376,15 @@ def ingest(
     workers: int | None = None,
     progress: Progress | None = None,
     on_wait: Callable[[str], None] | None = None,
+    scheduler: str | None = None,
 ) -> IngestSummary:
     """Ingest log files into ``store``; returns what happened to each file.
 
     ``paths`` are files, folders (searched recursively) and glob patterns. ``format`` names
     the format of header-less files; ``server`` overrides the server name read from the
     files; ``tz`` is the zone of local-time logs; ``final`` says the files stopped growing.
+    ``scheduler``: the address of a Dask scheduler whose workers parse the files (they must
+    reach the logs at the same paths, and the store); this process still commits them.
     """
     started = time.perf_counter()
     st = store if isinstance(store, Store) else Store(store)
@@ -389,7 +392,7 @@ def ingest(
         formats.get(format)
     if tz is not None:
         _check_zone(tz)
-    files, reports = discover(paths, exclude=st.root)
+    files, reports = discover(paths, exclude=st.local_root)
     summary = IngestSummary(str(st.root), reports)
     with st.lock(on_wait=on_wait):
         summary.cleaned = st.clean()
@@ -408,7 +411,13 @@ def ingest(
         done = 0
         last_write = time.monotonic()
         n = min(workers or os.cpu_count() or 1, len(tasks))
-        results = _run(tasks, n)
+        if scheduler:
+            from loganalyzer.cluster import run_on_cluster
+
+            results = run_on_cluster(tasks, scheduler, st)
+        else:
+            # workers of a process-local filesystem (memory://) would write into their own
+            results = _run(tasks, n if st.loc.shared else 1)
         for res in results:
             if res.error:
                 summary.files.append(

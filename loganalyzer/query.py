@@ -6,13 +6,14 @@ row per tracking row and recipient, with its status) and ``messages`` (one row p
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 
-from loganalyzer.schema import MANIFEST, QUARANTINE, TABLES
+from loganalyzer.schema import QUARANTINE, TABLES
 
 if TYPE_CHECKING:
     from loganalyzer.store import Store
@@ -99,6 +100,13 @@ def _parts_view(
     con.execute(f"create view {name} as select * from read_parquet([{files}]{union}{hive})")
 
 
+def _no_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
+    # DuckDB draws a progress bar on stdout for slow queries, terminal or not: never ours.
+    # Under Jupyter without ipywidgets it refuses the setting, and draws no bar there anyway.
+    with suppress(duckdb.Error):
+        con.execute("set enable_progress_bar = false")
+
+
 def connect(
     store: Store, only: list[dict] | None = None, manifest: dict[str, dict] | None = None
 ) -> duckdb.DuckDBPyConnection:
@@ -107,17 +115,20 @@ def connect(
     ``only`` (manifest rows) restricts the tracking, smtp and quarantine views to those files.
     """
     con = duckdb.connect()
+    _no_progress_bar(con)
     con.execute("set TimeZone = 'UTC'")
+    store.loc.register(con)  # a URL store is read through its fsspec filesystem
     manifest = store.manifest() if manifest is None else manifest
-    parts: dict[str, list[str]] = {"tracking": [], "smtp": [], "quarantine": []}
+    # a compacted part holds the rows of several files and is listed by each: read it once
+    parts: dict[str, set[str]] = {"tracking": set(), "smtp": set(), "quarantine": set()}
     for row in manifest.values() if only is None else only:
         for p in row["parts"] or []:
-            parts[p.split("/", 1)[0]].append(str(store.path(p)))
+            parts[p.split("/", 1)[0]].add(store.uri(p))
     mixed = len({row["schema_version"] for row in manifest.values()}) > 1
     for name, schema in TABLES.items():
         _parts_view(con, name, sorted(parts[name]), schema, partitioned=True, mixed=mixed)
     _parts_view(con, "quarantine", sorted(parts["quarantine"]), QUARANTINE, partitioned=False)
-    con.register("_files", pa.Table.from_pylist(list(manifest.values()), schema=MANIFEST))
+    con.register("_files", store.manifest_table(manifest))
     con.execute("create view files as select * from _files")
     con.execute(_RECIPIENTS)
     con.execute(_MESSAGES)

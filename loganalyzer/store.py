@@ -1,17 +1,17 @@
 """The Parquet store: layout, manifest, file identity, lock and clean-up (DESIGN.md, The store).
 
 Readers use the manifest to know which parts are complete; only the ingest's parent process
-renames parts and replaces the manifest.
+(or ``store compact``) renames parts and replaces the manifest. The store is a folder or an
+fsspec URL (``s3://bucket/mailstore``); see ``loganalyzer.storefs`` for what each filesystem
+gives.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,21 +20,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loganalyzer.schema import MANIFEST, SCHEMA_VERSION
+from loganalyzer.storefs import LOCK_FILE, Local, Location, StoreError, location
+
+__all__ = ["LOCK_FILE", "Part", "Store", "StoreError"]
 
 if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_STORE = "./loganalyzer-store"
 MANIFEST_FILE = "manifest.parquet"
-LOCK_FILE = ".lock"
 TMP_SUFFIX = ".tmp"
 #: Lengths at which a file's first bytes are fingerprinted; see ``fingerprints``.
 LADDER = (1 << 10, 4 << 10, 16 << 10, 64 << 10)
 HEAD = LADDER[-1]
-
-
-class StoreError(RuntimeError):
-    """A store that cannot be used as asked."""
 
 
 def default_store() -> str:
@@ -74,17 +72,41 @@ class Part:
 
 
 class Store:
-    """A store folder: ``tracking/``, ``smtp/``, ``quarantine/`` and ``manifest.parquet``."""
+    """A store: ``tracking/``, ``smtp/``, ``quarantine/`` and ``manifest.parquet`` in a folder
+    or under an fsspec URL (``s3://bucket/mailstore``, ``memory://store``).
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.root = Path(path or default_store())
+    ``lease``: seconds an object store's lock lives without renewal (see storefs).
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, lease: float | None = None
+    ) -> None:
+        text = os.fspath(path or default_store())
+        self.root: str = text.rstrip("/") if "://" in text and not text.endswith(":///") else text
+        self.loc: Location = location(self.root, lease)
+        self._read: tuple[dict, pa.Table] | None = None  # the manifest last read, as a table
 
     def __repr__(self) -> str:
-        return f"Store({str(self.root)!r})"
+        return f"Store({self.root!r})"
 
     # -- layout -------------------------------------------------------------------------
-    def path(self, relative: str) -> Path:
-        return self.root / relative
+    @property
+    def url(self) -> str:
+        """The store's absolute path or URL, as other processes and machines name it."""
+        return self.loc.url()
+
+    @property
+    def local_root(self) -> Path | None:
+        """The folder of a store on a local or mounted filesystem; None for a URL store."""
+        return Path(self.loc.root) if isinstance(self.loc, Local) else None
+
+    def path(self, relative: str) -> str:
+        """The path of a file of the store, as its filesystem names it."""
+        return self.loc.full(relative)
+
+    def uri(self, relative: str) -> str:
+        """The path or URL of a file of the store, as DuckDB (once registered) reads it."""
+        return self.loc.url(relative)
 
     @staticmethod
     def part_name(table: str, date: str, file_key: str, offset: int) -> str:
@@ -95,49 +117,80 @@ class Store:
         return f"quarantine/{file_key}-{offset}.parquet"
 
     def exists(self) -> bool:
-        return (self.root / MANIFEST_FILE).is_file()
+        return self.loc.exists(MANIFEST_FILE)
+
+    def parquet_writer(self, relative: str, schema: pa.Schema, **options) -> pq.ParquetWriter:
+        """A Parquet writer of a new file of the store (its folder is created)."""
+        self.loc.makedirs_for(relative)
+        return pq.ParquetWriter(
+            self.loc.full(relative), schema, filesystem=self.loc.arrow_fs, **options
+        )
+
+    def write_parquet(self, relative: str, table: pa.Table, **options) -> None:
+        """Write a whole Parquet file of the store."""
+        self.loc.makedirs_for(relative)
+        pq.write_table(table, self.loc.full(relative), filesystem=self.loc.arrow_fs, **options)
+
+    def remove(self, relatives: list[str]) -> None:
+        self.loc.remove(relatives)
 
     # -- manifest -------------------------------------------------------------------------
     def manifest(self) -> dict[str, dict]:
         """The manifest: one row per ingested file, by file key."""
-        path = self.root / MANIFEST_FILE
-        if not path.is_file():
+        try:
+            with self.loc.open(MANIFEST_FILE) as fh:
+                table = pq.ParquetFile(fh).read()  # read_table imports datasets: slow
+        except FileNotFoundError:
             return {}
-        rows = pq.ParquetFile(path).read().to_pylist()  # read_table imports datasets: slow
+        rows = table.to_pylist()
         newest = max((r.get("schema_version") or 0 for r in rows), default=0)
         if newest > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.root} was written by a newer loganalyzer (store schema {newest}; "
                 f"this version reads up to {SCHEMA_VERSION}): upgrade loganalyzer"
             )
-        return {r["file_key"]: r for r in rows}
+        out = {r["file_key"]: r for r in rows}
+        self._read = (out, table) if table.schema.names == MANIFEST.names else None
+        return out
+
+    def manifest_table(self, manifest: dict[str, dict]) -> pa.Table:
+        """``manifest`` as an Arrow table: the one read with it when it is the manifest last
+        returned, unchanged (building it again costs a trace a tenth of its time)."""
+        if self._read is not None and self._read[0] is manifest:
+            return self._read[1]
+        return pa.Table.from_pylist(list(manifest.values()), schema=MANIFEST)
 
     def write_manifest(self, rows: dict[str, dict]) -> None:
         """Replace the manifest atomically (write a temporary file, then rename)."""
         table = pa.Table.from_pylist(
             sorted(rows.values(), key=lambda r: r["file_key"]), schema=MANIFEST
         )
-        tmp = self.root / f"{MANIFEST_FILE}.{os.getpid()}{TMP_SUFFIX}"
+        tmp = f"{MANIFEST_FILE}.{os.getpid()}{TMP_SUFFIX}"
+        self.loc.check_lock()  # an object store's lease may have been broken meanwhile
         try:
-            pq.write_table(table, tmp, compression="zstd",
-                           use_dictionary=["format", "table", "server"])
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.root / MANIFEST_FILE)
+            self.write_parquet(
+                tmp, table, compression="zstd", use_dictionary=["format", "table", "server"]
+            )
+            self.loc.sync(tmp)
+            self.loc.replace(tmp, MANIFEST_FILE)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with suppress(OSError):
+                self.loc.remove([tmp])
             raise StoreError(
                 f"could not write the manifest of {self.root}: {exc.strerror or exc}; the store "
                 "is as it was before this ingest's unsaved files"
             ) from exc
 
-    def listed_parts(self, table: str | None = None) -> list[str]:
-        """Relative paths of the parts the manifest lists (``quarantine`` included)."""
-        out = []
-        for row in self.manifest().values():
+    def listed_parts(
+        self, table: str | None = None, manifest: dict[str, dict] | None = None
+    ) -> list[str]:
+        """Relative paths of the parts the manifest lists (``quarantine`` included), each
+        once (a compacted part holds the rows of several files and is listed by each)."""
+        out = set()
+        for row in (self.manifest() if manifest is None else manifest).values():
             for p in row["parts"] or []:
                 if table is None or p.startswith(f"{table}/"):
-                    out.append(p)
+                    out.add(p)
         return sorted(out)
 
     # -- lock and clean-up ------------------------------------------------------------------
@@ -145,59 +198,47 @@ class Store:
     def lock(
         self, wait: float | None = None, on_wait: Callable[[str], None] | None = None
     ) -> Iterator[None]:
-        """Hold the store's lock: an OS file lock that dies with its holder.
+        """Hold the store's lock: an OS file lock that dies with its holder, or on an object
+        store a lock object with a lease (see ``loganalyzer.storefs``).
 
         ``wait`` is how long to wait for another process's lock (None: as long as it takes).
         """
-        self.root.mkdir(parents=True, exist_ok=True)
-        fh = open(self.root / LOCK_FILE, "a+")  # noqa: SIM115 - held for the whole block
-        try:
-            start = time.monotonic()
-            told = False
-            while True:
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if wait is not None and time.monotonic() - start >= wait:
-                        raise StoreError(
-                            f"{self.root} is locked by another loganalyzer process"
-                            f"{_holder(fh)}; try again when it has finished"
-                        ) from None
-                    if on_wait and not told:
-                        on_wait(f"waiting for the lock on {self.root}{_holder(fh)}")
-                        told = True
-                    time.sleep(0.2)
-            fh.seek(0)
-            fh.truncate()
-            fh.write(f"{os.getpid()}\n")
-            fh.flush()
+        with self.loc.lock(wait, on_wait):
             yield
-        finally:
-            fh.close()  # closing releases the lock
 
     def clean(self) -> list[str]:
         """Remove temporary files and parts the manifest does not list; call under the lock."""
         listed = set(self.listed_parts())
         removed = []
         for sub in ("tracking", "smtp", "quarantine"):
-            base = self.root / sub
-            if not base.is_dir():
-                continue
-            for path in base.rglob("*"):
-                if not path.is_file():
-                    continue
-                rel = path.relative_to(self.root).as_posix()
-                if rel.endswith(TMP_SUFFIX) or (rel.endswith(".parquet") and rel not in listed):
-                    path.unlink()
-                    removed.append(rel)
-            for folder in sorted(base.rglob("*"), reverse=True):
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
-        for path in self.root.glob(f"{MANIFEST_FILE}.*{TMP_SUFFIX}"):
-            path.unlink()
-            removed.append(path.name)
-        return removed
+            gone = [
+                rel
+                for rel in self.loc.files(sub)
+                if rel.endswith(TMP_SUFFIX) or (rel.endswith(".parquet") and rel not in listed)
+            ]
+            self.loc.remove(gone)
+            removed += gone
+            self.loc.prune(sub)
+        gone = self.loc.glob(f"{MANIFEST_FILE}.*{TMP_SUFFIX}")
+        self.loc.remove(gone)
+        return removed + gone
+
+    def check(self) -> dict:
+        """The manifest against the files: ``missing`` (listed, not found: damage), and
+        ``unlisted`` parts and ``temporary`` files (what a killed run left; ``clean`` removes
+        them, and readers that go around the manifest see them)."""
+        manifest = self.manifest()
+        listed = set(self.listed_parts(manifest=manifest))
+        found = {rel for sub in ("tracking", "smtp", "quarantine") for rel in self.loc.files(sub)}
+        found |= set(self.loc.glob(f"{MANIFEST_FILE}.*{TMP_SUFFIX}"))
+        return {
+            "store": self.root,
+            "files": len(manifest),
+            "parts": len(listed),
+            "missing": sorted(listed - found),
+            "unlisted": sorted(p for p in found - listed if p.endswith(".parquet")),
+            "temporary": sorted(p for p in found if p.endswith(TMP_SUFFIX)),
+        }
 
     # -- reading ---------------------------------------------------------------------------
     def connect(self, only: list[dict] | None = None, manifest: dict[str, dict] | None = None):
@@ -299,13 +340,4 @@ class Store:
     def commit_parts(self, parts: list[Part]) -> None:
         """Rename written parts into place (the manifest is replaced afterwards)."""
         for part in parts:
-            os.replace(self.root / part.tmp, self.root / part.final)
-
-
-def _holder(fh) -> str:
-    try:
-        fh.seek(0)
-        pid = fh.read().strip()
-        return f" (pid {pid})" if pid else ""
-    except OSError:
-        return ""
+            self.loc.replace(part.tmp, part.final)

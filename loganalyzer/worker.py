@@ -9,6 +9,7 @@ import contextlib
 import os
 import re
 import secrets
+import socket
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -89,6 +90,7 @@ class TaskResult:
     error: str | None = None
     tz_assumed: bool = False
     lookup: bytes = b""  # the IDs of the rows (see loganalyzer.lookup)
+    worker: str = ""  # host:pid of the process that ran the task
 
 
 def folder_server(path: str) -> str | None:
@@ -98,6 +100,20 @@ def folder_server(path: str) -> str | None:
         if name and not _LOG_FOLDERS.match(name):
             return name.upper()
     return None
+
+
+def part_options(schema: pa.Schema, rows: int) -> dict:
+    """ParquetWriter options of every part (ingest and compaction): zstd, min/max statistics
+    where queries filter, Bloom filters where traces look up (``rows``: rows expected)."""
+    return {
+        "compression": "zstd",
+        "write_statistics": [c for c in STATISTICS if c in schema.names],
+        "bloom_filter_options": {
+            c: {"ndv": min(ROW_GROUP, max(1024, rows)), "fpp": 0.01}
+            for c in LOOKUP
+            if c in schema.names
+        },
+    }
 
 
 class _Writer:
@@ -114,18 +130,8 @@ class _Writer:
         if date not in self.writers:
             final = Store.part_name(self.table, date, self.task.file_key, self.task.offset)
             part = Part(f"{final}.{self.token}{TMP_SUFFIX}", final, 0)
-            path = self.store.path(part.tmp)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            writer = pq.ParquetWriter(
-                path,
-                self.schema,
-                compression="zstd",
-                write_statistics=[c for c in STATISTICS if c in self.schema.names],
-                bloom_filter_options={
-                    c: {"ndv": min(ROW_GROUP, max(1024, rows)), "fpp": 0.01}
-                    for c in LOOKUP
-                    if c in self.schema.names
-                },
+            writer = self.store.parquet_writer(
+                part.tmp, self.schema, **part_options(self.schema, rows)
             )
             self.writers[date] = (writer, part)
         return self.writers[date]
@@ -153,8 +159,6 @@ class _Writer:
         if self.bad:
             final = Store.quarantine_name(self.task.file_key, self.task.offset)
             part = Part(f"{final}.{self.token}{TMP_SUFFIX}", final, len(self.bad))
-            path = self.store.path(part.tmp)
-            path.parent.mkdir(parents=True, exist_ok=True)
             rows = [
                 {
                     "file": self.task.path,
@@ -166,7 +170,8 @@ class _Writer:
                 }
                 for b in self.bad
             ]
-            pq.write_table(pa.Table.from_pylist(rows, schema=QUARANTINE), path, compression="zstd")
+            table = pa.Table.from_pylist(rows, schema=QUARANTINE)
+            self.store.write_parquet(part.tmp, table, compression="zstd")
             parts.append(part)
         return parts
 
@@ -176,7 +181,7 @@ class _Writer:
             with contextlib.suppress(OSError):
                 writer.close()
             with contextlib.suppress(OSError):
-                self.store.path(part.tmp).unlink(missing_ok=True)
+                self.store.remove([part.tmp])
 
 
 def _filled(column: pa.ChunkedArray, server: str) -> pa.Array:
@@ -190,7 +195,7 @@ def run_task(task: Task) -> TaskResult:
     """Parse ``task.path`` from ``task.offset`` and write its parts under temporary names."""
     started = time.perf_counter()
     module = formats.get(task.format)
-    result = TaskResult(task, module.TABLE)
+    result = TaskResult(task, module.TABLE, worker=f"{socket.gethostname()}:{os.getpid()}")
     state = ReadState(task.offset, task.line, task.header)
     ctx = Context(
         path=task.path,

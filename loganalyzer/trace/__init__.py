@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from zoneinfo import ZoneInfo
 
-from loganalyzer.lookup import KEYS, files_holding
+from loganalyzer.lookup import KEYS, Sketches
 from loganalyzer.store import Store
 from loganalyzer.trace.build import build
 from loganalyzer.trace.find import (
@@ -53,10 +53,11 @@ def trace(
     iis = any(r["format"] == "iis-smtp" for r in manifest.values())
     by_id = q.kind() is not None and not any((sender, recipient, subject, since, until, event_id))
     sketched = by_id and q.kind() in KEYS
+    sketches = Sketches(manifest) if sketched else None
 
     def connect(keys: dict[str, list[str]]):
         """Views over the files that may hold these IDs (all files when not sketched)."""
-        only = files_holding(manifest, keys) if sketched else None
+        only = sketches.holding(keys) if sketches is not None else None
         return st.connect(only=only, manifest=manifest)
 
     with connect({q.kind() or "": [q.value() or ""]}) as con:

@@ -273,23 +273,25 @@ def _rows(con, ids: list[str], nids: list[str], dates: Dates = None) -> list[dic
     if not ids and not nids:
         return []
     window, wparams = _in_dates(dates, pad_after=2)
-    if len(ids) + len(nids) <= 8:  # the usual single trace: literal lists prune row groups
-        clauses, params = [], []
-        if ids:
-            clauses.append(f"message_id in ({', '.join('?' for _ in ids)})")
-            params += ids
-        if nids:
-            clauses.append(f"network_message_id in ({', '.join('?' for _ in nids)})")
-            params += nids
-        sql = f"select {COLUMNS} from tracking where ({' or '.join(clauses)}){window}"
-        return con.sql(sql, params=params + wparams).to_arrow_table().to_pylist()
-    con.register("_want_ids", pa.table({"v": pa.array(ids, pa.string())}))
-    con.register("_want_nids", pa.table({"v": pa.array(nids, pa.string())}))
-    sql = (
-        f"select {COLUMNS} from tracking where (message_id in (select v from _want_ids) "
-        f"or network_message_id in (select v from _want_nids)){window}"
-    )
-    return con.sql(sql, params=wparams or None).to_arrow_table().to_pylist()
+    literal = len(ids) + len(nids) <= 8  # the usual single trace: literal lists prune best
+    # one query per column rather than ``a or b``: each then skips row groups by its own
+    # min/max statistics and Bloom filters (an OR of two columns scans every row)
+    queries, params = [], []
+    for column, values in (("message_id", ids), ("network_message_id", nids)):
+        if not values:
+            continue
+        if literal:
+            want = ", ".join("?" for _ in values)
+            params += values
+        else:
+            name = f"_want_{column}"
+            con.register(name, pa.table({"v": pa.array(values, pa.string())}))
+            want = f"select v from {name}"
+        queries.append(f"select {COLUMNS} from tracking where {column} in ({want}){window}")
+        params += wparams
+    rows = con.sql(" union all ".join(queries), params=params or None).to_arrow_table()
+    unique = {(r["file"], r["line"]): r for r in rows.to_pylist()}
+    return [unique[k] for k in sorted(unique)]  # in file order, whatever the parts' layout
 
 
 def _bracket(ref: str) -> str:

@@ -1,0 +1,57 @@
+"""Parse tasks on a Dask cluster (``ingest --scheduler ADDRESS``); imported only then.
+
+The workers run ``worker.run_task`` as a local pool would: they read the logs at the paths
+given (a share mounted at the same place on every worker) and write parts under temporary
+names into the store (a shared folder or an object store URL). The ingest's own process
+receives the results as they finish and renames parts and writes the manifest, as it does
+for a local ingest: a cluster never commits anything.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import replace
+
+from loganalyzer.store import Store
+from loganalyzer.worker import Task, TaskResult, run_task
+
+#: Prefix of the keys of the parse tasks on the scheduler (its dashboard groups them by it).
+KEY_PREFIX = "loganalyzer-parse"
+
+
+def run_on_cluster(tasks: list[Task], address: str, store: Store) -> Iterator[TaskResult]:
+    """Yield the results of ``tasks`` run on the Dask cluster at ``address``, as they finish."""
+    if not tasks:
+        return
+    try:
+        from distributed import Client, as_completed
+    except ImportError as exc:
+        raise RuntimeError("--scheduler needs Dask: pip install 'loganalyzer[dask]'") from exc
+    if not store.loc.shared:
+        raise RuntimeError(
+            f"{store.root} lives in this process's memory: cluster workers cannot write to it"
+        )
+    try:
+        # waits up to dask's distributed.comm.timeouts.connect (30 s)
+        client = Client(address, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise RuntimeError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+    # workers resolve the store as they see it: an absolute path or a URL
+    tasks = sorted(tasks, key=lambda t: t.size - t.offset, reverse=True)
+    run = secrets.token_hex(4)
+    with client:
+        futures = [
+            client.submit(
+                run_task,
+                replace(t, store=store.url),
+                key=f"{KEY_PREFIX}-{run}-{t.file_key}-{t.offset}",
+                pure=False,
+                priority=len(tasks) - i,  # biggest files first
+            )
+            for i, t in enumerate(tasks)
+        ]
+        for future in as_completed(futures):
+            result = future.result()
+            future.release()
+            yield result

@@ -1,0 +1,301 @@
+"""Compaction: the many small parts of each day of each table rewritten into few large ones.
+
+An ingest writes one part per log file and day (hourly logs: hundreds of small files a day).
+Compaction rewrites the small parts of a day into parts of up to ``target_mb``, in row groups
+of 64k rows sorted by the lookup key (``message_id`` for tracking, ``session_id`` for smtp),
+then ``date_time``: min/max statistics then prune a lookup to a row group or two. The parts
+keep the statistics and Bloom filters of ingested parts (``worker.part_options``).
+
+The manifest model: a compacted part holds the rows of several files, and every file whose
+rows it holds lists it among its ``parts``. A file's other manifest fields (bytes consumed,
+rows, lookup sketch) describe the file, not its parts, and do not change; a file that grows
+is read on from its byte offset into a new part of its own, listed beside the compacted ones.
+Readers take the union of the listed parts (``Store.listed_parts``), so a part listed by many
+files is read once; a trace restricted by lookup sketches reads the compacted parts of the
+files that may hold the ID, and filters their rows as before.
+
+Atomicity, as for an ingest: new parts are written under temporary names and renamed into
+place (unlisted, so invisible), then the manifest is replaced in one step listing the new
+parts instead of the old, then the old parts are removed. A kill before the manifest is
+replaced leaves the old layout listed and whole; after, the new. What a killed run leaves
+(unlisted parts, temporary files) is removed by the next ingest or compaction, under the lock.
+A query that read the manifest just before the old parts are removed fails (a missing file)
+and can be run again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import asdict, dataclass, field
+from datetime import date as Date
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from loganalyzer.query import _no_progress_bar
+from loganalyzer.schema import TABLES, conform
+from loganalyzer.store import TMP_SUFFIX, Part, Store
+from loganalyzer.worker import ROW_GROUP, part_options
+
+#: The size a compacted part grows to; parts of at least half of it are left as they are.
+TARGET_MB = 128
+#: Rows are sorted by the column lookups use, then time; file and line make the order total.
+SORT = {"tracking": ("message_id", "date_time"), "smtp": ("session_id", "date_time")}
+#: Set to a stage name, the process kills itself there (tests of a kill at that moment).
+FAILPOINT = "LOGANALYZER_FAILPOINT"
+_MANIFEST_EVERY = 1.0
+
+
+@dataclass
+class Partition:
+    """What compaction did to one day of one table."""
+
+    table: str
+    date: str
+    parts_before: int
+    parts_after: int
+    rows: int
+    mb_before: float
+    mb_after: float
+
+
+@dataclass
+class CompactSummary:
+    """The result of a compaction; ``to_dict()`` is what ``--json`` prints."""
+
+    store: str
+    partitions: list[Partition] = field(default_factory=list)
+    cleaned: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "store": self.store,
+            "parts_before": sum(p.parts_before for p in self.partitions),
+            "parts_after": sum(p.parts_after for p in self.partitions),
+            "rows": sum(p.rows for p in self.partitions),
+            "seconds": round(self.seconds, 3),
+            "cleaned": len(self.cleaned),
+            "partitions": [asdict(p) for p in self.partitions],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+def _failpoint(stage: str) -> None:
+    if os.environ.get(FAILPOINT) == stage:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def compact(
+    store: str | os.PathLike[str] | Store | None = None,
+    *,
+    date: str | None = None,
+    target_mb: float = TARGET_MB,
+    memory_mb: int = 512,
+    on_wait: Callable[[str], None] | None = None,
+) -> CompactSummary:
+    """Rewrite the small parts of each day (or of ``date``) of each table into few large ones.
+
+    ``memory_mb`` bounds the sort's memory (DuckDB spills the rest to a temporary folder).
+    Query results do not change; incremental ingest goes on as before.
+    """
+    started = time.perf_counter()
+    st = store if isinstance(store, Store) else Store(store)
+    if date is not None:
+        try:
+            date = Date.fromisoformat(date).isoformat()
+        except ValueError:
+            raise ValueError(f"--date {date!r}: give a day as YYYY-MM-DD") from None
+    if not st.exists():
+        raise ValueError(f"{st.root} is not a loganalyzer store (no manifest); run ingest first")
+    target = int(target_mb * (1 << 20))
+    summary = CompactSummary(st.root)
+    with st.lock(on_wait=on_wait):
+        summary.cleaned = st.clean()
+        manifest = st.manifest()
+        token = f"{int(time.time()):x}{secrets.token_hex(3)}"
+        old: list[str] = []
+        last_write = time.monotonic()
+        spill = os.path.join(tempfile.gettempdir(), f"loganalyzer-compact-{token}")
+        try:
+            for (table, day), parts in sorted(_groups(st, manifest, date).items()):
+                sizes = st.loc.sizes(f"{table}/date={day}")
+                small = [p for p in parts if sizes.get(p, 0) < target / 2]
+                if len(small) < 2:
+                    continue
+                before = sum(sizes.get(p, 0) for p in small)
+                new, holders, rows = _rewrite(
+                    st, table, day, small, before, target, token, spill, memory_mb
+                )
+                _failpoint("written")
+                st.commit_parts(new)
+                _failpoint("renamed")
+                _relist(manifest, set(small), [p.final for p in new], holders)
+                old += small
+                after = sum(st.loc.size(p.final) for p in new)
+                summary.partitions.append(
+                    Partition(table, day, len(small), len(new), rows, before / 1e6, after / 1e6)
+                )
+                if time.monotonic() - last_write > _MANIFEST_EVERY:
+                    _publish(st, manifest, old)
+                    last_write = time.monotonic()
+            if old:
+                _publish(st, manifest, old)
+        finally:
+            shutil.rmtree(spill, ignore_errors=True)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _groups(st: Store, manifest: dict[str, dict], only: str | None) -> dict:
+    """Listed parts by (table, date)."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for rel in st.listed_parts(manifest=manifest):
+        table, _, rest = rel.partition("/")
+        if table not in TABLES or not rest.startswith("date="):
+            continue
+        day = rest[5:].split("/", 1)[0]
+        if only is None or day == only:
+            out.setdefault((table, day), []).append(rel)
+    return out
+
+
+def _publish(st: Store, manifest: dict[str, dict], old: list[str]) -> None:
+    """Replace the manifest (the commit point), then remove the parts it no longer lists."""
+    st.write_manifest(manifest)
+    _failpoint("listed")
+    half = len(old) // 2
+    st.remove(old[:half])
+    _failpoint("removing")
+    st.remove(old[half:])
+    old.clear()
+
+
+def _relist(
+    manifest: dict[str, dict], old: set[str], new: list[str], holders: dict[str, set[str]]
+) -> None:
+    """Each file that listed an old part lists instead the new parts holding its rows."""
+    for row in manifest.values():
+        parts = row["parts"] or []
+        if not old.intersection(parts):
+            continue
+        paths = set(row["paths"] or [])
+        # a row's file column is one of its file's paths; a part found by none: list them all
+        mine = [p for p in new if holders[p] & paths] or new
+        row["parts"] = sorted({*(p for p in parts if p not in old), *mine})
+
+
+def _rewrite(
+    st: Store,
+    table: str,
+    day: str,
+    parts: list[str],
+    size: int,
+    target: int,
+    token: str,
+    spill: str,
+    memory_mb: int,
+) -> tuple[list[Part], dict[str, set[str]], int]:
+    """Write the rows of ``parts``, sorted, into new parts under temporary names."""
+    con = duckdb.connect(
+        config={
+            "memory_limit": f"{memory_mb}MB",
+            "temp_directory": spill,  # created and removed by DuckDB when it spills
+        }
+    )
+    out = None
+    try:
+        _no_progress_bar(con)
+        con.execute("set TimeZone = 'UTC'")
+        st.loc.register(con)
+        files = ", ".join("'" + st.uri(p).replace("'", "''") + "'" for p in parts)
+        source = f"read_parquet([{files}], union_by_name = true, hive_partitioning = false)"
+        rows = con.sql(f"select count(*) from {source}").fetchall()[0][0]
+        outputs = max(1, math.ceil(size / target))
+        per_part = max(1, math.ceil(rows / outputs / ROW_GROUP)) * ROW_GROUP
+        out = _Output(st, table, day, token, per_part, rows)
+        keys = ", ".join(f"{c} nulls last" for c in (*SORT[table], "file", "line"))
+        for batch in con.sql(f"select * from {source} order by {keys}").to_arrow_reader(ROW_GROUP):
+            out.add(batch)
+        out.close()
+        return out.parts, out.holders, rows
+    except BaseException:
+        if out is not None:
+            out.abort()
+        raise
+    finally:
+        con.close()
+
+
+class _Output:
+    """Sorted rows into parts of up to ``per_part`` rows, in row groups of ``ROW_GROUP``."""
+
+    def __init__(
+        self, st: Store, table: str, day: str, token: str, per_part: int, rows: int
+    ) -> None:
+        self.st, self.table, self.day, self.token = st, table, day, token
+        self.schema = TABLES[table]
+        self.per_part = per_part
+        self.options = part_options(self.schema, min(per_part, rows))  # Bloom filters sized
+        self.parts: list[Part] = []
+        self.holders: dict[str, set[str]] = {}  # part -> the files (paths) whose rows it holds
+        self._writer: pq.ParquetWriter | None = None
+        self._in_part = 0
+        self._pending: list[pa.RecordBatch] = []
+        self._buffered = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self._pending.append(batch)
+        self._buffered += batch.num_rows
+        while self._buffered >= ROW_GROUP:
+            self._flush()
+
+    def close(self) -> None:
+        while self._buffered:
+            self._flush()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            with suppress(OSError):
+                self._writer.close()
+        with suppress(OSError):
+            self.st.remove([p.tmp for p in self.parts])
+
+    def _flush(self) -> None:
+        """Write one row group (the last may be short)."""
+        n = min(ROW_GROUP, self.per_part - self._in_part, self._buffered)
+        chunk = pa.Table.from_batches(self._pending)
+        head, rest = chunk.slice(0, n), chunk.slice(n)
+        self._pending, self._buffered = rest.to_batches(), rest.num_rows
+        if self._writer is None:
+            final = f"{self.table}/date={self.day}/compact-{self.token}-{len(self.parts)}.parquet"
+            part = Part(f"{final}.{os.getpid()}-{secrets.token_hex(4)}{TMP_SUFFIX}", final, 0)
+            self.parts.append(part)
+            self.holders[final] = set()
+            self._writer = self.st.parquet_writer(part.tmp, self.schema, **self.options)
+        head = conform(head.combine_chunks(), self.schema)
+        self._writer.write_table(head, row_group_size=ROW_GROUP)
+        self.parts[-1].rows += n
+        self.holders[self.parts[-1].final].update(
+            v for v in pc.unique(head.column("file")).to_pylist() if v is not None
+        )
+        self._in_part += n
+        if self._in_part >= self.per_part:
+            self._writer.close()
+            self._writer, self._in_part = None, 0

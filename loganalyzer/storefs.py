@@ -1,0 +1,437 @@
+"""Where a store lives, and its lock: a local folder (or a mounted share) or an fsspec URL.
+
+A store path is a folder (``mailstore``, ``/mnt/share/mailstore``, ``file:///...``) or a URL
+that fsspec knows (``s3://bucket/mailstore``, ``abfs://container/mailstore``,
+``gs://bucket/mailstore``, ``memory://store``). Paths inside a store are relative, with ``/``.
+Parquet is written and read by pyarrow, files are listed, renamed and removed by the OS or by
+fsspec, and DuckDB reads URL stores through the registered fsspec filesystem.
+
+What a rename gives:
+
+- a local folder or a mounted share: ``os.replace``, atomic (on NFS and SMB as the server
+  implements rename, which for a single file within one share is atomic in practice);
+- object stores (S3, Azure Blob, GCS): no rename; fsspec's move is a server-side copy and a
+  delete. The copy replaces the destination object in one step (a reader sees the old or the
+  new object, never a mix), so the manifest is still replaced atomically; a kill between copy
+  and delete leaves the temporary object, which the next ingest removes. Parts are written
+  once under a temporary name and copied once: object stores pay the bytes twice.
+  An upload killed half-way leaves no object, but S3 may keep its parts: a bucket lifecycle
+  rule that aborts incomplete multipart uploads reclaims them.
+
+The lock: an OS file lock (``flock``) for a local folder, released by the kernel when its
+holder dies. An object store has no such lock: there the lock is an object (``.lock``) naming
+its holder and a lease; the holder renews it every third of the lease, and a new ingest
+breaks it once it has not been renewed for a whole lease (its holder was killed). Limits:
+object stores give no compare-and-swap through fsspec, so two ingests that start within the
+same instant on different machines can both believe they hold it (each writes its claim,
+waits, and reads it back to narrow the window; and before every manifest write the holder
+checks that the lock is still its own, stopping if another took it); a holder stalled for
+longer than the lease (a suspended laptop) loses its lock; clocks of the machines must agree
+to within a fraction of the lease.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob as globmod
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+
+LOCK_FILE = ".lock"
+#: Seconds an object-store lock lives without being renewed.
+LEASE = float(os.environ.get("LOGANALYZER_LOCK_LEASE") or 60)
+
+
+#: Descriptors of the locks this process holds. A forked worker inherits them, and a worker
+#: outliving a killed parent would hold the lock on; each child closes its copies at once.
+_HELD: set[int] = set()
+
+
+def _close_held_in_child() -> None:
+    for fd in _HELD:
+        with suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_held_in_child)
+
+
+class StoreError(RuntimeError):
+    """A store that cannot be used as asked."""
+
+
+def is_url(path: str) -> bool:
+    return "://" in path
+
+
+def location(path: str, lease: float | None = None) -> Location:
+    """The location of a store path or URL."""
+    if not is_url(path):
+        return Local(path)
+    import fsspec
+
+    try:
+        fs, root = fsspec.core.url_to_fs(path)
+    except (ImportError, ValueError) as exc:  # an unknown protocol, a missing driver (s3fs...)
+        raise StoreError(f"cannot open the store {path}: {exc}") from exc
+    if type(fs).__name__ == "LocalFileSystem":
+        return Local(root)
+    return Remote(fs, root.rstrip("/"), LEASE if lease is None else lease)
+
+
+class Location:
+    """Files of one store, by path relative to its root."""
+
+    #: Whether other processes (pool workers, Dask workers) see the same files.
+    shared = True
+    arrow_fs: Any = None
+    root: str
+
+    def full(self, rel: str) -> str:
+        raise NotImplementedError
+
+    def url(self, rel: str = "") -> str:
+        """The path or URL other readers (DuckDB, Dask workers) use."""
+        raise NotImplementedError
+
+    def register(self, con) -> None:
+        """Let a DuckDB connection read this location."""
+
+    def exists(self, rel: str) -> bool:
+        raise NotImplementedError
+
+    def size(self, rel: str) -> int:
+        raise NotImplementedError
+
+    def open(self, rel: str, mode: str = "rb"):
+        raise NotImplementedError
+
+    def makedirs_for(self, rel: str) -> None:
+        raise NotImplementedError
+
+    def replace(self, src: str, dst: str) -> None:
+        raise NotImplementedError
+
+    def remove(self, rels: list[str]) -> None:
+        raise NotImplementedError
+
+    def files(self, sub: str) -> list[str]:
+        """Every file under the folder ``sub``, relative to the root."""
+        raise NotImplementedError
+
+    def glob(self, pattern: str) -> list[str]:
+        raise NotImplementedError
+
+    def sizes(self, sub: str) -> dict[str, int]:
+        """The size of every file in the folder ``sub`` (not below), by relative path."""
+        raise NotImplementedError
+
+    def prune(self, sub: str) -> None:
+        """Remove empty folders under ``sub`` (where folders exist)."""
+
+    def sync(self, rel: str) -> None:
+        """Flush a written file to stable storage (where that means something)."""
+
+    def lock(self, wait: float | None, on_wait: Callable[[str], None] | None):
+        raise NotImplementedError
+
+    def check_lock(self) -> None:
+        """Raise StoreError when a lock this process held was taken by another."""
+
+
+class Local(Location):
+    """A folder: local disk or a mounted share."""
+
+    arrow_fs = pafs.LocalFileSystem()
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def full(self, rel: str) -> str:
+        return os.path.join(self.root, rel) if rel else self.root
+
+    def url(self, rel: str = "") -> str:
+        return os.path.abspath(self.full(rel))
+
+    def exists(self, rel: str) -> bool:
+        return os.path.isfile(self.full(rel))
+
+    def size(self, rel: str) -> int:
+        return os.stat(self.full(rel)).st_size
+
+    def open(self, rel: str, mode: str = "rb"):
+        return open(self.full(rel), mode)  # noqa: SIM115 - the caller closes it
+
+    def makedirs_for(self, rel: str) -> None:
+        os.makedirs(os.path.dirname(self.full(rel)) or ".", exist_ok=True)
+
+    def replace(self, src: str, dst: str) -> None:
+        os.replace(self.full(src), self.full(dst))
+
+    def remove(self, rels: list[str]) -> None:
+        for rel in rels:
+            Path(self.full(rel)).unlink(missing_ok=True)
+
+    def files(self, sub: str) -> list[str]:
+        base = self.full(sub)
+        out = []
+        for folder, _, names in os.walk(base):
+            rel = os.path.relpath(folder, self.root).replace(os.sep, "/")
+            out += [f"{rel}/{n}" for n in names]
+        return out
+
+    def glob(self, pattern: str) -> list[str]:
+        return [
+            os.path.relpath(p, self.root).replace(os.sep, "/")
+            for p in globmod.glob(os.path.join(globmod.escape(self.root), pattern))
+        ]
+
+    def sizes(self, sub: str) -> dict[str, int]:
+        try:
+            with os.scandir(self.full(sub)) as it:
+                return {f"{sub}/{e.name}": e.stat().st_size for e in it if e.is_file()}
+        except FileNotFoundError:
+            return {}
+
+    def prune(self, sub: str) -> None:
+        base = self.full(sub)
+        for folder, _, _ in os.walk(base, topdown=False):
+            if folder != base:
+                with suppress(OSError):
+                    os.rmdir(folder)  # only an empty folder goes
+
+    def sync(self, rel: str) -> None:
+        with open(self.full(rel), "rb") as fh:
+            os.fsync(fh.fileno())
+
+    @contextmanager
+    def lock(self, wait: float | None, on_wait: Callable[[str], None] | None) -> Iterator[None]:
+        os.makedirs(self.root, exist_ok=True)
+        fh = open(self.full(LOCK_FILE), "a+")  # noqa: SIM115 - held for the whole block
+        try:
+            start = time.monotonic()
+            told = False
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if wait is not None and time.monotonic() - start >= wait:
+                        raise StoreError(
+                            f"{self.root} is locked by another loganalyzer process"
+                            f"{_holder(fh)}; try again when it has finished"
+                        ) from None
+                    if on_wait and not told:
+                        on_wait(f"waiting for the lock on {self.root}{_holder(fh)}")
+                        told = True
+                    time.sleep(0.2)
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"{os.getpid()}\n")
+            fh.flush()
+            _HELD.add(fh.fileno())
+            yield
+        finally:
+            _HELD.discard(fh.fileno())
+            fh.close()  # closing releases the lock
+
+
+def _holder(fh) -> str:
+    try:
+        fh.seek(0)
+        pid = fh.read().strip()
+        return f" (pid {pid})" if pid else ""
+    except OSError:
+        return ""
+
+
+class Remote(Location):
+    """A folder of an fsspec filesystem: an object store, a memory filesystem, ..."""
+
+    def __init__(self, fs, root: str, lease: float) -> None:
+        self.fs, self.root, self.lease = fs, root, lease
+        protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
+        # the memory filesystem lives in one process: workers would write into their own
+        self.shared = "memory" not in protocols
+        self._lease: _Lease | None = None
+
+    @property
+    def arrow_fs(self):  # type: ignore[override]
+        return pafs.PyFileSystem(pafs.FSSpecHandler(self.fs))
+
+    def full(self, rel: str) -> str:
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def url(self, rel: str = "") -> str:
+        return self.fs.unstrip_protocol(self.full(rel))
+
+    def register(self, con) -> None:
+        con.register_filesystem(self.fs)
+
+    def exists(self, rel: str) -> bool:
+        return self.fs.isfile(self.full(rel))
+
+    def size(self, rel: str) -> int:
+        return int(self.fs.size(self.full(rel)))
+
+    def open(self, rel: str, mode: str = "rb"):
+        return self.fs.open(self.full(rel), mode)
+
+    def makedirs_for(self, rel: str) -> None:
+        parent = self.full(rel).rsplit("/", 1)[0]
+        self.fs.makedirs(parent, exist_ok=True)  # a no-op on object stores
+
+    def replace(self, src: str, dst: str) -> None:
+        self.fs.mv(self.full(src), self.full(dst))
+
+    def remove(self, rels: list[str]) -> None:
+        paths = [self.full(r) for r in rels]
+        if paths:
+            try:
+                self.fs.rm(paths)
+            except FileNotFoundError:
+                for p in paths:
+                    if self.fs.exists(p):
+                        self.fs.rm(p)
+
+    def files(self, sub: str) -> list[str]:
+        base = self.full(sub)
+        if not self.fs.exists(base):
+            return []
+        prefix = self.root.rstrip("/") + "/"
+        out = []
+        for p in self.fs.find(base):
+            p = self.fs._strip_protocol(p)
+            if p.startswith(prefix):
+                out.append(p[len(prefix) :])
+        return out
+
+    def glob(self, pattern: str) -> list[str]:
+        prefix = self.root.rstrip("/") + "/"
+        return [
+            p[len(prefix) :]
+            for p in map(self.fs._strip_protocol, self.fs.glob(self.full(pattern)))
+            if p.startswith(prefix)
+        ]
+
+    def sizes(self, sub: str) -> dict[str, int]:
+        prefix = self.root.rstrip("/") + "/"
+        try:
+            entries = self.fs.ls(self.full(sub), detail=True)
+        except FileNotFoundError:
+            return {}
+        out = {}
+        for e in entries:
+            name = self.fs._strip_protocol(e["name"])
+            if e.get("type") == "file" and name.startswith(prefix):
+                out[name[len(prefix) :]] = int(e.get("size") or 0)
+        return out
+
+    @contextmanager
+    def lock(self, wait: float | None, on_wait: Callable[[str], None] | None) -> Iterator[None]:
+        lease = _Lease(self, self.lease)
+        lease.acquire(wait, on_wait)
+        self._lease = lease
+        try:
+            yield
+        finally:
+            self._lease = None
+            lease.release()
+
+    def check_lock(self) -> None:
+        if self._lease is not None:
+            self._lease.check()
+
+
+class _Lease:
+    """The lock object of an object store: holder, when taken, when last renewed, lease."""
+
+    def __init__(self, loc: Remote, lease: float) -> None:
+        self.loc, self.lease = loc, lease
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        # time for a competing claim to land before ours is read back
+        self.settle = 0.0 if not loc.shared else min(1.0, lease / 20)
+        self.lost: dict | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def read(self) -> dict | None:
+        try:
+            data = self.loc.fs.cat_file(self.loc.full(LOCK_FILE))
+        except FileNotFoundError:
+            return None
+        try:
+            claim = json.loads(data)
+            return claim if isinstance(claim, dict) else {}
+        except ValueError:
+            return {}  # unreadable: treated as a lock that expired long ago
+
+    def _write(self, since: float) -> None:
+        claim = {"holder": self.token, "since": since, "renewed": time.time(), "lease": self.lease}
+        self.loc.fs.pipe_file(self.loc.full(LOCK_FILE), json.dumps(claim).encode())
+
+    def acquire(self, wait: float | None, on_wait: Callable[[str], None] | None) -> None:
+        start, told = time.monotonic(), False
+        self.loc.fs.makedirs(self.loc.root, exist_ok=True)
+        while True:
+            claim = self.read()
+            age = time.time() - float((claim or {}).get("renewed", 0))
+            if claim is None or age > float(claim.get("lease", self.lease)):
+                if claim and on_wait:
+                    on_wait(
+                        f"breaking the lock of {claim.get('holder', 'an unknown holder')} on "
+                        f"{self.loc.url()}: not renewed for {age:.0f} s (its lease has expired)"
+                    )
+                self.since = time.time()
+                self._write(self.since)
+                time.sleep(self.settle)
+                if (self.read() or {}).get("holder") == self.token:
+                    break
+                continue  # another claimed it at the same moment
+            holder = f" (held by {claim.get('holder')})"
+            if wait is not None and time.monotonic() - start >= wait:
+                raise StoreError(
+                    f"{self.loc.url()} is locked by another loganalyzer process{holder}; "
+                    "try again when it has finished"
+                )
+            if on_wait and not told:
+                on_wait(f"waiting for the lock on {self.loc.url()}{holder}")
+                told = True
+            time.sleep(min(1.0, max(0.05, self.lease / 20)))
+        self._thread = threading.Thread(target=self._renew, daemon=True, name="store-lease")
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.lease / 3):
+            claim = self.read()
+            if (claim or {}).get("holder") != self.token:
+                self.lost = claim or {}
+                return
+            self._write(self.since)
+
+    def check(self) -> None:
+        claim = self.read() if self.lost is None else self.lost
+        if (claim or {}).get("holder") != self.token:
+            self.lost = claim or {}
+            raise StoreError(
+                f"lost the lock on {self.loc.url()} to {self.lost.get('holder', 'nobody')}: "
+                "its lease expired while this process held it; nothing more is written"
+            )
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if (self.read() or {}).get("holder") == self.token:
+            self.loc.fs.rm(self.loc.full(LOCK_FILE))

@@ -1,0 +1,107 @@
+"""Helpers of the store tests: synth logs with damaged lines, and what a store holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+from logfiles import header, line, row
+
+import loganalyzer as la
+from loganalyzer.store import Store
+from loganalyzer.synth import generate
+
+#: Aggregations whose results must not change when the parts are rewritten.
+QUERIES = [
+    "select date, server, event_id, count(*) as n, sum(total_bytes) as bytes,"
+    " count(distinct message_id) as ids, min(date_time) as first, max(date_time) as last"
+    " from tracking group by all order by all",
+    "select date, server, direction, count(*) as n, count(distinct session_id) as sessions,"
+    " sum(line) as lines from smtp group by all order by all",
+    "select recipient, outcome, count(*) as n from recipients group by all order by all",
+    "select message_id, sender_address, delivered, failed, deferred, rows, total_bytes"
+    " from messages order by message_id",
+    "select file, line, reason from quarantine order by all",
+    "select file_key, rows, quarantined, bytes_consumed from files order by all",
+    "select count(*) as n from tracking where message_id in"
+    " (select message_id from tracking where event_id = 'FAIL')",
+]
+
+
+def synth_logs(folder: Path, days: int = 2, messages: int = 120) -> Path:
+    """Two servers and an IIS relay for ``days`` days, and a log with two damaged lines."""
+    generate(folder, servers=2, days=days, messages=messages, seed=11, relay=True)
+    good = [row(i, message_id=f"<damaged{i}@contoso.com>") for i in range(4)]
+    text = (
+        header()
+        + line(good[0])
+        + "2026-03-02T10:00:00.000Z,too,few,fields\r\n"
+        + line(good[1])
+        + line(good[2])
+        + "yesterday"
+        + line(good[3])[24:]
+    )
+    damaged = folder / "EX09" / "MessageTracking" / "MSGTRK2026030210-1.LOG"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(text.encode())
+    return folder
+
+
+def message_ids(logs: Path, n: int = 6) -> list[str]:
+    """A few Message-IDs of different fates from ``truth.jsonl``."""
+    by_verdict: dict[str, str] = {}
+    for text in (logs / "truth.jsonl").read_text().splitlines():
+        t = json.loads(text)
+        by_verdict.setdefault(t["verdict"], t["message_id"])
+    return sorted(by_verdict.values())[:n]
+
+
+def rows(st: Store, table: str) -> list[dict]:
+    """The rows of the parts the manifest lists, read with pyarrow alone, in file/line order."""
+    out = []
+    for rel in st.listed_parts(table):
+        with st.loc.open(rel) as fh:
+            out += pq.ParquetFile(fh).read().to_pylist()
+    return sorted(out, key=lambda r: (r["file"], r["line"]))
+
+
+def manifest(st: Store, parts: bool = True, drop: tuple[str, ...] = ()) -> dict[str, dict]:
+    """The manifest without ingest times (and without part names unless ``parts``)."""
+    drop = {"ingested_at", *drop} | (set() if parts else {"parts"})
+    return {k: {c: v for c, v in r.items() if c not in drop} for k, r in st.manifest().items()}
+
+
+def content(st: Store) -> dict:
+    """What a store holds: rows, quarantine, manifest (times aside)."""
+    return {
+        "tracking": rows(st, "tracking"),
+        "smtp": rows(st, "smtp"),
+        "quarantine": rows(st, "quarantine"),
+        "manifest": manifest(st),
+    }
+
+
+def answers(st: Store, ids: list[str]) -> dict:
+    """What queries answer: aggregations, traces, DataFrames (in a total order)."""
+    order = {"tracking": ["file", "line"], "smtp": ["file", "line"], "messages": ["message_id"]}
+    frames = {
+        "tracking": st.tracking(),
+        "smtp": st.smtp(),
+        "messages": st.messages(),
+    }
+    return {
+        "sql": [st.sql(q) for q in QUERIES],
+        "traces": [la.trace(st, i).to_dict() for i in ids],
+        "frames": {k: df.sort_values(order[k]).reset_index(drop=True) for k, df in frames.items()},
+    }
+
+
+def assert_same_answers(a: dict, b: dict) -> None:
+    assert len(a["sql"]) == len(b["sql"])
+    for x, y in zip(a["sql"], b["sql"], strict=True):
+        pd.testing.assert_frame_equal(x, y)
+    assert a["traces"] == b["traces"]
+    for k in a["frames"]:
+        pd.testing.assert_frame_equal(a["frames"][k], b["frames"][k])

@@ -1,0 +1,161 @@
+"""Stores on other filesystems: a folder, a file:// URL and fsspec's in-memory filesystem
+(standing in for object stores: no OS lock, no rename, no folders)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+
+import fsspec
+import pytest
+from stores import QUERIES, content, message_ids, synth_logs
+
+import loganalyzer as la
+from loganalyzer.compact import compact
+from loganalyzer.store import Store, StoreError
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory) -> Path:
+    return synth_logs(tmp_path_factory.mktemp("fs") / "logs", days=1, messages=60)
+
+
+@pytest.fixture(scope="module")
+def local(logs, tmp_path_factory) -> dict:
+    """What a plain local ingest gives, to compare the others with."""
+    st = Store(tmp_path_factory.mktemp("fs") / "store")
+    la.ingest([logs], st)
+    return {"content": content(st), "sql": [st.sql(q) for q in QUERIES]}
+
+
+def _store(kind: str, tmp_path: Path) -> Store:
+    if kind == "folder":
+        return Store(tmp_path / "store")
+    if kind == "file-url":
+        return Store(f"file://{tmp_path}/store")
+    return Store(f"memory://store-{secrets.token_hex(4)}")
+
+
+@pytest.fixture(params=["folder", "file-url", "memory"])
+def store(request, tmp_path):
+    st = _store(request.param, tmp_path)
+    yield st
+    if request.param == "memory":
+        st.loc.fs.rm(st.loc.root, recursive=True)
+
+
+def test_ingest_reingest_queries_and_trace(store, logs, local):
+    first = la.ingest([logs], store)
+    assert first.exit_code == 0 and first.rows > 0 and first.quarantined == 2
+    assert content(store) == local["content"]
+    again = la.ingest([logs], store)
+    assert again.rows == 0 and again.count("ingested", "grown") == 0
+    assert again.count("unchanged") == first.count("ingested")
+    for q, expected in zip(QUERIES, local["sql"], strict=True):
+        assert store.sql(q).equals(expected), q
+    df = store.tracking(event_id="RECEIVE")
+    assert (
+        len(df) == store.sql("select count(*) from tracking where event_id = 'RECEIVE'").iat[0, 0]
+    )
+    for mid in message_ids(logs, 3):
+        result = la.trace(store, mid)
+        assert [m["message_id"] for m in result.to_dict()["messages"]] == [mid]
+
+
+def test_clean_removes_temporary_and_unlisted_parts(store, logs):
+    la.ingest([logs], store)
+    listed = set(store.listed_parts())
+    leftovers = [
+        "tracking/date=2026-03-02/0123456789abcdef-0.parquet.99-ab.tmp",
+        "tracking/date=2026-03-02/0123456789abcdef-0.parquet",
+        "smtp/date=2026-03-03/fedcba9876543210-0.parquet",
+        "manifest.parquet.99.tmp",
+    ]
+    for rel in leftovers:
+        store.loc.makedirs_for(rel)
+        with store.loc.open(rel, "wb") as fh:
+            fh.write(b"left by a killed run")
+    assert set(store.check()["unlisted"]) | set(store.check()["temporary"]) >= set(leftovers[:3])
+    summary = la.ingest([logs], store)
+    assert set(summary.cleaned) == set(leftovers)
+    assert set(store.listed_parts()) == listed
+    check = store.check()
+    assert check["missing"] == check["unlisted"] == check["temporary"] == []
+
+
+def test_compaction(store, logs, local):
+    la.ingest([logs], store)
+    summary = compact(store)
+    assert summary.partitions and len(store.listed_parts()) < len(local["content"]["manifest"])
+    got = content(store)
+    for table in ("tracking", "smtp", "quarantine"):
+        assert got[table] == local["content"][table]
+    for q, expected in zip(QUERIES, local["sql"], strict=True):
+        assert store.sql(q).equals(expected), q
+
+
+def test_a_url_store_is_not_confused_with_a_folder(tmp_path):
+    assert Store("memory://x").local_root is None
+    assert Store(f"file://{tmp_path}/s").local_root == tmp_path / "s"
+    assert Store("memory://x/").root == "memory://x"
+    with pytest.raises(StoreError, match="cannot open the store"):
+        Store("nosuchprotocol://bucket/store")
+
+
+# -- the lock of an object store: a lock object with a lease ----------------------------------
+
+
+def _claim(st: Store, holder: str, age: float, lease: float = 60) -> None:
+    claim = {"holder": holder, "since": time.time() - age, "renewed": time.time() - age}
+    st.loc.fs.pipe_file(st.loc.full(".lock"), json.dumps({**claim, "lease": lease}).encode())
+
+
+def _memory_store(**kw) -> Store:
+    return Store(f"memory://lock-{secrets.token_hex(4)}", **kw)
+
+
+def test_a_live_lock_is_waited_for():
+    st = _memory_store()
+    _claim(st, "other-host:123:ab", age=1)
+    told = []
+    with (
+        pytest.raises(StoreError, match="other-host:123:ab"),
+        st.lock(wait=0.3, on_wait=told.append),
+    ):
+        pass
+    assert told and "waiting for the lock" in told[0]
+
+
+def test_an_expired_lock_is_broken():
+    st = _memory_store()
+    _claim(st, "dead-host:1:ab", age=300)
+    told = []
+    with st.lock(wait=0, on_wait=told.append):
+        claim = json.loads(st.loc.fs.cat_file(st.loc.full(".lock")))
+        assert claim["holder"] != "dead-host:1:ab"
+    assert "breaking the lock of dead-host:1:ab" in told[0]
+    assert not st.loc.fs.exists(st.loc.full(".lock"))  # released
+
+
+def test_the_holder_renews_its_lease_and_stops_when_it_lost_it(logs):
+    st = _memory_store(lease=0.6)
+    with st.lock():
+        first = json.loads(st.loc.fs.cat_file(st.loc.full(".lock")))
+        time.sleep(0.5)
+        renewed = json.loads(st.loc.fs.cat_file(st.loc.full(".lock")))
+        assert renewed["holder"] == first["holder"] and renewed["renewed"] > first["renewed"]
+        _claim(st, "thief:2:cd", age=0)  # another process broke the lease meanwhile
+        with pytest.raises(StoreError, match="lost the lock .* thief:2:cd"):
+            st.write_manifest({})
+    assert json.loads(st.loc.fs.cat_file(st.loc.full(".lock")))["holder"] == "thief:2:cd"
+
+
+def test_an_ingest_waits_for_a_memory_store_lock(logs):
+    st = _memory_store()
+    _claim(st, "other:1:ab", age=0, lease=0.5)  # not renewed: it expires in half a second
+    told = []
+    summary = la.ingest([logs], st, on_wait=told.append)
+    assert summary.rows > 0 and any("breaking" in m for m in told)
+    assert fsspec.filesystem("memory").exists(st.loc.full("manifest.parquet"))
