@@ -6,11 +6,8 @@ object turns them into plotly figures, one self-contained HTML file, a dict or J
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
-
-import duckdb
 
 from loganalyzer.report import load, metrics, quality, sessions
 from loganalyzer.report.model import DailyReport
@@ -54,8 +51,6 @@ def daily_report(
     con = st.connect()
     try:
         con.execute(f"set TimeZone = '{tz}'")  # tz is a validated IANA name
-        with contextlib.suppress(duckdb.Error):  # (in Jupyter it cannot be changed)
-            con.execute("set enable_progress_bar = false")  # it would write to the terminal
         ctx = load.load(con, period, accepted_domains, compare)
         load.create_macros(con)
         sessions.load(con, ctx)

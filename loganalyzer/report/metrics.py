@@ -239,9 +239,17 @@ def failures(con: duckdb.DuckDBPyConnection, top: int, limit: int) -> dict[str, 
     by_status = frame(
         con,
         """
-        select coalesce(enhanced, '') as status, count(*) as recipients,
-               count(distinct msg) as messages, mode(status) as example
-        from fin where kind = 'failed' group by 1 order by recipients desc, status
+        with texts as (
+            select coalesce(enhanced, '') as code, status, count(*) as n
+            from fin where kind = 'failed' group by all
+        ), example as (  -- the commonest text; on a tie the first in order, for a stable page
+            select code, first(status order by n desc, status) as example from texts group by 1
+        )
+        select code as status, count(*) as recipients, count(distinct msg) as messages,
+               any_value(example) as example
+        from (select coalesce(enhanced, '') as code, msg from fin where kind = 'failed')
+        join example using (code)
+        group by 1 order by recipients desc, status
         """,
     )
     by_domain = frame(
