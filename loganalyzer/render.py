@@ -113,10 +113,14 @@ def print_demo(console: Console, result) -> None:
             f"loganalyzer trace '{clean(mid)}' --store {store} --html trace.html",
             "the same as a web page",
         ),
-        (f"loganalyzer report daily --date 2026-03-02 --store {store} --out day.html",
-         "the daily report (add --mail-to to send it)"),
-        (f"loganalyzer sql \"select event_id, count(*) from tracking group by 1\" --store {store}",
-         "SQL over the store"),
+        (
+            f"loganalyzer report daily --date 2026-03-02 --store {store} --out day.html",
+            "the daily report (add --mail-to to send it)",
+        ),
+        (
+            f'loganalyzer sql "select event_id, count(*) from tracking group by 1" --store {store}',
+            "SQL over the store",
+        ),
         ("loganalyzer codes 5.1.1 4.4.7 550", "what the codes mean"),
     ]
     if result.report:

@@ -90,7 +90,8 @@ def test_nul_padding_at_the_end(tmp_path, store_dir):
     _write(tmp_path, good(1, 10), name="MSGTRK2026030211-1.LOG")  # the server restarted
     ingest([tmp_path / "EX01"], store_dir)
     assert [r for _, r in _reasons(store_dir)] == [
-        "NUL padding at the end of the file (8,192 bytes; a crashed server)"]
+        "NUL padding at the end of the file (8,192 bytes; a crashed server)"
+    ]
     assert len(rows_of(store_dir)) == 4
 
 
@@ -209,8 +210,9 @@ def test_zip_bomb_and_corrupt_archive(tmp_path, store_dir):
 
 
 @pytest.mark.parametrize("limit", [1, 3])
-def test_disk_full_leaves_the_store_unchanged_then_complete(tmp_path, store_dir, monkeypatch,
-                                                           limit):
+def test_disk_full_leaves_the_store_unchanged_then_complete(
+    tmp_path, store_dir, monkeypatch, limit
+):
     import pyarrow.parquet as pq
 
     logs = [_write(tmp_path, good(3, 10 * i), folder=f"EX0{i}") for i in range(4)]
@@ -229,8 +231,9 @@ def test_disk_full_leaves_the_store_unchanged_then_complete(tmp_path, store_dir,
     try:  # the parts or the manifest cannot be written: a clear error, nothing half-written
         summary = ingest(logs, store_dir, workers=1)
         assert summary.exit_code == 1
-        assert any("could not write to the store: No space left" in (f.reason or "")
-                   for f in summary.files)
+        assert any(
+            "could not write to the store: No space left" in (f.reason or "") for f in summary.files
+        )
     except StoreError as exc:
         assert "could not write the manifest" in str(exc) and "No space left" in str(exc)
     after = sorted((r["file"], r["line"]) for r in rows_of(store_dir))

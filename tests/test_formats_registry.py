@@ -34,8 +34,14 @@ def test_unknown_format_lists_the_known_ones():
 
 def test_a_mixed_folder_ingests_in_one_command(tmp_path, cli):
     mixed = tmp_path / "mixed"
-    for sub in ("exchange2007plus", "smtp-protocol", "iis-smtp", "exchange2003", "o365-trace",
-                "other"):
+    for sub in (
+        "exchange2007plus",
+        "smtp-protocol",
+        "iis-smtp",
+        "exchange2003",
+        "o365-trace",
+        "other",
+    ):
         shutil.copytree(CORPUS / sub, mixed / sub)
     store = tmp_path / "store"
     out = cli("ingest", str(mixed), "--store", str(store), "--json")
