@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -486,7 +487,8 @@ def store_check(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Compare the manifest with the files: missing parts, leftovers of killed runs."""
+    """Check the store: every listed part there, readable, with the manifest's row counts;
+    no leftovers of killed runs. Exit code 0 when consistent, 1 when not, 2 when not a store."""
     from loganalyzer.store import Store
 
     try:
@@ -497,19 +499,24 @@ def store_check(
         if repair:
             with st.lock(on_wait=lambda m: err.print(m, highlight=False, markup=False)):
                 removed = st.clean()
-        report = {**st.check(), "removed": removed}
+        busy = nullcontext() if as_json else err.status("reading the parts' footers")
+        with busy:
+            report = {**st.check(), "removed": removed}
     except (ValueError, RuntimeError, OSError) as exc:
         raise fail(str(exc), 2) from exc
     if as_json:
         print_json(report)
     else:
+        for p in report["problems"]:
+            typer.echo(p)
+        damaged = len(report["missing"]) + len(report["unreadable"]) + len(report["row_counts"])
+        left = len(report["unlisted"]) + len(report["temporary"])
         typer.echo(
-            f"{report['store']}: {report['files']} files, {report['parts']} parts listed; "
-            f"{len(report['missing'])} missing, {len(report['unlisted'])} unlisted parts, "
-            f"{len(report['temporary'])} temporary files"
-            + (f"; removed {len(removed)}" if repair else "")
+            f"{report['store']}: {report['files']:,} files, {report['parts']:,} parts listed"
+            + (f"; removed {len(removed)} leftovers of killed runs" if repair else "")
+            + (f"; {damaged} damaged" if damaged else "")
+            + (f"; {left} leftovers of killed runs (--repair removes them)" if left else "")
+            + ("; consistent" if report["ok"] else "")
         )
-        for p in report["missing"]:
-            err.print(f"missing: {p}", highlight=False, markup=False)
-    if report["missing"]:
+    if not report["ok"]:
         raise typer.Exit(1)

@@ -223,22 +223,12 @@ class Store:
         self.loc.remove(gone)
         return removed + gone
 
-    def check(self) -> dict:
-        """The manifest against the files: ``missing`` (listed, not found: damage), and
-        ``unlisted`` parts and ``temporary`` files (what a killed run left; ``clean`` removes
-        them, and readers that go around the manifest see them)."""
-        manifest = self.manifest()
-        listed = set(self.listed_parts(manifest=manifest))
-        found = {rel for sub in ("tracking", "smtp", "quarantine") for rel in self.loc.files(sub)}
-        found |= set(self.loc.glob(f"{MANIFEST_FILE}.*{TMP_SUFFIX}"))
-        return {
-            "store": self.root,
-            "files": len(manifest),
-            "parts": len(listed),
-            "missing": sorted(listed - found),
-            "unlisted": sorted(p for p in found - listed if p.endswith(".parquet")),
-            "temporary": sorted(p for p in found if p.endswith(TMP_SUFFIX)),
-        }
+    def check(self, on_part: Callable[[], None] | None = None) -> dict:
+        """Damage (missing or unreadable parts, row counts that differ from the manifest) and
+        leftovers of killed runs (unlisted parts, temporary files): ``loganalyzer.storecheck``."""
+        from loganalyzer.storecheck import check
+
+        return check(self, on_part)
 
     # -- reading ---------------------------------------------------------------------------
     def connect(self, only: list[dict] | None = None, manifest: dict[str, dict] | None = None):

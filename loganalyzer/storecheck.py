@@ -1,0 +1,120 @@
+"""``store check``: the manifest against the files it lists and the files it does not.
+
+Damage (the store misleads its readers): a listed part that is missing, does not read as
+Parquet or lacks its table's columns, and row counts that differ from the manifest's. Leftovers
+(what a killed run left; ``Store.clean`` removes them, and readers that go around the manifest
+see them): parts no file lists and temporary files. A consistent store has neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pyarrow.parquet as pq
+
+from loganalyzer.schema import QUARANTINE, TABLES
+
+if TYPE_CHECKING:
+    from loganalyzer.store import Store
+
+
+def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
+    """Check ``store``; ``problems`` names each inconsistency, ``ok`` is True when none.
+
+    Every listed part's footer is read (its columns and row count), not its data.
+    """
+    from loganalyzer.store import MANIFEST_FILE, TMP_SUFFIX
+
+    manifest = store.manifest()  # refuses a store of a newer schema version
+    listed = set(store.listed_parts(manifest=manifest))
+    found = {rel for sub in ("tracking", "smtp", "quarantine") for rel in store.loc.files(sub)}
+    found |= set(store.loc.glob(f"{MANIFEST_FILE}.*{TMP_SUFFIX}"))
+    missing = sorted(listed - found)
+    rows: dict[str, int] = {}
+    unreadable: list[str] = []
+    for rel in sorted(listed & found):
+        reason = _read_footer(store, rel, rows)
+        if reason:
+            unreadable.append(f"{rel}: {reason}")
+        if on_part:
+            on_part()
+    counts = _count_mismatches(manifest, rows, set(missing) | {u.split(":")[0] for u in unreadable})
+    unversioned = sum(1 for r in manifest.values() if not r["schema_version"])
+    unlisted = sorted(p for p in found - listed if p.endswith(".parquet"))
+    temporary = sorted(p for p in found if p.endswith(TMP_SUFFIX))
+    problems = (
+        [f"missing part: {p}" for p in missing]
+        + [f"unreadable part: {u}" for u in unreadable]
+        + [f"row count: {c}" for c in counts]
+        + [f"schema version: {unversioned} files have none"] * bool(unversioned)
+        + [f"unlisted part (left by a killed run): {p}" for p in unlisted]
+        + [f"temporary file (left by a killed run): {p}" for p in temporary]
+    )
+    return {
+        "store": store.root,
+        "ok": not problems,
+        "files": len(manifest),
+        "parts": len(listed),
+        "schema_versions": sorted({r["schema_version"] for r in manifest.values()} - {None, 0}),
+        "missing": missing,
+        "unreadable": unreadable,
+        "row_counts": counts,
+        "unlisted": unlisted,
+        "temporary": temporary,
+        "problems": problems,
+    }
+
+
+def _read_footer(store: Store, rel: str, rows: dict[str, int]) -> str | None:
+    table = rel.split("/", 1)[0]
+    schema = TABLES.get(table, QUARANTINE)
+    try:
+        with store.loc.open(rel) as fh:
+            f = pq.ParquetFile(fh)
+            names = set(f.schema_arrow.names)
+            rows[rel] = f.metadata.num_rows
+    except Exception as exc:  # noqa: BLE001 - any reason a reader would fail is the finding
+        return f"not readable as Parquet ({type(exc).__name__}: {exc})"
+    # the hive partition column lives in the folder name, not in the file
+    lacking = [n for n in schema.names if n not in names and n != "date"]
+    if lacking:
+        return f"lacks the {table} columns {', '.join(lacking[:5])}"
+    return None
+
+
+def _count_mismatches(manifest: dict[str, dict], rows: dict[str, int], damaged: set[str]):
+    """Files whose parts are shared (compaction) are counted together: a group of files must
+    hold, in its parts, the rows and quarantined lines the manifest gives its files."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for key, r in manifest.items():
+        for p in r["parts"] or []:
+            parent[find("f:" + key)] = find("p:" + p)
+    groups: dict[str, list[str]] = {}
+    for key in manifest:
+        groups.setdefault(find("f:" + key), []).append(key)
+    out = []
+    for keys in groups.values():
+        parts = {p for k in keys for p in manifest[k]["parts"] or []}
+        if parts & damaged:
+            continue  # already named
+        for kind, column, in_kind in (
+            ("rows", "rows", lambda p: not p.startswith("quarantine/")),
+            ("quarantined lines", "quarantined", lambda p: p.startswith("quarantine/")),
+        ):
+            want = sum(manifest[k][column] or 0 for k in keys)
+            have = sum(rows.get(p, 0) for p in parts if in_kind(p))
+            if want != have:
+                names = sorted(p for k in keys for p in manifest[k]["paths"] or [])
+                shown = ", ".join(names[:3]) + (
+                    f" and {len(names) - 3} more" if len(names) > 3 else ""
+                )
+                out.append(f"{shown}: the manifest gives {want:,} {kind}, the parts hold {have:,}")
+    return out
