@@ -217,8 +217,11 @@ class Local(Location):
 
     @contextmanager
     def lock(self, wait: float | None, on_wait: Callable[[str], None] | None) -> Iterator[None]:
-        os.makedirs(self.root, exist_ok=True)
-        fh = open(self.full(LOCK_FILE), "a+")  # noqa: SIM115 - held for the whole block
+        try:
+            os.makedirs(self.root, exist_ok=True)
+            fh = open(self.full(LOCK_FILE), "a+")  # noqa: SIM115 - held for the whole block
+        except OSError as exc:  # a read-only mount, a share without rights
+            raise StoreError(f"cannot write to the store {self.root}: {exc.strerror}") from exc
         try:
             start = time.monotonic()
             told = False

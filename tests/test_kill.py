@@ -14,7 +14,7 @@ from logfiles import row, write_log
 from test_ingest_tracking import rows_of
 
 from loganalyzer.ingest import ingest
-from loganalyzer.store import Store
+from loganalyzer.store import Store, StoreError
 
 FILES, ROWS = 24, 2500
 
@@ -121,8 +121,12 @@ def test_kill_loop_at_random_points(logs, tmp_path):
         rows = rows_of(store) if (store / "manifest.parquet").exists() else []
         assert all(n == ROWS for n in Counter(r["file"] for r in rows).values())
         assert max(Counter((r["file"], r["line"]) for r in rows).values(), default=1) == 1
+        if rows:  # no damage, at most leftovers that the next run removes
+            check = Store(store).check()
+            assert check["missing"] == check["unreadable"] == check["row_counts"] == []
     assert kills >= 6
     ingest([logs], store)
+    assert Store(store).check()["ok"]
     rows = rows_of(store)
     keys = Counter((r["file"], r["line"]) for r in rows)
     lost, duplicated = FILES * ROWS - len(keys), sum(n - 1 for n in keys.values())
@@ -143,3 +147,24 @@ def test_a_killed_holders_lock_is_no_lock(logs, tmp_path):
     with Store(store).lock(wait=0):  # taken at once: the lock died with its holder
         pass
     assert time.monotonic() - started < 1
+
+
+def test_read_only_store_is_refused_clearly(logs, tmp_path, monkeypatch):
+    import errno
+
+    store = tmp_path / "store"
+    ingest([next(logs.rglob("*.LOG"))], store)
+    before = sorted((r["file"], r["line"]) for r in rows_of(store))
+    real_open = open
+
+    def read_only(path, mode="r", *a, **k):  # as a read-only mount answers (root ignores chmod)
+        if str(path).startswith(str(store)) and any(c in mode for c in "wax+"):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, mode, *a, **k)
+
+    monkeypatch.setattr("builtins.open", read_only)
+    with pytest.raises(StoreError, match="Read-only file system"):
+        ingest([logs], store)
+    monkeypatch.setattr("builtins.open", real_open)
+    assert sorted((r["file"], r["line"]) for r in rows_of(store)) == before
+    assert Store(store).check()["ok"]
