@@ -24,24 +24,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import psutil
+from common import PROTOCOL, TRACKING, run_child
 
-TRACKING_FIELDS = (
-    "date-time,client-ip,client-hostname,server-ip,server-hostname,source-context,connector-id,"
-    "source,event-id,internal-message-id,message-id,network-message-id,recipient-address,"
-    "recipient-status,total-bytes,recipient-count,related-recipient-address,reference,"
-    "message-subject,sender-address,return-path,message-info,directionality,tenant-id,"
-    "original-client-ip,original-server-ip,custom-data,transport-traffic-type,log-id,"
-    "schema-version"
-).split(",")
-PROTOCOL_FIELDS = (
-    "date-time,connector-id,session-id,sequence-number,local-endpoint,remote-endpoint,event,"
-    "data,context"
-).split(",")
+TRACKING_FIELDS, PROTOCOL_FIELDS = TRACKING, PROTOCOL
 SQL = (
     "select date, event_id, count(*) as n, sum(total_bytes) as bytes, "
     "count(distinct message_id) as messages from {tracking} group by all order by all"
@@ -186,29 +174,11 @@ STEPS = {name[5:].replace("_", "-"): fn for name, fn in globals().items() if nam
 
 
 def run(step: str, **kwargs) -> dict:
-    proc = psutil.Popen(
-        [sys.executable, __file__, "--step", step, json.dumps(kwargs)], stdout=subprocess.PIPE
+    code, wall, peak, out = run_child(
+        [sys.executable, __file__, "--step", step, json.dumps(kwargs)], capture=True
     )
-    peak = 0
-
-    def sample() -> None:
-        nonlocal peak
-        while proc.poll() is None:
-            try:
-                tree = [proc, *proc.children(recursive=True)]
-                peak = max(peak, sum(p.memory_full_info().pss for p in tree if p.is_running()))
-            except psutil.Error:
-                pass
-            time.sleep(0.05)
-
-    start = time.perf_counter()
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, _ = proc.communicate()
-    wall = time.perf_counter() - start
-    sampler.join()
-    if proc.returncode:
-        raise SystemExit(f"step {step} failed with exit code {proc.returncode}")
+    if code:
+        raise SystemExit(f"step {step} failed with exit code {code}")
     result = json.loads(out.decode().strip().splitlines()[-1])
     result.setdefault("seconds", wall)
     print(

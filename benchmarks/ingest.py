@@ -18,20 +18,12 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import psutil
+from common import TRACKING, run_child
 
-FIELDS = (
-    "date-time,client-ip,client-hostname,server-ip,server-hostname,source-context,connector-id,"
-    "source,event-id,internal-message-id,message-id,network-message-id,recipient-address,"
-    "recipient-status,total-bytes,recipient-count,related-recipient-address,reference,"
-    "message-subject,sender-address,return-path,message-info,directionality,tenant-id,"
-    "original-client-ip,original-server-ip,custom-data,transport-traffic-type,log-id,"
-    "schema-version"
-).split(",")
+FIELDS = TRACKING
 
 
 def tracking_logs(root: Path) -> list[Path]:
@@ -78,26 +70,7 @@ PHASES = {"pyarrow": phase_pyarrow, "pandas": phase_pandas, "loganalyzer": phase
 
 def measure(phase: str, logs_file: str, out: str) -> dict:
     """Run one phase in a child process; time it and sample its process tree's memory."""
-    proc = psutil.Popen([sys.executable, __file__, "--phase", phase, logs_file, out])
-    peak = 0
-
-    def sample() -> None:
-        nonlocal peak
-        while proc.poll() is None:
-            try:
-                tree = [proc, *proc.children(recursive=True)]
-                # PSS: pages shared by forked workers are counted once, not once per process
-                peak = max(peak, sum(p.memory_full_info().pss for p in tree if p.is_running()))
-            except psutil.Error:
-                pass
-            time.sleep(0.05)
-
-    start = time.perf_counter()
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    code = proc.wait()
-    seconds = time.perf_counter() - start
-    sampler.join()
+    code, seconds, peak, _ = run_child([sys.executable, __file__, "--phase", phase, logs_file, out])
     if code:
         raise SystemExit(f"phase {phase} failed with exit code {code}")
     size = sum(f.stat().st_size for f in Path(out).rglob("*.parquet"))
