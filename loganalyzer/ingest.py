@@ -28,7 +28,7 @@ from loganalyzer.store import (
     encode_fingerprint,
     fingerprints,
 )
-from loganalyzer.worker import Task, TaskResult, run_task
+from loganalyzer.worker import Task, TaskResult, run_bundle
 
 #: Called with (bytes done, bytes in all, path just finished).
 Progress = Callable[[int, int, str], None]
@@ -36,6 +36,10 @@ _SERIES = re.compile(
     r"^(?P<prefix>[a-z]+?)(?P<stamp>\d{4,10})(?:-(?P<n>\d+))?\.(?P<ext>log)$", re.IGNORECASE
 )
 _MANIFEST_EVERY = 1.0  # seconds between manifest rewrites during a long ingest
+#: Files up to this size are parsed in bundles of up to _BUNDLE_BYTES and _BUNDLE_FILES.
+_BUNDLE_FILE = 4 << 20
+_BUNDLE_BYTES = 8 << 20
+_BUNDLE_FILES = 64
 
 
 @dataclass
@@ -447,13 +451,39 @@ def _check_zone(tz: str) -> None:
         raise ValueError(f"unknown time zone {tz!r}: --tz takes an IANA name") from None
 
 
-def _run(tasks: list[Task], workers: int):
-    """Yield task results as they finish, biggest files first."""
+def bundles(tasks: list[Task], workers: int) -> list[list[Task]]:
+    """Tasks in the order to run them, biggest first; small files of one format and context
+    go together (``worker.run_bundle``), a few bundles per worker so that all finish together."""
     tasks = sorted(tasks, key=lambda t: t.size - t.offset, reverse=True)
+    small = [t for t in tasks if t.size - t.offset <= _BUNDLE_FILE]
+    budget = min(
+        _BUNDLE_BYTES, max(1 << 20, sum(t.size - t.offset for t in small) // (4 * max(1, workers)))
+    )
+    out = [[t] for t in tasks if t.size - t.offset > _BUNDLE_FILE]
+    groups: dict[tuple, list[Task]] = {}
+    for t in small:
+        groups.setdefault((t.format, t.log_type, t.forced, t.final, t.tz, t.server), []).append(t)
+    for group in groups.values():
+        bundle: list[Task] = []
+        size = 0
+        for t in group:
+            if bundle and (size + t.size - t.offset > budget or len(bundle) >= _BUNDLE_FILES):
+                out.append(bundle)
+                bundle, size = [], 0
+            bundle.append(t)
+            size += t.size - t.offset
+        if bundle:
+            out.append(bundle)
+    return out
+
+
+def _run(tasks: list[Task], workers: int):
+    """Yield task results as they finish."""
+    todo = bundles(tasks, workers)
     if workers <= 1:
-        for t in tasks:
-            yield run_task(t)
+        for bundle in todo:
+            yield from run_bundle(bundle)
         return
     with _pool(workers) as pool:
-        for future in as_completed([pool.submit(run_task, t) for t in tasks]):
-            yield future.result()
+        for future in as_completed([pool.submit(run_bundle, b) for b in todo]):
+            yield from future.result()

@@ -126,6 +126,12 @@ class Store:
             self.loc.full(relative), schema, filesystem=self.loc.arrow_fs, **options
         )
 
+    def write_bytes(self, relative: str, data: pa.Buffer | bytes) -> None:
+        """Write a whole file of the store (its folder is created)."""
+        self.loc.makedirs_for(relative)
+        with self.loc.open(relative, "wb") as fh:
+            fh.write(data)
+
     def write_parquet(self, relative: str, table: pa.Table, **options) -> None:
         """Write a whole Parquet file of the store."""
         self.loc.makedirs_for(relative)

@@ -6,22 +6,26 @@ Runs in a worker process; it never renames into place nor touches the manifest.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import secrets
 import socket
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loganalyzer import formats
-from loganalyzer.formats.base import Bad, ReadState
-from loganalyzer.formats.common import Context
+from loganalyzer.formats import columns as C
+from loganalyzer.formats.base import TAG_SHIFT, Bad, ReadState, Run, merge_runs
+from loganalyzer.formats.common import Batch, Context
 from loganalyzer.lookup import encode, table_hashes
 from loganalyzer.schema import QUARANTINE, TABLES, conform
 from loganalyzer.sources import open_source
@@ -29,6 +33,8 @@ from loganalyzer.store import TMP_SUFFIX, Part, Store
 
 #: Rows per row group (a log file of up to 10 MB is one group; Bloom filters make lookups skip it).
 ROW_GROUP = 65536
+#: Files with fewer bytes to read have their parts built in memory.
+BUFFER_BELOW = 4 << 20
 #: Columns with min/max statistics: what queries filter on (statistics of every text column
 #: cost a quarter of the write time and prune nothing).
 STATISTICS = (
@@ -123,16 +129,23 @@ class _Writer:
         self.store, self.table, self.task = store, table, task
         self.schema = TABLES[table]
         self.writers: dict[str, tuple[pq.ParquetWriter, Part]] = {}
+        self.buffers: dict[str, pa.BufferOutputStream] = {}
         self.bad: list[Bad] = []
         self.token = f"{os.getpid()}-{secrets.token_hex(4)}"
+        # a small file's part is built in memory and written at once: a file opened, written
+        # and closed costs a small part more than its encoding
+        self.buffered = task.size - task.offset <= BUFFER_BELOW
 
     def _open(self, date: str, rows: int) -> tuple[pq.ParquetWriter, Part]:
         if date not in self.writers:
             final = Store.part_name(self.table, date, self.task.file_key, self.task.offset)
             part = Part(f"{final}.{self.token}{TMP_SUFFIX}", final, 0)
-            writer = self.store.parquet_writer(
-                part.tmp, self.schema, **part_options(self.schema, rows)
-            )
+            options = part_options(self.schema, rows)
+            if self.buffered:
+                self.buffers[date] = pa.BufferOutputStream()
+                writer = pq.ParquetWriter(self.buffers[date], self.schema, **options)
+            else:
+                writer = self.store.parquet_writer(part.tmp, self.schema, **options)
             self.writers[date] = (writer, part)
         return self.writers[date]
 
@@ -152,9 +165,12 @@ class _Writer:
         part.rows += rows.num_rows
 
     def close(self) -> list[Part]:
+        self.bad.sort(key=lambda b: b.line)  # file order, however the lines were parsed
         parts = []
-        for writer, part in self.writers.values():
+        for date, (writer, part) in self.writers.items():
             writer.close()
+            if date in self.buffers:
+                self.store.write_bytes(part.tmp, self.buffers.pop(date).getvalue())
             parts.append(part)
         if self.bad:
             final = Store.quarantine_name(self.task.file_key, self.task.offset)
@@ -191,13 +207,8 @@ def _filled(column: pa.ChunkedArray, server: str) -> pa.Array:
     return pc.fill_null(column, server)
 
 
-def run_task(task: Task) -> TaskResult:
-    """Parse ``task.path`` from ``task.offset`` and write its parts under temporary names."""
-    started = time.perf_counter()
-    module = formats.get(task.format)
-    result = TaskResult(task, module.TABLE, worker=f"{socket.gethostname()}:{os.getpid()}")
-    state = ReadState(task.offset, task.line, task.header)
-    ctx = Context(
+def _context(task: Task) -> Context:
+    return Context(
         path=task.path,
         file_key=task.file_key,
         log_type=task.log_type,
@@ -205,35 +216,121 @@ def run_task(task: Task) -> TaskResult:
         final=task.final,
         tz=task.tz,
     )
-    writer = _Writer(Store(task.store), module.TABLE, task)
+
+
+def run_task(task: Task) -> TaskResult:
+    """Parse ``task.path`` from ``task.offset`` and write its parts under temporary names."""
+    started = time.perf_counter()
+    module = formats.get(task.format)
+    result = TaskResult(task, module.TABLE, worker=f"{socket.gethostname()}:{os.getpid()}")
+    state = ReadState(task.offset, task.line, task.header)
+    ctx = _context(task)
+    try:
+        with open_source(task.path) as fh:
+            _store(task, module.parse(fh, state, ctx), result)
+    except (OSError, EOFError, zlib.error) as exc:
+        result.error = f"could not read: {getattr(exc, 'strerror', None) or exc}"
+    return _finish(result, state, ctx, started)
+
+
+def run_bundle(tasks: list[Task]) -> list[TaskResult]:
+    """Several small files of one format and context: their runs with the same fields are
+    parsed together (the CSV reader's and the normalising's cost per call is paid once),
+    then each file's rows go to its own parts, as ``run_task`` would write them."""
+    module = formats.get(tasks[0].format)
+    if len(tasks) == 1 or not hasattr(module, "prepare"):
+        return [run_task(t) for t in tasks]
+    started = time.perf_counter()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    results = [TaskResult(t, module.TABLE, worker=worker) for t in tasks]
+    states = [ReadState(t.offset, t.line, t.header) for t in tasks]
+    ctxs = [_context(t) for t in tasks]
+    batches: list[list[Batch]] = [[] for _ in tasks]
+    runs: dict[tuple[str, ...], list[tuple[int, Run]]] = {}
+    for i, task in enumerate(tasks):
+        found: dict[tuple[str, ...], list[tuple[int, Run]]] = {}
+        try:
+            with open_source(task.path) as fh:
+                for item in module.prepare(fh, states[i], ctxs[i]):
+                    if isinstance(item, Batch):
+                        batches[i].append(item)
+                        continue
+                    run, names, bad = item
+                    batches[i].append(Batch(None, bad))
+                    found.setdefault(tuple(names), []).append((i, run))
+        except (OSError, EOFError, zlib.error) as exc:
+            results[i].error = f"could not read: {getattr(exc, 'strerror', None) or exc}"
+            continue
+        for names, items in found.items():
+            runs.setdefault(names, []).extend(items)
+    for names, items in runs.items():
+        merged = merge_runs([r for _, r in items], [i for i, _ in items])
+        for i, batch in _split(module.parse_run(merged, list(names), ctxs[0]), tasks, module):
+            batches[i].append(batch)
+    out = []
+    for i, task in enumerate(tasks):
+        if not results[i].error:
+            _store(task, iter(batches[i]), results[i])
+        out.append(_finish(results[i], states[i], ctxs[i], started))
+    return out
+
+
+def _split(batch: Batch, tasks: list[Task], module) -> Iterator[tuple[int, Batch]]:
+    """The rows and bad lines of a merged parse, back to the file each came from."""
+    mask = (1 << TAG_SHIFT) - 1
+    for bad in batch.bad:
+        yield bad.line >> TAG_SHIFT, Batch(None, [Bad(bad.line & mask, bad.reason, bad.raw)])
+    table = batch.table
+    if table is None or table.num_rows == 0:
+        return
+    line = table.column("line")
+    tags = pc.shift_right(line, TAG_SHIFT).to_numpy()
+    table = table.set_column(
+        table.schema.get_field_index("line"), "line", pc.bit_wise_and(line, mask)
+    )
+    at = table.schema.get_field_index("file")
+    # the runs were joined file after file: each file's rows are one slice
+    cuts = [0, *(np.flatnonzero(np.diff(tags)) + 1).tolist(), len(tags)]
+    for lo, hi in itertools.pairwise(cuts):
+        rows = table.slice(lo, hi - lo)
+        tag = int(tags[lo])
+        rows = rows.set_column(at, "file", C.constant(tasks[tag].path, rows.num_rows))
+        yield tag, Batch(rows, [], module.server_hint(rows))
+
+
+def _store(task: Task, batches: Iterator[Batch], result: TaskResult) -> None:
+    """Write the rows of ``batches`` into the task's parts (temporary names)."""
+    writer = _Writer(Store(task.store), result.table, task)
     server = task.server
     keys: set[int] = set()
     stage = "read"
     try:
-        with open_source(task.path) as fh:
-            for batch in module.parse(fh, state, ctx):
-                writer.bad.extend(batch.bad)
-                if batch.table is None or batch.table.num_rows == 0:
-                    continue
-                if server is None:
-                    server = batch.server_hint or folder_server(task.path) or "UNKNOWN"
-                table = conform(batch.table, writer.schema)
-                at = table.schema.get_field_index("server")
-                table = table.set_column(at, "server", _filled(table.column(at), server))
-                stage = "write to the store"
-                writer.write(table)
-                stage = "read"
-                result.rows += table.num_rows
-                keys |= table_hashes(table)
+        for batch in batches:
+            writer.bad.extend(batch.bad)
+            if batch.table is None or batch.table.num_rows == 0:
+                continue
+            if server is None:
+                server = batch.server_hint or folder_server(task.path) or "UNKNOWN"
+            table = conform(batch.table, writer.schema)
+            at = table.schema.get_field_index("server")
+            table = table.set_column(at, "server", _filled(table.column(at), server))
+            stage = "write to the store"
+            writer.write(table)
+            stage = "read"
+            result.rows += table.num_rows
+            keys |= table_hashes(table)
         stage = "write to the store"
         result.parts = writer.close()
     except (OSError, EOFError, zlib.error) as exc:
         writer.abort()
         result.error = f"could not {stage}: {getattr(exc, 'strerror', None) or exc}"
-        return result
+        return
     result.lookup = encode(keys)
     result.quarantined = len(writer.bad)
     result.server = server
+
+
+def _finish(result: TaskResult, state: ReadState, ctx: Context, started: float) -> TaskResult:
     result.state = state
     result.tz_assumed = bool(ctx.options.get("tz_assumed"))
     result.seconds = time.perf_counter() - started

@@ -68,6 +68,28 @@ class Run:
         return int(np.searchsorted(self.starts, pos, side="right") - 1)
 
 
+#: Bits below a merged run's file tag in its line numbers (no log has 2**40 lines).
+TAG_SHIFT = 40
+
+
+def merge_runs(runs: list[Run], tags: list[int]) -> Run:
+    """One run of the lines of ``runs`` (same fields), each line number carrying the tag of
+    its run (``tag << TAG_SHIFT | line``): one CSV parse for many small files."""
+    sizes = np.array([len(r.data) for r in runs], dtype=np.int64)
+    counts = np.array([len(r.line_numbers) for r in runs], dtype=np.int64)
+    at = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    first = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    return Run(
+        b"".join(r.data for r in runs),
+        np.concatenate(
+            [r.line_numbers + (t << TAG_SHIFT) for r, t in zip(runs, tags, strict=True)]
+        ),
+        np.concatenate([r.starts + a for r, a in zip(runs, at, strict=True)]),
+        np.concatenate([r.candidates + f for r, f in zip(runs, first, strict=True)]),
+        dict(runs[0].directives),
+    )
+
+
 def _decode_line(raw: bytes) -> tuple[bytes, bool]:
     """UTF-8 bytes of a line; cp1252 is assumed for a line that is not UTF-8."""
     try:

@@ -111,6 +111,21 @@ def _field_names(run: Run, ctx: Context) -> list[str] | None:
 
 def parse(fh, state: ReadState, ctx: Context) -> Iterator[Batch]:
     """Rows of the tracking table, batch by batch, from ``state.offset`` on."""
+    for item in prepare(fh, state, ctx):
+        if isinstance(item, Batch):
+            yield item
+            continue
+        run, names, bad = item
+        batch = parse_run(run, names, ctx)
+        yield Batch(batch.table, bad + batch.bad, batch.server_hint)
+
+
+def prepare(
+    fh, state: ReadState, ctx: Context
+) -> Iterator[Batch | tuple[Run, list[str], list[Bad]]]:
+    """``parse`` up to the CSV reader: runs with their field names and the lines already
+    quarantined, or batches of lines that cannot be parsed. The ingest of many small files
+    joins the runs of several files with the same fields into one ``parse_run``."""
     for run, bad in read_runs(fh, state, final=ctx.final):
         if run is None or len(run.candidates) == 0:
             if bad:
@@ -119,22 +134,30 @@ def parse(fh, state: ReadState, ctx: Context) -> Iterator[Batch]:
         names = _field_names(run, ctx)
         if names is None:
             yield Batch(None, bad + _no_header(run))
-            continue
-        if "date-time" not in names:
+        elif "date-time" not in names:
             yield Batch(None, bad + _no_header(run, "the #Fields header names no date-time"))
-            continue
-        raw, rows, wrong = read_csv_run(run, names)
-        table, invalid, hint = normalise(raw, run, rows, ctx)
-        yield Batch(table, bad + wrong + invalid, hint)
+        else:
+            yield run, names, bad
+
+
+def parse_run(run: Run, names: list[str], ctx: Context) -> Batch:
+    """The rows of one run whose fields are ``names``; its bad lines to the quarantine."""
+    raw, rows, wrong = read_csv_run(run, names)
+    table, invalid = normalise(raw, run, rows, ctx)
+    return Batch(table, wrong + invalid, server_hint(table))
+
+
+def server_hint(table: pa.Table) -> str | None:
+    """The server that wrote the rows: the commonest server-hostname of its local events."""
+    local = pc.is_in(table.column("event_id"), pa.array(_LOCAL_EVENTS))
+    return C.most_common(C.server_name(pc.filter(table.column("server_hostname"), local)))
 
 
 def _no_header(run: Run, reason: str = "data line before any #Fields header") -> list[Bad]:
     return [Bad(int(run.line_numbers[i]), reason, run.text(i)) for i in run.candidates.tolist()]
 
 
-def normalise(
-    raw: pa.Table, run: Run, rows, ctx: Context
-) -> tuple[pa.Table, list[Bad], str | None]:
+def normalise(raw: pa.Table, run: Run, rows, ctx: Context) -> tuple[pa.Table, list[Bad]]:
     """String columns named by #Fields to the tracking schema; bad rows to the quarantine."""
     n = raw.num_rows
     cols = {c.replace("-", "_"): raw.column(c).combine_chunks() for c in raw.column_names}
@@ -175,10 +198,7 @@ def normalise(
         (bad_bytes, "bad total-bytes"),
         (bad_count, "bad recipient-count"),
     ]
-    table, invalid = split_bad(table, problems, run, rows)
-    local = pc.is_in(table.column("event_id"), pa.array(_LOCAL_EVENTS))
-    hint = C.most_common(C.server_name(pc.filter(table.column("server_hostname"), local)))
-    return table, invalid, hint
+    return split_bad(table, problems, run, rows)
 
 
 def split_bad(table: pa.Table, problems, run: Run, rows) -> tuple[pa.Table, list[Bad]]:

@@ -320,7 +320,7 @@ def detail(raw: pa.Table, run: Run, rows: np.ndarray, ctx: Context, name: str, l
     if bad:
         keep = pc.invert(missing)
         raw, rows = raw.filter(keep), rows[keep.to_numpy(zero_copy_only=False)]
-    table, invalid, _ = exchange_tracking.normalise(raw, run, rows, replace(ctx, log_type=log_type))
+    table, invalid = exchange_tracking.normalise(raw, run, rows, replace(ctx, log_type=log_type))
     table = table.set_column(
         table.schema.get_field_index("log_format"), "log_format", C.constant(name, table.num_rows)
     )

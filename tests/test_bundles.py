@@ -1,0 +1,129 @@
+"""Small files are parsed in bundles; the store is the same as when each file is parsed alone."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from logfiles import FIELD_SETS, header, line, row
+from stores import content
+
+from loganalyzer import worker
+from loganalyzer.formats import exchange_tracking
+from loganalyzer.ingest import ingest
+from loganalyzer.store import Store
+
+ingest_module = importlib.import_module("loganalyzer.ingest")  # the package binds the function
+FIELDS_2010 = FIELD_SETS[26]
+
+
+def _logs(root):
+    """Tracking logs of three servers, with what a parse can meet in a small file."""
+    texts = {
+        # plain files, several servers (each file's server comes from its own rows)
+        "EX01/MSGTRK2026030210-1.LOG": header() + "".join(line(row(i)) for i in range(40)),
+        "EX02/MSGTRK2026030210-1.LOG": header()
+        + "".join(line(row(i, server_hostname="EX02")) for i in range(100, 130)),
+        # bad lines among good ones: wrong field count, bad time, unbalanced quote
+        "EX01/MSGTRK2026030211-1.LOG": header()
+        + line(row(200))
+        + "a,b,c\r\n"
+        + line(row(201, date_time="yesterday"))
+        + line(row(202))[:-2]
+        + ',"x\r\n'
+        + line(row(203)),
+        # the fields change mid-file: two runs with other columns
+        "EX03/MSGTRK2026030210-1.LOG": header()
+        + line(row(300))
+        + header(FIELDS_2010, version="14.03.0123.000")
+        + line(row(301), FIELDS_2010)
+        + header()
+        + line(row(302)),
+        # a last line still being written, and a file with only its header
+        "EX02/MSGTRK2026030211-1.LOG": header() + line(row(400)) + line(row(401))[:25],
+        "EX03/MSGTRK2026030211-1.LOG": header(date="2026-03-02T11:00:00.000Z"),
+        # a day boundary inside one file: two parts
+        "EX01/MSGTRK2026030223-1.LOG": header()
+        + line(row(500, date_time="2026-03-02T23:59:59.900Z"))
+        + line(row(501, date_time="2026-03-03T00:00:00.100Z")),
+    }
+    for name, text in texts.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text.encode())
+    return root
+
+
+@pytest.fixture
+def logs(tmp_path):
+    return _logs(tmp_path / "logs")
+
+
+def test_bundled_parse_equals_one_file_at_a_time(logs, tmp_path, monkeypatch):
+    calls = []
+    real = exchange_tracking.parse_run
+    monkeypatch.setattr(exchange_tracking, "parse_run", lambda *a: calls.append(1) or real(*a))
+    bundled = ingest([logs], tmp_path / "bundled", workers=1)
+    assert bundled.exit_code == 0
+    # the runs of all files went through a few parses (one per field set and final flag)
+    parses = len(calls)
+    assert 0 < parses <= 4
+
+    monkeypatch.setattr(ingest_module, "_BUNDLE_FILE", -1)  # every file a task of its own
+    calls.clear()
+    alone = ingest([logs], tmp_path / "alone", workers=1)
+    assert len(calls) > 2 * parses
+    assert content(Store(tmp_path / "bundled")) == content(Store(tmp_path / "alone"))
+    assert bundled.to_dict()["files"] == alone.to_dict()["files"]
+    by_file = {f.path.rsplit("logs/", 1)[1]: f for f in bundled.files}
+    assert by_file["EX01/MSGTRK2026030211-1.LOG"].quarantined == 3
+    assert by_file["EX03/MSGTRK2026030210-1.LOG"].rows == 3
+    servers = {
+        r["paths"][0].rsplit("logs/", 1)[1]: r["server"]
+        for r in Store(tmp_path / "bundled").manifest().values()
+    }
+    assert servers["EX02/MSGTRK2026030210-1.LOG"] == "EX02"
+
+
+def test_a_file_that_fails_in_a_bundle_fails_alone(logs, tmp_path, monkeypatch):
+    broken = str(logs / "EX02" / "MSGTRK2026030210-1.LOG")
+    real = worker.open_source
+
+    def failing(path, *a, **k):
+        if str(path) == broken:
+            raise OSError(5, "Input/output error")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(worker, "open_source", failing)
+    summary = ingest([logs], tmp_path / "store", workers=1)
+    errors = [f for f in summary.files if f.status == "error"]
+    assert [f.path for f in errors] == [broken]
+    assert "could not read: Input/output error" in errors[0].reason
+    others = {f.path for f in summary.files if f.status == "ingested"}
+    assert len(others) == 6
+    monkeypatch.setattr(worker, "open_source", real)
+    again = ingest([logs], tmp_path / "store", workers=1)
+    assert [f.path for f in again.files if f.status == "ingested"] == [broken]
+
+
+def test_bundles_are_grouped_by_format_and_context_and_bounded(logs, tmp_path):
+    md_log = header(date="2026-03-02T10:00:01.000Z") + line(row(600, event_id="DELIVER"))
+    (logs / "EX01" / "MSGTRKMD2026030210-1.LOG").write_text(md_log)
+    st = Store(tmp_path / "store")
+    tasks = ingest_module._plan(
+        ingest_module.discover([logs])[0],
+        {},
+        st,
+        format=None,
+        server=None,
+        tz=None,
+        final=False,
+        reports=[],
+    )
+    bundles = ingest_module.bundles(tasks, workers=2)
+    assert sorted(t.path for b in bundles for t in b) == sorted(t.path for t in tasks)
+    for b in bundles:
+        assert len({(t.format, t.log_type, t.final) for t in b}) == 1
+    assert any(len(b) > 1 for b in bundles)
+    md = [b for b in bundles if any("MSGTRKMD" in t.path for t in b)]
+    assert len(md) == 1 and len(md[0]) == 1  # another log type: its own bundle
