@@ -24,14 +24,13 @@ def key_hash(value: str) -> int:
 
 
 def table_hashes(table: pa.Table) -> set[int]:
-    """Hashes of the distinct IDs in a batch of rows."""
-    out: set[int] = set()
+    """Hashes of the distinct IDs in a batch of rows (``key_hash`` of each)."""
+    values: set[str] = set()
     for column, norm in KEYS.items():
         if column in table.column_names:
-            for value in pc.unique(table.column(column)).to_pylist():
-                if value:
-                    out.add(key_hash(norm(value)))
-    return out
+            values.update(norm(v) for v in pc.unique(table.column(column)).to_pylist() if v)
+    digests = b"".join(hashlib.blake2b(v.encode(), digest_size=4).digest() for v in values)
+    return set(np.frombuffer(digests, "<u4").tolist())
 
 
 def encode(hashes: set[int] | np.ndarray) -> bytes:
@@ -39,6 +38,8 @@ def encode(hashes: set[int] | np.ndarray) -> bytes:
 
 
 def merge(old: bytes | None, new: bytes) -> bytes:
+    if not old:
+        return new  # already sorted and unique (``encode``)
     both = np.concatenate([np.frombuffer(old or b"", np.uint32), np.frombuffer(new, np.uint32)])
     return np.unique(both).tobytes()
 

@@ -122,9 +122,9 @@ def split_statuses(col: pa.Array, counts: pa.Array) -> pa.ListArray:
     """
     col = pc.fill_null(col, "")
     lengths = pc.list_value_length(pc.split_pattern(col, ";"))
-    odd = pc.or_(
-        pc.match_substring_regex(col, r"[\[{]"),
-        pc.and_(pc.not_equal(lengths, counts), pc.not_equal(col, "")),
+    odd = pc.and_(  # a status without ";" splits into itself, brackets or not
+        pc.greater(lengths, 1),
+        pc.or_(pc.match_substring_regex(col, r"[\[{]"), pc.not_equal(lengths, counts)),
     )
     idx = np.flatnonzero(pc.fill_null(odd, False).to_numpy(zero_copy_only=False))
     if len(idx) == 0:
