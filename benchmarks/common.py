@@ -32,7 +32,7 @@ def run_child(args: list[str], capture: bool = False) -> tuple[int, float, int, 
                 peak = max(peak, sum(p.memory_full_info().pss for p in tree if p.is_running()))
             except psutil.Error:
                 pass
-            time.sleep(0.05)
+            time.sleep(0.1)
 
     start = time.perf_counter()
     sampler = threading.Thread(target=sample, daemon=True)
