@@ -23,6 +23,7 @@ from loganalyzer.schema import SCHEMA_VERSION
 from loganalyzer.sources import BombError, expand, read_head
 from loganalyzer.store import (
     HEAD,
+    LADDER,
     Store,
     decode_fingerprint,
     encode_fingerprint,
@@ -181,7 +182,10 @@ class _Identity:
     def __init__(self, manifest: dict[str, dict]) -> None:
         self.index: dict[tuple[int, str], str] = {}
         self.lengths: dict[str, list[int]] = {}
-        self.all_lengths: set[int] = set()
+        # files shorter than HEAD have a digest at their own length, off the ladder: by the
+        # digest at the ladder length below it, so that a new head is hashed only at the
+        # lengths of the short files it could be (hashing at every length is quadratic)
+        self.short: dict[tuple[int, str], set[int]] = {}
         for key, row in manifest.items():
             self.add(key, decode_fingerprint(row["head_fingerprint"]))
 
@@ -189,10 +193,22 @@ class _Identity:
         for n, digest in fps.items():
             self.index.setdefault((n, digest), key)
         self.lengths[key] = sorted({*self.lengths.get(key, ()), *fps})
-        self.all_lengths.update(fps)
+        for n in fps:
+            if n not in LADDER:
+                anchor = max((a for a in LADDER if a < n), default=0)
+                self.short.setdefault((anchor, fps.get(anchor, "")), set()).add(n)
 
     def find(self, head: bytes) -> tuple[str | None, dict[int, str]]:
-        fps = fingerprints(head, tuple(n for n in self.all_lengths if n <= len(head)))
+        fps = fingerprints(head)
+        extra = {
+            n
+            for a in (0, *LADDER)
+            if a == 0 or a in fps
+            for n in self.short.get((a, fps.get(a, "")), ())
+            if n <= len(head)
+        }
+        if extra - fps.keys():
+            fps = fingerprints(head, tuple(extra))
         for n in sorted(fps, reverse=True):
             key = self.index.get((n, fps[n]))
             if key and max(m for m in self.lengths[key] if m <= len(head)) == n:

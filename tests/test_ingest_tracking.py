@@ -154,6 +154,29 @@ def test_grown_file_is_read_on_and_the_partial_line_waits(store_dir, tmp_path):
     }
 
 
+def test_short_files_are_known_again_grown_past_the_head_or_copied(store_dir, tmp_path):
+    """Files shorter than the 64 KiB head are matched at their own length."""
+    short = tmp_path / "logs" / "EX01" / "MSGTRK2026030210-1.LOG"
+    other = tmp_path / "logs" / "EX02" / "MSGTRK2026030210-1.LOG"
+    write_log(short, [row(i) for i in range(3)])
+    other.parent.mkdir(parents=True)
+    other.write_text(
+        header(date="2026-03-02T10:00:05.000Z") + "".join(line(row(i)) for i in range(5))
+    )
+    assert short.stat().st_size < 4096
+    assert ingest([tmp_path / "logs"], store_dir).rows == 8
+    with open(short, "ab") as fh:
+        fh.write("".join(line(row(i)) for i in range(3, 300)).encode())
+    assert short.stat().st_size > 65536
+    copy = tmp_path / "copy" / "MSGTRK2026030210-1.LOG"
+    copy.parent.mkdir()
+    shutil.copy(other, copy)
+    summary = ingest([tmp_path / "logs", copy], store_dir)
+    status = {Path(f.path).parent.name: (f.status, f.rows) for f in summary.files}
+    assert status == {"EX01": ("grown", 297), "EX02": ("unchanged", 0), "copy": ("unchanged", 0)}
+    assert len(rows_of(store_dir)) == 305
+
+
 def test_partial_last_line_is_quarantined_once_the_file_stopped_growing(store_dir, tmp_path):
     folder = tmp_path / "EX01"
     old = write_log(folder / "MSGTRK2026030210-1.LOG", [row(0)], tail="2026-03-02T10:5")
