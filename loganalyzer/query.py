@@ -10,12 +10,13 @@ from contextlib import suppress
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 
 from loganalyzer.schema import QUARANTINE, TABLES
 
 if TYPE_CHECKING:
+    import duckdb
+
     from loganalyzer.store import Store
 
 _RECIPIENTS = """
@@ -103,6 +104,8 @@ def _parts_view(
 def _no_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
     # DuckDB draws a progress bar on stdout for slow queries, terminal or not: never ours.
     # Under Jupyter without ipywidgets it refuses the setting, and draws no bar there anyway.
+    import duckdb
+
     with suppress(duckdb.Error):
         con.execute("set enable_progress_bar = false")
 
@@ -114,6 +117,8 @@ def connect(
 
     ``only`` (manifest rows) restricts the tracking, smtp and quarantine views to those files.
     """
+    import duckdb  # here: importing it costs every command, tracing or not, a tenth of a second
+
     con = duckdb.connect()
     _no_progress_bar(con)
     con.execute("set TimeZone = 'UTC'")
