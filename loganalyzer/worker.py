@@ -13,7 +13,7 @@ import secrets
 import socket
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
@@ -246,26 +246,26 @@ def run_bundle(tasks: list[Task]) -> list[TaskResult]:
     states = [ReadState(t.offset, t.line, t.header) for t in tasks]
     ctxs = [_context(t) for t in tasks]
     batches: list[list[Batch]] = [[] for _ in tasks]
-    runs: dict[tuple[str, ...], list[tuple[int, Run]]] = {}
+    runs: dict[Hashable, list[tuple[int, Run]]] = {}  # by what their parse depends on
     for i, task in enumerate(tasks):
-        found: dict[tuple[str, ...], list[tuple[int, Run]]] = {}
+        found: dict[Hashable, list[tuple[int, Run]]] = {}
         try:
             with open_source(task.path) as fh:
                 for item in module.prepare(fh, states[i], ctxs[i]):
                     if isinstance(item, Batch):
                         batches[i].append(item)
                         continue
-                    run, names, bad = item
+                    run, key, bad = item
                     batches[i].append(Batch(None, bad))
-                    found.setdefault(tuple(names), []).append((i, run))
+                    found.setdefault(key, []).append((i, run))
         except (OSError, EOFError, zlib.error) as exc:
             results[i].error = f"could not read: {getattr(exc, 'strerror', None) or exc}"
             continue
-        for names, items in found.items():
-            runs.setdefault(names, []).extend(items)
-    for names, items in runs.items():
+        for key, items in found.items():
+            runs.setdefault(key, []).extend(items)
+    for key, items in runs.items():
         merged = merge_runs([r for _, r in items], [i for i, _ in items])
-        for i, batch in _split(module.parse_run(merged, list(names), ctxs[0]), tasks, module):
+        for i, batch in _split(module.parse_run(merged, key, ctxs[0]), tasks, module):
             batches[i].append(batch)
     out = []
     for i, task in enumerate(tasks):

@@ -127,3 +127,25 @@ def test_bundles_are_grouped_by_format_and_context_and_bounded(logs, tmp_path):
     assert any(len(b) > 1 for b in bundles)
     md = [b for b in bundles if any("MSGTRKMD" in t.path for t in b)]
     assert len(md) == 1 and len(md[0]) == 1  # another log type: its own bundle
+
+
+def test_protocol_logs_bundled_equal_one_file_at_a_time(tmp_path, monkeypatch):
+    from stores import synth_logs
+
+    from loganalyzer.formats import exchange_smtp_protocol
+
+    logs = synth_logs(tmp_path / "logs", days=1, messages=60)
+    calls = []
+    real = exchange_smtp_protocol.parse_run
+    monkeypatch.setattr(
+        exchange_smtp_protocol, "parse_run", lambda *a: calls.append(a[1][1]) or real(*a)
+    )
+    assert ingest([logs], tmp_path / "bundled", workers=1).exit_code == 0
+    bundled_calls = len(calls)
+    assert {"receive", "send"} <= set(calls)  # runs of each direction parsed apart
+    monkeypatch.setattr(ingest_module, "_BUNDLE_FILE", -1)
+    calls.clear()
+    assert ingest([logs], tmp_path / "alone", workers=1).exit_code == 0
+    assert len(calls) > 2 * bundled_calls
+    bundled, alone = content(Store(tmp_path / "bundled")), content(Store(tmp_path / "alone"))
+    assert bundled["smtp"] and bundled == alone

@@ -122,6 +122,18 @@ def _field_names(run: Run, ctx: Context) -> list[str] | None:
 
 def parse(fh, state: ReadState, ctx: Context) -> Iterator[Batch]:
     """Rows of the smtp table, batch by batch, from ``state.offset`` on."""
+    for item in prepare(fh, state, ctx):
+        if isinstance(item, Batch):
+            yield item
+            continue
+        run, key, bad = item
+        batch = parse_run(run, key, ctx)
+        yield Batch(batch.table, bad + batch.bad, batch.server_hint)
+
+
+def prepare(fh, state: ReadState, ctx: Context) -> Iterator[Batch | tuple[Run, tuple, list[Bad]]]:
+    """``parse`` up to the CSV reader: each run with what its parse depends on (its fields
+    and direction), or batches of lines that cannot be parsed (see ``worker.run_bundle``)."""
     for run, bad in read_runs(fh, state, final=ctx.final):
         if run is None or len(run.candidates) == 0:
             if bad:
@@ -133,9 +145,23 @@ def parse(fh, state: ReadState, ctx: Context) -> Iterator[Batch]:
             lines = [Bad(int(run.line_numbers[i]), reason, run.text(i)) for i in run.candidates]
             yield Batch(None, bad + lines)
             continue
-        raw, rows, wrong = read_csv_run(run, names)
-        table, invalid, hint = normalise(raw, run, rows, ctx)
-        yield Batch(table, bad + wrong + invalid, hint)
+        yield run, (tuple(names), _direction(run, ctx)), bad
+
+
+def parse_run(run: Run, key: tuple, ctx: Context) -> Batch:
+    """The rows of one run; ``key`` is its fields and direction (``prepare``)."""
+    names, direction = key
+    raw, rows, wrong = read_csv_run(run, list(names))
+    table, invalid = normalise(raw, run, rows, ctx, direction)
+    return Batch(table, wrong + invalid, server_hint(table))
+
+
+def server_hint(table: pa.Table) -> str | None:
+    """The server a receive log belongs to: the commonest server in its connector names
+    (``EX01\\Default Frontend EX01``); a send connector names no server of its own."""
+    received = pc.not_equal(pc.fill_null(table.column("direction"), ""), "send")
+    ids = pc.filter(table.column("connector_id"), received)
+    return C.most_common(C.server_name(pc.filter(ids, pc.match_substring(ids, "\\"))))
 
 
 def split_endpoint(col: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -167,8 +193,8 @@ def _only(mask: pa.Array, values: pa.Array) -> pa.Array:
 
 
 def normalise(
-    raw: pa.Table, run: Run, rows: np.ndarray, ctx: Context
-) -> tuple[pa.Table, list[Bad], str | None]:
+    raw: pa.Table, run: Run, rows: np.ndarray, ctx: Context, direction: str | None
+) -> tuple[pa.Table, list[Bad]]:
     """String columns named by #Fields to the smtp schema; bad rows to the quarantine."""
     n = raw.num_rows
     cols = {c.replace("-", "_"): raw.column(c).combine_chunks() for c in raw.column_names}
@@ -181,7 +207,6 @@ def normalise(
     data, context = cols.get("data", missing), cols.get("context", missing)
     connector = cols.get("connector_id", missing)
 
-    direction = _direction(run, ctx)
     talk = pc.is_in(event, pa.array(["<", ">"]))
     code, enhanced = C.reply_parts(_only(talk, data))  # regexes run on the lines they concern
     if direction:
@@ -225,9 +250,4 @@ def normalise(
         (pc.is_null(date_time), "no date-time"),
         (bad_sequence, "bad sequence-number"),
     ]
-    table, invalid = split_bad(table, problems, run, rows)
-    hint = None
-    if direction != "send":
-        ids = table.column("connector_id")
-        hint = C.most_common(C.server_name(pc.filter(ids, pc.match_substring(ids, "\\"))))
-    return table, invalid, hint
+    return split_bad(table, problems, run, rows)

@@ -137,12 +137,12 @@ def prepare(
         elif "date-time" not in names:
             yield Batch(None, bad + _no_header(run, "the #Fields header names no date-time"))
         else:
-            yield run, names, bad
+            yield run, tuple(names), bad
 
 
-def parse_run(run: Run, names: list[str], ctx: Context) -> Batch:
+def parse_run(run: Run, names: tuple[str, ...], ctx: Context) -> Batch:
     """The rows of one run whose fields are ``names``; its bad lines to the quarantine."""
-    raw, rows, wrong = read_csv_run(run, names)
+    raw, rows, wrong = read_csv_run(run, list(names))
     table, invalid = normalise(raw, run, rows, ctx)
     return Batch(table, wrong + invalid, server_hint(table))
 
