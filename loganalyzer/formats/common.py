@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -40,6 +41,18 @@ class Batch:
     table: pa.Table | None
     bad: list[Bad]
     server_hint: str | None = None
+
+
+def parse_prepared(prepared: Iterable, parse_run: Callable, ctx: Context) -> Iterator[Batch]:
+    """A format's ``parse`` from its ``prepare`` and ``parse_run``: each run parsed alone
+    (``worker.run_bundle`` parses the runs of several files together instead)."""
+    for item in prepared:
+        if isinstance(item, Batch):
+            yield item
+            continue
+        run, key, bad = item
+        batch = parse_run(run, key, ctx)
+        yield Batch(batch.table, bad + batch.bad, batch.server_hint)
 
 
 _DIRECTIVE = re.compile(rb"^#\s*([A-Za-z-]+)\s*:\s*(.*?)\s*$", re.MULTILINE)

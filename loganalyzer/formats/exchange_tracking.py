@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import Bad, ReadState, Run, read_csv_run, read_runs
-from loganalyzer.formats.common import Batch, Context, Detected, header_value
+from loganalyzer.formats.common import Batch, Context, Detected, header_value, parse_prepared
 from loganalyzer.schema import TRACKING, build_table
 
 NAME = "exchange-tracking"
@@ -111,13 +111,7 @@ def _field_names(run: Run, ctx: Context) -> list[str] | None:
 
 def parse(fh, state: ReadState, ctx: Context) -> Iterator[Batch]:
     """Rows of the tracking table, batch by batch, from ``state.offset`` on."""
-    for item in prepare(fh, state, ctx):
-        if isinstance(item, Batch):
-            yield item
-            continue
-        run, names, bad = item
-        batch = parse_run(run, names, ctx)
-        yield Batch(batch.table, bad + batch.bad, batch.server_hint)
+    return parse_prepared(prepare(fh, state, ctx), parse_run, ctx)
 
 
 def prepare(
