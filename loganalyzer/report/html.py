@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import pandas as pd
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment
 
+from loganalyzer.pages import page_environment
 from loganalyzer.report.charts import SECTION_CHARTS
 
 if TYPE_CHECKING:
@@ -110,15 +111,7 @@ def _plotly_js() -> tuple[str, str]:
 
 @cache
 def environment() -> Environment:
-    env = Environment(
-        loader=PackageLoader("loganalyzer", "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["cell"] = cell
-    env.filters["label"] = lambda c: str(c).replace("_", " ")
-    return env
+    return page_environment(cell=cell, label=lambda c: str(c).replace("_", " "))
 
 
 def human_bytes(n: float) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment
 
+from loganalyzer.pages import page_environment
 from loganalyzer.trace.model import iso
 
 #: Page policy: no scripts, no network; inline styles only.
@@ -15,14 +16,7 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 @cache
 def environment() -> Environment:
-    env = Environment(
-        loader=PackageLoader("loganalyzer", "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["iso"] = iso
-    return env
+    return page_environment(iso=iso)
 
 
 def render_html(result, fragment: bool = False) -> str:
