@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from loganalyzer.query import _no_progress_bar
+from loganalyzer.query import no_progress_bar
 from loganalyzer.schema import TABLES, conform
 from loganalyzer.store import TMP_SUFFIX, Part, Store
 from loganalyzer.worker import ROW_GROUP, part_options
@@ -218,7 +218,7 @@ def _rewrite(
     )
     out = None
     try:
-        _no_progress_bar(con)
+        no_progress_bar(con)
         con.execute("set TimeZone = 'UTC'")
         st.loc.register(con)
         files = ", ".join("'" + st.uri(p).replace("'", "''") + "'" for p in parts)

@@ -101,7 +101,7 @@ def _parts_view(
     con.execute(f"create view {name} as select * from read_parquet([{files}]{union}{hive})")
 
 
-def _no_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
+def no_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
     # DuckDB draws a progress bar on stdout for slow queries, terminal or not: never ours.
     # Under Jupyter without ipywidgets it refuses the setting, and draws no bar there anyway.
     import duckdb
@@ -120,7 +120,7 @@ def connect(
     import duckdb  # here: importing it costs every command, tracing or not, a tenth of a second
 
     con = duckdb.connect()
-    _no_progress_bar(con)
+    no_progress_bar(con)
     con.execute("set TimeZone = 'UTC'")
     store.loc.register(con)  # a URL store is read through its fsspec filesystem
     manifest = store.manifest() if manifest is None else manifest

@@ -74,7 +74,7 @@ def _read_footer(store: Store, rel: str, rows: dict[str, int]) -> str | None:
             f = pq.ParquetFile(fh)
             names = set(f.schema_arrow.names)
             rows[rel] = f.metadata.num_rows
-    except Exception as exc:  # noqa: BLE001 - any reason a reader would fail is the finding
+    except Exception as exc:  # any reason a reader would fail is the finding
         return f"not readable as Parquet ({type(exc).__name__}: {exc})"
     # the hive partition column lives in the folder name, not in the file
     lacking = [n for n in schema.names if n not in names and n != "date"]

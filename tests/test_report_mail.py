@@ -97,22 +97,16 @@ def test_the_mail_carries_the_report(smtp_server, report):
     assert "Plotly.newPlot" in page and 'class="chart"' in page
 
 
-def test_cli_logs_in_with_the_password_from_the_environment(
-    cli, smtp_server, report, monkeypatch, tmp_path
-):
-    inbox, port = smtp_server()
-    monkeypatch.setenv(PASSWORD_ENV, "s3cret")
-    out = cli(
+def _mail_as_reporter(cli, report, port, *extra):
+    """``report daily`` mailed to ops@contoso.com through the test server, as user reporter."""
+    return cli(
         "report",
         "daily",
         "--store",
         report.store,
         "--date",
         DAY,
-        "--out",
-        tmp_path / "r.html",
-        "--traces",
-        "0",
+        *extra,
         "--mail-to",
         "ops@contoso.com",
         "--smtp-host",
@@ -121,6 +115,22 @@ def test_cli_logs_in_with_the_password_from_the_environment(
         str(port),
         "--smtp-user",
         "reporter",
+    )
+
+
+def test_cli_logs_in_with_the_password_from_the_environment(
+    cli, smtp_server, report, monkeypatch, tmp_path
+):
+    inbox, port = smtp_server()
+    monkeypatch.setenv(PASSWORD_ENV, "s3cret")
+    out = _mail_as_reporter(
+        cli,
+        report,
+        port,
+        "--out",
+        tmp_path / "r.html",
+        "--traces",
+        "0",
         "--mail-from",
         "la@contoso.com",
     )
@@ -134,23 +144,7 @@ def test_cli_logs_in_with_the_password_from_the_environment(
 def test_cli_refuses_a_user_without_a_password(cli, smtp_server, report, monkeypatch, tmp_path):
     inbox, port = smtp_server()
     monkeypatch.delenv(PASSWORD_ENV, raising=False)
-    out = cli(
-        "report",
-        "daily",
-        "--store",
-        report.store,
-        "--date",
-        DAY,
-        "--json",
-        "--mail-to",
-        "ops@contoso.com",
-        "--smtp-host",
-        "127.0.0.1",
-        "--smtp-port",
-        str(port),
-        "--smtp-user",
-        "reporter",
-    )
+    out = _mail_as_reporter(cli, report, port, "--json")
     assert out.exit_code == 2 and PASSWORD_ENV in out.stderr
     assert inbox.envelopes == []
 
@@ -158,23 +152,7 @@ def test_cli_refuses_a_user_without_a_password(cli, smtp_server, report, monkeyp
 def test_a_wrong_password_is_an_error(cli, smtp_server, report, monkeypatch):
     inbox, port = smtp_server()
     monkeypatch.setenv(PASSWORD_ENV, "guess")
-    out = cli(
-        "report",
-        "daily",
-        "--store",
-        report.store,
-        "--date",
-        DAY,
-        "--json",
-        "--mail-to",
-        "ops@contoso.com",
-        "--smtp-host",
-        "127.0.0.1",
-        "--smtp-port",
-        str(port),
-        "--smtp-user",
-        "reporter",
-    )
+    out = _mail_as_reporter(cli, report, port, "--json")
     assert out.exit_code == 2 and "535" in out.stderr
     assert inbox.envelopes == []
 
