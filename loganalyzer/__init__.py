@@ -9,23 +9,24 @@
     la.daily_report("store", "2026-03-02")         # -> DailyReport
     la.analyze_headers(open("message.eml").read()) # -> the hops, verdicts and trace of a message
 
-The other names load on first use.
+Every name loads on first use, so that ``import loganalyzer`` and the command start fast.
 """
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-# ``ingest`` and ``trace`` share their names with their modules: importing a module sets the
-# package attribute, so these two are bound here, once, to the functions.
-from loganalyzer.ingest import IngestSummary, ingest  # noqa: E402
-from loganalyzer.store import Store  # noqa: E402
-from loganalyzer.trace import TraceResult, trace  # noqa: E402
-
 _EXPORTS = {
+    "ingest": "loganalyzer.ingest",
+    "IngestSummary": "loganalyzer.ingest",
+    "Store": "loganalyzer.store",
+    "trace": "loganalyzer.trace",
+    "TraceResult": "loganalyzer.trace",
     "explode_recipients": "loganalyzer.frames",
     "daily_report": "loganalyzer.report",
     "DailyReport": "loganalyzer.report",
@@ -51,7 +52,10 @@ if TYPE_CHECKING:
     from loganalyzer.demo import sample_logs
     from loganalyzer.frames import explode_recipients
     from loganalyzer.headers import analyze_headers
+    from loganalyzer.ingest import IngestSummary, ingest
     from loganalyzer.report import DailyReport, daily_report
+    from loganalyzer.store import Store
+    from loganalyzer.trace import TraceResult, trace
 
 
 def __getattr__(name: str):
@@ -64,3 +68,19 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+class _Package(ModuleType):
+    """Keeps ``loganalyzer.ingest`` and ``loganalyzer.trace`` the functions.
+
+    Importing a submodule sets the package attribute of its name to the module; these two
+    submodules share their names with their functions, so the function is kept instead.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in ("ingest", "trace") and isinstance(value, ModuleType):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -198,7 +198,6 @@ def trace_cmd(
 ) -> None:
     """Trace a message: where it went on every server, and a verdict per recipient."""
     from loganalyzer.trace import trace
-    from loganalyzer.trace.text import print_trace
 
     if not any((query, sender, recipient, subject, since, until, event_id)):
         raise fail("give a message ID or at least one filter (--sender, --recipient, ...)", 2)
@@ -224,6 +223,8 @@ def trace_cmd(
     if as_json:
         typer.echo(result.to_json())
     else:
+        from loganalyzer.trace.text import print_trace
+
         print_trace(console, result)
         if html:
             console.print(f"HTML: {html}", highlight=False)

@@ -9,10 +9,17 @@ their parts. A sketch is a hint: a file without one is always read.
 from __future__ import annotations
 
 import hashlib
+import sys
+from array import array
+from bisect import bisect_left
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+# Reading sketches (a trace) uses the standard library only; numpy and pyarrow cost a trace
+# command a quarter of a second to import. Sketches are stored little-endian, as numpy wrote.
 
 #: Columns whose values go into the sketch, and how a value is normalised before hashing.
 KEYS = {"message_id": str, "network_message_id": str.lower, "session_id": str.upper}
@@ -25,6 +32,9 @@ def key_hash(value: str) -> int:
 
 def table_hashes(table: pa.Table) -> set[int]:
     """Hashes of the distinct IDs in a batch of rows (``key_hash`` of each)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
     values: set[str] = set()
     for column, norm in KEYS.items():
         if column in table.column_names:
@@ -34,24 +44,38 @@ def table_hashes(table: pa.Table) -> set[int]:
 
 
 def encode(hashes: set[int] | np.ndarray) -> bytes:
+    import numpy as np
+
     return np.unique(np.fromiter(hashes, dtype=np.uint32, count=len(hashes))).tobytes()
 
 
 def merge(old: bytes | None, new: bytes) -> bytes:
     if not old:
         return new  # already sorted and unique (``encode``)
+    import numpy as np
+
     both = np.concatenate([np.frombuffer(old or b"", np.uint32), np.frombuffer(new, np.uint32)])
     return np.unique(both).tobytes()
 
 
+def _keys(sketch: bytes) -> array:
+    keys = array("I", sketch)  # 32-bit on every platform Python runs on
+    if sys.byteorder == "big":
+        keys.byteswap()
+    return keys
+
+
+def _holds_any(keys: array, want: list[int]) -> bool:
+    for h in want:
+        at = bisect_left(keys, h)
+        if at < len(keys) and keys[at] == h:
+            return True
+    return False
+
+
 def holds(sketch: bytes | None, hashes: list[int]) -> bool:
     """Whether a file may hold any of the IDs (True when it has no sketch)."""
-    if sketch is None:
-        return True
-    keys = np.frombuffer(sketch, np.uint32)
-    want = np.array(hashes, dtype=np.uint32)
-    at = np.searchsorted(keys, want)
-    return bool(np.any(keys[np.minimum(at, len(keys) - 1)] == want)) if len(keys) else False
+    return True if sketch is None else _holds_any(_keys(sketch), hashes)
 
 
 def files_holding(manifest: dict[str, dict], values: dict[str, list[str]]) -> list[dict]:
@@ -60,21 +84,18 @@ def files_holding(manifest: dict[str, dict], values: dict[str, list[str]]) -> li
 
 
 class Sketches:
-    """The sketches of a whole manifest in one array, for several lookups in a row (a trace
-    looks up three times; one pass over every key beats a search per file)."""
+    """The sketches of a whole manifest, read once for several lookups in a row (a trace
+    looks up three times)."""
 
     def __init__(self, manifest: dict[str, dict]) -> None:
         self.rows = list(manifest.values())
-        arrays = [np.frombuffer(r.get("lookup") or b"", np.uint32) for r in self.rows]
-        self.keys = np.concatenate(arrays) if arrays else np.empty(0, np.uint32)
-        self.ends = np.cumsum([len(a) for a in arrays])
-        self.unsketched = [i for i, r in enumerate(self.rows) if r.get("lookup") is None]
+        self.keys = [None if r.get("lookup") is None else _keys(r["lookup"]) for r in self.rows]
 
     def holding(self, values: dict[str, list[str]]) -> list[dict]:
         """Manifest rows of the files that may hold any of ``values`` (column -> IDs)."""
-        hashes = np.array(
-            [key_hash(KEYS[col](v)) for col, vs in values.items() for v in vs if v], np.uint32
-        )
-        at = np.flatnonzero(np.isin(self.keys, hashes)) if len(hashes) else np.empty(0, int)
-        found = set(np.searchsorted(self.ends, at, side="right").tolist())
-        return [self.rows[i] for i in sorted(found.union(self.unsketched))]
+        want = sorted({key_hash(KEYS[col](v)) for col, vs in values.items() for v in vs if v})
+        return [
+            row
+            for row, keys in zip(self.rows, self.keys, strict=True)
+            if keys is None or _holds_any(keys, want)
+        ]

@@ -5,14 +5,18 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: Bumped when a column changes meaning or type; stored in the manifest of every file.
 SCHEMA_VERSION = 1
 
-TS = pa.timestamp("ms", tz="UTC")
-STR = pa.string()
-LIST = pa.list_(pa.string())
+# Column types by their SQL (DuckDB) names; the Arrow schemas below are built from them on
+# first use, so that reading the store (a trace) need not import pyarrow: 0.25 s of a command.
+TS, STR, LIST = "TIMESTAMPTZ", "VARCHAR", "VARCHAR[]"
+I32, I64, BOOL, BLOB = "INTEGER", "BIGINT", "BOOLEAN", "BLOB"
 
 _TRACKING = [
     ("date_time", TS, "Event time, UTC"),
@@ -32,11 +36,11 @@ _TRACKING = [
     ("recipient_status", LIST, "Status per recipient, aligned with recipient_address"),
     ("enhanced_status", LIST, "Enhanced status code (5.1.1) in each recipient status (derived)"),
     ("smtp_reply", LIST, "SMTP reply code (550) in each recipient status (derived)"),
-    ("recipient_count", pa.int32(), "Number of recipients as logged"),
+    ("recipient_count", I32, "Number of recipients as logged"),
     ("related_recipient_address", STR, "Related address of EXPAND, REDIRECT and RESOLVE events"),
     ("reference", STR, "Event-specific link: a DSN's Message-ID, a forked-from internal ID, ..."),
     ("message_subject", STR, "Subject header, as logged"),
-    ("total_bytes", pa.int64(), "Message size in bytes"),
+    ("total_bytes", I64, "Message size in bytes"),
     ("client_ip", STR, "IP of the submitting client or server"),
     ("client_hostname", STR, "Host name of the submitting client or server"),
     ("server_ip", STR, "IP of the source or destination server"),
@@ -60,43 +64,43 @@ _TRACKING = [
     ("service_version", STR, "Exchange 2003: version of the logging service"),
     ("linked_msgid", STR, "Exchange 2003: related message ID"),
     ("file", STR, "Path the row was read from"),
-    ("line", pa.int64(), "1-based physical line number in the file"),
+    ("line", I64, "1-based physical line number in the file"),
 ]
 
 _SMTP = [
     ("date_time", TS, "Event time, UTC"),
-    ("time_approximate", pa.bool_(), "Time taken from the #Date directive: the log has no time"),
+    ("time_approximate", BOOL, "Time taken from the #Date directive: the log has no time"),
     ("tz_assumed", STR, "Zone assumed for a local-time log when --tz was not given"),
     ("server", STR, "Server whose log holds the row"),
     ("log_format", STR, "Format module that parsed the row (exchange-smtp-protocol, iis-smtp)"),
     ("direction", STR, "receive (sessions to this server) or send (sessions it opened)"),
     ("connector_id", STR, "Connector name, or the IIS site (SMTPSVC1)"),
     ("session_id", STR, "SMTP session ID, shared by every line of one session"),
-    ("sequence_number", pa.int64(), "Line number within the session"),
+    ("sequence_number", I64, "Line number within the session"),
     ("local_ip", STR, "This server's IP"),
-    ("local_port", pa.int32(), "This server's port"),
+    ("local_port", I32, "This server's port"),
     ("remote_ip", STR, "The peer's IP"),
-    ("remote_port", pa.int32(), "The peer's port"),
+    ("remote_port", I32, "The peer's port"),
     ("event", STR, "+ connect, - disconnect, > sent, < received, * information"),
     ("command", STR, "SMTP command on the line: EHLO, MAIL, RCPT, DATA, AUTH, STARTTLS, ..."),
     ("data", STR, "Text of the command, reply or information"),
     ("context", STR, "Extra context (TLS details, permissions, socket errors)"),
-    ("reply_code", pa.int32(), "SMTP reply code on the line"),
+    ("reply_code", I32, "SMTP reply code on the line"),
     ("enhanced_status", STR, "Enhanced status code on the line"),
-    ("win32_status", pa.int64(), "IIS: Windows status code (0 = success)"),
-    ("bytes_sent", pa.int64(), "IIS: bytes sent by the server"),
-    ("bytes_received", pa.int64(), "IIS: bytes received by the server"),
-    ("time_taken_ms", pa.int64(), "IIS: time the command took, in ms"),
+    ("win32_status", I64, "IIS: Windows status code (0 = success)"),
+    ("bytes_sent", I64, "IIS: bytes sent by the server"),
+    ("bytes_received", I64, "IIS: bytes received by the server"),
+    ("time_taken_ms", I64, "IIS: time the command took, in ms"),
     ("helo", STR, "IIS: the client's HELO/EHLO name"),
     ("username", STR, "Authenticated user name where logged"),
     ("message_id", STR, "Message-ID carried by the line (250 2.6.0 reply or IIS DATA line)"),
     ("file", STR, "Path the row was read from"),
-    ("line", pa.int64(), "1-based physical line number in the file"),
+    ("line", I64, "1-based physical line number in the file"),
 ]
 
 _QUARANTINE = [
     ("file", STR, "Path the line was read from"),
-    ("line", pa.int64(), "1-based physical line number"),
+    ("line", I64, "1-based physical line number"),
     ("reason", STR, "Why the line could not be used"),
     ("raw", STR, "The line as read (invalid UTF-8 replaced)"),
     ("log_format", STR, "Format the file was read as"),
@@ -106,36 +110,81 @@ _QUARANTINE = [
 _MANIFEST = [
     ("file_key", STR, "Short digest of the file's identity (its first bytes when first seen)"),
     ("paths", LIST, "Every path the file was seen at"),
-    ("size", pa.int64(), "File size at the last ingest"),
-    ("head_len", pa.int64(), "Number of leading bytes the fingerprint covers"),
+    ("size", I64, "File size at the last ingest"),
+    ("head_len", I64, "Number of leading bytes the fingerprint covers"),
     ("head_fingerprint", STR, "Digest of the first head_len bytes"),
-    ("bytes_consumed", pa.int64(), "Bytes read so far; a grown file is read on from here"),
-    ("lines_consumed", pa.int64(), "Physical lines read so far"),
+    ("bytes_consumed", I64, "Bytes read so far; a grown file is read on from here"),
+    ("lines_consumed", I64, "Physical lines read so far"),
     ("header", STR, "Directive lines in force at bytes_consumed (#Fields ...), for reading on"),
     ("format", STR, "Format name"),
     ("table", STR, "Table the rows went to (tracking or smtp)"),
     ("server", STR, "Server the rows were attributed to"),
-    ("rows", pa.int64(), "Rows stored from this file"),
-    ("quarantined", pa.int64(), "Lines quarantined from this file"),
+    ("rows", I64, "Rows stored from this file"),
+    ("quarantined", I64, "Lines quarantined from this file"),
     ("parts", LIST, "Part files of this file, relative to the store"),
-    ("final", pa.bool_(), "The file stopped growing; its last partial line was quarantined"),
+    ("final", BOOL, "The file stopped growing; its last partial line was quarantined"),
     ("ingested_at", TS, "When the file was last ingested"),
-    ("schema_version", pa.int32(), "Store schema version the rows were written with"),
-    ("lookup", pa.binary(), "Sorted 32-bit hashes of the IDs in the rows (loganalyzer.lookup)"),
+    ("schema_version", I32, "Store schema version the rows were written with"),
+    ("lookup", BLOB, "Sorted 32-bit hashes of the IDs in the rows (loganalyzer.lookup)"),
 ]
 
 
-def _schema(fields: list[tuple[str, pa.DataType, str]]) -> pa.Schema:
-    return pa.schema([pa.field(n, t, metadata={"description": d}) for n, t, d in fields])
+_FIELDS = {"tracking": _TRACKING, "smtp": _SMTP, "quarantine": _QUARANTINE, "manifest": _MANIFEST}
 
 
-TRACKING = _schema(_TRACKING)
-SMTP = _schema(_SMTP)
-QUARANTINE = _schema(_QUARANTINE)
-MANIFEST = _schema(_MANIFEST)
+def columns(table: str) -> list[tuple[str, str]]:
+    """Name and SQL type of each column of ``table`` (tracking, smtp, quarantine, manifest)."""
+    return [(name, sql) for name, sql, _ in _FIELDS[table]]
 
-#: Tables that hold log rows, by name.
-TABLES: dict[str, pa.Schema] = {"tracking": TRACKING, "smtp": SMTP}
+
+def arrow_type(sql: str) -> pa.DataType:
+    import pyarrow as pa
+
+    return {
+        TS: pa.timestamp("ms", tz="UTC"),
+        STR: pa.string(),
+        LIST: pa.list_(pa.string()),
+        I32: pa.int32(),
+        I64: pa.int64(),
+        BOOL: pa.bool_(),
+        BLOB: pa.binary(),
+    }[sql]
+
+
+def _schema(fields: list[tuple[str, str, str]]) -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [pa.field(n, arrow_type(t), metadata={"description": d}) for n, t, d in fields]
+    )
+
+
+_ARROW = {
+    "TRACKING": "tracking",
+    "SMTP": "smtp",
+    "QUARANTINE": "quarantine",
+    "MANIFEST": "manifest",
+}
+
+if TYPE_CHECKING:
+    TRACKING: pa.Schema
+    SMTP: pa.Schema
+    QUARANTINE: pa.Schema
+    MANIFEST: pa.Schema
+    #: Tables that hold log rows, by name.
+    TABLES: dict[str, pa.Schema]
+
+
+def __getattr__(name: str):
+    """The Arrow schemas ``TRACKING``, ``SMTP``, ``QUARANTINE``, ``MANIFEST`` and ``TABLES``
+    (tables that hold log rows, by name), built on first use."""
+    if name in _ARROW:
+        value = globals()[name] = _schema(_FIELDS[_ARROW[name]])
+        return value
+    if name == "TABLES":
+        value = globals()[name] = {"tracking": __getattr__("TRACKING"), "smtp": __getattr__("SMTP")}
+        return value
+    raise AttributeError(f"module 'loganalyzer.schema' has no attribute {name!r}")
 
 
 def describe(schema: pa.Schema) -> dict[str, str]:
@@ -145,6 +194,8 @@ def describe(schema: pa.Schema) -> dict[str, str]:
 
 def build_table(columns: dict, schema: pa.Schema) -> pa.Table:
     """A table in ``schema``'s order and types from named columns; the rest become nulls."""
+    import pyarrow as pa
+
     n = len(next(iter(columns.values())))
     arrays = []
     for f in schema:

@@ -16,16 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from loganalyzer.schema import MANIFEST, SCHEMA_VERSION
+from loganalyzer.schema import SCHEMA_VERSION, columns
 from loganalyzer.storefs import LOCK_FILE, Local, Location, StoreError, location
 
 __all__ = ["LOCK_FILE", "Part", "Store", "StoreError"]
 
 if TYPE_CHECKING:
+    import duckdb
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+# pyarrow is imported where a method writes: reading a store (a trace) then needs only DuckDB,
+# and starts a quarter of a second sooner.
 
 DEFAULT_STORE = "./loganalyzer-store"
 MANIFEST_FILE = "manifest.parquet"
@@ -84,7 +87,7 @@ class Store:
         text = os.fspath(path or default_store())
         self.root: str = text.rstrip("/") if "://" in text and not text.endswith(":///") else text
         self.loc: Location = location(self.root, lease)
-        self._read: tuple[dict, pa.Table] | None = None  # the manifest last read, as a table
+        self.last_manifest: dict[str, dict] | None = None  # as read, when it has every column
 
     def __repr__(self) -> str:
         return f"Store({self.root!r})"
@@ -121,6 +124,8 @@ class Store:
 
     def parquet_writer(self, relative: str, schema: pa.Schema, **options) -> pq.ParquetWriter:
         """A Parquet writer of a new file of the store (its folder is created)."""
+        import pyarrow.parquet as pq
+
         self.loc.makedirs_for(relative)
         return pq.ParquetWriter(
             self.loc.full(relative), schema, filesystem=self.loc.arrow_fs, **options
@@ -134,6 +139,8 @@ class Store:
 
     def write_parquet(self, relative: str, table: pa.Table, **options) -> None:
         """Write a whole Parquet file of the store."""
+        import pyarrow.parquet as pq
+
         self.loc.makedirs_for(relative)
         pq.write_table(table, self.loc.full(relative), filesystem=self.loc.arrow_fs, **options)
 
@@ -141,14 +148,20 @@ class Store:
         self.loc.remove(relatives)
 
     # -- manifest -------------------------------------------------------------------------
-    def manifest(self) -> dict[str, dict]:
-        """The manifest: one row per ingested file, by file key."""
-        try:
-            with self.loc.open(MANIFEST_FILE) as fh:
-                table = pq.ParquetFile(fh).read()  # read_table imports datasets: slow
-        except FileNotFoundError:
+    def manifest(self, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, dict]:
+        """The manifest: one row per ingested file, by file key (read with ``con``, a
+        connection of ``query.open_connection``, when given)."""
+        from loganalyzer.query import open_connection, read_parquet, records
+
+        if not self.loc.exists(MANIFEST_FILE):
             return {}
-        rows = table.to_pylist()
+        own = con is None
+        con = open_connection(self) if con is None else con
+        try:
+            rows = records(con.sql(f"select * from {read_parquet([self.uri(MANIFEST_FILE)])}"))
+        finally:
+            if own:
+                con.close()
         newest = max((r.get("schema_version") or 0 for r in rows), default=0)
         if newest > SCHEMA_VERSION:
             raise StoreError(
@@ -156,21 +169,21 @@ class Store:
                 f"this version reads up to {SCHEMA_VERSION}): upgrade loganalyzer"
             )
         out = {r["file_key"]: r for r in rows}
-        self._read = (out, table) if table.schema.names == MANIFEST.names else None
+        complete = not rows or list(rows[0]) == [name for name, _ in columns("manifest")]
+        self.last_manifest = out if complete else None
         return out
 
     def manifest_table(self, manifest: dict[str, dict]) -> pa.Table:
-        """``manifest`` as an Arrow table: the one read with it when it is the manifest last
-        returned, unchanged (building it again costs a trace a tenth of its time)."""
-        if self._read is not None and self._read[0] is manifest:
-            return self._read[1]
+        """``manifest`` as an Arrow table in the manifest's schema."""
+        import pyarrow as pa
+
+        from loganalyzer.schema import MANIFEST
+
         return pa.Table.from_pylist(list(manifest.values()), schema=MANIFEST)
 
     def write_manifest(self, rows: dict[str, dict]) -> None:
         """Replace the manifest atomically (write a temporary file, then rename)."""
-        table = pa.Table.from_pylist(
-            sorted(rows.values(), key=lambda r: r["file_key"]), schema=MANIFEST
-        )
+        table = self.manifest_table(dict(sorted(rows.items())))
         tmp = f"{MANIFEST_FILE}.{os.getpid()}{TMP_SUFFIX}"
         self.loc.check_lock()  # an object store's lease may have been broken meanwhile
         try:

@@ -45,8 +45,6 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import pyarrow.fs as pafs
-
 LOCK_FILE = ".lock"
 #: Seconds an object-store lock lives without being renewed.
 LEASE = float(os.environ.get("LOGANALYZER_LOCK_LEASE") or 60)
@@ -153,7 +151,11 @@ class Location:
 class Local(Location):
     """A folder: local disk or a mounted share."""
 
-    arrow_fs = pafs.LocalFileSystem()
+    @property
+    def arrow_fs(self):  # type: ignore[override]
+        import pyarrow.fs as pafs  # here: reading a store (a trace) needs no pyarrow
+
+        return pafs.LocalFileSystem()
 
     def __init__(self, root: str) -> None:
         self.root = root
@@ -271,6 +273,8 @@ class Remote(Location):
 
     @property
     def arrow_fs(self):  # type: ignore[override]
+        import pyarrow.fs as pafs
+
         return pafs.PyFileSystem(pafs.FSSpecHandler(self.fs))
 
     def full(self, rel: str) -> str:

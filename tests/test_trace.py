@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -162,6 +164,26 @@ def test_json_output_equals_the_library_result(cli, synth_store):
     text = cli("trace", mid, "--store", str(store), "--tz", "Europe/Berlin")
     assert "delivered" in text.stdout and "Timeline (Europe/Berlin)" in text.stdout
     assert cli("trace", "<nothing@nowhere>", "--store", str(store)).exit_code == 1
+
+
+def test_trace_command_reads_the_store_without_pyarrow(synth_store):
+    # what keeps the command under a second: pyarrow, numpy and pandas take half a second to
+    # import, pydantic (typer 0.29) a sixth; a trace reads Parquet through DuckDB alone
+    store, truth = synth_store("plain")
+    mid = _message(truth, "failed")["message_id"]
+    code = (
+        "import json, sys\n"
+        "from loganalyzer.cli import app\n"
+        "try:\n"
+        f"    app(['trace', {mid!r}, '--store', {str(store)!r}, '--json'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('pyarrow', 'numpy', 'pandas', 'pydantic')\n"
+        "print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert json.loads(done.stdout)["messages"][0]["message_id"] == mid
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == []
 
 
 def test_hostile_values_are_inert_in_html(store_dir, tmp_path, cli):

@@ -6,6 +6,7 @@ import os
 from zoneinfo import ZoneInfo
 
 from loganalyzer.lookup import KEYS, Sketches
+from loganalyzer.query import add_views, open_connection, point
 from loganalyzer.store import Store
 from loganalyzer.trace.build import build
 from loganalyzer.trace.find import (
@@ -48,39 +49,44 @@ def trace(
     st = store if isinstance(store, Store) else Store(store)
     q = Query(query, server, sender, recipient, subject, since, until, event_id)
     zone = ZoneInfo(tz)
-    manifest = st.manifest()
-    servers = {(r["server"] or "").upper() for r in manifest.values()} - {""}
-    iis = any(r["format"] == "iis-smtp" for r in manifest.values())
-    by_id = q.kind() is not None and not any((sender, recipient, subject, since, until, event_id))
-    sketched = by_id and q.kind() in KEYS
-    sketches = Sketches(manifest) if sketched else None
+    # one connection for the manifest and every step, its views re-pointed at each step's
+    # files: a connection costs 40 ms
+    with open_connection(st) as con:
+        manifest = st.manifest(con)
+        servers = {(r["server"] or "").upper() for r in manifest.values()} - {""}
+        iis = any(r["format"] == "iis-smtp" for r in manifest.values())
+        by_id = q.kind() is not None and not any(
+            (sender, recipient, subject, since, until, event_id)
+        )
+        sketched = by_id and q.kind() in KEYS
+        sketches = Sketches(manifest) if sketched else None
 
-    def connect(keys: dict[str, list[str]]):
-        """Views over the files that may hold these IDs (all files when not sketched)."""
-        only = sketches.holding(keys) if sketches is not None else None
-        return st.connect(only=only, manifest=manifest)
+        def holding(keys: dict[str, list[str]]) -> list[dict] | None:
+            """Manifest rows of the files that may hold these IDs (None, all, when not sketched)."""
+            return sketches.holding(keys) if sketches is not None else None
 
-    with connect({q.kind() or "": [q.value() or ""]}) as con:
+        first = holding({q.kind() or "": [q.value() or ""]})
+        views = add_views(con, st, first, manifest)
         known = rows_for_id(con, q) if by_id else []
         found = candidates_from_rows(known) if by_id else candidates(con, q, limit)
         if by_id and not found and q.kind() == "message_id":
             found = candidates(con, q, limit)  # a message only an IIS relay's log names
-    chosen = found if all or len(found) == 1 else []
-    if pick is not None:
-        if not 1 <= pick <= len(found):
-            raise ValueError(f"--pick {pick}: there are {len(found)} candidates")
-        chosen = [found[pick - 1]]
-    ids = sorted({c["message_id"] for c in chosen if c.get("message_id")})
-    refs = sorted({r["reference"] for r in known if r["event_id"] == "DSN" and r["reference"]})
-    nids = sorted({c["network_message_id"] for c in chosen if c.get("network_message_id")})
-    with connect(
-        {"message_id": ids + refs + [f"<{x}>" for x in refs], "network_message_id": nids}
-    ) as con:
+        chosen = found if all or len(found) == 1 else []
+        if pick is not None:
+            if not 1 <= pick <= len(found):
+                raise ValueError(f"--pick {pick}: there are {len(found)} candidates")
+            chosen = [found[pick - 1]]
+        ids = sorted({c["message_id"] for c in chosen if c.get("message_id")})
+        refs = sorted({r["reference"] for r in known if r["event_id"] == "DSN" and r["reference"]})
+        nids = sorted({c["network_message_id"] for c in chosen if c.get("network_message_id")})
+        wanted = {"message_id": ids + refs + [f"<{x}>" for x in refs], "network_message_id": nids}
+        views = point(con, st, holding(wanted), manifest, views)
         per_message = message_rows(con, chosen, days_of(known, chosen), known) if chosen else []
-    every = [r for rows in per_message for r in rows]
-    ids = sorted({r["message_id"] for r in every if r.get("message_id")} | set(ids))
-    sessions = session_ids(every)
-    with connect({"session_id": sorted(sessions), "message_id": ids if iis else []}) as con:
+        every = [r for rows in per_message for r in rows]
+        ids = sorted({r["message_id"] for r in every if r.get("message_id")} | set(ids))
+        sessions = session_ids(every)
+        keys = {"session_id": sorted(sessions), "message_id": ids if iis else []}
+        point(con, st, holding(keys), manifest, views)
         smtp = smtp_rows(con, sessions, ids, days_of(every, chosen), iis) if chosen else []
     by_session, iis_lines = _group_smtp(smtp)
     messages: list[MessageTrace] = []

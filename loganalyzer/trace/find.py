@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
-from loganalyzer.query import like, time_filter
+from loganalyzer.query import like, records, time_filter
 
 if TYPE_CHECKING:
     import duckdb
@@ -187,7 +185,7 @@ def rows_for_id(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
         where += " and upper(server) = upper(?)"
         params.append(q.server)
     rows = con.sql(f"select {COLUMNS} from tracking where {where}", params=params)
-    return rows.to_arrow_table().to_pylist()
+    return records(rows)
 
 
 def candidates_from_rows(rows: list[dict]) -> list[dict]:
@@ -287,13 +285,12 @@ def _rows(con, ids: list[str], nids: list[str], dates: Dates = None) -> list[dic
             want = ", ".join("?" for _ in values)
             params += values
         else:
-            name = f"_want_{column}"
-            con.register(name, pa.table({"v": pa.array(values, pa.string())}))
-            want = f"select v from {name}"
+            want = "select unnest(?::varchar[])"
+            params.append(values)
         queries.append(f"select {COLUMNS} from tracking where {column} in ({want}){window}")
         params += wparams
-    rows = con.sql(" union all ".join(queries), params=params or None).to_arrow_table()
-    unique = {(r["file"], r["line"]): r for r in rows.to_pylist()}
+    rows = records(con.sql(" union all ".join(queries), params=params or None))
+    unique = {(r["file"], r["line"]): r for r in rows}
     return [unique[k] for k in sorted(unique)]  # in file order, whatever the parts' layout
 
 
@@ -331,19 +328,17 @@ def smtp_rows(
     out: list[dict] = []
     if sessions:
         marks = ", ".join("?" for _ in sessions)
-        out += (
+        out += records(
             con.sql(
                 f"select {_SMTP_COLUMNS} from smtp where session_id in ({marks}){window}",
                 params=sorted(sessions) + wparams,
             )
-            .to_arrow_table()
-            .to_pylist()
         )
     if message_ids and iis:
         # IIS logs have no session ID: the session is the client's lines around its DATA line
         marks = ", ".join("?" for _ in message_ids)
         cols = ", ".join("s." + c.strip() for c in _SMTP_COLUMNS.split(","))
-        out += (
+        out += records(
             con.sql(
                 f"""
             with data as (
@@ -360,7 +355,5 @@ def smtp_rows(
             """,
                 params=message_ids + wparams + wparams,
             )
-            .to_arrow_table()
-            .to_pylist()
         )
     return out
