@@ -148,17 +148,24 @@ class Store:
         self.loc.remove(relatives)
 
     # -- manifest -------------------------------------------------------------------------
-    def manifest(self, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, dict]:
+    def manifest(
+        self, con: duckdb.DuckDBPyConnection | None = None, fields: list[str] | None = None
+    ) -> dict[str, dict]:
         """The manifest: one row per ingested file, by file key (read with ``con``, a
-        connection of ``query.open_connection``, when given)."""
+        connection of ``query.open_connection``, when given). ``fields``: only these
+        columns (``file_key`` and ``schema_version`` always), for a reader in a hurry."""
         from loganalyzer.query import open_connection, read_parquet, records
 
         if not self.loc.exists(MANIFEST_FILE):
             return {}
         own = con is None
         con = open_connection(self) if con is None else con
+        source = read_parquet([self.uri(MANIFEST_FILE)])
         try:
-            rows = records(con.sql(f"select * from {read_parquet([self.uri(MANIFEST_FILE)])}"))
+            names = con.sql(f"select * from {source} limit 0").columns
+            wanted = names if fields is None else ["file_key", "schema_version", *fields]
+            select = ", ".join(f'"{n}"' for n in names if n in wanted)
+            rows = records(con.sql(f"select {select} from {source}"))
         finally:
             if own:
                 con.close()
@@ -169,7 +176,8 @@ class Store:
                 f"this version reads up to {SCHEMA_VERSION}): upgrade loganalyzer"
             )
         out = {r["file_key"]: r for r in rows}
-        complete = not rows or list(rows[0]) == [name for name, _ in columns("manifest")]
+        # a manifest of this version, unchanged since read, is its file (the files view)
+        complete = list(names) == [name for name, _ in columns("manifest")]
         self.last_manifest = out if complete else None
         return out
 

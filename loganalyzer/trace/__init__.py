@@ -52,7 +52,7 @@ def trace(
     # one connection for the manifest and every step, its views re-pointed at each step's
     # files: a connection costs 40 ms
     with open_connection(st) as con:
-        manifest = st.manifest(con)
+        manifest = st.manifest(con, ["parts", "server", "format", "lookup"])
         servers = {(r["server"] or "").upper() for r in manifest.values()} - {""}
         iis = any(r["format"] == "iis-smtp" for r in manifest.values())
         by_id = q.kind() is not None and not any(
