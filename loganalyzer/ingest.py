@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import glob
+import hashlib
+import heapq
 import json
 import multiprocessing as mp
 import os
@@ -27,7 +29,6 @@ from loganalyzer.store import (
     Store,
     decode_fingerprint,
     encode_fingerprint,
-    fingerprints,
 )
 from loganalyzer.worker import Task, TaskResult, run_bundle
 
@@ -36,7 +37,9 @@ Progress = Callable[[int, int, str], None]
 _SERIES = re.compile(
     r"^(?P<prefix>[a-z]+?)(?P<stamp>\d{4,10})(?:-(?P<n>\d+))?\.(?P<ext>log)$", re.IGNORECASE
 )
-_MANIFEST_EVERY = 1.0  # seconds between manifest rewrites during a long ingest
+# seconds between manifest rewrites during a long ingest (what a kill can cost), and at least
+# this many times the last rewrite took: a big manifest must not slow the ingest it saves
+_MANIFEST_EVERY, _MANIFEST_SHARE = 3.0, 20
 #: Files up to this size are parsed in bundles of up to _BUNDLE_BYTES and _BUNDLE_FILES.
 _BUNDLE_FILE = 4 << 20
 _BUNDLE_BYTES = 8 << 20
@@ -198,17 +201,32 @@ class _Identity:
                 anchor = max((a for a in LADDER if a < n), default=0)
                 self.short.setdefault((anchor, fps.get(anchor, "")), set()).add(n)
 
+    def digests(self, head: bytes) -> dict[int, str]:
+        """Digests of the head's first bytes at the ladder lengths, at its whole length, and at
+        the lengths of the short files whose digest at the ladder length below theirs this head
+        shares, in one pass. Two files are the same log when their digests agree at a common
+        length."""
+        todo = [n for n in LADDER if n < len(head)] + [len(head)]
+        todo += [n for n in self.short.get((0, ""), ()) if n <= len(head)]
+        heapq.heapify(todo)
+        h = hashlib.blake2b(digest_size=12)
+        out: dict[int, str] = {}
+        pos = 0
+        while todo:
+            n = heapq.heappop(todo)
+            if n in out or n <= 0:
+                continue
+            h.update(head[pos:n])
+            pos = n
+            out[n] = h.copy().hexdigest()
+            if n in LADDER:
+                for m in self.short.get((n, out[n]), ()):
+                    if n < m <= len(head):
+                        heapq.heappush(todo, m)
+        return out
+
     def find(self, head: bytes) -> tuple[str | None, dict[int, str]]:
-        fps = fingerprints(head)
-        extra = {
-            n
-            for a in (0, *LADDER)
-            if a == 0 or a in fps
-            for n in self.short.get((a, fps.get(a, "")), ())
-            if n <= len(head)
-        }
-        if extra - fps.keys():
-            fps = fingerprints(head, tuple(extra))
+        fps = self.digests(head)
         for n in sorted(fps, reverse=True):
             key = self.index.get((n, fps[n]))
             if key and max(m for m in self.lengths[key] if m <= len(head)) == n:
@@ -429,7 +447,7 @@ def ingest(
         )
         total = sum(t.size - t.offset for t in tasks)
         done = 0
-        last_write = time.monotonic()
+        last_write, every = time.monotonic(), _MANIFEST_EVERY
         n = min(workers or os.cpu_count() or 1, len(tasks))
         if scheduler:
             from loganalyzer.cluster import run_on_cluster
@@ -450,9 +468,10 @@ def ingest(
             done += res.task.size - res.task.offset
             if progress:
                 progress(done, total, res.task.path)
-            if time.monotonic() - last_write > _MANIFEST_EVERY:
+            if (now := time.monotonic()) - last_write > every:
                 st.write_manifest(manifest)
                 last_write = time.monotonic()
+                every = max(_MANIFEST_EVERY, _MANIFEST_SHARE * (last_write - now))
         if tasks or any(f.status in ("unchanged", "duplicate") for f in summary.files):
             st.write_manifest(manifest)
     summary.seconds = time.perf_counter() - started

@@ -8,7 +8,6 @@ gives.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -41,20 +40,6 @@ HEAD = LADDER[-1]
 def default_store() -> str:
     """``$LOGANALYZER_STORE``, else ``./loganalyzer-store``."""
     return os.environ.get("LOGANALYZER_STORE") or DEFAULT_STORE
-
-
-def fingerprints(head: bytes, extra: tuple[int, ...] = ()) -> dict[int, str]:
-    """Digests of the first bytes of a file at the ladder lengths, at ``extra`` lengths, and
-    at its whole head. Two files are the same log when their digests agree at a common length.
-    """
-    lengths = sorted({n for n in (*LADDER, *extra, len(head)) if 0 < n <= len(head)})
-    h = hashlib.blake2b(digest_size=12)
-    out, pos = {}, 0
-    for n in lengths:
-        h.update(head[pos:n])
-        pos = n
-        out[n] = h.copy().hexdigest()
-    return out
 
 
 def encode_fingerprint(fp: dict[int, str]) -> str:

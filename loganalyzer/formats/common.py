@@ -55,12 +55,14 @@ def parse_prepared(prepared: Iterable, parse_run: Callable, ctx: Context) -> Ite
         yield Batch(batch.table, bad + batch.bad, batch.server_hint)
 
 
-_DIRECTIVE = re.compile(rb"^#\s*([A-Za-z-]+)\s*:\s*(.*?)\s*$", re.MULTILINE)
+_BOM = b"\xef\xbb\xbf"
+# a BOM may start any line (files concatenated); matched in place, not replaced in 64 KB
+_DIRECTIVE = re.compile(rb"^(?:\xef\xbb\xbf)*#\s*([A-Za-z-]+)\s*:\s*(.*?)\s*$", re.MULTILINE)
 
 
 def header_value(head: bytes, name: str) -> str | None:
     """Value of the ``#name:`` directive in a file's first bytes (case-insensitive)."""
-    for m in _DIRECTIVE.finditer(head.replace(b"\xef\xbb\xbf", b"")):
+    for m in _DIRECTIVE.finditer(head):
         if m[1].decode("ascii").lower() == name.lower():
-            return m[2].decode("utf-8", "replace")
+            return m[2].replace(_BOM, b"").decode("utf-8", "replace")
     return None
