@@ -43,6 +43,29 @@ def table_hashes(table: pa.Table) -> set[int]:
     return set(np.frombuffer(digests, "<u4").tolist())
 
 
+def slice_hashes(table: pa.Table, cuts: list[int]) -> list[set[int]]:
+    """``table_hashes`` of each slice ``[cuts[i], cuts[i + 1])`` of ``table`` (the files of
+    a bundle), each distinct value normalised and hashed once for all."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    found: list[list] = [[] for _ in cuts[1:]]
+    for column, norm in KEYS.items():
+        if column not in table.column_names:
+            continue
+        encoded = pc.dictionary_encode(table.column(column).combine_chunks())
+        values = [norm(v) if v else "" for v in encoded.dictionary.to_pylist()]
+        digests = b"".join(hashlib.blake2b(v.encode(), digest_size=4).digest() for v in values)
+        hashes = np.frombuffer(digests, "<u4").astype(np.int64)
+        hashes[[i for i, v in enumerate(values) if not v]] = -1  # empty: not an ID
+        indices = pc.fill_null(encoded.indices, -1).to_numpy()
+        for k, (lo, hi) in enumerate(zip(cuts, cuts[1:], strict=False)):
+            used = np.unique(indices[lo:hi])
+            h = hashes[used[used >= 0]]
+            found[k].append(h[h >= 0])
+    return [set(np.concatenate(f).tolist()) if f else set() for f in found]
+
+
 def encode(hashes: set[int] | np.ndarray) -> bytes:
     import numpy as np
 

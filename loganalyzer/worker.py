@@ -26,7 +26,7 @@ from loganalyzer import formats
 from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import TAG_SHIFT, Bad, ReadState, Run, merge_runs
 from loganalyzer.formats.common import Batch, Context
-from loganalyzer.lookup import encode, table_hashes
+from loganalyzer.lookup import encode, slice_hashes, table_hashes
 from loganalyzer.schema import QUARANTINE, TABLES, conform
 from loganalyzer.sources import open_source
 from loganalyzer.store import TMP_SUFFIX, Part, Store
@@ -263,23 +263,30 @@ def run_bundle(tasks: list[Task]) -> list[TaskResult]:
             continue
         for key, items in found.items():
             runs.setdefault(key, []).extend(items)
+    hashes: list[set[int]] = [set() for _ in tasks]
     for key, items in runs.items():
         merged = merge_runs([r for _, r in items], [i for i, _ in items])
-        for i, batch in _split(module.parse_run(merged, key, ctxs[0]), tasks, module):
+        for i, batch, ids in _split(module.parse_run(merged, key, ctxs[0]), tasks, module):
             batches[i].append(batch)
+            hashes[i] |= ids
     out = []
     for i, task in enumerate(tasks):
         if not results[i].error:
-            _store(task, iter(batches[i]), results[i])
+            _store(task, iter(batches[i]), results[i], hashes[i])
         out.append(_finish(results[i], states[i], ctxs[i], started))
     return out
 
 
-def _split(batch: Batch, tasks: list[Task], module) -> Iterator[tuple[int, Batch]]:
-    """The rows and bad lines of a merged parse, back to the file each came from."""
+def _split(batch: Batch, tasks: list[Task], module) -> Iterator[tuple[int, Batch, set[int]]]:
+    """The rows and bad lines of a merged parse, back to the file each came from, with the
+    lookup hashes of each file's rows."""
     mask = (1 << TAG_SHIFT) - 1
     for bad in batch.bad:
-        yield bad.line >> TAG_SHIFT, Batch(None, [Bad(bad.line & mask, bad.reason, bad.raw)])
+        yield (
+            bad.line >> TAG_SHIFT,
+            Batch(None, [Bad(bad.line & mask, bad.reason, bad.raw)]),
+            set(),
+        )
     table = batch.table
     if table is None or table.num_rows == 0:
         return
@@ -291,15 +298,21 @@ def _split(batch: Batch, tasks: list[Task], module) -> Iterator[tuple[int, Batch
     at = table.schema.get_field_index("file")
     # the runs were joined file after file: each file's rows are one slice
     cuts = [0, *(np.flatnonzero(np.diff(tags)) + 1).tolist(), len(tags)]
-    for lo, hi in itertools.pairwise(cuts):
+    ids = slice_hashes(table, cuts)
+    names = module.server_names(table)
+    for k, (lo, hi) in enumerate(itertools.pairwise(cuts)):
         rows = table.slice(lo, hi - lo)
         tag = int(tags[lo])
         rows = rows.set_column(at, "file", C.constant(tasks[tag].path, rows.num_rows))
-        yield tag, Batch(rows, [], module.server_hint(rows))
+        hint = C.most_common(names.slice(lo, hi - lo))
+        yield tag, Batch(rows, [], hint), ids[k]
 
 
-def _store(task: Task, batches: Iterator[Batch], result: TaskResult) -> None:
-    """Write the rows of ``batches`` into the task's parts (temporary names)."""
+def _store(
+    task: Task, batches: Iterator[Batch], result: TaskResult, hashes: set[int] | None = None
+) -> None:
+    """Write the rows of ``batches`` into the task's parts (temporary names); ``hashes``:
+    their lookup hashes, when already known."""
     writer = _Writer(Store(task.store), result.table, task)
     server = task.server
     keys: set[int] = set()
@@ -318,14 +331,15 @@ def _store(task: Task, batches: Iterator[Batch], result: TaskResult) -> None:
             writer.write(table)
             stage = "read"
             result.rows += table.num_rows
-            keys |= table_hashes(table)
+            if hashes is None:
+                keys |= table_hashes(table)
         stage = "write to the store"
         result.parts = writer.close()
     except (OSError, EOFError, zlib.error) as exc:
         writer.abort()
         result.error = f"could not {stage}: {getattr(exc, 'strerror', None) or exc}"
         return
-    result.lookup = encode(keys)
+    result.lookup = encode(keys if hashes is None else hashes)
     result.quarantined = len(writer.bad)
     result.server = server
 

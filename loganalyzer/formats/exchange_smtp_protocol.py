@@ -153,9 +153,15 @@ def parse_run(run: Run, key: tuple, ctx: Context) -> Batch:
 def server_hint(table: pa.Table) -> str | None:
     """The server a receive log belongs to: the commonest server in its connector names
     (``EX01\\Default Frontend EX01``); a send connector names no server of its own."""
+    return C.most_common(server_names(table))
+
+
+def server_names(table: pa.Table) -> pa.Array:
+    """Per row, the server its connector names (null when none, or a send row)."""
     received = pc.not_equal(pc.fill_null(table.column("direction"), ""), "send")
-    ids = pc.filter(table.column("connector_id"), received)
-    return C.most_common(C.server_name(pc.filter(ids, pc.match_substring(ids, "\\"))))
+    ids = table.column("connector_id").combine_chunks()
+    named = pc.and_(received, pc.match_substring(ids, "\\"))
+    return C.server_name(pc.if_else(named, ids, pa.scalar(None, pa.string())))
 
 
 def split_endpoint(col: pa.Array) -> tuple[pa.Array, pa.Array]:

@@ -143,8 +143,15 @@ def parse_run(run: Run, names: tuple[str, ...], ctx: Context) -> Batch:
 
 def server_hint(table: pa.Table) -> str | None:
     """The server that wrote the rows: the commonest server-hostname of its local events."""
+    return C.most_common(server_names(table))
+
+
+def server_names(table: pa.Table) -> pa.Array:
+    """Per row, the server it names as the log's own (null when none): ``server_hint``
+    is the commonest; the rows of a bundle get these once, each file its commonest."""
     local = pc.is_in(table.column("event_id"), pa.array(_LOCAL_EVENTS))
-    return C.most_common(C.server_name(pc.filter(table.column("server_hostname"), local)))
+    names = table.column("server_hostname").combine_chunks()
+    return C.server_name(pc.if_else(local, names, pa.scalar(None, pa.string())))
 
 
 def _no_header(run: Run, reason: str = "data line before any #Fields header") -> list[Bad]:
