@@ -105,7 +105,7 @@ def test_compacted_parts_are_sorted_with_statistics_and_bloom_filters(ingested, 
 
 def test_small_target_splits_a_day_into_several_sorted_parts(ingested, tmp_path):
     st = _copy(ingested, tmp_path)
-    compact(st, target_mb=0.05)
+    compact(st, target_mb=0.02)
     smtp = [p for p in st.listed_parts("smtp")]
     assert len(smtp) > len({p.split("/")[1] for p in smtp})  # a day spread over parts
     # every file lists only the compacted parts that hold its rows
