@@ -279,7 +279,15 @@ def run_task(task: Task) -> TaskResult:
             _store(task, module.parse(fh, state, ctx), result)
     except (OSError, EOFError, zlib.error) as exc:
         result.error = f"could not read: {getattr(exc, 'strerror', None) or exc}"
-    return _finish(result, state, ctx, started)
+    result = _finish(result, state, ctx, started)
+    _release()
+    return result
+
+
+def _release() -> None:
+    """Give freed memory back to the system, once per task or bundle: a long-lived worker's
+    memory stays flat (after each file of a bundle, the next would fault its pages in again)."""
+    pa.default_memory_pool().release_unused()
 
 
 def run_bundle(tasks: list[Task]) -> list[TaskResult]:
@@ -323,6 +331,7 @@ def run_bundle(tasks: list[Task]) -> list[TaskResult]:
         if not results[i].error:
             _store(task, iter(batches[i]), results[i], hashes[i])
         out.append(_finish(results[i], states[i], ctxs[i], started))
+    _release()
     return out
 
 
@@ -397,5 +406,4 @@ def _finish(result: TaskResult, state: ReadState, ctx: Context, started: float) 
     result.state = state
     result.tz_assumed = bool(ctx.options.get("tz_assumed"))
     result.seconds = time.perf_counter() - started
-    pa.default_memory_pool().release_unused()  # keep a long-lived worker's memory flat
     return result
