@@ -181,6 +181,19 @@ def outcomes(events: pa.Array, family: str) -> pa.Array:
     return pc.take(values, idx)
 
 
+def per_distinct(fn, col: pa.Array):
+    """``fn(col)`` worked out once per distinct value of ``col`` (an array or a tuple of
+    arrays, row-aligned), for columns whose values repeat: endpoints, connectors. Nulls stay
+    null."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    encoded = pc.dictionary_encode(col)
+    out = fn(encoded.dictionary)
+    if isinstance(out, tuple):
+        return tuple(pc.take(o, encoded.indices) for o in out)
+    return pc.take(out, encoded.indices)
+
+
 def server_name(names: pa.Array) -> pa.Array:
     """Server names as stored: the first DNS label, upper case; IP addresses are dropped."""
     names = pc.utf8_trim_whitespace(pc.fill_null(names, ""))

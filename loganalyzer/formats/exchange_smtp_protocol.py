@@ -161,7 +161,7 @@ def server_names(table: pa.Table) -> pa.Array:
     received = pc.not_equal(pc.fill_null(table.column("direction"), ""), "send")
     ids = table.column("connector_id").combine_chunks()
     named = pc.and_(received, pc.match_substring(ids, "\\"))
-    return C.server_name(pc.if_else(named, ids, pa.scalar(None, pa.string())))
+    return C.per_distinct(C.server_name, pc.if_else(named, ids, pa.scalar(None, pa.string())))
 
 
 def split_endpoint(col: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -201,8 +201,9 @@ def normalise(
     missing = pa.nulls(n, pa.string())
     date_time, bad_time = C.parse_utc(cols.get("date_time", missing))
     sequence, bad_sequence = C.parse_int(cols.get("sequence_number", missing))
-    local_ip, local_port = split_endpoint(cols.get("local_endpoint", missing))
-    remote_ip, remote_port = split_endpoint(cols.get("remote_endpoint", missing))
+    # endpoints repeat (one per session, a handful of local ones): split each distinct once
+    local_ip, local_port = C.per_distinct(split_endpoint, cols.get("local_endpoint", missing))
+    remote_ip, remote_port = C.per_distinct(split_endpoint, cols.get("remote_endpoint", missing))
     event = pc.utf8_trim_whitespace(cols.get("event", missing))
     data, context = cols.get("data", missing), cols.get("context", missing)
     connector = cols.get("connector_id", missing)
