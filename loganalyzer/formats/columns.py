@@ -181,6 +181,22 @@ def outcomes(events: pa.Array, family: str) -> pa.Array:
     return pc.take(values, idx)
 
 
+def only_where(mask: pa.Array, fn, col: pa.Array):
+    """``fn(col)`` on the rows where ``mask`` holds, null on the others (an array or a tuple
+    of arrays): a regex then runs on the lines it concerns only."""
+    mask = pc.fill_null(mask, False)
+    if isinstance(mask, pa.ChunkedArray):
+        mask = mask.combine_chunks()
+    out = fn(pc.filter(col, mask))
+
+    def back(values: pa.Array) -> pa.Array:
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        return pc.replace_with_mask(pa.nulls(len(col), values.type), mask, values)
+
+    return tuple(back(o) for o in out) if isinstance(out, tuple) else back(out)
+
+
 def per_distinct(fn, col: pa.Array):
     """``fn(col)`` worked out once per distinct value of ``col`` (an array or a tuple of
     arrays, row-aligned), for columns whose values repeat: endpoints, connectors. Nulls stay

@@ -209,7 +209,7 @@ def normalise(
     connector = cols.get("connector_id", missing)
 
     talk = pc.is_in(event, pa.array(["<", ">"]))
-    code, enhanced = C.reply_parts(_only(talk, data))  # regexes run on the lines they concern
+    code, enhanced = C.only_where(talk, C.reply_parts, data)
     if direction:
         ours, theirs = ("<", ">") if direction == "receive" else (">", "<")
         is_command, is_reply = pc.equal(event, ours), pc.equal(event, theirs)
@@ -218,8 +218,8 @@ def normalise(
         is_command = pc.and_(talk, pc.invert(is_reply))
     info = pc.equal(event, "*")
     username = pc.coalesce(
-        _group(_only(info, context), _USER_NAME),
-        _group(_only(info, data), _USER_NAME),
+        C.only_where(info, lambda c: _group(c, _USER_NAME), context),
+        C.only_where(info, lambda c: _group(c, _USER_NAME), data),
         _only(pc.and_(info, pc.equal(context, "authenticated")), data),
     )
     out = {
@@ -235,13 +235,13 @@ def normalise(
         "remote_ip": remote_ip,
         "remote_port": remote_port,
         "event": C.null_if_empty(event),
-        "command": pc.utf8_upper(_group(_only(is_command, data), _VERB)),
+        "command": C.only_where(is_command, lambda c: pc.utf8_upper(_group(c, _VERB)), data),
         "data": data,
         "context": context,
         "reply_code": _only(is_reply, code),
         "enhanced_status": _only(is_reply, enhanced),
         "username": username,
-        "message_id": _group(_only(is_reply, data), _QUEUED_ID),
+        "message_id": C.only_where(is_reply, lambda c: _group(c, _QUEUED_ID), data),
         "file": C.constant(ctx.path, n),
         "line": pa.array(run.line_numbers[rows], pa.int64()),
     }
