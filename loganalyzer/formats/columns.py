@@ -40,7 +40,8 @@ def parse_utc(col: pa.Array) -> tuple[pa.Array, pa.Array]:
 
     Text without a zone is taken as UTC (Exchange writes UTC, sometimes without ``Z``).
     """
-    text = pc.replace_substring_regex(col, r"Z$", "")
+    # one trailing Z off (a regex here costs most of the parse)
+    text = pc.if_else(pc.ends_with(col, "Z"), pc.utf8_slice_codeunits(col, 0, -1), col)
     try:
         ts = text.cast(pa.timestamp("ns"))
     except pa.ArrowInvalid:
