@@ -135,7 +135,9 @@ def _split_block(
     starts, ends, content_end = _line_bounds(arr)
     first_byte = np.where(content_end > starts, arr[np.minimum(starts, len(arr) - 1)], 0)
     if (first_byte == BOM[0]).any() and BOM in block:  # a file concatenated onto another
-        block = block.replace(BOM, b"")
+        # the usual case, the file's own BOM, without copying the block through replace()
+        only_first = block.startswith(BOM) and BOM not in block[3:]
+        block = block[3:] if only_first else block.replace(BOM, b"")
         arr = np.frombuffer(block, dtype=np.uint8)
         starts, ends, content_end = _line_bounds(arr)
         first_byte = np.where(content_end > starts, arr[np.minimum(starts, len(arr) - 1)], 0)
