@@ -96,16 +96,6 @@ def _holds_any(keys: array, want: list[int]) -> bool:
     return False
 
 
-def holds(sketch: bytes | None, hashes: list[int]) -> bool:
-    """Whether a file may hold any of the IDs (True when it has no sketch)."""
-    return True if sketch is None else _holds_any(_keys(sketch), hashes)
-
-
-def files_holding(manifest: dict[str, dict], values: dict[str, list[str]]) -> list[dict]:
-    """Manifest rows of the files that may hold any of ``values`` (column -> IDs)."""
-    return Sketches(manifest).holding(values)
-
-
 class Sketches:
     """The sketches of a whole manifest, read once for several lookups in a row (a trace
     looks up three times)."""
