@@ -122,7 +122,7 @@ def _field_names(run: Run, ctx: Context) -> list[str] | None:
 
 def parse(fh, state: ReadState, ctx: Context) -> Iterator[Batch]:
     """Rows of the smtp table, batch by batch, from ``state.offset`` on."""
-    return parse_prepared(prepare(fh, state, ctx), parse_run, ctx)
+    return parse_prepared(prepare(fh, state, ctx), parse_run, ctx, server_hint)
 
 
 def prepare(fh, state: ReadState, ctx: Context) -> Iterator[Batch | tuple[Run, tuple, list[Bad]]]:
@@ -147,7 +147,7 @@ def parse_run(run: Run, key: tuple, ctx: Context) -> Batch:
     names, direction = key
     raw, rows, wrong = read_csv_run(run, list(names))
     table, invalid = normalise(raw, run, rows, ctx, direction)
-    return Batch(table, wrong + invalid, server_hint(table))
+    return Batch(table, wrong + invalid)
 
 
 def server_hint(table: pa.Table) -> str | None:
@@ -188,6 +188,27 @@ def _group(col: pa.Array, pattern: str) -> pa.Array:
     return C.null_if_empty(pc.fill_null(pc.struct_field(found, [0]), ""))
 
 
+def _replies(data: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Reply code, enhanced status and queued Message-ID of reply lines (null where none)."""
+
+    def parts(text: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+        return (*C.reply_parts(text), _group(text, _QUEUED_ID))
+
+    return C.per_distinct(parts, data)
+
+
+def _user_names(col: pa.Array) -> pa.Array:
+    return C.per_distinct(lambda text: _group(text, _USER_NAME), col)
+
+
+def _command(data: pa.Array) -> pa.Array:
+    """The upper-cased verb of command lines: the verb regex on each distinct first word
+    (commands repeat a handful of verbs), which gives what it gives on the whole line."""
+    text = pc.utf8_ltrim(pc.fill_null(data, ""), characters=" \t\n\f\r")  # RE2's \s
+    first = pc.list_element(pc.split_pattern(text, " ", max_splits=1), 0)
+    return C.per_distinct(lambda words: pc.utf8_upper(_group(words, _VERB)), first)
+
+
 def _only(mask: pa.Array, values: pa.Array) -> pa.Array:
     return pc.if_else(pc.fill_null(mask, False), values, pa.scalar(None, values.type))
 
@@ -208,18 +229,20 @@ def normalise(
     data, context = cols.get("data", missing), cols.get("context", missing)
     connector = cols.get("connector_id", missing)
 
-    talk = pc.is_in(event, pa.array(["<", ">"]))
-    code, enhanced = C.only_where(talk, C.reply_parts, data)
+    # each regex runs once per distinct text of the lines it concerns: replies and
+    # information lines repeat, a few verbs start every command
     if direction:
         ours, theirs = ("<", ">") if direction == "receive" else (">", "<")
         is_command, is_reply = pc.equal(event, ours), pc.equal(event, theirs)
-    else:  # tell commands from replies by their text
-        is_reply = pc.and_(talk, pc.is_valid(code))
-        is_command = pc.and_(talk, pc.invert(is_reply))
+        code, enhanced, queued = C.only_where(is_reply, _replies, data)
+    else:  # tell commands from replies by their text (a reply has a code)
+        talk = pc.is_in(event, pa.array(["<", ">"]))
+        code, enhanced, queued = C.only_where(talk, _replies, data)
+        is_command = pc.and_(talk, pc.is_null(code))
     info = pc.equal(event, "*")
     username = pc.coalesce(
-        C.only_where(info, lambda c: _group(c, _USER_NAME), context),
-        C.only_where(info, lambda c: _group(c, _USER_NAME), data),
+        C.only_where(info, _user_names, context),
+        C.only_where(info, _user_names, data),
         _only(pc.and_(info, pc.equal(context, "authenticated")), data),
     )
     out = {
@@ -235,13 +258,13 @@ def normalise(
         "remote_ip": remote_ip,
         "remote_port": remote_port,
         "event": C.null_if_empty(event),
-        "command": C.only_where(is_command, lambda c: pc.utf8_upper(_group(c, _VERB)), data),
+        "command": C.only_where(is_command, _command, data),
         "data": data,
         "context": context,
-        "reply_code": _only(is_reply, code),
-        "enhanced_status": _only(is_reply, enhanced),
+        "reply_code": code,
+        "enhanced_status": enhanced,
         "username": username,
-        "message_id": C.only_where(is_reply, lambda c: _group(c, _QUEUED_ID), data),
+        "message_id": queued,
         "file": C.constant(ctx.path, n),
         "line": pa.array(run.line_numbers[rows], pa.int64()),
     }
