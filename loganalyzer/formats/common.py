@@ -43,16 +43,20 @@ class Batch:
     server_hint: str | None = None
 
 
-def parse_prepared(prepared: Iterable, parse_run: Callable, ctx: Context) -> Iterator[Batch]:
-    """A format's ``parse`` from its ``prepare`` and ``parse_run``: each run parsed alone
-    (``worker.run_bundle`` parses the runs of several files together instead)."""
+def parse_prepared(
+    prepared: Iterable, parse_run: Callable, ctx: Context, server_hint: Callable
+) -> Iterator[Batch]:
+    """A format's ``parse`` from its ``prepare``, ``parse_run`` and ``server_hint``: each run
+    parsed alone (``worker.run_bundle`` parses the runs of several files together instead,
+    and finds each file's server itself)."""
     for item in prepared:
         if isinstance(item, Batch):
             yield item
             continue
         run, key, bad = item
         batch = parse_run(run, key, ctx)
-        yield Batch(batch.table, bad + batch.bad, batch.server_hint)
+        hint = server_hint(batch.table) if batch.table is not None else None
+        yield Batch(batch.table, bad + batch.bad, hint)
 
 
 _BOM = b"\xef\xbb\xbf"

@@ -111,7 +111,7 @@ def _field_names(run: Run, ctx: Context) -> list[str] | None:
 
 def parse(fh, state: ReadState, ctx: Context) -> Iterator[Batch]:
     """Rows of the tracking table, batch by batch, from ``state.offset`` on."""
-    return parse_prepared(prepare(fh, state, ctx), parse_run, ctx)
+    return parse_prepared(prepare(fh, state, ctx), parse_run, ctx, server_hint)
 
 
 def prepare(
@@ -138,7 +138,7 @@ def parse_run(run: Run, names: tuple[str, ...], ctx: Context) -> Batch:
     """The rows of one run whose fields are ``names``; its bad lines to the quarantine."""
     raw, rows, wrong = read_csv_run(run, list(names))
     table, invalid = normalise(raw, run, rows, ctx)
-    return Batch(table, wrong + invalid, server_hint(table))
+    return Batch(table, wrong + invalid)
 
 
 def server_hint(table: pa.Table) -> str | None:
