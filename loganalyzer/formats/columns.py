@@ -195,20 +195,37 @@ def outcomes(events: pa.Array, family: str) -> pa.Array:
     return pc.take(values, idx)
 
 
-def only_where(mask: pa.Array, fn, col: pa.Array):
-    """``fn(col)`` on the rows where ``mask`` holds, null on the others (an array or a tuple
+def only_where(mask: pa.Array, fn, *cols: pa.Array):
+    """``fn(*cols)`` on the rows where ``mask`` holds, null on the others (an array or a tuple
     of arrays): a regex then runs on the lines it concerns only."""
     mask = pc.fill_null(mask, False)
     if isinstance(mask, pa.ChunkedArray):
         mask = mask.combine_chunks()
-    out = fn(pc.filter(col, mask))
+    out = fn(*(pc.filter(col, mask) for col in cols))
 
     def back(values: pa.Array) -> pa.Array:
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
-        return pc.replace_with_mask(pa.nulls(len(col), values.type), mask, values)
+        return pc.replace_with_mask(pa.nulls(len(mask), values.type), mask, values)
 
     return tuple(back(o) for o in out) if isinstance(out, tuple) else back(out)
+
+
+def per_distinct_where(mask: pa.Array, fn, col: pa.Array):
+    """``per_distinct(fn, col)`` on the rows where ``mask`` holds, null on the others: for a
+    regex on the lines it concerns whose texts repeat (replies, information lines)."""
+    mask = pc.fill_null(mask, False)
+    if isinstance(mask, pa.ChunkedArray):
+        mask = mask.combine_chunks()
+    encoded = pc.dictionary_encode(pc.filter(col, mask))
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    # each row's index into the distinct values (null off the mask): one take per output
+    at = pc.replace_with_mask(pa.nulls(len(col), encoded.indices.type), mask, encoded.indices)
+    out = fn(encoded.dictionary)
+    if isinstance(out, tuple):
+        return tuple(pc.take(o, at) for o in out)
+    return pc.take(out, at)
 
 
 def per_distinct(fn, col: pa.Array):

@@ -188,29 +188,28 @@ def _group(col: pa.Array, pattern: str) -> pa.Array:
     return C.null_if_empty(pc.fill_null(pc.struct_field(found, [0]), ""))
 
 
-def _replies(data: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """Reply code, enhanced status and queued Message-ID of reply lines (null where none)."""
-
-    def parts(text: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
-        return (*C.reply_parts(text), _group(text, _QUEUED_ID))
-
-    return C.per_distinct(parts, data)
+def _reply_parts(text: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Reply code, enhanced status and queued Message-ID of reply text (null where none)."""
+    return (*C.reply_parts(text), _group(text, _QUEUED_ID))
 
 
-def _user_names(col: pa.Array) -> pa.Array:
-    return C.per_distinct(lambda text: _group(text, _USER_NAME), col)
+def _user_names(context: pa.Array, data: pa.Array) -> pa.Array:
+    """User names of information lines: ``User Name: x`` in either field, or ``x`` of
+    ``x,authenticated``."""
+    authenticated = pc.if_else(pc.equal(context, "authenticated"), data, None)
+    named = [C.per_distinct(lambda text: _group(text, _USER_NAME), c) for c in (context, data)]
+    return pc.coalesce(*named, authenticated)
 
 
-def _command(data: pa.Array) -> pa.Array:
+def _command(is_command: pa.Array, data: pa.Array) -> pa.Array:
     """The upper-cased verb of command lines: the verb regex on each distinct first word
     (commands repeat a handful of verbs), which gives what it gives on the whole line."""
-    text = pc.utf8_ltrim(pc.fill_null(data, ""), characters=" \t\n\f\r")  # RE2's \s
-    first = pc.list_element(pc.split_pattern(text, " ", max_splits=1), 0)
-    return C.per_distinct(lambda words: pc.utf8_upper(_group(words, _VERB)), first)
-
-
-def _only(mask: pa.Array, values: pa.Array) -> pa.Array:
-    return pc.if_else(pc.fill_null(mask, False), values, pa.scalar(None, values.type))
+    is_command = pc.fill_null(is_command, False)
+    lines = pc.filter(data, is_command)
+    text = pc.utf8_ltrim(pc.fill_null(lines, ""), characters=" \t\n\f\r")  # RE2's \s
+    words = pc.list_element(pc.split_pattern(text, " ", max_splits=1), 0)
+    verbs = C.per_distinct(lambda w: pc.utf8_upper(_group(w, _VERB)), words)
+    return pc.replace_with_mask(pa.nulls(len(data), pa.string()), is_command, verbs)
 
 
 def normalise(
@@ -234,17 +233,12 @@ def normalise(
     if direction:
         ours, theirs = ("<", ">") if direction == "receive" else (">", "<")
         is_command, is_reply = pc.equal(event, ours), pc.equal(event, theirs)
-        code, enhanced, queued = C.only_where(is_reply, _replies, data)
+        code, enhanced, queued = C.per_distinct_where(is_reply, _reply_parts, data)
     else:  # tell commands from replies by their text (a reply has a code)
         talk = pc.is_in(event, pa.array(["<", ">"]))
-        code, enhanced, queued = C.only_where(talk, _replies, data)
+        code, enhanced, queued = C.per_distinct_where(talk, _reply_parts, data)
         is_command = pc.and_(talk, pc.is_null(code))
-    info = pc.equal(event, "*")
-    username = pc.coalesce(
-        C.only_where(info, _user_names, context),
-        C.only_where(info, _user_names, data),
-        _only(pc.and_(info, pc.equal(context, "authenticated")), data),
-    )
+    username = C.only_where(pc.equal(event, "*"), _user_names, context, data)
     out = {
         "date_time": date_time,
         "time_approximate": pa.array(np.zeros(n, dtype=bool)),
@@ -258,7 +252,7 @@ def normalise(
         "remote_ip": remote_ip,
         "remote_port": remote_port,
         "event": C.null_if_empty(event),
-        "command": C.only_where(is_command, _command, data),
+        "command": _command(is_command, data),
         "data": data,
         "context": context,
         "reply_code": code,
