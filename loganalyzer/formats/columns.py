@@ -6,6 +6,7 @@ Per-row Python runs only for the rare values that need it (a recipient-status li
 
 from __future__ import annotations
 
+import itertools
 import re
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
@@ -95,27 +96,30 @@ def split_list(col: pa.Array, sep: str = ";") -> pa.ListArray:
     return pa.ListArray.from_arrays(parts.offsets, parts.values)
 
 
-_BRACKET_OR_SEMICOLON = re.compile(r"[\[\]{};]")
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _hide_bracketed(value: str) -> str:
+    """``value`` with each ``;`` inside brackets replaced by ``_PROTECT``."""
+    segments = value.split(";")
+    depth, out = 0, [segments[0]]
+    # brackets counted in C, not walked char by char
+    for before, segment in itertools.pairwise(segments):
+        closes = before.count("]") + before.count("}")
+        if closes > depth:  # the depth may bottom out at 0 inside: walk its brackets
+            for ch in _BRACKET.findall(before):
+                depth = depth + 1 if ch in "[{" else max(0, depth - 1)
+        else:
+            depth += before.count("[") + before.count("{") - closes
+        out.append(_PROTECT if depth else ";")
+        out.append(segment)
+    return "".join(out)
 
 
 def _protect(value: str, count: int) -> str:
     """Hide the ``;`` that do not separate recipients' statuses: those inside brackets (which
     nest: ``[{LED=... was [2001:db8::26]:25};{MSG=}]``), and those inside one status."""
-    depth, inner = 0, []
-    for m in _BRACKET_OR_SEMICOLON.finditer(value):
-        ch = m[0]
-        if ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth = max(0, depth - 1)
-        elif depth:
-            inner.append(m.start())
-    protected = value
-    if inner:
-        chars = list(value)
-        for i in inner:
-            chars[i] = _PROTECT
-        protected = "".join(chars)
+    protected = _hide_bracketed(value)
     parts = protected.split(";")
     if count and len(parts) != count:  # "550 4.4.7 QUEUE.Expired;message expired"
         merged: list[str] = []
@@ -140,21 +144,31 @@ def split_statuses(col: pa.Array, counts: pa.Array) -> pa.ListArray:
         pc.greater(lengths, 1),
         pc.or_(pc.match_substring_regex(col, r"[\[{]"), pc.not_equal(lengths, counts)),
     )
-    idx = np.flatnonzero(pc.fill_null(odd, False).to_numpy(zero_copy_only=False))
-    if len(idx) == 0:
+    odd = pc.fill_null(odd, False)
+    if not pc.any(odd).as_py():
         return split_list(col)
-    values, n = col.to_pylist(), counts.to_pylist()
-    for i in idx.tolist():
-        values[i] = _protect(values[i], n[i] or 0)
-    parts = split_list(pa.array(values, pa.string()))
+    # only the odd values go through Python
+    values, n = pc.filter(col, odd).to_pylist(), pc.filter(counts, odd).to_pylist()
+    done: dict[tuple[str, int], str] = {}  # the same failure text repeats
+    for key in zip(values, n, strict=True):
+        if key not in done:
+            done[key] = _protect(key[0], key[1] or 0)
+    protected = pa.array([done[key] for key in zip(values, n, strict=True)], pa.string())
+    parts = split_list(pc.replace_with_mask(col, odd, protected))
     restored = pc.replace_substring(parts.values, _PROTECT, ";")
     return pa.ListArray.from_arrays(parts.offsets, restored)
 
 
 def _extract_in_lists(lists: pa.ListArray, pattern: str) -> pa.ListArray:
-    flat = lists.values
-    found = pc.struct_field(pc.extract_regex(pc.fill_null(flat, ""), pattern), [0])
-    return pa.ListArray.from_arrays(lists.offsets, null_if_empty(pc.fill_null(found, "")))
+    def first_group(values: pa.Array) -> pa.Array:
+        found = pc.struct_field(pc.extract_regex(pc.fill_null(values, ""), pattern), [0])
+        return null_if_empty(pc.fill_null(found, ""))
+
+    # statuses repeat (``250 2.1.5 Recipient OK``): the regex runs once per distinct one
+    flat = lists.values.slice(lists.offsets[0].as_py(), lists.offsets[-1].as_py())
+    return pa.ListArray.from_arrays(
+        pc.subtract(lists.offsets, lists.offsets[0]), per_distinct(first_group, flat)
+    )
 
 
 def status_codes(statuses: pa.ListArray) -> tuple[pa.ListArray, pa.ListArray]:
@@ -167,8 +181,12 @@ def status_codes(statuses: pa.ListArray) -> tuple[pa.ListArray, pa.ListArray]:
 
 def domain_of(addresses: pa.Array) -> pa.Array:
     """Lower-case domain of each address; null where there is none."""
-    found = pc.extract_regex(pc.fill_null(addresses, ""), r"@(?P<d>[^@<>\s]+?)>?$")
-    return null_if_empty(pc.utf8_lower(pc.fill_null(pc.struct_field(found, [0]), "")))
+
+    def domains(values: pa.Array) -> pa.Array:
+        found = pc.extract_regex(pc.fill_null(values, ""), r"@(?P<d>[^@<>\s]+?)>?$")
+        return null_if_empty(pc.utf8_lower(pc.fill_null(pc.struct_field(found, [0]), "")))
+
+    return per_distinct(domains, addresses)  # a few hundred senders a day
 
 
 def with_brackets(ids: pa.Array) -> pa.Array:

@@ -151,7 +151,7 @@ def server_names(table: pa.Table) -> pa.Array:
     is the commonest; the rows of a bundle get these once, each file its commonest."""
     local = pc.is_in(table.column("event_id"), pa.array(_LOCAL_EVENTS))
     names = table.column("server_hostname").combine_chunks()
-    return C.server_name(pc.if_else(local, names, pa.scalar(None, pa.string())))
+    return C.per_distinct(C.server_name, pc.if_else(local, names, pa.scalar(None, pa.string())))
 
 
 def _no_header(run: Run, reason: str = "data line before any #Fields header") -> list[Bad]:
