@@ -261,7 +261,7 @@ class _Writer:
 def _filled(column: pa.ChunkedArray, server: str) -> pa.Array:
     """The file's server for every row that does not name its own."""
     if column.null_count == len(column):
-        return pa.array([server] * len(column), pa.string())
+        return C.constant(server, len(column))
     return pc.fill_null(column, server)
 
 
