@@ -123,10 +123,12 @@ def slice_hashes(table: pa.Table, cuts: list[int]) -> list[set[int]]:
             continue
         encoded = pc.dictionary_encode(table.column(column).combine_chunks())
         distinct = _distinct_hashes(column, encoded.dictionary)
-        indices = pc.fill_null(encoded.indices, -1).to_numpy()
+        n = len(distinct)
+        indices = pc.fill_null(encoded.indices, n).to_numpy()  # null: the extra slot n
         for k, (lo, hi) in enumerate(zip(cuts, cuts[1:], strict=False)):
-            used = np.unique(indices[lo:hi])
-            h = distinct[used[used >= 0]]
+            used = np.zeros(n + 1, dtype=bool)
+            used[indices[lo:hi]] = True
+            h = distinct[used[:n]]
             found[k].append(h[h >= 0])
     return [set(np.concatenate(f).tolist()) if f else set() for f in found]
 

@@ -25,10 +25,8 @@ _ISO_OK = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{
 
 
 def constant(value: str, n: int) -> pa.Array:
-    """``n`` copies of one string, stored once (run-end encoded in memory)."""
-    return pa.DictionaryArray.from_arrays(
-        pa.array(np.zeros(n, dtype=np.int32)), pa.array([value], pa.string())
-    ).cast(pa.string())
+    """``n`` copies of one string."""
+    return pa.repeat(pa.scalar(value, pa.string()), n)
 
 
 def null_if_empty(col: pa.Array) -> pa.Array:

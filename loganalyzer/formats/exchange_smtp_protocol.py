@@ -159,9 +159,13 @@ def server_hint(table: pa.Table) -> str | None:
 def server_names(table: pa.Table) -> pa.Array:
     """Per row, the server its connector names (null when none, or a send row)."""
     received = pc.not_equal(pc.fill_null(table.column("direction"), ""), "send")
-    ids = table.column("connector_id").combine_chunks()
-    named = pc.and_(received, pc.match_substring(ids, "\\"))
-    return C.per_distinct(C.server_name, pc.if_else(named, ids, pa.scalar(None, pa.string())))
+
+    def servers(ids: pa.Array) -> pa.Array:
+        named = pc.match_substring(ids, "\\")
+        return C.server_name(pc.if_else(named, ids, pa.scalar(None, pa.string())))
+
+    names = C.per_distinct(servers, table.column("connector_id"))
+    return pc.if_else(received, names, pa.scalar(None, pa.string()))
 
 
 def split_endpoint(col: pa.Array) -> tuple[pa.Array, pa.Array]:
