@@ -288,9 +288,17 @@ def run_task(task: Task) -> TaskResult:
             _store(task, module.parse(fh, state, ctx), result)
     except (OSError, EOFError, zlib.error) as exc:
         result.error = f"could not read: {getattr(exc, 'strerror', None) or exc}"
+    except Exception as exc:  # noqa: BLE001 - the file is reported, the other files go on
+        result.error = _failure(exc)
     result = _finish(result, state, ctx, started)
     _release()
     return result
+
+
+def _failure(exc: Exception) -> str:
+    """The report of a file whose parse failed for a reason no log line explains (a bug, or
+    a failure inside a library): nothing of it is committed."""
+    return f"could not ingest: {type(exc).__name__}: {exc}"
 
 
 def _release() -> None:
@@ -325,6 +333,24 @@ def run_bundle(tasks: list[Task]) -> list[TaskResult]:
     results = [TaskResult(t, module.TABLE, worker=worker) for t in tasks]
     states = [ReadState(t.offset, t.line, t.header) for t in tasks]
     ctxs = [_context(t) for t in tasks]
+    try:
+        batches, hashes = _parse_together(tasks, module, results, states, ctxs)
+    except Exception:  # noqa: BLE001 - one file sank the bundle: each alone, to find which
+        return [run_task(t) for t in tasks]
+    out = []
+    for i, task in enumerate(tasks):
+        if not results[i].error:
+            try:
+                _store(task, iter(batches[i]), results[i], hashes[i])
+            except Exception as exc:  # noqa: BLE001 - reported; the other files go on
+                results[i].error = _failure(exc)
+        out.append(_finish(results[i], states[i], ctxs[i], started))
+    _release()
+    return out
+
+
+def _parse_together(tasks, module, results, states, ctxs):
+    """``run_bundle``'s parse: each file's batches and the lookup hashes of its rows."""
     batches: list[list[Batch]] = [[] for _ in tasks]
     runs: dict[Hashable, list[tuple[int, Run]]] = {}  # by what their parse depends on
     for i, task in enumerate(tasks):
@@ -349,13 +375,7 @@ def run_bundle(tasks: list[Task]) -> list[TaskResult]:
         for i, batch, ids in _split(module.parse_run(merged, key, ctxs[0]), tasks, module):
             batches[i].append(batch)
             hashes[i] |= ids
-    out = []
-    for i, task in enumerate(tasks):
-        if not results[i].error:
-            _store(task, iter(batches[i]), results[i], hashes[i])
-        out.append(_finish(results[i], states[i], ctxs[i], started))
-    _release()
-    return out
+    return batches, hashes
 
 
 def _split(batch: Batch, tasks: list[Task], module) -> Iterator[tuple[int, Batch, set[int]]]:
@@ -420,6 +440,9 @@ def _store(
         writer.abort()
         result.error = f"could not {stage}: {getattr(exc, 'strerror', None) or exc}"
         return
+    except BaseException:
+        writer.abort()
+        raise
     result.lookup = encode(keys if hashes is None else hashes)
     result.quarantined = len(writer.bad)
     result.server = server

@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 from logfiles import FIELD_SETS, header, line, row
-from stores import content
+from stores import content, manifest
 
 from loganalyzer import worker
 from loganalyzer.formats import exchange_tracking
@@ -104,6 +104,47 @@ def test_a_file_that_fails_in_a_bundle_fails_alone(logs, tmp_path, monkeypatch):
     monkeypatch.setattr(worker, "open_source", real)
     again = ingest([logs], tmp_path / "store", workers=1)
     assert [f.path for f in again.files if f.status == "ingested"] == [broken]
+
+
+def test_a_parse_that_raises_fails_its_file_only(logs, tmp_path, monkeypatch):
+    """A failure no log line explains (a bug, a library error) sinks one file, not the ingest:
+    the bundle is parsed again file by file, the file that fails is reported and not
+    committed, and the next ingest reads it."""
+    import pyarrow as pa
+
+    broken = logs / "EX01" / "MSGTRK2026030210-1.LOG"
+    broken.write_bytes(broken.read_bytes().replace(b"10.0.0.5", b"10.9.9.9"))
+    real = exchange_tracking.parse_run
+
+    def failing(run, *a):
+        if b"10.9.9.9" in run.data:
+            raise pa.ArrowInvalid("a chunk failed converting for an unknown reason")
+        return real(run, *a)
+
+    monkeypatch.setattr(exchange_tracking, "parse_run", failing)
+    summary = ingest([logs], tmp_path / "store", workers=1)
+    assert summary.exit_code == 1
+    errors = [f for f in summary.files if f.status == "error"]
+    assert [f.path for f in errors] == [str(broken)]
+    assert errors[0].reason == (
+        "could not ingest: ArrowInvalid: a chunk failed converting for an unknown reason"
+    )
+    assert len([f for f in summary.files if f.status == "ingested"]) == 6
+    st = Store(tmp_path / "store")
+    assert str(broken) not in {p for r in st.manifest().values() for p in r["paths"]}
+    monkeypatch.setattr(exchange_tracking, "parse_run", real)
+    again = ingest([logs], tmp_path / "store", workers=1)
+    assert [f.path for f in again.files if f.status == "ingested"] == [str(broken)]
+    fresh = Store(tmp_path / "fresh")
+    assert ingest([logs], fresh, workers=1).exit_code == 0
+    # the same rows and quarantine as one clean ingest (head fingerprints record the lengths
+    # of the other files each ingest saw)
+    same = {"tracking", "quarantine"}
+    assert {k: v for k, v in content(st).items() if k in same} == {
+        k: v for k, v in content(fresh).items() if k in same
+    }
+    drop = ("head_fingerprint",)
+    assert manifest(st, drop=drop) == manifest(fresh, drop=drop)
 
 
 def test_bundles_are_grouped_by_format_and_context_and_bounded(logs, tmp_path):

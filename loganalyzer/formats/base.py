@@ -110,8 +110,11 @@ def _as_text(raw: bytes) -> str:
 
 
 def _repair_utf8(block: bytes) -> bytes:
+    # one binary value over the block's own memory (no copy), cast to check it is UTF-8
+    offsets = pa.py_buffer(np.array([0, len(block)], dtype=np.int64))
+    value = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(block)])
     try:
-        pa.array([block], pa.binary()).cast(pa.string())  # validates at memory speed
+        value.cast(pa.large_string())  # validates at memory speed
         return block
     except pa.ArrowInvalid:
         return b"".join(_decode_line(ln)[0] for ln in block.splitlines(keepends=True))
@@ -285,8 +288,12 @@ def read_csv_run(
     longest = int(np.diff(run.starts, append=len(run.data)).max()) if len(run.starts) else 0
     table = pacsv.read_csv(
         io.BytesIO(run.data),
-        # a block must hold the longest line (a 10 MB line would straddle the default 1 MB)
-        read_options=pacsv.ReadOptions(column_names=names, block_size=max(1 << 20, 2 * longest)),
+        # a block must hold the longest line (a 10 MB line would straddle the default 1 MB);
+        # one thread: files are parsed in parallel processes, and Arrow 26's threaded reader
+        # once failed with "a chunk failed converting for an unknown reason" in such a worker
+        read_options=pacsv.ReadOptions(
+            column_names=names, block_size=max(1 << 20, 2 * longest), use_threads=False
+        ),
         parse_options=pacsv.ParseOptions(
             delimiter=delimiter, quote_char=quote_char, invalid_row_handler=on_invalid
         ),
