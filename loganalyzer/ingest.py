@@ -119,6 +119,9 @@ def discover(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = Non
     found: dict[str, None] = {}
     missing: list[FileReport] = []
     for p in map(str, paths):
+        if not p.strip():  # Path("") is the current folder: a blank name from a script is not
+            missing.append(FileReport(p, "error", reason="empty path"))
+            continue
         if glob.has_magic(p):
             matches = sorted(glob.glob(p, recursive=True))
             if not matches:

@@ -287,6 +287,16 @@ def test_not_a_log_is_refused_by_name_and_others_still_ingest(store_dir, tmp_pat
     assert summary.exit_code == 1  # a path that could not be read at all
 
 
+def test_an_empty_path_is_an_error_not_the_current_folder(store_dir, tmp_path, monkeypatch):
+    good = write_log(tmp_path / "EX01" / "MSGTRK2026030210-1.LOG", [row(0)])
+    monkeypatch.chdir(tmp_path)  # holds a log: an empty path read as "." would ingest it twice
+    summary = ingest(["", good], store_dir)
+    assert [(f.path, f.status, f.reason) for f in summary.files if f.status == "error"] == [
+        ("", "error", "empty path")
+    ]
+    assert summary.count("ingested") == 1 and summary.exit_code == 1
+
+
 def test_headerless_file_needs_format(store_dir):
     sample = TRACKING_SAMPLES / "elastic-integrations-messagetracking.log"
     refused = ingest([sample], store_dir)
