@@ -118,6 +118,7 @@ def discover(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = Non
     """Files named by ``paths`` (files, folders searched recursively, globs), and the errors."""
     found: dict[str, None] = {}
     missing: list[FileReport] = []
+    exclude = exclude.resolve() if exclude else None  # once, not once per file
     for p in map(str, paths):
         if not p.strip():  # Path("") is the current folder: a blank name from a script is not
             missing.append(FileReport(p, "error", reason="empty path"))
@@ -143,8 +144,9 @@ def discover(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = Non
 
 
 def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies in ``folder`` (resolved)."""
     try:
-        path.resolve().relative_to(folder.resolve())
+        path.resolve().relative_to(folder)
         return True
     except ValueError:
         return False

@@ -287,6 +287,17 @@ def test_not_a_log_is_refused_by_name_and_others_still_ingest(store_dir, tmp_pat
     assert summary.exit_code == 1  # a path that could not be read at all
 
 
+def test_a_store_inside_the_logs_folder_is_not_read_as_logs(tmp_path):
+    logs = tmp_path / "logs"
+    write_log(logs / "EX01" / "MSGTRK2026030210-1.LOG", [row(0)])
+    store = logs / "store"
+    assert ingest([logs], store).count("ingested") == 1
+    again = ingest([logs], store)  # the store's parts and manifest are not candidates
+    assert [(f.status, Path(f.path).name) for f in again.files] == [
+        ("unchanged", "MSGTRK2026030210-1.LOG")
+    ]
+
+
 def test_an_empty_path_is_an_error_not_the_current_folder(store_dir, tmp_path, monkeypatch):
     good = write_log(tmp_path / "EX01" / "MSGTRK2026030210-1.LOG", [row(0)])
     monkeypatch.chdir(tmp_path)  # holds a log: an empty path read as "." would ingest it twice
