@@ -120,7 +120,7 @@ def discover(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = Non
     missing: list[FileReport] = []
     exclude = exclude.resolve() if exclude else None  # once, not once per file
     for p in map(str, paths):
-        if not p.strip():  # Path("") is the current folder: a blank name from a script is not
+        if not p:  # Path("") is the current folder: an empty name from a script is not
             missing.append(FileReport(p, "error", reason="empty path"))
             continue
         if glob.has_magic(p):

@@ -288,7 +288,7 @@ def run_task(task: Task) -> TaskResult:
             _store(task, module.parse(fh, state, ctx), result)
     except (OSError, EOFError, zlib.error) as exc:
         result.error = f"could not read: {getattr(exc, 'strerror', None) or exc}"
-    except Exception as exc:  # noqa: BLE001 - the file is reported, the other files go on
+    except Exception as exc:  # the file is reported, the other files go on
         result.error = _failure(exc)
     result = _finish(result, state, ctx, started)
     _release()
@@ -335,14 +335,14 @@ def run_bundle(tasks: list[Task]) -> list[TaskResult]:
     ctxs = [_context(t) for t in tasks]
     try:
         batches, hashes = _parse_together(tasks, module, results, states, ctxs)
-    except Exception:  # noqa: BLE001 - one file sank the bundle: each alone, to find which
+    except Exception:  # one file sank the bundle: each alone, to find which
         return [run_task(t) for t in tasks]
     out = []
     for i, task in enumerate(tasks):
         if not results[i].error:
             try:
                 _store(task, iter(batches[i]), results[i], hashes[i])
-            except Exception as exc:  # noqa: BLE001 - reported; the other files go on
+            except Exception as exc:  # reported; the other files go on
                 results[i].error = _failure(exc)
         out.append(_finish(results[i], states[i], ctxs[i], started))
     _release()
