@@ -117,11 +117,13 @@ def slice_hashes(table: pa.Table, cuts: list[int]) -> list[set[int]]:
     import numpy as np
     import pyarrow.compute as pc
 
+    from loganalyzer.formats.columns import whole
+
     found: list[list] = [[] for _ in cuts[1:]]
     for column in KEYS:
         if column not in table.column_names:
             continue
-        encoded = pc.dictionary_encode(table.column(column).combine_chunks())
+        encoded = pc.dictionary_encode(whole(table.column(column)))
         distinct = _distinct_hashes(column, encoded.dictionary)
         n = len(distinct)
         indices = pc.fill_null(encoded.indices, n).to_numpy()  # null: the extra slot n

@@ -190,3 +190,40 @@ def test_protocol_logs_bundled_equal_one_file_at_a_time(tmp_path, monkeypatch):
     assert len(calls) > 2 * bundled_calls
     bundled, alone = content(Store(tmp_path / "bundled")), content(Store(tmp_path / "alone"))
     assert bundled["smtp"] and bundled == alone
+
+
+def test_each_row_names_its_own_file_format_and_server(tmp_path):
+    """The worker writes a part's file, format and (where rows name none) server as one-value
+    columns: every row still says which file it came from, as any Parquet reader sees it."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+    from stores import synth_logs
+
+    from loganalyzer.schema import TABLES
+
+    logs = synth_logs(tmp_path / "logs", days=1, messages=60)
+    assert ingest([logs], tmp_path / "st", workers=1).exit_code == 0
+    entries = [e for e in Store(tmp_path / "st").manifest().values() if e["rows"]]
+    sends = 0
+    for table in ("tracking", "smtp"):
+        folder = tmp_path / "st" / table
+        stored = duckdb.sql(
+            "select file, list(distinct log_format), list(distinct server), count(*) "
+            f"from read_parquet('{folder}/*/*.parquet') group by file"
+        ).fetchall()
+        expected = {e["paths"][0]: e for e in entries if e["table"] == table}
+        assert {row[0] for row in stored} == expected.keys()
+        for path, formats, servers, n in stored:
+            assert formats == [expected[path]["format"]] and n == expected[path]["rows"]
+            if "Send" in path:  # a send log names no server: its rows get the file's
+                sends += 1
+                assert servers == [expected[path]["server"]]
+        # other readers see the store's schema: plain text columns, their descriptions
+        assert ds.dataset(folder, partitioning="hive").schema.field("file").type == pa.string()
+        for part in folder.glob("*/*.parquet"):
+            schema = pq.read_schema(part)
+            assert schema.equals(TABLES[table])
+            assert [f.metadata for f in schema] == [f.metadata for f in TABLES[table]]
+    assert sends

@@ -154,8 +154,10 @@ def _split_block(
         bad[nul_lines] = True
         reasons.update(dict.fromkeys(nul_lines.tolist(), "NUL bytes in line"))
     if check_quotes:
-        qlines = np.searchsorted(ends, np.flatnonzero(arr == 34))
-        odd = (np.bincount(qlines, minlength=n) % 2 == 1) & ~is_directive & ~bad
+        # a line's quotes are balanced when their count is even: XOR of its quote flags
+        quotes = (arr == 34).view(np.uint8)
+        parity = np.bitwise_xor.reduceat(quotes, starts) if n else np.zeros(0, np.uint8)
+        odd = parity.view(bool) & ~is_directive & ~bad
         for i in np.flatnonzero(odd).tolist():
             reasons[i] = "broken quoting: unbalanced double quote"
         bad |= odd

@@ -24,6 +24,13 @@ _STATUS_START = re.compile(r"\s*(?:[2-5]\d\d\b|\[|\{|To$|Cc$|Bcc$)")
 _ISO_OK = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
 
 
+def whole(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``col`` as one array: its only chunk as it is (``combine_chunks`` copies even one)."""
+    if not isinstance(col, pa.ChunkedArray):
+        return col
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+
+
 def constant(value: str, n: int) -> pa.Array:
     """``n`` copies of one string."""
     return pa.repeat(pa.scalar(value, pa.string()), n)
@@ -214,14 +221,11 @@ def outcomes(events: pa.Array, family: str) -> pa.Array:
 def only_where(mask: pa.Array, fn, *cols: pa.Array):
     """``fn(*cols)`` on the rows where ``mask`` holds, null on the others (an array or a tuple
     of arrays): a regex then runs on the lines it concerns only."""
-    mask = pc.fill_null(mask, False)
-    if isinstance(mask, pa.ChunkedArray):
-        mask = mask.combine_chunks()
+    mask = whole(pc.fill_null(mask, False))
     out = fn(*(pc.filter(col, mask) for col in cols))
 
     def back(values: pa.Array) -> pa.Array:
-        if isinstance(values, pa.ChunkedArray):
-            values = values.combine_chunks()
+        values = whole(values)
         return pc.replace_with_mask(pa.nulls(len(mask), values.type), mask, values)
 
     return tuple(back(o) for o in out) if isinstance(out, tuple) else back(out)
@@ -230,12 +234,8 @@ def only_where(mask: pa.Array, fn, *cols: pa.Array):
 def per_distinct_where(mask: pa.Array, fn, col: pa.Array):
     """``per_distinct(fn, col)`` on the rows where ``mask`` holds, null on the others: for a
     regex on the lines it concerns whose texts repeat (replies, information lines)."""
-    mask = pc.fill_null(mask, False)
-    if isinstance(mask, pa.ChunkedArray):
-        mask = mask.combine_chunks()
-    encoded = pc.dictionary_encode(pc.filter(col, mask))
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.combine_chunks()
+    mask = whole(pc.fill_null(mask, False))
+    encoded = whole(pc.dictionary_encode(pc.filter(col, mask)))
     # each row's index into the distinct values (null off the mask): one take per output
     at = pc.replace_with_mask(pa.nulls(len(col), encoded.indices.type), mask, encoded.indices)
     out = fn(encoded.dictionary)
@@ -248,9 +248,7 @@ def per_distinct(fn, col: pa.Array):
     """``fn(col)`` worked out once per distinct value of ``col`` (an array or a tuple of
     arrays, row-aligned), for columns whose values repeat: endpoints, connectors. Nulls stay
     null."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
-    encoded = pc.dictionary_encode(col)
+    encoded = pc.dictionary_encode(whole(col))
     out = fn(encoded.dictionary)
     if isinstance(out, tuple):
         return tuple(pc.take(o, encoded.indices) for o in out)

@@ -214,7 +214,7 @@ def normalise(
     """Tab-split string columns named by log field to the tracking schema; bad rows out."""
     n = raw.num_rows
     missing = pa.nulls(n, pa.string())
-    cols = {f: _text(raw.column(f).combine_chunks()) for f in raw.column_names}
+    cols = {f: _text(C.whole(raw.column(f))) for f in raw.column_names}
     out = {COLUMNS[f]: v for f, v in cols.items() if f not in ("date", "time")}
     date_time = parse_time(cols.get("date", missing), cols.get("time", missing))
     event_id = pc.utf8_trim_whitespace(out.get("event_id", missing))
@@ -244,5 +244,5 @@ def normalise(
     ]
     table, invalid = split_bad(table, problems, run, rows)
     hosts = table.column("server_hostname") if "server_hostname" in table.column_names else None
-    hint = C.most_common(C.server_name(hosts.combine_chunks())) if hosts is not None else None
+    hint = C.most_common(C.server_name(C.whole(hosts))) if hosts is not None else None
     return table, invalid, hint

@@ -221,7 +221,7 @@ def normalise(
 ) -> tuple[pa.Table, list[Bad]]:
     """String columns named by #Fields to the smtp schema; bad rows to the quarantine."""
     n = raw.num_rows
-    cols = {c.replace("-", "_"): raw.column(c).combine_chunks() for c in raw.column_names}
+    cols = {c.replace("-", "_"): C.whole(raw.column(c)) for c in raw.column_names}
     missing = pa.nulls(n, pa.string())
     date_time, bad_time = C.parse_utc(cols.get("date_time", missing))
     sequence, bad_sequence = C.parse_int(cols.get("sequence_number", missing))

@@ -150,7 +150,7 @@ def server_names(table: pa.Table) -> pa.Array:
     """Per row, the server it names as the log's own (null when none): ``server_hint``
     is the commonest; the rows of a bundle get these once, each file its commonest."""
     local = pc.is_in(table.column("event_id"), pa.array(_LOCAL_EVENTS))
-    names = table.column("server_hostname").combine_chunks()
+    names = C.whole(table.column("server_hostname"))
     return C.per_distinct(C.server_name, pc.if_else(local, names, pa.scalar(None, pa.string())))
 
 
@@ -161,7 +161,7 @@ def _no_header(run: Run, reason: str = "data line before any #Fields header") ->
 def normalise(raw: pa.Table, run: Run, rows, ctx: Context) -> tuple[pa.Table, list[Bad]]:
     """String columns named by #Fields to the tracking schema; bad rows to the quarantine."""
     n = raw.num_rows
-    cols = {c.replace("-", "_"): raw.column(c).combine_chunks() for c in raw.column_names}
+    cols = {c.replace("-", "_"): C.whole(raw.column(c)) for c in raw.column_names}
     missing = pa.nulls(n, pa.string())
     date_time, bad_time = C.parse_utc(cols.pop("date_time"))
     total_bytes, bad_bytes = C.parse_int(cols.pop("total_bytes", missing))

@@ -207,7 +207,7 @@ def _w3c_names(run: Run, ctx: Context) -> list[str] | None:
 
 
 def _dash_null(col) -> pa.Array:
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    col = C.whole(col)
     return pc.if_else(pc.equal(col, "-"), pa.scalar(None, pa.string()), col)
 
 

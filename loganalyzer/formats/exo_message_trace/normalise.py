@@ -245,7 +245,7 @@ def server_hint(table: pa.Table) -> str:
 def summary(raw: pa.Table, run: Run, rows, ctx: Context, name: str, log_type: str):
     """MTSummary rows: one per message, every recipient with its chain of events."""
     n = raw.num_rows
-    cols = {c: raw.column(c).combine_chunks() for c in raw.column_names}
+    cols = {c: C.whole(raw.column(c)) for c in raw.column_names}
     out = {SUMMARY_COLUMNS[c]: _text(cols, c, n) for c in cols if c in SUMMARY_COLUMNS}
     recipients, chains = split_recipient_status(
         cols.get("recipient_status", pa.nulls(n, pa.string()))
@@ -278,7 +278,7 @@ def summary(raw: pa.Table, run: Run, rows, ctx: Context, name: str, log_type: st
 def trace(raw: pa.Table, run: Run, rows, ctx: Context, name: str, log_type: str):
     """Get-MessageTrace(Detail) rows from a CSV export or API JSON: one recipient each."""
     n = raw.num_rows
-    cols = {c: raw.column(c).combine_chunks() for c in raw.column_names}
+    cols = {c: C.whole(raw.column(c)) for c in raw.column_names}
     is_detail = "event" in cols and "received" not in cols
     mapping = TRACE_DETAIL_COLUMNS if is_detail else TRACE_COLUMNS
     out = {mapping[c]: _text(cols, c, n) for c in cols if c in mapping}
@@ -311,7 +311,7 @@ def detail(raw: pa.Table, run: Run, rows: np.ndarray, ctx: Context, name: str, l
     raw = raw.rename_columns(["date_time" if c == "date_time_utc" else c for c in raw.column_names])
     if "date_time" not in raw.column_names:
         raw = raw.append_column("date_time", pa.nulls(raw.num_rows, pa.string()))
-    times = raw.column("date_time").combine_chunks()
+    times = C.whole(raw.column("date_time"))
     missing = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(times), ""), True)
     bad = [
         Bad(int(run.line_numbers[rows[i]]), "bad or missing time", run.text(int(rows[i])))
