@@ -41,7 +41,7 @@ _floor: int | None = None  # resident bytes after the first task
 #: Files with fewer bytes to read have their parts built in memory.
 BUFFER_BELOW = 4 << 20
 #: Columns with min/max statistics: what queries filter on (statistics of every text column
-#: cost a quarter of the write time and prune nothing).
+#: cost a quarter of the write time and prune nothing; a file's remote IPs span the range).
 STATISTICS = (
     "date_time",
     "server",
@@ -51,7 +51,6 @@ STATISTICS = (
     "internal_message_id",
     "sender_address",
     "session_id",
-    "remote_ip",
     "line",
 )
 #: Columns with few distinct values, dictionary-encoded. Dictionary-encoding every column (the
@@ -101,6 +100,8 @@ DICTIONARY = (
     "helo",
     "username",
     "session_id",
+    "data",  # replies and information lines repeat: SMTP parts 7% smaller
+    "context",
 )
 #: The type of a column that holds one value on every row of a part (its file, format and
 #: often server): the writer encodes such a dictionary without hashing each row (measured:

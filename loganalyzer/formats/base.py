@@ -52,7 +52,7 @@ class Bad:
 class Run:
     """Consecutive data lines under one set of directives."""
 
-    data: bytes  # the lines, damaged ones blanked, line ends kept
+    data: bytes  # the lines (UTF-8), damaged ones blanked, line ends kept
     line_numbers: np.ndarray  # physical line number of every line in data
     starts: np.ndarray  # byte offset of every line in data
     candidates: np.ndarray  # indexes (into line_numbers) of non-blank lines
@@ -304,6 +304,7 @@ def read_csv_run(
             strings_can_be_null=True,
             null_values=[""],
             quoted_strings_can_be_null=True,
+            check_utf8=False,  # read_runs checked (and repaired) the whole block
         ),
     )
     bad: list[Bad] = []
