@@ -4,7 +4,8 @@
     python benchmarks/end_to_end.py --mb 2000      # generates 2 GB of synth logs first
 
 Steps, each in its own process (time, and peak memory as the PSS of its process tree; the
-ingest steps run twice, once timed and once for memory, as sampling memory slows them):
+ingest steps run --repeat times each, in turn, timed (their median, and the ratio of each
+pair), then once more for memory, as sampling memory slows them):
   ingest   pyarrow CSV-to-Parquet of the same files (dataset per log kind, zstd) | ingest
   trace    a bare DuckDB lookup of the Message-ID over the tracking Parquet files |
            loganalyzer.trace(store, message_id), median of --n messages; and the CLI's wall
@@ -174,23 +175,43 @@ STEPS = {name[5:].replace("_", "-"): fn for name, fn in globals().items() if nam
 # -- the parent: runs each step in a child and samples its memory ------------------------------
 
 
-def run(step: str, fresh: str | None = None, **kwargs) -> dict:
-    """Run a step in a child. ``fresh``: the folder the step writes; the step then runs twice,
-    timed alone, then again into the emptied folder for its memory (sampling the memory of a
-    process tree costs CPU, and would slow the timed run)."""
+def run(step: str, fresh: str | None = None, memory: bool = True, **kwargs) -> dict:
+    """Run a step in a child. ``fresh``: the folder the step writes, emptied first; the step
+    then runs timed alone, and (``memory``) again into the emptied folder for its memory
+    (sampling the memory of a process tree costs CPU, and would slow the timed run)."""
     args = [sys.executable, __file__, "--step", step, json.dumps(kwargs)]
+    if fresh:
+        shutil.rmtree(fresh, ignore_errors=True)
     code, wall, peak, out = run_child(args, capture=True, sample=fresh is None)
-    if fresh and not code:
+    if fresh and memory and not code:
         shutil.rmtree(fresh, ignore_errors=True)
         code, _, peak, _ = run_child(args, capture=True)
     if code:
         raise SystemExit(f"step {step} failed with exit code {code}")
     result = json.loads(out.decode().strip().splitlines()[-1])
     result.setdefault("seconds", wall)
-    print(
-        f"  {step:<16}{result.get('seconds', 0):>9.3f} s  peak {peak / 1e6:>7,.0f} MB", flush=True
-    )
+    memory_note = f"  peak {peak / 1e6:>7,.0f} MB" if peak else ""
+    print(f"  {step:<16}{result.get('seconds', 0):>9.3f} s{memory_note}", flush=True)
     return result | {"peak_mb": peak / 1e6, "wall": wall}
+
+
+def ingests(logs: str, store: Path, base: Path, repeat: int) -> dict:
+    """The baseline and our ingest, ``repeat`` times each in turn (a machine's speed drifts
+    between runs): each one's median run, and the ratio of every pair. The last runs leave
+    their stores, and measure memory."""
+    runs: dict[str, list[dict]] = {"ingest-baseline": [], "ingest": []}
+    for i in range(repeat):
+        for step, folder in (("ingest-baseline", base), ("ingest", store)):
+            result = run(step, str(folder), i == repeat - 1, logs=logs, store=str(folder))
+            runs[step].append(result)
+    out = {}
+    for step, results in runs.items():
+        seconds = [r["seconds"] for r in results]
+        out[step] = results[-1] | {"seconds": statistics.median(seconds), "runs": seconds}
+    out["ingest"]["pair_ratios"] = [
+        b / o for b, o in zip(out["ingest-baseline"]["runs"], out["ingest"]["runs"], strict=True)
+    ]
+    return out
 
 
 def cpu_model() -> str:
@@ -224,10 +245,12 @@ def table(results: dict, log_mb: float) -> str:
         "|---|---|---|---|---|",
     ]
     ing, base = results["ingest"], results["ingest-baseline"]
+    pairs = ing["pair_ratios"]
+    spread = f" (runs {min(pairs):.2f}-{max(pairs):.2f}x)" if len(pairs) > 1 else ""
     rows.append(
-        f"| ingest {log_mb:,.0f} MB ({log_mb / ing['seconds']:.0f} MB/s) | "
-        f"{ing['seconds']:.1f} | {base['seconds']:.1f} (pyarrow CSV to Parquet) | "
-        f"{base['seconds'] / ing['seconds']:.2f}x | "
+        f"| ingest {log_mb:,.0f} MB ({log_mb / ing['seconds']:.0f} MB/s), median of "
+        f"{len(pairs)} | {ing['seconds']:.1f} | {base['seconds']:.1f} (pyarrow CSV to Parquet) | "
+        f"{base['seconds'] / ing['seconds']:.2f}x{spread} | "
         f"{ing['peak_mb']:,.0f} / {base['peak_mb']:,.0f} |"
     )
     c = results["compact"]
@@ -266,6 +289,9 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=2000, help="MB of synth logs to generate")
     ap.add_argument("--date", help="day of the daily report [default: the logs' second day]")
     ap.add_argument("--n", type=int, default=20, help="messages to trace")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="runs of each ingest, in turn (median) [3]"
+    )
     ap.add_argument("--work", help="folder for the stores [default: a temporary one]")
     ap.add_argument("--keep", action="store_true", help="keep the stores")
     ap.add_argument("--step", nargs=2, help=argparse.SUPPRESS)
@@ -291,12 +317,7 @@ def main() -> None:
         for p in (store, base):
             shutil.rmtree(p, ignore_errors=True)
         print(f"{log_mb:,.0f} MB of logs, {os.cpu_count()} cores, {cpu_model()}")
-        results: dict = {
-            "ingest-baseline": run(
-                "ingest-baseline", fresh=str(base), logs=str(logs), store=str(base)
-            ),
-            "ingest": run("ingest", fresh=str(store), logs=str(logs), store=str(store)),
-        }
+        results: dict = ingests(str(logs), store, base, args.repeat)
         results["store_mb"], results["parts"] = size_mb(store)
         results["plain"] = queries(str(logs), str(store), date, args.n)
         results["compact"] = run("compact", store=str(store))
