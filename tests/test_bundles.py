@@ -227,3 +227,41 @@ def test_each_row_names_its_own_file_format_and_server(tmp_path):
             assert schema.equals(TABLES[table])
             assert [f.metadata for f in schema] == [f.metadata for f in TABLES[table]]
     assert sends
+
+
+def test_a_part_whose_server_is_one_value_then_many_keeps_every_row(tmp_path):
+    """A big file's batches go to one part: the server given as one value for the first batch
+    (no row named one) and read from the rows of the next, and the other way round."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from loganalyzer.schema import TABLES, build_table
+
+    def batch(n: int, servers: list | None, start: int) -> pa.Table:
+        times = pa.array([1772409600000 + i for i in range(start, start + n)])
+        columns = {
+            "date_time": times.cast(pa.timestamp("ms", tz="UTC")),
+            "server": pa.array(servers or [None] * n, pa.string()),
+            "line": pa.array(range(start, start + n), pa.int64()),
+        }
+        return build_table(columns, TABLES["smtp"])
+
+    st = Store(tmp_path / "st")
+    for name, first, second in (
+        ("one-then-many", None, ["EX07", "EX08", "EX07"]),
+        ("many-then-one", ["EX07", "EX08", "EX07"], None),
+    ):
+        task = worker.Task(f"/logs/{name}.LOG", "exchange-smtp-protocol", name, str(st.root))
+        writer = worker._Writer(st, "smtp", task)
+        for k, servers in enumerate((first, second)):
+            single = {"file": task.path, "log_format": task.format}
+            if servers is None:
+                single["server"] = "EX01"
+            writer.write(batch(3, servers, 3 * k), single)
+        (part,) = writer.close()
+        rows = pq.read_table(st.loc.full(part.tmp)).to_pylist()
+        servers = [r["server"] for r in rows]
+        expected = [*(first or ["EX01"] * 3), *(second or ["EX01"] * 3)]
+        assert servers == expected
+        assert {r["file"] for r in rows} == {task.path}
+        assert [r["line"] for r in rows] == list(range(6))
