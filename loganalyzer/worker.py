@@ -206,16 +206,6 @@ def _arrow_schema(schema: pa.Schema) -> str:
     return base64.b64encode(schema.serialize().to_pybytes()).decode()
 
 
-_ZEROS = [pa.array(np.zeros(ROW_GROUP, np.int32))]
-
-
-def _zeros(n: int) -> pa.Array:
-    """``n`` int32 zeros, sliced from one array kept for all parts."""
-    if len(_ZEROS[0]) < n:
-        _ZEROS[0] = pa.array(np.zeros(n, np.int32))
-    return _ZEROS[0].slice(0, n)
-
-
 class _Writer:
     """Part files of one task, one per date partition, plus its quarantine file."""
 
@@ -251,8 +241,8 @@ class _Writer:
         return self.writers[date]
 
     def write(self, table: pa.Table, single: dict[str, str]) -> None:
-        """Write ``table``; ``single``: columns known to hold one value on every row, and it
-        (their values in ``table`` are not read)."""
+        """Write ``table``; ``single`` maps the columns known to hold one value on every row to
+        that value (their values in ``table`` are not read)."""
         bounds = pc.min_max(table.column("date_time")).as_py()
         first, last = (b.date() for b in bounds.values())
         if first == last:  # the usual case: one log file, one day
@@ -271,9 +261,8 @@ class _Writer:
             if name not in single:  # a later batch of the file with several values: rare
                 column = pc.dictionary_encode(rows.column(at))
             elif name in dictionaries:
-                column = pa.DictionaryArray.from_arrays(
-                    _zeros(rows.num_rows), pa.array([single[name]], pa.string())
-                )
+                zeros = pa.array(np.zeros(rows.num_rows, np.int32))
+                column = pa.DictionaryArray.from_arrays(zeros, pa.array([single[name]]))
             else:
                 column = C.constant(single[name], rows.num_rows)
             rows = rows.set_column(at, rows.schema.field(at).with_type(column.type), column)
