@@ -1,0 +1,28 @@
+"""The library's own errors: each carries the exit code the command contract gives it.
+
+The CLI catches ``LogAnalyzerError`` once and prints its message as one line; the library
+raises one of these with a message that names the wrong value and what is accepted.
+"""
+
+from __future__ import annotations
+
+
+class LogAnalyzerError(Exception):
+    """Base of every error loganalyzer raises on purpose."""
+
+    #: Exit code of the command that meets it (DESIGN.md, the command contract).
+    exit_code = 2
+
+
+class BadInput(LogAnalyzerError, ValueError):
+    """A value given by the user is wrong: the message names it and what is accepted."""
+
+
+class NotAStore(BadInput):
+    """A path given as a store holds no loganalyzer store."""
+
+
+class NothingFound(LogAnalyzerError, LookupError):
+    """The query was valid and matched nothing."""
+
+    exit_code = 1
