@@ -1,6 +1,13 @@
 """Meanings of Exchange and SMTP codes: tracking event IDs, sources, status and reply codes.
 
 The tables are CSV files in ``eventcodes/data/``, one per family, loaded once.
+
+Enhanced status codes (RFC 3463) are ``class.subject.detail``: the subject and detail say what
+the status is about, the class whether it is a success (2), a temporary (4) or a permanent (5)
+failure. The registry's rows are class-less (``X.6.0``); their ``outcome`` says what kind of
+detail they are: ``failed`` for a detail that reports a problem (most), ``delivered`` for one
+that reports a success (X.1.5, X.3.6, X.6.4), ``info`` for a neutral one (X.s.0, X.1.9). A
+concrete code takes its outcome and the first sentence of its meaning from its class.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ __all__ = [
     "Code",
     "UnknownCode",
     "entries",
+    "explain",
     "explain_status",
     "lookup",
     "table",
@@ -89,8 +97,33 @@ _REPLY_IN_TEXT = re.compile(r"(?<![\w.:/])([2-5]\d\d)(?=[ \-]|$)")
 # The same two patterns for Arrow's RE2 engine (no look-around), used on whole columns.
 ENHANCED_RE2 = r"(?:^|[^0-9.])(?P<code>[245]\.[0-9]{1,3}\.[0-9]{1,3})(?:$|[^0-9.]|\.[^0-9])"
 REPLY_RE2 = r"^(?:\[?\{?LED=)?(?P<code>[2-5][0-9][0-9])(?:[ -]|$)"
-# Enhanced-code class decides the outcome of a concrete code.
-_BY_CLASS = {"2": ("delivered", False), "4": ("deferred", True), "5": ("failed", True)}
+# The class of an enhanced code decides a concrete code's outcome, failure flag and sense.
+_CLASSES = {
+    "2": ("delivered", False, "success", "Success: the action was completed."),
+    "4": (
+        "deferred",
+        True,
+        "temporary failure",
+        "Temporary failure: the action may succeed if tried again later.",
+    ),
+    "5": (
+        "failed",
+        True,
+        "permanent failure",
+        "Permanent failure: the action will not succeed if tried again.",
+    ),
+}
+# RFC 3463 subjects, for the name of a code whose detail does not fit its class.
+_SUBJECTS = {
+    "0": "other",
+    "1": "addressing",
+    "2": "mailbox",
+    "3": "mail system",
+    "4": "network and routing",
+    "5": "mail delivery protocol",
+    "6": "message content or media",
+    "7": "security or policy",
+}
 
 
 class UnknownCode(LookupError):
@@ -155,9 +188,22 @@ def _normalise(code: object) -> str:
     return str(code).strip().lstrip("#").strip().upper()
 
 
-def _by_class(entry: Code, concrete: str) -> Code:
-    outcome, failure = _BY_CLASS[concrete[0]]
-    return replace(entry, code=concrete, outcome=outcome, is_failure=failure)
+def _in_class(row: Code, concrete: str) -> Code:
+    """``concrete`` (``2.6.0``) read through a registry row without its class (``X.6.0``)."""
+    cls, subject, detail = concrete.split(".")
+    outcome, failure, word, sense = _CLASSES[cls]
+    entry = replace(row, code=concrete, outcome=outcome, is_failure=failure)
+    if row.outcome == "info":  # neutral: the class gives the sense, the row what it is about
+        return replace(entry, name=f"{row.name} ({word})", meaning=f"{sense} {row.meaning}")
+    if (row.outcome == "delivered") == (cls == "2"):
+        return replace(entry, meaning=f"{sense} {row.meaning}")
+    # a detail defined for the other sense (2.1.1, 5.6.4): only the class can be trusted
+    return replace(
+        entry,
+        name=f"{word.capitalize()}, {_SUBJECTS[subject]} status",
+        meaning=f"{sense} The detail .{subject}.{detail} does not go with this class, so only"
+        " the class is certain.",
+    )
 
 
 def _find(key: str, family: str) -> Code | None:
@@ -170,9 +216,9 @@ def _find(key: str, family: str) -> Code | None:
     cls, subject, detail = m[1], m[2], int(m[3])
     for rc, rs, lo, hi, entry in _ranges(family):
         if rc == cls and rs == subject and lo <= detail <= hi:
-            return _by_class(entry, key)
+            return replace(entry, code=key)  # a range of one class: its row's meaning
     generic = _index(family).get(f"X.{subject}.{m[3]}")
-    return _by_class(generic, key) if generic else None
+    return _in_class(generic, key) if generic else None
 
 
 def lookup(code: object, family: str | None = None) -> Code:
@@ -197,7 +243,7 @@ def _generic(code: str) -> Code | None:
     base = _index("enhanced-iana").get(f"X.{subject}.0")
     if base is None:
         return None
-    entry = _by_class(base, code)
+    entry = _in_class(base, code)
     return replace(entry, name=f"{entry.name} (unlisted detail code)", confidence="unverified")
 
 
@@ -225,6 +271,23 @@ def explain_status(text: str) -> list[Code]:
     for code in _REPLY_IN_TEXT.findall(text):
         add(_index("smtp-reply").get(code))
     return found
+
+
+def explain(text: object, family: str | None = None) -> list[Code]:
+    """What one code (``5.1.1``, ``DELIVER``) or one whole reply text means.
+
+    A code a table knows gives its entry; any other text gives every code ``explain_status``
+    finds in it (``250 2.6.0 <id> Queued mail for delivery``: the enhanced code, then the reply
+    code), only those of ``family`` when one is given.
+    Raises ``UnknownCode`` when neither finds a code, ``ValueError`` for an unknown family.
+    """
+    try:
+        return [lookup(text, family)]
+    except UnknownCode:
+        found = [c for c in explain_status(str(text)) if family in (None, c.family)]
+        if not found:
+            raise
+        return found
 
 
 def entries(family: str | None = None) -> list[Code]:

@@ -68,7 +68,10 @@ def print_json(data: object) -> None:
 @app.command()
 def codes(
     code: Annotated[
-        list[str] | None, typer.Argument(help="Codes: 1020, DELIVER, 5.1.1, 550...")
+        list[str] | None,
+        typer.Argument(
+            help='Codes (1020, DELIVER, 5.1.1, 550...) or whole replies ("250 2.6.0 ...").'
+        ),
     ] = None,
     family: Annotated[
         str | None,
@@ -84,7 +87,7 @@ def codes(
             entries, unknown = [], []
             for c in code:
                 try:
-                    entries.append(eventcodes.lookup(c, family))
+                    entries += eventcodes.explain(c, family)
                 except eventcodes.UnknownCode as exc:
                     unknown.append(str(exc))
         else:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from conftest import CORPUS, corpus_files
 
 import eventcodes
-from eventcodes import Code, UnknownCode, explain_status, lookup, table
+from eventcodes import Code, UnknownCode, entries, explain_status, lookup, table
 
 EX2003_IDS = [
     0,
@@ -511,3 +515,214 @@ def test_every_status_in_the_exchange_online_samples_is_known():
     seen = {r["Status"] for r in records if "Status" in r}
     assert seen == {"Delivered", "GettingStatus"}
     assert all(lookup(s, family="exo-status") for s in seen)
+
+
+# --- meanings in context: the class of an enhanced code, the code of a reply -----------------
+
+#: RFC 3463: the class says success (2), temporary (4) or permanent (5) failure.
+CLASS_OUTCOME = {"2": ("delivered", False), "4": ("deferred", True), "5": ("failed", True)}
+#: Words that say something went wrong: never in the meaning of a success.
+FAILURE_WORDS = re.compile(
+    r"\b(fail(ed|s|ure)?|undeliverable|not delivered|rejected|refused|denied|error|"
+    r"could not|cannot|can't|problem|bounced?|wrong|invalid)\b",
+    re.IGNORECASE,
+)
+#: Neutral subject rows (X.s.0, X.1.9), failure details and success details of the registry.
+SUCCESS_DETAILS = {"X.1.5", "X.3.6", "X.6.4"}
+NEUTRAL_DETAILS = {"X.0.0", "X.1.9", *(f"X.{s}.0" for s in range(1, 8))}
+
+
+def _reply_class(code: str) -> str | None:
+    return code[0] if re.fullmatch(r"[2-5]\d\d", code) else None
+
+
+def test_every_row_of_every_family_agrees_with_its_class():
+    """Every stored row: outcome and failure flag follow the code's class; a success never
+    reads as a failure; the registry's class-less rows say what kind of detail they are."""
+    wrong = []
+    for c in eventcodes.entries():
+        if c.is_failure != (c.outcome in ("failed", "deferred")) and c.code != "HAREDIRECTFAIL":
+            wrong.append((c.family, c.code, "failure flag", c.outcome, c.is_failure))
+        in_class = c.family.startswith("enhanced-") and c.code[0] in CLASS_OUTCOME
+        if in_class and (c.outcome, c.is_failure) != CLASS_OUTCOME[c.code[0]]:
+            wrong.append((c.family, c.code, "class", c.outcome, c.is_failure))
+        if c.family == "smtp-reply":
+            cls = _reply_class(c.code)
+            expected = {"2": {"delivered", "info"}, "3": {"info"}}.get(cls) or {
+                CLASS_OUTCOME[cls][0]
+            }
+            if c.outcome not in expected:
+                wrong.append((c.family, c.code, "reply class", c.outcome, c.is_failure))
+        success = (c.family.startswith("enhanced-") and c.code.startswith("2.")) or (
+            c.family == "smtp-reply" and c.code.startswith("2")
+        )
+        if success and FAILURE_WORDS.search(c.name + " " + c.meaning):
+            wrong.append((c.family, c.code, "success worded as failure", c.name, c.meaning))
+        if c.family == "enhanced-iana" and c.code.startswith("X."):
+            nature = (
+                "delivered"
+                if c.code in SUCCESS_DETAILS
+                else "info"
+                if c.code in NEUTRAL_DETAILS
+                else "failed"
+            )
+            if c.outcome != nature:
+                wrong.append((c.family, c.code, "detail kind", c.outcome, nature))
+    assert wrong == []
+
+
+@pytest.mark.parametrize("cls", ["2", "4", "5"])
+def test_every_registry_detail_in_every_class(cls):
+    """Each X.s.d of the registry, asked for as a concrete code of each class."""
+    outcome, failure = CLASS_OUTCOME[cls]
+    sense = {"2": "Success:", "4": "Temporary failure:", "5": "Permanent failure:"}[cls]
+    for row in entries("enhanced-iana"):
+        if not row.code.startswith("X."):
+            continue
+        code = cls + row.code[1:]
+        entry = lookup(code, "enhanced-iana")
+        assert (entry.code, entry.outcome, entry.is_failure) == (code, outcome, failure)
+        assert entry.meaning.startswith(sense), (code, entry.meaning)
+        if cls == "2":
+            assert not FAILURE_WORDS.search(entry.name + " " + entry.meaning), (code, entry)
+        elif row.outcome == "failed":  # a failure detail keeps its meaning in a failure class
+            assert entry.meaning.endswith(row.meaning), code
+
+
+@pytest.mark.parametrize(
+    "code,family,name,meaning,outcome",
+    [
+        (
+            "2.6.0",
+            "enhanced-exchange",
+            "Queued mail for delivery",
+            "Success: the receiving Exchange server accepted the message and queued it for "
+            "delivery (its reply to the message data: 250 2.6.0 <message-id> Queued mail for "
+            "delivery; for a shadow copy: Queued mail for redundancy).",
+            "delivered",
+        ),
+        (
+            "5.6.0",
+            "enhanced-iana",
+            "Other or undefined media status (permanent failure)",
+            "Permanent failure: the action will not succeed if tried again. The status concerns "
+            "the message content or media; no more specific detail code applies.",
+            "failed",
+        ),
+        (
+            "2.7.0",
+            "enhanced-iana",
+            "Other or undefined security status (success)",
+            "Success: the action was completed. The status concerns security or policy (for "
+            "example authentication or TLS); no more specific detail code applies.",
+            "delivered",
+        ),
+        (
+            "4.1.1",
+            "enhanced-iana",
+            "Bad destination mailbox address",
+            "Temporary failure: the action may succeed if tried again later. The mailbox (the "
+            "part before the @) does not exist at the destination.",
+            "deferred",
+        ),
+        (
+            "2.1.1",
+            "enhanced-iana",
+            "Success, addressing status",
+            "Success: the action was completed. The detail .1.1 does not go with this class, so "
+            "only the class is certain.",
+            "delivered",
+        ),
+        (
+            "5.1.5",
+            "enhanced-exchange",
+            "Reserved second-level domain",
+            None,
+            "failed",
+        ),
+        (
+            "4.6.4",
+            "enhanced-iana",
+            "Temporary failure, message content or media status",
+            "Temporary failure: the action may succeed if tried again later. The detail .6.4 "
+            "does not go with this class, so only the class is certain.",
+            "deferred",
+        ),
+    ],
+)
+def test_an_enhanced_code_means_what_its_class_says(code, family, name, meaning, outcome):
+    entry = lookup(code)
+    assert (entry.family, entry.name, entry.outcome) == (family, name, outcome)
+    if meaning is not None:
+        assert entry.meaning == meaning
+
+
+QUEUED = "250 2.6.0 <x@y> Queued mail for delivery"
+
+
+def test_a_queued_reply_is_explained_as_a_success():
+    found = explain_status(QUEUED)
+    assert [(c.family, c.code, c.outcome) for c in found] == [
+        ("enhanced-exchange", "2.6.0", "delivered"),
+        ("smtp-reply", "250", "delivered"),
+    ]
+    assert not any(FAILURE_WORDS.search(c.meaning) for c in found)
+
+
+def test_an_unlisted_detail_falls_back_to_its_subject_in_its_class():
+    [enhanced, reply] = explain_status("250 2.6.99 accepted")
+    assert (enhanced.code, enhanced.outcome) == ("2.6.99", "delivered")
+    assert enhanced.name == "Other or undefined media status (success) (unlisted detail code)"
+    assert enhanced.meaning.startswith("Success: the action was completed.")
+    [enhanced, _] = explain_status("451 4.7.321 try later")
+    assert (enhanced.code, enhanced.outcome) == ("4.7.321", "deferred")
+    assert enhanced.meaning.startswith("Temporary failure:")
+
+
+@pytest.mark.parametrize(
+    "asked,codes",
+    [
+        ("2.6.0", ["2.6.0"]),
+        ("DELIVER", ["DELIVER"]),
+        (QUEUED, ["2.6.0", "250"]),
+        ("550 5.1.1 RESOLVER.ADR.RecipNotFound; not found", ["5.1.1", "550"]),
+        ("4.7.321", ["4.7.321"]),
+    ],
+)
+def test_explain_takes_a_code_or_a_whole_reply(asked, codes):
+    assert [c.code for c in eventcodes.explain(asked)] == codes
+
+
+def test_explain_of_text_without_codes_is_unknown():
+    with pytest.raises(UnknownCode, match="Queued mail"):
+        eventcodes.explain("Queued mail for delivery")
+    with pytest.raises(UnknownCode):
+        eventcodes.explain(QUEUED, family="exchange-event")
+    assert [c.code for c in eventcodes.explain(QUEUED, family="smtp-reply")] == ["250"]
+
+
+def _installed(*args: str) -> subprocess.CompletedProcess:
+    beside = Path(sys.executable).with_name("loganalyzer")  # this Python's own entry point
+    exe = str(beside) if beside.exists() else shutil.which("loganalyzer")
+    assert exe, "the loganalyzer command is not installed"
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_installed_codes_explains_a_whole_reply_and_a_success_class():
+    done = _installed("codes", "--json", QUEUED)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    assert [(e["family"], e["code"], e["outcome"]) for e in got] == [
+        ("enhanced-exchange", "2.6.0", "delivered"),
+        ("smtp-reply", "250", "delivered"),
+    ]
+    assert got[0]["meaning"].startswith("Success: the receiving Exchange server accepted")
+    done = _installed("codes", "--json", "2.6.0", "5.6.0")
+    assert [(e["code"], e["outcome"]) for e in json.loads(done.stdout)] == [
+        ("2.6.0", "delivered"),
+        ("5.6.0", "failed"),
+    ]
+    assert "undeliverable" not in json.loads(done.stdout)[0]["meaning"]
+    done = _installed("codes", "Queued mail for delivery")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "unknown code 'Queued mail for delivery'" in done.stderr
