@@ -51,6 +51,23 @@ FINAL_2003 = {
     "1040": "failed",
     "1041": "quarantined",
 }
+#: Why a final event dropped a recipient, by (event, source) or by event alone: such rows
+#: usually carry no status to explain.
+DROP_REASONS = {
+    "SUPPRESSED": (
+        "suppressed: Exchange sends no copy and no non-delivery report, as it does for an"
+        " automatic reply (such as an out-of-office notice) that the remote domain settings"
+        " do not allow, or for a duplicate"
+    ),
+    ("DROP", "AGENT"): (
+        "deleted by a transport agent (for example a transport rule) without a non-delivery report"
+    ),
+    "DROP": (
+        "deleted without a non-delivery report, for example silently discarded spam or a"
+        " finished moderation request"
+    ),
+    "1039": "deleted as spam by the Intelligent Message Filter, without a non-delivery report",
+}
 SENDS = {"SEND", "SENDEXTERNAL", "1020", "1031", "7", "1002", "1003", "1011"}
 #: Rows that are not steps of a recipient's story (a DSN row follows a failure).
 IGNORED = {"DSN", "HADISCARD", "HARECEIVE"}
@@ -113,6 +130,11 @@ def verdict_of(step: Step) -> str:
     return FINAL.get(step.event) or FINAL_2003.get(step.event) or "last_seen"
 
 
+def drop_reason(event: str | None, source: str | None = None) -> str | None:
+    """Why ``event`` (from ``source``) dropped a recipient; None when no reason is known."""
+    return DROP_REASONS.get((event, source)) or DROP_REASONS.get(event)
+
+
 def summary(
     verdict: str,
     server: str | None,
@@ -120,9 +142,12 @@ def summary(
     status: str | None,
     meaning: str | None,
     extra: str = "",
+    reason: str | None = None,
 ) -> str:
-    """The verdict in plain words."""
+    """The verdict in plain words; ``reason`` says why a recipient was dropped."""
     why = f": {status}" + (f" ({meaning})" if meaning else "") if status else ""
+    if verdict == "dropped" and reason:
+        why = f": {reason}" + (f"; status {why[2:]}" if why else "")
     words = {
         "delivered": f"delivered to a mailbox on {server} at {when}",
         "sent_external": f"sent out of the organisation by {server} at {when}{why}",

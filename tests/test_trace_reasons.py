@@ -1,0 +1,101 @@
+"""A verdict's words: a success is never explained as a failure, a drop says why."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from logfiles import row, write_log
+
+from loganalyzer.ingest import ingest
+from loganalyzer.trace import trace
+
+QUEUED = (
+    "250 2.6.0 <msg1@contoso.com> [InternalId=1, Hostname=mx.fabrikam.com] Queued mail for delivery"
+)
+AGENT_DELETED = "550 4.3.2 QUEUE.TransportAgent; message deleted by transport agent"
+SUPPRESSED_REASON = (
+    "suppressed: Exchange sends no copy and no non-delivery report, as it does for an automatic"
+    " reply (such as an out-of-office notice) that the remote domain settings do not allow, or"
+    " for a duplicate"
+)
+
+
+def _installed(*args: str) -> subprocess.CompletedProcess:
+    beside = Path(sys.executable).with_name("loganalyzer")  # this Python's own entry point
+    exe = str(beside) if beside.exists() else shutil.which("loganalyzer")
+    assert exe, "the loganalyzer command is not installed"
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """An out-of-office reply suppressed for an outside recipient, a message sent out."""
+    root = tmp_path_factory.mktemp("reasons")
+
+    def msg(i: int, n: int, **values) -> dict:
+        ids = {
+            "message_id": f"<msg{n}@contoso.com>",
+            "network_message_id": f"13fad5b7-39c5-46e7-130e-{n:012x}",
+            "internal_message_id": str(73014444033 + n),
+            "recipient_address": "carol@fabrikam.com",
+        }
+        return row(i, **{**ids, **values})
+
+    rows = [
+        msg(0, 0, message_subject="Automatic reply"),
+        msg(1, 0, source="ROUTING", event_id="SUPPRESSED", message_subject="Automatic reply"),
+        msg(2, 1),
+        msg(
+            3,
+            1,
+            event_id="SENDEXTERNAL",
+            connector_id="Internet",
+            server_hostname="mx.fabrikam.com",
+            recipient_status=QUEUED,
+        ),
+        msg(4, 2),
+        msg(5, 2, source="AGENT", event_id="DROP", recipient_status=AGENT_DELETED),
+    ]
+    log = write_log(root / "EX02" / "MSGTRK2026030210-1.LOG", rows)
+    summary = ingest([log], root / "store")
+    assert summary.exit_code == 0 and summary.quarantined == 0
+    return root / "store"
+
+
+def test_a_suppressed_reply_says_why_it_was_dropped(store):
+    [v] = trace(store, "<msg0@contoso.com>").messages[0].recipients
+    assert (v.verdict, v.server, v.status) == ("dropped", "EX02", None)
+    assert v.summary == f"dropped by EX02 at 2026-03-02 10:00:01 UTC: {SUPPRESSED_REASON}"
+
+
+def test_a_drop_by_an_agent_says_why_and_keeps_its_status(store):
+    [v] = trace(store, "<msg2@contoso.com>").messages[0].recipients
+    assert (v.verdict, v.status, v.enhanced_status) == ("dropped", AGENT_DELETED, "4.3.2")
+    assert v.summary.startswith(
+        "dropped by EX02 at 2026-03-02 10:00:05 UTC: deleted by a transport agent (for example"
+        " a transport rule) without a non-delivery report; status 550 4.3.2 QUEUE.TransportAgent;"
+        " message deleted by transport agent ("
+    )
+
+
+def test_a_message_sent_out_is_explained_as_accepted(store):
+    [v] = trace(store, "<msg1@contoso.com>").messages[0].recipients
+    assert (v.verdict, v.status, v.enhanced_status) == ("sent_external", QUEUED, "2.6.0")
+    assert v.status_meaning.startswith("Success: the receiving Exchange server accepted")
+    assert "undeliverable" not in v.summary
+
+
+def test_installed_trace_shows_both(store):
+    done = _installed("trace", "<msg0@contoso.com>", "--store", str(store), "--json")
+    assert done.returncode == 0, done.stderr
+    [v] = json.loads(done.stdout)["messages"][0]["recipients"]
+    assert v["summary"].endswith(SUPPRESSED_REASON)
+    done = _installed("trace", "<msg1@contoso.com>", "--store", str(store), "--json")
+    [v] = json.loads(done.stdout)["messages"][0]["recipients"]
+    assert v["verdict"] == "sent_external"
+    assert "Success: the receiving Exchange server accepted the message" in v["summary"]
