@@ -32,6 +32,8 @@ _LEVEL_FAMILIES = {"SCL": "scl", "BCL": "bcl", "PCL": "pcl"}
 UNDOCUMENTED = (
     "Not documented by Microsoft: fields outside its table are used only by its anti-spam team."
 )
+#: The meaning of a field with no value: never that of one of its values (``SFTY:;``).
+NO_VALUE = "No value: the field is present but empty."
 
 
 @dataclass
@@ -55,19 +57,17 @@ def _lookup(code: str, family: str) -> str | None:
 
 
 def meaning(field: str, value: str) -> str:
-    """What ``field`` with ``value`` means; the field's own meaning when the value has none."""
+    """What ``field`` with ``value`` means; the field's own meaning when the value has none of
+    its own; ``NO_VALUE`` when it is empty."""
     name = field.strip().upper()
     value = value.strip()
+    if not value:
+        return NO_VALUE
     if name in _LEVEL_FAMILIES:
-        level = _lookup(f"{name}:{value}", _LEVEL_FAMILIES[name]) if value else None
+        level = _lookup(f"{name}:{value}", _LEVEL_FAMILIES[name])
         return level or _lookup(name, "antispam-forefront") or ""
-    specific = _lookup(f"{name}:{value}", "antispam-forefront") if value else None
-    if specific:
-        return specific
-    general = _lookup(name, "antispam-forefront")
-    if general is None:
-        return UNDOCUMENTED
-    return general if value else f"(empty) {general}"
+    specific = _lookup(f"{name}:{value}", "antispam-forefront")
+    return specific or _lookup(name, "antispam-forefront") or UNDOCUMENTED
 
 
 def split_pairs(value: str) -> list[tuple[str, str]]:
@@ -87,7 +87,7 @@ def split_pairs(value: str) -> list[tuple[str, str]]:
 
 
 def _org_meaning(field: str, value: str) -> str:
-    if field in ("SCL", "PCL"):
+    if field in ("SCL", "PCL") or not value:
         return meaning(field, value)
     return (
         _lookup(f"{field}:{value}", "exchange-org-header")

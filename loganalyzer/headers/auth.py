@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 import eventcodes
+from loganalyzer.headers.antispam import NO_VALUE
 
 METHODS = ("spf", "dkim", "dmarc", "arc", "compauth")
 _PAIR = re.compile(r'([A-Za-z][\w.-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s;()]*)')
@@ -30,6 +31,8 @@ class AuthResult:
 
     @property
     def meaning(self) -> str:
+        if not self.result:  # "spf=" says nothing: not the meaning of any result
+            return NO_VALUE
         return _meaning(f"{self.method}={self.result}", "auth-result")
 
     @property
