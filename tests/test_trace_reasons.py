@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import pytest
 from logfiles import row, write_log
+from test_eventcodes import FAILURE_WORDS
 
 from loganalyzer.ingest import ingest
+from loganalyzer.synth import generate
 from loganalyzer.trace import trace
 
 QUEUED = (
@@ -99,3 +102,25 @@ def test_installed_trace_shows_both(store):
     [v] = json.loads(done.stdout)["messages"][0]["recipients"]
     assert v["verdict"] == "sent_external"
     assert "Success: the receiving Exchange server accepted the message" in v["summary"]
+
+
+def test_no_success_in_a_synth_trace_is_explained_as_a_failure(tmp_path):
+    generate(tmp_path / "logs", servers=3, days=1, messages=150, seed=5, relay=True)
+    assert ingest([tmp_path / "logs"], tmp_path / "store").exit_code == 0
+    result = trace(tmp_path / "store", since="2000-01-01", all=True, limit=10**6)
+    explained = [
+        (x["status"], x["status_meaning"])
+        for m in result.messages
+        for e in m.events
+        for x in e.recipients
+        if x.get("status")
+    ] + [(v.status, v.status_meaning) for v in result.verdicts() if v.status]
+    successes = [(s, why) for s, why in explained if re.match(r"2\d\d\b", s)]
+    assert len(successes) > 100
+    assert {s.split()[1] for s, _ in successes} >= {"2.6.0", "2.1.5", "2.0.0"}
+    wrong = [(s, why) for s, why in successes if why is None or FAILURE_WORDS.search(why)]
+    assert wrong == []
+    verdicts = {v.verdict for v in result.verdicts()}
+    assert {"sent_external", "dropped", "failed"} <= verdicts
+    drops = [v.summary for v in result.verdicts() if v.verdict == "dropped"]
+    assert drops and not [d for d in drops if d.endswith("UTC")]  # each says why after the time
