@@ -50,6 +50,7 @@ FINAL_2003 = {
     "1039": "dropped",
     "1040": "failed",
     "1041": "quarantined",
+    "26": "expanded",  # Exchange 2000's "Distribution list expansion" names the list
 }
 SENDS = {"SEND", "SENDEXTERNAL", "1020", "1031", "7", "1002", "1003", "1011"}
 #: Rows that are not steps of a recipient's story (a DSN row follows a failure).
