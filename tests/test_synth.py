@@ -38,6 +38,7 @@ TRUTH_KEYS = [
     "reply",
     "ndr_message_id",
     "expanded_from",
+    "deferrals",
 ]
 VERDICTS = set(TRACE_VERDICTS)
 

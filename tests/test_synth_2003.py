@@ -91,6 +91,9 @@ def test_files_are_exchange_2003_tracking_logs(made):
 
 def test_every_fate_is_made(made):
     _, _, truth, _, _ = made
+    keys = "message_id network_message_id sender recipient subject size received_at verdict"
+    keys += " server at enhanced_status reply ndr_message_id expanded_from deferrals"
+    assert {tuple(t) for t in truth} == {tuple(keys.split())}  # those of Exchange 2016's
     kinds = Counter(t["verdict"] for t in truth)
     assert set(kinds) == {
         "delivered",
