@@ -157,3 +157,51 @@ def test_same_arguments_same_bytes_and_bad_combinations(tmp_path, made):
     bad = loganalyzer("synth", "--out", tmp_path / "z", "--exchange", "2007")
     assert bad.returncode == 2 and "exchange must be 2016 or 2003" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_report_figures_equal_the_truth(made):
+    """The figures 2003 logs can give: received (a message's first line), outcomes, retries,
+    latency, distinct senders and the top lists; from `report daily --json`."""
+    from test_report_truth import Truth
+
+    logs, _, truth, _, _ = made
+    store = logs.parent / "store"
+    done = loganalyzer("report", "daily", "--store", store, "--date", "2026-03-02", "--json")
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    want = Truth(truth, "2026-03-02")
+    totals = {
+        r["figure"]: (r["messages"], r["recipients"], r["bytes"]) for r in got["tables"]["totals"]
+    }
+    deferrals = want.deferrals()
+    assert {
+        k: v for k, v in totals.items() if k not in ("bounces (NDRs created)", "expanded (lists)")
+    } == {
+        "received": (len(want.received), None, sum(m["size"] for m in want.received)),
+        "delivered": want.messages_of("delivered"),
+        "sent out": want.messages_of("sent_external"),
+        "failed": want.messages_of("failed"),
+        "dropped": want.messages_of("dropped"),
+        "quarantined": want.messages_of("quarantined"),
+        "still deferred": (1, 1, None),
+        "deferred at least once": (
+            len({r["message_id"] for r, _ in deferrals}),
+            len({(r["message_id"], r["recipient"]) for r, _ in deferrals}),
+            None,
+        ),
+        "deferrals (attempts)": (None, len(deferrals), None),
+    }
+    assert got["headline"]["distinct_senders"] == len({m["sender"].lower() for m in want.received})
+    hourly = got["tables"]["hourly"]
+    for column, verdict in (
+        ("received", None),
+        ("delivered", "delivered"),
+        ("sent_out", "sent_external"),
+        ("failed", "failed"),
+    ):
+        assert [h[column] for h in hourly] == want.per_hour(verdict)
+    lat = [x for x, _ in want.latency_rows()]
+    [all_] = [r for r in got["tables"]["latency"] if r["recipients_of"] == "all"]
+    assert (all_["recipients"], all_["max"]) == (len(lat), max(lat))
+    for name in ("top_senders", "top_sender_domains", "top_recipients", "top_recipient_domains"):
+        assert [tuple(r.values()) for r in got["tables"][name]] == getattr(want, name)(10)
