@@ -5,7 +5,7 @@ day before it, where the first receipt of a message delivered after midnight is 
 
 - ``trk``: the tracking rows, with the message key ``msg`` (Message-ID, else the network
   message ID, else server and internal ID) and ``ndr`` (the Message-ID of a bounce, from the
-  DSN row that created it);
+  DSN row that created it, or in Exchange 2000/2003 logs the NDR's own submission lines);
 - ``firsts``: when each message was first received (its first RECEIVE row on any server, or
   for a bounce its DSN row);
 - ``attrs``: sender, size, subject and side (internal, external) of each message;
@@ -78,6 +78,9 @@ def load(
         coalesce(message_id, network_message_id, server || ':' || internal_message_id) as msg,
         case when event_id = 'DSN' and coalesce(reference, '') <> ''
              then if(starts_with(reference, '<'), reference, '<' || reference || '>')
+             -- Exchange 2000/2003: an NDR's submission names the original in Linked-MSGID
+             when log_format = 'exchange2003-tracking' and outcome = 'submitted'
+                  and coalesce(linked_msgid, '') <> '' then message_id
         end as ndr,
         sender_address as sender, lower(sender_domain) as sender_domain, total_bytes as size"""
     window = "date_time >= ? and date_time < ? and date >= ? and date <= ?"
