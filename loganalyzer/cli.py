@@ -318,15 +318,19 @@ def synth(
     headers: Annotated[
         int, typer.Option(help="Also write OUT/headers/<n>.eml: N delivered messages, a few NDRs.")
     ] = 0,
+    exchange: Annotated[
+        int, typer.Option(help="Exchange version of the logs: 2016, or 2003 (2000/2003 format).")
+    ] = 2016,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write realistic multi-server Exchange 2016 logs and their ground truth (truth.jsonl)."""
+    """Write realistic multi-server Exchange logs and their ground truth (truth.jsonl)."""
     import datetime as dt
 
     from loganalyzer.synth import generate
 
     kwargs = dict(servers=servers, days=days, messages=messages, seed=seed, relay=relay)
     kwargs |= {"headers": headers} if headers else {}
+    kwargs |= {"exchange": exchange} if exchange != 2016 else {}
     try:
         start_day = dt.date.fromisoformat(start)
         result = generate(out, start=start_day, omit_server=omit_server, size_mb=size_mb, **kwargs)

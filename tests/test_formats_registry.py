@@ -11,6 +11,27 @@ from test_ingest_tracking import quarantine_of, rows_of
 from loganalyzer.formats import FORMATS, get
 from loganalyzer.ingest import ingest
 
+#: (date-time, server, line number) of each row the sample's lines give, read by eye.
+SAMPLE_ROWS = {
+    "exchange-tracking": [("2022-09-19T15:02:29.232+00:00", "EX02", 6)],
+    "exchange-smtp-protocol": [
+        ("2020-04-02T07:57:37.405+00:00", "EX01", 6),
+        ("2020-04-02T07:57:37.426+00:00", "EX01", 7),
+        ("2020-04-02T07:57:37.426+00:00", "EX01", 8),
+    ],
+    "iis-smtp": [
+        ("2006-10-09T05:00:15.000+00:00", "MAIL01", 5),
+        ("2006-10-09T05:00:16.000+00:00", "MAIL01", 6),
+        ("2006-10-09T05:00:19.000+00:00", "MAIL01", 7),
+    ],
+    "exchange2003-tracking": [("2003-08-12T00:58:14.000+00:00", "PACKRAT", 4)],
+    "exo-message-trace": [("2021-03-23T10:00:09.328+00:00", "EXCHANGE-ONLINE", 2)],
+}
+
+
+def test_every_format_has_its_sample_rows_listed():
+    assert sorted(SAMPLE_ROWS) == sorted(FORMATS)
+
 
 @pytest.mark.parametrize("name", list(FORMATS))
 def test_each_format_reads_its_sample(name, tmp_path):
@@ -23,8 +44,12 @@ def test_each_format_reads_its_sample(name, tmp_path):
     summary = ingest([sample], tmp_path / "store", final=True)
     [report] = summary.files
     assert (report.status, report.format) == ("ingested", name)
-    assert summary.rows > 0 and summary.quarantined == 0
-    assert rows_of(tmp_path / "store", module.TABLE)
+    assert summary.rows == len(SAMPLE_ROWS[name]) and summary.quarantined == 0
+    rows = sorted(rows_of(tmp_path / "store", module.TABLE), key=lambda r: r["line"])
+    got = [
+        (r["date_time"].isoformat(timespec="milliseconds"), r["server"], r["line"]) for r in rows
+    ]
+    assert got == SAMPLE_ROWS[name]
 
 
 def test_unknown_format_lists_the_known_ones():

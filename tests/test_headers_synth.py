@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from logfiles import row, write_log
 
 from loganalyzer import analyze_headers
 from loganalyzer.ingest import ingest
@@ -169,9 +170,21 @@ def test_cli_json_html_and_text_with_store(cli, synth, tmp_path):
     assert "Timeline: headers and logs" in text.stdout and "delivered" in text.stdout
     html = page.read_text()
     assert "Trace from the logs" in html and "<svg" in html and "<script" not in html
-    missing = cli("headers", str(eml), "--store", str(tmp_path / "empty-store"), "--json")
-    if missing.exit_code == 0:  # an empty store: nothing found, the headers still shown
-        assert json.loads(missing.stdout)["trace"] is None
+    # a store without this message: the headers are still the result, with no trace
+    other = tmp_path / "other-store"
+    write_log(tmp_path / "logs" / "EX01" / "MSGTRK2026030210-1.LOG", [row(1)])
+    assert ingest([tmp_path / "logs"], other).exit_code == 0
+    missing = cli("headers", str(eml), "--store", str(other), "--json")
+    assert missing.exit_code == 0, missing.output
+    got = json.loads(missing.stdout)
+    alone = analyze_headers(eml.read_bytes()).to_dict()
+    assert got["trace"] is None and got["message_id"] == alone["message_id"]
+    assert got["hops"] == alone["hops"]
+    tried = got["trace_query"]["tried"]
+    assert [(t["by"], t["value"], t["candidates"]) for t in tried] == [
+        ("message_id", alone["message_id"], 0),
+        ("network_message_id", alone["network_message_id"], 0),
+    ]
 
 
 def test_synth_cli_headers_option(cli, tmp_path):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
@@ -213,9 +214,42 @@ def test_smtp_sessions_and_password_guessing(report, synth):
     assert 535 in set(report.reply_codes["reply_code"])
 
 
-def test_data_quality_of_a_clean_day(report):
+def _hops_in_the_logs(logs, day: str) -> dict[tuple[str, str], list[float]]:
+    """(from, to) server -> seconds from each hop's SEND to its RECEIVE, read from the
+    tracking logs with the csv module: a RECEIVE on one server in the day whose client is
+    another server, paired with the nearest SEND of the message from it to this server."""
+    sends, receives = defaultdict(list), []
+    for path in sorted(logs.glob("*/MessageTracking/MSGTRK*.LOG")):
+        server = path.parts[-3]
+        for text in path.read_text(encoding="utf-8-sig").splitlines():
+            if text.startswith("#"):
+                continue
+            f = next(csv.reader([text]))
+            at = dt.datetime.fromisoformat(f[0].replace("Z", "+00:00"))
+            if f[8] == "SEND" and f[4]:
+                sends[(f[10], server, f[4].split(".")[0].upper())].append(at)
+            elif f[8] == "RECEIVE" and f[2] and at.date().isoformat() == day:
+                receives.append((f[10], f[2].split(".")[0].upper(), server, at))
+    hops = defaultdict(list)
+    for mid, a, b, at in receives:
+        if a != b and a.startswith("EX") and sends[(mid, a, b)]:
+            sent = min(sends[(mid, a, b)], key=lambda s: abs((at - s).total_seconds()))
+            hops[(a, b)].append((at - sent).total_seconds())
+    return hops
+
+
+def test_data_quality_of_a_clean_day(report, synth):
     assert report.unknown_codes.empty and report.quarantine.empty
-    assert not report.clock_skew["flagged"].any() and len(report.clock_skew) > 0
+    hops = _hops_in_the_logs(synth[0], DAY)
+    got = {
+        (x.from_server, x.to_server): (x.hops, x.median_s, x.min_s, x.max_s, x.flagged)
+        for x in report.clock_skew.itertuples()
+    }
+    assert got == {
+        k: (len(v), round(float(np.median(v)), 3), round(min(v), 3), round(max(v), 3), False)
+        for k, v in hops.items()
+    }
+    assert len(got) == 12  # every pair of the four servers
     files = report.files.set_index("format")
     assert files.loc["exchange-tracking", "lines"] > 0
 
@@ -257,7 +291,9 @@ def test_data_quality_problems(tmp_path, store_dir):
     assert list(missing.index) == [("EX02", "tracking")]
     assert missing.iloc[0]["missing_hours"] == 1 and missing.iloc[0]["hours"] == "11:00-11:59"
     assert r.unknown_codes["event_id"].tolist() == ["WIBBLE"]
-    assert r.quarantine["lines"].sum() >= 1
+    assert r.quarantine.to_dict("records") == [
+        {"reason": "wrong field count: expected 30, found 3", "lines": 1, "files": 1}
+    ]
     attention = " ".join(r.attention())
     assert "Clock skew: EX02" in attention and "No tracking log rows from EX02" in attention
 

@@ -5,7 +5,7 @@ day before it, where the first receipt of a message delivered after midnight is 
 
 - ``trk``: the tracking rows, with the message key ``msg`` (Message-ID, else the network
   message ID, else server and internal ID) and ``ndr`` (the Message-ID of a bounce, from the
-  DSN row that created it);
+  DSN row that created it, or in Exchange 2000/2003 logs the NDR's own submission lines);
 - ``firsts``: when each message was first received (its first RECEIVE row on any server, or
   for a bounce its DSN row);
 - ``attrs``: sender, size, subject and side (internal, external) of each message;
@@ -30,6 +30,14 @@ from loganalyzer.report.period import LOOKBACK, Period
 from loganalyzer.trace.verdict import _INTERNAL_CONNECTOR, SENDS
 
 FINAL_KINDS = ("delivered", "sent", "failed", "dropped", "quarantined")
+#: A row that receives a message. Exchange 2000/2003 logs have no receive event: a message's
+#: first line there is its submission (1019 to Advanced Queuing, 1027 from the store).
+RECEIPT = (
+    "(outcome = 'received' or (log_format = 'exchange2003-tracking' and outcome = 'submitted'))"
+)
+#: Events that hand a message to another server. Exchange 2003's 1020 only begins the transfer
+#: (a 1030 follows when the remote server rejects it); its 1031 ends it.
+REPORT_SENDS = sorted(SENDS - {"1020"})
 
 
 @dataclass
@@ -70,6 +78,9 @@ def load(
         coalesce(message_id, network_message_id, server || ':' || internal_message_id) as msg,
         case when event_id = 'DSN' and coalesce(reference, '') <> ''
              then if(starts_with(reference, '<'), reference, '<' || reference || '>')
+             -- Exchange 2000/2003: an NDR's submission names the original in Linked-MSGID
+             when log_format = 'exchange2003-tracking' and outcome = 'submitted'
+                  and coalesce(linked_msgid, '') <> '' then message_id
         end as ndr,
         sender_address as sender, lower(sender_domain) as sender_domain, total_bytes as size"""
     window = "date_time >= ? and date_time < ? and date >= ? and date <= ?"
@@ -88,7 +99,7 @@ def load(
     con.execute(
         f"""
         insert into trk by name select {columns} from tracking
-        where {window} and (outcome = 'received' or event_id = 'DSN')
+        where {window} and ({RECEIPT} or event_id = 'DSN')
         """,
         [lo, first, lo.astimezone(dt.UTC).date(), d0],
     )
@@ -110,10 +121,10 @@ def load(
             if d
         ]
     con.execute(
-        """
+        f"""
         create or replace temp table firsts as
         select msg, min(date_time) as first_at from (
-            select msg, date_time from trk where outcome = 'received' and msg is not null
+            select msg, date_time from trk where {RECEIPT} and msg is not null
             union all
             select ndr, date_time from trk where ndr is not null)
         group by msg
@@ -174,7 +185,7 @@ def load(
         """,
         {
             "since": first,
-            "sends": sorted(SENDS),
+            "sends": REPORT_SENDS,
             "internal": "(?i)" + _INTERNAL_CONNECTOR.pattern,
             "servers": servers,
         },

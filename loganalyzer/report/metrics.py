@@ -136,9 +136,13 @@ def totals(con: duckdb.DuckDBPyConnection, ctx: Context) -> pd.DataFrame:
     (lm, ln) = con.execute(
         """
         select count(distinct msg), count(*) from (
-            select distinct msg, lower(related) from trk
-            where outcome = 'expanded' and coalesce(related, '') <> ''
-              and date_time >= ? and date_time < ?)
+            select distinct msg, lower(list) from (
+                select msg, date_time,
+                       -- Exchange 2000/2003's event 26 names the list as its recipient
+                       coalesce(nullif(related, ''), if(log_format = 'exchange2003-tracking',
+                                recipient_address[1], null)) as list
+                from trk where outcome = 'expanded')
+            where list is not null and date_time >= ? and date_time < ?)
         """,
         w,
     ).fetchall()[0]

@@ -1,4 +1,4 @@
-"""Realistic multi-server Exchange 2016 logs with ground truth: `generate()`.
+"""Realistic multi-server Exchange 2016 (or 2000/2003) logs with ground truth: `generate()`.
 
 The organisation (org.py): accepted domains contoso.com and fabrikam.com, servers EX01..EXnn
 (multi-role, one DAG, two databases active on each), a few hundred mailboxes, distribution
@@ -78,6 +78,7 @@ def generate(
     omit_server: str | None = None,
     size_mb: float | None = None,
     headers: int = 0,
+    exchange: int = 2016,
 ) -> SynthResult:
     """Write logs of `servers` Exchange servers for `days` days from `start` (UTC) into `out`.
 
@@ -85,6 +86,8 @@ def generate(
     `size_mb` instead keeps adding days until the logs reach about that many MB.
     `omit_server` names a server whose logs are not written (truth verdicts become last_seen).
     `headers` > 0 also writes `out/headers/<n>.eml` (headers.py); the logs do not change.
+    `exchange=2003` writes Exchange 2000/2003 tracking logs instead (ex2003.py; without
+    `relay`, `omit_server`, `size_mb` and `headers`).
     Raises ValueError for bad arguments or an `out` that is not empty.
     """
     if not 1 <= servers <= 99:
@@ -95,9 +98,22 @@ def generate(
         raise ValueError("size_mb must be positive")
     if headers < 0:
         raise ValueError("headers must not be negative")
+    if exchange not in (2016, 2003):
+        raise ValueError(f"exchange must be 2016 or 2003, not {exchange}")
+    if exchange == 2003 and (relay or omit_server or size_mb is not None or headers):
+        raise ValueError("relay, omit_server, size_mb and headers are for Exchange 2016 logs")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"{out} is not an empty directory")
+    if exchange == 2003:
+        from loganalyzer.synth.ex2003 import generate_2003
+
+        made = generate_2003(
+            out, servers=servers, days=days, messages=messages, seed=seed, start=start
+        )
+        return SynthResult(
+            out=str(out), omitted=None, start=start.isoformat(), days=days, seed=seed, **made
+        )
     rng = Rng(seed)
     org = build_org(rng, servers, relay)
     names = [s.name for s in org.servers] + ([org.relay.name] if org.relay else [])

@@ -1,7 +1,8 @@
 """Ground truth: `OUT/truth.jsonl`, one JSON object per message and recipient.
 
 Keys, in this order: `message_id, network_message_id, sender, recipient, subject, size,
-received_at, verdict, server, at, enhanced_status, reply, ndr_message_id, expanded_from`.
+received_at, verdict, server, at, enhanced_status, reply, ndr_message_id, expanded_from,
+deferrals`.
 Times are UTC ISO 8601 with milliseconds and `Z`; a value that does not apply is null.
 
 - `message_id`, `network_message_id`: as in the tracking logs (Message-ID with angle brackets).
@@ -51,6 +52,8 @@ Times are UTC ISO 8601 with milliseconds and `Z`; a value that does not apply is
   the nested list), or the redirected address for a REDIRECT target; null otherwise. A
   redirected recipient (the REDIRECT row's related-recipient-address) takes its target's
   verdict, server, at, reply, enhanced_status and ndr_message_id.
+- `deferrals`: the times of the written DEFER rows naming the recipient, in time order (every
+  retry; empty when none): what the report counts as deferrals.
 
 With `--omit-server` each recipient's verdict comes from its last row in the written logs,
 mapped as above, where a SEND to another server of the organisation (or the relay's logged
@@ -132,6 +135,9 @@ def rows(msg: Message, omitted: frozenset[str]) -> list[dict]:
                 "reply": reply,
                 "ndr_message_id": ndr,
                 "expanded_from": _written_parent(msg, rc, omitted),
+                "deferrals": sorted(
+                    iso(e[0]) for e in rc.story if e[2] == "deferred" and e[1] not in omitted
+                ),
             }
         )
     for ndr_msg in msg.ndrs:

@@ -14,6 +14,7 @@ from loganalyzer.trace.find import (
     candidates,
     candidates_from_rows,
     days_of,
+    linked_ndrs,
     message_rows,
     rows_for_id,
     session_ids,
@@ -78,6 +79,7 @@ def trace(
             chosen = [found[pick - 1]]
         ids = sorted({c["message_id"] for c in chosen if c.get("message_id")})
         refs = sorted({r["reference"] for r in known if r["event_id"] == "DSN" and r["reference"]})
+        refs += sorted({ndr for _, ndr in linked_ndrs(con, known, days_of(known, chosen))})
         nids = sorted({c["network_message_id"] for c in chosen if c.get("network_message_id")})
         wanted = {"message_id": ids + refs + [f"<{x}>" for x in refs], "network_message_id": nids}
         views = point(con, st, holding(wanted), manifest, views)

@@ -179,6 +179,7 @@ class _Stories:
         self.members: dict[str, list[str]] = defaultdict(list)
         self.parent: dict[str, str] = {}
         self.target: dict[str, str] = {}
+        self.linked: list[tuple[datetime, str]] = []  # (time, Message-ID) of 2003 NDR lines
 
     def add(self, address: str, step: Step) -> str:
         key = address.strip().lower()
@@ -303,13 +304,14 @@ class _Stories:
         )
 
     def _ndr(self, failed: Step) -> str | None:
-        """The Message-ID of the bounce: the reference of the DSN row after the failure."""
+        """The Message-ID of the bounce: the reference of the DSN row after the failure; in
+        Exchange 2000/2003 logs, the first NDR naming the message in Linked-MSGID after it."""
         for steps in self.steps.values():
             for s in steps:
                 if s.event == "DSN" and s.time >= failed.time and s.row.get("reference"):
                     ref = s.row["reference"]
                     return ref if ref.startswith("<") else f"<{ref}>"
-        return None
+        return next((mid for t, mid in self.linked if t >= failed.time), None)
 
 
 def build(
@@ -335,6 +337,11 @@ def build(
 
     own = [r for r in rows if not r.get("is_ndr")]
     stories = _Stories(servers)
+    stories.linked = sorted(
+        (r["date_time"], r["message_id"])
+        for r in rows
+        if r.get("is_ndr") and r.get("linked_msgid") and r.get("message_id")
+    )
     for row in own:
         stories.row(row)
     for e in events:

@@ -22,8 +22,9 @@ COLUMNS = (
     "network_message_id, sender_address, return_path, recipient_address, recipient_status, "
     "enhanced_status, recipient_count, related_recipient_address, reference, message_subject, "
     "total_bytes, client_ip, client_hostname, server_ip, server_hostname, source_context, "
-    "connector_id, log_format, directionality, file, line"
+    "connector_id, log_format, directionality, linked_msgid, file, line"
 )
+EX2003 = "exchange2003-tracking"
 
 
 @dataclass
@@ -246,6 +247,8 @@ def message_rows(
         seen = {(r["file"], r["line"]) for r in rows}
         rows += [r for r in known if (r["file"], r["line"]) not in seen]
     refs = {_bracket(r["reference"]) for r in rows if r["event_id"] == "DSN" and r["reference"]}
+    linked = linked_ndrs(con, rows, dates)
+    refs |= {ndr for _, ndr in linked}
     ndr_rows = _rows(con, sorted(refs - set(ids)), [], dates) if refs - set(ids) else []
     by_id: dict[str, list[dict]] = {}
     for r in rows + ndr_rows:
@@ -262,12 +265,34 @@ def message_rows(
         mine = list(own.values())
         links = {
             _bracket(r["reference"]) for r in mine if r["event_id"] == "DSN" and r["reference"]
-        } - {c.get("message_id")}
+        } | {ndr for original, ndr in linked if original == c.get("message_id")}
+        links -= {c.get("message_id")}
         ndr = [{**r, "is_ndr": True} for ref in sorted(links) for r in by_id.get(ref, [])]
         both = mine + ndr
         both.sort(key=lambda r: (r["date_time"], r["server"] or "", r["line"] or 0))
         out.append(both)
     return out
+
+
+def linked_ndrs(
+    con: duckdb.DuckDBPyConnection, rows: list[dict], dates: Dates = None
+) -> set[tuple[str, str]]:
+    """(original, NDR) Message-IDs of Exchange 2000/2003 NDRs of the messages of ``rows``: an
+    NDR's lines name the original in Linked-MSGID (these logs have no DSN row)."""
+    ids = sorted(
+        {r["message_id"] for r in rows if r.get("log_format") == EX2003 and r.get("message_id")}
+    )
+    if not ids:
+        return set()
+    window, wparams = _in_dates(dates, pad_after=2)
+    bare = [i[1:-1] if i.startswith("<") and i.endswith(">") else i for i in ids]
+    marks = ", ".join("?" for _ in bare + ids)
+    found = con.sql(
+        f"select distinct linked_msgid, message_id from tracking where log_format = '{EX2003}' "
+        f"and message_id is not null and linked_msgid in ({marks}){window}",
+        params=bare + ids + wparams,
+    ).fetchall()
+    return {(_bracket(original), ndr) for original, ndr in found}
 
 
 def _rows(con, ids: list[str], nids: list[str], dates: Dates = None) -> list[dict]:

@@ -50,6 +50,7 @@ FINAL_2003 = {
     "1039": "dropped",
     "1040": "failed",
     "1041": "quarantined",
+    "26": "expanded",  # Exchange 2000's "Distribution list expansion" names the list
 }
 #: Why a final event dropped a recipient, by (event, source) or by event alone: such rows
 #: usually carry no status to explain.
