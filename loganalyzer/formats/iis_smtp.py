@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import Bad, ReadState, Run, read_csv_run, read_runs
-from loganalyzer.formats.common import Batch, Context, Detected, header_value
+from loganalyzer.formats.common import Batch, Context, Detected, data_lines, header_value, mostly
 from loganalyzer.formats.exchange_tracking import split_bad
 from loganalyzer.schema import SMTP, build_table
 
@@ -106,6 +106,7 @@ _NCSA_LINE = (
     r"(?P<status>-|-?[0-9]+) (?P<sc_bytes>-|-?[0-9]+)\s*$"
 )
 _NCSA_RE = re.compile(_NCSA_LINE)
+_SMTPSVC = re.compile(r"SMTPSVC\d*$")
 _OUTBOUND = pa.array(["OutboundConnectionCommand", "OutboundConnectionResponse"])
 _SMTP_VERBS = set(
     "HELO EHLO MAIL RCPT DATA BDAT QUIT RSET NOOP VRFY EXPN AUTH STARTTLS TURN ETRN XEXCH50 "
@@ -118,7 +119,7 @@ _TS = SMTP.field("date_time").type
 
 def detect(head: bytes, name: str) -> Detected | None:
     """W3C by its IIS ``#Software`` and ``#Fields`` lines; the IIS log format and NCSA by the
-    shape of their first line. An IIS web (HTTP) log raises ``NotALog``."""
+    shape of most of their first lines. An IIS web (HTTP) log raises ``NotALog``."""
     software = (header_value(head, "software") or "").lower()
     fields = header_value(head, "fields")
     if "internet information services" in software and fields:
@@ -127,29 +128,33 @@ def detect(head: bytes, name: str) -> Detected | None:
 
             raise NotALog("IIS web (HTTP) log: not a supported log kind")
         return Detected(NAME, log_type="w3c")
-    first = _first_line(head)
-    parts = first.split(",")
-    if len(parts) >= 16 and not parts[-1].strip() and re.match(r"SMTPSVC\d*$", parts[4].strip()):
+    lines = data_lines(head)
+    if mostly(lines, _is_iis_line):
         return Detected(NAME, log_type="iis")
-    if _NCSA_RE.match(first) and ' SMTP" ' in first:
+    if mostly(lines, _is_ncsa_line):
         return Detected(NAME, log_type="ncsa")
     return None
 
 
 def detect_headerless(head: bytes, name: str) -> Detected | None:
-    """With ``--format``: a header-less W3C file whose first line has the 21 fields of D.3."""
-    first = _first_line(head)
-    if re.match(r"\d{4}-\d\d-\d\d \d", first) and len(first.split(" ")) == len(W3C_21):
+    """With ``--format``: a header-less W3C file most of whose first lines have the 21 fields
+    of D.3 (a damaged first line does not decide)."""
+    if mostly(data_lines(head), _is_w3c_21_line):
         return Detected(NAME, log_type="w3c")
     return None
 
 
-def _first_line(head: bytes) -> str:
-    for raw in head.lstrip(b"\xef\xbb\xbf").split(b"\n")[:50]:
-        text = raw.rstrip(b"\r").decode("utf-8", "replace")
-        if text.strip() and not text.startswith("#"):
-            return text
-    return ""
+def _is_iis_line(text: str) -> bool:
+    parts = text.split(",")
+    return len(parts) >= 16 and not parts[-1].strip() and bool(_SMTPSVC.match(parts[4].strip()))
+
+
+def _is_ncsa_line(text: str) -> bool:
+    return ' SMTP" ' in text and bool(_NCSA_RE.match(text))
+
+
+def _is_w3c_21_line(text: str) -> bool:
+    return bool(re.match(r"\d{4}-\d\d-\d\d \d", text)) and len(text.split(" ")) == len(W3C_21)
 
 
 def _is_http(head: bytes, fields: list[str]) -> bool:
