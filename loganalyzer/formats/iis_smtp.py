@@ -24,8 +24,12 @@ spaces (the leading ``+`` of inbound arguments dropped; a ``+`` inside ``<...>``
 ``context`` the target field (``cs-uri-stem``) where one is logged. ``reply_code`` is the
 status field; on reply lines it and ``enhanced_status`` are read from the reply text, and a
 status of 0 (not an SMTP code) is null. ``message_id`` comes from an inbound DATA line's
-arguments, or from the next server's ``250 2.6.0 <id>`` reply in an outbound session.
-IIS logs have no session ID.
+arguments when they are a Message-ID (``<local@domain>``; a DATA argument without an ``@``,
+such as ``0019E3517201287MAIL01``, is the server's queue ID and gives none), or from the next
+server's ``250 2.6.0 <id>`` reply in an outbound session. ``s-port`` is the port configured
+for the service: ``local_port`` on inbound lines, ``remote_port`` on outbound ones (the port
+the server connects to; the local port of an outbound connection is not logged). IIS logs
+have no session ID.
 """
 
 from __future__ import annotations
@@ -106,6 +110,7 @@ _NCSA_LINE = (
     r"(?P<status>-|-?[0-9]+) (?P<sc_bytes>-|-?[0-9]+)\s*$"
 )
 _NCSA_RE = re.compile(_NCSA_LINE)
+_DATA_ID = r"(?P<id><[^<>\s@]+@[^<>\s]+>|^[^<>\s@]+@[^<>\s]+$)"
 _SMTPSVC = re.compile(r"SMTPSVC\d*$")
 _OUTBOUND = pa.array(["OutboundConnectionCommand", "OutboundConnectionResponse"])
 _SMTP_VERBS = set(
@@ -346,6 +351,13 @@ def _normalise(cols: dict, clock: Clock, run: Run, rows: np.ndarray, ctx: Contex
             out[column], bad = C.parse_int(cols[name], type_)
             problems.append((bad, f"bad {label}"))
     problems.append((pc.is_null(when), "no date/time"))
+    if "local_port" in out:
+        # s-port is "the server port number that is configured for the service" (IIS 6 W3C
+        # fields); on the server's own outbound lines (s-ip "-", c-ip the remote server) that
+        # is the port it connects to (the SMTP service's RemoteSmtpPort, 25): the remote one
+        local, remote = out["local_port"], out.get("remote_port", pa.nulls(n, pa.int32()))
+        out["remote_port"] = pc.if_else(outbound, pc.coalesce(remote, local), remote)
+        out["local_port"] = pc.if_else(outbound, pa.scalar(None, pa.int32()), local)
     code, enhanced = C.reply_parts(pc.if_else(response, data, none))
     status = out.get("reply_code", pa.nulls(n, pa.int32()))
     status = pc.if_else(pc.equal(status, 0), pa.scalar(None, pa.int32()), status)
@@ -356,7 +368,8 @@ def _normalise(cols: dict, clock: Clock, run: Run, rows: np.ndarray, ctx: Contex
     is_data = pc.fill_null(
         pc.and_(pc.equal(pc.utf8_upper(verb), "DATA"), pc.invert(outbound)), False
     )
-    ids = pc.extract_regex(pc.if_else(is_data, data, ""), r"(?P<id><[^<>\s]+>|^\S+)")
+    # a Message-ID has an @; a DATA argument without one is the server's queue ID
+    ids = pc.extract_regex(pc.if_else(is_data, data, ""), _DATA_ID)
     ids = C.with_brackets(pc.fill_null(pc.struct_field(ids, [0]), ""))
     queued = pc.extract_regex(
         pc.fill_null(pc.if_else(response, data, ""), ""), r"^250[ -]+2\.6\.0\s+(?P<id><[^<>\s]+>)"
