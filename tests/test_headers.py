@@ -265,6 +265,32 @@ def test_bounce_received_through_eop_with_broken_folding():
     assert d["original"]["hops"][0]["id"] == "44kWHZ2S3Qz1yxHC"  # its folds were broken too
 
 
+FOLDED_BEFORE_THE_PARENTHESIS = (
+    "Received: from SN6PR02MB4112.eop-nam02.prod.protection.outlook.com\n"
+    "{indent}(2603:1096:100:41::31) by BYAPR02MB5590.namprd02.prod.outlook.com with HTTPS\n"
+    "{indent}via SN6PR2101CA0014.NAMPRD21.PROD.OUTLOOK.COM; Wed, 17 Apr 2019 05:44:55 +0000\n"
+    "Subject: Quarterly report\n"
+    "From: alice@contoso.com\n"
+)
+
+
+@pytest.mark.parametrize("indent", ["", "  ", "\t"], ids=["unindented", "spaces", "tab"])
+def test_received_folded_before_the_parenthesis_keeps_every_clause(indent):
+    d = analyze_headers(FOLDED_BEFORE_THE_PARENTHESIS.format(indent=indent)).to_dict()
+    [hop] = d["hops"]
+    assert {k: hop[k] for k in ("from_name", "from_ip", "by", "protocol", "via", "date_time")} == {
+        "from_name": "SN6PR02MB4112.eop-nam02.prod.protection.outlook.com",
+        "from_ip": "2603:1096:100:41::31",
+        "by": "BYAPR02MB5590.namprd02.prod.outlook.com",
+        "protocol": "HTTPS",
+        "via": "SN6PR2101CA0014.NAMPRD21.PROD.OUTLOOK.COM",
+        "date_time": "2019-04-17T05:44:55.000Z",
+    }
+    assert d["subject"] == "Quarterly report"
+    if not indent:
+        assert d["notes"] == ["joined a line without folding whitespace to Received"] * 2
+
+
 def test_microsoft_received_and_antispam_test_values():
     prop1 = analyze_headers(read("mha_GetHeadersEWS-test_prop1.txt")).to_dict()
     assert [h["by"] for h in prop1["hops"]] == [
