@@ -248,6 +248,68 @@ def test_ndr_text_when_there_is_no_delivery_status_part():
     assert d["reporting_mta"] == "mta4.example.org"  # the text part's (sanitised) name
 
 
+def test_exchange_2003_ndr_text_lists_each_recipient_with_its_status():
+    d = analyze_headers((ROOT / "tests" / "headers" / "built-exchange2003-ndr.eml").read_bytes())
+    assert d.is_bounce and d.to_dict()["reporting_mta"] == "mail.example.com"
+    got = [
+        (b["recipient"], b["status"], b["diagnostic"], b["source"]) for b in d.to_dict()["bounce"]
+    ]
+    assert got == [
+        ("jdoe@example.com", "5.1.1", "<mail.example.com #5.1.1>", "ndr-text"),
+        (
+            "mroe@example.org",
+            "5.7.1",
+            "550 5.7.1 <mroe@example.org>... Relaying denied",
+            "ndr-text",
+        ),
+    ]
+    assert [[c["code"] for c in b["codes"]] for b in d.to_dict()["bounce"]] == [
+        ["5.1.1"],
+        ["5.7.1", "550"],
+    ]
+
+
+def test_exchange_55_ims_ndr_lists_its_unknown_recipients():
+    d = analyze_headers((ROOT / "tests" / "headers" / "built-exchange55-ims-ndr.eml").read_bytes())
+    ims = "MSEXCH:IMS:Contoso:Site:SERVER 0 (000C05A6) Unknown Recipient"
+    assert d.is_bounce
+    assert [(b.recipient, b.status, b.diagnostic) for b in d.bounce] == [
+        ("jdoe@example.com", None, ims),
+        ("bsmith@example.com", None, ims),
+    ]
+
+
+def test_an_on_date_line_without_a_diagnostic_is_no_recipient():
+    text = (
+        "Subject: Undeliverable: notes\nFrom: postmaster@example.com\n\n"
+        "Notes written on 3/14/2004 10:05 AM\n    by the team, for the team\n"
+    )
+    d = analyze_headers(text)
+    assert d.is_bounce and d.bounce == []
+
+
+def test_old_ndr_through_the_installed_headers_command():
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    eml = ROOT / "tests" / "headers" / "built-exchange2003-ndr.eml"
+    done = subprocess.run(
+        [exe, "headers", str(eml), "--json"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    d = json.loads(done.stdout)
+    assert d["is_bounce"] is True
+    assert [(b["recipient"], b["status"]) for b in d["bounce"]] == [
+        ("jdoe@example.com", "5.1.1"),
+        ("mroe@example.org", "5.7.1"),
+    ]
+    plain = subprocess.run([exe, "headers", str(eml)], capture_output=True, text=True, timeout=120)
+    assert "jdoe@example.com" in plain.stdout and "5.1.1" in plain.stdout
+
+
 def test_bounce_received_through_eop_with_broken_folding():
     r = analyze_headers(read("sisimai_lhost-postfix-57.txt"))
     d = r.to_dict()
