@@ -315,3 +315,29 @@ def test_a_trace_shows_the_outbound_conversation_joined_by_the_information_line(
     ]
     assert ("send", ">", "MAIL FROM:<alice@contoso.com> SIZE=7229") in talk
     assert ("send", "<", "250 2.0.0 OK  1772452801 x12si345 - gsmtp") in talk
+
+
+def _send_lines() -> list[str]:
+    return [x for x in SEND_CASE.read_text().splitlines() if not x.startswith("#")]
+
+
+def test_a_damaged_first_line_does_not_refuse_a_headerless_protocol_log(store_dir, tmp_path):
+    lines = _send_lines()
+    log = tmp_path / "EX01" / "SEND20260302-1.LOG"
+    log.parent.mkdir()
+    log.write_text("\r\n".join([lines[0][:40], *lines[1:]]) + "\r\n")
+    summary = ingest([log], store_dir, format=FORMAT, final=True)
+    assert [(f.status, f.format) for f in summary.files] == [("ingested", FORMAT)]
+    assert sorted(smtp_rows(store_dir)) == list(range(2, len(lines) + 1))
+    [q] = quarantine_of(store_dir)
+    assert (q["line"], q["reason"]) == (1, "wrong field count: expected 9, found 3")
+
+
+def test_a_fields_line_alone_names_the_protocol_log(store_dir, tmp_path):
+    log = tmp_path / "EX01" / "SEND20260302-1.LOG"
+    log.parent.mkdir()
+    log.write_text("\r\n".join([f"#Fields: {FIELDS}", *_send_lines()]) + "\r\n")
+    summary = ingest([log], store_dir)
+    assert [(f.status, f.format) for f in summary.files] == [("ingested", FORMAT)]
+    assert {r["direction"] for r in smtp_rows(store_dir).values()} == {"send"}  # by its name
+    assert len(smtp_rows(store_dir)) == len(_send_lines())
