@@ -93,7 +93,12 @@ _SMTP = [
     ("time_taken_ms", I64, "IIS: time the command took, in ms"),
     ("helo", STR, "IIS: the client's HELO/EHLO name"),
     ("username", STR, "Authenticated user name where logged"),
-    ("message_id", STR, "Message-ID carried by the line (250 2.6.0 reply or IIS DATA line)"),
+    (
+        "message_id",
+        STR,
+        "Message-ID carried by the line (250 2.6.0 reply, Send log InternetMessageId line, "
+        "IIS DATA line)",
+    ),
     ("file", STR, "Path the row was read from"),
     ("line", I64, "1-based physical line number in the file"),
 ]

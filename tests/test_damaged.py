@@ -251,3 +251,79 @@ def test_fields_header_without_date_time(tmp_path, store_dir):
     ingest([_write(tmp_path, text.encode())], store_dir)
     assert _reasons(store_dir) == [(6, "the #Fields header names no date-time")]
     assert _lines(store_dir) == [12]
+
+
+# A damaged FIRST data line: detection rests on the header and on most lines, so the file is
+# read and only the damaged line goes to the quarantine.
+def _headerless(first: str) -> bytes:
+    return (first + "".join(line(row(i)) for i in range(1, 4))).encode()
+
+
+DAMAGED_FIRST = {
+    "stray leading quote": ('"' + line(row(0)), "broken quoting: unbalanced double quote"),
+    "truncated mid-field": (line(row(0))[:70] + "\r\n", "wrong field count: expected 30, found 6"),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGED_FIRST, ids=list(DAMAGED_FIRST))
+def test_headerless_log_with_a_damaged_first_line_is_read_with_format(case, tmp_path, store_dir):
+    first, reason = DAMAGED_FIRST[case]
+    log = _write(tmp_path, _headerless(first))
+    summary = ingest([log], store_dir, format="exchange-tracking", final=True)
+    assert [(f.status, f.format) for f in summary.files] == [("ingested", "exchange-tracking")]
+    assert _lines(store_dir) == [2, 3, 4]
+    assert _reasons(store_dir) == [(1, reason)]
+    assert [r["message_id"] for r in sorted(rows_of(store_dir), key=lambda r: r["line"])] == [
+        "<msg1@contoso.com>",
+        "<msg2@contoso.com>",
+        "<msg3@contoso.com>",
+    ]
+
+
+def test_fields_header_names_the_format_without_software_or_log_type(tmp_path, store_dir):
+    text = f"#Fields: {','.join(FIELD_SETS[30])}\r\n".encode() + _headerless('"' + line(row(0)))
+    summary = ingest([_write(tmp_path, text)], store_dir, final=True)
+    assert [(f.status, f.format) for f in summary.files] == [("ingested", "exchange-tracking")]
+    assert _lines(store_dir) == [3, 4, 5]
+    assert _reasons(store_dir) == [(2, "broken quoting: unbalanced double quote")]
+
+
+def test_a_file_that_is_no_tracking_log_is_refused_with_the_format_and_its_article(
+    tmp_path, store_dir
+):
+    log = _write(tmp_path, b"hello\r\nworld\r\n")
+    [report] = ingest([log], store_dir, format="exchange-tracking").files
+    assert report.status == "skipped"
+    assert report.reason.startswith("does not look like an exchange-tracking log (no header")
+
+
+def test_damaged_first_line_through_the_installed_command(tmp_path):
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    log = _write(tmp_path, _headerless('"' + line(row(0))))
+    done = subprocess.run(
+        [
+            exe,
+            "ingest",
+            str(log),
+            "--store",
+            str(tmp_path / "s"),
+            "--format",
+            "exchange-tracking",
+            "--final",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert (out["rows"], out["quarantined"]) == (3, 1)
+    assert [(d["status"], d["format"], d["quarantined"]) for d in out["details"]] == [
+        ("ingested", "exchange-tracking", 1)
+    ]

@@ -9,6 +9,8 @@ Golden cases (tests/golden/exo-message-trace/): api-ndjson-empty-odata-envelope.
 sample unchanged and api-sekoia-record-epoch-dates.ndjson the record inside SEKOIA's test case;
 the three CSVs were built like the CSVs here, from ``SUMMARY``, ``DETAIL`` and ``PS_COLUMNS``
 (UTF-16 LE with and without BOM, UTF-8 with BOM, a #TYPE line and ';').
+graph-exchangemessagetrace-camelcase-status.ndjson is built from the documented properties of
+Microsoft Graph's exchangeMessageTrace (``GRAPH_RECORDS`` below).
 """
 
 from __future__ import annotations
@@ -545,3 +547,99 @@ def test_a_grown_export_is_read_on_in_its_encoding(store_dir, tmp_path):
         (3, 49790),
         (4, 7),
     ]
+
+
+# Microsoft Graph exchangeMessageTrace (GET /admin/exchange/tracing/messageTraces), built
+# from its documented properties: id, messageId, senderAddress, recipientAddress,
+# receivedDateTime, status (camelCase enum), subject, size, fromIP, toIP.
+GRAPH_RECORDS = [
+    {
+        "id": "4b7a5e5c-3f1c-4d0e-9f5a-08dd6b1b2c3d",
+        "messageId": "<CY4PR01MB1234.5678@CY4PR01MB1234.namprd01.prod.outlook.com>",
+        "senderAddress": "alice@contoso.com",
+        "recipientAddress": "bob@fabrikam.com",
+        "receivedDateTime": "2025-03-24T08:15:27.123Z",
+        "status": "delivered",
+        "subject": "Quarterly report",
+        "size": 48213,
+        "fromIP": "2a01:111:f403:c100::3",
+        "toIP": "203.0.113.9",
+    },
+    {
+        "id": "9c1d2e3f-4a5b-4c6d-8e7f-08dd6b1b2c3e",
+        "messageId": "<promo-77@mailer.example.com>",
+        "senderAddress": "news@mailer.example.com",
+        "recipientAddress": "alice@contoso.com",
+        "receivedDateTime": "2025-03-24T08:16:01Z",
+        "status": "filteredAsSpam",
+        "subject": "You won",
+        "size": 9120,
+        "fromIP": "198.51.100.77",
+        "toIP": None,
+    },
+]
+#: The same records as the older reporting API (and Get-MessageTrace) writes them.
+OLD_NAMES = {
+    "id": "MessageTraceId",
+    "messageId": "MessageId",
+    "senderAddress": "SenderAddress",
+    "recipientAddress": "RecipientAddress",
+    "receivedDateTime": "Received",
+    "subject": "Subject",
+    "size": "Size",
+    "fromIP": "FromIP",
+    "toIP": "ToIP",
+}
+OLD_STATUS = {"delivered": "Delivered", "filteredAsSpam": "FilteredAsSpam"}
+
+
+def test_graph_message_trace_records_ingest_like_the_older_api(store_dir, tmp_path):
+    graph = {
+        "@odata.context": "https://graph.microsoft.com/beta/$metadata#admin/exchange/tracing/"
+        "messageTraces",
+        "value": GRAPH_RECORDS,
+    }
+    old = [
+        {
+            **{OLD_NAMES[k]: v for k, v in r.items() if k in OLD_NAMES},
+            "Status": OLD_STATUS[r["status"]],
+        }
+        for r in GRAPH_RECORDS
+    ]
+    ingest([write(tmp_path, "graph.json", json.dumps(graph), "utf8-resaved")], store_dir)
+    ingest([write(tmp_path, "old.json", json.dumps(old), "utf8-resaved")], tmp_path / "old")
+
+    def rows(store):
+        skip = ("file", "line")
+        got = sorted(rows_of(store), key=lambda r: r["date_time"])
+        return [{k: v for k, v in r.items() if k not in skip} for r in got]
+
+    got = rows(store_dir)
+    assert got == rows(tmp_path / "old")
+    assert [
+        (r["network_message_id"], r["event_id"], r["outcome"], r["client_ip"], r["server_ip"])
+        for r in got
+    ] == [
+        (
+            "4b7a5e5c-3f1c-4d0e-9f5a-08dd6b1b2c3d",
+            "Delivered",
+            "delivered",
+            "2a01:111:f403:c100::3",
+            "203.0.113.9",
+        ),
+        (
+            "9c1d2e3f-4a5b-4c6d-8e7f-08dd6b1b2c3e",
+            "FilteredAsSpam",
+            "dropped",
+            "198.51.100.77",
+            None,
+        ),
+    ]
+    first = got[0]
+    assert (first["message_id"], first["sender_address"], first["recipient_address"]) == (
+        "<CY4PR01MB1234.5678@CY4PR01MB1234.namprd01.prod.outlook.com>",
+        "alice@contoso.com",
+        ["bob@fabrikam.com"],
+    )
+    assert (first["message_subject"], first["total_bytes"]) == ("Quarterly report", 48213)
+    assert first["date_time"] == datetime(2025, 3, 24, 8, 15, 27, 123000, tzinfo=UTC)

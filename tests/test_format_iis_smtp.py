@@ -127,9 +127,9 @@ def test_every_sample_ingests_line_for_line(sample, store_dir):
                 assert r[column] == int(f[field])
         if "date" in f and sample != IISLOG:
             assert r["date_time"] == datetime.fromisoformat(f"{f['date']}T{f['time']}+00:00")
-        if method == "DATA" and r["data"]:
+        if method == "DATA" and r["data"] and "@" in r["data"]:
             assert r["message_id"] == (r["data"] if r["data"].startswith("<") else f"<{r['data']}>")
-        else:
+        else:  # no DATA line, or its argument is the server's queue ID (no @)
             assert r["message_id"] is None
         assert r["session_id"] is None and r["time_approximate"] is False
 
@@ -159,7 +159,9 @@ def test_headerless_w3c_outbound_reply_is_parsed(store_dir):
     assert reply["data"].endswith(
         "- 4.16.55.1; see https://help.yahoo.com/kb/postmaster/SLN3434.html"
     )
-    assert command["local_ip"] is None and command["local_port"] == 25
+    # outbound: s-port is the port the server connects to, the remote one
+    assert command["local_ip"] is None and command["local_port"] is None
+    assert (command["remote_ip"], command["remote_port"]) == ("66.196.118.34", 25)
     assert {command["server"], reply["server"]} == {"VSERVER14541"}
     assert {command["direction"], reply["direction"]} == {"send"}
 
@@ -185,7 +187,8 @@ def test_iis_log_format_local_time_without_and_with_tz(store_dir, tmp_path):
         0,
         90,
     )
-    assert rows[3]["message_id"] == "<0019E3517201287MAIL01>"
+    # DATA's argument 0019E3517201287MAIL01 is the server's queue ID, not a Message-ID
+    assert rows[3]["data"] == "0019E3517201287MAIL01" and rows[3]["message_id"] is None
     assert rows[4]["reply_code"] is None and rows[4]["win32_status"] == 541
 
 
@@ -272,3 +275,55 @@ def test_module_sample_is_recognised_and_read(store_dir, tmp_path):
     summary = ingest([log], store_dir)
     assert (summary.files[0].format, summary.rows, summary.quarantined) == (FORMAT, 3, 0)
     assert smtp_rows(store_dir)[7]["message_id"] == "<4F5002F2.860022@example.com>"
+
+
+W3C_HEAD = (
+    "#Software: Microsoft Internet Information Services 6.0\r\n#Version: 1.0\r\n"
+    "#Date: 2026-03-02 05:00:00\r\n#Fields: date time c-ip cs-username s-sitename "
+    "s-computername s-ip s-port cs-method cs-uri-stem cs-uri-query sc-status sc-win32-status "
+    "sc-bytes cs-bytes time-taken cs-version\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "argument,message_id",
+    [
+        ("+<RELAY01k7Qd2vX9Hf00000003>", None),  # a queue ID in brackets, no @
+        ("+RELAY01k7Qd2vX9Hf00000003", None),  # a bare queue ID
+        ("+<4F5002F2.860022@example.com>", "<4F5002F2.860022@example.com>"),
+        ("+4F5002F2.860022@example.com", "<4F5002F2.860022@example.com>"),
+    ],
+)
+def test_data_line_queue_id_is_not_a_message_id(argument, message_id, store_dir, tmp_path):
+    log = tmp_path / "SMTPSVC1" / "ex260302.log"
+    log.parent.mkdir()
+    log.write_text(
+        W3C_HEAD + "2026-03-02 05:00:19 192.0.2.7 mx.example.com SMTPSVC1 RELAY01 10.0.0.6 25 "
+        f"DATA - {argument} 250 0 108 1399 1922 SMTP\r\n"
+    )
+    ingest([log], store_dir)
+    [row] = smtp_rows(store_dir).values()
+    assert (row["command"], row["message_id"]) == ("DATA", message_id)
+
+
+def test_s_port_is_the_local_port_inbound_and_the_remote_port_outbound(store_dir, tmp_path):
+    log = tmp_path / "SMTPSVC1" / "ex260302.log"
+    log.parent.mkdir()
+    log.write_text(
+        W3C_HEAD + "2026-03-02 05:00:15 192.0.2.7 mx.example.com SMTPSVC1 RELAY01 10.0.0.6 25 "
+        "HELO - +mx.example.com 250 0 48 13 0 SMTP\r\n"
+        "2026-03-02 05:28:28 203.0.113.25 OutboundConnectionCommand SMTPSVC1 RELAY01 - 587 "
+        "EHLO - relay01.contoso.com 0 0 4 0 0 SMTP\r\n"
+        "2026-03-02 05:28:28 203.0.113.25 OutboundConnectionResponse SMTPSVC1 RELAY01 - 587 "
+        "- - 250+mx.example.net+Hello 0 0 20 0 16 SMTP\r\n"
+    )
+    ingest([log], store_dir)
+    ports = [
+        (r["direction"], r["local_ip"], r["local_port"], r["remote_ip"], r["remote_port"])
+        for r in smtp_rows(store_dir).values()
+    ]
+    assert ports == [
+        ("receive", "10.0.0.6", 25, "192.0.2.7", None),
+        ("send", None, None, "203.0.113.25", 587),
+        ("send", None, None, "203.0.113.25", 587),
+    ]

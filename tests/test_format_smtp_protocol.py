@@ -246,3 +246,98 @@ def test_module_sample_is_recognised_and_read(store_dir, tmp_path):
     summary = ingest([log], store_dir)
     assert (summary.files[0].format, summary.rows, summary.quarantined) == (FORMAT, 3, 0)
     assert smtp_rows(store_dir)[8]["message_id"] == "<a1@example.com>"
+
+
+SENT_ID = "<MN2PR01MB5678.A1B2C3@MN2PR01MB5678.namprd01.prod.outlook.com>"
+SEND_CASE = Path(__file__).parent / "golden" / FORMAT / "send-2013-internetmessageid-info-lines.log"
+
+
+def test_sending_message_information_lines_give_the_message_id(store_dir, tmp_path):
+    log = tmp_path / "EX01" / "SEND20260302-1.LOG"
+    log.parent.mkdir()
+    log.write_bytes(SEND_CASE.read_bytes())
+    ingest([log], store_dir)
+    named = {n: r["message_id"] for n, r in smtp_rows(store_dir).items() if r["message_id"]}
+    assert named == {12: SENT_ID, 19: "<20260302120001.77AB@contoso.com>"}
+
+
+def test_a_trace_shows_the_outbound_conversation_joined_by_the_information_line(tmp_path):
+    """A real SEND row's source-context often has no session ID (``;250 2.0.0 OK...``): the
+    Send log's ``InternetMessageId`` line is what joins the session to the message."""
+    import shutil
+    import subprocess
+    import sys
+
+    from logfiles import header, line, row
+
+    folder = tmp_path / "EX01"
+    folder.mkdir()
+    (folder / "SEND20260302-1.LOG").write_bytes(SEND_CASE.read_bytes())
+    common = dict(message_id=SENT_ID, recipient_address="carol@example.net")
+    tracking = header() + line(row(0, date_time="2026-03-02T12:00:00.500Z", **common))
+    tracking += line(
+        row(
+            1,
+            date_time="2026-03-02T12:00:01.400Z",
+            event_id="SEND",
+            connector_id="Internet",
+            server_hostname="mx.example.net",
+            server_ip="198.51.100.20",
+            source_context=";250 2.0.0 OK  1772452801 x12si345 - gsmtp;ClientSubmitTime:",
+            recipient_status="250 2.0.0 OK  1772452801 x12si345 - gsmtp",
+            **common,
+        )
+    )
+    (folder / "MSGTRK2026030212-1.LOG").write_text(tracking)
+    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    store = str(tmp_path / "store")
+    ingest_run = subprocess.run(
+        [exe, "ingest", str(folder), "--store", store, "--server", "EX01"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ingest_run.returncode == 0, ingest_run.stderr
+    done = subprocess.run(
+        [exe, "trace", SENT_ID, "--store", store, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    [message] = json.loads(done.stdout)["messages"]
+    send = next(e for e in message["events"] if e["event_id"] == "SEND")
+    talk = [(c["direction"], c["event"], c["data"]) for c in send["conversation"]]
+    assert talk[:3] == [
+        ("send", "*", "SendRoutingHeaders"),
+        ("send", "*", None),
+        ("send", "+", None),
+    ]
+    assert ("send", ">", "MAIL FROM:<alice@contoso.com> SIZE=7229") in talk
+    assert ("send", "<", "250 2.0.0 OK  1772452801 x12si345 - gsmtp") in talk
+
+
+def _send_lines() -> list[str]:
+    return [x for x in SEND_CASE.read_text().splitlines() if not x.startswith("#")]
+
+
+def test_a_damaged_first_line_does_not_refuse_a_headerless_protocol_log(store_dir, tmp_path):
+    lines = _send_lines()
+    log = tmp_path / "EX01" / "SEND20260302-1.LOG"
+    log.parent.mkdir()
+    log.write_text("\r\n".join([lines[0][:40], *lines[1:]]) + "\r\n")
+    summary = ingest([log], store_dir, format=FORMAT, final=True)
+    assert [(f.status, f.format) for f in summary.files] == [("ingested", FORMAT)]
+    assert sorted(smtp_rows(store_dir)) == list(range(2, len(lines) + 1))
+    [q] = quarantine_of(store_dir)
+    assert (q["line"], q["reason"]) == (1, "wrong field count: expected 9, found 3")
+
+
+def test_a_fields_line_alone_names_the_protocol_log(store_dir, tmp_path):
+    log = tmp_path / "EX01" / "SEND20260302-1.LOG"
+    log.parent.mkdir()
+    log.write_text("\r\n".join([f"#Fields: {FIELDS}", *_send_lines()]) + "\r\n")
+    summary = ingest([log], store_dir)
+    assert [(f.status, f.format) for f in summary.files] == [("ingested", FORMAT)]
+    assert {r["direction"] for r in smtp_rows(store_dir).values()} == {"send"}  # by its name
+    assert len(smtp_rows(store_dir)) == len(_send_lines())

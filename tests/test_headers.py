@@ -248,6 +248,68 @@ def test_ndr_text_when_there_is_no_delivery_status_part():
     assert d["reporting_mta"] == "mta4.example.org"  # the text part's (sanitised) name
 
 
+def test_exchange_2003_ndr_text_lists_each_recipient_with_its_status():
+    d = analyze_headers((ROOT / "tests" / "headers" / "built-exchange2003-ndr.eml").read_bytes())
+    assert d.is_bounce and d.to_dict()["reporting_mta"] == "mail.example.com"
+    got = [
+        (b["recipient"], b["status"], b["diagnostic"], b["source"]) for b in d.to_dict()["bounce"]
+    ]
+    assert got == [
+        ("jdoe@example.com", "5.1.1", "<mail.example.com #5.1.1>", "ndr-text"),
+        (
+            "mroe@example.org",
+            "5.7.1",
+            "550 5.7.1 <mroe@example.org>... Relaying denied",
+            "ndr-text",
+        ),
+    ]
+    assert [[c["code"] for c in b["codes"]] for b in d.to_dict()["bounce"]] == [
+        ["5.1.1"],
+        ["5.7.1", "550"],
+    ]
+
+
+def test_exchange_55_ims_ndr_lists_its_unknown_recipients():
+    d = analyze_headers((ROOT / "tests" / "headers" / "built-exchange55-ims-ndr.eml").read_bytes())
+    ims = "MSEXCH:IMS:Contoso:Site:SERVER 0 (000C05A6) Unknown Recipient"
+    assert d.is_bounce
+    assert [(b.recipient, b.status, b.diagnostic) for b in d.bounce] == [
+        ("jdoe@example.com", None, ims),
+        ("bsmith@example.com", None, ims),
+    ]
+
+
+def test_an_on_date_line_without_a_diagnostic_is_no_recipient():
+    text = (
+        "Subject: Undeliverable: notes\nFrom: postmaster@example.com\n\n"
+        "Notes written on 3/14/2004 10:05 AM\n    by the team, for the team\n"
+    )
+    d = analyze_headers(text)
+    assert d.is_bounce and d.bounce == []
+
+
+def test_old_ndr_through_the_installed_headers_command():
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    eml = ROOT / "tests" / "headers" / "built-exchange2003-ndr.eml"
+    done = subprocess.run(
+        [exe, "headers", str(eml), "--json"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    d = json.loads(done.stdout)
+    assert d["is_bounce"] is True
+    assert [(b["recipient"], b["status"]) for b in d["bounce"]] == [
+        ("jdoe@example.com", "5.1.1"),
+        ("mroe@example.org", "5.7.1"),
+    ]
+    plain = subprocess.run([exe, "headers", str(eml)], capture_output=True, text=True, timeout=120)
+    assert "jdoe@example.com" in plain.stdout and "5.1.1" in plain.stdout
+
+
 def test_bounce_received_through_eop_with_broken_folding():
     r = analyze_headers(read("sisimai_lhost-postfix-57.txt"))
     d = r.to_dict()
@@ -263,6 +325,32 @@ def test_bounce_received_through_eop_with_broken_folding():
     assert (b["recipient"], b["status"]) == ("kijitora@cr.nyaan.jp", "5.2.1")
     assert d["original"]["message_id"] == "<44kWHZ2S3Qz1yxHC@rokujo.cr.nyaan.jp>"
     assert d["original"]["hops"][0]["id"] == "44kWHZ2S3Qz1yxHC"  # its folds were broken too
+
+
+FOLDED_BEFORE_THE_PARENTHESIS = (
+    "Received: from SN6PR02MB4112.eop-nam02.prod.protection.outlook.com\n"
+    "{indent}(2603:1096:100:41::31) by BYAPR02MB5590.namprd02.prod.outlook.com with HTTPS\n"
+    "{indent}via SN6PR2101CA0014.NAMPRD21.PROD.OUTLOOK.COM; Wed, 17 Apr 2019 05:44:55 +0000\n"
+    "Subject: Quarterly report\n"
+    "From: alice@contoso.com\n"
+)
+
+
+@pytest.mark.parametrize("indent", ["", "  ", "\t"], ids=["unindented", "spaces", "tab"])
+def test_received_folded_before_the_parenthesis_keeps_every_clause(indent):
+    d = analyze_headers(FOLDED_BEFORE_THE_PARENTHESIS.format(indent=indent)).to_dict()
+    [hop] = d["hops"]
+    assert {k: hop[k] for k in ("from_name", "from_ip", "by", "protocol", "via", "date_time")} == {
+        "from_name": "SN6PR02MB4112.eop-nam02.prod.protection.outlook.com",
+        "from_ip": "2603:1096:100:41::31",
+        "by": "BYAPR02MB5590.namprd02.prod.outlook.com",
+        "protocol": "HTTPS",
+        "via": "SN6PR2101CA0014.NAMPRD21.PROD.OUTLOOK.COM",
+        "date_time": "2019-04-17T05:44:55.000Z",
+    }
+    assert d["subject"] == "Quarterly report"
+    if not indent:
+        assert d["notes"] == ["joined a line without folding whitespace to Received"] * 2
 
 
 def test_microsoft_received_and_antispam_test_values():

@@ -79,10 +79,14 @@ def _why_not(head: bytes, forced: str | None) -> str:
         return "binary data, not a text log"
     if forced:
         return (
-            f"does not look like a {forced} log (no header, and the lines do not match "
-            "a documented field set)"
+            f"does not look like {_article(forced)} {forced} log (no header, and most of its "
+            "first lines do not match a documented field set)"
         )
     return (
         "not a log this tool reads: no known header or line format "
         "(a header-less log needs --format; see `loganalyzer formats`)"
     )
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"

@@ -203,19 +203,28 @@ def with_brackets(ids: pa.Array) -> pa.Array:
 
 
 @cache
-def _outcome_table(family: str) -> tuple[pa.Array, pa.Array]:
+def _outcome_table(family: str) -> tuple[pa.Array, pa.Array, pa.Array]:
     entries = eventcodes.entries(family)
     return (
         pa.array([e.code.upper() for e in entries], pa.string()),
         pa.array([e.outcome for e in entries], pa.string()),
+        pa.array([e.code for e in entries], pa.string()),
     )
 
 
 def outcomes(events: pa.Array, family: str) -> pa.Array:
     """The eventcodes outcome of each event; null for an unknown event."""
-    codes, values = _outcome_table(family)
+    codes, values, _ = _outcome_table(family)
     idx = pc.index_in(pc.utf8_upper(pc.utf8_trim_whitespace(events)), value_set=codes)
     return pc.take(values, idx)
+
+
+def spelled(events: pa.Array, family: str) -> pa.Array:
+    """Each event in its code table's spelling (``delivered`` -> ``Delivered``); an unknown
+    event as written."""
+    codes, _, names = _outcome_table(family)
+    idx = pc.index_in(pc.utf8_upper(pc.utf8_trim_whitespace(events)), value_set=codes)
+    return pc.coalesce(pc.take(names, idx), events)
 
 
 def only_where(mask: pa.Array, fn, *cols: pa.Array):

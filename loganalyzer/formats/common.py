@@ -60,6 +60,8 @@ def parse_prepared(
 
 
 _BOM = b"\xef\xbb\xbf"
+#: Data lines of a file's head that detection looks at.
+SAMPLE_LINES = 200
 # a BOM may start any line (files concatenated); matched in place, not replaced in 64 KB
 _DIRECTIVE = re.compile(rb"^(?:\xef\xbb\xbf)*#\s*([A-Za-z-]+)\s*:\s*(.*?)\s*$", re.MULTILINE)
 
@@ -70,3 +72,34 @@ def header_value(head: bytes, name: str) -> str | None:
         if m[1].decode("ascii").lower() == name.lower():
             return m[2].replace(_BOM, b"").decode("utf-8", "replace")
     return None
+
+
+def data_lines(head: bytes, limit: int = SAMPLE_LINES) -> list[str]:
+    """The first non-blank lines of a file's head that are not ``#`` directives, BOMs removed;
+    a last line cut short by the end of the head is left out when others remain."""
+    lines = head.replace(_BOM, b"").split(b"\n")
+    if len(lines) > 1 and not head.endswith(b"\n"):
+        lines = lines[:-1]
+    out = []
+    for raw in lines:
+        text = raw.rstrip(b"\r").decode("utf-8", "replace")
+        if text.strip() and not text.startswith("#"):
+            out.append(text)
+            if len(out) == limit:
+                break
+    return out
+
+
+def mostly(lines: list[str], test: Callable[[str], bool]) -> bool:
+    """Whether at least half of ``lines`` (and at least one) pass ``test``: detection that a
+    damaged line, the first one included, does not decide."""
+    passed = sum(1 for line in lines if test(line))
+    return passed > 0 and 2 * passed >= len(lines)
+
+
+def commonest(values: Iterable) -> object | None:
+    """The most frequent of ``values`` (the first seen on a tie), None when there are none."""
+    counts: dict = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return max(counts, key=counts.__getitem__) if counts else None

@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 
 from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import BOM, Bad, ReadState, Run, read_csv_run, read_runs
-from loganalyzer.formats.common import Batch, Context, Detected
+from loganalyzer.formats.common import Batch, Context, Detected, data_lines, mostly
 from loganalyzer.formats.exchange_tracking import split_bad
 from loganalyzer.schema import TRACKING, build_table
 
@@ -100,19 +100,18 @@ def detect(head: bytes, name: str) -> Detected | None:
 
 
 def detect_headerless(head: bytes, name: str) -> Detected | None:
-    """With ``--format``: a first data line of 20 or 21 tab fields, a date and a numeric event."""
-    for raw in head.replace(BOM, b"").split(b"\n"):
-        text = raw.rstrip(b"\r").decode("utf-8", "replace")
-        if not text.strip() or text.startswith("#"):
-            continue
-        fields = text.split("\t")
-        ok = (
-            len(fields) in (len(FIELDS), len(FIELDS) + 1)
-            and fields[8].strip().isdigit()
-            and re.match(_DATE, fields[0]) is not None
-        )
-        return Detected(NAME, log_type=LOG_TYPE) if ok else None
-    return None
+    """With ``--format``: most first data lines have 20 or 21 tab fields, a date and a numeric
+    event (a damaged first line does not decide)."""
+    return Detected(NAME, log_type=LOG_TYPE) if mostly(data_lines(head), _is_line) else None
+
+
+def _is_line(text: str) -> bool:
+    fields = text.split("\t")
+    return (
+        len(fields) in (len(FIELDS), len(FIELDS) + 1)
+        and fields[8].strip().isdigit()
+        and re.match(_DATE, fields[0]) is not None
+    )
 
 
 def _field_names(run: Run) -> list[str]:

@@ -10,7 +10,10 @@ FORMATS.md section C. One row per log line, columns from ``#Fields``. Derived co
   (with an unknown direction: ``<``/``>`` lines that do not start with a reply code).
 - ``reply_code``, ``enhanced_status``: from the reply lines (the other of ``<``/``>``); each
   ``250-`` line of an Exchange 2010 multi-line reply is its own row and gets its code.
-- ``message_id``: the ``<id>`` of a ``250 2.6.0 <id> [InternalId=...] Queued mail for delivery``.
+- ``message_id``: the ``<id>`` of a ``250 2.6.0 <id> [InternalId=...] Queued mail for delivery``
+  reply, or of the ``sending message with RecordId N and InternetMessageId <id>`` information
+  line that Exchange 2013 and later write in a Send log before each message (the remote
+  server's reply rarely names it): the key that joins an outbound session to the trace.
 - ``username``: ``User Name: x`` information lines and ``x,authenticated`` lines.
 
 ``server`` hint: the host part of receive connector ids (``SRV\\Connector``); send connector ids
@@ -19,7 +22,6 @@ are bare names, so send logs fall back to the folder name.
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterator
 from pathlib import PurePath
@@ -30,8 +32,16 @@ import pyarrow.compute as pc
 
 from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import Bad, ReadState, Run, read_csv_run, read_runs
-from loganalyzer.formats.common import Batch, Context, Detected, header_value, parse_prepared
-from loganalyzer.formats.exchange_tracking import split_bad
+from loganalyzer.formats.common import (
+    Batch,
+    Context,
+    Detected,
+    data_lines,
+    header_value,
+    mostly,
+    parse_prepared,
+)
+from loganalyzer.formats.exchange_tracking import field_count, split_bad
 from loganalyzer.schema import SMTP, build_table
 
 NAME = "exchange-smtp-protocol"
@@ -65,6 +75,8 @@ FIELDS = [
     "context",
 ]
 
+#: #Fields names that only a protocol log has.
+_OWN_FIELDS = {"date-time", "session-id", "sequence-number", "local-endpoint", "remote-endpoint"}
 _KINDS = {"smtp receive protocol log": "receive", "smtp send protocol log": "send"}
 _RECEIVE = re.compile(r"recv|recive|receive", re.IGNORECASE)
 _SEND = re.compile(r"send", re.IGNORECASE)
@@ -73,25 +85,33 @@ _ENDPOINT = r"^\[?(?P<ip>[^\[\]]*?)\]?:(?P<port>[0-9]{1,5})$"
 _VERB = r"^\s*(?P<verb>[A-Za-z][A-Za-z0-9_-]*)(?:\s|$)"
 _QUEUED_ID = r"^250[ -]+2\.6\.0\s+(?P<id><[^<>\s]*>)"
 _USER_NAME = r"^\s*User Name:\s*(?P<user>\S.*?)\s*$"
+_SENDING = r"^\s*sending message with RecordId \d+ and InternetMessageId (?P<id><[^<>\s]+>)"
 
 
 def detect(head: bytes, name: str) -> Detected | None:
-    """A protocol log has the Exchange #Software line and an SMTP ... Protocol Log #Log-type."""
+    """A protocol log has the Exchange #Software line and an SMTP ... Protocol Log #Log-type,
+    or (its other header lines lost) a #Fields line that names the protocol-log fields."""
     software = header_value(head, "software") or ""
-    kind = _KINDS.get((header_value(head, "log-type") or "").strip().lower())
+    log_type = (header_value(head, "log-type") or "").strip().lower()
+    kind = _KINDS.get(log_type)
     if "exchange" in software.lower() and kind:
         return Detected(NAME, log_type=kind)
+    fields = {f.strip().lower() for f in (header_value(head, "fields") or "").split(",")}
+    if (kind or not log_type) and fields >= _OWN_FIELDS:
+        return Detected(NAME, log_type=kind or direction_of_path(name))
     return None
 
 
 def detect_headerless(head: bytes, name: str) -> Detected | None:
-    """With ``--format``: a header-less file whose first line has the 9 protocol-log fields."""
-    first = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("utf-8", "replace")
-    if first.startswith("#") or not re.match(r"\d{4}-\d\d-\d\dT", first):
-        return None
-    if len(next(csv.reader([first.rstrip("\r")]))) != len(FIELDS):
-        return None
-    return Detected(NAME, log_type=direction_of_path(name))
+    """With ``--format``: a header-less file most of whose first lines start with a date and
+    have the 9 protocol-log fields (a damaged first line does not decide)."""
+    if mostly(data_lines(head), _looks_like_a_line):
+        return Detected(NAME, log_type=direction_of_path(name))
+    return None
+
+
+def _looks_like_a_line(text: str) -> bool:
+    return bool(re.match(r"\d{4}-\d\d-\d\dT", text)) and field_count(text) == len(FIELDS)
 
 
 def direction_of_path(path: str) -> str | None:
@@ -205,6 +225,12 @@ def _user_names(context: pa.Array, data: pa.Array) -> pa.Array:
     return pc.coalesce(*named, authenticated)
 
 
+def _sent_ids(context: pa.Array, data: pa.Array) -> pa.Array:
+    """The InternetMessageId of ``sending message with RecordId N and InternetMessageId <id>``
+    information lines (in the context field; the data field read too)."""
+    return pc.coalesce(*(C.per_distinct(lambda t: _group(t, _SENDING), c) for c in (context, data)))
+
+
 def _command(is_command: pa.Array, data: pa.Array) -> pa.Array:
     """The upper-cased verb of command lines: the verb regex on each distinct first word
     (commands repeat a handful of verbs), which gives what it gives on the whole line."""
@@ -242,7 +268,9 @@ def normalise(
         talk = pc.is_in(event, pa.array(["<", ">"]))
         code, enhanced, queued = C.per_distinct_where(talk, _reply_parts, data)
         is_command = pc.and_(talk, pc.is_null(code))
-    username = C.only_where(pc.equal(event, "*"), _user_names, context, data)
+    info = pc.equal(event, "*")
+    username = C.only_where(info, _user_names, context, data)
+    sent = C.only_where(info, _sent_ids, context, data)
     out = {
         "date_time": date_time,
         "time_approximate": pa.array(np.zeros(n, dtype=bool)),
@@ -262,7 +290,7 @@ def normalise(
         "reply_code": code,
         "enhanced_status": enhanced,
         "username": username,
-        "message_id": queued,
+        "message_id": pc.coalesce(queued, sent),
         "file": C.constant(ctx.path, n),
         "line": pa.array(run.line_numbers[rows], pa.int64()),
     }

@@ -12,7 +12,17 @@ import pyarrow.compute as pc
 
 from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import Bad, ReadState, Run, read_csv_run, read_runs
-from loganalyzer.formats.common import Batch, Context, Detected, header_value, parse_prepared
+from loganalyzer.formats.common import (
+    SAMPLE_LINES,
+    Batch,
+    Context,
+    Detected,
+    commonest,
+    data_lines,
+    header_value,
+    mostly,
+    parse_prepared,
+)
 from loganalyzer.schema import TRACKING, build_table
 
 NAME = "exchange-tracking"
@@ -72,25 +82,48 @@ _2016 = _2013 + ["transport-traffic-type", "log-id", "schema-version"]
 FIELD_SETS: dict[int, list[str]] = {len(f): f for f in (_2007, _2010, _2013, _2016)}
 
 _LOG_TYPE = re.compile(r"^(MSGTRK(?:MA|MD|MS)?)", re.IGNORECASE)
+_DATE = re.compile(r"\d{4}-\d\d-\d\dT")
+#: #Fields names that only a tracking log has (every version).
+_OWN_FIELDS = {"date-time", "event-id", "internal-message-id"}
 _LOCAL_EVENTS = ("RECEIVE", "DELIVER", "SUBMIT")
 
 
 def detect(head: bytes, name: str) -> Detected | None:
-    """A tracking log has the Exchange #Software line and a Message Tracking #Log-type."""
+    """A tracking log has the Exchange #Software line and a Message Tracking #Log-type, or
+    (its other header lines lost) a #Fields line that names tracking fields."""
     software = header_value(head, "software") or ""
     log_type = header_value(head, "log-type") or ""
     if "exchange" in software.lower() and log_type.lower() == "message tracking log":
         return Detected(NAME, log_type=_log_type(name))
+    if log_type.lower() in ("", "message tracking log") and names_tracking_fields(head):
+        return Detected(NAME, log_type=_log_type(name))
     return None
 
 
+def names_tracking_fields(head: bytes) -> bool:
+    """Whether the head's #Fields line names the fields only a tracking log has."""
+    fields = header_value(head, "fields") or ""
+    return {f.strip().lower() for f in fields.split(",")} >= _OWN_FIELDS
+
+
 def detect_headerless(head: bytes, name: str) -> Detected | None:
-    """With ``--format``: a header-less file whose field count is a documented set."""
-    first = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("utf-8", "replace")
-    if first.startswith("#") or not re.match(r"\d{4}-\d\d-\d\dT", first):
-        return None
-    count = len(next(csv.reader([first.rstrip("\r")])))
-    return Detected(NAME, log_type=_log_type(name)) if count in FIELD_SETS else None
+    """With ``--format``: a header-less file most of whose first lines start with a date and
+    have the field count of a documented set (a damaged first line does not decide)."""
+    if mostly(data_lines(head), _looks_like_a_line):
+        return Detected(NAME, log_type=_log_type(name))
+    return None
+
+
+def _looks_like_a_line(text: str) -> bool:
+    return bool(_DATE.match(text)) and field_count(text) in FIELD_SETS
+
+
+def field_count(text: str) -> int:
+    """Number of CSV fields of one line."""
+    try:
+        return len(next(csv.reader([text.rstrip("\r")])))
+    except (csv.Error, StopIteration):
+        return 0
 
 
 def _log_type(name: str) -> str:
@@ -104,9 +137,10 @@ def _field_names(run: Run, ctx: Context) -> list[str] | None:
         return [f.strip().lower() for f in fields.split(",")]
     if not ctx.forced:
         return None
-    first = run.data[: run.data.find(b"\n")].rstrip(b"\r").decode("utf-8", "replace")
-    count = len(next(csv.reader([first])))
-    return FIELD_SETS.get(count, FIELD_SETS[30])
+    # the documented set most lines have: a damaged first line must not choose it
+    sample = run.candidates[:SAMPLE_LINES].tolist()
+    counts = (field_count(run.text(i)) for i in sample)
+    return FIELD_SETS.get(commonest(c for c in counts if c in FIELD_SETS), FIELD_SETS[30])
 
 
 def parse(fh, state: ReadState, ctx: Context) -> Iterator[Batch]:

@@ -24,8 +24,12 @@ spaces (the leading ``+`` of inbound arguments dropped; a ``+`` inside ``<...>``
 ``context`` the target field (``cs-uri-stem``) where one is logged. ``reply_code`` is the
 status field; on reply lines it and ``enhanced_status`` are read from the reply text, and a
 status of 0 (not an SMTP code) is null. ``message_id`` comes from an inbound DATA line's
-arguments, or from the next server's ``250 2.6.0 <id>`` reply in an outbound session.
-IIS logs have no session ID.
+arguments when they are a Message-ID (``<local@domain>``; a DATA argument without an ``@``,
+such as ``0019E3517201287MAIL01``, is the server's queue ID and gives none), or from the next
+server's ``250 2.6.0 <id>`` reply in an outbound session. ``s-port`` is the port configured
+for the service: ``local_port`` on inbound lines, ``remote_port`` on outbound ones (the port
+the server connects to; the local port of an outbound connection is not logged). IIS logs
+have no session ID.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import pyarrow.compute as pc
 
 from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import Bad, ReadState, Run, read_csv_run, read_runs
-from loganalyzer.formats.common import Batch, Context, Detected, header_value
+from loganalyzer.formats.common import Batch, Context, Detected, data_lines, header_value, mostly
 from loganalyzer.formats.exchange_tracking import split_bad
 from loganalyzer.schema import SMTP, build_table
 
@@ -106,6 +110,8 @@ _NCSA_LINE = (
     r"(?P<status>-|-?[0-9]+) (?P<sc_bytes>-|-?[0-9]+)\s*$"
 )
 _NCSA_RE = re.compile(_NCSA_LINE)
+_DATA_ID = r"(?P<id><[^<>\s@]+@[^<>\s]+>|^[^<>\s@]+@[^<>\s]+$)"
+_SMTPSVC = re.compile(r"SMTPSVC\d*$")
 _OUTBOUND = pa.array(["OutboundConnectionCommand", "OutboundConnectionResponse"])
 _SMTP_VERBS = set(
     "HELO EHLO MAIL RCPT DATA BDAT QUIT RSET NOOP VRFY EXPN AUTH STARTTLS TURN ETRN XEXCH50 "
@@ -118,7 +124,7 @@ _TS = SMTP.field("date_time").type
 
 def detect(head: bytes, name: str) -> Detected | None:
     """W3C by its IIS ``#Software`` and ``#Fields`` lines; the IIS log format and NCSA by the
-    shape of their first line. An IIS web (HTTP) log raises ``NotALog``."""
+    shape of most of their first lines. An IIS web (HTTP) log raises ``NotALog``."""
     software = (header_value(head, "software") or "").lower()
     fields = header_value(head, "fields")
     if "internet information services" in software and fields:
@@ -127,29 +133,33 @@ def detect(head: bytes, name: str) -> Detected | None:
 
             raise NotALog("IIS web (HTTP) log: not a supported log kind")
         return Detected(NAME, log_type="w3c")
-    first = _first_line(head)
-    parts = first.split(",")
-    if len(parts) >= 16 and not parts[-1].strip() and re.match(r"SMTPSVC\d*$", parts[4].strip()):
+    lines = data_lines(head)
+    if mostly(lines, _is_iis_line):
         return Detected(NAME, log_type="iis")
-    if _NCSA_RE.match(first) and ' SMTP" ' in first:
+    if mostly(lines, _is_ncsa_line):
         return Detected(NAME, log_type="ncsa")
     return None
 
 
 def detect_headerless(head: bytes, name: str) -> Detected | None:
-    """With ``--format``: a header-less W3C file whose first line has the 21 fields of D.3."""
-    first = _first_line(head)
-    if re.match(r"\d{4}-\d\d-\d\d \d", first) and len(first.split(" ")) == len(W3C_21):
+    """With ``--format``: a header-less W3C file most of whose first lines have the 21 fields
+    of D.3 (a damaged first line does not decide)."""
+    if mostly(data_lines(head), _is_w3c_21_line):
         return Detected(NAME, log_type="w3c")
     return None
 
 
-def _first_line(head: bytes) -> str:
-    for raw in head.lstrip(b"\xef\xbb\xbf").split(b"\n")[:50]:
-        text = raw.rstrip(b"\r").decode("utf-8", "replace")
-        if text.strip() and not text.startswith("#"):
-            return text
-    return ""
+def _is_iis_line(text: str) -> bool:
+    parts = text.split(",")
+    return len(parts) >= 16 and not parts[-1].strip() and bool(_SMTPSVC.match(parts[4].strip()))
+
+
+def _is_ncsa_line(text: str) -> bool:
+    return ' SMTP" ' in text and bool(_NCSA_RE.match(text))
+
+
+def _is_w3c_21_line(text: str) -> bool:
+    return bool(re.match(r"\d{4}-\d\d-\d\d \d", text)) and len(text.split(" ")) == len(W3C_21)
 
 
 def _is_http(head: bytes, fields: list[str]) -> bool:
@@ -341,6 +351,13 @@ def _normalise(cols: dict, clock: Clock, run: Run, rows: np.ndarray, ctx: Contex
             out[column], bad = C.parse_int(cols[name], type_)
             problems.append((bad, f"bad {label}"))
     problems.append((pc.is_null(when), "no date/time"))
+    if "local_port" in out:
+        # s-port is "the server port number that is configured for the service" (IIS 6 W3C
+        # fields); on the server's own outbound lines (s-ip "-", c-ip the remote server) that
+        # is the port it connects to (the SMTP service's RemoteSmtpPort, 25): the remote one
+        local, remote = out["local_port"], out.get("remote_port", pa.nulls(n, pa.int32()))
+        out["remote_port"] = pc.if_else(outbound, pc.coalesce(remote, local), remote)
+        out["local_port"] = pc.if_else(outbound, pa.scalar(None, pa.int32()), local)
     code, enhanced = C.reply_parts(pc.if_else(response, data, none))
     status = out.get("reply_code", pa.nulls(n, pa.int32()))
     status = pc.if_else(pc.equal(status, 0), pa.scalar(None, pa.int32()), status)
@@ -351,7 +368,8 @@ def _normalise(cols: dict, clock: Clock, run: Run, rows: np.ndarray, ctx: Contex
     is_data = pc.fill_null(
         pc.and_(pc.equal(pc.utf8_upper(verb), "DATA"), pc.invert(outbound)), False
     )
-    ids = pc.extract_regex(pc.if_else(is_data, data, ""), r"(?P<id><[^<>\s]+>|^\S+)")
+    # a Message-ID has an @; a DATA argument without one is the server's queue ID
+    ids = pc.extract_regex(pc.if_else(is_data, data, ""), _DATA_ID)
     ids = C.with_brackets(pc.fill_null(pc.struct_field(ids, [0]), ""))
     queued = pc.extract_regex(
         pc.fill_null(pc.if_else(response, data, ""), ""), r"^250[ -]+2\.6\.0\s+(?P<id><[^<>\s]+>)"

@@ -2,8 +2,11 @@
 original message's headers.
 
 Sources, best first: the ``message/delivery-status`` part (RFC 3464 fields); else the NDR's
-text ("Diagnostic information for administrators" of Exchange 2007 and later, or Postfix's
-``<address>: ... said: 550 ...``). The original headers come from a ``message/rfc822`` or
+text ("Diagnostic information for administrators" of Exchange 2007 and later, Postfix's
+``<address>: ... said: 550 ...``, or the ``RECIPIENT on DATE`` entries of Exchange 5.5, 2000
+and 2003, each followed by indented lines: ``<host #5.1.1>`` or ``<host #5.x.x smtp;550 ...>``
+(FORMATS.md F.1), or an ``MSEXCH:IMS:... (000C05A6) Unknown Recipient`` diagnostic, which
+names no status code). The original headers come from a ``message/rfc822`` or
 ``text/rfc822-headers`` part, else from the text after "Original message headers:".
 """
 
@@ -27,6 +30,18 @@ _EXCHANGE_STATUS = re.compile(
     r"^#?\s*(\d{3}[ -][245]\.\d{1,3}\.\d{1,3}.*?)\s*(?:##.*)?$|Remote Server\s+returned\s+'(.*)'",
     re.IGNORECASE,
 )
+
+# Exchange 5.5/2000/2003: "jdoe@example.com on 3/14/2004 10:05 AM" (or 'name' on Thu, 29 Apr ...)
+_ON_DATE = re.compile(
+    r"^(?P<indent>\s*)(?P<rcpt>\S.*?)\s+on\s+(?:[A-Z][a-z]{2},?\s*)?\d{1,4}[\s/.-](?:\d|[A-Z][a-z]{2})"
+)
+_LEGACY_CODE = re.compile(
+    r"^<(?P<host>[^\s<>#]+)\s+#(?P<status>[245]\.\d{1,3}\.\d{1,3})"
+    r"(?:\s+(?:smtp|x400);\s*(?P<reply>.*?))?>\s*$",
+    re.IGNORECASE,
+)
+_IMS = re.compile(r"\bMSEXCH:\S.*$")
+_ANY_ADDRESS = re.compile(r"[^\s<>'\"@]+@[^\s<>'\":;]+")
 
 
 @dataclass
@@ -177,6 +192,46 @@ def _from_text(text: str) -> tuple[list[BounceRecipient], str | None]:
         status = enhanced[1] if enhanced else None
         out.append(
             BounceRecipient(addr[1], status, diag, source="ndr-text", codes=_explain(status, diag))
+        )
+    if not out:
+        out, host = _from_legacy_text(section)
+        reporting = reporting or host
+    return out, reporting
+
+
+def _from_legacy_text(text: str) -> tuple[list[BounceRecipient], str | None]:
+    """Recipients of an Exchange 5.5/2000/2003 NDR: each ``RECIPIENT on DATE`` line with the
+    more indented lines under it; an entry without a diagnostic line is not a recipient."""
+    entries: list[tuple[str, list[str]]] = []
+    indent: int | None = None
+    for line in text.split("\n"):
+        m = _ON_DATE.match(line)
+        if m and not _LEGACY_CODE.match(line.strip()):
+            entries.append((m["rcpt"], []))
+            indent = len(m["indent"].expandtabs())
+        elif indent is not None and line.strip():
+            if len(line) - len(line.lstrip()) > indent or line.startswith(";"):
+                entries[-1][1].append(line.strip())
+            else:
+                indent = None
+    out: list[BounceRecipient] = []
+    reporting = None
+    for rcpt, details in entries:
+        status = diag = None
+        for detail in details:
+            code, ims = _LEGACY_CODE.match(detail), _IMS.search(detail)
+            if code:
+                status, diag = code["status"], code["reply"] or detail
+                reporting = reporting or code["host"]
+                break
+            if ims and diag is None:
+                diag = ims[0]
+        if diag is None:
+            continue
+        address = _ANY_ADDRESS.search(rcpt)
+        name = address[0] if address else rcpt.strip().strip("'\"<>")
+        out.append(
+            BounceRecipient(name, status, diag, source="ndr-text", codes=_explain(status, diag))
         )
     return out, reporting
 

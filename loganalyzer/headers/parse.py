@@ -4,7 +4,9 @@ Repairs, each noted in the result: leading junk lines before the first header (O
 "Microsoft Mail Internet Headers Version 2.0"), indentation common to every line, blank lines
 inside a pasted header block (only when the lines after them are again transport headers), and
 broken folds (a value on the line after ``Name:`` without leading whitespace, or a line that is
-neither a header nor a continuation: glued to the header before it).
+neither a header nor a continuation: glued to the header before it; a line that starts with a
+``(comment)``, ``[literal]``, ``<path>`` or an IPv6 address is such a line even though it looks
+like ``name:``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from email.parser import HeaderParser
 from email.policy import compat32
 
 _HEADER = re.compile(r"^[!-9;-~]+:")
+# what looks like "name:" but is the rest of a value folded without indentation: a (comment),
+# [literal] or <path> (Received: ... "(2603:1096:100:41::31) by ..."), or an IPv6 address
+_NOT_A_NAME = re.compile(r"^[(\[<]|^[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:")
 _EMPTY_HEADER = re.compile(r"^[!-9;-~]+:[ \t]*$")
 _BROKEN_VALUE = re.compile(r"^[A-Za-z0-9_-]+:\S*;")  # "BCL:0;PCL:0;..." under "Name:"
 _TRANSPORT = re.compile(
@@ -70,13 +75,17 @@ def repair(text: str, notes: list[str] | None = None) -> str:
         if out and _EMPTY_HEADER.match(out[-1]) and _BROKEN_VALUE.match(line):
             notes.append(f"repaired a broken fold after {out[-1].split(':')[0]}")
             out.append(" " + line)
-        elif _HEADER.match(line) or line[:1] in (" ", "\t") or not out or line.startswith("From "):
+        elif _is_header(line) or line[:1] in (" ", "\t") or not out or line.startswith("From "):
             out.append(line)
         else:
             notes.append(f"joined a line without folding whitespace to {_name(out)}")
             out.append(" " + line)
         i += 1
     return "\n".join(out)
+
+
+def _is_header(line: str) -> bool:
+    return bool(_HEADER.match(line)) and not _NOT_A_NAME.match(line)
 
 
 def _name(out: list[str]) -> str:

@@ -87,18 +87,18 @@ def trace(
         every = [r for rows in per_message for r in rows]
         ids = sorted({r["message_id"] for r in every if r.get("message_id")} | set(ids))
         sessions = session_ids(every)
-        keys = {"session_id": sorted(sessions), "message_id": ids if iis else []}
+        keys = {"session_id": sorted(sessions), "message_id": ids}
         point(con, st, holding(keys), manifest, views)
         smtp = smtp_rows(con, sessions, ids, days_of(every, chosen), iis) if chosen else []
     by_session, iis_lines = _group_smtp(smtp)
     messages: list[MessageTrace] = []
     for c, rows in zip(chosen, per_message, strict=True):
-        mine = [x for r in rows for x in by_session.get(_session(r), [])]
-        mine += [
-            x
-            for i in {r.get("message_id") for r in rows} | {c["message_id"]}
-            for x in iis_lines.get(i, [])
-        ]
+        own = {r.get("message_id") for r in rows} | {c["message_id"]}
+        named = {_session(r) for r in rows} | {
+            x["session_id"] for x in smtp if x.get("message_id") in own and x.get("session_id")
+        }  # with the Send-log sessions whose InternetMessageId line names the message
+        mine = [x for sid in sorted(named - {""}) for x in by_session.get(sid, [])]
+        mine += [x for i in own for x in iis_lines.get(i, [])]
         messages.append(build(rows, mine, servers, zone, c["message_id"]))
     listed = [{**c, "date_time": c["date_time"].isoformat()} for c in found[:limit]]
     return TraceResult(q.to_dict(), listed, messages, tz)

@@ -320,15 +320,20 @@ def build(
     """The trace of one message from its rows (NDR rows flagged ``is_ndr``) and its SMTP
     lines; ``message_id`` names a message that only an IIS relay's log holds."""
     by_session: dict[tuple, list[dict]] = defaultdict(list)
+    sent: dict[tuple, list[dict]] = defaultdict(list)  # Send-log lines naming a message
     for r in smtp:
         if r.get("session_id"):
             by_session[(r["session_id"], r["server"])].append(r)
+            if r.get("direction") == "send" and r.get("message_id"):
+                sent[(r["message_id"], r["server"])].append(r)
     events: list[Event] = []
     for row in rows:
         session = (row.get("source_context") or "").split(";", 1)[0].strip()
         lines = by_session.get((session, row["server"])) or []
         if not lines and session:  # a log whose server name is not the tracking log's
             lines = [x for (sid, _), v in by_session.items() if sid == session for x in v]
+        if not lines and not session and row.get("event_id") in _SENDS:
+            lines = _sent_session(row, sent, by_session)
         lines = sorted(lines, key=lambda x: (x.get("sequence_number") or 0, x["date_time"]))
         events.append(_event(row, [_line(x) for x in lines]))
     events += [_iis_event(s) for s in _iis_sessions(smtp)]
@@ -369,6 +374,20 @@ def build(
             {r["message_id"] for r in rows if r.get("is_ndr") and r.get("message_id")}
         ),
     )
+
+
+_SENDS = ("SEND", "SENDEXTERNAL")
+
+
+def _sent_session(row: dict, sent: dict, by_session: dict) -> list[dict]:
+    """The Send-log session of a SEND row without a session ID: the one whose
+    ``InternetMessageId`` line names the row's message, the last such line before the row."""
+    named = sent.get((row.get("message_id"), row["server"])) or []
+    before = [x for x in named if x["date_time"] <= row["date_time"]] or named
+    if not before:
+        return []
+    last = max(before, key=lambda x: x["date_time"])
+    return by_session.get((last["session_id"], row["server"])) or []
 
 
 def _mark_id_changes(events: list[Event]) -> None:

@@ -351,6 +351,16 @@ def smtp_rows(
     ``dates`` restricts the search to the message's days, ``iis`` False skips IIS logs."""
     window, wparams = _in_dates(dates, pad_after=1)
     out: list[dict] = []
+    if message_ids:
+        # a Send log names the message in its "InternetMessageId" line, while the SEND row's
+        # source context often has no session ID: those sessions are the message's too
+        marks = ", ".join("?" for _ in message_ids)
+        named = con.sql(
+            "select distinct session_id from smtp where log_format = 'exchange-smtp-protocol' "
+            f"and message_id in ({marks}) and session_id is not null{window}",
+            params=message_ids + wparams,
+        ).fetchall()
+        sessions = set(sessions) | {sid for (sid,) in named}
     if sessions:
         marks = ", ".join("?" for _ in sessions)
         out += records(

@@ -13,11 +13,14 @@ EXO-DETAIL     MTDetail / "Extended" CSV (27 columns)           the on-premises 
                                                                 date_time_utc -> date_time
 EXO-PS-TRACE   ``Get-MessageTrace | Export-Csv`` (17 columns)   ``TRACE_COLUMNS``
 EXO-PS-DETAIL  ``Get-MessageTraceDetail | Export-Csv``          ``TRACE_DETAIL_COLUMNS``
-EXO-API        reporting API JSON: NDJSON or OData documents    ``TRACE_COLUMNS`` (or the
-                                                                detail ones)
+EXO-API        reporting API JSON: NDJSON or OData documents;   ``TRACE_COLUMNS`` (or the
+               Microsoft Graph ``exchangeMessageTrace``         detail ones)
+               records (``id``, ``receivedDateTime`` ...)
 =============  ==============================================  ==========================
 
-``event_id`` is the Status (or detail Event) as written, ``source`` is ``EXO`` and ``outcome``
+``event_id`` is the Status (or detail Event) in the ``exo-status`` table's spelling (Microsoft
+Graph writes ``delivered``, the older API ``Delivered``; unknown values as written),
+``source`` is ``EXO`` and ``outcome``
 comes from the ``exo-status`` code family; the detail report keeps its own event and source
 tokens (``exchange-event`` family). A summary row's ``event_id`` is the last event of the
 recipient that matters most (a failure before a delivery). ``server`` is the host of the rows'

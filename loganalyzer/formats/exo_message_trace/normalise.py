@@ -50,6 +50,7 @@ TRACE_COLUMNS: dict[str, str] = {
     "messageid": "message_id",
     "messagetraceid": "network_message_id",
     "organization": "tenant_id",
+    "id": "network_message_id",  # Microsoft Graph exchangeMessageTrace: the message trace ID
 }
 #: Get-MessageTraceDetail properties -> tracking column (Detail is the recipient's status text).
 TRACE_DETAIL_COLUMNS: dict[str, str] = {
@@ -58,7 +59,11 @@ TRACE_DETAIL_COLUMNS: dict[str, str] = {
     "action": "source_context",
     "detail": "recipient_status",
     "data": "custom_data",
-    **{k: v for k, v in TRACE_COLUMNS.items() if k not in ("received", "status", "subject")},
+    **{
+        k: v
+        for k, v in TRACE_COLUMNS.items()
+        if k not in ("received", "status", "subject", "id")  # a Graph detail's id is its own
+    },
 }
 #: The documentation's numeric directionality (I.1); real files write the words.
 DIRECTIONALITY = {"1": "Incoming", "2": "Originating"}
@@ -281,8 +286,14 @@ def trace(raw: pa.Table, run: Run, rows, ctx: Context, name: str, log_type: str)
     cols = {c: C.whole(raw.column(c)) for c in raw.column_names}
     is_detail = "event" in cols and "received" not in cols
     mapping = TRACE_DETAIL_COLUMNS if is_detail else TRACE_COLUMNS
-    out = {mapping[c]: _text(cols, c, n) for c in cols if c in mapping}
-    event_id = out.get("event_id", pa.nulls(n, pa.string()))
+    out: dict[str, pa.Array] = {}
+    for c in cols:
+        if c in mapping:  # two names of one column (MessageTraceId, Graph's id): either
+            value, target = _text(cols, c, n), mapping[c]
+            out[target] = pc.coalesce(out[target], value) if target in out else value
+    # Graph writes the status in camelCase (delivered, filteredAsSpam): the table's spelling
+    event_id = C.spelled(out.get("event_id", pa.nulls(n, pa.string())), "exo-status")
+    out["event_id"] = event_id
     total_bytes, bad_bytes = C.parse_int(out.get("total_bytes", pa.nulls(n, pa.string())))
     out.update(
         date_time=parse_time(out.get("date_time", pa.nulls(n, pa.string()))),
