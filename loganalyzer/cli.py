@@ -193,6 +193,10 @@ def trace_cmd(
     tz: Annotated[str, typer.Option(help="Time zone of the displayed times.")] = "UTC",
     all_: Annotated[bool, typer.Option("--all", help="Trace every matching message.")] = False,
     pick: Annotated[int | None, typer.Option(help="Trace the N-th of the listed messages.")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(help="List the first N matching messages [default: 200; all with --all]"),
+    ] = None,
     html: Annotated[str | None, typer.Option(help="Also write the trace as an HTML page.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -215,6 +219,7 @@ def trace_cmd(
             tz=tz,
             all=all_,
             pick=pick,
+            limit=limit if limit is not None or all_ else 200,
         )
     except (ValueError, RuntimeError, KeyError) as exc:
         raise fail(str(exc), 2) from exc
