@@ -422,6 +422,13 @@ def report_daily(
         str | None, typer.Option(help="SMTP login; the password: $LOGANALYZER_SMTP_PASSWORD.")
     ] = None,
     mail_from: Annotated[str | None, typer.Option(help="Sender of the mail.")] = None,
+    fail_if_empty: Annotated[
+        bool,
+        typer.Option(
+            "--fail-if-empty",
+            help="Exit 1, writing and mailing nothing, when the period has no log rows (cron).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the daily mail-flow report (one HTML file with charts); optionally mail it."""
@@ -429,7 +436,7 @@ def report_daily(
 
     from loganalyzer.report import daily_report
     from loganalyzer.report.mail import PASSWORD_ENV, send
-    from loganalyzer.report.text import print_report_summary
+    from loganalyzer.report.text import print_report_notices, print_report_summary
 
     options = dict(days=days, tz=tz, top=top, accepted_domains=accepted_domain)
     smtp = dict(host=smtp_host, port=smtp_port, starttls=smtp_starttls, user=smtp_user)
@@ -437,12 +444,17 @@ def report_daily(
         report = daily_report(
             store, date, problems_first=problems_first, redact_addresses=redact, **options
         )
+        empty = fail_if_empty and report.is_empty  # then cron hears of it, nothing is sent
         path = out or (None if as_json else Path(f"mail-flow-{report.period.date}.html"))
-        files = report.save(path, traces=traces) if path else []
-        if mail_to:
+        files = report.save(path, traces=traces) if path and not empty else []
+        if mail_to and not empty:
             send(report, mail_to, password=os.environ.get(PASSWORD_ENV), sender=mail_from, **smtp)
     except (ValueError, RuntimeError, OSError) as exc:
         raise fail(str(exc), 2) from exc
+    if empty:
+        err.print(f"error: {report.notices()[0]}", soft_wrap=True, highlight=False, markup=False)
+        raise typer.Exit(1)
+    print_report_notices(err, report, files)
     if as_json:
         typer.echo(report.to_json())
     else:
