@@ -22,7 +22,8 @@ RULES = {
     "(tracking) or sessions (SMTP) then: its share of the period's ones times all servers' "
     "that hour, or as many as the hours before and after it each had. Clock skew: for each "
     "hop between two servers of the organisation, the receiving server's RECEIVE minus the "
-    "sending server's SEND of the same message; a pair is flagged when the median is beyond "
+    "sending server's SEND of the same message (receive before send: the hops where it is "
+    "negative, the receiver's clock behind); a pair is flagged when the median is beyond "
     f"±{SKEW_TOLERANCE_S:g} s.",
 }
 
@@ -173,11 +174,10 @@ def clock_skew(con: duckdb.DuckDBPyConnection, ctx: Context) -> pd.DataFrame:
                round(median((epoch_ms(received) - epoch_ms(sent)) / 1000.0), 3) as median_s,
                round(min((epoch_ms(received) - epoch_ms(sent)) / 1000.0), 3) as min_s,
                round(max((epoch_ms(received) - epoch_ms(sent)) / 1000.0), 3) as max_s,
-               count(*) filter (where epoch_ms(received) - epoch_ms(sent) < ?)
-                   as receive_before_send
+               count(*) filter (where received < sent) as receive_before_send
         from hops group by all order by from_server, to_server
         """,
-        [*ctx.window(), ctx.servers, ctx.servers, -SKEW_TOLERANCE_S * 1000],
+        [*ctx.window(), ctx.servers, ctx.servers],
     )
     df["flagged"] = df["median_s"].abs() > SKEW_TOLERANCE_S
     return df
