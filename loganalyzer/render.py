@@ -139,7 +139,11 @@ def print_frame(console: Console, df, limit: int = 100) -> None:
         t.add_row(*[clean("" if v is None or v is pd_na() else v) for v in row])
     console.print(t)
     if len(df) > limit:
-        console.print(f"{len(df) - limit:,} more rows (--limit, --csv or --json to see them)")
+        console.print(
+            f"showing the first {limit:,} of {len(df):,} rows; --limit N, --csv or --json "
+            "to see more",
+            highlight=False,
+        )
 
 
 def pd_na():
