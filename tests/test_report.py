@@ -527,3 +527,16 @@ def test_cli_says_how_many_failed_messages_have_no_trace_page(synth, expected, t
         f"warning: {notice}",
     ]
     assert notice in (tmp_path / f"mail-flow-{DAY}.html").read_text(encoding="utf-8")
+
+
+def test_lists_cut_at_the_limit_say_their_totals(synth, expected):
+    failed, _ = expected.counts("failed")
+    deferred, _ = expected.counts("deferred")
+    assert failed > 5 and deferred > 1
+    r = daily_report(synth[1], DAY, limit=1)
+    assert r.cut() == {
+        "failed": {"listed": 1, "total": failed},
+        "pending": {"listed": 1, "total": deferred},
+    }
+    assert r.to_dict()["cut"] == r.cut()
+    assert daily_report(synth[1], DAY).cut() == {}  # the default limit holds them all

@@ -220,6 +220,18 @@ class DailyReport:
             )
         return out
 
+    def cut(self) -> dict[str, dict[str, int]]:
+        """The lists of recipients cut at ``limit`` rows: their rows and true totals."""
+        totals = {
+            "failed": self.headline["failed_recipients"],
+            "pending": self.headline["still_deferred_recipients"],
+        }
+        return {
+            name: {"listed": len(self.metrics[name]), "total": int(total)}
+            for name, total in totals.items()
+            if name in self.metrics and total > len(self.metrics[name])
+        }
+
     def _failed_messages(self) -> int:
         totals = self.metrics["totals"].set_index("figure")
         return int(totals.loc["failed", "messages"]) if "failed" in totals.index else 0
@@ -238,6 +250,7 @@ class DailyReport:
                 {k: _plain(v) for k, v in self.previous.items()} if self.previous else None
             ),
             "attention": self.attention(),
+            "cut": self.cut(),
             "empty_days": [d.isoformat() for d in self.empty_days],
             "quiet_hours": {k: list(v) for k, v in self.quiet_hours.items()},
             "store_days": (
