@@ -287,6 +287,8 @@ def test_cli_says_the_true_total_and_picks_beyond_the_list(synth_store):
     assert out.returncode == 2 and out.stdout == ""
     assert f"--pick {total + 1}: give 1 to {total:,} (the matching messages)" in out.stderr
     assert "Traceback" not in out.stderr
+    out = _loganalyzer("trace", "--recipient", "*@fabrikam.com", "--store", store, "--limit", 0)
+    assert (out.returncode, out.stderr) == (2, "error: --limit 0: give 1 or more\n")
 
 
 def test_all_traces_every_match_not_the_first_200(synth_store, cli):

@@ -50,7 +50,7 @@ def trace(
     displayed times.
     """
     if limit is not None and limit < 1:
-        raise ValueError(f"limit {limit}: give 1 or more")
+        raise ValueError(f"--limit {limit}: give 1 or more")
     st = store if isinstance(store, Store) else Store(store)
     q = Query(query, server, sender, recipient, subject, since, until, event_id)
     zone = ZoneInfo(tz)
