@@ -196,6 +196,10 @@ def trace_cmd(
     tz: Annotated[str, typer.Option(help="Time zone of the displayed times.")] = "UTC",
     all_: Annotated[bool, typer.Option("--all", help="Trace every matching message.")] = False,
     pick: Annotated[int | None, typer.Option(help="Trace the N-th of the listed messages.")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(help="List the first N matching messages [default: 200; all with --all]"),
+    ] = None,
     html: Annotated[str | None, typer.Option(help="Also write the trace as an HTML page.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -218,6 +222,7 @@ def trace_cmd(
             tz=tz,
             all=all_,
             pick=pick,
+            limit=limit if limit is not None or all_ else 200,
         )
     except (ValueError, RuntimeError, KeyError) as exc:
         raise fail(str(exc), 2) from exc
@@ -424,6 +429,13 @@ def report_daily(
         str | None, typer.Option(help="SMTP login; the password: $LOGANALYZER_SMTP_PASSWORD.")
     ] = None,
     mail_from: Annotated[str | None, typer.Option(help="Sender of the mail.")] = None,
+    fail_if_empty: Annotated[
+        bool,
+        typer.Option(
+            "--fail-if-empty",
+            help="Exit 1, writing and mailing nothing, when the period has no log rows (cron).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the daily mail-flow report (one HTML file with charts); optionally mail it."""
@@ -431,7 +443,7 @@ def report_daily(
 
     from loganalyzer.report import daily_report
     from loganalyzer.report.mail import PASSWORD_ENV, send
-    from loganalyzer.report.text import print_report_summary
+    from loganalyzer.report.text import print_report_notices, print_report_summary
 
     options = dict(days=days, tz=tz, top=top, accepted_domains=accepted_domain)
     smtp = dict(host=smtp_host, port=smtp_port, starttls=smtp_starttls, user=smtp_user)
@@ -439,12 +451,17 @@ def report_daily(
         report = daily_report(
             store, date, problems_first=problems_first, redact_addresses=redact, **options
         )
+        empty = fail_if_empty and report.is_empty  # then cron hears of it, nothing is sent
         path = out or (None if as_json else Path(f"mail-flow-{report.period.date}.html"))
-        files = report.save(path, traces=traces) if path else []
-        if mail_to:
+        files = report.save(path, traces=traces) if path and not empty else []
+        if mail_to and not empty:
             send(report, mail_to, password=os.environ.get(PASSWORD_ENV), sender=mail_from, **smtp)
     except (ValueError, RuntimeError, OSError) as exc:
         raise fail(str(exc), 2) from exc
+    if empty:
+        err.print(f"error: {report.notices()[0]}", soft_wrap=True, highlight=False, markup=False)
+        raise typer.Exit(1)
+    print_report_notices(err, report, files)
     if as_json:
         typer.echo(report.to_json())
     else:

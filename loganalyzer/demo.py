@@ -42,6 +42,8 @@ class DemoResult:
     ingest: IngestSummary
     traces: dict[str, TraceResult] = field(default_factory=dict)
     report: Path | None = None
+    #: The day of the samples (and of the report): not yesterday, which has no data.
+    day: date = SAMPLE_DAY
 
 
 def make_samples(target: Path) -> Path:

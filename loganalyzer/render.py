@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
@@ -114,8 +115,8 @@ def print_demo(console: Console, result) -> None:
             "the same as a web page",
         ),
         (
-            f"loganalyzer report daily --date 2026-03-02 --store {store} --out day.html",
-            "the daily report (add --mail-to to send it)",
+            f"loganalyzer report daily --date {result.day} --store {store} --out day.html",
+            "the sample day's report (add --mail-to to send it)",
         ),
         (
             f'loganalyzer sql "select event_id, count(*) from tracking group by 1" --store {store}',
@@ -124,7 +125,9 @@ def print_demo(console: Console, result) -> None:
         ("loganalyzer codes 5.1.1 4.4.7 550", "what the codes mean"),
     ]
     if result.report:
-        tips.insert(0, (f"open {clean(result.report)}", "the day's report, with charts"))
+        # a file URL opens in any browser, on any system (``open`` is macOS only)
+        page = clean(Path(result.report).resolve().as_uri())
+        tips.insert(0, (page, "the sample day's report, with charts: open it in a web browser"))
     for cmd, why in tips:
         console.print(f"  [bold]{cmd}[/bold]\n      {why}", highlight=False)
 
@@ -136,7 +139,11 @@ def print_frame(console: Console, df, limit: int = 100) -> None:
         t.add_row(*[clean("" if v is None or v is pd_na() else v) for v in row])
     console.print(t)
     if len(df) > limit:
-        console.print(f"{len(df) - limit:,} more rows (--limit, --csv or --json to see them)")
+        console.print(
+            f"showing the first {limit:,} of {len(df):,} rows; --limit N, --csv or --json "
+            "to see more",
+            highlight=False,
+        )
 
 
 def pd_na():

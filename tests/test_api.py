@@ -6,6 +6,10 @@ import csv
 import io
 import json
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -126,3 +130,20 @@ def test_readme_in_python_example_runs(tmp_path, monkeypatch):
     code = re.search(r"```python\n(.*?)```", section, re.S)[1]
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
+
+
+def test_sql_table_says_the_rows_it_leaves_out(store):
+    """The table shows the first --limit rows and the true count; CSV and JSON have all."""
+    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    q = "select * from range(250)"
+    run = [exe, "sql", q, "--store", str(store.root)]
+    out = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    note = "showing the first 100 of 250 rows; --limit N, --csv or --json to see more"
+    assert out.stdout.splitlines()[-1] == note
+    out = subprocess.run([*run, "--limit", "7"], capture_output=True, text=True, timeout=120)
+    assert out.stdout.splitlines()[-1] == note.replace("100", "7")
+    out = subprocess.run([*run, "--limit", "250"], capture_output=True, text=True, timeout=120)
+    assert "showing" not in out.stdout and "│ 249 " in out.stdout
+    out = subprocess.run([*run, "--json"], capture_output=True, text=True, timeout=120)
+    assert len(json.loads(out.stdout)) == 250

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from importlib import resources
+from pathlib import Path
 
-from loganalyzer.demo import SAMPLES, make_samples, run_demo
+from loganalyzer.demo import SAMPLE_DAY, SAMPLES, make_samples, run_demo
 
 
 def test_bundled_samples_are_what_synth_writes(tmp_path):
@@ -28,3 +33,27 @@ def test_demo_ingests_traces_and_says_what_next(cli, tmp_path, monkeypatch):
     assert "Failures" in report.read_text(encoding="utf-8")
     again = run_demo(tmp_path / "loganalyzer-demo")  # a second run reads nothing new
     assert again.ingest.rows == 0 and set(again.traces) == {"failed", "delivered"}
+
+
+def test_demo_suggests_the_sample_day_and_no_macos_command(tmp_path):
+    """The report it suggests is of the sample day (yesterday has no data), and the page is
+    offered as a file URL, which any browser opens on any system (``open`` is macOS's)."""
+    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    env = {**os.environ, "COLUMNS": "400"}  # one suggestion a line, however deep tmp_path is
+    out = subprocess.run(
+        [exe, "demo", "--folder", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = [x.strip() for x in out.stdout.splitlines()]
+    page = (tmp_path / "demo" / f"report-{SAMPLE_DAY}.html").resolve()
+    assert page.as_uri() in lines
+    store = Path("demo") / "store"
+    assert f"loganalyzer report daily --date {SAMPLE_DAY} --store {store} --out day.html" in lines
+    assert SAMPLE_DAY.isoformat() == "2026-03-02"
+    assert not [x for x in lines if x.startswith("open ")]
+    assert "Traceback" not in out.stderr

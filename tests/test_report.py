@@ -5,7 +5,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import shutil
+import subprocess
+import sys
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -404,3 +408,171 @@ def test_cli_errors(cli, synth, args, message):
 def test_not_a_store(cli, tmp_path):
     out = cli("report", "daily", "--store", tmp_path / "nothing", "--date", DAY)
     assert out.exit_code == 2 and "not a loganalyzer store" in " ".join(out.stderr.split())
+
+
+def _loganalyzer(*args, cwd=None) -> subprocess.CompletedProcess:
+    """The installed command, in a fresh process, as a user runs it."""
+    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    return subprocess.run(
+        [exe, *map(str, args)], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
+
+
+def test_clock_skew_counts_every_receive_before_send(tmp_path, store_dir):
+    """EX02 logs RECEIVE 0.5 s and 0.25 s before EX01's SEND, and once 0.75 s after it:
+    two hops received before they were sent, though within the tolerance (not flagged).
+    The two servers logged in 10:00-10:59 only: every other hour is named, per server."""
+    ex01, ex02 = [], []
+    for i, delta in ((1, -500), (2, -250), (3, 750)):
+        sent = dt.datetime(2026, 3, 2, 10, i, 10, tzinfo=dt.UTC)
+        received = sent + dt.timedelta(milliseconds=delta)
+        ex01.append(
+            row(
+                i,
+                date_time=sent.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                event_id="SEND",
+                server_hostname="ex02.contoso.com",
+                connector_id="Intra-Organization SMTP Send Connector",
+            )
+        )
+        ex02.append(
+            row(i, date_time=received.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+        )
+    write_log(tmp_path / "EX01" / "MSGTRK2026030210-1.LOG", ex01)
+    write_log(tmp_path / "EX02" / "MSGTRK2026030210-1.LOG", ex02)
+    ingest([tmp_path / "EX01", tmp_path / "EX02"], store_dir, final=True)
+    r = daily_report(store_dir, "2026-03-02")
+    assert r.clock_skew.drop(columns="flagged").to_dict("records") == [
+        {
+            "from_server": "EX01",
+            "to_server": "EX02",
+            "hops": 3,
+            "median_s": -0.25,
+            "min_s": -0.5,
+            "max_s": 0.75,
+            "receive_before_send": 2,
+        }
+    ]
+    assert not r.clock_skew["flagged"].any()
+    rest = ["2026-03-02 00:00-09:59", "2026-03-02 11:00-23:59"]
+    assert r.quiet_hours == {"EX01": rest, "EX02": rest} and r.empty_days == []
+    assert r.notices() == [
+        "EX01 logged nothing in 00:00-09:59, 11:00-23:59 (UTC).",
+        "EX02 logged nothing in 00:00-09:59, 11:00-23:59 (UTC).",
+    ]
+
+
+def test_a_day_without_data_is_said(synth):
+    r = daily_report(synth[1], "2099-01-01")
+    assert r.is_empty and r.empty_days == [dt.date(2099, 1, 1)] and r.quiet_hours == {}
+    assert r.store_days == (dt.date(2026, 3, 2), dt.date(2026, 3, 3))
+    notice = (
+        "No log rows for 2099-01-01 (UTC): every figure is zero; the store holds "
+        "2026-03-02 to 2026-03-03 (UTC days)."
+    )
+    assert r.notices() == [notice]
+    d = r.to_dict()
+    assert (d["empty_days"], d["quiet_hours"]) == (["2099-01-01"], {})
+    assert d["store_days"] == {"first": "2026-03-02", "last": "2026-03-03"}
+    page = r.to_html(charts=False)
+    banner = page.index("Gaps in this report")
+    assert banner < page.index('id="totals"') and notice in page
+
+
+def test_days_without_data_are_named(synth):
+    r = daily_report(synth[1], "2026-03-08", days=7)
+    empty = [dt.date(2026, 3, d) for d in range(4, 9)]
+    assert r.empty_days == empty and not r.is_empty
+    assert r.quiet_hours == {"EX02": ["2026-03-03 01:00-01:59"]}
+    assert r.notices() == [
+        "No log rows on 5 of 7 days: 2026-03-04 to 2026-03-08; "
+        "the store holds 2026-03-02 to 2026-03-03 (UTC days).",
+        "EX02 logged nothing in 2026-03-03 01:00-01:59 (UTC).",
+    ]
+
+
+def test_quiet_hours_equal_the_logs(synth, report):
+    """Per server, the hours of the day without a line in any of its log files."""
+    logs = synth[0]
+    busy: dict[str, set[int]] = {}
+    for path in logs.rglob("*.LOG"):
+        server = path.relative_to(logs).parts[0]
+        for line in path.read_text(encoding="utf-8-sig").splitlines():
+            if line.startswith(DAY) and not line.startswith("#"):
+                busy.setdefault(server, set()).add(int(line[11:13]))
+    want = {
+        s: [f"{DAY} {h:02d}:00-{h:02d}:59" for h in range(24) if h not in hours]
+        for s, hours in sorted(busy.items())
+    }
+    want = {s: v for s, v in want.items() if v}
+    assert report.quiet_hours == want == {"EX02": [f"{DAY} 01:00-01:59"]}
+    assert report.empty_days == []
+
+
+def test_cli_warns_of_an_empty_day_and_says_it_in_the_json(synth, tmp_path):
+    out = _loganalyzer(
+        "report", "daily", "--store", synth[1], "--date", "2099-01-01", "--json", cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.splitlines() == [
+        "warning: No log rows for 2099-01-01 (UTC): every figure is zero; "
+        "the store holds 2026-03-02 to 2026-03-03 (UTC days)."
+    ]
+    got = json.loads(out.stdout)
+    assert got["empty_days"] == ["2099-01-01"] and got["headline"]["received_messages"] == 0
+
+
+def test_cli_fail_if_empty_exits_1_and_writes_nothing(synth, tmp_path):
+    args = ("report", "daily", "--store", synth[1], "--fail-if-empty", "--out", "day.html")
+    out = _loganalyzer(*args, "--date", "2099-01-01", cwd=tmp_path)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        "error: No log rows for 2099-01-01 (UTC): every figure is zero; "
+        "the store holds 2026-03-02 to 2026-03-03 (UTC days)."
+    ]
+    assert not (tmp_path / "day.html").exists()
+    out = _loganalyzer(*args, "--date", DAY, "--traces", "0", cwd=tmp_path)
+    assert out.returncode == 0 and (tmp_path / "day.html").is_file()
+
+
+def test_cli_names_the_empty_days_of_a_week(synth, tmp_path):
+    week = ("--date", "2026-03-08", "--days", "7", "--traces", "0")
+    out = _loganalyzer("report", "daily", "--store", synth[1], *week, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.splitlines() == [
+        "warning: No log rows on 5 of 7 days: 2026-03-04 to 2026-03-08; "
+        "the store holds 2026-03-02 to 2026-03-03 (UTC days).",
+        "warning: EX02 logged nothing in 2026-03-03 01:00-01:59 (UTC).",
+    ]
+    page = (tmp_path / "mail-flow-2026-03-08.html").read_text(encoding="utf-8")
+    assert "No log rows on 5 of 7 days: 2026-03-04 to 2026-03-08;" in page
+
+
+def test_cli_says_how_many_failed_messages_have_no_trace_page(synth, expected, tmp_path):
+    failed_messages = expected.counts("failed")[1]
+    assert failed_messages > 3
+    out = _loganalyzer(
+        "report", "daily", "--store", synth[1], "--date", DAY, "--traces", "3", cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    notice = (
+        f"Trace pages for the first 3 of {failed_messages:,} failed messages (--traces N for more)."
+    )
+    assert out.stderr.splitlines() == [
+        "warning: EX02 logged nothing in 01:00-01:59 (UTC).",
+        f"warning: {notice}",
+    ]
+    assert notice in (tmp_path / f"mail-flow-{DAY}.html").read_text(encoding="utf-8")
+
+
+def test_lists_cut_at_the_limit_say_their_totals(synth, expected):
+    failed, _ = expected.counts("failed")
+    deferred, _ = expected.counts("deferred")
+    assert failed > 5 and deferred > 1
+    r = daily_report(synth[1], DAY, limit=1)
+    assert r.cut() == {
+        "failed": {"listed": 1, "total": failed},
+        "pending": {"listed": 1, "total": deferred},
+    }
+    assert r.to_dict()["cut"] == r.cut()
+    assert daily_report(synth[1], DAY).cut() == {}  # the default limit holds them all

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from conftest import CORPUS
@@ -231,3 +233,68 @@ def test_real_samples(store_dir):
     assert hop.server == "MEE-PDC" and hop.client == "24.118.118.106"
     assert [c.data for c in hop.conversation][:1] == ["36A42160"]
     assert [v.address for v in iis.recipients] == ["pamb@meelift.com"]
+
+
+def _loganalyzer(*args) -> subprocess.CompletedProcess:
+    """The installed command, in a fresh process, as a user runs it."""
+    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def _to_fabrikam(truth) -> set[str]:
+    return {t["message_id"] for t in truth if t["recipient"].lower().endswith("@fabrikam.com")}
+
+
+def test_a_capped_list_says_its_true_total(synth_store):
+    store, truth = synth_store("plain")
+    total = len(_to_fabrikam(truth))
+    assert total > 250  # more than the list shows, and than the pick below
+    listed = trace(store, recipient="*@fabrikam.com")
+    assert (listed.total, len(listed.candidates), listed.cut) == (total, 200, True)
+    assert listed.to_dict()["total"] == total
+    every = trace(store, recipient="*@fabrikam.com", limit=None)
+    assert (every.total, len(every.candidates)) == (total, total)
+    assert {c["message_id"] for c in every.candidates} == _to_fabrikam(truth)
+    ids = [c["message_id"] for c in every.candidates]
+    assert ids[:200] == [c["message_id"] for c in listed.candidates]  # the first 200
+    five = trace(store, recipient="*@fabrikam.com", limit=5)
+    assert five.total == total and [c["message_id"] for c in five.candidates] == ids[:5]
+    page = listed.to_html()
+    assert f"{total:,} messages match (the first 200 are listed;" in page
+
+
+def test_cli_says_the_true_total_and_picks_beyond_the_list(synth_store):
+    store, truth = synth_store("plain")
+    total = len(_to_fabrikam(truth))
+    out = _loganalyzer("trace", "--recipient", "*@fabrikam.com", "--store", store)
+    assert out.returncode == 0, out.stderr
+    assert f"{total:,} messages match" in out.stdout
+    assert f"showing the first 200 of {total:,}; --limit N or --all to see more" in out.stdout
+    assert "Traceback" not in out.stderr
+    out = _loganalyzer("trace", "--recipient", "*@fabrikam.com", "--store", store, "--limit", 3)
+    assert f"showing the first 3 of {total:,};" in out.stdout
+    every = trace(store, recipient="*@fabrikam.com", limit=None).candidates
+    out = _loganalyzer(
+        "trace", "--recipient", "*@fabrikam.com", "--store", store, "--pick", 250, "--json"
+    )
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert [m["message_id"] for m in got["messages"]] == [every[249]["message_id"]]
+    assert got["total"] == total and len(got["candidates"]) == 200
+    out = _loganalyzer(
+        "trace", "--recipient", "*@fabrikam.com", "--store", store, "--pick", total + 1
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    assert f"--pick {total + 1}: give 1 to {total:,} (the matching messages)" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = _loganalyzer("trace", "--recipient", "*@fabrikam.com", "--store", store, "--limit", 0)
+    assert (out.returncode, out.stderr) == (2, "error: --limit 0: give 1 or more\n")
+
+
+def test_all_traces_every_match_not_the_first_200(synth_store, cli):
+    store, truth = synth_store("plain")
+    out = cli("trace", "--recipient", "*@fabrikam.com", "--store", store, "--all", "--json")
+    got = json.loads(out.stdout)
+    want = _to_fabrikam(truth)
+    assert got["total"] == len(got["candidates"]) == len(got["messages"]) == len(want)
+    assert {m["message_id"] for m in got["messages"]} == want

@@ -65,6 +65,8 @@ def daily_report(
             **metrics.headline(con, ctx, period),
             **sessions.counts(con, ctx, period),
         }
+        empty_days, quiet_hours = quality.coverage(con, ctx, sessions.server_hours(con))
+        held = quality.store_days(con)
     finally:
         con.close()
     report = DailyReport(
@@ -80,6 +82,9 @@ def daily_report(
         limit=limit,
         problems_first=problems_first,
         redacted=redact_addresses,
+        empty_days=empty_days,
+        quiet_hours=quiet_hours,
+        store_days=held,
     )
     if redact_addresses:
         redact(report, redact_key or os.urandom(16))

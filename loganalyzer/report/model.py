@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from dataclasses import dataclass, field
@@ -99,6 +100,12 @@ class DailyReport:
     limit: int = 200
     problems_first: bool = False
     redacted: bool = False
+    #: Days of the period without a single log row, and per server the hours of the other
+    #: days in which it logged nothing (``2026-03-02 03:00-05:59``).
+    empty_days: list[dt.date] = field(default_factory=list)
+    quiet_hours: dict[str, list[str]] = field(default_factory=dict)
+    #: The first and last (UTC) day of the store's rows; None for a store without any.
+    store_days: tuple[dt.date, dt.date] | None = None
     _figures: dict[str, go.Figure] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -174,6 +181,61 @@ class DailyReport:
             )
         return out
 
+    @property
+    def is_empty(self) -> bool:
+        """True when no log has a single row in the whole period."""
+        return len(self.empty_days) >= self.period.days
+
+    def notices(self, trace_pages: int | None = None) -> list[str]:
+        """What the report lacks or leaves out, in plain words: days without data, servers'
+        hours without data and, given the number of trace pages written, the failed
+        messages without one."""
+        out = []
+        if not self.store_days:
+            held = "the store holds no rows"
+        elif self.store_days[0] == self.store_days[1]:
+            held = f"the store holds {self.store_days[0]} (UTC) only"
+        else:
+            held = f"the store holds {self.store_days[0]} to {self.store_days[1]} (UTC days)"
+
+        if self.is_empty:
+            out.append(
+                f"No log rows for {self.period.label()} ({self.period.tz}): every figure is "
+                f"zero; {held}."
+            )
+        elif self.empty_days:
+            out.append(
+                f"No log rows on {len(self.empty_days)} of {self.period.days} days: "
+                f"{_day_runs(self.empty_days)}; {held}."
+            )
+        for server, ranges in self.quiet_hours.items():
+            if self.period.days == 1:  # the day goes without saying
+                ranges = [r.split(" ", 1)[-1] for r in ranges]
+            out.append(f"{server} logged nothing in {', '.join(ranges)} ({self.period.tz}).")
+        failed = self._failed_messages()
+        if trace_pages is not None and 0 < trace_pages < failed:
+            out.append(
+                f"Trace pages for the first {trace_pages:,} of {failed:,} failed messages "
+                "(--traces N for more)."
+            )
+        return out
+
+    def cut(self) -> dict[str, dict[str, int]]:
+        """The lists of recipients cut at ``limit`` rows: their rows and true totals."""
+        totals = {
+            "failed": self.headline["failed_recipients"],
+            "pending": self.headline["still_deferred_recipients"],
+        }
+        return {
+            name: {"listed": len(self.metrics[name]), "total": int(total)}
+            for name, total in totals.items()
+            if name in self.metrics and total > len(self.metrics[name])
+        }
+
+    def _failed_messages(self) -> int:
+        totals = self.metrics["totals"].set_index("figure")
+        return int(totals.loc["failed", "messages"]) if "failed" in totals.index else 0
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data: period, rules, headline figures and every table."""
         return {
@@ -188,6 +250,14 @@ class DailyReport:
                 {k: _plain(v) for k, v in self.previous.items()} if self.previous else None
             ),
             "attention": self.attention(),
+            "cut": self.cut(),
+            "empty_days": [d.isoformat() for d in self.empty_days],
+            "quiet_hours": {k: list(v) for k, v in self.quiet_hours.items()},
+            "store_days": (
+                {"first": self.store_days[0].isoformat(), "last": self.store_days[1].isoformat()}
+                if self.store_days
+                else None
+            ),
             "tables": {name: records(df) for name, df in self.metrics.items()},
         }
 
@@ -219,6 +289,17 @@ class DailyReport:
             written += pages
         path.write_text(self.to_html(traces=links), encoding="utf-8")
         return [path, *written]
+
+
+def _day_runs(days: list[dt.date]) -> str:
+    """Days as runs of consecutive days: ``2026-03-04 to 2026-03-08, 2026-03-10``."""
+    runs: list[list[dt.date]] = []
+    for d in sorted(days):
+        if runs and d - runs[-1][1] == dt.timedelta(days=1):
+            runs[-1][1] = d
+        else:
+            runs.append([d, d])
+    return ", ".join(f"{a} to {b}" if a != b else f"{a}" for a, b in runs)
 
 
 def changes(current: dict[str, int], previous: dict[str, int] | None) -> pd.DataFrame:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import duckdb
 import pandas as pd
 
@@ -20,7 +22,8 @@ RULES = {
     "(tracking) or sessions (SMTP) then: its share of the period's ones times all servers' "
     "that hour, or as many as the hours before and after it each had. Clock skew: for each "
     "hop between two servers of the organisation, the receiving server's RECEIVE minus the "
-    "sending server's SEND of the same message; a pair is flagged when the median is beyond "
+    "sending server's SEND of the same message (receive before send: the hops where it is "
+    "negative, the receiver's clock behind); a pair is flagged when the median is beyond "
     f"±{SKEW_TOLERANCE_S:g} s.",
 }
 
@@ -171,11 +174,67 @@ def clock_skew(con: duckdb.DuckDBPyConnection, ctx: Context) -> pd.DataFrame:
                round(median((epoch_ms(received) - epoch_ms(sent)) / 1000.0), 3) as median_s,
                round(min((epoch_ms(received) - epoch_ms(sent)) / 1000.0), 3) as min_s,
                round(max((epoch_ms(received) - epoch_ms(sent)) / 1000.0), 3) as max_s,
-               count(*) filter (where epoch_ms(received) - epoch_ms(sent) < ?)
-                   as receive_before_send
+               count(*) filter (where received < sent) as receive_before_send
         from hops group by all order by from_server, to_server
         """,
-        [*ctx.window(), ctx.servers, ctx.servers, -SKEW_TOLERANCE_S * 1000],
+        [*ctx.window(), ctx.servers, ctx.servers],
     )
     df["flagged"] = df["median_s"].abs() > SKEW_TOLERANCE_S
     return df
+
+
+def coverage(
+    con: duckdb.DuckDBPyConnection, ctx: Context, smtp_hours: pd.DataFrame
+) -> tuple[list[dt.date], dict[str, list[str]]]:
+    """The period's days without any log row, and per server the hours of the other days
+    in which it logged nothing (``2026-03-02 03:00-05:59``, in the period's zone)."""
+    tracking = frame(
+        con,
+        f"""
+        select upper(server) as server, {hour_index("date_time", ctx.period)} as i
+        from trk where date_time >= ? and date_time < ? group by all
+        """,
+        ctx.window(),
+    )
+    smtp = smtp_hours.assign(server=smtp_hours["server"].str.upper())[["server", "i"]]
+    seen = pd.concat([tracking, smtp], ignore_index=True).dropna()
+    idx = hours(ctx.period)
+    day_of = [t.date() for t in idx]
+    busy: dict[str, set[int]] = {}
+    for server, i in zip(seen["server"], seen["i"].astype(int), strict=True):
+        if 0 <= i < len(idx):
+            busy.setdefault(server, set()).add(i)
+    any_hour = set().union(*busy.values()) if busy else set()
+    days = list(dict.fromkeys(day_of))
+    empty = [d for d in days if not any(day_of[i] == d for i in any_hour)]
+    counted = [i for i in range(len(idx)) if day_of[i] not in empty]
+    quiet = {}
+    for server in sorted(set(ctx.servers) | set(busy)):
+        gaps = [i for i in counted if i not in busy.get(server, set())]
+        if gaps:
+            quiet[server] = _day_ranges(gaps, idx)
+    return empty, quiet
+
+
+def _day_ranges(gaps: list[int], idx: pd.DatetimeIndex) -> list[str]:
+    """Hour numbers as local time ranges within a day: ``2026-03-02 03:00-05:59``."""
+    runs: list[list[int]] = []
+    for i in gaps:
+        if runs and i == runs[-1][1] + 1 and idx[i].date() == idx[runs[-1][0]].date():
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return [f"{idx[a]:%Y-%m-%d %H:%M}-{idx[b] + pd.Timedelta(minutes=59):%H:%M}" for a, b in runs]
+
+
+def store_days(con: duckdb.DuckDBPyConnection) -> tuple[dt.date, dt.date] | None:
+    """The first and last (UTC) day the store holds rows of, from its manifest."""
+    (lo, hi) = con.execute(
+        """
+        select min(d), max(d) from (
+            select unnest(list_transform(parts,
+                          lambda p: nullif(regexp_extract(p, 'date=([0-9-]+)', 1), ''))) as d
+            from files)
+        """
+    ).fetchall()[0]
+    return (dt.date.fromisoformat(lo), dt.date.fromisoformat(hi)) if lo and hi else None

@@ -31,3 +31,11 @@ def print_report_summary(
         console.print(f"report: {clean(files[0])}{pages}", highlight=False, markup=False)
     if mailed_to:
         console.print(f"mailed to {clean(', '.join(mailed_to))}", highlight=False, markup=False)
+
+
+def print_report_notices(console: Console, report: DailyReport, files: list[Path]) -> None:
+    """What the report lacks or leaves out (days and hours without data, failed messages
+    without a trace page), one warning a line: for stderr, where cron sees it."""
+    pages = len(files) - 1 if files else None
+    for line in report.notices(pages):
+        console.print(f"warning: {clean(line)}", soft_wrap=True, highlight=False, markup=False)

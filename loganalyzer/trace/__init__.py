@@ -13,6 +13,7 @@ from loganalyzer.trace.find import (
     Query,
     candidates,
     candidates_from_rows,
+    count_candidates,
     days_of,
     linked_ndrs,
     message_rows,
@@ -39,14 +40,18 @@ def trace(
     tz: str = "UTC",
     all: bool = False,
     pick: int | None = None,
-    limit: int = 200,
+    limit: int | None = 200,
 ) -> TraceResult:
     """Trace the message(s) matching ``query`` (a Message-ID, a network message ID, or an
     internal message ID with ``server``) and the filters.
 
-    One match is traced; several are listed as ``candidates`` and traced only with ``all``
-    (each) or ``pick`` (the 1-based number in the list). ``tz`` is the zone of displayed times.
+    One match is traced; several are listed as ``candidates`` (the first ``limit``, all when
+    None; ``total`` counts them all) and traced only with ``all`` (each listed one) or
+    ``pick`` (the 1-based number in the list, up to the total). ``tz`` is the zone of the
+    displayed times.
     """
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit {limit}: give 1 or more")
     st = store if isinstance(store, Store) else Store(store)
     q = Query(query, server, sender, recipient, subject, since, until, event_id)
     zone = ZoneInfo(tz)
@@ -69,13 +74,23 @@ def trace(
         first = holding({q.kind() or "": [q.value() or ""]})
         views = add_views(con, st, first, manifest)
         known = rows_for_id(con, q) if by_id else []
-        found = candidates_from_rows(known) if by_id else candidates(con, q, limit)
-        if by_id and not found and q.kind() == "message_id":
-            found = candidates(con, q, limit)  # a message only an IIS relay's log names
-        chosen = found if all or len(found) == 1 else []
+        # a pick beyond the listed ones reads that far (the list stays ``limit`` long)
+        reach = limit if limit is None or pick is None else max(limit, pick)
+        if by_id:
+            found = candidates_from_rows(known)
+            total = len(found)
+        if not by_id or (not found and q.kind() == "message_id"):
+            # (by ID: a message only an IIS relay's log names)
+            found = candidates(con, q, reach)
+            total = len(found) if reach is None or len(found) < reach else None
+            total = count_candidates(con, q) if total is None else total
+        listed = found if limit is None else found[:limit]
+        chosen = listed if all or len(found) == 1 else []
         if pick is not None:
-            if not 1 <= pick <= len(found):
-                raise ValueError(f"--pick {pick}: there are {len(found)} candidates")
+            if not total:
+                raise ValueError(f"--pick {pick}: no message matches, there is nothing to pick")
+            if not 1 <= pick <= total:
+                raise ValueError(f"--pick {pick}: give 1 to {total:,} (the matching messages)")
             chosen = [found[pick - 1]]
         ids = sorted({c["message_id"] for c in chosen if c.get("message_id")})
         refs = sorted({r["reference"] for r in known if r["event_id"] == "DSN" and r["reference"]})
@@ -100,8 +115,8 @@ def trace(
         mine = [x for sid in sorted(named - {""}) for x in by_session.get(sid, [])]
         mine += [x for i in own for x in iis_lines.get(i, [])]
         messages.append(build(rows, mine, servers, zone, c["message_id"]))
-    listed = [{**c, "date_time": c["date_time"].isoformat()} for c in found[:limit]]
-    return TraceResult(q.to_dict(), listed, messages, tz)
+    shown = [{**c, "date_time": c["date_time"].isoformat()} for c in listed]
+    return TraceResult(q.to_dict(), shown, messages, tz, total=total)
 
 
 def _session(row: dict) -> str:

@@ -96,17 +96,18 @@ def _where(q: Query) -> tuple[str, list]:
     return " and ".join([*clauses, window]), params + wparams
 
 
-def candidates(con: duckdb.DuckDBPyConnection, q: Query, limit: int = 200) -> list[dict]:
-    """The messages matching the query, oldest first (at most ``limit``)."""
+def candidates(con: duckdb.DuckDBPyConnection, q: Query, limit: int | None = 200) -> list[dict]:
+    """The first ``limit`` messages matching the query, oldest first (all when None)."""
     where, params = _where(q)
+    cap = "" if limit is None else f"limit {int(limit)}"
     sql = f"""
         with keys as (
             select coalesce(message_id, network_message_id) as k, min(date_time) as first
             from tracking where {where} and coalesce(message_id, network_message_id) is not null
-            group by 1 order by first, k limit {int(limit) + 1}
+            group by 1 order by first, k {cap}
         ),
         rows as (
-            select t.*, coalesce(t.message_id, t.network_message_id) as k
+            select t.*, keys.k, keys.first
             from tracking t join keys on coalesce(t.message_id, t.network_message_id) = keys.k
         )
         select any_value(message_id) as message_id,
@@ -117,8 +118,9 @@ def candidates(con: duckdb.DuckDBPyConnection, q: Query, limit: int = 200) -> li
                list_distinct(flatten(list(recipient_address))) as recipients,
                arg_min(message_subject, date_time) filter (where message_subject is not null)
                    as subject,
-               arg_max(outcome, date_time) as outcome
-        from rows group by k order by date_time, k limit {int(limit) + 1}
+               arg_max(outcome, date_time) as outcome,
+               any_value(first) as first
+        from rows group by k order by first, k
     """
     found = con.sql(sql, params=params).fetchall()
     cols = (
@@ -129,42 +131,63 @@ def candidates(con: duckdb.DuckDBPyConnection, q: Query, limit: int = 200) -> li
         "recipients",
         "subject",
         "outcome",
+        "first",
     )
     out = [dict(zip(cols, r, strict=True)) for r in found]
-    extra = _relay_only(con, q, {c["message_id"] for c in out}, limit)
-    return sorted(out + extra, key=lambda c: (c["date_time"], c["message_id"] or ""))[: limit + 1]
+    relay, rparams = _relay_only(q)
+    if relay:
+        found = con.sql(
+            f"select message_id, min(date_time) as t from ({relay}) group by 1 order by t, 1 {cap}",
+            params=rparams,
+        ).fetchall()
+        out += [
+            {**dict.fromkeys(cols), "message_id": m, "date_time": t, "recipients": [], "first": t}
+            for m, t in found
+        ]
+    # the order of the SQL (first matching row, then the key) whatever the limit, so that the
+    # N-th is the same message in a short list and a long one
+    out.sort(key=lambda c: (c["first"], c["message_id"] or c["network_message_id"] or ""))
+    out = out if limit is None else out[:limit]
+    return [{k: v for k, v in c.items() if k != "first"} for c in out]
 
 
-def _relay_only(con, q: Query, known: set, limit: int) -> list[dict]:
-    """Messages that only an IIS SMTP relay's log names (the next hop's logs are missing)."""
+def count_candidates(con: duckdb.DuckDBPyConnection, q: Query) -> int:
+    """How many messages match the query (``candidates`` without a limit, counted)."""
+    where, params = _where(q)
+    (n,) = con.sql(
+        "select count(distinct coalesce(message_id, network_message_id)) from tracking "
+        f"where {where}",
+        params=params,
+    ).fetchall()[0]
+    relay, rparams = _relay_only(q)
+    if relay:
+        (extra,) = con.sql(
+            f"select count(distinct message_id) from ({relay})", params=rparams
+        ).fetchall()[0]
+        n += extra
+    return int(n)
+
+
+def _relay_only(q: Query) -> tuple[str, list]:
+    """SQL (and parameters) of the IIS SMTP lines of messages that only a relay's log names
+    (the next hop's logs are missing); empty when the query cannot name such messages."""
     if q.sender or q.recipient or q.subject or q.event_id:
-        return []
+        return "", []
     if q.kind() not in (None, "message_id"):
-        return []
+        return "", []
     window, params = time_filter(q.since, q.until)
     if q.kind() == "message_id":
         window += " and message_id = ?"
         params.append(q.value())
     elif q.since is None and q.until is None:
-        return []
-    found = con.sql(
-        "select message_id, min(date_time) from smtp where log_format = 'iis-smtp' "
-        f"and message_id is not null and {window} group by 1 limit {int(limit) + 1}",
-        params=params,
-    ).fetchall()
-    return [
-        {
-            "message_id": m,
-            "network_message_id": None,
-            "date_time": t,
-            "sender": None,
-            "recipients": [],
-            "subject": None,
-            "outcome": None,
-        }
-        for m, t in found
-        if m not in known
-    ]
+        return "", []
+    where, wparams = _where(q)
+    sql = (
+        "select message_id, date_time from smtp where log_format = 'iis-smtp' "
+        f"and message_id is not null and {window} and message_id not in "
+        f"(select message_id from tracking where {where} and message_id is not null)"
+    )
+    return sql, params + wparams
 
 
 Dates = tuple[date, date] | None

@@ -166,10 +166,23 @@ class TraceResult:
     candidates: list[dict]
     messages: list[MessageTrace]
     tz: str = "UTC"
+    #: How many messages match (``candidates`` lists the first of them); None: as many as
+    #: are listed.
+    total: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.total is None:
+            self.total = len(self.candidates)
+
+    @property
+    def cut(self) -> bool:
+        """True when more messages match than ``candidates`` lists."""
+        return (self.total or 0) > len(self.candidates)
 
     def to_dict(self) -> dict:
         return {
             "query": self.query,
+            "total": self.total,
             "candidates": self.candidates,
             "messages": [m.to_dict() for m in self.messages],
         }

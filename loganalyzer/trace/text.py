@@ -51,7 +51,7 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
             "recipients",
             "subject",
             "outcome",
-            title=f"{len(result.candidates)} messages match",
+            title=f"{result.total:,} messages match",
             header_style="bold",
             expand=True,
         )
@@ -67,6 +67,12 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
                 clean(c.get("outcome")),
             )
         console.print(t)
+        if result.cut:
+            console.print(
+                f"showing the first {len(result.candidates):,} of {result.total:,}; "
+                "--limit N or --all to see more",
+                highlight=False,
+            )
         console.print("Trace one with --pick N, or each with --all.")
         return
     for m in result.messages:
