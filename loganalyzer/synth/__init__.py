@@ -23,6 +23,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from loganalyzer.errors import BadInput
 from loganalyzer.synth.clock import DAY_MS, iso, ms_of_date
 from loganalyzer.synth.iis import scan_session
 from loganalyzer.synth.org import Rng, build_org
@@ -85,26 +86,30 @@ def generate(
     `size_mb` instead keeps adding days until the logs reach about that many MB.
     `omit_server` names a server whose logs are not written (truth verdicts become last_seen).
     `headers` > 0 also writes `out/headers/<n>.eml` (headers.py); the logs do not change.
-    Raises ValueError for bad arguments or an `out` that is not empty.
+    Raises BadInput (a ValueError) for bad arguments or an `out` that is not empty.
     """
     if not 1 <= servers <= 99:
-        raise ValueError("servers must be between 1 and 99")
-    if days < 1 or messages < 0:
-        raise ValueError("days must be at least 1 and messages not negative")
+        raise BadInput(f"--servers {servers}: give 1 to 99")
+    if days < 1:
+        raise BadInput(f"--days {days}: give 1 or more")
+    if messages < 0:
+        raise BadInput(f"--messages {messages}: give 0 or more")
     if size_mb is not None and size_mb <= 0:
-        raise ValueError("size_mb must be positive")
+        raise BadInput(f"--size-mb {size_mb}: give a size above 0")
     if headers < 0:
-        raise ValueError("headers must not be negative")
+        raise BadInput(f"--headers {headers}: give 0 or more")
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"{out} is not an empty directory")
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out}: a file, not a folder (give a new or empty folder)")
+    if out.exists() and any(out.iterdir()):
+        raise BadInput(f"--out {out}: not an empty folder (give a new or empty one)")
     rng = Rng(seed)
     org = build_org(rng, servers, relay)
     names = [s.name for s in org.servers] + ([org.relay.name] if org.relay else [])
     omitted: frozenset[str] = frozenset()
     if omit_server is not None:
         if omit_server.upper() not in names:
-            raise ValueError(f"unknown server {omit_server!r}; servers: {', '.join(names)}")
+            raise BadInput(f"--omit-server {omit_server!r}: no such server; {', '.join(names)}")
         omitted = frozenset({omit_server.upper()})
     out.mkdir(parents=True, exist_ok=True)
     output = Output(out, omitted)

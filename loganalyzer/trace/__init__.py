@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from zoneinfo import ZoneInfo
 
+from loganalyzer.errors import BadInput
 from loganalyzer.lookup import KEYS, Sketches
 from loganalyzer.query import add_views, open_connection, point
 from loganalyzer.store import Store
+from loganalyzer.times import parse_time, zone
 from loganalyzer.trace.build import build
 from loganalyzer.trace.find import (
     Query,
@@ -44,11 +45,20 @@ def trace(
     internal message ID with ``server``) and the filters.
 
     One match is traced; several are listed as ``candidates`` and traced only with ``all``
-    (each) or ``pick`` (the 1-based number in the list). ``tz`` is the zone of displayed times.
+    (each) or ``pick`` (the 1-based number in the list). ``tz`` is the zone of displayed times
+    and of ``since``/``until`` without a zone (any form of ``loganalyzer.times``).
+    Raises BadInput for a wrong value, NotAStore for a path that holds no store.
     """
+    here = zone(tz)
+    since, until = (
+        None if t is None else parse_time(t, tz, option=name).isoformat()
+        for t, name in ((since, "--since"), (until, "--until"))
+    )
+    if pick is not None and pick < 1:
+        raise BadInput(f"--pick {pick}: the listed messages are numbered from 1")
     st = store if isinstance(store, Store) else Store(store)
+    st.require()
     q = Query(query, server, sender, recipient, subject, since, until, event_id)
-    zone = ZoneInfo(tz)
     # one connection for the manifest and every step, its views re-pointed at each step's
     # files: a connection costs 40 ms
     with open_connection(st) as con:
@@ -74,7 +84,11 @@ def trace(
         chosen = found if all or len(found) == 1 else []
         if pick is not None:
             if not 1 <= pick <= len(found):
-                raise ValueError(f"--pick {pick}: there are {len(found)} candidates")
+                raise BadInput(
+                    f"--pick {pick}: there are {len(found)} listed messages, numbered from 1"
+                    if found
+                    else f"--pick {pick}: no message matches"
+                )
             chosen = [found[pick - 1]]
         ids = sorted({c["message_id"] for c in chosen if c.get("message_id")})
         refs = sorted({r["reference"] for r in known if r["event_id"] == "DSN" and r["reference"]})
@@ -97,7 +111,7 @@ def trace(
             for i in {r.get("message_id") for r in rows} | {c["message_id"]}
             for x in iis_lines.get(i, [])
         ]
-        messages.append(build(rows, mine, servers, zone, c["message_id"]))
+        messages.append(build(rows, mine, servers, here, c["message_id"]))
     listed = [{**c, "date_time": c["date_time"].isoformat()} for c in found[:limit]]
     return TraceResult(q.to_dict(), listed, messages, tz)
 
