@@ -439,6 +439,8 @@ def ingest(
     if tz is not None:
         zone(tz)  # an unknown zone is refused before any file is read
     files, reports = discover(paths, exclude=st.local_root)
+    if not files:  # nothing to read: refused before the store is touched
+        raise BadInput(_nothing_to_ingest(paths, reports))
     summary = IngestSummary(str(st.root), reports)
     folder = st.local_root
     made = folder is not None and not folder.exists()  # the lock creates it
