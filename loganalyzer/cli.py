@@ -295,7 +295,7 @@ def trace_cmd(
 
         print_trace(console, result)
     if html:
-        err.print(f"HTML: {html}", highlight=False, markup=False)
+        typer.echo(f"HTML: {html}", err=True)
     if not result.candidates:
         raise NothingFound(result.not_found())
 
@@ -444,8 +444,8 @@ def headers_cmd(
         typer.echo(result.to_json())
     else:
         print_headers(console, result)
-        if html:
-            console.print(f"HTML: {html}", highlight=False, markup=False)
+    if html:
+        typer.echo(f"HTML: {html}", err=True)
 
 
 def main() -> None:
@@ -516,12 +516,22 @@ def report_daily(
         try:
             send(report, mail_to, password=os.environ.get(PASSWORD_ENV), sender=mail_from, **smtp)
         except (ValueError, OSError) as exc:  # smtplib's errors are OSErrors without a path
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-            raise BadInput(f"cannot mail the report via {smtp_host}:{smtp_port}: {reason}") from exc
+            raise BadInput(
+                f"cannot mail the report via {smtp_host}:{smtp_port}: {_smtp_reason(exc)}"
+            ) from exc
     if as_json:
         typer.echo(report.to_json())
     else:
         print_report_summary(console, report, files, mail_to or [])
+
+
+def _smtp_reason(exc: Exception) -> str:
+    """What the SMTP server answered (``535 5.7.8 ...``), or why it could not be reached."""
+    code, text = getattr(exc, "smtp_code", None), getattr(exc, "smtp_error", None)
+    if code is not None:
+        text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text or "")
+        return f"{code} {text}".strip()
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 store_app = typer.Typer(

@@ -170,8 +170,8 @@ def test_cli_json_html_and_text_with_store(cli, synth, tmp_path):
     html = page.read_text()
     assert "Trace from the logs" in html and "<svg" in html and "<script" not in html
     missing = cli("headers", str(eml), "--store", str(tmp_path / "empty-store"), "--json")
-    if missing.exit_code == 0:  # an empty store: nothing found, the headers still shown
-        assert json.loads(missing.stdout)["trace"] is None
+    assert missing.exit_code == 2 and missing.stdout == ""  # no such store: refused
+    assert "empty-store is not a loganalyzer store (no manifest)" in missing.stderr
 
 
 def test_synth_cli_headers_option(cli, tmp_path):
