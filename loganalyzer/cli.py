@@ -88,6 +88,12 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
+
+def _say(message: str) -> None:
+    """A message on stderr, one line however long (rich would wrap it)."""
+    typer.echo(message, err=True)
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 StoreOpt = Annotated[
     str | None,
@@ -174,7 +180,7 @@ def codes(
             t.add_row(e.family, e.code, e.name, e.meaning, e.outcome, style=style)
         console.print(t)
     for u in unknown:
-        err.print(f"error: {u}", highlight=False, markup=False)
+        _say(f"error: {u}")
     if unknown:
         raise typer.Exit(1)
 
@@ -231,7 +237,7 @@ def ingest_cmd(
             final=final,
             workers=workers,
             progress=progress,
-            on_wait=lambda m: err.print(m, highlight=False, markup=False),
+            on_wait=_say,
             scheduler=scheduler,
         )
     if as_json:
@@ -556,7 +562,7 @@ def store_compact(
         store,
         date=date,
         target_mb=target_mb,
-        on_wait=lambda m: err.print(m, highlight=False, markup=False),
+        on_wait=_say,
     )
     data = summary.to_dict()
     if as_json:
@@ -584,7 +590,7 @@ def store_check(
     st = Store(store).require()
     removed: list[str] = []
     if repair:
-        with st.lock(on_wait=lambda m: err.print(m, highlight=False, markup=False)):
+        with st.lock(on_wait=_say):
             removed = st.clean()
     busy = nullcontext() if as_json else err.status("reading the parts' footers")
     with busy:

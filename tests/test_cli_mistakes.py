@@ -361,3 +361,18 @@ def test_the_library_takes_every_time_form(world):
 def test_refused_ingests_made_no_store(outcomes, world):
     made = [f"new{i}" for i in range(1, 8) if (Path(world["root"]) / f"new{i}").exists()]
     assert made == []
+
+
+@pytest.mark.skipif(
+    sys.platform == "win32" or os.geteuid() == 0, reason="root writes into read-only folders"
+)
+def test_a_read_only_output_folder_is_one_line(world, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        done = run("headers", world["eml"], "--html", str(locked / "h.html"), cwd=tmp_path)
+    finally:
+        locked.chmod(0o700)
+    assert done.returncode == 2
+    assert done.stderr == f"error: cannot write {locked / 'h.html'}: Permission denied\n"
