@@ -82,6 +82,8 @@ def _usage_line(exc: Exception) -> str:
 app = typer.Typer(
     cls=_Contract,
     help="Trace messages and report mail flow from Exchange and IIS SMTP logs, offline.",
+    epilog="Exit codes: 0 success, 1 nothing found or problems found, 2 a usage or input "
+    "error (one line on stderr names it).",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -129,10 +131,7 @@ def _main(
         bool, typer.Option("--debug", help="On an error, also print the Python traceback.")
     ] = False,
 ) -> None:
-    """Trace messages and report mail flow from Exchange and IIS SMTP logs, offline.
-
-    Exit codes: 0 success, 1 nothing found or problems found, 2 a usage or input error.
-    """
+    """Trace messages and report mail flow from Exchange and IIS SMTP logs, offline."""
     _Contract.debug = debug
 
 
