@@ -13,11 +13,16 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import replace
 
+from loganalyzer.errors import LogAnalyzerError
 from loganalyzer.store import Store
 from loganalyzer.worker import Task, TaskResult, run_task
 
 #: Prefix of the keys of the parse tasks on the scheduler (its dashboard groups them by it).
 KEY_PREFIX = "loganalyzer-parse"
+
+
+class ClusterError(LogAnalyzerError, RuntimeError):
+    """The cluster cannot be used: Dask missing, the scheduler unreachable (exit 2)."""
 
 
 def run_on_cluster(tasks: list[Task], address: str, store: Store) -> Iterator[TaskResult]:
@@ -27,16 +32,16 @@ def run_on_cluster(tasks: list[Task], address: str, store: Store) -> Iterator[Ta
     try:
         from distributed import Client, as_completed
     except ImportError as exc:
-        raise RuntimeError("--scheduler needs Dask: pip install 'loganalyzer[dask]'") from exc
+        raise ClusterError("--scheduler needs Dask: pip install 'loganalyzer[dask]'") from exc
     if not store.loc.shared:
-        raise RuntimeError(
+        raise ClusterError(
             f"{store.root} lives in this process's memory: cluster workers cannot write to it"
         )
     try:
         # waits up to dask's distributed.comm.timeouts.connect (30 s)
         client = Client(address, set_as_default=False)
     except (OSError, TimeoutError) as exc:
-        raise RuntimeError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
     # workers resolve the store as they see it: an absolute path or a URL
     tasks = sorted(tasks, key=lambda t: t.size - t.offset, reverse=True)
     run = secrets.token_hex(4)

@@ -36,16 +36,17 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
-from datetime import date as Date
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from loganalyzer.errors import BadInput
 from loganalyzer.query import no_progress_bar
 from loganalyzer.schema import TABLES, conform
 from loganalyzer.store import TMP_SUFFIX, Part, Store
+from loganalyzer.times import parse_date
 from loganalyzer.worker import ROW_GROUP, part_options
 
 #: The size a compacted part grows to; parts of at least half of it are left as they are.
@@ -113,14 +114,11 @@ def compact(
     Query results do not change; incremental ingest goes on as before.
     """
     started = time.perf_counter()
-    st = store if isinstance(store, Store) else Store(store)
-    if date is not None:
-        try:
-            date = Date.fromisoformat(date).isoformat()
-        except ValueError:
-            raise ValueError(f"--date {date!r}: give a day as YYYY-MM-DD") from None
-    if not st.exists():
-        raise ValueError(f"{st.root} is not a loganalyzer store (no manifest); run ingest first")
+    if date is not None:  # the store's partitions are UTC days
+        date = parse_date(date, "UTC", option="--date").isoformat()
+    if target_mb <= 0:
+        raise BadInput(f"--target-mb {target_mb}: give a size above 0")
+    st = (store if isinstance(store, Store) else Store(store)).require()
     target = int(target_mb * (1 << 20))
     summary = CompactSummary(st.root)
     with st.lock(on_wait=on_wait):

@@ -6,6 +6,7 @@ import pandas as pd
 import pyarrow as pa
 
 from loganalyzer.query import like, time_filter
+from loganalyzer.times import zone
 
 #: Low-cardinality columns returned as categoricals.
 CATEGORIES = (
@@ -55,9 +56,12 @@ def select(
     time_column: str = "date_time",
     **filters,
 ) -> pd.DataFrame:
-    """Rows of ``table`` matching the filters, in time order."""
+    """Rows of ``table`` matching the filters, in time order; ``since`` and ``until`` take the
+    forms of ``loganalyzer.times``, read in ``tz`` (the zone of the returned times)."""
+    if tz:
+        zone(tz)  # an unknown zone is refused before the store is read
     partitioned = table in ("tracking", "smtp")
-    where, params = time_filter(since, until, time_column, partitioned)
+    where, params = time_filter(since, until, time_column, partitioned, tz or "UTC")
     element = "x.recipient" if table == "messages" else "x"
     list_column = "recipients" if table == "messages" else "recipient_address"
     clauses = [where]

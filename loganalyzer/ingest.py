@@ -14,22 +14,25 @@ import time
 import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from loganalyzer import formats
+from loganalyzer.errors import BadInput
 from loganalyzer.lookup import merge
 from loganalyzer.schema import SCHEMA_VERSION
 from loganalyzer.sources import BombError, expand, read_head
 from loganalyzer.store import (
     HEAD,
     LADDER,
+    LOCK_FILE,
     Store,
     decode_fingerprint,
     encode_fingerprint,
 )
+from loganalyzer.times import zone
 from loganalyzer.worker import Task, TaskResult, run_bundle
 
 #: Called with (bytes done, bytes in all, path just finished).
@@ -434,9 +437,13 @@ def ingest(
     if format is not None:
         formats.get(format)
     if tz is not None:
-        _check_zone(tz)
+        zone(tz)  # an unknown zone is refused before any file is read
     files, reports = discover(paths, exclude=st.local_root)
+    if not files:  # nothing to read: refused before the store is touched
+        raise BadInput(_nothing_to_ingest(paths, reports))
     summary = IngestSummary(str(st.root), reports)
+    folder = st.local_root
+    made = folder is not None and not folder.exists()  # the lock creates it
     with st.lock(on_wait=on_wait):
         summary.cleaned = st.clean()
         manifest = st.manifest()
@@ -450,45 +457,60 @@ def ingest(
             final=final,
             reports=summary.files,
         )
-        total = sum(t.size - t.offset for t in tasks)
-        done = 0
-        last_write, every = time.monotonic(), _MANIFEST_EVERY
-        n = min(workers or os.cpu_count() or 1, len(tasks))
-        if scheduler:
-            from loganalyzer.cluster import run_on_cluster
-
-            results = run_on_cluster(tasks, scheduler, st)
-        else:
-            # workers of a process-local filesystem (memory://) would write into their own
-            results = _run(tasks, n if st.loc.shared else 1)
-        for res in results:
-            if res.error:
-                summary.files.append(
-                    FileReport(res.task.path, "error", res.task.format, reason=res.error)
-                )
-                continue
-            summary.files.append(_commit(st, manifest, res))
-            if res.tz_assumed:
-                summary.warnings.append(f"{res.task.path}: local times read as UTC (no --tz)")
-            done += res.task.size - res.task.offset
-            if progress:
-                progress(done, total, res.task.path)
-            if (now := time.monotonic()) - last_write > every:
-                st.write_manifest(manifest)
-                last_write = time.monotonic()
-                every = max(_MANIFEST_EVERY, _MANIFEST_SHARE * (last_write - now))
-        if tasks or any(f.status in ("unchanged", "duplicate") for f in summary.files):
+        known = any(f.status in ("unchanged", "duplicate") for f in summary.files)
+        if tasks:
+            _read(st, manifest, tasks, summary, workers, scheduler, progress)
+        if tasks or known:
             st.write_manifest(manifest)
+    if not tasks and not known:
+        if made:  # leave no half-made store behind: the lock file and its folder go
+            with suppress(OSError):
+                os.remove(folder / LOCK_FILE)
+                os.rmdir(folder)
+        raise BadInput(_nothing_to_ingest(paths, summary.files))
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _check_zone(tz: str) -> None:
-    """Refuse an unknown ``--tz`` before any file is read."""
-    try:
-        ZoneInfo(tz)
-    except (ValueError, ZoneInfoNotFoundError):
-        raise ValueError(f"unknown time zone {tz!r}: --tz takes an IANA name") from None
+def _read(st, manifest, tasks, summary, workers, scheduler, progress) -> None:
+    """Parse the planned files (in workers or on a Dask cluster) and commit each."""
+    total = sum(t.size - t.offset for t in tasks)
+    done = 0
+    last_write, every = time.monotonic(), _MANIFEST_EVERY
+    n = min(workers or os.cpu_count() or 1, len(tasks))
+    if scheduler:
+        from loganalyzer.cluster import run_on_cluster
+
+        results = run_on_cluster(tasks, scheduler, st)
+    else:
+        # workers of a process-local filesystem (memory://) would write into their own
+        results = _run(tasks, n if st.loc.shared else 1)
+    for res in results:
+        if res.error:
+            summary.files.append(
+                FileReport(res.task.path, "error", res.task.format, reason=res.error)
+            )
+            continue
+        summary.files.append(_commit(st, manifest, res))
+        if res.tz_assumed:
+            summary.warnings.append(f"{res.task.path}: local times read as UTC (no --tz)")
+        done += res.task.size - res.task.offset
+        if progress:
+            progress(done, total, res.task.path)
+        if (now := time.monotonic()) - last_write > every:
+            st.write_manifest(manifest)
+            last_write = time.monotonic()
+            every = max(_MANIFEST_EVERY, _MANIFEST_SHARE * (last_write - now))
+
+
+def _nothing_to_ingest(paths: Iterable[str | os.PathLike[str]], files: list[FileReport]) -> str:
+    """One line: no input holds a log; the first file and why, and how many more."""
+    if not files:
+        names = ", ".join(map(str, paths)) or "(none)"
+        return f"nothing to ingest: no file in {names}"
+    first = files[0]
+    more = f" (and {len(files) - 1} more files, none of them a log)" if len(files) > 1 else ""
+    return f"nothing to ingest: {first.path}: {first.reason or first.status}{more}"
 
 
 def bundles(tasks: list[Task], workers: int) -> list[list[Task]]:

@@ -7,11 +7,12 @@ row per tracking row and recipient, with its status) and ``messages`` (one row p
 from __future__ import annotations
 
 from contextlib import suppress
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from loganalyzer.schema import columns
 from loganalyzer.store import MANIFEST_FILE
+from loganalyzer.times import parse_time
 
 if TYPE_CHECKING:
     import duckdb
@@ -202,21 +203,27 @@ def time_filter(
     until: datetime | date | str | None,
     column: str = "date_time",
     partitioned: bool = True,
+    tz: str | None = "UTC",
 ) -> tuple[str, list]:
-    """A WHERE fragment (with parameters) for a time window; the date partition prunes it."""
+    """A WHERE fragment (with parameters) for a time window; the date partition prunes it.
+
+    ``since`` and ``until`` take every form of ``loganalyzer.times`` (read in ``tz``).
+    """
     clauses, params = [], []
     if since is not None:
-        clauses.append(f"{column} >= ?::timestamptz")
-        params.append(str(since))
+        start = parse_time(since, tz, option="since").astimezone(UTC)
+        clauses.append(f"{column} >= ?")
+        params.append(start)
         if partitioned:
-            clauses.append("date >= ?::timestamptz::date")
-            params.append(str(since))
+            clauses.append("date >= ?")
+            params.append(start.date())
     if until is not None:
-        clauses.append(f"{column} < ?::timestamptz")
-        params.append(str(until))
+        end = parse_time(until, tz, option="until").astimezone(UTC)
+        clauses.append(f"{column} < ?")
+        params.append(end)
         if partitioned:
-            clauses.append("date <= ?::timestamptz::date")
-            params.append(str(until))
+            clauses.append("date <= ?")
+            params.append(end.date())
     return " and ".join(clauses) or "true", params
 
 

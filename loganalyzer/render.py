@@ -29,8 +29,10 @@ def clean(value: object) -> str:
 
 @contextmanager
 def ingest_progress(enabled: bool = True) -> Iterator:
-    """A progress bar of bytes done; yields the callback ``ingest`` takes."""
-    if not enabled:
+    """A progress bar of bytes done, on stderr when it is a terminal; yields the callback
+    ``ingest`` takes (None without a bar)."""
+    screen = Console(stderr=True)
+    if not enabled or not screen.is_terminal:  # a bar in a pipe or a log is noise
         yield None
         return
     with Progress(
@@ -40,6 +42,7 @@ def ingest_progress(enabled: bool = True) -> Iterator:
         TransferSpeedColumn(),
         TimeRemainingColumn(),
         transient=True,
+        console=screen,
     ) as bar:
         task = bar.add_task("ingest", total=None)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from loganalyzer.errors import NotAStore
 from loganalyzer.schema import SCHEMA_VERSION, columns
 from loganalyzer.storefs import LOCK_FILE, Local, Location, StoreError, location
 
@@ -106,6 +107,13 @@ class Store:
 
     def exists(self) -> bool:
         return self.loc.exists(MANIFEST_FILE)
+
+    def require(self) -> Store:
+        """This store, when its path holds one (its manifest); else NotAStore. Every reader
+        calls it first: a misspelt path must not read as an empty store."""
+        if not self.exists():
+            raise NotAStore(f"{self.root} is not a loganalyzer store (no manifest)")
+        return self
 
     def parquet_writer(self, relative: str, schema: pa.Schema, **options) -> pq.ParquetWriter:
         """A Parquet writer of a new file of the store (its folder is created)."""
@@ -246,9 +254,11 @@ class Store:
     def connect(self, only: list[dict] | None = None, manifest: dict[str, dict] | None = None):
         """A DuckDB connection with views ``tracking``, ``smtp``, ``recipients``,
         ``quarantine`` and ``files`` over the parts the manifest lists (or the files in
-        ``only``)."""
+        ``only``). NotAStore when the path holds no store."""
         from loganalyzer.query import connect
 
+        if manifest is None:
+            self.require()
         return connect(self, only, manifest)
 
     def sql(self, query: str, params: list | None = None) -> pd.DataFrame:

@@ -45,6 +45,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from loganalyzer.errors import LogAnalyzerError
+
 LOCK_FILE = ".lock"
 #: Seconds an object-store lock lives without being renewed.
 LEASE = float(os.environ.get("LOGANALYZER_LOCK_LEASE") or 60)
@@ -65,8 +67,8 @@ def _close_held_in_child() -> None:
 os.register_at_fork(after_in_child=_close_held_in_child)
 
 
-class StoreError(RuntimeError):
-    """A store that cannot be used as asked."""
+class StoreError(LogAnalyzerError, RuntimeError):
+    """A store that cannot be used as asked (exit 2: the path or its rights are wrong)."""
 
 
 def is_url(path: str) -> bool:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import sys
 import zipfile
 
@@ -35,6 +36,7 @@ import pytest
 from logfiles import FIELD_SETS, header, line, row
 from test_ingest_tracking import quarantine_of, rows_of
 
+from loganalyzer.errors import BadInput
 from loganalyzer.ingest import ingest
 from loganalyzer.store import StoreError
 
@@ -146,9 +148,9 @@ def test_empty_file_and_folder_named_like_a_log(tmp_path, store_dir):
     empty = _write(tmp_path, b"")
     folder = tmp_path / "EX02" / LOG
     folder.mkdir(parents=True)
-    summary = ingest([empty, folder], store_dir)
-    assert [(f.status, f.reason) for f in summary.files] == [("skipped", "empty file")]
-    assert summary.exit_code == 0
+    with pytest.raises(BadInput, match=re.escape(f"nothing to ingest: {empty}: empty file")):
+        ingest([empty, folder], store_dir)  # no input holds a log: refused, no store is made
+    assert not store_dir.exists()
 
 
 def test_unreadable_file(tmp_path, store_dir, monkeypatch):

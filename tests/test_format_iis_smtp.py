@@ -11,6 +11,7 @@ import pytest
 from conftest import CORPUS
 from test_ingest_tracking import quarantine_of, rows_of
 
+from loganalyzer.errors import BadInput
 from loganalyzer.formats.iis_smtp import decode_plus
 from loganalyzer.ingest import ingest
 
@@ -147,8 +148,8 @@ def test_w3c_data_line_message_ids_and_server(store_dir):
 
 
 def test_headerless_w3c_outbound_reply_is_parsed(store_dir):
-    refused = ingest([LICHTY], store_dir)
-    assert refused.files[0].status == "skipped" and "--format" in refused.files[0].reason
+    with pytest.raises(BadInput, match="--format"):
+        ingest([LICHTY], store_dir)  # the only input is no log: refused, no store is made
     ingest([LICHTY], store_dir, format=FORMAT)
     command, reply = smtp_rows(store_dir)[1], smtp_rows(store_dir)[2]
     assert (command["event"], command["command"], command["reply_code"]) == (">", "MAIL", None)
@@ -226,9 +227,11 @@ def test_http_w3c_log_is_refused_by_kind(store_dir, tmp_path):
         "cs-uri-query s-port cs-username c-ip cs-version sc-status time-taken\r\n"
         "2024-01-01 00:00:01 W3SVC1 10.0.0.1 GET /index.html - 443 - 192.0.2.1 HTTP/1.1 200 15\r\n"
     )
-    summary = ingest([log], store_dir)
-    assert summary.files[0].status == "skipped"
-    assert summary.files[0].reason == "IIS web (HTTP) log: not a supported log kind"
+    with pytest.raises(BadInput) as refused:
+        ingest([log], store_dir)
+    assert str(refused.value) == (
+        f"nothing to ingest: {log}: IIS web (HTTP) log: not a supported log kind"
+    )
 
 
 @pytest.mark.parametrize(

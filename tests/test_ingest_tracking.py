@@ -14,6 +14,7 @@ import pytest
 from conftest import CORPUS
 from logfiles import FIELD_SETS, header, line, row, write_log
 
+from loganalyzer.errors import BadInput
 from loganalyzer.ingest import ingest
 from loganalyzer.schema import SCHEMA_VERSION, TRACKING, describe
 from loganalyzer.store import Store
@@ -322,8 +323,9 @@ def test_an_empty_path_is_an_error_not_the_current_folder(store_dir, tmp_path, m
 
 def test_headerless_file_needs_format(store_dir):
     sample = TRACKING_SAMPLES / "elastic-integrations-messagetracking.log"
-    refused = ingest([sample], store_dir)
-    assert refused.count("skipped") == 1 and "--format" in refused.files[0].reason
+    with pytest.raises(BadInput, match="elastic-integrations-messagetracking.log: .*--format"):
+        ingest([sample], store_dir)  # the only input is no log: refused, no store is made
+    assert not store_dir.exists()
     assert ingest([sample], store_dir, format="exchange-tracking").rows == 6
 
 

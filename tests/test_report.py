@@ -395,9 +395,9 @@ def test_period_over_a_dst_change(synth):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--date", "03/03/2026"], "bad date"),
-        (["--tz", "Mars/Olympus"], "unknown time zone"),
-        (["--days", "0"], "days must be at least 1"),
+        (["--date", "03/03/2026"], "--date '03/03/2026': not a date"),
+        (["--tz", "Mars/Olympus"], "unknown time zone 'Mars/Olympus'"),
+        (["--days", "0"], "Invalid value for '--days': 0 is not in the range"),
     ],
 )
 def test_cli_errors(cli, synth, args, message):

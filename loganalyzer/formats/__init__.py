@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from loganalyzer.errors import BadInput
 from loganalyzer.formats import (
     exchange2003,
     exchange_smtp_protocol,
@@ -51,7 +52,7 @@ def get(name: str) -> ModuleType:
     try:
         return FORMATS[name]
     except KeyError:
-        raise ValueError(f"unknown format {name!r}; known: {', '.join(FORMATS)}") from None
+        raise BadInput(f"unknown format {name!r}; known: {', '.join(FORMATS)}") from None
 
 
 def detect(head: bytes, name: str, forced: str | None = None) -> tuple[ModuleType, Detected]:

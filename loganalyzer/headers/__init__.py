@@ -14,12 +14,14 @@ import os
 import re
 from typing import TYPE_CHECKING
 
+from loganalyzer.errors import BadInput
 from loganalyzer.headers.antispam import AntispamField, decode
 from loganalyzer.headers.auth import AuthResult, verdicts
 from loganalyzer.headers.bounce import BounceRecipient, read_bounce
 from loganalyzer.headers.model import HeaderAnalysis, Original, TimelineEntry
 from loganalyzer.headers.parse import decoded, items, message_id, parse_message
 from loganalyzer.headers.received import Hop, chain, parse_date, parse_received
+from loganalyzer.times import zone
 
 if TYPE_CHECKING:
     from email.message import Message
@@ -63,17 +65,28 @@ def analyze_headers(
     store: str | os.PathLike[str] | Store | None = None,
     *,
     tz: str = "UTC",
+    source: str | None = None,
 ) -> HeaderAnalysis:
     """Analyse a message's headers: a ``.eml`` file's text, a saved bounce (NDR) or pasted
     headers. With ``store``, the message is looked up in the logs and its trace joined: for
-    a bounce, the original message's trace. ``tz`` is the zone of displayed times.
+    a bounce, the original message's trace. ``tz`` is the zone of displayed times; ``source``
+    names the input in messages (its file name).
 
-    Raises ValueError when the text holds no header.
+    Raises BadInput when the text holds no header or ``tz`` is unknown, NotAStore when
+    ``store`` holds no store.
     """
+    zone(tz)
+    if store is not None:
+        from loganalyzer.store import Store
+
+        store = (store if isinstance(store, Store) else Store(store)).require()
     notes: list[str] = []
     msg = parse_message(text, notes)
     if not msg.keys():
-        raise ValueError("no message header found in the input")
+        raise BadInput(
+            f"{source or 'the input'}: no message header found "
+            "(give a .eml file, a saved bounce or pasted headers)"
+        )
     header_items = items(msg)
     chosen, found = verdicts(header_items)
     bounce = read_bounce(msg, notes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 
+from loganalyzer.errors import BadInput
 from loganalyzer.report import load, metrics, quality, sessions
 from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import Period, parse_date
@@ -40,14 +41,14 @@ def daily_report(
     domains of delivered recipients). ``redact_addresses`` replaces the local part of every
     address by a keyed hash (``redact_key``, default random) and hides subjects. ``compare``
     adds the previous period's figures when the store has it. ``limit``: rows of the lists of
-    failed and pending recipients. Raises ValueError for a bad date, zone or store.
+    failed and pending recipients. Raises BadInput for a bad date, zone or number, NotAStore
+    for a path that holds no store.
     """
-    st = store if isinstance(store, Store) else Store(store)
-    if not st.exists():
-        raise ValueError(f"{st.root} is not a loganalyzer store (no manifest); run ingest first")
-    if top < 1 or limit < 1:
-        raise ValueError("top and limit must be at least 1")
+    for name, value in (("top", top), ("limit", limit)):
+        if value < 1:
+            raise BadInput(f"{name} {value}: give a number of rows of 1 or more")
     period = Period(parse_date(date, tz), days, tz)
+    st = (store if isinstance(store, Store) else Store(store)).require()
     con = st.connect()
     try:
         con.execute(f"set TimeZone = '{tz}'")  # tz is a validated IANA name

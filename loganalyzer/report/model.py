@@ -279,6 +279,7 @@ class DailyReport:
     def save(self, path: str | Path, traces: int = 100) -> list[Path]:
         """Write the page to ``path`` and, unless redacted, trace pages of up to ``traces``
         failed messages into ``<name>_traces/`` beside it; returns the files written."""
+        from loganalyzer.pages import write_page
         from loganalyzer.report.html import write_traces
 
         path = Path(path)
@@ -287,7 +288,7 @@ class DailyReport:
         if traces and not self.redacted and len(self.metrics["failed"]):
             links, pages = write_traces(self, path, traces)
             written += pages
-        path.write_text(self.to_html(traces=links), encoding="utf-8")
+        write_page(path, self.to_html(traces=links))
         return [path, *written]
 
 

@@ -4,37 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from loganalyzer.errors import BadInput
+from loganalyzer.times import parse_date as _parse_date
+from loganalyzer.times import zone
+
+__all__ = ["LOOKBACK", "Period", "parse_date", "zone"]
 
 #: How far before a period's start the first receipt of a message is looked for (a message
 #: delivered just after midnight was received the day before).
 LOOKBACK = dt.timedelta(days=1)
 
 
-def zone(tz: str) -> ZoneInfo:
-    """The IANA zone named ``tz``; ValueError for an unknown name."""
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {tz!r} (an IANA name: UTC, Europe/Berlin)") from exc
-
-
 def parse_date(value: str | dt.date, tz: str = "UTC", now: dt.datetime | None = None) -> dt.date:
-    """``YYYY-MM-DD``, ``today`` or ``yesterday`` (in ``tz``) as a date."""
-    if isinstance(value, dt.datetime):
-        return value.astimezone(zone(tz)).date()
-    if isinstance(value, dt.date):
-        return value
-    text = value.strip().lower()
-    today = (now or dt.datetime.now(dt.UTC)).astimezone(zone(tz)).date()
-    if text == "today":
-        return today
-    if text == "yesterday":
-        return today - dt.timedelta(days=1)
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"bad date {value!r}: give YYYY-MM-DD, today or yesterday") from None
+    """A report's ``--date`` as a day of zone ``tz`` (``loganalyzer.times``); BadInput."""
+    return _parse_date(value, tz, now=now, option="--date")
 
 
 @dataclass(frozen=True)
@@ -47,8 +31,14 @@ class Period:
 
     def __post_init__(self) -> None:
         if self.days < 1:
-            raise ValueError("days must be at least 1")
+            raise BadInput(f"--days {self.days}: give a number of days of 1 or more")
         zone(self.tz)
+        try:
+            self.start, self.end  # noqa: B018 - a period must lie within the calendar
+        except OverflowError:
+            raise BadInput(
+                f"--days {self.days} before {self.date}: the period starts before year 1"
+            ) from None
 
     @property
     def first(self) -> dt.date:

@@ -23,6 +23,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from loganalyzer.errors import BadInput
 from loganalyzer.synth.clock import DAY_MS, iso, ms_of_date
 from loganalyzer.synth.iis import scan_session
 from loganalyzer.synth.org import Rng, build_org
@@ -88,23 +89,27 @@ def generate(
     `headers` > 0 also writes `out/headers/<n>.eml` (headers.py); the logs do not change.
     `exchange=2003` writes Exchange 2000/2003 tracking logs instead (ex2003.py; without
     `relay`, `omit_server`, `size_mb` and `headers`).
-    Raises ValueError for bad arguments or an `out` that is not empty.
+    Raises BadInput (a ValueError) for bad arguments or an `out` that is not empty.
     """
     if not 1 <= servers <= 99:
-        raise ValueError("servers must be between 1 and 99")
-    if days < 1 or messages < 0:
-        raise ValueError("days must be at least 1 and messages not negative")
+        raise BadInput(f"--servers {servers}: give 1 to 99")
+    if days < 1:
+        raise BadInput(f"--days {days}: give 1 or more")
+    if messages < 0:
+        raise BadInput(f"--messages {messages}: give 0 or more")
     if size_mb is not None and size_mb <= 0:
-        raise ValueError("size_mb must be positive")
+        raise BadInput(f"--size-mb {size_mb}: give a size above 0")
     if headers < 0:
-        raise ValueError("headers must not be negative")
+        raise BadInput(f"--headers {headers}: give 0 or more")
     if exchange not in (2016, 2003):
-        raise ValueError(f"exchange must be 2016 or 2003, not {exchange}")
+        raise BadInput(f"--exchange {exchange}: give 2016 or 2003")
     if exchange == 2003 and (relay or omit_server or size_mb is not None or headers):
-        raise ValueError("relay, omit_server, size_mb and headers are for Exchange 2016 logs")
+        raise BadInput("--relay, --omit-server, --size-mb and --headers are for Exchange 2016 logs")
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"{out} is not an empty directory")
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out}: a file, not a folder (give a new or empty folder)")
+    if out.exists() and any(out.iterdir()):
+        raise BadInput(f"--out {out}: not an empty folder (give a new or empty one)")
     if exchange == 2003:
         from loganalyzer.synth.ex2003 import generate_2003
 
@@ -120,7 +125,7 @@ def generate(
     omitted: frozenset[str] = frozenset()
     if omit_server is not None:
         if omit_server.upper() not in names:
-            raise ValueError(f"unknown server {omit_server!r}; servers: {', '.join(names)}")
+            raise BadInput(f"--omit-server {omit_server!r}: no such server; {', '.join(names)}")
         omitted = frozenset({omit_server.upper()})
     out.mkdir(parents=True, exist_ok=True)
     output = Output(out, omitted)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from zoneinfo import ZoneInfo
 
+from loganalyzer.errors import BadInput
 from loganalyzer.lookup import KEYS, Sketches
 from loganalyzer.query import add_views, open_connection, point
 from loganalyzer.store import Store
+from loganalyzer.times import parse_time, zone
 from loganalyzer.trace.build import build
 from loganalyzer.trace.find import (
     Query,
@@ -48,13 +49,22 @@ def trace(
     One match is traced; several are listed as ``candidates`` (the first ``limit``, all when
     None; ``total`` counts them all) and traced only with ``all`` (each listed one) or
     ``pick`` (the 1-based number in the list, up to the total). ``tz`` is the zone of the
-    displayed times.
+    displayed times and of ``since``/``until`` without a zone (any form of
+    ``loganalyzer.times``). Raises BadInput for a wrong value, NotAStore for a path that holds
+    no store.
     """
     if limit is not None and limit < 1:
-        raise ValueError(f"--limit {limit}: give 1 or more")
+        raise BadInput(f"--limit {limit}: give 1 or more")
+    here = zone(tz)
+    since, until = (
+        None if t is None else parse_time(t, tz, option=name).isoformat()
+        for t, name in ((since, "--since"), (until, "--until"))
+    )
+    if pick is not None and pick < 1:
+        raise BadInput(f"--pick {pick}: the listed messages are numbered from 1")
     st = store if isinstance(store, Store) else Store(store)
+    st.require()
     q = Query(query, server, sender, recipient, subject, since, until, event_id)
-    zone = ZoneInfo(tz)
     # one connection for the manifest and every step, its views re-pointed at each step's
     # files: a connection costs 40 ms
     with open_connection(st) as con:
@@ -88,9 +98,9 @@ def trace(
         chosen = listed if all or len(found) == 1 else []
         if pick is not None:
             if not total:
-                raise ValueError(f"--pick {pick}: no message matches, there is nothing to pick")
+                raise BadInput(f"--pick {pick}: no message matches, there is nothing to pick")
             if not 1 <= pick <= total:
-                raise ValueError(f"--pick {pick}: give 1 to {total:,} (the matching messages)")
+                raise BadInput(f"--pick {pick}: give 1 to {total:,} (the matching messages)")
             chosen = [found[pick - 1]]
         ids = sorted({c["message_id"] for c in chosen if c.get("message_id")})
         refs = sorted({r["reference"] for r in known if r["event_id"] == "DSN" and r["reference"]})
@@ -114,7 +124,7 @@ def trace(
         }  # with the Send-log sessions whose InternetMessageId line names the message
         mine = [x for sid in sorted(named - {""}) for x in by_session.get(sid, [])]
         mine += [x for i in own for x in iis_lines.get(i, [])]
-        messages.append(build(rows, mine, servers, zone, c["message_id"]))
+        messages.append(build(rows, mine, servers, here, c["message_id"]))
     shown = [{**c, "date_time": c["date_time"].isoformat()} for c in listed]
     return TraceResult(q.to_dict(), shown, messages, tz, total=total)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 #: A recipient's verdict (DESIGN.md, Vocabularies).
 VERDICTS = (
@@ -21,6 +22,12 @@ VERDICTS = (
     "expanded",
     "last_seen",
 )
+#: How a query's ID is named in messages.
+_KINDS = {
+    "message_id": "Message-ID",
+    "network_message_id": "network message ID",
+    "internal_message_id": "internal message ID",
+}
 
 
 def iso(t: datetime | None) -> str | None:
@@ -178,6 +185,30 @@ class TraceResult:
     def cut(self) -> bool:
         """True when more messages match than ``candidates`` lists."""
         return (self.total or 0) > len(self.candidates)
+
+    def describe_query(self) -> str:
+        """The query in words, times in ``tz``: ``Message-ID <a@b>, sender *@contoso.com``."""
+        q = self.query
+        words = []
+        if q.get("text"):
+            kind = _KINDS.get(q.get("kind") or "", "ID")
+            words.append(f"{kind} {q['text']}" + (f" on {q['server']}" if q.get("server") else ""))
+        elif q.get("server"):
+            words.append(f"server {q['server']}")
+        for key in ("sender", "recipient", "subject"):
+            if q.get(key):
+                words.append(f"{key} {q[key]}")
+        for key in ("since", "until"):
+            if q.get(key):
+                when = datetime.fromisoformat(q[key]).astimezone(ZoneInfo(self.tz))
+                words.append(f"{key} {when.isoformat(timespec='seconds')}")
+        if q.get("event_id"):
+            words.append(f"event {q['event_id']}")
+        return ", ".join(words) or "the query"
+
+    def not_found(self) -> str:
+        """The sentence that says nothing matched."""
+        return f"No message in the store matches {self.describe_query()}."
 
     def to_dict(self) -> dict:
         return {

@@ -42,7 +42,7 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
 
     if not result.messages:
         if not result.candidates:
-            console.print(f"No message in the store matches {clean(result.query)}.")
+            console.print(clean(result.not_found()), highlight=False)
             return
         t = Table(
             "#",

@@ -1,0 +1,110 @@
+"""Times and dates given by a user: the one parser every option and API argument uses.
+
+Accepted forms, read in the zone ``tz`` when they carry none:
+
+- an ISO 8601 date or time, with or without a zone: ``2026-03-02``, ``2026-03-02T14:30``,
+  ``2026-03-02 14:30:05``, ``2026-03-02T14:30+01:00``, ``2026-03-02T13:30Z``;
+- ``now``, ``today`` (its midnight), ``yesterday`` (its midnight);
+- an offset back from now: ``-30m``, ``-2h``, ``-7d``, ``-1w`` (also ``-45s``).
+
+A ``datetime`` is taken as is (a naive one in ``tz``), a ``date`` as its midnight in ``tz``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from loganalyzer.errors import BadInput
+
+__all__ = ["FORMS", "parse_date", "parse_time", "show", "zone"]
+
+#: What a time option accepts, as the messages say it.
+FORMS = (
+    "an ISO date or time (2026-03-02, 2026-03-02T14:30, 2026-03-02T14:30+01:00), "
+    "now, today, yesterday, or an offset (-30m, -2h, -7d, -1w)"
+)
+_OFFSET = re.compile(r"^-\s*(\d{1,6})\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def zone(tz: str | None) -> ZoneInfo:
+    """The IANA zone named ``tz`` (UTC when None); BadInput for an unknown name."""
+    if tz is None:
+        return ZoneInfo("UTC")
+    try:
+        return ZoneInfo(str(tz).strip())
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise BadInput(f"unknown time zone {tz!r} (an IANA name: UTC, Europe/Berlin)") from None
+
+
+def _now(now: dt.datetime | None, tz: ZoneInfo) -> dt.datetime:
+    return (now or dt.datetime.now(dt.UTC)).astimezone(tz)
+
+
+def parse_time(
+    value: str | dt.datetime | dt.date,
+    tz: str | None = "UTC",
+    *,
+    now: dt.datetime | None = None,
+    option: str = "time",
+    noun: str = "time",
+) -> dt.datetime:
+    """``value`` as an aware datetime (its own zone kept, else ``tz``'s).
+
+    ``option`` names the value in the error (``--since``), ``noun`` what it should be.
+    Raises BadInput.
+    """
+    z = zone(tz)
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=z)
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time(), z)
+    if not isinstance(value, str):
+        raise BadInput(f"{option} {value!r}: not a {noun}; give {FORMS}")
+    text = value.strip().lower()
+    current = _now(now, z)
+    if text == "now":
+        return current
+    if text in ("today", "yesterday"):
+        day = current.date() - dt.timedelta(days=text == "yesterday")
+        return dt.datetime.combine(day, dt.time(), z)
+    if m := _OFFSET.match(text):
+        return current - dt.timedelta(**{_UNITS[m[2]]: int(m[1])})
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise BadInput(_why(value, option, noun, exc)) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=z)
+
+
+def parse_date(
+    value: str | dt.datetime | dt.date,
+    tz: str | None = "UTC",
+    *,
+    now: dt.datetime | None = None,
+    option: str = "date",
+) -> dt.date:
+    """``value`` as a day of zone ``tz`` (a time given with a zone is moved into ``tz``).
+
+    Raises BadInput.
+    """
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    when = parse_time(value, tz, now=now, option=option, noun="date")
+    return when.astimezone(zone(tz)).date()
+
+
+def _why(value: str, option: str, noun: str, exc: ValueError) -> str:
+    """The message for a value that is not a time: impossible dates and times say so."""
+    reason = str(exc)
+    if re.match(r"^\s*\d{4}-?\d{2}-?\d{2}", value) and ("range" in reason or "must be" in reason):
+        what = "date" if "day" in reason or "month" in reason or "year" in reason else "time"
+        return f"{option} {value!r}: no such {what} ({reason}); give {FORMS}"
+    return f"{option} {value!r}: not a {noun}; give {FORMS}"
+
+
+def show(when: dt.datetime, tz: str | None = "UTC") -> str:
+    """A time as messages show it: in ``tz``, to the second, with its offset."""
+    return when.astimezone(zone(tz)).isoformat(timespec="seconds")
