@@ -32,20 +32,26 @@ _ENDS = {
     "expanded": "list expanded",
     "last_seen": "last seen here",
 }
-#: Verdicts whose last hop is marked as the one where it went wrong (or stopped).
-_MARKED = frozenset({"failed", "deferred", "dropped", "quarantined", "last_seen"})
+#: The mark of the last server of a journey that went wrong (or stopped) there.
+_MARKS = {
+    "failed": "\u2717",
+    "dropped": "\u2717",
+    "quarantined": "\u2717",
+    "deferred": "\u2026",
+    "last_seen": "\u2026",
+}
 
 
 @dataclass
 class Journey:
-    """One recipient's path: ``hops`` from the sender's side to its end; ``depth`` > 0 for
-    the members of a list; ``bad``: the last server is where it failed or stopped."""
+    """One recipient's path: ``hops`` from the sender's side to its end; ``mark``: the sign
+    on the last server when it failed or stopped there; ``depth`` > 0 for a list's members."""
 
     address: str
     verdict: str
     hops: list[str]
     end: str
-    bad: bool
+    mark: str
     depth: int = 0
     note: str = ""
     members: list[Journey] = field(default_factory=list)
@@ -62,7 +68,7 @@ def _origin(m: MessageTrace) -> str:
     if first is None:
         return "sender"
     if (first.source or "").upper() == "STOREDRIVER":
-        return f"mailbox on {first.server}"
+        return "sender's mailbox"
     return _host(first.client) or "sender"
 
 
@@ -93,7 +99,7 @@ def journey(m: MessageTrace, v: Verdict, depth: int = 0) -> Journey:
         v.verdict,
         [_origin(m), *servers],
         end,
-        v.verdict in _MARKED,
+        _MARKS.get(v.verdict, ""),
         depth,
         note,
         [journey(m, x, depth + 1) for x in v.members],
