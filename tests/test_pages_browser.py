@@ -148,52 +148,66 @@ def _conversation_lines(message: dict) -> list[str]:
     return out
 
 
-def test_trace_page_reads_line_by_line(browser, store, tmp_path):
-    path, message = _trace_page(store, FAILED, tmp_path)
+@pytest.fixture(scope="module")
+def failed_trace(store, tmp_path_factory) -> tuple[Path, dict]:
+    return _trace_page(store, FAILED, tmp_path_factory.mktemp("pages-trace"))
+
+
+def test_trace_page_smtp_lines_one_per_line_folded_under_each_hop(browser, failed_trace, tmp_path):
+    path, message = failed_trace
     page = browser(path)
     folded = page.evaluate(
         "[document.querySelectorAll('details').length, "
         "document.querySelectorAll('details[open]').length]"
     )
     assert folded == [sum(bool(e["conversation"]) for e in message["events"]), 0]
+    conversation = _conversation_lines(message)
+    assert len(conversation) >= 40
+    assert not set(conversation) & set(lines_of(page))  # folded away until opened
+    page.evaluate(OPEN_ALL)
     lines = lines_of(page)
-    # the journey comes first: one line per recipient, the failing hop marked
+    assert [x for x in conversation if x not in lines] == []
+    assert [x for x in lines if len(_TIME.findall(x)) > 1] == []  # no two log lines run together
+    assert page.problems() == []  # no CSP violation, no error
+    page.evaluate("document.querySelectorAll('details').forEach((d, i) => d.open = i < 1)")
+    page.screenshot(tmp_path / "trace.png")
+
+
+def test_trace_page_opens_with_the_journey(browser, failed_trace):
+    page = browser(failed_trace[0])
+    lines = lines_of(page)
     journey = [
         "former.employee@fabrikam.com sender's mailbox → EX03 ✗ → failed 5.1.1",
         "lukas.laurent@contoso.com sender's mailbox → EX03 → EX04 → mailbox",
         "zoe.dubois@fabrikam.com sender's mailbox → EX03 → mailbox",
     ]
     assert [x for x in lines if x in journey] == journey
-    assert (
-        lines.index(journey[0])
-        < lines.index("Verdict per recipient")
-        < lines.index("Timeline (UTC)")
-    )
-    # an event kind's long meaning is written once, not on each of its rows
+    before = lines.index(journey[0])
+    assert before < lines.index("Verdict per recipient") < lines.index("Timeline (UTC)")
+
+
+def test_trace_page_gives_an_event_kind_meaning_once(browser, failed_trace):
+    path, message = failed_trace
+    page = browser(path)
     receive = eventcodes.lookup("RECEIVE").meaning
     rows = sum(e["event_id"] == "RECEIVE" for e in message["events"])
     assert rows >= 2 and page.evaluate("document.body.innerText").count(receive) == 1
-    # the SMTP conversations, unfolded: each log line on a line of its own
-    conversation = _conversation_lines(message)
-    assert not set(conversation) & set(lines)  # folded away until opened
-    page.evaluate(OPEN_ALL)
-    lines = lines_of(page)
-    assert len(conversation) >= 40
-    assert [x for x in conversation if x not in lines] == []
-    assert [x for x in lines if len(_TIME.findall(x)) > 1] == []
-    assert misread_successes(page) == []
-    assert page.problems() == []
-    page.evaluate("document.querySelectorAll('details').forEach((d, i) => d.open = i < 1)")
-    page.screenshot(tmp_path / "trace.png")
+    legend = page.evaluate("document.querySelector('dl.legend').innerText")
+    assert f"RECEIVE (Received)\n{receive}" in legend
+    assert (
+        page.evaluate(
+            "Array.from(document.querySelectorAll('td[title]')).filter(t => "
+            "t.innerText.startsWith('RECEIVE')).map(t => t.title)"
+        )
+        == [receive] * rows
+    )
 
 
-@pytest.mark.parametrize("message_id", [LISTED, DEFERRED], ids=["list", "deferred"])
+@pytest.mark.parametrize("message_id", [FAILED, LISTED, DEFERRED], ids=["fail", "list", "defer"])
 def test_no_success_reads_as_a_failure_in_a_trace(browser, store, tmp_path, message_id):
-    path, message = _trace_page(store, message_id, tmp_path)
+    path, _ = _trace_page(store, message_id, tmp_path)
     page = browser(path)
-    assert misread_successes(page) == []
-    page.evaluate(OPEN_ALL)
-    assert [x for x in _conversation_lines(message) if x not in lines_of(page)] == []
+    assert misread_successes(page) == []  # a 2.X.X code's meaning depends on its class
     assert page.problems() == []
     page.screenshot(tmp_path / "trace.png")
 
@@ -254,34 +268,50 @@ P50_HEIGHT = """(() => {
 })()"""
 
 
-def test_report_reads_well(browser, report_page, tmp_path):
+@pytest.fixture
+def report(browser, report_page):
     page = browser(report_page)
     assert page.wait_for(CHARTS_DRAWN), "a chart did not draw"
     assert page.problems() == []  # no script error, no Content-Security-Policy violation
-    assert misread_successes(page) == []
-    text = page.evaluate("document.body.innerText")
-    # failed recipients: one folded group per reason, the largest first
-    groups = page.evaluate(
+    return page
+
+
+def test_report_explains_no_success_as_a_failure(report, tmp_path):
+    assert misread_successes(report) == []
+    report.screenshot(tmp_path / "report.png")
+
+
+def test_report_groups_failed_recipients_by_reason_folded(report):
+    groups = report.evaluate(
         "Array.from(document.querySelectorAll('#t-failed details.group'))"
         ".map(d => [d.open, d.querySelector('summary').innerText])"
     )
     counts = [int(s.split(" ", 1)[0].replace(",", "")) for _, s in groups]
+    text = report.evaluate("document.body.innerText")
     failed = int(re.search(r"([\d,]+)\nrecipients failed", text)[1].replace(",", ""))
     assert len(groups) >= 4 and not any(o for o, _ in groups)
     assert sum(counts) == failed and counts == sorted(counts, reverse=True)
     assert groups[0][1].startswith(f"{counts[0]} × 550 5.1.1 RESOLVER.ADR.RecipNotFound; not")
-    # the mail system's own sender is counted apart from the top senders
-    system = page.evaluate("document.getElementById('t-system_senders').innerText")
+
+
+def test_report_counts_system_senders_apart(report):
+    system = report.evaluate("document.getElementById('t-system_senders').innerText")
     assert NDR_SENDER in system
-    assert NDR_SENDER not in page.evaluate("document.getElementById('t-top_senders').innerText")
-    # p50 (about a second) is drawn clear of the axis beside p99 (up to hours): a log axis;
-    # on a linear one it lay on the axis, under 1 pixel high
-    axis, height = page.evaluate(P50_HEIGHT)
+    assert NDR_SENDER not in report.evaluate("document.getElementById('t-top_senders').innerText")
+
+
+def test_report_draws_p50_clear_of_the_axis_beside_p99(report):
+    # p50 (about a second) beside p99 (up to hours): on a linear axis p50 lay on the axis,
+    # under a pixel high; a log axis lifts it
+    axis, height = report.evaluate(P50_HEIGHT)
     assert axis == "log" and height >= 15
-    # one colour per outcome: a series named after an outcome has its colour; no other series
-    # takes an outcome's colour
+
+
+def test_report_gives_each_outcome_one_colour_in_every_chart(report):
     outcome_colours = set(COLORS.values())
-    for fig, name, colour, x in page.evaluate(SERIES):
+    series = report.evaluate(SERIES)
+    assert len(series) >= 25
+    for fig, name, colour, x in series:
         if fig.endswith("-fig-outcomes"):
             assert colour == [COLORS[bar] for bar in x]
         elif name in COLORS:
@@ -290,16 +320,17 @@ def test_report_reads_well(browser, report_page, tmp_path):
             assert colour == COLORS["failed"]
         elif fig.endswith("deferral_reasons"):
             assert colour == COLORS["deferred"]
-        else:
-            assert colour and colour not in outcome_colours, (fig, name, colour)
-    # two empty days fold into one row in each hourly table
-    for table in ("t-hourly", "t-smtp_hourly"):
-        rows = page.evaluate(
-            f"Array.from(document.querySelectorAll('#{table} tbody > tr')).map(r => r.innerText)"
-        )
-        assert len(rows) == 2 * 24 + 1
-        assert rows[-1] == "2026-03-04 00:00 to 2026-03-05 23:00: 48 hours, all zero"
-    page.screenshot(tmp_path / "report.png")
+        else:  # not an outcome: none of their colours
+            assert colour not in outcome_colours, (fig, name, colour)
+
+
+@pytest.mark.parametrize("table", ["hourly", "smtp_hourly"])
+def test_report_folds_empty_hours_of_several_days(report, table):
+    rows = report.evaluate(
+        f"Array.from(document.querySelectorAll('#t-{table} tbody > tr')).map(r => r.innerText)"
+    )
+    assert len(rows) == 2 * 24 + 1
+    assert rows[-1] == "2026-03-04 00:00 to 2026-03-05 23:00: 48 hours, all zero"
 
 
 def test_report_trace_pages_read_line_by_line(browser, report_page, tmp_path):
