@@ -346,3 +346,11 @@ def test_report_trace_pages_read_line_by_line(browser, report_page, tmp_path):
     assert [x for x in lines if len(_TIME.findall(x)) > 1] == []
     assert page.problems() == []
     page.screenshot(tmp_path / "report-trace.png")
+
+
+def test_trace_page_fits_a_phone(browser, failed_trace):
+    page = browser(failed_trace[0], width=390)
+    page.evaluate(OPEN_ALL)
+    # wide tables and conversations scroll inside their boxes, not the whole page
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.problems() == []
