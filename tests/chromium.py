@@ -139,6 +139,22 @@ class Page:
             time.sleep(0.1)
         return False
 
+    def screenshot(self, path: Path) -> Path:
+        """A PNG of the whole page (beyond the window), written to ``path``."""
+        import base64
+
+        size = self.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
+        )
+        shot = self.send(
+            "Page.captureScreenshot",
+            format="png",
+            captureBeyondViewport=True,
+            clip={"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1},
+        )
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
     def events(self) -> list[dict]:
         """Every DevTools event received so far."""
         return list(self._events)

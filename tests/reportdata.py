@@ -110,8 +110,10 @@ class Expected:
         ranked = [(k, len(v), sum(v.values())) for k, v in per.items()]
         return sorted(ranked, key=lambda x: (-x[1], -x[2], x[0]))[:n]
 
-    def top_senders(self, n: int) -> list[tuple[str, int, int]]:
-        return self.top([(m["sender"].lower(), mid, m["size"]) for mid, m in self._received()], n)
+    def top_senders(self, n: int, system: bool = False) -> list[tuple[str, int, int]]:
+        """People and applications; ``system``: the mail system's own senders instead."""
+        rows = [(m["sender"].lower(), mid, m["size"]) for mid, m in self._received()]
+        return self.top([r for r in rows if (r[0] == NDR_SENDER) == system], n)
 
     def top_sender_domains(self, n: int) -> list[tuple[str, int, int]]:
         return self.top(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -41,3 +42,13 @@ def test_notebook_runs(path: Path, tmp_path: Path):
     assert errors == []
     last = [c for c in nb.cells if c.cell_type == "code"][-1]
     assert last.outputs, "the last cell shows a result"
+
+
+def test_the_notebook_extra_installs_what_opens_them():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    names = {re.split(r"[<>=;\[ ]", d)[0] for d in project["optional-dependencies"]["notebook"]}
+    assert names == {"jupyterlab", "ipykernel"}
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "pip install -e '.[notebook]' && jupyter lab notebooks/" in readme

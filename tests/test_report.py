@@ -154,6 +154,38 @@ def test_top_lists_equal_the_truth(report, expected, name):
     assert by_size["bytes"].is_monotonic_decreasing
 
 
+def test_system_senders_are_counted_apart_from_the_top_senders(report, expected):
+    got = [tuple(x) for x in report.system_senders.itertuples(index=False, name=None)]
+    assert got == expected.top_senders(report.top, system=True)
+    assert [s for s, _, _ in got] == [NDR_SENDER]
+    assert got[0][1] == report.headline["bounces"] > 0  # the bounces the organisation sent
+    tops = set(report.top_senders["sender"]) | set(report.top_senders_by_size["sender"])
+    assert NDR_SENDER not in tops
+
+
+@pytest.mark.parametrize(
+    ("address", "system"),
+    [
+        ("microsoftexchange329e71ec88ae4615bbc36ab6ce41109e@contoso.com", True),
+        ("postmaster@contoso.com", True),
+        ("mailer-daemon@example.org", True),
+        ("healthmailbox0123abcd@contoso.com", True),
+        ("systemmailbox{1f05a927-3b5e-4a33-b5e7-8d2c6e5a2b39}@contoso.com", True),
+        ("federatedemail.4c1f4d8b-8179-4148-93bf-00a95fa1e042@contoso.com", True),
+        ("postmaster.jones@contoso.com", False),
+        ("microsoftexchangefan@example.org", False),
+        ("max.mustermann@contoso.com", False),
+    ],
+)
+def test_which_senders_are_the_mail_system(address, system):
+    import duckdb
+
+    from loganalyzer.report.metrics import SYSTEM_SENDER_RE
+
+    sql = f"select regexp_matches(?, '{SYSTEM_SENDER_RE}')"
+    assert duckdb.execute(sql, [address]).fetchone()[0] is system
+
+
 def test_distinct_and_internal_external_equal_the_truth(report, expected):
     got = dict(zip(report.distinct["figure"], report.distinct["count"], strict=True))
     assert got["senders"] == len({m["sender"].lower() for m in expected.received})

@@ -110,6 +110,7 @@ def test_hostile_values_are_inert(browser, tmp_path, store_dir):
 
     page = browser(path)
     assert page.wait_for(CHARTS_DRAWN)
+    page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")  # unfold
     dom = page.evaluate(
         """({
         imgs: document.querySelectorAll('img').length,

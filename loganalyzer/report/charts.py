@@ -26,16 +26,23 @@ SECTION_CHARTS: dict[str, tuple[str, ...]] = {
     "top": ("top_sender_domains", "top_recipient_domains"),
     "smtp": ("smtp_hourly", "tls", "reply_codes", "auth_failures"),
 }
+#: The one colour of each outcome, in every chart (and no other series uses these colours).
 COLORS = {
     "received": "#4c78a8",
     "delivered": "#54a24b",
     "sent out": "#72b7b2",
     "failed": "#e45756",
-    "deferrals": "#f58518",
-    "still deferred": "#f58518",
+    "deferred": "#f58518",
     "dropped": "#9d755d",
     "quarantined": "#b279a2",
 }
+COLORS |= {
+    "messages received": COLORS["received"],
+    "deferrals": COLORS["deferred"],
+    "still deferred": COLORS["deferred"],
+}
+#: Series that are not outcomes: shades of grey, darkest first.
+NEUTRAL = ("#3b4450", "#7b8794", "#b8c0c9")
 
 
 def text(value: object, width: int = 48) -> str:
@@ -101,7 +108,12 @@ def build(report: DailyReport) -> dict[str, go.Figure]:
             ("delivered", "delivered"),
             ("sent_out", "sent out"),
         ):
-            fig.add_bar(x=[f"{s} senders" for s in sides["sender"]], y=list(sides[col]), name=name)
+            fig.add_bar(
+                x=[f"{s} senders" for s in sides["sender"]],
+                y=list(sides[col]),
+                name=name,
+                marker_color=COLORS[name],
+            )
         figs["sides"] = _layout(fig, "Internal and external senders", barmode="group")
     hourly = m["hourly"]
     fig = go.Figure()
@@ -157,11 +169,12 @@ def build(report: DailyReport) -> dict[str, go.Figure]:
     if len(lat):
         fig = go.Figure()
         x = _hour_labels(lat["hour"])
-        for col in ("p50", "p90", "p99"):
-            fig.add_scatter(x=x, y=lat[col], name=col, mode="lines+markers")
+        for col, color in zip(("p50", "p90", "p99"), NEUTRAL, strict=True):
+            fig.add_scatter(x=x, y=lat[col], name=col, mode="lines+markers", line={"color": color})
         fig.update_xaxes(type="category")
-        fig.update_yaxes(title_text="seconds", rangemode="tozero")
-        figs["latency_hourly"] = _layout(fig, "Latency per hour (seconds)")
+        # a log axis: p50 (seconds) stays visible beside p99 (often minutes or hours)
+        fig.update_yaxes(title_text="seconds (log scale)", type="log")
+        figs["latency_hourly"] = _layout(fig, "Latency per hour (seconds, log scale)")
     for name, title in (
         ("top_sender_domains", "Top sender domains"),
         ("top_recipient_domains", "Top recipient domains"),
@@ -169,24 +182,24 @@ def build(report: DailyReport) -> dict[str, go.Figure]:
         f = m[name]
         if len(f):
             labels = [text(d) for d in f["domain"]]
-            figs[name] = _hbar(f["messages"], labels, f"{title} (messages)", "#4c78a8")
+            figs[name] = _hbar(f["messages"], labels, f"{title} (messages)", NEUTRAL[1])
     s = m["smtp_hourly"]
     if s[["inbound", "outbound"]].to_numpy().sum():
         fig = go.Figure()
         x = _hour_labels(s["hour"])
-        fig.add_bar(x=x, y=s["inbound"], name="inbound")
-        fig.add_bar(x=x, y=s["outbound"], name="outbound")
+        fig.add_bar(x=x, y=s["inbound"], name="inbound", marker_color=NEUTRAL[0])
+        fig.add_bar(x=x, y=s["outbound"], name="outbound", marker_color=NEUTRAL[2])
         fig.update_xaxes(type="category")
         figs["smtp_hourly"] = _layout(fig, "SMTP sessions per hour", barmode="stack")
     s = m["smtp_summary"]
     if len(s) and s["sessions"].sum():
         fig = go.Figure()
-        fig.add_bar(x=s["direction"], y=s["with_tls"], name="with TLS", marker_color="#54a24b")
+        fig.add_bar(x=s["direction"], y=s["with_tls"], name="with TLS", marker_color=NEUTRAL[0])
         fig.add_bar(
             x=s["direction"],
             y=s["sessions"] - s["with_tls"],
             name="without TLS",
-            marker_color="#bab0ac",
+            marker_color=NEUTRAL[2],
         )
         figs["tls"] = _layout(fig, "Sessions with TLS", barmode="stack")
     r = m["reply_codes"]
@@ -196,7 +209,7 @@ def build(report: DailyReport) -> dict[str, go.Figure]:
         figs["reply_codes"] = _layout(
             go.Figure(
                 go.Bar(
-                    x=[str(c) for c in top["reply_code"]], y=top["lines"], marker_color="#4c78a8"
+                    x=[str(c) for c in top["reply_code"]], y=top["lines"], marker_color=NEUTRAL[1]
                 )
             ),
             "SMTP reply codes (lines)",
@@ -208,6 +221,6 @@ def build(report: DailyReport) -> dict[str, go.Figure]:
             a["failures"],
             [text(ip) for ip in a["remote_ip"]],
             "Failed authentications by remote IP",
-            "#e45756",
+            NEUTRAL[0],
         )
     return figs

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import shlex
 import uuid
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,6 +74,7 @@ TITLES = {
     "top_recipients_by_size": "Recipients by bytes",
     "top_recipient_domains": "Recipient domains by messages",
     "top_recipient_domains_by_size": "Recipient domains by bytes",
+    "system_senders": "System senders (bounces and notices; not in the lists above)",
     "smtp_summary": "Sessions",
     "smtp_hourly": "Sessions per hour",
     "reply_codes": "Reply codes",
@@ -88,8 +91,13 @@ HIDDEN = {"failed": ("message_id",)}
 #: Tables shown side by side in pairs (on a wide screen).
 HALF = frozenset(
     {"distinct", "sides", "failures_by_domain", "failures_by_server", "smtp_summary"}
+    | {"system_senders"}
     | {t for t in TITLES if t.startswith("top_")}
 )
+#: Hourly tables whose runs of all-zero hours fold into one row in a report of several days.
+FOLDED = frozenset({"hourly", "smtp_hourly"})
+#: The shortest run of all-zero hours that folds.
+FOLD_MIN = 3
 _SECONDS = frozenset({"latency_s", "p50", "p90", "p99", "max"})
 _BYTES = frozenset({"bytes", "bytes_in"})
 
@@ -159,6 +167,79 @@ def cell(value: object, column: str, days: int = 2) -> str:
     return str(value)
 
 
+@dataclass
+class Zeros:
+    """A run of all-zero hours shown as one folded row."""
+
+    first: str
+    last: str
+    hours: list[str]
+
+
+def table_rows(df: pd.DataFrame, name: str, days: int) -> list[tuple | Zeros]:
+    """The rows of a table as shown: in a report of several days, each run of at least
+    ``FOLD_MIN`` hours whose figures are all zero becomes one ``Zeros``."""
+    rows = list(df.itertuples(index=False, name=None))
+    if name not in FOLDED or days < 2 or "hour" not in df.columns:
+        return rows
+    figures = df.drop(columns="hour").select_dtypes("number")
+    zero = (figures.fillna(0) == 0).all(axis=1).tolist() if len(figures.columns) else []
+    out: list[tuple | Zeros] = []
+    i = 0
+    while i < len(rows):
+        j = i
+        while j < len(rows) and zero[j]:
+            j += 1
+        if j - i >= FOLD_MIN:
+            hours = [cell(h, "hour", days) for h in df["hour"].iloc[i:j]]
+            out.append(Zeros(hours[0], hours[-1], hours))
+            i = j
+        else:
+            out.append(rows[i])
+            i += 1
+    return out
+
+
+_ADDRESS = re.compile(r'<?[^\s<>@"]+@[^\s<>"]+>?')
+_IP = re.compile(r"\[[0-9A-Fa-f:.]+\](:[0-9]+)?|\b[0-9]{1,3}(\.[0-9]{1,3}){3}(:[0-9]+)?")
+
+
+@dataclass
+class FailureGroup:
+    """Failed recipients with one reason: the enhanced status and the reply, with its
+    addresses and IPs replaced by placeholders."""
+
+    status: str
+    reason: str
+    meaning: str
+    rows: pd.DataFrame
+
+
+def failure_groups(report: DailyReport) -> list[FailureGroup]:
+    """The listed failed recipients grouped by reason, the largest group first."""
+    failed = report.metrics["failed"]
+    if not len(failed):
+        return []
+    meanings = dict(
+        zip(
+            report.metrics["failures_by_status"]["status"],
+            report.metrics["failures_by_status"]["meaning"],
+            strict=True,
+        )
+    )
+    reasons = (
+        failed["reply"].fillna("").map(lambda t: _IP.sub("<ip>", _ADDRESS.sub("<address>", t)))
+    )
+    keyed = failed.assign(_status=failed["status"].fillna(""), _reason=reasons)
+    groups = [
+        FailureGroup(
+            status, reason, meanings.get(status, ""), rows.drop(columns=["_status", "_reason"])
+        )
+        for (status, reason), rows in keyed.groupby(["_status", "_reason"], sort=False)
+    ]
+    return sorted(groups, key=lambda g: (-len(g.rows), g.status, g.reason))
+
+
 def _figure_json(fig) -> str:
     """A figure as JSON that is inert inside a script element."""
     from plotly.io import to_json
@@ -215,6 +296,8 @@ def render(
             rules=report.rules,
             changes_available=report.previous is not None,
             total_failed=report.headline["failed_recipients"],
+            rows=lambda name: table_rows(report.metrics[name], name, report.period.days),
+            failure_groups=failure_groups(report),
         )
     )
 

@@ -35,9 +35,17 @@ COUNTING_RULES = {
     "latency": "Latency: from a message's first receipt to a recipient's delivery or sending "
     "out, for recipients delivered or sent out in the period whose message was received at "
     "most a day before it.",
-    "top": "Top senders: by messages received and their bytes. Top recipients: by messages "
-    "delivered or sent out to them and their bytes (each message once).",
+    "top": "Top senders: by messages received and their bytes, system senders (Exchange's own "
+    "mailboxes, postmaster, mailer-daemon) left out and counted apart. Top recipients: by "
+    "messages delivered or sent out to them and their bytes (each message once).",
 }
+
+#: Senders that are the mail system itself (bounces, notices, probes): counted apart from
+#: the top senders. A DuckDB regular expression over the lower-case address.
+SYSTEM_SENDER_RE = (
+    r"^(microsoftexchange[0-9a-f]*|postmaster|mailer-daemon|systemmailbox\{[^}]*\}|"
+    r"healthmailbox[0-9a-f]*|federatedemail\.[0-9a-f-]+)@"
+)
 
 
 def headline(con: duckdb.DuckDBPyConnection, ctx: Context, p: Period) -> dict[str, int]:
@@ -413,17 +421,32 @@ def tops(con: duckdb.DuckDBPyConnection, ctx: Context, top: int) -> dict[str, pd
     }
     a, b = ctx.window()
     orders = {"": "messages desc, bytes desc", "_by_size": "bytes desc, messages desc"}
+
+    def system(col: str) -> str:
+        return f"regexp_matches({col}, '{SYSTEM_SENDER_RE}')"
+
     for name, (col, label, src) in sources.items():
         params = {"a": a, "b": b} if "$a" in src else {}
+        people = f"and not {system(col)}" if name == "senders" else ""
         for suffix, order in orders.items():
             out[f"top_{name}{suffix}"] = frame(
                 con,
                 f"""
                 select {col} as {label}, count(distinct msg) as messages,
                        coalesce(sum(size), 0)::bigint as bytes
-                from ({src}) where {col} is not null and {col} <> ''
+                from ({src}) where {col} is not null and {col} <> '' {people}
                 group by 1 order by {order}, 1 limit {n}
                 """,
                 params,
             )
+    out["system_senders"] = frame(
+        con,
+        f"""
+        select sender_key as sender, count(distinct msg) as messages,
+               coalesce(sum(size), 0)::bigint as bytes
+        from msgs_of($a, $b) where {system("sender_key")}
+        group by 1 order by messages desc, bytes desc, 1 limit {n}
+        """,
+        {"a": a, "b": b},
+    )
     return out

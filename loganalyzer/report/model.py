@@ -36,7 +36,8 @@ SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             f"top_{n}{s}"
             for n in ("senders", "sender_domains", "recipients", "recipient_domains")
             for s in ("", "_by_size")
-        ),
+        )
+        + ("system_senders",),
     ),
     (
         "smtp",

@@ -1,17 +1,131 @@
-"""A trace as one self-contained HTML page (no scripts; every log value escaped)."""
+"""A trace as one self-contained HTML page (no scripts; every log value escaped).
+
+The page opens with each recipient's journey in one line (where the message came from, the
+servers that logged it, where it ended), then the verdicts, then the timeline. Each event
+row names its kind briefly (its long meaning is a tooltip and is listed once under the
+timeline); the SMTP conversation of a hop is folded under its row, one log line per line.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import cache
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment
 
 from loganalyzer.pages import page_environment
-from loganalyzer.trace.model import iso
+from loganalyzer.trace.model import Event, MessageTrace, Verdict, iso
 
 #: Page policy: no scripts, no network; inline styles only.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+#: How a journey ends, by verdict; ``None``: at the external host it was sent to.
+_ENDS = {
+    "delivered": "mailbox",
+    "sent_external": None,
+    "failed": "failed",
+    "deferred": "deferred",
+    "dropped": "dropped",
+    "quarantined": "quarantined",
+    "moderation": "awaiting moderation",
+    "expanded": "list expanded",
+    "last_seen": "last seen here",
+}
+#: The mark of the last server of a journey that went wrong (or stopped) there.
+_MARKS = {
+    "failed": "\u2717",
+    "dropped": "\u2717",
+    "quarantined": "\u2717",
+    "deferred": "\u2026",
+    "last_seen": "\u2026",
+}
+
+
+@dataclass
+class Journey:
+    """One recipient's path: ``hops`` from the sender's side to its end; ``mark``: the sign
+    on the last server when it failed or stopped there; ``depth`` > 0 for a list's members."""
+
+    address: str
+    verdict: str
+    hops: list[str]
+    end: str
+    mark: str
+    depth: int = 0
+    note: str = ""
+    members: list[Journey] = field(default_factory=list)
+
+
+def _host(text: str | None) -> str:
+    """``ex01.contoso.com (10.0.0.11)`` -> ``ex01.contoso.com``."""
+    return (text or "").split(" (", 1)[0].strip()
+
+
+def _origin(m: MessageTrace) -> str:
+    """Where the message came from: the client of its first RECEIVE, or the sender's mailbox."""
+    first = next((e for e in m.events if e.event_id == "RECEIVE" and not e.is_ndr), None)
+    if first is None:
+        return "sender"
+    if (first.source or "").upper() == "STOREDRIVER":
+        return "sender's mailbox"
+    return _host(first.client) or "sender"
+
+
+def _names(e: Event) -> set[str]:
+    return {(r.get("address") or "").lower() for r in e.recipients} | {(e.related or "").lower()}
+
+
+def journey(m: MessageTrace, v: Verdict, depth: int = 0) -> Journey:
+    """The servers that logged ``v``'s recipient in the order they first did, and its end."""
+    key = v.address.lower()
+    mine = [e for e in m.events if not e.is_ndr and key in _names(e)]
+    servers = list(dict.fromkeys(e.server for e in mine if e.server))
+    if v.server and v.server not in servers:
+        servers.append(v.server)
+    end = _ENDS.get(v.verdict, v.verdict.replace("_", " "))
+    if end is None:  # sent out: the host of the last SEND that named it
+        sends = [e for e in mine if e.event_id.startswith("SEND") and e.server_host]
+        end = _host(sends[-1].server_host) if sends else "outside the organisation"
+    if v.enhanced_status and v.verdict in ("failed", "deferred", "dropped"):
+        end += f" {v.enhanced_status}"
+    note = ""
+    if v.redirected_to:
+        note = f"redirected to {v.redirected_to}"
+    elif v.verdict == "expanded":
+        note = f"{len(v.members)} members"
+    return Journey(
+        v.address,
+        v.verdict,
+        [_origin(m), *servers],
+        end,
+        _MARKS.get(v.verdict, ""),
+        depth,
+        note,
+        [journey(m, x, depth + 1) for x in v.members],
+    )
+
+
+def journeys(m: MessageTrace) -> list[Journey]:
+    """Every recipient's journey, list members after their list."""
+    out: list[Journey] = []
+
+    def walk(j: Journey) -> None:
+        out.append(j)
+        for x in j.members:
+            walk(x)
+
+    for v in m.recipients:
+        walk(journey(m, v))
+    return out
+
+
+def legend(m: MessageTrace) -> list[tuple[str, str, str]]:
+    """(event, short name, meaning) of each kind of event in the timeline, once."""
+    seen: dict[tuple[str, str], str] = {}
+    for e in m.events:
+        seen.setdefault((e.event_id, e.name or ""), e.meaning or "")
+    return sorted((code, name, text) for (code, name), text in seen.items())
 
 
 @cache
@@ -29,5 +143,12 @@ def render_html(result, fragment: bool = False) -> str:
     return (
         environment()
         .get_template("trace.html.j2")
-        .render(result=result, fragment=fragment, csp=CSP, when=when)
+        .render(
+            result=result,
+            fragment=fragment,
+            csp=CSP,
+            when=when,
+            journeys=journeys,
+            legend=legend,
+        )
     )
