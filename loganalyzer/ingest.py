@@ -9,7 +9,6 @@ import json
 import multiprocessing as mp
 import os
 import re
-import signal
 import time
 import zipfile
 from collections.abc import Callable, Iterable
@@ -30,7 +29,7 @@ from loganalyzer.store import (
     decode_fingerprint,
     encode_fingerprint,
 )
-from loganalyzer.worker import Task, TaskResult, run_bundle
+from loganalyzer.worker import Task, TaskResult, run_bundle, watch_parent
 
 #: Called with (bytes done, bytes in all, path just finished).
 Progress = Callable[[int, int, str], None]
@@ -389,23 +388,13 @@ def _commit(store: Store, manifest: dict[str, dict], res: TaskResult) -> FileRep
     )
 
 
-def _die_with_parent() -> None:
-    """Worker initialiser: a worker must not outlive a killed ingest."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def _pool(workers: int) -> ProcessPoolExecutor:
-    # fork: the workers start at once with every module already imported (Arrow re-creates
-    # its thread pools in a forked child); forkserver costs a second per ingest.
-    ctx = mp.get_context(
-        "fork" if os.environ.get("LOGANALYZER_MP") != "forkserver" else "forkserver"
-    )
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent)
+    """A pool of ``workers`` processes started as Python starts them on this platform (spawn
+    on Windows and macOS, fork on Linux up to 3.13; ``$LOGANALYZER_MP`` names another): a
+    worker needs nothing from its parent's memory. Each watches its parent and exits when it
+    is gone, so a killed ingest leaves no workers behind."""
+    ctx = mp.get_context(os.environ.get("LOGANALYZER_MP") or None)
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=watch_parent)
 
 
 def ingest(

@@ -9,10 +9,12 @@ import base64
 import contextlib
 import functools
 import itertools
+import multiprocessing as mp
 import os
 import re
 import secrets
 import socket
+import threading
 import time
 import zlib
 from collections.abc import Hashable, Iterator
@@ -353,12 +355,26 @@ def _release() -> None:
 
 
 def _resident() -> int:
-    """This process's resident memory in bytes (Linux; elsewhere as if it always grew)."""
-    try:
-        with open("/proc/self/statm", "rb") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 1 << 62
+    """This process's resident memory in bytes."""
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def watch_parent() -> None:
+    """Pool initialiser: the worker exits as soon as its parent is gone (a killed ingest
+    cannot stop its workers; on every platform, through the sentinel multiprocessing gives a
+    child: a pipe that closes, or on Windows the parent's process handle)."""
+    parent = mp.parent_process()
+    if parent is not None and parent.sentinel is not None:
+        threading.Thread(target=_exit_after, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_after(sentinel: int) -> None:
+    from multiprocessing.connection import wait
+
+    wait([sentinel])
+    os._exit(1)
 
 
 def run_bundle(tasks: list[Task]) -> list[TaskResult]:
