@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from loganalyzer import formats
 from loganalyzer.lookup import merge
 from loganalyzer.schema import SCHEMA_VERSION
-from loganalyzer.sources import BombError, expand, read_head
+from loganalyzer.sources import BombError, busy, expand, os_path, read_head, user_path
 from loganalyzer.store import (
     HEAD,
     LADDER,
@@ -39,6 +39,8 @@ _SERIES = re.compile(
 # seconds between manifest rewrites during a long ingest (what a kill can cost), and at least
 # this many times the last rewrite took: a big manifest must not slow the ingest it saves
 _MANIFEST_EVERY, _MANIFEST_SHARE = 3.0, 20
+#: The reason given for a file another program holds open without sharing it.
+BUSY = "in use by another program (held open without sharing): read next run"
 #: Files up to this size are parsed in bundles of up to _BUNDLE_BYTES and _BUNDLE_FILES.
 _BUNDLE_FILE = 4 << 20
 _BUNDLE_BYTES = 8 << 20
@@ -122,23 +124,23 @@ def discover(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = Non
         if not p:  # Path("") is the current folder: an empty name from a script is not
             missing.append(FileReport(p, "error", reason="empty path"))
             continue
-        if glob.has_magic(p):
-            matches = sorted(glob.glob(p, recursive=True))
+        if glob.has_magic(p):  # "**" matches any depth of folders
+            matches = sorted(glob.glob(os_path(p), recursive=True))
             if not matches:
                 missing.append(FileReport(p, "error", reason="no file matches this pattern"))
             candidates = [Path(m) for m in matches]
         else:
-            candidates = [Path(p)]
+            candidates = [Path(os_path(p))]
         for c in candidates:
             if c.is_dir():
                 for f in sorted(c.rglob("*")):
                     if f.is_file() and not (exclude and _inside(f, exclude)):
-                        found[str(f)] = None
+                        found[user_path(str(f))] = None
             elif c.is_file():
-                found[str(c)] = None
+                found[user_path(str(c))] = None
             elif not glob.has_magic(p):
                 why = "no such file or folder" if not c.exists() else "not a regular file"
-                missing.append(FileReport(str(c), "error", reason=why))
+                missing.append(FileReport(user_path(str(c)), "error", reason=why))
     return list(found), missing
 
 
@@ -248,8 +250,16 @@ def _sources(files: list[str], reports: list[FileReport]):
         except BombError as exc:
             reports.append(FileReport(name, "skipped", reason=str(exc)))
         except (OSError, EOFError, zipfile.BadZipFile, ValueError) as exc:
-            why = getattr(exc, "strerror", None) or str(exc)
-            reports.append(FileReport(name, "error", reason=f"could not read: {why}"))
+            reports.append(_unread(name, exc))
+
+
+def _unread(name: str, exc: BaseException) -> FileReport:
+    """The report of a file that could not be read: skipped for now when another program
+    holds it open (it is read next run), else an error."""
+    if busy(exc):
+        return FileReport(name, "skipped", reason=BUSY)
+    why = getattr(exc, "strerror", None) or str(exc)
+    return FileReport(name, "error", reason=f"could not read: {why}")
 
 
 def _plan(files, manifest, store, *, format, server, tz, final, reports):
@@ -265,8 +275,7 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
             reports.append(FileReport(name, "skipped", reason=str(exc)))
             continue
         except (OSError, EOFError, zipfile.BadZipFile) as exc:
-            why = getattr(exc, "strerror", None) or str(exc)
-            reports.append(FileReport(name, "error", reason=f"could not read: {why}"))
+            reports.append(_unread(name, exc))
             continue
         if size == 0:
             reports.append(FileReport(name, "skipped", reason="empty file"))
@@ -452,9 +461,8 @@ def ingest(
             results = _run(tasks, n if st.loc.shared else 1)
         for res in results:
             if res.error:
-                summary.files.append(
-                    FileReport(res.task.path, "error", res.task.format, reason=res.error)
-                )
+                status, why = ("skipped", BUSY) if res.busy else ("error", res.error)
+                summary.files.append(FileReport(res.task.path, status, res.task.format, reason=why))
                 continue
             summary.files.append(_commit(st, manifest, res))
             if res.tz_assumed:
@@ -468,6 +476,8 @@ def ingest(
                 every = max(_MANIFEST_EVERY, _MANIFEST_SHARE * (last_write - now))
         if tasks or any(f.status in ("unchanged", "duplicate") for f in summary.files):
             st.write_manifest(manifest)
+        if scheduler and tasks:
+            st.clean()  # the temporary parts of workers that died (their tasks ran again)
     summary.seconds = time.perf_counter() - started
     return summary
 
