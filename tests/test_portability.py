@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ntpath
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from pathlib import Path, PureWindowsPath
 
 import psutil
 import pytest
-from conftest import ROOT
+from conftest import PORTABILITY, ROOT
 from logfiles import row, write_log
 from stores import content, synth_logs
 
@@ -97,6 +98,43 @@ def test_every_module_imports_in_portability_mode():
         """
     )
     assert out.strip() == "[]"
+
+
+@pytest.mark.skipif(not PORTABILITY, reason="looks at the mode from inside it (CI's second run)")
+def test_the_mode_reaches_every_process_the_tests_start():
+    assert not hasattr(os, "fork")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import multiprocessing as m, os; print(hasattr(os, 'fork'), m.get_start_method())",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.stdout == "False spawn\n"
+
+
+def test_the_readme_line_runs_the_tests_in_the_mode():
+    line = next(
+        t
+        for t in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+        if t.startswith("LOGANALYZER_PORTABILITY=1 python -m pytest")
+    )
+    assignment, python, *args = shlex.split(line)
+    name, value = assignment.split("=")
+    assert (python, args) == ("python", ["-m", "pytest", "-n", "auto"])
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", name)}
+    inner = "tests/test_portability.py::test_the_mode_reaches_every_process_the_tests_start"
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", inner],
+        env={**env, name: value},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0 and "1 passed" in out.stdout, out.stdout + out.stderr
 
 
 @pytest.fixture(scope="module")
