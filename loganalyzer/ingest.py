@@ -125,10 +125,11 @@ def discover(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = Non
             missing.append(FileReport(p, "error", reason="empty path"))
             continue
         if glob.has_magic(p):  # "**" matches any depth of folders
-            matches = sorted(glob.glob(os_path(p), recursive=True))
+            # the pattern as given: the "?" of a \\?\ prefix is a wildcard to glob
+            matches = sorted(glob.glob(p, recursive=True))
             if not matches:
                 missing.append(FileReport(p, "error", reason="no file matches this pattern"))
-            candidates = [Path(m) for m in matches]
+            candidates = [Path(os_path(m)) for m in matches]
         else:
             candidates = [Path(os_path(p))]
         for c in candidates:
