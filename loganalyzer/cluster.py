@@ -26,7 +26,12 @@ class ClusterError(LogAnalyzerError, RuntimeError):
 
 
 def run_on_cluster(tasks: list[Task], address: str, store: Store) -> Iterator[TaskResult]:
-    """Yield the results of ``tasks`` run on the Dask cluster at ``address``, as they finish."""
+    """Yield the results of ``tasks`` run on the Dask cluster at ``address``, as they finish.
+
+    A task whose worker died more often than the scheduler allows (``KilledWorker``), or that
+    failed on the worker for another reason, comes back as a result with its ``error``: its
+    file is reported as not ingested and read again by the next ingest.
+    """
     if not tasks:
         return
     try:
@@ -38,7 +43,8 @@ def run_on_cluster(tasks: list[Task], address: str, store: Store) -> Iterator[Ta
             f"{store.root} lives in this process's memory: cluster workers cannot write to it"
         )
     try:
-        # waits up to dask's distributed.comm.timeouts.connect (30 s)
+        # waits up to dask's distributed.comm.timeouts.connect (30 s); not the default client:
+        # a program that calls ingest may have its own
         client = Client(address, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
@@ -46,17 +52,28 @@ def run_on_cluster(tasks: list[Task], address: str, store: Store) -> Iterator[Ta
     tasks = sorted(tasks, key=lambda t: t.size - t.offset, reverse=True)
     run = secrets.token_hex(4)
     with client:
-        futures = [
+        futures = {
             client.submit(
                 run_task,
                 replace(t, store=store.url),
                 key=f"{KEY_PREFIX}-{run}-{t.file_key}-{t.offset}",
                 pure=False,
                 priority=len(tasks) - i,  # biggest files first
-            )
+            ): t
             for i, t in enumerate(tasks)
-        ]
-        for future in as_completed(futures):
-            result = future.result()
+        }
+        # as_completed and the futures use this client, not a default one (there is none)
+        for future in as_completed(futures, loop=client.loop):
+            try:
+                result = future.result()
+            except Exception as exc:  # KilledWorker, or the worker could not run the task
+                result = TaskResult(futures[future], "", error=_lost(exc))
             future.release()
             yield result
+
+
+def _lost(exc: Exception) -> str:
+    name = type(exc).__name__
+    if name == "KilledWorker":
+        return "not ingested: the Dask workers running it died; it is read again next run"
+    return f"not ingested: the Dask task failed: {name}: {exc}"

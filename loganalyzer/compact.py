@@ -97,7 +97,8 @@ class CompactSummary:
 
 def _failpoint(stage: str) -> None:
     if os.environ.get(FAILPOINT) == stage:
-        os.kill(os.getpid(), signal.SIGKILL)
+        # Windows has no SIGKILL: there os.kill ends the process at once (TerminateProcess)
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
 def compact(

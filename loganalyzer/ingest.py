@@ -9,7 +9,6 @@ import json
 import multiprocessing as mp
 import os
 import re
-import signal
 import time
 import zipfile
 from collections.abc import Callable, Iterable
@@ -23,7 +22,7 @@ from loganalyzer import formats
 from loganalyzer.errors import BadInput
 from loganalyzer.lookup import merge
 from loganalyzer.schema import SCHEMA_VERSION
-from loganalyzer.sources import BombError, expand, read_head
+from loganalyzer.sources import BombError, busy, expand, os_path, read_head, user_path
 from loganalyzer.store import (
     HEAD,
     LADDER,
@@ -33,7 +32,7 @@ from loganalyzer.store import (
     encode_fingerprint,
 )
 from loganalyzer.times import zone
-from loganalyzer.worker import Task, TaskResult, run_bundle
+from loganalyzer.worker import Task, TaskResult, run_bundle, watch_parent
 
 #: Called with (bytes done, bytes in all, path just finished).
 Progress = Callable[[int, int, str], None]
@@ -43,6 +42,8 @@ _SERIES = re.compile(
 # seconds between manifest rewrites during a long ingest (what a kill can cost), and at least
 # this many times the last rewrite took: a big manifest must not slow the ingest it saves
 _MANIFEST_EVERY, _MANIFEST_SHARE = 3.0, 20
+#: The reason given for a file another program holds open without sharing it.
+BUSY = "in use by another program (held open without sharing): read next run"
 #: Files up to this size are parsed in bundles of up to _BUNDLE_BYTES and _BUNDLE_FILES.
 _BUNDLE_FILE = 4 << 20
 _BUNDLE_BYTES = 8 << 20
@@ -126,23 +127,24 @@ def discover(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = Non
         if not p:  # Path("") is the current folder: an empty name from a script is not
             missing.append(FileReport(p, "error", reason="empty path"))
             continue
-        if glob.has_magic(p):
+        if glob.has_magic(p):  # "**" matches any depth of folders
+            # the pattern as given: the "?" of a \\?\ prefix is a wildcard to glob
             matches = sorted(glob.glob(p, recursive=True))
             if not matches:
                 missing.append(FileReport(p, "error", reason="no file matches this pattern"))
-            candidates = [Path(m) for m in matches]
+            candidates = [Path(os_path(m)) for m in matches]
         else:
-            candidates = [Path(p)]
+            candidates = [Path(os_path(p))]
         for c in candidates:
             if c.is_dir():
                 for f in sorted(c.rglob("*")):
                     if f.is_file() and not (exclude and _inside(f, exclude)):
-                        found[str(f)] = None
+                        found[user_path(str(f))] = None
             elif c.is_file():
-                found[str(c)] = None
+                found[user_path(str(c))] = None
             elif not glob.has_magic(p):
                 why = "no such file or folder" if not c.exists() else "not a regular file"
-                missing.append(FileReport(str(c), "error", reason=why))
+                missing.append(FileReport(user_path(str(c)), "error", reason=why))
     return list(found), missing
 
 
@@ -252,8 +254,16 @@ def _sources(files: list[str], reports: list[FileReport]):
         except BombError as exc:
             reports.append(FileReport(name, "skipped", reason=str(exc)))
         except (OSError, EOFError, zipfile.BadZipFile, ValueError) as exc:
-            why = getattr(exc, "strerror", None) or str(exc)
-            reports.append(FileReport(name, "error", reason=f"could not read: {why}"))
+            reports.append(_unread(name, exc))
+
+
+def _unread(name: str, exc: BaseException) -> FileReport:
+    """The report of a file that could not be read: skipped for now when another program
+    holds it open (it is read next run), else an error."""
+    if busy(exc):
+        return FileReport(name, "skipped", reason=BUSY)
+    why = getattr(exc, "strerror", None) or str(exc)
+    return FileReport(name, "error", reason=f"could not read: {why}")
 
 
 def _plan(files, manifest, store, *, format, server, tz, final, reports):
@@ -269,8 +279,7 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
             reports.append(FileReport(name, "skipped", reason=str(exc)))
             continue
         except (OSError, EOFError, zipfile.BadZipFile) as exc:
-            why = getattr(exc, "strerror", None) or str(exc)
-            reports.append(FileReport(name, "error", reason=f"could not read: {why}"))
+            reports.append(_unread(name, exc))
             continue
         if size == 0:
             reports.append(FileReport(name, "skipped", reason="empty file"))
@@ -392,23 +401,13 @@ def _commit(store: Store, manifest: dict[str, dict], res: TaskResult) -> FileRep
     )
 
 
-def _die_with_parent() -> None:
-    """Worker initialiser: a worker must not outlive a killed ingest."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def _pool(workers: int) -> ProcessPoolExecutor:
-    # fork: the workers start at once with every module already imported (Arrow re-creates
-    # its thread pools in a forked child); forkserver costs a second per ingest.
-    ctx = mp.get_context(
-        "fork" if os.environ.get("LOGANALYZER_MP") != "forkserver" else "forkserver"
-    )
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent)
+    """A pool of ``workers`` processes started as Python starts them on this platform (spawn
+    on Windows and macOS, fork on Linux up to 3.13; ``$LOGANALYZER_MP`` names another): a
+    worker needs nothing from its parent's memory. Each watches its parent and exits when it
+    is gone, so a killed ingest leaves no workers behind."""
+    ctx = mp.get_context(os.environ.get("LOGANALYZER_MP") or None)
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=watch_parent)
 
 
 def ingest(
@@ -457,11 +456,15 @@ def ingest(
             final=final,
             reports=summary.files,
         )
-        known = any(f.status in ("unchanged", "duplicate") for f in summary.files)
+        known = any(
+            f.status in ("unchanged", "duplicate") or f.reason == BUSY for f in summary.files
+        )  # a file held open by Exchange is a log, read next run
         if tasks:
             _read(st, manifest, tasks, summary, workers, scheduler, progress)
         if tasks or known:
             st.write_manifest(manifest)
+        if scheduler and tasks:
+            st.clean()  # the temporary parts of workers that died (their tasks ran again)
     if not tasks and not known:
         if made:  # leave no half-made store behind: the lock file and its folder go
             with suppress(OSError):
@@ -487,9 +490,8 @@ def _read(st, manifest, tasks, summary, workers, scheduler, progress) -> None:
         results = _run(tasks, n if st.loc.shared else 1)
     for res in results:
         if res.error:
-            summary.files.append(
-                FileReport(res.task.path, "error", res.task.format, reason=res.error)
-            )
+            status, why = ("skipped", BUSY) if res.busy else ("error", res.error)
+            summary.files.append(FileReport(res.task.path, status, res.task.format, reason=why))
             continue
         summary.files.append(_commit(st, manifest, res))
         if res.tz_assumed:

@@ -1,18 +1,25 @@
-"""Input files: plain logs, logs re-saved as UTF-16, and logs in ``.gz``, ``.zip`` and ``.7z``.
+r"""Input files: plain logs, logs re-saved as UTF-16, and logs in ``.gz``, ``.zip`` and ``.7z``.
 
 A log inside an archive is named ``archive.zip!member/path.LOG``. Archives are read as streams
 (never whole into memory) and are complete by nature, so their logs are final. An archive whose
 content would expand beyond ``MAX_RATIO`` times its size, or beyond ``MAX_BYTES``, is refused as
 a decompression bomb before anything is read; a stream that expands beyond what its header
 declared is stopped.
+
+Paths reach the OS as given, except on Windows, where a path longer than ``MAX_PATH`` gets its
+``\\?\`` prefix (``os_path``), and plain logs are opened sharing read, write and delete
+(``open_shared``): Exchange's transport service holds its current log open for writing, and
+removes old logs while they may be read.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import ntpath
 import os
 import shutil
+import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -23,6 +30,13 @@ SEP = "!"
 MAX_RATIO = 200  # logs compress about 10-20x; far more means a bomb
 MAX_BYTES = 64 << 30  # no single log expands beyond 64 GiB
 ARCHIVES = (".zip", ".gz", ".7z")
+WINDOWS = sys.platform == "win32"
+#: Paths from this length on reach Windows with the long-path prefix (MAX_PATH is 260 with its
+#: terminating NUL, and a folder's path must leave room for an 8.3 file name).
+LONG_PATH = 248
+#: Windows errors of a file another program holds open without sharing it: it can be read
+#: later (ERROR_SHARING_VIOLATION, ERROR_LOCK_VIOLATION).
+_BUSY = (32, 33)
 
 
 class BombError(OSError):
@@ -38,6 +52,53 @@ class Source:
     archived: bool = False
 
 
+def os_path(name: str, windows: bool = WINDOWS) -> str:
+    """``name`` as the OS must be given it: on Windows, a path of ``LONG_PATH`` characters or
+    more as an absolute ``\\\\?\\`` path (``\\\\?\\UNC\\`` for a share); anything else as it is."""
+    if not windows or len(name) < LONG_PATH or name.startswith("\\\\?\\"):
+        return name
+    full = ntpath.abspath(name)  # backslashes, no "." or "..": the prefix turns off parsing
+    if full.startswith("\\\\"):
+        return "\\\\?\\UNC\\" + full[2:]
+    return "\\\\?\\" + full
+
+
+def user_path(name: str) -> str:
+    """``name`` without the long-path prefix ``os_path`` adds: as the user wrote it."""
+    if name.startswith("\\\\?\\UNC\\"):
+        return "\\\\" + name[8:]
+    return name[4:] if name.startswith("\\\\?\\") else name
+
+
+def busy(exc: BaseException) -> bool:
+    """Whether ``exc`` says another program holds the file open without sharing it."""
+    return getattr(exc, "winerror", None) in _BUSY
+
+
+def open_shared(path: str | os.PathLike[str]) -> BinaryIO:
+    """A file opened for reading that other programs may go on writing, rename and delete."""
+    if not WINDOWS:
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it; POSIX shares always
+    import ctypes
+    import msvcrt
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    create = kernel32.CreateFileW
+    create.argtypes = [wintypes.LPCWSTR, wintypes.DWORD, wintypes.DWORD, wintypes.LPVOID]
+    create.argtypes += [wintypes.DWORD, wintypes.DWORD, wintypes.HANDLE]
+    create.restype = wintypes.HANDLE
+    # GENERIC_READ; FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE; OPEN_EXISTING;
+    # FILE_FLAG_SEQUENTIAL_SCAN (Python's open() shares no delete: Exchange could not remove
+    # an old log while it is read)
+    handle = create(os_path(os.fspath(path)), 0x80000000, 7, None, 3, 0x08000000, None)
+    if handle in (None, wintypes.HANDLE(-1).value):
+        exc = ctypes.WinError(ctypes.get_last_error())
+        exc.filename = os.fspath(path)
+        raise exc
+    return open(msvcrt.open_osfhandle(handle, os.O_RDONLY | os.O_BINARY), "rb")  # noqa: SIM115
+
+
 def is_archive(path: Path) -> bool:
     return path.suffix.lower() in ARCHIVES
 
@@ -50,30 +111,32 @@ def _check_ratio(name: str, packed: int, size: int) -> None:
         )
 
 
-def expand(path: Path) -> list[Source]:
+def expand(name: Path) -> list[Source]:
     """The logs a path holds: itself, or the members of an archive."""
+    path = Path(os_path(str(name)))  # what the OS is given; the names keep the user's form
     suffix = path.suffix.lower()
     if suffix == ".zip":
         with zipfile.ZipFile(path) as zf:
             infos = [i for i in zf.infolist() if not i.is_dir()]
             total = sum(i.file_size for i in infos)
-            _check_ratio(str(path), max(1, path.stat().st_size), total)
+            _check_ratio(str(name), max(1, path.stat().st_size), total)
             for i in infos:
-                _check_ratio(f"{path}{SEP}{i.filename}", max(1, i.compress_size), i.file_size)
-            return [Source(f"{path}{SEP}{i.filename}", i.file_size, True) for i in infos]
+                _check_ratio(f"{name}{SEP}{i.filename}", max(1, i.compress_size), i.file_size)
+            return [Source(f"{name}{SEP}{i.filename}", i.file_size, True) for i in infos]
     if suffix == ".gz":
-        return [Source(str(path), _gzip_size(path), True)]
+        return [Source(str(name), _gzip_size(path, str(name)), True)]
     if suffix == ".7z":
         py7zr = _py7zr()
         with py7zr.SevenZipFile(path) as archive:
             infos = [i for i in archive.list() if not i.is_directory]
         total = sum(i.uncompressed for i in infos)
-        _check_ratio(str(path), max(1, path.stat().st_size), total)
-        return [Source(f"{path}{SEP}{i.filename}", i.uncompressed, True) for i in infos]
-    with open(path, "rb") as fh:
+        _check_ratio(str(name), max(1, path.stat().st_size), total)
+        return [Source(f"{name}{SEP}{i.filename}", i.uncompressed, True) for i in infos]
+    with open_shared(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
         if _utf16(fh.read(2)):  # re-saved as "Unicode": read as UTF-8, as a finished file
-            return [Source(str(path), path.stat().st_size // 2, True)]
-    return [Source(str(path), path.stat().st_size)]
+            return [Source(str(name), size // 2, True)]
+    return [Source(str(name), size)]
 
 
 def _utf16(head: bytes) -> bool:
@@ -86,7 +149,7 @@ class _Utf8(io.RawIOBase):
     def __init__(self, path: Path) -> None:
         import codecs
 
-        self.reader = codecs.getreader("utf-16")(open(path, "rb"), errors="replace")  # noqa: SIM115
+        self.reader = codecs.getreader("utf-16")(open_shared(path), errors="replace")
         self.pending = b""
 
     def readable(self) -> bool:
@@ -115,15 +178,15 @@ def _py7zr():
     return py7zr
 
 
-def _gzip_size(path: Path) -> int:
+def _gzip_size(path: Path, name: str) -> int:
     """The size gzip records for its content (modulo 4 GiB), checked against the ratio."""
     packed = path.stat().st_size
     with open(path, "rb") as fh:
         if fh.read(2) != b"\x1f\x8b":
-            raise OSError(f"{path}: not a gzip file")
+            raise OSError(f"{name}: not a gzip file")
         fh.seek(-4, os.SEEK_END)
         size = int.from_bytes(fh.read(4), "little")
-    _check_ratio(str(path), packed, size)
+    _check_ratio(name, packed, size)
     return size
 
 
@@ -174,19 +237,19 @@ class _Stream(io.RawIOBase):
 def open_source(name: str) -> BinaryIO:
     """A readable, seekable binary stream of the log ``name`` (see ``expand``)."""
     archive, sep, member = name.partition(SEP)
-    path = Path(archive if sep else name)
+    path = Path(os_path(archive if sep else name))
     suffix = path.suffix.lower()
     if sep and suffix == ".zip":
         zf = zipfile.ZipFile(path)
         info = zf.getinfo(member)
         return _buffered(_Stream(lambda: zf.open(info), info.file_size + 1024, name))
     if suffix == ".gz" and not sep:
-        size = _gzip_size(path)
+        size = _gzip_size(path, name)
         limit = size + (1 << 32) if size < 1 << 20 else size * 2  # the size is modulo 4 GiB
         return _buffered(_Stream(lambda: gzip.open(path, "rb"), min(limit, MAX_BYTES), name))
     if sep and suffix == ".7z":
         return _from_7z(path, member)
-    plain = open(path, "rb")  # noqa: SIM115 - the caller closes it
+    plain = open_shared(path)  # the caller closes it
     if _utf16(plain.read(2)):
         plain.close()
         return _buffered(_Stream(lambda: _Utf8(path), MAX_BYTES, name))

@@ -18,8 +18,10 @@ What a rename gives:
   An upload killed half-way leaves no object, but S3 may keep its parts: a bucket lifecycle
   rule that aborts incomplete multipart uploads reclaims them.
 
-The lock: an OS file lock (``flock``) for a local folder, released by the kernel when its
-holder dies. An object store has no such lock: there the lock is an object (``.lock``) naming
+The lock: an OS file lock for a local folder (``filelock``: ``flock`` on Linux and macOS,
+``LockFileEx`` on Windows), released by the OS when its holder dies; the holder writes its host
+and pid beside it (``.lock-holder``) for the message of a process that waits.
+An object store has no such lock: there the lock is an object (``.lock``) naming
 its holder and a lease; the holder renews it every third of the lease, and a new ingest
 breaks it once it has not been renewed for a whole lease (its holder was killed). Limits:
 object stores give no compare-and-swap through fsspec, so two ingests that start within the
@@ -32,7 +34,6 @@ to within a fraction of the lease.
 
 from __future__ import annotations
 
-import fcntl
 import glob as globmod
 import json
 import os
@@ -48,23 +49,10 @@ from typing import Any
 from loganalyzer.errors import LogAnalyzerError
 
 LOCK_FILE = ".lock"
+#: Who holds the lock of a local store (host and pid), for the message of one that waits.
+HOLDER_FILE = ".lock-holder"
 #: Seconds an object-store lock lives without being renewed.
 LEASE = float(os.environ.get("LOGANALYZER_LOCK_LEASE") or 60)
-
-
-#: Descriptors of the locks this process holds. A forked worker inherits them, and a worker
-#: outliving a killed parent would hold the lock on; each child closes its copies at once.
-_HELD: set[int] = set()
-
-
-def _close_held_in_child() -> None:
-    for fd in _HELD:
-        with suppress(OSError):
-            os.close(fd)
-    _HELD.clear()
-
-
-os.register_at_fork(after_in_child=_close_held_in_child)
 
 
 class StoreError(LogAnalyzerError, RuntimeError):
@@ -221,46 +209,52 @@ class Local(Location):
 
     @contextmanager
     def lock(self, wait: float | None, on_wait: Callable[[str], None] | None) -> Iterator[None]:
+        import filelock
+
         try:
             os.makedirs(self.root, exist_ok=True)
-            fh = open(self.full(LOCK_FILE), "a+")  # noqa: SIM115 - held for the whole block
         except OSError as exc:  # a read-only mount, a share without rights
             raise StoreError(f"cannot write to the store {self.root}: {exc.strerror}") from exc
+        lock = filelock.FileLock(self.full(LOCK_FILE))
+        start = time.monotonic()
+        told = False
+        while True:
+            try:
+                lock.acquire(timeout=0)
+                break
+            except filelock.Timeout:
+                if wait is not None and time.monotonic() - start >= wait:
+                    raise StoreError(
+                        f"{self.root} is locked by another loganalyzer process"
+                        f"{self._holder()}; try again when it has finished"
+                    ) from None
+                if on_wait and not told:
+                    on_wait(f"waiting for the lock on {self.root}{self._holder()}")
+                    told = True
+                time.sleep(0.2)
+            except OSError as exc:
+                raise StoreError(f"cannot write to the store {self.root}: {exc.strerror}") from exc
         try:
-            start = time.monotonic()
-            told = False
-            while True:
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if wait is not None and time.monotonic() - start >= wait:
-                        raise StoreError(
-                            f"{self.root} is locked by another loganalyzer process"
-                            f"{_holder(fh)}; try again when it has finished"
-                        ) from None
-                    if on_wait and not told:
-                        on_wait(f"waiting for the lock on {self.root}{_holder(fh)}")
-                        told = True
-                    time.sleep(0.2)
-            fh.seek(0)
-            fh.truncate()
-            fh.write(f"{os.getpid()}\n")
-            fh.flush()
-            _HELD.add(fh.fileno())
+            try:
+                with open(self.full(HOLDER_FILE), "w", encoding="utf-8") as fh:
+                    fh.write(f"{socket.gethostname()} {os.getpid()}\n")
+            except OSError as exc:
+                raise StoreError(f"cannot write to the store {self.root}: {exc.strerror}") from exc
             yield
         finally:
-            _HELD.discard(fh.fileno())
-            fh.close()  # closing releases the lock
+            with suppress(OSError):
+                os.remove(self.full(HOLDER_FILE))
+            lock.release()  # a killed holder's lock is released by the OS
 
-
-def _holder(fh) -> str:
-    try:
-        fh.seek(0)
-        pid = fh.read().strip()
-        return f" (pid {pid})" if pid else ""
-    except OSError:
-        return ""
+    def _holder(self) -> str:
+        try:
+            with open(self.full(HOLDER_FILE), encoding="utf-8") as fh:
+                host, _, pid = fh.read().strip().rpartition(" ")
+        except (OSError, ValueError):
+            return ""
+        if not pid:
+            return ""
+        return f" (pid {pid})" if host == socket.gethostname() else f" (pid {pid} on {host})"
 
 
 class Remote(Location):

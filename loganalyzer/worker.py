@@ -9,10 +9,12 @@ import base64
 import contextlib
 import functools
 import itertools
+import multiprocessing as mp
 import os
 import re
 import secrets
 import socket
+import threading
 import time
 import zlib
 from collections.abc import Hashable, Iterator
@@ -30,7 +32,7 @@ from loganalyzer.formats.base import TAG_SHIFT, Bad, ReadState, Run, merge_runs
 from loganalyzer.formats.common import Batch, Context
 from loganalyzer.lookup import encode, slice_hashes, table_hashes
 from loganalyzer.schema import QUARANTINE, TABLES, conform
-from loganalyzer.sources import open_source
+from loganalyzer.sources import busy, open_source
 from loganalyzer.store import TMP_SUFFIX, Part, Store
 
 #: Rows per row group (a log file of up to 10 MB is one group; Bloom filters make lookups skip it).
@@ -114,7 +116,8 @@ LOOKUP = ("message_id", "network_message_id", "session_id")
 _LOG_FOLDERS = re.compile(
     r"^(messagetracking|protocollog|smtpreceive|smtpsend|hub|frontend|mailbox|delivery|"
     r"submission|edge|logs|transportroles|v1[45]|logfiles|smtpsvc\d*|connectivity|"
-    r"exchsrvr|.*\.log|tracking\.log|system32|winnt|windows)$",
+    r"exchsrvr|.*\.log|tracking\.log|system32|winnt|windows|exchange server|microsoft|"
+    r"program files)$",
     re.IGNORECASE,
 )
 
@@ -152,17 +155,23 @@ class TaskResult:
     state: ReadState = field(default_factory=ReadState)
     seconds: float = 0.0
     error: str | None = None
+    busy: bool = False  # another program held the file open without sharing it: read later
     tz_assumed: bool = False
     lookup: bytes = b""  # the IDs of the rows (see loganalyzer.lookup)
     worker: str = ""  # host:pid of the process that ran the task
 
 
-def folder_server(path: str) -> str | None:
-    """The name of the nearest folder above ``path`` that is not a log folder."""
-    for parent in PurePath(path).parents:
+def folder_server(path: str, flavour: type[PurePath] = PurePath) -> str | None:
+    """The name of the nearest folder above ``path`` that is not a log folder, else the host of
+    the Windows share it lies on (``\\\\EX01\\Logs\\MessageTracking\\...``): EX01.
+    ``flavour``: the path rules (the OS's own, or ``PureWindowsPath``)."""
+    pure = flavour(path)
+    for parent in pure.parents:
         name = parent.name
         if name and not _LOG_FOLDERS.match(name):
             return name.upper()
+    if pure.drive.startswith("\\\\"):  # a UNC share: its drive is \\host\share
+        return pure.drive[2:].split("\\")[0].upper() or None
     return None
 
 
@@ -328,6 +337,7 @@ def run_task(task: Task) -> TaskResult:
             _store(task, module.parse(fh, state, ctx), result)
     except (OSError, EOFError, zlib.error) as exc:
         result.error = f"could not read: {getattr(exc, 'strerror', None) or exc}"
+        result.busy = busy(exc)
     except Exception as exc:  # the file is reported, the other files go on
         result.error = _failure(exc)
     result = _finish(result, state, ctx, started)
@@ -353,12 +363,26 @@ def _release() -> None:
 
 
 def _resident() -> int:
-    """This process's resident memory in bytes (Linux; elsewhere as if it always grew)."""
-    try:
-        with open("/proc/self/statm", "rb") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 1 << 62
+    """This process's resident memory in bytes."""
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def watch_parent() -> None:
+    """Pool initialiser: the worker exits as soon as its parent is gone (a killed ingest
+    cannot stop its workers; on every platform, through the sentinel multiprocessing gives a
+    child: a pipe that closes, or on Windows the parent's process handle)."""
+    parent = mp.parent_process()
+    if parent is not None and parent.sentinel is not None:
+        threading.Thread(target=_exit_after, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_after(sentinel: int) -> None:
+    from multiprocessing.connection import wait
+
+    wait([sentinel])
+    os._exit(1)
 
 
 def run_bundle(tasks: list[Task]) -> list[TaskResult]:
@@ -406,6 +430,7 @@ def _parse_together(tasks, module, results, states, ctxs):
                     found.setdefault(key, []).append((i, run))
         except (OSError, EOFError, zlib.error) as exc:
             results[i].error = f"could not read: {getattr(exc, 'strerror', None) or exc}"
+            results[i].busy = busy(exc)
             continue
         for key, items in found.items():
             runs.setdefault(key, []).extend(items)

@@ -5,12 +5,27 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
-
-from loganalyzer.cli import app
-
 ROOT = Path(__file__).resolve().parent.parent
+#: Portability mode (``LOGANALYZER_PORTABILITY=1``, see tests/portability/sitecustomize.py):
+#: spawn, no fork, no fcntl/resource/termios for loganalyzer's code, in this process and in
+#: every process the tests start (they find the folder on PYTHONPATH).
+PORTABILITY = os.environ.get("LOGANALYZER_PORTABILITY") == "1"
+if PORTABILITY:  # before loganalyzer is imported
+    _folder = str(ROOT / "tests" / "portability")
+    _paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if _folder not in _paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([_folder, *filter(None, _paths)])
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location("portability", f"{_folder}/sitecustomize.py")
+    _mode = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_mode)  # installs it (once per process)
+
+import pytest  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from loganalyzer.cli import app  # noqa: E402
+
 #: Real log samples written by others (tests/corpus/PROVENANCE.md); a copy of the team's
 #: shared corpus, kept in the repository so that a clean clone tests the same files.
 CORPUS = ROOT / "tests" / "corpus"

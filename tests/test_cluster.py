@@ -1,16 +1,29 @@
-"""``ingest --scheduler``: the parse tasks run on a Dask cluster, the store is the same."""
+"""``ingest --scheduler``: a Dask cluster started as the README starts one, the store the same.
+
+The scheduler and the workers are separate processes started with the README's own commands
+(on loopback, at free ports), and the ingest is the ``loganalyzer`` command: nothing of the
+cluster lives in the process that ingests, as on real machines.
+"""
 
 from __future__ import annotations
 
 import importlib
-import logging
+import json
 import os
+import re
+import shlex
+import signal
+import socket
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
-from conftest import IN_CI
+from conftest import IN_CI, ROOT
+from logfiles import row, write_log
 from stores import content, synth_logs
 
 import loganalyzer as la
@@ -22,6 +35,66 @@ from loganalyzer.worker import Task, run_task
 distributed = (
     importlib.import_module("distributed") if IN_CI else pytest.importorskip("distributed")
 )
+LOGANALYZER = str(Path(sys.executable).with_name("loganalyzer"))
+
+
+def readme_commands() -> dict[str, list[str]]:
+    """The README's commands that start the scheduler and the workers, as words."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Many machines", 1)[1].split("\n### ", 1)[0]
+    found = {}
+    for kind in ("scheduler", "worker"):
+        line = re.search(rf"^dask {kind}\b[^#\n]*", section, re.MULTILINE)
+        assert line, f"the README's cluster section starts no dask {kind}"
+        found[kind] = shlex.split(line.group(0))
+    return found
+
+
+def _dask() -> list[str]:
+    """The ``dask`` command of this environment (``python -m dask`` where it has no script)."""
+    script = Path(sys.executable).with_name("dask")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "dask"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A scheduler and a ``--nworkers 2`` worker, started as the README says; yields the
+    scheduler's address and a client to look at it (the ingest never uses it)."""
+    commands = readme_commands()
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    assert commands["worker"][2] == "tcp://scheduler:8786"
+    here = tmp_path_factory.mktemp("dask")
+    scheduler = [*_dask(), *commands["scheduler"][1:]]
+    scheduler += ["--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]
+    worker = [*_dask(), "worker", address, *commands["worker"][3:]]
+    worker += ["--host", "127.0.0.1", "--no-dashboard", "--local-directory", str(here)]
+    logs = [open(here / f"{n}.log", "w") for n in ("scheduler", "worker")]  # noqa: SIM115
+    procs = [
+        subprocess.Popen(cmd, cwd=here, stdout=log, stderr=subprocess.STDOUT)
+        for cmd, log in zip((scheduler, worker), logs, strict=True)
+    ]
+    try:
+        with distributed.Client(address, timeout=60, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=120)
+            client.get_task_stream()  # the scheduler records the tasks from now on
+            yield address, client
+    finally:
+        for p in reversed(procs):
+            p.send_signal(signal.SIGINT)
+        for p in reversed(procs):
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for log in logs:
+            log.close()
 
 
 @pytest.fixture(scope="module")
@@ -29,53 +102,100 @@ def logs(tmp_path_factory) -> Path:
     return synth_logs(tmp_path_factory.mktemp("cluster") / "logs", days=1, messages=60)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    with (
-        distributed.LocalCluster(
-            local_directory=tmp_path_factory.mktemp("dask"),
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        client.wait_for_workers(2)
-        yield cluster, client
+def ingest_command(logs: Path, store: Path, address: str, timeout: float = 600):
+    return subprocess.run(
+        [LOGANALYZER, "ingest", str(logs), "--store", str(store), "--scheduler", address, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-def test_the_cluster_parses_and_the_store_is_the_same(cluster, client_pids, logs, tmp_path):
-    cluster, client = cluster
+def test_the_cluster_parses_and_the_store_is_the_same(cluster, logs, tmp_path):
+    address, client = cluster
     local = Store(tmp_path / "local")
-    on_cluster = Store(tmp_path / "cluster")
     la.ingest([logs], local)
-    with distributed.get_task_stream(client) as stream:
-        summary = la.ingest([logs], on_cluster, scheduler=cluster.scheduler_address)
-    assert summary.exit_code == 0 and summary.quarantined == 2
-    # the scheduler ran one parse task per file, on both worker processes (not this one)
-    parsed = [t for t in stream.data if t["key"].startswith(KEY_PREFIX)]
-    assert len(parsed) == summary.count("ingested") > 100
-    assert {t["worker"] for t in parsed} == set(cluster.scheduler_info["workers"])
-    assert os.getpid() not in client_pids
+    started = time.time()
+    out = ingest_command(logs, tmp_path / "cluster", address)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["quarantined"] == 2 and summary["files"]["errors"] == 0
+    # the scheduler ran one parse task per file, on both worker processes
+    parsed = [t for t in client.get_task_stream(start=started) if t["key"].startswith(KEY_PREFIX)]
+    assert len(parsed) == summary["files"]["ingested"] > 100
+    assert {t["worker"] for t in parsed} == set(client.scheduler_info()["workers"])
     # rows, quarantine and manifest (ingest times aside) as a local ingest writes them
+    on_cluster = Store(tmp_path / "cluster")
     assert content(on_cluster) == content(local)
     assert on_cluster.check() == {**local.check(), "store": on_cluster.root}
 
 
-@pytest.fixture(scope="module")
-def client_pids(cluster):
-    return set(cluster[1].run(os.getpid).values())
-
-
-def test_the_workers_record_where_they_ran(cluster, client_pids, logs):
+def test_the_workers_record_where_they_ran(cluster, logs):
     _, client = cluster
+    pids = set(client.run(os.getpid).values())
     path = next(logs.glob("EX01/MessageTracking/MSGTRK*.LOG"))
     # a store in the worker's own memory: nothing reaches this process but the result
     task = Task(str(path), "exchange-tracking", "0123456789abcdef", "memory://scratch")
     result = client.submit(run_task, task, pure=False).result()
-    assert int(result.worker.rsplit(":", 1)[1]) in client_pids and result.rows > 0
+    assert int(result.worker.rsplit(":", 1)[1]) in pids and os.getpid() not in pids
+    assert result.rows > 0
+
+
+FILES, ROWS = 32, 2000
+
+
+def file_lines(st: Store) -> Counter:
+    """How often each (file, line) is in the parts the manifest lists."""
+    keys: Counter = Counter()
+    for rel in st.listed_parts("tracking"):
+        t = pq.read_table(st.path(rel), columns=["file", "line"])
+        keys.update(zip(t.column("file").to_pylist(), t.column("line").to_pylist(), strict=True))
+    return keys
+
+
+def test_a_worker_killed_mid_ingest(cluster, tmp_path):
+    """Each file ends fully in the store or reported as not ingested, the store is clean, and
+    the next run completes it."""
+    address, client = cluster
+    logs = tmp_path / "logs"
+    for f in range(FILES):
+        write_log(
+            logs / f"EX{f % 4:02d}" / f"MSGTRK20260302{f:02d}-1.LOG",
+            [row(f * ROWS + i, message_subject=f"file {f}, row {i}") for i in range(ROWS)],
+        )
+    store = tmp_path / "store"
+    victim = next(iter(client.run(os.getpid).values()))
+    proc = subprocess.Popen(
+        [LOGANALYZER, "ingest", str(logs), "--store", str(store), "--scheduler", address, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list(store.glob("tracking/*/*.parquet"))) >= 3:  # a few files committed
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the ingest finished before a worker could be killed"
+    os.kill(victim, signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode in (0, 1), stderr
+    details = json.loads(stdout)["details"]
+    assert len(details) == FILES
+    st = Store(store)
+    per_file = Counter(f for f, _ in file_lines(st).elements())
+    for d in details:
+        if d["status"] == "ingested":
+            assert per_file[d["path"]] == d["rows"] == ROWS
+        else:  # its worker died more often than the scheduler allows
+            assert d["status"] == "error" and d["reason"].startswith("not ingested"), d
+            assert per_file[d["path"]] == 0
+    assert st.check()["problems"] == []  # what `store check` prints
+    again = ingest_command(logs, store, address)
+    assert again.returncode == 0, again.stderr
+    keys = file_lines(st)
+    assert len(keys) == FILES * ROWS and max(keys.values()) == 1
+    assert st.check()["ok"]
 
 
 def test_no_dask_without_scheduler(logs, tmp_path):
@@ -101,4 +221,4 @@ def test_an_unknown_scheduler_is_a_clear_error(logs, tmp_path, cli):
 
 def test_a_memory_store_cannot_take_a_cluster(cluster, logs):
     with pytest.raises(RuntimeError, match="cannot write to it"):
-        la.ingest([logs], "memory://nowhere", scheduler=cluster[0].scheduler_address)
+        la.ingest([logs], "memory://nowhere", scheduler=cluster[0])
