@@ -46,8 +46,9 @@ from pathlib import Path
 from typing import Any
 
 LOCK_FILE = ".lock"
-#: Seconds an object-store lock lives without being renewed.
-LEASE = float(os.environ.get("LOGANALYZER_LOCK_LEASE") or 60)
+#: Seconds an object-store lock lives without being renewed, unless $LOGANALYZER_LOCK_LEASE.
+LEASE = 60.0
+LEASE_ENV = "LOGANALYZER_LOCK_LEASE"
 
 
 #: Descriptors of the locks this process holds. A forked worker inherits them, and a worker
@@ -85,7 +86,20 @@ def location(path: str, lease: float | None = None) -> Location:
         raise StoreError(f"cannot open the store {path}: {exc}") from exc
     if type(fs).__name__ == "LocalFileSystem":
         return Local(root)
-    return Remote(fs, root.rstrip("/"), LEASE if lease is None else lease)
+    return Remote(fs, root.rstrip("/"), _env_lease() if lease is None else lease)
+
+
+def _env_lease() -> float:
+    """The lease from the environment; read when a store is opened, so that a wrong value
+    is named as such (not a crash on import) and only where an object store is used."""
+    text = os.environ.get(LEASE_ENV) or ""
+    try:
+        lease = float(text) if text else LEASE
+    except ValueError:
+        lease = -1.0
+    if not 0 < lease < float("inf"):
+        raise StoreError(f"{LEASE_ENV}={text}: the lease takes a number of seconds above 0")
+    return lease
 
 
 class Location:
