@@ -35,7 +35,10 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         "loganalyzer/formats/columns.py",
         ["tests/test_format_exchange2003.py", "tests/test_format_iis_smtp.py"],
     ),
-    "received": ("loganalyzer/headers/received.py", ["tests/test_headers.py"]),
+    "received": (
+        "loganalyzer/headers/received.py",
+        ["tests/test_received.py", "tests/test_headers.py"],
+    ),
     "metrics": ("loganalyzer/report/metrics.py", ["tests/test_report.py"]),
 }
 #: What the copy leaves out: environments, caches, earlier runs.
