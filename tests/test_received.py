@@ -147,6 +147,16 @@ EXCHANGE = (
             ),
         ),
         (
+            # a word's own (comment) with a space stays in it; a nested comment is one
+            "by mx(a b)c with esmtp (a (b) c) d via XFrontend",
+            _hop(
+                by="mx(a b)c",
+                protocol="esmtp d",
+                via="XFrontend",
+                raw="by mx(a b)c with esmtp (a (b) c) d via XFrontend",
+            ),
+        ),
+        (
             "by mx [10.1.2.3] (unclosed",
             _hop(by="mx", raw="by mx [10.1.2.3] (unclosed"),
         ),

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from loganalyzer.store import Store
 moto_server = pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
 
-LOGANALYZER = str(Path(sys.executable).with_name("loganalyzer"))
+LOGANALYZER = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
 #: The lease of the lock objects in these tests: short, so that a dead holder's lock expires
 #: within the test, long enough for a live holder on a busy machine to renew it.
 LEASE = "3"
