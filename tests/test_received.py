@@ -47,6 +47,7 @@ def test_dates_and_their_zones(text, expected):
 
 
 DATE = "Mon, 2 Mar 2026 10:00:00 +0000"
+LATER = "2 Mar 2026 11:00 +0000"
 
 
 @pytest.mark.parametrize(
@@ -55,6 +56,8 @@ DATE = "Mon, 2 Mar 2026 10:00:00 +0000"
         ("from a; by b; " + DATE, ("from a; by b", DATE)),
         ("by x;" + DATE, ("by x", DATE)),
         (";" + DATE, ("", DATE)),
+        # a weekday date in a comment does not hide the date after the last ";"
+        ("by a (" + DATE + ");" + LATER, ("by a (" + DATE + ")", LATER)),
         # no ";": the date starts at its weekday (SendGrid)
         ("by x with SMTP " + DATE, ("by x with SMTP ", DATE)),
         ("by x with SMTP Mon, later", ("by x with SMTP Mon, later", None)),
