@@ -301,7 +301,13 @@ class Remote(Location):
         con.register_filesystem(self.fs)
 
     def exists(self, rel: str) -> bool:
-        return self.fs.isfile(self.full(rel))
+        # not fs.isfile: it answers False to every error, and an unreachable endpoint or a
+        # refused credential would read as "no manifest, not a store"
+        with _reaching(self.url()):
+            try:
+                return self.fs.info(self.full(rel))["type"] == "file"
+            except FileNotFoundError:
+                return False
 
     def size(self, rel: str) -> int:
         return int(self.fs.size(self.full(rel)))
@@ -362,7 +368,8 @@ class Remote(Location):
     @contextmanager
     def lock(self, wait: float | None, on_wait: Callable[[str], None] | None) -> Iterator[None]:
         lease = _Lease(self, self.lease)
-        lease.acquire(wait, on_wait)
+        with _reaching(self.url()):
+            lease.acquire(wait, on_wait)
         self._lease = lease
         try:
             yield
@@ -373,6 +380,18 @@ class Remote(Location):
     def check_lock(self) -> None:
         if self._lease is not None:
             self._lease.check()
+
+
+@contextmanager
+def _reaching(url: str) -> Iterator[None]:
+    """A driver's own errors (botocore's for S3: an unreachable endpoint, ...) as StoreError,
+    which commands report in one line; OSError (missing, access denied) passes as it is."""
+    try:
+        yield
+    except (OSError, StoreError):
+        raise
+    except Exception as exc:
+        raise StoreError(f"cannot reach the store {url}: {exc}") from exc
 
 
 class _Lease:

@@ -44,6 +44,15 @@ def s3_env():
     port = _free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    deadline = time.monotonic() + 30
+    while True:  # start() returns before the server listens
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     env = {
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
         "AWS_ACCESS_KEY_ID": "testing",
@@ -237,3 +246,16 @@ def test_a_wrong_lease_is_named_not_a_traceback(bucket, lease):
         assert proc.stderr.strip() == (
             f"error: LOGANALYZER_LOCK_LEASE={lease}: the lease takes a number of seconds above 0"
         )
+
+
+def test_an_unreachable_endpoint_is_named_not_taken_for_an_empty_store(bucket, s3_env):
+    closed = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    env = {"AWS_ENDPOINT_URL": closed, "AWS_MAX_ATTEMPTS": "1"}
+    for args in (["ingest", "nothing-here"], ["store", "check"]):
+        proc = _run(*args, "--store", f"{bucket}/mailstore", env=env)
+        assert proc.returncode == 2, proc.stderr
+        message = " ".join(proc.stderr.split())
+        assert message.startswith(
+            f"error: cannot reach the store {bucket}/mailstore: Could not connect to the "
+            f'endpoint URL: "{closed}/'
+        ), message
