@@ -30,7 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Module to mutate: its file, and the tests that check it.
 MODULES: dict[str, tuple[str, list[str]]] = {
     "verdict": ("loganalyzer/trace/verdict.py", ["tests/test_verdict.py"]),
-    "eventcodes": ("eventcodes/__init__.py", ["tests/test_eventcodes.py"]),
+    "eventcodes": (
+        "eventcodes/__init__.py",
+        ["tests/test_eventcodes_lookup.py", "tests/test_eventcodes.py"],
+    ),
     "columns": (
         "loganalyzer/formats/columns.py",
         ["tests/test_format_exchange2003.py", "tests/test_format_iis_smtp.py"],
