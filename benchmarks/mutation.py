@@ -36,7 +36,12 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     ),
     "columns": (
         "loganalyzer/formats/columns.py",
-        ["tests/test_format_exchange2003.py", "tests/test_format_iis_smtp.py"],
+        [
+            "tests/test_format_exchange2003.py",
+            "tests/test_format_iis_smtp.py",
+            "tests/test_format_smtp_protocol.py",
+            "tests/test_formats_registry.py",
+        ],
     ),
     "received": (
         "loganalyzer/headers/received.py",
