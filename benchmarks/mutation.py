@@ -37,6 +37,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "columns": (
         "loganalyzer/formats/columns.py",
         [
+            "tests/test_columns.py",
             "tests/test_format_exchange2003.py",
             "tests/test_format_iis_smtp.py",
             "tests/test_format_smtp_protocol.py",
