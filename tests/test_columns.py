@@ -125,3 +125,16 @@ def test_only_where_and_per_distinct_where():
     assert c.whole(chunked).to_pylist() == ["x", "y"]
     assert c.most_common(_s("a", "b", "b", None)) == "b"
     assert c.most_common(_s(None)) is None
+
+
+def test_times_finer_than_a_millisecond_are_cut_to_it():
+    times, bad = c.parse_utc(_s("2026-03-02T10:00:00.1234567Z"))
+    assert (times.to_pylist(), bad.to_pylist()) == (
+        [datetime(2026, 3, 2, 10, 0, 0, 123000, tzinfo=UTC)],
+        [False],
+    )
+    times, bad = c.parse_utc(_s("2026-03-02 10:00:00.1234567", "bad"))
+    assert (times.to_pylist(), bad.to_pylist()) == (
+        [datetime(2026, 3, 2, 10, 0, 0, 123000, tzinfo=UTC), None],
+        [False, True],
+    )
