@@ -138,3 +138,20 @@ def test_times_finer_than_a_millisecond_are_cut_to_it():
         [datetime(2026, 3, 2, 10, 0, 0, 123000, tzinfo=UTC), None],
         [False, True],
     )
+
+
+def test_status_lists_with_brackets_closing_and_opening_in_one_segment():
+    statuses = _s("x];[a;b]", "[a];[b;c]", "{a;[b]};c", "[a;b]", "550 a;b;550 c", "abc;550 x")
+    counts = pa.array([2, 2, 2, 2, 2, 1], pa.int64())
+    assert c.split_statuses(statuses, counts).to_pylist() == [
+        ["x]", "[a;b]"],  # a stray closing bracket does not open anything
+        ["[a]", "[b;c]"],
+        ["{a;[b]}", "c"],
+        ["[a;b]"],  # as many parts as recipients, but the ';' is inside brackets
+        ["550 a;b", "550 c"],  # a part that starts no status belongs to the one before
+        ["abc", "550 x"],  # no way to reach the count: split as written
+    ]
+    # without a recipient count, nothing is merged
+    assert c.split_statuses(_s("550 a;b"), pa.array([None], pa.int64())).to_pylist() == [
+        ["550 a", "b"]
+    ]
