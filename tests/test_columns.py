@@ -141,8 +141,11 @@ def test_times_finer_than_a_millisecond_are_cut_to_it():
 
 
 def test_status_lists_with_brackets_closing_and_opening_in_one_segment():
-    statuses = _s("x];[a;b]", "[a];[b;c]", "{a;[b]};c", "[a;b]", "550 a;b;550 c", "abc;550 x")
-    counts = pa.array([2, 2, 2, 2, 2, 1], pa.int64())
+    statuses = _s(
+        "x];[a;b]", "[a];[b;c]", "{a;[b]};c", "[a;b]", "550 a;b;550 c", "abc;550 x",
+        "x] [a;{b}];550 c",
+    )  # fmt: skip
+    counts = pa.array([2, 2, 2, 2, 2, 1, 2], pa.int64())
     assert c.split_statuses(statuses, counts).to_pylist() == [
         ["x]", "[a;b]"],  # a stray closing bracket does not open anything
         ["[a]", "[b;c]"],
@@ -150,6 +153,7 @@ def test_status_lists_with_brackets_closing_and_opening_in_one_segment():
         ["[a;b]"],  # as many parts as recipients, but the ';' is inside brackets
         ["550 a;b", "550 c"],  # a part that starts no status belongs to the one before
         ["abc", "550 x"],  # no way to reach the count: split as written
+        ["x] [a;{b}]", "550 c"],  # closed, then opened again before the ';'
     ]
     # without a recipient count, nothing is merged
     assert c.split_statuses(_s("550 a;b"), pa.array([None], pa.int64())).to_pylist() == [
