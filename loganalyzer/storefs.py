@@ -51,8 +51,9 @@ from loganalyzer.errors import LogAnalyzerError
 LOCK_FILE = ".lock"
 #: Who holds the lock of a local store (host and pid), for the message of one that waits.
 HOLDER_FILE = ".lock-holder"
-#: Seconds an object-store lock lives without being renewed.
-LEASE = float(os.environ.get("LOGANALYZER_LOCK_LEASE") or 60)
+#: Seconds an object-store lock lives without being renewed, unless $LOGANALYZER_LOCK_LEASE.
+LEASE = 60.0
+LEASE_ENV = "LOGANALYZER_LOCK_LEASE"
 
 
 class StoreError(LogAnalyzerError, RuntimeError):
@@ -75,7 +76,20 @@ def location(path: str, lease: float | None = None) -> Location:
         raise StoreError(f"cannot open the store {path}: {exc}") from exc
     if type(fs).__name__ == "LocalFileSystem":
         return Local(root)
-    return Remote(fs, root.rstrip("/"), LEASE if lease is None else lease)
+    return Remote(fs, root.rstrip("/"), _env_lease() if lease is None else lease)
+
+
+def _env_lease() -> float:
+    """The lease from the environment; read when a store is opened, so that a wrong value
+    is named as such (not a crash on import) and only where an object store is used."""
+    text = os.environ.get(LEASE_ENV) or ""
+    try:
+        lease = float(text) if text else LEASE
+    except ValueError:
+        lease = -1.0
+    if not 0 < lease < float("inf"):
+        raise StoreError(f"{LEASE_ENV}={text}: the lease takes a number of seconds above 0")
+    return lease
 
 
 class Location:
@@ -283,7 +297,13 @@ class Remote(Location):
         con.register_filesystem(self.fs)
 
     def exists(self, rel: str) -> bool:
-        return self.fs.isfile(self.full(rel))
+        # not fs.isfile: it answers False to every error, and an unreachable endpoint or a
+        # refused credential would read as "no manifest, not a store"
+        with _reaching(self.url()):
+            try:
+                return self.fs.info(self.full(rel))["type"] == "file"
+            except FileNotFoundError:
+                return False
 
     def size(self, rel: str) -> int:
         return int(self.fs.size(self.full(rel)))
@@ -344,7 +364,8 @@ class Remote(Location):
     @contextmanager
     def lock(self, wait: float | None, on_wait: Callable[[str], None] | None) -> Iterator[None]:
         lease = _Lease(self, self.lease)
-        lease.acquire(wait, on_wait)
+        with _reaching(self.url()):
+            lease.acquire(wait, on_wait)
         self._lease = lease
         try:
             yield
@@ -355,6 +376,18 @@ class Remote(Location):
     def check_lock(self) -> None:
         if self._lease is not None:
             self._lease.check()
+
+
+@contextmanager
+def _reaching(url: str) -> Iterator[None]:
+    """A driver's own errors (botocore's for S3: an unreachable endpoint, ...) as StoreError,
+    which commands report in one line; OSError (missing, access denied) passes as it is."""
+    try:
+        yield
+    except (OSError, StoreError):
+        raise
+    except Exception as exc:
+        raise StoreError(f"cannot reach the store {url}: {exc}") from exc
 
 
 class _Lease:

@@ -1,0 +1,79 @@
+"""How codes are looked up and explained (the loading rules, not the tables' rows): a detail
+code no table lists, the class of an enhanced code deciding its outcome, unknown codes and
+families named in the error. Values written from RFC 3463 (enhanced status codes) and RFC 5321
+(reply codes)."""
+
+from __future__ import annotations
+
+import pytest
+
+import eventcodes
+from eventcodes import UnknownCode, explain_status, lookup
+
+
+def _codes(text: str) -> list[tuple]:
+    return [
+        (c.family, c.code, c.name, c.outcome, c.is_failure, c.confidence)
+        for c in explain_status(text)
+    ]
+
+
+def test_a_detail_code_no_table_lists_falls_back_to_its_subject():
+    # RFC 3463: X.1.0 "Other address status", X.7.0 "Other or undefined security status"
+    assert _codes("550 5.1.250 no such thing") == [
+        ("enhanced-iana", "5.1.250", "Other address status (unlisted detail code)",
+         "failed", True, "unverified"),
+        ("smtp-reply", "550", "Mailbox unavailable", "failed", True, "solid"),
+    ]  # fmt: skip
+    assert _codes("450 4.7.99 try later") == [
+        ("enhanced-iana", "4.7.99", "Other or undefined security status (unlisted detail code)",
+         "deferred", True, "unverified"),
+        ("smtp-reply", "450", "Mailbox unavailable", "deferred", True, "solid"),
+    ]  # fmt: skip
+    # the class decides: a 2.x.x code is a success whatever the subject entry says
+    assert _codes("2.1.250") == [
+        ("enhanced-iana", "2.1.250", "Other address status (unlisted detail code)",
+         "delivered", False, "unverified"),
+    ]  # fmt: skip
+    assert _codes("5.9.250") == []  # no subject 9 in RFC 3463
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("2.1.1", ("2.1.1", "delivered", False)),  # from the X.1.1 entry, class 2
+        ("4.1.1", ("4.1.1", "deferred", True)),
+        ("2.1.5", ("2.1.5", "delivered", False)),
+        ("#4.4.7", ("4.4.7", "deferred", True)),  # the '#' Exchange writes before a code
+        ("X.1.0", ("X.1.0", "failed", True)),
+    ],
+)
+def test_the_class_of_an_enhanced_code_decides_its_outcome(code, expected):
+    c = lookup(code, "enhanced-iana")
+    assert (c.code, c.outcome, c.is_failure) == expected
+
+
+def test_unknown_codes_and_families_are_named():
+    with pytest.raises(UnknownCode) as err:
+        lookup("999999")
+    assert (str(err.value), err.value.code, err.value.family) == (
+        "unknown code '999999'",
+        "999999",
+        None,
+    )
+    with pytest.raises(UnknownCode) as err:
+        lookup("zzz", "smtp-reply")
+    assert (str(err.value), err.value.code, err.value.family) == (
+        "unknown code 'zzz' in family 'smtp-reply'",
+        "zzz",
+        "smtp-reply",
+    )
+    known = (
+        "exchange-event, exchange2003, exchange-source, enhanced-exchange, enhanced-iana, "
+        "smtp-reply, transport-eventlog, exo-status, antispam-forefront, scl, bcl, pcl, "
+        "compauth-reason, auth-result, exchange-org-header"
+    )
+    for call in (lambda: lookup("550", "smtp"), lambda: eventcodes.entries("smtp")):
+        with pytest.raises(ValueError) as err:
+            call()
+        assert str(err.value) == f"unknown family 'smtp'; known: {known}"
