@@ -294,9 +294,10 @@ def test_a_file_that_is_no_tracking_log_is_refused_with_the_format_and_its_artic
     tmp_path, store_dir
 ):
     log = _write(tmp_path, b"hello\r\nworld\r\n")
-    [report] = ingest([log], store_dir, format="exchange-tracking").files
-    assert report.status == "skipped"
-    assert report.reason.startswith("does not look like an exchange-tracking log (no header")
+    with pytest.raises(
+        BadInput, match=r": does not look like an exchange-tracking log \(no header"
+    ):
+        ingest([log], store_dir, format="exchange-tracking")
 
 
 def test_damaged_first_line_through_the_installed_command(tmp_path):

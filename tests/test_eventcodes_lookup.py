@@ -21,18 +21,20 @@ def _codes(text: str) -> list[tuple]:
 def test_a_detail_code_no_table_lists_falls_back_to_its_subject():
     # RFC 3463: X.1.0 "Other address status", X.7.0 "Other or undefined security status"
     assert _codes("550 5.1.250 no such thing") == [
-        ("enhanced-iana", "5.1.250", "Other address status (unlisted detail code)",
+        ("enhanced-iana", "5.1.250",
+         "Other address status (permanent failure) (unlisted detail code)",
          "failed", True, "unverified"),
         ("smtp-reply", "550", "Mailbox unavailable", "failed", True, "solid"),
     ]  # fmt: skip
     assert _codes("450 4.7.99 try later") == [
-        ("enhanced-iana", "4.7.99", "Other or undefined security status (unlisted detail code)",
+        ("enhanced-iana", "4.7.99",
+         "Other or undefined security status (temporary failure) (unlisted detail code)",
          "deferred", True, "unverified"),
         ("smtp-reply", "450", "Mailbox unavailable", "deferred", True, "solid"),
     ]  # fmt: skip
     # the class decides: a 2.x.x code is a success whatever the subject entry says
     assert _codes("2.1.250") == [
-        ("enhanced-iana", "2.1.250", "Other address status (unlisted detail code)",
+        ("enhanced-iana", "2.1.250", "Other address status (success) (unlisted detail code)",
          "delivered", False, "unverified"),
     ]  # fmt: skip
     assert _codes("5.9.250") == []  # no subject 9 in RFC 3463
@@ -45,7 +47,7 @@ def test_a_detail_code_no_table_lists_falls_back_to_its_subject():
         ("4.1.1", ("4.1.1", "deferred", True)),
         ("2.1.5", ("2.1.5", "delivered", False)),
         ("#4.4.7", ("4.4.7", "deferred", True)),  # the '#' Exchange writes before a code
-        ("X.1.0", ("X.1.0", "failed", True)),
+        ("X.1.0", ("X.1.0", "info", False)),  # class-less: a neutral detail, no outcome of its own
     ],
 )
 def test_the_class_of_an_enhanced_code_decides_its_outcome(code, expected):

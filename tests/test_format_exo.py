@@ -27,6 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_ingest_tracking import quarantine_of, rows_of
 
+from loganalyzer.errors import BadInput
 from loganalyzer.formats import NotALog, detect
 from loganalyzer.formats import exo_message_trace as exo
 from loganalyzer.formats.exo_message_trace.normalise import parse_time, split_recipient_status
@@ -410,10 +411,10 @@ def sekoia_record() -> tuple[str, dict]:
 
 
 def test_sekoia_wrapper_is_refused_by_name(store_dir):
-    summary = ingest([SEKOIA], store_dir)
-    [f] = summary.files
-    assert f.status == "skipped" and "SEKOIA test wrapper" in f.reason
-    assert "not a message trace export" in f.reason
+    # the only input is no log: nothing to ingest, the reason named, no store made
+    with pytest.raises(BadInput, match="SEKOIA test wrapper, not a message trace export"):
+        ingest([SEKOIA], store_dir)
+    assert not store_dir.exists()
     with pytest.raises(NotALog, match="SEKOIA"):
         detect(SEKOIA.read_bytes(), SEKOIA.name)
 

@@ -10,6 +10,7 @@ import pytest
 from conftest import CORPUS
 from test_ingest_tracking import quarantine_of, rows_of
 
+from loganalyzer.errors import BadInput
 from loganalyzer.formats.exchange_smtp_protocol import direction_of_path
 from loganalyzer.ingest import ingest
 
@@ -198,8 +199,8 @@ def test_send_log_multiline_reply_rows_and_folder_server(store_dir, tmp_path):
 
 def test_headerless_file_needs_format(store_dir):
     sample = SAMPLES / "postal-829-exchange2013-send-tls.log"
-    refused = ingest([sample], store_dir)
-    assert refused.files[0].status == "skipped" and "--format" in refused.files[0].reason
+    with pytest.raises(BadInput, match="a header-less log needs --format"):
+        ingest([sample], store_dir)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import CORPUS
 from stores import content, message_ids, synth_logs
 
 import loganalyzer as la
@@ -251,7 +252,8 @@ def test_a_wrong_lease_is_named_not_a_traceback(bucket, lease):
 def test_an_unreachable_endpoint_is_named_not_taken_for_an_empty_store(bucket, s3_env):
     closed = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
     env = {"AWS_ENDPOINT_URL": closed, "AWS_MAX_ATTEMPTS": "1"}
-    for args in (["ingest", "nothing-here"], ["store", "check"]):
+    log = str(CORPUS / "exchange2007plus" / "elastic-integrations-messagetracking.log")
+    for args in (["ingest", log], ["store", "check"]):
         proc = _run(*args, "--store", f"{bucket}/mailstore", env=env)
         assert proc.returncode == 2, proc.stderr
         message = " ".join(proc.stderr.split())

@@ -154,12 +154,12 @@ def test_same_arguments_same_bytes_and_bad_combinations(tmp_path, made):
     for p in logs.rglob("*"):
         if p.is_file():
             assert (tmp_path / "again" / p.relative_to(logs)).read_bytes() == p.read_bytes()
-    with pytest.raises(ValueError, match="exchange must be 2016 or 2003"):
+    with pytest.raises(ValueError, match="--exchange 2010: give 2016 or 2003"):
         generate(tmp_path / "x", exchange=2010)
     with pytest.raises(ValueError, match="for Exchange 2016 logs"):
         generate(tmp_path / "y", exchange=2003, relay=True)
     bad = loganalyzer("synth", "--out", tmp_path / "z", "--exchange", "2007")
-    assert bad.returncode == 2 and "exchange must be 2016 or 2003" in bad.stderr
+    assert bad.returncode == 2 and "--exchange 2007: give 2016 or 2003" in bad.stderr
     assert "Traceback" not in bad.stderr
 
 

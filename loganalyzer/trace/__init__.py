@@ -85,7 +85,7 @@ def trace(
         views = add_views(con, st, first, manifest)
         known = rows_for_id(con, q) if by_id else []
         # a pick beyond the listed ones reads that far (the list stays ``limit`` long)
-        reach = limit if limit is None or pick is None else max(limit, pick)
+        reach = limit if limit is None or pick is None else max(limit, min(pick, 2**31))
         if by_id:
             found = candidates_from_rows(known)
             total = len(found)
