@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +34,10 @@ CORPUS = ROOT / "tests" / "corpus"
 #: The team's shared corpus, when this checkout sits beside it.
 SHARED_CORPUS = ROOT.parent / "shared" / "corpus"
 IN_CI = os.environ.get("CI", "").lower() == "true"
+#: The installed ``loganalyzer`` command, this Python's own entry point first: what a user runs.
+LOGANALYZER = shutil.which("loganalyzer", path=str(Path(sys.executable).parent)) or shutil.which(
+    "loganalyzer"
+)
 
 
 def corpus_files(*folders: str, pattern: str = "*") -> list[Path]:
@@ -53,3 +59,34 @@ def cli():
         return runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Opens pages in headless Chromium: ``browser(path, width=1280)`` gives a Page."""
+    from chromium import Page, find_chromium
+
+    exe = find_chromium()
+    if exe is None:
+        message = "no chromium: install it (apt-get install -y chromium)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    pages = []
+
+    def open_page(path: Path, width: int = 1280) -> Page:
+        page = Page(exe, tmp_path / f"profile{len(pages)}")
+        pages.append(page)
+        page.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=900,
+            deviceScaleFactor=1,
+            mobile=width < 600,
+        )
+        page.open(path.as_uri())
+        return page
+
+    yield open_page
+    for page in pages:
+        page.close()

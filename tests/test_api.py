@@ -6,14 +6,11 @@ import csv
 import io
 import json
 import re
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import LOGANALYZER, ROOT
 
 import loganalyzer as la
 from loganalyzer.export import defuse
@@ -134,7 +131,7 @@ def test_readme_in_python_example_runs(tmp_path, monkeypatch):
 
 def test_sql_table_says_the_rows_it_leaves_out(store):
     """The table shows the first --limit rows and the true count; CSV and JSON have all."""
-    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    exe = LOGANALYZER
     q = "select * from range(250)"
     run = [exe, "sql", q, "--store", str(store.root)]
     out = subprocess.run(run, capture_output=True, text=True, timeout=120)

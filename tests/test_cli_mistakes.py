@@ -13,14 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS, LOGANALYZER
 
 import loganalyzer as la
 from loganalyzer.errors import BadInput, NotAStore
 from loganalyzer.store import Store
 from loganalyzer.synth import generate
 
-LOGANALYZER = Path(sys.executable).with_name("loganalyzer")
 EML = CORPUS / "headers" / "mha_ForefrontAntispam-test_value.txt"
 DAY = "2026-03-02"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import IN_CI, ROOT
+from conftest import IN_CI, LOGANALYZER, ROOT
 from logfiles import row, write_log
 from stores import content, synth_logs
 
@@ -35,7 +35,6 @@ from loganalyzer.worker import Task, run_task
 distributed = (
     importlib.import_module("distributed") if IN_CI else pytest.importorskip("distributed")
 )
-LOGANALYZER = str(Path(sys.executable).with_name("loganalyzer"))
 
 
 def readme_commands() -> dict[str, list[str]]:

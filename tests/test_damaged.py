@@ -33,6 +33,7 @@ import zipfile
 
 import py7zr
 import pytest
+from conftest import LOGANALYZER
 from logfiles import FIELD_SETS, header, line, row
 from test_ingest_tracking import quarantine_of, rows_of
 
@@ -302,11 +303,9 @@ def test_a_file_that_is_no_tracking_log_is_refused_with_the_format_and_its_artic
 
 def test_damaged_first_line_through_the_installed_command(tmp_path):
     import json
-    import shutil
     import subprocess
-    from pathlib import Path
 
-    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    exe = LOGANALYZER
     log = _write(tmp_path, _headerless('"' + line(row(0))))
     done = subprocess.run(
         [

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from importlib import resources
 from pathlib import Path
+
+from conftest import LOGANALYZER
 
 from loganalyzer.demo import SAMPLE_DAY, SAMPLES, make_samples, run_demo
 
@@ -38,7 +38,7 @@ def test_demo_ingests_traces_and_says_what_next(cli, tmp_path, monkeypatch):
 def test_demo_suggests_the_sample_day_and_no_macos_command(tmp_path):
     """The report it suggests is of the sample day (yesterday has no data), and the page is
     offered as a file URL, which any browser opens on any system (``open`` is macOS's)."""
-    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    exe = LOGANALYZER
     env = {**os.environ, "COLUMNS": "400"}  # one suggestion a line, however deep tmp_path is
     out = subprocess.run(
         [exe, "demo", "--folder", "demo"],

@@ -5,13 +5,11 @@ old lookup sketches or none."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
+from conftest import LOGANALYZER
 from logfiles import row, write_log
 from test_lookup import _v1_sketch
 
@@ -28,7 +26,7 @@ INTERNET = "Internet Send Connector"
 
 
 def loganalyzer(*args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    exe = LOGANALYZER
     return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=300)
 
 

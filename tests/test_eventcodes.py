@@ -5,13 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import re
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from conftest import CORPUS, corpus_files
+from conftest import CORPUS, LOGANALYZER, corpus_files
 
 import eventcodes
 from eventcodes import Code, UnknownCode, entries, explain_status, lookup, table
@@ -704,8 +701,7 @@ def test_explain_of_text_without_codes_is_unknown():
 
 
 def _installed(*args: str) -> subprocess.CompletedProcess:
-    beside = Path(sys.executable).with_name("loganalyzer")  # this Python's own entry point
-    exe = str(beside) if beside.exists() else shutil.which("loganalyzer")
+    exe = LOGANALYZER
     assert exe, "the loganalyzer command is not installed"
     return subprocess.run([exe, *args], capture_output=True, text=True, timeout=120)
 

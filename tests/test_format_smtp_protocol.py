@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS, LOGANALYZER
 from test_ingest_tracking import quarantine_of, rows_of
 
 from loganalyzer.errors import BadInput
@@ -265,9 +265,7 @@ def test_sending_message_information_lines_give_the_message_id(store_dir, tmp_pa
 def test_a_trace_shows_the_outbound_conversation_joined_by_the_information_line(tmp_path):
     """A real SEND row's source-context often has no session ID (``;250 2.0.0 OK...``): the
     Send log's ``InternetMessageId`` line is what joins the session to the message."""
-    import shutil
     import subprocess
-    import sys
 
     from logfiles import header, line, row
 
@@ -290,7 +288,7 @@ def test_a_trace_shows_the_outbound_conversation_joined_by_the_information_line(
         )
     )
     (folder / "MSGTRK2026030212-1.LOG").write_text(tracking)
-    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    exe = LOGANALYZER
     store = str(tmp_path / "store")
     ingest_run = subprocess.run(
         [exe, "ingest", str(folder), "--store", store, "--server", "EX01"],

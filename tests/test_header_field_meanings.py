@@ -4,13 +4,10 @@ its meaning (FORMATS.md J.1, J.2)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS, LOGANALYZER
 
 from loganalyzer.headers import analyze_headers
 from loganalyzer.headers.antispam import NO_VALUE, decode, meaning
@@ -101,8 +98,7 @@ def test_every_authas_value_has_its_meaning(value, expected):
 
 
 def _installed(*args: str) -> subprocess.CompletedProcess:
-    beside = Path(sys.executable).with_name("loganalyzer")  # this Python's own entry point
-    exe = str(beside) if beside.exists() else shutil.which("loganalyzer")
+    exe = LOGANALYZER
     assert exe, "the loganalyzer command is not installed"
     return subprocess.run([exe, *args], capture_output=True, text=True, timeout=120)
 

@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from conftest import CORPUS, ROOT
+from conftest import CORPUS, LOGANALYZER, ROOT
 
 import eventcodes
 from loganalyzer import analyze_headers
@@ -289,12 +289,9 @@ def test_an_on_date_line_without_a_diagnostic_is_no_recipient():
 
 
 def test_old_ndr_through_the_installed_headers_command():
-    import shutil
     import subprocess
-    import sys
-    from pathlib import Path
 
-    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    exe = LOGANALYZER
     eml = ROOT / "tests" / "headers" / "built-exchange2003-ndr.eml"
     done = subprocess.run(
         [exe, "headers", str(eml), "--json"], capture_output=True, text=True, timeout=120

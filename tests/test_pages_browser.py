@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from chromium import Page, find_chromium
-from conftest import IN_CI
+from chromium import Page
+from conftest import LOGANALYZER
 from reportdata import NDR_SENDER, synth_store
 
 import eventcodes
@@ -79,7 +77,7 @@ def lines_of(page: Page) -> list[str]:
 
 
 def loganalyzer(*args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    exe = LOGANALYZER
     return subprocess.run(
         [exe, *map(str, args)], capture_output=True, text=True, timeout=300, check=False
     )
@@ -91,34 +89,6 @@ def test_the_check_finds_a_success_explained_as_a_failure():
     assert success_explained_as_failure("x 250 2.6.0 Queued\nThe message could not be sent")
     assert not success_explained_as_failure("250 2.6.0 Queued mail for delivery (success)")
     assert not success_explained_as_failure("250 2.1.5 OK\n550 5.1.1 user unknown; failed")
-
-
-@pytest.fixture
-def browser(tmp_path):
-    exe = find_chromium()
-    if exe is None:
-        message = "no chromium: install it (apt-get install -y chromium)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    pages = []
-
-    def open_page(path: Path, width: int = 1280) -> Page:
-        page = Page(exe, tmp_path / f"profile{len(pages)}")
-        pages.append(page)
-        page.send(
-            "Emulation.setDeviceMetricsOverride",
-            width=width,
-            height=900,
-            deviceScaleFactor=1,
-            mobile=width < 600,
-        )
-        page.open(path.as_uri())
-        return page
-
-    yield open_page
-    for page in pages:
-        page.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ntpath
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path, PureWindowsPath
 
 import psutil
 import pytest
-from conftest import PORTABILITY, ROOT
+from conftest import LOGANALYZER, PORTABILITY, ROOT
 from logfiles import row, write_log
 from stores import content, synth_logs
 
@@ -34,7 +33,6 @@ from loganalyzer.store import Store, StoreError
 from loganalyzer.worker import folder_server
 
 MODE = ROOT / "tests" / "portability"
-LOGANALYZER = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
 
 
 def portable_env() -> dict[str, str]:

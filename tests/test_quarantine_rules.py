@@ -5,12 +5,10 @@ scripts see it from the installed command."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import LOGANALYZER
 from logfiles import header, line, row
 from test_ingest_tracking import quarantine_of, rows_of
 
@@ -19,7 +17,7 @@ from loganalyzer.ingest import ingest
 
 
 def loganalyzer(*args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    exe = LOGANALYZER
     return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=300)
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import shutil
 import subprocess
-import sys
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import LOGANALYZER
 from logfiles import row, write_log
 from reportdata import ACCEPTED, DAY, NDR_SENDER, PREVIOUS, Expected, synth_store
 
@@ -444,7 +442,7 @@ def test_not_a_store(cli, tmp_path):
 
 def _loganalyzer(*args, cwd=None) -> subprocess.CompletedProcess:
     """The installed command, in a fresh process, as a user runs it."""
-    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    exe = LOGANALYZER
     return subprocess.run(
         [exe, *map(str, args)], capture_output=True, text=True, timeout=300, cwd=cwd
     )

@@ -10,8 +10,6 @@ import re
 from html import unescape
 
 import pytest
-from chromium import Page, find_chromium
-from conftest import IN_CI
 from logfiles import row, write_log
 from reportdata import DAY, synth_store
 
@@ -25,34 +23,6 @@ CHARTS_DRAWN = (
     "Array.from(document.querySelectorAll('.chart'))"
     ".every(c => c.querySelector('.main-svg') !== null)"
 )
-
-
-@pytest.fixture
-def browser(tmp_path):
-    exe = find_chromium()
-    if exe is None:
-        message = "no chromium: install it (apt-get install -y chromium)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    pages = []
-
-    def open_page(path, width: int = 1280) -> Page:
-        page = Page(exe, tmp_path / f"profile{len(pages)}")
-        pages.append(page)
-        page.send(
-            "Emulation.setDeviceMetricsOverride",
-            width=width,
-            height=900,
-            deviceScaleFactor=1,
-            mobile=width < 600,
-        )
-        page.open(path.as_uri())
-        return page
-
-    yield open_page
-    for page in pages:
-        page.close()
 
 
 @pytest.fixture(scope="module")

@@ -4,21 +4,19 @@ against the same figure computed from truth.jsonl alone."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import LOGANALYZER
 from reportdata import ACCEPTED, DAY, NDR_SENDER, PREVIOUS, Expected, _t, synth_store
 
 TOP = 10
 
 
 def loganalyzer(*args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    exe = LOGANALYZER
     return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=600)
 
 

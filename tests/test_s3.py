@@ -8,16 +8,14 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS, LOGANALYZER
 from stores import content, message_ids, synth_logs
 
 import loganalyzer as la
@@ -26,7 +24,6 @@ from loganalyzer.store import Store
 moto_server = pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
 
-LOGANALYZER = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
 #: The lease of the lock objects in these tests: short, so that a dead holder's lock expires
 #: within the test, long enough for a live holder on a busy machine to renew it.
 LEASE = "3"

@@ -4,14 +4,12 @@ recipient's trace verdict against truth.jsonl, all through the installed command
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from collections import Counter
 from datetime import datetime
-from pathlib import Path
 
 import pytest
+from conftest import LOGANALYZER
 
 from loganalyzer.synth import generate
 
@@ -25,7 +23,7 @@ FIELDS = (
 
 
 def loganalyzer(*args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    exe = LOGANALYZER
     return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=300)
 
 

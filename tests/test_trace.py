@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS, LOGANALYZER
 from logfiles import row, write_log
 
 from loganalyzer.ingest import ingest
@@ -237,7 +235,7 @@ def test_real_samples(store_dir):
 
 def _loganalyzer(*args) -> subprocess.CompletedProcess:
     """The installed command, in a fresh process, as a user runs it."""
-    exe = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    exe = LOGANALYZER
     return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=120)
 
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import LOGANALYZER
 from logfiles import row, write_log
 from test_eventcodes import FAILURE_WORDS
 
@@ -29,8 +27,7 @@ SUPPRESSED_REASON = (
 
 
 def _installed(*args: str) -> subprocess.CompletedProcess:
-    beside = Path(sys.executable).with_name("loganalyzer")  # this Python's own entry point
-    exe = str(beside) if beside.exists() else shutil.which("loganalyzer")
+    exe = LOGANALYZER
     assert exe, "the loganalyzer command is not installed"
     return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
 
