@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -186,8 +187,30 @@ def _gzip_size(path: Path, name: str) -> int:
             raise OSError(f"{name}: not a gzip file")
         fh.seek(-4, os.SEEK_END)
         size = int.from_bytes(fh.read(4), "little")
-    _check_ratio(name, packed, size)
+    try:
+        _check_ratio(name, packed, size)
+    except BombError:
+        _probe_gzip(path, name, packed)  # the trailer of a cut or damaged file is any 4 bytes
+        raise
     return size
+
+
+def _probe_gzip(path: Path, name: str, packed: int) -> None:
+    """Raises ``OSError`` naming the damage when a gzip file whose trailer declares a bomb is
+    truncated or corrupt; returns when it really expands beyond the allowed ratio."""
+    allowed = packed * MAX_RATIO
+    try:
+        with gzip.open(path, "rb") as gz:
+            seen = 0
+            while chunk := gz.read(1 << 20):
+                seen += len(chunk)
+                if seen > allowed:
+                    return
+    except EOFError:
+        raise OSError(f"{name}: truncated archive (it ends before its end)") from None
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise OSError(f"{name}: damaged archive ({exc})") from None
+    raise OSError(f"{name}: damaged archive (its trailer does not match its content)")
 
 
 class _Stream(io.RawIOBase):
@@ -207,8 +230,16 @@ class _Stream(io.RawIOBase):
     def tell(self) -> int:
         return self.pos
 
+    def _read(self, n: int) -> bytes:
+        try:
+            return self.raw.read(n)
+        except EOFError:
+            raise OSError(f"{self.name}: truncated archive (it ends before its end)") from None
+        except (zlib.error, gzip.BadGzipFile) as exc:
+            raise OSError(f"{self.name}: damaged archive ({exc})") from None
+
     def readinto(self, buffer) -> int:
-        data = self.raw.read(len(buffer))
+        data = self._read(len(buffer))
         self.pos += len(data)
         if self.pos > self.limit:
             raise BombError(f"refused: {self.name} expands beyond what its archive declares")
@@ -223,7 +254,7 @@ class _Stream(io.RawIOBase):
             self.raw.close()
             self.raw, self.pos = self.opener(), 0
         while self.pos < target:
-            chunk = self.raw.read(min(1 << 20, target - self.pos))
+            chunk = self._read(min(1 << 20, target - self.pos))
             if not chunk:
                 break
             self.pos += len(chunk)

@@ -329,3 +329,32 @@ def test_damaged_first_line_through_the_installed_command(tmp_path):
     assert [(d["status"], d["format"], d["quarantined"]) for d in out["details"]] == [
         ("ingested", "exchange-tracking", 1)
     ]
+
+
+def test_cut_or_damaged_gzip_is_named_as_such_not_as_a_bomb(tmp_path):
+    """A gzip file cut short (a copy interrupted) ends in any 4 bytes, which gzip reads as
+    the content's size: it was refused as a decompression bomb. A real bomb still is."""
+    import subprocess
+
+    packed = gzip.compress(good(400), mtime=0)
+    cut = tmp_path / "cut.LOG.gz"
+    cut.write_bytes(packed[: len(packed) // 2])
+    damaged = tmp_path / "damaged.LOG.gz"
+    damaged.write_bytes(packed[:10] + b"\xff" * 64 + packed[74:])
+    bomb = tmp_path / "bomb.LOG.gz"
+    bomb.write_bytes(gzip.compress(b"\x00" * (64 << 20), mtime=0))
+    found = {}
+    for path in (cut, damaged, bomb):
+        done = subprocess.run(
+            [LOGANALYZER, "ingest", str(path), "--store", str(tmp_path / "s")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        found[path.name] = done.stderr.strip()
+    assert "cut.LOG.gz: truncated archive" in found["cut.LOG.gz"]
+    assert "damaged.LOG.gz: damaged archive" in found["damaged.LOG.gz"]
+    assert "bomb" not in found["cut.LOG.gz"] + found["damaged.LOG.gz"]
+    assert "decompression bomb" in found["bomb.LOG.gz"]
+    assert not (tmp_path / "s").exists()
