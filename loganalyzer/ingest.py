@@ -285,7 +285,7 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
             reports.append(FileReport(name, "skipped", reason="empty file"))
             continue
         try:
-            module, found = formats.detect(head, path.name, forced=format)
+            _, found = formats.detect(head, path.name, forced=format)
         except formats.NotALog as exc:
             reports.append(FileReport(name, "skipped", reason=str(exc)))
             continue

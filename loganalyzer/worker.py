@@ -30,6 +30,7 @@ from loganalyzer import formats
 from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import TAG_SHIFT, Bad, ReadState, Run, merge_runs
 from loganalyzer.formats.common import Batch, Context
+from loganalyzer.formats.contract import Format
 from loganalyzer.lookup import encode, slice_hashes, table_hashes
 from loganalyzer.schema import QUARANTINE, TABLES, conform
 from loganalyzer.sources import busy, open_source
@@ -328,19 +329,18 @@ def _context(task: Task) -> Context:
 def run_task(task: Task) -> TaskResult:
     """Parse ``task.path`` from ``task.offset`` and write its parts under temporary names."""
     started = time.perf_counter()
-    module = formats.get(task.format)
-    result = TaskResult(task, module.TABLE, worker=f"{socket.gethostname()}:{os.getpid()}")
+    fmt = formats.get(task.format)
+    result = TaskResult(task, fmt.table, worker=f"{socket.gethostname()}:{os.getpid()}")
     state = ReadState(task.offset, task.line, task.header)
-    ctx = _context(task)
     try:
         with open_source(task.path) as fh:
-            _store(task, module.parse(fh, state, ctx), result)
+            _store(task, fmt, fmt.parse(fh, state, _context(task)), result)
     except (OSError, EOFError, zlib.error) as exc:
         result.error = f"could not read: {getattr(exc, 'strerror', None) or exc}"
         result.busy = busy(exc)
     except Exception as exc:  # the file is reported, the other files go on
         result.error = _failure(exc)
-    result = _finish(result, state, ctx, started)
+    result = _finish(result, state, started)
     _release()
     return result
 
@@ -386,34 +386,33 @@ def _exit_after(sentinel: int) -> None:
 
 
 def run_bundle(tasks: list[Task]) -> list[TaskResult]:
-    """Several small files of one format and context: their runs with the same fields are
+    """Several small files of one format and context: their runs with the same key are
     parsed together (the CSV reader's and the normalising's cost per call is paid once),
     then each file's rows go to its own parts, as ``run_task`` would write them."""
-    module = formats.get(tasks[0].format)
-    if len(tasks) == 1 or not hasattr(module, "prepare"):
+    fmt = formats.get(tasks[0].format)
+    if len(tasks) == 1 or not fmt.joins_files:
         return [run_task(t) for t in tasks]
     started = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    results = [TaskResult(t, module.TABLE, worker=worker) for t in tasks]
+    results = [TaskResult(t, fmt.table, worker=worker) for t in tasks]
     states = [ReadState(t.offset, t.line, t.header) for t in tasks]
-    ctxs = [_context(t) for t in tasks]
     try:
-        batches, hashes = _parse_together(tasks, module, results, states, ctxs)
+        batches, hashes = _parse_together(tasks, fmt, results, states)
     except Exception:  # one file sank the bundle: each alone, to find which
         return [run_task(t) for t in tasks]
     out = []
     for i, task in enumerate(tasks):
         if not results[i].error:
             try:
-                _store(task, iter(batches[i]), results[i], hashes[i])
+                _store(task, fmt, iter(batches[i]), results[i], hashes[i])
             except Exception as exc:  # reported; the other files go on
                 results[i].error = _failure(exc)
-        out.append(_finish(results[i], states[i], ctxs[i], started))
+        out.append(_finish(results[i], states[i], started))
     _release()
     return out
 
 
-def _parse_together(tasks, module, results, states, ctxs):
+def _parse_together(tasks: list[Task], fmt: Format, results, states):
     """``run_bundle``'s parse: each file's batches and the lookup hashes of its rows."""
     batches: list[list[Batch]] = [[] for _ in tasks]
     runs: dict[Hashable, list[tuple[int, Run]]] = {}  # by what their parse depends on
@@ -421,13 +420,12 @@ def _parse_together(tasks, module, results, states, ctxs):
         found: dict[Hashable, list[tuple[int, Run]]] = {}
         try:
             with open_source(task.path) as fh:
-                for item in module.prepare(fh, states[i], ctxs[i]):
+                for item in fmt.read(fh, states[i], _context(task)):
                     if isinstance(item, Batch):
                         batches[i].append(item)
                         continue
-                    run, key, bad = item
-                    batches[i].append(Batch(None, bad))
-                    found.setdefault(key, []).append((i, run))
+                    batches[i].append(Batch(None, item.bad))
+                    found.setdefault(item.key, []).append((i, item.run))
         except (OSError, EOFError, zlib.error) as exc:
             results[i].error = f"could not read: {getattr(exc, 'strerror', None) or exc}"
             results[i].busy = busy(exc)
@@ -435,15 +433,16 @@ def _parse_together(tasks, module, results, states, ctxs):
         for key, items in found.items():
             runs.setdefault(key, []).extend(items)
     hashes: list[set[int]] = [set() for _ in tasks]
+    ctx = _context(tasks[0])  # a bundle's files share format and context (ingest.bundles)
     for key, items in runs.items():
         merged = merge_runs([r for _, r in items], [i for i, _ in items])
-        for i, batch, ids in _split(module.parse_run(merged, key, ctxs[0]), tasks, module):
+        for i, batch, ids in _split(fmt.parse_run(merged, key, ctx)):
             batches[i].append(batch)
             hashes[i] |= ids
     return batches, hashes
 
 
-def _split(batch: Batch, tasks: list[Task], module) -> Iterator[tuple[int, Batch, set[int]]]:
+def _split(batch: Batch) -> Iterator[tuple[int, Batch, set[int]]]:
     """The rows and bad lines of a merged parse, back to the file each came from, with the
     lookup hashes of each file's rows."""
     mask = (1 << TAG_SHIFT) - 1
@@ -464,16 +463,18 @@ def _split(batch: Batch, tasks: list[Task], module) -> Iterator[tuple[int, Batch
     # the runs were joined file after file: each file's rows are one slice
     cuts = [0, *(np.flatnonzero(np.diff(tags)) + 1).tolist(), len(tags)]
     ids = slice_hashes(table, cuts)
-    names = module.server_names(table)
     for k, (lo, hi) in enumerate(itertools.pairwise(cuts)):
         rows = table.slice(lo, hi - lo)  # its file column is set when written (see _store)
-        tag = int(tags[lo])
-        hint = C.most_common(names.slice(lo, hi - lo))
-        yield tag, Batch(rows, [], hint), ids[k]
+        servers = batch.servers.slice(lo, hi - lo) if batch.servers is not None else None
+        yield int(tags[lo]), Batch(rows, [], servers, batch.tz_assumed), ids[k]
 
 
 def _store(
-    task: Task, batches: Iterator[Batch], result: TaskResult, hashes: set[int] | None = None
+    task: Task,
+    fmt: Format,
+    batches: Iterator[Batch],
+    result: TaskResult,
+    hashes: set[int] | None = None,
 ) -> None:
     """Write the rows of ``batches`` into the task's parts (temporary names); ``hashes``:
     their lookup hashes, when already known."""
@@ -484,10 +485,12 @@ def _store(
     try:
         for batch in batches:
             writer.bad.extend(batch.bad)
+            result.tz_assumed |= batch.tz_assumed
             if batch.table is None or batch.table.num_rows == 0:
                 continue
             if server is None:
-                server = batch.server_hint or folder_server(task.path) or "UNKNOWN"
+                named = C.most_common(batch.servers) if batch.servers is not None else None
+                server = named or fmt.default_server or folder_server(task.path) or "UNKNOWN"
             table = conform(batch.table, writer.schema)
             # every row's file and format are the task's; its server is the file's where the
             # row names none
@@ -517,8 +520,7 @@ def _store(
     result.server = server
 
 
-def _finish(result: TaskResult, state: ReadState, ctx: Context, started: float) -> TaskResult:
+def _finish(result: TaskResult, state: ReadState, started: float) -> TaskResult:
     result.state = state
-    result.tz_assumed = bool(ctx.options.get("tz_assumed"))
     result.seconds = time.perf_counter() - started
     return result
