@@ -32,7 +32,7 @@ from loganalyzer.formats.base import TAG_SHIFT, Bad, ReadState, Run, merge_runs
 from loganalyzer.formats.common import Batch, Context
 from loganalyzer.formats.contract import Format
 from loganalyzer.lookup import encode, slice_hashes, table_hashes
-from loganalyzer.schema import QUARANTINE, TABLES, conform
+from loganalyzer.schema import QUARANTINE, TABLES, Flag, conform, flagged
 from loganalyzer.sources import busy, open_source
 from loganalyzer.store import TMP_SUFFIX, Part, Store
 
@@ -43,76 +43,10 @@ KEEP_BYTES = 128 << 20
 _floor: int | None = None  # resident bytes after the first task
 #: Files with fewer bytes to read have their parts built in memory.
 BUFFER_BELOW = 4 << 20
-#: Columns with min/max statistics: what queries filter on (statistics of every text column
-#: cost a quarter of the write time and prune nothing; a file's remote IPs span the range).
-STATISTICS = (
-    "date_time",
-    "server",
-    "event_id",
-    "message_id",
-    "network_message_id",
-    "internal_message_id",
-    "sender_address",
-    "session_id",
-    "line",
-)
-#: Columns with few distinct values, dictionary-encoded. Dictionary-encoding every column (the
-#: default) tries and drops it on IDs, subjects, times and line numbers: measured on synth
-#: parts, this list makes tracking parts 5% smaller and 15% faster to write, SMTP parts 20%
-#: smaller and 20% faster (a session's ID repeats on each of its lines).
-DICTIONARY = (
-    # both tables
-    "server",
-    "log_format",
-    "connector_id",
-    "enhanced_status",
-    "file",
-    # tracking
-    "log_type",
-    "event_id",
-    "source",
-    "outcome",
-    "sender_address",
-    "sender_domain",
-    "return_path",
-    "recipient_address",
-    "recipient_status",
-    "smtp_reply",
-    "client_ip",
-    "client_hostname",
-    "server_ip",
-    "server_hostname",
-    "original_client_ip",
-    "original_server_ip",
-    "source_context",
-    "directionality",
-    "tenant_id",
-    "transport_traffic_type",
-    "schema_version",
-    # smtp
-    "time_approximate",
-    "tz_assumed",
-    "direction",
-    "local_ip",
-    "local_port",
-    "remote_ip",
-    "event",
-    "command",
-    "reply_code",
-    "win32_status",
-    "helo",
-    "username",
-    "session_id",
-    "data",  # replies and information lines repeat: SMTP parts 7% smaller
-    "context",
-)
 #: The type of a column that holds one value on every row of a part (its file, format and
 #: often server): the writer encodes such a dictionary without hashing each row (measured:
 #: SMTP parts a tenth quicker to write).
 _ONE_VALUE = pa.dictionary(pa.int32(), pa.string())
-#: Columns a trace looks up by equality: a Bloom filter per row group lets readers skip the
-#: row groups that do not hold the value (DuckDB reads them).
-LOOKUP = ("message_id", "network_message_id", "session_id")
 #: Folder names of Exchange and IIS log trees: never a server's name.
 _LOG_FOLDERS = re.compile(
     r"^(messagetracking|protocollog|smtpreceive|smtpsend|hub|frontend|mailbox|delivery|"
@@ -176,37 +110,35 @@ def folder_server(path: str, flavour: type[PurePath] = PurePath) -> str | None:
     return None
 
 
-def part_options(schema: pa.Schema, rows: int) -> dict:
-    """ParquetWriter options of every part (ingest and compaction): zstd, dictionaries where
-    values repeat, min/max statistics where queries filter, Bloom filters where traces look
-    up (``rows``: rows expected)."""
-    dictionary, statistics, lookup = _option_columns(schema)
+def part_options(table: str, rows: int) -> dict:
+    """ParquetWriter options of every part of ``table`` (ingest and compaction): zstd, and
+    per column what ``schema`` declares (dictionaries, min/max statistics, Bloom filters
+    sized for ``rows`` expected rows)."""
+    dictionary, statistics, bloom, delta = _column_options(table)
     ndv = min(ROW_GROUP, max(1024, rows))
     return {
         "compression": "zstd",
-        "use_dictionary": dictionary,
-        "write_statistics": statistics,
-        "bloom_filter_options": {c: {"ndv": ndv, "fpp": 0.01} for c in lookup},
-        "column_encoding": _delta_columns(schema),
+        "use_dictionary": list(dictionary),
+        "write_statistics": list(statistics),
+        "bloom_filter_options": {c: {"ndv": ndv, "fpp": 0.01} for c in bloom},
+        "column_encoding": delta,
     }
 
 
 @functools.cache
-def _option_columns(schema: pa.Schema) -> tuple[list[str], list[str], list[str]]:
-    names = set(schema.names)  # worked out once per schema: a part of a small file is quick
-    return tuple([c for c in cols if c in names] for cols in (DICTIONARY, STATISTICS, LOOKUP))
-
-
-@functools.cache
-def _delta_columns(schema: pa.Schema) -> dict[str, str]:
-    """Times, line numbers and counters: delta-encoded, as they mostly grow by small steps
-    (parts a fifth smaller and quicker to write than plain encoding)."""
-    return {
+def _column_options(table: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], dict]:
+    """The flagged columns of ``table`` (worked out once: a part of a small file is quick),
+    and its delta-encoded ones: times, line numbers and counters that are not dictionaries,
+    as they mostly grow by small steps (parts a fifth smaller and quicker to write than plain
+    encoding)."""
+    dictionary = flagged(table, Flag.DICTIONARY)
+    delta = {
         f.name: "DELTA_BINARY_PACKED"
-        for f in schema
+        for f in TABLES[table]
         if (pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type))
-        and f.name not in DICTIONARY
+        and f.name not in dictionary
     }
+    return dictionary, flagged(table, Flag.STATISTICS), flagged(table, Flag.BLOOM), delta
 
 
 @functools.cache
@@ -235,7 +167,7 @@ class _Writer:
         if date not in self.writers:
             final = Store.part_name(self.table, date, self.task.file_key, self.task.offset)
             part = Part(f"{final}.{self.token}{TMP_SUFFIX}", final, 0)
-            options = part_options(self.schema, rows) | {"store_schema": False}
+            options = part_options(self.table, rows) | {"store_schema": False}
             schema = self.schema
             for name in single:
                 at = schema.get_field_index(name)
