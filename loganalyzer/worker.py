@@ -18,7 +18,7 @@ import threading
 import time
 import zlib
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import PurePath
 
 import numpy as np
@@ -59,22 +59,42 @@ _LOG_FOLDERS = re.compile(
 
 @dataclass
 class Task:
-    """What to read: a file, its format and where to start."""
+    """What to read: a file, its format and where to start. Fields after the store are
+    named when given (keyword-only)."""
 
     path: str
-    format: str
+    format: str  # the name of a format (formats.FORMATS)
     file_key: str
-    store: str
+    store: str  # the store's root
+    _: KW_ONLY
+    # where reading starts: a grown file is read on from where the last ingest stopped
     offset: int = 0
     line: int = 0
     header: str = ""
+    # how to read it
     log_type: str | None = None
-    server: str | None = None
-    forced: bool = False
-    final: bool = False
+    server: str | None = None  # --server, else the manifest's
+    forced: bool = False  # the user named the format (--format)
+    final: bool = False  # the file stopped growing
     tz: str | None = None
+    # what the planner saw, for the manifest
     size: int = 0
     fingerprint: str = ""
+
+    def start(self) -> ReadState:
+        """Where reading starts (updated as the file is read)."""
+        return ReadState(self.offset, self.line, self.header)
+
+    def context(self) -> Context:
+        """What a format's parse needs to know besides the bytes."""
+        return Context(
+            path=self.path,
+            file_key=self.file_key,
+            log_type=self.log_type,
+            forced=self.forced,
+            final=self.final,
+            tz=self.tz,
+        )
 
 
 @dataclass
@@ -247,26 +267,15 @@ class _Writer:
                 self.store.remove([part.tmp])
 
 
-def _context(task: Task) -> Context:
-    return Context(
-        path=task.path,
-        file_key=task.file_key,
-        log_type=task.log_type,
-        forced=task.forced,
-        final=task.final,
-        tz=task.tz,
-    )
-
-
 def run_task(task: Task) -> TaskResult:
     """Parse ``task.path`` from ``task.offset`` and write its parts under temporary names."""
     started = time.perf_counter()
     fmt = formats.get(task.format)
     result = TaskResult(task, fmt.table, worker=f"{socket.gethostname()}:{os.getpid()}")
-    state = ReadState(task.offset, task.line, task.header)
+    state = task.start()
     try:
         with open_source(task.path) as fh:
-            _store(task, fmt, fmt.parse(fh, state, _context(task)), result)
+            _store(task, fmt, fmt.parse(fh, state, task.context()), result)
     except (OSError, EOFError, zlib.error) as exc:
         result.error = f"could not read: {getattr(exc, 'strerror', None) or exc}"
         result.busy = busy(exc)
@@ -327,7 +336,7 @@ def run_bundle(tasks: list[Task]) -> list[TaskResult]:
     started = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     results = [TaskResult(t, fmt.table, worker=worker) for t in tasks]
-    states = [ReadState(t.offset, t.line, t.header) for t in tasks]
+    states = [t.start() for t in tasks]
     try:
         batches, hashes = _parse_together(tasks, fmt, results, states)
     except Exception:  # one file sank the bundle: each alone, to find which
@@ -352,7 +361,7 @@ def _parse_together(tasks: list[Task], fmt: Format, results, states):
         found: dict[Hashable, list[tuple[int, Run]]] = {}
         try:
             with open_source(task.path) as fh:
-                for item in fmt.read(fh, states[i], _context(task)):
+                for item in fmt.read(fh, states[i], task.context()):
                     if isinstance(item, Batch):
                         batches[i].append(item)
                         continue
@@ -365,7 +374,7 @@ def _parse_together(tasks: list[Task], fmt: Format, results, states):
         for key, items in found.items():
             runs.setdefault(key, []).extend(items)
     hashes: list[set[int]] = [set() for _ in tasks]
-    ctx = _context(tasks[0])  # a bundle's files share format and context (ingest.bundles)
+    ctx = tasks[0].context()  # a bundle's files share format and context (ingest.bundles)
     for key, items in runs.items():
         merged = merge_runs([r for _, r in items], [i for i, _ in items])
         for i, batch, ids in _split(fmt.parse_run(merged, key, ctx)):
