@@ -14,8 +14,9 @@ import click
 import typer
 
 import eventcodes
+from loganalyzer import schema as schema_module
 from loganalyzer.cli import app
-from loganalyzer.schema import MANIFEST, QUARANTINE, SMTP, TRACKING, Flag, table_columns
+from loganalyzer.schema import Flag, table_columns, tables
 
 DOCS = Path(__file__).resolve().parent
 
@@ -57,12 +58,8 @@ def fields_page() -> str:
         "(min/max per row group, for filters), *Bloom filter* (per row group, for lookups by "
         "equality), *category* (a pandas category in DataFrames).\n",
     ]
-    for title, schema in (
-        ("tracking", TRACKING),
-        ("smtp", SMTP),
-        ("quarantine", QUARANTINE),
-        ("manifest", MANIFEST),
-    ):
+    for title in tables():
+        schema = getattr(schema_module, title.upper())
         parts.append(f"## `{title}`\n\n| column | type | stored | description |\n|---|---|---|---|")
         for column in table_columns(title):
             words = ", ".join(w for f, w in _FLAG_WORDS.items() if f in column.flags)

@@ -232,6 +232,11 @@ class Column:
     flags: Flag = Flag.NONE
 
 
+def tables() -> tuple[str, ...]:
+    """The name of every table, in declaration order."""
+    return tuple(_FIELDS)
+
+
 def table_columns(table: str) -> tuple[Column, ...]:
     """The columns of ``table`` in order, with their flags."""
     return tuple(Column(*spec) for spec in _FIELDS[table])
@@ -276,12 +281,8 @@ def _schema(table: str) -> pa.Schema:
     )
 
 
-_ARROW = {
-    "TRACKING": "tracking",
-    "SMTP": "smtp",
-    "QUARANTINE": "quarantine",
-    "MANIFEST": "manifest",
-}
+#: Tables that are not log rows.
+_BOOKKEEPING = ("quarantine", "manifest")
 
 if TYPE_CHECKING:
     TRACKING: pa.Schema
@@ -293,13 +294,15 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str):
-    """The Arrow schemas ``TRACKING``, ``SMTP``, ``QUARANTINE``, ``MANIFEST`` and ``TABLES``
-    (tables that hold log rows, by name), built on first use."""
-    if name in _ARROW:
-        value = globals()[name] = _schema(_ARROW[name])
+    """The Arrow schema of each table by its name in capitals (``TRACKING``, ``SMTP``,
+    ``QUARANTINE``, ``MANIFEST`` ...) and ``TABLES`` (tables that hold log rows, by name),
+    built on first use."""
+    if name.isupper() and name.lower() in _FIELDS:
+        value = globals()[name] = _schema(name.lower())
         return value
     if name == "TABLES":
-        value = globals()[name] = {"tracking": __getattr__("TRACKING"), "smtp": __getattr__("SMTP")}
+        logs = [t for t in _FIELDS if t not in _BOOKKEEPING]
+        value = globals()[name] = {t: __getattr__(t.upper()) for t in logs}
         return value
     raise AttributeError(f"module 'loganalyzer.schema' has no attribute {name!r}")
 
