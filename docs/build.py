@@ -14,8 +14,9 @@ import click
 import typer
 
 import eventcodes
+from loganalyzer import schema as schema_module
 from loganalyzer.cli import app
-from loganalyzer.schema import MANIFEST, QUARANTINE, SMTP, TRACKING, describe
+from loganalyzer.schema import Flag, table_columns, tables
 
 DOCS = Path(__file__).resolve().parent
 
@@ -40,17 +41,30 @@ def cli_page() -> str:
     return "\n".join(parts)
 
 
+#: How each storage flag reads in the page.
+_FLAG_WORDS = {
+    Flag.DICTIONARY: "dictionary",
+    Flag.STATISTICS: "statistics",
+    Flag.BLOOM: "Bloom filter",
+    Flag.CATEGORY: "category",
+}
+
+
 def fields_page() -> str:
-    parts = ["# Store columns\n", "Generated from `loganalyzer/schema.py` by `docs/build.py`.\n"]
-    for title, schema in (
-        ("tracking", TRACKING),
-        ("smtp", SMTP),
-        ("quarantine", QUARANTINE),
-        ("manifest", MANIFEST),
-    ):
-        parts.append(f"## `{title}`\n\n| column | type | description |\n|---|---|---|")
-        for field, text in describe(schema).items():
-            parts.append(f"| `{field}` | {schema.field(field).type} | {text} |")
+    parts = [
+        "# Store columns\n",
+        "Generated from `loganalyzer/schema.py` by `docs/build.py`. *Stored*: how a column is "
+        "written and read: *dictionary* (dictionary-encoded in Parquet), *statistics* "
+        "(min/max per row group, for filters), *Bloom filter* (per row group, for lookups by "
+        "equality), *category* (a pandas category in DataFrames).\n",
+    ]
+    for title in tables():
+        schema = getattr(schema_module, title.upper())
+        parts.append(f"## `{title}`\n\n| column | type | stored | description |\n|---|---|---|---|")
+        for column in table_columns(title):
+            words = ", ".join(w for f, w in _FLAG_WORDS.items() if f in column.flags)
+            kind = schema.field(column.name).type
+            parts.append(f"| `{column.name}` | {kind} | {words} | {column.description} |")
         parts.append("")
     return "\n".join(parts)
 

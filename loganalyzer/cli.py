@@ -370,8 +370,8 @@ def formats_cmd(as_json: JsonOpt = False) -> None:
     from loganalyzer.formats import FORMATS, UNSUPPORTED_KINDS
 
     rows = [
-        {"name": m.NAME, "table": m.TABLE, "files": m.FILE_NAMES, "description": m.DESCRIPTION}
-        for m in FORMATS.values()
+        {"name": f.name, "table": f.table, "files": f.file_names, "description": f.description}
+        for f in FORMATS.values()
     ]
     if as_json:
         print_json(rows)

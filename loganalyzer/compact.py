@@ -248,7 +248,7 @@ class _Output:
         self.st, self.table, self.day, self.token = st, table, day, token
         self.schema = TABLES[table]
         self.per_part = per_part
-        self.options = part_options(self.schema, min(per_part, rows))  # Bloom filters sized
+        self.options = part_options(table, min(per_part, rows))  # Bloom filters sized
         self.parts: list[Part] = []
         self.holders: dict[str, set[str]] = {}  # part -> the files (paths) whose rows it holds
         self._writer: pq.ParquetWriter | None = None

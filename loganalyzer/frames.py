@@ -5,23 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
+from loganalyzer import schema
 from loganalyzer.query import like, time_filter
 from loganalyzer.times import zone
 
-#: Low-cardinality columns returned as categoricals.
-CATEGORIES = (
-    "event_id",
-    "source",
-    "outcome",
-    "server",
-    "log_format",
-    "log_type",
-    "direction",
-    "event",
-    "command",
-    "connector_id",
-    "directionality",
-)
+#: Low-cardinality columns returned as categoricals (declared in ``schema``).
+CATEGORIES = schema.CATEGORIES
 
 
 def to_frame(table: pa.Table, tz: str | None = None) -> pd.DataFrame:

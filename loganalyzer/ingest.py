@@ -285,7 +285,7 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
             reports.append(FileReport(name, "skipped", reason="empty file"))
             continue
         try:
-            module, found = formats.detect(head, path.name, forced=format)
+            _, found = formats.detect(head, path.name, forced=format)
         except formats.NotALog as exc:
             reports.append(FileReport(name, "skipped", reason=str(exc)))
             continue
@@ -313,15 +313,15 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
                 row["format"],
                 key,
                 str(store.root),
-                consumed,
-                row["lines_consumed"],
-                row["header"] or "",
-                found.log_type,
-                server or row["server"],
-                bool(format),
-                is_final,
-                tz,
-                size,
+                offset=consumed,
+                line=row["lines_consumed"],
+                header=row["header"] or "",
+                log_type=found.log_type,
+                server=server or row["server"],
+                forced=bool(format),
+                final=is_final,
+                tz=tz,
+                size=size,
             )
         else:
             key = fps[max(fps)][:16]

@@ -18,7 +18,7 @@ import threading
 import time
 import zlib
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import PurePath
 
 import numpy as np
@@ -30,8 +30,9 @@ from loganalyzer import formats
 from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import TAG_SHIFT, Bad, ReadState, Run, merge_runs
 from loganalyzer.formats.common import Batch, Context
+from loganalyzer.formats.contract import Format
 from loganalyzer.lookup import encode, slice_hashes, table_hashes
-from loganalyzer.schema import QUARANTINE, TABLES, conform
+from loganalyzer.schema import QUARANTINE, TABLES, Flag, conform, flagged
 from loganalyzer.sources import busy, open_source
 from loganalyzer.store import TMP_SUFFIX, Part, Store
 
@@ -42,76 +43,10 @@ KEEP_BYTES = 128 << 20
 _floor: int | None = None  # resident bytes after the first task
 #: Files with fewer bytes to read have their parts built in memory.
 BUFFER_BELOW = 4 << 20
-#: Columns with min/max statistics: what queries filter on (statistics of every text column
-#: cost a quarter of the write time and prune nothing; a file's remote IPs span the range).
-STATISTICS = (
-    "date_time",
-    "server",
-    "event_id",
-    "message_id",
-    "network_message_id",
-    "internal_message_id",
-    "sender_address",
-    "session_id",
-    "line",
-)
-#: Columns with few distinct values, dictionary-encoded. Dictionary-encoding every column (the
-#: default) tries and drops it on IDs, subjects, times and line numbers: measured on synth
-#: parts, this list makes tracking parts 5% smaller and 15% faster to write, SMTP parts 20%
-#: smaller and 20% faster (a session's ID repeats on each of its lines).
-DICTIONARY = (
-    # both tables
-    "server",
-    "log_format",
-    "connector_id",
-    "enhanced_status",
-    "file",
-    # tracking
-    "log_type",
-    "event_id",
-    "source",
-    "outcome",
-    "sender_address",
-    "sender_domain",
-    "return_path",
-    "recipient_address",
-    "recipient_status",
-    "smtp_reply",
-    "client_ip",
-    "client_hostname",
-    "server_ip",
-    "server_hostname",
-    "original_client_ip",
-    "original_server_ip",
-    "source_context",
-    "directionality",
-    "tenant_id",
-    "transport_traffic_type",
-    "schema_version",
-    # smtp
-    "time_approximate",
-    "tz_assumed",
-    "direction",
-    "local_ip",
-    "local_port",
-    "remote_ip",
-    "event",
-    "command",
-    "reply_code",
-    "win32_status",
-    "helo",
-    "username",
-    "session_id",
-    "data",  # replies and information lines repeat: SMTP parts 7% smaller
-    "context",
-)
 #: The type of a column that holds one value on every row of a part (its file, format and
 #: often server): the writer encodes such a dictionary without hashing each row (measured:
 #: SMTP parts a tenth quicker to write).
 _ONE_VALUE = pa.dictionary(pa.int32(), pa.string())
-#: Columns a trace looks up by equality: a Bloom filter per row group lets readers skip the
-#: row groups that do not hold the value (DuckDB reads them).
-LOOKUP = ("message_id", "network_message_id", "session_id")
 #: Folder names of Exchange and IIS log trees: never a server's name.
 _LOG_FOLDERS = re.compile(
     r"^(messagetracking|protocollog|smtpreceive|smtpsend|hub|frontend|mailbox|delivery|"
@@ -124,22 +59,42 @@ _LOG_FOLDERS = re.compile(
 
 @dataclass
 class Task:
-    """What to read: a file, its format and where to start."""
+    """What to read: a file, its format and where to start. Fields after the store are
+    named when given (keyword-only)."""
 
     path: str
-    format: str
+    format: str  # the name of a format (formats.FORMATS)
     file_key: str
-    store: str
+    store: str  # the store's root
+    _: KW_ONLY
+    # where reading starts: a grown file is read on from where the last ingest stopped
     offset: int = 0
     line: int = 0
     header: str = ""
+    # how to read it
     log_type: str | None = None
-    server: str | None = None
-    forced: bool = False
-    final: bool = False
+    server: str | None = None  # --server, else the manifest's
+    forced: bool = False  # the user named the format (--format)
+    final: bool = False  # the file stopped growing
     tz: str | None = None
+    # what the planner saw, for the manifest
     size: int = 0
     fingerprint: str = ""
+
+    def start(self) -> ReadState:
+        """Where reading starts (updated as the file is read)."""
+        return ReadState(self.offset, self.line, self.header)
+
+    def context(self) -> Context:
+        """What a format's parse needs to know besides the bytes."""
+        return Context(
+            path=self.path,
+            file_key=self.file_key,
+            log_type=self.log_type,
+            forced=self.forced,
+            final=self.final,
+            tz=self.tz,
+        )
 
 
 @dataclass
@@ -175,37 +130,35 @@ def folder_server(path: str, flavour: type[PurePath] = PurePath) -> str | None:
     return None
 
 
-def part_options(schema: pa.Schema, rows: int) -> dict:
-    """ParquetWriter options of every part (ingest and compaction): zstd, dictionaries where
-    values repeat, min/max statistics where queries filter, Bloom filters where traces look
-    up (``rows``: rows expected)."""
-    dictionary, statistics, lookup = _option_columns(schema)
+def part_options(table: str, rows: int) -> dict:
+    """ParquetWriter options of every part of ``table`` (ingest and compaction): zstd, and
+    per column what ``schema`` declares (dictionaries, min/max statistics, Bloom filters
+    sized for ``rows`` expected rows)."""
+    dictionary, statistics, bloom, delta = _column_options(table)
     ndv = min(ROW_GROUP, max(1024, rows))
     return {
         "compression": "zstd",
-        "use_dictionary": dictionary,
-        "write_statistics": statistics,
-        "bloom_filter_options": {c: {"ndv": ndv, "fpp": 0.01} for c in lookup},
-        "column_encoding": _delta_columns(schema),
+        "use_dictionary": list(dictionary),
+        "write_statistics": list(statistics),
+        "bloom_filter_options": {c: {"ndv": ndv, "fpp": 0.01} for c in bloom},
+        "column_encoding": delta,
     }
 
 
 @functools.cache
-def _option_columns(schema: pa.Schema) -> tuple[list[str], list[str], list[str]]:
-    names = set(schema.names)  # worked out once per schema: a part of a small file is quick
-    return tuple([c for c in cols if c in names] for cols in (DICTIONARY, STATISTICS, LOOKUP))
-
-
-@functools.cache
-def _delta_columns(schema: pa.Schema) -> dict[str, str]:
-    """Times, line numbers and counters: delta-encoded, as they mostly grow by small steps
-    (parts a fifth smaller and quicker to write than plain encoding)."""
-    return {
+def _column_options(table: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], dict]:
+    """The flagged columns of ``table`` (worked out once: a part of a small file is quick),
+    and its delta-encoded ones: times, line numbers and counters that are not dictionaries,
+    as they mostly grow by small steps (parts a fifth smaller and quicker to write than plain
+    encoding)."""
+    dictionary = flagged(table, Flag.DICTIONARY)
+    delta = {
         f.name: "DELTA_BINARY_PACKED"
-        for f in schema
+        for f in TABLES[table]
         if (pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type))
-        and f.name not in DICTIONARY
+        and f.name not in dictionary
     }
+    return dictionary, flagged(table, Flag.STATISTICS), flagged(table, Flag.BLOOM), delta
 
 
 @functools.cache
@@ -234,7 +187,7 @@ class _Writer:
         if date not in self.writers:
             final = Store.part_name(self.table, date, self.task.file_key, self.task.offset)
             part = Part(f"{final}.{self.token}{TMP_SUFFIX}", final, 0)
-            options = part_options(self.schema, rows) | {"store_schema": False}
+            options = part_options(self.table, rows) | {"store_schema": False}
             schema = self.schema
             for name in single:
                 at = schema.get_field_index(name)
@@ -314,33 +267,21 @@ class _Writer:
                 self.store.remove([part.tmp])
 
 
-def _context(task: Task) -> Context:
-    return Context(
-        path=task.path,
-        file_key=task.file_key,
-        log_type=task.log_type,
-        forced=task.forced,
-        final=task.final,
-        tz=task.tz,
-    )
-
-
 def run_task(task: Task) -> TaskResult:
     """Parse ``task.path`` from ``task.offset`` and write its parts under temporary names."""
     started = time.perf_counter()
-    module = formats.get(task.format)
-    result = TaskResult(task, module.TABLE, worker=f"{socket.gethostname()}:{os.getpid()}")
-    state = ReadState(task.offset, task.line, task.header)
-    ctx = _context(task)
+    fmt = formats.get(task.format)
+    result = TaskResult(task, fmt.table, worker=f"{socket.gethostname()}:{os.getpid()}")
+    state = task.start()
     try:
         with open_source(task.path) as fh:
-            _store(task, module.parse(fh, state, ctx), result)
+            _store(task, fmt, fmt.parse(fh, state, task.context()), result)
     except (OSError, EOFError, zlib.error) as exc:
         result.error = f"could not read: {getattr(exc, 'strerror', None) or exc}"
         result.busy = busy(exc)
     except Exception as exc:  # the file is reported, the other files go on
         result.error = _failure(exc)
-    result = _finish(result, state, ctx, started)
+    result = _finish(result, state, started)
     _release()
     return result
 
@@ -386,34 +327,33 @@ def _exit_after(sentinel: int) -> None:
 
 
 def run_bundle(tasks: list[Task]) -> list[TaskResult]:
-    """Several small files of one format and context: their runs with the same fields are
+    """Several small files of one format and context: their runs with the same key are
     parsed together (the CSV reader's and the normalising's cost per call is paid once),
     then each file's rows go to its own parts, as ``run_task`` would write them."""
-    module = formats.get(tasks[0].format)
-    if len(tasks) == 1 or not hasattr(module, "prepare"):
+    fmt = formats.get(tasks[0].format)
+    if len(tasks) == 1 or not fmt.joins_files:
         return [run_task(t) for t in tasks]
     started = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    results = [TaskResult(t, module.TABLE, worker=worker) for t in tasks]
-    states = [ReadState(t.offset, t.line, t.header) for t in tasks]
-    ctxs = [_context(t) for t in tasks]
+    results = [TaskResult(t, fmt.table, worker=worker) for t in tasks]
+    states = [t.start() for t in tasks]
     try:
-        batches, hashes = _parse_together(tasks, module, results, states, ctxs)
+        batches, hashes = _parse_together(tasks, fmt, results, states)
     except Exception:  # one file sank the bundle: each alone, to find which
         return [run_task(t) for t in tasks]
     out = []
     for i, task in enumerate(tasks):
         if not results[i].error:
             try:
-                _store(task, iter(batches[i]), results[i], hashes[i])
+                _store(task, fmt, iter(batches[i]), results[i], hashes[i])
             except Exception as exc:  # reported; the other files go on
                 results[i].error = _failure(exc)
-        out.append(_finish(results[i], states[i], ctxs[i], started))
+        out.append(_finish(results[i], states[i], started))
     _release()
     return out
 
 
-def _parse_together(tasks, module, results, states, ctxs):
+def _parse_together(tasks: list[Task], fmt: Format, results, states):
     """``run_bundle``'s parse: each file's batches and the lookup hashes of its rows."""
     batches: list[list[Batch]] = [[] for _ in tasks]
     runs: dict[Hashable, list[tuple[int, Run]]] = {}  # by what their parse depends on
@@ -421,13 +361,12 @@ def _parse_together(tasks, module, results, states, ctxs):
         found: dict[Hashable, list[tuple[int, Run]]] = {}
         try:
             with open_source(task.path) as fh:
-                for item in module.prepare(fh, states[i], ctxs[i]):
+                for item in fmt.read(fh, states[i], task.context()):
                     if isinstance(item, Batch):
                         batches[i].append(item)
                         continue
-                    run, key, bad = item
-                    batches[i].append(Batch(None, bad))
-                    found.setdefault(key, []).append((i, run))
+                    batches[i].append(Batch(None, item.bad))
+                    found.setdefault(item.key, []).append((i, item.run))
         except (OSError, EOFError, zlib.error) as exc:
             results[i].error = f"could not read: {getattr(exc, 'strerror', None) or exc}"
             results[i].busy = busy(exc)
@@ -435,15 +374,16 @@ def _parse_together(tasks, module, results, states, ctxs):
         for key, items in found.items():
             runs.setdefault(key, []).extend(items)
     hashes: list[set[int]] = [set() for _ in tasks]
+    ctx = tasks[0].context()  # a bundle's files share format and context (ingest.bundles)
     for key, items in runs.items():
         merged = merge_runs([r for _, r in items], [i for i, _ in items])
-        for i, batch, ids in _split(module.parse_run(merged, key, ctxs[0]), tasks, module):
+        for i, batch, ids in _split(fmt.parse_run(merged, key, ctx)):
             batches[i].append(batch)
             hashes[i] |= ids
     return batches, hashes
 
 
-def _split(batch: Batch, tasks: list[Task], module) -> Iterator[tuple[int, Batch, set[int]]]:
+def _split(batch: Batch) -> Iterator[tuple[int, Batch, set[int]]]:
     """The rows and bad lines of a merged parse, back to the file each came from, with the
     lookup hashes of each file's rows."""
     mask = (1 << TAG_SHIFT) - 1
@@ -464,16 +404,18 @@ def _split(batch: Batch, tasks: list[Task], module) -> Iterator[tuple[int, Batch
     # the runs were joined file after file: each file's rows are one slice
     cuts = [0, *(np.flatnonzero(np.diff(tags)) + 1).tolist(), len(tags)]
     ids = slice_hashes(table, cuts)
-    names = module.server_names(table)
     for k, (lo, hi) in enumerate(itertools.pairwise(cuts)):
         rows = table.slice(lo, hi - lo)  # its file column is set when written (see _store)
-        tag = int(tags[lo])
-        hint = C.most_common(names.slice(lo, hi - lo))
-        yield tag, Batch(rows, [], hint), ids[k]
+        servers = batch.servers.slice(lo, hi - lo) if batch.servers is not None else None
+        yield int(tags[lo]), Batch(rows, [], servers, batch.tz_assumed), ids[k]
 
 
 def _store(
-    task: Task, batches: Iterator[Batch], result: TaskResult, hashes: set[int] | None = None
+    task: Task,
+    fmt: Format,
+    batches: Iterator[Batch],
+    result: TaskResult,
+    hashes: set[int] | None = None,
 ) -> None:
     """Write the rows of ``batches`` into the task's parts (temporary names); ``hashes``:
     their lookup hashes, when already known."""
@@ -484,10 +426,12 @@ def _store(
     try:
         for batch in batches:
             writer.bad.extend(batch.bad)
+            result.tz_assumed |= batch.tz_assumed
             if batch.table is None or batch.table.num_rows == 0:
                 continue
             if server is None:
-                server = batch.server_hint or folder_server(task.path) or "UNKNOWN"
+                named = C.most_common(batch.servers) if batch.servers is not None else None
+                server = named or fmt.default_server or folder_server(task.path) or "UNKNOWN"
             table = conform(batch.table, writer.schema)
             # every row's file and format are the task's; its server is the file's where the
             # row names none
@@ -517,8 +461,7 @@ def _store(
     result.server = server
 
 
-def _finish(result: TaskResult, state: ReadState, ctx: Context, started: float) -> TaskResult:
+def _finish(result: TaskResult, state: ReadState, started: float) -> TaskResult:
     result.state = state
-    result.tz_assumed = bool(ctx.options.get("tz_assumed"))
     result.seconds = time.perf_counter() - started
     return result

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 
 import pytest
 from logfiles import FIELD_SETS, header, line, row
 from stores import content, manifest
 
 from loganalyzer import worker
-from loganalyzer.formats import exchange_tracking
+from loganalyzer.formats import FORMATS, exchange_tracking
 from loganalyzer.ingest import ingest
 from loganalyzer.store import Store
 
@@ -59,10 +60,16 @@ def logs(tmp_path):
     return _logs(tmp_path / "logs")
 
 
+def _patch_parse_run(monkeypatch, module, parse_run) -> None:
+    """Every parse of ``module``'s format through ``parse_run``."""
+    fmt = replace(module.FORMAT, parse_run=parse_run)
+    monkeypatch.setitem(FORMATS, fmt.name, fmt)
+
+
 def test_bundled_parse_equals_one_file_at_a_time(logs, tmp_path, monkeypatch):
     calls = []
     real = exchange_tracking.parse_run
-    monkeypatch.setattr(exchange_tracking, "parse_run", lambda *a: calls.append(1) or real(*a))
+    _patch_parse_run(monkeypatch, exchange_tracking, lambda *a: calls.append(1) or real(*a))
     bundled = ingest([logs], tmp_path / "bundled", workers=1)
     assert bundled.exit_code == 0
     # the runs of all files went through a few parses (one per field set and final flag)
@@ -121,7 +128,7 @@ def test_a_parse_that_raises_fails_its_file_only(logs, tmp_path, monkeypatch):
             raise pa.ArrowInvalid("a chunk failed converting for an unknown reason")
         return real(run, *a)
 
-    monkeypatch.setattr(exchange_tracking, "parse_run", failing)
+    _patch_parse_run(monkeypatch, exchange_tracking, failing)
     summary = ingest([logs], tmp_path / "store", workers=1)
     assert summary.exit_code == 1
     errors = [f for f in summary.files if f.status == "error"]
@@ -132,7 +139,7 @@ def test_a_parse_that_raises_fails_its_file_only(logs, tmp_path, monkeypatch):
     assert len([f for f in summary.files if f.status == "ingested"]) == 6
     st = Store(tmp_path / "store")
     assert str(broken) not in {p for r in st.manifest().values() for p in r["paths"]}
-    monkeypatch.setattr(exchange_tracking, "parse_run", real)
+    monkeypatch.setitem(FORMATS, exchange_tracking.FORMAT.name, exchange_tracking.FORMAT)
     again = ingest([logs], tmp_path / "store", workers=1)
     assert [f.path for f in again.files if f.status == "ingested"] == [str(broken)]
     fresh = Store(tmp_path / "fresh")
@@ -178,8 +185,8 @@ def test_protocol_logs_bundled_equal_one_file_at_a_time(tmp_path, monkeypatch):
     logs = synth_logs(tmp_path / "logs", days=1, messages=60)
     calls = []
     real = exchange_smtp_protocol.parse_run
-    monkeypatch.setattr(
-        exchange_smtp_protocol, "parse_run", lambda *a: calls.append(a[1][1]) or real(*a)
+    _patch_parse_run(
+        monkeypatch, exchange_smtp_protocol, lambda *a: calls.append(a[1][1]) or real(*a)
     )
     assert ingest([logs], tmp_path / "bundled", workers=1).exit_code == 0
     bundled_calls = len(calls)

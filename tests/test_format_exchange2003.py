@@ -237,7 +237,7 @@ def test_detection():
 
 
 def test_sample_parses(store_dir, tmp_path):
-    summary = ingest([write(tmp_path, exchange2003.SAMPLE)], store_dir)
+    summary = ingest([write(tmp_path, exchange2003.FORMAT.sample)], store_dir)
     assert summary.rows == 1 and summary.quarantined == 0
 
 

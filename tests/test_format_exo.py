@@ -531,7 +531,7 @@ def test_detection_by_content():
 
 
 def test_sample_parses(store_dir, tmp_path):
-    summary = ingest([write(tmp_path, "sample.csv", exo.SAMPLE)], store_dir)
+    summary = ingest([write(tmp_path, "sample.csv", exo.FORMAT.sample)], store_dir)
     assert summary.rows == 1 and summary.quarantined == 0
 
 

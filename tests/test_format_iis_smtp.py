@@ -274,7 +274,7 @@ def test_module_sample_is_recognised_and_read(store_dir, tmp_path):
 
     log = tmp_path / "SMTPSVC1" / "ex061009.log"
     log.parent.mkdir()
-    log.write_text(module.SAMPLE)
+    log.write_text(module.FORMAT.sample)
     summary = ingest([log], store_dir)
     assert (summary.files[0].format, summary.rows, summary.quarantined) == (FORMAT, 3, 0)
     assert smtp_rows(store_dir)[7]["message_id"] == "<4F5002F2.860022@example.com>"

@@ -243,7 +243,7 @@ def test_module_sample_is_recognised_and_read(store_dir, tmp_path):
 
     log = tmp_path / "EX01" / "RECV20200402-1.LOG"
     log.parent.mkdir()
-    log.write_text(module.SAMPLE)
+    log.write_text(module.FORMAT.sample)
     summary = ingest([log], store_dir)
     assert (summary.files[0].format, summary.rows, summary.quarantined) == (FORMAT, 3, 0)
     assert smtp_rows(store_dir)[8]["message_id"] == "<a1@example.com>"

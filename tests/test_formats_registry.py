@@ -35,17 +35,17 @@ def test_every_format_has_its_sample_rows_listed():
 
 @pytest.mark.parametrize("name", list(FORMATS))
 def test_each_format_reads_its_sample(name, tmp_path):
-    module = get(name)
-    assert name == module.NAME and module.TABLE in ("tracking", "smtp")
-    assert module.DESCRIPTION and module.FILE_NAMES
+    fmt = get(name)
+    assert name == fmt.name and fmt.table in ("tracking", "smtp")
+    assert fmt.description and fmt.file_names
     sample = tmp_path / "EX01" / f"sample-{name}.log"
     sample.parent.mkdir()
-    sample.write_text(module.SAMPLE, encoding="utf-8")
+    sample.write_text(fmt.sample, encoding="utf-8")
     summary = ingest([sample], tmp_path / "store", final=True)
     [report] = summary.files
     assert (report.status, report.format) == ("ingested", name)
     assert summary.rows == len(SAMPLE_ROWS[name]) and summary.quarantined == 0
-    rows = sorted(rows_of(tmp_path / "store", module.TABLE), key=lambda r: r["line"])
+    rows = sorted(rows_of(tmp_path / "store", fmt.table), key=lambda r: r["line"])
     got = [
         (r["date_time"].isoformat(timespec="milliseconds"), r["server"], r["line"]) for r in rows
     ]

@@ -39,8 +39,8 @@ def _fields(sample: str, sep: str, index: int, value: str | None) -> str:
 
 
 def _ex2003(index: int, value: str | None) -> tuple[str, str, int]:
-    lines = exchange2003.SAMPLE.splitlines()  # 3 header lines, 1 data line of 21 fields
-    bad = _fields(exchange2003.SAMPLE, "\t", index, value)
+    lines = exchange2003.FORMAT.sample.splitlines()  # 3 header lines, 1 data line of 21 fields
+    bad = _fields(exchange2003.FORMAT.sample, "\t", index, value)
     if value is None:  # 20 fields are accepted too (no trailing "-"): 19
         bad = _fields(bad, "\t", index, None)
     text = "\r\n".join([*lines, bad, lines[-1], ""])
@@ -48,14 +48,16 @@ def _ex2003(index: int, value: str | None) -> tuple[str, str, int]:
 
 
 def _smtp(index: int, value: str) -> tuple[str, str, int]:
-    lines = exchange_smtp_protocol.SAMPLE.splitlines()  # 5 header lines, 3 data lines
-    text = "\r\n".join([*lines, _fields(exchange_smtp_protocol.SAMPLE, ",", index, value), ""])
+    lines = exchange_smtp_protocol.FORMAT.sample.splitlines()  # 5 header lines, 3 data lines
+    text = "\r\n".join(
+        [*lines, _fields(exchange_smtp_protocol.FORMAT.sample, ",", index, value), ""]
+    )
     return "EX01/ProtocolLog/SmtpReceive/RECV2020040207-1.LOG", text, 9
 
 
 def _iis(index: int, value: str) -> tuple[str, str, int]:
-    lines = iis_smtp.SAMPLE.splitlines()  # 4 header lines, 3 data lines
-    text = "\r\n".join([*lines, _fields(iis_smtp.SAMPLE, " ", index, value), ""])
+    lines = iis_smtp.FORMAT.sample.splitlines()  # 4 header lines, 3 data lines
+    text = "\r\n".join([*lines, _fields(iis_smtp.FORMAT.sample, " ", index, value), ""])
     return "MAIL01/SMTPSVC1/ex061009.log", text, 8
 
 

@@ -1,13 +1,11 @@
 """The explicit registry of log formats, and detection of a file's format from its first bytes.
 
-Each format is one module with ``NAME``, ``TABLE``, ``DESCRIPTION``, ``FILE_NAMES``, ``SAMPLE``,
-``detect(head, name)``, optionally ``detect_headerless(head, name)`` (used only when the user
-names the format), and ``parse(fh, state, ctx)`` yielding ``Batch`` objects.
+Each format is one module exposing ``FORMAT``, a ``Format`` value (``formats.contract``): its
+name, table, description, file names, sample, detection and parse. A new format is a module
+and one line below.
 """
 
 from __future__ import annotations
-
-from types import ModuleType
 
 from loganalyzer.errors import BadInput
 from loganalyzer.formats import (
@@ -18,15 +16,30 @@ from loganalyzer.formats import (
     iis_smtp,
 )
 from loganalyzer.formats.common import Batch, Context, Detected, header_value
+from loganalyzer.formats.contract import Format, NotALog, Pending
 
-__all__ = ["FORMATS", "Batch", "Context", "Detected", "NotALog", "detect", "get"]
+__all__ = [
+    "FORMATS",
+    "Batch",
+    "Context",
+    "Detected",
+    "Format",
+    "NotALog",
+    "Pending",
+    "detect",
+    "get",
+]
 
-FORMATS: dict[str, ModuleType] = {
-    exchange_tracking.NAME: exchange_tracking,
-    exchange_smtp_protocol.NAME: exchange_smtp_protocol,
-    iis_smtp.NAME: iis_smtp,
-    exchange2003.NAME: exchange2003,
-    exo_message_trace.NAME: exo_message_trace,
+#: Every format by name, in the order detection tries them.
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        exchange_tracking.FORMAT,
+        exchange_smtp_protocol.FORMAT,
+        iis_smtp.FORMAT,
+        exchange2003.FORMAT,
+        exo_message_trace.FORMAT,
+    )
 }
 
 #: Exchange log kinds recognised by their #Log-type but not ingested (yet).
@@ -43,31 +56,27 @@ UNSUPPORTED_KINDS: dict[str, str] = {
 HEAD_BYTES = 64 << 10
 
 
-class NotALog(ValueError):
-    """A file that no format claims, or a log kind that is not supported."""
-
-
-def get(name: str) -> ModuleType:
-    """The format module called ``name``."""
+def get(name: str) -> Format:
+    """The format called ``name``."""
     try:
         return FORMATS[name]
     except KeyError:
         raise BadInput(f"unknown format {name!r}; known: {', '.join(FORMATS)}") from None
 
 
-def detect(head: bytes, name: str, forced: str | None = None) -> tuple[ModuleType, Detected]:
+def detect(head: bytes, name: str, forced: str | None = None) -> tuple[Format, Detected]:
     """The format of a file from its first bytes; raises ``NotALog`` with the reason."""
     if not head.strip(b"\x00 \r\n\t"):
         raise NotALog("empty file" if not head else "no text: only NUL bytes or blanks")
-    modules = [get(forced)] if forced else list(FORMATS.values())
-    for module in modules:
-        found = module.detect(head, name)
+    candidates = [get(forced)] if forced else list(FORMATS.values())
+    for fmt in candidates:
+        found = fmt.detect(head, name)
         if found:
-            return module, found
-    if forced and hasattr(modules[0], "detect_headerless"):
-        found = modules[0].detect_headerless(head, name)
+            return fmt, found
+    if forced and candidates[0].detect_headerless is not None:
+        found = candidates[0].detect_headerless(head, name)
         if found:
-            return modules[0], found
+            return candidates[0], found
     raise NotALog(_why_not(head, forced))
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -31,7 +31,6 @@ class Context:
     final: bool = False  # the file stopped growing: quarantine a partial last line
     tz: str | None = None  # zone of local-time logs (--tz)
     encoding: str = "utf-8"
-    options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -40,23 +39,11 @@ class Batch:
 
     table: pa.Table | None
     bad: list[Bad]
-    server_hint: str | None = None
-
-
-def parse_prepared(
-    prepared: Iterable, parse_run: Callable, ctx: Context, server_hint: Callable
-) -> Iterator[Batch]:
-    """A format's ``parse`` from its ``prepare``, ``parse_run`` and ``server_hint``: each run
-    parsed alone (``worker.run_bundle`` parses the runs of several files together instead,
-    and finds each file's server itself)."""
-    for item in prepared:
-        if isinstance(item, Batch):
-            yield item
-            continue
-        run, key, bad = item
-        batch = parse_run(run, key, ctx)
-        hint = server_hint(batch.table) if batch.table is not None else None
-        yield Batch(batch.table, bad + batch.bad, hint)
+    #: Per row, the server it names as its log's own (null where none): the commonest is the
+    #: file's server when the user gave none.
+    servers: pa.Array | None = None
+    #: Local times were read as UTC for want of --tz (the summary warns).
+    tz_assumed: bool = False
 
 
 _BOM = b"\xef\xbb\xbf"

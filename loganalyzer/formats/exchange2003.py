@@ -38,15 +38,13 @@ import pyarrow.compute as pc
 from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import BOM, Bad, ReadState, Run, read_csv_run, read_runs
 from loganalyzer.formats.common import Batch, Context, Detected, data_lines, mostly
+from loganalyzer.formats.contract import Format, Pending
 from loganalyzer.formats.exchange_tracking import split_bad
 from loganalyzer.schema import TRACKING, build_table
 
 NAME = "exchange2003-tracking"
-TABLE = "tracking"
-DESCRIPTION = "Exchange 2000/2003 message tracking logs (tab-separated, numeric event IDs)"
-FILE_NAMES = "YYYYMMDD.log (in <Server>.log folders)"
 LOG_TYPE = "EX2003"
-SAMPLE = (
+_SAMPLE = (
     "# Message Tracking Log File\r\n"
     "# Exchange System Attendant Version 6.5.7638.1\r\n"
     "# Date\tTime\tClient-IP\tClient-hostname\tPartner-Name\tServer-hostname\tServer-IP\t"
@@ -124,16 +122,21 @@ def _field_names(run: Run) -> list[str]:
     return FIELDS
 
 
-def parse(fh, state: ReadState, ctx: Context) -> Iterator[Batch]:
-    """Rows of the tracking table, batch by batch, from ``state.offset`` on."""
+def read(fh, state: ReadState, ctx: Context) -> Iterator[Batch | Pending]:
+    """Runs keyed by their field names, or batches of damaged lines."""
     for run, bad in read_runs(fh, state, final=ctx.final, check_quotes=False):
         if run is None or len(run.candidates) == 0:
             if bad:
                 yield Batch(None, bad)
             continue
-        raw, rows, wrong = read_fields(run, _field_names(run))
-        table, invalid, hint = normalise(raw, run, rows, ctx)
-        yield Batch(table, bad + wrong + invalid, hint)
+        yield Pending(run, tuple(_field_names(run)), bad)
+
+
+def parse_run(run: Run, names: tuple[str, ...], ctx: Context) -> Batch:
+    """The rows of one run whose fields are ``names``; its bad lines to the quarantine."""
+    raw, rows, wrong = read_fields(run, list(names))
+    table, invalid, servers = normalise(raw, run, rows, ctx)
+    return Batch(table, wrong + invalid, servers)
 
 
 def read_fields(run: Run, names: list[str]) -> tuple[pa.Table, np.ndarray, list[Bad]]:
@@ -209,8 +212,9 @@ def one_item_lists(col: pa.Array) -> pa.ListArray:
 
 def normalise(
     raw: pa.Table, run: Run, rows: np.ndarray, ctx: Context
-) -> tuple[pa.Table, list[Bad], str | None]:
-    """Tab-split string columns named by log field to the tracking schema; bad rows out."""
+) -> tuple[pa.Table, list[Bad], pa.Array | None]:
+    """Tab-split string columns named by log field to the tracking schema; bad rows out.
+    Also per row the server it names (its server-hostname)."""
     n = raw.num_rows
     missing = pa.nulls(n, pa.string())
     cols = {f: _text(C.whole(raw.column(f))) for f in raw.column_names}
@@ -243,5 +247,18 @@ def normalise(
     ]
     table, invalid = split_bad(table, problems, run, rows)
     hosts = table.column("server_hostname") if "server_hostname" in table.column_names else None
-    hint = C.most_common(C.server_name(C.whole(hosts))) if hosts is not None else None
-    return table, invalid, hint
+    return table, invalid, C.server_name(C.whole(hosts)) if hosts is not None else None
+
+
+FORMAT = Format(
+    name=NAME,
+    table="tracking",
+    description="Exchange 2000/2003 message tracking logs (tab-separated, numeric event IDs)",
+    file_names="YYYYMMDD.log (in <Server>.log folders)",
+    sample=_SAMPLE,
+    detect=detect,
+    detect_headerless=detect_headerless,
+    read=read,
+    parse_run=parse_run,
+    field_sets={len(FIELDS): tuple(FIELDS)},
+)

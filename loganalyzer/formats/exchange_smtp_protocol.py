@@ -39,16 +39,13 @@ from loganalyzer.formats.common import (
     data_lines,
     header_value,
     mostly,
-    parse_prepared,
 )
+from loganalyzer.formats.contract import Format, Pending
 from loganalyzer.formats.exchange_tracking import field_count, split_bad
 from loganalyzer.schema import SMTP, build_table
 
 NAME = "exchange-smtp-protocol"
-TABLE = "smtp"
-DESCRIPTION = "Exchange 2007-2019 SMTP Receive/Send protocol logs (CSV, columns from #Fields)"
-FILE_NAMES = "RECV*.LOG, SEND*.LOG (ProtocolLog\\SmtpReceive, ProtocolLog\\SmtpSend)"
-SAMPLE = """\
+_SAMPLE = """\
 #Software: Microsoft Exchange Server
 #Version: 15.0.0.0
 #Log-type: SMTP Receive Protocol Log
@@ -140,14 +137,9 @@ def _field_names(run: Run, ctx: Context) -> list[str] | None:
     return FIELDS if ctx.forced else None
 
 
-def parse(fh, state: ReadState, ctx: Context) -> Iterator[Batch]:
-    """Rows of the smtp table, batch by batch, from ``state.offset`` on."""
-    return parse_prepared(prepare(fh, state, ctx), parse_run, ctx, server_hint)
-
-
-def prepare(fh, state: ReadState, ctx: Context) -> Iterator[Batch | tuple[Run, tuple, list[Bad]]]:
-    """``parse`` up to the CSV reader: each run with what its parse depends on (its fields
-    and direction), or batches of lines that cannot be parsed (see ``worker.run_bundle``)."""
+def read(fh, state: ReadState, ctx: Context) -> Iterator[Batch | Pending]:
+    """Runs keyed by what their parse depends on (their fields and direction), or batches of
+    lines that cannot be parsed."""
     for run, bad in read_runs(fh, state, final=ctx.final):
         if run is None or len(run.candidates) == 0:
             if bad:
@@ -159,25 +151,20 @@ def prepare(fh, state: ReadState, ctx: Context) -> Iterator[Batch | tuple[Run, t
             lines = [Bad(int(run.line_numbers[i]), reason, run.text(i)) for i in run.candidates]
             yield Batch(None, bad + lines)
             continue
-        yield run, (tuple(names), _direction(run, ctx)), bad
+        yield Pending(run, (tuple(names), _direction(run, ctx)), bad)
 
 
 def parse_run(run: Run, key: tuple, ctx: Context) -> Batch:
-    """The rows of one run; ``key`` is its fields and direction (``prepare``)."""
+    """The rows of one run; ``key`` is its fields and direction (``read``)."""
     names, direction = key
     raw, rows, wrong = read_csv_run(run, list(names))
     table, invalid = normalise(raw, run, rows, ctx, direction)
-    return Batch(table, wrong + invalid)
-
-
-def server_hint(table: pa.Table) -> str | None:
-    """The server a receive log belongs to: the commonest server in its connector names
-    (``EX01\\Default Frontend EX01``); a send connector names no server of its own."""
-    return C.most_common(server_names(table))
+    return Batch(table, wrong + invalid, server_names(table))
 
 
 def server_names(table: pa.Table) -> pa.Array:
-    """Per row, the server its connector names (null when none, or a send row)."""
+    """Per row, the server its connector names (``EX01\\Default Frontend EX01``), null when
+    none or on a send row: a send connector names no server of its own."""
     received = pc.not_equal(pc.fill_null(table.column("direction"), ""), "send")
 
     def servers(ids: pa.Array) -> pa.Array:
@@ -301,3 +288,18 @@ def normalise(
         (bad_sequence, "bad sequence-number"),
     ]
     return split_bad(table, problems, run, rows)
+
+
+FORMAT = Format(
+    name=NAME,
+    table="smtp",
+    description="Exchange 2007-2019 SMTP Receive/Send protocol logs (CSV, columns from #Fields)",
+    file_names="RECV*.LOG, SEND*.LOG (ProtocolLog\\SmtpReceive, ProtocolLog\\SmtpSend)",
+    sample=_SAMPLE,
+    detect=detect,
+    detect_headerless=detect_headerless,
+    read=read,
+    parse_run=parse_run,
+    field_sets={len(FIELDS): tuple(FIELDS)},
+    joins_files=True,
+)

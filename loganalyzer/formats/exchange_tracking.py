@@ -21,15 +21,12 @@ from loganalyzer.formats.common import (
     data_lines,
     header_value,
     mostly,
-    parse_prepared,
 )
+from loganalyzer.formats.contract import Format, Pending
 from loganalyzer.schema import TRACKING, build_table
 
 NAME = "exchange-tracking"
-TABLE = "tracking"
-DESCRIPTION = "Exchange 2007-2019 message tracking logs (CSV, columns from #Fields)"
-FILE_NAMES = "MSGTRK*.LOG, MSGTRKMA*.LOG, MSGTRKMD*.LOG, MSGTRKMS*.LOG"
-SAMPLE = """\
+_SAMPLE = """\
 #Software: Microsoft Exchange Server
 #Version: 15.01.2375.007
 #Log-type: Message Tracking Log
@@ -143,17 +140,8 @@ def _field_names(run: Run, ctx: Context) -> list[str] | None:
     return FIELD_SETS.get(commonest(c for c in counts if c in FIELD_SETS), FIELD_SETS[30])
 
 
-def parse(fh, state: ReadState, ctx: Context) -> Iterator[Batch]:
-    """Rows of the tracking table, batch by batch, from ``state.offset`` on."""
-    return parse_prepared(prepare(fh, state, ctx), parse_run, ctx, server_hint)
-
-
-def prepare(
-    fh, state: ReadState, ctx: Context
-) -> Iterator[Batch | tuple[Run, list[str], list[Bad]]]:
-    """``parse`` up to the CSV reader: runs with their field names and the lines already
-    quarantined, or batches of lines that cannot be parsed. The ingest of many small files
-    joins the runs of several files with the same fields into one ``parse_run``."""
+def read(fh, state: ReadState, ctx: Context) -> Iterator[Batch | Pending]:
+    """Runs keyed by their field names, or batches of lines that cannot be parsed."""
     for run, bad in read_runs(fh, state, final=ctx.final):
         if run is None or len(run.candidates) == 0:
             if bad:
@@ -165,24 +153,19 @@ def prepare(
         elif "date-time" not in names:
             yield Batch(None, bad + _no_header(run, "the #Fields header names no date-time"))
         else:
-            yield run, tuple(names), bad
+            yield Pending(run, tuple(names), bad)
 
 
 def parse_run(run: Run, names: tuple[str, ...], ctx: Context) -> Batch:
     """The rows of one run whose fields are ``names``; its bad lines to the quarantine."""
     raw, rows, wrong = read_csv_run(run, list(names))
     table, invalid = normalise(raw, run, rows, ctx)
-    return Batch(table, wrong + invalid)
-
-
-def server_hint(table: pa.Table) -> str | None:
-    """The server that wrote the rows: the commonest server-hostname of its local events."""
-    return C.most_common(server_names(table))
+    return Batch(table, wrong + invalid, server_names(table))
 
 
 def server_names(table: pa.Table) -> pa.Array:
-    """Per row, the server it names as the log's own (null when none): ``server_hint``
-    is the commonest; the rows of a bundle get these once, each file its commonest."""
+    """Per row, the server it names as the log's own: the server-hostname of its local
+    events (null on other rows)."""
     local = pc.is_in(table.column("event_id"), pa.array(_LOCAL_EVENTS))
     names = C.whole(table.column("server_hostname"))
     return C.per_distinct(C.server_name, pc.if_else(local, names, pa.scalar(None, pa.string())))
@@ -248,3 +231,18 @@ def split_bad(table: pa.Table, problems, run: Run, rows) -> tuple[pa.Table, list
         reason = next(r for m, r in problems if m[i].as_py())
         bad.append(Bad(int(run.line_numbers[rows[i]]), reason, run.text(int(rows[i]))))
     return table.filter(pc.invert(mask)), bad
+
+
+FORMAT = Format(
+    name=NAME,
+    table="tracking",
+    description="Exchange 2007-2019 message tracking logs (CSV, columns from #Fields)",
+    file_names="MSGTRK*.LOG, MSGTRKMA*.LOG, MSGTRKMD*.LOG, MSGTRKMS*.LOG",
+    sample=_SAMPLE,
+    detect=detect,
+    detect_headerless=detect_headerless,
+    read=read,
+    parse_run=parse_run,
+    field_sets={n: tuple(f) for n, f in FIELD_SETS.items()},
+    joins_files=True,
+)

@@ -44,14 +44,12 @@ import pyarrow.compute as pc
 from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import Bad, ReadState, Run, read_csv_run, read_runs
 from loganalyzer.formats.common import Batch, Context, Detected, data_lines, header_value, mostly
+from loganalyzer.formats.contract import Format, NotALog, Pending
 from loganalyzer.formats.exchange_tracking import split_bad
 from loganalyzer.schema import SMTP, build_table
 
 NAME = "iis-smtp"
-TABLE = "smtp"
-DESCRIPTION = "IIS SMTP service logs: W3C extended, Microsoft IIS log format, NCSA common"
-FILE_NAMES = "SMTPSVC*\\ex*.log, in*.log, nc*.log"
-SAMPLE = """\
+_SAMPLE = """\
 #Software: Microsoft Internet Information Services 6.0
 #Version: 1.0
 #Date: 2006-10-09 05:00:15
@@ -120,6 +118,7 @@ _SMTP_VERBS = set(
 _HTTP_METHODS = set("GET POST HEAD PUT DELETE OPTIONS TRACE PROPFIND CONNECT PATCH".split())
 _PROTECT = "\x1f"
 _TS = SMTP.field("date_time").type
+_SERVER = "__server__"  # a column no schema has, for a moment
 
 
 def detect(head: bytes, name: str) -> Detected | None:
@@ -129,8 +128,6 @@ def detect(head: bytes, name: str) -> Detected | None:
     fields = header_value(head, "fields")
     if "internet information services" in software and fields:
         if _is_http(head, fields.split()):
-            from loganalyzer.formats import NotALog
-
             raise NotALog("IIS web (HTTP) log: not a supported log kind")
         return Detected(NAME, log_type="w3c")
     lines = data_lines(head)
@@ -181,32 +178,43 @@ def _is_http(head: bytes, fields: list[str]) -> bool:
     return http and not smtp
 
 
-def parse(fh, state: ReadState, ctx: Context) -> Iterator[Batch]:
-    """Rows of the smtp table, batch by batch, from ``state.offset`` on."""
+def read(fh, state: ReadState, ctx: Context) -> Iterator[Batch | Pending]:
+    """Runs keyed by their kind (w3c, iis, ncsa) and W3C field names, or batches of lines
+    that cannot be parsed."""
     for run, bad in read_runs(fh, state, final=ctx.final, check_quotes=False):
         if run is None or len(run.candidates) == 0:
             if bad:
                 yield Batch(None, bad)
             continue
         kind = "w3c" if "fields" in run.directives else ctx.log_type or "w3c"
-        if kind == "iis":
-            cols, rows, wrong = _match_lines(run, _IIS_LINE, "a Microsoft IIS log format line")
-            clock = _iis_times(cols, ctx)
-        elif kind == "ncsa":
-            cols, rows, wrong = _match_lines(run, _NCSA_LINE, "an NCSA common log line")
-            clock = _ncsa_times(cols)
-        else:
+        if kind not in ("iis", "ncsa"):
             names = _w3c_names(run, ctx)
             if names is None:
                 reason = "data line before any #Fields header"
                 lines = [Bad(int(run.line_numbers[i]), reason, run.text(i)) for i in run.candidates]
                 yield Batch(None, bad + lines)
                 continue
-            raw, rows, wrong = read_csv_run(run, names, delimiter=" ", quote_char=False)
-            cols = {_W3C_NAMES.get(k.lower(), k.lower()): _dash_null(raw.column(k)) for k in names}
-            clock = _w3c_times(cols, run, raw.num_rows)
-        table, invalid, hint = _normalise(cols, clock, run, rows, ctx)
-        yield Batch(table, bad + wrong + invalid, hint)
+            yield Pending(run, ("w3c", tuple(names)), bad)
+        else:
+            yield Pending(run, (kind, None), bad)
+
+
+def parse_run(run: Run, key: tuple[str, tuple[str, ...] | None], ctx: Context) -> Batch:
+    """The rows of one run; ``key`` is its kind and W3C field names (``read``)."""
+    kind, names = key
+    if kind == "iis":
+        cols, rows, wrong = _match_lines(run, _IIS_LINE, "a Microsoft IIS log format line")
+        clock = _iis_times(cols, ctx)
+    elif kind == "ncsa":
+        cols, rows, wrong = _match_lines(run, _NCSA_LINE, "an NCSA common log line")
+        clock = _ncsa_times(cols)
+    else:
+        raw, rows, wrong = read_csv_run(run, list(names), delimiter=" ", quote_char=False)
+        cols = {_W3C_NAMES.get(k.lower(), k.lower()): _dash_null(raw.column(k)) for k in names}
+        clock = _w3c_times(cols, run, raw.num_rows)
+    table, invalid, servers = _normalise(cols, clock, run, rows, ctx)
+    assumed = clock[3] is not None and len(rows) > 0
+    return Batch(table, wrong + invalid, servers, tz_assumed=assumed)
 
 
 def _w3c_names(run: Run, ctx: Context) -> list[str] | None:
@@ -269,8 +277,6 @@ def _iis_times(cols: dict, ctx: Context) -> Clock:
             local, timezone=ctx.tz, ambiguous="earliest", nonexistent="latest"
         )
         return when.cast(_TS), None, [(bad, "bad date/time")], None
-    if len(local):
-        ctx.options["tz_assumed"] = True
     return local.cast(_TS), None, [(bad, "bad date/time")], "UTC"
 
 
@@ -377,6 +383,24 @@ def _normalise(cols: dict, clock: Clock, run: Run, rows: np.ndarray, ctx: Contex
     queued = C.null_if_empty(pc.fill_null(pc.struct_field(queued, [0]), ""))
     out["message_id"] = pc.if_else(is_data, ids, queued)
     table = build_table(out, SMTP)
+    if "computer" not in cols:
+        return (*split_bad(table, problems, run, rows), None)
+    # the server each row names goes through the same filter as the row
+    table = table.append_column(_SERVER, C.server_name(cols["computer"]))
     table, invalid = split_bad(table, problems, run, rows)
-    hint = C.most_common(C.server_name(cols["computer"])) if "computer" in cols else None
-    return table, invalid, hint
+    servers = C.whole(table.column(_SERVER))
+    return table.drop_columns([_SERVER]), invalid, servers
+
+
+FORMAT = Format(
+    name=NAME,
+    table="smtp",
+    description="IIS SMTP service logs: W3C extended, Microsoft IIS log format, NCSA common",
+    file_names="SMTPSVC*\\ex*.log, in*.log, nc*.log",
+    sample=_SAMPLE,
+    detect=detect,
+    detect_headerless=detect_headerless,
+    read=read,
+    parse_run=parse_run,
+    field_sets={len(W3C_21): tuple(W3C_21)},
+)

@@ -38,13 +38,11 @@ import pyarrow as pa
 
 from loganalyzer.formats.base import Bad, ReadState, Run, read_csv_run, read_runs
 from loganalyzer.formats.common import Batch, Context, Detected
+from loganalyzer.formats.contract import Format, NotALog, Pending
 from loganalyzer.formats.exo_message_trace import normalise, records, sniff
 
 NAME = "exo-message-trace"
-TABLE = "tracking"
-DESCRIPTION = "Exchange Online message trace exports (CSV, often UTF-16; API JSON records)"
-FILE_NAMES = "MTSummary_*.csv, MTDetail_*.csv, Export-Csv of Get-MessageTrace, API *.json"
-SAMPLE = (
+_SAMPLE = (
     "origin_timestamp_utc,sender_address,recipient_status,message_subject,total_bytes,"
     "message_id,network_message_id,original_client_ip,directionality,connector_id,"
     "delivery_priority\r\n"
@@ -69,8 +67,6 @@ def detect(head: bytes, name: str) -> Detected | None:
     text = sniff.text_of(head)
     if sniff.is_json(text):
         if sniff.is_sekoia_wrapper(text):
-            from loganalyzer.formats import NotALog  # the registry imports this module
-
             raise NotALog(SEKOIA_WRAPPER)
         return Detected(NAME, sniff.API, encoding) if sniff.is_api_json(text) else None
     line = sniff.header_line(text)
@@ -80,8 +76,9 @@ def detect(head: bytes, name: str) -> Detected | None:
     return Detected(NAME, kind, encoding) if kind else None
 
 
-def parse(fh, state: ReadState, ctx: Context) -> Iterator[Batch]:
-    """Rows of the tracking table from the whole export (or what was added since ``state``)."""
+def read(fh, state: ReadState, ctx: Context) -> Iterator[Batch | Pending]:
+    """Runs of the whole export (or what was added since ``state``), keyed by how they are
+    read: ``("json", whole document)`` or ``("csv", kind, delimiter, column names)``."""
     saved = state.directives()
     fh.seek(0)
     encoding, bom = sniff.encoding_of(fh.read(4096))
@@ -103,28 +100,23 @@ def parse(fh, state: ReadState, ctx: Context) -> Iterator[Batch]:
     sub = ReadState(0, state.line, "")
     if as_json:
         header = {"kind": "json"}
-        yield from _json(data, sub, ctx, whole=state.offset == 0)
+        yield from _json(data, sub, whole=state.offset == 0)
     else:
         header = {k: saved[k] for k in ("kind", "delimiter", "columns") if k in saved}
-        yield from _csv(data, sub, ctx, header)
+        yield from _csv(data, sub, header)
     header["encoding"] = encoding
     state.offset, state.line = start + len(body), sub.line
     state.header = "\n".join(f"#{k}: {v}" for k, v in header.items())
 
 
-def _json(data: bytes, sub: ReadState, ctx: Context, whole: bool) -> Iterator[Batch]:
+def _json(data: bytes, sub: ReadState, whole: bool) -> Iterator[Batch | Pending]:
     runs = read_runs(io.BytesIO(data), sub, final=True, check_quotes=False, block_size=len(data))
     for run, bad in runs:
         if run is None or len(run.candidates) == 0:
             if bad:
                 yield Batch(None, bad)
             continue
-        if whole and _is_document(run.data):
-            raw, rows, invalid = records.document(run, run.data.decode("utf-8", "replace"))
-        else:
-            raw, rows, invalid = records.ndjson(run)
-        table, more, hint = normalise.trace(raw, run, rows, ctx, NAME, sniff.API)
-        yield Batch(table, bad + invalid + more, hint)
+        yield Pending(run, ("json", whole and _is_document(run.data)), bad)
 
 
 def _is_document(data: bytes) -> bool:
@@ -136,7 +128,7 @@ def _is_document(data: bytes) -> bool:
     return True
 
 
-def _csv(data: bytes, sub: ReadState, ctx: Context, header: dict[str, str]) -> Iterator[Batch]:
+def _csv(data: bytes, sub: ReadState, header: dict[str, str]) -> Iterator[Batch | Pending]:
     delimiter = {v: k for k, v in sniff.DELIMITERS.items()}.get(header.get("delimiter", ""), ",")
     names = header["columns"].split("\t") if "columns" in header else None
     for run, bad in read_runs(io.BytesIO(data), sub, final=True):
@@ -162,9 +154,22 @@ def _csv(data: bytes, sub: ReadState, ctx: Context, header: dict[str, str]) -> I
                 bad + [Bad(int(run.line_numbers[i]), why, run.text(i)) for i in run.candidates],
             )
             continue
-        raw, rows, wrong = read_csv_run(run, names, delimiter=delimiter)
-        table, invalid, hint = _normalise(header["kind"], raw, run, rows, ctx)
-        yield Batch(table, bad + wrong + invalid, hint)
+        yield Pending(run, ("csv", header["kind"], delimiter, tuple(names)), bad)
+
+
+def parse_run(run: Run, key: tuple, ctx: Context) -> Batch:
+    """The rows of one run; ``key`` says how it is read (``read``)."""
+    if key[0] == "json":
+        if key[1]:
+            raw, rows, invalid = records.document(run, run.data.decode("utf-8", "replace"))
+        else:
+            raw, rows, invalid = records.ndjson(run)
+        table, more, servers = normalise.trace(raw, run, rows, ctx, NAME, sniff.API)
+        return Batch(table, invalid + more, servers)
+    _, kind, delimiter, names = key
+    raw, rows, wrong = read_csv_run(run, list(names), delimiter=delimiter)
+    table, invalid, servers = _normalise(kind, raw, run, rows, ctx)
+    return Batch(table, wrong + invalid, servers)
 
 
 def _normalise(kind: str, raw: pa.Table, run: Run, rows: np.ndarray, ctx: Context):
@@ -190,3 +195,16 @@ def _after(run: Run, k: int) -> Run:
     return Run(
         run.data[lo:], run.line_numbers[k + 1 :], run.starts[k + 1 :] - lo, later, run.directives
     )
+
+
+FORMAT = Format(
+    name=NAME,
+    table="tracking",
+    description="Exchange Online message trace exports (CSV, often UTF-16; API JSON records)",
+    file_names="MTSummary_*.csv, MTDetail_*.csv, Export-Csv of Get-MessageTrace, API *.json",
+    sample=_SAMPLE,
+    detect=detect,
+    read=read,
+    parse_run=parse_run,
+    default_server=normalise.SERVICE,
+)

@@ -233,18 +233,17 @@ def _finish(
     table = build_table(out, TRACKING)
     problems = [(pc.is_null(out["date_time"]), "bad or missing time"), *problems]
     table, bad = split_bad(table, problems, run, rows)
-    return table, bad, server_hint(table)
+    return table, bad, server_names(table)
 
 
-def server_hint(table: pa.Table) -> str:
-    """The host of the rows' local events (RECEIVE, DELIVER, SUBMIT), else EXCHANGE-ONLINE."""
-    if "server_hostname" not in table.column_names or table.num_rows == 0:
-        return SERVICE
+def server_names(table: pa.Table) -> pa.Array:
+    """Per row, the host of a local event (RECEIVE, DELIVER, SUBMIT), null on other rows (a
+    file whose rows name none is the service's, ``SERVICE``)."""
     local = pc.is_in(
         pc.utf8_upper(table.column("event_id")), pa.array(["RECEIVE", "DELIVER", "SUBMIT"])
     )
-    hosts = C.server_name(pc.filter(table.column("server_hostname"), local))
-    return C.most_common(hosts) or SERVICE
+    hosts = C.server_name(C.whole(table.column("server_hostname")))
+    return pc.if_else(local, hosts, pa.scalar(None, pa.string()))
 
 
 def summary(raw: pa.Table, run: Run, rows, ctx: Context, name: str, log_type: str):
@@ -335,4 +334,4 @@ def detail(raw: pa.Table, run: Run, rows: np.ndarray, ctx: Context, name: str, l
     table = table.set_column(
         table.schema.get_field_index("log_format"), "log_format", C.constant(name, table.num_rows)
     )
-    return table, bad + invalid, server_hint(table)
+    return table, bad + invalid, server_names(table)
