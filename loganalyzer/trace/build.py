@@ -8,6 +8,7 @@ from datetime import datetime
 from functools import cache
 
 import eventcodes
+from loganalyzer.fate import RANK
 from loganalyzer.trace.model import Event, Line, MessageTrace, Verdict
 from loganalyzer.trace.verdict import (
     Step,
@@ -20,7 +21,6 @@ from loganalyzer.trace.verdict import (
 )
 
 _RCPT = re.compile(r"TO:\s*<?([^<>\s]+@[^<>\s]+?)>?(?:\s|$)", re.IGNORECASE)
-_RANK = {"handoff": 0, "pass": 1, "expand": 1, "redirect": 1, "final": 2, "ignored": 3}
 
 
 @cache
@@ -221,7 +221,7 @@ class _Stories:
     def verdict(self, key: str, received_at: datetime | None, tz, missing: list) -> Verdict:
         steps = sorted(
             (s for s in self.steps[key] if s.kind != "ignored"),
-            key=lambda s: (s.time, _RANK[s.kind]),
+            key=lambda s: (s.time, RANK[s.kind]),
         )
         address = self.names[key]
         parent = self.parent.get(key)
