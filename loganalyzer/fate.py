@@ -20,19 +20,23 @@ from collections.abc import Iterable, Mapping
 from eventcodes import OUTCOMES
 
 __all__ = [
+    "EXPANDS",
     "FINAL",
     "FINAL_2003",
     "IGNORED",
     "INTERNAL_CONNECTOR",
     "OUTCOMES",
     "RANK",
+    "REDIRECTS",
     "SENDS",
     "TRANSFER_BEGINS",
     "VERDICTS",
     "handoff_sql",
+    "in_sql",
     "is_handoff",
     "kind_of",
     "kind_sql",
+    "rank_sql",
     "status_text",
     "status_text_sql",
     "verdict_of",
@@ -105,6 +109,11 @@ TRANSFER_BEGINS: frozenset[str] = frozenset({"1020"})
 #: Rows that are no step of a recipient's story (a DSN row follows a failure; shadow copies
 #: are kept and discarded beside the message's own path).
 IGNORED: frozenset[str] = frozenset({"DSN", "HADISCARD", "HARECEIVE"})
+#: Events whose related-recipient-address names the address they act on: a distribution list
+#: expanded to the row's recipients (its verdict ``expanded`` when nothing follows), an address
+#: redirected or resolved to them (its verdict is theirs).
+EXPANDS: frozenset[str] = frozenset({"EXPAND"})
+REDIRECTS: frozenset[str] = frozenset({"REDIRECT", "RESOLVE"})
 #: Send connectors that lead into the organisation (by their names in connector-id).
 INTERNAL_CONNECTOR = re.compile(
     r"intra-?organi[sz]ation|mailbox transport|\\default |frontend", re.IGNORECASE
@@ -175,7 +184,8 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _in(column: str, values: Iterable[str]) -> str:
+def in_sql(column: str, values: Iterable[str]) -> str:
+    """SQL: ``column`` is one of ``values`` (one of fate's event sets)."""
     return f"{column} in ({', '.join(_quote(v) for v in sorted(values))})"
 
 
@@ -189,7 +199,7 @@ def handoff_sql(
     first = f"upper(split_part(coalesce({host}, ''), '.', 1))"
     pattern = _quote("(?i)" + INTERNAL_CONNECTOR.pattern)
     return (
-        f"(coalesce({_in(log_format, RELAY_FORMATS)}, false)"
+        f"(coalesce({in_sql(log_format, RELAY_FORMATS)}, false)"
         f" or regexp_matches(coalesce({connector}, ''), {pattern})"
         f" or coalesce(list_contains({servers}, {first}), false))"
     )
@@ -205,9 +215,9 @@ def kind_sql(
     """SQL for ``kind_of``: 'ignored', 'handoff', 'final' or 'pass'."""
     handoff = handoff_sql(servers, connector, host, log_format)
     return (
-        f"case when {_in(event, IGNORED)} then 'ignored'"
-        f" when {_in(event, SENDS)} then if({handoff}, 'handoff', 'final')"
-        f" when {_in(event, {*FINAL, *FINAL_2003})} then 'final'"
+        f"case when {in_sql(event, IGNORED)} then 'ignored'"
+        f" when {in_sql(event, SENDS)} then if({handoff}, 'handoff', 'final')"
+        f" when {in_sql(event, {*FINAL, *FINAL_2003})} then 'final'"
         " else 'pass' end"
     )
 
@@ -219,7 +229,7 @@ def verdict_sql(event: str = "event_id", kind: str = "kind") -> str:
     )
     return (
         f"case when {kind} <> 'final' then 'last_seen'"
-        f" when {_in(event, SENDS)} then 'sent_external'"
+        f" when {in_sql(event, SENDS)} then 'sent_external'"
         f" else coalesce(case {event} {finals} end, 'last_seen') end"
     )
 

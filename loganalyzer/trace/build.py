@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cache
 
 import eventcodes
-from loganalyzer.fate import RANK
+from loganalyzer.fate import EXPANDS, RANK, REDIRECTS
 from loganalyzer.trace.model import Event, Line, MessageTrace, Verdict
 from loganalyzer.trace.verdict import (
     Step,
@@ -196,8 +196,8 @@ class _Stories:
         statuses = row.get("recipient_status") or []
         related = row.get("related_recipient_address")
         recipients = row.get("recipient_address") or []
-        if ev in ("EXPAND", "REDIRECT", "RESOLVE") and related:
-            kind = "expand" if ev == "EXPAND" else "redirect"
+        if (ev in EXPANDS or ev in REDIRECTS) and related:
+            kind = "expand" if ev in EXPANDS else "redirect"
             head = self.add(related, Step(t, server, ev, None, row, kind))
             for address in recipients:
                 key = self.add(address, Step(t, server, ev, None, row))
