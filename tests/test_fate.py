@@ -62,12 +62,32 @@ def _python(event, connector, host, log_format) -> tuple[str, str]:
 
 
 def _in_sql(rows: list[tuple]) -> list[tuple[str, str]]:
+    """(kind, verdict) of each (event, connector, host, format) row, in SQL; the columns named
+    unlike the store's, so that each argument is seen to count."""
     servers = "['" + "', '".join(SERVERS) + "']"
-    kind = fate.kind_sql(servers, "event", "connector", "host", "log_format")
-    verdict = fate.verdict_sql("event", kind)
-    return [
-        tuple(x) for x in _sql(f"[{kind}, {verdict}]", rows, "event, connector, host, log_format")
-    ]
+    kind = fate.kind_sql(servers, "ev", "conn", "host_name", "fmt")
+    verdict = fate.verdict_sql("ev", kind)
+    return [tuple(x) for x in _sql(f"[{kind}, {verdict}]", rows, "ev, conn, host_name, fmt")]
+
+
+def test_the_sql_reads_the_store_columns_by_default():
+    """The store's column names (those of the tracking table) are the defaults; the kind of a
+    step is read from ``kind``."""
+    rows = [(e, *shape) for e in ("DELIVER", "SEND", "DSN", "RECEIVE") for shape in SHAPES]
+    servers = "['" + "', '".join(SERVERS) + "']"
+    con = _CON
+    con.execute(
+        "create or replace temp table t as select * from (values "
+        + _values(rows)
+        + ") v(event_id, connector_id, server_hostname, log_format)"
+    )
+    got = con.execute(
+        f"select [kind, {fate.verdict_sql()}, {fate.rank_sql()}::varchar] from"
+        f" (select *, {fate.kind_sql(servers)} as kind from t)"
+    ).fetchall()
+    want = [_python(*r) for r in rows]
+    assert [tuple(x[:2]) for (x,) in got] == want
+    assert [int(x[2]) for (x,) in got] == [fate.RANK[k] for k, _ in want]
 
 
 def test_the_vocabularies():
