@@ -189,12 +189,7 @@ def in_sql(column: str, values: Iterable[str]) -> str:
     return f"{column} in ({', '.join(_quote(v) for v in sorted(values))})"
 
 
-def handoff_sql(
-    servers: str,
-    connector: str = "connector_id",
-    host: str = "server_hostname",
-    log_format: str = "log_format",
-) -> str:
+def handoff_sql(servers: str, connector: str, host: str, log_format: str) -> str:
     """SQL for ``is_handoff``; ``servers`` is a SQL list of upper-case server names."""
     first = f"upper(split_part(coalesce({host}, ''), '.', 1))"
     pattern = _quote("(?i)" + INTERNAL_CONNECTOR.pattern)

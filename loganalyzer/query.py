@@ -38,23 +38,28 @@ from tracking t, unnest(range(1, len(t.recipient_address) + 1)) as r(i)
 # One row per message: its first and last row, and each recipient's verdict by the rules of
 # ``fate`` (the step that decides it: the last row naming it, ties by the rank of its kind),
 # with that step's outcome.
-_SERVERS = (
-    "(select coalesce(list(distinct upper(server)) filter (where server <> ''), []) from files)"
-)
+_ACTS_ON = fate.in_sql("event_id", fate.EXPANDS | fate.REDIRECTS)
 _MESSAGES = f"""
 create view messages as
-with r as (
-    select message_id, lower(recipient) as recipient, date_time, server, outcome, event_id,
-           enhanced_status, line, {fate.kind_sql(_SERVERS)} as kind, null as target
-    from recipients
-    where message_id is not null
-    union all  -- the list an expansion names, the address a redirect names
-    select message_id, lower(related_recipient_address), date_time, server, outcome, event_id,
-           null, line, if({fate.in_sql("event_id", fate.EXPANDS)}, 'expand', 'redirect'),
-           lower(recipient_address[-1])
-    from tracking
-    where message_id is not null and coalesce(related_recipient_address, '') <> ''
-      and {fate.in_sql("event_id", fate.EXPANDS | fate.REDIRECTS)}
+with srv as (
+    select coalesce(list(distinct upper(server)) filter (where server <> ''), []) as servers
+    from files
+),
+named as (  -- a row's recipients, then the list an expansion names or the address a redirect names
+    select t.*, u.i, u.i > len(t.recipient_address) as acted_on
+    from tracking t, unnest(range(1, len(t.recipient_address) + 1
+        + if(coalesce(t.related_recipient_address, '') <> '' and {_ACTS_ON}, 1, 0))) as u(i)
+    where t.message_id is not null
+),
+r as (
+    select message_id, date_time, server, outcome, event_id, line,
+           lower(if(acted_on, related_recipient_address, recipient_address[i])) as recipient,
+           if(acted_on, null, enhanced_status[i]) as enhanced_status,
+           case when not acted_on then {fate.kind_sql("srv.servers")}
+                when {fate.in_sql("event_id", fate.EXPANDS)} then 'expand'
+                else 'redirect' end as kind,
+           if(acted_on, lower(recipient_address[-1]), null) as target
+    from named, srv
 ),
 steps as (
     select *, if(kind = 'expand', 'expanded', {fate.verdict_sql("event_id", "kind")}) as verdict,
