@@ -28,6 +28,7 @@ __all__ = [
     "OUTCOMES",
     "RANK",
     "REDIRECTS",
+    "RELAY_FORMATS",
     "SENDS",
     "TRANSFER_BEGINS",
     "VERDICTS",
