@@ -16,8 +16,7 @@ from collections import Counter
 import pytest
 from conftest import LOGANALYZER
 
-from loganalyzer.ingest import ingest
-from loganalyzer.store import Store
+import loganalyzer as la
 from loganalyzer.synth import generate
 
 DAY = "2026-03-02"
@@ -47,7 +46,7 @@ def day(request, tmp_path_factory):
     base = tmp_path_factory.mktemp(f"fate{request.param}")
     logs, store = base / "logs", base / "store"
     generate(logs, servers=3, days=1, messages=120, seed=5, exchange=request.param)
-    assert ingest([logs], store).exit_code == 0
+    assert la.ingest([logs], store).exit_code == 0
     traced = loganalyzer(
         "trace", "--store", store, "--since", DAY, "--until", "2026-03-03", "--all", "--json"
     )
@@ -96,7 +95,7 @@ def test_the_report_counts_what_the_trace_says(day):
 
 def test_the_messages_view_gives_each_recipient_the_trace_verdict(day):
     store, traced, _ = day
-    rows = Store(store).sql(
+    rows = la.Store(store).sql(
         "select message_id, r.recipient, r.verdict from messages, unnest(recipients) as u(r)"
     )
     view = {
@@ -105,7 +104,7 @@ def test_the_messages_view_gives_each_recipient_the_trace_verdict(day):
     }
     traced_verdicts = {(mid, v["address"].lower()): v["verdict"] for mid, v in _verdicts(traced)}
     assert {k: view.get(k) for k in traced_verdicts} == traced_verdicts
-    counts = Store(store).sql(
+    counts = la.Store(store).sql(
         "select sum(delivered) as d, sum(failed) as f, sum(deferred) as w from messages"
     )
     trace_counts = Counter(traced_verdicts.values())
