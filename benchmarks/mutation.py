@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Module to mutate: its file, and the tests that check it.
 MODULES: dict[str, tuple[str, list[str]]] = {
-    "verdict": ("loganalyzer/trace/verdict.py", ["tests/test_verdict.py"]),
+    "verdict": ("loganalyzer/fate.py", ["tests/test_verdict.py", "tests/test_fate.py"]),
     "eventcodes": (
         "eventcodes/__init__.py",
         ["tests/test_eventcodes_lookup.py", "tests/test_eventcodes.py"],

@@ -10,6 +10,7 @@ from contextlib import suppress
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
+from loganalyzer import fate
 from loganalyzer.schema import columns
 from loganalyzer.store import MANIFEST_FILE
 from loganalyzer.times import parse_time
@@ -34,32 +35,66 @@ from tracking t, unnest(range(1, len(t.recipient_address) + 1)) as r(i)
 """
 
 
-# One row per message: its first and last row, and the last outcome of each recipient (the
-# outcome of the last row naming it, shadow copies and DSN rows aside).
-_MESSAGES = """
+# One row per message: its first and last row, and each recipient's verdict by the rules of
+# ``fate`` (the step that decides it: the last row naming it, ties by the rank of its kind),
+# with that step's outcome.
+_ACTS_ON = fate.in_sql("event_id", fate.EXPANDS | fate.REDIRECTS)
+_MESSAGES = f"""
 create view messages as
-with r as (
-    select * from recipients
-    where message_id is not null
-      and event_id not in ('DSN', 'HAREDIRECT', 'HARECEIVE', 'HADISCARD', 'AGENTINFO')
+with srv as (
+    select coalesce(list(distinct upper(server)) filter (where server <> ''), []) as servers
+    from files
+),
+named as (  -- a row's recipients, then the list an expansion names or the address a redirect names
+    select t.*, u.i, u.i > len(t.recipient_address) as acted_on
+    from tracking t, unnest(range(1, len(t.recipient_address) + 1
+        + if(coalesce(t.related_recipient_address, '') <> '' and {_ACTS_ON}, 1, 0))) as u(i)
+    where t.message_id is not null
+),
+r as (
+    select message_id, date_time, server, outcome, event_id, line,
+           lower(if(acted_on, related_recipient_address, recipient_address[i])) as recipient,
+           if(acted_on, null, enhanced_status[i]) as enhanced_status,
+           case when not acted_on then {fate.kind_sql("srv.servers")}
+                when {fate.in_sql("event_id", fate.EXPANDS)} then 'expand'
+                else 'redirect' end as kind,
+           if(acted_on, lower(recipient_address[-1]), null) as target
+    from named, srv
+),
+steps as (
+    select *, if(kind = 'expand', 'expanded', {fate.verdict_sql("event_id", "kind")}) as verdict,
+           epoch_ms(date_time) * 4 + {fate.rank_sql("kind")} as step_order
+    from r where kind <> 'ignored'
+),
+last as (
+    select message_id, recipient,
+           arg_max(outcome, (step_order, line)) as outcome,
+           arg_max(verdict, (step_order, line)) as verdict,
+           arg_max(kind, (step_order, line)) as kind,
+           arg_max(target, (step_order, line)) as target,
+           arg_max(server, (step_order, line)) as server,
+           max(date_time) as date_time,
+           arg_max(enhanced_status, (step_order, line)) as enhanced_status
+    from steps group by all
 ),
 per_recipient as (
-    select message_id, lower(recipient) as recipient,
-           arg_max(outcome, date_time) as outcome, arg_max(server, date_time) as server,
-           max(date_time) as date_time,
-           arg_max(enhanced_status, date_time) as enhanced_status
-    from r group by all
+    select l.message_id, l.recipient, l.outcome,
+           if(l.kind = 'redirect' and t.verdict is not null, t.verdict, l.verdict) as verdict,
+           l.server, l.date_time, l.enhanced_status
+    from last l left join last t
+      on t.message_id = l.message_id and t.recipient = l.target and l.kind = 'redirect'
 ),
 finals as (
     select message_id,
-           list({'recipient': recipient, 'outcome': outcome, 'server': server,
-                 'date_time': date_time, 'enhanced_status': enhanced_status}
+           list({{'recipient': recipient, 'outcome': outcome, 'verdict': verdict,
+                 'server': server, 'date_time': date_time, 'enhanced_status': enhanced_status}}
                 order by recipient) as recipients,
-           count(*) filter (where outcome = 'delivered') as delivered,
+           count(*) filter (where verdict = 'delivered') as delivered,
            count(*) filter (where outcome = 'transferred') as transferred,
-           count(*) filter (where outcome = 'failed') as failed,
-           count(*) filter (where outcome = 'deferred') as deferred,
-           max(date_time) filter (where outcome in ('delivered', 'transferred')) as done_at
+           count(*) filter (where verdict = 'failed') as failed,
+           count(*) filter (where verdict = 'deferred') as deferred,
+           max(date_time) filter (where verdict = 'delivered' or outcome = 'transferred')
+               as done_at
     from per_recipient group by message_id
 ),
 msg as (

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from loganalyzer import fate
 from loganalyzer.frames import to_frame
 from loganalyzer.report.period import LOOKBACK, Period
-from loganalyzer.trace.verdict import _INTERNAL_CONNECTOR, SENDS
 
 FINAL_KINDS = ("delivered", "sent", "failed", "dropped", "quarantined")
 #: A row that receives a message. Exchange 2000/2003 logs have no receive event: a message's
@@ -35,9 +35,22 @@ FINAL_KINDS = ("delivered", "sent", "failed", "dropped", "quarantined")
 RECEIPT = (
     "(outcome = 'received' or (log_format = 'exchange2003-tracking' and outcome = 'submitted'))"
 )
-#: Events that hand a message to another server. Exchange 2003's 1020 only begins the transfer
-#: (a 1030 follows when the remote server rejects it); its 1031 ends it.
-REPORT_SENDS = sorted(SENDS - {"1020"})
+#: The report's word for each verdict a row gives its recipients (``fate``): a hand-off to
+#: another server of the organisation (last seen there) is ``relayed``, a send out of it
+#: ``sent``. Moderation and list expansion are counted from their own rows.
+KIND = {
+    "delivered": "delivered",
+    "sent_external": "sent",
+    "last_seen": "relayed",
+    "failed": "failed",
+    "deferred": "deferred",
+    "dropped": "dropped",
+    "quarantined": "quarantined",
+}
+#: A row's kind in a recipient's story and its verdict, by the rules of ``fate``.
+_STEP = fate.kind_sql("$servers", connector="connector")
+_VERDICT = fate.verdict_sql("event_id", "step")
+_KIND = "case verdict " + " ".join(f"when '{v}' then '{k}'" for v, k in KIND.items()) + " end"
 
 
 @dataclass
@@ -157,38 +170,29 @@ def load(
         """,
         {"accepted": accepted},
     )
+    # a row that ends or delays a recipient's journey, or hands it on: its final events and
+    # sends, a transfer's end only (its beginning is followed by its end or a failure)
     con.execute(
-        """
+        f"""
         create or replace temp table rev as
-        with u as (
-            select date_time, server, event_id, outcome, msg, connector, server_hostname,
+        with s as (
+            select *, {_STEP} as step from trk
+            where date_time >= $since and not list_contains($begins, event_id)),
+        v as (select *, {_VERDICT} as verdict from s where step in ('final', 'handoff')),
+        u as (
+            select date_time, server, event_id, msg, connector, {_KIND} as kind,
                    unnest(recipient_address) as recipient, unnest(recipient_status) as status,
                    unnest(enhanced_status) as enhanced
-            from trk
-            where date_time >= $since
-              and (outcome in ('delivered', 'failed', 'deferred', 'dropped', 'quarantined')
-                   or list_contains($sends, event_id)))
+            from v where {_KIND} is not null)
         select date_time, server, event_id, msg, connector, trim(recipient) as recipient,
                lower(trim(recipient)) as rcpt,
                nullif(lower(split_part(trim(recipient), '@', 2)), '') as rcpt_domain,
-               case when outcome in ('failed', 'deferred', 'dropped', 'quarantined') then
-                   coalesce(nullif(regexp_extract(status, '\\{LED=(.*?)\\}(?:;|\\]|$)', 1), ''),
-                            nullif(trim(status), '')) end as status,
-               enhanced,
-               case when list_contains($sends, event_id) then
-                        case when regexp_matches(coalesce(connector, ''), $internal)
-                               or list_contains($servers,
-                                    upper(split_part(coalesce(server_hostname, ''), '.', 1)))
-                             then 'relayed' else 'sent' end
-                    else outcome end as kind
+               case when kind in ('failed', 'deferred', 'dropped', 'quarantined') then
+                   {fate.status_text_sql("status")} end as status,
+               enhanced, kind
         from u where coalesce(trim(recipient), '') <> ''
         """,
-        {
-            "since": first,
-            "sends": REPORT_SENDS,
-            "internal": "(?i)" + _INTERNAL_CONNECTOR.pattern,
-            "servers": servers,
-        },
+        {"since": first, "servers": servers, "begins": sorted(fate.TRANSFER_BEGINS)},
     )
     ctx = Context(period, previous, servers, accepted, inferred)
     if previous is not None:

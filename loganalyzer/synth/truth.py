@@ -65,9 +65,9 @@ from __future__ import annotations
 
 import re
 
+from loganalyzer.fate import VERDICTS
 from loganalyzer.synth.clock import iso
 from loganalyzer.synth.model import Message, Rcpt
-from loganalyzer.trace.model import VERDICTS  # the vocabulary of DESIGN.md, defined once
 
 _FINAL = frozenset(VERDICTS) - {"last_seen"}
 _WITH_REPLY = frozenset(("failed", "deferred", "sent_external", "dropped"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from loganalyzer.errors import BadInput
+from loganalyzer.fate import VERDICTS
 from loganalyzer.lookup import KEYS, Sketches
 from loganalyzer.query import add_views, open_connection, point
 from loganalyzer.store import Store
@@ -22,7 +23,7 @@ from loganalyzer.trace.find import (
     session_ids,
     smtp_rows,
 )
-from loganalyzer.trace.model import VERDICTS, Event, MessageTrace, TraceResult, Verdict
+from loganalyzer.trace.model import Event, MessageTrace, TraceResult, Verdict
 
 __all__ = ["VERDICTS", "Event", "MessageTrace", "Query", "TraceResult", "Verdict", "trace"]
 

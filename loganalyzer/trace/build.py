@@ -8,6 +8,7 @@ from datetime import datetime
 from functools import cache
 
 import eventcodes
+from loganalyzer.fate import EXPANDS, RANK, REDIRECTS
 from loganalyzer.trace.model import Event, Line, MessageTrace, Verdict
 from loganalyzer.trace.verdict import (
     Step,
@@ -20,7 +21,6 @@ from loganalyzer.trace.verdict import (
 )
 
 _RCPT = re.compile(r"TO:\s*<?([^<>\s]+@[^<>\s]+?)>?(?:\s|$)", re.IGNORECASE)
-_RANK = {"handoff": 0, "pass": 1, "expand": 1, "redirect": 1, "final": 2, "ignored": 3}
 
 
 @cache
@@ -196,8 +196,8 @@ class _Stories:
         statuses = row.get("recipient_status") or []
         related = row.get("related_recipient_address")
         recipients = row.get("recipient_address") or []
-        if ev in ("EXPAND", "REDIRECT", "RESOLVE") and related:
-            kind = "expand" if ev == "EXPAND" else "redirect"
+        if (ev in EXPANDS or ev in REDIRECTS) and related:
+            kind = "expand" if ev in EXPANDS else "redirect"
             head = self.add(related, Step(t, server, ev, None, row, kind))
             for address in recipients:
                 key = self.add(address, Step(t, server, ev, None, row))
@@ -221,7 +221,7 @@ class _Stories:
     def verdict(self, key: str, received_at: datetime | None, tz, missing: list) -> Verdict:
         steps = sorted(
             (s for s in self.steps[key] if s.kind != "ignored"),
-            key=lambda s: (s.time, _RANK[s.kind]),
+            key=lambda s: (s.time, RANK[s.kind]),
         )
         address = self.names[key]
         parent = self.parent.get(key)

@@ -10,18 +10,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-#: A recipient's verdict (DESIGN.md, Vocabularies).
-VERDICTS = (
-    "delivered",
-    "sent_external",
-    "failed",
-    "deferred",
-    "dropped",
-    "quarantined",
-    "moderation",
-    "expanded",
-    "last_seen",
-)
 #: How a query's ID is named in messages.
 _KINDS = {
     "message_id": "Message-ID",

@@ -1,57 +1,30 @@
-"""A verdict per recipient, from the last row of the logs that names it.
+"""A recipient's verdict in a trace: its steps, and the verdict in plain words.
 
-Every row that names a recipient is one step of its story, in time order. The last step
-decides: a final event (DELIVER, FAIL, DEFER, DROP, ...) gives its verdict; a hand-off to
-another server of the organisation, or any other step, with nothing after it in the store,
-means the recipient was last seen there (the next hop's logs are missing).
+The rules that decide a verdict are ``loganalyzer.fate``'s (the report and the ``messages``
+view read the same rules as SQL); here they are applied to the steps of one trace.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
 import eventcodes
+from loganalyzer import fate
+from loganalyzer.fate import is_handoff, status_text
 
-#: Final events and the verdict they give the recipients they name.
-FINAL = {
-    "DELIVER": "delivered",
-    "DUPLICATEDELIVER": "delivered",
-    "FAIL": "failed",
-    "DELIVERFAIL": "failed",
-    "BADMAIL": "failed",
-    "SUBMITFAIL": "failed",
-    "RESUBMITFAIL": "failed",
-    "MODERATORREJECT": "failed",
-    "MODERATIONEXPIRE": "failed",
-    "MODERATORSALLNDR": "failed",
-    "DEFER": "deferred",
-    "SUBMITDEFER": "deferred",
-    "RESUBMITDEFER": "deferred",
-    "DROP": "dropped",
-    "SUPPRESSED": "dropped",
-    "POISONMESSAGE": "quarantined",
-    "INITMESSAGECREATED": "moderation",
-}
-#: Exchange 2000/2003 event numbers that end a recipient's story.
-FINAL_2003 = {
-    "1028": "delivered",
-    "1023": "delivered",
-    "9": "delivered",
-    "1000": "delivered",
-    "1030": "failed",
-    "1021": "failed",
-    "1022": "failed",
-    "1026": "failed",
-    "1032": "deferred",
-    "1035": "deferred",
-    "1037": "deferred",
-    "1039": "dropped",
-    "1040": "failed",
-    "1041": "quarantined",
-    "26": "expanded",  # Exchange 2000's "Distribution list expansion" names the list
-}
+__all__ = [
+    "DROP_REASONS",
+    "Step",
+    "classify",
+    "drop_reason",
+    "explain",
+    "is_handoff",
+    "status_text",
+    "summary",
+    "verdict_of",
+]
+
 #: Why a final event dropped a recipient, by (event, source) or by event alone: such rows
 #: usually carry no status to explain.
 DROP_REASONS = {
@@ -69,15 +42,6 @@ DROP_REASONS = {
     ),
     "1039": "deleted as spam by the Intelligent Message Filter, without a non-delivery report",
 }
-SENDS = {"SEND", "SENDEXTERNAL", "1020", "1031", "7", "1002", "1003", "1011"}
-#: Rows that are not steps of a recipient's story (a DSN row follows a failure).
-IGNORED = {"DSN", "HADISCARD", "HARECEIVE"}
-_INTERNAL_CONNECTOR = re.compile(
-    r"intra-?organi[sz]ation|mailbox transport|"
-    r"\\default |frontend",
-    re.IGNORECASE,
-)
-_LED = re.compile(r"\{LED=(.*?)\}(?:;|\]|$)")
 
 
 @dataclass
@@ -92,14 +56,6 @@ class Step:
     kind: str = "pass"  # pass, handoff, final, expand, redirect
 
 
-def status_text(status: str | None) -> str | None:
-    """The error of a status: the LED value of a bracketed ``[{LED=...};...]`` list."""
-    if not status:
-        return None
-    m = _LED.search(status)
-    return m[1].strip() if m else status.strip()
-
-
 def explain(status: str | None) -> tuple[str | None, str | None]:
     """(enhanced status code, meaning) of a status text."""
     codes = eventcodes.explain_status(status or "")
@@ -107,28 +63,14 @@ def explain(status: str | None) -> tuple[str | None, str | None]:
     return enhanced, (codes[0].meaning if codes else None)
 
 
-def is_handoff(row: dict, servers: set[str]) -> bool:
-    """A SEND to another server of the organisation (not out of it)."""
-    if row.get("log_format") == "iis-smtp":
-        return True  # the relay hands everything to the organisation it fronts
-    host = (row.get("server_hostname") or "").split(".")[0].upper()
-    return bool(_INTERNAL_CONNECTOR.search(row.get("connector_id") or "")) or host in servers
-
-
 def classify(step: Step, servers: set[str]) -> None:
-    ev = step.event
-    if ev in IGNORED:
-        step.kind = "ignored"
-    elif ev in SENDS:
-        step.kind = "handoff" if is_handoff(step.row, servers) else "final"
-    elif ev in FINAL or ev in FINAL_2003:
-        step.kind = "final"
+    """Set ``step.kind`` by the rules of ``fate`` (expansions and redirects are set apart)."""
+    step.kind = fate.kind_of(step.event, step.row, servers)
 
 
 def verdict_of(step: Step) -> str:
-    if step.event in SENDS:
-        return "sent_external" if step.kind == "final" else "last_seen"
-    return FINAL.get(step.event) or FINAL_2003.get(step.event) or "last_seen"
+    """The verdict of a recipient whose last step is ``step``."""
+    return fate.verdict_of(step.event, step.kind)
 
 
 def drop_reason(event: str | None, source: str | None = None) -> str | None:

@@ -1,0 +1,243 @@
+"""What happened to a recipient: the verdict vocabulary and the rules that give a verdict.
+
+Every row that names a recipient is one step of its story, in time order. The last step
+decides: a final event (DELIVER, FAIL, DEFER, DROP, ...) gives its verdict; a send out of the
+organisation gives ``sent_external``; a hand-off to another server of the organisation, or any
+other step, with nothing after it in the store, means the recipient was last seen there (the
+next hop's logs are missing).
+
+The rules are written here once, as data, and read two ways: by the Python functions below
+(a trace) and as SQL that this module renders from the same data (the daily report, the
+``messages`` view). An event's ``outcome`` (from ``eventcodes``, stored in every row) says
+what the event is; a verdict says what a recipient's story came to.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from eventcodes import OUTCOMES
+
+__all__ = [
+    "EXPANDS",
+    "FINAL",
+    "FINAL_2003",
+    "IGNORED",
+    "INTERNAL_CONNECTOR",
+    "OUTCOMES",
+    "RANK",
+    "REDIRECTS",
+    "RELAY_FORMATS",
+    "SENDS",
+    "TRANSFER_BEGINS",
+    "VERDICTS",
+    "handoff_sql",
+    "in_sql",
+    "is_handoff",
+    "kind_of",
+    "kind_sql",
+    "rank_sql",
+    "status_text",
+    "status_text_sql",
+    "verdict_of",
+    "verdict_sql",
+]
+
+#: A recipient's verdict (DESIGN.md, Vocabularies). ``OUTCOMES``, the outcome of an event,
+#: is owned by ``eventcodes``, whose code tables give every event one.
+VERDICTS: tuple[str, ...] = (
+    "delivered",
+    "sent_external",
+    "failed",
+    "deferred",
+    "dropped",
+    "quarantined",
+    "moderation",
+    "expanded",
+    "last_seen",
+    "rejected",
+)
+
+#: Final events of Exchange 2007-2019 and the verdict they give the recipients they name.
+FINAL: Mapping[str, str] = {
+    "DELIVER": "delivered",
+    "DUPLICATEDELIVER": "delivered",
+    "FAIL": "failed",
+    "DELIVERFAIL": "failed",
+    "BADMAIL": "failed",
+    "SUBMITFAIL": "failed",
+    "RESUBMITFAIL": "failed",
+    "MODERATORREJECT": "failed",
+    "MODERATIONEXPIRE": "failed",
+    "MODERATORSALLNDR": "failed",
+    "DEFER": "deferred",
+    "SUBMITDEFER": "deferred",
+    "RESUBMITDEFER": "deferred",
+    "DROP": "dropped",
+    "SUPPRESSED": "dropped",
+    "POISONMESSAGE": "quarantined",
+    "INITMESSAGECREATED": "moderation",
+}
+#: Exchange 2000/2003 event numbers that end a recipient's story (their numbers and the
+#: names of later versions never collide, so an event ID alone says which table applies).
+FINAL_2003: Mapping[str, str] = {
+    "1028": "delivered",
+    "1023": "delivered",
+    "9": "delivered",
+    "1000": "delivered",
+    "1030": "failed",
+    "1021": "failed",
+    "1022": "failed",
+    "1026": "failed",
+    "1032": "deferred",
+    "1035": "deferred",
+    "1037": "deferred",
+    "1039": "dropped",
+    "1040": "failed",
+    "1041": "quarantined",
+    "26": "expanded",  # Exchange 2000's "Distribution list expansion" names the list
+}
+#: Events that send a message on: out of the organisation (final, ``sent_external``) or to
+#: another of its servers (a hand-off).
+SENDS: frozenset[str] = frozenset(
+    {"SEND", "SENDEXTERNAL", "1020", "1031", "7", "1002", "1003", "1011"}
+)
+#: Sends that only begin a transfer: Exchange 2003's 1020 is followed by 1031 when the next
+#: server took the message, by 1030 when it refused it. As the last step it still decides;
+#: a count of the sends of a period counts the 1031 alone.
+TRANSFER_BEGINS: frozenset[str] = frozenset({"1020"})
+#: Rows that are no step of a recipient's story (a DSN row follows a failure; shadow copies
+#: are kept and discarded beside the message's own path).
+IGNORED: frozenset[str] = frozenset({"DSN", "HADISCARD", "HARECEIVE"})
+#: Events whose related-recipient-address names the address they act on: a distribution list
+#: expanded to the row's recipients (its verdict ``expanded`` when nothing follows), an address
+#: redirected or resolved to them (its verdict is theirs).
+EXPANDS: frozenset[str] = frozenset({"EXPAND"})
+REDIRECTS: frozenset[str] = frozenset({"REDIRECT", "RESOLVE"})
+#: Send connectors that lead into the organisation (by their names in connector-id).
+INTERNAL_CONNECTOR = re.compile(
+    r"intra-?organi[sz]ation|mailbox transport|\\default |frontend", re.IGNORECASE
+)
+#: The error of a bracketed status list ``[{LED=...};{MSG=...};...]``.
+_LED = re.compile(r"\{LED=(.*?)\}(?:;|\]|$)")
+#: Formats whose sends all go into the organisation: an IIS SMTP relay fronts it.
+RELAY_FORMATS: frozenset[str] = frozenset({"iis-smtp"})
+#: Of steps at the same instant, the one that decides comes last: a hand-off, then a
+#: passing step (expansions and redirects too), then a final event.
+RANK: Mapping[str, int] = {
+    "handoff": 0,
+    "pass": 1,
+    "expand": 1,
+    "redirect": 1,
+    "final": 2,
+    "ignored": 3,
+}
+
+
+def status_text(status: str | None) -> str | None:
+    """The error of a status: the LED value of a bracketed ``[{LED=...};...]`` list."""
+    if not status:
+        return None
+    m = _LED.search(status)
+    return (m[1] if m else status).strip() or None
+
+
+def _first_label(host: str | None) -> str:
+    return (host or "").split(".")[0].upper()
+
+
+def is_handoff(row: Mapping, servers: Iterable[str]) -> bool:
+    """A send to another server of the organisation (not out of it): by an IIS relay, over
+    an internal connector, or to a host whose first label is one of ``servers`` (upper case)."""
+    if row.get("log_format") in RELAY_FORMATS:
+        return True
+    if INTERNAL_CONNECTOR.search(row.get("connector_id") or ""):
+        return True
+    return _first_label(row.get("server_hostname")) in servers
+
+
+def kind_of(event: str, row: Mapping, servers: Iterable[str]) -> str:
+    """What a row with ``event`` is in its recipients' stories: ``ignored``, ``handoff``,
+    ``final`` or ``pass``."""
+    if event in IGNORED:
+        return "ignored"
+    if event in SENDS:
+        return "handoff" if is_handoff(row, servers) else "final"
+    if event in FINAL or event in FINAL_2003:
+        return "final"
+    return "pass"
+
+
+def verdict_of(event: str, kind: str) -> str:
+    """The verdict of a recipient whose last step is ``event`` of ``kind``."""
+    if kind != "final":
+        return "last_seen"  # a hand-off, or a step that ends nothing
+    if event in SENDS:
+        return "sent_external"
+    return FINAL.get(event) or FINAL_2003.get(event) or "last_seen"
+
+
+# --- the same rules in SQL (DuckDB) ---------------------------------------------------------
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def in_sql(column: str, values: Iterable[str]) -> str:
+    """SQL: ``column`` is one of ``values`` (one of fate's event sets)."""
+    return f"{column} in ({', '.join(_quote(v) for v in sorted(values))})"
+
+
+def handoff_sql(servers: str, connector: str, host: str, log_format: str) -> str:
+    """SQL for ``is_handoff``; ``servers`` is a SQL list of upper-case server names."""
+    first = f"upper(split_part(coalesce({host}, ''), '.', 1))"
+    pattern = _quote("(?i)" + INTERNAL_CONNECTOR.pattern)
+    return (
+        f"(coalesce({in_sql(log_format, RELAY_FORMATS)}, false)"
+        f" or regexp_matches(coalesce({connector}, ''), {pattern})"
+        f" or coalesce(list_contains({servers}, {first}), false))"
+    )
+
+
+def kind_sql(
+    servers: str,
+    event: str = "event_id",
+    connector: str = "connector_id",
+    host: str = "server_hostname",
+    log_format: str = "log_format",
+) -> str:
+    """SQL for ``kind_of``: 'ignored', 'handoff', 'final' or 'pass'."""
+    handoff = handoff_sql(servers, connector, host, log_format)
+    return (
+        f"case when {in_sql(event, IGNORED)} then 'ignored'"
+        f" when {in_sql(event, SENDS)} then if({handoff}, 'handoff', 'final')"
+        f" when {in_sql(event, {*FINAL, *FINAL_2003})} then 'final'"
+        " else 'pass' end"
+    )
+
+
+def verdict_sql(event: str = "event_id", kind: str = "kind") -> str:
+    """SQL for ``verdict_of``, given the SQL of the step's event and kind."""
+    finals = " ".join(
+        f"when {_quote(e)} then {_quote(v)}" for e, v in sorted({**FINAL, **FINAL_2003}.items())
+    )
+    return (
+        f"case when {kind} <> 'final' then 'last_seen'"
+        f" when {in_sql(event, SENDS)} then 'sent_external'"
+        f" else coalesce(case {event} {finals} end, 'last_seen') end"
+    )
+
+
+def rank_sql(kind: str = "kind") -> str:
+    """SQL for ``RANK`` of a step's kind."""
+    cases = " ".join(f"when {_quote(k)} then {r}" for k, r in sorted(RANK.items()))
+    return f"case {kind} {cases} end"
+
+
+def status_text_sql(status: str) -> str:
+    """SQL for ``status_text``."""
+    led = _quote(_LED.pattern)
+    text = f"if(regexp_matches({status}, {led}), regexp_extract({status}, {led}, 1), {status})"
+    return f"nullif(trim({text}), '')"
