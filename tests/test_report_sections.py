@@ -15,6 +15,7 @@ from conftest import LOGANALYZER
 from reportdata import DAY, synth_store
 
 import loganalyzer
+import loganalyzer.report.html  # noqa: F401  (loaded before the test adds a section)
 import loganalyzer.report.sections as registry
 from loganalyzer.report import daily_report
 from loganalyzer.report.sections import Inputs, Report, Section, Table

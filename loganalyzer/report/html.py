@@ -27,7 +27,8 @@ import pandas as pd
 from jinja2 import Environment
 
 from loganalyzer.pages import page_environment
-from loganalyzer.report.sections import SECTIONS, TABLES, Report, SectionResult
+from loganalyzer.report import sections as registry
+from loganalyzer.report.sections import Report, SectionResult
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -131,7 +132,7 @@ def table_rows(df: pd.DataFrame, name: str, days: int) -> list[tuple | Zeros]:
     """The rows of a table as shown: in a report of several days, each run of at least
     ``FOLD_MIN`` hours whose figures are all zero becomes one ``Zeros``."""
     rows = list(df.itertuples(index=False, name=None))
-    if not TABLES[name].folded or days < 2 or "hour" not in df.columns:
+    if not registry.TABLES[name].folded or days < 2 or "hour" not in df.columns:
         return rows
     figures = df.drop(columns="hour").select_dtypes("number")
     zero = (figures.fillna(0) == 0).all(axis=1).tolist() if len(figures.columns) else []
@@ -194,7 +195,7 @@ def render(
         hashes = f"{plotly_hash} {_hash(LOADER)}"
     csp = CSP_BASE + (f"; script-src {hashes}" if hashes else "; script-src 'none'")
     extra: dict[str, Any] = {}
-    for s in SECTIONS:  # what the sections' own fragments read
+    for s in registry.SECTIONS:  # what the sections' own fragments read
         if s.page:
             extra.update(s.page(report))
     return (
@@ -205,7 +206,7 @@ def render(
             r=report,
             sections=report.sections(),
             results=results,
-            specs=TABLES,
+            specs=registry.TABLES,
             figures=figures,
             scripts=scripts,
             csp=csp,
