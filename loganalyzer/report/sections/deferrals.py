@@ -56,7 +56,7 @@ def charts(r: Report) -> dict[str, go.Figure]:
     f = r.metrics["deferral_reasons"]
     if not len(f):
         return {}
-    labels = [f"{text(c)} {text(r, 60)}" for c, r in zip(f["status"], f["reason"], strict=True)]
+    labels = [f"{text(c)} {text(why, 60)}" for c, why in zip(f["status"], f["reason"], strict=True)]
     return {
         "deferral_reasons": hbar(f["deferrals"], labels, "Deferrals by reason", COLORS["deferrals"])
     }

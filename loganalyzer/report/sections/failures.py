@@ -119,8 +119,6 @@ def attention(r: Report) -> list[str]:
 
 
 _ADDRESS = re.compile(r'<?[^\s<>@"]+@[^\s<>"]+>?')
-
-
 _IP = re.compile(r"\[[0-9A-Fa-f:.]+\](:[0-9]+)?|\b[0-9]{1,3}(\.[0-9]{1,3}){3}(:[0-9]+)?")
 
 
