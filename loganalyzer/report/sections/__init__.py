@@ -33,7 +33,7 @@ from loganalyzer.report.sections.base import Inputs, Report, Section, SectionRes
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-__all__ = ["SECTIONS", "Inputs", "Report", "Section", "SectionResult", "Table"]
+__all__ = ["SECTIONS", "TABLES", "Inputs", "Report", "Section", "SectionResult", "Table"]
 
 #: The sections in their default order on the page.
 SECTIONS: tuple[Section, ...] = (
