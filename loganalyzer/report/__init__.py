@@ -1,7 +1,8 @@
 """The daily report: mail-flow figures of one or more days as a ``DailyReport``.
 
-``daily_report`` computes the metrics (DataFrames, in DuckDB over the store); the report
-object turns them into plotly figures, one self-contained HTML file, a dict or JSON.
+``daily_report`` loads the period into DuckDB once and computes each section's tables
+(``sections/``, one module per section); the report object turns them into plotly figures,
+one self-contained HTML file, a dict or JSON.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import datetime as dt
 import os
 
 from loganalyzer.errors import BadInput
-from loganalyzer.report import load, metrics, quality, sessions
+from loganalyzer.report import load, metrics, quality, sections, sessions
 from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import Period, parse_date
 from loganalyzer.report.redact import redact
@@ -55,7 +56,6 @@ def daily_report(
         ctx = load.load(con, period, accepted_domains, compare)
         load.create_macros(con)
         sessions.load(con, ctx)
-        tables = _tables(con, ctx, top, limit)
         previous = None
         if ctx.previous is not None and ctx.has_previous:
             previous = {
@@ -66,6 +66,7 @@ def daily_report(
             **metrics.headline(con, ctx, period),
             **sessions.counts(con, ctx, period),
         }
+        tables = sections.compute(sections.Inputs(con, ctx, top, limit, current, previous))
         empty_days, quiet_hours = quality.coverage(con, ctx, sessions.server_hours(con))
         held = quality.store_days(con)
     finally:
@@ -76,7 +77,7 @@ def daily_report(
         metrics=tables,
         headline=current,
         previous=previous,
-        rules={**metrics.COUNTING_RULES, **sessions.RULES, **quality.RULES},
+        rules={**metrics.COUNTING_RULES, **sections.rules()},
         accepted_domains=ctx.accepted_domains,
         accepted_inferred=ctx.accepted_inferred,
         top=top,
@@ -90,31 +91,3 @@ def daily_report(
     if redact_addresses:
         redact(report, redact_key or os.urandom(16))
     return report
-
-
-def _tables(con, ctx: load.Context, top: int, limit: int) -> dict:
-    hourly = metrics.hourly(con, ctx)
-    out = {
-        "totals": metrics.totals(con, ctx),
-        "distinct": metrics.distinct(con, ctx),
-        "sides": metrics.sides(con, ctx),
-        "hourly": hourly,
-    }
-    if ctx.period.days > 1:
-        out["daily"] = metrics.daily(hourly)
-    out.update(metrics.failures(con, top, limit))
-    out["deferral_reasons"] = metrics.deferrals(con, ctx, top)
-    out["pending"] = metrics.pending(con, ctx, ctx.period, limit)
-    out.update(metrics.latency(con, ctx, top))
-    out.update(metrics.tops(con, ctx, top))
-    out["smtp_summary"] = sessions.summary(con)
-    out["smtp_hourly"] = sessions.hourly(con, ctx)
-    out["reply_codes"] = sessions.reply_codes(con)
-    out["remote_ips"] = sessions.remote_ips(con, top)
-    out["auth_failures"] = sessions.auth_failures(con, top)
-    out["files"] = quality.files(con, ctx, sessions.lines_by_format(con))
-    out["quarantine"] = quality.quarantine(con, ctx)
-    out["unknown_codes"] = quality.unknown_codes(con, ctx)
-    out["missing_hours"] = quality.missing_hours(con, ctx, sessions.server_hours(con))
-    out["clock_skew"] = quality.clock_skew(con, ctx)
-    return out

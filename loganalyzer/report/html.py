@@ -16,23 +16,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
-import shlex
 import uuid
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 import pandas as pd
 from jinja2 import Environment
 
 from loganalyzer.pages import page_environment
-from loganalyzer.report.charts import SECTION_CHARTS
+from loganalyzer.report import sections as registry
+from loganalyzer.report.sections import Report, SectionResult
 
 if TYPE_CHECKING:
-    from loganalyzer.report.model import DailyReport
+    import plotly.graph_objects as go
 
 #: Draws every figure of the page from its JSON block (run once, after plotly.js).
 LOADER = """(function () {
@@ -49,53 +48,6 @@ CSP_BASE = (
     "base-uri 'none'; form-action 'none'"
 )
 
-#: Titles and notes of the tables.
-TITLES = {
-    "totals": "Messages, recipients and bytes",
-    "distinct": "Distinct addresses",
-    "sides": "Internal and external senders",
-    "changes": "Headline figures against the previous period",
-    "hourly": "Per hour",
-    "daily": "Per day",
-    "failures_by_status": "By enhanced status code",
-    "failures_by_domain": "By recipient domain",
-    "failures_by_server": "By server and connector",
-    "failed": "Failed recipients",
-    "deferral_reasons": "Deferrals by reason",
-    "pending": "Still pending at the end of the period",
-    "latency": "Latency from first receipt to delivery or sending out",
-    "latency_hourly": "Latency per hour of delivery",
-    "slowest": "Slowest deliveries",
-    "top_senders": "Senders by messages",
-    "top_senders_by_size": "Senders by bytes",
-    "top_sender_domains": "Sender domains by messages",
-    "top_sender_domains_by_size": "Sender domains by bytes",
-    "top_recipients": "Recipients by messages",
-    "top_recipients_by_size": "Recipients by bytes",
-    "top_recipient_domains": "Recipient domains by messages",
-    "top_recipient_domains_by_size": "Recipient domains by bytes",
-    "system_senders": "System senders (bounces and notices; not in the lists above)",
-    "smtp_summary": "Sessions",
-    "smtp_hourly": "Sessions per hour",
-    "reply_codes": "Reply codes",
-    "remote_ips": "Remote IPs with the most inbound sessions",
-    "auth_failures": "Failed authentications by remote IP",
-    "files": "Files and lines read",
-    "quarantine": "Quarantined lines by reason",
-    "unknown_codes": "Unknown event codes",
-    "missing_hours": "Servers with hours missing",
-    "clock_skew": "Clock skew between servers",
-}
-#: Columns a table leaves out of the page (the failed list's trace command names the message).
-HIDDEN = {"failed": ("message_id",)}
-#: Tables shown side by side in pairs (on a wide screen).
-HALF = frozenset(
-    {"distinct", "sides", "failures_by_domain", "failures_by_server", "smtp_summary"}
-    | {"system_senders"}
-    | {t for t in TITLES if t.startswith("top_")}
-)
-#: Hourly tables whose runs of all-zero hours fold into one row in a report of several days.
-FOLDED = frozenset({"hourly", "smtp_hourly"})
 #: The shortest run of all-zero hours that folds.
 FOLD_MIN = 3
 _SECONDS = frozenset({"latency_s", "p50", "p90", "p99", "max"})
@@ -180,7 +132,7 @@ def table_rows(df: pd.DataFrame, name: str, days: int) -> list[tuple | Zeros]:
     """The rows of a table as shown: in a report of several days, each run of at least
     ``FOLD_MIN`` hours whose figures are all zero becomes one ``Zeros``."""
     rows = list(df.itertuples(index=False, name=None))
-    if name not in FOLDED or days < 2 or "hour" not in df.columns:
+    if not registry.TABLES[name].folded or days < 2 or "hour" not in df.columns:
         return rows
     figures = df.drop(columns="hour").select_dtypes("number")
     zero = (figures.fillna(0) == 0).all(axis=1).tolist() if len(figures.columns) else []
@@ -200,47 +152,7 @@ def table_rows(df: pd.DataFrame, name: str, days: int) -> list[tuple | Zeros]:
     return out
 
 
-_ADDRESS = re.compile(r'<?[^\s<>@"]+@[^\s<>"]+>?')
-_IP = re.compile(r"\[[0-9A-Fa-f:.]+\](:[0-9]+)?|\b[0-9]{1,3}(\.[0-9]{1,3}){3}(:[0-9]+)?")
-
-
-@dataclass
-class FailureGroup:
-    """Failed recipients with one reason: the enhanced status and the reply, with its
-    addresses and IPs replaced by placeholders."""
-
-    status: str
-    reason: str
-    meaning: str
-    rows: pd.DataFrame
-
-
-def failure_groups(report: DailyReport) -> list[FailureGroup]:
-    """The listed failed recipients grouped by reason, the largest group first."""
-    failed = report.metrics["failed"]
-    if not len(failed):
-        return []
-    meanings = dict(
-        zip(
-            report.metrics["failures_by_status"]["status"],
-            report.metrics["failures_by_status"]["meaning"],
-            strict=True,
-        )
-    )
-    reasons = (
-        failed["reply"].fillna("").map(lambda t: _IP.sub("<ip>", _ADDRESS.sub("<address>", t)))
-    )
-    keyed = failed.assign(_status=failed["status"].fillna(""), _reason=reasons)
-    groups = [
-        FailureGroup(
-            status, reason, meanings.get(status, ""), rows.drop(columns=["_status", "_reason"])
-        )
-        for (status, reason), rows in keyed.groupby(["_status", "_reason"], sort=False)
-    ]
-    return sorted(groups, key=lambda g: (-len(g.rows), g.status, g.reason))
-
-
-def _figure_json(fig) -> str:
+def _figure_json(fig: go.Figure) -> str:
     """A figure as JSON that is inert inside a script element."""
     from plotly.io import to_json
 
@@ -248,61 +160,66 @@ def _figure_json(fig) -> str:
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def trace_command(message_id: str) -> str:
-    """The command that traces a message, quoted for a POSIX shell."""
-    return f"loganalyzer trace {shlex.quote(message_id)}"
+class Page(Report, Protocol):
+    """What the page reads of a ``DailyReport``."""
+
+    store: str
+    redacted: bool
+    rules: dict[str, str]
+
+    def results(self, figures: bool = True) -> list[SectionResult]: ...
+    def sections(self) -> list[tuple[str, str, list[str]]]: ...
+    def attention(self) -> list[str]: ...
+    def notices(self, trace_pages: int | None = None) -> list[str]: ...
 
 
 def render(
-    report: DailyReport,
+    report: Page,
     charts: bool = True,
     traces: dict[str, str] | None = None,
     fragment: bool = False,
 ) -> str:
     """The page (``fragment``: without the document head, for Jupyter)."""
     prefix = f"la-{uuid.uuid4().hex[:8]}" if fragment else "la"
-    figures: dict[str, list[tuple[str, str]]] = {}
+    results = report.results(figures=charts)
+    figures: dict[str, list[tuple[str, str]]] = {
+        r.id: [(f"{prefix}-fig-{name}", _figure_json(fig)) for name, fig in r.figures.items()]
+        for r in results
+        if r.figures
+    }
     scripts: list[str] = []
-    if charts:
-        for section, names in SECTION_CHARTS.items():
-            for name in names:
-                if name in report.figures:
-                    figures.setdefault(section, []).append(
-                        (f"{prefix}-fig-{name}", _figure_json(report.figures[name]))
-                    )
     js = hashes = ""
     if figures:
         js, plotly_hash = _plotly_js()
         scripts = [js, LOADER]
         hashes = f"{plotly_hash} {_hash(LOADER)}"
     csp = CSP_BASE + (f"; script-src {hashes}" if hashes else "; script-src 'none'")
-    failed = report.metrics["failed"]
+    extra: dict[str, Any] = {}
+    for s in registry.SECTIONS:  # what the sections' own fragments read
+        if s.page:
+            extra.update(s.page(report))
     return (
         environment()
         .get_template("report.html.j2")
         .render(
+            **extra,
             r=report,
             sections=report.sections(),
-            titles=TITLES,
-            half=HALF,
-            hidden=HIDDEN,
+            results=results,
+            specs=registry.TABLES,
             figures=figures,
             scripts=scripts,
             csp=csp,
             fragment=fragment,
             traces=traces or {},
-            commands={m: trace_command(m) for m in failed["message_id"].dropna().unique()},
             attention=report.attention(),
             rules=report.rules,
-            changes_available=report.previous is not None,
-            total_failed=report.headline["failed_recipients"],
             rows=lambda name: table_rows(report.metrics[name], name, report.period.days),
-            failure_groups=failure_groups(report),
         )
     )
 
 
-def write_traces(report: DailyReport, path: Path, limit: int) -> tuple[dict[str, str], list[Path]]:
+def write_traces(report: Page, path: Path, limit: int) -> tuple[dict[str, str], list[Path]]:
     """Trace pages of the first ``limit`` failed messages in ``<stem>_traces/<n>.html``;
     returns the links by message ID and the files written."""
     from loganalyzer.trace import trace

@@ -12,76 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from loganalyzer.report import sections as registry
 from loganalyzer.report.period import Period
+from loganalyzer.report.sections import SectionResult
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
-
-#: The report's sections in their default order: id, title, tables.
-SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("totals", "Grand totals", ("totals", "distinct", "sides")),
-    ("changes", "Compared with the previous period", ("changes",)),
-    ("traffic", "Traffic", ("hourly", "daily")),
-    (
-        "failures",
-        "Failures",
-        ("failures_by_status", "failures_by_domain", "failures_by_server", "failed"),
-    ),
-    ("deferrals", "Deferrals and pending mail", ("deferral_reasons", "pending")),
-    ("latency", "Delivery latency", ("latency", "latency_hourly", "slowest")),
-    (
-        "top",
-        "Top senders and recipients",
-        tuple(
-            f"top_{n}{s}"
-            for n in ("senders", "sender_domains", "recipients", "recipient_domains")
-            for s in ("", "_by_size")
-        )
-        + ("system_senders",),
-    ),
-    (
-        "smtp",
-        "SMTP sessions",
-        ("smtp_summary", "smtp_hourly", "reply_codes", "remote_ips", "auth_failures"),
-    ),
-    (
-        "quality",
-        "Data quality",
-        ("files", "quarantine", "unknown_codes", "missing_hours", "clock_skew"),
-    ),
-)
-#: Section order with ``problems_first``.
-PROBLEMS_FIRST = (
-    "failures",
-    "deferrals",
-    "quality",
-    "smtp",
-    "changes",
-    "totals",
-    "traffic",
-    "latency",
-    "top",
-)
-
-#: Figures compared with the previous period: key, label.
-HEADLINE = (
-    ("received_messages", "messages received"),
-    ("bytes_in", "bytes in"),
-    ("delivered_recipients", "recipients delivered"),
-    ("sent_out_recipients", "recipients sent out"),
-    ("bytes_out", "bytes out"),
-    ("failed_recipients", "recipients failed"),
-    ("bounces", "bounces (NDRs created)"),
-    ("still_deferred_recipients", "recipients still deferred"),
-    ("deferrals", "deferrals"),
-    ("distinct_senders", "distinct senders"),
-    ("smtp_sessions", "SMTP sessions"),
-    ("auth_failures", "authentication failures"),
-)
-#: A change is flagged when it is at least this share of the previous value ...
-CHANGE_THRESHOLD = 0.5
-#: ... and the larger of the two values is at least this.
-CHANGE_MINIMUM = 10
 
 
 @dataclass
@@ -107,10 +43,9 @@ class DailyReport:
     quiet_hours: dict[str, list[str]] = field(default_factory=dict)
     #: The first and last (UTC) day of the store's rows; None for a store without any.
     store_days: tuple[dt.date, dt.date] | None = None
-    _figures: dict[str, go.Figure] | None = field(default=None, repr=False)
+    _figures: dict[str, dict[str, go.Figure]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self.metrics["changes"] = changes(self.headline, self.previous)
         for df in self.metrics.values():
             for col in df.columns:
                 if isinstance(df[col].dtype, pd.DatetimeTZDtype):
@@ -133,54 +68,34 @@ class DailyReport:
     @property
     def figures(self) -> dict[str, go.Figure]:
         """The charts, as plotly figures, by name."""
-        if self._figures is None:
-            from loganalyzer.report.charts import build
+        return {name: f for figs in self._section_figures().values() for name, f in figs.items()}
 
-            self._figures = build(self)
+    def _section_figures(self) -> dict[str, dict[str, go.Figure]]:
+        if self._figures is None:
+            self._figures = registry.figures(self)
         return self._figures
+
+    def results(self, figures: bool = True) -> list[SectionResult]:
+        """Each section's tables, note and (with ``figures``) charts, in the order the page
+        shows them."""
+        charts = self._section_figures() if figures else {}
+        return [
+            SectionResult(
+                s,
+                {t.name: self.metrics[t.name] for t in s.tables if t.name in self.metrics},
+                s.note(self) if s.note else None,
+                charts.get(s.id, {}),
+            )
+            for s in registry.ordered(self.problems_first)
+        ]
 
     def sections(self) -> list[tuple[str, str, list[str]]]:
         """(id, title, table names) in the order the page shows them."""
-        by_id = {s[0]: s for s in SECTIONS}
-        order = PROBLEMS_FIRST if self.problems_first else [s[0] for s in SECTIONS]
-        return [
-            (sid, by_id[sid][1], [t for t in by_id[sid][2] if t in self.metrics]) for sid in order
-        ]
+        return [(r.id, r.title, list(r.tables)) for r in self.results(figures=False)]
 
     def attention(self) -> list[str]:
         """What needs a look, in plain words (also at the top of the page)."""
-        m, h = self.metrics, self.headline
-        out = []
-        if h["failed_recipients"]:
-            worst = m["failures_by_status"].iloc[0]
-            code = worst["status"] or "no status code"
-            out.append(
-                f"{h['failed_recipients']:,} recipients failed; most often {code} "
-                f"({worst['recipients']:,})."
-            )
-        if h["still_deferred_recipients"]:
-            out.append(f"{h['still_deferred_recipients']:,} recipients are still deferred.")
-        for r in m["changes"][m["changes"]["flagged"]].itertuples():
-            out.append(f"{r.figure}: {r.value:,} against {r.previous:,} ({r.change_pct:+.0%}).")
-        for r in m["missing_hours"].itertuples():
-            out.append(f"No {r.log} log rows from {r.server} in {r.hours} ({r.missing_hours} h).")
-        for r in m["clock_skew"][m["clock_skew"]["flagged"]].itertuples():
-            out.append(
-                f"Clock skew: {r.to_server} logs RECEIVE {r.median_s:+.1f} s from "
-                f"{r.from_server}'s SEND (median of {r.hops} hops)."
-            )
-        if len(m["unknown_codes"]):
-            out.append(f"{m['unknown_codes']['rows'].sum():,} tracking rows with unknown events.")
-        if len(m["quarantine"]):
-            out.append(f"{m['quarantine']['lines'].sum():,} log lines quarantined.")
-        auth = m["auth_failures"]
-        if len(auth):
-            out.append(
-                f"{auth['failures'].sum():,} failed SMTP authentications from "
-                f"{len(auth):,}{'+' if len(auth) >= self.top else ''} remote IPs "
-                f"(most: {auth.iloc[0]['remote_ip']}, {auth.iloc[0]['failures']:,})."
-            )
-        return out
+        return registry.attention(self)
 
     @property
     def is_empty(self) -> bool:
@@ -223,14 +138,12 @@ class DailyReport:
 
     def cut(self) -> dict[str, dict[str, int]]:
         """The lists of recipients cut at ``limit`` rows: their rows and true totals."""
-        totals = {
-            "failed": self.headline["failed_recipients"],
-            "pending": self.headline["still_deferred_recipients"],
-        }
         return {
-            name: {"listed": len(self.metrics[name]), "total": int(total)}
-            for name, total in totals.items()
-            if name in self.metrics and total > len(self.metrics[name])
+            t.name: {"listed": len(self.metrics[t.name]), "total": int(self.headline[t.total])}
+            for t in registry.TABLES.values()
+            if t.total
+            and t.name in self.metrics
+            and self.headline[t.total] > len(self.metrics[t.name])
         }
 
     def _failed_messages(self) -> int:
@@ -302,30 +215,6 @@ def _day_runs(days: list[dt.date]) -> str:
         else:
             runs.append([d, d])
     return ", ".join(f"{a} to {b}" if a != b else f"{a}" for a, b in runs)
-
-
-def changes(current: dict[str, int], previous: dict[str, int] | None) -> pd.DataFrame:
-    """Each headline figure with the previous period's value and the change, flagged when
-    large."""
-    rows = []
-    for key, label in HEADLINE:
-        value = current.get(key, 0)
-        if previous is None:
-            rows.append((label, value, None, None, None, False))
-            continue
-        before = previous.get(key, 0)
-        change = value - before
-        pct = change / before if before else None
-        big = max(value, before) >= CHANGE_MINIMUM and abs(change) >= CHANGE_THRESHOLD * max(
-            before, 1
-        )
-        rows.append((label, value, before, change, pct, bool(big)))
-    df = pd.DataFrame(
-        rows, columns=["figure", "value", "previous", "change", "change_pct", "flagged"]
-    )
-    df = df.astype({"value": "Int64", "previous": "Int64", "change": "Int64"})
-    df["change_pct"] = df["change_pct"].astype("float64").round(4)
-    return df
 
 
 def _plain(v: Any) -> Any:

@@ -12,8 +12,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-import eventcodes
-from loganalyzer.report.load import Context, frame, hour_index, hours
+from loganalyzer.report.load import Context, frame, hour_index
 from loganalyzer.report.period import Period
 
 RULES = {
@@ -30,7 +29,7 @@ _KIND = """
          when upper(command) in ('STARTTLS', 'X-ANONYMOUSTLS') then 'tls'
     end
 """
-_AUTH = "reply_code = 535 and direction = 'receive'"
+AUTH = "reply_code = 535 and direction = 'receive'"
 
 
 def load(con: duckdb.DuckDBPyConnection, ctx: Context) -> None:
@@ -60,95 +59,12 @@ def counts(con: duckdb.DuckDBPyConnection, ctx: Context, p: Period) -> dict[str,
     n, auth = con.execute(
         f"""
         select coalesce(sum(lines) filter (where kind = 'connect'), 0)::bigint,
-               coalesce(sum(lines) filter (where {_AUTH}), 0)::bigint
+               coalesce(sum(lines) filter (where {AUTH}), 0)::bigint
         from smtp_lines where i >= ? and i < ?
         """,
         [lo, hi],
     ).fetchall()[0]
     return {"smtp_sessions": n, "auth_failures": auth}
-
-
-def summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Sessions per direction, with TLS, failed authentications and remote IPs."""
-    df = frame(
-        con,
-        """
-        select direction,
-               coalesce(sum(lines) filter (where kind = 'connect'), 0)::bigint as sessions,
-               coalesce(sum(lines) filter (where kind = 'tls'), 0)::bigint as with_tls,
-               coalesce(sum(lines) filter (where reply_code = 535), 0)::bigint as auth_failures,
-               count(distinct remote_ip) filter (where kind = 'connect') as remote_ips
-        from cur_lines group by direction order by direction
-        """,
-    )
-    df["tls_share"] = (df["with_tls"] / df["sessions"].where(df["sessions"] > 0)).round(4)
-    return df
-
-
-def hourly(con: duckdb.DuckDBPyConnection, ctx: Context) -> pd.DataFrame:
-    """Sessions started per hour, inbound (receive) and outbound (send)."""
-    idx = hours(ctx.period)
-    df = frame(
-        con,
-        """
-        select i, coalesce(sum(lines) filter (where direction = 'receive'), 0)::bigint as inbound,
-               coalesce(sum(lines) filter (where direction = 'send'), 0)::bigint as outbound
-        from cur_lines where kind = 'connect' group by i
-        """,
-    ).set_index("i")
-    out = pd.DataFrame({"hour": idx})
-    for col in ("inbound", "outbound"):
-        out[col] = df[col].reindex(range(len(idx))).fillna(0).astype("int64").to_numpy()
-    return out
-
-
-def reply_codes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Lines per direction and SMTP reply code, with the code's meaning."""
-    df = frame(
-        con,
-        """
-        select direction, reply_code, sum(lines)::bigint as lines from cur_lines
-        where reply_code is not null group by all order by lines desc, direction, reply_code
-        """,
-    )
-    df["meaning"] = [_reply_meaning(c) for c in df["reply_code"]]
-    return df
-
-
-def _reply_meaning(code) -> str:
-    try:
-        return eventcodes.lookup(str(code), "smtp-reply").meaning
-    except eventcodes.UnknownCode:
-        return ""
-
-
-def remote_ips(con: duckdb.DuckDBPyConnection, top: int) -> pd.DataFrame:
-    """Remote IPs with the most inbound sessions."""
-    return frame(
-        con,
-        f"""
-        select remote_ip,
-               coalesce(sum(lines) filter (where kind = 'connect'), 0)::bigint as sessions,
-               coalesce(sum(lines) filter (where reply_code = 535), 0)::bigint as auth_failures,
-               coalesce(sum(lines) filter (where kind = 'tls'), 0)::bigint as with_tls
-        from cur_lines where direction = 'receive' and remote_ip is not null
-        group by 1 order by sessions desc, auth_failures desc, remote_ip limit {int(top)}
-        """,
-    )
-
-
-def auth_failures(con: duckdb.DuckDBPyConnection, top: int) -> pd.DataFrame:
-    """Failed authentications by remote IP (a password-guessing signal), inbound only."""
-    return frame(
-        con,
-        f"""
-        select remote_ip, sum(lines)::bigint as failures, min(first_seen) as first_seen,
-               max(last_seen) as last_seen,
-               array_to_string(list(distinct server order by server), ', ') as servers
-        from cur_lines where {_AUTH}
-        group by 1 order by failures desc, remote_ip limit {int(top)}
-        """,
-    )
 
 
 def server_hours(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

@@ -1,0 +1,108 @@
+"""What a report section declares (``Section``, ``Table``) and what its queries read
+(``Inputs``) and its charts, notes and alerts see (``Report``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import duckdb
+import pandas as pd
+
+from loganalyzer.report.load import Context
+from loganalyzer.report.period import Period
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a section's queries read: the period loaded into DuckDB's temporary tables
+    (``load``, ``sessions``), the report's options and its headline figures."""
+
+    con: duckdb.DuckDBPyConnection
+    ctx: Context
+    top: int
+    limit: int
+    headline: dict[str, int]
+    previous: dict[str, int] | None
+
+
+class Report(Protocol):
+    """The parts of a ``DailyReport`` that a section's charts, notes and alerts read."""
+
+    period: Period
+    metrics: dict[str, pd.DataFrame]
+    headline: dict[str, int]
+    previous: dict[str, int] | None
+    accepted_domains: list[str]
+    accepted_inferred: bool
+    top: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table of a section, and how the page shows it."""
+
+    name: str
+    title: str
+    #: Shown side by side with its neighbour (on a wide screen).
+    half: bool = False
+    #: Columns the page leaves out (the JSON keeps them).
+    hidden: tuple[str, ...] = ()
+    #: An hourly table whose runs of all-zero hours fold into one row (several days).
+    folded: bool = False
+    #: A boolean column that marks its row on the page.
+    flag: str | None = None
+    #: The headline figure giving the true length of a list cut at ``limit`` rows.
+    total: str | None = None
+    #: Its own template fragment (in ``templates/``), else the generic table.
+    template: str | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the report: its tables (computed by ``compute``), its charts and
+    what it adds to the page's top and to the counting rules."""
+
+    id: str
+    title: str
+    tables: tuple[Table, ...]
+    #: The section's tables from the loaded period, by name (a table may be left out).
+    compute: Callable[[Inputs], dict[str, pd.DataFrame]]
+    #: Its plotly figures, by name, in the order shown (only those with data).
+    charts: Callable[[Report], dict[str, go.Figure]] | None = None
+    #: A line of text under its title.
+    note: Callable[[Report], str] | None = None
+    #: Lines for "Needs attention", in plain words.
+    attention: Callable[[Report], list[str]] | None = None
+    #: Where its lines go among all sections' attention lines (lower first).
+    attention_rank: int = 100
+    #: Its place with ``problems_first`` (lower first); None: after those, in registry order.
+    problems: int | None = None
+    #: How its figures are counted (shown on the page and in the JSON).
+    rules: Mapping[str, str] = field(default_factory=dict)
+    #: Extra values its template fragments read, from the report.
+    page: Callable[[Report], dict[str, Any]] | None = None
+
+
+@dataclass
+class SectionResult:
+    """A section of one report: its tables that have been computed (in order), the note
+    under its title and its charts (empty when not asked for)."""
+
+    section: Section
+    tables: dict[str, pd.DataFrame]
+    note: str | None = None
+    figures: dict[str, go.Figure] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.section.id
+
+    @property
+    def title(self) -> str:
+        return self.section.title

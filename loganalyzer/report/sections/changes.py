@@ -1,0 +1,81 @@
+"""The headline figures against the previous period, large changes flagged."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from loganalyzer.report.sections.base import Inputs, Report, Section, Table
+
+#: Figures compared with the previous period: key, label.
+HEADLINE = (
+    ("received_messages", "messages received"),
+    ("bytes_in", "bytes in"),
+    ("delivered_recipients", "recipients delivered"),
+    ("sent_out_recipients", "recipients sent out"),
+    ("bytes_out", "bytes out"),
+    ("failed_recipients", "recipients failed"),
+    ("bounces", "bounces (NDRs created)"),
+    ("still_deferred_recipients", "recipients still deferred"),
+    ("deferrals", "deferrals"),
+    ("distinct_senders", "distinct senders"),
+    ("smtp_sessions", "SMTP sessions"),
+    ("auth_failures", "authentication failures"),
+)
+#: A change is flagged when it is at least this share of the previous value ...
+CHANGE_THRESHOLD = 0.5
+#: ... and the larger of the two values is at least this.
+CHANGE_MINIMUM = 10
+
+
+def compute(q: Inputs) -> dict[str, pd.DataFrame]:
+    return {"changes": changes(q.headline, q.previous)}
+
+
+def changes(current: dict[str, int], previous: dict[str, int] | None) -> pd.DataFrame:
+    """Each headline figure with the previous period's value and the change, flagged when
+    large."""
+    rows = []
+    for key, label in HEADLINE:
+        value = current.get(key, 0)
+        if previous is None:
+            rows.append((label, value, None, None, None, False))
+            continue
+        before = previous.get(key, 0)
+        change = value - before
+        pct = change / before if before else None
+        big = max(value, before) >= CHANGE_MINIMUM and abs(change) >= CHANGE_THRESHOLD * max(
+            before, 1
+        )
+        rows.append((label, value, before, change, pct, bool(big)))
+    df = pd.DataFrame(
+        rows, columns=["figure", "value", "previous", "change", "change_pct", "flagged"]
+    )
+    df = df.astype({"value": "Int64", "previous": "Int64", "change": "Int64"})
+    df["change_pct"] = df["change_pct"].astype("float64").round(4)
+    return df
+
+
+def note(r: Report) -> str:
+    if r.previous is None:
+        return "The previous period is not in the store."
+    return "Flagged: changes of at least half the previous value (and at least 10)."
+
+
+def attention(r: Report) -> list[str]:
+    c = r.metrics["changes"]
+    return [
+        f"{x.figure}: {x.value:,} against {x.previous:,} ({x.change_pct:+.0%})."
+        for x in c[c["flagged"]].itertuples()
+    ]
+
+
+SECTION = Section(
+    id="changes",
+    title="Compared with the previous period",
+    tables=(Table("changes", "Headline figures against the previous period", flag="flagged"),),
+    compute=compute,
+    note=note,
+    attention=attention,
+    attention_rank=30,
+    problems=50,
+)

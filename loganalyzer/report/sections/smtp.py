@@ -1,0 +1,183 @@
+"""SMTP sessions: per direction (with TLS), per hour, reply codes, the busiest remote IPs and
+failed authentications by remote IP (from the line counts ``sessions.load`` made)."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import plotly.graph_objects as go
+
+import eventcodes
+from loganalyzer.report.charts import NEUTRAL, hbar, hour_labels, layout, text
+from loganalyzer.report.load import Context, frame, hours
+from loganalyzer.report.sections.base import Inputs, Report, Section, Table
+from loganalyzer.report.sessions import AUTH, RULES
+
+
+def compute(q: Inputs) -> dict[str, pd.DataFrame]:
+    return {
+        "smtp_summary": summary(q.con),
+        "smtp_hourly": hourly(q.con, q.ctx),
+        "reply_codes": reply_codes(q.con),
+        "remote_ips": remote_ips(q.con, q.top),
+        "auth_failures": auth_failures(q.con, q.top),
+    }
+
+
+def summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Sessions per direction, with TLS, failed authentications and remote IPs."""
+    df = frame(
+        con,
+        """
+        select direction,
+               coalesce(sum(lines) filter (where kind = 'connect'), 0)::bigint as sessions,
+               coalesce(sum(lines) filter (where kind = 'tls'), 0)::bigint as with_tls,
+               coalesce(sum(lines) filter (where reply_code = 535), 0)::bigint as auth_failures,
+               count(distinct remote_ip) filter (where kind = 'connect') as remote_ips
+        from cur_lines group by direction order by direction
+        """,
+    )
+    df["tls_share"] = (df["with_tls"] / df["sessions"].where(df["sessions"] > 0)).round(4)
+    return df
+
+
+def hourly(con: duckdb.DuckDBPyConnection, ctx: Context) -> pd.DataFrame:
+    """Sessions started per hour, inbound (receive) and outbound (send)."""
+    idx = hours(ctx.period)
+    df = frame(
+        con,
+        """
+        select i, coalesce(sum(lines) filter (where direction = 'receive'), 0)::bigint as inbound,
+               coalesce(sum(lines) filter (where direction = 'send'), 0)::bigint as outbound
+        from cur_lines where kind = 'connect' group by i
+        """,
+    ).set_index("i")
+    out = pd.DataFrame({"hour": idx})
+    for col in ("inbound", "outbound"):
+        out[col] = df[col].reindex(range(len(idx))).fillna(0).astype("int64").to_numpy()
+    return out
+
+
+def reply_codes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Lines per direction and SMTP reply code, with the code's meaning."""
+    df = frame(
+        con,
+        """
+        select direction, reply_code, sum(lines)::bigint as lines from cur_lines
+        where reply_code is not null group by all order by lines desc, direction, reply_code
+        """,
+    )
+    df["meaning"] = [_reply_meaning(c) for c in df["reply_code"]]
+    return df
+
+
+def _reply_meaning(code) -> str:
+    try:
+        return eventcodes.lookup(str(code), "smtp-reply").meaning
+    except eventcodes.UnknownCode:
+        return ""
+
+
+def remote_ips(con: duckdb.DuckDBPyConnection, top: int) -> pd.DataFrame:
+    """Remote IPs with the most inbound sessions."""
+    return frame(
+        con,
+        f"""
+        select remote_ip,
+               coalesce(sum(lines) filter (where kind = 'connect'), 0)::bigint as sessions,
+               coalesce(sum(lines) filter (where reply_code = 535), 0)::bigint as auth_failures,
+               coalesce(sum(lines) filter (where kind = 'tls'), 0)::bigint as with_tls
+        from cur_lines where direction = 'receive' and remote_ip is not null
+        group by 1 order by sessions desc, auth_failures desc, remote_ip limit {int(top)}
+        """,
+    )
+
+
+def auth_failures(con: duckdb.DuckDBPyConnection, top: int) -> pd.DataFrame:
+    """Failed authentications by remote IP (a password-guessing signal), inbound only."""
+    return frame(
+        con,
+        f"""
+        select remote_ip, sum(lines)::bigint as failures, min(first_seen) as first_seen,
+               max(last_seen) as last_seen,
+               array_to_string(list(distinct server order by server), ', ') as servers
+        from cur_lines where {AUTH}
+        group by 1 order by failures desc, remote_ip limit {int(top)}
+        """,
+    )
+
+
+def charts(r: Report) -> dict[str, go.Figure]:
+    m = r.metrics
+    figs: dict[str, go.Figure] = {}
+    s = m["smtp_hourly"]
+    if s[["inbound", "outbound"]].to_numpy().sum():
+        fig = go.Figure()
+        x = hour_labels(s["hour"])
+        fig.add_bar(x=x, y=s["inbound"], name="inbound", marker_color=NEUTRAL[0])
+        fig.add_bar(x=x, y=s["outbound"], name="outbound", marker_color=NEUTRAL[2])
+        fig.update_xaxes(type="category")
+        figs["smtp_hourly"] = layout(fig, "SMTP sessions per hour", barmode="stack")
+    s = m["smtp_summary"]
+    if len(s) and s["sessions"].sum():
+        fig = go.Figure()
+        fig.add_bar(x=s["direction"], y=s["with_tls"], name="with TLS", marker_color=NEUTRAL[0])
+        fig.add_bar(
+            x=s["direction"],
+            y=s["sessions"] - s["with_tls"],
+            name="without TLS",
+            marker_color=NEUTRAL[2],
+        )
+        figs["tls"] = layout(fig, "Sessions with TLS", barmode="stack")
+    r_ = m["reply_codes"]
+    if len(r_):
+        top = r_.groupby("reply_code", as_index=False)["lines"].sum()
+        top = top.sort_values(["lines", "reply_code"], ascending=[False, True]).head(15)
+        figs["reply_codes"] = layout(
+            go.Figure(
+                go.Bar(
+                    x=[str(c) for c in top["reply_code"]], y=top["lines"], marker_color=NEUTRAL[1]
+                )
+            ),
+            "SMTP reply codes (lines)",
+        )
+        figs["reply_codes"].update_xaxes(type="category")
+    a = m["auth_failures"]
+    if len(a):
+        figs["auth_failures"] = hbar(
+            a["failures"],
+            [text(ip) for ip in a["remote_ip"]],
+            "Failed authentications by remote IP",
+            NEUTRAL[0],
+        )
+    return figs
+
+
+def attention(r: Report) -> list[str]:
+    auth = r.metrics["auth_failures"]
+    if not len(auth):
+        return []
+    return [
+        f"{auth['failures'].sum():,} failed SMTP authentications from "
+        f"{len(auth):,}{'+' if len(auth) >= r.top else ''} remote IPs "
+        f"(most: {auth.iloc[0]['remote_ip']}, {auth.iloc[0]['failures']:,})."
+    ]
+
+
+SECTION = Section(
+    id="smtp",
+    title="SMTP sessions",
+    tables=(
+        Table("smtp_summary", "Sessions", half=True),
+        Table("smtp_hourly", "Sessions per hour", folded=True),
+        Table("reply_codes", "Reply codes"),
+        Table("remote_ips", "Remote IPs with the most inbound sessions"),
+        Table("auth_failures", "Failed authentications by remote IP"),
+    ),
+    compute=compute,
+    charts=charts,
+    attention=attention,
+    attention_rank=50,
+    problems=40,
+    rules=RULES,
+)

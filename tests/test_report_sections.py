@@ -1,0 +1,150 @@
+"""The report's sections: one module each in an explicit registry; a new section is one module
+and one registry line, and then shows in the tables, the JSON, the page and its charts."""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import re
+import subprocess
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+from conftest import LOGANALYZER
+from reportdata import DAY, synth_store
+
+import loganalyzer
+import loganalyzer.report.html  # noqa: F401  (loaded before the test adds a section)
+import loganalyzer.report.sections as registry
+from loganalyzer.report import daily_report
+from loganalyzer.report.sections import Inputs, Report, Section, Table
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    return synth_store(tmp_path_factory.getbasetemp() / "report-synth")
+
+
+def test_every_section_module_is_in_the_registry_and_every_table_in_one_section():
+    modules = {
+        m.name
+        for m in pkgutil.iter_modules(registry.__path__)
+        if m.name not in ("base", "__init__")
+    }
+    assert modules == {s.id for s in registry.SECTIONS}
+    names = [t.name for s in registry.SECTIONS for t in s.tables]
+    assert len(names) == len(set(names)) == len(registry.TABLES)
+
+
+def test_the_tables_computed_are_those_the_sections_declare(synth):
+    report = daily_report(synth[1], DAY)
+    declared = [t.name for s in registry.SECTIONS for t in s.tables]
+    # "daily" only over several days
+    assert list(report.metrics) == [n for n in declared if n != "daily"]
+    assert [sid for sid, _, _ in report.sections()] == [
+        "totals",
+        "changes",
+        "traffic",
+        "failures",
+        "deferrals",
+        "latency",
+        "top",
+        "smtp",
+        "quality",
+    ]
+    first = daily_report(synth[1], DAY, problems_first=True)
+    assert [sid for sid, _, _ in first.sections()] == [
+        "failures",
+        "deferrals",
+        "quality",
+        "smtp",
+        "changes",
+        "totals",
+        "traffic",
+        "latency",
+        "top",
+    ]
+
+
+def _servers(q: Inputs) -> dict[str, pd.DataFrame]:
+    df = q.con.execute(
+        "select server, count(*) as rows from trk where date_time >= ? and date_time < ? "
+        "group by 1 order by 1",
+        q.ctx.window(),
+    ).df()
+    return {"server_rows": df}
+
+
+def _chart(r: Report) -> dict[str, go.Figure]:
+    df = r.metrics["server_rows"]
+    return {"server_rows": go.Figure(go.Bar(x=list(df["server"]), y=list(df["rows"])))}
+
+
+SERVERS = Section(
+    id="servers",
+    title="Rows per server",
+    tables=(Table("server_rows", "Tracking rows per server"),),
+    compute=_servers,
+    charts=_chart,
+    note=lambda r: f"{len(r.metrics['server_rows'])} servers logged.",
+    attention=lambda r: ["Servers: see the new section."],
+    attention_rank=5,
+    problems=1,
+    rules={"servers": "Rows: tracking log rows in the period."},
+)
+
+
+def test_a_new_section_is_one_module_and_one_registry_line(synth, monkeypatch):
+    monkeypatch.setattr(registry, "SECTIONS", (*registry.SECTIONS, SERVERS))
+    monkeypatch.setattr(registry, "TABLES", {**registry.TABLES, "server_rows": SERVERS.tables[0]})
+    report = daily_report(synth[1], DAY, problems_first=True)
+    rows = loganalyzer.Store(synth[1]).sql(
+        "select server, count(*) as n from tracking "
+        f"where date_time >= timestamptz '{DAY} 00:00:00+00' "
+        f"and date_time < timestamptz '{DAY} 00:00:00+00' + interval 1 day "
+        "group by 1 order by 1"
+    )
+    assert dict(zip(rows["server"], rows["n"], strict=True)) == dict(
+        zip(report.server_rows["server"], report.server_rows["rows"], strict=True)
+    )
+    assert len(report.server_rows) >= 2
+    assert report.sections()[0] == ("servers", "Rows per server", ["server_rows"])
+    assert report.attention()[0] == "Servers: see the new section."
+    d = report.to_dict()
+    assert d["tables"]["server_rows"] == [
+        {"server": s, "rows": int(n)} for s, n in zip(rows["server"], rows["n"], strict=True)
+    ]
+    assert d["rules"]["servers"] == "Rows: tracking log rows in the period."
+    assert "server_rows" in report.figures
+    page = report.to_html()
+    section = re.search(r'<section id="servers">(.*?)</section>', page, re.S)
+    assert section and section.start() < page.index('<section id="failures">')
+    body = section.group(1)
+    assert "<h2>Rows per server</h2>" in body and f"{len(rows)} servers logged." in body
+    assert 'id="t-server_rows"' in body and "<h3>Tracking rows per server</h3>" in body
+    assert 'data-figure="la-fig-server_rows-data"' in body
+
+
+def test_the_command_writes_every_section_of_the_registry(synth, tmp_path):
+    out = subprocess.run(
+        [LOGANALYZER, "report", "daily", "--store", synth[1], "--date", DAY, "--traces", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    page = (tmp_path / f"mail-flow-{DAY}.html").read_text(encoding="utf-8")
+    ids = re.findall(r'<section id="([a-z_]+)">', page)
+    assert ids == [s.id for s in registry.SECTIONS] + ["rules"]
+    for s in registry.SECTIONS:
+        assert f"<h2>{s.title}</h2>" in page
+    out = subprocess.run(
+        [LOGANALYZER, "report", "daily", "--store", synth[1], "--date", DAY, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    tables = json.loads(out.stdout)["tables"]
+    assert set(tables) == set(registry.TABLES) - {"daily"}
