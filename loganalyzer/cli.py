@@ -227,7 +227,7 @@ def ingest_cmd(
 ) -> None:
     """Read log files into the store (incremental: only new lines are read)."""
     from loganalyzer.ingest import ingest
-    from loganalyzer.render import ingest_progress, print_ingest_summary
+    from loganalyzer.terminal.ingest import ingest_progress, print_ingest_summary
 
     with ingest_progress(enabled=not as_json) as progress:
         summary = ingest(
@@ -304,7 +304,7 @@ def trace_cmd(
     if as_json:
         typer.echo(result.to_json())
     elif result.candidates:
-        from loganalyzer.trace.text import print_trace
+        from loganalyzer.terminal.trace import print_trace
 
         print_trace(console, result)
     if html:
@@ -321,7 +321,7 @@ def demo_cmd(
 ) -> None:
     """Ingest the bundled sample logs, trace a failed and a delivered message, show what next."""
     from loganalyzer.demo import run_demo
-    from loganalyzer.render import ingest_progress, print_demo
+    from loganalyzer.terminal.ingest import ingest_progress, print_demo
 
     with ingest_progress() as progress:
         result = run_demo(folder, progress=progress)
@@ -349,8 +349,8 @@ def sql_cmd(
     import duckdb
 
     from loganalyzer.export import to_csv, to_json
-    from loganalyzer.render import print_frame
     from loganalyzer.store import Store
+    from loganalyzer.terminal.ingest import print_frame
 
     try:
         df = Store(store).sql(query)
@@ -449,8 +449,8 @@ def headers_cmd(
     import os
 
     from loganalyzer.headers import analyze_headers
-    from loganalyzer.headers.text import print_headers
     from loganalyzer.pages import write_page
+    from loganalyzer.terminal.headers import print_headers
 
     store = store or os.environ.get("LOGANALYZER_STORE") or None
     data = typer.get_binary_stream("stdin").read() if file == "-" else Path(file).read_bytes()
@@ -527,7 +527,7 @@ def report_daily(
 
     from loganalyzer.report import daily_report
     from loganalyzer.report.mail import PASSWORD_ENV, send
-    from loganalyzer.report.text import print_report_notices, print_report_summary
+    from loganalyzer.terminal.report import print_report_notices, print_report_summary
 
     options = dict(days=days, tz=tz, top=top, accepted_domains=accepted_domain)
     smtp = dict(host=smtp_host, port=smtp_port, starttls=smtp_starttls, user=smtp_user)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from loganalyzer.render import clean
+from loganalyzer.terminal.common import clean
 
 if TYPE_CHECKING:
     from loganalyzer.report.model import DailyReport

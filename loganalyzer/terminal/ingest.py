@@ -1,8 +1,7 @@
-"""Terminal rendering shared by the CLI commands (rich)."""
+"""An ingest in the terminal: the progress bar while it runs, then its summary."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,14 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|\x1b\[[0-9;?]*[ -/]*[@-~]")
-
-
-def clean(value: object) -> str:
-    """Text from a log made safe for a terminal: no control characters or ANSI escapes."""
-    if value is None:
-        return ""
-    return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", str(value))
+from loganalyzer.terminal.common import clean
 
 
 @contextmanager
@@ -90,7 +82,7 @@ def print_ingest_summary(console: Console, summary) -> None:
 
 def print_demo(console: Console, result) -> None:
     """The demo's story: what was read, two traces, and the commands to try next."""
-    from loganalyzer.trace.text import print_trace
+    from loganalyzer.terminal.trace import print_trace
 
     console.rule(
         "[bold]1. Ingest[/bold]: one day of sample logs from three Exchange servers "
