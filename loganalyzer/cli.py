@@ -8,20 +8,18 @@ naming the wrong value; never a traceback unless ``loganalyzer --debug``. Every 
 
 from __future__ import annotations
 
-import json
 import sys
 import traceback
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from typer.core import TyperGroup
 
 import eventcodes
 from loganalyzer.errors import BadInput, LogAnalyzerError, NothingFound
+from loganalyzer.terminal.common import print_json
 
 # click's exceptions, as this typer names them (typer 0.28 carries its own copy of click)
 _clicks = sys.modules[typer.BadParameter.__module__]
@@ -135,10 +133,6 @@ def _main(
     _Contract.debug = debug
 
 
-def print_json(data: object) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
 @app.command()
 def codes(
     code: Annotated[
@@ -154,6 +148,8 @@ def codes(
     as_json: JsonOpt = False,
 ) -> None:
     """Explain tracking event IDs, sources, status codes and reply codes."""
+    from loganalyzer.terminal.tables import print_codes
+
     if not code and not family:
         raise BadInput("give one or more codes, or --family NAME to list a family")
     try:
@@ -171,16 +167,7 @@ def codes(
     if as_json:
         print_json([e.to_dict() for e in entries])
     elif entries:
-        t = Table(header_style="bold", expand=True)
-        t.add_column("family", no_wrap=True)
-        t.add_column("code", no_wrap=True)
-        t.add_column("name", ratio=1)
-        t.add_column("meaning", ratio=3)
-        t.add_column("outcome", no_wrap=True)
-        for e in entries:
-            style = "red" if e.is_failure else None
-            t.add_row(e.family, e.code, e.name, e.meaning, e.outcome, style=style)
-        console.print(t)
+        print_codes(console, entries)
     for u in unknown:
         _say(f"error: {u}")
     if unknown:
@@ -227,7 +214,7 @@ def ingest_cmd(
 ) -> None:
     """Read log files into the store (incremental: only new lines are read)."""
     from loganalyzer.ingest import ingest
-    from loganalyzer.render import ingest_progress, print_ingest_summary
+    from loganalyzer.terminal.ingest import ingest_progress, print_ingest_summary
 
     with ingest_progress(enabled=not as_json) as progress:
         summary = ingest(
@@ -304,7 +291,7 @@ def trace_cmd(
     if as_json:
         typer.echo(result.to_json())
     elif result.candidates:
-        from loganalyzer.trace.text import print_trace
+        from loganalyzer.terminal.trace import print_trace
 
         print_trace(console, result)
     if html:
@@ -321,7 +308,8 @@ def demo_cmd(
 ) -> None:
     """Ingest the bundled sample logs, trace a failed and a delivered message, show what next."""
     from loganalyzer.demo import run_demo
-    from loganalyzer.render import ingest_progress, print_demo
+    from loganalyzer.terminal.demo import print_demo
+    from loganalyzer.terminal.ingest import ingest_progress
 
     with ingest_progress() as progress:
         result = run_demo(folder, progress=progress)
@@ -349,8 +337,8 @@ def sql_cmd(
     import duckdb
 
     from loganalyzer.export import to_csv, to_json
-    from loganalyzer.render import print_frame
     from loganalyzer.store import Store
+    from loganalyzer.terminal.tables import print_frame
 
     try:
         df = Store(store).sql(query)
@@ -368,6 +356,7 @@ def sql_cmd(
 def formats_cmd(as_json: JsonOpt = False) -> None:
     """List the log formats loganalyzer reads, with the files it recognises."""
     from loganalyzer.formats import FORMATS, UNSUPPORTED_KINDS
+    from loganalyzer.terminal.tables import print_formats
 
     rows = [
         {"name": f.name, "table": f.table, "files": f.file_names, "description": f.description}
@@ -376,12 +365,7 @@ def formats_cmd(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(rows)
         return
-    t = Table("format", "table", "files", "what", header_style="bold", expand=True)
-    for r in rows:
-        t.add_row(r["name"], r["table"], r["files"], r["description"])
-    console.print(t)
-    kinds = sorted(set(UNSUPPORTED_KINDS.values()))
-    console.print(f"Recognised but not read (yet): {', '.join(kinds)}.", highlight=False)
+    print_formats(console, rows, sorted(set(UNSUPPORTED_KINDS.values())))
 
 
 @app.command()
@@ -416,6 +400,7 @@ def synth(
 ) -> None:
     """Write realistic multi-server Exchange logs and their ground truth (truth.jsonl)."""
     from loganalyzer.synth import generate
+    from loganalyzer.terminal.demo import print_synth
     from loganalyzer.times import parse_date
 
     kwargs = dict(servers=servers, days=days, messages=messages, seed=seed, relay=relay)
@@ -426,9 +411,7 @@ def synth(
     if as_json:
         print_json(result.to_dict())
     else:
-        typer.echo(result.summary())
-        if headers:
-            typer.echo(f"header blocks: {out / 'headers'}")
+        print_synth(result, out / "headers" if headers else None)
 
 
 @app.command("headers")
@@ -449,8 +432,8 @@ def headers_cmd(
     import os
 
     from loganalyzer.headers import analyze_headers
-    from loganalyzer.headers.text import print_headers
     from loganalyzer.pages import write_page
+    from loganalyzer.terminal.headers import print_headers
 
     store = store or os.environ.get("LOGANALYZER_STORE") or None
     data = typer.get_binary_stream("stdin").read() if file == "-" else Path(file).read_bytes()
@@ -527,7 +510,11 @@ def report_daily(
 
     from loganalyzer.report import daily_report
     from loganalyzer.report.mail import PASSWORD_ENV, send
-    from loganalyzer.report.text import print_report_notices, print_report_summary
+    from loganalyzer.terminal.report import (
+        print_report_empty,
+        print_report_notices,
+        print_report_summary,
+    )
 
     options = dict(days=days, tz=tz, top=top, accepted_domains=accepted_domain)
     smtp = dict(host=smtp_host, port=smtp_port, starttls=smtp_starttls, user=smtp_user)
@@ -545,7 +532,7 @@ def report_daily(
                 f"cannot mail the report via {smtp_host}:{smtp_port}: {_smtp_reason(exc)}"
             ) from exc
     if empty:
-        err.print(f"error: {report.notices()[0]}", soft_wrap=True, highlight=False, markup=False)
+        print_report_empty(err, report)
         raise typer.Exit(1)
     print_report_notices(err, report, files)
     if as_json:
@@ -580,6 +567,7 @@ def store_compact(
 ) -> None:
     """Rewrite the many small part files of each day into few large, sorted ones."""
     from loganalyzer.compact import compact
+    from loganalyzer.terminal.store import print_compact
 
     summary = compact(
         store,
@@ -587,15 +575,10 @@ def store_compact(
         target_mb=target_mb,
         on_wait=_say,
     )
-    data = summary.to_dict()
     if as_json:
-        print_json(data)
-        return
-    typer.echo(
-        f"{summary.store}: {data['parts_before']} parts in {len(summary.partitions)} day "
-        f"partitions rewritten as {data['parts_after']} ({data['rows']:,} rows) "
-        f"in {summary.seconds:.1f} s"
-    )
+        print_json(summary.to_dict())
+    else:
+        print_compact(summary)
 
 
 @store_app.command("check")
@@ -609,28 +592,19 @@ def store_check(
     """Check the store: every listed part there, readable, with the manifest's row counts;
     no leftovers of killed runs. Exit code 0 when consistent, 1 when not, 2 when not a store."""
     from loganalyzer.store import Store
+    from loganalyzer.terminal.common import status
+    from loganalyzer.terminal.store import print_check
 
     st = Store(store).require()
     removed: list[str] = []
     if repair:
         with st.lock(on_wait=_say):
             removed = st.clean()
-    busy = nullcontext() if as_json else err.status("reading the parts' footers")
-    with busy:
+    with status(err, "reading the parts' footers", enabled=not as_json):
         report = {**st.check(), "removed": removed}
     if as_json:
         print_json(report)
     else:
-        for p in report["problems"]:
-            typer.echo(p)
-        damaged = len(report["missing"]) + len(report["unreadable"]) + len(report["row_counts"])
-        left = len(report["unlisted"]) + len(report["temporary"])
-        typer.echo(
-            f"{report['store']}: {report['files']:,} files, {report['parts']:,} parts listed"
-            + (f"; removed {len(removed)} leftovers of killed runs" if repair else "")
-            + (f"; {damaged} damaged" if damaged else "")
-            + (f"; {left} leftovers of killed runs (--repair removes them)" if left else "")
-            + ("; consistent" if report["ok"] else "")
-        )
+        print_check(report, repaired=repair)
     if not report["ok"]:
         raise typer.Exit(1)

@@ -25,7 +25,6 @@ and can be run again.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import secrets
@@ -44,6 +43,7 @@ import pyarrow.parquet as pq
 
 from loganalyzer.errors import BadInput
 from loganalyzer.query import no_progress_bar
+from loganalyzer.result import Result
 from loganalyzer.schema import TABLES, conform
 from loganalyzer.store import TMP_SUFFIX, Part, Store
 from loganalyzer.times import parse_date
@@ -72,7 +72,7 @@ class Partition:
 
 
 @dataclass
-class CompactSummary:
+class CompactSummary(Result):
     """The result of a compaction; ``to_dict()`` is what ``--json`` prints."""
 
     store: str
@@ -90,9 +90,6 @@ class CompactSummary:
             "cleaned": len(self.cleaned),
             "partitions": [asdict(p) for p in self.partitions],
         }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
 
 
 def _failpoint(stage: str) -> None:

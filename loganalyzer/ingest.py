@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob
 import hashlib
 import heapq
-import json
 import multiprocessing as mp
 import os
 import re
@@ -21,6 +20,7 @@ from pathlib import Path
 from loganalyzer import formats
 from loganalyzer.errors import BadInput
 from loganalyzer.lookup import merge
+from loganalyzer.result import Result
 from loganalyzer.schema import SCHEMA_VERSION
 from loganalyzer.sources import BombError, busy, expand, os_path, read_head, user_path
 from loganalyzer.store import (
@@ -65,7 +65,7 @@ class FileReport:
 
 
 @dataclass
-class IngestSummary:
+class IngestSummary(Result):
     """The result of an ingest; ``to_dict()`` is what ``--json`` prints."""
 
     store: str
@@ -113,9 +113,6 @@ class IngestSummary:
             "warnings": self.warnings,
             "details": [asdict(f) for f in self.files],
         }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
 
 def discover(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = None):

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from loganalyzer.errors import BadInput
 
-__all__ = ["FORMS", "parse_date", "parse_time", "show", "zone"]
+__all__ = ["FORMS", "iso", "parse_date", "parse_time", "show", "zone"]
 
 #: What a time option accepts, as the messages say it.
 FORMS = (
@@ -108,3 +108,10 @@ def _why(value: str, option: str, noun: str, exc: ValueError) -> str:
 def show(when: dt.datetime, tz: str | None = "UTC") -> str:
     """A time as messages show it: in ``tz``, to the second, with its offset."""
     return when.astimezone(zone(tz)).isoformat(timespec="seconds")
+
+
+def iso(t: dt.datetime | None) -> str | None:
+    """A time as results' JSON writes it: ISO 8601 with milliseconds, UTC as ``...Z``."""
+    if t is None:
+        return None
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -109,6 +109,15 @@ def test_sql_cli_table_csv_json(cli, store):
     assert cli("sql", "select nothing", "--store", str(store.root)).exit_code == 2
 
 
+def test_sql_null_time_is_null(cli, store):
+    """A missing time is null in JSON and empty in CSV, not the text NaT."""
+    q = "select null::timestamptz as t, timestamptz '2026-03-02 10:00:00.5+00' as u"
+    as_json = json.loads(cli("sql", q, "--store", str(store.root), "--json").stdout)
+    assert as_json == [{"t": None, "u": "2026-03-02T10:00:00.500000+00:00"}]
+    rows = list(csv.reader(io.StringIO(cli("sql", q, "--store", str(store.root), "--csv").stdout)))
+    assert rows == [["t", "u"], ["", "2026-03-02T10:00:00.500000+00:00"]]
+
+
 def test_defuse():
     assert [defuse(v) for v in ("=1+1", "+x", "-x", "@x", "\tx", "a=b", 5)] == [
         "'=1+1",

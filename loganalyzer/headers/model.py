@@ -6,7 +6,6 @@ subject, hops, auth, antispam, bounce, trace); the other keys are additions.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -14,7 +13,9 @@ from typing import TYPE_CHECKING
 from loganalyzer.headers.antispam import AntispamField
 from loganalyzer.headers.auth import METHODS, AuthResult
 from loganalyzer.headers.bounce import BounceRecipient
-from loganalyzer.headers.received import Hop, iso
+from loganalyzer.headers.received import Hop
+from loganalyzer.result import Result
+from loganalyzer.times import iso
 
 if TYPE_CHECKING:
     from loganalyzer.trace.model import TraceResult
@@ -65,7 +66,7 @@ class TimelineEntry:
 
 
 @dataclass
-class HeaderAnalysis:
+class HeaderAnalysis(Result):
     """What ``analyze_headers`` returns; the CLI renders it as text, JSON or HTML."""
 
     message_id: str | None
@@ -147,19 +148,11 @@ class HeaderAnalysis:
             "notes": self.notes,
         }
 
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
-
-    def to_html(self) -> str:
-        """A self-contained HTML page without scripts; every header value is escaped."""
+    def _html(self, fragment: bool = False) -> str:
+        """The page has no scripts; every header value is escaped."""
         from loganalyzer.headers.html import render_html
 
-        return render_html(self)
-
-    def _repr_html_(self) -> str:
-        from loganalyzer.headers.html import render_html
-
-        return render_html(self, fragment=True)
+        return render_html(self, fragment=fragment)
 
     def verdict_lines(self) -> list[tuple[str, AuthResult | None]]:
         """(method, result) in the fixed order spf, dkim, dmarc, arc, compauth."""

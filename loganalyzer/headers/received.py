@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from loganalyzer.times import iso
+
 KEYWORDS = ("from", "by", "via", "with", "id", "for")
 _MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
 # RFC 5322 zones, obsolete names included; "-0000" and unknown names count as UTC (flagged).
@@ -33,13 +35,6 @@ _CIPHER = re.compile(r"\bcipher=([A-Za-z0-9_-]+)", re.IGNORECASE)
 _POSTFIX_TLS = re.compile(r"\busing (TLSv?[\d.]+) with cipher ([A-Za-z0-9_-]+)", re.IGNORECASE)
 _TLS_WORD = re.compile(r"\(TLS\)|over TLS secured channel|\bSTARTTLS\b", re.IGNORECASE)
 _BRACKETED = re.compile(r"\[([^\]]+)\]")
-
-
-def iso(t: datetime | None) -> str | None:
-    """UTC ISO 8601 with milliseconds, as the trace JSON writes times (``...Z``)."""
-    if t is None:
-        return None
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass

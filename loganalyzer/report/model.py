@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import math
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,13 +12,14 @@ import pandas as pd
 from loganalyzer.report import sections as registry
 from loganalyzer.report.period import Period
 from loganalyzer.report.sections import SectionResult
+from loganalyzer.result import Result, plain, records
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 
 @dataclass
-class DailyReport:
+class DailyReport(Result):
     """What ``loganalyzer.daily_report`` returns: metrics (``metrics[name]`` or
     ``report.name``), figures, and ``to_html()``, ``to_dict()``, ``to_json()``."""
 
@@ -159,9 +157,9 @@ class DailyReport:
             "accepted_domains_inferred": self.accepted_inferred,
             "redacted": self.redacted,
             "rules": dict(self.rules),
-            "headline": {k: _plain(v) for k, v in self.headline.items()},
+            "headline": {k: plain(v) for k, v in self.headline.items()},
             "previous": (
-                {k: _plain(v) for k, v in self.previous.items()} if self.previous else None
+                {k: plain(v) for k, v in self.previous.items()} if self.previous else None
             ),
             "attention": self.attention(),
             "cut": self.cut(),
@@ -175,20 +173,14 @@ class DailyReport:
             "tables": {name: records(df) for name, df in self.metrics.items()},
         }
 
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
-
-    def to_html(self, charts: bool = True, traces: dict[str, str] | None = None) -> str:
+    def _html(
+        self, fragment: bool = False, charts: bool = True, traces: dict[str, str] | None = None
+    ) -> str:
         """One self-contained HTML page (plotly.js inlined once; ``charts=False``: no
         scripts at all, as for mail). ``traces`` maps message IDs to trace page links."""
         from loganalyzer.report.html import render
 
-        return render(self, charts=charts, traces=traces or {})
-
-    def _repr_html_(self) -> str:
-        from loganalyzer.report.html import render
-
-        return render(self, charts=True, traces={}, fragment=True)
+        return render(self, charts=charts, traces=traces or {}, fragment=fragment)
 
     def save(self, path: str | Path, traces: int = 100) -> list[Path]:
         """Write the page to ``path`` and, unless redacted, trace pages of up to ``traces``
@@ -217,27 +209,3 @@ def _day_runs(days: list[dt.date]) -> str:
     return ", ".join(f"{a} to {b}" if a != b else f"{a}" for a, b in runs)
 
 
-def _plain(v: Any) -> Any:
-    """A cell as a JSON value: None for missing, ISO 8601 times, Python numbers."""
-    if v is None or v is pd.NA or v is pd.NaT:
-        return None
-    if isinstance(v, pd.Timestamp):
-        return v.isoformat(timespec="milliseconds")
-    if hasattr(v, "item") and not isinstance(v, str | bytes):
-        v = v.item()
-    if isinstance(v, Decimal):
-        v = int(v) if v == v.to_integral_value() else float(v)
-    if isinstance(v, float):
-        return None if math.isnan(v) else v
-    if isinstance(v, list | tuple):
-        return [_plain(x) for x in v]
-    return v
-
-
-def records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a DataFrame as JSON-ready dicts."""
-    cols = list(df.columns)
-    return [
-        {c: _plain(v) for c, v in zip(cols, row, strict=True)}
-        for row in df.astype(object).itertuples(index=False, name=None)
-    ]

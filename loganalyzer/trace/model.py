@@ -5,10 +5,12 @@ The names of ``to_dict()`` are a contract: later work and outside scripts rely o
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
+
+from loganalyzer.result import Result
+from loganalyzer.times import iso
 
 #: How a query's ID is named in messages.
 _KINDS = {
@@ -16,14 +18,6 @@ _KINDS = {
     "network_message_id": "network message ID",
     "internal_message_id": "internal message ID",
 }
-
-
-def iso(t: datetime | None) -> str | None:
-    """UTC or zoned time as ISO 8601 with milliseconds."""
-    if t is None:
-        return None
-    text = t.isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
 
 
 @dataclass
@@ -154,7 +148,7 @@ class MessageTrace:
 
 
 @dataclass
-class TraceResult:
+class TraceResult(Result):
     """What ``loganalyzer.trace`` returns; the CLI renders it as text, JSON or HTML."""
 
     query: dict
@@ -206,19 +200,10 @@ class TraceResult:
             "messages": [m.to_dict() for m in self.messages],
         }
 
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
-
-    def to_html(self) -> str:
-        """A self-contained HTML page; every value from the logs is escaped."""
+    def _html(self, fragment: bool = False) -> str:
         from loganalyzer.trace.html import render_html
 
-        return render_html(self)
-
-    def _repr_html_(self) -> str:
-        from loganalyzer.trace.html import render_html
-
-        return render_html(self, fragment=True)
+        return render_html(self, fragment=fragment)
 
     def verdicts(self) -> list[Verdict]:
         """Every recipient verdict of every traced message, members included."""

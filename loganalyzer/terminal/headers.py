@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from loganalyzer.headers.model import HeaderAnalysis, duration
-from loganalyzer.render import clean
+from loganalyzer.terminal.common import clean
 
 RESULT_STYLE = {
     "pass": "green",

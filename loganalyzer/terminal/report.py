@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from loganalyzer.render import clean
+from loganalyzer.terminal.common import clean
 
 if TYPE_CHECKING:
     from loganalyzer.report.model import DailyReport
@@ -39,3 +39,8 @@ def print_report_notices(console: Console, report: DailyReport, files: list[Path
     pages = len(files) - 1 if files else None
     for line in report.notices(pages):
         console.print(f"warning: {clean(line)}", soft_wrap=True, highlight=False, markup=False)
+
+
+def print_report_empty(console: Console, report: DailyReport) -> None:
+    """Why an empty period wrote and mailed nothing (``--fail-if-empty``): for stderr."""
+    console.print(f"error: {report.notices()[0]}", soft_wrap=True, highlight=False, markup=False)

@@ -8,7 +8,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from loganalyzer.render import clean
+from loganalyzer.terminal.common import clean
 from loganalyzer.trace.model import TraceResult, Verdict
 
 STYLE = {

@@ -1,0 +1,30 @@
+"""What every terminal renderer uses: text from logs made safe, JSON output, a status line."""
+
+from __future__ import annotations
+
+import json
+import re
+from contextlib import AbstractContextManager, nullcontext
+
+import typer
+from rich.console import Console
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def clean(value: object) -> str:
+    """Text from a log made safe for a terminal: no control characters or ANSI escapes."""
+    if value is None:
+        return ""
+    return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", str(value))
+
+
+def print_json(data: object) -> None:
+    """Data as indented JSON on stdout (values JSON does not know as their text)."""
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def status(console: Console, text: str, enabled: bool = True) -> AbstractContextManager:
+    """A spinner with ``text`` on ``console`` while a slow step runs (nothing when not
+    ``enabled``, as for JSON output)."""
+    return console.status(text) if enabled else nullcontext()

@@ -1,0 +1,64 @@
+"""The sample logs in the terminal: the demo's story, and what ``synth`` wrote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from loganalyzer.terminal.common import clean
+from loganalyzer.terminal.ingest import print_ingest_summary
+from loganalyzer.terminal.trace import print_trace
+
+
+def print_demo(console: Console, result) -> None:
+    """The demo's story: what was read, two traces, and the commands to try next."""
+    console.rule(
+        "[bold]1. Ingest[/bold]: one day of sample logs from three Exchange servers "
+        "and an IIS SMTP relay"
+    )
+    console.print(f"logs: {clean(result.logs)}", highlight=False)
+    print_ingest_summary(console, result.ingest)
+    for label, res in result.traces.items():
+        console.rule(f"[bold]2. Trace a {label} message[/bold]")
+        print_trace(console, res, conversation=False)
+    store = clean(result.store)
+    mid = next((t.messages[0].message_id for t in result.traces.values() if t.messages), "")
+    console.rule("[bold]Try next[/bold]")
+    tips = [
+        (
+            f"loganalyzer trace '{clean(mid)}' --store {store}",
+            "the full timeline with the SMTP conversations",
+        ),
+        (
+            f"loganalyzer trace --recipient '*@example.com' --store {store}",
+            "list the messages to one domain, then --pick N",
+        ),
+        (
+            f"loganalyzer trace '{clean(mid)}' --store {store} --html trace.html",
+            "the same as a web page",
+        ),
+        (
+            f"loganalyzer report daily --date {result.day} --store {store} --out day.html",
+            "the sample day's report (add --mail-to to send it)",
+        ),
+        (
+            f'loganalyzer sql "select event_id, count(*) from tracking group by 1" --store {store}',
+            "SQL over the store",
+        ),
+        ("loganalyzer codes 5.1.1 4.4.7 550", "what the codes mean"),
+    ]
+    if result.report:
+        # a file URL opens in any browser, on any system (``open`` is macOS only)
+        page = clean(Path(result.report).resolve().as_uri())
+        tips.insert(0, (page, "the sample day's report, with charts: open it in a web browser"))
+    for cmd, why in tips:
+        console.print(f"  [bold]{cmd}[/bold]\n      {why}", highlight=False)
+
+
+def print_synth(result, headers: Path | None = None) -> None:
+    """What ``synth`` wrote (``SynthResult.summary()``), and where the header blocks are."""
+    typer.echo(result.summary())
+    if headers:
+        typer.echo(f"header blocks: {headers}")

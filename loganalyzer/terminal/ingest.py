@@ -1,0 +1,79 @@
+"""An ingest in the terminal: the progress bar while it runs, then its summary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from loganalyzer.terminal.common import clean
+
+
+@contextmanager
+def ingest_progress(enabled: bool = True) -> Iterator:
+    """A progress bar of bytes done, on stderr when it is a terminal; yields the callback
+    ``ingest`` takes (None without a bar)."""
+    screen = Console(stderr=True)
+    if not enabled or not screen.is_terminal:  # a bar in a pipe or a log is noise
+        yield None
+        return
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        console=screen,
+    ) as bar:
+        task = bar.add_task("ingest", total=None)
+
+        def update(done: int, total: int, path: str) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def print_ingest_summary(console: Console, summary) -> None:
+    d = summary.to_dict()
+    f = d["files"]
+    speed = f"{d['mb_per_s']} MB/s" if d["mb_per_s"] else "-"
+    console.print(
+        f"[bold]{f['ingested']}[/bold] files ingested, {f['unchanged']} unchanged, "
+        f"{f['skipped']} skipped, {f['errors']} unreadable; "
+        f"[bold]{d['rows']:,}[/bold] rows, {d['quarantined']:,} quarantined lines; "
+        f"{d['bytes_read'] / 1e6:,.1f} MB in {d['seconds']:.1f} s ({speed})",
+        highlight=False,
+    )
+    by_reason: dict[tuple[str, str], list[str]] = {}
+    for x in summary.files:
+        if x.status in ("skipped", "error"):
+            by_reason.setdefault((x.status, x.reason or ""), []).append(x.path)
+        elif x.quarantined:
+            by_reason.setdefault(("quarantined", "lines went to the quarantine"), []).append(
+                f"{x.path} ({x.quarantined})"
+            )
+    if by_reason:
+        t = Table("status", "files", "why", header_style="bold", expand=True)
+        for (status, why), paths in sorted(by_reason.items()):
+            shown = ", ".join(clean(p) for p in paths[:5])
+            more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
+            t.add_row(
+                status,
+                f"{len(paths)}: {shown}{more}",
+                clean(why),
+                style="red" if status == "error" else None,
+            )
+        console.print(t)
+    for w in summary.warnings:
+        console.print(f"[yellow]warning:[/yellow] {clean(w)}", highlight=False)
+    console.print(f"store: {clean(summary.store)}", highlight=False)

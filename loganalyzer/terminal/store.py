@@ -1,0 +1,36 @@
+"""Store maintenance in the terminal: a compaction's summary and a store check."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from loganalyzer.compact import CompactSummary
+
+
+def print_compact(summary: CompactSummary) -> None:
+    """One line: parts before and after, rows, time."""
+    data = summary.to_dict()
+    typer.echo(
+        f"{summary.store}: {data['parts_before']} parts in {len(summary.partitions)} day "
+        f"partitions rewritten as {data['parts_after']} ({data['rows']:,} rows) "
+        f"in {summary.seconds:.1f} s"
+    )
+
+
+def print_check(report: dict, repaired: bool = False) -> None:
+    """Each problem a line, then one line: files, parts, what was removed, damaged, left over."""
+    for p in report["problems"]:
+        typer.echo(p)
+    damaged = len(report["missing"]) + len(report["unreadable"]) + len(report["row_counts"])
+    left = len(report["unlisted"]) + len(report["temporary"])
+    removed = report.get("removed") or []
+    typer.echo(
+        f"{report['store']}: {report['files']:,} files, {report['parts']:,} parts listed"
+        + (f"; removed {len(removed)} leftovers of killed runs" if repaired else "")
+        + (f"; {damaged} damaged" if damaged else "")
+        + (f"; {left} leftovers of killed runs (--repair removes them)" if left else "")
+        + ("; consistent" if report["ok"] else "")
+    )

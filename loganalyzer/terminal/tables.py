@@ -1,0 +1,49 @@
+"""Plain tables in the terminal: SQL results, code tables, the formats loganalyzer reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from eventcodes import Code
+from loganalyzer.terminal.common import clean
+
+
+def print_frame(console: Console, df: pd.DataFrame, limit: int = 100) -> None:
+    """A DataFrame as a table, log values cleaned; says how many rows were left out."""
+    t = Table(*[clean(c) for c in df.columns], header_style="bold", expand=True)
+    for row in df.head(limit).itertuples(index=False):
+        t.add_row(*[clean("" if v is None or v is pd.NA else v) for v in row])
+    console.print(t)
+    if len(df) > limit:
+        console.print(
+            f"showing the first {limit:,} of {len(df):,} rows; --limit N, --csv or --json "
+            "to see more",
+            highlight=False,
+        )
+
+
+def print_codes(console: Console, entries: Iterable[Code]) -> None:
+    """Code table entries, one a row; failures in red."""
+    t = Table(header_style="bold", expand=True)
+    t.add_column("family", no_wrap=True)
+    t.add_column("code", no_wrap=True)
+    t.add_column("name", ratio=1)
+    t.add_column("meaning", ratio=3)
+    t.add_column("outcome", no_wrap=True)
+    for e in entries:
+        style = "red" if e.is_failure else None
+        t.add_row(e.family, e.code, e.name, e.meaning, e.outcome, style=style)
+    console.print(t)
+
+
+def print_formats(console: Console, rows: Iterable[dict], unsupported: Iterable[str]) -> None:
+    """The formats (name, table, files, description) and the log kinds recognised but not read."""
+    t = Table("format", "table", "files", "what", header_style="bold", expand=True)
+    for r in rows:
+        t.add_row(r["name"], r["table"], r["files"], r["description"])
+    console.print(t)
+    console.print(f"Recognised but not read (yet): {', '.join(unsupported)}.", highlight=False)
