@@ -1,0 +1,203 @@
+"""What the pages show, read through the library's calls: a page of search results, the store's
+status and its days. Every function here blocks (DuckDB): the app runs them in a thread."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+
+from loganalyzer.report.redact import HIDDEN, pseudonym, redact_text
+from loganalyzer.store import Store
+from loganalyzer.trace import trace
+
+#: The search form's fields, as the URL names them.
+FIELDS = ("q", "server", "sender", "recipient", "subject", "since", "until", "event")
+#: Events a search can require (the tracking event IDs of a fate).
+EVENTS = ("FAIL", "DEFER", "DELIVER", "SEND", "DROP", "EXPAND", "REDIRECT", "RESOLVE", "DSN")
+PAGE_SIZE = 25
+
+
+@dataclass
+class SearchPage:
+    """One page of matching messages, and how many match in all."""
+
+    rows: list[dict]
+    total: int
+    page: int
+    size: int
+    desc: bool
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+
+def search(
+    store: str, form: dict[str, str], page: int = 1, desc: bool = False, tz: str = "UTC"
+) -> SearchPage:
+    """Page ``page`` of the messages matching ``form`` (FIELDS), by first time, oldest first
+    unless ``desc``; BadInput for a wrong value (a time, a zone)."""
+    size = PAGE_SIZE
+    offset = (page - 1) * size
+
+    def find(limit: int):
+        return trace(
+            store,
+            form.get("q") or None,
+            server=form.get("server") or None,
+            sender=form.get("sender") or None,
+            recipient=form.get("recipient") or None,
+            subject=form.get("subject") or None,
+            since=form.get("since") or None,
+            until=form.get("until") or None,
+            event_id=form.get("event") or None,
+            tz=tz,
+            limit=limit,
+        )
+
+    if not desc:
+        found = find(offset + size)
+        return SearchPage(found.candidates[offset:], found.total or 0, page, size, desc)
+    found = find(size)
+    total = found.total or 0
+    if total > size and offset < total:  # the newest first: the list up to this page's end
+        found = find(total - offset)
+    end = max(0, total - offset)
+    rows = found.candidates[max(0, end - size) : end][::-1]
+    return SearchPage(rows, total, page, size, desc)
+
+
+def status(store: str) -> dict:
+    """Servers (files, rows, newest row of each log kind), days without rows between a
+    server's first and last day, quarantined lines and the last ingest."""
+    st = Store(store).require()
+    files = st.files()
+    newest = st.sql(
+        "select server, 'tracking' as log, max(date_time) as newest, count(*) as rows,"
+        " list(distinct date order by date) as days from tracking group by all"
+        " union all "
+        "select server, 'smtp' as log, max(date_time) as newest, count(*) as rows,"
+        " list(distinct date order by date) as days from smtp group by all"
+        " order by server, log"
+    )
+    servers = []
+    for r in newest.to_dict("records"):
+        days = sorted(dt.date.fromisoformat(str(d)[:10]) for d in r["days"])
+        gaps = []
+        if days:
+            every = {days[0] + dt.timedelta(n) for n in range((days[-1] - days[0]).days + 1)}
+            gaps = sorted(every - set(days))
+        servers.append(
+            {
+                "server": r["server"],
+                "log": r["log"],
+                "newest": r["newest"],
+                "rows": int(r["rows"]),
+                "first_day": days[0] if days else None,
+                "last_day": days[-1] if days else None,
+                "gaps": gaps,
+            }
+        )
+    last = files["ingested_at"].max() if len(files) else None
+    return {
+        "store": str(st.root),
+        "files": len(files),
+        "quarantined": int(files["quarantined"].sum()) if len(files) else 0,
+        "last_ingest": last,
+        "servers": servers,
+        "formats": files.groupby("format").size().to_dict() if len(files) else {},
+    }
+
+
+def days(store: str) -> list[dt.date]:
+    """The days the store holds rows of (tracking or SMTP), oldest first."""
+    st = Store(store).require()
+    df = st.sql(
+        "select distinct date from tracking union select distinct date from smtp order by 1"
+    )
+    return [dt.date.fromisoformat(str(d)[:10]) for d in df["date"]]
+
+
+def signature(store: str) -> tuple:
+    """What changes when an ingest adds to the store (the key of cached reports)."""
+    files = Store(store).require().files()
+    last = files["ingested_at"].max() if len(files) else None
+    return (len(files), str(last), int(files["rows"].sum()) if len(files) else 0)
+
+
+# Fields that hold IDs, codes or names of machines: never redacted (an ID is the link to a
+# trace, and the redaction's address pattern would match the host part of a Message-ID).
+_KEEP = {
+    "message_id",
+    "network_message_id",
+    "ndr_message_id",
+    "ndr_message_ids",
+    "reference",
+    "internal_message_id",
+    "related",
+    "server",
+    "server_host",
+    "client",
+    "connector",
+    "event_id",
+    "verdict",
+    "status",
+    "enhanced_status",
+    "file",
+    "name",
+    "log_format",
+    "outcome",
+    "direction",
+    "session_id",
+}
+_ADDRESSES = {"address", "sender", "expanded_from", "redirected_to", "recipients"}
+
+
+def redact_value(name: str, value, key: bytes):
+    """``value`` of the field ``name`` as a reader without access to people sees it."""
+    if value is None or name in _KEEP:
+        return value
+    if name == "subject":
+        return HIDDEN
+    if isinstance(value, str):
+        return (
+            pseudonym(value, key)
+            if name in _ADDRESSES and "@" in value
+            else redact_text(value, key)
+        )
+    if isinstance(value, list):
+        return [redact_value(name, v, key) for v in value]
+    if isinstance(value, dict):
+        return {k: redact_value(k, v, key) for k, v in value.items()}
+    if dataclasses.is_dataclass(value):
+        for f in dataclasses.fields(value):
+            setattr(value, f.name, redact_value(f.name, getattr(value, f.name), key))
+    return value
+
+
+def redact_trace(result, key: bytes):
+    """The trace ``result`` with addresses pseudonymised and subjects hidden (in place)."""
+    result.candidates = [redact_value("candidate", c, key) for c in result.candidates]
+    for m in result.messages:
+        redact_value("message", m, key)
+    return result
+
+
+@dataclass
+class Cache:
+    """A few rendered reports, the newest kept (a report page holds plotly.js: megabytes)."""
+
+    size: int = 6
+    pages: dict = field(default_factory=dict)
+
+    def get(self, key):
+        page = self.pages.pop(key, None)
+        if page is not None:
+            self.pages[key] = page
+        return page
+
+    def put(self, key, page) -> None:
+        self.pages[key] = page
+        while len(self.pages) > self.size:
+            self.pages.pop(next(iter(self.pages)))
