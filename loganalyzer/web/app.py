@@ -9,6 +9,7 @@ pages ``trace --html``, ``report daily`` and ``headers --html`` write, with the 
 from __future__ import annotations
 
 import calendar
+import html as html_lib
 import datetime as dt
 import os
 import re
@@ -30,7 +31,7 @@ from loganalyzer.report import daily_report
 from loganalyzer.times import FORMS, zone
 from loganalyzer.trace import trace
 from loganalyzer.web import data
-from loganalyzer.web.security import CSP, MAX_BODY, Guard, Protect, TooLarge
+from loganalyzer.web.security import CSP, MAX_BODY, META_CSP, Guard, Protect, TooLarge
 
 _META_CSP = re.compile(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">')
 
@@ -56,7 +57,7 @@ class App:
         html = (
             environment()
             .get_template(template)
-            .render(csp=CSP, active=active, redacted=self.redact, **values)
+            .render(csp=META_CSP, active=active, redacted=self.redact, **values)
         )
         return HTMLResponse(html, status_code=status)
 
@@ -73,7 +74,7 @@ class App:
         )
         html = html.replace("<body>", f"<body>{nav}{extra}", 1)
         found = _META_CSP.search(html)
-        csp = f"{found[1]}; frame-ancestors 'none'" if found else CSP
+        csp = f"{html_lib.unescape(found[1])}; frame-ancestors 'none'" if found else CSP
         return HTMLResponse(html, headers={"content-security-policy": csp})
 
     # -- pages
@@ -261,9 +262,16 @@ def _related(result, tz: str) -> dict:
         ndrs += m.ndr_message_ids
         ndrs += [v.ndr_message_id for r in m.recipients for v in r.flatten() if v.ndr_message_id]
         for e in m.events:
-            if e.is_ndr and e.reference:
-                originals.append(e.reference if e.reference.startswith("<") else f"<{e.reference}>")
-            if e.message_id and e.message_id not in own:
+            ref = e.reference and (
+                e.reference if e.reference.startswith("<") else f"<{e.reference}>"
+            )
+            if e.event_id == "DSN" and ref:  # the bounce this message caused
+                ndrs.append(ref)
+            elif e.is_ndr and e.message_id:  # the bounce's rows, shown in this trace
+                ndrs.append(e.message_id)
+            elif ref and e.message_id == m.message_id:  # this message bounces that one
+                originals.append(ref)
+            elif e.message_id and e.message_id not in own:
                 related.append(e.message_id)
     searches = []
     for m in result.messages:

@@ -26,9 +26,9 @@ MAX_BODY = 2 * 1024 * 1024
 COOKIE = "la_session"
 #: The report's policy: nothing loads from anywhere, no script runs (the report page alone
 #: sends its own, which allows its hashed scripts); forms post only back to the app.
-CSP = CSP_BASE.replace("form-action 'none'", "form-action 'self'") + (
-    "; script-src 'none'; frame-ancestors 'none'"
-)
+META_CSP = CSP_BASE.replace("form-action 'none'", "form-action 'self'") + "; script-src 'none'"
+#: As a header it also forbids framing (a ``<meta>`` policy cannot say that).
+CSP = META_CSP + "; frame-ancestors 'none'"
 HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
