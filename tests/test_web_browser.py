@@ -202,26 +202,28 @@ def test_open_a_report_and_follow_a_failed_recipient(synth, app, page):
 def test_hostile_values_stay_text(hostile_store, page):  # noqa: F811 - the fixture
     with serving(hostile_store, env=NO_TOKEN) as url:
         search(page, url, subject="<")
-        dom = """({
+        dom = """(foreign => ({
             scripts: document.scripts.length,
             handlers: Array.from(document.querySelectorAll('*')).filter(e =>
                 Array.from(e.attributes).some(a => a.name.startsWith('on'))).length,
-            foreign: document.querySelectorAll('img,svg,iframe,math,object,embed').length,
+            foreign: document.querySelectorAll(foreign).length,
             js: Array.from(document.querySelectorAll('[href],[src]')).filter(e =>
                 (e.getAttribute('href') || e.getAttribute('src')).includes('javascript:')).length,
             text: document.body.innerText,
-        })"""
-        seen = page.evaluate(dom)
+        }))"""
+        # the report draws its charts in SVG; a log's value adds no element anywhere
+        tags, report_tags = "img,svg,iframe,math,object,embed", "img,iframe,math,object,embed"
+        seen = page.evaluate(dom, tags)
         assert seen["scripts"] == seen["handlers"] == seen["foreign"] == seen["js"] == 0
         shown = [p for p in PAYLOADS if "<" in p]
         assert all(p.strip() in seen["text"] for p in shown[:5])
         for i in range(len(PAYLOADS)):
             page.goto(f"{url}/trace?id=<m{i}@contoso.com>")
-            seen = page.evaluate(dom)
+            seen = page.evaluate(dom, tags)
             assert seen["scripts"] == seen["handlers"] == seen["foreign"] == seen["js"] == 0, i
         page.goto(url + "/reports")
         page.click(".cal a")
         page.wait_for_selector("h1")
-        seen = page.evaluate(dom)
+        seen = page.evaluate(dom, report_tags)
         assert seen["handlers"] == seen["foreign"] == seen["js"] == 0
     assert page.problems == [], page.problems

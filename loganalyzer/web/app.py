@@ -9,8 +9,8 @@ pages ``trace --html``, ``report daily`` and ``headers --html`` write, with the 
 from __future__ import annotations
 
 import calendar
-import html as html_lib
 import datetime as dt
+import html as html_lib
 import os
 import re
 from functools import cache
