@@ -110,6 +110,10 @@ def test_search_a_message_id_and_read_its_verdicts(synth, app, page, tmp_path):
     )
     search(page, app, q=mid)
     assert page.inner_text("#total") == f"1 message matches ID {mid}."
+    cells = page.eval_on_selector_all(
+        "#results td:nth-child(3) div", "ds => ds.map(d => d.innerText)"
+    )
+    assert {c.split()[0].lower(): c.split()[1] for c in cells} == messages[mid]
     page.click("a.trace")
     page.wait_for_selector("h2:text('Verdict per recipient')")
     assert page_verdicts(page) == messages[mid]

@@ -90,14 +90,13 @@ class App:
             page = _number(q.get("page"), "page", 1)
             desc = q.get("sort") == "newest"
             result = await run_in_threadpool(data.search, self.store, form, page, desc, tz)
-            fates = await run_in_threadpool(self._fates, result.rows)
         except LogAnalyzerError as exc:
             return self.page("web_search.html.j2", "Search", 400, error=str(exc), **values)
         here = ZoneInfo(zone(tz).key)
         for c in result.rows:
             c["when"] = dt.datetime.fromisoformat(c["date_time"]).astimezone(here)
             c["when"] = c["when"].strftime("%Y-%m-%d %H:%M:%S")
-            c["fates"] = fates.get(c.get("message_id")) or [
+            c["fates"] = result.verdicts.get(c.get("message_id")) or [
                 {"recipient": r} for r in c.get("recipients") or []
             ]
             c["link"] = _trace_link(c.get("message_id") or c.get("network_message_id"), tz)
@@ -118,28 +117,6 @@ class App:
             else None,
         )
         return self.page("web_search.html.j2", "Search", **values)
-
-    def _fates(self, rows: list[dict]) -> dict[str, list[dict]]:
-        """Each listed message's recipients with their last outcome and the latency."""
-        ids = [r["message_id"] for r in rows if r.get("message_id")]
-        if not ids:
-            return {}
-        from loganalyzer.store import Store
-
-        marks = ", ".join("?" * len(ids))
-        df = Store(self.store).sql(
-            f"select message_id, recipients, latency_s from messages where message_id in ({marks})",
-            ids,
-        )
-        out = {}
-        for r in df.to_dict("records"):
-            late = r["latency_s"]
-            latency = f"{late:.1f} s" if late is not None and late == late else ""
-            out[r["message_id"]] = [
-                {"recipient": x["recipient"], "outcome": x["outcome"], "latency": latency}
-                for x in (r["recipients"] if r["recipients"] is not None else [])
-            ]
-        return out
 
     async def trace(self, request: Request) -> Response:
         q = request.query_params

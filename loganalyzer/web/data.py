@@ -27,6 +27,9 @@ class SearchPage:
     page: int
     size: int
     desc: bool
+    #: Each recipient's verdict and latency, by Message-ID, where the search traced the
+    #: message (a single match); other rows link to their trace.
+    verdicts: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
     def pages(self) -> int:
@@ -58,14 +61,31 @@ def search(
 
     if not desc:
         found = find(offset + size)
-        return SearchPage(found.candidates[offset:], found.total or 0, page, size, desc)
+        return SearchPage(
+            found.candidates[offset:], found.total or 0, page, size, desc, _verdicts(found)
+        )
     found = find(size)
     total = found.total or 0
     if total > size and offset < total:  # the newest first: the list up to this page's end
         found = find(total - offset)
     end = max(0, total - offset)
     rows = found.candidates[max(0, end - size) : end][::-1]
-    return SearchPage(rows, total, page, size, desc)
+    return SearchPage(rows, total, page, size, desc, _verdicts(found))
+
+
+def _verdicts(result) -> dict[str, list[dict]]:
+    out = {}
+    for m in result.messages:
+        out[m.message_id] = [
+            {
+                "recipient": v.address,
+                "outcome": v.verdict,
+                "latency": "" if v.latency_s is None else f"{v.latency_s:.1f} s",
+            }
+            for r in m.recipients
+            for v in r.flatten()
+        ]
+    return out
 
 
 def status(store: str) -> dict:
