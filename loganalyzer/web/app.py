@@ -1,7 +1,7 @@
 """The web app's routes: search, trace, paste a header, reports, store status.
 
-Read-only: every page reads the store through the library calls the CLI makes, in a thread
-(``run_in_threadpool``) so that one user's query does not hold up the others. Pages are
+Read-only: every page reads the store through the library calls the CLI makes, in worker
+threads (a few at a time), so that one user's query does not hold up the event loop. Pages are
 rendered with the project's Jinja2 setup; the trace, report and header pages are the very
 pages ``trace --html``, ``report daily`` and ``headers --html`` write, with the app's links.
 """
@@ -13,13 +13,13 @@ import datetime as dt
 import html as html_lib
 import os
 import re
-from functools import cache
+from functools import cache, partial
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+import anyio
 from jinja2 import Environment
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -50,6 +50,12 @@ class App:
         self.redact = redact
         self.key = os.urandom(16)  # the pseudonyms of this run
         self.cached = data.Cache()
+        # DuckDB uses every core for one query: a few at a time finish sooner than all at once
+        self.limiter = anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
+
+    async def work(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` in a worker thread, off the event loop."""
+        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=self.limiter)
 
     # -- rendering
 
@@ -89,7 +95,7 @@ class App:
         try:
             page = _number(q.get("page"), "page", 1)
             desc = q.get("sort") == "newest"
-            result = await run_in_threadpool(data.search, self.store, form, page, desc, tz)
+            result = await self.work(data.search, self.store, form, page, desc, tz)
         except LogAnalyzerError as exc:
             return self.page("web_search.html.j2", "Search", 400, error=str(exc), **values)
         here = ZoneInfo(zone(tz).key)
@@ -125,7 +131,7 @@ class App:
         if not text:
             return self.error("No message", "give a message ID: /trace?id=<id@host>", 400)
         try:
-            result = await run_in_threadpool(
+            result = await self.work(
                 trace, self.store, text, server=q.get("server") or None, tz=tz, limit=50
             )
         except LogAnalyzerError as exc:
@@ -159,7 +165,7 @@ class App:
         # a redacted app shows the headers (the reader holds them) without the logs' trace
         store = None if self.redact else self.store
         try:
-            result = await run_in_threadpool(analyze_headers, text, store, source="the headers")
+            result = await self.work(analyze_headers, text, store, source="the headers")
         except LogAnalyzerError as exc:
             return self.page(
                 "web_headers.html.j2", "Paste a header", 400, csrf=self.guard.csrf, error=str(exc)
@@ -174,7 +180,7 @@ class App:
         return self.framed(result.to_html(), "Paste a header", links)
 
     async def reports(self, request: Request) -> Response:
-        days = await run_in_threadpool(data.days, self.store)
+        days = await self.work(data.days, self.store)
         return self.page(
             "web_reports.html.j2",
             "Reports",
@@ -188,11 +194,11 @@ class App:
         try:
             days = _number(q.get("days"), "days", 1, 366)
             date = q.get("date", "").strip() or "yesterday"
-            signature = await run_in_threadpool(data.signature, self.store)
+            signature = await self.work(data.signature, self.store)
             key = (date, days, tz, signature)
             html = self.cached.get(key)
             if html is None:
-                html = await run_in_threadpool(self._report, date, days, tz)
+                html = await self.work(self._report, date, days, tz)
                 self.cached.put(key, html)
         except LogAnalyzerError as exc:
             return self.error("No report", str(exc), 400, "Reports")
@@ -205,7 +211,7 @@ class App:
         return report.to_html(traces={m: _trace_link(m, tz) for m in ids})
 
     async def status(self, request: Request) -> Response:
-        s = await run_in_threadpool(data.status, self.store)
+        s = await self.work(data.status, self.store)
         return self.page("web_status.html.j2", "Store status", s=s, when=_when)
 
 
