@@ -4,6 +4,7 @@ its CSRF token; bodies past the limit get 413; every response carries the strict
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -126,3 +127,21 @@ def test_every_page_carries_the_strict_policy(store):
             assert r.headers["x-content-type-options"] == "nosniff"
             assert r.headers["x-frame-options"] == "DENY"
         assert httpx.get(url + "/nope").status_code == 404
+
+
+def test_redact_hides_addresses_and_subjects(store, tmp_path):
+    logs = store.parent / "logs"
+    truth = [json.loads(x) for x in (logs / "truth.jsonl").open(encoding="utf-8")]
+    t = next(t for t in truth if t["subject"] and t["verdict"] == "delivered")
+    with serving(store, "--redact", env=NO_TOKEN) as url:
+        found = httpx.get(url + "/", params={"q": t["message_id"]})
+        traced = httpx.get(url + "/trace", params={"id": t["message_id"]})
+    for r in (found, traced):
+        assert r.status_code == 200
+        assert "addresses redacted" in r.text
+        assert t["sender"] not in r.text and t["recipient"] not in r.text
+        assert t["subject"] not in r.text
+        assert "(hidden)" in r.text
+    domain = t["recipient"].partition("@")[2]
+    assert re.search(rf"\b[0-9a-f]{{10}}@{re.escape(domain)}\b", traced.text)
+    assert "delivered" in traced.text
