@@ -130,8 +130,7 @@ def test_search_a_message_id_and_read_its_verdicts(synth, app, page, tmp_path):
 def test_search_a_recipient_wildcard_pages_through_every_match(synth, app, page, tmp_path):
     _, store, truth = synth
     messages = by_message(truth)
-    address = sorted(t["recipient"] for t in truth if t["recipient"].endswith("@fabrikam.com"))[0]
-    pattern = address.split(".")[0] + ".*@fabrikam.com"
+    pattern = "*@fabrikam.com"  # more than one page
     wanted = {m for m, rs in messages.items() if any(fnmatch.fnmatch(r, pattern) for r in rs)}
     ndrs = {t["ndr_message_id"] for t in truth} - {None}
     search(page, app, recipient=pattern)
@@ -145,7 +144,7 @@ def test_search_a_recipient_wildcard_pages_through_every_match(synth, app, page,
             break
         page.click("a[rel=next]")
         page.wait_for_selector("#results")
-    assert len(listed) == len(set(listed)) == total
+    assert len(listed) == len(set(listed)) == total > 25
     assert wanted <= set(listed) <= wanted | ndrs
     # newest first: the same messages, the other way round
     page.click("#sort")
