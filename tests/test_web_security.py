@@ -81,6 +81,9 @@ def test_with_a_token_requests_need_it(store):
             assert page.status_code == 200
             assert "<h1>Store status</h1>" in page.text
         assert httpx.get(url + "/status", cookies={"la_session": "0" * 64}).status_code == 401
+        # the link never sends the browser elsewhere
+        r = httpx.get(url + "//evil.example/x?token=" + TOKEN, follow_redirects=False)
+        assert r.headers["location"] == "/evil.example/x"
 
 
 def test_the_post_needs_its_csrf_token_and_nothing_else_is_posted(store):

@@ -155,7 +155,8 @@ class Protect:
         if not self.guard.token_ok(query.pop("token")):
             return await _plain(send, 401, "wrong access token")
         rest = urlencode(query)
-        where = (scope.get("path") or "/") + (f"?{rest}" if rest else "")
+        # one leading slash: ``//host`` would send the browser to another site
+        where = "/" + (scope.get("path") or "").lstrip("/\\") + (f"?{rest}" if rest else "")
         cookie = f"{COOKIE}={self.guard.session}; Path=/; HttpOnly; SameSite=Strict"
         await _plain(
             send,
