@@ -230,3 +230,22 @@ def test_hostile_values_stay_text(hostile_store, page):  # noqa: F811 - the fixt
         seen = page.evaluate(dom, report_tags)
         assert seen["handlers"] == seen["foreign"] == seen["js"] == 0
     assert page.problems == [], page.problems
+
+
+def test_store_status_shows_each_servers_newest_row(synth, app, page):
+    from loganalyzer.store import Store
+
+    _, store, _ = synth
+    newest = Store(store).sql(
+        "select server, 'tracking' as log, max(date_time) as t from tracking group by all"
+        " union all select server, 'smtp', max(date_time) from smtp group by all"
+    )
+    want = {(r.server, r.log): r.t.strftime("%Y-%m-%d %H:%M:%S UTC") for r in newest.itertuples()}
+    page.goto(app + "/status")
+    rows = page.eval_on_selector_all(
+        "#servers tbody tr", "trs => trs.map(tr => Array.from(tr.cells).map(c => c.innerText))"
+    )
+    assert {(r[0], r[1]): r[3] for r in rows} == want
+    assert {r[5] for r in rows} == {"none"}  # two whole days on each server
+    assert page.inner_text("#quarantined") == "0"
+    assert page.problems == [], page.problems
