@@ -9,8 +9,8 @@ import pytest
 
 from loganalyzer.ingest import ingest
 from loganalyzer.synth import generate
-from loganalyzer.web import create_app
 from loganalyzer.web import app as web_app
+from loganalyzer.web import create_app
 
 with warnings.catch_warnings():  # this Starlette would rather have httpx2 (httpx works)
     warnings.simplefilter("ignore")
