@@ -3,6 +3,8 @@ store changes, a range of days, and wrong values answered with the library's one
 
 from __future__ import annotations
 
+import json
+import re
 import warnings
 
 import pytest
@@ -20,7 +22,7 @@ with warnings.catch_warnings():  # this Starlette would rather have httpx2 (http
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     base = tmp_path_factory.mktemp("webapp")
-    generate(base / "logs", servers=1, days=2, messages=20, seed=5)
+    generate(base / "logs", servers=1, days=2, messages=20, seed=5, headers=2)
     assert ingest([base / "logs"], base / "store").exit_code == 0
     return base / "store"
 
@@ -71,3 +73,22 @@ def test_a_message_not_in_the_store(store):
     r = TestClient(create_app(str(store))).get("/trace", params={"id": "<none@example.net>"})
     assert r.status_code == 404
     assert "No message in the store matches Message-ID &lt;none@example.net&gt;." in r.text
+
+
+def test_an_uploaded_eml_is_joined_to_its_trace(store):
+    logs = store.parent / "logs"
+    eml = logs / "headers" / "1.eml"
+    mid = re.search(r"^Message-ID: (<[^>]+>)", eml.read_text(encoding="utf-8"), re.M)[1]
+    truth = [json.loads(x) for x in (logs / "truth.jsonl").open(encoding="utf-8")]
+    recipients = {t["recipient"]: t["verdict"] for t in truth if t["message_id"] == mid}
+    client = TestClient(create_app(str(store)))
+    csrf = re.search(r'name="csrf" value="(\w+)"', client.get("/headers").text)[1]
+    files = {"file": ("1.eml", eml.read_bytes(), "message/rfc822")}
+    r = client.post("/headers", data={"csrf": csrf}, files=files)
+    assert r.status_code == 200
+    assert "<h2>Trace from the logs</h2>" in r.text
+    rows = re.findall(r'<tr class="v-(\w+)">\s*<td[^>]*>([^<]+)</td>', r.text)
+    assert {a: v for v, a in rows} == recipients
+    empty = client.post("/headers", data={"csrf": csrf, "text": "  "})
+    assert empty.status_code == 400
+    assert "paste a message&#39;s headers or choose a .eml file" in empty.text
