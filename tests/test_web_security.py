@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 
 import httpx
 import pytest
@@ -148,3 +150,25 @@ def test_redact_hides_addresses_and_subjects(store, tmp_path):
     domain = t["recipient"].partition("@")[2]
     assert re.search(rf"\b[0-9a-f]{{10}}@{re.escape(domain)}\b", traced.text)
     assert "delivered" in traced.text
+
+
+def test_store_work_does_not_hold_up_other_requests(store):
+    """Reports being computed (in worker threads) leave the server free to answer."""
+    with serving(store, env=NO_TOKEN) as url:
+        done: dict[str, float] = {}
+
+        def report(days: int) -> None:
+            r = httpx.get(url + "/report", params={"date": "2026-03-02", "days": days}, timeout=300)
+            assert r.status_code == 200
+            done[f"report{days}"] = time.monotonic()
+
+        threads = [threading.Thread(target=report, args=(d,)) for d in (1, 2, 3, 4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        assert httpx.get(url + "/headers", timeout=60).status_code == 200
+        answered = time.monotonic()
+        for t in threads:
+            t.join()
+    assert len(done) == 4
+    assert answered < max(done.values())
