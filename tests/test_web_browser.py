@@ -152,6 +152,23 @@ def test_search_a_recipient_wildcard_pages_through_every_match(synth, app, page,
     page.wait_for_selector("#results")
     newest = page.eval_on_selector_all("a.trace", "as => as.map(a => a.textContent)")
     assert newest == listed[::-1][: len(newest)]
+    # each recipient's verdict on the page, traced on demand: truth's
+    expanded = {t["message_id"] for t in truth if t["expanded_from"]}
+    page.click("#verdicts")
+    page.wait_for_selector("#results")
+    assert not page.query_selector("#verdicts")
+    rows = page.eval_on_selector_all(
+        "#results tbody tr",
+        """trs => trs.map(tr => [tr.querySelector('a.trace').textContent,
+            Array.from(tr.cells[2].querySelectorAll('div')).map(d => d.innerText)])""",
+    )
+    assert [mid for mid, _ in rows] == newest
+    checked = 0
+    for mid, cells in rows:
+        if mid in wanted and mid not in expanded:
+            assert {c.split()[0].lower(): c.split()[1] for c in cells} == messages[mid], mid
+            checked += 1
+    assert checked >= 10
     # open a result: its verdicts are truth's
     mid = next(m for m in newest if m in wanted)
     page.click(f"a.trace:text-is('{mid}')")

@@ -95,7 +95,8 @@ class App:
         try:
             page = _number(q.get("page"), "page", 1)
             desc = q.get("sort") == "newest"
-            result = await self.work(data.search, self.store, form, page, desc, tz)
+            verdicts = q.get("verdicts") == "1"
+            result = await self.work(data.search, self.store, form, page, desc, tz, verdicts)
         except LogAnalyzerError as exc:
             return self.page("web_search.html.j2", "Search", 400, error=str(exc), **values)
         here = ZoneInfo(zone(tz).key)
@@ -112,11 +113,16 @@ class App:
                 for name in ("sender", "subject"):
                     c[name] = data.redact_value(name, c.get(name), self.key)
         base = {k: v for k, v in form.items() if v} | ({"tz": tz} if tz != "UTC" else {})
+        base |= {"verdicts": "1"} if verdicts else {}
         sort = {"sort": "newest"} if desc else {}
+        shown = all(c.get("message_id") in result.verdicts for c in result.rows)
         values |= dict(
             result=result,
             described=_described(form),
             sort_link="/?" + urlencode(base | ({} if desc else {"sort": "newest"})),
+            verdicts_link=None
+            if shown or verdicts
+            else "/?" + urlencode(base | sort | {"page": page, "verdicts": "1"}),
             prev_link="/?" + urlencode(base | sort | {"page": page - 1}) if page > 1 else None,
             next_link="/?" + urlencode(base | sort | {"page": page + 1})
             if page < result.pages

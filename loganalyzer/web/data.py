@@ -37,14 +37,20 @@ class SearchPage:
 
 
 def search(
-    store: str, form: dict[str, str], page: int = 1, desc: bool = False, tz: str = "UTC"
+    store: str,
+    form: dict[str, str],
+    page: int = 1,
+    desc: bool = False,
+    tz: str = "UTC",
+    verdicts: bool = False,
 ) -> SearchPage:
     """Page ``page`` of the messages matching ``form`` (FIELDS), by first time, oldest first
-    unless ``desc``; BadInput for a wrong value (a time, a zone)."""
+    unless ``desc``; with ``verdicts`` the page's messages are traced for each recipient's
+    verdict (a single match always is). BadInput for a wrong value (a time, a zone)."""
     size = PAGE_SIZE
     offset = (page - 1) * size
 
-    def find(limit: int):
+    def find(limit: int, **window):
         return trace(
             store,
             form.get("q") or None,
@@ -52,25 +58,33 @@ def search(
             sender=form.get("sender") or None,
             recipient=form.get("recipient") or None,
             subject=form.get("subject") or None,
-            since=form.get("since") or None,
-            until=form.get("until") or None,
+            since=window.get("since", form.get("since") or None),
+            until=window.get("until", form.get("until") or None),
             event_id=form.get("event") or None,
             tz=tz,
             limit=limit,
+            all=bool(window),
         )
 
     if not desc:
         found = find(offset + size)
-        return SearchPage(
-            found.candidates[offset:], found.total or 0, page, size, desc, _verdicts(found)
-        )
-    found = find(size)
-    total = found.total or 0
-    if total > size and offset < total:  # the newest first: the list up to this page's end
-        found = find(total - offset)
-    end = max(0, total - offset)
-    rows = found.candidates[max(0, end - size) : end][::-1]
-    return SearchPage(rows, total, page, size, desc, _verdicts(found))
+        rows = found.candidates[offset:]
+    else:
+        found = find(size)
+        total = found.total or 0
+        if total > size and offset < total:  # the newest first: the list up to this page's end
+            found = find(total - offset)
+        end = max(0, total - offset)
+        rows = found.candidates[max(0, end - size) : end][::-1]
+    result = SearchPage(rows, found.total or 0, page, size, desc, _verdicts(found))
+    if verdicts and rows and not result.verdicts:
+        # the page's time window, traced: its messages (a message whose first matching row
+        # comes later than its first row may fall outside and keeps its plain list)
+        times = sorted(dt.datetime.fromisoformat(r["date_time"]) for r in rows)
+        until = times[-1] + dt.timedelta(milliseconds=1)
+        window = find(len(rows) + 25, since=times[0].isoformat(), until=until.isoformat())
+        result.verdicts = _verdicts(window)
+    return result
 
 
 def _verdicts(result) -> dict[str, list[dict]]:
