@@ -448,6 +448,26 @@ def headers_cmd(
         typer.echo(f"HTML: {html}", err=True)
 
 
+@app.command("serve")
+def serve_cmd(
+    store: StoreOpt = None,
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on; other than loopback needs $LOGANALYZER_WEB_TOKEN."
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8025,
+    redact: Annotated[
+        bool, typer.Option("--redact", help="Show addresses as keyed hashes, hide subjects.")
+    ] = False,
+) -> None:
+    """Serve the web app for the help desk: search, trace, paste a header, reports, status."""
+    from loganalyzer.web import serve
+
+    serve(store, host, port, redact=redact)
+
+
 def main() -> None:
     app()
 

@@ -29,7 +29,8 @@ def pseudonym(address: str, key: bytes) -> str:
     return f"{digest}@{domain.lower()}" if at else digest
 
 
-def _text(value: str, key: bytes) -> str:
+def redact_text(value: str, key: bytes) -> str:
+    """Free text with the local part of every address it quotes replaced by a keyed hash."""
     return _ADDRESS.sub(lambda m: pseudonym(m[0], key), value)
 
 
@@ -44,7 +45,7 @@ def redact(report: DailyReport, key: bytes) -> None:
             if col in ADDRESS_COLUMNS:
                 df[col] = _column(df[col], lambda v: pseudonym(v, key))
             elif col in TEXT_COLUMNS:
-                df[col] = _column(df[col], lambda v: _text(v, key))
+                df[col] = _column(df[col], lambda v: redact_text(v, key))
             elif col in SUBJECT_COLUMNS:
                 df[col] = _column(df[col], lambda v: HIDDEN)
         report.metrics[name] = df

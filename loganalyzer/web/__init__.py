@@ -1,0 +1,89 @@
+"""The local web app for the help desk: search, trace, paste a header, reports, store status.
+
+``serve(store)`` runs it (``loganalyzer serve``); ``create_app(store)`` gives the ASGI app.
+Read-only; on loopback by default; elsewhere only with an access token.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from urllib.parse import quote
+
+from loganalyzer.errors import BadInput
+from loganalyzer.web.security import TOKEN_ENV, check_token
+
+__all__ = ["TOKEN_ENV", "create_app", "serve"]
+
+
+def create_app(store: str, token: str | None = None, redact: bool = False):
+    """The ASGI app over ``store``; NotAStore when it holds none."""
+    from loganalyzer.store import Store
+    from loganalyzer.web.app import create_app as build
+
+    Store(store).require()
+    return build(str(store), token, redact)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket, or BadInput naming the address that cannot be used."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise BadInput(f"--host {host}: cannot resolve it ({exc.strerror or exc})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        if os.name != "nt":  # on Windows this option would let two servers share the port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise BadInput(
+            f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            "give a free port"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    store: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8025,
+    *,
+    token: str | None = None,
+    redact: bool = False,
+) -> None:
+    """Serve the app on ``host``:``port`` until interrupted. ``token`` (default
+    ``$LOGANALYZER_WEB_TOKEN``) is required unless ``host`` is a loopback address; BadInput
+    without it, or for a port that cannot be used; NotAStore for a path that holds no store."""
+    import uvicorn
+
+    from loganalyzer.store import Store, default_store
+
+    store = str(store or default_store())
+    token = check_token(host, token if token is not None else os.environ.get(TOKEN_ENV))
+    Store(store).require()
+    app = create_app(store, token, redact)
+    sock = _listen(host, port)
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{sock.getsockname()[1]}/"
+    if token:
+        print(
+            f"serving {store} at {url}; open this link once: {url}?token={quote(token)}",
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        print(
+            f"serving {store} at {url} (this machine only); Ctrl+C stops it",
+            file=sys.stderr,
+            flush=True,
+        )
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, server_header=False, lifespan="off"
+    )
+    uvicorn.Server(config).run(sockets=[sock])

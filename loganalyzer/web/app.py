@@ -1,0 +1,337 @@
+"""The web app's routes: search, trace, paste a header, reports, store status.
+
+Read-only: every page reads the store through the library calls the CLI makes, in worker
+threads (a few at a time), so that one user's query does not hold up the event loop. Pages are
+rendered with the project's Jinja2 setup; the trace, report and header pages are the very
+pages ``trace --html``, ``report daily`` and ``headers --html`` write, with the app's links.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import html as html_lib
+import os
+import re
+from functools import cache, partial
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import anyio
+from jinja2 import Environment
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from loganalyzer.errors import BadInput, LogAnalyzerError
+from loganalyzer.headers import analyze_headers
+from loganalyzer.pages import page_environment
+from loganalyzer.report import daily_report
+from loganalyzer.times import FORMS, zone
+from loganalyzer.trace import trace
+from loganalyzer.web import data
+from loganalyzer.web.security import CSP, MAX_BODY, META_CSP, Guard, Protect, TooLarge
+
+_META_CSP = re.compile(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">')
+
+
+@cache
+def environment() -> Environment:
+    return page_environment()
+
+
+class App:
+    """The pages of one store; ``redact`` pseudonymises addresses and hides subjects."""
+
+    def __init__(self, store: str, guard: Guard, redact: bool = False) -> None:
+        self.store = store
+        self.guard = guard
+        self.redact = redact
+        self.key = os.urandom(16)  # the pseudonyms of this run
+        self.cached = data.Cache()
+        # DuckDB uses every core for one query: a few at a time finish sooner than all at once
+        self.limiter = anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
+
+    async def work(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` in a worker thread, off the event loop."""
+        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=self.limiter)
+
+    # -- rendering
+
+    def page(self, template: str, active: str, status: int = 200, **values) -> HTMLResponse:
+        html = (
+            environment()
+            .get_template(template)
+            .render(csp=META_CSP, active=active, redacted=self.redact, **values)
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def error(self, title: str, message: str, status: int, active: str = "") -> HTMLResponse:
+        return self.page("web_error.html.j2", active, status, title=title, error=message)
+
+    def framed(self, html: str, active: str, extra: str = "") -> HTMLResponse:
+        """A library page with the app's navigation (and ``extra``) at the top of its body;
+        served under the page's own policy, tightened by the app's."""
+        nav = (
+            environment()
+            .get_template("web_nav.html.j2")
+            .render(active=active, redacted=self.redact)
+        )
+        html = html.replace("<body>", f"<body>{nav}{extra}", 1)
+        found = _META_CSP.search(html)
+        csp = f"{html_lib.unescape(found[1])}; frame-ancestors 'none'" if found else CSP
+        return HTMLResponse(html, headers={"content-security-policy": csp})
+
+    # -- pages
+
+    async def search(self, request: Request) -> Response:
+        q = request.query_params
+        form = {k: q.get(k, "").strip() for k in data.FIELDS}
+        tz = q.get("tz", "").strip() or "UTC"
+        values = dict(form=form, tz=tz, events=data.EVENTS, forms=FORMS, result=None)
+        if not any(form.values()):
+            return self.page("web_search.html.j2", "Search", **values)
+        try:
+            page = _number(q.get("page"), "page", 1)
+            desc = q.get("sort") == "newest"
+            verdicts = q.get("verdicts") == "1"
+            result = await self.work(data.search, self.store, form, page, desc, tz, verdicts)
+        except LogAnalyzerError as exc:
+            return self.page("web_search.html.j2", "Search", 400, error=str(exc), **values)
+        here = ZoneInfo(zone(tz).key)
+        for c in result.rows:
+            c["when"] = dt.datetime.fromisoformat(c["date_time"]).astimezone(here)
+            c["when"] = c["when"].strftime("%Y-%m-%d %H:%M:%S")
+            c["fates"] = result.verdicts.get(c.get("message_id")) or [
+                {"recipient": r} for r in c.get("recipients") or []
+            ]
+            c["link"] = _trace_link(c.get("message_id") or c.get("network_message_id"), tz)
+        if self.redact:
+            for c in result.rows:
+                c["fates"] = [data.redact_value("fate", f, self.key) for f in c["fates"]]
+                for name in ("sender", "subject"):
+                    c[name] = data.redact_value(name, c.get(name), self.key)
+        base = {k: v for k, v in form.items() if v} | ({"tz": tz} if tz != "UTC" else {})
+        base |= {"verdicts": "1"} if verdicts else {}
+        sort = {"sort": "newest"} if desc else {}
+        shown = all(c.get("message_id") in result.verdicts for c in result.rows)
+        values |= dict(
+            result=result,
+            described=_described(form),
+            sort_link="/?" + urlencode(base | ({} if desc else {"sort": "newest"})),
+            verdicts_link=None
+            if shown or verdicts
+            else "/?" + urlencode(base | sort | {"page": page, "verdicts": "1"}),
+            prev_link="/?" + urlencode(base | sort | {"page": page - 1}) if page > 1 else None,
+            next_link="/?" + urlencode(base | sort | {"page": page + 1})
+            if page < result.pages
+            else None,
+        )
+        return self.page("web_search.html.j2", "Search", **values)
+
+    async def trace(self, request: Request) -> Response:
+        q = request.query_params
+        text = q.get("id", "").strip()
+        tz = q.get("tz", "").strip() or "UTC"
+        if not text:
+            return self.error("No message", "give a message ID: /trace?id=<id@host>", 400)
+        try:
+            result = await self.work(
+                trace, self.store, text, server=q.get("server") or None, tz=tz, limit=50
+            )
+        except LogAnalyzerError as exc:
+            return self.error("Cannot trace", str(exc), 400)
+        if self.redact:
+            data.redact_trace(result, self.key)
+        links = environment().get_template("web_links.html.j2").render(**_related(result, tz))
+        response = self.framed(result.to_html(), "Search", links)
+        if not result.candidates:
+            response.status_code = 404
+        return response
+
+    async def headers_form(self, request: Request) -> Response:
+        return self.page("web_headers.html.j2", "Paste a header", csrf=self.guard.csrf)
+
+    async def headers(self, request: Request) -> Response:
+        async with request.form(max_part_size=MAX_BODY) as form:
+            if not self.guard.csrf_ok(_text(form.get("csrf"))):
+                return self.error("Forbidden", "the form's CSRF token is missing or wrong", 403)
+            upload = form.get("file")
+            raw = await upload.read() if hasattr(upload, "read") else b""
+            text = raw or (_text(form.get("text")) or "").encode("utf-8")
+        if not text.strip():
+            return self.page(
+                "web_headers.html.j2",
+                "Paste a header",
+                400,
+                csrf=self.guard.csrf,
+                error="paste a message's headers or choose a .eml file",
+            )
+        # a redacted app shows the headers (the reader holds them) without the logs' trace
+        store = None if self.redact else self.store
+        try:
+            result = await self.work(analyze_headers, text, store, source="the headers")
+        except LogAnalyzerError as exc:
+            return self.page(
+                "web_headers.html.j2", "Paste a header", 400, csrf=self.guard.csrf, error=str(exc)
+            )
+        links = ""
+        if result.trace is not None and result.trace.messages:
+            links = (
+                environment()
+                .get_template("web_links.html.j2")
+                .render(**_related(result.trace, "UTC"))
+            )
+        return self.framed(result.to_html(), "Paste a header", links)
+
+    async def reports(self, request: Request) -> Response:
+        days = await self.work(data.days, self.store)
+        return self.page(
+            "web_reports.html.j2",
+            "Reports",
+            calendar=_calendar(days),
+            last=days[-1] if days else None,
+        )
+
+    async def report(self, request: Request) -> Response:
+        q = request.query_params
+        tz = q.get("tz", "").strip() or "UTC"
+        try:
+            days = _number(q.get("days"), "days", 1, 366)
+            date = q.get("date", "").strip() or "yesterday"
+            signature = await self.work(data.signature, self.store)
+            key = (date, days, tz, signature)
+            html = self.cached.get(key)
+            if html is None:
+                html = await self.work(self._report, date, days, tz)
+                self.cached.put(key, html)
+        except LogAnalyzerError as exc:
+            return self.error("No report", str(exc), 400, "Reports")
+        return self.framed(html, "Reports")
+
+    def _report(self, date: str, days: int, tz: str) -> str:
+        report = daily_report(self.store, date, days=days, tz=tz, redact_addresses=self.redact)
+        failed = report.metrics["failed"]
+        ids = failed["message_id"].dropna().unique() if "message_id" in failed else []
+        return report.to_html(traces={m: _trace_link(m, tz) for m in ids})
+
+    async def status(self, request: Request) -> Response:
+        s = await self.work(data.status, self.store)
+        return self.page("web_status.html.j2", "Store status", s=s, when=_when)
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _number(text: str | None, name: str, default: int, most: int = 10**9) -> int:
+    if not text:
+        return default
+    if not text.strip().isdigit() or not 1 <= int(text) <= most:
+        raise BadInput(f"{name} {text!r}: give a whole number from 1 to {most:,}")
+    return int(text)
+
+
+def _trace_link(message_id: str | None, tz: str = "UTC") -> str:
+    query = {"id": message_id or ""} | ({"tz": tz} if tz != "UTC" else {})
+    return "/trace?" + urlencode(query)
+
+
+def _described(form: dict) -> str:
+    words = [f"{k} {v}" for k, v in form.items() if v and k != "q"]
+    return ("ID " + form["q"] + (", " if words else "") if form.get("q") else "") + ", ".join(words)
+
+
+def _related(result, tz: str) -> dict:
+    """The links of a trace page: its bounces, the messages it bounced, related IDs."""
+    ndrs, originals, related = [], [], []
+    own = {m.message_id for m in result.messages}
+    for m in result.messages:
+        ndrs += m.ndr_message_ids
+        ndrs += [v.ndr_message_id for r in m.recipients for v in r.flatten() if v.ndr_message_id]
+        for e in m.events:
+            ref = e.reference and (
+                e.reference if e.reference.startswith("<") else f"<{e.reference}>"
+            )
+            if e.event_id == "DSN" and ref:  # the bounce this message caused
+                ndrs.append(ref)
+            elif e.is_ndr and e.message_id:  # the bounce's rows, shown in this trace
+                ndrs.append(e.message_id)
+            elif ref and e.message_id == m.message_id:  # this message bounces that one
+                originals.append(ref)
+            elif e.message_id and e.message_id not in own:
+                related.append(e.message_id)
+    searches = []
+    for m in result.messages:
+        if m.sender and m.received_at and "@" in m.sender:
+            day = m.received_at.date()
+            query = {"sender": m.sender, "since": day.isoformat()}
+            query["until"] = (day + dt.timedelta(days=1)).isoformat()
+            searches.append((f"Messages of {m.sender} that day", "/?" + urlencode(query)))
+    seen = set(own)
+
+    def fresh(ids: list[str]) -> list[str]:
+        out = [i for i in dict.fromkeys(ids) if i not in seen]
+        seen.update(out)
+        return out
+
+    return dict(
+        ndrs=fresh(ndrs),
+        originals=fresh(originals),
+        related=fresh(related),
+        searches=searches,
+        candidates=result.candidates if not result.messages else [],
+        link=lambda mid: _trace_link(mid, tz),
+    )
+
+
+def _calendar(days: list[dt.date]) -> list[tuple[str, list[list]]]:
+    """Months of ``days``: (``March 2026``, weeks of {date, held} or None)."""
+    held = set(days)
+    months = sorted({(d.year, d.month) for d in days})
+    out = []
+    for year, month in months:
+        weeks = [
+            [None if d.month != month else {"date": d, "held": d in held} for d in week]
+            for week in calendar.Calendar().monthdatescalendar(year, month)
+        ]
+        out.append((f"{calendar.month_name[month]} {year}", weeks))
+    return out
+
+
+def _when(t) -> str:
+    if t is None:
+        return ""
+    t = t.to_pydatetime() if hasattr(t, "to_pydatetime") else t
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def create_app(store: str, token: str | None = None, redact: bool = False):
+    """The ASGI app over ``store`` (already checked to be one): with ``token``, every
+    request needs the token link or its cookie."""
+    guard = Guard(token)
+    pages = App(store, guard, redact)
+
+    async def too_large(request: Request, exc: Exception) -> Response:
+        return Response(f"request too large: at most {MAX_BODY:,} bytes", 413)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        return pages.error("Not here", f"{request.url.path}: no such page", status)
+
+    routes = [
+        Route("/", pages.search),
+        Route("/trace", pages.trace),
+        Route("/headers", pages.headers_form, methods=["GET"]),
+        Route("/headers", pages.headers, methods=["POST"]),
+        Route("/reports", pages.reports),
+        Route("/report", pages.report),
+        Route("/status", pages.status),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
+    ]
+    app = Starlette(routes=routes, exception_handlers={TooLarge: too_large, 404: not_found})
+    app.state.pages = pages
+    return Protect(app, guard)

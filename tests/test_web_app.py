@@ -1,0 +1,94 @@
+"""The web app in process (Starlette's test client): reports computed once and kept until the
+store changes, a range of days, and wrong values answered with the library's one-line message."""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+
+import pytest
+
+from loganalyzer.ingest import ingest
+from loganalyzer.synth import generate
+from loganalyzer.web import app as web_app
+from loganalyzer.web import create_app
+
+with warnings.catch_warnings():  # this Starlette would rather have httpx2 (httpx works)
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    base = tmp_path_factory.mktemp("webapp")
+    generate(base / "logs", servers=1, days=2, messages=20, seed=5, headers=2)
+    assert ingest([base / "logs"], base / "store").exit_code == 0
+    return base / "store"
+
+
+def test_a_report_is_computed_once_until_the_store_changes(store, monkeypatch):
+    client = TestClient(create_app(str(store)))
+    first = client.get("/report", params={"date": "2026-03-03"})
+    assert first.status_code == 200
+    assert "2026-03-03" in first.text
+    calls = []
+    real = web_app.daily_report
+    monkeypatch.setattr(web_app, "daily_report", lambda *a, **k: calls.append(a) or real(*a, **k))
+    again = client.get("/report", params={"date": "2026-03-03"})
+    assert again.text == first.text and calls == []
+    # an ingest changes the manifest: the report is computed afresh
+    monkeypatch.setattr(web_app.data, "signature", lambda store: ("changed",))
+    client.get("/report", params={"date": "2026-03-03"})
+    assert len(calls) == 1
+
+
+def test_a_range_of_days(store):
+    client = TestClient(create_app(str(store)))
+    r = client.get("/report", params={"date": "2026-03-03", "days": "2"})
+    assert r.status_code == 200
+    assert "2026-03-02" in r.text and "2026-03-03" in r.text
+    assert "script-src 'sha256-" in r.headers["content-security-policy"]
+    assert r.headers["content-security-policy"].endswith("; frame-ancestors 'none'")
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "message"),
+    [
+        ("/report", {"days": "0"}, "days &#39;0&#39;: give a whole number from 1 to 366"),
+        ("/report", {"date": "someday"}, "someday"),
+        ("/", {"since": "last tuesday"}, "--since"),
+        ("/", {"recipient": "*", "page": "x"}, "page &#39;x&#39;: give a whole number"),
+        ("/trace", {}, "give a message ID"),
+    ],
+)
+def test_wrong_values_are_named(store, path, params, message):
+    r = TestClient(create_app(str(store))).get(path, params=params)
+    assert r.status_code == 400
+    assert message in r.text
+    assert "Traceback" not in r.text
+
+
+def test_a_message_not_in_the_store(store):
+    r = TestClient(create_app(str(store))).get("/trace", params={"id": "<none@example.net>"})
+    assert r.status_code == 404
+    assert "No message in the store matches Message-ID &lt;none@example.net&gt;." in r.text
+
+
+def test_an_uploaded_eml_is_joined_to_its_trace(store):
+    logs = store.parent / "logs"
+    eml = logs / "headers" / "1.eml"
+    mid = re.search(r"^Message-ID: (<[^>]+>)", eml.read_text(encoding="utf-8"), re.M)[1]
+    truth = [json.loads(x) for x in (logs / "truth.jsonl").open(encoding="utf-8")]
+    recipients = {t["recipient"]: t["verdict"] for t in truth if t["message_id"] == mid}
+    client = TestClient(create_app(str(store)))
+    csrf = re.search(r'name="csrf" value="(\w+)"', client.get("/headers").text)[1]
+    files = {"file": ("1.eml", eml.read_bytes(), "message/rfc822")}
+    r = client.post("/headers", data={"csrf": csrf}, files=files)
+    assert r.status_code == 200
+    assert "<h2>Trace from the logs</h2>" in r.text
+    rows = re.findall(r'<tr class="v-(\w+)">\s*<td[^>]*>([^<]+)</td>', r.text)
+    assert {a: v for v, a in rows} == recipients
+    empty = client.post("/headers", data={"csrf": csrf, "text": "  "})
+    assert empty.status_code == 400
+    assert "paste a message&#39;s headers or choose a .eml file" in empty.text

@@ -1,0 +1,174 @@
+"""The web app's guards, seen from outside: the command refuses an exposed address without a
+token; with one, nothing is served without the token link or its cookie; the one POST needs
+its CSRF token; bodies past the limit get 413; every response carries the strict CSP."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+
+import httpx
+import pytest
+from webserver import free_port, run, serving
+
+from loganalyzer.ingest import ingest
+from loganalyzer.synth import generate
+
+TOKEN = "correct-horse-battery-staple-42"
+STRICT = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data: blob:; font-src data:; "
+    "base-uri 'none'; form-action 'self'; script-src 'none'; frame-ancestors 'none'"
+)
+NO_TOKEN = {"LOGANALYZER_WEB_TOKEN": ""}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    base = tmp_path_factory.mktemp("websec")
+    generate(base / "logs", servers=1, days=1, messages=20, seed=3)
+    assert ingest([base / "logs"], base / "store").exit_code == 0
+    return base / "store"
+
+
+def test_an_exposed_address_without_a_token_is_refused(store):
+    done = run("--store", str(store), "--host", "0.0.0.0", "--port", str(free_port()), env=NO_TOKEN)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith("error: --host 0.0.0.0: not a loopback address; set ")
+    assert "$LOGANALYZER_WEB_TOKEN" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_short_token_is_refused(store):
+    done = run("--store", str(store), "--host", "0.0.0.0", env={"LOGANALYZER_WEB_TOKEN": "abc"})
+    assert done.returncode == 2
+    assert done.stderr == "error: $LOGANALYZER_WEB_TOKEN: too short; give 16 or more characters\n"
+
+
+def test_a_path_that_is_not_a_store_is_refused(tmp_path):
+    done = run("--store", str(tmp_path / "nothing"), "--port", str(free_port()), env=NO_TOKEN)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+
+
+def test_a_busy_port_is_refused(store):
+    with serving(store, env=NO_TOKEN) as url:
+        port = url.rsplit(":", 1)[1]
+        done = run("--store", str(store), "--port", port, env=NO_TOKEN)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: --port {port}: cannot listen on 127.0.0.1:{port} (")
+    assert done.stderr.count("\n") == 1
+
+
+def test_with_a_token_requests_need_it(store):
+    with serving(store, env={"LOGANALYZER_WEB_TOKEN": TOKEN}) as url:
+        for path in ("/", "/status", "/trace?id=x", "/headers", "/nothing"):
+            r = httpx.get(url + path)
+            assert r.status_code == 401, path
+            assert r.headers["content-security-policy"] == STRICT
+        assert httpx.get(url + "/?token=wrong-token-of-some-length").status_code == 401
+        r = httpx.post(url + "/headers", data={"text": "Subject: x"})
+        assert r.status_code == 401
+        # the link: a cookie, then the same page without the token in its address
+        r = httpx.get(url + "/status?token=" + TOKEN, follow_redirects=False)
+        assert r.status_code == 303
+        assert r.headers["location"] == "/status"
+        cookie = r.headers["set-cookie"]
+        assert re.fullmatch(r"la_session=[0-9a-f]{64}; Path=/; HttpOnly; SameSite=Strict", cookie)
+        assert TOKEN not in cookie
+        with httpx.Client(base_url=url, cookies=r.cookies) as signed:
+            page = signed.get("/status")
+            assert page.status_code == 200
+            assert "<h1>Store status</h1>" in page.text
+        assert httpx.get(url + "/status", cookies={"la_session": "0" * 64}).status_code == 401
+        # the link never sends the browser elsewhere
+        r = httpx.get(url + "//evil.example/x?token=" + TOKEN, follow_redirects=False)
+        assert r.headers["location"] == "/evil.example/x"
+
+
+def test_the_post_needs_its_csrf_token_and_nothing_else_is_posted(store):
+    with serving(store, env=NO_TOKEN) as url:
+        form = httpx.get(url + "/headers").text
+        csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', form)[1]
+        header = "Message-ID: <nothing@example.net>\nSubject: hello\n\n"
+        r = httpx.post(url + "/headers", data={"text": header})
+        assert r.status_code == 403
+        assert "CSRF token is missing or wrong" in r.text
+        r = httpx.post(url + "/headers", data={"text": header, "csrf": "0" * 64})
+        assert r.status_code == 403
+        r = httpx.post(url + "/headers", data={"text": header, "csrf": csrf})
+        assert r.status_code == 200
+        assert "Not found in the store: message id &lt;nothing@example.net&gt;" in r.text
+        for path in ("/", "/trace", "/status", "/reports", "/report"):
+            assert httpx.post(url + path, data={"csrf": csrf}).status_code == 405, path
+
+
+def test_oversized_bodies_get_413(store):
+    with serving(store, env=NO_TOKEN) as url:
+        big = b"x" * (2 * 1024 * 1024 + 1)
+        r = httpx.post(url + "/headers", content=big)
+        assert r.status_code == 413
+        assert r.text == "request too large: at most 2,097,152 bytes"
+
+        def chunks():  # no Content-Length: the body is counted as it arrives
+            for _ in range(40):
+                yield b"y" * 65536
+
+        r = httpx.post(
+            url + "/headers",
+            content=chunks(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert r.status_code == 413
+
+
+def test_every_page_carries_the_strict_policy(store):
+    with serving(store, env=NO_TOKEN) as url:
+        for path in ("/", "/?recipient=*", "/status", "/reports", "/headers", "/nope"):
+            r = httpx.get(url + path)
+            assert r.headers["content-security-policy"] == STRICT, path
+            assert r.headers["x-content-type-options"] == "nosniff"
+            assert r.headers["x-frame-options"] == "DENY"
+        assert httpx.get(url + "/nope").status_code == 404
+
+
+def test_redact_hides_addresses_and_subjects(store, tmp_path):
+    logs = store.parent / "logs"
+    truth = [json.loads(x) for x in (logs / "truth.jsonl").open(encoding="utf-8")]
+    t = next(t for t in truth if t["subject"] and t["verdict"] == "delivered")
+    with serving(store, "--redact", env=NO_TOKEN) as url:
+        found = httpx.get(url + "/", params={"q": t["message_id"]})
+        traced = httpx.get(url + "/trace", params={"id": t["message_id"]})
+    for r in (found, traced):
+        assert r.status_code == 200
+        assert "addresses redacted" in r.text
+        assert t["sender"] not in r.text and t["recipient"] not in r.text
+        assert t["subject"] not in r.text
+        assert "(hidden)" in r.text
+    domain = t["recipient"].partition("@")[2]
+    assert re.search(rf"\b[0-9a-f]{{10}}@{re.escape(domain)}\b", traced.text)
+    assert "delivered" in traced.text
+
+
+def test_store_work_does_not_hold_up_other_requests(store):
+    """Reports being computed (in worker threads) leave the server free to answer."""
+    with serving(store, env=NO_TOKEN) as url:
+        done: dict[str, float] = {}
+
+        def report(days: int) -> None:
+            r = httpx.get(url + "/report", params={"date": "2026-03-02", "days": days}, timeout=300)
+            assert r.status_code == 200
+            done[f"report{days}"] = time.monotonic()
+
+        threads = [threading.Thread(target=report, args=(d,)) for d in (1, 2, 3, 4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        assert httpx.get(url + "/headers", timeout=60).status_code == 200
+        answered = time.monotonic()
+        for t in threads:
+            t.join()
+    assert len(done) == 4
+    assert answered < max(done.values())
