@@ -421,6 +421,13 @@ def synth(
     exchange: Annotated[
         int, typer.Option(help="Exchange version of the logs: 2016, or 2003 (2000/2003 format).")
     ] = 2016,
+    incidents: Annotated[
+        bool,
+        typer.Option(
+            "--incidents",
+            help="Add to the first day a next hop down for 3 hours and a password-guessing burst.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write realistic multi-server Exchange logs and their ground truth (truth.jsonl)."""
@@ -430,6 +437,7 @@ def synth(
     kwargs = dict(servers=servers, days=days, messages=messages, seed=seed, relay=relay)
     kwargs |= {"headers": headers} if headers else {}
     kwargs |= {"exchange": exchange} if exchange != 2016 else {}
+    kwargs |= {"incidents": True} if incidents else {}
     start_day = parse_date(start, "UTC", option="--start")
     result = generate(out, start=start_day, omit_server=omit_server, size_mb=size_mb, **kwargs)
     if as_json:

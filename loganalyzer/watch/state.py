@@ -45,7 +45,7 @@ class Notice:
     at: str  # log time
 
     def to_dict(self) -> dict:
-        return {"status": self.kind, "at": self.at, **self.alert.to_dict()}
+        return {**self.alert.to_dict(), "status": self.kind, "at": self.at}
 
     def line(self) -> str:
         word = {"firing": "FIRING", "repeat": "STILL FIRING", "resolved": "RESOLVED"}[self.kind]
