@@ -333,3 +333,43 @@ def test_show_rules_prints_the_documented_defaults():
         "quarantine",
     ]
     assert all(r["meaning"] and r["severity"] in ("warning", "critical") for r in rules.values())
+
+
+def _fails(day: str, n: int, start: int) -> list[dict]:
+    from logfiles import row
+
+    return [
+        row(
+            start + i,
+            date_time=f"{day}T10:{i % 60:02d}:{i % 60:02d}.000Z",
+            event_id="FAIL",
+            source="SMTP",
+            recipient_status="550 5.1.1 RESOLVER.ADR.RecipNotFound; not found",
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize(("before", "now", "fires"), [(2, 30, True), (12, 30, False)])
+def test_failure_rate_compares_with_the_same_hour_a_week_before(tmp_path, before, now, fires):
+    from logfiles import write_log
+
+    logs = tmp_path / "logs" / "EX02"
+    write_log(logs / "MSGTRK2026030210-1.LOG", _fails("2026-03-02", before, 0))
+    write_log(logs / "MSGTRK2026030910-1.LOG", _fails("2026-03-09", now, 100))
+    (tmp_path / "rules.toml").write_text("[failure_rate]\nfactor = 3\nmin_failures = 20\n")
+    done = run_once(
+        str(tmp_path / "logs"),
+        "--store",
+        str(tmp_path / "store"),
+        "--rules",
+        str(tmp_path / "rules.toml"),
+    )
+    if fires:
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert done.stdout.startswith(
+            "WATCH WARNING - failure_rate all: 30 failed recipients in the hour to "
+            "2026-03-09 10:29 UTC, 2 in the same hour a week before"
+        )
+    else:  # 30 is not more than 3 x 12
+        assert (done.returncode, done.stdout.split(" - ")[0]) == (0, "WATCH OK"), done.stdout
