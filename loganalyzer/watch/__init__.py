@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loganalyzer.errors import BadInput
+from loganalyzer.errors import BadInput, LogAnalyzerError
 from loganalyzer.watch.notify import Mail, Webhook, write_textfile
 from loganalyzer.watch.rules import Context, Finding, Rule, evaluate, load_rules
 from loganalyzer.watch.state import Alert, Notice, State
@@ -160,8 +160,16 @@ def watch(
 ) -> None:
     """``check`` every ``interval`` seconds until ``stop`` is set (Ctrl-C in the CLI)."""
     stop = stop or threading.Event()
+    first = True
     while not stop.is_set():
-        result = check(store, logs=logs, **options)
+        try:
+            result = check(store, logs=logs, **options)
+        except (LogAnalyzerError, OSError) as exc:
+            if first:  # a mistake of the user's: say it and stop
+                raise
+            # later, a share that went away or a folder emptied by rotation: try again
+            result = Check(str(store), None, [], [], errors=[str(exc)])
+        first = False
         if on_check is not None:
             on_check(result)
         stop.wait(interval)
