@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated
 
@@ -30,13 +31,18 @@ class _Contract(TyperGroup):
     """The root command: every error becomes one line on stderr and its exit code."""
 
     debug = False  # set by ``--debug``, read when an error arrives
+    last_error = ""  # the line of the last error, for `watch --once`'s status line
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:  # a caller that handles errors itself
             return super().main(args, prog_name, complete_var, False, **extra)
         _Contract.debug = False
+        argv = sys.argv[1:] if args is None else list(args)
+        plugin = "watch" in argv and "--once" in argv  # monitoring plugins: 3 is UNKNOWN
+        failed = True  # until the command returns or exits by itself
         try:
             code = super().main(args, prog_name, complete_var, False, **extra)
+            failed = False
         except _NoArgsIsHelp as exc:  # bare `loganalyzer`: the help
             exc.show()
             code = exc.exit_code
@@ -56,14 +62,18 @@ class _Contract(TyperGroup):
                 "(`loganalyzer --debug ...` shows where)",
                 1,
             )
-        sys.exit(code if isinstance(code, int) else 0)
+        code = code if isinstance(code, int) else 0
+        if plugin and failed:
+            typer.echo(f"WATCH UNKNOWN - {_Contract.last_error}")
+            code = 3
+        sys.exit(code)
 
 
 def _fail(message: str, code: int) -> int:
     """Print ``error: message`` as one line on stderr (and the traceback with --debug)."""
     if _Contract.debug and sys.exc_info()[0] is not None:
         traceback.print_exc()
-    line = " ".join(message.split())
+    line = _Contract.last_error = " ".join(message.split())
     typer.echo(f"{typer.style('error:', fg='red')} {line}", err=True)
     return code
 
@@ -396,6 +406,13 @@ def synth(
     exchange: Annotated[
         int, typer.Option(help="Exchange version of the logs: 2016, or 2003 (2000/2003 format).")
     ] = 2016,
+    incidents: Annotated[
+        bool,
+        typer.Option(
+            "--incidents",
+            help="Add to the first day a next hop down for 3 hours and a password-guessing burst.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write realistic multi-server Exchange logs and their ground truth (truth.jsonl)."""
@@ -406,6 +423,7 @@ def synth(
     kwargs = dict(servers=servers, days=days, messages=messages, seed=seed, relay=relay)
     kwargs |= {"headers": headers} if headers else {}
     kwargs |= {"exchange": exchange} if exchange != 2016 else {}
+    kwargs |= {"incidents": True} if incidents else {}
     start_day = parse_date(start, "UTC", option="--start")
     result = generate(out, start=start_day, omit_server=omit_server, size_mb=size_mb, **kwargs)
     if as_json:
@@ -628,3 +646,100 @@ def store_check(
         print_check(report, repaired=repair)
     if not report["ok"]:
         raise typer.Exit(1)
+
+
+@app.command("watch")
+def watch_cmd(
+    logs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Log files, folders and glob patterns to ingest every interval."),
+    ] = None,
+    store: StoreOpt = None,
+    rules: Annotated[
+        Path | None,
+        typer.Option(help="Rules file (TOML) [default: the shipped rules, see --show-rules]."),
+    ] = None,
+    show_rules: Annotated[
+        bool, typer.Option("--show-rules", help="Print the default rules file and exit.")
+    ] = False,
+    interval: Annotated[float, typer.Option(min=1, max=86400, help="Seconds between rounds.")] = 60,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once",
+            help="One round, then exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN with one "
+            "status line (Nagios, Icinga, Zabbix, Task Scheduler).",
+        ),
+    ] = False,
+    vip: Annotated[
+        Path | None, typer.Option(help="VIP addresses, one per line (the vip rule).")
+    ] = None,
+    textfile: Annotated[
+        Path | None,
+        typer.Option(help="Write alerts as a Prometheus textfile (node_exporter) here."),
+    ] = None,
+    webhook: Annotated[
+        list[str] | None, typer.Option(help="POST each alert as JSON to URL (repeatable).")
+    ] = None,
+    mail_to: Annotated[
+        list[str] | None, typer.Option(help="Mail alerts to ADDR (repeatable).")
+    ] = None,
+    smtp_host: Annotated[str, typer.Option(help="SMTP server.")] = "localhost",
+    smtp_port: Annotated[int, typer.Option(min=1, max=65535, help="SMTP port.")] = 25,
+    smtp_starttls: Annotated[bool, typer.Option("--smtp-starttls", help="Use STARTTLS.")] = False,
+    smtp_user: Annotated[
+        str | None, typer.Option(help="SMTP login; the password: $LOGANALYZER_SMTP_PASSWORD.")
+    ] = None,
+    mail_from: Annotated[str | None, typer.Option(help="Sender of the mail.")] = None,
+    server: Annotated[
+        str | None, typer.Option(help="Server name for the logs (default: read from them).")
+    ] = None,
+    tz: TzOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print each round as JSON instead of lines.")
+    ] = False,
+) -> None:
+    """Keep the store current and raise alerts: ingest every interval, evaluate the rules,
+    notify by mail, webhook or Prometheus textfile when an alert fires, repeats or resolves."""
+    import os
+    import signal
+    import threading
+
+    from loganalyzer import watch as w
+    from loganalyzer.report.mail import PASSWORD_ENV
+    from loganalyzer.terminal.watch import print_once, print_round
+
+    if show_rules:
+        typer.echo(w.rules.default_rules_text(), nl=False)
+        return
+    notifiers: list = [w.Webhook(url) for url in webhook or []]
+    if mail_to:
+        password = os.environ.get(PASSWORD_ENV)
+        notifiers.append(
+            w.Mail(mail_to, smtp_host, smtp_port, smtp_starttls, smtp_user, password, mail_from)
+        )
+    options = dict(
+        logs=logs or [],
+        rules=w.load_rules(rules),
+        vips=w.load_vips(vip),
+        notifiers=notifiers,
+        textfile=textfile,
+        ingest_options=dict(server=server, tz=tz),
+    )
+    if once:
+        result = w.check(store, **options)
+        print_once(result, as_json)
+        raise typer.Exit(result.status)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    _say(f"watching {len(logs or [])} log paths every {interval:g} s; Ctrl-C stops")
+    with suppress(KeyboardInterrupt):  # Ctrl-C: ingest's commit protocol keeps the store whole
+        w.watch(
+            store,
+            interval=interval,
+            stop=stop,
+            on_check=lambda r: print_round(r, as_json),
+            **options,
+        )
+    _say("watch stopped")

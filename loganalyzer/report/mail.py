@@ -88,9 +88,25 @@ def send(
     ``context``, default the system's trust store) before ``user`` logs in with ``password``.
     Raises ``smtplib.SMTPException`` or ``OSError`` when the server refuses or is unreachable.
     """
+    msg = message(report, to, sender, subject, attach)
+    deliver(msg, to, host, port, starttls, user, password, timeout, context)
+    return msg
+
+
+def deliver(
+    msg: EmailMessage,
+    to: list[str],
+    host: str = "localhost",
+    port: int = 25,
+    starttls: bool = False,
+    user: str | None = None,
+    password: str | None = None,
+    timeout: float = 60.0,
+    context: ssl.SSLContext | None = None,
+) -> None:
+    """Send a mail through the SMTP server ``host``:``port`` (see ``send``)."""
     if user and password is None:
         raise ValueError(f"an SMTP user needs a password (the CLI reads ${PASSWORD_ENV})")
-    msg = message(report, to, sender, subject, attach)
     with smtplib.SMTP(host, port, timeout=timeout) as smtp:
         smtp.ehlo()
         if starttls:
@@ -99,4 +115,3 @@ def send(
         if user:
             smtp.login(user, password or "")
         smtp.send_message(msg, to_addrs=list(to))
-    return msg

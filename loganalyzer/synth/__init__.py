@@ -19,6 +19,7 @@ written every ten minutes of log time, so memory does not grow with the run.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -80,6 +81,7 @@ def generate(
     size_mb: float | None = None,
     headers: int = 0,
     exchange: int = 2016,
+    incidents: bool = False,
 ) -> SynthResult:
     """Write logs of `servers` Exchange servers for `days` days from `start` (UTC) into `out`.
 
@@ -87,6 +89,8 @@ def generate(
     `size_mb` instead keeps adding days until the logs reach about that many MB.
     `omit_server` names a server whose logs are not written (truth verdicts become last_seen).
     `headers` > 0 also writes `out/headers/<n>.eml` (headers.py); the logs do not change.
+    `incidents` adds to the first day a next hop down for hours and a password-guessing
+    burst (incidents.py).
     `exchange=2003` writes Exchange 2000/2003 tracking logs instead (ex2003.py; without
     `relay`, `omit_server`, `size_mb` and `headers`).
     Raises BadInput (a ValueError) for bad arguments or an `out` that is not empty.
@@ -103,8 +107,11 @@ def generate(
         raise BadInput(f"--headers {headers}: give 0 or more")
     if exchange not in (2016, 2003):
         raise BadInput(f"--exchange {exchange}: give 2016 or 2003")
-    if exchange == 2003 and (relay or omit_server or size_mb is not None or headers):
-        raise BadInput("--relay, --omit-server, --size-mb and --headers are for Exchange 2016 logs")
+    if exchange == 2003 and (relay or omit_server or size_mb is not None or headers or incidents):
+        raise BadInput(
+            "--relay, --omit-server, --size-mb, --headers and --incidents are for Exchange 2016"
+            " logs"
+        )
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BadInput(f"--out {out}: a file, not a folder (give a new or empty folder)")
@@ -154,6 +161,11 @@ def generate(
             events = day_events(
                 rng, day_start, n, engine.end, last, len(org.attackers), org.relay is not None
             )
+            if incidents and n_days == 0:
+                from loganalyzer.synth import incidents as inc
+
+                composer.outage = (org.domains[0], inc.outage(day_start)[1])
+                events = heapq.merge(events, inc.events(day_start), key=lambda e: e[0])
             for t, kind, variant in events:
                 output.flush_before(t)
                 if kind == "auth":

@@ -220,8 +220,9 @@ class Delivery(EngineBase):
             send = Session(
                 self.out, h.name, "SEND", INTERNET, ssid, endpoint(h.ip, p), endpoint(dom.mx_ip, 25)
             )
-            if dom.name in m.down or attempt < m.conn_defers:
-                if dom.name in m.down:  # the MX does not answer
+            down = dom.name in m.down and (not m.down_until or t < m.down_until)
+            if down or attempt < m.conn_defers:
+                if down:  # the MX does not answer
                     ops = connect_failure(winsock_failure(dom.name, dom.mx_ip))
                     text = conn_failure(dom.mx_ip)
                 else:  # the MX turns us away for a while

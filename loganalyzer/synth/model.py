@@ -55,6 +55,7 @@ class Message:
     oof: bool = False  # an automatic reply: external recipients are suppressed
     ndr_fails: bool = False  # its NDR is rejected by the sender's MX
     down: frozenset[str] = frozenset()  # recipient domains whose MX does not answer
+    down_until: int = 0  # ... until then (ms; 0: never again)
     conn_defers: int = 0  # ... or answers only after this many failed attempts
     received_at: int | None = None
     iids: dict[str, str] = field(default_factory=dict)  # hub internal-message-id per server

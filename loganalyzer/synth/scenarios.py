@@ -162,6 +162,7 @@ class Composer:
         self.eng = engine
         self.rng = engine.rng
         self.org = engine.org
+        self.outage: tuple[ExternalDomain, int] | None = None  # the next hop down, until when
 
     # building blocks -------------------------------------------------------------------------
     def _users(self, n: int, exclude: set[str]) -> list[User]:
@@ -268,7 +269,7 @@ class Composer:
             if kind != "ndr_fails":
                 rcpts += [self._rc(u.address) for u in self._users(rng.randint(0, 2), exclude)]
         elif kind in ("outbound", "remote_reject", "greylist", "down", "slow", "oof"):
-            dom, addr = self._ext_address()
+            dom, addr = self._ext_address(self.outage[0] if variant == "outage" else None)
             knobs = {
                 "remote_reject": {"remote": variant or rng.choice(("reject550", "reject554"))},
                 "greylist": {"remote": "greylist"},
@@ -306,6 +307,8 @@ class Composer:
         m.fate = "poison" if kind == "poison" else ""
         if kind == "down":
             m.down = frozenset({rcpts[0].address.split("@")[1]})
+            if variant == "outage" and self.outage:
+                m.down_until = self.outage[1]
         elif kind == "slow":
             m.conn_defers = rng.randint(1, 3)
         if kind == "oof":

@@ -1,0 +1,187 @@
+"""Watch: keep a store current and raise alerts from rules over its newest rows.
+
+    import loganalyzer.watch as w
+    result = w.check("store", logs=["\\\\ex01\\logs"], vips=w.load_vips("vip.txt"))
+    result.status, result.status_line()       # 0 OK, 1 WARNING, 2 CRITICAL (monitoring plugins)
+
+``check`` is one round: ingest what is new, evaluate the rules (``rules.toml``), move the
+alerts on (``state``), send what fires, repeats or resolves. ``watch`` repeats it every
+interval until stopped. Alert state lives in the store folder, so a restart goes on where
+it stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loganalyzer.errors import BadInput, LogAnalyzerError
+from loganalyzer.watch.notify import Mail, Webhook, write_textfile
+from loganalyzer.watch.rules import Context, Finding, Rule, evaluate, load_rules
+from loganalyzer.watch.state import Alert, Notice, State
+
+__all__ = ["Check", "Mail", "Webhook", "check", "load_rules", "load_vips", "watch"]
+
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+STATUS_WORDS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
+
+
+@dataclass
+class Check:
+    """One round of watch: what was ingested, what fires, what was sent."""
+
+    store: str
+    now: dt.datetime | None
+    firing: list[Alert]
+    notices: list[Notice]
+    ingested: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> int:
+        """The monitoring-plugin code: the worst severity that fires."""
+        severities = {a.severity for a in self.firing}
+        return CRITICAL if "critical" in severities else WARNING if severities else OK
+
+    def status_line(self) -> str:
+        word = STATUS_WORDS[self.status]
+        if not self.firing:
+            newest = self.now.strftime("%Y-%m-%d %H:%M UTC") if self.now else "no rows yet"
+            text = f"no alert; newest row {newest}"
+        else:
+            text = "; ".join(f"{a.rule} {a.key}: {a.text}" for a in self.firing)
+        perf = " ".join(
+            f"{s}={sum(a.severity == s for a in self.firing)}" for s in ("warning", "critical")
+        )
+        return f"WATCH {word} - {text} | {perf}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "store": self.store,
+            "status": STATUS_WORDS[self.status],
+            "now": self.now.isoformat() if self.now else None,
+            "firing": [a.to_dict() for a in self.firing],
+            "notices": [n.to_dict() for n in self.notices],
+            "ingested": self.ingested,
+            "errors": self.errors,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+def load_vips(path: str | Path | None) -> list[str]:
+    """The addresses of a VIP file: one per line; blank lines and ``#`` comments skipped."""
+    if path is None:
+        return []
+    try:
+        text = Path(path).read_text("utf-8-sig")
+    except OSError as exc:
+        raise BadInput(f"--vip {path}: cannot read it ({exc.strerror or exc})") from None
+    vips = []
+    for number, line in enumerate(text.splitlines(), 1):
+        address = line.split("#", 1)[0].strip().lower()
+        if not address:
+            continue
+        if "@" not in address or " " in address:
+            raise BadInput(f"--vip {path}: line {number} {line.strip()!r} is not a mail address")
+        vips.append(address)
+    return sorted(set(vips))
+
+
+def check(
+    store: str | Path,
+    *,
+    logs: Sequence[str | Path] = (),
+    rules: list[Rule] | None = None,
+    vips: list[str] | None = None,
+    notifiers: Iterable[Mail | Webhook] = (),
+    textfile: str | Path | None = None,
+    ingest_options: dict[str, Any] | None = None,
+    wall: dt.datetime | None = None,
+) -> Check:
+    """One round: ingest ``logs`` (if any) into ``store``, evaluate ``rules`` (the default
+    rules when None), move the alerts on and send the notices to each notifier."""
+    from loganalyzer.ingest import ingest
+    from loganalyzer.store import Store
+
+    rules = load_rules() if rules is None else rules
+    st = Store(str(store))
+    ingested: dict[str, int] = {}
+    errors: list[str] = []
+    if logs:
+        summary = ingest(list(logs), st, **(ingest_options or {}))
+        ingested = {"files": summary.count("ingested", "grown"), "rows": summary.rows}
+        ingested["quarantined"] = summary.quarantined
+        errors += [f"{f.path}: {f.reason}" for f in summary.files if f.status == "error"]
+    st.require()
+    state = State(st.url).load()
+    state.memory["ingest_quarantined"] = ingested.get("quarantined", 0)
+    newest = _newest(st)
+    now = max(newest.values()) if newest else None
+    findings: list[Finding] = []
+    if now is not None:
+        ctx = Context(st.sql, now, vips or [], state.memory)
+        for rule in rules:
+            findings += evaluate(rule, ctx)
+    wall = wall or dt.datetime.now(dt.UTC)
+    notices = state.step(rules, findings, now or wall, wall) if now is not None else []
+    state.save()
+    if notices:
+        for notifier in notifiers:
+            try:
+                notifier.send(notices, st.url)
+            except (OSError, ValueError) as exc:  # smtplib's errors are OSErrors
+                errors.append(f"cannot notify {type(notifier).__name__.lower()}: {exc}")
+    result = Check(st.url, now, state.firing(), notices, ingested, errors)
+    if textfile is not None:
+        write_textfile(
+            textfile,
+            result.firing,
+            {"newest": {s: t.timestamp() for s, t in newest.items()}},
+            wall.timestamp(),
+        )
+    return result
+
+
+def watch(
+    store: str | Path,
+    *,
+    logs: Sequence[str | Path] = (),
+    interval: float = 60.0,
+    stop: threading.Event | None = None,
+    on_check: Callable[[Check], None] | None = None,
+    **options: Any,
+) -> None:
+    """``check`` every ``interval`` seconds until ``stop`` is set (Ctrl-C in the CLI)."""
+    stop = stop or threading.Event()
+    first = True
+    while not stop.is_set():
+        try:
+            result = check(store, logs=logs, **options)
+        except (LogAnalyzerError, OSError) as exc:
+            if first:  # a mistake of the user's: say it and stop
+                raise
+            # later, a share that went away or a folder emptied by rotation: try again
+            result = Check(str(store), None, [], [], errors=[str(exc)])
+        first = False
+        if on_check is not None:
+            on_check(result)
+        stop.wait(interval)
+
+
+def _newest(st) -> dict[str, dt.datetime]:
+    frame = st.sql(
+        "select server, max(date_time) as newest from ("
+        " select server, date_time from tracking union all"
+        " select server, date_time from smtp) where date_time is not null group by 1"
+    )
+    return {
+        str(s): t.to_pydatetime().astimezone(dt.UTC)
+        for s, t in zip(frame["server"], frame["newest"], strict=True)
+    }

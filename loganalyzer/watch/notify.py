@@ -1,0 +1,111 @@
+"""Where alerts go: mail (the report's SMTP settings), a webhook, a Prometheus textfile."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+
+from loganalyzer.watch.state import Alert, Notice
+
+WEBHOOK_TRIES = 4  # the first and three retries, 1, 2 and 4 seconds apart
+
+
+@dataclass
+class Mail:
+    to: list[str]
+    host: str = "localhost"
+    port: int = 25
+    starttls: bool = False
+    user: str | None = None
+    password: str | None = None
+    sender: str | None = None
+
+    def send(self, notices: list[Notice], store: str) -> None:
+        from loganalyzer.report.mail import deliver
+
+        host = socket.getfqdn() or "localhost"
+        msg = EmailMessage()
+        first = notices[0]
+        more = f" (+{len(notices) - 1} more)" if len(notices) > 1 else ""
+        msg["Subject"] = f"[loganalyzer] {first.line()}{more}"[:250]
+        msg["From"] = self.sender or f"loganalyzer@{host}"
+        msg["To"] = ", ".join(self.to)
+        msg["Date"] = formatdate(localtime=True)
+        msg["Message-ID"] = make_msgid("loganalyzer-watch", domain=host)
+        body = [f"loganalyzer watch of {store}", ""]
+        body += [f"- {n.line()} (since {n.alert.since})" for n in notices]
+        msg.set_content("\n".join(body) + "\n")
+        deliver(msg, self.to, self.host, self.port, self.starttls, self.user, self.password, 30.0)
+
+
+@dataclass
+class Webhook:
+    url: str
+    timeout: float = 10.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    def send(self, notices: list[Notice], store: str) -> None:
+        """POSTs one JSON document per notice; retries with backoff, then raises OSError."""
+        for notice in notices:
+            body = json.dumps({"store": store, **notice.to_dict()}).encode()
+            request = urllib.request.Request(
+                self.url, body, {"Content-Type": "application/json"}, method="POST"
+            )
+            for attempt in range(WEBHOOK_TRIES):
+                try:
+                    with urllib.request.urlopen(request, timeout=self.timeout) as reply:
+                        reply.read()
+                    break
+                except (urllib.error.URLError, OSError) as exc:
+                    if attempt == WEBHOOK_TRIES - 1:
+                        raise OSError(f"webhook {self.url}: {exc}") from None
+                    self.sleep(2**attempt)
+
+
+def write_textfile(path: str | Path, alerts: list[Alert], values: dict, now: float) -> None:
+    """The Prometheus text format for node_exporter's textfile collector, written whole
+    (a temporary file renamed into place, as the collector asks)."""
+    lines = [
+        "# HELP loganalyzer_alert 1 for each alert that fires (rule, key, severity).",
+        "# TYPE loganalyzer_alert gauge",
+    ]
+    lines += [
+        f"loganalyzer_alert{{rule={_q(a.rule)},key={_q(a.key)},severity={_q(a.severity)}}} 1"
+        for a in alerts
+    ]
+    lines += [
+        "# HELP loganalyzer_alerts_firing Alerts that fire, by severity.",
+        "# TYPE loganalyzer_alerts_firing gauge",
+    ]
+    for severity in ("warning", "critical"):
+        n = sum(a.severity == severity for a in alerts)
+        lines.append(f"loganalyzer_alerts_firing{{severity={_q(severity)}}} {n}")
+    lines += [
+        "# HELP loganalyzer_newest_row_timestamp_seconds Time of the newest log row per server.",
+        "# TYPE loganalyzer_newest_row_timestamp_seconds gauge",
+    ]
+    for server, ts in sorted(values.get("newest", {}).items()):
+        lines.append(f"loganalyzer_newest_row_timestamp_seconds{{server={_q(server)}}} {ts:.3f}")
+    lines += [
+        "# HELP loganalyzer_watch_last_run_timestamp_seconds When watch last evaluated its rules.",
+        "# TYPE loganalyzer_watch_last_run_timestamp_seconds gauge",
+        f"loganalyzer_watch_last_run_timestamp_seconds {now:.3f}",
+    ]
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+
+
+def _q(value: str) -> str:
+    escaped = str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return f'"{escaped}"'

@@ -1,0 +1,133 @@
+"""Alert state: which alerts are pending or firing, kept in the store folder across restarts.
+
+An alert is one rule and one key. It is *pending* while its rule's ``for_minutes`` has not
+passed (measured in log time), then *fires* once, is sent again after ``repeat_minutes`` of
+wall time while it still fires, and is *resolved* (and said so) when its key no longer breaks
+the rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import fsspec
+
+from loganalyzer.watch.rules import Finding, Rule
+
+STATE_FILE = "watch/state.json"
+VERSION = 1
+
+
+@dataclass
+class Alert:
+    rule: str
+    key: str
+    severity: str
+    status: str  # pending, firing
+    since: str  # log time the key first broke the rule (ISO)
+    value: float
+    text: str
+    sent_at: str | None = None  # wall time of the last notification (ISO)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What to tell people: an alert that fires, fires still (a repeat), or resolved."""
+
+    kind: str  # firing, repeat, resolved
+    alert: Alert
+    at: str  # log time
+
+    def to_dict(self) -> dict:
+        return {**self.alert.to_dict(), "status": self.kind, "at": self.at}
+
+    def line(self) -> str:
+        word = {"firing": "FIRING", "repeat": "STILL FIRING", "resolved": "RESOLVED"}[self.kind]
+        return f"{word} {self.alert.severity} {self.alert.rule} {self.alert.key}: {self.alert.text}"
+
+
+class State:
+    """Alerts and rule memory, loaded from and saved to ``<store>/watch/state.json``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/") + "/" + STATE_FILE
+        self.alerts: dict[str, Alert] = {}
+        self.memory: dict[str, Any] = {}
+
+    def load(self) -> State:
+        fs, path = fsspec.core.url_to_fs(self.url)
+        if not fs.exists(path):
+            return self
+        with fs.open(path, "r", encoding="utf-8") as fh:
+            data = json.load(fh)
+        if data.get("version") == VERSION:
+            self.alerts = {k: Alert(**v) for k, v in data.get("alerts", {}).items()}
+            self.memory = data.get("memory", {})
+        return self
+
+    def save(self) -> None:
+        """Write the state whole: a temporary file renamed over the old (an object store's
+        put is whole already), so a kill leaves the old state or the new."""
+        fs, path = fsspec.core.url_to_fs(self.url)
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        text = json.dumps(
+            {
+                "version": VERSION,
+                "alerts": {k: a.to_dict() for k, a in sorted(self.alerts.items())},
+                "memory": self.memory,
+            },
+            indent=1,
+        )
+        if fs.protocol in ("file", "local") or "file" in (fs.protocol or ()):
+            tmp = path + ".tmp"
+            with fs.open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            fs.mv(tmp, path)
+        else:
+            with fs.open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+
+    def step(
+        self,
+        rules: list[Rule],
+        findings: list[Finding],
+        now: dt.datetime,
+        wall: dt.datetime,
+    ) -> list[Notice]:
+        """Moves every alert on by this evaluation's findings; returns what to send."""
+        by_rule = {r.name: r for r in rules}
+        seen: set[str] = set()
+        notices: list[Notice] = []
+        at = now.isoformat()
+        for f in findings:
+            rule = by_rule[f.rule]
+            ident = f"{f.rule}|{f.key}"
+            seen.add(ident)
+            alert = self.alerts.get(ident)
+            if alert is None:
+                alert = Alert(f.rule, f.key, rule.severity, "pending", at, f.value, f.text)
+                self.alerts[ident] = alert
+            alert.value, alert.text, alert.severity = f.value, f.text, rule.severity
+            held = (now - dt.datetime.fromisoformat(alert.since)).total_seconds() / 60
+            if alert.status == "pending" and held >= rule.for_minutes:
+                alert.status, alert.sent_at = "firing", wall.isoformat()
+                notices.append(Notice("firing", alert, at))
+            elif alert.status == "firing" and rule.repeat_minutes > 0:
+                quiet = (wall - dt.datetime.fromisoformat(alert.sent_at)).total_seconds() / 60
+                if quiet >= rule.repeat_minutes:
+                    alert.sent_at = wall.isoformat()
+                    notices.append(Notice("repeat", alert, at))
+        for ident in sorted(set(self.alerts) - seen):
+            alert = self.alerts.pop(ident)
+            if alert.status == "firing":
+                notices.append(Notice("resolved", alert, at))
+        return notices
+
+    def firing(self) -> list[Alert]:
+        return [a for _, a in sorted(self.alerts.items()) if a.status == "firing"]

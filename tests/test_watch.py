@@ -1,0 +1,375 @@
+"""`loganalyzer watch` as users run it: a subprocess over a log folder that grows hour by hour
+(synth logs with incidents), alerts received by a local webhook, a local SMTP server and a
+Prometheus textfile; and `watch --once` with the monitoring-plugin exit codes."""
+
+from __future__ import annotations
+
+import json
+import queue
+import shutil
+import signal
+import subprocess
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from conftest import LOGANALYZER
+from prometheus_client.parser import text_string_to_metric_families
+from test_report_mail import smtp_server  # noqa: F401 - the fixture
+
+DAY = "20260302"
+RULES = """
+[queue_backlog]
+threshold = 4
+for_minutes = 15
+severity = "critical"
+
+[auth_failures]
+threshold = 20
+window_minutes = 60  # the folder grows an hour at a time
+
+[vip]
+window_minutes = 60
+severity = "critical"
+
+[logs_stopped]
+minutes = 120
+
+[quarantine]
+repeat_minutes = 0
+"""
+
+
+@pytest.fixture(scope="module")
+def synth_logs(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("watch") / "logs"
+    done = subprocess.run(
+        [LOGANALYZER, "synth", "--out", str(out), "--messages", "300", "--incidents"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def _hour(path: Path) -> int:
+    stamp = "".join(c for c in path.stem.split("-")[0] if c.isdigit())
+    assert stamp.startswith(DAY), path
+    return int(stamp[8:10])
+
+
+def copy_hours(src: Path, dst: Path, hours: range, servers: set[str] | None = None) -> None:
+    """Copies the logs of these hours (of these servers), each file whole (a rename)."""
+    for f in sorted(src.rglob("*.LOG")):
+        rel = f.relative_to(src)
+        if _hour(f) in hours and (servers is None or rel.parts[0] in servers):
+            target = dst / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".part")
+            shutil.copyfile(f, tmp)
+            tmp.rename(target)
+
+
+def vip_of(src: Path) -> tuple[str, int]:
+    """A recipient who failed once, early on the first day (before the incidents), and when."""
+    failed = [json.loads(line) for line in (src / "truth.jsonl").read_text().splitlines()]
+    failed = [r for r in failed if r["verdict"] == "failed" and r["at"]]
+    once = Counter(r["recipient"] for r in failed)
+    for rec in failed:
+        hour = int(rec["at"][11:13])
+        if once[rec["recipient"]] == 1 and rec["at"].startswith("2026-03-02") and 1 <= hour <= 8:
+            return rec["recipient"], hour
+    raise AssertionError("no recipient failed once between 01:00 and 09:00")
+
+
+class Hook(BaseHTTPRequestHandler):
+    received: list[dict] = []
+    failures = 0  # answer this many requests with 500 first
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if Hook.failures:
+            Hook.failures -= 1
+            self.send_response(500)
+        else:
+            Hook.received.append(body)
+            self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    Hook.received, Hook.failures = [], 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/alerts", Hook
+    server.shutdown()
+
+
+class Rounds:
+    """Reads the JSON line watch prints after each round."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.lines: queue.Queue = queue.Queue()
+        self.all: list[dict] = []
+        threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.put(json.loads(line))
+
+    def after_change(self) -> list[dict]:
+        """The rounds up to the first that surely started after the change: the second."""
+        got = [self.lines.get(timeout=180), self.lines.get(timeout=180)]
+        self.all += got
+        return got
+
+
+def notices(rounds: list[dict]) -> list[tuple[str, str, str]]:
+    return [(n["status"], n["rule"], n["key"]) for r in rounds for n in r["notices"]]
+
+
+def test_watch_raises_each_alert_once_and_resolves_it(
+    synth_logs,
+    tmp_path,
+    webhook,
+    smtp_server,  # noqa: F811
+):
+    url, hook = webhook
+    inbox, smtp_port = smtp_server()
+    vip, vip_hour = vip_of(synth_logs)
+    (tmp_path / "vip.txt").write_text(f"# the board\n{vip.upper()}\n")
+    (tmp_path / "rules.toml").write_text(RULES)
+    watched, store, textfile = tmp_path / "logs", tmp_path / "store", tmp_path / "la.prom"
+    watched.mkdir()
+    proc = subprocess.Popen(
+        [
+            LOGANALYZER,
+            "watch",
+            str(watched),
+            "--store",
+            str(store),
+            "--rules",
+            str(tmp_path / "rules.toml"),
+            "--vip",
+            str(tmp_path / "vip.txt"),
+            "--interval",
+            "1",
+            "--webhook",
+            url,
+            "--mail-to",
+            "ops@contoso.com",
+            "--smtp-host",
+            "127.0.0.1",
+            "--smtp-port",
+            str(smtp_port),
+            "--textfile",
+            str(textfile),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    rounds = Rounds(proc)
+    try:
+        steps = {}
+        copy_hours(synth_logs, watched, range(0, vip_hour))
+        steps["quiet"] = rounds.after_change()
+        copy_hours(synth_logs, watched, range(vip_hour, vip_hour + 1))
+        steps["vip"] = rounds.after_change()
+        copy_hours(synth_logs, watched, range(vip_hour + 1, 10))
+        steps["vip gone"] = rounds.after_change()
+        for hour in (10, 11, 12, 13, 14, 15, 16):
+            copy_hours(synth_logs, watched, range(hour, hour + 1))
+            steps[hour] = rounds.after_change()
+        # EX04's logs stop coming after 16:59
+        copy_hours(synth_logs, watched, range(17, 24), {"EX01", "EX02", "EX03"})
+        steps["EX04 stopped"] = rounds.after_change()
+        prom = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(textfile.read_text())
+            for s in family.samples
+        }
+        copy_hours(synth_logs, watched, range(17, 24), {"EX04"})
+        (watched / "EX04" / "MessageTracking" / "MSGTRK2026030223-9.LOG").write_bytes(
+            (synth_logs / "EX04" / "MessageTracking" / "MSGTRK2026030223-1.LOG").read_bytes()
+            + b"2026-03-02T23:59:59.000Z,damaged line\r\n2026-03-02T23:59:59.000Z,"
+        )
+        steps["EX04 back"] = rounds.after_change()
+        steps["after"] = rounds.after_change()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and err.strip().endswith("watch stopped")
+
+    said = {k: notices(v) for k, v in steps.items()}
+    assert said["quiet"] == []
+    assert said["vip"] == [("firing", "vip", vip)]
+    assert ("resolved", "vip", vip) in said["vip gone"]
+    assert ("firing", "auth_failures", "203.0.113.210") in said[15]
+    assert ("resolved", "auth_failures", "203.0.113.210") in said[16]
+    backlog = [n for n in notices(rounds.all) if n[1] == "queue_backlog"]
+    assert backlog and {n[0] for n in backlog} == {"firing", "resolved"}
+    assert ("firing", "logs_stopped", "EX04") in said["EX04 stopped"]
+    assert ("resolved", "logs_stopped", "EX04") in said["EX04 back"]
+    assert ("firing", "quarantine", "lines") in said["EX04 back"]
+    assert ("resolved", "quarantine", "lines") in said["EX04 back"] + said["after"]
+    # each alert fires once and resolves once: no repeat within the default quiet period
+    everything = Counter(notices(rounds.all))
+    assert everything and all(n == 1 for n in everything.values()), everything
+    assert {(k[0], k[1]) for k in everything} <= {
+        (s, r)
+        for s in ("firing", "resolved")
+        for r in ("vip", "auth_failures", "queue_backlog", "logs_stopped", "quarantine")
+    }
+    # the same notices reached the webhook, and the mail server
+    assert Counter((h["status"], h["rule"], h["key"]) for h in hook.received) == everything
+    subjects = [inbox.message(i)["Subject"] for i in range(len(inbox.envelopes))]
+    assert any("FIRING critical vip" in s for s in subjects), subjects
+    assert any("RESOLVED" in s for s in subjects)
+    # the textfile while EX04 was silent
+    key = (
+        "loganalyzer_alert",
+        (("key", "EX04"), ("rule", "logs_stopped"), ("severity", "warning")),
+    )
+    assert prom[key] == 1.0
+    assert prom[("loganalyzer_alerts_firing", (("severity", "warning"),))] >= 1
+    # the store is whole after SIGTERM
+    check = subprocess.run(
+        [LOGANALYZER, "store", "check", "--store", str(store)], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def run_once(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [LOGANALYZER, "watch", "--once", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_once_follows_the_monitoring_plugin_convention(synth_logs, tmp_path):
+    (tmp_path / "rules.toml").write_text(RULES)
+    watched, store = tmp_path / "logs", str(tmp_path / "store")
+    common = ["--store", store, "--rules", str(tmp_path / "rules.toml")]
+    copy_hours(synth_logs, watched, range(0, 9))
+    ok = run_once(str(watched), *common)
+    assert (ok.returncode, ok.stdout.split(" - ")[0]) == (0, "WATCH OK"), ok.stdout + ok.stderr
+    assert len(ok.stdout.splitlines()) == 1
+    copy_hours(synth_logs, watched, range(9, 11))
+    pending = run_once(str(watched), *common)  # the backlog must last 15 minutes first
+    copy_hours(synth_logs, watched, range(11, 12))
+    critical = run_once(str(watched), *common)
+    assert pending.returncode == 0, pending.stdout
+    assert critical.returncode == 2, critical.stdout + critical.stderr
+    text, perf = critical.stdout.rstrip().split(" | ")
+    alerts = text.removeprefix("WATCH CRITICAL - ").split("; ")
+    assert alerts and all(a.startswith("queue_backlog EX0") for a in alerts), text
+    assert all(" example.com: " in a and " messages waiting on EX0" in a for a in alerts), text
+    assert perf == f"warning=0 critical={len(alerts)}"
+    copy_hours(synth_logs, watched, range(12, 16))
+    warning = run_once(str(watched), *common, "--json")  # the burst at 15:00; the queue drained
+    data = json.loads(warning.stdout)
+    assert warning.returncode == 1 and data["status"] == "WARNING"
+    assert [(a["rule"], a["key"]) for a in data["firing"]] == [("auth_failures", "203.0.113.210")]
+    assert data["firing"][0]["text"].startswith("40 failed authentications from 203.0.113.210")
+    # anything wrong is UNKNOWN (3) with one status line, not a usage error
+    (tmp_path / "bad.toml").write_text("[queue_backlog]\nthreshold = 'many'\n")
+    bad = run_once("--store", store, "--rules", str(tmp_path / "bad.toml"))
+    assert bad.returncode == 3 and "Traceback" not in bad.stderr
+    assert bad.stdout.strip() == (
+        f"WATCH UNKNOWN - --rules {tmp_path / 'bad.toml'}: [queue_backlog] threshold = 'many'; "
+        "give a number >= 0"
+    )
+    missing = run_once("--store", str(tmp_path / "nothing-here"))
+    assert missing.returncode == 3 and missing.stdout.startswith("WATCH UNKNOWN - ")
+
+
+def test_a_webhook_is_retried_with_backoff(webhook):
+    from loganalyzer.watch import Webhook
+    from loganalyzer.watch.state import Alert, Notice
+
+    url, hook = webhook
+    hook.failures = 2
+    waits = []
+    alert = Alert(
+        "vip",
+        "ceo@contoso.com",
+        "critical",
+        "firing",
+        "2026-03-02T10:00:00+00:00",
+        1.0,
+        "VIP ceo@contoso.com: 1 failed",
+    )
+    Webhook(url, sleep=waits.append).send([Notice("firing", alert, alert.since)], "store")
+    assert waits == [1, 2]
+    assert [(h["status"], h["key"], h["store"]) for h in hook.received] == [
+        ("firing", "ceo@contoso.com", "store")
+    ]
+    hook.failures = 10
+    with pytest.raises(OSError, match="webhook http://127.0.0.1:.*HTTP Error 500"):
+        Webhook(url, sleep=waits.append).send([Notice("firing", alert, alert.since)], "store")
+
+
+def test_show_rules_prints_the_documented_defaults():
+    done = subprocess.run([LOGANALYZER, "watch", "--show-rules"], capture_output=True, text=True)
+    assert done.returncode == 0
+    import tomllib
+
+    rules = tomllib.loads(done.stdout)
+    assert list(rules) == [
+        "queue_backlog",
+        "failure_rate",
+        "auth_failures",
+        "vip",
+        "logs_stopped",
+        "quarantine",
+    ]
+    assert all(r["meaning"] and r["severity"] in ("warning", "critical") for r in rules.values())
+
+
+def _fails(day: str, n: int, start: int) -> list[dict]:
+    from logfiles import row
+
+    return [
+        row(
+            start + i,
+            date_time=f"{day}T10:{i % 60:02d}:{i % 60:02d}.000Z",
+            event_id="FAIL",
+            source="SMTP",
+            recipient_status="550 5.1.1 RESOLVER.ADR.RecipNotFound; not found",
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize(("before", "now", "fires"), [(2, 30, True), (12, 30, False)])
+def test_failure_rate_compares_with_the_same_hour_a_week_before(tmp_path, before, now, fires):
+    from logfiles import write_log
+
+    logs = tmp_path / "logs" / "EX02"
+    write_log(logs / "MSGTRK2026030210-1.LOG", _fails("2026-03-02", before, 0))
+    write_log(logs / "MSGTRK2026030910-1.LOG", _fails("2026-03-09", now, 100))
+    (tmp_path / "rules.toml").write_text("[failure_rate]\nfactor = 3\nmin_failures = 20\n")
+    done = run_once(
+        str(tmp_path / "logs"),
+        "--store",
+        str(tmp_path / "store"),
+        "--rules",
+        str(tmp_path / "rules.toml"),
+    )
+    if fires:
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert done.stdout.startswith(
+            "WATCH WARNING - failure_rate all: 30 failed recipients in the hour to "
+            "2026-03-09 10:29 UTC, 2 in the same hour a week before"
+        )
+    else:  # 30 is not more than 3 x 12
+        assert (done.returncode, done.stdout.split(" - ")[0]) == (0, "WATCH OK"), done.stdout
