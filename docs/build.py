@@ -15,7 +15,7 @@ import typer
 
 import eventcodes
 from loganalyzer.cli import app
-from loganalyzer.schema import MANIFEST, QUARANTINE, SMTP, TRACKING, describe
+from loganalyzer.schema import AGENT, CONNECTIVITY, MANIFEST, QUARANTINE, SMTP, TRACKING, describe
 
 DOCS = Path(__file__).resolve().parent
 
@@ -45,6 +45,8 @@ def fields_page() -> str:
     for title, schema in (
         ("tracking", TRACKING),
         ("smtp", SMTP),
+        ("agent", AGENT),
+        ("connectivity", CONNECTIVITY),
         ("quarantine", QUARANTINE),
         ("manifest", MANIFEST),
     ):

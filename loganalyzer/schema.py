@@ -1,6 +1,6 @@
 """The store's tables, defined once: every column with its type and a description.
 
-``date`` is never a data column: it is the hive partition key of ``tracking`` and ``smtp``.
+``date`` is never a data column: it is the hive partition key of the log tables.
 """
 
 from __future__ import annotations
@@ -103,6 +103,56 @@ _SMTP = [
     ("line", I64, "1-based physical line number in the file"),
 ]
 
+_AGENT = [
+    ("date_time", TS, "Time the agent acted, UTC"),
+    ("server", STR, "Server whose log holds the row (--server, or the folder name)"),
+    ("log_format", STR, "Format module that parsed the row (exchange-agent)"),
+    ("session_id", STR, "SMTP Receive session ID: the protocol log's session_id"),
+    ("local_ip", STR, "This server's IP"),
+    ("local_port", I32, "This server's port"),
+    ("remote_ip", STR, "The connecting client's IP"),
+    ("remote_port", I32, "The connecting client's port"),
+    ("entered_org_from_ip", STR, "IP of the first server outside the organisation"),
+    ("message_id", STR, "Message-ID header, with angle brackets; often empty before DATA"),
+    ("p1_from_address", STR, "Envelope MAIL FROM address"),
+    ("p2_from_addresses", LIST, "Addresses of the From: header"),
+    ("recipient_address", LIST, "Recipients the action applies to, one list item each"),
+    ("num_recipients", I32, "Number of recipients as logged"),
+    ("agent", STR, "Agent that acted: Connection Filtering Agent, Content Filter Agent, ..."),
+    ("event", STR, "SMTP event: OnConnect, OnMailCommand, OnRcptCommand, OnEndOfData, ..."),
+    ("action", STR, "What the agent did: RejectCommand, RejectMessage, QuarantineMessage, ..."),
+    ("smtp_response", STR, "SMTP response sent (or that would be sent) to the client"),
+    ("reason", STR, "Agent-specific reason: BlockListProvider, SclAtOrAboveRejectThreshold, ..."),
+    ("reason_data", STR, "Detail of the reason: block list provider, SCL, PRA address, ..."),
+    ("diagnostics", STR, "Free-text diagnostics (Content Filter diagnostic string)"),
+    ("network_message_id", STR, "ID shared by all copies of a message (tracking's, 2013+)"),
+    ("tenant_id", STR, "Tenant ID; empty on-premises"),
+    ("directionality", STR, "Incoming, Originating or Undefined"),
+    ("file", STR, "Path the row was read from"),
+    ("line", I64, "1-based physical line number in the file (the first of a folded row)"),
+]
+
+_CONNECTIVITY = [
+    ("date_time", TS, "Event time, UTC"),
+    ("server", STR, "Server whose log holds the row (--server, or the folder name)"),
+    ("log_format", STR, "Format module that parsed the row (exchange-connectivity)"),
+    ("session_id", STR, "Session ID: the SMTP Send protocol log's session_id for SMTP rows"),
+    ("source", STR, "Component: SMTP, MapiDelivery, MapiSubmission, Transport, ..."),
+    ("destination", STR, "Next hop: the queue's next-hop domain, a host, a database GUID"),
+    ("direction", STR, "+ connect, - disconnect, > send, * information"),
+    ("description", STR, "What happened, as logged"),
+    ("remote_ip", STR, "IP the description names (connection established, failed, aborted)"),
+    ("remote_port", I32, "Port the description names"),
+    (
+        "error",
+        STR,
+        "Failure the description names: socket error (TimedOut), DNS failure, failover "
+        "reason, or the text of a failed disconnect",
+    ),
+    ("file", STR, "Path the row was read from"),
+    ("line", I64, "1-based physical line number in the file"),
+]
+
 _QUARANTINE = [
     ("file", STR, "Path the line was read from"),
     ("line", I64, "1-based physical line number"),
@@ -122,7 +172,7 @@ _MANIFEST = [
     ("lines_consumed", I64, "Physical lines read so far"),
     ("header", STR, "Directive lines in force at bytes_consumed (#Fields ...), for reading on"),
     ("format", STR, "Format name"),
-    ("table", STR, "Table the rows went to (tracking or smtp)"),
+    ("table", STR, "Table the rows went to (tracking, smtp, agent or connectivity)"),
     ("server", STR, "Server the rows were attributed to"),
     ("rows", I64, "Rows stored from this file"),
     ("quarantined", I64, "Lines quarantined from this file"),
@@ -134,11 +184,21 @@ _MANIFEST = [
 ]
 
 
-_FIELDS = {"tracking": _TRACKING, "smtp": _SMTP, "quarantine": _QUARANTINE, "manifest": _MANIFEST}
+#: Tables that hold log rows, partitioned by date.
+LOG_TABLES = ("tracking", "smtp", "agent", "connectivity")
+
+_FIELDS = {
+    "tracking": _TRACKING,
+    "smtp": _SMTP,
+    "agent": _AGENT,
+    "connectivity": _CONNECTIVITY,
+    "quarantine": _QUARANTINE,
+    "manifest": _MANIFEST,
+}
 
 
 def columns(table: str) -> list[tuple[str, str]]:
-    """Name and SQL type of each column of ``table`` (tracking, smtp, quarantine, manifest)."""
+    """Name and SQL type of each column of ``table`` (a log table, quarantine, manifest)."""
     return [(name, sql) for name, sql, _ in _FIELDS[table]]
 
 
@@ -167,6 +227,8 @@ def _schema(fields: list[tuple[str, str, str]]) -> pa.Schema:
 _ARROW = {
     "TRACKING": "tracking",
     "SMTP": "smtp",
+    "AGENT": "agent",
+    "CONNECTIVITY": "connectivity",
     "QUARANTINE": "quarantine",
     "MANIFEST": "manifest",
 }
@@ -174,6 +236,8 @@ _ARROW = {
 if TYPE_CHECKING:
     TRACKING: pa.Schema
     SMTP: pa.Schema
+    AGENT: pa.Schema
+    CONNECTIVITY: pa.Schema
     QUARANTINE: pa.Schema
     MANIFEST: pa.Schema
     #: Tables that hold log rows, by name.
@@ -181,13 +245,13 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str):
-    """The Arrow schemas ``TRACKING``, ``SMTP``, ``QUARANTINE``, ``MANIFEST`` and ``TABLES``
-    (tables that hold log rows, by name), built on first use."""
+    """The Arrow schemas ``TRACKING``, ``SMTP``, ``AGENT``, ``CONNECTIVITY``, ``QUARANTINE``,
+    ``MANIFEST`` and ``TABLES`` (tables that hold log rows, by name), built on first use."""
     if name in _ARROW:
         value = globals()[name] = _schema(_FIELDS[_ARROW[name]])
         return value
     if name == "TABLES":
-        value = globals()[name] = {"tracking": __getattr__("TRACKING"), "smtp": __getattr__("SMTP")}
+        value = globals()[name] = {t: __getattr__(t.upper()) for t in LOG_TABLES}
         return value
     raise AttributeError(f"module 'loganalyzer.schema' has no attribute {name!r}")
 

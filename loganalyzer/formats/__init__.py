@@ -12,6 +12,8 @@ from types import ModuleType
 from loganalyzer.errors import BadInput
 from loganalyzer.formats import (
     exchange2003,
+    exchange_agent,
+    exchange_connectivity,
     exchange_smtp_protocol,
     exchange_tracking,
     exo_message_trace,
@@ -27,15 +29,14 @@ FORMATS: dict[str, ModuleType] = {
     iis_smtp.NAME: iis_smtp,
     exchange2003.NAME: exchange2003,
     exo_message_trace.NAME: exo_message_trace,
+    exchange_agent.NAME: exchange_agent,
+    exchange_connectivity.NAME: exchange_connectivity,
 }
 
 #: Exchange log kinds recognised by their #Log-type but not ingested (yet).
 UNSUPPORTED_KINDS: dict[str, str] = {
-    "agent log": "agent log",
     "ews logs": "EWS log",
     "ews log": "EWS log",
-    "transport connectivity log": "connectivity log",
-    "connectivity log": "connectivity log",
     "routing table log": "routing table log",
     "pipeline tracing log": "pipeline tracing log",
 }
