@@ -412,6 +412,13 @@ def synth(
     exchange: Annotated[
         int, typer.Option(help="Exchange version of the logs: 2016, or 2003 (2000/2003 format).")
     ] = 2016,
+    agent_logs: Annotated[
+        bool,
+        typer.Option(
+            help="Also write anti-spam agent and connectivity logs: sessions refused at each "
+            "SMTP stage, next hops that fail (DNS, refused, timeout, TLS)."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write realistic multi-server Exchange logs and their ground truth (truth.jsonl)."""
@@ -421,6 +428,7 @@ def synth(
     kwargs = dict(servers=servers, days=days, messages=messages, seed=seed, relay=relay)
     kwargs |= {"headers": headers} if headers else {}
     kwargs |= {"exchange": exchange} if exchange != 2016 else {}
+    kwargs |= {"agent_logs": True} if agent_logs else {}
     start_day = parse_date(start, "UTC", option="--start")
     result = generate(out, start=start_day, omit_server=omit_server, size_mb=size_mb, **kwargs)
     if as_json:

@@ -11,6 +11,9 @@ Output (under `out`):
 - `RELAY01/SMTPSVC1/ex<yymmdd>.log` (with `relay=True`)
 - `truth.jsonl`: one row per message and recipient; its fields are defined in `truth.py`.
 - `headers/<n>.eml` with `headers=N`: header blocks of delivered messages and NDRs (headers.py).
+- with `agent_logs=True`: `<SERVER>/AgentLog/AgentLog...LOG` and `<SERVER>/Connectivity/
+  CONNECTLOG...LOG`, sessions refused at every SMTP stage (truth verdict `rejected`) and next
+  hops that fail in named ways (antispam.py, nexthops.py).
 
 The same arguments give byte-identical output. Lines are generated message by message and
 written every ten minutes of log time, so memory does not grow with the run.
@@ -24,8 +27,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from loganalyzer.errors import BadInput
+from loganalyzer.synth.antispam import Refusals
 from loganalyzer.synth.clock import DAY_MS, iso, ms_of_date
 from loganalyzer.synth.iis import scan_session
+from loganalyzer.synth.nexthops import NextHops, next_hop_failure
 from loganalyzer.synth.org import Rng, build_org
 from loganalyzer.synth.origins import Engine
 from loganalyzer.synth.scenarios import WEEKDAY_FACTOR, Composer, day_events
@@ -80,6 +85,7 @@ def generate(
     size_mb: float | None = None,
     headers: int = 0,
     exchange: int = 2016,
+    agent_logs: bool = False,
 ) -> SynthResult:
     """Write logs of `servers` Exchange servers for `days` days from `start` (UTC) into `out`.
 
@@ -89,6 +95,8 @@ def generate(
     `headers` > 0 also writes `out/headers/<n>.eml` (headers.py); the logs do not change.
     `exchange=2003` writes Exchange 2000/2003 tracking logs instead (ex2003.py; without
     `relay`, `omit_server`, `size_mb` and `headers`).
+    `agent_logs` also writes anti-spam agent logs and connectivity logs, with refused sessions
+    and named next-hop failures (their truth rows: `rejected`, `next_hop_failure`).
     Raises BadInput (a ValueError) for bad arguments or an `out` that is not empty.
     """
     if not 1 <= servers <= 99:
@@ -103,8 +111,11 @@ def generate(
         raise BadInput(f"--headers {headers}: give 0 or more")
     if exchange not in (2016, 2003):
         raise BadInput(f"--exchange {exchange}: give 2016 or 2003")
-    if exchange == 2003 and (relay or omit_server or size_mb is not None or headers):
-        raise BadInput("--relay, --omit-server, --size-mb and --headers are for Exchange 2016 logs")
+    if exchange == 2003 and (relay or omit_server or size_mb is not None or headers or agent_logs):
+        raise BadInput(
+            "--relay, --omit-server, --size-mb, --headers and --agent-logs are for Exchange 2016"
+            " logs"
+        )
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BadInput(f"--out {out}: a file, not a folder (give a new or empty folder)")
@@ -132,10 +143,19 @@ def generate(
     first = ms_of_date(start)
     engine = Engine(rng, org, output, first + days * DAY_MS)
     composer = Composer(engine)
-    verdicts = dict.fromkeys(VERDICTS, 0)
+    verdicts = dict.fromkeys(VERDICTS + (("rejected",) if agent_logs else ()), 0)
+    refusals = hops = None
+    if agent_logs:
+        hops = engine.next_hops = NextHops(seed)
+        refusals = Refusals(engine, seed, per_day=max(12, messages // 40))
     n_messages = n_rows = n_sent = 0
     n_days = 0
     with open(out / "truth.jsonl", "w", encoding="utf-8", newline="\n") as truth:
+
+        def write_refused(rec: dict) -> None:
+            truth.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            verdicts["rejected"] += 1
+
         while True:
             day_start = first + n_days * DAY_MS
             weekday = (start + dt.timedelta(days=n_days)).weekday()
@@ -154,7 +174,11 @@ def generate(
             events = day_events(
                 rng, day_start, n, engine.end, last, len(org.attackers), org.relay is not None
             )
+            if refusals is not None:
+                refusals.plan_day(day_start, engine.end)
             for t, kind, variant in events:
+                if refusals is not None:
+                    refusals.until(t, write_refused)
                 output.flush_before(t)
                 if kind == "auth":
                     engine.auth_noise(t, org.attackers[int(variant)])
@@ -166,11 +190,15 @@ def generate(
                 msg = composer.run(kind, variant, t)
                 seen = set()
                 for rec in rows(msg, omitted):
+                    if hops is not None:
+                        rec["next_hop_failure"] = next_hop_failure(hops, msg, rec)
                     truth.write(json.dumps(rec, ensure_ascii=False) + "\n")
                     verdicts[rec["verdict"]] += 1
                     n_rows += 1
                     seen.add(rec["message_id"])
                 n_messages += len(seen)
+            if refusals is not None:
+                refusals.until(day_start + DAY_MS, write_refused)
             n_days += 1
             output.flush_before(day_start + DAY_MS)
             if last:
