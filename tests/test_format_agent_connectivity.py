@@ -202,6 +202,14 @@ def test_other_log_kinds_are_still_refused_by_name():
         detect(b"#Software: Microsoft Exchange Server\n#Log-type: Routing Table Log\n", "x")
 
 
+def test_server_is_the_folder_above_the_agent_log_folder(tmp_path):
+    log = tmp_path / "EX07" / "TransportRoles" / "Logs" / "FrontEnd" / "AgentLog" / "a.LOG"
+    log.parent.mkdir(parents=True)
+    log.write_bytes(AGENT_EXAMPLE.read_bytes())
+    ingest([log], tmp_path / "store")
+    assert {r["server"] for r in rows_of(tmp_path / "store", "agent")} == {"EX07"}
+
+
 def test_grown_agent_log_is_read_on(tmp_path):
     lines = AGENT_EXAMPLE.read_bytes().splitlines(keepends=True)
     log = tmp_path / "EX01" / "AgentLog20260302-1.LOG"

@@ -1,0 +1,408 @@
+"""Rejected attempts: mail Exchange refused during the SMTP session, which no tracking log shows.
+
+An attempt is one SMTP Receive session with a refusal (a 5xx reply at connect, HELO, MAIL,
+RCPT or DATA), or an anti-spam agent's reject with no protocol log of its session. Each is
+listed beside the tracked messages when a trace filters by sender, recipient or time (or
+names the Message-ID an agent logged), with verdict ``rejected`` for every refused recipient:
+the stage, the reply, the agent and its reason where one decided, the remote IP and HELO.
+Refused AUTH commands (password guessing) are not mail attempts and are left out.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from loganalyzer.query import records, time_filter
+from loganalyzer.trace.build import meaning
+from loganalyzer.trace.find import Query
+from loganalyzer.trace.model import Event, Line, MessageTrace, Verdict, iso
+from loganalyzer.trace.verdict import explain
+
+if TYPE_CHECKING:
+    import duckdb
+
+REJECTED = "rejected"
+#: The SMTP command a refusal answered -> its stage (DESIGN.md vocabulary).
+STAGES = {
+    "HELO": "helo",
+    "EHLO": "helo",
+    "AUTH": "auth",
+    "MAIL": "mail",
+    "RCPT": "rcpt",
+    "DATA": "data",
+    "BDAT": "data",
+}
+#: An agent's SMTP event -> the stage it acts at.
+EVENT_STAGES = {
+    "onconnect": "connect",
+    "onconnectevent": "connect",
+    "onhelocommand": "helo",
+    "onehlocommand": "helo",
+    "onauthcommand": "auth",
+    "onmailcommand": "mail",
+    "onrcptcommand": "rcpt",
+    "onendofheaders": "data",
+    "onendofdata": "data",
+    "ondatacommand": "data",
+}
+_ADDRESS = re.compile(r"<([^<>]*)>")
+_SMTP_COLUMNS = (
+    "server, session_id, date_time, sequence_number, event, command, data, context, "
+    "reply_code, remote_ip, connector_id, file, line"
+)
+
+
+def _address(data: str | None) -> str | None:
+    m = _ADDRESS.search(data or "")
+    return m[1] if m and m[1] else None
+
+
+def _matches(pattern: str | None, value: str | None) -> bool:
+    """Whether ``value`` matches a user's wildcard pattern (``*@contoso.com``), any case."""
+    if pattern is None:
+        return True
+    if value is None:
+        return False
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.IGNORECASE) is not None
+
+
+def _evidence(log: str, row: dict, text: str) -> dict:
+    return {
+        "log": log,
+        "server": row.get("server"),
+        "date_time": row["date_time"],
+        "text": text,
+        "file": row.get("file"),
+        "line": row.get("line"),
+    }
+
+
+def _window(q: Query) -> tuple[str, list]:
+    return time_filter(q.since, q.until)
+
+
+def _sessions(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
+    """Every row of the receive sessions with a refusal in the window."""
+    where, params = _window(q)
+    sql = f"""
+        with bad as (
+            select distinct server, session_id, date from smtp
+            where direction = 'receive' and log_format = 'exchange-smtp-protocol'
+              and reply_code >= 500 and session_id is not null and {where}
+        )
+        select {_SMTP_COLUMNS} from smtp join bad using (server, session_id, date)
+        where direction = 'receive' and log_format = 'exchange-smtp-protocol'
+        order by server, session_id, sequence_number, date_time
+    """
+    return records(con.sql(sql, params=params))
+
+
+def _agent_rows(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
+    """Agent decisions that refused or removed mail, in the window."""
+    where, params = _window(q)
+    if q.kind() == "message_id":
+        where += " and message_id = ?"
+        params.append(q.value())
+    sql = (
+        "select * from agent where (action ilike 'Reject%' or action in ('Disconnect')) "
+        f"and {where} order by date_time, line"
+    )
+    return records(con.sql(sql, params=params))
+
+
+def _walk(rows: list[dict]) -> dict:
+    """One session's sender, HELO, recipients and refusals, from its lines in order."""
+    helo = sender = last = None
+    accepted: list[str] = []
+    refusals: list[dict] = []
+    pending_rcpt = None
+    for r in rows:
+        if r["event"] == "<" and r.get("command"):
+            last = r["command"]
+            text = r.get("data") or ""
+            if last in ("HELO", "EHLO"):
+                helo = text.split(None, 1)[1].strip() if " " in text.strip() else None
+            elif last == "MAIL":
+                sender = _address(text)
+            elif last == "RCPT":
+                pending_rcpt = _address(text)
+        elif r["event"] == ">" and r.get("reply_code"):
+            code = r["reply_code"]
+            stage = "connect" if last is None else STAGES.get(last)
+            if last == "RCPT" and code < 400 and pending_rcpt:
+                accepted.append(pending_rcpt)
+            if code >= 500 and stage is not None:
+                if stage == "rcpt":
+                    who = [pending_rcpt]
+                elif stage == "data":
+                    who = list(accepted) or [None]
+                else:
+                    who = [None]
+                refusals += [{"address": a, "stage": stage, "row": r} for a in who]
+    return {"helo": helo, "sender": sender, "refusals": refusals}
+
+
+def _agent_for(agents: list[dict], address: str | None, stage: str) -> dict | None:
+    """The agent decision behind one refusal: the one naming the recipient, else the one
+    acting at that stage."""
+    at_stage = [a for a in agents if EVENT_STAGES.get((a.get("event") or "").lower()) == stage]
+    for a in at_stage:
+        if address and address.lower() in [x.lower() for x in a.get("recipient_address") or []]:
+            return a
+    return at_stage[0] if at_stage else None
+
+
+def find(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
+    """The rejected attempts the query names, oldest first: candidates (as ``find.candidates``
+    returns them, with ``outcome`` rejected) carrying their details under ``attempt``."""
+    if q.subject or q.event_id or q.kind() not in (None, "message_id"):
+        return []
+    by_id = q.kind() == "message_id"
+    if not by_id and not (q.sender or q.recipient or q.since or q.until):
+        return []
+    agents = _agent_rows(con, q)
+    by_session: dict[tuple, list[dict]] = {}
+    for a in agents:
+        by_session.setdefault((a.get("server"), a.get("session_id")), []).append(a)
+    attempts = []
+    if not by_id:
+        lines: dict[tuple, list[dict]] = {}
+        for r in _sessions(con, q):
+            lines.setdefault((r["server"], r["session_id"]), []).append(r)
+        for key, rows in lines.items():
+            attempts.append(_from_session(rows, by_session.pop(key, [])))
+    for key, rows in by_session.items():
+        if by_id and not rows:
+            continue
+        attempts.append(_from_agents(key, rows))
+    out = []
+    for a in attempts:
+        a["refusals"] = [x for x in a["refusals"] if x["stage"] != "auth"]
+        if not a["refusals"] or (q.server and (a["server"] or "").upper() != q.server.upper()):
+            continue
+        if not _matches(q.sender, a["sender"]):
+            continue
+        if q.recipient and not any(_matches(q.recipient, x["address"]) for x in a["refusals"]):
+            continue
+        first = min(x["date_time"] for x in a["refusals"])
+        recipients = list(dict.fromkeys(x["address"] for x in a["refusals"] if x["address"]))
+        out.append(
+            {
+                "message_id": a["message_id"],
+                "network_message_id": None,
+                "date_time": first,
+                "sender": a["sender"],
+                "recipients": recipients,
+                "subject": None,
+                "outcome": REJECTED,
+                "remote_ip": a["remote_ip"],
+                "server": a["server"],
+                "stage": a["refusals"][0]["stage"],
+                "attempt": a,
+            }
+        )
+    out.sort(key=lambda c: (c["date_time"], c["server"] or "", c["attempt"]["session_id"] or ""))
+    return out
+
+
+def _from_session(rows: list[dict], agents: list[dict]) -> dict:
+    walked = _walk(rows)
+    refusals = []
+    for x in walked["refusals"]:
+        r = x["row"]
+        agent = _agent_for(agents, x["address"], x["stage"])
+        refusals.append(
+            {
+                "address": x["address"],
+                "stage": x["stage"],
+                "reply": r.get("data"),
+                "date_time": r["date_time"],
+                "agent": agent,
+                "evidence": [
+                    _evidence("smtp", r, r.get("data") or ""),
+                    *([_agent_evidence(agent)] if agent else []),
+                ],
+            }
+        )
+    mid = next((a["message_id"] for a in agents if a.get("message_id")), None)
+    return {
+        "server": rows[0]["server"],
+        "session_id": rows[0]["session_id"],
+        "remote_ip": next((r["remote_ip"] for r in rows if r.get("remote_ip")), None),
+        "connector": rows[0].get("connector_id"),
+        "helo": walked["helo"],
+        "sender": walked["sender"] or next((a["p1_from_address"] for a in agents), None),
+        "message_id": mid,
+        "lines": rows,
+        "agents": agents,
+        "refusals": refusals,
+    }
+
+
+def _from_agents(key: tuple, agents: list[dict]) -> dict:
+    refusals = []
+    for a in agents:
+        stage = EVENT_STAGES.get((a.get("event") or "").lower(), "agent")
+        for address in a.get("recipient_address") or [None]:
+            refusals.append(
+                {
+                    "address": address,
+                    "stage": stage,
+                    "reply": a.get("smtp_response"),
+                    "date_time": a["date_time"],
+                    "agent": a,
+                    "evidence": [_agent_evidence(a)],
+                }
+            )
+    return {
+        "server": key[0],
+        "session_id": key[1],
+        "remote_ip": agents[0].get("remote_ip") or agents[0].get("entered_org_from_ip"),
+        "connector": None,
+        "helo": None,
+        "sender": next((a["p1_from_address"] for a in agents if a.get("p1_from_address")), None),
+        "message_id": next((a["message_id"] for a in agents if a.get("message_id")), None),
+        "lines": [],
+        "agents": agents,
+        "refusals": refusals,
+    }
+
+
+def _agent_evidence(a: dict) -> dict:
+    text = f"{a.get('agent')} {a.get('event')} {a.get('action')}"
+    if a.get("reason"):
+        text += f" {a['reason']}" + (f" ({a['reason_data']})" if a.get("reason_data") else "")
+    if a.get("smtp_response"):
+        text += f": {a['smtp_response']}"
+    return _evidence("agent", a, text)
+
+
+def _summary(x: dict, attempt: dict, when: str) -> str:
+    agent = x["agent"]
+    stage = x["stage"].upper() if x["stage"] in ("helo", "mail", "rcpt", "data") else x["stage"]
+    words = f"rejected at {stage} by {attempt['server']} at {when}"
+    if agent:
+        why = agent.get("reason") or agent.get("action")
+        detail = agent.get("reason_data")
+        if agent.get("reason") and agent["reason"].startswith("Scl") and detail:
+            detail = f"SCL {detail}"
+        words += f", by the {agent.get('agent')} ({why}" + (f": {detail})" if detail else ")")
+    if x["reply"]:
+        words += f": {x['reply']}"
+    source = attempt["remote_ip"] or "an unknown client"
+    words += f"; from {source}" + (f" (HELO {attempt['helo']})" if attempt["helo"] else "")
+    return words
+
+
+def build(candidate: dict, tz: str) -> MessageTrace:
+    """The trace of one rejected attempt: its SMTP session and agent decisions as the
+    timeline, a ``rejected`` verdict per refused recipient."""
+    attempt = candidate["attempt"]
+    zone = ZoneInfo(tz)
+
+    def when(t: datetime) -> str:
+        return iso(t.astimezone(zone)) or ""
+
+    events = []
+    if attempt["lines"]:
+        rows = attempt["lines"]
+        events.append(
+            Event(
+                date_time=rows[0]["date_time"],
+                server=attempt["server"],
+                event_id="SMTP SESSION",
+                meaning="An SMTP Receive session that Exchange refused (protocol log)",
+                source="SMTP",
+                outcome="failed",
+                client=attempt["remote_ip"],
+                server_host=None,
+                connector=attempt["connector"],
+                internal_message_id=None,
+                conversation=[
+                    Line(
+                        r["date_time"],
+                        "receive",
+                        r.get("event"),
+                        r.get("data"),
+                        r.get("reply_code"),
+                        r.get("server"),
+                        r.get("session_id"),
+                        r.get("context"),
+                    )
+                    for r in rows
+                ],
+                log_format="exchange-smtp-protocol",
+                file=rows[0].get("file"),
+                line=rows[0].get("line"),
+                name="Refused SMTP session",
+            )
+        )
+    for a in attempt["agents"]:
+        action_name, action_meaning = meaning(a.get("action"), "agent")
+        events.append(
+            Event(
+                date_time=a["date_time"],
+                server=attempt["server"],
+                event_id=(a.get("action") or "AGENT").upper(),
+                meaning=action_meaning,
+                source=a.get("agent"),
+                outcome="failed",
+                client=a.get("remote_ip"),
+                server_host=None,
+                connector=None,
+                internal_message_id=None,
+                recipients=[
+                    {"address": x, "status": a.get("smtp_response"), "status_meaning": None}
+                    for x in a.get("recipient_address") or []
+                ],
+                message_id=a.get("message_id"),
+                log_format="exchange-agent",
+                file=a.get("file"),
+                line=a.get("line"),
+                name=action_name,
+            )
+        )
+    events.sort(key=lambda e: e.date_time)
+    verdicts = []
+    for x in attempt["refusals"]:
+        enhanced, status_meaning = explain(x["reply"])
+        agent = x["agent"] or {}
+        verdicts.append(
+            Verdict(
+                address=x["address"],
+                verdict=REJECTED,
+                server=attempt["server"],
+                date_time=x["date_time"],
+                summary=_summary(x, attempt, when(x["date_time"])),
+                status=x["reply"],
+                status_meaning=status_meaning,
+                enhanced_status=enhanced,
+                stage=x["stage"],
+                agent=agent.get("agent"),
+                reason=agent.get("reason"),
+                remote_ip=attempt["remote_ip"],
+                helo=attempt["helo"],
+                evidence=x["evidence"],
+            )
+        )
+    return MessageTrace(
+        message_id=attempt["message_id"],
+        network_message_id=None,
+        subject=None,
+        sender=attempt["sender"],
+        received_at=None,
+        size=None,
+        events=events,
+        recipients=verdicts,
+    )
+
+
+def shown(candidate: dict) -> dict:
+    """A candidate as the result lists it (JSON-ready, without its details)."""
+    out = {k: v for k, v in candidate.items() if k != "attempt"}
+    out["date_time"] = candidate["date_time"].isoformat()
+    return out
