@@ -149,6 +149,7 @@ _CONNECTIVITY = [
         "Failure the description names: socket error (TimedOut), DNS failure, failover "
         "reason, or the text of a failed disconnect",
     ),
+    ("failure", STR, "Kind of the failure in error: dns, refused, timeout, tls or other"),
     ("file", STR, "Path the row was read from"),
     ("line", I64, "1-based physical line number in the file"),
 ]

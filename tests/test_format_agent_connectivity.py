@@ -164,6 +164,10 @@ def test_connectivity_example_ingests_field_for_field(tmp_path):
             "The domain name does not exist. Please correct the address and try again.",
         ),
     ]
+    assert [rows[n]["failure"] for n in range(6, 14)] == [None] * 3 + ["timeout"] + [None] * 2 + [
+        "dns",
+        "dns",
+    ]
     assert rows[8]["description"] == (
         "mx1.fabrikam.com[203.0.113.5], mx2.fabrikam.com[203.0.113.6]"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -183,3 +183,83 @@ def test_a_failed_next_hop_is_named_in_the_verdict(agent_store):
     assert f"next hop {domain}: {words}" in v.summary
     assert v.evidence and {e["log"] for e in v.evidence} == {"connectivity"}
     assert all(e["server"] == t["server"] and e["file"] and e["line"] for e in v.evidence)
+
+
+def test_report_figures_equal_the_truth(agent_store):
+    from loganalyzer.query import connect
+    from loganalyzer.report.rejected import next_hops, rejections
+    from loganalyzer.store import Store
+
+    store, truth = agent_store
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    with connect(Store(store)) as con:
+        refused = rejections(con, start, start + timedelta(days=1))
+        hops = next_hops(con, start, start + timedelta(days=1))
+    by_stage = refused.groupby("stage")[["attempts", "recipients"]].sum()
+    rows = Counter(t.get("stage") for t in truth if t["verdict"] == "rejected")
+    for stage in ("rcpt", "data"):
+        assert by_stage.loc[stage, "recipients"] == rows[stage]
+    for stage in ("connect", "helo"):
+        assert by_stage.loc[stage, "attempts"] == rows[stage]
+    harvest = refused[refused["reason"] == "RecipientDoesNotExist"]
+    assert harvest["recipients"].sum() == sum(
+        t.get("agent") == "Recipient Filter Agent" for t in truth
+    )
+    failing = {
+        (t["server"], t["recipient"].split("@")[1], t["next_hop_failure"])
+        for t in truth
+        if t.get("next_hop_failure")
+    }
+    for server, domain, kind in failing:
+        row = hops[(hops["server"] == server) & (hops["destination"] == domain)]
+        assert len(row) == 1 and row.iloc[0][kind] > 0, (server, domain, kind)
+
+
+def test_an_agent_quarantine_of_an_accepted_message_is_named(tmp_path):
+    from logfiles import row, write_log
+
+    logs = tmp_path / "logs" / "EX02"
+    write_log(
+        logs / "MSGTRK2026030210-1.LOG",
+        [
+            row(1, sender_address="promo@bad.example", return_path="promo@bad.example"),
+            row(2, event_id="DELIVER", source="STOREDRIVER", recipient_status="250 2.0.0"),
+        ],
+    )
+    agent = logs / "AgentLog" / "AgentLog20260302-1.LOG"
+    agent.parent.mkdir()
+    agent.write_text(
+        "#Software: Microsoft Exchange Server\r\n#Version: 15.0.0.0\r\n#Log-type: Agent Log\r\n"
+        "#Date: 2026-03-02T10:00:00.000Z\r\n#Fields: Timestamp,SessionId,LocalEndpoint,"
+        "RemoteEndpoint,EnteredOrgFromIP,MessageId,P1FromAddress,P2FromAddresses,Recipient,"
+        "NumRecipients,Agent,Event,Action,SmtpResponse,Reason,ReasonData,Diagnostics,"
+        "NetworkMsgID,TenantID,Directionality\r\n"
+        "2026-03-02T10:00:01.500Z,08DA9A4C1D2E0001,10.0.0.6:25,203.0.113.9:40112,203.0.113.9,"
+        "<msg1@contoso.com>,promo@bad.example,promo@bad.example;,bob@contoso.com,1,"
+        "Content Filter Agent,OnEndOfData,QuarantineMessage,"
+        "550 5.2.1 Content Filter agent quarantined this message,"
+        "SclAtOrAboveQuarantineThreshold,7,,,,Incoming\r\n",
+        encoding="utf-8",
+    )
+    store = tmp_path / "store"
+    ingest([tmp_path / "logs"], store)
+    done = subprocess.run(
+        [LOGANALYZER, "trace", "--store", str(store), "msg1@contoso.com", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    [m] = json.loads(done.stdout)["messages"]
+    [v] = m["recipients"]
+    assert v["summary"].endswith(
+        "; QuarantineMessage by the Content Filter Agent (SclAtOrAboveQuarantineThreshold, SCL 7)"
+    )
+    assert (v["agent"], v["reason"]) == ("Content Filter Agent", "SclAtOrAboveQuarantineThreshold")
+    [e] = v["evidence"]
+    assert (e["log"], e["server"], e["line"], e["date_time"]) == (
+        "agent",
+        "EX02",
+        6,
+        "2026-03-02T10:00:01.500Z",
+    )

@@ -10,6 +10,7 @@ description where it names them (M.3):
   the reason of a DNS failure (``Non-existent domain``, ``DNS server returned ErrorRetry``),
   ``Aborted`` for an aborted connection, the reason of a ``Session Failover``, the text in
   parentheses of a ``-`` row that ended in failure, ``Failed to connect to server`` (MAPI).
+- ``failure``: the kind of that error (``failure_kind``): dns, refused, timeout, tls, other.
 """
 
 from __future__ import annotations
@@ -65,6 +66,24 @@ _DNS = re.compile(
 _FAILOVER = re.compile(r"^Session Failover;.*?reason = (\w+)")
 _ENDED = re.compile(r"^Messages: \d+ Bytes: \d+.*?\((.+)\)\s*$")
 _NOT_FAILURES = {"Attempting next target"}
+_DNS_TEXT = re.compile(
+    r"DNS|domain name does not exist|Non-existent domain|loop back", re.IGNORECASE
+)
+
+
+def failure_kind(error: str | None) -> str | None:
+    """The kind of a connectivity failure from its ``error`` text (None: no failure)."""
+    if not error:
+        return None
+    if "TimedOut" in error or "timed out" in error.lower():
+        return "timeout"
+    if "Refused" in error or "10061" in error:
+        return "refused"
+    if "TLS" in error or "certificate" in error.lower():
+        return "tls"
+    if _DNS_TEXT.search(error):
+        return "dns"
+    return "other"
 
 
 def detect(head: bytes, name: str) -> Detected | None:
@@ -157,13 +176,14 @@ def describe(text: str | None) -> tuple[str | None, int | None, str | None]:
     return None, None, None
 
 
-def _parts(descriptions: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+def _parts(descriptions: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
     found = [describe(t) for t in descriptions.to_pylist()]
     ips, ports, errors = zip(*found, strict=True) if found else ((), (), ())
     return (
         pa.array(ips, pa.string()),
         pa.array(ports, pa.int32()),
         pa.array(errors, pa.string()),
+        pa.array([failure_kind(e) for e in errors], pa.string()),
     )
 
 
@@ -177,7 +197,7 @@ def normalise(
     date_time, bad_time = C.parse_utc(cols.get("date_time", missing))
     description = cols.get("description", missing)
     # descriptions repeat (connects, DNS answers, ends): each distinct text read once
-    remote_ip, remote_port, error = C.per_distinct(_parts, description)
+    remote_ip, remote_port, error, failure = C.per_distinct(_parts, description)
     out = {
         "date_time": date_time,
         "log_format": C.constant(NAME, n),
@@ -189,6 +209,7 @@ def normalise(
         "remote_ip": remote_ip,
         "remote_port": remote_port,
         "error": error,
+        "failure": failure,
         "file": C.constant(ctx.path, n),
         "line": pa.array(run.line_numbers[rows], pa.int64()),
     }

@@ -11,7 +11,6 @@ Each record keeps its log, server, time, text, file and line (``Verdict.evidence
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
 WAITING = ("deferred", "failed", "last_seen")
 #: How many connectivity records a verdict keeps as evidence (the latest).
 KEEP = 50
-_DNS = re.compile(r"DNS|domain name does not exist|Non-existent domain|loop back", re.IGNORECASE)
 _WORDS = {
     "dns": "DNS query failed",
     "refused": "connection refused",
@@ -34,21 +32,6 @@ _WORDS = {
     "tls": "TLS negotiation failed",
     "other": "failed",
 }
-
-
-def failure_kind(error: str | None) -> str | None:
-    """The kind of a connectivity failure from its ``error`` (None: no failure)."""
-    if not error:
-        return None
-    if "TimedOut" in error or "timed out" in error.lower():
-        return "timeout"
-    if "Refused" in error or "10061" in error:
-        return "refused"
-    if "TLS" in error or "certificate" in error.lower():
-        return "tls"
-    if _DNS.search(error):
-        return "dns"
-    return "other"
 
 
 def attach(con: duckdb.DuckDBPyConnection, messages: list[MessageTrace], tz: str) -> None:
@@ -83,12 +66,12 @@ def _next_hop(con: duckdb.DuckDBPyConnection, v: Verdict, start: datetime, zone)
         sessions.setdefault(r.get("session_id") or "", []).append(r)
     failed = []
     for sid, rs in sessions.items():
-        bad = [r for r in rs if failure_kind(r.get("error"))]
+        bad = [r for r in rs if r.get("failure")]
         if bad:
             failed.append((sid, bad))
     if not failed:
         return
-    kinds = [failure_kind(bad[0]["error"]) for _, bad in failed]
+    kinds = [bad[0]["failure"] for _, bad in failed]
     v.next_hop_failure = kinds[-1]
     last_sid, last_bad = failed[-1]
     last = last_bad[0]
