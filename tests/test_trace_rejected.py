@@ -263,3 +263,55 @@ def test_an_agent_quarantine_of_an_accepted_message_is_named(tmp_path):
         6,
         "2026-03-02T10:00:01.500Z",
     )
+
+
+RELAY_ATTEMPT = """\
+#Software: Microsoft Internet Information Services 7.5
+#Version: 1.0
+#Date: 2026-03-02 09:00:00
+#Fields: date time c-ip cs-username s-sitename s-computername s-ip s-port cs-method cs-uri-stem \
+cs-uri-query sc-status sc-win32-status sc-bytes cs-bytes time-taken cs-version cs-host \
+cs(User-Agent) cs(Cookie) cs(Referer)
+2026-03-02 09:00:01 198.51.100.77 spambot.example SMTPSVC1 RELAY01 192.0.2.30 0 EHLO - \
++spambot.example 250 0 240 20 0 SMTP - - - -
+2026-03-02 09:00:02 198.51.100.77 spambot.example SMTPSVC1 RELAY01 192.0.2.30 0 MAIL - \
++FROM:+<deals@spambot.example> 250 0 57 45 0 SMTP - - - -
+2026-03-02 09:00:02 198.51.100.77 spambot.example SMTPSVC1 RELAY01 192.0.2.30 0 RCPT - \
++TO:+<victim@elsewhere.example> 550 0 40 30 0 SMTP - - - -
+2026-03-02 09:00:03 198.51.100.77 spambot.example SMTPSVC1 RELAY01 192.0.2.30 0 QUIT - \
+spambot.example 240 0 68 4 0 SMTP - - - -
+"""
+
+
+def test_a_relay_attempt_in_an_iis_log_is_listed(tmp_path):
+    log = tmp_path / "RELAY01" / "SMTPSVC1" / "ex260302.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(RELAY_ATTEMPT.replace("\n", "\r\n"), encoding="ascii")
+    store = tmp_path / "store"
+    ingest([log], store)
+    args = ["--recipient", "victim@*", "--since", "2026-03-02", "--until", "2026-03-03"]
+    done = subprocess.run(
+        [LOGANALYZER, "trace", "--store", str(store), *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    [c] = result["candidates"]
+    assert (c["outcome"], c["sender"], c["recipients"], c["remote_ip"]) == (
+        "rejected",
+        "deals@spambot.example",
+        ["victim@elsewhere.example"],
+        "198.51.100.77",
+    )
+    [v] = result["messages"][0]["recipients"]
+    assert (v["verdict"], v["stage"], v["status"], v["helo"], v["server"]) == (
+        "rejected",
+        "rcpt",
+        "550",
+        "spambot.example",
+        "RELAY01",
+    )
+    assert v["date_time"] == "2026-03-02T09:00:02.000Z"
+    assert [(e["log"], e["line"]) for e in v["evidence"]] == [("smtp", 7)]

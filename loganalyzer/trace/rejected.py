@@ -5,7 +5,9 @@ RCPT or DATA), or an anti-spam agent's reject with no protocol log of its sessio
 listed beside the tracked messages when a trace filters by sender, recipient or time (or
 names the Message-ID an agent logged), with verdict ``rejected`` for every refused recipient:
 the stage, the reply, the agent and its reason where one decided, the remote IP and HELO.
-Refused AUTH commands (password guessing) are not mail attempts and are left out.
+Refused AUTH commands (password guessing) are not mail attempts and are left out. IIS SMTP
+logs have no session ID and log only reply codes: a client's lines make a session from its
+HELO/EHLO to its QUIT.
 """
 
 from __future__ import annotations
@@ -101,6 +103,89 @@ def _sessions(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
     return records(con.sql(sql, params=params))
 
 
+def _iis_rows(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
+    """Every IIS SMTP line of the clients refused in the window (IIS logs have no sessions:
+    a client's lines are split into sessions by ``_iis_sessions``)."""
+    where, params = _window(q)
+    verbs = ", ".join(f"'{v}'" for v in STAGES)
+    sql = f"""
+        with bad as (
+            select distinct server, remote_ip, date from smtp
+            where log_format = 'iis-smtp' and direction = 'receive' and reply_code >= 500
+              and upper(command) in ({verbs}) and {where}
+        )
+        select {_SMTP_COLUMNS}, helo from smtp join bad using (server, remote_ip, date)
+        where log_format = 'iis-smtp' and direction = 'receive'
+        order by server, remote_ip, date_time, line
+    """
+    return records(con.sql(sql, params=params))
+
+
+def _iis_sessions(rows: list[dict]) -> list[list[dict]]:
+    """One client's IIS lines as sessions: a new one at each HELO/EHLO, after a QUIT, or
+    after ten minutes of silence."""
+    out: list[list[dict]] = []
+    for r in rows:
+        verb = (r.get("command") or "").upper()
+        new = (
+            not out
+            or verb in ("HELO", "EHLO")
+            or (out[-1][-1].get("command") or "").upper() == "QUIT"
+            or (r["date_time"] - out[-1][-1]["date_time"]).total_seconds() > 600
+        )
+        if new:
+            out.append([r])
+        else:
+            out[-1].append(r)
+    return out
+
+
+def _from_iis(rows: list[dict]) -> dict:
+    """An attempt from one IIS session: each line is a command with its reply code."""
+    sender, accepted, refusals = None, [], []
+    for r in rows:
+        verb = (r.get("command") or "").upper()
+        code = r.get("reply_code") or 0
+        if verb == "MAIL" and code < 400:
+            sender = _address(r.get("data"))
+        stage = STAGES.get(verb)
+        if verb == "RCPT" and code < 400 and _address(r.get("data")):
+            accepted.append(_address(r.get("data")))
+        if code < 500 or stage is None:
+            continue
+        if stage == "mail":
+            sender = _address(r.get("data"))
+        if stage == "rcpt":
+            who = [_address(r.get("data"))]
+        else:
+            who = (accepted or [None]) if stage == "data" else [None]
+        for a in who:
+            refusals.append(
+                {
+                    "address": a,
+                    "stage": stage,
+                    "reply": str(code),
+                    "date_time": r["date_time"],
+                    "agent": None,
+                    "evidence": [
+                        _evidence("smtp", r, f"{r.get('command')} {r.get('data') or ''} -> {code}")
+                    ],
+                }
+            )
+    return {
+        "server": rows[0]["server"],
+        "session_id": None,
+        "remote_ip": rows[0].get("remote_ip"),
+        "connector": rows[0].get("connector_id"),
+        "helo": next((r["helo"] for r in rows if r.get("helo")), None),
+        "sender": sender,
+        "message_id": None,
+        "lines": rows,
+        "agents": [],
+        "refusals": refusals,
+    }
+
+
 def _agent_rows(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
     """Agent decisions that refused or removed mail, in the window."""
     where, params = _window(q)
@@ -175,6 +260,11 @@ def find(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
             lines.setdefault((r["server"], r["session_id"]), []).append(r)
         for key, rows in lines.items():
             attempts.append(_from_session(rows, by_session.pop(key, [])))
+        clients: dict[tuple, list[dict]] = {}
+        for r in _iis_rows(con, q):
+            clients.setdefault((r["server"], r["remote_ip"]), []).append(r)
+        for rows in clients.values():
+            attempts += [_from_iis(s) for s in _iis_sessions(rows)]
     for key, rows in by_session.items():
         if by_id and not rows:
             continue
