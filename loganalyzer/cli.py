@@ -278,7 +278,11 @@ def trace_cmd(
     html: Annotated[str | None, typer.Option(help="Also write the trace as an HTML page.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Trace a message: where it went on every server, and a verdict per recipient."""
+    """Trace a message: where it went on every server, and a verdict per recipient.
+
+    A sender, recipient or time filter also lists the attempts refused during the SMTP
+    session (protocol, IIS and agent logs), with verdict rejected.
+    """
     from loganalyzer.pages import write_page
     from loganalyzer.trace import trace
 

@@ -162,10 +162,17 @@ def test_cli_picks_a_rejected_attempt_as_its_session(agent_store):
     assert v["status"] == t["reply"] and v["date_time"] == t["at"]
     session = next(e for e in m["events"] if e["event_id"] == "SMTP SESSION")
     assert [c["event"] for c in session["conversation"]] == ["+", ">", "-"]
+    page = store.parent / "refused.html"
     text = subprocess.run(
-        [*base[:-1], "--pick", str(n)], capture_output=True, text=True, timeout=300
+        [*base[:-1], "--pick", str(n), "--html", str(page)],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
+    assert text.returncode == 0, text.stderr
     assert "rejected at connect by" in " ".join(text.stdout.split())
+    html = page.read_text(encoding="utf-8")
+    assert "(no recipient yet)" in html and ">None<" not in html
 
 
 def test_a_failed_next_hop_is_named_in_the_verdict(agent_store):
