@@ -44,6 +44,9 @@ def test_synth_writes_both_logs_and_every_stage(agent_store, tmp_path):
     }
     # a session that never reached DATA has no Message-ID; one that did has it
     assert all((t["message_id"] is None) == (t["stage"] != "data") for t in rejected)
+    deleted = [t for t in truth if t.get("agent") and t["verdict"] != "rejected"]
+    assert {t["verdict"] for t in deleted} == {"dropped", "quarantined"}
+    assert all(t["message_id"] and t["reply"] is None for t in deleted)
     named = Counter(t["next_hop_failure"] for t in truth if t.get("next_hop_failure"))
     assert set(named) <= {"dns", "refused", "timeout", "tls"} and named
     done = subprocess.run(
@@ -67,16 +70,17 @@ def test_every_truth_row_equals_the_trace(agent_store):
     for m in result.messages:
         for r in m.recipients:
             for v in r.flatten():
-                if v.verdict == "rejected":
+                if v.stage is not None:  # an attempt: rejected, or deleted/quarantined by an agent
                     key = (m.message_id, v.address, _iso(v.date_time), v.remote_ip)
                     refused[key] = v
                 else:
                     tracked[(m.message_id, v.address.lower())] = v
     wrong = Counter()
     for t in truth:
-        if t["verdict"] == "rejected":
+        if "stage" in t:
             v = refused.get((t["message_id"], t["recipient"], t["at"], t["remote_ip"]))
-            same = v is not None and (v.server, v.stage, v.agent, v.status) == (
+            same = v is not None and (v.verdict, v.server, v.stage, v.agent, v.status) == (
+                t["verdict"],
                 t["server"],
                 t["stage"],
                 t["agent"],
@@ -94,7 +98,8 @@ def test_every_truth_row_equals_the_trace(agent_store):
             wrong[(t["verdict"], v.verdict if v else None)] += 1
     assert not wrong, dict(wrong)
     # and the trace lists no refusal the truth does not have
-    assert len(refused) == sum(t["verdict"] == "rejected" for t in truth)
+    assert len(refused) == sum("stage" in t for t in truth)
+    assert {t["verdict"] for t in truth if "stage" in t} == {"rejected", "dropped", "quarantined"}
 
 
 def test_a_rejected_recipient_is_found_by_who_and_when(agent_store):
@@ -173,6 +178,24 @@ def test_cli_picks_a_rejected_attempt_as_its_session(agent_store):
     assert "rejected at connect by" in " ".join(text.stdout.split())
     html = page.read_text(encoding="utf-8")
     assert "(no recipient yet)" in html and ">None<" not in html
+
+
+def test_a_content_filter_delete_of_an_accepted_message_is_named(agent_store):
+    store, truth = agent_store
+    t = next(x for x in truth if x["verdict"] == "dropped" and x.get("agent"))
+    [m] = trace(store, t["message_id"]).messages
+    v = next(v for v in m.recipients if v.address == t["recipient"])
+    assert (v.verdict, v.stage, v.agent, v.reason) == (
+        "dropped",
+        "data",
+        "Content Filter Agent",
+        "SclAtOrAboveDeleteThreshold",
+    )
+    assert v.summary.startswith(f"deleted at DATA by {t['server']}")
+    assert "(SclAtOrAboveDeleteThreshold: SCL 9)" in v.summary
+    assert v.summary.endswith("the sender was told it was accepted")
+    session = next(e for e in m.events if e.event_id == "SMTP SESSION")
+    assert any((c.data or "").startswith("250 2.6.0") for c in session.conversation)
 
 
 def test_a_failed_next_hop_is_named_in_the_verdict(agent_store):

@@ -154,7 +154,7 @@ def generate(
 
         def write_refused(rec: dict) -> None:
             truth.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            verdicts["rejected"] += 1
+            verdicts[rec["verdict"]] += 1
 
         while True:
             day_start = first + n_days * DAY_MS

@@ -10,6 +10,11 @@ the frontend's SMTP Receive protocol log and (where an agent decided) its agent 
 - `harvest` (rcpt): a tarpitted bot guessing addresses; Recipient Filter, RecipientDoesNotExist.
 - `senderid` (data): Sender Id, OnEndOfHeaders, RejectMessage, Fail_NotPermitted.
 - `spam` (data): Content Filter, OnEndOfData, RejectMessage, SclAtOrAboveRejectThreshold.
+- `cf_delete`, `cf_quarantine` (data): the frontend accepts the message (`250 2.6.0`), then
+  the Content Filter deletes it (DeleteMessage, SclAtOrAboveDeleteThreshold) or sends it to
+  the spam quarantine mailbox (QuarantineMessage, SclAtOrAboveQuarantineThreshold). The
+  sender is told it was accepted; no tracking row follows (the quarantine mailbox's own
+  delivery is not simulated). Truth: `dropped` or `quarantined` at the agent's decision.
 
 None leaves a tracking row. Truth: one `rejected` row per refused recipient (one with a null
 recipient and sender when the session ended before RCPT), with `stage`, `agent` (null when no
@@ -30,7 +35,16 @@ from loganalyzer.synth.protocol import EXT_FRONT, Op, Session, endpoint, play
 from loganalyzer.synth.tracking import q
 from loganalyzer.synth.truth import enhanced_status
 
-STAGES = ("blocked_ip", "bad_helo", "rbl", "harvest", "senderid", "spam")
+STAGES = (
+    "blocked_ip",
+    "bad_helo",
+    "rbl",
+    "harvest",
+    "senderid",
+    "spam",
+    "cf_delete",
+    "cf_quarantine",
+)
 #: Scenario -> (stage, agent).
 KINDS = {
     "blocked_ip": ("connect", "Connection Filtering Agent"),
@@ -39,6 +53,18 @@ KINDS = {
     "harvest": ("rcpt", "Recipient Filter Agent"),
     "senderid": ("data", "Sender Id Agent"),
     "spam": ("data", "Content Filter Agent"),
+    "cf_delete": ("data", "Content Filter Agent"),
+    "cf_quarantine": ("data", "Content Filter Agent"),
+}
+#: Content Filter decisions on accepted messages: kind -> (action, reason, response, verdict).
+ACCEPTED = {
+    "cf_delete": ("DeleteMessage", "SclAtOrAboveDeleteThreshold", "", "dropped"),
+    "cf_quarantine": (
+        "QuarantineMessage",
+        "SclAtOrAboveQuarantineThreshold",
+        "550 5.2.1 Content Filter agent quarantined this message",
+        "quarantined",
+    ),
 }
 BLOCKED = (
     "550 5.7.1 External client with IP address {ip} does not have permissions to submit to this"
@@ -172,7 +198,7 @@ class Refusals:
                 (0, "S", "221 2.0.0 Service closing transmission channel", ""),
                 (0, "-", "Local", ""),
             ]
-        elif kind in ("senderid", "spam"):
+        elif kind in ("senderid", "spam", "cf_delete", "cf_quarantine"):
             reply = SENDER_ID if kind == "senderid" else SPAM
             if kind == "senderid":  # a spoofed organisation address in From:
                 sender = rng.choice(self.org.plain_users).address
@@ -182,6 +208,11 @@ class Refusals:
                     (r(20, 200), "C", f"RCPT TO:<{a}>", ""),
                     (0, "S", "250 2.1.5 Recipient OK", ""),
                 ]
+            if kind in ACCEPTED:  # the sender is told it was accepted
+                reply = (
+                    f"250 2.6.0 {mid} [InternalId={r(10**12, 9 * 10**12)}, Hostname="
+                    f"{front.fqdn}] Queued mail for delivery"
+                )
             ops += [
                 (r(20, 200), "C", "DATA", ""),
                 (0, "S", "354 Start mail input; end with <CRLF>.<CRLF>", ""),
@@ -197,7 +228,7 @@ class Refusals:
         for a in rcpts:
             if kind in ("harvest", "rbl"):
                 at = marks[f"rcpt:{a}"]
-            elif kind in ("senderid", "spam"):
+            elif kind in ("senderid", "spam", *ACCEPTED):
                 at = marks["data"]
             else:
                 at = marks["reject"]
@@ -210,11 +241,11 @@ class Refusals:
                     "subject": None,
                     "size": None,
                     "received_at": None,
-                    "verdict": "rejected",
+                    "verdict": ACCEPTED[kind][3] if kind in ACCEPTED else "rejected",
                     "server": front.name,
                     "at": iso(at),
-                    "enhanced_status": enhanced_status(reply),
-                    "reply": reply,
+                    "enhanced_status": None if kind in ACCEPTED else enhanced_status(reply),
+                    "reply": None if kind in ACCEPTED else reply,
                     "ndr_message_id": None,
                     "expanded_from": None,
                     "deferrals": [],
@@ -279,6 +310,28 @@ class Refusals:
                 reply,
                 "Fail_NotPermitted",
                 sender,
+            )
+        elif kind in ACCEPTED:
+            action, reason, response, _ = ACCEPTED[kind]
+            self._agent_row(
+                marks["data"],
+                front,
+                sid,
+                local,
+                remote,
+                ip,
+                mid,
+                sender,
+                f"{sender};",
+                rcpts,
+                agent,
+                "OnEndOfData",
+                action,
+                response,
+                reason,
+                "9" if kind == "cf_delete" else str(rng.choice((6, 7))),
+                diagnostics=f"DV:3.3.5705.600;SID:SenderIDStatus None;OrigIP:{ip}",
+                nid=network_guid(rng),
             )
         elif kind == "spam":
             scl = str(rng.choice((7, 8, 9, 9)))

@@ -113,7 +113,7 @@ def trace(
             if not 1 <= pick <= total:
                 raise BadInput(f"--pick {pick}: give 1 to {total:,} (the matching messages)")
             chosen = [found[pick - 1]]
-        attempts = {id(c): c for c in chosen if c.get("outcome") == rejected.REJECTED}
+        attempts = {id(c): c for c in chosen if "attempt" in c}
         picked, chosen = chosen, [c for c in chosen if id(c) not in attempts]
         ids = sorted({c["message_id"] for c in chosen if c.get("message_id")})
         refs = sorted({r["reference"] for r in known if r["event_id"] == "DSN" and r["reference"]})

@@ -38,10 +38,10 @@ def attach(con: duckdb.DuckDBPyConnection, messages: list[MessageTrace], tz: str
     """Add next-hop and agent evidence to the verdicts of ``messages`` (in place)."""
     zone = ZoneInfo(tz)
     for m in messages:
-        if m.message_id is None and m.network_message_id is None:
-            continue  # a rejected attempt carries its own evidence
-        start = m.received_at or min((e.date_time for e in m.events), default=None)
         verdicts = [v for r in m.recipients for v in r.flatten()]
+        if any(v.stage for v in verdicts):
+            continue  # an attempt (trace.rejected) carries its own evidence
+        start = m.received_at or min((e.date_time for e in m.events), default=None)
         for v in verdicts:
             if v.verdict in WAITING and start is not None and v.date_time is not None:
                 _next_hop(con, v, start, zone)

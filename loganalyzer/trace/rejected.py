@@ -5,6 +5,8 @@ RCPT or DATA), or an anti-spam agent's reject with no protocol log of its sessio
 listed beside the tracked messages when a trace filters by sender, recipient or time (or
 names the Message-ID an agent logged), with verdict ``rejected`` for every refused recipient:
 the stage, the reply, the agent and its reason where one decided, the remote IP and HELO.
+An agent that deleted or quarantined an accepted message that no tracking log shows makes an
+attempt too, with verdict ``dropped`` or ``quarantined`` (the sender was told it was accepted).
 Refused AUTH commands (password guessing) are not mail attempts and are left out. IIS SMTP
 logs have no session ID and log only reply codes: a client's lines make a session from its
 HELO/EHLO to its QUIT.
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     import duckdb
 
 REJECTED = "rejected"
+#: What an agent's action did to the message: its verdict.
+ACTIONS = {"delete": "dropped", "quarantine": "quarantined"}
 #: The SMTP command a refusal answered -> its stage (DESIGN.md vocabulary).
 STAGES = {
     "HELO": "helo",
@@ -192,11 +196,42 @@ def _agent_rows(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
     if q.kind() == "message_id":
         where += " and message_id = ?"
         params.append(q.value())
-    sql = (
-        "select * from agent where (action ilike 'Reject%' or action in ('Disconnect')) "
-        f"and {where} order by date_time, line"
-    )
+    # a message an agent deleted or quarantined after it was accepted, unless tracked
+    sql = f"""
+        select * from agent
+        where (action ilike 'Reject%' or action = 'Disconnect'
+               or ((action ilike 'Delete%' or action ilike 'Quarantine%')
+                   and (message_id is null or message_id not in
+                        (select message_id from tracking where message_id is not null))))
+          and {where}
+        order by date_time, line
+    """
     return records(con.sql(sql, params=params))
+
+
+def _verdict(action: str | None) -> str:
+    """The verdict of an agent's action: rejected, dropped (Delete*), quarantined."""
+    word = (action or "").lower()
+    return next((v for k, v in ACTIONS.items() if word.startswith(k)), REJECTED)
+
+
+def _session_lines(con: duckdb.DuckDBPyConnection, keys: list[tuple]) -> dict[tuple, list]:
+    """The receive protocol lines of the sessions ``keys`` (server, session ID)."""
+    ids = sorted({sid for _, sid in keys if sid})
+    if not ids:
+        return {}
+    marks = ", ".join("?" for _ in ids)
+    rows = records(
+        con.sql(
+            f"select {_SMTP_COLUMNS} from smtp where direction = 'receive' "
+            f"and session_id in ({marks}) order by server, session_id, sequence_number",
+            params=ids,
+        )
+    )
+    out: dict[tuple, list] = {}
+    for r in rows:
+        out.setdefault((r["server"], r["session_id"]), []).append(r)
+    return out
 
 
 def _walk(rows: list[dict]) -> dict:
@@ -265,10 +300,11 @@ def find(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
             clients.setdefault((r["server"], r["remote_ip"]), []).append(r)
         for rows in clients.values():
             attempts += [_from_iis(s) for s in _iis_sessions(rows)]
+    lines_of = _session_lines(con, list(by_session))
     for key, rows in by_session.items():
         if by_id and not rows:
             continue
-        attempts.append(_from_agents(key, rows))
+        attempts.append(_from_agents(key, rows, lines_of.get(key, [])))
     out = []
     for a in attempts:
         a["refusals"] = [x for x in a["refusals"] if x["stage"] != "auth"]
@@ -288,7 +324,7 @@ def find(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
                 "sender": a["sender"],
                 "recipients": recipients,
                 "subject": None,
-                "outcome": REJECTED,
+                "outcome": a["refusals"][0].get("verdict", REJECTED),
                 "remote_ip": a["remote_ip"],
                 "server": a["server"],
                 "stage": a["refusals"][0]["stage"],
@@ -333,16 +369,18 @@ def _from_session(rows: list[dict], agents: list[dict]) -> dict:
     }
 
 
-def _from_agents(key: tuple, agents: list[dict]) -> dict:
+def _from_agents(key: tuple, agents: list[dict], lines: list[dict]) -> dict:
     refusals = []
     for a in agents:
         stage = EVENT_STAGES.get((a.get("event") or "").lower(), "agent")
+        verdict = _verdict(a.get("action"))
         for address in a.get("recipient_address") or [None]:
             refusals.append(
                 {
                     "address": address,
                     "stage": stage,
-                    "reply": a.get("smtp_response"),
+                    "verdict": verdict,
+                    "reply": a.get("smtp_response") if verdict == REJECTED else None,
                     "date_time": a["date_time"],
                     "agent": a,
                     "evidence": [_agent_evidence(a)],
@@ -352,11 +390,11 @@ def _from_agents(key: tuple, agents: list[dict]) -> dict:
         "server": key[0],
         "session_id": key[1],
         "remote_ip": agents[0].get("remote_ip") or agents[0].get("entered_org_from_ip"),
-        "connector": None,
-        "helo": None,
+        "connector": lines[0].get("connector_id") if lines else None,
+        "helo": _walk(lines)["helo"] if lines else None,
         "sender": next((a["p1_from_address"] for a in agents if a.get("p1_from_address")), None),
         "message_id": next((a["message_id"] for a in agents if a.get("message_id")), None),
-        "lines": [],
+        "lines": lines,
         "agents": agents,
         "refusals": refusals,
     }
@@ -374,7 +412,8 @@ def _agent_evidence(a: dict) -> dict:
 def _summary(x: dict, attempt: dict, when: str) -> str:
     agent = x["agent"]
     stage = x["stage"].upper() if x["stage"] in ("helo", "mail", "rcpt", "data") else x["stage"]
-    words = f"rejected at {stage} by {attempt['server']} at {when}"
+    done = {"dropped": "deleted", "quarantined": "quarantined"}.get(x.get("verdict"), "rejected")
+    words = f"{done} at {stage} by {attempt['server']} at {when}"
     if agent:
         why = agent.get("reason") or agent.get("action")
         detail = agent.get("reason_data")
@@ -385,6 +424,8 @@ def _summary(x: dict, attempt: dict, when: str) -> str:
         words += f": {x['reply']}"
     source = attempt["remote_ip"] or "an unknown client"
     words += f"; from {source}" + (f" (HELO {attempt['helo']})" if attempt["helo"] else "")
+    if x.get("verdict", REJECTED) != REJECTED:
+        words += "; the sender was told it was accepted"
     return words
 
 
@@ -405,7 +446,7 @@ def build(candidate: dict, tz: str) -> MessageTrace:
                 date_time=rows[0]["date_time"],
                 server=attempt["server"],
                 event_id="SMTP SESSION",
-                meaning="An SMTP Receive session that Exchange refused (protocol log)",
+                meaning="The SMTP Receive session (protocol log)",
                 source="SMTP",
                 outcome="failed",
                 client=attempt["remote_ip"],
@@ -428,7 +469,7 @@ def build(candidate: dict, tz: str) -> MessageTrace:
                 log_format="exchange-smtp-protocol",
                 file=rows[0].get("file"),
                 line=rows[0].get("line"),
-                name="Refused SMTP session",
+                name="SMTP session",
             )
         )
     for a in attempt["agents"]:
@@ -440,7 +481,9 @@ def build(candidate: dict, tz: str) -> MessageTrace:
                 event_id=(a.get("action") or "AGENT").upper(),
                 meaning=action_meaning,
                 source=a.get("agent"),
-                outcome="failed",
+                outcome={"dropped": "dropped", "quarantined": "quarantined"}.get(
+                    _verdict(a.get("action")), "failed"
+                ),
                 client=a.get("remote_ip"),
                 server_host=None,
                 connector=None,
@@ -464,7 +507,7 @@ def build(candidate: dict, tz: str) -> MessageTrace:
         verdicts.append(
             Verdict(
                 address=x["address"],
-                verdict=REJECTED,
+                verdict=x.get("verdict", REJECTED),
                 server=attempt["server"],
                 date_time=x["date_time"],
                 summary=_summary(x, attempt, when(x["date_time"])),
