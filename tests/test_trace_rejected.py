@@ -293,6 +293,9 @@ def test_an_agent_quarantine_of_an_accepted_message_is_named(tmp_path):
         6,
         "2026-03-02T10:00:01.500Z",
     )
+    # by time, the tracked message once: the agent's quarantine is not an attempt of its own
+    listed = trace(store, since="2026-03-02", until="2026-03-03")
+    assert [c["message_id"] for c in listed.candidates] == ["<msg1@contoso.com>"]
 
 
 RELAY_ATTEMPT = """\

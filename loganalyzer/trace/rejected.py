@@ -196,17 +196,24 @@ def _agent_rows(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
     if q.kind() == "message_id":
         where += " and message_id = ?"
         params.append(q.value())
-    # a message an agent deleted or quarantined after it was accepted, unless tracked
+    # a message an agent deleted or quarantined after it was accepted, unless tracked (in
+    # the same window: the agent decides as the message arrives)
     sql = f"""
-        select * from agent
-        where (action ilike 'Reject%' or action = 'Disconnect'
-               or ((action ilike 'Delete%' or action ilike 'Quarantine%')
-                   and (message_id is null or message_id not in
-                        (select message_id from tracking where message_id is not null))))
-          and {where}
+        with found as (
+            select * from agent
+            where (action ilike 'Reject%' or action = 'Disconnect' or action ilike 'Delete%'
+                   or action ilike 'Quarantine%') and {where}
+        ),
+        tracked as (
+            select distinct message_id from tracking
+            where message_id in (select message_id from found) and {where}
+        )
+        select * from found
+        where not ((action ilike 'Delete%' or action ilike 'Quarantine%')
+                   and message_id in (select message_id from tracked))
         order by date_time, line
     """
-    return records(con.sql(sql, params=params))
+    return records(con.sql(sql, params=params + params))
 
 
 def _verdict(action: str | None) -> str:
