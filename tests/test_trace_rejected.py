@@ -253,7 +253,13 @@ def test_an_agent_quarantine_of_an_accepted_message_is_named(tmp_path):
         logs / "MSGTRK2026030210-1.LOG",
         [
             row(1, sender_address="promo@bad.example", return_path="promo@bad.example"),
-            row(2, event_id="DELIVER", source="STOREDRIVER", recipient_status="250 2.0.0"),
+            row(
+                2,
+                event_id="DELIVER",
+                source="STOREDRIVER",
+                message_id="<msg1@contoso.com>",
+                network_message_id=row(1)["network-message-id"],
+            ),
         ],
     )
     agent = logs / "AgentLog" / "AgentLog20260302-1.LOG"
