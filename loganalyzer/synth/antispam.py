@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 from loganalyzer.synth.clock import DAY_MS, banner_date, iso
 from loganalyzer.synth.engine import EngineBase
-from loganalyzer.synth.org import Rng, Server, network_guid
+from loganalyzer.synth.org import Rng, network_guid
 from loganalyzer.synth.protocol import EXT_FRONT, Op, Session, endpoint, play
 from loganalyzer.synth.tracking import q
 from loganalyzer.synth.truth import enhanced_status
@@ -223,8 +223,23 @@ class Refusals:
                 (0, "-", "Local", ""),
             ]
         _, marks = play(t, ops, recv, None)  # an op play does not know marks its time
+
+        def decide(
+            when: int, event: str, action: str, response: str, reason: str, data: str, **message
+        ) -> None:
+            """One agent log row of this session: `agent` did `action` at `event`."""
+            self._agent_row(
+                when,
+                front.name,
+                [sid, local, remote, ip],
+                agent or "",
+                event,
+                action,
+                [response, reason, data],
+                **message,
+            )
+
         rows = []
-        nid = network_guid(rng) if kind == "spam" else ""
         for a in rcpts:
             if kind in ("harvest", "rbl"):
                 at = marks[f"rcpt:{a}"]
@@ -254,38 +269,22 @@ class Refusals:
                     "remote_ip": ip,
                 }
             )
-            if kind in ("harvest", "rbl") and agent:
-                self._agent_row(
+            if kind in ("harvest", "rbl"):
+                harvest = kind == "harvest"
+                decide(
                     at,
-                    front,
-                    sid,
-                    local,
-                    remote,
-                    ip,
-                    "",
-                    sender or "",
-                    "",
-                    [a],
-                    agent,
                     "OnRcptCommand",
                     "RejectCommand",
                     reply,
-                    "RecipientDoesNotExist" if kind == "harvest" else "BlockListProvider",
-                    "" if kind == "harvest" else "ExampleRBL",
+                    "RecipientDoesNotExist" if harvest else "BlockListProvider",
+                    "" if harvest else "ExampleRBL",
+                    p1=sender or "",
+                    rcpts=[a],
                 )
+        message = {"mid": mid, "p1": sender, "p2": f"{sender};", "rcpts": rcpts}
         if kind == "blocked_ip":
-            self._agent_row(
+            decide(
                 marks["reject"],
-                front,
-                sid,
-                local,
-                remote,
-                ip,
-                "",
-                "",
-                "",
-                [],
-                agent,
                 "OnConnect",
                 "RejectConnection",
                 reply,
@@ -293,111 +292,56 @@ class Refusals:
                 "entry created by administrator",
             )
         elif kind == "senderid":
-            self._agent_row(
+            decide(
                 marks["data"],
-                front,
-                sid,
-                local,
-                remote,
-                ip,
-                mid,
-                sender,
-                f"{sender};",
-                rcpts,
-                agent,
                 "OnEndOfHeaders",
                 "RejectMessage",
                 reply,
                 "Fail_NotPermitted",
                 sender,
+                **message,
             )
-        elif kind in ACCEPTED:
-            action, reason, response, _ = ACCEPTED[kind]
-            self._agent_row(
+        elif kind in ACCEPTED or kind == "spam":
+            action, reason, response, _ = ACCEPTED.get(
+                kind, ("RejectMessage", "SclAtOrAboveRejectThreshold", reply, "")
+            )
+            scl = {"cf_delete": (9,), "cf_quarantine": (6, 7)}.get(kind, (7, 8, 9, 9))
+            decide(
                 marks["data"],
-                front,
-                sid,
-                local,
-                remote,
-                ip,
-                mid,
-                sender,
-                f"{sender};",
-                rcpts,
-                agent,
                 "OnEndOfData",
                 action,
                 response,
                 reason,
-                "9" if kind == "cf_delete" else str(rng.choice((6, 7))),
+                str(rng.choice(scl)),
                 diagnostics=f"DV:3.3.5705.600;SID:SenderIDStatus None;OrigIP:{ip}",
                 nid=network_guid(rng),
-            )
-        elif kind == "spam":
-            scl = str(rng.choice((7, 8, 9, 9)))
-            self._agent_row(
-                marks["data"],
-                front,
-                sid,
-                local,
-                remote,
-                ip,
-                mid,
-                sender,
-                f"{sender};",
-                rcpts,
-                agent,
-                "OnEndOfData",
-                "RejectMessage",
-                reply,
-                "SclAtOrAboveRejectThreshold",
-                scl,
-                diagnostics=f"DV:3.3.5705.600;SID:SenderIDStatus None;OrigIP:{ip}",
-                nid=nid,
+                **message,
             )
         return rows
 
     def _agent_row(
         self,
         t: int,
-        front: Server,
-        sid: str,
-        local: str,
-        remote: str,
-        ip: str,
-        mid: str,
-        p1: str,
-        p2: str,
-        rcpts: list,
-        agent: str | None,
+        server: str,
+        session: list[str],
+        agent: str,
         event: str,
         action: str,
-        response: str,
-        reason: str,
-        reason_data: str,
+        why: list[str],
+        *,
+        mid: str = "",
+        p1: str = "",
+        p2: str = "",
+        rcpts: list | None = None,
         diagnostics: str = "",
         nid: str = "",
     ) -> None:
+        """One agent log line: `session` is [session id, local and remote endpoint, IP],
+        `why` [SMTP response, reason, reason data]."""
+        rcpts = rcpts or []
+        sid, local, remote, ip = session
         fields = [
-            iso(t),
-            sid,
-            local,
-            remote,
-            ip,
-            mid,
-            p1,
-            p2,
-            ";".join(rcpts),
-            str(len(rcpts)),
-            agent or "",
-            event,
-            action,
-            response,
-            reason,
-            reason_data,
-            diagnostics,
-            nid,
-            "",
-            "Incoming",
-        ]
-        self.out.emit(t, (front.name, "AGENT"), ",".join(q(f) for f in fields) + "\r\n")
+            iso(t), sid, local, remote, ip, mid or "", p1 or "", p2, ";".join(rcpts),
+            str(len(rcpts)), agent, event, action, *why, diagnostics, nid, "", "Incoming",
+        ]  # fmt: skip
+        self.out.emit(t, (server, "AGENT"), ",".join(q(f) for f in fields) + "\r\n")
