@@ -54,6 +54,7 @@ FAMILIES: tuple[str, ...] = (
     "compauth-reason",
     "auth-result",
     "exchange-org-header",
+    "agent",
 )
 
 #: The fixed outcome vocabulary shared by every layer (DESIGN.md, Vocabularies).

@@ -275,7 +275,11 @@ def trace_cmd(
     html: Annotated[str | None, typer.Option(help="Also write the trace as an HTML page.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Trace a message: where it went on every server, and a verdict per recipient."""
+    """Trace a message: where it went on every server, and a verdict per recipient.
+
+    A sender, recipient or time filter also lists the attempts refused during the SMTP
+    session (protocol, IIS and agent logs), with verdict rejected.
+    """
     from loganalyzer.pages import write_page
     from loganalyzer.trace import trace
 
@@ -413,6 +417,13 @@ def synth(
             help="Add to the first day a next hop down for 3 hours and a password-guessing burst.",
         ),
     ] = False,
+    agent_logs: Annotated[
+        bool,
+        typer.Option(
+            help="Also write anti-spam agent and connectivity logs: sessions refused at each "
+            "SMTP stage, next hops that fail (DNS, refused, timeout, TLS)."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write realistic multi-server Exchange logs and their ground truth (truth.jsonl)."""
@@ -424,6 +435,7 @@ def synth(
     kwargs |= {"headers": headers} if headers else {}
     kwargs |= {"exchange": exchange} if exchange != 2016 else {}
     kwargs |= {"incidents": True} if incidents else {}
+    kwargs |= {"agent_logs": True} if agent_logs else {}
     start_day = parse_date(start, "UTC", option="--start")
     result = generate(out, start=start_day, omit_server=omit_server, size_mb=size_mb, **kwargs)
     if as_json:

@@ -52,7 +52,12 @@ from loganalyzer.worker import ROW_GROUP, part_options
 #: The size a compacted part grows to; parts of at least half of it are left as they are.
 TARGET_MB = 128
 #: Rows are sorted by the column lookups use, then time; file and line make the order total.
-SORT = {"tracking": ("message_id", "date_time"), "smtp": ("session_id", "date_time")}
+SORT = {
+    "tracking": ("message_id", "date_time"),
+    "smtp": ("session_id", "date_time"),
+    "agent": ("session_id", "date_time"),
+    "connectivity": ("destination", "date_time"),
+}
 #: Set to a stage name, the process kills itself there (tests of a kill at that moment).
 FAILPOINT = "LOGANALYZER_FAILPOINT"
 _MANIFEST_EVERY = 1.0

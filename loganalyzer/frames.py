@@ -7,6 +7,7 @@ import pyarrow as pa
 
 from loganalyzer import schema
 from loganalyzer.query import like, time_filter
+from loganalyzer.schema import LOG_TABLES
 from loganalyzer.times import zone
 
 #: Low-cardinality columns returned as categoricals (declared in ``schema``).
@@ -49,7 +50,7 @@ def select(
     forms of ``loganalyzer.times``, read in ``tz`` (the zone of the returned times)."""
     if tz:
         zone(tz)  # an unknown zone is refused before the store is read
-    partitioned = table in ("tracking", "smtp")
+    partitioned = table in LOG_TABLES
     where, params = time_filter(since, until, time_column, partitioned, tz or "UTC")
     element = "x.recipient" if table == "messages" else "x"
     list_column = "recipients" if table == "messages" else "recipient_address"

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from loganalyzer import fate
-from loganalyzer.schema import columns
+from loganalyzer.schema import LOG_TABLES, columns
 from loganalyzer.store import MANIFEST_FILE
 from loganalyzer.times import parse_time
 
@@ -207,7 +207,7 @@ def parts_of(
 ) -> dict[str, list[str]]:
     """The part URIs of each table for the files in ``only`` (all when None)."""
     # a compacted part holds the rows of several files and is listed by each: read it once
-    found: dict[str, set[str]] = {"tracking": set(), "smtp": set(), "quarantine": set()}
+    found: dict[str, set[str]] = {t: set() for t in (*LOG_TABLES, "quarantine")}
     for row in manifest.values() if only is None else only:
         for p in row["parts"] or []:
             found[p.split("/", 1)[0]].add(store.uri(p))
@@ -221,12 +221,12 @@ def point(
     manifest: dict[str, dict],
     current: dict[str, list[str]] | None = None,
 ) -> dict[str, list[str]]:
-    """(Re)point the tracking, smtp and quarantine views of ``connect`` at the parts of the
+    """(Re)point the log tables' and quarantine views of ``connect`` at the parts of the
     files in ``only`` (all when None): cheaper than a new connection (40 ms). Returns the
     parts of each view; pass it back as ``current`` to leave unchanged views alone."""
     parts = parts_of(store, only, manifest)
     mixed = len({row["schema_version"] for row in manifest.values()}) > 1
-    for name in ("tracking", "smtp", "quarantine"):
+    for name in (*LOG_TABLES, "quarantine"):
         if current is None or current.get(name) != parts[name]:
             partitioned = name != "quarantine"
             _parts_view(con, name, parts[name], partitioned=partitioned, mixed=mixed)

@@ -188,6 +188,87 @@ _SMTP = [
     ("line", I64, "1-based physical line number in the file", STATS),
 ]
 
+_AGENT = [
+    ("date_time", TS, "Time the agent acted, UTC", STATS),
+    ("server", STR, "Server whose log holds the row (--server, or the folder name)", DICT | CAT),
+    ("log_format", STR, "Format module that parsed the row (exchange-agent)", DICT | CAT),
+    ("session_id", STR, "SMTP Receive session ID: the protocol log's session_id", BLOOM),
+    ("local_ip", STR, "This server's IP", DICT),
+    ("local_port", I32, "This server's port"),
+    ("remote_ip", STR, "The connecting client's IP", DICT),
+    ("remote_port", I32, "The connecting client's port"),
+    ("entered_org_from_ip", STR, "IP of the first server outside the organisation"),
+    (
+        "message_id",
+        STR,
+        "Message-ID header, with angle brackets; often empty before DATA",
+        STATS | BLOOM,
+    ),
+    ("p1_from_address", STR, "Envelope MAIL FROM address"),
+    ("p2_from_addresses", LIST, "Addresses of the From: header"),
+    ("recipient_address", LIST, "Recipients the action applies to, one list item each"),
+    ("num_recipients", I32, "Number of recipients as logged"),
+    (
+        "agent",
+        STR,
+        "Agent that acted: Connection Filtering Agent, Content Filter Agent, ...",
+        DICT | CAT,
+    ),
+    (
+        "event",
+        STR,
+        "SMTP event: OnConnect, OnMailCommand, OnRcptCommand, OnEndOfData, ...",
+        DICT | CAT,
+    ),
+    (
+        "action",
+        STR,
+        "What the agent did: RejectCommand, RejectMessage, QuarantineMessage, ...",
+        DICT | CAT,
+    ),
+    ("smtp_response", STR, "SMTP response sent (or that would be sent) to the client"),
+    (
+        "reason",
+        STR,
+        "Agent-specific reason: BlockListProvider, SclAtOrAboveRejectThreshold, ...",
+        DICT | CAT,
+    ),
+    ("reason_data", STR, "Detail of the reason: block list provider, SCL, PRA address, ..."),
+    ("diagnostics", STR, "Free-text diagnostics (Content Filter diagnostic string)"),
+    ("network_message_id", STR, "ID shared by all copies of a message (tracking's, 2013+)", BLOOM),
+    ("tenant_id", STR, "Tenant ID; empty on-premises"),
+    ("directionality", STR, "Incoming, Originating or Undefined"),
+    ("file", STR, "Path the row was read from", DICT),
+    ("line", I64, "1-based physical line number in the file (the first of a folded row)", STATS),
+]
+
+_CONNECTIVITY = [
+    ("date_time", TS, "Event time, UTC", STATS),
+    ("server", STR, "Server whose log holds the row (--server, or the folder name)", DICT | CAT),
+    ("log_format", STR, "Format module that parsed the row (exchange-connectivity)", DICT | CAT),
+    ("session_id", STR, "Session ID: the SMTP Send protocol log's session_id for SMTP rows", BLOOM),
+    ("source", STR, "Component: SMTP, MapiDelivery, MapiSubmission, Transport, ...", DICT | CAT),
+    ("destination", STR, "Next hop: the queue's next-hop domain, a host, a database GUID", DICT),
+    ("direction", STR, "+ connect, - disconnect, > send, * information", DICT | CAT),
+    ("description", STR, "What happened, as logged"),
+    ("remote_ip", STR, "IP the description names (connection established, failed, aborted)", DICT),
+    ("remote_port", I32, "Port the description names"),
+    (
+        "error",
+        STR,
+        "Failure the description names: socket error (TimedOut), DNS failure, failover "
+        "reason, or the text of a failed disconnect",
+    ),
+    (
+        "failure",
+        STR,
+        "Kind of the failure in error: dns, refused, timeout, tls or other",
+        DICT | CAT,
+    ),
+    ("file", STR, "Path the row was read from", DICT),
+    ("line", I64, "1-based physical line number in the file", STATS),
+]
+
 _QUARANTINE = [
     ("file", STR, "Path the line was read from"),
     ("line", I64, "1-based physical line number"),
@@ -207,7 +288,7 @@ _MANIFEST = [
     ("lines_consumed", I64, "Physical lines read so far"),
     ("header", STR, "Directive lines in force at bytes_consumed (#Fields ...), for reading on"),
     ("format", STR, "Format name"),
-    ("table", STR, "Table the rows went to (tracking or smtp)"),
+    ("table", STR, "Table the rows went to (tracking, smtp, agent or connectivity)"),
     ("server", STR, "Server the rows were attributed to"),
     ("rows", I64, "Rows stored from this file"),
     ("quarantined", I64, "Lines quarantined from this file"),
@@ -219,7 +300,14 @@ _MANIFEST = [
 ]
 
 
-_FIELDS = {"tracking": _TRACKING, "smtp": _SMTP, "quarantine": _QUARANTINE, "manifest": _MANIFEST}
+_FIELDS = {
+    "tracking": _TRACKING,
+    "smtp": _SMTP,
+    "agent": _AGENT,
+    "connectivity": _CONNECTIVITY,
+    "quarantine": _QUARANTINE,
+    "manifest": _MANIFEST,
+}
 
 
 @dataclass(frozen=True)
@@ -283,10 +371,14 @@ def _schema(table: str) -> pa.Schema:
 
 #: Tables that are not log rows.
 _BOOKKEEPING = ("quarantine", "manifest")
+#: Tables that hold log rows, partitioned by date.
+LOG_TABLES = tuple(t for t in _FIELDS if t not in _BOOKKEEPING)
 
 if TYPE_CHECKING:
     TRACKING: pa.Schema
     SMTP: pa.Schema
+    AGENT: pa.Schema
+    CONNECTIVITY: pa.Schema
     QUARANTINE: pa.Schema
     MANIFEST: pa.Schema
     #: Tables that hold log rows, by name.
@@ -301,8 +393,7 @@ def __getattr__(name: str):
         value = globals()[name] = _schema(name.lower())
         return value
     if name == "TABLES":
-        logs = [t for t in _FIELDS if t not in _BOOKKEEPING]
-        value = globals()[name] = {t: __getattr__(t.upper()) for t in logs}
+        value = globals()[name] = {t: __getattr__(t.upper()) for t in LOG_TABLES}
         return value
     raise AttributeError(f"module 'loganalyzer.schema' has no attribute {name!r}")
 

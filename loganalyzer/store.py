@@ -230,7 +230,7 @@ class Store:
         """Remove temporary files and parts the manifest does not list; call under the lock."""
         listed = set(self.listed_parts())
         removed = []
-        for sub in ("tracking", "smtp", "quarantine"):
+        for sub in ("tracking", "smtp", "agent", "connectivity", "quarantine"):
             gone = [
                 rel
                 for rel in self.loc.files(sub)

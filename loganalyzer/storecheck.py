@@ -28,7 +28,11 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
 
     manifest = store.manifest()  # refuses a store of a newer schema version
     listed = set(store.listed_parts(manifest=manifest))
-    found = {rel for sub in ("tracking", "smtp", "quarantine") for rel in store.loc.files(sub)}
+    found = {
+        rel
+        for sub in ("tracking", "smtp", "agent", "connectivity", "quarantine")
+        for rel in store.loc.files(sub)
+    }
     found |= set(store.loc.glob(f"{MANIFEST_FILE}.*{TMP_SUFFIX}"))
     missing = sorted(listed - found)
     rows: dict[str, int] = {}

@@ -50,7 +50,7 @@ _ONE_VALUE = pa.dictionary(pa.int32(), pa.string())
 #: Folder names of Exchange and IIS log trees: never a server's name.
 _LOG_FOLDERS = re.compile(
     r"^(messagetracking|protocollog|smtpreceive|smtpsend|hub|frontend|mailbox|delivery|"
-    r"submission|edge|logs|transportroles|v1[45]|logfiles|smtpsvc\d*|connectivity|"
+    r"submission|edge|logs|transportroles|v1[45]|logfiles|smtpsvc\d*|connectivity|agentlog|"
     r"exchsrvr|.*\.log|tracking\.log|system32|winnt|windows|exchange server|microsoft|"
     r"program files)$",
     re.IGNORECASE,

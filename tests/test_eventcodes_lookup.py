@@ -73,7 +73,7 @@ def test_unknown_codes_and_families_are_named():
     known = (
         "exchange-event, exchange2003, exchange-source, enhanced-exchange, enhanced-iana, "
         "smtp-reply, transport-eventlog, exo-status, antispam-forefront, scl, bcl, pcl, "
-        "compauth-reason, auth-result, exchange-org-header"
+        "compauth-reason, auth-result, exchange-org-header, agent"
     )
     for call in (lambda: lookup("550", "smtp"), lambda: eventcodes.entries("smtp")):
         with pytest.raises(ValueError) as err:

@@ -26,6 +26,8 @@ SAMPLE_ROWS = {
     ],
     "exchange2003-tracking": [("2003-08-12T00:58:14.000+00:00", "PACKRAT", 4)],
     "exo-message-trace": [("2021-03-23T10:00:09.328+00:00", "EXCHANGE-ONLINE", 2)],
+    "exchange-agent": [("2026-03-02T08:16:40.501+00:00", "EX01", 6)],
+    "exchange-connectivity": [("2026-03-02T08:30:21.140+00:00", "EX01", 6)],
 }
 
 
@@ -36,7 +38,7 @@ def test_every_format_has_its_sample_rows_listed():
 @pytest.mark.parametrize("name", list(FORMATS))
 def test_each_format_reads_its_sample(name, tmp_path):
     fmt = get(name)
-    assert name == fmt.name and fmt.table in ("tracking", "smtp")
+    assert name == fmt.name and fmt.table in ("tracking", "smtp", "agent", "connectivity")
     assert fmt.description and fmt.file_names
     sample = tmp_path / "EX01" / f"sample-{name}.log"
     sample.parent.mkdir()

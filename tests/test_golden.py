@@ -45,7 +45,7 @@ def result_of(case: Path, tmp: Path) -> dict:
     store = tmp / "store"
     summary = ingest([case], store, format=case.parent.name, final=True)
     out: dict = {"status": [f.status for f in summary.files]}
-    for table in ("tracking", "smtp", "quarantine"):
+    for table in ("tracking", "smtp", "agent", "connectivity", "quarantine"):
         parts = [str(store / p) for p in Store(store).listed_parts(table)]
         rows = ds.dataset(parts, format="parquet").to_table().to_pylist() if parts else []
         rows = [

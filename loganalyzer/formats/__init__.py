@@ -10,6 +10,8 @@ from __future__ import annotations
 from loganalyzer.errors import BadInput
 from loganalyzer.formats import (
     exchange2003,
+    exchange_agent,
+    exchange_connectivity,
     exchange_smtp_protocol,
     exchange_tracking,
     exo_message_trace,
@@ -39,16 +41,15 @@ FORMATS: dict[str, Format] = {
         iis_smtp.FORMAT,
         exchange2003.FORMAT,
         exo_message_trace.FORMAT,
+        exchange_agent.FORMAT,
+        exchange_connectivity.FORMAT,
     )
 }
 
 #: Exchange log kinds recognised by their #Log-type but not ingested (yet).
 UNSUPPORTED_KINDS: dict[str, str] = {
-    "agent log": "agent log",
     "ews logs": "EWS log",
     "ews log": "EWS log",
-    "transport connectivity log": "connectivity log",
-    "connectivity log": "connectivity log",
     "routing table log": "routing table log",
     "pipeline tracing log": "pipeline tracing log",
 }

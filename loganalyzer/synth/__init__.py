@@ -11,6 +11,9 @@ Output (under `out`):
 - `RELAY01/SMTPSVC1/ex<yymmdd>.log` (with `relay=True`)
 - `truth.jsonl`: one row per message and recipient; its fields are defined in `truth.py`.
 - `headers/<n>.eml` with `headers=N`: header blocks of delivered messages and NDRs (headers.py).
+- with `agent_logs=True`: `<SERVER>/AgentLog/AgentLog...LOG` and `<SERVER>/Connectivity/
+  CONNECTLOG...LOG`, sessions refused at every SMTP stage (truth verdict `rejected`) and next
+  hops that fail in named ways (antispam.py, nexthops.py).
 
 The same arguments give byte-identical output. Lines are generated message by message and
 written every ten minutes of log time, so memory does not grow with the run.
@@ -25,8 +28,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from loganalyzer.errors import BadInput
+from loganalyzer.synth.antispam import Refusals
 from loganalyzer.synth.clock import DAY_MS, iso, ms_of_date
 from loganalyzer.synth.iis import scan_session
+from loganalyzer.synth.nexthops import NextHops, next_hop_failure
 from loganalyzer.synth.org import Rng, build_org
 from loganalyzer.synth.origins import Engine
 from loganalyzer.synth.scenarios import WEEKDAY_FACTOR, Composer, day_events
@@ -82,6 +87,7 @@ def generate(
     headers: int = 0,
     exchange: int = 2016,
     incidents: bool = False,
+    agent_logs: bool = False,
 ) -> SynthResult:
     """Write logs of `servers` Exchange servers for `days` days from `start` (UTC) into `out`.
 
@@ -93,6 +99,8 @@ def generate(
     burst (incidents.py).
     `exchange=2003` writes Exchange 2000/2003 tracking logs instead (ex2003.py; without
     `relay`, `omit_server`, `size_mb` and `headers`).
+    `agent_logs` also writes anti-spam agent logs and connectivity logs, with refused sessions
+    and named next-hop failures (their truth rows: `rejected`, `next_hop_failure`).
     Raises BadInput (a ValueError) for bad arguments or an `out` that is not empty.
     """
     if not 1 <= servers <= 99:
@@ -107,9 +115,11 @@ def generate(
         raise BadInput(f"--headers {headers}: give 0 or more")
     if exchange not in (2016, 2003):
         raise BadInput(f"--exchange {exchange}: give 2016 or 2003")
-    if exchange == 2003 and (relay or omit_server or size_mb is not None or headers or incidents):
+    extras = incidents or agent_logs
+    if exchange == 2003 and (relay or omit_server or size_mb is not None or headers or extras):
         raise BadInput(
-            "--relay, --omit-server, --size-mb, --headers and --incidents are for Exchange 2016"
+            "--relay, --omit-server, --size-mb, --headers, --incidents and --agent-logs are for"
+            " Exchange 2016"
             " logs"
         )
     out = Path(out)
@@ -139,10 +149,19 @@ def generate(
     first = ms_of_date(start)
     engine = Engine(rng, org, output, first + days * DAY_MS)
     composer = Composer(engine)
-    verdicts = dict.fromkeys(VERDICTS, 0)
+    verdicts = dict.fromkeys(VERDICTS + (("rejected",) if agent_logs else ()), 0)
+    refusals = hops = None
+    if agent_logs:
+        hops = engine.next_hops = NextHops(seed)
+        refusals = Refusals(engine, seed, per_day=max(12, messages // 40))
     n_messages = n_rows = n_sent = 0
     n_days = 0
     with open(out / "truth.jsonl", "w", encoding="utf-8", newline="\n") as truth:
+
+        def write_refused(rec: dict) -> None:
+            truth.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            verdicts[rec["verdict"]] += 1
+
         while True:
             day_start = first + n_days * DAY_MS
             weekday = (start + dt.timedelta(days=n_days)).weekday()
@@ -166,7 +185,11 @@ def generate(
 
                 composer.outage = (org.domains[0], inc.outage(day_start)[1])
                 events = heapq.merge(events, inc.events(day_start), key=lambda e: e[0])
+            if refusals is not None:
+                refusals.plan_day(day_start, engine.end)
             for t, kind, variant in events:
+                if refusals is not None:
+                    refusals.until(t, write_refused)
                 output.flush_before(t)
                 if kind == "auth":
                     engine.auth_noise(t, org.attackers[int(variant)])
@@ -178,11 +201,15 @@ def generate(
                 msg = composer.run(kind, variant, t)
                 seen = set()
                 for rec in rows(msg, omitted):
+                    if hops is not None:
+                        rec["next_hop_failure"] = next_hop_failure(hops, msg, rec)
                     truth.write(json.dumps(rec, ensure_ascii=False) + "\n")
                     verdicts[rec["verdict"]] += 1
                     n_rows += 1
                     seen.add(rec["message_id"])
                 n_messages += len(seen)
+            if refusals is not None:
+                refusals.until(day_start + DAY_MS, write_refused)
             n_days += 1
             output.flush_before(day_start + DAY_MS)
             if last:

@@ -14,6 +14,7 @@ from loganalyzer.synth.clock import HOUR_MS, iso
 from loganalyzer.synth.engine import INTERNET, INTRA, RCPT_OK, EngineBase
 from loganalyzer.synth.model import Message, Rcpt
 from loganalyzer.synth.names import MX_SOFTWARE
+from loganalyzer.synth.nexthops import NextHops
 from loganalyzer.synth.org import ExternalDomain, Server
 from loganalyzer.synth.protocol import (
     Session,
@@ -47,6 +48,8 @@ class Delivery(EngineBase):
     """Hub-side delivery: SEND, DEFER, FAIL and the mailbox server's RECEIVE and DELIVER."""
 
     bounce: Callable[[Message, Server, int, list[Rcpt], list[str]], None]
+    #: Connectivity logs and named next-hop failures (synth's `agent_logs`), else None.
+    next_hops: NextHops | None = None
 
     def deliver_internal(self, m: Message, h: Server, d: Server, rs: list[Rcpt], t: int) -> None:
         """Hand `rs` (mailboxes on `d`) to d's Mailbox Transport Delivery, retrying 432s."""
@@ -220,15 +223,20 @@ class Delivery(EngineBase):
             send = Session(
                 self.out, h.name, "SEND", INTERNET, ssid, endpoint(h.ip, p), endpoint(dom.mx_ip, 25)
             )
+            hops = self.next_hops
             down = dom.name in m.down and (not m.down_until or t < m.down_until)
             if down or attempt < m.conn_defers:
-                if down:  # the MX does not answer
+                if hops is not None:  # the next hop fails in a named way
+                    ops, text = hops.failure(m, dom)
+                elif down:  # the MX does not answer
                     ops = connect_failure(winsock_failure(dom.name, dom.mx_ip))
                     text = conn_failure(dom.mx_ip)
                 else:  # the MX turns us away for a while
                     ops = refused(dom.mx_host, SERVICE_UNAVAILABLE)
                     text = responded(dom.mx_ip)
                 te, _ = play(t, ops, None, send)
+                if hops is not None:
+                    hops.log(self.out, t, te, h, dom, ssid, m, len(pending), m.size)
                 td = te + r(1, 5)
                 self.event(
                     td,
@@ -248,6 +256,8 @@ class Delivery(EngineBase):
                 t = te + r(14 * 60_000, 16 * 60_000)
                 continue
             te, pending = self._attempt(m, h, dom, pending, t, send, ssid, peer)
+            if hops is not None:
+                hops.log(self.out, t, te, h, dom, ssid, None, 1, m.size)
             last_end, attempt = te, attempt + 1
             t = te + r(5 * 60_000, 15 * 60_000)
 

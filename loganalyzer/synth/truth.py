@@ -35,7 +35,7 @@ Times are UTC ISO 8601 with milliseconds and `Z`; a value that does not apply is
     SUPPRESSED row (an automatic reply to an external recipient; `reply` null): server, time.
   - `quarantined`: moved to the poison message queue after the transport service crashed on it
     twice (RECEIVE, AGENTINFO, LOAD from BOOTLOADER, then POISONMESSAGE): server and time of the
-    POISONMESSAGE row. (The content filter's quarantine is not simulated.)
+    POISONMESSAGE row. (The content filter's quarantine: with `agent_logs`, below.)
   - `moderation`: awaiting a moderator: the INITMESSAGECREATED row (the hub, its time), with no
     MODERATORAPPROVE or MODERATORREJECT for that recipient later in the logs.
   - `expanded`: the list itself: the EXPAND row whose related-recipient-address is the list.
@@ -54,6 +54,14 @@ Times are UTC ISO 8601 with milliseconds and `Z`; a value that does not apply is
   verdict, server, at, reply, enhanced_status and ndr_message_id.
 - `deferrals`: the times of the written DEFER rows naming the recipient, in time order (every
   retry; empty when none): what the report counts as deferrals.
+
+With `agent_logs` (antispam.py, nexthops.py): sessions the frontends refused give rows of
+verdict `rejected` (server = the frontend, `at` = the refusing reply, `reply` its text) with
+`stage`, `agent` and `remote_ip`; `message_id` only when the session reached DATA, `sender`
+and `recipient` null before MAIL and RCPT. Messages the Content Filter deleted or quarantined
+after accepting them give `dropped` or `quarantined` rows (at the agent's decision, `reply`
+null) with the same three keys. Every other row gets `next_hop_failure`: how the next hop
+of a deferred or failed recipient failed (`dns`, `refused`, `timeout`, `tls`), else null.
 
 With `--omit-server` each recipient's verdict comes from its last row in the written logs,
 mapped as above, where a SEND to another server of the organisation (or the relay's logged

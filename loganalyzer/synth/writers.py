@@ -32,6 +32,12 @@ W3C_FIELDS = (
     "cs-uri-query sc-status sc-win32-status sc-bytes cs-bytes time-taken cs-version cs-host "
     "cs(User-Agent) cs(Cookie) cs(Referer)"
 )
+AGENT_FIELDS = (
+    "Timestamp,SessionId,LocalEndpoint,RemoteEndpoint,EnteredOrgFromIP,MessageId,P1FromAddress,"
+    "P2FromAddresses,Recipient,NumRecipients,Agent,Event,Action,SmtpResponse,Reason,ReasonData,"
+    "Diagnostics,NetworkMsgID,TenantID,Directionality"
+)
+CONNECTIVITY_FIELDS = "date-time,session,source,Destination,direction,description"
 TRACKING_VERSION = "15.01.2507.035"
 PROTOCOL_VERSION = "15.0.0.0"
 
@@ -44,7 +50,11 @@ KINDS = {
     "RECV": ("ProtocolLog/SmtpReceive", "RECV", "SMTP Receive Protocol Log"),
     "SEND": ("ProtocolLog/SmtpSend", "SEND", "SMTP Send Protocol Log"),
     "W3C": ("SMTPSVC1", "ex", ""),
+    "AGENT": ("AgentLog", "AgentLog", "Agent Log"),
+    "CONNECT": ("Connectivity", "CONNECTLOG", "Transport Connectivity Log"),
 }
+#: The #Fields of the kinds that are neither tracking nor protocol logs.
+OTHER_FIELDS = {"AGENT": AGENT_FIELDS, "CONNECT": CONNECTIVITY_FIELDS}
 
 
 class Sink:
@@ -69,11 +79,12 @@ class Sink:
             )
             return text.encode("ascii")
         tracking = self.kind.startswith("MSGTRK")
+        fields = OTHER_FIELDS.get(self.kind) or (TRACKING_FIELDS if tracking else PROTOCOL_FIELDS)
         text = (
             "#Software: Microsoft Exchange Server\r\n"
             f"#Version: {TRACKING_VERSION if tracking else PROTOCOL_VERSION}\r\n"
             f"#Log-type: {self.log_type}\r\n#Date: {iso(t)}\r\n"
-            f"#Fields: {TRACKING_FIELDS if tracking else PROTOCOL_FIELDS}\r\n"
+            f"#Fields: {fields}\r\n"
         )
         return b"\xef\xbb\xbf" + text.encode("utf-8")
 

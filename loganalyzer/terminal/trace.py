@@ -21,6 +21,7 @@ STYLE = {
     "quarantined": "magenta",
     "expanded": "cyan",
     "last_seen": "magenta",
+    "rejected": "bold red",
 }
 
 
@@ -84,7 +85,7 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
             ("Network ID", m.network_message_id),
             ("Subject", m.subject),
             ("Sender", m.sender),
-            ("Received", f"{when(m.received_at)} {result.tz}"),
+            ("Received", f"{when(m.received_at)} {result.tz}" if m.received_at else None),
             ("Size", f"{m.size:,} bytes" if m.size else None),
             ("Bounces", ", ".join(m.ndr_message_ids) or None),
         ):

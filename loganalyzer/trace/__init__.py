@@ -10,6 +10,7 @@ from loganalyzer.lookup import KEYS, Sketches
 from loganalyzer.query import add_views, open_connection, point
 from loganalyzer.store import Store
 from loganalyzer.times import parse_time, zone
+from loganalyzer.trace import evidence, rejected
 from loganalyzer.trace.build import build
 from loganalyzer.trace.find import (
     Query,
@@ -24,6 +25,9 @@ from loganalyzer.trace.find import (
     smtp_rows,
 )
 from loganalyzer.trace.model import Event, MessageTrace, TraceResult, Verdict
+
+#: Formats whose logs add evidence to the verdicts of traced messages (trace.evidence).
+EVIDENCE_FORMATS = {"exchange-agent", "exchange-connectivity"}
 
 __all__ = ["VERDICTS", "Event", "MessageTrace", "Query", "TraceResult", "Verdict", "trace"]
 
@@ -45,7 +49,9 @@ def trace(
     limit: int | None = 200,
 ) -> TraceResult:
     """Trace the message(s) matching ``query`` (a Message-ID, a network message ID, or an
-    internal message ID with ``server``) and the filters.
+    internal message ID with ``server``) and the filters. A sender, recipient or time filter
+    also finds rejected attempts (``trace.rejected``): listed beside the messages, traced as
+    their SMTP session with verdict ``rejected``.
 
     One match is traced; several are listed as ``candidates`` (the first ``limit``, all when
     None; ``total`` counts them all) and traced only with ``all`` (each listed one) or
@@ -95,6 +101,11 @@ def trace(
             found = candidates(con, q, reach)
             total = len(found) if reach is None or len(found) < reach else None
             total = count_candidates(con, q) if total is None else total
+        refused = rejected.find(con, q) if not by_id or not found else []
+        if refused:  # beside the tracked messages, in time order
+            found = sorted([*found, *refused], key=lambda c: c["date_time"])
+            found = found if reach is None else found[:reach]
+            total += len(refused)
         listed = found if limit is None else found[:limit]
         chosen = listed if all or len(found) == 1 else []
         if pick is not None:
@@ -103,6 +114,8 @@ def trace(
             if not 1 <= pick <= total:
                 raise BadInput(f"--pick {pick}: give 1 to {total:,} (the matching messages)")
             chosen = [found[pick - 1]]
+        attempts = {id(c): c for c in chosen if "attempt" in c}
+        picked, chosen = chosen, [c for c in chosen if id(c) not in attempts]
         ids = sorted({c["message_id"] for c in chosen if c.get("message_id")})
         refs = sorted({r["reference"] for r in known if r["event_id"] == "DSN" and r["reference"]})
         refs += sorted({ndr for _, ndr in linked_ndrs(con, known, days_of(known, chosen))})
@@ -118,7 +131,12 @@ def trace(
         smtp = smtp_rows(con, sessions, ids, days_of(every, chosen), iis) if chosen else []
     by_session, iis_lines = _group_smtp(smtp)
     messages: list[MessageTrace] = []
-    for c, rows in zip(chosen, per_message, strict=True):
+    traced = dict(zip((id(c) for c in chosen), per_message, strict=True))
+    for c in picked:
+        if id(c) in attempts:
+            messages.append(rejected.build(c, tz))
+            continue
+        rows = traced[id(c)]
         own = {r.get("message_id") for r in rows} | {c["message_id"]}
         named = {_session(r) for r in rows} | {
             x["session_id"] for x in smtp if x.get("message_id") in own and x.get("session_id")
@@ -126,7 +144,14 @@ def trace(
         mine = [x for sid in sorted(named - {""}) for x in by_session.get(sid, [])]
         mine += [x for i in own for x in iis_lines.get(i, [])]
         messages.append(build(rows, mine, servers, here, c["message_id"]))
-    shown = [{**c, "date_time": c["date_time"].isoformat()} for c in listed]
+    if messages and {r["format"] for r in manifest.values()} & EVIDENCE_FORMATS:
+        with open_connection(st) as con:
+            add_views(con, st, None, manifest)
+            evidence.attach(con, messages, tz)
+    shown = [
+        rejected.shown(c) if "attempt" in c else {**c, "date_time": c["date_time"].isoformat()}
+        for c in listed
+    ]
     return TraceResult(q.to_dict(), shown, messages, tz, total=total)
 
 

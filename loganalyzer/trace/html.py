@@ -78,8 +78,8 @@ def _names(e: Event) -> set[str]:
 
 def journey(m: MessageTrace, v: Verdict, depth: int = 0) -> Journey:
     """The servers that logged ``v``'s recipient in the order they first did, and its end."""
-    key = v.address.lower()
-    mine = [e for e in m.events if not e.is_ndr and key in _names(e)]
+    key = (v.address or "").lower()  # none: an attempt refused before RCPT
+    mine = [e for e in m.events if not e.is_ndr and key and key in _names(e)]
     servers = list(dict.fromkeys(e.server for e in mine if e.server))
     if v.server and v.server not in servers:
         servers.append(v.server)
@@ -95,7 +95,7 @@ def journey(m: MessageTrace, v: Verdict, depth: int = 0) -> Journey:
     elif v.verdict == "expanded":
         note = f"{len(v.members)} members"
     return Journey(
-        v.address,
+        v.address or "(no recipient yet)",
         v.verdict,
         [_origin(m), *servers],
         end,

@@ -94,6 +94,16 @@ class Verdict:
     expanded_from: str | None = None
     redirected_to: str | None = None
     members: list[Verdict] = field(default_factory=list)
+    #: A rejected attempt: where in the SMTP session, which agent and why, from where.
+    stage: str | None = None
+    agent: str | None = None
+    reason: str | None = None
+    remote_ip: str | None = None
+    helo: str | None = None
+    #: How the next hop failed (dns, refused, timeout, tls, other), from its connectivity log.
+    next_hop_failure: str | None = None
+    #: Log records behind the verdict: log, server, date_time, text, file, line.
+    evidence: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -110,6 +120,13 @@ class Verdict:
             "redirected_to": self.redirected_to,
             "summary": self.summary,
             "members": [m.to_dict() for m in self.members],
+            "stage": self.stage,
+            "agent": self.agent,
+            "reason": self.reason,
+            "remote_ip": self.remote_ip,
+            "helo": self.helo,
+            "next_hop_failure": self.next_hop_failure,
+            "evidence": [{**e, "date_time": iso(e.get("date_time"))} for e in self.evidence],
         }
 
     def flatten(self) -> list[Verdict]:

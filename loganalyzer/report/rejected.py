@@ -1,0 +1,142 @@
+"""Rejected attempts and failing next hops of a period, as DataFrames.
+
+- ``rejections``: refusals during SMTP Receive sessions, by stage, agent, reason and remote
+  IP: each 5xx reply of a receive protocol log, its stage from the command it answered
+  (none yet: connect), the agent and reason from the agent log of that session and stage;
+  plus agent rejects whose session has no protocol log. A refused RCPT counts its recipient,
+  a refusal at DATA every recipient accepted before it, any other refusal one attempt with no
+  recipient. The common abuse shows here: relay attempts and directory harvesting at RCPT,
+  password guessing at AUTH.
+- ``next_hops``: per server and next hop (the connectivity log's destination), the attempts,
+  how many failed and how (dns, refused, timeout, tls, other), first and last failure, and
+  the last error.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+
+RULES = {
+    "rejections": "Rejected attempts: 5xx replies of SMTP Receive sessions, staged by the command "
+    "they answered (connect before any), with the agent log's agent and reason for that "
+    "session and stage; agent rejects without a protocol log counted from the agent log.",
+    "next_hops": "Next hops: connectivity log sessions per server and destination; a session "
+    "failed when one of its lines names a failure.",
+}
+
+_STAGE = """
+    case when cmd is null then 'connect'
+         when cmd in ('HELO', 'EHLO') then 'helo'
+         when cmd = 'AUTH' then 'auth'
+         when cmd = 'MAIL' then 'mail'
+         when cmd = 'RCPT' then 'rcpt'
+         when cmd in ('DATA', 'BDAT') then 'data'
+    end
+"""
+_EVENT_STAGE = """
+    case lower(event)
+         when 'onconnect' then 'connect' when 'onconnectevent' then 'connect'
+         when 'onhelocommand' then 'helo' when 'onehlocommand' then 'helo'
+         when 'onauthcommand' then 'auth' when 'onmailcommand' then 'mail'
+         when 'onrcptcommand' then 'rcpt' when 'onendofheaders' then 'data'
+         when 'onendofdata' then 'data' when 'ondatacommand' then 'data'
+         else 'agent'
+    end
+"""
+
+
+def rejections(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pd.DataFrame:
+    """Refused attempts and recipients by stage, agent, reason and remote IP."""
+    window = [start, end, start.date(), end.date()]
+    sql = f"""
+        with lines as (
+            select server, session_id, date_time, sequence_number, event, reply_code,
+                   remote_ip, data,
+                   last_value(case when event = '<' then upper(command) end ignore nulls)
+                       over w as cmd,
+                   count(*) filter (where event = '<' and upper(command) = 'RCPT'
+                                    and lead_reply < 400) over w as accepted
+            from (
+                select *, lead(reply_code) over (
+                    partition by server, session_id order by sequence_number, date_time
+                ) as lead_reply
+                from smtp
+                where direction = 'receive' and log_format = 'exchange-smtp-protocol'
+                  and session_id is not null
+                  and date_time >= ? and date_time < ? and date between ? and ?
+            )
+            window w as (partition by server, session_id order by sequence_number, date_time
+                         rows between unbounded preceding and current row)
+        ),
+        refused as (
+            select server, session_id, remote_ip, {_STAGE} as stage,
+                   case when {_STAGE} = 'data' then greatest(accepted, 1)
+                        when {_STAGE} = 'rcpt' then 1 else 0 end as recipients,
+                   date_time
+            from lines where event = '>' and reply_code >= 500
+        ),
+        agents as (
+            select server, session_id, {_EVENT_STAGE} as stage,
+                   any_value(agent) as agent, any_value(reason) as reason,
+                   any_value(remote_ip) as remote_ip, min(date_time) as date_time,
+                   sum(greatest(len(recipient_address), 0)) as recipients
+            from agent
+            where (action ilike 'Reject%' or action = 'Disconnect')
+              and date_time >= ? and date_time < ? and date between ? and ?
+            group by all
+        ),
+        joined as (
+            select r.stage, a.agent, a.reason, r.remote_ip, r.server, r.session_id,
+                   r.recipients, r.date_time
+            from refused r left join agents a using (server, session_id, stage)
+            where r.stage is not null
+            union all
+            select a.stage, a.agent, a.reason, a.remote_ip, a.server, a.session_id,
+                   a.recipients, a.date_time
+            from agents a
+            where not exists (select 1 from refused r
+                              where r.server = a.server and r.session_id = a.session_id)
+        )
+        select stage, agent, reason, remote_ip,
+               count(distinct server || '/' || coalesce(session_id, '')) as attempts,
+               sum(recipients)::bigint as recipients,
+               min(date_time) as first_seen, max(date_time) as last_seen
+        from joined group by all
+        order by attempts desc, recipients desc, stage, remote_ip
+    """
+    return con.sql(sql, params=window + window).df()
+
+
+def next_hops(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pd.DataFrame:
+    """Attempts and failures per server and next hop, the failing ones first."""
+    sql = """
+        with sessions as (
+            select server, destination, session_id,
+                   arg_min(failure, date_time) filter (where failure is not null) as failure,
+                   max(date_time) filter (where failure is not null) as failed_at,
+                   min(date_time) filter (where failure is not null) as first_failed_at,
+                   arg_max(error, date_time) filter (where failure is not null) as error
+            from connectivity
+            where source = 'SMTP' and destination is not null and session_id is not null
+              and date_time >= ? and date_time < ? and date between ? and ?
+            group by all
+        )
+        select server, destination,
+               count(*) as attempts,
+               count(failure) as failed,
+               count(*) filter (where failure = 'dns') as dns,
+               count(*) filter (where failure = 'refused') as refused,
+               count(*) filter (where failure = 'timeout') as timeout,
+               count(*) filter (where failure = 'tls') as tls,
+               count(*) filter (where failure = 'other') as other,
+               min(first_failed_at) as first_failure,
+               max(failed_at) as last_failure,
+               arg_max(error, failed_at) as last_error
+        from sessions group by all
+        having count(failure) > 0
+        order by failed desc, server, destination
+    """
+    return con.sql(sql, params=[start, end, start.date(), end.date()]).df()

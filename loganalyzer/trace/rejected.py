@@ -1,0 +1,548 @@
+"""Rejected attempts: mail Exchange refused during the SMTP session, which no tracking log shows.
+
+An attempt is one SMTP Receive session with a refusal (a 5xx reply at connect, HELO, MAIL,
+RCPT or DATA), or an anti-spam agent's reject with no protocol log of its session. Each is
+listed beside the tracked messages when a trace filters by sender, recipient or time (or
+names the Message-ID an agent logged), with verdict ``rejected`` for every refused recipient:
+the stage, the reply, the agent and its reason where one decided, the remote IP and HELO.
+An agent that deleted or quarantined an accepted message that no tracking log shows makes an
+attempt too, with verdict ``dropped`` or ``quarantined`` (the sender was told it was accepted).
+Refused AUTH commands (password guessing) are not mail attempts and are left out. IIS SMTP
+logs have no session ID and log only reply codes: a client's lines make a session from its
+HELO/EHLO to its QUIT.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from loganalyzer.query import records, time_filter
+from loganalyzer.trace.build import meaning
+from loganalyzer.trace.find import Query
+from loganalyzer.trace.model import Event, Line, MessageTrace, Verdict, iso
+from loganalyzer.trace.verdict import explain
+
+if TYPE_CHECKING:
+    import duckdb
+
+REJECTED = "rejected"
+#: What an agent's action did to the message: its verdict.
+ACTIONS = {"delete": "dropped", "quarantine": "quarantined"}
+#: The SMTP command a refusal answered -> its stage (DESIGN.md vocabulary).
+STAGES = {
+    "HELO": "helo",
+    "EHLO": "helo",
+    "AUTH": "auth",
+    "MAIL": "mail",
+    "RCPT": "rcpt",
+    "DATA": "data",
+    "BDAT": "data",
+}
+#: An agent's SMTP event -> the stage it acts at.
+EVENT_STAGES = {
+    "onconnect": "connect",
+    "onconnectevent": "connect",
+    "onhelocommand": "helo",
+    "onehlocommand": "helo",
+    "onauthcommand": "auth",
+    "onmailcommand": "mail",
+    "onrcptcommand": "rcpt",
+    "onendofheaders": "data",
+    "onendofdata": "data",
+    "ondatacommand": "data",
+}
+_ADDRESS = re.compile(r"<([^<>]*)>")
+_SMTP_COLUMNS = (
+    "server, session_id, date_time, sequence_number, event, command, data, context, "
+    "reply_code, remote_ip, connector_id, file, line"
+)
+
+
+def _address(data: str | None) -> str | None:
+    m = _ADDRESS.search(data or "")
+    return m[1] if m and m[1] else None
+
+
+def _matches(pattern: str | None, value: str | None) -> bool:
+    """Whether ``value`` matches a user's wildcard pattern (``*@contoso.com``), any case."""
+    if pattern is None:
+        return True
+    if value is None:
+        return False
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.IGNORECASE) is not None
+
+
+def _evidence(log: str, row: dict, text: str) -> dict:
+    return {
+        "log": log,
+        "server": row.get("server"),
+        "date_time": row["date_time"],
+        "text": text,
+        "file": row.get("file"),
+        "line": row.get("line"),
+    }
+
+
+def _window(q: Query) -> tuple[str, list]:
+    return time_filter(q.since, q.until)
+
+
+def _sessions(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
+    """Every row of the receive sessions with a refusal in the window."""
+    where, params = _window(q)
+    sql = f"""
+        with bad as (
+            select distinct server, session_id, date from smtp
+            where direction = 'receive' and log_format = 'exchange-smtp-protocol'
+              and reply_code >= 500 and session_id is not null and {where}
+        )
+        select {_SMTP_COLUMNS} from smtp join bad using (server, session_id, date)
+        where direction = 'receive' and log_format = 'exchange-smtp-protocol'
+        order by server, session_id, sequence_number, date_time
+    """
+    return records(con.sql(sql, params=params))
+
+
+def _iis_rows(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
+    """Every IIS SMTP line of the clients refused in the window (IIS logs have no sessions:
+    a client's lines are split into sessions by ``_iis_sessions``)."""
+    where, params = _window(q)
+    verbs = ", ".join(f"'{v}'" for v in STAGES)
+    sql = f"""
+        with bad as (
+            select distinct server, remote_ip, date from smtp
+            where log_format = 'iis-smtp' and direction = 'receive' and reply_code >= 500
+              and upper(command) in ({verbs}) and {where}
+        )
+        select {_SMTP_COLUMNS}, helo from smtp join bad using (server, remote_ip, date)
+        where log_format = 'iis-smtp' and direction = 'receive'
+        order by server, remote_ip, date_time, line
+    """
+    return records(con.sql(sql, params=params))
+
+
+def _iis_sessions(rows: list[dict]) -> list[list[dict]]:
+    """One client's IIS lines as sessions: a new one at each HELO/EHLO, after a QUIT, or
+    after ten minutes of silence."""
+    out: list[list[dict]] = []
+    for r in rows:
+        verb = (r.get("command") or "").upper()
+        new = (
+            not out
+            or verb in ("HELO", "EHLO")
+            or (out[-1][-1].get("command") or "").upper() == "QUIT"
+            or (r["date_time"] - out[-1][-1]["date_time"]).total_seconds() > 600
+        )
+        if new:
+            out.append([r])
+        else:
+            out[-1].append(r)
+    return out
+
+
+def _from_iis(rows: list[dict]) -> dict:
+    """An attempt from one IIS session: each line is a command with its reply code."""
+    sender, accepted, refusals = None, [], []
+    for r in rows:
+        verb = (r.get("command") or "").upper()
+        code = r.get("reply_code") or 0
+        if verb == "MAIL" and code < 400:
+            sender = _address(r.get("data"))
+        stage = STAGES.get(verb)
+        if verb == "RCPT" and code < 400 and _address(r.get("data")):
+            accepted.append(_address(r.get("data")))
+        if code < 500 or stage is None:
+            continue
+        if stage == "mail":
+            sender = _address(r.get("data"))
+        if stage == "rcpt":
+            who = [_address(r.get("data"))]
+        else:
+            who = (accepted or [None]) if stage == "data" else [None]
+        for a in who:
+            refusals.append(
+                {
+                    "address": a,
+                    "stage": stage,
+                    "reply": str(code),
+                    "date_time": r["date_time"],
+                    "agent": None,
+                    "evidence": [
+                        _evidence("smtp", r, f"{r.get('command')} {r.get('data') or ''} -> {code}")
+                    ],
+                }
+            )
+    return {
+        "server": rows[0]["server"],
+        "session_id": None,
+        "remote_ip": rows[0].get("remote_ip"),
+        "connector": rows[0].get("connector_id"),
+        "helo": next((r["helo"] for r in rows if r.get("helo")), None),
+        "sender": sender,
+        "message_id": None,
+        "lines": rows,
+        "agents": [],
+        "refusals": refusals,
+    }
+
+
+def _agent_rows(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
+    """Agent decisions that refused or removed mail, in the window."""
+    where, params = _window(q)
+    if q.kind() == "message_id":
+        where += " and message_id = ?"
+        params.append(q.value())
+    # a message an agent deleted or quarantined after it was accepted, unless tracked (in
+    # the same window: the agent decides as the message arrives)
+    sql = f"""
+        with found as (
+            select * from agent
+            where (action ilike 'Reject%' or action = 'Disconnect' or action ilike 'Delete%'
+                   or action ilike 'Quarantine%') and {where}
+        ),
+        tracked as (
+            select distinct message_id from tracking
+            where message_id in (select message_id from found) and {where}
+        )
+        select * from found
+        where not ((action ilike 'Delete%' or action ilike 'Quarantine%')
+                   and message_id in (select message_id from tracked))
+        order by date_time, line
+    """
+    return records(con.sql(sql, params=params + params))
+
+
+def _verdict(action: str | None) -> str:
+    """The verdict of an agent's action: rejected, dropped (Delete*), quarantined."""
+    word = (action or "").lower()
+    return next((v for k, v in ACTIONS.items() if word.startswith(k)), REJECTED)
+
+
+def _session_lines(con: duckdb.DuckDBPyConnection, keys: list[tuple]) -> dict[tuple, list]:
+    """The receive protocol lines of the sessions ``keys`` (server, session ID)."""
+    ids = sorted({sid for _, sid in keys if sid})
+    if not ids:
+        return {}
+    marks = ", ".join("?" for _ in ids)
+    rows = records(
+        con.sql(
+            f"select {_SMTP_COLUMNS} from smtp where direction = 'receive' "
+            f"and session_id in ({marks}) order by server, session_id, sequence_number",
+            params=ids,
+        )
+    )
+    out: dict[tuple, list] = {}
+    for r in rows:
+        out.setdefault((r["server"], r["session_id"]), []).append(r)
+    return out
+
+
+def _walk(rows: list[dict]) -> dict:
+    """One session's sender, HELO, recipients and refusals, from its lines in order."""
+    helo = sender = last = None
+    accepted: list[str] = []
+    refusals: list[dict] = []
+    pending_rcpt = None
+    for r in rows:
+        if r["event"] == "<" and r.get("command"):
+            last = r["command"]
+            text = r.get("data") or ""
+            if last in ("HELO", "EHLO"):
+                helo = text.split(None, 1)[1].strip() if " " in text.strip() else None
+            elif last == "MAIL":
+                sender = _address(text)
+            elif last == "RCPT":
+                pending_rcpt = _address(text)
+        elif r["event"] == ">" and r.get("reply_code"):
+            code = r["reply_code"]
+            stage = "connect" if last is None else STAGES.get(last)
+            if last == "RCPT" and code < 400 and pending_rcpt:
+                accepted.append(pending_rcpt)
+            if code >= 500 and stage is not None:
+                if stage == "rcpt":
+                    who = [pending_rcpt]
+                elif stage == "data":
+                    who = list(accepted) or [None]
+                else:
+                    who = [None]
+                refusals += [{"address": a, "stage": stage, "row": r} for a in who]
+    return {"helo": helo, "sender": sender, "refusals": refusals}
+
+
+def _agent_for(agents: list[dict], address: str | None, stage: str) -> dict | None:
+    """The agent decision behind one refusal: the one naming the recipient, else the one
+    acting at that stage."""
+    at_stage = [a for a in agents if EVENT_STAGES.get((a.get("event") or "").lower()) == stage]
+    for a in at_stage:
+        if address and address.lower() in [x.lower() for x in a.get("recipient_address") or []]:
+            return a
+    return at_stage[0] if at_stage else None
+
+
+def find(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
+    """The rejected attempts the query names, oldest first: candidates (as ``find.candidates``
+    returns them, with ``outcome`` rejected) carrying their details under ``attempt``."""
+    if q.subject or q.event_id or q.kind() not in (None, "message_id"):
+        return []
+    by_id = q.kind() == "message_id"
+    if not by_id and not (q.sender or q.recipient or q.since or q.until):
+        return []
+    agents = _agent_rows(con, q)
+    by_session: dict[tuple, list[dict]] = {}
+    for a in agents:
+        by_session.setdefault((a.get("server"), a.get("session_id")), []).append(a)
+    attempts = []
+    if not by_id:
+        lines: dict[tuple, list[dict]] = {}
+        for r in _sessions(con, q):
+            lines.setdefault((r["server"], r["session_id"]), []).append(r)
+        for key, rows in lines.items():
+            attempts.append(_from_session(rows, by_session.pop(key, [])))
+        clients: dict[tuple, list[dict]] = {}
+        for r in _iis_rows(con, q):
+            clients.setdefault((r["server"], r["remote_ip"]), []).append(r)
+        for rows in clients.values():
+            attempts += [_from_iis(s) for s in _iis_sessions(rows)]
+    lines_of = _session_lines(con, list(by_session))
+    for key, rows in by_session.items():
+        if by_id and not rows:
+            continue
+        attempts.append(_from_agents(key, rows, lines_of.get(key, [])))
+    out = []
+    for a in attempts:
+        a["refusals"] = [x for x in a["refusals"] if x["stage"] != "auth"]
+        if not a["refusals"] or (q.server and (a["server"] or "").upper() != q.server.upper()):
+            continue
+        if not _matches(q.sender, a["sender"]):
+            continue
+        if q.recipient and not any(_matches(q.recipient, x["address"]) for x in a["refusals"]):
+            continue
+        first = min(x["date_time"] for x in a["refusals"])
+        recipients = list(dict.fromkeys(x["address"] for x in a["refusals"] if x["address"]))
+        out.append(
+            {
+                "message_id": a["message_id"],
+                "network_message_id": None,
+                "date_time": first,
+                "sender": a["sender"],
+                "recipients": recipients,
+                "subject": None,
+                "outcome": a["refusals"][0].get("verdict", REJECTED),
+                "remote_ip": a["remote_ip"],
+                "server": a["server"],
+                "stage": a["refusals"][0]["stage"],
+                "attempt": a,
+            }
+        )
+    out.sort(key=lambda c: (c["date_time"], c["server"] or "", c["attempt"]["session_id"] or ""))
+    return out
+
+
+def _from_session(rows: list[dict], agents: list[dict]) -> dict:
+    walked = _walk(rows)
+    refusals = []
+    for x in walked["refusals"]:
+        r = x["row"]
+        agent = _agent_for(agents, x["address"], x["stage"])
+        refusals.append(
+            {
+                "address": x["address"],
+                "stage": x["stage"],
+                "reply": r.get("data"),
+                "date_time": r["date_time"],
+                "agent": agent,
+                "evidence": [
+                    _evidence("smtp", r, r.get("data") or ""),
+                    *([_agent_evidence(agent)] if agent else []),
+                ],
+            }
+        )
+    mid = next((a["message_id"] for a in agents if a.get("message_id")), None)
+    return {
+        "server": rows[0]["server"],
+        "session_id": rows[0]["session_id"],
+        "remote_ip": next((r["remote_ip"] for r in rows if r.get("remote_ip")), None),
+        "connector": rows[0].get("connector_id"),
+        "helo": walked["helo"],
+        "sender": walked["sender"] or next((a["p1_from_address"] for a in agents), None),
+        "message_id": mid,
+        "lines": rows,
+        "agents": agents,
+        "refusals": refusals,
+    }
+
+
+def _from_agents(key: tuple, agents: list[dict], lines: list[dict]) -> dict:
+    refusals = []
+    for a in agents:
+        stage = EVENT_STAGES.get((a.get("event") or "").lower(), "agent")
+        verdict = _verdict(a.get("action"))
+        for address in a.get("recipient_address") or [None]:
+            refusals.append(
+                {
+                    "address": address,
+                    "stage": stage,
+                    "verdict": verdict,
+                    "reply": a.get("smtp_response") if verdict == REJECTED else None,
+                    "date_time": a["date_time"],
+                    "agent": a,
+                    "evidence": [_agent_evidence(a)],
+                }
+            )
+    return {
+        "server": key[0],
+        "session_id": key[1],
+        "remote_ip": agents[0].get("remote_ip") or agents[0].get("entered_org_from_ip"),
+        "connector": lines[0].get("connector_id") if lines else None,
+        "helo": _walk(lines)["helo"] if lines else None,
+        "sender": next((a["p1_from_address"] for a in agents if a.get("p1_from_address")), None),
+        "message_id": next((a["message_id"] for a in agents if a.get("message_id")), None),
+        "lines": lines,
+        "agents": agents,
+        "refusals": refusals,
+    }
+
+
+def _agent_evidence(a: dict) -> dict:
+    text = f"{a.get('agent')} {a.get('event')} {a.get('action')}"
+    if a.get("reason"):
+        text += f" {a['reason']}" + (f" ({a['reason_data']})" if a.get("reason_data") else "")
+    if a.get("smtp_response"):
+        text += f": {a['smtp_response']}"
+    return _evidence("agent", a, text)
+
+
+def _summary(x: dict, attempt: dict, when: str) -> str:
+    agent = x["agent"]
+    stage = x["stage"].upper() if x["stage"] in ("helo", "mail", "rcpt", "data") else x["stage"]
+    done = {"dropped": "deleted", "quarantined": "quarantined"}.get(x.get("verdict"), "rejected")
+    words = f"{done} at {stage} by {attempt['server']} at {when}"
+    if agent:
+        why = agent.get("reason") or agent.get("action")
+        detail = agent.get("reason_data")
+        if agent.get("reason") and agent["reason"].startswith("Scl") and detail:
+            detail = f"SCL {detail}"
+        words += f", by the {agent.get('agent')} ({why}" + (f": {detail})" if detail else ")")
+    if x["reply"]:
+        words += f": {x['reply']}"
+    source = attempt["remote_ip"] or "an unknown client"
+    words += f"; from {source}" + (f" (HELO {attempt['helo']})" if attempt["helo"] else "")
+    if x.get("verdict", REJECTED) != REJECTED:
+        words += "; the sender was told it was accepted"
+    return words
+
+
+def build(candidate: dict, tz: str) -> MessageTrace:
+    """The trace of one rejected attempt: its SMTP session and agent decisions as the
+    timeline, a ``rejected`` verdict per refused recipient."""
+    attempt = candidate["attempt"]
+    zone = ZoneInfo(tz)
+
+    def when(t: datetime) -> str:
+        return iso(t.astimezone(zone)) or ""
+
+    events = []
+    if attempt["lines"]:
+        rows = attempt["lines"]
+        events.append(
+            Event(
+                date_time=rows[0]["date_time"],
+                server=attempt["server"],
+                event_id="SMTP SESSION",
+                meaning="The SMTP Receive session (protocol log)",
+                source="SMTP",
+                outcome="failed",
+                client=attempt["remote_ip"],
+                server_host=None,
+                connector=attempt["connector"],
+                internal_message_id=None,
+                conversation=[
+                    Line(
+                        r["date_time"],
+                        "receive",
+                        r.get("event"),
+                        r.get("data"),
+                        r.get("reply_code"),
+                        r.get("server"),
+                        r.get("session_id"),
+                        r.get("context"),
+                    )
+                    for r in rows
+                ],
+                log_format="exchange-smtp-protocol",
+                file=rows[0].get("file"),
+                line=rows[0].get("line"),
+                name="SMTP session",
+            )
+        )
+    for a in attempt["agents"]:
+        action_name, action_meaning = meaning(a.get("action"), "agent")
+        events.append(
+            Event(
+                date_time=a["date_time"],
+                server=attempt["server"],
+                event_id=(a.get("action") or "AGENT").upper(),
+                meaning=action_meaning,
+                source=a.get("agent"),
+                outcome={"dropped": "dropped", "quarantined": "quarantined"}.get(
+                    _verdict(a.get("action")), "failed"
+                ),
+                client=a.get("remote_ip"),
+                server_host=None,
+                connector=None,
+                internal_message_id=None,
+                recipients=[
+                    {"address": x, "status": a.get("smtp_response"), "status_meaning": None}
+                    for x in a.get("recipient_address") or []
+                ],
+                message_id=a.get("message_id"),
+                log_format="exchange-agent",
+                file=a.get("file"),
+                line=a.get("line"),
+                name=action_name,
+            )
+        )
+    events.sort(key=lambda e: e.date_time)
+    verdicts = []
+    for x in attempt["refusals"]:
+        enhanced, status_meaning = explain(x["reply"])
+        agent = x["agent"] or {}
+        verdicts.append(
+            Verdict(
+                address=x["address"],
+                verdict=x.get("verdict", REJECTED),
+                server=attempt["server"],
+                date_time=x["date_time"],
+                summary=_summary(x, attempt, when(x["date_time"])),
+                status=x["reply"],
+                status_meaning=status_meaning,
+                enhanced_status=enhanced,
+                stage=x["stage"],
+                agent=agent.get("agent"),
+                reason=agent.get("reason"),
+                remote_ip=attempt["remote_ip"],
+                helo=attempt["helo"],
+                evidence=x["evidence"],
+            )
+        )
+    return MessageTrace(
+        message_id=attempt["message_id"],
+        network_message_id=None,
+        subject=None,
+        sender=attempt["sender"],
+        received_at=None,
+        size=None,
+        events=events,
+        recipients=verdicts,
+    )
+
+
+def shown(candidate: dict) -> dict:
+    """A candidate as the result lists it (JSON-ready, without its details)."""
+    out = {k: v for k, v in candidate.items() if k != "attempt"}
+    out["date_time"] = candidate["date_time"].isoformat()
+    return out

@@ -1,0 +1,356 @@
+"""Rejected attempts and next-hop evidence: synth --agent-logs against its truth, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import LOGANALYZER
+
+from loganalyzer.ingest import ingest
+from loganalyzer.synth import generate
+from loganalyzer.trace import trace
+
+STAGES = {"connect", "helo", "rcpt", "data"}
+
+
+@pytest.fixture(scope="module")
+def agent_store(tmp_path_factory) -> tuple[Path, list[dict]]:
+    root = tmp_path_factory.mktemp("agentlogs")
+    generate(root / "logs", messages=250, seed=5, agent_logs=True)
+    ingest([root / "logs"], root / "store")
+    truth = [json.loads(x) for x in (root / "logs" / "truth.jsonl").open(encoding="utf-8")]
+    return root / "store", truth
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z") if t else None
+
+
+def test_synth_writes_both_logs_and_every_stage(agent_store, tmp_path):
+    store, truth = agent_store
+    rejected = [t for t in truth if t["verdict"] == "rejected"]
+    assert {t["stage"] for t in rejected} == STAGES
+    assert {t["agent"] for t in rejected} == {
+        None,
+        "Connection Filtering Agent",
+        "Recipient Filter Agent",
+        "Sender Id Agent",
+        "Content Filter Agent",
+    }
+    # a session that never reached DATA has no Message-ID; one that did has it
+    assert all((t["message_id"] is None) == (t["stage"] != "data") for t in rejected)
+    deleted = [t for t in truth if t.get("agent") and t["verdict"] != "rejected"]
+    assert {t["verdict"] for t in deleted} == {"dropped", "quarantined"}
+    assert all(t["message_id"] and t["reply"] is None for t in deleted)
+    named = Counter(t["next_hop_failure"] for t in truth if t.get("next_hop_failure"))
+    assert set(named) <= {"dns", "refused", "timeout", "tls"} and named
+    done = subprocess.run(
+        [LOGANALYZER, "synth", "--out", str(tmp_path / "o"), "--messages", "20", "--agent-logs"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "rejected" in done.stdout
+    assert list((tmp_path / "o").glob("EX0*/AgentLog/AgentLog*.LOG"))
+    assert list((tmp_path / "o").glob("EX0*/Connectivity/CONNECTLOG*.LOG"))
+
+
+def test_every_truth_row_equals_the_trace(agent_store):
+    """Tracked recipients by Message-ID, rejected ones as listed by time; the next-hop
+    failure of every deferred or failed recipient named as the truth names it."""
+    store, truth = agent_store
+    result = trace(store, since="2000-01-01", all=True, limit=10**6)
+    tracked, refused = {}, {}
+    for m in result.messages:
+        for r in m.recipients:
+            for v in r.flatten():
+                if v.stage is not None:  # an attempt: rejected, or deleted/quarantined by an agent
+                    key = (m.message_id, v.address, _iso(v.date_time), v.remote_ip)
+                    refused[key] = v
+                else:
+                    tracked[(m.message_id, v.address.lower())] = v
+    wrong = Counter()
+    for t in truth:
+        if "stage" in t:
+            v = refused.get((t["message_id"], t["recipient"], t["at"], t["remote_ip"]))
+            same = v is not None and (v.verdict, v.server, v.stage, v.agent, v.status) == (
+                t["verdict"],
+                t["server"],
+                t["stage"],
+                t["agent"],
+                t["reply"],
+            )
+        else:
+            v = tracked.get((t["message_id"], t["recipient"].lower()))
+            same = v is not None and (v.verdict, v.server, _iso(v.date_time)) == (
+                t["verdict"],
+                t["server"],
+                t["at"],
+            )
+            same = same and v.next_hop_failure == t["next_hop_failure"]
+        if not same:
+            wrong[(t["verdict"], v.verdict if v else None)] += 1
+    assert not wrong, dict(wrong)
+    # and the trace lists no refusal the truth does not have
+    assert len(refused) == sum("stage" in t for t in truth)
+    assert {t["verdict"] for t in truth if "stage" in t} == {"rejected", "dropped", "quarantined"}
+
+
+def test_a_rejected_recipient_is_found_by_who_and_when(agent_store):
+    store, truth = agent_store
+    t = next(
+        x for x in truth if x.get("stage") == "rcpt" and x.get("agent") == "Recipient Filter Agent"
+    )
+    at = datetime.fromisoformat(t["at"].replace("Z", "+00:00"))
+    result = trace(
+        store,
+        sender=t["sender"],
+        recipient=t["recipient"].upper(),
+        since=(at - timedelta(minutes=5)).isoformat(),
+        until=(at + timedelta(minutes=5)).isoformat(),
+    )
+    assert [c["outcome"] for c in result.candidates] == ["rejected"]
+    [m] = result.messages  # one match is traced
+    [v] = [v for v in m.recipients if v.address == t["recipient"]]
+    assert (v.verdict, v.stage, v.reason, v.status) == (
+        "rejected",
+        "rcpt",
+        "RecipientDoesNotExist",
+        "550 5.1.1 User unknown",
+    )
+    assert [e["log"] for e in v.to_dict()["evidence"]] == ["smtp", "agent"]
+    assert v.summary.startswith(f"rejected at RCPT by {t['server']}")
+    assert "by the Recipient Filter Agent (RecipientDoesNotExist)" in v.summary
+
+
+def test_a_spam_rejection_is_found_by_its_message_id(agent_store):
+    store, truth = agent_store
+    t = next(x for x in truth if x.get("agent") == "Content Filter Agent")
+    result = trace(store, t["message_id"])
+    [m] = result.messages
+    assert m.message_id == t["message_id"]
+    v = next(v for v in m.recipients if v.address == t["recipient"])
+    assert (v.verdict, v.stage, v.reason) == ("rejected", "data", "SclAtOrAboveRejectThreshold")
+    assert "(SclAtOrAboveRejectThreshold: SCL " in v.summary
+
+
+def test_cli_picks_a_rejected_attempt_as_its_session(agent_store):
+    store, truth = agent_store
+    t = next(x for x in truth if x.get("stage") == "connect")
+    at = datetime.fromisoformat(t["at"].replace("Z", "+00:00"))
+    window = ["--since", (at - timedelta(seconds=1)).isoformat()]
+    window += ["--until", (at + timedelta(seconds=1)).isoformat()]
+    base = [LOGANALYZER, "trace", "--store", str(store), *window, "--json"]
+    listing = json.loads(subprocess.run(base, capture_output=True, text=True, timeout=300).stdout)
+    n = next(
+        i
+        for i, c in enumerate(listing["candidates"], 1)
+        if c["outcome"] == "rejected" and c["remote_ip"] == t["remote_ip"]
+    )
+    done = subprocess.run([*base, "--pick", str(n)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    [m] = json.loads(done.stdout)["messages"]
+    [v] = m["recipients"]
+    assert (v["address"], v["verdict"], v["stage"], v["agent"], v["remote_ip"]) == (
+        None,
+        "rejected",
+        "connect",
+        "Connection Filtering Agent",
+        t["remote_ip"],
+    )
+    assert v["status"] == t["reply"] and v["date_time"] == t["at"]
+    session = next(e for e in m["events"] if e["event_id"] == "SMTP SESSION")
+    assert [c["event"] for c in session["conversation"]] == ["+", ">", "-"]
+    page = store.parent / "refused.html"
+    text = subprocess.run(
+        [*base[:-1], "--pick", str(n), "--html", str(page)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert text.returncode == 0, text.stderr
+    assert "rejected at connect by" in " ".join(text.stdout.split())
+    html = page.read_text(encoding="utf-8")
+    assert "(no recipient yet)" in html and ">None<" not in html
+
+
+def test_a_content_filter_delete_of_an_accepted_message_is_named(agent_store):
+    store, truth = agent_store
+    t = next(x for x in truth if x["verdict"] == "dropped" and x.get("agent"))
+    [m] = trace(store, t["message_id"]).messages
+    v = next(v for v in m.recipients if v.address == t["recipient"])
+    assert (v.verdict, v.stage, v.agent, v.reason) == (
+        "dropped",
+        "data",
+        "Content Filter Agent",
+        "SclAtOrAboveDeleteThreshold",
+    )
+    assert v.summary.startswith(f"deleted at DATA by {t['server']}")
+    assert "(SclAtOrAboveDeleteThreshold: SCL 9)" in v.summary
+    assert v.summary.endswith("the sender was told it was accepted")
+    session = next(e for e in m.events if e.event_id == "SMTP SESSION")
+    assert any((c.data or "").startswith("250 2.6.0") for c in session.conversation)
+
+
+def test_a_failed_next_hop_is_named_in_the_verdict(agent_store):
+    store, truth = agent_store
+    t = next(x for x in truth if x["verdict"] == "failed" and x.get("next_hop_failure"))
+    [m] = trace(store, t["message_id"]).messages
+    v = next(v for v in m.recipients if v.address == t["recipient"])
+    words = {
+        "dns": "DNS query failed",
+        "refused": "connection refused",
+        "timeout": "connection timed out",
+        "tls": "TLS negotiation failed",
+    }[t["next_hop_failure"]]
+    domain = t["recipient"].split("@")[1]
+    assert f"next hop {domain}: {words}" in v.summary
+    assert v.evidence and {e["log"] for e in v.evidence} == {"connectivity"}
+    assert all(e["server"] == t["server"] and e["file"] and e["line"] for e in v.evidence)
+
+
+def test_report_figures_equal_the_truth(agent_store):
+    from loganalyzer.query import connect
+    from loganalyzer.report.rejected import next_hops, rejections
+    from loganalyzer.store import Store
+
+    store, truth = agent_store
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    with connect(Store(store)) as con:
+        refused = rejections(con, start, start + timedelta(days=1))
+        hops = next_hops(con, start, start + timedelta(days=1))
+    by_stage = refused.groupby("stage")[["attempts", "recipients"]].sum()
+    rows = Counter(t.get("stage") for t in truth if t["verdict"] == "rejected")
+    for stage in ("rcpt", "data"):
+        assert by_stage.loc[stage, "recipients"] == rows[stage]
+    for stage in ("connect", "helo"):
+        assert by_stage.loc[stage, "attempts"] == rows[stage]
+    harvest = refused[refused["reason"] == "RecipientDoesNotExist"]
+    assert harvest["recipients"].sum() == sum(
+        t.get("agent") == "Recipient Filter Agent" for t in truth
+    )
+    failing = {
+        (t["server"], t["recipient"].split("@")[1], t["next_hop_failure"])
+        for t in truth
+        if t.get("next_hop_failure")
+    }
+    for server, domain, kind in failing:
+        row = hops[(hops["server"] == server) & (hops["destination"] == domain)]
+        assert len(row) == 1 and row.iloc[0][kind] > 0, (server, domain, kind)
+
+
+def test_an_agent_quarantine_of_an_accepted_message_is_named(tmp_path):
+    from logfiles import row, write_log
+
+    logs = tmp_path / "logs" / "EX02"
+    write_log(
+        logs / "MSGTRK2026030210-1.LOG",
+        [
+            row(1, sender_address="promo@bad.example", return_path="promo@bad.example"),
+            row(
+                2,
+                event_id="DELIVER",
+                source="STOREDRIVER",
+                message_id="<msg1@contoso.com>",
+                network_message_id=row(1)["network-message-id"],
+            ),
+        ],
+    )
+    agent = logs / "AgentLog" / "AgentLog20260302-1.LOG"
+    agent.parent.mkdir()
+    agent.write_text(
+        "#Software: Microsoft Exchange Server\r\n#Version: 15.0.0.0\r\n#Log-type: Agent Log\r\n"
+        "#Date: 2026-03-02T10:00:00.000Z\r\n#Fields: Timestamp,SessionId,LocalEndpoint,"
+        "RemoteEndpoint,EnteredOrgFromIP,MessageId,P1FromAddress,P2FromAddresses,Recipient,"
+        "NumRecipients,Agent,Event,Action,SmtpResponse,Reason,ReasonData,Diagnostics,"
+        "NetworkMsgID,TenantID,Directionality\r\n"
+        "2026-03-02T10:00:01.500Z,08DA9A4C1D2E0001,10.0.0.6:25,203.0.113.9:40112,203.0.113.9,"
+        "<msg1@contoso.com>,promo@bad.example,promo@bad.example;,bob@contoso.com,1,"
+        "Content Filter Agent,OnEndOfData,QuarantineMessage,"
+        "550 5.2.1 Content Filter agent quarantined this message,"
+        "SclAtOrAboveQuarantineThreshold,7,,,,Incoming\r\n",
+        encoding="utf-8",
+    )
+    store = tmp_path / "store"
+    ingest([tmp_path / "logs"], store)
+    done = subprocess.run(
+        [LOGANALYZER, "trace", "--store", str(store), "msg1@contoso.com", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    [m] = json.loads(done.stdout)["messages"]
+    [v] = m["recipients"]
+    assert v["summary"].endswith(
+        "; QuarantineMessage by the Content Filter Agent (SclAtOrAboveQuarantineThreshold, SCL 7)"
+    )
+    assert (v["agent"], v["reason"]) == ("Content Filter Agent", "SclAtOrAboveQuarantineThreshold")
+    [e] = v["evidence"]
+    assert (e["log"], e["server"], e["line"], e["date_time"]) == (
+        "agent",
+        "EX02",
+        6,
+        "2026-03-02T10:00:01.500Z",
+    )
+    # by time, the tracked message once: the agent's quarantine is not an attempt of its own
+    listed = trace(store, since="2026-03-02", until="2026-03-03")
+    assert [c["message_id"] for c in listed.candidates] == ["<msg1@contoso.com>"]
+
+
+RELAY_ATTEMPT = """\
+#Software: Microsoft Internet Information Services 7.5
+#Version: 1.0
+#Date: 2026-03-02 09:00:00
+#Fields: date time c-ip cs-username s-sitename s-computername s-ip s-port cs-method cs-uri-stem \
+cs-uri-query sc-status sc-win32-status sc-bytes cs-bytes time-taken cs-version cs-host \
+cs(User-Agent) cs(Cookie) cs(Referer)
+2026-03-02 09:00:01 198.51.100.77 spambot.example SMTPSVC1 RELAY01 192.0.2.30 0 EHLO - \
++spambot.example 250 0 240 20 0 SMTP - - - -
+2026-03-02 09:00:02 198.51.100.77 spambot.example SMTPSVC1 RELAY01 192.0.2.30 0 MAIL - \
++FROM:+<deals@spambot.example> 250 0 57 45 0 SMTP - - - -
+2026-03-02 09:00:02 198.51.100.77 spambot.example SMTPSVC1 RELAY01 192.0.2.30 0 RCPT - \
++TO:+<victim@elsewhere.example> 550 0 40 30 0 SMTP - - - -
+2026-03-02 09:00:03 198.51.100.77 spambot.example SMTPSVC1 RELAY01 192.0.2.30 0 QUIT - \
+spambot.example 240 0 68 4 0 SMTP - - - -
+"""
+
+
+def test_a_relay_attempt_in_an_iis_log_is_listed(tmp_path):
+    log = tmp_path / "RELAY01" / "SMTPSVC1" / "ex260302.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(RELAY_ATTEMPT.replace("\n", "\r\n"), encoding="ascii")
+    store = tmp_path / "store"
+    ingest([log], store)
+    args = ["--recipient", "victim@*", "--since", "2026-03-02", "--until", "2026-03-03"]
+    done = subprocess.run(
+        [LOGANALYZER, "trace", "--store", str(store), *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    [c] = result["candidates"]
+    assert (c["outcome"], c["sender"], c["recipients"], c["remote_ip"]) == (
+        "rejected",
+        "deals@spambot.example",
+        ["victim@elsewhere.example"],
+        "198.51.100.77",
+    )
+    [v] = result["messages"][0]["recipients"]
+    assert (v["verdict"], v["stage"], v["status"], v["helo"], v["server"]) == (
+        "rejected",
+        "rcpt",
+        "550",
+        "spambot.example",
+        "RELAY01",
+    )
+    assert v["date_time"] == "2026-03-02T09:00:02.000Z"
+    assert [(e["log"], e["line"]) for e in v["evidence"]] == [("smtp", 7)]
