@@ -26,6 +26,8 @@ def test_the_registry_holds_one_format_value_per_name():
         "iis-smtp",
         "exchange2003-tracking",
         "exo-message-trace",
+        "exchange-agent",
+        "exchange-connectivity",
     ]
     assert all(isinstance(f, Format) and f.name == n for n, f in FORMATS.items())
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -86,6 +88,8 @@ def test_formats_command_lists_every_format_value():
         ("iis-smtp", "smtp"),
         ("exchange2003-tracking", "tracking"),
         ("exo-message-trace", "tracking"),
+        ("exchange-agent", "agent"),
+        ("exchange-connectivity", "connectivity"),
     ]
     assert rows[2]["files"] == "SMTPSVC*\\ex*.log, in*.log, nc*.log"
     assert rows[3]["description"] == (

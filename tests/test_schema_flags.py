@@ -90,15 +90,19 @@ def test_flags_are_read_from_the_declaration():
     assert next(c for c in schema.table_columns("manifest") if c.name == "rows").flags == Flag.NONE
     assert frames.CATEGORIES == schema.CATEGORIES
     assert sorted(schema.CATEGORIES) == [
+        "action",
+        "agent",
         "command",
         "connector_id",
         "direction",
         "directionality",
         "event",
         "event_id",
+        "failure",
         "log_format",
         "log_type",
         "outcome",
+        "reason",
         "server",
         "source",
     ]

@@ -248,5 +248,5 @@ FORMAT = Format(
     read=read,
     parse_run=parse_run,
     field_sets=FIELD_SETS,
-    joins_files=True,
+    joins_files=False,
 )

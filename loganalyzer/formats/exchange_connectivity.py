@@ -211,5 +211,5 @@ FORMAT = Format(
     read=read,
     parse_run=parse_run,
     field_sets={len(FIELDS): tuple(FIELDS)},
-    joins_files=True,
+    joins_files=False,
 )
