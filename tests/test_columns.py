@@ -181,9 +181,9 @@ def test_brackets_are_kept_whole_without_a_recipient_count():
 
 def test_a_bracket_closed_twice_after_opening_twice_in_one_segment():
     # walked bracket by bracket: ']' at depth 0, then '[' '[' ']' leave one open
-    statuses = _s("x] [[a];b]", "[a];[b;c]")
+    statuses = _s("x] [[a];550 b]", "[a];[b;c]")
     assert c.split_statuses(statuses, pa.array([1, 2], pa.int64())).to_pylist() == [
-        ["x] [[a];b]"],
+        ["x] [[a];550 b]"],
         ["[a]", "[b;c]"],
     ]
 
