@@ -81,6 +81,7 @@ def event(when: str, name: str, rcpts: list[str], status: str = "") -> tuple:
 
 def previous_day() -> Day:
     d = Day()
+    remote = ["far@remote.example", "near@remote.example"]  # one message sent out to two
     d.message(
         "p1@contoso.com",
         "alice@contoso.com",
@@ -97,10 +98,16 @@ def previous_day() -> Day:
         1100,
         "Originating",
         [
-            receive("2026-03-02T11:00:00.000Z", "far@remote.example"),
+            receive("2026-03-02T11:00:00.000Z", *remote),
             event("2026-03-02T11:00:05.000Z", "DEFER", ["far@remote.example"], DNS),
-            send_out("2026-03-02T11:00:10.000Z", "far@remote.example", "mx.remote.example"),
-        ],
+            (
+                "2026-03-02T11:00:10.000Z",
+                "SEND",
+                remote,
+                ["250 2.6.0 Queued"] * 2,
+                {"server_hostname": "mx.remote.example", "connector_id": "Internet"},
+            ),
+        ],  # fmt: skip
     )
     # received before midnight, delivered after it: counted as received the day before
     d.message(
@@ -330,7 +337,7 @@ HEADLINE = {
     "received_messages": (16, 3),
     "bytes_in": (34050, 4100),
     "delivered_recipients": (9, 1),
-    "sent_out_recipients": (4, 1),
+    "sent_out_recipients": (4, 2),
     "bytes_out": (11850, 1100),
     "failed_recipients": (7, 0),
     "bounces": (1, 0),
@@ -400,7 +407,7 @@ def test_two_days_summed_per_day(store):
     """The days of a longer report; its per-hour rows are computed once per day."""
     r = daily_report(store, DAY, days=2)
     assert records(r.daily) == [
-        ("2026-03-02", 3, 1, 1, 0, 1, 4100),
+        ("2026-03-02", 3, 1, 2, 0, 1, 4100),
         ("2026-03-03", 16, 9, 4, 7, 5, 34050),
     ]
     assert list(r.daily.columns) == [
