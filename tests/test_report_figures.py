@@ -109,6 +109,9 @@ def previous_day() -> Day:
             ),
         ],  # fmt: skip
     )
+    # a null sender without directionality, failed two days later (on the day after)
+    d.message("p3@example.com", "", 450, "",
+              [receive("2026-03-02T12:00:00.000Z", "late@contoso.com")])  # fmt: skip
     # received before midnight, delivered after it: counted as received the day before
     d.message(
         "m0@fabrikam.com",
@@ -298,6 +301,8 @@ def the_day() -> Day:
         "",
         [receive("18:00:00", "bob@contoso.com"), deliver("18:00:01", "bob@contoso.com")],
     )
+    late = event("2026-03-04T00:30:00.000Z", "FAIL", ["late@contoso.com"], POLICY)
+    d.message("p3@example.com", "", 450, "", [late])
     return d
 
 
@@ -334,8 +339,8 @@ def check_grand_totals(report):
 
 #: The headline figures of the day and of the day before it.
 HEADLINE = {
-    "received_messages": (16, 3),
-    "bytes_in": (34050, 4100),
+    "received_messages": (16, 4),
+    "bytes_in": (34050, 4550),
     "delivered_recipients": (9, 1),
     "sent_out_recipients": (4, 2),
     "bytes_out": (11850, 1100),
@@ -354,6 +359,7 @@ def check_headline_and_the_previous_day(report):
 
 
 def check_distinct_senders_recipients_and_domains(report):
+    assert list(report.distinct.columns) == ["figure", "count"]
     assert records(report.distinct) == [
         ("senders", 8),
         ("sender domains", 4),
@@ -407,7 +413,7 @@ def test_two_days_summed_per_day(store):
     """The days of a longer report; its per-hour rows are computed once per day."""
     r = daily_report(store, DAY, days=2)
     assert records(r.daily) == [
-        ("2026-03-02", 3, 1, 2, 0, 1, 4100),
+        ("2026-03-02", 4, 1, 2, 0, 1, 4550),
         ("2026-03-03", 16, 9, 4, 7, 5, 34050),
     ]
     assert list(r.daily.columns) == [
@@ -419,7 +425,7 @@ def test_two_days_summed_per_day(store):
         "deferrals",
         "bytes_in",
     ]
-    assert len(r.hourly) == 48 and r.hourly["received"].sum() == 19
+    assert len(r.hourly) == 48 and r.hourly["received"].sum() == 20
 
 
 #: What the codes mean (Microsoft's and RFC 3463's words, in the code tables); an unlisted
@@ -564,6 +570,7 @@ def check_latency_percentiles(report):
 
 
 def check_latency_per_hour(report):
+    assert list(report.latency_hourly.columns) == ["hour", "recipients", "p50", "p90", "p99", "max"]
     hours = sorted(set(DELIVERED_S) | set(SENT_S))
     want = [
         (
@@ -698,11 +705,16 @@ def test_the_day(store):
 def test_the_day_after_has_nothing_and_compares_with_the_day(store):
     r = daily_report(store, "2026-03-04")
     figures = HEADLINE
-    assert {k: r.headline[k] for k in figures} == dict.fromkeys(figures, 0)
+    assert {k: r.headline[k] for k in figures} == {
+        **dict.fromkeys(figures, 0),
+        "failed_recipients": 1,
+    }
     assert {k: r.previous[k] for k in figures} == {k: v[0] for k, v in figures.items()}
     assert records(r.totals) == [
         ("received", 0, None, 0),
-        *[(kind, 0, 0, 0) for kind in ("delivered", "sent out", "failed", "dropped")],
+        *[(kind, 0, 0, 0) for kind in ("delivered", "sent out")],
+        ("failed", 1, 1, 450),  # received two days before: no sender side to show
+        ("dropped", 0, 0, 0),
         ("quarantined", 0, 0, 0),
         ("bounces (NDRs created)", 0, None, 0),
         ("still deferred", 0, 0, None),
@@ -710,7 +722,7 @@ def test_the_day_after_has_nothing_and_compares_with_the_day(store):
         ("deferrals (attempts)", None, 0, None),
         ("expanded (lists)", 0, 0, None),
     ]
-    assert r.latency.empty and r.slowest.empty and r.pending.empty
+    assert r.latency.empty and r.slowest.empty and r.pending.empty and r.sides.empty
 
 
 def test_lists_cut_to_the_top(store):
