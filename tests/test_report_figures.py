@@ -389,6 +389,7 @@ def check_per_hour(report):
         "bytes_in",
     ]
     assert len(h) == 24
+    assert h.dtypes.iloc[1:].tolist() == ["int64"] * 6  # counts, not 1.0
     assert h["hour"].iloc[0] == pd.Timestamp("2026-03-03T00:00", tz="UTC")
     assert h["hour"].iloc[23] == pd.Timestamp("2026-03-03T23:00", tz="UTC")
 
