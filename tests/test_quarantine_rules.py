@@ -124,3 +124,15 @@ def test_ingest_exit_codes_through_the_command(tmp_path):
     wrong = loganalyzer("ingest", logs, "--store", store, "--format", "no-such-format")
     assert wrong.returncode == 2 and "no-such-format" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_a_recipient_count_past_2_31_quarantines_one_line_through_the_command(tmp_path):
+    """Once the whole file failed (Arrow's cast to int32 raised); now only its line is out."""
+    name, text, _ = _tracking({"recipient_count": "5000000000"})
+    path = tmp_path / "logs" / name
+    path.parent.mkdir(parents=True)
+    path.write_bytes(text.encode("utf-8"))
+    done = loganalyzer("ingest", tmp_path / "logs", "--store", tmp_path / "store", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["rows"], summary["quarantined"]) == (3, 1)
