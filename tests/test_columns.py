@@ -159,3 +159,47 @@ def test_status_lists_with_brackets_closing_and_opening_in_one_segment():
     assert c.split_statuses(_s("550 a;b"), pa.array([None], pa.int64())).to_pylist() == [
         ["550 a", "b"]
     ]
+
+
+def test_integers_too_large_for_their_type_are_bad_not_a_failed_file():
+    # a recipient count past 2^31 - 1 is a damaged value of that line, not of the whole file
+    values, bad = c.parse_int(_s("5000000000", " 7", "-2147483649", "2147483647"), pa.int32())
+    assert values.type == pa.int32()
+    assert values.to_pylist() == [None, 7, None, 2147483647]
+    assert bad.to_pylist() == [True, False, True, False]
+
+
+def test_brackets_are_kept_whole_without_a_recipient_count():
+    statuses = _s("[a;b];c", "550 a;b [c]", "550 a;b")
+    counts = pa.array([None, None, None], pa.int64())
+    assert c.split_statuses(statuses, counts).to_pylist() == [
+        ["[a;b]", "c"],
+        ["550 a", "b [c]"],  # no count: nothing merged
+        ["550 a", "b"],
+    ]
+
+
+def test_a_bracket_closed_twice_after_opening_twice_in_one_segment():
+    # walked bracket by bracket: ']' at depth 0, then '[' '[' ']' leave one open
+    statuses = _s("x] [[a];550 b]", "[a];[b;c]")
+    assert c.split_statuses(statuses, pa.array([1, 2], pa.int64())).to_pylist() == [
+        ["x] [[a];550 b]"],
+        ["[a]", "[b;c]"],
+    ]
+
+
+def test_codes_of_lists_sliced_and_ending_with_a_status():
+    lists = pa.array([["250 2.1.5 OK"], ["550 5.1.1 unknown", "452 4.2.2 full"]], c.LIST)
+    enhanced, reply = c.status_codes(lists.slice(1))
+    assert enhanced.to_pylist() == [["5.1.1", "4.2.2"]]
+    assert reply.to_pylist() == [["550", "452"]]
+
+
+def test_outcomes_and_spelling_of_one_family_only():
+    # 1028 is an Exchange 2003 event (delivered), unknown to the 2007+ table
+    assert c.outcomes(_s("1028", "DELIVER"), "exchange-event").to_pylist() == [None, "delivered"]
+    assert c.spelled(
+        _s("delivered", " FAILED ", "Nonsense", None, "send EXTERNAL"), "exo-status"
+    ).to_pylist() == ["Delivered", "Failed", "Nonsense", None, "Send external"]
+    assert c.spelled(_s("DELIVER"), "exo-status").to_pylist() == ["Deliver"]
+    assert c.spelled(_s("1028"), "exo-status").to_pylist() == ["1028"]

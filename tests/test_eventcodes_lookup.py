@@ -79,3 +79,13 @@ def test_unknown_codes_and_families_are_named():
         with pytest.raises(ValueError) as err:
             call()
         assert str(err.value) == f"unknown family 'smtp'; known: {known}"
+
+
+def test_explain_within_one_family():
+    # 5.1.1 is in Exchange's table first; asked for IANA's, IANA's entry comes back
+    [iana] = eventcodes.explain("5.1.1", "enhanced-iana")
+    assert (iana.family, iana.name) == ("enhanced-iana", "Bad destination mailbox address")
+    assert eventcodes.explain("5.1.1")[0].family == "enhanced-exchange"
+    # an event name is no SMTP reply, and its text holds no code
+    with pytest.raises(eventcodes.UnknownCode, match="'DELIVER' in family 'smtp-reply'"):
+        eventcodes.explain("DELIVER", "smtp-reply")

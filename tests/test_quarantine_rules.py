@@ -66,11 +66,13 @@ CASES = {
     "tracking: no date-time": (_tracking({"date_time": ""}), 3),
     "tracking: bad total-bytes": (_tracking({"total_bytes": "7k"}), 3),
     "tracking: bad recipient-count": (_tracking({"recipient_count": "two"}), 3),
+    "tracking: recipient-count past 2^31": (_tracking({"recipient_count": "5000000000"}), 3),
     "tracking: wrong field count": (_tracking(line(row(2)).replace(",Email,", ",Email,x,")), 3),
     "2003: bad date/time": (_ex2003(0, "2003-13-12"), 2),
     "2003: bad event-id": (_ex2003(8, "10x9"), 2),
     "2003: bad total-bytes": (_ex2003(12, "4 KB"), 2),
     "2003: bad number-recipients": (_ex2003(13, "one"), 2),
+    "2003: number-recipients past 2^31": (_ex2003(13, "5000000000"), 2),
     "2003: wrong field count": (_ex2003(3, None), 2),
     "smtp: bad date-time": (_smtp(0, "2020-04-02T07:57:61.000Z"), 3),
     "smtp: no date-time": (_smtp(0, ""), 3),
@@ -82,6 +84,8 @@ CASES = {
 REASONS = {
     "tracking: wrong field count": "wrong field count: expected 30, found 31",
     "2003: wrong field count": "wrong field count: expected 20, found 19",
+    "tracking: recipient-count past 2^31": "bad recipient-count",
+    "2003: number-recipients past 2^31": "bad number-recipients",
 }
 
 
@@ -122,3 +126,15 @@ def test_ingest_exit_codes_through_the_command(tmp_path):
     wrong = loganalyzer("ingest", logs, "--store", store, "--format", "no-such-format")
     assert wrong.returncode == 2 and "no-such-format" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_a_recipient_count_past_2_31_quarantines_one_line_through_the_command(tmp_path):
+    """Once the whole file failed (Arrow's cast to int32 raised); now only its line is out."""
+    name, text, _ = _tracking({"recipient_count": "5000000000"})
+    path = tmp_path / "logs" / name
+    path.parent.mkdir(parents=True)
+    path.write_bytes(text.encode("utf-8"))
+    done = loganalyzer("ingest", tmp_path / "logs", "--store", tmp_path / "store", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["rows"], summary["quarantined"]) == (3, 1)

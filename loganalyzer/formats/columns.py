@@ -89,8 +89,12 @@ def parse_int(col: pa.Array, type_: pa.DataType | None = None) -> tuple[pa.Array
         pass
     text = pc.utf8_trim_whitespace(col)
     ok = pc.match_substring_regex(text, r"^-?\d{1,18}$")
-    clean = pc.if_else(ok, text, pa.scalar(None, pa.string()))
-    values = clean.cast(type_, safe=False)
+    values = pc.if_else(ok, text, pa.scalar(None, pa.string())).cast(pa.int64())
+    if type_ != pa.int64():  # a number past the type's range is as bad as no number
+        info = np.iinfo(type_.to_pandas_dtype())
+        fits = pc.and_(pc.greater_equal(values, info.min), pc.less_equal(values, info.max))
+        ok = pc.and_(ok, fits)
+        values = pc.if_else(ok, values, pa.scalar(None, pa.int64())).cast(type_)
     bad = pc.and_(pc.invert(pc.fill_null(ok, False)), pc.fill_null(pc.not_equal(text, ""), False))
     return values, bad
 
@@ -147,7 +151,8 @@ def split_statuses(col: pa.Array, counts: pa.Array) -> pa.ListArray:
     lengths = pc.list_value_length(pc.split_pattern(col, ";"))
     odd = pc.and_(  # a status without ";" splits into itself, brackets or not
         pc.greater(lengths, 1),
-        pc.or_(pc.match_substring_regex(col, r"[\[{]"), pc.not_equal(lengths, counts)),
+        # Kleene: brackets make a value odd even without a recipient count
+        pc.or_kleene(pc.match_substring_regex(col, r"[\[{]"), pc.not_equal(lengths, counts)),
     )
     odd = pc.fill_null(odd, False)
     if not pc.any(odd).as_py():
