@@ -27,7 +27,7 @@ _EXPORTS = {
     "Store": "loganalyzer.store",
     "trace": "loganalyzer.trace",
     "TraceResult": "loganalyzer.trace",
-    "explode_recipients": "loganalyzer.frames",
+    "explode_recipients": "loganalyzer.read.frames",
     "daily_report": "loganalyzer.report",
     "DailyReport": "loganalyzer.report",
     "analyze_headers": "loganalyzer.headers",
@@ -50,7 +50,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from loganalyzer.demo import sample_logs
-    from loganalyzer.frames import explode_recipients
+    from loganalyzer.read.frames import explode_recipients
     from loganalyzer.headers import analyze_headers
     from loganalyzer.ingest import IngestSummary, ingest
     from loganalyzer.report import DailyReport, daily_report

@@ -348,7 +348,7 @@ def sql_cmd(
     """Run SQL (DuckDB) over the store and print the result."""
     import duckdb
 
-    from loganalyzer.export import to_csv, to_json
+    from loganalyzer.read.export import to_csv, to_json
     from loganalyzer.render import print_frame
     from loganalyzer.store import Store
 

@@ -43,7 +43,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loganalyzer.errors import BadInput
-from loganalyzer.query import no_progress_bar
+from loganalyzer.read.query import no_progress_bar
 from loganalyzer.schema import TABLES, conform
 from loganalyzer.store import TMP_SUFFIX, Part, Store
 from loganalyzer.times import parse_date

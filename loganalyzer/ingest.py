@@ -20,7 +20,7 @@ from pathlib import Path
 
 from loganalyzer import formats
 from loganalyzer.errors import BadInput
-from loganalyzer.lookup import merge
+from loganalyzer.store.lookup import merge
 from loganalyzer.schema import SCHEMA_VERSION
 from loganalyzer.sources import BombError, busy, expand, os_path, read_head, user_path
 from loganalyzer.store import (

@@ -30,7 +30,7 @@ from loganalyzer import formats
 from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import TAG_SHIFT, Bad, ReadState, Run, merge_runs
 from loganalyzer.formats.common import Batch, Context
-from loganalyzer.lookup import encode, slice_hashes, table_hashes
+from loganalyzer.store.lookup import encode, slice_hashes, table_hashes
 from loganalyzer.schema import QUARANTINE, TABLES, conform
 from loganalyzer.sources import busy, open_source
 from loganalyzer.store import TMP_SUFFIX, Part, Store
@@ -157,7 +157,7 @@ class TaskResult:
     error: str | None = None
     busy: bool = False  # another program held the file open without sharing it: read later
     tz_assumed: bool = False
-    lookup: bytes = b""  # the IDs of the rows (see loganalyzer.lookup)
+    lookup: bytes = b""  # the IDs of the rows (see loganalyzer.store.lookup)
     worker: str = ""  # host:pid of the process that ran the task
 
 

@@ -15,8 +15,8 @@ from test_lookup import _v1_sketch
 
 from loganalyzer.headers.received import chain, parse_received
 from loganalyzer.ingest import ingest
-from loganalyzer.lookup import HEADER
-from loganalyzer.query import connect
+from loganalyzer.store.lookup import HEADER
+from loganalyzer.read.query import connect
 from loganalyzer.report import daily_report
 from loganalyzer.store import Store
 from loganalyzer.synth import generate

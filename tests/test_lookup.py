@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loganalyzer import lookup
+from loganalyzer.store import lookup
 from loganalyzer.ingest import ingest
 from loganalyzer.store import Store
 from loganalyzer.synth import generate

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from loganalyzer.frames import to_frame
+from loganalyzer.read.frames import to_frame
 from loganalyzer.report.period import LOOKBACK, Period
 from loganalyzer.trace.verdict import _INTERNAL_CONNECTOR, SENDS
 

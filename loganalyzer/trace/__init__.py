@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from loganalyzer.errors import BadInput
-from loganalyzer.lookup import KEYS, Sketches
-from loganalyzer.query import add_views, open_connection, point
+from loganalyzer.store.lookup import KEYS, Sketches
+from loganalyzer.read.query import add_views, open_connection, point
 from loganalyzer.store import Store
 from loganalyzer.times import parse_time, zone
 from loganalyzer.trace.build import build

@@ -2,7 +2,7 @@
 
 Readers use the manifest to know which parts are complete; only the ingest's parent process
 (or ``store compact``) renames parts and replaces the manifest. The store is a folder or an
-fsspec URL (``s3://bucket/mailstore``); see ``loganalyzer.storefs`` for what each filesystem
+fsspec URL (``s3://bucket/mailstore``); see ``loganalyzer.store.location`` for what each filesystem
 gives.
 """
 
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from loganalyzer.errors import NotAStore
 from loganalyzer.schema import SCHEMA_VERSION, columns
-from loganalyzer.storefs import LOCK_FILE, Local, Location, StoreError, location
+from loganalyzer.store.location import LOCK_FILE, Local, Location, StoreError, location
 
 __all__ = ["LOCK_FILE", "Part", "Store", "StoreError"]
 
@@ -147,7 +147,7 @@ class Store:
         """The manifest: one row per ingested file, by file key (read with ``con``, a
         connection of ``query.open_connection``, when given). ``fields``: only these
         columns (``file_key`` and ``schema_version`` always), for a reader in a hurry."""
-        from loganalyzer.query import open_connection, read_parquet, records
+        from loganalyzer.read.query import open_connection, read_parquet, records
 
         if not self.loc.exists(MANIFEST_FILE):
             return {}
@@ -219,7 +219,7 @@ class Store:
         self, wait: float | None = None, on_wait: Callable[[str], None] | None = None
     ) -> Iterator[None]:
         """Hold the store's lock: an OS file lock that dies with its holder, or on an object
-        store a lock object with a lease (see ``loganalyzer.storefs``).
+        store a lock object with a lease (see ``loganalyzer.store.location``).
 
         ``wait`` is how long to wait for another process's lock (None: as long as it takes).
         """
@@ -245,8 +245,8 @@ class Store:
 
     def check(self, on_part: Callable[[], None] | None = None) -> dict:
         """Damage (missing or unreadable parts, row counts that differ from the manifest) and
-        leftovers of killed runs (unlisted parts, temporary files): ``loganalyzer.storecheck``."""
-        from loganalyzer.storecheck import check
+        leftovers of killed runs (unlisted parts, temporary files): ``loganalyzer.store.check``."""
+        from loganalyzer.store.check import check
 
         return check(self, on_part)
 
@@ -255,7 +255,7 @@ class Store:
         """A DuckDB connection with views ``tracking``, ``smtp``, ``recipients``,
         ``quarantine`` and ``files`` over the parts the manifest lists (or the files in
         ``only``). NotAStore when the path holds no store."""
-        from loganalyzer.query import connect
+        from loganalyzer.read.query import connect
 
         if manifest is None:
             self.require()
@@ -263,7 +263,7 @@ class Store:
 
     def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
         """Run SQL over the store's views; returns a DataFrame."""
-        from loganalyzer.frames import to_frame
+        from loganalyzer.read.frames import to_frame
 
         with self.connect() as con:
             return to_frame(con.sql(query, params=params or None).to_arrow_table())
@@ -281,7 +281,7 @@ class Store:
         tz=None,
     ) -> pd.DataFrame:
         """Tracking rows, filtered; ``sender``/``recipient`` accept ``*`` wildcards."""
-        from loganalyzer.frames import select
+        from loganalyzer.read.frames import select
 
         return select(
             self,
@@ -308,7 +308,7 @@ class Store:
         tz=None,
     ) -> pd.DataFrame:
         """SMTP protocol and IIS SMTP rows, filtered."""
-        from loganalyzer.frames import select
+        from loganalyzer.read.frames import select
 
         return select(
             self,
@@ -327,7 +327,7 @@ class Store:
     ) -> pd.DataFrame:
         """One row per message: first and last row, sender, subject, size, the servers it
         passed, each recipient's last outcome, counts per outcome, latency in seconds."""
-        from loganalyzer.frames import select
+        from loganalyzer.read.frames import select
 
         return select(
             self,

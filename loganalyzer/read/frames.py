@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from loganalyzer.query import like, time_filter
+from loganalyzer.read.query import like, time_filter
 from loganalyzer.times import zone
 
 #: Low-cardinality columns returned as categoricals.
