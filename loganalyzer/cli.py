@@ -349,8 +349,8 @@ def sql_cmd(
     import duckdb
 
     from loganalyzer.read.export import to_csv, to_json
+    from loganalyzer.read.store import Store
     from loganalyzer.render import print_frame
-    from loganalyzer.store import Store
 
     try:
         df = Store(store).sql(query)

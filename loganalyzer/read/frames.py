@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from loganalyzer.read.query import like, time_filter
+from loganalyzer.read.query import connect, like, time_filter
+from loganalyzer.store import Store
 from loganalyzer.times import zone
 
 #: Low-cardinality columns returned as categoricals.
@@ -46,7 +47,7 @@ def _types(t: pa.DataType):
 
 
 def select(
-    store,
+    store: Store,
     table: str,
     *,
     since=None,
@@ -89,7 +90,7 @@ def select(
             params += [str(v).upper() if name == "event_id" else str(v) for v in values]
     cols = ", ".join(columns) if columns else "*"
     query = f"select {cols} from {table} where {' and '.join(clauses)} order by {time_column}"
-    with store.connect() as con:
+    with connect(store) as con:
         return to_frame(con.sql(query, params=params).to_arrow_table(), tz=tz)
 
 

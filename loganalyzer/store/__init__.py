@@ -2,28 +2,39 @@
 
 Readers use the manifest to know which parts are complete; only the ingest's parent process
 (or ``store compact``) renames parts and replaces the manifest. The store is a folder or an
-fsspec URL (``s3://bucket/mailstore``); see ``loganalyzer.store.location`` for what each filesystem
-gives.
+fsspec URL (``s3://bucket/mailstore``); see ``loganalyzer.store.location`` for what each
+filesystem gives. This package imports no reader: the views, DataFrames and exports over a
+store are ``loganalyzer.read``'s, which builds the public ``Store`` on this one.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loganalyzer.errors import NotAStore
-from loganalyzer.schema import SCHEMA_VERSION, columns
-from loganalyzer.store.location import LOCK_FILE, Local, Location, StoreError, location
+from loganalyzer.errors import NotAStore, StoreError
+from loganalyzer.store import manifest as _manifest
+from loganalyzer.store.location import LOCK_FILE, Local, Location, location
+from loganalyzer.store.manifest import MANIFEST_FILE, FileRow, Manifest
+from loganalyzer.store.parts import TMP_SUFFIX, Part
 
-__all__ = ["LOCK_FILE", "Part", "Store", "StoreError"]
+__all__ = [
+    "LOCK_FILE",
+    "MANIFEST_FILE",
+    "TMP_SUFFIX",
+    "FileRow",
+    "Manifest",
+    "Part",
+    "Store",
+    "StoreError",
+    "default_store",
+]
 
 if TYPE_CHECKING:
     import duckdb
-    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -31,11 +42,6 @@ if TYPE_CHECKING:
 # and starts a quarter of a second sooner.
 
 DEFAULT_STORE = "./loganalyzer-store"
-MANIFEST_FILE = "manifest.parquet"
-TMP_SUFFIX = ".tmp"
-#: Lengths at which a file's first bytes are fingerprinted; see ``fingerprints``.
-LADDER = (1 << 10, 4 << 10, 16 << 10, 64 << 10)
-HEAD = LADDER[-1]
 
 
 def default_store() -> str:
@@ -43,28 +49,12 @@ def default_store() -> str:
     return os.environ.get("LOGANALYZER_STORE") or DEFAULT_STORE
 
 
-def encode_fingerprint(fp: dict[int, str]) -> str:
-    return ";".join(f"{n}:{d}" for n, d in sorted(fp.items()))
-
-
-def decode_fingerprint(text: str) -> dict[int, str]:
-    return {int(n): d for n, _, d in (p.partition(":") for p in text.split(";") if p)}
-
-
-@dataclass
-class Part:
-    """A part file written under a temporary name, to be renamed into place."""
-
-    tmp: str  # relative to the store root
-    final: str
-    rows: int
-
-
 class Store:
     """A store: ``tracking/``, ``smtp/``, ``quarantine/`` and ``manifest.parquet`` in a folder
     or under an fsspec URL (``s3://bucket/mailstore``, ``memory://store``).
 
-    ``lease``: seconds an object store's lock lives without renewal (see storefs).
+    ``lease``: seconds an object store's lock lives without renewal (see
+    ``loganalyzer.store.location``).
     """
 
     def __init__(
@@ -73,7 +63,7 @@ class Store:
         text = os.fspath(path or default_store())
         self.root: str = text.rstrip("/") if "://" in text and not text.endswith(":///") else text
         self.loc: Location = location(self.root, lease)
-        self.last_manifest: dict[str, dict] | None = None  # as read, when it has every column
+        self.last_manifest: Manifest | None = None  # as read, when it has every column
 
     def __repr__(self) -> str:
         return f"Store({self.root!r})"
@@ -140,78 +130,25 @@ class Store:
     def remove(self, relatives: list[str]) -> None:
         self.loc.remove(relatives)
 
-    # -- manifest -------------------------------------------------------------------------
+    # -- manifest (loganalyzer.store.manifest) ---------------------------------------------
     def manifest(
         self, con: duckdb.DuckDBPyConnection | None = None, fields: list[str] | None = None
-    ) -> dict[str, dict]:
+    ) -> Manifest:
         """The manifest: one row per ingested file, by file key (read with ``con``, a
-        connection of ``query.open_connection``, when given). ``fields``: only these
+        connection of ``store.duck.open_connection``, when given). ``fields``: only these
         columns (``file_key`` and ``schema_version`` always), for a reader in a hurry."""
-        from loganalyzer.read.query import open_connection, read_parquet, records
+        rows, whole = _manifest.load(self, con, fields)
+        self.last_manifest = rows if whole else None
+        return rows
 
-        if not self.loc.exists(MANIFEST_FILE):
-            return {}
-        own = con is None
-        con = open_connection(self) if con is None else con
-        source = read_parquet([self.uri(MANIFEST_FILE)])
-        try:
-            names = con.sql(f"select * from {source} limit 0").columns
-            wanted = names if fields is None else ["file_key", "schema_version", *fields]
-            select = ", ".join(f'"{n}"' for n in names if n in wanted)
-            rows = records(con.sql(f"select {select} from {source}"))
-        finally:
-            if own:
-                con.close()
-        newest = max((r.get("schema_version") or 0 for r in rows), default=0)
-        if newest > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.root} was written by a newer loganalyzer (store schema {newest}; "
-                f"this version reads up to {SCHEMA_VERSION}): upgrade loganalyzer"
-            )
-        out = {r["file_key"]: r for r in rows}
-        # a manifest of this version, unchanged since read, is its file (the files view)
-        complete = list(names) == [name for name, _ in columns("manifest")]
-        self.last_manifest = out if complete else None
-        return out
-
-    def manifest_table(self, manifest: dict[str, dict]) -> pa.Table:
-        """``manifest`` as an Arrow table in the manifest's schema."""
-        import pyarrow as pa
-
-        from loganalyzer.schema import MANIFEST
-
-        return pa.Table.from_pylist(list(manifest.values()), schema=MANIFEST)
-
-    def write_manifest(self, rows: dict[str, dict]) -> None:
+    def write_manifest(self, rows: Manifest) -> None:
         """Replace the manifest atomically (write a temporary file, then rename)."""
-        table = self.manifest_table(dict(sorted(rows.items())))
-        tmp = f"{MANIFEST_FILE}.{os.getpid()}{TMP_SUFFIX}"
-        self.loc.check_lock()  # an object store's lease may have been broken meanwhile
-        try:
-            self.write_parquet(
-                tmp, table, compression="zstd", use_dictionary=["format", "table", "server"]
-            )
-            self.loc.sync(tmp)
-            self.loc.replace(tmp, MANIFEST_FILE)
-        except OSError as exc:
-            with suppress(OSError):
-                self.loc.remove([tmp])
-            raise StoreError(
-                f"could not write the manifest of {self.root}: {exc.strerror or exc}; the store "
-                "is as it was before this ingest's unsaved files"
-            ) from exc
+        _manifest.save(self, rows)
 
-    def listed_parts(
-        self, table: str | None = None, manifest: dict[str, dict] | None = None
-    ) -> list[str]:
+    def listed_parts(self, table: str | None = None, manifest: Manifest | None = None) -> list[str]:
         """Relative paths of the parts the manifest lists (``quarantine`` included), each
         once (a compacted part holds the rows of several files and is listed by each)."""
-        out = set()
-        for row in (self.manifest() if manifest is None else manifest).values():
-            for p in row["parts"] or []:
-                if table is None or p.startswith(f"{table}/"):
-                    out.add(p)
-        return sorted(out)
+        return _manifest.listed_parts(self.manifest() if manifest is None else manifest, table)
 
     # -- lock and clean-up ------------------------------------------------------------------
     @contextmanager
@@ -246,108 +183,9 @@ class Store:
     def check(self, on_part: Callable[[], None] | None = None) -> dict:
         """Damage (missing or unreadable parts, row counts that differ from the manifest) and
         leftovers of killed runs (unlisted parts, temporary files): ``loganalyzer.store.check``."""
-        from loganalyzer.store.check import check
+        from loganalyzer.store.check import check  # pyarrow: only this command reads footers
 
         return check(self, on_part)
-
-    # -- reading ---------------------------------------------------------------------------
-    def connect(self, only: list[dict] | None = None, manifest: dict[str, dict] | None = None):
-        """A DuckDB connection with views ``tracking``, ``smtp``, ``recipients``,
-        ``quarantine`` and ``files`` over the parts the manifest lists (or the files in
-        ``only``). NotAStore when the path holds no store."""
-        from loganalyzer.read.query import connect
-
-        if manifest is None:
-            self.require()
-        return connect(self, only, manifest)
-
-    def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
-        """Run SQL over the store's views; returns a DataFrame."""
-        from loganalyzer.read.frames import to_frame
-
-        with self.connect() as con:
-            return to_frame(con.sql(query, params=params or None).to_arrow_table())
-
-    def tracking(
-        self,
-        since=None,
-        until=None,
-        sender=None,
-        recipient=None,
-        event_id=None,
-        outcome=None,
-        server=None,
-        columns=None,
-        tz=None,
-    ) -> pd.DataFrame:
-        """Tracking rows, filtered; ``sender``/``recipient`` accept ``*`` wildcards."""
-        from loganalyzer.read.frames import select
-
-        return select(
-            self,
-            "tracking",
-            since=since,
-            until=until,
-            sender=sender,
-            recipient=recipient,
-            event_id=event_id,
-            outcome=outcome,
-            server=server,
-            columns=columns,
-            tz=tz,
-        )
-
-    def smtp(
-        self,
-        since=None,
-        until=None,
-        server=None,
-        remote_ip=None,
-        session_id=None,
-        columns=None,
-        tz=None,
-    ) -> pd.DataFrame:
-        """SMTP protocol and IIS SMTP rows, filtered."""
-        from loganalyzer.read.frames import select
-
-        return select(
-            self,
-            "smtp",
-            since=since,
-            until=until,
-            server=server,
-            remote_ip=remote_ip,
-            session_id=session_id,
-            columns=columns,
-            tz=tz,
-        )
-
-    def messages(
-        self, since=None, until=None, sender=None, recipient=None, columns=None, tz=None
-    ) -> pd.DataFrame:
-        """One row per message: first and last row, sender, subject, size, the servers it
-        passed, each recipient's last outcome, counts per outcome, latency in seconds."""
-        from loganalyzer.read.frames import select
-
-        return select(
-            self,
-            "messages",
-            since=since,
-            until=until,
-            sender=sender,
-            recipient=recipient,
-            columns=columns,
-            tz=tz,
-            time_column="first_seen",
-        )
-
-    def quarantine(self) -> pd.DataFrame:
-        """Lines that could not be used: file, line, reason, raw text."""
-        return self.sql("select * from quarantine order by file, line")
-
-    def files(self) -> pd.DataFrame:
-        """The manifest: one row per ingested file."""
-        return self.sql("select * from files order by file_key")
 
     def commit_parts(self, parts: list[Part]) -> None:
         """Rename written parts into place (the manifest is replaced afterwards)."""

@@ -46,7 +46,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from loganalyzer.errors import LogAnalyzerError
+from loganalyzer.errors import StoreError
 
 LOCK_FILE = ".lock"
 #: Who holds the lock of a local store (host and pid), for the message of one that waits.
@@ -54,10 +54,6 @@ HOLDER_FILE = ".lock-holder"
 #: Seconds an object-store lock lives without being renewed, unless $LOGANALYZER_LOCK_LEASE.
 LEASE = 60.0
 LEASE_ENV = "LOGANALYZER_LOCK_LEASE"
-
-
-class StoreError(LogAnalyzerError, RuntimeError):
-    """A store that cannot be used as asked (exit 2: the path or its rights are wrong)."""
 
 
 def is_url(path: str) -> bool:
