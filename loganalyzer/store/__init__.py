@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from loganalyzer.errors import NotAStore, StoreError
 from loganalyzer.store import manifest as _manifest
-from loganalyzer.store.location import LOCK_FILE, Local, Location, location
+from loganalyzer.store.location import LOCK_FILE, Local, Location
+from loganalyzer.store.location import location as _locate
 from loganalyzer.store.manifest import MANIFEST_FILE, FileRow, Manifest
 from loganalyzer.store.parts import TMP_SUFFIX, Part
 
@@ -62,7 +63,7 @@ class Store:
     ) -> None:
         text = os.fspath(path or default_store())
         self.root: str = text.rstrip("/") if "://" in text and not text.endswith(":///") else text
-        self.loc: Location = location(self.root, lease)
+        self.loc: Location = _locate(self.root, lease)
         self.last_manifest: Manifest | None = None  # as read, when it has every column
 
     def __repr__(self) -> str:
