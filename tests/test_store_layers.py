@@ -4,9 +4,12 @@ type has the manifest's columns."""
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import LOGANALYZER
 
 import loganalyzer as la
 from loganalyzer.schema import columns
@@ -79,3 +82,12 @@ def test_the_public_store_is_the_store_with_its_readers(tmp_path):
     assert sorted(files["file_key"]) == sorted(manifest)
     for table, frame in (("tracking", st.tracking()), ("smtp", st.smtp())):
         assert sum(r.rows for r in manifest.values() if r.table == table) == len(frame) > 0
+    # the command reads the store the same way: the manifest's files and row counts
+    done = subprocess.run(
+        [LOGANALYZER, "sql", "select file_key, rows from files", "--store", st.root, "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    got = {r["file_key"]: r["rows"] for r in json.loads(done.stdout)}
+    assert got == {k: r.rows for k, r in manifest.items()}
