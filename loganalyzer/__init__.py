@@ -24,10 +24,10 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "ingest": "loganalyzer.ingest",
     "IngestSummary": "loganalyzer.ingest",
-    "Store": "loganalyzer.store",
+    "Store": "loganalyzer.read.store",
     "trace": "loganalyzer.trace",
     "TraceResult": "loganalyzer.trace",
-    "explode_recipients": "loganalyzer.frames",
+    "explode_recipients": "loganalyzer.read.frames",
     "daily_report": "loganalyzer.report",
     "DailyReport": "loganalyzer.report",
     "analyze_headers": "loganalyzer.headers",
@@ -50,11 +50,11 @@ __all__ = [
 
 if TYPE_CHECKING:
     from loganalyzer.demo import sample_logs
-    from loganalyzer.frames import explode_recipients
     from loganalyzer.headers import analyze_headers
     from loganalyzer.ingest import IngestSummary, ingest
+    from loganalyzer.read.frames import explode_recipients
+    from loganalyzer.read.store import Store
     from loganalyzer.report import DailyReport, daily_report
-    from loganalyzer.store import Store
     from loganalyzer.trace import TraceResult, trace
 
 

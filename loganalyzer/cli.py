@@ -350,8 +350,8 @@ def sql_cmd(
     """Run SQL (DuckDB) over the store and print the result."""
     import duckdb
 
-    from loganalyzer.export import to_csv, to_json
-    from loganalyzer.store import Store
+    from loganalyzer.read.export import to_csv, to_json
+    from loganalyzer.read.store import Store
     from loganalyzer.terminal.tables import print_frame
 
     try:

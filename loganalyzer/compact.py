@@ -4,7 +4,7 @@ An ingest writes one part per log file and day (hourly logs: hundreds of small f
 Compaction rewrites the small parts of a day into parts of up to ``target_mb``, in row groups
 of 64k rows sorted by the lookup key (``message_id`` for tracking, ``session_id`` for smtp),
 then ``date_time``: min/max statistics then prune a lookup to a row group or two. The parts
-keep the statistics and Bloom filters of ingested parts (``worker.part_options``).
+keep the statistics and Bloom filters of ingested parts (``store.parts.part_options``).
 
 The manifest model: a compacted part holds the rows of several files, and every file whose
 rows it holds lists it among its ``parts``. A file's other manifest fields (bytes consumed,
@@ -42,12 +42,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loganalyzer.errors import BadInput
-from loganalyzer.query import no_progress_bar
 from loganalyzer.result import Result
 from loganalyzer.schema import TABLES, conform
-from loganalyzer.store import TMP_SUFFIX, Part, Store
+from loganalyzer.store import TMP_SUFFIX, Manifest, Part, Store
+from loganalyzer.store.duck import no_progress_bar
+from loganalyzer.store.parts import ROW_GROUP, part_options
 from loganalyzer.times import parse_date
-from loganalyzer.worker import ROW_GROUP, part_options
 
 #: The size a compacted part grows to; parts of at least half of it are left as they are.
 TARGET_MB = 128
@@ -161,7 +161,7 @@ def compact(
     return summary
 
 
-def _groups(st: Store, manifest: dict[str, dict], only: str | None) -> dict:
+def _groups(st: Store, manifest: Manifest, only: str | None) -> dict:
     """Listed parts by (table, date)."""
     out: dict[tuple[str, str], list[str]] = {}
     for rel in st.listed_parts(manifest=manifest):
@@ -174,7 +174,7 @@ def _groups(st: Store, manifest: dict[str, dict], only: str | None) -> dict:
     return out
 
 
-def _publish(st: Store, manifest: dict[str, dict], old: list[str]) -> None:
+def _publish(st: Store, manifest: Manifest, old: list[str]) -> None:
     """Replace the manifest (the commit point), then remove the parts it no longer lists."""
     st.write_manifest(manifest)
     _failpoint("listed")
@@ -186,17 +186,17 @@ def _publish(st: Store, manifest: dict[str, dict], old: list[str]) -> None:
 
 
 def _relist(
-    manifest: dict[str, dict], old: set[str], new: list[str], holders: dict[str, set[str]]
+    manifest: Manifest, old: set[str], new: list[str], holders: dict[str, set[str]]
 ) -> None:
     """Each file that listed an old part lists instead the new parts holding its rows."""
     for row in manifest.values():
-        parts = row["parts"] or []
+        parts = row.parts
         if not old.intersection(parts):
             continue
-        paths = set(row["paths"] or [])
+        paths = set(row.paths)
         # a row's file column is one of its file's paths; a part found by none: list them all
         mine = [p for p in new if holders[p] & paths] or new
-        row["parts"] = sorted({*(p for p in parts if p not in old), *mine})
+        row.parts = sorted({*(p for p in parts if p not in old), *mine})
 
 
 def _rewrite(

@@ -22,6 +22,10 @@ class NotAStore(BadInput):
     """A path given as a store holds no loganalyzer store."""
 
 
+class StoreError(LogAnalyzerError, RuntimeError):
+    """A store that cannot be used as asked (exit 2: the path or its rights are wrong)."""
+
+
 class NothingFound(LogAnalyzerError, LookupError):
     """The query was valid and matched nothing."""
 

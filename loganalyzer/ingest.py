@@ -19,18 +19,12 @@ from pathlib import Path
 
 from loganalyzer import formats
 from loganalyzer.errors import BadInput
-from loganalyzer.lookup import merge
 from loganalyzer.result import Result
 from loganalyzer.schema import SCHEMA_VERSION
 from loganalyzer.sources import BombError, busy, expand, os_path, read_head, user_path
-from loganalyzer.store import (
-    HEAD,
-    LADDER,
-    LOCK_FILE,
-    Store,
-    decode_fingerprint,
-    encode_fingerprint,
-)
+from loganalyzer.store import LOCK_FILE, FileRow, Manifest, Store
+from loganalyzer.store.lookup import merge
+from loganalyzer.store.manifest import HEAD, LADDER, decode_fingerprint, encode_fingerprint
 from loganalyzer.times import zone
 from loganalyzer.worker import Task, TaskResult, run_bundle, watch_parent
 
@@ -189,7 +183,7 @@ class _Identity:
     the same log copied elsewhere, or grown since, or an older and shorter copy of it.
     """
 
-    def __init__(self, manifest: dict[str, dict]) -> None:
+    def __init__(self, manifest: Manifest) -> None:
         self.index: dict[tuple[int, str], str] = {}
         self.lengths: dict[str, list[int]] = {}
         # files shorter than HEAD have a digest at their own length, off the ladder: by the
@@ -197,7 +191,7 @@ class _Identity:
         # lengths of the short files it could be (hashing at every length is quadratic)
         self.short: dict[tuple[int, str], set[int]] = {}
         for key, row in manifest.items():
-            self.add(key, decode_fingerprint(row["head_fingerprint"]))
+            self.add(key, decode_fingerprint(row.head_fingerprint or ""))
 
     def add(self, key: str, fps: dict[int, str]) -> None:
         for n, digest in fps.items():
@@ -293,28 +287,29 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
             if size > other.size:
                 other.path, name = name, other.path
                 other.size, other.fingerprint = size, encode_fingerprint(fps)
-            _add_path(manifest.get(key), name)
+            if key in manifest:
+                manifest[key].add_path(name)
             reports.append(
                 FileReport(name, "duplicate", found.format, reason=f"same log as {other.path}")
             )
             continue
         row = manifest.get(key) if key else None
         if row is not None:
-            _add_path(row, name)
-            consumed = row["bytes_consumed"]
-            if size <= consumed or (size == row["size"] and not is_final):
-                reports.append(FileReport(name, "unchanged", row["format"]))
+            row.add_path(name)
+            consumed = row.bytes_consumed
+            if size <= consumed or (size == row.size and not is_final):
+                reports.append(FileReport(name, "unchanged", row.format))
                 continue
             task = Task(
                 name,
-                row["format"],
+                row.format,
                 key,
                 str(store.root),
                 offset=consumed,
-                line=row["lines_consumed"],
-                header=row["header"] or "",
+                line=row.lines_consumed,
+                header=row.header or "",
                 log_type=found.log_type,
-                server=server or row["server"],
+                server=server or row.server,
                 forced=bool(format),
                 final=is_final,
                 tz=tz,
@@ -341,52 +336,42 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
     return tasks
 
 
-def _add_path(row: dict | None, path: str) -> None:
-    if row is not None and path not in row["paths"]:
-        row["paths"] = [*row["paths"], path]
-
-
-def _commit(store: Store, manifest: dict[str, dict], res: TaskResult) -> FileReport:
+def _commit(store: Store, manifest: Manifest, res: TaskResult) -> FileReport:
     t = res.task
     store.commit_parts(res.parts)
     row = manifest.get(t.file_key)
     status = "grown" if row else "ingested"
     if row is None:
-        row = {
-            "file_key": t.file_key,
-            "paths": [t.path],
-            "rows": 0,
-            "quarantined": 0,
-            "parts": [],
-            "format": t.format,
-            "table": res.table,
-            "server": res.server,
-            "lookup": b"",
-        }
-        manifest[t.file_key] = row
+        row = manifest[t.file_key] = FileRow(
+            t.file_key,
+            paths=[t.path],
+            rows=0,
+            quarantined=0,
+            format=t.format,
+            table=res.table,
+            server=res.server,
+            lookup=b"",
+        )
     fps = {
-        **decode_fingerprint(row.get("head_fingerprint") or ""),
+        **decode_fingerprint(row.head_fingerprint or ""),
         **decode_fingerprint(t.fingerprint),
     }
-    row.update(
-        size=t.size,
-        head_len=max(fps) if fps else 0,
-        head_fingerprint=encode_fingerprint(fps),
-        bytes_consumed=res.state.offset,
-        lines_consumed=res.state.line,
-        header=res.state.header,
-        server=row.get("server") or res.server,
-        rows=row["rows"] + res.rows,
-        quarantined=row["quarantined"] + res.quarantined,
-        parts=sorted({*row["parts"], *(p.final for p in res.parts)}),
-        final=t.final and res.state.offset >= t.size,
-        ingested_at=datetime.now(UTC),
-        # a file ingested before sketches existed keeps none: it is always read
-        lookup=None if row["lookup"] is None else merge(row["lookup"], res.lookup),
-        schema_version=SCHEMA_VERSION,
-    )
-    if t.path not in row["paths"]:
-        row["paths"] = [*row["paths"], t.path]
+    row.size = t.size
+    row.head_len = max(fps) if fps else 0
+    row.head_fingerprint = encode_fingerprint(fps)
+    row.bytes_consumed = res.state.offset
+    row.lines_consumed = res.state.line
+    row.header = res.state.header
+    row.server = row.server or res.server
+    row.rows = (row.rows or 0) + res.rows
+    row.quarantined = (row.quarantined or 0) + res.quarantined
+    row.parts = sorted({*row.parts, *(p.final for p in res.parts)})
+    row.final = t.final and res.state.offset >= t.size
+    row.ingested_at = datetime.now(UTC)
+    # a file ingested before sketches existed keeps none: it is always read
+    row.lookup = None if row.lookup is None else merge(row.lookup, res.lookup)
+    row.schema_version = SCHEMA_VERSION
+    row.add_path(t.path)
     return FileReport(
         t.path,
         status,
@@ -394,7 +379,7 @@ def _commit(store: Store, manifest: dict[str, dict], res: TaskResult) -> FileRep
         rows=res.rows,
         quarantined=res.quarantined,
         bytes=res.state.offset - t.offset,
-        server=row["server"],
+        server=row.server,
     )
 
 

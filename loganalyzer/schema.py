@@ -296,7 +296,11 @@ _MANIFEST = [
     ("final", BOOL, "The file stopped growing; its last partial line was quarantined"),
     ("ingested_at", TS, "When the file was last ingested"),
     ("schema_version", I32, "Store schema version the rows were written with"),
-    ("lookup", BLOB, "Sketch of the IDs in the rows: sorted 32-bit hashes (loganalyzer.lookup)"),
+    (
+        "lookup",
+        BLOB,
+        "Sketch of the IDs in the rows: sorted 32-bit hashes (loganalyzer.store.lookup)",
+    ),
 ]
 
 

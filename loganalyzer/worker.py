@@ -31,13 +31,12 @@ from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import TAG_SHIFT, Bad, ReadState, Run, merge_runs
 from loganalyzer.formats.common import Batch, Context
 from loganalyzer.formats.contract import Format
-from loganalyzer.lookup import encode, slice_hashes, table_hashes
-from loganalyzer.schema import QUARANTINE, TABLES, Flag, conform, flagged
+from loganalyzer.schema import QUARANTINE, TABLES, conform
 from loganalyzer.sources import busy, open_source
-from loganalyzer.store import TMP_SUFFIX, Part, Store
+from loganalyzer.store import Store
+from loganalyzer.store.lookup import encode, slice_hashes, table_hashes
+from loganalyzer.store.parts import ROW_GROUP, TMP_SUFFIX, Part, part_options
 
-#: Rows per row group (a log file of up to 10 MB is one group; Bloom filters make lookups skip it).
-ROW_GROUP = 65536
 #: A worker holding this much more memory than after its first task gives back what it freed.
 KEEP_BYTES = 128 << 20
 _floor: int | None = None  # resident bytes after the first task
@@ -112,7 +111,7 @@ class TaskResult:
     error: str | None = None
     busy: bool = False  # another program held the file open without sharing it: read later
     tz_assumed: bool = False
-    lookup: bytes = b""  # the IDs of the rows (see loganalyzer.lookup)
+    lookup: bytes = b""  # the IDs of the rows (see loganalyzer.store.lookup)
     worker: str = ""  # host:pid of the process that ran the task
 
 
@@ -128,37 +127,6 @@ def folder_server(path: str, flavour: type[PurePath] = PurePath) -> str | None:
     if pure.drive.startswith("\\\\"):  # a UNC share: its drive is \\host\share
         return pure.drive[2:].split("\\")[0].upper() or None
     return None
-
-
-def part_options(table: str, rows: int) -> dict:
-    """ParquetWriter options of every part of ``table`` (ingest and compaction): zstd, and
-    per column what ``schema`` declares (dictionaries, min/max statistics, Bloom filters
-    sized for ``rows`` expected rows)."""
-    dictionary, statistics, bloom, delta = _column_options(table)
-    ndv = min(ROW_GROUP, max(1024, rows))
-    return {
-        "compression": "zstd",
-        "use_dictionary": list(dictionary),
-        "write_statistics": list(statistics),
-        "bloom_filter_options": {c: {"ndv": ndv, "fpp": 0.01} for c in bloom},
-        "column_encoding": delta,
-    }
-
-
-@functools.cache
-def _column_options(table: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], dict]:
-    """The flagged columns of ``table`` (worked out once: a part of a small file is quick),
-    and its delta-encoded ones: times, line numbers and counters that are not dictionaries,
-    as they mostly grow by small steps (parts a fifth smaller and quicker to write than plain
-    encoding)."""
-    dictionary = flagged(table, Flag.DICTIONARY)
-    delta = {
-        f.name: "DELTA_BINARY_PACKED"
-        for f in TABLES[table]
-        if (pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type))
-        and f.name not in dictionary
-    }
-    return dictionary, flagged(table, Flag.STATISTICS), flagged(table, Flag.BLOOM), delta
 
 
 @functools.cache

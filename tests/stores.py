@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,7 @@ import pyarrow.parquet as pq
 from logfiles import header, line, row
 
 import loganalyzer as la
-from loganalyzer.store import Store
+from loganalyzer import Store
 from loganalyzer.synth import generate
 
 #: Aggregations whose results must not change when the parts are rewritten.
@@ -70,7 +71,8 @@ def rows(st: Store, table: str) -> list[dict]:
 def manifest(st: Store, parts: bool = True, drop: tuple[str, ...] = ()) -> dict[str, dict]:
     """The manifest without ingest times (and without part names unless ``parts``)."""
     drop = {"ingested_at", *drop} | (set() if parts else {"parts"})
-    return {k: {c: v for c, v in r.items() if c not in drop} for k, r in st.manifest().items()}
+    manifest = st.manifest().items()
+    return {k: {c: v for c, v in asdict(r).items() if c not in drop} for k, r in manifest}
 
 
 def content(st: Store) -> dict:

@@ -13,7 +13,7 @@ import pytest
 from conftest import LOGANALYZER, ROOT
 
 import loganalyzer as la
-from loganalyzer.export import defuse
+from loganalyzer.read.export import defuse
 
 
 @pytest.fixture(scope="module")

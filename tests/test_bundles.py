@@ -86,7 +86,7 @@ def test_bundled_parse_equals_one_file_at_a_time(logs, tmp_path, monkeypatch):
     assert by_file["EX01/MSGTRK2026030211-1.LOG"].quarantined == 3
     assert by_file["EX03/MSGTRK2026030210-1.LOG"].rows == 3
     servers = {
-        r["paths"][0].rsplit("logs/", 1)[1]: r["server"]
+        r.paths[0].rsplit("logs/", 1)[1]: r.server
         for r in Store(tmp_path / "bundled").manifest().values()
     }
     assert servers["EX02/MSGTRK2026030210-1.LOG"] == "EX02"
@@ -138,7 +138,7 @@ def test_a_parse_that_raises_fails_its_file_only(logs, tmp_path, monkeypatch):
     )
     assert len([f for f in summary.files if f.status == "ingested"]) == 6
     st = Store(tmp_path / "store")
-    assert str(broken) not in {p for r in st.manifest().values() for p in r["paths"]}
+    assert str(broken) not in {p for r in st.manifest().values() for p in r.paths}
     monkeypatch.setitem(FORMATS, exchange_tracking.FORMAT.name, exchange_tracking.FORMAT)
     again = ingest([logs], tmp_path / "store", workers=1)
     assert [f.path for f in again.files if f.status == "ingested"] == [str(broken)]
@@ -212,7 +212,7 @@ def test_each_row_names_its_own_file_format_and_server(tmp_path):
 
     logs = synth_logs(tmp_path / "logs", days=1, messages=60)
     assert ingest([logs], tmp_path / "st", workers=1).exit_code == 0
-    entries = [e for e in Store(tmp_path / "st").manifest().values() if e["rows"]]
+    entries = [e for e in Store(tmp_path / "st").manifest().values() if e.rows]
     sends = 0
     for table in ("tracking", "smtp"):
         folder = tmp_path / "st" / table
@@ -220,13 +220,13 @@ def test_each_row_names_its_own_file_format_and_server(tmp_path):
             "select file, list(distinct log_format), list(distinct server), count(*) "
             f"from read_parquet('{folder}/*/*.parquet') group by file"
         ).fetchall()
-        expected = {e["paths"][0]: e for e in entries if e["table"] == table}
+        expected = {e.paths[0]: e for e in entries if e.table == table}
         assert {row[0] for row in stored} == expected.keys()
         for path, formats, servers, n in stored:
-            assert formats == [expected[path]["format"]] and n == expected[path]["rows"]
+            assert formats == [expected[path].format] and n == expected[path].rows
             if "Send" in path:  # a send log names no server: its rows get the file's
                 sends += 1
-                assert servers == [expected[path]["server"]]
+                assert servers == [expected[path].server]
         # other readers see the store's schema: plain text columns, their descriptions
         assert ds.dataset(folder, partitioning="hive").schema.field("file").type == pa.string()
         for part in folder.glob("*/*.parquet"):

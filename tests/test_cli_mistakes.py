@@ -16,8 +16,8 @@ import pytest
 from conftest import CORPUS, LOGANALYZER
 
 import loganalyzer as la
+from loganalyzer import Store
 from loganalyzer.errors import BadInput, NotAStore
-from loganalyzer.store import Store
 from loganalyzer.synth import generate
 
 EML = CORPUS / "headers" / "mha_ForefrontAntispam-test_value.txt"

@@ -28,8 +28,8 @@ from stores import (
 )
 
 import loganalyzer as la
+from loganalyzer import Store
 from loganalyzer.compact import FAILPOINT, compact
-from loganalyzer.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +110,11 @@ def test_small_target_splits_a_day_into_several_sorted_parts(ingested, tmp_path)
     assert len(smtp) > len({p.split("/")[1] for p in smtp})  # a day spread over parts
     # every file lists only the compacted parts that hold its rows
     for row in st.manifest().values():
-        for rel in row["parts"]:
+        for rel in row.parts:
             if rel.startswith("quarantine/"):
                 continue
             files = set(pq.read_table(st.path(rel), columns=["file"]).column(0).to_pylist())
-            assert files & set(row["paths"]), (rel, row["paths"])
+            assert files & set(row.paths), (rel, row.paths)
 
 
 def test_ingest_after_compaction_reads_grown_files_on(tmp_path):
@@ -127,13 +127,13 @@ def test_ingest_after_compaction_reads_grown_files_on(tmp_path):
     st = Store(tmp_path / "store")
     la.ingest([work], st)
     compact(st)
-    key = next(k for k, r in st.manifest().items() if str(newest) in r["paths"])
-    consumed = st.manifest()[key]["bytes_consumed"]
+    key = next(k for k, r in st.manifest().items() if str(newest) in r.paths)
+    consumed = st.manifest()[key].bytes_consumed
     newest.write_bytes(whole)
     summary = la.ingest([work], st)
     assert summary.count("grown") == 1 and summary.count("ingested") == 0
     assert summary.bytes_read == len(whole) - consumed
-    grown = st.manifest()[key]["parts"]
+    grown = st.manifest()[key].parts
     assert any("compact-" in p for p in grown) and f"-{consumed}.parquet" in " ".join(grown)
     fresh = Store(tmp_path / "fresh")
     la.ingest([work], fresh)

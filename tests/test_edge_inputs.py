@@ -15,10 +15,10 @@ from test_lookup import _v1_sketch
 
 from loganalyzer.headers.received import chain, parse_received
 from loganalyzer.ingest import ingest
-from loganalyzer.lookup import HEADER
-from loganalyzer.query import connect
+from loganalyzer.read.query import connect
 from loganalyzer.report import daily_report
 from loganalyzer.store import Store
+from loganalyzer.store.lookup import HEADER
 from loganalyzer.synth import generate
 from loganalyzer.trace import trace
 
@@ -196,11 +196,11 @@ def test_files_with_old_or_no_sketch_are_still_read(tmp_path):
     manifest = store.manifest()
     with store.lock():
         for r in manifest.values():
-            r["lookup"] = _v1_sketch(store, r) if r["server"] == "EX01" else None
+            r.lookup = _v1_sketch(store, r) if r.server == "EX01" else None
         store.write_manifest(manifest)
     kept = store.manifest().values()
-    assert {r["server"] for r in kept if r["lookup"] is None} == {"EX02"}
-    assert not any(r["lookup"].startswith(HEADER) for r in kept if r["lookup"] is not None)
+    assert {r.server for r in kept if r.lookup is None} == {"EX02"}
+    assert not any(r.lookup.startswith(HEADER) for r in kept if r.lookup is not None)
 
     truth = [json.loads(x) for x in (tmp_path / "logs" / "truth.jsonl").open()]
     crossing = [

@@ -110,22 +110,22 @@ def test_store_layout_and_manifest(store_dir):
     ingest(sorted(TRACKING_SAMPLES.glob("*.log")), store_dir)
     st = Store(store_dir)
     manifest = st.manifest()
-    assert manifest and all(r["schema_version"] == SCHEMA_VERSION for r in manifest.values())
+    assert manifest and all(r.schema_version == SCHEMA_VERSION for r in manifest.values())
     for key, r in manifest.items():
-        assert r["format"] == "exchange-tracking" and r["table"] == "tracking"
-        for part in r["parts"]:
+        assert r.format == "exchange-tracking" and r.table == "tracking"
+        for part in r.parts:
             assert part.startswith("tracking/date=") and part.endswith(f"/{key}-0.parquet")
             assert (store_dir / part).is_file()
-        assert r["bytes_consumed"] == r["size"]
+        assert r.bytes_consumed == r.size
     # any Parquet engine reads the hive-partitioned folders, without loganalyzer
     table = ds.dataset(store_dir / "tracking", format="parquet", partitioning="hive").to_table()
-    assert table.num_rows == sum(r["rows"] for r in manifest.values())
+    assert table.num_rows == sum(r.rows for r in manifest.values())
     n = duckdb.sql(
         f"select count(*) from read_parquet('{store_dir}/tracking/*/*.parquet', "
         "hive_partitioning=true) where date = date '2017-05-22'"
     ).fetchall()[0][0]
     assert n == 2
-    assert "date" not in pq.read_schema(store_dir / manifest[key]["parts"][0]).names
+    assert "date" not in pq.read_schema(store_dir / manifest[key].parts[0]).names
 
 
 def test_schema_describes_every_field():
@@ -144,7 +144,7 @@ def test_reingest_adds_nothing_and_copies_are_one_file(store_dir, tmp_path):
     assert second.rows == 0 and first.rows == len(rows_of(store_dir))
     headered = len(logs) - 1  # the header-less sample is skipped without --format
     assert second.count("unchanged") == 2 * headered
-    paths = [p for r in Store(store_dir).manifest().values() for p in r["paths"]]
+    paths = [p for r in Store(store_dir).manifest().values() for p in r.paths]
     assert any(str(copy) in p for p in paths)
 
 
@@ -350,7 +350,7 @@ def test_store_from_newer_version_is_refused(store_dir, tmp_path):
     st = Store(store_dir)
     manifest = st.manifest()
     for r in manifest.values():
-        r["schema_version"] = SCHEMA_VERSION + 1
+        r.schema_version = SCHEMA_VERSION + 1
     st.write_manifest(manifest)
     with pytest.raises(RuntimeError, match="newer loganalyzer"):
         ingest([tmp_path / "a"], store_dir)

@@ -9,9 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loganalyzer import lookup
 from loganalyzer.ingest import ingest
-from loganalyzer.store import Store
+from loganalyzer.store import FileRow, Store, lookup
 from loganalyzer.synth import generate
 from loganalyzer.trace import trace
 
@@ -32,10 +31,10 @@ def test_column_hashes_equal_one_by_one_hashes():
         assert lookup.table_hashes(table) == want
 
 
-def _v1_sketch(store: Store, row: dict) -> bytes:
+def _v1_sketch(store: Store, row: FileRow) -> bytes:
     """The sketch an earlier version wrote: blake2b of each ID, no header."""
     ids = set()
-    for part in row["parts"]:
+    for part in row.parts:
         if part.startswith("quarantine"):
             continue
         table = pq.read_table(f"{store.root}/{part}")
@@ -51,10 +50,10 @@ def test_a_store_with_version_1_sketches_still_traces(tmp_path):
     store = Store(tmp_path / "store")
     assert ingest([tmp_path / "logs"], store).exit_code == 0
     manifest = store.manifest()
-    assert all(r["lookup"].startswith(lookup.HEADER) for r in manifest.values())
+    assert all(r.lookup.startswith(lookup.HEADER) for r in manifest.values())
     with store.lock():
         for row in manifest.values():
-            row["lookup"] = _v1_sketch(store, row)
+            row.lookup = _v1_sketch(store, row)
         store.write_manifest(manifest)
 
     truth = [json.loads(x) for x in (tmp_path / "logs" / "truth.jsonl").open()]

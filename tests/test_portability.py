@@ -81,7 +81,8 @@ def test_the_mode_takes_from_loganalyzer_what_windows_lacks():
 
 
 def test_every_module_imports_in_portability_mode():
-    """fcntl at module level made loganalyzer.storefs (so every store command) fail on Windows."""
+    """fcntl at module level made loganalyzer.store.location (every store command) fail on
+    Windows."""
     out = run_portable(
         """
         import importlib, pkgutil, loganalyzer, eventcodes

@@ -72,8 +72,8 @@ def test_a_part_with_other_rows_than_the_manifest_says(cli, store):
     assert (
         f"the manifest gives {table.num_rows:,} rows, the parts hold {table.num_rows - 1:,}" in line
     )
-    keys = [k for k, r in st.manifest().items() if part in r["parts"]]
-    assert Path(st.manifest()[keys[0]]["paths"][0]).name in line
+    keys = [k for k, r in st.manifest().items() if part in r.parts]
+    assert Path(st.manifest()[keys[0]].paths[0]).name in line
 
 
 def test_a_part_of_another_table_lacks_its_columns(cli, store):

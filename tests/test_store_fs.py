@@ -13,8 +13,9 @@ import pytest
 from stores import QUERIES, content, message_ids, synth_logs
 
 import loganalyzer as la
+from loganalyzer import Store
 from loganalyzer.compact import compact
-from loganalyzer.store import Store, StoreError
+from loganalyzer.store import StoreError
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import datetime as dt
 import os
 
 from loganalyzer.errors import BadInput
+from loganalyzer.read.query import connect
 from loganalyzer.report import load, metrics, quality, sections, sessions
 from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import Period, parse_date
@@ -50,7 +51,7 @@ def daily_report(
             raise BadInput(f"{name} {value}: give a number of rows of 1 or more")
     period = Period(parse_date(date, tz), days, tz)
     st = (store if isinstance(store, Store) else Store(store)).require()
-    con = st.connect()
+    con = connect(st)
     try:
         con.execute(f"set TimeZone = '{tz}'")  # tz is a validated IANA name
         ctx = load.load(con, period, accepted_domains, compare)

@@ -26,7 +26,7 @@ import duckdb
 import pandas as pd
 
 from loganalyzer import fate
-from loganalyzer.frames import to_frame
+from loganalyzer.read.frames import to_frame
 from loganalyzer.report.period import LOOKBACK, Period
 
 FINAL_KINDS = ("delivered", "sent", "failed", "dropped", "quarantined")

@@ -207,5 +207,3 @@ def _day_runs(days: list[dt.date]) -> str:
         else:
             runs.append([d, d])
     return ", ".join(f"{a} to {b}" if a != b else f"{a}" for a, b in runs)
-
-

@@ -6,9 +6,10 @@ import os
 
 from loganalyzer.errors import BadInput
 from loganalyzer.fate import VERDICTS
-from loganalyzer.lookup import KEYS, Sketches
-from loganalyzer.query import add_views, open_connection, point
-from loganalyzer.store import Store
+from loganalyzer.read.query import add_views, point
+from loganalyzer.store import FileRow, Store
+from loganalyzer.store.duck import open_connection
+from loganalyzer.store.lookup import KEYS, Sketches
 from loganalyzer.times import parse_time, zone
 from loganalyzer.trace import evidence, rejected
 from loganalyzer.trace.build import build
@@ -76,15 +77,15 @@ def trace(
     # files: a connection costs 40 ms
     with open_connection(st) as con:
         manifest = st.manifest(con, ["parts", "server", "format", "lookup"])
-        servers = {(r["server"] or "").upper() for r in manifest.values()} - {""}
-        iis = any(r["format"] == "iis-smtp" for r in manifest.values())
+        servers = {(r.server or "").upper() for r in manifest.values()} - {""}
+        iis = any(r.format == "iis-smtp" for r in manifest.values())
         by_id = q.kind() is not None and not any(
             (sender, recipient, subject, since, until, event_id)
         )
         sketched = by_id and q.kind() in KEYS
         sketches = Sketches(manifest) if sketched else None
 
-        def holding(keys: dict[str, list[str]]) -> list[dict] | None:
+        def holding(keys: dict[str, list[str]]) -> list[FileRow] | None:
             """Manifest rows of the files that may hold these IDs (None, all, when not sketched)."""
             return sketches.holding(keys) if sketches is not None else None
 

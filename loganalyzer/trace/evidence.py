@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from loganalyzer.query import records
+from loganalyzer.store.duck import records
 from loganalyzer.trace.model import MessageTrace, Verdict
 
 if TYPE_CHECKING:

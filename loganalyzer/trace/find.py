@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from loganalyzer.query import like, records, time_filter
+from loganalyzer.read.query import like, time_filter
+from loganalyzer.store.duck import records
 
 if TYPE_CHECKING:
     import duckdb

@@ -19,7 +19,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from loganalyzer.query import records, time_filter
+from loganalyzer.read.query import time_filter
+from loganalyzer.store.duck import records
 from loganalyzer.trace.build import meaning
 from loganalyzer.trace.find import Query
 from loganalyzer.trace.model import Event, Line, MessageTrace, Verdict, iso

@@ -108,7 +108,7 @@ def check(
     """One round: ingest ``logs`` (if any) into ``store``, evaluate ``rules`` (the default
     rules when None), move the alerts on and send the notices to each notifier."""
     from loganalyzer.ingest import ingest
-    from loganalyzer.store import Store
+    from loganalyzer.read.store import Store
 
     rules = load_rules() if rules is None else rules
     st = Store(str(store))

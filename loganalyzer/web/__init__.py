@@ -19,7 +19,7 @@ __all__ = ["TOKEN_ENV", "create_app", "serve"]
 
 def create_app(store: str, token: str | None = None, redact: bool = False):
     """The ASGI app over ``store``; NotAStore when it holds none."""
-    from loganalyzer.store import Store
+    from loganalyzer.read.store import Store
     from loganalyzer.web.app import create_app as build
 
     Store(store).require()
@@ -62,7 +62,8 @@ def serve(
     without it, or for a port that cannot be used; NotAStore for a path that holds no store."""
     import uvicorn
 
-    from loganalyzer.store import Store, default_store
+    from loganalyzer.read.store import Store
+    from loganalyzer.store import default_store
 
     store = str(store or default_store())
     token = check_token(host, token if token is not None else os.environ.get(TOKEN_ENV))

@@ -7,8 +7,8 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 
+from loganalyzer.read.store import Store
 from loganalyzer.report.redact import HIDDEN, pseudonym, redact_text
-from loganalyzer.store import Store
 from loganalyzer.trace import trace
 
 #: The search form's fields, as the URL names them.
@@ -157,8 +157,8 @@ def signature(store: str) -> tuple:
     """What changes when an ingest adds to the store (the key of cached reports); read from
     the manifest alone (a fifth of the time of a query over the store's views)."""
     files = Store(store).require().manifest(fields=["rows", "ingested_at"]).values()
-    last = max((str(f["ingested_at"]) for f in files), default="")
-    return (len(files), last, sum(f["rows"] or 0 for f in files))
+    last = max((str(f.ingested_at) for f in files), default="")
+    return (len(files), last, sum(f.rows or 0 for f in files))
 
 
 # Fields that hold IDs, codes or names of machines: never redacted (an ID is the link to a

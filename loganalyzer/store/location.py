@@ -1,4 +1,4 @@
-"""Where a store lives, and its lock: a local folder (or a mounted share) or an fsspec URL.
+"""Where a store lives: a local folder (or a mounted share) or an fsspec URL.
 
 A store path is a folder (``mailstore``, ``/mnt/share/mailstore``, ``file:///...``) or a URL
 that fsspec knows (``s3://bucket/mailstore``, ``abfs://container/mailstore``,
@@ -18,46 +18,22 @@ What a rename gives:
   An upload killed half-way leaves no object, but S3 may keep its parts: a bucket lifecycle
   rule that aborts incomplete multipart uploads reclaims them.
 
-The lock: an OS file lock for a local folder (``filelock``: ``flock`` on Linux and macOS,
-``LockFileEx`` on Windows), released by the OS when its holder dies; the holder writes its host
-and pid beside it (``.lock-holder``) for the message of a process that waits.
-An object store has no such lock: there the lock is an object (``.lock``) naming
-its holder and a lease; the holder renews it every third of the lease, and a new ingest
-breaks it once it has not been renewed for a whole lease (its holder was killed). Limits:
-object stores give no compare-and-swap through fsspec, so two ingests that start within the
-same instant on different machines can both believe they hold it (each writes its claim,
-waits, and reads it back to narrow the window; and before every manifest write the holder
-checks that the lock is still its own, stopping if another took it); a holder stalled for
-longer than the lease (a suspended laptop) loses its lock; clocks of the machines must agree
-to within a fraction of the lease.
+The lock is ``loganalyzer.store.lock``'s.
 """
 
 from __future__ import annotations
 
 import glob as globmod
-import json
 import os
-import secrets
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from loganalyzer.errors import LogAnalyzerError
+from loganalyzer.errors import StoreError
+from loganalyzer.store.lock import LOCK_FILE, Lease, env_lease, local_lock
 
-LOCK_FILE = ".lock"
-#: Who holds the lock of a local store (host and pid), for the message of one that waits.
-HOLDER_FILE = ".lock-holder"
-#: Seconds an object-store lock lives without being renewed, unless $LOGANALYZER_LOCK_LEASE.
-LEASE = 60.0
-LEASE_ENV = "LOGANALYZER_LOCK_LEASE"
-
-
-class StoreError(LogAnalyzerError, RuntimeError):
-    """A store that cannot be used as asked (exit 2: the path or its rights are wrong)."""
+__all__ = ["LOCK_FILE", "Local", "Location", "Remote", "location"]
 
 
 def is_url(path: str) -> bool:
@@ -76,20 +52,7 @@ def location(path: str, lease: float | None = None) -> Location:
         raise StoreError(f"cannot open the store {path}: {exc}") from exc
     if type(fs).__name__ == "LocalFileSystem":
         return Local(root)
-    return Remote(fs, root.rstrip("/"), _env_lease() if lease is None else lease)
-
-
-def _env_lease() -> float:
-    """The lease from the environment; read when a store is opened, so that a wrong value
-    is named as such (not a crash on import) and only where an object store is used."""
-    text = os.environ.get(LEASE_ENV) or ""
-    try:
-        lease = float(text) if text else LEASE
-    except ValueError:
-        lease = -1.0
-    if not 0 < lease < float("inf"):
-        raise StoreError(f"{LEASE_ENV}={text}: the lease takes a number of seconds above 0")
-    return lease
+    return Remote(fs, root.rstrip("/"), env_lease() if lease is None else lease)
 
 
 class Location:
@@ -221,54 +184,8 @@ class Local(Location):
         with open(self.full(rel), "rb") as fh:
             os.fsync(fh.fileno())
 
-    @contextmanager
-    def lock(self, wait: float | None, on_wait: Callable[[str], None] | None) -> Iterator[None]:
-        import filelock
-
-        try:
-            os.makedirs(self.root, exist_ok=True)
-        except OSError as exc:  # a read-only mount, a share without rights
-            raise StoreError(f"cannot write to the store {self.root}: {exc.strerror}") from exc
-        lock = filelock.FileLock(self.full(LOCK_FILE))
-        start = time.monotonic()
-        told = False
-        while True:
-            try:
-                lock.acquire(timeout=0)
-                break
-            except filelock.Timeout:
-                if wait is not None and time.monotonic() - start >= wait:
-                    raise StoreError(
-                        f"{self.root} is locked by another loganalyzer process"
-                        f"{self._holder()}; try again when it has finished"
-                    ) from None
-                if on_wait and not told:
-                    on_wait(f"waiting for the lock on {self.root}{self._holder()}")
-                    told = True
-                time.sleep(0.2)
-            except OSError as exc:
-                raise StoreError(f"cannot write to the store {self.root}: {exc.strerror}") from exc
-        try:
-            try:
-                with open(self.full(HOLDER_FILE), "w", encoding="utf-8") as fh:
-                    fh.write(f"{socket.gethostname()} {os.getpid()}\n")
-            except OSError as exc:
-                raise StoreError(f"cannot write to the store {self.root}: {exc.strerror}") from exc
-            yield
-        finally:
-            with suppress(OSError):
-                os.remove(self.full(HOLDER_FILE))
-            lock.release()  # a killed holder's lock is released by the OS
-
-    def _holder(self) -> str:
-        try:
-            with open(self.full(HOLDER_FILE), encoding="utf-8") as fh:
-                host, _, pid = fh.read().strip().rpartition(" ")
-        except (OSError, ValueError):
-            return ""
-        if not pid:
-            return ""
-        return f" (pid {pid})" if host == socket.gethostname() else f" (pid {pid} on {host})"
+    def lock(self, wait: float | None, on_wait: Callable[[str], None] | None):
+        return local_lock(self, wait, on_wait)
 
 
 class Remote(Location):
@@ -279,7 +196,7 @@ class Remote(Location):
         protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
         # the memory filesystem lives in one process: workers would write into their own
         self.shared = "memory" not in protocols
-        self._lease: _Lease | None = None
+        self._lease: Lease | None = None
 
     @property
     def arrow_fs(self):  # type: ignore[override]
@@ -363,7 +280,7 @@ class Remote(Location):
 
     @contextmanager
     def lock(self, wait: float | None, on_wait: Callable[[str], None] | None) -> Iterator[None]:
-        lease = _Lease(self, self.lease)
+        lease = Lease(self, self.lease)
         with _reaching(self.url()):
             lease.acquire(wait, on_wait)
         self._lease = lease
@@ -388,86 +305,3 @@ def _reaching(url: str) -> Iterator[None]:
         raise
     except Exception as exc:
         raise StoreError(f"cannot reach the store {url}: {exc}") from exc
-
-
-class _Lease:
-    """The lock object of an object store: holder, when taken, when last renewed, lease."""
-
-    def __init__(self, loc: Remote, lease: float) -> None:
-        self.loc, self.lease = loc, lease
-        self.token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        # time for a competing claim to land before ours is read back
-        self.settle = 0.0 if not loc.shared else min(1.0, lease / 20)
-        self.lost: dict | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def read(self) -> dict | None:
-        try:
-            data = self.loc.fs.cat_file(self.loc.full(LOCK_FILE))
-        except FileNotFoundError:
-            return None
-        try:
-            claim = json.loads(data)
-            return claim if isinstance(claim, dict) else {}
-        except ValueError:
-            return {}  # unreadable: treated as a lock that expired long ago
-
-    def _write(self, since: float) -> None:
-        claim = {"holder": self.token, "since": since, "renewed": time.time(), "lease": self.lease}
-        self.loc.fs.pipe_file(self.loc.full(LOCK_FILE), json.dumps(claim).encode())
-
-    def acquire(self, wait: float | None, on_wait: Callable[[str], None] | None) -> None:
-        start, told = time.monotonic(), False
-        self.loc.fs.makedirs(self.loc.root, exist_ok=True)
-        while True:
-            claim = self.read()
-            age = time.time() - float((claim or {}).get("renewed", 0))
-            if claim is None or age > float(claim.get("lease", self.lease)):
-                if claim and on_wait:
-                    on_wait(
-                        f"breaking the lock of {claim.get('holder', 'an unknown holder')} on "
-                        f"{self.loc.url()}: not renewed for {age:.0f} s (its lease has expired)"
-                    )
-                self.since = time.time()
-                self._write(self.since)
-                time.sleep(self.settle)
-                if (self.read() or {}).get("holder") == self.token:
-                    break
-                continue  # another claimed it at the same moment
-            holder = f" (held by {claim.get('holder')})"
-            if wait is not None and time.monotonic() - start >= wait:
-                raise StoreError(
-                    f"{self.loc.url()} is locked by another loganalyzer process{holder}; "
-                    "try again when it has finished"
-                )
-            if on_wait and not told:
-                on_wait(f"waiting for the lock on {self.loc.url()}{holder}")
-                told = True
-            time.sleep(min(1.0, max(0.05, self.lease / 20)))
-        self._thread = threading.Thread(target=self._renew, daemon=True, name="store-lease")
-        self._thread.start()
-
-    def _renew(self) -> None:
-        while not self._stop.wait(self.lease / 3):
-            claim = self.read()
-            if (claim or {}).get("holder") != self.token:
-                self.lost = claim or {}
-                return
-            self._write(self.since)
-
-    def check(self) -> None:
-        claim = self.read() if self.lost is None else self.lost
-        if (claim or {}).get("holder") != self.token:
-            self.lost = claim or {}
-            raise StoreError(
-                f"lost the lock on {self.loc.url()} to {self.lost.get('holder', 'nobody')}: "
-                "its lease expired while this process held it; nothing more is written"
-            )
-
-    def release(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        if (self.read() or {}).get("holder") == self.token:
-            self.loc.fs.rm(self.loc.full(LOCK_FILE))

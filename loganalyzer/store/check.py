@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
-from loganalyzer.schema import QUARANTINE, TABLES
+from loganalyzer.schema import LOG_TABLES, QUARANTINE, TABLES
+from loganalyzer.store.manifest import MANIFEST_FILE, Manifest
+from loganalyzer.store.parts import TMP_SUFFIX
 
 if TYPE_CHECKING:
     from loganalyzer.store import Store
@@ -24,15 +26,9 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
 
     Every listed part's footer is read (its columns and row count), not its data.
     """
-    from loganalyzer.store import MANIFEST_FILE, TMP_SUFFIX
-
     manifest = store.manifest()  # refuses a store of a newer schema version
     listed = set(store.listed_parts(manifest=manifest))
-    found = {
-        rel
-        for sub in ("tracking", "smtp", "agent", "connectivity", "quarantine")
-        for rel in store.loc.files(sub)
-    }
+    found = {rel for sub in (*LOG_TABLES, "quarantine") for rel in store.loc.files(sub)}
     found |= set(store.loc.glob(f"{MANIFEST_FILE}.*{TMP_SUFFIX}"))
     missing = sorted(listed - found)
     rows: dict[str, int] = {}
@@ -44,7 +40,7 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
         if on_part:
             on_part()
     counts = _count_mismatches(manifest, rows, set(missing) | {u.split(":")[0] for u in unreadable})
-    unversioned = sum(1 for r in manifest.values() if not r["schema_version"])
+    unversioned = sum(1 for r in manifest.values() if not r.schema_version)
     unlisted = sorted(p for p in found - listed if p.endswith(".parquet"))
     temporary = sorted(p for p in found if p.endswith(TMP_SUFFIX))
     problems = (
@@ -60,7 +56,7 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
         "ok": not problems,
         "files": len(manifest),
         "parts": len(listed),
-        "schema_versions": sorted({r["schema_version"] for r in manifest.values()} - {None, 0}),
+        "schema_versions": sorted({r.schema_version for r in manifest.values()} - {None, 0}),
         "missing": missing,
         "unreadable": unreadable,
         "row_counts": counts,
@@ -87,7 +83,7 @@ def _read_footer(store: Store, rel: str, rows: dict[str, int]) -> str | None:
     return None
 
 
-def _count_mismatches(manifest: dict[str, dict], rows: dict[str, int], damaged: set[str]):
+def _count_mismatches(manifest: Manifest, rows: dict[str, int], damaged: set[str]):
     """Files whose parts are shared (compaction) are counted together: a group of files must
     hold, in its parts, the rows and quarantined lines the manifest gives its files."""
     parent: dict[str, str] = {}
@@ -99,24 +95,24 @@ def _count_mismatches(manifest: dict[str, dict], rows: dict[str, int], damaged: 
         return x
 
     for key, r in manifest.items():
-        for p in r["parts"] or []:
+        for p in r.parts:
             parent[find("f:" + key)] = find("p:" + p)
     groups: dict[str, list[str]] = {}
     for key in manifest:
         groups.setdefault(find("f:" + key), []).append(key)
     out = []
     for keys in groups.values():
-        parts = {p for k in keys for p in manifest[k]["parts"] or []}
+        parts = {p for k in keys for p in manifest[k].parts}
         if parts & damaged:
             continue  # already named
         for kind, column, in_kind in (
             ("rows", "rows", lambda p: not p.startswith("quarantine/")),
             ("quarantined lines", "quarantined", lambda p: p.startswith("quarantine/")),
         ):
-            want = sum(manifest[k][column] or 0 for k in keys)
+            want = sum(getattr(manifest[k], column) or 0 for k in keys)
             have = sum(rows.get(p, 0) for p in parts if in_kind(p))
             if want != have:
-                names = sorted(p for k in keys for p in manifest[k]["paths"] or [])
+                names = sorted(p for k in keys for p in manifest[k].paths)
                 shown = ", ".join(names[:3]) + (
                     f" and {len(names) - 3} more" if len(names) > 3 else ""
                 )

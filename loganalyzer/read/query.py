@@ -6,13 +6,14 @@ row per tracking row and recipient, with its status) and ``messages`` (one row p
 
 from __future__ import annotations
 
-from contextlib import suppress
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from loganalyzer import fate
 from loganalyzer.schema import LOG_TABLES, columns
-from loganalyzer.store import MANIFEST_FILE
+from loganalyzer.store import manifest as _manifest
+from loganalyzer.store.duck import open_connection, read_parquet
+from loganalyzer.store.manifest import MANIFEST_FILE, FileRow, Manifest
 from loganalyzer.times import parse_time
 
 if TYPE_CHECKING:
@@ -20,8 +21,7 @@ if TYPE_CHECKING:
 
     from loganalyzer.store import Store
 
-# No pyarrow here: rows come back as Python values, views are typed in SQL. A trace then
-# imports DuckDB alone, a quarter of a second less than with pyarrow (and numpy).
+# No pyarrow here: views are typed in SQL (see loganalyzer.store.duck).
 
 _RECIPIENTS = """
 create view recipients as
@@ -115,25 +115,6 @@ from msg left join finals using (message_id)
 """
 
 
-def records(relation: duckdb.DuckDBPyRelation) -> list[dict]:
-    """The rows of a query as dicts (times as aware UTC datetimes, lists as lists)."""
-    names = relation.columns
-    return [dict(zip(names, row, strict=True)) for row in relation.fetchall()]
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def read_parquet(paths: list[str], partitioned: bool = False, mixed: bool = False) -> str:
-    """A ``read_parquet(...)`` call over these files, to use in a FROM clause."""
-    files = ", ".join(_quote(p) for p in paths)
-    hive = ", hive_partitioning = true, hive_types = {'date': DATE}" if partitioned else ""
-    # union_by_name reads every file's schema up front: only when schema versions differ
-    union = ", union_by_name = true" if mixed else ""
-    return f"read_parquet([{files}]{union}{hive})"
-
-
 def _parts_view(
     con: duckdb.DuckDBPyConnection,
     name: str,
@@ -150,33 +131,16 @@ def _parts_view(
     con.execute(f"create or replace view {name} as {source}")
 
 
-def no_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
-    # DuckDB draws a progress bar on stdout for slow queries, terminal or not: never ours.
-    # Under Jupyter without ipywidgets it refuses the setting, and draws no bar there anyway.
-    import duckdb
-
-    with suppress(duckdb.Error):
-        con.execute("set enable_progress_bar = false")
-
-
-def open_connection(store: Store) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection that reads the store's files; times come back in UTC."""
-    import duckdb  # here: importing it costs every command, tracing or not, a tenth of a second
-
-    con = duckdb.connect()
-    no_progress_bar(con)
-    con.execute("set TimeZone = 'UTC'")
-    store.loc.register(con)  # a URL store is read through its fsspec filesystem
-    return con
-
-
 def connect(
-    store: Store, only: list[dict] | None = None, manifest: dict[str, dict] | None = None
+    store: Store, only: list[FileRow] | None = None, manifest: Manifest | None = None
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the store's views; times come back in UTC.
 
     ``only`` (manifest rows) restricts the tracking, smtp and quarantine views to those files.
+    NotAStore when the path holds no store (and no ``manifest`` is given).
     """
+    if manifest is None:
+        store.require()
     con = open_connection(store)
     manifest = store.manifest(con) if manifest is None else manifest
     add_views(con, store, only, manifest)
@@ -186,15 +150,15 @@ def connect(
 def add_views(
     con: duckdb.DuckDBPyConnection,
     store: Store,
-    only: list[dict] | None,
-    manifest: dict[str, dict],
+    only: list[FileRow] | None,
+    manifest: Manifest,
 ) -> dict[str, list[str]]:
     """Create the views of ``connect`` on ``con``; returns the parts of each (see ``point``)."""
     parts = point(con, store, only, manifest)
     if manifest is store.last_manifest:  # unchanged since read: the file is the table
         files = f"select * from {read_parquet([store.uri(MANIFEST_FILE)])}"
     else:
-        con.register("_files", store.manifest_table(manifest))
+        con.register("_files", _manifest.table(manifest))
         files = "select * from _files"
     con.execute(f"create view files as {files}")
     con.execute(_RECIPIENTS)
@@ -202,14 +166,12 @@ def add_views(
     return parts
 
 
-def parts_of(
-    store: Store, only: list[dict] | None, manifest: dict[str, dict]
-) -> dict[str, list[str]]:
+def parts_of(store: Store, only: list[FileRow] | None, manifest: Manifest) -> dict[str, list[str]]:
     """The part URIs of each table for the files in ``only`` (all when None)."""
     # a compacted part holds the rows of several files and is listed by each: read it once
     found: dict[str, set[str]] = {t: set() for t in (*LOG_TABLES, "quarantine")}
     for row in manifest.values() if only is None else only:
-        for p in row["parts"] or []:
+        for p in row.parts:
             found[p.split("/", 1)[0]].add(store.uri(p))
     return {name: sorted(paths) for name, paths in found.items()}
 
@@ -217,15 +179,15 @@ def parts_of(
 def point(
     con: duckdb.DuckDBPyConnection,
     store: Store,
-    only: list[dict] | None,
-    manifest: dict[str, dict],
+    only: list[FileRow] | None,
+    manifest: Manifest,
     current: dict[str, list[str]] | None = None,
 ) -> dict[str, list[str]]:
     """(Re)point the log tables' and quarantine views of ``connect`` at the parts of the
     files in ``only`` (all when None): cheaper than a new connection (40 ms). Returns the
     parts of each view; pass it back as ``current`` to leave unchanged views alone."""
     parts = parts_of(store, only, manifest)
-    mixed = len({row["schema_version"] for row in manifest.values()}) > 1
+    mixed = len({row.schema_version for row in manifest.values()}) > 1
     for name in (*LOG_TABLES, "quarantine"):
         if current is None or current.get(name) != parts[name]:
             partitioned = name != "quarantine"

@@ -6,8 +6,9 @@ import pandas as pd
 import pyarrow as pa
 
 from loganalyzer import schema
-from loganalyzer.query import like, time_filter
+from loganalyzer.read.query import connect, like, time_filter
 from loganalyzer.schema import LOG_TABLES
+from loganalyzer.store import Store
 from loganalyzer.times import zone
 
 #: Low-cardinality columns returned as categoricals (declared in ``schema``).
@@ -36,7 +37,7 @@ def _types(t: pa.DataType):
 
 
 def select(
-    store,
+    store: Store,
     table: str,
     *,
     since=None,
@@ -79,7 +80,7 @@ def select(
             params += [str(v).upper() if name == "event_id" else str(v) for v in values]
     cols = ", ".join(columns) if columns else "*"
     query = f"select {cols} from {table} where {' and '.join(clauses)} order by {time_column}"
-    with store.connect() as con:
+    with connect(store) as con:
         return to_frame(con.sql(query, params=params).to_arrow_table(), tz=tz)
 
 

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
+    from loganalyzer.store.manifest import FileRow, Manifest
+
 # Reading sketches (a trace) uses the standard library only; numpy and pyarrow cost a trace
 # command a quarter of a second to import. Sketches are stored little-endian, as numpy wrote.
 
@@ -117,13 +119,13 @@ def slice_hashes(table: pa.Table, cuts: list[int]) -> list[set[int]]:
     import numpy as np
     import pyarrow.compute as pc
 
-    from loganalyzer.formats.columns import whole
-
     found: list[list] = [[] for _ in cuts[1:]]
     for column in KEYS:
         if column not in table.column_names:
             continue
-        encoded = pc.dictionary_encode(whole(table.column(column)))
+        col = table.column(column)  # one array: its only chunk as it is (no copy)
+        col = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+        encoded = pc.dictionary_encode(col)
         distinct = _distinct_hashes(column, encoded.dictionary)
         n = len(distinct)
         indices = pc.fill_null(encoded.indices, n).to_numpy()  # null: the extra slot n
@@ -182,11 +184,11 @@ class Sketches:
     """The sketches of a whole manifest, read once for several lookups in a row (a trace
     looks up three times)."""
 
-    def __init__(self, manifest: dict[str, dict]) -> None:
+    def __init__(self, manifest: Manifest) -> None:
         self.rows = list(manifest.values())
-        self.keys = [None if r.get("lookup") is None else _keys(r["lookup"]) for r in self.rows]
+        self.keys = [None if r.lookup is None else _keys(r.lookup) for r in self.rows]
 
-    def holding(self, values: dict[str, list[str]]) -> list[dict]:
+    def holding(self, values: dict[str, list[str]]) -> list[FileRow]:
         """Manifest rows of the files that may hold any of ``values`` (column -> IDs)."""
         ids = {KEYS[col](v) for col, vs in values.items() for v in vs if v}
         want = {1: sorted(map(key_hash_v1, ids)), 2: sorted(map(key_hash, ids))}

@@ -1,0 +1,195 @@
+"""The Parquet store: layout, manifest, file identity, lock and clean-up (DESIGN.md, The store).
+
+Readers use the manifest to know which parts are complete; only the ingest's parent process
+(or ``store compact``) renames parts and replaces the manifest. The store is a folder or an
+fsspec URL (``s3://bucket/mailstore``); see ``loganalyzer.store.location`` for what each
+filesystem gives. This package imports no reader: the views, DataFrames and exports over a
+store are ``loganalyzer.read``'s, which builds the public ``Store`` on this one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from loganalyzer.errors import NotAStore, StoreError
+from loganalyzer.schema import LOG_TABLES
+from loganalyzer.store import manifest as _manifest
+from loganalyzer.store.location import LOCK_FILE, Local, Location
+from loganalyzer.store.location import location as _locate
+from loganalyzer.store.manifest import MANIFEST_FILE, FileRow, Manifest
+from loganalyzer.store.parts import TMP_SUFFIX, Part
+
+__all__ = [
+    "LOCK_FILE",
+    "MANIFEST_FILE",
+    "TMP_SUFFIX",
+    "FileRow",
+    "Manifest",
+    "Part",
+    "Store",
+    "StoreError",
+    "default_store",
+]
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+# pyarrow is imported where a method writes: reading a store (a trace) then needs only DuckDB,
+# and starts a quarter of a second sooner.
+
+DEFAULT_STORE = "./loganalyzer-store"
+
+
+def default_store() -> str:
+    """``$LOGANALYZER_STORE``, else ``./loganalyzer-store``."""
+    return os.environ.get("LOGANALYZER_STORE") or DEFAULT_STORE
+
+
+class Store:
+    """A store: ``tracking/``, ``smtp/``, ``quarantine/`` and ``manifest.parquet`` in a folder
+    or under an fsspec URL (``s3://bucket/mailstore``, ``memory://store``).
+
+    ``lease``: seconds an object store's lock lives without renewal (see
+    ``loganalyzer.store.location``).
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, lease: float | None = None
+    ) -> None:
+        text = os.fspath(path or default_store())
+        self.root: str = text.rstrip("/") if "://" in text and not text.endswith(":///") else text
+        self.loc: Location = _locate(self.root, lease)
+        self.last_manifest: Manifest | None = None  # as read, when it has every column
+
+    def __repr__(self) -> str:
+        return f"Store({self.root!r})"
+
+    # -- layout -------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """The store's absolute path or URL, as other processes and machines name it."""
+        return self.loc.url()
+
+    @property
+    def local_root(self) -> Path | None:
+        """The folder of a store on a local or mounted filesystem; None for a URL store."""
+        return Path(self.loc.root) if isinstance(self.loc, Local) else None
+
+    def path(self, relative: str) -> str:
+        """The path of a file of the store, as its filesystem names it."""
+        return self.loc.full(relative)
+
+    def uri(self, relative: str) -> str:
+        """The path or URL of a file of the store, as DuckDB (once registered) reads it."""
+        return self.loc.url(relative)
+
+    @staticmethod
+    def part_name(table: str, date: str, file_key: str, offset: int) -> str:
+        return f"{table}/date={date}/{file_key}-{offset}.parquet"
+
+    @staticmethod
+    def quarantine_name(file_key: str, offset: int) -> str:
+        return f"quarantine/{file_key}-{offset}.parquet"
+
+    def exists(self) -> bool:
+        return self.loc.exists(MANIFEST_FILE)
+
+    def require(self) -> Store:
+        """This store, when its path holds one (its manifest); else NotAStore. Every reader
+        calls it first: a misspelt path must not read as an empty store."""
+        if not self.exists():
+            raise NotAStore(f"{self.root} is not a loganalyzer store (no manifest)")
+        return self
+
+    def parquet_writer(self, relative: str, schema: pa.Schema, **options) -> pq.ParquetWriter:
+        """A Parquet writer of a new file of the store (its folder is created)."""
+        import pyarrow.parquet as pq
+
+        self.loc.makedirs_for(relative)
+        return pq.ParquetWriter(
+            self.loc.full(relative), schema, filesystem=self.loc.arrow_fs, **options
+        )
+
+    def write_bytes(self, relative: str, data: pa.Buffer | bytes) -> None:
+        """Write a whole file of the store (its folder is created)."""
+        self.loc.makedirs_for(relative)
+        with self.loc.open(relative, "wb") as fh:
+            fh.write(data)
+
+    def write_parquet(self, relative: str, table: pa.Table, **options) -> None:
+        """Write a whole Parquet file of the store."""
+        import pyarrow.parquet as pq
+
+        self.loc.makedirs_for(relative)
+        pq.write_table(table, self.loc.full(relative), filesystem=self.loc.arrow_fs, **options)
+
+    def remove(self, relatives: list[str]) -> None:
+        self.loc.remove(relatives)
+
+    # -- manifest (loganalyzer.store.manifest) ---------------------------------------------
+    def manifest(
+        self, con: duckdb.DuckDBPyConnection | None = None, fields: list[str] | None = None
+    ) -> Manifest:
+        """The manifest: one row per ingested file, by file key (read with ``con``, a
+        connection of ``store.duck.open_connection``, when given). ``fields``: only these
+        columns (``file_key`` and ``schema_version`` always), for a reader in a hurry."""
+        rows, whole = _manifest.load(self, con, fields)
+        self.last_manifest = rows if whole else None
+        return rows
+
+    def write_manifest(self, rows: Manifest) -> None:
+        """Replace the manifest atomically (write a temporary file, then rename)."""
+        _manifest.save(self, rows)
+
+    def listed_parts(self, table: str | None = None, manifest: Manifest | None = None) -> list[str]:
+        """Relative paths of the parts the manifest lists (``quarantine`` included), each
+        once (a compacted part holds the rows of several files and is listed by each)."""
+        return _manifest.listed_parts(self.manifest() if manifest is None else manifest, table)
+
+    # -- lock and clean-up ------------------------------------------------------------------
+    @contextmanager
+    def lock(
+        self, wait: float | None = None, on_wait: Callable[[str], None] | None = None
+    ) -> Iterator[None]:
+        """Hold the store's lock: an OS file lock that dies with its holder, or on an object
+        store a lock object with a lease (see ``loganalyzer.store.location``).
+
+        ``wait`` is how long to wait for another process's lock (None: as long as it takes).
+        """
+        with self.loc.lock(wait, on_wait):
+            yield
+
+    def clean(self) -> list[str]:
+        """Remove temporary files and parts the manifest does not list; call under the lock."""
+        listed = set(self.listed_parts())
+        removed = []
+        for sub in (*LOG_TABLES, "quarantine"):
+            gone = [
+                rel
+                for rel in self.loc.files(sub)
+                if rel.endswith(TMP_SUFFIX) or (rel.endswith(".parquet") and rel not in listed)
+            ]
+            self.loc.remove(gone)
+            removed += gone
+            self.loc.prune(sub)
+        gone = self.loc.glob(f"{MANIFEST_FILE}.*{TMP_SUFFIX}")
+        self.loc.remove(gone)
+        return removed + gone
+
+    def check(self, on_part: Callable[[], None] | None = None) -> dict:
+        """Damage (missing or unreadable parts, row counts that differ from the manifest) and
+        leftovers of killed runs (unlisted parts, temporary files): ``loganalyzer.store.check``."""
+        from loganalyzer.store.check import check  # pyarrow: only this command reads footers
+
+        return check(self, on_part)
+
+    def commit_parts(self, parts: list[Part]) -> None:
+        """Rename written parts into place (the manifest is replaced afterwards)."""
+        for part in parts:
+            self.loc.replace(part.tmp, part.final)
