@@ -217,7 +217,7 @@ def test_a_failed_next_hop_is_named_in_the_verdict(agent_store):
 
 def test_report_figures_equal_the_truth(agent_store):
     from loganalyzer.read.query import connect
-    from loganalyzer.report.rejected import next_hops, rejections
+    from loganalyzer.report.sections.rejected import next_hops, rejections
     from loganalyzer.store import Store
 
     store, truth = agent_store

@@ -23,6 +23,7 @@ from loganalyzer.report.sections import (
     failures,
     latency,
     quality,
+    rejected,
     smtp,
     top,
     totals,
@@ -44,6 +45,7 @@ SECTIONS: tuple[Section, ...] = (
     deferrals.SECTION,
     latency.SECTION,
     top.SECTION,
+    rejected.SECTION,
     smtp.SECTION,
     quality.SECTION,
 )

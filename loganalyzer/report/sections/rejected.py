@@ -18,6 +18,10 @@ from datetime import datetime
 
 import duckdb
 import pandas as pd
+import plotly.graph_objects as go
+
+from loganalyzer.report.charts import COLORS, hbar, text
+from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 
 RULES = {
     "rejections": "Rejected attempts: 5xx replies of SMTP Receive sessions, staged by the command "
@@ -140,3 +144,43 @@ def next_hops(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) ->
         order by failed desc, server, destination
     """
     return con.sql(sql, params=[start, end, start.date(), end.date()]).df()
+
+
+def compute(q: Inputs) -> dict[str, pd.DataFrame]:
+    start, end = q.ctx.window()
+    return {"rejections": rejections(q.con, start, end), "next_hops": next_hops(q.con, start, end)}
+
+
+def charts(r: Report) -> dict[str, go.Figure]:
+    f = r.metrics["rejections"]
+    if not len(f):
+        return {}
+    by_stage = f.groupby("stage", sort=False)["attempts"].sum().sort_values(ascending=False)
+    labels = [text(s) for s in by_stage.index]
+    return {"rejections": hbar(by_stage, labels, "Rejected attempts by stage", COLORS["failed"])}
+
+
+def attention(r: Report) -> list[str]:
+    hops = r.metrics["next_hops"]
+    failing = hops[hops["failed"] > 0] if len(hops) else hops
+    return (
+        [f"{len(failing):,} next hops failed to connect ({', '.join(failing['destination'][:3])})."]
+        if len(failing)
+        else []
+    )
+
+
+SECTION = Section(
+    id="rejected",
+    title="Rejected attempts and failing next hops",
+    tables=(
+        Table("rejections", "Rejected attempts by stage, agent, reason and remote IP"),
+        Table("next_hops", "Next hops with connection failures"),
+    ),
+    compute=compute,
+    charts=charts,
+    attention=attention,
+    attention_rank=30,
+    problems=30,
+    rules=RULES,
+)
