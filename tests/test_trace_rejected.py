@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -216,15 +216,25 @@ def test_a_failed_next_hop_is_named_in_the_verdict(agent_store):
 
 
 def test_report_figures_equal_the_truth(agent_store):
-    from loganalyzer.read.query import connect
-    from loganalyzer.report.sections.rejected import next_hops, rejections
-    from loganalyzer.store import Store
+    """The report's section of rejected attempts and failing next hops, as the command
+    prints it, against the truth."""
+    import json
+    import subprocess
+
+    import pandas as pd
+    from conftest import LOGANALYZER
 
     store, truth = agent_store
-    start = datetime(2026, 3, 2, tzinfo=UTC)
-    with connect(Store(store)) as con:
-        refused = rejections(con, start, start + timedelta(days=1))
-        hops = next_hops(con, start, start + timedelta(days=1))
+    done = subprocess.run(
+        [LOGANALYZER, "report", "daily", "--store", str(store), "--date", "2026-03-02"]
+        + ["--tz", "UTC", "--json", "--traces", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    tables = json.loads(done.stdout)["tables"]
+    refused, hops = pd.DataFrame(tables["rejections"]), pd.DataFrame(tables["next_hops"])
     by_stage = refused.groupby("stage")[["attempts", "recipients"]].sum()
     rows = Counter(t.get("stage") for t in truth if t["verdict"] == "rejected")
     for stage in ("rcpt", "data"):
