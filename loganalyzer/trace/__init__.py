@@ -145,7 +145,7 @@ def trace(
         mine = [x for sid in sorted(named - {""}) for x in by_session.get(sid, [])]
         mine += [x for i in own for x in iis_lines.get(i, [])]
         messages.append(build(rows, mine, servers, here, c["message_id"]))
-    if messages and {r["format"] for r in manifest.values()} & EVIDENCE_FORMATS:
+    if messages and {r.format for r in manifest.values()} & EVIDENCE_FORMATS:
         with open_connection(st) as con:
             add_views(con, st, None, manifest)
             evidence.attach(con, messages, tz)
