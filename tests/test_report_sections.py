@@ -50,6 +50,7 @@ def test_the_tables_computed_are_those_the_sections_declare(synth):
         "deferrals",
         "latency",
         "top",
+        "rejected",
         "smtp",
         "quality",
     ]
@@ -57,6 +58,7 @@ def test_the_tables_computed_are_those_the_sections_declare(synth):
     assert [sid for sid, _, _ in first.sections()] == [
         "failures",
         "deferrals",
+        "rejected",
         "quality",
         "smtp",
         "changes",

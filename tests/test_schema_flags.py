@@ -8,8 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import LOGANALYZER
 
-from loganalyzer import frames, schema
+from loganalyzer import schema
 from loganalyzer.formats import get
+from loganalyzer.read import frames
 from loganalyzer.schema import Flag
 from loganalyzer.store import Store
 

@@ -5,14 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from loganalyzer import schema
 from loganalyzer.read.query import connect, like, time_filter
-from loganalyzer.schema import LOG_TABLES
+from loganalyzer.schema import CATEGORIES, LOG_TABLES
 from loganalyzer.store import Store
 from loganalyzer.times import zone
-
-#: Low-cardinality columns returned as categoricals (declared in ``schema``).
-CATEGORIES = schema.CATEGORIES
 
 
 def to_frame(table: pa.Table, tz: str | None = None) -> pd.DataFrame:

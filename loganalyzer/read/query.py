@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from loganalyzer import fate
+import loganalyzer.fate as fate
 from loganalyzer.schema import LOG_TABLES, columns
 from loganalyzer.store import manifest as _manifest
 from loganalyzer.store.duck import open_connection, read_parquet
