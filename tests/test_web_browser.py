@@ -251,7 +251,7 @@ def test_hostile_values_stay_text(hostile_store, page):  # noqa: F811 - the fixt
 
 
 def test_store_status_shows_each_servers_newest_row(synth, app, page):
-    from loganalyzer.store import Store
+    from loganalyzer import Store
 
     _, store, _ = synth
     newest = Store(store).sql(

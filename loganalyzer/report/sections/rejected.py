@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 import plotly.graph_objects as go
 
-from loganalyzer.report.charts import COLORS, hbar, text
+from loganalyzer.report.charts import NEUTRAL, hbar, text
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 
 RULES = {
@@ -157,7 +157,7 @@ def charts(r: Report) -> dict[str, go.Figure]:
         return {}
     by_stage = f.groupby("stage", sort=False)["attempts"].sum().sort_values(ascending=False)
     labels = [text(s) for s in by_stage.index]
-    return {"rejections": hbar(by_stage, labels, "Rejected attempts by stage", COLORS["failed"])}
+    return {"rejections": hbar(by_stage, labels, "Rejected attempts by stage", NEUTRAL[0])}
 
 
 def attention(r: Report) -> list[str]:
