@@ -24,12 +24,26 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from loganalyzer.errors import StoreError
 
-if TYPE_CHECKING:
-    from loganalyzer.store.location import Local, Remote
+
+class Place(Protocol):
+    """What a lock needs of a store's location (``location.Local`` or ``Remote``): the lock
+    knows no more of it, so location may use the lock without a circle."""
+
+    root: str
+
+    def full(self, relative: str) -> str: ...
+
+
+class RemotePlace(Place, Protocol):
+    fs: Any
+    shared: bool
+
+    def url(self) -> str: ...
+
 
 LOCK_FILE = ".lock"
 #: Who holds the lock of a local store (host and pid), for the message of one that waits.
@@ -54,7 +68,7 @@ def env_lease() -> float:
 
 @contextmanager
 def local_lock(
-    loc: Local, wait: float | None, on_wait: Callable[[str], None] | None
+    loc: Place, wait: float | None, on_wait: Callable[[str], None] | None
 ) -> Iterator[None]:
     """The lock of a local folder: an OS file lock, released by the OS when its holder dies."""
     import filelock
@@ -95,7 +109,7 @@ def local_lock(
         lock.release()  # a killed holder's lock is released by the OS
 
 
-def _holder(loc: Local) -> str:
+def _holder(loc: Place) -> str:
     try:
         with open(loc.full(HOLDER_FILE), encoding="utf-8") as fh:
             host, _, pid = fh.read().strip().rpartition(" ")
@@ -109,7 +123,7 @@ def _holder(loc: Local) -> str:
 class Lease:
     """The lock object of an object store: holder, when taken, when last renewed, lease."""
 
-    def __init__(self, loc: Remote, lease: float) -> None:
+    def __init__(self, loc: RemotePlace, lease: float) -> None:
         self.loc, self.lease = loc, lease
         self.token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         # time for a competing claim to land before ours is read back
