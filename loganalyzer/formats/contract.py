@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import BinaryIO
 
-from loganalyzer.formats.base import Bad, ReadState, Run
+from loganalyzer.formats.base import Bad, ReadState, Run, read_runs
 from loganalyzer.formats.common import Batch, Context, Detected
 
 
@@ -70,3 +70,26 @@ class Format:
                 continue
             batch = self.parse_run(item.run, item.key, ctx)
             yield replace(batch, bad=item.bad + batch.bad) if item.bad else batch
+
+
+def keyed_runs(
+    fh: BinaryIO,
+    state: ReadState,
+    ctx: Context,
+    key: Callable[[Run, Context], Hashable | None],
+) -> Iterator[Batch | Pending]:
+    """The ``read`` of a format whose lines follow a ``#Fields`` header: each run keyed by
+    ``key(run, ctx)``; the lines of a run no key fits (data before any ``#Fields``) are
+    quarantined."""
+    for run, bad in read_runs(fh, state, final=ctx.final):
+        if run is None or len(run.candidates) == 0:
+            if bad:
+                yield Batch(None, bad)
+            continue
+        found = key(run, ctx)
+        if found is None:
+            reason = "data line before any #Fields header"
+            lines = [Bad(int(run.line_numbers[i]), reason, run.text(i)) for i in run.candidates]
+            yield Batch(None, bad + lines)
+            continue
+        yield Pending(run, found, bad)

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loganalyzer.formats import columns as C
-from loganalyzer.formats.base import Bad, ReadState, Run, read_csv_run, read_runs
+from loganalyzer.formats.base import Bad, ReadState, Run, read_csv_run
 from loganalyzer.formats.common import (
     Batch,
     Context,
@@ -31,7 +31,7 @@ from loganalyzer.formats.common import (
     header_value,
     mostly,
 )
-from loganalyzer.formats.contract import Format, Pending
+from loganalyzer.formats.contract import Format, Pending, keyed_runs
 from loganalyzer.formats.exchange_smtp_protocol import split_endpoint
 from loganalyzer.formats.exchange_tracking import field_count, split_bad
 from loganalyzer.schema import AGENT, build_table
@@ -133,18 +133,12 @@ def _field_names(run: Run, ctx: Context) -> list[str] | None:
 
 def read(fh, state: ReadState, ctx: Context) -> Iterator[Batch | Pending]:
     """Runs keyed by their fields, or batches of lines that cannot be parsed."""
-    for run, bad in read_runs(fh, state, final=ctx.final):
-        if run is None or len(run.candidates) == 0:
-            if bad:
-                yield Batch(None, bad)
-            continue
-        names = _field_names(run, ctx)
-        if names is None:
-            reason = "data line before any #Fields header"
-            lines = [Bad(int(run.line_numbers[i]), reason, run.text(i)) for i in run.candidates]
-            yield Batch(None, bad + lines)
-            continue
-        yield Pending(run, tuple(names), bad)
+    return keyed_runs(fh, state, ctx, _key)
+
+
+def _key(run: Run, ctx: Context) -> tuple | None:
+    names = _field_names(run, ctx)
+    return None if names is None else tuple(names)
 
 
 def parse_run(run: Run, key: tuple, ctx: Context) -> Batch:
