@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from loganalyzer.watch.rules import Finding, Rule
 
@@ -84,7 +85,7 @@ class State:
             },
             indent=1,
         )
-        if fs.protocol in ("file", "local") or "file" in (fs.protocol or ()):
+        if isinstance(fs, LocalFileSystem):
             tmp = path + ".tmp"
             with fs.open(tmp, "w", encoding="utf-8") as fh:
                 fh.write(text)
