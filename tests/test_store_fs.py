@@ -14,8 +14,8 @@ from stores import QUERIES, content, message_ids, synth_logs
 
 import loganalyzer as la
 from loganalyzer import Store
-from loganalyzer.compact import compact
 from loganalyzer.store import StoreError
+from loganalyzer.store.compact import compact
 
 
 @pytest.fixture(scope="module")
