@@ -75,7 +75,7 @@ def step_ingest(logs: str, store: str, **_) -> dict:
 
 
 def step_compact(store: str, **_) -> dict:
-    from loganalyzer.compact import compact
+    from loganalyzer.store.compact import compact
 
     return compact(store).to_dict() | {"partitions": None}
 

@@ -616,7 +616,7 @@ def store_compact(
     as_json: JsonOpt = False,
 ) -> None:
     """Rewrite the many small part files of each day into few large, sorted ones."""
-    from loganalyzer.compact import compact
+    from loganalyzer.store.compact import compact
     from loganalyzer.terminal.store import print_compact
 
     summary = compact(

@@ -29,7 +29,7 @@ from stores import (
 
 import loganalyzer as la
 from loganalyzer import Store
-from loganalyzer.compact import FAILPOINT, compact
+from loganalyzer.store.compact import FAILPOINT, compact
 
 
 @pytest.fixture(scope="module")

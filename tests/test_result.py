@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loganalyzer.compact import CompactSummary
 from loganalyzer.ingest import IngestSummary
 from loganalyzer.result import Result, plain, records
+from loganalyzer.store.compact import CompactSummary
 from loganalyzer.times import iso
 from loganalyzer.trace.model import Event, MessageTrace, TraceResult, Verdict
 

@@ -137,7 +137,7 @@ def _store(url: str) -> Store:
 
 def _exists(url: str, rel: str) -> bool:
     st = _store(url)
-    return st.loc.fs.exists(st.loc.full(rel))
+    return st.loc.fs.exists(rel)
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:

@@ -14,8 +14,8 @@ from stores import QUERIES, content, message_ids, synth_logs
 
 import loganalyzer as la
 from loganalyzer import Store
-from loganalyzer.compact import compact
 from loganalyzer.store import StoreError
+from loganalyzer.store.compact import compact
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def store(request, tmp_path):
     st = _store(request.param, tmp_path)
     yield st
     if request.param == "memory":
-        st.loc.fs.rm(st.loc.root, recursive=True)
+        st.loc.fs.rm("", recursive=True)
 
 
 def test_ingest_reingest_queries_and_trace(store, logs, local):
@@ -110,7 +110,7 @@ def test_a_url_store_is_not_confused_with_a_folder(tmp_path):
 
 def _claim(st: Store, holder: str, age: float, lease: float = 60) -> None:
     claim = {"holder": holder, "since": time.time() - age, "renewed": time.time() - age}
-    st.loc.fs.pipe_file(st.loc.full(".lock"), json.dumps({**claim, "lease": lease}).encode())
+    st.loc.fs.pipe_file(".lock", json.dumps({**claim, "lease": lease}).encode())
 
 
 def _memory_store(**kw) -> Store:
@@ -134,23 +134,23 @@ def test_an_expired_lock_is_broken():
     _claim(st, "dead-host:1:ab", age=300)
     told = []
     with st.lock(wait=0, on_wait=told.append):
-        claim = json.loads(st.loc.fs.cat_file(st.loc.full(".lock")))
+        claim = json.loads(st.loc.fs.cat_file(".lock"))
         assert claim["holder"] != "dead-host:1:ab"
     assert "breaking the lock of dead-host:1:ab" in told[0]
-    assert not st.loc.fs.exists(st.loc.full(".lock"))  # released
+    assert not st.loc.fs.exists(".lock")  # released
 
 
 def test_the_holder_renews_its_lease_and_stops_when_it_lost_it(logs):
     st = _memory_store(lease=0.6)
     with st.lock():
-        first = json.loads(st.loc.fs.cat_file(st.loc.full(".lock")))
+        first = json.loads(st.loc.fs.cat_file(".lock"))
         time.sleep(0.5)
-        renewed = json.loads(st.loc.fs.cat_file(st.loc.full(".lock")))
+        renewed = json.loads(st.loc.fs.cat_file(".lock"))
         assert renewed["holder"] == first["holder"] and renewed["renewed"] > first["renewed"]
         _claim(st, "thief:2:cd", age=0)  # another process broke the lease meanwhile
         with pytest.raises(StoreError, match="lost the lock .* thief:2:cd"):
             st.write_manifest({})
-    assert json.loads(st.loc.fs.cat_file(st.loc.full(".lock")))["holder"] == "thief:2:cd"
+    assert json.loads(st.loc.fs.cat_file(".lock"))["holder"] == "thief:2:cd"
 
 
 def test_an_ingest_waits_for_a_memory_store_lock(logs):
@@ -160,3 +160,81 @@ def test_an_ingest_waits_for_a_memory_store_lock(logs):
     summary = la.ingest([logs], st, on_wait=told.append)
     assert summary.rows > 0 and any("breaking" in m for m in told)
     assert fsspec.filesystem("memory").exists(st.loc.full("manifest.parquet"))
+
+
+# -- one code path: the same operations give the same files on a folder and in memory ------
+
+
+def _operations(st: Store) -> dict:
+    """Write, commit, list and clean a store through the store's own methods."""
+    import pyarrow as pa
+
+    from loganalyzer.schema import SCHEMA_VERSION, TABLES, conform
+    from loganalyzer.store import FileRow, Part
+    from loganalyzer.store.parts import part_options
+
+    day = "tracking/date=2026-03-02"
+    tracking = conform(
+        pa.table({"message_id": ["<a@x>", "<b@x>"], "line": [1, 2]}), TABLES["tracking"]
+    )
+    smtp = conform(pa.table({"session_id": ["08D1"], "line": [7]}), TABLES["smtp"])
+    parts = [
+        Part(f"{day}/k1-0.parquet.1-ab.tmp", f"{day}/k1-0.parquet", 2),
+        Part("smtp/date=2026-03-02/k2-0.parquet.1-ab.tmp", "smtp/date=2026-03-02/k2-0.parquet", 1),
+    ]
+    with st.lock(wait=0):
+        writer = st.parquet_writer(parts[0].tmp, tracking.schema, **part_options("tracking", 2))
+        writer.write_table(tracking)
+        writer.close()
+        st.write_parquet(parts[1].tmp, smtp, compression="zstd")
+        st.write_bytes("tracking/date=2026-03-03/k3-0.parquet", b"left by a killed run")
+        st.write_bytes("manifest.parquet.99.tmp", b"left by a killed run")
+        st.write_bytes(f"{day}/k1-0.parquet", b"an older part, replaced")
+        st.commit_parts(parts)
+        st.write_manifest(
+            {
+                "k1": FileRow(
+                    "k1",
+                    ["EX01/a.log"],
+                    table="tracking",
+                    rows=2,
+                    parts=[parts[0].final],
+                    schema_version=SCHEMA_VERSION,
+                ),
+                "k2": FileRow(
+                    "k2",
+                    ["EX01/b.log"],
+                    table="smtp",
+                    rows=1,
+                    parts=[parts[1].final],
+                    schema_version=SCHEMA_VERSION,
+                ),
+            }
+        )
+        sizes = st.loc.sizes(day)
+        removed = st.clean()
+    files = sorted(f for sub in ("tracking", "smtp", "quarantine") for f in st.loc.files(sub))
+    files += st.loc.glob("manifest.parquet*")
+    data = {}
+    for rel in files:
+        with st.loc.open(rel) as fh:
+            data[rel] = fh.read()
+    return {"files": data, "removed": sorted(removed), "sizes": sizes, "check": st.check()}
+
+
+def test_the_same_operations_give_the_same_files_in_a_folder_and_in_memory(tmp_path):
+    folder = _operations(Store(tmp_path / "store"))
+    memory_store = Store(f"memory://same-{secrets.token_hex(4)}")
+    memory = _operations(memory_store)
+    memory_store.loc.fs.rm("", recursive=True)
+    assert sorted(folder["files"]) == [
+        "manifest.parquet",
+        "smtp/date=2026-03-02/k2-0.parquet",
+        "tracking/date=2026-03-02/k1-0.parquet",
+    ]
+    assert folder["removed"] == ["manifest.parquet.99.tmp", "tracking/date=2026-03-03/k3-0.parquet"]
+    assert list(folder["sizes"]) == ["tracking/date=2026-03-02/k1-0.parquet"]
+    assert folder["check"]["problems"] == [] and folder["check"]["parts"] == 2
+    assert not (tmp_path / "store" / "tracking" / "date=2026-03-03").exists()  # pruned
+    assert memory.pop("check") | {"store": ""} == folder.pop("check") | {"store": ""}
+    assert memory == folder  # byte for byte

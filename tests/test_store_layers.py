@@ -29,7 +29,6 @@ ABOVE_READ = (
     "trace",
     "report",
     "ingest",
-    "compact",
     "worker",
     "cluster",
     "demo",

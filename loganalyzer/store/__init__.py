@@ -2,9 +2,10 @@
 
 Readers use the manifest to know which parts are complete; only the ingest's parent process
 (or ``store compact``) renames parts and replaces the manifest. The store is a folder or an
-fsspec URL (``s3://bucket/mailstore``); see ``loganalyzer.store.location`` for what each
-filesystem gives. This package imports no reader: the views, DataFrames and exports over a
-store are ``loganalyzer.read``'s, which builds the public ``Store`` on this one.
+fsspec URL (``s3://bucket/mailstore``), reached through one fsspec filesystem rooted at it;
+see ``loganalyzer.store.location`` for what differs by filesystem. This package imports no
+reader: the views, DataFrames and exports over a store are ``loganalyzer.read``'s, which
+builds the public ``Store`` on this one.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 from loganalyzer.errors import NotAStore, StoreError
 from loganalyzer.schema import LOG_TABLES
 from loganalyzer.store import manifest as _manifest
-from loganalyzer.store.location import LOCK_FILE, Local, Location
+from loganalyzer.store.location import LOCK_FILE, Location
 from loganalyzer.store.location import location as _locate
 from loganalyzer.store.manifest import MANIFEST_FILE, FileRow, Manifest
 from loganalyzer.store.parts import TMP_SUFFIX, Part
@@ -79,7 +80,7 @@ class Store:
     @property
     def local_root(self) -> Path | None:
         """The folder of a store on a local or mounted filesystem; None for a URL store."""
-        return Path(self.loc.root) if isinstance(self.loc, Local) else None
+        return Path(self.loc.root) if self.loc.local else None
 
     def path(self, relative: str) -> str:
         """The path of a file of the store, as its filesystem names it."""
@@ -112,9 +113,7 @@ class Store:
         import pyarrow.parquet as pq
 
         self.loc.makedirs_for(relative)
-        return pq.ParquetWriter(
-            self.loc.full(relative), schema, filesystem=self.loc.arrow_fs, **options
-        )
+        return pq.ParquetWriter(relative, schema, filesystem=self.loc.arrow_fs, **options)
 
     def write_bytes(self, relative: str, data: pa.Buffer | bytes) -> None:
         """Write a whole file of the store (its folder is created)."""
@@ -127,7 +126,7 @@ class Store:
         import pyarrow.parquet as pq
 
         self.loc.makedirs_for(relative)
-        pq.write_table(table, self.loc.full(relative), filesystem=self.loc.arrow_fs, **options)
+        pq.write_table(table, relative, filesystem=self.loc.arrow_fs, **options)
 
     def remove(self, relatives: list[str]) -> None:
         self.loc.remove(relatives)

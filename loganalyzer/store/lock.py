@@ -30,8 +30,8 @@ from loganalyzer.errors import StoreError
 
 
 class Place(Protocol):
-    """What a lock needs of a store's location (``location.Local`` or ``Remote``): the lock
-    knows no more of it, so location may use the lock without a circle."""
+    """What a lock needs of a store's location (``location.Location``): the lock knows no
+    more of it, so location may use the lock without a circle."""
 
     root: str
 
@@ -39,7 +39,7 @@ class Place(Protocol):
 
 
 class RemotePlace(Place, Protocol):
-    fs: Any
+    fs: Any  # rooted at the store: paths relative to it
     shared: bool
 
     def url(self) -> str: ...
@@ -134,7 +134,7 @@ class Lease:
 
     def read(self) -> dict | None:
         try:
-            data = self.loc.fs.cat_file(self.loc.full(LOCK_FILE))
+            data = self.loc.fs.cat_file(LOCK_FILE)
         except FileNotFoundError:
             return None
         try:
@@ -145,11 +145,11 @@ class Lease:
 
     def _write(self, since: float) -> None:
         claim = {"holder": self.token, "since": since, "renewed": time.time(), "lease": self.lease}
-        self.loc.fs.pipe_file(self.loc.full(LOCK_FILE), json.dumps(claim).encode())
+        self.loc.fs.pipe_file(LOCK_FILE, json.dumps(claim).encode())
 
     def acquire(self, wait: float | None, on_wait: Callable[[str], None] | None) -> None:
         start, told = time.monotonic(), False
-        self.loc.fs.makedirs(self.loc.root, exist_ok=True)
+        self.loc.fs.makedirs("", exist_ok=True)
         while True:
             claim = self.read()
             age = time.time() - float((claim or {}).get("renewed", 0))
@@ -200,4 +200,4 @@ class Lease:
         if self._thread is not None:
             self._thread.join()
         if (self.read() or {}).get("holder") == self.token:
-            self.loc.fs.rm(self.loc.full(LOCK_FILE))
+            self.loc.fs.rm(LOCK_FILE)

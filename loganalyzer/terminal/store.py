@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from loganalyzer.compact import CompactSummary
+    from loganalyzer.store.compact import CompactSummary
 
 
 def print_compact(summary: CompactSummary) -> None:
