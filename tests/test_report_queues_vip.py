@@ -338,6 +338,11 @@ def test_the_vip_section_comes_first_on_the_page(vip_run):
     assert sections[0] == "vip" and "queues" in sections
     assert re.search(r"<nav><a href=\"#vip\">VIP watch</a>", page)
     assert 'id="la-fig-queue_backlog"' in page
+    longest = max(r["longest_wait_s"] for r in data["tables"]["queues"])  # hours, as text
+    assert longest >= 3600
+    assert (
+        f'<td class="c-longest_wait_s">{longest // 3600} h {longest % 3600 // 60} min</td>' in page
+    )
     assert (
         "Mail to or from the VIP list: failures, deferrals and deliveries slower than 1.5 min"
         in (page)
