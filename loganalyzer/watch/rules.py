@@ -127,7 +127,7 @@ def _since(ctx: Context, minutes: float) -> dt.datetime:
     return ctx.now - dt.timedelta(minutes=minutes)
 
 
-def _rows(ctx: Context, query: str, params: list) -> list[tuple]:
+def _rows(ctx: Context, query: str, params: list | dict) -> list[tuple]:
     frame = ctx.sql(query, params)
     return list(frame.itertuples(index=False, name=None))
 
@@ -146,9 +146,9 @@ def _queue_backlog(rule: Rule, ctx: Context) -> list[Finding]:
         f"""
         select server, hop, count(distinct msg) as n, min(since) as oldest
         from ({queues.waits_sql()}) where until is null
-        group by all having count(distinct msg) > ? order by n desc, hop, server
+        group by all having count(distinct msg) > $threshold order by n desc, hop, server
         """,
-        [*queues.window(lo, hi), int(rule.options["threshold"])],
+        {**queues.window(lo, hi), "threshold": int(rule.options["threshold"])},
     )
     return [
         Finding(

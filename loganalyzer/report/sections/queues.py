@@ -35,28 +35,28 @@ _STEPS = sorted(({*_ALL} | fate.SENDS) - fate.TRANSFER_BEGINS)
 #: hand-off to another server of the organisation).
 _LEAVES = ("delivered", "sent_external", "last_seen", "failed", "dropped", "quarantined")
 _KIND = fate.kind_sql("srv.servers")
+_MSG = "coalesce(message_id, network_message_id, server || ':' || internal_message_id)"
 _HANDOFF = fate.handoff_sql("srv.servers", "connector_id", "server_hostname", "log_format")
 
-#: Every DEFER row of a recipient (parameters: from, to, and their first and last UTC
-#: date), with its next hop and ``until``: when the recipient's next step on that server
+#: Every DEFER row of a recipient (parameters ``window``: lo, hi and their first and last
+#: UTC date), with its next hop and ``until``: when the recipient's next step on that server
 #: took it off the queue (null: still waiting when the rows end).
 DEFERS_SQL = f"""
 with srv as (
     select coalesce(list(distinct upper(server)) filter (where coalesce(server, '') <> ''),
                     []::varchar[]) as servers
     from files),
-win as (
-    select *, coalesce(message_id, network_message_id, server || ':' || internal_message_id)
-              as msg
-    from tracking
-    where date_time >= ? and date_time < ? and date >= ? and date <= ?
-      and {fate.in_sql("event_id", _STEPS)}),
+defers as (
+    select distinct {_MSG} as msg from tracking
+    where date_time >= $lo and date_time < $hi and date >= $d0 and date <= $d1
+      and {fate.in_sql("event_id", _DEFERS)}),
 rows as (
-    select date_time, server, event_id, connector_id, server_hostname, log_format, msg,
-           message_id, unnest(recipient_address) as recipient,
+    select date_time, server, event_id, connector_id, server_hostname, log_format,
+           {_MSG} as msg, message_id, unnest(recipient_address) as recipient,
            unnest(recipient_status) as status, unnest(enhanced_status) as enhanced
-    from win
-    where msg in (select msg from win where {fate.in_sql("event_id", _DEFERS)})),
+    from tracking
+    where date_time >= $lo and date_time < $hi and date >= $d0 and date <= $d1
+      and {fate.in_sql("event_id", _STEPS)} and {_MSG} in (select msg from defers)),
 steps as (
     select date_time, server, msg, message_id, trim(recipient) as recipient,
            lower(trim(recipient)) as rcpt, {fate.verdict_sql("event_id", _KIND)} as verdict,
@@ -89,9 +89,14 @@ def waits_sql(defers: str = f"({DEFERS_SQL})") -> str:
     """
 
 
-def window(lo: dt.datetime, hi: dt.datetime) -> list:
+def window(lo: dt.datetime, hi: dt.datetime) -> dict:
     """The parameters of ``DEFERS_SQL`` for the rows in [lo, hi)."""
-    return [lo, hi, lo.astimezone(dt.UTC).date(), hi.astimezone(dt.UTC).date()]
+    return {
+        "lo": lo,
+        "hi": hi,
+        "d0": lo.astimezone(dt.UTC).date(),
+        "d1": hi.astimezone(dt.UTC).date(),
+    }
 
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
