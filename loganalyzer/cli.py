@@ -553,6 +553,22 @@ def report_daily(
             help="Exit 1, writing and mailing nothing, when the period has no log rows (cron).",
         ),
     ] = False,
+    expiration: Annotated[
+        str,
+        typer.Option(
+            help="Message expiration timeout the queues are measured against: 2d, 36h, 90m."
+        ),
+    ] = "2d",
+    vip: Annotated[
+        Path | None,
+        typer.Option(
+            help="VIP addresses, one a line: their failures, deferrals and slow deliveries "
+            "at the top."
+        ),
+    ] = None,
+    vip_latency: Annotated[
+        str, typer.Option(help="With --vip: list deliveries slower than this: 90s, 5m, 1h.")
+    ] = "5m",
     as_json: JsonOpt = False,
 ) -> None:
     """Write the daily mail-flow report (one HTML file with charts); optionally mail it."""
@@ -567,6 +583,7 @@ def report_daily(
     )
 
     options = dict(days=days, tz=tz, top=top, accepted_domains=accepted_domain)
+    options |= dict(expiration=expiration, vips=vip, vip_latency=vip_latency)
     smtp = dict(host=smtp_host, port=smtp_port, starttls=smtp_starttls, user=smtp_user)
     report = daily_report(
         store, date, problems_first=problems_first, redact_addresses=redact, **options

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from loganalyzer.errors import BadInput
 
-__all__ = ["FORMS", "iso", "parse_date", "parse_time", "show", "zone"]
+__all__ = ["FORMS", "iso", "parse_date", "parse_duration", "parse_time", "show", "zone"]
 
 #: What a time option accepts, as the messages say it.
 FORMS = (
@@ -103,6 +103,24 @@ def _why(value: str, option: str, noun: str, exc: ValueError) -> str:
         what = "date" if "day" in reason or "month" in reason or "year" in reason else "time"
         return f"{option} {value!r}: no such {what} ({reason}); give {FORMS}"
     return f"{option} {value!r}: not a {noun}; give {FORMS}"
+
+
+_DURATION = re.compile(r"^(\d{1,9}(?:\.\d{1,6})?)\s*([smhd])$")
+
+
+def parse_duration(value: str | float | dt.timedelta, option: str = "duration") -> dt.timedelta:
+    """A length of time: ``90s``, ``5m``, ``36h``, ``2d`` (also ``1.5h``), a ``timedelta``, or
+    a number of seconds. ``option`` names the value in the error. Raises BadInput."""
+    if isinstance(value, dt.timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return dt.timedelta(seconds=value)
+    m = _DURATION.match(value.strip().lower()) if isinstance(value, str) else None
+    if m is None:
+        raise BadInput(
+            f"{option} {value!r}: not a length of time; give a number and a unit: 90s, 5m, 36h, 2d"
+        )
+    return dt.timedelta(**{_UNITS[m[2]]: float(m[1])})
 
 
 def show(when: dt.datetime, tz: str | None = "UTC") -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterable
 
 from loganalyzer.errors import BadInput
 from loganalyzer.read.query import connect
@@ -16,7 +17,9 @@ from loganalyzer.report import load, metrics, quality, sections, sessions
 from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import Period, parse_date
 from loganalyzer.report.redact import redact
+from loganalyzer.report.sections.vip import vip_list
 from loganalyzer.store import Store
+from loganalyzer.times import parse_duration
 
 __all__ = ["DailyReport", "Period", "daily_report"]
 
@@ -34,6 +37,9 @@ def daily_report(
     redact_key: bytes | None = None,
     compare: bool = True,
     limit: int = 200,
+    expiration: str | float | dt.timedelta = "2d",
+    vips: str | os.PathLike[str] | Iterable[str] | None = None,
+    vip_latency: str | float | dt.timedelta = "5m",
 ) -> DailyReport:
     """The report of ``days`` days ending on ``date`` (``YYYY-MM-DD``, ``today`` or
     ``yesterday``; days are those of time zone ``tz``, which also shows the times).
@@ -43,12 +49,23 @@ def daily_report(
     domains of delivered recipients). ``redact_addresses`` replaces the local part of every
     address by a keyed hash (``redact_key``, default random) and hides subjects. ``compare``
     adds the previous period's figures when the store has it. ``limit``: rows of the lists of
-    failed and pending recipients. Raises BadInput for a bad date, zone or number, NotAStore
-    for a path that holds no store.
+    failed and pending recipients. ``expiration``: the message expiration timeout the queues
+    are measured against (``2d``, ``36h``, ``90m``, a timedelta or seconds). ``vips``: a VIP
+    file (one address a line) or the addresses, for the VIP section with the failures,
+    deferrals and deliveries slower than ``vip_latency`` (``90s``, ``5m``, ``1h``) of their
+    mail. Raises BadInput for a bad date, zone, number, duration or VIP file, NotAStore for
+    a path that holds no store.
     """
     for name, value in (("top", top), ("limit", limit)):
         if value < 1:
             raise BadInput(f"{name} {value}: give a number of rows of 1 or more")
+    expires = parse_duration(expiration, "--expiration").total_seconds()
+    if expires <= 0:
+        raise BadInput(f"--expiration {expiration!r}: give a length of time above 0")
+    latency = parse_duration(vip_latency, "--vip-latency").total_seconds()
+    if latency < 0:
+        raise BadInput(f"--vip-latency {vip_latency!r}: give a length of time of 0 or more")
+    vip_addresses = vip_list(vips)
     period = Period(parse_date(date, tz), days, tz)
     st = (store if isinstance(store, Store) else Store(store)).require()
     con = connect(st)
@@ -67,7 +84,10 @@ def daily_report(
             **metrics.headline(con, ctx, period),
             **sessions.counts(con, ctx, period),
         }
-        tables = sections.compute(sections.Inputs(con, ctx, top, limit, current, previous))
+        inputs = sections.Inputs(
+            con, ctx, top, limit, current, previous, expires, vip_addresses, latency
+        )
+        tables = sections.compute(inputs)
         empty_days, quiet_hours = quality.coverage(con, ctx, sessions.server_hours(con))
         held = quality.store_days(con)
     finally:
@@ -78,7 +98,7 @@ def daily_report(
         metrics=tables,
         headline=current,
         previous=previous,
-        rules={**metrics.COUNTING_RULES, **sections.rules()},
+        rules={**metrics.COUNTING_RULES, **sections.rules(tables)},
         accepted_domains=ctx.accepted_domains,
         accepted_inferred=ctx.accepted_inferred,
         top=top,
@@ -88,6 +108,8 @@ def daily_report(
         empty_days=empty_days,
         quiet_hours=quiet_hours,
         store_days=held,
+        expiration_s=expires,
+        vip_latency_s=latency if vip_addresses else None,
     )
     if redact_addresses:
         redact(report, redact_key or os.urandom(16))

@@ -50,7 +50,7 @@ CSP_BASE = (
 
 #: The shortest run of all-zero hours that folds.
 FOLD_MIN = 3
-_SECONDS = frozenset({"latency_s", "p50", "p90", "p99", "max"})
+_SECONDS = frozenset({"latency_s", "p50", "p90", "p99", "max", "oldest_age_s", "longest_wait_s"})
 _BYTES = frozenset({"bytes", "bytes_in"})
 
 

@@ -41,6 +41,10 @@ class DailyReport(Result):
     quiet_hours: dict[str, list[str]] = field(default_factory=dict)
     #: The first and last (UTC) day of the store's rows; None for a store without any.
     store_days: tuple[dt.date, dt.date] | None = None
+    #: The message expiration timeout the queues section measures against (seconds); the
+    #: VIP section's latency (seconds), None without a VIP list.
+    expiration_s: float = 172_800.0
+    vip_latency_s: float | None = None
     _figures: dict[str, dict[str, go.Figure]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +89,7 @@ class DailyReport(Result):
                 charts.get(s.id, {}),
             )
             for s in registry.ordered(self.problems_first)
+            if any(t.name in self.metrics for t in s.tables)  # a section left out (VIP)
         ]
 
     def sections(self) -> list[tuple[str, str, list[str]]]:
@@ -157,6 +162,8 @@ class DailyReport(Result):
             "accepted_domains_inferred": self.accepted_inferred,
             "redacted": self.redacted,
             "rules": dict(self.rules),
+            "expiration_s": self.expiration_s,
+            "vip_latency_s": self.vip_latency_s,
             "headline": {k: plain(v) for k, v in self.headline.items()},
             "previous": (
                 {k: plain(v) for k, v in self.previous.items()} if self.previous else None

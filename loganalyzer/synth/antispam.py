@@ -264,6 +264,7 @@ class Refusals:
                     "ndr_message_id": None,
                     "expanded_from": None,
                     "deferrals": [],
+                    "queue": [],
                     "stage": stage,
                     "agent": agent,
                     "remote_ip": ip,

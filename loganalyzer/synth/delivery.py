@@ -91,6 +91,7 @@ class Delivery(EngineBase):
                 )
                 for x in busy:
                     x.busy -= 1
+                    x.busy_on = d.name
             if accepted:
                 tc = marks["commit"]
                 self.event(

@@ -27,6 +27,7 @@ class Rcpt:
     story: list[list] = field(default_factory=list)
     target: Rcpt | None = None  # a redirected recipient's new recipient
     busy: int = 0  # the mailbox server answers 432 this many times before it accepts
+    busy_on: str = ""  # ... that mailbox server (the next hop its deferrals wait for)
     resubmit: bool = False  # the first delivery is lost; Safety Net resubmits it
     remote: str = "ok"  # an Internet MX's answer: ok, greylist, reject550, reject554
     decision: str = "await"  # a moderated list: await, approve, reject

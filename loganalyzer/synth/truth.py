@@ -2,7 +2,7 @@
 
 Keys, in this order: `message_id, network_message_id, sender, recipient, subject, size,
 received_at, verdict, server, at, enhanced_status, reply, ndr_message_id, expanded_from,
-deferrals`.
+deferrals, queue`.
 Times are UTC ISO 8601 with milliseconds and `Z`; a value that does not apply is null.
 
 - `message_id`, `network_message_id`: as in the tracking logs (Message-ID with angle brackets).
@@ -54,6 +54,12 @@ Times are UTC ISO 8601 with milliseconds and `Z`; a value that does not apply is
   verdict, server, at, reply, enhanced_status and ndr_message_id.
 - `deferrals`: the times of the written DEFER rows naming the recipient, in time order (every
   retry; empty when none): what the report counts as deferrals.
+- `queue`: the recipient's waits in the servers' queues, in time order (empty when never
+  deferred): `server`; `next_hop` (the mailbox server a delivery within the organisation
+  waits for, else the recipient's domain); `since`, its first DEFER row there; `until`, its
+  next row there that hands it on or ends its journey (SEND, DELIVER, FAIL, DROP...), null
+  when the written logs end first; `deferrals`, each DEFER row of the wait: `at` and `reply`
+  (its status, the LED value).
 
 With `agent_logs` (antispam.py, nexthops.py): sessions the frontends refused give rows of
 verdict `rejected` (server = the frontend, `at` = the refusing reply, `reply` its text) with
@@ -119,6 +125,34 @@ def _written_parent(msg: Message, rc: Rcpt, omitted: frozenset[str]) -> str | No
     return rc.parent if shown else None
 
 
+#: Steps that take a waiting recipient off a server's queue: it is handed on or its journey
+#: ends there (moderation, expansion and passing steps do not).
+_LEAVES = frozenset(("handoff", "delivered", "sent_external", "failed", "dropped", "quarantined"))
+
+
+def queue(rc: Rcpt, omitted: frozenset[str]) -> list[dict]:
+    """The waits of `rc` in the servers' queues, in time order: from a DEFER on a server until
+    its next step there that hands it on or ends it (`until`, null when the logs end first)."""
+    hop = rc.busy_on or rc.address.rsplit("@", 1)[-1].lower()
+    waits: list[dict] = []
+    open_on: dict[str, dict] = {}
+    for t, server, code, status, _ in sorted(rc.story, key=lambda e: e[0]):
+        if server in omitted:
+            continue
+        wait = open_on.get(server)
+        if code == "deferred":
+            if wait is None:
+                wait = {"server": server, "next_hop": hop, "since": iso(t), "until": None}
+                wait["deferrals"] = []
+                waits.append(wait)
+                open_on[server] = wait
+            wait["deferrals"].append({"at": iso(t), "reply": status or None})
+        elif code in _LEAVES and wait is not None:
+            wait["until"] = iso(t)
+            del open_on[server]
+    return waits
+
+
 def rows(msg: Message, omitted: frozenset[str]) -> list[dict]:
     """The truth rows of `msg` and, after them, of the NDRs it caused."""
     out = []
@@ -146,6 +180,7 @@ def rows(msg: Message, omitted: frozenset[str]) -> list[dict]:
                 "deferrals": sorted(
                     iso(e[0]) for e in rc.story if e[2] == "deferred" and e[1] not in omitted
                 ),
+                "queue": queue(rc, omitted),
             }
         )
     for ndr_msg in msg.ndrs:

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loganalyzer.errors import BadInput, LogAnalyzerError
+from loganalyzer.errors import LogAnalyzerError
+from loganalyzer.report.sections.vip import read_vips
 from loganalyzer.watch.notify import Mail, Webhook, write_textfile
 from loganalyzer.watch.rules import Context, Finding, Rule, evaluate, load_rules
 from loganalyzer.watch.state import Alert, Notice, State
@@ -76,22 +77,9 @@ class Check:
 
 
 def load_vips(path: str | Path | None) -> list[str]:
-    """The addresses of a VIP file: one per line; blank lines and ``#`` comments skipped."""
-    if path is None:
-        return []
-    try:
-        text = Path(path).read_text("utf-8-sig")
-    except OSError as exc:
-        raise BadInput(f"--vip {path}: cannot read it ({exc.strerror or exc})") from None
-    vips = []
-    for number, line in enumerate(text.splitlines(), 1):
-        address = line.split("#", 1)[0].strip().lower()
-        if not address:
-            continue
-        if "@" not in address or " " in address:
-            raise BadInput(f"--vip {path}: line {number} {line.strip()!r} is not a mail address")
-        vips.append(address)
-    return sorted(set(vips))
+    """The addresses of a VIP file (the report's format: one a line; blank lines and ``#``
+    comments skipped); [] without a file."""
+    return [] if path is None else read_vips(path)
 
 
 def check(

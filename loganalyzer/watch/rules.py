@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from loganalyzer.errors import BadInput
+from loganalyzer.report.sections import queues
 
 SEVERITIES = ("warning", "critical")
 DEFAULT_REPEAT_MINUTES = 240
@@ -126,36 +127,28 @@ def _since(ctx: Context, minutes: float) -> dt.datetime:
     return ctx.now - dt.timedelta(minutes=minutes)
 
 
-def _rows(ctx: Context, query: str, params: list) -> list[tuple]:
+def _rows(ctx: Context, query: str, params: list | dict) -> list[tuple]:
     frame = ctx.sql(query, params)
     return list(frame.itertuples(index=False, name=None))
 
 
-# Later progress of a recipient after a deferral: any event but notices and shadow copies.
-_PROGRESS = "outcome not in ('notification', 'info', 'shadow', 'pending')"
-
-
-@_rule("queue_backlog", threshold=200, expiration_hours=48)
+@_rule(
+    "queue_backlog",
+    threshold=queues.LARGE_BACKLOG,
+    expiration_hours=queues.EXPIRATION.total_seconds() / 3600,
+)
 def _queue_backlog(rule: Rule, ctx: Context) -> list[Finding]:
+    # what waiting means is the report's (its queues section): one definition
     hours = float(rule.options["expiration_hours"])
+    lo, hi = ctx.now - dt.timedelta(hours=hours), ctx.now + dt.timedelta(microseconds=1)
     rows = _rows(
         ctx,
         f"""
-        with last as (
-            select message_id, lower(recipient) as recipient,
-                   arg_max(outcome, date_time) as outcome, arg_max(server, date_time) as server,
-                   min(date_time) as first_at
-            from recipients
-            where message_id is not null and {_PROGRESS}
-              and date_time > ?::timestamptz and date_time <= ?::timestamptz
-            group by all
-        )
-        select server, split_part(recipient, '@', 2) as hop, count(distinct message_id) as n,
-               min(first_at) as oldest
-        from last where outcome = 'deferred'
-        group by all having count(distinct message_id) > ? order by n desc, hop
+        select server, hop, count(distinct msg) as n, min(since) as oldest
+        from ({queues.waits_sql()}) where until is null
+        group by all having count(distinct msg) > $threshold order by n desc, hop, server
         """,
-        [ctx.now - dt.timedelta(hours=hours), ctx.now, int(rule.options["threshold"])],
+        {**queues.window(lo, hi), "threshold": int(rule.options["threshold"])},
     )
     return [
         Finding(

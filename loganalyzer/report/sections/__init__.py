@@ -13,6 +13,7 @@ DailyReport holds them (``metrics``, ``--json``), and the page shows its charts 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -23,11 +24,13 @@ from loganalyzer.report.sections import (
     failures,
     latency,
     quality,
+    queues,
     rejected,
     smtp,
     top,
     totals,
     traffic,
+    vip,
 )
 from loganalyzer.report.sections.base import Inputs, Report, Section, SectionResult, Table
 
@@ -38,11 +41,13 @@ __all__ = ["SECTIONS", "TABLES", "Inputs", "Report", "Section", "SectionResult",
 
 #: The sections in their default order on the page.
 SECTIONS: tuple[Section, ...] = (
+    vip.SECTION,
     totals.SECTION,
     changes.SECTION,
     traffic.SECTION,
     failures.SECTION,
     deferrals.SECTION,
+    queues.SECTION,
     latency.SECTION,
     top.SECTION,
     rejected.SECTION,
@@ -84,9 +89,12 @@ def attention(r: Report) -> list[str]:
     return out
 
 
-def rules() -> dict[str, str]:
-    """The sections' own counting rules, in the order of the sections."""
+def rules(tables: Iterable[str] | None = None) -> dict[str, str]:
+    """The sections' own counting rules, in the order of the sections (given the names of
+    the tables computed: of the sections with one)."""
+    names = None if tables is None else set(tables)
     out: dict[str, str] = {}
     for s in SECTIONS:
-        out.update(s.rules)
+        if names is None or any(t.name in names for t in s.tables):
+            out.update(s.rules)
     return out

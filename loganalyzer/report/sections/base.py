@@ -28,6 +28,11 @@ class Inputs:
     limit: int
     headline: dict[str, int]
     previous: dict[str, int] | None
+    #: The message expiration timeout (seconds); the VIP addresses (lower case) and the
+    #: latency (seconds) over which their deliveries are listed.
+    expiration: float = 172_800.0
+    vips: tuple[str, ...] = ()
+    vip_latency: float = 300.0
 
 
 class Report(Protocol):
@@ -41,6 +46,8 @@ class Report(Protocol):
     accepted_inferred: bool
     top: int
     limit: int
+    expiration_s: float
+    vip_latency_s: float | None
 
 
 @dataclass(frozen=True)

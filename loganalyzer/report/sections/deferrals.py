@@ -20,7 +20,8 @@ def compute(q: Inputs) -> dict[str, pd.DataFrame]:
     }
 
 
-_REASON = """
+#: A deferral's reason: its status text (column ``status``) with addresses and IPs replaced.
+REASON_SQL = """
     regexp_replace(regexp_replace(regexp_replace(coalesce(status, ''),
         '<?[^\\s<>@"]+@[^\\s<>"]+>?', '<address>', 'g'),
         '\\[[0-9A-Fa-f:.]+\\](:[0-9]+)?', '<ip>', 'g'),
@@ -33,7 +34,7 @@ def deferrals(con: duckdb.DuckDBPyConnection, ctx: Context, top: int) -> pd.Data
     return frame(
         con,
         f"""
-        select coalesce(enhanced, '') as status, {_REASON} as reason, count(*) as deferrals,
+        select coalesce(enhanced, '') as status, {REASON_SQL} as reason, count(*) as deferrals,
                count(distinct (msg, rcpt)) as recipients, count(distinct msg) as messages,
                array_to_string(list(distinct rcpt_domain order by rcpt_domain)[1:5], ', ')
                    as domains
