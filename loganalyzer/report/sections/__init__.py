@@ -19,12 +19,14 @@ import pandas as pd
 
 from loganalyzer.report.sections import (
     changes,
+    clients,
     deferrals,
     failures,
     latency,
     quality,
     rejected,
     smtp,
+    tls,
     top,
     totals,
     traffic,
@@ -47,6 +49,8 @@ SECTIONS: tuple[Section, ...] = (
     top.SECTION,
     rejected.SECTION,
     smtp.SECTION,
+    tls.SECTION,
+    clients.SECTION,
     quality.SECTION,
 )
 #: Every section's tables, by name.
