@@ -161,6 +161,6 @@ SECTION = Section(
     note=note,
     attention=attention,
     attention_rank=45,
-    problems=50,
+    problems=48,
     rules=RULES,
 )

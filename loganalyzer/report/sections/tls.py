@@ -89,7 +89,7 @@ def compute(q: Inputs) -> dict[str, pd.DataFrame]:
     load(q.con, q)
     peers = """
         select direction, connector, remote_ip,
-               array_to_string(list(distinct host order by host), ', ') as hosts,
+               nullif(array_to_string(list(distinct host order by host), ', '), '') as hosts,
                {extra} count(*) as sessions, min(connected_at) as first_seen,
                max(connected_at) as last_seen
         from tls_sessions where {where}
