@@ -231,6 +231,9 @@ def test_clients_over_the_whole_store(built):
     assert {("10.0.20.31", "KM-C458-3F"), ("10.0.30.12", "ERP01")} <= relays
     assert any(r[1] == "10.0.30.40" and r[3] == "svc-crm@contoso.com" and not r[8] for r in rows)
     assert not any(r[3] and "$" in r[3] for r in rows)
+    # refused outside recipients (550 5.7.54) make no relay: replies are matched to the RCPTs
+    denied = [r for r in rows if r[2] == "SHAREPOINT01"]
+    assert denied and all(r[4] and r[6] > 0 and r[7] == 0 for r in denied)
     # the anonymous relays first
     flags = [r["anonymous_relay"] for r in got["tables"]["smtp_clients"]]
     assert flags == sorted(flags, reverse=True)

@@ -11,6 +11,10 @@ report's "SMTP clients and relays" and "TLS per connector and direction" section
 - `mfp_tls_fail`: a printer (MFP-2F, 10.0.20.45) whose STARTTLS fails
   (`TLS negotiation failed with error SocketError`); it connects again and sends without
   TLS, to an internal recipient.
+- `relay_denied`: an application server (SHAREPOINT01, 10.0.30.25) pointed at the default
+  frontend connector, which does not relay for anonymous clients: its RCPT to an outside
+  address gets `550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain`, the one to
+  a mailbox a 250; the message is accepted for the mailbox only (not a relay).
 - `legacy_peer`: an Internet server (mail.oldpartner.example, 198.51.100.7) sending to a
   mailbox over TLS 1.1 on the default frontend connector.
 - `plain_out`: sends to an MX that offers no STARTTLS (mx.legacy-partner.example,
@@ -54,11 +58,13 @@ SITUATIONS = {
     "lob_app": (4, "10.0.30.12", "ERP01"),
     "auth_app": (3, "10.0.30.40", "CRM-APP01"),
     "mfp_tls_fail": (2, "10.0.20.45", "MFP-2F"),
+    "relay_denied": (2, "10.0.30.25", "SHAREPOINT01"),
     "legacy_peer": (3, "198.51.100.7", "mail.oldpartner.example"),
     "plain_out": (3, "198.51.100.9", "mx.legacy-partner.example"),
     "tls_fail_out": (2, "198.51.100.11", "mx1.strict-partner.example"),
 }
 APP_USER = "svc-crm@contoso.com"
+RELAY_DENIED = "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain"
 FIRST_H, LAST_H = 7, 19  # office hours (UTC) in which the situations happen
 
 
@@ -137,6 +143,9 @@ class Clients:
                 t, srv, ip, name, "relay", "mfp@contoso.com", [], fail="SocketError"
             )
             self._receive(end + 5000, srv, ip, name, "relay", "mfp@contoso.com", [self._internal()])
+        elif kind == "relay_denied":
+            rcpts = [self._external(), self._internal()]
+            self._receive(t, srv, ip, name, "default", "sharepoint@contoso.com", rcpts, denied=1)
         else:  # legacy_peer
             self._receive(
                 t, srv, ip, name, "default", "orders@oldpartner.example", [self._internal()],
@@ -156,8 +165,10 @@ class Clients:
         tls: str = "",
         fail: str = "",
         user: str = "",
+        denied: int = 0,
     ) -> int:
-        """One session at `srv`'s receive connector; returns its end."""
+        """One session at `srv`'s receive connector; returns its end. The first `denied`
+        recipients are refused (not a relay)."""
         r = self.rng.randint
         name, port = {
             "relay": (f"{srv.name}\\Anonymous Relay {srv.name}", 25),
@@ -210,8 +221,9 @@ class Clients:
                 (0, "S", "235 2.7.0 Authentication successful", ""),
             ]
         ops += [(r(15, 90), "C", f"MAIL FROM:<{sender}>", ""), (0, "S", "250 2.1.0 Sender OK", "")]
-        for a in rcpts:
-            ops += [(r(10, 60), "C", f"RCPT TO:<{a}>", ""), (0, "S", "250 2.1.5 Recipient OK", "")]
+        for i, a in enumerate(rcpts):
+            reply = RELAY_DENIED if i < denied else "250 2.1.5 Recipient OK"
+            ops += [(r(10, 60), "C", f"RCPT TO:<{a}>", ""), (0, "S", reply, "")]
         mid = f"<{self.rng.getrandbits(64):016X}@{helo.lower()}>"
         ops += [
             (r(10, 60), "C", "DATA", ""),
