@@ -109,18 +109,21 @@ def compute(q: Inputs) -> dict[str, pd.DataFrame]:
 
 def charts(r: Report) -> dict[str, go.Figure]:
     c = r.metrics["smtp_clients"]
-    relays = c[c["relay_messages"] > 0].head(r.top)
-    if not len(relays):
+    if not len(c) or not c["relay_messages"].sum():
         return {}
-    labels = [
-        text(f"{ip} ({e})" if e else ip)
-        for ip, e in zip(relays["remote_ip"], relays["ehlo"], strict=True)
-    ]
-    return {
-        "smtp_relays": hbar(
-            relays["relay_messages"], labels, "Relayed messages by client (whole store)", NEUTRAL[0]
+    by = (
+        c.assign(
+            who=[
+                f"{ip} ({e})" if e else str(ip)
+                for ip, e in zip(c["remote_ip"], c["ehlo"], strict=True)
+            ]
         )
-    }
+        .groupby("who")["relay_messages"]
+        .sum()
+    )
+    by = by[by > 0].sort_values(ascending=False, kind="stable").head(r.top)
+    labels = [text(w) for w in by.index]
+    return {"smtp_relays": hbar(by, labels, "Relayed messages by client (whole store)", NEUTRAL[0])}
 
 
 def attention(r: Report) -> list[str]:

@@ -27,6 +27,17 @@ RULES = {
     "the name in the remote server's 220 greeting (outbound). TLS 1.0, 1.1 and SSL are legacy.",
 }
 LEGACY = ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1")
+#: A colour per version: the current ones blue, the legacy ones warm, failures red, none grey.
+VERSION_COLORS = {
+    "TLS 1.3": "#1f4e79",
+    "TLS 1.2": "#6b9bc8",
+    "TLS 1.1": "#f2a541",
+    "TLS 1.0": "#e07b39",
+    "SSL 3.0": "#a0522d",
+    "SSL 2.0": "#7f3b1d",
+    "failed": "#b0413e",
+    "none": NEUTRAL[2],
+}
 #: How long after the period a session's lines are still read (a session that starts just
 #: before midnight negotiates after it).
 TAIL = "interval 1 hour"
@@ -133,20 +144,17 @@ def charts(r: Report) -> dict[str, go.Figure]:
         return {}
     v = v.assign(where=[f"{c} ({d})" for c, d in zip(v["connector"], v["direction"], strict=True)])
     by = v.groupby(["where", "version"], sort=False)["sessions"].sum().unstack(fill_value=0)
-    names = sorted(by.columns, key=lambda n: (n in ("none", "failed"), n), reverse=False)
-    palette = {"none": NEUTRAL[2], "failed": "#b0413e"}
-    blues = ("#1f4e79", "#4c78a8", "#9ecae9", "#f2a541", "#e07b39", "#c44e52")
     fig = go.Figure()
     labels = [text(w, 60) for w in by.index]
-    for i, name in enumerate(n for n in names if n not in palette):
-        color = blues[i % len(blues)] if name not in LEGACY else "#e07b39"
-        fig.add_bar(y=labels, x=by[name], name=text(name), orientation="h", marker_color=color)
-    for name in ("failed", "none"):
-        if name in by.columns:
-            label = "no TLS" if name == "none" else "failed"
-            fig.add_bar(
-                y=labels, x=by[name], name=label, orientation="h", marker_color=palette[name]
-            )
+    special = [n for n in ("failed", "none") if n in by.columns]
+    for name in sorted((n for n in by.columns if n not in special), reverse=True) + special:
+        fig.add_bar(
+            y=labels,
+            x=by[name],
+            name="no TLS" if name == "none" else text(name),
+            orientation="h",
+            marker_color=VERSION_COLORS.get(name, NEUTRAL[1]),
+        )
     fig.update_yaxes(autorange="reversed", type="category")
     return {
         "tls_versions": layout(
