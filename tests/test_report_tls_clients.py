@@ -10,11 +10,14 @@ import json
 import subprocess
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 from conftest import LOGANALYZER
 
 from loganalyzer.ingest import ingest
+from loganalyzer.report.redact import pseudonym, redact
 from loganalyzer.synth import generate
 
 DAY = "2026-03-03"  # the report's day; the store holds 2026-03-01 (below) to 2026-03-03
@@ -250,6 +253,17 @@ def test_clients_attention_and_page(built):
     assert "Sessions by TLS version per connector" in page
     assert HOSTILE_EHLO not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_redact_hides_the_clients_users(built):
+    got, _, _ = built
+    df = pd.DataFrame(got["tables"]["smtp_clients"])
+    app = df["remote_ip"] == "10.0.30.40"
+    report = SimpleNamespace(metrics={"smtp_clients": df.copy()}, redacted=False)
+    redact(report, b"k")
+    users = report.metrics["smtp_clients"]["users"]
+    assert set(users[app]) == {pseudonym("svc-crm@contoso.com", b"k")}
+    assert not any("svc-crm" in u for u in users if isinstance(u, str))
 
 
 # synth ------------------------------------------------------------------------------------------
