@@ -424,6 +424,14 @@ def synth(
             "SMTP stage, next hops that fail (DNS, refused, timeout, TLS)."
         ),
     ] = False,
+    clients: Annotated[
+        bool,
+        typer.Option(
+            "--clients",
+            help="Add SMTP relay clients (anonymous and authenticated), TLS 1.0/1.1 peers, peers "
+            "without TLS and failed TLS negotiations every day; write OUT/sessions.jsonl.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write realistic multi-server Exchange logs and their ground truth (truth.jsonl)."""
@@ -436,6 +444,7 @@ def synth(
     kwargs |= {"exchange": exchange} if exchange != 2016 else {}
     kwargs |= {"incidents": True} if incidents else {}
     kwargs |= {"agent_logs": True} if agent_logs else {}
+    kwargs |= {"clients": True} if clients else {}
     start_day = parse_date(start, "UTC", option="--start")
     result = generate(out, start=start_day, omit_server=omit_server, size_mb=size_mb, **kwargs)
     if as_json:

@@ -54,6 +54,8 @@ def test_the_tables_computed_are_those_the_sections_declare(synth):
         "top",
         "rejected",
         "smtp",
+        "tls",
+        "clients",
         "quality",
     ]
     first = daily_report(synth[1], DAY, problems_first=True)
@@ -64,6 +66,8 @@ def test_the_tables_computed_are_those_the_sections_declare(synth):
         "rejected",
         "quality",
         "smtp",
+        "tls",
+        "clients",
         "changes",
         "totals",
         "traffic",

@@ -107,7 +107,7 @@ def cell(value: object, column: str, days: int = 2) -> str:
         return human_bytes(float(value))
     if column in _SECONDS:
         return seconds(float(value))
-    if column in ("tls_share", "change_pct"):
+    if column in ("tls_share", "share", "change_pct"):
         return f"{float(value):+.0%}" if column == "change_pct" else f"{float(value):.0%}"
     if isinstance(value, int) or (hasattr(value, "is_integer") and float(value).is_integer()):
         try:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 #: Columns holding one address, columns of free text that may quote addresses, and subjects.
 ADDRESS_COLUMNS = frozenset({"sender", "recipient"})
-TEXT_COLUMNS = frozenset({"reply", "example", "reason", "last_error"})
+TEXT_COLUMNS = frozenset({"reply", "example", "reason", "last_error", "users"})
 SUBJECT_COLUMNS = frozenset({"subject"})
 _ADDRESS = re.compile(r"[^\s<>\"'@,;:()\[\]{}]+@(?=[A-Za-z0-9])")
 HIDDEN = "(hidden)"

@@ -14,6 +14,10 @@ Output (under `out`):
 - with `agent_logs=True`: `<SERVER>/AgentLog/AgentLog...LOG` and `<SERVER>/Connectivity/
   CONNECTLOG...LOG`, sessions refused at every SMTP stage (truth verdict `rejected`) and next
   hops that fail in named ways (antispam.py, nexthops.py).
+- with `clients=True`: SMTP clients and TLS situations every day (a scanner and an app relaying
+  anonymously, an authenticated app, peers on TLS 1.0/1.1, peers without TLS, failed TLS
+  negotiations; clients.py) and `sessions.jsonl`, one row per protocol-log session
+  (sessionlog.py).
 
 The same arguments give byte-identical output. Lines are generated message by message and
 written every ten minutes of log time, so memory does not grow with the run.
@@ -88,6 +92,7 @@ def generate(
     exchange: int = 2016,
     incidents: bool = False,
     agent_logs: bool = False,
+    clients: bool = False,
 ) -> SynthResult:
     """Write logs of `servers` Exchange servers for `days` days from `start` (UTC) into `out`.
 
@@ -101,6 +106,8 @@ def generate(
     `relay`, `omit_server`, `size_mb` and `headers`).
     `agent_logs` also writes anti-spam agent logs and connectivity logs, with refused sessions
     and named next-hop failures (their truth rows: `rejected`, `next_hop_failure`).
+    `clients` adds every day's SMTP client and TLS situations (clients.py) and writes
+    `sessions.jsonl` (sessionlog.py).
     Raises BadInput (a ValueError) for bad arguments or an `out` that is not empty.
     """
     if not 1 <= servers <= 99:
@@ -115,12 +122,11 @@ def generate(
         raise BadInput(f"--headers {headers}: give 0 or more")
     if exchange not in (2016, 2003):
         raise BadInput(f"--exchange {exchange}: give 2016 or 2003")
-    extras = incidents or agent_logs
+    extras = incidents or agent_logs or clients
     if exchange == 2003 and (relay or omit_server or size_mb is not None or headers or extras):
         raise BadInput(
-            "--relay, --omit-server, --size-mb, --headers, --incidents and --agent-logs are for"
-            " Exchange 2016"
-            " logs"
+            "--relay, --omit-server, --size-mb, --headers, --incidents, --agent-logs and --clients"
+            " are for Exchange 2016 logs"
         )
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -154,6 +160,13 @@ def generate(
     if agent_logs:
         hops = engine.next_hops = NextHops(seed)
         refusals = Refusals(engine, seed, per_day=max(12, messages // 40))
+    sessions = extra = None
+    if clients:
+        from loganalyzer.synth.clients import Clients
+        from loganalyzer.synth.sessionlog import SessionLog
+
+        sessions = output.sessions = SessionLog(omitted)
+        extra = Clients(engine, seed, sessions)
     n_messages = n_rows = n_sent = 0
     n_days = 0
     with open(out / "truth.jsonl", "w", encoding="utf-8", newline="\n") as truth:
@@ -187,9 +200,13 @@ def generate(
                 events = heapq.merge(events, inc.events(day_start), key=lambda e: e[0])
             if refusals is not None:
                 refusals.plan_day(day_start, engine.end)
+            if extra is not None:
+                extra.plan_day(day_start, engine.end)
             for t, kind, variant in events:
                 if refusals is not None:
                     refusals.until(t, write_refused)
+                if extra is not None:
+                    extra.until(t)
                 output.flush_before(t)
                 if kind == "auth":
                     engine.auth_noise(t, org.attackers[int(variant)])
@@ -210,11 +227,15 @@ def generate(
                 n_messages += len(seen)
             if refusals is not None:
                 refusals.until(day_start + DAY_MS, write_refused)
+            if extra is not None:
+                extra.until(day_start + DAY_MS)
             n_days += 1
             output.flush_before(day_start + DAY_MS)
             if last:
                 break
     output.close()
+    if sessions is not None:
+        sessions.write(out / "sessions.jsonl")
     if headers:
         from loganalyzer.synth.headers import write_headers
 

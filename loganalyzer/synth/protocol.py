@@ -24,6 +24,25 @@ TLS = (
     " and key exchange algorithm CALG_ECDH_EPHEM with strength 256 bits"
 )
 TLS_SERVER, TLS_CLIENT = TLS.format("SERVER"), TLS.format("CLIENT")
+#: What legacy peers negotiate (``--clients``): TLS 1.0 and 1.1 with SHA-1 MACs.
+TLS10_SERVER = (
+    "TLS protocol SP_PROT_TLS1_0_SERVER negotiation succeeded using bulk encryption algorithm"
+    " CALG_AES_128 with strength 128 bits, MAC hash algorithm CALG_SHA1 with strength 160 bits"
+    " and key exchange algorithm CALG_ECDH_EPHEM with strength 256 bits"
+)
+TLS11_SERVER = (
+    TLS10_SERVER.replace("TLS1_0", "TLS1_1")
+    .replace("AES_128", "AES_256")
+    .replace("strength 128", "strength 256")
+)
+#: The TLS version and cipher of each negotiation line synth writes (for sessions.jsonl).
+TLS_LINES = {
+    TLS_SERVER: ("TLS 1.2", "CALG_AES_256"),
+    TLS_CLIENT: ("TLS 1.2", "CALG_AES_256"),
+    TLS10_SERVER: ("TLS 1.0", "CALG_AES_128"),
+    TLS11_SERVER: ("TLS 1.1", "CALG_AES_256"),
+}
+TLS_FAILED = "TLS negotiation failed with error {}"
 CERT_SENT = (
     "Sending certificate Subject Issuer name Serial number Thumbprint Not before Not after"
     " Subject alternate names"
@@ -77,7 +96,7 @@ class Peer(Protocol):
 class Session:
     """One session of one server's RECV or SEND protocol log."""
 
-    __slots__ = ("out", "key", "head", "local", "remote", "seq", "connected")
+    __slots__ = ("out", "key", "head", "local", "remote", "seq", "connected", "rec")
 
     def __init__(
         self,
@@ -96,8 +115,13 @@ class Session:
         self.remote = remote
         self.seq = 0
         self.connected = kind == "RECV"
+        # what the session does, for sessions.jsonl (only with `--clients`)
+        log = getattr(out, "sessions", None)
+        self.rec = log.open(server, kind, connector, sid, remote) if log is not None else None
 
     def put(self, t: int, event: str, data: str = "", context: str = "") -> None:
+        if self.rec is not None:
+            self.rec.see(t, event, data, context)
         local = self.local if self.connected else ""
         if data:
             data = q(data)

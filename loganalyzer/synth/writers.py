@@ -150,6 +150,8 @@ class Output:
         self.sinks: dict[tuple[str, str], Sink] = {}
         self.stats = Stats()
         self.watermark = 0  # every line before this time is written
+        #: Records each protocol-log session (``sessionlog.SessionLog``), with ``--clients``.
+        self.sessions = None
 
     def emit(self, t: int, key: tuple[str, str], text: str) -> None:
         """Queue one line (with its CRLF) of log `key` = (server, kind) at time `t`."""

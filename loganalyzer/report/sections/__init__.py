@@ -20,6 +20,7 @@ import pandas as pd
 
 from loganalyzer.report.sections import (
     changes,
+    clients,
     deferrals,
     failures,
     latency,
@@ -27,6 +28,7 @@ from loganalyzer.report.sections import (
     queues,
     rejected,
     smtp,
+    tls,
     top,
     totals,
     traffic,
@@ -52,6 +54,8 @@ SECTIONS: tuple[Section, ...] = (
     top.SECTION,
     rejected.SECTION,
     smtp.SECTION,
+    tls.SECTION,
+    clients.SECTION,
     quality.SECTION,
 )
 #: Every section's tables, by name.

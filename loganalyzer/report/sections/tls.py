@@ -1,0 +1,219 @@
+"""TLS per connector and direction, from the Exchange protocol logs' TLS negotiation lines.
+
+A session (server and session ID of a SMTP Receive or Send protocol log) counts in the period
+of its connect line. Its TLS is read from its information lines: ``TLS protocol
+SP_PROT_TLS1_2_SERVER negotiation succeeded using bulk encryption algorithm CALG_AES_256 ...``
+gives the version (TLS 1.2) and the cipher (the bulk encryption algorithm); ``TLS negotiation
+failed with error X`` a failure and its error; neither: the session went without TLS.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import plotly.graph_objects as go
+
+from loganalyzer.report.charts import NEUTRAL, layout, text
+from loganalyzer.report.load import frame
+from loganalyzer.report.sections.base import Inputs, Report, Section, Table
+
+RULES = {
+    "tls": "TLS: sessions of the Exchange SMTP Receive (inbound) and Send (outbound) protocol "
+    "logs, counted in the period of their connect line, per connector. A session's TLS version "
+    "and cipher (the bulk encryption algorithm) come from its 'TLS protocol ... negotiation "
+    "succeeded' line; a 'TLS negotiation failed with error X' line without a success is a "
+    "failed negotiation (version 'failed'); neither is a session without TLS (version "
+    "'none'). A peer is the session's remote IP; its host the EHLO name it gave (inbound) or "
+    "the name in the remote server's 220 greeting (outbound). TLS 1.0, 1.1 and SSL are legacy.",
+}
+LEGACY = ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1")
+#: A colour per version: the current ones blue, the legacy ones warm, failures red, none grey.
+VERSION_COLORS = {
+    "TLS 1.3": "#1f4e79",
+    "TLS 1.2": "#6b9bc8",
+    "TLS 1.1": "#f2a541",
+    "TLS 1.0": "#e07b39",
+    "SSL 3.0": "#a0522d",
+    "SSL 2.0": "#7f3b1d",
+    "failed": "#b0413e",
+    "none": NEUTRAL[2],
+}
+#: How long after the period a session's lines are still read (a session that starts just
+#: before midnight negotiates after it).
+TAIL = "interval 1 hour"
+
+
+def version_sql(line: str) -> str:
+    """SQL: the TLS version (``TLS 1.2``, ``SSL 3.0``) of a negotiation line, null if none."""
+    m = f"regexp_extract({line}, 'SP_PROT_(TLS|SSL)([0-9])(?:_([0-9]))?_', ['p', 'a', 'b'])"
+    return (
+        f"case when {line} is null then null when {m}.p = '' then 'unknown' "
+        f"else {m}.p || ' ' || {m}.a || '.' || coalesce(nullif({m}.b, ''), '0') end"
+    )
+
+
+#: A negotiation line that succeeded, and one that failed.
+TLS_OK = "context like 'TLS protocol %negotiation succeeded%'"
+TLS_FAILED = "context like 'TLS negotiation failed%'"
+
+
+def load(con: duckdb.DuckDBPyConnection, q: Inputs) -> None:
+    """``tls_sessions``: one row per session connected in the period."""
+    start, end = q.ctx.window()
+    d0, d1 = q.ctx.period.utc_dates()
+    con.execute(
+        f"""
+        create or replace temp table tls_sessions as
+        with s as (
+            select server, direction, session_id,
+                   any_value(connector_id) as connector,
+                   min(date_time) filter (where event = '+') as connected_at,
+                   arg_min(remote_ip, sequence_number) filter (where remote_ip is not null)
+                       as remote_ip,
+                   arg_min(regexp_extract(data, '^\\S+\\s+(\\S+)', 1), sequence_number)
+                       filter (where (direction = 'receive' and command in ('EHLO', 'HELO'))
+                               or (direction = 'send' and event = '<' and reply_code = 220))
+                       as host,
+                   arg_min(context, sequence_number) filter (where {TLS_OK}) as ok,
+                   arg_min(context, sequence_number) filter (where {TLS_FAILED}) as failed
+            from smtp
+            where log_format = 'exchange-smtp-protocol' and session_id is not null
+              and direction in ('receive', 'send')
+              and date_time >= $start and date_time < $end + {TAIL}
+              and date >= $d0 and date <= $d1 + 1
+              and (event in ('+', '*') or command in ('EHLO', 'HELO') or reply_code = 220)
+            group by all)
+        select direction, connector, server, session_id, connected_at, remote_ip,
+               nullif(host, '') as host,
+               coalesce({version_sql("ok")}, if(failed is null, 'none', 'failed')) as version,
+               nullif(regexp_extract(ok, 'bulk encryption algorithm (\\S+)', 1), '') as cipher,
+               if(ok is null and failed is not null,
+                  coalesce(nullif(regexp_extract(failed, 'failed with error (\\S+)', 1), ''),
+                           failed), null) as error
+        from s where connected_at >= $start and connected_at < $end
+        """,
+        {"start": start, "end": end, "d0": d0, "d1": d1},
+    )
+
+
+def compute(q: Inputs) -> dict[str, pd.DataFrame]:
+    load(q.con, q)
+    peers = """
+        select direction, connector, remote_ip,
+               nullif(array_to_string(list(distinct host order by host), ', '), '') as hosts,
+               {extra} count(*) as sessions, min(connected_at) as first_seen,
+               max(connected_at) as last_seen
+        from tls_sessions where {where}
+        group by all order by direction, connector, sessions desc, remote_ip {order}
+    """
+    return {
+        "tls_versions": versions(q.con),
+        "tls_legacy": frame(
+            q.con,
+            peers.format(
+                extra="version,",
+                where=f"version in {LEGACY}",
+                order=", version",
+            ),
+        ),
+        "tls_failures": frame(
+            q.con, peers.format(extra="error,", where="version = 'failed'", order=", error")
+        ),
+        "tls_plain": frame(q.con, peers.format(extra="", where="version = 'none'", order="")),
+    }
+
+
+def versions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Sessions per direction, connector, TLS version and cipher, with their share."""
+    df = frame(
+        con,
+        """
+        select direction, connector, version, cipher, count(*) as sessions,
+               round(count(*) / sum(count(*)) over (partition by direction, connector), 4)
+                   as share
+        from tls_sessions group by direction, connector, version, cipher
+        order by direction, connector, sessions desc, version, cipher
+        """,
+    )
+    return df
+
+
+def charts(r: Report) -> dict[str, go.Figure]:
+    v = r.metrics["tls_versions"]
+    if not len(v):
+        return {}
+    v = v.assign(where=[f"{c} ({d})" for c, d in zip(v["connector"], v["direction"], strict=True)])
+    by = v.groupby(["where", "version"], sort=False)["sessions"].sum().unstack(fill_value=0)
+    fig = go.Figure()
+    labels = [text(w, 60) for w in by.index]
+    special = [n for n in ("failed", "none") if n in by.columns]
+    for name in sorted((n for n in by.columns if n not in special), reverse=True) + special:
+        fig.add_bar(
+            y=labels,
+            x=by[name],
+            name="no TLS" if name == "none" else text(name),
+            orientation="h",
+            marker_color=VERSION_COLORS.get(name, NEUTRAL[1]),
+        )
+    fig.update_yaxes(autorange="reversed", type="category")
+    return {
+        "tls_versions": layout(
+            fig, "Sessions by TLS version per connector", height=140 + 28 * len(labels),
+            barmode="stack",
+        )
+    }  # fmt: skip
+
+
+def _peers(df: pd.DataFrame, n: int = 3) -> str:
+    names = [
+        f"{ip} ({h})" if h else str(ip) for ip, h in zip(df["remote_ip"], df["hosts"], strict=True)
+    ][:n]
+    return ", ".join(names) + (f" and {len(df) - n:,} more" if len(df) > n else "")
+
+
+def attention(r: Report) -> list[str]:
+    out = []
+    legacy = r.metrics["tls_legacy"]
+    if len(legacy):
+        ips = legacy.drop_duplicates("remote_ip")
+        out.append(
+            f"{len(ips):,} peers still on TLS 1.0/1.1 ({legacy['sessions'].sum():,} sessions): "
+            f"{_peers(ips)}."
+        )
+    failed = r.metrics["tls_failures"]
+    if len(failed):
+        errors = failed.groupby("error")["sessions"].sum().sort_values(ascending=False)
+        out.append(
+            f"{failed['sessions'].sum():,} failed TLS negotiations ("
+            + ", ".join(f"{e} {n:,}" for e, n in errors.items())
+            + f"): {_peers(failed.drop_duplicates('remote_ip'))}."
+        )
+    return out
+
+
+def note(r: Report) -> str:
+    v = r.metrics["tls_versions"]
+    if not len(v):
+        return "No Exchange SMTP protocol log sessions in the period."
+    total = int(v["sessions"].sum())
+    plain = int(v.loc[v["version"] == "none", "sessions"].sum())
+    return f"{total:,} sessions, {plain:,} of them without TLS."
+
+
+SECTION = Section(
+    id="tls",
+    title="TLS per connector and direction",
+    tables=(
+        Table("tls_versions", "Sessions by TLS version and cipher"),
+        Table("tls_legacy", "Peers on TLS 1.0/1.1"),
+        Table("tls_failures", "Failed TLS negotiations"),
+        Table("tls_plain", "Peers without TLS"),
+    ),
+    compute=compute,
+    charts=charts,
+    note=note,
+    attention=attention,
+    attention_rank=55,
+    problems=45,
+    rules=RULES,
+)
