@@ -118,9 +118,12 @@ class Memo:
         self.running[key] = future
         try:
             value = await compute()
-        except BaseException as exc:
+        except Exception as exc:  # the same answer (a wrong value's message) for every waiter
             future.set_exception(exc)
             future.exception()  # retrieved: no warning when nobody else waits
+            raise
+        except BaseException:
+            future.cancel()
             raise
         finally:
             self.running.pop(key, None)
