@@ -142,9 +142,9 @@ def trace(
             found = found if reach is None else found[:reach]
             total += len(refused)
         listed = found[offset:] if limit is None else found[offset : offset + limit]
-        if verdicts:
-            _add_verdicts(con, listed)
         chosen = listed if all or len(found) == 1 else []
+        if verdicts:  # (those traced below take their trace's verdicts)
+            _add_verdicts(con, [c for c in listed if not any(c is x for x in chosen)])
         if pick is not None:
             if not total:
                 raise BadInput(f"--pick {pick}: no message matches, there is nothing to pick")
@@ -181,6 +181,13 @@ def trace(
         mine = [x for sid in sorted(named - {""}) for x in by_session.get(sid, [])]
         mine += [x for i in own for x in iis_lines.get(i, [])]
         messages.append(build(rows, mine, servers, here, c["message_id"]))
+    if verdicts:
+        for c, m in zip(picked, messages, strict=True):
+            c["verdicts"] = [
+                {"recipient": v.address, "verdict": v.verdict, "latency_s": v.latency_s}
+                for r in m.recipients
+                for v in r.flatten()
+            ]
     if messages and {r.format for r in manifest.values()} & EVIDENCE_FORMATS:
         with open_connection(st) as con:
             add_views(con, st, None, manifest)

@@ -69,16 +69,8 @@ def search(
     )
     rows = found.candidates
     result = SearchPage(rows, found.total or 0, page, size, desc)
-    for m in found.messages:  # a single match, traced: the trace's own verdicts
-        result.verdicts[m.message_id] = [
-            {"recipient": v.address, "verdict": v.verdict, "latency_s": v.latency_s}
-            for r in m.recipients
-            for v in r.flatten()
-        ]
     for c in rows:
-        key = c.get("message_id")
-        if key not in result.verdicts:
-            result.verdicts[key] = c.get("verdicts") or []
+        result.verdicts[c.get("message_id")] = c.get("verdicts") or []
     for fates in result.verdicts.values():
         for f in fates:
             f["outcome"] = f["verdict"]
