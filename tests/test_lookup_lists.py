@@ -99,9 +99,9 @@ def _tracking_parts(monkeypatch) -> list[int]:
         rows = manifest.values() if only is None else only
         seen.append(sum(p.startswith("tracking/") for r in rows for p in r.parts))
 
-    def add_views(con, st, only, manifest):
+    def add_views(con, st, only, manifest, derived=True):
         count(only, manifest)
-        return real_add(con, st, only, manifest)
+        return real_add(con, st, only, manifest, derived)
 
     def point(con, st, only, manifest, current=None):
         count(only, manifest)

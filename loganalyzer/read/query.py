@@ -159,8 +159,11 @@ def add_views(
     store: Store,
     only: list[FileRow] | None,
     manifest: Manifest,
+    derived: bool = True,
 ) -> dict[str, list[str]]:
-    """Create the views of ``connect`` on ``con``; returns the parts of each (see ``point``)."""
+    """Create the views of ``connect`` on ``con`` (without ``recipients`` and ``messages``
+    unless ``derived``: their SQL takes a while to bind); returns the parts of each (see
+    ``point``)."""
     parts = point(con, store, only, manifest)
     if manifest is store.last_manifest:  # unchanged since read: the file is the table
         files = f"select * from {read_parquet([store.uri(MANIFEST_FILE)])}"
@@ -168,8 +171,9 @@ def add_views(
         con.register("_files", _manifest.table(manifest))
         files = "select * from _files"
     con.execute(f"create or replace temp view files as {files}")
-    con.execute(_RECIPIENTS)
-    con.execute(_MESSAGES)
+    if derived:
+        con.execute(_RECIPIENTS)
+        con.execute(_MESSAGES)
     return parts
 
 

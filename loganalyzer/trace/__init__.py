@@ -107,7 +107,7 @@ def trace(
         if q.kind() == "internal_message_id" and q.server:
             # an internal ID is a server's own: only that server's files can hold it
             first = [r for r in manifest.values() if (r.server or "").upper() == q.server.upper()]
-        views = add_views(con, st, first, manifest)
+        views = add_views(con, st, first, manifest, derived=False)
 
         def narrow(keys: list[str], days) -> None:
             """Point the views at the files holding the listed messages (``find.listing``)."""
