@@ -128,7 +128,11 @@ def main() -> None:
         after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # still busy with queued requests
+            proc.kill()
+            proc.wait()
         if work:
             shutil.rmtree(work, ignore_errors=True)
     print(
