@@ -1,16 +1,22 @@
-"""Trace speed against a bare DuckDB lookup of the same Message-ID, in one run.
+"""Lookup speed: each kind of trace lookup (CLI wall time) beside a bare DuckDB process doing
+the same lookup over the same Parquet files, in one run.
 
-    python benchmarks/trace.py --store STORE --truth LOGS/truth.jsonl [--n 20]
+    python benchmarks/trace.py --store STORE --truth LOGS/truth.jsonl [--n 5]
     python benchmarks/trace.py --mb 2000        # generates and ingests 2 GB of synth logs first
 
-Prints the median time of ``loganalyzer.trace(store, message_id)``, of a bare DuckDB query for
-the same ID over the same Parquet files (the baseline), and the wall time of the CLI command.
+Kinds: a Message-ID, a network message ID, an internal message ID with ``--server``, and the
+candidate lists by sender, by recipient wildcard and by subject words. For each, the median of
+``--n`` runs (different messages of ``truth.jsonl``) of ``loganalyzer trace ... --json`` and
+of a fresh ``python -c`` process that imports DuckDB and runs the plainest query for it (the
+baseline: ``where message_id = ?`` or the filter of the list, no pruning but DuckDB's own),
+then the library call ``loganalyzer.trace`` by Message-ID in this process.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -21,14 +27,19 @@ from pathlib import Path
 
 import duckdb
 
+BARE = """
+import sys, duckdb
+con = duckdb.connect()
+con.execute("set TimeZone = 'UTC'")
+sql, params = sys.argv[1], sys.argv[2:]
+con.execute(sql, params).fetchall()
+"""
 
-def median_time(fn, ids) -> float:
-    times = []
-    for i in ids:
-        t = time.perf_counter()
-        fn(i)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+
+def wall(cmd: list[str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
 
 
 def main() -> None:
@@ -36,7 +47,7 @@ def main() -> None:
     ap.add_argument("--store")
     ap.add_argument("--truth")
     ap.add_argument("--mb", type=float, default=2000)
-    ap.add_argument("--n", type=int, default=20, help="messages to trace")
+    ap.add_argument("--n", type=int, default=5, help="runs of each kind (different messages)")
     args = ap.parse_args()
     from loganalyzer.ingest import ingest
     from loganalyzer.trace import trace
@@ -49,38 +60,93 @@ def main() -> None:
         ingest([work / "logs"], work / "store")
         args.store, args.truth = str(work / "store"), str(work / "logs" / "truth.jsonl")
     with open(args.truth, encoding="utf-8") as fh:
-        ids = sorted({json.loads(x)["message_id"] for x in fh})
+        truth = [json.loads(x) for x in fh]
     rng = random.Random(1)
-    sample = rng.sample(ids, min(args.n, len(ids)))
+    rows = rng.sample([t for t in truth if t["message_id"] and t["recipient"]], args.n)
     glob = f"{args.store}/tracking/*/*.parquet"
+    src = f"read_parquet('{glob}', hive_partitioning = true)"
     con = duckdb.connect()
-
-    def bare(mid: str) -> None:
-        con.execute(
-            f"select * from read_parquet('{glob}', hive_partitioning = true) where message_id = ?",
-            [mid],
-        ).fetchall()
-
-    def library(mid: str) -> None:
-        result = trace(args.store, mid)
-        assert result.messages, mid
-
-    def cli(mid: str) -> None:
-        subprocess.run(
-            [sys.executable, "-m", "loganalyzer", "trace", mid, "--store", args.store, "--json"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-
-    bare(sample[0])
-    library(sample[0])  # warm the file cache for both
+    internal = {}
+    for t in rows:
+        internal[t["message_id"]] = con.execute(
+            f"select internal_message_id, server from {src} "
+            "where message_id = ? and internal_message_id is not null limit 1",
+            [t["message_id"]],
+        ).fetchone()
+    exe = str(Path(sys.executable).with_name("loganalyzer"))
+    trace_cmd = [exe, "trace", "--store", args.store, "--json"]
+    bare_cmd = [sys.executable, "-c", BARE]
+    contains = "len(list_filter(recipient_address, lambda x: x ilike ?)) > 0"
+    kinds = {
+        "Message-ID": (
+            lambda t: [t["message_id"]],
+            lambda t: (f"select * from {src} where message_id = ?", [t["message_id"]]),
+        ),
+        "network message ID": (
+            lambda t: [t["network_message_id"]],
+            lambda t: (
+                f"select * from {src} where network_message_id = ?",
+                [t["network_message_id"]],
+            ),
+        ),
+        "internal ID --server": (
+            lambda t: [*internal[t["message_id"]][:1], "--server", internal[t["message_id"]][1]],
+            lambda t: (
+                f"select * from {src} where internal_message_id = ? and server = ?",
+                list(internal[t["message_id"]]),
+            ),
+        ),
+        "list --sender": (
+            lambda t: ["--sender", t["sender"]],
+            lambda t: (f"select * from {src} where sender_address ilike ?", [t["sender"]]),
+        ),
+        "list --recipient a*@dom": (
+            lambda t: ["--recipient", _wildcard(t["recipient"])],
+            lambda t: (
+                f"select * from {src} where {contains}",
+                [_wildcard(t["recipient"]).replace("*", "%")],
+            ),
+        ),
+        "list --subject word": (
+            lambda t: ["--subject", _word(t["subject"])],
+            lambda t: (
+                f"select * from {src} where message_subject ilike ?",
+                [f"%{_word(t['subject'])}%"],
+            ),
+        ),
+    }
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    wall(trace_cmd + [rows[0]["message_id"]])  # warm the file cache
     size = sum(p.stat().st_size for p in Path(args.store).rglob("*.parquet")) / 1e6
-    t_bare, t_lib = median_time(bare, sample), median_time(library, sample)
-    t_cli = median_time(cli, sample[: max(3, args.n // 4)])
-    print(f"store {size:,.0f} MB, {len(ids):,} messages, median of {len(sample)} traces")
-    print(f"{'bare DuckDB lookup':<28}{t_bare:>8.3f} s")
-    print(f"{'loganalyzer.trace()':<28}{t_lib:>8.3f} s  ({t_lib / t_bare:.1f}x the bare lookup)")
-    print(f"{'loganalyzer trace (CLI)':<28}{t_cli:>8.3f} s  (wall, process start included)")
+    print(f"store {size:,.0f} MB, {len(truth):,} truth rows; median of {args.n} runs each")
+    print(f"{'lookup':<26}{'CLI s':>8}{'bare s':>8}{'ratio':>7}")
+    for name, (argv, bare) in kinds.items():
+        ours, base = [], []
+        for t in rows:
+            ours.append(wall(trace_cmd + argv(t)))
+            sql, params = bare(t)
+            base.append(wall(bare_cmd + [sql, *params]))
+        a, b = statistics.median(ours), statistics.median(base)
+        print(f"{name:<26}{a:>8.2f}{b:>8.2f}{a / b:>6.2f}x")
+    times = []
+    for t in rows:
+        start = time.perf_counter()
+        assert trace(args.store, t["message_id"]).messages
+        times.append(time.perf_counter() - start)
+    print(f"{'trace() by Message-ID':<26}{statistics.median(times):>8.3f} (library, in process)")
+    end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"load average (1 min) {load:.1f} at the start, {end:.1f} at the end")
+
+
+def _wildcard(address: str) -> str:
+    """``first*@domain`` of an address (a list of the people of that first name there)."""
+    local, _, domain = address.partition("@")
+    return f"{local.split('.')[0]}*@{domain}"
+
+
+def _word(subject: str | None) -> str:
+    words = [w for w in (subject or "").split() if len(w) > 3 and w.isalpha()]
+    return max(words, key=len) if words else "the"
 
 
 if __name__ == "__main__":

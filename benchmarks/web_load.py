@@ -5,9 +5,11 @@
 
 Starts the app on a free loopback port (a subprocess, as a user runs it), then ``--users``
 clients each send, in a loop for ``--seconds``, a search by Message-ID, a search by recipient
-wildcard, or a trace of a message from ``truth.jsonl`` (in turn). Prints the number of
-requests, p50 and p95 of the response times per kind and overall, and the errors (a status
-other than 200, or no answer). Loopback only; bounded in time.
+wildcard, or a trace of a message from ``truth.jsonl`` (in turn): every client the same
+sequence, as colleagues opening the same links, or with ``--distinct`` each its own order
+(then a page is rarely asked for twice: the app's cache of pages helps little). Prints the
+number of requests, p50 and p95 of the response times per kind and overall, the errors (a
+status other than 200, or no answer) and the load average. Loopback only; bounded in time.
 """
 
 from __future__ import annotations
@@ -45,13 +47,15 @@ def percentile(values: list[float], q: float) -> float:
     )
 
 
-async def client(url: str, until: float, requests: list, rng: random.Random, out: dict) -> None:
+async def client(
+    url: str, until: float, requests: list, rng: random.Random, out: dict, distinct: bool
+) -> None:
+    if distinct:
+        requests = rng.sample(requests, len(requests))
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         n = 0
         while time.monotonic() < until:
-            kind, params = (
-                requests[n % len(requests)] if n < len(requests) else rng.choice(requests)
-            )
+            kind, params = requests[n] if n < len(requests) else rng.choice(requests)
             n += 1
             path = "/trace" if kind == "trace" else "/"
             t = time.perf_counter()
@@ -66,11 +70,13 @@ async def client(url: str, until: float, requests: list, rng: random.Random, out
                 out.setdefault("errors", []).append(kind)
 
 
-async def load(url: str, users: int, seconds: float, requests: list) -> dict:
+async def load(url: str, users: int, seconds: float, requests: list, distinct: bool) -> dict:
     out: dict[str, list] = {}
     until = time.monotonic() + seconds
     rngs = [random.Random(i) for i in range(users)]
-    await asyncio.gather(*(client(url, until, requests, rngs[i], out) for i in range(users)))
+    await asyncio.gather(
+        *(client(url, until, requests, rngs[i], out, distinct) for i in range(users))
+    )
     return out
 
 
@@ -81,6 +87,7 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=50, help="synth logs to generate without --store")
     ap.add_argument("--users", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--distinct", action="store_true", help="each client its own order")
     args = ap.parse_args()
     work = None
     if not args.store:
@@ -116,15 +123,23 @@ def main() -> None:
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        out = asyncio.run(load(url, args.users, args.seconds, requests))
+        before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        out = asyncio.run(load(url, args.users, args.seconds, requests, args.distinct))
+        after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # still busy with queued requests
+            proc.kill()
+            proc.wait()
         if work:
             shutil.rmtree(work, ignore_errors=True)
     print(
         f"store {size / 1e6:.0f} MB, {len(truth):,} truth rows; "
         f"{args.users} users, {args.seconds:.0f} s"
+        + (", each its own order" if args.distinct else ", one order")
+        + f"; load average {before:.1f} before, {after:.1f} after"
     )
     every = []
     for kind in ("search_id", "search_recipient", "trace"):

@@ -280,7 +280,6 @@ def trace_cmd(
     A sender, recipient or time filter also lists the attempts refused during the SMTP
     session (protocol, IIS and agent logs), with verdict rejected.
     """
-    from loganalyzer.pages import write_page
     from loganalyzer.trace import trace
 
     if not any((query, sender, recipient, subject, since, until, event_id)):
@@ -301,6 +300,8 @@ def trace_cmd(
         limit=limit if limit is not None or all_ else 200,
     )
     if html:
+        from loganalyzer.pages import write_page  # Jinja2: only for the page (a tenth of a second)
+
         write_page(html, result.to_html())
     if as_json:
         typer.echo(result.to_json())

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # No pyarrow here: views are typed in SQL (see loganalyzer.store.duck).
 
 _RECIPIENTS = """
-create view recipients as
+create or replace temp view recipients as
 select t.* exclude (recipient_address, recipient_status, enhanced_status, smtp_reply),
        r.i as recipient_index,
        t.recipient_address[r.i] as recipient,
@@ -39,8 +39,7 @@ from tracking t, unnest(range(1, len(t.recipient_address) + 1)) as r(i)
 # ``fate`` (the step that decides it: the last row naming it, ties by the rank of its kind),
 # with that step's outcome.
 _ACTS_ON = fate.in_sql("event_id", fate.EXPANDS | fate.REDIRECTS)
-_MESSAGES = f"""
-create view messages as
+_MESSAGES_QUERY = f"""
 with srv as (
     select coalesce(list(distinct upper(server)) filter (where server <> ''), []) as servers
     from files
@@ -113,6 +112,13 @@ select msg.*, finals.recipients, finals.delivered, finals.transferred, finals.fa
        epoch(finals.done_at - coalesce(msg.received_at, msg.first_seen)) as latency_s
 from msg left join finals using (message_id)
 """
+_MESSAGES = "create or replace temp view messages as " + _MESSAGES_QUERY
+
+
+def messages_sql(rows: str = "tracking") -> str:
+    """The ``messages`` view's query over ``rows``: a table, view or CTE with the tracking
+    columns (the rows of a few messages, to decide only their recipients' verdicts)."""
+    return _MESSAGES_QUERY.replace("from tracking", f"from {rows}")
 
 
 def _parts_view(
@@ -128,7 +134,8 @@ def _parts_view(
         cols = [*columns(name), ("date", "DATE")] if partitioned else columns(name)
         typed = ", ".join(f'cast(null as {sql}) as "{col}"' for col, sql in cols)
         source = f"select {typed} where false"
-    con.execute(f"create or replace view {name} as {source}")
+    # temporary: a connection's own views, even as a cursor of a shared database (web app)
+    con.execute(f"create or replace temp view {name} as {source}")
 
 
 def connect(
@@ -152,17 +159,21 @@ def add_views(
     store: Store,
     only: list[FileRow] | None,
     manifest: Manifest,
+    derived: bool = True,
 ) -> dict[str, list[str]]:
-    """Create the views of ``connect`` on ``con``; returns the parts of each (see ``point``)."""
+    """Create the views of ``connect`` on ``con`` (without ``recipients`` and ``messages``
+    unless ``derived``: their SQL takes a while to bind); returns the parts of each (see
+    ``point``)."""
     parts = point(con, store, only, manifest)
     if manifest is store.last_manifest:  # unchanged since read: the file is the table
         files = f"select * from {read_parquet([store.uri(MANIFEST_FILE)])}"
     else:
         con.register("_files", _manifest.table(manifest))
         files = "select * from _files"
-    con.execute(f"create view files as {files}")
-    con.execute(_RECIPIENTS)
-    con.execute(_MESSAGES)
+    con.execute(f"create or replace temp view files as {files}")
+    if derived:
+        con.execute(_RECIPIENTS)
+        con.execute(_MESSAGES)
     return parts
 
 

@@ -5,6 +5,7 @@ The readers (``loganalyzer.read``) build their views on these; the manifest is r
 
 from __future__ import annotations
 
+import threading
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
@@ -45,12 +46,29 @@ def no_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("set enable_progress_bar = false")
 
 
+_shared: duckdb.DuckDBPyConnection | None = None
+_shared_lock = threading.Lock()
+
+
+def share(database: duckdb.DuckDBPyConnection | None) -> None:
+    """Open every later connection as a cursor of ``database`` (None: a database each): a
+    long-running reader (the web app) then keeps one database, whose Parquet footers and file
+    blocks stay cached from one request to the next. Cursors keep their own (temporary) views."""
+    global _shared
+    with _shared_lock:
+        _shared = database
+
+
 def open_connection(store: Store) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection that reads the store's files; times come back in UTC."""
     import duckdb  # here: importing it costs every command, tracing or not, a tenth of a second
 
-    con = duckdb.connect()
+    with _shared_lock:
+        con = duckdb.connect() if _shared is None else _shared.cursor()
     no_progress_bar(con)
     con.execute("set TimeZone = 'UTC'")
+    # a lookup scans the same parts more than once (the matches, then their rows): their
+    # footers are read once
+    con.execute("set parquet_metadata_cache = true")
     store.loc.register(con)  # a URL store is read through its fsspec filesystem
     return con

@@ -20,6 +20,8 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from datetime import date
+
     import numpy as np
     import pyarrow as pa
 
@@ -172,7 +174,9 @@ def _keys(sketch: bytes) -> tuple[int, array]:
     return version, keys
 
 
-def _holds_any(keys: array, want: list[int]) -> bool:
+def _holds_any(keys: array, want: list[int], wanted: set[int]) -> bool:
+    if len(want) > 16:  # many IDs (a page of a list): one pass over the sketch in C
+        return not wanted.isdisjoint(keys)
     for h in want:
         at = bisect_left(keys, h)
         if at < len(keys) and keys[at] == h:
@@ -187,13 +191,33 @@ class Sketches:
     def __init__(self, manifest: Manifest) -> None:
         self.rows = list(manifest.values())
         self.keys = [None if r.lookup is None else _keys(r.lookup) for r in self.rows]
+        #: How many files the last ``holding`` named (of ``len(self.rows)``).
+        self.last_count: int | None = None
 
-    def holding(self, values: dict[str, list[str]]) -> list[FileRow]:
-        """Manifest rows of the files that may hold any of ``values`` (column -> IDs)."""
+    def holding(
+        self, values: dict[str, list[str]], days: tuple[date, date] | None = None
+    ) -> list[FileRow]:
+        """Manifest rows of the files that may hold any of ``values`` (column -> IDs); with
+        ``days`` (first, last), only files with a part of those days."""
         ids = {KEYS[col](v) for col, vs in values.items() for v in vs if v}
         want = {1: sorted(map(key_hash_v1, ids)), 2: sorted(map(key_hash, ids))}
-        return [
+        wanted = {v: set(hs) for v, hs in want.items()}
+        out = [
             row
             for row, keys in zip(self.rows, self.keys, strict=True)
-            if keys is None or _holds_any(keys[1], want[keys[0]])
+            if (days is None or _on_days(row, days))
+            and (keys is None or _holds_any(keys[1], want[keys[0]], wanted[keys[0]]))
         ]
+        self.last_count = len(out)
+        return out
+
+
+def _on_days(row: FileRow, days: tuple[date, date]) -> bool:
+    """Whether a part of the file is of a day in ``days`` (a part without a date partition
+    in its name counts as any day)."""
+    first, last = days[0].isoformat(), days[1].isoformat()
+    for part in row.parts:
+        at = part.find("date=")
+        if at < 0 or first <= part[at + 5 : at + 15] <= last:
+            return True
+    return False

@@ -15,12 +15,13 @@ from loganalyzer.trace import evidence, rejected
 from loganalyzer.trace.build import build
 from loganalyzer.trace.find import (
     Query,
-    candidates,
     candidates_from_rows,
-    count_candidates,
     days_of,
     linked_ndrs,
+    listing,
+    matches,
     message_rows,
+    recipient_verdicts,
     rows_for_id,
     session_ids,
     smtp_rows,
@@ -44,10 +45,14 @@ def trace(
     since: str | None = None,
     until: str | None = None,
     event_id: str | None = None,
+    verdict: str | None = None,
     tz: str = "UTC",
     all: bool = False,
     pick: int | None = None,
     limit: int | None = 200,
+    offset: int = 0,
+    newest: bool = False,
+    verdicts: bool = False,
 ) -> TraceResult:
     """Trace the message(s) matching ``query`` (a Message-ID, a network message ID, or an
     internal message ID with ``server``) and the filters. A sender, recipient or time filter
@@ -56,8 +61,12 @@ def trace(
 
     One match is traced; several are listed as ``candidates`` (the first ``limit``, all when
     None; ``total`` counts them all) and traced only with ``all`` (each listed one) or
-    ``pick`` (the 1-based number in the list, up to the total). ``tz`` is the zone of the
-    displayed times and of ``since``/``until`` without a zone (any form of
+    ``pick`` (the 1-based number in the list, up to the total). ``offset`` skips that many
+    of the list first, ``newest`` lists the newest first (a page of a long list). ``verdict``
+    keeps the messages with a recipient of that verdict (``VERDICTS``); with ``verdicts``
+    each listed message carries each recipient's verdict and latency (``verdicts``: a list of
+    {recipient, verdict, latency_s}), decided by the ``messages`` view's rules. ``tz`` is
+    the zone of the displayed times and of ``since``/``until`` without a zone (any form of
     ``loganalyzer.times``). Raises BadInput for a wrong value, NotAStore for a path that holds
     no store.
     """
@@ -68,47 +77,74 @@ def trace(
         None if t is None else parse_time(t, tz, option=name).isoformat()
         for t, name in ((since, "--since"), (until, "--until"))
     )
+    if verdict is not None and verdict not in VERDICTS:
+        raise BadInput(f"verdict {verdict!r}: give one of {', '.join(VERDICTS)}")
+    if offset < 0:
+        raise BadInput(f"offset {offset}: give 0 or more")
     if pick is not None and pick < 1:
         raise BadInput(f"--pick {pick}: the listed messages are numbered from 1")
     st = store if isinstance(store, Store) else Store(store)
     st.require()
-    q = Query(query, server, sender, recipient, subject, since, until, event_id)
+    q = Query(query, server, sender, recipient, subject, since, until, event_id, verdict)
     # one connection for the manifest and every step, its views re-pointed at each step's
     # files: a connection costs 40 ms
     with open_connection(st) as con:
         manifest = st.manifest(con, ["parts", "server", "format", "lookup"])
         servers = {(r.server or "").upper() for r in manifest.values()} - {""}
-        iis = any(r.format == "iis-smtp" for r in manifest.values())
+        formats = {r.format for r in manifest.values()}
+        iis = "iis-smtp" in formats
         by_id = q.kind() is not None and not any(
-            (sender, recipient, subject, since, until, event_id)
+            (sender, recipient, subject, since, until, event_id, verdict)
         )
         sketched = by_id and q.kind() in KEYS
-        sketches = Sketches(manifest) if sketched else None
+        sketches = Sketches(manifest)
 
-        def holding(keys: dict[str, list[str]]) -> list[FileRow] | None:
-            """Manifest rows of the files that may hold these IDs (None, all, when not sketched)."""
-            return sketches.holding(keys) if sketches is not None else None
+        def holding(keys: dict[str, list[str]], days=None) -> list[FileRow] | None:
+            """Manifest rows of the files that may hold these IDs."""
+            return sketches.holding(keys, days)
 
-        first = holding({q.kind() or "": [q.value() or ""]})
-        views = add_views(con, st, first, manifest)
+        first = holding({q.kind() or "": [q.value() or ""]}) if sketched else None
+        if q.kind() == "internal_message_id" and q.server:
+            # an internal ID is a server's own: only that server's files can hold it
+            first = [r for r in manifest.values() if (r.server or "").upper() == q.server.upper()]
+        views = add_views(con, st, first, manifest, derived=False)
+
+        def narrow(keys: list[str], days) -> None:
+            """Point the views at the files holding the listed messages (``find.listing``)."""
+            nonlocal views
+            views = point(
+                con,
+                st,
+                holding({"message_id": keys, "network_message_id": keys}, days),
+                manifest,
+                views,
+            )
+
         known = rows_for_id(con, q) if by_id else []
         # a pick beyond the listed ones reads that far (the list stays ``limit`` long)
         reach = limit if limit is None or pick is None else max(limit, min(pick, 2**31))
+        reach = reach if reach is None else offset + reach
         if by_id:
             found = candidates_from_rows(known)
             total = len(found)
         if not by_id or (not found and q.kind() == "message_id"):
             # (by ID: a message only an IIS relay's log names)
-            found = candidates(con, q, reach)
-            total = len(found) if reach is None or len(found) < reach else None
-            total = count_candidates(con, q) if total is None else total
-        refused = rejected.find(con, q) if not by_id or not found else []
+            # rejected attempts first: they read all SMTP logs, the list's summaries only
+            # the files holding the listed messages
+            refused = rejected.find(con, q, formats)
+            if verdict:
+                refused = [c for c in refused if _attempt_wanted(c, q)]
+            found, total = listing(con, q, reach, newest=newest, narrow=narrow)
+        else:
+            refused = []
         if refused:  # beside the tracked messages, in time order
-            found = sorted([*found, *refused], key=lambda c: c["date_time"])
+            found = sorted([*found, *refused], key=lambda c: c["date_time"], reverse=newest)
             found = found if reach is None else found[:reach]
             total += len(refused)
-        listed = found if limit is None else found[:limit]
+        listed = found[offset:] if limit is None else found[offset : offset + limit]
         chosen = listed if all or len(found) == 1 else []
+        if verdicts:  # (those traced below take their trace's verdicts)
+            _add_verdicts(con, [c for c in listed if not any(c is x for x in chosen)])
         if pick is not None:
             if not total:
                 raise BadInput(f"--pick {pick}: no message matches, there is nothing to pick")
@@ -145,6 +181,13 @@ def trace(
         mine = [x for sid in sorted(named - {""}) for x in by_session.get(sid, [])]
         mine += [x for i in own for x in iis_lines.get(i, [])]
         messages.append(build(rows, mine, servers, here, c["message_id"]))
+    if verdicts:
+        for c, m in zip(picked, messages, strict=True):
+            c["verdicts"] = [
+                {"recipient": v.address, "verdict": v.verdict, "latency_s": v.latency_s}
+                for r in m.recipients
+                for v in r.flatten()
+            ]
     if messages and {r.format for r in manifest.values()} & EVIDENCE_FORMATS:
         with open_connection(st) as con:
             add_views(con, st, None, manifest)
@@ -154,6 +197,37 @@ def trace(
         for c in listed
     ]
     return TraceResult(q.to_dict(), shown, messages, tz, total=total)
+
+
+def _attempt_wanted(candidate: dict, q: Query) -> bool:
+    """An attempt that refused a recipient with the verdict asked for (and of the pattern)."""
+    return any(
+        x.get("verdict", rejected.REJECTED) == q.verdict and matches(q.recipient, x["address"])
+        for x in candidate["attempt"]["refusals"]
+    )
+
+
+def _add_verdicts(con, listed: list[dict]) -> None:
+    """Each listed candidate's ``verdicts`` (recipient, verdict, latency_s), in place."""
+    tracked = [c for c in listed if "attempt" not in c and c.get("message_id")]
+    fates = recipient_verdicts(
+        con, [c["message_id"] for c in tracked], [c["date_time"] for c in tracked]
+    )
+    for c in listed:
+        if "attempt" in c:
+            c["verdicts"] = [
+                {
+                    "recipient": x["address"],
+                    "verdict": x.get("verdict", rejected.REJECTED),
+                    "latency_s": None,
+                }
+                for x in c["attempt"]["refusals"]
+            ]
+        else:
+            c["verdicts"] = [
+                {k: r[k] for k in ("recipient", "verdict", "latency_s")}
+                for r in fates.get(c.get("message_id"), [])
+            ]
 
 
 def _session(row: dict) -> str:

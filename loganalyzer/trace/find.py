@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from loganalyzer.read.query import like, time_filter
+from loganalyzer.read.query import like, messages_sql, time_filter
 from loganalyzer.store.duck import records
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import duckdb
 
 _GUID = re.compile(
@@ -40,6 +42,7 @@ class Query:
     since: str | None = None
     until: str | None = None
     event_id: str | None = None
+    verdict: str | None = None
 
     def kind(self) -> str | None:
         """message_id, network_message_id or internal_message_id (None: filters only)."""
@@ -97,62 +100,188 @@ def _where(q: Query) -> tuple[str, list]:
     return " and ".join([*clauses, window]), params + wparams
 
 
-def candidates(con: duckdb.DuckDBPyConnection, q: Query, limit: int | None = 200) -> list[dict]:
-    """The first ``limit`` messages matching the query, oldest first (all when None)."""
+_CANDIDATE_COLUMNS = (
+    "message_id",
+    "network_message_id",
+    "date_time",
+    "sender",
+    "recipients",
+    "subject",
+    "outcome",
+    "first",
+)
+
+
+def listing(
+    con: duckdb.DuckDBPyConnection,
+    q: Query,
+    limit: int | None = 200,
+    offset: int = 0,
+    newest: bool = False,
+    narrow: Callable[[list[str], tuple[date, date]], object] | None = None,
+) -> tuple[list[dict], int]:
+    """Messages ``offset`` to ``offset + limit`` matching the query (all when ``limit`` is
+    None), oldest first (newest first with ``newest``), and how many match in all.
+
+    One scan finds the matching messages and their first matching row; only the listed ones
+    are then summed up from their rows (their days, a day before and two after), after
+    ``narrow(keys, days)`` when given (it may point the views at the files holding them)."""
     where, params = _where(q)
-    cap = "" if limit is None else f"limit {int(limit)}"
-    sql = f"""
+    reach = None if limit is None else offset + int(limit)
+    order = "desc" if newest else ""
+    cap = "" if reach is None or q.verdict else f"limit {reach}"
+    keys = con.sql(
+        f"""
         with keys as (
             select coalesce(message_id, network_message_id) as k, min(date_time) as first
             from tracking where {where} and coalesce(message_id, network_message_id) is not null
-            group by 1 order by first, k {cap}
-        ),
-        rows as (
-            select t.*, keys.k, keys.first
-            from tracking t join keys on coalesce(t.message_id, t.network_message_id) = keys.k
+            group by 1
         )
-        select any_value(message_id) as message_id,
+        select k, first, count(*) over () as total from keys order by first {order}, k {order}
+        {cap}
+        """,
+        params=params,
+    ).fetchall()
+    total = keys[0][2] if keys else 0
+    if q.verdict:  # the messages with a recipient of that verdict, decided for each
+        fates = recipient_verdicts(con, [k for k, *_ in keys], [f for _, f, _ in keys])
+        keys = [x for x in keys if any(_wanted(q, r) for r in fates.get(x[0], []))]
+        total = len(keys)
+        keys = keys if reach is None else keys[:reach]
+    elif reach is not None and not keys and offset:
+        total = count_candidates(con, q, relay=False)
+    found = [(first, k, None) for k, first, _ in keys]
+    relay, rparams = _relay_only(q)
+    if relay:
+        extra = con.sql(
+            f"select message_id, min(date_time) as t from ({relay}) group by 1 "
+            f"order by t {order}, 1 {order} {cap}",
+            params=rparams,
+        ).fetchall()
+        found += [(t, m, "relay") for m, t in extra]
+        total += len(extra) if reach is None or len(extra) < reach else _count(con, relay, rparams)
+    # the order of the SQL (first matching row, then the key) whatever the limit, so that the
+    # N-th is the same message in a short list and a long one
+    found.sort(key=lambda x: (x[0], x[1]), reverse=newest)
+    found = found[offset:reach]
+    keys = [k for _, k, kind in found if kind is None]
+    summed = _summaries(con, keys, [f for f, *_ in found], narrow)
+    out = []
+    for first, k, kind in found:
+        if kind == "relay":
+            out.append(
+                {
+                    **dict.fromkeys(_CANDIDATE_COLUMNS[:-1]),
+                    "message_id": k,
+                    "date_time": first,
+                    "recipients": [],
+                }
+            )
+        else:
+            out.append(summed[k])
+    return out, int(total)
+
+
+def matches(pattern: str | None, value: str | None) -> bool:
+    """Whether ``value`` matches a user's wildcard pattern (``*@contoso.com``), any case."""
+    if pattern is None:
+        return True
+    if value is None:
+        return False
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.IGNORECASE) is not None
+
+
+def _wanted(q: Query, fate: dict) -> bool:
+    """A recipient of the verdict asked for (and of the recipient pattern, when given)."""
+    return fate["verdict"] == q.verdict and matches(q.recipient, fate["recipient"])
+
+
+def recipient_verdicts(
+    con: duckdb.DuckDBPyConnection, ids: list[str], firsts: list
+) -> dict[str, list[dict]]:
+    """Each recipient's verdict of the messages ``ids`` (Message-IDs), as the ``messages`` view
+    decides it (the rules of ``fate``), from their rows of their days (a day before, two
+    after): {message ID: [{recipient, verdict, outcome, server, date_time, latency_s}]}, the
+    latency of a delivered or sent-out recipient in seconds since the message was received."""
+    if not ids:
+        return {}
+    days = min(firsts).date() - timedelta(days=1), max(firsts).date() + timedelta(days=2)
+    body = messages_sql("_rows").strip().removeprefix("with ")
+    found = con.sql(
+        "select message_id, recipients, received_at, first_seen from ("
+        "with _rows as (select * from tracking where message_id in "
+        f"(select unnest(?::varchar[])) and date between ? and ?), {body})",
+        params=[ids, *days],
+    ).fetchall()
+    out = {}
+    for mid, recipients, received, first in found:
+        start = received or first
+        out[mid] = [
+            {
+                **r,
+                "latency_s": round((r["date_time"] - start).total_seconds(), 3)
+                if r["verdict"] in ("delivered", "sent_external") and start and r["date_time"]
+                else None,
+            }
+            for r in recipients or []
+        ]
+    return out
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> int:
+    return int(
+        con.sql(f"select count(distinct message_id) from ({sql})", params=params).fetchall()[0][0]
+    )
+
+
+def _summaries(
+    con: duckdb.DuckDBPyConnection, keys: list[str], firsts: list, narrow=None
+) -> dict[str, dict]:
+    """A candidate's summary (sender, recipients, subject, last outcome) of each key (a
+    Message-ID, or a network message ID where a message has none), from all its rows."""
+    if not keys:
+        return {}
+    days = min(firsts).date() - timedelta(days=1), max(firsts).date() + timedelta(days=2)
+    if narrow is not None:
+        narrow(keys, days)
+    # one query per column: each prunes by its own statistics and Bloom filters (see _rows)
+    queries, params = [], []
+    for column, extra in (("message_id", ""), ("network_message_id", " and message_id is null")):
+        queries.append(
+            f"select {column} as k, date_time, sender_address, recipient_address, "
+            "message_subject, outcome, network_message_id, message_id, file, line from tracking "
+            f"where {column} in (select unnest(?::varchar[])){extra} and date between ? and ?"
+        )
+        params += [keys, *days]
+    found = con.sql(
+        f"""
+        select k, any_value(message_id) as message_id,
                any_value(network_message_id) as network_message_id,
                min(date_time) as date_time,
                arg_min(sender_address, date_time) filter (where sender_address is not null)
                    as sender,
-               list_distinct(flatten(list(recipient_address))) as recipients,
+               flatten(list(recipient_address order by date_time, file, line))
+                   as recipients,
                arg_min(message_subject, date_time) filter (where message_subject is not null)
                    as subject,
-               arg_max(outcome, date_time) as outcome,
-               any_value(first) as first
-        from rows group by k order by first, k
-    """
-    found = con.sql(sql, params=params).fetchall()
-    cols = (
-        "message_id",
-        "network_message_id",
-        "date_time",
-        "sender",
-        "recipients",
-        "subject",
-        "outcome",
-        "first",
-    )
-    out = [dict(zip(cols, r, strict=True)) for r in found]
-    relay, rparams = _relay_only(q)
-    if relay:
-        found = con.sql(
-            f"select message_id, min(date_time) as t from ({relay}) group by 1 order by t, 1 {cap}",
-            params=rparams,
-        ).fetchall()
-        out += [
-            {**dict.fromkeys(cols), "message_id": m, "date_time": t, "recipients": [], "first": t}
-            for m, t in found
-        ]
-    # the order of the SQL (first matching row, then the key) whatever the limit, so that the
-    # N-th is the same message in a short list and a long one
-    out.sort(key=lambda c: (c["first"], c["message_id"] or c["network_message_id"] or ""))
-    out = out if limit is None else out[:limit]
-    return [{k: v for k, v in c.items() if k != "first"} for c in out]
+               arg_max(outcome, date_time) as outcome
+        from ({" union all ".join(queries)}) group by k
+        """,
+        params=params,
+    ).fetchall()
+    out = {r[0]: dict(zip(_CANDIDATE_COLUMNS[:-1], r[1:], strict=True)) for r in found}
+    for c in out.values():  # each once, in the order the rows name them
+        c["recipients"] = list(dict.fromkeys(c["recipients"] or []))
+    return out
 
 
-def count_candidates(con: duckdb.DuckDBPyConnection, q: Query) -> int:
+def candidates(con: duckdb.DuckDBPyConnection, q: Query, limit: int | None = 200) -> list[dict]:
+    """The first ``limit`` messages matching the query, oldest first (all when None)."""
+    return listing(con, q, limit)[0]
+
+
+def count_candidates(con: duckdb.DuckDBPyConnection, q: Query, relay: bool = True) -> int:
     """How many messages match the query (``candidates`` without a limit, counted)."""
     where, params = _where(q)
     (n,) = con.sql(
@@ -160,12 +289,9 @@ def count_candidates(con: duckdb.DuckDBPyConnection, q: Query) -> int:
         f"where {where}",
         params=params,
     ).fetchall()[0]
-    relay, rparams = _relay_only(q)
-    if relay:
-        (extra,) = con.sql(
-            f"select count(distinct message_id) from ({relay})", params=rparams
-        ).fetchall()[0]
-        n += extra
+    sql, rparams = _relay_only(q) if relay else ("", [])
+    if sql:
+        n += _count(con, sql, rparams)
     return int(n)
 
 

@@ -19,10 +19,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from loganalyzer.read.query import time_filter
+from loganalyzer.read.query import like, time_filter
 from loganalyzer.store.duck import records
 from loganalyzer.trace.build import meaning
 from loganalyzer.trace.find import Query
+from loganalyzer.trace.find import matches as _matches
 from loganalyzer.trace.model import Event, Line, MessageTrace, Verdict, iso
 from loganalyzer.trace.verdict import explain
 
@@ -67,16 +68,6 @@ def _address(data: str | None) -> str | None:
     return m[1] if m and m[1] else None
 
 
-def _matches(pattern: str | None, value: str | None) -> bool:
-    """Whether ``value`` matches a user's wildcard pattern (``*@contoso.com``), any case."""
-    if pattern is None:
-        return True
-    if value is None:
-        return False
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.IGNORECASE) is not None
-
-
 def _evidence(log: str, row: dict, text: str) -> dict:
     return {
         "log": log,
@@ -92,20 +83,64 @@ def _window(q: Query) -> tuple[str, list]:
     return time_filter(q.since, q.until)
 
 
-def _sessions(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
-    """Every row of the receive sessions with a refusal in the window."""
+def _days(q: Query) -> tuple[str, list]:
+    """The date-partition part of the window alone (it prunes whole days of parts)."""
     where, params = _window(q)
+    kept = [
+        (c, p) for c, p in zip(where.split(" and "), params, strict=False) if c.startswith("date ")
+    ]
+    return " and ".join(c for c, _ in kept) or "true", [p for _, p in kept]
+
+
+def _sessions(con: duckdb.DuckDBPyConnection, q: Query, also: list[tuple] = ()) -> list[dict]:
+    """Every row of the receive sessions with a refusal in the window; with a sender or
+    recipient, only the sessions whose MAIL or RCPT line could name it (``find`` checks the
+    address itself), and the sessions ``also`` (server, session ID) whatever their lines."""
+    where, params = _window(q)
+    # one scan finds the sessions: the refusal rows, and the MAIL/RCPT lines that may name
+    # the address (a superset: ``_walk`` reads the address between the angle brackets)
+    lines, having, lparams, hparams = [], [f"bool_or(reply_code >= 500 and {where})"], [], []
+    for verb, pattern in (("MAIL", q.sender), ("RCPT", q.recipient)):
+        if pattern:
+            lines.append(f"(command = '{verb}' and data ilike ? escape '\\')")
+            lparams.append(f"%<{like(pattern)}>%")
+    if lines:
+        named = " or ".join(lines)
+        pairs = sorted({(s, i) for s, i in also if i})
+        known = ""
+        if pairs:
+            known = " or (server, session_id) in (" + ", ".join("(?, ?)" for _ in pairs) + ")"
+        having.append(f"(bool_or({named}){known})")
+        hparams = lparams + [x for pair in pairs for x in pair]
+        rows = f"(reply_code >= 500 or {named})"
+    else:
+        rows = "reply_code >= 500"
+    days, dparams = _days(q)
     sql = f"""
-        with bad as (
-            select distinct server, session_id, date from smtp
-            where direction = 'receive' and log_format = 'exchange-smtp-protocol'
-              and reply_code >= 500 and session_id is not null and {where}
-        )
-        select {_SMTP_COLUMNS} from smtp join bad using (server, session_id, date)
+        select server, session_id, date from smtp
         where direction = 'receive' and log_format = 'exchange-smtp-protocol'
+          and session_id is not null and {rows} and {days}
+        group by all having {" and ".join(having)}
+    """
+    keys = con.sql(sql, params=lparams + dparams + params + hparams).fetchall()
+    if not keys:
+        return []
+    # the sessions' lines: a literal list of IDs lets each part's statistics skip it
+    ids = sorted({sid for _, sid, _ in keys})
+    marks = ", ".join("?" for _ in ids)
+    wanted = {(server, sid, day) for server, sid, day in keys}
+    sql = f"""
+        select {_SMTP_COLUMNS}, date from smtp
+        where direction = 'receive' and log_format = 'exchange-smtp-protocol'
+          and session_id in ({marks})
         order by server, session_id, sequence_number, date_time
     """
-    return records(con.sql(sql, params=params))
+    found = records(con.sql(sql, params=ids))
+    return [
+        {k: v for k, v in r.items() if k != "date"}
+        for r in found
+        if (r["server"], r["session_id"], r["date"]) in wanted
+    ]
 
 
 def _iis_rows(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
@@ -284,27 +319,33 @@ def _agent_for(agents: list[dict], address: str | None, stage: str) -> dict | No
     return at_stage[0] if at_stage else None
 
 
-def find(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
+def find(con: duckdb.DuckDBPyConnection, q: Query, formats: set[str] | None = None) -> list[dict]:
     """The rejected attempts the query names, oldest first: candidates (as ``find.candidates``
-    returns them, with ``outcome`` rejected) carrying their details under ``attempt``."""
+    returns them, with ``outcome`` rejected) carrying their details under ``attempt``.
+    ``formats``: the log formats the store holds (None: any), to skip the logs it has not."""
+
+    def held(name: str) -> bool:
+        return formats is None or name in formats
+
     if q.subject or q.event_id or q.kind() not in (None, "message_id"):
         return []
     by_id = q.kind() == "message_id"
     if not by_id and not (q.sender or q.recipient or q.since or q.until):
         return []
-    agents = _agent_rows(con, q)
+    agents = _agent_rows(con, q) if held("exchange-agent") else []
     by_session: dict[tuple, list[dict]] = {}
     for a in agents:
         by_session.setdefault((a.get("server"), a.get("session_id")), []).append(a)
     attempts = []
     if not by_id:
         lines: dict[tuple, list[dict]] = {}
-        for r in _sessions(con, q):
+        found = _sessions(con, q, list(by_session)) if held("exchange-smtp-protocol") else []
+        for r in found:
             lines.setdefault((r["server"], r["session_id"]), []).append(r)
         for key, rows in lines.items():
             attempts.append(_from_session(rows, by_session.pop(key, [])))
         clients: dict[tuple, list[dict]] = {}
-        for r in _iis_rows(con, q):
+        for r in _iis_rows(con, q) if held("iis-smtp") else []:
             clients.setdefault((r["server"], r["remote_ip"]), []).append(r)
         for rows in clients.values():
             attempts += [_from_iis(s) for s in _iis_sessions(rows)]

@@ -70,6 +70,14 @@ def serve(
     Store(store).require()
     app = create_app(store, token, redact)
     sock = _listen(host, port)
+    if Store(store).local_root is not None:
+        import duckdb
+
+        from loganalyzer.store.duck import share
+
+        # one DuckDB database for every request of this process: Parquet footers and file
+        # blocks read once stay cached (each request has its own connection and views)
+        share(duckdb.connect())
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{sock.getsockname()[1]}/"
     if token:

@@ -25,8 +25,10 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from loganalyzer.errors import BadInput, LogAnalyzerError
+from loganalyzer.fate import VERDICTS
 from loganalyzer.headers import analyze_headers
 from loganalyzer.pages import page_environment
+from loganalyzer.read.store import Store
 from loganalyzer.report import daily_report
 from loganalyzer.times import FORMS, zone
 from loganalyzer.trace import trace
@@ -50,6 +52,8 @@ class App:
         self.redact = redact
         self.key = os.urandom(16)  # the pseudonyms of this run
         self.cached = data.Cache()
+        self.memo = data.Memo()  # searches and traces, until the store changes
+        self.local = Store(store).local_root is not None
         # DuckDB uses every core for one query: a few at a time finish sooner than all at once
         self.limiter = anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
 
@@ -85,20 +89,33 @@ class App:
 
     # -- pages
 
+    async def stamp(self) -> tuple:
+        """The store's state: pages cached under another are stale (a local store's is a
+        stat, answered here; a URL store's manifest is read in a worker thread)."""
+        if self.local:
+            return data.stamp(self.store)
+        return await self.work(data.stamp, self.store)
+
     async def search(self, request: Request) -> Response:
         q = request.query_params
         form = {k: q.get(k, "").strip() for k in data.FIELDS}
         tz = q.get("tz", "").strip() or "UTC"
-        values = dict(form=form, tz=tz, events=data.EVENTS, forms=FORMS, result=None)
+        values = dict(form=form, tz=tz, events=data.EVENTS, verdicts=VERDICTS, forms=FORMS)
         if not any(form.values()):
-            return self.page("web_search.html.j2", "Search", **values)
+            return self.page("web_search.html.j2", "Search", result=None, **values)
         try:
             page = _number(q.get("page"), "page", 1)
             desc = q.get("sort") == "newest"
-            verdicts = q.get("verdicts") == "1"
-            result = await self.work(data.search, self.store, form, page, desc, tz, verdicts)
+            key = ("search", tuple(form.items()), page, desc, tz, await self.stamp())
+            html = await self.memo.get(key, partial(self._search, form, page, desc, tz, values))
         except LogAnalyzerError as exc:
-            return self.page("web_search.html.j2", "Search", 400, error=str(exc), **values)
+            return self.page(
+                "web_search.html.j2", "Search", 400, error=str(exc), result=None, **values
+            )
+        return HTMLResponse(html)
+
+    async def _search(self, form: dict, page: int, desc: bool, tz: str, values: dict) -> str:
+        result = await self.work(data.search, self.store, form, page, desc, tz)
         here = ZoneInfo(zone(tz).key)
         for c in result.rows:
             c["when"] = dt.datetime.fromisoformat(c["date_time"]).astimezone(here)
@@ -113,42 +130,40 @@ class App:
                 for name in ("sender", "subject"):
                     c[name] = data.redact_value(name, c.get(name), self.key)
         base = {k: v for k, v in form.items() if v} | ({"tz": tz} if tz != "UTC" else {})
-        base |= {"verdicts": "1"} if verdicts else {}
         sort = {"sort": "newest"} if desc else {}
-        shown = all(c.get("message_id") in result.verdicts for c in result.rows)
-        values |= dict(
+        values = values | dict(
             result=result,
             described=_described(form),
             sort_link="/?" + urlencode(base | ({} if desc else {"sort": "newest"})),
-            verdicts_link=None
-            if shown or verdicts
-            else "/?" + urlencode(base | sort | {"page": page, "verdicts": "1"}),
             prev_link="/?" + urlencode(base | sort | {"page": page - 1}) if page > 1 else None,
             next_link="/?" + urlencode(base | sort | {"page": page + 1})
             if page < result.pages
             else None,
         )
-        return self.page("web_search.html.j2", "Search", **values)
+        return self.page("web_search.html.j2", "Search", **values).body.decode()
 
     async def trace(self, request: Request) -> Response:
         q = request.query_params
         text = q.get("id", "").strip()
         tz = q.get("tz", "").strip() or "UTC"
+        server = q.get("server") or None
         if not text:
             return self.error("No message", "give a message ID: /trace?id=<id@host>", 400)
         try:
-            result = await self.work(
-                trace, self.store, text, server=q.get("server") or None, tz=tz, limit=50
-            )
+            key = ("trace", text, server, tz, await self.stamp())
+            html, found = await self.memo.get(key, partial(self._trace, text, server, tz))
         except LogAnalyzerError as exc:
             return self.error("Cannot trace", str(exc), 400)
+        response = self.framed(html, "Search", "")
+        response.status_code = 200 if found else 404
+        return response
+
+    async def _trace(self, text: str, server: str | None, tz: str) -> tuple[str, bool]:
+        result = await self.work(trace, self.store, text, server=server, tz=tz, limit=50)
         if self.redact:
             data.redact_trace(result, self.key)
         links = environment().get_template("web_links.html.j2").render(**_related(result, tz))
-        response = self.framed(result.to_html(), "Search", links)
-        if not result.candidates:
-            response.status_code = 404
-        return response
+        return result.to_html().replace("<body>", f"<body>{links}", 1), bool(result.candidates)
 
     async def headers_form(self, request: Request) -> Response:
         return self.page("web_headers.html.j2", "Paste a header", csrf=self.guard.csrf)

@@ -3,16 +3,20 @@ status and its days. Every function here blocks (DuckDB): the app runs them in a
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
+import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from loganalyzer.read.store import Store
 from loganalyzer.report.redact import HIDDEN, pseudonym, redact_text
+from loganalyzer.store.manifest import MANIFEST_FILE
 from loganalyzer.trace import trace
 
 #: The search form's fields, as the URL names them.
-FIELDS = ("q", "server", "sender", "recipient", "subject", "since", "until", "event")
+FIELDS = ("q", "server", "sender", "recipient", "subject", "since", "until", "event", "verdict")
 #: Events a search can require (the tracking event IDs of a fate).
 EVENTS = ("FAIL", "DEFER", "DELIVER", "SEND", "DROP", "EXPAND", "REDIRECT", "RESOLVE", "DSN")
 PAGE_SIZE = 25
@@ -27,8 +31,7 @@ class SearchPage:
     page: int
     size: int
     desc: bool
-    #: Each recipient's verdict and latency, by Message-ID, where the search traced the
-    #: message (a single match); other rows link to their trace.
+    #: Each recipient's verdict and latency, by Message-ID (of every row of the page).
     verdicts: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
@@ -37,69 +40,90 @@ class SearchPage:
 
 
 def search(
-    store: str,
+    store: str | Store,
     form: dict[str, str],
     page: int = 1,
     desc: bool = False,
     tz: str = "UTC",
-    verdicts: bool = False,
 ) -> SearchPage:
     """Page ``page`` of the messages matching ``form`` (FIELDS), by first time, oldest first
-    unless ``desc``; with ``verdicts`` the page's messages are traced for each recipient's
-    verdict (a single match always is). BadInput for a wrong value (a time, a zone)."""
+    unless ``desc``, each with its recipients' verdicts and latencies; one ``trace`` call.
+    BadInput for a wrong value (a time, a zone, a verdict)."""
     size = PAGE_SIZE
-    offset = (page - 1) * size
-
-    def find(limit: int, **window):
-        return trace(
-            store,
-            form.get("q") or None,
-            server=form.get("server") or None,
-            sender=form.get("sender") or None,
-            recipient=form.get("recipient") or None,
-            subject=form.get("subject") or None,
-            since=window.get("since", form.get("since") or None),
-            until=window.get("until", form.get("until") or None),
-            event_id=form.get("event") or None,
-            tz=tz,
-            limit=limit,
-            all=bool(window),
-        )
-
-    if not desc:
-        found = find(offset + size)
-        rows = found.candidates[offset:]
-    else:
-        found = find(size)
-        total = found.total or 0
-        if total > size and offset < total:  # the newest first: the list up to this page's end
-            found = find(total - offset)
-        end = max(0, total - offset)
-        rows = found.candidates[max(0, end - size) : end][::-1]
-    result = SearchPage(rows, found.total or 0, page, size, desc, _verdicts(found))
-    if verdicts and rows and not result.verdicts:
-        # the page's time window, traced: its messages (a message whose first matching row
-        # comes later than its first row may fall outside and keeps its plain list)
-        times = sorted(dt.datetime.fromisoformat(r["date_time"]) for r in rows)
-        until = times[-1] + dt.timedelta(milliseconds=1)
-        window = find(len(rows) + 25, since=times[0].isoformat(), until=until.isoformat())
-        result.verdicts = _verdicts(window)
+    found = trace(
+        store,
+        form.get("q") or None,
+        server=form.get("server") or None,
+        sender=form.get("sender") or None,
+        recipient=form.get("recipient") or None,
+        subject=form.get("subject") or None,
+        since=form.get("since") or None,
+        until=form.get("until") or None,
+        event_id=form.get("event") or None,
+        verdict=form.get("verdict") or None,
+        tz=tz,
+        limit=size,
+        offset=(page - 1) * size,
+        newest=desc,
+        verdicts=True,
+    )
+    rows = found.candidates
+    result = SearchPage(rows, found.total or 0, page, size, desc)
+    for c in rows:
+        result.verdicts[c.get("message_id")] = c.get("verdicts") or []
+    for fates in result.verdicts.values():
+        for f in fates:
+            f["outcome"] = f["verdict"]
+            f["latency"] = "" if f.get("latency_s") is None else f"{f['latency_s']:.1f} s"
     return result
 
 
-def _verdicts(result) -> dict[str, list[dict]]:
-    out = {}
-    for m in result.messages:
-        out[m.message_id] = [
-            {
-                "recipient": v.address,
-                "outcome": v.verdict,
-                "latency": "" if v.latency_s is None else f"{v.latency_s:.1f} s",
-            }
-            for r in m.recipients
-            for v in r.flatten()
-        ]
-    return out
+def stamp(store: str) -> tuple:
+    """What changes when an ingest or a compaction commits (the manifest is replaced whole):
+    the key of cached pages. A local store's manifest is stat-ed (microseconds); a URL
+    store's is read (``signature``)."""
+    st = Store(store)
+    root = st.local_root
+    if root is None:
+        return signature(store)
+    info = os.stat(root / MANIFEST_FILE)
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+
+class Memo:
+    """Pages computed once per key, the newest ``size`` kept; a page asked for again while
+    it is being computed waits for that computation (twenty users, one query)."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self.done: OrderedDict = OrderedDict()
+        self.running: dict = {}
+
+    async def get(self, key, compute):
+        """The value of ``key``, from ``await compute()`` the first time."""
+        if key in self.done:
+            self.done.move_to_end(key)
+            return self.done[key]
+        if key in self.running:
+            return await asyncio.shield(self.running[key])
+        future = asyncio.get_running_loop().create_future()
+        self.running[key] = future
+        try:
+            value = await compute()
+        except Exception as exc:  # the same answer (a wrong value's message) for every waiter
+            future.set_exception(exc)
+            future.exception()  # retrieved: no warning when nobody else waits
+            raise
+        except BaseException:
+            future.cancel()
+            raise
+        finally:
+            self.running.pop(key, None)
+        future.set_result(value)
+        self.done[key] = value
+        while len(self.done) > self.size:
+            self.done.popitem(last=False)
+        return value
 
 
 def status(store: str) -> dict:

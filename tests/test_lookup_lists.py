@@ -1,0 +1,153 @@
+"""Candidate lists and their lookups: a wildcard list's true total and rows against the
+ground truth, pages of it in both orders, the verdict filter, each listed recipient's verdict,
+and lookups that open only the files that can hold the message."""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from loganalyzer.errors import BadInput
+from loganalyzer.ingest import ingest
+from loganalyzer.read.store import Store
+from loganalyzer.synth import generate
+from loganalyzer.trace import trace
+
+trace_module = importlib.import_module("loganalyzer.trace")  # the package, not the function
+LOGANALYZER = str(Path(sys.executable).with_name("loganalyzer"))
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    base = tmp_path_factory.mktemp("lists")
+    generate(base / "logs", servers=2, days=2, messages=120, seed=11)
+    assert ingest([base / "logs"], base / "store").exit_code == 0
+    truth = [json.loads(x) for x in (base / "logs" / "truth.jsonl").open(encoding="utf-8")]
+    return base / "store", truth
+
+
+def by_message(truth: list[dict]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = defaultdict(dict)
+    for t in truth:
+        if t["message_id"] and t["recipient"]:
+            out[t["message_id"]][t["recipient"].lower()] = t["verdict"]
+    return out
+
+
+def test_a_wildcard_list_has_the_true_total_and_rows_in_pages(synth):
+    store, truth = synth
+    messages = by_message(truth)
+    pattern = "*@fabrikam.com"
+    wanted = {m for m, rs in messages.items() if any(fnmatch.fnmatch(r, pattern) for r in rs)}
+    ndrs = {t["ndr_message_id"] for t in truth} - {None}
+    whole = trace(store, recipient=pattern, limit=None)
+    listed = [c["message_id"] for c in whole.candidates]
+    assert whole.total == len(listed) == len(set(listed)) > 25
+    assert wanted <= set(listed) <= wanted | ndrs
+    # pages of 25, oldest first and newest first, each with the true total
+    pages, newest = [], []
+    for offset in range(0, whole.total, 25):
+        page = trace(store, recipient=pattern, limit=25, offset=offset)
+        back = trace(store, recipient=pattern, limit=25, offset=offset, newest=True)
+        assert page.total == back.total == whole.total
+        pages += page.candidates
+        newest += [c["message_id"] for c in back.candidates]
+    assert pages == whole.candidates
+    assert newest == listed[::-1]
+
+
+def test_the_verdict_filter_and_each_listed_recipients_verdict(synth):
+    store, truth = synth
+    messages = by_message(truth)
+    failed = {m for m, rs in messages.items() if "failed" in rs.values()}
+    found = trace(store, recipient="*", verdict="failed", limit=None, verdicts=True)
+    assert {c["message_id"] for c in found.candidates} == failed
+    assert found.total == len(failed) > 0
+    fab = trace(store, recipient="*@fabrikam.com", verdict="delivered", limit=None)
+    assert {c["message_id"] for c in fab.candidates} == {
+        m
+        for m, rs in messages.items()
+        if any(v == "delivered" and fnmatch.fnmatch(r, "*@fabrikam.com") for r, v in rs.items())
+    }
+    checked = 0
+    for c in found.candidates:
+        shown = {v["recipient"]: v["verdict"] for v in c["verdicts"]}
+        assert {r: v for r, v in shown.items() if r in messages[c["message_id"]]} == messages[
+            c["message_id"]
+        ]
+        delivered = [v for v in c["verdicts"] if v["verdict"] == "delivered"]
+        assert all(v["latency_s"] is not None and v["latency_s"] >= 0 for v in delivered)
+        checked += 1
+    assert checked == len(failed)
+    with pytest.raises(BadInput, match="verdict 'lost': give one of delivered"):
+        trace(store, recipient="*", verdict="lost")
+
+
+def _tracking_parts(monkeypatch) -> list[int]:
+    """The number of tracking parts each view of a trace is pointed at, as it runs."""
+    seen: list[int] = []
+    real_add, real_point = trace_module.add_views, trace_module.point
+
+    def count(only, manifest):
+        rows = manifest.values() if only is None else only
+        seen.append(sum(p.startswith("tracking/") for r in rows for p in r.parts))
+
+    def add_views(con, st, only, manifest, derived=True):
+        count(only, manifest)
+        return real_add(con, st, only, manifest, derived)
+
+    def point(con, st, only, manifest, current=None):
+        count(only, manifest)
+        return real_point(con, st, only, manifest, current)
+
+    monkeypatch.setattr(trace_module, "add_views", add_views)
+    monkeypatch.setattr(trace_module, "point", point)
+    return seen
+
+
+def test_lookups_open_only_the_files_that_can_hold_the_message(synth, monkeypatch):
+    store, truth = synth
+    manifest = Store(store).manifest()
+    every = sum(p.startswith("tracking/") for r in manifest.values() for p in r.parts)
+    mid = truth[40]["message_id"]
+    seen = _tracking_parts(monkeypatch)
+    assert trace(store, mid).messages
+    assert max(seen) < every / 4, (seen, every)  # the sketches name a few files
+    # an internal ID: only its server's files, then the message's own
+    import duckdb
+
+    internal, server = duckdb.sql(
+        f"select internal_message_id, server from read_parquet('{store}/tracking/*/*.parquet') "
+        f"where message_id = '{mid}' and internal_message_id is not null limit 1"
+    ).fetchall()[0]
+    seen.clear()
+    found = trace(store, internal, server=server)
+    assert [m.message_id for m in found.messages] == [mid]
+    servers = {r.server for r in manifest.values() if r.server}
+    assert len(servers) == 2 and seen[0] < every and max(seen[1:]) < every / 4, (seen, every)
+    # a list's rows are read from the files holding the listed messages
+    seen.clear()
+    page = trace(store, recipient="*@fabrikam.com", limit=3)
+    assert page.total > 3 and seen[0] == every and min(seen) < every / 4, (seen, every)
+
+
+def test_the_command_lists_the_first_of_a_wildcard_list_with_its_true_total(synth):
+    store, _ = synth
+    run = subprocess.run(
+        [LOGANALYZER, "trace", "--recipient", "*@FABRIKAM.com", "--store", str(store)]
+        + ["--limit", "5", "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    listed = json.loads(run.stdout)
+    whole = trace(store, recipient="*@fabrikam.com", limit=None)
+    assert listed["total"] == whole.total > 5
+    assert listed["candidates"] == whole.candidates[:5]

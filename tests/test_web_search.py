@@ -1,0 +1,112 @@
+"""The search page of ``loganalyzer serve`` (a subprocess, read over HTTP): the verdict filter,
+each listed recipient's verdict and latency equal to the ground truth, pages in both orders
+with the true total, and a search answered again from the cache until the store changes."""
+
+from __future__ import annotations
+
+import fnmatch
+import html
+import json
+import re
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from urllib.parse import urlencode
+
+import pytest
+from webserver import serving
+
+from loganalyzer.ingest import ingest
+from loganalyzer.synth import generate
+
+NO_TOKEN = {"LOGANALYZER_WEB_TOKEN": ""}
+_ROW = re.compile(r"<tr>\s*<td>(.*?)</tr>", re.S)
+_FATE = re.compile(r"<div>(\S+) <span class=\"badge (\w+)\">\w+</span>(?: ([\d.]+) s)?</div>")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    base = tmp_path_factory.mktemp("websearch")
+    generate(base / "logs", servers=2, days=2, messages=100, seed=3)
+    assert ingest([base / "logs"], base / "store").exit_code == 0
+    truth = [json.loads(x) for x in (base / "logs" / "truth.jsonl").open(encoding="utf-8")]
+    with serving(base / "store", env=NO_TOKEN) as url:
+        yield url, truth
+
+
+def get(url: str, **params: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"{url}/?{urlencode(params)}", timeout=120) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def rows(page: str) -> list[tuple[str, dict[str, tuple[str, str | None]]]]:
+    """(Message-ID, {recipient: (verdict, latency)}) of each result row."""
+    out = []
+    for row in _ROW.findall(page):
+        mid = html.unescape(re.search(r'<a class="trace"[^>]*>([^<]*)</a>', row)[1])
+        fates = {html.unescape(a).lower(): (v, s) for a, v, s in _FATE.findall(row)}
+        out.append((mid, fates))
+    return out
+
+
+def total(page: str) -> int:
+    return int(re.search(r'<p id="total"><strong>([\d,]+)</strong>', page)[1].replace(",", ""))
+
+
+def by_message(truth: list[dict]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = defaultdict(dict)
+    for t in truth:
+        if t["message_id"] and t["recipient"]:
+            out[t["message_id"]][t["recipient"].lower()] = t["verdict"]
+    return out
+
+
+def test_the_verdict_filter_lists_each_recipients_verdict(served):
+    url, truth = served
+    messages = by_message(truth)
+    failed = {m for m, rs in messages.items() if "failed" in rs.values()}
+    status, page = get(url, recipient="*", verdict="failed")
+    assert status == 200
+    assert total(page) == len(failed) > 0
+    listed = rows(page)
+    assert {mid for mid, _ in listed} == failed  # fewer than a page
+    for mid, fates in listed:
+        assert {r: v for r, (v, _) in fates.items()} == messages[mid], mid
+        assert all(s is not None for v, s in fates.values() if v == "delivered")
+    assert '<option value="failed" selected>failed</option>' in page
+    status, page = get(url, recipient="*", verdict="lost")
+    assert status == 400
+    assert "verdict &#39;lost&#39;: give one of delivered" in page
+
+
+def test_a_wildcard_search_pages_both_ways_with_verdicts(served):
+    url, truth = served
+    messages = by_message(truth)
+    pattern = "*@fabrikam.com"
+    wanted = {m for m, rs in messages.items() if any(fnmatch.fnmatch(r, pattern) for r in rs)}
+    ndrs = {t["ndr_message_id"] for t in truth} - {None}
+    status, first = get(url, recipient=pattern)
+    assert status == 200
+    n = total(first)
+    assert n > 25
+    listed = rows(first)
+    for number in range(2, (n + 24) // 25 + 1):
+        listed += rows(get(url, recipient=pattern, page=str(number))[1])
+    ids = [mid for mid, _ in listed]
+    assert len(ids) == len(set(ids)) == n
+    assert wanted <= set(ids) <= wanted | ndrs
+    expanded = {t["message_id"] for t in truth if t["expanded_from"]}
+    checked = 0
+    for mid, fates in listed:
+        if mid in wanted and mid not in expanded:
+            shown = {r: v for r, (v, _) in fates.items() if r in messages[mid]}
+            assert shown == messages[mid], mid
+            checked += 1
+    assert checked > 20
+    _, newest = get(url, recipient=pattern, sort="newest")
+    assert [mid for mid, _ in rows(newest)] == ids[::-1][:25]
+    # asked again: the same page, from the cache
+    assert get(url, recipient=pattern)[1] == first
