@@ -15,6 +15,7 @@ from logfiles import row, write_log
 
 from loganalyzer.ingest import ingest
 from loganalyzer.report import daily_report
+from loganalyzer.report.sections import deferrals, failures, latency, top, totals, traffic
 
 DAY = "2026-03-03"
 NDR = "MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@contoso.com"
@@ -306,11 +307,30 @@ def the_day() -> Day:
     return d
 
 
+def edge_days() -> Day:
+    """Two later days whose figures sit on the tables' thresholds: on 2026-03-05 a latency row
+    of exactly one recipient and an unknown side of one message; on 2026-03-06 that message's
+    failure, an unknown side with nothing to show beside an internal one."""
+    d = Day()
+    d.message("i1@contoso.com", "alice@contoso.com", 700, "Originating",
+              [receive("2026-03-05T10:00:00.000Z", "bob@contoso.com"),
+               deliver("2026-03-05T10:00:02.000Z", "bob@contoso.com")])  # fmt: skip
+    gone = ["gone@contoso.com"]
+    d.message("x1@example.com", "", 300, "",
+              [receive("2026-03-05T11:00:00.000Z", *gone),
+               event("2026-03-06T09:00:00.000Z", "FAIL", gone, NOT_FOUND)])  # fmt: skip
+    d.message("i2@contoso.com", "alice@contoso.com", 800, "Originating",
+              [receive("2026-03-06T10:00:00.000Z", "bob@contoso.com"),
+               deliver("2026-03-06T10:00:30.000Z", "bob@contoso.com")])  # fmt: skip
+    return d
+
+
 @pytest.fixture(scope="session")
 def store(tmp_path_factory):
     base = tmp_path_factory.mktemp("figures")
     write_log(base / "EX01" / "MSGTRK2026030210-1.LOG", previous_day().rows)
     write_log(base / "EX01" / "MSGTRK2026030300-1.LOG", the_day().rows)
+    write_log(base / "EX01" / "MSGTRK2026030510-1.LOG", edge_days().rows)
     summary = ingest([base / "EX01"], base / "store", final=True)
     assert (summary.exit_code, summary.quarantined) == (0, 0)
     return base / "store"
@@ -732,3 +752,42 @@ def test_lists_cut_to_the_top(store):
     assert r.failed["recipient"].tolist() == ["nobody@contoso.com", "a@gone.example"]
     check_the_slowest(r)
     check_top_lists(r, 4)
+
+
+def test_rows_on_the_thresholds(store):
+    """A latency row of one recipient is shown; an unknown side is shown when it has one
+    message to show, and left out beside an internal side when it has none."""
+    r = daily_report(store, "2026-03-05")
+    assert records(r.latency) == [
+        ("all", 1, 2.0, 2.0, 2.0, 2.0),
+        ("delivered", 1, 2.0, 2.0, 2.0, 2.0),
+    ]
+    assert records(r.sides) == [("internal", 1, 700, 1, 0), ("unknown", 1, 300, 0, 0)]
+    assert "daily" not in r.metrics and len(r.hourly) == 24  # one day: no per-day table
+    r = daily_report(store, "2026-03-06")
+    assert records(r.sides) == [("internal", 1, 800, 1, 0)]
+    assert records(r.latency) == [
+        ("all", 1, 30.0, 30.0, 30.0, 30.0),
+        ("delivered", 1, 30.0, 30.0, 30.0, 30.0),
+    ]
+    assert records(r.totals)[3] == ("failed", 1, 1, 300)
+
+
+def test_the_tables_do_not_hang_on_the_order_the_engine_returns_rows_in(store, monkeypatch):
+    """A query without ORDER BY may return its rows in any order (DuckDB works in parallel):
+    every table comes out the same when each such result comes reversed."""
+    want = daily_report(store, DAY, days=2).metrics
+
+    def reversing(real):
+        def frame(con, sql, *args, **kwargs):
+            df = real(con, sql, *args, **kwargs)
+            return df if "order by" in sql.lower() else df.iloc[::-1].reset_index(drop=True)
+
+        return frame
+
+    for module in (deferrals, failures, latency, top, totals, traffic):
+        monkeypatch.setattr(module, "frame", reversing(module.frame))
+    got = daily_report(store, DAY, days=2).metrics
+    assert list(got) == list(want)
+    for name, df in want.items():
+        pd.testing.assert_frame_equal(got[name], df, obj=name)
