@@ -15,7 +15,15 @@ from logfiles import row, write_log
 
 from loganalyzer.ingest import ingest
 from loganalyzer.report import daily_report
-from loganalyzer.report.sections import deferrals, failures, latency, top, totals, traffic
+from loganalyzer.report.sections import (
+    changes,
+    deferrals,
+    failures,
+    latency,
+    top,
+    totals,
+    traffic,
+)
 
 DAY = "2026-03-03"
 NDR = "MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@contoso.com"
@@ -791,3 +799,49 @@ def test_the_tables_do_not_hang_on_the_order_the_engine_returns_rows_in(store, m
     assert list(got) == list(want)
     for name, df in want.items():
         pd.testing.assert_frame_equal(got[name], df, obj=name)
+
+
+def check_changes(r, flagged: set[str]):
+    labels = dict(changes.HEADLINE)
+    want = []
+    for key, label in changes.HEADLINE:
+        value, before = HEADLINE.get(key, (0, 0))
+        pct = round((value - before) / before, 4) if before else None
+        want.append((label, value, before, value - before, pct, label in flagged))
+    assert list(r.changes.columns) == [
+        "figure",
+        "value",
+        "previous",
+        "change",
+        "change_pct",
+        "flagged",
+    ]
+    assert records(r.changes) == want
+    assert {labels[k] for k in ("received_messages", "bytes_in", "bytes_out")} == flagged
+
+
+def test_changes_against_the_day_before(store):
+    """16 messages against 4 (+300%), bytes in 34,050 against 4,550 (+648.35%), bytes out
+    11,850 against 1,100: flagged; 9 delivered against 1 is below the minimum of 10."""
+    r = daily_report(store, DAY)
+    check_changes(r, {"messages received", "bytes in", "bytes out"})
+    assert records(r.changes)[1][4] == 6.4835
+
+
+@pytest.mark.parametrize(
+    ("value", "before", "pct", "flagged"),
+    [
+        (10, 20, -0.5, True),  # half the previous value, the larger one 10 or more
+        (10, 5, 1.0, True),  # the larger value exactly the minimum
+        (9, 4, 1.25, False),  # below the minimum
+        (14, 10, 0.4, False),  # less than half
+        (12, 0, None, True),  # from nothing
+        (0, 0, None, False),
+    ],
+)
+def test_a_change_is_flagged_at_half_and_ten(value, before, pct, flagged):
+    got = changes.changes({"received_messages": value}, {"received_messages": before})
+    assert records(got)[0] == ("messages received", value, before, value - before, pct, flagged)
+    assert records(got)[1] == ("bytes in", 0, 0, 0, None, False)
+    first = changes.changes({"received_messages": value}, None)
+    assert records(first)[0] == ("messages received", value, None, None, None, False)
