@@ -845,3 +845,6 @@ def test_a_change_is_flagged_at_half_and_ten(value, before, pct, flagged):
     assert records(got)[1] == ("bytes in", 0, 0, 0, None, False)
     first = changes.changes({"received_messages": value}, None)
     assert records(first)[0] == ("messages received", value, None, None, None, False)
+    assert records(first)[1:] == [
+        (label, 0, None, None, None, False) for _, label in changes.HEADLINE[1:]
+    ]
