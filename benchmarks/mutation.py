@@ -5,6 +5,7 @@ to the code (a flipped comparison, a changed string, a dropped condition) some t
     python benchmarks/mutation.py verdict received     # several, one after the other
     python benchmarks/mutation.py                      # all of them (an hour or more)
     python benchmarks/mutation.py verdict --list       # and name every surviving mutant
+    python benchmarks/mutation.py metrics --workers 1  # one mutant at a time (default: 2)
 
 Each module is mutated with its own fast, in-process tests only (a test that runs the
 ``loganalyzer`` command in a subprocess runs the unmutated code, and the slow end-to-end
@@ -27,9 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: Module to mutate: its file, and the tests that check it.
-MODULES: dict[str, tuple[str, list[str]]] = {
-    "verdict": ("loganalyzer/fate.py", ["tests/test_verdict.py", "tests/test_fate.py"]),
+#: What to mutate: its files (globs), and the tests that check them.
+MODULES: dict[str, tuple[list[str], list[str]]] = {
+    "verdict": (["loganalyzer/fate.py"], ["tests/test_verdict.py", "tests/test_fate.py"]),
     "eventcodes": (
         "eventcodes/__init__.py",
         ["tests/test_eventcodes_lookup.py", "tests/test_eventcodes.py"],
@@ -48,9 +49,18 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         "loganalyzer/headers/received.py",
         ["tests/test_received.py", "tests/test_headers.py"],
     ),
-    # test_report.py builds a synth store per run (minutes a mutant): the hand-written day
-    # the headline figures and every section's queries (report/sections/)
-    "metrics": ("loganalyzer/report/[ms]e*.py", ["tests/test_report_figures.py"]),
+    # the headline figures and the queries of the sections of the tracking log, checked on a
+    # hand-written day (test_report.py builds a synth store per run: minutes a mutant)
+    "metrics": (
+        [
+            "loganalyzer/report/metrics.py",
+            *(
+                f"loganalyzer/report/sections/{s}.py"
+                for s in ("totals", "changes", "traffic", "failures", "deferrals", "latency", "top")
+            ),
+        ],
+        ["tests/test_report_figures.py"],
+    ),
 }
 #: What the copy leaves out: environments, caches, earlier runs.
 IGNORE = shutil.ignore_patterns(
@@ -58,31 +68,33 @@ IGNORE = shutil.ignore_patterns(
 )
 
 
-def configure(pyproject: Path, module: str, tests: list[str]) -> None:
-    """Point the copy's ``[tool.mutmut]`` at one module and its tests."""
+def configure(pyproject: Path, files: list[str], tests: list[str]) -> None:
+    """Point the copy's ``[tool.mutmut]`` at one module's files and its tests."""
     text = pyproject.read_text()
     start = text.index("[tool.mutmut]")
     end = text.find("\n[", start + 1)
     section = (
         "[tool.mutmut]\n"
         'source_paths = ["loganalyzer", "eventcodes"]\n'
-        f"only_mutate = [{module!r}]\n".replace("'", '"')
+        + f"only_mutate = {files!r}\n".replace("'", '"')
         + f"pytest_add_cli_args_test_selection = {tests!r}\n".replace("'", '"')
         + 'pytest_add_cli_args = ["-q", "-p", "no:cacheprovider"]\n'
     )
     pyproject.write_text(text[:start] + section + (text[end:] if end != -1 else ""))
 
 
-def run(name: str, list_survivors: bool) -> Counter:
-    module, tests = MODULES[name]
+def run(name: str, list_survivors: bool, workers: int) -> Counter:
+    files, tests = MODULES[name]
     work = ROOT / "build" / "mutation" / name
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(ROOT, work, ignore=IGNORE)
-    configure(work / "pyproject.toml", module, tests)
+    configure(work / "pyproject.toml", files, tests)
     mutmut = [sys.executable, "-m", "mutmut"]
     started = time.monotonic()
     # mutmut draws a progress line per mutant: kept out of the output
-    proc = subprocess.run([*mutmut, "run"], cwd=work, capture_output=True, text=True)
+    proc = subprocess.run(
+        [*mutmut, "run", "--max-children", str(workers)], cwd=work, capture_output=True, text=True
+    )
     if proc.returncode:
         sys.exit(f"{name}: mutmut run failed ({proc.returncode}):\n{proc.stdout[-3000:]}")
     results = subprocess.run(
@@ -94,10 +106,18 @@ def run(name: str, list_survivors: bool) -> Counter:
     killed = counts["killed"] + counts["timeout"]
     score = killed / total if total else 0.0
     print(
-        f"{name} ({module}): {total} mutants, {killed} killed ({score:.0%}), "
+        f"{name} ({', '.join(files)}): {total} mutants, {killed} killed ({score:.0%}), "
         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s != "killed")
         + f"; {time.monotonic() - started:.0f} s"
     )
+    if len(files) > 1:
+        # a mutant is named module.x_function__mutmut_N (a method: module.xǁClassǁmethod...)
+        per_file: dict[str, Counter] = {}
+        for mutant, s in status.items():
+            per_file.setdefault(re.split(r"\.x[_ǁ]", mutant, maxsplit=1)[0], Counter())[s] += 1
+        for mod, c in per_file.items():
+            n = c["killed"] + c["timeout"]
+            print(f"  {mod}: {c.total()} mutants, {n} killed ({n / c.total():.0%})")
     if list_survivors:
         for mutant, s in sorted(status.items()):
             if s not in ("killed", "timeout"):
@@ -109,11 +129,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help=f"of: {', '.join(MODULES)} [default: all]")
     parser.add_argument("--list", action="store_true", help="name every surviving mutant")
+    parser.add_argument("--workers", type=int, default=2, help="mutants run at once [default: 2]")
     args = parser.parse_args()
     if unknown := [m for m in args.modules if m not in MODULES]:
         parser.error(f"unknown module {unknown[0]!r}: one of {', '.join(MODULES)}")
     for name in args.modules or list(MODULES):
-        run(name, args.list)
+        run(name, args.list, args.workers)
 
 
 if __name__ == "__main__":

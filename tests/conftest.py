@@ -40,6 +40,25 @@ LOGANALYZER = shutil.which("loganalyzer", path=str(Path(sys.executable).parent))
 )
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build) -> Path:
+    """The folder ``name``, made by ``build(folder)`` once per test run: xdist's workers share
+    it (the first to ask builds it, the others wait for it) instead of each building its own.
+    What is built there must be read only."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, above each worker's own
+    folder = base / f"shared-{name}"
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
 def corpus_files(*folders: str, pattern: str = "*") -> list[Path]:
     """Sample files of the given corpus folders (all when none is given)."""
     roots = [CORPUS / f for f in folders] if folders else [CORPUS]

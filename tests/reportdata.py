@@ -13,6 +13,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+from conftest import built_once
+
 from loganalyzer.ingest import ingest
 from loganalyzer.synth import generate
 
@@ -29,13 +32,17 @@ SYSTEM = re.compile(r"^(microsoftexchange[0-9a-f]*|postmaster)@")
 _built: dict[Path, tuple[Path, Path, list[dict]]] = {}
 
 
-def synth_store(base: Path) -> tuple[Path, Path, list[dict]]:
-    """(logs, store, truth rows) of the report tests' synth day, built once per ``base``."""
+def _build(base: Path) -> None:
+    generate(base / "logs", **SYNTH)
+    summary = ingest([base / "logs"], base / "store")
+    assert summary.exit_code == 0 and summary.quarantined == 0
+
+
+def synth_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[dict]]:
+    """(logs, store, truth rows) of the report tests' synth day, built once per test run."""
+    base = built_once(tmp_path_factory, "report-synth", _build)
     if base not in _built:
         logs, store = base / "logs", base / "store"
-        generate(logs, **SYNTH)
-        summary = ingest([logs], store)
-        assert summary.exit_code == 0 and summary.quarantined == 0
         truth = [json.loads(x) for x in (logs / "truth.jsonl").open(encoding="utf-8")]
         _built[base] = (logs, store, truth)
     return _built[base]

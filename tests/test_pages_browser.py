@@ -93,7 +93,7 @@ def test_the_check_finds_a_success_explained_as_a_failure():
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
-    return synth_store(tmp_path_factory.getbasetemp() / "report-synth")[1]
+    return synth_store(tmp_path_factory)[1]
 
 
 def _trace_page(store: Path, message_id: str, folder: Path) -> tuple[Path, dict]:

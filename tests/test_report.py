@@ -22,7 +22,7 @@ from loganalyzer.report.period import Period, parse_date
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory):
-    return synth_store(tmp_path_factory.getbasetemp() / "report-synth")
+    return synth_store(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

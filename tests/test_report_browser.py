@@ -27,7 +27,7 @@ CHARTS_DRAWN = (
 
 @pytest.fixture(scope="module")
 def synth_page(tmp_path_factory):
-    _, store, _ = synth_store(tmp_path_factory.getbasetemp() / "report-synth")
+    _, store, _ = synth_store(tmp_path_factory)
     report = daily_report(store, DAY)
     path = tmp_path_factory.mktemp("page") / "report.html"
     report.save(path, traces=2)

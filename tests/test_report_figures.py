@@ -15,6 +15,15 @@ from logfiles import row, write_log
 
 from loganalyzer.ingest import ingest
 from loganalyzer.report import daily_report
+from loganalyzer.report.sections import (
+    changes,
+    deferrals,
+    failures,
+    latency,
+    top,
+    totals,
+    traffic,
+)
 
 DAY = "2026-03-03"
 NDR = "MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@contoso.com"
@@ -306,11 +315,30 @@ def the_day() -> Day:
     return d
 
 
+def edge_days() -> Day:
+    """Two later days whose figures sit on the tables' thresholds: on 2026-03-05 a latency row
+    of exactly one recipient and an unknown side of one message; on 2026-03-06 that message's
+    failure, an unknown side with nothing to show beside an internal one."""
+    d = Day()
+    d.message("i1@contoso.com", "alice@contoso.com", 700, "Originating",
+              [receive("2026-03-05T10:00:00.000Z", "bob@contoso.com"),
+               deliver("2026-03-05T10:00:02.000Z", "bob@contoso.com")])  # fmt: skip
+    gone = ["gone@contoso.com"]
+    d.message("x1@example.com", "", 300, "",
+              [receive("2026-03-05T11:00:00.000Z", *gone),
+               event("2026-03-06T09:00:00.000Z", "FAIL", gone, NOT_FOUND)])  # fmt: skip
+    d.message("i2@contoso.com", "alice@contoso.com", 800, "Originating",
+              [receive("2026-03-06T10:00:00.000Z", "bob@contoso.com"),
+               deliver("2026-03-06T10:00:30.000Z", "bob@contoso.com")])  # fmt: skip
+    return d
+
+
 @pytest.fixture(scope="session")
 def store(tmp_path_factory):
     base = tmp_path_factory.mktemp("figures")
     write_log(base / "EX01" / "MSGTRK2026030210-1.LOG", previous_day().rows)
     write_log(base / "EX01" / "MSGTRK2026030300-1.LOG", the_day().rows)
+    write_log(base / "EX01" / "MSGTRK2026030510-1.LOG", edge_days().rows)
     summary = ingest([base / "EX01"], base / "store", final=True)
     assert (summary.exit_code, summary.quarantined) == (0, 0)
     return base / "store"
@@ -732,3 +760,91 @@ def test_lists_cut_to_the_top(store):
     assert r.failed["recipient"].tolist() == ["nobody@contoso.com", "a@gone.example"]
     check_the_slowest(r)
     check_top_lists(r, 4)
+
+
+def test_rows_on_the_thresholds(store):
+    """A latency row of one recipient is shown; an unknown side is shown when it has one
+    message to show, and left out beside an internal side when it has none."""
+    r = daily_report(store, "2026-03-05")
+    assert records(r.latency) == [
+        ("all", 1, 2.0, 2.0, 2.0, 2.0),
+        ("delivered", 1, 2.0, 2.0, 2.0, 2.0),
+    ]
+    assert records(r.sides) == [("internal", 1, 700, 1, 0), ("unknown", 1, 300, 0, 0)]
+    assert "daily" not in r.metrics and len(r.hourly) == 24  # one day: no per-day table
+    r = daily_report(store, "2026-03-06")
+    assert records(r.sides) == [("internal", 1, 800, 1, 0)]
+    assert records(r.latency) == [
+        ("all", 1, 30.0, 30.0, 30.0, 30.0),
+        ("delivered", 1, 30.0, 30.0, 30.0, 30.0),
+    ]
+    assert records(r.totals)[3] == ("failed", 1, 1, 300)
+
+
+def test_the_tables_do_not_hang_on_the_order_the_engine_returns_rows_in(store, monkeypatch):
+    """A query without ORDER BY may return its rows in any order (DuckDB works in parallel):
+    every table comes out the same when each such result comes reversed."""
+    want = daily_report(store, DAY, days=2).metrics
+
+    def reversing(real):
+        def frame(con, sql, *args, **kwargs):
+            df = real(con, sql, *args, **kwargs)
+            return df if "order by" in sql.lower() else df.iloc[::-1].reset_index(drop=True)
+
+        return frame
+
+    for module in (deferrals, failures, latency, top, totals, traffic):
+        monkeypatch.setattr(module, "frame", reversing(module.frame))
+    got = daily_report(store, DAY, days=2).metrics
+    assert list(got) == list(want)
+    for name, df in want.items():
+        pd.testing.assert_frame_equal(got[name], df, obj=name)
+
+
+def check_changes(r, flagged: set[str]):
+    labels = dict(changes.HEADLINE)
+    want = []
+    for key, label in changes.HEADLINE:
+        value, before = HEADLINE.get(key, (0, 0))
+        pct = round((value - before) / before, 4) if before else None
+        want.append((label, value, before, value - before, pct, label in flagged))
+    assert list(r.changes.columns) == [
+        "figure",
+        "value",
+        "previous",
+        "change",
+        "change_pct",
+        "flagged",
+    ]
+    assert records(r.changes) == want
+    assert {labels[k] for k in ("received_messages", "bytes_in", "bytes_out")} == flagged
+
+
+def test_changes_against_the_day_before(store):
+    """16 messages against 4 (+300%), bytes in 34,050 against 4,550 (+648.35%), bytes out
+    11,850 against 1,100: flagged; 9 delivered against 1 is below the minimum of 10."""
+    r = daily_report(store, DAY)
+    check_changes(r, {"messages received", "bytes in", "bytes out"})
+    assert records(r.changes)[1][4] == 6.4835
+
+
+@pytest.mark.parametrize(
+    ("value", "before", "pct", "flagged"),
+    [
+        (10, 20, -0.5, True),  # half the previous value, the larger one 10 or more
+        (10, 5, 1.0, True),  # the larger value exactly the minimum
+        (9, 4, 1.25, False),  # below the minimum
+        (14, 10, 0.4, False),  # less than half
+        (12, 0, None, True),  # from nothing
+        (0, 0, None, False),
+    ],
+)
+def test_a_change_is_flagged_at_half_and_ten(value, before, pct, flagged):
+    got = changes.changes({"received_messages": value}, {"received_messages": before})
+    assert records(got)[0] == ("messages received", value, before, value - before, pct, flagged)
+    assert records(got)[1] == ("bytes in", 0, 0, 0, None, False)
+    first = changes.changes({"received_messages": value}, None)
+    assert records(first)[0] == ("messages received", value, None, None, None, False)
+    assert records(first)[1:] == [
+        (label, 0, None, None, None, False) for _, label in changes.HEADLINE[1:]
+    ]

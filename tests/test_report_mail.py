@@ -73,7 +73,7 @@ def smtp_server():
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    _, store, _ = synth_store(tmp_path_factory.getbasetemp() / "report-synth")
+    _, store, _ = synth_store(tmp_path_factory)
     return daily_report(store, DAY)
 
 

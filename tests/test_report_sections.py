@@ -23,7 +23,7 @@ from loganalyzer.report.sections import Inputs, Report, Section, Table
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    return synth_store(tmp_path_factory.getbasetemp() / "report-synth")
+    return synth_store(tmp_path_factory)
 
 
 def test_every_section_module_is_in_the_registry_and_every_table_in_one_section():

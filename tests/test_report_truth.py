@@ -22,7 +22,7 @@ def loganalyzer(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    return synth_store(tmp_path_factory.getbasetemp() / "report-synth")
+    return synth_store(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
