@@ -20,6 +20,9 @@ Then ``fin``: each recipient outcome of the period once, with its message's attr
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import duckdb
@@ -29,6 +32,10 @@ from loganalyzer import fate
 from loganalyzer.read.frames import to_frame
 from loganalyzer.report.period import LOOKBACK, Period
 
+#: DuckDB's memory for the report's tables and queries. Beyond it they spill to a temporary
+#: folder: the report's peak stays flat (the interpreter, pandas and plotly about 200 MB more)
+#: however many rows the day has, and only its small aggregated tables come back to Python.
+MEMORY_LIMIT = "192MB"
 FINAL_KINDS = ("delivered", "sent", "failed", "dropped", "quarantined")
 #: A row that receives a message. Exchange 2000/2003 logs have no receive event: a message's
 #: first line there is its submission (1019 to Advanced Queuing, 1027 from the store).
@@ -67,6 +74,16 @@ class Context:
     def window(self, p: Period | None = None) -> list:
         p = p or self.period
         return [p.start, p.end]
+
+
+@contextmanager
+def bounded(con: duckdb.DuckDBPyConnection, limit: str | None = None) -> Iterator[None]:
+    """Run the block with DuckDB held to ``limit`` (default ``MEMORY_LIMIT``) of memory,
+    spilling to a temporary folder removed afterwards (close ``con`` inside the block)."""
+    with tempfile.TemporaryDirectory(prefix="loganalyzer-", ignore_cleanup_errors=True) as tmp:
+        con.execute(f"set memory_limit = '{limit or MEMORY_LIMIT}'")
+        con.execute("set temp_directory = " + "'" + tmp.replace("'", "''") + "'")
+        yield
 
 
 def frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None, tz=None):
