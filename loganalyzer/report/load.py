@@ -35,7 +35,7 @@ from loganalyzer.report.period import LOOKBACK, Period
 #: DuckDB's memory for the report's tables and queries. Beyond it they spill to a temporary
 #: folder: the report's peak stays flat (the interpreter, pandas and plotly about 200 MB more)
 #: however many rows the day has, and only its small aggregated tables come back to Python.
-MEMORY_LIMIT = "192MB"
+MEMORY_LIMIT = "128MB"
 FINAL_KINDS = ("delivered", "sent", "failed", "dropped", "quarantined")
 #: A row that receives a message. Exchange 2000/2003 logs have no receive event: a message's
 #: first line there is its submission (1019 to Advanced Queuing, 1027 from the store).
@@ -236,15 +236,18 @@ FIN_SQL = """
 
 def _final(con: duckdb.DuckDBPyConnection, ctx: Context) -> None:
     """``fin``: each recipient outcome of the period once, with its message's attributes."""
+    # two statements: the grouping and the joins in one query do not spill (DuckDB runs out
+    # of memory under MEMORY_LIMIT on a day of a million rows), each alone does
+    con.execute(f"create or replace temp table outcomes as {FIN_SQL}", ctx.window())
     con.execute(
-        f"""
+        """
         create or replace temp table fin as
         select o.*, a.sender, a.sender_key, a.size, a.subject, a.side, f.first_at,
                (epoch_ms(o.t) - epoch_ms(f.first_at)) / 1000.0 as latency_s
-        from ({FIN_SQL}) o left join attrs a using (msg) left join firsts f using (msg)
-        """,
-        ctx.window(),
+        from outcomes o left join attrs a using (msg) left join firsts f using (msg)
+        """
     )
+    con.execute("drop table outcomes")
 
 
 def hour_index(column: str, p: Period) -> str:
