@@ -36,9 +36,16 @@ for table, keys in (("tracking", "server, event_id"), ("smtp", "server, directio
 """
 
 
+COMMAND: list[str] = []
+
+
 def command() -> str:
-    found = shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
-    return found
+    """The ``loganalyzer`` command measured: ``--command``, else the installed one."""
+    return (
+        COMMAND[0]
+        if COMMAND
+        else shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    )
 
 
 def last_day(store: str) -> str:
@@ -89,7 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--traces", type=int, default=100, help="trace pages of (c); 0: no (c)")
     ap.add_argument("--logs", help="generate one day of synth logs here first (and ingest)")
     ap.add_argument("--messages", type=int, default=10000, help="messages of that day")
+    ap.add_argument("--command", help="the loganalyzer command to measure (another version)")
     args = ap.parse_args(argv)
+    COMMAND[:] = [args.command] if args.command else []
     if args.logs:
         logs = Path(args.logs)
         cli = command()
@@ -128,7 +137,6 @@ def main(argv: list[str] | None = None) -> None:
                 if args.traces:
                     runs["c"].append(report(store, day, 1, args.traces, out))
             label = f"{day}: {tracking:,} tracking + {smtp:,} SMTP rows, {mb:,.0f} MB Parquet"
-            base = median([w for w, _ in runs["a"]])
             ratios = [b[0] / a[0] for a, b in zip(runs["a"], runs["b"], strict=True)]
             rows.append((label, "(a) bare DuckDB group-by", runs["a"], None))
             rows.append((label, "(b) report --traces 0", runs["b"], median(ratios)))
@@ -136,7 +144,6 @@ def main(argv: list[str] | None = None) -> None:
                 extra = median([c[0] - b[0] for b, c in zip(runs["b"], runs["c"], strict=True)])
                 rows.append((label, f"(c) report --traces {args.traces}", runs["c"], None))
                 rows.append((label, "    (c) - (b) seconds", [(extra, 0)], None))
-            del base
         for store in args.long:
             day = args.date or last_day(store)
             for days in (30, 90):

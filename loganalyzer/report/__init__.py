@@ -52,27 +52,28 @@ def daily_report(
     period = Period(parse_date(date, tz), days, tz)
     st = (store if isinstance(store, Store) else Store(store)).require()
     con = connect(st)
-    with load.bounded(con):  # the connection closes before its spill folder goes
-        try:
-            con.execute(f"set TimeZone = '{tz}'")  # tz is a validated IANA name
-            ctx = load.load(con, period, accepted_domains, compare)
-            load.create_macros(con)
-            sessions.load(con, ctx)
-            previous = None
-            if ctx.previous is not None and ctx.has_previous:
-                previous = {
-                    **metrics.headline(con, ctx, ctx.previous),
-                    **sessions.counts(con, ctx, ctx.previous),
-                }
-            current = {
-                **metrics.headline(con, ctx, period),
-                **sessions.counts(con, ctx, period),
+    spill = load.bound(con)
+    try:
+        con.execute(f"set TimeZone = '{tz}'")  # tz is a validated IANA name
+        ctx = load.load(con, period, accepted_domains, compare)
+        load.create_macros(con)
+        sessions.load(con, ctx)
+        previous = None
+        if ctx.previous is not None and ctx.has_previous:
+            previous = {
+                **metrics.headline(con, ctx, ctx.previous),
+                **sessions.counts(con, ctx, ctx.previous),
             }
-            tables = sections.compute(sections.Inputs(con, ctx, top, limit, current, previous))
-            empty_days, quiet_hours = quality.coverage(con, ctx, sessions.server_hours(con))
-            held = quality.store_days(con)
-        finally:
-            con.close()
+        current = {
+            **metrics.headline(con, ctx, period),
+            **sessions.counts(con, ctx, period),
+        }
+        tables = sections.compute(sections.Inputs(con, ctx, top, limit, current, previous))
+        empty_days, quiet_hours = quality.coverage(con, ctx, sessions.server_hours(con))
+        held = quality.store_days(con)
+    finally:
+        con.close()
+        spill.cleanup()  # after the connection: its files are closed
     report = DailyReport(
         period=period,
         store=str(st.root),

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import duckdb
@@ -76,14 +74,13 @@ class Context:
         return [p.start, p.end]
 
 
-@contextmanager
-def bounded(con: duckdb.DuckDBPyConnection, limit: str | None = None) -> Iterator[None]:
-    """Run the block with DuckDB held to ``limit`` (default ``MEMORY_LIMIT``) of memory,
-    spilling to a temporary folder removed afterwards (close ``con`` inside the block)."""
-    with tempfile.TemporaryDirectory(prefix="loganalyzer-", ignore_cleanup_errors=True) as tmp:
-        con.execute(f"set memory_limit = '{limit or MEMORY_LIMIT}'")
-        con.execute("set temp_directory = " + "'" + tmp.replace("'", "''") + "'")
-        yield
+def bound(con: duckdb.DuckDBPyConnection, limit: str | None = None) -> tempfile.TemporaryDirectory:
+    """Hold DuckDB to ``limit`` (default ``MEMORY_LIMIT``) of memory, spilling beyond it to
+    the temporary folder returned (``cleanup()`` it once ``con`` is closed)."""
+    spill = tempfile.TemporaryDirectory(prefix="loganalyzer-", ignore_cleanup_errors=True)
+    con.execute(f"set memory_limit = '{limit or MEMORY_LIMIT}'")
+    con.execute("set temp_directory = " + "'" + spill.name.replace("'", "''") + "'")
+    return spill
 
 
 def frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None, tz=None):
