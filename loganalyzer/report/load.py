@@ -112,6 +112,9 @@ def load(
         sender_address as sender, lower(sender_domain) as sender_domain, total_bytes as size"""
     window = "date_time >= ? and date_time < ? and date >= ? and date <= ?"
     d0, d1 = period.utc_dates(since=first)
+    # in the order the files come, a period of thousands of parts buffers them all and runs
+    # out of memory under MEMORY_LIMIT: the table's order is never read (queries sort)
+    con.execute("set preserve_insertion_order = false")
     con.execute(
         f"""
         create or replace temp table trk as
@@ -130,6 +133,7 @@ def load(
         """,
         [lo, first, lo.astimezone(dt.UTC).date(), d0],
     )
+    con.execute("reset preserve_insertion_order")
     servers = [s for (s,) in con.execute("select distinct upper(server) from files").fetchall()]
     servers = sorted(s for s in servers if s)
     inferred = not accepted_domains
