@@ -1,83 +1,165 @@
-"""Daily report time for one day of a store, against a bare DuckDB count of the same day.
+"""The daily report's wall time and peak memory beside a bare DuckDB group-by of the same day.
 
-    python benchmarks/report.py STORE                  # the store's last day
-    python benchmarks/report.py STORE --date 2026-03-03 --repeat 3
+    python benchmarks/report.py --day STORE_A --day STORE_B --long STORE_C --runs 3
+    python benchmarks/report.py --logs DIR --messages 10000   # generates one day first
 
-(a) baseline: open the store's views and count the day's tracking and SMTP rows (DuckDB, the
-same partition pruning the report uses);
-(b) ``loganalyzer.daily_report(store, date)``: every metric of the report as DataFrames;
-(c) ``report.to_html()``: its charts and the HTML page (plotly.js inlined);
-(d) ``report.save(...)`` with trace pages of up to 100 failed messages.
-Each time is the best of ``--repeat`` runs in this process.
+For each ``--day`` store (its last day, or ``--date``), in turn and ``--runs`` times, each in
+a fresh process: (a) a bare DuckDB group-by of the day's rows (tracking rows by server,
+event and hour; SMTP rows by server, direction and hour), (b) ``loganalyzer report daily
+--traces 0``, (c) the same with 100 trace pages. For each ``--long`` store, ``--days 30``
+and ``--days 90`` reports ending on its last day. The table shows medians, the ratio
+(b)/(a) of each run's pair (their median) and the peak memory (PSS of the process tree).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from common import run_child
 
-def best(repeat: int, fn) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
+#: What the bare baseline runs in its own process: the day's rows grouped, nothing else.
+BARE = """
+import sys, duckdb
+store, day = sys.argv[1], sys.argv[2]
+con = duckdb.connect()
+con.execute("set enable_progress_bar = false")
+for table, keys in (("tracking", "server, event_id"), ("smtp", "server, direction")):
+    files = f"{store}/{table}/date={day}/**/*.parquet"
+    con.sql(f"select {keys}, hour(date_time) as h, count(*) from read_parquet('{files}') "
+            "group by all").fetchall()
+"""
+
+
+COMMAND: list[str] = []
+
+
+def command() -> str:
+    """The ``loganalyzer`` command measured: ``--command``, else the installed one."""
+    return (
+        COMMAND[0]
+        if COMMAND
+        else shutil.which("loganalyzer") or str(Path(sys.executable).with_name("loganalyzer"))
+    )
+
+
+def last_day(store: str) -> str:
+    days = sorted(p.name.split("=", 1)[1] for p in Path(store, "tracking").glob("date=*"))
+    if not days:
+        sys.exit(f"{store}: no tracking rows")
+    return days[-1]
+
+
+def day_rows(store: str, day: str) -> tuple[int, int, float]:
+    import duckdb
+
+    con = duckdb.connect()
+    out = []
+    for table in ("tracking", "smtp"):
+        files = f"{store}/{table}/date={day}/**/*.parquet"
+        out.append(con.sql(f"select count(*) from read_parquet('{files}')").fetchall()[0][0])
+    mb = sum(f.stat().st_size for f in Path(store).rglob(f"date={day}/**/*.parquet")) / 1e6
+    return out[0], out[1], mb
+
+
+def report(store: str, day: str, days: int, traces: int, out: Path) -> tuple[float, int]:
+    args = [command(), "report", "daily", "-s", store, "--date", day, "--days", str(days)]
+    args += ["--traces", str(traces), "--out", str(out)]
+    code, wall, peak, _ = run_child(args, capture=True)
+    if code != 0:
+        sys.exit(f"report failed ({code}): {' '.join(args)}")
+    return wall, peak
+
+
+def bare(store: str, day: str) -> tuple[float, int]:
+    code, wall, peak, _ = run_child([sys.executable, "-c", BARE, store, day], capture=True)
+    if code != 0:
+        sys.exit(f"baseline failed ({code})")
+    return wall, peak
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("store", help="store folder")
-    ap.add_argument("--date", help="day to report (default: the store's last day)")
-    ap.add_argument("--tz", default="UTC")
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--traces", type=int, default=100, help="trace pages for (d); 0: skip (d)")
+    ap.add_argument("--day", action="append", default=[], help="store of the one-day rows")
+    ap.add_argument("--long", action="append", default=[], help="store for --days 30 and 90")
+    ap.add_argument("--date", help="the day (default: each store's last day)")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--traces", type=int, default=100, help="trace pages of (c); 0: no (c)")
+    ap.add_argument("--logs", help="generate one day of synth logs here first (and ingest)")
+    ap.add_argument("--messages", type=int, default=10000, help="messages of that day")
+    ap.add_argument("--command", help="the loganalyzer command to measure (another version)")
     args = ap.parse_args(argv)
+    COMMAND[:] = [args.command] if args.command else []
+    if args.logs:
+        logs = Path(args.logs)
+        cli = command()
+        subprocess.run(
+            [
+                cli,
+                "synth",
+                "--out",
+                str(logs / "logs"),
+                "--servers",
+                "4",
+                "--days",
+                "1",
+                "--messages",
+                str(args.messages),
+            ],
+            check=True,
+        )
+        subprocess.run(
+            [cli, "ingest", "-s", str(logs / "store"), str(logs / "logs")],
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
+        args.day.append(str(logs / "store"))
 
-    from loganalyzer import Store, daily_report
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "r.html"
+        for store in args.day:
+            day = args.date or last_day(store)
+            tracking, smtp, mb = day_rows(store, day)
+            runs: dict[str, list] = {"a": [], "b": [], "c": []}
+            for _ in range(args.runs):  # alternated: the machine's load hits both alike
+                runs["a"].append(bare(store, day))
+                runs["b"].append(report(store, day, 1, 0, out))
+                if args.traces:
+                    runs["c"].append(report(store, day, 1, args.traces, out))
+            label = f"{day}: {tracking:,} tracking + {smtp:,} SMTP rows, {mb:,.0f} MB Parquet"
+            ratios = [b[0] / a[0] for a, b in zip(runs["a"], runs["b"], strict=True)]
+            rows.append((label, "(a) bare DuckDB group-by", runs["a"], None))
+            rows.append((label, "(b) report --traces 0", runs["b"], median(ratios)))
+            if runs["c"]:
+                extra = median([c[0] - b[0] for b, c in zip(runs["b"], runs["c"], strict=True)])
+                rows.append((label, f"(c) report --traces {args.traces}", runs["c"], None))
+                rows.append((label, "    (c) - (b) seconds", [(extra, 0)], None))
+        for store in args.long:
+            day = args.date or last_day(store)
+            for days in (30, 90):
+                runs_ = [report(store, day, days, 0, out) for _ in range(args.runs)]
+                rows.append((f"{store} to {day}", f"report --days {days}", runs_, None))
 
-    store = Store(args.store)
-    if not store.exists():
-        sys.exit(f"{args.store} is not a loganalyzer store")
-    with store.connect() as con:
-        day = args.date or str(con.sql("select max(date) from tracking").fetchall()[0][0])
-        rows = con.sql(
-            "select (select count(*) from tracking where date = ?::date), "
-            "(select count(*) from smtp where date = ?::date)",
-            params=[day, day],
-        ).fetchall()[0]
-
-    def baseline():
-        with store.connect() as con:
-            return con.sql(
-                "select (select count(*) from tracking where date = ?::date), "
-                "(select count(*) from smtp where date = ?::date)",
-                params=[day, day],
-            ).fetchall()
-
-    t_base, _ = best(args.repeat, baseline)
-    t_report, report = best(args.repeat, lambda: daily_report(store, day, tz=args.tz))
-    t_html, page = best(args.repeat, report.to_html)
-    results = [
-        ("(a) DuckDB count of the day", t_base),
-        ("(b) daily_report()", t_report),
-        ("(c) to_html()", t_html),
-    ]
-    if args.traces:
-        with tempfile.TemporaryDirectory() as tmp:
-            t_save, files = best(1, lambda: report.save(Path(tmp) / "r.html", args.traces))
-        results.append((f"(d) save() with {len(files) - 1} trace pages", t_save))
     print(
-        f"store {args.store}, day {day} ({args.tz}): {rows[0]:,} tracking rows, "
-        f"{rows[1]:,} SMTP rows; page {len(page) / 1e6:.1f} MB"
+        f"{'day / store':60} {'step':28} {'s (median)':>10} {'runs':>22} {'ratio':>6} "
+        f"{'peak MB':>8}"
     )
-    print(f"{'':38} {'seconds':>8} {'vs (a)':>7}")
-    for label, t in results:
-        print(f"{label:38} {t:8.2f} {t / t_base:7.1f}")
+    for label, step, runs_, ratio in rows:
+        walls = [w for w, _ in runs_]
+        peak = max(p for _, p in runs_) / 1e6
+        each = " ".join(f"{w:.2f}" for w in walls)
+        r = f"{ratio:.1f}x" if ratio is not None else ""
+        print(f"{label[:60]:60} {step:28} {median(walls):10.2f} {each:>22} {r:>6} {peak:8.0f}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import subprocess
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from reportdata import ACCEPTED, DAY, NDR_SENDER, PREVIOUS, Expected, synth_stor
 
 import loganalyzer
 from loganalyzer.ingest import ingest
-from loganalyzer.report import daily_report
+from loganalyzer.report import daily_report, load, sections
 from loganalyzer.report.period import Period, parse_date
 
 
@@ -199,6 +200,29 @@ def test_distinct_and_internal_external_equal_the_truth(report, expected):
     assert sides.loc["external", "messages"] == len(expected.received) - len(internal)
     assert sides["delivered"].sum() == expected.counts("delivered")[0]
     assert sorted(report.accepted_domains) == sorted(ACCEPTED) and report.accepted_inferred
+
+
+def test_duckdb_is_held_to_a_memory_limit_and_spills_to_a_folder_it_removes(
+    synth, report, monkeypatch
+):
+    """The report's tables live in DuckDB under ``MEMORY_LIMIT``, spilling beyond it to a
+    temporary folder removed afterwards: memory stays flat whatever the day's size, and the
+    figures are those of the report computed with more memory."""
+    seen = {}
+    compute = sections.compute
+
+    def spy(q):
+        seen["limit"], seen["folder"] = q.con.execute(
+            "select current_setting('memory_limit'), current_setting('temp_directory')"
+        ).fetchone()
+        return compute(q)
+
+    monkeypatch.setattr(sections, "compute", spy)
+    monkeypatch.setattr(load, "MEMORY_LIMIT", "64MB")
+    small = daily_report(synth[1], DAY)
+    assert seen["limit"] == "61.0 MiB"  # DuckDB's way of saying 64 MB
+    assert seen["folder"] != ".tmp" and not Path(seen["folder"]).exists()
+    assert small.to_dict() == report.to_dict()
 
 
 def test_compared_with_the_previous_day(report, synth):

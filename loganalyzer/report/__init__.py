@@ -69,6 +69,7 @@ def daily_report(
     period = Period(parse_date(date, tz), days, tz)
     st = (store if isinstance(store, Store) else Store(store)).require()
     con = connect(st)
+    spill = load.bound(con)
     try:
         con.execute(f"set TimeZone = '{tz}'")  # tz is a validated IANA name
         ctx = load.load(con, period, accepted_domains, compare)
@@ -92,6 +93,7 @@ def daily_report(
         held = quality.store_days(con)
     finally:
         con.close()
+        spill.cleanup()  # after the connection: its files are closed
     report = DailyReport(
         period=period,
         store=str(st.root),

@@ -20,6 +20,7 @@ Then ``fin``: each recipient outcome of the period once, with its message's attr
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from dataclasses import dataclass
 
 import duckdb
@@ -29,6 +30,10 @@ from loganalyzer import fate
 from loganalyzer.read.frames import to_frame
 from loganalyzer.report.period import LOOKBACK, Period
 
+#: DuckDB's memory for the report's tables and queries. Beyond it they spill to a temporary
+#: folder: the report's peak stays flat (the interpreter, pandas and plotly about 200 MB more)
+#: however many rows the day has, and only its small aggregated tables come back to Python.
+MEMORY_LIMIT = "128MB"
 FINAL_KINDS = ("delivered", "sent", "failed", "dropped", "quarantined")
 #: A row that receives a message. Exchange 2000/2003 logs have no receive event: a message's
 #: first line there is its submission (1019 to Advanced Queuing, 1027 from the store).
@@ -69,6 +74,15 @@ class Context:
         return [p.start, p.end]
 
 
+def bound(con: duckdb.DuckDBPyConnection, limit: str | None = None) -> tempfile.TemporaryDirectory:
+    """Hold DuckDB to ``limit`` (default ``MEMORY_LIMIT``) of memory, spilling beyond it to
+    the temporary folder returned (``cleanup()`` it once ``con`` is closed)."""
+    spill = tempfile.TemporaryDirectory(prefix="loganalyzer-", ignore_cleanup_errors=True)
+    con.execute(f"set memory_limit = '{limit or MEMORY_LIMIT}'")
+    con.execute("set temp_directory = " + "'" + spill.name.replace("'", "''") + "'")
+    return spill
+
+
 def frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None, tz=None):
     """Run ``sql``; a DataFrame with times in ``tz``."""
     return to_frame(con.sql(sql, params=params or None).to_arrow_table(), tz=tz)
@@ -98,6 +112,9 @@ def load(
         sender_address as sender, lower(sender_domain) as sender_domain, total_bytes as size"""
     window = "date_time >= ? and date_time < ? and date >= ? and date <= ?"
     d0, d1 = period.utc_dates(since=first)
+    # in the order the files come, a period of thousands of parts buffers them all and runs
+    # out of memory under MEMORY_LIMIT: the table's order is never read (queries sort)
+    con.execute("set preserve_insertion_order = false")
     con.execute(
         f"""
         create or replace temp table trk as
@@ -116,6 +133,7 @@ def load(
         """,
         [lo, first, lo.astimezone(dt.UTC).date(), d0],
     )
+    con.execute("reset preserve_insertion_order")
     servers = [s for (s,) in con.execute("select distinct upper(server) from files").fetchall()]
     servers = sorted(s for s in servers if s)
     inferred = not accepted_domains
@@ -219,15 +237,18 @@ FIN_SQL = """
 
 def _final(con: duckdb.DuckDBPyConnection, ctx: Context) -> None:
     """``fin``: each recipient outcome of the period once, with its message's attributes."""
+    # two statements: the grouping and the joins in one query do not spill (DuckDB runs out
+    # of memory under MEMORY_LIMIT on a day of a million rows), each alone does
+    con.execute(f"create or replace temp table outcomes as {FIN_SQL}", ctx.window())
     con.execute(
-        f"""
+        """
         create or replace temp table fin as
         select o.*, a.sender, a.sender_key, a.size, a.subject, a.side, f.first_at,
                (epoch_ms(o.t) - epoch_ms(f.first_at)) / 1000.0 as latency_s
-        from ({FIN_SQL}) o left join attrs a using (msg) left join firsts f using (msg)
-        """,
-        ctx.window(),
+        from outcomes o left join attrs a using (msg) left join firsts f using (msg)
+        """
     )
+    con.execute("drop table outcomes")
 
 
 def hour_index(column: str, p: Period) -> str:

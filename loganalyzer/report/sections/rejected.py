@@ -56,9 +56,17 @@ def rejections(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -
     """Refused attempts and recipients by stage, agent, reason and remote IP."""
     window = [start, end, start.date(), end.date()]
     sql = f"""
-        with lines as (
+        with day as (
             select server, session_id, date_time, sequence_number, event, reply_code,
-                   remote_ip, data,
+                   remote_ip, command
+            from smtp
+            where direction = 'receive' and log_format = 'exchange-smtp-protocol'
+              and session_id is not null
+              and date_time >= ? and date_time < ? and date between ? and ?
+        ),
+        lines as (
+            select server, session_id, date_time, sequence_number, event, reply_code,
+                   remote_ip,
                    last_value(case when event = '<' then upper(command) end ignore nulls)
                        over w as cmd,
                    count(*) filter (where event = '<' and upper(command) = 'RCPT'
@@ -67,10 +75,10 @@ def rejections(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -
                 select *, lead(reply_code) over (
                     partition by server, session_id order by sequence_number, date_time
                 ) as lead_reply
-                from smtp
-                where direction = 'receive' and log_format = 'exchange-smtp-protocol'
-                  and session_id is not null
-                  and date_time >= ? and date_time < ? and date between ? and ?
+                -- only the sessions with a refusal: the windows need no other
+                from day semi join (
+                    select distinct server, session_id from day
+                    where event = '>' and reply_code >= 500) using (server, session_id)
             )
             window w as (partition by server, session_id order by sequence_number, date_time
                          rows between unbounded preceding and current row)
