@@ -118,7 +118,7 @@ class Location:
         with _reaching(self.url()):
             try:
                 return self.fs.info(rel)["type"] == "file"
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):  # a file given as the store
                 return False
 
     def size(self, rel: str) -> int:
