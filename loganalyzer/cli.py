@@ -224,6 +224,7 @@ def ingest_cmd(
 ) -> None:
     """Read log files into the store (incremental: only new lines are read)."""
     from loganalyzer.ingest import ingest
+    from loganalyzer.report.rollup import refresh
     from loganalyzer.terminal.ingest import ingest_progress, print_ingest_summary
 
     with ingest_progress(enabled=not as_json) as progress:
@@ -238,6 +239,7 @@ def ingest_cmd(
             progress=progress,
             on_wait=_say,
             scheduler=scheduler,
+            rollups=refresh,
         )
     if as_json:
         print_json(summary.to_dict())
@@ -553,6 +555,13 @@ def report_daily(
             help="Exit 1, writing and mailing nothing, when the period has no log rows (cron).",
         ),
     ] = False,
+    from_rows: Annotated[
+        bool,
+        typer.Option(
+            "--from-rows",
+            help="Count a period of several days from every row, not from the rollups.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the daily mail-flow report (one HTML file with charts); optionally mail it."""
@@ -569,7 +578,12 @@ def report_daily(
     options = dict(days=days, tz=tz, top=top, accepted_domains=accepted_domain)
     smtp = dict(host=smtp_host, port=smtp_port, starttls=smtp_starttls, user=smtp_user)
     report = daily_report(
-        store, date, problems_first=problems_first, redact_addresses=redact, **options
+        store,
+        date,
+        problems_first=problems_first,
+        redact_addresses=redact,
+        from_rows=from_rows,
+        **options,
     )
     empty = fail_if_empty and report.is_empty  # then cron hears of it, nothing is sent
     path = out or (None if as_json else Path(f"mail-flow-{report.period.date}.html"))
@@ -617,6 +631,7 @@ def store_compact(
 ) -> None:
     """Rewrite the many small part files of each day into few large, sorted ones."""
     from loganalyzer.compact import compact
+    from loganalyzer.report.rollup import refresh
     from loganalyzer.terminal.store import print_compact
 
     summary = compact(
@@ -624,6 +639,7 @@ def store_compact(
         date=date,
         target_mb=target_mb,
         on_wait=_say,
+        rollups=refresh,
     )
     if as_json:
         print_json(summary.to_dict())

@@ -110,8 +110,13 @@ def compact(
     target_mb: float = TARGET_MB,
     memory_mb: int = 512,
     on_wait: Callable[[str], None] | None = None,
+    rollups: Callable[[Store, Manifest, set[str] | None], object] | None = None,
 ) -> CompactSummary:
     """Rewrite the small parts of each day (or of ``date``) of each table into few large ones.
+
+    ``rollups``: called last under the lock with the store and its manifest, to build the
+    rollups that are out of date or missing (``loganalyzer.report.rollup.refresh``); moving
+    rows between parts leaves the others valid.
 
     ``memory_mb`` bounds the sort's memory (DuckDB spills the rest to a temporary folder).
     Query results do not change; incremental ingest goes on as before.
@@ -155,6 +160,8 @@ def compact(
                     last_write = time.monotonic()
             if old:
                 _publish(st, manifest, old)
+            if rollups is not None:
+                rollups(st, manifest, None)
         finally:
             shutil.rmtree(spill, ignore_errors=True)
     summary.seconds = time.perf_counter() - started

@@ -12,7 +12,7 @@ import os
 
 from loganalyzer.errors import BadInput
 from loganalyzer.read.query import connect
-from loganalyzer.report import load, metrics, quality, sections, sessions
+from loganalyzer.report import load, long, metrics, quality, sections, sessions
 from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import Period, parse_date
 from loganalyzer.report.redact import redact
@@ -34,6 +34,7 @@ def daily_report(
     redact_key: bytes | None = None,
     compare: bool = True,
     limit: int = 200,
+    from_rows: bool = False,
 ) -> DailyReport:
     """The report of ``days`` days ending on ``date`` (``YYYY-MM-DD``, ``today`` or
     ``yesterday``; days are those of time zone ``tz``, which also shows the times).
@@ -43,14 +44,29 @@ def daily_report(
     domains of delivered recipients). ``redact_addresses`` replaces the local part of every
     address by a keyed hash (``redact_key``, default random) and hides subjects. ``compare``
     adds the previous period's figures when the store has it. ``limit``: rows of the lists of
-    failed and pending recipients. Raises BadInput for a bad date, zone or number, NotAStore
-    for a path that holds no store.
+    failed and pending recipients. A period of several UTC days is counted from the store's
+    rollups (``long``) unless ``from_rows``. Raises BadInput for a bad date, zone or number,
+    NotAStore for a path that holds no store.
     """
     for name, value in (("top", top), ("limit", limit)):
         if value < 1:
             raise BadInput(f"{name} {value}: give a number of rows of 1 or more")
     period = Period(parse_date(date, tz), days, tz)
     st = (store if isinstance(store, Store) else Store(store)).require()
+    if not from_rows and long.applies(period):
+        return _finish(
+            long.long_report(
+                st,
+                period,
+                top=top,
+                limit=limit,
+                accepted_domains=accepted_domains,
+                compare=compare,
+                problems_first=problems_first,
+            ),
+            redact_addresses,
+            redact_key,
+        )
     con = connect(st)
     try:
         con.execute(f"set TimeZone = '{tz}'")  # tz is a validated IANA name
@@ -89,6 +105,10 @@ def daily_report(
         quiet_hours=quiet_hours,
         store_days=held,
     )
+    return _finish(report, redact_addresses, redact_key)
+
+
+def _finish(report: DailyReport, redact_addresses: bool, key: bytes | None) -> DailyReport:
     if redact_addresses:
-        redact(report, redact_key or os.urandom(16))
+        redact(report, key or os.urandom(16))
     return report
