@@ -1,0 +1,114 @@
+"""Rollups: a report of several days from the rollups gives the figures its rows give; they
+stay right through compaction; a store without them still reports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loganalyzer.compact import compact
+from loganalyzer.report import daily_report
+from loganalyzer.report.long import FROM_ROLLUPS
+from loganalyzer.report.rollup import refresh
+from loganalyzer.store import Store
+from loganalyzer.store import rollups as store_rollups
+from loganalyzer.synth import generate
+
+EXE = str(Path(sys.executable).with_name("loganalyzer"))
+LAST, DAYS = "2026-03-04", 3
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=300)
+
+
+def _rounded(value):
+    """Latency percentiles interpolate in floating point: equal to 12 significant digits."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def _given(rollup: dict, rows: dict) -> tuple[dict, dict]:
+    """The tables and headline the rollups give, from both reports."""
+    out = []
+    for r in (rollup, rows):
+        tables = {}
+        for name in FROM_ROLLUPS:
+            figures = (
+                {x["figure"] for x in rollup["tables"][name]}
+                if "figure" in str(rollup["tables"][name][:1])
+                else None
+            )
+            rows_of = r["tables"][name]
+            if figures is not None:
+                rows_of = [x for x in rows_of if x["figure"] in figures]
+            tables[name] = rows_of
+        out.append(_rounded({"headline": r["headline"], "tables": tables}))
+    return out[0], out[1]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    base = tmp_path_factory.mktemp("rollups")
+    generate(base / "logs", servers=2, days=DAYS + 1, messages=150, seed=5)
+    st = base / "store"
+    done = _run("ingest", str(base / "logs"), "--store", str(st), "--json")
+    assert done.returncode == 0, done.stderr
+    return st
+
+
+def test_rollup_figures_equal_row_figures_through_the_command(store):
+    common = ["report", "daily", "--store", str(store), "--date", LAST, "--days", str(DAYS)]
+    fast = _run(*common, "--json")
+    slow = _run(*common, "--json", "--from-rows")
+    assert fast.returncode == slow.returncode == 0, fast.stderr + slow.stderr
+    a, b = _given(json.loads(fast.stdout), json.loads(slow.stdout))
+    assert a["headline"] == b["headline"]
+    for name in FROM_ROLLUPS:
+        assert a["tables"][name] == b["tables"][name], name
+    assert a["headline"]["received_messages"] > 300  # the period holds mail
+    assert "long_period" in json.loads(fast.stdout)["rules"]
+    check = _run("store", "check", "--store", str(store), "--json")
+    assert check.returncode == 0 and json.loads(check.stdout)["rollups"]["current"] == DAYS + 1
+
+
+def _figures(st) -> tuple[dict, dict]:
+    a = daily_report(st, LAST, days=DAYS).to_dict()
+    b = daily_report(st, LAST, days=DAYS, from_rows=True).to_dict()
+    return _given(a, b)
+
+
+def test_compaction_keeps_rollups_equal(store, tmp_path):
+    st = tmp_path / "store"
+    shutil.copytree(store, st)
+    before = _figures(st)
+    assert before[0] == before[1]
+    compact(st, target_mb=64, rollups=refresh)
+    assert Store(st).check()["ok"]
+    assert Store(st).check()["rollups"]["current"] == DAYS + 1  # still valid, none rebuilt
+    assert _figures(st) == before
+
+
+def test_store_without_rollups_reports_from_rows_and_compact_builds_them(store, tmp_path):
+    st = tmp_path / "store"
+    shutil.copytree(store, st)
+    (st / store_rollups.INDEX_FILE).unlink()
+    shutil.rmtree(st / store_rollups.FOLDER)
+    check = Store(st).check()
+    assert check["ok"] and check["rollups"]["missing"] == DAYS + 1
+    assert any("no rollups for 4 days" in n for n in check["notices"])
+    a, b = _figures(st)  # the missing days are counted from their rows
+    assert a == b
+    compact(st, rollups=refresh)
+    assert Store(st).check()["rollups"]["current"] == DAYS + 1
+    assert _figures(st) == (a, b)
