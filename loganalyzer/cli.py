@@ -615,7 +615,9 @@ def _smtp_reason(exc: Exception) -> str:
 
 
 store_app = typer.Typer(
-    help="Maintain a store: compact it, check it.", no_args_is_help=True, rich_markup_mode=None
+    help="Maintain a store: compact it, prune old rows, check it.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(store_app, name="store")
 
@@ -645,6 +647,37 @@ def store_compact(
         print_json(summary.to_dict())
     else:
         print_compact(summary)
+
+
+@store_app.command("prune")
+def store_prune(
+    before: Annotated[
+        str,
+        typer.Option(
+            help="Remove the rows of the UTC days before this day (a date, today, -90d...).",
+            show_default=False,
+        ),
+    ],
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove old rows (retention), keeping their days' rollups for long reports. Atomic: a
+    kill leaves the store as before or pruned. Exit code 0 when done (also when nothing is
+    that old), 2 for a bad date or a path that holds no store."""
+    from loganalyzer.compact import prune
+    from loganalyzer.report.rollup import refresh
+
+    summary = prune(store, before, rollups=refresh, on_wait=_say)
+    if as_json:
+        print_json(summary.to_dict())
+    elif not summary.days:
+        typer.echo(f"{summary.store}: no rows before {summary.before}")
+    else:
+        typer.echo(
+            f"{summary.store}: removed {summary.rows:,} rows ({summary.parts} parts) of "
+            f"{len(summary.days)} days, {summary.days[0]} to {summary.days[-1]}; their rollups "
+            f"kept"
+        )
 
 
 @store_app.command("check")

@@ -1,5 +1,5 @@
 """Rollups: a report of several days from the rollups gives the figures its rows give; they
-stay right through compaction; a store without them still reports."""
+stay right through a growing file and compaction; a store without them still reports."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from loganalyzer.compact import compact
+from loganalyzer.ingest import ingest
 from loganalyzer.report import daily_report
 from loganalyzer.report.long import FROM_ROLLUPS
 from loganalyzer.report.rollup import refresh
@@ -88,15 +89,33 @@ def _figures(st) -> tuple[dict, dict]:
     return _given(a, b)
 
 
-def test_compaction_keeps_rollups_equal(store, tmp_path):
+def test_growing_file_then_compaction_keep_rollups_equal(store, tmp_path):
     st = tmp_path / "store"
     shutil.copytree(store, st)
+    logs = tmp_path / "logs"
+    shutil.copytree(store.parent / "logs", logs)
     before = _figures(st)
     assert before[0] == before[1]
+    parts = {d: e.part for d, e in store_rollups.load(Store(st)).items()}
+    # a tracking log of the last day grows: its lines again at its end (rows are never
+    # de-duplicated, so each counts twice)
+    log = sorted(p for p in logs.rglob("MSGTRK*.LOG") if "20260304" in p.name)[0]
+    data = log.read_bytes()
+    body = [x for x in data.split(b"\r\n")[1:] if x and not x.startswith(b"#")]
+    log.write_bytes(data + b"\r\n".join(body) + b"\r\n")
+    summary = ingest([logs], st, rollups=refresh)
+    assert [(f.status, f.rows) for f in summary.files if f.status == "grown"] == [
+        ("grown", len(body))
+    ]
+    assert summary.days == {LAST}
+    grown = _figures(st)
+    assert grown[0] == grown[1]
+    rebuilt = {d for d, e in store_rollups.load(Store(st)).items() if e.part != parts[d]}
+    assert rebuilt == {LAST, "2026-03-05"}  # that day and the next (its lookback)
     compact(st, target_mb=64, rollups=refresh)
-    assert Store(st).check()["ok"]
-    assert Store(st).check()["rollups"]["current"] == DAYS + 1  # still valid, none rebuilt
-    assert _figures(st) == before
+    check = Store(st).check()
+    assert check["ok"] and check["rollups"]["current"] == DAYS + 1  # none out of date
+    assert _figures(st) == grown
 
 
 def test_store_without_rollups_reports_from_rows_and_compact_builds_them(store, tmp_path):
