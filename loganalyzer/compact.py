@@ -29,7 +29,6 @@ import math
 import os
 import secrets
 import shutil
-import signal
 import tempfile
 import time
 from collections.abc import Callable
@@ -46,7 +45,12 @@ from loganalyzer.result import Result
 from loganalyzer.schema import TABLES, conform
 from loganalyzer.store import TMP_SUFFIX, Manifest, Part, Store
 from loganalyzer.store.duck import no_progress_bar
-from loganalyzer.store.parts import ROW_GROUP, part_options
+from loganalyzer.store.parts import (
+    FAILPOINT,  # noqa: F401 - set by this name to kill a run
+    ROW_GROUP,
+    failpoint,
+    part_options,
+)
 from loganalyzer.times import parse_date
 
 #: The size a compacted part grows to; parts of at least half of it are left as they are.
@@ -58,8 +62,6 @@ SORT = {
     "agent": ("session_id", "date_time"),
     "connectivity": ("destination", "date_time"),
 }
-#: Set to a stage name, the process kills itself there (tests of a kill at that moment).
-FAILPOINT = "LOGANALYZER_FAILPOINT"
 _MANIFEST_EVERY = 1.0
 
 
@@ -98,9 +100,7 @@ class CompactSummary(Result):
 
 
 def _failpoint(stage: str) -> None:
-    if os.environ.get(FAILPOINT) == stage:
-        # Windows has no SIGKILL: there os.kill ends the process at once (TerminateProcess)
-        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+    failpoint(stage)
 
 
 def compact(

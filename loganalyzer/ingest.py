@@ -418,8 +418,9 @@ def ingest(
     ``scheduler``: the address of a Dask scheduler whose workers parse the files (they must
     reach the logs at the same paths, and the store); this process still commits them.
     ``rollups``: called under the lock once the manifest is written, with the store, the
-    manifest and the UTC days that got tracking or SMTP rows, to bring the store's rollups up to
-    date (``loganalyzer.report.rollup.refresh``; the report owns what they hold).
+    manifest and the UTC days that got tracking or SMTP rows, to bring the store's rollups up
+    to date (those days, and any a killed run left out of date):
+    ``loganalyzer.report.rollup.refresh`` (the report owns what they hold).
     """
     started = time.perf_counter()
     st = store if isinstance(store, Store) else Store(store)
@@ -453,7 +454,7 @@ def ingest(
             _read(st, manifest, tasks, summary, workers, scheduler, progress)
         if tasks or known:
             st.write_manifest(manifest)
-        if rollups is not None and tasks:
+        if rollups is not None and (tasks or known):  # also those a killed run left stale
             rollups(st, manifest, summary.days)
         if scheduler and tasks:
             st.clean()  # the temporary parts of workers that died (their tasks ran again)

@@ -4,14 +4,16 @@ stay right through a growing file and compaction; a store without them still rep
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from loganalyzer.compact import compact
+from loganalyzer.compact import FAILPOINT, compact
 from loganalyzer.ingest import ingest
 from loganalyzer.report import daily_report
 from loganalyzer.report.long import FROM_ROLLUPS
@@ -131,3 +133,61 @@ def test_store_without_rollups_reports_from_rows_and_compact_builds_them(store, 
     compact(st, rollups=refresh)
     assert Store(st).check()["rollups"]["current"] == DAYS + 1
     assert _figures(st) == (a, b)
+
+
+def _consistent_after_kill(st: Path) -> None:
+    """No damage; at most leftovers of the killed run, which the next run removes."""
+    check = Store(st).check()
+    assert check["missing"] == check["unreadable"] == check["row_counts"] == []
+    assert all("left by a killed run" in p for p in check["problems"]), check["problems"]
+
+
+@pytest.mark.parametrize("stage", ["rollups-renamed", "rollups-indexed"])
+def test_a_kill_while_rollups_are_written_leaves_the_store_whole(store, tmp_path, stage):
+    st = tmp_path / "store"
+    shutil.copytree(store, st)
+    log = sorted((store.parent / "logs").rglob("MSGTRK*.LOG"))[-1]
+    grown = tmp_path / "logs" / "EX99" / log.name
+    grown.parent.mkdir(parents=True)
+    data = log.read_bytes()
+    grown.write_bytes(data + data.split(b"\r\n", 5)[-1])  # a new copy: its lines twice
+    env = {**os.environ, FAILPOINT: stage}
+    args = [EXE, "ingest", str(grown), "--store", str(st), "--server", "EX99"]
+    killed = subprocess.run(args, env=env, capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    _consistent_after_kill(st)
+    assert Store(st).check()["rollups"]["stale"] >= 1  # the rows are in, their rollup not
+    a, b = _figures(st)  # a day out of date is counted from its rows
+    assert a == b
+    again = _run(*args[1:])  # the file is known: nothing to read, its days rebuilt
+    assert again.returncode == 0, again.stderr
+    check = Store(st).check()
+    assert check["ok"] and check["rollups"]["stale"] == check["rollups"]["missing"] == 0
+    assert _figures(st) == (a, b)
+
+
+def test_prune_keeps_the_long_report_and_a_kill_leaves_it_whole(store, tmp_path):
+    st = tmp_path / "store"
+    shutil.copytree(store, st)
+    common = ["report", "daily", "--store", str(st), "--date", LAST, "--days", str(DAYS)]
+    before = json.loads(_run(*common, "--json").stdout)
+    env = {**os.environ, FAILPOINT: "removing"}
+    args = [EXE, "store", "prune", "--store", str(st), "--before", "2026-03-03", "--json"]
+    killed = subprocess.run(args, env=env, capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    _consistent_after_kill(st)
+    done = _run(*args[1:])
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["days"] == [] or summary["days"] == ["2026-03-02"]
+    check = Store(st).check()
+    assert check["ok"] and check["rollups"]["kept"] == 1
+    assert not list(st.glob("tracking/date=2026-03-02/*"))
+    after = json.loads(_run(*common, "--json").stdout)
+    assert after["headline"] == before["headline"]
+    assert after["tables"] == before["tables"]
+    # the pruned day is gone from the rows: the row path no longer sees it
+    rows = json.loads(_run(*common, "--json", "--from-rows").stdout)
+    assert rows["headline"]["received_messages"] < before["headline"]["received_messages"]
+    bad = _run("store", "prune", "--store", str(st), "--before", "soon")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--before" in bad.stderr

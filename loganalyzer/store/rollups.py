@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from loganalyzer.errors import StoreError
 from loganalyzer.store.duck import open_connection, read_parquet, records
 from loganalyzer.store.manifest import Manifest
-from loganalyzer.store.parts import TMP_SUFFIX
+from loganalyzer.store.parts import TMP_SUFFIX, failpoint
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -180,7 +180,9 @@ def commit(store: Store, manifest: Manifest, tables: dict[str, pa.Table]) -> Non
         if day in index:
             old.append(index[day].part)
         index[day] = Entry(day, final, source(manifest, day, days))
+    failpoint("rollups-renamed")
     save(store, index)
+    failpoint("rollups-indexed")
     store.remove([p for p in old if p not in {e.part for e in index.values()}])
 
 
