@@ -22,6 +22,8 @@ def failpoint(stage: str) -> None:
     if os.environ.get(FAILPOINT) == stage:
         # Windows has no SIGKILL: there os.kill ends the process at once (TerminateProcess)
         os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
 #: Rows per row group (a log file of up to 10 MB is one group; Bloom filters make lookups skip it).
 ROW_GROUP = 65536
 
