@@ -27,6 +27,7 @@ from loganalyzer.report.period import Period
 from loganalyzer.report.rollup import build
 from loganalyzer.report.sections.changes import HEADLINE, changes
 from loganalyzer.report.sections.failures import status_meaning
+from loganalyzer.report.sections.history import QUIET_DAYS
 from loganalyzer.report.sections.traffic import daily
 from loganalyzer.store import Store
 from loganalyzer.store import rollups as store_rollups
@@ -39,6 +40,8 @@ FROM_ROLLUPS = (
     "top_sender_domains_by_size top_recipients top_recipients_by_size top_recipient_domains "
     "top_recipient_domains_by_size system_senders"
 ).split()
+#: Tables only rollups give (the section ``history``; empty in a report from rows).
+ROLLUPS_ONLY = ("monthly_servers", "monthly_connectors", "senders_seen", "quiet_recipients")
 RULE = (
     "Periods of several days are counted from the store's rollups (per-day aggregates written "
     "at ingest): each figure is summed over the days, distinct addresses counted over the "
@@ -97,7 +100,7 @@ def long_report(
                 "key varchar, key2 varchar, value double, n bigint, messages bigint, "
                 "bytes bigint)"
             )
-        current = _Figures(con, period, top)
+        current = _Figures(con, period, top, limit)
         tables = current.tables()
         headline = current.headline()
         prev = None
@@ -190,8 +193,8 @@ def _last_days(st, period, accepted_domains, top, limit):
 class _Figures:
     """The rollup figures of one period, from the temporary table ``r`` (all days read)."""
 
-    def __init__(self, con, period: Period, top: int) -> None:
-        self.con, self.p, self.top = con, period, int(top)
+    def __init__(self, con, period: Period, top: int, limit: int = 200) -> None:
+        self.con, self.p, self.top, self.limit = con, period, int(top), int(limit)
         self.where = f"day >= '{period.first.isoformat()}' and day <= '{period.date.isoformat()}'"
 
     def q(self, sql: str) -> pd.DataFrame:
@@ -244,6 +247,43 @@ class _Figures:
         out.update(self.failures())
         out.update(self.latency())
         out.update(self.tops())
+        out.update(self.history())
+        return out
+
+    def history(self) -> dict[str, pd.DataFrame]:
+        """Monthly trends; senders by first and last seen; recipients quiet lately."""
+        out = {}
+        for name, measure, label in (
+            ("monthly_servers", "server_kind", "server"),
+            ("monthly_connectors", "connector_kind", "connector"),
+        ):
+            out[name] = self.q(
+                f"""
+                select left(day, 7) as month, key as {label},
+                       coalesce(sum(n) filter (where key2 = 'delivered'), 0)::bigint
+                           as delivered,
+                       coalesce(sum(n) filter (where key2 = 'sent'), 0)::bigint as sent_out,
+                       coalesce(sum(n) filter (where key2 = 'failed'), 0)::bigint as failed
+                from r where measure = '{measure}' and $w group by 1, 2 order by 1, 2
+                """
+            )
+        out["senders_seen"] = self.q(
+            f"""
+            select key as sender, min(day) as first_seen, max(day) as last_seen,
+                   count(distinct day) as days, sum(messages)::bigint as messages
+            from r where measure = 'sender' and $w and coalesce(key, '') <> ''
+            group by 1 order by first_seen desc, messages desc, 1 limit {self.limit}
+            """
+        )
+        quiet = (self.p.date - dt.timedelta(days=QUIET_DAYS - 1)).isoformat()
+        out["quiet_recipients"] = self.q(
+            f"""
+            select key as recipient, max(day) as last_seen, sum(messages)::bigint as messages
+            from r where measure = 'recipient' and $w and coalesce(key, '') <> ''
+            group by 1 having max(day) < '{quiet}'
+            order by last_seen, 1 limit {self.limit}
+            """
+        )
         return out
 
     def totals(self) -> pd.DataFrame:

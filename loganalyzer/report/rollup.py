@@ -62,6 +62,11 @@ MEASURES = {
         group by 1""",
     "outcome_recipient": """
         select distinct rcpt as key, rcpt_domain as key2 from fin""",
+    "server_kind": """
+        select server as key, kind as key2, count(*) as n from fin group by 1, 2""",
+    "connector_kind": """
+        select coalesce(connector, '') as key, kind as key2, count(*) as n
+        from fin group by 1, 2""",
     "fail_text": """
         select coalesce(enhanced, '') as key, status as key2, count(*) as n
         from fin where kind = 'failed' group by all""",

@@ -21,6 +21,7 @@ from loganalyzer.report.sections import (
     changes,
     deferrals,
     failures,
+    history,
     latency,
     quality,
     rejected,
@@ -48,6 +49,7 @@ SECTIONS: tuple[Section, ...] = (
     rejected.SECTION,
     smtp.SECTION,
     quality.SECTION,
+    history.SECTION,
 )
 #: Every section's tables, by name.
 TABLES: dict[str, Table] = {t.name: t for s in SECTIONS for t in s.tables}
