@@ -33,6 +33,8 @@ from loganalyzer.store import Store
 from loganalyzer.store import rollups as store_rollups
 from loganalyzer.store.duck import open_connection, read_parquet
 
+#: A day before any log: the row path's tables of it are empty.
+EMPTY_DAY = dt.date(1971, 1, 1)
 #: Tables a report over several days computes from the rollups.
 FROM_ROLLUPS = (
     "totals changes distinct hourly daily failures_by_status failures_by_domain failures_by_server "
@@ -116,7 +118,8 @@ def long_report(
             prev = _Figures(con, previous, top).headline()
     finally:
         con.close()
-    recent, pending = _last_days(st, period, accepted_domains, top, limit)
+    recent = _columns(st, period.tz, top, limit)
+    pending = _pending(st, period)
     headline["still_deferred_recipients"] = pending[1]
     at = tables["totals"].index[tables["totals"]["figure"] == "deferrals (attempts)"][0]
     tables["totals"] = pd.concat(
@@ -139,7 +142,7 @@ def long_report(
     return DailyReport(
         period=period,
         store=str(st.root),
-        metrics={name: tables[name] for name in recent},
+        metrics={name: tables[name] for name in sections.TABLES if name in tables},
         headline=headline,
         previous=prev,
         rules={**metrics.COUNTING_RULES, **sections.rules(), "long_period": RULE},
@@ -172,22 +175,20 @@ def _pending(st: Store, period: Period) -> tuple[int, int]:
         con.close()
 
 
-def _last_days(st, period, accepted_domains, top, limit):
-    """Every table of the row path over the last two days (for the tables' columns) and the
-    recipients still deferred at the period's end."""
-    p = Period(period.date, 2, period.tz)
+def _columns(st: Store, tz: str, top: int, limit: int) -> dict[str, pd.DataFrame]:
+    """Every table of the row path, empty: the report of a day long before any log (its
+    queries read no row), for the tables rollups do not give."""
+    p = Period(EMPTY_DAY, 1, tz)
     con = connect(st)
     try:
-        con.execute(f"set TimeZone = '{period.tz}'")
-        ctx = load.load(con, p, accepted_domains, compare=False)
+        con.execute(f"set TimeZone = '{tz}'")
+        ctx = load.load(con, p, [], compare=False)
         load.create_macros(con)
         sessions.load(con, ctx)
         current = {**metrics.headline(con, ctx, p), **sessions.counts(con, ctx, p)}
-        tables = sections.compute(sections.Inputs(con, ctx, top, limit, current, None))
-        pending = metrics.pending_counts(con, ctx, p)
+        return sections.compute(sections.Inputs(con, ctx, top, limit, current, None))
     finally:
         con.close()
-    return tables, pending
 
 
 class _Figures:
