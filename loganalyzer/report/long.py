@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
 import pandas as pd
 
 from loganalyzer.read.query import connect
@@ -23,7 +22,7 @@ from loganalyzer.report import load, metrics, sections, sessions
 from loganalyzer.report.load import frame, hours
 from loganalyzer.report.metrics import SYSTEM_SENDER_RE
 from loganalyzer.report.model import DailyReport
-from loganalyzer.report.period import Period
+from loganalyzer.report.period import LOOKBACK, Period
 from loganalyzer.report.rollup import build
 from loganalyzer.report.sections.changes import HEADLINE, changes
 from loganalyzer.report.sections.failures import status_meaning
@@ -87,7 +86,12 @@ def long_report(
     rebuilt = build(st, manifest, [d for d in days if d in have and d not in usable])
     con = open_connection(st)
     try:
-        selects = [f"select '{d}' as day, * from {read_parquet([st.uri(p)])}" for d, p in parts]
+        selects = []
+        if parts:  # one scan of every part; the day from its folder name
+            source = read_parquet([st.uri(p) for _, p in parts], partitioned=True)
+            selects.append(
+                f"select strftime(date, '%Y-%m-%d') as day, * exclude (date) from {source}"
+            )
         for i, (d, t) in enumerate(rebuilt.items()):
             con.register(f"_built{i}", t)
             selects.append(f"select '{d}' as day, * from _built{i}")
@@ -118,8 +122,8 @@ def long_report(
             prev = _Figures(con, previous, top).headline()
     finally:
         con.close()
-    recent = _columns(st, period.tz, top, limit)
-    pending = _pending(st, period)
+    recent = _columns(st, manifest, period.tz, top, limit)
+    pending = _pending(st, manifest, period)
     headline["still_deferred_recipients"] = pending[1]
     at = tables["totals"].index[tables["totals"]["figure"] == "deferrals (attempts)"][0]
     tables["totals"] = pd.concat(
@@ -131,7 +135,7 @@ def long_report(
         ignore_index=True,
     ).astype({"messages": "Int64", "recipients": "Int64", "bytes": "Int64"})
     if prev is not None:
-        prev["still_deferred_recipients"] = _pending(st, previous)[1]
+        prev["still_deferred_recipients"] = _pending(st, manifest, previous)[1]
     ch = changes(headline, prev)
     tables["changes"] = ch[ch["figure"].isin([label for k, label in HEADLINE if k in headline])]
     tables["changes"] = tables["changes"].reset_index(drop=True)
@@ -162,11 +166,13 @@ def long_report(
     )
 
 
-def _pending(st: Store, period: Period) -> tuple[int, int]:
+def _pending(st: Store, manifest, period: Period) -> tuple[int, int]:
     """(messages, recipients) still deferred at the end of ``period``, from the rows of its
     last two days."""
     p = Period(period.date, 2, period.tz)
-    con = connect(st)
+    lo, hi = p.utc_dates(since=p.start - LOOKBACK)
+    days = {(lo + dt.timedelta(days=i)).isoformat() for i in range((hi - lo).days + 1)}
+    con = connect(st, only=store_rollups.files_of(manifest, days), manifest=manifest)
     try:
         con.execute(f"set TimeZone = '{period.tz}'")
         ctx = load.load(con, p, None, compare=False)
@@ -175,11 +181,11 @@ def _pending(st: Store, period: Period) -> tuple[int, int]:
         con.close()
 
 
-def _columns(st: Store, tz: str, top: int, limit: int) -> dict[str, pd.DataFrame]:
+def _columns(st: Store, manifest, tz: str, top: int, limit: int) -> dict[str, pd.DataFrame]:
     """Every table of the row path, empty: the report of a day long before any log (its
     queries read no row), for the tables rollups do not give."""
     p = Period(EMPTY_DAY, 1, tz)
-    con = connect(st)
+    con = connect(st, only=[], manifest=manifest)
     try:
         con.execute(f"set TimeZone = '{tz}'")
         ctx = load.load(con, p, [], compare=False)
@@ -394,23 +400,23 @@ class _Figures:
         }
 
     def latency(self) -> dict[str, pd.DataFrame]:
-        df = self.q(
-            "select hour, key, value, sum(n) as n from r "
-            "where measure = 'latency' and $w group by all"
+        summary = self.q(
+            f"""
+            select * from (
+                select 'all' as recipients_of, {_QUANTILES}
+                from ({_ranked("'all'")}) group by 1
+                union all
+                select if(g = 'sent', 'sent out', g), {_QUANTILES}
+                from ({_ranked("key")}) group by 1)
+            """
         )
-        groups = [("all", df)] + [
-            (label, df[df["key"] == kind])
-            for kind, label in (("delivered", "delivered"), ("sent", "sent out"))
-        ]
-        summary = pd.DataFrame(
-            [(name, *_stats(g)) for name, g in groups if len(g)],
-            columns=["recipients_of", "recipients", "p50", "p90", "p99", "max"],
+        order = {"all": 0, "delivered": 1, "sent out": 2}
+        summary = summary.sort_values("recipients_of", key=lambda c: c.map(order))
+        summary = summary[summary["recipients"] > 0].reset_index(drop=True)
+        per_hour = self.q(
+            f"select g as hour, {_QUANTILES} from ({_ranked('hour')}) group by 1 order by 1"
         )
-        df["hour"] = pd.to_datetime(df["hour"], utc=True).dt.tz_convert(self.p.tz)
-        per_hour = pd.DataFrame(
-            [(h, *_stats(g)) for h, g in df.groupby("hour", sort=True)],
-            columns=["hour", "recipients", "p50", "p90", "p99", "max"],
-        )
+        per_hour["hour"] = pd.to_datetime(per_hour["hour"], utc=True).dt.tz_convert(self.p.tz)
         return {"latency": summary, "latency_hourly": per_hour}
 
     def tops(self) -> dict[str, pd.DataFrame]:
@@ -444,21 +450,27 @@ class _Figures:
         return out
 
 
-def _stats(g: pd.DataFrame) -> tuple:
-    """recipients, p50, p90, p99 and max of latency values with their counts, as DuckDB's
-    ``quantile_cont`` gives them over the values one by one."""
-    v = g.groupby("value")["n"].sum().sort_index()
-    values, counts = v.index.to_numpy(dtype=float), v.to_numpy(dtype=np.int64)
-    total = int(counts.sum())
-    ends = np.cumsum(counts)  # the rank after each value's last copy
+def _ranked(group: str) -> str:
+    """Latency values of group ``g`` with their counts, the rank after each value's last copy
+    (``cum``) and the group's ``total``."""
+    return f"""
+        select g, value, cum, sum(n) over (partition by g) as total from (
+            select g, value, n, sum(n) over (partition by g order by value) as cum from (
+                select {group} as g, value, sum(n) as n from r
+                where measure = 'latency' and $w group by 1, 2))"""
 
-    def at(rank: int) -> float:
-        return float(values[np.searchsorted(ends, rank, side="right")])
 
-    out = []
-    for q in (0.5, 0.9, 0.99):
-        h = (total - 1) * q
-        lo, hi = int(np.floor(h)), int(np.ceil(h))
-        a, b = at(lo), at(hi)
-        out.append(a if lo == hi else a + (h - lo) * (b - a))
-    return (total, *out, float(values[-1]))
+def _quantile(q: float) -> str:
+    """DuckDB's ``quantile_cont`` over values with counts: the values at ranks floor and ceil
+    of (total - 1) * q, interpolated."""
+    h = f"((total - 1) * {q})"
+    a = f"min(value) filter (where cum > floor({h}))"
+    b = f"min(value) filter (where cum > ceil({h}))"
+    return f"{a} + (any_value({h}) - floor(any_value({h}))) * ({b} - {a})"
+
+
+_QUANTILES = (
+    "any_value(total)::bigint as recipients, "
+    + ", ".join(f"{_quantile(q)} as p{round(q * 100)}" for q in (0.5, 0.9, 0.99))
+    + ", max(value) as max"
+)

@@ -122,7 +122,8 @@ def build(st: Store, manifest: Manifest, days: list[str]) -> dict[str, pa.Table]
     """The rollups of ``days`` (UTC, ``YYYY-MM-DD``) from the rows ``manifest`` lists."""
     if not days:
         return {}
-    con = connect(st, manifest=manifest)
+    only = store_rollups.files_of(manifest, store_rollups.with_day_before(days))
+    con = connect(st, only=only, manifest=manifest)
     try:
         return {d: build_day(con, dt.date.fromisoformat(d)) for d in days}
     finally:

@@ -94,6 +94,29 @@ def row_days(manifest: Manifest) -> dict[str, set[str]]:
     return out
 
 
+def files_of(manifest: Manifest, days: set[str]) -> list:
+    """The manifest rows of the files with rows on any of ``days`` (``YYYY-MM-DD``): what a
+    reader of those days needs, not every file of the store."""
+    out = []
+    for row in manifest.values():
+        for p in row.parts:
+            _, _, rest = p.partition("/date=")
+            if rest and rest.split("/", 1)[0] in days:
+                out.append(row)
+                break
+    return out
+
+
+def with_day_before(days) -> set[str]:
+    """``days`` and the day before each (a day's rollup looks back one day)."""
+    import datetime as dt
+
+    out = set(days)
+    for d in days:
+        out.add((dt.date.fromisoformat(d) - dt.timedelta(days=1)).isoformat())
+    return out
+
+
 def source(manifest: Manifest, day: str, days: dict[str, set[str]] | None = None) -> str:
     """The digest of what ``day``'s rollup is built from (see the module's docstring)."""
     import datetime as dt
