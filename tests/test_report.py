@@ -569,7 +569,7 @@ def test_cli_fail_if_empty_exits_1_and_writes_nothing(synth, tmp_path):
 
 
 def test_cli_names_the_empty_days_of_a_week(synth, tmp_path):
-    week = ("--date", "2026-03-08", "--days", "7", "--traces", "0")
+    week = ("--date", "2026-03-08", "--days", "7", "--traces", "0", "--from-rows")  # quiet hours
     out = _loganalyzer("report", "daily", "--store", synth[1], *week, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stderr.splitlines() == [
