@@ -224,6 +224,7 @@ def ingest_cmd(
 ) -> None:
     """Read log files into the store (incremental: only new lines are read)."""
     from loganalyzer.ingest import ingest
+    from loganalyzer.report.rollup import refresh
     from loganalyzer.terminal.ingest import ingest_progress, print_ingest_summary
 
     with ingest_progress(enabled=not as_json) as progress:
@@ -238,6 +239,7 @@ def ingest_cmd(
             progress=progress,
             on_wait=_say,
             scheduler=scheduler,
+            rollups=refresh,
         )
     if as_json:
         print_json(summary.to_dict())
@@ -579,6 +581,13 @@ def report_daily(
     vip_latency: Annotated[
         str, typer.Option(help="With --vip: list deliveries slower than this: 90s, 5m, 1h.")
     ] = "5m",
+    from_rows: Annotated[
+        bool,
+        typer.Option(
+            "--from-rows",
+            help="Count a period of several days from every row, not from the rollups.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the daily mail-flow report (one HTML file with charts); optionally mail it."""
@@ -596,7 +605,12 @@ def report_daily(
     options |= dict(expiration=expiration, vips=vip, vip_latency=vip_latency)
     smtp = dict(host=smtp_host, port=smtp_port, starttls=smtp_starttls, user=smtp_user)
     report = daily_report(
-        store, date, problems_first=problems_first, redact_addresses=redact, **options
+        store,
+        date,
+        problems_first=problems_first,
+        redact_addresses=redact,
+        from_rows=from_rows,
+        **options,
     )
     empty = fail_if_empty and report.is_empty  # then cron hears of it, nothing is sent
     path = out or (None if as_json else Path(f"mail-flow-{report.period.date}.html"))
@@ -628,7 +642,9 @@ def _smtp_reason(exc: Exception) -> str:
 
 
 store_app = typer.Typer(
-    help="Maintain a store: compact it, check it.", no_args_is_help=True, rich_markup_mode=None
+    help="Maintain a store: compact it, prune old rows, check it.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(store_app, name="store")
 
@@ -643,6 +659,7 @@ def store_compact(
     as_json: JsonOpt = False,
 ) -> None:
     """Rewrite the many small part files of each day into few large, sorted ones."""
+    from loganalyzer.report.rollup import refresh
     from loganalyzer.store.compact import compact
     from loganalyzer.terminal.store import print_compact
 
@@ -651,11 +668,43 @@ def store_compact(
         date=date,
         target_mb=target_mb,
         on_wait=_say,
+        rollups=refresh,
     )
     if as_json:
         print_json(summary.to_dict())
     else:
         print_compact(summary)
+
+
+@store_app.command("prune")
+def store_prune(
+    before: Annotated[
+        str,
+        typer.Option(
+            help="Remove the rows of the UTC days before this day (a date, today, -90d...).",
+            show_default=False,
+        ),
+    ],
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove old rows (retention), keeping their days' rollups for long reports. Atomic: a
+    kill leaves the store as before or pruned. Exit code 0 when done (also when nothing is
+    that old), 2 for a bad date or a path that holds no store."""
+    from loganalyzer.report.rollup import refresh
+    from loganalyzer.store.compact import prune
+
+    summary = prune(store, before, rollups=refresh, on_wait=_say)
+    if as_json:
+        print_json(summary.to_dict())
+    elif not summary.days:
+        typer.echo(f"{summary.store}: no rows before {summary.before}")
+    else:
+        typer.echo(
+            f"{summary.store}: removed {summary.rows:,} rows ({summary.parts} parts) of "
+            f"{len(summary.days)} days, {summary.days[0]} to {summary.days[-1]}; their rollups "
+            f"kept"
+        )
 
 
 @store_app.command("check")

@@ -30,6 +30,8 @@ from loganalyzer.worker import Task, TaskResult, run_bundle, watch_parent
 
 #: Called with (bytes done, bytes in all, path just finished).
 Progress = Callable[[int, int, str], None]
+#: Called with the store, its manifest (written) and the UTC days that got tracking rows.
+Rollups = Callable[[Store, Manifest, set[str]], object]
 _SERIES = re.compile(
     r"^(?P<prefix>[a-z]+?)(?P<stamp>\d{4,10})(?:-(?P<n>\d+))?\.(?P<ext>log)$", re.IGNORECASE
 )
@@ -67,6 +69,8 @@ class IngestSummary(Result):
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     cleaned: list[str] = field(default_factory=list)
+    #: The UTC days that got tracking or SMTP rows.
+    days: set[str] = field(default_factory=set, repr=False)
 
     def count(self, *statuses: str) -> int:
         return sum(f.status in statuses for f in self.files)
@@ -404,6 +408,7 @@ def ingest(
     progress: Progress | None = None,
     on_wait: Callable[[str], None] | None = None,
     scheduler: str | None = None,
+    rollups: Rollups | None = None,
 ) -> IngestSummary:
     """Ingest log files into ``store``; returns what happened to each file.
 
@@ -412,6 +417,10 @@ def ingest(
     files; ``tz`` is the zone of local-time logs; ``final`` says the files stopped growing.
     ``scheduler``: the address of a Dask scheduler whose workers parse the files (they must
     reach the logs at the same paths, and the store); this process still commits them.
+    ``rollups``: called under the lock once the manifest is written, with the store, the
+    manifest and the UTC days that got tracking or SMTP rows, to bring the store's rollups up
+    to date (those days, and any a killed run left out of date):
+    ``loganalyzer.report.rollup.refresh`` (the report owns what they hold).
     """
     started = time.perf_counter()
     st = store if isinstance(store, Store) else Store(store)
@@ -445,6 +454,8 @@ def ingest(
             _read(st, manifest, tasks, summary, workers, scheduler, progress)
         if tasks or known:
             st.write_manifest(manifest)
+        if rollups is not None and (tasks or known):  # also those a killed run left stale
+            rollups(st, manifest, summary.days)
         if scheduler and tasks:
             st.clean()  # the temporary parts of workers that died (their tasks ran again)
     if not tasks and not known:
@@ -476,6 +487,11 @@ def _read(st, manifest, tasks, summary, workers, scheduler, progress) -> None:
             summary.files.append(FileReport(res.task.path, status, res.task.format, reason=why))
             continue
         summary.files.append(_commit(st, manifest, res))
+        summary.days.update(
+            p.final.split("/")[1][len("date=") :]
+            for p in res.parts
+            if p.final.startswith(("tracking/date=", "smtp/date="))
+        )
         if res.tz_assumed:
             summary.warnings.append(f"{res.task.path}: local times read as UTC (no --tz)")
         done += res.task.size - res.task.offset

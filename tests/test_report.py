@@ -534,8 +534,11 @@ def test_a_day_without_data_is_said(synth):
 
 
 def test_days_without_data_are_named(synth):
-    r = daily_report(synth[1], "2026-03-08", days=7)
+    # from rollups: the empty days too, but no data quality (quiet hours need the rows)
+    long = daily_report(synth[1], "2026-03-08", days=7)
     empty = [dt.date(2026, 3, d) for d in range(4, 9)]
+    assert long.empty_days == empty and not long.is_empty and long.quiet_hours == {}
+    r = daily_report(synth[1], "2026-03-08", days=7, from_rows=True)
     assert r.empty_days == empty and not r.is_empty
     assert r.quiet_hours == {"EX02": ["2026-03-03 01:00-01:59"]}
     assert r.notices() == [
@@ -590,7 +593,7 @@ def test_cli_fail_if_empty_exits_1_and_writes_nothing(synth, tmp_path):
 
 
 def test_cli_names_the_empty_days_of_a_week(synth, tmp_path):
-    week = ("--date", "2026-03-08", "--days", "7", "--traces", "0")
+    week = ("--date", "2026-03-08", "--days", "7", "--traces", "0", "--from-rows")  # quiet hours
     out = _loganalyzer("report", "daily", "--store", synth[1], *week, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stderr.splitlines() == [

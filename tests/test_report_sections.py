@@ -57,6 +57,7 @@ def test_the_tables_computed_are_those_the_sections_declare(synth):
         "tls",
         "clients",
         "quality",
+        "history",
     ]
     first = daily_report(synth[1], DAY, problems_first=True)
     assert [sid for sid, _, _ in first.sections()] == [
@@ -73,6 +74,7 @@ def test_the_tables_computed_are_those_the_sections_declare(synth):
         "traffic",
         "latency",
         "top",
+        "history",
     ]
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from loganalyzer.errors import BadInput
 from loganalyzer.read.query import connect
-from loganalyzer.report import load, metrics, quality, sections, sessions
+from loganalyzer.report import load, long, metrics, quality, sections, sessions
 from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import Period, parse_date
 from loganalyzer.report.redact import redact
@@ -40,6 +40,7 @@ def daily_report(
     expiration: str | float | dt.timedelta = "2d",
     vips: str | os.PathLike[str] | Iterable[str] | None = None,
     vip_latency: str | float | dt.timedelta = "5m",
+    from_rows: bool = False,
 ) -> DailyReport:
     """The report of ``days`` days ending on ``date`` (``YYYY-MM-DD``, ``today`` or
     ``yesterday``; days are those of time zone ``tz``, which also shows the times).
@@ -53,8 +54,9 @@ def daily_report(
     are measured against (``2d``, ``36h``, ``90m``, a timedelta or seconds). ``vips``: a VIP
     file (one address a line) or the addresses, for the VIP section with the failures,
     deferrals and deliveries slower than ``vip_latency`` (``90s``, ``5m``, ``1h``) of their
-    mail. Raises BadInput for a bad date, zone, number, duration or VIP file, NotAStore for
-    a path that holds no store.
+    mail. A period of several UTC days is counted from the store's rollups (``long``)
+    unless ``from_rows`` or ``vips`` (VIP mail is read from its rows). Raises BadInput for a
+    bad date, zone, number, duration or VIP file, NotAStore for a path that holds no store.
     """
     for name, value in (("top", top), ("limit", limit)):
         if value < 1:
@@ -68,6 +70,20 @@ def daily_report(
     vip_addresses = vip_list(vips)
     period = Period(parse_date(date, tz), days, tz)
     st = (store if isinstance(store, Store) else Store(store)).require()
+    if not from_rows and not vip_addresses and long.applies(period):
+        return _finish(
+            long.long_report(
+                st,
+                period,
+                top=top,
+                limit=limit,
+                accepted_domains=accepted_domains,
+                compare=compare,
+                problems_first=problems_first,
+            ),
+            redact_addresses,
+            redact_key,
+        )
     con = connect(st)
     spill = load.bound(con)
     try:
@@ -113,6 +129,10 @@ def daily_report(
         expiration_s=expires,
         vip_latency_s=latency if vip_addresses else None,
     )
+    return _finish(report, redact_addresses, redact_key)
+
+
+def _finish(report: DailyReport, redact_addresses: bool, key: bytes | None) -> DailyReport:
     if redact_addresses:
-        redact(report, redact_key or os.urandom(16))
+        redact(report, key or os.urandom(16))
     return report

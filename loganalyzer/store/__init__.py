@@ -179,7 +179,9 @@ class Store:
             self.loc.prune(sub)
         gone = self.loc.glob(f"{MANIFEST_FILE}.*{TMP_SUFFIX}")
         self.loc.remove(gone)
-        return removed + gone
+        from loganalyzer.store import rollups  # the rollups' own leftovers
+
+        return removed + gone + rollups.clean(self)
 
     def check(self, on_part: Callable[[], None] | None = None) -> dict:
         """Damage (missing or unreadable parts, row counts that differ from the manifest) and

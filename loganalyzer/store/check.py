@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pyarrow.parquet as pq
 
 from loganalyzer.schema import LOG_TABLES, QUARANTINE, TABLES
+from loganalyzer.store import rollups
 from loganalyzer.store.manifest import MANIFEST_FILE, Manifest
 from loganalyzer.store.parts import TMP_SUFFIX
 
@@ -43,6 +44,7 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
     unversioned = sum(1 for r in manifest.values() if not r.schema_version)
     unlisted = sorted(p for p in found - listed if p.endswith(".parquet"))
     temporary = sorted(p for p in found if p.endswith(TMP_SUFFIX))
+    roll = _rollups(store, manifest)
     problems = (
         [f"missing part: {p}" for p in missing]
         + [f"unreadable part: {u}" for u in unreadable]
@@ -50,6 +52,7 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
         + [f"schema version: {unversioned} files have none"] * bool(unversioned)
         + [f"unlisted part (left by a killed run): {p}" for p in unlisted]
         + [f"temporary file (left by a killed run): {p}" for p in temporary]
+        + roll["problems"]
     )
     return {
         "store": store.root,
@@ -62,8 +65,46 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
         "row_counts": counts,
         "unlisted": unlisted,
         "temporary": temporary,
+        "rollups": roll["days"],
+        "notices": roll["notices"],
         "problems": problems,
     }
+
+
+def _rollups(store: Store, manifest: Manifest) -> dict:
+    """The rollups: listed parts missing (damage), unlisted parts and temporary files
+    (leftovers); days out of date or missing are a notice, not a problem (reports read
+    those days' rows; the next ingest or ``store compact`` rebuilds them)."""
+    index = rollups.load(store)
+    listed = {e.part for e in index.values()}
+    found = set(store.loc.files(rollups.FOLDER))
+    found |= set(store.loc.glob(f"{rollups.INDEX_FILE}.*{TMP_SUFFIX}"))
+    days = rollups.status(store, manifest, index)
+    notices = []
+    if days["stale"]:
+        notices.append(
+            f"rollups out of date for {len(days['stale'])} days (first {days['stale'][0]}): "
+            "reports read their rows; the next ingest or `store compact` rebuilds them"
+        )
+    if days["missing"]:
+        notices.append(
+            f"no rollups for {len(days['missing'])} days (first {days['missing'][0]}; a store "
+            "written before rollups): reports read their rows; `store compact` builds them"
+        )
+    problems = (
+        [f"missing rollup part: {p}" for p in sorted(listed - found)]
+        + [
+            f"unlisted rollup part (left by a killed run): {p}"
+            for p in sorted(found - listed)
+            if p.endswith(".parquet")
+        ]
+        + [
+            f"temporary file (left by a killed run): {p}"
+            for p in sorted(found)
+            if p.endswith(TMP_SUFFIX)
+        ]
+    )
+    return {"days": {k: len(v) for k, v in days.items()}, "notices": notices, "problems": problems}
 
 
 def _read_footer(store: Store, rel: str, rows: dict[str, int]) -> str | None:

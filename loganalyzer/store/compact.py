@@ -29,7 +29,6 @@ import math
 import os
 import secrets
 import shutil
-import signal
 import tempfile
 import time
 from collections.abc import Callable
@@ -46,7 +45,12 @@ from loganalyzer.result import Result
 from loganalyzer.schema import TABLES, conform
 from loganalyzer.store import TMP_SUFFIX, Manifest, Part, Store
 from loganalyzer.store.duck import no_progress_bar
-from loganalyzer.store.parts import ROW_GROUP, part_options
+from loganalyzer.store.parts import (
+    FAILPOINT,  # noqa: F401 - set by this name to kill a run
+    ROW_GROUP,
+    failpoint,
+    part_options,
+)
 from loganalyzer.times import parse_date
 
 #: The size a compacted part grows to; parts of at least half of it are left as they are.
@@ -58,8 +62,6 @@ SORT = {
     "agent": ("session_id", "date_time"),
     "connectivity": ("destination", "date_time"),
 }
-#: Set to a stage name, the process kills itself there (tests of a kill at that moment).
-FAILPOINT = "LOGANALYZER_FAILPOINT"
 _MANIFEST_EVERY = 1.0
 
 
@@ -98,9 +100,7 @@ class CompactSummary(Result):
 
 
 def _failpoint(stage: str) -> None:
-    if os.environ.get(FAILPOINT) == stage:
-        # Windows has no SIGKILL: there os.kill ends the process at once (TerminateProcess)
-        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+    failpoint(stage)
 
 
 def compact(
@@ -110,8 +110,13 @@ def compact(
     target_mb: float = TARGET_MB,
     memory_mb: int = 512,
     on_wait: Callable[[str], None] | None = None,
+    rollups: Callable[[Store, Manifest, set[str] | None], object] | None = None,
 ) -> CompactSummary:
     """Rewrite the small parts of each day (or of ``date``) of each table into few large ones.
+
+    ``rollups``: called last under the lock with the store and its manifest, to build the
+    rollups that are out of date or missing (``loganalyzer.report.rollup.refresh``); moving
+    rows between parts leaves the others valid.
 
     ``memory_mb`` bounds the sort's memory (DuckDB spills the rest to a temporary folder).
     Query results do not change; incremental ingest goes on as before.
@@ -155,6 +160,8 @@ def compact(
                     last_write = time.monotonic()
             if old:
                 _publish(st, manifest, old)
+            if rollups is not None:
+                rollups(st, manifest, None)
         finally:
             shutil.rmtree(spill, ignore_errors=True)
     summary.seconds = time.perf_counter() - started
@@ -300,3 +307,102 @@ class _Output:
         if self._in_part >= self.per_part:
             self._writer.close()
             self._writer, self._in_part = None, 0
+
+
+@dataclass
+class PruneSummary(Result):
+    """The result of ``prune``; ``to_dict()`` is what ``--json`` prints."""
+
+    store: str
+    before: str
+    days: list[str] = field(default_factory=list)
+    parts: int = 0
+    rows: int = 0
+    rollups_built: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "store": self.store,
+            "before": self.before,
+            "days": self.days,
+            "parts_removed": self.parts,
+            "rows_removed": self.rows,
+            "rollups_built": self.rollups_built,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def prune(
+    store: str | os.PathLike[str] | Store | None = None,
+    before: str = "",
+    *,
+    rollups: Callable[[Store, Manifest, set[str] | None], object] | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> PruneSummary:
+    """Remove the rows of the UTC days before ``before`` (every log table), keeping their
+    rollups as the record of those days; quarantined lines and the manifest's files stay (a
+    file is not read again). ``rollups`` (``loganalyzer.report.rollup.refresh``) first brings
+    the rollups up to date; without it a day to prune without a current rollup is refused.
+
+    Atomic as compaction: the rollup index marks the days kept, then the manifest is replaced
+    listing the remaining parts, then the old parts are removed.
+    """
+    from loganalyzer.store import rollups as store_rollups
+
+    started = time.perf_counter()
+    day = parse_date(before, "UTC", option="--before").isoformat()
+    st = (store if isinstance(store, Store) else Store(store)).require()
+    summary = PruneSummary(st.root, day)
+    with st.lock(on_wait=on_wait):
+        st.clean()
+        manifest = st.manifest()
+        if rollups is not None:
+            summary.rollups_built = list(rollups(st, manifest, None) or [])
+        index = store_rollups.load(st)
+        state = store_rollups.status(st, manifest, index)
+        valid = set(state["current"])
+        lacking = [d for d in state["stale"] + state["missing"] if d < day]
+        if lacking:
+            raise BadInput(
+                f"--before {day}: {len(lacking)} days to prune have no current rollup (first "
+                f"{lacking[0]}): run `loganalyzer store compact` first"
+            )
+        old = [
+            p for (table, d), parts in _groups(st, manifest, None).items() if d < day for p in parts
+        ]
+        if not old:
+            summary.seconds = time.perf_counter() - started
+            return summary
+        summary.days = sorted({p.split("/")[1][len("date=") :] for p in old})
+        summary.parts = len(old)
+        summary.rows = _unlist(st, manifest, set(old))
+        for d in summary.days:
+            if d in index:
+                index[d].source = store_rollups.KEPT
+        store_rollups.rekey(manifest, index, sorted(d for d in valid if d >= day))
+        store_rollups.save(st, index)
+        _failpoint("prune-indexed")
+        _publish(st, manifest, old)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _unlist(st: Store, manifest: Manifest, old: set[str]) -> int:
+    """Take the parts ``old`` off the manifest's files, with their rows (a compacted part's
+    rows counted to the files whose path its ``file`` column names); returns the rows."""
+    by_path = {p: key for key, row in manifest.items() for p in row.paths}
+    total = 0
+    for rel in sorted(old):
+        holders = [k for k, row in manifest.items() if rel in row.parts]
+        with st.loc.open(rel) as fh:
+            files = pq.read_table(fh, columns=["file"]).column("file")
+        total += len(files)
+        counts = pc.value_counts(files).to_pylist()
+        for c in counts:
+            key = by_path.get(c["values"])
+            key = key if key in holders else holders[0]
+            manifest[key].rows = (manifest[key].rows or 0) - c["counts"]
+        for k in holders:
+            manifest[k].parts = [p for p in manifest[k].parts if p != rel]
+    return total

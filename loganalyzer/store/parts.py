@@ -4,6 +4,8 @@ the Parquet writer options every part gets (ingest and compaction)."""
 from __future__ import annotations
 
 import functools
+import os
+import signal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,6 +13,17 @@ if TYPE_CHECKING:
     pass
 
 TMP_SUFFIX = ".tmp"
+#: Set to a stage name, the process kills itself there (tests of a kill at that moment).
+FAILPOINT = "LOGANALYZER_FAILPOINT"
+
+
+def failpoint(stage: str) -> None:
+    """Kill this process here when ``$LOGANALYZER_FAILPOINT`` names ``stage``."""
+    if os.environ.get(FAILPOINT) == stage:
+        # Windows has no SIGKILL: there os.kill ends the process at once (TerminateProcess)
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
 #: Rows per row group (a log file of up to 10 MB is one group; Bloom filters make lookups skip it).
 ROW_GROUP = 65536
 

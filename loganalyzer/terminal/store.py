@@ -24,6 +24,8 @@ def print_check(report: dict, repaired: bool = False) -> None:
     """Each problem a line, then one line: files, parts, what was removed, damaged, left over."""
     for p in report["problems"]:
         typer.echo(p)
+    for n in report.get("notices", []):
+        typer.echo(n)
     damaged = len(report["missing"]) + len(report["unreadable"]) + len(report["row_counts"])
     left = len(report["unlisted"]) + len(report["temporary"])
     removed = report.get("removed") or []

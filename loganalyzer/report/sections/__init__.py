@@ -23,6 +23,7 @@ from loganalyzer.report.sections import (
     clients,
     deferrals,
     failures,
+    history,
     latency,
     quality,
     queues,
@@ -57,6 +58,7 @@ SECTIONS: tuple[Section, ...] = (
     tls.SECTION,
     clients.SECTION,
     quality.SECTION,
+    history.SECTION,
 )
 #: Every section's tables, by name.
 TABLES: dict[str, Table] = {t.name: t for s in SECTIONS for t in s.tables}

@@ -1,0 +1,476 @@
+"""Reports over several days from the store's rollups (``rollup``): kilobytes per day read
+instead of every row.
+
+Used for a period of more than one day whose days are UTC days (``--tz UTC``, or a zone at
+UTC offset 0 all period). A day whose rollup is out of date or missing is built from its rows
+in memory (not written: a report does not write the store). Tables rollups give: totals
+(but the deferred and expanded rows), distinct addresses, traffic per hour and per day,
+failures by status, domain and server, latency, top senders, recipients and domains. The
+per-message lists (failed, pending, slowest, deferrals), sessions, rejected attempts and the
+data-quality tables are left empty for such periods (the page says so); the recipients still
+deferred at the end come from the rows of the period's last two days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from loganalyzer.read.query import connect
+from loganalyzer.report import load, metrics, sections, sessions
+from loganalyzer.report.load import frame, hours
+from loganalyzer.report.metrics import SYSTEM_SENDER_RE
+from loganalyzer.report.model import DailyReport
+from loganalyzer.report.period import LOOKBACK, Period
+from loganalyzer.report.rollup import build
+from loganalyzer.report.sections.changes import HEADLINE, changes
+from loganalyzer.report.sections.failures import status_meaning
+from loganalyzer.report.sections.history import QUIET_DAYS
+from loganalyzer.report.sections.traffic import daily
+from loganalyzer.store import Store
+from loganalyzer.store import rollups as store_rollups
+from loganalyzer.store.duck import open_connection, read_parquet
+
+#: A day before any log: the row path's tables of it are empty.
+EMPTY_DAY = dt.date(1971, 1, 1)
+#: Tables a report over several days computes from the rollups.
+FROM_ROLLUPS = (
+    "totals changes distinct hourly daily failures_by_status failures_by_domain failures_by_server "
+    "latency latency_hourly top_senders top_senders_by_size top_sender_domains "
+    "top_sender_domains_by_size top_recipients top_recipients_by_size top_recipient_domains "
+    "top_recipient_domains_by_size system_senders"
+).split()
+#: Tables only rollups give (the section ``history``; empty in a report from rows).
+ROLLUPS_ONLY = ("monthly_servers", "monthly_connectors", "senders_seen", "quiet_recipients")
+RULE = (
+    "Periods of several days are counted from the store's rollups (per-day aggregates written "
+    "at ingest): each figure is summed over the days, distinct addresses counted over the "
+    "period. Per-message lists (failed, pending and slowest recipients, deferrals), SMTP "
+    "sessions, rejected attempts and data quality are left out; the recipients still deferred "
+    "at the end come from the rows of the last two days. `--from-rows` reads every row instead."
+)
+
+
+def applies(period: Period) -> bool:
+    """Whether rollups (UTC days) give this period: several days, each a UTC day."""
+    return (
+        period.days > 1
+        and period.start.utcoffset() == dt.timedelta(0)
+        and period.end.utcoffset() == dt.timedelta(0)
+    )
+
+
+def long_report(
+    st: Store,
+    period: Period,
+    *,
+    top: int,
+    limit: int,
+    accepted_domains: list[str] | None,
+    compare: bool,
+    problems_first: bool,
+) -> DailyReport:
+    """The report of ``period`` (``applies``) from the rollups; see the module docstring."""
+    manifest = st.manifest()
+    index = store_rollups.load(st)
+    state = store_rollups.status(st, manifest, index)
+    usable = set(state["current"]) | set(state["kept"])
+    have = set(store_rollups.row_days(manifest)) | set(index)
+    previous = period.previous() if compare else None
+    first = (previous or period).first
+    days = [
+        (first + dt.timedelta(days=i)).isoformat() for i in range((period.date - first).days + 1)
+    ]
+    parts = [(d, index[d].part) for d in days if d in usable]
+    rebuilt = build(st, manifest, [d for d in days if d in have and d not in usable])
+    con = open_connection(st)
+    try:
+        selects = []
+        if parts:  # one scan of every part; the day from its folder name
+            source = read_parquet([st.uri(p) for _, p in parts], partitioned=True)
+            selects.append(
+                f"select strftime(date, '%Y-%m-%d') as day, * exclude (date) from {source}"
+            )
+        for i, (d, t) in enumerate(rebuilt.items()):
+            con.register(f"_built{i}", t)
+            selects.append(f"select '{d}' as day, * from _built{i}")
+        if selects:
+            con.execute(f"create temp table r as {' union all '.join(selects)}")
+        else:
+            con.execute(
+                "create temp table r as select ''::varchar as day, * from "
+                f"{read_parquet([st.uri(index[next(iter(index))].part)])} limit 0"
+                if index
+                else "create temp table r (day varchar, measure varchar, hour timestamptz, "
+                "key varchar, key2 varchar, value double, n bigint, messages bigint, "
+                "bytes bigint)"
+            )
+        current = _Figures(con, period, top, limit)
+        tables = current.tables()
+        headline = current.headline()
+        prev = None
+        if (
+            previous is not None
+            and (
+                con.execute(
+                    "select count(*) from r where day >= ? and day <= ?",
+                    [previous.first.isoformat(), previous.date.isoformat()],
+                ).fetchall()[0][0]
+            )
+        ):
+            prev = _Figures(con, previous, top).headline()
+    finally:
+        con.close()
+    recent = _columns(st, manifest, period.tz, top, limit)
+    pending = _pending(st, manifest, period)
+    headline["still_deferred_recipients"] = pending[1]
+    at = tables["totals"].index[tables["totals"]["figure"] == "deferrals (attempts)"][0]
+    tables["totals"] = pd.concat(
+        [
+            tables["totals"].iloc[:at],
+            pd.DataFrame([("still deferred", *pending, None)], columns=tables["totals"].columns),
+            tables["totals"].iloc[at:],
+        ],
+        ignore_index=True,
+    ).astype({"messages": "Int64", "recipients": "Int64", "bytes": "Int64"})
+    if prev is not None:
+        prev["still_deferred_recipients"] = _pending(st, manifest, previous)[1]
+    ch = changes(headline, prev)
+    tables["changes"] = ch[ch["figure"].isin([label for k, label in HEADLINE if k in headline])]
+    tables["changes"] = tables["changes"].reset_index(drop=True)
+    for name, df in recent.items():
+        if name not in tables:
+            tables[name] = df.iloc[0:0]
+    held = sorted(have)
+    return DailyReport(
+        period=period,
+        store=str(st.root),
+        metrics={name: tables[name] for name in sections.TABLES if name in tables},
+        headline=headline,
+        previous=prev,
+        rules={**metrics.COUNTING_RULES, **sections.rules(), "long_period": RULE},
+        accepted_domains=[],
+        accepted_inferred=not accepted_domains,
+        top=top,
+        limit=limit,
+        problems_first=problems_first,
+        empty_days=[
+            period.first + dt.timedelta(days=i)
+            for i in range(period.days)
+            if (period.first + dt.timedelta(days=i)).isoformat() not in have
+        ],
+        store_days=(dt.date.fromisoformat(held[0]), dt.date.fromisoformat(held[-1]))
+        if held
+        else None,
+    )
+
+
+def _pending(st: Store, manifest, period: Period) -> tuple[int, int]:
+    """(messages, recipients) still deferred at the end of ``period``, from the rows of its
+    last two days."""
+    p = Period(period.date, 2, period.tz)
+    lo, hi = p.utc_dates(since=p.start - LOOKBACK)
+    days = {(lo + dt.timedelta(days=i)).isoformat() for i in range((hi - lo).days + 1)}
+    con = connect(st, only=store_rollups.files_of(manifest, days), manifest=manifest)
+    try:
+        con.execute(f"set TimeZone = '{period.tz}'")
+        ctx = load.load(con, p, None, compare=False)
+        return metrics.pending_counts(con, ctx, p)
+    finally:
+        con.close()
+
+
+def _columns(st: Store, manifest, tz: str, top: int, limit: int) -> dict[str, pd.DataFrame]:
+    """Every table of the row path, empty: the report of a day long before any log (its
+    queries read no row), for the tables rollups do not give."""
+    p = Period(EMPTY_DAY, 1, tz)
+    con = connect(st, only=[], manifest=manifest)
+    try:
+        con.execute(f"set TimeZone = '{tz}'")
+        ctx = load.load(con, p, [], compare=False)
+        load.create_macros(con)
+        sessions.load(con, ctx)
+        current = {**metrics.headline(con, ctx, p), **sessions.counts(con, ctx, p)}
+        return sections.compute(sections.Inputs(con, ctx, top, limit, current, None))
+    finally:
+        con.close()
+
+
+class _Figures:
+    """The rollup figures of one period, from the temporary table ``r`` (all days read)."""
+
+    def __init__(self, con, period: Period, top: int, limit: int = 200) -> None:
+        self.con, self.p, self.top, self.limit = con, period, int(top), int(limit)
+        self.where = f"day >= '{period.first.isoformat()}' and day <= '{period.date.isoformat()}'"
+
+    def q(self, sql: str) -> pd.DataFrame:
+        return frame(self.con, sql.replace("$w", self.where))
+
+    def one(self, sql: str):
+        return self.con.execute(sql.replace("$w", self.where)).fetchall()[0]
+
+    def headline(self) -> dict[str, int]:
+        received, bytes_in = self.one(
+            "select coalesce(sum(n), 0), coalesce(sum(bytes), 0) from r "
+            "where measure = 'received' and $w"
+        )
+        kinds = {
+            k: (n, b)
+            for k, n, b in self.con.execute(
+                "select key, sum(n), sum(bytes) from r where measure = 'kind' and "
+                f"{self.where} group by key"
+            ).fetchall()
+        }
+        (bounces,) = self.one("select coalesce(sum(n), 0) from r where measure = 'bounces' and $w")
+        (deferrals,) = self.one(
+            "select coalesce(sum(n), 0) from r where measure = 'deferral' and $w"
+        )
+        (senders,) = self.one("select count(distinct key) from r where measure = 'sender' and $w")
+        smtp = dict(
+            self.con.execute(
+                "select measure, sum(n) from r where measure in ('smtp_sessions', "
+                f"'auth_failures') and {self.where} group by 1"
+            ).fetchall()
+        )
+        return {
+            "smtp_sessions": int(smtp.get("smtp_sessions", 0)),
+            "auth_failures": int(smtp.get("auth_failures", 0)),
+            "received_messages": int(received),
+            "bytes_in": int(bytes_in),
+            "delivered_recipients": int(kinds.get("delivered", (0, 0))[0]),
+            "sent_out_recipients": int(kinds.get("sent", (0, 0))[0]),
+            "bytes_out": int(kinds.get("sent", (0, 0))[1]),
+            "failed_recipients": int(kinds.get("failed", (0, 0))[0]),
+            "bounces": int(bounces),
+            "still_deferred_recipients": 0,
+            "deferrals": int(deferrals),
+            "distinct_senders": int(senders),
+        }
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        out = {"totals": self.totals(), "distinct": self.distinct(), "hourly": self.hourly()}
+        out["daily"] = daily(out["hourly"])
+        out.update(self.failures())
+        out.update(self.latency())
+        out.update(self.tops())
+        out.update(self.history())
+        return out
+
+    def history(self) -> dict[str, pd.DataFrame]:
+        """Monthly trends; senders by first and last seen; recipients quiet lately."""
+        out = {}
+        for name, measure, label in (
+            ("monthly_servers", "server_kind", "server"),
+            ("monthly_connectors", "connector_kind", "connector"),
+        ):
+            out[name] = self.q(
+                f"""
+                select left(day, 7) as month, key as {label},
+                       coalesce(sum(n) filter (where key2 = 'delivered'), 0)::bigint
+                           as delivered,
+                       coalesce(sum(n) filter (where key2 = 'sent'), 0)::bigint as sent_out,
+                       coalesce(sum(n) filter (where key2 = 'failed'), 0)::bigint as failed
+                from r where measure = '{measure}' and $w group by 1, 2 order by 1, 2
+                """
+            )
+        out["senders_seen"] = self.q(
+            f"""
+            select key as sender, min(day) as first_seen, max(day) as last_seen,
+                   count(distinct day) as days, sum(messages)::bigint as messages
+            from r where measure = 'sender' and $w and coalesce(key, '') <> ''
+            group by 1 order by first_seen desc, messages desc, 1 limit {self.limit}
+            """
+        )
+        quiet = (self.p.date - dt.timedelta(days=QUIET_DAYS - 1)).isoformat()
+        out["quiet_recipients"] = self.q(
+            f"""
+            select key as recipient, max(day) as last_seen, sum(messages)::bigint as messages
+            from r where measure = 'recipient' and $w and coalesce(key, '') <> ''
+            group by 1 having max(day) < '{quiet}'
+            order by last_seen, 1 limit {self.limit}
+            """
+        )
+        return out
+
+    def totals(self) -> pd.DataFrame:
+        received, bytes_in = self.one(
+            "select coalesce(sum(n), 0), coalesce(sum(bytes), 0) from r "
+            "where measure = 'received' and $w"
+        )
+        rows = [("received", received, None, bytes_in)]
+        kinds = {
+            k: (m, n, b)
+            for k, n, m, b in self.con.execute(
+                "select key, sum(n), sum(messages), sum(bytes) from r where measure = 'kind' "
+                f"and {self.where} group by key"
+            ).fetchall()
+        }
+        labels = {
+            "delivered": "delivered",
+            "sent": "sent out",
+            "failed": "failed",
+            "dropped": "dropped",
+            "quarantined": "quarantined",
+        }
+        for kind, label in labels.items():
+            rows.append((label, *kinds.get(kind, (0, 0, 0))))
+        nb, bb = self.one(
+            "select coalesce(sum(n), 0), coalesce(sum(bytes), 0) from r "
+            "where measure = 'bounces' and $w"
+        )
+        rows.append(("bounces (NDRs created)", nb, None, bb))
+        (de,) = self.one("select coalesce(sum(n), 0) from r where measure = 'deferral' and $w")
+        rows.append(("deferrals (attempts)", None, de, None))
+        df = pd.DataFrame(rows, columns=["figure", "messages", "recipients", "bytes"])
+        return df.astype({"messages": "Int64", "recipients": "Int64", "bytes": "Int64"})
+
+    def distinct(self) -> pd.DataFrame:
+        s, sd = self.one(
+            "select count(distinct key), count(distinct key2) from r "
+            "where measure = 'sender' and $w"
+        )
+        rc, rd = self.one(
+            "select count(distinct key), count(distinct key2) from r "
+            "where measure = 'outcome_recipient' and $w"
+        )
+        return pd.DataFrame(
+            {
+                "figure": ["senders", "sender domains", "recipients", "recipient domains"],
+                "count": [s, sd, rc, rd],
+            }
+        )
+
+    def hourly(self) -> pd.DataFrame:
+        idx = hours(self.p)
+        out = pd.DataFrame({"hour": idx})
+        df = self.q(
+            """
+            select hour,
+                   sum(n) filter (where measure = 'received') as received,
+                   sum(n) filter (where measure = 'outcome' and key = 'delivered') as delivered,
+                   sum(n) filter (where measure = 'outcome' and key = 'sent') as sent_out,
+                   sum(n) filter (where measure = 'outcome' and key = 'failed') as failed,
+                   sum(n) filter (where measure = 'deferral') as deferrals,
+                   sum(bytes) filter (where measure = 'received') as bytes_in
+            from r where measure in ('received', 'outcome', 'deferral') and $w group by hour
+            """
+        )
+        df["hour"] = pd.to_datetime(df["hour"], utc=True).dt.tz_convert(self.p.tz)
+        df = df.set_index("hour").reindex(idx)
+        for col in ("received", "delivered", "sent_out", "failed", "deferrals", "bytes_in"):
+            out[col] = df[col].fillna(0).astype("int64").to_numpy()
+        return out
+
+    def failures(self) -> dict[str, pd.DataFrame]:
+        by_status = self.q(
+            """
+            with texts as (
+                select key as code, key2 as status, sum(n) as n from r
+                where measure = 'fail_text' and $w group by all),
+            example as (
+                select code, first(status order by n desc, status) as example
+                from texts group by 1)
+            select key as status, sum(n) as recipients, sum(messages) as messages,
+                   any_value(example) as example
+            from r join example on key = code
+            where measure = 'fail_code' and $w group by 1 order by recipients desc, status
+            """
+        )
+        by_status.insert(1, "meaning", [status_meaning(c) for c in by_status["status"]])
+        by_domain = self.q(
+            f"""
+            select key as domain, sum(n) as recipients, sum(messages) as messages
+            from r where measure = 'fail_domain' and $w group by 1
+            order by recipients desc, domain limit {self.top}
+            """
+        )
+        by_server = self.q(
+            """
+            select key as server, key2 as connector, sum(n) as recipients,
+                   sum(messages) as messages
+            from r where measure = 'fail_server' and $w group by 1, 2
+            order by recipients desc, server, connector
+            """
+        )
+        return {
+            "failures_by_status": by_status,
+            "failures_by_domain": by_domain,
+            "failures_by_server": by_server,
+        }
+
+    def latency(self) -> dict[str, pd.DataFrame]:
+        summary = self.q(
+            f"""
+            select * from (
+                select 'all' as recipients_of, {_QUANTILES}
+                from ({_ranked("'all'")}) group by 1
+                union all
+                select if(g = 'sent', 'sent out', g), {_QUANTILES}
+                from ({_ranked("key")}) group by 1)
+            """
+        )
+        order = {"all": 0, "delivered": 1, "sent out": 2}
+        summary = summary.sort_values("recipients_of", key=lambda c: c.map(order))
+        summary = summary[summary["recipients"] > 0].reset_index(drop=True)
+        per_hour = self.q(
+            f"select g as hour, {_QUANTILES} from ({_ranked('hour')}) group by 1 order by 1"
+        )
+        per_hour["hour"] = pd.to_datetime(per_hour["hour"], utc=True).dt.tz_convert(self.p.tz)
+        return {"latency": summary, "latency_hourly": per_hour}
+
+    def tops(self) -> dict[str, pd.DataFrame]:
+        system = f"regexp_matches(key, '{SYSTEM_SENDER_RE}')"
+        sources = {
+            "senders": ("sender", "key", "sender", f"and not {system}"),
+            "sender_domains": ("sender", "key2", "domain", ""),
+            "recipients": ("recipient", "key", "recipient", ""),
+            "recipient_domains": ("recipient_domain", "key", "domain", ""),
+        }
+        orders = {"": "messages desc, bytes desc", "_by_size": "bytes desc, messages desc"}
+        out = {}
+        for name, (measure, col, label, people) in sources.items():
+            for suffix, order in orders.items():
+                out[f"top_{name}{suffix}"] = self.q(
+                    f"""
+                    select {col} as {label}, sum(messages)::bigint as messages,
+                           sum(bytes)::bigint as bytes
+                    from r where measure = '{measure}' and $w
+                      and {col} is not null and {col} <> '' {people}
+                    group by 1 order by {order}, 1 limit {self.top}
+                    """
+                )
+        out["system_senders"] = self.q(
+            f"""
+            select key as sender, sum(messages)::bigint as messages, sum(bytes)::bigint as bytes
+            from r where measure = 'sender' and $w and {system}
+            group by 1 order by messages desc, bytes desc, 1 limit {self.top}
+            """
+        )
+        return out
+
+
+def _ranked(group: str) -> str:
+    """Latency values of group ``g`` with their counts, the rank after each value's last copy
+    (``cum``) and the group's ``total``."""
+    return f"""
+        select g, value, cum, sum(n) over (partition by g) as total from (
+            select g, value, n, sum(n) over (partition by g order by value) as cum from (
+                select {group} as g, value, sum(n) as n from r
+                where measure = 'latency' and $w group by 1, 2))"""
+
+
+def _quantile(q: float) -> str:
+    """DuckDB's ``quantile_cont`` over values with counts: the values at ranks floor and ceil
+    of (total - 1) * q, interpolated."""
+    h = f"((total - 1) * {q})"
+    a = f"min(value) filter (where cum > floor({h}))"
+    b = f"min(value) filter (where cum > ceil({h}))"
+    return f"{a} + (any_value({h}) - floor(any_value({h}))) * ({b} - {a})"
+
+
+_QUANTILES = (
+    "any_value(total)::bigint as recipients, "
+    + ", ".join(f"{_quantile(q)} as p{round(q * 100)}" for q in (0.5, 0.9, 0.99))
+    + ", max(value) as max"
+)

@@ -1,0 +1,150 @@
+"""Building the rollup of a UTC day with the report's own queries (``load``), and keeping
+the store's rollups current (``refresh``, what ingest, compaction and prune call).
+
+A day's rollup holds, in the rows of ``store.rollups.rollup_schema`` (``measure`` below),
+the figures a report over several days sums: per hour the messages received and the
+recipient outcomes; per outcome recipients, messages and bytes; senders, recipients and
+their domains with messages and bytes; failures by status, domain, server and connector;
+the count of every latency value (exact percentiles); SMTP sessions and failed logins
+(``sessions.counts``, by their names). ``long`` reads them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pyarrow as pa
+
+from loganalyzer.read.query import connect
+from loganalyzer.report import load, sessions
+from loganalyzer.report.period import Period
+from loganalyzer.store import Manifest, Store
+from loganalyzer.store import rollups as store_rollups
+
+_HOUR = "date_trunc('hour', {col})"
+
+#: measure: the query of its rows over the day's loaded tables (``$a``, ``$b``: the day).
+MEASURES = {
+    "received": f"""
+        select {_HOUR.format(col="first_at")} as hour, count(*) as n,
+               coalesce(sum(size), 0)::bigint as bytes
+        from msgs_of($a, $b) group by 1""",
+    "outcome": f"""
+        select {_HOUR.format(col="t")} as hour, kind as key, count(*) as n
+        from fin group by 1, 2""",
+    "deferral": f"""
+        select {_HOUR.format(col="date_time")} as hour, count(*) as n from rev
+        where kind = 'deferred' and date_time >= $a and date_time < $b group by 1""",
+    "kind": """
+        with m as (select distinct kind, msg, size from fin)
+        select kind as key, (select count(*) from fin f where f.kind = m.kind) as n,
+               count(*) as messages, coalesce(sum(size), 0)::bigint as bytes
+        from m group by kind""",
+    "bounces": """
+        select count(*) as n, coalesce(sum(a.size), 0)::bigint as bytes from (
+            select distinct ndr as msg from trk
+            where ndr is not null and date_time >= $a and date_time < $b) x
+        left join attrs a using (msg)""",
+    "sender": """
+        select sender_key as key, sender_domain as key2, count(distinct msg) as messages,
+               coalesce(sum(size), 0)::bigint as bytes
+        from msgs_of($a, $b) group by 1, 2""",
+    "recipient": """
+        select rcpt as key, count(distinct msg) as messages, coalesce(sum(size), 0)::bigint as bytes
+        from (select distinct msg, rcpt, size from fin where kind in ('delivered', 'sent'))
+        group by 1""",
+    "recipient_domain": """
+        select rcpt_domain as key, count(distinct msg) as messages,
+               coalesce(sum(size), 0)::bigint as bytes
+        from (select distinct msg, rcpt_domain, size from fin
+              where kind in ('delivered', 'sent'))
+        group by 1""",
+    "outcome_recipient": """
+        select distinct rcpt as key, rcpt_domain as key2 from fin""",
+    "server_kind": """
+        select server as key, kind as key2, count(*) as n from fin group by 1, 2""",
+    "connector_kind": """
+        select coalesce(connector, '') as key, kind as key2, count(*) as n
+        from fin group by 1, 2""",
+    "fail_text": """
+        select coalesce(enhanced, '') as key, status as key2, count(*) as n
+        from fin where kind = 'failed' group by all""",
+    "fail_code": """
+        select coalesce(enhanced, '') as key, count(*) as n, count(distinct msg) as messages
+        from fin where kind = 'failed' group by 1""",
+    "fail_domain": """
+        select coalesce(rcpt_domain, '') as key, count(*) as n, count(distinct msg) as messages
+        from fin where kind = 'failed' group by 1""",
+    "fail_server": """
+        select server as key, coalesce(connector, '') as key2, count(*) as n,
+               count(distinct msg) as messages
+        from fin where kind = 'failed' group by 1, 2""",
+    "latency": f"""
+        select {_HOUR.format(col="t")} as hour, kind as key, latency_s as value, count(*) as n
+        from fin where kind in ('delivered', 'sent') and latency_s is not null
+        group by 1, 2, 3""",
+}
+
+
+def build_day(con: duckdb.DuckDBPyConnection, day: dt.date) -> pa.Table:
+    """The rollup of UTC day ``day``, from the store ``con`` reads (``read.query.connect``)."""
+    period = Period(day, 1, "UTC")
+    ctx = load.load(con, period, None, compare=False)
+    load.create_macros(con)
+    sessions.load(con, ctx)
+    counts = sessions.counts(con, ctx, period)
+    a, b = period.start, period.end
+    schema = store_rollups.rollup_schema()
+    parts = []
+    for measure, sql in MEASURES.items():
+        t = con.sql(sql, params={k: v for k, v in (("a", a), ("b", b)) if f"${k}" in sql})
+        got = t.to_arrow_table()
+        n = got.num_rows
+        cols = {"measure": pa.array([measure] * n, pa.string())}
+        for f in schema:
+            if f.name != "measure":
+                cols[f.name] = (
+                    got.column(f.name).cast(f.type)
+                    if f.name in got.column_names
+                    else pa.nulls(n, f.type)
+                )
+        parts.append(pa.table(cols, schema=schema))
+    k = len(counts)
+    extra = {f.name: pa.nulls(k, f.type) for f in schema}
+    extra["measure"] = pa.array(list(counts), pa.string())
+    extra["n"] = pa.array([int(v) for v in counts.values()], pa.int64())
+    parts.append(pa.table(extra, schema=schema))
+    return pa.concat_tables(parts)
+
+
+def build(st: Store, manifest: Manifest, days: list[str]) -> dict[str, pa.Table]:
+    """The rollups of ``days`` (UTC, ``YYYY-MM-DD``) from the rows ``manifest`` lists."""
+    if not days:
+        return {}
+    only = store_rollups.files_of(manifest, store_rollups.with_day_before(days))
+    con = connect(st, only=only, manifest=manifest)
+    try:
+        return {d: build_day(con, dt.date.fromisoformat(d)) for d in days}
+    finally:
+        con.close()
+
+
+def refresh(st: Store, manifest: Manifest, touched: set[str] | None = None) -> list[str]:
+    """Bring the store's rollups up to date (under its lock, ``manifest`` written): the days
+    ``touched`` (new tracking rows) and the day after each, the days out of date, and with
+    ``touched`` None also the days that have none (a store written before rollups). Returns
+    the days built."""
+    state = store_rollups.status(st, manifest)
+    have = set(store_rollups.row_days(manifest))
+    todo = set(state["stale"])
+    if touched is None:
+        todo |= set(state["missing"])
+    else:
+        for d in touched:
+            after = (dt.date.fromisoformat(d) + dt.timedelta(days=1)).isoformat()
+            todo |= {d} | ({after} & have)
+    days = sorted(todo - set(state["kept"]))
+    if days:
+        store_rollups.commit(st, manifest, build(st, manifest, days))
+    return days

@@ -1,0 +1,237 @@
+"""Rollups: per-day aggregates of the tracking rows, for reports over long periods.
+
+Layout: ``rollup/date=YYYY-MM-DD/<token>.parquet``, one part per UTC day (its rows in the
+columns of ``ROLLUP``), and the index ``rollups.parquet``: one row per day with its part and
+the ``source`` it was built from. What a day's figures are is the report's (it builds them
+with its own queries); this module keeps them in the store under the commit protocol.
+
+A day's rollup is read from the tracking rows of that day and of the day before it (where the
+first receipt of a message delivered after midnight is found), so ``source`` is a digest of
+the files (key and bytes consumed) that hold tracking or SMTP rows of those two days. A rollup whose
+source differs from the manifest's is out of date (a kill between an ingest's manifest and
+its rollups, or a store written before rollups): readers compute that day from its rows, and
+the next ingest or ``store compact`` rebuilds it. Compaction moves rows between parts but not
+between files, so rollups stay valid. ``store prune`` marks the rollups of the days whose
+rows it removes as ``kept``: they are then the only record of those days.
+
+Commit: new parts under temporary names, renamed into place (unlisted), then the index
+replaced in one step, then the parts it no longer lists removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from loganalyzer.errors import StoreError
+from loganalyzer.store.duck import open_connection, read_parquet, records
+from loganalyzer.store.manifest import Manifest
+from loganalyzer.store.parts import TMP_SUFFIX, failpoint
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from loganalyzer.store import Store
+
+INDEX_FILE = "rollups.parquet"
+FOLDER = "rollup"
+#: The ``source`` of a day whose rows were pruned: its rollup is the record of that day.
+KEPT = "kept"
+#: The tables rollups are built from.
+SOURCES = ("tracking", "smtp")
+
+
+def rollup_schema() -> pa.Schema:
+    """The columns of a rollup part: one row per figure, its keys and its counts.
+
+    ``measure`` names what a row counts (the report's long-period module defines them);
+    ``hour`` the UTC hour it falls in, where it is counted per hour; ``key``/``key2`` its
+    keys (a sender and its domain, a status code and its text...); ``value`` a latency in
+    seconds; ``n`` recipients or rows, ``messages`` distinct messages, ``bytes`` their sizes.
+    """
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("measure", pa.string()),
+            ("hour", pa.timestamp("ms", tz="UTC")),
+            ("key", pa.string()),
+            ("key2", pa.string()),
+            ("value", pa.float64()),
+            ("n", pa.int64()),
+            ("messages", pa.int64()),
+            ("bytes", pa.int64()),
+        ]
+    )
+
+
+@dataclass
+class Entry:
+    """A day's rollup: its part and the source it was built from."""
+
+    date: str
+    part: str
+    source: str
+
+
+Index = dict[str, Entry]
+
+
+def row_days(manifest: Manifest) -> dict[str, set[str]]:
+    """The UTC days that have tracking or SMTP rows (what rollups are built from), each with
+    the file keys holding them."""
+    out: dict[str, set[str]] = {}
+    for key, row in manifest.items():
+        for p in row.parts:
+            table, _, rest = p.partition("/date=")
+            if table in SOURCES and rest:
+                out.setdefault(rest.split("/", 1)[0], set()).add(key)
+    return out
+
+
+def files_of(manifest: Manifest, days: set[str]) -> list:
+    """The manifest rows of the files with rows on any of ``days`` (``YYYY-MM-DD``): what a
+    reader of those days needs, not every file of the store."""
+    out = []
+    for row in manifest.values():
+        for p in row.parts:
+            _, _, rest = p.partition("/date=")
+            if rest and rest.split("/", 1)[0] in days:
+                out.append(row)
+                break
+    return out
+
+
+def with_day_before(days) -> set[str]:
+    """``days`` and the day before each (a day's rollup looks back one day)."""
+    import datetime as dt
+
+    out = set(days)
+    for d in days:
+        out.add((dt.date.fromisoformat(d) - dt.timedelta(days=1)).isoformat())
+    return out
+
+
+def source(manifest: Manifest, day: str, days: dict[str, set[str]] | None = None) -> str:
+    """The digest of what ``day``'s rollup is built from (see the module's docstring)."""
+    import datetime as dt
+
+    days = row_days(manifest) if days is None else days
+    before = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
+    keys = sorted(days.get(day, set()) | days.get(before, set()))
+    h = hashlib.blake2b(digest_size=8)
+    for k in keys:
+        h.update(f"{k}:{manifest[k].bytes_consumed};".encode())
+    return h.hexdigest()
+
+
+def load(store: Store) -> Index:
+    """The rollup index (empty when the store has none)."""
+    if not store.loc.exists(INDEX_FILE):
+        return {}
+    con = open_connection(store)
+    try:
+        rows = records(con.sql(f"select * from {read_parquet([store.uri(INDEX_FILE)])}"))
+    finally:
+        con.close()
+    return {r["date"]: Entry(r["date"], r["part"], r["source"]) for r in rows}
+
+
+def save(store: Store, index: Index) -> None:
+    """Replace the index atomically (a temporary file, then a rename)."""
+    import pyarrow as pa
+
+    rows = [index[d] for d in sorted(index)]
+    table = pa.table(
+        {
+            "date": [e.date for e in rows],
+            "part": [e.part for e in rows],
+            "source": [e.source for e in rows],
+        }
+    )
+    tmp = f"{INDEX_FILE}.{os.getpid()}{TMP_SUFFIX}"
+    store.loc.check_lock()
+    try:
+        store.write_parquet(tmp, table, compression="zstd")
+        store.loc.sync(tmp)
+        store.loc.replace(tmp, INDEX_FILE)
+    except OSError as exc:
+        with suppress(OSError):
+            store.loc.remove([tmp])
+        raise StoreError(
+            f"could not write the rollup index of {store.root}: {exc.strerror or exc}"
+        ) from exc
+
+
+def status(store: Store, manifest: Manifest, index: Index | None = None) -> dict[str, list[str]]:
+    """Days by the state of their rollup: ``current``, ``kept`` (rows pruned), ``stale``
+    (built from other rows than the store holds) and ``missing`` (rows but no rollup)."""
+    index = load(store) if index is None else index
+    days = row_days(manifest)
+    out: dict[str, list[str]] = {"current": [], "kept": [], "stale": [], "missing": []}
+    for day in sorted(set(days) | set(index)):
+        e = index.get(day)
+        if e is None:
+            out["missing"].append(day)
+        elif e.source == KEPT:
+            out["kept"].append(day)
+        elif e.source == source(manifest, day, days):
+            out["current"].append(day)
+        else:
+            out["stale"].append(day)
+    return out
+
+
+def commit(store: Store, manifest: Manifest, tables: dict[str, pa.Table]) -> None:
+    """Write the rollups of these days (built from the store as ``manifest`` lists it) and
+    replace their entries in the index; under the store's lock."""
+    index = load(store)
+    days = row_days(manifest)
+    token = f"{int(time.time()):x}{secrets.token_hex(3)}"
+    schema = rollup_schema()
+    old = []
+    for day, table in sorted(tables.items()):
+        final = f"{FOLDER}/date={day}/{token}.parquet"
+        tmp = f"{final}.{os.getpid()}{TMP_SUFFIX}"
+        store.write_parquet(tmp, table.cast(schema) if table.schema != schema else table)
+        store.loc.replace(tmp, final)
+        if day in index:
+            old.append(index[day].part)
+        index[day] = Entry(day, final, source(manifest, day, days))
+    failpoint("rollups-renamed")
+    save(store, index)
+    failpoint("rollups-indexed")
+    store.remove([p for p in old if p not in {e.part for e in index.values()}])
+
+
+def rekey(manifest: Manifest, index: Index, valid: list[str]) -> None:
+    """Give the days in ``valid`` the source ``manifest`` gives them (after a prune removed
+    the rows of the day before them, which their rollup was built with)."""
+    days = row_days(manifest)
+    for day in valid:
+        if day in index and index[day].source != KEPT:
+            index[day].source = source(manifest, day, days)
+
+
+def listed(store: Store) -> set[str]:
+    """The parts the index lists."""
+    return {e.part for e in load(store).values()}
+
+
+def clean(store: Store) -> list[str]:
+    """Remove temporary files and rollup parts the index does not list (under the lock)."""
+    keep = listed(store)
+    gone = [
+        rel
+        for rel in store.loc.files(FOLDER)
+        if rel.endswith(TMP_SUFFIX) or (rel.endswith(".parquet") and rel not in keep)
+    ]
+    gone += store.loc.glob(f"{INDEX_FILE}.*{TMP_SUFFIX}")
+    store.loc.remove(gone)
+    store.loc.prune(FOLDER)
+    return gone

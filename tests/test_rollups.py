@@ -1,0 +1,215 @@
+"""Rollups: a report of several days from the rollups gives the figures its rows give; they
+stay right through a growing file and compaction; a store without them still reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loganalyzer.ingest import ingest
+from loganalyzer.report import daily_report
+from loganalyzer.report.long import FROM_ROLLUPS
+from loganalyzer.report.rollup import refresh
+from loganalyzer.store import Store
+from loganalyzer.store import rollups as store_rollups
+from loganalyzer.store.compact import FAILPOINT, compact
+from loganalyzer.synth import generate
+
+EXE = str(Path(sys.executable).with_name("loganalyzer"))
+LAST, DAYS = "2026-03-03", 2
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=300)
+
+
+def _rounded(value):
+    """Latency percentiles interpolate in floating point: equal to 12 significant digits."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def _given(rollup: dict, rows: dict) -> tuple[dict, dict]:
+    """The tables and headline the rollups give, from both reports."""
+    out = []
+    for r in (rollup, rows):
+        tables = {}
+        for name in FROM_ROLLUPS:
+            figures = (
+                {x["figure"] for x in rollup["tables"][name]}
+                if "figure" in str(rollup["tables"][name][:1])
+                else None
+            )
+            rows_of = r["tables"][name]
+            if figures is not None:
+                rows_of = [x for x in rows_of if x["figure"] in figures]
+            tables[name] = rows_of
+        out.append(_rounded({"headline": r["headline"], "tables": tables}))
+    return out[0], out[1]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    base = tmp_path_factory.mktemp("rollups")
+    generate(base / "logs", servers=2, days=DAYS + 1, messages=80, seed=5)
+    st = base / "store"
+    done = _run("ingest", str(base / "logs"), "--store", str(st), "--json")
+    assert done.returncode == 0, done.stderr
+    return st
+
+
+def test_rollup_figures_equal_row_figures_through_the_command(store):
+    common = ["report", "daily", "--store", str(store), "--date", LAST, "--days", str(DAYS)]
+    fast = _run(*common, "--json")
+    slow = _run(*common, "--json", "--from-rows")
+    assert fast.returncode == slow.returncode == 0, fast.stderr + slow.stderr
+    a, b = _given(json.loads(fast.stdout), json.loads(slow.stdout))
+    assert a["headline"] == b["headline"]
+    for name in FROM_ROLLUPS:
+        assert a["tables"][name] == b["tables"][name], name
+    assert a["headline"]["received_messages"] > 100  # the period holds mail
+    full = json.loads(fast.stdout)
+    assert "long_period" in full["rules"]
+    # history (rollups only): the months' recipients add up to the period's
+    monthly = full["tables"]["monthly_servers"]
+    assert {m["month"] for m in monthly} == {"2026-03"}
+    assert {m["server"] for m in monthly} == {"EX01", "EX02"}
+    for col, figure in (
+        ("delivered", "delivered_recipients"),
+        ("sent_out", "sent_out_recipients"),
+        ("failed", "failed_recipients"),
+    ):
+        assert sum(m[col] for m in monthly) == a["headline"][figure]
+        by_connector = full["tables"]["monthly_connectors"]
+        assert sum(m[col] for m in by_connector) == a["headline"][figure]
+    seen = full["tables"]["senders_seen"]
+    senders = next(d["count"] for d in full["tables"]["distinct"] if d["figure"] == "senders")
+    assert len(seen) == min(200, senders)
+    assert all("2026-03-02" <= s["first_seen"] <= s["last_seen"] <= LAST for s in seen)
+    assert [s["first_seen"] for s in seen] == sorted((s["first_seen"] for s in seen), reverse=True)
+    assert full["tables"]["quiet_recipients"] == []  # a short period: none quiet for 30 days
+    check = _run("store", "check", "--store", str(store), "--json")
+    assert check.returncode == 0 and json.loads(check.stdout)["rollups"]["current"] == DAYS + 1
+
+
+def _figures(st) -> tuple[dict, dict]:
+    a = daily_report(st, LAST, days=DAYS).to_dict()
+    b = daily_report(st, LAST, days=DAYS, from_rows=True).to_dict()
+    return _given(a, b)
+
+
+def test_growing_file_then_compaction_keep_rollups_equal(store, tmp_path):
+    st = tmp_path / "store"
+    shutil.copytree(store, st)
+    logs = tmp_path / "logs"
+    shutil.copytree(store.parent / "logs", logs)
+    before = _figures(st)
+    assert before[0] == before[1]
+    parts = {d: e.part for d, e in store_rollups.load(Store(st)).items()}
+    # a tracking log of the last day grows: its lines again at its end (rows are never
+    # de-duplicated, so each counts twice)
+    log = sorted(p for p in logs.rglob("MSGTRK*.LOG") if LAST.replace("-", "") in p.name)[0]
+    data = log.read_bytes()
+    body = [x for x in data.split(b"\r\n")[1:] if x and not x.startswith(b"#")]
+    log.write_bytes(data + b"\r\n".join(body) + b"\r\n")
+    summary = ingest([logs], st, rollups=refresh)
+    assert [(f.status, f.rows) for f in summary.files if f.status == "grown"] == [
+        ("grown", len(body))
+    ]
+    assert summary.days == {LAST}
+    grown = _figures(st)
+    assert grown[0] == grown[1]
+    rebuilt = {d for d, e in store_rollups.load(Store(st)).items() if e.part != parts[d]}
+    assert rebuilt == {LAST, "2026-03-04"}  # that day and the next (its lookback)
+    compact(st, target_mb=64, rollups=refresh)
+    check = Store(st).check()
+    assert check["ok"] and check["rollups"]["current"] == DAYS + 1  # none out of date
+    assert _figures(st) == grown
+
+
+def test_store_without_rollups_reports_from_rows_and_compact_builds_them(store, tmp_path):
+    st = tmp_path / "store"
+    shutil.copytree(store, st)
+    (st / store_rollups.INDEX_FILE).unlink()
+    shutil.rmtree(st / store_rollups.FOLDER)
+    check = Store(st).check()
+    assert check["ok"] and check["rollups"]["missing"] == DAYS + 1
+    assert any(f"no rollups for {DAYS + 1} days" in n for n in check["notices"])
+    a, b = _figures(st)  # the missing days are counted from their rows
+    assert a == b
+    compact(st, rollups=refresh)
+    assert Store(st).check()["rollups"]["current"] == DAYS + 1
+    assert _figures(st) == (a, b)
+
+
+def _consistent_after_kill(st: Path) -> None:
+    """No damage; at most leftovers of the killed run, which the next run removes."""
+    check = Store(st).check()
+    assert check["missing"] == check["unreadable"] == check["row_counts"] == []
+    assert all("left by a killed run" in p for p in check["problems"]), check["problems"]
+
+
+@pytest.mark.parametrize("stage", ["rollups-renamed"])
+def test_a_kill_while_rollups_are_written_leaves_the_store_whole(store, tmp_path, stage):
+    st = tmp_path / "store"
+    shutil.copytree(store, st)
+    log = sorted((store.parent / "logs").rglob("MSGTRK*.LOG"))[-1]
+    grown = tmp_path / "logs" / "EX99" / log.name
+    grown.parent.mkdir(parents=True)
+    data = log.read_bytes()
+    grown.write_bytes(data + data.split(b"\r\n", 5)[-1])  # a new copy: its lines twice
+    env = {**os.environ, FAILPOINT: stage}
+    args = [EXE, "ingest", str(grown), "--store", str(st), "--server", "EX99"]
+    killed = subprocess.run(args, env=env, capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    _consistent_after_kill(st)
+    # before the index is replaced the rows are in and their day's rollup out of date; after,
+    # it is current and the replaced part a leftover
+    assert Store(st).check()["rollups"]["stale"] == (1 if stage == "rollups-renamed" else 0)
+    a, b = _figures(st)  # a day out of date is counted from its rows
+    assert a == b
+    again = _run(*args[1:])  # the file is known: nothing to read, its days rebuilt
+    assert again.returncode == 0, again.stderr
+    check = Store(st).check()
+    assert check["ok"] and check["rollups"]["stale"] == check["rollups"]["missing"] == 0
+    assert _figures(st) == (a, b)
+
+
+def test_prune_keeps_the_long_report_and_a_kill_leaves_it_whole(store, tmp_path):
+    st = tmp_path / "store"
+    shutil.copytree(store, st)
+    # the whole store; the recipients still deferred come from the last two days' rows
+    common = ["report", "daily", "--store", str(st), "--date", "2026-03-04", "--days", "3"]
+    before = json.loads(_run(*common, "--json").stdout)
+    env = {**os.environ, FAILPOINT: "removing"}
+    args = [EXE, "store", "prune", "--store", str(st), "--before", "2026-03-03", "--json"]
+    killed = subprocess.run(args, env=env, capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    _consistent_after_kill(st)
+    done = _run(*args[1:])
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["days"] == [] or summary["days"] == ["2026-03-02"]
+    check = Store(st).check()
+    assert check["ok"] and check["rollups"]["kept"] == 1
+    assert not list(st.glob("tracking/date=2026-03-02/*"))
+    after = json.loads(_run(*common, "--json").stdout)
+    assert after["headline"] == before["headline"]
+    assert after["tables"] == before["tables"]
+    # the pruned day is gone from the rows: the row path no longer sees it
+    rows = json.loads(_run(*common, "--json", "--from-rows").stdout)
+    assert rows["headline"]["received_messages"] < before["headline"]["received_messages"]
+    bad = _run("store", "prune", "--store", str(st), "--before", "soon")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--before" in bad.stderr
