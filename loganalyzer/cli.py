@@ -581,13 +581,14 @@ def report_daily(
     vip_latency: Annotated[
         str, typer.Option(help="With --vip: list deliveries slower than this: 90s, 5m, 1h.")
     ] = "5m",
-    from_rows: Annotated[
-        bool,
+    rollups: Annotated[
+        bool | None,
         typer.Option(
-            "--from-rows",
-            help="Count a period of several days from every row, not from the rollups.",
+            "--rollups/--from-rows",
+            help="Count several days from the store's rollups (fast; no per-message tables) "
+            "or from every row [default: rollups from 8 days up]",  # report.long.ROLLUP_DAYS
         ),
-    ] = False,
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the daily mail-flow report (one HTML file with charts); optionally mail it."""
@@ -609,7 +610,7 @@ def report_daily(
         date,
         problems_first=problems_first,
         redact_addresses=redact,
-        from_rows=from_rows,
+        rollups=rollups,
         **options,
     )
     empty = fail_if_empty and report.is_empty  # then cron hears of it, nothing is sent

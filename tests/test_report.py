@@ -538,7 +538,7 @@ def test_days_without_data_are_named(synth):
     long = daily_report(synth[1], "2026-03-08", days=7)
     empty = [dt.date(2026, 3, d) for d in range(4, 9)]
     assert long.empty_days == empty and not long.is_empty and long.quiet_hours == {}
-    r = daily_report(synth[1], "2026-03-08", days=7, from_rows=True)
+    r = daily_report(synth[1], "2026-03-08", days=7, rollups=False)
     assert r.empty_days == empty and not r.is_empty
     assert r.quiet_hours == {"EX02": ["2026-03-03 01:00-01:59"]}
     assert r.notices() == [

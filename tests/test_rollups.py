@@ -72,7 +72,7 @@ def store(tmp_path_factory):
 
 def test_rollup_figures_equal_row_figures_through_the_command(store):
     common = ["report", "daily", "--store", str(store), "--date", LAST, "--days", str(DAYS)]
-    fast = _run(*common, "--json")
+    fast = _run(*common, "--json", "--rollups")
     slow = _run(*common, "--json", "--from-rows")
     assert fast.returncode == slow.returncode == 0, fast.stderr + slow.stderr
     a, b = _given(json.loads(fast.stdout), json.loads(slow.stdout))
@@ -105,8 +105,8 @@ def test_rollup_figures_equal_row_figures_through_the_command(store):
 
 
 def _figures(st) -> tuple[dict, dict]:
-    a = daily_report(st, LAST, days=DAYS).to_dict()
-    b = daily_report(st, LAST, days=DAYS, from_rows=True).to_dict()
+    a = daily_report(st, LAST, days=DAYS, rollups=True).to_dict()
+    b = daily_report(st, LAST, days=DAYS, rollups=False).to_dict()
     return _given(a, b)
 
 
@@ -192,6 +192,7 @@ def test_prune_keeps_the_long_report_and_a_kill_leaves_it_whole(store, tmp_path)
     shutil.copytree(store, st)
     # the whole store; the recipients still deferred come from the last two days' rows
     common = ["report", "daily", "--store", str(st), "--date", "2026-03-04", "--days", "3"]
+    common.append("--rollups")
     before = json.loads(_run(*common, "--json").stdout)
     env = {**os.environ, FAILPOINT: "removing"}
     args = [EXE, "store", "prune", "--store", str(st), "--before", "2026-03-03", "--json"]

@@ -40,7 +40,7 @@ def daily_report(
     expiration: str | float | dt.timedelta = "2d",
     vips: str | os.PathLike[str] | Iterable[str] | None = None,
     vip_latency: str | float | dt.timedelta = "5m",
-    from_rows: bool = False,
+    rollups: bool | None = None,
 ) -> DailyReport:
     """The report of ``days`` days ending on ``date`` (``YYYY-MM-DD``, ``today`` or
     ``yesterday``; days are those of time zone ``tz``, which also shows the times).
@@ -54,9 +54,11 @@ def daily_report(
     are measured against (``2d``, ``36h``, ``90m``, a timedelta or seconds). ``vips``: a VIP
     file (one address a line) or the addresses, for the VIP section with the failures,
     deferrals and deliveries slower than ``vip_latency`` (``90s``, ``5m``, ``1h``) of their
-    mail. A period of several UTC days is counted from the store's rollups (``long``)
-    unless ``from_rows`` or ``vips`` (VIP mail is read from its rows). Raises BadInput for a
-    bad date, zone, number, duration or VIP file, NotAStore for a path that holds no store.
+    mail. ``rollups``: count a period of several UTC days from the store's rollups
+    (``long``: fast, without the per-message tables) or, False, from its rows; by default
+    from rollups from ``long.ROLLUP_DAYS`` days up, never with ``vips`` (VIP mail is read
+    from its rows). Raises BadInput for a bad date, zone, number, duration or VIP file,
+    NotAStore for a path that holds no store.
     """
     for name, value in (("top", top), ("limit", limit)):
         if value < 1:
@@ -70,7 +72,7 @@ def daily_report(
     vip_addresses = vip_list(vips)
     period = Period(parse_date(date, tz), days, tz)
     st = (store if isinstance(store, Store) else Store(store)).require()
-    if not from_rows and not vip_addresses and long.applies(period):
+    if long.applies(period, rollups) and not vip_addresses:
         return _finish(
             long.long_report(
                 st,

@@ -52,8 +52,17 @@ RULE = (
 )
 
 
-def applies(period: Period) -> bool:
-    """Whether rollups (UTC days) give this period: several days, each a UTC day."""
+#: From this many days up a report reads rollups unless told otherwise: a week's report
+#: keeps every table (its rows read in seconds), a month's reads kilobytes.
+ROLLUP_DAYS = 8
+
+
+def applies(period: Period, rollups: bool | None = None) -> bool:
+    """Whether this period is counted from rollups: asked (``rollups`` True), or by default
+    from ``ROLLUP_DAYS`` days up; and rollups (UTC days) give it: several days, each a UTC
+    day."""
+    if rollups is False or (rollups is None and period.days < ROLLUP_DAYS):
+        return False
     return (
         period.days > 1
         and period.start.utcoffset() == dt.timedelta(0)

@@ -130,15 +130,21 @@ def build(st: Store, manifest: Manifest, days: list[str]) -> dict[str, pa.Table]
         con.close()
 
 
+#: Days without rollups an ingest builds on its way (more are left to `store compact`).
+MISSING_NOW = 7
+
+
 def refresh(st: Store, manifest: Manifest, touched: set[str] | None = None) -> list[str]:
     """Bring the store's rollups up to date (under its lock, ``manifest`` written): the days
-    ``touched`` (new tracking rows) and the day after each, the days out of date, and with
-    ``touched`` None also the days that have none (a store written before rollups). Returns
+    ``touched`` (new tracking rows) and the day after each, the days out of date, and the
+    days that have none (with ``touched`` None all of them, else up to ``MISSING_NOW``). Returns
     the days built."""
     state = store_rollups.status(st, manifest)
     have = set(store_rollups.row_days(manifest))
     todo = set(state["stale"])
-    if touched is None:
+    # days without any rollup: a run killed before its first rollups, or a store written
+    # before rollups; a few are built now, many (months of an old store) by `store compact`
+    if touched is None or len(state["missing"]) <= MISSING_NOW:
         todo |= set(state["missing"])
     else:
         for d in touched:
