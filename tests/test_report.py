@@ -535,7 +535,7 @@ def test_a_day_without_data_is_said(synth):
 
 def test_days_without_data_are_named(synth):
     # from rollups: the empty days too, but no data quality (quiet hours need the rows)
-    long = daily_report(synth[1], "2026-03-08", days=7)
+    long = daily_report(synth[1], "2026-03-08", days=7, rollups=True)
     empty = [dt.date(2026, 3, d) for d in range(4, 9)]
     assert long.empty_days == empty and not long.is_empty and long.quiet_hours == {}
     r = daily_report(synth[1], "2026-03-08", days=7, rollups=False)
