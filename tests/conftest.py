@@ -27,13 +27,20 @@ import pytest  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 #: Test files the portability-mode run leaves out (CI's second run, within its time budget):
-#: they drive Chromium over pages whose HTML the mode does not change, run the notebooks, or
-#: reach a local S3 server, whose lock is a lease (no OS lock) and whose ingest workers are
-#: those the local tests start in the mode.
+#: the report's (one process reading the store with DuckDB: the mode changes nothing it
+#: does), those that drive Chromium over pages or run the notebooks, and those that reach a
+#: local S3 server (its lock is a lease, no OS lock; its ingest workers are those the local
+#: tests start in the mode).
 SAME_IN_BOTH_MODES = (
     "test_notebooks.py",
     "test_pages_browser.py",
+    "test_report.py",
     "test_report_browser.py",
+    "test_report_figures.py",
+    "test_report_queues_vip.py",
+    "test_report_sections.py",
+    "test_report_tls_clients.py",
+    "test_report_truth.py",
     "test_web_browser.py",
     "test_s3.py",
 )
