@@ -24,6 +24,7 @@ from loganalyzer.report.metrics import SYSTEM_SENDER_RE
 from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import LOOKBACK, Period
 from loganalyzer.report.rollup import build
+from loganalyzer.report.sections import totals
 from loganalyzer.report.sections.changes import HEADLINE, changes
 from loganalyzer.report.sections.failures import status_meaning
 from loganalyzer.report.sections.history import QUIET_DAYS
@@ -315,14 +316,7 @@ class _Figures:
                 f"and {self.where} group by key"
             ).fetchall()
         }
-        labels = {
-            "delivered": "delivered",
-            "sent": "sent out",
-            "failed": "failed",
-            "dropped": "dropped",
-            "quarantined": "quarantined",
-        }
-        for kind, label in labels.items():
+        for kind, label in totals.LABELS.items():
             rows.append((label, *kinds.get(kind, (0, 0, 0))))
         nb, bb = self.one(
             "select coalesce(sum(n), 0), coalesce(sum(bytes), 0) from r "

@@ -12,6 +12,15 @@ from loganalyzer.report.load import Context, frame
 from loganalyzer.report.metrics import pending_counts
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 
+#: The totals table's row for each final kind of a recipient, in its order.
+LABELS = {
+    "delivered": "delivered",
+    "sent": "sent out",
+    "failed": "failed",
+    "dropped": "dropped",
+    "quarantined": "quarantined",
+}
+
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
     return {
@@ -41,14 +50,7 @@ def totals(con: duckdb.DuckDBPyConnection, ctx: Context) -> pd.DataFrame:
             """
         ).fetchall()
     }
-    labels = {
-        "delivered": "delivered",
-        "sent": "sent out",
-        "failed": "failed",
-        "dropped": "dropped",
-        "quarantined": "quarantined",
-    }
-    for kind, label in labels.items():
+    for kind, label in LABELS.items():
         m, n, b = by_kind.get(kind, (0, 0, 0))
         rows.append((label, m, n, b))
     (ndrs, ndr_bytes) = con.execute(
