@@ -61,28 +61,43 @@ def load(con: duckdb.DuckDBPyConnection, q: Inputs) -> None:
     """``tls_sessions``: one row per session connected in the period."""
     start, end = q.ctx.window()
     d0, d1 = q.ctx.period.utc_dates()
+    # two statements: the lines a session's TLS is read from, each string kept only where a
+    # line gives it (few per session), then one row per session; in one statement the
+    # per-session states of every line ran out of memory under the report's limit on a
+    # day of a million sessions
+    con.execute("set preserve_insertion_order = false")
+    con.execute(
+        f"""
+        create or replace temp table tls_lines as
+        select server, direction, session_id, connector_id, date_time, sequence_number,
+               if(event = '+', date_time, null) as connect_time, remote_ip,
+               if((direction = 'receive' and command in ('EHLO', 'HELO'))
+                  or (direction = 'send' and event = '<' and reply_code = 220),
+                  regexp_extract(data, '^\\S+\\s+(\\S+)', 1), null) as host,
+               if({TLS_OK}, context, null) as ok,
+               if({TLS_FAILED}, context, null) as failed
+        from smtp
+        where log_format = 'exchange-smtp-protocol' and session_id is not null
+          and direction in ('receive', 'send')
+          and date_time >= $start and date_time < $end + {TAIL}
+          and date >= $d0 and date <= $d1 + 1
+          and (event = '+' or (event = '*' and ({TLS_OK} or {TLS_FAILED}))
+               or command in ('EHLO', 'HELO') or reply_code = 220)
+        """,
+        {"start": start, "end": end, "d0": d0, "d1": d1},
+    )
+    con.execute("reset preserve_insertion_order")
+    key = "server, direction, session_id"
+    first = f"qualify row_number() over (partition by {key} order by sequence_number) = 1"
     con.execute(
         f"""
         create or replace temp table tls_sessions as
-        with s as (
-            select server, direction, session_id,
-                   any_value(connector_id) as connector,
-                   min(date_time) filter (where event = '+') as connected_at,
-                   arg_min(remote_ip, sequence_number) filter (where remote_ip is not null)
-                       as remote_ip,
-                   arg_min(regexp_extract(data, '^\\S+\\s+(\\S+)', 1), sequence_number)
-                       filter (where (direction = 'receive' and command in ('EHLO', 'HELO'))
-                               or (direction = 'send' and event = '<' and reply_code = 220))
-                       as host,
-                   arg_min(context, sequence_number) filter (where {TLS_OK}) as ok,
-                   arg_min(context, sequence_number) filter (where {TLS_FAILED}) as failed
-            from smtp
-            where log_format = 'exchange-smtp-protocol' and session_id is not null
-              and direction in ('receive', 'send')
-              and date_time >= $start and date_time < $end + {TAIL}
-              and date >= $d0 and date <= $d1 + 1
-              and (event in ('+', '*') or command in ('EHLO', 'HELO') or reply_code = 220)
-            group by all)
+        with c as (
+            select {key}, connector_id as connector, connect_time as connected_at, remote_ip
+            from tls_lines where connect_time >= $start and connect_time < $end {first}),
+        h as (select {key}, host from tls_lines where host is not null {first}),
+        o as (select {key}, ok from tls_lines where ok is not null {first}),
+        f as (select {key}, failed from tls_lines where failed is not null {first})
         select direction, connector, server, session_id, connected_at, remote_ip,
                nullif(host, '') as host,
                coalesce({version_sql("ok")}, if(failed is null, 'none', 'failed')) as version,
@@ -90,10 +105,11 @@ def load(con: duckdb.DuckDBPyConnection, q: Inputs) -> None:
                if(ok is null and failed is not null,
                   coalesce(nullif(regexp_extract(failed, 'failed with error (\\S+)', 1), ''),
                            failed), null) as error
-        from s where connected_at >= $start and connected_at < $end
+        from c left join h using ({key}) left join o using ({key}) left join f using ({key})
         """,
-        {"start": start, "end": end, "d0": d0, "d1": d1},
+        {"start": start, "end": end},
     )
+    con.execute("drop table tls_lines")
 
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
