@@ -274,6 +274,19 @@ def test_once_follows_the_monitoring_plugin_convention(synth_logs, tmp_path):
     assert alerts and all(a.startswith("queue_backlog EX0") for a in alerts), text
     assert all(" example.com: " in a and " messages waiting on EX0" in a for a in alerts), text
     assert perf == f"warning=0 critical={len(alerts)}"
+    # each round brings the rollups up to date, as the ingest command does
+    checked = subprocess.run(
+        [LOGANALYZER, "store", "check", "--store", store, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert json.loads(checked.stdout)["rollups"] == {
+        "current": 1,
+        "kept": 0,
+        "missing": 0,
+        "stale": 0,
+    }
     copy_hours(synth_logs, watched, range(12, 16))
     warning = run_once(str(watched), *common, "--json")  # the burst at 15:00; the queue drained
     data = json.loads(warning.stdout)

@@ -93,17 +93,19 @@ def check(
     ingest_options: dict[str, Any] | None = None,
     wall: dt.datetime | None = None,
 ) -> Check:
-    """One round: ingest ``logs`` (if any) into ``store``, evaluate ``rules`` (the default
-    rules when None), move the alerts on and send the notices to each notifier."""
+    """One round: ingest ``logs`` (if any) into ``store``, bringing its rollups up to date as
+    the ``ingest`` command does, evaluate ``rules`` (the default rules when None), move the
+    alerts on and send the notices to each notifier."""
     from loganalyzer.ingest import ingest
     from loganalyzer.read.store import Store
+    from loganalyzer.report.rollup import refresh
 
     rules = load_rules() if rules is None else rules
     st = Store(str(store))
     ingested: dict[str, int] = {}
     errors: list[str] = []
     if logs:
-        summary = ingest(list(logs), st, **(ingest_options or {}))
+        summary = ingest(list(logs), st, **{"rollups": refresh, **(ingest_options or {})})
         ingested = {"files": summary.count("ingested", "grown"), "rows": summary.rows}
         ingested["quarantined"] = summary.quarantined
         errors += [f"{f.path}: {f.reason}" for f in summary.files if f.status == "error"]
