@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from loganalyzer.errors import StoreError
 from loganalyzer.schema import SCHEMA_VERSION, columns
-from loganalyzer.store.duck import open_connection, read_parquet, records
+from loganalyzer.store.duck import open_connection, read_parquet
 from loganalyzer.store.parts import TMP_SUFFIX
 
 if TYPE_CHECKING:
@@ -89,25 +89,31 @@ def load(
     source = read_parquet([store.uri(MANIFEST_FILE)])
     try:
         names = con.sql(f"select * from {source} limit 0").columns
-        keep = names if wanted is None else ["file_key", "schema_version", *wanted]
-        select = ", ".join(f'"{n}"' for n in names if n in keep and n in FIELDS)
-        rows = records(con.sql(f"select {select} from {source}"))
+        keep = set(names if wanted is None else ["file_key", "schema_version", *wanted])
+        # read positionally, in FileRow's order: a dict per row costs more than the read;
+        # a column not asked for (or that an older store lacks) is None, a list []
+        select = ", ".join(_column(n, n in keep and n in names) for n in FIELDS)
+        rows = con.sql(f"select {select} from {source}").fetchall()
     finally:
         if own:
             con.close()
-    newest = max((r.get("schema_version") or 0 for r in rows), default=0)
+    version = FIELDS.index("schema_version")
+    newest = max((r[version] or 0 for r in rows), default=0)
     if newest > SCHEMA_VERSION:
         raise StoreError(
             f"{store.root} was written by a newer loganalyzer (store schema {newest}; "
             f"this version reads up to {SCHEMA_VERSION}): upgrade loganalyzer"
         )
-    out = {}
-    for r in rows:
-        r["paths"] = r.get("paths") or []
-        r["parts"] = r.get("parts") or []
-        out[r["file_key"]] = FileRow(**r)
+    out = {r[0]: FileRow(*r) for r in rows}
     # a manifest of this version, unchanged since read, is its file (the files view)
     return out, list(names) == [name for name, _ in columns("manifest")]
+
+
+def _column(name: str, read: bool) -> str:
+    """The select expression of manifest column ``name``: the column, or its empty value."""
+    if name in ("paths", "parts"):
+        return f'coalesce("{name}", []::varchar[])' if read else "[]::varchar[]"
+    return f'"{name}"' if read else "null"
 
 
 def table(manifest: Manifest) -> pa.Table:
