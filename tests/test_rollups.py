@@ -15,7 +15,7 @@ import pytest
 
 from loganalyzer.ingest import ingest
 from loganalyzer.report import daily_report
-from loganalyzer.report.long import FROM_ROLLUPS
+from loganalyzer.report.long import FROM_ROLLUPS, LEFT_EMPTY, MANIFEST_COLUMNS, ROLLUPS_ONLY
 from loganalyzer.report.rollup import refresh
 from loganalyzer.store import Store
 from loganalyzer.store import rollups as store_rollups
@@ -100,8 +100,45 @@ def test_rollup_figures_equal_row_figures_through_the_command(store):
     assert all("2026-03-02" <= s["first_seen"] <= s["last_seen"] <= LAST for s in seen)
     assert [s["first_seen"] for s in seen] == sorted((s["first_seen"] for s in seen), reverse=True)
     assert full["tables"]["quiet_recipients"] == []  # a short period: none quiet for 30 days
+    # the tables left empty are those declared so, never computed; the row path fills some
+    left = {name for name, rows in full["tables"].items() if not rows}
+    assert left - {"quiet_recipients"} == set(LEFT_EMPTY)
+    assert set(full["tables"]) == set(LEFT_EMPTY) | set(FROM_ROLLUPS) | set(ROLLUPS_ONLY)
+    from_rows = json.loads(slow.stdout)["tables"]
+    assert [name for name in LEFT_EMPTY if from_rows[name]], "the rows fill none of them"
     check = _run("store", "check", "--store", str(store), "--json")
     assert check.returncode == 0 and json.loads(check.stdout)["rollups"]["current"] == DAYS + 1
+
+
+def test_tables_left_empty_have_the_row_paths_columns(store):
+    fast = daily_report(store, LAST, days=DAYS, rollups=True)
+    slow = daily_report(store, LAST, days=DAYS, rollups=False)
+    for name, columns in LEFT_EMPTY.items():
+        assert list(fast.metrics[name].columns) == list(slow.metrics[name].columns), name
+        assert len(fast.metrics[name]) == 0 and list(columns) == list(fast.metrics[name].columns)
+
+
+def test_manifest_read_positionally_equals_the_file(store):
+    import pyarrow.parquet as pq
+
+    from loganalyzer.store.manifest import FIELDS
+
+    expected = {r["file_key"]: r for r in pq.read_table(store / "manifest.parquet").to_pylist()}
+    full = Store(store).manifest()
+    assert len(full) == len(expected) > 10
+    for key, row in full.items():
+        for name in FIELDS:
+            want = expected[key][name]
+            assert getattr(row, name) == (want or [] if name in ("paths", "parts") else want)
+    # the long report's columns alone: the same values, the others empty
+    few = Store(store).manifest(fields=MANIFEST_COLUMNS)
+    kept = {"file_key", "schema_version", *MANIFEST_COLUMNS}
+    for key, row in few.items():
+        for name in FIELDS:
+            got, whole = getattr(row, name), getattr(full[key], name)
+            empty = [] if name in ("paths", "parts") else None
+            assert got == (whole if name in kept else empty), name
+    assert any(r.paths for r in full.values()) and any(r.ingested_at for r in full.values())
 
 
 def _figures(st) -> tuple[dict, dict]:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pyarrow as pa
 
-from loganalyzer.read.query import connect
-from loganalyzer.report import load, metrics, sections, sessions
+from loganalyzer.read.query import point
+from loganalyzer.report import load, metrics, sections
 from loganalyzer.report.load import frame, hours
 from loganalyzer.report.metrics import SYSTEM_SENDER_RE
 from loganalyzer.report.model import DailyReport
@@ -33,8 +34,6 @@ from loganalyzer.store import Store
 from loganalyzer.store import rollups as store_rollups
 from loganalyzer.store.duck import open_connection, read_parquet
 
-#: A day before any log: the row path's tables of it are empty.
-EMPTY_DAY = dt.date(1971, 1, 1)
 #: Tables a report over several days computes from the rollups.
 FROM_ROLLUPS = (
     "totals changes distinct hourly daily failures_by_status failures_by_domain failures_by_server "
@@ -44,6 +43,45 @@ FROM_ROLLUPS = (
 ).split()
 #: Tables only rollups give (the section ``history``; empty in a report from rows).
 ROLLUPS_ONLY = ("monthly_servers", "monthly_connectors", "senders_seen", "quiet_recipients")
+#: Tables a report over several days leaves empty, with the columns the row path gives them
+#: (the page and ``--json`` show them empty; never computed).
+LEFT_EMPTY = {
+    name: tuple(columns.split())
+    for name, columns in {
+        "sides": "sender messages bytes delivered sent_out",
+        "failed": "date_time server event_id sender recipient subject status reply message_id",
+        "deferral_reasons": "status reason deferrals recipients messages domains",
+        "pending": "date_time server recipient sender subject "
+        "since deferrals last_error message_id",
+        "queues": "hop server waiting waiting_recipients oldest_since oldest_age_s "
+        "close_to_expiry peak peak_hour waited deferrals longest_wait_s",
+        "queue_reasons": "hop server status reason deferrals recipients messages",
+        "queue_hours": "hour hop server messages change grew",
+        "slowest": "date_time latency_s outcome recipient sender subject received_at message_id",
+        "rejections": "stage agent reason remote_ip attempts recipients first_seen last_seen",
+        "next_hops": "server destination attempts failed dns refused timeout tls "
+        "other first_failure last_failure last_error",
+        "smtp_summary": "direction sessions with_tls auth_failures remote_ips tls_share",
+        "smtp_hourly": "hour inbound outbound",
+        "reply_codes": "direction reply_code lines meaning",
+        "remote_ips": "remote_ip sessions auth_failures with_tls",
+        "auth_failures": "remote_ip failures first_seen last_seen servers",
+        "tls_versions": "direction connector version cipher sessions share",
+        "tls_legacy": "direction connector remote_ip hosts version sessions first_seen last_seen",
+        "tls_failures": "direction connector remote_ip hosts error sessions first_seen last_seen",
+        "tls_plain": "direction connector remote_ip hosts sessions first_seen last_seen",
+        "smtp_clients": "connector remote_ip ehlo users anonymous tls messages "
+        "relay_messages anonymous_relay first_seen last_seen",
+        "files": "table format files lines quarantined",
+        "quarantine": "reason lines files",
+        "unknown_codes": "event_id log_format rows servers",
+        "missing_hours": "server log missing_hours hours expected",
+        "clock_skew": "from_server to_server hops median_s min_s max_s receive_before_send flagged",
+    }.items()
+}
+#: The manifest columns the report reads: the files of each day, what a rollup was built
+#: from, the servers (the row path's ``files`` view), the schema versions (``point``).
+MANIFEST_COLUMNS = ["parts", "bytes_consumed", "server"]
 RULE = (
     "Periods of several days are counted from the store's rollups (per-day aggregates written "
     "at ingest): each figure is summed over the days, distinct addresses counted over the "
@@ -82,7 +120,7 @@ def long_report(
     problems_first: bool,
 ) -> DailyReport:
     """The report of ``period`` (``applies``) from the rollups; see the module docstring."""
-    manifest = st.manifest()
+    manifest = st.manifest(fields=MANIFEST_COLUMNS)
     index = store_rollups.load(st)
     state = store_rollups.status(st, manifest, index)
     usable = set(state["current"]) | set(state["kept"])
@@ -130,10 +168,16 @@ def long_report(
             )
         ):
             prev = _Figures(con, previous, top).headline()
+        # the recipients still deferred at the end, from rows: on this connection
+        con.execute(f"set TimeZone = '{period.tz}'")
+        servers = sorted({row.server for row in manifest.values() if row.server})
+        con.register("_servers", pa.table({"server": pa.array(servers, pa.string())}))
+        con.execute("create or replace temp view files as select server from _servers")
+        pending = _pending(con, st, manifest, period)
+        if prev is not None:
+            prev["still_deferred_recipients"] = _pending(con, st, manifest, previous)[1]
     finally:
         con.close()
-    recent = _columns(st, manifest, period.tz, top, limit)
-    pending = _pending(st, manifest, period)
     headline["still_deferred_recipients"] = pending[1]
     at = tables["totals"].index[tables["totals"]["figure"] == "deferrals (attempts)"][0]
     tables["totals"] = pd.concat(
@@ -144,14 +188,11 @@ def long_report(
         ],
         ignore_index=True,
     ).astype({"messages": "Int64", "recipients": "Int64", "bytes": "Int64"})
-    if prev is not None:
-        prev["still_deferred_recipients"] = _pending(st, manifest, previous)[1]
     ch = changes(headline, prev)
     tables["changes"] = ch[ch["figure"].isin([label for k, label in HEADLINE if k in headline])]
     tables["changes"] = tables["changes"].reset_index(drop=True)
-    for name, df in recent.items():
-        if name not in tables:
-            tables[name] = df.iloc[0:0]
+    for name, columns in LEFT_EMPTY.items():
+        tables[name] = pd.DataFrame(columns=list(columns))
     held = sorted(have)
     return DailyReport(
         period=period,
@@ -176,35 +217,15 @@ def long_report(
     )
 
 
-def _pending(st: Store, manifest, period: Period) -> tuple[int, int]:
+def _pending(con, st: Store, manifest, period: Period) -> tuple[int, int]:
     """(messages, recipients) still deferred at the end of ``period``, from the rows of its
-    last two days."""
+    last two days (``con``: the report's connection, its zone and ``files`` view set)."""
     p = Period(period.date, 2, period.tz)
     lo, hi = p.utc_dates(since=p.start - LOOKBACK)
     days = {(lo + dt.timedelta(days=i)).isoformat() for i in range((hi - lo).days + 1)}
-    con = connect(st, only=store_rollups.files_of(manifest, days), manifest=manifest)
-    try:
-        con.execute(f"set TimeZone = '{period.tz}'")
-        ctx = load.load(con, p, None, compare=False)
-        return metrics.pending_counts(con, ctx, p)
-    finally:
-        con.close()
-
-
-def _columns(st: Store, manifest, tz: str, top: int, limit: int) -> dict[str, pd.DataFrame]:
-    """Every table of the row path, empty: the report of a day long before any log (its
-    queries read no row), for the tables rollups do not give."""
-    p = Period(EMPTY_DAY, 1, tz)
-    con = connect(st, only=[], manifest=manifest)
-    try:
-        con.execute(f"set TimeZone = '{tz}'")
-        ctx = load.load(con, p, [], compare=False)
-        load.create_macros(con)
-        sessions.load(con, ctx)
-        current = {**metrics.headline(con, ctx, p), **sessions.counts(con, ctx, p)}
-        return sections.compute(sections.Inputs(con, ctx, top, limit, current, None))
-    finally:
-        con.close()
+    point(con, st, store_rollups.files_of(manifest, days), manifest)
+    ctx = load.load(con, p, None, compare=False)
+    return metrics.pending_counts(con, ctx, p)
 
 
 class _Figures:
