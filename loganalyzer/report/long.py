@@ -120,20 +120,21 @@ def long_report(
     problems_first: bool,
 ) -> DailyReport:
     """The report of ``period`` (``applies``) from the rollups; see the module docstring."""
-    manifest = st.manifest(fields=MANIFEST_COLUMNS)
-    index = store_rollups.load(st)
-    state = store_rollups.status(st, manifest, index)
-    usable = set(state["current"]) | set(state["kept"])
-    have = set(store_rollups.row_days(manifest)) | set(index)
-    previous = period.previous() if compare else None
-    first = (previous or period).first
-    days = [
-        (first + dt.timedelta(days=i)).isoformat() for i in range((period.date - first).days + 1)
-    ]
-    parts = [(d, index[d].part) for d in days if d in usable]
-    rebuilt = build(st, manifest, [d for d in days if d in have and d not in usable])
-    con = open_connection(st)
+    con = open_connection(st)  # the one connection: manifest, rollup parts, rows
     try:
+        manifest = st.manifest(con, fields=MANIFEST_COLUMNS)
+        index = store_rollups.load(st)
+        state = store_rollups.status(st, manifest, index)
+        usable = set(state["current"]) | set(state["kept"])
+        have = set(store_rollups.row_days(manifest)) | set(index)
+        previous = period.previous() if compare else None
+        first = (previous or period).first
+        days = [
+            (first + dt.timedelta(days=i)).isoformat()
+            for i in range((period.date - first).days + 1)
+        ]
+        parts = [(d, index[d].part) for d in days if d in usable]
+        rebuilt = build(st, manifest, [d for d in days if d in have and d not in usable])
         selects = []
         if parts:  # one scan of every part; the day from its folder name
             source = read_parquet([st.uri(p) for _, p in parts], partitioned=True)
