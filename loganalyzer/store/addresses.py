@@ -15,10 +15,11 @@ A part's rows (``schema``), sorted by ``role`` then ``value``, in small row grou
 - ``sender``: a message's sender address or return path (``value``), ``k`` the message's
   key (its Message-ID, else its network message ID) and ``first`` the time of its first row
   of the day carrying that value in that column;
-- ``recipient``: one of the recipients its rows name; ``subject``: its subject;
+- ``recipient``: one of the recipients its rows name, with where it is first named (``file``,
+  ``line``, ``pos`` in the row's list, after ``first``); ``subject``: its subject;
 - ``message``: one row per message of the day (``value`` its key) with what a candidate list
   shows, as the rows of that day give it: the IDs, the first time, the first sender and
-  subject (and their times), the last outcome (and its time), the recipients in row order;
+  subject (and their times), the last outcome (and its time);
 - ``refused``: a Receive protocol session with a refusal (a 5xx reply) that day (``server``,
   ``session_id``); ``mail`` and ``rcpt``: the data of its MAIL and RCPT lines that day.
 """
@@ -26,6 +27,7 @@ A part's rows (``schema``), sorted by ``role`` then ``value``, in small row grou
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -66,37 +68,47 @@ def schema() -> pa.Schema:
             ("subject_at", t),
             ("outcome", pa.string()),
             ("outcome_at", t),
-            ("recipients", pa.list_(pa.string())),
+            ("file", pa.string()),
+            ("line", pa.int64()),
+            ("pos", pa.int32()),
         ]
     )
 
 
-KIND = rollups.Kind("addresses", INDEX_FILE, FOLDER, schema, lookback=False, row_group=4096)
+#: (``version``: change it with the columns or what they hold)
+KIND = rollups.Kind(
+    "addresses", INDEX_FILE, FOLDER, schema, lookback=False, row_group=4096, version="1"
+)
 
 _KEY = "coalesce(message_id, network_message_id)"
-#: The rows of one day's part, over the views ``_t`` (tracking) and ``_s`` (smtp) of that day.
-_BUILD = f"""
-with t as (select *, {_KEY} as k from _t where {_KEY} is not null),
-refused as (
+_T = f"(select *, {_KEY} as k from _t where {_KEY} is not null)"
+_REFUSED = """(
     select server, session_id from _s
     where direction = 'receive' and log_format = 'exchange-smtp-protocol'
       and session_id is not null
     group by all having bool_or(reply_code >= 500)
-)
-select 'sender' as role, value, k, min(date_time) as first from (
-    select sender_address as value, k, date_time from t where sender_address is not null
-    union all
-    select return_path, k, date_time from t where return_path is not null
-) group by all
-union all by name
-select 'recipient' as role, r as value, k, min(date_time) as first
-from (select unnest(recipient_address) as r, k, date_time from t) where r is not null
-group by all
-union all by name
-select 'subject' as role, message_subject as value, k, min(date_time) as first
-from t where message_subject is not null group by all
-union all by name
-select 'message' as role, k as value, k, min(date_time) as first,
+)"""
+#: The rows of one day's part, over the views ``_t`` (tracking) and ``_s`` (smtp) of that
+#: day: one statement each (each spills within the memory limit on its own).
+_BUILD = (
+    f"""select 'sender' as role, value, k, min(date_time) as first from (
+        select sender_address as value, k, date_time from {_T} where sender_address is not null
+        union all
+        select return_path, k, date_time from {_T} where return_path is not null
+    ) group by all""",
+    # where a recipient is first named: the candidate list names them in that order
+    f"""select 'recipient' as role, r as value, k, a.t as first, a.f as file, a.l as line,
+           a.p as pos
+    from (
+        select r, k, min({{'t': date_time, 'f': file, 'l': line, 'p': p}}) as a from (
+            select unnest(recipient_address) as r,
+                   generate_subscripts(recipient_address, 1) as p, k, date_time, file, line
+            from {_T}
+        ) where r is not null group by all
+    )""",
+    f"""select 'subject' as role, message_subject as value, k, min(date_time) as first
+    from {_T} where message_subject is not null group by all""",
+    f"""select 'message' as role, k as value, k, min(date_time) as first,
        any_value(message_id) as message_id,
        any_value(network_message_id) as network_message_id,
        arg_min(sender_address, date_time) filter (where sender_address is not null) as sender,
@@ -105,17 +117,17 @@ select 'message' as role, k as value, k, min(date_time) as first,
            as subject,
        min(date_time) filter (where message_subject is not null) as subject_at,
        arg_max(outcome, date_time) filter (where outcome is not null) as outcome,
-       max(date_time) filter (where outcome is not null) as outcome_at,
-       flatten(list(recipient_address order by date_time, file, line)) as recipients
-from t group by k
-union all by name
-select 'refused' as role, null as value, server, session_id from refused
-union all by name
-select distinct if(command = 'MAIL', 'mail', 'rcpt') as role, data as value, server, session_id
-from _s join refused using (server, session_id)
-where direction = 'receive' and log_format = 'exchange-smtp-protocol'
-  and command in ('MAIL', 'RCPT') and data is not null
-"""
+       max(date_time) filter (where outcome is not null) as outcome_at
+    from {_T} group by k""",
+    f"""select 'refused' as role, server, session_id from {_REFUSED}""",
+    f"""select distinct if(command = 'MAIL', 'mail', 'rcpt') as role, data as value, server,
+           session_id
+    from _s join {_REFUSED} using (server, session_id)
+    where direction = 'receive' and log_format = 'exchange-smtp-protocol'
+      and command in ('MAIL', 'RCPT') and data is not null""",
+)
+#: DuckDB's memory while a day is built (beyond it, it spills to a temporary folder).
+MEMORY_LIMIT = "128MB"
 
 
 def _day_parts(store: Store, manifest: Manifest, day: str) -> dict[str, list[str]]:
@@ -143,17 +155,21 @@ def build_day(
             typed = ", ".join(f'cast(null as {sql}) as "{c}"' for c, sql in columns(table))
             src = f"select {typed} where false"
         con.execute(f"create or replace temp view {view} as {src}")
-    got = con.sql(f"select * from ({_BUILD}) order by role, value, k, server, session_id")
-    table = got.to_arrow_table()
     want = schema()
-    cols = {}
-    for f in want:
-        cols[f.name] = (
-            table.column(f.name).cast(f.type)
-            if f.name in table.column_names
-            else _nulls(table.num_rows, f.type)
-        )
-    return _table(cols, want)
+    tables = []
+    for sql in _BUILD:
+        got = con.sql(sql).to_arrow_table()
+        cols = {
+            f.name: got.column(f.name).cast(f.type)
+            if f.name in got.column_names
+            else _nulls(got.num_rows, f.type)
+            for f in want
+        }
+        tables.append(_table(cols, want))
+    import pyarrow as pa
+
+    keys = [(c, "ascending") for c in ("role", "value", "k", "server", "session_id")]
+    return pa.concat_tables(tables).sort_by(keys)
 
 
 def _nulls(n: int, type_):
@@ -188,10 +204,15 @@ def refresh(st: Store, manifest: Manifest, touched: set[str] | None = None) -> l
     if not days and not drop:
         return []
     con = open_connection(st)
+    spill = tempfile.TemporaryDirectory(prefix="loganalyzer-", ignore_cleanup_errors=True)
     try:
+        con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
+        con.execute("set parquet_metadata_cache = false")  # (it counts against the limit)
+        con.execute("set temp_directory = " + "'" + spill.name.replace("'", "''") + "'")
         tables = {d: build_day(con, st, manifest, d) for d in days}
     finally:
         con.close()
+        spill.cleanup()
     rollups.commit(st, manifest, tables, KIND, drop=drop)
     return days
 

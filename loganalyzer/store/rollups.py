@@ -90,6 +90,9 @@ class Kind:
     lookback: bool = True
     #: Rows per row group of a part (None: the writer's default).
     row_group: int | None = None
+    #: What the parts hold, in the ``source`` digest: a part another version built (other
+    #: columns) is out of date.
+    version: str = ""
 
 
 ROLLUPS = Kind("rollups", INDEX_FILE, FOLDER, rollup_schema)
@@ -155,6 +158,7 @@ def source(
     before = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
     keys = sorted(days.get(day, set()) | (days.get(before, set()) if kind.lookback else set()))
     h = hashlib.blake2b(digest_size=8)
+    h.update(kind.version.encode())
     for k in keys:
         h.update(f"{k}:{manifest[k].bytes_consumed};".encode())
     return h.hexdigest()

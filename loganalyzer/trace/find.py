@@ -291,16 +291,30 @@ def _summaries(
     if source and not [d for d in index.rows if days[0].isoformat() <= d <= days[1].isoformat()]:
         found = con.sql(
             f"""
-            select k, any_value(message_id), any_value(network_message_id), min(first),
-                   arg_min(sender, sender_at) filter (where sender is not null),
-                   flatten(list(recipients order by first)),
-                   arg_min(subject, subject_at) filter (where subject is not null),
-                   arg_max(outcome, outcome_at) filter (where outcome is not null)
-            from {source} where role = 'message' and value in (select unnest(?::varchar[]))
-              and date between ? and ?
-            group by k
+            with m as (
+                select k, any_value(message_id) as message_id,
+                       any_value(network_message_id) as network_message_id,
+                       min(first) as first,
+                       arg_min(sender, sender_at) filter (where sender is not null) as sender,
+                       arg_min(subject, subject_at) filter (where subject is not null)
+                           as subject,
+                       arg_max(outcome, outcome_at) filter (where outcome is not null)
+                           as outcome
+                from {source} where role = 'message' and value in (select unnest($keys))
+                  and date between $a and $b
+                group by k
+            ),
+            r as (  -- each recipient where first named (rows in order: the list's order)
+                select k, list(value order by first, file, line, pos) as recipients
+                from {source} where role = 'recipient' and k in (select unnest($keys))
+                  and date between $a and $b
+                group by k
+            )
+            select k, message_id, network_message_id, first, sender, recipients, subject,
+                   outcome
+            from m left join r using (k)
             """,
-            params=[keys, *days],
+            params={"keys": keys, "a": days[0], "b": days[1]},
         ).fetchall()
         return _summed(found)
     if narrow is not None:
