@@ -125,7 +125,7 @@ def _keys_sql(q: Query, index: Coverage | None) -> tuple[str, list]:
     key = "coalesce(message_id, network_message_id)"
     rows = f"from tracking where {where} and {key} is not null"
     found = indexed(q, index)
-    if found is None:
+    if found is None or not (index.parts or index.rows):  # (no rows at all)
         return f"select {key} as k, min(date_time) as first {rows} group by 1", params
     role, pattern = found
     parts, out = [], []
