@@ -3,13 +3,16 @@ the same lookup over the same Parquet files, in one run.
 
     python benchmarks/trace.py --store STORE --truth LOGS/truth.jsonl [--n 5]
     python benchmarks/trace.py --mb 2000        # generates and ingests 2 GB of synth logs first
+    python benchmarks/trace.py --store STORE --truth T --only sender,recipient,web
 
 Kinds: a Message-ID, a network message ID, an internal message ID with ``--server``, and the
 candidate lists by sender, by recipient wildcard and by subject words. For each, the median of
 ``--n`` runs (different messages of ``truth.jsonl``) of ``loganalyzer trace ... --json`` and
 of a fresh ``python -c`` process that imports DuckDB and runs the plainest query for it (the
 baseline: ``where message_id = ?`` or the filter of the list, no pruning but DuckDB's own),
-then the library call ``loganalyzer.trace`` by Message-ID in this process.
+then the library call ``loganalyzer.trace`` by Message-ID in this process, and the CPU time
+in this process of the web app's search (``web.data.search``) by recipient wildcard.
+``--only`` runs the lookups whose names contain one of its comma-separated words.
 """
 
 from __future__ import annotations
@@ -48,7 +51,15 @@ def main() -> None:
     ap.add_argument("--truth")
     ap.add_argument("--mb", type=float, default=2000)
     ap.add_argument("--n", type=int, default=5, help="runs of each kind (different messages)")
+    ap.add_argument(
+        "--only", help="comma-separated words: the lookups whose names contain one (e.g. sender)"
+    )
     args = ap.parse_args()
+    only = [w.strip().lower() for w in args.only.split(",")] if args.only else None
+
+    def chosen(name: str) -> bool:
+        return only is None or any(w in name.lower() for w in only)
+
     from loganalyzer.ingest import ingest
     from loganalyzer.trace import trace
 
@@ -121,6 +132,8 @@ def main() -> None:
     print(f"store {size:,.0f} MB, {len(truth):,} truth rows; median of {args.n} runs each")
     print(f"{'lookup':<26}{'CLI s':>8}{'bare s':>8}{'ratio':>7}")
     for name, (argv, bare) in kinds.items():
+        if not chosen(name):
+            continue
         ours, base = [], []
         for t in rows:
             ours.append(wall(trace_cmd + argv(t)))
@@ -128,12 +141,25 @@ def main() -> None:
             base.append(wall(bare_cmd + [sql, *params]))
         a, b = statistics.median(ours), statistics.median(base)
         print(f"{name:<26}{a:>8.2f}{b:>8.2f}{a / b:>6.2f}x")
-    times = []
-    for t in rows:
-        start = time.perf_counter()
-        assert trace(args.store, t["message_id"]).messages
-        times.append(time.perf_counter() - start)
-    print(f"{'trace() by Message-ID':<26}{statistics.median(times):>8.3f} (library, in process)")
+    if chosen("trace() by Message-ID"):
+        times = []
+        for t in rows:
+            start = time.perf_counter()
+            assert trace(args.store, t["message_id"]).messages
+            times.append(time.perf_counter() - start)
+        took = statistics.median(times)
+        print(f"{'trace() by Message-ID':<26}{took:>8.3f} (library, in process)")
+    if chosen("web search --recipient a*@dom"):
+        from loganalyzer.web.data import search
+
+        search(args.store, {"recipient": _wildcard(rows[0]["recipient"])})  # imports, caches
+        cpu = []
+        for t in rows:
+            start = time.process_time()
+            search(args.store, {"recipient": _wildcard(t["recipient"])})
+            cpu.append(time.process_time() - start)
+        took = statistics.median(cpu)
+        print(f"{'web search --recipient a*@dom':<30}{took:>4.3f} (CPU s, in process)")
     end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average (1 min) {load:.1f} at the start, {end:.1f} at the end")
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 from loganalyzer.read.query import connect
 from loganalyzer.report import load, sessions
 from loganalyzer.report.period import Period
-from loganalyzer.store import Manifest, Store
+from loganalyzer.store import Manifest, Store, addresses
 from loganalyzer.store import rollups as store_rollups
 
 _HOUR = "date_trunc('hour', {col})"
@@ -138,7 +138,7 @@ def refresh(st: Store, manifest: Manifest, touched: set[str] | None = None) -> l
     """Bring the store's rollups up to date (under its lock, ``manifest`` written): the days
     ``touched`` (new tracking rows) and the day after each, the days out of date, and the
     days that have none (with ``touched`` None all of them, else up to ``MISSING_NOW``). Returns
-    the days built."""
+    the days built. The address index (``store.addresses``) is brought up to date the same way."""
     state = store_rollups.status(st, manifest)
     have = set(store_rollups.row_days(manifest))
     todo = set(state["stale"])
@@ -153,4 +153,5 @@ def refresh(st: Store, manifest: Manifest, touched: set[str] | None = None) -> l
     days = sorted(todo - set(state["kept"]))
     if days:
         store_rollups.commit(st, manifest, build(st, manifest, days))
+    addresses.refresh(st, manifest, touched)
     return days

@@ -179,9 +179,9 @@ class Store:
             self.loc.prune(sub)
         gone = self.loc.glob(f"{MANIFEST_FILE}.*{TMP_SUFFIX}")
         self.loc.remove(gone)
-        from loganalyzer.store import rollups  # the rollups' own leftovers
+        from loganalyzer.store import addresses, rollups  # their own leftovers
 
-        return removed + gone + rollups.clean(self)
+        return removed + gone + rollups.clean(self) + addresses.clean(self)
 
     def check(self, on_part: Callable[[], None] | None = None) -> dict:
         """Damage (missing or unreadable parts, row counts that differ from the manifest) and

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pyarrow.parquet as pq
 
 from loganalyzer.schema import LOG_TABLES, QUARANTINE, TABLES
-from loganalyzer.store import rollups
+from loganalyzer.store import addresses, rollups
 from loganalyzer.store.manifest import MANIFEST_FILE, Manifest
 from loganalyzer.store.parts import TMP_SUFFIX
 
@@ -45,6 +45,7 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
     unlisted = sorted(p for p in found - listed if p.endswith(".parquet"))
     temporary = sorted(p for p in found if p.endswith(TMP_SUFFIX))
     roll = _rollups(store, manifest)
+    index = _rollups(store, manifest, addresses.KIND)
     problems = (
         [f"missing part: {p}" for p in missing]
         + [f"unreadable part: {u}" for u in unreadable]
@@ -53,6 +54,7 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
         + [f"unlisted part (left by a killed run): {p}" for p in unlisted]
         + [f"temporary file (left by a killed run): {p}" for p in temporary]
         + roll["problems"]
+        + index["problems"]
     )
     return {
         "store": store.root,
@@ -66,21 +68,32 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
         "unlisted": unlisted,
         "temporary": temporary,
         "rollups": roll["days"],
-        "notices": roll["notices"],
+        "address_index": index["days"],
+        "notices": roll["notices"] + index["notices"],
         "problems": problems,
     }
 
 
-def _rollups(store: Store, manifest: Manifest) -> dict:
-    """The rollups: listed parts missing (damage), unlisted parts and temporary files
-    (leftovers); days out of date or missing are a notice, not a problem (reports read
-    those days' rows; the next ingest or ``store compact`` rebuilds them)."""
-    index = rollups.load(store)
+def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLLUPS) -> dict:
+    """The rollups (or the address index): listed parts missing (damage), unlisted parts and
+    temporary files (leftovers); days out of date or missing are a notice, not a problem
+    (readers read those days' rows; the next ingest or ``store compact`` rebuilds them)."""
+    index = rollups.load(store, kind)
     listed = {e.part for e in index.values()}
-    found = set(store.loc.files(rollups.FOLDER))
-    found |= set(store.loc.glob(f"{rollups.INDEX_FILE}.*{TMP_SUFFIX}"))
-    days = rollups.status(store, manifest, index)
+    found = set(store.loc.files(kind.folder))
+    found |= set(store.loc.glob(f"{kind.index_file}.*{TMP_SUFFIX}"))
+    days = rollups.status(store, manifest, index, kind)
+    counts = {k: len(v) for k, v in days.items()}
     notices = []
+    if kind is not rollups.ROLLUPS:
+        if days["stale"] or days["missing"]:
+            lacking = sorted(days["stale"] + days["missing"])
+            notices.append(
+                f"address index out of date or missing for {len(lacking)} days (first "
+                f"{lacking[0]}): lists by address read their rows; the next ingest or "
+                "`store compact` builds it"
+            )
+        days = {"stale": [], "missing": []}  # (said once)
     if days["stale"]:
         notices.append(
             f"rollups out of date for {len(days['stale'])} days (first {days['stale'][0]}): "
@@ -91,10 +104,11 @@ def _rollups(store: Store, manifest: Manifest) -> dict:
             f"no rollups for {len(days['missing'])} days (first {days['missing'][0]}; a store "
             "written before rollups): reports read their rows; `store compact` builds them"
         )
+    label = "rollup" if kind is rollups.ROLLUPS else "address index"
     problems = (
-        [f"missing rollup part: {p}" for p in sorted(listed - found)]
+        [f"missing {label} part: {p}" for p in sorted(listed - found)]
         + [
-            f"unlisted rollup part (left by a killed run): {p}"
+            f"unlisted {label} part (left by a killed run): {p}"
             for p in sorted(found - listed)
             if p.endswith(".parquet")
         ]
@@ -104,7 +118,7 @@ def _rollups(store: Store, manifest: Manifest) -> dict:
             if p.endswith(TMP_SUFFIX)
         ]
     )
-    return {"days": {k: len(v) for k, v in days.items()}, "notices": notices, "problems": problems}
+    return {"days": counts, "notices": notices, "problems": problems}
 
 
 def _read_footer(store: Store, rel: str, rows: dict[str, int]) -> str | None:

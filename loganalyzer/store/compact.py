@@ -348,6 +348,7 @@ def prune(
     Atomic as compaction: the rollup index marks the days kept, then the manifest is replaced
     listing the remaining parts, then the old parts are removed.
     """
+    from loganalyzer.store import addresses
     from loganalyzer.store import rollups as store_rollups
 
     started = time.perf_counter()
@@ -384,6 +385,8 @@ def prune(
         store_rollups.save(st, index)
         _failpoint("prune-indexed")
         _publish(st, manifest, old)
+        # the address index of the pruned days goes (a kill before leaves it out of date)
+        addresses.refresh(st, manifest, set())
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -16,6 +16,10 @@ rows it removes as ``kept``: they are then the only record of those days.
 
 Commit: new parts under temporary names, renamed into place (unlisted), then the index
 replaced in one step, then the parts it no longer lists removed.
+
+The address index (``store.addresses``) is kept the same way: a ``Kind`` names a table of
+per-day parts (its folder, index file, columns, and whether a day looks back one day);
+every function here takes one (rollups by default).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from loganalyzer.store.manifest import Manifest
 from loganalyzer.store.parts import TMP_SUFFIX, failpoint
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pyarrow as pa
 
     from loganalyzer.store import Store
@@ -68,6 +74,28 @@ def rollup_schema() -> pa.Schema:
             ("bytes", pa.int64()),
         ]
     )
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A table of per-day parts kept under the commit protocol: rollups, the address index."""
+
+    #: Its name in failpoints (``<name>-renamed``, ``<name>-indexed``) and messages.
+    name: str
+    index_file: str
+    folder: str
+    schema: Callable[[], pa.Schema]
+    #: Whether a day's part is built from the day before it too (its ``source`` then
+    #: covers both days).
+    lookback: bool = True
+    #: Rows per row group of a part (None: the writer's default).
+    row_group: int | None = None
+    #: What the parts hold, in the ``source`` digest: a part another version built (other
+    #: columns) is out of date.
+    version: str = ""
+
+
+ROLLUPS = Kind("rollups", INDEX_FILE, FOLDER, rollup_schema)
 
 
 @dataclass
@@ -117,32 +145,40 @@ def with_day_before(days) -> set[str]:
     return out
 
 
-def source(manifest: Manifest, day: str, days: dict[str, set[str]] | None = None) -> str:
-    """The digest of what ``day``'s rollup is built from (see the module's docstring)."""
+def source(
+    manifest: Manifest,
+    day: str,
+    days: dict[str, set[str]] | None = None,
+    kind: Kind = ROLLUPS,
+) -> str:
+    """The digest of what ``day``'s part is built from (see the module's docstring)."""
     import datetime as dt
 
     days = row_days(manifest) if days is None else days
     before = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
-    keys = sorted(days.get(day, set()) | days.get(before, set()))
+    keys = sorted(days.get(day, set()) | (days.get(before, set()) if kind.lookback else set()))
     h = hashlib.blake2b(digest_size=8)
+    h.update(kind.version.encode())
     for k in keys:
         h.update(f"{k}:{manifest[k].bytes_consumed};".encode())
     return h.hexdigest()
 
 
-def load(store: Store) -> Index:
-    """The rollup index (empty when the store has none)."""
-    if not store.loc.exists(INDEX_FILE):
+def load(store: Store, kind: Kind = ROLLUPS, con=None) -> Index:
+    """The index of ``kind`` (empty when the store has none); read with ``con`` when given."""
+    if not store.loc.exists(kind.index_file):
         return {}
-    con = open_connection(store)
+    own = con is None
+    con = open_connection(store) if own else con
     try:
-        rows = records(con.sql(f"select * from {read_parquet([store.uri(INDEX_FILE)])}"))
+        rows = records(con.sql(f"select * from {read_parquet([store.uri(kind.index_file)])}"))
     finally:
-        con.close()
+        if own:
+            con.close()
     return {r["date"]: Entry(r["date"], r["part"], r["source"]) for r in rows}
 
 
-def save(store: Store, index: Index) -> None:
+def save(store: Store, index: Index, kind: Kind = ROLLUPS) -> None:
     """Replace the index atomically (a temporary file, then a rename)."""
     import pyarrow as pa
 
@@ -154,24 +190,26 @@ def save(store: Store, index: Index) -> None:
             "source": [e.source for e in rows],
         }
     )
-    tmp = f"{INDEX_FILE}.{os.getpid()}{TMP_SUFFIX}"
+    tmp = f"{kind.index_file}.{os.getpid()}{TMP_SUFFIX}"
     store.loc.check_lock()
     try:
         store.write_parquet(tmp, table, compression="zstd")
         store.loc.sync(tmp)
-        store.loc.replace(tmp, INDEX_FILE)
+        store.loc.replace(tmp, kind.index_file)
     except OSError as exc:
         with suppress(OSError):
             store.loc.remove([tmp])
         raise StoreError(
-            f"could not write the rollup index of {store.root}: {exc.strerror or exc}"
+            f"could not write the {kind.name} index of {store.root}: {exc.strerror or exc}"
         ) from exc
 
 
-def status(store: Store, manifest: Manifest, index: Index | None = None) -> dict[str, list[str]]:
-    """Days by the state of their rollup: ``current``, ``kept`` (rows pruned), ``stale``
-    (built from other rows than the store holds) and ``missing`` (rows but no rollup)."""
-    index = load(store) if index is None else index
+def status(
+    store: Store, manifest: Manifest, index: Index | None = None, kind: Kind = ROLLUPS
+) -> dict[str, list[str]]:
+    """Days by the state of their part: ``current``, ``kept`` (rows pruned), ``stale``
+    (built from other rows than the store holds) and ``missing`` (rows but no part)."""
+    index = load(store, kind) if index is None else index
     days = row_days(manifest)
     out: dict[str, list[str]] = {"current": [], "kept": [], "stale": [], "missing": []}
     for day in sorted(set(days) | set(index)):
@@ -180,32 +218,40 @@ def status(store: Store, manifest: Manifest, index: Index | None = None) -> dict
             out["missing"].append(day)
         elif e.source == KEPT:
             out["kept"].append(day)
-        elif e.source == source(manifest, day, days):
+        elif e.source == source(manifest, day, days, kind):
             out["current"].append(day)
         else:
             out["stale"].append(day)
     return out
 
 
-def commit(store: Store, manifest: Manifest, tables: dict[str, pa.Table]) -> None:
-    """Write the rollups of these days (built from the store as ``manifest`` lists it) and
-    replace their entries in the index; under the store's lock."""
-    index = load(store)
+def commit(
+    store: Store,
+    manifest: Manifest,
+    tables: dict[str, pa.Table],
+    kind: Kind = ROLLUPS,
+    drop: list[str] = (),
+) -> None:
+    """Write the parts of these days (built from the store as ``manifest`` lists it) and
+    replace their entries in the index, and take the days ``drop`` off it; under the
+    store's lock."""
+    index = load(store, kind)
     days = row_days(manifest)
     token = f"{int(time.time()):x}{secrets.token_hex(3)}"
-    schema = rollup_schema()
-    old = []
+    schema = kind.schema()
+    options = {} if kind.row_group is None else {"row_group_size": kind.row_group}
+    old = [index.pop(d).part for d in drop if d in index]
     for day, table in sorted(tables.items()):
-        final = f"{FOLDER}/date={day}/{token}.parquet"
+        final = f"{kind.folder}/date={day}/{token}.parquet"
         tmp = f"{final}.{os.getpid()}{TMP_SUFFIX}"
-        store.write_parquet(tmp, table.cast(schema) if table.schema != schema else table)
+        store.write_parquet(tmp, table.cast(schema) if table.schema != schema else table, **options)
         store.loc.replace(tmp, final)
         if day in index:
             old.append(index[day].part)
-        index[day] = Entry(day, final, source(manifest, day, days))
-    failpoint("rollups-renamed")
-    save(store, index)
-    failpoint("rollups-indexed")
+        index[day] = Entry(day, final, source(manifest, day, days, kind))
+    failpoint(f"{kind.name}-renamed")
+    save(store, index, kind)
+    failpoint(f"{kind.name}-indexed")
     store.remove([p for p in old if p not in {e.part for e in index.values()}])
 
 
@@ -218,20 +264,20 @@ def rekey(manifest: Manifest, index: Index, valid: list[str]) -> None:
             index[day].source = source(manifest, day, days)
 
 
-def listed(store: Store) -> set[str]:
+def listed(store: Store, kind: Kind = ROLLUPS) -> set[str]:
     """The parts the index lists."""
-    return {e.part for e in load(store).values()}
+    return {e.part for e in load(store, kind).values()}
 
 
-def clean(store: Store) -> list[str]:
-    """Remove temporary files and rollup parts the index does not list (under the lock)."""
-    keep = listed(store)
+def clean(store: Store, kind: Kind = ROLLUPS) -> list[str]:
+    """Remove temporary files and parts the index does not list (under the lock)."""
+    keep = listed(store, kind)
     gone = [
         rel
-        for rel in store.loc.files(FOLDER)
+        for rel in store.loc.files(kind.folder)
         if rel.endswith(TMP_SUFFIX) or (rel.endswith(".parquet") and rel not in keep)
     ]
-    gone += store.loc.glob(f"{INDEX_FILE}.*{TMP_SUFFIX}")
+    gone += store.loc.glob(f"{kind.index_file}.*{TMP_SUFFIX}")
     store.loc.remove(gone)
-    store.loc.prune(FOLDER)
+    store.loc.prune(kind.folder)
     return gone

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 from loganalyzer.errors import BadInput
 from loganalyzer.fate import VERDICTS
 from loganalyzer.read.query import add_views, point
-from loganalyzer.store import FileRow, Store
+from loganalyzer.store import FileRow, Store, addresses
 from loganalyzer.store.duck import open_connection
 from loganalyzer.store.lookup import KEYS, Sketches
 from loganalyzer.times import parse_time, zone
@@ -30,6 +31,8 @@ from loganalyzer.trace.model import Event, MessageTrace, TraceResult, Verdict
 
 #: Formats whose logs add evidence to the verdicts of traced messages (trace.evidence).
 EVIDENCE_FORMATS = {"exchange-agent", "exchange-connectivity"}
+
+_DAY = dt.timedelta(days=1)
 
 __all__ = ["VERDICTS", "Event", "MessageTrace", "Query", "TraceResult", "Verdict", "trace"]
 
@@ -89,7 +92,7 @@ def trace(
     # one connection for the manifest and every step, its views re-pointed at each step's
     # files: a connection costs 40 ms
     with open_connection(st) as con:
-        manifest = st.manifest(con, ["parts", "server", "format", "lookup"])
+        manifest = st.manifest(con, ["parts", "server", "format", "lookup", "bytes_consumed"])
         servers = {(r.server or "").upper() for r in manifest.values()} - {""}
         formats = {r.format for r in manifest.values()}
         iis = "iis-smtp" in formats
@@ -109,9 +112,14 @@ def trace(
             first = [r for r in manifest.values() if (r.server or "").upper() == q.server.upper()]
         views = add_views(con, st, first, manifest, derived=False)
 
+        narrowed: list = []
+
         def narrow(keys: list[str], days) -> None:
             """Point the views at the files holding the listed messages (``find.listing``)."""
             nonlocal views
+            if narrowed == [keys, days]:
+                return
+            narrowed[:] = [keys, days]
             views = point(
                 con,
                 st,
@@ -131,10 +139,12 @@ def trace(
             # (by ID: a message only an IIS relay's log names)
             # rejected attempts first: they read all SMTP logs, the list's summaries only
             # the files holding the listed messages
-            refused = rejected.find(con, q, formats)
+            # the address index answers for the days it covers (a list by one address)
+            index = addresses.coverage(st, manifest, con) if not by_id else None
+            refused = rejected.find(con, q, formats, index)
             if verdict:
                 refused = [c for c in refused if _attempt_wanted(c, q)]
-            found, total = listing(con, q, reach, newest=newest, narrow=narrow)
+            found, total = listing(con, q, reach, newest=newest, narrow=narrow, index=index)
         else:
             refused = []
         if refused:  # beside the tracked messages, in time order
@@ -144,7 +154,13 @@ def trace(
         listed = found[offset:] if limit is None else found[offset : offset + limit]
         chosen = listed if all or len(found) == 1 else []
         if verdicts:  # (those traced below take their trace's verdicts)
-            _add_verdicts(con, [c for c in listed if not any(c is x for x in chosen)])
+            unchosen = [c for c in listed if not any(c is x for x in chosen)]
+            tracked = [c for c in unchosen if "attempt" not in c and c.get("message_id")]
+            if tracked and not by_id:  # their rows: in the files holding them
+                keys = [c["message_id"] for c in tracked]
+                firsts = [c["date_time"] for c in tracked]
+                narrow(keys, (min(firsts).date() - _DAY, max(firsts).date() + 2 * _DAY))
+            _add_verdicts(con, unchosen)
         if pick is not None:
             if not total:
                 raise BadInput(f"--pick {pick}: no message matches, there is nothing to pick")

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
     import duckdb
 
+    from loganalyzer.store.addresses import Coverage
+
 _GUID = re.compile(
     r"^\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?$", re.IGNORECASE
 )
@@ -100,6 +102,44 @@ def _where(q: Query) -> tuple[str, list]:
     return " and ".join([*clauses, window]), params + wparams
 
 
+def indexed(q: Query, index: Coverage | None) -> tuple[str, str] | None:
+    """(role, LIKE pattern) of the address index's rows that answer ``q``: a query by one of
+    sender, recipient or subject and no other row filter (None: ``q`` reads the rows)."""
+    if index is None or q.text or q.server or q.since or q.until or q.event_id:
+        return None
+    given = [
+        (role, v)
+        for role, v in (("sender", q.sender), ("recipient", q.recipient), ("subject", q.subject))
+        if v
+    ]
+    if len(given) != 1:
+        return None
+    role, value = given[0]
+    return role, f"%{like(value)}%" if role == "subject" else like(value)
+
+
+def _keys_sql(q: Query, index: Coverage | None) -> tuple[str, list]:
+    """SQL of the matching messages' keys ``k`` and first matching rows ``first`` (one row
+    per key): from the address index for the days it covers, the rows for the others."""
+    where, params = _where(q)
+    key = "coalesce(message_id, network_message_id)"
+    rows = f"from tracking where {where} and {key} is not null"
+    found = indexed(q, index)
+    if found is None or not (index.parts or index.rows):  # (no rows at all)
+        return f"select {key} as k, min(date_time) as first {rows} group by 1", params
+    role, pattern = found
+    parts, out = [], []
+    source = index.source()
+    if source:
+        parts.append(f"select k, first from {source} where role = ? and value ilike ? escape '\\'")
+        out += [role, pattern]
+    if index.rows:
+        days, dparams = index.row_days()
+        parts.append(f"select {key} as k, date_time as first {rows} and {days}")
+        out += params + dparams
+    return f"select k, min(first) as first from ({' union all '.join(parts)}) group by k", out
+
+
 _CANDIDATE_COLUMNS = (
     "message_id",
     "network_message_id",
@@ -119,24 +159,23 @@ def listing(
     offset: int = 0,
     newest: bool = False,
     narrow: Callable[[list[str], tuple[date, date]], object] | None = None,
+    index: Coverage | None = None,
 ) -> tuple[list[dict], int]:
     """Messages ``offset`` to ``offset + limit`` matching the query (all when ``limit`` is
     None), oldest first (newest first with ``newest``), and how many match in all.
 
     One scan finds the matching messages and their first matching row; only the listed ones
     are then summed up from their rows (their days, a day before and two after), after
-    ``narrow(keys, days)`` when given (it may point the views at the files holding them)."""
-    where, params = _where(q)
+    ``narrow(keys, days)`` when given (it may point the views at the files holding them).
+    ``index``: the store's address index (``store.addresses.coverage``), which answers a
+    list by one sender, recipient or subject for the days it covers, with the same result."""
+    keys_sql, params = _keys_sql(q, index)
     reach = None if limit is None else offset + int(limit)
     order = "desc" if newest else ""
     cap = "" if reach is None or q.verdict else f"limit {reach}"
     keys = con.sql(
         f"""
-        with keys as (
-            select coalesce(message_id, network_message_id) as k, min(date_time) as first
-            from tracking where {where} and coalesce(message_id, network_message_id) is not null
-            group by 1
-        )
+        with keys as ({keys_sql})
         select k, first, count(*) over () as total from keys order by first {order}, k {order}
         {cap}
         """,
@@ -149,7 +188,7 @@ def listing(
         total = len(keys)
         keys = keys if reach is None else keys[:reach]
     elif reach is not None and not keys and offset:
-        total = count_candidates(con, q, relay=False)
+        total = count_candidates(con, q, relay=False, index=index)
     found = [(first, k, None) for k, first, _ in keys]
     relay, rparams = _relay_only(q)
     if relay:
@@ -165,7 +204,7 @@ def listing(
     found.sort(key=lambda x: (x[0], x[1]), reverse=newest)
     found = found[offset:reach]
     keys = [k for _, k, kind in found if kind is None]
-    summed = _summaries(con, keys, [f for f, *_ in found], narrow)
+    summed = _summaries(con, keys, [f for f, *_ in found], narrow, index)
     out = []
     for first, k, kind in found:
         if kind == "relay":
@@ -236,13 +275,48 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> int:
 
 
 def _summaries(
-    con: duckdb.DuckDBPyConnection, keys: list[str], firsts: list, narrow=None
+    con: duckdb.DuckDBPyConnection,
+    keys: list[str],
+    firsts: list,
+    narrow=None,
+    index: Coverage | None = None,
 ) -> dict[str, dict]:
     """A candidate's summary (sender, recipients, subject, last outcome) of each key (a
-    Message-ID, or a network message ID where a message has none), from all its rows."""
+    Message-ID, or a network message ID where a message has none), from all its rows (or
+    from the address index's ``message`` rows of their days, where it covers them all)."""
     if not keys:
         return {}
     days = min(firsts).date() - timedelta(days=1), max(firsts).date() + timedelta(days=2)
+    source = index.source() if index is not None else None
+    if source and not [d for d in index.rows if days[0].isoformat() <= d <= days[1].isoformat()]:
+        found = con.sql(
+            f"""
+            with m as (
+                select k, any_value(message_id) as message_id,
+                       any_value(network_message_id) as network_message_id,
+                       min(first) as first,
+                       arg_min(sender, sender_at) filter (where sender is not null) as sender,
+                       arg_min(subject, subject_at) filter (where subject is not null)
+                           as subject,
+                       arg_max(outcome, outcome_at) filter (where outcome is not null)
+                           as outcome
+                from {source} where role = 'message' and value in (select unnest($keys))
+                  and date between $a and $b
+                group by k
+            ),
+            r as (  -- each recipient where first named (rows in order: the list's order)
+                select k, list(value order by first, file, line, pos) as recipients
+                from {source} where role = 'recipient' and k in (select unnest($keys))
+                  and date between $a and $b
+                group by k
+            )
+            select k, message_id, network_message_id, first, sender, recipients, subject,
+                   outcome
+            from m left join r using (k)
+            """,
+            params={"keys": keys, "a": days[0], "b": days[1]},
+        ).fetchall()
+        return _summed(found)
     if narrow is not None:
         narrow(keys, days)
     # one query per column: each prunes by its own statistics and Bloom filters (see _rows)
@@ -270,6 +344,10 @@ def _summaries(
         """,
         params=params,
     ).fetchall()
+    return _summed(found)
+
+
+def _summed(found: list[tuple]) -> dict[str, dict]:
     out = {r[0]: dict(zip(_CANDIDATE_COLUMNS[:-1], r[1:], strict=True)) for r in found}
     for c in out.values():  # each once, in the order the rows name them
         c["recipients"] = list(dict.fromkeys(c["recipients"] or []))
@@ -281,14 +359,12 @@ def candidates(con: duckdb.DuckDBPyConnection, q: Query, limit: int | None = 200
     return listing(con, q, limit)[0]
 
 
-def count_candidates(con: duckdb.DuckDBPyConnection, q: Query, relay: bool = True) -> int:
+def count_candidates(
+    con: duckdb.DuckDBPyConnection, q: Query, relay: bool = True, index: Coverage | None = None
+) -> int:
     """How many messages match the query (``candidates`` without a limit, counted)."""
-    where, params = _where(q)
-    (n,) = con.sql(
-        "select count(distinct coalesce(message_id, network_message_id)) from tracking "
-        f"where {where}",
-        params=params,
-    ).fetchall()[0]
+    keys_sql, params = _keys_sql(q, index)
+    (n,) = con.sql(f"select count(*) from ({keys_sql})", params=params).fetchall()[0]
     sql, rparams = _relay_only(q) if relay else ("", [])
     if sql:
         n += _count(con, sql, rparams)

@@ -30,6 +30,8 @@ from loganalyzer.trace.verdict import explain
 if TYPE_CHECKING:
     import duckdb
 
+    from loganalyzer.store.addresses import Coverage
+
 REJECTED = "rejected"
 #: What an agent's action did to the message: its verdict.
 ACTIONS = {"delete": "dropped", "quarantine": "quarantined"}
@@ -92,10 +94,16 @@ def _days(q: Query) -> tuple[str, list]:
     return " and ".join(c for c, _ in kept) or "true", [p for _, p in kept]
 
 
-def _sessions(con: duckdb.DuckDBPyConnection, q: Query, also: list[tuple] = ()) -> list[dict]:
+def _sessions(
+    con: duckdb.DuckDBPyConnection,
+    q: Query,
+    also: list[tuple] = (),
+    index: Coverage | None = None,
+) -> list[dict]:
     """Every row of the receive sessions with a refusal in the window; with a sender or
     recipient, only the sessions whose MAIL or RCPT line could name it (``find`` checks the
-    address itself), and the sessions ``also`` (server, session ID) whatever their lines."""
+    address itself), and the sessions ``also`` (server, session ID) whatever their lines.
+    Without a window, the address index (``index``) names them for the days it covers."""
     where, params = _window(q)
     # one scan finds the sessions: the refusal rows, and the MAIL/RCPT lines that may name
     # the address (a superset: ``_walk`` reads the address between the angle brackets)
@@ -116,13 +124,37 @@ def _sessions(con: duckdb.DuckDBPyConnection, q: Query, also: list[tuple] = ()) 
     else:
         rows = "reply_code >= 500"
     days, dparams = _days(q)
+    source = None
+    if index is not None and lines and not (q.since or q.until):
+        source = index.source()
+        days, dparams = index.row_days()
     sql = f"""
         select server, session_id, date from smtp
         where direction = 'receive' and log_format = 'exchange-smtp-protocol'
           and session_id is not null and {rows} and {days}
         group by all having {" and ".join(having)}
     """
-    keys = con.sql(sql, params=lparams + dparams + params + hparams).fetchall()
+    keys = []
+    if days != "false":
+        keys = con.sql(sql, params=lparams + dparams + params + hparams).fetchall()
+    if source:  # the refused sessions' MAIL and RCPT lines, and those of ``also``
+        named, iparams = [], []
+        for role, pattern in (("mail", q.sender), ("rcpt", q.recipient)):
+            if pattern:
+                named.append(f"(role = '{role}' and value ilike ? escape '\\')")
+                iparams.append(f"%<{like(pattern)}>%")
+        pairs = sorted({(s, i) for s, i in also if i})
+        if pairs:
+            named.append(
+                "(role = 'refused' and (server, session_id) in ("
+                + ", ".join("(?, ?)" for _ in pairs)
+                + "))"
+            )
+            iparams += [x for pair in pairs for x in pair]
+        keys += con.sql(
+            f"select distinct server, session_id, date from {source} where {' or '.join(named)}",
+            params=iparams,
+        ).fetchall()
     if not keys:
         return []
     # the sessions' lines: a literal list of IDs lets each part's statistics skip it
@@ -319,10 +351,17 @@ def _agent_for(agents: list[dict], address: str | None, stage: str) -> dict | No
     return at_stage[0] if at_stage else None
 
 
-def find(con: duckdb.DuckDBPyConnection, q: Query, formats: set[str] | None = None) -> list[dict]:
+def find(
+    con: duckdb.DuckDBPyConnection,
+    q: Query,
+    formats: set[str] | None = None,
+    index: Coverage | None = None,
+) -> list[dict]:
     """The rejected attempts the query names, oldest first: candidates (as ``find.candidates``
     returns them, with ``outcome`` rejected) carrying their details under ``attempt``.
-    ``formats``: the log formats the store holds (None: any), to skip the logs it has not."""
+    ``formats``: the log formats the store holds (None: any), to skip the logs it has not;
+    ``index``: the store's address index (``store.addresses.coverage``), for the days it
+    covers."""
 
     def held(name: str) -> bool:
         return formats is None or name in formats
@@ -339,7 +378,7 @@ def find(con: duckdb.DuckDBPyConnection, q: Query, formats: set[str] | None = No
     attempts = []
     if not by_id:
         lines: dict[tuple, list[dict]] = {}
-        found = _sessions(con, q, list(by_session)) if held("exchange-smtp-protocol") else []
+        found = _sessions(con, q, list(by_session), index) if held("exchange-smtp-protocol") else []
         for r in found:
             lines.setdefault((r["server"], r["session_id"]), []).append(r)
         for key, rows in lines.items():
