@@ -37,6 +37,7 @@ SAME_IN_BOTH_MODES = (
     "test_report.py",
     "test_report_browser.py",
     "test_report_figures.py",
+    "test_report_passes.py",
     "test_report_queues_vip.py",
     "test_report_sections.py",
     "test_report_tls_clients.py",

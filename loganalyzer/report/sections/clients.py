@@ -1,11 +1,12 @@
 """SMTP clients and relays: every remote IP that submitted mail through a receive connector,
 over the whole store (not just the period), from the Exchange SMTP Receive protocol logs.
 
-One DuckDB aggregation over the ``smtp`` table's receive lines that matter (EHLO, MAIL, RCPT,
-the replies, the ``authenticated`` and TLS lines): the messages each session submitted (a
-``250 2.6.0 ... Queued mail for delivery`` reply), their accepted recipients (a RCPT's reply
-is found by order: after MAIL, one reply per RCPT), who the session authenticated as and its
-TLS; then per connector and remote IP.
+In steps over the ``smtp`` table's receive lines that matter, with short values only: the
+sessions that submitted mail (a ``250 2.6.0 ... Queued mail for delivery`` reply) and did not
+authenticate as a computer account; their EHLO, MAIL, RCPT, reply, ``authenticated`` and TLS
+lines; then who each session authenticated as and its TLS version, the messages it submitted
+and their accepted recipients (a RCPT's reply is found by order: after MAIL, one reply per
+RCPT); then per connector and remote IP.
 """
 
 from __future__ import annotations
@@ -31,60 +32,104 @@ RULES = {
 }
 
 
+#: The receive lines of Exchange SMTP Receive protocol log sessions.
+_RECEIVE = """direction = 'receive' and log_format = 'exchange-smtp-protocol'
+              and session_id is not null"""
+#: A reply that queued a submitted message (250 2.6.0 ... Queued mail for delivery).
+_QUEUED = "event = '>' and reply_code = 250 and message_id is not null"
+
+
 def clients(con: duckdb.DuckDBPyConnection, accepted: list[str]) -> pd.DataFrame:
     """Per receive connector and remote IP: what it submitted, first seen first."""
-    return frame(
-        con,
+    # in steps, each with short values only (in one query, the per-session windows and
+    # aggregates of every receive line's strings ran out of memory under the report's
+    # limit): the sessions that submitted, less those of computer accounts (most of them:
+    # the organisation's servers); their lines with what is read of them (the EHLO name,
+    # the RCPT domain, the TLS version); then sessions, messages and clients
+    con.execute("set preserve_insertion_order = false")
+    con.execute(
         f"""
-        with l as (
-            select server, session_id, connector_id, remote_ip, date_time, sequence_number,
-                   event, command, data, context, reply_code, message_id
-            from smtp
-            where direction = 'receive' and log_format = 'exchange-smtp-protocol'
-              and session_id is not null
-              and (event = '>' or command in ('EHLO', 'HELO', 'MAIL', 'RCPT')
-                   or context = 'authenticated' or {TLS_OK})
-        ),
-        n as (
-            select *, count(*) filter (where command = 'MAIL') over (
-                partition by server, session_id order by sequence_number, date_time
-                rows between unbounded preceding and current row) as m
-            from l
-        ),
-        sess as (
+        create or replace temp table client_sessions as
+        select server, session_id from smtp
+        where {_RECEIVE} and (({_QUEUED}) or context = 'authenticated')
+        group by all
+        having count(*) filter (where {_QUEUED}) > 0
+           and coalesce(not ends_with(arg_min(data, sequence_number)
+                                      filter (where context = 'authenticated'), '$'), true)
+        """
+    )
+    con.execute(
+        f"""
+        create or replace temp table client_lines as
+        select server, session_id, connector_id, remote_ip, date_time, sequence_number, event,
+               command, reply_code, message_id is not null as queued_id,
+               if(command in ('EHLO', 'HELO'),
+                  nullif(regexp_extract(data, '^\\S+\\s+(\\S+)', 1), ''), null) as ehlo,
+               if(command = 'RCPT', lower(regexp_extract(data, '@([^<>@\\s]+)>', 1)), null)
+                   as domain,
+               if(context = 'authenticated', data, null) as auth_user,
+               if({TLS_OK}, {version_sql("context")}, null) as tls
+        from smtp semi join client_sessions using (server, session_id)
+        where {_RECEIVE}
+          and (event = '>' or command in ('EHLO', 'HELO', 'MAIL', 'RCPT')
+               or context = 'authenticated' or {TLS_OK})
+        """
+    )
+    con.execute("reset preserve_insertion_order")
+    con.execute(
+        """
+        create or replace temp table client_msgs as
+        select server, session_id, event, command, reply_code, queued_id, domain, date_time,
+               sequence_number, count(*) filter (where command = 'MAIL') over (
+                   partition by server, session_id order by sequence_number, date_time
+                   rows between unbounded preceding and current row) as m
+        from client_lines where event = '>' or command in ('MAIL', 'RCPT')
+        """
+    )
+    df = frame(
+        con,
+        """
+        with sess as (
             select server, session_id, any_value(connector_id) as connector,
                    arg_min(remote_ip, sequence_number) filter (where remote_ip is not null)
                        as remote_ip,
-                   arg_min(nullif(regexp_extract(data, '^\\S+\\s+(\\S+)', 1), ''),
-                           sequence_number) filter (where command in ('EHLO', 'HELO')) as ehlo,
-                   arg_min(data, sequence_number) filter (where context = 'authenticated')
-                       as auth_user,
-                   arg_min(context, sequence_number) filter (where {TLS_OK}) as ok
-            from n group by all
-        ),
-        msg as (
-            select server, session_id, m,
-                   coalesce(list(lower(regexp_extract(data, '@([^<>@\\s]+)>', 1))
-                                 order by sequence_number) filter (where command = 'RCPT'),
-                            []) as domains,
-                   coalesce(list(reply_code order by sequence_number)
-                            filter (where event = '>'), []) as replies,
-                   min(date_time) filter (where event = '>' and reply_code = 250
-                                          and message_id is not null) as accepted_at
-            from n where m > 0 group by all
+                   arg_min(ehlo, sequence_number) filter (where command in ('EHLO', 'HELO'))
+                       as ehlo,
+                   arg_min(auth_user, sequence_number) as auth_user,
+                   arg_min(tls, sequence_number) as tls
+            from client_lines group by all
         ),
         acc as (
-            select server, session_id, accepted_at,
-                   len($accepted) > 0 and len(list_filter(range(1, len(domains) + 1),
-                       lambda i: replies[i + 1] between 250 and 251
-                                 and not list_contains($accepted, domains[i]))) > 0 as relay
-            from msg where accepted_at is not null
+            select server, session_id, m,
+                   min(date_time) filter (where event = '>' and reply_code = 250 and queued_id)
+                       as accepted_at
+            from client_msgs where m > 0 group by all
+            having accepted_at is not null
+        ),
+        -- a RCPT's reply by order: after MAIL's, one per RCPT
+        rcpt as (
+            select server, session_id, m, domain,
+                   row_number() over (partition by server, session_id, m
+                                      order by sequence_number) as i
+            from client_msgs where m > 0 and command = 'RCPT'
+        ),
+        reply as (
+            select server, session_id, m, reply_code,
+                   row_number() over (partition by server, session_id, m
+                                      order by sequence_number) - 1 as i
+            from client_msgs where m > 0 and event = '>'
+        ),
+        relayed as (
+            select distinct server, session_id, m
+            from rcpt join reply using (server, session_id, m, i)
+            where reply_code between 250 and 251 and not list_contains($accepted, domain)
         ),
         j as (
             select s.connector, s.remote_ip, s.ehlo, s.auth_user,
-                   coalesce({version_sql("s.ok")}, 'none') as tls, a.relay, a.accepted_at
+                   coalesce(s.tls, 'none') as tls,
+                   len($accepted) > 0 and r.m is not null as relay, a.accepted_at
             from acc a join sess s using (server, session_id)
-            where s.auth_user is null or not ends_with(s.auth_user, '$')
+            left join relayed r using (server, session_id, m)
         )
         select connector, remote_ip,
                nullif(array_to_string(list(distinct ehlo order by ehlo), ', '), '') as ehlo,
@@ -101,6 +146,10 @@ def clients(con: duckdb.DuckDBPyConnection, accepted: list[str]) -> pd.DataFrame
         """,
         {"accepted": [d.lower() for d in accepted]},
     )
+    con.execute("drop table client_msgs")
+    con.execute("drop table client_lines")
+    con.execute("drop table client_sessions")
+    return df
 
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:

@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from loganalyzer.report.charts import NEUTRAL, layout, text
-from loganalyzer.report.load import frame
+from loganalyzer.report.load import frame, in_passes, passes
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 
 RULES = {
@@ -61,54 +61,68 @@ def load(con: duckdb.DuckDBPyConnection, q: Inputs) -> None:
     """``tls_sessions``: one row per session connected in the period."""
     start, end = q.ctx.window()
     d0, d1 = q.ctx.period.utc_dates()
-    # two statements: the lines a session's TLS is read from, each string kept only where a
-    # line gives it (few per session), then one row per session; in one statement the
-    # per-session states of every line ran out of memory under the report's limit on a
-    # day of a million sessions
+    # in steps, with short values only: the lines a session's TLS is read from, each with
+    # what is read of it (the connect line's connector and IP, the host, the version and
+    # cipher, the error), then one row per session, in passes of GROUPS_PER_PASS sessions;
+    # whole lines and one statement ran out of memory under the report's limit on a day of
+    # 1,500 parts
     con.execute("set preserve_insertion_order = false")
     con.execute(
         f"""
         create or replace temp table tls_lines as
-        select server, direction, session_id, connector_id, date_time, sequence_number,
-               if(event = '+', date_time, null) as connect_time, remote_ip,
-               if((direction = 'receive' and command in ('EHLO', 'HELO'))
-                  or (direction = 'send' and event = '<' and reply_code = 220),
-                  regexp_extract(data, '^\\S+\\s+(\\S+)', 1), null) as host,
-               if({TLS_OK}, context, null) as ok,
-               if({TLS_FAILED}, context, null) as failed
-        from smtp
-        where log_format = 'exchange-smtp-protocol' and session_id is not null
-          and direction in ('receive', 'send')
-          and date_time >= $start and date_time < $end + {TAIL}
-          and date >= $d0 and date <= $d1 + 1
-          and (event = '+' or (event = '*' and ({TLS_OK} or {TLS_FAILED}))
-               or command in ('EHLO', 'HELO') or reply_code = 220)
+        select * from (
+            select server, direction, session_id, sequence_number,
+                   if(event = '+', date_time, null) as connect_time,
+                   if(event = '+', connector_id, null) as connector_id,
+                   if(event = '+', remote_ip, null) as remote_ip,
+                   if((direction = 'receive' and command in ('EHLO', 'HELO'))
+                      or (direction = 'send' and event = '<' and reply_code = 220),
+                      regexp_extract(data, '^\\S+\\s+(\\S+)', 1), null) as host,
+                   {TLS_OK} as ok,
+                   if({TLS_OK}, {version_sql("context")}, null) as version,
+                   if({TLS_OK},
+                      nullif(regexp_extract(context, 'bulk encryption algorithm (\\S+)', 1), ''),
+                      null) as cipher,
+                   if({TLS_FAILED},
+                      coalesce(nullif(regexp_extract(context, 'failed with error (\\S+)', 1),
+                                      ''), context), null) as error
+            from smtp
+            where log_format = 'exchange-smtp-protocol' and session_id is not null
+              and direction in ('receive', 'send')
+              and date_time >= $start and date_time < $end + {TAIL}
+              and date >= $d0 and date <= $d1 + 1
+              and (event = '+' or (event = '*' and ({TLS_OK} or {TLS_FAILED}))
+                   or command in ('EHLO', 'HELO') or reply_code = 220))
+        -- a line that gives nothing (a receive 220, a send EHLO) is left out
+        where connect_time is not null or host is not null or ok or error is not null
         """,
         {"start": start, "end": end, "d0": d0, "d1": d1},
     )
     con.execute("reset preserve_insertion_order")
     key = "server, direction, session_id"
-    first = f"qualify row_number() over (partition by {key} order by sequence_number) = 1"
-    con.execute(
-        f"""
-        create or replace temp table tls_sessions as
-        with c as (
-            select {key}, connector_id as connector, connect_time as connected_at, remote_ip
-            from tls_lines where connect_time >= $start and connect_time < $end {first}),
-        h as (select {key}, host from tls_lines where host is not null {first}),
-        o as (select {key}, ok from tls_lines where ok is not null {first}),
-        f as (select {key}, failed from tls_lines where failed is not null {first})
-        select direction, connector, server, session_id, connected_at, remote_ip,
+    # a session's first line of each kind (its first connect line in the period)
+    sql = f"""
+        with s as (
+            select {key},
+                   arg_min({{'connector': connector_id, 'connected_at': connect_time,
+                             'remote_ip': remote_ip}}, sequence_number)
+                       filter (where connect_time >= $start and connect_time < $end) as c,
+                   arg_min(host, sequence_number) filter (where host is not null) as host,
+                   arg_min({{'version': version, 'cipher': cipher}}, sequence_number)
+                       filter (where ok) as o,
+                   arg_min(error, sequence_number) filter (where error is not null) as error
+            from tls_lines where {{part}} group by {key})
+        select direction, c.connector, server, session_id, c.connected_at, c.remote_ip,
                nullif(host, '') as host,
-               coalesce({version_sql("ok")}, if(failed is null, 'none', 'failed')) as version,
-               nullif(regexp_extract(ok, 'bulk encryption algorithm (\\S+)', 1), '') as cipher,
-               if(ok is null and failed is not null,
-                  coalesce(nullif(regexp_extract(failed, 'failed with error (\\S+)', 1), ''),
-                           failed), null) as error
-        from c left join h using ({key}) left join o using ({key}) left join f using ({key})
-        """,
-        {"start": start, "end": end},
-    )
+               coalesce(o.version, if(error is null, 'none', 'failed')) as version,
+               o.cipher, if(o is null, error, null) as error
+        from s where c is not null
+    """
+    (n,) = con.execute(
+        "select count(*) from tls_lines where connect_time >= ? and connect_time < ?",
+        [start, end],
+    ).fetchone()
+    in_passes(con, "tls_sessions", sql, key, passes(n), {"start": start, "end": end})
     con.execute("drop table tls_lines")
 
 
