@@ -7,9 +7,9 @@ import os
 from loganalyzer.errors import BadInput
 from loganalyzer.fate import VERDICTS
 from loganalyzer.read.query import add_views, point
-from loganalyzer.store import FileRow, Store
+from loganalyzer.store import FileRow, Store, cache
 from loganalyzer.store.duck import open_connection
-from loganalyzer.store.lookup import KEYS, Sketches
+from loganalyzer.store.lookup import KEYS
 from loganalyzer.times import parse_time, zone
 from loganalyzer.trace import evidence, rejected
 from loganalyzer.trace.build import build
@@ -89,7 +89,7 @@ def trace(
     # one connection for the manifest and every step, its views re-pointed at each step's
     # files: a connection costs 40 ms
     with open_connection(st) as con:
-        manifest = st.manifest(con, ["parts", "server", "format", "lookup"])
+        manifest = st.manifest(con, shared=True)  # read-only: kept for the next trace
         servers = {(r.server or "").upper() for r in manifest.values()} - {""}
         formats = {r.format for r in manifest.values()}
         iis = "iis-smtp" in formats
@@ -97,7 +97,7 @@ def trace(
             (sender, recipient, subject, since, until, event_id, verdict)
         )
         sketched = by_id and q.kind() in KEYS
-        sketches = Sketches(manifest)
+        sketches = cache.sketches(manifest)
 
         def holding(keys: dict[str, list[str]], days=None) -> list[FileRow] | None:
             """Manifest rows of the files that may hold these IDs."""
