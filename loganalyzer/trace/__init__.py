@@ -8,7 +8,7 @@ from loganalyzer.errors import BadInput
 from loganalyzer.fate import VERDICTS
 from loganalyzer.read.query import add_views, point
 from loganalyzer.store import FileRow, Store, cache
-from loganalyzer.store.duck import open_connection
+from loganalyzer.store.duck import connection
 from loganalyzer.store.lookup import KEYS
 from loganalyzer.times import parse_time, zone
 from loganalyzer.trace import evidence, rejected
@@ -87,8 +87,8 @@ def trace(
     st.require()
     q = Query(query, server, sender, recipient, subject, since, until, event_id, verdict)
     # one connection for the manifest and every step, its views re-pointed at each step's
-    # files: a connection costs 40 ms
-    with open_connection(st) as con:
+    # files: a connection costs 40 ms (the app's worker threads each keep theirs)
+    with connection(st) as con:
         manifest = st.manifest(con, shared=True)  # read-only: kept for the next trace
         servers = {(r.server or "").upper() for r in manifest.values()} - {""}
         formats = {r.format for r in manifest.values()}
@@ -189,7 +189,7 @@ def trace(
                 for v in r.flatten()
             ]
     if messages and {r.format for r in manifest.values()} & EVIDENCE_FORMATS:
-        with open_connection(st) as con:
+        with connection(st) as con:
             add_views(con, st, None, manifest)
             evidence.attach(con, messages, tz)
     shown = [
