@@ -159,7 +159,11 @@ def trace(
         nids = sorted({c["network_message_id"] for c in chosen if c.get("network_message_id")})
         wanted = {"message_id": ids + refs + [f"<{x}>" for x in refs], "network_message_id": nids}
         views = point(con, st, holding(wanted), manifest, views)
-        per_message = message_rows(con, chosen, days_of(known, chosen), known) if chosen else []
+        # a trace by Message-ID has read every row of it (every file whose sketch holds it)
+        complete = by_id and q.kind() == "message_id" and not q.server
+        per_message = (
+            message_rows(con, chosen, days_of(known, chosen), known, complete) if chosen else []
+        )
         every = [r for rows in per_message for r in rows]
         ids = sorted({r["message_id"] for r in every if r.get("message_id")} | set(ids))
         sessions = session_ids(every)
