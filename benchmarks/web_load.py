@@ -9,10 +9,11 @@ wildcard, or a trace of a message from ``truth.jsonl`` (in turn): every client t
 sequence, as colleagues opening the same links, or with ``--distinct`` each its own order
 (then a page is rarely asked for twice: the app's cache of pages helps little). ``--kinds``
 chooses the kinds of request (``search_id,search_wildcard,trace``), ``--messages`` how many
-messages of the truth they draw from. Prints the number of requests, p50 and p95 of the
-response times per kind and overall, the errors (a status other than 200, or no answer), the
-app's CPU seconds per request (user + system of the server process) and the load average.
-Loopback only; bounded in time.
+messages of the truth they draw from (once the app has computed every page, it answers from
+its cache: give more messages than it computes in the run). Prints the number of requests,
+p50 and p95 of the response times per kind and overall, the errors (a status other than 200,
+or no answer), the app's CPU seconds per request (user + system of the server process) and
+the load average. Loopback only; bounded in time.
 """
 
 from __future__ import annotations
