@@ -322,7 +322,8 @@ def test_all_traces_every_match_not_the_first_200(synth_store, cli):
 def test_a_kept_connection_sees_what_an_ingest_adds(tmp_path):
     import duckdb
 
-    from loganalyzer.store.duck import share
+    from loganalyzer.store import Store
+    from loganalyzer.store.duck import connection, share
 
     for name, seed in (("before", 21), ("after", 22)):
         generate(tmp_path / name, servers=1, days=1, messages=30, seed=seed)
@@ -345,5 +346,7 @@ def test_a_kept_connection_sees_what_an_ingest_adds(tmp_path):
         ]
         listed = trace(store, since="2026-03-01", limit=None)
         assert {new, before[0]["message_id"]} <= {c["message_id"] for c in listed.candidates}
+        with connection(Store(store)) as outer, connection(Store(store)) as inner:
+            assert inner is not outer  # a call within a call gets a connection of its own
     finally:
         share(None)

@@ -86,7 +86,7 @@ def connection(store: Store) -> Iterator[duckdb.DuckDBPyConnection]:
     nothing behind but the views (``create or replace``)."""
     with _shared_lock:
         database = _shared
-    if database is None:
+    if database is None or getattr(_kept, "busy", False):  # (a call within a call: its own)
         with open_connection(store) as con:
             yield con
         return
@@ -97,11 +97,14 @@ def connection(store: Store) -> Iterator[duckdb.DuckDBPyConnection]:
             with suppress(Exception):
                 kept[2].close()
         _kept.cursor = kept = (key, database, open_connection(store), {})
+    _kept.busy = True
     try:
         yield kept[2]
     except BaseException:
         kept[3].clear()  # a view may have been re-made half way: make them all again
         raise
+    finally:
+        _kept.busy = False
 
 
 def kept_views(con: duckdb.DuckDBPyConnection) -> dict | None:
