@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import date
 
 import numpy as np
 import pyarrow as pa
@@ -75,3 +76,31 @@ def test_a_grown_file_keeps_a_sketch_of_its_own_version():
     assert lookup.merge(old, new) is None  # hashed two ways: the file is always read
     assert lookup.merge(old, lookup.encode(set())) == old
     assert lookup.merge(b"", new) == new
+
+
+def test_the_merged_index_names_the_files_each_sketch_names(tmp_path):
+    generate(tmp_path / "logs", servers=2, days=2, messages=80, seed=9)
+    store = Store(tmp_path / "store")
+    assert ingest([tmp_path / "logs"], store).exit_code == 0
+    manifest = store.manifest()
+    rows = sorted(manifest.values(), key=lambda r: r.file_key)
+    for row in rows[::3]:  # sketches of both versions, and a file without one
+        row.lookup = _v1_sketch(store, row)
+    rows[1].lookup = None
+    truth = [json.loads(x) for x in (tmp_path / "logs" / "truth.jsonl").open()]
+    asked = [{"message_id": [t["message_id"]]} for t in truth[:60]]
+    asked += [{"network_message_id": [t["network_message_id"].upper()]} for t in truth[:20]]
+    asked += [{"message_id": [t["message_id"] for t in truth[i : i + 30]]} for i in (0, 40)]
+    asked += [{"message_id": ["<nowhere@example.com>"]}, {"session_id": ["08DE00000000ABCD"]}]
+    one_by_one, indexed = lookup.Sketches(manifest), lookup.Sketches(manifest)
+    one_by_one.INDEX_AFTER, indexed.INDEX_AFTER = 10**9, 0
+    day = date.fromisoformat(min(t["received_at"] for t in truth)[:10])
+    narrowed = 0
+    for values in asked:
+        for days in (None, (day, day)):
+            want = one_by_one.holding(values, days)
+            got = indexed.holding(values, days)
+            assert [r.file_key for r in got] == [r.file_key for r in want]
+            narrowed += len(want) < len(manifest)
+    assert indexed.index is not None and one_by_one.index is None
+    assert narrowed > len(asked) // 2  # the sketches do narrow (the test can fail)

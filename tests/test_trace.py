@@ -317,3 +317,36 @@ def test_all_traces_every_match_not_the_first_200(synth_store, cli):
     want = _to_fabrikam(truth)
     assert got["total"] == len(got["candidates"]) == len(got["messages"]) == len(want)
     assert {m["message_id"] for m in got["messages"]} == want
+
+
+def test_a_kept_connection_sees_what_an_ingest_adds(tmp_path):
+    import duckdb
+
+    from loganalyzer.store import Store
+    from loganalyzer.store.duck import connection, share
+
+    for name, seed in (("before", 21), ("after", 22)):
+        generate(tmp_path / name, servers=1, days=1, messages=30, seed=seed)
+    store = tmp_path / "store"
+    assert ingest([tmp_path / "before"], store).exit_code == 0
+    before, after = (
+        [json.loads(x) for x in (tmp_path / name / "truth.jsonl").open(encoding="utf-8")]
+        for name in ("before", "after")
+    )
+    share(duckdb.connect())  # as the web app runs: one database, a kept cursor per thread
+    try:
+        for t in before[:3]:  # enough lookups for the merged sketch index
+            assert trace(store, t["message_id"]).messages
+        new = after[0]["message_id"]
+        assert not trace(store, new).messages
+        assert ingest([tmp_path / "after"], store).exit_code == 0
+        assert [m.message_id for m in trace(store, new).messages] == [new]
+        assert [m.message_id for m in trace(store, before[0]["message_id"]).messages] == [
+            before[0]["message_id"]
+        ]
+        listed = trace(store, since="2026-03-01", limit=None)
+        assert {new, before[0]["message_id"]} <= {c["message_id"] for c in listed.candidates}
+        with connection(Store(store)) as outer, connection(Store(store)) as inner:
+            assert inner is not outer  # a call within a call gets a connection of its own
+    finally:
+        share(None)

@@ -110,3 +110,33 @@ def test_a_wildcard_search_pages_both_ways_with_verdicts(served):
     assert [mid for mid, _ in rows(newest)] == ids[::-1][:25]
     # asked again: the same page, from the cache
     assert get(url, recipient=pattern)[1] == first
+
+
+def test_a_message_ingested_while_the_app_runs_is_found(tmp_path):
+    for name, seed in (("before", 11), ("after", 12)):
+        generate(tmp_path / name, servers=1, days=1, messages=30, seed=seed)
+    assert ingest([tmp_path / "before"], tmp_path / "store").exit_code == 0
+    before, after = (
+        [json.loads(x) for x in (tmp_path / name / "truth.jsonl").open(encoding="utf-8")]
+        for name in ("before", "after")
+    )
+    new = next(t["message_id"] for t in after if t["verdict"] == "delivered")
+    assert new not in {t["message_id"] for t in before}
+
+    def trace(mid: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"{url}/trace?{urlencode({'id': mid})}") as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    with serving(tmp_path / "store", env=NO_TOKEN) as url:
+        for t in before[:3]:  # lookups enough for the app to keep a merged index
+            assert trace(t["message_id"])[0] == 200
+        assert trace(new)[0] == 404
+        assert total(get(url, q=new)[1]) == 0
+        assert ingest([tmp_path / "after"], tmp_path / "store").exit_code == 0
+        status, page = trace(new)
+        assert status == 200 and html.escape(new) in page
+        assert [mid for mid, _ in rows(get(url, q=new)[1])] == [new]
+        assert trace(before[0]["message_id"])[0] == 200

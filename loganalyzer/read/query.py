@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import loganalyzer.fate as fate
 from loganalyzer.schema import LOG_TABLES, columns
 from loganalyzer.store import manifest as _manifest
-from loganalyzer.store.duck import open_connection, read_parquet
+from loganalyzer.store.duck import kept_views, open_connection, read_parquet
 from loganalyzer.store.manifest import MANIFEST_FILE, FileRow, Manifest
 from loganalyzer.times import parse_time
 
@@ -165,15 +165,20 @@ def add_views(
     unless ``derived``: their SQL takes a while to bind); returns the parts of each (see
     ``point``)."""
     parts = point(con, store, only, manifest)
+    kept = kept_views(con) or {}  # a kept cursor's views: made again only when they change
     if manifest is store.last_manifest:  # unchanged since read: the file is the table
         files = f"select * from {read_parquet([store.uri(MANIFEST_FILE)])}"
     else:
         con.register("_files", _manifest.table(manifest))
         files = "select * from _files"
-    con.execute(f"create or replace temp view files as {files}")
-    if derived:
+        kept.pop("files", None)
+    if kept.get("files") != files:
+        con.execute(f"create or replace temp view files as {files}")
+        kept["files"] = files
+    if derived and not kept.get("derived"):
         con.execute(_RECIPIENTS)
         con.execute(_MESSAGES)
+        kept["derived"] = True
     return parts
 
 
@@ -199,10 +204,15 @@ def point(
     parts of each view; pass it back as ``current`` to leave unchanged views alone."""
     parts = parts_of(store, only, manifest)
     mixed = len({row.schema_version for row in manifest.values()}) > 1
+    kept = kept_views(con)  # a kept cursor's views, as the last call left them
+    if kept is not None:
+        current = kept.get("parts") if kept.get("mixed") == mixed else None
     for name in (*LOG_TABLES, "quarantine"):
         if current is None or current.get(name) != parts[name]:
             partitioned = name != "quarantine"
             _parts_view(con, name, parts[name], partitioned=partitioned, mixed=mixed)
+    if kept is not None:
+        kept.update(parts=parts, mixed=mixed)
     return parts
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from loganalyzer.errors import NotAStore, StoreError
 from loganalyzer.schema import LOG_TABLES
+from loganalyzer.store import cache as _cache
 from loganalyzer.store import manifest as _manifest
 from loganalyzer.store.location import LOCK_FILE, Location
 from loganalyzer.store.location import location as _locate
@@ -133,12 +134,21 @@ class Store:
 
     # -- manifest (loganalyzer.store.manifest) ---------------------------------------------
     def manifest(
-        self, con: duckdb.DuckDBPyConnection | None = None, fields: list[str] | None = None
+        self,
+        con: duckdb.DuckDBPyConnection | None = None,
+        fields: list[str] | None = None,
+        *,
+        shared: bool = False,
     ) -> Manifest:
         """The manifest: one row per ingested file, by file key (read with ``con``, a
         connection of ``store.duck.open_connection``, when given). ``fields``: only these
-        columns (``file_key`` and ``schema_version`` always), for a reader in a hurry."""
-        rows, whole = _manifest.load(self, con, fields)
+        columns (``file_key`` and ``schema_version`` always), for a reader in a hurry.
+        ``shared``: every column, kept while the manifest file is unchanged and shared with
+        the process's other readers (``store.cache``): read-only, never to be changed."""
+        if shared:
+            rows, whole = _cache.manifest(self, con)
+        else:
+            rows, whole = _manifest.load(self, con, fields)
         self.last_manifest = rows if whole else None
         return rows
 

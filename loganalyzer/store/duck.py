@@ -6,7 +6,8 @@ The readers (``loganalyzer.read``) build their views on these; the manifest is r
 from __future__ import annotations
 
 import threading
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -72,3 +73,42 @@ def open_connection(store: Store) -> duckdb.DuckDBPyConnection:
     con.execute("set parquet_metadata_cache = true")
     store.loc.register(con)  # a URL store is read through its fsspec filesystem
     return con
+
+
+_kept = threading.local()
+
+
+@contextmanager
+def connection(store: Store) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection that reads the store's files, for one call: with a shared database
+    (``share``), this thread's kept cursor of it (opened once, its views kept: see
+    ``kept_views``); else a new connection, closed afterwards. SQL run on it must leave
+    nothing behind but the views (``create or replace``)."""
+    with _shared_lock:
+        database = _shared
+    if database is None or getattr(_kept, "busy", False):  # (a call within a call: its own)
+        with open_connection(store) as con:
+            yield con
+        return
+    key = (id(database), store.url)
+    kept = getattr(_kept, "cursor", None)
+    if kept is None or kept[0] != key or kept[1] is not database:
+        if kept is not None:
+            with suppress(Exception):
+                kept[2].close()
+        _kept.cursor = kept = (key, database, open_connection(store), {})
+    _kept.busy = True
+    try:
+        yield kept[2]
+    except BaseException:
+        kept[3].clear()  # a view may have been re-made half way: make them all again
+        raise
+    finally:
+        _kept.busy = False
+
+
+def kept_views(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """The record of the views on ``con`` when it is this thread's kept cursor (the readers
+    re-create only the views that change), else None."""
+    kept = getattr(_kept, "cursor", None)
+    return kept[3] if kept is not None and kept[2] is con else None

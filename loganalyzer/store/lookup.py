@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import threading
 from array import array
 from bisect import bisect_left
 from typing import TYPE_CHECKING
@@ -186,13 +187,21 @@ def _holds_any(keys: array, want: list[int], wanted: set[int]) -> bool:
 
 class Sketches:
     """The sketches of a whole manifest, read once for several lookups in a row (a trace
-    looks up three times)."""
+    looks up three times). Kept for many lookups (``store.cache``: the web app), they are
+    merged into one sorted index after ``INDEX_AFTER`` lookups: a lookup is then a binary
+    search of it, not a test of every file's sketch. Thread-safe; read-only once built."""
+
+    #: Lookups answered file by file before the index is built (a trace's three are).
+    INDEX_AFTER = 3
 
     def __init__(self, manifest: Manifest) -> None:
         self.rows = list(manifest.values())
         self.keys = [None if r.lookup is None else _keys(r.lookup) for r in self.rows]
         #: How many files the last ``holding`` named (of ``len(self.rows)``).
         self.last_count: int | None = None
+        self.lookups = 0
+        self.index: _Index | None = None
+        self._building = threading.Lock()
 
     def holding(
         self, values: dict[str, list[str]], days: tuple[date, date] | None = None
@@ -201,15 +210,59 @@ class Sketches:
         ``days`` (first, last), only files with a part of those days."""
         ids = {KEYS[col](v) for col, vs in values.items() for v in vs if v}
         want = {1: sorted(map(key_hash_v1, ids)), 2: sorted(map(key_hash, ids))}
-        wanted = {v: set(hs) for v, hs in want.items()}
-        out = [
-            row
-            for row, keys in zip(self.rows, self.keys, strict=True)
-            if (days is None or _on_days(row, days))
-            and (keys is None or _holds_any(keys[1], want[keys[0]], wanted[keys[0]]))
-        ]
+        self.lookups += 1
+        if self.index is None and self.lookups > self.INDEX_AFTER:
+            with self._building:
+                if self.index is None:
+                    self.index = _Index(self.keys)
+        if self.index is not None:
+            rows = [self.rows[i] for i in self.index.holding(want)]
+        else:
+            wanted = {v: set(hs) for v, hs in want.items()}
+            rows = [
+                row
+                for row, keys in zip(self.rows, self.keys, strict=True)
+                if keys is None or _holds_any(keys[1], want[keys[0]], wanted[keys[0]])
+            ]
+        out = [row for row in rows if days is None or _on_days(row, days)]
         self.last_count = len(out)
         return out
+
+
+class _Index:
+    """Every file's sketch in one sorted array per sketch version, with the file (its
+    position in ``Sketches.rows``) of each hash; files without a sketch always listed."""
+
+    def __init__(self, keys: list[tuple[int, array] | None]) -> None:
+        import numpy as np
+
+        self.always = np.array([i for i, k in enumerate(keys) if k is None], dtype=np.int64)
+        self.hashes: dict[int, np.ndarray] = {}
+        self.files: dict[int, np.ndarray] = {}
+        for version in (1, 2):
+            mine = [(i, k[1]) for i, k in enumerate(keys) if k is not None and k[0] == version]
+            hashes = [np.frombuffer(k, dtype=np.uint32) for _, k in mine]
+            files = [np.full(len(k), i, dtype=np.int32) for i, k in mine]
+            h = np.concatenate(hashes) if hashes else np.empty(0, np.uint32)
+            f = np.concatenate(files) if files else np.empty(0, np.int32)
+            order = np.argsort(h, kind="stable")
+            self.hashes[version], self.files[version] = h[order], f[order]
+
+    def holding(self, want: dict[int, list[int]]) -> list[int]:
+        """Positions of the files whose sketch holds any hash of ``want`` (by version), or
+        that have none, in manifest order."""
+        import numpy as np
+
+        found = [self.always]
+        for version, hs in want.items():
+            keys = self.hashes[version]
+            if not hs or not len(keys):
+                continue
+            h = np.array(hs, dtype=np.uint32)
+            lo = np.searchsorted(keys, h, side="left")
+            hi = np.searchsorted(keys, h, side="right")
+            found += [self.files[version][a:b] for a, b in zip(lo, hi, strict=True) if b > a]
+        return np.unique(np.concatenate(found)).tolist()
 
 
 def _on_days(row: FileRow, days: tuple[date, date]) -> bool:

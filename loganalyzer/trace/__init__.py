@@ -8,9 +8,9 @@ import os
 from loganalyzer.errors import BadInput
 from loganalyzer.fate import VERDICTS
 from loganalyzer.read.query import add_views, point
-from loganalyzer.store import FileRow, Store, addresses
-from loganalyzer.store.duck import open_connection
-from loganalyzer.store.lookup import KEYS, Sketches
+from loganalyzer.store import FileRow, Store, addresses, cache
+from loganalyzer.store.duck import connection
+from loganalyzer.store.lookup import KEYS
 from loganalyzer.times import parse_time, zone
 from loganalyzer.trace import evidence, rejected
 from loganalyzer.trace.build import build
@@ -90,9 +90,9 @@ def trace(
     st.require()
     q = Query(query, server, sender, recipient, subject, since, until, event_id, verdict)
     # one connection for the manifest and every step, its views re-pointed at each step's
-    # files: a connection costs 40 ms
-    with open_connection(st) as con:
-        manifest = st.manifest(con, ["parts", "server", "format", "lookup", "bytes_consumed"])
+    # files: a connection costs 40 ms (the app's worker threads each keep theirs)
+    with connection(st) as con:
+        manifest = st.manifest(con, shared=True)  # read-only: kept for the next trace
         servers = {(r.server or "").upper() for r in manifest.values()} - {""}
         formats = {r.format for r in manifest.values()}
         iis = "iis-smtp" in formats
@@ -100,7 +100,7 @@ def trace(
             (sender, recipient, subject, since, until, event_id, verdict)
         )
         sketched = by_id and q.kind() in KEYS
-        sketches = Sketches(manifest)
+        sketches = cache.sketches(manifest)
 
         def holding(keys: dict[str, list[str]], days=None) -> list[FileRow] | None:
             """Manifest rows of the files that may hold these IDs."""
@@ -175,7 +175,11 @@ def trace(
         nids = sorted({c["network_message_id"] for c in chosen if c.get("network_message_id")})
         wanted = {"message_id": ids + refs + [f"<{x}>" for x in refs], "network_message_id": nids}
         views = point(con, st, holding(wanted), manifest, views)
-        per_message = message_rows(con, chosen, days_of(known, chosen), known) if chosen else []
+        # a trace by Message-ID has read every row of it (every file whose sketch holds it)
+        complete = by_id and q.kind() == "message_id" and not q.server
+        per_message = (
+            message_rows(con, chosen, days_of(known, chosen), known, complete) if chosen else []
+        )
         every = [r for rows in per_message for r in rows]
         ids = sorted({r["message_id"] for r in every if r.get("message_id")} | set(ids))
         sessions = session_ids(every)
@@ -205,7 +209,7 @@ def trace(
                 for v in r.flatten()
             ]
     if messages and {r.format for r in manifest.values()} & EVIDENCE_FORMATS:
-        with open_connection(st) as con:
+        with connection(st) as con:
             add_views(con, st, None, manifest)
             evidence.attach(con, messages, tz)
     shown = [

@@ -460,15 +460,18 @@ def message_rows(
     found: list[dict],
     dates: Dates = None,
     known: list[dict] | None = None,
+    complete: bool = False,
 ) -> list[list[dict]]:
     """Every tracking row of each message on every server, and of the NDRs it caused.
 
     One query for all the messages (restricted to ``dates`` when given, a day's margin after
-    them); ``known`` rows already read are kept. NDR rows are flagged ``is_ndr``.
+    them); ``known`` rows already read are kept, and with ``complete`` they are every row of
+    the messages' Message-IDs (only their network message IDs' rows are read). NDR rows are
+    flagged ``is_ndr``.
     """
     ids = sorted({c["message_id"] for c in found if c.get("message_id")})
     nids = sorted({c["network_message_id"] for c in found if c.get("network_message_id")})
-    rows = _rows(con, ids, nids, dates)
+    rows = _rows(con, [] if complete and known else ids, nids, dates)
     if known:
         seen = {(r["file"], r["line"]) for r in rows}
         rows += [r for r in known if (r["file"], r["line"]) not in seen]

@@ -76,8 +76,9 @@ def serve(
         from loganalyzer.store.duck import share
 
         # one DuckDB database for every request of this process: Parquet footers and file
-        # blocks read once stay cached (each request has its own connection and views)
-        share(duckdb.connect())
+        # blocks read once stay cached (each worker thread keeps its cursor and views); one
+        # thread per query: requests run side by side, and a small query costs less CPU
+        share(duckdb.connect(config={"threads": 1}))
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{sock.getsockname()[1]}/"
     if token:

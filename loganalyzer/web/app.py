@@ -54,8 +54,9 @@ class App:
         self.cached = data.Cache()
         self.memo = data.Memo()  # searches and traces, until the store changes
         self.local = Store(store).local_root is not None
-        # DuckDB uses every core for one query: a few at a time finish sooner than all at once
-        self.limiter = anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
+        # a query runs on one DuckDB thread (``serve``): two requests per core keep the cores
+        # busy while others wait on the disk
+        self.limiter = anyio.CapacityLimiter(max(4, 2 * (os.cpu_count() or 2)))
 
     async def work(self, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` in a worker thread, off the event loop."""

@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from loganalyzer.read.store import Store
 from loganalyzer.report.redact import HIDDEN, pseudonym, redact_text
-from loganalyzer.store.manifest import MANIFEST_FILE
+from loganalyzer.store import cache
 from loganalyzer.trace import trace
 
 #: The search form's fields, as the URL names them.
@@ -80,14 +79,10 @@ def search(
 
 def stamp(store: str) -> tuple:
     """What changes when an ingest or a compaction commits (the manifest is replaced whole):
-    the key of cached pages. A local store's manifest is stat-ed (microseconds); a URL
-    store's is read (``signature``)."""
-    st = Store(store)
-    root = st.local_root
-    if root is None:
-        return signature(store)
-    info = os.stat(root / MANIFEST_FILE)
-    return (info.st_mtime_ns, info.st_size, info.st_ino)
+    the key of cached pages. The manifest file is stat-ed (microseconds on a local store);
+    on a filesystem that tells nothing that would change, it is read (``signature``)."""
+    found = cache.stamp(Store(store))
+    return signature(store) if found is None else found
 
 
 class Memo:
@@ -180,7 +175,7 @@ def days(store: str) -> list[dt.date]:
 def signature(store: str) -> tuple:
     """What changes when an ingest adds to the store (the key of cached reports); read from
     the manifest alone (a fifth of the time of a query over the store's views)."""
-    files = Store(store).require().manifest(fields=["rows", "ingested_at"]).values()
+    files = Store(store).require().manifest(shared=True).values()
     last = max((str(f.ingested_at) for f in files), default="")
     return (len(files), last, sum(f.rows or 0 for f in files))
 
