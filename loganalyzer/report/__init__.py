@@ -104,7 +104,7 @@ def daily_report(
             **sessions.counts(con, ctx, period),
         }
         inputs = sections.Inputs(
-            con, ctx, top, limit, current, previous, expires, vip_addresses, latency
+            con, ctx, top, limit, current, previous, expires, vip_addresses, latency, st
         )
         tables = sections.compute(inputs)
         empty_days, quiet_hours = quality.coverage(con, ctx, sessions.server_hours(con))

@@ -19,6 +19,7 @@ import pyarrow as pa
 from loganalyzer.read.query import connect
 from loganalyzer.report import load, sessions
 from loganalyzer.report.period import Period
+from loganalyzer.report.sections import clients
 from loganalyzer.store import Manifest, Store, addresses
 from loganalyzer.store import rollups as store_rollups
 
@@ -154,4 +155,37 @@ def refresh(st: Store, manifest: Manifest, touched: set[str] | None = None) -> l
     if days:
         store_rollups.commit(st, manifest, build(st, manifest, days))
     addresses.refresh(st, manifest, touched)
+    refresh_clients(st, manifest, touched)
+    return days
+
+
+def refresh_clients(st: Store, manifest: Manifest, touched: set[str] | None = None) -> list[str]:
+    """Bring the SMTP clients' per-day aggregates (``store.rollups.CLIENTS``) up to date as
+    ``refresh`` does the rollups: the days out of date (a day's part is out of date when the
+    rows of its day, the day before or the day after changed), and the days without one (all
+    with ``touched`` None, else those touched and up to ``MISSING_NOW`` more); the days whose
+    rows are gone are taken off. Returns the days built."""
+    kind = store_rollups.CLIENTS
+    index = store_rollups.load(st, kind)
+    state = store_rollups.status(st, manifest, index, kind)
+    have = set(store_rollups.row_days(manifest))
+    todo = set(state["stale"])
+    if touched is None or len(state["missing"]) <= MISSING_NOW:
+        todo |= set(state["missing"])
+    else:
+        todo |= set(touched) & set(state["missing"])
+    drop = sorted(d for d in set(index) if d not in have)
+    days = sorted(todo & have)
+    if not days and not drop:
+        return []
+    around = store_rollups.with_day_before(days)
+    around |= {(dt.date.fromisoformat(d) + dt.timedelta(days=1)).isoformat() for d in days}
+    con = connect(st, only=store_rollups.files_of(manifest, around), manifest=manifest)
+    spill = load.bound(con)
+    try:
+        tables = clients.build(con, days)
+    finally:
+        con.close()
+        spill.cleanup()
+    store_rollups.commit(st, manifest, tables, kind, drop=drop)
     return days

@@ -191,7 +191,13 @@ class Store:
         self.loc.remove(gone)
         from loganalyzer.store import addresses, rollups  # their own leftovers
 
-        return removed + gone + rollups.clean(self) + addresses.clean(self)
+        return (
+            removed
+            + gone
+            + rollups.clean(self)
+            + addresses.clean(self)
+            + rollups.clean(self, rollups.CLIENTS)
+        )
 
     def check(self, on_part: Callable[[], None] | None = None) -> dict:
         """Damage (missing or unreadable parts, row counts that differ from the manifest) and

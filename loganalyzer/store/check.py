@@ -46,6 +46,7 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
     temporary = sorted(p for p in found if p.endswith(TMP_SUFFIX))
     roll = _rollups(store, manifest)
     index = _rollups(store, manifest, addresses.KIND)
+    clients = _rollups(store, manifest, rollups.CLIENTS)
     problems = (
         [f"missing part: {p}" for p in missing]
         + [f"unreadable part: {u}" for u in unreadable]
@@ -55,6 +56,7 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
         + [f"temporary file (left by a killed run): {p}" for p in temporary]
         + roll["problems"]
         + index["problems"]
+        + clients["problems"]
     )
     return {
         "store": store.root,
@@ -69,7 +71,8 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
         "temporary": temporary,
         "rollups": roll["days"],
         "address_index": index["days"],
-        "notices": roll["notices"] + index["notices"],
+        "client_aggregates": clients["days"],
+        "notices": roll["notices"] + index["notices"] + clients["notices"],
         "problems": problems,
     }
 
@@ -88,10 +91,15 @@ def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLL
     if kind is not rollups.ROLLUPS:
         if days["stale"] or days["missing"]:
             lacking = sorted(days["stale"] + days["missing"])
+            what, who = (
+                ("SMTP clients' aggregates", "the report's clients section reads")
+                if kind is rollups.CLIENTS
+                else ("address index", "lists by address read")
+            )
             notices.append(
-                f"address index out of date or missing for {len(lacking)} days (first "
-                f"{lacking[0]}): lists by address read their rows; the next ingest or "
-                "`store compact` builds it"
+                f"{what} out of date or missing for {len(lacking)} days (first "
+                f"{lacking[0]}): {who} their rows; the next ingest or `store compact` "
+                "builds it"
             )
         days = {"stale": [], "missing": []}  # (said once)
     if days["stale"]:
@@ -104,7 +112,9 @@ def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLL
             f"no rollups for {len(days['missing'])} days (first {days['missing'][0]}; a store "
             "written before rollups): reports read their rows; `store compact` builds them"
         )
-    label = "rollup" if kind is rollups.ROLLUPS else "address index"
+    label = {rollups.ROLLUPS: "rollup", rollups.CLIENTS: "SMTP clients' aggregate"}.get(
+        kind, "address index"
+    )
     problems = (
         [f"missing {label} part: {p}" for p in sorted(listed - found)]
         + [

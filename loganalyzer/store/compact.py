@@ -387,6 +387,12 @@ def prune(
         _publish(st, manifest, old)
         # the address index of the pruned days goes (a kill before leaves it out of date)
         addresses.refresh(st, manifest, set())
+        # and the SMTP clients' aggregates of the pruned days (the day after them, built
+        # with their rows, is out of date: read from its rows until the next ingest)
+        clients = store_rollups.load(st, store_rollups.CLIENTS)
+        gone = sorted(set(clients) - set(store_rollups.row_days(manifest)))
+        if gone:
+            store_rollups.commit(st, manifest, {}, store_rollups.CLIENTS, drop=gone)
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -88,6 +88,8 @@ class Kind:
     #: Whether a day's part is built from the day before it too (its ``source`` then
     #: covers both days).
     lookback: bool = True
+    #: Whether it is built from the day after it too (its ``source`` then covers that day).
+    lookahead: bool = False
     #: Rows per row group of a part (None: the writer's default).
     row_group: int | None = None
     #: What the parts hold, in the ``source`` digest: a part another version built (other
@@ -96,6 +98,35 @@ class Kind:
 
 
 ROLLUPS = Kind("rollups", INDEX_FILE, FOLDER, rollup_schema)
+
+
+def clients_schema() -> pa.Schema:
+    """The columns of a part of the SMTP clients' per-day aggregates (the report's clients
+    section defines them): per client and what its sessions showed (EHLO name, user, TLS
+    version, the domains of its messages' accepted recipients), the messages and the first
+    and last time one was accepted."""
+    import pyarrow as pa
+
+    t = pa.timestamp("us", tz="UTC")
+    return pa.schema(
+        [
+            ("connector", pa.string()),
+            ("remote_ip", pa.string()),
+            ("ehlo", pa.string()),
+            ("auth_user", pa.string()),
+            ("tls", pa.string()),
+            ("domains", pa.list_(pa.string())),
+            ("messages", pa.int64()),
+            ("first_seen", t),
+            ("last_seen", t),
+        ]
+    )
+
+
+#: The SMTP clients' per-day aggregates: a day's part holds the sessions that submitted
+#: first on that day, read with the day before and the day after (a session across
+#: midnight); ``version``: change it with the columns or what they hold.
+CLIENTS = Kind("clients", "clients.parquet", "clients", clients_schema, lookahead=True, version="1")
 
 
 @dataclass
@@ -156,7 +187,12 @@ def source(
 
     days = row_days(manifest) if days is None else days
     before = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
-    keys = sorted(days.get(day, set()) | (days.get(before, set()) if kind.lookback else set()))
+    after = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
+    keys = sorted(
+        days.get(day, set())
+        | (days.get(before, set()) if kind.lookback else set())
+        | (days.get(after, set()) if kind.lookahead else set())
+    )
     h = hashlib.blake2b(digest_size=8)
     h.update(kind.version.encode())
     for k in keys:

@@ -33,6 +33,8 @@ class Inputs:
     expiration: float = 172_800.0
     vips: tuple[str, ...] = ()
     vip_latency: float = 300.0
+    #: The store (``loganalyzer.store.Store``): sections that read its per-day aggregates.
+    store: Any = None
 
 
 class Report(Protocol):

@@ -11,14 +11,19 @@ RCPT); then per connector and remote IP.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import duckdb
 import pandas as pd
 import plotly.graph_objects as go
+import pyarrow as pa
 
 from loganalyzer.report.charts import NEUTRAL, hbar, text
 from loganalyzer.report.load import frame
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 from loganalyzer.report.sections.tls import TLS_OK, version_sql
+from loganalyzer.store import rollups
+from loganalyzer.store.duck import read_parquet
 
 RULES = {
     "clients": "SMTP clients: over the whole store, per receive connector and remote IP, the "
@@ -39,8 +44,25 @@ _RECEIVE = """direction = 'receive' and log_format = 'exchange-smtp-protocol'
 _QUEUED = "event = '>' and reply_code = 250 and message_id is not null"
 
 
-def clients(con: duckdb.DuckDBPyConnection, accepted: list[str]) -> pd.DataFrame:
-    """Per receive connector and remote IP: what it submitted, first seen first."""
+def _dates(days) -> str:
+    """A SQL list of dates (``YYYY-MM-DD`` strings, as the manifest's partitions name them)."""
+    return ", ".join(f"date '{dt.date.fromisoformat(d).isoformat()}'" for d in sorted(days))
+
+
+def grain(con: duckdb.DuckDBPyConnection, days: list[str] | None = None) -> None:
+    """Create the temporary table ``client_grain`` (the columns of
+    ``store.rollups.clients_schema`` and ``day``): per UTC day of a session's first
+    submission or authentication line, per client and what its sessions showed, the messages
+    accepted and their first and last time. ``days``: only the sessions of those days, read
+    from their rows and those of the day before and after (a session across midnight);
+    None: every day's."""
+    if days is None:
+        window = keep = "true"
+    else:
+        around = rollups.with_day_before(days)
+        around |= {(dt.date.fromisoformat(d) + dt.timedelta(days=1)).isoformat() for d in days}
+        window = f"date in ({_dates(around)})"
+        keep = f"day in ({_dates(days)})"
     # in steps, each with short values only (in one query, the per-session windows and
     # aggregates of every receive line's strings ran out of memory under the report's
     # limit): the sessions that submitted, less those of computer accounts (most of them:
@@ -50,12 +72,14 @@ def clients(con: duckdb.DuckDBPyConnection, accepted: list[str]) -> pd.DataFrame
     con.execute(
         f"""
         create or replace temp table client_sessions as
-        select server, session_id from smtp
-        where {_RECEIVE} and (({_QUEUED}) or context = 'authenticated')
-        group by all
-        having count(*) filter (where {_QUEUED}) > 0
-           and coalesce(not ends_with(arg_min(data, sequence_number)
-                                      filter (where context = 'authenticated'), '$'), true)
+        select * from (
+            select server, session_id, min(date) as day from smtp
+            where {_RECEIVE} and {window} and (({_QUEUED}) or context = 'authenticated')
+            group by all
+            having count(*) filter (where {_QUEUED}) > 0
+               and coalesce(not ends_with(arg_min(data, sequence_number)
+                                          filter (where context = 'authenticated'), '$'), true)
+        ) where {keep}
         """
     )
     con.execute(
@@ -70,7 +94,7 @@ def clients(con: duckdb.DuckDBPyConnection, accepted: list[str]) -> pd.DataFrame
                if(context = 'authenticated', data, null) as auth_user,
                if({TLS_OK}, {version_sql("context")}, null) as tls
         from smtp semi join client_sessions using (server, session_id)
-        where {_RECEIVE}
+        where {_RECEIVE} and {window}
           and (event = '>' or command in ('EHLO', 'HELO', 'MAIL', 'RCPT')
                or context = 'authenticated' or {TLS_OK})
         """
@@ -86,9 +110,9 @@ def clients(con: duckdb.DuckDBPyConnection, accepted: list[str]) -> pd.DataFrame
         from client_lines where event = '>' or command in ('MAIL', 'RCPT')
         """
     )
-    df = frame(
-        con,
+    con.execute(
         """
+        create or replace temp table client_grain as
         with sess as (
             select server, session_id, any_value(connector_id) as connector,
                    arg_min(remote_ip, sequence_number) filter (where remote_ip is not null)
@@ -119,17 +143,83 @@ def clients(con: duckdb.DuckDBPyConnection, accepted: list[str]) -> pd.DataFrame
                                       order by sequence_number) - 1 as i
             from client_msgs where m > 0 and event = '>'
         ),
-        relayed as (
-            select distinct server, session_id, m
+        -- the domains a message's accepted recipients are in: whether it relayed depends
+        -- on the accepted domains, which the report decides
+        domains as (
+            select server, session_id, m, list(distinct domain order by domain) as domains
             from rcpt join reply using (server, session_id, m, i)
-            where reply_code between 250 and 251 and not list_contains($accepted, domain)
-        ),
-        j as (
-            select s.connector, s.remote_ip, s.ehlo, s.auth_user,
-                   coalesce(s.tls, 'none') as tls,
-                   len($accepted) > 0 and r.m is not null as relay, a.accepted_at
-            from acc a join sess s using (server, session_id)
-            left join relayed r using (server, session_id, m)
+            where reply_code between 250 and 251 and domain is not null
+            group by all
+        )
+        select c.day, s.connector, s.remote_ip, s.ehlo, s.auth_user,
+               coalesce(s.tls, 'none') as tls, coalesce(d.domains, []) as domains,
+               count(*) as messages, min(a.accepted_at) as first_seen,
+               max(a.accepted_at) as last_seen
+        from acc a join sess s using (server, session_id)
+        join client_sessions c using (server, session_id)
+        left join domains d using (server, session_id, m)
+        group by all
+        """
+    )
+    con.execute("drop table client_msgs")
+    con.execute("drop table client_lines")
+    con.execute("drop table client_sessions")
+
+
+#: The columns of ``client_grain`` kept in a day's part.
+_GRAIN = "connector, remote_ip, ehlo, auth_user, tls, domains, messages, first_seen, last_seen"
+
+
+def build(con: duckdb.DuckDBPyConnection, days: list[str]) -> dict[str, pa.Table]:
+    """The per-day aggregates of ``days`` from the rows ``con`` reads (``read.query.connect``
+    on those days' files and their neighbours'), in the columns of
+    ``store.rollups.clients_schema``."""
+    schema = rollups.clients_schema()
+    out = {}
+    for d in days:
+        grain(con, [d])
+        got = con.sql(f"select {_GRAIN} from client_grain").to_arrow_table()
+        out[d] = got.cast(schema)
+        con.execute("drop table client_grain")
+    return out
+
+
+def _from_parts(con: duckdb.DuckDBPyConnection, store) -> None:
+    """``client_grain`` from the store's current per-day aggregates, and from the rows of
+    the days that have none (never built, or out of date)."""
+    manifest = store.last_manifest or store.manifest(con)
+    index = rollups.load(store, rollups.CLIENTS, con)
+    state = rollups.status(store, manifest, index, rollups.CLIENTS)
+    current = set(state["current"])
+    have = sorted(rollups.row_days(manifest))
+    parts = [store.uri(index[d].part) for d in have if d in current]
+    rows = [d for d in have if d not in current]
+    if not parts:
+        grain(con)
+        return
+    if rows:
+        grain(con, rows)
+        con.execute(f"insert into client_grain by name select {_GRAIN} from {read_parquet(parts)}")
+    else:
+        con.execute(
+            f"create or replace temp table client_grain as "
+            f"select {_GRAIN} from {read_parquet(parts)}"
+        )
+
+
+def clients(con: duckdb.DuckDBPyConnection, accepted: list[str], store=None) -> pd.DataFrame:
+    """Per receive connector and remote IP: what it submitted, first seen first; from the
+    store's per-day aggregates where they are current when ``store`` is given."""
+    if store is None:
+        grain(con)
+    else:
+        _from_parts(con, store)
+    df = frame(
+        con,
+        """
+        with j as (
+            select *, len($accepted) > 0 and not list_has_all($accepted, domains) as relay
+            from client_grain
         )
         select connector, remote_ip,
                nullif(array_to_string(list(distinct ehlo order by ehlo), ', '), '') as ehlo,
@@ -137,23 +227,22 @@ def clients(con: duckdb.DuckDBPyConnection, accepted: list[str]) -> pd.DataFrame
                    as users,
                bool_or(auth_user is null) as anonymous,
                array_to_string(list(distinct tls order by tls), ', ') as tls,
-               count(*) as messages,
-               count(*) filter (where relay) as relay_messages,
-               count(*) filter (where relay and auth_user is null) > 0 as anonymous_relay,
-               min(accepted_at) as first_seen, max(accepted_at) as last_seen
+               sum(messages)::bigint as messages,
+               coalesce(sum(messages) filter (where relay), 0)::bigint as relay_messages,
+               coalesce(sum(messages) filter (where relay and auth_user is null), 0) > 0
+                   as anonymous_relay,
+               min(first_seen) as first_seen, max(last_seen) as last_seen
         from j group by all
         order by anonymous_relay desc, relay_messages desc, messages desc, connector, remote_ip
         """,
         {"accepted": [d.lower() for d in accepted]},
     )
-    con.execute("drop table client_msgs")
-    con.execute("drop table client_lines")
-    con.execute("drop table client_sessions")
+    con.execute("drop table client_grain")
     return df
 
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
-    return {"smtp_clients": clients(q.con, q.ctx.accepted_domains)}
+    return {"smtp_clients": clients(q.con, q.ctx.accepted_domains, q.store)}
 
 
 def charts(r: Report) -> dict[str, go.Figure]:
