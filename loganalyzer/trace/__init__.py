@@ -174,18 +174,19 @@ def trace(
         refs += sorted({ndr for _, ndr in linked_ndrs(con, known, days_of(known, chosen))})
         nids = sorted({c["network_message_id"] for c in chosen if c.get("network_message_id")})
         wanted = {"message_id": ids + refs + [f"<{x}>" for x in refs], "network_message_id": nids}
-        views = point(con, st, holding(wanted), manifest, views)
-        # a trace by Message-ID has read every row of it (every file whose sketch holds it)
-        complete = by_id and q.kind() == "message_id" and not q.server
-        per_message = (
-            message_rows(con, chosen, days_of(known, chosen), known, complete) if chosen else []
-        )
-        every = [r for rows in per_message for r in rows]
-        ids = sorted({r["message_id"] for r in every if r.get("message_id")} | set(ids))
-        sessions = session_ids(every)
-        keys = {"session_id": sorted(sessions), "message_id": ids}
-        point(con, st, holding(keys), manifest, views)
-        smtp = smtp_rows(con, sessions, ids, days_of(every, chosen), iis) if chosen else []
+        per_message: list = []
+        smtp: list = []
+        if chosen:  # (a list alone leaves the views as they are: no re-pointing)
+            views = point(con, st, holding(wanted), manifest, views)
+            # a trace by Message-ID has read every row of it (every file whose sketch holds it)
+            complete = by_id and q.kind() == "message_id" and not q.server
+            per_message = message_rows(con, chosen, days_of(known, chosen), known, complete)
+            every = [r for rows in per_message for r in rows]
+            ids = sorted({r["message_id"] for r in every if r.get("message_id")} | set(ids))
+            sessions = session_ids(every)
+            keys = {"session_id": sorted(sessions), "message_id": ids}
+            point(con, st, holding(keys), manifest, views)
+            smtp = smtp_rows(con, sessions, ids, days_of(every, chosen), iis)
     by_session, iis_lines = _group_smtp(smtp)
     messages: list[MessageTrace] = []
     traced = dict(zip((id(c) for c in chosen), per_message, strict=True))
