@@ -95,17 +95,19 @@ def _tracking_parts(monkeypatch) -> list[int]:
     seen: list[int] = []
     real_add, real_point = trace_module.add_views, trace_module.point
 
-    def count(only, manifest):
+    def count(only, manifest, tables):
         rows = manifest.values() if only is None else only
+        if tables is not None and "tracking" not in tables:
+            rows = manifest.values()  # (the other views: the whole store)
         seen.append(sum(p.startswith("tracking/") for r in rows for p in r.parts))
 
-    def add_views(con, st, only, manifest, derived=True):
-        count(only, manifest)
-        return real_add(con, st, only, manifest, derived)
+    def add_views(con, st, only, manifest, derived=True, tables=None):
+        count(only, manifest, tables)
+        return real_add(con, st, only, manifest, derived, tables)
 
-    def point(con, st, only, manifest, current=None):
-        count(only, manifest)
-        return real_point(con, st, only, manifest, current)
+    def point(con, st, only, manifest, current=None, tables=None):
+        count(only, manifest, tables)
+        return real_point(con, st, only, manifest, current, tables)
 
     monkeypatch.setattr(trace_module, "add_views", add_views)
     monkeypatch.setattr(trace_module, "point", point)
@@ -134,8 +136,9 @@ def test_lookups_open_only_the_files_that_can_hold_the_message(synth, monkeypatc
     assert len(servers) == 2 and seen[0] < every and max(seen[1:]) < every / 4, (seen, every)
     # a list's rows are read from the files holding the listed messages
     seen.clear()
+    # (none at first where the address index answers the list alone)
     page = trace(store, recipient="*@fabrikam.com", limit=3)
-    assert page.total > 3 and seen[0] == every and min(seen) < every / 4, (seen, every)
+    assert page.total > 3 and seen[0] in (0, every) and min(seen[1:]) < every / 4, (seen, every)
 
 
 def test_the_command_lists_the_first_of_a_wildcard_list_with_its_true_total(synth):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import loganalyzer.fate as fate
 from loganalyzer.schema import LOG_TABLES, columns
+from loganalyzer.store import cache
 from loganalyzer.store import manifest as _manifest
 from loganalyzer.store.duck import kept_views, open_connection, read_parquet
 from loganalyzer.store.manifest import MANIFEST_FILE, FileRow, Manifest
@@ -160,11 +161,12 @@ def add_views(
     only: list[FileRow] | None,
     manifest: Manifest,
     derived: bool = True,
+    tables: tuple[str, ...] | None = None,
 ) -> dict[str, list[str]]:
     """Create the views of ``connect`` on ``con`` (without ``recipients`` and ``messages``
     unless ``derived``: their SQL takes a while to bind); returns the parts of each (see
-    ``point``)."""
-    parts = point(con, store, only, manifest)
+    ``point``, and its ``tables``)."""
+    parts = point(con, store, only, manifest, tables=tables)
     kept = kept_views(con) or {}  # a kept cursor's views: made again only when they change
     if manifest is store.last_manifest:  # unchanged since read: the file is the table
         files = f"select * from {read_parquet([store.uri(MANIFEST_FILE)])}"
@@ -183,7 +185,21 @@ def add_views(
 
 
 def parts_of(store: Store, only: list[FileRow] | None, manifest: Manifest) -> dict[str, list[str]]:
-    """The part URIs of each table for the files in ``only`` (all when None)."""
+    """The part URIs of each table for the files in ``only`` (all when None). Not to be
+    changed: the store's whole lists are kept with a kept manifest (``cache.kept``)."""
+    if only is None:  # (a thousand URIs: 15 ms, per request of the web app)
+        return cache.kept(manifest, ("parts", store.url), lambda: _parts_of(store, manifest))
+    return _parts_of(store, manifest, only)
+
+
+def _mixed(manifest: Manifest) -> bool:
+    """Whether the store's files are of more than one schema version."""
+    return len({row.schema_version for row in manifest.values()}) > 1
+
+
+def _parts_of(
+    store: Store, manifest: Manifest, only: list[FileRow] | None = None
+) -> dict[str, list[str]]:
     # a compacted part holds the rows of several files and is listed by each: read it once
     found: dict[str, set[str]] = {t: set() for t in (*LOG_TABLES, "quarantine")}
     for row in manifest.values() if only is None else only:
@@ -198,15 +214,20 @@ def point(
     only: list[FileRow] | None,
     manifest: Manifest,
     current: dict[str, list[str]] | None = None,
+    tables: tuple[str, ...] | None = None,
 ) -> dict[str, list[str]]:
     """(Re)point the log tables' and quarantine views of ``connect`` at the parts of the
     files in ``only`` (all when None): cheaper than a new connection (40 ms). Returns the
-    parts of each view; pass it back as ``current`` to leave unchanged views alone."""
+    parts of each view; pass it back as ``current`` to leave unchanged views alone.
+    ``tables``: point only these at those files, the others at the whole store's."""
     parts = parts_of(store, only, manifest)
-    mixed = len({row.schema_version for row in manifest.values()}) > 1
+    mixed = cache.kept(manifest, "mixed", lambda: _mixed(manifest))
     kept = kept_views(con)  # a kept cursor's views, as the last call left them
     if kept is not None:
         current = kept.get("parts") if kept.get("mixed") == mixed else None
+    if tables is not None:
+        whole = parts_of(store, None, manifest)
+        parts = {name: paths if name in tables else whole[name] for name, paths in parts.items()}
     for name in (*LOG_TABLES, "quarantine"):
         if current is None or current.get(name) != parts[name]:
             partitioned = name != "quarantine"

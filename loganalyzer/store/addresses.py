@@ -31,7 +31,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from loganalyzer.store import rollups
+from loganalyzer.store import cache, rollups
 from loganalyzer.store.duck import read_parquet
 
 if TYPE_CHECKING:
@@ -245,7 +245,19 @@ class Coverage:
 
 
 def coverage(store: Store, manifest: Manifest, con=None) -> Coverage:
-    """The days the address index covers and those read from rows."""
+    """The days the address index covers and those read from rows: kept with a kept manifest
+    (``cache.kept``) while the index file is unchanged. Not to be changed by the caller."""
+    try:
+        seen = cache.stamp(store, KIND.index_file)
+    except FileNotFoundError:
+        seen = ()
+    if seen is None:  # a filesystem that tells nothing that would change
+        return _coverage(store, manifest, con)
+    key = ("coverage", store.url, seen)
+    return cache.kept(manifest, key, lambda: _coverage(store, manifest, con))
+
+
+def _coverage(store: Store, manifest: Manifest, con=None) -> Coverage:
     index = rollups.load(store, KIND, con)
     state = rollups.status(store, manifest, index, KIND)
     current = set(state["current"])

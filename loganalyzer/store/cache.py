@@ -14,14 +14,16 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
 
 from loganalyzer.store import manifest as _manifest
 from loganalyzer.store.lookup import Sketches
 from loganalyzer.store.manifest import MANIFEST_FILE, Manifest
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable
+
     import duckdb
 
     from loganalyzer.store import Store
@@ -38,19 +40,23 @@ class _Kept:
     manifest: Manifest
     whole: bool
     sketches: Sketches | None = None
+    #: Values computed from the manifest alone (see ``kept``), by name.
+    memo: dict = field(default_factory=dict)
 
 
+T = TypeVar("T")
 _lock = threading.Lock()
 _kept: OrderedDict[str, _Kept] = OrderedDict()
 
 
-def stamp(store: Store) -> tuple | None:
-    """What changes when the manifest of ``store`` is replaced; None when the filesystem says
-    nothing that would (then nothing is kept). FileNotFoundError without a manifest."""
+def stamp(store: Store, relative: str = MANIFEST_FILE) -> tuple | None:
+    """What changes when the manifest of ``store`` (or another file replaced whole) is
+    replaced; None when the filesystem says nothing that would (then nothing is kept).
+    FileNotFoundError without the file."""
     if store.loc.local:
-        info = os.stat(store.loc.full(MANIFEST_FILE))
+        info = os.stat(store.loc.full(relative))
         return (info.st_mtime_ns, info.st_size, info.st_ino)
-    info = store.loc.fs.info(MANIFEST_FILE)
+    info = store.loc.fs.info(relative)
     changes = tuple(str(info[k]) for k in _CHANGES if info.get(k) is not None)
     return (info.get("size"), *changes) if changes else None
 
@@ -93,6 +99,21 @@ def sketches(manifest: Manifest) -> Sketches:
         if kept.sketches is None:
             kept.sketches = Sketches(manifest)
         return kept.sketches
+
+
+def kept(manifest: Manifest, name: Hashable, compute: Callable[[], T]) -> T:
+    """``compute()``, a function of ``manifest`` alone (and of what ``name`` says): kept with
+    the manifest under ``name`` when it is a kept manifest (computed once per store state),
+    else computed each time. Not to be changed by the caller."""
+    with _lock:
+        entry = next((k for k in _kept.values() if k.manifest is manifest), None)
+        if entry is not None and name in entry.memo:
+            return entry.memo[name]
+    value = compute()
+    if entry is not None:
+        with _lock:
+            value = entry.memo.setdefault(name, value)
+    return value
 
 
 def forget() -> None:

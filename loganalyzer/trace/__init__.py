@@ -18,6 +18,7 @@ from loganalyzer.trace.find import (
     Query,
     candidates_from_rows,
     days_of,
+    indexed,
     linked_ndrs,
     listing,
     matches,
@@ -93,8 +94,7 @@ def trace(
     # files: a connection costs 40 ms (the app's worker threads each keep theirs)
     with connection(st) as con:
         manifest = st.manifest(con, shared=True)  # read-only: kept for the next trace
-        servers = {(r.server or "").upper() for r in manifest.values()} - {""}
-        formats = {r.format for r in manifest.values()}
+        servers, formats = cache.kept(manifest, "servers, formats", lambda: _kinds(manifest))
         iis = "iis-smtp" in formats
         by_id = q.kind() is not None and not any(
             (sender, recipient, subject, since, until, event_id, verdict)
@@ -110,7 +110,19 @@ def trace(
         if q.kind() == "internal_message_id" and q.server:
             # an internal ID is a server's own: only that server's files can hold it
             first = [r for r in manifest.values() if (r.server or "").upper() == q.server.upper()]
-        views = add_views(con, st, first, manifest, derived=False)
+        # the address index answers for the days it covers (a list by one address)
+        index = addresses.coverage(st, manifest, con) if not by_id else None
+        # a list the index answers alone reads no tracking row until its verdicts (read from
+        # the files holding the listed messages, ``narrow``): no view of every tracking part
+        lazy = (
+            index is not None
+            and not index.rows
+            and indexed(q, index) is not None
+            and not verdict
+            and "exchange-agent" not in formats
+        )
+        tracking = ("tracking",) if lazy else None
+        views = add_views(con, st, [] if lazy else first, manifest, derived=False, tables=tracking)
 
         narrowed: list = []
 
@@ -120,13 +132,9 @@ def trace(
             if narrowed == [keys, days]:
                 return
             narrowed[:] = [keys, days]
-            views = point(
-                con,
-                st,
-                holding({"message_id": keys, "network_message_id": keys}, days),
-                manifest,
-                views,
-            )
+            held = holding({"message_id": keys, "network_message_id": keys}, days)
+            # (only tracking: what the summaries and verdicts read)
+            views = point(con, st, held, manifest, views, tables=("tracking",))
 
         known = rows_for_id(con, q) if by_id else []
         # a pick beyond the listed ones reads that far (the list stays ``limit`` long)
@@ -139,8 +147,6 @@ def trace(
             # (by ID: a message only an IIS relay's log names)
             # rejected attempts first: they read all SMTP logs, the list's summaries only
             # the files holding the listed messages
-            # the address index answers for the days it covers (a list by one address)
-            index = addresses.coverage(st, manifest, con) if not by_id else None
             refused = rejected.find(con, q, formats, index)
             if verdict:
                 refused = [c for c in refused if _attempt_wanted(c, q)]
@@ -174,18 +180,19 @@ def trace(
         refs += sorted({ndr for _, ndr in linked_ndrs(con, known, days_of(known, chosen))})
         nids = sorted({c["network_message_id"] for c in chosen if c.get("network_message_id")})
         wanted = {"message_id": ids + refs + [f"<{x}>" for x in refs], "network_message_id": nids}
-        views = point(con, st, holding(wanted), manifest, views)
-        # a trace by Message-ID has read every row of it (every file whose sketch holds it)
-        complete = by_id and q.kind() == "message_id" and not q.server
-        per_message = (
-            message_rows(con, chosen, days_of(known, chosen), known, complete) if chosen else []
-        )
-        every = [r for rows in per_message for r in rows]
-        ids = sorted({r["message_id"] for r in every if r.get("message_id")} | set(ids))
-        sessions = session_ids(every)
-        keys = {"session_id": sorted(sessions), "message_id": ids}
-        point(con, st, holding(keys), manifest, views)
-        smtp = smtp_rows(con, sessions, ids, days_of(every, chosen), iis) if chosen else []
+        per_message: list = []
+        smtp: list = []
+        if chosen:  # (a list alone leaves the views as they are: no re-pointing)
+            views = point(con, st, holding(wanted), manifest, views)
+            # a trace by Message-ID has read every row of it (every file whose sketch holds it)
+            complete = by_id and q.kind() == "message_id" and not q.server
+            per_message = message_rows(con, chosen, days_of(known, chosen), known, complete)
+            every = [r for rows in per_message for r in rows]
+            ids = sorted({r["message_id"] for r in every if r.get("message_id")} | set(ids))
+            sessions = session_ids(every)
+            keys = {"session_id": sorted(sessions), "message_id": ids}
+            point(con, st, holding(keys), manifest, views)
+            smtp = smtp_rows(con, sessions, ids, days_of(every, chosen), iis)
     by_session, iis_lines = _group_smtp(smtp)
     messages: list[MessageTrace] = []
     traced = dict(zip((id(c) for c in chosen), per_message, strict=True))
@@ -208,7 +215,7 @@ def trace(
                 for r in m.recipients
                 for v in r.flatten()
             ]
-    if messages and {r.format for r in manifest.values()} & EVIDENCE_FORMATS:
+    if messages and formats & EVIDENCE_FORMATS:
         with connection(st) as con:
             add_views(con, st, None, manifest)
             evidence.attach(con, messages, tz)
@@ -217,6 +224,12 @@ def trace(
         for c in listed
     ]
     return TraceResult(q.to_dict(), shown, messages, tz, total=total)
+
+
+def _kinds(manifest) -> tuple[frozenset[str], frozenset[str]]:
+    """The store's servers (upper case) and log formats."""
+    servers = {(r.server or "").upper() for r in manifest.values()} - {""}
+    return frozenset(servers), frozenset(r.format for r in manifest.values())
 
 
 def _attempt_wanted(candidate: dict, q: Query) -> bool:
