@@ -131,26 +131,17 @@ def build(st: Store, manifest: Manifest, days: list[str]) -> dict[str, pa.Table]
         con.close()
 
 
-#: Days without rollups an ingest builds on its way (more are left to `store compact`).
-MISSING_NOW = 7
-
-
 def refresh(st: Store, manifest: Manifest, touched: set[str] | None = None) -> list[str]:
     """Bring the store's rollups up to date (under its lock, ``manifest`` written): the days
     ``touched`` (new tracking rows) and the day after each, the days out of date, and the
-    days that have none (with ``touched`` None all of them, else up to ``MISSING_NOW``). Returns
-    the days built. The address index (``store.addresses``) is brought up to date the same way."""
+    days that have none (``store.rollups.due``). Returns the days built. The address index
+    (``store.addresses``) and the SMTP clients' aggregates are brought up to date the same
+    way."""
     state = store_rollups.status(st, manifest)
     have = set(store_rollups.row_days(manifest))
-    todo = set(state["stale"])
-    # days without any rollup: a run killed before its first rollups, or a store written
-    # before rollups; a few are built now, many (months of an old store) by `store compact`
-    if touched is None or len(state["missing"]) <= MISSING_NOW:
-        todo |= set(state["missing"])
-    else:
-        for d in touched:
-            after = (dt.date.fromisoformat(d) + dt.timedelta(days=1)).isoformat()
-            todo |= {d} | ({after} & have)
+    # with many days missing, the days touched are built all the same, and the day after each
+    after = {(dt.date.fromisoformat(d) + dt.timedelta(days=1)).isoformat() for d in touched or ()}
+    todo = store_rollups.due(state, touched, also=set(touched or ()) | (after & have))
     days = sorted(todo - set(state["kept"]))
     if days:
         store_rollups.commit(st, manifest, build(st, manifest, days))
@@ -162,18 +153,14 @@ def refresh(st: Store, manifest: Manifest, touched: set[str] | None = None) -> l
 def refresh_clients(st: Store, manifest: Manifest, touched: set[str] | None = None) -> list[str]:
     """Bring the SMTP clients' per-day aggregates (``store.rollups.CLIENTS``) up to date as
     ``refresh`` does the rollups: the days out of date (a day's part is out of date when the
-    rows of its day, the day before or the day after changed), and the days without one (all
-    with ``touched`` None, else those touched and up to ``MISSING_NOW`` more); the days whose
-    rows are gone are taken off. Returns the days built."""
+    rows of its day, the day before or the day after changed), and the days without one
+    (``store.rollups.due``); the days whose rows are gone are taken off. Returns the days
+    built."""
     kind = store_rollups.CLIENTS
     index = store_rollups.load(st, kind)
     state = store_rollups.status(st, manifest, index, kind)
     have = set(store_rollups.row_days(manifest))
-    todo = set(state["stale"])
-    if touched is None or len(state["missing"]) <= MISSING_NOW:
-        todo |= set(state["missing"])
-    else:
-        todo |= set(touched) & set(state["missing"])
+    todo = store_rollups.due(state, touched)
     drop = sorted(d for d in set(index) if d not in have)
     days = sorted(todo & have)
     if not days and not drop:

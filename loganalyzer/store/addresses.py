@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 
 INDEX_FILE = "addresses.parquet"
 FOLDER = "addresses"
-#: Days without an index an ingest builds on its way (more are left to ``store compact``).
-MISSING_NOW = 7
 
 
 def schema() -> pa.Schema:
@@ -186,19 +184,14 @@ def _table(cols: dict, want):
 
 def refresh(st: Store, manifest: Manifest, touched: set[str] | None = None) -> list[str]:
     """Bring the address index up to date (under the lock, ``manifest`` written): the days
-    ``touched``, the days out of date, and the days without one (all of them with
-    ``touched`` None, else up to ``MISSING_NOW``); days whose rows are gone (pruned) are
-    taken off. Returns the days built."""
+    out of date and those without one (``rollups.due``); days whose rows are gone (pruned)
+    are taken off. Returns the days built."""
     from loganalyzer.store.duck import open_connection
 
     index = rollups.load(st, KIND)
     state = rollups.status(st, manifest, index, KIND)
     have = set(rollups.row_days(manifest))
-    todo = set(state["stale"])
-    if touched is None or len(state["missing"]) <= MISSING_NOW:
-        todo |= set(state["missing"])
-    else:
-        todo |= set(touched) & set(state["missing"])
+    todo = rollups.due(state, touched)
     drop = sorted(d for d in todo | set(index) if d not in have)
     days = sorted(todo & have)
     if not days and not drop:

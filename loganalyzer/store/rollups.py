@@ -240,6 +240,24 @@ def save(store: Store, index: Index, kind: Kind = ROLLUPS) -> None:
         ) from exc
 
 
+#: Days without a part that an ingest builds on its way (a run killed before its first parts,
+#: a store written before this kind existed); more, months of an old store, are left to
+#: `store compact`, which builds them all.
+MISSING_NOW = 7
+
+
+def due(
+    state: dict[str, list[str]], touched: set[str] | None, also: set[str] = frozenset()
+) -> set[str]:
+    """The days a refresh builds, from ``status``: those out of date, and those without a part
+    (all of them with ``touched`` None or when at most ``MISSING_NOW``, else those touched, and
+    ``also``)."""
+    todo = set(state["stale"])
+    if touched is None or len(state["missing"]) <= MISSING_NOW:
+        return todo | set(state["missing"])
+    return todo | (set(touched) & set(state["missing"])) | set(also)
+
+
 def status(
     store: Store, manifest: Manifest, index: Index | None = None, kind: Kind = ROLLUPS
 ) -> dict[str, list[str]]:
