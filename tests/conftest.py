@@ -27,22 +27,29 @@ import pytest  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 #: Test files the portability-mode run leaves out (CI's second run, within its time budget):
-#: the report's (one process reading the store with DuckDB: the mode changes nothing it
-#: does), those that drive Chromium over pages or run the notebooks, and those that reach a
-#: local S3 server (its lock is a lease, no OS lock; its ingest workers are those the local
-#: tests start in the mode).
+#: the report's, the rollups', the address index's and the web app's (one process reading
+#: the store with DuckDB: the mode changes nothing it does; the ingests they run start the
+#: workers the other tests start in the mode), those that drive Chromium over pages or run
+#: the notebooks, and those that reach a local S3 server (its lock is a lease, no OS lock;
+#: its ingest workers are those the local tests start in the mode).
 SAME_IN_BOTH_MODES = (
+    "test_address_index.py",
     "test_notebooks.py",
     "test_pages_browser.py",
     "test_report.py",
     "test_report_browser.py",
+    "test_report_clients_days.py",
     "test_report_figures.py",
     "test_report_passes.py",
     "test_report_queues_vip.py",
     "test_report_sections.py",
     "test_report_tls_clients.py",
     "test_report_truth.py",
+    "test_rollups.py",
+    "test_web_app.py",
     "test_web_browser.py",
+    "test_web_search.py",
+    "test_web_security.py",
     "test_s3.py",
 )
 
