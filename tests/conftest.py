@@ -27,13 +27,20 @@ import pytest  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 #: Test files the portability-mode run leaves out (CI's second run, within its time budget):
-#: the report's, the rollups', the address index's and the web app's (one process reading
-#: the store with DuckDB: the mode changes nothing it does; the ingests they run start the
-#: workers the other tests start in the mode), those that drive Chromium over pages or run
+#: the trace's, lookups', report's, rollups', address index's and web app's (one process
+#: reading the store with DuckDB: the mode changes nothing it does; the ingests they run
+#: start the workers the other tests start in the mode), those that drive Chromium over pages or run
 #: the notebooks, and those that reach a local S3 server (its lock is a lease, no OS lock;
 #: its ingest workers are those the local tests start in the mode).
 SAME_IN_BOTH_MODES = (
     "test_address_index.py",
+    "test_lookup.py",
+    "test_lookup_lists.py",
+    "test_one_fate.py",
+    "test_report_mail.py",
+    "test_trace.py",
+    "test_trace_reasons.py",
+    "test_trace_rejected.py",
     "test_notebooks.py",
     "test_pages_browser.py",
     "test_report.py",
