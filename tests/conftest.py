@@ -26,48 +26,42 @@ if PORTABILITY:  # before loganalyzer is imported
 import pytest  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-#: Test files the portability-mode run leaves out (CI's second run, within its time budget):
-#: the trace's, lookups', report's, rollups', address index's and web app's (one process
-#: reading the store with DuckDB: the mode changes nothing it does; the ingests they run
-#: start the workers the other tests start in the mode), those that drive Chromium over pages or run
-#: the notebooks, and those that reach a local S3 server (its lock is a lease, no OS lock;
-#: its ingest workers are those the local tests start in the mode).
-SAME_IN_BOTH_MODES = (
-    "test_address_index.py",
-    "test_lookup.py",
-    "test_lookup_lists.py",
-    "test_one_fate.py",
-    "test_report_mail.py",
-    "test_trace.py",
-    "test_trace_reasons.py",
-    "test_trace_rejected.py",
-    "test_notebooks.py",
-    "test_pages_browser.py",
-    "test_report.py",
-    "test_report_browser.py",
-    "test_report_clients_days.py",
-    "test_report_figures.py",
-    "test_report_passes.py",
-    "test_report_queues_vip.py",
-    "test_report_sections.py",
-    "test_report_tls_clients.py",
-    "test_report_truth.py",
-    "test_rollups.py",
-    "test_web_app.py",
-    "test_web_browser.py",
-    "test_web_search.py",
-    "test_web_security.py",
-    "test_s3.py",
+#: The test files the portability-mode run runs (CI's second run, within its time budget):
+#: those of what starts processes or takes the store's lock (ingest and its workers,
+#: compaction, watch, the cluster, kills, the store's filesystems and check, the command's
+#: contract, the demo). The others test one process reading the store with DuckDB (trace,
+#: lookups, report, rollups, address index, web app), parsing, code tables, pages in
+#: Chromium, notebooks or S3 (a lease, no OS lock): the mode changes nothing they do.
+IN_BOTH_MODES = (
+    "test_api.py",
+    "test_bundles.py",
+    "test_cli_mistakes.py",
+    "test_cluster.py",
+    "test_compact.py",
+    "test_damaged.py",
+    "test_demo.py",
+    "test_edge_inputs.py",
+    "test_format_agent_connectivity.py",
+    "test_ingest_tracking.py",
+    "test_kill.py",
+    "test_portability.py",
+    "test_quarantine_rules.py",
+    "test_roundtrip.py",
+    "test_store_check.py",
+    "test_store_fs.py",
+    "test_store_layers.py",
+    "test_synth_2003.py",
+    "test_watch.py",
 )
 
 
 def pytest_collection_modifyitems(config, items):
     if not PORTABILITY:
         return
-    left = [i for i in items if i.path.name in SAME_IN_BOTH_MODES]
+    left = [i for i in items if i.path.name not in IN_BOTH_MODES]
     if left:
         config.hook.pytest_deselected(items=left)
-        items[:] = [i for i in items if i.path.name not in SAME_IN_BOTH_MODES]
+        items[:] = [i for i in items if i.path.name in IN_BOTH_MODES]
 
 from loganalyzer.cli import app  # noqa: E402
 

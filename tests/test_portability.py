@@ -132,7 +132,7 @@ def test_the_readme_line_runs_the_tests_in_the_mode():
     )
     assignment, python, *args = shlex.split(line)
     name, value = assignment.split("=")
-    assert (python, args) == ("python", ["-m", "pytest", "-n", "auto", "--dist", "worksteal"])
+    assert (python, args) == ("python", ["-m", "pytest", "-n", "auto"])
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", name)}
     inner = "tests/test_portability.py::test_the_mode_reaches_every_process_the_tests_start"
     out = subprocess.run(
