@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from loganalyzer.ingest import ingest
-from loganalyzer.report import daily_report
+from loganalyzer.report import daily_report, load
 from loganalyzer.report.long import FROM_ROLLUPS, LEFT_EMPTY, MANIFEST_COLUMNS, ROLLUPS_ONLY
 from loganalyzer.report.rollup import refresh
 from loganalyzer.store import Store
@@ -189,6 +189,34 @@ def test_store_without_rollups_reports_from_rows_and_compact_builds_them(store, 
     compact(st, rollups=refresh)
     assert Store(st).check()["rollups"]["current"] == DAYS + 1
     assert _figures(st) == (a, b)
+
+
+def test_one_day_report_compares_with_the_day_before_from_its_rollup(store, tmp_path, monkeypatch):
+    """The day before's headline figures, read from its rollup, equal those its rows give (a
+    copy without rollups), and those of that day's own report; the day's own figures do not
+    depend on the comparison."""
+    st = tmp_path / "store"
+    shutil.copytree(store, st)
+    (st / store_rollups.INDEX_FILE).unlink()
+    shutil.rmtree(st / store_rollups.FOLDER)
+    day = ["report", "daily", "--date", LAST, "--json", "--store"]
+    fast, slow = _run(*day, str(store)), _run(*day, str(st))
+    before = _run("report", "daily", "--date", "2026-03-02", "--json", "--store", str(store))
+    assert fast.returncode == slow.returncode == before.returncode == 0, fast.stderr + slow.stderr
+    a, b = json.loads(fast.stdout), json.loads(slow.stdout)
+    assert a["previous"] == b["previous"] == json.loads(before.stdout)["headline"]
+    assert a["previous"]["received_messages"] > 50 and a["previous"]["smtp_sessions"] > 0
+    assert a["headline"] == b["headline"] and a["tables"] == b["tables"]
+    # with its rollup the day before is not read from rows: only the day itself is loaded
+    loaded = []
+    real = load.load
+    monkeypatch.setattr(load, "load", lambda con, p, *a: loaded.append(p.first) or real(con, p, *a))
+    alone = daily_report(store, LAST, compare=False)
+    assert alone.headline == a["headline"] and loaded == [alone.period.first]
+    daily_report(store, LAST)
+    assert loaded == [alone.period.first] * 2
+    daily_report(st, LAST)  # no rollup: the day before from its rows, then the day
+    assert [d.isoformat() for d in loaded[2:]] == ["2026-03-02", LAST]
 
 
 def _consistent_after_kill(st: Path) -> None:

@@ -90,19 +90,15 @@ def daily_report(
     spill = load.bound(con)
     try:
         con.execute(f"set TimeZone = '{tz}'")  # tz is a validated IANA name
-        ctx = load.load(con, period, accepted_domains, compare)
+        previous = None
+        if compare:  # before the period: its tables replace the previous period's
+            previous = _previous(st, con, period.previous(), accepted_domains)
+        ctx = load.load(con, period, accepted_domains)
         load.create_macros(con)
         sessions.load(con, ctx)
-        previous = None
-        if ctx.previous is not None and ctx.has_previous:
-            previous = {
-                **metrics.headline(con, ctx, ctx.previous),
-                **sessions.counts(con, ctx, ctx.previous),
-            }
-        current = {
-            **metrics.headline(con, ctx, period),
-            **sessions.counts(con, ctx, period),
-        }
+        current = {**metrics.headline(con, ctx, period), **sessions.counts(con)}
+        if previous is not None:  # in the order of the current figures
+            previous = {k: previous[k] for k in current}
         inputs = sections.Inputs(
             con, ctx, top, limit, current, previous, expires, vip_addresses, latency, st
         )
@@ -132,6 +128,26 @@ def daily_report(
         vip_latency_s=latency if vip_addresses else None,
     )
     return _finish(report, redact_addresses, redact_key)
+
+
+def _previous(
+    st: Store, con, period: Period, accepted_domains: list[str] | None
+) -> dict[str, int] | None:
+    """The headline figures of ``period`` (the one before the report's), None when the store
+    has no tracking rows in it: from its day's rollup where that can say, else from its rows
+    (loaded on ``con`` as the report's own period is, and counted the same way)."""
+    known, figures = long.day_headline(st, con, period)
+    if known:
+        return figures
+    ctx = load.load(con, period, accepted_domains)
+    (n,) = con.execute(
+        "select count(*) from trk where date_time >= ? and date_time < ?", ctx.window()
+    ).fetchall()[0]
+    if not n:
+        return None
+    load.create_macros(con)
+    sessions.load(con, ctx)
+    return {**metrics.headline(con, ctx, period), **sessions.counts(con)}
 
 
 def _finish(report: DailyReport, redact_addresses: bool, key: bytes | None) -> DailyReport:

@@ -1,7 +1,9 @@
 """Reading a report's period into temporary DuckDB tables, once.
 
-``load`` reads the period's tracking rows once into small temporary tables (and those of the
-day before it, where the first receipt of a message delivered after midnight is found):
+``load`` reads the period's tracking rows once into small temporary tables (and the receipts
+of the day before it, where the first receipt of a message delivered after midnight is
+found). A period's figures come from its own rows alone: the same in every report that
+shows them (the previous period's, compared, are loaded apart or read from its rollup):
 
 - ``trk``: the tracking rows, with the message key ``msg`` (Message-ID, else the network
   message ID, else server and internal ID) and ``ndr`` (the Message-ID of a bounce, from the
@@ -69,11 +71,9 @@ class Context:
     """What ``load`` found out: the window, the organisation's servers, accepted domains."""
 
     period: Period
-    previous: Period | None
     servers: list[str]
     accepted_domains: list[str]
     accepted_inferred: bool
-    has_previous: bool = False
 
     def window(self, p: Period | None = None) -> list:
         p = p or self.period
@@ -124,17 +124,13 @@ def in_passes(
 
 
 def load(
-    con: duckdb.DuckDBPyConnection,
-    period: Period,
-    accepted_domains: list[str] | None = None,
-    compare: bool = True,
+    con: duckdb.DuckDBPyConnection, period: Period, accepted_domains: list[str] | None = None
 ) -> Context:
-    """Create the temporary tables ``trk``, ``firsts``, ``attrs`` and ``rev`` for the period
-    (and the period before it when ``compare``)."""
-    previous = period.previous() if compare else None
-    first = (previous or period).start
+    """Create the temporary tables ``trk``, ``firsts``, ``attrs``, ``rev`` and ``fin`` for the
+    period."""
+    first = period.start
     lo = first - LOOKBACK
-    # the period (and the one before it) in full; the day before that only for first receipts
+    # the period in full; the day before it only for first receipts
     columns = """
         date_time, server, event_id, outcome, log_format,
         coalesce(message_id, network_message_id, server || ':' || internal_message_id) as msg,
@@ -253,13 +249,7 @@ def load(
         """,
         {"since": first, "servers": servers, "begins": sorted(fate.TRANSFER_BEGINS)},
     )
-    ctx = Context(period, previous, servers, accepted, inferred)
-    if previous is not None:
-        (n,) = con.execute(
-            "select count(*) from trk where date_time >= ? and date_time < ?",
-            ctx.window(previous),
-        ).fetchall()[0]
-        ctx.has_previous = n > 0
+    ctx = Context(period, servers, accepted, inferred)
     _final(con, ctx)
     return ctx
 

@@ -24,7 +24,7 @@ from loganalyzer.report.load import frame, hours
 from loganalyzer.report.metrics import SYSTEM_SENDER_RE
 from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import LOOKBACK, Period
-from loganalyzer.report.rollup import build
+from loganalyzer.report.rollup import DAY_COUNTS, build
 from loganalyzer.report.sections import totals
 from loganalyzer.report.sections.changes import HEADLINE, changes
 from loganalyzer.report.sections.failures import status_meaning
@@ -218,6 +218,41 @@ def long_report(
     )
 
 
+def day_headline(st: Store, con, period: Period) -> tuple[bool, dict[str, int] | None]:
+    """The headline figures of the one-day ``period`` from its day's rollup: (True, figures),
+    (True, None) when the day has no tracking rows, (False, None) when the rollup cannot say
+    (not a UTC day; no rollup of it, out of date, or built before ``rollup.DAY_COUNTS``)."""
+    utc = dt.timedelta(0)
+    if period.days != 1 or utc != period.start.utcoffset() or utc != period.end.utcoffset():
+        return False, None
+    day = period.first.isoformat()
+    index = store_rollups.load(st, con=con)
+    if day not in index:
+        return False, None
+    manifest = st.manifest(con, fields=MANIFEST_COLUMNS)
+    state = store_rollups.status(st, manifest, index)
+    if day not in set(state["current"]) | set(state["kept"]):
+        return False, None
+    source = read_parquet([st.uri(index[day].part)])
+    con.execute(f"create or replace temp table r as select '{day}' as day, * from {source}")
+    try:
+        counts = dict(
+            con.execute(
+                "select measure, n from r where list_contains($m, measure)",
+                {"m": list(DAY_COUNTS)},
+            ).fetchall()
+        )
+        if set(counts) != set(DAY_COUNTS):
+            return False, None
+        if not counts["tracking_rows"]:
+            return True, None
+        figures = _Figures(con, period, 1).headline()
+    finally:
+        con.execute("drop table r")
+    figures["still_deferred_recipients"] = int(counts["pending_recipients"])
+    return True, figures
+
+
 def _pending(con, st: Store, manifest, period: Period) -> tuple[int, int]:
     """(messages, recipients) still deferred at the end of ``period``, from the rows of its
     last two days (``con``: the report's connection, its zone and ``files`` view set)."""
@@ -225,7 +260,7 @@ def _pending(con, st: Store, manifest, period: Period) -> tuple[int, int]:
     lo, hi = p.utc_dates(since=p.start - LOOKBACK)
     days = {(lo + dt.timedelta(days=i)).isoformat() for i in range((hi - lo).days + 1)}
     point(con, st, store_rollups.files_of(manifest, days), manifest)
-    ctx = load.load(con, p, None, compare=False)
+    ctx = load.load(con, p)
     return metrics.pending_counts(con, ctx, p)
 
 

@@ -34,6 +34,9 @@ COUNTING_RULES = {
     "latency": "Latency: from a message's first receipt to a recipient's delivery or sending "
     "out, for recipients delivered or sent out in the period whose message was received at "
     "most a day before it.",
+    "compared": "The previous period's figures are those a report of it alone gives (a UTC "
+    "day's read from its rollup, written at ingest): a day's figures are the same in every "
+    "report that shows them.",
     "top": "Top senders: by messages received and their bytes, system senders (Exchange's own "
     "mailboxes, postmaster, mailer-daemon) left out and counted apart. Top recipients: by "
     "messages delivered or sent out to them and their bytes (each message once).",

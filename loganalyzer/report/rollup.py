@@ -6,7 +6,9 @@ the figures a report over several days sums: per hour the messages received and 
 recipient outcomes; per outcome recipients, messages and bytes; senders, recipients and
 their domains with messages and bytes; failures by status, domain, server and connector;
 the count of every latency value (exact percentiles); SMTP sessions and failed logins
-(``sessions.counts``, by their names). ``long`` reads them.
+(``sessions.counts``, by their names); the recipients and messages still deferred at the
+day's end and the day's tracking rows (``DAY_COUNTS``). ``long`` reads them, and a one-day
+report the day before's headline figures (``long.day_headline``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from loganalyzer.read.query import connect
-from loganalyzer.report import load, sessions
+from loganalyzer.report import load, metrics, sessions
 from loganalyzer.report.period import Period
 from loganalyzer.report.sections import clients
 from loganalyzer.store import Manifest, Store, addresses
@@ -88,13 +90,23 @@ MEASURES = {
 }
 
 
+#: Figures of the whole day, one row each (measure, n), written whatever their value: a rollup
+#: without them was built before they were (its day's headline is then read from rows).
+DAY_COUNTS = ("pending_messages", "pending_recipients", "tracking_rows")
+
+
 def build_day(con: duckdb.DuckDBPyConnection, day: dt.date) -> pa.Table:
     """The rollup of UTC day ``day``, from the store ``con`` reads (``read.query.connect``)."""
     period = Period(day, 1, "UTC")
-    ctx = load.load(con, period, None, compare=False)
+    ctx = load.load(con, period)
     load.create_macros(con)
     sessions.load(con, ctx)
-    counts = sessions.counts(con, ctx, period)
+    counts = sessions.counts(con)
+    pending = metrics.pending_counts(con, ctx, period)
+    (rows,) = con.execute(
+        "select count(*) from trk where date_time >= ? and date_time < ?", ctx.window()
+    ).fetchall()[0]
+    counts.update(zip(DAY_COUNTS, (*pending, rows), strict=True))
     a, b = period.start, period.end
     schema = store_rollups.rollup_schema()
     parts = []

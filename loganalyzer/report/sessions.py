@@ -13,7 +13,6 @@ import duckdb
 import pandas as pd
 
 from loganalyzer.report.load import Context, frame, hour_index
-from loganalyzer.report.period import Period
 
 RULES = {
     "sessions": "SMTP sessions: the sessions that start in the period (the connect line of an "
@@ -33,9 +32,9 @@ AUTH = "reply_code = 535 and direction = 'receive'"
 
 
 def load(con: duckdb.DuckDBPyConnection, ctx: Context) -> None:
-    """``smtp_lines``: line counts of the period and the one before it (negative hours)."""
-    first = ctx.previous.start if ctx.previous is not None else ctx.period.start
-    d0, d1 = ctx.period.utc_dates(since=first)
+    """``smtp_lines``: line counts of the period."""
+    first = ctx.period.start
+    d0, d1 = ctx.period.utc_dates()
     con.execute(
         f"""
         create or replace temp table smtp_lines as
@@ -51,18 +50,15 @@ def load(con: duckdb.DuckDBPyConnection, ctx: Context) -> None:
     con.execute("create or replace temp view cur_lines as select * from smtp_lines where i >= 0")
 
 
-def counts(con: duckdb.DuckDBPyConnection, ctx: Context, p: Period) -> dict[str, int]:
-    """Sessions and failed inbound authentications of period ``p`` (the loaded one or the one
-    before it), for the headline figures."""
-    lo = -p.hours if p != ctx.period else 0
-    hi = 0 if p != ctx.period else p.hours
+def counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Sessions and failed inbound authentications of the loaded period, for the headline
+    figures."""
     n, auth = con.execute(
         f"""
         select coalesce(sum(lines) filter (where kind = 'connect'), 0)::bigint,
                coalesce(sum(lines) filter (where {AUTH}), 0)::bigint
-        from smtp_lines where i >= ? and i < ?
-        """,
-        [lo, hi],
+        from cur_lines
+        """
     ).fetchall()[0]
     return {"smtp_sessions": n, "auth_failures": auth}
 
