@@ -9,7 +9,10 @@ labels and hover texts, and decodes entities, so escaped text shows as typed and
 
 from __future__ import annotations
 
+import contextlib
 import html
+import threading
+from collections.abc import Callable, Iterator
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -41,12 +44,35 @@ def text(value: object, width: int = 48) -> str:
     return html.escape(s, quote=False)
 
 
+#: The charts' plotly template (``themed`` gives it).
+TEMPLATE = "plotly_white"
+_THEMING = threading.Lock()
+
+
+@contextlib.contextmanager
+def themed() -> Iterator[Callable[[go.Figure], None]]:
+    """Within: plotly's default template is ``TEMPLATE`` (under a lock), and the function
+    given gives a figure its template the way plotly gives its default one: the template
+    validated once, not copied and validated again for each figure (15 ms each, a tenth of
+    the page)."""
+    import plotly.io as pio
+
+    def apply(fig: go.Figure) -> None:
+        fig._initialize_layout_template()  # what plotly's to_dict calls
+
+    with _THEMING:
+        saved, pio.templates.default = pio.templates.default, TEMPLATE
+        try:
+            yield apply
+        finally:
+            pio.templates.default = saved
+
+
 def layout(fig: go.Figure, title: str, height: int = 320, **kw) -> go.Figure:
     fig.update_layout(
         title={"text": title, "x": 0, "font": {"size": 15}},
         height=height,
         margin={"l": 10, "r": 10, "t": 48, "b": 10},
-        template="plotly_white",
         font={"family": "system-ui, sans-serif", "size": 12},
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
         **kw,

@@ -157,10 +157,16 @@ def load(
         """,
         [first, period.end, d0, d1],
     )
+    # of the day before, the receipts and bounces of the period's messages only (a few in a
+    # thousand there: the others would only make the per-message tables bigger)
     con.execute(
         f"""
-        insert into trk by name select {columns} from tracking
-        where {window} and ({RECEIPT} or event_id = 'DSN')
+        insert into trk by name
+        with m as (select distinct msg from trk where msg is not null)
+        select * from (
+            select {columns} from tracking
+            where {window} and ({RECEIPT} or event_id = 'DSN'))
+        where msg in (select msg from m) or ndr in (select msg from m)
         """,
         [lo, first, lo.astimezone(dt.UTC).date(), d0],
     )

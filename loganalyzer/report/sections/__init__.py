@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from loganalyzer.report.charts import themed
 from loganalyzer.report.sections import (
     changes,
     clients,
@@ -83,7 +84,12 @@ def ordered(problems_first: bool = False) -> list[Section]:
 
 def figures(r: Report) -> dict[str, dict[str, go.Figure]]:
     """Each section's charts that have data, by section id and name."""
-    return {s.id: s.charts(r) if s.charts else {} for s in SECTIONS}
+    with themed() as apply:
+        out = {s.id: s.charts(r) if s.charts else {} for s in SECTIONS}
+        for figs in out.values():
+            for fig in figs.values():
+                apply(fig)
+    return out
 
 
 def attention(r: Report) -> list[str]:
