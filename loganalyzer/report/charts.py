@@ -9,10 +9,7 @@ labels and hover texts, and decodes entities, so escaped text shows as typed and
 
 from __future__ import annotations
 
-import contextlib
 import html
-import threading
-from collections.abc import Callable, Iterator
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -46,26 +43,21 @@ def text(value: object, width: int = 48) -> str:
 
 #: The charts' plotly template (``themed`` gives it).
 TEMPLATE = "plotly_white"
-_THEMING = threading.Lock()
 
 
-@contextlib.contextmanager
-def themed() -> Iterator[Callable[[go.Figure], None]]:
-    """Within: plotly's default template is ``TEMPLATE`` (under a lock), and the function
-    given gives a figure its template the way plotly gives its default one: the template
-    validated once, not copied and validated again for each figure (15 ms each, a tenth of
-    the page)."""
+def themed(fig: go.Figure) -> go.Figure:
+    """``fig`` with ``TEMPLATE``, given the way plotly gives its default template: the
+    registered template object (validated once) without validating and copying it again for
+    each figure (15 ms each, a tenth of the page)."""
     import plotly.io as pio
 
-    def apply(fig: go.Figure) -> None:
-        fig._initialize_layout_template()  # what plotly's to_dict calls
-
-    with _THEMING:
-        saved, pio.templates.default = pio.templates.default, TEMPLATE
-        try:
-            yield apply
-        finally:
-            pio.templates.default = saved
+    template = pio.templates[TEMPLATE]
+    fig.layout._validate = False  # what plotly's to_dict does for its default template
+    try:
+        fig.layout.template = template
+    finally:
+        fig.layout._validate = fig._validate
+    return fig
 
 
 def layout(fig: go.Figure, title: str, height: int = 320, **kw) -> go.Figure:

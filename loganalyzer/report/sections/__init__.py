@@ -84,11 +84,10 @@ def ordered(problems_first: bool = False) -> list[Section]:
 
 def figures(r: Report) -> dict[str, dict[str, go.Figure]]:
     """Each section's charts that have data, by section id and name."""
-    with themed() as apply:
-        out = {s.id: s.charts(r) if s.charts else {} for s in SECTIONS}
-        for figs in out.values():
-            for fig in figs.values():
-                apply(fig)
+    out = {s.id: s.charts(r) if s.charts else {} for s in SECTIONS}
+    for figs in out.values():
+        for fig in figs.values():
+            themed(fig)
     return out
 
 
