@@ -6,7 +6,7 @@ the figures a report over several days sums: per hour the messages received and 
 recipient outcomes; per outcome recipients, messages and bytes; senders, recipients and
 their domains with messages and bytes; failures by status, domain, server and connector;
 the count of every latency value (exact percentiles); SMTP sessions and failed logins
-(``sessions.counts``, by their names). ``long`` reads them.
+(``sessions.period_counts``, by their names). ``long`` reads them.
 """
 
 from __future__ import annotations
@@ -91,10 +91,9 @@ MEASURES = {
 def build_day(con: duckdb.DuckDBPyConnection, day: dt.date) -> pa.Table:
     """The rollup of UTC day ``day``, from the store ``con`` reads (``read.query.connect``)."""
     period = Period(day, 1, "UTC")
-    ctx = load.load(con, period, None, compare=False)
+    load.load(con, period, None, compare=False)
     load.create_macros(con)
-    sessions.load(con, ctx)
-    counts = sessions.counts(con, ctx, period)
+    counts = sessions.period_counts(con, period)
     a, b = period.start, period.end
     schema = store_rollups.rollup_schema()
     parts = []
