@@ -6,7 +6,7 @@ the figures a report over several days sums: per hour the messages received and 
 recipient outcomes; per outcome recipients, messages and bytes; senders, recipients and
 their domains with messages and bytes; failures by status, domain, server and connector;
 the count of every latency value (exact percentiles); SMTP sessions and failed logins
-(``sessions.counts``, by their names); the recipients and messages still deferred at the
+(``sessions.period_counts``, by their names); the recipients and messages still deferred at the
 day's end and the day's tracking rows (``DAY_COUNTS``). ``long`` reads them, and a one-day
 report the day before's headline figures (``long.day_headline``).
 """
@@ -100,8 +100,7 @@ def build_day(con: duckdb.DuckDBPyConnection, day: dt.date) -> pa.Table:
     period = Period(day, 1, "UTC")
     ctx = load.load(con, period)
     load.create_macros(con)
-    sessions.load(con, ctx)
-    counts = sessions.counts(con)
+    counts = sessions.period_counts(con, period)
     pending = metrics.pending_counts(con, ctx, period)
     (rows,) = con.execute(
         "select count(*) from trk where date_time >= ? and date_time < ?", ctx.window()
