@@ -33,21 +33,31 @@ AUTH = "reply_code = 535 and direction = 'receive'"
 
 
 def load(con: duckdb.DuckDBPyConnection, ctx: Context) -> None:
-    """``smtp_lines``: line counts of the period and the one before it (negative hours)."""
-    first = ctx.previous.start if ctx.previous is not None else ctx.period.start
-    d0, d1 = ctx.period.utc_dates(since=first)
-    con.execute(
-        f"""
-        create or replace temp table smtp_lines as
+    """``smtp_lines``: line counts of the period, and of the one before it (hour -1) by
+    direction, reply code and kind only: all its headline figures (``counts``) need."""
+    d0, d1 = ctx.period.utc_dates()
+    sql = f"""
         select server, log_format, direction, remote_ip,
                {hour_index("date_time", ctx.period)} as i, reply_code, {_KIND} as kind,
                count(*) as lines, min(date_time) as first_seen, max(date_time) as last_seen
         from smtp
         where date_time >= ? and date_time < ? and date >= ? and date <= ?
         group by all
-        """,
-        [first, ctx.period.end, d0, d1],
-    )
+    """
+    params = [ctx.period.start, ctx.period.end, d0, d1]
+    if ctx.previous is not None:
+        # the day before read for two sums: grouped by remote IP and hour, it cost as much
+        # again as the period
+        sql += f"""
+        union all
+        select null, null, direction, null, -1, reply_code, {_KIND} as kind, count(*),
+               null, null
+        from smtp
+        where date_time >= ? and date_time < ? and date >= ? and date <= ?
+        group by direction, reply_code, kind
+        """
+        params += [ctx.previous.start, ctx.period.start, *ctx.previous.utc_dates()]
+    con.execute(f"create or replace temp table smtp_lines as {sql}", params)
     con.execute("create or replace temp view cur_lines as select * from smtp_lines where i >= 0")
 
 
