@@ -1,10 +1,11 @@
 """SMTP sessions of a period, from the ``smtp`` table (protocol logs and IIS SMTP logs).
 
-One scan of the period (and of the period before it) counts lines by server, direction,
-remote IP, hour, reply code and kind: ``connect`` (a session starts: the ``+`` line of an
-Exchange protocol log; IIS SMTP logs have no session ID nor connect line, so each ``QUIT``
-line stands for a session) and ``tls`` (a ``STARTTLS`` or ``X-ANONYMOUSTLS`` command: the
-session goes encrypted). A failed authentication is a ``535`` reply to a client.
+One scan of the period counts lines by server, direction, remote IP, hour, reply code and
+kind (one of the period before it by direction, reply code and kind): ``connect`` (a session
+starts: the ``+`` line of an Exchange protocol log; IIS SMTP logs have no session ID nor
+connect line, so each ``QUIT`` line stands for a session) and ``tls`` (a ``STARTTLS`` or
+``X-ANONYMOUSTLS`` command: the session goes encrypted). A failed authentication is a
+``535`` reply to a client.
 """
 
 from __future__ import annotations
