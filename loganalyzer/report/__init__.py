@@ -146,8 +146,7 @@ def _previous(
     if not n:
         return None
     load.create_macros(con)
-    sessions.load(con, ctx)
-    return {**metrics.headline(con, ctx, period), **sessions.counts(con)}
+    return {**metrics.headline(con, ctx, period), **sessions.period_counts(con, period)}
 
 
 def _finish(report: DailyReport, redact_addresses: bool, key: bytes | None) -> DailyReport:

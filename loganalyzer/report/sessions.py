@@ -1,10 +1,10 @@
 """SMTP sessions of a period, from the ``smtp`` table (protocol logs and IIS SMTP logs).
 
-One scan of the period (and of the period before it) counts lines by server, direction,
-remote IP, hour, reply code and kind: ``connect`` (a session starts: the ``+`` line of an
-Exchange protocol log; IIS SMTP logs have no session ID nor connect line, so each ``QUIT``
-line stands for a session) and ``tls`` (a ``STARTTLS`` or ``X-ANONYMOUSTLS`` command: the
-session goes encrypted). A failed authentication is a ``535`` reply to a client.
+One scan of the period counts lines by server, direction, remote IP, hour, reply code and
+kind: ``connect`` (a session starts: the ``+`` line of an Exchange protocol log; IIS SMTP logs
+have no session ID nor connect line, so each ``QUIT`` line stands for a session) and ``tls``
+(a ``STARTTLS`` or ``X-ANONYMOUSTLS`` command: the session goes encrypted). A failed
+authentication is a ``535`` reply to a client.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ AUTH = "reply_code = 535 and direction = 'receive'"
 
 def load(con: duckdb.DuckDBPyConnection, ctx: Context) -> None:
     """``smtp_lines``: line counts of the period."""
-    first = ctx.period.start
     d0, d1 = ctx.period.utc_dates()
     con.execute(
         f"""
@@ -46,7 +45,7 @@ def load(con: duckdb.DuckDBPyConnection, ctx: Context) -> None:
         where date_time >= ? and date_time < ? and date >= ? and date <= ?
         group by all
         """,
-        [first, ctx.period.end, d0, d1],
+        [ctx.period.start, ctx.period.end, d0, d1],
     )
     con.execute("create or replace temp view cur_lines as select * from smtp_lines where i >= 0")
 

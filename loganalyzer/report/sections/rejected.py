@@ -40,6 +40,10 @@ _STAGE = """
          when cmd in ('DATA', 'BDAT') then 'data'
     end
 """
+_DAY = """
+    direction = 'receive' and log_format = 'exchange-smtp-protocol' and session_id is not null
+    and date_time >= ? and date_time < ? and date between ? and ?
+"""
 _EVENT_STAGE = """
     case lower(event)
          when 'onconnect' then 'connect' when 'onconnectevent' then 'connect'
@@ -55,16 +59,9 @@ _EVENT_STAGE = """
 def rejections(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pd.DataFrame:
     """Refused attempts and recipients by stage, agent, reason and remote IP."""
     window = [start, end, start.date(), end.date()]
+    # the receive protocol lines of the period (a ? for each bound of ``window``)
     sql = f"""
-        with day as (
-            select server, session_id, date_time, sequence_number, event, reply_code,
-                   remote_ip, command
-            from smtp
-            where direction = 'receive' and log_format = 'exchange-smtp-protocol'
-              and session_id is not null
-              and date_time >= ? and date_time < ? and date between ? and ?
-        ),
-        lines as (
+        with lines as (
             select server, session_id, date_time, sequence_number, event, reply_code,
                    remote_ip,
                    last_value(case when event = '<' then upper(command) end ignore nulls)
@@ -75,10 +72,17 @@ def rejections(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -
                 select *, lead(reply_code) over (
                     partition by server, session_id order by sequence_number, date_time
                 ) as lead_reply
-                -- only the sessions with a refusal: the windows need no other
-                from day semi join (
-                    select distinct server, session_id from day
-                    where event = '>' and reply_code >= 500) using (server, session_id)
+                -- only the sessions with a refusal: the windows need no other; found by a
+                -- scan of their own (its filters read in the files), not from the lines
+                -- read, which a second reference would keep in memory
+                from (
+                    select server, session_id, date_time, sequence_number, event, reply_code,
+                           remote_ip, command
+                    from smtp where {_DAY}
+                ) semi join (
+                    select distinct server, session_id from smtp
+                    where {_DAY} and event = '>' and reply_code >= 500
+                ) using (server, session_id)
             )
             window w as (partition by server, session_id order by sequence_number, date_time
                          rows between unbounded preceding and current row)
@@ -119,7 +123,7 @@ def rejections(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -
         from joined group by all
         order by attempts desc, recipients desc, stage, remote_ip
     """
-    return con.sql(sql, params=window + window).df()
+    return con.sql(sql, params=window * 3).df()
 
 
 def next_hops(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pd.DataFrame:

@@ -43,13 +43,23 @@ VERSION_COLORS = {
 TAIL = "interval 1 hour"
 
 
+def version_match_sql(line: str) -> str:
+    """SQL: the parts (``p``, ``a``, ``b``) of the TLS version named in a negotiation line."""
+    return f"regexp_extract({line}, 'SP_PROT_(TLS|SSL)([0-9])(?:_([0-9]))?_', ['p', 'a', 'b'])"
+
+
+def version_of_sql(m: str) -> str:
+    """SQL: the TLS version (``TLS 1.2``, ``SSL 3.0``) from the non-null parts ``m``
+    (``version_match_sql``), ``unknown`` when the line names none."""
+    return (
+        f"if({m}.p = '', 'unknown', "
+        f"{m}.p || ' ' || {m}.a || '.' || coalesce(nullif({m}.b, ''), '0'))"
+    )
+
+
 def version_sql(line: str) -> str:
     """SQL: the TLS version (``TLS 1.2``, ``SSL 3.0``) of a negotiation line, null if none."""
-    m = f"regexp_extract({line}, 'SP_PROT_(TLS|SSL)([0-9])(?:_([0-9]))?_', ['p', 'a', 'b'])"
-    return (
-        f"case when {line} is null then null when {m}.p = '' then 'unknown' "
-        f"else {m}.p || ' ' || {m}.a || '.' || coalesce(nullif({m}.b, ''), '0') end"
-    )
+    return f"case when {line} is null then null else {version_of_sql(version_match_sql(line))} end"
 
 
 #: A negotiation line that succeeded, and one that failed.
@@ -70,31 +80,37 @@ def load(con: duckdb.DuckDBPyConnection, q: Inputs) -> None:
     con.execute(
         f"""
         create or replace temp table tls_lines as
-        select * from (
-            select server, direction, session_id, sequence_number,
-                   if(event = '+', date_time, null) as connect_time,
-                   if(event = '+', connector_id, null) as connector_id,
-                   if(event = '+', remote_ip, null) as remote_ip,
-                   if((direction = 'receive' and command in ('EHLO', 'HELO'))
-                      or (direction = 'send' and event = '<' and reply_code = 220),
-                      regexp_extract(data, '^\\S+\\s+(\\S+)', 1), null) as host,
-                   {TLS_OK} as ok,
-                   if({TLS_OK}, {version_sql("context")}, null) as version,
-                   if({TLS_OK},
-                      nullif(regexp_extract(context, 'bulk encryption algorithm (\\S+)', 1), ''),
-                      null) as cipher,
-                   if({TLS_FAILED},
-                      coalesce(nullif(regexp_extract(context, 'failed with error (\\S+)', 1),
-                                      ''), context), null) as error
-            from smtp
-            where log_format = 'exchange-smtp-protocol' and session_id is not null
-              and direction in ('receive', 'send')
-              and date_time >= $start and date_time < $end + {TAIL}
-              and date >= $d0 and date <= $d1 + 1
-              and (event = '+' or (event = '*' and ({TLS_OK} or {TLS_FAILED}))
-                   or command in ('EHLO', 'HELO') or reply_code = 220))
-        -- a line that gives nothing (a receive 220, a send EHLO) is left out
-        where connect_time is not null or host is not null or ok or error is not null
+        select server, direction, session_id, sequence_number,
+               if(event = '+', date_time, null) as connect_time,
+               if(event = '+', connector_id, null) as connector_id,
+               if(event = '+', remote_ip, null) as remote_ip,
+               if(hostline, regexp_extract(data, '^\\S+\\s+(\\S+)', 1), null) as host,
+               ok,
+               if(ok, {version_of_sql("m")}, null) as version,
+               if(ok, nullif(regexp_extract(context, 'bulk encryption algorithm (\\S+)', 1), ''),
+                  null) as cipher,
+               if(failed, coalesce(nullif(regexp_extract(context, 'failed with error (\\S+)', 1),
+                                          ''), context), null) as error
+        from (
+            -- the version's regex once a line (its parts are read three times)
+            select *, if(ok, {version_match_sql("context")}, null) as m
+            from (
+                select server, direction, session_id, sequence_number, event, date_time,
+                       connector_id, remote_ip, data, context,
+                       (direction = 'receive' and command in ('EHLO', 'HELO'))
+                          or (direction = 'send' and event = '<' and reply_code = 220)
+                          as hostline,
+                       {TLS_OK} as ok, {TLS_FAILED} as failed
+                from smtp
+                where log_format = 'exchange-smtp-protocol' and session_id is not null
+                  and direction in ('receive', 'send')
+                  and date_time >= $start and date_time < $end + {TAIL}
+                  and date >= $d0 and date <= $d1 + 1
+                  and (event = '+' or (event = '*' and ({TLS_OK} or {TLS_FAILED}))
+                       or command in ('EHLO', 'HELO') or reply_code = 220))
+            -- a line that gives nothing (a receive 220, a send EHLO) is left out; the
+            -- regexes run on the lines kept only
+            where event = '+' or (hostline and data is not null) or ok or failed)
         """,
         {"start": start, "end": end, "d0": d0, "d1": d1},
     )
