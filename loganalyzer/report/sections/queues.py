@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import pandas as pd
 import plotly.graph_objects as go
 
 from loganalyzer import fate
 from loganalyzer.report.charts import hour_labels, layout, text
-from loganalyzer.report.load import frame, hours
+from loganalyzer.report.load import Context, frame, hours
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 from loganalyzer.report.sections.deferrals import REASON_SQL
 
@@ -142,7 +143,7 @@ def window(lo: dt.datetime, hi: dt.datetime) -> dict:
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
     con, p = q.con, q.ctx.period
     expiration = dt.timedelta(seconds=q.expiration)
-    _defers(q, p.start - expiration, p.end)
+    defer_table(con, q.ctx, p.start - expiration, p.end)
     con.execute(f"create or replace temp table qwait as {waits_sql('qdefer')}")
     # the backlog at the end of each hour (and at the period's start), per next hop and server
     idx = hours(p)
@@ -202,11 +203,13 @@ def compute(q: Inputs) -> dict[str, pd.DataFrame]:
     }
 
 
-def _defers(q: Inputs, lo: dt.datetime, hi: dt.datetime) -> None:
-    """``qdefer``: ``DEFERS_SQL`` for the rows in [lo, hi). Those ``load`` keeps in ``trk``
-    (every row from the start of the previous period, or of the period, on) are read there,
-    only the earlier ones from the store."""
-    kept = min(max(lo, (q.ctx.previous or q.ctx.period).start), hi)
+def defer_table(
+    con: duckdb.DuckDBPyConnection, ctx: Context, lo: dt.datetime, hi: dt.datetime
+) -> None:
+    """Temporary table ``qdefer``: the rows of ``DEFERS_SQL`` in [lo, hi). Those that
+    ``load`` keeps in ``trk`` (every row from the start of the previous period on, or of the
+    period) are read there, only the earlier ones from the store."""
+    kept = min(max(lo, (ctx.previous or ctx.period).start), hi)
     params = {"kept": kept, "hi": hi}
     deferred, rows = _sources(
         "trk", "date_time >= $kept and date_time < $hi", connector_id="connector"
@@ -217,7 +220,7 @@ def _defers(q: Inputs, lo: dt.datetime, hi: dt.datetime) -> None:
         deferred, rows = f"{old_deferred} union {deferred}", f"{old_rows} union all {rows}"
         last = (kept - dt.timedelta(microseconds=1)).astimezone(dt.UTC).date()
         params |= {"lo": lo, "d0": lo.astimezone(dt.UTC).date(), "d1": last}
-    q.con.execute(f"create or replace temp table qdefer as {defers_sql(deferred, rows)}", params)
+    con.execute(f"create or replace temp table qdefer as {defers_sql(deferred, rows)}", params)
 
 
 def backlog(q: Inputs, queues: pd.DataFrame, idx: pd.DatetimeIndex) -> pd.DataFrame:
