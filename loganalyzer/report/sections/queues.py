@@ -58,9 +58,9 @@ def defers_sql(deferred: str, rows: str) -> str:
     """``DEFERS_SQL`` over other rows: ``deferred``, a query of the ``msg`` of each message
     with a DEFER row in the window; ``rows``, a query of the window's rows (``ROW_COLUMNS``,
     any event) of those messages, which may read ``deferred`` (a CTE of the query)."""
-    # materialized: the few deferred messages are found (a few columns) before any recipient
-    # list is read, and only their rows are judged (the verdict's filter pushed below the join
-    # would run its regexes on every row of the window)
+    # materialized: the deferred messages are found first (a few columns), then only their
+    # rows are judged and unnested (the verdict's filter, pushed below the join, ran its
+    # regexes on every step row of the window)
     return f"""
 with srv as (
     select coalesce(list(distinct upper(server)) filter (where coalesce(server, '') <> ''),
