@@ -168,6 +168,9 @@ STATUSES = [
     ("  550 5.7.1 Relay denied  ", "550 5.7.1 Relay denied"),
     ("[{LED=550 5.1.1 a};{LED=other}]", "550 5.1.1 a"),
     ("{LED=not closed", "{LED=not closed"),
+    # a value ending in a brace: the closing brace is the last before the separator
+    ("{LED=450 {x}}", "450 {x}"),
+    ("[{LED=450 {x}}];{MSG=}]", "450 {x}"),
     ("[{LED=};{MSG=x}]", None),
     ("   ", None),
     ("", None),

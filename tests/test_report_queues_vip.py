@@ -17,9 +17,12 @@ from reportdata import Expected
 
 from loganalyzer.errors import BadInput
 from loganalyzer.ingest import ingest
-from loganalyzer.report import daily_report
+from loganalyzer.read.query import connect
+from loganalyzer.report import daily_report, load
+from loganalyzer.report.period import Period
 from loganalyzer.report.redact import pseudonym
 from loganalyzer.report.sections import queues
+from loganalyzer.store import Store
 from loganalyzer.synth import generate
 from loganalyzer.synth.truth import enhanced_status
 
@@ -296,6 +299,27 @@ def test_queues_equal_truth_with_the_default_expiration(synth):
     assert not {"vip_counts", "vip_events"} & set(data["tables"])
     assert "vip" not in data["rules"] and "queues" in data["rules"]
     assert not any(a.startswith("VIP") for a in data["attention"])
+
+
+@pytest.mark.parametrize("compare", [True, False])
+def test_the_report_reads_the_queue_rows_watch_reads(synth, compare):
+    """The report reads the rows ``load`` keeps (from the previous period on, or from the
+    period without it) and only the earlier ones from the store; watch's query reads them all
+    from the store: the same DEFER rows, the incidents' day's among them."""
+    _, store, _ = synth
+    period = Period(END.date())
+    lo = period.start - queues.EXPIRATION
+    con = connect(Store(store))
+    try:
+        ctx = load.load(con, period, compare=compare)
+        queues.defer_table(con, ctx, lo, period.end)
+        got = con.sql("select * from qdefer order by all").fetchall()
+        sql = f"select * from ({queues.DEFERS_SQL}) order by all"
+        want = con.execute(sql, queues.window(lo, period.end)).fetchall()
+    finally:
+        con.close()
+    assert got == want
+    assert {r[0].date() for r in got} == {START.date(), END.date()}
 
 
 def test_queues_and_vips_equal_truth_with_their_options(synth, vip_run):

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import pandas as pd
 import plotly.graph_objects as go
 
 from loganalyzer import fate
 from loganalyzer.report.charts import hour_labels, layout, text
-from loganalyzer.report.load import frame, hours
+from loganalyzer.report.load import Context, frame, hours
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 from loganalyzer.report.sections.deferrals import REASON_SQL
 
@@ -38,43 +39,83 @@ _KIND = fate.kind_sql("srv.servers")
 _MSG = "coalesce(message_id, network_message_id, server || ':' || internal_message_id)"
 _HANDOFF = fate.handoff_sql("srv.servers", "connector_id", "server_hostname", "log_format")
 
-#: Every DEFER row of a recipient (parameters ``window``: lo, hi and their first and last
-#: UTC date), with its next hop and ``until``: when the recipient's next step on that server
-#: took it off the queue (null: still waiting when the rows end).
-DEFERS_SQL = f"""
+#: The columns of the rows ``defers_sql`` reads.
+ROW_COLUMNS = (
+    "date_time",
+    "server",
+    "event_id",
+    "connector_id",
+    "server_hostname",
+    "log_format",
+    "msg",
+    "recipient_address",
+    "recipient_status",
+    "enhanced_status",
+)
+
+
+def defers_sql(deferred: str, rows: str) -> str:
+    """``DEFERS_SQL`` over other rows: ``deferred``, a query of the ``msg`` of each message
+    with a DEFER row in the window; ``rows``, a query of the window's rows (``ROW_COLUMNS``,
+    any event) of those messages, which may read ``deferred`` (a CTE of the query)."""
+    # materialized: the deferred messages are found first (a few columns), then only their
+    # rows are judged and unnested (the verdict's filter, pushed below the join, ran its
+    # regexes on every step row of the window)
+    return f"""
 with srv as (
     select coalesce(list(distinct upper(server)) filter (where coalesce(server, '') <> ''),
                     []::varchar[]) as servers
     from files),
-defers as (
-    select distinct {_MSG} as msg from tracking
-    where date_time >= $lo and date_time < $hi and date >= $d0 and date <= $d1
-      and {fate.in_sql("event_id", _DEFERS)}),
-rows as (
-    select date_time, server, event_id, connector_id, server_hostname, log_format,
-           {_MSG} as msg, message_id, unnest(recipient_address) as recipient,
-           unnest(recipient_status) as status, unnest(enhanced_status) as enhanced
-    from tracking
-    where date_time >= $lo and date_time < $hi and date >= $d0 and date <= $d1
-      and {fate.in_sql("event_id", _STEPS)} and {_MSG} in (select msg from defers)),
-steps as (
-    select date_time, server, msg, message_id, trim(recipient) as recipient,
-           lower(trim(recipient)) as rcpt, {fate.verdict_sql("event_id", _KIND)} as verdict,
+deferred as materialized ({deferred}),
+rows as materialized ({rows}),
+judged as (
+    select date_time, server, msg, recipient_address, recipient_status, enhanced_status,
+           {fate.verdict_sql("event_id", _KIND)} as verdict,
            case when {_HANDOFF} then coalesce(
-                    nullif(upper(split_part(coalesce(server_hostname, ''), '.', 1)), ''),
-                    nullif(connector_id, ''), '(unknown)')
-                else coalesce(nullif(lower(split_part(trim(recipient), '@', 2)), ''),
-                              '(unknown)') end as hop,
-           {fate.status_text_sql("status")} as reply, enhanced
-    from rows, srv where coalesce(trim(recipient), '') <> ''),
+               nullif(upper(split_part(coalesce(server_hostname, ''), '.', 1)), ''),
+               nullif(connector_id, ''), '(unknown)') end as handoff_hop
+    from rows, srv where {fate.in_sql("event_id", _STEPS)}),
+steps as (
+    select date_time, server, msg, verdict, handoff_hop,
+           unnest(recipient_address) as recipient, unnest(recipient_status) as status,
+           unnest(enhanced_status) as enhanced
+    from judged where verdict = 'deferred' or {fate.in_sql("verdict", _LEAVES)}),
 marked as (
-    select *, min(if(verdict <> 'deferred', date_time, null)) over (
-               partition by server, msg, rcpt order by date_time
+    select date_time, server, msg, trim(recipient) as recipient,
+           lower(trim(recipient)) as rcpt, verdict, handoff_hop, status, enhanced,
+           min(if(verdict <> 'deferred', date_time, null)) over (
+               partition by server, msg, lower(trim(recipient)) order by date_time
                range between current row and unbounded following) as until
-    from steps where verdict = 'deferred' or {fate.in_sql("verdict", _LEAVES)})
-select date_time, server, hop, msg, message_id, recipient, rcpt, reply, enhanced, until
+    from steps where coalesce(trim(recipient), '') <> '')
+select date_time, server,
+       coalesce(handoff_hop, nullif(lower(split_part(recipient, '@', 2)), ''), '(unknown)')
+           as hop,
+       msg, recipient, rcpt, {fate.status_text_sql("status")} as reply, enhanced, until
 from marked where verdict = 'deferred'
 """
+
+
+def _sources(table: str, window: str, **sql: str) -> tuple[str, str]:
+    """The ``deferred`` and ``rows`` queries of ``defers_sql`` over the tracking rows of
+    ``table`` in ``window`` (a WHERE fragment); ``sql``: the SQL of the columns of
+    ``ROW_COLUMNS`` that ``table`` has under another name, or not at all."""
+    columns = ", ".join(f"{sql[c]} as {c}" if c in sql else c for c in ROW_COLUMNS)
+    msg = sql.get("msg", "msg")
+    return (
+        f"select distinct {msg} as msg from {table} where {window} and "
+        + fate.in_sql("event_id", _DEFERS),
+        f"select {columns} from {table} where {window} and {msg} in (select msg from deferred)",
+    )
+
+
+#: Every DEFER row of a recipient (parameters ``window``: lo, hi and their first and last
+#: UTC date), with its next hop and ``until``: when the recipient's next step on that server
+#: took it off the queue (null: still waiting when the rows end).
+DEFERS_SQL = defers_sql(
+    *_sources(
+        "tracking", "date_time >= $lo and date_time < $hi and date >= $d0 and date <= $d1", msg=_MSG
+    )
+)
 
 
 def waits_sql(defers: str = f"({DEFERS_SQL})") -> str:
@@ -82,8 +123,8 @@ def waits_sql(defers: str = f"({DEFERS_SQL})") -> str:
     table or a subquery): its next hop (that of its first DEFER), ``since`` (its first
     DEFER), ``until`` (null: still waiting) and its number of deferrals."""
     return f"""
-        select server, arg_min(hop, date_time) as hop, msg, any_value(message_id) as message_id,
-               rcpt, arg_min(recipient, date_time) as recipient, min(date_time) as since,
+        select server, arg_min(hop, date_time) as hop, msg, rcpt,
+               arg_min(recipient, date_time) as recipient, min(date_time) as since,
                until, count(*) as deferrals, arg_max(reply, date_time) as last_error
         from {defers} group by server, msg, rcpt, until
     """
@@ -102,9 +143,7 @@ def window(lo: dt.datetime, hi: dt.datetime) -> dict:
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
     con, p = q.con, q.ctx.period
     expiration = dt.timedelta(seconds=q.expiration)
-    con.execute(
-        f"create or replace temp table qdefer as {DEFERS_SQL}", window(p.start - expiration, p.end)
-    )
+    defer_table(con, q.ctx, p.start - expiration, p.end)
     con.execute(f"create or replace temp table qwait as {waits_sql('qdefer')}")
     # the backlog at the end of each hour (and at the period's start), per next hop and server
     idx = hours(p)
@@ -162,6 +201,26 @@ def compute(q: Inputs) -> dict[str, pd.DataFrame]:
         "queue_reasons": reasons(q),
         "queue_hours": backlog(q, queues, idx),
     }
+
+
+def defer_table(
+    con: duckdb.DuckDBPyConnection, ctx: Context, lo: dt.datetime, hi: dt.datetime
+) -> None:
+    """Temporary table ``qdefer``: the rows of ``DEFERS_SQL`` in [lo, hi). Those that
+    ``load`` keeps in ``trk`` (every row from the start of the previous period on, or of the
+    period) are read there, only the earlier ones from the store."""
+    kept = min(max(lo, (ctx.previous or ctx.period).start), hi)
+    params = {"kept": kept, "hi": hi}
+    deferred, rows = _sources(
+        "trk", "date_time >= $kept and date_time < $hi", connector_id="connector"
+    )
+    if lo < kept:
+        window = "date_time >= $lo and date_time < $kept and date >= $d0 and date <= $d1"
+        old_deferred, old_rows = _sources("tracking", window, msg=_MSG)
+        deferred, rows = f"{old_deferred} union {deferred}", f"{old_rows} union all {rows}"
+        last = (kept - dt.timedelta(microseconds=1)).astimezone(dt.UTC).date()
+        params |= {"lo": lo, "d0": lo.astimezone(dt.UTC).date(), "d1": last}
+    con.execute(f"create or replace temp table qdefer as {defers_sql(deferred, rows)}", params)
 
 
 def backlog(q: Inputs, queues: pd.DataFrame, idx: pd.DatetimeIndex) -> pd.DataFrame:
