@@ -301,17 +301,16 @@ def test_queues_equal_truth_with_the_default_expiration(synth):
     assert not any(a.startswith("VIP") for a in data["attention"])
 
 
-@pytest.mark.parametrize("compare", [True, False])
-def test_the_report_reads_the_queue_rows_watch_reads(synth, compare):
-    """The report reads the rows ``load`` keeps (from the previous period on, or from the
-    period without it) and only the earlier ones from the store; watch's query reads them all
-    from the store: the same DEFER rows, the incidents' day's among them."""
+def test_the_report_reads_the_queue_rows_watch_reads(synth):
+    """The report reads the rows ``load`` keeps (the period's) and only the earlier ones from
+    the store; watch's query reads them all from the store: the same DEFER rows, the
+    incidents' day's among them."""
     _, store, _ = synth
     period = Period(END.date())
     lo = period.start - queues.EXPIRATION
     con = connect(Store(store))
     try:
-        ctx = load.load(con, period, compare=compare)
+        ctx = load.load(con, period)
         queues.defer_table(con, ctx, lo, period.end)
         got = con.sql("select * from qdefer order by all").fetchall()
         sql = f"select * from ({queues.DEFERS_SQL}) order by all"

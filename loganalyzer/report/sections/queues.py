@@ -207,9 +207,9 @@ def defer_table(
     con: duckdb.DuckDBPyConnection, ctx: Context, lo: dt.datetime, hi: dt.datetime
 ) -> None:
     """Temporary table ``qdefer``: the rows of ``DEFERS_SQL`` in [lo, hi). Those that
-    ``load`` keeps in ``trk`` (every row from the start of the previous period on, or of the
-    period) are read there, only the earlier ones from the store."""
-    kept = min(max(lo, (ctx.previous or ctx.period).start), hi)
+    ``load`` keeps in ``trk`` (every row of the period) are read there, only the earlier
+    ones from the store."""
+    kept = min(max(lo, ctx.period.start), hi)
     params = {"kept": kept, "hi": hi}
     deferred, rows = _sources(
         "trk", "date_time >= $kept and date_time < $hi", connector_id="connector"
