@@ -217,6 +217,14 @@ def test_one_day_report_compares_with_the_day_before_from_its_rollup(store, tmp_
     assert loaded == [alone.period.first] * 2
     daily_report(st, LAST)  # no rollup: the day before from its rows, then the day
     assert [d.isoformat() for d in loaded[2:]] == ["2026-03-02", LAST]
+    # a rollup built from other rows than the store holds is not read either
+    stale = tmp_path / "stale"
+    shutil.copytree(store, stale)
+    index = store_rollups.load(Store(stale))
+    index["2026-03-02"].source = "0" * 16
+    store_rollups.save(Store(stale), index)
+    assert daily_report(stale, LAST).previous == a["previous"]
+    assert [d.isoformat() for d in loaded[4:]] == ["2026-03-02", LAST]
 
 
 def _consistent_after_kill(st: Path) -> None:

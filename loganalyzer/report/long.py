@@ -226,14 +226,14 @@ def day_headline(st: Store, con, period: Period) -> tuple[bool, dict[str, int] |
     if period.days != 1 or utc != period.start.utcoffset() or utc != period.end.utcoffset():
         return False, None
     day = period.first.isoformat()
-    index = store_rollups.load(st, con=con)
-    if day not in index:
+    entry = store_rollups.load(st, con=con).get(day)
+    if entry is None:
         return False, None
-    manifest = st.manifest(con, fields=MANIFEST_COLUMNS)
-    state = store_rollups.status(st, manifest, index)
-    if day not in set(state["current"]) | set(state["kept"]):
-        return False, None
-    source = read_parquet([st.uri(index[day].part)])
+    if entry.source != store_rollups.KEPT:  # rows pruned: the rollup is all there is
+        manifest = st.manifest(con, fields=MANIFEST_COLUMNS)
+        if entry.source != store_rollups.source(manifest, day):
+            return False, None
+    source = read_parquet([st.uri(entry.part)])
     con.execute(f"create or replace temp table r as select '{day}' as day, * from {source}")
     try:
         counts = dict(
