@@ -22,7 +22,6 @@ Then ``fin``: each recipient outcome of the period once, with its message's attr
 from __future__ import annotations
 
 import datetime as dt
-import os
 import tempfile
 from dataclasses import dataclass
 
@@ -32,16 +31,14 @@ import pandas as pd
 from loganalyzer import fate
 from loganalyzer.read.frames import to_frame
 from loganalyzer.report.period import LOOKBACK, Period
+from loganalyzer.store.duck import GROUPS_PER_PASS, PASSES_ENV, parts_by_hash, passes
+
+__all__ = ["GROUPS_PER_PASS", "PASSES_ENV", "in_passes", "load", "passes"]
 
 #: DuckDB's memory for the report's tables and queries. Beyond it they spill to a temporary
 #: folder: the report's peak stays flat (the interpreter, pandas and plotly about 200 MB more)
 #: however many rows the day has, and only its small aggregated tables come back to Python.
 MEMORY_LIMIT = "128MB"
-#: Groups (sessions, messages) one pass of ``in_passes`` groups at most under MEMORY_LIMIT.
-GROUPS_PER_PASS = 40_000
-#: Set, the number of passes ``in_passes`` makes whatever the groups (for the tests: the
-#: figures must not change with it).
-PASSES_ENV = "LOGANALYZER_REPORT_PASSES"
 FINAL_KINDS = ("delivered", "sent", "failed", "dropped", "quarantined")
 #: A row that receives a message. Exchange 2000/2003 logs have no receive event: a message's
 #: first line there is its submission (1019 to Advanced Queuing, 1027 from the store).
@@ -97,15 +94,6 @@ def frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None, 
     return to_frame(con.sql(sql, params=params or None).to_arrow_table(), tz=tz)
 
 
-def passes(groups: int) -> int:
-    """The passes of ``in_passes`` for ``groups`` groups: GROUPS_PER_PASS each at most
-    (``$LOGANALYZER_REPORT_PASSES`` overrides it)."""
-    forced = os.environ.get(PASSES_ENV, "").strip()
-    if forced.isdigit() and int(forced) > 0:
-        return int(forced)
-    return max(1, -(-groups // GROUPS_PER_PASS))
-
-
 def in_passes(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -117,8 +105,7 @@ def in_passes(
     """Create the temporary table ``table`` from ``sql`` run ``n`` times, once per part of the
     rows by the hash of ``key`` (``sql`` holds ``{part}``, where its rows are to be limited to
     the part): a grouping by ``key`` then holds a part of the groups at a time."""
-    for i in range(n):
-        part = f"(hash({key}) % {n} = {i})" if n > 1 else "true"
+    for i, part in enumerate(parts_by_hash(key, n)):
         head = f"create or replace temp table {table} as" if i == 0 else f"insert into {table}"
         con.execute(f"{head} {sql.replace('{part}', part)}", params or None)
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from loganalyzer.store import cache, rollups
-from loganalyzer.store.duck import read_parquet
+from loganalyzer.store.duck import parts_by_hash, passes, read_parquet
 
 if TYPE_CHECKING:
     import duckdb
@@ -82,7 +82,9 @@ _KEY = "coalesce(message_id, network_message_id)"
 #: The rows of one day's part, in two steps: each reads what it needs of the day's rows
 #: (views ``_tv`` tracking and ``_sv`` smtp) once into a temporary table (each statement
 #: reading the parts again cost a fifth of the build), then runs its statements over it, one
-#: each (each spills within the memory limit on its own), then drops it.
+#: each (each spills within the memory limit on its own), then drops it. A statement with
+#: ``{part}`` runs in passes of messages (``duck.passes``): its grouping of each message's
+#: strings ran out of memory under the limit on a day of 100,000 messages.
 _BUILD = (
     (
         # the tracking rows of a message with a key
@@ -124,7 +126,7 @@ _BUILD = (
                min(date_time) filter (where message_subject is not null) as subject_at,
                arg_max(outcome, date_time) filter (where outcome is not null) as outcome,
                max(date_time) filter (where outcome is not null) as outcome_at
-            from _t group by k""",
+            from _t where {part} group by k""",
         ),
         ("_t",),
     ),
@@ -164,6 +166,19 @@ def _day_parts(store: Store, manifest: Manifest, day: str) -> dict[str, list[str
     return {t: sorted(v) for t, v in found.items()}
 
 
+def _run(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """The rows of ``sql``; with ``{part}``, in passes of the messages of ``_t``."""
+    if "{part}" not in sql:
+        return con.sql(sql).to_arrow_table()
+    (groups,) = con.execute("select approx_count_distinct(k) from _t").fetchall()[0]
+    import pyarrow as pa
+
+    return pa.concat_tables(
+        con.sql(sql.replace("{part}", part)).to_arrow_table()
+        for part in parts_by_hash("k", passes(groups))
+    )
+
+
 def build_day(
     con: duckdb.DuckDBPyConnection, store: Store, manifest: Manifest, day: str
 ) -> pa.Table:
@@ -185,7 +200,7 @@ def build_day(
         for sql in reads:
             con.execute(sql)
         for sql in statements:
-            got = con.sql(sql).to_arrow_table()
+            got = _run(con, sql)
             cols = {
                 f.name: got.column(f.name).cast(f.type)
                 if f.name in got.column_names

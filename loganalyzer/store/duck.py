@@ -5,6 +5,7 @@ The readers (``loganalyzer.read``) build their views on these; the manifest is r
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -36,6 +37,29 @@ def read_parquet(paths: list[str], partitioned: bool = False, mixed: bool = Fals
     # union_by_name reads every file's schema up front: only when schema versions differ
     union = ", union_by_name = true" if mixed else ""
     return f"read_parquet([{files}]{union}{hive})"
+
+
+#: Groups (sessions, messages) one pass of a grouping holds at most under a memory limit of
+#: 128 MB (``passes``): DuckDB's grouping of many strings per group does not spill.
+GROUPS_PER_PASS = 40_000
+#: Set, the number of passes ``passes`` gives whatever the groups (for the tests: results
+#: must not change with it).
+PASSES_ENV = "LOGANALYZER_REPORT_PASSES"
+
+
+def passes(groups: int) -> int:
+    """The passes for ``groups`` groups: GROUPS_PER_PASS each at most (``$PASSES_ENV``
+    overrides it)."""
+    forced = os.environ.get(PASSES_ENV, "").strip()
+    if forced.isdigit() and int(forced) > 0:
+        return int(forced)
+    return max(1, -(-groups // GROUPS_PER_PASS))
+
+
+def parts_by_hash(key: str, n: int) -> list[str]:
+    """SQL conditions that split rows into ``n`` parts by the hash of ``key``: a grouping by
+    ``key`` run once per condition holds a part of its groups at a time."""
+    return [f"(hash({key}) % {n} = {i})" if n > 1 else "true" for i in range(n)]
 
 
 def no_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
