@@ -153,19 +153,24 @@ def parse_run(run: Run, key: tuple, ctx: Context) -> Batch:
     names, direction = key
     raw, rows, wrong = read_csv_run(run, list(names))
     table, invalid = normalise(raw, run, rows, ctx, direction)
-    return Batch(table, wrong + invalid, server_names(table))
+    return Batch(table, wrong + invalid, server_names(table, direction))
 
 
-def server_names(table: pa.Table) -> pa.Array:
+def server_names(table: pa.Table, direction: str | None = None) -> pa.Array:
     """Per row, the server its connector names (``EX01\\Default Frontend EX01``), null when
-    none or on a send row: a send connector names no server of its own."""
-    received = pc.not_equal(pc.fill_null(table.column("direction"), ""), "send")
+    none or on a send row: a send connector names no server of its own. ``direction``: that
+    of every row, when the caller knows it (a run's), so that no row is compared."""
 
     def servers(ids: pa.Array) -> pa.Array:
         named = pc.match_substring(ids, "\\")
         return C.server_name(pc.if_else(named, ids, pa.scalar(None, pa.string())))
 
+    if direction == "send":
+        return pa.nulls(table.num_rows, pa.string())
     names = C.per_distinct(servers, table.column("connector_id"))
+    if direction is not None:
+        return names
+    received = pc.not_equal(pc.fill_null(table.column("direction"), ""), "send")
     return pc.if_else(received, names, pa.scalar(None, pa.string()))
 
 
@@ -198,18 +203,25 @@ def _reply_parts(text: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
     return (*C.reply_parts(text), _group(text, _QUEUED_ID))
 
 
-def _user_names(context: pa.Array, data: pa.Array) -> pa.Array:
-    """User names of information lines: ``User Name: x`` in either field, or ``x`` of
-    ``x,authenticated``."""
+def _info_parts(context: pa.Array, data: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """User name and sent Message-ID of information lines, each field's distinct texts read
+    by both regexes (one filter and one encoding of each field).
+
+    User name: ``User Name: x`` in either field, or ``x`` of ``x,authenticated``. Sent ID: the
+    InternetMessageId of ``sending message with RecordId N and InternetMessageId <id>`` (in
+    the context field; the data field read too)."""
+
+    def parts(text: pa.Array) -> tuple[pa.Array, pa.Array]:
+        return _group(text, _USER_NAME), _group(text, _SENDING)
+
+    (user_context, sent_context), (user_data, sent_data) = (
+        C.per_distinct(parts, c) for c in (context, data)
+    )
     authenticated = pc.if_else(pc.equal(context, "authenticated"), data, None)
-    named = [C.per_distinct(lambda text: _group(text, _USER_NAME), c) for c in (context, data)]
-    return pc.coalesce(*named, authenticated)
-
-
-def _sent_ids(context: pa.Array, data: pa.Array) -> pa.Array:
-    """The InternetMessageId of ``sending message with RecordId N and InternetMessageId <id>``
-    information lines (in the context field; the data field read too)."""
-    return pc.coalesce(*(C.per_distinct(lambda t: _group(t, _SENDING), c) for c in (context, data)))
+    return (
+        pc.coalesce(user_context, user_data, authenticated),
+        pc.coalesce(sent_context, sent_data),
+    )
 
 
 def _command(is_command: pa.Array, data: pa.Array) -> pa.Array:
@@ -250,8 +262,7 @@ def normalise(
         code, enhanced, queued = C.per_distinct_where(talk, _reply_parts, data)
         is_command = pc.and_(talk, pc.is_null(code))
     info = pc.equal(event, "*")
-    username = C.only_where(info, _user_names, context, data)
-    sent = C.only_where(info, _sent_ids, context, data)
+    username, sent = C.only_where(info, _info_parts, context, data)
     out = {
         "date_time": date_time,
         "time_approximate": pa.array(np.zeros(n, dtype=bool)),
