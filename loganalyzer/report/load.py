@@ -101,11 +101,14 @@ def in_passes(
     key: str,
     n: int,
     params: dict | None = None,
+    by: str | None = None,
 ) -> None:
     """Create the temporary table ``table`` from ``sql`` run ``n`` times, once per part of the
     rows by the hash of ``key`` (``sql`` holds ``{part}``, where its rows are to be limited to
-    the part): a grouping by ``key`` then holds a part of the groups at a time."""
-    for i, part in enumerate(parts_by_hash(key, n)):
+    the part): a grouping by ``key`` then holds a part of the groups at a time. ``by``: a
+    column of the rows that holds each row's part already (0 to n - 1)."""
+    parts = [f"({by} = {i})" for i in range(n)] if by else parts_by_hash(key, n)
+    for i, part in enumerate(parts):
         head = f"create or replace temp table {table} as" if i == 0 else f"insert into {table}"
         con.execute(f"{head} {sql.replace('{part}', part)}", params or None)
 
