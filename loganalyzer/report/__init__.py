@@ -140,10 +140,7 @@ def _previous(
     if known:
         return figures
     ctx = load.load(con, period, accepted_domains)
-    (n,) = con.execute(
-        "select count(*) from trk where date_time >= ? and date_time < ?", ctx.window()
-    ).fetchall()[0]
-    if not n:
+    if not load.tracking_rows(con, ctx):
         return None
     load.create_macros(con)
     return {**metrics.headline(con, ctx, period), **sessions.period_counts(con, period)}

@@ -278,6 +278,12 @@ def _final(con: duckdb.DuckDBPyConnection, ctx: Context) -> None:
     con.execute("drop table outcomes")
 
 
+def tracking_rows(con: duckdb.DuckDBPyConnection, ctx: Context) -> int:
+    """The loaded period's tracking rows (the day before's receipts left out)."""
+    sql = "select count(*) from trk where date_time >= ? and date_time < ?"
+    return con.execute(sql, ctx.window()).fetchall()[0][0]
+
+
 def hour_index(column: str, p: Period) -> str:
     """SQL for the number of whole hours between the period's start and ``column``."""
     start_ms = int(p.start.timestamp() * 1000)

@@ -102,10 +102,7 @@ def build_day(con: duckdb.DuckDBPyConnection, day: dt.date) -> pa.Table:
     load.create_macros(con)
     counts = sessions.period_counts(con, period)
     pending = metrics.pending_counts(con, ctx, period)
-    (rows,) = con.execute(
-        "select count(*) from trk where date_time >= ? and date_time < ?", ctx.window()
-    ).fetchall()[0]
-    counts.update(zip(DAY_COUNTS, (*pending, rows), strict=True))
+    counts.update(zip(DAY_COUNTS, (*pending, load.tracking_rows(con, ctx)), strict=True))
     a, b = period.start, period.end
     schema = store_rollups.rollup_schema()
     parts = []

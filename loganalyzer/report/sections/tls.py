@@ -75,10 +75,10 @@ def load(con: duckdb.DuckDBPyConnection, q: Inputs) -> None:
     # what is read of it (the connect line's connector and IP, the host, the version and
     # cipher, the error), then one row per session, in passes of GROUPS_PER_PASS sessions;
     # whole lines and one statement ran out of memory under the report's limit on a day of
-    # 1,500 parts
-    # the passes, for at most the sessions the period's connect lines start; each line's
-    # pass kept with it, the lines in its order: a pass reads its own row groups only (each
-    # pass hashing every line again took 9 of a 3 GB day's 21 CPU seconds)
+    # 1,500 parts. The passes are for at most the sessions the period's connect lines start;
+    # each line keeps its pass and the lines are stored in that order, so that a pass reads
+    # its own row groups only (each pass hashing every line again took 9 of a 3 GB day's 21
+    # CPU seconds)
     key = "server, direction, session_id"
     k = passes(q.headline.get("smtp_sessions", 0))
     con.execute("set preserve_insertion_order = false")
