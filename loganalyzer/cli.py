@@ -589,6 +589,13 @@ def report_daily(
             "or from every row [default: rollups from 8 days up]",  # report.long.ROLLUP_DAYS
         ),
     ] = None,
+    quiet_days: Annotated[
+        int,
+        typer.Option(
+            help="Reports of several days from rollups: list the mailboxes and distribution "
+            "lists that received and sent nothing in this many last days."
+        ),
+    ] = 30,  # report.sections.history.QUIET_DAYS
     as_json: JsonOpt = False,
 ) -> None:
     """Write the daily mail-flow report (one HTML file with charts); optionally mail it."""
@@ -604,6 +611,7 @@ def report_daily(
 
     options = dict(days=days, tz=tz, top=top, accepted_domains=accepted_domain)
     options |= dict(expiration=expiration, vips=vip, vip_latency=vip_latency)
+    options |= dict(quiet_days=quiet_days)
     smtp = dict(host=smtp_host, port=smtp_port, starttls=smtp_starttls, user=smtp_user)
     report = daily_report(
         store,

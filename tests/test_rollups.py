@@ -15,7 +15,13 @@ import pytest
 
 from loganalyzer.ingest import ingest
 from loganalyzer.report import daily_report, load
-from loganalyzer.report.long import FROM_ROLLUPS, LEFT_EMPTY, MANIFEST_COLUMNS, ROLLUPS_ONLY
+from loganalyzer.report.long import (
+    FROM_ROLLUPS,
+    LEFT_EMPTY,
+    MANIFEST_COLUMNS,
+    ROLLUPS_ONLY,
+    WHOLE_STORE,
+)
 from loganalyzer.report.rollup import refresh
 from loganalyzer.store import Store
 from loganalyzer.store import rollups as store_rollups
@@ -99,11 +105,13 @@ def test_rollup_figures_equal_row_figures_through_the_command(store):
     assert len(seen) == min(200, senders)
     assert all("2026-03-02" <= s["first_seen"] <= s["last_seen"] <= LAST for s in seen)
     assert [s["first_seen"] for s in seen] == sorted((s["first_seen"] for s in seen), reverse=True)
-    assert full["tables"]["quiet_recipients"] == []  # a short period: none quiet for 30 days
+    assert full["tables"]["quiet_mailboxes"] == []  # a short period: none quiet for 30 days
     # the tables left empty are those declared so, never computed; the row path fills some
     left = {name for name, rows in full["tables"].items() if not rows}
-    assert left - {"quiet_recipients"} == set(LEFT_EMPTY)
-    assert set(full["tables"]) == set(LEFT_EMPTY) | set(FROM_ROLLUPS) | set(ROLLUPS_ONLY)
+    assert left - {"quiet_mailboxes"} == set(LEFT_EMPTY)
+    assert set(full["tables"]) == (
+        set(LEFT_EMPTY) | set(FROM_ROLLUPS) | set(ROLLUPS_ONLY) | set(WHOLE_STORE)
+    )
     from_rows = json.loads(slow.stdout)["tables"]
     assert [name for name in LEFT_EMPTY if from_rows[name]], "the rows fill none of them"
     check = _run("store", "check", "--store", str(store), "--json")

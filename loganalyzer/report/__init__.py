@@ -17,6 +17,7 @@ from loganalyzer.report import load, long, metrics, quality, sections, sessions
 from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import Period, parse_date
 from loganalyzer.report.redact import redact
+from loganalyzer.report.sections.history import QUIET_DAYS
 from loganalyzer.report.sections.vip import vip_list
 from loganalyzer.store import Store
 from loganalyzer.times import parse_duration
@@ -41,6 +42,7 @@ def daily_report(
     vips: str | os.PathLike[str] | Iterable[str] | None = None,
     vip_latency: str | float | dt.timedelta = "5m",
     rollups: bool | None = None,
+    quiet_days: int = QUIET_DAYS,
 ) -> DailyReport:
     """The report of ``days`` days ending on ``date`` (``YYYY-MM-DD``, ``today`` or
     ``yesterday``; days are those of time zone ``tz``, which also shows the times).
@@ -57,12 +59,16 @@ def daily_report(
     mail. ``rollups``: count a period of several UTC days from the store's rollups
     (``long``: fast, without the per-message tables) or, False, from its rows; by default
     from rollups from ``long.ROLLUP_DAYS`` days up, never with ``vips`` (VIP mail is read
-    from its rows). Raises BadInput for a bad date, zone, number, duration or VIP file,
-    NotAStore for a path that holds no store.
+    from its rows). ``quiet_days``: a report from rollups lists the organisation's mailboxes
+    and distribution lists that received and sent nothing in this many last days. Raises
+    BadInput for a bad date, zone, number, duration or VIP file, NotAStore for a path that
+    holds no store.
     """
     for name, value in (("top", top), ("limit", limit)):
         if value < 1:
             raise BadInput(f"{name} {value}: give a number of rows of 1 or more")
+    if quiet_days < 1:
+        raise BadInput(f"--quiet-days {quiet_days}: give a number of days of 1 or more")
     expires = parse_duration(expiration, "--expiration").total_seconds()
     if expires <= 0:
         raise BadInput(f"--expiration {expiration!r}: give a length of time above 0")
@@ -82,6 +88,7 @@ def daily_report(
                 accepted_domains=accepted_domains,
                 compare=compare,
                 problems_first=problems_first,
+                quiet_days=quiet_days,
             ),
             redact_addresses,
             redact_key,

@@ -18,14 +18,14 @@ import datetime as dt
 import pandas as pd
 import pyarrow as pa
 
-from loganalyzer.read.query import point
+from loganalyzer.read.query import connect, point
 from loganalyzer.report import load, metrics, sections
 from loganalyzer.report.load import frame, hours
 from loganalyzer.report.metrics import SYSTEM_SENDER_RE
 from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import LOOKBACK, Period
 from loganalyzer.report.rollup import DAY_COUNTS, build
-from loganalyzer.report.sections import totals
+from loganalyzer.report.sections import clients, totals
 from loganalyzer.report.sections.changes import HEADLINE, changes
 from loganalyzer.report.sections.failures import status_meaning
 from loganalyzer.report.sections.history import QUIET_DAYS
@@ -42,7 +42,15 @@ FROM_ROLLUPS = (
     "top_recipient_domains_by_size system_senders"
 ).split()
 #: Tables only rollups give (the section ``history``; empty in a report from rows).
-ROLLUPS_ONLY = ("monthly_servers", "monthly_connectors", "senders_seen", "quiet_recipients")
+ROLLUPS_ONLY = (
+    "monthly_servers",
+    "monthly_connectors",
+    "monthly_domains",
+    "senders_seen",
+    "quiet_mailboxes",
+)
+#: Tables of the whole store, not the period: the same in every report.
+WHOLE_STORE = ("smtp_clients",)
 #: Tables a report over several days leaves empty, with the columns the row path gives them
 #: (the page and ``--json`` show them empty; never computed).
 LEFT_EMPTY = {
@@ -70,8 +78,6 @@ LEFT_EMPTY = {
         "tls_legacy": "direction connector remote_ip hosts version sessions first_seen last_seen",
         "tls_failures": "direction connector remote_ip hosts error sessions first_seen last_seen",
         "tls_plain": "direction connector remote_ip hosts sessions first_seen last_seen",
-        "smtp_clients": "connector remote_ip ehlo users anonymous tls messages "
-        "relay_messages anonymous_relay first_seen last_seen",
         "files": "table format files lines quarantined",
         "quarantine": "reason lines files",
         "unknown_codes": "event_id log_format rows servers",
@@ -87,7 +93,8 @@ RULE = (
     "at ingest): each figure is summed over the days, distinct addresses counted over the "
     "period. Per-message lists (failed, pending and slowest recipients, deferrals), SMTP "
     "sessions, rejected attempts and data quality are left out; the recipients still deferred "
-    "at the end come from the rows of the last two days. `--from-rows` reads every row instead."
+    "at the end come from the rows of the last two days; the SMTP clients are those of the "
+    "whole store, as in every report. `--from-rows` reads every row instead."
 )
 
 
@@ -118,6 +125,7 @@ def long_report(
     accepted_domains: list[str] | None,
     compare: bool,
     problems_first: bool,
+    quiet_days: int = QUIET_DAYS,
 ) -> DailyReport:
     """The report of ``period`` (``applies``) from the rollups; see the module docstring."""
     con = open_connection(st)  # the one connection: manifest, rollup parts, rows
@@ -155,7 +163,8 @@ def long_report(
                 "key varchar, key2 varchar, value double, n bigint, messages bigint, "
                 "bytes bigint)"
             )
-        current = _Figures(con, period, top, limit)
+        accepted = _accepted(con, period, accepted_domains)
+        current = _Figures(con, period, top, limit, accepted, quiet_days)
         tables = current.tables()
         headline = current.headline()
         prev = None
@@ -179,6 +188,7 @@ def long_report(
             prev["still_deferred_recipients"] = _pending(con, st, manifest, previous)[1]
     finally:
         con.close()
+    tables["smtp_clients"] = _clients(st, accepted)  # WHOLE_STORE
     headline["still_deferred_recipients"] = pending[1]
     at = tables["totals"].index[tables["totals"]["figure"] == "deferrals (attempts)"][0]
     tables["totals"] = pd.concat(
@@ -202,7 +212,7 @@ def long_report(
         headline=headline,
         previous=prev,
         rules={**metrics.COUNTING_RULES, **sections.rules(), "long_period": RULE},
-        accepted_domains=[],
+        accepted_domains=accepted,
         accepted_inferred=not accepted_domains,
         top=top,
         limit=limit,
@@ -215,7 +225,33 @@ def long_report(
         store_days=(dt.date.fromisoformat(held[0]), dt.date.fromisoformat(held[-1]))
         if held
         else None,
+        quiet_days=quiet_days,
     )
+
+
+def _accepted(con, period: Period, given: list[str] | None) -> list[str]:
+    """The organisation's domains: ``given``, else those of the period's delivered recipients
+    (the rule of ``load.load``)."""
+    if given:
+        return sorted({d.strip().lower().lstrip("@") for d in given})
+    first, last = period.first.isoformat(), period.date.isoformat()
+    sql = (
+        "select distinct key2 from r where measure = 'delivered_to' and day >= ? and day <= ? "
+        "and coalesce(key2, '') <> '' order by 1"
+    )
+    return [d for (d,) in con.execute(sql, [first, last]).fetchall()]
+
+
+def _clients(st: Store, accepted: list[str]) -> pd.DataFrame:
+    """The SMTP clients and relays of the whole store, as a one-day report shows them (from
+    the per-day client aggregates; the days without one from their rows)."""
+    con = connect(st)
+    spill = load.bound(con)
+    try:
+        return clients.clients(con, accepted, st)
+    finally:
+        con.close()
+        spill.cleanup()
 
 
 def day_headline(st: Store, con, period: Period) -> tuple[bool, dict[str, int] | None]:
@@ -267,8 +303,17 @@ def _pending(con, st: Store, manifest, period: Period) -> tuple[int, int]:
 class _Figures:
     """The rollup figures of one period, from the temporary table ``r`` (all days read)."""
 
-    def __init__(self, con, period: Period, top: int, limit: int = 200) -> None:
+    def __init__(
+        self,
+        con,
+        period: Period,
+        top: int,
+        limit: int = 200,
+        accepted: list[str] | None = None,
+        quiet_days: int = QUIET_DAYS,
+    ) -> None:
         self.con, self.p, self.top, self.limit = con, period, int(top), int(limit)
+        self.accepted, self.quiet_days = accepted or [], int(quiet_days)
         self.where = f"day >= '{period.first.isoformat()}' and day <= '{period.date.isoformat()}'"
 
     def q(self, sql: str) -> pd.DataFrame:
@@ -325,12 +370,20 @@ class _Figures:
         return out
 
     def history(self) -> dict[str, pd.DataFrame]:
-        """Monthly trends; senders by first and last seen; recipients quiet lately."""
+        """Monthly trends; senders by first and last seen; mailboxes and lists quiet lately."""
         out = {}
         for name, measure, label in (
             ("monthly_servers", "server_kind", "server"),
             ("monthly_connectors", "connector_kind", "connector"),
+            ("monthly_domains", "domain_kind", "domain"),
         ):
+            # domains: the period's busiest (``top``), the others are the long tail
+            busiest = (
+                f"""and key in (select key from r where measure = '{measure}' and $w
+                    and key <> '' group by key order by sum(n) desc, key limit {self.top})"""
+                if measure == "domain_kind"
+                else ""
+            )
             out[name] = self.q(
                 f"""
                 select left(day, 7) as month, key as {label},
@@ -338,7 +391,8 @@ class _Figures:
                            as delivered,
                        coalesce(sum(n) filter (where key2 = 'sent'), 0)::bigint as sent_out,
                        coalesce(sum(n) filter (where key2 = 'failed'), 0)::bigint as failed
-                from r where measure = '{measure}' and $w group by 1, 2 order by 1, 2
+                from r where measure = '{measure}' and $w {busiest}
+                group by 1, 2 order by 1, 2
                 """
             )
         out["senders_seen"] = self.q(
@@ -349,16 +403,43 @@ class _Figures:
             group by 1 order by first_seen desc, messages desc, 1 limit {self.limit}
             """
         )
-        quiet = (self.p.date - dt.timedelta(days=QUIET_DAYS - 1)).isoformat()
-        out["quiet_recipients"] = self.q(
-            f"""
-            select key as recipient, max(day) as last_seen, sum(messages)::bigint as messages
-            from r where measure = 'recipient' and $w and coalesce(key, '') <> ''
-            group by 1 having max(day) < '{quiet}'
-            order by last_seen, 1 limit {self.limit}
-            """
-        )
+        out["quiet_mailboxes"] = self.quiet()
         return out
+
+    def quiet(self) -> pd.DataFrame:
+        """The organisation's mailboxes and distribution lists seen in the period (delivered
+        to, sending, expanded) but not in its last ``quiet_days`` days."""
+        since = (self.p.date - dt.timedelta(days=self.quiet_days - 1)).isoformat()
+        inside = "(len($accepted) = 0 or list_contains($accepted, split_part(key, '@', 2)))"
+        return frame(
+            self.con,
+            f"""
+            with seen as (
+                select key, measure, max(day) as last, sum(messages)::bigint as messages
+                from r
+                where $w and coalesce(key, '') <> '' and {inside} and (
+                    measure in ('delivered_to', 'expanded')
+                    or (measure = 'sender' and not regexp_matches(key, '{SYSTEM_SENDER_RE}')))
+                group by 1, 2),
+            a as (
+                select key as address,
+                       case when bool_or(measure = 'expanded') then 'distribution list'
+                            else 'mailbox' end as type,
+                       max(last) filter (where measure <> 'sender') as last_received,
+                       max(last) filter (where measure = 'sender') as last_sent,
+                       coalesce(sum(messages) filter (where measure <> 'sender'), 0)::bigint
+                           as received,
+                       coalesce(sum(messages) filter (where measure = 'sender'), 0)::bigint
+                           as sent
+                from seen group by 1)
+            select * from a
+            where greatest(coalesce(last_received, ''), coalesce(last_sent, '')) < '{since}'
+            order by greatest(coalesce(last_received, ''), coalesce(last_sent, '')), type,
+                     address
+            limit {self.limit}
+            """.replace("$w", self.where),
+            {"accepted": self.accepted},
+        )
 
     def totals(self) -> pd.DataFrame:
         received, bytes_in = self.one(

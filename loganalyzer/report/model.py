@@ -45,6 +45,9 @@ class DailyReport(Result):
     #: VIP section's latency (seconds), None without a VIP list.
     expiration_s: float = 172_800.0
     vip_latency_s: float | None = None
+    #: Days without mail after which the history section calls an address quiet (reports
+    #: of several days from rollups); None where it has no such table.
+    quiet_days: int | None = None
     _figures: dict[str, dict[str, go.Figure]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -164,6 +167,7 @@ class DailyReport(Result):
             "rules": dict(self.rules),
             "expiration_s": self.expiration_s,
             "vip_latency_s": self.vip_latency_s,
+            "quiet_days": self.quiet_days,
             "headline": {k: plain(v) for k, v in self.headline.items()},
             "previous": (
                 {k: plain(v) for k, v in self.previous.items()} if self.previous else None

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from loganalyzer.report.model import DailyReport
 
 #: Columns holding one address, columns of free text that may quote addresses, and subjects.
-ADDRESS_COLUMNS = frozenset({"sender", "recipient"})
+ADDRESS_COLUMNS = frozenset({"sender", "recipient", "address"})
 TEXT_COLUMNS = frozenset({"reply", "example", "reason", "last_error", "users"})
 SUBJECT_COLUMNS = frozenset({"subject"})
 _ADDRESS = re.compile(r"[^\s<>\"'@,;:()\[\]{}]+@(?=[A-Za-z0-9])")

@@ -5,6 +5,8 @@ A day's rollup holds, in the rows of ``store.rollups.rollup_schema`` (``measure`
 the figures a report over several days sums: per hour the messages received and the
 recipient outcomes; per outcome recipients, messages and bytes; senders, recipients and
 their domains with messages and bytes; failures by status, domain, server and connector;
+the recipients of each outcome per recipient domain; the mailboxes delivered to and the
+distribution lists expanded, with their messages;
 the count of every latency value (exact percentiles); SMTP sessions and failed logins
 (``sessions.period_counts``, by their names); the recipients and messages still deferred at the
 day's end and the day's tracking rows (``DAY_COUNTS``). ``long`` reads them, and a one-day
@@ -18,6 +20,7 @@ import datetime as dt
 import duckdb
 import pyarrow as pa
 
+from loganalyzer import fate
 from loganalyzer.read.query import connect
 from loganalyzer.report import load, metrics, sessions
 from loganalyzer.report.period import Period
@@ -83,6 +86,19 @@ MEASURES = {
         select server as key, coalesce(connector, '') as key2, count(*) as n,
                count(distinct msg) as messages
         from fin where kind = 'failed' group by 1, 2""",
+    "domain_kind": """
+        select coalesce(rcpt_domain, '') as key, kind as key2, count(*) as n
+        from fin group by 1, 2""",
+    "delivered_to": """
+        select rcpt as key, rcpt_domain as key2, count(distinct msg) as messages,
+               coalesce(sum(size), 0)::bigint as bytes
+        from (select distinct msg, rcpt, rcpt_domain, size from fin where kind = 'delivered')
+        group by 1, 2""",
+    "expanded": """
+        select lower(trim(related)) as key, count(distinct msg) as messages
+        from trk where list_contains($expands, event_id) and coalesce(trim(related), '') <> ''
+                   and date_time >= $a and date_time < $b
+        group by 1""",
     "latency": f"""
         select {_HOUR.format(col="t")} as hour, kind as key, latency_s as value, count(*) as n
         from fin where kind in ('delivered', 'sent') and latency_s is not null
@@ -107,7 +123,8 @@ def build_day(con: duckdb.DuckDBPyConnection, day: dt.date) -> pa.Table:
     schema = store_rollups.rollup_schema()
     parts = []
     for measure, sql in MEASURES.items():
-        t = con.sql(sql, params={k: v for k, v in (("a", a), ("b", b)) if f"${k}" in sql})
+        given = {"a": a, "b": b, "expands": sorted(fate.EXPANDS)}
+        t = con.sql(sql, params={k: v for k, v in given.items() if f"${k}" in sql})
         got = t.to_arrow_table()
         n = got.num_rows
         cols = {"measure": pa.array([measure] * n, pa.string())}
@@ -162,14 +179,14 @@ def refresh_clients(st: Store, manifest: Manifest, touched: set[str] | None = No
     """Bring the SMTP clients' per-day aggregates (``store.rollups.CLIENTS``) up to date as
     ``refresh`` does the rollups: the days out of date (a day's part is out of date when the
     rows of its day, the day before or the day after changed), and the days without one
-    (``store.rollups.due``); the days whose rows are gone are taken off. Returns the days
-    built."""
+    (``store.rollups.due``); the days whose rows are gone are taken off, but those ``store
+    prune`` kept. Returns the days built."""
     kind = store_rollups.CLIENTS
     index = store_rollups.load(st, kind)
     state = store_rollups.status(st, manifest, index, kind)
     have = set(store_rollups.row_days(manifest))
     todo = store_rollups.due(state, touched)
-    drop = sorted(d for d in set(index) if d not in have)
+    drop = sorted(d for d, e in index.items() if d not in have and e.source != store_rollups.KEPT)
     days = sorted(todo & have)
     if not days and not drop:
         return []

@@ -185,14 +185,14 @@ def build(con: duckdb.DuckDBPyConnection, days: list[str]) -> dict[str, pa.Table
 
 
 def _from_parts(con: duckdb.DuckDBPyConnection, store) -> None:
-    """``client_grain`` from the store's current per-day aggregates, and from the rows of
-    the days that have none (never built, or out of date)."""
+    """``client_grain`` from the store's current per-day aggregates (and those of pruned
+    days), and from the rows of the days that have none (never built, or out of date)."""
     manifest = store.last_manifest or store.manifest(con)
     index = rollups.load(store, rollups.CLIENTS, con)
     state = rollups.status(store, manifest, index, rollups.CLIENTS)
-    current = set(state["current"])
+    current = set(state["current"]) | set(state["kept"])  # kept: the rows were pruned
     have = sorted(rollups.row_days(manifest))
-    parts = [store.uri(index[d].part) for d in have if d in current]
+    parts = [store.uri(index[d].part) for d in sorted(set(have) | current) if d in current]
     rows = [d for d in have if d not in current]
     if not parts:
         grain(con)

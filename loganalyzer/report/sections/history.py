@@ -1,6 +1,7 @@
-"""History: monthly trends per server and connector, senders by first and last seen, and
-mailboxes that received nothing lately. Counted from the store's rollups by reports of several
-days (``report.long``); a one-day report leaves them empty."""
+"""History: monthly trends per server, connector and recipient domain, senders by first and
+last seen, and the mailboxes and distribution lists that received and sent nothing lately.
+Counted from the store's rollups by reports of several days (``report.long``); a one-day
+report leaves them empty. (The SMTP clients and relays by first and last seen: ``clients``.)"""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 COLUMNS = {
     "monthly_servers": ["month", "server", "delivered", "sent_out", "failed"],
     "monthly_connectors": ["month", "connector", "delivered", "sent_out", "failed"],
+    "monthly_domains": ["month", "domain", "delivered", "sent_out", "failed"],
     "senders_seen": ["sender", "first_seen", "last_seen", "days", "messages"],
-    "quiet_recipients": ["recipient", "last_seen", "messages"],
+    "quiet_mailboxes": ["address", "type", "last_received", "last_sent", "received", "sent"],
 }
-#: A recipient is quiet when nothing was delivered to it in this many days before the end.
+#: An address is quiet when it received and sent nothing in this many days before the end
+#: (``--quiet-days``).
 QUIET_DAYS = 30
 
 
@@ -26,9 +29,11 @@ def compute(q: Inputs) -> dict[str, pd.DataFrame]:
 def note(r: Report) -> str:
     if r.period.days == 1:
         return "Counted from the store's rollups over several days (`--days N`)."
+    days = r.quiet_days or QUIET_DAYS
     return (
-        f"From the rollups of the period. Quiet: delivered to in the period, but not in its last "
-        f"{QUIET_DAYS} days. Senders: the newest first."
+        f"From the rollups of the period. Domains: the {r.top} busiest. Quiet: a mailbox or "
+        f"distribution list of the organisation seen in the period, but that received and sent "
+        f"nothing in its last {days} days. Senders: the newest first."
     )
 
 
@@ -38,14 +43,19 @@ SECTION = Section(
     tables=(
         Table("monthly_servers", "Recipients per month and server", half=True),
         Table("monthly_connectors", "Recipients per month and connector", half=True),
+        Table("monthly_domains", "Recipients per month and recipient domain"),
         Table("senders_seen", "Senders by first and last seen"),
-        Table("quiet_recipients", "Mailboxes that received nothing lately"),
+        Table("quiet_mailboxes", "Mailboxes and distribution lists quiet lately"),
     ),
     compute=compute,
     note=note,
     rules={
         "history": "History (several days): recipients delivered, sent out and failed per "
-        "month, server and connector; each sender's first and last day with a message received; "
-        f"recipients delivered to in the period but not in its last {QUIET_DAYS} days.",
+        "month, server, connector and recipient domain (the busiest, as many as the top lists); "
+        "each sender's first and last day with a message received; the mailboxes (delivered to, "
+        "or sending) and distribution lists (expanded) in the organisation's domains seen in "
+        f"the period but not in its last N days (--quiet-days, {QUIET_DAYS} by default): last "
+        "received (or expanded) and last sent, and their messages in the period. System "
+        "senders (postmaster, Microsoft Exchange) are left out.",
     },
 )
