@@ -166,3 +166,17 @@ def test_quiet_days_refuses_zero_in_one_line(logs_and_store):
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "--quiet-days 0" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_page_charts_months_over_a_month_end(tmp_path):
+    generate(tmp_path / "logs", servers=2, days=2, messages=20, seed=3, start=dt.date(2026, 3, 31))
+    store = tmp_path / "store"
+    assert _run("ingest", str(tmp_path / "logs"), "--store", str(store)).returncode == 0
+    page = tmp_path / "page.html"
+    args = ["report", "daily", "--store", str(store), "--date", "2026-04-01", "--days", "2"]
+    done = _run(*args, "--rollups", "--out", str(page))
+    assert done.returncode == 0, done.stderr
+    html = page.read_text(encoding="utf-8")
+    assert "Recipients delivered or sent out per month and server" in html
+    got = _report(store, "2026-04-01", 2, "--rollups")
+    assert {m["month"] for m in got["tables"]["monthly_servers"]} == {"2026-03", "2026-04"}

@@ -186,9 +186,9 @@ def long_report(
         pending = _pending(con, st, manifest, period)
         if prev is not None:
             prev["still_deferred_recipients"] = _pending(con, st, manifest, previous)[1]
+        tables["smtp_clients"] = _clients(con, st, manifest, accepted)  # WHOLE_STORE
     finally:
         con.close()
-    tables["smtp_clients"] = _clients(st, accepted)  # WHOLE_STORE
     headline["still_deferred_recipients"] = pending[1]
     at = tables["totals"].index[tables["totals"]["figure"] == "deferrals (attempts)"][0]
     tables["totals"] = pd.concat(
@@ -242,15 +242,24 @@ def _accepted(con, period: Period, given: list[str] | None) -> list[str]:
     return [d for (d,) in con.execute(sql, [first, last]).fetchall()]
 
 
-def _clients(st: Store, accepted: list[str]) -> pd.DataFrame:
-    """The SMTP clients and relays of the whole store, as a one-day report shows them (from
-    the per-day client aggregates; the days without one from their rows)."""
-    con = connect(st)
-    spill = load.bound(con)
-    try:
+def _clients(con, st: Store, manifest, accepted: list[str]) -> pd.DataFrame:
+    """The SMTP clients and relays of the whole store, as a one-day report shows them: from
+    the per-day client aggregates on ``con``; when some days have no current one, on a
+    connection of their own that reads those days' rows (and the days around them, as
+    ``rollup.refresh_clients`` does), held to the report's memory limit."""
+    kind = store_rollups.CLIENTS
+    state = store_rollups.status(st, manifest, store_rollups.load(st, kind, con), kind)
+    lacking = state["stale"] + state["missing"]
+    if not lacking:
         return clients.clients(con, accepted, st)
+    around = store_rollups.with_day_before(lacking)
+    around |= {(dt.date.fromisoformat(d) + dt.timedelta(days=1)).isoformat() for d in lacking}
+    rows = connect(st, only=store_rollups.files_of(st.manifest(), around))
+    spill = load.bound(rows)
+    try:
+        return clients.clients(rows, accepted, st)
     finally:
-        con.close()
+        rows.close()
         spill.cleanup()
 
 
@@ -392,7 +401,7 @@ class _Figures:
                        coalesce(sum(n) filter (where key2 = 'sent'), 0)::bigint as sent_out,
                        coalesce(sum(n) filter (where key2 = 'failed'), 0)::bigint as failed
                 from r where measure = '{measure}' and $w {busiest}
-                group by 1, 2 order by 1, 2
+                group by 1, 2 order by 1, sum(n) desc, 2
                 """
             )
         out["senders_seen"] = self.q(

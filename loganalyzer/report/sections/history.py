@@ -6,7 +6,10 @@ report leaves them empty. (The SMTP clients and relays by first and last seen: `
 from __future__ import annotations
 
 import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
 
+from loganalyzer.report.charts import COLORS, layout, text
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 
 #: Columns of each table (what a one-day report shows empty).
@@ -24,6 +27,34 @@ QUIET_DAYS = 30
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
     return {name: pd.DataFrame(columns=cols) for name, cols in COLUMNS.items()}
+
+
+def charts(r: Report) -> dict[str, go.Figure]:
+    """Over two months or more: the recipients each server delivered or sent out per month
+    (bars, in blues: the outcome colours mean outcomes), and those that failed (a line)."""
+    m = r.metrics["monthly_servers"]
+    if m["month"].nunique() < 2:
+        return {}
+    fig = go.Figure()
+    groups = list(m.groupby("server", sort=True))
+    blues = sample_colorscale("Blues", max(2, len(groups)), low=0.9, high=0.4)
+    for (server, rows), color in zip(groups, blues, strict=False):
+        fig.add_bar(
+            x=list(rows["month"]),
+            y=list(rows["delivered"] + rows["sent_out"]),
+            name=text(server),
+            marker_color=color,
+        )
+    failed = m.groupby("month", sort=True)["failed"].sum()
+    fig.add_scatter(
+        x=list(failed.index),
+        y=list(failed),
+        name="failed (all servers)",
+        mode="lines+markers",
+        line={"color": COLORS["failed"]},
+    )
+    fig.update_xaxes(type="category")
+    return {"monthly": layout(fig, "Recipients delivered or sent out per month and server")}
 
 
 def note(r: Report) -> str:
@@ -48,6 +79,7 @@ SECTION = Section(
         Table("quiet_mailboxes", "Mailboxes and distribution lists quiet lately"),
     ),
     compute=compute,
+    charts=charts,
     note=note,
     rules={
         "history": "History (several days): recipients delivered, sent out and failed per "
