@@ -21,12 +21,12 @@ from loganalyzer.schema import Flag, table_columns, tables
 DOCS = Path(__file__).resolve().parent
 
 
-def _commands(group: click.Group, prefix: str) -> list[tuple[str, click.Command]]:
+def _commands(group, prefix: str) -> list[tuple[str, click.Command]]:
     out = []
     for name in sorted(group.commands):
         cmd = group.commands[name]
         out.append((f"{prefix} {name}", cmd))
-        if isinstance(cmd, click.Group):
+        if getattr(cmd, "commands", None):  # a group (typer may bring its own click)
             out += _commands(cmd, f"{prefix} {name}")
     return out
 
