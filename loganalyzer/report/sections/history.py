@@ -61,6 +61,11 @@ def note(r: Report) -> str:
     if r.period.days == 1:
         return "Counted from the store's rollups over several days (`--days N`)."
     days = r.quiet_days or QUIET_DAYS
+    if days >= r.period.days:
+        return (
+            f"From the rollups of the period. Quiet addresses need a period longer than "
+            f"--quiet-days ({days}): give --days beyond it. Senders: the newest first."
+        )
     return (
         f"From the rollups of the period. Domains: the {r.top} busiest. Quiet: a mailbox or "
         f"distribution list of the organisation seen in the period, but that received and sent "
