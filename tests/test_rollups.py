@@ -194,7 +194,13 @@ def test_store_without_rollups_reports_from_rows_and_compact_builds_them(store, 
     assert any(f"no rollups for {DAYS + 1} days" in n for n in check["notices"])
     a, b = _figures(st)  # the missing days are counted from their rows
     assert a == b
+    args = ["report", "daily", "--store", str(st), "--date", LAST, "--days", str(DAYS)]
+    said = _run(*args, "--rollups", "--json")
+    assert said.returncode == 0
+    assert f"warning: {DAYS} days counted from their rows" in said.stderr
+    assert json.loads(said.stdout)["rows_days"] == ["2026-03-02", LAST]
     compact(st, rollups=refresh)
+    assert "counted from their rows" not in _run(*args, "--rollups", "--json").stderr
     assert Store(st).check()["rollups"]["current"] == DAYS + 1
     assert _figures(st) == (a, b)
 

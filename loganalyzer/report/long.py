@@ -142,7 +142,8 @@ def long_report(
             for i in range((period.date - first).days + 1)
         ]
         parts = [(d, index[d].part) for d in days if d in usable]
-        rebuilt = build(st, manifest, [d for d in days if d in have and d not in usable])
+        from_rows = [d for d in days if d in have and d not in usable]
+        rebuilt = build(st, manifest, from_rows)
         selects = []
         if parts:  # one scan of every part; the day from its folder name
             source = read_parquet([st.uri(p) for _, p in parts], partitioned=True)
@@ -226,6 +227,7 @@ def long_report(
         if held
         else None,
         quiet_days=quiet_days,
+        rows_days=[d for d in from_rows if d >= period.first.isoformat()],
     )
 
 

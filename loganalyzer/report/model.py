@@ -48,6 +48,8 @@ class DailyReport(Result):
     #: Days without mail after which the history section calls an address quiet (reports
     #: of several days from rollups); None where it has no such table.
     quiet_days: int | None = None
+    #: Days of a report from rollups counted from their rows instead (no current rollup).
+    rows_days: list[str] = field(default_factory=list)
     _figures: dict[str, dict[str, go.Figure]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -134,6 +136,12 @@ class DailyReport(Result):
             if self.period.days == 1:  # the day goes without saying
                 ranges = [r.split(" ", 1)[-1] for r in ranges]
             out.append(f"{server} logged nothing in {', '.join(ranges)} ({self.period.tz}).")
+        if self.rows_days:
+            out.append(
+                f"{len(self.rows_days):,} days counted from their rows, their rollups missing "
+                f"or out of date (a killed ingest, or written by an earlier version): "
+                "`loganalyzer store compact` or the next ingest rebuilds them."
+            )
         failed = self._failed_messages()
         if trace_pages is not None and 0 < trace_pages < failed:
             out.append(
@@ -168,6 +176,7 @@ class DailyReport(Result):
             "expiration_s": self.expiration_s,
             "vip_latency_s": self.vip_latency_s,
             "quiet_days": self.quiet_days,
+            "rows_days": list(self.rows_days),
             "headline": {k: plain(v) for k, v in self.headline.items()},
             "previous": (
                 {k: plain(v) for k, v in self.previous.items()} if self.previous else None
