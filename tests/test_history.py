@@ -180,3 +180,12 @@ def test_page_charts_months_over_a_month_end(tmp_path):
     assert "Recipients delivered or sent out per month and server" in html
     got = _report(store, "2026-04-01", 2, "--rollups")
     assert {m["month"] for m in got["tables"]["monthly_servers"]} == {"2026-03", "2026-04"}
+
+
+def test_redacted_history_names_nobody(logs_and_store):
+    truth, store = logs_and_store
+    out = json.dumps(_report(store, "2026-03-08", 3, "--rollups", "--quiet-days", "2", "--redact"))
+    assert '"quiet_mailboxes": [{' in out
+    people = {r["recipient"].lower() for r in truth} | {(r["sender"] or "").lower() for r in truth}
+    leaked = [a for a in people if a and f'"{a}"' in out.lower()]
+    assert not leaked
