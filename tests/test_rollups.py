@@ -3,6 +3,7 @@ stay right through a growing file and compaction; a store without them still rep
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -116,6 +117,38 @@ def test_rollup_figures_equal_row_figures_through_the_command(store):
     assert [name for name in LEFT_EMPTY if from_rows[name]], "the rows fill none of them"
     check = _run("store", "check", "--store", str(store), "--json")
     assert check.returncode == 0 and json.loads(check.stdout)["rollups"]["current"] == DAYS + 1
+
+
+def _both_ways(store: Path, date: str, days: int, tz: str) -> tuple[dict, dict, dict]:
+    common = ["report", "daily", "--store", str(store), "--date", date, "--days", str(days)]
+    fast = _run(*common, "--tz", tz, "--json", "--rollups")
+    slow = _run(*common, "--tz", tz, "--json", "--from-rows")
+    assert fast.returncode == slow.returncode == 0, fast.stderr + slow.stderr
+    full = json.loads(fast.stdout)
+    a, b = _given(full, json.loads(slow.stdout))
+    return a, b, full
+
+
+@pytest.mark.parametrize("tz", ["Europe/Berlin", "America/New_York"])
+def test_rollups_count_a_period_of_another_zone_as_its_rows(store, tz):
+    """In a zone hours from UTC, the UTC days inside the period come from their rollups and
+    the parts of the UTC days at its ends from their rows: the same figures as the rows."""
+    a, b, full = _both_ways(store, LAST, DAYS, tz)
+    assert "long_period" in full["rules"] and full["period"]["tz"] == tz
+    assert a == b
+    assert a["headline"]["received_messages"] > 100
+
+
+def test_rollups_over_a_change_of_the_clocks_and_a_half_hour_zone(tmp_path):
+    generate(tmp_path / "logs", servers=2, days=3, messages=40, seed=9, start=dt.date(2026, 3, 28))
+    st = tmp_path / "store"
+    assert _run("ingest", str(tmp_path / "logs"), "--store", str(st)).returncode == 0
+    a, b, full = _both_ways(st, "2026-03-30", 2, "Europe/Berlin")  # 03-29 has 23 hours
+    assert "long_period" in full["rules"] and len(full["tables"]["hourly"]) == 47
+    assert a == b
+    # India is UTC+5:30: its hours are not UTC hours, the rows are read
+    a, b, full = _both_ways(st, "2026-03-30", 2, "Asia/Kolkata")
+    assert "long_period" not in full["rules"] and a == b
 
 
 def test_tables_left_empty_have_the_row_paths_columns(store):

@@ -1,8 +1,10 @@
 """Reports over several days from the store's rollups (``rollup``): kilobytes per day read
 instead of every row.
 
-Used for a period of more than one day whose days are UTC days (``--tz UTC``, or a zone at
-UTC offset 0 all period). A day whose rollup is out of date or missing is built from its rows
+Used for a period of more than one day in a zone a whole number of hours from UTC (so that
+its hours are UTC hours): the UTC days inside the period from their rollups, and in a zone
+other than UTC the parts of the UTC days at its two ends built from their rows (``_pieces``,
+``rollup.build_pieces``). A day whose rollup is out of date or missing is built from its rows
 in memory (not written: a report does not write the store). Tables rollups give: totals
 (but the deferred and expanded rows), distinct addresses, traffic per hour and per day,
 failures by status, domain and server, latency, top senders, recipients and domains. The
@@ -23,8 +25,8 @@ from loganalyzer.report import load, metrics, sections
 from loganalyzer.report.load import frame, hours
 from loganalyzer.report.metrics import SYSTEM_SENDER_RE
 from loganalyzer.report.model import DailyReport
-from loganalyzer.report.period import LOOKBACK, Period
-from loganalyzer.report.rollup import DAY_COUNTS, build
+from loganalyzer.report.period import LOOKBACK, Period, zone
+from loganalyzer.report.rollup import DAY_COUNTS, build, build_pieces
 from loganalyzer.report.sections import clients, totals
 from loganalyzer.report.sections.changes import HEADLINE, changes
 from loganalyzer.report.sections.failures import status_meaning
@@ -105,15 +107,47 @@ ROLLUP_DAYS = 8
 
 def applies(period: Period, rollups: bool | None = None) -> bool:
     """Whether this period is counted from rollups: asked (``rollups`` True), or by default
-    from ``ROLLUP_DAYS`` days up; and rollups (UTC days) give it: several days, each a UTC
-    day."""
+    from ``ROLLUP_DAYS`` days up; and rollups (per UTC hour and day) give it: several days,
+    in a zone a whole number of hours from UTC at each of its midnights."""
     if rollups is False or (rollups is None and period.days < ROLLUP_DAYS):
         return False
-    return (
-        period.days > 1
-        and period.start.utcoffset() == dt.timedelta(0)
-        and period.end.utcoffset() == dt.timedelta(0)
+    tz = zone(period.tz)
+    midnights = (
+        dt.datetime.combine(period.first + dt.timedelta(days=i), dt.time(), tz)
+        for i in range(period.days + 1)
     )
+    return period.days > 1 and all(
+        t.utcoffset() % dt.timedelta(hours=1) == dt.timedelta(0) for t in midnights
+    )
+
+
+def _pieces(period: Period) -> tuple[list[str], dict[str, tuple[str, dt.datetime, dt.datetime]]]:
+    """The period as the UTC days wholly inside it (read from their rollups) and the parts of
+    the UTC days at its ends (a zone other than UTC: built from their rows), labelled
+    ``YYYY-MM-DD HH:MM-HH:MM`` (UTC): (days, {label: (day, start, end)})."""
+    a, b = period.start.astimezone(dt.UTC), period.end.astimezone(dt.UTC)
+    days, parts = [], {}
+    day = a.date()
+    while (lo := dt.datetime.combine(day, dt.time(), dt.UTC)) < b:
+        hi = lo + dt.timedelta(days=1)
+        x, y = max(lo, a), min(hi, b)
+        if (x, y) == (lo, hi):
+            days.append(day.isoformat())
+        else:
+            parts[f"{day} {x:%H:%M}-{'24:00' if y == hi else f'{y:%H:%M}'}"] = (
+                day.isoformat(),
+                x,
+                y,
+            )
+        day += dt.timedelta(days=1)
+    return days, parts
+
+
+def _where(labels: list[str]) -> str:
+    """SQL: the rows of ``r`` of these days and parts of days."""
+    if not labels:
+        return "false"
+    return "day in (" + ", ".join(f"'{label}'" for label in sorted(labels)) + ")"
 
 
 def long_report(
@@ -136,14 +170,16 @@ def long_report(
         usable = set(state["current"]) | set(state["kept"])
         have = set(store_rollups.row_days(manifest)) | set(index)
         previous = period.previous() if compare else None
-        first = (previous or period).first
-        days = [
-            (first + dt.timedelta(days=i)).isoformat()
-            for i in range((period.date - first).days + 1)
-        ]
-        parts = [(d, index[d].part) for d in days if d in usable]
-        from_rows = [d for d in days if d in have and d not in usable]
+        whole, pieces = _pieces(period)
+        labels = {"current": whole + list(pieces)}
+        if previous is not None:
+            before, before_pieces = _pieces(previous)
+            labels["previous"] = before + list(before_pieces)
+            whole, pieces = sorted(set(whole) | set(before)), {**pieces, **before_pieces}
+        parts = [(d, index[d].part) for d in whole if d in usable]
+        from_rows = [d for d in whole if d in have and d not in usable]
         rebuilt = build(st, manifest, from_rows)
+        rebuilt |= build_pieces(st, manifest, {k: v for k, v in pieces.items() if v[0] in have})
         selects = []
         if parts:  # one scan of every part; the day from its folder name
             source = read_parquet([st.uri(p) for _, p in parts], partitioned=True)
@@ -164,21 +200,16 @@ def long_report(
                 "key varchar, key2 varchar, value double, n bigint, messages bigint, "
                 "bytes bigint)"
             )
-        accepted = _accepted(con, period, accepted_domains)
-        current = _Figures(con, period, top, limit, accepted, quiet_days)
+        where = _where(labels["current"])
+        accepted = _accepted(con, where, accepted_domains)
+        current = _Figures(con, period, where, top, limit, accepted, quiet_days)
         tables = current.tables()
         headline = current.headline()
         prev = None
-        if (
-            previous is not None
-            and (
-                con.execute(
-                    "select count(*) from r where day >= ? and day <= ?",
-                    [previous.first.isoformat(), previous.date.isoformat()],
-                ).fetchall()[0][0]
-            )
-        ):
-            prev = _Figures(con, previous, top).headline()
+        if previous is not None:
+            where = _where(labels["previous"])
+            if con.execute(f"select count(*) from r where {where}").fetchall()[0][0]:
+                prev = _Figures(con, previous, where, top).headline()
         # the recipients still deferred at the end, from rows: on this connection
         con.execute(f"set TimeZone = '{period.tz}'")
         servers = sorted({row.server for row in manifest.values() if row.server})
@@ -227,21 +258,20 @@ def long_report(
         if held
         else None,
         quiet_days=quiet_days,
-        rows_days=[d for d in from_rows if d >= period.first.isoformat()],
+        rows_days=[d for d in from_rows if d in labels["current"]],
     )
 
 
-def _accepted(con, period: Period, given: list[str] | None) -> list[str]:
+def _accepted(con, where: str, given: list[str] | None) -> list[str]:
     """The organisation's domains: ``given``, else those of the period's delivered recipients
-    (the rule of ``load.load``)."""
+    (the rule of ``load.load``; ``where``: the period's rows of ``r``)."""
     if given:
         return sorted({d.strip().lower().lstrip("@") for d in given})
-    first, last = period.first.isoformat(), period.date.isoformat()
     sql = (
-        "select distinct key2 from r where measure = 'delivered_to' and day >= ? and day <= ? "
+        f"select distinct key2 from r where measure = 'delivered_to' and {where} "
         "and coalesce(key2, '') <> '' order by 1"
     )
-    return [d for (d,) in con.execute(sql, [first, last]).fetchall()]
+    return [d for (d,) in con.execute(sql).fetchall()]
 
 
 def _clients(con, st: Store, manifest, accepted: list[str]) -> pd.DataFrame:
@@ -293,7 +323,7 @@ def day_headline(st: Store, con, period: Period) -> tuple[bool, dict[str, int] |
             return False, None
         if not counts["tracking_rows"]:
             return True, None
-        figures = _Figures(con, period, 1).headline()
+        figures = _Figures(con, period, _where([day]), 1).headline()
     finally:
         con.execute("drop table r")
     figures["still_deferred_recipients"] = int(counts["pending_recipients"])
@@ -318,6 +348,7 @@ class _Figures:
         self,
         con,
         period: Period,
+        where: str,
         top: int,
         limit: int = 200,
         accepted: list[str] | None = None,
@@ -325,7 +356,7 @@ class _Figures:
     ) -> None:
         self.con, self.p, self.top, self.limit = con, period, int(top), int(limit)
         self.accepted, self.quiet_days = accepted or [], int(quiet_days)
-        self.where = f"day >= '{period.first.isoformat()}' and day <= '{period.date.isoformat()}'"
+        self.where = where  # the period's days and parts of days (``_where``)
 
     def q(self, sql: str) -> pd.DataFrame:
         return frame(self.con, sql.replace("$w", self.where))
@@ -408,8 +439,9 @@ class _Figures:
             )
         out["senders_seen"] = self.q(
             f"""
-            select key as sender, min(day) as first_seen, max(day) as last_seen,
-                   count(distinct day) as days, sum(messages)::bigint as messages
+            select key as sender, min(left(day, 10)) as first_seen,
+                   max(left(day, 10)) as last_seen, count(distinct left(day, 10)) as days,
+                   sum(messages)::bigint as messages
             from r where measure = 'sender' and $w and coalesce(key, '') <> ''
             group by 1 order by first_seen desc, messages desc, 1 limit {self.limit}
             """
@@ -426,7 +458,8 @@ class _Figures:
             self.con,
             f"""
             with seen as (
-                select key, measure, max(day) as last, sum(messages)::bigint as messages
+                select key, measure, max(left(day, 10)) as last,
+                       sum(messages)::bigint as messages
                 from r
                 where $w and coalesce(key, '') <> '' and {inside} and (
                     measure in ('delivered_to', 'expanded')

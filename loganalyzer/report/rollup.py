@@ -111,15 +111,25 @@ MEASURES = {
 DAY_COUNTS = ("pending_messages", "pending_recipients", "tracking_rows")
 
 
-def build_day(con: duckdb.DuckDBPyConnection, day: dt.date) -> pa.Table:
-    """The rollup of UTC day ``day``, from the store ``con`` reads (``read.query.connect``)."""
+def build_day(
+    con: duckdb.DuckDBPyConnection,
+    day: dt.date,
+    window: tuple[dt.datetime, dt.datetime] | None = None,
+) -> pa.Table:
+    """The rollup of UTC day ``day``, from the store ``con`` reads (``read.query.connect``);
+    with ``window`` (instants within that day), that part of it alone, without the day's
+    ``DAY_COUNTS``: the ends of a period of another time zone (``long``)."""
     period = Period(day, 1, "UTC")
     ctx = load.load(con, period)
     load.create_macros(con)
-    counts = sessions.period_counts(con, period)
-    pending = metrics.pending_counts(con, ctx, period)
-    counts.update(zip(DAY_COUNTS, (*pending, load.tracking_rows(con, ctx)), strict=True))
-    a, b = period.start, period.end
+    a, b = window or (period.start, period.end)
+    counts = sessions.window_counts(con, a, b)
+    if window is None:
+        pending = metrics.pending_counts(con, ctx, period)
+        counts.update(zip(DAY_COUNTS, (*pending, load.tracking_rows(con, ctx)), strict=True))
+    else:  # the outcomes of the window (the other measures take it as $a, $b)
+        sql = "create or replace temp table fin as select * from fin where t >= ? and t < ?"
+        con.execute(sql, [a, b])
     schema = store_rollups.rollup_schema()
     parts = []
     for measure, sql in MEASURES.items():
@@ -152,6 +162,25 @@ def build(st: Store, manifest: Manifest, days: list[str]) -> dict[str, pa.Table]
     con = connect(st, only=only, manifest=manifest)
     try:
         return {d: build_day(con, dt.date.fromisoformat(d)) for d in days}
+    finally:
+        con.close()
+
+
+def build_pieces(
+    st: Store, manifest: Manifest, pieces: dict[str, tuple[str, dt.datetime, dt.datetime]]
+) -> dict[str, pa.Table]:
+    """Rollups of parts of UTC days (``build_day``'s ``window``): ``pieces`` maps a label to
+    its day (``YYYY-MM-DD``) and window; returns the tables by label."""
+    if not pieces:
+        return {}
+    days = sorted({day for day, _, _ in pieces.values()})
+    only = store_rollups.files_of(manifest, store_rollups.with_day_before(days))
+    con = connect(st, only=only, manifest=manifest)
+    try:
+        return {
+            label: build_day(con, dt.date.fromisoformat(day), (a, b))
+            for label, (day, a, b) in pieces.items()
+        }
     finally:
         con.close()
 

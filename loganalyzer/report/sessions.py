@@ -9,6 +9,8 @@ authentication is a ``535`` reply to a client.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import duckdb
 import pandas as pd
 
@@ -66,7 +68,15 @@ def counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 def period_counts(con: duckdb.DuckDBPyConnection, p: Period) -> dict[str, int]:
     """The figures of ``counts`` for period ``p``, straight from its rows in one pass, without
     the line counts of ``load`` (what a day's rollup keeps of its sessions)."""
-    d0, d1 = p.utc_dates(since=p.start)
+    return window_counts(con, p.start, p.end)
+
+
+def window_counts(con: duckdb.DuckDBPyConnection, a: dt.datetime, b: dt.datetime) -> dict[str, int]:
+    """``period_counts`` of the instants [a, b)."""
+    d0, d1 = (
+        a.astimezone(dt.UTC).date(),
+        (b - dt.timedelta(milliseconds=1)).astimezone(dt.UTC).date(),
+    )
     n, auth = con.execute(
         f"""
         select coalesce(count(*) filter (where {_KIND} = 'connect'), 0)::bigint,
@@ -74,7 +84,7 @@ def period_counts(con: duckdb.DuckDBPyConnection, p: Period) -> dict[str, int]:
         from smtp
         where date_time >= ? and date_time < ? and date >= ? and date <= ?
         """,
-        [p.start, p.end, d0, d1],
+        [a, b, d0, d1],
     ).fetchall()[0]
     return {"smtp_sessions": n, "auth_failures": auth}
 
