@@ -63,6 +63,7 @@ def pytest_collection_modifyitems(config, items):
         config.hook.pytest_deselected(items=left)
         items[:] = [i for i in items if i.path.name in IN_BOTH_MODES]
 
+
 from loganalyzer.cli import app  # noqa: E402
 
 #: Real log samples written by others (tests/corpus/PROVENANCE.md); a copy of the team's
