@@ -283,7 +283,7 @@ def _clients(con, st: Store, manifest, accepted: list[str]) -> pd.DataFrame:
     state = store_rollups.status(st, manifest, store_rollups.load(st, kind, con), kind)
     lacking = state["stale"] + state["missing"]
     if not lacking:
-        return clients.clients(con, accepted, st)
+        return clients.clients(con, accepted, st, state)
     around = store_rollups.with_day_before(lacking)
     around |= {(dt.date.fromisoformat(d) + dt.timedelta(days=1)).isoformat() for d in lacking}
     rows = connect(st, only=store_rollups.files_of(st.manifest(), around))

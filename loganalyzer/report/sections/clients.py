@@ -184,12 +184,13 @@ def build(con: duckdb.DuckDBPyConnection, days: list[str]) -> dict[str, pa.Table
     return out
 
 
-def _from_parts(con: duckdb.DuckDBPyConnection, store) -> None:
+def _from_parts(con: duckdb.DuckDBPyConnection, store, state: dict | None = None) -> None:
     """``client_grain`` from the store's current per-day aggregates (and those of pruned
     days), and from the rows of the days that have none (never built, or out of date)."""
     manifest = store.last_manifest or store.manifest(con)
     index = rollups.load(store, rollups.CLIENTS, con)
-    state = rollups.status(store, manifest, index, rollups.CLIENTS)
+    if state is None:
+        state = rollups.status(store, manifest, index, rollups.CLIENTS)
     current = set(state["current"]) | set(state["kept"])  # kept: the rows were pruned
     have = sorted(rollups.row_days(manifest))
     parts = [store.uri(index[d].part) for d in sorted(set(have) | current) if d in current]
@@ -207,13 +208,16 @@ def _from_parts(con: duckdb.DuckDBPyConnection, store) -> None:
         )
 
 
-def clients(con: duckdb.DuckDBPyConnection, accepted: list[str], store=None) -> pd.DataFrame:
+def clients(
+    con: duckdb.DuckDBPyConnection, accepted: list[str], store=None, state: dict | None = None
+) -> pd.DataFrame:
     """Per receive connector and remote IP: what it submitted, first seen first; from the
-    store's per-day aggregates where they are current when ``store`` is given."""
+    store's per-day aggregates where they are current when ``store`` is given (``state``:
+    their ``store.rollups.status``, when the caller has it)."""
     if store is None:
         grain(con)
     else:
-        _from_parts(con, store)
+        _from_parts(con, store, state)
     df = frame(
         con,
         """
