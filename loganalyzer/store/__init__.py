@@ -92,12 +92,18 @@ class Store:
         return self.loc.url(relative)
 
     @staticmethod
-    def part_name(table: str, date: str, file_key: str, offset: int) -> str:
-        return f"{table}/date={date}/{file_key}-{offset}.parquet"
+    def part_name(table: str, date: str, file_key: str, offset: int, shared: bool = False) -> str:
+        """The part of a file's rows of ``date`` read from ``offset``. ``shared``: the part of
+        several files' rows (a bundle's), named after the first of them with rows in it: no
+        other part can have the name, as that file is never read from that offset again."""
+        tail = "-bundle" if shared else ""
+        return f"{table}/date={date}/{file_key}-{offset}{tail}.parquet"
 
     @staticmethod
-    def quarantine_name(file_key: str, offset: int) -> str:
-        return f"quarantine/{file_key}-{offset}.parquet"
+    def quarantine_name(file_key: str, offset: int, shared: bool = False) -> str:
+        """The quarantine part of a file's bad lines (``shared``: as for ``part_name``)."""
+        tail = "-bundle" if shared else ""
+        return f"quarantine/{file_key}-{offset}{tail}.parquet"
 
     def exists(self) -> bool:
         return self.loc.exists(MANIFEST_FILE)
