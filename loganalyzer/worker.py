@@ -1,4 +1,5 @@
-"""One ingest task: parse one file from an offset and write its parts under temporary names.
+"""One ingest task: parse one file from an offset (or a bundle of small files, ``run_bundle``)
+and write its parts under temporary names.
 
 Runs in a worker process; it never renames into place nor touches the manifest.
 """
@@ -264,7 +265,7 @@ class _Bundle:
         try:
             for date, pieces in sorted(dates.items()):
                 first = self.tasks[pieces[0][0]]
-                final = Store.part_name(self.table, date, first.file_key, first.offset, True)
+                final = Store.part_name(self.table, date, first.file_key, first.offset, shared=True)
                 part = Part(f"{final}.{tmp}", final, sum(t.num_rows for _, t, _ in pieces))
                 self._write(part, pieces)
                 written.append(part)
@@ -273,7 +274,7 @@ class _Bundle:
             bad = [(i, rows.bad) for i, rows in sorted(files.items()) if rows.bad]
             if bad:
                 first = self.tasks[bad[0][0]]
-                final = Store.quarantine_name(first.file_key, first.offset, True)
+                final = Store.quarantine_name(first.file_key, first.offset, shared=True)
                 part = Part(f"{final}.{tmp}", final, sum(len(b) for _, b in bad))
                 table = pa.Table.from_pylist(
                     [_bad_row(self.tasks[i], b) for i, lines in bad for b in lines],

@@ -160,6 +160,25 @@ def test_a_parse_that_raises_fails_its_file_only(logs, tmp_path, monkeypatch):
     assert manifest(st, drop=drop) == manifest(fresh, drop=drop)
 
 
+def test_a_bundle_whose_parts_fail_to_write_is_written_file_by_file(logs, tmp_path, monkeypatch):
+    """A failure writing a bundle's rows together (no log line explains it) does not sink its
+    files: each is parsed again alone, into parts of its own."""
+    import pyarrow as pa
+
+    def failing(self, part, pieces):
+        raise pa.ArrowInvalid("the rows of these files together failed to write")
+
+    monkeypatch.setattr(worker._Bundle, "_write", failing)
+    summary = ingest([logs], tmp_path / "store", workers=1)
+    assert summary.exit_code == 0 and summary.count("ingested") == 7
+    st = Store(tmp_path / "store")
+    assert st.check()["ok"]
+    assert not any(p.endswith("-bundle.parquet") for p in st.listed_parts())
+    monkeypatch.undo()
+    assert ingest([logs], tmp_path / "fresh", workers=1).exit_code == 0
+    assert content(st, parts=False) == content(Store(tmp_path / "fresh"), parts=False)
+
+
 def test_bundles_are_grouped_by_format_and_context_and_bounded(logs, tmp_path):
     md_log = header(date="2026-03-02T10:00:01.000Z") + line(row(600, event_id="DELIVER"))
     (logs / "EX01" / "MSGTRKMD2026030210-1.LOG").write_text(md_log)

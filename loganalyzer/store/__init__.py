@@ -164,7 +164,8 @@ class Store:
 
     def listed_parts(self, table: str | None = None, manifest: Manifest | None = None) -> list[str]:
         """Relative paths of the parts the manifest lists (``quarantine`` included), each
-        once (a compacted part holds the rows of several files and is listed by each)."""
+        once (a bundle's or a compacted part holds the rows of several files and is listed by
+        each)."""
         return _manifest.listed_parts(self.manifest() if manifest is None else manifest, table)
 
     # -- lock and clean-up ------------------------------------------------------------------
