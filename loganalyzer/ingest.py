@@ -25,6 +25,7 @@ from loganalyzer.sources import BombError, busy, expand, os_path, read_head, use
 from loganalyzer.store import LOCK_FILE, FileRow, Manifest, Store
 from loganalyzer.store.lookup import merge
 from loganalyzer.store.manifest import HEAD, LADDER, decode_fingerprint, encode_fingerprint
+from loganalyzer.store.parts import failpoint
 from loganalyzer.times import zone
 from loganalyzer.worker import Task, TaskResult, run_bundle, watch_parent
 
@@ -340,9 +341,9 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
     return tasks
 
 
-def _commit(store: Store, manifest: Manifest, res: TaskResult) -> FileReport:
+def _commit(manifest: Manifest, res: TaskResult) -> FileReport:
+    """List a file's parts (renamed into place) and what was read of it in its manifest row."""
     t = res.task
-    store.commit_parts(res.parts)
     row = manifest.get(t.file_key)
     status = "grown" if row else "ingested"
     if row is None:
@@ -469,7 +470,7 @@ def ingest(
 
 
 def _read(st, manifest, tasks, summary, workers, scheduler, progress) -> None:
-    """Parse the planned files (in workers or on a Dask cluster) and commit each."""
+    """Parse the planned files (in workers or on a Dask cluster) and commit each bundle."""
     total = sum(t.size - t.offset for t in tasks)
     done = 0
     last_write, every = time.monotonic(), _MANIFEST_EVERY
@@ -477,26 +478,36 @@ def _read(st, manifest, tasks, summary, workers, scheduler, progress) -> None:
     if scheduler:
         from loganalyzer.cluster import run_on_cluster
 
-        results = run_on_cluster(tasks, scheduler, st)
+        # a task per file, each with parts of its own
+        results = ([res] for res in run_on_cluster(tasks, scheduler, st))
     else:
         # workers of a process-local filesystem (memory://) would write into their own
         results = _run(tasks, n if st.loc.shared else 1)
-    for res in results:
-        if res.error:
-            status, why = ("skipped", BUSY) if res.busy else ("error", res.error)
-            summary.files.append(FileReport(res.task.path, status, res.task.format, reason=why))
-            continue
-        summary.files.append(_commit(st, manifest, res))
-        summary.days.update(
-            p.final.split("/")[1][len("date=") :]
-            for p in res.parts
-            if p.final.startswith(("tracking/date=", "smtp/date="))
-        )
-        if res.tz_assumed:
-            summary.warnings.append(f"{res.task.path}: local times read as UTC (no --tz)")
-        done += res.task.size - res.task.offset
-        if progress:
-            progress(done, total, res.task.path)
+    for bundle in results:
+        read = []
+        for res in bundle:
+            if res.error:
+                status, why = ("skipped", BUSY) if res.busy else ("error", res.error)
+                report = FileReport(res.task.path, status, res.task.format, reason=why)
+                summary.files.append(report)
+            else:
+                read.append(res)
+        # a bundle's files share parts: all of them are listed in the manifest, or none
+        st.commit_parts(list({p.final: p for res in read for p in res.parts}.values()))
+        for k, res in enumerate(read):
+            if k == 1:
+                failpoint("bundle-listed")  # (tests: a kill between two files of a bundle)
+            summary.files.append(_commit(manifest, res))
+            summary.days.update(
+                p.final.split("/")[1][len("date=") :]
+                for p in res.parts
+                if p.final.startswith(("tracking/date=", "smtp/date="))
+            )
+            if res.tz_assumed:
+                summary.warnings.append(f"{res.task.path}: local times read as UTC (no --tz)")
+            done += res.task.size - res.task.offset
+            if progress:
+                progress(done, total, res.task.path)
         if (now := time.monotonic()) - last_write > every:
             st.write_manifest(manifest)
             last_write = time.monotonic()
@@ -540,12 +551,12 @@ def bundles(tasks: list[Task], workers: int) -> list[list[Task]]:
 
 
 def _run(tasks: list[Task], workers: int):
-    """Yield task results as they finish."""
+    """Yield the task results of each bundle as it finishes."""
     todo = bundles(tasks, workers)
     if workers <= 1:
         for bundle in todo:
-            yield from run_bundle(bundle)
+            yield run_bundle(bundle)
         return
     with _pool(workers) as pool:
         for future in as_completed([pool.submit(run_bundle, b) for b in todo]):
-            yield from future.result()
+            yield future.result()

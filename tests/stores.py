@@ -75,13 +75,14 @@ def manifest(st: Store, parts: bool = True, drop: tuple[str, ...] = ()) -> dict[
     return {k: {c: v for c, v in asdict(r).items() if c not in drop} for k, r in manifest}
 
 
-def content(st: Store) -> dict:
-    """What a store holds: rows, quarantine, manifest (times aside)."""
+def content(st: Store, parts: bool = True) -> dict:
+    """What a store holds: rows, quarantine, manifest (times aside; part names unless
+    ``parts`` is False: a bundle's files share parts, a file parsed alone has its own)."""
     return {
         "tracking": rows(st, "tracking"),
         "smtp": rows(st, "smtp"),
         "quarantine": rows(st, "quarantine"),
-        "manifest": manifest(st),
+        "manifest": manifest(st, parts),
     }
 
 

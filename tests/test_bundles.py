@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import os
+import signal
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
-from logfiles import FIELD_SETS, header, line, row
+from logfiles import FIELD_SETS, header, line, row, write_log
 from stores import content, manifest
 
 from loganalyzer import worker
@@ -80,7 +85,8 @@ def test_bundled_parse_equals_one_file_at_a_time(logs, tmp_path, monkeypatch):
     calls.clear()
     alone = ingest([logs], tmp_path / "alone", workers=1)
     assert len(calls) > 2 * parses
-    assert content(Store(tmp_path / "bundled")) == content(Store(tmp_path / "alone"))
+    bundled_store, alone_store = Store(tmp_path / "bundled"), Store(tmp_path / "alone")
+    assert content(bundled_store, parts=False) == content(alone_store, parts=False)
     assert bundled.to_dict()["files"] == alone.to_dict()["files"]
     by_file = {f.path.rsplit("logs/", 1)[1]: f for f in bundled.files}
     assert by_file["EX01/MSGTRK2026030211-1.LOG"].quarantined == 3
@@ -150,8 +156,27 @@ def test_a_parse_that_raises_fails_its_file_only(logs, tmp_path, monkeypatch):
     assert {k: v for k, v in content(st).items() if k in same} == {
         k: v for k, v in content(fresh).items() if k in same
     }
-    drop = ("head_fingerprint",)
+    drop = ("head_fingerprint", "parts")  # (the parts of other bundles)
     assert manifest(st, drop=drop) == manifest(fresh, drop=drop)
+
+
+def test_a_bundle_whose_parts_fail_to_write_is_written_file_by_file(logs, tmp_path, monkeypatch):
+    """A failure writing a bundle's rows together (no log line explains it) does not sink its
+    files: each is parsed again alone, into parts of its own."""
+    import pyarrow as pa
+
+    def failing(self, part, pieces):
+        raise pa.ArrowInvalid("the rows of these files together failed to write")
+
+    monkeypatch.setattr(worker._Bundle, "_write", failing)
+    summary = ingest([logs], tmp_path / "store", workers=1)
+    assert summary.exit_code == 0 and summary.count("ingested") == 7
+    st = Store(tmp_path / "store")
+    assert st.check()["ok"]
+    assert not any(p.endswith("-bundle.parquet") for p in st.listed_parts())
+    monkeypatch.undo()
+    assert ingest([logs], tmp_path / "fresh", workers=1).exit_code == 0
+    assert content(st, parts=False) == content(Store(tmp_path / "fresh"), parts=False)
 
 
 def test_bundles_are_grouped_by_format_and_context_and_bounded(logs, tmp_path):
@@ -195,7 +220,8 @@ def test_protocol_logs_bundled_equal_one_file_at_a_time(tmp_path, monkeypatch):
     calls.clear()
     assert ingest([logs], tmp_path / "alone", workers=1).exit_code == 0
     assert len(calls) > 2 * bundled_calls
-    bundled, alone = content(Store(tmp_path / "bundled")), content(Store(tmp_path / "alone"))
+    bundled = content(Store(tmp_path / "bundled"), parts=False)
+    alone = content(Store(tmp_path / "alone"), parts=False)
     assert bundled["smtp"] and bundled == alone
 
 
@@ -272,3 +298,89 @@ def test_a_part_whose_server_is_one_value_then_many_keeps_every_row(tmp_path):
         assert servers == expected
         assert {r["file"] for r in rows} == {task.path}
         assert [r["line"] for r in rows] == list(range(6))
+
+
+def _small_logs(folder, servers: tuple[str, ...], start: int = 0):
+    """One small tracking log per server, of one hour: one bundle. The first runs past
+    midnight (rows of two dates), the second has a bad line."""
+    for k, server in enumerate(servers):
+        n = start + 100 * k
+        rows = [row(n + i, server_hostname=server) for i in range(20)]
+        if k == 0:
+            rows.append(row(n + 20, date_time="2026-03-03T00:00:00.100Z"))
+        tail = "a,b,c\r\n" if k == 1 else ""
+        write_log(folder / server / "MSGTRK2026030210-1.LOG", rows, tail=tail)
+    return folder
+
+
+def _cli_ingest(logs, store, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "loganalyzer", "ingest", str(logs), "--store", str(store)],
+        capture_output=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_a_bundle_is_one_part_per_date_listed_by_each_of_its_files(tmp_path):
+    """Through the command: the rows of a bundle's files are one part per date (their file
+    column names each row's file), their bad lines one quarantine part, each listed in the
+    manifest by every file whose rows it holds; `store check` finds the counts agree."""
+    import duckdb
+
+    logs = _small_logs(tmp_path / "logs", ("EX01", "EX02", "EX03", "EX04"))
+    store = tmp_path / "store"
+    assert _cli_ingest(logs, store).returncode == 0
+    st = Store(store)
+    files = st.manifest()
+    assert len(files) == 4
+    tracking = st.listed_parts("tracking")
+    assert [p.split("/")[1] for p in tracking] == ["date=2026-03-02", "date=2026-03-03"]
+    assert len(st.listed_parts("quarantine")) == 1
+    for part in st.listed_parts():
+        counts = dict(
+            duckdb.sql(
+                f"select file, count(*) from read_parquet('{st.path(part)}') group by file"
+            ).fetchall()
+        )
+        holders = {r.paths[0] for r in files.values() if part in r.parts}
+        assert set(counts) == holders, part
+        if part in tracking:  # 20 rows of each file on 2 March, EX01's last on 3 March
+            assert set(counts.values()) == ({20} if part == tracking[0] else {1})
+    rows = {Path(r.paths[0]).parent.name: (r.rows, r.quarantined) for r in files.values()}
+    assert rows == {"EX01": (21, 0), "EX02": (20, 1), "EX03": (20, 0), "EX04": (20, 0)}
+    assert all(tracking[0] in r.parts for r in files.values())  # every file's 2 March rows
+    check = subprocess.run(
+        [sys.executable, "-m", "loganalyzer", "store", "check", "--store", str(store)],
+        capture_output=True,
+    )
+    assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
+
+
+def test_a_kill_between_two_files_of_a_bundle_lists_none_of_them(tmp_path):
+    """A bundle's files share their parts: a kill while they are being listed leaves the
+    manifest as before the bundle (its parts unlisted leftovers), and the next ingest gives
+    the store one ingest of every file would."""
+    from loganalyzer.store.parts import FAILPOINT
+
+    logs = _small_logs(tmp_path / "logs", ("EX01", "EX02"))
+    store = tmp_path / "store"
+    assert _cli_ingest(logs, store).returncode == 0
+    st = Store(store)
+    before = st.manifest()
+    _small_logs(logs, ("EX05", "EX06", "EX07"), start=1000)
+    killed = _cli_ingest(logs, store, env={**os.environ, FAILPOINT: "bundle-listed"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+    assert st.manifest().keys() == before.keys()
+    check = st.check()
+    assert check["missing"] == check["unreadable"] == check["row_counts"] == []
+    assert check["unlisted"]  # the bundle's parts, renamed into place but never listed
+    assert _cli_ingest(logs, store).returncode == 0
+    assert st.check()["ok"]
+    fresh = Store(tmp_path / "fresh")
+    assert _cli_ingest(logs, fresh.root).returncode == 0
+    drop = ("head_fingerprint",)
+    assert {**content(st, parts=False), "manifest": manifest(st, parts=False, drop=drop)} == {
+        **content(fresh, parts=False),
+        "manifest": manifest(fresh, parts=False, drop=drop),
+    }

@@ -129,10 +129,13 @@ def test_the_cluster_parses_and_the_store_is_the_same(cluster, logs, tmp_path):
     parsed = [t for t in client.get_task_stream(start=started) if t["key"].startswith(KEY_PREFIX)]
     assert len(parsed) == summary["files"]["ingested"] > 100
     assert {t["worker"] for t in parsed} == set(client.scheduler_info()["workers"])
-    # rows, quarantine and manifest (ingest times aside) as a local ingest writes them
+    # rows, quarantine and manifest (ingest times aside) as a local ingest writes them, but
+    # one part per file (a local ingest's bundles of small files share theirs)
     on_cluster = Store(tmp_path / "cluster")
-    assert content(on_cluster) == content(local)
-    assert on_cluster.check() == {**local.check(), "store": on_cluster.root}
+    assert content(on_cluster, parts=False) == content(local, parts=False)
+    parts = {"store": on_cluster.root, "parts": None}
+    assert {**on_cluster.check(), **parts} == {**local.check(), **parts}
+    assert not any(p.endswith("-bundle.parquet") for p in on_cluster.listed_parts())
 
 
 def test_the_workers_record_where_they_ran(cluster, logs):

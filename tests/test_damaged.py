@@ -212,7 +212,9 @@ def test_zip_bomb_and_corrupt_archive(tmp_path, store_dir):
     assert by[LOG].status == "ingested" and summary.exit_code == 1
 
 
-@pytest.mark.parametrize("limit", [1, 3])
+@pytest.mark.parametrize(
+    "limit", [0, 1]
+)  # the part of the three new files' bundle fails, or the manifest
 def test_disk_full_leaves_the_store_unchanged_then_complete(
     tmp_path, store_dir, monkeypatch, limit
 ):

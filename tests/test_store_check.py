@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 from pathlib import Path
@@ -14,12 +15,18 @@ from conftest import corpus_files
 from loganalyzer.ingest import ingest
 from loganalyzer.store import Store, StoreError
 
+ingest_module = importlib.import_module("loganalyzer.ingest")  # the package binds the function
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     store = tmp_path_factory.mktemp("check") / "store"
     logs = corpus_files("exchange2007plus", "smtp-protocol")
-    assert ingest(logs, store, final=True).exit_code == 0
+    # parts of both kinds: a bundle's (the tracking logs), each file's own (the others)
+    assert ingest(logs[:7], store, final=True).exit_code == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ingest_module, "_BUNDLE_FILE", -1)  # every file a task of its own
+        assert ingest(logs, store, final=True).exit_code == 0
     return store
 
 
@@ -38,9 +45,9 @@ def test_a_fresh_store_is_consistent(cli, store):
     assert "consistent" in out.stdout
     report = Store(store).check()
     assert report["ok"] and report["problems"] == [] and report["schema_versions"] == [1]
-    assert report["parts"] >= 10 and any(
-        p.startswith("quarantine/") for p in Store(store).listed_parts()
-    )
+    parts = Store(store).listed_parts()
+    assert report["parts"] >= 8 and any(p.startswith("quarantine/") for p in parts)
+    assert any(p.endswith("-bundle.parquet") for p in parts)
 
 
 def test_a_missing_part_is_damage(cli, store):

@@ -200,7 +200,8 @@ def _mixed(manifest: Manifest) -> bool:
 def _parts_of(
     store: Store, manifest: Manifest, only: list[FileRow] | None = None
 ) -> dict[str, list[str]]:
-    # a compacted part holds the rows of several files and is listed by each: read it once
+    # a compacted or bundle part holds the rows of several files and is listed by each: read
+    # it once
     found: dict[str, set[str]] = {t: set() for t in (*LOG_TABLES, "quarantine")}
     for row in manifest.values() if only is None else only:
         for p in row.parts:

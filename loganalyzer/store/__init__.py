@@ -92,12 +92,18 @@ class Store:
         return self.loc.url(relative)
 
     @staticmethod
-    def part_name(table: str, date: str, file_key: str, offset: int) -> str:
-        return f"{table}/date={date}/{file_key}-{offset}.parquet"
+    def part_name(table: str, date: str, file_key: str, offset: int, shared: bool = False) -> str:
+        """The part of a file's rows of ``date`` read from ``offset``. ``shared``: the part of
+        several files' rows (a bundle's), named after the first of them with rows in it: no
+        other part can have the name, as that file is never read from that offset again."""
+        tail = "-bundle" if shared else ""
+        return f"{table}/date={date}/{file_key}-{offset}{tail}.parquet"
 
     @staticmethod
-    def quarantine_name(file_key: str, offset: int) -> str:
-        return f"quarantine/{file_key}-{offset}.parquet"
+    def quarantine_name(file_key: str, offset: int, shared: bool = False) -> str:
+        """The quarantine part of a file's bad lines (``shared``: as for ``part_name``)."""
+        tail = "-bundle" if shared else ""
+        return f"quarantine/{file_key}-{offset}{tail}.parquet"
 
     def exists(self) -> bool:
         return self.loc.exists(MANIFEST_FILE)
@@ -158,7 +164,8 @@ class Store:
 
     def listed_parts(self, table: str | None = None, manifest: Manifest | None = None) -> list[str]:
         """Relative paths of the parts the manifest lists (``quarantine`` included), each
-        once (a compacted part holds the rows of several files and is listed by each)."""
+        once (a bundle's or a compacted part holds the rows of several files and is listed by
+        each)."""
         return _manifest.listed_parts(self.manifest() if manifest is None else manifest, table)
 
     # -- lock and clean-up ------------------------------------------------------------------

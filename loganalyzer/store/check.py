@@ -149,8 +149,8 @@ def _read_footer(store: Store, rel: str, rows: dict[str, int]) -> str | None:
 
 
 def _count_mismatches(manifest: Manifest, rows: dict[str, int], damaged: set[str]):
-    """Files whose parts are shared (compaction) are counted together: a group of files must
-    hold, in its parts, the rows and quarantined lines the manifest gives its files."""
+    """Files whose parts are shared (a bundle's, compaction) are counted together: a group of
+    files must hold, in its parts, the rows and quarantined lines the manifest gives its files."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:

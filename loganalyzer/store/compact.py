@@ -1,15 +1,17 @@
 """Compaction: the many small parts of each day of each table rewritten into few large ones.
 
-An ingest writes one part per log file and day (hourly logs: hundreds of small files a day).
+An ingest writes one part per day for each large log file and each bundle of small ones
+(hourly logs: dozens to hundreds of parts a day).
 Compaction rewrites the small parts of a day into parts of up to ``target_mb``, in row groups
 of 64k rows sorted by the lookup key (``message_id`` for tracking, ``session_id`` for smtp),
 then ``date_time``: min/max statistics then prune a lookup to a row group or two. The parts
 keep the statistics and Bloom filters of ingested parts (``store.parts.part_options``).
 
-The manifest model: a compacted part holds the rows of several files, and every file whose
-rows it holds lists it among its ``parts``. A file's other manifest fields (bytes consumed,
-rows, lookup sketch) describe the file, not its parts, and do not change; a file that grows
-is read on from its byte offset into a new part of its own, listed beside the compacted ones.
+The manifest model: a compacted part holds the rows of several files (as a bundle's part
+does), and every file whose rows it holds lists it among its ``parts``. A file's other manifest
+fields (bytes consumed, rows, lookup sketch) describe the file, not its parts, and do not
+change; a file that grows is read on from its byte offset into a new part (its own or its
+bundle's), listed beside the compacted ones.
 Readers take the union of the listed parts (``Store.listed_parts``), so a part listed by many
 files is read once; a trace restricted by lookup sketches reads the compacted parts of the
 files that may hold the ID, and filters their rows as before.

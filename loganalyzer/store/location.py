@@ -135,6 +135,9 @@ class Location:
         if self.local:
             os.replace(self.full(src), self.full(dst))
         else:
+            # another process (a worker) wrote src: a listing of its folder this process
+            # cached (the clean-up's) lacks it, and the move would not find it
+            self.fs.invalidate_cache(src.rpartition("/")[0])
             self.fs.mv(src, dst)
 
     def remove(self, rels: list[str]) -> None:

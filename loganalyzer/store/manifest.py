@@ -147,7 +147,7 @@ def save(store: Store, manifest: Manifest) -> None:
 
 def listed_parts(manifest: Manifest, table: str | None = None) -> list[str]:
     """Relative paths of the parts the manifest lists (``quarantine`` included), each once
-    (a compacted part holds the rows of several files and is listed by each)."""
+    (a bundle's or a compacted part holds the rows of several files and is listed by each)."""
     out = set()
     for row in manifest.values():
         for p in row.parts:
