@@ -284,8 +284,7 @@ def _clients(con, st: Store, manifest, accepted: list[str]) -> pd.DataFrame:
     lacking = state["stale"] + state["missing"]
     if not lacking:
         return clients.clients(con, accepted, st, state)
-    around = store_rollups.with_day_before(lacking)
-    around |= {(dt.date.fromisoformat(d) + dt.timedelta(days=1)).isoformat() for d in lacking}
+    around = store_rollups.built_from(lacking, kind)
     rows = connect(st, only=store_rollups.files_of(st.manifest(), around))
     spill = load.bound(rows)
     try:

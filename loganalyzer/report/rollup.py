@@ -219,8 +219,7 @@ def refresh_clients(st: Store, manifest: Manifest, touched: set[str] | None = No
     days = sorted(todo & have)
     if not days and not drop:
         return []
-    around = store_rollups.with_day_before(days)
-    around |= {(dt.date.fromisoformat(d) + dt.timedelta(days=1)).isoformat() for d in days}
+    around = store_rollups.built_from(days, kind)
     con = connect(st, only=store_rollups.files_of(manifest, around), manifest=manifest)
     spill = load.bound(con)
     try:

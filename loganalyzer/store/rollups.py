@@ -168,14 +168,24 @@ def files_of(manifest: Manifest, days: set[str]) -> list:
     return out
 
 
-def with_day_before(days) -> set[str]:
-    """``days`` and the day before each (a day's rollup looks back one day)."""
+def built_from(days, kind: Kind) -> set[str]:
+    """``days`` and the days their parts of ``kind`` are built from too: the day before each
+    (``kind.lookback``) and the day after (``kind.lookahead``)."""
     import datetime as dt
 
     out = set(days)
     for d in days:
-        out.add((dt.date.fromisoformat(d) - dt.timedelta(days=1)).isoformat())
+        day = dt.date.fromisoformat(d)
+        if kind.lookback:
+            out.add((day - dt.timedelta(days=1)).isoformat())
+        if kind.lookahead:
+            out.add((day + dt.timedelta(days=1)).isoformat())
     return out
+
+
+def with_day_before(days) -> set[str]:
+    """``days`` and the day before each (a day's rollup looks back one day)."""
+    return built_from(days, ROLLUPS)
 
 
 def source(

@@ -59,9 +59,7 @@ def grain(con: duckdb.DuckDBPyConnection, days: list[str] | None = None) -> None
     if days is None:
         window = keep = "true"
     else:
-        around = rollups.with_day_before(days)
-        around |= {(dt.date.fromisoformat(d) + dt.timedelta(days=1)).isoformat() for d in days}
-        window = f"date in ({_dates(around)})"
+        window = f"date in ({_dates(rollups.built_from(days, rollups.CLIENTS))})"
         keep = f"day in ({_dates(days)})"
     # in steps, each with short values only (in one query, the per-session windows and
     # aggregates of every receive line's strings ran out of memory under the report's
