@@ -6,14 +6,18 @@
 For each ``--day`` store (its last day, or ``--date``), in turn and ``--runs`` times, each in
 a fresh process: (a) a bare DuckDB group-by of the day's rows (tracking rows by server,
 event and hour; SMTP rows by server, direction and hour), (b) ``loganalyzer report daily
---traces 0``, (c) the same with 100 trace pages. For each ``--long`` store, ``--days 30``
-and ``--days 90`` reports ending on its last day. The table shows medians, the ratio
-(b)/(a) of each run's pair (their median) and the peak memory (PSS of the process tree).
+--traces 0``, (c) the same with 100 trace pages, (d) the report of the day after (no rows:
+what a report costs whatever the day's size, its imports, queries and page). For each
+``--long`` store, ``--days 30`` and ``--days 90`` reports ending on its last day. The table
+shows medians, the ratios (b)/(a) and (d)/(a) of each run's pair (their median), (b) - (d)
+against (a) (the work that grows with the day's rows, in bare scans) and the peak memory (PSS
+of the process tree).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import shutil
 import statistics
 import subprocess
@@ -87,6 +91,12 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
+def against_bare(runs: dict[str, list], x: str, minus: str | None = None) -> float:
+    """The median over the runs of step ``x`` (less step ``minus``) against the bare scan."""
+    pairs = zip(runs["a"], runs[x], runs[minus or x], strict=True)
+    return median([(b[0] - (d[0] if minus else 0)) / a[0] for a, b, d in pairs])
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--day", action="append", default=[], help="store of the one-day rows")
@@ -130,16 +140,22 @@ def main(argv: list[str] | None = None) -> None:
         for store in args.day:
             day = args.date or last_day(store)
             tracking, smtp, mb = day_rows(store, day)
-            runs: dict[str, list] = {"a": [], "b": [], "c": []}
+            after = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
+            runs: dict[str, list] = {"a": [], "b": [], "c": [], "d": []}
             for _ in range(args.runs):  # alternated: the machine's load hits both alike
                 runs["a"].append(bare(store, day))
                 runs["b"].append(report(store, day, 1, 0, out))
+                runs["d"].append(report(store, after, 1, 0, out))
                 if args.traces:
                     runs["c"].append(report(store, day, 1, args.traces, out))
             label = f"{day}: {tracking:,} tracking + {smtp:,} SMTP rows, {mb:,.0f} MB Parquet"
-            ratios = [b[0] / a[0] for a, b in zip(runs["a"], runs["b"], strict=True)]
+
+            grows = [(b[0] - d[0], 0) for b, d in zip(runs["b"], runs["d"], strict=True)]
             rows.append((label, "(a) bare DuckDB group-by", runs["a"], None))
-            rows.append((label, "(b) report --traces 0", runs["b"], median(ratios)))
+            rows.append((label, "(b) report --traces 0", runs["b"], against_bare(runs, "b")))
+            empty = f"(d) report of {after} (no rows)"
+            rows.append((label, empty, runs["d"], against_bare(runs, "d")))
+            rows.append((label, "    (b) - (d) seconds", grows, against_bare(runs, "b", "d")))
             if runs["c"]:
                 extra = median([c[0] - b[0] for b, c in zip(runs["b"], runs["c"], strict=True)])
                 rows.append((label, f"(c) report --traces {args.traces}", runs["c"], None))
@@ -151,15 +167,15 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append((f"{store} to {day}", f"report --days {days}", runs_, None))
 
     print(
-        f"{'day / store':60} {'step':28} {'s (median)':>10} {'runs':>22} {'ratio':>6} "
+        f"{'day / store':60} {'step':34} {'s (median)':>10} {'runs':>22} {'ratio':>6} "
         f"{'peak MB':>8}"
     )
     for label, step, runs_, ratio in rows:
         walls = [w for w, _ in runs_]
-        peak = max(p for _, p in runs_) / 1e6
+        peak = max(p for _, p in runs_) / 1e6  # 0: a difference, no process
         each = " ".join(f"{w:.2f}" for w in walls)
         r = f"{ratio:.1f}x" if ratio is not None else ""
-        print(f"{label[:60]:60} {step:28} {median(walls):10.2f} {each:>22} {r:>6} {peak:8.0f}")
+        print(f"{label[:60]:60} {step:34} {median(walls):10.2f} {each:>22} {r:>6} {peak:8.0f}")
 
 
 if __name__ == "__main__":
