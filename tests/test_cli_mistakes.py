@@ -5,6 +5,7 @@ value; never a traceback."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -322,7 +323,10 @@ def test_an_unexpected_error_is_one_line_unless_debug(cli, monkeypatch, world):
     def broken(*args, **kwargs):
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(sys.modules["loganalyzer.trace"], "trace", broken)
+    # the module (the package's ``trace`` is the function); imported here, as the command
+    # imports it only when it runs: this test alone would find it not imported yet
+    module = importlib.import_module("loganalyzer.trace")
+    monkeypatch.setattr(module, "trace", broken)
     out = cli("trace", "<x@y>", "--store", world["store"])
     assert out.exit_code == 1 and out.stderr.count("\n") == 1
     assert out.stderr.startswith("error: unexpected RuntimeError: boom (")
