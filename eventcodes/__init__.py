@@ -41,6 +41,7 @@ __all__ = [
 FAMILIES: tuple[str, ...] = (
     "exchange-event",
     "exchange2003",
+    "exchange-ims",
     "exchange-source",
     "enhanced-exchange",
     "enhanced-iana",
@@ -95,6 +96,8 @@ _RANGE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})-(\d{1,3})$")
 _ENHANCED_IN_TEXT = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?!\.?\d)")
 # A basic reply code: three digits standing alone, followed by a space, a dash or the end.
 _REPLY_IN_TEXT = re.compile(r"(?<![\w.:/])([2-5]\d\d)(?=[ \-]|$)")
+# An Internet Mail Service diagnostic of an Exchange 5.5-2003 NDR: "MSEXCH:IMS:... (000C05A6)".
+_IMS_IN_TEXT = re.compile(r"\bMSEXCH:[^()\n]*\(([0-9A-Fa-f]{8})\)")
 # The same two patterns for Arrow's RE2 engine (no look-around), used on whole columns.
 ENHANCED_RE2 = r"(?:^|[^0-9.])(?P<code>[245]\.[0-9]{1,3}\.[0-9]{1,3})(?:$|[^0-9.]|\.[^0-9])"
 REPLY_RE2 = r"^(?:\[?\{?LED=)?(?P<code>[2-5][0-9][0-9])(?:[ -]|$)"
@@ -251,8 +254,9 @@ def _generic(code: str) -> Code | None:
 def explain_status(text: str) -> list[Code]:
     """Every enhanced and basic reply code found in a status string, specific before generic.
 
-    Enhanced codes (``5.1.1``) come first, then basic reply codes (``550``); each code once.
-    Enhanced codes that no table lists fall back to their subject's generic entry.
+    Enhanced codes (``5.1.1``) come first, then an Internet Mail Service diagnostic of an old
+    Exchange NDR (``MSEXCH:IMS:... (000C05A6)``), then basic reply codes (``550``); each code
+    once. Enhanced codes that no table lists fall back to their subject's generic entry.
     """
     if not text:
         return []
@@ -269,6 +273,8 @@ def explain_status(text: str) -> list[Code]:
             add(lookup(code))
         except UnknownCode:
             add(_generic(code))
+    for code in _IMS_IN_TEXT.findall(text):
+        add(_index("exchange-ims").get(code.upper()))
     for code in _REPLY_IN_TEXT.findall(text):
         add(_index("smtp-reply").get(code))
     return found

@@ -5,7 +5,11 @@ families named in the error. Values written from RFC 3463 (enhanced status codes
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import pytest
+from conftest import LOGANALYZER
 
 import eventcodes
 from eventcodes import UnknownCode, explain_status, lookup
@@ -71,7 +75,8 @@ def test_unknown_codes_and_families_are_named():
         "smtp-reply",
     )
     known = (
-        "exchange-event, exchange2003, exchange-source, enhanced-exchange, enhanced-iana, "
+        "exchange-event, exchange2003, exchange-ims, exchange-source, enhanced-exchange, "
+        "enhanced-iana, "
         "smtp-reply, transport-eventlog, exo-status, antispam-forefront, scl, bcl, pcl, "
         "compauth-reason, auth-result, exchange-org-header, agent"
     )
@@ -89,3 +94,43 @@ def test_explain_within_one_family():
     # an event name is no SMTP reply, and its text holds no code
     with pytest.raises(eventcodes.UnknownCode, match="'DELIVER' in family 'smtp-reply'"):
         eventcodes.explain("DELIVER", "smtp-reply")
+
+
+#: The Internet Mail Service diagnostics of Exchange 5.5-2003 NDRs, as FORMATS.md F.1 lists
+#: them (a bounce-parser library's table), with the outcome their NDR means.
+IMS = {
+    "000C05A6": "Unknown recipient",
+    "000C0595": "Ambiguous recipient",
+    "00010256": "Too many recipients",
+    "000D06B5": "No proxy for recipient",
+    "00120270": "Too many hops",
+    "00050311": "Conversion to Internet format failed",
+    "000502CC": "Conversion to Internet format failed",
+    "000B0981": "Remote server does not support AUTH",
+}
+
+
+def test_ims_diagnostics_of_old_ndrs_are_known():
+    for code, name in IMS.items():
+        entry = lookup(code.lower())
+        assert (entry.family, entry.name, entry.outcome) == ("exchange-ims", name, "failed")
+    line = "MSEXCH:IMS:Contoso:Site:SERVER 0 (000C05A6) Unknown Recipient"
+    assert [c.code for c in explain_status(line)] == ["000C05A6"]
+    # eight hex digits in brackets elsewhere are not a diagnostic
+    assert explain_status("queued as (000C05A6) on 550 hold") == [lookup("550", "smtp-reply")]
+    assert len(eventcodes.entries("exchange-ims")) == 11
+
+
+def test_codes_command_explains_an_ims_diagnostic_line():
+    line = "MSEXCH:IMS:Contoso:Site:SERVER 0 (000c05a6) Unknown Recipient"
+    done = subprocess.run(
+        [LOGANALYZER, "codes", line, "--json"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    [entry] = json.loads(done.stdout)
+    assert (entry["code"], entry["name"], entry["outcome"]) == (
+        "000C05A6",
+        "Unknown recipient",
+        "failed",
+    )
+    assert "Internet Mail Service" in entry["meaning"]

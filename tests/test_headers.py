@@ -277,6 +277,10 @@ def test_exchange_55_ims_ndr_lists_its_unknown_recipients():
         ("jdoe@example.com", None, ims),
         ("bsmith@example.com", None, ims),
     ]
+    # the diagnostic names no status code: its hex code says what happened
+    assert [[(c.code, c.name) for c in b.codes] for b in d.bounce] == [
+        [("000C05A6", "Unknown recipient")]
+    ] * 2
 
 
 def test_an_on_date_line_without_a_diagnostic_is_no_recipient():
