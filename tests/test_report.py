@@ -579,6 +579,18 @@ def test_cli_warns_of_an_empty_day_and_says_it_in_the_json(synth, tmp_path):
     assert got["empty_days"] == ["2099-01-01"] and got["headline"]["received_messages"] == 0
 
 
+def test_a_day_without_logs_after_a_day_with_mail_flags_no_changes(synth, tmp_path):
+    # no logs yet (ingest failed, or not run): one warning, not a -100% for every figure
+    args = ("report", "daily", "--store", synth[1], "--date", "2026-03-04", "--json")
+    out = _loganalyzer(*args, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["previous"]["received_messages"] > 0  # the day before had mail
+    assert [c["flagged"] for c in got["tables"]["changes"]].count(True) >= 5
+    assert got["attention"] == []
+    assert out.stderr.startswith("warning: No log rows for 2026-03-04 (UTC)")
+
+
 def test_cli_fail_if_empty_exits_1_and_writes_nothing(synth, tmp_path):
     args = ("report", "daily", "--store", synth[1], "--fail-if-empty", "--out", "day.html")
     out = _loganalyzer(*args, "--date", "2099-01-01", cwd=tmp_path)

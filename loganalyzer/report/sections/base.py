@@ -51,6 +51,9 @@ class Report(Protocol):
     expiration_s: float
     vip_latency_s: float | None
 
+    @property
+    def is_empty(self) -> bool: ...
+
 
 @dataclass(frozen=True)
 class Table:

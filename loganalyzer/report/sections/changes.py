@@ -62,6 +62,8 @@ def note(r: Report) -> str:
 
 
 def attention(r: Report) -> list[str]:
+    if r.is_empty:  # no logs rather than no mail: the report's notice says so, once
+        return []
     c = r.metrics["changes"]
     return [
         f"{x.figure}: {x.value:,} against {x.previous:,} ({x.change_pct:+.0%})."
