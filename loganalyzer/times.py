@@ -8,6 +8,9 @@ Accepted forms, read in the zone ``tz`` when they carry none:
 - an offset back from now: ``-30m``, ``-2h``, ``-7d``, ``-1w`` (also ``-45s``).
 
 A ``datetime`` is taken as is (a naive one in ``tz``), a ``date`` as its midnight in ``tz``.
+
+Also how results write times back: ``show`` (for people, in a zone), ``iso`` (JSON) and
+``duration`` (a delay for people).
 """
 
 from __future__ import annotations
@@ -133,3 +136,23 @@ def iso(t: dt.datetime | None) -> str | None:
     if t is None:
         return None
     return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def duration(seconds: float | None) -> str:
+    """A delay for people: ``40 ms``, ``2.5 s``, ``3 min 5 s``, ``2 h 10 min``, ``-3 s``."""
+    if seconds is None:
+        return ""
+    sign, s = ("-" if seconds < 0 else ""), abs(seconds)
+    if s < 1:
+        text = f"{s * 1000:.0f} ms"
+    elif s < 10:
+        text = f"{s:.1f} s".replace(".0 s", " s")
+    elif s < 60:
+        text = f"{s:.0f} s"
+    elif s < 3600:
+        text = f"{int(s // 60)} min {int(s % 60)} s"
+    elif s < 86400:
+        text = f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
+    else:
+        text = f"{int(s // 86400)} d {int(s % 86400 // 3600)} h"
+    return sign + text

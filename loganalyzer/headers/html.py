@@ -3,12 +3,16 @@ delays as an inline SVG bar chart drawn here (server side)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
-from loganalyzer.headers.model import HeaderAnalysis, duration
+from loganalyzer.times import duration
 from loganalyzer.trace.html import CSP, environment
+
+if TYPE_CHECKING:
+    from loganalyzer.headers.model import HeaderAnalysis
 
 BAR_AREA = 420  # px for the bars, negative and positive together
 LABEL_W = 300

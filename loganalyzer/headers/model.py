@@ -157,23 +157,3 @@ class HeaderAnalysis(Result):
     def verdict_lines(self) -> list[tuple[str, AuthResult | None]]:
         """(method, result) in the fixed order spf, dkim, dmarc, arc, compauth."""
         return [(m, self.auth.get(m)) for m in METHODS]
-
-
-def duration(seconds: float | None) -> str:
-    """A delay for people: ``40 ms``, ``2.5 s``, ``3 min 5 s``, ``2 h 10 min``, ``-3 s``."""
-    if seconds is None:
-        return ""
-    sign, s = ("-" if seconds < 0 else ""), abs(seconds)
-    if s < 1:
-        text = f"{s * 1000:.0f} ms"
-    elif s < 10:
-        text = f"{s:.1f} s".replace(".0 s", " s")
-    elif s < 60:
-        text = f"{s:.0f} s"
-    elif s < 3600:
-        text = f"{int(s // 60)} min {int(s % 60)} s"
-    elif s < 86400:
-        text = f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
-    else:
-        text = f"{int(s // 86400)} d {int(s % 86400 // 3600)} h"
-    return sign + text

@@ -8,8 +8,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from loganalyzer.headers.model import HeaderAnalysis, duration
+from loganalyzer.headers.model import HeaderAnalysis
 from loganalyzer.terminal.common import clean
+from loganalyzer.times import duration
 
 RESULT_STYLE = {
     "pass": "green",

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment
 
 from loganalyzer.pages import page_environment
-from loganalyzer.trace.model import Event, MessageTrace, Verdict, iso
+from loganalyzer.times import iso
+
+if TYPE_CHECKING:
+    from loganalyzer.trace.model import Event, MessageTrace, Verdict
 
 #: Page policy: no scripts, no network; inline styles only.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
