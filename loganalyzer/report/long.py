@@ -26,8 +26,8 @@ from loganalyzer.report.load import frame, hours
 from loganalyzer.report.metrics import SYSTEM_SENDER_RE
 from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import LOOKBACK, Period, zone
-from loganalyzer.report.rollup import DAY_COUNTS, build, build_pieces
-from loganalyzer.report.sections import clients, totals
+from loganalyzer.report.rollup import DAY_COUNTS, build, build_pieces, build_tls
+from loganalyzer.report.sections import clients, tls, totals
 from loganalyzer.report.sections.changes import HEADLINE, changes
 from loganalyzer.report.sections.failures import status_meaning
 from loganalyzer.report.sections.history import QUIET_DAYS
@@ -41,7 +41,7 @@ FROM_ROLLUPS = (
     "totals changes distinct hourly daily failures_by_status failures_by_domain failures_by_server "
     "latency latency_hourly top_senders top_senders_by_size top_sender_domains "
     "top_sender_domains_by_size top_recipients top_recipients_by_size top_recipient_domains "
-    "top_recipient_domains_by_size system_senders"
+    "top_recipient_domains_by_size system_senders tls_versions tls_legacy tls_failures tls_plain"
 ).split()
 #: Tables only rollups give (the section ``history``; empty in a report from rows).
 ROLLUPS_ONLY = (
@@ -76,10 +76,6 @@ LEFT_EMPTY = {
         "reply_codes": "direction reply_code lines meaning",
         "remote_ips": "remote_ip sessions auth_failures with_tls",
         "auth_failures": "remote_ip failures first_seen last_seen servers",
-        "tls_versions": "direction connector version cipher sessions share",
-        "tls_legacy": "direction connector remote_ip hosts version sessions first_seen last_seen",
-        "tls_failures": "direction connector remote_ip hosts error sessions first_seen last_seen",
-        "tls_plain": "direction connector remote_ip hosts sessions first_seen last_seen",
         "files": "table format files lines quarantined",
         "quarantine": "reason lines files",
         "unknown_codes": "event_id log_format rows servers",
@@ -219,6 +215,8 @@ def long_report(
         if prev is not None:
             prev["still_deferred_recipients"] = _pending(con, st, manifest, previous)[1]
         tables["smtp_clients"] = _clients(con, st, manifest, accepted)  # WHOLE_STORE
+        tls_tables, tls_rows = _tls(con, st, manifest, period)
+        tables.update(tls_tables)
     finally:
         con.close()
     headline["still_deferred_recipients"] = pending[1]
@@ -258,7 +256,7 @@ def long_report(
         if held
         else None,
         quiet_days=quiet_days,
-        rows_days=[d for d in from_rows if d in labels["current"]],
+        rows_days=sorted({d for d in from_rows if d in labels["current"]} | set(tls_rows)),
     )
 
 
@@ -292,6 +290,36 @@ def _clients(con, st: Store, manifest, accepted: list[str]) -> pd.DataFrame:
     finally:
         rows.close()
         spill.cleanup()
+
+
+def _tls(con, st: Store, manifest, period: Period) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """The TLS tables of ``period`` from the TLS per-day aggregates on ``con`` (current, or
+    kept by prune); the days with rows but no current aggregate, and the parts of UTC days at
+    the period's ends, built from their rows (``rollup.build_tls``). Returns the tables and
+    the whole days built from rows."""
+    kind = store_rollups.TLS
+    index = store_rollups.load(st, kind, con)
+    state = store_rollups.status(st, manifest, index, kind)
+    usable = set(state["current"]) | set(state["kept"])
+    rows = set(store_rollups.row_days(manifest))
+    whole, pieces = _pieces(period)
+    lacking = [d for d in whole if d in rows and d not in usable]
+    windows = {k: v for k, v in pieces.items() if v[0] in rows}
+    for d in lacking:
+        start = dt.datetime.combine(dt.date.fromisoformat(d), dt.time(), dt.UTC)
+        windows[d] = (d, start, start + dt.timedelta(days=1))
+    schema = store_rollups.tls_schema()
+    columns = ", ".join(schema.names)
+    con.register("_tls_none", schema.empty_table())
+    selects = [f"select {columns} from _tls_none"]
+    parts = [st.uri(index[d].part) for d in whole if d in usable]
+    if parts:
+        selects.append(f"select {columns} from {read_parquet(parts)}")
+    for i, t in enumerate(build_tls(st, manifest, windows).values()):
+        con.register(f"_tls{i}", t)
+        selects.append(f"select {columns} from _tls{i}")
+    con.execute(f"create or replace temp table tls_grain as {' union all '.join(selects)}")
+    return tls.tables(con), lacking
 
 
 def day_headline(st: Store, con, period: Period) -> tuple[bool, dict[str, int] | None]:

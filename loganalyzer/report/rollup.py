@@ -16,6 +16,7 @@ report the day before's headline figures (``long.day_headline``).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import duckdb
 import pyarrow as pa
@@ -24,7 +25,7 @@ from loganalyzer import fate
 from loganalyzer.read.query import connect
 from loganalyzer.report import load, metrics, sessions
 from loganalyzer.report.period import Period
-from loganalyzer.report.sections import clients
+from loganalyzer.report.sections import clients, tls
 from loganalyzer.store import Manifest, Store, addresses
 from loganalyzer.store import rollups as store_rollups
 
@@ -189,8 +190,8 @@ def refresh(st: Store, manifest: Manifest, touched: set[str] | None = None) -> l
     """Bring the store's rollups up to date (under its lock, ``manifest`` written): the days
     ``touched`` (new tracking rows) and the day after each, the days out of date, and the
     days that have none (``store.rollups.due``). Returns the days built. The address index
-    (``store.addresses``) and the SMTP clients' aggregates are brought up to date the same
-    way."""
+    (``store.addresses``), the SMTP clients' and the TLS aggregates are brought up to date the
+    same way."""
     state = store_rollups.status(st, manifest)
     have = set(store_rollups.row_days(manifest))
     # with many days missing, the days touched are built all the same, and the day after each
@@ -201,6 +202,7 @@ def refresh(st: Store, manifest: Manifest, touched: set[str] | None = None) -> l
         store_rollups.commit(st, manifest, build(st, manifest, days))
     addresses.refresh(st, manifest, touched)
     refresh_clients(st, manifest, touched)
+    refresh_tls(st, manifest, touched)
     return days
 
 
@@ -210,7 +212,48 @@ def refresh_clients(st: Store, manifest: Manifest, touched: set[str] | None = No
     rows of its day, the day before or the day after changed), and the days without one
     (``store.rollups.due``); the days whose rows are gone are taken off, but those ``store
     prune`` kept. Returns the days built."""
-    kind = store_rollups.CLIENTS
+    return _refresh(st, manifest, touched, store_rollups.CLIENTS, clients.build)
+
+
+def refresh_tls(st: Store, manifest: Manifest, touched: set[str] | None = None) -> list[str]:
+    """Bring the TLS per-day aggregates (``store.rollups.TLS``) up to date as
+    ``refresh_clients`` does (a day's part is out of date when the rows of its day or the day
+    after changed: a new day rebuilds the day before it too). Returns the days built."""
+    return _refresh(st, manifest, touched, store_rollups.TLS, tls_days)
+
+
+def tls_days(con: duckdb.DuckDBPyConnection, days: list[str]) -> dict[str, pa.Table]:
+    """The TLS per-day aggregates of ``days`` (``YYYY-MM-DD``), from the rows ``con`` reads."""
+    start = {d: dt.datetime.combine(dt.date.fromisoformat(d), dt.time(), dt.UTC) for d in days}
+    return tls.build(con, {d: (t, t + dt.timedelta(days=1)) for d, t in start.items()})
+
+
+def build_tls(
+    st: Store, manifest: Manifest, windows: dict[str, tuple[str, dt.datetime, dt.datetime]]
+) -> dict[str, pa.Table]:
+    """TLS aggregates of whole UTC days or parts of them from their rows (``build_pieces``
+    for ``store.rollups.TLS``): ``windows`` maps a label to its day (``YYYY-MM-DD``) and
+    window; returns the tables by label."""
+    if not windows:
+        return {}
+    around = store_rollups.built_from({d for d, _, _ in windows.values()}, store_rollups.TLS)
+    con = connect(st, only=store_rollups.files_of(manifest, around), manifest=manifest)
+    spill = load.bound(con)
+    try:
+        return tls.build(con, {label: (a, b) for label, (_, a, b) in windows.items()})
+    finally:
+        con.close()
+        spill.cleanup()
+
+
+def _refresh(
+    st: Store,
+    manifest: Manifest,
+    touched: set[str] | None,
+    kind: store_rollups.Kind,
+    builder: Callable[[duckdb.DuckDBPyConnection, list[str]], dict[str, pa.Table]],
+) -> list[str]:
+    """``refresh_clients`` of ``kind``, its parts built by ``builder``."""
     index = store_rollups.load(st, kind)
     state = store_rollups.status(st, manifest, index, kind)
     have = set(store_rollups.row_days(manifest))
@@ -223,7 +266,7 @@ def refresh_clients(st: Store, manifest: Manifest, touched: set[str] | None = No
     con = connect(st, only=store_rollups.files_of(manifest, around), manifest=manifest)
     spill = load.bound(con)
     try:
-        tables = clients.build(con, days)
+        tables = builder(con, days)
     finally:
         con.close()
         spill.cleanup()

@@ -204,6 +204,7 @@ class Store:
             + rollups.clean(self)
             + addresses.clean(self)
             + rollups.clean(self, rollups.CLIENTS)
+            + rollups.clean(self, rollups.TLS)
         )
 
     def check(self, on_part: Callable[[], None] | None = None) -> dict:

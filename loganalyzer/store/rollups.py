@@ -131,6 +131,38 @@ def clients_schema() -> pa.Schema:
 CLIENTS = Kind("clients", "clients.parquet", "clients", clients_schema, lookahead=True, version="1")
 
 
+def tls_schema() -> pa.Schema:
+    """The columns of a part of the TLS per-day aggregates (the report's TLS section defines
+    them): the sessions connected that day per direction, connector, peer (remote IP and host
+    name), TLS version, cipher and error, with the first and last connect time."""
+    import pyarrow as pa
+
+    t = pa.timestamp("us", tz="UTC")
+    return pa.schema(
+        [
+            ("direction", pa.string()),
+            ("connector", pa.string()),
+            ("remote_ip", pa.string()),
+            ("host", pa.string()),
+            ("version", pa.string()),
+            ("cipher", pa.string()),
+            ("error", pa.string()),
+            ("sessions", pa.int64()),
+            ("first_seen", t),
+            ("last_seen", t),
+        ]
+    )
+
+
+#: The TLS per-day aggregates: a day's part holds the sessions connected that day, read with
+#: the first hour of the day after (a session that starts before midnight negotiates after
+#: it); ``version``: change it with the columns or what they hold.
+TLS = Kind("tls", "tls.parquet", "tls", tls_schema, lookback=False, lookahead=True, version="1")
+#: The kinds kept like the SMTP clients' aggregates: built from the rows around each day,
+#: kept by ``store prune`` for the days it removes.
+AGGREGATES = (CLIENTS, TLS)
+
+
 @dataclass
 class Entry:
     """A day's rollup: its part and the source it was built from."""
