@@ -10,7 +10,9 @@ distribution lists expanded, with their messages;
 the count of every latency value (exact percentiles); SMTP sessions and failed logins
 (``sessions.period_counts``, by their names); the recipients and messages still deferred at the
 day's end and the day's tracking rows (``DAY_COUNTS``). ``long`` reads them, and a one-day
-report the day before's headline figures (``long.day_headline``).
+report the day before's headline figures (``long.day_headline``). The SMTP clients' and the
+TLS per-day aggregates (``store.rollups.CLIENTS``, ``TLS``) are other kinds, kept beside them
+by ``refresh`` and built by their sections' own queries.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ of its connect line. Its TLS is read from its information lines: ``TLS protocol
 SP_PROT_TLS1_2_SERVER negotiation succeeded using bulk encryption algorithm CALG_AES_256 ...``
 gives the version (TLS 1.2) and the cipher (the bulk encryption algorithm); ``TLS negotiation
 failed with error X`` a failure and its error; neither: the session went without TLS.
+
+The tables are counted from ``tls_grain``, the sessions per connector, peer, version, cipher
+and error: of the period's rows, or summed over the TLS per-day aggregates a report of several
+days reads (``build`` makes them; ``store.rollups.TLS``).
 """
 
 from __future__ import annotations
