@@ -33,6 +33,8 @@ EXE = str(Path(sys.executable).with_name("loganalyzer"))
 LAST, DAYS = "2026-03-03", 2
 #: The TLS tables (from the TLS per-day aggregates): synth's clients give rows in each.
 TLS_TABLES = ("tls_versions", "tls_legacy", "tls_failures", "tls_plain")
+#: The SMTP session tables (from the SMTP per-day line counts).
+SMTP_TABLES = ("smtp_summary", "smtp_hourly", "reply_codes", "remote_ips", "auth_failures")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -89,7 +91,12 @@ def test_rollup_figures_equal_row_figures_through_the_command(store):
     for name in FROM_ROLLUPS:
         assert a["tables"][name] == b["tables"][name], name
     assert a["headline"]["received_messages"] > 100  # the period holds mail
-    _has_every_tls_kind(b)
+    _has_every_kind(b)
+    # failed logins of one remote IP on both days and servers: summed, servers joined
+    assert any(
+        x["failures"] > 1 and x["first_seen"][:10] < x["last_seen"][:10] and ", " in x["servers"]
+        for x in b["tables"]["auth_failures"]
+    )
     full = json.loads(fast.stdout)
     assert "long_period" in full["rules"]
     # history (rollups only): the months' recipients add up to the period's
@@ -122,11 +129,13 @@ def test_rollup_figures_equal_row_figures_through_the_command(store):
     check = _run("store", "check", "--store", str(store), "--json")
     assert check.returncode == 0 and json.loads(check.stdout)["rollups"]["current"] == DAYS + 1
     assert json.loads(check.stdout)["tls_aggregates"]["current"] == DAYS + 1
+    assert json.loads(check.stdout)["smtp_line_aggregates"]["current"] == DAYS + 1
 
 
-def _has_every_tls_kind(figures: dict) -> None:
+def _has_every_kind(figures: dict) -> None:
     """The TLS tables compared hold sessions of every kind: TLS 1.2, legacy TLS 1.0 and 1.1,
-    failed negotiations and sessions without TLS, inbound and outbound."""
+    failed negotiations and sessions without TLS, inbound and outbound; the SMTP session
+    tables rows of each."""
     t = figures["tables"]
     assert {"TLS 1.2", "TLS 1.0", "TLS 1.1", "failed", "none"} <= {
         v["version"] for v in t["tls_versions"]
@@ -136,6 +145,10 @@ def _has_every_tls_kind(figures: dict) -> None:
     assert {p["direction"] for p in t["tls_plain"]} == {"receive", "send"}
     # peers seen on several days: first and last seen and the sessions summed over days
     assert any(p["sessions"] > 1 and p["first_seen"] < p["last_seen"] for p in t["tls_legacy"])
+    # the SMTP session tables (from the SMTP line counts): both directions, every table
+    assert {s["direction"] for s in t["smtp_summary"]} == {"receive", "send"}
+    assert all(t[name] for name in SMTP_TABLES)
+    assert any(h["inbound"] and h["outbound"] for h in t["smtp_hourly"])
 
 
 def _both_ways(store: Path, date: str, days: int, tz: str) -> tuple[dict, dict, dict]:
@@ -156,7 +169,7 @@ def test_rollups_count_a_period_of_another_zone_as_its_rows(store, tz):
     assert "long_period" in full["rules"] and full["period"]["tz"] == tz
     assert a == b
     assert a["headline"]["received_messages"] > 100
-    _has_every_tls_kind(b)
+    _has_every_kind(b)
     assert b["tables"]["tls_legacy"][0]["first_seen"].endswith(
         "+01:00" if "Berlin" in tz else "-05:00"
     )
@@ -172,7 +185,7 @@ def test_rollups_over_a_change_of_the_clocks_and_a_half_hour_zone(tmp_path):
     a, b, full = _both_ways(st, "2026-03-30", 2, "Europe/Berlin")  # 03-29 has 23 hours
     assert "long_period" in full["rules"] and len(full["tables"]["hourly"]) == 47
     assert a == b
-    _has_every_tls_kind(b)
+    _has_every_kind(b)
     # India is UTC+5:30: its hours are not UTC hours, the rows are read
     a, b, full = _both_ways(st, "2026-03-30", 2, "Asia/Kolkata")
     assert "long_period" not in full["rules"] and a == b
@@ -308,7 +321,7 @@ def _consistent_after_kill(st: Path) -> None:
     assert all("left by a killed run" in p for p in check["problems"]), check["problems"]
 
 
-@pytest.mark.parametrize("stage", ["rollups-renamed", "tls-renamed"])
+@pytest.mark.parametrize("stage", ["rollups-renamed", "tls-renamed", "smtp-lines-renamed"])
 def test_a_kill_while_rollups_are_written_leaves_the_store_whole(store, tmp_path, stage):
     st = tmp_path / "store"
     shutil.copytree(store, st)
@@ -331,7 +344,8 @@ def test_a_kill_while_rollups_are_written_leaves_the_store_whole(store, tmp_path
     assert again.returncode == 0, again.stderr
     check = Store(st).check()
     assert check["ok"] and check["rollups"]["stale"] == check["rollups"]["missing"] == 0
-    assert check["tls_aggregates"]["stale"] == check["tls_aggregates"]["missing"] == 0
+    for kind in ("tls_aggregates", "smtp_line_aggregates"):
+        assert check[kind]["stale"] == check[kind]["missing"] == 0
     assert _figures(st) == (a, b)
 
 
@@ -353,7 +367,8 @@ def test_prune_keeps_the_long_report_and_a_kill_leaves_it_whole(store, tmp_path)
     assert summary["days"] == [] or summary["days"] == ["2026-03-02"]
     check = Store(st).check()
     assert check["ok"] and check["rollups"]["kept"] == check["tls_aggregates"]["kept"] == 1
-    assert all(before["tables"][name] for name in TLS_TABLES)  # kept with the rollups
+    assert all(before["tables"][name] for name in TLS_TABLES + SMTP_TABLES)  # kept too
+    assert check["smtp_line_aggregates"]["kept"] == 1
     assert not list(st.glob("tracking/date=2026-03-02/*"))
     after = json.loads(_run(*common, "--json").stdout)
     assert after["headline"] == before["headline"]
@@ -424,7 +439,7 @@ def test_tls_across_midnight_is_counted_once_the_next_day_is_ingested(tmp_path):
     assert Store(st).check()["tls_aggregates"]["current"] == 2
     a, b, full = _both_ways(st, "2026-03-03", 2, "UTC")
     assert full["rows_days"] == [] and a == b
-    _has_every_tls_kind(b)
+    _has_every_kind(b)
     night = [p for p in b["tables"]["tls_legacy"] if p["remote_ip"] == "10.0.88.1"]
     assert [(p["hosts"], p["version"], p["sessions"]) for p in night] == [
         ("NIGHTPEER", "TLS 1.0", 1)

@@ -23,13 +23,13 @@ import pandas as pd
 import pyarrow as pa
 
 from loganalyzer.read.query import connect, point
-from loganalyzer.report import load, metrics, sections
+from loganalyzer.report import load, metrics, sections, sessions
 from loganalyzer.report.load import frame, hours
 from loganalyzer.report.metrics import SYSTEM_SENDER_RE
 from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import LOOKBACK, Period, zone
-from loganalyzer.report.rollup import DAY_COUNTS, build, build_pieces, build_tls
-from loganalyzer.report.sections import clients, tls, totals
+from loganalyzer.report.rollup import DAY_COUNTS, build, build_pieces, build_windows
+from loganalyzer.report.sections import clients, smtp, tls, totals
 from loganalyzer.report.sections.changes import HEADLINE, changes
 from loganalyzer.report.sections.failures import status_meaning
 from loganalyzer.report.sections.history import QUIET_DAYS
@@ -43,7 +43,8 @@ FROM_ROLLUPS = (
     "totals changes distinct hourly daily failures_by_status failures_by_domain failures_by_server "
     "latency latency_hourly top_senders top_senders_by_size top_sender_domains "
     "top_sender_domains_by_size top_recipients top_recipients_by_size top_recipient_domains "
-    "top_recipient_domains_by_size system_senders tls_versions tls_legacy tls_failures tls_plain"
+    "top_recipient_domains_by_size system_senders tls_versions tls_legacy tls_failures tls_plain "
+    "smtp_summary smtp_hourly reply_codes remote_ips auth_failures"
 ).split()
 #: Tables only rollups give (the section ``history``; empty in a report from rows).
 ROLLUPS_ONLY = (
@@ -73,11 +74,6 @@ LEFT_EMPTY = {
         "rejections": "stage agent reason remote_ip attempts recipients first_seen last_seen",
         "next_hops": "server destination attempts failed dns refused timeout tls "
         "other first_failure last_failure last_error",
-        "smtp_summary": "direction sessions with_tls auth_failures remote_ips tls_share",
-        "smtp_hourly": "hour inbound outbound",
-        "reply_codes": "direction reply_code lines meaning",
-        "remote_ips": "remote_ip sessions auth_failures with_tls",
-        "auth_failures": "remote_ip failures first_seen last_seen servers",
         "files": "table format files lines quarantined",
         "quarantine": "reason lines files",
         "unknown_codes": "event_id log_format rows servers",
@@ -218,8 +214,11 @@ def long_report(
         if prev is not None:
             prev["still_deferred_recipients"] = _pending(con, st, manifest, previous)[1]
         tables["smtp_clients"] = _clients(con, st, manifest, accepted)  # WHOLE_STORE
-        tls_tables, tls_rows = _tls(con, st, manifest, period)
-        tables.update(tls_tables)
+        aggregated = _windowed(con, st, manifest, period, store_rollups.TLS, "tls_grain")
+        tables.update(tls.tables(con))
+        aggregated += _windowed(con, st, manifest, period, store_rollups.SMTP_LINES, "smtp_grain")
+        sessions.from_grain(con, period)
+        tables.update(smtp.tables(con, period, top))
     finally:
         con.close()
     headline["still_deferred_recipients"] = pending[1]
@@ -259,7 +258,7 @@ def long_report(
         if held
         else None,
         quiet_days=quiet_days,
-        rows_days=sorted({d for d in from_rows if d in labels["current"]} | set(tls_rows)),
+        rows_days=sorted({d for d in from_rows if d in labels["current"]} | set(aggregated)),
     )
 
 
@@ -295,12 +294,11 @@ def _clients(con, st: Store, manifest, accepted: list[str]) -> pd.DataFrame:
         spill.cleanup()
 
 
-def _tls(con, st: Store, manifest, period: Period) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    """The TLS tables of ``period`` from the TLS per-day aggregates on ``con`` (current, or
-    kept by prune); the days with rows but no current aggregate, and the parts of UTC days at
-    the period's ends, built from their rows (``rollup.build_tls``). Returns the tables and
-    the whole days built from rows."""
-    kind = store_rollups.TLS
+def _windowed(con, st: Store, manifest, period: Period, kind, table: str) -> list[str]:
+    """The temporary table ``table`` on ``con``: the per-day aggregates of ``kind`` (one of
+    ``rollup.WINDOWED``) of ``period``, from their parts (current, or kept by prune); the days
+    with rows but no current part, and the parts of UTC days at the period's ends, built from
+    their rows (``rollup.build_windows``). Returns the whole days built from rows."""
     index = store_rollups.load(st, kind, con)
     state = store_rollups.status(st, manifest, index, kind)
     usable = set(state["current"]) | set(state["kept"])
@@ -311,18 +309,18 @@ def _tls(con, st: Store, manifest, period: Period) -> tuple[dict[str, pd.DataFra
     for d in lacking:
         start = dt.datetime.combine(dt.date.fromisoformat(d), dt.time(), dt.UTC)
         windows[d] = (d, start, start + dt.timedelta(days=1))
-    schema = store_rollups.tls_schema()
+    schema = kind.schema()
     columns = ", ".join(schema.names)
-    con.register("_tls_none", schema.empty_table())
-    selects = [f"select {columns} from _tls_none"]
+    con.register(f"_{table}_none", schema.empty_table())
+    selects = [f"select {columns} from _{table}_none"]
     parts = [st.uri(index[d].part) for d in whole if d in usable]
     if parts:
         selects.append(f"select {columns} from {read_parquet(parts)}")
-    for i, t in enumerate(build_tls(st, manifest, windows).values()):
-        con.register(f"_tls{i}", t)
-        selects.append(f"select {columns} from _tls{i}")
-    con.execute(f"create or replace temp table tls_grain as {' union all '.join(selects)}")
-    return tls.tables(con), lacking
+    for i, t in enumerate(build_windows(st, manifest, kind, windows).values()):
+        con.register(f"_{table}{i}", t)
+        selects.append(f"select {columns} from _{table}{i}")
+    con.execute(f"create or replace temp table {table} as {' union all '.join(selects)}")
+    return lacking
 
 
 def day_headline(st: Store, con, period: Period) -> tuple[bool, dict[str, int] | None]:

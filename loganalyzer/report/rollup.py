@@ -10,9 +10,9 @@ distribution lists expanded, with their messages;
 the count of every latency value (exact percentiles); SMTP sessions and failed logins
 (``sessions.period_counts``, by their names); the recipients and messages still deferred at the
 day's end and the day's tracking rows (``DAY_COUNTS``). ``long`` reads them, and a one-day
-report the day before's headline figures (``long.day_headline``). The SMTP clients' and the
-TLS per-day aggregates (``store.rollups.CLIENTS``, ``TLS``) are other kinds, kept beside them
-by ``refresh`` and built by their sections' own queries.
+report the day before's headline figures (``long.day_headline``). The SMTP clients', TLS and
+SMTP line count per-day aggregates (``store.rollups.CLIENTS``, ``TLS``, ``SMTP_LINES``) are
+other kinds, kept beside them by ``refresh`` and built by their sections' own queries.
 """
 
 from __future__ import annotations
@@ -192,8 +192,8 @@ def refresh(st: Store, manifest: Manifest, touched: set[str] | None = None) -> l
     """Bring the store's rollups up to date (under its lock, ``manifest`` written): the days
     ``touched`` (new tracking rows) and the day after each, the days out of date, and the
     days that have none (``store.rollups.due``). Returns the days built. The address index
-    (``store.addresses``), the SMTP clients' and the TLS aggregates are brought up to date the
-    same way."""
+    (``store.addresses``), the SMTP clients' aggregates and those of ``WINDOWED`` (TLS, SMTP
+    line counts) are brought up to date the same way."""
     state = store_rollups.status(st, manifest)
     have = set(store_rollups.row_days(manifest))
     # with many days missing, the days touched are built all the same, and the day after each
@@ -204,7 +204,8 @@ def refresh(st: Store, manifest: Manifest, touched: set[str] | None = None) -> l
         store_rollups.commit(st, manifest, build(st, manifest, days))
     addresses.refresh(st, manifest, touched)
     refresh_clients(st, manifest, touched)
-    refresh_tls(st, manifest, touched)
+    for kind in WINDOWED:
+        refresh_windowed(st, manifest, kind, touched)
     return days
 
 
@@ -217,32 +218,43 @@ def refresh_clients(st: Store, manifest: Manifest, touched: set[str] | None = No
     return _refresh(st, manifest, touched, store_rollups.CLIENTS, clients.build)
 
 
-def refresh_tls(st: Store, manifest: Manifest, touched: set[str] | None = None) -> list[str]:
-    """Bring the TLS per-day aggregates (``store.rollups.TLS``) up to date as
-    ``refresh_clients`` does (a day's part is out of date when the rows of its day or the day
-    after changed: a new day rebuilds the day before it too). Returns the days built."""
-    return _refresh(st, manifest, touched, store_rollups.TLS, tls_days)
+#: The per-day aggregates counted per window of time (a UTC day, or the hours of one at the
+#: end of a period of another zone), each with what builds them from the rows a connection
+#: reads: windows (a label: start, end) to tables by label.
+WINDOWED = {store_rollups.TLS: tls.build, store_rollups.SMTP_LINES: sessions.build}
 
 
-def tls_days(con: duckdb.DuckDBPyConnection, days: list[str]) -> dict[str, pa.Table]:
-    """The TLS per-day aggregates of ``days`` (``YYYY-MM-DD``), from the rows ``con`` reads."""
+def refresh_windowed(
+    st: Store, manifest: Manifest, kind: store_rollups.Kind, touched: set[str] | None = None
+) -> list[str]:
+    """Bring the per-day aggregates of ``kind`` (one of ``WINDOWED``) up to date as
+    ``refresh_clients`` does (a TLS part is out of date when the rows of its day or of the day
+    after changed: a new day rebuilds the day before's too). Returns the days built."""
+    return _refresh(st, manifest, touched, kind, lambda con, d: WINDOWED[kind](con, _whole(d)))
+
+
+def _whole(days: list[str]) -> dict[str, tuple[dt.datetime, dt.datetime]]:
+    """The window of each UTC day (``YYYY-MM-DD``)."""
     start = {d: dt.datetime.combine(dt.date.fromisoformat(d), dt.time(), dt.UTC) for d in days}
-    return tls.build(con, {d: (t, t + dt.timedelta(days=1)) for d, t in start.items()})
+    return {d: (t, t + dt.timedelta(days=1)) for d, t in start.items()}
 
 
-def build_tls(
-    st: Store, manifest: Manifest, windows: dict[str, tuple[str, dt.datetime, dt.datetime]]
+def build_windows(
+    st: Store,
+    manifest: Manifest,
+    kind: store_rollups.Kind,
+    windows: dict[str, tuple[str, dt.datetime, dt.datetime]],
 ) -> dict[str, pa.Table]:
-    """TLS aggregates of whole UTC days or parts of them from their rows (``build_pieces``
-    for ``store.rollups.TLS``): ``windows`` maps a label to its day (``YYYY-MM-DD``) and
-    window; returns the tables by label."""
+    """Aggregates of ``kind`` (one of ``WINDOWED``) of whole UTC days or parts of them from
+    their rows, as ``build_pieces`` builds rollups: ``windows`` maps a label to its day
+    (``YYYY-MM-DD``) and window; returns the tables by label."""
     if not windows:
         return {}
-    around = store_rollups.built_from({d for d, _, _ in windows.values()}, store_rollups.TLS)
+    around = store_rollups.built_from({d for d, _, _ in windows.values()}, kind)
     con = connect(st, only=store_rollups.files_of(manifest, around), manifest=manifest)
     spill = load.bound(con)
     try:
-        return tls.build(con, {label: (a, b) for label, (_, a, b) in windows.items()})
+        return WINDOWED[kind](con, {label: (a, b) for label, (_, a, b) in windows.items()})
     finally:
         con.close()
         spill.cleanup()

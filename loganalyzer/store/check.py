@@ -48,6 +48,7 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
     index = _rollups(store, manifest, addresses.KIND)
     clients = _rollups(store, manifest, rollups.CLIENTS)
     tls = _rollups(store, manifest, rollups.TLS)
+    lines = _rollups(store, manifest, rollups.SMTP_LINES)
     problems = (
         [f"missing part: {p}" for p in missing]
         + [f"unreadable part: {u}" for u in unreadable]
@@ -59,6 +60,7 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
         + index["problems"]
         + clients["problems"]
         + tls["problems"]
+        + lines["problems"]
     )
     return {
         "store": store.root,
@@ -75,7 +77,12 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
         "address_index": index["days"],
         "client_aggregates": clients["days"],
         "tls_aggregates": tls["days"],
-        "notices": roll["notices"] + index["notices"] + clients["notices"] + tls["notices"],
+        "smtp_line_aggregates": lines["days"],
+        "notices": roll["notices"]
+        + index["notices"]
+        + clients["notices"]
+        + tls["notices"]
+        + lines["notices"],
         "problems": problems,
     }
 
@@ -97,6 +104,7 @@ def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLL
             what, who = {
                 rollups.CLIENTS: ("SMTP clients' aggregates", "the report's clients section reads"),
                 rollups.TLS: ("TLS aggregates", "reports of several days read"),
+                rollups.SMTP_LINES: ("SMTP line counts", "reports of several days read"),
             }.get(kind, ("address index", "lists by address read"))
             notices.append(
                 f"{what} out of date or missing for {len(lacking)} days (first "
@@ -118,6 +126,7 @@ def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLL
         rollups.ROLLUPS: "rollup",
         rollups.CLIENTS: "SMTP clients' aggregate",
         rollups.TLS: "TLS aggregate",
+        rollups.SMTP_LINES: "SMTP line count",
     }.get(kind, "address index")
     problems = (
         [f"missing {label} part: {p}" for p in sorted(listed - found)]

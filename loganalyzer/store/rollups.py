@@ -159,9 +159,40 @@ def tls_schema() -> pa.Schema:
 #: the first hour of the day after (a session that starts before midnight negotiates after
 #: it); ``version``: change it with the columns or what they hold.
 TLS = Kind("tls", "tls.parquet", "tls", tls_schema, lookback=False, lookahead=True, version="1")
+
+
+def smtp_lines_schema() -> pa.Schema:
+    """The columns of a part of the SMTP per-day line counts (the report's sessions module
+    defines them): the lines per server, log format, direction, remote IP, UTC hour, reply code
+    and kind (a session's connect line, a TLS command), with the first and last line's time."""
+    import pyarrow as pa
+
+    t = pa.timestamp("us", tz="UTC")
+    return pa.schema(
+        [
+            ("server", pa.string()),
+            ("log_format", pa.string()),
+            ("direction", pa.string()),
+            ("remote_ip", pa.string()),
+            ("hour", t),
+            ("reply_code", pa.int32()),
+            ("kind", pa.string()),
+            ("lines", pa.int64()),
+            ("first_seen", t),
+            ("last_seen", t),
+        ]
+    )
+
+
+#: The SMTP per-day line counts: a day's part holds the lines of that day alone;
+#: ``version``: change it with the columns or what they hold.
+SMTP_LINES = Kind(
+    "smtp-lines", "smtp_lines.parquet", "smtp_lines", smtp_lines_schema, lookback=False,
+    version="1",
+)  # fmt: skip
 #: The kinds kept like the SMTP clients' aggregates: built from the rows around each day,
 #: kept by ``store prune`` for the days it removes.
-AGGREGATES = (CLIENTS, TLS)
+AGGREGATES = (CLIENTS, TLS, SMTP_LINES)
 
 
 @dataclass
