@@ -8,11 +8,12 @@ other than UTC the parts of the UTC days at its two ends built from their rows (
 in memory (not written: a report does not write the store). Tables rollups give: totals
 (but the deferred and expanded rows), distinct addresses, traffic per hour and per day,
 failures by status, domain and server, latency, top senders, recipients and domains; the TLS
-tables from the TLS per-day aggregates (``store.rollups.TLS``; the days without a current one
-and the parts of days at the ends from their rows, ``_tls``). The per-message lists (failed,
-pending, slowest, deferrals), the SMTP session tables, rejected attempts and the data-quality
-tables are left empty for such periods (the page says so); the recipients still deferred at
-the end come from the rows of the period's last two days.
+and SMTP session tables from the TLS and SMTP line count per-day aggregates
+(``store.rollups.TLS``, ``SMTP_LINES``; the days without a current one and the parts of days
+at the ends from their rows, ``_windowed``). The per-message lists (failed, pending, slowest,
+deferrals), rejected attempts and the data-quality tables are left empty for such periods
+(the page says so); the recipients still deferred at the end come from the rows of the
+period's last two days.
 """
 
 from __future__ import annotations
@@ -87,9 +88,10 @@ MANIFEST_COLUMNS = ["parts", "bytes_consumed", "server"]
 RULE = (
     "Periods of several days are counted from the store's rollups (per-day aggregates written "
     "at ingest): each figure is summed over the days, distinct addresses counted over the "
-    "period; the TLS tables sum each day's sessions per connector, peer, version and error. "
-    "Per-message lists (failed, pending and slowest recipients, deferrals), the SMTP session "
-    "tables, rejected attempts and data quality are left out; the recipients still deferred "
+    "period; the TLS tables sum each day's sessions per connector, peer, version and error, "
+    "the SMTP session tables each day's lines per hour, remote IP and reply code. "
+    "Per-message lists (failed, pending and slowest recipients, deferrals), rejected attempts "
+    "and data quality are left out; the recipients still deferred "
     "at the end come from the rows of the last two days; the SMTP clients are those of the "
     "whole store, as in every report. `--from-rows` reads every row instead."
 )

@@ -4,7 +4,9 @@ One scan of the period counts lines by server, direction, remote IP, hour, reply
 kind: ``connect`` (a session starts: the ``+`` line of an Exchange protocol log; IIS SMTP logs
 have no session ID nor connect line, so each ``QUIT`` line stands for a session) and ``tls``
 (a ``STARTTLS`` or ``X-ANONYMOUSTLS`` command: the session goes encrypted). A failed
-authentication is a ``535`` reply to a client.
+authentication is a ``535`` reply to a client. The same counts per UTC hour make a day's
+SMTP line count aggregate (``build``, ``store.rollups.SMTP_LINES``), which a report of several
+days sums (``from_grain``).
 """
 
 from __future__ import annotations

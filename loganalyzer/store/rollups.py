@@ -17,10 +17,10 @@ rows it removes as ``kept``: they are then the only record of those days.
 Commit: new parts under temporary names, renamed into place (unlisted), then the index
 replaced in one step, then the parts it no longer lists removed.
 
-The address index (``store.addresses``) and the SMTP clients' and TLS per-day aggregates
-(``CLIENTS``, ``TLS``) are kept the same way: a ``Kind`` names a table of per-day parts (its
-folder, index file, columns, and whether a day is read with the day before or after it);
-every function here takes one (rollups by default).
+The address index (``store.addresses``) and the SMTP clients', TLS and SMTP line count
+per-day aggregates (``CLIENTS``, ``TLS``, ``SMTP_LINES``) are kept the same way: a ``Kind``
+names a table of per-day parts (its folder, index file, columns, and whether a day is read
+with the day before or after it); every function here takes one (rollups by default).
 """
 
 from __future__ import annotations
