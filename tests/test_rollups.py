@@ -31,6 +31,10 @@ from loganalyzer.synth import generate
 
 EXE = str(Path(sys.executable).with_name("loganalyzer"))
 LAST, DAYS = "2026-03-03", 2
+#: The TLS tables (from the TLS per-day aggregates): synth's clients give rows in each.
+TLS_TABLES = ("tls_versions", "tls_legacy", "tls_failures", "tls_plain")
+#: The SMTP session tables (from the SMTP per-day line counts).
+SMTP_TABLES = ("smtp_summary", "smtp_hourly", "reply_codes", "remote_ips", "auth_failures")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -70,7 +74,7 @@ def _given(rollup: dict, rows: dict) -> tuple[dict, dict]:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     base = tmp_path_factory.mktemp("rollups")
-    generate(base / "logs", servers=2, days=DAYS + 1, messages=80, seed=5)
+    generate(base / "logs", servers=2, days=DAYS + 1, messages=80, seed=5, clients=True)
     st = base / "store"
     done = _run("ingest", str(base / "logs"), "--store", str(st), "--json")
     assert done.returncode == 0, done.stderr
@@ -87,6 +91,12 @@ def test_rollup_figures_equal_row_figures_through_the_command(store):
     for name in FROM_ROLLUPS:
         assert a["tables"][name] == b["tables"][name], name
     assert a["headline"]["received_messages"] > 100  # the period holds mail
+    _has_every_kind(b)
+    # failed logins of one remote IP on both days and servers: summed, servers joined
+    assert any(
+        x["failures"] > 1 and x["first_seen"][:10] < x["last_seen"][:10] and ", " in x["servers"]
+        for x in b["tables"]["auth_failures"]
+    )
     full = json.loads(fast.stdout)
     assert "long_period" in full["rules"]
     # history (rollups only): the months' recipients add up to the period's
@@ -115,8 +125,30 @@ def test_rollup_figures_equal_row_figures_through_the_command(store):
     )
     from_rows = json.loads(slow.stdout)["tables"]
     assert [name for name in LEFT_EMPTY if from_rows[name]], "the rows fill none of them"
+    assert full["rows_days"] == []  # every day from its rollup and TLS aggregate
     check = _run("store", "check", "--store", str(store), "--json")
     assert check.returncode == 0 and json.loads(check.stdout)["rollups"]["current"] == DAYS + 1
+    assert json.loads(check.stdout)["tls_aggregates"]["current"] == DAYS + 1
+    assert json.loads(check.stdout)["smtp_line_aggregates"]["current"] == DAYS + 1
+
+
+def _has_every_kind(figures: dict) -> None:
+    """The TLS tables compared hold sessions of every kind: TLS 1.2, legacy TLS 1.0 and 1.1,
+    failed negotiations and sessions without TLS, inbound and outbound; the SMTP session
+    tables rows of each."""
+    t = figures["tables"]
+    assert {"TLS 1.2", "TLS 1.0", "TLS 1.1", "failed", "none"} <= {
+        v["version"] for v in t["tls_versions"]
+    }
+    assert {"TLS 1.0", "TLS 1.1"} == {p["version"] for p in t["tls_legacy"]}
+    assert {p["direction"] for p in t["tls_failures"]} == {"receive", "send"}
+    assert {p["direction"] for p in t["tls_plain"]} == {"receive", "send"}
+    # peers seen on several days: first and last seen and the sessions summed over days
+    assert any(p["sessions"] > 1 and p["first_seen"] < p["last_seen"] for p in t["tls_legacy"])
+    # the SMTP session tables (from the SMTP line counts): both directions, every table
+    assert {s["direction"] for s in t["smtp_summary"]} == {"receive", "send"}
+    assert all(t[name] for name in SMTP_TABLES)
+    assert any(h["inbound"] and h["outbound"] for h in t["smtp_hourly"])
 
 
 def _both_ways(store: Path, date: str, days: int, tz: str) -> tuple[dict, dict, dict]:
@@ -137,15 +169,23 @@ def test_rollups_count_a_period_of_another_zone_as_its_rows(store, tz):
     assert "long_period" in full["rules"] and full["period"]["tz"] == tz
     assert a == b
     assert a["headline"]["received_messages"] > 100
+    _has_every_kind(b)
+    assert b["tables"]["tls_legacy"][0]["first_seen"].endswith(
+        "+01:00" if "Berlin" in tz else "-05:00"
+    )
 
 
 def test_rollups_over_a_change_of_the_clocks_and_a_half_hour_zone(tmp_path):
-    generate(tmp_path / "logs", servers=2, days=3, messages=40, seed=9, start=dt.date(2026, 3, 28))
+    generate(
+        tmp_path / "logs", servers=2, days=3, messages=40, seed=9, start=dt.date(2026, 3, 28),
+        clients=True,
+    )  # fmt: skip
     st = tmp_path / "store"
     assert _run("ingest", str(tmp_path / "logs"), "--store", str(st)).returncode == 0
     a, b, full = _both_ways(st, "2026-03-30", 2, "Europe/Berlin")  # 03-29 has 23 hours
     assert "long_period" in full["rules"] and len(full["tables"]["hourly"]) == 47
     assert a == b
+    _has_every_kind(b)
     # India is UTC+5:30: its hours are not UTC hours, the rows are read
     a, b, full = _both_ways(st, "2026-03-30", 2, "Asia/Kolkata")
     assert "long_period" not in full["rules"] and a == b
@@ -281,7 +321,7 @@ def _consistent_after_kill(st: Path) -> None:
     assert all("left by a killed run" in p for p in check["problems"]), check["problems"]
 
 
-@pytest.mark.parametrize("stage", ["rollups-renamed"])
+@pytest.mark.parametrize("stage", ["rollups-renamed", "tls-renamed", "smtp-lines-renamed"])
 def test_a_kill_while_rollups_are_written_leaves_the_store_whole(store, tmp_path, stage):
     st = tmp_path / "store"
     shutil.copytree(store, st)
@@ -304,6 +344,8 @@ def test_a_kill_while_rollups_are_written_leaves_the_store_whole(store, tmp_path
     assert again.returncode == 0, again.stderr
     check = Store(st).check()
     assert check["ok"] and check["rollups"]["stale"] == check["rollups"]["missing"] == 0
+    for kind in ("tls_aggregates", "smtp_line_aggregates"):
+        assert check[kind]["stale"] == check[kind]["missing"] == 0
     assert _figures(st) == (a, b)
 
 
@@ -324,7 +366,9 @@ def test_prune_keeps_the_long_report_and_a_kill_leaves_it_whole(store, tmp_path)
     summary = json.loads(done.stdout)
     assert summary["days"] == [] or summary["days"] == ["2026-03-02"]
     check = Store(st).check()
-    assert check["ok"] and check["rollups"]["kept"] == 1
+    assert check["ok"] and check["rollups"]["kept"] == check["tls_aggregates"]["kept"] == 1
+    assert all(before["tables"][name] for name in TLS_TABLES + SMTP_TABLES)  # kept too
+    assert check["smtp_line_aggregates"]["kept"] == 1
     assert not list(st.glob("tracking/date=2026-03-02/*"))
     after = json.loads(_run(*common, "--json").stdout)
     assert after["headline"] == before["headline"]
@@ -334,3 +378,70 @@ def test_prune_keeps_the_long_report_and_a_kill_leaves_it_whole(store, tmp_path)
     assert rows["headline"]["received_messages"] < before["headline"]["received_messages"]
     bad = _run("store", "prune", "--store", str(st), "--before", "soon")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--before" in bad.stderr
+
+
+HEAD = (
+    "#Software: Microsoft Exchange Server\r\n#Version: 15.0.0.0\r\n"
+    "#Log-type: SMTP Receive Protocol Log\r\n#Date: {date}\r\n"
+    "#Fields: date-time,connector-id,session-id,sequence-number,local-endpoint,remote-endpoint,"
+    "event,data,context\r\n"
+)
+TLS10 = (
+    '"TLS protocol SP_PROT_TLS1_0_SERVER negotiation succeeded using bulk encryption algorithm '
+    'CALG_AES_128 with strength 128 bits, MAC hash algorithm CALG_SHA1 with strength 160 bits"'
+)
+
+
+def _lines(start: str, steps: list[tuple[str, str, str]], first: int = 0) -> str:
+    """Protocol log lines of one inbound session (peer 10.0.88.1), a second apart from
+    ``start``: (event, data, context) each."""
+    t0 = dt.datetime.fromisoformat(start)
+    return "".join(
+        f"{(t0 + dt.timedelta(seconds=i)):%Y-%m-%dT%H:%M:%S.000Z},EX09\\Default Frontend EX09,"
+        f"08DE5C00000000C1,{first + i},10.0.0.19:25,10.0.88.1:50000,{event},{data},{context}\r\n"
+        for i, (event, data, context) in enumerate(steps)
+    )
+
+
+def test_tls_across_midnight_is_counted_once_the_next_day_is_ingested(tmp_path):
+    """A session that connects before midnight negotiates TLS after it: its day's TLS
+    aggregate, built before the next day's logs came, is rebuilt when they come; a long
+    report then gives what the rows give."""
+    logs = tmp_path / "logs"
+    generate(logs, servers=2, days=2, messages=30, seed=7, clients=True)
+    folder = logs / "EX09" / "ProtocolLog" / "SmtpReceive"
+    folder.mkdir(parents=True)
+    (folder / "RECV2026030223-1.LOG").write_text(
+        HEAD.format(date="2026-03-02T23:59:57.000Z")
+        + _lines(
+            "2026-03-02T23:59:57",
+            [("+", "", ""), ("<", "EHLO NIGHTPEER", ""), ("<", "STARTTLS", "")],
+        ),
+        newline="",
+    )
+    (folder / "RECV2026030300-1.LOG").write_text(
+        HEAD.format(date="2026-03-03T00:00:01.000Z")
+        + _lines("2026-03-03T00:00:01", [("*", "", TLS10), ("-", "", "")], first=3),
+        newline="",
+    )
+    # the first day's files, then the second day's
+    days = {d: tmp_path / d for d in ("20260302", "20260303")}
+    for f in logs.rglob("*.LOG"):
+        d = next(d for d in days if d in f.name)
+        (days[d] / f.relative_to(logs)).parent.mkdir(parents=True, exist_ok=True)
+        f.rename(days[d] / f.relative_to(logs))
+    st = tmp_path / "store"
+    assert _run("ingest", str(days["20260302"]), "--store", str(st)).returncode == 0
+    first = store_rollups.load(Store(st), store_rollups.TLS)["2026-03-02"].part
+    assert _run("ingest", str(days["20260303"]), "--store", str(st)).returncode == 0
+    index = store_rollups.load(Store(st), store_rollups.TLS)
+    assert index["2026-03-02"].part != first  # rebuilt with the day after
+    assert Store(st).check()["tls_aggregates"]["current"] == 2
+    a, b, full = _both_ways(st, "2026-03-03", 2, "UTC")
+    assert full["rows_days"] == [] and a == b
+    _has_every_kind(b)
+    night = [p for p in b["tables"]["tls_legacy"] if p["remote_ip"] == "10.0.88.1"]
+    assert [(p["hosts"], p["version"], p["sessions"]) for p in night] == [
+        ("NIGHTPEER", "TLS 1.0", 1)
+    ]
+    assert night[0]["first_seen"].startswith("2026-03-02T23:59:57")

@@ -7,10 +7,13 @@ other than UTC the parts of the UTC days at its two ends built from their rows (
 ``rollup.build_pieces``). A day whose rollup is out of date or missing is built from its rows
 in memory (not written: a report does not write the store). Tables rollups give: totals
 (but the deferred and expanded rows), distinct addresses, traffic per hour and per day,
-failures by status, domain and server, latency, top senders, recipients and domains. The
-per-message lists (failed, pending, slowest, deferrals), sessions, rejected attempts and the
-data-quality tables are left empty for such periods (the page says so); the recipients still
-deferred at the end come from the rows of the period's last two days.
+failures by status, domain and server, latency, top senders, recipients and domains; the TLS
+and SMTP session tables from the TLS and SMTP line count per-day aggregates
+(``store.rollups.TLS``, ``SMTP_LINES``; the days without a current one and the parts of days
+at the ends from their rows, ``_windowed``). The per-message lists (failed, pending, slowest,
+deferrals), rejected attempts and the data-quality tables are left empty for such periods
+(the page says so); the recipients still deferred at the end come from the rows of the
+period's last two days.
 """
 
 from __future__ import annotations
@@ -21,13 +24,13 @@ import pandas as pd
 import pyarrow as pa
 
 from loganalyzer.read.query import connect, point
-from loganalyzer.report import load, metrics, sections
+from loganalyzer.report import load, metrics, sections, sessions
 from loganalyzer.report.load import frame, hours
 from loganalyzer.report.metrics import SYSTEM_SENDER_RE
 from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import LOOKBACK, Period, zone
-from loganalyzer.report.rollup import DAY_COUNTS, build, build_pieces
-from loganalyzer.report.sections import clients, totals
+from loganalyzer.report.rollup import DAY_COUNTS, build, build_pieces, build_windows
+from loganalyzer.report.sections import clients, smtp, tls, totals
 from loganalyzer.report.sections.changes import HEADLINE, changes
 from loganalyzer.report.sections.failures import status_meaning
 from loganalyzer.report.sections.history import QUIET_DAYS
@@ -41,7 +44,8 @@ FROM_ROLLUPS = (
     "totals changes distinct hourly daily failures_by_status failures_by_domain failures_by_server "
     "latency latency_hourly top_senders top_senders_by_size top_sender_domains "
     "top_sender_domains_by_size top_recipients top_recipients_by_size top_recipient_domains "
-    "top_recipient_domains_by_size system_senders"
+    "top_recipient_domains_by_size system_senders tls_versions tls_legacy tls_failures tls_plain "
+    "smtp_summary smtp_hourly reply_codes remote_ips auth_failures"
 ).split()
 #: Tables only rollups give (the section ``history``; empty in a report from rows).
 ROLLUPS_ONLY = (
@@ -71,15 +75,6 @@ LEFT_EMPTY = {
         "rejections": "stage agent reason remote_ip attempts recipients first_seen last_seen",
         "next_hops": "server destination attempts failed dns refused timeout tls "
         "other first_failure last_failure last_error",
-        "smtp_summary": "direction sessions with_tls auth_failures remote_ips tls_share",
-        "smtp_hourly": "hour inbound outbound",
-        "reply_codes": "direction reply_code lines meaning",
-        "remote_ips": "remote_ip sessions auth_failures with_tls",
-        "auth_failures": "remote_ip failures first_seen last_seen servers",
-        "tls_versions": "direction connector version cipher sessions share",
-        "tls_legacy": "direction connector remote_ip hosts version sessions first_seen last_seen",
-        "tls_failures": "direction connector remote_ip hosts error sessions first_seen last_seen",
-        "tls_plain": "direction connector remote_ip hosts sessions first_seen last_seen",
         "files": "table format files lines quarantined",
         "quarantine": "reason lines files",
         "unknown_codes": "event_id log_format rows servers",
@@ -93,8 +88,10 @@ MANIFEST_COLUMNS = ["parts", "bytes_consumed", "server"]
 RULE = (
     "Periods of several days are counted from the store's rollups (per-day aggregates written "
     "at ingest): each figure is summed over the days, distinct addresses counted over the "
-    "period. Per-message lists (failed, pending and slowest recipients, deferrals), SMTP "
-    "sessions, rejected attempts and data quality are left out; the recipients still deferred "
+    "period; the TLS tables sum each day's sessions per connector, peer, version and error, "
+    "the SMTP session tables each day's lines per hour, remote IP and reply code. "
+    "Per-message lists (failed, pending and slowest recipients, deferrals), rejected attempts "
+    "and data quality are left out; the recipients still deferred "
     "at the end come from the rows of the last two days; the SMTP clients are those of the "
     "whole store, as in every report. `--from-rows` reads every row instead."
 )
@@ -219,6 +216,11 @@ def long_report(
         if prev is not None:
             prev["still_deferred_recipients"] = _pending(con, st, manifest, previous)[1]
         tables["smtp_clients"] = _clients(con, st, manifest, accepted)  # WHOLE_STORE
+        aggregated = _windowed(con, st, manifest, period, store_rollups.TLS, "tls_grain")
+        tables.update(tls.tables(con))
+        aggregated += _windowed(con, st, manifest, period, store_rollups.SMTP_LINES, "smtp_grain")
+        sessions.from_grain(con, period)
+        tables.update(smtp.tables(con, period, top))
     finally:
         con.close()
     headline["still_deferred_recipients"] = pending[1]
@@ -258,7 +260,7 @@ def long_report(
         if held
         else None,
         quiet_days=quiet_days,
-        rows_days=[d for d in from_rows if d in labels["current"]],
+        rows_days=sorted({d for d in from_rows if d in labels["current"]} | set(aggregated)),
     )
 
 
@@ -292,6 +294,35 @@ def _clients(con, st: Store, manifest, accepted: list[str]) -> pd.DataFrame:
     finally:
         rows.close()
         spill.cleanup()
+
+
+def _windowed(con, st: Store, manifest, period: Period, kind, table: str) -> list[str]:
+    """The temporary table ``table`` on ``con``: the per-day aggregates of ``kind`` (one of
+    ``rollup.WINDOWED``) of ``period``, from their parts (current, or kept by prune); the days
+    with rows but no current part, and the parts of UTC days at the period's ends, built from
+    their rows (``rollup.build_windows``). Returns the whole days built from rows."""
+    index = store_rollups.load(st, kind, con)
+    state = store_rollups.status(st, manifest, index, kind)
+    usable = set(state["current"]) | set(state["kept"])
+    rows = set(store_rollups.row_days(manifest))
+    whole, pieces = _pieces(period)
+    lacking = [d for d in whole if d in rows and d not in usable]
+    windows = {k: v for k, v in pieces.items() if v[0] in rows}
+    for d in lacking:
+        start = dt.datetime.combine(dt.date.fromisoformat(d), dt.time(), dt.UTC)
+        windows[d] = (d, start, start + dt.timedelta(days=1))
+    schema = kind.schema()
+    columns = ", ".join(schema.names)
+    con.register(f"_{table}_none", schema.empty_table())
+    selects = [f"select {columns} from _{table}_none"]
+    parts = [st.uri(index[d].part) for d in whole if d in usable]
+    if parts:
+        selects.append(f"select {columns} from {read_parquet(parts)}")
+    for i, t in enumerate(build_windows(st, manifest, kind, windows).values()):
+        con.register(f"_{table}{i}", t)
+        selects.append(f"select {columns} from _{table}{i}")
+    con.execute(f"create or replace temp table {table} as {' union all '.join(selects)}")
+    return lacking
 
 
 def day_headline(st: Store, con, period: Period) -> tuple[bool, dict[str, int] | None]:

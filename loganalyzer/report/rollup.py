@@ -10,12 +10,15 @@ distribution lists expanded, with their messages;
 the count of every latency value (exact percentiles); SMTP sessions and failed logins
 (``sessions.period_counts``, by their names); the recipients and messages still deferred at the
 day's end and the day's tracking rows (``DAY_COUNTS``). ``long`` reads them, and a one-day
-report the day before's headline figures (``long.day_headline``).
+report the day before's headline figures (``long.day_headline``). The SMTP clients', TLS and
+SMTP line count per-day aggregates (``store.rollups.CLIENTS``, ``TLS``, ``SMTP_LINES``) are
+other kinds, kept beside them by ``refresh`` and built by their sections' own queries.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import duckdb
 import pyarrow as pa
@@ -24,7 +27,7 @@ from loganalyzer import fate
 from loganalyzer.read.query import connect
 from loganalyzer.report import load, metrics, sessions
 from loganalyzer.report.period import Period
-from loganalyzer.report.sections import clients
+from loganalyzer.report.sections import clients, tls
 from loganalyzer.store import Manifest, Store, addresses
 from loganalyzer.store import rollups as store_rollups
 
@@ -189,8 +192,8 @@ def refresh(st: Store, manifest: Manifest, touched: set[str] | None = None) -> l
     """Bring the store's rollups up to date (under its lock, ``manifest`` written): the days
     ``touched`` (new tracking rows) and the day after each, the days out of date, and the
     days that have none (``store.rollups.due``). Returns the days built. The address index
-    (``store.addresses``) and the SMTP clients' aggregates are brought up to date the same
-    way."""
+    (``store.addresses``), the SMTP clients' aggregates and those of ``WINDOWED`` (TLS, SMTP
+    line counts) are brought up to date the same way."""
     state = store_rollups.status(st, manifest)
     have = set(store_rollups.row_days(manifest))
     # with many days missing, the days touched are built all the same, and the day after each
@@ -201,6 +204,8 @@ def refresh(st: Store, manifest: Manifest, touched: set[str] | None = None) -> l
         store_rollups.commit(st, manifest, build(st, manifest, days))
     addresses.refresh(st, manifest, touched)
     refresh_clients(st, manifest, touched)
+    for kind in WINDOWED:
+        refresh_windowed(st, manifest, kind, touched)
     return days
 
 
@@ -210,7 +215,59 @@ def refresh_clients(st: Store, manifest: Manifest, touched: set[str] | None = No
     rows of its day, the day before or the day after changed), and the days without one
     (``store.rollups.due``); the days whose rows are gone are taken off, but those ``store
     prune`` kept. Returns the days built."""
-    kind = store_rollups.CLIENTS
+    return _refresh(st, manifest, touched, store_rollups.CLIENTS, clients.build)
+
+
+#: The per-day aggregates counted per window of time (a UTC day, or the hours of one at the
+#: end of a period of another zone), each with what builds them from the rows a connection
+#: reads: windows (a label: start, end) to tables by label.
+WINDOWED = {store_rollups.TLS: tls.build, store_rollups.SMTP_LINES: sessions.build}
+
+
+def refresh_windowed(
+    st: Store, manifest: Manifest, kind: store_rollups.Kind, touched: set[str] | None = None
+) -> list[str]:
+    """Bring the per-day aggregates of ``kind`` (one of ``WINDOWED``) up to date as
+    ``refresh_clients`` does (a TLS part is out of date when the rows of its day or of the day
+    after changed: a new day rebuilds the day before's too). Returns the days built."""
+    return _refresh(st, manifest, touched, kind, lambda con, d: WINDOWED[kind](con, _whole(d)))
+
+
+def _whole(days: list[str]) -> dict[str, tuple[dt.datetime, dt.datetime]]:
+    """The window of each UTC day (``YYYY-MM-DD``)."""
+    start = {d: dt.datetime.combine(dt.date.fromisoformat(d), dt.time(), dt.UTC) for d in days}
+    return {d: (t, t + dt.timedelta(days=1)) for d, t in start.items()}
+
+
+def build_windows(
+    st: Store,
+    manifest: Manifest,
+    kind: store_rollups.Kind,
+    windows: dict[str, tuple[str, dt.datetime, dt.datetime]],
+) -> dict[str, pa.Table]:
+    """Aggregates of ``kind`` (one of ``WINDOWED``) of whole UTC days or parts of them from
+    their rows, as ``build_pieces`` builds rollups: ``windows`` maps a label to its day
+    (``YYYY-MM-DD``) and window; returns the tables by label."""
+    if not windows:
+        return {}
+    around = store_rollups.built_from({d for d, _, _ in windows.values()}, kind)
+    con = connect(st, only=store_rollups.files_of(manifest, around), manifest=manifest)
+    spill = load.bound(con)
+    try:
+        return WINDOWED[kind](con, {label: (a, b) for label, (_, a, b) in windows.items()})
+    finally:
+        con.close()
+        spill.cleanup()
+
+
+def _refresh(
+    st: Store,
+    manifest: Manifest,
+    touched: set[str] | None,
+    kind: store_rollups.Kind,
+    builder: Callable[[duckdb.DuckDBPyConnection, list[str]], dict[str, pa.Table]],
+) -> list[str]:
+    """``refresh_clients`` of ``kind``, its parts built by ``builder``."""
     index = store_rollups.load(st, kind)
     state = store_rollups.status(st, manifest, index, kind)
     have = set(store_rollups.row_days(manifest))
@@ -223,7 +280,7 @@ def refresh_clients(st: Store, manifest: Manifest, touched: set[str] | None = No
     con = connect(st, only=store_rollups.files_of(manifest, around), manifest=manifest)
     spill = load.bound(con)
     try:
-        tables = clients.build(con, days)
+        tables = builder(con, days)
     finally:
         con.close()
         spill.cleanup()

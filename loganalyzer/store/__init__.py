@@ -203,7 +203,7 @@ class Store:
             + gone
             + rollups.clean(self)
             + addresses.clean(self)
-            + rollups.clean(self, rollups.CLIENTS)
+            + [p for kind in rollups.AGGREGATES for p in rollups.clean(self, kind)]
         )
 
     def check(self, on_part: Callable[[], None] | None = None) -> dict:

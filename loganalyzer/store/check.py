@@ -47,6 +47,8 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
     roll = _rollups(store, manifest)
     index = _rollups(store, manifest, addresses.KIND)
     clients = _rollups(store, manifest, rollups.CLIENTS)
+    tls = _rollups(store, manifest, rollups.TLS)
+    lines = _rollups(store, manifest, rollups.SMTP_LINES)
     problems = (
         [f"missing part: {p}" for p in missing]
         + [f"unreadable part: {u}" for u in unreadable]
@@ -57,6 +59,8 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
         + roll["problems"]
         + index["problems"]
         + clients["problems"]
+        + tls["problems"]
+        + lines["problems"]
     )
     return {
         "store": store.root,
@@ -72,7 +76,13 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
         "rollups": roll["days"],
         "address_index": index["days"],
         "client_aggregates": clients["days"],
-        "notices": roll["notices"] + index["notices"] + clients["notices"],
+        "tls_aggregates": tls["days"],
+        "smtp_line_aggregates": lines["days"],
+        "notices": roll["notices"]
+        + index["notices"]
+        + clients["notices"]
+        + tls["notices"]
+        + lines["notices"],
         "problems": problems,
     }
 
@@ -91,11 +101,11 @@ def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLL
     if kind is not rollups.ROLLUPS:
         if days["stale"] or days["missing"]:
             lacking = sorted(days["stale"] + days["missing"])
-            what, who = (
-                ("SMTP clients' aggregates", "the report's clients section reads")
-                if kind is rollups.CLIENTS
-                else ("address index", "lists by address read")
-            )
+            what, who = {
+                rollups.CLIENTS: ("SMTP clients' aggregates", "the report's clients section reads"),
+                rollups.TLS: ("TLS aggregates", "reports of several days read"),
+                rollups.SMTP_LINES: ("SMTP line counts", "reports of several days read"),
+            }.get(kind, ("address index", "lists by address read"))
             notices.append(
                 f"{what} out of date or missing for {len(lacking)} days (first "
                 f"{lacking[0]}): {who} their rows; the next ingest or `store compact` "
@@ -112,9 +122,12 @@ def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLL
             f"no rollups for {len(days['missing'])} days (first {days['missing'][0]}; a store "
             "written before rollups): reports read their rows; `store compact` builds them"
         )
-    label = {rollups.ROLLUPS: "rollup", rollups.CLIENTS: "SMTP clients' aggregate"}.get(
-        kind, "address index"
-    )
+    label = {
+        rollups.ROLLUPS: "rollup",
+        rollups.CLIENTS: "SMTP clients' aggregate",
+        rollups.TLS: "TLS aggregate",
+        rollups.SMTP_LINES: "SMTP line count",
+    }.get(kind, "address index")
     problems = (
         [f"missing {label} part: {p}" for p in sorted(listed - found)]
         + [

@@ -365,10 +365,11 @@ def prune(
         index = store_rollups.load(st)
         state = store_rollups.status(st, manifest, index)
         valid = set(state["current"])
-        clients = store_rollups.load(st, store_rollups.CLIENTS)
-        clients_valid = set(
-            store_rollups.status(st, manifest, clients, store_rollups.CLIENTS)["current"]
-        )
+        aggregates = {kind: store_rollups.load(st, kind) for kind in store_rollups.AGGREGATES}
+        aggregates_valid = {
+            kind: set(store_rollups.status(st, manifest, got, kind)["current"])
+            for kind, got in aggregates.items()
+        }
         lacking = [d for d in state["stale"] + state["missing"] if d < day]
         if lacking:
             raise BadInput(
@@ -388,25 +389,28 @@ def prune(
             if d in index:
                 index[d].source = store_rollups.KEPT
         store_rollups.rekey(manifest, index, sorted(d for d in valid if d >= day))
-        # the SMTP clients' aggregates of the pruned days are kept too (clients by first and
-        # last seen over the whole history); the day after them, built with their rows, is
-        # out of date: read from its rows until the next ingest
-        for d in summary.days:
-            if d in clients and d in clients_valid:
-                clients[d].source = store_rollups.KEPT
-        store_rollups.save(st, clients, store_rollups.CLIENTS)
+        # the SMTP clients' and TLS aggregates of the pruned days are kept too (clients by
+        # first and last seen over the whole history, TLS peers over long periods); the day
+        # after them, when built with their rows, is out of date: read from its rows until
+        # the next ingest
+        for kind, got in aggregates.items():
+            for d in summary.days:
+                if d in got and d in aggregates_valid[kind]:
+                    got[d].source = store_rollups.KEPT
+            store_rollups.save(st, got, kind)
         store_rollups.save(st, index)
         _failpoint("prune-indexed")
         _publish(st, manifest, old)
         # the address index of the pruned days goes (a kill before leaves it out of date)
         addresses.refresh(st, manifest, set())
-        # and the clients' aggregates of pruned days that were not current (rows gone)
+        # and the aggregates of pruned days that were not current (rows gone)
         have = set(store_rollups.row_days(manifest))
-        gone = sorted(
-            d for d, e in clients.items() if d not in have and e.source != store_rollups.KEPT
-        )
-        if gone:
-            store_rollups.commit(st, manifest, {}, store_rollups.CLIENTS, drop=gone)
+        for kind, got in aggregates.items():
+            gone = sorted(
+                d for d, e in got.items() if d not in have and e.source != store_rollups.KEPT
+            )
+            if gone:
+                store_rollups.commit(st, manifest, {}, kind, drop=gone)
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -17,9 +17,10 @@ rows it removes as ``kept``: they are then the only record of those days.
 Commit: new parts under temporary names, renamed into place (unlisted), then the index
 replaced in one step, then the parts it no longer lists removed.
 
-The address index (``store.addresses``) is kept the same way: a ``Kind`` names a table of
-per-day parts (its folder, index file, columns, and whether a day looks back one day);
-every function here takes one (rollups by default).
+The address index (``store.addresses``) and the SMTP clients', TLS and SMTP line count
+per-day aggregates (``CLIENTS``, ``TLS``, ``SMTP_LINES``) are kept the same way: a ``Kind``
+names a table of per-day parts (its folder, index file, columns, and whether a day is read
+with the day before or after it); every function here takes one (rollups by default).
 """
 
 from __future__ import annotations
@@ -129,6 +130,69 @@ def clients_schema() -> pa.Schema:
 #: first on that day, read with the day before and the day after (a session across
 #: midnight); ``version``: change it with the columns or what they hold.
 CLIENTS = Kind("clients", "clients.parquet", "clients", clients_schema, lookahead=True, version="1")
+
+
+def tls_schema() -> pa.Schema:
+    """The columns of a part of the TLS per-day aggregates (the report's TLS section defines
+    them): the sessions connected that day per direction, connector, peer (remote IP and host
+    name), TLS version, cipher and error, with the first and last connect time."""
+    import pyarrow as pa
+
+    t = pa.timestamp("us", tz="UTC")
+    return pa.schema(
+        [
+            ("direction", pa.string()),
+            ("connector", pa.string()),
+            ("remote_ip", pa.string()),
+            ("host", pa.string()),
+            ("version", pa.string()),
+            ("cipher", pa.string()),
+            ("error", pa.string()),
+            ("sessions", pa.int64()),
+            ("first_seen", t),
+            ("last_seen", t),
+        ]
+    )
+
+
+#: The TLS per-day aggregates: a day's part holds the sessions connected that day, read with
+#: the first hour of the day after (a session that starts before midnight negotiates after
+#: it); ``version``: change it with the columns or what they hold.
+TLS = Kind("tls", "tls.parquet", "tls", tls_schema, lookback=False, lookahead=True, version="1")
+
+
+def smtp_lines_schema() -> pa.Schema:
+    """The columns of a part of the SMTP per-day line counts (the report's sessions module
+    defines them): the lines per server, log format, direction, remote IP, UTC hour, reply code
+    and kind (a session's connect line, a TLS command), with the first and last line's time."""
+    import pyarrow as pa
+
+    t = pa.timestamp("us", tz="UTC")
+    return pa.schema(
+        [
+            ("server", pa.string()),
+            ("log_format", pa.string()),
+            ("direction", pa.string()),
+            ("remote_ip", pa.string()),
+            ("hour", t),
+            ("reply_code", pa.int32()),
+            ("kind", pa.string()),
+            ("lines", pa.int64()),
+            ("first_seen", t),
+            ("last_seen", t),
+        ]
+    )
+
+
+#: The SMTP per-day line counts: a day's part holds the lines of that day alone;
+#: ``version``: change it with the columns or what they hold.
+SMTP_LINES = Kind(
+    "smtp-lines", "smtp_lines.parquet", "smtp_lines", smtp_lines_schema, lookback=False,
+    version="1",
+)  # fmt: skip
+#: The kinds kept like the SMTP clients' aggregates: built from the rows around each day,
+#: kept by ``store prune`` for the days it removes.
+AGGREGATES = (CLIENTS, TLS, SMTP_LINES)
 
 
 @dataclass

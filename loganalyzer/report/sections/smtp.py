@@ -1,5 +1,6 @@
 """SMTP sessions: per direction (with TLS), per hour, reply codes, the busiest remote IPs and
-failed authentications by remote IP (from the line counts ``sessions.load`` made)."""
+failed authentications by remote IP (from the line counts ``sessions.load`` made, or in a
+report of several days ``sessions.from_grain``)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,24 @@ import plotly.graph_objects as go
 
 import eventcodes
 from loganalyzer.report.charts import NEUTRAL, hbar, hour_labels, layout, text
-from loganalyzer.report.load import Context, frame, hours
+from loganalyzer.report.load import frame, hours
+from loganalyzer.report.period import Period
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 from loganalyzer.report.sessions import AUTH, RULES
 
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
+    return tables(q.con, q.ctx.period, q.top)
+
+
+def tables(con: duckdb.DuckDBPyConnection, p: Period, top: int) -> dict[str, pd.DataFrame]:
+    """The section's tables from the line counts of period ``p`` (``cur_lines``)."""
     return {
-        "smtp_summary": summary(q.con),
-        "smtp_hourly": hourly(q.con, q.ctx),
-        "reply_codes": reply_codes(q.con),
-        "remote_ips": remote_ips(q.con, q.top),
-        "auth_failures": auth_failures(q.con, q.top),
+        "smtp_summary": summary(con),
+        "smtp_hourly": hourly(con, p),
+        "reply_codes": reply_codes(con),
+        "remote_ips": remote_ips(con, top),
+        "auth_failures": auth_failures(con, top),
     }
 
 
@@ -41,9 +48,9 @@ def summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return df
 
 
-def hourly(con: duckdb.DuckDBPyConnection, ctx: Context) -> pd.DataFrame:
+def hourly(con: duckdb.DuckDBPyConnection, p: Period) -> pd.DataFrame:
     """Sessions started per hour, inbound (receive) and outbound (send)."""
-    idx = hours(ctx.period)
+    idx = hours(p)
     df = frame(
         con,
         """

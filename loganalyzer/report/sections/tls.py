@@ -5,17 +5,26 @@ of its connect line. Its TLS is read from its information lines: ``TLS protocol
 SP_PROT_TLS1_2_SERVER negotiation succeeded using bulk encryption algorithm CALG_AES_256 ...``
 gives the version (TLS 1.2) and the cipher (the bulk encryption algorithm); ``TLS negotiation
 failed with error X`` a failure and its error; neither: the session went without TLS.
+
+The tables are counted from ``tls_grain``, the sessions per connector, peer, version, cipher
+and error: of the period's rows, or summed over the TLS per-day aggregates a report of several
+days reads (``build`` makes them; ``store.rollups.TLS``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 import duckdb
 import pandas as pd
 import plotly.graph_objects as go
+import pyarrow as pa
 
 from loganalyzer.report.charts import NEUTRAL, layout, text
 from loganalyzer.report.load import frame, in_passes, passes
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
+from loganalyzer.report.sessions import window_counts
+from loganalyzer.store import rollups
 
 RULES = {
     "tls": "TLS: sessions of the Exchange SMTP Receive (inbound) and Send (outbound) protocol "
@@ -70,7 +79,16 @@ TLS_FAILED = "context like 'TLS negotiation failed%'"
 def load(con: duckdb.DuckDBPyConnection, q: Inputs) -> None:
     """``tls_sessions``: one row per session connected in the period."""
     start, end = q.ctx.window()
-    d0, d1 = q.ctx.period.utc_dates()
+    sessions(con, start, end, q.headline.get("smtp_sessions", 0))
+
+
+def sessions(
+    con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime, expected: int
+) -> None:
+    """``tls_sessions``: one row per session connected in [start, end), its lines read until
+    ``TAIL`` after ``end``; ``expected``: about how many (the passes it is grouped in)."""
+    d0 = start.astimezone(dt.UTC).date()
+    d1 = (end - dt.timedelta(milliseconds=1)).astimezone(dt.UTC).date()
     # in steps, with short values only: the lines a session's TLS is read from, each with
     # what is read of it (the connect line's connector and IP, the host, the version and
     # cipher, the error), then one row per session, in passes of GROUPS_PER_PASS sessions;
@@ -80,7 +98,7 @@ def load(con: duckdb.DuckDBPyConnection, q: Inputs) -> None:
     # its own row groups only (each pass hashing every line again took 9 of a 3 GB day's 21
     # CPU seconds)
     key = "server, direction, session_id"
-    k = passes(q.headline.get("smtp_sessions", 0))
+    k = passes(expected)
     con.execute("set preserve_insertion_order = false")
     con.execute(
         f"""
@@ -146,18 +164,61 @@ def load(con: duckdb.DuckDBPyConnection, q: Inputs) -> None:
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
     load(q.con, q)
+    grain(q.con)
+    return tables(q.con)
+
+
+#: The columns of ``tls_grain``: those of a day's aggregate.
+_GRAIN = ", ".join(rollups.tls_schema().names)
+
+
+def grain(con: duckdb.DuckDBPyConnection) -> None:
+    """``tls_grain`` from ``tls_sessions`` (dropped): the sessions per direction, connector,
+    peer (remote IP and host), version, cipher and error, with the first and last connect
+    time; what the tables are counted from, and what a day's aggregate keeps."""
+    con.execute(
+        """
+        create or replace temp table tls_grain as
+        select direction, connector, remote_ip, host, version, cipher, error,
+               count(*) as sessions, min(connected_at) as first_seen,
+               max(connected_at) as last_seen
+        from tls_sessions group by all
+        """
+    )
+    con.execute("drop table tls_sessions")
+
+
+def build(
+    con: duckdb.DuckDBPyConnection, windows: dict[str, tuple[dt.datetime, dt.datetime]]
+) -> dict[str, pa.Table]:
+    """``tls_grain`` of each window (a label: its start and end), from the rows ``con`` reads
+    (those of the windows' UTC days and the day after each), in the columns of
+    ``store.rollups.tls_schema``: a day's aggregate, or a part of one."""
+    schema = rollups.tls_schema()
+    out = {}
+    for label, (a, b) in windows.items():
+        sessions(con, a, b, window_counts(con, a, b)["smtp_sessions"])
+        grain(con)
+        out[label] = con.sql(f"select {_GRAIN} from tls_grain").to_arrow_table().cast(schema)
+        con.execute("drop table tls_grain")
+    return out
+
+
+def tables(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
+    """The section's tables from ``tls_grain`` (dropped): of one period's rows, or of the
+    per-day aggregates of several days (the same sums)."""
     peers = """
         select direction, connector, remote_ip,
                nullif(array_to_string(list(distinct host order by host), ', '), '') as hosts,
-               {extra} count(*) as sessions, min(connected_at) as first_seen,
-               max(connected_at) as last_seen
-        from tls_sessions where {where}
+               {extra} sum(sessions)::bigint as sessions, min(first_seen) as first_seen,
+               max(last_seen) as last_seen
+        from tls_grain where {where}
         group by all order by direction, connector, sessions desc, remote_ip {order}
     """
-    return {
-        "tls_versions": versions(q.con),
+    out = {
+        "tls_versions": versions(con),
         "tls_legacy": frame(
-            q.con,
+            con,
             peers.format(
                 extra="version,",
                 where=f"version in {LEGACY}",
@@ -165,10 +226,12 @@ def compute(q: Inputs) -> dict[str, pd.DataFrame]:
             ),
         ),
         "tls_failures": frame(
-            q.con, peers.format(extra="error,", where="version = 'failed'", order=", error")
+            con, peers.format(extra="error,", where="version = 'failed'", order=", error")
         ),
-        "tls_plain": frame(q.con, peers.format(extra="", where="version = 'none'", order="")),
+        "tls_plain": frame(con, peers.format(extra="", where="version = 'none'", order="")),
     }
+    con.execute("drop table tls_grain")
+    return out
 
 
 def versions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -176,10 +239,10 @@ def versions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     df = frame(
         con,
         """
-        select direction, connector, version, cipher, count(*) as sessions,
-               round(count(*) / sum(count(*)) over (partition by direction, connector), 4)
-                   as share
-        from tls_sessions group by direction, connector, version, cipher
+        select direction, connector, version, cipher, sum(sessions)::bigint as sessions,
+               round(sum(sessions) / sum(sum(sessions)) over (partition by direction, connector),
+                     4) as share
+        from tls_grain group by direction, connector, version, cipher
         order by direction, connector, sessions desc, version, cipher
         """,
     )
