@@ -208,6 +208,8 @@ def build(con: duckdb.DuckDBPyConnection, days: list[str]) -> dict[str, pa.Table
     ``store.rollups.clients_schema``."""
     schema = rollups.clients_schema()
     out = {}
+    if not days:
+        return out
     _lines(con, days, apart=True)
     for d in days:  # a day at a time: the groupings per session hold one day's sessions
         _grain(con, d)
