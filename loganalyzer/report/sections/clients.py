@@ -198,6 +198,9 @@ def _grain(con: duckdb.DuckDBPyConnection, day: str | None = None) -> None:
     con.execute("drop table client_msgs")
 
 
+#: The days ``build`` reads the lines of at once (with the day before and after): each of
+#: them is then read from their temporary table, which grows with them.
+_DAYS_READ_TOGETHER = 4
 #: The columns of ``client_grain`` kept in a day's part.
 _GRAIN = "connector, remote_ip, ehlo, auth_user, tls, domains, messages, first_seen, last_seen"
 
@@ -208,16 +211,17 @@ def build(con: duckdb.DuckDBPyConnection, days: list[str]) -> dict[str, pa.Table
     ``store.rollups.clients_schema``."""
     schema = rollups.clients_schema()
     out = {}
-    if not days:
-        return out
-    _lines(con, days, apart=True)
-    for d in days:  # a day at a time: the groupings per session hold one day's sessions
-        _grain(con, d)
-        # in an order of their own (a grouping's is not), so that a rebuilt part is the same
-        got = con.sql(f"select {_GRAIN} from client_grain order by all").to_arrow_table()
-        out[d] = got.cast(schema)
-        con.execute("drop table client_grain")
-    con.execute("drop table client_lines")
+    days = sorted(days)
+    for i in range(0, len(days), _DAYS_READ_TOGETHER):
+        chunk = days[i : i + _DAYS_READ_TOGETHER]
+        _lines(con, chunk, apart=True)
+        for d in chunk:  # a day at a time: the groupings per session hold one day's sessions
+            _grain(con, d)
+            # in an order of their own (a grouping's is not), so that a rebuilt part is the same
+            got = con.sql(f"select {_GRAIN} from client_grain order by all").to_arrow_table()
+            out[d] = got.cast(schema)
+            con.execute("drop table client_grain")
+        con.execute("drop table client_lines")
     return out
 
 
