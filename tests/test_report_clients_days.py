@@ -141,3 +141,63 @@ def test_clients_from_day_aggregates_same_as_rows(tmp_path):
     app = [r for r in stale if r["remote_ip"] == "10.0.77.2"]
     assert [(r["messages"], r["relay_messages"]) for r in app] == [(2, 1)]
     assert len(stale) == len(current)
+
+
+def test_days_built_together_as_each_alone(tmp_path, monkeypatch):
+    """``clients.build`` reads the lines of the days it builds together; each day's part is the
+    one of that day built alone (from its rows and those of the day before and after)."""
+    import pyarrow.compute as pc
+
+    from loganalyzer.read.query import connect
+    from loganalyzer.report import load
+    from loganalyzer.report.sections import clients as section
+    from loganalyzer.store import Store, rollups
+
+    logs, store = tmp_path / "logs", tmp_path / "store"
+    done = run(
+        "synth", "--out", logs, "--servers", 2, "--days", 2, "--messages", 30, "--seed", 3,
+        "--clients",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    folder = logs / "EX09" / "ProtocolLog" / "SmtpReceive"
+    folder.mkdir(parents=True)
+    night = session(
+        "08DE5C00000000A1", "10.0.77.1", "NIGHT", times("2026-03-01T23:59:57"), "x@outside.example"
+    )  # fmt: skip
+    (folder / "RECV2026030123-1.LOG").write_bytes(
+        (HEAD.format(date="2026-03-01T23:59:57.000Z") + night).encode()
+    )
+    # a session ID seen again two days later: each day's part reads the lines of its own days
+    for day in ("2026-03-01", "2026-03-03"):
+        again = session(
+            "08DE5C00000000C1", "10.0.77.3", "AGAIN", times(f"{day}T10:00:00"), "w@outside.example"
+        )  # fmt: skip
+        (folder / f"RECV{day.replace('-', '')}10-1.LOG").write_bytes(
+            (HEAD.format(date=f"{day}T10:00:00.000Z") + again).encode()
+        )
+    assert ingest([logs], store).exit_code == 0
+    st = Store(store)
+    manifest = st.manifest()
+    days = sorted(rollups.row_days(manifest))
+    assert len(days) >= 3
+    con = connect(st, only=rollups.files_of(manifest, set(days)), manifest=manifest)
+    spill = load.bound(con)
+    try:
+        together = section.build(con, days)
+        alone = {d: section.build(con, [d])[d] for d in days}
+        monkeypatch.setattr(section, "_DAYS_READ_TOGETHER", 2)
+        in_twos = section.build(con, days)
+    finally:
+        con.close()
+        spill.cleanup()
+    for d in days:
+        assert together[d].equals(alone[d]), d
+        assert in_twos[d].equals(alone[d]), d
+    # the session across midnight, on the day of its submission alone
+    ips = {d: together[d].column("remote_ip").to_pylist() for d in days}
+    assert [d for d in days if "10.0.77.1" in ips[d]] == ["2026-03-02"]
+    again = {d: together[d].filter(pc.equal(together[d]["remote_ip"], "10.0.77.3")) for d in days}
+    assert {d: t.column("messages").to_pylist() for d, t in again.items() if t.num_rows} == {
+        "2026-03-01": [1],
+        "2026-03-03": [1],
+    }

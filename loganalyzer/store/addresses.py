@@ -80,55 +80,61 @@ KIND = rollups.Kind(
 
 _KEY = "coalesce(message_id, network_message_id)"
 #: The rows of one day's part, in two steps: each reads what it needs of the day's rows
-#: (views ``_tv`` tracking and ``_sv`` smtp) once into a temporary table (each statement
-#: reading the parts again cost a fifth of the build), then runs its statements over it, one
-#: each (each spills within the memory limit on its own), then drops it. A statement with
+#: (views ``_tv`` tracking and ``_sv`` smtp) once into a small temporary table (each
+#: statement reading the parts again cost a fifth of the build), then runs its statements
+#: over it, one each (each spills within the memory limit on its own), then drops it; the
+#: recipients, which each row names its own, are read from the rows. A statement with
 #: ``{part}`` runs in passes of messages (``duck.passes``): its grouping of each message's
 #: strings ran out of memory under the limit on a day of 100,000 messages.
 _BUILD = (
     (
-        # the tracking rows of a message with a key
+        # of the tracking rows of a message with a key, ``_g``: one row per message and
+        # values of its rows other than their times and outcomes (about one per message:
+        # copying the rows whole cost a third of the build), with their first time and last
+        # outcome; what a message's rows give is the same taken from them
         (
-            f"""create or replace temp table _t as
-            select sender_address, return_path, recipient_address, message_subject,
-                   message_id, network_message_id, outcome, date_time, file, line,
-                   {_KEY} as k
-            from _tv where {_KEY} is not null""",
+            f"""create or replace temp table _g as
+            select {_KEY} as k, sender_address, return_path, message_subject, message_id,
+                   network_message_id, min(date_time) as first,
+                   arg_max(outcome, date_time) filter (where outcome is not null) as outcome,
+                   max(date_time) filter (where outcome is not null) as outcome_at
+            from _tv where {_KEY} is not null
+            group by all""",
         ),
         (
-            """select 'sender' as role, value, k, min(date_time) as first from (
-                select sender_address as value, k, date_time from _t
+            """select 'sender' as role, value, k, min(first) as first from (
+                select sender_address as value, k, first from _g
                 where sender_address is not null
                 union all
-                select return_path, k, date_time from _t where return_path is not null
+                select return_path, k, first from _g where return_path is not null
             ) group by all""",
             # where a recipient is first named: the candidate list names them in that order
-            """select 'recipient' as role, r as value, k, a.t as first, a.f as file,
+            f"""select 'recipient' as role, r as value, k, a.t as first, a.f as file,
                    a.l as line, a.p as pos
             from (
-                select r, k, min({'t': date_time, 'f': file, 'l': line, 'p': p}) as a from (
+                select r, k, min({{'t': date_time, 'f': file, 'l': line, 'p': p}}) as a from (
                     select unnest(recipient_address) as r,
-                           generate_subscripts(recipient_address, 1) as p, k, date_time,
-                           file, line
-                    from _t
+                           generate_subscripts(recipient_address, 1) as p, {_KEY} as k,
+                           date_time, file, line
+                    from _tv where {_KEY} is not null
                 ) where r is not null group by all
             )""",
-            """select 'subject' as role, message_subject as value, k, min(date_time) as first
-            from _t where message_subject is not null group by all""",
-            """select 'message' as role, k as value, k, min(date_time) as first,
+            """select 'subject' as role, message_subject as value, k, min(first) as first
+            from _g where message_subject is not null group by all""",
+            """select 'message' as role, k as value, k, min(first) as first,
                any_value(message_id) as message_id,
                any_value(network_message_id) as network_message_id,
-               arg_min(sender_address, date_time) filter (where sender_address is not null)
+               arg_min(sender_address, first) filter (where sender_address is not null)
                    as sender,
-               min(date_time) filter (where sender_address is not null) as sender_at,
-               arg_min(message_subject, date_time) filter (where message_subject is not null)
+               min(first) filter (where sender_address is not null) as sender_at,
+               arg_min(message_subject, first) filter (where message_subject is not null)
                    as subject,
-               min(date_time) filter (where message_subject is not null) as subject_at,
-               arg_max(outcome, date_time) filter (where outcome is not null) as outcome,
-               max(date_time) filter (where outcome is not null) as outcome_at
-            from _t where {part} group by k""",
+               min(first) filter (where message_subject is not null) as subject_at,
+               arg_max(outcome, outcome_at) filter (where outcome is not null) as outcome,
+               max(outcome_at) filter (where outcome is not null) as outcome_at
+            from _g where {part} group by k""",
         ),
-        ("_t",),
+        ("_g",),
     ),
     (
         # of the Receive protocol sessions, only their refusals and MAIL and RCPT lines
@@ -144,14 +150,18 @@ _BUILD = (
         ),
         (
             "select 'refused' as role, server, session_id from _r",
-            """select distinct if(command = 'MAIL', 'mail', 'rcpt') as role, data as value,
-                   server, session_id
-            from _m join _r using (server, session_id)
-            where command in ('MAIL', 'RCPT') and data is not null""",
+            *(
+                f"""select distinct '{role}' as role, data as value, server, session_id
+                from _m join _r using (server, session_id)
+                where command = '{command}' and data is not null"""
+                for role, command in (("mail", "MAIL"), ("rcpt", "RCPT"))
+            ),
         ),
         ("_m", "_r"),
     ),
 )
+#: The order of a part's rows: by ``role`` (each statement of ``_BUILD`` gives one), then these.
+_SORT = ("value", "k", "server", "session_id")
 #: DuckDB's memory while a day is built (beyond it, it spills to a temporary folder).
 MEMORY_LIMIT = "128MB"
 
@@ -167,10 +177,10 @@ def _day_parts(store: Store, manifest: Manifest, day: str) -> dict[str, list[str
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-    """The rows of ``sql``; with ``{part}``, in passes of the messages of ``_t``."""
+    """The rows of ``sql``; with ``{part}``, in passes of the messages of ``_g``."""
     if "{part}" not in sql:
         return con.sql(sql).to_arrow_table()
-    (groups,) = con.execute("select approx_count_distinct(k) from _t").fetchall()[0]
+    (groups,) = con.execute("select approx_count_distinct(k) from _g").fetchall()[0]
     import pyarrow as pa
 
     return pa.concat_tables(
@@ -186,8 +196,9 @@ def build_day(
     from loganalyzer.schema import columns
 
     mixed = len({row.schema_version for row in manifest.values()}) > 1
+    parts = _day_parts(store, manifest, day)
     for view, table in (("_tv", "tracking"), ("_sv", "smtp")):
-        paths = _day_parts(store, manifest, day)[table]
+        paths = parts[table]
         if paths:
             src = f"select * from {read_parquet(paths, True, mixed)}"
         else:
@@ -195,25 +206,33 @@ def build_day(
             src = f"select {typed} where false"
         con.execute(f"create or replace temp view {view} as {src}")
     want = schema()
-    tables = []
+    tables = {}
     for reads, statements, temporary in _BUILD:
         for sql in reads:
             con.execute(sql)
         for sql in statements:
             got = _run(con, sql)
+            if not got.num_rows:
+                continue
+            # each statement's rows are of one role: sorted apart, on the keys they have (a
+            # sort of all the rows on every key cost a tenth of the build)
+            keys = [(c, "ascending") for c in _SORT if c in got.column_names]
+            role = got.column("role")[0].as_py()
+            got = got.sort_by(keys)
             cols = {
                 f.name: got.column(f.name).cast(f.type)
                 if f.name in got.column_names
                 else _nulls(got.num_rows, f.type)
                 for f in want
             }
-            tables.append(_table(cols, want))
+            tables[role] = _table(cols, want)
         for name in temporary:
             con.execute(f"drop table {name}")
     import pyarrow as pa
 
-    keys = [(c, "ascending") for c in ("role", "value", "k", "server", "session_id")]
-    return pa.concat_tables(tables).sort_by(keys)
+    if not tables:
+        return want.empty_table()
+    return pa.concat_tables(tables[role] for role in sorted(tables))
 
 
 def _nulls(n: int, type_):

@@ -56,73 +56,110 @@ def grain(con: duckdb.DuckDBPyConnection, days: list[str] | None = None) -> None
     accepted and their first and last time. ``days``: only the sessions of those days, read
     from their rows and those of the day before and after (a session across midnight);
     None: every day's."""
+    _lines(con, days)
+    _grain(con)
+    con.execute("drop table client_lines")
+
+
+def _lines(con: duckdb.DuckDBPyConnection, days: list[str] | None, apart: bool = False) -> None:
+    """Create ``client_lines``: the lines ``_grain`` reads of the sessions of ``days`` (see
+    ``grain``), each with its session's ``day``. ``apart``: each day's sessions as if read
+    alone, from the rows of that day and the day before and after (what ``build`` makes a
+    day's part of), the rows of all of them read once."""
     if days is None:
         window = keep = "true"
     else:
         window = f"date in ({_dates(rollups.built_from(days, rollups.CLIENTS))})"
-        keep = f"day in ({_dates(days)})"
+        keep = f"first in ({_dates(days)})"
     # in steps, each with short values only (in one query, the per-session windows and
     # aggregates of every receive line's strings ran out of memory under the report's
     # limit): the sessions that submitted, less those of computer accounts (most of them:
-    # the organisation's servers); their lines with what is read of them (the EHLO name,
-    # the RCPT domain, the TLS version); then sessions, messages and clients
+    # the organisation's servers); their lines with what is read of them (the EHLO name, the
+    # RCPT domain, the TLS version)
     con.execute("set preserve_insertion_order = false")
+    auth = "context = 'authenticated' and data is not null"
+    seen = f"""
+        select server, session_id, min(date) as first,
+               count(*) filter (where {_QUEUED}) as queued,
+               min(sequence_number) filter (where {auth}) as auth_seq,
+               arg_min(ends_with(data, '$'), sequence_number) filter (where {auth}) as computer
+        from smtp
+        where {_RECEIVE} and {window} and (({_QUEUED}) or context = 'authenticated')
+        group by server, session_id{", date" if apart else ""}"""
+    near = "true"
+    if apart:  # read once per session and date, then each day's from the dates of its window
+        con.execute(f"create or replace temp table client_seen as {seen}")
+        pairs = ", ".join(
+            f"({_dates([d])}, {_dates([x])})"
+            for d in sorted(days or ())
+            for x in sorted(rollups.built_from([d], rollups.CLIENTS))
+        )
+        seen = f"""
+            select w.day, server, session_id, min(first) as first, sum(queued) as queued,
+                   arg_min(computer, auth_seq) as computer
+            from client_seen join (values {pairs}) as w(day, date) on first = w.date
+            group by w.day, server, session_id"""
+        keep, near = "first = day", "date between c.day - 1 and c.day + 1"
     con.execute(
         f"""
         create or replace temp table client_sessions as
-        select * from (
-            select server, session_id, min(date) as day from smtp
-            where {_RECEIVE} and {window} and (({_QUEUED}) or context = 'authenticated')
-            group by all
-            having count(*) filter (where {_QUEUED}) > 0
-               and coalesce(not ends_with(arg_min(data, sequence_number)
-                                          filter (where context = 'authenticated'), '$'), true)
-        ) where {keep}
+        select server, session_id, first as day from ({seen})
+        where queued > 0 and coalesce(not computer, true) and {keep}
         """
     )
     con.execute(
         f"""
         create or replace temp table client_lines as
-        select server, session_id, connector_id, remote_ip, date_time, sequence_number, event,
-               command, reply_code, message_id is not null as queued_id,
+        select server, session_id, c.day, connector_id, remote_ip, date_time, sequence_number,
+               event, command, reply_code, message_id is not null as queued_id,
                if(command in ('EHLO', 'HELO'),
                   nullif(regexp_extract(data, '^\\S+\\s+(\\S+)', 1), ''), null) as ehlo,
                if(command = 'RCPT', lower(regexp_extract(data, '@([^<>@\\s]+)>', 1)), null)
                    as domain,
                if(context = 'authenticated', data, null) as auth_user,
                if({TLS_OK}, {version_sql("context")}, null) as tls
-        from smtp semi join client_sessions using (server, session_id)
-        where {_RECEIVE} and {window}
+        from smtp join client_sessions c using (server, session_id)
+        where {_RECEIVE} and {window} and {near}
           and (event = '>' or command in ('EHLO', 'HELO', 'MAIL', 'RCPT')
                or context = 'authenticated' or {TLS_OK})
         """
     )
     con.execute("reset preserve_insertion_order")
+    con.execute("drop table client_sessions")
+    if apart:
+        con.execute("drop table client_seen")
+
+
+def _grain(con: duckdb.DuckDBPyConnection, day: str | None = None) -> None:
+    """Create ``client_grain`` from ``client_lines`` (those of the sessions of ``day`` alone,
+    when given): per session, its messages and their accepted recipients' domains, then per
+    day and client."""
+    only = "true" if day is None else f"day = {_dates([day])}"
     con.execute(
-        """
+        f"""
         create or replace temp table client_msgs as
-        select server, session_id, event, command, reply_code, queued_id, domain, date_time,
+        select server, session_id, day, event, command, reply_code, queued_id, domain, date_time,
                sequence_number, count(*) filter (where command = 'MAIL') over (
-                   partition by server, session_id order by sequence_number, date_time
+                   partition by server, session_id, day order by sequence_number, date_time
                    rows between unbounded preceding and current row) as m
-        from client_lines where event = '>' or command in ('MAIL', 'RCPT')
+        from client_lines where {only} and (event = '>' or command in ('MAIL', 'RCPT'))
         """
     )
     con.execute(
-        """
+        f"""
         create or replace temp table client_grain as
         with sess as (
-            select server, session_id, any_value(connector_id) as connector,
+            select server, session_id, day, any_value(connector_id) as connector,
                    arg_min(remote_ip, sequence_number) filter (where remote_ip is not null)
                        as remote_ip,
                    arg_min(ehlo, sequence_number) filter (where command in ('EHLO', 'HELO'))
                        as ehlo,
                    arg_min(auth_user, sequence_number) as auth_user,
                    arg_min(tls, sequence_number) as tls
-            from client_lines group by all
+            from client_lines where {only} group by all
         ),
         acc as (
-            select server, session_id, m,
+            select server, session_id, day, m,
                    min(date_time) filter (where event = '>' and reply_code = 250 and queued_id)
                        as accepted_at
             from client_msgs where m > 0 group by all
@@ -130,40 +167,40 @@ def grain(con: duckdb.DuckDBPyConnection, days: list[str] | None = None) -> None
         ),
         -- a RCPT's reply by order: after MAIL's, one per RCPT
         rcpt as (
-            select server, session_id, m, domain,
-                   row_number() over (partition by server, session_id, m
+            select server, session_id, day, m, domain,
+                   row_number() over (partition by server, session_id, day, m
                                       order by sequence_number) as i
             from client_msgs where m > 0 and command = 'RCPT'
         ),
         reply as (
-            select server, session_id, m, reply_code,
-                   row_number() over (partition by server, session_id, m
+            select server, session_id, day, m, reply_code,
+                   row_number() over (partition by server, session_id, day, m
                                       order by sequence_number) - 1 as i
             from client_msgs where m > 0 and event = '>'
         ),
         -- the domains a message's accepted recipients are in: whether it relayed depends
         -- on the accepted domains, which the report decides
         domains as (
-            select server, session_id, m, list(distinct domain order by domain) as domains
-            from rcpt join reply using (server, session_id, m, i)
+            select server, session_id, day, m, list(distinct domain order by domain) as domains
+            from rcpt join reply using (server, session_id, day, m, i)
             where reply_code between 250 and 251 and domain is not null
             group by all
         )
-        select c.day, s.connector, s.remote_ip, s.ehlo, s.auth_user,
+        select s.day, s.connector, s.remote_ip, s.ehlo, s.auth_user,
                coalesce(s.tls, 'none') as tls, coalesce(d.domains, []) as domains,
                count(*) as messages, min(a.accepted_at) as first_seen,
                max(a.accepted_at) as last_seen
-        from acc a join sess s using (server, session_id)
-        join client_sessions c using (server, session_id)
-        left join domains d using (server, session_id, m)
+        from acc a join sess s using (server, session_id, day)
+        left join domains d using (server, session_id, day, m)
         group by all
         """
     )
     con.execute("drop table client_msgs")
-    con.execute("drop table client_lines")
-    con.execute("drop table client_sessions")
 
 
+#: The days ``build`` reads the lines of at once (with the day before and after): each of
+#: them is then read from their temporary table, which grows with them.
+_DAYS_READ_TOGETHER = 4
 #: The columns of ``client_grain`` kept in a day's part.
 _GRAIN = "connector, remote_ip, ehlo, auth_user, tls, domains, messages, first_seen, last_seen"
 
@@ -174,11 +211,17 @@ def build(con: duckdb.DuckDBPyConnection, days: list[str]) -> dict[str, pa.Table
     ``store.rollups.clients_schema``."""
     schema = rollups.clients_schema()
     out = {}
-    for d in days:
-        grain(con, [d])
-        got = con.sql(f"select {_GRAIN} from client_grain").to_arrow_table()
-        out[d] = got.cast(schema)
-        con.execute("drop table client_grain")
+    days = sorted(days)
+    for i in range(0, len(days), _DAYS_READ_TOGETHER):
+        chunk = days[i : i + _DAYS_READ_TOGETHER]
+        _lines(con, chunk, apart=True)
+        for d in chunk:  # a day at a time: the groupings per session hold one day's sessions
+            _grain(con, d)
+            # in an order of their own (a grouping's is not), so that a rebuilt part is the same
+            got = con.sql(f"select {_GRAIN} from client_grain order by all").to_arrow_table()
+            out[d] = got.cast(schema)
+            con.execute("drop table client_grain")
+        con.execute("drop table client_lines")
     return out
 
 
