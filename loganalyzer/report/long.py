@@ -163,9 +163,10 @@ def long_report(
     try:
         manifest = st.manifest(con, fields=MANIFEST_COLUMNS)
         index = store_rollups.load(st)
-        state = store_rollups.status(st, manifest, index)
+        days = store_rollups.row_days(manifest)  # once: every kind's state reads it
+        state = store_rollups.status(st, manifest, index, days=days)
         usable = set(state["current"]) | set(state["kept"])
-        have = set(store_rollups.row_days(manifest)) | set(index)
+        have = set(days) | set(index)
         previous = period.previous() if compare else None
         whole, pieces = _pieces(period)
         labels = {"current": whole + list(pieces)}
@@ -215,10 +216,12 @@ def long_report(
         pending = _pending(con, st, manifest, period)
         if prev is not None:
             prev["still_deferred_recipients"] = _pending(con, st, manifest, previous)[1]
-        tables["smtp_clients"] = _clients(con, st, manifest, accepted)  # WHOLE_STORE
-        aggregated = _windowed(con, st, manifest, period, store_rollups.TLS, "tls_grain")
+        tables["smtp_clients"] = _clients(con, st, manifest, days, accepted)  # WHOLE_STORE
+        aggregated = _windowed(con, st, manifest, days, period, store_rollups.TLS, "tls_grain")
         tables.update(tls.tables(con))
-        aggregated += _windowed(con, st, manifest, period, store_rollups.SMTP_LINES, "smtp_grain")
+        aggregated += _windowed(
+            con, st, manifest, days, period, store_rollups.SMTP_LINES, "smtp_grain"
+        )
         sessions.from_grain(con, period)
         tables.update(smtp.tables(con, period, top))
     finally:
@@ -276,13 +279,13 @@ def _accepted(con, where: str, given: list[str] | None) -> list[str]:
     return [d for (d,) in con.execute(sql).fetchall()]
 
 
-def _clients(con, st: Store, manifest, accepted: list[str]) -> pd.DataFrame:
+def _clients(con, st: Store, manifest, days, accepted: list[str]) -> pd.DataFrame:
     """The SMTP clients and relays of the whole store, as a one-day report shows them: from
     the per-day client aggregates on ``con``; when some days have no current one, on a
     connection of their own that reads those days' rows (and the days around them, as
     ``rollup.refresh_clients`` does), held to the report's memory limit."""
     kind = store_rollups.CLIENTS
-    state = store_rollups.status(st, manifest, store_rollups.load(st, kind, con), kind)
+    state = store_rollups.status(st, manifest, store_rollups.load(st, kind, con), kind, days)
     lacking = state["stale"] + state["missing"]
     if not lacking:
         return clients.clients(con, accepted, st, state)
@@ -296,15 +299,15 @@ def _clients(con, st: Store, manifest, accepted: list[str]) -> pd.DataFrame:
         spill.cleanup()
 
 
-def _windowed(con, st: Store, manifest, period: Period, kind, table: str) -> list[str]:
+def _windowed(con, st: Store, manifest, days, period: Period, kind, table: str) -> list[str]:
     """The temporary table ``table`` on ``con``: the per-day aggregates of ``kind`` (one of
     ``rollup.WINDOWED``) of ``period``, from their parts (current, or kept by prune); the days
     with rows but no current part, and the parts of UTC days at the period's ends, built from
     their rows (``rollup.build_windows``). Returns the whole days built from rows."""
     index = store_rollups.load(st, kind, con)
-    state = store_rollups.status(st, manifest, index, kind)
+    state = store_rollups.status(st, manifest, index, kind, days)
     usable = set(state["current"]) | set(state["kept"])
-    rows = set(store_rollups.row_days(manifest))
+    rows = set(days)
     whole, pieces = _pieces(period)
     lacking = [d for d in whole if d in rows and d not in usable]
     windows = {k: v for k, v in pieces.items() if v[0] in rows}
