@@ -760,6 +760,14 @@ def watch_cmd(
         bool, typer.Option("--show-rules", help="Print the default rules file and exit.")
     ] = False,
     interval: Annotated[float, typer.Option(min=1, max=86400, help="Seconds between rounds.")] = 60,
+    refresh_every: Annotated[
+        str,
+        typer.Option(
+            help="While today's rows come in, bring the store's per-day aggregates (rollups, "
+            "address index) up to date at most this often (90s, 15m, 1h; 0s: every round); "
+            "rows of an earlier day do it at once."
+        ),
+    ] = "15m",
     once: Annotated[
         bool,
         typer.Option(
@@ -805,6 +813,7 @@ def watch_cmd(
     from loganalyzer import watch as w
     from loganalyzer.report.mail import PASSWORD_ENV
     from loganalyzer.terminal.watch import print_once, print_round
+    from loganalyzer.times import parse_duration
 
     if show_rules:
         typer.echo(w.rules.default_rules_text(), nl=False)
@@ -822,6 +831,7 @@ def watch_cmd(
         notifiers=notifiers,
         textfile=textfile,
         ingest_options=dict(server=server, tz=tz),
+        refresh_every=parse_duration(refresh_every, "--refresh-every"),
     )
     if once:
         result = w.check(store, **options)

@@ -4,6 +4,7 @@ Prometheus textfile; and `watch --once` with the monitoring-plugin exit codes.""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import queue
 import shutil
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import LOGANALYZER
 from prometheus_client.parser import text_string_to_metric_families
+from reportdata import Expected
 from test_report_mail import smtp_server  # noqa: F401 - the fixture
 
 DAY = "20260302"
@@ -386,3 +388,69 @@ def test_failure_rate_compares_with_the_same_hour_a_week_before(tmp_path, before
         )
     else:  # 30 is not more than 3 x 12
         assert (done.returncode, done.stdout.split(" - ")[0]) == (0, "WATCH OK"), done.stdout
+
+
+def test_a_round_of_todays_rows_brings_the_aggregates_up_to_date_every_refresh_interval(
+    tmp_path,
+):
+    # tomorrow's date: rows of no earlier day than the round's (as today's, without the
+    # clock passing midnight while the test runs)
+    day = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).date()
+    logs, watched, store = tmp_path / "all", tmp_path / "logs", str(tmp_path / "store")
+    made = subprocess.run(
+        [LOGANALYZER, "synth", "--out", str(logs), "--servers", "2", "--days", "1"]
+        + ["--messages", "60", "--start", day.isoformat()],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert made.returncode == 0, made.stderr
+
+    def round_(*options: str) -> dict:
+        copied = run_once(str(watched), "--store", store, "--json", *options)
+        assert copied.returncode in (0, 1, 2), copied.stdout + copied.stderr
+        return json.loads(copied.stdout)
+
+    def rollups() -> dict:
+        done = subprocess.run(
+            [LOGANALYZER, "store", "check", "--store", store, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        return json.loads(done.stdout)["rollups"]
+
+    files = sorted(logs.rglob("*.LOG"))
+    for i, part in enumerate((files[: len(files) // 2], files[len(files) // 2 :])):
+        for f in part:
+            target = watched / f.relative_to(logs)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, target)
+        if i == 0:
+            first = round_()
+            assert first["aggregates"] == "refreshed" and first["ingested"]["rows"] > 0
+            assert rollups()["current"] == 1
+    second = round_()  # within 15 minutes of the first: the rows are in, the day out of date
+    assert second["aggregates"] == "deferred" and second["ingested"]["rows"] > 0
+    assert rollups() == {"current": 0, "kept": 0, "stale": 1, "missing": 0}
+    # what the day's rows say is whole all the same: a report counts them
+    report = subprocess.run(
+        [LOGANALYZER, "report", "daily", "--store", store, "--date", day.isoformat()]
+        + ["--json", "--traces", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert report.returncode == 0, report.stderr
+    got = json.loads(report.stdout)
+    truth = [json.loads(line) for line in (logs / "truth.jsonl").read_text().splitlines()]
+    want = Expected(truth, day.isoformat())
+    assert got["headline"]["received_messages"] == len(want.received) > 0
+    third = round_("--refresh-every", "0s")  # nothing new: what is out of date is built
+    assert third["aggregates"] == "refreshed" and third["ingested"]["rows"] == 0
+    assert rollups()["current"] == 1
+    bad = run_once(str(watched), "--store", store, "--refresh-every", "soon")
+    assert bad.returncode == 3 and bad.stdout.strip() == (
+        "WATCH UNKNOWN - --refresh-every 'soon': not a length of time; give a number and a "
+        "unit: 90s, 5m, 36h, 2d"
+    )

@@ -8,6 +8,13 @@
 alerts on (``state``), send what fires, repeats or resolves. ``watch`` repeats it every
 interval until stopped. Alert state lives in the store folder, so a restart goes on where
 it stopped.
+
+A round brings the store's per-day aggregates (rollups, address index, client, TLS and SMTP
+line aggregates) up to date as the ``ingest`` command does, but only every ``REFRESH_EVERY``
+while the rows it writes are of the current UTC day: each refresh rebuilds the whole days
+written (seconds of CPU on a busy day, every minute), and until the next one readers count
+today's rows themselves (the rules and one-day reports read rows anyway). Rows of an earlier
+day (the last lines of yesterday, a backlog) bring them up to date at once.
 """
 
 from __future__ import annotations
@@ -29,6 +36,10 @@ from loganalyzer.watch.state import Alert, Notice, State
 __all__ = ["Check", "Mail", "Webhook", "check", "load_rules", "load_vips", "watch"]
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+#: How often a round brings the per-day aggregates up to date while it writes today's rows.
+REFRESH_EVERY = dt.timedelta(minutes=15)
+#: Where the state keeps the time of the last refresh (ISO 8601, UTC).
+_REFRESHED = "aggregates_refreshed_at"
 STATUS_WORDS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
 
 
@@ -42,6 +53,8 @@ class Check:
     notices: list[Notice]
     ingested: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    #: Whether the round brought the per-day aggregates up to date (None: nothing ingested).
+    refreshed: bool | None = None
 
     @property
     def status(self) -> int:
@@ -69,6 +82,7 @@ class Check:
             "firing": [a.to_dict() for a in self.firing],
             "notices": [n.to_dict() for n in self.notices],
             "ingested": self.ingested,
+            "aggregates": {None: None, True: "refreshed", False: "deferred"}[self.refreshed],
             "errors": self.errors,
         }
 
@@ -92,25 +106,29 @@ def check(
     textfile: str | Path | None = None,
     ingest_options: dict[str, Any] | None = None,
     wall: dt.datetime | None = None,
+    refresh_every: dt.timedelta = REFRESH_EVERY,
 ) -> Check:
-    """One round: ingest ``logs`` (if any) into ``store``, bringing its rollups up to date as
-    the ``ingest`` command does, evaluate ``rules`` (the default rules when None), move the
-    alerts on and send the notices to each notifier."""
+    """One round: ingest ``logs`` (if any) into ``store``, bringing its per-day aggregates up
+    to date when due (``refresh_every``; 0: every round; see the module docstring), evaluate
+    ``rules`` (the default rules when None), move the alerts on and send the notices to each
+    notifier."""
     from loganalyzer.ingest import ingest
     from loganalyzer.read.store import Store
-    from loganalyzer.report.rollup import refresh
 
     rules = load_rules() if rules is None else rules
     st = Store(str(store))
+    wall = wall or dt.datetime.now(dt.UTC)
+    state = State(st.url).load()  # (none yet for a store this round creates)
     ingested: dict[str, int] = {}
     errors: list[str] = []
+    refreshed: list[bool] = []
     if logs:
-        summary = ingest(list(logs), st, **{"rollups": refresh, **(ingest_options or {})})
+        rollups = _refresher(state.memory, wall, refresh_every, refreshed)
+        summary = ingest(list(logs), st, **{"rollups": rollups, **(ingest_options or {})})
         ingested = {"files": summary.count("ingested", "grown"), "rows": summary.rows}
         ingested["quarantined"] = summary.quarantined
         errors += [f"{f.path}: {f.reason}" for f in summary.files if f.status == "error"]
     st.require()
-    state = State(st.url).load()
     state.memory["ingest_quarantined"] = ingested.get("quarantined", 0)
     newest = _newest(st)
     now = max(newest.values()) if newest else None
@@ -119,7 +137,6 @@ def check(
         ctx = Context(st.sql, now, vips or [], state.memory)
         for rule in rules:
             findings += evaluate(rule, ctx)
-    wall = wall or dt.datetime.now(dt.UTC)
     notices = state.step(rules, findings, now or wall, wall) if now is not None else []
     state.save()
     if notices:
@@ -129,6 +146,7 @@ def check(
             except (OSError, ValueError) as exc:  # smtplib's errors are OSErrors
                 errors.append(f"cannot notify {type(notifier).__name__.lower()}: {exc}")
     result = Check(st.url, now, state.firing(), notices, ingested, errors)
+    result.refreshed = refreshed[0] if refreshed else None
     if textfile is not None:
         write_textfile(
             textfile,
@@ -163,6 +181,32 @@ def watch(
         if on_check is not None:
             on_check(result)
         stop.wait(interval)
+
+
+def _refresher(
+    memory: dict[str, Any], wall: dt.datetime, every: dt.timedelta, done: list[bool]
+) -> Callable:
+    """What ingest calls once the rows are written: ``report.rollup.refresh`` when due (see
+    the module docstring), the time kept in ``memory``; appends to ``done`` whether it ran."""
+    from loganalyzer.report.rollup import refresh
+
+    def run(st, manifest, touched) -> list[str]:
+        last = memory.get(_REFRESHED)
+        today = wall.astimezone(dt.UTC).date().isoformat()
+        due = (
+            every <= dt.timedelta(0)
+            or last is None
+            or any(day < today for day in touched or ())
+            or wall - dt.datetime.fromisoformat(last) >= every
+        )
+        done.append(due)
+        if not due:
+            return []
+        built = refresh(st, manifest, touched)
+        memory[_REFRESHED] = wall.isoformat()
+        return built
+
+    return run
 
 
 def _newest(st) -> dict[str, dt.datetime]:
