@@ -48,7 +48,8 @@ class DailyReport(Result):
     #: Days without mail after which the history section calls an address quiet (reports
     #: of several days from rollups); None where it has no such table.
     quiet_days: int | None = None
-    #: Days of a report from rollups counted from their rows instead (no current rollup).
+    #: Days of a report from rollups counted (wholly or in part: the TLS or SMTP session
+    #: tables) from their rows instead, for want of a current rollup or aggregate.
     rows_days: list[str] = field(default_factory=list)
     _figures: dict[str, dict[str, go.Figure]] | None = field(default=None, repr=False)
 
@@ -138,8 +139,9 @@ class DailyReport(Result):
             out.append(f"{server} logged nothing in {', '.join(ranges)} ({self.period.tz}).")
         if self.rows_days:
             out.append(
-                f"{len(self.rows_days):,} days counted from their rows, their rollups missing "
-                f"or out of date (a killed ingest, or written by an earlier version): "
+                f"{len(self.rows_days):,} days counted from their rows, their rollups or "
+                "aggregates missing or out of date (a killed ingest, or written by an earlier "
+                "version): "
                 "`loganalyzer store compact` or the next ingest rebuilds them."
             )
         failed = self._failed_messages()

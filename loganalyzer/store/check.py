@@ -101,15 +101,19 @@ def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLL
     if kind is not rollups.ROLLUPS:
         if days["stale"] or days["missing"]:
             lacking = sorted(days["stale"] + days["missing"])
-            what, who = {
-                rollups.CLIENTS: ("SMTP clients' aggregates", "the report's clients section reads"),
-                rollups.TLS: ("TLS aggregates", "reports of several days read"),
-                rollups.SMTP_LINES: ("SMTP line counts", "reports of several days read"),
-            }.get(kind, ("address index", "lists by address read"))
+            what, who, it = {
+                rollups.CLIENTS: (
+                    "SMTP clients' aggregates",
+                    "the report's clients section reads",
+                    "them",
+                ),
+                rollups.TLS: ("TLS aggregates", "reports of several days read", "them"),
+                rollups.SMTP_LINES: ("SMTP line counts", "reports of several days read", "them"),
+            }.get(kind, ("address index", "lists by address read", "it"))
             notices.append(
                 f"{what} out of date or missing for {len(lacking)} days (first "
                 f"{lacking[0]}): {who} their rows; the next ingest or `store compact` "
-                "builds it"
+                f"builds {it}"
             )
         days = {"stale": [], "missing": []}  # (said once)
     if days["stale"]:
