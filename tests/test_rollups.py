@@ -314,6 +314,39 @@ def test_one_day_report_compares_with_the_day_before_from_its_rollup(store, tmp_
     assert [d.isoformat() for d in loaded[4:]] == ["2026-03-02", LAST]
 
 
+def test_one_day_report_takes_its_tls_and_smtp_tables_from_the_days_aggregates(store, monkeypatch):
+    """A report of one UTC day whose TLS and SMTP line aggregates are current counts those
+    tables from them: the same report, byte for byte, as from its rows (``--from-rows``);
+    a day of another zone, or a day whose aggregate is out of date, reads its rows."""
+    day = ["report", "daily", "--date", LAST, "--json", "--store", str(store)]
+    fast, slow = _run(*day), _run(*day, "--from-rows")
+    assert fast.returncode == slow.returncode == 0, fast.stderr + slow.stderr
+    assert fast.stdout == slow.stdout
+    got = json.loads(fast.stdout)["tables"]
+    for name in ("tls_versions", "tls_legacy", "tls_failures", "tls_plain", "smtp_hourly"):
+        assert got[name], name  # (synth --clients: every kind of TLS peer)
+    from loganalyzer.report import sessions
+    from loganalyzer.report.sections import tls
+
+    read: list[str] = []
+
+    def reading(module):
+        real = module.load
+        return lambda con, q: read.append(module.__name__) or real(con, q)
+
+    for module in (tls, sessions):
+        monkeypatch.setattr(module, "load", reading(module))
+    daily_report(store, LAST)
+    assert read == []  # neither read from rows
+    daily_report(store, LAST, rollups=False)
+    daily_report(store, LAST, tz="Europe/Berlin")
+    assert len(read) == 4
+    # every part out of date (built from other rows than the store holds): from rows
+    monkeypatch.setattr(store_rollups, "source", lambda *a, **k: "0" * 16)
+    daily_report(store, LAST)
+    assert len(read) == 6
+
+
 def _consistent_after_kill(st: Path) -> None:
     """No damage; at most leftovers of the killed run, which the next run removes."""
     check = Store(st).check()

@@ -20,6 +20,7 @@ from loganalyzer.report.redact import redact
 from loganalyzer.report.sections.history import QUIET_DAYS
 from loganalyzer.report.sections.vip import vip_list
 from loganalyzer.store import Store
+from loganalyzer.store import rollups as store_rollups
 from loganalyzer.times import parse_duration
 
 __all__ = ["DailyReport", "Period", "daily_report"]
@@ -59,8 +60,10 @@ def daily_report(
     mail. ``rollups``: count a period of several UTC days from the store's rollups
     (``long``: fast, without the per-message tables) or, False, from its rows; by default
     from rollups from ``long.ROLLUP_DAYS`` days up, never with ``vips`` (VIP mail is read
-    from its rows). ``quiet_days``: a report from rollups lists the organisation's mailboxes
-    and distribution lists that received and sent nothing in this many last days. Raises
+    from its rows); a report of one UTC day takes its TLS and SMTP session tables from the
+    day's aggregates where they are current (the same figures), but with ``rollups`` False.
+    ``quiet_days``: a report from rollups lists the organisation's mailboxes and
+    distribution lists that received and sent nothing in this many last days. Raises
     BadInput for a bad date, zone, number, duration or VIP file, NotAStore for a path that
     holds no store.
     """
@@ -102,13 +105,20 @@ def daily_report(
             previous = _previous(st, con, period.previous(), accepted_domains)
         ctx = load.load(con, period, accepted_domains)
         load.create_macros(con)
-        sessions.load(con, ctx)
+        # a UTC day's TLS and SMTP session tables from its aggregates when current (the
+        # same figures, without reading its protocol lines again)
+        aggregated = long.day_aggregates(con, st, period) if rollups is not False else frozenset()
+        if store_rollups.SMTP_LINES.name in aggregated:
+            sessions.from_grain(con, period)
+        else:
+            sessions.load(con, ctx)
         current = {**metrics.headline(con, ctx, period), **sessions.counts(con)}
         if previous is not None:  # in the order of the current figures
             previous = {k: previous[k] for k in current}
         inputs = sections.Inputs(
-            con, ctx, top, limit, current, previous, expires, vip_addresses, latency, st
-        )
+            con, ctx, top, limit, current, previous, expires, vip_addresses, latency, st,
+            aggregated,
+        )  # fmt: skip
         tables = sections.compute(inputs)
         empty_days, quiet_hours = quality.coverage(con, ctx, sessions.server_hours(con))
         held = quality.store_days(con)

@@ -35,6 +35,9 @@ class Inputs:
     vip_latency: float = 300.0
     #: The store (``loganalyzer.store.Store``): sections that read its per-day aggregates.
     store: Any = None
+    #: The kinds of per-day aggregates (``store.rollups.Kind.name``) whose tables of the
+    #: period are on ``con`` already (``tls_grain``): their sections count from them.
+    aggregated: frozenset[str] = frozenset()
 
 
 class Report(Protocol):

@@ -163,8 +163,9 @@ def sessions(
 
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
-    load(q.con, q)
-    grain(q.con)
+    if rollups.TLS.name not in q.aggregated:  # else ``tls_grain`` is the day's aggregate
+        load(q.con, q)
+        grain(q.con)
     return tables(q.con)
 
 
