@@ -409,6 +409,13 @@ def test_prune_keeps_the_long_report_and_a_kill_leaves_it_whole(store, tmp_path)
     # the pruned day is gone from the rows: the row path no longer sees it
     rows = json.loads(_run(*common, "--json", "--from-rows").stdout)
     assert rows["headline"]["received_messages"] < before["headline"]["received_messages"]
+    # nor does a report of that day alone, its kept TLS and SMTP aggregates included
+    gone = json.loads(_run("report", "daily", "--store", str(st), "--date", "2026-03-02",
+                           "--json").stdout)  # fmt: skip
+    assert gone["empty_days"] == ["2026-03-02"]
+    hourly = gone["tables"]["smtp_hourly"]  # every hour of the day, with nothing in it
+    assert not any(r["inbound"] or r["outbound"] for r in hourly)
+    assert not any(gone["tables"][n] for n in TLS_TABLES + SMTP_TABLES if n != "smtp_hourly")
     bad = _run("store", "prune", "--store", str(st), "--before", "soon")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--before" in bad.stderr
 

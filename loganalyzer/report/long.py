@@ -330,19 +330,21 @@ def _windowed(con, st: Store, manifest, days, period: Period, kind, table: str) 
 
 def day_aggregates(con, st: Store, period: Period) -> frozenset[str]:
     """The kinds of ``rollup.WINDOWED`` (TLS, SMTP line counts) whose per-day parts give the
-    whole of ``period`` (UTC days, each with rows holding a current or kept part), their
-    temporary tables (``tls_grain``, ``smtp_grain``) made on ``con`` from those parts: what a
-    report of one UTC day need not count from its rows (the same figures)."""
+    whole of ``period`` (UTC days, each with rows and a current part: a pruned day's kept part
+    is not read, as its rows are not), their temporary tables (``tls_grain``, ``smtp_grain``)
+    made on ``con`` from those parts: what a report of one UTC day need not count from its
+    rows (the same figures)."""
     whole, pieces = _pieces(period)
     if pieces:  # hours of a UTC day: from rows
         return frozenset()
     manifest = st.last_manifest or st.manifest(con, fields=MANIFEST_COLUMNS)
     days = store_rollups.row_days(manifest)
+    if not all(d in days for d in whole):  # a day without rows: nothing to spare
+        return frozenset()
     out = set()
     for kind, table in ((store_rollups.TLS, "tls_grain"), (store_rollups.SMTP_LINES, "smtp_grain")):
         state = store_rollups.status(st, manifest, store_rollups.load(st, kind, con), kind, days)
-        usable = set(state["current"]) | set(state["kept"])
-        if all(d in usable for d in whole if d in days):
+        if set(whole) <= set(state["current"]):
             _windowed(con, st, manifest, days, period, kind, table)  # (from parts alone)
             out.add(kind.name)
     return frozenset(out)
