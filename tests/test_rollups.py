@@ -317,11 +317,13 @@ def test_one_day_report_compares_with_the_day_before_from_its_rollup(store, tmp_
 def test_one_day_report_takes_its_tls_and_smtp_tables_from_the_days_aggregates(store, monkeypatch):
     """A report of one UTC day whose TLS and SMTP line aggregates are current counts those
     tables from them: the same report, byte for byte, as from its rows (``--from-rows``);
-    a day of another zone, or a day whose aggregate is out of date, reads its rows."""
-    day = ["report", "daily", "--date", LAST, "--json", "--store", str(store)]
-    fast, slow = _run(*day), _run(*day, "--from-rows")
-    assert fast.returncode == slow.returncode == 0, fast.stderr + slow.stderr
-    assert fast.stdout == slow.stdout
+    in a zone whole hours from UTC, the SMTP tables from the hours of the days' line counts;
+    a day whose aggregate is out of date, or in a zone of half hours, reads its rows."""
+    for tz in ("UTC", "Europe/Berlin"):
+        day = ["report", "daily", "--date", LAST, "--tz", tz, "--json", "--store", str(store)]
+        fast, slow = _run(*day), _run(*day, "--from-rows")
+        assert fast.returncode == slow.returncode == 0, fast.stderr + slow.stderr
+        assert fast.stdout == slow.stdout, tz
     got = json.loads(fast.stdout)["tables"]
     for name in ("tls_versions", "tls_legacy", "tls_failures", "tls_plain", "smtp_hourly"):
         assert got[name], name  # (synth --clients: every kind of TLS peer)
@@ -339,12 +341,14 @@ def test_one_day_report_takes_its_tls_and_smtp_tables_from_the_days_aggregates(s
     daily_report(store, LAST)
     assert read == []  # neither read from rows
     daily_report(store, LAST, rollups=False)
-    daily_report(store, LAST, tz="Europe/Berlin")
-    assert len(read) == 4
+    assert read == [sessions.__name__, tls.__name__]
+    daily_report(store, LAST, tz="Europe/Berlin")  # the TLS aggregates are per day only
+    daily_report(store, LAST, tz="Asia/Kolkata")  # half hours
+    assert read[2:] == [tls.__name__, sessions.__name__, tls.__name__]
     # every part out of date (built from other rows than the store holds): from rows
     monkeypatch.setattr(store_rollups, "source", lambda *a, **k: "0" * 16)
     daily_report(store, LAST)
-    assert len(read) == 6
+    assert len(read) == 7
 
 
 def _consistent_after_kill(st: Path) -> None:

@@ -303,14 +303,16 @@ def _windowed(con, st: Store, manifest, days, period: Period, kind, table: str) 
     """The temporary table ``table`` on ``con``: the per-day aggregates of ``kind`` (one of
     ``rollup.WINDOWED``) of ``period``, from their parts (current, or kept by prune); the days
     with rows but no current part, and the parts of UTC days at the period's ends, built from
-    their rows (``rollup.build_windows``). Returns the whole days built from rows."""
+    their rows (``rollup.build_windows``), but those of a kind counted per UTC hour, which its
+    part's hours give (``_hourly``). Returns the whole days built from rows."""
     index = store_rollups.load(st, kind, con)
     state = store_rollups.status(st, manifest, index, kind, days)
     usable = set(state["current"]) | set(state["kept"])
     rows = set(days)
     whole, pieces = _pieces(period)
     lacking = [d for d in whole if d in rows and d not in usable]
-    windows = {k: v for k, v in pieces.items() if v[0] in rows}
+    cut = {k: v for k, v in pieces.items() if _hourly(kind, v) and v[0] in usable}
+    windows = {k: v for k, v in pieces.items() if v[0] in rows and k not in cut}
     for d in lacking:
         start = dt.datetime.combine(dt.date.fromisoformat(d), dt.time(), dt.UTC)
         windows[d] = (d, start, start + dt.timedelta(days=1))
@@ -321,6 +323,11 @@ def _windowed(con, st: Store, manifest, days, period: Period, kind, table: str) 
     parts = [st.uri(index[d].part) for d in whole if d in usable]
     if parts:
         selects.append(f"select {columns} from {read_parquet(parts)}")
+    for d, a, b in cut.values():
+        selects.append(
+            f"select {columns} from {read_parquet([st.uri(index[d].part)])} "
+            f"where hour >= timestamptz '{a.isoformat()}' and hour < timestamptz '{b.isoformat()}'"
+        )
     for i, t in enumerate(build_windows(st, manifest, kind, windows).values()):
         con.register(f"_{table}{i}", t)
         selects.append(f"select {columns} from _{table}{i}")
@@ -328,23 +335,33 @@ def _windowed(con, st: Store, manifest, days, period: Period, kind, table: str) 
     return lacking
 
 
+def _hourly(kind, piece: tuple[str, dt.datetime, dt.datetime]) -> bool:
+    """Whether the part of a UTC day ``piece`` (day, start, end) of ``kind`` is a selection of
+    its day's part: a kind counted per UTC hour (an ``hour`` column), a piece on whole hours."""
+    _, a, b = piece
+    whole_hours = all(t == t.replace(minute=0, second=0, microsecond=0) for t in (a, b))
+    return whole_hours and "hour" in kind.schema().names
+
+
 def day_aggregates(con, st: Store, period: Period) -> frozenset[str]:
     """The kinds of ``rollup.WINDOWED`` (TLS, SMTP line counts) whose per-day parts give the
-    whole of ``period`` (UTC days, each with rows and a current part: a pruned day's kept part
-    is not read, as its rows are not), their temporary tables (``tls_grain``, ``smtp_grain``)
-    made on ``con`` from those parts: what a report of one UTC day need not count from its
-    rows (the same figures)."""
+    whole of ``period``, their temporary tables (``tls_grain``, ``smtp_grain``) made on ``con``
+    from those parts: what a report of one day need not count from its rows (the same
+    figures). Each UTC day it touches must have rows and a current part (a pruned day's kept
+    part is not read, as its rows are not); a day of another zone needs a kind counted per UTC
+    hour and a zone a whole number of hours from UTC (``_hourly``)."""
     whole, pieces = _pieces(period)
-    if pieces:  # hours of a UTC day: from rows
-        return frozenset()
+    needed = set(whole) | {d for d, _, _ in pieces.values()}
     manifest = st.last_manifest or st.manifest(con, fields=MANIFEST_COLUMNS)
     days = store_rollups.row_days(manifest)
-    if not all(d in days for d in whole):  # a day without rows: nothing to spare
+    if not needed <= set(days):  # a day without rows: nothing to spare
         return frozenset()
     out = set()
     for kind, table in ((store_rollups.TLS, "tls_grain"), (store_rollups.SMTP_LINES, "smtp_grain")):
+        if not all(_hourly(kind, piece) for piece in pieces.values()):
+            continue
         state = store_rollups.status(st, manifest, store_rollups.load(st, kind, con), kind, days)
-        if set(whole) <= set(state["current"]):
+        if needed <= set(state["current"]):
             _windowed(con, st, manifest, days, period, kind, table)  # (from parts alone)
             out.add(kind.name)
     return frozenset(out)
