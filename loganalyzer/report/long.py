@@ -217,11 +217,9 @@ def long_report(
         if prev is not None:
             prev["still_deferred_recipients"] = _pending(con, st, manifest, previous)[1]
         tables["smtp_clients"] = _clients(con, st, manifest, days, accepted)  # WHOLE_STORE
-        aggregated = _windowed(con, st, manifest, days, period, store_rollups.TLS, "tls_grain")
+        aggregated = _windowed(con, st, manifest, days, period, store_rollups.TLS)
         tables.update(tls.tables(con))
-        aggregated += _windowed(
-            con, st, manifest, days, period, store_rollups.SMTP_LINES, "smtp_grain"
-        )
+        aggregated += _windowed(con, st, manifest, days, period, store_rollups.SMTP_LINES)
         sessions.from_grain(con, period)
         tables.update(smtp.tables(con, period, top))
     finally:
@@ -299,12 +297,16 @@ def _clients(con, st: Store, manifest, days, accepted: list[str]) -> pd.DataFram
         spill.cleanup()
 
 
-def _windowed(con, st: Store, manifest, days, period: Period, kind, table: str) -> list[str]:
-    """The temporary table ``table`` on ``con``: the per-day aggregates of ``kind`` (one of
-    ``rollup.WINDOWED``) of ``period``, from their parts (current, or kept by prune); the days
-    with rows but no current part, and the parts of UTC days at the period's ends, built from
-    their rows (``rollup.build_windows``), but those of a kind counted per UTC hour, which its
-    part's hours give (``_hourly``). Returns the whole days built from rows."""
+#: The temporary table each kind of ``rollup.WINDOWED`` gives its section (``_windowed``).
+GRAINS = {store_rollups.TLS: "tls_grain", store_rollups.SMTP_LINES: "smtp_grain"}
+
+
+def _windowed(con, st: Store, manifest, days, period: Period, kind) -> list[str]:
+    """The temporary table ``GRAINS[kind]`` on ``con``: the per-day aggregates of ``kind``
+    (one of ``rollup.WINDOWED``) of ``period``, from their parts (current, or kept by prune);
+    the days with rows but no current part, and the parts of UTC days at the period's ends,
+    built from their rows (``rollup.build_windows``), but those of a kind counted per UTC
+    hour, which its part's hours give (``_hourly``). Returns the whole days built from rows."""
     index = store_rollups.load(st, kind, con)
     state = store_rollups.status(st, manifest, index, kind, days)
     usable = set(state["current"]) | set(state["kept"])
@@ -316,6 +318,7 @@ def _windowed(con, st: Store, manifest, days, period: Period, kind, table: str) 
     for d in lacking:
         start = dt.datetime.combine(dt.date.fromisoformat(d), dt.time(), dt.UTC)
         windows[d] = (d, start, start + dt.timedelta(days=1))
+    table = GRAINS[kind]
     schema = kind.schema()
     columns = ", ".join(schema.names)
     con.register(f"_{table}_none", schema.empty_table())
@@ -345,9 +348,8 @@ def _hourly(kind, piece: tuple[str, dt.datetime, dt.datetime]) -> bool:
 
 def day_aggregates(con, st: Store, period: Period) -> frozenset[str]:
     """The kinds of ``rollup.WINDOWED`` (TLS, SMTP line counts) whose per-day parts give the
-    whole of ``period``, their temporary tables (``tls_grain``, ``smtp_grain``) made on ``con``
-    from those parts: what a report of one day need not count from its rows (the same
-    figures). Each UTC day it touches must have rows and a current part (a pruned day's kept
+    whole of ``period``, their temporary tables (``GRAINS``) made on ``con`` from those parts:
+    what a report of one day need not count from its rows (the same figures). Each UTC day it touches must have rows and a current part (a pruned day's kept
     part is not read, as its rows are not); a day of another zone needs a kind counted per UTC
     hour and a zone a whole number of hours from UTC (``_hourly``)."""
     whole, pieces = _pieces(period)
@@ -357,12 +359,12 @@ def day_aggregates(con, st: Store, period: Period) -> frozenset[str]:
     if not needed <= set(days):  # a day without rows: nothing to spare
         return frozenset()
     out = set()
-    for kind, table in ((store_rollups.TLS, "tls_grain"), (store_rollups.SMTP_LINES, "smtp_grain")):
+    for kind in GRAINS:
         if not all(_hourly(kind, piece) for piece in pieces.values()):
             continue
         state = store_rollups.status(st, manifest, store_rollups.load(st, kind, con), kind, days)
         if needed <= set(state["current"]):
-            _windowed(con, st, manifest, days, period, kind, table)  # (from parts alone)
+            _windowed(con, st, manifest, days, period, kind)  # (from parts alone)
             out.add(kind.name)
     return frozenset(out)
 
