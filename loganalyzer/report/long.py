@@ -349,9 +349,10 @@ def _hourly(kind, piece: tuple[str, dt.datetime, dt.datetime]) -> bool:
 def day_aggregates(con, st: Store, period: Period) -> frozenset[str]:
     """The kinds of ``rollup.WINDOWED`` (TLS, SMTP line counts) whose per-day parts give the
     whole of ``period``, their temporary tables (``GRAINS``) made on ``con`` from those parts:
-    what a report of one day need not count from its rows (the same figures). Each UTC day it touches must have rows and a current part (a pruned day's kept
-    part is not read, as its rows are not); a day of another zone needs a kind counted per UTC
-    hour and a zone a whole number of hours from UTC (``_hourly``)."""
+    what a report of one day need not count from its rows (the same figures). Each UTC day it
+    touches must have rows and a current part (a pruned day's kept part is not read, as its
+    rows are not); a day of another zone needs a kind counted per UTC hour and a zone a whole
+    number of hours from UTC (``_hourly``)."""
     whole, pieces = _pieces(period)
     needed = set(whole) | {d for d, _, _ in pieces.values()}
     manifest = st.last_manifest or st.manifest(con, fields=MANIFEST_COLUMNS)
