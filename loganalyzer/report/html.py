@@ -28,6 +28,7 @@ from jinja2 import Environment
 
 from loganalyzer.pages import page_environment
 from loganalyzer.report import sections as registry
+from loganalyzer.report.charts import Chart
 from loganalyzer.report.sections import Report, SectionResult
 
 if TYPE_CHECKING:
@@ -152,11 +153,11 @@ def table_rows(df: pd.DataFrame, name: str, days: int) -> list[tuple | Zeros]:
     return out
 
 
-def _figure_json(fig: go.Figure) -> str:
+def _figure_json(fig: Chart | go.Figure) -> str:
     """A figure as JSON that is inert inside a script element."""
     from plotly.io import to_json
 
-    text = to_json(fig, validate=False)
+    text = to_json(fig.to_plotly_json() if isinstance(fig, Chart) else fig, validate=False)
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from loganalyzer.report import sections as registry
+from loganalyzer.report.charts import Chart
 from loganalyzer.report.period import Period
 from loganalyzer.report.sections import SectionResult
 from loganalyzer.result import Result, plain, records
@@ -51,7 +52,7 @@ class DailyReport(Result):
     #: Days of a report from rollups counted (wholly or in part: the TLS or SMTP session
     #: tables) from their rows instead, for want of a current rollup or aggregate.
     rows_days: list[str] = field(default_factory=list)
-    _figures: dict[str, dict[str, go.Figure]] | None = field(default=None, repr=False)
+    _figures: dict[str, dict[str, Chart | go.Figure]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for df in self.metrics.values():
@@ -76,9 +77,13 @@ class DailyReport(Result):
     @property
     def figures(self) -> dict[str, go.Figure]:
         """The charts, as plotly figures, by name."""
-        return {name: f for figs in self._section_figures().values() for name, f in figs.items()}
+        return {
+            name: f.figure() if isinstance(f, Chart) else f
+            for figs in self._section_figures().values()
+            for name, f in figs.items()
+        }
 
-    def _section_figures(self) -> dict[str, dict[str, go.Figure]]:
+    def _section_figures(self) -> dict[str, dict[str, Chart | go.Figure]]:
         if self._figures is None:
             self._figures = registry.figures(self)
         return self._figures

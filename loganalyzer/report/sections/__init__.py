@@ -41,6 +41,8 @@ from loganalyzer.report.sections.base import Inputs, Report, Section, SectionRes
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+    from loganalyzer.report.charts import Chart
+
 __all__ = ["SECTIONS", "TABLES", "Inputs", "Report", "Section", "SectionResult", "Table"]
 
 #: The sections in their default order on the page.
@@ -82,7 +84,7 @@ def ordered(problems_first: bool = False) -> list[Section]:
     return ranked + [s for s in SECTIONS if s.problems is None]
 
 
-def figures(r: Report) -> dict[str, dict[str, go.Figure]]:
+def figures(r: Report) -> dict[str, dict[str, Chart | go.Figure]]:
     """Each section's charts that have data, by section id and name."""
     out = {s.id: s.charts(r) if s.charts else {} for s in SECTIONS}
     for figs in out.values():

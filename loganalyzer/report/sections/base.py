@@ -16,6 +16,8 @@ from loganalyzer.report.period import Period
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+    from loganalyzer.report.charts import Chart
+
 
 @dataclass(frozen=True)
 class Inputs:
@@ -89,7 +91,7 @@ class Section:
     #: The section's tables from the loaded period, by name (a table may be left out).
     compute: Callable[[Inputs], dict[str, pd.DataFrame]]
     #: Its plotly figures, by name, in the order shown (only those with data).
-    charts: Callable[[Report], dict[str, go.Figure]] | None = None
+    charts: Callable[[Report], dict[str, Chart | go.Figure]] | None = None
     #: A line of text under its title.
     note: Callable[[Report], str] | None = None
     #: Lines for "Needs attention", in plain words.
@@ -112,7 +114,7 @@ class SectionResult:
     section: Section
     tables: dict[str, pd.DataFrame]
     note: str | None = None
-    figures: dict[str, go.Figure] = field(default_factory=dict)
+    figures: dict[str, Chart | go.Figure] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

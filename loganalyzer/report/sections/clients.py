@@ -15,10 +15,9 @@ import datetime as dt
 
 import duckdb
 import pandas as pd
-import plotly.graph_objects as go
 import pyarrow as pa
 
-from loganalyzer.report.charts import NEUTRAL, hbar, text
+from loganalyzer.report.charts import NEUTRAL, Chart, hbar, text
 from loganalyzer.report.load import frame
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 from loganalyzer.report.sections.tls import TLS_OK, version_sql
@@ -290,7 +289,7 @@ def compute(q: Inputs) -> dict[str, pd.DataFrame]:
     return {"smtp_clients": clients(q.con, q.ctx.accepted_domains, q.store)}
 
 
-def charts(r: Report) -> dict[str, go.Figure]:
+def charts(r: Report) -> dict[str, Chart]:
     c = r.metrics["smtp_clients"]
     if not len(c) or not c["relay_messages"].sum():
         return {}

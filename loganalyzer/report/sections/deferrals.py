@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
-import plotly.graph_objects as go
 
-from loganalyzer.report.charts import COLORS, hbar, text
+from loganalyzer.report.charts import COLORS, Chart, hbar, text
 from loganalyzer.report.load import Context, frame
 from loganalyzer.report.metrics import PENDING_SQL
 from loganalyzer.report.period import Period
@@ -53,7 +52,7 @@ def pending(
     return frame(con, sql, ctx.window(p))
 
 
-def charts(r: Report) -> dict[str, go.Figure]:
+def charts(r: Report) -> dict[str, Chart]:
     f = r.metrics["deferral_reasons"]
     if not len(f):
         return {}

@@ -11,10 +11,9 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-import plotly.graph_objects as go
 
 import eventcodes
-from loganalyzer.report.charts import COLORS, hbar, text
+from loganalyzer.report.charts import COLORS, Chart, hbar, text
 from loganalyzer.report.load import frame
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 
@@ -86,9 +85,9 @@ def status_meaning(code: str | None) -> str:
         return found[0].meaning if found else ""
 
 
-def charts(r: Report) -> dict[str, go.Figure]:
+def charts(r: Report) -> dict[str, Chart]:
     m = r.metrics
-    figs: dict[str, go.Figure] = {}
+    figs: dict[str, Chart] = {}
     f = m["failures_by_status"]
     if len(f):
         labels = [

@@ -6,10 +6,9 @@ report leaves them empty. (The SMTP clients and relays by first and last seen: `
 from __future__ import annotations
 
 import pandas as pd
-import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
-from loganalyzer.report.charts import COLORS, layout, text
+from loganalyzer.report.charts import COLORS, Chart, layout, text
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 
 #: Columns of each table (what a one-day report shows empty).
@@ -29,13 +28,13 @@ def compute(q: Inputs) -> dict[str, pd.DataFrame]:
     return {name: pd.DataFrame(columns=cols) for name, cols in COLUMNS.items()}
 
 
-def charts(r: Report) -> dict[str, go.Figure]:
+def charts(r: Report) -> dict[str, Chart]:
     """Over two months or more: the recipients each server delivered or sent out per month
     (bars, in blues: the outcome colours mean outcomes), and those that failed (a line)."""
     m = r.metrics["monthly_servers"]
     if m["month"].nunique() < 2:
         return {}
-    fig = go.Figure()
+    fig = Chart()
     groups = list(m.groupby("server", sort=True))
     blues = sample_colorscale("Blues", max(2, len(groups)), low=0.9, high=0.4)
     for (server, rows), color in zip(groups, blues, strict=False):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
-import plotly.graph_objects as go
 
-from loganalyzer.report.charts import NEUTRAL, hour_labels, layout
+from loganalyzer.report.charts import NEUTRAL, Chart, hour_labels, layout
 from loganalyzer.report.load import Context, frame, hour_index, hours
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 
@@ -52,11 +51,11 @@ def latency(con: duckdb.DuckDBPyConnection, ctx: Context, top: int) -> dict[str,
     return {"latency": summary, "latency_hourly": per_hour, "slowest": slowest}
 
 
-def charts(r: Report) -> dict[str, go.Figure]:
+def charts(r: Report) -> dict[str, Chart]:
     lat = r.metrics["latency_hourly"]
     if not len(lat):
         return {}
-    fig = go.Figure()
+    fig = Chart()
     x = hour_labels(lat["hour"])
     for col, color in zip(("p50", "p90", "p99"), NEUTRAL, strict=True):
         fig.add_scatter(x=x, y=lat[col], name=col, mode="lines+markers", line={"color": color})

@@ -12,10 +12,9 @@ import datetime as dt
 
 import duckdb
 import pandas as pd
-import plotly.graph_objects as go
 
 from loganalyzer import fate
-from loganalyzer.report.charts import hour_labels, layout, text
+from loganalyzer.report.charts import Chart, hour_labels, layout, text
 from loganalyzer.report.load import Context, frame, hours
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 from loganalyzer.report.sections.deferrals import REASON_SQL
@@ -265,14 +264,14 @@ def reasons(q: Inputs) -> pd.DataFrame:
     )
 
 
-def charts(r: Report) -> dict[str, go.Figure]:
+def charts(r: Report) -> dict[str, Chart]:
     df = r.metrics["queue_hours"]
     if not len(df):
         return {}
     idx = hours(r.period)
     x = hour_labels(pd.Series(idx))
     per_hop = df.groupby(["hop", "hour"])["messages"].sum()
-    fig = go.Figure()
+    fig = Chart()
     for hop in sorted(df["hop"].unique()):
         y = per_hop[hop].reindex(idx, fill_value=0)
         fig.add_scatter(x=x, y=list(y), name=text(hop, 40), mode="lines+markers")

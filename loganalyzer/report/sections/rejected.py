@@ -18,9 +18,8 @@ from datetime import datetime
 
 import duckdb
 import pandas as pd
-import plotly.graph_objects as go
 
-from loganalyzer.report.charts import NEUTRAL, hbar, text
+from loganalyzer.report.charts import NEUTRAL, Chart, hbar, text
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 
 RULES = {
@@ -163,7 +162,7 @@ def compute(q: Inputs) -> dict[str, pd.DataFrame]:
     return {"rejections": rejections(q.con, start, end), "next_hops": next_hops(q.con, start, end)}
 
 
-def charts(r: Report) -> dict[str, go.Figure]:
+def charts(r: Report) -> dict[str, Chart]:
     f = r.metrics["rejections"]
     if not len(f):
         return {}

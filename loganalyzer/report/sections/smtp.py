@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
-import plotly.graph_objects as go
 
 import eventcodes
-from loganalyzer.report.charts import NEUTRAL, hbar, hour_labels, layout, text
+from loganalyzer.report.charts import NEUTRAL, Chart, hbar, hour_labels, layout, text
 from loganalyzer.report.load import frame, hours
 from loganalyzer.report.period import Period
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
@@ -114,12 +113,12 @@ def auth_failures(con: duckdb.DuckDBPyConnection, top: int) -> pd.DataFrame:
     )
 
 
-def charts(r: Report) -> dict[str, go.Figure]:
+def charts(r: Report) -> dict[str, Chart]:
     m = r.metrics
-    figs: dict[str, go.Figure] = {}
+    figs: dict[str, Chart] = {}
     s = m["smtp_hourly"]
     if s[["inbound", "outbound"]].to_numpy().sum():
-        fig = go.Figure()
+        fig = Chart()
         x = hour_labels(s["hour"])
         fig.add_bar(x=x, y=s["inbound"], name="inbound", marker_color=NEUTRAL[0])
         fig.add_bar(x=x, y=s["outbound"], name="outbound", marker_color=NEUTRAL[2])
@@ -127,7 +126,7 @@ def charts(r: Report) -> dict[str, go.Figure]:
         figs["smtp_hourly"] = layout(fig, "SMTP sessions per hour", barmode="stack")
     s = m["smtp_summary"]
     if len(s) and s["sessions"].sum():
-        fig = go.Figure()
+        fig = Chart()
         fig.add_bar(x=s["direction"], y=s["with_tls"], name="with TLS", marker_color=NEUTRAL[0])
         fig.add_bar(
             x=s["direction"],
@@ -140,15 +139,11 @@ def charts(r: Report) -> dict[str, go.Figure]:
     if len(r_):
         top = r_.groupby("reply_code", as_index=False)["lines"].sum()
         top = top.sort_values(["lines", "reply_code"], ascending=[False, True]).head(15)
-        figs["reply_codes"] = layout(
-            go.Figure(
-                go.Bar(
-                    x=[str(c) for c in top["reply_code"]], y=top["lines"], marker_color=NEUTRAL[1]
-                )
-            ),
-            "SMTP reply codes (lines)",
+        fig = Chart().add_bar(
+            x=[str(c) for c in top["reply_code"]], y=top["lines"], marker_color=NEUTRAL[1]
         )
-        figs["reply_codes"].update_xaxes(type="category")
+        fig.update_xaxes(type="category")
+        figs["reply_codes"] = layout(fig, "SMTP reply codes (lines)")
     a = m["auth_failures"]
     if len(a):
         figs["auth_failures"] = hbar(

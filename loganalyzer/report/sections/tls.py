@@ -17,10 +17,9 @@ import datetime as dt
 
 import duckdb
 import pandas as pd
-import plotly.graph_objects as go
 import pyarrow as pa
 
-from loganalyzer.report.charts import NEUTRAL, layout, text
+from loganalyzer.report.charts import NEUTRAL, Chart, layout, text
 from loganalyzer.report.load import frame, in_passes, passes
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 from loganalyzer.report.sessions import window_counts
@@ -250,13 +249,13 @@ def versions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return df
 
 
-def charts(r: Report) -> dict[str, go.Figure]:
+def charts(r: Report) -> dict[str, Chart]:
     v = r.metrics["tls_versions"]
     if not len(v):
         return {}
     v = v.assign(where=[f"{c} ({d})" for c, d in zip(v["connector"], v["direction"], strict=True)])
     by = v.groupby(["where", "version"], sort=False)["sessions"].sum().unstack(fill_value=0)
-    fig = go.Figure()
+    fig = Chart()
     labels = [text(w, 60) for w in by.index]
     special = [n for n in ("failed", "none") if n in by.columns]
     for name in sorted((n for n in by.columns if n not in special), reverse=True) + special:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
-import plotly.graph_objects as go
 
-from loganalyzer.report.charts import NEUTRAL, hbar, text
+from loganalyzer.report.charts import NEUTRAL, Chart, hbar, text
 from loganalyzer.report.load import Context, frame
 from loganalyzer.report.metrics import SYSTEM_SENDER_RE
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
@@ -72,8 +71,8 @@ def tops(con: duckdb.DuckDBPyConnection, ctx: Context, top: int) -> dict[str, pd
     return out
 
 
-def charts(r: Report) -> dict[str, go.Figure]:
-    figs: dict[str, go.Figure] = {}
+def charts(r: Report) -> dict[str, Chart]:
+    figs: dict[str, Chart] = {}
     for name, title in (
         ("top_sender_domains", "Top sender domains"),
         ("top_recipient_domains", "Top recipient domains"),

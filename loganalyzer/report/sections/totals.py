@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
-import plotly.graph_objects as go
 
-from loganalyzer.report.charts import COLORS, layout
+from loganalyzer.report.charts import COLORS, Chart, layout
 from loganalyzer.report.load import Context, frame
 from loganalyzer.report.metrics import pending_counts
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
@@ -133,20 +132,20 @@ def sides(con: duckdb.DuckDBPyConnection, ctx: Context) -> pd.DataFrame:
     ]
 
 
-def charts(r: Report) -> dict[str, go.Figure]:
+def charts(r: Report) -> dict[str, Chart]:
     m = r.metrics
-    figs: dict[str, go.Figure] = {}
+    figs: dict[str, Chart] = {}
     totals = m["totals"].set_index("figure")
     outcome = ["delivered", "sent out", "failed", "still deferred", "dropped", "quarantined"]
     values = [int(totals.loc[k, "recipients"] or 0) for k in outcome]
     if any(values):
         figs["outcomes"] = layout(
-            go.Figure(go.Bar(x=outcome, y=values, marker_color=[COLORS[k] for k in outcome])),
+            Chart().add_bar(x=outcome, y=values, marker_color=[COLORS[k] for k in outcome]),
             "Recipients by outcome",
         )
     sides = m["sides"]
     if len(sides) and sides[["messages", "delivered", "sent_out"]].to_numpy().sum():
-        fig = go.Figure()
+        fig = Chart()
         for col, name in (
             ("messages", "messages received"),
             ("delivered", "delivered"),

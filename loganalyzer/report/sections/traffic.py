@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
-import plotly.graph_objects as go
 
-from loganalyzer.report.charts import COLORS, hour_labels, layout
+from loganalyzer.report.charts import COLORS, Chart, hour_labels, layout
 from loganalyzer.report.load import Context, frame, hour_index, hours
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 
@@ -63,11 +62,11 @@ def daily(hourly_frame: pd.DataFrame) -> pd.DataFrame:
     return df.drop(columns="hour").groupby("day", as_index=False, sort=True).sum()
 
 
-def charts(r: Report) -> dict[str, go.Figure]:
+def charts(r: Report) -> dict[str, Chart]:
     m = r.metrics
-    figs: dict[str, go.Figure] = {}
+    figs: dict[str, Chart] = {}
     hourly = m["hourly"]
-    fig = go.Figure()
+    fig = Chart()
     x = hour_labels(hourly["hour"])
     for col, name in (
         ("received", "received"),
@@ -83,7 +82,7 @@ def charts(r: Report) -> dict[str, go.Figure]:
     figs["hourly"] = layout(fig, f"Per hour ({r.period.tz})")
     if "daily" in m:
         d = m["daily"]
-        fig = go.Figure()
+        fig = Chart()
         for col, name in (
             ("received", "received"),
             ("delivered", "delivered"),
