@@ -160,3 +160,39 @@ def test_the_command_writes_every_section_of_the_registry(synth, tmp_path):
     )
     tables = json.loads(out.stdout)["tables"]
     assert set(tables) == set(registry.TABLES) - {"daily", "vip_counts", "vip_events"}
+
+
+def _plain(value):
+    """A figure's JSON with plotly's typed arrays (``bdata``) decoded to lists."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(value, dict):
+        if set(value) == {"bdata", "dtype"}:
+            raw = base64.b64decode(value["bdata"])
+            return np.frombuffer(raw, dtype=value["dtype"]).tolist()
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def test_every_chart_is_the_plotly_figure_its_graph_object_gives(synth):
+    """The page writes the charts as plain data, unvalidated: each must be a valid plotly
+    figure (a misspelt property raises here) whose JSON is the graph object's."""
+    import plotly.io as pio
+
+    from loganalyzer.report.charts import Chart
+    from loganalyzer.report.html import _figure_json
+
+    report = daily_report(synth[1], DAY, days=3)
+    charts = {n: f for figs in registry.figures(report).values() for n, f in figs.items()}
+    assert len(charts) >= 12 and all(isinstance(f, Chart) for f in charts.values())
+    for name, chart in charts.items():
+        page = json.loads(_figure_json(chart))
+        validated = json.loads(pio.to_json(chart.figure(), validate=True))
+        assert _plain(page) == _plain(validated), name
+        assert page["data"] and page["layout"]["title"]["text"], name
+    assert set(report.figures) == set(charts)
+    assert all(isinstance(f, go.Figure) for f in report.figures.values())
