@@ -89,6 +89,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the generated logs and stores")
     ap.add_argument("--phase", nargs=3, help=argparse.SUPPRESS)
     args, rest = ap.parse_known_args()
+    if rest and (len(rest) != 3 or rest[0] not in PHASES):  # a child's PHASE LOGS OUT, or a typo
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.phase or rest:
         phase, logs_file, out = (args.phase or rest)[:3]
         PHASES[phase](Path(logs_file).read_text().split("\n"), out)
