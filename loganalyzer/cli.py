@@ -586,8 +586,8 @@ def report_daily(
         typer.Option(
             "--rollups/--from-rows",
             help="Count several days from the store's rollups (fast; no per-message tables) "
-            "or from every row [default: rollups from 8 days up; a UTC day's TLS and SMTP "
-            "session tables from its aggregates]",  # report.long.ROLLUP_DAYS
+            "or from every row [default: rollups from 8 days up; a day's TLS and SMTP "
+            "session tables from the UTC days' aggregates]",  # report.long.ROLLUP_DAYS
         ),
     ] = None,
     quiet_days: Annotated[

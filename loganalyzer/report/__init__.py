@@ -60,8 +60,9 @@ def daily_report(
     mail. ``rollups``: count a period of several UTC days from the store's rollups
     (``long``: fast, without the per-message tables) or, False, from its rows; by default
     from rollups from ``long.ROLLUP_DAYS`` days up, never with ``vips`` (VIP mail is read
-    from its rows); a report of one UTC day takes its TLS and SMTP session tables from the
-    day's aggregates where they are current (the same figures), but with ``rollups`` False.
+    from its rows); a report of one day (UTC, or a zone whole hours from UTC) takes its TLS
+    and SMTP session tables from the hours of the UTC days' aggregates where they are current
+    (the same figures), but with ``rollups`` False.
     ``quiet_days``: a report from rollups lists the organisation's mailboxes and
     distribution lists that received and sent nothing in this many last days. Raises
     BadInput for a bad date, zone, number, duration or VIP file, NotAStore for a path that
@@ -105,8 +106,8 @@ def daily_report(
             previous = _previous(st, con, period.previous(), accepted_domains)
         ctx = load.load(con, period, accepted_domains)
         load.create_macros(con)
-        # a UTC day's TLS and SMTP session tables from its aggregates when current (the
-        # same figures, without reading its protocol lines again)
+        # the TLS and SMTP session tables from the UTC days' aggregates when current (the
+        # same figures, without reading the protocol lines again)
         aggregated = long.day_aggregates(con, st, period) if rollups is not False else frozenset()
         if store_rollups.SMTP_LINES.name in aggregated:
             sessions.from_grain(con, period)

@@ -134,13 +134,14 @@ CLIENTS = Kind("clients", "clients.parquet", "clients", clients_schema, lookahea
 
 def tls_schema() -> pa.Schema:
     """The columns of a part of the TLS per-day aggregates (the report's TLS section defines
-    them): the sessions connected that day per direction, connector, peer (remote IP and host
-    name), TLS version, cipher and error, with the first and last connect time."""
+    them): the sessions connected that day per UTC hour, direction, connector, peer (remote IP
+    and host name), TLS version, cipher and error, with the first and last connect time."""
     import pyarrow as pa
 
     t = pa.timestamp("us", tz="UTC")
     return pa.schema(
         [
+            ("hour", t),
             ("direction", pa.string()),
             ("connector", pa.string()),
             ("remote_ip", pa.string()),
@@ -157,8 +158,9 @@ def tls_schema() -> pa.Schema:
 
 #: The TLS per-day aggregates: a day's part holds the sessions connected that day, read with
 #: the first hour of the day after (a session that starts before midnight negotiates after
-#: it); ``version``: change it with the columns or what they hold.
-TLS = Kind("tls", "tls.parquet", "tls", tls_schema, lookback=False, lookahead=True, version="1")
+#: it); per UTC hour, so that the whole hours of a day give a day of a zone whole hours from
+#: UTC; ``version``: change it with the columns or what they hold.
+TLS = Kind("tls", "tls.parquet", "tls", tls_schema, lookback=False, lookahead=True, version="2")
 
 
 def smtp_lines_schema() -> pa.Schema:

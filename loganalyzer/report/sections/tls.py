@@ -173,13 +173,16 @@ _GRAIN = ", ".join(rollups.tls_schema().names)
 
 
 def grain(con: duckdb.DuckDBPyConnection) -> None:
-    """``tls_grain`` from ``tls_sessions`` (dropped): the sessions per direction, connector,
-    peer (remote IP and host), version, cipher and error, with the first and last connect
-    time; what the tables are counted from, and what a day's aggregate keeps."""
+    """``tls_grain`` from ``tls_sessions`` (dropped): the sessions per UTC hour of their
+    connect line, direction, connector, peer (remote IP and host), version, cipher and error,
+    with the first and last connect time; what the tables are counted from, and what a day's
+    aggregate keeps."""
+    # the UTC hour whatever the connection's zone (a report's, half an hour from UTC maybe)
     con.execute(
         """
         create or replace temp table tls_grain as
-        select direction, connector, remote_ip, host, version, cipher, error,
+        select to_timestamp(floor(epoch(connected_at) / 3600) * 3600) as hour,
+               direction, connector, remote_ip, host, version, cipher, error,
                count(*) as sessions, min(connected_at) as first_seen,
                max(connected_at) as last_seen
         from tls_sessions group by all
