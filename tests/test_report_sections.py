@@ -181,9 +181,10 @@ def _plain(value):
 def test_every_chart_is_the_plotly_figure_its_graph_object_gives(synth):
     """The page writes the charts as plain data, unvalidated: each must be a valid plotly
     figure (a misspelt property raises here) whose JSON is the graph object's."""
+    import numpy as np
     import plotly.io as pio
 
-    from loganalyzer.report.charts import Chart
+    from loganalyzer.report.charts import Chart, themed
     from loganalyzer.report.html import _figure_json
 
     report = daily_report(synth[1], DAY, days=3)
@@ -196,3 +197,11 @@ def test_every_chart_is_the_plotly_figure_its_graph_object_gives(synth):
         assert page["data"] and page["layout"]["title"]["text"], name
     assert set(report.figures) == set(charts)
     assert all(isinstance(f, go.Figure) for f in report.figures.values())
+    # values the report's data may hold: missing, infinite, numpy, times
+    odd = Chart().add_scatter(
+        x=[pd.Timestamp("2026-03-02 10:00", tz="UTC"), pd.Timestamp("2026-03-02").date(), "x"],
+        y=[np.int64(3), float("nan"), float("inf")],
+        name="NaN <b>",
+    )
+    themed(odd)
+    assert json.loads(odd.to_json()) == _plain(json.loads(pio.to_json(odd.figure())))

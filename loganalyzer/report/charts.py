@@ -112,11 +112,32 @@ class Chart:
     def to_plotly_json(self) -> dict[str, Any]:
         return {"data": self.data, "layout": self.layout}
 
+    def to_json(self) -> str:
+        """The figure as strict JSON, as plotly writes it (NaN and infinities as null, times
+        in ISO format), without importing plotly's encoder (a tenth of a second)."""
+        text = json.dumps(self.to_plotly_json(), default=_encode)
+        if "NaN" in text or "Infinity" in text:  # maybe in a label only: then a no-op
+            text = json.dumps(json.loads(text, parse_constant=lambda _: None))
+        return text
+
     def figure(self) -> go.Figure:
         """The plotly graph object (validated)."""
         import plotly.graph_objects as go
 
         return go.Figure(self.to_plotly_json())
+
+
+def _encode(value: Any) -> Any:
+    """What ``json`` cannot write itself: numpy values, times, missing values."""
+    if isinstance(value, np.ndarray | pd.Series | pd.Index):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def _nested(props: dict[str, Any]) -> dict[str, Any]:

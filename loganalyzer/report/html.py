@@ -155,9 +155,12 @@ def table_rows(df: pd.DataFrame, name: str, days: int) -> list[tuple | Zeros]:
 
 def _figure_json(fig: Chart | go.Figure) -> str:
     """A figure as JSON that is inert inside a script element."""
-    from plotly.io import to_json
+    if isinstance(fig, Chart):
+        text = fig.to_json()
+    else:  # a graph object (a section of the library's user)
+        from plotly.io import to_json
 
-    text = to_json(fig.to_plotly_json() if isinstance(fig, Chart) else fig, validate=False)
+        text = to_json(fig, validate=False)
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
