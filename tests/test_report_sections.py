@@ -7,6 +7,7 @@ import json
 import pkgutil
 import re
 import subprocess
+from decimal import Decimal
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -187,20 +188,21 @@ def test_every_chart_is_the_plotly_figure_its_graph_object_gives(synth):
     from loganalyzer.report.charts import Chart, themed
     from loganalyzer.report.html import _figure_json
 
-    report = daily_report(synth[1], DAY, days=3)
-    charts = {n: f for figs in registry.figures(report).values() for n, f in figs.items()}
-    assert len(charts) >= 12 and all(isinstance(f, Chart) for f in charts.values())
-    for name, chart in charts.items():
-        page = json.loads(_figure_json(chart))
-        validated = json.loads(pio.to_json(chart.figure(), validate=True))
-        assert _plain(page) == _plain(validated), name
-        assert page["data"] and page["layout"]["title"]["text"], name
-    assert set(report.figures) == set(charts)
-    assert all(isinstance(f, go.Figure) for f in report.figures.values())
+    for rollups in (False, True):  # from rows, and from rollups (DuckDB's decimal sums)
+        report = daily_report(synth[1], DAY, days=3, rollups=rollups)
+        charts = {n: f for figs in registry.figures(report).values() for n, f in figs.items()}
+        assert len(charts) >= 12 and all(isinstance(f, Chart) for f in charts.values())
+        for name, chart in charts.items():
+            page = json.loads(_figure_json(chart))
+            validated = json.loads(pio.to_json(chart.figure(), validate=True))
+            assert _plain(page) == _plain(validated), name
+            assert page["data"] and page["layout"]["title"]["text"], name
+        assert set(report.figures) == set(charts)
+        assert all(isinstance(f, go.Figure) for f in report.figures.values())
     # values the report's data may hold: missing, infinite, numpy, times
     odd = Chart().add_scatter(
-        x=[pd.Timestamp("2026-03-02 10:00", tz="UTC"), pd.Timestamp("2026-03-02").date(), "x"],
-        y=[np.int64(3), float("nan"), float("inf")],
+        x=[pd.Timestamp("2026-03-02 10:00", tz="UTC"), pd.Timestamp("2026-03-02").date(), "x", 4],
+        y=[np.int64(3), float("nan"), float("inf"), Decimal("2.5")],
         name="NaN <b>",
     )
     themed(odd)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -135,8 +136,12 @@ def _encode(value: Any) -> Any:
         return value.item()
     if value is pd.NA or value is pd.NaT:
         return None
+    if isinstance(value, Decimal):  # DuckDB's sums
+        return float(value)
     if hasattr(value, "isoformat"):
         return value.isoformat()
+    if hasattr(value, "tolist"):
+        return value.tolist()
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
