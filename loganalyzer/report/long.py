@@ -306,15 +306,23 @@ def _windowed(con, st: Store, manifest, days, period: Period, kind) -> list[str]
     (one of ``rollup.WINDOWED``) of ``period``, from their parts (current, or kept by prune);
     the days with rows but no current part, and the parts of UTC days at the period's ends,
     built from their rows (``rollup.build_windows``), but those of a kind counted per UTC
-    hour, which its part's hours give (``_hourly``). Returns the whole days built from rows."""
+    hour, which its part's hours give (``_hours_of``: the whole hours of those parts of days,
+    for some kinds the parts of hours at their ends from rows). Returns the whole days built
+    from rows."""
     index = store_rollups.load(st, kind, con)
     state = store_rollups.status(st, manifest, index, kind, days)
     usable = set(state["current"]) | set(state["kept"])
     rows = set(days)
     whole, pieces = _pieces(period)
     lacking = [d for d in whole if d in rows and d not in usable]
-    cut = {k: v for k, v in pieces.items() if _hourly(kind, v) and v[0] in usable}
-    windows = {k: v for k, v in pieces.items() if v[0] in rows and k not in cut}
+    cut, windows = {}, {}
+    for label, piece in pieces.items():
+        hours, ends = _hours_of(kind, piece) if piece[0] in usable else (None, [piece])
+        if hours is not None:
+            cut[label] = hours
+        for d, a, b in ends:
+            if d in rows:
+                windows[f"{d} {a:%H:%M}-{b:%H:%M}"] = (d, a, b)
     for d in lacking:
         start = dt.datetime.combine(dt.date.fromisoformat(d), dt.time(), dt.UTC)
         windows[d] = (d, start, start + dt.timedelta(days=1))
@@ -338,6 +346,28 @@ def _windowed(con, st: Store, manifest, days, period: Period, kind) -> list[str]
     return lacking
 
 
+#: Kinds whose tables show no hours: a day of a zone of half or quarter hours takes the
+#: whole UTC hours of their parts, its ends (parts of hours) from rows (``_hours_of``).
+SPLIT = frozenset({store_rollups.TLS.name})
+
+
+def _hours_of(kind, piece: tuple[str, dt.datetime, dt.datetime]):
+    """The part of a UTC day ``piece`` (day, start, end) its day's part of ``kind`` gives (a
+    selection of its whole UTC hours, or None) and the rest, to count from rows: all of it
+    unless ``_hourly``, or for a kind of ``SPLIT`` the parts of hours at its ends."""
+    if _hourly(kind, piece):
+        return piece, []
+    d, a, b = piece
+    if kind.name not in SPLIT or "hour" not in kind.schema().names:
+        return None, [piece]
+    first = a.replace(minute=0, second=0, microsecond=0)
+    first += dt.timedelta(hours=first < a)
+    last = b.replace(minute=0, second=0, microsecond=0)
+    if first >= last:  # within one hour
+        return None, [piece]
+    return (d, first, last), [(d, x, y) for x, y in ((a, first), (last, b)) if x < y]
+
+
 def _hourly(kind, piece: tuple[str, dt.datetime, dt.datetime]) -> bool:
     """Whether the part of a UTC day ``piece`` (day, start, end) of ``kind`` is a selection of
     its day's part: a kind counted per UTC hour (an ``hour`` column), a piece on whole hours."""
@@ -352,7 +382,8 @@ def day_aggregates(con, st: Store, period: Period) -> frozenset[str]:
     what a report of one day need not count from its rows (the same figures). Each UTC day it
     touches must have rows and a current part (a pruned day's kept part is not read, as its
     rows are not); a day of another zone needs a kind counted per UTC hour and a zone a whole
-    number of hours from UTC (``_hourly``)."""
+    number of hours from UTC (``_hourly``), or for a kind of ``SPLIT`` any zone (the parts of
+    hours at the ends of its UTC days from their rows)."""
     whole, pieces = _pieces(period)
     needed = set(whole) | {d for d, _, _ in pieces.values()}
     manifest = st.last_manifest or st.manifest(con, fields=MANIFEST_COLUMNS)
@@ -361,7 +392,7 @@ def day_aggregates(con, st: Store, period: Period) -> frozenset[str]:
         return frozenset()
     out = set()
     for kind in GRAINS:
-        if not all(_hourly(kind, piece) for piece in pieces.values()):
+        if not all(_hours_of(kind, piece)[0] for piece in pieces.values()):
             continue
         state = store_rollups.status(st, manifest, store_rollups.load(st, kind, con), kind, days)
         if needed <= set(state["current"]):
