@@ -11,7 +11,9 @@ what a report costs whatever the day's size, its imports, queries and page). For
 ``--long`` store, ``--days 30`` and ``--days 90`` reports ending on its last day. The table
 shows medians, the ratios (b)/(a) and (d)/(a) of each run's pair (their median), (b) - (d)
 against (a) (the work that grows with the day's rows, in bare scans) and the peak memory (PSS
-of the process tree).
+of the process tree). ``--tz ZONE``: the reports of that zone's days, and the bare scan of the
+same local day's rows (on its two UTC dates, filtered by time; the day after may hold an
+hour or two of rows).
 """
 
 from __future__ import annotations
@@ -30,17 +32,21 @@ from common import run_child
 #: What the bare baseline runs in its own process: the day's rows grouped, nothing else.
 BARE = """
 import sys, duckdb
-store, day = sys.argv[1], sys.argv[2]
+store, dates, window = sys.argv[1], sys.argv[2].split(","), sys.argv[3:]
 con = duckdb.connect()
 con.execute("set enable_progress_bar = false")
+where = ("where date_time >= '%s'::timestamptz and date_time < '%s'::timestamptz" % tuple(window)
+         if window else "")
 for table, keys in (("tracking", "server, event_id"), ("smtp", "server, direction")):
-    files = f"{store}/{table}/date={day}/**/*.parquet"
-    con.sql(f"select {keys}, hour(date_time) as h, count(*) from read_parquet('{files}') "
-            "group by all").fetchall()
+    files = [f"{store}/{table}/date={d}/**/*.parquet" for d in dates]
+    con.sql(f"select {keys}, hour(date_time) as h, count(*) from read_parquet({files}) "
+            f"{where} group by all").fetchall()
 """
 
 
 COMMAND: list[str] = []
+#: The zone of the reports (``--tz``); the bare scan reads the rows of the same local day.
+ZONE: list[str] = ["UTC"]
 
 
 def command() -> str:
@@ -59,21 +65,42 @@ def last_day(store: str) -> str:
     return days[-1]
 
 
+def scope(store: str, day: str) -> tuple[list[str], list[str]]:
+    """The UTC dates the local ``day`` (in ``ZONE``) touches that the store holds, and its
+    window as two ISO times (none in UTC: the whole date is the day)."""
+    if ZONE[0] == "UTC":
+        return [day], []
+    from zoneinfo import ZoneInfo
+
+    start = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), ZoneInfo(ZONE[0]))
+    end = dt.datetime.combine(start.date() + dt.timedelta(days=1), dt.time(), start.tzinfo)
+    a, b = start.astimezone(dt.UTC), end.astimezone(dt.UTC) - dt.timedelta(microseconds=1)
+    dates = sorted({a.date().isoformat(), b.date().isoformat()})
+    held = [d for d in dates if Path(store, "tracking", f"date={d}").is_dir()]
+    return held, [start.isoformat(), end.isoformat()]
+
+
 def day_rows(store: str, day: str) -> tuple[int, int, float]:
     import duckdb
 
     con = duckdb.connect()
     out = []
+    dates, window = scope(store, day)
+    where = (
+        f"where date_time >= '{window[0]}'::timestamptz and date_time < '{window[1]}'::timestamptz"
+        if window
+        else ""
+    )
     for table in ("tracking", "smtp"):
-        files = f"{store}/{table}/date={day}/**/*.parquet"
-        out.append(con.sql(f"select count(*) from read_parquet('{files}')").fetchall()[0][0])
-    mb = sum(f.stat().st_size for f in Path(store).rglob(f"date={day}/**/*.parquet")) / 1e6
-    return out[0], out[1], mb
+        files = [f"{store}/{table}/date={d}/**/*.parquet" for d in dates]
+        out.append(con.sql(f"select count(*) from read_parquet({files}) {where}").fetchall()[0][0])
+    mb = sum(f.stat().st_size for d in dates for f in Path(store).rglob(f"date={d}/**/*.parquet"))
+    return out[0], out[1], mb / 1e6
 
 
 def report(store: str, day: str, days: int, traces: int, out: Path) -> tuple[float, int]:
     args = [command(), "report", "daily", "-s", store, "--date", day, "--days", str(days)]
-    args += ["--traces", str(traces), "--out", str(out)]
+    args += ["--tz", ZONE[0], "--traces", str(traces), "--out", str(out)]
     code, wall, peak, _ = run_child(args, capture=True)
     if code != 0:
         sys.exit(f"report failed ({code}): {' '.join(args)}")
@@ -81,7 +108,9 @@ def report(store: str, day: str, days: int, traces: int, out: Path) -> tuple[flo
 
 
 def bare(store: str, day: str) -> tuple[float, int]:
-    code, wall, peak, _ = run_child([sys.executable, "-c", BARE, store, day], capture=True)
+    dates, window = scope(store, day)
+    args = [sys.executable, "-c", BARE, store, ",".join(dates), *window]
+    code, wall, peak, _ = run_child(args, capture=True)
     if code != 0:
         sys.exit(f"baseline failed ({code})")
     return wall, peak
@@ -107,8 +136,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--logs", help="generate one day of synth logs here first (and ingest)")
     ap.add_argument("--messages", type=int, default=10000, help="messages of that day")
     ap.add_argument("--command", help="the loganalyzer command to measure (another version)")
+    ap.add_argument("--tz", default="UTC", help="the reports' zone (the bare scan: that day)")
     args = ap.parse_args(argv)
     COMMAND[:] = [args.command] if args.command else []
+    ZONE[:] = [args.tz]
     if args.logs:
         logs = Path(args.logs)
         cli = command()
