@@ -59,11 +59,9 @@ TEMPLATE = "plotly_white"
 
 
 def _plain(value: Any) -> Any:
-    """``value`` as JSON-ready data: columns and arrays become lists."""
-    if isinstance(value, pd.Series | pd.Index | np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
+    """``value``, a column, an array or a numpy number made plain data (a copy) when set."""
+    if isinstance(value, pd.Series | pd.Index | np.ndarray | np.generic):
+        return _encode(value)
     return value
 
 

@@ -361,7 +361,8 @@ def _hours_of(kind, piece: tuple[str, dt.datetime, dt.datetime]):
     if kind.name not in SPLIT or "hour" not in kind.schema().names:
         return None, [piece]
     first = a.replace(minute=0, second=0, microsecond=0)
-    first += dt.timedelta(hours=first < a)
+    if first < a:
+        first += dt.timedelta(hours=1)
     last = b.replace(minute=0, second=0, microsecond=0)
     if first >= last:  # within one hour
         return None, [piece]
