@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from loganalyzer.ingest import ingest
@@ -426,6 +427,12 @@ def test_prune_keeps_the_long_report_and_a_kill_leaves_it_whole(store, tmp_path)
     assert not any(gone["tables"][n] for n in TLS_TABLES + SMTP_TABLES if n != "smtp_hourly")
     bad = _run("store", "prune", "--store", str(st), "--before", "soon")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--before" in bad.stderr
+    # a TLS part an earlier version kept (no hours, version 1): read by name, not rebuilt
+    part = st / store_rollups.load(Store(st), store_rollups.TLS)["2026-03-02"].part
+    pq.write_table(pq.read_table(part).drop_columns(["hour"]), part)
+    assert json.loads(_run(*common, "--json").stdout)["tables"] == before["tables"]
+    berlin = _run(*common, "--tz", "Europe/Berlin", "--json")  # its end not cut at an hour
+    assert berlin.returncode == 0 and json.loads(berlin.stdout)["tables"]["tls_versions"]
 
 
 HEAD = (

@@ -19,6 +19,7 @@ period's last two days.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pandas as pd
 import pyarrow as pa
@@ -37,7 +38,7 @@ from loganalyzer.report.sections.history import QUIET_DAYS
 from loganalyzer.report.sections.traffic import daily
 from loganalyzer.store import Store
 from loganalyzer.store import rollups as store_rollups
-from loganalyzer.store.duck import open_connection, read_parquet
+from loganalyzer.store.duck import open_connection, parquet_columns, read_parquet
 
 #: Tables a report over several days computes from the rollups.
 FROM_ROLLUPS = (
@@ -315,9 +316,11 @@ def _windowed(con, st: Store, manifest, days, period: Period, kind) -> list[str]
     rows = set(days)
     whole, pieces = _pieces(period)
     lacking = [d for d in whole if d in rows and d not in usable]
+    older = _older(con, st, index, kind, [d for d in state["kept"] if d in period_days(period)])
     cut, windows = {}, {}
     for label, piece in pieces.items():
-        hours, ends = _hours_of(kind, piece) if piece[0] in usable else (None, [piece])
+        cuttable = piece[0] in usable and piece[0] not in older
+        hours, ends = _hours_of(kind, piece) if cuttable else (None, [piece])
         if hours is not None:
             cut[label] = hours
         for d, a, b in ends:
@@ -332,8 +335,8 @@ def _windowed(con, st: Store, manifest, days, period: Period, kind) -> list[str]
     con.register(f"_{table}_none", schema.empty_table())
     selects = [f"select {columns} from _{table}_none"]
     parts = [st.uri(index[d].part) for d in whole if d in usable]
-    if parts:
-        selects.append(f"select {columns} from {read_parquet(parts)}")
+    if parts:  # by name where a kept part lacks a column (null there)
+        selects.append(f"select {columns} from {read_parquet(parts, mixed=bool(older))}")
     for d, a, b in cut.values():
         selects.append(
             f"select {columns} from {read_parquet([st.uri(index[d].part)])} "
@@ -344,6 +347,27 @@ def _windowed(con, st: Store, manifest, days, period: Period, kind) -> list[str]
         selects.append(f"select {columns} from _{table}{i}")
     con.execute(f"create or replace temp table {table} as {' union all '.join(selects)}")
     return lacking
+
+
+def period_days(period: Period) -> set[str]:
+    """The UTC days ``period`` touches (``YYYY-MM-DD``)."""
+    whole, pieces = _pieces(period)
+    return set(whole) | {d for d, _, _ in pieces.values()}
+
+
+def _older(con, st: Store, index, kind, kept: list[str]) -> set[str]:
+    """Of the ``kept`` days (rows pruned), those whose part lacks some of ``kind``'s columns:
+    kept by an earlier version (the TLS aggregates had no hours before version 2); their
+    rows gone, they cannot be built again. Read by column name; never cut at an hour."""
+    if not kept:
+        return set()
+    found = parquet_columns(con, [st.uri(index[d].part) for d in kept])
+    need = set(kind.schema().names)
+    return {  # the day from the part's folder, whatever form the file name takes
+        m.group(1)
+        for name, columns in found.items()
+        if not need <= columns and (m := re.search(r"date=(\d{4}-\d{2}-\d{2})", name))
+    }
 
 
 #: Kinds whose tables show no hours: a day of a zone of half or quarter hours takes the
@@ -385,8 +409,8 @@ def day_aggregates(con, st: Store, period: Period) -> frozenset[str]:
     rows are not); a day of another zone needs a kind counted per UTC hour and a zone a whole
     number of hours from UTC (``_hourly``), or for a kind of ``SPLIT`` any zone (the parts of
     hours at the ends of its UTC days from their rows)."""
-    whole, pieces = _pieces(period)
-    needed = set(whole) | {d for d, _, _ in pieces.values()}
+    _, pieces = _pieces(period)
+    needed = period_days(period)
     manifest = st.last_manifest or st.manifest(con, fields=MANIFEST_COLUMNS)
     days = store_rollups.row_days(manifest)
     if not needed <= set(days):  # a day without rows: nothing to spare

@@ -39,6 +39,14 @@ def read_parquet(paths: list[str], partitioned: bool = False, mixed: bool = Fals
     return f"read_parquet([{files}]{union}{hive})"
 
 
+def parquet_columns(con: duckdb.DuckDBPyConnection, paths: list[str]) -> dict[str, set[str]]:
+    """The column names of each of these Parquet files, by the file name DuckDB gives it
+    (only their footers are read)."""
+    files = ", ".join(_quote(p) for p in paths)
+    sql = f"select file_name, list(name) from parquet_schema([{files}]) group by file_name"
+    return {name: set(columns) for name, columns in con.execute(sql).fetchall()}
+
+
 #: Groups (sessions, messages) one pass of a grouping holds at most under a memory limit of
 #: 128 MB (``passes``): DuckDB's grouping of many strings per group does not spill.
 GROUPS_PER_PASS = 40_000
