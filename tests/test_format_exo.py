@@ -18,11 +18,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS, LOGANALYZER
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_ingest_tracking import quarantine_of, rows_of
@@ -644,3 +645,105 @@ def test_graph_message_trace_records_ingest_like_the_older_api(store_dir, tmp_pa
     )
     assert (first["message_subject"], first["total_bytes"]) == ("Quarterly report", 48213)
     assert first["date_time"] == datetime(2025, 3, 24, 8, 15, 27, 123000, tzinfo=UTC)
+
+
+# Microsoft Graph exchangeMessageTraceDetail (GET .../messageTraces/{id}/getDetailsByRecipient
+# (recipientAddress='...')), the documentation's example response: its properties are id,
+# messageId, dateTime, event, action, description, data; no sender, no recipient (the request
+# names the recipient: a script that saves the responses may add it, as the second file does).
+GRAPH_DETAIL = {
+    "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Collection(microsoft.graph."
+    "exchangeMessageTraceDetail)",
+    "value": [
+        {
+            "id": "7e3b2b2e-1b5e-4b17-80cc-2af6c1d9a3b1",
+            "messageId": "<d9683b4c-127b-413a-ae2e-fa7dfb32c69d@contoso.com>",
+            "dateTime": "2025-06-13T10:30:05Z",
+            "event": "Receive",
+            "action": "",
+            "description": "Message received by: MN2PR00MB0670.namprd00.prod.outlook.com",
+            "data": '<root><MEP Name="ReturnPath" String="robert@contoso.com" /></root>',
+        },
+        {
+            "id": "7e3b2b2e-1b5e-4b17-80cc-2af6c1d9a3b1",
+            "messageId": "<d9683b4c-127b-413a-ae2e-fa7dfb32c69d@contoso.com>",
+            "dateTime": "2025-06-13T10:30:10Z",
+            "event": "Deliver",
+            "action": "",
+            "description": "The message was successfully delivered.",
+            "data": '<root><MEP Name="DeliveryPriority" String="Normal" /></root>',
+        },
+    ],
+}
+#: The same details as Get-MessageTraceDetail and the older reporting API name them.
+OLD_DETAIL_NAMES = {
+    "messageId": "MessageId",
+    "dateTime": "Date",
+    "event": "Event",
+    "action": "Action",
+    "description": "Detail",
+    "data": "Data",
+    "recipientAddress": "RecipientAddress",
+}
+
+
+def test_graph_trace_details_ingest_like_get_messagetracedetail(store_dir, tmp_path):
+    ingest([write(tmp_path, "details.json", json.dumps(GRAPH_DETAIL), "utf8-resaved")], store_dir)
+    old = [
+        {OLD_DETAIL_NAMES[k]: v for k, v in r.items() if k in OLD_DETAIL_NAMES}
+        for r in GRAPH_DETAIL["value"]
+    ]
+    ingest([write(tmp_path, "old.json", json.dumps(old), "utf8-resaved")], tmp_path / "old")
+
+    def rows(store):
+        got = sorted(rows_of(store), key=lambda r: r["date_time"])
+        return [{k: v for k, v in r.items() if k not in ("file", "line")} for r in got]
+
+    got = rows(store_dir)
+    assert got == rows(tmp_path / "old")
+    assert [
+        (r["date_time"], r["event_id"], r["outcome"], r["message_id"], r["recipient_status"])
+        for r in got
+    ] == [
+        (
+            datetime(2025, 6, 13, 10, 30, 5, tzinfo=UTC),
+            "Receive",
+            "received",
+            "<d9683b4c-127b-413a-ae2e-fa7dfb32c69d@contoso.com>",
+            ["Message received by: MN2PR00MB0670.namprd00.prod.outlook.com"],
+        ),
+        (
+            datetime(2025, 6, 13, 10, 30, 10, tzinfo=UTC),
+            "Deliver",
+            "delivered",
+            "<d9683b4c-127b-413a-ae2e-fa7dfb32c69d@contoso.com>",
+            ["The message was successfully delivered."],
+        ),
+    ]
+    assert [r["recipient_address"] for r in got] == [[], []]  # the request named it
+
+
+def test_graph_trace_details_through_the_command(tmp_path):
+    """Saved responses of getDetailsByRecipient (one with the recipient added, one empty) are
+    recognised, ingested and traced by the command."""
+    named = {
+        **GRAPH_DETAIL,
+        "value": [{**r, "recipientAddress": "robert@contoso.com"} for r in GRAPH_DETAIL["value"]],
+    }
+    empty = {"@odata.context": GRAPH_DETAIL["@odata.context"], "value": []}
+    write(tmp_path, "robert.json", json.dumps(named, indent=2), "utf8-resaved")
+    write(tmp_path, "nobody.json", json.dumps(empty), "utf8-resaved")
+    store = tmp_path / "store"
+    run = [LOGANALYZER, "ingest", str(tmp_path / "exports"), "--store", str(store), "--json"]
+    done = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["rows"], summary["quarantined"], summary["files"]["skipped"]) == (2, 0, 0)
+    trace = subprocess.run(
+        [LOGANALYZER, "trace", GRAPH_DETAIL["value"][0]["messageId"], "--store", str(store),
+         "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert trace.returncode == 0, trace.stderr
+    verdicts = json.loads(trace.stdout)
+    assert "robert@contoso.com" in json.dumps(verdicts) and "delivered" in json.dumps(verdicts)

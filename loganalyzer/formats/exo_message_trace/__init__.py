@@ -16,6 +16,9 @@ EXO-PS-DETAIL  ``Get-MessageTraceDetail | Export-Csv``          ``TRACE_DETAIL_C
 EXO-API        reporting API JSON: NDJSON or OData documents;   ``TRACE_COLUMNS`` (or the
                Microsoft Graph ``exchangeMessageTrace``         detail ones)
                records (``id``, ``receivedDateTime`` ...)
+               and ``exchangeMessageTraceDetail`` records
+               (``dateTime``, ``event``, ``description`` ...:
+               no sender or recipient, unless added)
 =============  ==============================================  ==========================
 
 ``event_id`` is the Status (or detail Event) in the ``exo-status`` table's spelling (Microsoft

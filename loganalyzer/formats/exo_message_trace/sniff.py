@@ -20,6 +20,9 @@ BOMS: tuple[tuple[bytes, str], ...] = (
 ALIASES: dict[str, str] = {
     "origin_timestamp": "origin_timestamp_utc",
     "receiveddatetime": "received",  # Microsoft Graph exchangeMessageTrace
+    # Microsoft Graph exchangeMessageTraceDetail: Get-MessageTraceDetail's Date and Detail
+    "datetime": "date",
+    "description": "detail",
 }
 #: log_type of each kind of export.
 SUMMARY, DETAIL, PS_TRACE, PS_DETAIL, API = (
@@ -33,8 +36,14 @@ DELIMITERS: dict[str, str] = {",": "comma", ";": "semicolon", "\t": "tab"}
 _RECORD_KEYS = re.compile(
     r'"(messagetraceid|senderaddress|recipientaddress|status|received)"\s*:', re.IGNORECASE
 )
+#: Keys of a trace detail record (Microsoft Graph's exchangeMessageTraceDetail, or the older
+#: API's MessageTraceDetail), which may name neither sender nor recipient.
+_DETAIL_KEYS = re.compile(r'"(datetime|date|event|description|detail|action)"\s*:', re.IGNORECASE)
 _SEKOIA = re.compile(r'^\s*\{\s*"(input|expected)"\s*:\s*\{', re.IGNORECASE)
-_EMPTY_API_RESULT = re.compile(r"Reporting\.svc/\$metadata#MessageTrace", re.IGNORECASE)
+_EMPTY_API_RESULT = re.compile(
+    r"Reporting\.svc/\$metadata#MessageTrace|microsoft\.graph\.exchangeMessageTraceDetail",
+    re.IGNORECASE,
+)
 
 
 def encoding_of(head: bytes) -> tuple[str, int]:
@@ -121,6 +130,17 @@ def is_sekoia_wrapper(text: str) -> bool:
 
 
 def is_api_json(text: str) -> bool:
-    """JSON records of the reporting API (at least three of its keys), or its empty result."""
+    """JSON records of the reporting API (at least three of its keys), trace details (their
+    time, event and description, detail or action), or an empty result."""
     keys = {m.lower() for m in _RECORD_KEYS.findall(text[:65536])}
-    return "messagetraceid" in keys or len(keys) >= 3 or bool(_EMPTY_API_RESULT.search(text))
+    detail = {m.lower() for m in _DETAIL_KEYS.findall(text[:65536])}
+    return (
+        "messagetraceid" in keys
+        or len(keys) >= 3
+        or (
+            "event" in detail
+            and bool(detail & {"datetime", "date"})
+            and bool(detail & {"description", "detail", "action"})
+        )
+        or bool(_EMPTY_API_RESULT.search(text))
+    )
