@@ -98,6 +98,9 @@ FINAL_2003: Mapping[str, str] = {
     "1041": "quarantined",
     "26": "expanded",  # Exchange 2000's "Distribution list expansion" names the list
 }
+#: Events that defer a recipient (its verdict ``deferred``): without one in a period, no
+#: recipient of a message waits at its end.
+DEFERS: frozenset[str] = frozenset(e for e, v in {**FINAL, **FINAL_2003}.items() if v == "deferred")
 #: Events that send a message on: out of the organisation (final, ``sent_external``) or to
 #: another of its servers (a hand-off).
 SENDS: frozenset[str] = frozenset(

@@ -57,6 +57,14 @@ KIND = {
     "dropped": "dropped",
     "quarantined": "quarantined",
 }
+#: A tracking row's message key, ``msg``: its Message-ID, else the network message ID, else
+#: its server and internal ID.
+MSG_SQL = "coalesce(message_id, network_message_id, server || ':' || internal_message_id)"
+#: The rows of the messages with a deferral in the window (the same parameters again).
+_DEFERRED = f"""and {MSG_SQL} in (
+    select {MSG_SQL} from tracking
+    where date_time >= ? and date_time < ? and date >= ? and date <= ?
+      and {fate.in_sql("event_id", fate.DEFERS)})"""
 #: A row's kind in a recipient's story and its verdict, by the rules of ``fate``.
 _STEP = fate.kind_sql("$servers", connector="connector")
 _VERDICT = fate.verdict_sql("event_id", "step")
@@ -114,16 +122,19 @@ def in_passes(
 
 
 def load(
-    con: duckdb.DuckDBPyConnection, period: Period, accepted_domains: list[str] | None = None
+    con: duckdb.DuckDBPyConnection,
+    period: Period,
+    accepted_domains: list[str] | None = None,
+    deferred_only: bool = False,
 ) -> Context:
     """Create the temporary tables ``trk``, ``firsts``, ``attrs``, ``rev`` and ``fin`` for the
-    period."""
+    period; ``deferred_only``: of the messages with a deferral in the period alone (all that
+    the recipients still deferred at its end are counted from)."""
     first = period.start
     lo = first - LOOKBACK
     # the period in full; the day before it only for first receipts
-    columns = """
-        date_time, server, event_id, outcome, log_format,
-        coalesce(message_id, network_message_id, server || ':' || internal_message_id) as msg,
+    columns = f"""
+        date_time, server, event_id, outcome, log_format, {MSG_SQL} as msg,
         case when event_id = 'DSN' and coalesce(reference, '') <> ''
              then if(starts_with(reference, '<'), reference, '<' || reference || '>')
              -- Exchange 2000/2003: an NDR's submission names the original in Linked-MSGID
@@ -143,9 +154,9 @@ def load(
                connector_id as connector, server_hostname, client_hostname,
                related_recipient_address as related,
                recipient_address, recipient_status, enhanced_status
-        from tracking where {window}
+        from tracking where {window} {_DEFERRED if deferred_only else ""}
         """,
-        [first, period.end, d0, d1],
+        [first, period.end, d0, d1] * (2 if deferred_only else 1),
     )
     # of the day before, the receipts and bounces of the period's messages only (a few in a
     # thousand there: the others would only make the per-message tables bigger)

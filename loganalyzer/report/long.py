@@ -161,6 +161,7 @@ def long_report(
 ) -> DailyReport:
     """The report of ``period`` (``applies``) from the rollups; see the module docstring."""
     con = open_connection(st)  # the one connection: manifest, rollup parts, rows
+    spill = load.bound(con)  # held to the report's memory, as a report of one day
     try:
         manifest = st.manifest(con, fields=MANIFEST_COLUMNS)
         index = store_rollups.load(st)
@@ -225,6 +226,7 @@ def long_report(
         tables.update(smtp.tables(con, period, top))
     finally:
         con.close()
+        spill.cleanup()  # after the connection: its files are closed
     headline["still_deferred_recipients"] = pending[1]
     at = tables["totals"].index[tables["totals"]["figure"] == "deferrals (attempts)"][0]
     tables["totals"] = pd.concat(
@@ -468,7 +470,7 @@ def _pending(con, st: Store, manifest, period: Period) -> tuple[int, int]:
     lo, hi = p.utc_dates(since=p.start - LOOKBACK)
     days = {(lo + dt.timedelta(days=i)).isoformat() for i in range((hi - lo).days + 1)}
     point(con, st, store_rollups.files_of(manifest, days), manifest)
-    ctx = load.load(con, p)
+    ctx = load.load(con, p, deferred_only=True)
     return metrics.pending_counts(con, ctx, p)
 
 

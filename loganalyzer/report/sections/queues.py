@@ -15,7 +15,7 @@ import pandas as pd
 
 from loganalyzer import fate
 from loganalyzer.report.charts import Chart, hour_labels, layout, text
-from loganalyzer.report.load import Context, frame, hours
+from loganalyzer.report.load import MSG_SQL, Context, frame, hours
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 from loganalyzer.report.sections.deferrals import REASON_SQL
 
@@ -29,13 +29,12 @@ LARGE_BACKLOG = 200
 
 _ALL = {**fate.FINAL, **fate.FINAL_2003}
 #: Events that defer a recipient, and those that may take it off a queue.
-_DEFERS = sorted(e for e, v in _ALL.items() if v == "deferred")
+_DEFERS = sorted(fate.DEFERS)
 _STEPS = sorted(({*_ALL} | fate.SENDS) - fate.TRANSFER_BEGINS)
 #: Verdicts of the steps that take a waiting recipient off a server's queue (last_seen: a
 #: hand-off to another server of the organisation).
 _LEAVES = ("delivered", "sent_external", "last_seen", "failed", "dropped", "quarantined")
 _KIND = fate.kind_sql("srv.servers")
-_MSG = "coalesce(message_id, network_message_id, server || ':' || internal_message_id)"
 _HANDOFF = fate.handoff_sql("srv.servers", "connector_id", "server_hostname", "log_format")
 
 #: The columns of the rows ``defers_sql`` reads.
@@ -112,7 +111,9 @@ def _sources(table: str, window: str, **sql: str) -> tuple[str, str]:
 #: took it off the queue (null: still waiting when the rows end).
 DEFERS_SQL = defers_sql(
     *_sources(
-        "tracking", "date_time >= $lo and date_time < $hi and date >= $d0 and date <= $d1", msg=_MSG
+        "tracking",
+        "date_time >= $lo and date_time < $hi and date >= $d0 and date <= $d1",
+        msg=MSG_SQL,
     )
 )
 
@@ -215,7 +216,7 @@ def defer_table(
     )
     if lo < kept:
         window = "date_time >= $lo and date_time < $kept and date >= $d0 and date <= $d1"
-        old_deferred, old_rows = _sources("tracking", window, msg=_MSG)
+        old_deferred, old_rows = _sources("tracking", window, msg=MSG_SQL)
         deferred, rows = f"{old_deferred} union {deferred}", f"{old_rows} union all {rows}"
         last = (kept - dt.timedelta(microseconds=1)).astimezone(dt.UTC).date()
         params |= {"lo": lo, "d0": lo.astimezone(dt.UTC).date(), "d1": last}
