@@ -60,11 +60,12 @@ KIND = {
 #: A tracking row's message key, ``msg``: its Message-ID, else the network message ID, else
 #: its server and internal ID.
 MSG_SQL = "coalesce(message_id, network_message_id, server || ':' || internal_message_id)"
-#: The rows of the messages with a deferral in the window (the same parameters again).
-_DEFERRED = f"""and {MSG_SQL} in (
+#: The rows of the messages with a deferral in the window (the same parameters again), and
+#: the rows without a message key (which the per-message tables group together).
+_DEFERRED = f"""and ({MSG_SQL} is null or {MSG_SQL} in (
     select {MSG_SQL} from tracking
     where date_time >= ? and date_time < ? and date >= ? and date <= ?
-      and {fate.in_sql("event_id", fate.DEFERS)})"""
+      and {fate.in_sql("event_id", fate.DEFERS)}))"""
 #: A row's kind in a recipient's story and its verdict, by the rules of ``fate``.
 _STEP = fate.kind_sql("$servers", connector="connector")
 _VERDICT = fate.verdict_sql("event_id", "step")
