@@ -595,6 +595,12 @@ OLD_NAMES = {
 OLD_STATUS = {"delivered": "Delivered", "filteredAsSpam": "FilteredAsSpam"}
 
 
+def rows_in_time_order(store) -> list[dict]:
+    """The store's tracking rows by time, without the file and line they come from."""
+    got = sorted(rows_of(store), key=lambda r: r["date_time"])
+    return [{k: v for k, v in r.items() if k not in ("file", "line")} for r in got]
+
+
 def test_graph_message_trace_records_ingest_like_the_older_api(store_dir, tmp_path):
     graph = {
         "@odata.context": "https://graph.microsoft.com/beta/$metadata#admin/exchange/tracing/"
@@ -611,13 +617,8 @@ def test_graph_message_trace_records_ingest_like_the_older_api(store_dir, tmp_pa
     ingest([write(tmp_path, "graph.json", json.dumps(graph), "utf8-resaved")], store_dir)
     ingest([write(tmp_path, "old.json", json.dumps(old), "utf8-resaved")], tmp_path / "old")
 
-    def rows(store):
-        skip = ("file", "line")
-        got = sorted(rows_of(store), key=lambda r: r["date_time"])
-        return [{k: v for k, v in r.items() if k not in skip} for r in got]
-
-    got = rows(store_dir)
-    assert got == rows(tmp_path / "old")
+    got = rows_in_time_order(store_dir)
+    assert got == rows_in_time_order(tmp_path / "old")
     assert [
         (r["network_message_id"], r["event_id"], r["outcome"], r["client_ip"], r["server_ip"])
         for r in got
@@ -695,12 +696,8 @@ def test_graph_trace_details_ingest_like_get_messagetracedetail(store_dir, tmp_p
     ]
     ingest([write(tmp_path, "old.json", json.dumps(old), "utf8-resaved")], tmp_path / "old")
 
-    def rows(store):
-        got = sorted(rows_of(store), key=lambda r: r["date_time"])
-        return [{k: v for k, v in r.items() if k not in ("file", "line")} for r in got]
-
-    got = rows(store_dir)
-    assert got == rows(tmp_path / "old")
+    got = rows_in_time_order(store_dir)
+    assert got == rows_in_time_order(tmp_path / "old")
     assert [
         (r["date_time"], r["event_id"], r["outcome"], r["message_id"], r["recipient_status"])
         for r in got
