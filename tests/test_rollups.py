@@ -435,6 +435,30 @@ def test_prune_keeps_the_long_report_and_a_kill_leaves_it_whole(store, tmp_path)
     assert berlin.returncode == 0 and json.loads(berlin.stdout)["tables"]["tls_versions"]
 
 
+def test_a_prune_leaves_the_next_days_aggregates_current(store, tmp_path):
+    """The day after the pruned ones keeps the parts built with the pruned rows (what began
+    the day before is known to them, no longer to its rows): no day out of date after a
+    prune, and the next ingest rebuilds nothing."""
+    st = tmp_path / "store"
+    shutil.copytree(store, st)
+    common = ["report", "daily", "--store", str(st), "--date", LAST, "--days", str(DAYS)]
+    before = json.loads(_run(*common, "--json", "--rollups").stdout)
+    done = _run("store", "prune", "--store", str(st), "--before", "2026-03-03")
+    assert done.returncode == 0, done.stderr
+    check = _run("store", "check", "--store", str(st))
+    assert check.returncode == 0 and "out of date" not in check.stdout + check.stderr, check
+    got = Store(st).check()
+    kinds = ("rollups", "client_aggregates", "tls_aggregates", "smtp_line_aggregates")
+    assert all(got[k]["stale"] == got[k]["missing"] == 0 for k in kinds), got
+    assert got["client_aggregates"]["current"] >= 1
+    after = json.loads(_run(*common, "--json", "--rollups").stdout)
+    assert before["tables"]["smtp_clients"]
+    assert after["tables"]["smtp_clients"] == before["tables"]["smtp_clients"]
+    parts = {k: store_rollups.listed(Store(st), k) for k in store_rollups.AGGREGATES}
+    assert _run("ingest", str(store.parent / "logs"), "--store", str(st)).returncode == 0
+    assert {k: store_rollups.listed(Store(st), k) for k in parts} == parts  # none rebuilt
+
+
 HEAD = (
     "#Software: Microsoft Exchange Server\r\n#Version: 15.0.0.0\r\n"
     "#Log-type: SMTP Receive Protocol Log\r\n#Date: {date}\r\n"

@@ -390,13 +390,14 @@ def prune(
                 index[d].source = store_rollups.KEPT
         store_rollups.rekey(manifest, index, sorted(d for d in valid if d >= day))
         # the SMTP clients' and TLS aggregates of the pruned days are kept too (clients by
-        # first and last seen over the whole history, TLS peers over long periods); the day
-        # after them, when built with their rows, is out of date: read from its rows until
-        # the next ingest
+        # first and last seen over the whole history, TLS peers over long periods), and the
+        # current ones after them stay current, as rollups do
         for kind, got in aggregates.items():
             for d in summary.days:
                 if d in got and d in aggregates_valid[kind]:
                     got[d].source = store_rollups.KEPT
+            after = sorted(d for d in aggregates_valid[kind] if d >= day)
+            store_rollups.rekey(manifest, got, after, kind)
             store_rollups.save(st, got, kind)
         store_rollups.save(st, index)
         _failpoint("prune-indexed")

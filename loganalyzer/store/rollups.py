@@ -393,13 +393,14 @@ def commit(
     store.remove([p for p in old if p not in {e.part for e in index.values()}])
 
 
-def rekey(manifest: Manifest, index: Index, valid: list[str]) -> None:
-    """Give the days in ``valid`` the source ``manifest`` gives them (after a prune removed
-    the rows of the day before them, which their rollup was built with)."""
+def rekey(manifest: Manifest, index: Index, valid: list[str], kind: Kind = ROLLUPS) -> None:
+    """Give the days in ``valid`` the source ``manifest`` gives them: after a prune removed
+    the rows of the day before them, their part, built with those rows, stays the better
+    record of them (a rebuild would no longer see what began the day before)."""
     days = row_days(manifest)
     for day in valid:
         if day in index and index[day].source != KEPT:
-            index[day].source = source(manifest, day, days)
+            index[day].source = source(manifest, day, days, kind)
 
 
 def listed(store: Store, kind: Kind = ROLLUPS) -> set[str]:
