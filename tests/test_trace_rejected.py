@@ -140,6 +140,46 @@ def test_a_spam_rejection_is_found_by_its_message_id(agent_store):
     assert "(SclAtOrAboveRejectThreshold: SCL " in v.summary
 
 
+def test_every_agent_decision_is_found_by_its_network_message_id(agent_store):
+    """The Content Filter Agent logs the network message ID of what it refuses, deletes or
+    quarantines at the end of DATA: a trace by that ID gives what one by the Message-ID
+    gives, the SMTP session included (the protocol log does not name the ID)."""
+    store, truth = agent_store
+    named = [t for t in truth if t.get("network_message_id") and t.get("stage")]
+    assert {t["verdict"] for t in named} == {"rejected", "dropped", "quarantined"}
+    assert all(t["agent"] == "Content Filter Agent" for t in named)
+    for t in named:
+        [m] = trace(store, t["network_message_id"].upper().replace("-", "")).messages
+        [byid] = trace(store, t["message_id"]).messages
+        assert m.to_dict() == byid.to_dict()
+        assert m.network_message_id == t["network_message_id"]
+        v = next(v for v in m.recipients if v.address == t["recipient"])
+        assert (v.verdict, v.stage, v.server) == (t["verdict"], "data", t["server"])
+        assert "SMTP SESSION" in [e.event_id for e in m.events]
+    t = named[0]
+    done = subprocess.run(
+        [LOGANALYZER, "trace", t["network_message_id"], "--store", str(store), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    [m] = json.loads(done.stdout)["messages"]
+    assert m["message_id"] == t["message_id"]
+    assert [v["verdict"] for v in m["recipients"] if v["address"] == t["recipient"]] == [
+        t["verdict"]
+    ]
+    # an ID nobody logged is still one clear line
+    gone = subprocess.run(
+        [LOGANALYZER, "trace", "00000000-1111-2222-3333-444444444444", "--store", str(store)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert gone.returncode == 1 and gone.stderr.count("\n") == 1, gone.stderr
+    assert "00000000-1111-2222-3333-444444444444" in gone.stderr
+
+
 def test_cli_picks_a_rejected_attempt_as_its_session(agent_store):
     store, truth = agent_store
     t = next(x for x in truth if x.get("stage") == "connect")

@@ -18,7 +18,8 @@ the frontend's SMTP Receive protocol log and (where an agent decided) its agent 
 
 None leaves a tracking row. Truth: one `rejected` row per refused recipient (one with a null
 recipient and sender when the session ended before RCPT), with `stage`, `agent` (null when no
-agent decided), `remote_ip` and `reply`; `message_id` only when the session reached DATA.
+agent decided), `remote_ip` and `reply`; `message_id` only when the session reached DATA,
+`network_message_id` only when the Content Filter Agent decided at its end (it logs one).
 
 A generator of its own (seeded from the run's seed) draws these, so the messages, and every
 line the other scenarios write, stay the same.
@@ -307,6 +308,9 @@ class Refusals:
                 kind, ("RejectMessage", "SclAtOrAboveRejectThreshold", reply, "")
             )
             scl = {"cf_delete": (9,), "cf_quarantine": (6, 7)}.get(kind, (7, 8, 9, 9))
+            nid = network_guid(rng)
+            for row in rows:  # the agent logs the message's network ID with its decision
+                row["network_message_id"] = nid
             decide(
                 marks["data"],
                 "OnEndOfData",
@@ -315,7 +319,7 @@ class Refusals:
                 reason,
                 str(rng.choice(scl)),
                 diagnostics=f"DV:3.3.5705.600;SID:SenderIDStatus None;OrigIP:{ip}",
-                nid=network_guid(rng),
+                nid=nid,
                 **message,
             )
         return rows

@@ -136,6 +136,12 @@ def trace(
             # (only tracking: what the summaries and verdicts read)
             views = point(con, st, held, manifest, views, tables=("tracking",))
 
+        def widen(keys: dict[str, list[str]]) -> None:
+            """Point the SMTP view at the files holding these sessions too."""
+            nonlocal views
+            held = [*first, *(holding(keys) or [])]
+            views = point(con, st, held, manifest, views, tables=("smtp",))
+
         known = rows_for_id(con, q) if by_id else []
         # a pick beyond the listed ones reads that far (the list stays ``limit`` long)
         reach = limit if limit is None or pick is None else max(limit, min(pick, 2**31))
@@ -143,11 +149,11 @@ def trace(
         if by_id:
             found = candidates_from_rows(known)
             total = len(found)
-        if not by_id or (not found and q.kind() == "message_id"):
-            # (by ID: a message only an IIS relay's log names)
+        if not by_id or (not found and q.kind() in rejected.BY_ID):
+            # (by ID: a message an agent refused, or only an IIS relay's log names)
             # rejected attempts first: they read all SMTP logs, the list's summaries only
             # the files holding the listed messages
-            refused = rejected.find(con, q, formats, index)
+            refused = rejected.find(con, q, formats, index, widen if first is not None else None)
             if verdict:
                 refused = [c for c in refused if _attempt_wanted(c, q)]
             found, total = listing(con, q, reach, newest=newest, narrow=narrow, index=index)

@@ -3,8 +3,9 @@
 An attempt is one SMTP Receive session with a refusal (a 5xx reply at connect, HELO, MAIL,
 RCPT or DATA), or an anti-spam agent's reject with no protocol log of its session. Each is
 listed beside the tracked messages when a trace filters by sender, recipient or time (or
-names the Message-ID an agent logged), with verdict ``rejected`` for every refused recipient:
-the stage, the reply, the agent and its reason where one decided, the remote IP and HELO.
+names the Message-ID or network message ID an agent logged), with verdict ``rejected`` for
+every refused recipient: the stage, the reply, the agent and its reason where one decided,
+the remote IP and HELO.
 An agent that deleted or quarantined an accepted message that no tracking log shows makes an
 attempt too, with verdict ``dropped`` or ``quarantined`` (the sender was told it was accepted).
 Refused AUTH commands (password guessing) are not mail attempts and are left out. IIS SMTP
@@ -28,11 +29,16 @@ from loganalyzer.trace.model import Event, Line, MessageTrace, Verdict, iso
 from loganalyzer.trace.verdict import explain
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import duckdb
 
     from loganalyzer.store.addresses import Coverage
 
 REJECTED = "rejected"
+#: The IDs an agent logs of a message it refused or removed (after DATA): a trace by one of
+#: them finds the attempt.
+BY_ID = ("message_id", "network_message_id")
 #: What an agent's action did to the message: its verdict.
 ACTIONS = {"delete": "dropped", "quarantine": "quarantined"}
 #: The SMTP command a refusal answered -> its stage (DESIGN.md vocabulary).
@@ -264,6 +270,9 @@ def _agent_rows(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
     if q.kind() == "message_id":
         where += " and message_id = ?"
         params.append(q.value())
+    elif q.kind() == "network_message_id":
+        where += " and lower(network_message_id) = ?"
+        params.append(q.value())
     # a message an agent deleted or quarantined after it was accepted, unless tracked (in
     # the same window: the agent decides as the message arrives)
     sql = f"""
@@ -356,19 +365,22 @@ def find(
     q: Query,
     formats: set[str] | None = None,
     index: Coverage | None = None,
+    widen: Callable[[dict[str, list[str]]], None] | None = None,
 ) -> list[dict]:
     """The rejected attempts the query names, oldest first: candidates (as ``find.candidates``
     returns them, with ``outcome`` rejected) carrying their details under ``attempt``.
     ``formats``: the log formats the store holds (None: any), to skip the logs it has not;
     ``index``: the store's address index (``store.addresses.coverage``), for the days it
-    covers."""
+    covers; ``widen``: called with the session IDs of the agents' decisions before their
+    lines are read, when the views hold only the files naming the ID (a protocol log does
+    not name a network message ID)."""
 
     def held(name: str) -> bool:
         return formats is None or name in formats
 
-    if q.subject or q.event_id or q.kind() not in (None, "message_id"):
+    if q.subject or q.event_id or q.kind() not in (None, *BY_ID):
         return []
-    by_id = q.kind() == "message_id"
+    by_id = q.kind() in BY_ID
     if not by_id and not (q.sender or q.recipient or q.since or q.until):
         return []
     agents = _agent_rows(con, q) if held("exchange-agent") else []
@@ -388,6 +400,8 @@ def find(
             clients.setdefault((r["server"], r["remote_ip"]), []).append(r)
         for rows in clients.values():
             attempts += [_from_iis(s) for s in _iis_sessions(rows)]
+    if widen is not None and by_session:
+        widen({"session_id": sorted({sid for _, sid in by_session if sid})})
     lines_of = _session_lines(con, list(by_session))
     for key, rows in by_session.items():
         if by_id and not rows:
@@ -407,7 +421,7 @@ def find(
         out.append(
             {
                 "message_id": a["message_id"],
-                "network_message_id": None,
+                "network_message_id": a.get("network_message_id"),
                 "date_time": first,
                 "sender": a["sender"],
                 "recipients": recipients,
@@ -444,6 +458,7 @@ def _from_session(rows: list[dict], agents: list[dict]) -> dict:
         )
     mid = next((a["message_id"] for a in agents if a.get("message_id")), None)
     return {
+        "network_message_id": _network_id(agents),
         "server": rows[0]["server"],
         "session_id": rows[0]["session_id"],
         "remote_ip": next((r["remote_ip"] for r in rows if r.get("remote_ip")), None),
@@ -482,10 +497,16 @@ def _from_agents(key: tuple, agents: list[dict], lines: list[dict]) -> dict:
         "helo": _walk(lines)["helo"] if lines else None,
         "sender": next((a["p1_from_address"] for a in agents if a.get("p1_from_address")), None),
         "message_id": next((a["message_id"] for a in agents if a.get("message_id")), None),
+        "network_message_id": _network_id(agents),
         "lines": lines,
         "agents": agents,
         "refusals": refusals,
     }
+
+
+def _network_id(agents: list[dict]) -> str | None:
+    """The network message ID an agent logged of the session's message (after DATA)."""
+    return next((a["network_message_id"] for a in agents if a.get("network_message_id")), None)
 
 
 def _agent_evidence(a: dict) -> dict:
@@ -612,7 +633,7 @@ def build(candidate: dict, tz: str) -> MessageTrace:
         )
     return MessageTrace(
         message_id=attempt["message_id"],
-        network_message_id=None,
+        network_message_id=attempt.get("network_message_id"),
         subject=None,
         sender=attempt["sender"],
         received_at=None,
