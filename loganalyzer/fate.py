@@ -23,6 +23,8 @@ __all__ = [
     "EXPANDS",
     "FINAL",
     "FINAL_2003",
+    "FINAL_EXO",
+    "FINALS",
     "IGNORED",
     "INTERNAL_CONNECTOR",
     "OUTCOMES",
@@ -98,13 +100,31 @@ FINAL_2003: Mapping[str, str] = {
     "1041": "quarantined",
     "26": "expanded",  # Exchange 2000's "Distribution list expansion" names the list
 }
+#: Exchange Online message trace statuses and detail events that end a recipient's story
+#: (title case, as the ``exo-status`` table spells them: no collision with the names above).
+#: A summary's Pending or GettingStatus is a message still on its way when it was exported.
+FINAL_EXO: Mapping[str, str] = {
+    "Delivered": "delivered",
+    "Deliver": "delivered",
+    "Failed": "failed",
+    "Fail": "failed",
+    "FilteredAsSpam": "dropped",
+    "Quarantined": "quarantined",
+    "Pending": "deferred",
+    "GettingStatus": "deferred",
+    "Defer": "deferred",
+    "Expanded": "expanded",
+}
+#: Every final event and its verdict.
+FINALS: Mapping[str, str] = {**FINAL, **FINAL_2003, **FINAL_EXO}
 #: Events that defer a recipient (its verdict ``deferred``): without one in a period, no
 #: recipient of a message waits at its end.
-DEFERS: frozenset[str] = frozenset(e for e, v in {**FINAL, **FINAL_2003}.items() if v == "deferred")
+DEFERS: frozenset[str] = frozenset(e for e, v in FINALS.items() if v == "deferred")
 #: Events that send a message on: out of the organisation (final, ``sent_external``) or to
 #: another of its servers (a hand-off).
 SENDS: frozenset[str] = frozenset(
     {"SEND", "SENDEXTERNAL", "1020", "1031", "7", "1002", "1003", "1011"}
+    | {"Send external", "Extern senden"}  # Exchange Online's detail events
 )
 #: Sends that only begin a transfer: Exchange 2003's 1020 is followed by 1031 when the next
 #: server took the message, by 1030 when it refused it. As the last step it still decides;
@@ -169,7 +189,7 @@ def kind_of(event: str, row: Mapping, servers: Iterable[str]) -> str:
         return "ignored"
     if event in SENDS:
         return "handoff" if is_handoff(row, servers) else "final"
-    if event in FINAL or event in FINAL_2003:
+    if event in FINALS:
         return "final"
     return "pass"
 
@@ -180,7 +200,7 @@ def verdict_of(event: str, kind: str) -> str:
         return "last_seen"  # a hand-off, or a step that ends nothing
     if event in SENDS:
         return "sent_external"
-    return FINAL.get(event) or FINAL_2003.get(event) or "last_seen"
+    return FINALS.get(event) or "last_seen"
 
 
 # --- the same rules in SQL (DuckDB) ---------------------------------------------------------
@@ -218,16 +238,14 @@ def kind_sql(
     return (
         f"case when {in_sql(event, IGNORED)} then 'ignored'"
         f" when {in_sql(event, SENDS)} then if({handoff}, 'handoff', 'final')"
-        f" when {in_sql(event, {*FINAL, *FINAL_2003})} then 'final'"
+        f" when {in_sql(event, FINALS)} then 'final'"
         " else 'pass' end"
     )
 
 
 def verdict_sql(event: str = "event_id", kind: str = "kind") -> str:
     """SQL for ``verdict_of``, given the SQL of the step's event and kind."""
-    finals = " ".join(
-        f"when {_quote(e)} then {_quote(v)}" for e, v in sorted({**FINAL, **FINAL_2003}.items())
-    )
+    finals = " ".join(f"when {_quote(e)} then {_quote(v)}" for e, v in sorted(FINALS.items()))
     return (
         f"case when {kind} <> 'final' then 'last_seen'"
         f" when {in_sql(event, SENDS)} then 'sent_external'"

@@ -742,5 +742,75 @@ def test_graph_trace_details_through_the_command(tmp_path):
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert trace.returncode == 0, trace.stderr
-    verdicts = json.loads(trace.stdout)
-    assert "robert@contoso.com" in json.dumps(verdicts) and "delivered" in json.dumps(verdicts)
+    [m] = json.loads(trace.stdout)["messages"]
+    assert [(v["address"], v["verdict"]) for v in m["recipients"]] == [
+        ("robert@contoso.com", "delivered")
+    ]
+
+
+#: Each status of a trace summary (Get-MessageTrace, the reporting API, Graph) and the verdict
+#: a trace gives its recipient.
+STATUS_VERDICTS = {
+    "Delivered": "delivered",
+    "Failed": "failed",
+    "Pending": "deferred",
+    "FilteredAsSpam": "dropped",
+    "Quarantined": "quarantined",
+    "Expanded": "expanded",
+    "GettingStatus": "deferred",
+}
+
+
+def test_every_status_decides_its_recipients_verdict(tmp_path):
+    """A summary's status is the recipient's fate (it was "last seen ... the next hop's logs
+    are not in the store" whatever it said): traced and counted by the report through the
+    command; a detail export's last event decides the same way."""
+    records = [
+        {
+            "MessageTraceId": f"00000000-0000-0000-0000-00000000000{i}",
+            "MessageId": f"<exo{i}@fabrikam.com>",
+            "SenderAddress": "a@fabrikam.com",
+            "RecipientAddress": f"u{i}@contoso.com",
+            "Received": f"2026-03-02T10:0{i}:00Z",
+            "Status": status,
+            "Subject": "t",
+            "Size": 100,
+        }
+        for i, status in enumerate(STATUS_VERDICTS)
+    ]
+    write(tmp_path, "trace.json", "\n".join(json.dumps(r) for r in records), "utf8-resaved")
+    detail = [
+        {"Date": "2026-02-23T23:01:02Z", "Event": "Receive", "Detail": "Message received"},
+        {"Date": "2026-02-23T23:01:03Z", "Event": "Send external", "Detail": "Message sent"},
+    ]
+    common = {
+        "MessageId": "<out@contoso.com>",
+        "SenderAddress": "alice@contoso.com",
+        "RecipientAddress": "bob@fabrikam.com",
+        "MessageTraceId": records[0]["MessageTraceId"],
+    }
+    write(tmp_path, "detail.csv", csv_text([{**common, **r} for r in detail]), "utf8-resaved")
+    store = str(tmp_path / "store")
+    done = subprocess.run([LOGANALYZER, "ingest", str(tmp_path / "exports"), "--store", store],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    listed = subprocess.run(
+        [LOGANALYZER, "trace", "--since", "2026-02-01", "--all", "--store", store, "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    got = {
+        v["address"]: v["verdict"]
+        for m in json.loads(listed.stdout)["messages"]
+        for v in m["recipients"]
+    }
+    want = {r["RecipientAddress"]: STATUS_VERDICTS[r["Status"]] for r in records}
+    assert got == {**want, "bob@fabrikam.com": "sent_external"}
+    report = subprocess.run(
+        [LOGANALYZER, "report", "daily", "--store", store, "--date", "2026-03-02", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    headline = json.loads(report.stdout)["headline"]
+    assert (headline["delivered_recipients"], headline["failed_recipients"]) == (1, 1)
+    assert headline["still_deferred_recipients"] == 2

@@ -98,9 +98,10 @@ class Kind:
     version: str = ""
 
 
-#: ``version``: change it when the report's measures change (a rollup built before then lacks
-#: them: out of date, rebuilt by the next ingest or compaction; a kept one stays as it is).
-ROLLUPS = Kind("rollups", INDEX_FILE, FOLDER, rollup_schema, version="2")
+#: ``version``: change it when the report's measures or the verdict rules (``fate``) change (a
+#: rollup built before then lacks them: out of date, rebuilt by the next ingest or compaction;
+#: a kept one stays as it is). 3: Exchange Online's statuses decide verdicts.
+ROLLUPS = Kind("rollups", INDEX_FILE, FOLDER, rollup_schema, version="3")
 
 
 def clients_schema() -> pa.Schema:

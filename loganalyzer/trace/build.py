@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cache
 
 import eventcodes
-from loganalyzer.fate import EXPANDS, RANK, REDIRECTS
+from loganalyzer.fate import DEFERS, EXPANDS, RANK, REDIRECTS
 from loganalyzer.trace.model import Event, Line, MessageTrace, Verdict
 from loganalyzer.trace.verdict import (
     Step,
@@ -235,7 +235,11 @@ class _Stories:
                 expanded_from=self.names.get(parent) if parent else None,
             )
         last = steps[-1]
-        when = last.time.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z") if tz else str(last.time)
+
+        def shown(t: datetime) -> str:
+            return t.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z") if tz else str(t)
+
+        when = shown(last.time)
         if last.kind == "redirect" and key in self.target:
             target = self.verdict(self.target[key], received_at, tz, missing)
             return Verdict(
@@ -294,6 +298,7 @@ class _Stories:
                 status_meaning,
                 extra,
                 drop_reason(last.event, last.row.get("source")),
+                shown(_first_deferral(steps).time) if verdict == "deferred" else None,
             ),
             latency,
             status,
@@ -312,6 +317,18 @@ class _Stories:
                     ref = s.row["reference"]
                     return ref if ref.startswith("<") else f"<{ref}>"
         return next((mid for t, mid in self.linked if t >= failed.time), None)
+
+
+def _first_deferral(steps: list[Step]) -> Step:
+    """The first of the deferrals that end ``steps`` (in time order) on the last one's
+    server: steps between them that decide nothing (an agent's note) do not end the run."""
+    first = steps[-1]
+    for s in reversed(steps[:-1]):
+        if s.server != first.server or (s.kind in ("final", "handoff") and s.event not in DEFERS):
+            break
+        if s.event in DEFERS:
+            first = s
+    return first
 
 
 def build(

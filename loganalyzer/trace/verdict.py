@@ -25,8 +25,8 @@ __all__ = [
     "verdict_of",
 ]
 
-#: Why a final event dropped a recipient, by (event, source) or by event alone: such rows
-#: usually carry no status to explain.
+#: Why a final event dropped or quarantined a recipient, by (event, source) or by event
+#: alone: such rows usually carry no status to explain.
 DROP_REASONS = {
     "SUPPRESSED": (
         "suppressed: Exchange sends no copy and no non-delivery report, as it does for an"
@@ -41,6 +41,8 @@ DROP_REASONS = {
         " finished moderation request"
     ),
     "1039": "deleted as spam by the Intelligent Message Filter, without a non-delivery report",
+    "FilteredAsSpam": "filtered as spam by Exchange Online and blocked (not quarantined)",
+    "Quarantined": "Exchange Online's quarantine: spam, bulk, phishing or malware",
 }
 
 
@@ -86,18 +88,22 @@ def summary(
     meaning: str | None,
     extra: str = "",
     reason: str | None = None,
+    since: str | None = None,
 ) -> str:
-    """The verdict in plain words; ``reason`` says why a recipient was dropped."""
+    """The verdict in plain words; ``reason`` says why a recipient was dropped or where it
+    was quarantined (by default the poison message queue); ``since``
+    when a deferred recipient's first deferral there was (``when``: its last)."""
     why = f": {status}" + (f" ({meaning})" if meaning else "") if status else ""
+    waiting = f"since {when}" if since in (None, when) else f"since {since} (last try {when})"
     if verdict == "dropped" and reason:
         why = f": {reason}" + (f"; status {why[2:]}" if why else "")
     words = {
         "delivered": f"delivered to a mailbox on {server} at {when}",
         "sent_external": f"sent out of the organisation by {server} at {when}{why}",
         "failed": f"failed at {server} at {when}{why}",
-        "deferred": f"still deferred at {server} since {when}; last error{why or ': unknown'}",
+        "deferred": f"still deferred at {server} {waiting}; last error{why or ': unknown'}",
         "dropped": f"dropped by {server} at {when}{why}",
-        "quarantined": f"quarantined (poison message queue) on {server} at {when}",
+        "quarantined": f"quarantined ({reason or 'poison message queue'}) on {server} at {when}",
         "moderation": f"awaiting a moderator's decision since {when} ({server})",
         "expanded": f"a distribution list, expanded on {server} at {when}",
         "last_seen": f"last seen at {server} at {when}; the next hop's logs are not in the store",

@@ -27,7 +27,7 @@ CLOSE = 0.75
 #: Exchange Online's queue alert fires over 200.
 LARGE_BACKLOG = 200
 
-_ALL = {**fate.FINAL, **fate.FINAL_2003}
+_ALL = fate.FINALS
 #: Events that defer a recipient, and those that may take it off a queue.
 _DEFERS = sorted(fate.DEFERS)
 _STEPS = sorted(({*_ALL} | fate.SENDS) - fate.TRANSFER_BEGINS)
