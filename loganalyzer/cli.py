@@ -300,6 +300,7 @@ def trace_cmd(
         all=all_,
         pick=pick,
         limit=limit if limit is not None or all_ else 200,
+        verdicts=True,  # a listed message's verdicts, not its last event (a few hundredths)
     )
     if html:
         from loganalyzer.pages import write_page  # Jinja2: only for the page (a tenth of a second)

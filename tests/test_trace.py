@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
+from datetime import datetime
 from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import CORPUS, LOGANALYZER, built_once
@@ -184,7 +187,7 @@ def test_json_output_equals_the_library_result(cli, synth_store):
     mid = _message(truth, "delivered")["message_id"]
     out = cli("trace", mid, "--store", str(store), "--json")
     assert out.exit_code == 0
-    assert json.loads(out.stdout) == trace(store, mid).to_dict()
+    assert json.loads(out.stdout) == trace(store, mid, verdicts=True).to_dict()
     text = cli("trace", mid, "--store", str(store), "--tz", "Europe/Berlin")
     assert "delivered" in text.stdout and "Timeline (Europe/Berlin)" in text.stdout
     assert cli("trace", "<nothing@nowhere>", "--store", str(store)).exit_code == 1
@@ -309,8 +312,48 @@ def test_cli_says_the_true_total_and_picks_beyond_the_list(synth_store):
     assert out.returncode == 2 and out.stdout == ""
     assert f"--pick {total + 1}: give 1 to {total:,} (the matching messages)" in out.stderr
     assert "Traceback" not in out.stderr
-    out = _loganalyzer("trace", "--recipient", "*@fabrikam.com", "--store", store, "--limit", 0)
-    assert (out.returncode, out.stderr) == (2, "error: --limit 0: give 1 or more\n")
+    for bad in (0, 2**63):
+        out = _loganalyzer("trace", "--recipient", "*@fabrikam.com", "--store", store,
+                           "--limit", bad)  # fmt: skip
+        assert (out.returncode, out.stderr) == (
+            2,
+            f"error: --limit {bad}: give 1 to 2,147,483,647\n",
+        )
+
+
+def test_the_list_gives_each_messages_verdicts_in_the_zone_asked(synth_store):
+    """A listed message shows its recipients' verdicts (not its last event: a bounce's
+    notification, a partly failed message's delivery) and its first time in --tz."""
+    store, truth = synth_store("plain")
+    t = next(
+        x for x in truth
+        if x["verdict"] == "failed" and x["received_at"] >= "2026-03-02T00:30"
+        and not x["expanded_from"]
+    )  # fmt: skip
+    fates = Counter(x["verdict"] for x in truth if x["message_id"] == t["message_id"])
+    ranked = sorted(fates.items(), key=lambda x: (-x[1], x[0]))
+    want = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in ranked)
+    want = want if len(fates) > 1 else next(iter(fates)).replace("_", " ")
+    at = datetime.fromisoformat(t["received_at"].replace("Z", "+00:00"))
+    berlin = at.astimezone(ZoneInfo("Europe/Berlin")).strftime("%Y-%m-%d %H:%M:%S")
+    args = ["trace", "--store", store, "--sender", t["sender"], "--tz", "Europe/Berlin",
+            "--since", berlin[:16], "--until", berlin[:11] + "23:59"]  # fmt: skip
+    got = json.loads(_loganalyzer(*args, "--json").stdout)
+    [n] = [i for i, c in enumerate(got["candidates"], 1) if c["message_id"] == t["message_id"]]
+    listed = got["candidates"][n - 1]["verdicts"]
+    assert Counter(v["verdict"] for v in listed) == fates
+    wide = {**os.environ, "COLUMNS": "300"}
+    out = subprocess.run([LOGANALYZER, *map(str, args)], capture_output=True, text=True,
+                         timeout=120, env=wide)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    [line] = [x for x in out.stdout.splitlines() if x.startswith(f"│ {n} ")]
+    cells = [x.strip() for x in line.split("│")]
+    assert (cells[2], cells[6]) == (berlin, want), cells
+    assert "(times in Europe/Berlin)" in out.stdout
+    page = store.parent / "list.html"
+    assert _loganalyzer(*args, "--html", page).returncode == 0
+    html = page.read_text(encoding="utf-8")
+    assert f"<tr><td>{n}</td><td>{berlin}</td>" in html and f"<td>{want}</td></tr>" in html
 
 
 def test_all_traces_every_match_not_the_first_200(synth_store, cli):

@@ -35,6 +35,19 @@ def _verdict_rows(table: Table, v: Verdict, depth: int = 0) -> None:
         _verdict_rows(table, m, depth + 1)
 
 
+def _verdicts(result: TraceResult, candidate: dict) -> Text:
+    """A listed message's verdicts in words, each in its colour."""
+    counts = result.verdict_counts(candidate)
+    if len(counts) < 2:
+        verdict = counts[0][0] if counts else None
+        return Text(clean(result.verdicts_in_words(candidate)), style=STYLE.get(verdict or ""))
+    out = Text()
+    for i, (verdict, n) in enumerate(counts):
+        out.append(", " if i else "")
+        out.append(f"{n} {verdict.replace('_', ' ')}", style=STYLE.get(verdict))
+    return out
+
+
 def print_trace(console: Console, result: TraceResult, conversation: bool = True) -> None:
     zone = ZoneInfo(result.tz)
 
@@ -51,8 +64,8 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
             "sender",
             "recipients",
             "subject",
-            "outcome",
-            title=f"{result.total:,} messages match",
+            "verdicts",
+            title=f"{result.total:,} messages match (times in {result.tz})",
             header_style="bold",
             expand=True,
         )
@@ -61,11 +74,11 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
             shown = ", ".join(rcpts[:3]) + (f" +{len(rcpts) - 3}" if len(rcpts) > 3 else "")
             t.add_row(
                 str(i),
-                c["date_time"][:19],
+                result.first_seen(c),
                 clean(c.get("sender")),
                 clean(shown),
                 clean(c.get("subject")),
-                clean(c.get("outcome")),
+                _verdicts(result, c),
             )
         console.print(t)
         if result.cut:

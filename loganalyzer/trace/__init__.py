@@ -74,8 +74,8 @@ def trace(
     ``loganalyzer.times``). Raises BadInput for a wrong value, NotAStore for a path that holds
     no store.
     """
-    if limit is not None and limit < 1:
-        raise BadInput(f"--limit {limit}: give 1 or more")
+    if limit is not None and not 1 <= limit <= _MOST:
+        raise BadInput(f"--limit {limit}: give 1 to {_MOST:,}")
     here = zone(tz)
     since, until = (
         None if t is None else parse_time(t, tz, option=name).isoformat()
@@ -83,8 +83,8 @@ def trace(
     )
     if verdict is not None and verdict not in VERDICTS:
         raise BadInput(f"verdict {verdict!r}: give one of {', '.join(VERDICTS)}")
-    if offset < 0:
-        raise BadInput(f"offset {offset}: give 0 or more")
+    if not 0 <= offset <= _MOST:
+        raise BadInput(f"offset {offset}: give 0 to {_MOST:,}")
     if pick is not None and pick < 1:
         raise BadInput(f"--pick {pick}: the listed messages are numbered from 1")
     st = store if isinstance(store, Store) else Store(store)
@@ -244,6 +244,10 @@ def _attempt_wanted(candidate: dict, q: Query) -> bool:
         x.get("verdict", rejected.REJECTED) == q.verdict and matches(q.recipient, x["address"])
         for x in candidate["attempt"]["refusals"]
     )
+
+
+#: The longest list a trace gives (a longer one overflows the queries' 64-bit integers).
+_MOST = 2**31 - 1
 
 
 def _add_verdicts(con, listed: list[dict]) -> None:

@@ -205,6 +205,29 @@ class TraceResult(Result):
             words.append(f"event {q['event_id']}")
         return ", ".join(words) or "the query"
 
+    def first_seen(self, candidate: dict) -> str:
+        """A listed message's first time in ``tz``: ``2026-03-02 01:02:29``."""
+        when = datetime.fromisoformat(candidate["date_time"]).astimezone(ZoneInfo(self.tz))
+        return when.strftime("%Y-%m-%d %H:%M:%S")
+
+    @staticmethod
+    def verdict_counts(candidate: dict) -> list[tuple[str, int]]:
+        """A listed message's recipients' verdicts, the commonest first, then by name (empty
+        where the trace was not asked for them: its ``outcome`` is then its last event's)."""
+        counts: dict[str, int] = {}
+        for v in candidate.get("verdicts") or []:
+            counts[v["verdict"]] = counts.get(v["verdict"], 0) + 1
+        return sorted(counts.items(), key=lambda x: (-x[1], x[0]))
+
+    def verdicts_in_words(self, candidate: dict) -> str:
+        """``failed``, ``2 delivered, 1 failed``; its last event's outcome without verdicts."""
+        counts = self.verdict_counts(candidate)
+        if len(counts) == 1:
+            return counts[0][0].replace("_", " ")
+        if counts:
+            return ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in counts)
+        return candidate.get("outcome") or ""
+
     def not_found(self) -> str:
         """The sentence that says nothing matched."""
         return f"No message in the store matches {self.describe_query()}."
