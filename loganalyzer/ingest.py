@@ -235,9 +235,21 @@ class _Identity:
         fps = self.digests(head)
         for n in sorted(fps, reverse=True):
             key = self.index.get((n, fps[n]))
-            if key and max(m for m in self.lengths[key] if m <= len(head)) == n:
+            if key and self._covers(key, n, len(head)):
                 return key, fps
         return None, fps
+
+    def _covers(self, key: str, n: int, length: int) -> bool:
+        """Whether agreeing at ``n`` makes a head of ``length`` bytes the known file ``key``:
+        ``n`` is the longest length at which ``key`` has a digest up to ``length``, and reaches
+        the ladder's rung below the length both cover (or that length itself, below the first
+        rung). Agreeing at the length of a short file seen before is not enough: two logs of
+        one kind share their header's first hundred bytes."""
+        lengths = self.lengths[key]
+        if max(m for m in lengths if m <= length) != n:
+            return False
+        both = min(length, lengths[-1])
+        return n >= max((a for a in LADDER if a <= both), default=both)
 
 
 def _sources(files: list[str], reports: list[FileReport]):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import duckdb
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS, LOGANALYZER
 from logfiles import FIELD_SETS, header, line, row, write_log
 
 from loganalyzer.errors import BadInput
@@ -191,6 +192,44 @@ def test_short_files_are_known_again_grown_past_the_head_or_copied(store_dir, tm
     status = {Path(f.path).parent.name: (f.status, f.rows) for f in summary.files}
     assert status == {"EX01": ("grown", 297), "EX02": ("unchanged", 0), "copy": ("unchanged", 0)}
     assert len(rows_of(store_dir)) == 305
+
+
+NCSA_LINE = (
+    '205.188.158.121 - OutboundConnectionCommand [11/Oct/2006:13:16:39 -0600] "EHLO -?x.com SMTP" '
+    "0 4\n"
+)
+
+
+@pytest.mark.parametrize("runs", ["one run", "three runs"])
+def test_a_small_log_is_not_taken_for_another_that_shares_its_header(tmp_path, runs):
+    """A log under the first 1 KiB rung whose header another log shares was taken for that
+    log (skipped as a duplicate, its rows lost) once any file shorter than the header had
+    been seen: they agreed at that file's length."""
+    logs = tmp_path / "logs"
+    tiny = logs / "RELAY" / "nc061011.log"
+    tiny.parent.mkdir(parents=True)
+    tiny.write_text(NCSA_LINE)
+    big = write_log(logs / "EX01" / "MSGTRK2026030210-1.LOG", [row(i) for i in range(20)])
+    small = logs / "EX01" / "MSGTRKMA2026030210-1.LOG"
+    one = {"date-time": "2026-03-02T10:30:00.000Z", "event-id": "MODERATORREJECT",
+           "message-id": "<mod@contoso.com>", "recipient-address": "dl@contoso.com"}  # fmt: skip
+    small.write_bytes(b"\xef\xbb\xbf" + (header() + line(one)).encode())
+    assert small.stat().st_size < 1024 < 4096 < big.stat().st_size
+    store = str(tmp_path / "store")
+    batches = [[tiny, big, small]] if runs == "one run" else [[tiny], [big], [small]]
+    for batch in batches:
+        done = subprocess.run(
+            [LOGANALYZER, "ingest", *map(str, batch), "--store", store, "--json"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    [got] = [f for f in json.loads(done.stdout)["details"] if f["path"] == str(small)]
+    assert (got["status"], got["rows"]) == ("ingested", 1), got
+    again = json.loads(
+        subprocess.run([LOGANALYZER, "ingest", str(logs), "--store", store, "--json"],
+                       capture_output=True, text=True, timeout=120).stdout
+    )  # fmt: skip
+    assert again["rows"] == 0 and again["files"]["unchanged"] == 3  # each known as itself
 
 
 def test_partial_last_line_is_quarantined_once_the_file_stopped_growing(store_dir, tmp_path):
