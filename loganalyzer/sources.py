@@ -1,4 +1,5 @@
-r"""Input files: plain logs, logs re-saved as UTF-16, and logs in ``.gz``, ``.zip`` and ``.7z``.
+r"""Input files: plain logs, logs re-saved as UTF-16, and logs in ``.gz``, ``.zip``, ``.7z`` and
+tar archives (``.tar``, ``.tar.gz``, ``.tgz``...).
 
 A log inside an archive is named ``archive.zip!member/path.LOG``. Archives are read as streams
 (never whole into memory) and are complete by nature, so their logs are final. An archive whose
@@ -20,6 +21,7 @@ import ntpath
 import os
 import shutil
 import sys
+import tarfile
 import tempfile
 import zipfile
 import zlib
@@ -30,7 +32,9 @@ from typing import BinaryIO
 SEP = "!"
 MAX_RATIO = 200  # logs compress about 10-20x; far more means a bomb
 MAX_BYTES = 64 << 30  # no single log expands beyond 64 GiB
-ARCHIVES = (".zip", ".gz", ".7z")
+ARCHIVES = (".zip", ".gz", ".7z", ".tar", ".tgz", ".tbz2", ".txz")
+#: Names of tar archives, compressed or not (``tarfile`` tells which from the content).
+TARS = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 WINDOWS = sys.platform == "win32"
 #: Paths from this length on reach Windows with the long-path prefix (MAX_PATH is 260 with its
 #: terminating NUL, and a folder's path must leave room for an 8.3 file name).
@@ -104,6 +108,11 @@ def is_archive(path: Path) -> bool:
     return path.suffix.lower() in ARCHIVES
 
 
+def is_tar(path: Path) -> bool:
+    """A tar archive by its name (a ``.tar.gz`` is not one gzipped log)."""
+    return path.name.lower().endswith(TARS)
+
+
 def _check_ratio(name: str, packed: int, size: int) -> None:
     if size > MAX_BYTES or (size > 1 << 20 and size > packed * MAX_RATIO):
         raise BombError(
@@ -116,6 +125,14 @@ def expand(name: Path) -> list[Source]:
     """The logs a path holds: itself, or the members of an archive."""
     path = Path(os_path(str(name)))  # what the OS is given; the names keep the user's form
     suffix = path.suffix.lower()
+    if is_tar(path):
+        try:
+            with tarfile.open(path) as tf:
+                infos = [i for i in tf.getmembers() if i.isfile()]
+        except tarfile.TarError as exc:
+            raise OSError(f"{name}: damaged tar archive ({exc})") from None
+        _check_ratio(str(name), max(1, path.stat().st_size), sum(i.size for i in infos))
+        return [Source(f"{name}{SEP}{i.name}", i.size, True) for i in infos]
     if suffix == ".zip":
         with zipfile.ZipFile(path) as zf:
             infos = [i for i in zf.infolist() if not i.is_dir()]
@@ -270,6 +287,10 @@ def open_source(name: str) -> BinaryIO:
     archive, sep, member = name.partition(SEP)
     path = Path(os_path(archive if sep else name))
     suffix = path.suffix.lower()
+    if sep and is_tar(path):
+        with tarfile.open(path) as tf:
+            size = tf.getmember(member).size
+        return _buffered(_Stream(lambda: _TarMember(path, member), size + 1024, name))
     if sep and suffix == ".zip":
         zf = zipfile.ZipFile(path)
         info = zf.getinfo(member)
@@ -286,6 +307,40 @@ def open_source(name: str) -> BinaryIO:
         return _buffered(_Stream(lambda: _Utf8(path), MAX_BYTES, name))
     plain.seek(0)
     return plain
+
+
+class _TarMember(io.RawIOBase):
+    """One member of a tar archive, read as a stream (the archive closed with it)."""
+
+    def __init__(self, path: Path, member: str) -> None:
+        self.tar = tarfile.open(path)  # noqa: SIM115 (closed with the member, by close())
+        try:
+            self.member = self.tar.extractfile(member)
+        except (KeyError, tarfile.TarError) as exc:
+            self.tar.close()
+            raise OSError(f"{path}{SEP}{member}: not in its archive ({exc})") from None
+        if self.member is None:
+            self.tar.close()
+            raise OSError(f"{path}{SEP}{member}: not a file")
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self.member.read(n)
+        except tarfile.TarError as exc:
+            raise OSError(f"damaged tar archive ({exc})") from None
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.member.close()
+        self.tar.close()
+        super().close()
 
 
 def _buffered(raw: io.RawIOBase) -> BinaryIO:

@@ -26,11 +26,14 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
+import subprocess
 import sys
 import zipfile
 
+import duckdb
 import py7zr
 import pytest
 from conftest import LOGANALYZER
@@ -40,6 +43,7 @@ from test_ingest_tracking import quarantine_of, rows_of
 from loganalyzer.errors import BadInput
 from loganalyzer.ingest import ingest
 from loganalyzer.store import StoreError
+from loganalyzer.synth import generate
 
 LOG = "MSGTRK2026030210-1.LOG"
 
@@ -196,6 +200,53 @@ def test_archives(tmp_path, store_dir):
     assert len(rows_of(store_dir)) == 8
     # the same logs as plain files are known by their content
     assert ingest([plain], store_dir).count("unchanged") == 1
+
+
+@pytest.mark.parametrize("name", ["logs.tar", "logs.tar.gz", "logs.tgz"])
+def test_tar_archives_are_read_member_by_member(tmp_path, name):
+    """A tar archive's logs are read one by one, each as its kind (a .tar.gz was read as one
+    log: protocol lines went into the tracking table), and known again as plain files."""
+    import tarfile
+
+    logs = tmp_path / "logs"
+    generate(logs, servers=1, messages=60, seed=3)
+    members = [
+        next(logs.glob("EX01/MessageTracking/MSGTRK*.LOG")),
+        next(logs.glob("EX01/ProtocolLog/SmtpReceive/RECV*.LOG")),
+    ]
+    archive = tmp_path / "in" / name
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz" if name != "logs.tar" else "w") as tf:
+        for m in members:
+            tf.add(m, arcname=str(m.relative_to(logs)))
+    store = str(tmp_path / "store")
+    run = [LOGANALYZER, "ingest", str(archive.parent), "--store", store, "--json"]
+    done = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    assert [f["status"] for f in got["details"]] == ["ingested", "ingested"]
+    assert got["quarantined"] == 0
+    plain = ingest(members, tmp_path / "plain")
+    assert got["rows"] == plain.rows
+    con = duckdb.connect()
+    counts = con.execute(
+        f"select count(*), count(*) filter (where event_id is null) "
+        f"from read_parquet('{tmp_path}/store/tracking/**/*.parquet')"
+    ).fetchone()
+    assert counts[0] > 0 and counts[1] == 0
+    files = {r[0] for r in con.execute(
+        f"select distinct file from read_parquet('{tmp_path}/store/smtp/**/*.parquet')"
+    ).fetchall()}  # fmt: skip
+    assert files == {f"{archive}!EX01/ProtocolLog/SmtpReceive/{members[1].name}"}
+    again = ingest(members, store)  # the same logs as plain files: known by their content
+    assert again.count("unchanged") == 2 and again.rows == 0
+    broken = tmp_path / "broken" / name
+    broken.parent.mkdir()
+    broken.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    cut = subprocess.run([LOGANALYZER, "ingest", str(broken), "--store", store],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert cut.returncode in (1, 2) and "Traceback" not in cut.stderr, cut.stderr
+    assert str(broken) in cut.stdout + cut.stderr
 
 
 def test_zip_bomb_and_corrupt_archive(tmp_path, store_dir):
