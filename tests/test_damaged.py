@@ -336,6 +336,27 @@ def test_headerless_log_with_a_damaged_first_line_is_read_with_format(case, tmp_
     ]
 
 
+def test_format_is_for_the_header_less_files_of_a_mixed_folder(tmp_path):
+    """--format names the format of the files without a header; the others are read as their
+    header says (a protocol log beside header-less tracking logs was skipped as "not a
+    supported log kind")."""
+    folder = _write(tmp_path, _headerless(line(row(0))), folder="mixed").parent
+    logs = tmp_path / "logs"
+    generate(logs, servers=1, messages=30, seed=3)
+    recv = next(logs.glob("EX01/ProtocolLog/SmtpReceive/RECV*.LOG"))
+    (folder / recv.name).write_bytes(recv.read_bytes())
+    store = str(tmp_path / "store")
+    run = [LOGANALYZER, "ingest", str(folder), "--format", "exchange-tracking", "--store", store]
+    done = subprocess.run([*run, "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    got = {os.path.basename(f["path"]): (f["status"], f["format"])
+           for f in json.loads(done.stdout)["details"]}  # fmt: skip
+    assert got == {
+        LOG: ("ingested", "exchange-tracking"),
+        recv.name: ("ingested", "exchange-smtp-protocol"),
+    }
+
+
 def test_fields_header_names_the_format_without_software_or_log_type(tmp_path, store_dir):
     text = f"#Fields: {','.join(FIELD_SETS[30])}\r\n".encode() + _headerless('"' + line(row(0)))
     summary = ingest([_write(tmp_path, text)], store_dir, final=True)

@@ -66,18 +66,22 @@ def get(name: str) -> Format:
 
 
 def detect(head: bytes, name: str, forced: str | None = None) -> tuple[Format, Detected]:
-    """The format of a file from its first bytes; raises ``NotALog`` with the reason."""
+    """The format of a file from its first bytes; raises ``NotALog`` with the reason.
+    ``forced`` (``--format``) is the format of header-less files: a file whose header or
+    content says another format is still that format."""
     if not head.strip(b"\x00 \r\n\t"):
         raise NotALog("empty file" if not head else "no text: only NUL bytes or blanks")
-    candidates = [get(forced)] if forced else list(FORMATS.values())
+    candidates = list(FORMATS.values())
+    if forced:
+        candidates.sort(key=lambda f: f is not get(forced))  # the one asked for first
     for fmt in candidates:
         found = fmt.detect(head, name)
         if found:
             return fmt, found
-    if forced and candidates[0].detect_headerless is not None:
-        found = candidates[0].detect_headerless(head, name)
+    if forced and get(forced).detect_headerless is not None:
+        found = get(forced).detect_headerless(head, name)
         if found:
-            return candidates[0], found
+            return get(forced), found
     raise NotALog(_why_not(head, forced))
 
 
