@@ -17,10 +17,14 @@ from datetime import date
 from importlib import resources
 from pathlib import Path
 
+from loganalyzer.errors import BadInput
 from loganalyzer.ingest import IngestSummary, ingest
 from loganalyzer.trace import TraceResult, trace
 
 SAMPLES = "contoso-2026-03-02.zip"
+#: Marks a folder the demo made (a run into a folder of other things would mix the samples
+#: into a store there, and overwrite a truth.jsonl).
+MARKER = ".loganalyzer-demo"
 SAMPLE_DAY = date(2026, 3, 2)
 SYNTH_ARGS = {
     "servers": 3,
@@ -84,6 +88,25 @@ def sample_logs(folder: str | os.PathLike[str] = "loganalyzer-demo/logs") -> Pat
     return extract_samples(Path(folder))
 
 
+def _claim(base: Path) -> None:
+    """Take ``base`` for the demo: new, empty, or a demo's own (its marker, or the samples
+    of a demo made before the marker); raises BadInput for any other folder."""
+    if base.exists() and not base.is_dir():
+        raise BadInput(f"--folder {base}: a file, not a folder")
+    if base.is_dir() and any(base.iterdir()) and not (base / MARKER).exists():
+        bundled = (resources.files("loganalyzer") / "samples" / SAMPLES).read_bytes()
+        with zipfile.ZipFile(io.BytesIO(bundled)) as zf:
+            truth = zf.read("truth.jsonl")
+        earlier = (base / "truth.jsonl").is_file() and (base / "truth.jsonl").read_bytes() == truth
+        if not earlier:
+            raise BadInput(
+                f"--folder {base}: not empty and not a demo's folder; give a new or empty one "
+                "(the demo writes logs, a store and a report there)"
+            )
+    base.mkdir(parents=True, exist_ok=True)
+    (base / MARKER).touch()
+
+
 def _first(store: Path, **filters) -> str | None:
     found = trace(store, since=SAMPLE_DAY.isoformat(), **filters).candidates
     return found[0]["message_id"] if found else None
@@ -93,6 +116,7 @@ def run_demo(folder: str | os.PathLike[str] = "loganalyzer-demo", progress=None)
     """Unpack the samples into ``folder``/logs, ingest them into ``folder``/store, trace one
     failed and one delivered message, and write the day's report with its trace pages."""
     base = Path(folder)
+    _claim(base)
     logs = extract_samples(base / "logs")
     store = base / "store"
     summary = ingest([logs], store, progress=progress)

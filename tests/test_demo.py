@@ -57,3 +57,21 @@ def test_demo_suggests_the_sample_day_and_no_macos_command(tmp_path):
     assert SAMPLE_DAY.isoformat() == "2026-03-02"
     assert not [x for x in lines if x.startswith("open ")]
     assert "Traceback" not in out.stderr
+
+
+def test_demo_refuses_a_folder_of_other_things(tmp_path):
+    """A folder that holds anything else (a real store, a synth's truth) is left alone."""
+    folder = tmp_path / "prod"
+    (folder / "store").mkdir(parents=True)
+    (folder / "truth.jsonl").write_text("my notes\n")
+    out = subprocess.run([LOGANALYZER, "demo", "--folder", str(folder)],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert f"--folder {folder}: not empty and not a demo's folder" in out.stderr
+    assert (folder / "truth.jsonl").read_text() == "my notes\n"
+    assert sorted(p.name for p in folder.iterdir()) == ["store", "truth.jsonl"]
+    # a demo made before the marker existed is still the demo's own
+    earlier = tmp_path / "earlier"
+    run_demo(earlier)
+    (earlier / ".loganalyzer-demo").unlink()
+    assert run_demo(earlier).ingest.rows == 0
