@@ -12,6 +12,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -469,8 +470,8 @@ def ingest(
             st.write_manifest(manifest)
         if rollups is not None and (tasks or known):  # also those a killed run left stale
             rollups(st, manifest, summary.days)
-        if scheduler and tasks:
-            st.clean()  # the temporary parts of workers that died (their tasks ran again)
+        if tasks and (scheduler or any(f.reason == WORKER_DIED for f in summary.files)):
+            st.clean()  # the temporary parts of workers that died
     if not tasks and not known:
         if made:  # leave no half-made store behind: the lock file and its folder go
             with suppress(OSError):
@@ -570,5 +571,16 @@ def _run(tasks: list[Task], workers: int):
             yield run_bundle(bundle)
         return
     with _pool(workers) as pool:
-        for future in as_completed([pool.submit(run_bundle, b) for b in todo]):
-            yield future.result()
+        futures = {pool.submit(run_bundle, b): b for b in todo}
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except BrokenProcessPool:  # a worker was killed (out of memory...): the others too
+                yield [TaskResult(t, "", error=WORKER_DIED) for t in futures[future]]
+
+
+#: A file whose worker process died: the files read before it are kept.
+WORKER_DIED = (
+    "not ingested: a worker process ended abruptly (killed, or out of memory); "
+    "it is read again next run"
+)

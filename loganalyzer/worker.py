@@ -36,7 +36,7 @@ from loganalyzer.schema import QUARANTINE, TABLES, conform
 from loganalyzer.sources import busy, open_source
 from loganalyzer.store import Store
 from loganalyzer.store.lookup import encode, slice_hashes, table_hashes
-from loganalyzer.store.parts import ROW_GROUP, TMP_SUFFIX, Part, part_options
+from loganalyzer.store.parts import ROW_GROUP, TMP_SUFFIX, Part, failpoint, part_options
 
 #: A worker holding this much more memory than after its first task gives back what it freed.
 KEEP_BYTES = 128 << 20
@@ -424,6 +424,8 @@ def run_bundle(tasks: list[Task]) -> list[TaskResult]:
     parsed together (the CSV reader's and the normalising's cost per call is paid once),
     then the rows of the files read whole go into shared parts (``_Bundle``): the ingest
     commits the bundle's files together. A file that fails has no rows in them."""
+    for t in tasks:
+        failpoint(f"reading {PurePath(t.path).name}")  # (tests: a worker killed mid-ingest)
     fmt = formats.get(tasks[0].format)
     if len(tasks) == 1 or not fmt.joins_files:
         return [run_task(t) for t in tasks]

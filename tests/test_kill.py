@@ -171,3 +171,27 @@ def test_read_only_store_is_refused_clearly(logs, tmp_path, monkeypatch):
     monkeypatch.setattr("builtins.open", real_open)
     assert sorted((r["file"], r["line"]) for r in rows_of(store)) == before
     assert Store(store).check()["ok"]
+
+
+def test_a_worker_killed_mid_ingest_loses_only_its_files(logs, tmp_path):
+    """A worker process killed (the kernel's OOM killer, a user) fails the files it and the
+    pool's others were reading, each named, in one line each; those read before are kept,
+    the store stays consistent and the next run reads the rest."""
+    store = tmp_path / "store"
+    env = {**os.environ, "LOGANALYZER_FAILPOINT": "reading MSGTRK2026030212-1.LOG"}
+    args = [sys.executable, "-m", "loganalyzer", "ingest", str(logs), "--store", str(store)]
+    killed = subprocess.run([*args, "--workers", "2", "--json"], capture_output=True, text=True,
+                            env=env, timeout=300)  # fmt: skip
+    assert killed.returncode == 1 and "Traceback" not in killed.stderr, killed.stderr
+    import json
+
+    got = json.loads(killed.stdout)
+    lost = [f for f in got["details"] if f["status"] == "error"]
+    assert lost and all("a worker process ended abruptly" in f["reason"] for f in lost)
+    assert any(f["path"].endswith("MSGTRK2026030212-1.LOG") for f in lost)
+    check = Store(store).check()
+    assert check["ok"], check["problems"]
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert len(rows_of(store)) == FILES * ROWS
+    assert Counter(r["message_id"] for r in rows_of(store)).most_common(1)[0][1] == 1
