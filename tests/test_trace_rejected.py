@@ -404,3 +404,35 @@ def test_a_relay_attempt_in_an_iis_log_is_listed(tmp_path):
     )
     assert v["date_time"] == "2026-03-02T09:00:02.000Z"
     assert [(e["log"], e["line"]) for e in v["evidence"]] == [("smtp", 7)]
+
+
+def test_a_pattern_of_many_stars_answers_at_once(agent_store):
+    """Wildcards are matched in one pass: a pattern of many stars took minutes (each a
+    regular expression's ``.*``), holding the web app's every request."""
+    store, truth = agent_store
+    t = next(x for x in truth if x.get("stage") == "rcpt")
+    user, domain = t["recipient"].split("@")
+    many = user[0] + "*" * 12 + user[-1] + "x*y" * 6 + "@" + domain
+    done = subprocess.run(
+        [LOGANALYZER, "trace", "--store", str(store), "--recipient", many, "--json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    spread = user[0] + "*" + "*".join(user[1:]) + "@" + domain.upper()
+    got = trace(store, recipient=spread, since="2000-01-01", limit=None).candidates
+    assert any(t["recipient"] in c["recipients"] for c in got if c["outcome"] == "rejected")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_wildcards_match_as_the_documented_regular_expression(seed):
+    import random
+    import re
+
+    from loganalyzer.trace.find import matches
+
+    rnd = random.Random(seed)
+    for _ in range(20000):
+        pattern = "".join(rnd.choice("ab*?@.") for _ in range(rnd.randint(0, 7)))
+        value = "".join(rnd.choice("abAB@.") for _ in range(rnd.randint(0, 9)))
+        regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+        assert matches(pattern, value) == bool(re.fullmatch(regex, value, re.IGNORECASE))

@@ -227,8 +227,22 @@ def matches(pattern: str | None, value: str | None) -> bool:
         return True
     if value is None:
         return False
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.IGNORECASE) is not None
+    # in one pass, back to the last star on a mismatch: time grows with the lengths, never
+    # with the stars (a regular expression of many stars took minutes, holding the web app)
+    p, v = pattern.lower(), value.lower()
+    i = j = 0
+    star, mark = -1, 0
+    while j < len(v):
+        if i < len(p) and p[i] in ("?", v[j]):
+            i, j = i + 1, j + 1
+        elif i < len(p) and p[i] == "*":
+            star, mark, i = i, j, i + 1
+        elif star >= 0:
+            mark += 1
+            i, j = star + 1, mark
+        else:
+            return False
+    return all(c == "*" for c in p[i:])
 
 
 def _wanted(q: Query, fate: dict) -> bool:
