@@ -18,6 +18,9 @@ with warnings.catch_warnings():  # this Starlette would rather have httpx2 (http
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+#: The app answers on loopback names only (TestClient's default is "testserver").
+LOCAL = "http://localhost"
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
@@ -28,7 +31,7 @@ def store(tmp_path_factory):
 
 
 def test_a_report_is_computed_once_until_the_store_changes(store, monkeypatch):
-    client = TestClient(create_app(str(store)))
+    client = TestClient(create_app(str(store)), base_url=LOCAL)
     first = client.get("/report", params={"date": "2026-03-03"})
     assert first.status_code == 200
     assert "2026-03-03" in first.text
@@ -44,7 +47,7 @@ def test_a_report_is_computed_once_until_the_store_changes(store, monkeypatch):
 
 
 def test_a_range_of_days(store):
-    client = TestClient(create_app(str(store)))
+    client = TestClient(create_app(str(store)), base_url=LOCAL)
     r = client.get("/report", params={"date": "2026-03-03", "days": "2"})
     assert r.status_code == 200
     assert "2026-03-02" in r.text and "2026-03-03" in r.text
@@ -63,14 +66,16 @@ def test_a_range_of_days(store):
     ],
 )
 def test_wrong_values_are_named(store, path, params, message):
-    r = TestClient(create_app(str(store))).get(path, params=params)
+    r = TestClient(create_app(str(store)), base_url=LOCAL).get(path, params=params)
     assert r.status_code == 400
     assert message in r.text
     assert "Traceback" not in r.text
 
 
 def test_a_message_not_in_the_store(store):
-    r = TestClient(create_app(str(store))).get("/trace", params={"id": "<none@example.net>"})
+    r = TestClient(create_app(str(store)), base_url=LOCAL).get(
+        "/trace", params={"id": "<none@example.net>"}
+    )
     assert r.status_code == 404
     assert "No message in the store matches Message-ID &lt;none@example.net&gt;." in r.text
 
@@ -81,7 +86,7 @@ def test_an_uploaded_eml_is_joined_to_its_trace(store):
     mid = re.search(r"^Message-ID: (<[^>]+>)", eml.read_text(encoding="utf-8"), re.M)[1]
     truth = [json.loads(x) for x in (logs / "truth.jsonl").open(encoding="utf-8")]
     recipients = {t["recipient"]: t["verdict"] for t in truth if t["message_id"] == mid}
-    client = TestClient(create_app(str(store)))
+    client = TestClient(create_app(str(store)), base_url=LOCAL)
     csrf = re.search(r'name="csrf" value="(\w+)"', client.get("/headers").text)[1]
     files = {"file": ("1.eml", eml.read_bytes(), "message/rfc822")}
     r = client.post("/headers", data={"csrf": csrf}, files=files)

@@ -88,6 +88,25 @@ def test_with_a_token_requests_need_it(store):
         assert r.headers["location"] == "/evil.example/x"
 
 
+def test_on_loopback_a_request_to_another_name_is_refused(store):
+    """Without a token, a request whose Host is not a loopback name is refused: a page of
+    another site whose name points at 127.0.0.1 (DNS rebinding) cannot read the app."""
+    with serving(store, env=NO_TOKEN) as url:
+        port = url.rsplit(":", 1)[1].strip("/")
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", "127.0.0.1", f"[::1]:{port}"):
+            assert httpx.get(url + "/status", headers={"Host": host}).status_code == 200, host
+        for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1.evil.example:{port}"):
+            r = httpx.get(url + "/?sender=*", headers={"Host": host})
+            assert r.status_code == 421, host
+            assert r.text == "this app answers only at a loopback address (localhost, 127.0.0.1)"
+            assert r.headers["content-security-policy"] == STRICT
+    # with a token (any address) the session cookie, bound to its site, is the guard
+    with serving(store, env={"LOGANALYZER_WEB_TOKEN": TOKEN}) as url:
+        r = httpx.get(url + "/status?token=" + TOKEN, follow_redirects=False)
+        with httpx.Client(base_url=url, cookies=r.cookies) as signed:
+            assert signed.get("/status", headers={"Host": "mail-tools.contoso.com"}).is_success
+
+
 def test_the_post_needs_its_csrf_token_and_nothing_else_is_posted(store):
     with serving(store, env=NO_TOKEN) as url:
         form = httpx.get(url + "/headers").text

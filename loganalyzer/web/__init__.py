@@ -17,13 +17,13 @@ from loganalyzer.web.security import TOKEN_ENV, check_token
 __all__ = ["TOKEN_ENV", "create_app", "serve"]
 
 
-def create_app(store: str, token: str | None = None, redact: bool = False):
+def create_app(store: str, token: str | None = None, redact: bool = False, host: str = "127.0.0.1"):
     """The ASGI app over ``store``; NotAStore when it holds none."""
     from loganalyzer.read.store import Store
     from loganalyzer.web.app import create_app as build
 
     Store(store).require()
-    return build(str(store), token, redact)
+    return build(str(store), token, redact, host)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -60,7 +60,12 @@ def serve(
     """Serve the app on ``host``:``port`` until interrupted. ``token`` (default
     ``$LOGANALYZER_WEB_TOKEN``) is required unless ``host`` is a loopback address; BadInput
     without it, or for a port that cannot be used; NotAStore for a path that holds no store."""
-    import uvicorn
+    try:
+        import uvicorn
+    except ImportError:
+        raise BadInput(
+            "serving the web app needs its extra: pip install 'loganalyzer[web]'"
+        ) from None
 
     from loganalyzer.read.store import Store
     from loganalyzer.store import default_store
@@ -68,7 +73,7 @@ def serve(
     store = str(store or default_store())
     token = check_token(host, token if token is not None else os.environ.get(TOKEN_ENV))
     Store(store).require()
-    app = create_app(store, token, redact)
+    app = create_app(store, token, redact, host)
     sock = _listen(host, port)
     if Store(store).local_root is not None:
         import duckdb

@@ -325,10 +325,11 @@ def _when(t) -> str:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def create_app(store: str, token: str | None = None, redact: bool = False):
+def create_app(store: str, token: str | None = None, redact: bool = False, host: str = "127.0.0.1"):
     """The ASGI app over ``store`` (already checked to be one): with ``token``, every
-    request needs the token link or its cookie."""
-    guard = Guard(token)
+    request needs the token link or its cookie; without, only requests to a loopback name or
+    ``host`` (the address it is served on) are answered."""
+    guard = Guard(token, host)
     pages = App(store, guard, redact)
 
     async def too_large(request: Request, exc: Exception) -> Response:

@@ -69,8 +69,10 @@ def check_token(host: str, token: str | None) -> str | None:
 class Guard:
     """The app's secrets: the access token (if any) and the CSRF token of its forms."""
 
-    def __init__(self, token: str | None) -> None:
+    def __init__(self, token: str | None, host: str = "127.0.0.1") -> None:
         self.token = token
+        #: the name the app was started on, answered as a loopback name
+        self.served = frozenset({host.strip("[]").lower()})
         self._key = secrets.token_bytes(32)
         # the cookie holds a value derived from the token, never the token itself
         self.session = (
@@ -118,9 +120,27 @@ class TooLarge(Exception):
     """A body read past the limit (one sent without a length); the app answers 413."""
 
 
+def loopback_name(host_header: bytes | None, served: frozenset[str] = frozenset()) -> bool:
+    """Whether a request's Host header names a loopback address (``localhost``, an address of
+    127.0.0.0/8 or ``[::1]``, or a name in ``served``: the one given to ``--host``), with any
+    port; a request without one (HTTP/1.0) passes."""
+    if host_header is None:
+        return True
+    text = host_header.decode("latin-1").strip().lower()
+    name = text[1 : text.find("]")] if text.startswith("[") else text.rsplit(":", 1)[0]
+    if name == "localhost" or name.endswith(".localhost") or name in served:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 class Protect:
     """ASGI middleware: headers on every response, 413 beyond ``MAX_BODY``, and with a token
-    401 for requests that carry neither the token link nor its cookie."""
+    401 for requests that carry neither the token link nor its cookie. Without a token (on
+    loopback) a request addressed to another name is refused: a web page could otherwise
+    point its own name at 127.0.0.1 and read the app (DNS rebinding)."""
 
     def __init__(self, app, guard: Guard, max_body: int = MAX_BODY) -> None:
         self.app = app
@@ -134,6 +154,10 @@ class Protect:
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             return await _plain(send, 413, f"request too large: at most {self.max_body:,} bytes")
+        if self.guard.token is None and not loopback_name(headers.get(b"host"), self.guard.served):
+            return await _plain(
+                send, 421, "this app answers only at a loopback address (localhost, 127.0.0.1)"
+            )
         if self.guard.token is not None:
             query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
             if "token" in query:
