@@ -171,6 +171,21 @@ def test_redact_hides_addresses_and_subjects(store, tmp_path):
     assert "delivered" in traced.text
 
 
+def test_redact_hides_the_addresses_events_relate_to(tmp_path):
+    """An expansion's list and a moderator are addresses too (they were shown as written)."""
+    generate(tmp_path / "logs", servers=1, days=1, messages=150, seed=3)
+    assert ingest([tmp_path / "logs"], tmp_path / "store").exit_code == 0
+    truth = [json.loads(x) for x in (tmp_path / "logs" / "truth.jsonl").open(encoding="utf-8")]
+    t = next(t for t in truth if t["expanded_from"])
+    with serving(tmp_path / "store", env=NO_TOKEN) as url:
+        plain = httpx.get(url + "/trace", params={"id": t["message_id"]}).text
+    assert f"related: {t['expanded_from']}" in plain
+    with serving(tmp_path / "store", "--redact", env=NO_TOKEN) as url:
+        hidden = httpx.get(url + "/trace", params={"id": t["message_id"]}).text
+    assert "related: " in hidden and t["expanded_from"] not in hidden
+    assert t["recipient"] not in hidden
+
+
 def test_store_work_does_not_hold_up_other_requests(store):
     """Reports being computed (in worker threads) leave the server free to answer."""
     with serving(store, env=NO_TOKEN) as url:

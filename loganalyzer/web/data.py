@@ -189,7 +189,6 @@ _KEEP = {
     "ndr_message_ids",
     "reference",
     "internal_message_id",
-    "related",
     "server",
     "server_host",
     "client",
@@ -205,7 +204,9 @@ _KEEP = {
     "direction",
     "session_id",
 }
-_ADDRESSES = {"address", "sender", "expanded_from", "redirected_to", "recipients"}
+#: Fields that hold addresses (an event's ``related``: the list it expanded, the address it
+#: redirected, the moderator).
+_ADDRESSES = {"address", "sender", "expanded_from", "redirected_to", "recipients", "related"}
 
 
 def redact_value(name: str, value, key: bytes):
