@@ -270,6 +270,14 @@ def test_smtp_sessions_and_password_guessing(report, synth):
     assert report.smtp_hourly["inbound"].sum() == s.loc["receive", "sessions"]
     assert report.headline["auth_failures"] == sum(want.values())
     assert 535 in set(report.reply_codes["reply_code"])
+    # the line at the top counts them all, however short the list (--top)
+    line = (
+        f"{sum(want.values()):,} failed SMTP authentications from {len(want):,} remote "
+        f"{'IP' if len(want) == 1 else 'IPs'} (most: {got[0][0]}, {got[0][1]:,})."
+    )
+    for top in (1, report.top):
+        short = daily_report(synth[1], DAY, top=top, compare=False)
+        assert line in short.attention(), short.attention()
 
 
 def _hops_in_the_logs(logs, day: str) -> dict[tuple[str, str], list[float]]:

@@ -64,7 +64,7 @@ def charts(r: Report) -> dict[str, Chart]:
 
 def attention(r: Report) -> list[str]:
     n = r.headline["still_deferred_recipients"]
-    return [f"{n:,} recipients are still deferred."] if n else []
+    return [f"{n:,} {'recipient is' if n == 1 else 'recipients are'} still deferred."] if n else []
 
 
 SECTION = Section(

@@ -114,7 +114,8 @@ def attention(r: Report) -> list[str]:
         return []
     worst = r.metrics["failures_by_status"].iloc[0]
     code = worst["status"] or "no status code"
-    return [f"{failed:,} recipients failed; most often {code} ({worst['recipients']:,})."]
+    who = "recipient" if failed == 1 else "recipients"
+    return [f"{failed:,} {who} failed; most often {code} ({worst['recipients']:,})."]
 
 
 _ADDRESS = re.compile(r'<?[^\s<>@"]+@[^\s<>"]+>?')

@@ -100,13 +100,15 @@ def remote_ips(con: duckdb.DuckDBPyConnection, top: int) -> pd.DataFrame:
 
 
 def auth_failures(con: duckdb.DuckDBPyConnection, top: int) -> pd.DataFrame:
-    """Failed authentications by remote IP (a password-guessing signal), inbound only."""
+    """Failed authentications by remote IP (a password-guessing signal), inbound only; the
+    ``top`` IPs with the most, each row with the count of all of them (``ips``, ``all``)."""
     return frame(
         con,
         f"""
         select remote_ip, sum(lines)::bigint as failures, min(first_seen) as first_seen,
                max(last_seen) as last_seen,
-               array_to_string(list(distinct server order by server), ', ') as servers
+               array_to_string(list(distinct server order by server), ', ') as servers,
+               (count(*) over ())::bigint as ips, (sum(sum(lines)) over ())::bigint as "all"
         from cur_lines where {AUTH}
         group by 1 order by failures desc, remote_ip limit {int(top)}
         """,
@@ -159,10 +161,11 @@ def attention(r: Report) -> list[str]:
     auth = r.metrics["auth_failures"]
     if not len(auth):
         return []
+    first = auth.iloc[0]
     return [
-        f"{auth['failures'].sum():,} failed SMTP authentications from "
-        f"{len(auth):,}{'+' if len(auth) >= r.top else ''} remote IPs "
-        f"(most: {auth.iloc[0]['remote_ip']}, {auth.iloc[0]['failures']:,})."
+        f"{first['all']:,} failed SMTP authentications from {first['ips']:,} remote "
+        f"{'IP' if first['ips'] == 1 else 'IPs'} (most: {first['remote_ip']}, "
+        f"{first['failures']:,})."
     ]
 
 
@@ -174,7 +177,7 @@ SECTION = Section(
         Table("smtp_hourly", "Sessions per hour", folded=True),
         Table("reply_codes", "Reply codes"),
         Table("remote_ips", "Remote IPs with the most inbound sessions"),
-        Table("auth_failures", "Failed authentications by remote IP"),
+        Table("auth_failures", "Failed authentications by remote IP", hidden=("ips", "all")),
     ),
     compute=compute,
     charts=charts,
