@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import subprocess
 
@@ -107,6 +108,22 @@ def test_sql_cli_table_csv_json(cli, store):
     row = list(csv.reader(io.StringIO(hostile.stdout)))[1]
     assert row == ['\'=HYPERLINK("x")', "'+1", "'-2", "'@SUM(1)", "ok"]
     assert cli("sql", "select nothing", "--store", str(store.root)).exit_code == 2
+    for empty in ("", ";", "  -- a comment alone"):  # no statement: one line, not a traceback
+        done = subprocess.run([LOGANALYZER, "sql", "--store", str(store.root), "--", empty],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert "no statement to run" in done.stderr
+
+
+def test_formats_names_are_never_cut():
+    """The names are what --format takes: whole in a narrow terminal."""
+    done = subprocess.run([LOGANALYZER, "formats"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "80"})  # fmt: skip
+    assert done.returncode == 0
+    from loganalyzer.formats import FORMATS
+
+    for name in FORMATS:
+        assert f"│ {name} " in done.stdout, name
 
 
 def test_sql_null_time_is_null(cli, store):

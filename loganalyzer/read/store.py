@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from loganalyzer.errors import BadInput
 from loganalyzer.read.query import connect
 from loganalyzer.store import FileRow, Manifest
 from loganalyzer.store import Store as _Store
@@ -35,11 +36,15 @@ class Store(_Store):
         return connect(self, only, manifest)
 
     def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
-        """Run SQL over the store's views; returns a DataFrame."""
+        """Run SQL over the store's views; returns a DataFrame. BadInput for a text that holds
+        no statement (empty, or comments alone)."""
         from loganalyzer.read.frames import to_frame
 
         with self.connect() as con:
-            return to_frame(con.sql(query, params=params or None).to_arrow_table())
+            result = con.sql(query, params=params or None)
+            if result is None:  # DuckDB gives no relation for a text of no statement
+                raise BadInput(f"SQL {query.strip()[:40]!r}: no statement to run")
+            return to_frame(result.to_arrow_table())
 
     def tracking(
         self,

@@ -43,6 +43,8 @@ def print_codes(console: Console, entries: Iterable[Code]) -> None:
 def print_formats(console: Console, rows: Iterable[dict], unsupported: Iterable[str]) -> None:
     """The formats (name, table, files, description) and the log kinds recognised but not read."""
     t = Table("format", "table", "files", "what", header_style="bold", expand=True)
+    t.columns[0].no_wrap = True  # the exact value --format takes: never cut
+    t.columns[0].overflow = "fold"
     for r in rows:
         t.add_row(r["name"], r["table"], r["files"], r["description"])
     console.print(t)
