@@ -523,6 +523,31 @@ def test_body_after_headers_is_not_taken_for_headers():
 def test_no_header_is_an_error():
     with pytest.raises(ValueError, match="no message header"):
         analyze_headers("just some words\n")
+    # lines that look like headers but are none of a message's: a log's header, "Foo: bar"
+    for text in ("Foo: bar\n", "#Software: Microsoft Exchange Server\r\n#Version: 15.0\r\n"):
+        with pytest.raises(ValueError, match="no message header"):
+            analyze_headers(text)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_headers_saved_by_powershell_in_utf16_are_read(tmp_path, encoding):
+    """PowerShell 5.1's ``>`` and Out-File write UTF-16 (with a byte-order mark; a script
+    may write it without one)."""
+    import subprocess
+
+    text = (
+        "Received: from mx.fabrikam.com ([203.0.113.9]) by ex01.contoso.com with ESMTP;"
+        " Tue, 14 May 2024 09:00:00 +0000\r\nSubject: Grüße\r\n"
+        "Message-ID: <u16@fabrikam.com>\r\nFrom: a@fabrikam.com\r\n\r\n"
+    )
+    path = tmp_path / "h.txt"
+    path.write_bytes(text.encode(encoding))
+    done = subprocess.run([LOGANALYZER, "headers", str(path), "--json"], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    assert (got["subject"], got["message_id"]) == ("Grüße", "<u16@fabrikam.com>")
+    assert len(got["hops"]) == 1
 
 
 # --- outputs ----------------------------------------------------------------------------------

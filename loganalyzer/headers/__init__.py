@@ -19,7 +19,7 @@ from loganalyzer.headers.antispam import AntispamField, decode
 from loganalyzer.headers.auth import AuthResult, verdicts
 from loganalyzer.headers.bounce import BounceRecipient, read_bounce
 from loganalyzer.headers.model import HeaderAnalysis, Original, TimelineEntry
-from loganalyzer.headers.parse import decoded, items, message_id, parse_message
+from loganalyzer.headers.parse import decoded, is_message, items, message_id, parse_message
 from loganalyzer.headers.received import Hop, chain, parse_date, parse_received
 from loganalyzer.times import zone
 
@@ -82,7 +82,7 @@ def analyze_headers(
         store = (store if isinstance(store, Store) else Store(store)).require()
     notes: list[str] = []
     msg = parse_message(text, notes)
-    if not msg.keys():
+    if not is_message(msg):
         raise BadInput(
             f"{source or 'the input'}: no message header found "
             "(give a .eml file, a saved bounce or pasted headers)"

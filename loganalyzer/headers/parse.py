@@ -33,13 +33,38 @@ _TRANSPORT = re.compile(
 )
 
 
+#: Headers of a mail message (any one of them makes a text a message's header section).
+_MESSAGE = re.compile(
+    r"^(received|return-path|message-id|authentication-results|received-spf|dkim-signature|"
+    r"arc-[\w-]+|x-ms-[\w-]+|x-microsoft-[\w-]+|x-forefront-[\w-]+|x-mailer|x-originating-ip|"
+    r"from|to|cc|subject|date|sender|reply-to|mime-version|content-type|delivered-to|"
+    r"thread-index|thread-topic|in-reply-to|references)$",
+    re.IGNORECASE,
+)
+
+
+def is_message(msg: Message) -> bool:
+    """Whether a parsed text has at least one header of a mail message (a log's first
+    line, "#Software: ...", or "Foo: bar" parse as headers too)."""
+    return any(_MESSAGE.match(name.strip()) for name in msg)
+
+
 def decode_text(data: str | bytes) -> str:
-    """Text of the input: UTF-8 (BOM dropped), else Latin-1; line ends made ``\\n``."""
+    """Text of the input: UTF-16 (as PowerShell's ``>`` and Out-File write it: with its
+    byte-order mark, or without one, its ASCII's high bytes zero), UTF-8 (BOM dropped), else
+    Latin-1; line ends made ``\\n``."""
     if isinstance(data, bytes):
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = data.decode("latin-1")
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            text = data.decode("utf-16", errors="replace")
+        elif len(data) > 8 and data[1:64:2].count(0) > 24 and b"\x00" not in data[0:64:2]:
+            text = data.decode("utf-16-le", errors="replace")
+        elif len(data) > 8 and data[0:64:2].count(0) > 24 and b"\x00" not in data[1:64:2]:
+            text = data.decode("utf-16-be", errors="replace")
+        else:
+            try:
+                text = data.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                text = data.decode("latin-1")
     else:
         text = data.removeprefix("\ufeff")
     return text.replace("\r\n", "\n").replace("\r", "\n")
