@@ -321,6 +321,28 @@ def test_cli_says_the_true_total_and_picks_beyond_the_list(synth_store):
         )
 
 
+def test_a_query_that_cannot_match_is_a_usage_error(synth_store):
+    """Blanks, an empty <>, a reversed time range, an event no table knows: exit 2 and one
+    line naming the value (they were 'nothing found', exit 1)."""
+    store, truth = synth_store("plain")
+    bad = {
+        ("   ",): "give a Message-ID",
+        ("<>",): "give a Message-ID",
+        ("--since", "2026-03-03", "--until", "2026-03-02"): "is not before --until",
+        ("--event-id", "NOPE"): "--event-id 'NOPE': not a tracking event",
+    }
+    for args, words in bad.items():
+        done = _loganalyzer("trace", *args, "--store", store)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, (args, done.stderr)
+        assert words in done.stderr and "Traceback" not in done.stderr
+    t = _message(truth, "failed")
+    pasted = _loganalyzer("trace", f"Message-ID: {t['message_id']}", "--store", store, "--json")
+    assert [m["message_id"] for m in json.loads(pasted.stdout)["messages"]] == [t["message_id"]]
+    events = _loganalyzer("trace", "--event-id", "fail", "--since", "2026-03-02", "--store",
+                          store, "--json")  # fmt: skip
+    assert events.returncode == 0 and json.loads(events.stdout)["total"] > 0
+
+
 def test_the_list_gives_each_messages_verdicts_in_the_zone_asked(synth_store):
     """A listed message shows its recipients' verdicts (not its last event: a bounce's
     notification, a partly failed message's delivery) and its first time in --tz."""

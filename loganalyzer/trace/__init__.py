@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 
+import eventcodes
 from loganalyzer.errors import BadInput
 from loganalyzer.fate import VERDICTS
 from loganalyzer.read.query import add_views, point
@@ -76,11 +78,16 @@ def trace(
     """
     if limit is not None and not 1 <= limit <= _MOST:
         raise BadInput(f"--limit {limit}: give 1 to {_MOST:,}")
+    query = _id_of(query)
     here = zone(tz)
     since, until = (
         None if t is None else parse_time(t, tz, option=name).isoformat()
         for t, name in ((since, "--since"), (until, "--until"))
     )
+    if since is not None and until is not None and since >= until:
+        raise BadInput(f"--since {since} is not before --until {until}: nothing can match")
+    if event_id is not None:
+        event_id = _event(event_id)
     if verdict is not None and verdict not in VERDICTS:
         raise BadInput(f"verdict {verdict!r}: give one of {', '.join(VERDICTS)}")
     if not 0 <= offset <= _MOST:
@@ -243,6 +250,35 @@ def _attempt_wanted(candidate: dict, q: Query) -> bool:
     return any(
         x.get("verdict", rejected.REJECTED) == q.verdict and matches(q.recipient, x["address"])
         for x in candidate["attempt"]["refusals"]
+    )
+
+
+def _id_of(query: str | None) -> str | None:
+    """The ID a query gives, as pasted (``Message-ID: <a@b>`` too); BadInput when it holds
+    none (blanks, ``<>``)."""
+    if query is None:
+        return None
+    text = re.sub(r"^\s*message-id\s*:\s*", "", query, flags=re.IGNORECASE).strip()
+    if not text.strip("<>").strip():
+        raise BadInput(f"the ID {query!r}: give a Message-ID, a network or an internal message ID")
+    return text
+
+
+#: The code tables of the events a tracking row can have.
+_EVENT_FAMILIES = ("exchange-event", "exchange2003", "exo-status")
+
+
+def _event(text: str) -> str:
+    """An event as the rows spell it (``fail`` -> FAIL, ``delivered`` -> Delivered);
+    BadInput when no table of tracking events knows it."""
+    for family in _EVENT_FAMILIES:
+        try:
+            return eventcodes.lookup(text, family).code
+        except eventcodes.UnknownCode:
+            continue
+    raise BadInput(
+        f"--event-id {text!r}: not a tracking event (see `loganalyzer codes --family "
+        "exchange-event`)"
     )
 
 

@@ -97,7 +97,7 @@ def _where(q: Query) -> tuple[str, list]:
         params.append(f"%{like(q.subject)}%")
     if q.event_id:
         clauses.append("event_id = ?")
-        params.append(q.event_id.upper())
+        params.append(q.event_id)
     window, wparams = time_filter(q.since, q.until)
     return " and ".join([*clauses, window]), params + wparams
 
