@@ -454,3 +454,24 @@ def test_a_round_of_todays_rows_brings_the_aggregates_up_to_date_every_refresh_i
         "WATCH UNKNOWN - --refresh-every 'soon': not a length of time; give a number and a "
         "unit: 90s, 5m, 36h, 2d"
     )
+
+
+def test_an_alert_no_notifier_could_send_is_sent_next_round(synth_logs, tmp_path, webhook):
+    """A webhook or mail relay down when an alert fires must not swallow it: the next round
+    sends it (it was marked sent, and kept quiet until its repeat)."""
+    url, hook = webhook
+    (tmp_path / "rules.toml").write_text(RULES)
+    watched, store = tmp_path / "logs", str(tmp_path / "store")
+    common = ["--store", store, "--rules", str(tmp_path / "rules.toml"), "--json"]
+    copy_hours(synth_logs, watched, range(0, 12))
+    assert run_once(str(watched), *common).returncode in (0, 2)
+    copy_hours(synth_logs, watched, range(12, 16))  # the password-guessing burst at 15:00
+    down = run_once(str(watched), *common, "--webhook", "http://127.0.0.1:9/alerts")
+    fired = [n for n in json.loads(down.stdout)["notices"] if n["rule"] == "auth_failures"]
+    assert [n["status"] for n in fired] == ["firing"], down.stdout
+    assert "cannot notify webhook" in down.stdout + down.stderr
+    back = run_once(*common, "--webhook", url)
+    assert [(h["status"], h["rule"]) for h in hook.received] == [("firing", "auth_failures")]
+    assert back.returncode == 1, back.stdout
+    again = run_once(*common, "--webhook", url)  # heard once: quiet until its repeat
+    assert json.loads(again.stdout)["notices"] == [] and len(hook.received) == 1

@@ -138,13 +138,18 @@ def check(
         for rule in rules:
             findings += evaluate(rule, ctx)
     notices = state.step(rules, findings, now or wall, wall) if now is not None else []
-    state.save()
-    if notices:
+    notifiers = list(notifiers)
+    if notices and notifiers:
+        heard = False
         for notifier in notifiers:
             try:
                 notifier.send(notices, st.url)
+                heard = True
             except (OSError, ValueError) as exc:  # smtplib's errors are OSErrors
                 errors.append(f"cannot notify {type(notifier).__name__.lower()}: {exc}")
+        if not heard:
+            state.unheard(notices)
+    state.save()  # after sending: what reached nobody is sent again next round
     result = Check(st.url, now, state.firing(), notices, ingested, errors)
     result.refreshed = refreshed[0] if refreshed else None
     if textfile is not None:

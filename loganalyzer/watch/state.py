@@ -31,7 +31,9 @@ class Alert:
     since: str  # log time the key first broke the rule (ISO)
     value: float
     text: str
-    sent_at: str | None = None  # wall time of the last notification (ISO)
+    #: wall time of the last notification (ISO); None for a firing alert whose notification
+    #: reached nobody (every notifier failed): sent again next round
+    sent_at: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,6 +121,9 @@ class State:
             if alert.status == "pending" and held >= rule.for_minutes:
                 alert.status, alert.sent_at = "firing", wall.isoformat()
                 notices.append(Notice("firing", alert, at))
+            elif alert.status == "firing" and alert.sent_at is None:  # not heard yet
+                alert.sent_at = wall.isoformat()
+                notices.append(Notice("firing", alert, at))
             elif alert.status == "firing" and rule.repeat_minutes > 0:
                 quiet = (wall - dt.datetime.fromisoformat(alert.sent_at)).total_seconds() / 60
                 if quiet >= rule.repeat_minutes:
@@ -129,6 +134,14 @@ class State:
             if alert.status == "firing":
                 notices.append(Notice("resolved", alert, at))
         return notices
+
+    @staticmethod
+    def unheard(notices: list[Notice]) -> None:
+        """Notices no notifier could send: their firing alerts are sent again next round (a
+        mail relay or webhook down for a while must not swallow an alert)."""
+        for n in notices:
+            if n.kind in ("firing", "repeat"):
+                n.alert.sent_at = None
 
     def firing(self) -> list[Alert]:
         return [a for _, a in sorted(self.alerts.items()) if a.status == "firing"]
