@@ -293,6 +293,26 @@ def test_report_figures_equal_the_truth(agent_store):
     for server, domain, kind in failing:
         row = hops[(hops["server"] == server) & (hops["destination"] == domain)]
         assert len(row) == 1 and row.iloc[0][kind] > 0, (server, domain, kind)
+    # mail the Content Filter deleted or quarantined after accepting it: in no tracking row,
+    # counted here, and named at the top of the page
+    removed = pd.DataFrame(tables["agent_removed"])
+    want = Counter(
+        t["verdict"] for t in truth
+        if t.get("agent") and t["verdict"] in ("dropped", "quarantined")
+        and t["at"].startswith("2026-03-02")
+    )  # fmt: skip
+    assert set(want) == {"dropped", "quarantined"}
+    assert removed.groupby("verdict")["recipients"].sum().to_dict() == dict(want)
+    assert set(removed["agent"]) == {"Content Filter Agent"}
+    page = store.parent / "report.html"
+    subprocess.run(
+        [LOGANALYZER, "report", "daily", "--store", str(store), "--date", "2026-03-02",
+         "--traces", "0", "--out", str(page)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    html = page.read_text(encoding="utf-8")
+    assert "Messages removed by anti-spam agents after the sender was told they were" in html
+    assert "Accepted, then deleted or quarantined by an agent" in html
 
 
 def test_an_agent_quarantine_of_an_accepted_message_is_named(tmp_path):

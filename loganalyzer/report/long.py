@@ -74,6 +74,7 @@ LEFT_EMPTY = {
         "queue_hours": "hour hop server messages change grew",
         "slowest": "date_time latency_s outcome recipient sender subject received_at message_id",
         "rejections": "stage agent reason remote_ip attempts recipients first_seen last_seen",
+        "agent_removed": "agent verdict reason messages recipients first_seen last_seen",
         "next_hops": "server destination attempts failed dns refused timeout tls "
         "other first_failure last_failure last_error",
         "files": "table format files lines quarantined",

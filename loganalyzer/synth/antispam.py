@@ -308,7 +308,8 @@ class Refusals:
                 kind, ("RejectMessage", "SclAtOrAboveRejectThreshold", reply, "")
             )
             scl = {"cf_delete": (9,), "cf_quarantine": (6, 7)}.get(kind, (7, 8, 9, 9))
-            nid = network_guid(rng)
+            level = str(rng.choice(scl))
+            nid = network_guid(rng)  # (drawn after the SCL: the logs stay as they were)
             for row in rows:  # the agent logs the message's network ID with its decision
                 row["network_message_id"] = nid
             decide(
@@ -317,7 +318,7 @@ class Refusals:
                 action,
                 response,
                 reason,
-                str(rng.choice(scl)),
+                level,
                 diagnostics=f"DV:3.3.5705.600;SID:SenderIDStatus None;OrigIP:{ip}",
                 nid=nid,
                 **message,

@@ -7,6 +7,10 @@
   a refusal at DATA every recipient accepted before it, any other refusal one attempt with no
   recipient. The common abuse shows here: relay attempts and directory harvesting at RCPT,
   password guessing at AUTH.
+- ``agent_removed``: messages an anti-spam agent deleted or quarantined after their data was
+  accepted (the sender was told so), that no tracking row of the period names: per agent,
+  verdict (dropped, quarantined) and reason. Their recipients are in no other table: the
+  tracking log never saw them.
 - ``next_hops``: per server and next hop (the connectivity log's destination), the attempts,
   how many failed and how (dns, refused, timeout, tls, other), first and last failure, and
   the last error.
@@ -21,14 +25,22 @@ import pandas as pd
 
 from loganalyzer.report.charts import NEUTRAL, Chart, hbar, text
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
+from loganalyzer.trace.rejected import ACTIONS
 
 RULES = {
     "rejections": "Rejected attempts: 5xx replies of SMTP Receive sessions, staged by the command "
     "they answered (connect before any), with the agent log's agent and reason for that "
     "session and stage; agent rejects without a protocol log counted from the agent log.",
+    "agent_removed": "Removed by an agent: agent log decisions that deleted (dropped) or "
+    "quarantined a message after accepting its data, of messages no tracking row of the period "
+    "names; messages counted by Message-ID, recipients as the agent log lists them.",
     "next_hops": "Next hops: connectivity log sessions per server and destination; a session "
     "failed when one of its lines names a failure.",
 }
+#: An agent's action -> the verdict of the recipients of the message it removed.
+_REMOVED = " ".join(
+    f"when lower(action) like '{word}%' then '{verdict}'" for word, verdict in ACTIONS.items()
+)
 
 _STAGE = """
     case when cmd is null then 'connect'
@@ -125,6 +137,35 @@ def rejections(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -
     return con.sql(sql, params=window * 3).df()
 
 
+def agent_removed(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pd.DataFrame:
+    """Messages an agent deleted or quarantined after accepting them, untracked, by agent,
+    verdict and reason."""
+    window = "date_time >= ? and date_time < ? and date between ? and ?"
+    sql = f"""
+        with found as (
+            select server, session_id, message_id, agent, reason, date_time,
+                   case {_REMOVED} end as verdict,
+                   coalesce(len(recipient_address), 0) as recipients
+            from agent
+            where ({" or ".join(f"action ilike '{w}%'" for w in ACTIONS)}) and {window}
+        ),
+        tracked as (
+            select distinct message_id from tracking
+            where message_id in (select message_id from found) and {window}
+        )
+        select agent, verdict, reason,
+               count(distinct coalesce(message_id, server || '/' || session_id)) as messages,
+               sum(recipients)::bigint as recipients,
+               min(date_time) as first_seen, max(date_time) as last_seen
+        from found
+        where message_id is null or message_id not in (select message_id from tracked)
+        group by all
+        order by messages desc, agent, verdict, reason
+    """
+    window_params = [start, end, start.date(), end.date()]
+    return con.sql(sql, params=window_params * 2).df()
+
+
 def next_hops(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pd.DataFrame:
     """Attempts and failures per server and next hop, the failing ones first."""
     sql = """
@@ -159,7 +200,11 @@ def next_hops(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) ->
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
     start, end = q.ctx.window()
-    return {"rejections": rejections(q.con, start, end), "next_hops": next_hops(q.con, start, end)}
+    return {
+        "rejections": rejections(q.con, start, end),
+        "agent_removed": agent_removed(q.con, start, end),
+        "next_hops": next_hops(q.con, start, end),
+    }
 
 
 def charts(r: Report) -> dict[str, Chart]:
@@ -172,13 +217,27 @@ def charts(r: Report) -> dict[str, Chart]:
 
 
 def attention(r: Report) -> list[str]:
+    out = []
+    removed = r.metrics.get("agent_removed")
+    if removed is not None and len(removed):
+        by = removed.groupby("verdict")["messages"].sum()
+        words = {"quarantined": "quarantined", "dropped": "deleted"}
+        said = [f"{int(by[v]):,} {w}" for v, w in words.items() if v in by.index]
+        out.append(
+            f"Messages removed by anti-spam agents after the sender was told they were accepted:"
+            f" {', '.join(said)} (no tracking row shows them)."
+        )
     hops = r.metrics["next_hops"]
     failing = hops[hops["failed"] > 0] if len(hops) else hops
-    return (
-        [f"{len(failing):,} next hops failed to connect ({', '.join(failing['destination'][:3])})."]
-        if len(failing)
-        else []
-    )
+    if len(failing):
+        places = list(dict.fromkeys(failing["destination"]))
+        servers = failing["server"].nunique()
+        out.append(
+            f"{len(places):,} next {'hop' if len(places) == 1 else 'hops'} failed to connect from "
+            f"{servers:,} {'server' if servers == 1 else 'servers'} ({', '.join(places[:3])}"
+            f"{', ...' if len(places) > 3 else ''})."
+        )
+    return out
 
 
 SECTION = Section(
@@ -186,6 +245,7 @@ SECTION = Section(
     title="Rejected attempts and failing next hops",
     tables=(
         Table("rejections", "Rejected attempts by stage, agent, reason and remote IP"),
+        Table("agent_removed", "Accepted, then deleted or quarantined by an agent (untracked)"),
         Table("next_hops", "Next hops with connection failures"),
     ),
     compute=compute,
