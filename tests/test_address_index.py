@@ -47,14 +47,14 @@ def _from_rows(st: Path, **query) -> dict:
     real = addresses.coverage
     addresses.coverage = lambda *a, **k: None
     try:
-        result = trace(st, limit=10_000, **query)
+        result = trace(st, limit=10_000, verdicts=True, **query)  # as the command lists
     finally:
         addresses.coverage = real
     return json.loads(json.dumps({"total": result.total, "candidates": result.candidates}))
 
 
 def _from_index(st: Path, **query) -> dict:
-    result = trace(st, limit=10_000, **query)
+    result = trace(st, limit=10_000, verdicts=True, **query)
     return json.loads(json.dumps({"total": result.total, "candidates": result.candidates}))
 
 
