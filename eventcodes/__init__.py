@@ -98,6 +98,10 @@ _ENHANCED_IN_TEXT = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?!\.?\d)")
 _REPLY_IN_TEXT = re.compile(r"(?<![\w.:/])([2-5]\d\d)(?=[ \-]|$)")
 # An Internet Mail Service diagnostic of an Exchange 5.5-2003 NDR: "MSEXCH:IMS:... (000C05A6)".
 _IMS_IN_TEXT = re.compile(r"\bMSEXCH:[^()\n]*\(([0-9A-Fa-f]{8})\)")
+#: An Exchange status tag (``RESOLVER.ADR.RecipNotFound``, ``QUEUE.Expired``): a component
+#: in capitals, then dotted names.
+_TAG_IN_TEXT = re.compile(r"\b([A-Z][A-Z0-9]{2,}(?:\.[A-Za-z][A-Za-z0-9]*)+)\b")
+_ANY_TAG_IN_TEXT = re.compile(_TAG_IN_TEXT.pattern, re.IGNORECASE)  # as pasted, in any case
 # The same two patterns for Arrow's RE2 engine (no look-around), used on whole columns.
 ENHANCED_RE2 = r"(?:^|[^0-9.])(?P<code>[245]\.[0-9]{1,3}\.[0-9]{1,3})(?:$|[^0-9.]|\.[^0-9])"
 REPLY_RE2 = r"^(?:\[?\{?LED=)?(?P<code>[2-5][0-9][0-9])(?:[ -]|$)"
@@ -251,12 +255,25 @@ def _generic(code: str) -> Code | None:
     return replace(entry, name=f"{entry.name} (unlisted detail code)", confidence="unverified")
 
 
+@cache
+def _tags() -> dict[str, Code]:
+    """Exchange's status tags (``RESOLVER.ADR.RecipNotFound``) -> the enhanced code whose
+    meaning names them (the tags are the text Exchange writes after that code)."""
+    out: dict[str, Code] = {}
+    for row in _rows("enhanced-exchange"):
+        for tag in _TAG_IN_TEXT.findall(row.meaning):
+            out.setdefault(tag.upper(), row)
+    return out
+
+
 def explain_status(text: str) -> list[Code]:
     """Every enhanced and basic reply code found in a status string, specific before generic.
 
     Enhanced codes (``5.1.1``) come first, then an Internet Mail Service diagnostic of an old
     Exchange NDR (``MSEXCH:IMS:... (000C05A6)``), then basic reply codes (``550``); each code
-    once. Enhanced codes that no table lists fall back to their subject's generic entry.
+    once. Enhanced codes that no table lists fall back to their subject's generic entry. An
+    Exchange status tag alone (``RESOLVER.ADR.RecipNotFound``, pasted from an NDR) gives the
+    enhanced code whose text it is.
     """
     if not text:
         return []
@@ -273,6 +290,8 @@ def explain_status(text: str) -> list[Code]:
             add(lookup(code))
         except UnknownCode:
             add(_generic(code))
+    for tag in _ANY_TAG_IN_TEXT.findall(text):
+        add(_tags().get(tag.upper()))
     for code in _IMS_IN_TEXT.findall(text):
         add(_index("exchange-ims").get(code.upper()))
     for code in _REPLY_IN_TEXT.findall(text):

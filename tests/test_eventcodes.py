@@ -724,3 +724,29 @@ def test_installed_codes_explains_a_whole_reply_and_a_success_class():
     done = _installed("codes", "Queued mail for delivery")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "unknown code 'Queued mail for delivery'" in done.stderr
+
+
+def test_an_exchange_status_tag_pasted_alone_is_explained():
+    """What an NDR shows after the code (RESOLVER.ADR.RecipNotFound, QUEUE.Expired) gives
+    the code whose text it is, through the command too; a whole reply keeps its order."""
+    import subprocess
+
+    from conftest import LOGANALYZER
+
+    tags = {
+        "RESOLVER.ADR.RecipNotFound": "5.1.1",
+        "resolver.adr.exrecipnotfound": "5.1.1",
+        "QUEUE.Expired": "4.4.7",
+        "RESOLVER.RST.RecipSizeLimit": "5.2.3",
+    }
+    for tag, code in tags.items():
+        assert [c.code for c in eventcodes.explain(tag)] == [code], tag
+    full = "550 5.1.1 RESOLVER.ADR.RecipNotFound; not found"
+    assert [c.code for c in eventcodes.explain_status(full)] == ["5.1.1", "550"]
+    done = subprocess.run([LOGANALYZER, "codes", *tags, "--json"], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "5.1.1" in done.stdout and "5.2.3" in done.stdout
+    unknown = subprocess.run([LOGANALYZER, "codes", "RESOLVER.NOPE.Nothing"],
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert unknown.returncode == 1 and "unknown code" in unknown.stderr
