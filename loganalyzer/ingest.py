@@ -22,7 +22,15 @@ from loganalyzer import formats
 from loganalyzer.errors import BadInput
 from loganalyzer.result import Result
 from loganalyzer.schema import SCHEMA_VERSION
-from loganalyzer.sources import BombError, busy, expand, os_path, read_head, user_path
+from loganalyzer.sources import (
+    BombError,
+    busy,
+    expand,
+    open_source,
+    os_path,
+    read_head,
+    user_path,
+)
 from loganalyzer.store import LOCK_FILE, FileRow, Manifest, Store
 from loganalyzer.store.lookup import merge
 from loganalyzer.store.manifest import HEAD, LADDER, decode_fingerprint, encode_fingerprint
@@ -253,6 +261,27 @@ class _Identity:
         return n >= max((a for a in LADDER if a <= both), default=both)
 
 
+def _read_on_from(name: str, offset: int, line: int) -> tuple[int, int]:
+    """Where a grown file is read on from (byte offset, lines before it): where the last
+    ingest stopped, or the start of its last line when that ingest quarantined the line
+    unfinished (the file had stopped growing, then grew after all): read whole now, at its
+    own line number, and the lines after it at theirs."""
+    if offset <= 0:
+        return offset, line
+    start = max(0, offset - HEAD)
+    try:
+        with open_source(name) as fh:
+            fh.seek(start)
+            before = fh.read(offset - start)
+    except OSError:
+        return offset, line  # the read itself names the problem
+    cut = before.rfind(b"\n")
+    tail = before[cut + 1 :]
+    if not tail or not tail.strip(b"\x00") or (cut < 0 and start > 0) or line < 1:
+        return offset, line  # at a line's start, after NUL padding, or a line past the head
+    return start + cut + 1, line - 1
+
+
 def _sources(files: list[str], reports: list[FileReport]):
     """(name, size, archived) of every log: the files, and the logs inside archives."""
     for name in files:
@@ -318,13 +347,14 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
             if size <= consumed or (size == row.size and not is_final):
                 reports.append(FileReport(name, "unchanged", row.format))
                 continue
+            offset, line = _read_on_from(name, consumed, row.lines_consumed or 0)
             task = Task(
                 name,
                 row.format,
                 key,
                 str(store.root),
-                offset=consumed,
-                line=row.lines_consumed,
+                offset=offset,
+                line=line,
                 header=row.header or "",
                 log_type=found.log_type,
                 server=server or row.server,

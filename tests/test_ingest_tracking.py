@@ -245,6 +245,40 @@ def test_partial_last_line_is_quarantined_once_the_file_stopped_growing(store_di
     assert ingest([folder], store_dir).quarantined == 0  # and only once
 
 
+@pytest.mark.parametrize("how", ["--final", "a newer file"])
+def test_a_tail_quarantined_as_final_is_read_whole_when_the_file_grows_after_all(tmp_path, how):
+    """A line quarantined unfinished (the file looked finished) is read whole once the file
+    grows, at its own line number; the lines after it keep theirs (they were one off, and the
+    line's rest quarantined as a line of its own)."""
+    folder = tmp_path / "EX01"
+    rows = [row(i) for i in range(6)]
+    full = header() + "".join(line(r) for r in rows)
+    cut = full.index(line(rows[3])) + 40
+    log = folder / "MSGTRK2026030210-1.LOG"
+    folder.mkdir()
+    log.write_text(full[:cut], newline="")
+    store = tmp_path / "store"
+
+    def run(*args):
+        done = subprocess.run([LOGANALYZER, "ingest", str(folder), "--store", str(store), *args],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done
+
+    run()
+    if how == "--final":
+        run("--final")
+    else:
+        write_log(folder / "MSGTRK2026030211-1.LOG", [row(9)])
+        run()
+    assert [r["line"] for r in quarantine_of(store)] == [9]  # the tail, once
+    log.write_text(full, newline="")  # it grew after all
+    run()
+    got = sorted((r["line"], r["message_id"]) for r in rows_of(store) if "210-1" in r["file"])
+    assert got == [(6 + i, f"<msg{i}@contoso.com>") for i in range(6)]
+    assert [r["line"] for r in quarantine_of(store)] == [9]  # no rest-of-a-line row
+
+
 def test_final_flag_quarantines_the_tail(store_dir, tmp_path):
     log = write_log(tmp_path / "x" / "MSGTRK2026030210-1.LOG", [row(0)], tail="partial")
     assert ingest([log], store_dir, final=True).quarantined == 1
