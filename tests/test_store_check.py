@@ -56,6 +56,10 @@ def test_a_missing_part_is_damage(cli, store):
     out = _check(cli, store)
     assert out.exit_code == 1
     assert f"missing part: {part}" in out.stdout and "1 damaged" in out.stdout
+    # which logs lost rows, and what mends it
+    held = sorted({r.paths[0] for r in Store(store).manifest().values() if part in r.parts})
+    assert held and f"damaged parts hold rows of {len(held):,} log files ({held[0]}" in out.stdout
+    assert "restore the store from a backup, or ingest the logs into a new store" in out.stdout
 
 
 def test_a_truncated_part_does_not_read(cli, store):

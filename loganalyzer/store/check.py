@@ -49,10 +49,12 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
     clients = _rollups(store, manifest, rollups.CLIENTS)
     tls = _rollups(store, manifest, rollups.TLS)
     lines = _rollups(store, manifest, rollups.SMTP_LINES)
+    damaged = set(missing) | {u.split(":")[0] for u in unreadable}
     problems = (
         [f"missing part: {p}" for p in missing]
         + [f"unreadable part: {u}" for u in unreadable]
         + [f"row count: {c}" for c in counts]
+        + _remedy(manifest, damaged)
         + [f"schema version: {unversioned} files have none"] * bool(unversioned)
         + [f"unlisted part (left by a killed run): {p}" for p in unlisted]
         + [f"temporary file (left by a killed run): {p}" for p in temporary]
@@ -85,6 +87,20 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
         + lines["notices"],
         "problems": problems,
     }
+
+
+def _remedy(manifest: Manifest, damaged: set[str]) -> list[str]:
+    """One line on what damaged parts cost and how to mend it: the logs whose rows they held
+    (the first few), to restore the parts from a backup or read again into a new store."""
+    if not damaged:
+        return []
+    logs = sorted({r.paths[0] for r in manifest.values() if r.paths and damaged & set(r.parts)})
+    named = ", ".join(logs[:3]) + (f" and {len(logs) - 3:,} more" if len(logs) > 3 else "")
+    return [
+        f"damaged parts hold rows of {len(logs):,} log files ({named}): restore the store "
+        "from a backup, or ingest the logs into a new store (--repair removes only what killed "
+        "runs left)"
+    ]
 
 
 def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLLUPS) -> dict:
