@@ -604,13 +604,18 @@ def report_daily(
     import os
 
     from loganalyzer.report import daily_report
-    from loganalyzer.report.mail import PASSWORD_ENV, send
+    from loganalyzer.report.mail import PASSWORD_ENV, check_addresses, send
     from loganalyzer.terminal.report import (
         print_report_empty,
         print_report_notices,
         print_report_summary,
     )
 
+    check_addresses("--mail-to", mail_to)  # before the work, not after it
+    check_addresses("--mail-from", mail_from)
+    for domain in accepted_domain or []:
+        if not domain.strip().lstrip("@") or any(c in domain for c in " ,;<>"):
+            raise BadInput(f"--accepted-domain {domain!r}: give a domain (contoso.com)")
     options = dict(days=days, tz=tz, top=top, accepted_domains=accepted_domain)
     options |= dict(expiration=expiration, vips=vip, vip_latency=vip_latency)
     options |= dict(quiet_days=quiet_days)
@@ -820,6 +825,10 @@ def watch_cmd(
     if show_rules:
         typer.echo(w.rules.default_rules_text(), nl=False)
         return
+    from loganalyzer.report.mail import check_addresses
+
+    check_addresses("--mail-to", mail_to)
+    check_addresses("--mail-from", mail_from)
     notifiers: list = [w.Webhook(url) for url in webhook or []]
     if mail_to:
         password = os.environ.get(PASSWORD_ENV)

@@ -193,3 +193,22 @@ def test_starttls(smtp_server, report, tmp_path):
     assert inbox.envelopes[0].rcpt_tos == ["ops@contoso.com"]
     with pytest.raises(ssl.SSLError):  # the system's trust store does not know this server
         send(report, ["ops@contoso.com"], host="127.0.0.1", port=port, starttls=True)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--mail-to", "notanaddress"), ("--mail-to", "a b@c.com"), ("--mail-from", "bad from")],
+)
+def test_an_address_that_is_none_is_refused_before_the_work(smtp_server, report, option, value):
+    """It was mailed to as written (the envelope recipient ``notanaddress``), or cut at the
+    space; now one line naming it, exit 2, nothing sent."""
+    from conftest import LOGANALYZER
+
+    inbox, port = smtp_server()
+    args = [LOGANALYZER, "report", "daily", "--store", report.store, "--date", DAY, "--json"]
+    args += ["--smtp-host", "127.0.0.1", "--smtp-port", str(port)]
+    args += ["--mail-to", "ops@contoso.com", option, value]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.stderr == f"error: {option} {value!r}: not a mail address (user@example.com)\n"
+    assert inbox.envelopes == []

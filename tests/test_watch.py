@@ -475,3 +475,11 @@ def test_an_alert_no_notifier_could_send_is_sent_next_round(synth_logs, tmp_path
     assert back.returncode == 1, back.stdout
     again = run_once(*common, "--webhook", url)  # heard once: quiet until its repeat
     assert json.loads(again.stdout)["notices"] == [] and len(hook.received) == 1
+
+
+def test_a_webhook_that_is_no_address_is_refused_at_start(tmp_path):
+    done = run_once("--store", str(tmp_path / "store"), "--webhook", "notaurl")
+    assert done.returncode == 3
+    assert done.stdout.strip() == (
+        "WATCH UNKNOWN - --webhook 'notaurl': give an http:// or https:// address"
+    )

@@ -6,6 +6,7 @@ read as they are); the full page with its charts is attached.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 import ssl
@@ -13,11 +14,24 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
 
+from loganalyzer.errors import BadInput
+
 if TYPE_CHECKING:
     from loganalyzer.report.model import DailyReport
 
 #: The environment variable that holds the SMTP password (never a command-line option).
 PASSWORD_ENV = "LOGANALYZER_SMTP_PASSWORD"
+#: A mail address as an SMTP envelope takes it: a local part, @, a domain; no spaces, no
+#: angle brackets, no line breaks.
+_ADDRESS = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+")
+
+
+def check_addresses(option: str, addresses: list[str] | str | None) -> None:
+    """BadInput naming the first value of ``option`` that is no mail address (it was mailed
+    to as written: ``notanaddress``, or cut at a space)."""
+    for a in [addresses] if isinstance(addresses, str) else addresses or []:
+        if not _ADDRESS.fullmatch(a):
+            raise BadInput(f"{option} {a!r}: not a mail address (user@example.com)")
 
 
 def message(

@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
+from loganalyzer.errors import BadInput
 from loganalyzer.watch.state import Alert, Notice
 
 WEBHOOK_TRIES = 4  # the first and three retries, 1, 2 and 4 seconds apart
@@ -52,6 +53,13 @@ class Webhook:
     url: str
     timeout: float = 10.0
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    def __post_init__(self) -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BadInput(f"--webhook {self.url!r}: give an http:// or https:// address")
 
     def send(self, notices: list[Notice], store: str) -> None:
         """POSTs one JSON document per notice; retries with backoff, then raises OSError."""
