@@ -105,6 +105,14 @@ def _say(message: str) -> None:
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+def _not_blank(value: str | None) -> str | None:
+    """An option given as an empty text is a mistake (``--store ""`` from an unset variable),
+    not its default."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("empty; leave the option out for its default")
+    return value
+
+
 StoreOpt = Annotated[
     str | None,
     typer.Option(
@@ -113,6 +121,7 @@ StoreOpt = Annotated[
         help="Store folder or URL (s3://bucket/mailstore) "
         "[default: $LOGANALYZER_STORE or ./loganalyzer-store]",
         show_default=False,
+        callback=_not_blank,
     ),
 ]
 TIME_FORMS = "an ISO date or time, now, today, yesterday, or an offset (-2h, -7d)"
@@ -199,6 +208,7 @@ def ingest_cmd(
         typer.Option(
             help="Server name for the rows [default: read from the files, else their folder]",
             show_default=False,
+            callback=_not_blank,
         ),
     ] = None,
     tz: TzOpt = None,

@@ -110,6 +110,7 @@ class IngestSummary(Result):
                 "seen": len(self.files),
                 "ingested": self.count("ingested", "grown"),
                 "unchanged": self.count("unchanged", "duplicate"),
+                "duplicates": self.count("duplicate"),  # (of the unchanged)
                 "skipped": self.count("skipped"),
                 "errors": self.count("error"),
             },

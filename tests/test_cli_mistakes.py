@@ -189,6 +189,22 @@ MISTAKES = [
     ),
     ("codes-unknown", ["codes", "9.9.9"], 1, "'9.9.9'"),
     ("codes-unknown-family", ["codes", "--family", "nope"], 2, "'nope'"),
+    # empty values, queries that cannot match, addresses that are none
+    ("store-empty", ["trace", "<x@y>", "--store", ""], 2, "'--store'"),
+    ("ingest-server-empty", ["ingest", "{logs}", *S, "--server", ""], 2, "'--server'"),
+    ("trace-blank-id", ["trace", "   ", *S], 2, "give a Message-ID"),
+    ("trace-empty-brackets", ["trace", "<>", *S], 2, "the ID '<>'"),
+    (
+        "trace-reversed-range",
+        [*WITH_SENDER, "--since", "2026-03-03", "--until", "2026-03-02"],
+        2,
+        "is not before --until",
+    ),  # fmt: skip
+    ("trace-unknown-event", [*WITH_SENDER, "--event-id", "NOPE"], 2, "--event-id 'NOPE'"),
+    ("trace-huge-limit", [*WITH_SENDER, "--limit", "9" * 20], 2, "--limit " + "9" * 20),
+    ("sql-no-statement", ["sql", *S, "--", ";"], 2, "no statement to run"),
+    ("report-mail-to-word", [*REPORT, "--mail-to", "ops"], 2, "--mail-to 'ops': not a mail"),
+    ("watch-webhook-word", ["watch", "--once", *S, "--webhook", "x"], 3, ""),
     # usage
     ("trace-nothing-asked", ["trace", *S], 2, "give a message ID or at least one filter"),
     ("codes-nothing-asked", ["codes"], 2, "give one or more codes"),

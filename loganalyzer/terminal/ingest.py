@@ -47,8 +47,10 @@ def print_ingest_summary(console: Console, summary) -> None:
     d = summary.to_dict()
     f = d["files"]
     speed = f"{d['mb_per_s']} MB/s" if d["mb_per_s"] else "-"
+    copies = f" ({f['duplicates']} of them copies of logs read once)" if f["duplicates"] else ""
     console.print(
-        f"[bold]{f['ingested']}[/bold] files ingested, {f['unchanged']} unchanged, "
+        f"[bold]{f['ingested']}[/bold] {'file' if f['ingested'] == 1 else 'files'} ingested, "
+        f"{f['unchanged']} unchanged{copies}, "
         f"{f['skipped']} skipped, {f['errors']} unreadable; "
         f"[bold]{d['rows']:,}[/bold] rows, {d['quarantined']:,} quarantined lines; "
         f"{d['bytes_read'] / 1e6:,.1f} MB in {d['seconds']:.1f} s ({speed})",
