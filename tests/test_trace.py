@@ -100,6 +100,21 @@ def test_every_recipient_verdict_equals_the_truth(synth_store, variant, since, u
         assert kinds["last_seen"] > 0
 
 
+def test_last_seen_names_the_server_whose_logs_are_missing(synth_store):
+    """A recipient handed to a server without logs in the store says which, in the times of
+    the rest of the summary."""
+    store, truth = synth_store("omit-mailbox-server")
+    t = next(x for x in truth if x["verdict"] == "last_seen" and not x["expanded_from"])
+    got = json.loads(_loganalyzer("trace", t["message_id"], "--store", store, "--json").stdout)
+    [v] = [v for m in got["messages"] for v in m["recipients"] if v["address"] == t["recipient"]]
+    assert v["summary"] == (
+        f"last seen at {t['server']} at {t['at'][:10]} {t['at'][11:19]} UTC; handed to EX02, "
+        "whose logs are not in the store"
+    )
+    done = _loganalyzer("trace", t["message_id"], "--store", store)
+    assert f"missing logs: EX02 after {t['at'][:10]} {t['at'][11:19]}" in done.stdout
+
+
 def test_the_plain_days_have_every_verdict_and_the_windows_every_message(synth_store):
     _, truth = synth_store("plain")
     # synth writes no refused attempts yet (the verdict ``rejected``)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from rich.console import Console, Group
@@ -157,8 +158,10 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
             timeline.add_row(*cells, style="dim" if e.is_ndr else None)
         console.print(head, verdicts, timeline)
         for x in m.missing_logs:
+            after = x["after"]
+            after = datetime.fromisoformat(after) if isinstance(after, str) else after
             console.print(
                 f"[magenta]missing logs:[/magenta] {clean(x['server'] or 'next hop')} "
-                f"after {clean(x['after'])}",
+                f"after {when(after)} ({result.tz})",
                 highlight=False,
             )

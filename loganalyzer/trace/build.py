@@ -15,6 +15,7 @@ from loganalyzer.trace.verdict import (
     classify,
     drop_reason,
     explain,
+    said,
     status_text,
     summary,
     verdict_of,
@@ -237,7 +238,7 @@ class _Stories:
         last = steps[-1]
 
         def shown(t: datetime) -> str:
-            return t.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z") if tz else str(t)
+            return said(t, tz) if tz else str(t)
 
         when = shown(last.time)
         if last.kind == "redirect" and key in self.target:
@@ -279,11 +280,13 @@ class _Stories:
         latency = None
         if verdict in ("delivered", "sent_external") and received_at is not None:
             latency = round((last.time - received_at).total_seconds(), 3)
+        host = None
         if verdict == "last_seen":
             host = (last.row.get("server_hostname") or "").split(".")[0].upper()
             after = {"server": host or None, "after": last.time}
             if last.kind == "handoff" and host not in self.servers and after not in missing:
                 missing.append(after)
+            host = host if last.kind == "handoff" and host else None
         extra = f"; bounced back to the sender (NDR {ndr})" if ndr else ""
         return Verdict(
             address,
@@ -299,6 +302,7 @@ class _Stories:
                 extra,
                 drop_reason(last.event, last.row.get("source")),
                 shown(_first_deferral(steps).time) if verdict == "deferred" else None,
+                host,
             ),
             latency,
             status,

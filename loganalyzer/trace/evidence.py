@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from loganalyzer.store.duck import records
 from loganalyzer.trace.model import MessageTrace, Verdict
+from loganalyzer.trace.verdict import said
 
 if TYPE_CHECKING:
     import duckdb
@@ -80,8 +81,7 @@ def _next_hop(con: duckdb.DuckDBPyConnection, v: Verdict, start: datetime, zone)
     target = f"{ip['remote_ip']}:{ip['remote_port'] or 25}" if ip else domain
     v.summary += (
         f"; next hop {domain}: {_WORDS[v.next_hop_failure]} ({last['error']}) at {target},"
-        f" {len(failed)} of {len(sessions)} attempts failed since"
-        f" {first_at.isoformat(timespec='seconds')}"
+        f" {len(failed)} of {len(sessions)} attempts failed since {said(first_at, zone)}"
     )
     kept = [r for _, bad in failed for r in bad][-KEEP:]
     v.evidence += [_record("connectivity", r, r.get("description") or "") for r in kept]

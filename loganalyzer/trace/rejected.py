@@ -25,8 +25,8 @@ from loganalyzer.store.duck import records
 from loganalyzer.trace.build import meaning
 from loganalyzer.trace.find import Query
 from loganalyzer.trace.find import matches as _matches
-from loganalyzer.trace.model import Event, Line, MessageTrace, Verdict, iso
-from loganalyzer.trace.verdict import explain
+from loganalyzer.trace.model import Event, Line, MessageTrace, Verdict
+from loganalyzer.trace.verdict import explain, said
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -545,7 +545,7 @@ def build(candidate: dict, tz: str) -> MessageTrace:
     zone = ZoneInfo(tz)
 
     def when(t: datetime) -> str:
-        return iso(t.astimezone(zone)) or ""
+        return said(t, zone)
 
     events = []
     if attempt["lines"]:

@@ -20,6 +20,7 @@ __all__ = [
     "drop_reason",
     "explain",
     "is_handoff",
+    "said",
     "status_text",
     "summary",
     "verdict_of",
@@ -58,6 +59,12 @@ class Step:
     kind: str = "pass"  # pass, handoff, final, expand, redirect
 
 
+def said(t: datetime, tz) -> str:
+    """A time in a verdict's plain words: ``2026-03-02 00:02:29 UTC`` (in ``tz``, a
+    ``ZoneInfo``); the JSON keeps the exact times."""
+    return t.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
 def explain(status: str | None) -> tuple[str | None, str | None]:
     """(enhanced status code, meaning) of a status text."""
     codes = eventcodes.explain_status(status or "")
@@ -89,10 +96,12 @@ def summary(
     extra: str = "",
     reason: str | None = None,
     since: str | None = None,
+    next_hop: str | None = None,
 ) -> str:
     """The verdict in plain words; ``reason`` says why a recipient was dropped or where it
     was quarantined (by default the poison message queue); ``since``
-    when a deferred recipient's first deferral there was (``when``: its last)."""
+    when a deferred recipient's first deferral there was (``when``: its last); ``next_hop``
+    the server a recipient last seen was handed to, when the logs name it."""
     why = f": {status}" + (f" ({meaning})" if meaning else "") if status else ""
     waiting = f"since {when}" if since in (None, when) else f"since {since} (last try {when})"
     if verdict == "dropped" and reason:
@@ -106,6 +115,11 @@ def summary(
         "quarantined": f"quarantined ({reason or 'poison message queue'}) on {server} at {when}",
         "moderation": f"awaiting a moderator's decision since {when} ({server})",
         "expanded": f"a distribution list, expanded on {server} at {when}",
-        "last_seen": f"last seen at {server} at {when}; the next hop's logs are not in the store",
+        "last_seen": f"last seen at {server} at {when}; "
+        + (
+            f"handed to {next_hop}, whose logs are not in the store"
+            if next_hop
+            else "the next hop's logs are not in the store"
+        ),
     }
     return words[verdict] + extra
