@@ -209,15 +209,19 @@ def trace(
     by_session, iis_lines = _group_smtp(smtp)
     messages: list[MessageTrace] = []
     traced = dict(zip((id(c) for c in chosen), per_message, strict=True))
+    # the sessions whose line names a message (a Send log's InternetMessageId), looked up per
+    # message below (scanning every line for each of thousands of messages took minutes)
+    naming: dict[str, set[str]] = {}
+    for x in smtp:
+        if x.get("message_id") and x.get("session_id"):
+            naming.setdefault(x["message_id"], set()).add(x["session_id"])
     for c in picked:
         if id(c) in attempts:
             messages.append(rejected.build(c, tz))
             continue
         rows = traced[id(c)]
         own = {r.get("message_id") for r in rows} | {c["message_id"]}
-        named = {_session(r) for r in rows} | {
-            x["session_id"] for x in smtp if x.get("message_id") in own and x.get("session_id")
-        }  # with the Send-log sessions whose InternetMessageId line names the message
+        named = {_session(r) for r in rows}.union(*(naming.get(i, ()) for i in own if i))
         mine = [x for sid in sorted(named - {""}) for x in by_session.get(sid, [])]
         mine += [x for i in own for x in iis_lines.get(i, [])]
         messages.append(build(rows, mine, servers, here, c["message_id"]))

@@ -38,6 +38,7 @@ _WORDS = {
 def attach(con: duckdb.DuckDBPyConnection, messages: list[MessageTrace], tz: str) -> None:
     """Add next-hop and agent evidence to the verdicts of ``messages`` (in place)."""
     zone = ZoneInfo(tz)
+    traced = []
     for m in messages:
         verdicts = [v for r in m.recipients for v in r.flatten()]
         if any(v.stage for v in verdicts):
@@ -46,7 +47,13 @@ def attach(con: duckdb.DuckDBPyConnection, messages: list[MessageTrace], tz: str
         for v in verdicts:
             if v.verdict in WAITING and start is not None and v.date_time is not None:
                 _next_hop(con, v, start, zone)
-        _agents(con, m, verdicts)
+        traced.append((m, verdicts))
+    decisions = _decisions(con, [m for m, _ in traced])
+    for m, verdicts in traced:
+        rows = decisions.get(m.message_id or "", []) or decisions.get(
+            m.network_message_id or "", []
+        )
+        _agents(rows, verdicts)
 
 
 def _next_hop(con: duckdb.DuckDBPyConnection, v: Verdict, start: datetime, zone) -> None:
@@ -87,17 +94,31 @@ def _next_hop(con: duckdb.DuckDBPyConnection, v: Verdict, start: datetime, zone)
     v.evidence += [_record("connectivity", r, r.get("description") or "") for r in kept]
 
 
-def _agents(con: duckdb.DuckDBPyConnection, m: MessageTrace, verdicts: list[Verdict]) -> None:
-    """Quarantines and deletes of the accepted message by an anti-spam agent."""
-    if not (m.message_id or m.network_message_id):
-        return
+def _decisions(con: duckdb.DuckDBPyConnection, messages: list[MessageTrace]) -> dict:
+    """The agents' quarantines and deletes of these messages, in one query (one a message
+    read every agent row again for each of thousands: ``trace --all``), by Message-ID and by
+    network message ID."""
+    ids = sorted({m.message_id for m in messages if m.message_id})
+    nids = sorted({m.network_message_id for m in messages if m.network_message_id})
+    if not ids and not nids:
+        return {}
     rows = records(
         con.sql(
-            "select * from agent where (message_id = ? or network_message_id = ?) "
+            "select * from agent where (list_contains(?, message_id) "
+            "or list_contains(?, network_message_id)) "
             "and (action ilike 'Quarantine%' or action ilike 'Delete%') order by date_time",
-            params=[m.message_id or "", m.network_message_id or ""],
+            params=[ids, nids],
         )
     )
+    out: dict[str, list[dict]] = {}
+    for a in rows:
+        for key in {a.get("message_id"), a.get("network_message_id")} - {None, ""}:
+            out.setdefault(key, []).append(a)
+    return out
+
+
+def _agents(rows: list[dict], verdicts: list[Verdict]) -> None:
+    """Quarantines and deletes of the accepted message by an anti-spam agent."""
     for a in rows:
         named = {x.lower() for x in a.get("recipient_address") or []}
         data = a.get("reason_data")
