@@ -556,6 +556,17 @@ def test_days_without_data_are_named(synth):
     ]
 
 
+def test_hours_before_the_store_begins_are_no_gap(synth):
+    """In a zone ahead of UTC the store's first local day begins before its first row (05:30
+    in Kolkata): those hours are not a server's silence; the hours of a real gap still are."""
+    r = daily_report(synth[1], "2026-03-02", tz="Asia/Kolkata")
+    assert not any("00:00-04:59" in x for hours in r.quiet_hours.values() for x in hours)
+    assert not any("logged nothing in 00:00" in n for n in r.notices()), r.notices()
+    # EX02's silence of 01:00-01:59 UTC on the 3rd, an hour from the store's start
+    berlin = daily_report(synth[1], "2026-03-03", tz="Europe/Berlin")
+    assert berlin.quiet_hours == {"EX02": ["2026-03-03 02:00-02:59"]}, berlin.quiet_hours
+
+
 def test_quiet_hours_equal_the_logs(synth, report):
     """Per server, the hours of the day without a line in any of its log files."""
     logs = synth[0]

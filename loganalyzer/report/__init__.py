@@ -121,8 +121,8 @@ def daily_report(
             aggregated,
         )  # fmt: skip
         tables = sections.compute(inputs)
-        empty_days, quiet_hours = quality.coverage(con, ctx, sessions.server_hours(con))
         held = quality.store_days(con)
+        empty_days, quiet_hours = quality.coverage(con, ctx, sessions.server_hours(con), held)
     finally:
         con.close()
         spill.cleanup()  # after the connection: its files are closed

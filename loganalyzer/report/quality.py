@@ -12,10 +12,15 @@ from loganalyzer.report.load import Context, frame, hour_index, hours
 
 
 def coverage(
-    con: duckdb.DuckDBPyConnection, ctx: Context, smtp_hours: pd.DataFrame
+    con: duckdb.DuckDBPyConnection,
+    ctx: Context,
+    smtp_hours: pd.DataFrame,
+    held: tuple[dt.date, dt.date] | None = None,
 ) -> tuple[list[dt.date], dict[str, list[str]]]:
     """The period's days without any log row, and per server the hours of the other days
-    in which it logged nothing (``2026-03-02 03:00-05:59``, in the period's zone)."""
+    in which it logged nothing (``2026-03-02 03:00-05:59``, in the period's zone); with
+    ``held`` (``store_days``), not the hours before the store's first UTC day or after its
+    last (a zone ahead of UTC starts its first day before the store does)."""
     tracking = frame(
         con,
         f"""
@@ -35,13 +40,23 @@ def coverage(
     any_hour = set().union(*busy.values()) if busy else set()
     days = list(dict.fromkeys(day_of))
     empty = [d for d in days if not any(day_of[i] == d for i in any_hour)]
-    counted = [i for i in range(len(idx)) if day_of[i] not in empty]
+    counted = [i for i in range(len(idx)) if day_of[i] not in empty and _held(idx[i], held)]
     quiet = {}
     for server in sorted(set(ctx.servers) | set(busy)):
         gaps = [i for i in counted if i not in busy.get(server, set())]
         if gaps:
             quiet[server] = _day_ranges(gaps, idx)
     return empty, quiet
+
+
+def _held(hour: pd.Timestamp, held: tuple[dt.date, dt.date] | None) -> bool:
+    """Whether the hour starting at ``hour`` lies within the store's UTC days ``held``."""
+    if held is None:
+        return True
+    start = hour.tz_convert("UTC")
+    first = pd.Timestamp(held[0], tz="UTC")
+    after = pd.Timestamp(held[1], tz="UTC") + pd.Timedelta(days=1)
+    return start + pd.Timedelta(hours=1) > first and start < after
 
 
 def _day_ranges(gaps: list[int], idx: pd.DatetimeIndex) -> list[str]:
