@@ -105,6 +105,8 @@ def _say(message: str) -> None:
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
 def _not_blank(value: str | None) -> str | None:
     """An option given as an empty text is a mistake (``--store ""`` from an unset variable),
     not its default."""
@@ -737,12 +739,13 @@ def store_prune(
 def store_check(
     store: StoreOpt = None,
     repair: Annotated[
-        bool, typer.Option("--repair", help="Remove what killed runs left (under the lock).")
+        bool, typer.Option("--repair", help="Remove what interrupted runs left (under the lock).")
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Check the store: every listed part there, readable, with the manifest's row counts;
-    no leftovers of killed runs. Exit code 0 when consistent, 1 when not, 2 when not a store."""
+    no leftovers of interrupted runs. Exit code 0 when consistent, 1 when not, 2 when not a
+    store."""
     from loganalyzer.store import Store
     from loganalyzer.terminal.common import status
     from loganalyzer.terminal.store import print_check

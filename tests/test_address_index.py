@@ -135,7 +135,7 @@ def test_a_grown_file_and_a_kill_while_the_index_is_written(built, tmp_path):
         assert killed.returncode == -signal.SIGKILL, killed.stderr
         check = Store(st).check()
         assert check["missing"] == check["unreadable"] == check["row_counts"] == []
-        assert all("left by a killed run" in p for p in check["problems"]), check["problems"]
+        assert all("left by an interrupted run" in p for p in check["problems"]), check["problems"]
         # before the index is replaced the grown day is out of date (read from its rows)
         assert check["address_index"]["stale"] == stale, (stage, check["address_index"])
         assert _from_index(st, **query) == _from_rows(st, **query), stage

@@ -170,3 +170,14 @@ def test_sql_table_says_the_rows_it_leaves_out(store):
     assert "showing" not in out.stdout and "│ 249 " in out.stdout
     out = subprocess.run([*run, "--json"], capture_output=True, text=True, timeout=120)
     assert len(json.loads(out.stdout)) == 250
+
+
+def test_sql_json_bytes_are_hex_and_no_rows_is_one_line(cli, store):
+    """The manifest's sketches (bytes) are hexadecimal text in JSON, not a Python repr; a result
+    of no rows is one line naming its columns, not a table of empty headers."""
+    got = json.loads(cli("sql", "select lookup from files limit 1", "--store", str(store.root),
+                         "--json").stdout)  # fmt: skip
+    assert re.fullmatch(r"[0-9a-f]+", got[0]["lookup"])
+    empty = cli("sql", "select event_id, server from tracking where false", "--store",
+                str(store.root))  # fmt: skip
+    assert empty.exit_code == 0 and empty.stdout.strip() == "0 rows (columns: event_id, server)"

@@ -360,7 +360,7 @@ def _consistent_after_kill(st: Path) -> None:
     """No damage; at most leftovers of the killed run, which the next run removes."""
     check = Store(st).check()
     assert check["missing"] == check["unreadable"] == check["row_counts"] == []
-    assert all("left by a killed run" in p for p in check["problems"]), check["problems"]
+    assert all("left by an interrupted run" in p for p in check["problems"]), check["problems"]
 
 
 @pytest.mark.parametrize("stage", ["rollups-renamed", "tls-renamed", "smtp-lines-renamed"])

@@ -77,7 +77,7 @@ def test_clean_removes_temporary_and_unlisted_parts(store, logs):
     for rel in leftovers:
         store.loc.makedirs_for(rel)
         with store.loc.open(rel, "wb") as fh:
-            fh.write(b"left by a killed run")
+            fh.write(b"left by an interrupted run")
     assert set(store.check()["unlisted"]) | set(store.check()["temporary"]) >= set(leftovers[:3])
     summary = la.ingest([logs], store)
     assert set(summary.cleaned) == set(leftovers)
@@ -187,8 +187,8 @@ def _operations(st: Store) -> dict:
         writer.write_table(tracking)
         writer.close()
         st.write_parquet(parts[1].tmp, smtp, compression="zstd")
-        st.write_bytes("tracking/date=2026-03-03/k3-0.parquet", b"left by a killed run")
-        st.write_bytes("manifest.parquet.99.tmp", b"left by a killed run")
+        st.write_bytes("tracking/date=2026-03-03/k3-0.parquet", b"left by an interrupted run")
+        st.write_bytes("manifest.parquet.99.tmp", b"left by an interrupted run")
         st.write_bytes(f"{day}/k1-0.parquet", b"an older part, replaced")
         st.commit_parts(parts)
         st.write_manifest(

@@ -33,4 +33,9 @@ def to_csv(df: pd.DataFrame) -> str:
 
 
 def to_json(df: pd.DataFrame) -> str:
-    return json.dumps(records(df, timespec="auto"), indent=2, ensure_ascii=False, default=str)
+    """The rows as JSON; bytes (the manifest's lookup sketches) as hexadecimal text."""
+    return json.dumps(records(df, timespec="auto"), indent=2, ensure_ascii=False, default=_plain)
+
+
+def _plain(value: object) -> str:
+    return value.hex() if isinstance(value, bytes | bytearray | memoryview) else str(value)

@@ -208,7 +208,8 @@ class Store:
 
     def check(self, on_part: Callable[[], None] | None = None) -> dict:
         """Damage (missing or unreadable parts, row counts that differ from the manifest) and
-        leftovers of killed runs (unlisted parts, temporary files): ``loganalyzer.store.check``."""
+        leftovers of interrupted runs (unlisted parts, temporary files):
+        ``loganalyzer.store.check``."""
         from loganalyzer.store.check import check  # pyarrow: only this command reads footers
 
         return check(self, on_part)

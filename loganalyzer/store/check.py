@@ -56,8 +56,8 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
         + [f"row count: {c}" for c in counts]
         + _remedy(manifest, damaged)
         + [f"schema version: {unversioned} files have none"] * bool(unversioned)
-        + [f"unlisted part (left by a killed run): {p}" for p in unlisted]
-        + [f"temporary file (left by a killed run): {p}" for p in temporary]
+        + [f"unlisted part (left by an interrupted run): {p}" for p in unlisted]
+        + [f"temporary file (left by an interrupted run): {p}" for p in temporary]
         + roll["problems"]
         + index["problems"]
         + clients["problems"]
@@ -151,12 +151,12 @@ def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLL
     problems = (
         [f"missing {label} part: {p}" for p in sorted(listed - found)]
         + [
-            f"unlisted {label} part (left by a killed run): {p}"
+            f"unlisted {label} part (left by an interrupted run): {p}"
             for p in sorted(found - listed)
             if p.endswith(".parquet")
         ]
         + [
-            f"temporary file (left by a killed run): {p}"
+            f"temporary file (left by an interrupted run): {p}"
             for p in sorted(found)
             if p.endswith(TMP_SUFFIX)
         ]

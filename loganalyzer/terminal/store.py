@@ -31,8 +31,8 @@ def print_check(report: dict, repaired: bool = False) -> None:
     removed = report.get("removed") or []
     typer.echo(
         f"{report['store']}: {report['files']:,} files, {report['parts']:,} parts listed"
-        + (f"; removed {len(removed)} leftovers of killed runs" if repaired else "")
+        + (f"; removed {len(removed)} leftovers of interrupted runs" if repaired else "")
         + (f"; {damaged} damaged" if damaged else "")
-        + (f"; {left} leftovers of killed runs (--repair removes them)" if left else "")
+        + (f"; {left} leftovers of interrupted runs (--repair removes them)" if left else "")
         + ("; consistent" if report["ok"] else "")
     )

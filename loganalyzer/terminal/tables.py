@@ -13,7 +13,12 @@ from loganalyzer.terminal.common import clean
 
 
 def print_frame(console: Console, df: pd.DataFrame, limit: int = 100) -> None:
-    """A DataFrame as a table, log values cleaned; says how many rows were left out."""
+    """A DataFrame as a table, log values cleaned; says how many rows were left out. No rows:
+    one line naming the columns (a table of dozens of empty columns reads as nothing)."""
+    if df.empty:
+        names = ", ".join(clean(c) for c in df.columns)
+        console.print(f"0 rows (columns: {names})", highlight=False, soft_wrap=True)
+        return
     t = Table(*[clean(c) for c in df.columns], header_style="bold", expand=True)
     for row in df.head(limit).itertuples(index=False):
         t.add_row(*[clean("" if v is None or v is pd.NA else v) for v in row])
