@@ -8,6 +8,7 @@ naming the wrong value; never a traceback unless ``loganalyzer --debug``. Every 
 
 from __future__ import annotations
 
+import json
 import sys
 import traceback
 from contextlib import suppress
@@ -294,25 +295,22 @@ def trace_cmd(
     A sender, recipient or time filter also lists the attempts refused during the SMTP
     session (protocol, IIS and agent logs), with verdict rejected.
     """
-    from loganalyzer.trace import trace
+    from loganalyzer.trace import trace, trace_pages
 
     if not any((query, sender, recipient, subject, since, until, event_id)):
         raise BadInput("give a message ID or at least one filter (--sender, --recipient, ...)")
+    filters = dict(server=server, sender=sender, recipient=recipient, subject=subject)
+    filters |= dict(since=since, until=until, event_id=event_id, tz=tz)
+    filters |= dict(verdicts=True)  # a listed message's verdicts, not its last event
+    if all_ and limit is None and pick is None and not html:  # a page at a time, as it comes
+        return _print_pages(trace_pages(store, query, **filters), as_json)
     result = trace(
         store,
         query,
-        server=server,
-        sender=sender,
-        recipient=recipient,
-        subject=subject,
-        since=since,
-        until=until,
-        event_id=event_id,
-        tz=tz,
         all=all_,
         pick=pick,
         limit=limit if limit is not None or all_ else 200,
-        verdicts=True,  # a listed message's verdicts, not its last event (a few hundredths)
+        **filters,
     )
     if html:
         from loganalyzer.pages import write_page  # Jinja2: only for the page (a tenth of a second)
@@ -328,6 +326,38 @@ def trace_cmd(
         typer.echo(f"HTML: {html}", err=True)
     if not result.candidates:
         raise NothingFound(result.not_found())
+
+
+def _print_pages(pages, as_json: bool) -> None:
+    """``trace --all``: each page of traces printed as it is made (JSON: the messages as they
+    come, then the list of them), memory held to a page."""
+    from loganalyzer.terminal.trace import print_trace
+
+    listed: list[dict] = []
+    first = None
+    for result in pages:
+        if first is None:
+            first = result
+            if not result.candidates:
+                break
+            if as_json:
+                head = json.dumps({"query": result.query, "total": result.total}, indent=2)
+                typer.echo(head[: head.rindex("}")].rstrip() + ',\n  "messages": [', nl=False)
+        for m in result.messages:
+            if as_json:
+                text = json.dumps(m.to_dict(), indent=2, ensure_ascii=False)
+                typer.echo(("," if listed or m is not result.messages[0] else "") + "\n" + text,
+                           nl=False)  # fmt: skip
+        if not as_json:
+            print_trace(console, result)
+        listed += result.candidates
+    if first is None or not first.candidates:
+        if as_json and first is not None:
+            typer.echo(first.to_json())
+        raise NothingFound(first.not_found() if first is not None else "nothing matches")
+    if as_json:
+        typer.echo('\n  ],\n  "candidates": ' + json.dumps(listed, indent=2, ensure_ascii=False)
+                   + "\n}")  # fmt: skip
 
 
 @app.command("demo")

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
@@ -400,6 +400,31 @@ def test_all_traces_every_match_not_the_first_200(synth_store, cli):
     want = _to_fabrikam(truth)
     assert got["total"] == len(got["candidates"]) == len(got["messages"]) == len(want)
     assert {m["message_id"] for m in got["messages"]} == want
+    # traced a page at a time (memory held to a page), the same as all at once
+    assert len(want) > 2 * 200
+    whole = trace(store, recipient="*@fabrikam.com", all=True, limit=None, verdicts=True)
+    assert got == json.loads(whole.to_json())
+
+
+def test_a_listed_message_traces_its_bounce_as_by_its_id(synth_store):
+    """The bounce (NDR) of a message listed by its sender is in its trace, as in a trace by
+    its Message-ID, though the bounce's log files hold none of the listed messages' IDs."""
+    store, truth = synth_store("plain")
+    # one that failed hours after it came (its deferrals expired): the bounce is delivered
+    # then, into mailbox delivery logs of another hour than the message's own rows
+    t = next(
+        x for x in truth
+        if x["verdict"] == "failed" and x["ndr_message_id"] and x["deferrals"]
+        and x["at"][:13] != x["received_at"][:13] and x["sender"].endswith("@contoso.com")
+    )  # fmt: skip
+    at = datetime.fromisoformat(t["received_at"].replace("Z", "+00:00"))
+    window = {"since": (at - timedelta(seconds=1)).isoformat(),
+              "until": (at + timedelta(seconds=1)).isoformat()}  # fmt: skip
+    listed = trace(store, sender=t["sender"], all=True, **window)
+    [m] = [m for m in listed.messages if m.message_id == t["message_id"]]
+    [alone] = trace(store, t["message_id"]).messages
+    assert any(e.is_ndr for e in m.events)
+    assert [e.to_dict() for e in m.events] == [e.to_dict() for e in alone.events]
 
 
 def test_a_kept_connection_sees_what_an_ingest_adds(tmp_path):

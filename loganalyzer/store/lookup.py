@@ -187,12 +187,13 @@ def _holds_any(keys: array, want: list[int], wanted: set[int]) -> bool:
 
 class Sketches:
     """The sketches of a whole manifest, read once for several lookups in a row (a trace
-    looks up three times). Kept for many lookups (``store.cache``: the web app), they are
-    merged into one sorted index after ``INDEX_AFTER`` lookups: a lookup is then a binary
+    looks up three to five times). Kept for many lookups (``store.cache``: the web app), they
+    are merged into one sorted index after ``INDEX_AFTER`` lookups: a lookup is then a binary
     search of it, not a test of every file's sketch. Thread-safe; read-only once built."""
 
-    #: Lookups answered file by file before the index is built (a trace's three are).
-    INDEX_AFTER = 3
+    #: Lookups answered file by file before the index is built (a trace's, its bounces' and
+    #: its rejected attempts' are: the index needs numpy, a fifth of a second to import).
+    INDEX_AFTER = 6
 
     def __init__(self, manifest: Manifest) -> None:
         self.rows = list(manifest.values())

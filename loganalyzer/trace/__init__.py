@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Iterator
 
 import eventcodes
 from loganalyzer.errors import BadInput
@@ -37,7 +38,18 @@ EVIDENCE_FORMATS = {"exchange-agent", "exchange-connectivity"}
 
 _DAY = dt.timedelta(days=1)
 
-__all__ = ["VERDICTS", "Event", "MessageTrace", "Query", "TraceResult", "Verdict", "trace"]
+__all__ = [
+    "VERDICTS",
+    "Event",
+    "MessageTrace",
+    "Query",
+    "TraceResult",
+    "Verdict",
+    "trace",
+    "trace_pages",
+]
+#: Messages traced at a time by ``trace_pages``.
+PAGE = 200
 
 
 def trace(
@@ -196,10 +208,20 @@ def trace(
         per_message: list = []
         smtp: list = []
         if chosen:  # (a list alone leaves the views as they are: no re-pointing)
-            views = point(con, st, holding(wanted), manifest, views)
+            held = holding(wanted)
+            views = point(con, st, held, manifest, views)
+
+            def ndrs(keys: dict[str, list[str]]) -> None:
+                """Point the views at the files of the bounces the rows name too (a bounce's
+                files need not hold any listed message's ID)."""
+                nonlocal views
+                if held is not None:
+                    views = point(con, st, [*held, *(holding(keys) or [])], manifest, views)
+
             # a trace by Message-ID has read every row of it (every file whose sketch holds it)
             complete = by_id and q.kind() == "message_id" and not q.server
-            per_message = message_rows(con, chosen, days_of(known, chosen), known, complete)
+            dates = days_of(known, chosen)
+            per_message = message_rows(con, chosen, dates, known, complete, widen=ndrs)
             every = [r for rows in per_message for r in rows]
             ids = sorted({r["message_id"] for r in every if r.get("message_id")} | set(ids))
             sessions = session_ids(every)
@@ -255,6 +277,22 @@ def _attempt_wanted(candidate: dict, q: Query) -> bool:
         x.get("verdict", rejected.REJECTED) == q.verdict and matches(q.recipient, x["address"])
         for x in candidate["attempt"]["refusals"]
     )
+
+
+def trace_pages(
+    store: str | os.PathLike[str] | Store, query: str | None = None, *, page: int = PAGE, **options
+) -> Iterator[TraceResult]:
+    """``trace(..., all=True)`` a page of ``page`` messages at a time, oldest first: every
+    match traced while memory holds one page (a whole day's thousands of traces at once took
+    gigabytes). Each result lists and traces its page; ``total`` counts them all. ``options``
+    are ``trace``'s (not ``all``, ``limit``, ``offset``, ``pick``)."""
+    offset = 0
+    while True:
+        result = trace(store, query, all=True, limit=page, offset=offset, **options)
+        yield result
+        offset += page
+        if offset >= (result.total or 0):
+            return
 
 
 def _id_of(query: str | None) -> str | None:

@@ -475,13 +475,15 @@ def message_rows(
     dates: Dates = None,
     known: list[dict] | None = None,
     complete: bool = False,
+    widen: Callable[[dict[str, list[str]]], None] | None = None,
 ) -> list[list[dict]]:
     """Every tracking row of each message on every server, and of the NDRs it caused.
 
     One query for all the messages (restricted to ``dates`` when given, a day's margin after
     them); ``known`` rows already read are kept, and with ``complete`` they are every row of
     the messages' Message-IDs (only their network message IDs' rows are read). NDR rows are
-    flagged ``is_ndr``.
+    flagged ``is_ndr``. ``widen`` is called with the NDRs' Message-IDs before their rows are
+    read, when the views hold only the files of the messages.
     """
     ids = sorted({c["message_id"] for c in found if c.get("message_id")})
     nids = sorted({c["network_message_id"] for c in found if c.get("network_message_id")})
@@ -492,6 +494,8 @@ def message_rows(
     refs = {_bracket(r["reference"]) for r in rows if r["event_id"] == "DSN" and r["reference"]}
     linked = linked_ndrs(con, rows, dates)
     refs |= {ndr for _, ndr in linked}
+    if widen is not None and refs - set(ids):
+        widen({"message_id": sorted(refs - set(ids))})
     ndr_rows = _rows(con, sorted(refs - set(ids)), [], dates) if refs - set(ids) else []
     by_id: dict[str, list[dict]] = {}
     for r in rows + ndr_rows:
