@@ -814,3 +814,6 @@ def test_every_status_decides_its_recipients_verdict(tmp_path):
     headline = json.loads(report.stdout)["headline"]
     assert (headline["delivered_recipients"], headline["failed_recipients"]) == (1, 1)
     assert headline["still_deferred_recipients"] == 2
+    # each summary row is its message's receipt by the service (there is no receive event)
+    assert (headline["received_messages"], headline["bytes_in"]) == (len(records), 100 * 7)
+    assert headline["distinct_senders"] == 1

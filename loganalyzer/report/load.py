@@ -40,10 +40,20 @@ __all__ = ["GROUPS_PER_PASS", "PASSES_ENV", "in_passes", "load", "passes"]
 #: however many rows the day has, and only its small aggregated tables come back to Python.
 MEMORY_LIMIT = "128MB"
 FINAL_KINDS = ("delivered", "sent", "failed", "dropped", "quarantined")
+#: The Status of an Exchange Online trace summary row (Get-MessageTrace, the reporting API,
+#: Graph): one row a recipient of a message the service received, whatever became of it.
+EXO_SUMMARY = (
+    "Delivered", "Expanded", "Failed", "FilteredAsSpam", "GettingStatus", "None", "Pending",
+    "Quarantined",
+)  # fmt: skip
 #: A row that receives a message. Exchange 2000/2003 logs have no receive event: a message's
-#: first line there is its submission (1019 to Advanced Queuing, 1027 from the store).
+#: first line there is its submission (1019 to Advanced Queuing, 1027 from the store); an
+#: Exchange Online summary names no receive event either: its row is the message's receipt.
 RECEIPT = (
-    "(outcome = 'received' or (log_format = 'exchange2003-tracking' and outcome = 'submitted'))"
+    "(outcome = 'received' or (log_format = 'exchange2003-tracking' and outcome = 'submitted')"
+    " or (log_format = 'exo-message-trace' and event_id in ("
+    + ", ".join(f"'{s}'" for s in EXO_SUMMARY)
+    + ")))"
 )
 #: The report's word for each verdict a row gives its recipients (``fate``): a hand-off to
 #: another server of the organisation (last seen there) is ``relayed``, a send out of it
