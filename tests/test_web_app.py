@@ -60,7 +60,9 @@ def test_a_range_of_days(store):
     [
         ("/report", {"days": "0"}, "days &#39;0&#39;: give a whole number from 1 to 366"),
         ("/report", {"date": "someday"}, "someday"),
-        ("/", {"since": "last tuesday"}, "--since"),
+        ("/", {"since": "last tuesday"}, "Since &#39;last tuesday&#39;: not a time"),
+        ("/", {"since": "2026-03-03", "until": "2026-03-02"}, "is not before Until"),
+        ("/", {"q": "<>"}, "The ID &#39;&lt;&gt;&#39;: give a Message-ID"),
         ("/", {"recipient": "*", "page": "x"}, "page &#39;x&#39;: give a whole number"),
         ("/trace", {}, "give a message ID"),
     ],
@@ -70,6 +72,17 @@ def test_wrong_values_are_named(store, path, params, message):
     assert r.status_code == 400
     assert message in r.text
     assert "Traceback" not in r.text
+
+
+def test_form_errors_name_the_fields_and_an_address_as_id_gets_a_hint(store):
+    """The form's messages name its fields, not the command's options; an address typed in
+    the ID box that matches nothing says where addresses go."""
+    client = TestClient(create_app(str(store)), base_url=LOCAL)
+    r = client.get("/", params={"since": "garbage"})
+    assert r.status_code == 400 and "--since" not in r.text and "Since &#39;garbage&#39;" in r.text
+    r = client.get("/", params={"q": "omar.bernard@example.net"})
+    assert r.status_code == 200 and 'id="hint"' in r.text and "Sender or Recipient" in r.text
+    assert 'id="hint"' not in client.get("/", params={"q": "<omar@example.net>"}).text
 
 
 def test_a_message_not_in_the_store(store):

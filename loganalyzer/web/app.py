@@ -111,7 +111,12 @@ class App:
             html = await self.memo.get(key, partial(self._search, form, page, desc, tz, values))
         except LogAnalyzerError as exc:
             return self.page(
-                "web_search.html.j2", "Search", 400, error=str(exc), result=None, **values
+                "web_search.html.j2",
+                "Search",
+                400,
+                error=_in_form_words(str(exc)),
+                result=None,
+                **values,
             )
         return HTMLResponse(html)
 
@@ -323,6 +328,24 @@ def _when(t) -> str:
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.UTC)
     return t.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+#: The command's option names in the library's messages -> the search form's fields.
+_FIELDS = {
+    "--since": "Since",
+    "--until": "Until",
+    "--event-id": "With the event",
+    "--tz": "Time zone",
+    "--server": "Server",
+    "the ID": "The ID",
+}
+
+
+def _in_form_words(message: str) -> str:
+    """A message about a value, naming the form's field rather than the command's option."""
+    for option, field in _FIELDS.items():
+        message = re.sub(rf"(?<![\w-]){re.escape(option)}(?![\w-])", field, message)
+    return message
 
 
 def create_app(store: str, token: str | None = None, redact: bool = False, host: str = "127.0.0.1"):
