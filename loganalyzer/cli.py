@@ -333,31 +333,28 @@ def _print_pages(pages, as_json: bool) -> None:
     come, then the list of them), memory held to a page."""
     from loganalyzer.terminal.trace import print_trace
 
+    def dumps(value) -> str:
+        return json.dumps(value, indent=2, ensure_ascii=False)
+
     listed: list[dict] = []
-    first = None
-    for result in pages:
-        if first is None:
-            first = result
-            if not result.candidates:
-                break
+    written = 0
+    for result in pages:  # (at least one: the first says what matched)
+        if not result.total:
             if as_json:
-                head = json.dumps({"query": result.query, "total": result.total}, indent=2)
-                typer.echo(head[: head.rindex("}")].rstrip() + ',\n  "messages": [', nl=False)
+                typer.echo(result.to_json())
+            raise NothingFound(result.not_found())
+        if as_json and not written:
+            head = dumps({"query": result.query, "total": result.total})
+            typer.echo(head[: head.rindex("}")].rstrip() + ',\n  "messages": [', nl=False)
         for m in result.messages:
             if as_json:
-                text = json.dumps(m.to_dict(), indent=2, ensure_ascii=False)
-                typer.echo(("," if listed or m is not result.messages[0] else "") + "\n" + text,
-                           nl=False)  # fmt: skip
+                typer.echo(("," if written else "") + "\n" + dumps(m.to_dict()), nl=False)
+            written += 1
+        listed += result.candidates
         if not as_json:
             print_trace(console, result)
-        listed += result.candidates
-    if first is None or not first.candidates:
-        if as_json and first is not None:
-            typer.echo(first.to_json())
-        raise NothingFound(first.not_found() if first is not None else "nothing matches")
     if as_json:
-        typer.echo('\n  ],\n  "candidates": ' + json.dumps(listed, indent=2, ensure_ascii=False)
-                   + "\n}")  # fmt: skip
+        typer.echo('\n  ],\n  "candidates": ' + dumps(listed) + "\n}")
 
 
 @app.command("demo")
