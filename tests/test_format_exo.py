@@ -601,6 +601,16 @@ def rows_in_time_order(store) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in ("file", "line")} for r in got]
 
 
+def rows_like_the_older_api(store_dir, tmp_path, graph, old) -> list[dict]:
+    """Ingests a Graph response into ``store_dir`` and the same records as the older API
+    names them into a store of their own; the rows of the first, which equal the second's."""
+    ingest([write(tmp_path, "graph.json", json.dumps(graph), "utf8-resaved")], store_dir)
+    ingest([write(tmp_path, "old.json", json.dumps(old), "utf8-resaved")], tmp_path / "old")
+    got = rows_in_time_order(store_dir)
+    assert got == rows_in_time_order(tmp_path / "old")
+    return got
+
+
 def test_graph_message_trace_records_ingest_like_the_older_api(store_dir, tmp_path):
     graph = {
         "@odata.context": "https://graph.microsoft.com/beta/$metadata#admin/exchange/tracing/"
@@ -614,11 +624,7 @@ def test_graph_message_trace_records_ingest_like_the_older_api(store_dir, tmp_pa
         }
         for r in GRAPH_RECORDS
     ]
-    ingest([write(tmp_path, "graph.json", json.dumps(graph), "utf8-resaved")], store_dir)
-    ingest([write(tmp_path, "old.json", json.dumps(old), "utf8-resaved")], tmp_path / "old")
-
-    got = rows_in_time_order(store_dir)
-    assert got == rows_in_time_order(tmp_path / "old")
+    got = rows_like_the_older_api(store_dir, tmp_path, graph, old)
     assert [
         (r["network_message_id"], r["event_id"], r["outcome"], r["client_ip"], r["server_ip"])
         for r in got
@@ -689,15 +695,11 @@ OLD_DETAIL_NAMES = {
 
 
 def test_graph_trace_details_ingest_like_get_messagetracedetail(store_dir, tmp_path):
-    ingest([write(tmp_path, "details.json", json.dumps(GRAPH_DETAIL), "utf8-resaved")], store_dir)
     old = [
         {OLD_DETAIL_NAMES[k]: v for k, v in r.items() if k in OLD_DETAIL_NAMES}
         for r in GRAPH_DETAIL["value"]
     ]
-    ingest([write(tmp_path, "old.json", json.dumps(old), "utf8-resaved")], tmp_path / "old")
-
-    got = rows_in_time_order(store_dir)
-    assert got == rows_in_time_order(tmp_path / "old")
+    got = rows_like_the_older_api(store_dir, tmp_path, GRAPH_DETAIL, old)
     assert [
         (r["date_time"], r["event_id"], r["outcome"], r["message_id"], r["recipient_status"])
         for r in got

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from loganalyzer.store.duck import records
 from loganalyzer.trace.model import MessageTrace, Verdict
+from loganalyzer.trace.rejected import REMOVES
 from loganalyzer.trace.verdict import said
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ def _decisions(con: duckdb.DuckDBPyConnection, messages: list[MessageTrace]) -> 
         con.sql(
             "select * from agent where (list_contains(?, message_id) "
             "or list_contains(?, network_message_id)) "
-            "and (action ilike 'Quarantine%' or action ilike 'Delete%') order by date_time",
+            f"and {REMOVES} order by date_time",
             params=[ids, nids],
         )
     )

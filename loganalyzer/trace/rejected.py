@@ -41,6 +41,14 @@ REJECTED = "rejected"
 BY_ID = ("message_id", "network_message_id")
 #: What an agent's action did to the message: its verdict.
 ACTIONS = {"delete": "dropped", "quarantine": "quarantined"}
+#: SQL over the agent log: an action that removed a message after accepting it, and the
+#: verdict of its recipients.
+REMOVES = "(" + " or ".join(f"action ilike '{word}%'" for word in ACTIONS) + ")"
+REMOVED_VERDICT = (
+    "case "
+    + " ".join(f"when lower(action) like '{w}%' then '{v}'" for w, v in ACTIONS.items())
+    + " end"
+)
 #: The SMTP command a refusal answered -> its stage (DESIGN.md vocabulary).
 STAGES = {
     "HELO": "helo",
@@ -278,16 +286,14 @@ def _agent_rows(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
     sql = f"""
         with found as (
             select * from agent
-            where (action ilike 'Reject%' or action = 'Disconnect' or action ilike 'Delete%'
-                   or action ilike 'Quarantine%') and {where}
+            where (action ilike 'Reject%' or action = 'Disconnect' or {REMOVES}) and {where}
         ),
         tracked as (
             select distinct message_id from tracking
             where message_id in (select message_id from found) and {where}
         )
         select * from found
-        where not ((action ilike 'Delete%' or action ilike 'Quarantine%')
-                   and message_id in (select message_id from tracked))
+        where not ({REMOVES} and message_id in (select message_id from tracked))
         order by date_time, line
     """
     return records(con.sql(sql, params=params + params))

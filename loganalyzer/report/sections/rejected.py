@@ -25,7 +25,7 @@ import pandas as pd
 
 from loganalyzer.report.charts import NEUTRAL, Chart, hbar, text
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
-from loganalyzer.trace.rejected import ACTIONS
+from loganalyzer.trace.rejected import REMOVED_VERDICT, REMOVES
 
 RULES = {
     "rejections": "Rejected attempts: 5xx replies of SMTP Receive sessions, staged by the command "
@@ -37,10 +37,6 @@ RULES = {
     "next_hops": "Next hops: connectivity log sessions per server and destination; a session "
     "failed when one of its lines names a failure.",
 }
-#: An agent's action -> the verdict of the recipients of the message it removed.
-_REMOVED = " ".join(
-    f"when lower(action) like '{word}%' then '{verdict}'" for word, verdict in ACTIONS.items()
-)
 
 _STAGE = """
     case when cmd is null then 'connect'
@@ -144,10 +140,10 @@ def agent_removed(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime
     sql = f"""
         with found as (
             select server, session_id, message_id, agent, reason, date_time,
-                   case {_REMOVED} end as verdict,
+                   {REMOVED_VERDICT} as verdict,
                    coalesce(len(recipient_address), 0) as recipients
             from agent
-            where ({" or ".join(f"action ilike '{w}%'" for w in ACTIONS)}) and {window}
+            where {REMOVES} and {window}
         ),
         tracked as (
             select distinct message_id from tracking
