@@ -697,7 +697,7 @@ def _smtp_reason(exc: Exception) -> str:
 
 
 store_app = typer.Typer(
-    help="Maintain a store: compact it, prune old rows, check it.",
+    help="Maintain a store: compact it, prune old rows, forget files, check it.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -760,6 +760,37 @@ def store_prune(
             f"{len(summary.days)} days, {summary.days[0]} to {summary.days[-1]}; their rollups "
             f"kept"
         )
+
+
+@store_app.command("forget")
+def store_forget(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Ingested log files, the folders or archives they were read from, or glob "
+            "patterns, as ingest was given them.",
+            show_default=False,
+        ),
+    ],
+    store: StoreOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say what would be forgotten.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Take ingested files out of the store (their rows and quarantined lines) so that the
+    next ingest reads them again: after ingesting with a wrong --tz, --server or --format.
+    Atomic: a kill leaves the store as before or without them. Exit code 0 when done, 2 for a
+    path that matches no ingested file or a path that holds no store."""
+    from loganalyzer.report.rollup import refresh
+    from loganalyzer.store.forget import forget
+    from loganalyzer.terminal.store import print_forget
+
+    summary = forget(store, paths, dry_run=dry_run, rollups=refresh, on_wait=_say)
+    if as_json:
+        print_json(summary.to_dict())
+    else:
+        print_forget(summary)
 
 
 @store_app.command("check")

@@ -269,6 +269,9 @@ _CONNECTIVITY = [
     ("line", I64, "1-based physical line number in the file", STATS),
 ]
 
+#: Between an archive's path and its member's in a ``file`` value: ``archive.zip!member/x.LOG``.
+MEMBER_SEP = "!"
+
 _QUARANTINE = [
     ("file", STR, "Path the line was read from"),
     ("line", I64, "1-based physical line number"),

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-SEP = "!"
+from loganalyzer.schema import MEMBER_SEP as SEP  # archive.zip!member/path.LOG
+
 MAX_RATIO = 200  # logs compress about 10-20x; far more means a bomb
 MAX_BYTES = 64 << 30  # no single log expands beyond 64 GiB
 ARCHIVES = (".zip", ".gz", ".7z", ".tar", ".tgz", ".tbz2", ".txz")

@@ -28,7 +28,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 #: The test files the portability-mode run runs (CI's second run, within its time budget):
 #: those of what starts processes or takes the store's lock (ingest and its workers,
-#: compaction, watch, the cluster, kills, the store's filesystems and check, the command's
+#: compaction, forget, watch, the cluster, kills, the store's filesystems and check, the command's
 #: contract, the demo). The others test one process reading the store with DuckDB (trace,
 #: lookups, report, rollups, address index, web app), parsing, code tables, pages in
 #: Chromium, notebooks or S3 (a lease, no OS lock): the mode changes nothing they do.
@@ -41,6 +41,7 @@ IN_BOTH_MODES = (
     "test_damaged.py",
     "test_demo.py",
     "test_edge_inputs.py",
+    "test_forget.py",
     "test_format_agent_connectivity.py",
     "test_ingest_tracking.py",
     "test_kill.py",

@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from loganalyzer import schema
 from loganalyzer.errors import BadInput
 from loganalyzer.result import Result
 from loganalyzer.schema import TABLES, conform
@@ -254,10 +255,12 @@ class _Output:
     """Sorted rows into parts of up to ``per_part`` rows, in row groups of ``ROW_GROUP``."""
 
     def __init__(
-        self, st: Store, table: str, day: str, token: str, per_part: int, rows: int
+        self, st: Store, table: str, day: str | None, token: str, per_part: int, rows: int
     ) -> None:
-        self.st, self.table, self.day, self.token = st, table, day, token
-        self.schema = TABLES[table]
+        self.st, self.token = st, token
+        # a day's folder of a log table; the quarantine's parts (``day`` None) have none
+        self.folder = table if day is None else f"{table}/date={day}"
+        self.schema = getattr(schema, table.upper())
         self.per_part = per_part
         self.options = part_options(table, min(per_part, rows))  # Bloom filters sized
         self.parts: list[Part] = []
@@ -294,7 +297,7 @@ class _Output:
         head, rest = chunk.slice(0, n), chunk.slice(n)
         self._pending, self._buffered = rest.to_batches(), rest.num_rows
         if self._writer is None:
-            final = f"{self.table}/date={self.day}/compact-{self.token}-{len(self.parts)}.parquet"
+            final = f"{self.folder}/compact-{self.token}-{len(self.parts)}.parquet"
             part = Part(f"{final}.{os.getpid()}-{secrets.token_hex(4)}{TMP_SUFFIX}", final, 0)
             self.parts.append(part)
             self.holders[final] = set()

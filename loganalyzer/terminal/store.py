@@ -1,4 +1,4 @@
-"""Store maintenance in the terminal: a compaction's summary and a store check."""
+"""Store maintenance in the terminal: a compaction's summary, a forget's and a store check."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import typer
 
 if TYPE_CHECKING:
     from loganalyzer.store.compact import CompactSummary
+    from loganalyzer.store.forget import ForgetSummary
 
 
 def print_compact(summary: CompactSummary) -> None:
@@ -36,3 +37,23 @@ def print_check(report: dict, repaired: bool = False) -> None:
         + (f"; {left} leftovers of interrupted runs (--repair removes them)" if left else "")
         + ("; consistent" if report["ok"] else "")
     )
+
+
+def print_forget(summary: ForgetSummary) -> None:
+    """The files (the first ten), then one line: rows, quarantined lines, days, what next."""
+    for name in summary.files[:10]:
+        typer.echo(f"  {name}")
+    if len(summary.files) > 10:
+        typer.echo(f"  ... and {len(summary.files) - 10:,} more")
+    n = len(summary.files)
+    what = (
+        f"{n:,} {'file' if n == 1 else 'files'} ({summary.rows:,} rows, "
+        f"{summary.quarantined:,} quarantined lines"
+        + (f", {summary.days[0]} to {summary.days[-1]}" if len(summary.days) > 1 else "")
+        + (f", {summary.days[0]}" if len(summary.days) == 1 else "")
+        + ")"
+    )
+    if summary.dry_run:
+        typer.echo(f"{summary.store}: would forget {what}; nothing changed (--dry-run)")
+    else:
+        typer.echo(f"{summary.store}: forgot {what}; the next ingest of them reads them again")

@@ -1,0 +1,166 @@
+"""store forget: ingested files taken out of the store so that the next ingest reads them
+again (a wrong --tz); bundles and compacted parts rewritten without their rows; kill-safe."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, LOGANALYZER
+from stores import content, synth_logs
+
+import loganalyzer as la
+from loganalyzer import Store
+from loganalyzer.store.forget import forget, matches
+from loganalyzer.store.parts import FAILPOINT
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [LOGANALYZER, *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory) -> Path:
+    return synth_logs(tmp_path_factory.mktemp("forget") / "logs")
+
+
+@pytest.fixture(scope="module")
+def compacted(logs, tmp_path_factory) -> Path:
+    """A compacted store of the logs (every file's rows share parts with others)."""
+    store = tmp_path_factory.mktemp("forget") / "store"
+    la.ingest([logs], store)
+    assert run("store", "compact", "-s", store).returncode == 0
+    return store
+
+
+def _copy(store: Path, tmp_path: Path) -> Path:
+    shutil.copytree(store, tmp_path / "store")
+    return tmp_path / "store"
+
+
+def _held(store: Path) -> dict:
+    """Rows, quarantine and manifest; the fingerprints aside (a file read again is also
+    fingerprinted at the length of each shorter log read before it, as a first read in another
+    order would be)."""
+    out = content(Store(store), parts=False)
+    for row in out["manifest"].values():
+        row.pop("head_fingerprint")
+    return out
+
+
+def _report(store: Path) -> dict:
+    out = run("report", "daily", "-s", store, "--date", "2026-03-02", "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def _count(store: Path, sql: str) -> int:
+    out = run("sql", "-s", store, "--json", sql)
+    assert out.returncode == 0, out.stderr
+    return next(iter(json.loads(out.stdout)[0].values()))
+
+
+def test_forgotten_files_leave_the_store_and_the_next_ingest_reads_them_again(
+    logs, compacted, tmp_path
+):
+    store = _copy(compacted, tmp_path)
+    before = _report(store)
+    whole = _held(store)
+    tracking = logs / "EX01" / "MessageTracking"
+    damaged = logs / "EX09"  # a folder: its file of two quarantined lines
+    one = sorted(tracking.glob("*.LOG"))[3]
+    n_rows = _count(store, f"select count(*) from tracking where file = '{one}'")
+    assert n_rows > 0
+
+    dry = run("store", "forget", "-s", store, one, damaged, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would forget 2 files" in dry.stdout and "nothing changed" in dry.stdout
+    assert _held(store) == whole
+
+    done = run("store", "forget", "-s", store, one, damaged, "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert sorted(summary["files"]) == sorted([str(one), *map(str, damaged.rglob("*.LOG"))])
+    assert summary["quarantined"] == 2 and summary["rows"] == n_rows + 3  # its three good lines
+    # the compacted tracking part rewritten, the file's own quarantine part removed
+    assert summary["parts_rewritten"] >= 1 and summary["parts_removed"] == 1
+    # their rows and quarantined lines are gone, every other row is there
+    assert _count(store, f"select count(*) from tracking where file = '{one}'") == 0
+    assert _count(store, "select count(*) from quarantine") == 0
+    assert _count(store, "select count(*) from tracking") == len(whole["tracking"]) - n_rows - 3
+    check = run("store", "check", "-s", store)
+    assert check.returncode == 0 and "consistent" in check.stdout, check.stdout
+    assert _report(store)["headline"] != before["headline"]
+    # the next ingest reads them again: the store is what it was
+    again = run("ingest", "-s", store, logs, "--json")
+    assert json.loads(again.stdout)["files"]["ingested"] == 2, again.stdout
+    assert _held(store) == whole
+    assert _report(store) == before
+
+
+def test_a_wrong_zone_is_mended_by_forgetting_and_ingesting_again(tmp_path):
+    log = tmp_path / "SMTPSVC1" / "in070101.log"
+    log.parent.mkdir()
+    shutil.copy(CORPUS / "iis-smtp" / "msdoc-ex2007-smtp-iislogformat-example.log", log)
+    store = tmp_path / "store"
+    assert run("ingest", "-s", store, log).returncode == 0
+    first = "select strftime(min(date_time) at time zone 'UTC', '%H:%M') as t from smtp"
+    utc = _count(store, first)
+    assert run("ingest", "-s", store, log, "--tz", "America/New_York").returncode == 0
+    assert _count(store, first) == utc  # unchanged: the file was read already
+    assert run("store", "forget", "-s", store, log.parent).returncode == 0
+    assert run("ingest", "-s", store, log, "--tz", "America/New_York").returncode == 0
+    hours = int(_count(store, first)[:2]) - int(utc[:2])
+    assert hours % 24 in (4, 5), (utc, _count(store, first))  # EDT or EST
+
+
+def test_paths_that_match_nothing_are_named(compacted, tmp_path):
+    store = _copy(compacted, tmp_path)
+    out = run("store", "forget", "-s", store, tmp_path / "nowhere.LOG")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "nowhere.LOG: no file of the store" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = run("store", "forget", "-s", store, " ")
+    assert out.returncode == 2 and "give the paths" in out.stderr
+    out = run("store", "forget", "-s", tmp_path / "nostore", tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+def test_paths_match_as_ingest_was_given_them():
+    assert matches("logs/EX01/MSGTRK1.LOG", "logs/EX01/MSGTRK1.LOG")
+    assert matches("logs/EX01/MSGTRK1.LOG", "logs/./EX01/")
+    assert matches("logs/EX01/MSGTRK1.LOG", os.path.abspath("logs/EX01"))
+    assert matches("logs/EX01/MSGTRK1.LOG", "logs/*/MSGTRK*.LOG")
+    assert matches("old/EX01.zip!MessageTracking/MSGTRK1.LOG", "old/EX01.zip")
+    assert matches("\\\\ex01\\logs\\MessageTracking\\MSGTRK1.LOG", "\\\\EX01\\Logs")
+    assert not matches("logs/EX01/MSGTRK1.LOG", "logs/EX0")
+    assert not matches("logs/EX01/MSGTRK1.LOG", "logs/EX01/MSGTRK1.LOG.gz")
+    assert not matches("logs/EX011/MSGTRK1.LOG", "logs/EX01")
+
+
+@pytest.mark.parametrize("stage", ["forget-written", "forget-renamed", "listed", "removing"])
+def test_a_kill_leaves_the_store_as_before_or_without_the_files(logs, compacted, tmp_path, stage):
+    store = _copy(compacted, tmp_path)
+    whole = _held(store)
+    target = sorted((logs / "EX02" / "MessageTracking").glob("*.LOG"))[:2]
+    killed = run("store", "forget", "-s", store, *target, env={**os.environ, FAILPOINT: stage})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    after = _held(store)
+    names = {str(t) for t in target}
+    if stage in ("forget-written", "forget-renamed"):  # before the commit point: as before
+        assert after == whole
+    else:  # after it: without them, every other row there
+        kept = [r for r in whole["tracking"] if r["file"] not in names]
+        assert after["tracking"] == kept
+    repaired = run("store", "check", "-s", store, "--repair")
+    assert repaired.returncode == 0 and "consistent" in repaired.stdout, repaired.stdout
+    if stage.startswith("forget"):  # the files are still there to forget
+        assert sorted(forget(store, map(str, target)).files) == sorted(names)
+        assert Store(store).check()["ok"]
