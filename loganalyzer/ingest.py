@@ -509,6 +509,15 @@ def ingest(
                 os.remove(folder / LOCK_FILE)
                 os.rmdir(folder)
         raise BadInput(_nothing_to_ingest(paths, summary.files))
+    given = [o for o, v in (("--format", format), ("--server", server), ("--tz", tz)) if v]
+    before = sum(f.status == "unchanged" for f in summary.files)
+    if given and before:
+        summary.warnings.append(
+            f"{before} {'file was' if before == 1 else 'files were'} read before and not again: "
+            f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to files read for "
+            "the first time (`loganalyzer store "
+            "forget` takes files out of the store, to be read again)"
+        )
     summary.seconds = time.perf_counter() - started
     return summary
 

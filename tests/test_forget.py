@@ -113,8 +113,10 @@ def test_a_wrong_zone_is_mended_by_forgetting_and_ingesting_again(tmp_path):
     assert run("ingest", "-s", store, log).returncode == 0
     first = "select strftime(min(date_time) at time zone 'UTC', '%H:%M') as t from smtp"
     utc = _count(store, first)
-    assert run("ingest", "-s", store, log, "--tz", "America/New_York").returncode == 0
-    assert _count(store, first) == utc  # unchanged: the file was read already
+    again = run("ingest", "-s", store, log, "--tz", "America/New_York")
+    assert again.returncode == 0 and _count(store, first) == utc  # the file was read already
+    assert "1 file was read before and not again: --tz applies" in again.stdout.replace("\n", "")
+    assert "store forget" in again.stdout
     assert run("store", "forget", "-s", store, log.parent).returncode == 0
     assert run("ingest", "-s", store, log, "--tz", "America/New_York").returncode == 0
     hours = int(_count(store, first)[:2]) - int(utc[:2])
