@@ -765,28 +765,37 @@ def store_prune(
 @store_app.command("forget")
 def store_forget(
     paths: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
             help="Ingested log files, the folders or archives they were read from, or glob "
             "patterns, as ingest was given them.",
             show_default=False,
         ),
-    ],
+    ] = None,
     store: StoreOpt = None,
+    damaged: Annotated[
+        bool,
+        typer.Option(
+            "--damaged", help="Also the files whose rows missing or unreadable parts held."
+        ),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only say what would be forgotten.")
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Take ingested files out of the store (their rows and quarantined lines) so that the
-    next ingest reads them again: after ingesting with a wrong --tz, --server or --format.
-    Atomic: a kill leaves the store as before or without them. Exit code 0 when done, 2 for a
-    path that matches no ingested file or a path that holds no store."""
+    next ingest reads them again: after ingesting with a wrong --tz, --server or --format, or
+    (--damaged) to mend parts store check finds damaged. Atomic: a kill leaves the store as
+    before or without them. Exit code 0 when done, 2 for a path that matches no ingested file
+    or a path that holds no store."""
     from loganalyzer.report.rollup import refresh
     from loganalyzer.store.forget import forget
     from loganalyzer.terminal.store import print_forget
 
-    summary = forget(store, paths, dry_run=dry_run, rollups=refresh, on_wait=_say)
+    summary = forget(
+        store, paths or [], dry_run=dry_run, damaged=damaged, rollups=refresh, on_wait=_say
+    )
     if as_json:
         print_json(summary.to_dict())
     else:

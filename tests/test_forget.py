@@ -166,3 +166,31 @@ def test_a_kill_leaves_the_store_as_before_or_without_the_files(logs, compacted,
     if stage.startswith("forget"):  # the files are still there to forget
         assert sorted(forget(store, map(str, target)).files) == sorted(names)
         assert Store(store).check()["ok"]
+
+
+def test_damaged_parts_are_mended_by_forgetting_their_files_and_ingesting_again(
+    logs, compacted, tmp_path
+):
+    store = _copy(compacted, tmp_path)
+    whole = _held(store)
+    st = Store(store)
+    tracking = sorted(p for p in st.listed_parts("tracking"))
+    smtp = sorted(p for p in st.listed_parts("smtp"))
+    (store / tracking[0]).write_bytes((store / tracking[0]).read_bytes()[:1000])  # cut short
+    (store / smtp[-1]).unlink()  # lost
+    hit = {tracking[0], smtp[-1]}
+    holders = {p for r in st.manifest().values() if hit.intersection(r.parts) for p in r.paths}
+    check = run("store", "check", "-s", store)
+    assert check.returncode == 1 and "store forget --damaged" in check.stdout, check.stdout
+    assert run("store", "forget", "-s", store, "--damaged", "--dry-run").returncode == 0
+    done = run("store", "forget", "-s", store, "--damaged", "--json")
+    assert done.returncode == 0, done.stderr
+    forgotten = json.loads(done.stdout)["files"]
+    assert forgotten and set(forgotten) == holders
+    check = run("store", "check", "-s", store)
+    assert check.returncode == 0 and "consistent" in check.stdout, check.stdout
+    again = run("ingest", "-s", store, logs, "--json")
+    assert json.loads(again.stdout)["files"]["ingested"] == len(forgotten), again.stdout
+    assert _held(store) == whole
+    nothing = run("store", "forget", "-s", store, "--damaged")
+    assert nothing.returncode == 0 and "no damaged part" in nothing.stdout

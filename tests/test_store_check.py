@@ -59,7 +59,7 @@ def test_a_missing_part_is_damage(cli, store):
     # which logs lost rows, and what mends it
     held = sorted({r.paths[0] for r in Store(store).manifest().values() if part in r.parts})
     assert held and f"damaged parts hold rows of {len(held):,} log files ({held[0]}" in out.stdout
-    assert "restore the store from a backup, or ingest the logs into a new store" in out.stdout
+    assert "`loganalyzer store forget --damaged` takes those files out" in out.stdout
 
 
 def test_a_truncated_part_does_not_read(cli, store):

@@ -97,9 +97,9 @@ def _remedy(manifest: Manifest, damaged: set[str]) -> list[str]:
     logs = sorted({r.paths[0] for r in manifest.values() if r.paths and damaged & set(r.parts)})
     named = ", ".join(logs[:3]) + (f" and {len(logs) - 3:,} more" if len(logs) > 3 else "")
     return [
-        f"damaged parts hold rows of {len(logs):,} log files ({named}): restore the store "
-        "from a backup, or ingest the logs into a new store (--repair removes only what killed "
-        "runs left)"
+        f"damaged parts hold rows of {len(logs):,} log files ({named}): `loganalyzer store "
+        "forget --damaged` takes those files out of the store, then ingest the logs again; or "
+        "restore the store from a backup (--repair removes only what killed runs left)"
     ]
 
 

@@ -28,6 +28,7 @@ from loganalyzer.errors import BadInput
 from loganalyzer.result import Result
 from loganalyzer.schema import MEMBER_SEP, table_columns
 from loganalyzer.store import Manifest, Part, Store
+from loganalyzer.store.check import check
 from loganalyzer.store.compact import ROW_GROUP, _failpoint, _Output, _publish, _relist
 from loganalyzer.store.duck import no_progress_bar
 
@@ -89,18 +90,23 @@ def forget(
     paths: Iterable[str],
     *,
     dry_run: bool = False,
+    damaged: bool = False,
     rollups: Callable[[Store, Manifest, set[str] | None], object] | None = None,
     on_wait: Callable[[str], None] | None = None,
 ) -> ForgetSummary:
     """Take the files ``paths`` (files, folders or archives they were read from, or glob
     patterns, as ``ingest`` was given them) out of the store: their rows and quarantined
-    lines, and their manifest rows. ``dry_run``: only say what would go. ``rollups``
+    lines, and their manifest rows. ``damaged``: also every file whose rows a damaged part
+    held (missing or unreadable, as ``store check`` finds them): the parts go unread, and the
+    files can be ingested again. ``dry_run``: only say what would go. ``rollups``
     (``loganalyzer.report.rollup.refresh``) rebuilds the days' aggregates afterwards.
     BadInput names a path that matches no ingested file."""
     started = time.perf_counter()
     wanted = list(paths)
-    if not wanted or any(not p.strip() for p in wanted):
-        raise BadInput("give the paths of ingested log files, folders or patterns to forget")
+    if (not wanted and not damaged) or any(not p.strip() for p in wanted):
+        raise BadInput(
+            "give the paths of ingested log files, folders or patterns to forget (or --damaged)"
+        )
     st = (store if isinstance(store, Store) else Store(store)).require()
     summary = ForgetSummary(st.root, dry_run=dry_run)
     with st.lock(on_wait=on_wait):
@@ -115,6 +121,10 @@ def forget(
                     'as ingest was given them: loganalyzer sql "select paths from files")'
                 )
             keys |= found
+        if damaged:
+            report = check(st)
+            bad = {*report["missing"], *(u.split(":")[0] for u in report["unreadable"])}
+            keys |= {k for k, row in manifest.items() if bad.intersection(row.parts)}
         rows = [manifest[k] for k in sorted(keys)]
         summary.files = sorted(p for r in rows for p in r.paths)
         summary.rows = sum(r.rows or 0 for r in rows)

@@ -46,6 +46,9 @@ def print_forget(summary: ForgetSummary) -> None:
     if len(summary.files) > 10:
         typer.echo(f"  ... and {len(summary.files) - 10:,} more")
     n = len(summary.files)
+    if not n:
+        typer.echo(f"{summary.store}: no damaged part; nothing to forget")
+        return
     what = (
         f"{n:,} {'file' if n == 1 else 'files'} ({summary.rows:,} rows, "
         f"{summary.quarantined:,} quarantined lines"
