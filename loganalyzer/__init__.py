@@ -2,6 +2,7 @@
 
     import loganalyzer as la
     la.ingest(["logs/"], "store")                  # -> IngestSummary
+    la.forget(["logs/EX01"], "store")              # read again by the next ingest
     store = la.Store("store")
     store.tracking(recipient="*@contoso.com")      # -> pandas DataFrame
     store.sql("select event_id, count(*) from tracking group by 1")
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "ingest": "loganalyzer.ingest",
     "IngestSummary": "loganalyzer.ingest",
+    "forget": "loganalyzer.ingest",
     "Store": "loganalyzer.read.store",
     "trace": "loganalyzer.trace",
     "TraceResult": "loganalyzer.trace",
@@ -43,6 +45,7 @@ __all__ = [
     "analyze_headers",
     "daily_report",
     "explode_recipients",
+    "forget",
     "ingest",
     "sample_logs",
     "trace",
@@ -51,7 +54,7 @@ __all__ = [
 if TYPE_CHECKING:
     from loganalyzer.demo import sample_logs
     from loganalyzer.headers import analyze_headers
-    from loganalyzer.ingest import IngestSummary, ingest
+    from loganalyzer.ingest import IngestSummary, forget, ingest
     from loganalyzer.read.frames import explode_recipients
     from loganalyzer.read.store import Store
     from loganalyzer.report import DailyReport, daily_report

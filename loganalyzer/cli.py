@@ -789,12 +789,12 @@ def store_forget(
     (--damaged) to mend parts store check finds damaged. Atomic: a kill leaves the store as
     before or without them. Exit code 0 when done, 2 for a path that matches no ingested file
     or a path that holds no store."""
+    from loganalyzer.ingest import forget
     from loganalyzer.report.rollup import refresh
-    from loganalyzer.store.forget import forget
     from loganalyzer.terminal.store import print_forget
 
     summary = forget(
-        store, paths or [], dry_run=dry_run, damaged=damaged, rollups=refresh, on_wait=_say
+        paths or [], store, dry_run=dry_run, damaged=damaged, rollups=refresh, on_wait=_say
     )
     if as_json:
         print_json(summary.to_dict())

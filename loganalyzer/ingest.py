@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import glob
-import hashlib
-import heapq
 import multiprocessing as mp
 import os
 import re
@@ -17,6 +15,7 @@ from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loganalyzer import formats
 from loganalyzer.errors import BadInput
@@ -33,10 +32,13 @@ from loganalyzer.sources import (
 )
 from loganalyzer.store import LOCK_FILE, FileRow, Manifest, Store
 from loganalyzer.store.lookup import merge
-from loganalyzer.store.manifest import HEAD, LADDER, decode_fingerprint, encode_fingerprint
+from loganalyzer.store.manifest import HEAD, Identity, decode_fingerprint, encode_fingerprint
 from loganalyzer.store.parts import failpoint
 from loganalyzer.times import zone
 from loganalyzer.worker import Task, TaskResult, run_bundle, watch_parent
+
+if TYPE_CHECKING:
+    from loganalyzer.store.forget import ForgetSummary
 
 #: Called with (bytes done, bytes in all, path just finished).
 Progress = Callable[[int, int, str], None]
@@ -191,77 +193,6 @@ class _Series:
         return self._newest[path.parent].get(mine[0], mine[1]) > mine[1]
 
 
-class _Identity:
-    """Find a file in the manifest by the fingerprints of its first bytes.
-
-    A file is a known log when the digest agrees at the longest length both files cover:
-    the same log copied elsewhere, or grown since, or an older and shorter copy of it.
-    """
-
-    def __init__(self, manifest: Manifest) -> None:
-        self.index: dict[tuple[int, str], str] = {}
-        self.lengths: dict[str, list[int]] = {}
-        # files shorter than HEAD have a digest at their own length, off the ladder: by the
-        # digest at the ladder length below it, so that a new head is hashed only at the
-        # lengths of the short files it could be (hashing at every length is quadratic)
-        self.short: dict[tuple[int, str], set[int]] = {}
-        for key, row in manifest.items():
-            self.add(key, decode_fingerprint(row.head_fingerprint or ""))
-
-    def add(self, key: str, fps: dict[int, str]) -> None:
-        for n, digest in fps.items():
-            self.index.setdefault((n, digest), key)
-        self.lengths[key] = sorted({*self.lengths.get(key, ()), *fps})
-        for n in fps:
-            if n not in LADDER:
-                anchor = max((a for a in LADDER if a < n), default=0)
-                self.short.setdefault((anchor, fps.get(anchor, "")), set()).add(n)
-
-    def digests(self, head: bytes) -> dict[int, str]:
-        """Digests of the head's first bytes at the ladder lengths, at its whole length, and at
-        the lengths of the short files whose digest at the ladder length below theirs this head
-        shares, in one pass. Two files are the same log when their digests agree at a common
-        length."""
-        todo = [n for n in LADDER if n < len(head)] + [len(head)]
-        todo += [n for n in self.short.get((0, ""), ()) if n <= len(head)]
-        heapq.heapify(todo)
-        h = hashlib.blake2b(digest_size=12)
-        out: dict[int, str] = {}
-        pos = 0
-        while todo:
-            n = heapq.heappop(todo)
-            if n in out or n <= 0:
-                continue
-            h.update(head[pos:n])
-            pos = n
-            out[n] = h.copy().hexdigest()
-            if n in LADDER:
-                for m in self.short.get((n, out[n]), ()):
-                    if n < m <= len(head):
-                        heapq.heappush(todo, m)
-        return out
-
-    def find(self, head: bytes) -> tuple[str | None, dict[int, str]]:
-        fps = self.digests(head)
-        for n in sorted(fps, reverse=True):
-            key = self.index.get((n, fps[n]))
-            if key and self._covers(key, n, len(head)):
-                return key, fps
-        return None, fps
-
-    def _covers(self, key: str, n: int, length: int) -> bool:
-        """Whether agreeing at ``n`` makes a head of ``length`` bytes the known file ``key``:
-        ``n`` is the longest length at which ``key`` has a digest up to ``length``, and reaches
-        the ladder's rung below the length both cover (or that length itself, below the first
-        rung). Agreeing at the length of a short file seen before is not enough: two logs of
-        one kind share their header's first hundred bytes."""
-        lengths = self.lengths[key]
-        if max(m for m in lengths if m <= length) != n:
-            return False
-        both = min(length, lengths[-1])
-        return n >= max((a for a in LADDER if a <= both), default=both)
-
-
 def _read_on_from(name: str, offset: int, line: int) -> tuple[int, int]:
     """Where a grown file is read on from (byte offset, lines before it): where the last
     ingest stopped, or the start of its last line when that ingest quarantined the line
@@ -306,7 +237,7 @@ def _unread(name: str, exc: BaseException) -> FileReport:
 
 
 def _plan(files, manifest, store, *, format, server, tz, final, reports):
-    identity = _Identity(manifest)
+    identity = Identity(manifest)
     series = _Series()
     tasks: list[Task] = []
     planned: dict[str, Task] = {}
@@ -520,6 +451,44 @@ def ingest(
         )
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def forget(
+    paths: Iterable[str | os.PathLike[str]],
+    store: str | os.PathLike[str] | Store | None = None,
+    *,
+    dry_run: bool = False,
+    damaged: bool = False,
+    rollups: Callable[[Store, Manifest, set[str] | None], object] | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> ForgetSummary:
+    """Take the logs ``paths`` name out of the store so that the next ingest reads them again
+    (``store.forget.forget``, which says what each option does). A log is known by a path as
+    an ingest was given it, or, where the path names files here (a file, folder, glob or
+    archive), by their first bytes, as ingest knows a log."""
+    from loganalyzer.store import forget as store_forget
+
+    wanted = [str(p) for p in paths]
+    heads = {w: _heads(w) for w in wanted if w.strip()}
+    return store_forget.forget(
+        store,
+        wanted,
+        heads=heads,
+        dry_run=dry_run,
+        damaged=damaged,
+        rollups=rollups,
+        on_wait=on_wait,
+    )
+
+
+def _heads(path: str) -> list[bytes]:
+    """The first bytes of each log ``path`` names (none when it names none)."""
+    files, _ = discover([path])
+    out = []
+    for name, _size, _archived in _sources(files, []):
+        with suppress(OSError, EOFError, zipfile.BadZipFile):  # a BombError is an OSError
+            out.append(read_head(name, HEAD))
+    return out
 
 
 def _read(st, manifest, tasks, summary, workers, scheduler, progress) -> None:

@@ -20,9 +20,14 @@ from loganalyzer.store.forget import forget, matches
 from loganalyzer.store.parts import FAILPOINT
 
 
-def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def run(*args: str, env: dict | None = None, cwd: Path | None = None):
     return subprocess.run(
-        [LOGANALYZER, *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+        [LOGANALYZER, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
     )
 
 
@@ -127,7 +132,7 @@ def test_paths_that_match_nothing_are_named(compacted, tmp_path):
     store = _copy(compacted, tmp_path)
     out = run("store", "forget", "-s", store, tmp_path / "nowhere.LOG")
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
-    assert "nowhere.LOG: no file of the store" in out.stderr
+    assert "nowhere.LOG: no log of the store" in out.stderr
     assert "Traceback" not in out.stderr
     out = run("store", "forget", "-s", store, " ")
     assert out.returncode == 2 and "give the paths" in out.stderr
@@ -194,3 +199,25 @@ def test_damaged_parts_are_mended_by_forgetting_their_files_and_ingesting_again(
     assert _held(store) == whole
     nothing = run("store", "forget", "-s", store, "--damaged")
     assert nothing.returncode == 0 and "no damaged part" in nothing.stdout
+
+
+def test_a_log_is_known_by_its_content_wherever_the_ingest_ran(tmp_path):
+    """Ingest records paths as it was given them (here relative to another folder): a file
+    named here is known by its first bytes, a copy of it too."""
+    la_logs = tmp_path / "site" / "logs"
+    synth_logs(la_logs, days=1, messages=40)
+    assert run("ingest", "-s", "store", "logs", cwd=tmp_path / "site").returncode == 0
+    store = tmp_path / "site" / "store"
+    folder = la_logs / "EX01" / "ProtocolLog"
+    n = len(list(folder.rglob("*.LOG")))
+    out = run("store", "forget", "-s", store, "site/logs/EX01/ProtocolLog", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    files = json.loads(out.stdout)["files"]
+    assert len(files) == n and all(f.startswith("logs/EX01/ProtocolLog/") for f in files)
+    log = sorted((la_logs / "EX02" / "MessageTracking").glob("*.LOG"))[-1]
+    copy = tmp_path / "copy.LOG"
+    shutil.copy(log, copy)
+    out = run("store", "forget", "-s", store, copy, "--json")
+    assert json.loads(out.stdout)["files"] == [str(log.relative_to(tmp_path / "site"))]
+    again = run("ingest", "-s", "store", "logs", "--json", cwd=tmp_path / "site")
+    assert json.loads(again.stdout)["files"]["ingested"] == n + 1, again.stdout

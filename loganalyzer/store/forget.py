@@ -19,7 +19,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import duckdb
@@ -31,6 +31,7 @@ from loganalyzer.store import Manifest, Part, Store
 from loganalyzer.store.check import check
 from loganalyzer.store.compact import ROW_GROUP, _failpoint, _Output, _publish, _relist
 from loganalyzer.store.duck import no_progress_bar
+from loganalyzer.store.manifest import Identity
 
 
 @dataclass
@@ -89,6 +90,7 @@ def forget(
     store: str | os.PathLike[str] | Store | None,
     paths: Iterable[str],
     *,
+    heads: Mapping[str, list[bytes]] | None = None,
     dry_run: bool = False,
     damaged: bool = False,
     rollups: Callable[[Store, Manifest, set[str] | None], object] | None = None,
@@ -96,7 +98,10 @@ def forget(
 ) -> ForgetSummary:
     """Take the files ``paths`` (files, folders or archives they were read from, or glob
     patterns, as ``ingest`` was given them) out of the store: their rows and quarantined
-    lines, and their manifest rows. ``damaged``: also every file whose rows a damaged part
+    lines, and their manifest rows. ``heads``: by path, the first bytes (``manifest.HEAD``)
+    of the logs it names here: a log is then known by its content, as ingest knows it,
+    whatever folder the ingest ran from (the paths recorded are as it was given them).
+    ``damaged``: also every file whose rows a damaged part
     held (missing or unreadable, as ``store check`` finds them): the parts go unread, and the
     files can be ingested again. ``dry_run``: only say what would go. ``rollups``
     (``loganalyzer.report.rollup.refresh``) rebuilds the days' aggregates afterwards.
@@ -113,12 +118,15 @@ def forget(
         st.clean()
         manifest = st.manifest()
         keys: set[str] = set()
+        identity = Identity(manifest) if heads else None
         for w in wanted:
             found = {k for k, row in manifest.items() if any(matches(p, w) for p in row.paths)}
+            if identity is not None:
+                found |= {identity.find(h)[0] for h in heads.get(w, ())} - {None}
             if not found:
                 raise BadInput(
-                    f"{w}: no file of the store {st.root} was read from this path (the paths "
-                    'as ingest was given them: loganalyzer sql "select paths from files")'
+                    f"{w}: no log of the store {st.root} was read from this path, and no log "
+                    'there is one it holds (its paths: loganalyzer sql "select paths from files")'
                 )
             keys |= found
         if damaged:

@@ -6,6 +6,8 @@ rows in place and writes the manifest whole; readers take the parts the rows lis
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import os
 from contextlib import suppress
 from dataclasses import dataclass, field, fields
@@ -154,3 +156,74 @@ def listed_parts(manifest: Manifest, table: str | None = None) -> list[str]:
             if table is None or p.startswith(f"{table}/"):
                 out.add(p)
     return sorted(out)
+
+
+class Identity:
+    """Find a file in the manifest by the fingerprints of its first bytes.
+
+    A file is a known log when the digest agrees at the longest length both files cover:
+    the same log copied elsewhere, or grown since, or an older and shorter copy of it.
+    """
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.index: dict[tuple[int, str], str] = {}
+        self.lengths: dict[str, list[int]] = {}
+        # files shorter than HEAD have a digest at their own length, off the ladder: by the
+        # digest at the ladder length below it, so that a new head is hashed only at the
+        # lengths of the short files it could be (hashing at every length is quadratic)
+        self.short: dict[tuple[int, str], set[int]] = {}
+        for key, row in manifest.items():
+            self.add(key, decode_fingerprint(row.head_fingerprint or ""))
+
+    def add(self, key: str, fps: dict[int, str]) -> None:
+        for n, digest in fps.items():
+            self.index.setdefault((n, digest), key)
+        self.lengths[key] = sorted({*self.lengths.get(key, ()), *fps})
+        for n in fps:
+            if n not in LADDER:
+                anchor = max((a for a in LADDER if a < n), default=0)
+                self.short.setdefault((anchor, fps.get(anchor, "")), set()).add(n)
+
+    def digests(self, head: bytes) -> dict[int, str]:
+        """Digests of the head's first bytes at the ladder lengths, at its whole length, and at
+        the lengths of the short files whose digest at the ladder length below theirs this head
+        shares, in one pass. Two files are the same log when their digests agree at a common
+        length."""
+        todo = [n for n in LADDER if n < len(head)] + [len(head)]
+        todo += [n for n in self.short.get((0, ""), ()) if n <= len(head)]
+        heapq.heapify(todo)
+        h = hashlib.blake2b(digest_size=12)
+        out: dict[int, str] = {}
+        pos = 0
+        while todo:
+            n = heapq.heappop(todo)
+            if n in out or n <= 0:
+                continue
+            h.update(head[pos:n])
+            pos = n
+            out[n] = h.copy().hexdigest()
+            if n in LADDER:
+                for m in self.short.get((n, out[n]), ()):
+                    if n < m <= len(head):
+                        heapq.heappush(todo, m)
+        return out
+
+    def find(self, head: bytes) -> tuple[str | None, dict[int, str]]:
+        fps = self.digests(head)
+        for n in sorted(fps, reverse=True):
+            key = self.index.get((n, fps[n]))
+            if key and self._covers(key, n, len(head)):
+                return key, fps
+        return None, fps
+
+    def _covers(self, key: str, n: int, length: int) -> bool:
+        """Whether agreeing at ``n`` makes a head of ``length`` bytes the known file ``key``:
+        ``n`` is the longest length at which ``key`` has a digest up to ``length``, and reaches
+        the ladder's rung below the length both cover (or that length itself, below the first
+        rung). Agreeing at the length of a short file seen before is not enough: two logs of
+        one kind share their header's first hundred bytes."""
+        lengths = self.lengths[key]
+        if max(m for m in lengths if m <= length) != n:
+            return False
+        both = min(length, lengths[-1])
+        return n >= max((a for a in LADDER if a <= both), default=both)
