@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import subprocess
 from html.parser import HTMLParser
 
 import pytest
+from conftest import LOGANALYZER
 from logfiles import row, write_log
 
 import loganalyzer as la
@@ -185,3 +188,64 @@ def test_csv_export_defuses_formulas(hostile_store, cli):
     cells = [r[0] for r in csv.reader(io.StringIO(out.stdout))][1:]
     assert '\'=HYPERLINK("http://evil","x")' in cells
     assert not [c for c in cells if c[:1] in "=+-@"]
+
+
+#: Rich markup in log values: shown as written, never read as styles, links or closing tags.
+MARKUP = [
+    "[/b] hello",
+    "[python-dev] Re: release plan",
+    "[link=https://evil.example/]https://contoso.com/pay[/link]",
+]
+
+
+def test_terminal_shows_markup_in_log_values_as_written(tmp_path):
+    rows = [
+        row(
+            i,
+            message_id=f"<k{i}@lists.example>",
+            message_subject=s,
+            recipient_address="bob@contoso.com",
+        )
+        for i, s in enumerate(MARKUP)
+    ]
+    write_log(tmp_path / "logs" / "EX06" / "MSGTRK2026030210-1.LOG", rows)
+    # a client's EHLO name reaches the report's "still on TLS 1.0" line
+    tls = (
+        "TLS protocol SP_PROT_TLS1_0_SERVER negotiation succeeded using bulk encryption "
+        "algorithm CALG_AES_256 with strength 256 bits, MAC hash algorithm CALG_SHA1 with "
+        "strength 160 bits and key exchange algorithm CALG_ECDH_EPHEM with strength 256 bits"
+    )
+    session = [("+", "", ""), ("<", "EHLO [/yellow]mail.partner.example", ""), ("*", "", tls)]
+    proto = tmp_path / "logs" / "EX06" / "ProtocolLog" / "SmtpReceive" / "RECV2026030210-1.LOG"
+    proto.parent.mkdir(parents=True)
+    proto.write_text(
+        PROTOCOL_HEADER
+        + "".join(
+            f"2026-03-02T10:00:0{j}.000Z,EX06\\Default EX06,08DE00000000A1,{j},10.0.0.6:25,"
+            f"198.51.100.77:1111,{e},{_csv_field(d)},{_csv_field(c)}\r\n"
+            for j, (e, d, c) in enumerate(session)
+        ),
+        encoding="utf-8",
+    )
+    store = tmp_path / "store"
+
+    def run(*args):
+        out = subprocess.run(
+            [LOGANALYZER, *map(str, args), "--store", str(store)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "COLUMNS": "400"},
+        )
+        assert out.returncode == 0, out.stderr
+        assert "\x1b]8" not in out.stdout  # no hyperlink escape
+        return out.stdout + out.stderr
+
+    run("ingest", tmp_path / "logs")
+    for shown in (
+        run("trace", "--recipient", "bob@contoso.com"),
+        run("sql", "select message_subject from tracking"),
+    ):
+        for s in MARKUP:
+            assert s in shown, s
+    report = run("report", "daily", "--date", "2026-03-02", "--out", tmp_path / "r.html")
+    assert "[/yellow]mail.partner.example" in report

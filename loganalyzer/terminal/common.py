@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|\x1b\[[0-9;?]*[ -/]*[@-~]")
 
@@ -17,6 +18,13 @@ def clean(value: object) -> str:
     if value is None:
         return ""
     return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", str(value))
+
+
+def safe(value: object) -> str:
+    """``clean(value)`` for text rich reads as markup (a plain string in a table cell, or in a
+    line printed with markup on): its square brackets escaped, so that a log value cannot add
+    styles or links ("[link=...]") or break the line ("[/b]" closes no tag)."""
+    return escape(clean(value))
 
 
 def print_json(data: object) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from loganalyzer.terminal.common import clean
+from loganalyzer.terminal.common import clean, safe
 from loganalyzer.terminal.ingest import print_ingest_summary
 from loganalyzer.terminal.trace import print_trace
 
@@ -18,17 +18,17 @@ def print_demo(console: Console, result) -> None:
         "[bold]1. Ingest[/bold]: one day of sample logs from three Exchange servers "
         "and an IIS SMTP relay"
     )
-    console.print(f"logs: {clean(result.logs)}", highlight=False)
+    console.print(f"logs: {clean(result.logs)}", highlight=False, markup=False)
     print_ingest_summary(console, result.ingest)
     for label, res in result.traces.items():
         console.rule(f"[bold]2. Trace a {label} message[/bold]")
         print_trace(console, res, conversation=False)
-    store = clean(result.store)
+    store = safe(result.store)
     mid = next((t.messages[0].message_id for t in result.traces.values() if t.messages), "")
     console.rule("[bold]Try next[/bold]")
     tips = [
         (
-            f"loganalyzer trace '{clean(mid)}' --store {store}",
+            f"loganalyzer trace '{safe(mid)}' --store {store}",
             "the full timeline with the SMTP conversations",
         ),
         (
@@ -36,7 +36,7 @@ def print_demo(console: Console, result) -> None:
             "list the messages to one domain, then --pick N",
         ),
         (
-            f"loganalyzer trace '{clean(mid)}' --store {store} --html trace.html",
+            f"loganalyzer trace '{safe(mid)}' --store {store} --html trace.html",
             "the same as a web page",
         ),
         (
@@ -51,7 +51,7 @@ def print_demo(console: Console, result) -> None:
     ]
     if result.report:
         # a file URL opens in any browser, on any system (``open`` is macOS only)
-        page = clean(Path(result.report).resolve().as_uri())
+        page = safe(Path(result.report).resolve().as_uri())
         tips.insert(0, (page, "the sample day's report, with charts: open it in a web browser"))
     for cmd, why in tips:
         console.print(f"  [bold]{cmd}[/bold]\n      {why}", highlight=False)

@@ -15,7 +15,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from loganalyzer.terminal.common import clean
+from loganalyzer.terminal.common import clean, safe
 
 
 @contextmanager
@@ -67,15 +67,15 @@ def print_ingest_summary(console: Console, summary) -> None:
     if by_reason:
         t = Table("status", "files", "why", header_style="bold", expand=True)
         for (status, why), paths in sorted(by_reason.items()):
-            shown = ", ".join(clean(p) for p in paths[:5])
+            shown = ", ".join(safe(p) for p in paths[:5])
             more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
             t.add_row(
                 status,
                 f"{len(paths)}: {shown}{more}",
-                clean(why),
+                safe(why),
                 style="red" if status == "error" else None,
             )
         console.print(t)
     for w in summary.warnings:
-        console.print(f"[yellow]warning:[/yellow] {clean(w)}", highlight=False)
-    console.print(f"store: {clean(summary.store)}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {safe(w)}", highlight=False)
+    console.print(f"store: {clean(summary.store)}", highlight=False, markup=False)

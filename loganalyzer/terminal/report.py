@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from loganalyzer.terminal.common import clean
+from loganalyzer.terminal.common import clean, safe
 
 if TYPE_CHECKING:
     from loganalyzer.report.model import DailyReport
@@ -18,14 +18,14 @@ def print_report_summary(
 ) -> None:
     h = report.headline
     console.print(
-        f"[bold]Mail flow {report.period.label()}[/bold] ({clean(report.period.tz)}): "
+        f"[bold]Mail flow {report.period.label()}[/bold] ({safe(report.period.tz)}): "
         f"{h['received_messages']:,} messages received; recipients: "
         f"{h['delivered_recipients']:,} delivered, {h['sent_out_recipients']:,} sent out, "
         f"{h['failed_recipients']:,} failed, {h['still_deferred_recipients']:,} still deferred",
         highlight=False,
     )
     for line in report.attention():
-        console.print(f"[yellow]![/yellow] {clean(line)}", highlight=False)
+        console.print(f"[yellow]![/yellow] {safe(line)}", highlight=False)
     if files:
         pages = f" and {len(files) - 1} trace pages" if len(files) > 1 else ""
         console.print(f"report: {clean(files[0])}{pages}", highlight=False, markup=False)

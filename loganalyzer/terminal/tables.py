@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from eventcodes import Code
-from loganalyzer.terminal.common import clean
+from loganalyzer.terminal.common import clean, safe
 
 
 def print_frame(console: Console, df: pd.DataFrame, limit: int = 100) -> None:
@@ -17,11 +17,11 @@ def print_frame(console: Console, df: pd.DataFrame, limit: int = 100) -> None:
     one line naming the columns (a table of dozens of empty columns reads as nothing)."""
     if df.empty:
         names = ", ".join(clean(c) for c in df.columns)
-        console.print(f"0 rows (columns: {names})", highlight=False, soft_wrap=True)
+        console.print(f"0 rows (columns: {names})", highlight=False, soft_wrap=True, markup=False)
         return
-    t = Table(*[clean(c) for c in df.columns], header_style="bold", expand=True)
+    t = Table(*[safe(c) for c in df.columns], header_style="bold", expand=True)
     for row in df.head(limit).itertuples(index=False):
-        t.add_row(*[clean("" if v is None or v is pd.NA else v) for v in row])
+        t.add_row(*[safe("" if v is None or v is pd.NA else v) for v in row])
     console.print(t)
     if len(df) > limit:
         console.print(

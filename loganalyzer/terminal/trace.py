@@ -9,7 +9,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from loganalyzer.terminal.common import clean
+from loganalyzer.terminal.common import clean, safe
 from loganalyzer.trace.model import TraceResult, Verdict
 
 STYLE = {
@@ -57,7 +57,7 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
 
     if not result.messages:
         if not result.candidates:
-            console.print(clean(result.not_found()), highlight=False)
+            console.print(clean(result.not_found()), highlight=False, markup=False)
             return
         t = Table(
             "#",
@@ -76,9 +76,9 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
             t.add_row(
                 str(i),
                 result.first_seen(c),
-                clean(c.get("sender")),
-                clean(shown),
-                clean(c.get("subject")),
+                safe(c.get("sender")),
+                safe(shown),
+                safe(c.get("subject")),
                 _verdicts(result, c),
             )
         console.print(t)
@@ -161,7 +161,7 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
             after = x["after"]
             after = datetime.fromisoformat(after) if isinstance(after, str) else after
             console.print(
-                f"[magenta]missing logs:[/magenta] {clean(x['server'] or 'next hop')} "
+                f"[magenta]missing logs:[/magenta] {safe(x['server'] or 'next hop')} "
                 f"after {when(after)} ({result.tz})",
                 highlight=False,
             )
