@@ -140,3 +140,15 @@ def test_a_message_ingested_while_the_app_runs_is_found(tmp_path):
         assert status == 200 and html.escape(new) in page
         assert [mid for mid, _ in rows(get(url, q=new)[1])] == [new]
         assert trace(before[0]["message_id"])[0] == 200
+
+
+def test_attempts_refused_without_an_id_name_their_session(tmp_path):
+    """An attempt the SMTP session refused before any ID was given has no trace link (it was
+    a link to an empty ID, labelled None): its row says where it was refused instead."""
+    generate(tmp_path / "logs", servers=2, days=1, messages=100, seed=2, agent_logs=True)
+    assert ingest([tmp_path / "logs"], tmp_path / "store").exit_code == 0
+    with serving(tmp_path / "store", env=NO_TOKEN) as url:
+        status, page = get(url, verdict="rejected", since="2026-03-01")
+    assert status == 200 and total(page) > 0
+    assert 'href="/trace?id="' not in page and ">None<" not in page
+    assert "no ID: refused during the SMTP session by EX0" in page

@@ -206,3 +206,50 @@ def test_store_work_does_not_hold_up_other_requests(store):
             t.join()
     assert len(done) == 4
     assert answered < max(done.values())
+
+
+def test_redact_hides_reply_texts_pasted_headers_and_sender_searches(tmp_path):
+    """A failed recipient's reply quotes its address; pasted headers name people; a search
+    for a hashed sender finds nothing: none of them shows a person when redacted."""
+    generate(tmp_path / "logs", servers=2, days=1, messages=200, seed=11)
+    assert ingest([tmp_path / "logs"], tmp_path / "store").exit_code == 0
+    truth = [json.loads(x) for x in (tmp_path / "logs" / "truth.jsonl").open(encoding="utf-8")]
+    failed = [t for t in truth if t["verdict"] == "failed" and t["reply"]]
+    t = next(t for t in failed if t["recipient"].split("@")[0] in t["reply"])
+    header = (
+        f"From: Thomas Larsen <{t['sender']}>\nTo: <{t['recipient']}>\n"
+        f"Subject: Salary review\nMessage-ID: {t['message_id']}\n"
+        "Date: Mon, 2 Mar 2026 10:00:00 +0000\n\n"
+    )
+    with serving(tmp_path / "store", env=NO_TOKEN) as url:
+        plain = httpx.get(url + "/trace", params={"id": t["message_id"]}).text
+    assert t["recipient"] in plain and "Messages of" in plain  # what redaction must hide
+    with serving(tmp_path / "store", "--redact", env=NO_TOKEN) as url:
+        traced = httpx.get(url + "/trace", params={"id": t["message_id"]}).text
+        form = httpx.get(url + "/headers").text
+        csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', form)[1]
+        pasted = httpx.post(url + "/headers", data={"text": header, "csrf": csrf})
+    assert pasted.status_code == 200
+    local = t["recipient"].split("@")[0]
+    assert local not in traced and "Messages of" not in traced
+    assert "failed" in traced
+    for gone in (local, t["sender"].split("@")[0], "Salary review", "Thomas Larsen"):
+        assert gone not in pasted.text, gone
+    assert "(hidden)" in pasted.text
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("550 5.1.1 <sean.o'brien@fabrikam.com>: unknown", "sean.o'brien"),
+        ('550 5.1.1 <"john doe"@fabrikam.com>: unknown', "john doe"),
+        ("jane.roe@[192.0.2.55] unknown", "jane.roe"),
+        ("user 'bob@x.example' unknown", "bob"),
+    ],
+)
+def test_redaction_finds_every_form_of_address_in_text(text, hidden):
+    from loganalyzer.report.redact import redact_text
+
+    out = redact_text(text, b"key")
+    assert hidden not in out and "@" in out
+    assert out == redact_text(text, b"key")  # the same hash each time

@@ -16,7 +16,14 @@ if TYPE_CHECKING:
 ADDRESS_COLUMNS = frozenset({"sender", "recipient", "address"})
 TEXT_COLUMNS = frozenset({"reply", "example", "reason", "last_error", "users"})
 SUBJECT_COLUMNS = frozenset({"subject"})
-_ADDRESS = re.compile(r"[^\s<>\"'@,;:()\[\]{}]+@(?=[A-Za-z0-9])")
+#: The local part of an address quoted in text, with its "@" (the domain stays): a dot-atom
+#: (RFC 5322 atext, an apostrophe too: o'brien@, but not first: 'bob@x' in quotes) or a quoted
+#: string ("john doe"@), before a domain or a domain literal (@[192.0.2.5]).
+_ADDRESS = re.compile(
+    r"(?:\"(?:[^\"\\\r\n]|\\.)*\""
+    r"|[A-Za-z0-9!#$%&*+/=?^_`{|}~-][A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]*)"
+    r"@(?=[A-Za-z0-9\[])"
+)
 HIDDEN = "(hidden)"
 
 

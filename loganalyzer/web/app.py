@@ -168,7 +168,9 @@ class App:
         result = await self.work(trace, self.store, text, server=server, tz=tz, limit=50)
         if self.redact:
             data.redact_trace(result, self.key)
-        links = environment().get_template("web_links.html.j2").render(**_related(result, tz))
+        # a redacted sender is a hash: a search for it finds nothing
+        related = _related(result, tz, sender_searches=not self.redact)
+        links = environment().get_template("web_links.html.j2").render(**related)
         return result.to_html().replace("<body>", f"<body>{links}", 1), bool(result.candidates)
 
     async def headers_form(self, request: Request) -> Response:
@@ -197,6 +199,8 @@ class App:
             return self.page(
                 "web_headers.html.j2", "Paste a header", 400, csrf=self.guard.csrf, error=str(exc)
             )
+        if self.redact:  # the page shows no address or subject of what was pasted either
+            data.redact_value("headers", result, self.key)
         links = ""
         if result.trace is not None and result.trace.messages:
             links = (
@@ -264,8 +268,9 @@ def _described(form: dict) -> str:
     return ("ID " + form["q"] + (", " if words else "") if form.get("q") else "") + ", ".join(words)
 
 
-def _related(result, tz: str) -> dict:
-    """The links of a trace page: its bounces, the messages it bounced, related IDs."""
+def _related(result, tz: str, sender_searches: bool = True) -> dict:
+    """The links of a trace page: its bounces, the messages it bounced, related IDs, and
+    (``sender_searches``) the sender's messages that day."""
     ndrs, originals, related = [], [], []
     own = {m.message_id for m in result.messages}
     for m in result.messages:
@@ -284,7 +289,7 @@ def _related(result, tz: str) -> dict:
             elif e.message_id and e.message_id not in own:
                 related.append(e.message_id)
     searches = []
-    for m in result.messages:
+    for m in result.messages if sender_searches else ():
         if m.sender and m.received_at and "@" in m.sender:
             day = m.received_at.date()
             query = {"sender": m.sender, "since": day.isoformat()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -181,7 +182,9 @@ def signature(store: str) -> tuple:
 
 
 # Fields that hold IDs, codes or names of machines: never redacted (an ID is the link to a
-# trace, and the redaction's address pattern would match the host part of a Message-ID).
+# trace, and the redaction's address pattern would match the host part of a Message-ID). A
+# recipient's status is a reply's text, which quotes the address ("550 5.1.1 <a@b>: ..."):
+# redacted.
 _KEEP = {
     "message_id",
     "network_message_id",
@@ -195,7 +198,6 @@ _KEEP = {
     "connector",
     "event_id",
     "verdict",
-    "status",
     "enhanced_status",
     "file",
     "name",
@@ -207,6 +209,8 @@ _KEEP = {
 #: Fields that hold addresses (an event's ``related``: the list it expanded, the address it
 #: redirected, the moderator).
 _ADDRESSES = {"address", "sender", "expanded_from", "redirected_to", "recipients", "related"}
+#: An address with a display name before it, in angle brackets.
+_NAMED = re.compile(r"[^<>]*<([^<>]*@[^<>]*)>")
 
 
 def redact_value(name: str, value, key: bytes):
@@ -216,11 +220,11 @@ def redact_value(name: str, value, key: bytes):
     if name == "subject":
         return HIDDEN
     if isinstance(value, str):
-        return (
-            pseudonym(value, key)
-            if name in _ADDRESSES and "@" in value
-            else redact_text(value, key)
-        )
+        if name not in _ADDRESSES or "@" not in value:
+            return redact_text(value, key)
+        # a header's "Thomas Larsen <t.larsen@x>": the name hidden, the address hashed
+        named = _NAMED.fullmatch(value.strip())
+        return f"{HIDDEN} <{pseudonym(named[1], key)}>" if named else pseudonym(value, key)
     if isinstance(value, list):
         return [redact_value(name, v, key) for v in value]
     if isinstance(value, dict):
