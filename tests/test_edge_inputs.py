@@ -219,3 +219,26 @@ def test_files_with_old_or_no_sketch_are_still_read(tmp_path):
     assert done.returncode == 0, done.stderr
     [m] = json.loads(done.stdout)["messages"]
     assert {v["verdict"] for v in m["recipients"]} >= {"delivered"}
+
+
+def test_a_message_of_a_thousand_recipients_and_a_long_subject_is_reported(tmp_path):
+    """Its subject was copied to each recipient's row: 100 MB for one message, and the report
+    ran out of memory (an error, no report)."""
+    recipients = ";".join(f"user{i}@fabrikam.com" for i in range(1000))
+    statuses = ";".join("550 5.1.1 unknown" for _ in range(1000))
+    common = dict(recipient_address=recipients, message_subject="S" * 100_000)
+    write_log(
+        tmp_path / "logs" / "EX08" / "MSGTRK2026030609-1.LOG",
+        [
+            row(0, **common),
+            row(1, event_id="FAIL", recipient_status=statuses, **common),
+        ],
+    )
+    store = tmp_path / "store"
+    assert loganalyzer("ingest", tmp_path / "logs", "--store", store).returncode == 0
+    out = loganalyzer("report", "daily", "--date", "2026-03-02", "--store", store, "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["headline"]["failed_recipients"] == 1000
+    subjects = {r["subject"] for r in report["tables"]["failed"]}
+    assert len(subjects) == 1 and subjects.pop().startswith("SSS")

@@ -69,6 +69,10 @@ KIND = {
 }
 #: A tracking row's message key, ``msg``: its Message-ID, else the network message ID, else
 #: its server and internal ID.
+#: The characters of a subject the report keeps (a table shows a line of it): a subject is
+#: copied to each of its message's recipients, and one of 100 kB to a thousand of them held
+#: 100 MB (a hostile message ran the report out of memory).
+SUBJECT_CHARS = 300
 MSG_SQL = "coalesce(message_id, network_message_id, server || ':' || internal_message_id)"
 #: The rows of the messages with a deferral in the window (the same parameters again), and
 #: the rows without a message key (which the per-message tables group together).
@@ -161,7 +165,7 @@ def load(
     con.execute(
         f"""
         create or replace temp table trk as
-        select {columns}, message_subject as subject, directionality,
+        select {columns}, left(message_subject, {SUBJECT_CHARS}) as subject, directionality,
                connector_id as connector, server_hostname, client_hostname,
                related_recipient_address as related,
                recipient_address, recipient_status, enhanced_status
