@@ -21,7 +21,7 @@ from typer.core import TyperGroup
 
 import eventcodes
 from loganalyzer.errors import BadInput, LogAnalyzerError, NothingFound
-from loganalyzer.terminal.common import print_json
+from loganalyzer.terminal.common import print_json, print_values
 
 # click's exceptions, as this typer names them (typer 0.28 carries its own copy of click)
 _clicks = sys.modules[typer.BadParameter.__module__]
@@ -402,7 +402,7 @@ def sql_cmd(
     except duckdb.Error as exc:  # the user's SQL: its first line says what is wrong
         raise BadInput(f"SQL: {str(exc).splitlines()[0]}") from exc
     if csv_:
-        typer.echo(to_csv(df), nl=False)
+        print_values(to_csv(df))
     elif as_json:
         typer.echo(to_json(df))
     else:

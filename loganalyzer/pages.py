@@ -4,22 +4,41 @@ how a page is written to a file."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
-
-from jinja2 import Environment, PackageLoader, select_autoescape
+from typing import TYPE_CHECKING
 
 from loganalyzer.errors import BadInput
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
+#: Characters that reorder the text around them (bidirectional overrides, isolates and marks):
+#: in a log value they make "\u202emoc.osotnoc@nimda" read as admin@contoso.com. Shown as
+#: U+FFFD on every page and in the terminal.
+BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(value: object) -> object:
+    """A value as a page shows it: bidirectional controls replaced (markup stays markup)."""
+    if isinstance(value, str) and BIDI.search(value):
+        shown = BIDI.sub("\N{REPLACEMENT CHARACTER}", value)
+        return type(value)(shown) if hasattr(value, "__html__") else shown  # Markup stays
+    return value
 
 
 def page_environment(**filters: Callable) -> Environment:
     """A template environment with ``filters``; autoescape is on for every template, so a
-    value from a log cannot add markup."""
+    value from a log cannot add markup, and every value is ``_visible``."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
     env = Environment(
         loader=PackageLoader("loganalyzer", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_visible,
     )
     env.filters.update(filters)
     return env

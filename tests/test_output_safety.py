@@ -249,3 +249,46 @@ def test_terminal_shows_markup_in_log_values_as_written(tmp_path):
             assert s in shown, s
     report = run("report", "daily", "--date", "2026-03-02", "--out", tmp_path / "r.html")
     assert "[/yellow]mail.partner.example" in report
+
+
+def _sql_csv(store, tty: bool) -> str:
+    """``sql --csv`` as a user runs it: on a terminal (a pseudo-terminal) or into a pipe."""
+    import pty
+
+    args = [LOGANALYZER, "sql", "select message_subject from tracking order by line"]
+    args += ["--store", str(store), "--csv"]
+    if not tty:
+        return subprocess.run(args, capture_output=True, timeout=120).stdout.decode()
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(args, stdout=follower, stderr=subprocess.DEVNULL)
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(120)
+    os.close(leader)
+    return out.decode(errors="replace")
+
+
+def test_csv_is_exact_into_a_file_and_harmless_on_a_terminal(hostile_store):
+    escape = "\x1b[2J\x1b[31mred\x1b]0;title\x07"
+    piped = _sql_csv(hostile_store, tty=False)
+    assert escape in piped  # the values as stored (Click kept only some of them)
+    shown = _sql_csv(hostile_store, tty=True)
+    assert "message_subject" in shown and "\x1b" not in shown and "\x07" not in shown
+
+
+def test_bidirectional_controls_are_shown_not_obeyed(hostile_store, cli):
+    i = PAYLOADS.index("\u202egnp.exe")
+    result = la.trace(hostile_store, f"<m{i}@contoso.com>")
+    pages = [result.to_html(), la.daily_report(hostile_store, "2026-03-02").to_html()]
+    for page in pages:
+        assert "\u202e" not in page and "\ufffdgnp.exe" in page
+    out = cli("trace", f"<m{i}@contoso.com>", "--store", str(hostile_store))
+    assert "\u202e" not in out.stdout and "\ufffdgnp.exe" in out.stdout
