@@ -42,10 +42,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from loganalyzer import schema
 from loganalyzer.errors import BadInput
 from loganalyzer.result import Result
-from loganalyzer.schema import TABLES, conform
+from loganalyzer.schema import QUARANTINE, TABLES, conform
 from loganalyzer.store import TMP_SUFFIX, Manifest, Part, Store
 from loganalyzer.store.duck import no_progress_bar
 from loganalyzer.store.parts import (
@@ -260,7 +259,7 @@ class _Output:
         self.st, self.token = st, token
         # a day's folder of a log table; the quarantine's parts (``day`` None) have none
         self.folder = table if day is None else f"{table}/date={day}"
-        self.schema = getattr(schema, table.upper())
+        self.schema = TABLES[table] if day is not None else QUARANTINE
         self.per_part = per_part
         self.options = part_options(table, min(per_part, rows))  # Bloom filters sized
         self.parts: list[Part] = []
