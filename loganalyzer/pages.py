@@ -1,11 +1,13 @@
-"""The Jinja2 setup every HTML page shares (the package's templates, escaping always on), and
-how a page is written to a file."""
+"""The Jinja2 setup every HTML page shares (the package's templates, escaping always on), how a
+page is written to a file, and how a log's values are shown (bidirectional controls, subjects)."""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Callable
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,3 +56,16 @@ def write_page(path: str | os.PathLike[str], html: str) -> Path:
     except OSError as exc:
         raise BadInput(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
+
+
+def display_subject(text: str | None) -> str:
+    """A subject for display: RFC 2047 encoded-words decoded (the store keeps the raw text).
+
+    Text that is not encoded, or whose encoding is broken, comes back unchanged.
+    """
+    if not text or "=?" not in text:
+        return text or ""
+    try:
+        return str(make_header(decode_header(text)))
+    except (HeaderParseError, LookupError, UnicodeError, ValueError):
+        return text

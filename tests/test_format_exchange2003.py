@@ -12,16 +12,19 @@ column-name line of A.2 over a 1019 -> 1028 event sequence, and padded, unpadded
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import pyarrow as pa
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS, LOGANALYZER
 from test_ingest_tracking import quarantine_of, rows_of
 
 import eventcodes
 from loganalyzer.errors import BadInput
 from loganalyzer.formats import exchange2003
-from loganalyzer.formats.columns import display_subject
 from loganalyzer.ingest import ingest
+from loganalyzer.pages import display_subject
 from loganalyzer.schema import TRACKING
 
 REAL = CORPUS / "exchange2003" / "awstats-maillogconvert-example.log"
@@ -259,3 +262,25 @@ def test_parse_time_on_whole_columns():
         None,
         None,
     ]
+
+
+def test_an_encoded_subject_is_shown_decoded_by_trace_and_report(tmp_path):
+    # Built: the real line with an RFC 2047 subject (A.3b: decode for display).
+    subject = "=?iso-8859-9?Q?=DDstanbul_toplant=FDs=FD?="
+    log = write(tmp_path, HEADER + COLUMN_LINE + real_line(message_subject=subject))
+    store = tmp_path / "store"
+
+    def run(*args):
+        out = subprocess.run(
+            [LOGANALYZER, *map(str, args), "--store", str(store)], capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    run("ingest", log)
+    [row] = json.loads(run("sql", "select message_id, date from tracking", "--json"))
+    traced = json.loads(run("trace", row["message_id"], "--json"))
+    assert traced["messages"][0]["subject"] == "İstanbul toplantısı"
+    listed = json.loads(run("trace", "--since", row["date"], "--json"))
+    assert [c["subject"] for c in listed["candidates"]] == ["İstanbul toplantısı"]
+    assert "İstanbul toplantısı" in run("trace", row["message_id"])

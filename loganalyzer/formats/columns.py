@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from email.errors import HeaderParseError
-from email.header import decode_header, make_header
 from functools import cache
 
 import numpy as np
@@ -303,16 +301,3 @@ def reply_parts(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     code = null_if_empty(pc.fill_null(pc.struct_field(found, [0]), ""))
     status = null_if_empty(pc.fill_null(pc.struct_field(found, [1]), ""))
     return code.cast(pa.int32()), status
-
-
-def display_subject(text: str | None) -> str:
-    """A subject for display: RFC 2047 encoded-words decoded (the store keeps the raw text).
-
-    Text that is not encoded, or whose encoding is broken, comes back unchanged.
-    """
-    if not text or "=?" not in text:
-        return text or ""
-    try:
-        return str(make_header(decode_header(text)))
-    except (HeaderParseError, LookupError, UnicodeError, ValueError):
-        return text

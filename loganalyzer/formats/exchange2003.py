@@ -16,7 +16,7 @@ Event-ID                    event_id (the number as text); outcome from ``exchan
 MSGID                       message_id (angle brackets added)
 Total-bytes                 total_bytes
 Number-recipients           recipient_count
-Message-Subject             message_subject (raw; ``columns.display_subject`` decodes RFC 2047)
+Message-Subject             message_subject (raw; ``pages.display_subject`` decodes RFC 2047)
 Sender-Address              sender_address (and the derived sender_domain)
 Partner-name, Priority,     partner_name, priority, recipient_report_status,
 Recipient-Report-Status,    origination_time (as logged: a timestamp in the one real line),

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable
 
 from loganalyzer.errors import BadInput
+from loganalyzer.pages import display_subject
 from loganalyzer.read.query import connect
 from loganalyzer.report import load, long, metrics, quality, sections, sessions
 from loganalyzer.report.model import DailyReport
@@ -165,6 +166,11 @@ def _previous(
 
 
 def _finish(report: DailyReport, redact_addresses: bool, key: bytes | None) -> DailyReport:
+    for df in report.metrics.values():  # subjects as mail programs show them (RFC 2047)
+        if "subject" in df.columns:
+            df["subject"] = df["subject"].map(
+                lambda v: display_subject(v) if isinstance(v, str) and "=?" in v else v
+            )
     if redact_addresses:
         redact(report, key or os.urandom(16))
     return report

@@ -9,6 +9,7 @@ from functools import cache
 
 import eventcodes
 from loganalyzer.fate import DEFERS, EXPANDS, RANK, REDIRECTS
+from loganalyzer.pages import display_subject
 from loganalyzer.trace.model import Event, Line, MessageTrace, Verdict
 from loganalyzer.trace.verdict import (
     Step,
@@ -384,7 +385,10 @@ def build(
         network_message_id=next(
             (r["network_message_id"] for r in own if r.get("network_message_id")), None
         ),
-        subject=next((r["message_subject"] for r in own if r.get("message_subject")), None),
+        subject=display_subject(
+            next((r["message_subject"] for r in own if r.get("message_subject")), None)
+        )
+        or None,
         sender=next((r["sender_address"] for r in own if r.get("sender_address")), None),
         received_at=received_at,
         size=next((r["total_bytes"] for r in own if r.get("total_bytes")), None),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
+from loganalyzer.pages import display_subject
 from loganalyzer.read.query import like, messages_sql, time_filter
 from loganalyzer.store.duck import records
 
@@ -365,6 +366,7 @@ def _summed(found: list[tuple]) -> dict[str, dict]:
     out = {r[0]: dict(zip(_CANDIDATE_COLUMNS[:-1], r[1:], strict=True)) for r in found}
     for c in out.values():  # each once, in the order the rows name them
         c["recipients"] = list(dict.fromkeys(c["recipients"] or []))
+        c["subject"] = display_subject(c["subject"]) if c["subject"] else c["subject"]
     return out
 
 
@@ -454,9 +456,10 @@ def candidates_from_rows(rows: list[dict]) -> list[dict]:
                     (r["sender_address"] for r in group if r.get("sender_address")), None
                 ),
                 "recipients": list(recipients),
-                "subject": next(
-                    (r["message_subject"] for r in group if r.get("message_subject")), None
-                ),
+                "subject": display_subject(
+                    next((r["message_subject"] for r in group if r.get("message_subject")), None)
+                )
+                or None,
                 "outcome": group[-1].get("outcome"),
             }
         )
