@@ -34,7 +34,7 @@ from loganalyzer.store import LOCK_FILE, FileRow, Manifest, Store
 from loganalyzer.store.lookup import merge
 from loganalyzer.store.manifest import HEAD, Identity, decode_fingerprint, encode_fingerprint
 from loganalyzer.store.parts import failpoint
-from loganalyzer.times import zone
+from loganalyzer.times import zone_name
 from loganalyzer.worker import Task, TaskResult, run_bundle, watch_parent
 
 if TYPE_CHECKING:
@@ -403,7 +403,7 @@ def ingest(
     if format is not None:
         formats.get(format)
     if tz is not None:
-        zone(tz)  # an unknown zone is refused before any file is read
+        tz = zone_name(tz)  # an unknown zone is refused before any file is read
     files, reports = discover(paths, exclude=st.local_root)
     if not files:  # nothing to read: refused before the store is touched
         raise BadInput(_nothing_to_ingest(paths, reports))

@@ -289,7 +289,13 @@ _MANIFEST = [
     ("head_fingerprint", STR, "Digest of the first head_len bytes"),
     ("bytes_consumed", I64, "Bytes read so far; a grown file is read on from here"),
     ("lines_consumed", I64, "Physical lines read so far"),
-    ("header", STR, "Directive lines in force at bytes_consumed (#Fields ...), for reading on"),
+    (
+        "header",
+        STR,
+        "Directive lines in force at bytes_consumed (#Fields ...), for reading on; a local-time "
+        "log's clock (#local-clock: the latest local time read, the day its repeated hour "
+        "reached the second pass)",
+    ),
     ("format", STR, "Format name"),
     ("table", STR, "Table the rows went to (tracking, smtp, agent or connectivity)"),
     ("server", STR, "Server the rows were attributed to"),

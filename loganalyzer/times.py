@@ -21,7 +21,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from loganalyzer.errors import BadInput
 
-__all__ = ["FORMS", "iso", "parse_date", "parse_duration", "parse_time", "show", "zone"]
+__all__ = [
+    "FORMS",
+    "iso",
+    "parse_date",
+    "parse_duration",
+    "parse_time",
+    "show",
+    "zone",
+    "zone_name",
+]
 
 #: What a time option accepts, as the messages say it.
 FORMS = (
@@ -33,13 +42,21 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 
 def zone(tz: str | None) -> ZoneInfo:
-    """The IANA zone named ``tz`` (UTC when None); BadInput for an unknown name."""
+    """The IANA zone named ``tz`` (UTC when None; blanks around the name ignored); BadInput
+    for an unknown name."""
     if tz is None:
         return ZoneInfo("UTC")
     try:
         return ZoneInfo(str(tz).strip())
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise BadInput(f"unknown time zone {tz!r} (an IANA name: UTC, Europe/Berlin)") from None
+
+
+def zone_name(tz: str | None) -> str:
+    """The name of zone ``tz`` as ``zone`` reads it (``'Europe/Berlin '`` is
+    ``Europe/Berlin``), for code that hands the name on (pyarrow, DuckDB, pages); BadInput for
+    an unknown name."""
+    return zone(tz).key
 
 
 def _now(now: dt.datetime | None, tz: ZoneInfo) -> dt.datetime:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import io
+import json
 import re
+import subprocess
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS, LOGANALYZER
 from test_ingest_tracking import quarantine_of, rows_of
 
 from loganalyzer.errors import BadInput
+from loganalyzer.formats import base, iis_smtp
+from loganalyzer.formats.base import ReadState
+from loganalyzer.formats.common import Context
 from loganalyzer.formats.iis_smtp import decode_plus
 from loganalyzer.ingest import ingest
 
@@ -191,6 +198,73 @@ def test_iis_log_format_local_time_without_and_with_tz(store_dir, tmp_path):
     # DATA's argument 0019E3517201287MAIL01 is the server's queue ID, not a Message-ID
     assert rows[3]["data"] == "0019E3517201287MAIL01" and rows[3]["message_id"] is None
     assert rows[4]["reply_code"] is None and rows[4]["win32_status"] == 541
+
+
+def _iis_line(when: str, command: str, argument: str) -> str:
+    """A Microsoft IIS log format line (D.4's fields) at local time ``when`` (m/d/yy h:m:s)."""
+    date, time = when.split()
+    return (
+        f"10.1.1.1, h.example, {date}, {time}, SMTPSVC1, MAIL01, 10.2.2.2, 1, 2, 3, 250, 0, "
+        f"{command}, -, {argument}, \r\n"
+    )
+
+
+#: The night Berlin's clocks go back (2026-10-25, 03:00 CEST -> 02:00 CET): written in time
+#: order, with each line's UTC time; the second pass's last time is after the first pass's.
+NIGHT = [
+    ("10/25/26 01:50:00", "HELO", "h", "2026-10-24T23:50:00"),
+    ("10/25/26 02:10:00", "MAIL FROM", "FROM:<a@x.example>", "2026-10-25T00:10:00"),
+    ("10/25/26 02:50:00", "RCPT TO", "TO:<b@y.example>", "2026-10-25T00:50:00"),
+    ("10/25/26 02:10:00", "MAIL FROM", "FROM:<c@x.example>", "2026-10-25T01:10:00"),
+    ("10/25/26 02:40:00", "RCPT TO", "TO:<d@y.example>", "2026-10-25T01:40:00"),
+    ("10/25/26 02:55:00", "DATA", "-", "2026-10-25T01:55:00"),
+    ("10/25/26 03:10:00", "QUIT", "h", "2026-10-25T02:10:00"),
+]
+
+
+def _night_times(store: Path) -> list[str]:
+    done = subprocess.run(
+        [LOGANALYZER, "sql", "-s", store, "--json", "select line, date_time from smtp"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = sorted(json.loads(done.stdout), key=lambda r: r["line"])
+    return [r["date_time"][:19] for r in rows]
+
+
+def test_the_repeated_hour_of_local_times_runs_on_in_file_order(tmp_path):
+    """When the clocks go back, the local times that run backwards are the second pass
+    (they were read as the first, an hour early); so is the file read on after it grew."""
+    folder = tmp_path / "SMTPSVC1"
+    folder.mkdir()
+    log = folder / "in261025.log"
+    log.write_text("".join(_iis_line(w, c, a) for w, c, a, _ in NIGHT), newline="")
+    ingest = [LOGANALYZER, "ingest", "--tz", "Europe/Berlin", "-s"]
+    subprocess.run([*ingest, tmp_path / "whole", folder], check=True, capture_output=True)
+    assert _night_times(tmp_path / "whole") == [utc for *_, utc in NIGHT]
+    # written up to the step back, then the rest: the next ingest reads on
+    grown = tmp_path / "grown" / "SMTPSVC1"
+    grown.mkdir(parents=True)
+    for part in (NIGHT[:3], NIGHT[3:]):
+        with open(grown / log.name, "a", newline="") as fh:
+            fh.write("".join(_iis_line(w, c, a) for w, c, a, _ in part))
+        subprocess.run([*ingest, tmp_path / "st", grown], check=True, capture_output=True)
+    assert _night_times(tmp_path / "st") == [utc for *_, utc in NIGHT]
+
+
+def test_the_repeated_hour_is_read_alike_in_blocks_of_any_size(monkeypatch):
+    """A file is read in blocks (runs); the step back and the second pass may lie in
+    different ones."""
+    data = "".join(_iis_line(w, c, a) for w, c, a, _ in NIGHT).encode()
+    want = [datetime.fromisoformat(utc).replace(tzinfo=UTC) for *_, utc in NIGHT]
+    for size in (90, 200, 400, len(data)):
+        monkeypatch.setattr(iis_smtp, "read_runs", partial(base.read_runs, block_size=size))
+        ctx = Context(path="in261025.log", log_type="iis", tz="Europe/Berlin", final=True)
+        batches = list(iis_smtp.FORMAT.parse(io.BytesIO(data), ReadState(), ctx))
+        assert len(batches) > 1 or size == len(data)
+        times = [t for b in batches if b.table for t in b.table.column("date_time").to_pylist()]
+        assert times == want, size
 
 
 def test_unknown_tz_is_refused_before_reading(store_dir):

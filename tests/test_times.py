@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 
 import pytest
+from conftest import CORPUS, LOGANALYZER
 
 from loganalyzer.errors import BadInput
-from loganalyzer.times import parse_date, parse_time, zone
+from loganalyzer.times import parse_date, parse_time, zone, zone_name
 
 NOW = dt.datetime(2026, 3, 4, 0, 30, tzinfo=dt.UTC)  # 01:30 in Berlin, still the 3rd in New York
 BERLIN = "Europe/Berlin"
@@ -70,3 +72,40 @@ def test_unknown_zone():
         assert str(refused.value) == (
             f"unknown time zone {name!r} (an IANA name: UTC, Europe/Berlin)"
         )
+
+
+def test_a_zone_name_is_read_without_blanks_around_it():
+    assert zone_name(" Europe/Berlin\t") == BERLIN and zone_name(None) == "UTC"
+    assert parse_time("2026-03-02", "Europe/Berlin ").isoformat() == "2026-03-02T00:00:00+01:00"
+
+
+def test_every_command_takes_a_zone_name_with_blanks_as_the_name(tmp_path):
+    """A --tz with blanks around it does what the name does in every command that takes one
+    (it was let through by the check and failed later, where the raw name was handed on)."""
+    iis = CORPUS / "iis-smtp" / "msdoc-ex2007-smtp-iislogformat-example.log"
+    eml = CORPUS / "headers" / "sisimai_lhost-exchange2007-01.txt"
+
+    def run(folder, *args) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [LOGANALYZER, *map(str, args)], capture_output=True, text=True, cwd=folder
+        )
+        assert "unexpected" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+        return done
+
+    outputs = []
+    for tz in ("Europe/Berlin ", BERLIN):
+        folder = tmp_path / f"run{len(outputs)}"
+        folder.mkdir()
+        ingest = run(folder, "ingest", "-s", "st", "--tz", tz, iis)
+        assert ingest.returncode == 0 and "could not ingest" not in ingest.stderr, ingest.stderr
+        done = [
+            run(folder, "sql", "-s", "st", "--json", "select line, date_time from smtp"),
+            run(folder, "trace", "-s", "st", "--since", "2006-08-18", "--tz", tz, "--json"),
+            run(folder, "report", "daily", "-s", "st", "--date", "2006-08-18", "--tz", tz),
+            run(folder, "headers", eml, "--tz", tz, "--json"),
+            run(folder, "watch", "-s", "watched", "--once", "--tz", tz, "--json", iis),
+        ]
+        assert "could not ingest" not in done[-1].stdout + done[-1].stderr
+        outputs.append([(d.returncode, d.stdout.replace(str(folder), "")) for d in done])
+    assert outputs[0] == outputs[1], "a zone name with blanks is read as another zone"
+    assert '"date_time": "2006-08-18T11:17:37' in outputs[0][0][1]  # 13:17:37 CEST

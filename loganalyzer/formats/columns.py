@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -63,6 +64,65 @@ def parse_utc(col: pa.Array) -> tuple[pa.Array, pa.Array]:
     ts = ts.cast(pa.timestamp("ms"), safe=False).cast(pa.timestamp("ms", tz="UTC"))
     bad = pc.and_(pc.is_null(ts), pc.and_(pc.is_valid(col), pc.not_equal(col, "")))
     return ts, pc.fill_null(bad, False)
+
+
+@dataclass
+class LocalClock:
+    """What reading a file's local times carries from one run to the next (and, saved with
+    the read state, to the next ingest of a grown file): the latest local time read, in
+    milliseconds, and the local day whose repeated hour has reached its second pass."""
+
+    latest: int | None = None
+    second_pass_day: int | None = None
+
+    def text(self) -> str:
+        return f"{self.latest} {self.second_pass_day}"
+
+    @classmethod
+    def read(cls, text: str | None) -> LocalClock:
+        """The clock ``text()`` wrote; a fresh one for none or a damaged one."""
+        try:
+            latest, day = (None if v == "None" else int(v) for v in (text or "").split())
+        except ValueError:
+            return cls()
+        return cls(latest, day)
+
+
+_DAY_MS = 86_400_000
+
+
+def local_to_utc(local: pa.Array, tz: str, clock: LocalClock) -> pa.Array:
+    """Local wall times of one file, in file order, to UTC times in zone ``tz``; ``clock``
+    carries what the file's next lines need and is updated.
+
+    The logs are written in time order, so when the clocks go back the repeated hour's
+    local times run backwards: a repeated time read after a later one of the same day (the
+    step back) and every repeated time of that day after it are the second pass (standard
+    time); the others the first. A line logged out of order inside the repeated hour is
+    taken for the step back. A skipped time (clocks forward) is read as after the change.
+    """
+    early = pc.assume_timezone(local, timezone=tz, ambiguous="earliest", nonexistent="latest")
+    late = pc.assume_timezone(local, timezone=tz, ambiguous="latest", nonexistent="latest")
+    repeated = pc.fill_null(pc.not_equal(early, late), False).to_numpy(zero_copy_only=False)
+    lowest = np.iinfo(np.int64).min
+    ms = pc.fill_null(local.cast(pa.int64()), lowest).to_numpy(zero_copy_only=False)
+    before = np.concatenate(([lowest if clock.latest is None else clock.latest], ms))
+    latest = np.maximum.accumulate(before)  # latest[i]: the latest time before line i
+    at = np.flatnonzero(repeated)
+    if len(at):
+        day = ms[at] // _DAY_MS
+        back = (ms[at] < latest[at]) | (day == clock.second_pass_day)
+        # within each stretch of one day's repeated times, from the first step back on
+        segment = np.cumsum(np.concatenate(([True], day[1:] != day[:-1])))
+        second = np.maximum.accumulate(segment * 2 + back) == segment * 2 + 1
+        if second.any():
+            clock.second_pass_day = int(day[np.flatnonzero(second)[-1]])
+        pick = np.zeros(len(ms), dtype=bool)
+        pick[at] = second
+        early = pc.if_else(pa.array(pick), late, early)
+    if latest[-1] != lowest:
+        clock.latest = int(latest[-1])
+    return early
 
 
 def _none(n: int) -> pa.Array:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from loganalyzer.formats.base import Bad
+from loganalyzer.formats.columns import LocalClock
 
 
 @dataclass
@@ -31,6 +32,8 @@ class Context:
     final: bool = False  # the file stopped growing: quarantine a partial last line
     tz: str | None = None  # zone of local-time logs (--tz)
     encoding: str = "utf-8"
+    #: Local times read so far: a file alone is parsed run after run, in file order
+    clock: LocalClock = field(default_factory=LocalClock)
 
 
 @dataclass

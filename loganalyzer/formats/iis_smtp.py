@@ -12,7 +12,8 @@ FORMATS.md section D, in its three text formats:
 - NCSA common (``nc*.log``): ``host - user [dd/Mon/yyyy:hh:mm:ss +hhmm] "VERB -?args SMTP"
   status bytes``; the offset makes the time exact.
 
-Local times (IIS log format) are read in ``--tz``; without it as UTC, marked in ``tz_assumed``.
+Local times (IIS log format) are read in ``--tz`` (the repeated hour of a clock change by the
+file's order: ``columns.local_to_utc``); without it as UTC, marked in ``tz_assumed``.
 
 One row per line. ``cs-username`` is the client's HELO name (``helo``) on inbound lines; the
 server's own outbound sessions say ``OutboundConnectionCommand`` (its command) or
@@ -119,6 +120,9 @@ _HTTP_METHODS = set("GET POST HEAD PUT DELETE OPTIONS TRACE PROPFIND CONNECT PAT
 _PROTECT = "\x1f"
 _TS = SMTP.field("date_time").type
 _SERVER = "__server__"  # a column no schema has, for a moment
+#: The read state's line that keeps a local-time file's clock for reading on (no IIS
+#: directive has this name).
+_CLOCK = "local-clock"
 
 
 def detect(head: bytes, name: str) -> Detected | None:
@@ -181,6 +185,7 @@ def _is_http(head: bytes, fields: list[str]) -> bool:
 def read(fh, state: ReadState, ctx: Context) -> Iterator[Batch | Pending]:
     """Runs keyed by their kind (w3c, iis, ncsa) and W3C field names, or batches of lines
     that cannot be parsed."""
+    ctx.clock = C.LocalClock.read(state.directives().get(_CLOCK))
     for run, bad in read_runs(fh, state, final=ctx.final, check_quotes=False):
         if run is None or len(run.candidates) == 0:
             if bad:
@@ -197,6 +202,9 @@ def read(fh, state: ReadState, ctx: Context) -> Iterator[Batch | Pending]:
             yield Pending(run, ("w3c", tuple(names)), bad)
         else:
             yield Pending(run, (kind, None), bad)
+    if ctx.clock.latest is not None:  # (the last run is parsed): what reading on needs
+        kept = [ln for ln in state.header.splitlines() if not ln.startswith(f"#{_CLOCK}:")]
+        state.header = "\n".join([*kept, f"#{_CLOCK}: {ctx.clock.text()}"])
 
 
 def parse_run(run: Run, key: tuple[str, tuple[str, ...] | None], ctx: Context) -> Batch:
@@ -271,11 +279,8 @@ def _iis_times(cols: dict, ctx: Context) -> Clock:
         pc.strptime(text, format=fmt.format("%y"), unit="ms", error_is_null=True),
     )
     bad = pc.and_(pc.is_null(local), pc.is_valid(text))
-    if ctx.tz:
-        # the repeated hour of a DST change is read as its first pass; a skipped one as after
-        when = pc.assume_timezone(
-            local, timezone=ctx.tz, ambiguous="earliest", nonexistent="latest"
-        )
+    if ctx.tz:  # FORMATS.md D.2: the IIS log format writes local time
+        when = C.local_to_utc(local, ctx.tz, ctx.clock)
         return when.cast(_TS), None, [(bad, "bad date/time")], None
     return local.cast(_TS), None, [(bad, "bad date/time")], "UTC"
 

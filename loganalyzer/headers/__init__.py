@@ -21,7 +21,7 @@ from loganalyzer.headers.bounce import BounceRecipient, read_bounce
 from loganalyzer.headers.model import HeaderAnalysis, Original, TimelineEntry
 from loganalyzer.headers.parse import decoded, is_message, items, message_id, parse_message
 from loganalyzer.headers.received import Hop, chain, parse_date, parse_received
-from loganalyzer.times import zone
+from loganalyzer.times import zone_name
 
 if TYPE_CHECKING:
     from email.message import Message
@@ -75,7 +75,7 @@ def analyze_headers(
     Raises BadInput when the text holds no header or ``tz`` is unknown, NotAStore when
     ``store`` holds no store.
     """
-    zone(tz)
+    tz = zone_name(tz)
     if store is not None:
         from loganalyzer.store import Store
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 from loganalyzer.read.query import connect, like, time_filter
 from loganalyzer.schema import CATEGORIES, LOG_TABLES
 from loganalyzer.store import Store
-from loganalyzer.times import zone
+from loganalyzer.times import zone_name
 
 
 def to_frame(table: pa.Table, tz: str | None = None) -> pd.DataFrame:
@@ -46,7 +46,7 @@ def select(
     """Rows of ``table`` matching the filters, in time order; ``since`` and ``until`` take the
     forms of ``loganalyzer.times``, read in ``tz`` (the zone of the returned times)."""
     if tz:
-        zone(tz)  # an unknown zone is refused before the store is read
+        tz = zone_name(tz)  # an unknown zone is refused before the store is read
     partitioned = table in LOG_TABLES
     where, params = time_filter(since, until, time_column, partitioned, tz or "UTC")
     element = "x.recipient" if table == "messages" else "x"

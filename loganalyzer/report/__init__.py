@@ -22,7 +22,7 @@ from loganalyzer.report.sections.history import QUIET_DAYS
 from loganalyzer.report.sections.vip import vip_list
 from loganalyzer.store import Store
 from loganalyzer.store import rollups as store_rollups
-from loganalyzer.times import parse_duration
+from loganalyzer.times import parse_duration, zone_name
 
 __all__ = ["DailyReport", "Period", "daily_report"]
 
@@ -81,6 +81,7 @@ def daily_report(
     if latency < 0:
         raise BadInput(f"--vip-latency {vip_latency!r}: give a length of time of 0 or more")
     vip_addresses = vip_list(vips)
+    tz = zone_name(tz)  # the name handed on (to DuckDB): without blanks around it
     period = Period(parse_date(date, tz), days, tz)
     st = (store if isinstance(store, Store) else Store(store)).require()
     if long.applies(period, rollups) and not vip_addresses:

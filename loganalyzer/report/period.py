@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from loganalyzer.errors import BadInput
 from loganalyzer.times import parse_date as _parse_date
-from loganalyzer.times import zone
+from loganalyzer.times import zone, zone_name
 
 __all__ = ["LOOKBACK", "Period", "parse_date", "zone"]
 
@@ -32,7 +32,8 @@ class Period:
     def __post_init__(self) -> None:
         if self.days < 1:
             raise BadInput(f"--days {self.days}: give a number of days of 1 or more")
-        zone(self.tz)
+        # the name handed on (DuckDB, pages) is the one zone() reads: without blanks around it
+        object.__setattr__(self, "tz", zone_name(self.tz))
         try:
             self.start, self.end  # noqa: B018 - a period must lie within the calendar
         except OverflowError:

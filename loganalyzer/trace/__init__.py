@@ -92,6 +92,7 @@ def trace(
         raise BadInput(f"--limit {limit}: give 1 to {_MOST:,}")
     query = _id_of(query)
     here = zone(tz)
+    tz = here.key  # the name handed on: without blanks around it
     since, until = (
         None if t is None else parse_time(t, tz, option=name).isoformat()
         for t, name in ((since, "--since"), (until, "--until"))
