@@ -174,7 +174,14 @@ def _rows(family: str) -> tuple[Code, ...]:
 
 @cache
 def _index(family: str) -> dict[str, Code]:
-    return {c.code.upper(): c for c in _rows(family)}
+    out = {c.code.upper(): c for c in _rows(family)}
+    for c in _rows(family):
+        # a name that spells the code with spaces finds it too: the admin center shows
+        # FilteredAsSpam as "Filtered as spam" (FORMATS.md I.5)
+        name = c.name.upper()
+        if name.replace(" ", "") == c.code.upper().replace(" ", ""):
+            out.setdefault(name, c)
+    return out
 
 
 @cache

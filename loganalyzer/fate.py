@@ -33,6 +33,7 @@ __all__ = [
     "RELAY_FORMATS",
     "SENDS",
     "TRANSFER_BEGINS",
+    "UNKNOWN_STATUS",
     "VERDICTS",
     "handoff_sql",
     "in_sql",
@@ -102,7 +103,8 @@ FINAL_2003: Mapping[str, str] = {
 }
 #: Exchange Online message trace statuses and detail events that end a recipient's story
 #: (title case, as the ``exo-status`` table spells them: no collision with the names above).
-#: A summary's Pending or GettingStatus is a message still on its way when it was exported.
+#: A summary's Pending or GettingStatus is a message still on its way when it was exported;
+#: Graph's Recalled (FORMATS.md N.2) is a message its sender took back: no longer in the mailbox.
 FINAL_EXO: Mapping[str, str] = {
     "Delivered": "delivered",
     "Deliver": "delivered",
@@ -114,7 +116,11 @@ FINAL_EXO: Mapping[str, str] = {
     "GettingStatus": "deferred",
     "Defer": "deferred",
     "Expanded": "expanded",
+    "Recalled": "dropped",
 }
+#: Statuses that say the service's status is unknown (Graph's stand-in for one its API version
+#: does not name, FORMATS.md N.2): Exchange Online is the last hop, no other log is missing.
+UNKNOWN_STATUS: frozenset[str] = frozenset({"UnknownFutureValue"})
 #: Every final event and its verdict.
 FINALS: Mapping[str, str] = {**FINAL, **FINAL_2003, **FINAL_EXO}
 #: Events that defer a recipient (its verdict ``deferred``): without one in a period, no

@@ -819,3 +819,56 @@ def test_every_status_decides_its_recipients_verdict(tmp_path):
     # each summary row is its message's receipt by the service (there is no receive event)
     assert (headline["received_messages"], headline["bytes_in"]) == (len(records), 100 * 7)
     assert headline["distinct_senders"] == 1
+
+
+def test_graph_recalled_and_unknown_statuses_say_what_the_service_said(tmp_path):
+    """Graph's ``recalled`` and ``unknownFutureValue`` (FORMATS.md N.2): Exchange Online is the
+    last hop, so neither blames a next hop's missing logs; the codes command knows both."""
+    records = [
+        {
+            "id": f"4f1f3b2a-0000-4000-8000-00000000000{i}",
+            "senderAddress": "a@contoso.com",
+            "recipientAddress": f"{status.lower()}@contoso.com",
+            "receivedDateTime": f"2026-03-08T06:5{i}:59Z",
+            "subject": "x",
+            "size": 100,
+            "status": status,
+            "fromIP": "192.0.2.1",
+            "toIP": "",
+            "messageId": f"<g{i}@contoso.com>",
+        }
+        for i, status in enumerate(["recalled", "unknownFutureValue"])
+    ]
+    document = {"@odata.context": GRAPH_DETAIL["@odata.context"], "value": records}
+    write(tmp_path, "graph.json", json.dumps(document), "utf8-resaved")
+    store = str(tmp_path / "store")
+    done = subprocess.run([LOGANALYZER, "ingest", str(tmp_path / "exports"), "--store", store],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    listed = subprocess.run(
+        [LOGANALYZER, "trace", "--since", "2026-03-01", "--all", "--store", store, "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    got = {
+        v["address"]: (v["verdict"], v["summary"])
+        for m in json.loads(listed.stdout)["messages"]
+        for v in m["recipients"]
+    }
+    verdict, words = got["recalled@contoso.com"]
+    assert verdict == "dropped" and "recalled by its sender" in words
+    verdict, words = got["unknownfuturevalue@contoso.com"]
+    assert verdict == "last_seen" and "status unknown" in words and "UnknownFutureValue" in words
+    assert "logs are not in the store" not in words
+    for asked, code in [
+        ("recalled", "Recalled"),
+        ("unknownFutureValue", "UnknownFutureValue"),
+        ("Filtered as spam", "FilteredAsSpam"),
+        ("Getting status", "GettingStatus"),
+    ]:
+        answer = subprocess.run([LOGANALYZER, "codes", asked, "--json"],
+                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert answer.returncode == 0, (asked, answer.stderr)
+        assert [(e["family"], e["code"]) for e in json.loads(answer.stdout)] == [
+            ("exo-status", code)
+        ]

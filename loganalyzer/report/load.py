@@ -44,7 +44,7 @@ FINAL_KINDS = ("delivered", "sent", "failed", "dropped", "quarantined")
 #: Graph): one row a recipient of a message the service received, whatever became of it.
 EXO_SUMMARY = (
     "Delivered", "Expanded", "Failed", "FilteredAsSpam", "GettingStatus", "None", "Pending",
-    "Quarantined",
+    "Quarantined", "Recalled", "UnknownFutureValue",
 )  # fmt: skip
 #: A row that receives a message. Exchange 2000/2003 logs have no receive event: a message's
 #: first line there is its submission (1019 to Advanced Queuing, 1027 from the store); an

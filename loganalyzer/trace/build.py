@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cache
 
 import eventcodes
-from loganalyzer.fate import DEFERS, EXPANDS, RANK, REDIRECTS
+from loganalyzer.fate import DEFERS, EXPANDS, RANK, REDIRECTS, UNKNOWN_STATUS
 from loganalyzer.pages import display_subject
 from loganalyzer.trace.model import Event, Line, MessageTrace, Verdict
 from loganalyzer.trace.verdict import (
@@ -304,6 +304,7 @@ class _Stories:
                 drop_reason(last.event, last.row.get("source")),
                 shown(_first_deferral(steps).time) if verdict == "deferred" else None,
                 host,
+                last.event if verdict == "last_seen" and last.event in UNKNOWN_STATUS else None,
             ),
             latency,
             status,

@@ -492,8 +492,8 @@ def message_rows(
     nids = sorted({c["network_message_id"] for c in found if c.get("network_message_id")})
     rows = _rows(con, [] if complete and known else ids, nids, dates)
     if known:
-        seen = {(r["file"], r["line"]) for r in rows}
-        rows += [r for r in known if (r["file"], r["line"]) not in seen]
+        seen = {_identity(r) for r in rows}
+        rows += [r for r in known if _identity(r) not in seen]
     refs = {_bracket(r["reference"]) for r in rows if r["event_id"] == "DSN" and r["reference"]}
     linked = linked_ndrs(con, rows, dates)
     refs |= {ndr for _, ndr in linked}
@@ -565,8 +565,20 @@ def _rows(con, ids: list[str], nids: list[str], dates: Dates = None) -> list[dic
         queries.append(f"select {COLUMNS} from tracking where {column} in ({want}){window}")
         params += wparams
     rows = records(con.sql(" union all ".join(queries), params=params or None))
-    unique = {(r["file"], r["line"]): r for r in rows}
+    unique = {_identity(r): r for r in rows}
     return [unique[k] for k in sorted(unique)]  # in file order, whatever the parts' layout
+
+
+def _identity(row: dict) -> tuple:
+    """What tells a tracking row from the others: its file and line, and the recipients and
+    event of that line it is (an Exchange Online summary line, a Graph document, gives one
+    row a recipient)."""
+    return (
+        row["file"],
+        row["line"],
+        tuple(row.get("recipient_address") or ()),
+        row.get("event_id") or "",
+    )
 
 
 def _bracket(ref: str) -> str:

@@ -44,6 +44,7 @@ DROP_REASONS = {
     "1039": "deleted as spam by the Intelligent Message Filter, without a non-delivery report",
     "FilteredAsSpam": "filtered as spam by Exchange Online and blocked (not quarantined)",
     "Quarantined": "Exchange Online's quarantine: spam, bulk, phishing or malware",
+    "Recalled": "recalled by its sender (Exchange Online took it back from the mailbox)",
 }
 
 
@@ -97,11 +98,14 @@ def summary(
     reason: str | None = None,
     since: str | None = None,
     next_hop: str | None = None,
+    unknown: str | None = None,
 ) -> str:
     """The verdict in plain words; ``reason`` says why a recipient was dropped or where it
     was quarantined (by default the poison message queue); ``since``
     when a deferred recipient's first deferral there was (``when``: its last); ``next_hop``
-    the server a recipient last seen was handed to, when the logs name it."""
+    the server a recipient last seen was handed to, when the logs name it; ``unknown`` the
+    status of a recipient last seen whose status the service did not know (``fate.UNKNOWN_STATUS``).
+    """
     why = f": {status}" + (f" ({meaning})" if meaning else "") if status else ""
     waiting = f"since {when}" if since in (None, when) else f"since {since} (last try {when})"
     if verdict == "dropped" and reason:
@@ -117,7 +121,9 @@ def summary(
         "expanded": f"a distribution list, expanded on {server} at {when}",
         "last_seen": f"last seen at {server} at {when}; "
         + (
-            f"handed to {next_hop}, whose logs are not in the store"
+            f"status unknown (the service wrote {unknown}, a status it does not name)"
+            if unknown
+            else f"handed to {next_hop}, whose logs are not in the store"
             if next_hop
             else "the next hop's logs are not in the store"
         ),
