@@ -34,6 +34,7 @@ __all__ = [
     "explain",
     "explain_status",
     "lookup",
+    "reply_class",
     "table",
 ]
 
@@ -95,7 +96,8 @@ _RANGE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})-(\d{1,3})$")
 # An enhanced code inside free text: not part of a longer dotted number (IPs, versions).
 _ENHANCED_IN_TEXT = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?!\.?\d)")
 # A basic reply code: three digits standing alone, followed by a space, a dash or the end.
-_REPLY_IN_TEXT = re.compile(r"(?<![\w.:/])([2-5]\d\d)(?=[ \-]|$)")
+# IIS logs write a reply's spaces as "+" ("550+5.7.1+Unable+to+relay").
+_REPLY_IN_TEXT = re.compile(r"(?<![\w.:/])([2-5]\d\d)(?=[ \-+]|$)")
 # An Internet Mail Service diagnostic of an Exchange 5.5-2003 NDR: "MSEXCH:IMS:... (000C05A6)".
 _IMS_IN_TEXT = re.compile(r"\bMSEXCH:[^()\n]*\(([0-9A-Fa-f]{8})\)")
 #: An Exchange status tag (``RESOLVER.ADR.RecipNotFound``, ``QUEUE.Expired``): a component
@@ -304,6 +306,18 @@ def explain_status(text: str) -> list[Code]:
     for code in _REPLY_IN_TEXT.findall(text):
         add(_index("smtp-reply").get(code))
     return found
+
+
+def reply_class(text: str) -> tuple[str, str] | None:
+    """A whole reply's basic code and what its class makes of the reply (``550 4.4.7 ...``:
+    ``("550", "permanent failure")``, whatever the enhanced code's own entry says), or None
+    when the text has no basic code."""
+    m = _REPLY_IN_TEXT.search(text or "")
+    if m is None:
+        return None
+    code = m.group(1)
+    word = "intermediate reply" if code[0] == "3" else _CLASSES[code[0]][2]
+    return code, word
 
 
 def explain(text: object, family: str | None = None) -> list[Code]:

@@ -176,20 +176,30 @@ def codes(
         raise BadInput("give one or more codes, or --family NAME to list a family")
     try:
         if code:
-            entries, unknown = [], []
+            entries, unknown, notes = [], [], []
             for c in code:
                 try:
-                    entries += eventcodes.explain(c, family)
+                    found = eventcodes.explain(c, family)
                 except eventcodes.UnknownCode as exc:
                     unknown.append(str(exc))
+                    continue
+                entries += found
+                whole = eventcodes.reply_class(c) if len(found) > 1 else None
+                if whole and len({e.outcome for e in found}) > 1:
+                    notes.append(
+                        f"{c}: as a whole a {whole[1]} (its reply code {whole[0]} decides); "
+                        "each row above explains one of its codes"
+                    )
         else:
-            entries, unknown = eventcodes.entries(family), []
+            entries, unknown, notes = eventcodes.entries(family), [], []
     except ValueError as exc:  # an unknown family (eventcodes has no errors of ours)
         raise BadInput(str(exc)) from exc
     if as_json:
         print_json([e.to_dict() for e in entries])
     elif entries:
         print_codes(console, entries)
+        for n in notes:
+            console.print(n, markup=False, highlight=False)
     for u in unknown:
         _say(f"error: {u}")
     if unknown:

@@ -134,3 +134,31 @@ def test_codes_command_explains_an_ims_diagnostic_line():
         "failed",
     )
     assert "Internet Mail Service" in entry["meaning"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "said"),
+    [
+        # The final NDR of an expired message: 4.4.7's own entry is a delay (RFC 3463 class 4),
+        # the reply code 550 makes the reply permanent (RFC 5321 4.2.1).
+        ("550 4.4.7 QUEUE.Expired; message expired", "as a whole a permanent failure"),
+        ("235 2.7.0 Authentication successful", "as a whole a success"),
+    ],
+)
+def test_a_reply_whose_codes_disagree_says_what_its_reply_code_makes_it(reply, said):
+    done = subprocess.run([LOGANALYZER, "codes", reply], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"{said} (its reply code {reply[:3]} decides)" in " ".join(done.stdout.split())
+    agreeing = subprocess.run(
+        [LOGANALYZER, "codes", "550 5.1.1 RESOLVER.ADR.RecipNotFound"],
+        capture_output=True,
+        text=True,
+    )
+    assert "as a whole" not in agreeing.stdout
+
+
+def test_an_iis_reply_written_with_plus_signs_keeps_its_reply_code():
+    # IIS SMTP logs write a reply's spaces as "+" (FORMATS.md, the IIS section).
+    found = [(c.family, c.code) for c in explain_status("550+5.7.1+Unable+to+relay")]
+    assert found == [("enhanced-exchange", "5.7.1"), ("smtp-reply", "550")]
+    assert eventcodes.reply_class("550+5.7.1+Unable+to+relay") == ("550", "permanent failure")
