@@ -284,3 +284,6 @@ def test_an_encoded_subject_is_shown_decoded_by_trace_and_report(tmp_path):
     listed = json.loads(run("trace", "--since", row["date"], "--json"))
     assert [c["subject"] for c in listed["candidates"]] == ["İstanbul toplantısı"]
     assert "İstanbul toplantısı" in run("trace", row["message_id"])
+    # searched as logged (the README says so)
+    found = json.loads(run("trace", "--subject", "Q?=DDstanbul", "--json"))
+    assert [c["subject"] for c in found["candidates"]] == ["İstanbul toplantısı"]
