@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 import subprocess
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -452,6 +453,60 @@ def test_period_over_a_dst_change(synth):
     r = daily_report(synth[1], "2026-10-25", tz="Europe/Berlin")
     hours = [t.strftime("%H:%M%z") for t in r.hourly["hour"]]
     assert len(hours) == 25 and hours[2:4] == ["02:00+0200", "02:00+0100"]
+
+
+def test_the_repeated_hour_is_labelled_apart_on_the_page(synth, tmp_path):
+    """On the day the clocks go back, the page's tables and charts name the zone time of
+    the hour that occurs twice (two rows "02:00" could not be told apart)."""
+    page = tmp_path / "oct.html"
+    args = ["--date", "2026-10-25", "--tz", "Europe/Berlin", "--traces", "0"]
+    done = _loganalyzer("report", "daily", "--store", synth[1], *args, "--out", page)
+    assert done.returncode == 0, done.stderr
+    html = page.read_text()
+    tables = re.findall(r'<td class="c-hour">([^<]*)</td>', html)
+    axes = re.findall(r'"x": \[("\d\d:\d\d[^]]*)\]', html)
+    assert tables and axes
+    for hours in [tables[:25], *(json.loads(f"[{x}]") for x in axes if len(x) > 200)]:
+        assert hours[:5] == ["00:00", "01:00", "02:00 CEST", "02:00 CET", "03:00"], hours
+        assert len(hours) == len(set(hours)) == 25
+    # the JSON keeps its figures: the hours as times with their offsets
+    done = _loganalyzer("report", "daily", "--store", synth[1], *args, "--json")
+    hourly = json.loads(done.stdout)["tables"]["hourly"]
+    assert [h["hour"][11:] for h in hourly[2:4]] == ["02:00:00.000+02:00", "02:00:00.000+01:00"]
+
+
+@pytest.mark.parametrize(
+    ("args", "hours", "table", "axis"),
+    [
+        # the clocks go forward: 23 hours, none twice, none named
+        (["--date", "2026-03-29"], 23, ["00:00", "01:00", "03:00"], ["00:00", "01:00", "03:00"]),
+        ([], 24, ["00:00", "01:00", "02:00"], ["00:00", "01:00", "02:00"]),  # an ordinary day
+        # several days: the hours with their date (the all-zero ones folded into a list)
+        (
+            ["--date", "2026-10-26", "--days", "2"],
+            25,
+            [f"2026-10-25 {h}" for h in ("00:00", "01:00", "02:00 CEST", "02:00 CET")],
+            [f"10-25 {h}" for h in ("00:00", "01:00", "02:00 CEST", "02:00 CET")],
+        ),
+    ],
+)
+def test_hours_on_the_page_around_a_clock_change(synth, tmp_path, args, hours, table, axis):
+    """Only an hour that occurs twice is named by its zone time, in tables and on axes."""
+    page = tmp_path / "day.html"
+    args = ["--date", DAY, *args, "--tz", "Europe/Berlin", "--traces", "0"]
+    done = _loganalyzer("report", "daily", "--store", synth[1], *args, "--out", page)
+    assert done.returncode == 0, done.stderr
+    html = page.read_text()
+    cells = re.findall(r'<td class="c-hour">([^<]*)</td>|all zero</summary>([^<]*)</details>', html)
+    shown = [h for one, folded in cells for h in ([one] if one else folded.split(", "))]
+    axes = [json.loads(f"[{x}]") for x in re.findall(r'"x": \[("[\d -]*\d\d:\d\d[^]]*)\]', html)]
+    axes = [x for x in axes if len(x) >= 23]
+    assert shown and axes
+    for labels, want in [(shown, table), *((x, axis) for x in axes)]:
+        at = labels.index(want[0])
+        day = labels[at : at + hours]
+        assert day[: len(want)] == want and len(set(day)) == hours, day
+        assert sum(" CE" in h for h in day) == (2 if hours == 25 else 0), day
 
 
 @pytest.mark.parametrize(

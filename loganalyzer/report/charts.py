@@ -194,17 +194,19 @@ def layout(fig: Chart, title: str, height: int = 320, **kw) -> Chart:
     return fig
 
 
-def hour_labels(hours: pd.Series) -> list[str]:
-    """``HH:MM`` (with the date over several days); a repeated hour gets its zone name."""
-    multi = hours.dt.date.nunique() > 1
-    out, seen = [], set()
-    for t in hours:
-        label = t.strftime("%m-%d %H:%M" if multi else "%H:%M")
-        if label in seen:
-            label += f" {t.tzname()}"
-        seen.add(label)
-        out.append(label)
-    return out
+def hour_labels(hours: pd.Series, fmt: str | None = None) -> list[str]:
+    """The hours as ``fmt`` (by default ``HH:MM``, ``MM-DD HH:MM`` over several dates); an
+    hour the clocks go through twice also names its zone time (``02:00 CEST``, ``02:00 CET``),
+    both passes, so neither reads as the plain hour."""
+    if fmt is None:
+        fmt = "%m-%d %H:%M" if hours.dt.date.nunique() > 1 else "%H:%M"
+    labels = hours.dt.strftime(fmt)
+    if hours.dt.tz is not None:
+        # a wall time that maps to two instants is the one a plain label cannot tell apart
+        wall = hours.dt.tz_localize(None)
+        twice = wall.dt.tz_localize(hours.dt.tz, ambiguous="NaT", nonexistent="NaT").isna()
+        labels = labels.where(~twice, labels + " " + hours.dt.strftime("%Z"))
+    return labels.tolist()
 
 
 def hbar(values: pd.Series, labels: list[str], title: str, color: str) -> Chart:

@@ -28,7 +28,7 @@ from jinja2 import Environment
 
 from loganalyzer.pages import page_environment
 from loganalyzer.report import sections as registry
-from loganalyzer.report.charts import Chart
+from loganalyzer.report.charts import Chart, hour_labels
 from loganalyzer.report.sections import Report, SectionResult
 
 if TYPE_CHECKING:
@@ -91,16 +91,14 @@ def seconds(s: float) -> str:
     return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
 
 
-def cell(value: object, column: str, days: int = 2) -> str:
-    """A table cell as text (escaped later by the template); ``days``: of the period (an
-    hour of a one-day report shows without its date)."""
+def cell(value: object, column: str) -> str:
+    """A table cell as text (escaped later by the template); a table's hours come labelled
+    (``table_rows``)."""
     if value is None or value is pd.NA or value is pd.NaT:
         return ""
     if isinstance(value, float) and value != value:
         return ""
     if isinstance(value, pd.Timestamp):
-        if column == "hour":
-            return value.strftime("%H:%M" if days == 1 else "%Y-%m-%d %H:%M")
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if pd.api.types.is_bool(value):
         return "yes" if value else ""
@@ -130,9 +128,14 @@ class Zeros:
 
 
 def table_rows(df: pd.DataFrame, name: str, days: int) -> list[tuple | Zeros]:
-    """The rows of a table as shown: in a report of several days, each run of at least
-    ``FOLD_MIN`` hours whose figures are all zero becomes one ``Zeros``."""
-    rows = list(df.itertuples(index=False, name=None))
+    """The rows of a table as shown, its hours labelled (without their date in a one-day
+    report): in a report of several days, each run of at least ``FOLD_MIN`` hours whose
+    figures are all zero becomes one ``Zeros``."""
+    labels = df
+    if "hour" in df.columns and pd.api.types.is_datetime64_any_dtype(df["hour"]):
+        fmt = "%H:%M" if days == 1 else "%Y-%m-%d %H:%M"
+        labels = df.assign(hour=hour_labels(df["hour"], fmt))
+    rows = list(labels.itertuples(index=False, name=None))
     if not registry.TABLES[name].folded or days < 2 or "hour" not in df.columns:
         return rows
     figures = df.drop(columns="hour").select_dtypes("number")
@@ -144,7 +147,7 @@ def table_rows(df: pd.DataFrame, name: str, days: int) -> list[tuple | Zeros]:
         while j < len(rows) and zero[j]:
             j += 1
         if j - i >= FOLD_MIN:
-            hours = [cell(h, "hour", days) for h in df["hour"].iloc[i:j]]
+            hours = labels["hour"].iloc[i:j].tolist()
             out.append(Zeros(hours[0], hours[-1], hours))
             i = j
         else:
