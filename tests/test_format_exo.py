@@ -135,13 +135,15 @@ def test_summary_csv_in_every_encoding(store_dir, tmp_path, encoding):
     path = write(tmp_path, "MTSummary_Report.csv", csv_text([SUMMARY]), encoding)
     summary = ingest([path], store_dir)
     assert summary.files[0].format == "exo-message-trace" and summary.quarantined == 0
-    r = one_row(store_dir)
+    first, r = sorted(rows_of(store_dir), key=lambda x: x["event_id"])  # one a recipient
+    assert (first["recipient_address"], first["recipient_status"]) == (
+        ["Fname.Lname@domain.com"],
+        ["Receive, Deliver"],
+    )
+    assert (first["event_id"], first["outcome"]) == ("Deliver", "delivered")
     assert r["date_time"] == datetime(2021, 3, 23, 10, 0, 9, 328000, tzinfo=UTC)
-    assert r["recipient_address"] == [
-        "Fname.Lname@domain.com",
-        '"Fname LName<fname.lname"@domain.com',
-    ]
-    assert r["recipient_status"] == ["Receive, Deliver", "Receive, Fail"]
+    assert r["recipient_address"] == ['"Fname LName<fname.lname"@domain.com']
+    assert r["recipient_status"] == ["Receive, Fail"]
     assert (r["event_id"], r["outcome"], r["source"]) == ("Fail", "failed", "EXO")
     assert r["message_id"] == SUMMARY["message_id"]
     assert r["network_message_id"] == SUMMARY["network_message_id"]
@@ -164,7 +166,7 @@ def test_summary_header_quirks_alias_case_quotes_and_numeric_direction(store_dir
         "sender_address", "SENDER_ADDRESS"
     )
     ingest([write(tmp_path, "summary.csv", text, "utf8-resaved")], store_dir)
-    got = {r["line"]: r for r in rows_of(store_dir)}
+    got = {r["line"]: r for r in rows_of(store_dir) if r["event_id"] != "Fail"}
     assert [got[n]["directionality"] for n in (2, 3)] == ["Incoming", "Originating"]
     assert got[3]["recipient_address"] == ["a@x.com"] and got[3]["event_id"] == "Deliver"
     assert got[3]["outcome"] == "delivered" and got[3]["sender_address"] == "Fname.Lname@domain.com"
@@ -217,22 +219,76 @@ def test_recipient_status_round_trip(entries):
     assert chains.to_pylist() == [[c for _, c in entries]]
 
 
-def test_summary_row_event_is_the_recipient_that_matters_most(store_dir, tmp_path):
+def test_summary_rows_are_one_a_recipient_with_its_own_last_event(store_dir, tmp_path):
     statuses = [
         "a@x.com##Receive, Deliver;b@x.com##Receive, Send external",
         "a@x.com##Receive, Fail;b@x.com##Receive, Deliver",
-        "a@x.com##Receive, Deliver;b@x.com##Receive, Defer",
+        "a@x.com##Receive, Deliver;b@x.com##receive, defer",
         "a@x.com##Receive",
+        "",
     ]
     rows = [{**SUMMARY, "recipient_status": s} for s in statuses]
     ingest([write(tmp_path, "summary.csv", csv_text(rows))], store_dir)
-    got = sorted(rows_of(store_dir), key=lambda r: r["line"])
-    assert [(r["event_id"], r["outcome"]) for r in got] == [
-        ("Deliver", "delivered"),
-        ("Fail", "failed"),
-        ("Defer", "deferred"),
-        ("Receive", "received"),
+    got = sorted(rows_of(store_dir), key=lambda r: (r["line"], r["recipient_address"]))
+    assert [
+        (r["line"], r["recipient_address"], r["recipient_status"], r["event_id"], r["outcome"])
+        for r in got
+    ] == [
+        (2, ["a@x.com"], ["Receive, Deliver"], "Deliver", "delivered"),
+        (2, ["b@x.com"], ["Receive, Send external"], "Send external", "transferred"),
+        (3, ["a@x.com"], ["Receive, Fail"], "Fail", "failed"),
+        (3, ["b@x.com"], ["Receive, Deliver"], "Deliver", "delivered"),
+        (4, ["a@x.com"], ["Receive, Deliver"], "Deliver", "delivered"),
+        (4, ["b@x.com"], ["receive, defer"], "Defer", "deferred"),
+        (5, ["a@x.com"], ["Receive"], "Receive", "received"),
+        (6, [], [], None, None),
     ]
+    assert {r["message_id"] for r in got} == {SUMMARY["message_id"]}
+
+
+def test_summary_line_with_a_bad_time_is_quarantined_once(store_dir, tmp_path):
+    status = "a@x.com##Receive, Deliver;b@x.com##Receive, Fail"
+    rows = [{**SUMMARY, "recipient_status": status, "origin_timestamp_utc": "soon"}]
+    summary = ingest([write(tmp_path, "summary.csv", csv_text(rows))], store_dir)
+    assert (summary.rows, summary.quarantined) == (0, 1)
+
+
+def test_each_recipient_of_a_summary_row_has_its_own_verdict(tmp_path):
+    """An Enhanced summary row gave every recipient its worst event: each has its own chain
+    (FORMATS.md I.1), whose last event decides its verdict; the row is the message's receipt."""
+    row = {
+        **SUMMARY,
+        "origin_timestamp_utc": "2026-03-29T01:30:09.3284899Z",
+        "recipient_status": "a@fabrikam.com##Receive, Deliver;b@fabrikam.com##Receive, Fail;"
+        "c@example.com##Receive, Send external",
+        "message_id": "<sum1@contoso.com>",
+    }
+    write(tmp_path, "MTSummary_x.csv", csv_text([row]), "utf8-resaved")
+    store = str(tmp_path / "store")
+    done = subprocess.run([LOGANALYZER, "ingest", str(tmp_path / "exports"), "--store", store],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    trace = subprocess.run([LOGANALYZER, "trace", "<sum1@contoso.com>", "--store", store, "--json"],
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert trace.returncode == 0, trace.stderr
+    [m] = json.loads(trace.stdout)["messages"]
+    assert [(v["address"], v["verdict"]) for v in m["recipients"]] == [
+        ("a@fabrikam.com", "delivered"),
+        ("b@fabrikam.com", "failed"),
+        ("c@example.com", "sent_external"),
+    ]
+    report = subprocess.run(
+        [LOGANALYZER, "report", "daily", "--store", store, "--date", "2026-03-29", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    headline = json.loads(report.stdout)["headline"]
+    assert (
+        headline["received_messages"],
+        headline["delivered_recipients"],
+        headline["failed_recipients"],
+        headline["sent_out_recipients"],
+    ) == (1, 1, 1, 1)
 
 
 def test_detail_csv_goes_through_the_on_premises_fields(store_dir, tmp_path):
@@ -476,13 +532,14 @@ def test_bad_rows_of_a_csv_go_to_quarantine(store_dir, tmp_path):
     rows = [SUMMARY, {**SUMMARY, "origin_timestamp_utc": "soon"}, {**SUMMARY, "total_bytes": "big"}]
     text = csv_text(rows) + '"2021-03-23T10:00:09Z","too","few"\r\n'
     ingest([write(tmp_path, "s.csv", text)], store_dir)
-    assert [r["line"] for r in rows_of(store_dir)] == [2]
-    reasons = {q["line"]: q["reason"] for q in quarantine_of(store_dir)}
-    assert reasons == {
+    assert [r["line"] for r in rows_of(store_dir)] == [2, 2]  # its two recipients
+    reasons = [(q["line"], q["reason"]) for q in quarantine_of(store_dir)]
+    assert dict(reasons) == {
         3: "bad or missing time",
         4: "bad total_bytes",
         5: "wrong field count: expected 11, found 3",
     }
+    assert len(reasons) == 3  # a line once, whatever its recipients
 
 
 @pytest.mark.parametrize(
@@ -659,13 +716,14 @@ def test_detection_by_content():
 
 def test_sample_parses(store_dir, tmp_path):
     summary = ingest([write(tmp_path, "sample.csv", exo.FORMAT.sample)], store_dir)
-    assert summary.rows == 1 and summary.quarantined == 0
+    assert summary.rows == 2 and summary.quarantined == 0  # a row a recipient
 
 
 def test_a_grown_export_is_read_on_in_its_encoding(store_dir, tmp_path):
-    path = write(tmp_path, "s.csv", csv_text([SUMMARY] * 2))
+    one = {**SUMMARY, "recipient_status": "a@x.com##Receive, Deliver"}  # a row each
+    path = write(tmp_path, "s.csv", csv_text([one] * 2))
     assert ingest([path], store_dir).rows == 2
-    more = csv_text([{**SUMMARY, "total_bytes": "7"}]).split("\r\n", 1)[1]
+    more = csv_text([{**one, "total_bytes": "7"}]).split("\r\n", 1)[1]
     with open(path, "ab") as fh:
         fh.write(more.encode("utf-16-le"))
     second = ingest([path], store_dir)

@@ -25,8 +25,8 @@ EXO-API        reporting API JSON: NDJSON or OData documents;   ``TRACE_COLUMNS`
 Graph writes ``delivered``, the older API ``Delivered``; unknown values as written),
 ``source`` is ``EXO`` and ``outcome``
 comes from the ``exo-status`` code family; the detail report keeps its own event and source
-tokens (``exchange-event`` family). A summary row's ``event_id`` is the last event of the
-recipient that matters most (a failure before a delivery). ``server`` is the host of the rows'
+tokens (``exchange-event`` family). An Enhanced summary line gives one row a recipient, its
+``event_id`` the last event of that recipient's chain (I.1). ``server`` is the host of the rows'
 RECEIVE/DELIVER/SUBMIT events where they name one, else ``EXCHANGE-ONLINE``.
 """
 

@@ -68,22 +68,6 @@ TRACE_DETAIL_COLUMNS: dict[str, str] = {
 #: The documentation's numeric directionality (I.1); real files write the words.
 DIRECTIONALITY = {"1": "Incoming", "2": "Originating"}
 SERVICE = "EXCHANGE-ONLINE"
-#: Which recipient's last event names a summary row: the first in this order.
-_SIGNIFICANCE = (
-    "failed",
-    "dropped",
-    "quarantined",
-    "deferred",
-    "pending",
-    "redirected",
-    "expanded",
-    "delivered",
-    "transferred",
-    "routed",
-    "submitted",
-    "received",
-    "info",
-)
 _PROTECT = "\x1f"
 _EPOCH = r"^\s*/Date\((?P<ms>-?\d{1,15})(?:[+-]\d{4})?\)/\s*$"
 _SLASHED = (
@@ -261,28 +245,35 @@ def split_recipient_status(col: pa.Array) -> tuple[pa.ListArray, pa.ListArray]:
     )
 
 
-def row_events(chains: pa.ListArray) -> pa.Array:
-    """Per row, the last event of the recipient whose outcome matters most (a failure first)."""
-    n = len(chains)
-    flat = pc.fill_null(chains.values, "")
-    last = pc.struct_field(pc.extract_regex(flat, r"(?:^|,)\s*(?P<e>[^,]*?)\s*$"), "e")
-    rank = pc.index_in(C.outcomes(last, "exo-status"), value_set=pa.array(_SIGNIFICANCE))
-    order = pa.table(
-        {
-            "row": pc.list_parent_indices(chains),
-            "rank": pc.fill_null(rank, len(_SIGNIFICANCE)),
-            "pos": pa.array(np.arange(len(flat))),
-        }
-    ).sort_by([("row", "ascending"), ("rank", "ascending"), ("pos", "ascending")])
-    rows = order.column("row").to_numpy()
-    first = np.ones(len(rows), dtype=bool)
-    first[1:] = rows[1:] != rows[:-1]
-    picked = order.column("pos").to_numpy()[first]
-    events = np.full(n, None, dtype=object)
-    events[rows[first]] = pc.take(C.null_if_empty(last), pa.array(picked)).to_numpy(
-        zero_copy_only=False
+def last_events(chains: pa.Array) -> pa.Array:
+    """The last event of each chain (``Receive, Deliver`` -> ``Deliver``), in the ``exo-status``
+    table's spelling; null for an empty chain."""
+    last = pc.struct_field(
+        pc.extract_regex(pc.fill_null(chains, ""), r"(?:^|,)\s*(?P<e>[^,]*?)\s*$"), "e"
     )
-    return pa.array(events, pa.string())
+    return C.null_if_empty(C.spelled(C.null_if_empty(last), "exo-status"))
+
+
+def per_recipient(
+    recipients: pa.ListArray, chains: pa.ListArray
+) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """One entry per recipient of each row (a row without one keeps one entry, null): the
+    row each comes from, its address and its chain."""
+    n = len(recipients)
+    lengths = pc.fill_null(pc.list_value_length(recipients), 0).to_numpy(zero_copy_only=False)
+    counts = np.maximum(lengths, 1)
+    out_start = np.cumsum(counts) - counts
+    parents = pc.list_parent_indices(recipients).to_numpy()
+    first_value = np.cumsum(lengths) - lengths
+    at = out_start[parents] + np.arange(len(parents)) - first_value[parents]
+    index = np.full(int(counts.sum()), -1, dtype=np.int64)
+    index[at] = np.arange(len(parents))
+    take = pa.array(index, mask=index < 0)
+    return (
+        np.repeat(np.arange(n), counts),
+        pc.take(pc.list_flatten(recipients), take),
+        pc.take(pc.list_flatten(chains), take),
+    )
 
 
 def _text(cols: dict[str, pa.Array], name: str, n: int) -> pa.Array:
@@ -324,21 +315,25 @@ def server_names(table: pa.Table) -> pa.Array:
 def summary(
     raw: pa.Table, run: Run, rows, ctx: Context, name: str, log_type: str, order: str | None = None
 ):
-    """MTSummary rows: one per message, every recipient with its chain of events."""
+    """MTSummary rows: one a recipient of each line, with its own chain of events, whose last
+    event is the row's (FORMATS.md I.1: each recipient has its own chain)."""
     n = raw.num_rows
     cols = {c: C.whole(raw.column(c)) for c in raw.column_names}
-    out = {SUMMARY_COLUMNS[c]: _text(cols, c, n) for c in cols if c in SUMMARY_COLUMNS}
     recipients, chains = split_recipient_status(
         cols.get("recipient_status", pa.nulls(n, pa.string()))
     )
-    event_id = row_events(chains)
+    of_row, address, chain = per_recipient(recipients, chains)
+    cols = {c: pc.take(col, pa.array(of_row)) for c, col in cols.items()}
+    n = len(of_row)
+    out = {SUMMARY_COLUMNS[c]: _text(cols, c, n) for c in cols if c in SUMMARY_COLUMNS}
+    event_id = last_events(chain)
     total_bytes, bad_bytes = C.parse_int(_text(cols, "total_bytes", n))
     direction = _text(cols, "directionality", n)
     priority = _text(cols, "delivery_priority", n)
     out.update(
         date_time=parse_time(_text(cols, "origin_timestamp_utc", n), order),
-        recipient_address=recipients,
-        recipient_status=chains,
+        recipient_address=one_item_lists(address),
+        recipient_status=one_item_lists(chain),
         event_id=event_id,
         source=C.constant("EXO", n),
         outcome=C.outcomes(event_id, "exo-status"),
@@ -353,7 +348,11 @@ def summary(
         ),
         custom_data=pc.binary_join_element_wise("S:DeliveryPriority=", priority, ""),
     )
-    return _finish(out, run, rows, ctx, name, log_type, [(bad_bytes, "bad total_bytes")])
+    table, bad, servers = _finish(
+        out, run, rows[of_row], ctx, name, log_type, [(bad_bytes, "bad total_bytes")]
+    )
+    # a line's recipients share its faults: the line is quarantined once
+    return table, list({b.line: b for b in bad}.values()), servers
 
 
 def trace(
