@@ -527,6 +527,7 @@ def _read(st, manifest, tasks, summary, workers, scheduler, progress) -> None:
             )
             if res.tz_assumed:
                 summary.warnings.append(f"{res.task.path}: local times read as UTC (no --tz)")
+            summary.warnings += [f"{res.task.path}: {w}" for w in res.warnings]
             done += res.task.size - res.task.offset
             if progress:
                 progress(done, total, res.task.path)

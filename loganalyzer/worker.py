@@ -112,6 +112,7 @@ class TaskResult:
     error: str | None = None
     busy: bool = False  # another program held the file open without sharing it: read later
     tz_assumed: bool = False
+    warnings: list[str] = field(default_factory=list)  # said of the file (``Batch.warnings``)
     lookup: bytes = b""  # the IDs of the rows (see loganalyzer.store.lookup)
     worker: str = ""  # host:pid of the process that ran the task
 
@@ -512,7 +513,7 @@ def _split(batch: Batch) -> Iterator[tuple[int, Batch, set[int]]]:
     for k, (lo, hi) in enumerate(itertools.pairwise(cuts)):
         rows = table.slice(lo, hi - lo)  # its file column is set when written (see _store)
         servers = batch.servers.slice(lo, hi - lo) if batch.servers is not None else None
-        yield int(tags[lo]), Batch(rows, [], servers, batch.tz_assumed), ids[k]
+        yield int(tags[lo]), Batch(rows, [], servers, batch.tz_assumed, batch.warnings), ids[k]
 
 
 def _store(
@@ -534,6 +535,7 @@ def _store(
         for batch in batches:
             writer.bad.extend(batch.bad)
             result.tz_assumed |= batch.tz_assumed
+            result.warnings += [w for w in batch.warnings if w not in result.warnings]
             if batch.table is None or batch.table.num_rows == 0:
                 continue
             if server is None:

@@ -20,6 +20,7 @@ import io
 import json
 import subprocess
 from datetime import UTC, datetime
+from functools import partial
 
 import pyarrow as pa
 import pytest
@@ -29,8 +30,10 @@ from hypothesis import strategies as st
 from test_ingest_tracking import quarantine_of, rows_of
 
 from loganalyzer.errors import BadInput
-from loganalyzer.formats import NotALog, detect
+from loganalyzer.formats import NotALog, base, detect
 from loganalyzer.formats import exo_message_trace as exo
+from loganalyzer.formats.base import ReadState
+from loganalyzer.formats.common import Context
 from loganalyzer.formats.exo_message_trace.normalise import parse_time, split_recipient_status
 from loganalyzer.ingest import ingest
 
@@ -132,13 +135,15 @@ def test_summary_csv_in_every_encoding(store_dir, tmp_path, encoding):
     path = write(tmp_path, "MTSummary_Report.csv", csv_text([SUMMARY]), encoding)
     summary = ingest([path], store_dir)
     assert summary.files[0].format == "exo-message-trace" and summary.quarantined == 0
-    r = one_row(store_dir)
+    first, r = sorted(rows_of(store_dir), key=lambda x: x["event_id"])  # one a recipient
+    assert (first["recipient_address"], first["recipient_status"]) == (
+        ["Fname.Lname@domain.com"],
+        ["Receive, Deliver"],
+    )
+    assert (first["event_id"], first["outcome"]) == ("Deliver", "delivered")
     assert r["date_time"] == datetime(2021, 3, 23, 10, 0, 9, 328000, tzinfo=UTC)
-    assert r["recipient_address"] == [
-        "Fname.Lname@domain.com",
-        '"Fname LName<fname.lname"@domain.com',
-    ]
-    assert r["recipient_status"] == ["Receive, Deliver", "Receive, Fail"]
+    assert r["recipient_address"] == ['"Fname LName<fname.lname"@domain.com']
+    assert r["recipient_status"] == ["Receive, Fail"]
     assert (r["event_id"], r["outcome"], r["source"]) == ("Fail", "failed", "EXO")
     assert r["message_id"] == SUMMARY["message_id"]
     assert r["network_message_id"] == SUMMARY["network_message_id"]
@@ -161,7 +166,7 @@ def test_summary_header_quirks_alias_case_quotes_and_numeric_direction(store_dir
         "sender_address", "SENDER_ADDRESS"
     )
     ingest([write(tmp_path, "summary.csv", text, "utf8-resaved")], store_dir)
-    got = {r["line"]: r for r in rows_of(store_dir)}
+    got = {r["line"]: r for r in rows_of(store_dir) if r["event_id"] != "Fail"}
     assert [got[n]["directionality"] for n in (2, 3)] == ["Incoming", "Originating"]
     assert got[3]["recipient_address"] == ["a@x.com"] and got[3]["event_id"] == "Deliver"
     assert got[3]["outcome"] == "delivered" and got[3]["sender_address"] == "Fname.Lname@domain.com"
@@ -214,22 +219,76 @@ def test_recipient_status_round_trip(entries):
     assert chains.to_pylist() == [[c for _, c in entries]]
 
 
-def test_summary_row_event_is_the_recipient_that_matters_most(store_dir, tmp_path):
+def test_summary_rows_are_one_a_recipient_with_its_own_last_event(store_dir, tmp_path):
     statuses = [
         "a@x.com##Receive, Deliver;b@x.com##Receive, Send external",
         "a@x.com##Receive, Fail;b@x.com##Receive, Deliver",
-        "a@x.com##Receive, Deliver;b@x.com##Receive, Defer",
+        "a@x.com##Receive, Deliver;b@x.com##receive, defer",
         "a@x.com##Receive",
+        "",
     ]
     rows = [{**SUMMARY, "recipient_status": s} for s in statuses]
     ingest([write(tmp_path, "summary.csv", csv_text(rows))], store_dir)
-    got = sorted(rows_of(store_dir), key=lambda r: r["line"])
-    assert [(r["event_id"], r["outcome"]) for r in got] == [
-        ("Deliver", "delivered"),
-        ("Fail", "failed"),
-        ("Defer", "deferred"),
-        ("Receive", "received"),
+    got = sorted(rows_of(store_dir), key=lambda r: (r["line"], r["recipient_address"]))
+    assert [
+        (r["line"], r["recipient_address"], r["recipient_status"], r["event_id"], r["outcome"])
+        for r in got
+    ] == [
+        (2, ["a@x.com"], ["Receive, Deliver"], "Deliver", "delivered"),
+        (2, ["b@x.com"], ["Receive, Send external"], "Send external", "transferred"),
+        (3, ["a@x.com"], ["Receive, Fail"], "Fail", "failed"),
+        (3, ["b@x.com"], ["Receive, Deliver"], "Deliver", "delivered"),
+        (4, ["a@x.com"], ["Receive, Deliver"], "Deliver", "delivered"),
+        (4, ["b@x.com"], ["receive, defer"], "Defer", "deferred"),
+        (5, ["a@x.com"], ["Receive"], "Receive", "received"),
+        (6, [], [], None, None),
     ]
+    assert {r["message_id"] for r in got} == {SUMMARY["message_id"]}
+
+
+def test_summary_line_with_a_bad_time_is_quarantined_once(store_dir, tmp_path):
+    status = "a@x.com##Receive, Deliver;b@x.com##Receive, Fail"
+    rows = [{**SUMMARY, "recipient_status": status, "origin_timestamp_utc": "soon"}]
+    summary = ingest([write(tmp_path, "summary.csv", csv_text(rows))], store_dir)
+    assert (summary.rows, summary.quarantined) == (0, 1)
+
+
+def test_each_recipient_of_a_summary_row_has_its_own_verdict(tmp_path):
+    """An Enhanced summary row gave every recipient its worst event: each has its own chain
+    (FORMATS.md I.1), whose last event decides its verdict; the row is the message's receipt."""
+    row = {
+        **SUMMARY,
+        "origin_timestamp_utc": "2026-03-29T01:30:09.3284899Z",
+        "recipient_status": "a@fabrikam.com##Receive, Deliver;b@fabrikam.com##Receive, Fail;"
+        "c@example.com##Receive, Send external",
+        "message_id": "<sum1@contoso.com>",
+    }
+    write(tmp_path, "MTSummary_x.csv", csv_text([row]), "utf8-resaved")
+    store = str(tmp_path / "store")
+    done = subprocess.run([LOGANALYZER, "ingest", str(tmp_path / "exports"), "--store", store],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    trace = subprocess.run([LOGANALYZER, "trace", "<sum1@contoso.com>", "--store", store, "--json"],
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert trace.returncode == 0, trace.stderr
+    [m] = json.loads(trace.stdout)["messages"]
+    assert [(v["address"], v["verdict"]) for v in m["recipients"]] == [
+        ("a@fabrikam.com", "delivered"),
+        ("b@fabrikam.com", "failed"),
+        ("c@example.com", "sent_external"),
+    ]
+    report = subprocess.run(
+        [LOGANALYZER, "report", "daily", "--store", store, "--date", "2026-03-29", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    headline = json.loads(report.stdout)["headline"]
+    assert (
+        headline["received_messages"],
+        headline["delivered_recipients"],
+        headline["failed_recipients"],
+        headline["sent_out_recipients"],
+    ) == (1, 1, 1, 1)
 
 
 def test_detail_csv_goes_through_the_on_premises_fields(store_dir, tmp_path):
@@ -271,23 +330,26 @@ def test_detail_csv_goes_through_the_on_premises_fields(store_dir, tmp_path):
     assert got[4]["enhanced_status"] == ["5.1.1", "2.1.5"] and got[4]["outcome"] == "failed"
 
 
+PS_BASE = {  # a Get-MessageTrace row but its Received, Status, MessageId and MessageTraceId
+    "PSComputerName": "outlook.office365.com",
+    "RunspaceId": "5b1e7c9a-0000-4000-8000-000000000001",
+    "PSShowComputerName": "False",
+    "Organization": "contoso.onmicrosoft.com",
+    "SenderAddress": "alice@contoso.com",
+    "RecipientAddress": "bob@fabrikam.com",
+    "Subject": "Q3; budget, final",
+    "ToIP": "203.0.113.5",
+    "FromIP": "198.51.100.7",
+    "Size": "22704",
+    "StartDate": "2/21/2026 12:00:00 AM",
+    "EndDate": "2/23/2026 11:59:59 PM",
+    "Index": "0",
+}
+
+
 def test_ps_trace_export_type_line_semicolons_and_us_times(store_dir, tmp_path):
     # Built: I.4's 17 columns, a #TYPE line, ';' (Export-Csv -UseCulture) and culture times.
-    base = {
-        "PSComputerName": "outlook.office365.com",
-        "RunspaceId": "5b1e7c9a-0000-4000-8000-000000000001",
-        "PSShowComputerName": "False",
-        "Organization": "contoso.onmicrosoft.com",
-        "SenderAddress": "alice@contoso.com",
-        "RecipientAddress": "bob@fabrikam.com",
-        "Subject": "Q3; budget, final",
-        "ToIP": "203.0.113.5",
-        "FromIP": "198.51.100.7",
-        "Size": "22704",
-        "StartDate": "2/21/2026 12:00:00 AM",
-        "EndDate": "2/23/2026 11:59:59 PM",
-        "Index": "0",
-    }
+    base = PS_BASE
     received = ["2/23/2026 11:01:02 PM", "2/23/2026 12:00:05 AM", "2026-02-23T12:30:00.1234567"]
     statuses = ["Delivered", "FilteredAsSpam", "Quarantined"]
     rows = [
@@ -470,13 +532,14 @@ def test_bad_rows_of_a_csv_go_to_quarantine(store_dir, tmp_path):
     rows = [SUMMARY, {**SUMMARY, "origin_timestamp_utc": "soon"}, {**SUMMARY, "total_bytes": "big"}]
     text = csv_text(rows) + '"2021-03-23T10:00:09Z","too","few"\r\n'
     ingest([write(tmp_path, "s.csv", text)], store_dir)
-    assert [r["line"] for r in rows_of(store_dir)] == [2]
-    reasons = {q["line"]: q["reason"] for q in quarantine_of(store_dir)}
-    assert reasons == {
+    assert [r["line"] for r in rows_of(store_dir)] == [2, 2]  # its two recipients
+    reasons = [(q["line"], q["reason"]) for q in quarantine_of(store_dir)]
+    assert dict(reasons) == {
         3: "bad or missing time",
         4: "bad total_bytes",
         5: "wrong field count: expected 11, found 3",
     }
+    assert len(reasons) == 3  # a line once, whatever its recipients
 
 
 @pytest.mark.parametrize(
@@ -490,7 +553,8 @@ def test_bad_rows_of_a_csv_go_to_quarantine(store_dir, tmp_path):
         ("2/23/2026 11:01:02 PM", "2026-02-23T23:01:02.000"),
         ("2/23/2026 12:01:02 AM", "2026-02-23T00:01:02.000"),
         ("2/23/2026 12:01:02 PM", "2026-02-23T12:01:02.000"),
-        ("12/3/2025 19:50:43", "2025-12-03T19:50:43.000"),
+        ("12/3/2025 7:50:43 PM", "2025-12-03T19:50:43.000"),  # en-US: month first
+        ("12/3/2025 19:50:43", "2025-03-12T19:50:43.000"),  # a 24-hour culture: day first
         ("05.09.2022 18:10:13", "2022-09-05T18:10:13.000"),
         ("never", None),
         (None, None),
@@ -504,6 +568,125 @@ def test_parse_time(text, expected):
 def test_slashed_dates_are_day_first_when_a_day_shows_it():
     got = parse_time(pa.array(["3/12/2025 10:00:00", "25/12/2025 10:00:00"])).to_pylist()
     assert [g.date().isoformat() for g in got] == ["2025-12-03", "2025-12-25"]
+
+
+def ps_export(received: list[str], first: int = 0) -> str:
+    """The data lines of a Get-MessageTrace CSV export (no header line), a message a line:
+    ``<m{i}@contoso.com>`` received at ``received[i - first]``."""
+    rows = [
+        {**PS_BASE, "Received": t, "Status": "Delivered", "MessageId": f"<m{i}@contoso.com>"}
+        for i, t in enumerate(received, first)
+    ]
+    return csv_text(rows, PS_COLUMNS).split("\r\n", 1)[1]
+
+
+def ps_header() -> str:
+    return csv_text([PS_BASE], PS_COLUMNS).split("\r\n", 1)[0] + "\r\n"
+
+
+def test_a_file_read_in_runs_of_any_size_has_one_date_order(monkeypatch):
+    """An en-AU export (day first, 12-hour times): only its last date shows the order, in the
+    last run of a file read in small blocks; every run is read day first."""
+    received = [f"{d}/3/2026 9:0{d % 10}:00 PM" for d in range(1, 13)] + ["25/3/2026 9:00:00 AM"]
+    data = (ps_header() + ps_export(received)).encode()
+    want = [datetime(2026, 3, d, 21, d % 10, tzinfo=UTC) for d in range(1, 13)]
+    want.append(datetime(2026, 3, 25, 9, 0, tzinfo=UTC))
+    for size in (600, 2000, len(data)):
+        monkeypatch.setattr(exo, "read_runs", partial(base.read_runs, block_size=size))
+        ctx = Context(path="trace.csv", log_type="EXO-PS-TRACE", final=True)
+        state = ReadState()
+        batches = list(exo.FORMAT.parse(io.BytesIO(data), state, ctx))
+        tables = [b.table for b in batches if b.table]
+        assert len(tables) > 1 or size == len(data)
+        assert [t for x in tables for t in x.column("date_time").to_pylist()] == want, size
+        assert "#dates: day-first" in state.header.splitlines()
+        assert [w for b in batches for w in b.warnings] == []
+
+
+def ingest_cli(folder, store) -> subprocess.CompletedProcess:
+    done = subprocess.run([LOGANALYZER, "ingest", str(folder), "--store", str(store)],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def sql_cli(store, query: str) -> list[dict]:
+    done = subprocess.run([LOGANALYZER, "sql", "--store", str(store), "--json", query],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_big_export_has_one_date_order_in_every_run(tmp_path):
+    """An export larger than a read block, whose only date with a day above 12 is its last
+    line: the dates of the first blocks (12-hour, 5/3/2026) are 5 March as well, not 3 May."""
+    lines = ps_export(["5/3/2026 9:00:00 PM"] * 60_000 + ["25/3/2026 9:00:00 AM"])
+    path = write(tmp_path, "trace.csv", ps_header() + lines, "utf8-resaved")
+    assert path.stat().st_size > base.BLOCK_SIZE  # read in two runs or more
+    store = tmp_path / "store"
+    done = ingest_cli(path.parent, store)
+    assert "warning" not in done.stderr + done.stdout  # the last date shows the order
+    query = "select strftime(date_time, '%Y-%m-%d %H:%M') as t, count(*) as n from tracking"
+    assert sql_cli(store, query + " group by t order by t") == [
+        {"t": "2026-03-05 21:00", "n": 60_000},
+        {"t": "2026-03-25 09:00", "n": 1},
+    ]
+    trace = subprocess.run([LOGANALYZER, "trace", "<m0@contoso.com>", "--store", str(store),
+                            "--json"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert trace.returncode == 0, trace.stderr
+    [m] = json.loads(trace.stdout)["messages"]
+    assert m["received_at"] == "2026-03-05T21:00:00.000Z"
+
+
+def test_dates_that_do_not_show_their_order_are_read_by_the_clock_with_a_warning(tmp_path):
+    """No day above 12: 12-hour times are en-US's (month first), 24-hour ones a day-first
+    culture's; the summary says how the file was read. Lines added later keep its order, and
+    those that contradict it are quarantined, said once."""
+    us = write(tmp_path, "us.csv", ps_header() + ps_export(["3/5/2026 9:00:00 PM"]), "utf8-bom")
+    eu = write(tmp_path, "eu.csv", ps_header() + ps_export(["3/5/2026 21:00:00"], 1), "utf8-bom")
+    store = tmp_path / "store"
+    said = " ".join((lambda d: d.stderr + d.stdout)(ingest_cli(us.parent, store)).split())
+    assert (
+        f"{us.name}: no date shows its order (no number above 12): read month-first by its"
+        " 12-hour times (AM/PM), as en-US writes"
+    ) in said
+    assert (
+        f"{eu.name}: no date shows its order (no number above 12): read day-first by its"
+        " 24-hour times"
+    ) in said
+    with open(us, "a", newline="") as fh:  # 4/5 is 5 April as 3/5 was 5 March; 25/3 is wrong
+        fh.write(ps_export(["4/5/2026 9:00:00 PM", "25/3/2026 9:00:00 PM"], 2))
+    said = " ".join((lambda d: d.stderr + d.stdout)(ingest_cli(us.parent, store)).split())
+    assert "1 quarantined line" in said
+    assert f"{us.name}: 1 added date is not month-first as the file's first ones" in said
+    query = "select message_id as m, strftime(date_time, '%Y-%m-%d') as d from tracking"
+    assert sql_cli(store, query + " order by m") == [
+        {"m": "<m0@contoso.com>", "d": "2026-03-05"},
+        {"m": "<m1@contoso.com>", "d": "2026-05-03"},
+        {"m": "<m2@contoso.com>", "d": "2026-04-05"},
+    ]
+
+
+def test_dates_in_both_orders_read_in_the_order_most_show(store_dir, tmp_path):
+    received = [
+        "25/3/2026 09:00:00",
+        "26/3/2026 09:00:00",
+        "3/27/2026 09:00:00",
+        "1/2/2026 09:00:00",
+    ]
+    summary = ingest([write(tmp_path, "t.csv", ps_header() + ps_export(received))], store_dir)
+    assert (summary.rows, summary.quarantined) == (3, 1)
+    assert [q["line"] for q in quarantine_of(store_dir)] == [4]
+    got = sorted(rows_of(store_dir), key=lambda r: r["line"])
+    assert [r["date_time"].date().isoformat() for r in got] == [
+        "2026-03-25",
+        "2026-03-26",
+        "2026-02-01",
+    ]
+    assert any(
+        "dates in both orders (2 day first, 1 month first): read day-first, the other" in w
+        for w in summary.warnings
+    )
 
 
 @pytest.mark.parametrize(
@@ -533,13 +716,14 @@ def test_detection_by_content():
 
 def test_sample_parses(store_dir, tmp_path):
     summary = ingest([write(tmp_path, "sample.csv", exo.FORMAT.sample)], store_dir)
-    assert summary.rows == 1 and summary.quarantined == 0
+    assert summary.rows == 2 and summary.quarantined == 0  # a row a recipient
 
 
 def test_a_grown_export_is_read_on_in_its_encoding(store_dir, tmp_path):
-    path = write(tmp_path, "s.csv", csv_text([SUMMARY] * 2))
+    one = {**SUMMARY, "recipient_status": "a@x.com##Receive, Deliver"}  # a row each
+    path = write(tmp_path, "s.csv", csv_text([one] * 2))
     assert ingest([path], store_dir).rows == 2
-    more = csv_text([{**SUMMARY, "total_bytes": "7"}]).split("\r\n", 1)[1]
+    more = csv_text([{**one, "total_bytes": "7"}]).split("\r\n", 1)[1]
     with open(path, "ab") as fh:
         fh.write(more.encode("utf-16-le"))
     second = ingest([path], store_dir)

@@ -47,6 +47,8 @@ class Batch:
     servers: pa.Array | None = None
     #: Local times were read as UTC for want of --tz (the summary warns).
     tz_assumed: bool = False
+    #: What the ingest summary says of the file (how it was read where its lines did not say).
+    warnings: list[str] = field(default_factory=list)
 
 
 _BOM = b"\xef\xbb\xbf"

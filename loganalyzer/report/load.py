@@ -29,6 +29,7 @@ import duckdb
 import pandas as pd
 
 from loganalyzer import fate
+from loganalyzer.formats.exo_message_trace.sniff import SUMMARY as ENHANCED_SUMMARY
 from loganalyzer.read.frames import to_frame
 from loganalyzer.report.period import LOOKBACK, Period
 from loganalyzer.store.duck import GROUPS_PER_PASS, PASSES_ENV, parts_by_hash, passes
@@ -48,12 +49,13 @@ EXO_SUMMARY = (
 )  # fmt: skip
 #: A row that receives a message. Exchange 2000/2003 logs have no receive event: a message's
 #: first line there is its submission (1019 to Advanced Queuing, 1027 from the store); an
-#: Exchange Online summary names no receive event either: its row is the message's receipt.
+#: Exchange Online summary names no receive event either: its row is the message's receipt
+#: (an Enhanced summary's rows, one a recipient, whatever their events).
 RECEIPT = (
     "(outcome = 'received' or (log_format = 'exchange2003-tracking' and outcome = 'submitted')"
-    " or (log_format = 'exo-message-trace' and event_id in ("
+    " or (log_format = 'exo-message-trace' and (event_id in ("
     + ", ".join(f"'{s}'" for s in EXO_SUMMARY)
-    + ")))"
+    + f") or log_type = '{ENHANCED_SUMMARY}')))"
 )
 #: The report's word for each verdict a row gives its recipients (``fate``): a hand-off to
 #: another server of the organisation (last seen there) is ``relayed``, a send out of it
@@ -149,7 +151,7 @@ def load(
     lo = first - LOOKBACK
     # the period in full; the day before it only for first receipts
     columns = f"""
-        date_time, server, event_id, outcome, log_format, {MSG_SQL} as msg,
+        date_time, server, event_id, outcome, log_format, log_type, {MSG_SQL} as msg,
         case when event_id = 'DSN' and coalesce(reference, '') <> ''
              then if(starts_with(reference, '<'), reference, '<' || reference || '>')
              -- Exchange 2000/2003: an NDR's submission names the original in Linked-MSGID

@@ -101,8 +101,9 @@ class Kind:
 #: ``version``: change it when the report's measures or the verdict rules (``fate``) change (a
 #: rollup built before then lacks them: out of date, rebuilt by the next ingest or compaction;
 #: a kept one stays as it is). 3: Exchange Online's statuses decide verdicts. 4: Graph's
-#: Recalled drops a recipient.
-ROLLUPS = Kind("rollups", INDEX_FILE, FOLDER, rollup_schema, version="4")
+#: Recalled drops a recipient. 5: an Enhanced summary row is one recipient's (its own verdict)
+#: and receives the message.
+ROLLUPS = Kind("rollups", INDEX_FILE, FOLDER, rollup_schema, version="5")
 
 
 def clients_schema() -> pa.Schema:

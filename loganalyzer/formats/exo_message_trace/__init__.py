@@ -25,8 +25,8 @@ EXO-API        reporting API JSON: NDJSON or OData documents;   ``TRACE_COLUMNS`
 Graph writes ``delivered``, the older API ``Delivered``; unknown values as written),
 ``source`` is ``EXO`` and ``outcome``
 comes from the ``exo-status`` code family; the detail report keeps its own event and source
-tokens (``exchange-event`` family). A summary row's ``event_id`` is the last event of the
-recipient that matters most (a failure before a delivery). ``server`` is the host of the rows'
+tokens (``exchange-event`` family). An Enhanced summary line gives one row a recipient, its
+``event_id`` the last event of that recipient's chain (I.1). ``server`` is the host of the rows'
 RECEIVE/DELIVER/SUBMIT events where they name one, else ``EXCHANGE-ONLINE``.
 """
 
@@ -34,10 +34,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from loganalyzer.formats.base import Bad, ReadState, Run, read_csv_run, read_runs
 from loganalyzer.formats.common import Batch, Context, Detected
@@ -55,6 +57,9 @@ _SAMPLE = (
     '"81945af2-cab7-45ad-ba23-08d8ede2715d","192.0.2.12","Originating",'
     '"To_DefaultOpportunisticTLS","Normal"\r\n'
 )
+#: A slashed date and time anywhere in a file: only then are its dates' order looked for.
+_ANY_SLASHED = re.compile(rb"\d{1,2}/\d{1,2}/\d{4}[ T]+\d{1,2}:\d{2}")
+_DELIMITER_OF = {v: k for k, v in sniff.DELIMITERS.items()}
 SEKOIA_WRAPPER = (
     "a SEKOIA test wrapper, not a message trace export (its input.message holds one record "
     "as a JSON string)"
@@ -105,7 +110,7 @@ def read(fh, state: ReadState, ctx: Context) -> Iterator[Batch | Pending]:
         header = {"kind": "json"}
         yield from _json(data, sub, whole=state.offset == 0)
     else:
-        header = {k: saved[k] for k in ("kind", "delimiter", "columns") if k in saved}
+        header = {k: saved[k] for k in ("kind", "delimiter", "columns", "dates") if k in saved}
         yield from _csv(data, sub, header)
     header["encoding"] = encoding
     state.offset, state.line = start + len(body), sub.line
@@ -132,20 +137,13 @@ def _is_document(data: bytes) -> bool:
 
 
 def _csv(data: bytes, sub: ReadState, header: dict[str, str]) -> Iterator[Batch | Pending]:
-    delimiter = {v: k for k, v in sniff.DELIMITERS.items()}.get(header.get("delimiter", ""), ",")
-    names = header["columns"].split("\t") if "columns" in header else None
-    for run, bad in read_runs(io.BytesIO(data), sub, final=True):
-        if run is not None and names is None and len(run.candidates):
-            first = int(run.candidates[0])
-            line = run.text(first)
-            delimiter = sniff.delimiter_of(line)
-            names = _unique(sniff.column_names(line, delimiter))
-            header.update(
-                kind=sniff.kind_of(names) or "unknown",
-                delimiter=sniff.DELIMITERS[delimiter],
-                columns="\t".join(names),
-            )
-            run = _after(run, first)
+    """The runs of a CSV export, keyed by its kind, delimiter, columns and date order: one
+    order for the whole file (``normalise.date_order``), decided from all its dates before
+    its first run is parsed, and kept in ``header`` for the lines added later."""
+    order, why = _date_order(data, sub, header)
+    if why:
+        yield Batch(None, [], warnings=[why])
+    for run, bad in _data_runs(data, sub, header):
         if run is None or len(run.candidates) == 0:
             if bad:
                 yield Batch(None, bad)
@@ -157,7 +155,74 @@ def _csv(data: bytes, sub: ReadState, header: dict[str, str]) -> Iterator[Batch 
                 bad + [Bad(int(run.line_numbers[i]), why, run.text(i)) for i in run.candidates],
             )
             continue
-        yield Pending(run, ("csv", header["kind"], delimiter, tuple(names)), bad)
+        delimiter = _DELIMITER_OF[header["delimiter"]]
+        names = tuple(header["columns"].split("\t"))
+        yield Pending(run, ("csv", header["kind"], delimiter, names, order), bad)
+
+
+def _data_runs(
+    data: bytes, sub: ReadState, header: dict[str, str]
+) -> Iterator[tuple[Run | None, list[Bad]]]:
+    """The runs of data lines of a CSV export; its header line (the first) fills ``header``
+    (kind, delimiter, column names) when it is not known yet."""
+    for run, bad in read_runs(io.BytesIO(data), sub, final=True):
+        if run is not None and "columns" not in header and len(run.candidates):
+            first = int(run.candidates[0])
+            line = run.text(first)
+            delimiter = sniff.delimiter_of(line)
+            names = _unique(sniff.column_names(line, delimiter))
+            header.update(
+                kind=sniff.kind_of(names) or "unknown",
+                delimiter=sniff.DELIMITERS[delimiter],
+                columns="\t".join(names),
+            )
+            run = _after(run, first)
+        yield run, bad
+
+
+def _date_order(
+    data: bytes, sub: ReadState, header: dict[str, str]
+) -> tuple[str | None, str | None]:
+    """The order of the export's slashed dates, the same in every run however the file is
+    cut (a run alone may hold no day above 12), and a warning when the dates do not show it
+    alone or contradict it. The order read before (``header["dates"]``) stays."""
+    if not _ANY_SLASHED.search(data):
+        return header.get("dates"), None
+    scan = dict(header)
+    seen = normalise.Slashed()
+    for run, _ in _data_runs(data, ReadState(sub.offset, sub.line, sub.header), scan):
+        names = scan.get("columns", "").split("\t")
+        column = next((c for c in normalise.TIME_COLUMNS if c in names), None)
+        if run is not None and len(run.candidates) and column is not None:
+            delimiter = _DELIMITER_OF[scan["delimiter"]]
+            seen += normalise.slashed(_column(run, names, delimiter, column))
+    order, why = normalise.date_order(seen)
+    kept = header.get("dates")
+    if kept:  # lines added to a file read before: its order stays
+        wrong = seen.month_first if kept == normalise.DAY_FIRST else seen.day_first
+        dates = "1 added date is" if wrong == 1 else f"{wrong:,} added dates are"
+        why = f"{dates} not {kept} as the file's first ones: quarantined as bad times"
+        why, order = (why if wrong else None), kept
+    if order:
+        header["dates"] = order
+    return order, why
+
+
+def _column(run: Run, names: list[str], delimiter: str, column: str) -> pa.Array:
+    """One column of a run's CSV lines, as text (lines of a wrong field count left out)."""
+    table = pacsv.read_csv(
+        io.BytesIO(run.data),
+        read_options=pacsv.ReadOptions(
+            column_names=names, block_size=max(1 << 20, len(run.data) + 1), use_threads=False
+        ),
+        parse_options=pacsv.ParseOptions(
+            delimiter=delimiter, invalid_row_handler=lambda _row: "skip"
+        ),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=[column], column_types={column: pa.string()}, check_utf8=False
+        ),
+    )
+    return table.column(column).combine_chunks()
 
 
 def parse_run(run: Run, key: tuple, ctx: Context) -> Batch:
@@ -169,18 +234,18 @@ def parse_run(run: Run, key: tuple, ctx: Context) -> Batch:
             raw, rows, invalid = records.ndjson(run)
         table, more, servers = normalise.trace(raw, run, rows, ctx, NAME, sniff.API)
         return Batch(table, invalid + more, servers)
-    _, kind, delimiter, names = key
+    _, kind, delimiter, names, order = key
     raw, rows, wrong = read_csv_run(run, list(names), delimiter=delimiter)
-    table, invalid, servers = _normalise(kind, raw, run, rows, ctx)
+    table, invalid, servers = _normalise(kind, raw, run, rows, ctx, order)
     return Batch(table, wrong + invalid, servers)
 
 
-def _normalise(kind: str, raw: pa.Table, run: Run, rows: np.ndarray, ctx: Context):
+def _normalise(kind: str, raw: pa.Table, run: Run, rows: np.ndarray, ctx: Context, order):
     if kind == sniff.SUMMARY:
-        return normalise.summary(raw, run, rows, ctx, NAME, kind)
+        return normalise.summary(raw, run, rows, ctx, NAME, kind, order)
     if kind == sniff.DETAIL:
         return normalise.detail(raw, run, rows, ctx, NAME, kind)
-    return normalise.trace(raw, run, rows, ctx, NAME, kind)
+    return normalise.trace(raw, run, rows, ctx, NAME, kind, order)
 
 
 def _unique(names: list[str]) -> list[str]:

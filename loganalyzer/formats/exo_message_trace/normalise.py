@@ -7,7 +7,7 @@ on-premises field names and goes through ``exchange_tracking.normalise``.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import astuple, dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -68,22 +68,6 @@ TRACE_DETAIL_COLUMNS: dict[str, str] = {
 #: The documentation's numeric directionality (I.1); real files write the words.
 DIRECTIONALITY = {"1": "Incoming", "2": "Originating"}
 SERVICE = "EXCHANGE-ONLINE"
-#: Which recipient's last event names a summary row: the first in this order.
-_SIGNIFICANCE = (
-    "failed",
-    "dropped",
-    "quarantined",
-    "deferred",
-    "pending",
-    "redirected",
-    "expanded",
-    "delivered",
-    "transferred",
-    "routed",
-    "submitted",
-    "received",
-    "info",
-)
 _PROTECT = "\x1f"
 _EPOCH = r"^\s*/Date\((?P<ms>-?\d{1,15})(?:[+-]\d{4})?\)/\s*$"
 _SLASHED = (
@@ -120,25 +104,100 @@ def _iso(parts: pa.Array, month: str, day: str, hour: pa.Array) -> pa.Array:
     )
 
 
-def parse_time(col: pa.Array) -> pa.Array:
-    """UTC times from ISO 8601 (no zone = UTC), ``/Date(ms)/``, ``M/d/yyyy h:mm:ss AM/PM``
-    and ``d.M.yyyy H:mm:ss``; null where none fits.
+#: The orders of a slashed date (``d/M/yyyy``, ``M/d/yyyy``): one for a whole file, kept with
+#: its read state.
+DAY_FIRST, MONTH_FIRST = "day-first", "month-first"
+#: The time column of each export read by ``parse_time`` (by its lower-case name).
+TIME_COLUMNS = ("origin_timestamp_utc", "received", "date")
 
-    Slashed dates are month first, unless a first number above 12 shows the column is day first.
+
+@dataclass(frozen=True)
+class Slashed:
+    """What a file's slashed dates say of their order: how many there are, how many can only
+    be day first (a first number above 12) or month first (a second one above 12), and how
+    many have a 12-hour time (AM/PM)."""
+
+    dates: int = 0
+    day_first: int = 0
+    month_first: int = 0
+    twelve_hour: int = 0
+
+    def __add__(self, other: Slashed) -> Slashed:
+        return Slashed(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+
+def slashed(col: pa.Array) -> Slashed:
+    """The slashed dates of ``col`` counted (``Slashed``)."""
+    parts = pc.extract_regex(col, _SLASHED)
+
+    def count(mask: pa.Array) -> int:
+        return int(pc.sum(pc.fill_null(mask, False).cast(pa.int64())).as_py() or 0)
+
+    first = pc.struct_field(parts, "a").cast(pa.int32())
+    second = pc.struct_field(parts, "b").cast(pa.int32())
+    return Slashed(
+        count(pc.is_valid(parts)),
+        count(pc.greater(first, 12)),
+        count(pc.greater(second, 12)),
+        count(pc.not_equal(pc.struct_field(parts, "p"), "")),
+    )
+
+
+def date_order(seen: Slashed) -> tuple[str | None, str | None]:
+    """The order of a file's slashed dates and, when its dates do not show it alone, why it
+    was chosen (for a warning); (None, None) for a file without slashed dates.
+
+    A date with a number above 12 shows the order. Without one, the time's form decides: the
+    exporting machine's culture renders the dates (FORMATS.md I.4), and only en-US, of the
+    month-first cultures, is common: it writes a 12-hour time (``2/23/2026 11:01:02 PM``); a
+    24-hour time is a day-first culture's (en-GB, fr-FR, de-CH...). Dates that show both
+    orders: the order most show; the others cannot be read in it.
+    """
+    if not seen.dates:
+        return None, None
+    if seen.day_first and not seen.month_first:
+        return DAY_FIRST, None
+    if seen.month_first and not seen.day_first:
+        return MONTH_FIRST, None
+    by_clock = MONTH_FIRST if seen.twelve_hour else DAY_FIRST
+    if not seen.day_first:
+        clock = "12-hour times (AM/PM), as en-US writes" if seen.twelve_hour else "24-hour times"
+        return (
+            by_clock,
+            f"no date shows its order (no number above 12): read {by_clock} by its {clock}",
+        )
+    if seen.day_first == seen.month_first:
+        order = by_clock
+    else:
+        order = DAY_FIRST if seen.day_first > seen.month_first else MONTH_FIRST
+    wrong = seen.month_first if order == DAY_FIRST else seen.day_first
+    others = "the other" if wrong == 1 else f"the {wrong:,} others"
+    return order, (
+        f"dates in both orders ({seen.day_first:,} day first, {seen.month_first:,} month first):"
+        f" read {order}, {others} quarantined as bad times"
+    )
+
+
+def parse_time(col: pa.Array, order: str | None = None) -> pa.Array:
+    """UTC times from ISO 8601 (no zone = UTC), ``/Date(ms)/``, slashed dates (``M/d/yyyy`` or
+    ``d/M/yyyy``, ``h:mm:ss AM/PM`` or ``H:mm:ss``) and ``d.M.yyyy H:mm:ss``; null where none
+    fits.
+
+    ``order`` is the slashed dates' order (``DAY_FIRST``, ``MONTH_FIRST``), the file's; without
+    it ``date_order`` decides from ``col`` alone (a whole JSON document).
     """
     epoch = pc.struct_field(pc.extract_regex(col, _EPOCH), "ms")
     from_epoch = epoch.cast(pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
-    slashed = pc.extract_regex(col, _SLASHED)
-    hour = pc.struct_field(slashed, "H").cast(pa.int32())
-    pm = pc.equal(pc.utf8_upper(pc.struct_field(slashed, "p")), "PM")
-    am_pm = pc.not_equal(pc.struct_field(slashed, "p"), "")
+    parts = pc.extract_regex(col, _SLASHED)
+    hour = pc.struct_field(parts, "H").cast(pa.int32())
+    pm = pc.equal(pc.utf8_upper(pc.struct_field(parts, "p")), "PM")
+    am_pm = pc.not_equal(pc.struct_field(parts, "p"), "")
     hour = pc.if_else(am_pm, pc.add(pc.remainder(hour, 12), pc.if_else(pm, 12, 0)), hour)
-    first = pc.struct_field(slashed, "a").cast(pa.int32())
-    day_first = bool(pc.fill_null(pc.any(pc.greater(first, 12)), False).as_py())
-    month, day = ("b", "a") if day_first else ("a", "b")
+    order = order or date_order(slashed(col))[0]
+    month, day = ("b", "a") if order == DAY_FIRST else ("a", "b")
     dotted = pc.extract_regex(col, _DOTTED)
     text = pc.coalesce(
-        _iso(slashed, month, day, hour.cast(pa.string())),
+        _iso(parts, month, day, hour.cast(pa.string())),
         _iso(dotted, "m", "d", pc.struct_field(dotted, "H")),
         pc.if_else(pc.is_valid(epoch), pa.scalar(None, pa.string()), col),
     )
@@ -186,28 +245,35 @@ def split_recipient_status(col: pa.Array) -> tuple[pa.ListArray, pa.ListArray]:
     )
 
 
-def row_events(chains: pa.ListArray) -> pa.Array:
-    """Per row, the last event of the recipient whose outcome matters most (a failure first)."""
-    n = len(chains)
-    flat = pc.fill_null(chains.values, "")
-    last = pc.struct_field(pc.extract_regex(flat, r"(?:^|,)\s*(?P<e>[^,]*?)\s*$"), "e")
-    rank = pc.index_in(C.outcomes(last, "exo-status"), value_set=pa.array(_SIGNIFICANCE))
-    order = pa.table(
-        {
-            "row": pc.list_parent_indices(chains),
-            "rank": pc.fill_null(rank, len(_SIGNIFICANCE)),
-            "pos": pa.array(np.arange(len(flat))),
-        }
-    ).sort_by([("row", "ascending"), ("rank", "ascending"), ("pos", "ascending")])
-    rows = order.column("row").to_numpy()
-    first = np.ones(len(rows), dtype=bool)
-    first[1:] = rows[1:] != rows[:-1]
-    picked = order.column("pos").to_numpy()[first]
-    events = np.full(n, None, dtype=object)
-    events[rows[first]] = pc.take(C.null_if_empty(last), pa.array(picked)).to_numpy(
-        zero_copy_only=False
+def last_events(chains: pa.Array) -> pa.Array:
+    """The last event of each chain (``Receive, Deliver`` -> ``Deliver``), in the ``exo-status``
+    table's spelling; null for an empty chain."""
+    last = pc.struct_field(
+        pc.extract_regex(pc.fill_null(chains, ""), r"(?:^|,)\s*(?P<e>[^,]*?)\s*$"), "e"
     )
-    return pa.array(events, pa.string())
+    return C.null_if_empty(C.spelled(C.null_if_empty(last), "exo-status"))
+
+
+def per_recipient(
+    recipients: pa.ListArray, chains: pa.ListArray
+) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """One entry per recipient of each row (a row without one keeps one entry, null): the
+    row each comes from, its address and its chain."""
+    n = len(recipients)
+    lengths = pc.fill_null(pc.list_value_length(recipients), 0).to_numpy(zero_copy_only=False)
+    counts = np.maximum(lengths, 1)
+    out_start = np.cumsum(counts) - counts
+    parents = pc.list_parent_indices(recipients).to_numpy()
+    first_value = np.cumsum(lengths) - lengths
+    at = out_start[parents] + np.arange(len(parents)) - first_value[parents]
+    index = np.full(int(counts.sum()), -1, dtype=np.int64)
+    index[at] = np.arange(len(parents))
+    take = pa.array(index, mask=index < 0)
+    return (
+        np.repeat(np.arange(n), counts),
+        pc.take(pc.list_flatten(recipients), take),
+        pc.take(pc.list_flatten(chains), take),
+    )
 
 
 def _text(cols: dict[str, pa.Array], name: str, n: int) -> pa.Array:
@@ -246,22 +312,28 @@ def server_names(table: pa.Table) -> pa.Array:
     return pc.if_else(local, hosts, pa.scalar(None, pa.string()))
 
 
-def summary(raw: pa.Table, run: Run, rows, ctx: Context, name: str, log_type: str):
-    """MTSummary rows: one per message, every recipient with its chain of events."""
+def summary(
+    raw: pa.Table, run: Run, rows, ctx: Context, name: str, log_type: str, order: str | None = None
+):
+    """MTSummary rows: one a recipient of each line, with its own chain of events, whose last
+    event is the row's (FORMATS.md I.1: each recipient has its own chain)."""
     n = raw.num_rows
     cols = {c: C.whole(raw.column(c)) for c in raw.column_names}
-    out = {SUMMARY_COLUMNS[c]: _text(cols, c, n) for c in cols if c in SUMMARY_COLUMNS}
     recipients, chains = split_recipient_status(
         cols.get("recipient_status", pa.nulls(n, pa.string()))
     )
-    event_id = row_events(chains)
+    of_row, address, chain = per_recipient(recipients, chains)
+    cols = {c: pc.take(col, pa.array(of_row)) for c, col in cols.items()}
+    n = len(of_row)
+    out = {SUMMARY_COLUMNS[c]: _text(cols, c, n) for c in cols if c in SUMMARY_COLUMNS}
+    event_id = last_events(chain)
     total_bytes, bad_bytes = C.parse_int(_text(cols, "total_bytes", n))
     direction = _text(cols, "directionality", n)
     priority = _text(cols, "delivery_priority", n)
     out.update(
-        date_time=parse_time(_text(cols, "origin_timestamp_utc", n)),
-        recipient_address=recipients,
-        recipient_status=chains,
+        date_time=parse_time(_text(cols, "origin_timestamp_utc", n), order),
+        recipient_address=one_item_lists(address),
+        recipient_status=one_item_lists(chain),
         event_id=event_id,
         source=C.constant("EXO", n),
         outcome=C.outcomes(event_id, "exo-status"),
@@ -276,10 +348,16 @@ def summary(raw: pa.Table, run: Run, rows, ctx: Context, name: str, log_type: st
         ),
         custom_data=pc.binary_join_element_wise("S:DeliveryPriority=", priority, ""),
     )
-    return _finish(out, run, rows, ctx, name, log_type, [(bad_bytes, "bad total_bytes")])
+    table, bad, servers = _finish(
+        out, run, rows[of_row], ctx, name, log_type, [(bad_bytes, "bad total_bytes")]
+    )
+    # a line's recipients share its faults: the line is quarantined once
+    return table, list({b.line: b for b in bad}.values()), servers
 
 
-def trace(raw: pa.Table, run: Run, rows, ctx: Context, name: str, log_type: str):
+def trace(
+    raw: pa.Table, run: Run, rows, ctx: Context, name: str, log_type: str, order: str | None = None
+):
     """Get-MessageTrace(Detail) rows from a CSV export or API JSON: one recipient each."""
     n = raw.num_rows
     cols = {c: C.whole(raw.column(c)) for c in raw.column_names}
@@ -295,7 +373,7 @@ def trace(raw: pa.Table, run: Run, rows, ctx: Context, name: str, log_type: str)
     out["event_id"] = event_id
     total_bytes, bad_bytes = C.parse_int(out.get("total_bytes", pa.nulls(n, pa.string())))
     out.update(
-        date_time=parse_time(out.get("date_time", pa.nulls(n, pa.string()))),
+        date_time=parse_time(out.get("date_time", pa.nulls(n, pa.string())), order),
         recipient_address=one_item_lists(out.get("recipient_address", pa.nulls(n, pa.string()))),
         source=C.constant("EXO", n),
         outcome=C.outcomes(event_id, "exo-status"),
