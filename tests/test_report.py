@@ -712,10 +712,34 @@ def test_lists_cut_at_the_limit_say_their_totals(synth, expected):
     failed, _ = expected.counts("failed")
     deferred, _ = expected.counts("deferred")
     assert failed > 5 and deferred > 1
-    r = daily_report(synth[1], DAY, limit=1)
+    r = daily_report(synth[1], DAY, limit=1, top=500)
     assert r.cut() == {
         "failed": {"listed": 1, "total": failed},
         "pending": {"listed": 1, "total": deferred},
     }
     assert r.to_dict()["cut"] == r.cut()
-    assert daily_report(synth[1], DAY).cut() == {}  # the default limit holds them all
+    assert daily_report(synth[1], DAY, top=500).cut() == {}  # the limits hold them all
+
+
+def test_top_lists_cut_at_top_say_their_lengths(synth, tmp_path):
+    page = tmp_path / "day.html"
+    args = ["report", "daily", "--store", synth[1], "--date", DAY, "--traces", "0", "--top", "3"]
+    done = _loganalyzer(*args, "--json", "--out", page)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    distinct = {d["figure"]: d["count"] for d in report["tables"]["distinct"]}
+    cut = report["cut"]
+    # the lists' lengths, counted apart from the distinct figures' own query
+    assert cut["top_sender_domains"] == {"listed": 3, "total": distinct["sender domains"]}
+    lengths = {t["list"]: t["total"] for t in report["tables"]["top_totals"]}
+    assert lengths["top_senders"] + lengths["system_senders"] == distinct["senders"]
+    assert len(report["tables"]["system_senders"]) == min(3, lengths["system_senders"])
+    assert cut["top_recipients"]["total"] <= distinct["recipients"]
+    assert cut["top_recipients"] == cut["top_recipients_by_size"]
+    html = page.read_text(encoding="utf-8")
+    under = html.split('id="t-top_sender_domains"', 1)[1].split('id="t-', 1)[0]
+    assert f"The first 3 of {distinct['sender domains']:,}." in under
+    assert 'id="t-top_totals"' not in html  # the notes give its figures, not a table
+    # a list that --top holds whole says nothing
+    done = _loganalyzer(*args[:-1], "1000", "--json")
+    assert not any(k.startswith("top_") for k in json.loads(done.stdout)["cut"])

@@ -35,6 +35,7 @@ from loganalyzer.report.sections import clients, smtp, tls, totals
 from loganalyzer.report.sections.changes import HEADLINE, changes
 from loganalyzer.report.sections.failures import status_meaning
 from loganalyzer.report.sections.history import QUIET_DAYS
+from loganalyzer.report.sections.top import LISTED_OF, listed_of
 from loganalyzer.report.sections.traffic import daily
 from loganalyzer.store import Store
 from loganalyzer.store import rollups as store_rollups
@@ -45,7 +46,8 @@ FROM_ROLLUPS = (
     "totals changes distinct hourly daily failures_by_status failures_by_domain failures_by_server "
     "latency latency_hourly top_senders top_senders_by_size top_sender_domains "
     "top_sender_domains_by_size top_recipients top_recipients_by_size top_recipient_domains "
-    "top_recipient_domains_by_size system_senders tls_versions tls_legacy tls_failures tls_plain "
+    "top_recipient_domains_by_size system_senders top_totals tls_versions tls_legacy "
+    "tls_failures tls_plain "
     "smtp_summary smtp_hourly reply_codes remote_ips auth_failures"
 ).split()
 #: Tables only rollups give (the section ``history``; empty in a report from rows).
@@ -753,7 +755,7 @@ class _Figures:
                 out[f"top_{name}{suffix}"] = self.q(
                     f"""
                     select {col} as {label}, sum(messages)::bigint as messages,
-                           sum(bytes)::bigint as bytes
+                           sum(bytes)::bigint as bytes, count(*) over () as {LISTED_OF}
                     from r where measure = '{measure}' and $w
                       and {col} is not null and {col} <> '' {people}
                     group by 1 order by {order}, 1 limit {self.top}
@@ -761,12 +763,13 @@ class _Figures:
                 )
         out["system_senders"] = self.q(
             f"""
-            select key as sender, sum(messages)::bigint as messages, sum(bytes)::bigint as bytes
+            select key as sender, sum(messages)::bigint as messages, sum(bytes)::bigint as bytes,
+                   count(*) over () as {LISTED_OF}
             from r where measure = 'sender' and $w and {system}
             group by 1 order by messages desc, bytes desc, 1 limit {self.top}
             """
         )
-        return out
+        return listed_of(out)
 
 
 def _ranked(group: str) -> str:

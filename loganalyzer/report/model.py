@@ -95,7 +95,11 @@ class DailyReport(Result):
         return [
             SectionResult(
                 s,
-                {t.name: self.metrics[t.name] for t in s.tables if t.name in self.metrics},
+                {
+                    t.name: self.metrics[t.name]
+                    for t in s.tables
+                    if t.name in self.metrics and t.page
+                },
                 s.note(self) if s.note else None,
                 charts.get(s.id, {}),
             )
@@ -158,14 +162,26 @@ class DailyReport(Result):
         return out
 
     def cut(self) -> dict[str, dict[str, int]]:
-        """The lists of recipients cut at ``limit`` rows: their rows and true totals."""
-        return {
-            t.name: {"listed": len(self.metrics[t.name]), "total": int(self.headline[t.total])}
-            for t in registry.TABLES.values()
-            if t.total
-            and t.name in self.metrics
-            and self.headline[t.total] > len(self.metrics[t.name])
-        }
+        """The lists cut at their limit (``limit`` recipients, ``top`` senders...): their
+        rows and true totals."""
+        out = {}
+        for t in registry.TABLES.values():
+            total = self.total_of(t.name)
+            if total is not None and total > len(self.metrics[t.name]):
+                out[t.name] = {"listed": len(self.metrics[t.name]), "total": total}
+        return out
+
+    def total_of(self, name: str) -> int | None:
+        """How many rows the list ``name`` has without its limit, where that is known."""
+        t = registry.TABLES.get(name)
+        if t is None or name not in self.metrics:
+            return None
+        if t.total:
+            return int(self.headline[t.total])
+        tops = self.metrics.get("top_totals")
+        if tops is not None and name in set(tops["list"]):
+            return int(tops.loc[tops["list"] == name, "total"].iloc[0])
+        return None
 
     def _failed_messages(self) -> int:
         totals = self.metrics["totals"].set_index("figure")

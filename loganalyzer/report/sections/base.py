@@ -78,6 +78,8 @@ class Table:
     total: str | None = None
     #: Its own template fragment (in ``templates/``), else the generic table.
     template: str | None = None
+    #: Shown on the page (else in the JSON only: figures the page gives in other words).
+    page: bool = True
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,25 @@ def compute(q: Inputs) -> dict[str, pd.DataFrame]:
     return tops(q.con, q.ctx, q.top)
 
 
+#: The column of a top list's query that holds the list's length before its ``limit``.
+LISTED_OF = "listed_of"
+
+
+def listed_of(out: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """``out`` with each list's ``LISTED_OF`` column taken out into the table ``top_totals``
+    (list, total): how many rows each list would have without its limit."""
+    totals = {}
+    for name, df in out.items():
+        if LISTED_OF in df.columns:
+            totals[name] = int(df[LISTED_OF].iloc[0]) if len(df) else 0
+            out[name] = df.drop(columns=LISTED_OF)
+    out["top_totals"] = pd.DataFrame({"list": list(totals), "total": list(totals.values())})
+    return out
+
+
 def tops(con: duckdb.DuckDBPyConnection, ctx: Context, top: int) -> dict[str, pd.DataFrame]:
-    """Top senders, recipients and their domains, by messages and by bytes."""
+    """Top senders, recipients and their domains, by messages and by bytes, and their
+    lengths without the limit (``top_totals``)."""
     n = int(top)
     out = {}
     fin = "select distinct msg, {col}, size from fin where kind in ('delivered', 'sent')"
@@ -52,7 +69,7 @@ def tops(con: duckdb.DuckDBPyConnection, ctx: Context, top: int) -> dict[str, pd
                 con,
                 f"""
                 select {col} as {label}, count(distinct msg) as messages,
-                       coalesce(sum(size), 0)::bigint as bytes
+                       coalesce(sum(size), 0)::bigint as bytes, count(*) over () as {LISTED_OF}
                 from ({src}) where {col} is not null and {col} <> '' {people}
                 group by 1 order by {order}, 1 limit {n}
                 """,
@@ -62,13 +79,13 @@ def tops(con: duckdb.DuckDBPyConnection, ctx: Context, top: int) -> dict[str, pd
         con,
         f"""
         select sender_key as sender, count(distinct msg) as messages,
-               coalesce(sum(size), 0)::bigint as bytes
+               coalesce(sum(size), 0)::bigint as bytes, count(*) over () as {LISTED_OF}
         from msgs_of($a, $b) where {system("sender_key")}
         group by 1 order by messages desc, bytes desc, 1 limit {n}
         """,
         {"a": a, "b": b},
     )
-    return out
+    return listed_of(out)
 
 
 def charts(r: Report) -> dict[str, Chart]:
@@ -98,6 +115,8 @@ SECTION = Section(
             "System senders (bounces and notices; not in the lists above)",
             half=True,
         ),
+        # each list's length without --top: the page says "The first 10 of 221." under it
+        Table("top_totals", "Lengths of the lists without --top", page=False),
     ),
     compute=compute,
     charts=charts,
