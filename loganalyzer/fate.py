@@ -14,6 +14,7 @@ what the event is; a verdict says what a recipient's story came to.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 
@@ -174,8 +175,15 @@ def status_text(status: str | None) -> str | None:
     return (m[1] if m else status).strip() or None
 
 
-def _first_label(host: str | None) -> str:
-    return (host or "").split(".")[0].upper()
+def server_name(host: str | None) -> str:
+    """A host as the logs' server column names it: the first label of its name in upper case
+    (``ex01.contoso.com (10.0.0.11)`` -> ``EX01``); an IP address whole (not ``10``)."""
+    text = (host or "").split(" (", 1)[0].strip().strip("[]")
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return text.split(".")[0].upper()
+    return text
 
 
 def is_handoff(row: Mapping, servers: Iterable[str]) -> bool:
@@ -185,7 +193,7 @@ def is_handoff(row: Mapping, servers: Iterable[str]) -> bool:
         return True
     if INTERNAL_CONNECTOR.search(row.get("connector_id") or ""):
         return True
-    return _first_label(row.get("server_hostname")) in servers
+    return server_name(row.get("server_hostname")) in servers
 
 
 def kind_of(event: str, row: Mapping, servers: Iterable[str]) -> str:
