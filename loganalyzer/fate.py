@@ -34,7 +34,7 @@ __all__ = [
     "RELAY_FORMATS",
     "SENDS",
     "TRANSFER_BEGINS",
-    "UNKNOWN_STATUS",
+    "NO_VERDICT",
     "VERDICTS",
     "handoff_sql",
     "in_sql",
@@ -119,9 +119,17 @@ FINAL_EXO: Mapping[str, str] = {
     "Expanded": "expanded",
     "Recalled": "dropped",
 }
-#: Statuses that say the service's status is unknown (Graph's stand-in for one its API version
-#: does not name, FORMATS.md N.2): Exchange Online is the last hop, no other log is missing.
-UNKNOWN_STATUS: frozenset[str] = frozenset({"UnknownFutureValue"})
+#: Exchange Online statuses that give no verdict, and what they say instead: Exchange Online
+#: is the last hop, no other server's log is missing. Graph's stand-in for a status its API
+#: version does not name (FORMATS.md N.2); None and Resolved of the exo-status table.
+NO_VERDICT: Mapping[str, str] = {
+    "UnknownFutureValue": "status unknown (the service wrote UnknownFutureValue, a status it "
+    "does not name)",
+    "None": "no delivery status (the service wrote None: the message was rejected or "
+    "redirected to another recipient)",
+    "Resolved": "resolved to another address (the service wrote Resolved: the message went "
+    "on to the address the directory gave)",
+}
 #: Every final event and its verdict.
 FINALS: Mapping[str, str] = {**FINAL, **FINAL_2003, **FINAL_EXO}
 #: Events that defer a recipient (its verdict ``deferred``): without one in a period, no

@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cache
 
 import eventcodes
-from loganalyzer.fate import DEFERS, EXPANDS, RANK, REDIRECTS, UNKNOWN_STATUS, server_name
+from loganalyzer.fate import DEFERS, EXPANDS, NO_VERDICT, RANK, REDIRECTS, server_name
 from loganalyzer.pages import display_subject
 from loganalyzer.trace.model import Event, Line, MessageTrace, Verdict
 from loganalyzer.trace.verdict import (
@@ -317,7 +317,7 @@ class _Stories:
                 drop_reason(last.event, last.row.get("source")),
                 shown(_first_deferral(steps).time) if verdict == "deferred" else None,
                 host,
-                last.event if verdict == "last_seen" and last.event in UNKNOWN_STATUS else None,
+                NO_VERDICT.get(last.event) if verdict == "last_seen" else None,
             ),
             latency,
             status,
