@@ -407,6 +407,10 @@ def ingest(
     files, reports = discover(paths, exclude=st.local_root)
     if not files:  # nothing to read: refused before the store is touched
         raise BadInput(_nothing_to_ingest(paths, reports))
+    if scheduler:  # a wrong address is refused before the store is locked
+        from loganalyzer.cluster import check_scheduler
+
+        check_scheduler(scheduler)
     summary = IngestSummary(str(st.root), reports)
     folder = st.local_root
     made = folder is not None and not folder.exists()  # the lock creates it
