@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loganalyzer import formats
-from loganalyzer.errors import BadInput
+from loganalyzer.errors import BadInput, as_list
 from loganalyzer.result import Result
 from loganalyzer.schema import SCHEMA_VERSION
 from loganalyzer.sources import (
@@ -131,7 +131,7 @@ def discover(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = Non
     found: dict[str, None] = {}
     missing: list[FileReport] = []
     exclude = exclude.resolve() if exclude else None  # once, not once per file
-    for p in map(str, paths):
+    for p in map(str, as_list(paths)):
         if not p:  # Path("") is the current folder: an empty name from a script is not
             missing.append(FileReport(p, "error", reason="empty path"))
             continue
@@ -472,7 +472,7 @@ def forget(
     archive), by their first bytes, as ingest knows a log."""
     from loganalyzer.store import forget as store_forget
 
-    wanted = [str(p) for p in paths]
+    wanted = [str(p) for p in as_list(paths)]
     heads = {w: _heads(w) for w in wanted if w.strip()}
     return store_forget.forget(
         store,
