@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 from loganalyzer import formats
 from loganalyzer.errors import BadInput, as_list
+from loganalyzer.formats.base import ReadState
+from loganalyzer.formats.common import LOCAL_ZONE
 from loganalyzer.result import Result
 from loganalyzer.schema import SCHEMA_VERSION
 from loganalyzer.sources import (
@@ -236,6 +238,18 @@ def _unread(name: str, exc: BaseException) -> FileReport:
     return FileReport(name, "error", reason=f"could not read: {why}")
 
 
+def _differs(row: FileRow, *, format, server, tz) -> str | None:
+    """The options given now that would have read the file ``row`` differently ("--tz and
+    --server"), or None: a file read before is not read again, so they do not apply."""
+    zone = ReadState(header=row.header or "").directives().get(LOCAL_ZONE)
+    named = [
+        ("--format", format is not None and format != row.format),
+        ("--server", server is not None and server != row.server),
+        ("--tz", tz is not None and zone is not None and (zone or "UTC") != tz),
+    ]
+    return " and ".join(o for o, other in named if other) or None
+
+
 def _plan(files, manifest, store, *, format, server, tz, final, reports):
     identity = Identity(manifest)
     series = _Series()
@@ -277,7 +291,8 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
             row.add_path(name)
             consumed = row.bytes_consumed
             if size <= consumed or (size == row.size and not is_final):
-                reports.append(FileReport(name, "unchanged", row.format))
+                differs = _differs(row, format=format, server=server, tz=tz)
+                reports.append(FileReport(name, "unchanged", row.format, reason=differs))
                 continue
             offset, line = _read_on_from(name, consumed, row.lines_consumed or 0)
             task = Task(
@@ -444,14 +459,15 @@ def ingest(
                 os.remove(folder / LOCK_FILE)
                 os.rmdir(folder)
         raise BadInput(_nothing_to_ingest(paths, summary.files))
-    given = [o for o, v in (("--format", format), ("--server", server), ("--tz", tz)) if v]
-    before = sum(f.status == "unchanged" for f in summary.files)
-    if given and before:
+    differ = [f.reason for f in summary.files if f.status == "unchanged" and f.reason]
+    if differ:  # each option once, in the order _differs names them
+        given = " and ".join(dict.fromkeys(o for r in differ for o in r.split(" and ")))
+        many = " and " in given
         summary.warnings.append(
-            f"{before} {'file was' if before == 1 else 'files were'} read before and not again: "
-            f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to files read for "
-            "the first time (`loganalyzer store "
-            "forget` takes files out of the store, to be read again)"
+            f"{len(differ)} {'file was' if len(differ) == 1 else 'files were'} read before "
+            f"with another {given} and not again: {given} "
+            f"{'apply' if many else 'applies'} to files read for the first time "
+            "(`loganalyzer store forget` takes files out of the store, to be read again)"
         )
     summary.seconds = time.perf_counter() - started
     return summary
