@@ -146,16 +146,38 @@ def discover(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = Non
         else:
             candidates = [Path(os_path(p))]
         for c in candidates:
-            if c.is_dir():
-                for f in sorted(c.rglob("*")):
-                    if f.is_file() and not (exclude and _inside(f, exclude)):
-                        found[user_path(str(f))] = None
-            elif c.is_file():
-                found[user_path(str(c))] = None
-            elif not glob.has_magic(p):
-                why = "no such file or folder" if not c.exists() else "not a regular file"
-                missing.append(FileReport(user_path(str(c)), "error", reason=why))
+            try:
+                if c.is_dir():
+                    found.update(dict.fromkeys(_files_under(c, exclude, missing)))
+                elif c.is_file():
+                    found[user_path(str(c))] = None
+                elif not glob.has_magic(p):
+                    why = "no such file or folder" if not c.exists() else "not a regular file"
+                    missing.append(FileReport(user_path(str(c)), "error", reason=why))
+            except OSError as exc:  # no right to look: named, the others are read
+                missing.append(_unread(user_path(str(c)), exc))
     return list(found), missing
+
+
+def _files_under(folder: Path, exclude: Path | None, missing: list[FileReport]) -> list[str]:
+    """The files below ``folder`` in name order; a folder or entry that cannot be read (no
+    rights, a dangling share) is added to ``missing`` instead of stopping the search."""
+    out = []
+
+    def unreadable(exc: OSError) -> None:
+        missing.append(_unread(user_path(exc.filename or str(folder)), exc))
+
+    for root, _dirs, names in os.walk(folder, onerror=unreadable):
+        for name in names:
+            f = Path(root) / name
+            try:
+                regular = f.is_file()
+            except OSError as exc:
+                missing.append(_unread(user_path(str(f)), exc))
+                continue
+            if regular and not (exclude and _inside(f, exclude)):
+                out.append(f)
+    return [user_path(str(f)) for f in sorted(out)]
 
 
 def _inside(path: Path, folder: Path) -> bool:
