@@ -14,6 +14,7 @@ import pytest
 from conftest import LOGANALYZER, ROOT
 
 import loganalyzer as la
+from loganalyzer.errors import BadInput
 from loganalyzer.read.export import defuse
 
 
@@ -201,3 +202,16 @@ def test_one_path_or_domain_given_alone_is_one_item(tmp_path, monkeypatch):
     assert report.accepted_domains == ["contoso.com"]
     forgotten = la.forget(tracking, store, dry_run=True)
     assert forgotten.files and all(f.startswith(str(tracking)) for f in forgotten.files)
+
+
+def test_store_frames_take_arguments_as_trace_does(store):
+    """A server in any case, one column given alone, a number as a recipient; an unknown
+    column or an empty window is a BadInput naming it (were DuckDB's errors, or nothing)."""
+    server = str(store.tracking(columns=["server"])["server"].iloc[0])
+    assert len(store.tracking(server=server.lower())) == len(store.tracking(server=server)) > 0
+    assert list(store.tracking(columns="event_id").columns) == ["event_id"]
+    assert len(store.tracking(recipient=5)) == 0
+    with pytest.raises(BadInput, match="'nope': no such column of tracking"):
+        store.tracking(columns=["event_id", "nope"])
+    with pytest.raises(BadInput, match="is not before until"):
+        store.smtp(since="2026-03-03", until="2026-03-02")
