@@ -49,8 +49,9 @@ def check_scheduler(address: str) -> None:
 
     async def identity() -> dict:
         scheduler = rpc(address, timeout=seconds)
-        try:  # a server that is no scheduler may never answer: the wait is ours
-            return await asyncio.wait_for(scheduler.identity(), seconds)
+        try:  # a server that is no scheduler may never answer: the wait is ours (after the
+            # connect's own, so that a refused or unknown address says so)
+            return await asyncio.wait_for(scheduler.identity(), seconds + 5)
         finally:
             await scheduler.close_rpc()
 
@@ -62,7 +63,7 @@ def check_scheduler(address: str) -> None:
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
     if not isinstance(answer, dict) or answer.get("type") != "Scheduler":
         raise ClusterError(
-            f"no Dask scheduler answers at {address} (within {seconds:g} s): is it the "
+            f"no Dask scheduler answers at {address} (within {seconds + 5:g} s): is it the "
             "dashboard's port? The scheduler's is 8786 unless it was started with another"
         )
 

@@ -183,6 +183,10 @@ def status_text(status: str | None) -> str | None:
     return (m[1] if m else status).strip() or None
 
 
+def _first_label(host: str | None) -> str:  # (handoff_sql's rule: the two must agree)
+    return (host or "").split(".")[0].upper()
+
+
 def server_name(host: str | None) -> str:
     """A host as the logs' server column names it: the first label of its name in upper case
     (``ex01.contoso.com (10.0.0.11)`` -> ``EX01``); an IP address whole (not ``10``)."""
@@ -201,7 +205,7 @@ def is_handoff(row: Mapping, servers: Iterable[str]) -> bool:
         return True
     if INTERNAL_CONNECTOR.search(row.get("connector_id") or ""):
         return True
-    return server_name(row.get("server_hostname")) in servers
+    return _first_label(row.get("server_hostname")) in servers
 
 
 def kind_of(event: str, row: Mapping, servers: Iterable[str]) -> str:

@@ -25,7 +25,8 @@ SAMPLE_ROWS = {
         ("2006-10-09T05:00:19.000+00:00", "MAIL01", 7),
     ],
     "exchange2003-tracking": [("2003-08-12T00:58:14.000+00:00", "PACKRAT", 4)],
-    "exo-message-trace": [("2021-03-23T10:00:09.328+00:00", "EXCHANGE-ONLINE", 2)],
+    # an Enhanced summary line of two recipients: a row each (I.1)
+    "exo-message-trace": [("2021-03-23T10:00:09.328+00:00", "EXCHANGE-ONLINE", 2)] * 2,
     "exchange-agent": [("2026-03-02T08:16:40.501+00:00", "EX01", 6)],
     "exchange-connectivity": [("2026-03-02T08:30:21.140+00:00", "EX01", 6)],
 }
