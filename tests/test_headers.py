@@ -351,7 +351,7 @@ def test_received_folded_before_the_parenthesis_keeps_every_clause(indent):
     }
     assert d["subject"] == "Quarterly report"
     if not indent:
-        assert d["notes"] == ["joined a line without folding whitespace to Received"] * 2
+        assert d["notes"] == ["joined a line without folding whitespace to Received (2 times)"]
 
 
 def test_microsoft_received_and_antispam_test_values():
