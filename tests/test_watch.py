@@ -265,11 +265,9 @@ def test_once_follows_the_monitoring_plugin_convention(synth_logs, tmp_path):
     ok = run_once(str(watched), *common)
     assert (ok.returncode, ok.stdout.split(" - ")[0]) == (0, "WATCH OK"), ok.stdout + ok.stderr
     assert len(ok.stdout.splitlines()) == 1
-    copy_hours(synth_logs, watched, range(9, 11))
-    pending = run_once(str(watched), *common)  # the backlog must last 15 minutes first
-    copy_hours(synth_logs, watched, range(11, 12))
+    # hours that land at once: the backlog that began at 09:00 lasts its 15 minutes in them
+    copy_hours(synth_logs, watched, range(9, 12))
     critical = run_once(str(watched), *common)
-    assert pending.returncode == 0, pending.stdout
     assert critical.returncode == 2, critical.stdout + critical.stderr
     text, perf = critical.stdout.rstrip().split(" | ")
     alerts = text.removeprefix("WATCH CRITICAL - ").split("; ")
@@ -483,3 +481,61 @@ def test_a_webhook_that_is_no_address_is_refused_at_start(tmp_path):
     assert done.stdout.strip() == (
         "WATCH UNKNOWN - --webhook 'notaurl': give an http:// or https:// address"
     )
+
+
+AUTH_ONLY = """
+[auth_failures]
+threshold = 20
+window_minutes = 10
+"""
+
+
+def test_hours_that_land_at_once_raise_the_alert_of_a_burst_early_in_them_once(
+    synth_logs, tmp_path, webhook
+):
+    """A round that ingests more than a rule's window of rows (hourly copies landing at
+    once, a watch that ran behind) evaluates every window in them: the burst of 15:00 fires
+    and resolves once, though the newest row is two hours later."""
+    url, hook = webhook
+    (tmp_path / "rules.toml").write_text(AUTH_ONLY)
+    watched, store = tmp_path / "logs", tmp_path / "store"
+    copy_hours(synth_logs, watched, range(0, 10))
+    proc = subprocess.Popen(
+        [LOGANALYZER, "watch", str(watched), "--store", str(store)]
+        + ["--rules", str(tmp_path / "rules.toml"), "--interval", "1", "--webhook", url]
+        + ["--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    rounds = Rounds(proc)
+    try:
+        first = rounds.after_change()
+        copy_hours(synth_logs, watched, range(10, 18))  # 15:00 is two hours before the newest
+        batch = rounds.after_change()
+        copy_hours(synth_logs, watched, range(18, 24))
+        after = rounds.after_change()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert notices(first) == [] and notices(after) == []
+    burst = ("auth_failures", "203.0.113.210")
+    assert [n[0] for n in notices(batch) if n[1:] == burst] == ["firing", "resolved"]
+    fired = next(n for r in batch for n in r["notices"] if n["status"] == "firing")
+    assert "2026-03-02T15:00" <= fired["at"] < "2026-03-02T15:15", fired
+    assert all(r["now"] > "2026-03-02T17:00" for r in batch if r["notices"])
+    assert [(h["status"], h["rule"], h["key"]) for h in hook.received] == [
+        ("firing", *burst),
+        ("resolved", *burst),
+    ]
+    # the first round of a new store reads the day it ingests the same way, and --once
+    # warns of the burst that fired and resolved in it
+    once = run_once(
+        str(watched), "--store", str(tmp_path / "other"), "--rules", str(tmp_path / "rules.toml")
+    )
+    assert once.returncode == 1, once.stdout + once.stderr
+    assert (
+        once.stdout.startswith("WATCH WARNING - auth_failures 203.0.113.210: 2")
+        and " (at 2026-03-02 15:0" in once.stdout
+    ), once.stdout
