@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,7 +191,8 @@ def watch(
     on_check: Callable[[Check], None] | None = None,
     **options: Any,
 ) -> None:
-    """``check`` every ``interval`` seconds until ``stop`` is set (Ctrl-C in the CLI)."""
+    """``check`` every ``interval`` seconds until ``stop`` is set (Ctrl-C or SIGTERM in the
+    CLI: the round in progress ends first)."""
     stop = stop or threading.Event()
     first = True
     while not stop.is_set():
@@ -204,7 +206,9 @@ def watch(
         first = False
         if on_check is not None:
             on_check(result)
-        stop.wait(interval)
+        deadline = time.monotonic() + interval
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            stop.wait(min(left, 1.0))  # short waits: Windows runs a Ctrl-C handler between them
 
 
 def _evaluation_times(
