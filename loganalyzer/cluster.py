@@ -9,6 +9,7 @@ for a local ingest: a cluster never commits anything.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Iterator
 from dataclasses import replace
@@ -23,6 +24,47 @@ KEY_PREFIX = "loganalyzer-parse"
 
 class ClusterError(LogAnalyzerError, RuntimeError):
     """The cluster cannot be used: Dask missing, the scheduler unreachable (exit 2)."""
+
+
+def check_scheduler(address: str) -> None:
+    """Refuse ``address`` unless a Dask scheduler answers there, within dask's connect timeout
+    (``distributed.comm.timeouts.connect``, 30 s): before the store is locked, so that a
+    wrong address (the dashboard's port, a web server) fails in seconds instead of waiting
+    for ever with the lock held."""
+    try:
+        import dask
+        from dask.utils import parse_timedelta
+        from distributed.comm.addressing import parse_address, parse_host_port
+        from distributed.core import rpc
+    except ImportError as exc:
+        raise ClusterError("--scheduler needs Dask: pip install 'loganalyzer[dask]'") from exc
+    try:
+        parse_host_port(parse_address(address)[1])
+    except ValueError:
+        raise ClusterError(
+            f"--scheduler {address!r}: give the scheduler's address as tcp://HOST:PORT "
+            "(its port is 8786 unless it was started with another)"
+        ) from None
+    seconds = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s")
+
+    async def identity() -> dict:
+        scheduler = rpc(address, timeout=seconds)
+        try:  # a server that is no scheduler may never answer: the wait is ours
+            return await asyncio.wait_for(scheduler.identity(), seconds)
+        finally:
+            await scheduler.close_rpc()
+
+    try:
+        answer = asyncio.run(identity())
+    except TimeoutError:
+        answer = None
+    except Exception as exc:  # refused, unknown host, a reply that is no Dask message
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+    if not isinstance(answer, dict) or answer.get("type") != "Scheduler":
+        raise ClusterError(
+            f"no Dask scheduler answers at {address} (within {seconds:g} s): is it the "
+            "dashboard's port? The scheduler's is 8786 unless it was started with another"
+        )
 
 
 def run_on_cluster(tasks: list[Task], address: str, store: Store) -> Iterator[TaskResult]:

@@ -6,6 +6,9 @@ raises one of these with a message that names the wrong value and what is accept
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+
 
 class LogAnalyzerError(Exception):
     """Base of every error loganalyzer raises on purpose."""
@@ -30,3 +33,14 @@ class NothingFound(LogAnalyzerError, LookupError):
     """The query was valid and matched nothing."""
 
     exit_code = 1
+
+
+def as_list(values: Iterable | str | os.PathLike | None) -> list:
+    """``values`` as a list, a lone string or path as its one item: a caller who gives one
+    path or domain where a list is asked means that one (iterating a string gives its
+    characters, and ``"/"`` is the root folder)."""
+    if values is None:
+        return []
+    if isinstance(values, (str, bytes, os.PathLike)):
+        return [values]
+    return list(values)

@@ -14,6 +14,7 @@ what the event is; a verdict says what a recipient's story came to.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 
@@ -33,7 +34,7 @@ __all__ = [
     "RELAY_FORMATS",
     "SENDS",
     "TRANSFER_BEGINS",
-    "UNKNOWN_STATUS",
+    "NO_VERDICT",
     "VERDICTS",
     "handoff_sql",
     "in_sql",
@@ -118,9 +119,17 @@ FINAL_EXO: Mapping[str, str] = {
     "Expanded": "expanded",
     "Recalled": "dropped",
 }
-#: Statuses that say the service's status is unknown (Graph's stand-in for one its API version
-#: does not name, FORMATS.md N.2): Exchange Online is the last hop, no other log is missing.
-UNKNOWN_STATUS: frozenset[str] = frozenset({"UnknownFutureValue"})
+#: Exchange Online statuses that give no verdict, and what they say instead: Exchange Online
+#: is the last hop, no other server's log is missing. Graph's stand-in for a status its API
+#: version does not name (FORMATS.md N.2); None and Resolved of the exo-status table.
+NO_VERDICT: Mapping[str, str] = {
+    "UnknownFutureValue": "status unknown (the service wrote UnknownFutureValue, a status it "
+    "does not name)",
+    "None": "no delivery status (the service wrote None: the message was rejected or "
+    "redirected to another recipient)",
+    "Resolved": "resolved to another address (the service wrote Resolved: the message went "
+    "on to the address the directory gave)",
+}
 #: Every final event and its verdict.
 FINALS: Mapping[str, str] = {**FINAL, **FINAL_2003, **FINAL_EXO}
 #: Events that defer a recipient (its verdict ``deferred``): without one in a period, no
@@ -174,8 +183,15 @@ def status_text(status: str | None) -> str | None:
     return (m[1] if m else status).strip() or None
 
 
-def _first_label(host: str | None) -> str:
-    return (host or "").split(".")[0].upper()
+def server_name(host: str | None) -> str:
+    """A host as the logs' server column names it: the first label of its name in upper case
+    (``ex01.contoso.com (10.0.0.11)`` -> ``EX01``); an IP address whole (not ``10``)."""
+    text = (host or "").split(" (", 1)[0].strip().strip("[]")
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return text.split(".")[0].upper()
+    return text
 
 
 def is_handoff(row: Mapping, servers: Iterable[str]) -> bool:
@@ -185,7 +201,7 @@ def is_handoff(row: Mapping, servers: Iterable[str]) -> bool:
         return True
     if INTERNAL_CONNECTOR.search(row.get("connector_id") or ""):
         return True
-    return _first_label(row.get("server_hostname")) in servers
+    return server_name(row.get("server_hostname")) in servers
 
 
 def kind_of(event: str, row: Mapping, servers: Iterable[str]) -> str:

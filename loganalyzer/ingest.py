@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loganalyzer import formats
-from loganalyzer.errors import BadInput
+from loganalyzer.errors import BadInput, as_list
+from loganalyzer.formats.base import ReadState
+from loganalyzer.formats.common import LOCAL_ZONE
 from loganalyzer.result import Result
 from loganalyzer.schema import SCHEMA_VERSION
 from loganalyzer.sources import (
@@ -132,7 +134,7 @@ def discover(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = Non
     found: dict[str, None] = {}
     missing: list[FileReport] = []
     exclude = exclude.resolve() if exclude else None  # once, not once per file
-    for p in map(str, paths):
+    for p in map(str, as_list(paths)):
         if not p:  # Path("") is the current folder: an empty name from a script is not
             missing.append(FileReport(p, "error", reason="empty path"))
             continue
@@ -145,16 +147,38 @@ def discover(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = Non
         else:
             candidates = [Path(os_path(p))]
         for c in candidates:
-            if c.is_dir():
-                for f in sorted(c.rglob("*")):
-                    if f.is_file() and not (exclude and _inside(f, exclude)):
-                        found[user_path(str(f))] = None
-            elif c.is_file():
-                found[user_path(str(c))] = None
-            elif not glob.has_magic(p):
-                why = "no such file or folder" if not c.exists() else "not a regular file"
-                missing.append(FileReport(user_path(str(c)), "error", reason=why))
+            try:
+                if c.is_dir():
+                    found.update(dict.fromkeys(_files_under(c, exclude, missing)))
+                elif c.is_file():
+                    found[user_path(str(c))] = None
+                elif not glob.has_magic(p):
+                    why = "no such file or folder" if not c.exists() else "not a regular file"
+                    missing.append(FileReport(user_path(str(c)), "error", reason=why))
+            except OSError as exc:  # no right to look: named, the others are read
+                missing.append(_unread(user_path(str(c)), exc))
     return list(found), missing
+
+
+def _files_under(folder: Path, exclude: Path | None, missing: list[FileReport]) -> list[str]:
+    """The files below ``folder`` in name order; a folder or entry that cannot be read (no
+    rights, a dangling share) is added to ``missing`` instead of stopping the search."""
+    out = []
+
+    def unreadable(exc: OSError) -> None:
+        missing.append(_unread(user_path(exc.filename or str(folder)), exc))
+
+    for root, _dirs, names in os.walk(folder, onerror=unreadable):
+        for name in names:
+            f = Path(root) / name
+            try:
+                regular = f.is_file()
+            except OSError as exc:
+                missing.append(_unread(user_path(str(f)), exc))
+                continue
+            if regular and not (exclude and _inside(f, exclude)):
+                out.append(f)
+    return [user_path(str(f)) for f in sorted(out)]
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -237,6 +261,18 @@ def _unread(name: str, exc: BaseException) -> FileReport:
     return FileReport(name, "error", reason=f"could not read: {why}")
 
 
+def _differs(row: FileRow, *, format, server, tz) -> str | None:
+    """The options given now that would have read the file ``row`` differently ("--tz and
+    --server"), or None: a file read before is not read again, so they do not apply."""
+    zone = ReadState(header=row.header or "").directives().get(LOCAL_ZONE)
+    named = [
+        ("--format", format is not None and format != row.format),
+        ("--server", server is not None and server != row.server),
+        ("--tz", tz is not None and zone is not None and (zone or "UTC") != tz),
+    ]
+    return " and ".join(o for o, other in named if other) or None
+
+
 def _plan(files, manifest, store, *, format, server, tz, final, reports):
     identity = Identity(manifest)
     series = _Series()
@@ -278,7 +314,8 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
             row.add_path(name)
             consumed = row.bytes_consumed
             if size <= consumed or (size == row.size and not is_final):
-                reports.append(FileReport(name, "unchanged", row.format))
+                differs = _differs(row, format=format, server=server, tz=tz)
+                reports.append(FileReport(name, "unchanged", row.format, reason=differs))
                 continue
             offset, line = _read_on_from(name, consumed, row.lines_consumed or 0)
             task = Task(
@@ -410,6 +447,10 @@ def ingest(
     files, reports = discover(paths, exclude=st.local_root)
     if not files:  # nothing to read: refused before the store is touched
         raise BadInput(_nothing_to_ingest(paths, reports))
+    if scheduler:  # a wrong address is refused before the store is locked
+        from loganalyzer.cluster import check_scheduler
+
+        check_scheduler(scheduler)
     summary = IngestSummary(str(st.root), reports)
     folder = st.local_root
     made = folder is not None and not folder.exists()  # the lock creates it
@@ -443,14 +484,15 @@ def ingest(
                 os.remove(folder / LOCK_FILE)
                 os.rmdir(folder)
         raise BadInput(_nothing_to_ingest(paths, summary.files))
-    given = [o for o, v in (("--format", format), ("--server", server), ("--tz", tz)) if v]
-    before = sum(f.status == "unchanged" for f in summary.files)
-    if given and before:
+    differ = [f.reason for f in summary.files if f.status == "unchanged" and f.reason]
+    if differ:  # each option once, in the order _differs names them
+        given = " and ".join(dict.fromkeys(o for r in differ for o in r.split(" and ")))
+        many = " and " in given
         summary.warnings.append(
-            f"{before} {'file was' if before == 1 else 'files were'} read before and not again: "
-            f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to files read for "
-            "the first time (`loganalyzer store "
-            "forget` takes files out of the store, to be read again)"
+            f"{len(differ)} {'file was' if len(differ) == 1 else 'files were'} read before "
+            f"with another {given} and not again: {given} "
+            f"{'apply' if many else 'applies'} to files read for the first time "
+            "(`loganalyzer store forget` takes files out of the store, to be read again)"
         )
     summary.seconds = time.perf_counter() - started
     return summary
@@ -471,7 +513,7 @@ def forget(
     archive), by their first bytes, as ingest knows a log."""
     from loganalyzer.store import forget as store_forget
 
-    wanted = [str(p) for p in paths]
+    wanted = [str(p) for p in as_list(paths)]
     heads = {w: _heads(w) for w in wanted if w.strip()}
     return store_forget.forget(
         store,

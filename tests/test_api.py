@@ -14,6 +14,7 @@ import pytest
 from conftest import LOGANALYZER, ROOT
 
 import loganalyzer as la
+from loganalyzer.errors import BadInput
 from loganalyzer.read.export import defuse
 
 
@@ -181,3 +182,36 @@ def test_sql_json_bytes_are_hex_and_no_rows_is_one_line(cli, store):
     empty = cli("sql", "select event_id, server from tracking where false", "--store",
                 str(store.root))  # fmt: skip
     assert empty.exit_code == 0 and empty.stdout.strip() == "0 rows (columns: event_id, server)"
+
+
+def test_one_path_or_domain_given_alone_is_one_item(tmp_path, monkeypatch):
+    """A string where a list is asked is that one item: iterated, "/" walked the whole disk and
+    "contoso.com" became the accepted domains ".", "c", "m", "n", "o", "s", "t"."""
+    from loganalyzer.synth import generate
+
+    logs = tmp_path / "logs"
+    generate(logs, servers=1, messages=40, seed=2)
+    tracking = next(logs.glob("EX01/MessageTracking*"))
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "store"
+    summary = la.ingest(str(tracking), store)
+    assert summary.rows > 0
+    assert summary.files and all(f.path.startswith(str(tracking)) for f in summary.files)
+    day = la.Store(store).tracking()["date_time"].min().date().isoformat()
+    report = la.daily_report(store, day, accepted_domains="contoso.com")
+    assert report.accepted_domains == ["contoso.com"]
+    forgotten = la.forget(tracking, store, dry_run=True)
+    assert forgotten.files and all(f.startswith(str(tracking)) for f in forgotten.files)
+
+
+def test_store_frames_take_arguments_as_trace_does(store):
+    """A server in any case, one column given alone, a number as a recipient; an unknown
+    column or an empty window is a BadInput naming it (were DuckDB's errors, or nothing)."""
+    server = str(store.tracking(columns=["server"])["server"].iloc[0])
+    assert len(store.tracking(server=server.lower())) == len(store.tracking(server=server)) > 0
+    assert list(store.tracking(columns="event_id").columns) == ["event_id"]
+    assert len(store.tracking(recipient=5)) == 0
+    with pytest.raises(BadInput, match="'nope': no such column of tracking"):
+        store.tracking(columns=["event_id", "nope"])
+    with pytest.raises(BadInput, match="is not before until"):
+        store.smtp(since="2026-03-03", until="2026-03-02")

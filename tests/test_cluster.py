@@ -227,6 +227,37 @@ def test_an_unknown_scheduler_is_a_clear_error(logs, tmp_path, cli):
     assert out.exit_code == 2 and "cannot reach the Dask scheduler" in out.stderr
 
 
+def test_an_address_where_no_scheduler_answers_fails_before_the_store_is_locked(logs, tmp_path):
+    """A web server (the dashboard's port, a typo) accepts the connection and never answers
+    Dask: ingest waited for ever holding the store's lock; a portless address was an
+    unexpected ValueError (exit 1) and a traceback a minute later."""
+    port = _free_port()
+    web = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "3s"}
+    try:
+        for address, said in [
+            (f"tcp://127.0.0.1:{port}", f"no Dask scheduler answers at tcp://127.0.0.1:{port}"),
+            ("127.0.0.1", "--scheduler '127.0.0.1': give the scheduler's address as tcp://HOST"),
+        ]:
+            store = tmp_path / "store"
+            started = time.monotonic()
+            out = subprocess.run(
+                [LOGANALYZER, "ingest", str(logs), "--store", str(store), "--scheduler", address],
+                capture_output=True, text=True, timeout=120, env=env,
+            )  # fmt: skip
+            assert out.returncode == 2, out.stderr
+            assert out.stderr.startswith(f"error: {said}") and out.stderr.count("\n") == 1
+            assert time.monotonic() - started < 60
+            assert not store.exists()  # never locked, never made
+    finally:
+        web.terminate()
+        web.wait()
+
+
 def test_a_memory_store_cannot_take_a_cluster(cluster, logs):
     with pytest.raises(RuntimeError, match="cannot write to it"):
         la.ingest([logs], "memory://nowhere", scheduler=cluster[0])

@@ -29,6 +29,7 @@ from stores import (
 
 import loganalyzer as la
 from loganalyzer import Store
+from loganalyzer.errors import StoreError
 from loganalyzer.store.compact import FAILPOINT, compact
 
 
@@ -263,3 +264,25 @@ def test_store_commands(ingested, tmp_path, cli):
     assert out.exit_code == 0 and "consistent" in out.stdout
     assert cli("store", "compact", "--store", st.root, "--date", "monday").exit_code == 2
     assert cli("store", "compact", "--store", tmp_path / "none").exit_code == 2
+
+
+def test_a_full_disk_is_one_line_naming_the_store_which_stays_whole(ingested, before, tmp_path):
+    """pyarrow's error on a full disk names no file ("Error writing bytes to file"); built:
+    the commit's rename refused as a full disk refuses it (the tests cannot fill a disk)."""
+    st = _copy(ingested, tmp_path)
+    real = st.commit_parts
+
+    def full(parts):
+        raise OSError(28, "No space left on device")
+
+    st.commit_parts = full
+    with pytest.raises(StoreError) as caught:
+        compact(st, target_mb=64)
+    said = str(caught.value)
+    assert said.startswith(f"could not write to the store {st.root}: No space left on device")
+    assert "store check --repair" in said
+    st.commit_parts = real
+    assert content(Store(st.root)) == before["content"]
+    after = Store(st.root)
+    after.clean()  # what the next ingest or check --repair does: the unlisted parts go
+    assert after.check()["ok"]

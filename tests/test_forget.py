@@ -120,12 +120,23 @@ def test_a_wrong_zone_is_mended_by_forgetting_and_ingesting_again(tmp_path):
     utc = _count(store, first)
     again = run("ingest", "-s", store, log, "--tz", "America/New_York")
     assert again.returncode == 0 and _count(store, first) == utc  # the file was read already
-    assert "1 file was read before and not again: --tz applies" in again.stdout.replace("\n", "")
+    said = " ".join(again.stdout.split())
+    assert "1 file was read before with another --tz and not again: --tz applies" in said
     assert "store forget" in again.stdout
+    same = run("ingest", "-s", store, log, "--tz", "UTC")  # read so (as UTC) before: no warning
+    assert same.returncode == 0 and "read before" not in same.stdout, same.stdout
     assert run("store", "forget", "-s", store, log.parent).returncode == 0
     assert run("ingest", "-s", store, log, "--tz", "America/New_York").returncode == 0
     hours = int(_count(store, first)[:2]) - int(utc[:2])
     assert hours % 24 in (4, 5), (utc, _count(store, first))  # EDT or EST
+    # a nightly run given the same zone, and a log of UTC times beside it, warn of nothing
+    tracking = tmp_path / "MSGTRK20260302-1.LOG"
+    shutil.copy(
+        CORPUS / "exchange2007plus" / "kinesistap-ExchangeLogParserTest-msgtrk.log", tracking
+    )
+    assert run("ingest", "-s", store, tracking).returncode == 0
+    nightly = run("ingest", "-s", store, log, tracking, "--tz", "America/New_York", "--json")
+    assert nightly.returncode == 0 and json.loads(nightly.stdout)["warnings"] == []
 
 
 def test_paths_that_match_nothing_are_named(compacted, tmp_path):

@@ -1021,7 +1021,7 @@ def test_graph_recalled_and_unknown_statuses_say_what_the_service_said(tmp_path)
             "toIP": "",
             "messageId": f"<g{i}@contoso.com>",
         }
-        for i, status in enumerate(["recalled", "unknownFutureValue"])
+        for i, status in enumerate(["recalled", "unknownFutureValue", "None", "Resolved"])
     ]
     document = {"@odata.context": GRAPH_DETAIL["@odata.context"], "value": records}
     write(tmp_path, "graph.json", json.dumps(document), "utf8-resaved")
@@ -1044,6 +1044,13 @@ def test_graph_recalled_and_unknown_statuses_say_what_the_service_said(tmp_path)
     verdict, words = got["unknownfuturevalue@contoso.com"]
     assert verdict == "last_seen" and "status unknown" in words and "UnknownFutureValue" in words
     assert "logs are not in the store" not in words
+    # the older statuses None and Resolved (Get-MessageTrace, the classic admin center) alike
+    for address, said in [
+        ("none@contoso.com", "no delivery status (the service wrote None"),
+        ("resolved@contoso.com", "resolved to another address (the service wrote Resolved"),
+    ]:
+        verdict, words = got[address]
+        assert verdict == "last_seen" and said in words and "logs are not" not in words, words
     for asked, code in [
         ("recalled", "Recalled"),
         ("unknownFutureValue", "UnknownFutureValue"),

@@ -343,3 +343,32 @@ def test_double_star_globs_match_every_depth(tmp_path):
         "a.LOG",
     ]
     assert missing == []
+
+
+def test_an_entry_without_rights_is_named_and_the_rest_is_read(tmp_path, monkeypatch):
+    """A share's subfolder or file the account may not read (``\\\\ex01\\C$`` often has some)
+    stopped the whole ingest with exit 2; it is one file's error now. Built: the operating
+    system's refusal is simulated (the tests run as an account that may read everything)."""
+    for rel in ("EX01/a.LOG", "EX01/locked.LOG", "EX01/closed/b.LOG", "EX02/c.LOG"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    real_is_file, real_scandir = Path.is_file, os.scandir
+
+    def is_file(self):
+        if self.name == "locked.LOG":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_is_file(self)
+
+    def scandir(path="."):
+        if Path(path).name == "closed":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(Path, "is_file", is_file)
+    monkeypatch.setattr(os, "scandir", scandir)
+    found, missing = discover([tmp_path])
+    assert [Path(f).relative_to(tmp_path).as_posix() for f in found] == ["EX01/a.LOG", "EX02/c.LOG"]
+    assert sorted((Path(m.path).name, m.status, m.reason) for m in missing) == [
+        ("closed", "error", "could not read: Permission denied"),
+        ("locked.LOG", "error", "could not read: Permission denied"),
+    ]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 import time
 from pathlib import Path
 
 import fsspec
 import pytest
+from conftest import LOGANALYZER
 from stores import QUERIES, content, message_ids, synth_logs
 
 import loganalyzer as la
@@ -36,10 +38,12 @@ def _store(kind: str, tmp_path: Path) -> Store:
         return Store(tmp_path / "store")
     if kind == "file-url":
         return Store(f"file://{tmp_path}/store")
+    if kind == "file-url-one-slash":  # file:/path, as urllib and some tools write them
+        return Store(f"file:{tmp_path}/store")
     return Store(f"memory://store-{secrets.token_hex(4)}")
 
 
-@pytest.fixture(params=["folder", "file-url", "memory"])
+@pytest.fixture(params=["folder", "file-url", "file-url-one-slash", "memory"])
 def store(request, tmp_path):
     st = _store(request.param, tmp_path)
     yield st
@@ -95,6 +99,30 @@ def test_compaction(store, logs, local):
         assert got[table] == local["content"][table]
     for q, expected in zip(QUERIES, local["sql"], strict=True):
         assert store.sql(q).equals(expected), q
+
+
+def test_a_file_url_store_is_its_folder_wherever_the_command_runs(logs, tmp_path):
+    """``file:/path`` was half URL, half a folder under the current one: the lock went to
+    ./file:/path/.lock and the parts to /path (ingest then failed naming a .tmp file)."""
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    for url, folder in [
+        (f"file:{tmp_path}/a", tmp_path / "a"),
+        (f"file://localhost{tmp_path}/b", tmp_path / "b"),
+    ]:
+        done = subprocess.run([LOGANALYZER, "ingest", str(logs), "--store", url],
+                              capture_output=True, text=True, cwd=elsewhere)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        check = subprocess.run([LOGANALYZER, "store", "check", "--store", url],
+                               capture_output=True, text=True, cwd=elsewhere)  # fmt: skip
+        assert check.returncode == 0 and "consistent" in check.stdout, check.stdout
+        assert (folder / "manifest.parquet").exists()
+    assert list(elsewhere.iterdir()) == []
+    wrong = subprocess.run([LOGANALYZER, "ingest", str(logs), "--store", "file://srv/store"],
+                           capture_output=True, text=True, cwd=elsewhere)  # fmt: skip
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1, wrong.stderr
+    assert "names the host 'srv'; give file:///srv/store" in wrong.stderr
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_a_url_store_is_not_confused_with_a_folder(tmp_path):

@@ -51,6 +51,10 @@ class Batch:
     warnings: list[str] = field(default_factory=list)
 
 
+#: The read state's directive naming the zone a local-time file's times were read in (--tz;
+#: empty: read as UTC for want of it): ingest tells by it whether a --tz given again differs.
+LOCAL_ZONE = "local-zone"
+
 _BOM = b"\xef\xbb\xbf"
 #: Data lines of a file's head that detection looks at.
 SAMPLE_LINES = 200

@@ -44,7 +44,15 @@ import pyarrow.compute as pc
 
 from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import Bad, ReadState, Run, read_csv_run, read_runs
-from loganalyzer.formats.common import Batch, Context, Detected, data_lines, header_value, mostly
+from loganalyzer.formats.common import (
+    LOCAL_ZONE,
+    Batch,
+    Context,
+    Detected,
+    data_lines,
+    header_value,
+    mostly,
+)
 from loganalyzer.formats.contract import Format, NotALog, Pending
 from loganalyzer.formats.exchange_tracking import split_bad
 from loganalyzer.schema import SMTP, build_table
@@ -186,12 +194,14 @@ def read(fh, state: ReadState, ctx: Context) -> Iterator[Batch | Pending]:
     """Runs keyed by their kind (w3c, iis, ncsa) and W3C field names, or batches of lines
     that cannot be parsed."""
     ctx.clock = C.LocalClock.read(state.directives().get(_CLOCK))
+    local = False
     for run, bad in read_runs(fh, state, final=ctx.final, check_quotes=False):
         if run is None or len(run.candidates) == 0:
             if bad:
                 yield Batch(None, bad)
             continue
         kind = "w3c" if "fields" in run.directives else ctx.log_type or "w3c"
+        local |= kind == "iis"
         if kind not in ("iis", "ncsa"):
             names = _w3c_names(run, ctx)
             if names is None:
@@ -202,9 +212,14 @@ def read(fh, state: ReadState, ctx: Context) -> Iterator[Batch | Pending]:
             yield Pending(run, ("w3c", tuple(names)), bad)
         else:
             yield Pending(run, (kind, None), bad)
+    said = {}
     if ctx.clock.latest is not None:  # (the last run is parsed): what reading on needs
-        kept = [ln for ln in state.header.splitlines() if not ln.startswith(f"#{_CLOCK}:")]
-        state.header = "\n".join([*kept, f"#{_CLOCK}: {ctx.clock.text()}"])
+        said[_CLOCK] = ctx.clock.text()
+    if local:  # the zone its local times were read in (none: as UTC), for ingest's warnings
+        said[LOCAL_ZONE] = ctx.tz or ""
+    if said:
+        kept = [ln for ln in state.header.splitlines() if ln[1:].split(":")[0] not in said]
+        state.header = "\n".join([*kept, *(f"#{k}: {v}" for k, v in said.items())])
 
 
 def parse_run(run: Run, key: tuple[str, tuple[str, ...] | None], ctx: Context) -> Batch:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
+from loganalyzer.errors import BadInput, as_list
 from loganalyzer.read.query import connect, like, time_filter
 from loganalyzer.schema import CATEGORIES, LOG_TABLES
+from loganalyzer.schema import columns as schema_columns
 from loganalyzer.store import Store
 from loganalyzer.times import zone_name
 
@@ -48,14 +50,24 @@ def select(
     if tz:
         tz = zone_name(tz)  # an unknown zone is refused before the store is read
     partitioned = table in LOG_TABLES
+    columns = as_list(columns)
+    if partitioned:  # (the derived views' columns are their SQL's)
+        known = [c for c, _ in schema_columns(table)] + ["date"]
+        if wrong := [c for c in columns if c not in known]:
+            raise BadInput(
+                f"{', '.join(map(repr, wrong))}: no such column of {table} (docs/fields.md "
+                "lists them)"
+            )
     where, params = time_filter(since, until, time_column, partitioned, tz or "UTC")
+    if since is not None and until is not None and params[0] >= params[2 if partitioned else 1]:
+        raise BadInput(f"since {since} is not before until {until}: no time is in between")
     element = "x.recipient" if table == "messages" else "x"
     list_column = "recipients" if table == "messages" else "recipient_address"
     clauses = [where]
     for name, value in filters.items():
         if value is None:
             continue
-        values = [value] if isinstance(value, str | int) else list(value)
+        values = [str(v) for v in as_list([value] if isinstance(value, int) else value)]
         if name == "sender":
             clauses.append(
                 "(" + " or ".join("sender_address ilike ? escape '\\'" for _ in values) + ")"
@@ -71,9 +83,11 @@ def select(
                 + ")"
             )
             params += [like(v) for v in values]
-        else:
-            clauses.append(f"{name} in ({', '.join('?' for _ in values)})")
-            params += [str(v).upper() if name == "event_id" else str(v) for v in values]
+        else:  # server names and event IDs compare without case, as trace compares them
+            upper = name in ("event_id", "server")
+            column = f"upper({name})" if name == "server" else name
+            clauses.append(f"{column} in ({', '.join('?' for _ in values)})")
+            params += [v.upper() if upper else v for v in values]
     cols = ", ".join(columns) if columns else "*"
     query = f"select {cols} from {table} where {' and '.join(clauses)} order by {time_column}"
     with connect(store) as con:

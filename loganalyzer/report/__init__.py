@@ -11,7 +11,7 @@ import datetime as dt
 import os
 from collections.abc import Iterable
 
-from loganalyzer.errors import BadInput
+from loganalyzer.errors import BadInput, as_list
 from loganalyzer.pages import display_subject
 from loganalyzer.read.query import connect
 from loganalyzer.report import load, long, metrics, quality, sections, sessions
@@ -69,6 +69,7 @@ def daily_report(
     BadInput for a bad date, zone, number, duration or VIP file, NotAStore for a path that
     holds no store.
     """
+    accepted_domains = as_list(accepted_domains)  # one domain given alone is one domain
     for name, value in (("top", top), ("limit", limit)):
         if value < 1:
             raise BadInput(f"{name} {value}: give a number of rows of 1 or more")

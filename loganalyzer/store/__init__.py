@@ -20,7 +20,7 @@ from loganalyzer.errors import NotAStore, StoreError
 from loganalyzer.schema import LOG_TABLES
 from loganalyzer.store import cache as _cache
 from loganalyzer.store import manifest as _manifest
-from loganalyzer.store.location import LOCK_FILE, Location
+from loganalyzer.store.location import LOCK_FILE, Location, file_url_path
 from loganalyzer.store.location import location as _locate
 from loganalyzer.store.manifest import MANIFEST_FILE, FileRow, Manifest
 from loganalyzer.store.parts import TMP_SUFFIX, Part
@@ -64,7 +64,7 @@ class Store:
     def __init__(
         self, path: str | os.PathLike[str] | None = None, *, lease: float | None = None
     ) -> None:
-        text = os.fspath(path or default_store())
+        text = file_url_path(os.fspath(path or default_store()))
         self.root: str = text.rstrip("/") if "://" in text and not text.endswith(":///") else text
         self.loc: Location = _locate(self.root, lease)
         self.last_manifest: Manifest | None = None  # as read, when it has every column

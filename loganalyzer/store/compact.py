@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from loganalyzer.errors import BadInput
+from loganalyzer.errors import BadInput, StoreError
 from loganalyzer.result import Result
 from loganalyzer.schema import QUARANTINE, TABLES, conform
 from loganalyzer.store import TMP_SUFFIX, Manifest, Part, Store
@@ -164,6 +164,13 @@ def compact(
                 _publish(st, manifest, old)
             if rollups is not None:
                 rollups(st, manifest, None)
+        except OSError as exc:  # a full disk: pyarrow's errors name no file
+            raise StoreError(
+                f"could not write to the store {st.root}: {exc.strerror or exc}; compaction "
+                "stopped and the store is whole (the days compacted before stay so; the parts "
+                "left unlisted are removed by the next ingest or `loganalyzer store check "
+                "--repair`)"
+            ) from exc
         finally:
             shutil.rmtree(spill, ignore_errors=True)
     summary.seconds = time.perf_counter() - started

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -39,6 +41,21 @@ __all__ = ["LOCK_FILE", "Location", "location"]
 
 def is_url(path: str) -> bool:
     return "://" in path
+
+
+def file_url_path(path: str) -> str:
+    """The local path a ``file:`` URL names (``file:///srv/x``, ``file:/srv/x``,
+    ``file://localhost/srv/x``; on Windows ``file:///C:/x``); any other path unchanged. A file
+    URL naming another host is refused (``file://srv/x`` is host ``srv``, path ``/x``)."""
+    if path[:5].lower() != "file:":
+        return path
+    parsed = urllib.parse.urlsplit(path)
+    if parsed.netloc not in ("", "localhost"):
+        raise StoreError(
+            f"{path}: this file URL names the host {parsed.netloc!r}; give "
+            f"file:///{parsed.netloc}{parsed.path} (three slashes) or the folder's path"
+        )
+    return urllib.request.url2pathname(parsed.path)
 
 
 def location(path: str, lease: float | None = None) -> Location:

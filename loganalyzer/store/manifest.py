@@ -143,7 +143,8 @@ def save(store: Store, manifest: Manifest) -> None:
             store.loc.remove([tmp])
         raise StoreError(
             f"could not write the manifest of {store.root}: {exc.strerror or exc}; the store "
-            "is as it was before this ingest's unsaved files"
+            "is as it was before this command (the parts it wrote are unlisted, removed by the "
+            "next ingest or `loganalyzer store check --repair`)"
         ) from exc
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cache
 
 import eventcodes
-from loganalyzer.fate import DEFERS, EXPANDS, RANK, REDIRECTS, UNKNOWN_STATUS
+from loganalyzer.fate import DEFERS, EXPANDS, NO_VERDICT, RANK, REDIRECTS, server_name
 from loganalyzer.pages import display_subject
 from loganalyzer.trace.model import Event, Line, MessageTrace, Verdict
 from loganalyzer.trace.verdict import (
@@ -22,6 +22,9 @@ from loganalyzer.trace.verdict import (
     verdict_of,
 )
 
+#: The server that queued a message, in Exchange's reply to DATA
+#: (``[InternalId=..., Hostname=ex01.contoso.com]``).
+_QUEUED_BY = re.compile(r"\bHostname=([A-Za-z0-9.-]+)")
 _RCPT = re.compile(r"TO:\s*<?([^<>\s]+@[^<>\s]+?)>?(?:\s|$)", re.IGNORECASE)
 
 
@@ -107,6 +110,9 @@ def _iis_event(session: list[dict]) -> Event:
         if m
     ]
     outbound = first.get("direction") == "send"
+    peer = first.get("remote_ip")
+    if outbound and (queued := _QUEUED_BY.search(anchor.get("data") or "")):
+        peer = f"{queued[1].lower()} ({peer})" if peer else queued[1].lower()
     return Event(
         date_time=anchor["date_time"],
         server=first["server"],
@@ -117,7 +123,7 @@ def _iis_event(session: list[dict]) -> Event:
         source="IIS SMTP",
         outcome="transferred" if outbound else "received",
         client=None if outbound else first.get("remote_ip"),
-        server_host=first.get("remote_ip") if outbound else None,
+        server_host=peer if outbound else None,
         connector=first.get("connector_id"),
         internal_message_id=None,
         recipients=[{"address": a, "status": None, "status_meaning": None} for a in rcpts],
@@ -126,6 +132,13 @@ def _iis_event(session: list[dict]) -> Event:
         log_format="iis-smtp",
         line=anchor.get("line"),
     )
+
+
+def _interleaved(session: list[dict]) -> bool:
+    """Whether another message's session to the same peer in the same second is logged among
+    this one's lines (IIS logs name no session): its RCPT lines cannot be told apart."""
+    own = next(x for x in session if x.get("is_anchor")).get("message_id")
+    return any(x.get("message_id") not in (None, own) for x in session)
 
 
 def _event(row: dict, conversation: list[Line]) -> Event:
@@ -283,7 +296,7 @@ class _Stories:
             latency = round((last.time - received_at).total_seconds(), 3)
         host = None
         if verdict == "last_seen":
-            host = (last.row.get("server_hostname") or "").split(".")[0].upper()
+            host = server_name(last.row.get("server_hostname"))
             after = {"server": host or None, "after": last.time}
             if last.kind == "handoff" and host not in self.servers and after not in missing:
                 missing.append(after)
@@ -304,7 +317,7 @@ class _Stories:
                 drop_reason(last.event, last.row.get("source")),
                 shown(_first_deferral(steps).time) if verdict == "deferred" else None,
                 host,
-                last.event if verdict == "last_seen" and last.event in UNKNOWN_STATUS else None,
+                NO_VERDICT.get(last.event) if verdict == "last_seen" else None,
             ),
             latency,
             status,
@@ -359,7 +372,8 @@ def build(
             lines = _sent_session(row, sent, by_session)
         lines = sorted(lines, key=lambda x: (x.get("sequence_number") or 0, x["date_time"]))
         events.append(_event(row, [_line(x) for x in lines]))
-    events += [_iis_event(s) for s in _iis_sessions(smtp)]
+    iis = [(_iis_event(s), _interleaved(s)) for s in _iis_sessions(smtp)]
+    events += [e for e, _ in iis]
     events.sort(key=lambda e: (e.date_time, e.server or "", e.line or 0))
     _mark_id_changes(events)
 
@@ -372,9 +386,11 @@ def build(
     )
     for row in own:
         stories.row(row)
-    for e in events:
-        if e.log_format == "iis-smtp":
-            stories.iis(e)
+    known = set(stories.order)
+    for e, interleaved in iis:
+        if interleaved and known:  # another session's RCPTs are among its lines
+            e.recipients = [r for r in e.recipients if r["address"].strip().lower() in known]
+        stories.iis(e)
     received = [e.date_time for e in events if not e.is_ndr and e.event_id == "RECEIVE"]
     received_at = min(received) if received else (own[0]["date_time"] if own else None)
     missing: list[dict] = []

@@ -103,9 +103,8 @@ def summary(
     """The verdict in plain words; ``reason`` says why a recipient was dropped or where it
     was quarantined (by default the poison message queue); ``since``
     when a deferred recipient's first deferral there was (``when``: its last); ``next_hop``
-    the server a recipient last seen was handed to, when the logs name it; ``unknown`` the
-    status of a recipient last seen whose status the service did not know (``fate.UNKNOWN_STATUS``).
-    """
+    the server a recipient last seen was handed to, when the logs name it; ``unknown`` what
+    a status that gives no verdict says instead (``fate.NO_VERDICT``)."""
     why = f": {status}" + (f" ({meaning})" if meaning else "") if status else ""
     waiting = f"since {when}" if since in (None, when) else f"since {since} (last try {when})"
     if verdict == "dropped" and reason:
@@ -121,7 +120,7 @@ def summary(
         "expanded": f"a distribution list, expanded on {server} at {when}",
         "last_seen": f"last seen at {server} at {when}; "
         + (
-            f"status unknown (the service wrote {unknown}, a status it does not name)"
+            unknown
             if unknown
             else f"handed to {next_hop}, whose logs are not in the store"
             if next_hop
