@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sys
 import traceback
-from contextlib import suppress
 from pathlib import Path
 from typing import Annotated
 
@@ -940,9 +939,23 @@ def watch_cmd(
         raise typer.Exit(result.status)
 
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    _say(f"watching {len(logs or [])} log paths every {interval:g} s; Ctrl-C stops")
-    with suppress(KeyboardInterrupt):  # Ctrl-C: ingest's commit protocol keeps the store whole
+    forced: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        # Ctrl-C as SIGTERM: the round goes on to its end (an interrupted ingest or query
+        # left unfinished parts and stale aggregates); a second Ctrl-C stops at once
+        if signum == signal.SIGINT and stop.is_set():
+            forced.append(signum)
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    _say(
+        f"watching {len(logs or [])} log paths every {interval:g} s; "
+        "Ctrl-C stops after the round (twice: at once)"
+    )
+    try:
         w.watch(
             store,
             interval=interval,
@@ -950,4 +963,11 @@ def watch_cmd(
             on_check=lambda r: print_round(r, as_json),
             **options,
         )
+    except BaseException:
+        if not forced:
+            raise
+        # whatever the interruption became (DuckDB makes it a RuntimeError): ingest's commit
+        # protocol keeps the store as before the round, as after a kill
+        _say("watch stopped in the middle of a round; the next ingest or watch finishes it")
+        raise typer.Exit(1) from None
     _say("watch stopped")

@@ -6,6 +6,7 @@ import glob
 import multiprocessing as mp
 import os
 import re
+import signal
 import time
 import zipfile
 from collections.abc import Callable, Iterable
@@ -406,7 +407,9 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     worker needs nothing from its parent's memory. Each watches its parent and exits when it
     is gone, so a killed ingest leaves no workers behind."""
     ctx = mp.get_context(os.environ.get("LOGANALYZER_MP") or None)
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=watch_parent)
+    handler = signal.getsignal(signal.SIGINT)
+    own = callable(handler) and handler is not signal.default_int_handler
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=watch_parent, initargs=(own,))
 
 
 def ingest(

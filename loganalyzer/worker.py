@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import re
 import secrets
+import signal
 import socket
 import threading
 import time
@@ -404,10 +405,14 @@ def _resident() -> int:
     return psutil.Process().memory_info().rss
 
 
-def watch_parent() -> None:
+def watch_parent(parent_owns_ctrl_c: bool = False) -> None:
     """Pool initialiser: the worker exits as soon as its parent is gone (a killed ingest
     cannot stop its workers; on every platform, through the sentinel multiprocessing gives a
-    child: a pipe that closes, or on Windows the parent's process handle)."""
+    child: a pipe that closes, or on Windows the parent's process handle). When the parent
+    handles Ctrl-C itself (``watch`` finishes its round), the worker ignores it: a terminal's
+    Ctrl-C reaches every process of its group (on Windows, of its console)."""
+    if parent_owns_ctrl_c:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = mp.parent_process()
     if parent is not None and parent.sentinel is not None:
         threading.Thread(target=_exit_after, args=(parent.sentinel,), daemon=True).start()

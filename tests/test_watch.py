@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +21,8 @@ from conftest import LOGANALYZER
 from prometheus_client.parser import text_string_to_metric_families
 from reportdata import Expected
 from test_report_mail import smtp_server  # noqa: F401 - the fixture
+
+from loganalyzer.store.lock import HOLDER_FILE
 
 DAY = "20260302"
 RULES = """
@@ -265,11 +268,9 @@ def test_once_follows_the_monitoring_plugin_convention(synth_logs, tmp_path):
     ok = run_once(str(watched), *common)
     assert (ok.returncode, ok.stdout.split(" - ")[0]) == (0, "WATCH OK"), ok.stdout + ok.stderr
     assert len(ok.stdout.splitlines()) == 1
-    copy_hours(synth_logs, watched, range(9, 11))
-    pending = run_once(str(watched), *common)  # the backlog must last 15 minutes first
-    copy_hours(synth_logs, watched, range(11, 12))
+    # hours that land at once: the backlog that began at 09:00 lasts its 15 minutes in them
+    copy_hours(synth_logs, watched, range(9, 12))
     critical = run_once(str(watched), *common)
-    assert pending.returncode == 0, pending.stdout
     assert critical.returncode == 2, critical.stdout + critical.stderr
     text, perf = critical.stdout.rstrip().split(" | ")
     alerts = text.removeprefix("WATCH CRITICAL - ").split("; ")
@@ -483,3 +484,148 @@ def test_a_webhook_that_is_no_address_is_refused_at_start(tmp_path):
     assert done.stdout.strip() == (
         "WATCH UNKNOWN - --webhook 'notaurl': give an http:// or https:// address"
     )
+
+
+AUTH_ONLY = """
+[auth_failures]
+threshold = 20
+window_minutes = 10
+"""
+
+
+def test_hours_that_land_at_once_raise_the_alert_of_a_burst_early_in_them_once(
+    synth_logs, tmp_path, webhook
+):
+    """A round that ingests more than a rule's window of rows (hourly copies landing at
+    once, a watch that ran behind) evaluates every window in them: the burst of 15:00 fires
+    and resolves once, though the newest row is two hours later."""
+    url, hook = webhook
+    (tmp_path / "rules.toml").write_text(AUTH_ONLY)
+    watched, store = tmp_path / "logs", tmp_path / "store"
+    copy_hours(synth_logs, watched, range(0, 10))
+    proc = subprocess.Popen(
+        [LOGANALYZER, "watch", str(watched), "--store", str(store)]
+        + ["--rules", str(tmp_path / "rules.toml"), "--interval", "1", "--webhook", url]
+        + ["--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    rounds = Rounds(proc)
+    try:
+        first = rounds.after_change()
+        copy_hours(synth_logs, watched, range(10, 18))  # 15:00 is two hours before the newest
+        batch = rounds.after_change()
+        copy_hours(synth_logs, watched, range(18, 24))
+        after = rounds.after_change()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert notices(first) == [] and notices(after) == []
+    burst = ("auth_failures", "203.0.113.210")
+    assert [n[0] for n in notices(batch) if n[1:] == burst] == ["firing", "resolved"]
+    fired = next(n for r in batch for n in r["notices"] if n["status"] == "firing")
+    assert "2026-03-02T15:00" <= fired["at"] < "2026-03-02T15:15", fired
+    assert all(r["now"] > "2026-03-02T17:00" for r in batch if r["notices"])
+    assert [(h["status"], h["rule"], h["key"]) for h in hook.received] == [
+        ("firing", *burst),
+        ("resolved", *burst),
+    ]
+    # the first round of a new store reads the day it ingests the same way, and --once
+    # warns of the burst that fired and resolved in it
+    once = run_once(
+        str(watched), "--store", str(tmp_path / "other"), "--rules", str(tmp_path / "rules.toml")
+    )
+    assert once.returncode == 1, once.stdout + once.stderr
+    assert (
+        once.stdout.startswith("WATCH WARNING - auth_failures 203.0.113.210: 2")
+        and " (at 2026-03-02 15:0" in once.stdout
+    ), once.stdout
+
+
+def _start_watch(watched: Path, store: Path, rules: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [LOGANALYZER, "watch", str(watched), "--store", str(store), "--rules", str(rules)]
+        + ["--interval", "1", "--json", "--refresh-every", "0s"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return proc
+
+
+def _when_ingesting(store: Path, proc: subprocess.Popen) -> None:
+    """Waits until the round holds the store's lock: its ingest is under way."""
+    deadline = time.monotonic() + 120
+    while not (store / HOLDER_FILE).exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "no round started"
+        time.sleep(0.005)
+
+
+def _store_check(store: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [LOGANALYZER, "store", "check", "--store", str(store), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="no SIGINT")
+def test_ctrl_c_in_the_middle_of_a_round_stops_after_it(synth_logs, tmp_path):
+    """Ctrl-C as SIGTERM: the round it interrupts ends (its rows committed, the aggregates
+    built), then watch stops; a second Ctrl-C stops at once, the store as before the round."""
+    (tmp_path / "rules.toml").write_text(RULES)
+    watched, store = tmp_path / "logs", tmp_path / "store"
+    copy_hours(synth_logs, watched, range(0, 8))
+    proc = _start_watch(watched, store, tmp_path / "rules.toml")
+    assert json.loads(proc.stdout.readline())["ingested"]["rows"] > 0  # the first round
+    copy_hours(synth_logs, watched, range(8, 24))
+    _when_ingesting(store, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert err.strip().endswith("watch stopped") and "error" not in err, err
+    (last,) = [json.loads(line) for line in out.splitlines()]  # the round Ctrl-C came in
+    assert last["ingested"]["rows"] > 0 and last["aggregates"] == "refreshed", last
+    checked = _store_check(store)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    report = json.loads(checked.stdout)
+    assert report["rollups"]["current"] >= 1 and report["rollups"]["stale"] == 0, report
+
+    # twice: at once, the round not committed; the next ingest finishes it
+    again = tmp_path / "again"
+    proc = _start_watch(watched, again, tmp_path / "rules.toml")
+    _when_ingesting(again, proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    if proc.returncode == 0:  # the round was at its end already: a whole store
+        assert _store_check(again).returncode == 0
+    else:
+        assert proc.returncode == 1 and "Traceback" not in err, err
+        assert err.strip().endswith(
+            "watch stopped in the middle of a round; the next ingest or watch finishes it"
+        )
+    done = subprocess.run(
+        [LOGANALYZER, "ingest", str(watched), "--store", str(again)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert _store_check(again).returncode == 0
+    assert _smtp_rows(again) == _smtp_rows(store)  # the same rows as the whole round's
+
+
+def _smtp_rows(store: Path) -> str:
+    done = subprocess.run(
+        [LOGANALYZER, "sql", "select count(*) as n from smtp", "--csv", "--store", str(store)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,10 @@ OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 REFRESH_EVERY = dt.timedelta(minutes=15)
 #: Where the state keeps the time of the last refresh (ISO 8601, UTC).
 _REFRESHED = "aggregates_refreshed_at"
+#: Where the state keeps the newest row the last round evaluated (ISO 8601, UTC).
+_EVALUATED = "evaluated_to"
+#: How far back the first round of a store evaluates the rules' windows.
+FIRST_ROUND = dt.timedelta(hours=24)
 STATUS_WORDS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
 
 
@@ -57,20 +62,31 @@ class Check:
     refreshed: bool | None = None
 
     @property
+    def fired(self) -> list[Notice]:
+        """The alerts that fired in this round's rows and resolved within them (a burst in a
+        batch of rows that landed at once), as they fired."""
+        firing = {a.ident for a in self.firing}
+        return [n for n in self.notices if n.kind == "firing" and n.alert.ident not in firing]
+
+    @property
     def status(self) -> int:
-        """The monitoring-plugin code: the worst severity that fires."""
-        severities = {a.severity for a in self.firing}
+        """The monitoring-plugin code: the worst severity that fires, or fired in this
+        round's rows."""
+        severities = {a.severity for a in self.firing} | {n.alert.severity for n in self.fired}
         return CRITICAL if "critical" in severities else WARNING if severities else OK
 
     def status_line(self) -> str:
         word = STATUS_WORDS[self.status]
-        if not self.firing:
+        alerts = [(a, "") for a in self.firing] + [
+            (n.alert, f" (at {_hhmm(n.at)}, resolved since)") for n in self.fired
+        ]
+        if not alerts:
             newest = self.now.strftime("%Y-%m-%d %H:%M UTC") if self.now else "no rows yet"
             text = f"no alert; newest row {newest}"
         else:
-            text = "; ".join(f"{a.rule} {a.key}: {a.text}" for a in self.firing)
+            text = "; ".join(f"{a.rule} {a.key}: {a.text}{when}" for a, when in alerts)
         perf = " ".join(
-            f"{s}={sum(a.severity == s for a in self.firing)}" for s in ("warning", "critical")
+            f"{s}={sum(a.severity == s for a, _ in alerts)}" for s in ("warning", "critical")
         )
         return f"WATCH {word} - {text} | {perf}"
 
@@ -119,6 +135,7 @@ def check(
     st = Store(str(store))
     wall = wall or dt.datetime.now(dt.UTC)
     state = State(st.url).load()  # (none yet for a store this round creates)
+    held = None if _EVALUATED in state.memory or not st.exists() else _newest(st)
     ingested: dict[str, int] = {}
     errors: list[str] = []
     refreshed: list[bool] = []
@@ -133,11 +150,14 @@ def check(
     newest = _newest(st)
     now = max(newest.values()) if newest else None
     findings: list[Finding] = []
+    notices: list[Notice] = []
     if now is not None:
-        ctx = Context(st.sql, now, vips or [], state.memory)
+        at = _evaluation_times(state.memory.get(_EVALUATED), held, now)
+        ctx = Context(st.sql, now, vips or [], state.memory, at)
         for rule in rules:
             findings += evaluate(rule, ctx)
-    notices = state.step(rules, findings, now or wall, wall) if now is not None else []
+        notices = state.walk(rules, findings, at, wall)
+        state.memory[_EVALUATED] = now.isoformat()
     notifiers = list(notifiers)
     if notices and notifiers:
         heard = False
@@ -171,7 +191,8 @@ def watch(
     on_check: Callable[[Check], None] | None = None,
     **options: Any,
 ) -> None:
-    """``check`` every ``interval`` seconds until ``stop`` is set (Ctrl-C in the CLI)."""
+    """``check`` every ``interval`` seconds until ``stop`` is set (Ctrl-C or SIGTERM in the
+    CLI: the round in progress ends first)."""
     stop = stop or threading.Event()
     first = True
     while not stop.is_set():
@@ -185,7 +206,25 @@ def watch(
         first = False
         if on_check is not None:
             on_check(result)
-        stop.wait(interval)
+        deadline = time.monotonic() + interval
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            stop.wait(min(left, 1.0))  # short waits: Windows runs a Ctrl-C handler between them
+
+
+def _evaluation_times(
+    evaluated: str | None, held: dict[str, dt.datetime] | None, now: dt.datetime
+) -> list[dt.datetime]:
+    """The times at which a round evaluates the rules' windows: each whole minute after the
+    newest row the previous round evaluated, and now. The first round of a store goes back
+    to the newest row the store held before it (all its rows when it had none), at most
+    ``FIRST_ROUND``: a store of months of logs does not raise months of alerts at its start."""
+    if evaluated is not None:
+        since = dt.datetime.fromisoformat(evaluated)
+    else:
+        since = max([now - FIRST_ROUND, *(held or {}).values()])
+    minute = dt.timedelta(minutes=1)
+    first = since.replace(second=0, microsecond=0) + minute
+    return [first + i * minute for i in range(max(0, -(-(now - first) // minute)))] + [now]
 
 
 def _refresher(
@@ -212,6 +251,10 @@ def _refresher(
         return built
 
     return run
+
+
+def _hhmm(iso: str) -> str:
+    return dt.datetime.fromisoformat(iso).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _newest(st) -> dict[str, dt.datetime]:

@@ -1,7 +1,10 @@
 """Alert rules: loading a rules file, and each rule's query over the store.
 
 A rule returns its *findings*: one per key (a next hop, a remote IP, a server, a VIP address)
-that breaks it now. Whether a finding fires, repeats or resolves is decided in ``state``.
+and evaluation time at which the key breaks it. A round evaluates the windows ending at each
+whole minute since the previous round's newest row and at the newest row now (``Context.at``),
+each rule in one query, so a burst early in a batch of rows that landed at once is seen as it
+would have been live. Whether a finding fires, repeats or resolves is decided in ``state``.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ DEFAULT_REPEAT_MINUTES = 240
 
 @dataclass(frozen=True)
 class Finding:
-    """A key that breaks a rule now: ``value`` is the measured figure, ``text`` says it."""
+    """A key that breaks a rule at ``at`` (log time; None: now): ``value`` is the measured
+    figure, ``text`` says it."""
 
     rule: str
     key: str
     value: float
     text: str
+    at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -43,22 +48,32 @@ class Rule:
 
 @dataclass
 class Context:
-    """What a rule's query needs: the store's SQL, the newest row's time, the VIP list and
-    what the previous evaluation remembered (``memory``, per rule)."""
+    """What a rule's query needs: the store's SQL, the newest row's time, the VIP list, what
+    the previous evaluation remembered (``memory``, per rule) and the times at which to
+    evaluate the windows (``at``, ascending, the last ``now``; default: ``now`` alone)."""
 
     sql: Callable[..., Any]
     now: dt.datetime
     vips: list[str]
     memory: dict[str, Any]
+    at: list[dt.datetime] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.at = self.at or [self.now]
 
 
 # name -> (options with their defaults, evaluator)
 _RULES: dict[str, tuple[dict[str, Any], Callable[[Rule, Context], list[Finding]]]] = {}
+#: Rules measured over windows of log time: evaluated at every time of ``Context.at``; the
+#: others (what changed since the last round) at ``now`` alone.
+WINDOWED: set[str] = set()
 
 
-def _rule(name: str, **defaults: Any):
+def _rule(name: str, *, windowed: bool = True, **defaults: Any):
     def register(fn):
         _RULES[name] = (defaults, fn)
+        if windowed:
+            WINDOWED.add(name)
         return fn
 
     return register
@@ -119,17 +134,22 @@ def _parse_rule(name: str, body: dict[str, Any], where: str) -> Rule:
 
 
 def evaluate(rule: Rule, ctx: Context) -> list[Finding]:
-    """The findings of one rule now."""
+    """The findings of one rule at each of ``ctx.at`` (a rule of what changed: at now)."""
     return _RULES[rule.name][1](rule, ctx)
-
-
-def _since(ctx: Context, minutes: float) -> dt.datetime:
-    return ctx.now - dt.timedelta(minutes=minutes)
 
 
 def _rows(ctx: Context, query: str, params: list | dict) -> list[tuple]:
     frame = ctx.sql(query, params)
     return list(frame.itertuples(index=False, name=None))
+
+
+def _at(ctx: Context, at: Any) -> dt.datetime:
+    """An evaluation time as the query gives it back, as the one of ``ctx.at`` it is."""
+    return at.to_pydatetime().astimezone(dt.UTC) if hasattr(at, "to_pydatetime") else at
+
+
+#: The evaluation times of a query, one row each (``t``), from the parameter ``$at``.
+_AT = "at_ as (select unnest($at::timestamptz[]) as t)"
 
 
 @_rule(
@@ -139,16 +159,23 @@ def _rows(ctx: Context, query: str, params: list | dict) -> list[tuple]:
 )
 def _queue_backlog(rule: Rule, ctx: Context) -> list[Finding]:
     # what waiting means is the report's (its queues section): one definition
-    hours = float(rule.options["expiration_hours"])
-    lo, hi = ctx.now - dt.timedelta(hours=hours), ctx.now + dt.timedelta(microseconds=1)
+    expiration = dt.timedelta(hours=float(rule.options["expiration_hours"]))
+    lo, hi = ctx.at[0] - expiration, ctx.now + dt.timedelta(microseconds=1)
     rows = _rows(
         ctx,
         f"""
-        select server, hop, count(distinct msg) as n, min(since) as oldest
-        from ({queues.waits_sql()}) where until is null
-        group by all having count(distinct msg) > $threshold order by n desc, hop, server
+        with {_AT}, waits as ({queues.waits_sql()})
+        select t, server, hop, count(distinct msg) as n, min(since) as oldest
+        from at_ join waits w on w.since <= t and w.since >= t - $expiration
+                             and (w.until is null or w.until > t)
+        group by all having count(distinct msg) > $threshold order by t, n desc, hop, server
         """,
-        {**queues.window(lo, hi), "threshold": int(rule.options["threshold"])},
+        {
+            **queues.window(lo, hi),
+            "at": ctx.at,
+            "expiration": expiration,
+            "threshold": int(rule.options["threshold"]),
+        },
     )
     return [
         Finding(
@@ -156,65 +183,94 @@ def _queue_backlog(rule: Rule, ctx: Context) -> list[Finding]:
             f"{server} {hop}",
             float(n),
             f"{n} messages waiting on {server} for {hop}, the oldest since {_hhmm(oldest)}",
+            _at(ctx, t),
         )
-        for server, hop, n, oldest in rows
+        for t, server, hop, n, oldest in rows
     ]
 
 
 @_rule("failure_rate", factor=3.0, min_failures=20)
 def _failure_rate(rule: Rule, ctx: Context) -> list[Finding]:
     hour, week = dt.timedelta(hours=1), dt.timedelta(days=7)
-    ((now_n, before_n, before_rows),) = _rows(
+    rows = _rows(
         ctx,
-        """
-        select count(*) filter (where outcome = 'failed' and event_id <> 'DSN'
-                                and date_time > ?::timestamptz),
-               count(*) filter (where outcome = 'failed' and event_id <> 'DSN'
-                                and date_time <= ?::timestamptz),
-               count(*) filter (where date_time <= ?::timestamptz)
-        from recipients
-        where (date_time > ?::timestamptz and date_time <= ?::timestamptz)
-           or (date_time > ?::timestamptz and date_time <= ?::timestamptz)
+        f"""
+        with {_AT},
+        failed as (
+            select date_time from recipients
+            where outcome = 'failed' and event_id <> 'DSN'
+              and ((date_time > $lo - $hour and date_time <= $now)
+                   or (date_time > $lo - $week - $hour and date_time <= $now - $week))),
+        -- whether the hour a week before has rows at all: the first and last row of each
+        -- minute (a minute is shorter than the hour, so one of them falls in it if any does)
+        week_before as (
+            select min(date_time) as first, max(date_time) as last from recipients
+            where date_time > $lo - $week - $hour and date_time <= $now - $week
+            group by date_trunc('minute', date_time)),
+        now_n as (
+            select t, count(f.date_time) as n from at_
+            left join failed f on f.date_time > t - $hour and f.date_time <= t group by t),
+        before_n as (
+            select t, count(f.date_time) as n from at_
+            left join failed f on f.date_time > t - $week - $hour and f.date_time <= t - $week
+            group by t),
+        before_rows as (
+            select t, count(b.first) as n from at_
+            left join week_before b on b.last > t - $week - $hour and b.first <= t - $week
+            group by t)
+        select t, now_n.n as now_n, before_n.n as before_n
+        from now_n join before_n using (t) join before_rows using (t)
+        -- no logs of that hour a week ago: nothing to compare with
+        where before_rows.n > 0 and now_n.n >= $min_failures
+          and now_n.n > $factor * greatest(before_n.n, 1)
+        order by t
         """,
-        [
-            ctx.now - hour,
-            ctx.now - week,
-            ctx.now - week,
-            ctx.now - hour,
-            ctx.now,
-            ctx.now - week - hour,
-            ctx.now - week,
-        ],
+        {
+            "at": ctx.at,
+            "lo": ctx.at[0],
+            "now": ctx.now,
+            "hour": hour,
+            "week": week,
+            "factor": float(rule.options["factor"]),
+            "min_failures": int(rule.options["min_failures"]),
+        },
     )
-    if not before_rows:  # no logs of that hour a week ago: nothing to compare with
-        return []
-    factor = float(rule.options["factor"])
-    if now_n < int(rule.options["min_failures"]) or now_n <= factor * max(before_n, 1):
-        return []
     return [
         Finding(
             rule.name,
             "all",
             float(now_n),
-            f"{now_n} failed recipients in the hour to {_hhmm(ctx.now)}, "
+            f"{now_n} failed recipients in the hour to {_hhmm(_at(ctx, t))}, "
             f"{before_n} in the same hour a week before",
+            _at(ctx, t),
         )
+        for t, now_n, before_n in rows
     ]
 
 
 @_rule("auth_failures", threshold=20, window_minutes=10)
 def _auth_failures(rule: Rule, ctx: Context) -> list[Finding]:
     minutes = float(rule.options["window_minutes"])
+    window = dt.timedelta(minutes=minutes)
     rows = _rows(
         ctx,
-        """
-        select remote_ip, count(*) as n, count(distinct server) as servers
-        from smtp
-        where reply_code = 535 and direction = 'receive'
-          and date_time > ?::timestamptz and date_time <= ?::timestamptz
-        group by 1 having count(*) > ? order by n desc, remote_ip
+        f"""
+        with {_AT},
+        failed as (
+            select remote_ip, date_time from smtp
+            where reply_code = 535 and direction = 'receive'
+              and date_time > $lo - $window and date_time <= $now)
+        select t, remote_ip, count(*) as n
+        from at_ join failed f on f.date_time > t - $window and f.date_time <= t
+        group by all having count(*) > $threshold order by t, n desc, remote_ip
         """,
-        [_since(ctx, minutes), ctx.now, int(rule.options["threshold"])],
+        {
+            "at": ctx.at,
+            "lo": ctx.at[0],
+            "now": ctx.now,
+            "window": window,
+            "threshold": int(rule.options["threshold"]),
+        },
     )
     return [
         Finding(
@@ -222,8 +278,9 @@ def _auth_failures(rule: Rule, ctx: Context) -> list[Finding]:
             str(ip),
             float(n),
             f"{n} failed authentications from {ip} in {minutes:g} minutes",
+            _at(ctx, t),
         )
-        for ip, n, _ in rows
+        for t, ip, n in rows
     ]
 
 
@@ -232,28 +289,37 @@ def _vip(rule: Rule, ctx: Context) -> list[Finding]:
     if not ctx.vips:
         return []
     minutes = float(rule.options["window_minutes"])
+    window = dt.timedelta(minutes=minutes)
     rows = _rows(
         ctx,
-        """
-        with hits as (
-            select case when lower(recipient) in (select unnest(?::varchar[]))
+        f"""
+        with {_AT}, vips as (select unnest($vips::varchar[]) as vip),
+        hits as (
+            select case when lower(recipient) in (select vip from vips)
                         then lower(recipient) else lower(sender_address) end as vip,
                    outcome, enhanced_status, message_id, date_time
             from recipients
             where outcome in ('failed', 'deferred') and event_id <> 'DSN'
-              and date_time > ?::timestamptz and date_time <= ?::timestamptz
-              and (lower(recipient) in (select unnest(?::varchar[]))
-                   or lower(sender_address) in (select unnest(?::varchar[])))
+              and date_time > $lo - $window and date_time <= $now
+              and (lower(recipient) in (select vip from vips)
+                   or lower(sender_address) in (select vip from vips))
         )
-        select vip, count(*) filter (where outcome = 'failed') as failed,
+        select t, vip, count(*) filter (where outcome = 'failed') as failed,
                count(*) filter (where outcome = 'deferred') as deferred,
                arg_max(enhanced_status, date_time) as status, max(date_time) as at
-        from hits group by 1 order by vip
+        from at_ join hits h on h.date_time > t - $window and h.date_time <= t
+        group by all order by t, vip
         """,
-        [ctx.vips, _since(ctx, minutes), ctx.now, ctx.vips, ctx.vips],
+        {
+            "at": ctx.at,
+            "vips": ctx.vips,
+            "lo": ctx.at[0],
+            "now": ctx.now,
+            "window": window,
+        },
     )
     found = []
-    for vip, failed, deferred, status, at in rows:
+    for t, vip, failed, deferred, status, at in rows:
         what = ", ".join(
             f"{n} {word}" for n, word in ((failed, "failed"), (deferred, "deferred")) if n
         )
@@ -264,6 +330,7 @@ def _vip(rule: Rule, ctx: Context) -> list[Finding]:
                 float(failed + deferred),
                 f"VIP {vip}: {what} in {minutes:g} minutes, last at {_hhmm(at)}"
                 + (f" ({status})" if status else ""),
+                _at(ctx, t),
             )
         )
     return found
@@ -272,36 +339,55 @@ def _vip(rule: Rule, ctx: Context) -> list[Finding]:
 @_rule("logs_stopped", minutes=60, lookback_hours=24)
 def _logs_stopped(rule: Rule, ctx: Context) -> list[Finding]:
     minutes = float(rule.options["minutes"])
+    lookback = dt.timedelta(hours=float(rule.options["lookback_hours"]))
     rows = _rows(
         ctx,
-        """
-        with rows as (
-            select server, date_time from tracking where date_time > ?::timestamptz
+        f"""
+        with {_AT},
+        rows as (
+            select server, date_time from tracking where date_time > $lo - $lookback
             union all
-            select server, date_time from smtp where date_time > ?::timestamptz
-        )
-        select server, max(date_time) as newest from rows group by 1
-        having max(date_time) < ?::timestamptz order by server
+            select server, date_time from smtp where date_time > $lo - $lookback),
+        -- the first and last row of each server's minutes, a minute ending on the minute:
+        -- the newest row at or before a whole minute t is the last of the newest minute
+        -- whose first row is at or before t (and at now, the last of its newest minute)
+        minutes as (
+            select server, min(date_time) as first, max(date_time) as last from rows
+            group by server, date_trunc('minute', date_time - interval 1 microsecond)),
+        servers as (select distinct server from minutes),
+        newest as (
+            select l.t, l.server, m.last as newest
+            from (select t, server from at_, servers) l
+            asof join minutes m on l.server = m.server and l.t >= m.first),
+        -- what was "now" at t: the newest row of any server
+        ref as (select t, max(newest) as ref from newest group by t)
+        select t, server, newest, ref from newest join ref using (t)
+        where newest < ref - $minutes and newest > ref - $lookback
+        order by t, server
         """,
-        [
-            ctx.now - dt.timedelta(hours=float(rule.options["lookback_hours"])),
-            ctx.now - dt.timedelta(hours=float(rule.options["lookback_hours"])),
-            _since(ctx, minutes),
-        ],
+        {
+            "at": ctx.at,
+            "lo": ctx.at[0],
+            "lookback": lookback,
+            "minutes": dt.timedelta(minutes=minutes),
+        },
     )
-    return [
-        Finding(
-            rule.name,
-            server,
-            round((ctx.now - newest).total_seconds() / 60, 1),
-            f"no log rows from {server} since {_hhmm(newest)} "
-            f"({(ctx.now - newest).total_seconds() / 60:.0f} minutes)",
+    found = []
+    for t, server, newest, ref in rows:
+        quiet = (ref - newest).total_seconds() / 60
+        found.append(
+            Finding(
+                rule.name,
+                server,
+                round(quiet, 1),
+                f"no log rows from {server} since {_hhmm(newest)} ({quiet:.0f} minutes)",
+                _at(ctx, t),
+            )
         )
-        for server, newest in rows
-    ]
+    return found
 
 
-@_rule("quarantine")
+@_rule("quarantine", windowed=False)
 def _quarantine(rule: Rule, ctx: Context) -> list[Finding]:
     ((total,),) = _rows(ctx, "select count(*) from quarantine", [])
     before = ctx.memory.get("quarantine_lines")
@@ -322,6 +408,7 @@ def _quarantine(rule: Rule, ctx: Context) -> list[Finding]:
             "lines",
             float(total - before),
             f"{total - before} new quarantined lines ({total} in all){top}",
+            ctx.now,
         )
     ]
 

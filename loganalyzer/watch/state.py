@@ -3,20 +3,22 @@
 An alert is one rule and one key. It is *pending* while its rule's ``for_minutes`` has not
 passed (measured in log time), then *fires* once, is sent again after ``repeat_minutes`` of
 wall time while it still fires, and is *resolved* (and said so) when its key no longer breaks
-the rule.
+the rule. A round moves the alerts through its evaluation times in order (``walk``), so a
+burst inside a batch of rows fires and resolves as it did in log time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import asdict, dataclass
+from collections import defaultdict
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from loganalyzer.watch.rules import Finding, Rule
+from loganalyzer.watch.rules import WINDOWED, Finding, Rule
 
 STATE_FILE = "watch/state.json"
 VERSION = 1
@@ -38,13 +40,17 @@ class Alert:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def ident(self) -> str:
+        return f"{self.rule}|{self.key}"
+
 
 @dataclass(frozen=True)
 class Notice:
     """What to tell people: an alert that fires, fires still (a repeat), or resolved."""
 
     kind: str  # firing, repeat, resolved
-    alert: Alert
+    alert: Alert  # as it was then (later steps of the round move the alert on)
     at: str  # log time
 
     def to_dict(self) -> dict:
@@ -96,14 +102,42 @@ class State:
             with fs.open(path, "w", encoding="utf-8") as fh:
                 fh.write(text)
 
+    def walk(
+        self,
+        rules: list[Rule],
+        findings: list[Finding],
+        at: list[dt.datetime],
+        wall: dt.datetime,
+    ) -> list[Notice]:
+        """Moves the alerts through one round's evaluation times ``at`` (ascending, the last
+        now) by the findings at each; returns what to send. Windowed rules step at each
+        time where something breaks them, the time after it (where it stopped: resolved,
+        or a pending alert dropped) and the first; every rule at now."""
+        now, earlier = at[-1], at[:-1]
+        by_time: dict[dt.datetime, list[Finding]] = defaultdict(list)
+        for f in findings:
+            by_time[f.at or now].append(f)
+        index = {t: i for i, t in enumerate(earlier)}
+        steps = {earlier[0]} if earlier else set()
+        for t in by_time:
+            if t in index:
+                steps.update(earlier[index[t] : index[t] + 2])
+        windowed = [r for r in rules if r.name in WINDOWED]
+        notices: list[Notice] = []
+        for t in sorted(steps):
+            notices += self.step(windowed, by_time.get(t, []), t, wall, only=WINDOWED)
+        return notices + self.step(rules, by_time.get(now, []), now, wall)
+
     def step(
         self,
         rules: list[Rule],
         findings: list[Finding],
         now: dt.datetime,
         wall: dt.datetime,
+        only: set[str] | None = None,
     ) -> list[Notice]:
-        """Moves every alert on by this evaluation's findings; returns what to send."""
+        """Moves every alert (of the rules named in ``only``) on by this evaluation's
+        findings; returns what to send."""
         by_rule = {r.name: r for r in rules}
         seen: set[str] = set()
         notices: list[Notice] = []
@@ -120,28 +154,30 @@ class State:
             held = (now - dt.datetime.fromisoformat(alert.since)).total_seconds() / 60
             if alert.status == "pending" and held >= rule.for_minutes:
                 alert.status, alert.sent_at = "firing", wall.isoformat()
-                notices.append(Notice("firing", alert, at))
+                notices.append(Notice("firing", replace(alert), at))
             elif alert.status == "firing" and alert.sent_at is None:  # not heard yet
                 alert.sent_at = wall.isoformat()
-                notices.append(Notice("firing", alert, at))
+                notices.append(Notice("firing", replace(alert), at))
             elif alert.status == "firing" and rule.repeat_minutes > 0:
                 quiet = (wall - dt.datetime.fromisoformat(alert.sent_at)).total_seconds() / 60
                 if quiet >= rule.repeat_minutes:
                     alert.sent_at = wall.isoformat()
-                    notices.append(Notice("repeat", alert, at))
+                    notices.append(Notice("repeat", replace(alert), at))
         for ident in sorted(set(self.alerts) - seen):
+            if only is not None and self.alerts[ident].rule not in only:
+                continue
             alert = self.alerts.pop(ident)
             if alert.status == "firing":
                 notices.append(Notice("resolved", alert, at))
         return notices
 
-    @staticmethod
-    def unheard(notices: list[Notice]) -> None:
-        """Notices no notifier could send: their firing alerts are sent again next round (a
-        mail relay or webhook down for a while must not swallow an alert)."""
+    def unheard(self, notices: list[Notice]) -> None:
+        """Notices no notifier could send: their alerts that still fire are sent again next
+        round (a mail relay or webhook down for a while must not swallow an alert)."""
         for n in notices:
-            if n.kind in ("firing", "repeat"):
-                n.alert.sent_at = None
+            alert = self.alerts.get(n.alert.ident)
+            if n.kind in ("firing", "repeat") and alert is not None and alert.status == "firing":
+                alert.sent_at = None
 
     def firing(self) -> list[Alert]:
         return [a for _, a in sorted(self.alerts.items()) if a.status == "firing"]
