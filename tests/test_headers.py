@@ -641,3 +641,50 @@ def test_html_and_terminal_show_hops_verdicts_and_chart(cli):
     for text in ("Authentication", "compauth", "Hops, oldest first", "Antispam", "NSPM"):
         assert text in out.stdout
     assert cli("headers", str(BUILT.with_name("missing.eml"))).exit_code == 2
+
+
+def test_an_ndr_with_only_an_html_body_is_read(tmp_path):
+    """An NDR forwarded from Outlook often keeps only its HTML body (quoted-printable): its
+    recipients, their status and the original headers are read from the text it shows.
+    Built: Exchange's NDR sections (FORMATS.md F.1) as Exchange 2013+ lays them out in HTML."""
+    import quopri
+    import subprocess
+
+    html = (
+        "<html><head><style>p {margin:0}</style></head><body>"
+        '<p><b><font color="#000066">Delivery has failed to these recipients or groups:</font>'
+        '</b></p><p><a href="mailto:bob@fabrikam.com">bob@fabrikam.com</a><br>The email '
+        "address you entered couldn&#39;t be found.</p>"
+        "<p><b>Diagnostic information for administrators:</b></p>"
+        "<p>Generating server: EX01.contoso.com<br><br>"
+        '<a href="mailto:bob@fabrikam.com">bob@fabrikam.com</a><br>Remote Server returned '
+        "&#39;550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address "
+        "lookup&#39;<br><br>"
+        '<a href="mailto:carol@fabrikam.com">carol@fabrikam.com</a><br>Remote Server returned '
+        "&#39;554 5.4.14 Hop count exceeded - possible mail loop&#39;<br><br>"
+        "Original message headers:</p><pre>Received: from EX01.contoso.com (10.0.0.11) by "
+        "EX02.contoso.com (10.0.0.12) with Microsoft SMTP Server id 15.1.2507.35; Mon, 2 Mar "
+        "2026 09:59:58 +0000\nFrom: Alice &lt;alice@contoso.com&gt;\nSubject: Quarterly "
+        "numbers\nMessage-ID: &lt;orig-77@ex01.contoso.com&gt;\n</pre></body></html>"
+    )
+    body = quopri.encodestring(html.encode()).decode()
+    eml = tmp_path / "ndr.eml"
+    eml.write_text(
+        "From: Microsoft Outlook <postmaster@contoso.com>\nTo: alice@contoso.com\n"
+        "Subject: Undeliverable: Quarterly numbers\nMessage-ID: <ndr-77@ex01.contoso.com>\n"
+        "Date: Mon, 2 Mar 2026 10:00:00 +0000\nMIME-Version: 1.0\n"
+        "Content-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n"
+        f"\n{body}"
+    )
+    done = subprocess.run([LOGANALYZER, "headers", str(eml), "--json"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    d = json.loads(done.stdout)
+    assert d["is_bounce"] is True
+    assert [(b["recipient"], b["status"], b["source"]) for b in d["bounce"]] == [
+        ("bob@fabrikam.com", "5.1.10", "ndr-text"),
+        ("carol@fabrikam.com", "5.4.14", "ndr-text"),
+    ]
+    assert d["bounce"][0]["diagnostic"].startswith("550 5.1.10 RESOLVER.ADR.RecipientNotFound")
+    assert d["reporting_mta"] == "EX01.contoso.com"
+    assert d["original"]["message_id"] == "<orig-77@ex01.contoso.com>"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 
 import eventcodes
-from loganalyzer.headers.parse import body_text, parse_headers, reparse, unfold
+from loganalyzer.headers.parse import body_text, html_text, parse_headers, reparse, unfold
 
 _SUBJECT = re.compile(
     r"^\s*(undeliverable|undelivered|delivery status notification|returned mail|"
@@ -156,7 +156,11 @@ def _parts(msg: Message) -> list[Message]:
 
 
 def _texts(msg: Message) -> list[str]:
-    return [body_text(p) for p in _parts(msg) if p.get_content_type() == "text/plain"]
+    """The NDR's texts: its plain-text parts, then its HTML ones as the text they show (an
+    NDR forwarded from Outlook often has only an HTML body)."""
+    parts = _parts(msg)
+    plain = [body_text(p) for p in parts if p.get_content_type() == "text/plain"]
+    return plain + [html_text(body_text(p)) for p in parts if p.get_content_type() == "text/html"]
 
 
 def _from_text(text: str) -> tuple[list[BounceRecipient], str | None]:

@@ -19,6 +19,7 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import HeaderParser
 from email.policy import compat32
+from html.parser import HTMLParser
 
 _HEADER = re.compile(r"^[!-9;-~]+:")
 # what looks like "name:" but is the rest of a value folded without indentation: a (comment),
@@ -290,6 +291,48 @@ def message_id(value: str | None) -> str | None:
     m = re.search(r"<([^<>\s]+)>", text)
     ident = m[1] if m else text.split()[0].strip("<>")
     return f"<{ident}>" if ident else None
+
+
+class _Text(HTMLParser):
+    """The words of an HTML body, its blocks apart as paragraphs (``html_text``)."""
+
+    _BLOCKS = frozenset("p div table tr li ul ol pre h1 h2 h3 h4 h5 h6 blockquote hr".split())
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.skip = 0  # inside <style> or <script>
+        self.pre = 0
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag in ("style", "script", "head"):
+            self.skip += 1
+        elif tag == "br":
+            self.out.append("\n")
+        elif tag in self._BLOCKS:
+            self.out.append("\n\n")
+            self.pre += tag == "pre"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script", "head"):
+            self.skip = max(0, self.skip - 1)
+        elif tag in self._BLOCKS:
+            self.out.append("\n\n")
+            self.pre -= tag == "pre" and self.pre > 0
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:  # outside <pre> the source's line breaks are spaces, as a browser
+            self.out.append(data if self.pre else re.sub(r"\s+", " ", data))
+
+
+def html_text(html: str) -> str:
+    """The text an HTML body shows: entities decoded, tags dropped, ``<br>`` a line break, a
+    block (paragraph, table row, ``<pre>``) a paragraph of its own."""
+    parser = _Text()
+    parser.feed(html)
+    parser.close()
+    lines = [ln.strip() for ln in "".join(parser.out).split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def body_text(part: Message) -> str:
