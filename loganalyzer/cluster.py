@@ -20,10 +20,22 @@ from loganalyzer.worker import Task, TaskResult, run_task
 
 #: Prefix of the keys of the parse tasks on the scheduler (its dashboard groups them by it).
 KEY_PREFIX = "loganalyzer-parse"
+_NO_WORKER = (
+    "no Dask worker is connected to the scheduler at {address} (waited {seconds:g} s): start "
+    "one with `dask worker {address}`"
+)
 
 
 class ClusterError(LogAnalyzerError, RuntimeError):
     """The cluster cannot be used: Dask missing, the scheduler unreachable (exit 2)."""
+
+
+def _connect_timeout() -> float:
+    """Seconds of dask's ``distributed.comm.timeouts.connect`` (30 s unless configured)."""
+    import dask
+    from dask.utils import parse_timedelta
+
+    return parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s")
 
 
 def check_scheduler(address: str) -> None:
@@ -32,8 +44,6 @@ def check_scheduler(address: str) -> None:
     wrong address (the dashboard's port, a web server) fails in seconds instead of waiting
     for ever with the lock held."""
     try:
-        import dask
-        from dask.utils import parse_timedelta
         from distributed.comm.addressing import parse_address, parse_host_port
         from distributed.core import rpc
     except ImportError as exc:
@@ -45,13 +55,20 @@ def check_scheduler(address: str) -> None:
             f"--scheduler {address!r}: give the scheduler's address as tcp://HOST:PORT "
             "(its port is 8786 unless it was started with another)"
         ) from None
-    seconds = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s")
+    seconds = _connect_timeout()
 
     async def identity() -> dict:
         scheduler = rpc(address, timeout=seconds)
         try:  # a server that is no scheduler may never answer: the wait is ours (after the
             # connect's own, so that a refused or unknown address says so)
-            return await asyncio.wait_for(scheduler.identity(), seconds + 5)
+            answer = await asyncio.wait_for(scheduler.identity(), seconds + 5)
+            # workers that are starting may join in a while: wait for one as long again
+            for _ in range(int(seconds)):
+                if not isinstance(answer, dict) or answer.get("workers"):
+                    break
+                await asyncio.sleep(1)
+                answer = await asyncio.wait_for(scheduler.identity(), seconds + 5)
+            return answer
         finally:
             await scheduler.close_rpc()
 
@@ -66,6 +83,8 @@ def check_scheduler(address: str) -> None:
             f"no Dask scheduler answers at {address} (within {seconds + 5:g} s): is it the "
             "dashboard's port? The scheduler's is 8786 unless it was started with another"
         )
+    if not answer.get("workers"):
+        raise ClusterError(_NO_WORKER.format(address=address, seconds=seconds))
 
 
 def run_on_cluster(tasks: list[Task], address: str, store: Store) -> Iterator[TaskResult]:
@@ -95,6 +114,12 @@ def run_on_cluster(tasks: list[Task], address: str, store: Store) -> Iterator[Ta
     tasks = sorted(tasks, key=lambda t: t.size - t.offset, reverse=True)
     run = secrets.token_hex(4)
     with client:
+        try:  # a scheduler without workers would hold the tasks (and the lock) for ever
+            client.wait_for_workers(1, timeout=_connect_timeout())
+        except TimeoutError:
+            raise ClusterError(
+                _NO_WORKER.format(address=address, seconds=_connect_timeout())
+            ) from None
         futures = {
             client.submit(
                 run_task,

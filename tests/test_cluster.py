@@ -258,6 +258,37 @@ def test_an_address_where_no_scheduler_answers_fails_before_the_store_is_locked(
         web.wait()
 
 
+def test_a_scheduler_without_workers_is_named_before_the_store_is_locked(logs, tmp_path):
+    """A scheduler started without its workers held the tasks, and the store's lock, for
+    ever."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    cmd = [*_dask(), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]
+    scheduler = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)  # fmt: skip
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "5s"}
+    try:
+        with distributed.Client(address, timeout=60, set_as_default=False):
+            pass  # (it answers)
+        store = tmp_path / "store"
+        out = subprocess.run(
+            [LOGANALYZER, "ingest", str(logs), "--store", str(store), "--scheduler", address],
+            capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+        assert out.returncode == 2, out.stderr
+        assert out.stderr == (
+            f"error: no Dask worker is connected to the scheduler at {address} (waited 5 s): "
+            f"start one with `dask worker {address}`\n"
+        )
+        assert not store.exists()
+    finally:
+        scheduler.send_signal(signal.SIGINT)
+        try:
+            scheduler.wait(30)
+        except subprocess.TimeoutExpired:
+            scheduler.kill()
+
+
 def test_a_memory_store_cannot_take_a_cluster(cluster, logs):
     with pytest.raises(RuntimeError, match="cannot write to it"):
         la.ingest([logs], "memory://nowhere", scheduler=cluster[0])
