@@ -37,6 +37,10 @@ def _utc(*args) -> datetime:
         ("2026-03-02 10:00:00 (UTC)", (_utc(2026, 3, 2, 10), False)),
         ("2026-03-02T10:00:00Z", (_utc(2026, 3, 2, 10), False)),
         ("2026-02-30T10:00:00Z", (None, False)),
+        ("2 Mar 2026 10:00:00 +1400", (_utc(2026, 3, 1, 20), False)),  # Kiribati, the last zone
+        ("2 Mar 2026 10:00:00 +9900", (None, False)),  # no zone is 99 hours from UTC
+        ("2 Mar 2026 10:00:00 -0075", (None, False)),
+        ("2026-03-02T10:00:00+15:00", (None, False)),
         ("no date", (None, False)),
         ("", (None, False)),
         (None, (None, False)),

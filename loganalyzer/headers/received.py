@@ -98,6 +98,8 @@ def parse_date(text: str | None) -> tuple[datetime | None, bool]:
         except ValueError:
             return None, False
         delta, assumed = _offset(offset, name, text[m.end() :])
+        if delta is None:
+            return None, False
         return _finish(local, frac, delta), assumed
     m = _ISO_DATE.search(text)
     if m:
@@ -109,16 +111,23 @@ def parse_date(text: str | None) -> tuple[datetime | None, bool]:
         z = (zone or "").replace(":", "")
         if z[:1] in "+-" and z:
             delta, assumed = _offset(z, None, "")
+            if delta is None:
+                return None, False
         else:
             delta, assumed = timedelta(0), not z and not re.search(r"\bUTC\b", text[m.end() :])
         return _finish(local, frac, delta), assumed
     return None, False
 
 
-def _offset(offset: str | None, name: str | None, rest: str) -> tuple[timedelta, bool]:
+def _offset(offset: str | None, name: str | None, rest: str) -> tuple[timedelta | None, bool]:
+    """The zone's offset from UTC and whether it was assumed; None for an offset no zone has
+    (``+9900``: zones lie within -12:00 and +14:00)."""
     if offset:
         sign = -1 if offset[0] == "-" else 1
-        return sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])), False
+        hours, minutes = int(offset[1:3]), int(offset[3:5])
+        if hours > 14 or minutes > 59:
+            return None, False
+        return sign * timedelta(hours=hours, minutes=minutes), False
     zone = (name or "").upper()
     if zone in _ZONES:
         return timedelta(hours=_ZONES[zone]), False
