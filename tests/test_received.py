@@ -92,6 +92,13 @@ EXCHANGE = (
 )
 
 
+EXIM = (
+    "from mail.example.org ([192.0.2.7]) by mx.example.net with esmtpsa (TLS1.3) tls "
+    "TLS_AES_256_GCM_SHA384 (Exim 4.96) (envelope-from <a@example.org>) id 1vXyZ-000abc-2Q; "
+    "Mon, 02 Mar 2026 10:00:00 +0000"
+)
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -129,6 +136,22 @@ EXCHANGE = (
                 tz_assumed=True,
                 raw="from x (1.2.3.4 [ipv6:2001:db8::7]) by <X1.contoso.com> ([fe80::1%14])"
                 " with ESMTPS id <XYZ@ex01>; 2026-03-02T10:00:00",
+            ),
+        ),
+        (
+            # Exim (its spec, "Received: header line"): the TLS version in a comment, then
+            # "tls" and the cipher, after the protocol
+            EXIM,
+            _hop(
+                from_name="mail.example.org",
+                from_ip="192.0.2.7",
+                by="mx.example.net",
+                protocol="esmtpsa",
+                tls={"version": "TLS1.3", "cipher": "TLS_AES_256_GCM_SHA384"},
+                id="1vXyZ-000abc-2Q",
+                date_time="2026-03-02T10:00:00.000Z",
+                date="Mon, 02 Mar 2026 10:00:00 +0000",
+                raw=EXIM,
             ),
         ),
         (

@@ -33,6 +33,8 @@ _TLS_PROTOCOL = re.compile(r"^(?:utf8)?(?:e?smtp|lmtp)sa?$|tls|^https$", re.IGNO
 _VERSION = re.compile(r"\bversion=([A-Za-z0-9_.]+)", re.IGNORECASE)
 _CIPHER = re.compile(r"\bcipher=([A-Za-z0-9_-]+)", re.IGNORECASE)
 _POSTFIX_TLS = re.compile(r"\busing (TLSv?[\d.]+) with cipher ([A-Za-z0-9_-]+)", re.IGNORECASE)
+#: Exim: ``with esmtps (TLS1.3) tls TLS_AES_256_GCM_SHA384``.
+_EXIM_TLS = re.compile(r"\((TLS ?v?1\.\d)\)\s+tls\s+([A-Za-z0-9_-]+)", re.IGNORECASE)
 _TLS_WORD = re.compile(r"\(TLS\)|over TLS secured channel|\bSTARTTLS\b", re.IGNORECASE)
 _BRACKETED = re.compile(r"\[([^\]]+)\]")
 
@@ -231,6 +233,8 @@ def parse_received(value: str) -> Hop:
 
     when, assumed = parse_date(date_text)
     protocol = joined("with")
+    if protocol and _EXIM_TLS.search(clauses):  # Exim's "tls CIPHER" is no protocol word
+        protocol = re.sub(r"\s+tls\s+\S+$", "", protocol, flags=re.IGNORECASE)
     return Hop(
         from_name=first("from"),
         from_ip=ip_of("from"),
@@ -249,7 +253,7 @@ def parse_received(value: str) -> Hop:
 
 
 def _tls(text: str, protocol: str | None) -> dict | None:
-    m = _POSTFIX_TLS.search(text)
+    m = _POSTFIX_TLS.search(text) or _EXIM_TLS.search(text)
     if m:
         return {"version": m[1], "cipher": m[2]}
     version, cipher = _VERSION.search(text), _CIPHER.search(text)
