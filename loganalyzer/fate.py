@@ -117,6 +117,7 @@ FINAL_EXO: Mapping[str, str] = {
     "GettingStatus": "deferred",
     "Defer": "deferred",
     "Expanded": "expanded",
+    "Expand": "expanded",
     "Recalled": "dropped",
 }
 #: Exchange Online statuses that give no verdict, and what they say instead: Exchange Online
@@ -139,7 +140,9 @@ DEFERS: frozenset[str] = frozenset(e for e, v in FINALS.items() if v == "deferre
 #: another of its servers (a hand-off).
 SENDS: frozenset[str] = frozenset(
     {"SEND", "SENDEXTERNAL", "1020", "1031", "7", "1002", "1003", "1011"}
-    | {"Send external", "Extern senden"}  # Exchange Online's detail events
+    # Exchange Online's detail events; its Send ends an Enhanced summary's chain of a
+    # recipient Exchange Online sent on (the last hop: no other log follows)
+    | {"Send", "Send external", "Extern senden"}
 )
 #: Sends that only begin a transfer: Exchange 2003's 1020 is followed by 1031 when the next
 #: server took the message, by 1030 when it refused it. As the last step it still decides;

@@ -260,7 +260,8 @@ def test_each_recipient_of_a_summary_row_has_its_own_verdict(tmp_path):
         **SUMMARY,
         "origin_timestamp_utc": "2026-03-29T01:30:09.3284899Z",
         "recipient_status": "a@fabrikam.com##Receive, Deliver;b@fabrikam.com##Receive, Fail;"
-        "c@example.com##Receive, Send external",
+        "c@example.com##Receive, Send external;d@example.com##Receive, Send;"
+        "grp@contoso.com##Receive, Expand;e@example.com##Receive, Defer",
         "message_id": "<sum1@contoso.com>",
     }
     write(tmp_path, "MTSummary_x.csv", csv_text([row]), "utf8-resaved")
@@ -272,11 +273,18 @@ def test_each_recipient_of_a_summary_row_has_its_own_verdict(tmp_path):
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert trace.returncode == 0, trace.stderr
     [m] = json.loads(trace.stdout)["messages"]
-    assert [(v["address"], v["verdict"]) for v in m["recipients"]] == [
-        ("a@fabrikam.com", "delivered"),
-        ("b@fabrikam.com", "failed"),
-        ("c@example.com", "sent_external"),
-    ]
+    assert {v["address"]: v["verdict"] for v in m["recipients"]} == {
+        "a@fabrikam.com": "delivered",
+        "b@fabrikam.com": "failed",
+        "c@example.com": "sent_external",
+        "d@example.com": "sent_external",  # Exchange Online's Send: the last hop's
+        "grp@contoso.com": "expanded",
+        "e@example.com": "deferred",
+    }
+    # the chain is what happened to the recipient, not its error or reply
+    words = {v["address"]: v["summary"] for v in m["recipients"]}
+    assert words["e@example.com"].endswith("last error: unknown")
+    assert "Receive" not in words["d@example.com"]
     report = subprocess.run(
         [LOGANALYZER, "report", "daily", "--store", store, "--date", "2026-03-29", "--json"],
         capture_output=True, text=True, timeout=300,
@@ -288,7 +296,8 @@ def test_each_recipient_of_a_summary_row_has_its_own_verdict(tmp_path):
         headline["delivered_recipients"],
         headline["failed_recipients"],
         headline["sent_out_recipients"],
-    ) == (1, 1, 1, 1)
+        headline["still_deferred_recipients"],
+    ) == (1, 1, 1, 2, 1)
 
 
 def test_detail_csv_goes_through_the_on_premises_fields(store_dir, tmp_path):

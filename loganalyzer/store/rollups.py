@@ -102,8 +102,8 @@ class Kind:
 #: rollup built before then lacks them: out of date, rebuilt by the next ingest or compaction;
 #: a kept one stays as it is). 3: Exchange Online's statuses decide verdicts. 4: Graph's
 #: Recalled drops a recipient. 5: an Enhanced summary row is one recipient's (its own verdict)
-#: and receives the message.
-ROLLUPS = Kind("rollups", INDEX_FILE, FOLDER, rollup_schema, version="5")
+#: and receives the message. 6: Exchange Online's Send is a send, its Expand expands a list.
+ROLLUPS = Kind("rollups", INDEX_FILE, FOLDER, rollup_schema, version="6")
 
 
 def clients_schema() -> pa.Schema:

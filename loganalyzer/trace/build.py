@@ -134,6 +134,21 @@ def _iis_event(session: list[dict]) -> Event:
     )
 
 
+def _event_chain(status: str | None) -> bool:
+    """Whether a status is an Enhanced summary's chain of a recipient's events (``Receive,
+    Defer``): what happened, not an error or a reply to show as the recipient's status."""
+    events = [e.strip() for e in (status or "").split(",")]
+    return bool(status) and all(_exo_event(e) for e in events)
+
+
+@cache
+def _exo_event(name: str) -> bool:
+    try:
+        return eventcodes.lookup(name, "exo-status") is not None
+    except eventcodes.UnknownCode:
+        return False
+
+
 def _interleaved(session: list[dict]) -> bool:
     """Whether another message's session to the same peer in the same second is logged among
     this one's lines (IIS logs name no session): its RCPT lines cannot be told apart."""
@@ -287,6 +302,7 @@ class _Stories:
         status = (
             status_text(last.status)
             if verdict in ("failed", "deferred", "sent_external", "dropped")
+            and not _event_chain(last.status)
             else None
         )
         enhanced, status_meaning = explain(status) if status else (None, None)
