@@ -629,3 +629,27 @@ def _smtp_rows(store: Path) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def test_a_server_silent_for_more_than_a_day_stays_reported(tmp_path):
+    """A server whose logs stopped was forgotten once it had been silent 24 hours (the
+    rule's lookback): the alert resolved, WATCH OK, while the server still wrote nothing."""
+    logs = tmp_path / "all"
+    done = subprocess.run(
+        [LOGANALYZER, "synth", "--out", str(logs), "--servers", "2", "--days", "3",
+         "--messages", "60", "--start", "2026-03-02"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    watched = tmp_path / "logs"
+    for f in sorted(logs.rglob("*.LOG")):  # EX01's three days, EX02's first day only
+        rel = f.relative_to(logs)
+        if rel.parts[0] == "EX01" or "20260302" in f.name or "260302" in f.name:
+            (watched / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, watched / rel)
+    out = run_once(str(watched), "--store", str(tmp_path / "store"))
+    assert out.returncode == 2, out.stdout + out.stderr
+    [alert] = [a for a in out.stdout.split("; ") if "logs_stopped EX02" in a]
+    assert "no log rows from EX02 since 2026-03-02" in alert and "resolved" not in alert, alert
+    again = run_once(str(watched), "--store", str(tmp_path / "store"))  # nothing new: still so
+    assert again.returncode == 2 and "logs_stopped EX02" in again.stdout, again.stdout

@@ -336,7 +336,7 @@ def _vip(rule: Rule, ctx: Context) -> list[Finding]:
     return found
 
 
-@_rule("logs_stopped", minutes=60, lookback_hours=24)
+@_rule("logs_stopped", minutes=60, lookback_hours=168)
 def _logs_stopped(rule: Rule, ctx: Context) -> list[Finding]:
     minutes = float(rule.options["minutes"])
     lookback = dt.timedelta(hours=float(rule.options["lookback_hours"]))
