@@ -146,3 +146,22 @@ def test_blank_lines_in_pasted_header_text_are_removed(tmp_path, text, subject):
     assert d["subject"] == (subject or "Fwd: Shipment delayed")
     assert d["message_id"] == "<x@y>" and len(d["hops"]) == 1
     assert any("blank line" in n or "double-spaced" in n for n in d["notes"])
+
+
+def test_a_blank_line_inside_a_folded_header_is_removed(tmp_path, synth_emls):
+    """A paste with a blank line before a fold's next line (`` smtp.mailfrom=...``) lost every
+    header after it, silently: the fold goes on, with a note, wherever the blank line falls
+    among the servers' headers."""
+    for eml in synth_emls[:4]:
+        section = _header_section(eml.read_bytes()).replace(b"\r\n", b"\n")
+        lines = section.rstrip(b"\n").split(b"\n")
+        clean = headers(tmp_path, section)
+        folds = [i for i, ln in enumerate(lines) if ln[:1] in (b" ", b"\t")]
+        own = next(i for i, ln in enumerate(lines) if ln.lower().startswith((b"from:", b"to:")))
+        cut = [i for i in folds if i < own][:3]
+        assert cut, eml.name
+        for i in cut:
+            pasted = b"\n".join([*lines[:i], b"", *lines[i:]]) + b"\n"
+            d = headers(tmp_path, pasted)
+            assert seen(d) == seen(clean), (eml.name, i)
+            assert f"removed a blank line inside the header block (line {i + 1})" in d["notes"]

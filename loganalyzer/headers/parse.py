@@ -197,10 +197,13 @@ def _heads(block: list[str]) -> list[str]:
 
 
 def _opens_headers(before: list[str], block: list[str]) -> bool:
-    """A block that goes on with headers: it starts with one, or with the value of an empty
-    ``Name:`` that ends the lines before it (``Subject:``, blank line, ``hello``)."""
+    """A block that goes on with headers: it starts with one, with the rest of a folded value
+    followed by headers, or with the value of an empty ``Name:`` that ends the lines before it
+    (``Subject:``, blank line, ``hello``)."""
     if _is_header(block[0]):
         return True
+    if block[0][:1] in (" ", "\t"):  # a fold the blank line cut: headers go on after it
+        return bool(before) and any(_is_header(ln) for ln in block[1:])
     empty = bool(before) and bool(_EMPTY_HEADER.match(before[-1]))
     return empty and len(block) > 1 and _is_header(block[1])
 
@@ -232,8 +235,8 @@ def _pasted_split(out: list[str], lines: list[str], j: int) -> bool:
         return False
     blocks = _blocks(lines, j)
     before = _heads(out)
-    if not _is_header(blocks[0][0]):  # the value of "Subject:" (the last line) follows
-        before = before[:-1]
+    if not _is_header(blocks[0][0]) and blocks[0][0][:1] not in (" ", "\t"):
+        before = before[:-1]  # the value of "Subject:" (the last line) follows
     if set(before) & _OWN:
         return False
     return all(_opens_headers(prev, block) for prev, block in zip(blocks, blocks[1:], strict=False))
