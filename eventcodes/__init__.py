@@ -275,14 +275,15 @@ def _tags() -> dict[str, Code]:
     return out
 
 
-def explain_status(text: str) -> list[Code]:
+def explain_status(text: str, family: str | None = None) -> list[Code]:
     """Every enhanced and basic reply code found in a status string, specific before generic.
 
     Enhanced codes (``5.1.1``) come first, then an Internet Mail Service diagnostic of an old
     Exchange NDR (``MSEXCH:IMS:... (000C05A6)``), then basic reply codes (``550``); each code
     once. Enhanced codes that no table lists fall back to their subject's generic entry. An
     Exchange status tag alone (``RESOLVER.ADR.RecipNotFound``, pasted from an NDR) gives the
-    enhanced code whose text it is.
+    enhanced code whose text it is. With ``family``, only that family's entries (an enhanced
+    code looked up there, not in the first family that knows it).
     """
     if not text:
         return []
@@ -296,7 +297,7 @@ def explain_status(text: str) -> list[Code]:
 
     for code in _ENHANCED_IN_TEXT.findall(text):
         try:
-            add(lookup(code))
+            add(lookup(code, family if family and family.startswith("enhanced") else None))
         except UnknownCode:
             add(_generic(code))
     for tag in _ANY_TAG_IN_TEXT.findall(text):
@@ -305,7 +306,7 @@ def explain_status(text: str) -> list[Code]:
         add(_index("exchange-ims").get(code.upper()))
     for code in _REPLY_IN_TEXT.findall(text):
         add(_index("smtp-reply").get(code))
-    return found
+    return [c for c in found if family in (None, c.family)]
 
 
 def reply_class(text: str) -> tuple[str, str] | None:
@@ -331,7 +332,7 @@ def explain(text: object, family: str | None = None) -> list[Code]:
     try:
         return [lookup(text, family)]
     except UnknownCode:
-        found = [c for c in explain_status(str(text)) if family in (None, c.family)]
+        found = explain_status(str(text), family)
         if not found:
             raise
         return found

@@ -162,3 +162,16 @@ def test_an_iis_reply_written_with_plus_signs_keeps_its_reply_code():
     found = [(c.family, c.code) for c in explain_status("550+5.7.1+Unable+to+relay")]
     assert found == [("enhanced-exchange", "5.7.1"), ("smtp-reply", "550")]
     assert eventcodes.reply_class("550+5.7.1+Unable+to+relay") == ("550", "permanent failure")
+
+
+@pytest.mark.parametrize(
+    ("family", "code"),
+    [("enhanced-iana", "5.1.1"), ("enhanced-exchange", "5.1.1"), ("smtp-reply", "550")],
+)
+def test_a_whole_reply_is_explained_in_the_family_asked(family, code):
+    # the enhanced code was looked up in the first family that knows it, then filtered out
+    for reply in ("550 5.1.1 unknown user", "550+5.1.1+unknown+user"):
+        done = subprocess.run([LOGANALYZER, "codes", reply, "--family", family, "--json"],
+                              capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert [(e["family"], e["code"]) for e in json.loads(done.stdout)] == [(family, code)]
