@@ -232,3 +232,17 @@ def test_a_log_is_known_by_its_content_wherever_the_ingest_ran(tmp_path):
     assert json.loads(out.stdout)["files"] == [str(log.relative_to(tmp_path / "site"))]
     again = run("ingest", "-s", "store", "logs", "--json", cwd=tmp_path / "site")
     assert json.loads(again.stdout)["files"]["ingested"] == n + 1, again.stdout
+
+
+def test_a_file_read_from_two_folders_is_forgotten_as_one(tmp_path):
+    log = tmp_path / "iis" / "SMTPSVC1" / "in070101.log"
+    log.parent.mkdir(parents=True)
+    shutil.copy(CORPUS / "iis-smtp" / "msdoc-ex2007-smtp-iislogformat-example.log", log)
+    store = tmp_path / "store"
+    assert run("ingest", "-s", store, "SMTPSVC1", cwd=tmp_path / "iis").returncode == 0
+    assert run("ingest", "-s", store, "iis/SMTPSVC1", cwd=tmp_path).returncode == 0
+    out = run("store", "forget", "-s", store, log, "--json")
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)["files"]) == 1  # the manifest's one row, not its paths
+    nothing = run("store", "forget", "-s", store, tmp_path / "nowhere.log")
+    assert f"--store {store}" in nothing.stderr  # the hint's command reads this store

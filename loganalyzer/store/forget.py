@@ -126,7 +126,8 @@ def forget(
             if not found:
                 raise BadInput(
                     f"{w}: no log of the store {st.root} was read from this path, and no log "
-                    'there is one it holds (its paths: loganalyzer sql "select paths from files")'
+                    "there is one it holds (its paths: loganalyzer sql "
+                    f'"select paths from files" --store {st.root})'
                 )
             keys |= found
         if damaged:
@@ -134,7 +135,8 @@ def forget(
             bad = {*report["missing"], *(u.split(":")[0] for u in report["unreadable"])}
             keys |= {k for k, row in manifest.items() if bad.intersection(row.parts)}
         rows = [manifest[k] for k in sorted(keys)]
-        summary.files = sorted(p for r in rows for p in r.paths)
+        summary.files = sorted(r.paths[0] for r in rows if r.paths)  # a file once, however
+        # many paths it was read from (the first)
         summary.rows = sum(r.rows or 0 for r in rows)
         summary.quarantined = sum(r.quarantined or 0 for r in rows)
         parts = sorted({p for r in rows for p in r.parts})
