@@ -524,3 +524,20 @@ def test_tls_across_midnight_is_counted_once_the_next_day_is_ingested(tmp_path):
         ("NIGHTPEER", "TLS 1.0", 1)
     ]
     assert night[0]["first_seen"].startswith("2026-03-02T23:59:57")
+
+
+def test_lists_a_report_from_rollups_leaves_out_say_so(store, tmp_path):
+    """The failed and pending recipients are per-message lists a report from rollups leaves
+    empty: the page said "None." beside 60 failed recipients, and `cut` listed them as 0 of 60."""
+    page = tmp_path / "period.html"
+    common = ["report", "daily", "--store", str(store), "--date", LAST, "--days", str(DAYS)]
+    done = _run(*common, "--rollups", "--json", "--out", str(page))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    failed = report["headline"]["failed_recipients"]
+    assert failed > 0 and report["tables"]["failed"] == []
+    assert "failed" not in report["cut"] and "pending" not in report["cut"]
+    html = page.read_text(encoding="utf-8")
+    under = html.split('id="t-failed"', 1)[1].split('id="t-', 1)[0]
+    assert f"{failed:,} in the period, not listed: a report from rollups leaves" in under
+    assert "None." not in under

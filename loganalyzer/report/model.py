@@ -167,7 +167,8 @@ class DailyReport(Result):
         out = {}
         for t in registry.TABLES.values():
             total = self.total_of(t.name)
-            if total is not None and total > len(self.metrics[t.name]):
+            # (a list left out of a report from rollups is empty: not cut, not listed)
+            if total is not None and total > len(self.metrics[t.name]) > 0:
                 out[t.name] = {"listed": len(self.metrics[t.name]), "total": total}
         return out
 
