@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import LOGANALYZER
+from conftest import LOGANALYZER, PORTABILITY
 from prometheus_client.parser import text_string_to_metric_families
 from reportdata import Expected
 from test_report_mail import smtp_server  # noqa: F401 - the fixture
@@ -602,6 +602,16 @@ def test_ctrl_c_in_the_middle_of_a_round_stops_after_it(synth_logs, tmp_path):
     time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
+    head, cut, child = err.partition("Traceback (most recent call last):")
+    if (
+        PORTABILITY
+        and cut
+        and "spawn_main" in child
+        and child.strip().endswith("EOFError: Ran out of input")
+    ):
+        # a worker process still starting (spawn, as on Windows) when the watch stops at once
+        # reads its start data from a closed pipe: Python's own line of that child (README)
+        err = head
     if proc.returncode == 0:  # the round was at its end already: a whole store
         assert _store_check(again).returncode == 0
     else:
