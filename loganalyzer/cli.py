@@ -817,7 +817,9 @@ def store_check(
     from loganalyzer.terminal.common import status
     from loganalyzer.terminal.store import print_check
 
-    st = Store(store).require()
+    st = Store(store)
+    if not st.begun():
+        st.require()
     removed: list[str] = []
     if repair:
         with st.lock(on_wait=_say):

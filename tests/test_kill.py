@@ -92,6 +92,53 @@ def test_sigkill_mid_ingest_then_rerun_completes_without_duplicates(logs, tmp_pa
     assert not list(store.rglob("*.tmp"))
 
 
+def test_a_first_ingest_killed_before_its_first_commit_is_checked_and_repaired(logs, tmp_path):
+    """No manifest yet, parts left: `store check` says so (it said "not a store" and could
+    not remove them), `--repair` removes them, readers say no ingest has finished."""
+    from conftest import LOGANALYZER
+
+    for attempt in range(3):  # the manifest is first written after 3 s of reading
+        store = tmp_path / f"store{attempt}"
+        proc = _start(logs, store)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if store.exists() and list(store.glob("tracking/*/*.tmp")):
+                break
+            time.sleep(0.005)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if not (store / "manifest.parquet").exists():
+            break
+    assert not (store / "manifest.parquet").exists()
+    left = [p for p in store.rglob("*") if p.is_file() and not p.name.startswith(".lock")]
+    assert left
+
+    def run(*args):
+        return subprocess.run([LOGANALYZER, *args], capture_output=True, text=True, timeout=120)
+
+    check = run("store", "check", "-s", str(store))
+    assert check.returncode == 1, check.stderr
+    last = check.stdout.splitlines()[-1]
+    assert last.startswith(f"{store}: no ingest has finished in this store yet; {len(left)} ")
+    assert "--repair removes them" in last
+    trace = run("trace", "-s", str(store), "someone@contoso.com")
+    assert trace.returncode == 2
+    assert trace.stderr.startswith(f"error: {store}: no ingest has finished in this store yet")
+    assert "Traceback" not in trace.stderr
+
+    repair = run("store", "check", "-s", str(store), "--repair")
+    assert repair.returncode == 0, repair.stdout + repair.stderr
+    assert f"removed {len(left)} leftovers" in repair.stdout
+    assert not [p for p in store.rglob("*") if p.is_file() and not p.name.startswith(".lock")]
+    # a folder no ingest ever wrote to is still no store
+    other = run("store", "check", "-s", str(tmp_path / "typo"))
+    assert other.returncode == 2
+    assert "is not a loganalyzer store" in other.stderr
+    # and the next ingest makes the whole store
+    assert _start(logs, store).wait(120) == 0
+    assert len(rows_of(store)) == FILES * ROWS
+
+
 def test_second_ingest_waits_for_the_lock(logs, tmp_path):
     store = tmp_path / "store"
     first = _start(logs, store)

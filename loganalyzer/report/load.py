@@ -85,6 +85,9 @@ _DEFERRED = f"""and ({MSG_SQL} is null or {MSG_SQL} in (
 #: A row's kind in a recipient's story and its verdict, by the rules of ``fate``.
 _STEP = fate.kind_sql("$servers", connector="connector")
 _VERDICT = fate.verdict_sql("event_id", "step")
+#: The columns of trk that ``rev`` reads: its own and those of ``_STEP``.
+_REV_COLUMNS = """date_time, server, event_id, msg, connector, log_format, server_hostname,
+    recipient_address, recipient_status, enhanced_status"""
 _KIND = "case verdict " + " ".join(f"when '{v}' then '{k}'" for v, k in KIND.items()) + " end"
 
 
@@ -250,12 +253,13 @@ def load(
         {"accepted": accepted},
     )
     # a row that ends or delays a recipient's journey, or hands it on: its final events and
-    # sends, a transfer's end only (its beginning is followed by its end or a failure)
+    # sends, a transfer's end only (its beginning is followed by its end or a failure); the
+    # columns named: ``select *`` carried every column of trk (subjects, lists) through
     con.execute(
         f"""
         create or replace temp table rev as
         with s as (
-            select *, {_STEP} as step from trk
+            select {_REV_COLUMNS}, {_STEP} as step from trk
             where date_time >= $since and not list_contains($begins, event_id)),
         v as (select *, {_VERDICT} as verdict from s where step in ('final', 'handoff')),
         u as (

@@ -108,10 +108,21 @@ class Store:
     def exists(self) -> bool:
         return self.loc.exists(MANIFEST_FILE)
 
+    def begun(self) -> bool:
+        """True when the path holds a store, or one whose first ingest was interrupted before
+        it committed (its lock is there, its manifest not yet): ``store check`` and
+        ``--repair`` read such a store, to remove what the ingest left."""
+        return self.exists() or self.loc.exists(LOCK_FILE)
+
     def require(self) -> Store:
         """This store, when its path holds one (its manifest); else NotAStore. Every reader
         calls it first: a misspelt path must not read as an empty store."""
         if not self.exists():
+            if self.loc.exists(LOCK_FILE):  # an ingest began it and was stopped
+                raise NotAStore(
+                    f"{self.root}: no ingest has finished in this store yet (ingest the logs "
+                    "again; `loganalyzer store check --repair` removes what a stopped one left)"
+                )
             raise NotAStore(f"{self.root} is not a loganalyzer store (no manifest)")
         return self
 

@@ -67,6 +67,8 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
     return {
         "store": store.root,
         "ok": not problems,
+        # no manifest: an ingest began the store and was stopped before its first commit
+        "unfinished": not store.exists(),
         "files": len(manifest),
         "parts": len(listed),
         "schema_versions": sorted({r.schema_version for r in manifest.values()} - {None, 0}),

@@ -30,6 +30,18 @@ def print_check(report: dict, repaired: bool = False) -> None:
     damaged = len(report["missing"]) + len(report["unreadable"]) + len(report["row_counts"])
     left = len(report["unlisted"]) + len(report["temporary"])
     removed = report.get("removed") or []
+    if report.get("unfinished"):  # no manifest: nothing was ever committed
+        typer.echo(
+            f"{report['store']}: no ingest has finished in this store yet"
+            + (f"; removed {len(removed)} leftovers of an interrupted one" if repaired else "")
+            + (
+                f"; {left} leftovers of an interrupted one (--repair removes them; the next "
+                "ingest does too)"
+                if left
+                else "; nothing left over"
+            )
+        )
+        return
     typer.echo(
         f"{report['store']}: {report['files']:,} files, {report['parts']:,} parts listed"
         + (f"; removed {len(removed)} leftovers of interrupted runs" if repaired else "")
