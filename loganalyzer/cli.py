@@ -574,6 +574,12 @@ def report_daily(
         Path | None, typer.Option(help="HTML file [default: mail-flow-DATE.html; none with --json]")
     ] = None,
     top: Annotated[int, typer.Option(min=1, max=100_000, help="Rows of the top lists.")] = 10,
+    limit: Annotated[
+        int,
+        typer.Option(
+            min=1, max=100_000, help="Rows of the per-message lists (failed, pending recipients)."
+        ),
+    ] = 200,
     problems_first: Annotated[
         bool, typer.Option("--problems-first", help="Failures, deferrals, data quality first.")
     ] = False,
@@ -655,7 +661,7 @@ def report_daily(
     for domain in accepted_domain or []:
         if not domain.strip().lstrip("@") or any(c in domain for c in " ,;<>"):
             raise BadInput(f"--accepted-domain {domain!r}: give a domain (contoso.com)")
-    options = dict(days=days, tz=tz, top=top, accepted_domains=accepted_domain)
+    options = dict(days=days, tz=tz, top=top, limit=limit, accepted_domains=accepted_domain)
     options |= dict(expiration=expiration, vips=vip, vip_latency=vip_latency)
     options |= dict(quiet_days=quiet_days)
     smtp = dict(host=smtp_host, port=smtp_port, starttls=smtp_starttls, user=smtp_user)
