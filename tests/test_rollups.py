@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -434,6 +435,86 @@ def test_prune_keeps_the_long_report_and_a_kill_leaves_it_whole(store, tmp_path)
     assert json.loads(_run(*common, "--json").stdout)["tables"] == before["tables"]
     berlin = _run(*common, "--tz", "Europe/Berlin", "--json")  # its end not cut at an hour
     assert berlin.returncode == 0 and json.loads(berlin.stdout)["tables"]["tls_versions"]
+
+
+def _grown_copy(store: Path, day: str, folder: Path) -> None:
+    """A tracking log of ``day`` copied into ``folder`` with one more message received at its
+    end: ingested, the copy is the known file grown by that line."""
+    log = sorted(p for p in (store.parent / "logs").rglob("MSGTRK*.LOG") if day in p.name)[0]
+    data = log.read_bytes()
+    line = next(x for x in data.split(b"\r\n") if b",RECEIVE," in x and b",SMTP," in x)
+    copy = folder / "EX01" / "MessageTracking" / log.name
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(
+        data + re.sub(rb"<[^<>,]+@[^<>,]+>", b"<grown-1@test>", line, count=1) + b"\r\n"
+    )
+
+
+def test_a_prune_killed_before_its_manifest_leaves_the_store_as_before(store, tmp_path):
+    """Killed after the rollup indexes mark the days to prune, before the manifest drops their
+    rows: the store is as before the prune, `store check` names the marks, and a log of a
+    marked day that grows reaches the rollups as its rows (the marks are not kept ones)."""
+    st = tmp_path / "store"
+    shutil.copytree(store, st)
+    common = ["report", "daily", "--store", str(st), "--date", "2026-03-04", "--days", "3"]
+    before = json.loads(_run(*common, "--json", "--rollups").stdout)
+    env = {**os.environ, FAILPOINT: "prune-indexed"}
+    args = [EXE, "store", "prune", "--store", str(st), "--before", "2026-03-03", "--json"]
+    killed = subprocess.run(args, env=env, capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    _consistent_after_kill(st)
+    check = _run("store", "check", "--store", str(st))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "marked by a stopped `store prune` for 1 days whose rows are still" in check.stdout
+    same = json.loads(_run(*common, "--json", "--rollups").stdout)
+    assert same["headline"] == before["headline"] and same["tables"] == before["tables"]
+    _grown_copy(store, "20260302", tmp_path / "grown")
+    grown = _run("ingest", str(tmp_path / "grown"), "--store", str(st), "--json")
+    assert grown.returncode == 0, grown.stderr
+    assert [(f["status"], f["rows"]) for f in json.loads(grown.stdout)["details"]] == [("grown", 1)]
+    rollup = json.loads(_run(*common, "--json", "--rollups").stdout)
+    rows = json.loads(_run(*common, "--json", "--from-rows").stdout)
+    received = before["headline"]["received_messages"] + 1
+    assert rollup["headline"]["received_messages"] == rows["headline"]["received_messages"]
+    assert rollup["headline"]["received_messages"] == received
+    a, b = _given(rollup, rows)
+    assert a == b
+    check = _run("store", "check", "--store", str(st))
+    assert check.returncode == 0 and "store prune" not in check.stdout, check.stdout
+    assert Store(st).check()["rollups"]["stale"] == 0  # the grown day rebuilt by the ingest
+    # the prune run again removes the day, its rollup (with the grown line) kept
+    done = _run(*args[1:])
+    assert done.returncode == 0 and json.loads(done.stdout)["days"] == ["2026-03-02"], done
+    after = json.loads(_run(*common, "--json", "--rollups").stdout)
+    assert after["headline"]["received_messages"] == received
+    assert Store(st).check()["rollups"]["kept"] == 1
+
+
+def test_a_prune_killed_after_its_manifest_keeps_the_days(store, tmp_path):
+    """Killed after the manifest dropped the rows, before the marks are made ``kept``: the
+    marked days are kept (their rollups the record), and the next writer makes them so."""
+    st = tmp_path / "store"
+    shutil.copytree(store, st)
+    common = ["report", "daily", "--store", str(st), "--date", "2026-03-04", "--days", "3"]
+    before = json.loads(_run(*common, "--json", "--rollups").stdout)
+    env = {**os.environ, FAILPOINT: "listed"}
+    args = [EXE, "store", "prune", "--store", str(st), "--before", "2026-03-03"]
+    killed = subprocess.run(args, env=env, capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    _consistent_after_kill(st)
+    check = _run("store", "check", "--store", str(st))
+    assert "marked by a stopped `store prune` for 1 days whose rows it removed" in check.stdout
+    got = Store(st).check()
+    assert got["rollups"]["kept"] == got["tls_aggregates"]["kept"] == 1
+    after = json.loads(_run(*common, "--json", "--rollups").stdout)
+    assert after["headline"] == before["headline"] and after["tables"] == before["tables"]
+    assert _run("store", "compact", "--store", str(st)).returncode == 0
+    check = _run("store", "check", "--store", str(st))
+    assert check.returncode == 0 and "store prune" not in check.stdout, check.stdout
+    entry = store_rollups.load(Store(st))["2026-03-02"]
+    assert entry.source == store_rollups.KEPT
+    after = json.loads(_run(*common, "--json", "--rollups").stdout)
+    assert after["headline"] == before["headline"] and after["tables"] == before["tables"]
 
 
 def test_a_prune_leaves_the_next_days_aggregates_current(store, tmp_path):

@@ -448,7 +448,7 @@ def day_headline(st: Store, con, period: Period) -> tuple[bool, dict[str, int] |
         return False, None
     if entry.source != store_rollups.KEPT:  # rows pruned: the rollup is all there is
         manifest = st.manifest(con, fields=MANIFEST_COLUMNS)
-        if entry.source != store_rollups.source(manifest, day):
+        if store_rollups.state_of(manifest, day, entry) not in ("current", "kept"):
             return False, None
     source = read_parquet([st.uri(entry.part)])
     con.execute(f"create or replace temp table r as select '{day}' as day, * from {source}")

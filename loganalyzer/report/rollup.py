@@ -270,10 +270,12 @@ def _refresh(
     """``refresh_clients`` of ``kind``, its parts built by ``builder``."""
     index = store_rollups.load(st, kind)
     state = store_rollups.status(st, manifest, index, kind)
-    have = set(store_rollups.row_days(manifest))
+    have = store_rollups.row_days(manifest)
     todo = store_rollups.due(state, touched)
-    drop = sorted(d for d, e in index.items() if d not in have and e.source != store_rollups.KEPT)
-    days = sorted(todo & have)
+    drop = sorted(
+        d for d, e in index.items() if d not in have and not store_rollups.is_kept(e, have)
+    )
+    days = sorted(todo & set(have))
     if not days and not drop:
         return []
     around = store_rollups.built_from(days, kind)

@@ -193,8 +193,15 @@ class Store:
             yield
 
     def clean(self) -> list[str]:
-        """Remove temporary files and parts the manifest does not list; call under the lock."""
-        listed = set(self.listed_parts())
+        """Remove temporary files and parts the manifest does not list, and resolve the marks of
+        a ``store prune`` killed midway (``rollups.settle``); call under the lock, before the
+        manifest changes."""
+        from loganalyzer.store import addresses, rollups  # their own leftovers
+
+        manifest = self.manifest()
+        for kind in (rollups.ROLLUPS, *rollups.AGGREGATES):
+            rollups.settle(self, manifest, kind)
+        listed = set(self.listed_parts(manifest=manifest))
         removed = []
         for sub in (*LOG_TABLES, "quarantine"):
             gone = [
@@ -207,8 +214,6 @@ class Store:
             self.loc.prune(sub)
         gone = self.loc.glob(f"{MANIFEST_FILE}.*{TMP_SUFFIX}")
         self.loc.remove(gone)
-        from loganalyzer.store import addresses, rollups  # their own leftovers
-
         return (
             removed
             + gone

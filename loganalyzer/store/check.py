@@ -115,7 +115,7 @@ def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLL
     found |= set(store.loc.glob(f"{kind.index_file}.*{TMP_SUFFIX}"))
     days = rollups.status(store, manifest, index, kind)
     counts = {k: len(v) for k, v in days.items()}
-    notices = []
+    notices = _marks(manifest, index, kind)
     if kind is not rollups.ROLLUPS:
         if days["stale"] or days["missing"]:
             lacking = sorted(days["stale"] + days["missing"])
@@ -164,6 +164,49 @@ def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLL
         ]
     )
     return {"days": counts, "notices": notices, "problems": problems}
+
+
+#: What the parts of each kind with prune's marks are, in ``store check``'s notices.
+NAMES = {
+    rollups.ROLLUPS: "rollups",
+    rollups.CLIENTS: "SMTP clients' aggregates",
+    rollups.TLS: "TLS aggregates",
+    rollups.SMTP_LINES: "SMTP line counts",
+}
+
+
+def _marks(manifest: Manifest, index: rollups.Index, kind: rollups.Kind) -> list[str]:
+    """Prune's marks that disagree with the manifest: those of a ``store prune`` stopped
+    midway (``rollups.PRUNING``), and days kept whose rows the manifest lists."""
+    if kind not in NAMES:
+        return []
+    what = NAMES[kind]
+    have = rollups.row_days(manifest)
+    marked = sorted(d for d, e in index.items() if e.source.startswith(rollups.PRUNING))
+    listed = [d for d in marked if d in have]
+    gone = [d for d in marked if d not in have]
+    kept = sorted(d for d, e in index.items() if e.source == rollups.KEPT and d in have)
+    out = []
+    if listed:
+        out.append(
+            f"{what} marked by a stopped `store prune` for {len(listed)} days whose rows are "
+            f"still in the store (first {listed[0]}): read as before the prune; the next "
+            "ingest, `store compact` or `store prune` clears the marks"
+        )
+    if gone:
+        out.append(
+            f"{what} marked by a stopped `store prune` for {len(gone)} days whose rows it "
+            f"removed (first {gone[0]}): kept as the record of those days; the next ingest, "
+            "`store compact` or `store prune` marks them kept"
+        )
+    if kept:
+        out.append(
+            f"{what} kept (rows pruned) for {len(kept)} days that have rows in the store "
+            f"(first {kept[0]}): reports of several days read the kept {what}, not those "
+            "rows (logs of those days ingested after the prune, or a `store prune` of an "
+            "earlier version stopped midway)"
+        )
+    return out
 
 
 def _read_footer(store: Store, rel: str, rows: dict[str, int]) -> str | None:

@@ -356,8 +356,9 @@ def prune(
     file is not read again). ``rollups`` (``loganalyzer.report.rollup.refresh``) first brings
     the rollups up to date; without it a day to prune without a current rollup is refused.
 
-    Atomic as compaction: the rollup index marks the days kept, then the manifest is replaced
-    listing the remaining parts, then the old parts are removed.
+    Atomic as compaction: the rollup indexes mark the days (``rollups.PRUNING``), then the
+    manifest is replaced listing the remaining parts, then the old parts are removed and the
+    marks made ``kept``.
     """
     from loganalyzer.store import addresses
     from loganalyzer.store import rollups as store_rollups
@@ -394,9 +395,10 @@ def prune(
         summary.days = sorted({p.split("/")[1][len("date=") :] for p in old})
         summary.parts = len(old)
         summary.rows = _unlist(st, manifest, set(old))
+        # marked, not yet kept: a kill before the manifest leaves them what they were
         for d in summary.days:
             if d in index:
-                index[d].source = store_rollups.KEPT
+                store_rollups.pruning(index[d])
         store_rollups.rekey(manifest, index, sorted(d for d in valid if d >= day))
         # the SMTP clients' and TLS aggregates of the pruned days are kept too (clients by
         # first and last seen over the whole history, TLS peers over long periods), and the
@@ -404,20 +406,22 @@ def prune(
         for kind, got in aggregates.items():
             for d in summary.days:
                 if d in got and d in aggregates_valid[kind]:
-                    got[d].source = store_rollups.KEPT
+                    store_rollups.pruning(got[d])
             after = sorted(d for d in aggregates_valid[kind] if d >= day)
             store_rollups.rekey(manifest, got, after, kind)
             store_rollups.save(st, got, kind)
         store_rollups.save(st, index)
         _failpoint("prune-indexed")
         _publish(st, manifest, old)
+        for kind in (store_rollups.ROLLUPS, *store_rollups.AGGREGATES):  # now kept
+            store_rollups.settle(st, manifest, kind)
         # the address index of the pruned days goes (a kill before leaves it out of date)
         addresses.refresh(st, manifest, set())
         # and the aggregates of pruned days that were not current (rows gone)
-        have = set(store_rollups.row_days(manifest))
+        have = store_rollups.row_days(manifest)
         for kind, got in aggregates.items():
             gone = sorted(
-                d for d, e in got.items() if d not in have and e.source != store_rollups.KEPT
+                d for d, e in got.items() if d not in have and not store_rollups.is_kept(e, have)
             )
             if gone:
                 store_rollups.commit(st, manifest, {}, kind, drop=gone)

@@ -12,7 +12,12 @@ source differs from the manifest's is out of date (a kill between an ingest's ma
 its rollups, or a store written before rollups): readers compute that day from its rows, and
 the next ingest or ``store compact`` rebuilds it. Compaction moves rows between parts but not
 between files, so rollups stay valid. ``store prune`` marks the rollups of the days whose
-rows it removes as ``kept``: they are then the only record of those days.
+rows it removes as ``kept``: they are then the only record of those days. It marks them
+``pruning:<source>`` before its manifest drops their rows and ``kept`` after: a mark of a
+day whose rows the manifest still lists (a prune killed before its manifest) is the source
+it had, one of a day without rows is kept; ``settle`` writes that down, under the lock,
+before any writer changes the manifest (the mark alone could not tell, once the rows of
+such a day changed, whether the prune had removed them).
 
 Commit: new parts under temporary names, renamed into place (unlisted), then the index
 replaced in one step, then the parts it no longer lists removed.
@@ -49,6 +54,9 @@ INDEX_FILE = "rollups.parquet"
 FOLDER = "rollup"
 #: The ``source`` of a day whose rows were pruned: its rollup is the record of that day.
 KEPT = "kept"
+#: The ``source`` prefix of a day whose rows ``store prune`` is removing, before its source:
+#: kept once the manifest no longer lists the day's rows, that source while it does.
+PRUNING = "pruning:"
 #: The tables rollups are built from.
 SOURCES = ("tracking", "smtp")
 
@@ -354,16 +362,60 @@ def status(
     days = row_days(manifest) if days is None else days
     out: dict[str, list[str]] = {"current": [], "kept": [], "stale": [], "missing": []}
     for day in sorted(set(days) | set(index)):
-        e = index.get(day)
-        if e is None:
-            out["missing"].append(day)
-        elif e.source == KEPT:
-            out["kept"].append(day)
-        elif e.source == source(manifest, day, days, kind):
-            out["current"].append(day)
-        else:
-            out["stale"].append(day)
+        out[state_of(manifest, day, index.get(day), days, kind)].append(day)
     return out
+
+
+def state_of(
+    manifest: Manifest,
+    day: str,
+    entry: Entry | None,
+    days: dict[str, set[str]] | None = None,
+    kind: Kind = ROLLUPS,
+) -> str:
+    """The state of ``day``'s part ``entry`` (one of ``status``'s keys); a ``PRUNING`` mark
+    is kept when the day has no rows, else the source it carries."""
+    if entry is None:
+        return "missing"
+    days = row_days(manifest) if days is None else days
+    mark = entry.source
+    if mark.startswith(PRUNING):
+        mark = KEPT if day not in days else mark[len(PRUNING) :]
+    if mark == KEPT:
+        return "kept"
+    return "current" if mark == source(manifest, day, days, kind) else "stale"
+
+
+def is_kept(entry: Entry, days: dict[str, set[str]]) -> bool:
+    """Whether ``entry`` is the record of a pruned day (``days``: ``row_days``)."""
+    return entry.source == KEPT or (entry.source.startswith(PRUNING) and entry.date not in days)
+
+
+def pruning(entry: Entry) -> None:
+    """Mark ``entry``'s day as one whose rows ``store prune`` is removing (``PRUNING``); a
+    day kept already stays kept."""
+    if entry.source != KEPT and not entry.source.startswith(PRUNING):
+        entry.source = PRUNING + entry.source
+
+
+def settle(store: Store, manifest: Manifest, kind: Kind = ROLLUPS) -> list[str]:
+    """Resolve the ``PRUNING`` marks of ``kind`` against ``manifest`` (under the lock, before
+    the manifest changes): kept where the day has no rows, else the source they carry.
+    Returns the days kept."""
+    index = load(store, kind)
+    marked = [e for e in index.values() if e.source.startswith(PRUNING)]
+    if not marked:
+        return []
+    days = row_days(manifest)
+    kept = []
+    for e in marked:
+        if e.date in days:
+            e.source = e.source[len(PRUNING) :]
+        else:
+            e.source = KEPT
+            kept.append(e.date)
+    save(store, index, kind)
+    return kept
 
 
 def commit(
@@ -402,7 +454,7 @@ def rekey(manifest: Manifest, index: Index, valid: list[str], kind: Kind = ROLLU
     record of them (a rebuild would no longer see what began the day before)."""
     days = row_days(manifest)
     for day in valid:
-        if day in index and index[day].source != KEPT:
+        if day in index and index[day].source != KEPT and not index[day].source.startswith(PRUNING):
             index[day].source = source(manifest, day, days, kind)
 
 
