@@ -640,7 +640,7 @@ def report_daily(
         int,
         typer.Option(
             help="Reports of several days from rollups: list the mailboxes and distribution "
-            "lists that received and sent nothing in this many last days."
+            "lists that received and sent nothing in this many last days (1 to 3660)."
         ),
     ] = 30,  # report.sections.history.QUIET_DAYS
     as_json: JsonOpt = False,

@@ -160,12 +160,15 @@ def test_long_report_lists_the_stores_smtp_clients_as_a_one_day_report(logs_and_
     assert all(c["first_seen"] <= c["last_seen"] for c in long["tables"]["smtp_clients"])
 
 
-def test_quiet_days_refuses_zero_in_one_line(logs_and_store):
+@pytest.mark.parametrize("days", ["0", "3661", "1000000", "99999999999999999999"])
+def test_quiet_days_out_of_range_refused_in_one_line(logs_and_store, days):
+    """Zero, and a number of days that reaches before the first date (an overflow once)."""
     _, store = logs_and_store
-    done = _run("report", "daily", "--store", str(store), "--days", "5", "--quiet-days", "0")
-    assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0 and "--quiet-days 0" in done.stderr
-    assert "Traceback" not in done.stderr
+    args = ["report", "daily", "--store", str(store), "--days", "5", "--rollups"]
+    done = _run(*args, "--quiet-days", days)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().count("\n") == 0 and f"--quiet-days {days}:" in done.stderr
+    assert "1 to 3,660" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_page_charts_months_over_a_month_end(tmp_path):

@@ -18,7 +18,7 @@ from loganalyzer.report import load, long, metrics, quality, sections, sessions
 from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import Period, parse_date
 from loganalyzer.report.redact import redact
-from loganalyzer.report.sections.history import QUIET_DAYS
+from loganalyzer.report.sections.history import QUIET_DAYS, QUIET_DAYS_MAX
 from loganalyzer.report.sections.vip import vip_list
 from loganalyzer.store import Store
 from loganalyzer.store import rollups as store_rollups
@@ -73,8 +73,10 @@ def daily_report(
     for name, value in (("top", top), ("limit", limit)):
         if value < 1:
             raise BadInput(f"{name} {value}: give a number of rows of 1 or more")
-    if quiet_days < 1:
-        raise BadInput(f"--quiet-days {quiet_days}: give a number of days of 1 or more")
+    if not 1 <= quiet_days <= QUIET_DAYS_MAX:
+        raise BadInput(
+            f"--quiet-days {quiet_days}: give a number of days from 1 to {QUIET_DAYS_MAX:,}"
+        )
     expires = parse_duration(expiration, "--expiration").total_seconds()
     if expires <= 0:
         raise BadInput(f"--expiration {expiration!r}: give a length of time above 0")

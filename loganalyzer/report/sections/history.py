@@ -22,6 +22,8 @@ COLUMNS = {
 #: An address is quiet when it received and sent nothing in this many days before the end
 #: (``--quiet-days``).
 QUIET_DAYS = 30
+#: The most ``--quiet-days`` takes: ten years, as ``--days`` (a day that far back is a date).
+QUIET_DAYS_MAX = 3660
 
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
