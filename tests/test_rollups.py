@@ -281,6 +281,22 @@ def test_store_without_rollups_reports_from_rows_and_compact_builds_them(store, 
     assert _figures(st) == (a, b)
 
 
+def test_a_first_ingest_killed_before_its_rollups_is_named_without_a_cause(store, tmp_path):
+    """Killed after its manifest, before its rollup index: `store check` says the days lack
+    rollups without claiming the store is older than rollups; the next ingest builds them."""
+    st = tmp_path / "store"
+    args = ["ingest", str(store.parent / "logs"), "--store", str(st)]
+    env = {**os.environ, FAILPOINT: "rollups-renamed"}
+    killed = subprocess.run([EXE, *args], env=env, capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    check = _run("store", "check", "--store", str(st), "--repair")
+    assert check.returncode == 0, check.stdout + check.stderr
+    said = f"no rollups for {DAYS + 1} days (first 2026-03-02): an interrupted run or a store"
+    assert said in check.stdout and "the next ingest or `store compact` builds" in check.stdout
+    assert _run(*args).returncode == 0
+    assert "no rollups" not in _run("store", "check", "--store", str(st)).stdout
+
+
 def test_one_day_report_compares_with_the_day_before_from_its_rollup(store, tmp_path, monkeypatch):
     """The day before's headline figures, read from its rollup, equal those its rows give (a
     copy without rollups), and those of that day's own report; the day's own figures do not

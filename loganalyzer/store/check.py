@@ -140,9 +140,13 @@ def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLL
             "reports read their rows; the next ingest or `store compact` rebuilds them"
         )
     if days["missing"]:
+        # the next ingest builds a few missing days, `store compact` any number (rollups.due)
+        n = len(days["missing"])
+        who = "the next ingest or " if n <= rollups.MISSING_NOW else ""
         notices.append(
-            f"no rollups for {len(days['missing'])} days (first {days['missing'][0]}; a store "
-            "written before rollups): reports read their rows; `store compact` builds them"
+            f"no rollups for {n} days (first {days['missing'][0]}): an interrupted run or a "
+            f"store written before rollups; reports read their rows; {who}`store compact` "
+            "builds them"
         )
     label = {
         rollups.ROLLUPS: "rollup",
