@@ -1,4 +1,5 @@
-"""The trace command's ways to name a message and how it prints, through the command: the
+"""The trace command's ways to name a message and how it prints, through the command: a
+Message-ID in another case, a server by its host name, ``--pick`` with ``--all``, and the
 width of a trace written to a pipe."""
 
 from __future__ import annotations
@@ -56,6 +57,61 @@ def _a_message(store: str, hops: int = 1) -> dict:
         if len(m["recipients"]) == 2
         and "@ex02.contoso.com" in m["message_id"]
         and sum(1 for e in m["events"] if e["conversation"]) >= hops
+    )
+
+
+def test_a_message_id_in_another_case_is_found_and_said(store):
+    logged = _a_message(store)["message_id"]
+    local, domain = logged.split("@")
+    for given in (logged.upper(), f"{local}@{domain.upper()}"):
+        done = _run("trace", given, "--store", store)
+        assert done.returncode == 0, done.stderr
+        assert f"Message-ID  {logged}" in done.stdout
+        assert done.stderr == (
+            f"note: no message has the Message-ID {given} exactly; traced {logged}, which "
+            "differs from it only in case\n"
+        )
+        got = _traced(store, given)
+        assert got["query"]["as_given"] == given and got["query"]["text"] == logged
+        assert [m["message_id"] for m in got["messages"]] == [logged]
+    exact = _run("trace", logged, "--store", store)
+    assert exact.returncode == 0 and exact.stderr == ""
+    other = _run("trace", logged.replace("@", "x@"), "--store", store)
+    assert other.returncode == 1 and "No message in the store matches" in other.stderr
+
+
+def test_an_exact_message_id_wins_over_one_in_another_case(store):
+    for mid in TWINS:
+        got = _traced(store, mid)
+        assert [m["message_id"] for m in got["messages"]] == [mid]
+        assert "as_given" not in got["query"]
+    # neither exactly: the spellings tried are the ID's in lower and upper case (the lookup
+    # sketches hash IDs as logged: each spelling is one fast lookup, a mixed case none)
+    lower = _traced(store, "<TWIN1@CONTOSO.COM>")
+    assert [m["message_id"] for m in lower["messages"]] == ["<twin1@contoso.com>"]
+    assert lower["query"]["as_given"] == "<TWIN1@CONTOSO.COM>"
+
+
+def test_server_by_its_host_name(store):
+    m = _a_message(store)
+    internal = next(
+        e["internal_message_id"] for e in m["events"] if e["server"] == "EX02" and
+        e["internal_message_id"]
+    )  # fmt: skip
+    by_name = _traced(store, internal, "--server", "EX02")
+    assert by_name["messages"] and by_name["messages"][0]["message_id"] == m["message_id"]
+    for host in ("ex02.contoso.com", "EX02.Contoso.Com", "ex02"):
+        assert _traced(store, internal, "--server", host)["messages"] == by_name["messages"]
+    elsewhere = _run("trace", internal, "--server", "ex09.contoso.com", "--store", store)
+    assert elsewhere.returncode == 1
+    assert "internal message ID" in elsewhere.stderr and "on ex09.contoso.com" in elsewhere.stderr
+
+
+def test_pick_with_all_is_a_usage_error(store):
+    done = _run("trace", "--since", "2026-03-01", "--all", "--pick", 2, "--store", store)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "error: --pick 2 and --all: give one (the N-th listed message, or every one)\n"
     )
 
 
