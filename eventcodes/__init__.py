@@ -29,9 +29,11 @@ __all__ = [
     "OUTCOMES",
     "REPLY_RE2",
     "Code",
+    "Explanation",
     "UnknownCode",
     "entries",
     "explain",
+    "explain_reply",
     "explain_status",
     "lookup",
     "reply_class",
@@ -336,6 +338,39 @@ def explain(text: object, family: str | None = None) -> list[Code]:
         if not found:
             raise
         return found
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One asked code or whole reply, its entries, and what the reply is as a whole when its
+    codes disagree (``550 4.4.7 QUEUE.Expired``: 4.4.7's entry is a delay, the reply code 550
+    makes the reply a permanent failure, RFC 5321 4.2.1); ``reply_code`` and ``as_a_whole``
+    are None otherwise."""
+
+    asked: str
+    entries: tuple[Code, ...]
+    reply_code: str | None = None
+    as_a_whole: str | None = None
+
+    def rows(self) -> list[dict[str, object]]:
+        """The entries as dicts (what ``codes --json`` prints), each entry of a reply whose codes
+        disagree with ``as_a_whole``: the reply, its reply code and what that makes it."""
+        whole = {"reply": self.asked, "reply_code": self.reply_code, "outcome": self.as_a_whole}
+        return [
+            e.to_dict() | ({"as_a_whole": whole} if self.as_a_whole else {}) for e in self.entries
+        ]
+
+
+def explain_reply(text: object, family: str | None = None) -> Explanation:
+    """``explain(text, family)`` with what a whole reply is as a whole when its codes disagree.
+
+    Raises ``UnknownCode`` when no code is found, ``ValueError`` for an unknown family.
+    """
+    found = explain(text, family)
+    whole = reply_class(str(text)) if len(found) > 1 else None
+    if whole is None or len({e.outcome for e in found}) == 1:
+        return Explanation(str(text), tuple(found))
+    return Explanation(str(text), tuple(found), whole[0], whole[1])
 
 
 def entries(family: str | None = None) -> list[Code]:

@@ -175,30 +175,21 @@ def codes(
         raise BadInput("give one or more codes, or --family NAME to list a family")
     try:
         if code:
-            entries, unknown, notes = [], [], []
+            found, unknown = [], []
             for c in code:
                 try:
-                    found = eventcodes.explain(c, family)
+                    found.append(eventcodes.explain_reply(c, family))
                 except eventcodes.UnknownCode as exc:
                     unknown.append(str(exc))
-                    continue
-                entries += found
-                whole = eventcodes.reply_class(c) if len(found) > 1 else None
-                if whole and len({e.outcome for e in found}) > 1:
-                    notes.append(
-                        f"{c}: as a whole a {whole[1]} (its reply code {whole[0]} decides); "
-                        "each row above explains one of its codes"
-                    )
         else:
-            entries, unknown, notes = eventcodes.entries(family), [], []
+            found = [eventcodes.Explanation(str(family), tuple(eventcodes.entries(family)))]
+            unknown = []
     except ValueError as exc:  # an unknown family (eventcodes has no errors of ours)
         raise BadInput(str(exc)) from exc
     if as_json:
-        print_json([e.to_dict() for e in entries])
-    elif entries:
-        print_codes(console, entries)
-        for n in notes:
-            console.print(n, markup=False, highlight=False)
+        print_json([row for f in found for row in f.rows()])
+    elif any(f.entries for f in found):
+        print_codes(console, found)
     for u in unknown:
         _say(f"error: {u}")
     if unknown:
@@ -589,6 +580,12 @@ def report_daily(
         Path | None, typer.Option(help="HTML file [default: mail-flow-DATE.html; none with --json]")
     ] = None,
     top: Annotated[int, typer.Option(min=1, max=100_000, help="Rows of the top lists.")] = 10,
+    limit: Annotated[
+        int,
+        typer.Option(
+            min=1, max=100_000, help="Rows of the per-message lists (failed, pending recipients)."
+        ),
+    ] = 200,
     problems_first: Annotated[
         bool, typer.Option("--problems-first", help="Failures, deferrals, data quality first.")
     ] = False,
@@ -670,7 +667,7 @@ def report_daily(
     for domain in accepted_domain or []:
         if not domain.strip().lstrip("@") or any(c in domain for c in " ,;<>"):
             raise BadInput(f"--accepted-domain {domain!r}: give a domain (contoso.com)")
-    options = dict(days=days, tz=tz, top=top, accepted_domains=accepted_domain)
+    options = dict(days=days, tz=tz, top=top, limit=limit, accepted_domains=accepted_domain)
     options |= dict(expiration=expiration, vips=vip, vip_latency=vip_latency)
     options |= dict(quiet_days=quiet_days)
     smtp = dict(host=smtp_host, port=smtp_port, starttls=smtp_starttls, user=smtp_user)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -131,13 +132,61 @@ def run_on_cluster(tasks: list[Task], address: str, store: Store) -> Iterator[Ta
             for i, t in enumerate(tasks)
         }
         # as_completed and the futures use this client, not a default one (there is none)
-        for future in as_completed(futures, loop=client.loop):
-            try:
-                result = future.result()
-            except Exception as exc:  # KilledWorker, or the worker could not run the task
-                result = TaskResult(futures[future], "", error=_lost(exc))
-            future.release()
-            yield result
+        done = as_completed(futures, loop=client.loop)
+        alone = _Alone(client, _connect_timeout())
+        while not done.is_empty():
+            if not done.has_ready():
+                if alone.too_long():  # every worker gone: the tasks would wait for ever
+                    yield from _abandon(futures, address, alone.seconds)
+                    return
+                time.sleep(0.05)
+                continue
+            for future in done.next_batch(block=False):
+                yield _result(future, futures.pop(future))
+
+
+def _result(future, task: Task) -> TaskResult:
+    try:
+        result = future.result()
+    except Exception as exc:  # KilledWorker, or the worker could not run the task
+        result = TaskResult(task, "", error=_lost(exc))
+    future.release()
+    return result
+
+
+class _Alone:
+    """Whether the scheduler has been without workers for longer than ``seconds`` (asked
+    every two seconds while no result comes)."""
+
+    def __init__(self, client, seconds: float) -> None:
+        self.client, self.seconds = client, seconds
+        self.asked = self.since = None
+
+    def too_long(self) -> bool:
+        now = time.monotonic()
+        if self.asked is None or now - self.asked >= 2:
+            self.asked = now
+            if self.client.nthreads():
+                self.since = None
+            elif self.since is None:
+                self.since = now
+        return self.since is not None and now - self.since > self.seconds
+
+
+def _abandon(futures: dict, address: str, seconds: float) -> Iterator[TaskResult]:
+    """The results of the tasks not yet given: those finished meanwhile as they are, the
+    others cancelled, each with its error (its file is reported as not ingested and read
+    again by the next ingest; the finished ones are committed)."""
+    error = (
+        f"not ingested: no Dask worker left at {address} for {seconds:g} s; it is read again "
+        "next run"
+    )
+    for future, task in futures.items():
+        if future.done():
+            yield _result(future, task)
+        else:
+            future.cancel()
+            yield TaskResult(task, "", error=error)
 
 
 def _lost(exc: Exception) -> str:

@@ -38,6 +38,7 @@ __all__ = [
     "NO_VERDICT",
     "VERDICTS",
     "handoff_sql",
+    "host_name",
     "in_sql",
     "is_handoff",
     "kind_of",
@@ -212,10 +213,16 @@ def _first_label(host: str | None) -> str:  # (handoff_sql's rule: the two must 
     return (host or "").split(".")[0].upper()
 
 
+def host_name(host: str | None) -> str:
+    """A host without the `` (IP)`` that a trace writes after its name
+    (``ex01.contoso.com (10.0.0.11)`` -> ``ex01.contoso.com``); ``""`` for none."""
+    return (host or "").split(" (", 1)[0].strip()
+
+
 def server_name(host: str | None) -> str:
     """A host as the logs' server column names it: the first label of its name in upper case
     (``ex01.contoso.com (10.0.0.11)`` -> ``EX01``); an IP address whole (not ``10``)."""
-    text = (host or "").split(" (", 1)[0].strip().strip("[]")
+    text = host_name(host).strip("[]")
     try:
         ipaddress.ip_address(text)
     except ValueError:

@@ -28,6 +28,19 @@ NDR_SENDER = "microsoftexchange329e71ec88ae4615bbc36ab6ce41109e@contoso.com"
 #: The senders that synth's bounces come from: Exchange 2016's system mailbox, Exchange
 #: 2003's postmaster (the report counts them apart from the top senders).
 SYSTEM = re.compile(r"^(microsoftexchange[0-9a-f]*|postmaster)@")
+#: The lists the report cuts at --top or --limit rows. (The backlog per hour and, from
+#: rollups, the monthly domains hold the --top busiest next hops or domains, each with
+#: several rows: the queues table and the top recipient domains list them all.)
+CAPPED = frozenset(
+    """
+    top_senders top_senders_by_size top_sender_domains top_sender_domains_by_size
+    top_recipients top_recipients_by_size top_recipient_domains top_recipient_domains_by_size
+    system_senders failures_by_domain failed deferral_reasons pending slowest queue_reasons
+    vip_events remote_ips auth_failures senders_seen quiet_mailboxes
+    """.split()
+)
+#: The tables cut by --top that are not lists of rows (see ``CAPPED``).
+CUT_BY_KEY = ("queue_hours", "monthly_domains")
 
 _built: dict[Path, tuple[Path, Path, list[dict]]] = {}
 

@@ -289,6 +289,74 @@ def test_a_scheduler_without_workers_is_named_before_the_store_is_locked(logs, t
             scheduler.kill()
 
 
+def test_every_worker_gone_mid_ingest_ends_the_ingest(tmp_path):
+    """When the whole `dask worker` stops for good mid-ingest, the ingest waited for ever
+    with the store's lock held. After dask's connect timeout without a worker it commits
+    what was done, names the files left as not ingested and ends (exit 1); the next ingest
+    with a worker reads them."""
+    logs = tmp_path / "logs"
+    for f in range(FILES):
+        write_log(
+            logs / f"EX{f % 4:02d}" / f"MSGTRK20260302{f:02d}-1.LOG",
+            [row(f * ROWS + i, message_subject=f"file {f}, row {i}") for i in range(ROWS)],
+        )
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen(
+        [*_dask(), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def start_worker():
+        cmd = [*_dask(), "worker", address, "--nworkers", "1", "--nthreads", "1", "--host",
+               "127.0.0.1", "--no-dashboard", "--local-directory", str(tmp_path)]  # fmt: skip
+        return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+
+    worker = start_worker()
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "5s"}
+    store = tmp_path / "store"
+    try:
+        with distributed.Client(address, timeout=60, set_as_default=False) as client:
+            client.wait_for_workers(1, timeout=120)
+        cmd = [LOGANALYZER, "ingest", str(logs), "--store", str(store), "--scheduler", address]
+        proc = subprocess.Popen([*cmd, "--json"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if list(store.glob("tracking/*/*.parquet")):  # a file committed
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the ingest finished before its worker could be stopped"
+        os.killpg(worker.pid, signal.SIGKILL)  # the nanny and its worker: none comes back
+        worker.wait()
+        stopped = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=120)
+        assert time.monotonic() - stopped < 60
+        assert proc.returncode == 1, stderr
+        details = json.loads(stdout)["details"]
+        assert len(details) == FILES
+        left = [d for d in details if d["status"] != "ingested"]
+        assert left and len(left) < FILES
+        reason = f"not ingested: no Dask worker left at {address} for 5 s; it is read again"
+        assert all(d["status"] == "error" and d["reason"].startswith(reason) for d in left), left
+        st = Store(store)
+        per_file = Counter(f for f, _ in file_lines(st).elements())
+        assert all(per_file[d["path"]] == ROWS for d in details if d["status"] == "ingested")
+        assert all(per_file[d["path"]] == 0 for d in left)
+        worker = start_worker()
+        again = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        assert again.returncode == 0, again.stderr
+        keys = file_lines(st)
+        assert len(keys) == FILES * ROWS and max(keys.values()) == 1
+        assert st.check()["ok"]
+    finally:
+        for p in (worker, scheduler):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL) if p is worker else p.kill()
+            p.wait()
+
+
 def test_a_memory_store_cannot_take_a_cluster(cluster, logs):
     with pytest.raises(RuntimeError, match="cannot write to it"):
         la.ingest([logs], "memory://nowhere", scheduler=cluster[0])

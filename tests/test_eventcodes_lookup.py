@@ -157,6 +157,29 @@ def test_a_reply_whose_codes_disagree_says_what_its_reply_code_makes_it(reply, s
     assert "as a whole" not in agreeing.stdout
 
 
+def test_json_says_what_a_reply_whose_codes_disagree_is_as_a_whole():
+    reply = "550 4.4.7 QUEUE.Expired; message expired"
+    done = subprocess.run(
+        [LOGANALYZER, "codes", reply, "5.1.1", "550 5.1.1 not found", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    whole = {"reply": reply, "reply_code": "550", "outcome": "permanent failure"}
+    assert [(r["code"], r.get("as_a_whole")) for r in rows] == [
+        ("4.4.7", whole),
+        ("550", whole),
+        ("5.1.1", None),  # a code alone, and a reply whose codes agree: each row says it
+        ("5.1.1", None),
+        ("550", None),
+    ]
+    # the library call is what the command prints
+    explained = [eventcodes.explain_reply(t) for t in (reply, "5.1.1", "550 5.1.1 not found")]
+    assert [row for x in explained for row in x.rows()] == rows
+
+
 def test_an_iis_reply_written_with_plus_signs_keeps_its_reply_code():
     # IIS SMTP logs write a reply's spaces as "+" (FORMATS.md, the IIS section).
     found = [(c.family, c.code) for c in explain_status("550+5.7.1+Unable+to+relay")]

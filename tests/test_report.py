@@ -14,7 +14,16 @@ import numpy as np
 import pytest
 from conftest import LOGANALYZER
 from logfiles import row, write_log
-from reportdata import ACCEPTED, DAY, NDR_SENDER, PREVIOUS, Expected, synth_store
+from reportdata import (
+    ACCEPTED,
+    CAPPED,
+    CUT_BY_KEY,
+    DAY,
+    NDR_SENDER,
+    PREVIOUS,
+    Expected,
+    synth_store,
+)
 
 import loganalyzer
 from loganalyzer.ingest import ingest
@@ -712,34 +721,68 @@ def test_lists_cut_at_the_limit_say_their_totals(synth, expected):
     failed, _ = expected.counts("failed")
     deferred, _ = expected.counts("deferred")
     assert failed > 5 and deferred > 1
-    r = daily_report(synth[1], DAY, limit=1, top=500)
+    r = daily_report(synth[1], DAY, limit=1, top=100_000)
     assert r.cut() == {
         "failed": {"listed": 1, "total": failed},
         "pending": {"listed": 1, "total": deferred},
+        "queue_reasons": {"listed": 1, "total": r.lengths["queue_reasons"]},
     }
     assert r.to_dict()["cut"] == r.cut()
-    assert daily_report(synth[1], DAY, top=500).cut() == {}  # the limits hold them all
+    assert r.lengths["queue_reasons"] > 1
+    assert daily_report(synth[1], DAY, top=100_000).cut() == {}  # the limits hold them all
 
 
-def test_top_lists_cut_at_top_say_their_lengths(synth, tmp_path):
-    page = tmp_path / "day.html"
-    args = ["report", "daily", "--store", synth[1], "--date", DAY, "--traces", "0", "--top", "3"]
-    done = _loganalyzer(*args, "--json", "--out", page)
+def _under(html: str, name: str) -> str:
+    """The part of a report page under table ``name``: its rows and the notes after them."""
+    return html.split(f'id="t-{name}"', 1)[1].split('id="t-', 1)[0]
+
+
+def _sql(store, query: str) -> list[dict]:
+    done = _loganalyzer("sql", "--store", store, "--json", query)
     assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    distinct = {d["figure"]: d["count"] for d in report["tables"]["distinct"]}
-    cut = report["cut"]
-    # the lists' lengths, counted apart from the distinct figures' own query
-    assert cut["top_sender_domains"] == {"listed": 3, "total": distinct["sender domains"]}
-    lengths = {t["list"]: t["total"] for t in report["tables"]["top_totals"]}
+    return json.loads(done.stdout)
+
+
+def test_every_list_cut_at_top_or_limit_says_its_length(synth, report, expected, tmp_path):
+    """Every list --top or --limit cuts says its length on the page and in `cut`: failures by
+    domain, the busiest remote IPs and failed logins by IP said nothing, the failed
+    recipients' list (its own template) nothing on the page."""
+    vip = tmp_path / "vip.txt"  # failed and deferred recipients: VIP events to cut
+    vip.write_text("\n".join([*report.failed["recipient"][:3], *report.pending["recipient"]]))
+    page = tmp_path / "day.html"
+    args = ["report", "daily", "--store", synth[1], "--date", DAY, "--traces", "0", "--vip", vip]
+    done = _loganalyzer(*args, "--top", "100000", "--limit", "100000", "--json", "--out", page)
+    assert done.returncode == 0, done.stderr
+    whole, html = json.loads(done.stdout), page.read_text(encoding="utf-8")
+    assert whole["cut"] == {} and 'class="note">The first' not in html  # whole: nothing said
+    lengths = {name: len(rows) for name, rows in whole["tables"].items()}
+
+    done = _loganalyzer(*args, "--top", "1", "--limit", "1", "--json", "--out", page)
+    assert done.returncode == 0, done.stderr
+    cut, html = json.loads(done.stdout), page.read_text(encoding="utf-8")
+    # every list longer than one row is cut and says so; no other table lost a row
+    assert set(cut["cut"]) == {n for n in CAPPED if lengths.get(n, 0) > 1}
+    assert set(cut["cut"]) >= CAPPED - {"system_senders", "senders_seen", "quiet_mailboxes"}
+    for name, rows in cut["tables"].items():
+        if name not in CAPPED and name not in CUT_BY_KEY:
+            assert len(rows) == lengths[name], name
+    for name, c in cut["cut"].items():
+        assert c == {"listed": 1, "total": lengths[name]}, name
+        assert f'class="note">The first 1 of {lengths[name]:,}.</p>' in _under(html, name)
+    assert lengths["system_senders"] == 1 and "The first" not in _under(html, "system_senders")
+    # the lengths against the truth and the store's own rows
+    distinct = {d["figure"]: d["count"] for d in cut["tables"]["distinct"]}
+    assert cut["cut"]["failed"]["total"] == expected.counts("failed")[0]
+    assert cut["cut"]["pending"]["total"] == expected.counts("deferred")[0]
+    assert cut["cut"]["top_sender_domains"]["total"] == distinct["sender domains"]
     assert lengths["top_senders"] + lengths["system_senders"] == distinct["senders"]
-    assert len(report["tables"]["system_senders"]) == min(3, lengths["system_senders"])
-    assert cut["top_recipients"]["total"] <= distinct["recipients"]
-    assert cut["top_recipients"] == cut["top_recipients_by_size"]
-    html = page.read_text(encoding="utf-8")
-    under = html.split('id="t-top_sender_domains"', 1)[1].split('id="t-', 1)[0]
-    assert f"The first 3 of {distinct['sender domains']:,}." in under
-    assert 'id="t-top_totals"' not in html  # the notes give its figures, not a table
-    # a list that --top holds whole says nothing
-    done = _loganalyzer(*args[:-1], "1000", "--json")
-    assert not any(k.startswith("top_") for k in json.loads(done.stdout)["cut"])
+    (ips,) = _sql(
+        synth[1],
+        "select count(distinct remote_ip) as n from smtp where reply_code = 535 "
+        f"and direction = 'receive' and date_time >= '{DAY}T00:00:00Z' "
+        f"and date_time < '{DAY}T00:00:00Z'::timestamptz + interval 1 day",
+    )
+    assert cut["cut"]["auth_failures"]["total"] == ips["n"] > 1
+    assert f"failed SMTP authentications from {ips['n']:,} remote IPs" in html
+    assert "ips" not in cut["tables"]["auth_failures"][0]  # the length is in `cut`
+    assert "top_totals" not in cut["tables"]

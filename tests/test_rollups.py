@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from reportdata import CAPPED
 
 from loganalyzer.ingest import ingest
 from loganalyzer.report import daily_report, load
@@ -541,3 +542,38 @@ def test_lists_a_report_from_rollups_leaves_out_say_so(store, tmp_path):
     under = html.split('id="t-failed"', 1)[1].split('id="t-', 1)[0]
     assert f"{failed:,} in the period, not listed: a report from rollups leaves" in under
     assert "None." not in under
+
+
+def test_lists_cut_from_rollups_say_their_lengths(store, tmp_path):
+    """A report from rollups cut at --top and --limit says each list's length, the length
+    the rows give: failures by domain, the busiest remote IPs and failed logins by IP said
+    nothing, nor the senders by first seen."""
+    page = tmp_path / "period.html"
+    common = ["report", "daily", "--store", str(store), "--date", LAST, "--days", str(DAYS)]
+    whole = ["--top", "100000", "--limit", "100000", "--json"]
+    rows, full = _run(*common, "--from-rows", *whole), _run(*common, "--rollups", *whole)
+    done = _run(*common, "--rollups", "--top", "1", "--limit", "1", "--json", "--out", str(page))
+    assert rows.returncode == full.returncode == done.returncode == 0, done.stderr
+    rows, full, cut = json.loads(rows.stdout), json.loads(full.stdout), json.loads(done.stdout)
+    assert full["cut"] == {}
+    lengths = {name: len(r) for name, r in full["tables"].items()}
+    assert set(cut["cut"]) == {n for n in CAPPED if lengths.get(n, 0) > 1}
+    assert set(cut["cut"]) >= {"failures_by_domain", "remote_ips", "auth_failures", "senders_seen"}
+    html = page.read_text(encoding="utf-8")
+    for name, c in cut["cut"].items():
+        assert c == {"listed": 1, "total": lengths[name]}, name
+        if name in rows["tables"] and name not in LEFT_EMPTY and name not in ROLLUPS_ONLY:
+            assert c["total"] == len(rows["tables"][name]), name  # as the rows count it
+        under = html.split(f'id="t-{name}"', 1)[1].split('id="t-', 1)[0]
+        assert f'class="note">The first 1 of {c["total"]:,}.</p>' in under, name
+    distinct = {d["figure"]: d["count"] for d in cut["tables"]["distinct"]}
+    assert cut["cut"]["senders_seen"]["total"] == distinct["senders"]
+    assert cut["cut"]["top_sender_domains"]["total"] == distinct["sender domains"]
+    failed_logins = _run(
+        "sql", "--store", str(store), "--json",
+        "select count(distinct remote_ip) as n from smtp where reply_code = 535 "
+        "and direction = 'receive' and date_time >= '2026-03-02T00:00:00Z' "
+        f"and date_time < '{LAST}T00:00:00Z'::timestamptz + interval 1 day",
+    )  # fmt: skip
+    assert cut["cut"]["auth_failures"]["total"] == json.loads(failed_logins.stdout)[0]["n"] > 1
+    assert "top_totals" not in cut["tables"]

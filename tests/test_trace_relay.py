@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import LOGANALYZER
 
-from loganalyzer.fate import server_name
+from loganalyzer.fate import host_name, server_name
 from loganalyzer.synth import generate
 
 
@@ -99,3 +99,20 @@ def test_interleaved_relay_sessions_keep_each_message_its_own_recipients(tmp_pat
 )
 def test_server_name_keeps_an_ip_address_whole(host, name):
     assert server_name(host) == name
+
+
+@pytest.mark.parametrize(
+    ("host", "name"),
+    [
+        ("ex01.contoso.com (10.0.0.11)", "ex01.contoso.com"),
+        ("mx.fabrikam.com", "mx.fabrikam.com"),
+        ("10.0.0.12 (10.0.0.12)", "10.0.0.12"),
+        (" ex01.contoso.com ", "ex01.contoso.com"),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_host_name_drops_the_ip_a_trace_writes_after_a_host(host, name):
+    # the trace page's journeys and the server a send went to both read a host this way
+    assert host_name(host) == name
+    assert server_name(host) == server_name(name)

@@ -10,6 +10,9 @@ Content-Security-Policy: ``script-src`` lists the SHA-256 hashes of the two inli
 neither ``'unsafe-inline'`` nor ``'unsafe-eval'`` is needed for scripts. ``style-src`` allows
 inline styles: the page's own style sheet and the ones plotly creates at run time.
 Everything else (network, frames, forms, plugins) is refused.
+
+In a notebook (a fragment, no policy) a report carries plotly.js only where ``notebook`` says
+it must; the others draw with the copy an earlier output carries.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from jinja2 import Environment
 from loganalyzer.pages import page_environment
 from loganalyzer.report import sections as registry
 from loganalyzer.report.charts import Chart, hour_labels
+from loganalyzer.report.notebook import carries_plotly
 from loganalyzer.report.sections import Report, SectionResult
 
 if TYPE_CHECKING:
@@ -43,6 +47,26 @@ LOADER = """(function () {
     Plotly.newPlot(el, fig.data, fig.layout, {responsive: true, displaylogo: false});
   });
 })();"""
+
+#: In a notebook (no Content-Security-Policy there): draws the charts of one report, now or once
+#: the plotly.js that an earlier output carries has run (a reopened notebook draws its outputs
+#: in order, and a report may sit above the one that carries it); then drops the note that
+#: says why charts are missing.
+NOTEBOOK_LOADER = """(function () {
+  function draw() {
+    document.querySelectorAll('.chart[data-figure^="%(prefix)s-"]').forEach(function (el) {
+      var fig = JSON.parse(document.getElementById(el.getAttribute("data-figure")).textContent);
+      el.style.height = (fig.layout.height || 320) + "px";
+      Plotly.newPlot(el, fig.data, fig.layout, {responsive: true, displaylogo: false});
+    });
+    var note = document.getElementById("%(prefix)s-no-plotly");
+    if (note) note.remove();
+  }
+  if (window.Plotly) draw(); else window.addEventListener("%(event)s", draw, {once: true});
+})();"""
+#: Run right after plotly.js in the output that carries it: the reports waiting for it draw.
+PLOTLY_LOADED = 'window.dispatchEvent(new Event("%(event)s"));'
+_PLOTLY_EVENT = "loganalyzer-plotly-loaded"
 
 CSP_BASE = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data: blob:; font-src data:; "
@@ -196,7 +220,12 @@ def render(
     }
     scripts: list[str] = []
     js = hashes = ""
-    if figures:
+    if figures and fragment:  # a notebook: plotly.js once per notebook where that is safe
+        names = {"prefix": prefix, "event": _PLOTLY_EVENT}
+        if carries_plotly():
+            scripts = [_plotly_js()[0], PLOTLY_LOADED % names]
+        scripts.append(NOTEBOOK_LOADER % names)
+    elif figures:
         js, plotly_hash = _plotly_js()
         scripts = [js, LOADER]
         hashes = f"{plotly_hash} {_hash(LOADER)}"
@@ -218,6 +247,7 @@ def render(
             scripts=scripts,
             csp=csp,
             fragment=fragment,
+            prefix=prefix,
             traces=traces or {},
             attention=report.attention(),
             rules=report.rules,

@@ -32,10 +32,10 @@ from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import LOOKBACK, Period, zone
 from loganalyzer.report.rollup import DAY_COUNTS, build, build_pieces, build_windows
 from loganalyzer.report.sections import clients, smtp, tls, totals
+from loganalyzer.report.sections.base import LENGTH
 from loganalyzer.report.sections.changes import HEADLINE, changes
 from loganalyzer.report.sections.failures import status_meaning
 from loganalyzer.report.sections.history import QUIET_DAYS
-from loganalyzer.report.sections.top import LISTED_OF, listed_of
 from loganalyzer.report.sections.traffic import daily
 from loganalyzer.store import Store
 from loganalyzer.store import rollups as store_rollups
@@ -46,7 +46,7 @@ FROM_ROLLUPS = (
     "totals changes distinct hourly daily failures_by_status failures_by_domain failures_by_server "
     "latency latency_hourly top_senders top_senders_by_size top_sender_domains "
     "top_sender_domains_by_size top_recipients top_recipients_by_size top_recipient_domains "
-    "top_recipient_domains_by_size system_senders top_totals tls_versions tls_legacy "
+    "top_recipient_domains_by_size system_senders tls_versions tls_legacy "
     "tls_failures tls_plain "
     "smtp_summary smtp_hourly reply_codes remote_ips auth_failures"
 ).split()
@@ -86,6 +86,9 @@ LEFT_EMPTY = {
         "clock_skew": "from_server to_server hops median_s min_s max_s receive_before_send flagged",
     }.items()
 }
+#: The lists left empty whose length a headline figure gives: the page says how many there
+#: were, not "None.".
+LEFT_OUT_LENGTHS = {"failed": "failed_recipients", "pending": "still_deferred_recipients"}
 #: The manifest columns the report reads: the files of each day, what a rollup was built
 #: from, the servers (the row path's ``files`` view), the schema versions (``point``).
 MANIFEST_COLUMNS = ["parts", "bytes_consumed", "server"]
@@ -268,6 +271,7 @@ def long_report(
         else None,
         quiet_days=quiet_days,
         rows_days=sorted({d for d in from_rows if d in labels["current"]} | set(aggregated)),
+        lengths={name: int(headline[key]) for name, key in LEFT_OUT_LENGTHS.items()},
     )
 
 
@@ -577,7 +581,7 @@ class _Figures:
             f"""
             select key as sender, min(left(day, 10)) as first_seen,
                    max(left(day, 10)) as last_seen, count(distinct left(day, 10)) as days,
-                   sum(messages)::bigint as messages
+                   sum(messages)::bigint as messages, {LENGTH}
             from r where measure = 'sender' and $w and coalesce(key, '') <> ''
             group by 1 order by first_seen desc, messages desc, 1 limit {self.limit}
             """
@@ -612,7 +616,7 @@ class _Figures:
                        coalesce(sum(messages) filter (where measure = 'sender'), 0)::bigint
                            as sent
                 from seen group by 1)
-            select * from a
+            select *, {LENGTH} from a
             where greatest(coalesce(last_received, ''), coalesce(last_sent, '')) < '{since}'
             order by greatest(coalesce(last_received, ''), coalesce(last_sent, '')), type,
                      address
@@ -701,7 +705,7 @@ class _Figures:
         by_status.insert(1, "meaning", [status_meaning(c) for c in by_status["status"]])
         by_domain = self.q(
             f"""
-            select key as domain, sum(n) as recipients, sum(messages) as messages
+            select key as domain, sum(n) as recipients, sum(messages) as messages, {LENGTH}
             from r where measure = 'fail_domain' and $w group by 1
             order by recipients desc, domain limit {self.top}
             """
@@ -755,7 +759,7 @@ class _Figures:
                 out[f"top_{name}{suffix}"] = self.q(
                     f"""
                     select {col} as {label}, sum(messages)::bigint as messages,
-                           sum(bytes)::bigint as bytes, count(*) over () as {LISTED_OF}
+                           sum(bytes)::bigint as bytes, {LENGTH}
                     from r where measure = '{measure}' and $w
                       and {col} is not null and {col} <> '' {people}
                     group by 1 order by {order}, 1 limit {self.top}
@@ -764,12 +768,12 @@ class _Figures:
         out["system_senders"] = self.q(
             f"""
             select key as sender, sum(messages)::bigint as messages, sum(bytes)::bigint as bytes,
-                   count(*) over () as {LISTED_OF}
+                   {LENGTH}
             from r where measure = 'sender' and $w and {system}
             group by 1 order by messages desc, bytes desc, 1 limit {self.top}
             """
         )
-        return listed_of(out)
+        return out
 
 
 def _ranked(group: str) -> str:

@@ -41,7 +41,7 @@ COUNTING_RULES = {
     "top": "Top senders: by messages received and their bytes, system senders (Exchange's own "
     "mailboxes, postmaster, mailer-daemon) left out and counted apart. Top recipients: by "
     "messages delivered or sent out to them and their bytes (each message once). A list "
-    "holds --top rows; top_totals gives how many it would hold without.",
+    "holds --top rows; the page says how many it would hold without.",
 }
 
 #: Senders that are the mail system itself (bounces, notices, probes): counted apart from

@@ -13,6 +13,7 @@ from loganalyzer.report import sections as registry
 from loganalyzer.report.charts import Chart
 from loganalyzer.report.period import Period
 from loganalyzer.report.sections import SectionResult
+from loganalyzer.report.sections.base import LISTED_OF
 from loganalyzer.result import Result, plain, records
 
 if TYPE_CHECKING:
@@ -52,10 +53,17 @@ class DailyReport(Result):
     #: Days of a report from rollups counted (wholly or in part: the TLS or SMTP session
     #: tables) from their rows instead, for want of a current rollup or aggregate.
     rows_days: list[str] = field(default_factory=list)
+    #: The length without its limit of each list cut at ``top`` or ``limit`` rows, cut or
+    #: not: taken out of its table's ``LISTED_OF`` column, or given (the lists a report from
+    #: rollups leaves out).
+    lengths: dict[str, int] = field(default_factory=dict)
     _figures: dict[str, dict[str, Chart | go.Figure]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        for df in self.metrics.values():
+        for name, df in list(self.metrics.items()):
+            if LISTED_OF in df.columns:  # the same on every row: the list's length
+                self.lengths.setdefault(name, int(df[LISTED_OF].iloc[0]) if len(df) else 0)
+                self.metrics[name] = df = df.drop(columns=LISTED_OF)
             for col in df.columns:
                 if isinstance(df[col].dtype, pd.DatetimeTZDtype):
                     df[col] = df[col].dt.tz_convert(self.period.tz)
@@ -95,11 +103,7 @@ class DailyReport(Result):
         return [
             SectionResult(
                 s,
-                {
-                    t.name: self.metrics[t.name]
-                    for t in s.tables
-                    if t.name in self.metrics and t.page
-                },
+                {t.name: self.metrics[t.name] for t in s.tables if t.name in self.metrics},
                 s.note(self) if s.note else None,
                 charts.get(s.id, {}),
             )
@@ -165,24 +169,17 @@ class DailyReport(Result):
         """The lists cut at their limit (``limit`` recipients, ``top`` senders...): their
         rows and true totals."""
         out = {}
-        for t in registry.TABLES.values():
-            total = self.total_of(t.name)
+        for name in registry.TABLES:
+            total = self.total_of(name)
             # (a list left out of a report from rollups is empty: not cut, not listed)
-            if total is not None and total > len(self.metrics[t.name]) > 0:
-                out[t.name] = {"listed": len(self.metrics[t.name]), "total": total}
+            if total is not None and total > len(self.metrics[name]) > 0:
+                out[name] = {"listed": len(self.metrics[name]), "total": total}
         return out
 
     def total_of(self, name: str) -> int | None:
-        """How many rows the list ``name`` has without its limit, where that is known."""
-        t = registry.TABLES.get(name)
-        if t is None or name not in self.metrics:
-            return None
-        if t.total:
-            return int(self.headline[t.total])
-        tops = self.metrics.get("top_totals")
-        if tops is not None and name in set(tops["list"]):
-            return int(tops.loc[tops["list"] == name, "total"].iloc[0])
-        return None
+        """How many rows the list ``name`` has without its limit, where that is known
+        (``lengths``)."""
+        return self.lengths.get(name) if name in self.metrics else None
 
     def _failed_messages(self) -> int:
         totals = self.metrics["totals"].set_index("figure")

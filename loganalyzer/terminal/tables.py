@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from eventcodes import Code
+from eventcodes import Explanation
 from loganalyzer.terminal.common import clean, safe
 
 
@@ -31,18 +31,27 @@ def print_frame(console: Console, df: pd.DataFrame, limit: int = 100) -> None:
         )
 
 
-def print_codes(console: Console, entries: Iterable[Code]) -> None:
-    """Code table entries, one a row; failures in red."""
+def print_codes(console: Console, explained: Sequence[Explanation]) -> None:
+    """Code table entries, one a row, failures in red; then what each whole reply whose codes
+    disagree is as a whole."""
     t = Table(header_style="bold", expand=True)
     t.add_column("family", no_wrap=True)
     t.add_column("code", no_wrap=True)
     t.add_column("name", ratio=1)
     t.add_column("meaning", ratio=3)
     t.add_column("outcome", no_wrap=True)
-    for e in entries:
+    for e in (e for x in explained for e in x.entries):
         style = "red" if e.is_failure else None
         t.add_row(e.family, e.code, e.name, e.meaning, e.outcome, style=style)
     console.print(t)
+    for x in explained:
+        if x.as_a_whole:
+            console.print(
+                f"{x.asked}: as a whole a {x.as_a_whole} (its reply code {x.reply_code} "
+                "decides); each row above explains one of its codes",
+                markup=False,
+                highlight=False,
+            )
 
 
 def print_formats(console: Console, rows: Iterable[dict], unsupported: Iterable[str]) -> None:

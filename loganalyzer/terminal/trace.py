@@ -120,6 +120,7 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
         for label, value in (
             ("Message-ID", m.message_id),
             ("Network ID", m.network_message_id),
+            ("Queue ID", m.queue_id),
             ("Subject", m.subject),
             ("Sender", m.sender),
             ("Received", f"{when(m.received_at)} {result.tz}" if m.received_at else None),

@@ -18,6 +18,7 @@ from loganalyzer.times import parse_time, zone
 from loganalyzer.trace import evidence, rejected
 from loganalyzer.trace.build import build
 from loganalyzer.trace.find import (
+    RELAY_VERDICT,
     Query,
     candidates_from_rows,
     days_of,
@@ -33,6 +34,7 @@ from loganalyzer.trace.find import (
     smtp_rows,
 )
 from loganalyzer.trace.model import Event, MessageTrace, TraceResult, Verdict
+from loganalyzer.trace.relay import is_queue_id
 
 #: Formats whose logs add evidence to the verdicts of traced messages (trace.evidence).
 EVIDENCE_FORMATS = {"exchange-agent", "exchange-connectivity"}
@@ -131,6 +133,8 @@ def trace(
             return sketches.holding(keys, days)
 
         first = holding({q.kind() or "": [q.value() or ""]}) if sketched else None
+        if first is not None and iis and is_queue_id(q.value()):
+            first = [*first, *iis_files(manifest)]  # (no sketch holds a queue ID)
         if q.kind() == "internal_message_id" and q.server:
             # an internal ID is a server's own: only that server's files can hold it
             first = [r for r in manifest.values() if (r.server or "").upper() == q.server.upper()]
@@ -217,6 +221,7 @@ def trace(
         attempts = {id(c): c for c in chosen if "attempt" in c}
         picked, chosen = chosen, [c for c in chosen if id(c) not in attempts]
         ids = sorted({c["message_id"] for c in chosen if c.get("message_id")})
+        queues = sorted({c["queue_id"] for c in chosen if c.get("queue_id")})
         refs = sorted({r["reference"] for r in known if r["event_id"] == "DSN" and r["reference"]})
         refs += sorted({ndr for _, ndr in linked_ndrs(con, known, days_of(known, chosen))})
         nids = sorted({c["network_message_id"] for c in chosen if c.get("network_message_id")})
@@ -225,6 +230,8 @@ def trace(
         smtp: list = []
         if chosen:  # (a list alone leaves the views as they are: no re-pointing)
             held = holding(wanted)
+            if held is not None and queues:
+                held = [*held, *iis_files(manifest)]  # (no sketch holds a queue ID)
             views = point(con, st, held, manifest, views)
 
             def ndrs(keys: dict[str, list[str]]) -> None:
@@ -242,8 +249,11 @@ def trace(
             ids = sorted({r["message_id"] for r in every if r.get("message_id")} | set(ids))
             sessions = session_ids(every)
             keys = {"session_id": sorted(sessions), "message_id": ids}
-            point(con, st, holding(keys), manifest, views)
-            smtp = smtp_rows(con, sessions, ids, days_of(every, chosen), iis)
+            lines = holding(keys)
+            if lines is not None and queues:
+                lines = [*lines, *iis_files(manifest)]
+            point(con, st, lines, manifest, views)
+            smtp = smtp_rows(con, sessions, ids, days_of(every, chosen), iis, queues)
     by_session, iis_lines = _group_smtp(smtp)
     messages: list[MessageTrace] = []
     traced = dict(zip((id(c) for c in chosen), per_message, strict=True))
@@ -261,8 +271,9 @@ def trace(
         own = {r.get("message_id") for r in rows} | {c["message_id"]}
         named = {_session(r) for r in rows}.union(*(naming.get(i, ()) for i in own if i))
         mine = [x for sid in sorted(named - {""}) for x in by_session.get(sid, [])]
-        mine += [x for i in own for x in iis_lines.get(i, [])]
-        messages.append(build(rows, mine, servers, here, c["message_id"]))
+        own.add(c.get("queue_id"))
+        mine += [x for i in own if i for x in iis_lines.get(i, [])]
+        messages.append(build(rows, mine, servers, here, c["message_id"], c.get("queue_id")))
     if verdicts:
         for c, m in zip(picked, messages, strict=True):
             c["verdicts"] = [
@@ -279,6 +290,11 @@ def trace(
         for c in listed
     ]
     return TraceResult(q.to_dict(), shown, messages, tz, total=total)
+
+
+def iis_files(manifest) -> list[FileRow]:
+    """Manifest rows of the IIS SMTP logs."""
+    return [r for r in manifest.values() if r.format == "iis-smtp"]
 
 
 def _kinds(manifest) -> tuple[frozenset[str], frozenset[str]]:
@@ -355,7 +371,9 @@ _MOST = 2**31 - 1
 
 def _add_verdicts(con, listed: list[dict]) -> None:
     """Each listed candidate's ``verdicts`` (recipient, verdict, latency_s), in place."""
-    tracked = [c for c in listed if "attempt" not in c and c.get("message_id")]
+    tracked = [
+        c for c in listed if "attempt" not in c and not c.get("relay_only") and c.get("message_id")
+    ]
     fates = recipient_verdicts(
         con, [c["message_id"] for c in tracked], [c["date_time"] for c in tracked]
     )
@@ -368,6 +386,11 @@ def _add_verdicts(con, listed: list[dict]) -> None:
                     "latency_s": None,
                 }
                 for x in c["attempt"]["refusals"]
+            ]
+        elif c.get("relay_only"):
+            c["verdicts"] = [
+                {"recipient": r, "verdict": RELAY_VERDICT, "latency_s": None}
+                for r in c["recipients"]
             ]
         else:
             c["verdicts"] = [

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment
 
+from loganalyzer.fate import host_name
 from loganalyzer.pages import page_environment
 from loganalyzer.times import iso
 
@@ -61,11 +62,6 @@ class Journey:
     members: list[Journey] = field(default_factory=list)
 
 
-def _host(text: str | None) -> str:
-    """``ex01.contoso.com (10.0.0.11)`` -> ``ex01.contoso.com``."""
-    return (text or "").split(" (", 1)[0].strip()
-
-
 def _origin(m: MessageTrace) -> str:
     """Where the message came from: the client of its first RECEIVE, or the sender's mailbox."""
     first = next((e for e in m.events if e.event_id == "RECEIVE" and not e.is_ndr), None)
@@ -73,7 +69,7 @@ def _origin(m: MessageTrace) -> str:
         return "sender"
     if (first.source or "").upper() == "STOREDRIVER":
         return "sender's mailbox"
-    return _host(first.client) or "sender"
+    return host_name(first.client) or "sender"
 
 
 def _names(e: Event) -> set[str]:
@@ -90,7 +86,7 @@ def journey(m: MessageTrace, v: Verdict, depth: int = 0) -> Journey:
     end = _ENDS.get(v.verdict, v.verdict.replace("_", " "))
     if end is None:  # sent out: the host of the last SEND that named it
         sends = [e for e in mine if e.event_id.startswith("SEND") and e.server_host]
-        end = _host(sends[-1].server_host) if sends else "outside the organisation"
+        end = host_name(sends[-1].server_host) if sends else "outside the organisation"
     if v.enhanced_status and v.verdict in ("failed", "deferred", "dropped"):
         end += f" {v.enhanced_status}"
     note = ""

@@ -148,10 +148,13 @@ class MessageTrace:
     recipients: list[Verdict]
     missing_logs: list[dict] = field(default_factory=list)  # server, after
     ndr_message_ids: list[str] = field(default_factory=list)
+    #: The IIS SMTP service's queue ID of a message whose DATA line names no Message-ID.
+    queue_id: str | None = None
 
     def to_dict(self) -> dict:
         return {
             "message_id": self.message_id,
+            "queue_id": self.queue_id,
             "network_message_id": self.network_message_id,
             "subject": self.subject,
             "sender": self.sender,

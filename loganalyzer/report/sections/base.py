@@ -18,6 +18,14 @@ if TYPE_CHECKING:
 
     from loganalyzer.report.charts import Chart
 
+#: The column a list cut at ``top`` or ``limit`` rows adds (``LENGTH``): how many rows it
+#: has without the limit. ``DailyReport`` takes it out of the table into its ``lengths``,
+#: whence the page's "The first 10 of 221." and the JSON's ``cut``.
+LISTED_OF = "listed_of"
+#: The select item that gives a capped list's ``LISTED_OF`` (after its ``where`` and
+#: ``group by``, before its ``limit``).
+LENGTH = f"(count(*) over ())::bigint as {LISTED_OF}"
+
 
 @dataclass(frozen=True)
 class Inputs:
@@ -53,6 +61,8 @@ class Report(Protocol):
     accepted_inferred: bool
     top: int
     limit: int
+    #: The length without its limit of each list cut at ``top`` or ``limit`` rows.
+    lengths: dict[str, int]
     expiration_s: float
     vip_latency_s: float | None
 
@@ -74,12 +84,8 @@ class Table:
     folded: bool = False
     #: A boolean column that marks its row on the page.
     flag: str | None = None
-    #: The headline figure giving the true length of a list cut at ``limit`` rows.
-    total: str | None = None
     #: Its own template fragment (in ``templates/``), else the generic table.
     template: str | None = None
-    #: Shown on the page (else in the JSON only: figures the page gives in other words).
-    page: bool = True
 
 
 @dataclass(frozen=True)

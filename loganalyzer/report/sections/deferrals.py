@@ -9,7 +9,7 @@ from loganalyzer.report.charts import COLORS, Chart, hbar, text
 from loganalyzer.report.load import Context, frame
 from loganalyzer.report.metrics import PENDING_SQL
 from loganalyzer.report.period import Period
-from loganalyzer.report.sections.base import Inputs, Report, Section, Table
+from loganalyzer.report.sections.base import LENGTH, Inputs, Report, Section, Table
 
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
@@ -36,7 +36,7 @@ def deferrals(con: duckdb.DuckDBPyConnection, ctx: Context, top: int) -> pd.Data
         select coalesce(enhanced, '') as status, {REASON_SQL} as reason, count(*) as deferrals,
                count(distinct (msg, rcpt)) as recipients, count(distinct msg) as messages,
                array_to_string(list(distinct rcpt_domain order by rcpt_domain)[1:5], ', ')
-                   as domains
+                   as domains, {LENGTH}
         from rev where kind = 'deferred' and date_time >= ? and date_time < ?
         group by 1, 2 order by deferrals desc, status, reason limit {int(top)}
         """,
@@ -48,7 +48,10 @@ def pending(
     con: duckdb.DuckDBPyConnection, ctx: Context, p: Period, limit: int = 200
 ) -> pd.DataFrame:
     """Recipients whose last event in the period is a DEFER: still pending at its end."""
-    sql = f"{PENDING_SQL} order by date_time, message_id, lower(recipient) limit {int(limit)}"
+    sql = (
+        f"select *, {LENGTH} from ({PENDING_SQL}) "
+        f"order by date_time, message_id, lower(recipient) limit {int(limit)}"
+    )
     return frame(con, sql, ctx.window(p))
 
 
@@ -72,9 +75,7 @@ SECTION = Section(
     title="Deferrals and pending mail",
     tables=(
         Table("deferral_reasons", "Deferrals by reason"),
-        Table(
-            "pending", "Still pending at the end of the period", total="still_deferred_recipients"
-        ),
+        Table("pending", "Still pending at the end of the period"),
     ),
     compute=compute,
     charts=charts,

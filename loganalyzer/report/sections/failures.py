@@ -15,7 +15,7 @@ import pandas as pd
 import eventcodes
 from loganalyzer.report.charts import COLORS, Chart, hbar, text
 from loganalyzer.report.load import frame
-from loganalyzer.report.sections.base import Inputs, Report, Section, Table
+from loganalyzer.report.sections.base import LENGTH, Inputs, Report, Section, Table
 
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
@@ -44,7 +44,7 @@ def failures(con: duckdb.DuckDBPyConnection, top: int, limit: int) -> dict[str, 
         con,
         f"""
         select coalesce(rcpt_domain, '') as domain, count(*) as recipients,
-               count(distinct msg) as messages
+               count(distinct msg) as messages, {LENGTH}
         from fin where kind = 'failed' group by 1 order by recipients desc, domain
         limit {int(top)}
         """,
@@ -61,7 +61,7 @@ def failures(con: duckdb.DuckDBPyConnection, top: int, limit: int) -> dict[str, 
         con,
         f"""
         select t as date_time, server, event_id, sender, recipient, subject,
-               coalesce(enhanced, '') as status, status as reply, msg as message_id
+               coalesce(enhanced, '') as status, status as reply, msg as message_id, {LENGTH}
         from fin where kind = 'failed' order by t, msg, rcpt limit {int(limit)}
         """,
     )
@@ -184,7 +184,6 @@ SECTION = Section(
             "Failed recipients",
             # the trace command names the message
             hidden=("message_id",),
-            total="failed_recipients",
             template="report_failed.html.j2",
         ),
     ),

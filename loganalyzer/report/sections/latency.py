@@ -7,7 +7,7 @@ import pandas as pd
 
 from loganalyzer.report.charts import NEUTRAL, Chart, hour_labels, layout
 from loganalyzer.report.load import Context, frame, hour_index, hours
-from loganalyzer.report.sections.base import Inputs, Report, Section, Table
+from loganalyzer.report.sections.base import LENGTH, Inputs, Report, Section, Table
 
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
@@ -43,7 +43,8 @@ def latency(con: duckdb.DuckDBPyConnection, ctx: Context, top: int) -> dict[str,
         con,
         f"""
         select t as date_time, latency_s, if(kind = 'sent', 'sent out', kind) as outcome,
-               recipient, sender, subject, first_at as received_at, msg as message_id
+               recipient, sender, subject, first_at as received_at, msg as message_id,
+               {LENGTH}
         from fin where {where} order by latency_s desc, msg, rcpt limit {int(top)}
         """,
         tz=p.tz,

@@ -16,7 +16,7 @@ import pandas as pd
 from loganalyzer import fate
 from loganalyzer.report.charts import Chart, hour_labels, layout, text
 from loganalyzer.report.load import MSG_SQL, Context, frame, hours
-from loganalyzer.report.sections.base import Inputs, Report, Section, Table
+from loganalyzer.report.sections.base import LENGTH, Inputs, Report, Section, Table
 from loganalyzer.report.sections.deferrals import REASON_SQL
 
 #: Exchange's default message expiration timeout (MessageExpirationTimeout).
@@ -255,7 +255,7 @@ def reasons(q: Inputs) -> pd.DataFrame:
         f"""
         select hop, server, coalesce(enhanced, '') as status, {REASON_SQL} as reason,
                count(*) as deferrals, count(distinct (msg, rcpt)) as recipients,
-               count(distinct msg) as messages
+               count(distinct msg) as messages, {LENGTH}
         from (select * exclude (reply), reply as status from qdefer)
         where date_time >= ? and date_time < ?
         group by all order by deferrals desc, hop, server, status, reason

@@ -11,7 +11,7 @@ import eventcodes
 from loganalyzer.report.charts import NEUTRAL, Chart, hbar, hour_labels, layout, text
 from loganalyzer.report.load import frame, hours
 from loganalyzer.report.period import Period
-from loganalyzer.report.sections.base import Inputs, Report, Section, Table
+from loganalyzer.report.sections.base import LENGTH, Inputs, Report, Section, Table
 from loganalyzer.report.sessions import AUTH, RULES
 
 
@@ -92,7 +92,8 @@ def remote_ips(con: duckdb.DuckDBPyConnection, top: int) -> pd.DataFrame:
         select remote_ip,
                coalesce(sum(lines) filter (where kind = 'connect'), 0)::bigint as sessions,
                coalesce(sum(lines) filter (where reply_code = 535), 0)::bigint as auth_failures,
-               coalesce(sum(lines) filter (where kind = 'tls'), 0)::bigint as with_tls
+               coalesce(sum(lines) filter (where kind = 'tls'), 0)::bigint as with_tls,
+               {LENGTH}
         from cur_lines where direction = 'receive' and remote_ip is not null
         group by 1 order by sessions desc, auth_failures desc, remote_ip limit {int(top)}
         """,
@@ -101,14 +102,14 @@ def remote_ips(con: duckdb.DuckDBPyConnection, top: int) -> pd.DataFrame:
 
 def auth_failures(con: duckdb.DuckDBPyConnection, top: int) -> pd.DataFrame:
     """Failed authentications by remote IP (a password-guessing signal), inbound only; the
-    ``top`` IPs with the most, each row with the count of all of them (``ips``, ``all``)."""
+    ``top`` IPs with the most, each row with the failures of all of them (``all``)."""
     return frame(
         con,
         f"""
         select remote_ip, sum(lines)::bigint as failures, min(first_seen) as first_seen,
                max(last_seen) as last_seen,
                array_to_string(list(distinct server order by server), ', ') as servers,
-               (count(*) over ())::bigint as ips, (sum(sum(lines)) over ())::bigint as "all"
+               (sum(sum(lines)) over ())::bigint as "all", {LENGTH}
         from cur_lines where {AUTH}
         group by 1 order by failures desc, remote_ip limit {int(top)}
         """,
@@ -161,10 +162,10 @@ def attention(r: Report) -> list[str]:
     auth = r.metrics["auth_failures"]
     if not len(auth):
         return []
-    first = auth.iloc[0]
+    first, ips = auth.iloc[0], r.lengths["auth_failures"]
     return [
-        f"{first['all']:,} failed SMTP authentications from {first['ips']:,} remote "
-        f"{'IP' if first['ips'] == 1 else 'IPs'} (most: {first['remote_ip']}, "
+        f"{first['all']:,} failed SMTP authentications from {ips:,} remote "
+        f"{'IP' if ips == 1 else 'IPs'} (most: {first['remote_ip']}, "
         f"{first['failures']:,})."
     ]
 
@@ -177,7 +178,7 @@ SECTION = Section(
         Table("smtp_hourly", "Sessions per hour", folded=True),
         Table("reply_codes", "Reply codes"),
         Table("remote_ips", "Remote IPs with the most inbound sessions"),
-        Table("auth_failures", "Failed authentications by remote IP", hidden=("ips", "all")),
+        Table("auth_failures", "Failed authentications by remote IP", hidden=("all",)),
     ),
     compute=compute,
     charts=charts,

@@ -9,7 +9,7 @@ import pandas as pd
 from loganalyzer.report.charts import NEUTRAL, Chart, hbar, text
 from loganalyzer.report.load import Context, frame
 from loganalyzer.report.metrics import SYSTEM_SENDER_RE
-from loganalyzer.report.sections.base import Inputs, Report, Section, Table
+from loganalyzer.report.sections.base import LENGTH, Inputs, Report, Section, Table
 
 _LISTS = (  # name, title
     ("senders", "Senders"),
@@ -23,25 +23,9 @@ def compute(q: Inputs) -> dict[str, pd.DataFrame]:
     return tops(q.con, q.ctx, q.top)
 
 
-#: The column of a top list's query that holds the list's length before its ``limit``.
-LISTED_OF = "listed_of"
-
-
-def listed_of(out: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """``out`` with each list's ``LISTED_OF`` column taken out into the table ``top_totals``
-    (list, total): how many rows each list would have without its limit."""
-    totals = {}
-    for name, df in out.items():
-        if LISTED_OF in df.columns:
-            totals[name] = int(df[LISTED_OF].iloc[0]) if len(df) else 0
-            out[name] = df.drop(columns=LISTED_OF)
-    out["top_totals"] = pd.DataFrame({"list": list(totals), "total": list(totals.values())})
-    return out
-
-
 def tops(con: duckdb.DuckDBPyConnection, ctx: Context, top: int) -> dict[str, pd.DataFrame]:
-    """Top senders, recipients and their domains, by messages and by bytes, and their
-    lengths without the limit (``top_totals``)."""
+    """Top senders, recipients and their domains, by messages and by bytes, each with its
+    length without the limit (``LENGTH``)."""
     n = int(top)
     out = {}
     fin = "select distinct msg, {col}, size from fin where kind in ('delivered', 'sent')"
@@ -69,7 +53,7 @@ def tops(con: duckdb.DuckDBPyConnection, ctx: Context, top: int) -> dict[str, pd
                 con,
                 f"""
                 select {col} as {label}, count(distinct msg) as messages,
-                       coalesce(sum(size), 0)::bigint as bytes, count(*) over () as {LISTED_OF}
+                       coalesce(sum(size), 0)::bigint as bytes, {LENGTH}
                 from ({src}) where {col} is not null and {col} <> '' {people}
                 group by 1 order by {order}, 1 limit {n}
                 """,
@@ -79,13 +63,13 @@ def tops(con: duckdb.DuckDBPyConnection, ctx: Context, top: int) -> dict[str, pd
         con,
         f"""
         select sender_key as sender, count(distinct msg) as messages,
-               coalesce(sum(size), 0)::bigint as bytes, count(*) over () as {LISTED_OF}
+               coalesce(sum(size), 0)::bigint as bytes, {LENGTH}
         from msgs_of($a, $b) where {system("sender_key")}
         group by 1 order by messages desc, bytes desc, 1 limit {n}
         """,
         {"a": a, "b": b},
     )
-    return listed_of(out)
+    return out
 
 
 def charts(r: Report) -> dict[str, Chart]:
@@ -115,8 +99,6 @@ SECTION = Section(
             "System senders (bounces and notices; not in the lists above)",
             half=True,
         ),
-        # each list's length without --top: the page says "The first 10 of 221." under it
-        Table("top_totals", "Lengths of the lists without --top", page=False),
     ),
     compute=compute,
     charts=charts,

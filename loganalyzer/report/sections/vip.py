@@ -14,7 +14,7 @@ import pandas as pd
 
 from loganalyzer.errors import BadInput
 from loganalyzer.report.load import frame
-from loganalyzer.report.sections.base import Inputs, Report, Section, Table
+from loganalyzer.report.sections.base import LENGTH, Inputs, Report, Section, Table
 
 #: Deliveries slower than this are listed by default (seconds).
 LATENCY = 300.0
@@ -92,7 +92,7 @@ def compute(q: Inputs) -> dict[str, pd.DataFrame]:
     events = frame(
         q.con,
         f"""
-        select * from vipev order by date_time, message_id, lower(recipient), event
+        select *, {LENGTH} from vipev order by date_time, message_id, lower(recipient), event
         limit {int(q.limit)}
         """,
     )
