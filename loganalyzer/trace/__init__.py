@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import eventcodes
 from loganalyzer.errors import BadInput
-from loganalyzer.fate import VERDICTS
+from loganalyzer.fate import VERDICTS, server_name
 from loganalyzer.read.query import add_views, point
 from loganalyzer.store import FileRow, Store, addresses, cache
 from loganalyzer.store.duck import connection
@@ -27,6 +27,7 @@ from loganalyzer.trace.find import (
     listing,
     matches,
     message_rows,
+    other_cases,
     recipient_verdicts,
     rows_for_id,
     session_ids,
@@ -81,14 +82,14 @@ def trace(
 
     One match is traced; several are listed as ``candidates`` (the first ``limit``, all when
     None; ``total`` counts them all) and traced only with ``all`` (each listed one) or
-    ``pick`` (the 1-based number in the list, up to the total). ``offset`` skips that many
-    of the list first, ``newest`` lists the newest first (a page of a long list). ``verdict``
-    keeps the messages with a recipient of that verdict (``VERDICTS``); with ``verdicts``
-    each listed message carries each recipient's verdict and latency (``verdicts``: a list of
-    {recipient, verdict, latency_s}), decided by the ``messages`` view's rules. ``tz`` is
-    the zone of the displayed times and of ``since``/``until`` without a zone (any form of
-    ``loganalyzer.times``). Raises BadInput for a wrong value, NotAStore for a path that holds
-    no store.
+    ``pick`` (the 1-based number in the list, up to the total; not with ``all``). ``offset``
+    skips that many of the list first, ``newest`` lists the newest first (a page of a long
+    list). ``verdict`` keeps the messages with a recipient of that verdict (``VERDICTS``);
+    with ``verdicts`` each listed message carries each recipient's verdict and latency
+    (``verdicts``: a list of {recipient, verdict, latency_s}), decided by the ``messages``
+    view's rules. ``tz`` is the zone of the displayed times and of ``since``/``until``
+    without a zone (any form of ``loganalyzer.times``). Raises BadInput for a wrong value,
+    NotAStore for a path that holds no store.
     """
     if limit is not None and not 1 <= limit <= _MOST:
         raise BadInput(f"--limit {limit}: give 1 to {_MOST:,}")
@@ -107,6 +108,8 @@ def trace(
         raise BadInput(f"verdict {verdict!r}: give one of {', '.join(VERDICTS)}")
     if not 0 <= offset <= _MOST:
         raise BadInput(f"offset {offset}: give 0 to {_MOST:,}")
+    if pick is not None and all:
+        raise BadInput(f"--pick {pick} and --all: give one (the N-th listed message, or every one)")
     if pick is not None and pick < 1:
         raise BadInput(f"--pick {pick}: the listed messages are numbered from 1")
     st = store if isinstance(store, Store) else Store(store)
@@ -117,6 +120,7 @@ def trace(
     with connection(st) as con:
         manifest = st.manifest(con, shared=True)  # read-only: kept for the next trace
         servers, formats = cache.kept(manifest, "servers, formats", lambda: _kinds(manifest))
+        q.server = _server(q.server, servers)
         iis = "iis-smtp" in formats
         by_id = q.kind() is not None and not any(
             (sender, recipient, subject, since, until, event_id, verdict)
@@ -167,6 +171,17 @@ def trace(
             views = point(con, st, held, manifest, views, tables=("smtp",))
 
         known = rows_for_id(con, q) if by_id else []
+        if by_id and not known and q.kind() == "message_id":
+            # a domain is case-insensitive, a local part formally not: the exact ID first,
+            # then these spellings (the trace says which it found)
+            spellings = other_cases(q.value() or "")
+            held = holding({"message_id": spellings}) if sketched else first
+            if held != []:  # (None: every file)
+                views = point(con, st, held, manifest, views)
+                known = rows_for_id(con, q, spellings)
+            if known:
+                first = held
+                q.as_given, q.text = q.value(), min(r["message_id"] for r in known)
         # a pick beyond the listed ones reads that far (the list stays ``limit`` long)
         reach = limit if limit is None or pick is None else max(limit, min(pick, 2**31))
         reach = reach if reach is None else offset + reach
@@ -286,6 +301,15 @@ def _kinds(manifest) -> tuple[frozenset[str], frozenset[str]]:
     """The store's servers (upper case) and log formats."""
     servers = {(r.server or "").upper() for r in manifest.values()} - {""}
     return frozenset(servers), frozenset(r.format for r in manifest.values())
+
+
+def _server(given: str | None, servers: frozenset[str]) -> str | None:
+    """``--server`` as the logs name the server: a host name whose first label is a server
+    of the store (``ex02.contoso.com``: EX02) by that label; any other value as given."""
+    if given is None or given.strip().upper() in servers:
+        return given
+    name = server_name(given)
+    return name if name in servers else given
 
 
 def _attempt_wanted(candidate: dict, q: Query) -> bool:

@@ -8,7 +8,15 @@ from datetime import datetime
 from functools import cache
 
 import eventcodes
-from loganalyzer.fate import DEFERS, EXPANDS, NO_VERDICT, RANK, REDIRECTS, server_name
+from loganalyzer.fate import (
+    DEFERS,
+    EXPANDS,
+    NO_VERDICT,
+    REDIRECTS,
+    SETTLES,
+    server_name,
+    step_rank,
+)
 from loganalyzer.pages import display_subject
 from loganalyzer.trace.model import Event, Line, MessageTrace, Verdict
 from loganalyzer.trace.verdict import (
@@ -261,7 +269,7 @@ class _Stories:
     def verdict(self, key: str, received_at: datetime | None, tz, missing: list) -> Verdict:
         steps = sorted(
             (s for s in self.steps[key] if s.kind != "ignored"),
-            key=lambda s: (s.time, RANK[s.kind]),
+            key=lambda s: (s.time, step_rank(s.kind, verdict_of(s))),
         )
         address = self.names[key]
         parent = self.parent.get(key)
@@ -328,6 +336,8 @@ class _Stories:
                 missing.append(after)
             host = host if last.kind == "handoff" and host else None
         extra = f"; bounced back to the sender (NDR {ndr})" if ndr else ""
+        if verdict != "deferred" and (other := _also_said(steps, verdict)):
+            extra += f"; another record of the same time says {other} ({verdict} outranks it)"
         return Verdict(
             address,
             verdict,
@@ -362,6 +372,17 @@ class _Stories:
                     ref = s.row["reference"]
                     return ref if ref.startswith("<") else f"<{ref}>"
         return next((mid for t, mid in self.linked if t >= failed.time), None)
+
+
+def _also_said(steps: list[Step], verdict: str) -> str | None:
+    """Another settled verdict (``fate.SETTLES``) a final step at the instant of the last of
+    ``steps`` gives: two exports of a message that disagree."""
+    others = {
+        verdict_of(s)
+        for s in steps
+        if s.time == steps[-1].time and s.kind == "final" and SETTLES.get(verdict_of(s), 1)
+    }
+    return ", ".join(sorted(others - {verdict})) or None
 
 
 def _first_deferral(steps: list[Step]) -> Step:

@@ -52,6 +52,8 @@ class Query:
     until: str | None = None
     event_id: str | None = None
     verdict: str | None = None
+    #: The Message-ID as given, when no message has it and one differing in case was traced.
+    as_given: str | None = None
 
     def kind(self) -> str | None:
         """message_id, network_message_id or internal_message_id (None: filters only)."""
@@ -450,11 +452,29 @@ def _in_dates(dates: Dates, pad_after: int = 0) -> tuple[str, list]:
     return " and date between ? and ?", [dates[0], dates[1] + timedelta(days=pad_after)]
 
 
-def rows_for_id(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
-    """The tracking rows of the message(s) an ID names: one scan of the store."""
+def other_cases(message_id: str) -> list[str]:
+    """The spellings of a Message-ID a trace tries when none is logged as given, the given
+    one left out: its domain (case-insensitive) in lower and upper case, then the whole ID
+    in lower and upper case (a local part copied in another case: the store's lookup
+    sketches hash an ID as logged, so only a few spellings can be looked up fast)."""
+    local, at, domain = message_id.rpartition("@")
+    spellings = [message_id]
+    if at:
+        spellings += [local + at + domain.lower(), local + at + domain.upper()]
+    spellings += [message_id.lower(), message_id.upper()]
+    return [x for x in dict.fromkeys(spellings) if x != message_id]
+
+
+def rows_for_id(
+    con: duckdb.DuckDBPyConnection, q: Query, values: list[str] | None = None
+) -> list[dict]:
+    """The tracking rows of the message(s) an ID names (or any of ``values``, IDs of the
+    query's kind): one scan of the store."""
     kind, value = q.kind(), q.value()
     column = "lower(network_message_id)" if kind == "network_message_id" else kind
     where, params = f"{column} = ?", [value]
+    if values:
+        where, params = f"{column} in (select unnest(?::varchar[]))", [values]
     if q.server:
         where += " and upper(server) = upper(?)"
         params.append(q.server)

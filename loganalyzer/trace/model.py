@@ -231,6 +231,17 @@ class TraceResult(Result):
             return ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in counts)
         return candidate.get("outcome") or ""
 
+    def case_note(self) -> str | None:
+        """What was traced when no Message-ID is logged as given but one differing in case is
+        (``query.as_given``); None otherwise."""
+        given = self.query.get("as_given")
+        if not given:
+            return None
+        return (
+            f"no message has the Message-ID {given} exactly; traced {self.query['text']}, "
+            "which differs from it only in case"
+        )
+
     def not_found(self) -> str:
         """The sentence that says nothing matched."""
         return f"No message in the store matches {self.describe_query()}."
