@@ -478,7 +478,8 @@ def synth(
         typer.Option(
             "--clients",
             help="Add SMTP relay clients (anonymous and authenticated), TLS 1.0/1.1 peers, peers "
-            "without TLS and failed TLS negotiations every day; write OUT/sessions.jsonl.",
+            "without TLS and failed TLS negotiations every day, with their messages' journeys "
+            "and truth rows; write OUT/sessions.jsonl.",
         ),
     ] = False,
     as_json: JsonOpt = False,
