@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 
 import eventcodes
 from loganalyzer.errors import BadInput, LogAnalyzerError, NothingFound
-from loganalyzer.terminal.common import print_json, print_values
+from loganalyzer.terminal.common import clean, print_json, print_values
 
 # click's exceptions, as this typer names them (typer 0.28 carries its own copy of click)
 _clicks = sys.modules[typer.BadParameter.__module__]
@@ -271,7 +271,9 @@ def trace_cmd(
         ),
     ] = None,
     store: StoreOpt = None,
-    server: Annotated[str | None, typer.Option(help="Server of an internal message ID.")] = None,
+    server: Annotated[
+        str | None, typer.Option(help="Server of an internal message ID: EX02 or ex02.contoso.com.")
+    ] = None,
     sender: Annotated[str | None, typer.Option(help="Sender; wildcards: *@contoso.com")] = None,
     recipient: Annotated[str | None, typer.Option(help="A recipient; wildcards allowed.")] = None,
     subject: Annotated[str | None, typer.Option(help="Part of the subject.")] = None,
@@ -282,7 +284,9 @@ def trace_cmd(
         str, typer.Option(help="Time zone of the displayed times and of --since/--until.")
     ] = "UTC",
     all_: Annotated[bool, typer.Option("--all", help="Trace every matching message.")] = False,
-    pick: Annotated[int | None, typer.Option(help="Trace the N-th of the listed messages.")] = None,
+    pick: Annotated[
+        int | None, typer.Option(help="Trace the N-th of the listed messages (not with --all).")
+    ] = None,
     limit: Annotated[
         int | None,
         typer.Option(help="List the first N matching messages [default: 200; all with --all]"),
@@ -324,6 +328,8 @@ def trace_cmd(
         print_trace(console, result)
     if html:
         typer.echo(f"HTML: {html}", err=True)
+    if note := result.case_note():
+        typer.echo(f"note: {clean(note)}", err=True)
     if not result.candidates:
         raise NothingFound(result.not_found())
 
@@ -472,7 +478,8 @@ def synth(
         typer.Option(
             "--clients",
             help="Add SMTP relay clients (anonymous and authenticated), TLS 1.0/1.1 peers, peers "
-            "without TLS and failed TLS negotiations every day; write OUT/sessions.jsonl.",
+            "without TLS and failed TLS negotiations every day, with their messages' journeys "
+            "and truth rows; write OUT/sessions.jsonl.",
         ),
     ] = False,
     as_json: JsonOpt = False,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from loganalyzer.errors import LogAnalyzerError
@@ -142,16 +142,29 @@ def run_on_cluster(tasks: list[Task], address: str, store: Store) -> Iterator[Ta
                 time.sleep(0.05)
                 continue
             for future in done.next_batch(block=False):
-                yield _result(future, futures.pop(future))
+                result = _result(future, futures[future], lambda: not alone.too_long())
+                if result is None:  # its result died with the last worker
+                    yield from _abandon(futures, address, alone.seconds)
+                    return
+                del futures[future]
+                yield result
 
 
-def _result(future, task: Task) -> TaskResult:
-    try:
-        result = future.result()
-    except Exception as exc:  # KilledWorker, or the worker could not run the task
-        result = TaskResult(task, "", error=_lost(exc))
-    future.release()
-    return result
+def _result(future, task: Task, keep_waiting: Callable[[], bool]) -> TaskResult | None:
+    """The task's result; None when it cannot be had and ``keep_waiting()`` says to stop (a
+    finished task whose worker died before its result was fetched runs again, on a worker
+    that may never come)."""
+    while True:
+        try:
+            result = future.result(timeout=2)
+        except TimeoutError:
+            if keep_waiting():
+                continue
+            return None
+        except Exception as exc:  # KilledWorker, or the worker could not run the task
+            result = TaskResult(task, "", error=_lost(exc))
+        future.release()
+        return result
 
 
 class _Alone:
@@ -182,11 +195,11 @@ def _abandon(futures: dict, address: str, seconds: float) -> Iterator[TaskResult
         "next run"
     )
     for future, task in futures.items():
-        if future.done():
-            yield _result(future, task)
-        else:
+        result = _result(future, task, lambda: False) if future.done() else None
+        if result is None:
             future.cancel()
-            yield TaskResult(task, "", error=error)
+            result = TaskResult(task, "", error=error)
+        yield result
 
 
 def _lost(exc: Exception) -> str:

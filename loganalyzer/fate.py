@@ -33,6 +33,7 @@ __all__ = [
     "REDIRECTS",
     "RELAY_FORMATS",
     "SENDS",
+    "SETTLES",
     "TRANSFER_BEGINS",
     "NO_VERDICT",
     "VERDICTS",
@@ -45,6 +46,8 @@ __all__ = [
     "rank_sql",
     "status_text",
     "status_text_sql",
+    "step_rank",
+    "step_rank_sql",
     "verdict_of",
     "verdict_sql",
 ]
@@ -168,14 +171,33 @@ _LED_END = r"\}[;\]]?$"
 #: Formats whose sends all go into the organisation: an IIS SMTP relay fronts it.
 RELAY_FORMATS: frozenset[str] = frozenset({"iis-smtp"})
 #: Of steps at the same instant, the one that decides comes last: a hand-off, then a
-#: passing step (expansions and redirects too), then a final event.
+#: passing step (expansions and redirects too), then a final event (of final events, by
+#: ``SETTLES``). Ignored steps decide nothing.
 RANK: Mapping[str, int] = {
     "handoff": 0,
     "pass": 1,
     "expand": 1,
     "redirect": 1,
     "final": 2,
-    "ignored": 3,
+    "ignored": 6,
+}
+#: Of final events at the same instant, by their verdict, the one that decides comes last
+#: (never the file or line order: Exchange Online's summaries give every status of a message
+#: the time it arrived, so two exports of it tie). A status that may still change (deferred:
+#: Pending, GettingStatus, DEFER; awaiting a moderator; quarantined, until released) comes
+#: before one that cannot. Two that cannot disagree: a drop then a failure come last, so that
+#: a failure is shown to be looked at, not hidden behind a delivery at the same instant (and
+#: a message recalled or filtered after its delivery is shown so).
+SETTLES: Mapping[str, int] = {
+    "deferred": 0,
+    "moderation": 0,
+    "quarantined": 0,
+    "delivered": 1,
+    "sent_external": 1,
+    "expanded": 1,
+    "last_seen": 1,
+    "dropped": 2,
+    "failed": 3,
 }
 
 
@@ -228,6 +250,12 @@ def kind_of(event: str, row: Mapping, servers: Iterable[str]) -> str:
     if event in FINALS:
         return "final"
     return "pass"
+
+
+def step_rank(kind: str, verdict: str) -> int:
+    """Where a step of ``kind`` giving ``verdict`` comes among steps at the same instant
+    (``RANK``, then ``SETTLES``): the last decides."""
+    return RANK[kind] + (SETTLES.get(verdict, 1) if kind == "final" else 0)
 
 
 def verdict_of(event: str, kind: str) -> str:
@@ -293,6 +321,14 @@ def rank_sql(kind: str = "kind") -> str:
     """SQL for ``RANK`` of a step's kind."""
     cases = " ".join(f"when {_quote(k)} then {r}" for k, r in sorted(RANK.items()))
     return f"case {kind} {cases} end"
+
+
+def step_rank_sql(kind: str = "kind", verdict: str = "verdict") -> str:
+    """SQL for ``step_rank``, given the SQL of the step's kind and verdict."""
+    settles = " ".join(f"when {_quote(v)} then {n}" for v, n in sorted(SETTLES.items()))
+    return (
+        f"({rank_sql(kind)} + if({kind} = 'final', coalesce(case {verdict} {settles} end, 1), 0))"
+    )
 
 
 def status_text_sql(status: str) -> str:

@@ -287,10 +287,27 @@ def test_synth_default_output_unchanged_and_clients_only_add_lines(tmp_path):
     assert _digest(tmp_path / "agent") == (
         "de8acdbcffb85468e4407b406e0f2d29254dc1e84d5c4bae2e01ae37af67e4fa"
     )
-    # --clients adds sessions and sessions.jsonl; every other line stays, in order
+    # --clients adds sessions, their messages and sessions.jsonl; every other line stays, in
+    # order, and so does every other truth row
     generate(tmp_path / "clients", servers=2, messages=60, seed=3, agent_logs=True, clients=True)
     a, c = tmp_path / "agent", tmp_path / "clients"
-    assert (c / "truth.jsonl").read_bytes() == (a / "truth.jsonl").read_bytes()
+    mine = (a / "truth.jsonl").read_bytes().splitlines()
+    theirs = (c / "truth.jsonl").read_bytes().splitlines()
+    rest = iter(theirs)
+    assert all(any(x == y for y in rest) for x in mine)
+    added = [json.loads(x) for x in set(theirs) - set(mine)]
+    accepted = {
+        (m["message_id"], r)
+        for s in map(json.loads, (c / "sessions.jsonl").open(encoding="utf-8"))
+        if s["situation"]
+        for m in s["messages"]
+        for r in m["recipients"]
+    }
+    assert len(added) == len(theirs) - len(mine)
+    assert {(t["message_id"], t["recipient"]) for t in added if "stage" not in t} == accepted
+    assert {(t["verdict"], t["stage"], t["remote_ip"]) for t in added if "stage" in t} == {
+        ("rejected", "rcpt", "10.0.30.25")
+    }
     added = 0
     for p in a.rglob("*.LOG"):
         mine, theirs = p.read_bytes().splitlines(), (c / p.relative_to(a)).read_bytes().splitlines()

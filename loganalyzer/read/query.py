@@ -37,7 +37,7 @@ from tracking t, unnest(range(1, len(t.recipient_address) + 1)) as r(i)
 
 
 # One row per message: its first and last row, and each recipient's verdict by the rules of
-# ``fate`` (the step that decides it: the last row naming it, ties by the rank of its kind),
+# ``fate`` (the step that decides it: the last row naming it, ties by ``fate.step_rank``),
 # with that step's outcome.
 _ACTS_ON = fate.in_sql("event_id", fate.EXPANDS | fate.REDIRECTS)
 _MESSAGES_QUERY = f"""
@@ -63,7 +63,7 @@ r as (
 ),
 steps as (
     select *, if(kind = 'expand', 'expanded', {fate.verdict_sql("event_id", "kind")}) as verdict,
-           epoch_ms(date_time) * 4 + {fate.rank_sql("kind")} as step_order
+           epoch_ms(date_time) * 8 + {fate.step_rank_sql("kind", "verdict")} as step_order
     from r where kind <> 'ignored'
 ),
 last as (

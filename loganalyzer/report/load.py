@@ -13,7 +13,8 @@ shows them (the previous period's, compared, are loaded apart or read from its r
 - ``attrs``: sender, size, subject and side (internal, external) of each message;
 - ``rev``: one row per tracking row and recipient whose event ends or delays a recipient's
   journey, with its ``kind``: delivered, sent (out of the organisation), relayed (to another
-  server of the organisation), failed, deferred, dropped or quarantined.
+  server of the organisation), failed, deferred, dropped or quarantined, and its ``rank``
+  among steps at the same instant (``fate.step_rank``: the last decides).
 
 Then ``fin``: each recipient outcome of the period once, with its message's attributes.
 `metrics` aggregates these tables into DataFrames.
@@ -264,6 +265,7 @@ def load(
         v as (select *, {_VERDICT} as verdict from s where step in ('final', 'handoff')),
         u as (
             select date_time, server, event_id, msg, connector, {_KIND} as kind,
+                   {fate.step_rank_sql("step", "verdict")} as rank,
                    unnest(recipient_address) as recipient, unnest(recipient_status) as status,
                    unnest(enhanced_status) as enhanced
             from v where {_KIND} is not null)
@@ -272,7 +274,7 @@ def load(
                nullif(lower(split_part(trim(recipient), '@', 2)), '') as rcpt_domain,
                case when kind in ('failed', 'deferred', 'dropped', 'quarantined') then
                    {fate.status_text_sql("status")} end as status,
-               enhanced, kind
+               enhanced, kind, rank
         from u where coalesce(trim(recipient), '') <> ''
         """,
         {"since": first, "servers": servers, "begins": sorted(fate.TRANSFER_BEGINS)},

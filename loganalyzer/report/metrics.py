@@ -24,7 +24,8 @@ COUNTING_RULES = {
     "recipient by its new address. Bytes out: the size of each message sent out, once per "
     "message.",
     "deferred": "Still deferred: recipients whose last event in the period is a DEFER (pending "
-    "at its end). Deferrals: every DEFER of a recipient (retries included).",
+    "at its end; of events at the same instant, a final status such as Delivered outranks "
+    "Pending). Deferrals: every DEFER of a recipient (retries included).",
     "bounces": "Bounces: non-delivery reports the organisation created (DSN rows).",
     "distinct": "Distinct senders and sender domains: of the messages received; distinct "
     "recipients and recipient domains: of the recipient outcomes (delivered, sent out, "
@@ -101,9 +102,10 @@ PENDING_SQL = """
                        'quarantined')
           and date_time >= ? and date_time < ?),
     last as (
-        select msg, rcpt, arg_max(kind, date_time) as kind, max(date_time) as last_at,
-               arg_max(server, date_time) as server, arg_max(status, date_time) as status,
-               arg_max(recipient, date_time) as recipient,
+        select msg, rcpt, arg_max(kind, (date_time, rank)) as kind, max(date_time) as last_at,
+               arg_max(server, (date_time, rank)) as server,
+               arg_max(status, (date_time, rank)) as status,
+               arg_max(recipient, (date_time, rank)) as recipient,
                min(date_time) filter (where kind = 'deferred') as since,
                count(*) filter (where kind = 'deferred') as deferrals
         from ev group by msg, rcpt)

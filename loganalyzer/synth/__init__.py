@@ -16,8 +16,9 @@ Output (under `out`):
   hops that fail in named ways (antispam.py, nexthops.py).
 - with `clients=True`: SMTP clients and TLS situations every day (a scanner and an app relaying
   anonymously, an authenticated app, peers on TLS 1.0/1.1, peers without TLS, failed TLS
-  negotiations; clients.py) and `sessions.jsonl`, one row per protocol-log session
-  (sessionlog.py).
+  negotiations; clients.py), the journeys and truth rows of the messages they hand in (a
+  recipient refused at RCPT: verdict `rejected`), and `sessions.jsonl`, one row per
+  protocol-log session (sessionlog.py).
 
 The same arguments give byte-identical output. Lines are generated message by message and
 written every ten minutes of log time, so memory does not grow with the run.
@@ -35,6 +36,7 @@ from loganalyzer.errors import BadInput
 from loganalyzer.synth.antispam import Refusals
 from loganalyzer.synth.clock import DAY_MS, iso, ms_of_date
 from loganalyzer.synth.iis import scan_session
+from loganalyzer.synth.model import Message
 from loganalyzer.synth.nexthops import NextHops, next_hop_failure
 from loganalyzer.synth.org import Rng, build_org
 from loganalyzer.synth.origins import Engine
@@ -106,8 +108,8 @@ def generate(
     `relay`, `omit_server`, `size_mb` and `headers`).
     `agent_logs` also writes anti-spam agent logs and connectivity logs, with refused sessions
     and named next-hop failures (their truth rows: `rejected`, `next_hop_failure`).
-    `clients` adds every day's SMTP client and TLS situations (clients.py) and writes
-    `sessions.jsonl` (sessionlog.py).
+    `clients` adds every day's SMTP client and TLS situations and their messages (clients.py)
+    and writes `sessions.jsonl` (sessionlog.py).
     Raises BadInput (a ValueError) for bad arguments or an `out` that is not empty.
     """
     if not 1 <= servers <= 99:
@@ -155,7 +157,7 @@ def generate(
     first = ms_of_date(start)
     engine = Engine(rng, org, output, first + days * DAY_MS)
     composer = Composer(engine)
-    verdicts = dict.fromkeys(VERDICTS + (("rejected",) if agent_logs else ()), 0)
+    verdicts = dict.fromkeys(VERDICTS + (("rejected",) if agent_logs or clients else ()), 0)
     refusals = hops = None
     if agent_logs:
         hops = engine.next_hops = NextHops(seed)
@@ -174,6 +176,19 @@ def generate(
         def write_refused(rec: dict) -> None:
             truth.write(json.dumps(rec, ensure_ascii=False) + "\n")
             verdicts[rec["verdict"]] += 1
+
+        def write_message(msg: Message, next_hops: NextHops | None) -> None:
+            """The truth rows of `msg` and its NDRs."""
+            nonlocal n_messages, n_rows
+            seen = set()
+            for rec in rows(msg, omitted):
+                if next_hops is not None:
+                    rec["next_hop_failure"] = next_hop_failure(next_hops, msg, rec)
+                truth.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                verdicts[rec["verdict"]] += 1
+                n_rows += 1
+                seen.add(rec["message_id"])
+            n_messages += len(seen)
 
         while True:
             day_start = first + n_days * DAY_MS
@@ -206,7 +221,7 @@ def generate(
                 if refusals is not None:
                     refusals.until(t, write_refused)
                 if extra is not None:
-                    extra.until(t)
+                    extra.until(t, write_message, write_refused)
                 output.flush_before(t)
                 if kind == "auth":
                     engine.auth_noise(t, org.attackers[int(variant)])
@@ -215,20 +230,11 @@ def generate(
                     assert org.relay is not None
                     scan_session(output, rng, org.relay, t, rng.choice(org.attackers))
                     continue
-                msg = composer.run(kind, variant, t)
-                seen = set()
-                for rec in rows(msg, omitted):
-                    if hops is not None:
-                        rec["next_hop_failure"] = next_hop_failure(hops, msg, rec)
-                    truth.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                    verdicts[rec["verdict"]] += 1
-                    n_rows += 1
-                    seen.add(rec["message_id"])
-                n_messages += len(seen)
+                write_message(composer.run(kind, variant, t), hops)
             if refusals is not None:
                 refusals.until(day_start + DAY_MS, write_refused)
             if extra is not None:
-                extra.until(day_start + DAY_MS)
+                extra.until(day_start + DAY_MS, write_message, write_refused)
             n_days += 1
             output.flush_before(day_start + DAY_MS)
             if last:

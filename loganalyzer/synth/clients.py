@@ -22,17 +22,34 @@ report's "SMTP clients and relays" and "TLS per connector and direction" section
 - `tls_fail_out`: sends whose STARTTLS fails (`TLS negotiation failed with error
   NoCredentials`) against mx1.strict-partner.example (198.51.100.11).
 
-Their sessions are written to the protocol logs only (no tracking rows, no truth.jsonl rows);
-`sessions.jsonl` (sessionlog.py) records them, with their `situation`, among every other
-session. A generator of its own (seeded from the run's seed) draws them, so every line the
-other scenarios write stays the same.
+Each message a receive session accepts (its `250 2.6.0 <Message-ID> [InternalId=N,
+Hostname=H]` reply) is a message of the organisation: the accepting server H is its hub. It
+writes HAREDIRECT and the SMTP RECEIVE row (the client's IP and EHLO name, the receive
+connector, the session ID, InternalId N, the accepted recipients only), then the journey every
+message takes from a hub (journeys.py, delivery.py): delivery to the recipients' mailbox
+servers, SEND over `Internet Send Connector` (with its Send protocol log session) to the
+outside. Truth: one row per accepted recipient, as for the other messages; a recipient refused
+at RCPT (`relay_denied`) gets a `rejected` row (stage `rcpt`, no agent, `remote_ip` the
+client, no `message_id`: it never was a recipient of the message). `plain_out` and
+`tls_fail_out` are protocol-log sessions only (no tracking or truth rows).
+`sessions.jsonl` (sessionlog.py) records every session, with the `situation` of the client's
+own session (null for its message's deliveries).
+
+Generators of their own (seeded from the run's seed) draw the sessions and their messages'
+journeys, with session IDs from a range of their own, so every line the other scenarios
+write stays the same.
 """
 
 from __future__ import annotations
 
-from loganalyzer.synth.clock import HOUR_MS
-from loganalyzer.synth.engine import INTERNET, EngineBase
-from loganalyzer.synth.org import PUBLIC_IP, Rng
+from collections.abc import Callable
+
+from loganalyzer.synth.clock import HOUR_MS, iso
+from loganalyzer.synth.engine import INTERNET
+from loganalyzer.synth.model import Message
+from loganalyzer.synth.nexthops import NextHops
+from loganalyzer.synth.org import PUBLIC_IP, Rng, Server, network_guid
+from loganalyzer.synth.origins import Engine
 from loganalyzer.synth.protocol import (
     ANON_PERMS,
     CERT_SENT,
@@ -51,6 +68,8 @@ from loganalyzer.synth.protocol import (
     play,
 )
 from loganalyzer.synth.sessionlog import SessionLog
+from loganalyzer.synth.tracking import ACCOUNT_FOREST
+from loganalyzer.synth.truth import enhanced_status
 
 #: situation -> (sessions a day, client IP, EHLO name or remote MX host)
 SITUATIONS = {
@@ -63,15 +82,42 @@ SITUATIONS = {
     "plain_out": (3, "198.51.100.9", "mx.legacy-partner.example"),
     "tls_fail_out": (2, "198.51.100.11", "mx1.strict-partner.example"),
 }
+#: situation -> (subject with `{n}` for a number, smallest and largest size in bytes)
+MESSAGES = {
+    "scanner": ("Message from KM-C458-3F", 60_000, 4_000_000),
+    "lob_app": ("Invoice {n} from Contoso", 20_000, 400_000),
+    "auth_app": ("Your case {n} has been updated", 6_000, 60_000),
+    "mfp_tls_fail": ("Scanned from MFP-2F", 60_000, 3_000_000),
+    "relay_denied": ("Alert: Shared Documents has changed", 8_000, 40_000),
+    "legacy_peer": ("Order confirmation {n}", 8_000, 200_000),
+}
 APP_USER = "svc-crm@contoso.com"
 RELAY_DENIED = "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain"
 FIRST_H, LAST_H = 7, 19  # office hours (UTC) in which the situations happen
+#: Writes a message's truth rows (with the next hops its deliveries used) / one refused row.
+WriteMessage = Callable[[Message, NextHops | None], None]
+WriteRow = Callable[[dict], None]
+
+
+class Journeys(Engine):
+    """The engine's journey steps for the client messages, with a generator and session IDs of
+    their own: the other messages' lines keep their random numbers."""
+
+    def __init__(self, main: Engine, seed: int, sid: Callable[[str], str]) -> None:
+        super().__init__(Rng(seed * 1_000_003 + 22), main.org, main.out, main.end)
+        self._session_id = sid
+        if main.next_hops is not None:  # connectivity logs, drawn apart from the others'
+            self.next_hops = NextHops(seed, stream=23)
+
+    def sid(self, server: Server) -> str:
+        return self._session_id(server.name)
 
 
 class Clients:
-    """Writes the day's client sessions in time order (like antispam.Refusals)."""
+    """Writes the day's client sessions in time order (like antispam.Refusals), and the
+    journeys and truth rows of the messages they hand in."""
 
-    def __init__(self, engine: EngineBase, seed: int, log: SessionLog) -> None:
+    def __init__(self, engine: Engine, seed: int, log: SessionLog) -> None:
         self.eng = engine
         self.org = engine.org
         self.out = engine.out
@@ -79,6 +125,9 @@ class Clients:
         self.rng = Rng(seed * 1_000_003 + 21)
         self.queue: list[tuple[int, str]] = []
         self._sid: dict[str, int] = {}
+        self.journeys = Journeys(engine, seed, self.sid)
+        self._write_message: WriteMessage | None = None
+        self._write_row: WriteRow | None = None
 
     def sid(self, server: str) -> str:
         """A session ID of `server` from a range of its own (the other sessions' stay)."""
@@ -96,8 +145,11 @@ class Clients:
             self.queue += [(self.rng.randrange(lo, hi), kind) for _ in range(n)]
         self.queue.sort()
 
-    def until(self, t: int) -> None:
-        """Write the sessions that start before `t`."""
+    def until(self, t: int, message: WriteMessage, refused: WriteRow) -> None:
+        """Write the sessions that start before `t`; `message` and `refused` write the truth
+        rows of each accepted message and of each refused recipient."""
+        self._write_message, self._write_row = message, refused
+        self.journeys.end = self.eng.end  # (synth --size-mb moves the end day by day)
         while self.queue and self.queue[0][0] < t:
             start, kind = self.queue.pop(0)
             self.log.situation = kind
@@ -122,42 +174,31 @@ class Clients:
             return
         if kind == "scanner":
             rcpts = [self._external()] + ([self._internal()] if rng.random() < 0.5 else [])
-            self._receive(t, srv, ip, name, "relay", "scanner@contoso.com", rcpts)
+            self._receive(t, srv, kind, "relay", "scanner@contoso.com", rcpts)
         elif kind == "lob_app":
-            rcpts = [self._external() for _ in range(rng.randint(1, 2))]
-            self._receive(t, srv, ip, name, "relay", "erp@contoso.com", rcpts, tls=TLS10_SERVER)
+            rcpts = list(dict.fromkeys(self._external() for _ in range(rng.randint(1, 2))))
+            self._receive(t, srv, kind, "relay", "erp@contoso.com", rcpts, tls=TLS10_SERVER)
         elif kind == "auth_app":
             self._receive(
-                t,
-                srv,
-                ip,
-                name,
-                "client",
-                APP_USER,
-                [self._external()],
-                tls=TLS_SERVER,
-                user=APP_USER,
+                t, srv, kind, "client", APP_USER, [self._external()], tls=TLS_SERVER, user=APP_USER
             )
         elif kind == "mfp_tls_fail":
-            end = self._receive(
-                t, srv, ip, name, "relay", "mfp@contoso.com", [], fail="SocketError"
-            )
-            self._receive(end + 5000, srv, ip, name, "relay", "mfp@contoso.com", [self._internal()])
+            end = self._receive(t, srv, kind, "relay", "mfp@contoso.com", [], fail="SocketError")
+            self._receive(end + 5000, srv, kind, "relay", "mfp@contoso.com", [self._internal()])
         elif kind == "relay_denied":
             rcpts = [self._external(), self._internal()]
-            self._receive(t, srv, ip, name, "default", "sharepoint@contoso.com", rcpts, denied=1)
+            self._receive(t, srv, kind, "default", "sharepoint@contoso.com", rcpts, denied=1)
         else:  # legacy_peer
             self._receive(
-                t, srv, ip, name, "default", "orders@oldpartner.example", [self._internal()],
+                t, srv, kind, "default", "orders@oldpartner.example", [self._internal()],
                 tls=TLS11_SERVER,
             )  # fmt: skip
 
     def _receive(
         self,
         t: int,
-        srv,
-        ip: str,
-        helo: str,
+        srv: Server,
+        kind: str,
         connector: str,
         sender: str,
         rcpts: list[str],
@@ -167,20 +208,23 @@ class Clients:
         user: str = "",
         denied: int = 0,
     ) -> int:
-        """One session at `srv`'s receive connector; returns its end. The first `denied`
-        recipients are refused (not a relay)."""
+        """One session of the client of `kind` at `srv`'s receive connector; returns its end.
+        The first `denied` recipients are refused (not a relay); the message is accepted
+        for the others, then goes its way from `srv`."""
         r = self.rng.randint
+        _, ip, helo = SITUATIONS[kind]
         name, port = {
             "relay": (f"{srv.name}\\Anonymous Relay {srv.name}", 25),
             "client": (f"{srv.name}\\Client Frontend {srv.name}", 587),
             "default": (f"{srv.name}\\Default Frontend {srv.name}", 25),
         }[connector]
+        sid = self.sid(srv.name)
         recv = Session(
             self.out,
             srv.name,
             "RECV",
             name,
-            self.sid(srv.name),
+            sid,
             endpoint(srv.ip, port),
             endpoint(ip, r(49152, 65535)),
         )
@@ -223,23 +267,115 @@ class Clients:
         ops += [(r(15, 90), "C", f"MAIL FROM:<{sender}>", ""), (0, "S", "250 2.1.0 Sender OK", "")]
         for i, a in enumerate(rcpts):
             reply = RELAY_DENIED if i < denied else "250 2.1.5 Recipient OK"
-            ops += [(r(10, 60), "C", f"RCPT TO:<{a}>", ""), (0, "S", reply, "")]
+            ops += [
+                (r(10, 60), "C", f"RCPT TO:<{a}>", ""),
+                (0, "S", reply, ""),
+                (0, "mark", f"rcpt:{i}", ""),
+            ]
         mid = f"<{self.rng.getrandbits(64):016X}@{helo.lower()}>"
+        m = self._message(t, kind, mid, sender, rcpts[denied:], authenticated=bool(user))
+        iid = m.iids[srv.name] = self.journeys.iid(srv, "hub")
         ops += [
             (r(10, 60), "C", "DATA", ""),
             (0, "S", "354 Start mail input; end with <CRLF>.<CRLF>", ""),
-            (
-                r(200, 3000),
-                "S",
-                f"250 2.6.0 {mid} [InternalId={r(10**12, 9 * 10**12)}, Hostname={srv.fqdn}]"
-                " Queued mail for delivery",
-                "",
-            ),
+            (r(200, 3000), "mark", "queued", ""),
+            (0, "S", self.journeys.queued(m, iid, srv), ""),
             (r(10, 80), "C", "QUIT", ""),
             (0, "S", CLOSING, ""),
             (0, "-", "Local", ""),
         ]
-        return play(t, ops, recv, None)[0]
+        end, marks = play(t, ops, recv, None)
+        for i, a in enumerate(rcpts[:denied]):
+            self._refused(marks[f"rcpt:{i}"], srv, ip, sender, a)
+        self._accepted(m, srv, marks["queued"], sid, t, name, ip, helo, bool(user))
+        return end
+
+    def _message(
+        self, t: int, kind: str, mid: str, sender: str, rcpts: list[str], *, authenticated: bool
+    ) -> Message:
+        """The message a client of `kind` hands in (drawn by the journeys' generator)."""
+        jr = self.journeys
+        r = jr.rng.randint
+        text, lo, hi = MESSAGES[kind]
+        rs = [jr.new_rcpt(a) for a in rcpts]
+        return Message(
+            mid=mid,
+            nid=network_guid(jr.rng),
+            sender=sender,
+            return_path=sender,
+            subject=text.format(n=r(10_000, 99_999)),
+            size=r(lo, hi),
+            direction="Originating" if authenticated else "Incoming",
+            orig_time=t - r(100, 3000),  # the client wrote the message just before it connected
+            rcpts=rs,
+            all=list(rs),
+        )
+
+    def _accepted(
+        self,
+        m: Message,
+        srv: Server,
+        queued: int,
+        sid: str,
+        start: int,
+        connector: str,
+        ip: str,
+        helo: str,
+        authenticated: bool,
+    ) -> None:
+        """`srv` received `m` (its `250 2.6.0` reply at `queued`): its RECEIVE, its journey
+        and its truth rows."""
+        jr = self.journeys
+        tc = queued - jr.rng.randint(1, 3)  # committed, then the reply
+        m.received_at = tc
+        entity = "Hosted" if authenticated else "Internet"
+        situation, self.log.situation = self.log.situation, None  # the deliveries are not
+        jr.hub_receive(
+            m,
+            srv,
+            tc,
+            m.rcpts,
+            client_ip=ip,
+            client_host=helo,
+            sid=sid,
+            ts=start,
+            connector=connector,
+            orig_client=ip,
+            custom=f"S:FromEntity={entity};{ACCOUNT_FOREST}",
+        )
+        jr.categorize(m, srv, tc, m.rcpts)
+        self.log.situation = situation  # ... the client's sessions
+        assert self._write_message is not None
+        self._write_message(m, jr.next_hops)
+
+    def _refused(self, at: int, srv: Server, ip: str, sender: str, address: str) -> None:
+        """The truth row of a recipient refused at RCPT (the refusal is in the logs only)."""
+        if srv.name in self.out.omitted:
+            return
+        assert self._write_row is not None
+        self._write_row(
+            {
+                "message_id": None,
+                "network_message_id": None,
+                "sender": sender,
+                "recipient": address,
+                "subject": None,
+                "size": None,
+                "received_at": None,
+                "verdict": "rejected",
+                "server": srv.name,
+                "at": iso(at),
+                "enhanced_status": enhanced_status(RELAY_DENIED),
+                "reply": RELAY_DENIED,
+                "ndr_message_id": None,
+                "expanded_from": None,
+                "deferrals": [],
+                "queue": [],
+                "stage": "rcpt",
+                "agent": None,
+                "remote_ip": ip,
+            }
+        )
 
     def _send(self, t: int, srv, ip: str, mx: str, fail: bool) -> None:
         """A send to an Internet MX without STARTTLS, or one whose STARTTLS fails."""

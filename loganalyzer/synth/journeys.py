@@ -27,7 +27,8 @@ class Hub(Delivery):
         t: int,
         rcpts: list[Rcpt],
         *,
-        client: Server,
+        client_ip: str,
+        client_host: str,
         sid: str,
         ts: int,
         connector: str,
@@ -35,7 +36,8 @@ class Hub(Delivery):
         orig_server: str = "",
         custom: str = "",
     ) -> None:
-        """HAREDIRECT (shadow copy on another DAG member) and the hub's SMTP RECEIVE."""
+        """HAREDIRECT (shadow copy on another DAG member) and the hub's SMTP RECEIVE from the
+        client `client_ip` (`client_host`) in session `sid` (started at `ts`) of `connector`."""
         others = [s for s in self.org.servers if s is not h]
         if others:
             shadow = self.rng.choice(others)
@@ -57,8 +59,8 @@ class Hub(Delivery):
             "pass",
             source="SMTP",
             event="RECEIVE",
-            client_ip=client.ip,
-            client_host=client.fqdn,
+            client_ip=client_ip,
+            client_host=client_host,
             server_ip=h.ip,
             context=f"{sid};{iso(ts)};0",
             connector=connector,

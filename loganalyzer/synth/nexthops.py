@@ -47,8 +47,8 @@ def refused_text(ip: str) -> str:
 class NextHops:
     """Failure kinds of next hops and the connectivity log rows of every Internet attempt."""
 
-    def __init__(self, seed: int) -> None:
-        self.rng = Rng(seed * 1_000_003 + 21)
+    def __init__(self, seed: int, stream: int = 21) -> None:
+        self.rng = Rng(seed * 1_000_003 + stream)
         self.kinds: dict[str, str] = {}  # Message-ID -> how its next hop fails
 
     def kind(self, m: Message) -> str:

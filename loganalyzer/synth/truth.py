@@ -63,11 +63,16 @@ Times are UTC ISO 8601 with milliseconds and `Z`; a value that does not apply is
 
 With `agent_logs` (antispam.py, nexthops.py): sessions the frontends refused give rows of
 verdict `rejected` (server = the frontend, `at` = the refusing reply, `reply` its text) with
-`stage`, `agent` and `remote_ip`; `message_id` only when the session reached DATA, `sender`
+`stage`, `agent` and `remote_ip`; `message_id` only when refused at DATA, `sender`
 and `recipient` null before MAIL and RCPT. Messages the Content Filter deleted or quarantined
 after accepting them give `dropped` or `quarantined` rows (at the agent's decision, `reply`
 null) with the same three keys. Every other row gets `next_hop_failure`: how the next hop
 of a deferred or failed recipient failed (`dns`, `refused`, `timeout`, `tls`), else null.
+
+With `clients` (clients.py): each message a client session handed in has its rows like any
+other message (`received_at`: the accepting server's SMTP RECEIVE); a recipient the session
+refused at RCPT (`550 5.7.54`, not a relay) gets a `rejected` row as above (stage `rcpt`,
+`agent` null, `remote_ip` the client, `message_id` null: the refusal names no message).
 
 With `--omit-server` each recipient's verdict comes from its last row in the written logs,
 mapped as above, where a SEND to another server of the organisation (or the relay's logged

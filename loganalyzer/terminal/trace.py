@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -49,6 +50,28 @@ def _verdicts(result: TraceResult, candidate: dict) -> Text:
     return out
 
 
+#: The width of a trace written to a file or pipe (no terminal, no COLUMNS): as wide as its
+#: tables need, at least ``PIPED`` and at most ``PIPED_MOST`` (wider, a long EHLO reply or
+#: certificate line would set the width of every line).
+PIPED = 120
+PIPED_MOST = 200
+
+
+def _wide(console: Console, *tables: Table) -> Console:
+    """The console to print ``tables`` on: ``console`` itself on a terminal or with COLUMNS
+    set. Written elsewhere, rich's 80 columns squeezed a hop's conversation into a column a
+    few characters wide (hundreds of lines): one of the width they need within the bounds,
+    each table as wide as its cells (not stretched to the width)."""
+    if console.is_terminal or os.environ.get("COLUMNS"):
+        return console
+    wide = console.options.update_width(PIPED_MOST)
+    need = max(console.measure(t, options=wide).maximum for t in tables)
+    for t in tables:
+        t.expand = False
+    width = max(PIPED, min(need, PIPED_MOST))
+    return Console(file=console.file, width=width, color_system=console.color_system)
+
+
 def print_trace(console: Console, result: TraceResult, conversation: bool = True) -> None:
     zone = ZoneInfo(result.tz)
 
@@ -81,7 +104,7 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
                 safe(c.get("subject")),
                 _verdicts(result, c),
             )
-        console.print(t)
+        _wide(console, t).print(t)
         if result.cut:
             console.print(
                 f"showing the first {len(result.candidates):,} of {result.total:,}; "
@@ -97,6 +120,7 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
         for label, value in (
             ("Message-ID", m.message_id),
             ("Network ID", m.network_message_id),
+            ("Queue ID", m.queue_id),
             ("Subject", m.subject),
             ("Sender", m.sender),
             ("Received", f"{when(m.received_at)} {result.tz}" if m.received_at else None),
@@ -156,7 +180,7 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
                 )
                 cells[4] = Group(rcpts, conv)
             timeline.add_row(*cells, style="dim" if e.is_ndr else None)
-        console.print(head, verdicts, timeline)
+        _wide(console, verdicts, timeline).print(head, verdicts, timeline)
         for x in m.missing_logs:
             after = x["after"]
             after = datetime.fromisoformat(after) if isinstance(after, str) else after

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import eventcodes
 from loganalyzer.errors import BadInput
-from loganalyzer.fate import VERDICTS
+from loganalyzer.fate import VERDICTS, server_name
 from loganalyzer.read.query import add_views, point
 from loganalyzer.store import FileRow, Store, addresses, cache
 from loganalyzer.store.duck import connection
@@ -18,6 +18,7 @@ from loganalyzer.times import parse_time, zone
 from loganalyzer.trace import evidence, rejected
 from loganalyzer.trace.build import build
 from loganalyzer.trace.find import (
+    RELAY_VERDICT,
     Query,
     candidates_from_rows,
     days_of,
@@ -26,12 +27,14 @@ from loganalyzer.trace.find import (
     listing,
     matches,
     message_rows,
+    other_cases,
     recipient_verdicts,
     rows_for_id,
     session_ids,
     smtp_rows,
 )
 from loganalyzer.trace.model import Event, MessageTrace, TraceResult, Verdict
+from loganalyzer.trace.relay import is_queue_id
 
 #: Formats whose logs add evidence to the verdicts of traced messages (trace.evidence).
 EVIDENCE_FORMATS = {"exchange-agent", "exchange-connectivity"}
@@ -79,14 +82,14 @@ def trace(
 
     One match is traced; several are listed as ``candidates`` (the first ``limit``, all when
     None; ``total`` counts them all) and traced only with ``all`` (each listed one) or
-    ``pick`` (the 1-based number in the list, up to the total). ``offset`` skips that many
-    of the list first, ``newest`` lists the newest first (a page of a long list). ``verdict``
-    keeps the messages with a recipient of that verdict (``VERDICTS``); with ``verdicts``
-    each listed message carries each recipient's verdict and latency (``verdicts``: a list of
-    {recipient, verdict, latency_s}), decided by the ``messages`` view's rules. ``tz`` is
-    the zone of the displayed times and of ``since``/``until`` without a zone (any form of
-    ``loganalyzer.times``). Raises BadInput for a wrong value, NotAStore for a path that holds
-    no store.
+    ``pick`` (the 1-based number in the list, up to the total; not with ``all``). ``offset``
+    skips that many of the list first, ``newest`` lists the newest first (a page of a long
+    list). ``verdict`` keeps the messages with a recipient of that verdict (``VERDICTS``);
+    with ``verdicts`` each listed message carries each recipient's verdict and latency
+    (``verdicts``: a list of {recipient, verdict, latency_s}), decided by the ``messages``
+    view's rules. ``tz`` is the zone of the displayed times and of ``since``/``until``
+    without a zone (any form of ``loganalyzer.times``). Raises BadInput for a wrong value,
+    NotAStore for a path that holds no store.
     """
     if limit is not None and not 1 <= limit <= _MOST:
         raise BadInput(f"--limit {limit}: give 1 to {_MOST:,}")
@@ -105,6 +108,8 @@ def trace(
         raise BadInput(f"verdict {verdict!r}: give one of {', '.join(VERDICTS)}")
     if not 0 <= offset <= _MOST:
         raise BadInput(f"offset {offset}: give 0 to {_MOST:,}")
+    if pick is not None and all:
+        raise BadInput(f"--pick {pick} and --all: give one (the N-th listed message, or every one)")
     if pick is not None and pick < 1:
         raise BadInput(f"--pick {pick}: the listed messages are numbered from 1")
     st = store if isinstance(store, Store) else Store(store)
@@ -115,6 +120,7 @@ def trace(
     with connection(st) as con:
         manifest = st.manifest(con, shared=True)  # read-only: kept for the next trace
         servers, formats = cache.kept(manifest, "servers, formats", lambda: _kinds(manifest))
+        q.server = _server(q.server, servers)
         iis = "iis-smtp" in formats
         by_id = q.kind() is not None and not any(
             (sender, recipient, subject, since, until, event_id, verdict)
@@ -127,6 +133,8 @@ def trace(
             return sketches.holding(keys, days)
 
         first = holding({q.kind() or "": [q.value() or ""]}) if sketched else None
+        if first is not None and iis and is_queue_id(q.value()):
+            first = [*first, *iis_files(manifest)]  # (no sketch holds a queue ID)
         if q.kind() == "internal_message_id" and q.server:
             # an internal ID is a server's own: only that server's files can hold it
             first = [r for r in manifest.values() if (r.server or "").upper() == q.server.upper()]
@@ -163,6 +171,17 @@ def trace(
             views = point(con, st, held, manifest, views, tables=("smtp",))
 
         known = rows_for_id(con, q) if by_id else []
+        if by_id and not known and q.kind() == "message_id":
+            # a domain is case-insensitive, a local part formally not: the exact ID first,
+            # then these spellings (the trace says which it found)
+            spellings = other_cases(q.value() or "")
+            held = holding({"message_id": spellings}) if sketched else first
+            if held != []:  # (None: every file)
+                views = point(con, st, held, manifest, views)
+                known = rows_for_id(con, q, spellings)
+            if known:
+                first = held
+                q.as_given, q.text = q.value(), min(r["message_id"] for r in known)
         # a pick beyond the listed ones reads that far (the list stays ``limit`` long)
         reach = limit if limit is None or pick is None else max(limit, min(pick, 2**31))
         reach = reach if reach is None else offset + reach
@@ -202,6 +221,7 @@ def trace(
         attempts = {id(c): c for c in chosen if "attempt" in c}
         picked, chosen = chosen, [c for c in chosen if id(c) not in attempts]
         ids = sorted({c["message_id"] for c in chosen if c.get("message_id")})
+        queues = sorted({c["queue_id"] for c in chosen if c.get("queue_id")})
         refs = sorted({r["reference"] for r in known if r["event_id"] == "DSN" and r["reference"]})
         refs += sorted({ndr for _, ndr in linked_ndrs(con, known, days_of(known, chosen))})
         nids = sorted({c["network_message_id"] for c in chosen if c.get("network_message_id")})
@@ -210,6 +230,8 @@ def trace(
         smtp: list = []
         if chosen:  # (a list alone leaves the views as they are: no re-pointing)
             held = holding(wanted)
+            if held is not None and queues:
+                held = [*held, *iis_files(manifest)]  # (no sketch holds a queue ID)
             views = point(con, st, held, manifest, views)
 
             def ndrs(keys: dict[str, list[str]]) -> None:
@@ -227,8 +249,11 @@ def trace(
             ids = sorted({r["message_id"] for r in every if r.get("message_id")} | set(ids))
             sessions = session_ids(every)
             keys = {"session_id": sorted(sessions), "message_id": ids}
-            point(con, st, holding(keys), manifest, views)
-            smtp = smtp_rows(con, sessions, ids, days_of(every, chosen), iis)
+            lines = holding(keys)
+            if lines is not None and queues:
+                lines = [*lines, *iis_files(manifest)]
+            point(con, st, lines, manifest, views)
+            smtp = smtp_rows(con, sessions, ids, days_of(every, chosen), iis, queues)
     by_session, iis_lines = _group_smtp(smtp)
     messages: list[MessageTrace] = []
     traced = dict(zip((id(c) for c in chosen), per_message, strict=True))
@@ -246,8 +271,9 @@ def trace(
         own = {r.get("message_id") for r in rows} | {c["message_id"]}
         named = {_session(r) for r in rows}.union(*(naming.get(i, ()) for i in own if i))
         mine = [x for sid in sorted(named - {""}) for x in by_session.get(sid, [])]
-        mine += [x for i in own for x in iis_lines.get(i, [])]
-        messages.append(build(rows, mine, servers, here, c["message_id"]))
+        own.add(c.get("queue_id"))
+        mine += [x for i in own if i for x in iis_lines.get(i, [])]
+        messages.append(build(rows, mine, servers, here, c["message_id"], c.get("queue_id")))
     if verdicts:
         for c, m in zip(picked, messages, strict=True):
             c["verdicts"] = [
@@ -266,10 +292,24 @@ def trace(
     return TraceResult(q.to_dict(), shown, messages, tz, total=total)
 
 
+def iis_files(manifest) -> list[FileRow]:
+    """Manifest rows of the IIS SMTP logs."""
+    return [r for r in manifest.values() if r.format == "iis-smtp"]
+
+
 def _kinds(manifest) -> tuple[frozenset[str], frozenset[str]]:
     """The store's servers (upper case) and log formats."""
     servers = {(r.server or "").upper() for r in manifest.values()} - {""}
     return frozenset(servers), frozenset(r.format for r in manifest.values())
+
+
+def _server(given: str | None, servers: frozenset[str]) -> str | None:
+    """``--server`` as the logs name the server: a host name whose first label is a server
+    of the store (``ex02.contoso.com``: EX02) by that label; any other value as given."""
+    if given is None or given.strip().upper() in servers:
+        return given
+    name = server_name(given)
+    return name if name in servers else given
 
 
 def _attempt_wanted(candidate: dict, q: Query) -> bool:
@@ -331,7 +371,9 @@ _MOST = 2**31 - 1
 
 def _add_verdicts(con, listed: list[dict]) -> None:
     """Each listed candidate's ``verdicts`` (recipient, verdict, latency_s), in place."""
-    tracked = [c for c in listed if "attempt" not in c and c.get("message_id")]
+    tracked = [
+        c for c in listed if "attempt" not in c and not c.get("relay_only") and c.get("message_id")
+    ]
     fates = recipient_verdicts(
         con, [c["message_id"] for c in tracked], [c["date_time"] for c in tracked]
     )
@@ -344,6 +386,11 @@ def _add_verdicts(con, listed: list[dict]) -> None:
                     "latency_s": None,
                 }
                 for x in c["attempt"]["refusals"]
+            ]
+        elif c.get("relay_only"):
+            c["verdicts"] = [
+                {"recipient": r, "verdict": RELAY_VERDICT, "latency_s": None}
+                for r in c["recipients"]
             ]
         else:
             c["verdicts"] = [

@@ -8,7 +8,15 @@ from datetime import datetime
 from functools import cache
 
 import eventcodes
-from loganalyzer.fate import DEFERS, EXPANDS, NO_VERDICT, RANK, REDIRECTS, server_name
+from loganalyzer.fate import (
+    DEFERS,
+    EXPANDS,
+    NO_VERDICT,
+    REDIRECTS,
+    SETTLES,
+    server_name,
+    step_rank,
+)
 from loganalyzer.pages import display_subject
 from loganalyzer.trace.model import Event, Line, MessageTrace, Verdict
 from loganalyzer.trace.verdict import (
@@ -25,7 +33,6 @@ from loganalyzer.trace.verdict import (
 #: The server that queued a message, in Exchange's reply to DATA
 #: (``[InternalId=..., Hostname=ex01.contoso.com]``).
 _QUEUED_BY = re.compile(r"\bHostname=([A-Za-z0-9.-]+)")
-_RCPT = re.compile(r"TO:\s*<?([^<>\s]+@[^<>\s]+?)>?(?:\s|$)", re.IGNORECASE)
 
 
 @cache
@@ -74,7 +81,8 @@ def _iis_sessions(lines: list[dict]) -> list[list[dict]]:
         anchor = next(
             i
             for i, x in enumerate(group)
-            if x["date_time"] == x["data_time"] and x.get("message_id") == x.get("anchor_id")
+            if x["date_time"] == x["data_time"]
+            and (x.get("message_id") or x.get("queue_id")) == x.get("anchor_id")
         )
         start = max(
             (
@@ -99,16 +107,26 @@ def _iis_sessions(lines: list[dict]) -> list[list[dict]]:
     return sorted(sessions, key=lambda s: s[0]["date_time"])
 
 
+def _transaction(session: list[dict]) -> list[dict]:
+    """The lines of the anchor's mail transaction (``tx`` from ``trace.relay``)."""
+    tx = next(x for x in session if x.get("is_anchor")).get("tx")
+    return [x for x in session if x.get("tx") == tx]
+
+
+def _iis_sender(sessions: list[list[dict]]) -> str | None:
+    """The MAIL FROM address the first inbound IIS session accepted (None: the null sender)."""
+    for s in sessions:
+        if s[0].get("direction") == "receive":
+            return next((x["mail_from"] for x in _transaction(s) if x.get("mail_from")), None)
+    return None
+
+
 def _iis_event(session: list[dict]) -> Event:
     first = session[0]
     anchor = next(x for x in session if x.get("is_anchor"))
-    rcpts = [
-        m[1]
-        for x in session
-        if (x.get("command") or "").upper() == "RCPT"
-        for m in [_RCPT.search(x.get("data") or "")]
-        if m
-    ]
+    # the RCPTs the server accepted in the message's own transaction (trace.relay): a
+    # refused one is a rejected attempt, not a recipient
+    rcpts = list(dict.fromkeys(x["rcpt_to"] for x in _transaction(session) if x.get("rcpt_to")))
     outbound = first.get("direction") == "send"
     peer = first.get("remote_ip")
     if outbound and (queued := _QUEUED_BY.search(anchor.get("data") or "")):
@@ -251,7 +269,7 @@ class _Stories:
     def verdict(self, key: str, received_at: datetime | None, tz, missing: list) -> Verdict:
         steps = sorted(
             (s for s in self.steps[key] if s.kind != "ignored"),
-            key=lambda s: (s.time, RANK[s.kind]),
+            key=lambda s: (s.time, step_rank(s.kind, verdict_of(s))),
         )
         address = self.names[key]
         parent = self.parent.get(key)
@@ -318,6 +336,8 @@ class _Stories:
                 missing.append(after)
             host = host if last.kind == "handoff" and host else None
         extra = f"; bounced back to the sender (NDR {ndr})" if ndr else ""
+        if verdict != "deferred" and (other := _also_said(steps, verdict)):
+            extra += f"; another record of the same time says {other} ({verdict} outranks it)"
         return Verdict(
             address,
             verdict,
@@ -354,6 +374,17 @@ class _Stories:
         return next((mid for t, mid in self.linked if t >= failed.time), None)
 
 
+def _also_said(steps: list[Step], verdict: str) -> str | None:
+    """Another settled verdict (``fate.SETTLES``) a final step at the instant of the last of
+    ``steps`` gives: two exports of a message that disagree."""
+    others = {
+        verdict_of(s)
+        for s in steps
+        if s.time == steps[-1].time and s.kind == "final" and SETTLES.get(verdict_of(s), 1)
+    }
+    return ", ".join(sorted(others - {verdict})) or None
+
+
 def _first_deferral(steps: list[Step]) -> Step:
     """The first of the deferrals that end ``steps`` (in time order) on the last one's
     server: steps between them that decide nothing (an agent's note) do not end the run."""
@@ -367,10 +398,16 @@ def _first_deferral(steps: list[Step]) -> Step:
 
 
 def build(
-    rows: list[dict], smtp: list[dict], servers: set[str], tz, message_id: str | None = None
+    rows: list[dict],
+    smtp: list[dict],
+    servers: set[str],
+    tz,
+    message_id: str | None = None,
+    queue_id: str | None = None,
 ) -> MessageTrace:
     """The trace of one message from its rows (NDR rows flagged ``is_ndr``) and its SMTP
-    lines; ``message_id`` names a message that only an IIS relay's log holds."""
+    lines; ``message_id`` (or ``queue_id``, where its DATA line names no Message-ID) names a
+    message that only an IIS relay's log holds."""
     by_session: dict[tuple, list[dict]] = defaultdict(list)
     sent: dict[tuple, list[dict]] = defaultdict(list)  # Send-log lines naming a message
     for r in smtp:
@@ -388,7 +425,8 @@ def build(
             lines = _sent_session(row, sent, by_session)
         lines = sorted(lines, key=lambda x: (x.get("sequence_number") or 0, x["date_time"]))
         events.append(_event(row, [_line(x) for x in lines]))
-    iis = [(_iis_event(s), _interleaved(s)) for s in _iis_sessions(smtp)]
+    sessions = _iis_sessions(smtp)
+    iis = [(_iis_event(s), _interleaved(s)) for s in sessions]
     events += [e for e, _ in iis]
     events.sort(key=lambda e: (e.date_time, e.server or "", e.line or 0))
     _mark_id_changes(events)
@@ -422,7 +460,8 @@ def build(
             next((r["message_subject"] for r in own if r.get("message_subject")), None)
         )
         or None,
-        sender=next((r["sender_address"] for r in own if r.get("sender_address")), None),
+        sender=next((r["sender_address"] for r in own if r.get("sender_address")), None)
+        or _iis_sender(sessions),
         received_at=received_at,
         size=next((r["total_bytes"] for r in own if r.get("total_bytes")), None),
         events=events,
@@ -431,6 +470,7 @@ def build(
         ndr_message_ids=sorted(
             {r["message_id"] for r in rows if r.get("is_ndr") and r.get("message_id")}
         ),
+        queue_id=queue_id,
     )
 
 

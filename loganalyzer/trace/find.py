@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from loganalyzer.pages import display_subject
 from loganalyzer.read.query import like, messages_sql, time_filter
 from loganalyzer.store.duck import records
+from loganalyzer.trace.relay import QUEUE_ID, accepted, transactions
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,6 +32,11 @@ COLUMNS = (
     "connector_id, log_format, directionality, linked_msgid, file, line"
 )
 EX2003 = "exchange2003-tracking"
+#: The verdict of every recipient of a message only an IIS relay's log names: no tracking
+#: row decides it, the relay's lines show it accepted (or handed on) and no more.
+RELAY_VERDICT = "last_seen"
+#: How long before its DATA line a relay's session may have started.
+_SESSION_REACH = timedelta(minutes=10)
 
 
 @dataclass
@@ -46,6 +52,8 @@ class Query:
     until: str | None = None
     event_id: str | None = None
     verdict: str | None = None
+    #: The Message-ID as given, when no message has it and one differing in case was traced.
+    as_given: str | None = None
 
     def kind(self) -> str | None:
         """message_id, network_message_id or internal_message_id (None: filters only)."""
@@ -192,13 +200,27 @@ def listing(
         total = count_candidates(con, q, relay=False, index=index)
     found = [(first, k, None) for k, first, _ in keys]
     relay, rparams = _relay_only(q)
+    relayed: dict[str, dict] = {}
     if relay:
         extra = con.sql(
-            f"select message_id, min(date_time) as t from ({relay}) group by 1 "
-            f"order by t {order}, 1 {order} {cap}",
+            f"""
+            select k, min(date_time) as t, any_value(message_id), any_value(queue_id),
+                   arg_min(sender, date_time), flatten(list(recipients order by date_time))
+            from ({relay}) group by k order by t {order}, k {order} {cap}
+            """,
             params=rparams,
         ).fetchall()
-        found += [(t, m, "relay") for m, t in extra]
+        for k, t, mid, queue, sender, recipients in extra:
+            found.append((t, k, "relay"))
+            relayed[k] = {
+                **dict.fromkeys(_CANDIDATE_COLUMNS[:-1]),
+                "message_id": mid,
+                "queue_id": queue,
+                "date_time": t,
+                "sender": sender,
+                "recipients": list(dict.fromkeys(recipients or [])),
+                "relay_only": True,
+            }
         total += len(extra) if reach is None or len(extra) < reach else _count(con, relay, rparams)
     # the order of the SQL (first matching row, then the key) whatever the limit, so that the
     # N-th is the same message in a short list and a long one
@@ -206,19 +228,7 @@ def listing(
     found = found[offset:reach]
     keys = [k for _, k, kind in found if kind is None]
     summed = _summaries(con, keys, [f for f, *_ in found], narrow, index)
-    out = []
-    for first, k, kind in found:
-        if kind == "relay":
-            out.append(
-                {
-                    **dict.fromkeys(_CANDIDATE_COLUMNS[:-1]),
-                    "message_id": k,
-                    "date_time": first,
-                    "recipients": [],
-                }
-            )
-        else:
-            out.append(summed[k])
+    out = [relayed[k] if kind == "relay" else summed[k] for _, k, kind in found]
     return out, int(total)
 
 
@@ -284,9 +294,7 @@ def recipient_verdicts(
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> int:
-    return int(
-        con.sql(f"select count(distinct message_id) from ({sql})", params=params).fetchall()[0][0]
-    )
+    return int(con.sql(f"select count(distinct k) from ({sql})", params=params).fetchall()[0][0])
 
 
 def _summaries(
@@ -388,25 +396,50 @@ def count_candidates(
 
 
 def _relay_only(q: Query) -> tuple[str, list]:
-    """SQL (and parameters) of the IIS SMTP lines of messages that only a relay's log names
-    (the next hop's logs are missing); empty when the query cannot name such messages."""
-    if q.sender or q.recipient or q.subject or q.event_id:
+    """SQL (and parameters) of the messages that only an IIS SMTP log names (the next hop's
+    logs are missing): ``trace.relay.accepted`` rows, their DATA line in the window and
+    matching the sender, recipient and server asked for; empty when the query cannot name
+    such messages (a subject or event filter, an ID of another kind, no filter at all)."""
+    if q.subject or q.event_id or q.kind() not in (None, "message_id"):
         return "", []
-    if q.kind() not in (None, "message_id"):
+    if q.verdict not in (None, RELAY_VERDICT):
         return "", []
-    window, params = time_filter(q.since, q.until)
-    if q.kind() == "message_id":
-        window += " and message_id = ?"
-        params.append(q.value())
-    elif q.since is None and q.until is None:
+    if not (q.kind() or q.since or q.until or q.sender or q.recipient):
         return "", []
-    where, wparams = _where(q)
-    sql = (
-        "select message_id, date_time from smtp where log_format = 'iis-smtp' "
-        f"and message_id is not null and {window} and message_id not in "
-        f"(select message_id from tracking where {where} and message_id is not null)"
+    # the lines of a session that started before the window (its DATA line is in it)
+    since = q.since and (datetime.fromisoformat(q.since) - _SESSION_REACH).isoformat()
+    lines_window, params = time_filter(since, q.until)
+    lines = (
+        "select * from smtp where log_format = 'iis-smtp' and direction = 'receive' "
+        f"and {lines_window}"
     )
-    return sql, params + wparams
+    window, wparams = time_filter(q.since, q.until, partitioned=False)
+    clauses, cparams = [window], wparams
+    if q.kind() == "message_id":
+        # a queue ID (a DATA line without a Message-ID) is asked for as typed
+        clauses.append("k in (?, ?)")
+        cparams += [q.value(), q.value().removeprefix("<").removesuffix(">")]
+    if q.server:
+        clauses.append("upper(server) = upper(?)")
+        cparams.append(q.server)
+    if q.sender:
+        clauses.append("sender ilike ? escape '\\'")
+        cparams.append(like(q.sender))
+    if q.recipient:
+        clauses.append("len(list_filter(recipients, lambda x: x ilike ? escape '\\')) > 0")
+        cparams.append(like(q.recipient))
+    # tracked messages are listed from their tracking rows (of their days, a day around)
+    tracked, tparams = time_filter(
+        q.since and (datetime.fromisoformat(q.since) - timedelta(days=1)).isoformat(),
+        q.until and (datetime.fromisoformat(q.until) + timedelta(days=1)).isoformat(),
+    )
+    sql = (
+        f"with found as (select * from ({accepted(lines)}) where {' and '.join(clauses)}) "
+        "select * from found where message_id is null or message_id not in "
+        f"(select message_id from tracking where {tracked} and message_id in "
+        "(select message_id from found))"
+    )
+    return sql, params + cparams + tparams
 
 
 Dates = tuple[date, date] | None
@@ -419,11 +452,29 @@ def _in_dates(dates: Dates, pad_after: int = 0) -> tuple[str, list]:
     return " and date between ? and ?", [dates[0], dates[1] + timedelta(days=pad_after)]
 
 
-def rows_for_id(con: duckdb.DuckDBPyConnection, q: Query) -> list[dict]:
-    """The tracking rows of the message(s) an ID names: one scan of the store."""
+def other_cases(message_id: str) -> list[str]:
+    """The spellings of a Message-ID a trace tries when none is logged as given, the given
+    one left out: its domain (case-insensitive) in lower and upper case, then the whole ID
+    in lower and upper case (a local part copied in another case: the store's lookup
+    sketches hash an ID as logged, so only a few spellings can be looked up fast)."""
+    local, at, domain = message_id.rpartition("@")
+    spellings = [message_id]
+    if at:
+        spellings += [local + at + domain.lower(), local + at + domain.upper()]
+    spellings += [message_id.lower(), message_id.upper()]
+    return [x for x in dict.fromkeys(spellings) if x != message_id]
+
+
+def rows_for_id(
+    con: duckdb.DuckDBPyConnection, q: Query, values: list[str] | None = None
+) -> list[dict]:
+    """The tracking rows of the message(s) an ID names (or any of ``values``, IDs of the
+    query's kind): one scan of the store."""
     kind, value = q.kind(), q.value()
     column = "lower(network_message_id)" if kind == "network_message_id" else kind
     where, params = f"{column} = ?", [value]
+    if values:
+        where, params = f"{column} in (select unnest(?::varchar[]))", [values]
     if q.server:
         where += " and upper(server) = upper(?)"
         params.append(q.server)
@@ -598,7 +649,7 @@ def session_ids(rows: list[dict]) -> set[str]:
 
 _SMTP_COLUMNS = (
     "date_time, server, log_format, direction, session_id, sequence_number, connector_id, "
-    "remote_ip, local_ip, event, command, data, context, reply_code, message_id, line"
+    "remote_ip, local_ip, event, command, data, context, reply_code, message_id, file, line"
 )
 
 
@@ -608,9 +659,11 @@ def smtp_rows(
     message_ids: list[str],
     dates: Dates = None,
     iis: bool = True,
+    queue_ids: list[str] = (),
 ) -> list[dict]:
-    """Protocol-log lines of the sessions, and IIS SMTP sessions whose DATA names the message;
-    ``dates`` restricts the search to the message's days, ``iis`` False skips IIS logs."""
+    """Protocol-log lines of the sessions, and IIS SMTP sessions whose DATA names the message
+    (its Message-ID, or one of ``queue_ids``); ``dates`` restricts the search to the
+    message's days, ``iis`` False skips IIS logs."""
     window, wparams = _in_dates(dates, pad_after=1)
     out: list[dict] = []
     if message_ids:
@@ -631,16 +684,23 @@ def smtp_rows(
                 params=sorted(sessions) + wparams,
             )
         )
-    if message_ids and iis:
-        # IIS logs have no session ID: the session is the client's lines around its DATA line
-        marks = ", ".join("?" for _ in message_ids)
+    if (message_ids or queue_ids) and iis:
+        # IIS logs have no session ID: the session is the client's lines around its DATA
+        # line, each line with its mail transaction (``trace.relay``)
+        named = " or ".join(
+            clause
+            for clause, values in (
+                (f"message_id in ({', '.join('?' for _ in message_ids)})", message_ids),
+                (f"{QUEUE_ID} in ({', '.join('?' for _ in queue_ids)})", queue_ids),
+            )
+            if values
+        )
         cols = ", ".join("s." + c.strip() for c in _SMTP_COLUMNS.split(","))
-        out += records(
-            con.sql(
-                f"""
+        lines = f"""
             with data as (
-                select server, remote_ip, direction, date_time, message_id from smtp
-                where log_format = 'iis-smtp' and message_id in ({marks}){window}
+                select server, remote_ip, direction, date_time,
+                       coalesce(message_id, {QUEUE_ID}) as message_id from smtp
+                where log_format = 'iis-smtp' and ({named}){window}
             )
             select {cols}, d.date_time as data_time, d.message_id as anchor_id
             from smtp s join data d
@@ -649,8 +709,12 @@ def smtp_rows(
              and s.date_time between d.date_time - interval 5 minute
                                  and d.date_time + interval 1 minute
             where s.log_format = 'iis-smtp'{window.replace("date", "s.date")}
-            """,
-                params=message_ids + wparams + wparams,
+        """
+        peer = "server, remote_ip, direction, data_time, anchor_id"
+        out += records(
+            con.sql(
+                transactions(lines, peer),
+                params=[*message_ids, *queue_ids, *wparams, *wparams],
             )
         )
     return out

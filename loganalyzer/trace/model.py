@@ -148,10 +148,13 @@ class MessageTrace:
     recipients: list[Verdict]
     missing_logs: list[dict] = field(default_factory=list)  # server, after
     ndr_message_ids: list[str] = field(default_factory=list)
+    #: The IIS SMTP service's queue ID of a message whose DATA line names no Message-ID.
+    queue_id: str | None = None
 
     def to_dict(self) -> dict:
         return {
             "message_id": self.message_id,
+            "queue_id": self.queue_id,
             "network_message_id": self.network_message_id,
             "subject": self.subject,
             "sender": self.sender,
@@ -227,6 +230,17 @@ class TraceResult(Result):
         if counts:
             return ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in counts)
         return candidate.get("outcome") or ""
+
+    def case_note(self) -> str | None:
+        """What was traced when no Message-ID is logged as given but one differing in case is
+        (``query.as_given``); None otherwise."""
+        given = self.query.get("as_given")
+        if not given:
+            return None
+        return (
+            f"no message has the Message-ID {given} exactly; traced {self.query['text']}, "
+            "which differs from it only in case"
+        )
 
     def not_found(self) -> str:
         """The sentence that says nothing matched."""

@@ -1,0 +1,138 @@
+"""Mail an IIS SMTP service accepted, traced and listed from its lines alone: the refused
+recipients stay out of the message, the session's MAIL FROM and RCPT TO drive the list and
+its filters, a DATA line without a Message-ID is known by its queue ID."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+from conftest import LOGANALYZER
+
+from loganalyzer.synth import generate
+
+CORPUS = Path(__file__).parent / "corpus" / "iis-smtp"
+_SESSION = """\
+#Software: Microsoft Internet Information Services 7.5
+#Version: 1.0
+#Date: 2026-03-06 09:00:00
+#Fields: date time c-ip cs-username s-sitename s-computername s-ip s-port cs-method \
+cs-uri-stem cs-uri-query sc-status sc-win32-status sc-bytes cs-bytes time-taken cs-version
+2026-03-06 09:00:01 192.0.2.50 app01 SMTPSVC1 RELAY02 10.0.0.251 0 EHLO - +app01 250 0 200 10 0 SMTP
+2026-03-06 09:00:01 192.0.2.50 app01 SMTPSVC1 RELAY02 10.0.0.251 0 MAIL - +FROM:<app@contoso.com> \
+250 0 40 30 0 SMTP
+2026-03-06 09:00:01 192.0.2.50 app01 SMTPSVC1 RELAY02 10.0.0.251 0 RCPT - +TO:<someone@gmail.com> \
+550 0 50 30 0 SMTP
+2026-03-06 09:00:02 192.0.2.50 app01 SMTPSVC1 RELAY02 10.0.0.251 0 RCPT - +TO:<ok@contoso.com> \
+250 0 30 30 0 SMTP
+2026-03-06 09:00:02 192.0.2.50 app01 SMTPSVC1 RELAY02 10.0.0.251 0 DATA - +<iis-test-1@app01> \
+250 0 130 2000 20 SMTP
+2026-03-06 09:00:02 192.0.2.50 app01 SMTPSVC1 RELAY02 10.0.0.251 0 QUIT - app01 240 500 68 4 0 SMTP
+"""
+
+
+def _run(*args, code: int = 0) -> str:
+    done = subprocess.run([LOGANALYZER, *map(str, args)], capture_output=True, text=True)
+    assert done.returncode == code, done.stderr
+    return done.stdout
+
+
+def _json(*args) -> dict:
+    return json.loads(_run("trace", *args, "--json"))
+
+
+def _refused_rcpt_store(tmp_path: Path) -> Path:
+    logs = tmp_path / "logs" / "SMTPSVC1"
+    logs.mkdir(parents=True)
+    (logs / "ex260306.log").write_text(_SESSION, "utf-8")
+    _run("ingest", tmp_path / "logs", "--store", tmp_path / "store")
+    return tmp_path / "store"
+
+
+def test_a_recipient_refused_at_rcpt_is_not_a_recipient_of_the_accepted_message(tmp_path):
+    store = _refused_rcpt_store(tmp_path)
+    [message] = _json("<iis-test-1@app01>", "--store", store)["messages"]
+    assert message["sender"] == "app@contoso.com"
+    assert [(r["address"], r["verdict"]) for r in message["recipients"]] == [
+        ("ok@contoso.com", "last_seen")
+    ]
+    shown = _run("trace", "<iis-test-1@app01>", "--store", store)
+    assert "someone@gmail.com" not in shown.split("Timeline")[0]
+    assert "app@contoso.com" in next(ln for ln in shown.splitlines() if ln.startswith("Sender"))
+
+
+def test_the_list_shows_the_sessions_sender_recipients_and_verdicts(tmp_path):
+    store = _refused_rcpt_store(tmp_path)
+    listed = _json("--since", "2026-03-06", "--store", store)["candidates"]
+    got = {c["message_id"]: c for c in listed}
+    accepted = got["<iis-test-1@app01>"]
+    assert accepted["sender"] == "app@contoso.com"
+    assert accepted["recipients"] == ["ok@contoso.com"]
+    assert accepted["verdicts"] == [
+        {"recipient": "ok@contoso.com", "verdict": "last_seen", "latency_s": None}
+    ]
+    [refused] = got[None]["verdicts"]  # the refused RCPT: a rejected attempt, once
+    assert refused["recipient"] == "someone@gmail.com" and refused["verdict"] == "rejected"
+    table = _run("trace", "--since", "2026-03-06", "--store", store)
+    row = next(ln for ln in table.splitlines() if ln.startswith("│ 2 "))  # (accepted second)
+    assert "app@contoso.com" in row and "ok@contoso.com" in row and "last seen" in row
+
+
+def test_sender_and_recipient_filters_find_the_accepted_message(tmp_path):
+    store = _refused_rcpt_store(tmp_path)
+    by_rcpt = _json("--recipient", "ok@contoso.com", "--store", store)
+    assert [m["message_id"] for m in by_rcpt["messages"]] == ["<iis-test-1@app01>"]
+    by_sender = _json("--sender", "app@*", "--store", store)["candidates"]
+    assert sorted(c["message_id"] or "" for c in by_sender) == ["", "<iis-test-1@app01>"]
+    refused = _json("--recipient", "someone@gmail.com", "--store", store)["candidates"]
+    assert [c["message_id"] for c in refused] == [None]  # the rejected attempt alone
+    _run("trace", "--sender", "nobody@contoso.com", "--store", store, code=1)
+
+
+def test_a_data_line_without_a_message_id_is_listed_and_traced_by_its_queue_id(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    shutil.copy(CORPUS / "msdoc-ex2007-smtp-iislogformat-example.log", logs / "in060818.log")
+    store = tmp_path / "store"
+    _run("ingest", logs, "--store", store)
+    listed = _json("--since", "2006-08-01", "--until", "2006-09-01", "--store", store)
+    [found] = listed["candidates"]
+    assert found["queue_id"] == "0019E3517201287MAIL01" and found["message_id"] is None
+    assert found["sender"] == "someone@Nwtraders.com"
+    assert found["recipients"] == ["someone@example.com"]
+    for asked in ("0019E3517201287MAIL01", "<0019E3517201287MAIL01>"):
+        [message] = _json(asked, "--store", store)["messages"]
+        assert message["queue_id"] == "0019E3517201287MAIL01"
+        assert [r["address"] for r in message["recipients"]] == ["someone@example.com"]
+    assert "Queue ID" in _run("trace", "0019E3517201287MAIL01", "--store", store)
+
+
+def test_relay_only_messages_list_and_filter_as_the_truth_says(tmp_path):
+    # Only the relay's logs are in the store: every message is known by its IIS lines alone.
+    generate(tmp_path / "logs", servers=2, days=1, messages=150, seed=5, relay=True)
+    _run("ingest", tmp_path / "logs" / "RELAY01", "--store", tmp_path / "store")
+    store = tmp_path / "store"
+    truth: dict[str, dict] = defaultdict(dict)
+    for line in (tmp_path / "logs" / "truth.jsonl").read_text("utf-8").splitlines():
+        t = json.loads(line)
+        if not t["expanded_from"]:  # (a list's members: Exchange's expansion, not the relay's)
+            truth[t["message_id"]][t["recipient"].lower()] = t
+    listed = _json("--since", "2026-03-02", "--limit", "10000", "--store", store)["candidates"]
+    relayed = [c for c in listed if c["message_id"]]
+    assert len(relayed) >= 10
+    for c in relayed:
+        want = truth[c["message_id"]]
+        assert c["sender"] == next(iter(want.values()))["sender"], c["message_id"]
+        assert {r.lower() for r in c["recipients"]} == set(want), c["message_id"]
+        assert {v["verdict"] for v in c["verdicts"]} == {"last_seen"}
+    sample = relayed[len(relayed) // 2]
+    recipient = sample["recipients"][0]
+    by_rcpt = _json("--recipient", recipient, "--limit", "10000", "--store", store)
+    want = {m for m, rcpts in truth.items() if recipient.lower() in rcpts}
+    got = {c["message_id"] for c in by_rcpt["candidates"]} or {
+        m["message_id"] for m in by_rcpt["messages"]
+    }
+    assert sample["message_id"] in got and got <= want

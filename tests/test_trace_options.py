@@ -1,0 +1,128 @@
+"""The trace command's ways to name a message and how it prints, through the command: a
+Message-ID in another case, a server by its host name, ``--pick`` with ``--all``, and the
+width of a trace written to a pipe."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+from conftest import LOGANALYZER
+from logfiles import row, write_log
+
+from loganalyzer.ingest import ingest
+from loganalyzer.synth import generate
+
+#: Two messages whose Message-IDs differ only in case (a local part is case-sensitive).
+TWINS = ("<Twin1@contoso.com>", "<twin1@contoso.com>")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("options")
+    generate(root / "logs", servers=2, messages=40, seed=3)
+    write_log(
+        root / "logs" / "twins" / "MSGTRK2026030210-1.LOG",
+        [row(i, message_id=mid) for i, mid in enumerate(TWINS)],
+    )
+    summary = ingest([root / "logs"], root / "store")
+    assert summary.exit_code == 0 and summary.quarantined == 0
+    return str(root / "store")
+
+
+def _run(*args, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The installed command, its output piped (no terminal), as a script runs it."""
+    environ = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | (env or {})
+    done = subprocess.run(
+        [LOGANALYZER, *map(str, args)], capture_output=True, text=True, timeout=300, env=environ
+    )
+    assert "Traceback" not in done.stderr
+    return done
+
+
+def _traced(store: str, *args) -> dict:
+    done = _run("trace", *args, "--store", store, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _a_message(store: str, hops: int = 1) -> dict:
+    """A traced synth message of two recipients with an SMTP conversation on ``hops`` hops."""
+    listed = _traced(store, "--since", "2026-03-01", "--all")["messages"]
+    return next(
+        m
+        for m in listed
+        if len(m["recipients"]) == 2
+        and "@ex02.contoso.com" in m["message_id"]
+        and sum(1 for e in m["events"] if e["conversation"]) >= hops
+    )
+
+
+def test_a_message_id_in_another_case_is_found_and_said(store):
+    logged = _a_message(store)["message_id"]
+    local, domain = logged.split("@")
+    for given in (logged.upper(), f"{local}@{domain.upper()}"):
+        done = _run("trace", given, "--store", store)
+        assert done.returncode == 0, done.stderr
+        assert f"Message-ID  {logged}" in done.stdout
+        assert done.stderr == (
+            f"note: no message has the Message-ID {given} exactly; traced {logged}, which "
+            "differs from it only in case\n"
+        )
+        got = _traced(store, given)
+        assert got["query"]["as_given"] == given and got["query"]["text"] == logged
+        assert [m["message_id"] for m in got["messages"]] == [logged]
+    exact = _run("trace", logged, "--store", store)
+    assert exact.returncode == 0 and exact.stderr == ""
+    other = _run("trace", logged.replace("@", "x@"), "--store", store)
+    assert other.returncode == 1 and "No message in the store matches" in other.stderr
+
+
+def test_an_exact_message_id_wins_over_one_in_another_case(store):
+    for mid in TWINS:
+        got = _traced(store, mid)
+        assert [m["message_id"] for m in got["messages"]] == [mid]
+        assert "as_given" not in got["query"]
+    # neither exactly: the spellings tried are the ID's in lower and upper case (the lookup
+    # sketches hash IDs as logged: each spelling is one fast lookup, a mixed case none)
+    lower = _traced(store, "<TWIN1@CONTOSO.COM>")
+    assert [m["message_id"] for m in lower["messages"]] == ["<twin1@contoso.com>"]
+    assert lower["query"]["as_given"] == "<TWIN1@CONTOSO.COM>"
+
+
+def test_server_by_its_host_name(store):
+    m = _a_message(store)
+    internal = next(
+        e["internal_message_id"] for e in m["events"] if e["server"] == "EX02" and
+        e["internal_message_id"]
+    )  # fmt: skip
+    by_name = _traced(store, internal, "--server", "EX02")
+    assert by_name["messages"] and by_name["messages"][0]["message_id"] == m["message_id"]
+    for host in ("ex02.contoso.com", "EX02.Contoso.Com", "ex02"):
+        assert _traced(store, internal, "--server", host)["messages"] == by_name["messages"]
+    elsewhere = _run("trace", internal, "--server", "ex09.contoso.com", "--store", store)
+    assert elsewhere.returncode == 1
+    assert "internal message ID" in elsewhere.stderr and "on ex09.contoso.com" in elsewhere.stderr
+
+
+def test_pick_with_all_is_a_usage_error(store):
+    done = _run("trace", "--since", "2026-03-01", "--all", "--pick", 2, "--store", store)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "error: --pick 2 and --all: give one (the N-th listed message, or every one)\n"
+    )
+
+
+def test_a_trace_written_to_a_pipe_is_as_wide_as_its_conversations_need(store):
+    mid = _a_message(store, hops=2)["message_id"]
+    piped = _run("trace", mid, "--store", store)
+    assert piped.returncode == 0, piped.stderr
+    lines = piped.stdout.splitlines()
+    assert 120 <= max(map(len, lines)) <= 200
+    narrow = _run("trace", mid, "--store", store, env={"COLUMNS": "80"}).stdout.splitlines()
+    assert max(map(len, narrow)) <= 80  # COLUMNS is the user's: kept
+    assert len(lines) < len(narrow) / 2
+    # a conversation's lines are whole, not cut into a column a few characters wide
+    assert any("EHLO ex02.contoso.com" in x for x in lines)
