@@ -638,8 +638,9 @@ def report_daily(
         bool | None,
         typer.Option(
             "--rollups/--from-rows",
-            help="Count several days from the store's rollups (fast; no per-message tables) "
-            "or from every row [default: rollups from 8 days up; a day's TLS and SMTP "
+            help="Count the period from the store's rollups (fast; no per-message tables; "
+            "one day too: a pruned day's figures) or from every row [default: rollups from "
+            "8 days up; a day's TLS and SMTP "
             "session tables from the UTC days' aggregates]",  # report.long.ROLLUP_DAYS
         ),
     ] = None,

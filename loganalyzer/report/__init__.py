@@ -58,8 +58,9 @@ def daily_report(
     are measured against (``2d``, ``36h``, ``90m``, a timedelta or seconds). ``vips``: a VIP
     file (one address a line) or the addresses, for the VIP section with the failures,
     deferrals and deliveries slower than ``vip_latency`` (``90s``, ``5m``, ``1h``) of their
-    mail. ``rollups``: count a period of several UTC days from the store's rollups
-    (``long``: fast, without the per-message tables) or, False, from its rows; by default
+    mail. ``rollups``: count the period from the store's rollups (``long``: fast,
+    without the per-message tables; True counts one day so too, a pruned day's figures) or,
+    False, from its rows; by default
     from rollups from ``long.ROLLUP_DAYS`` days up, never with ``vips`` (VIP mail is read
     from its rows); a report of one day (UTC, or a zone whole hours from UTC) takes its TLS
     and SMTP session tables from the hours of the UTC days' aggregates where they are current
@@ -127,6 +128,8 @@ def daily_report(
         )  # fmt: skip
         tables = sections.compute(inputs)
         held = quality.store_days(con)
+        index = store_rollups.load(st, con=con)  # the days whose rows were pruned
+        kept = [d for d, e in index.items() if e.source == store_rollups.KEPT]
         empty_days, quiet_hours = quality.coverage(con, ctx, sessions.server_hours(con), held)
     finally:
         con.close()
@@ -149,6 +152,7 @@ def daily_report(
         store_days=held,
         expiration_s=expires,
         vip_latency_s=latency if vip_addresses else None,
+        pruned_hours=quality.pruned_hours(period, kept),
     )
     return _finish(report, redact_addresses, redact_key)
 

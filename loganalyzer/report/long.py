@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from loganalyzer.read.query import connect, point
-from loganalyzer.report import load, metrics, sections, sessions
+from loganalyzer.report import load, metrics, quality, sections, sessions
 from loganalyzer.report.load import frame, hours
 from loganalyzer.report.metrics import SYSTEM_SENDER_RE
 from loganalyzer.report.model import DailyReport
@@ -110,9 +110,10 @@ ROLLUP_DAYS = 8
 
 
 def applies(period: Period, rollups: bool | None = None) -> bool:
-    """Whether this period is counted from rollups: asked (``rollups`` True), or by default
-    from ``ROLLUP_DAYS`` days up; and rollups (per UTC hour and day) give it: several days,
-    in a zone a whole number of hours from UTC at each of its midnights."""
+    """Whether this period is counted from rollups: asked (``rollups`` True, one day too: a
+    pruned day has nothing else), or by default from ``ROLLUP_DAYS`` days up; and rollups
+    (per UTC hour and day) give it: a zone a whole number of hours from UTC at each of the
+    period's midnights."""
     if rollups is False or (rollups is None and period.days < ROLLUP_DAYS):
         return False
     tz = zone(period.tz)
@@ -120,7 +121,7 @@ def applies(period: Period, rollups: bool | None = None) -> bool:
         dt.datetime.combine(period.first + dt.timedelta(days=i), dt.time(), tz)
         for i in range(period.days + 1)
     )
-    return period.days > 1 and all(
+    return (period.days > 1 or rollups is True) and all(
         t.utcoffset() % dt.timedelta(hours=1) == dt.timedelta(0) for t in midnights
     )
 
@@ -214,7 +215,7 @@ def long_report(
         prev = None
         if previous is not None:
             where = _where(labels["previous"])
-            if con.execute(f"select count(*) from r where {where}").fetchall()[0][0]:
+            if holds(con, where):
                 prev = _Figures(con, previous, where, top).headline()
         # the recipients still deferred at the end, from rows: on this connection
         con.execute(f"set TimeZone = '{period.tz}'")
@@ -230,6 +231,7 @@ def long_report(
         aggregated += _windowed(con, st, manifest, days, period, store_rollups.SMTP_LINES)
         sessions.from_grain(con, period)
         tables.update(smtp.tables(con, period, top))
+        busy = _busy(con, period, _where(labels["current"]))
     finally:
         con.close()
         spill.cleanup()  # after the connection: its files are closed
@@ -261,18 +263,43 @@ def long_report(
         top=top,
         limit=limit,
         problems_first=problems_first,
-        empty_days=[
-            period.first + dt.timedelta(days=i)
-            for i in range(period.days)
-            if (period.first + dt.timedelta(days=i)).isoformat() not in have
-        ],
+        empty_days=quality.empty_days(period, busy),
         store_days=(dt.date.fromisoformat(held[0]), dt.date.fromisoformat(held[-1]))
         if held
         else None,
         quiet_days=quiet_days,
+        pruned_hours=quality.pruned_hours(
+            period, state["kept"], [d for d in labels["current"] if d in usable]
+        ),
         rows_days=sorted({d for d in from_rows if d in labels["current"]} | set(aggregated)),
         lengths={name: int(headline[key]) for name, key in LEFT_OUT_LENGTHS.items()},
     )
+
+
+def _busy(con, period: Period, where: str) -> list[pd.Timestamp]:
+    """The hours of ``period`` that hold rows, as a report from rows finds them
+    (``quality.coverage``): SMTP lines (``smtp_lines``), tracking rows from the hourly
+    figures of ``r`` (``where``: the period's days and parts of days)."""
+    idx = hours(period)
+    sql = f"""
+        select distinct i from (
+            select {load.hour_index("hour", period)} as i from r
+            where {where} and hour is not null
+            union all select i from smtp_lines)
+        where i >= 0 and i < {len(idx)}"""
+    return [idx[i] for (i,) in con.execute(sql).fetchall()]
+
+
+def holds(con, where: str) -> bool:
+    """Whether the days and parts of days ``where`` of ``r`` hold tracking rows: the rule of a
+    report from rows (``load.tracking_rows``), so that a previous period of a few SMTP lines
+    alone is not compared as a whole one. From their count, or where a rollup written before
+    it lacks it, from the hourly figures only tracking rows give."""
+    sql = (
+        f"select count(*) from r where {where} and ((measure = 'tracking_rows' and n > 0) "
+        "or measure in ('received', 'outcome', 'deferral'))"
+    )
+    return con.execute(sql).fetchall()[0][0] > 0
 
 
 def _accepted(con, where: str, given: list[str] | None) -> list[str]:
@@ -544,7 +571,8 @@ class _Figures:
 
     def tables(self) -> dict[str, pd.DataFrame]:
         out = {"totals": self.totals(), "distinct": self.distinct(), "hourly": self.hourly()}
-        out["daily"] = daily(out["hourly"])
+        if self.p.days > 1:  # as a report from rows: a day has no per-day table
+            out["daily"] = daily(out["hourly"])
         out.update(self.failures())
         out.update(self.latency())
         out.update(self.tops())

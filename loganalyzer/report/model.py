@@ -53,6 +53,10 @@ class DailyReport(Result):
     #: Days of a report from rollups counted (wholly or in part: the TLS or SMTP session
     #: tables) from their rows instead, for want of a current rollup or aggregate.
     rows_days: list[str] = field(default_factory=list)
+    #: The hours of the period whose rows ``store prune`` removed, not counted: all of them
+    #: in a report from rows, in one from rollups those of UTC days cut at the zone's
+    #: midnight (``2026-03-31 00:00-19:59``, in the period's zone).
+    pruned_hours: list[str] = field(default_factory=list)
     #: The length without its limit of each list cut at ``top`` or ``limit`` rows, cut or
     #: not: taken out of its table's ``LISTED_OF`` column, or given (the lists a report from
     #: rollups leaves out).
@@ -150,6 +154,19 @@ class DailyReport(Result):
             if self.period.days == 1:  # the day goes without saying
                 ranges = [r.split(" ", 1)[-1] for r in ranges]
             out.append(f"{server} logged nothing in {', '.join(ranges)} ({self.period.tz}).")
+        if self.pruned_hours:
+            gone = _hour_runs(self.pruned_hours)
+            if "long_period" in self.rules:  # from rollups: those of whole UTC days
+                out.append(
+                    f"Not counted: {gone} ({self.period.tz}), whose rows `store prune` "
+                    "removed; their UTC days' rollups hold whole UTC days (the SMTP session "
+                    "tables count their hours). `--tz UTC` counts whole days."
+                )
+            else:
+                out.append(
+                    f"Not counted: {gone} ({self.period.tz}), whose rows `store prune` "
+                    "removed. `--rollups` counts pruned days from their rollups."
+                )
         if self.rows_days:
             out.append(
                 f"{len(self.rows_days):,} days counted from their rows, their rollups or "
@@ -198,6 +215,7 @@ class DailyReport(Result):
             "vip_latency_s": self.vip_latency_s,
             "quiet_days": self.quiet_days,
             "rows_days": list(self.rows_days),
+            "pruned_hours": list(self.pruned_hours),
             "headline": {k: plain(v) for k, v in self.headline.items()},
             "previous": (
                 {k: plain(v) for k, v in self.previous.items()} if self.previous else None
@@ -248,3 +266,10 @@ def _day_runs(days: list[dt.date]) -> str:
         else:
             runs.append([d, d])
     return ", ".join(f"{a} to {b}" if a != b else f"{a}" for a, b in runs)
+
+
+def _hour_runs(ranges: list[str]) -> str:
+    """Ranges of hours (``2026-03-31 00:00-19:59``) in words, whole days as runs of days."""
+    whole = [dt.date.fromisoformat(r[:10]) for r in ranges if r.endswith(" 00:00-23:59")]
+    parts = [r for r in ranges if not r.endswith(" 00:00-23:59")]
+    return ", ".join(([_day_runs(whole)] if whole else []) + parts)

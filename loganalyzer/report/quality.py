@@ -4,11 +4,13 @@ the first and last day of the store (the data-quality section is ``sections/qual
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 import duckdb
 import pandas as pd
 
 from loganalyzer.report.load import Context, frame, hour_index, hours
+from loganalyzer.report.period import Period
 
 
 def coverage(
@@ -38,8 +40,7 @@ def coverage(
         if 0 <= i < len(idx):
             busy.setdefault(server, set()).add(i)
     any_hour = set().union(*busy.values()) if busy else set()
-    days = list(dict.fromkeys(day_of))
-    empty = [d for d in days if not any(day_of[i] == d for i in any_hour)]
+    empty = empty_days(ctx.period, [idx[i] for i in any_hour])
     counted = [i for i in range(len(idx)) if day_of[i] not in empty and _held(idx[i], held)]
     quiet = {}
     for server in sorted(set(ctx.servers) | set(busy)):
@@ -47,6 +48,24 @@ def coverage(
         if gaps:
             quiet[server] = _day_ranges(gaps, idx)
     return empty, quiet
+
+
+def empty_days(period: Period, busy: Iterable[dt.datetime]) -> list[dt.date]:
+    """The period's days (of its zone) without a ``busy`` hour, one that holds a tracking or
+    SMTP row: the one rule of reports from rows and from rollups."""
+    seen = {pd.Timestamp(t).tz_convert(period.tz).date() for t in busy}
+    days = (period.first + dt.timedelta(days=i) for i in range(period.days))
+    return [d for d in days if d not in seen]
+
+
+def pruned_hours(period: Period, kept: Iterable[str], counted: Iterable[str] = ()) -> list[str]:
+    """The period's hours whose rows ``store prune`` removed (of the UTC days ``kept``) and
+    that the report does not count from a rollup (but the UTC days ``counted``, whole from
+    theirs): ``2026-03-31 00:00-19:59`` in the period's zone, as ``coverage`` names hours."""
+    gone = set(kept) - set(counted)
+    idx = hours(period)
+    gaps = [i for i, t in enumerate(idx) if t.tz_convert("UTC").date().isoformat() in gone]
+    return _day_ranges(gaps, idx)
 
 
 def _held(hour: pd.Timestamp, held: tuple[dt.date, dt.date] | None) -> bool:

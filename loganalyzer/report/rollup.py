@@ -121,7 +121,8 @@ def build_day(
 ) -> pa.Table:
     """The rollup of UTC day ``day``, from the store ``con`` reads (``read.query.connect``);
     with ``window`` (instants within that day), that part of it alone, without the day's
-    ``DAY_COUNTS``: the ends of a period of another time zone (``long``)."""
+    ``DAY_COUNTS`` but its tracking rows: the ends of a period of another time zone
+    (``long``)."""
     period = Period(day, 1, "UTC")
     ctx = load.load(con, period)
     load.create_macros(con)
@@ -133,6 +134,9 @@ def build_day(
     else:  # the outcomes of the window (the other measures take it as $a, $b)
         sql = "create or replace temp table fin as select * from fin where t >= ? and t < ?"
         con.execute(sql, [a, b])
+        # whether the window holds a period's tracking rows (``long``'s previous period)
+        sql = "select count(*) from trk where date_time >= ? and date_time < ?"
+        counts["tracking_rows"] = con.execute(sql, [a, b]).fetchall()[0][0]
     schema = store_rollups.rollup_schema()
     parts = []
     for measure, sql in MEASURES.items():

@@ -65,10 +65,14 @@ def attention(r: Report) -> list[str]:
     if r.is_empty:  # no logs rather than no mail: the report's notice says so, once
         return []
     c = r.metrics["changes"]
-    return [
-        f"{x.figure}: {x.value:,} against {x.previous:,} ({x.change_pct:+.0%})."
-        for x in c[c["flagged"]].itertuples()
-    ]
+    return [_line(x) for x in c[c["flagged"]].itertuples()]
+
+
+def _line(x) -> str:
+    """A flagged change in words; against a previous value of 0 a share means nothing."""
+    if not x.previous:
+        return f"{x.figure}: {x.value:,} against none before."
+    return f"{x.figure}: {x.value:,} against {x.previous:,} ({x.change_pct:+.0%})."
 
 
 SECTION = Section(

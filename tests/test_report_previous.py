@@ -1,0 +1,156 @@
+"""What a report holds of the store, the same from rollups and from rows: whether the
+previous period is there to compare with, which days have no rows, which hours `store prune`
+took; and a change against a previous value of 0 said in words."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import LOGANALYZER
+
+from loganalyzer.synth import generate
+
+FIRST, SECOND, LAST = "2026-03-02", "2026-03-03", "2026-03-04"
+NY = "America/New_York"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([LOGANALYZER, *args], capture_output=True, text=True, timeout=300)
+
+
+def _report(store: Path, *args: str) -> tuple[dict, str]:
+    done = _run("report", "daily", "--store", str(store), "--json", *args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), done.stderr
+
+
+def _both(store: Path, *args: str) -> tuple[dict, dict]:
+    return _report(store, *args, "--rollups")[0], _report(store, *args, "--from-rows")[0]
+
+
+def _copy(logs: Path, to: Path, keep) -> Path:
+    for f in logs.rglob("*"):
+        if f.is_file() and keep(f):
+            (to / f.relative_to(logs)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(f, to / f.relative_to(logs))
+    return to
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("previous")
+    generate(base / "logs", servers=2, days=3, messages=80, seed=5, clients=True)
+    return base / "logs"
+
+
+@pytest.fixture(scope="module")
+def full(logs) -> Path:
+    st = logs.parent / "full"
+    assert _run("ingest", str(logs), "--store", str(st)).returncode == 0
+    return st
+
+
+@pytest.fixture(scope="module")
+def pruned(full) -> Path:
+    st = full.parent / "pruned"
+    shutil.copytree(full, st)
+    done = _run("store", "prune", "--store", str(st), "--before", SECOND)
+    assert done.returncode == 0, done.stderr
+    return st
+
+
+def test_a_previous_period_of_smtp_lines_alone_is_not_compared_either_way(logs, tmp_path):
+    """The first day holds SMTP lines but no tracking row: not a previous period to compare
+    with, from rollups as from rows (rollups compared 0 messages against the period's)."""
+    day = FIRST.replace("-", "")
+    sub = _copy(logs, tmp_path / "logs", lambda f: "ProtocolLog" in str(f) or day not in f.name)
+    st = tmp_path / "store"
+    assert _run("ingest", str(sub), "--store", str(st)).returncode == 0
+    for args in (["--date", LAST, "--days", "2"], ["--date", SECOND, "--days", "2", "--tz", NY]):
+        fast, slow = _both(st, *args)
+        assert fast["previous"] is None and slow["previous"] is None, args
+        assert fast["empty_days"] == slow["empty_days"] == [], args
+        assert not any("against" in line for line in fast["attention"] + slow["attention"])
+
+
+def test_a_day_of_a_zone_with_rows_in_its_last_hours_is_not_empty_either_way(full):
+    """2026-03-01 in New York ends at 05:00 UTC on the store's first day: its rows there
+    make it a day with rows from rollups as from rows."""
+    fast, slow = _both(full, "--date", FIRST, "--days", "2", "--tz", NY)
+    assert fast["empty_days"] == slow["empty_days"] == []
+    assert fast["headline"] == slow["headline"]
+    assert fast["headline"]["smtp_sessions"] > 0
+
+
+def test_a_previous_value_of_zero_is_said_in_words(logs, tmp_path):
+    """Against a day with one hour of tracking rows, figures it had none of: "against none
+    before", never a share (it was "+nan%") on stderr, the page or in --json."""
+    first = sorted(
+        f.name for f in (logs / "EX01" / "MessageTracking").glob(f"MSGTRK{FIRST.replace('-', '')}*")
+    )[0]
+    sub = _copy(
+        logs,
+        tmp_path / "logs",
+        lambda f: (
+            SECOND.replace("-", "") in f.name
+            or ("ProtocolLog" in str(f) and FIRST.replace("-", "") in f.name)
+            or (f.name == first and f.parent.parent.name == "EX01")
+        ),
+    )
+    st = tmp_path / "store"
+    assert _run("ingest", str(sub), "--store", str(st)).returncode == 0
+    page = tmp_path / "r.html"
+    done = _run("report", "daily", "--store", str(st), "--date", SECOND, "--out", str(page))
+    assert done.returncode == 0, done.stderr
+    report, _ = _report(st, "--date", SECOND)
+    none = [line for line in report["attention"] if "against none before" in line]
+    assert none, report["attention"]
+    assert report["previous"] is not None and report["previous"]["received_messages"] > 0
+    said = " ".join((done.stdout + done.stderr).split())  # the terminal wraps long lines
+    assert none[0] in said
+    text = page.read_text(encoding="utf-8")
+    assert none[0] in text and "(+nan%)" not in text  # (plotly.js names isNaN)
+    for out in (said, json.dumps(report)):
+        assert not re.search(r"\bnan\b", out, re.IGNORECASE), out
+
+
+def test_pruned_hours_at_a_zones_end_are_named(full, pruned):
+    """A day of New York starting on a pruned UTC day: its hours there are not counted and
+    the report says which (--json, stderr) and what counts them whole; in UTC the rollups
+    count the pruned day as before the prune."""
+    args = ["--date", LAST, "--days", "3", "--rollups"]
+    report, err = _report(pruned, *args, "--tz", NY)
+    assert report["pruned_hours"] == [f"{FIRST} 00:00-18:59"]
+    assert "Not counted: 2026-03-02 00:00-18:59 (America/New_York)" in err
+    assert "--tz UTC" in err
+    before, _ = _report(full, *args, "--tz", NY)
+    assert report["headline"]["received_messages"] < before["headline"]["received_messages"]
+    utc, err = _report(pruned, *args)
+    assert utc["pruned_hours"] == [] and "Not counted" not in err
+    was, _ = _report(full, *args)
+    assert utc["headline"] == was["headline"]
+
+
+def test_a_pruned_day_is_reported_from_its_rollup_with_rollups(full, pruned):
+    """--rollups for one pruned day reads its rollup (it gave zeros, the option ignored);
+    a report from rows names the pruned days and the option that counts them."""
+    gone, _ = _report(pruned, "--date", FIRST, "--rollups")
+    was, _ = _report(full, "--date", FIRST, "--rollups")
+    rows, _ = _report(full, "--date", FIRST, "--from-rows")
+    assert gone["headline"]["received_messages"] > 0
+    pending = "still_deferred_recipients"  # counted from the rows of the last two days
+    for r in (was, rows):
+        assert {k: v for k, v in gone["headline"].items() if k != pending} == {
+            k: v for k, v in r["headline"].items() if k != pending
+        }
+    assert gone["empty_days"] == [] and gone["pruned_hours"] == []
+    report, err = _report(pruned, "--date", SECOND, "--days", "2")
+    assert report["pruned_hours"] == [f"{FIRST} 00:00-23:59"]
+    assert report["empty_days"] == [FIRST]
+    assert "Not counted: 2026-03-02 (UTC), whose rows `store prune` removed" in err
+    assert "`--rollups` counts pruned days" in err
