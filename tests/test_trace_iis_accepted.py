@@ -136,3 +136,78 @@ def test_relay_only_messages_list_and_filter_as_the_truth_says(tmp_path):
         m["message_id"] for m in by_rcpt["messages"]
     }
     assert sample["message_id"] in got and got <= want
+
+
+_MIXED = """\
+#Software: Microsoft Internet Information Services 7.5
+#Version: 1.0
+#Date: 2026-03-06 09:00:00
+#Fields: date time c-ip cs-username s-sitename s-computername s-ip s-port cs-method \
+cs-uri-stem cs-uri-query sc-status sc-win32-status sc-bytes cs-bytes time-taken cs-version
+"""
+_MIXED += (
+    "\n".join(
+        f"2026-03-06 09:04:0{t} 192.0.2.14 app14 SMTPSVC1 RELAY02 10.0.0.251 0 {cmd} - {arg} "
+        f"{code} 0 100 30 0 SMTP"
+        for t, cmd, arg, code in [
+            (1, "EHLO", "+app14", 250),
+            (1, "MAIL", "+FROM:<sessA@contoso.com>", 250),
+            (1, "EHLO", "+app14", 250),
+            (1, "RCPT", "+TO:<a1@fabrikam.com>", 250),
+            (1, "MAIL", "+FROM:<sessB@contoso.com>", 250),
+            (1, "RCPT", "+TO:<b1@fabrikam.com>", 250),
+            (2, "DATA", "+<inter-a@app14.contoso.com>", 250),
+            (2, "DATA", "+<inter-b@app14.contoso.com>", 250),
+            (2, "QUIT", "app14", 240),
+            (2, "QUIT", "app14", 240),
+        ]
+    )
+    + "\n"
+)
+
+
+def test_two_sessions_of_one_client_logged_among_each_others_lines_are_both_found(tmp_path):
+    """IIS logs name no session: a client's two connections mix their lines. Each accepted
+    message is found (the first vanished, even by its own Message-ID), and no sender or
+    recipient of the other session is given as its own."""
+    logs = tmp_path / "logs" / "SMTPSVC1"
+    logs.mkdir(parents=True)
+    (logs / "ex260306.log").write_text(_MIXED, "utf-8")
+    store = tmp_path / "store"
+    _run("ingest", tmp_path / "logs", "--store", store)
+    for mid in ("<inter-a@app14.contoso.com>", "<inter-b@app14.contoso.com>"):
+        [message] = _json(mid, "--store", store)["messages"]
+        assert message["message_id"] == mid
+        assert message["recipients"] == [] and message["sender"] is None
+        [event] = message["events"]
+        assert "which sender and recipients are this message's cannot be told" in event["meaning"]
+    listed = _json("--since", "2026-03-06", "--store", store)["candidates"]
+    assert sorted(c["message_id"] for c in listed) == [
+        "<inter-a@app14.contoso.com>",
+        "<inter-b@app14.contoso.com>",
+    ]
+    assert all(not c["recipients"] and not c["sender"] for c in listed)
+
+
+def test_a_relays_messages_are_listed_by_its_server_name_though_exchange_tracked_them(tmp_path):
+    """`trace --server RELAY01 --since ...` found nothing for mail the relay passed on to
+    Exchange (its tracking rows name the Exchange servers, not the relay)."""
+    generate(tmp_path / "logs", servers=2, days=1, messages=100, seed=11, relay=True)
+    store = tmp_path / "store"
+    _run("ingest", tmp_path / "logs", "--store", store)
+    log = next((tmp_path / "logs" / "RELAY01").rglob("ex*.log"))
+    accepted = set()
+    for line in log.read_text("utf-8").splitlines():
+        f = line.split(" ")
+        if line.startswith("#") or len(f) < 12:
+            continue
+        inbound = f[3] != "OutboundConnectionCommand"  # (the relay's own sends: cs-username)
+        if inbound and f[8] == "DATA" and int(f[11]) < 400:
+            accepted.add(f[10].lstrip("+"))
+    assert len(accepted) >= 10
+    for server in ("RELAY01", "relay01.contoso.com"):
+        got = _json("--server", server, "--since", "2026-03-01", "--limit", "1000",
+                    "--store", store)  # fmt: skip
+        assert got["total"] == len(accepted)
+        assert {c["message_id"] for c in got["candidates"]} == accepted
+        assert all(c["verdicts"] for c in got["candidates"])  # summed up from their rows

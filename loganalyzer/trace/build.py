@@ -107,10 +107,21 @@ def _iis_sessions(lines: list[dict]) -> list[list[dict]]:
     return sorted(sessions, key=lambda s: s[0]["date_time"])
 
 
+#: Said of a message whose transaction holds another message's DATA line (``_transaction``).
+MIXED = (
+    "; the log mixes this client's sessions here: which sender and recipients are this "
+    "message's cannot be told"
+)
+
+
 def _transaction(session: list[dict]) -> list[dict]:
-    """The lines of the anchor's mail transaction (``tx`` from ``trace.relay``)."""
-    tx = next(x for x in session if x.get("is_anchor")).get("tx")
-    return [x for x in session if x.get("tx") == tx]
+    """The lines of the anchor's mail transaction (``tx`` from ``trace.relay``); none when
+    it holds another message's DATA line too (two sessions' lines mixed: whose sender and
+    recipients are whose cannot be told)."""
+    anchor = next(x for x in session if x.get("is_anchor"))
+    if (anchor.get("tx_messages") or 0) > 1:
+        return []
+    return [x for x in session if x.get("tx") == anchor.get("tx")]
 
 
 def _iis_sender(sessions: list[list[dict]]) -> str | None:
@@ -135,9 +146,12 @@ def _iis_event(session: list[dict]) -> Event:
         date_time=anchor["date_time"],
         server=first["server"],
         event_id="SEND" if outbound else "RECEIVE",
-        meaning="relayed to the next server (IIS SMTP)"
-        if outbound
-        else "received by the IIS SMTP service",
+        meaning=(
+            "relayed to the next server (IIS SMTP)"
+            if outbound
+            else "received by the IIS SMTP service"
+        )
+        + (MIXED if (anchor.get("tx_messages") or 0) > 1 else ""),
         source="IIS SMTP",
         outcome="transferred" if outbound else "received",
         client=None if outbound else first.get("remote_ip"),

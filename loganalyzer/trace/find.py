@@ -205,12 +205,19 @@ def listing(
         extra = con.sql(
             f"""
             select k, min(date_time) as t, any_value(message_id), any_value(queue_id),
-                   arg_min(sender, date_time), flatten(list(recipients order by date_time))
+                   arg_min(sender, date_time), flatten(list(recipients order by date_time)),
+                   bool_or(tracked)
             from ({relay}) group by k order by t {order}, k {order} {cap}
             """,
             params=rparams,
         ).fetchall()
-        for k, t, mid, queue, sender, recipients in extra:
+        listed = {k for _, k, _ in found}
+        for k, t, mid, queue, sender, recipients, tracked in extra:
+            if tracked:  # summed up from its tracking rows, as the others
+                if mid not in listed:
+                    found.append((t, mid, None))
+                    listed.add(mid)
+                continue
             found.append((t, k, "relay"))
             relayed[k] = {
                 **dict.fromkeys(_CANDIDATE_COLUMNS[:-1]),
@@ -433,12 +440,16 @@ def _relay_only(q: Query) -> tuple[str, list]:
         q.since and (datetime.fromisoformat(q.since) - timedelta(days=1)).isoformat(),
         q.until and (datetime.fromisoformat(q.until) + timedelta(days=1)).isoformat(),
     )
+    # with --server the relay's own messages are listed whoever tracked them later: their
+    # tracking rows name other servers, so the tracking rows do not list them (``tracked``)
     sql = (
         f"with found as (select * from ({accepted(lines)}) where {' and '.join(clauses)}) "
-        "select * from found where message_id is null or message_id not in "
+        "select *, coalesce(message_id in "
         f"(select message_id from tracking where {tracked} and message_id in "
-        "(select message_id from found))"
+        "(select message_id from found)), false) as tracked from found"
     )
+    if not q.server:
+        sql = f"select * from ({sql}) where not tracked"
     return sql, params + cparams + tparams
 
 

@@ -29,7 +29,7 @@ RECIPIENT = (
     r"then nullif(regexp_extract(data, 'TO:\s*<?([^<>\s]+@[^<>\s]+?)>?(\s|$)', 1, 'i'), '') "
     "end"
 )
-#: An accepted DATA line: the message's line.
+#: An accepted DATA line: the message's line (its columns only the lines have).
 DATA = f"upper(command) = 'DATA' and {_OK}"
 #: The queue ID of a DATA line that holds no Message-ID.
 QUEUE_ID = (
@@ -43,37 +43,46 @@ ORDER = "date_time, file, line"
 def transactions(lines: str, peer: str = "server, remote_ip, direction") -> str:
     """SQL of the relation ``lines`` (IIS SMTP lines with the smtp columns) with ``tx``, the
     number of each line's transaction among the lines of its ``peer`` (columns), the line's
-    accepted ``mail_from`` and ``rcpt_to`` addresses and its ``queue_id``."""
+    accepted ``mail_from`` and ``rcpt_to`` addresses, its ``queue_id``, and ``tx_messages``,
+    the accepted DATA lines of its transaction: more than one when two sessions of a client
+    were logged among each other's lines, whose senders and recipients cannot be told apart."""
     return (
+        f"select *, count(*) filter (where {DATA}) over (partition by {peer}, tx) "
+        "as tx_messages from ("
         f"select *, sum(case when {BOUNDARY} then 1 else 0 end) over "
         f"(partition by {peer} order by {ORDER} rows unbounded preceding) as tx, "
         f"{SENDER} as mail_from, {RECIPIENT} as rcpt_to, {QUEUE_ID} as queue_id "
-        f"from ({lines})"
+        f"from ({lines}))"
     )
 
 
 def accepted(lines: str) -> str:
     """SQL of the messages accepted in ``lines`` (IIS SMTP receive lines): one row per
-    accepted DATA line with ``k`` (its Message-ID, else its queue ID), ``message_id``,
-    ``queue_id``, ``server``, ``remote_ip``, ``date_time`` (the DATA line's), ``sender`` and
-    ``recipients`` (in the order the lines name them, repeats kept)."""
+    accepted DATA line (two in one transaction when two sessions' lines mix) with ``k`` (its
+    Message-ID, else its queue ID), ``message_id``, ``queue_id``, ``server``, ``remote_ip``,
+    ``date_time`` (the DATA line's), ``sender`` and ``recipients`` (in the order the lines
+    name them, repeats kept; none when the transaction holds another message too)."""
     return f"""
         with l as ({transactions(lines)}),
         m as (
             select server, remote_ip, direction, tx,
-                   arg_max(file, ({ORDER})) filter (where {DATA}) as data_file,
-                   arg_max(line, ({ORDER})) filter (where {DATA}) as data_line,
                    any_value(mail_from) filter (where mail_from is not null) as sender,
                    list(rcpt_to order by {ORDER}) filter (where rcpt_to is not null)
-                       as recipients
+                       as recipients,
+                   any_value(tx_messages) as messages
             from l group by all
         )
+        -- every accepted DATA line: two sessions of one client logged among each other's
+        -- lines put two DATA lines in one transaction, each a message of its own, whose
+        -- sender and recipients cannot be told apart (none rather than the other's)
         select coalesce(d.message_id, d.queue_id) as k, d.message_id, d.queue_id, d.server,
-               d.remote_ip, d.date_time, nullif(m.sender, '') as sender, m.recipients
-        from m join l d
+               d.remote_ip, d.date_time,
+               if(m.messages = 1, nullif(m.sender, ''), null) as sender,
+               if(m.messages = 1, m.recipients, null) as recipients
+        from l d join m
           on d.server = m.server and d.remote_ip = m.remote_ip and d.direction = m.direction
-         and d.tx = m.tx and d.file = m.data_file and d.line = m.data_line
-        where coalesce(d.message_id, d.queue_id) is not null
+         and d.tx = m.tx
+        where {DATA} and coalesce(d.message_id, d.queue_id) is not null
     """
 
 
