@@ -10,9 +10,11 @@ for a local ingest: a cluster never commits anything.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 from loganalyzer.errors import LogAnalyzerError
@@ -111,10 +113,11 @@ def run_on_cluster(tasks: list[Task], address: str, store: Store) -> Iterator[Ta
         client = Client(address, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+    _drop_lost_gathers(client)
     # workers resolve the store as they see it: an absolute path or a URL
     tasks = sorted(tasks, key=lambda t: t.size - t.offset, reverse=True)
     run = secrets.token_hex(4)
-    with client:
+    with _quiet(), client:
         try:  # a scheduler without workers would hold the tasks (and the lock) for ever
             client.wait_for_workers(1, timeout=_connect_timeout())
         except TimeoutError:
@@ -148,6 +151,36 @@ def run_on_cluster(tasks: list[Task], address: str, store: Store) -> Iterator[Ta
                     return
                 del futures[future]
                 yield result
+
+
+def _drop_lost_gathers(client) -> None:
+    """A gather given up with its task (``_abandon``) ends in dask's ``AllExit`` once the
+    client closes; asyncio printed it as "Task exception was never retrieved" with a
+    traceback after the ingest's own report. Only that exception is dropped."""
+    loop = getattr(client.loop, "asyncio_loop", None)
+    if loop is None:
+        return
+
+    def handler(loop, context: dict) -> None:
+        if type(context.get("exception")).__name__ != "AllExit":
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Dask's own log lines about results it lost with a worker ("Couldn't gather ...,
+    rescheduling"): ingest says what became of each file itself."""
+    loggers = [logging.getLogger("distributed.client")]
+    levels = [g.level for g in loggers]
+    for g in loggers:
+        g.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for g, level in zip(loggers, levels, strict=True):
+            g.setLevel(level)
 
 
 def _result(future, task: Task, keep_waiting: Callable[[], bool]) -> TaskResult | None:

@@ -334,6 +334,7 @@ def test_every_worker_gone_mid_ingest_ends_the_ingest(tmp_path):
         stdout, stderr = proc.communicate(timeout=120)
         assert time.monotonic() - stopped < 60
         assert proc.returncode == 1, stderr
+        assert "Traceback" not in stderr and "Couldn't gather" not in stderr, stderr
         details = json.loads(stdout)["details"]
         assert len(details) == FILES
         left = [d for d in details if d["status"] != "ingested"]
