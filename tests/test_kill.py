@@ -139,6 +139,33 @@ def test_a_first_ingest_killed_before_its_first_commit_is_checked_and_repaired(l
     assert len(rows_of(store)) == FILES * ROWS
 
 
+def test_store_check_during_an_ingest_counts_no_leftovers(logs, tmp_path):
+    """A `store check` from cron while an ingest (or a watch round) writes the store called
+    the parts in progress leftovers of an interrupted run and exited 1. Here this process
+    holds the lock, as a writer does, with a part in progress."""
+    from conftest import LOGANALYZER
+
+    store = tmp_path / "store"
+    assert _start(logs, store).wait(120) == 0
+    part = next(store.glob("tracking/*/*.parquet"))
+    in_progress = part.with_name("feedface-0.parquet.123-abcd.tmp")
+
+    def check():
+        return subprocess.run([LOGANALYZER, "store", "check", "-s", str(store)],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    with Store(store).lock():
+        in_progress.write_bytes(b"being written")
+        busy = check()
+    assert busy.returncode == 0, busy.stdout + busy.stderr
+    assert f"another process holds the store's lock (pid {os.getpid()})" in busy.stdout
+    assert "left by an interrupted run" not in busy.stdout
+    idle = check()  # the writer gone, its part is a leftover
+    assert idle.returncode == 1
+    assert "temporary file (left by an interrupted run)" in idle.stdout
+    assert "holds the store's lock" not in idle.stdout
+
+
 def test_second_ingest_waits_for_the_lock(logs, tmp_path):
     store = tmp_path / "store"
     first = _start(logs, store)

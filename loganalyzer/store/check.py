@@ -22,11 +22,16 @@ if TYPE_CHECKING:
     from loganalyzer.store import Store
 
 
+#: How a leftover of an interrupted run is named (and told from other problems).
+LEFT = "left by an interrupted run"
+
+
 def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
     """Check ``store``; ``problems`` names each inconsistency, ``ok`` is True when none.
 
     Every listed part's footer is read (its columns and row count), not its data.
     """
+    busy = store.loc.holder()
     manifest = store.manifest()  # refuses a store of a newer schema version
     listed = set(store.listed_parts(manifest=manifest))
     found = {rel for sub in (*LOG_TABLES, "quarantine") for rel in store.loc.files(sub)}
@@ -50,14 +55,22 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
     tls = _rollups(store, manifest, rollups.TLS)
     lines = _rollups(store, manifest, rollups.SMTP_LINES)
     damaged = set(missing) | {u.split(":")[0] for u in unreadable}
+    # another process writing the store (an ingest, a watch round) as the check began or
+    # ended: its parts in progress are not leftovers of an interrupted run
+    if busy is None:
+        busy = store.loc.holder()
+    if busy is not None:
+        unlisted, temporary = [], []
+        for r in (roll, index, clients, tls, lines):
+            r["problems"] = [p for p in r["problems"] if LEFT not in p]
     problems = (
         [f"missing part: {p}" for p in missing]
         + [f"unreadable part: {u}" for u in unreadable]
         + [f"row count: {c}" for c in counts]
         + _remedy(manifest, damaged)
         + [f"schema version: {unversioned} files have none"] * bool(unversioned)
-        + [f"unlisted part (left by an interrupted run): {p}" for p in unlisted]
-        + [f"temporary file (left by an interrupted run): {p}" for p in temporary]
+        + [f"unlisted part ({LEFT}): {p}" for p in unlisted]
+        + [f"temporary file ({LEFT}): {p}" for p in temporary]
         + roll["problems"]
         + index["problems"]
         + clients["problems"]
@@ -82,7 +95,16 @@ def check(store: Store, on_part: Callable[[], None] | None = None) -> dict:
         "client_aggregates": clients["days"],
         "tls_aggregates": tls["days"],
         "smtp_line_aggregates": lines["days"],
-        "notices": roll["notices"]
+        "writer": busy,
+        "notices": (
+            [
+                f"another process holds the store's lock{busy}: the parts it is writing are "
+                "not counted as leftovers; check again once it has finished"
+            ]
+            if busy is not None
+            else []
+        )
+        + roll["notices"]
         + index["notices"]
         + clients["notices"]
         + tls["notices"]
@@ -157,15 +179,11 @@ def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLL
     problems = (
         [f"missing {label} part: {p}" for p in sorted(listed - found)]
         + [
-            f"unlisted {label} part (left by an interrupted run): {p}"
+            f"unlisted {label} part ({LEFT}): {p}"
             for p in sorted(found - listed)
             if p.endswith(".parquet")
         ]
-        + [
-            f"temporary file (left by an interrupted run): {p}"
-            for p in sorted(found)
-            if p.endswith(TMP_SUFFIX)
-        ]
+        + [f"temporary file ({LEFT}): {p}" for p in sorted(found) if p.endswith(TMP_SUFFIX)]
     )
     return {"days": counts, "notices": notices, "problems": problems}
 

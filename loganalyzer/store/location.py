@@ -34,7 +34,14 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from loganalyzer.errors import StoreError
-from loganalyzer.store.lock import LOCK_FILE, Lease, env_lease, local_lock
+from loganalyzer.store.lock import (
+    LOCK_FILE,
+    Lease,
+    env_lease,
+    lease_holder,
+    local_holder,
+    local_lock,
+)
 
 __all__ = ["LOCK_FILE", "Location", "location"]
 
@@ -228,6 +235,14 @@ class Location:
         finally:
             self._lease = None
             lease.release()
+
+    def holder(self) -> str | None:
+        """Who holds the store's lock now (another process's ingest, compaction...), as a
+        few words to follow the store's name; None when it is free."""
+        if self.local:
+            return local_holder(self) if os.path.exists(self.full(LOCK_FILE)) else None
+        with _reaching(self.url()):
+            return lease_holder(self)
 
     def check_lock(self) -> None:
         """Raise StoreError when a lock this process held was taken by another (a lease

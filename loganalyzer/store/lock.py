@@ -109,6 +109,33 @@ def local_lock(
         lock.release()  # a killed holder's lock is released by the OS
 
 
+def local_holder(loc: Place) -> str | None:
+    """Who holds the local folder's lock now (`` (pid N)``, or "" when it is not said), None
+    when nobody does (or the folder cannot be locked: a read-only mount)."""
+    import filelock
+
+    lock = filelock.FileLock(loc.full(LOCK_FILE))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return _holder(loc)
+    except OSError:
+        return None
+    lock.release()
+    return None
+
+
+def lease_holder(loc: RemotePlace) -> str | None:
+    """Who holds an object store's lock now (its lease not expired), None when nobody does."""
+    claim = Lease(loc, LEASE).read()
+    if not claim:
+        return None
+    age = time.time() - float(claim.get("renewed", 0))
+    if age > float(claim.get("lease", LEASE)):
+        return None
+    return f" (held by {claim.get('holder')})"
+
+
 def _holder(loc: Place) -> str:
     try:
         with open(loc.full(HOLDER_FILE), encoding="utf-8") as fh:
