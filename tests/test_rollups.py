@@ -639,6 +639,16 @@ def test_lists_a_report_from_rollups_leaves_out_say_so(store, tmp_path):
     under = html.split('id="t-failed"', 1)[1].split('id="t-', 1)[0]
     assert f"{failed:,} in the period, not listed: a report from rollups leaves" in under
     assert "None." not in under
+    # the tables it does not count said "None." beside hundreds of deferrals and rejections
+    rows = json.loads(_run(*common, "--from-rows", "--json").stdout)["tables"]
+    assert "deferral_reasons" in report["left_out"] and "rejections" in report["left_out"]
+    for name in report["left_out"]:
+        assert report["tables"][name] == []
+        under = html.split(f'id="t-{name}"', 1)[1].split('id="t-', 1)[0]
+        if name not in ("failed", "pending"):
+            assert "Not counted: a report from rollups leaves this table out" in under, name
+            assert "None." not in under
+    assert rows["deferral_reasons"] and rows["rejections"]  # what --from-rows counts
 
 
 def test_lists_cut_from_rollups_say_their_lengths(store, tmp_path):

@@ -273,6 +273,7 @@ def long_report(
         ),
         rows_days=sorted({d for d in from_rows if d in labels["current"]} | set(aggregated)),
         lengths={name: int(headline[key]) for name, key in LEFT_OUT_LENGTHS.items()},
+        left_out=sorted(LEFT_EMPTY),
     )
 
 

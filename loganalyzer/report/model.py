@@ -61,6 +61,9 @@ class DailyReport(Result):
     #: not: taken out of its table's ``LISTED_OF`` column, or given (the lists a report from
     #: rollups leaves out).
     lengths: dict[str, int] = field(default_factory=dict)
+    #: The tables a report from rollups does not count (per-message and per-session tables):
+    #: empty, and said so, not "None.".
+    left_out: list[str] = field(default_factory=list)
     _figures: dict[str, dict[str, Chart | go.Figure]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -216,6 +219,7 @@ class DailyReport(Result):
             "quiet_days": self.quiet_days,
             "rows_days": list(self.rows_days),
             "pruned_hours": list(self.pruned_hours),
+            "left_out": list(self.left_out),
             "headline": {k: plain(v) for k, v in self.headline.items()},
             "previous": (
                 {k: plain(v) for k, v in self.previous.items()} if self.previous else None
