@@ -439,7 +439,8 @@ def test_prune_keeps_the_long_report_and_a_kill_leaves_it_whole(store, tmp_path)
     # nor does a report of that day alone, its kept TLS and SMTP aggregates included
     gone = json.loads(_run("report", "daily", "--store", str(st), "--date", "2026-03-02",
                            "--json").stdout)  # fmt: skip
-    assert gone["empty_days"] == ["2026-03-02"]
+    assert gone["empty_days"] == []  # named as pruned, not as a day without rows
+    assert gone["pruned_hours"] == ["2026-03-02 00:00-23:59"]
     hourly = gone["tables"]["smtp_hourly"]  # every hour of the day, with nothing in it
     assert not any(r["inbound"] or r["outbound"] for r in hourly)
     assert not any(gone["tables"][n] for n in TLS_TABLES + SMTP_TABLES if n != "smtp_hourly")

@@ -131,6 +131,7 @@ def daily_report(
         index = store_rollups.load(st, con=con)  # the days whose rows were pruned
         kept = [d for d, e in index.items() if e.source == store_rollups.KEPT]
         empty_days, quiet_hours = quality.coverage(con, ctx, sessions.server_hours(con), held)
+        empty_days = quality.not_pruned(period, empty_days, kept)
     finally:
         con.close()
         spill.cleanup()  # after the connection: its files are closed

@@ -68,6 +68,19 @@ def pruned_hours(period: Period, kept: Iterable[str], counted: Iterable[str] = (
     return _day_ranges(gaps, idx)
 
 
+def not_pruned(period: Period, days: Iterable[dt.date], kept: Iterable[str]) -> list[dt.date]:
+    """Of ``days`` (of the period's zone), those with an hour outside the UTC days ``kept``
+    (whose rows ``store prune`` removed): a wholly pruned day is named as pruned
+    (``pruned_hours``), not as a day without log rows."""
+    gone = set(kept)
+    open_days = {
+        t.tz_convert(period.tz).date()
+        for t in hours(period)
+        if t.tz_convert("UTC").date().isoformat() not in gone
+    }
+    return [d for d in days if d in open_days]
+
+
 def _held(hour: pd.Timestamp, held: tuple[dt.date, dt.date] | None) -> bool:
     """Whether the hour starting at ``hour`` lies within the store's UTC days ``held``."""
     if held is None:
