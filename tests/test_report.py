@@ -248,7 +248,9 @@ def test_compared_with_the_previous_day(report, synth):
 def test_no_previous_day_in_the_store(synth):
     first = daily_report(synth[1], PREVIOUS)
     assert first.previous is None and first.changes["previous"].isna().all()
-    assert "The previous period is not in the store" in first.to_html(charts=False)
+    assert "The previous period has no message tracking rows in the store" in first.to_html(
+        charts=False
+    )
 
 
 def test_several_days(synth):

@@ -57,7 +57,7 @@ def changes(current: dict[str, int], previous: dict[str, int] | None) -> pd.Data
 
 def note(r: Report) -> str:
     if r.previous is None:
-        return "The previous period is not in the store."
+        return "The previous period has no message tracking rows in the store: not compared."
     return "Flagged: changes of at least half the previous value (and at least 10)."
 
 
