@@ -62,23 +62,23 @@ def pruned_hours(period: Period, kept: Iterable[str], counted: Iterable[str] = (
     """The period's hours whose rows ``store prune`` removed (of the UTC days ``kept``) and
     that the report does not count from a rollup (but the UTC days ``counted``, whole from
     theirs): ``2026-03-31 00:00-19:59`` in the period's zone, as ``coverage`` names hours."""
-    gone = set(kept) - set(counted)
-    idx = hours(period)
-    gaps = [i for i, t in enumerate(idx) if t.tz_convert("UTC").date().isoformat() in gone]
-    return _day_ranges(gaps, idx)
+    gone = _pruned(period, set(kept) - set(counted))
+    return _day_ranges([i for i, p in enumerate(gone) if p], hours(period))
 
 
 def not_pruned(period: Period, days: Iterable[dt.date], kept: Iterable[str]) -> list[dt.date]:
     """Of ``days`` (of the period's zone), those with an hour outside the UTC days ``kept``
     (whose rows ``store prune`` removed): a wholly pruned day is named as pruned
     (``pruned_hours``), not as a day without log rows."""
-    gone = set(kept)
-    open_days = {
-        t.tz_convert(period.tz).date()
-        for t in hours(period)
-        if t.tz_convert("UTC").date().isoformat() not in gone
-    }
+    idx = hours(period)
+    gone = _pruned(period, set(kept))
+    open_days = {t.tz_convert(period.tz).date() for t, p in zip(idx, gone, strict=True) if not p}
     return [d for d in days if d in open_days]
+
+
+def _pruned(period: Period, days: set[str]) -> list[bool]:
+    """For each hour of the period, whether its UTC day is one of ``days``."""
+    return [t.tz_convert("UTC").date().isoformat() in days for t in hours(period)]
 
 
 def _held(hour: pd.Timestamp, held: tuple[dt.date, dt.date] | None) -> bool:

@@ -133,8 +133,7 @@ def trace(
             return sketches.holding(keys, days)
 
         first = holding({q.kind() or "": [q.value() or ""]}) if sketched else None
-        if first is not None and iis and is_queue_id(q.value()):
-            first = [*first, *iis_files(manifest)]  # (no sketch holds a queue ID)
+        first = _and_iis(first, manifest, iis and is_queue_id(q.value()))
         if q.kind() == "internal_message_id" and q.server:
             # an internal ID is a server's own: only that server's files can hold it
             first = [r for r in manifest.values() if (r.server or "").upper() == q.server.upper()]
@@ -229,9 +228,7 @@ def trace(
         per_message: list = []
         smtp: list = []
         if chosen:  # (a list alone leaves the views as they are: no re-pointing)
-            held = holding(wanted)
-            if held is not None and queues:
-                held = [*held, *iis_files(manifest)]  # (no sketch holds a queue ID)
+            held = _and_iis(holding(wanted), manifest, bool(queues))
             views = point(con, st, held, manifest, views)
 
             def ndrs(keys: dict[str, list[str]]) -> None:
@@ -249,10 +246,7 @@ def trace(
             ids = sorted({r["message_id"] for r in every if r.get("message_id")} | set(ids))
             sessions = session_ids(every)
             keys = {"session_id": sorted(sessions), "message_id": ids}
-            lines = holding(keys)
-            if lines is not None and queues:
-                lines = [*lines, *iis_files(manifest)]
-            point(con, st, lines, manifest, views)
+            point(con, st, _and_iis(holding(keys), manifest, bool(queues)), manifest, views)
             smtp = smtp_rows(con, sessions, ids, days_of(every, chosen), iis, queues)
     by_session, iis_lines = _group_smtp(smtp)
     messages: list[MessageTrace] = []
@@ -292,9 +286,12 @@ def trace(
     return TraceResult(q.to_dict(), shown, messages, tz, total=total)
 
 
-def iis_files(manifest) -> list[FileRow]:
-    """Manifest rows of the IIS SMTP logs."""
-    return [r for r in manifest.values() if r.format == "iis-smtp"]
+def _and_iis(held: list[FileRow] | None, manifest, needed: bool) -> list[FileRow] | None:
+    """The files ``held`` (None: every file) and, when ``needed`` (a queue ID is looked
+    for, which no lookup sketch holds), the IIS SMTP logs."""
+    if held is None or not needed:
+        return held
+    return [*held, *(r for r in manifest.values() if r.format == "iis-smtp")]
 
 
 def _kinds(manifest) -> tuple[frozenset[str], frozenset[str]]:
