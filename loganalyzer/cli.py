@@ -99,6 +99,10 @@ console = Console()
 err = Console(stderr=True)
 
 
+#: What ``watch`` says when Ctrl-C twice stopped it in the middle of a round.
+CUT_SHORT = "watch stopped in the middle of a round; the next ingest or watch finishes it"
+
+
 def _say(message: str) -> None:
     """A message on stderr, one line however long (rich would wrap it)."""
     typer.echo(message, err=True)
@@ -950,7 +954,12 @@ def watch_cmd(
 
     def on_signal(signum: int, _frame: object) -> None:
         # Ctrl-C as SIGTERM: the round goes on to its end (an interrupted ingest or query
-        # left unfinished parts and stale aggregates); a second Ctrl-C stops at once
+        # left unfinished parts and stale aggregates); a second Ctrl-C stops at once, and a
+        # third does not wait for the second's clean-up: the store is safe from a kill
+        if signum == signal.SIGINT and forced:
+            _say(CUT_SHORT)
+            sys.stdout.flush()
+            os._exit(1)
         if signum == signal.SIGINT and stop.is_set():
             forced.append(signum)
             raise KeyboardInterrupt
@@ -975,6 +984,6 @@ def watch_cmd(
             raise
         # whatever the interruption became (DuckDB makes it a RuntimeError): ingest's commit
         # protocol keeps the store as before the round, as after a kill
-        _say("watch stopped in the middle of a round; the next ingest or watch finishes it")
+        _say(CUT_SHORT)
         raise typer.Exit(1) from None
     _say("watch stopped")

@@ -625,13 +625,30 @@ def _run(tasks: list[Task], workers: int):
         for bundle in todo:
             yield run_bundle(bundle)
         return
-    with _pool(workers) as pool:
+    before = set(mp.active_children())
+    pool = _pool(workers)
+    try:
         futures = {pool.submit(run_bundle, b): b for b in todo}
         for future in as_completed(futures):
             try:
                 yield future.result()
             except BrokenProcessPool:  # a worker was killed (out of memory...): the others too
                 yield [TaskResult(t, "", error=WORKER_DIED) for t in futures[future]]
+    except BaseException:  # Ctrl-C, or the caller gave up: the workers stop now
+        _stop(pool, before)
+        raise
+    pool.shutdown()
+
+
+def _stop(pool: ProcessPoolExecutor, before: set) -> None:
+    """Ends ``pool`` without waiting for the files queued to it. Its workers are ended too,
+    found as the children started since ``before``: an interruption while the pool starts
+    can leave a worker it never recorded, waiting for work for ever (and the exit waiting
+    for that worker). Their unfinished parts are never committed, as after a kill."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    for child in set(mp.active_children()) - before:
+        child.kill()
+        child.join(5)
 
 
 #: A file whose worker process died: the files read before it are kept.

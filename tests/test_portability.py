@@ -214,6 +214,47 @@ def test_workers_end_when_their_parent_is_killed(tmp_path, mode):
     assert alive == []
 
 
+def test_an_interruption_while_the_pool_starts_leaves_no_worker_waiting(tmp_path):
+    """Ctrl-C between the pool's first and second worker (a watch's second Ctrl-C hung so in
+    CI): the pool never recorded the worker it started, which waited for work for ever, and
+    the process for it at its exit. The interrupted ingest ends its workers and exits."""
+    logs = _big_logs(tmp_path / "logs", files=6, rows=10)
+    code = f"""
+        import signal
+        from concurrent.futures import ProcessPoolExecutor
+        import loganalyzer as la
+
+        signal.signal(signal.SIGTERM, lambda *_: None)  # as watch's: a forked worker has it too
+        spawn, started = ProcessPoolExecutor._spawn_process, []
+
+        def interrupted(pool):
+            if started:
+                raise KeyboardInterrupt  # as the signal handler raises it, here
+            started.append(spawn(pool))
+
+        ProcessPoolExecutor._spawn_process = interrupted
+        try:
+            la.ingest([{str(logs)!r}], {str(tmp_path / "s")!r}, workers=2)
+        except KeyboardInterrupt:
+            print("interrupted")
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        for p in psutil.Process(proc.pid).children(recursive=True):
+            p.kill()
+        proc.kill()
+        pytest.fail("the interrupted ingest did not exit: it waits for a worker")
+    assert proc.returncode == 0 and out.strip() == "interrupted", err
+
+
 class SharingViolation(PermissionError):
     """What Windows raises for a file another program holds open without sharing it."""
 
