@@ -92,12 +92,17 @@ def test_sender_and_recipient_filters_find_the_accepted_message(tmp_path):
     _run("trace", "--sender", "nobody@contoso.com", "--store", store, code=1)
 
 
-def test_a_data_line_without_a_message_id_is_listed_and_traced_by_its_queue_id(tmp_path):
+def _queue_id_store(tmp_path: Path) -> Path:
     logs = tmp_path / "logs"
     logs.mkdir()
     shutil.copy(CORPUS / "msdoc-ex2007-smtp-iislogformat-example.log", logs / "in060818.log")
     store = tmp_path / "store"
     _run("ingest", logs, "--store", store)
+    return store
+
+
+def test_a_data_line_without_a_message_id_is_listed_and_traced_by_its_queue_id(tmp_path):
+    store = _queue_id_store(tmp_path)
     listed = _json("--since", "2006-08-01", "--until", "2006-09-01", "--store", store)
     [found] = listed["candidates"]
     assert found["queue_id"] == "0019E3517201287MAIL01" and found["message_id"] is None
@@ -108,6 +113,17 @@ def test_a_data_line_without_a_message_id_is_listed_and_traced_by_its_queue_id(t
         assert message["queue_id"] == "0019E3517201287MAIL01"
         assert [r["address"] for r in message["recipients"]] == ["someone@example.com"]
     assert "Queue ID" in _run("trace", "0019E3517201287MAIL01", "--store", store)
+
+
+def test_a_queue_id_typed_in_another_case_finds_the_message(tmp_path):
+    # the queue ID is the server's name and hex digits: a user may type it in any case
+    store = _queue_id_store(tmp_path)
+    for asked in ("0019e3517201287mail01", "<0019e3517201287Mail01>"):
+        [message] = _json(asked, "--store", store)["messages"]
+        assert message["queue_id"] == "0019E3517201287MAIL01"
+        assert [r["address"] for r in message["recipients"]] == ["someone@example.com"]
+    shown = _run("trace", "0019e3517201287mail01", "--store", store)
+    assert "0019E3517201287MAIL01" in next(ln for ln in shown.splitlines() if "Queue ID" in ln)
 
 
 def test_relay_only_messages_list_and_filter_as_the_truth_says(tmp_path):

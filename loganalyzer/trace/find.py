@@ -423,9 +423,12 @@ def _relay_only(q: Query) -> tuple[str, list]:
     window, wparams = time_filter(q.since, q.until, partitioned=False)
     clauses, cparams = [window], wparams
     if q.kind() == "message_id":
-        # a queue ID (a DATA line without a Message-ID) is asked for as typed
-        clauses.append("k in (?, ?)")
-        cparams += [q.value(), q.value().removeprefix("<").removesuffix(">")]
+        # a queue ID (a DATA line without a Message-ID) in any case: it is the server's name
+        # and hex digits (``0019E3517201287MAIL01``), both case-insensitive, and no lookup
+        # sketch holds it (these lines are read whole anyway)
+        bare = q.value().removeprefix("<").removesuffix(">")
+        clauses.append("(k in (?, ?) or upper(queue_id) = ?)")
+        cparams += [q.value(), bare, bare.upper()]
     if q.server:
         clauses.append("upper(server) = upper(?)")
         cparams.append(q.server)
