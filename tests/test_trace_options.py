@@ -107,6 +107,25 @@ def test_server_by_its_host_name(store):
     assert "internal message ID" in elsewhere.stderr and "on ex09.contoso.com" in elsewhere.stderr
 
 
+def test_a_host_of_another_organisation_is_not_the_server_of_its_first_label(store):
+    # adatum.com is a partner's domain (no mailbox of the organisation is delivered in it,
+    # no server of it names itself in it): its ex02 is not the organisation's EX02
+    m = _a_message(store)
+    internal = next(
+        e["internal_message_id"] for e in m["events"] if e["server"] == "EX02" and
+        e["internal_message_id"]
+    )  # fmt: skip
+    for host in ("ex02.adatum.com", "EX02.adatum.com (192.0.2.9)"):
+        done = _run("trace", internal, "--server", host, "--store", store)
+        assert (done.returncode, done.stdout) == (1, "")
+        assert done.stderr.count("\n") == 1 and f"on {host}" in done.stderr
+    listed = _run("trace", "--server", "ex02.adatum.com", "--since", "2026-03-01", "--store", store)
+    assert listed.returncode == 1 and "server ex02.adatum.com" in listed.stderr
+    # fabrikam.com is one of the organisation's accepted domains (mailboxes are delivered in
+    # it): a host in it is the organisation's
+    assert _traced(store, internal, "--server", "ex02.fabrikam.com")["messages"]
+
+
 def test_pick_with_all_is_a_usage_error(store):
     done = _run("trace", "--since", "2026-03-01", "--all", "--pick", 2, "--store", store)
     assert (done.returncode, done.stdout) == (2, "")

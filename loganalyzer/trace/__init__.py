@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import eventcodes
 from loganalyzer.errors import BadInput
-from loganalyzer.fate import VERDICTS, server_name
+from loganalyzer.fate import VERDICTS, host_name, server_name
 from loganalyzer.read.query import add_views, point
 from loganalyzer.store import FileRow, Store, addresses, cache
 from loganalyzer.store.duck import connection
@@ -120,7 +120,13 @@ def trace(
     with connection(st) as con:
         manifest = st.manifest(con, shared=True)  # read-only: kept for the next trace
         servers, formats = cache.kept(manifest, "servers, formats", lambda: _kinds(manifest))
-        q.server = _server(q.server, servers)
+        q.server = _server(
+            q.server,
+            servers,
+            lambda host: cache.kept(
+                manifest, ("ours", host), lambda: _ours(con, st, manifest, host)
+            ),
+        )
         iis = "iis-smtp" in formats
         by_id = q.kind() is not None and not any(
             (sender, recipient, subject, since, until, event_id, verdict)
@@ -300,13 +306,40 @@ def _kinds(manifest) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(servers), frozenset(r.format for r in manifest.values())
 
 
-def _server(given: str | None, servers: frozenset[str]) -> str | None:
-    """``--server`` as the logs name the server: a host name whose first label is a server
-    of the store (``ex02.contoso.com``: EX02) by that label; any other value as given."""
+def _server(given: str | None, servers: frozenset[str], ours: Callable[[str], bool]) -> str | None:
+    """``--server`` as the logs name the server: a host name of the organisation (``ours``)
+    whose first label is a server of the store (``ex02.contoso.com``: EX02) by that label;
+    any other value as given (``ex02.fabrikam.com`` is another organisation's host: it
+    matches no row, as an unknown server)."""
     if given is None or given.strip().upper() in servers:
         return given
     name = server_name(given)
-    return name if name in servers else given
+    host = host_name(given).lower().rstrip(".")
+    return name if name in servers and "." in host and ours(host) else given
+
+
+def _ours(con, st: Store, manifest, host: str) -> bool:
+    """Whether the logs make ``host`` (``ex02.contoso.com``) a host of the organisation: a
+    name its servers give themselves (a SEND row's client, a RECEIVE row's server) or in the
+    domain of one, or in a domain (or a subdomain of one) its mailboxes are delivered in.
+    One scan of the tracking rows, which stops at the first that tells."""
+    labels = host.split(".")
+    domains = [".".join(labels[i:]) for i in range(1, len(labels) - 1)] or labels[1:]
+    point(con, st, None, manifest, tables=("tracking",))
+    [(found,)] = con.sql(
+        """
+        select exists (
+            select 1 from tracking
+            where (event_id = 'SEND' and ends_with(lower(client_hostname), $own))
+               or (event_id = 'RECEIVE' and ends_with(lower(server_hostname), $own))
+               or (outcome = 'delivered' and list_has_any(
+                       list_transform(recipient_address, lambda x: lower(split_part(x, '@', 2))),
+                       $domains))
+        )
+        """,
+        params={"own": "." + ".".join(labels[1:]), "domains": domains},
+    ).fetchall()
+    return bool(found)
 
 
 def _attempt_wanted(candidate: dict, q: Query) -> bool:
