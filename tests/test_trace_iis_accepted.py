@@ -227,3 +227,66 @@ def test_a_relays_messages_are_listed_by_its_server_name_though_exchange_tracked
         assert got["total"] == len(accepted)
         assert {c["message_id"] for c in got["candidates"]} == accepted
         assert all(c["verdicts"] for c in got["candidates"])  # summed up from their rows
+
+
+#: A recipient the relay accepted and handed on itself: no Exchange log names it.
+_RELAYED_ONLY = "b.partner@example.net"
+
+
+def _relay_only_recipient_store(tmp_path: Path) -> tuple[Path, str, dict[str, str]]:
+    """A store of a relay and its Exchange servers where the relay also accepted
+    ``_RELAYED_ONLY`` for one message Exchange tracked (a RCPT line added to its session):
+    the store, that Message-ID and the truth's verdict of each of its other recipients."""
+    logs = tmp_path / "logs"
+    generate(logs, servers=2, days=1, messages=60, seed=11, relay=True)
+    truth: dict[str, dict[str, str]] = defaultdict(dict)
+    for line in (logs / "truth.jsonl").read_text("utf-8").splitlines():
+        t = json.loads(line)
+        if not t["expanded_from"]:
+            truth[t["message_id"]][t["recipient"].lower()] = t["verdict"]
+    log = next((logs / "RELAY01").rglob("ex*.log"))
+    lines = log.read_text("utf-8").splitlines(keepends=True)
+    fields = [ln.split(" ") for ln in lines]
+    inbound = [
+        i
+        for i, f in enumerate(fields)
+        if not lines[i].startswith("#") and len(f) > 11 and f[3] != "OutboundConnectionCommand"
+    ]
+    mid = None
+    for i, j in zip(inbound, inbound[1:], strict=False):  # a RCPT right before its DATA
+        if fields[i][8] == "RCPT" and fields[i][11] == "250" and fields[j][8] == "DATA":
+            candidate = fields[j][10].lstrip("+")
+            if "delivered" in truth.get(candidate, {}).values():
+                mid = candidate
+                extra = [*fields[i][:10], f"+TO:<{_RELAYED_ONLY}>", *fields[i][11:]]
+                lines.insert(j, " ".join(extra))
+                break
+    assert mid is not None
+    log.write_text("".join(lines), "utf-8")
+    _run("ingest", logs, "--store", tmp_path / "store")
+    return tmp_path / "store", mid, truth[mid]
+
+
+def test_a_recipient_only_the_relay_names_is_in_the_list_and_found_by_recipient(tmp_path):
+    # the relay accepted A and B for a message; Exchange's logs name A only (B left through
+    # the relay): the trace by Message-ID names B, the list and --recipient B did not
+    store, mid, others = _relay_only_recipient_store(tmp_path)
+    [message] = _json(mid, "--store", store)["messages"]
+    got = {r["address"].lower(): r["verdict"] for r in message["recipients"]}
+    assert got == {**others, _RELAYED_ONLY: "last_seen"}
+    listed = _json("--since", "2026-03-02", "--limit", "1000", "--store", store)["candidates"]
+    [c] = [c for c in listed if c["message_id"] == mid]
+    assert not c.get("relay_only")  # summed up from its tracking rows, B added
+    assert {r.lower() for r in c["recipients"]} == set(got)
+    assert {v["recipient"].lower(): v["verdict"] for v in c["verdicts"]} == got
+    assert len({c["message_id"] for c in listed}) == len(listed)  # each once
+    for since in ((), ("--since", "2026-03-02")):
+        by_rcpt = _json("--recipient", _RELAYED_ONLY, *since, "--store", store)
+        assert by_rcpt["total"] == 1
+        [traced] = by_rcpt["messages"]
+        assert traced["message_id"] == mid
+    shown = _run("trace", "--recipient", _RELAYED_ONLY, "--since", "2026-03-02", "--store", store)
+    assert mid in shown.split("Timeline")[0]
+    wider = _json("--recipient", "*@example.net", "--limit", "1000", "--store", store)
+    [c] = [c for c in wider["candidates"] if c["message_id"] == mid]
+    assert {v["recipient"].lower(): v["verdict"] for v in c["verdicts"]} == got

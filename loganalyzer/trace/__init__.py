@@ -147,12 +147,15 @@ def trace(
         index = addresses.coverage(st, manifest, con) if not by_id else None
         # a list the index answers alone reads no tracking row until its verdicts (read from
         # the files holding the listed messages, ``narrow``): no view of every tracking part
+        # (not with an IIS relay's logs: which of its messages Exchange tracked is read from
+        # every tracking part, ``find.listing``)
         lazy = (
             index is not None
             and not index.rows
             and indexed(q, index) is not None
             and not verdict
             and "exchange-agent" not in formats
+            and not iis
         )
         tracking = ("tracking",) if lazy else None
         views = add_views(con, st, [] if lazy else first, manifest, derived=False, tables=tracking)
@@ -200,7 +203,9 @@ def trace(
             refused = rejected.find(con, q, formats, index, widen if first is not None else None)
             if verdict:
                 refused = [c for c in refused if _attempt_wanted(c, q)]
-            found, total = listing(con, q, reach, newest=newest, narrow=narrow, index=index)
+            found, total = listing(
+                con, q, reach, newest=newest, narrow=narrow, index=index, relay=iis
+            )
         else:
             refused = []
         if refused:  # beside the tracked messages, in time order
@@ -216,7 +221,7 @@ def trace(
                 keys = [c["message_id"] for c in tracked]
                 firsts = [c["date_time"] for c in tracked]
                 narrow(keys, (min(firsts).date() - _DAY, max(firsts).date() + 2 * _DAY))
-            _add_verdicts(con, unchosen)
+            _add_verdicts(con, unchosen, iis)
         if pick is not None:
             if not total:
                 raise BadInput(f"--pick {pick}: no message matches, there is nothing to pick")
@@ -399,13 +404,14 @@ def _event(text: str) -> str:
 _MOST = 2**31 - 1
 
 
-def _add_verdicts(con, listed: list[dict]) -> None:
-    """Each listed candidate's ``verdicts`` (recipient, verdict, latency_s), in place."""
+def _add_verdicts(con, listed: list[dict], relay: bool) -> None:
+    """Each listed candidate's ``verdicts`` (recipient, verdict, latency_s), in place
+    (``relay``: the store holds IIS SMTP logs)."""
     tracked = [
         c for c in listed if "attempt" not in c and not c.get("relay_only") and c.get("message_id")
     ]
     fates = recipient_verdicts(
-        con, [c["message_id"] for c in tracked], [c["date_time"] for c in tracked]
+        con, [c["message_id"] for c in tracked], [c["date_time"] for c in tracked], relay
     )
     for c in listed:
         if "attempt" in c:

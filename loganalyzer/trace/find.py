@@ -169,6 +169,7 @@ def listing(
     newest: bool = False,
     narrow: Callable[[list[str], tuple[date, date]], object] | None = None,
     index: Coverage | None = None,
+    relay: bool = True,
 ) -> tuple[list[dict], int]:
     """Messages ``offset`` to ``offset + limit`` matching the query (all when ``limit`` is
     None), oldest first (newest first with ``newest``), and how many match in all.
@@ -177,7 +178,8 @@ def listing(
     are then summed up from their rows (their days, a day before and two after), after
     ``narrow(keys, days)`` when given (it may point the views at the files holding them).
     ``index``: the store's address index (``store.addresses.coverage``), which answers a
-    list by one sender, recipient or subject for the days it covers, with the same result."""
+    list by one sender, recipient or subject for the days it covers, with the same result.
+    ``relay``: the store holds IIS SMTP logs (their recipients are added to the messages')."""
     keys_sql, params = _keys_sql(q, index)
     reach = None if limit is None else offset + int(limit)
     order = "desc" if newest else ""
@@ -192,7 +194,7 @@ def listing(
     ).fetchall()
     total = keys[0][2] if keys else 0
     if q.verdict:  # the messages with a recipient of that verdict, decided for each
-        fates = recipient_verdicts(con, [k for k, *_ in keys], [f for _, f, _ in keys])
+        fates = recipient_verdicts(con, [k for k, *_ in keys], [f for _, f, _ in keys], relay)
         keys = [x for x in keys if any(_wanted(q, r) for r in fates.get(x[0], []))]
         total = len(keys)
         keys = keys if reach is None else keys[:reach]
@@ -235,6 +237,11 @@ def listing(
     found = found[offset:reach]
     keys = [k for _, k, kind in found if kind is None]
     summed = _summaries(con, keys, [f for f, *_ in found], narrow, index)
+    # the recipients a relay handed on itself: no tracking row names them
+    ids = {k for k in keys if relay and summed.get(k, {}).get("message_id") == k}
+    firsts = [f for f, k, _ in found if k in ids]
+    for k, extra in relay_recipients(con, sorted(ids), firsts).items():
+        summed[k]["recipients"] += extra
     out = [relayed[k] if kind == "relay" else summed[k] for _, k, kind in found]
     return out, int(total)
 
@@ -269,12 +276,14 @@ def _wanted(q: Query, fate: dict) -> bool:
 
 
 def recipient_verdicts(
-    con: duckdb.DuckDBPyConnection, ids: list[str], firsts: list
+    con: duckdb.DuckDBPyConnection, ids: list[str], firsts: list, relay: bool = True
 ) -> dict[str, list[dict]]:
     """Each recipient's verdict of the messages ``ids`` (Message-IDs), as the ``messages`` view
     decides it (the rules of ``fate``), from their rows of their days (a day before, two
     after): {message ID: [{recipient, verdict, outcome, server, date_time, latency_s}]}, the
-    latency of a delivered or sent-out recipient in seconds since the message was received."""
+    latency of a delivered or sent-out recipient in seconds since the message was received;
+    with ``relay`` (the store holds IIS SMTP logs) also the recipients only a relay names
+    (``relay_recipients``), ``RELAY_VERDICT``."""
     if not ids:
         return {}
     days = min(firsts).date() - timedelta(days=1), max(firsts).date() + timedelta(days=2)
@@ -297,6 +306,60 @@ def recipient_verdicts(
             }
             for r in recipients or []
         ]
+    blank = dict.fromkeys(("outcome", "server", "date_time", "enhanced_status", "latency_s"))
+    for mid, extra in relay_recipients(con, list(out) if relay else [], firsts).items():
+        out[mid] += [{**blank, "recipient": r, "verdict": RELAY_VERDICT} for r in extra]
+    return out
+
+
+def relay_recipients(
+    con: duckdb.DuckDBPyConnection, ids: list[str], firsts: list
+) -> dict[str, list[str]]:
+    """The recipients of the messages ``ids`` (Message-IDs) that only an IIS SMTP relay
+    names: those its session of the message accepted (``trace.relay``) and no tracking row
+    of the message names (the relay handed them on itself), in the order its lines name
+    them; from the lines of the messages' days (a day before, two after)."""
+    if not ids:
+        return {}
+    days = min(firsts).date() - timedelta(days=1), max(firsts).date() + timedelta(days=2)
+    window = "date between $a and $b"
+    # the client's lines around each DATA line naming a message (as ``smtp_rows``), each
+    # once: ``accepted`` cuts them into transactions
+    lines = f"""
+        select distinct s.* from smtp s join (
+            select server, remote_ip, date_time from smtp
+            where log_format = 'iis-smtp' and direction = 'receive'
+              and message_id in (select unnest($ids)) and {window}
+        ) d on s.server = d.server and s.remote_ip = d.remote_ip
+           and s.date_time between d.date_time - interval 5 minute
+                               and d.date_time + interval 1 minute
+        where s.log_format = 'iis-smtp' and s.direction = 'receive' and s.{window}
+    """
+    found = con.sql(
+        f"""
+        with a as (
+            select message_id, flatten(list(recipients order by date_time)) as recipients
+            from ({accepted(lines)}) where message_id in (select unnest($ids)) group by 1
+        ),
+        t as (
+            select message_id, list(distinct lower(r)) as named from (
+                select message_id, unnest(recipient_address) as r from tracking
+                where message_id in (select message_id from a) and {window})
+            group by 1
+        )
+        select a.message_id, list_filter(a.recipients, lambda x:
+                   not list_contains(coalesce(t.named, []), lower(x)))
+        from a left join t using (message_id)
+        """,
+        params={"ids": ids, "a": days[0], "b": days[1]},
+    ).fetchall()
+    out = {}
+    for mid, extra in found:
+        seen: dict[str, str] = {}
+        for r in extra or []:
+            seen.setdefault(r.lower(), r)
+        if seen:
+            out[mid] = list(seen.values())
     return out
 
 
@@ -405,7 +468,9 @@ def count_candidates(
 def _relay_only(q: Query) -> tuple[str, list]:
     """SQL (and parameters) of the messages that only an IIS SMTP log names (the next hop's
     logs are missing): ``trace.relay.accepted`` rows, their DATA line in the window and
-    matching the sender, recipient and server asked for; empty when the query cannot name
+    matching the sender, recipient and server asked for (``tracked``: Exchange tracked it
+    too; with a recipient, those whose tracking rows do not match the query are kept: the
+    recipient may be one the relay handed on itself); empty when the query cannot name
     such messages (a subject or event filter, an ID of another kind, no filter at all)."""
     if q.subject or q.event_id or q.kind() not in (None, "message_id"):
         return "", []
@@ -451,6 +516,15 @@ def _relay_only(q: Query) -> tuple[str, list]:
         f"(select message_id from tracking where {tracked} and message_id in "
         "(select message_id from found)), false) as tracked from found"
     )
+    if q.recipient and not q.server:
+        # a recipient the relay handed on itself is in no tracking row: its tracked
+        # messages are listed too, unless their tracking rows list them already
+        where, wparams = _where(q)
+        sql = (
+            f"select * from ({sql}) where not tracked or message_id not in "
+            f"(select message_id from tracking where {where} and message_id is not null)"
+        )
+        return sql, params + cparams + tparams + wparams
     if not q.server:
         sql = f"select * from ({sql}) where not tracked"
     return sql, params + cparams + tparams
