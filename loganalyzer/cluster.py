@@ -170,17 +170,21 @@ def _drop_lost_gathers(client) -> None:
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """Dask's own log lines about results it lost with a worker ("Couldn't gather ...,
-    rescheduling"): ingest says what became of each file itself."""
-    loggers = [logging.getLogger("distributed.client")]
-    levels = [g.level for g in loggers]
-    for g in loggers:
-        g.setLevel(logging.CRITICAL)
+    """Without Dask's own log line about results it lost with a worker ("Couldn't gather ...,
+    rescheduling"): ingest says what became of each file itself. Only that line: the
+    program's other Dask warnings still show meanwhile."""
+    logger = logging.getLogger("distributed.client")
+    lost = _LostResults()
+    logger.addFilter(lost)
     try:
         yield
     finally:
-        for g, level in zip(loggers, levels, strict=True):
-            g.setLevel(level)
+        logger.removeFilter(lost)
+
+
+class _LostResults(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Couldn't gather")
 
 
 def _result(future, task: Task, keep_waiting: Callable[[], bool]) -> TaskResult | None:
