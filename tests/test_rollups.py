@@ -507,6 +507,19 @@ def test_a_prune_killed_before_its_manifest_leaves_the_store_as_before(store, tm
     assert Store(st).check()["rollups"]["kept"] == 1
 
 
+def test_a_prune_mark_resolves_by_the_days_rows():
+    """A ``pruning:`` mark stands for the source it carries while the manifest lists the
+    day's rows, for ``kept`` once it does not; status, is_kept and settle read it so."""
+    entry = store_rollups.Entry("2026-03-02", "p", store_rollups.PRUNING + "abc")
+    assert store_rollups.resolved(entry, {"2026-03-02": {"k"}}) == "abc"
+    assert store_rollups.resolved(entry, {}) == store_rollups.KEPT
+    assert store_rollups.is_kept(entry, {}) and not store_rollups.is_kept(
+        entry, {"2026-03-02": {"k"}}
+    )
+    plain = store_rollups.Entry("2026-03-02", "p", "abc")
+    assert store_rollups.resolved(plain, {}) == "abc"
+
+
 def test_a_prune_killed_after_its_manifest_keeps_the_days(store, tmp_path):
     """Killed after the manifest dropped the rows, before the marks are made ``kept``: the
     marked days are kept (their rollups the record), and the next writer makes them so."""

@@ -378,9 +378,7 @@ def state_of(
     if entry is None:
         return "missing"
     days = row_days(manifest) if days is None else days
-    mark = entry.source
-    if mark.startswith(PRUNING):
-        mark = KEPT if day not in days else mark[len(PRUNING) :]
+    mark = resolved(entry, days)
     if mark == KEPT:
         return "kept"
     return "current" if mark == source(manifest, day, days, kind) else "stale"
@@ -388,7 +386,16 @@ def state_of(
 
 def is_kept(entry: Entry, days: dict[str, set[str]]) -> bool:
     """Whether ``entry`` is the record of a pruned day (``days``: ``row_days``)."""
-    return entry.source == KEPT or (entry.source.startswith(PRUNING) and entry.date not in days)
+    return resolved(entry, days) == KEPT
+
+
+def resolved(entry: Entry, days: dict[str, set[str]]) -> str:
+    """The source ``entry`` stands for (``days``: ``row_days``): a ``PRUNING`` mark is
+    ``KEPT`` once the manifest no longer lists the day's rows (the prune's manifest was
+    written), the source it carries while it does (the prune was stopped before)."""
+    if not entry.source.startswith(PRUNING):
+        return entry.source
+    return KEPT if entry.date not in days else entry.source[len(PRUNING) :]
 
 
 def pruning(entry: Entry) -> None:
@@ -409,10 +416,8 @@ def settle(store: Store, manifest: Manifest, kind: Kind = ROLLUPS) -> list[str]:
     days = row_days(manifest)
     kept = []
     for e in marked:
-        if e.date in days:
-            e.source = e.source[len(PRUNING) :]
-        else:
-            e.source = KEPT
+        e.source = resolved(e, days)
+        if e.source == KEPT:
             kept.append(e.date)
     save(store, index, kind)
     return kept
