@@ -507,6 +507,35 @@ def test_a_prune_killed_before_its_manifest_leaves_the_store_as_before(store, tm
     assert Store(st).check()["rollups"]["kept"] == 1
 
 
+def test_a_prune_killed_before_its_manifest_leaves_the_next_day_current(store, tmp_path):
+    """The day after the pruned ones was given its source without their rows before the
+    manifest: a kill there left it out of date (its rows read) until a rebuild. It reads
+    current, and `store check --repair` settles it as it was, the store untouched."""
+    st = tmp_path / "store"
+    shutil.copytree(store, st)
+    before = {k: dict(e.__dict__) for k, e in store_rollups.load(Store(st)).items()}
+    env = {**os.environ, FAILPOINT: "prune-indexed"}
+    args = [EXE, "store", "prune", "--store", str(st), "--before", "2026-03-03"]
+    killed = subprocess.run(args, env=env, capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    kinds = ("rollups", "client_aggregates", "tls_aggregates", "smtp_line_aggregates")
+    got = Store(st).check()
+    assert all(got[k]["stale"] == got[k]["missing"] == 0 for k in kinds), got
+    check = _run("store", "check", "--store", str(st), "--repair")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "out of date" not in check.stdout and "store prune" not in check.stdout, check.stdout
+    after = {k: dict(e.__dict__) for k, e in store_rollups.load(Store(st)).items()}
+    assert after == before  # the marks gone, the sources as before the prune
+    got = Store(st).check()
+    assert all(got[k]["stale"] == got[k]["missing"] == 0 for k in kinds), got
+    # a prune run again leaves the day after current with its rows' new source
+    assert _run(*args[1:]).returncode == 0
+    got = Store(st).check()
+    assert all(got[k]["stale"] == got[k]["missing"] == 0 for k in kinds), got
+    entry = store_rollups.load(Store(st))["2026-03-03"]
+    assert not entry.source.startswith(store_rollups.REKEYED)
+
+
 def test_a_prune_mark_resolves_by_the_days_rows():
     """A ``pruning:`` mark stands for the source it carries while the manifest lists the
     day's rows, for ``kept`` once it does not; status, is_kept and settle read it so."""
@@ -518,6 +547,9 @@ def test_a_prune_mark_resolves_by_the_days_rows():
     )
     plain = store_rollups.Entry("2026-03-02", "p", "abc")
     assert store_rollups.resolved(plain, {}) == "abc"
+    after = store_rollups.Entry("2026-03-03", "p", store_rollups.REKEYED + "abc:def")
+    assert store_rollups.resolved(after, {"2026-03-02": {"k"}, "2026-03-03": {"k"}}) == "abc"
+    assert store_rollups.resolved(after, {"2026-03-03": {"k"}}) == "def"
 
 
 def test_a_prune_killed_after_its_manifest_keeps_the_days(store, tmp_path):

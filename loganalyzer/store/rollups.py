@@ -15,7 +15,9 @@ between files, so rollups stay valid. ``store prune`` marks the rollups of the d
 rows it removes as ``kept``: they are then the only record of those days. It marks them
 ``pruning:<source>`` before its manifest drops their rows and ``kept`` after: a mark of a
 day whose rows the manifest still lists (a prune killed before its manifest) is the source
-it had, one of a day without rows is kept; ``settle`` writes that down, under the lock,
+it had, one of a day without rows is kept. The day after them, whose part was built with
+their rows, is marked ``rekeyed:<source>:<new source>`` likewise: the source it had while the
+day before has rows, the new one once it has none. ``settle`` writes that down, under the lock,
 before any writer changes the manifest (the mark alone could not tell, once the rows of
 such a day changed, whether the prune had removed them).
 
@@ -57,6 +59,10 @@ KEPT = "kept"
 #: The ``source`` prefix of a day whose rows ``store prune`` is removing, before its source:
 #: kept once the manifest no longer lists the day's rows, that source while it does.
 PRUNING = "pruning:"
+#: The ``source`` prefix of a day after those ``store prune`` is removing, before the source its
+#: part had and the one the prune gives it (``rekey``): that one once the manifest no longer
+#: lists the rows of the day before, the first while it does.
+REKEYED = "rekeyed:"
 #: The tables rollups are built from.
 SOURCES = ("tracking", "smtp")
 
@@ -392,7 +398,15 @@ def is_kept(entry: Entry, days: dict[str, set[str]]) -> bool:
 def resolved(entry: Entry, days: dict[str, set[str]]) -> str:
     """The source ``entry`` stands for (``days``: ``row_days``): a ``PRUNING`` mark is
     ``KEPT`` once the manifest no longer lists the day's rows (the prune's manifest was
-    written), the source it carries while it does (the prune was stopped before)."""
+    written), the source it carries while it does (the prune was stopped before); a
+    ``REKEYED`` mark is the prune's new source once the day before has no rows, the old one
+    while it has."""
+    if entry.source.startswith(REKEYED):
+        import datetime as dt
+
+        before, _, after = entry.source[len(REKEYED) :].partition(":")
+        day_before = (dt.date.fromisoformat(entry.date) - dt.timedelta(days=1)).isoformat()
+        return before if day_before in days else after
     if not entry.source.startswith(PRUNING):
         return entry.source
     return KEPT if entry.date not in days else entry.source[len(PRUNING) :]
@@ -406,11 +420,11 @@ def pruning(entry: Entry) -> None:
 
 
 def settle(store: Store, manifest: Manifest, kind: Kind = ROLLUPS) -> list[str]:
-    """Resolve the ``PRUNING`` marks of ``kind`` against ``manifest`` (under the lock, before
-    the manifest changes): kept where the day has no rows, else the source they carry.
-    Returns the days kept."""
+    """Resolve the ``PRUNING`` and ``REKEYED`` marks of ``kind`` against ``manifest`` (under
+    the lock, before the manifest changes): what they stand for (``resolved``). Returns the
+    days kept."""
     index = load(store, kind)
-    marked = [e for e in index.values() if e.source.startswith(PRUNING)]
+    marked = [e for e in index.values() if e.source.startswith((PRUNING, REKEYED))]
     if not marked:
         return []
     days = row_days(manifest)
@@ -456,11 +470,17 @@ def commit(
 def rekey(manifest: Manifest, index: Index, valid: list[str], kind: Kind = ROLLUPS) -> None:
     """Give the days in ``valid`` the source ``manifest`` gives them: after a prune removed
     the rows of the day before them, their part, built with those rows, stays the better
-    record of them (a rebuild would no longer see what began the day before)."""
+    record of them (a rebuild would no longer see what began the day before). A changed
+    source is a ``REKEYED`` mark with the one it had: a prune stopped before its manifest
+    leaves the day as it was."""
     days = row_days(manifest)
     for day in valid:
-        if day in index and index[day].source != KEPT and not index[day].source.startswith(PRUNING):
-            index[day].source = source(manifest, day, days, kind)
+        entry = index.get(day)
+        if entry is None or entry.source == KEPT or entry.source.startswith((PRUNING, REKEYED)):
+            continue
+        new = source(manifest, day, days, kind)
+        if new != entry.source:
+            entry.source = f"{REKEYED}{entry.source}:{new}"
 
 
 def listed(store: Store, kind: Kind = ROLLUPS) -> set[str]:
