@@ -573,6 +573,27 @@ def test_check_repair_rebuilds_the_days_an_earlier_prune_kept_with_their_rows(st
     assert store_rollups.load(Store(st))["2026-03-02"] == kept  # the record of the day stays
 
 
+def test_a_pruned_days_log_grown_is_said_counted_in_part(store, tmp_path):
+    """After a prune, a log of the pruned day grown by a line and ingested: a report from rows
+    counted that line while it said the day was not counted; it says the day is counted in
+    part, from the rows ingested after the prune."""
+    st = tmp_path / "store"
+    shutil.copytree(store, st)
+    assert _run("store", "prune", "--store", str(st), "--before", "2026-03-03").returncode == 0
+    common = ["report", "daily", "--store", str(st), "--date", "2026-03-02", "--from-rows"]
+    gone = _run(*common, "--json")
+    assert json.loads(gone.stdout)["headline"]["received_messages"] == 0
+    assert "Not counted: 2026-03-02" in gone.stderr, gone.stderr
+    _grown_copy(store, "20260302", tmp_path / "grown")
+    assert _run("ingest", str(tmp_path / "grown"), "--store", str(st)).returncode == 0
+    done = _run(*common, "--json")
+    report = json.loads(done.stdout)
+    assert report["headline"]["received_messages"] == 1  # the grown line
+    assert report["pruned_hours"] == [] and "Not counted" not in done.stderr, done.stderr
+    assert report["regrown_hours"] == ["2026-03-02 00:00-23:59"]
+    assert "Counted in part: 2026-03-02 (UTC), whose rows `store prune` removed" in done.stderr
+
+
 def test_a_prune_mark_resolves_by_the_days_rows():
     """A ``pruning:`` mark stands for the source it carries while the manifest lists the
     day's rows, for ``kept`` once it does not; status, is_kept and settle read it so."""
