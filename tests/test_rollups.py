@@ -507,6 +507,109 @@ def test_a_prune_killed_before_its_manifest_leaves_the_store_as_before(store, tm
     assert Store(st).check()["rollups"]["kept"] == 1
 
 
+def test_a_prune_killed_before_its_manifest_leaves_the_next_day_current(store, tmp_path):
+    """The day after the pruned ones was given its source without their rows before the
+    manifest: a kill there left it out of date (its rows read) until a rebuild. It reads
+    current, and `store check --repair` settles it as it was, the store untouched."""
+    st = tmp_path / "store"
+    shutil.copytree(store, st)
+    before = {k: dict(e.__dict__) for k, e in store_rollups.load(Store(st)).items()}
+    env = {**os.environ, FAILPOINT: "prune-indexed"}
+    args = [EXE, "store", "prune", "--store", str(st), "--before", "2026-03-03"]
+    killed = subprocess.run(args, env=env, capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    kinds = ("rollups", "client_aggregates", "tls_aggregates", "smtp_line_aggregates")
+    got = Store(st).check()
+    assert all(got[k]["stale"] == got[k]["missing"] == 0 for k in kinds), got
+    check = _run("store", "check", "--store", str(st), "--repair")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "out of date" not in check.stdout and "store prune" not in check.stdout, check.stdout
+    after = {k: dict(e.__dict__) for k, e in store_rollups.load(Store(st)).items()}
+    assert after == before  # the marks gone, the sources as before the prune
+    got = Store(st).check()
+    assert all(got[k]["stale"] == got[k]["missing"] == 0 for k in kinds), got
+    # a prune run again leaves the day after current with its rows' new source
+    assert _run(*args[1:]).returncode == 0
+    got = Store(st).check()
+    assert all(got[k]["stale"] == got[k]["missing"] == 0 for k in kinds), got
+    entry = store_rollups.load(Store(st))["2026-03-03"]
+    assert not entry.source.startswith(store_rollups.REKEYED)
+
+
+def test_check_repair_rebuilds_the_days_an_earlier_prune_kept_with_their_rows(store, tmp_path):
+    """An earlier version's prune, stopped before its manifest, left plain kept marks on days
+    whose rows are all there: `store check` named them and nothing mended them. --repair
+    rebuilds them from their rows; a day whose log grew after a completed prune (its new lines
+    alone) keeps its rollup."""
+    st = tmp_path / "store"
+    shutil.copytree(store, st)
+    common = ["report", "daily", "--store", str(st), "--date", "2026-03-04", "--days", "3"]
+    before = json.loads(_run(*common, "--json", "--rollups").stdout)
+    with Store(st).lock():  # the old version's state: kept, the rows listed
+        for kind in (store_rollups.ROLLUPS, *store_rollups.AGGREGATES):
+            index = store_rollups.load(Store(st), kind)
+            index["2026-03-02"].source = store_rollups.KEPT
+            store_rollups.save(Store(st), index, kind)
+    check = _run("store", "check", "--store", str(st))
+    assert "rollups kept (rows pruned) for 1 days that have rows" in check.stdout, check.stdout
+    repaired = _run("store", "check", "--store", str(st), "--repair")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "rebuilt from their rows the rollups of 1 days" in repaired.stdout, repaired.stdout
+    assert "kept (rows pruned)" not in repaired.stdout, repaired.stdout
+    got = Store(st).check()
+    kinds = ("rollups", "client_aggregates", "tls_aggregates", "smtp_line_aggregates")
+    assert got["ok"] and not got["notices"], got
+    assert all(got[k]["kept"] == got[k]["stale"] == got[k]["missing"] == 0 for k in kinds), got
+    after = json.loads(_run(*common, "--json", "--rollups").stdout)
+    assert after["headline"] == before["headline"] and after["tables"] == before["tables"]
+    # a completed prune, then the pruned day's log grown by a line: its rows are that line
+    assert _run("store", "prune", "--store", str(st), "--before", "2026-03-03").returncode == 0
+    _grown_copy(store, "20260302", tmp_path / "grown")
+    assert _run("ingest", str(tmp_path / "grown"), "--store", str(st)).returncode == 0
+    kept = store_rollups.load(Store(st))["2026-03-02"]
+    assert kept.source == store_rollups.KEPT
+    again = _run("store", "check", "--store", str(st), "--repair")
+    assert "rebuilt" not in again.stdout and "kept (rows pruned)" in again.stdout, again.stdout
+    assert store_rollups.load(Store(st))["2026-03-02"] == kept  # the record of the day stays
+
+
+def test_a_pruned_days_log_grown_is_said_counted_in_part(store, tmp_path):
+    """After a prune, a log of the pruned day grown by a line and ingested: a report from rows
+    counted that line while it said the day was not counted; it says the day is counted in
+    part, from the rows ingested after the prune."""
+    st = tmp_path / "store"
+    shutil.copytree(store, st)
+    assert _run("store", "prune", "--store", str(st), "--before", "2026-03-03").returncode == 0
+    common = ["report", "daily", "--store", str(st), "--date", "2026-03-02", "--from-rows"]
+    gone = _run(*common, "--json")
+    assert json.loads(gone.stdout)["headline"]["received_messages"] == 0
+    assert "Not counted: 2026-03-02" in gone.stderr, gone.stderr
+    _grown_copy(store, "20260302", tmp_path / "grown")
+    assert _run("ingest", str(tmp_path / "grown"), "--store", str(st)).returncode == 0
+    done = _run(*common, "--json")
+    report = json.loads(done.stdout)
+    assert report["headline"]["received_messages"] == 1  # the grown line
+    assert report["pruned_hours"] == [] and "Not counted" not in done.stderr, done.stderr
+    assert report["regrown_hours"] == ["2026-03-02 00:00-23:59"]
+    assert "Counted in part: 2026-03-02 (UTC), whose rows `store prune` removed" in done.stderr
+
+
+def test_a_prune_mark_resolves_by_the_days_rows():
+    """A ``pruning:`` mark stands for the source it carries while the manifest lists the
+    day's rows, for ``kept`` once it does not; status, is_kept and settle read it so."""
+    entry = store_rollups.Entry("2026-03-02", "p", store_rollups.PRUNING + "abc")
+    assert store_rollups.resolved(entry, {"2026-03-02": {"k"}}) == "abc"
+    assert store_rollups.resolved(entry, {}) == store_rollups.KEPT
+    assert store_rollups.is_kept(entry, {}) and not store_rollups.is_kept(
+        entry, {"2026-03-02": {"k"}}
+    )
+    plain = store_rollups.Entry("2026-03-02", "p", "abc")
+    assert store_rollups.resolved(plain, {}) == "abc"
+    after = store_rollups.Entry("2026-03-03", "p", store_rollups.REKEYED + "abc:def")
+    assert store_rollups.resolved(after, {"2026-03-02": {"k"}, "2026-03-03": {"k"}}) == "abc"
+    assert store_rollups.resolved(after, {"2026-03-03": {"k"}}) == "def"
+
+
 def test_a_prune_killed_after_its_manifest_keeps_the_days(store, tmp_path):
     """Killed after the manifest dropped the rows, before the marks are made ``kept``: the
     marked days are kept (their rollups the record), and the next writer makes them so."""

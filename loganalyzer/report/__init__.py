@@ -129,7 +129,12 @@ def daily_report(
         tables = sections.compute(inputs)
         held = quality.store_days(con)
         index = store_rollups.load(st, con=con)  # the days whose rows were pruned
-        kept = [d for d, e in index.items() if e.source == store_rollups.KEPT]
+        have = store_rollups.row_days(
+            st.last_manifest or st.manifest(con, fields=long.MANIFEST_COLUMNS)
+        )
+        kept = [d for d, e in index.items() if store_rollups.is_kept(e, have)]
+        # logs of a pruned day ingested after the prune: their rows are counted
+        regrown = [d for d in kept if d in have]
         empty_days, quiet_hours = quality.coverage(con, ctx, sessions.server_hours(con), held)
         empty_days = quality.not_pruned(period, empty_days, kept)
     finally:
@@ -153,7 +158,8 @@ def daily_report(
         store_days=held,
         expiration_s=expires,
         vip_latency_s=latency if vip_addresses else None,
-        pruned_hours=quality.pruned_hours(period, kept),
+        pruned_hours=quality.pruned_hours(period, kept, regrown),
+        regrown_hours=quality.pruned_hours(period, regrown),
     )
     return _finish(report, redact_addresses, redact_key)
 

@@ -57,6 +57,9 @@ class DailyReport(Result):
     #: in a report from rows, in one from rollups those of UTC days cut at the zone's
     #: midnight (``2026-03-31 00:00-19:59``, in the period's zone).
     pruned_hours: list[str] = field(default_factory=list)
+    #: The hours of a report from rows of UTC days ``store prune`` removed rows of that have
+    #: rows of logs ingested after it: counted from those rows alone.
+    regrown_hours: list[str] = field(default_factory=list)
     #: The length without its limit of each list cut at ``top`` or ``limit`` rows, cut or
     #: not: taken out of its table's ``LISTED_OF`` column, or given (the lists a report from
     #: rollups leaves out).
@@ -170,6 +173,12 @@ class DailyReport(Result):
                     f"Not counted: {gone} ({self.period.tz}), whose rows `store prune` "
                     "removed. `--rollups` counts pruned days from their rollups."
                 )
+        if self.regrown_hours:
+            out.append(
+                f"Counted in part: {_hour_runs(self.regrown_hours)} ({self.period.tz}), whose "
+                "rows `store prune` removed: only the rows of logs ingested after the prune are "
+                "counted."
+            )
         if self.rows_days:
             out.append(
                 f"{len(self.rows_days):,} days counted from their rows, their rollups or "
@@ -219,6 +228,7 @@ class DailyReport(Result):
             "quiet_days": self.quiet_days,
             "rows_days": list(self.rows_days),
             "pruned_hours": list(self.pruned_hours),
+            "regrown_hours": list(self.regrown_hours),
             "left_out": list(self.left_out),
             "headline": {k: plain(v) for k, v in self.headline.items()},
             "previous": (

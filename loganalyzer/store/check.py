@@ -205,8 +205,8 @@ def _marks(manifest: Manifest, index: rollups.Index, kind: rollups.Kind) -> list
     what = NAMES[kind]
     have = rollups.row_days(manifest)
     marked = sorted(d for d, e in index.items() if e.source.startswith(rollups.PRUNING))
-    listed = [d for d in marked if d in have]
-    gone = [d for d in marked if d not in have]
+    gone = [d for d in marked if rollups.is_kept(index[d], have)]
+    listed = [d for d in marked if d not in gone]
     kept = sorted(d for d, e in index.items() if e.source == rollups.KEPT and d in have)
     out = []
     if listed:
@@ -226,7 +226,8 @@ def _marks(manifest: Manifest, index: rollups.Index, kind: rollups.Kind) -> list
             f"{what} kept (rows pruned) for {len(kept)} days that have rows in the store "
             f"(first {kept[0]}): reports of several days read the kept {what}, not those "
             "rows (logs of those days ingested after the prune, or a `store prune` of an "
-            "earlier version stopped midway)"
+            "earlier version stopped midway: `store check --repair` rebuilds the days whose "
+            "rows hold what their kept rollup counted)"
         )
     return out
 

@@ -15,7 +15,9 @@ between files, so rollups stay valid. ``store prune`` marks the rollups of the d
 rows it removes as ``kept``: they are then the only record of those days. It marks them
 ``pruning:<source>`` before its manifest drops their rows and ``kept`` after: a mark of a
 day whose rows the manifest still lists (a prune killed before its manifest) is the source
-it had, one of a day without rows is kept; ``settle`` writes that down, under the lock,
+it had, one of a day without rows is kept. The day after them, whose part was built with
+their rows, is marked ``rekeyed:<source>:<new source>`` likewise: the source it had while the
+day before has rows, the new one once it has none. ``settle`` writes that down, under the lock,
 before any writer changes the manifest (the mark alone could not tell, once the rows of
 such a day changed, whether the prune had removed them).
 
@@ -57,6 +59,10 @@ KEPT = "kept"
 #: The ``source`` prefix of a day whose rows ``store prune`` is removing, before its source:
 #: kept once the manifest no longer lists the day's rows, that source while it does.
 PRUNING = "pruning:"
+#: The ``source`` prefix of a day after those ``store prune`` is removing, before the source its
+#: part had and the one the prune gives it (``rekey``): that one once the manifest no longer
+#: lists the rows of the day before, the first while it does.
+REKEYED = "rekeyed:"
 #: The tables rollups are built from.
 SOURCES = ("tracking", "smtp")
 
@@ -378,9 +384,7 @@ def state_of(
     if entry is None:
         return "missing"
     days = row_days(manifest) if days is None else days
-    mark = entry.source
-    if mark.startswith(PRUNING):
-        mark = KEPT if day not in days else mark[len(PRUNING) :]
+    mark = resolved(entry, days)
     if mark == KEPT:
         return "kept"
     return "current" if mark == source(manifest, day, days, kind) else "stale"
@@ -388,7 +392,24 @@ def state_of(
 
 def is_kept(entry: Entry, days: dict[str, set[str]]) -> bool:
     """Whether ``entry`` is the record of a pruned day (``days``: ``row_days``)."""
-    return entry.source == KEPT or (entry.source.startswith(PRUNING) and entry.date not in days)
+    return resolved(entry, days) == KEPT
+
+
+def resolved(entry: Entry, days: dict[str, set[str]]) -> str:
+    """The source ``entry`` stands for (``days``: ``row_days``): a ``PRUNING`` mark is
+    ``KEPT`` once the manifest no longer lists the day's rows (the prune's manifest was
+    written), the source it carries while it does (the prune was stopped before); a
+    ``REKEYED`` mark is the prune's new source once the day before has no rows, the old one
+    while it has."""
+    if entry.source.startswith(REKEYED):
+        import datetime as dt
+
+        before, _, after = entry.source[len(REKEYED) :].partition(":")
+        day_before = (dt.date.fromisoformat(entry.date) - dt.timedelta(days=1)).isoformat()
+        return before if day_before in days else after
+    if not entry.source.startswith(PRUNING):
+        return entry.source
+    return KEPT if entry.date not in days else entry.source[len(PRUNING) :]
 
 
 def pruning(entry: Entry) -> None:
@@ -399,20 +420,18 @@ def pruning(entry: Entry) -> None:
 
 
 def settle(store: Store, manifest: Manifest, kind: Kind = ROLLUPS) -> list[str]:
-    """Resolve the ``PRUNING`` marks of ``kind`` against ``manifest`` (under the lock, before
-    the manifest changes): kept where the day has no rows, else the source they carry.
-    Returns the days kept."""
+    """Resolve the ``PRUNING`` and ``REKEYED`` marks of ``kind`` against ``manifest`` (under
+    the lock, before the manifest changes): what they stand for (``resolved``). Returns the
+    days kept."""
     index = load(store, kind)
-    marked = [e for e in index.values() if e.source.startswith(PRUNING)]
+    marked = [e for e in index.values() if e.source.startswith((PRUNING, REKEYED))]
     if not marked:
         return []
     days = row_days(manifest)
     kept = []
     for e in marked:
-        if e.date in days:
-            e.source = e.source[len(PRUNING) :]
-        else:
-            e.source = KEPT
+        e.source = resolved(e, days)
+        if e.source == KEPT:
             kept.append(e.date)
     save(store, index, kind)
     return kept
@@ -451,11 +470,17 @@ def commit(
 def rekey(manifest: Manifest, index: Index, valid: list[str], kind: Kind = ROLLUPS) -> None:
     """Give the days in ``valid`` the source ``manifest`` gives them: after a prune removed
     the rows of the day before them, their part, built with those rows, stays the better
-    record of them (a rebuild would no longer see what began the day before)."""
+    record of them (a rebuild would no longer see what began the day before). A changed
+    source is a ``REKEYED`` mark with the one it had: a prune stopped before its manifest
+    leaves the day as it was."""
     days = row_days(manifest)
     for day in valid:
-        if day in index and index[day].source != KEPT and not index[day].source.startswith(PRUNING):
-            index[day].source = source(manifest, day, days, kind)
+        entry = index.get(day)
+        if entry is None or entry.source == KEPT or entry.source.startswith((PRUNING, REKEYED)):
+            continue
+        new = source(manifest, day, days, kind)
+        if new != entry.source:
+            entry.source = f"{REKEYED}{entry.source}:{new}"
 
 
 def listed(store: Store, kind: Kind = ROLLUPS) -> set[str]:
