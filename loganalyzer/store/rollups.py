@@ -32,6 +32,7 @@ with the day before or after it); every function here takes one (rollups by defa
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import secrets
@@ -402,8 +403,6 @@ def resolved(entry: Entry, days: dict[str, set[str]]) -> str:
     ``REKEYED`` mark is the prune's new source once the day before has no rows, the old one
     while it has."""
     if entry.source.startswith(REKEYED):
-        import datetime as dt
-
         before, _, after = entry.source[len(REKEYED) :].partition(":")
         day_before = (dt.date.fromisoformat(entry.date) - dt.timedelta(days=1)).isoformat()
         return before if day_before in days else after
