@@ -255,7 +255,6 @@ def files_of(manifest: Manifest, days: set[str]) -> list:
 def built_from(days, kind: Kind) -> set[str]:
     """``days`` and the days their parts of ``kind`` are built from too: the day before each
     (``kind.lookback``) and the day after (``kind.lookahead``)."""
-    import datetime as dt
 
     out = set(days)
     for d in days:
@@ -279,7 +278,6 @@ def source(
     kind: Kind = ROLLUPS,
 ) -> str:
     """The digest of what ``day``'s part is built from (see the module's docstring)."""
-    import datetime as dt
 
     days = row_days(manifest) if days is None else days
     before = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
