@@ -255,7 +255,6 @@ def files_of(manifest: Manifest, days: set[str]) -> list:
 def built_from(days, kind: Kind) -> set[str]:
     """``days`` and the days their parts of ``kind`` are built from too: the day before each
     (``kind.lookback``) and the day after (``kind.lookahead``)."""
-
     out = set(days)
     for d in days:
         day = dt.date.fromisoformat(d)
@@ -278,7 +277,6 @@ def source(
     kind: Kind = ROLLUPS,
 ) -> str:
     """The digest of what ``day``'s part is built from (see the module's docstring)."""
-
     days = row_days(manifest) if days is None else days
     before = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
     after = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
