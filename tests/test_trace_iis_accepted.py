@@ -152,6 +152,10 @@ def test_relay_only_messages_list_and_filter_as_the_truth_says(tmp_path):
         m["message_id"] for m in by_rcpt["messages"]
     }
     assert sample["message_id"] in got and got <= want
+    # its Message-ID with the domain in capitals, as a tracked one is found
+    local, _, domain = sample["message_id"].rpartition("@")
+    [message] = _json(f"{local}@{domain.upper()}", "--store", store)["messages"]
+    assert message["message_id"] == sample["message_id"]
 
 
 _MIXED = """\
@@ -233,10 +237,14 @@ def test_a_relays_messages_are_listed_by_its_server_name_though_exchange_tracked
 _RELAYED_ONLY = "b.partner@example.net"
 
 
-def _relay_only_recipient_store(tmp_path: Path) -> tuple[Path, str, dict[str, str]]:
+def _relay_only_recipient_store(
+    tmp_path: Path, before_midnight: bool = False
+) -> tuple[Path, str, dict[str, str]]:
     """A store of a relay and its Exchange servers where the relay also accepted
     ``_RELAYED_ONLY`` for one message Exchange tracked (a RCPT line added to its session):
-    the store, that Message-ID and the truth's verdict of each of its other recipients."""
+    the store, that Message-ID and the truth's verdict of each of its other recipients.
+    ``before_midnight``: the relay's lines up to that message's DATA are the day before's
+    last second (Exchange logs it after midnight)."""
     logs = tmp_path / "logs"
     generate(logs, servers=2, days=1, messages=60, seed=11, relay=True)
     truth: dict[str, dict[str, str]] = defaultdict(dict)
@@ -262,6 +270,10 @@ def _relay_only_recipient_store(tmp_path: Path) -> tuple[Path, str, dict[str, st
                 lines.insert(j, " ".join(extra))
                 break
     assert mid is not None
+    if before_midnight:
+        for k in range(j + 2):
+            if not lines[k].startswith("#"):
+                lines[k] = " ".join(["2026-03-01", "23:59:58", *lines[k].split(" ")[2:]])
     log.write_text("".join(lines), "utf-8")
     _run("ingest", logs, "--store", tmp_path / "store")
     return tmp_path / "store", mid, truth[mid]
@@ -290,3 +302,18 @@ def test_a_recipient_only_the_relay_names_is_in_the_list_and_found_by_recipient(
     wider = _json("--recipient", "*@example.net", "--limit", "1000", "--store", store)
     [c] = [c for c in wider["candidates"] if c["message_id"] == mid]
     assert {v["recipient"].lower(): v["verdict"] for v in c["verdicts"]} == got
+
+
+def test_a_recipient_the_relay_accepted_before_midnight_is_in_the_trace(tmp_path):
+    # the relay's session on one day, Exchange's rows on the next: the trace read the relay's
+    # lines of the message's tracked days only, and left out the relay's hop and recipient
+    store, mid, others = _relay_only_recipient_store(tmp_path, before_midnight=True)
+    want = {**others, _RELAYED_ONLY: "last_seen"}
+    [message] = _json(mid, "--store", store)["messages"]
+    assert {r["address"].lower(): r["verdict"] for r in message["recipients"]} == want
+    assert "RELAY01" in {e["server"] for e in message["events"]}
+    by_rcpt = _json("--recipient", _RELAYED_ONLY, "--store", store)
+    [c] = by_rcpt["candidates"]
+    assert {v["recipient"].lower(): v["verdict"] for v in c["verdicts"]} == want
+    [traced] = by_rcpt["messages"]
+    assert {r["address"].lower() for r in traced["recipients"]} == set(want)

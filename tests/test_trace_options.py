@@ -115,7 +115,9 @@ def test_a_host_of_another_organisation_is_not_the_server_of_its_first_label(sto
         e["internal_message_id"] for e in m["events"] if e["server"] == "EX02" and
         e["internal_message_id"]
     )  # fmt: skip
-    for host in ("ex02.adatum.com", "EX02.adatum.com (192.0.2.9)"):
+    # ex02.com: a top-level domain alone is no domain of the organisation's, though its
+    # servers' names end in .com
+    for host in ("ex02.adatum.com", "EX02.adatum.com (192.0.2.9)", "ex02.com", "EX02.COM"):
         done = _run("trace", internal, "--server", host, "--store", store)
         assert (done.returncode, done.stdout) == (1, "")
         assert done.stderr.count("\n") == 1 and f"on {host}" in done.stderr
@@ -124,6 +126,7 @@ def test_a_host_of_another_organisation_is_not_the_server_of_its_first_label(sto
     # fabrikam.com is one of the organisation's accepted domains (mailboxes are delivered in
     # it): a host in it is the organisation's
     assert _traced(store, internal, "--server", "ex02.fabrikam.com")["messages"]
+    assert _traced(store, internal, "--server", " EX02 ")["messages"]  # pasted with spaces
 
 
 def test_pick_with_all_is_a_usage_error(store):

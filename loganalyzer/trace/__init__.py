@@ -316,33 +316,39 @@ def _server(given: str | None, servers: frozenset[str], ours: Callable[[str], bo
     whose first label is a server of the store (``ex02.contoso.com``: EX02) by that label;
     any other value as given (``ex02.fabrikam.com`` is another organisation's host: it
     matches no row, as an unknown server)."""
-    if given is None or given.strip().upper() in servers:
+    if given is None:
         return given
+    if given.strip().upper() in servers:
+        return given.strip()
     name = server_name(given)
     host = host_name(given).lower().rstrip(".")
     return name if name in servers and "." in host and ours(host) else given
 
 
 def _ours(con, st: Store, manifest, host: str) -> bool:
-    """Whether the logs make ``host`` (``ex02.contoso.com``) a host of the organisation: a
-    name its servers give themselves (a SEND row's client, a RECEIVE row's server) or in the
-    domain of one, or in a domain (or a subdomain of one) its mailboxes are delivered in.
-    One scan of the tracking rows, which stops at the first that tells."""
-    labels = host.split(".")
-    domains = [".".join(labels[i:]) for i in range(1, len(labels) - 1)] or labels[1:]
+    """Whether the logs make ``host`` (``ex02.contoso.com``) a host of the organisation: in
+    the domain of a name its servers give themselves (a SEND row's client, a RECEIVE row's
+    server) or a subdomain of it, or in a domain (or a subdomain of one) its mailboxes are
+    delivered in. One scan of the tracking rows, which stops at the first that tells."""
+    domain = host.partition(".")[2]
+    labels = domain.split(".")
+    # the domain and its parents, a top-level domain alone left out (``ex02.com`` is not in
+    # the organisation because its servers' names end in .com)
+    domains = [".".join(labels[i:]) for i in range(len(labels) - 1)]
+    own = "contains({0}, '.') and list_contains($domains, lower(substr({0}, strpos({0}, '.') + 1)))"
     point(con, st, None, manifest, tables=("tracking",))
     [(found,)] = con.sql(
-        """
+        f"""
         select exists (
             select 1 from tracking
-            where (event_id = 'SEND' and ends_with(lower(client_hostname), $own))
-               or (event_id = 'RECEIVE' and ends_with(lower(server_hostname), $own))
+            where (event_id = 'SEND' and {own.format("client_hostname")})
+               or (event_id = 'RECEIVE' and {own.format("server_hostname")})
                or (outcome = 'delivered' and list_has_any(
                        list_transform(recipient_address, lambda x: lower(split_part(x, '@', 2))),
                        $domains))
         )
         """,
-        params={"own": "." + ".".join(labels[1:]), "domains": domains},
+        params={"domains": domains},
     ).fetchall()
     return bool(found)
 

@@ -490,9 +490,10 @@ def _relay_only(q: Query) -> tuple[str, list]:
     if q.kind() == "message_id":
         # a queue ID (a DATA line without a Message-ID) in any case: it is the server's name
         # and hex digits (``0019E3517201287MAIL01``), both case-insensitive, and no lookup
-        # sketch holds it (these lines are read whole anyway)
+        # sketch holds it (these lines are read whole anyway); a Message-ID in any case too,
+        # as a tracked one is found in another case (``other_cases``)
         bare = q.value().removeprefix("<").removesuffix(">")
-        clauses.append("(k in (?, ?) or upper(queue_id) = ?)")
+        clauses.append("(lower(k) in (lower(?), lower(?)) or upper(queue_id) = ?)")
         cparams += [q.value(), bare, bare.upper()]
     if q.server:
         clauses.append("upper(server) = upper(?)")
@@ -533,11 +534,13 @@ def _relay_only(q: Query) -> tuple[str, list]:
 Dates = tuple[date, date] | None
 
 
-def _in_dates(dates: Dates, pad_after: int = 0) -> tuple[str, list]:
-    """A partition filter: rows of a message's days (and ``pad_after`` days after them)."""
+def _in_dates(dates: Dates, pad_after: int = 0, pad_before: int = 0) -> tuple[str, list]:
+    """A partition filter: rows of a message's days (and ``pad_before`` days before them,
+    ``pad_after`` days after them)."""
     if dates is None:
         return "", []
-    return " and date between ? and ?", [dates[0], dates[1] + timedelta(days=pad_after)]
+    first, last = dates[0] - timedelta(days=pad_before), dates[1] + timedelta(days=pad_after)
+    return " and date between ? and ?", [first, last]
 
 
 def other_cases(message_id: str) -> list[str]:
@@ -774,7 +777,9 @@ def smtp_rows(
         )
     if (message_ids or queue_ids) and iis:
         # IIS logs have no session ID: the session is the client's lines around its DATA
-        # line, each line with its mail transaction (``trace.relay``)
+        # line, each line with its mail transaction (``trace.relay``); a relay hands a
+        # message on before Exchange logs it: the day before too (accepted before midnight)
+        window, wparams = _in_dates(dates, pad_after=1, pad_before=1)
         named = " or ".join(
             clause
             for clause, values in (
