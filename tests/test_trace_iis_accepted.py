@@ -124,6 +124,9 @@ def test_a_queue_id_typed_in_another_case_finds_the_message(tmp_path):
         assert [r["address"] for r in message["recipients"]] == ["someone@example.com"]
     shown = _run("trace", "0019e3517201287mail01", "--store", store)
     assert "0019E3517201287MAIL01" in next(ln for ln in shown.splitlines() if "Queue ID" in ln)
+    page = tmp_path / "trace.html"
+    _run("trace", "0019e3517201287mail01", "--store", store, "--html", page)
+    assert "<title>Trace: 0019E3517201287MAIL01</title>" in page.read_text("utf-8")
 
 
 def test_relay_only_messages_list_and_filter_as_the_truth_says(tmp_path):
