@@ -127,6 +127,15 @@ def test_a_queue_id_typed_in_another_case_finds_the_message(tmp_path):
     page = tmp_path / "trace.html"
     _run("trace", "0019e3517201287mail01", "--store", store, "--html", page)
     assert "<title>Trace: 0019E3517201287MAIL01</title>" in page.read_text("utf-8")
+    done = subprocess.run(
+        [LOGANALYZER, "trace", "0019e35172012ffmail01", "--store", str(store)],
+        capture_output=True,
+        text=True,
+    )
+    assert (done.returncode, done.stderr) == (
+        1,
+        "error: No message in the store matches Message-ID or queue ID 0019e35172012ffmail01.\n",
+    )
 
 
 def test_relay_only_messages_list_and_filter_as_the_truth_says(tmp_path):

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from loganalyzer.result import Result
 from loganalyzer.times import iso
+from loganalyzer.trace.relay import is_queue_id
 
 #: How a query's ID is named in messages.
 _KINDS = {
@@ -194,6 +195,8 @@ class TraceResult(Result):
         words = []
         if q.get("text"):
             kind = _KINDS.get(q.get("kind") or "", "ID")
+            if q.get("kind") == "message_id" and is_queue_id(q["text"]):
+                kind = "Message-ID or queue ID"  # (an IIS SMTP relay's DATA line names either)
             words.append(f"{kind} {q['text']}" + (f" on {q['server']}" if q.get("server") else ""))
         elif q.get("server"):
             words.append(f"server {q['server']}")
