@@ -824,12 +824,7 @@ def store_forget(
 def store_check(
     store: StoreOpt = None,
     repair: Annotated[
-        bool,
-        typer.Option(
-            "--repair",
-            help="Remove what interrupted runs left, and rebuild from their rows the rollups "
-            "of days an earlier version's stopped prune kept (under the lock).",
-        ),
+        bool, typer.Option("--repair", help="Remove what interrupted runs left (under the lock).")
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -844,16 +839,11 @@ def store_check(
     if not st.begun():
         st.require()
     removed: list[str] = []
-    rebuilt: list[str] = []
     if repair:
-        from loganalyzer.report.rollup import repair_kept
-
         with st.lock(on_wait=_say):
             removed = st.clean()
-            if st.exists():
-                rebuilt = repair_kept(st, st.manifest())
     with status(err, "reading the parts' footers", enabled=not as_json):
-        report = {**st.check(), "removed": removed, "rebuilt": rebuilt}
+        report = {**st.check(), "removed": removed}
     if as_json:
         print_json(report)
     else:

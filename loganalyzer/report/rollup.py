@@ -30,7 +30,6 @@ from loganalyzer.report.period import Period
 from loganalyzer.report.sections import clients, tls
 from loganalyzer.store import Manifest, Store, addresses
 from loganalyzer.store import rollups as store_rollups
-from loganalyzer.store.duck import open_connection, read_parquet
 
 _HOUR = "date_trunc('hour', {col})"
 
@@ -212,50 +211,6 @@ def refresh(st: Store, manifest: Manifest, touched: set[str] | None = None) -> l
     for kind in WINDOWED:
         refresh_windowed(st, manifest, kind, touched)
     return days
-
-
-def repair_kept(st: Store, manifest: Manifest) -> list[str]:
-    """Rebuild from their rows the days a ``store prune`` of an earlier version, stopped before
-    its manifest, left kept (``store.rollups.KEPT``) with their rows in the store: their kept
-    marks of every kind dropped and ``refresh`` rebuilding them (under the lock). Only a day
-    whose rows hold at least the tracking rows its kept rollup counted: a day whose log grew
-    after a completed prune has the new lines alone, and its kept rollup stays the record of
-    the rest. Returns the days rebuilt."""
-    have = store_rollups.row_days(manifest)
-    index = store_rollups.load(st)
-    marked = sorted(d for d, e in index.items() if e.source == store_rollups.KEPT and d in have)
-    if not marked:
-        return []
-    tracking = [p for p in st.listed_parts("tracking", manifest) if "/date=" in p]
-    con = open_connection(st)
-    try:
-        whole = []
-        for d in marked:
-            kept = con.execute(
-                f"select sum(n) from {read_parquet([st.uri(index[d].part)])} where measure = ?",
-                [DAY_COUNTS[-1]],  # the day's tracking rows
-            ).fetchone()[0]
-            parts = [st.uri(p) for p in tracking if p.split("/")[1] == f"date={d}"]
-            rows = (
-                con.execute(f"select count(*) from {read_parquet(parts)}").fetchone()[0]
-                if parts
-                else 0
-            )
-            if kept is not None and rows >= kept:  # (a part without the count: cannot tell)
-                whole.append(d)
-    finally:
-        con.close()
-    if not whole:
-        return []
-    for kind in (store_rollups.ROLLUPS, *store_rollups.AGGREGATES):
-        got = store_rollups.load(st, kind)
-        dropped = [d for d in whole if d in got and got[d].source == store_rollups.KEPT]
-        for d in dropped:
-            got[d].source = ""  # out of date: rebuilt from the rows below
-        if dropped:
-            store_rollups.save(st, got, kind)
-    refresh(st, manifest, set(whole))
-    return whole
 
 
 def refresh_clients(st: Store, manifest: Manifest, touched: set[str] | None = None) -> list[str]:

@@ -226,8 +226,7 @@ def _marks(manifest: Manifest, index: rollups.Index, kind: rollups.Kind) -> list
             f"{what} kept (rows pruned) for {len(kept)} days that have rows in the store "
             f"(first {kept[0]}): reports of several days read the kept {what}, not those "
             "rows (logs of those days ingested after the prune, or a `store prune` of an "
-            "earlier version stopped midway: `store check --repair` rebuilds the days whose "
-            "rows hold what their kept rollup counted)"
+            "earlier version stopped midway: run it again with the same --before to finish it)"
         )
     return out
 

@@ -30,7 +30,6 @@ def print_check(report: dict, repaired: bool = False) -> None:
     damaged = len(report["missing"]) + len(report["unreadable"]) + len(report["row_counts"])
     left = len(report["unlisted"]) + len(report["temporary"])
     removed = report.get("removed") or []
-    rebuilt = report.get("rebuilt") or []
     if report.get("unfinished"):  # no manifest: nothing was ever committed
         typer.echo(
             f"{report['store']}: no ingest has finished in this store yet"
@@ -46,12 +45,6 @@ def print_check(report: dict, repaired: bool = False) -> None:
     typer.echo(
         f"{report['store']}: {report['files']:,} files, {report['parts']:,} parts listed"
         + (f"; removed {len(removed)} leftovers of interrupted runs" if repaired else "")
-        + (
-            f"; rebuilt from their rows the rollups of {len(rebuilt)} days a stopped prune "
-            f"had kept (first {rebuilt[0]})"
-            if rebuilt
-            else ""
-        )
         + (f"; {damaged} damaged" if damaged else "")
         + (f"; {left} leftovers of interrupted runs (--repair removes them)" if left else "")
         + ("; consistent" if report["ok"] else "")
