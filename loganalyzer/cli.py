@@ -986,4 +986,6 @@ def watch_cmd(
         # protocol keeps the store as before the round, as after a kill
         _say(CUT_SHORT)
         raise typer.Exit(1) from None
+    finally:  # the watch is over: a Ctrl-C now would only cut its exit short (code -2)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _say("watch stopped")
