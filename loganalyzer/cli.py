@@ -276,14 +276,26 @@ def trace_cmd(
     ] = None,
     store: StoreOpt = None,
     server: Annotated[
-        str | None, typer.Option(help="Server of an internal message ID: EX02 or ex02.contoso.com.")
+        str | None,
+        typer.Option(
+            help="Server of an internal message ID: EX02 or ex02.contoso.com.",
+            callback=_not_blank,
+        ),
     ] = None,
-    sender: Annotated[str | None, typer.Option(help="Sender; wildcards: *@contoso.com")] = None,
-    recipient: Annotated[str | None, typer.Option(help="A recipient; wildcards allowed.")] = None,
-    subject: Annotated[str | None, typer.Option(help="Part of the subject.")] = None,
+    sender: Annotated[
+        str | None, typer.Option(help="Sender; wildcards: *@contoso.com", callback=_not_blank)
+    ] = None,
+    recipient: Annotated[
+        str | None, typer.Option(help="A recipient; wildcards allowed.", callback=_not_blank)
+    ] = None,
+    subject: Annotated[
+        str | None, typer.Option(help="Part of the subject.", callback=_not_blank)
+    ] = None,
     since: Annotated[str | None, typer.Option(help=f"From this time: {TIME_FORMS}.")] = None,
     until: Annotated[str | None, typer.Option(help="Before this time (the same forms).")] = None,
-    event_id: Annotated[str | None, typer.Option(help="Messages with this event: FAIL...")] = None,
+    event_id: Annotated[
+        str | None, typer.Option(help="Messages with this event: FAIL...", callback=_not_blank)
+    ] = None,
     tz: Annotated[
         str, typer.Option(help="Time zone of the displayed times and of --since/--until.")
     ] = "UTC",

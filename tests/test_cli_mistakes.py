@@ -192,6 +192,11 @@ MISTAKES = [
     # empty values, queries that cannot match, addresses that are none
     ("store-empty", ["trace", "<x@y>", "--store", ""], 2, "'--store'"),
     ("ingest-server-empty", ["ingest", "{logs}", *S, "--server", ""], 2, "'--server'"),
+    ("trace-server-blank", ["trace", "4242", *S, "--server", " "], 2, "'--server'"),
+    ("trace-sender-empty", ["trace", *S, "--sender", ""], 2, "'--sender'"),
+    ("trace-recipient-empty", ["trace", *S, "--recipient", ""], 2, "'--recipient'"),
+    ("trace-subject-empty", ["trace", *S, "--subject", ""], 2, "'--subject'"),
+    ("trace-event-empty", ["trace", *S, "--event-id", ""], 2, "'--event-id'"),
     ("trace-blank-id", ["trace", "   ", *S], 2, "give a Message-ID"),
     ("trace-empty-brackets", ["trace", "<>", *S], 2, "the ID '<>'"),
     (
