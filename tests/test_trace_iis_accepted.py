@@ -168,6 +168,10 @@ def test_relay_only_messages_list_and_filter_as_the_truth_says(tmp_path):
     local, _, domain = sample["message_id"].rpartition("@")
     [message] = _json(f"{local}@{domain.upper()}", "--store", store)["messages"]
     assert message["message_id"] == sample["message_id"]
+    # no tracking rows to tell the organisation's hosts: the relay's full name is the relay
+    by_name = [_json("--server", s, "--since", "2026-03-02", "--store", store)["total"]
+               for s in ("RELAY01", "relay01.contoso.com")]  # fmt: skip
+    assert by_name[0] == by_name[1] == len(listed)
 
 
 _MIXED = """\

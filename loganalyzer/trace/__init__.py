@@ -329,7 +329,10 @@ def _ours(con, st: Store, manifest, host: str) -> bool:
     """Whether the logs make ``host`` (``ex02.contoso.com``) a host of the organisation: in
     the domain of a name its servers give themselves (a SEND row's client, a RECEIVE row's
     server) or a subdomain of it, or in a domain (or a subdomain of one) its mailboxes are
-    delivered in. One scan of the tracking rows, which stops at the first that tells."""
+    delivered in. One scan of the tracking rows, which stops at the first that tells. A
+    store without tracking rows (an IIS relay's logs alone) cannot tell: any host is."""
+    if not any(r.table == "tracking" for r in manifest.values()):
+        return True
     domain = host.partition(".")[2]
     labels = domain.split(".")
     # the domain and its parents, a top-level domain alone left out (``ex02.com`` is not in
