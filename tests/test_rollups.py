@@ -563,15 +563,22 @@ def test_a_kept_day_with_its_rows_is_named_and_a_prune_run_again_finishes_it(sto
     assert after["headline"] == before["headline"] and after["tables"] == before["tables"]
     # late logs of the pruned day, more rows than it had: its kept rollup stays its record
     one = ["report", "daily", "--store", str(st), "--date", "2026-03-02", "--rollups", "--json"]
-    pruned_day = json.loads(_run(*one).stdout)["headline"]
+    pruned = _run(*one)
+    assert json.loads(pruned.stdout)["late_days"] == [] and "Not counted: the rows" not in (
+        pruned.stderr
+    )
+    pruned_day = json.loads(pruned.stdout)["headline"]
     pruned_day.pop("still_deferred_recipients")  # (read from the rows: the late ones count)
     generate(tmp_path / "late", servers=2, days=1, messages=300, seed=9)
     assert _run("ingest", str(tmp_path / "late"), "--store", str(st)).returncode == 0
     repaired = _run("store", "check", "--store", str(st), "--repair")
     assert "kept (rows pruned) for 1 days" in repaired.stdout, repaired.stdout
     assert store_rollups.load(Store(st))["2026-03-02"] == kept
-    late_day = json.loads(_run(*one).stdout)["headline"]
-    assert {k: late_day[k] for k in pruned_day} == pruned_day
+    late = _run(*one)
+    late_day = json.loads(late.stdout)
+    assert {k: late_day["headline"][k] for k in pruned_day} == pruned_day
+    assert late_day["late_days"] == ["2026-03-02"]
+    assert "Not counted: the rows of 2026-03-02 (UTC) ingested after `store prune`" in late.stderr
 
 
 def test_a_pruned_days_log_grown_is_said_counted_in_part(store, tmp_path):

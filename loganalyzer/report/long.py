@@ -272,6 +272,7 @@ def long_report(
             period, state["kept"], [d for d in labels["current"] if d in usable]
         ),
         rows_days=sorted({d for d in from_rows if d in labels["current"]} | set(aggregated)),
+        late_days=sorted(d for d in state["kept"] if d in days and d in labels["current"]),
         lengths={name: int(headline[key]) for name, key in LEFT_OUT_LENGTHS.items()},
         left_out=sorted(LEFT_EMPTY),
     )

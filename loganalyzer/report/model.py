@@ -60,6 +60,9 @@ class DailyReport(Result):
     #: The hours of a report from rows of UTC days ``store prune`` removed rows of that have
     #: rows of logs ingested after it: counted from those rows alone.
     regrown_hours: list[str] = field(default_factory=list)
+    #: The UTC days of a report from rollups counted from the rollup ``store prune`` kept
+    #: while the store holds rows of logs of them ingested after it: those rows not counted.
+    late_days: list[str] = field(default_factory=list)
     #: The length without its limit of each list cut at ``top`` or ``limit`` rows, cut or
     #: not: taken out of its table's ``LISTED_OF`` column, or given (the lists a report from
     #: rollups leaves out).
@@ -179,6 +182,12 @@ class DailyReport(Result):
                 "rows `store prune` removed: only the rows of logs ingested after the prune are "
                 "counted."
             )
+        if self.late_days:
+            out.append(
+                f"Not counted: the rows of {', '.join(self.late_days)} (UTC) ingested after "
+                "`store prune` removed those days' rows; their kept rollups count them as they "
+                "were. `--from-rows` counts those rows alone."
+            )
         if self.rows_days:
             out.append(
                 f"{len(self.rows_days):,} days counted from their rows, their rollups or "
@@ -229,6 +238,7 @@ class DailyReport(Result):
             "rows_days": list(self.rows_days),
             "pruned_hours": list(self.pruned_hours),
             "regrown_hours": list(self.regrown_hours),
+            "late_days": list(self.late_days),
             "left_out": list(self.left_out),
             "headline": {k: plain(v) for k, v in self.headline.items()},
             "previous": (
