@@ -193,7 +193,7 @@ def test_relay_session_is_part_of_the_timeline(synth_store):
     m = trace(store, t["message_id"]).messages[0]
     relay = [e for e in m.events if e.server == "RELAY01"]
     assert {e.event_id for e in relay} == {"RECEIVE", "SEND"}
-    assert any((c.data or "").upper().startswith("FROM:") for c in relay[0].conversation)
+    assert any((c.data or "").upper().startswith("MAIL FROM:") for c in relay[0].conversation)
     assert m.missing_logs
 
 
@@ -271,7 +271,7 @@ def test_real_samples(store_dir):
     iis = trace(store_dir, "<4F5002F2.860022@web.de>").messages[0]
     [hop] = iis.events
     assert hop.server == "MEE-PDC" and hop.client == "24.118.118.106"
-    assert [c.data for c in hop.conversation][:1] == ["36A42160"]
+    assert [c.data for c in hop.conversation][:1] == ["HELO 36A42160"]
     assert [v.address for v in iis.recipients] == ["pamb@meelift.com"]
 
 

@@ -328,6 +328,12 @@ def test_a_recipient_the_relay_accepted_before_midnight_is_in_the_trace(tmp_path
     [message] = _json(mid, "--store", store)["messages"]
     assert {r["address"].lower(): r["verdict"] for r in message["recipients"]} == want
     assert "RELAY01" in {e["server"] for e in message["events"]}
+    # the relay's lines with their verbs (an IIS line logs the verb apart from its argument)
+    said = [c["data"] for e in message["events"] if e["server"] == "RELAY01"
+            for c in e["conversation"]]  # fmt: skip
+    assert said[0].startswith(("HELO ", "EHLO ")) and said[-1].startswith("QUIT"), said
+    assert any(x.startswith("MAIL FROM:<") for x in said), said
+    assert any(x == f"RCPT TO:<{_RELAYED_ONLY}>" for x in said), said
     by_rcpt = _json("--recipient", _RELAYED_ONLY, "--store", store)
     [c] = by_rcpt["candidates"]
     assert {v["recipient"].lower(): v["verdict"] for v in c["verdicts"]} == want

@@ -52,11 +52,15 @@ def _family(row: dict) -> str | None:
 
 
 def _line(r: dict) -> Line:
+    data = r.get("data")
+    if r.get("log_format") == "iis-smtp" and r.get("command"):
+        # an IIS line keeps the verb apart from its argument; an Exchange line holds both
+        data = f"{r['command']} {data}" if data else r["command"]
     return Line(
         r["date_time"],
         r.get("direction"),
         r.get("event"),
-        r.get("data"),
+        data,
         r.get("reply_code"),
         r.get("server"),
         r.get("session_id"),
