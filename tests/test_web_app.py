@@ -110,3 +110,16 @@ def test_an_uploaded_eml_is_joined_to_its_trace(store):
     empty = client.post("/headers", data={"csrf": csrf, "text": "  "})
     assert empty.status_code == 400
     assert "paste a message&#39;s headers or choose a .eml file" in empty.text
+
+
+def test_the_status_page_gives_days_without_rows_as_runs(tmp_path, monkeypatch):
+    # a server with years of gaps listed every missing date, one by one (1,243 of them)
+    generate(tmp_path / "logs", servers=1, days=6, messages=30, seed=5)
+    kept = [f for f in (tmp_path / "logs").rglob("*.LOG") if re.search(r"2026030[247]", f.name)]
+    assert ingest(kept, tmp_path / "store").exit_code == 0
+    client = TestClient(create_app(str(tmp_path / "store")), base_url=LOCAL)
+    cells = re.findall(r"<td>([^<]*days: [^<]*)</td>", client.get("/status").text)
+    assert cells and set(cells) == {"3 days: 2026-03-03, 2026-03-05 to 2026-03-06"}, cells
+    monkeypatch.setattr(web_app.data, "GAP_RUNS", 1)
+    cells = re.findall(r"<td>([^<]*days: [^<]*)</td>", client.get("/status").text)
+    assert set(cells) == {"3 days: 2026-03-03 (the first 1 of 2 runs)"}, cells

@@ -243,7 +243,9 @@ class App:
 
     async def status(self, request: Request) -> Response:
         s = await self.work(data.status, self.store)
-        return self.page("web_status.html.j2", "Store status", s=s, when=_when)
+        return self.page(
+            "web_status.html.j2", "Store status", s=s, when=_when, gap_runs=data.GAP_RUNS
+        )
 
 
 def _text(value) -> str | None:

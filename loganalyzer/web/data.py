@@ -151,6 +151,7 @@ def status(store: str) -> dict:
                 "first_day": days[0] if days else None,
                 "last_day": days[-1] if days else None,
                 "gaps": gaps,
+                "gap_runs": _runs(gaps),
             }
         )
     last = files["ingested_at"].max() if len(files) else None
@@ -162,6 +163,21 @@ def status(store: str) -> dict:
         "servers": servers,
         "formats": files.groupby("format").size().to_dict() if len(files) else {},
     }
+
+
+#: The runs of days without rows the status page lists for a server (the rest counted).
+GAP_RUNS = 20
+
+
+def _runs(days: list[dt.date]) -> list[str]:
+    """Consecutive ``days`` as runs: ``2020-04-03 to 2020-04-09`` (one day: itself)."""
+    runs: list[list[dt.date]] = []
+    for d in days:
+        if runs and d - runs[-1][1] == dt.timedelta(1):
+            runs[-1][1] = d
+        else:
+            runs.append([d, d])
+    return [f"{a}" if a == b else f"{a} to {b}" for a, b in runs]
 
 
 def days(store: str) -> list[dt.date]:
