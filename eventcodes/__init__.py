@@ -267,13 +267,15 @@ def _generic(code: str) -> Code | None:
 
 
 @cache
-def _tags() -> dict[str, Code]:
-    """Exchange's status tags (``RESOLVER.ADR.RecipNotFound``) -> the enhanced code whose
-    meaning names them (the tags are the text Exchange writes after that code)."""
-    out: dict[str, Code] = {}
+def _tags() -> dict[str, list[Code]]:
+    """Exchange's status tags (``RESOLVER.ADR.RecipNotFound``) -> the enhanced codes whose
+    meanings name them (the tags are the text Exchange writes after that code): every one,
+    as a component's tag (``STOREDRV.Deliver``) follows several codes."""
+    out: dict[str, list[Code]] = {}
     for row in _rows("enhanced-exchange"):
         for tag in _TAG_IN_TEXT.findall(row.meaning):
-            out.setdefault(tag.upper(), row)
+            if row not in out.setdefault(tag.upper(), []):
+                out[tag.upper()].append(row)
     return out
 
 
@@ -297,13 +299,17 @@ def explain_status(text: str, family: str | None = None) -> list[Code]:
             seen.add((entry.family, entry.code))
             found.append(entry)
 
-    for code in _ENHANCED_IN_TEXT.findall(text):
+    enhanced = _ENHANCED_IN_TEXT.findall(text)
+    for code in enhanced:
         try:
             add(lookup(code, family if family and family.startswith("enhanced") else None))
         except UnknownCode:
             add(_generic(code))
-    for tag in _ANY_TAG_IN_TEXT.findall(text):
-        add(_tags().get(tag.upper()))
+    # a tag alone: beside its code, the tag names another code's row (4.3.2's mentions
+    # STOREDRV.Deliver, which follows 5.3.2 too)
+    for tag in [] if enhanced else _ANY_TAG_IN_TEXT.findall(text):
+        for entry in _tags().get(tag.upper(), []):
+            add(entry)
     for code in _IMS_IN_TEXT.findall(text):
         add(_index("exchange-ims").get(code.upper()))
     for code in _REPLY_IN_TEXT.findall(text):

@@ -750,3 +750,14 @@ def test_an_exchange_status_tag_pasted_alone_is_explained():
     unknown = subprocess.run([LOGANALYZER, "codes", "RESOLVER.NOPE.Nothing"],
                              capture_output=True, text=True, timeout=120)  # fmt: skip
     assert unknown.returncode == 1 and "unknown code" in unknown.stderr
+
+
+def test_a_components_tag_gives_every_code_it_follows_and_a_reply_its_own():
+    """STOREDRV.Deliver follows 5.3.2 and is named in 4.3.2's text: pasted alone it gave
+    4.3.2 (service not available, deferred) only; a whole reply with its own code gave that
+    code and 4.3.2 besides."""
+    got = json.loads(_installed("codes", "STOREDRV.Deliver", "--json").stdout)
+    assert [(r["code"], r["outcome"]) for r in got] == [("4.3.2", "deferred"), ("5.3.2", "failed")]
+    reply = "550 5.3.2 STOREDRV.Deliver; missing or bad StoreDriver MDB properties"
+    got = json.loads(_installed("codes", reply, "--json").stdout)
+    assert [r["code"] for r in got] == ["5.3.2", "550"]
