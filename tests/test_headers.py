@@ -309,6 +309,11 @@ def test_old_ndr_through_the_installed_headers_command():
     ]
     plain = subprocess.run([exe, "headers", str(eml)], capture_output=True, text=True, timeout=120)
     assert "jdoe@example.com" in plain.stdout and "5.1.1" in plain.stdout
+    # headers without a Received line: said in a line, not an empty table of hops
+    bare = CORPUS / "headers" / "mha_ForefrontAntispam-test_value.txt"
+    plain = subprocess.run([exe, "headers", str(bare)], capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 0 and "Hops: no Received header." in plain.stdout
+    assert "Hops, oldest first" not in plain.stdout
 
 
 def test_bounce_received_through_eop_with_broken_folding():

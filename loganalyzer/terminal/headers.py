@@ -73,7 +73,10 @@ def print_headers(console: Console, result: HeaderAnalysis) -> None:
         auth.add_row(name, _t(a.result, RESULT_STYLE.get(a.result)), detail, meaning)
     console.print(auth)
 
-    console.print(_hops(result, result.hops, when, "Hops, oldest first"))
+    if result.hops:
+        console.print(_hops(result, result.hops, when, "Hops, oldest first"))
+    else:  # as the page says it (an empty table of wide columns said nothing)
+        console.print("Hops: no Received header.")
     if result.antispam:
         spam = _table("header", "field", "value", "what it means", title="Antispam")
         for f in result.antispam:
