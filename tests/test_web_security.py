@@ -253,3 +253,28 @@ def test_redaction_finds_every_form_of_address_in_text(text, hidden):
     out = redact_text(text, b"key")
     assert hidden not in out and "@" in out
     assert out == redact_text(text, b"key")  # the same hash each time
+
+
+def test_served_on_every_address_the_link_names_the_machine(store):
+    """--host 0.0.0.0 printed http://0.0.0.0:PORT/?token=..., a link that works nowhere but
+    on the machine itself; it names the machine."""
+    import os
+    import socket
+    import subprocess
+
+    from conftest import LOGANALYZER
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [LOGANALYZER, "serve", "--store", str(store), "--host", "0.0.0.0", "--port", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "LOGANALYZER_WEB_TOKEN": TOKEN},
+    )
+    try:
+        line = proc.stderr.readline()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert f"open this link once: http://{socket.getfqdn()}:{port}/?token=" in line, line
+    assert "0.0.0.0" not in line

@@ -84,7 +84,9 @@ def serve(
         # blocks read once stay cached (each worker thread keeps its cursor and views); one
         # thread per query: requests run side by side, and a small query costs less CPU
         share(duckdb.connect(config={"threads": 1}))
-    shown = f"[{host}]" if ":" in host else host
+    # every address of the machine: the link names the machine (0.0.0.0 leads nowhere elsewhere)
+    shown = socket.getfqdn() if host in ("0.0.0.0", "::") else host
+    shown = f"[{shown}]" if ":" in shown else shown
     url = f"http://{shown}:{sock.getsockname()[1]}/"
     if token:
         print(
