@@ -455,7 +455,12 @@ def synth(
     messages: Annotated[
         int, typer.Option(min=0, max=10_000_000, help="Messages per weekday.")
     ] = 1000,
-    seed: Annotated[int, typer.Option(min=0, max=2**63 - 1)] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(
+            min=0, max=2**63 - 1, help="Random seed: the same seed and options write the same logs."
+        ),
+    ] = 0,
     start: Annotated[str, typer.Option(help="First day (UTC): a date or today, -7d...")] = (
         "2026-03-02"
     ),
