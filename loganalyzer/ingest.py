@@ -7,12 +7,13 @@ import multiprocessing as mp
 import os
 import re
 import signal
+import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -628,7 +629,8 @@ def _run(tasks: list[Task], workers: int):
     before = set(mp.active_children())
     pool = _pool(workers)
     try:
-        futures = {pool.submit(run_bundle, b): b for b in todo}
+        with _ctrl_c_held():  # the submits start the workers
+            futures = {pool.submit(run_bundle, b): b for b in todo}
         for future in as_completed(futures):
             try:
                 yield future.result()
@@ -638,6 +640,24 @@ def _run(tasks: list[Task], workers: int):
         _stop(pool, before)
         raise
     pool.shutdown()
+
+
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Ctrl-C held back until the block ends, then delivered: a pool interrupted while it
+    starts a worker loses track of it (forked, it waits for work for ever; spawned, it
+    fails reading what its parent sent it). Only the main thread handles signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    handler = signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        for _ in held:
+            signal.raise_signal(signal.SIGINT)
 
 
 def _stop(pool: ProcessPoolExecutor, before: set) -> None:

@@ -411,9 +411,10 @@ def watch_parent(parent_owns_ctrl_c: bool = False) -> None:
     child: a pipe that closes, or on Windows the parent's process handle). When the parent
     handles Ctrl-C itself (``watch`` finishes its round), the worker ignores it: a terminal's
     Ctrl-C reaches every process of its group (on Windows, of its console). A forked worker
-    drops its parent's SIGTERM handler (``watch`` would have it finish a round it is not in)."""
-    if parent_owns_ctrl_c:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    drops its parent's handlers (``watch`` would have it finish a round it is not in; the
+    pool's start holds Ctrl-C back)."""
+    ctrl_c = signal.SIG_IGN if parent_owns_ctrl_c else signal.default_int_handler
+    signal.signal(signal.SIGINT, ctrl_c)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     parent = mp.parent_process()
     if parent is not None and parent.sentinel is not None:
