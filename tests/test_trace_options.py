@@ -92,12 +92,15 @@ def test_an_exact_message_id_wins_over_one_in_another_case(store):
     assert lower["query"]["as_given"] == "<TWIN1@CONTOSO.COM>"
 
 
+def _on_ex02(message: dict) -> str:
+    """The message's internal ID on EX02."""
+    return next(e["internal_message_id"] for e in message["events"]
+                if e["server"] == "EX02" and e["internal_message_id"])  # fmt: skip
+
+
 def test_server_by_its_host_name(store):
     m = _a_message(store)
-    internal = next(
-        e["internal_message_id"] for e in m["events"] if e["server"] == "EX02" and
-        e["internal_message_id"]
-    )  # fmt: skip
+    internal = _on_ex02(m)
     by_name = _traced(store, internal, "--server", "EX02")
     assert by_name["messages"] and by_name["messages"][0]["message_id"] == m["message_id"]
     for host in ("ex02.contoso.com", "EX02.Contoso.Com", "ex02"):
@@ -111,10 +114,7 @@ def test_a_host_of_another_organisation_is_not_the_server_of_its_first_label(sto
     # adatum.com is a partner's domain (no mailbox of the organisation is delivered in it,
     # no server of it names itself in it): its ex02 is not the organisation's EX02
     m = _a_message(store)
-    internal = next(
-        e["internal_message_id"] for e in m["events"] if e["server"] == "EX02" and
-        e["internal_message_id"]
-    )  # fmt: skip
+    internal = _on_ex02(m)
     # ex02.com: a top-level domain alone is no domain of the organisation's, though its
     # servers' names end in .com
     for host in ("ex02.adatum.com", "EX02.adatum.com (192.0.2.9)", "ex02.com", "EX02.COM"):

@@ -275,6 +275,12 @@ def _wanted(q: Query, fate: dict) -> bool:
     return fate["verdict"] == q.verdict and matches(q.recipient, fate["recipient"])
 
 
+def _around(firsts: list) -> tuple[date, date]:
+    """The days a message's rows are read from: those of its first times, a day before
+    (a relay hands it on before Exchange logs it) and two after (its deliveries)."""
+    return min(firsts).date() - timedelta(days=1), max(firsts).date() + timedelta(days=2)
+
+
 def recipient_verdicts(
     con: duckdb.DuckDBPyConnection, ids: list[str], firsts: list, relay: bool = True
 ) -> dict[str, list[dict]]:
@@ -286,7 +292,7 @@ def recipient_verdicts(
     (``relay_recipients``), ``RELAY_VERDICT``."""
     if not ids:
         return {}
-    days = min(firsts).date() - timedelta(days=1), max(firsts).date() + timedelta(days=2)
+    days = _around(firsts)
     body = messages_sql("_rows").strip().removeprefix("with ")
     found = con.sql(
         "select message_id, recipients, received_at, first_seen from ("
@@ -321,7 +327,7 @@ def relay_recipients(
     them; from the lines of the messages' days (a day before, two after)."""
     if not ids:
         return {}
-    days = min(firsts).date() - timedelta(days=1), max(firsts).date() + timedelta(days=2)
+    days = _around(firsts)
     window = "date between $a and $b"
     # the client's lines around each DATA line naming a message (as ``smtp_rows``), each
     # once: ``accepted`` cuts them into transactions
@@ -379,7 +385,7 @@ def _summaries(
     from the address index's ``message`` rows of their days, where it covers them all)."""
     if not keys:
         return {}
-    days = min(firsts).date() - timedelta(days=1), max(firsts).date() + timedelta(days=2)
+    days = _around(firsts)
     source = index.source() if index is not None else None
     if source and not [d for d in index.rows if days[0].isoformat() <= d <= days[1].isoformat()]:
         found = con.sql(
