@@ -44,6 +44,7 @@ __all__ = [
     "explain_status",
     "lookup",
     "reply_class",
+    "standard",
     "table",
 ]
 
@@ -348,9 +349,10 @@ def reply_class(text: str) -> tuple[str, str] | None:
     return code, word
 
 
-def _standard(entry: Code) -> Code | None:
-    """The registry's (RFC 3463) entry for a concrete code Exchange gives its own meaning, when
-    the registry lists its detail."""
+def standard(entry: Code) -> Code | None:
+    """The registry's (RFC 3463) entry for ``entry``, a concrete code with Exchange's meaning:
+    what servers other than Exchange mean by it. None for any other entry, or when the
+    registry does not list the code's detail."""
     if entry.family != "enhanced-exchange" or not _ENHANCED.match(entry.code):
         return None
     return _find(entry.code, "enhanced-iana")
@@ -378,8 +380,8 @@ def explain(text: object, family: str | None = None) -> list[Code]:
         found = explain_status(str(text))
     out: list[Code] = []
     for entry in found:
-        standard = _standard(entry)
-        out += [entry] if standard is None or standard in found else [entry, standard]
+        std = standard(entry)
+        out += [entry] if std is None or std in found else [entry, std]
     return out
 
 
@@ -410,7 +412,7 @@ def _notes(found: list[Code]) -> tuple[str, ...]:
     """Which of ``found`` is Exchange's meaning and which the standard's; which tag decides."""
     out = []
     for entry, after in zip(found, found[1:], strict=False):
-        if after == _standard(entry):
+        if after == standard(entry):
             out.append(
                 f"{entry.code}: Exchange's meaning first (enhanced-exchange), then the standard"
                 " RFC 3463 meaning (enhanced-iana), which other servers (Postfix, Gmail) use."
