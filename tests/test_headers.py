@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from datetime import UTC, datetime
 
 import pytest
@@ -719,3 +721,51 @@ def test_a_bounce_exchange_did_not_write_explains_its_code_by_the_standard_meani
     # Exchange's own NDR keeps Exchange's meaning first
     b = bounce(CORPUS / "headers" / "sisimai_lhost-exchange2007-01.txt")
     assert (b["status"], b["codes"][0]["family"]) == ("5.1.1", "enhanced-exchange")
+
+
+SHAPES = {
+    # Received line (newest first in the file) -> the hop's "from" as shown
+    "from mail.example.com (mail.example.com [203.0.113.5]) by mx.contoso.com (Postfix) with "
+    "ESMTPS id 4ABC; Mon, 2 Mar 2026 10:00:05 +0000": "mail.example.com [203.0.113.5]",
+    "from [203.0.113.6] (helo=x) by relay.example.com with esmtp (Exim 4.96) id 1abc; "
+    "Mon, 2 Mar 2026 10:00:04 +0000": "x [203.0.113.6]",
+    "from unknown (HELO y) (203.0.113.7) by qmail.example.com with SMTP; "
+    "Mon, 2 Mar 2026 10:00:03 +0000": "unknown [203.0.113.7] (HELO y)",
+    "from mail-ua0-f171.google.com (209.85.217.171) by EX01.contoso.com (10.0.0.1) with "
+    "Microsoft SMTP Server id 15.1.2; Mon, 2 Mar 2026 10:00:02 +0000": (
+        "mail-ua0-f171.google.com [209.85.217.171]"
+    ),
+    "from helo.example.net (rdns.example.net. [198.51.100.7]) by mx.google.com with ESMTPS "
+    "id abc.123; Mon, 02 Mar 2026 10:00:01 +0000": (
+        "rdns.example.net [198.51.100.7] (HELO helo.example.net)"
+    ),
+    "from AS9PR06CA0123.eurprd06.prod.outlook.com (2603:10a6:20b:4f6::27) by "
+    "DB9PR04MB8123.eurprd04.prod.outlook.com (2603:10a6:10:2c1::9) with Microsoft SMTP Server "
+    "id 15.20.1; Mon, 2 Mar 2026 10:00:00 +0000": (
+        "AS9PR06CA0123.eurprd06.prod.outlook.com [2603:10a6:20b:4f6::27]"
+    ),
+}
+
+
+def test_each_hop_shows_its_host_and_ip_once_through_the_installed_command(tmp_path):
+    eml = tmp_path / "shapes.eml"
+    received = "".join(f"Received: {line}\n" for line in SHAPES)
+    eml.write_text(received + "Subject: hi\nMessage-ID: <s@example.com>\n\nbody\n")
+    env = {**os.environ, "COLUMNS": "300"}
+    env.pop("LOGANALYZER_STORE", None)
+    page = tmp_path / "h.html"
+    done = subprocess.run(
+        [LOGANALYZER, "headers", str(eml), "--html", str(page)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    cells = re.findall(r"│ \d +│[^│]*│[^│]*│ ([^│]*?) *│", done.stdout)
+    assert cells == list(reversed(SHAPES.values()))
+    html = page.read_text()
+    rows = [re.sub(r"<[^>]+>|\s+", " ", r) for r in re.findall(r"<tr class.*?</tr>", html, re.S)]
+    for row, shown in zip(rows, reversed(SHAPES.values()), strict=True):
+        ip = shown.split("[")[1].split("]")[0]
+        assert row.count(ip) == 1, row

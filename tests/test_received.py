@@ -79,7 +79,7 @@ def test_where_the_date_starts(value, expected):
 def _hop(**fields) -> dict:
     empty = dict.fromkeys(
         "from_name from_ip by protocol tls id date_time delay_s by_ip via for since_first_s"
-        " date".split()
+        " date from_helo from_rdns".split()
     )
     return {**empty, "clock_skew": False, "tz_assumed": False, **fields}
 
@@ -107,6 +107,8 @@ EXIM = (
             _hop(
                 from_name="mail.fabrikam.com",
                 from_ip="2001:db8::25",
+                from_helo="mail.fabrikam.com",
+                from_rdns="mail.fabrikam.com",
                 by="EX01.contoso.com",
                 by_ip="10.0.0.1",
                 protocol="Microsoft SMTP Server",
@@ -126,6 +128,7 @@ EXIM = (
             _hop(
                 from_name="x",
                 from_ip="2001:db8::7",
+                from_helo="x",  # "1.2.3.4" before the literal is no reverse name
                 by="<X1.contoso.com>",  # only for and id lose their angle brackets
                 by_ip="fe80::1%14",
                 protocol="ESMTPS",
@@ -145,6 +148,7 @@ EXIM = (
             _hop(
                 from_name="mail.example.org",
                 from_ip="192.0.2.7",
+                from_helo="mail.example.org",
                 by="mx.example.net",
                 protocol="esmtpsa",
                 tls={"version": "TLS1.3", "cipher": "TLS_AES_256_GCM_SHA384"},
@@ -159,6 +163,7 @@ EXIM = (
             _hop(
                 from_name="[192.0.2.7]",
                 from_ip="192.0.2.7",
+                from_helo="[192.0.2.7]",
                 by="mx",
                 protocol="esmtp",
                 tls={"version": "TLS1_3", "cipher": None},
@@ -216,3 +221,56 @@ def test_delays_and_clock_skew_of_a_chain():
     assert _chain(f"{day}00 +0000", f"{day}00 +0000")[1] == (0.0, 0.0, False)
     assert _chain(f"{day}00.0 +0000", f"{day}00.5 +0000")[1] == (0.5, 0.5, False)
     assert _chain(f"{day}00 +0000", f"{day}00.1234 +0000")[1] == (0.123, 0.123, False)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        # Postfix: HELO name, then (reverse name [IP]); the same name is said once
+        (
+            "from mail.example.com (mail.example.com [203.0.113.5]) by mx",
+            "mail.example.com [203.0.113.5]",
+        ),
+        # Gmail: the reverse name with its root dot, differing from the HELO name
+        (
+            "from helo.example.net (rdns.example.net. [198.51.100.7]) by mx.google.com",
+            "rdns.example.net [198.51.100.7] (HELO helo.example.net)",
+        ),
+        # Postfix, no reverse name: the literal HELO is the IP
+        ("from [198.51.100.40] (unknown [198.51.100.40]) by mx", "unknown [198.51.100.40]"),
+        # Exim: no reverse name, the HELO labelled in a comment
+        ("from [203.0.113.5] (helo=x) by relay with esmtp", "x [203.0.113.5]"),
+        (
+            "from rdns.example.org ([203.0.113.5] helo=x) by relay",
+            "rdns.example.org [203.0.113.5] (HELO x)",
+        ),
+        # qmail
+        ("from unknown (HELO x) (203.0.113.5) by q with SMTP", "unknown [203.0.113.5] (HELO x)"),
+        # Exchange and Exchange Online: HELO name (IP)
+        (
+            "from mail-ua0-f171.google.com (209.85.217.171) by EX01",
+            "mail-ua0-f171.google.com [209.85.217.171]",
+        ),
+        (
+            "from A.prod.outlook.com (2603:10a6:20b:4f6::27) by B",
+            "A.prod.outlook.com [2603:10a6:20b:4f6::27]",
+        ),
+        (
+            "from mail.example.com ([192.0.2.25]) by mail.contoso.com",
+            "mail.example.com [192.0.2.25]",
+        ),
+        ("from X.PROD.OUTLOOK.COM ([fe80::1%14]) by X", "X.PROD.OUTLOOK.COM [fe80::1%14]"),
+        # a literal HELO that is not the connecting IP is kept, as the HELO
+        (
+            "from [10.233.168.165] ([186.2.138.141]) by smtp",
+            "[186.2.138.141] (HELO [10.233.168.165])",
+        ),
+        ("from [IPv6:2001:db8::5] (x [IPv6:2001:db8::5]) by mx", "x [2001:db8::5]"),
+        ("from 203.0.113.5 (203.0.113.5) by mx", "[203.0.113.5]"),
+        ("from [203.0.113.5] by mx", "[203.0.113.5]"),
+        ("from AM0.eop.outlook.com by B", "AM0.eop.outlook.com"),
+        ("by mx with SMTP", ""),
+    ],
+)
+def test_the_sending_host_shows_each_name_and_ip_once(value, shown):
+    assert parse_received(value + "; Mon, 2 Mar 2026 10:00:00 +0000").sender_text == shown

@@ -4,6 +4,7 @@ its CSRF token; bodies past the limit get 413; every response carries the strict
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import threading
@@ -11,6 +12,7 @@ import time
 
 import httpx
 import pytest
+from logfiles import row, write_log
 from webserver import free_port, run, serving
 
 from loganalyzer.ingest import ingest
@@ -253,6 +255,88 @@ def test_redaction_finds_every_form_of_address_in_text(text, hidden):
     out = redact_text(text, b"key")
     assert hidden not in out and "@" in out
     assert out == redact_text(text, b"key")  # the same hash each time
+
+
+PROTOCOL_HEADER = (
+    "#Software: Microsoft Exchange Server\r\n#Version: 15.0.0.0\r\n"
+    "#Log-type: SMTP Receive Protocol Log\r\n#Date: 2026-03-02T10:00:00.000Z\r\n"
+    "#Fields: date-time,connector-id,session-id,sequence-number,local-endpoint,"
+    "remote-endpoint,event,data,context\r\n"
+)
+#: Paths no address pattern reads: each must still be hidden, wherever a line repeats it.
+MALFORMED = ["a<svg onload=x>@b", '"odd name"@example.com', "jane doe@example.com", "no-at-all"]
+
+
+def _conversation_store(tmp_path):
+    """One message received over SMTP whose protocol log gives malformed paths."""
+    said = [(">", "220 EX02 Microsoft ESMTP MAIL Service ready"), ("<", "EHLO EX01.contoso.com")]
+    said += [("<", f"MAIL FROM:<{MALFORMED[0]}> SIZE=7001")]
+    said += [(">", f"250 2.1.0 <{MALFORMED[0]}>... Sender OK")]
+    for path in MALFORMED[1:]:
+        said += [("<", f"RCPT TO:<{path}>"), (">", f"550 5.1.1 <{path}>: Recipient rejected")]
+    said += [("<", "RCPT TO:unbracketed name@example.com NOTIFY=NEVER")]
+    said += [("<", "RCPT TO:<bob@contoso.com>"), (">", "250 2.1.5 Recipient OK")]
+    lines = "".join(
+        f"2026-03-02T10:00:00.{j:03d}Z,EX02\\Default EX02,08DA9A4C1D2E0001,{j},10.0.0.6:25,"
+        f"10.0.0.5:1234,{way},{_csv_field(text)},\r\n"
+        for j, (way, text) in enumerate(said)
+    )
+    proto = tmp_path / "EX02" / "ProtocolLog" / "SmtpReceive" / "RECV2026030210-1.LOG"
+    proto.parent.mkdir(parents=True)
+    proto.write_text(PROTOCOL_HEADER + lines, encoding="utf-8")
+    write_log(tmp_path / "EX02" / "MSGTRK2026030210-1.LOG", [row(1)])
+    assert ingest([tmp_path / "EX02"], tmp_path / "store").exit_code == 0
+    return tmp_path / "store"
+
+
+def _csv_field(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"' if re.search(r'[",]', value) else value
+
+
+def test_redact_hides_malformed_paths_in_the_smtp_conversation(tmp_path):
+    """A path no address pattern reads was shown as written (escaped) on the trace page."""
+    store = _conversation_store(tmp_path)
+    with serving(store, env=NO_TOKEN) as url:
+        plain = html.unescape(httpx.get(url + "/trace", params={"id": "<msg1@contoso.com>"}).text)
+    with serving(store, "--redact", env=NO_TOKEN) as url:
+        page = httpx.get(url + "/trace", params={"id": "<msg1@contoso.com>"}).text
+    shown = html.unescape(page)
+    assert "RCPT TO:" in shown and "Recipient rejected" in shown  # the conversation is there
+    for gone in [*MALFORMED, "svg onload", "odd name", "jane", "unbracketed"]:
+        assert gone in plain, gone  # what redaction must hide
+        assert gone not in shown and html.escape(gone) not in page, gone
+    # a path keeps its hash wherever it is repeated: the reply echoes the command's
+    sender = re.search(r"MAIL FROM:<([0-9a-f]{10}@b)> SIZE=7001", shown)
+    assert sender and f"250 2.1.0 <{sender[1]}>... Sender OK" in shown
+
+
+@pytest.mark.parametrize(
+    ("text", "said", "shown"),
+    [
+        # a malformed path: hashed whole, a real domain kept
+        ("MAIL FROM:<a<svg onload=x>@b> SIZE=1", (), r"MAIL FROM:<[0-9a-f]{10}@b> SIZE=1"),
+        ("RCPT TO:<tom@[bad literal]>", (), r"RCPT TO:<[0-9a-f]{10}>"),
+        ("RCPT TO:<>", (), r"RCPT TO:<>"),
+        ("MAIL +FROM:<jane doe@x.example>", (), r"MAIL \+FROM:<[0-9a-f]{10}@x.example>"),
+        (
+            "RCPT TO:<b@x.example> ORCPT=rfc822;bob@x.example",
+            (),
+            r"RCPT TO:<[0-9a-f]{10}@x.example> ORCPT=rfc822;[0-9a-f]{10}@x.example",
+        ),
+        # an echoed path without "@" is known from the command; a longer address is not cut
+        ("550 5.1.1 <no-at-all>: unknown", ("no-at-all",), r"550 5.1.1 <[0-9a-f]{10}>: unknown"),
+        (
+            "550 5.1.1 bob@x.example unknown",
+            ("b@x.example",),
+            r"550 5.1.1 [0-9a-f]{10}@x.example unknown",
+        ),
+    ],
+)
+def test_redaction_hides_a_path_whatever_its_shape(text, said, shown):
+    from loganalyzer.report.redact import redact_text
+
+    out = redact_text(text, b"key", frozenset(said))
+    assert re.fullmatch(shown, out), out
 
 
 def test_served_on_every_address_the_link_names_the_machine(store):

@@ -98,8 +98,7 @@ class HeaderAnalysis(Result):
         chains = [("original-header", self.original.hops)] if self.original else []
         for source, hops in [*chains, ("header", self.hops)]:
             for h in hops:
-                ip = f"({h.from_ip})" if h.from_ip else ""
-                sender = " ".join(x for x in (h.from_name, ip) if x)
+                sender = h.sender_text
                 out.append(
                     TimelineEntry(
                         h.date_time,

@@ -37,13 +37,17 @@ _POSTFIX_TLS = re.compile(r"\busing (TLSv?[\d.]+) with cipher ([A-Za-z0-9_-]+)",
 _EXIM_TLS = re.compile(r"\((TLS ?v?1\.\d)\)\s+tls\s+([A-Za-z0-9_-]+)", re.IGNORECASE)
 _TLS_WORD = re.compile(r"\(TLS\)|over TLS secured channel|\bSTARTTLS\b", re.IGNORECASE)
 _BRACKETED = re.compile(r"\[([^\]]+)\]")
+#: Exim ``(helo=x)``, qmail ``(HELO x)``: the client's greeting, labelled in a comment.
+_HELO_LABEL = re.compile(r"\b[EH]ELO(?:=|\s+)([^\s()\[\]]+(?:\[[^\]]*\])?)", re.IGNORECASE)
+#: RFC 5321 TCP-info ``(Domain address-literal)``: the reverse name before the literal.
+_TCP_INFO_NAME = re.compile(r"^\(\s*([^\s()\[\]=]+)\s+\[")
 
 
 @dataclass
 class Hop:
     """One ``Received:`` header: who handed the message to whom, how and when."""
 
-    from_name: str | None
+    from_name: str | None  # the first word of the from clause, as written
     from_ip: str | None
     by: str | None
     by_ip: str | None
@@ -59,6 +63,27 @@ class Hop:
     since_first_s: float | None = None
     clock_skew: bool = False  # stamped earlier than the hop before it, beyond rounding
     raw: str = ""
+    from_helo: str | None = None  # the name the client greeted with (HELO/EHLO)
+    from_rdns: str | None = None  # the receiver's reverse lookup of from_ip ("unknown": none)
+
+    def sender(self) -> tuple[str | None, str | None, str | None]:
+        """(name, IP, HELO) of the sending host, each shown once: the reverse name (else the
+        HELO name), the IP, and the HELO name only when it says something the others do not."""
+        ip = _same(self.from_ip)
+        name = self.from_rdns
+        if name is None and self.from_helo and _same(self.from_helo) != ip:
+            name = None if _ip(self.from_helo) else self.from_helo
+        helo = self.from_helo
+        if helo and _same(helo) in {ip, _same(name)}:
+            helo = None
+        return name, self.from_ip, helo
+
+    @property
+    def sender_text(self) -> str:
+        """The sending host in one line: ``name [IP] (HELO x)``; empty when nothing says."""
+        name, ip, helo = self.sender()
+        parts = [name, f"[{ip}]" if ip else None, f"(HELO {helo})" if helo else None]
+        return " ".join(p for p in parts if p)
 
     @property
     def whole_seconds(self) -> bool:
@@ -83,7 +108,17 @@ class Hop:
             "date": self.date_text,
             "tz_assumed": self.tz_assumed,
             "raw": self.raw,
+            "from_helo": self.from_helo,
+            "from_rdns": self.from_rdns,
         }
+
+
+def _same(name: str | None) -> str | None:
+    """``name`` as compared: no brackets, IPv6: prefix or root dot, lower case."""
+    if not name:
+        return None
+    bare = name.strip("[]").removeprefix("IPv6:").removeprefix("ipv6:").rstrip(".").lower()
+    return bare or None
 
 
 def parse_date(text: str | None) -> tuple[datetime | None, bool]:
@@ -231,6 +266,7 @@ def parse_received(value: str) -> Hop:
         comments = " ".join(t for t in toks if t.startswith("("))
         return _ip(comments) or (_ip(toks[0]) if toks and toks[0].startswith("[") else None)
 
+    helo, rdns = _greeting(first("from"), parts.get("from") or [])
     when, assumed = parse_date(date_text)
     protocol = joined("with")
     if protocol and _EXIM_TLS.search(clauses):  # Exim's "tls CIPHER" is no protocol word
@@ -249,7 +285,25 @@ def parse_received(value: str) -> Hop:
         date_text=date_text,
         tz_assumed=assumed,
         raw=raw,
+        from_helo=helo,
+        from_rdns=rdns,
     )
+
+
+def _greeting(word: str | None, toks: list[str]) -> tuple[str | None, str | None]:
+    """(HELO name, reverse name) of a from clause. RFC 5321 writes ``from HELO (rdns [IP])``;
+    Exim and qmail write ``from rdns ([IP] helo=HELO)`` / ``from rdns (HELO x) (IP)``."""
+    comments = [t for t in toks if t.startswith("(")]
+    for c in comments:
+        m = _HELO_LABEL.search(c)
+        if m:
+            rdns = None if word is None or _ip(word) else word.rstrip(".")
+            return m[1], rdns
+    for c in comments:
+        m = _TCP_INFO_NAME.match(c)
+        if m and not _ip(m[1]):
+            return word, m[1].rstrip(".")
+    return word, None
 
 
 def _tls(text: str, protocol: str | None) -> dict | None:

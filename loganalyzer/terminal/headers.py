@@ -108,7 +108,7 @@ def _hops(result: HeaderAnalysis, hops, when, title: str | Text) -> Table:
             str(i),
             _t(when(h.date_time) or h.date_text or "no date"),
             delay,
-            _t(" ".join(x for x in (h.from_name, f"[{h.from_ip}]" if h.from_ip else "") if x)),
+            _t(h.sender_text),
             _t(by),
             _t((h.protocol or "") + (f"\nid {h.id}" if h.id else "")),
             _t(tls),

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from loganalyzer.read.store import Store
-from loganalyzer.report.redact import HIDDEN, pseudonym, redact_text
+from loganalyzer.report.redact import HIDDEN, pseudonym, redact_conversation, redact_text
 from loganalyzer.store import cache
 from loganalyzer.trace import trace
 
@@ -235,6 +235,13 @@ def redact_value(name: str, value, key: bytes):
         return value
     if name == "subject":
         return HIDDEN
+    if name == "conversation" and isinstance(value, list):
+        # a line's text is redacted knowing the paths the whole conversation gave
+        said = redact_conversation([getattr(x, "data", None) for x in value], key)
+        for line, text in zip(value, said, strict=True):
+            redact_value("line", line, key)
+            line.data = text
+        return value
     if isinstance(value, str):
         if name not in _ADDRESSES or "@" not in value:
             return redact_text(value, key)
