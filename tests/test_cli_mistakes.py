@@ -71,20 +71,55 @@ SYNTH = ["synth", "--out", "{root}/synth-new"]
 #: (id, arguments, exit code, what the one line on stderr names)
 MISTAKES = [
     # paths that are not stores: missing, misspelt, a file, a folder of logs
-    ("trace-missing-store", ["trace", "<x@y>", "--store", "{missing}"], 2, "{missing} is not a"),
+    (
+        "trace-missing-store",
+        ["trace", "<x@y>", "--store", "{missing}"],
+        2,
+        "{missing}: no such folder",
+    ),
     ("trace-filter-missing", ["trace", "--sender", "*", "--store", "{missing}"], 2, "{missing}"),
-    ("trace-misspelt-store", ["trace", "<x@y>", "--store", "{store}e"], 2, "{store}e is not a"),
+    (
+        "trace-misspelt-store",
+        ["trace", "<x@y>", "--store", "{store}e"],
+        2,
+        "{store}e: no such folder",
+    ),
     ("trace-logs-as-store", ["trace", "<x@y>", "--store", "{logs}"], 2, "{logs} is not a"),
-    ("sql-missing-store", ["sql", "select 1", "--store", "{missing}"], 2, "{missing} is not a"),
-    ("sql-file-as-store", ["sql", "select 1", "--store", "{pdf}"], 2, "{pdf} is not a"),
-    ("report-missing-store", ["report", "daily", "--store", "{missing}"], 2, "{missing} is not"),
-    ("report-file-as-store", ["report", "daily", "--store", "{pdf}"], 2, "{pdf} is not a"),
-    ("headers-missing-store", ["headers", "{eml}", "--store", "{missing}"], 2, "{missing} is not"),
-    ("headers-file-as-store", ["headers", "{eml}", "--store", "{pdf}"], 2, "{pdf} is not a"),
-    ("check-missing-store", ["store", "check", "--store", "{missing}"], 2, "{missing} is not a"),
-    ("check-file-as-store", ["store", "check", "--store", "{pdf}"], 2, "{pdf} is not a"),
-    ("compact-missing", ["store", "compact", "--store", "{missing}"], 2, "{missing} is not a"),
-    ("compact-file-as-store", ["store", "compact", "--store", "{pdf}"], 2, "{pdf} is not a"),
+    (
+        "sql-missing-store",
+        ["sql", "select 1", "--store", "{missing}"],
+        2,
+        "{missing}: no such folder",
+    ),
+    ("sql-file-as-store", ["sql", "select 1", "--store", "{pdf}"], 2, "{pdf} is a file"),
+    (
+        "report-missing-store",
+        ["report", "daily", "--store", "{missing}"],
+        2,
+        "{missing}: no such folder",
+    ),
+    ("report-file-as-store", ["report", "daily", "--store", "{pdf}"], 2, "{pdf} is a file"),
+    (
+        "headers-missing-store",
+        ["headers", "{eml}", "--store", "{missing}"],
+        2,
+        "{missing}: no such folder",
+    ),
+    ("headers-file-as-store", ["headers", "{eml}", "--store", "{pdf}"], 2, "{pdf} is a file"),
+    (
+        "check-missing-store",
+        ["store", "check", "--store", "{missing}"],
+        2,
+        "{missing}: no such folder",
+    ),
+    ("check-file-as-store", ["store", "check", "--store", "{pdf}"], 2, "{pdf} is a file"),
+    (
+        "compact-missing",
+        ["store", "compact", "--store", "{missing}"],
+        2,
+        "{missing}: no such folder",
+    ),
+    ("compact-file-as-store", ["store", "compact", "--store", "{pdf}"], 2, "{pdf} is a file"),
     # inputs that hold no log, and paths that are not there
     ("ingest-pdf", ["ingest", "{pdf}", "--store", "{root}/new1"], 2, "{pdf}: not a log"),
     ("ingest-binary", ["ingest", "{bin}", "--store", "{root}/new2"], 2, "{bin}"),
@@ -298,7 +333,19 @@ def test_a_misspelt_store_is_not_an_empty_store(world, tmp_path):
         cwd=tmp_path,
     )
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr == f"error: {tmp_path / 'typo'} is not a loganalyzer store (no manifest)\n"
+    assert done.stderr == (
+        f"error: {tmp_path / 'typo'}: no such folder: give a store's folder (--store or "
+        "$LOGANALYZER_STORE)\n"
+    )
+    # a folder that holds no store, and a file
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    for path, said in (
+        ("logs", "is not a loganalyzer store (no manifest)"),
+        ("notes.txt", "is a file"),
+    ):
+        done = run("trace", "<x@y>", "--store", str(tmp_path / path), cwd=tmp_path)
+        assert done.returncode == 2 and done.stderr.startswith(f"error: {tmp_path / path} {said}")
 
 
 def test_ingest_of_a_pdf_leaves_no_store(world, tmp_path):
@@ -337,7 +384,8 @@ def test_debug_shows_the_traceback(world):
     assert done.returncode == 2 and "Traceback" in done.stderr and "NotAStore" in done.stderr
     assert (
         done.stderr.splitlines()[-1]
-        == f"error: {world['missing']} is not a loganalyzer store (no manifest)"
+        == f"error: {world['missing']}: no such folder: give a store's folder (--store or "
+        "$LOGANALYZER_STORE)"
     )
 
 
@@ -360,7 +408,7 @@ def test_an_unexpected_error_is_one_line_unless_debug(cli, monkeypatch, world):
 
 
 def test_the_library_refuses_a_path_that_is_not_a_store(world):
-    with pytest.raises(NotAStore, match="is not a loganalyzer store"):
+    with pytest.raises(NotAStore, match="no such folder"):
         la.Store(world["missing"]).sql("select 1")
     with pytest.raises(NotAStore):
         la.trace(world["missing"], "<x@y>")

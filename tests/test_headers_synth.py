@@ -172,7 +172,7 @@ def test_cli_json_html_and_text_with_store(cli, synth, tmp_path):
     assert "Trace from the logs" in html and "<svg" in html and "<script" not in html
     missing = cli("headers", str(eml), "--store", str(tmp_path / "empty-store"), "--json")
     assert missing.exit_code == 2 and missing.stdout == ""  # no such store: refused
-    assert "empty-store is not a loganalyzer store (no manifest)" in missing.stderr
+    assert "empty-store: no such folder: give a store's folder" in missing.stderr
     # a store without this message: the headers are still the result, with no trace
     other = tmp_path / "other-store"
     write_log(tmp_path / "logs" / "EX01" / "MSGTRK2026030210-1.LOG", [row(1)])

@@ -133,7 +133,7 @@ def test_a_first_ingest_killed_before_its_first_commit_is_checked_and_repaired(l
     # a folder no ingest ever wrote to is still no store
     other = run("store", "check", "-s", str(tmp_path / "typo"))
     assert other.returncode == 2
-    assert "is not a loganalyzer store" in other.stderr
+    assert "typo: no such folder" in other.stderr
     # and the next ingest makes the whole store
     assert _start(logs, store).wait(120) == 0
     assert len(rows_of(store)) == FILES * ROWS

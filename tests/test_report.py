@@ -535,7 +535,7 @@ def test_cli_errors(cli, synth, args, message):
 
 def test_not_a_store(cli, tmp_path):
     out = cli("report", "daily", "--store", tmp_path / "nothing", "--date", DAY)
-    assert out.exit_code == 2 and "not a loganalyzer store" in " ".join(out.stderr.split())
+    assert out.exit_code == 2 and "nothing: no such folder" in " ".join(out.stderr.split())
 
 
 def _loganalyzer(*args, cwd=None) -> subprocess.CompletedProcess:

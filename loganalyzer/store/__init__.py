@@ -123,6 +123,12 @@ class Store:
                     f"{self.root}: no ingest has finished in this store yet (ingest the logs "
                     "again; `loganalyzer store check --repair` removes what a stopped one left)"
                 )
+            if self.loc.local and not os.path.isdir(self.loc.root):  # a misspelt path
+                what = "is a file" if os.path.exists(self.loc.root) else ": no such folder"
+                raise NotAStore(
+                    f"{self.root}{' ' * (what[0] != ':')}{what}: give a store's folder "
+                    "(--store or $LOGANALYZER_STORE)"
+                )
             raise NotAStore(f"{self.root} is not a loganalyzer store (no manifest)")
         return self
 
