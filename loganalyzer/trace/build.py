@@ -14,7 +14,7 @@ from loganalyzer.fate import (
     NO_VERDICT,
     REDIRECTS,
     SETTLES,
-    server_name,
+    next_hop,
     step_rank,
 )
 from loganalyzer.pages import display_subject
@@ -346,13 +346,11 @@ class _Stories:
         latency = None
         if verdict in ("delivered", "sent_external") and received_at is not None:
             latency = round((last.time - received_at).total_seconds(), 3)
-        host = None
-        if verdict == "last_seen":
-            host = server_name(last.row.get("server_hostname"))
-            after = {"server": host or None, "after": last.time}
-            if last.kind == "handoff" and host not in self.servers and after not in missing:
-                missing.append(after)
-            host = host if last.kind == "handoff" and host else None
+        host, handed = self.handed(last) if verdict == "last_seen" else (None, None)
+        after = {"server": host, "after": last.time}
+        named = handed != "unnamed" and last.kind == "handoff"  # (a 2003 log names none)
+        if named and host not in self.servers and after not in missing:
+            missing.append(after)
         extra = f"; bounced back to the sender (NDR {ndr})" if ndr else ""
         if verdict != "deferred" and (other := _also_said(steps, verdict)):
             extra += f"; another record of the same time says {other} ({verdict} outranks it)"
@@ -372,6 +370,7 @@ class _Stories:
                 shown(_first_deferral(steps).time) if verdict == "deferred" else None,
                 host,
                 NO_VERDICT.get(last.event) if verdict == "last_seen" else None,
+                handed,
             ),
             latency,
             status,
@@ -380,6 +379,17 @@ class _Stories:
             ndr,
             self.names.get(parent) if parent else None,
         )
+
+    def handed(self, last: Step) -> tuple[str | None, str | None]:
+        """The next hop of a recipient last seen at ``last`` and what the store holds of its
+        logs (a key of ``verdict.HANDED``; None: no hand-off, or one to a host the row leaves
+        empty)."""
+        if last.kind != "handoff":
+            return None, None
+        hop = next_hop(last.row)
+        if hop is None:
+            return None, "unnamed"
+        return (hop, "absent") if hop else (None, None)
 
     def _ndr(self, failed: Step) -> str | None:
         """The Message-ID of the bounce: the reference of the DSN row after the failure; in
