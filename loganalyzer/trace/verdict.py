@@ -49,11 +49,17 @@ DROP_REASONS = {
 }
 
 
-#: What a recipient last seen at a hand-off says of the next hop (``build``'s
-#: ``_Stories.handed`` decides which): none of its logs in the store; no next hop named (an
-#: Exchange 2003 log names only the server that wrote it).
+#: What a recipient last seen at a hand-off says of the next hop, by what the store holds of
+#: its logs (``build``'s ``_Stories.handed`` decides which): none of its logs; none of that
+#: time; its logs of that time, without the message (look at its queues and agents, not for
+#: files); no next hop named (an Exchange 2003 log names only the server that wrote it).
 HANDED = {
     "absent": "handed to {hop}, whose logs are not in the store",
+    "gap": "handed to {hop}, whose logs of that time are not in the store",
+    "silent": (
+        "handed to {hop}, whose logs of that time are in the store and hold no record of"
+        " the message"
+    ),
     "unnamed": "handed on by {server} (the log does not name the next server)",
 }
 
@@ -115,7 +121,7 @@ def summary(
     was quarantined (by default the poison message queue); ``since``
     when a deferred recipient's first deferral there was (``when``: its last); ``next_hop``
     the server a recipient last seen was handed to, when the logs name it, and ``handed``
-    what is said of it (a key of ``HANDED``); ``unknown`` what a status that
+    what the store holds of its logs (a key of ``HANDED``); ``unknown`` what a status that
     gives no verdict says instead (``fate.NO_VERDICT``)."""
     why = f": {status}" + (f" ({meaning})" if meaning else "") if status else ""
     waiting = f"since {when}" if since in (None, when) else f"since {since} (last try {when})"
