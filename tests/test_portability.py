@@ -362,6 +362,10 @@ def test_windows_paths_reach_the_os_whole(given, to_the_os):
         (r"\\fs1\exchange\EX03\MessageTracking\MSGTRK2026030210-1.LOG", "EX03"),
         (r"D:\logs\EX02\MessageTracking\MSGTRK2026030210-1.LOG", "EX02"),
         ("D:/logs/EX02/2026/MSGTRK2026030210-1.LOG", "2026"),
+        # in an archive: its folders, then those holding it (never the archive's name)
+        (r"D:\backup\ex13-logs.zip!EX13/MessageTracking/MSGTRK2026030210-1.LOG", "EX13"),
+        (r"D:\logs\EX02\MessageTracking\old.zip!MSGTRK2026030210-1.LOG", "EX02"),
+        (r"\\fs1\logs\all.tar.gz!./MessageTracking/MSGTRK2026030210-1.LOG", "FS1"),
         (
             r"C:\Program Files\Microsoft\Exchange Server\V15\TransportRoles\Logs\FrontEnd"
             r"\ProtocolLog\SmtpReceive\RECV2026030210-1.LOG",
