@@ -130,8 +130,15 @@ class IngestSummary(Result):
         }
 
 
+def is_pattern(name: str) -> bool:
+    """Whether the path argument ``name`` is a glob pattern: it has glob characters and names
+    no file or folder (``Logs [2024]`` is a folder's name where that folder exists)."""
+    return glob.has_magic(name) and not os.path.lexists(os_path(name))
+
+
 def discover(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = None):
-    """Files named by ``paths`` (files, folders searched recursively, globs), and the errors."""
+    """Files named by ``paths`` (files, folders searched recursively, globs), and the errors. A
+    path that exists is taken as it is, even when its name holds glob characters."""
     found: dict[str, None] = {}
     missing: list[FileReport] = []
     exclude = exclude.resolve() if exclude else None  # once, not once per file
@@ -139,7 +146,8 @@ def discover(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = Non
         if not p:  # Path("") is the current folder: an empty name from a script is not
             missing.append(FileReport(p, "error", reason="empty path"))
             continue
-        if glob.has_magic(p):  # "**" matches any depth of folders
+        pattern = is_pattern(p)
+        if pattern:  # "**" matches any depth of folders
             # the pattern as given: the "?" of a \\?\ prefix is a wildcard to glob
             matches = sorted(glob.glob(p, recursive=True))
             if not matches:
@@ -153,7 +161,7 @@ def discover(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = Non
                     found.update(dict.fromkeys(_files_under(c, exclude, missing)))
                 elif c.is_file():
                     found[user_path(str(c))] = None
-                elif not glob.has_magic(p):
+                elif not pattern:
                     why = "no such file or folder" if not c.exists() else "not a regular file"
                     missing.append(FileReport(user_path(str(c)), "error", reason=why))
             except OSError as exc:  # no right to look: named, the others are read
@@ -520,6 +528,7 @@ def forget(
         store,
         wanted,
         heads=heads,
+        literal=[w for w in wanted if not is_pattern(w)],
         dry_run=dry_run,
         damaged=damaged,
         rollups=rollups,

@@ -26,7 +26,7 @@ import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import BinaryIO
 
 from loganalyzer.schema import MEMBER_SEP as SEP  # archive.zip!member/path.LOG
@@ -105,7 +105,8 @@ def open_shared(path: str | os.PathLike[str]) -> BinaryIO:
     return open(msvcrt.open_osfhandle(handle, os.O_RDONLY | os.O_BINARY), "rb")  # noqa: SIM115
 
 
-def is_archive(path: Path) -> bool:
+def is_archive(path: PurePath) -> bool:
+    """An archive or a compressed log, by its name."""
     return path.suffix.lower() in ARCHIVES
 
 

@@ -33,8 +33,8 @@ from loganalyzer.formats import columns as C
 from loganalyzer.formats.base import TAG_SHIFT, Bad, ReadState, Run, merge_runs
 from loganalyzer.formats.common import Batch, Context
 from loganalyzer.formats.contract import Format
-from loganalyzer.schema import QUARANTINE, TABLES, conform
-from loganalyzer.sources import busy, open_source
+from loganalyzer.schema import MEMBER_SEP, QUARANTINE, TABLES, conform
+from loganalyzer.sources import busy, is_archive, open_source
 from loganalyzer.store import Store
 from loganalyzer.store.lookup import encode, slice_hashes, table_hashes
 from loganalyzer.store.parts import ROW_GROUP, TMP_SUFFIX, Part, failpoint, part_options
@@ -121,9 +121,15 @@ class TaskResult:
 def folder_server(path: str, flavour: type[PurePath] = PurePath) -> str | None:
     """The name of the nearest folder above ``path`` that is not a log folder, else the host of
     the Windows share it lies on (``\\\\EX01\\Logs\\MessageTracking\\...``): EX01.
+    An archive's log (``logs.zip!EX01/MessageTracking/x.LOG``) is looked up in its folders in
+    the archive, then in those holding the archive: as if the archive were unpacked.
     ``flavour``: the path rules (the OS's own, or ``PureWindowsPath``)."""
-    pure = flavour(path)
-    for parent in pure.parents:
+    outer, sep, member = path.partition(MEMBER_SEP)
+    if not (sep and is_archive(flavour(outer))):  # a "!" in a plain folder's name
+        outer, member = path, ""
+    pure = flavour(outer)
+    inside = list(flavour(member).parents) if member else []
+    for parent in [*inside, *pure.parents]:
         name = parent.name
         if name and not _LOG_FOLDERS.match(name):
             return name.upper()

@@ -19,6 +19,7 @@
 | a folder named like a log | searched as a folder: nothing to read, no error |
 | an unreadable file | reported "could not read", exit code 1, the others ingested |
 | .gz, .zip (several logs), .7z | every log inside is read; archived logs are final |
+| a server's folder inside an archive | the rows are that server's, as if it were unpacked |
 | a zip bomb | refused by name before anything is expanded |
 | a corrupt archive | reported "could not read", the others ingested |
 """
@@ -31,12 +32,13 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import zipfile
 
 import duckdb
 import py7zr
 import pytest
-from conftest import LOGANALYZER
+from conftest import CORPUS, LOGANALYZER
 from logfiles import FIELD_SETS, header, line, row
 from test_ingest_tracking import quarantine_of, rows_of
 
@@ -200,6 +202,52 @@ def test_archives(tmp_path, store_dir):
     assert len(rows_of(store_dir)) == 8
     # the same logs as plain files are known by their content
     assert ingest([plain], store_dir).count("unchanged") == 1
+
+
+def _servers(store: str) -> dict[str, int]:
+    """Rows per server of a store's tracking and smtp tables."""
+    got = subprocess.run(
+        [LOGANALYZER, "sql", "--store", store, "--json",
+         "select server, count(*) as n from (select server from tracking "
+         "union all select server from smtp) group by server order by server"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    return {r["server"]: r["n"] for r in json.loads(got.stdout)}
+
+
+def test_an_archived_log_is_of_its_folder_server_as_if_unpacked(tmp_path):
+    """A log in a server folder inside an archive was named after the archive as well
+    ("EX13-LOGS.ZIP!EX13"); its server is its folder's now. A flat archive in a server folder
+    is that server's; the live log and its zipped copy are one file of one server."""
+    tracking = CORPUS / "exchange2007plus" / "kinesistap-ExchangeLogParserTest-msgtrk.log"
+    zp = tmp_path / "ex13-logs.zip"
+    with zipfile.ZipFile(zp, "w") as zf:
+        zf.write(tracking, "EX13/MessageTracking/MSGTRK2017052217-1.LOG")
+        smtp = CORPUS / "iis-smtp" / "ossec-docs-exchange2000-ncsa.log"
+        zf.write(smtp, "MAILGW1/SMTPSVC1/nc1.log")
+    flat = tmp_path / "SRV9" / "MessageTracking" / "backup.tar.gz"
+    flat.parent.mkdir(parents=True)
+    with tarfile.open(flat, "w:gz") as tf:
+        tf.add(CORPUS / "exchange2007plus" / "beats-bom8-ex2010-msgtrk.log", "MSGTRK2017-1.LOG")
+    live = _write(tmp_path / "live", tracking.read_bytes(), "MSGTRK2017052217-1.LOG", "EX13")
+    store = str(tmp_path / "store")
+    run = [LOGANALYZER, "ingest", "--store", store, "--json"]
+    done = subprocess.run([*run, zp, flat], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    servers = {f["path"]: f["server"] for f in json.loads(done.stdout)["details"]}
+    assert sorted(servers.values()) == ["EX13", "MAILGW1", "SRV9"], servers
+    before = _servers(store)
+    assert set(before) == {"EX13", "MAILGW1", "SRV9"}
+    again = subprocess.run([*run, live], capture_output=True, text=True, timeout=300)
+    assert [f["status"] for f in json.loads(again.stdout)["details"]] == ["unchanged"]
+    assert _servers(store) == before  # the live log's rows are not there twice
+    found = subprocess.run(
+        [LOGANALYZER, "trace", "--store", store, "64712272257894", "--server", "EX13"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    assert "EX13" in found.stdout and "!" not in found.stdout
 
 
 @pytest.mark.parametrize("name", ["logs.tar", "logs.tar.gz", "logs.tgz"])

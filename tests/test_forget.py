@@ -246,3 +246,25 @@ def test_a_file_read_from_two_folders_is_forgotten_as_one(tmp_path):
     assert len(json.loads(out.stdout)["files"]) == 1  # the manifest's one row, not its paths
     nothing = run("store", "forget", "-s", store, tmp_path / "nowhere.log")
     assert f"--store {store}" in nothing.stderr  # the hint's command reads this store
+
+
+def test_a_path_with_brackets_in_its_name_is_that_path(tmp_path):
+    """``EX [old]`` named here was taken for a glob pattern: a folder ingested from elsewhere
+    was not known by its logs' content ("no log of the store"), and ``M[1].LOG`` forgot
+    ``M1.LOG`` as well."""
+    site = tmp_path / "site"
+    for rel, log in [
+        ("EX [old]/M1.LOG", "exchange2007plus/kinesistap-ExchangeLogParserTest-msgtrk.log"),
+        ("EX9/M1.LOG", "iis-smtp/msdoc-ex2007-smtp-iislogformat-example.log"),
+        ("EX9/M[1].LOG", "exchange2007plus/beats-bom8-ex2010-msgtrk.log"),
+    ]:
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(CORPUS / log, site / rel)
+    store = tmp_path / "store"
+    assert run("ingest", "-s", store, "EX [old]", "EX9", cwd=site).returncode == 0
+    out = run("store", "forget", "-s", store, "--dry-run", "--json", site / "EX [old]")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["files"] == ["EX [old]/M1.LOG"]
+    out = run("store", "forget", "-s", store, "--dry-run", "--json", "EX9/M[1].LOG", cwd=site)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["files"] == ["EX9/M[1].LOG"]

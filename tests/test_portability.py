@@ -8,9 +8,11 @@ store's lock and the pool's workers.
 
 from __future__ import annotations
 
+import json
 import ntpath
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +23,7 @@ from pathlib import Path, PureWindowsPath
 
 import psutil
 import pytest
-from conftest import LOGANALYZER, PORTABILITY, ROOT
+from conftest import CORPUS, LOGANALYZER, PORTABILITY, ROOT
 from logfiles import row, write_log
 from stores import content, synth_logs
 
@@ -362,6 +364,10 @@ def test_windows_paths_reach_the_os_whole(given, to_the_os):
         (r"\\fs1\exchange\EX03\MessageTracking\MSGTRK2026030210-1.LOG", "EX03"),
         (r"D:\logs\EX02\MessageTracking\MSGTRK2026030210-1.LOG", "EX02"),
         ("D:/logs/EX02/2026/MSGTRK2026030210-1.LOG", "2026"),
+        # in an archive: its folders, then those holding it (never the archive's name)
+        (r"D:\backup\ex13-logs.zip!EX13/MessageTracking/MSGTRK2026030210-1.LOG", "EX13"),
+        (r"D:\logs\EX02\MessageTracking\old.zip!MSGTRK2026030210-1.LOG", "EX02"),
+        (r"\\fs1\logs\all.tar.gz!./MessageTracking/MSGTRK2026030210-1.LOG", "FS1"),
         (
             r"C:\Program Files\Microsoft\Exchange Server\V15\TransportRoles\Logs\FrontEnd"
             r"\ProtocolLog\SmtpReceive\RECV2026030210-1.LOG",
@@ -384,6 +390,36 @@ def test_double_star_globs_match_every_depth(tmp_path):
         "a.LOG",
     ]
     assert missing == []
+
+
+def test_a_path_with_brackets_in_its_name_is_that_path(tmp_path):
+    """Folders like ``EX [old]`` or ``Logs [2024]`` are common on Windows: an ingest of one
+    was taken for a glob pattern ("no file matches this pattern", exit 2). A name is a
+    pattern only where no file or folder has it."""
+    log = CORPUS / "exchange2007plus" / "kinesistap-ExchangeLogParserTest-msgtrk.log"
+    folder = tmp_path / "EX [old]" / "MessageTracking"
+    folder.mkdir(parents=True)
+    shutil.copy(log, folder / "MSGTRK2017052217-1.LOG")
+    single = tmp_path / "EX7" / "MSGTRK [copy].LOG"
+    single.parent.mkdir()
+    shutil.copy(CORPUS / "exchange2007plus" / "beats-bom8-ex2010-msgtrk.log", single)
+    run = [LOGANALYZER, "ingest", "--store", str(tmp_path / "store"), "--json"]
+    done = subprocess.run(
+        [*run, folder.parent, single], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    got = {f["path"]: (f["status"], f["server"]) for f in json.loads(done.stdout)["details"]}
+    assert got == {
+        str(folder / "MSGTRK2017052217-1.LOG"): ("ingested", "EX [OLD]"),
+        str(single): ("ingested", "EX7"),
+    }
+    # where no such path exists, the brackets are a pattern's
+    (tmp_path / "EX8").mkdir()
+    shutil.copy(log, tmp_path / "EX8" / "MSGTRK2017052217-1.LOG")
+    done = subprocess.run([*run, tmp_path / "EX[89]"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    statuses = [(f["path"], f["status"]) for f in json.loads(done.stdout)["details"]]
+    assert statuses == [(str(tmp_path / "EX8" / "MSGTRK2017052217-1.LOG"), "unchanged")]
 
 
 def test_an_entry_without_rights_is_named_and_the_rest_is_read(tmp_path, monkeypatch):

@@ -63,11 +63,11 @@ class ForgetSummary(Result):
         }
 
 
-def matches(recorded: str, wanted: str) -> bool:
+def matches(recorded: str, wanted: str, *, pattern: bool = True) -> bool:
     """Whether the path an ingest recorded (as it was given, perhaps relative to another
-    folder) is ``wanted``: the same file, a file under that folder or archive, or a name
-    the glob pattern ``wanted`` matches. Compared with either slash, and without case on
-    Windows."""
+    folder) is ``wanted``: the same file, a file under that folder or archive, or, where
+    ``pattern``, a name the glob pattern ``wanted`` matches. Compared with either slash,
+    and without case on Windows."""
     windows = os.name == "nt" or "\\" in recorded or "\\" in wanted
     norm = ntpath.normpath if windows else os.path.normpath
 
@@ -81,8 +81,10 @@ def matches(recorded: str, wanted: str) -> bool:
     seps = ("\\", "/", MEMBER_SEP) if windows else ("/", MEMBER_SEP)
     if any(m.startswith(t.rstrip("\\/") + s) for m in mine for t in theirs for s in seps):
         return True
-    return any(ch in wanted for ch in "*?[") and any(
-        fnmatch.fnmatchcase(m, t) for m in mine for t in theirs
+    return (
+        pattern
+        and any(ch in wanted for ch in "*?[")
+        and any(fnmatch.fnmatchcase(m, t) for m in mine for t in theirs)
     )
 
 
@@ -91,6 +93,7 @@ def forget(
     paths: Iterable[str],
     *,
     heads: Mapping[str, list[bytes]] | None = None,
+    literal: Iterable[str] = (),
     dry_run: bool = False,
     damaged: bool = False,
     rollups: Callable[[Store, Manifest, set[str] | None], object] | None = None,
@@ -101,13 +104,14 @@ def forget(
     lines, and their manifest rows. ``heads``: by path, the first bytes (``manifest.HEAD``)
     of the logs it names here: a log is then known by its content, as ingest knows it,
     whatever folder the ingest ran from (the paths recorded are as it was given them).
+    ``literal``: those of ``paths`` that are paths here, never glob patterns (``Logs [2024]``).
     ``damaged``: also every file whose rows a damaged part
     held (missing or unreadable, as ``store check`` finds them): the parts go unread, and the
     files can be ingested again. ``dry_run``: only say what would go. ``rollups``
     (``loganalyzer.report.rollup.refresh``) rebuilds the days' aggregates afterwards.
     BadInput names a path that matches no ingested file."""
     started = time.perf_counter()
-    wanted = list(paths)
+    wanted, literal = list(paths), set(literal)
     if (not wanted and not damaged) or any(not p.strip() for p in wanted):
         raise BadInput(
             "give the paths of ingested log files, folders or patterns to forget (or --damaged)"
@@ -120,7 +124,12 @@ def forget(
         keys: set[str] = set()
         identity = Identity(manifest) if heads else None
         for w in wanted:
-            found = {k for k, row in manifest.items() if any(matches(p, w) for p in row.paths)}
+            pattern = w not in literal
+            found = {
+                k
+                for k, row in manifest.items()
+                if any(matches(p, w, pattern=pattern) for p in row.paths)
+            }
             if identity is not None:
                 found |= {identity.find(h)[0] for h in heads.get(w, ())} - {None}
             if not found:
