@@ -135,6 +135,33 @@ def test_utf16_file(tmp_path, store_dir):
     assert "Grüße ✓" in {r["message_subject"] for r in rows_of(store_dir)}
 
 
+def _ingest_json(*args: str) -> dict:
+    run = subprocess.run([LOGANALYZER, "ingest", *args, "--json"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_a_growing_utf16_log_is_read_on_and_unchanged_once_read(tmp_path):
+    """Non-ASCII text takes more bytes in UTF-8 than in UTF-16, ASCII fewer (and the BOM):
+    how far a UTF-16 log was read and its size are counted in the same bytes."""
+    subject = "日本語の件名テスト" * 20
+    text = header() + "".join(line(row(i, message_subject=subject)) for i in range(10))
+    log = _write(tmp_path, text.encode("utf-16"))
+    store = tmp_path / "s"
+    assert _ingest_json(str(log), "--store", str(store))["rows"] == 10
+    with open(log, "ab") as fh:  # a line appended, in the file's encoding (no second BOM)
+        fh.write(line(row(10, message_subject=subject)).encode("utf-16-le"))
+    grown = _ingest_json(str(log), "--store", str(store))
+    assert (grown["rows"], grown["files"]["ingested"]) == (1, 1)
+    again = _ingest_json(str(log), "--store", str(store), "--final")
+    assert (again["rows"], again["files"]["unchanged"]) == (0, 1)
+    assert _lines(store) == list(range(6, 17))
+    ascii_only = _write(tmp_path, good().decode().encode("utf-16"), folder="EX02")
+    assert _ingest_json(str(ascii_only), "--store", str(store))["rows"] == 3
+    again = _ingest_json(str(ascii_only), "--store", str(store))
+    assert (again["files"]["ingested"], again["files"]["unchanged"]) == (0, 1)
+
+
 def test_cp1252_subject(tmp_path, store_dir):
     raw = line(row(0, message_subject="Grüße €")).encode("cp1252")
     log = _write(tmp_path, header().encode() + raw)
