@@ -74,6 +74,8 @@ class FileReport:
     quarantined: int = 0
     bytes: int = 0
     server: str | None = None
+    #: Its last line has no line end yet: it is read once the file grows, or with ``--final``.
+    held_back: bool = False
 
 
 @dataclass
@@ -90,6 +92,10 @@ class IngestSummary(Result):
 
     def count(self, *statuses: str) -> int:
         return sum(f.status in statuses for f in self.files)
+
+    def count_held_back(self) -> int:
+        """Incomplete last lines waiting for their file to grow (one file has at most one)."""
+        return sum(f.held_back for f in self.files)
 
     @property
     def rows(self) -> int:
@@ -122,6 +128,7 @@ class IngestSummary(Result):
             },
             "rows": self.rows,
             "quarantined": self.quarantined,
+            "held_back": self.count_held_back(),
             "bytes_read": self.bytes_read,
             "seconds": round(self.seconds, 3),
             "mb_per_s": round(mb / self.seconds, 1) if self.seconds > 0 else None,
@@ -316,7 +323,9 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
             consumed = row.bytes_consumed
             if size <= consumed or (size == row.size and not is_final):
                 differs = _differs(row, format=format, server=server, tz=tz)
-                reports.append(FileReport(name, "unchanged", row.format, reason=differs))
+                report = FileReport(name, "unchanged", row.format, reason=differs)
+                report.held_back = not is_final and consumed < size  # still waiting
+                reports.append(report)
                 continue
             offset, line = _read_on_from(name, consumed, row.lines_consumed or 0)
             task = Task(
@@ -399,6 +408,7 @@ def _commit(manifest: Manifest, res: TaskResult) -> FileReport:
         quarantined=res.quarantined,
         bytes=res.state.offset - t.offset,
         server=row.server,
+        held_back=not t.final and res.state.offset < t.size,
     )
 
 

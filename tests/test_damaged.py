@@ -75,6 +75,20 @@ def test_truncated_mid_line(tmp_path, store_dir):
     assert [r for _, r in _reasons(store_dir)] == ["incomplete last line (file stopped growing)"]
 
 
+def test_the_summary_says_an_incomplete_last_line_waits(tmp_path):
+    log = _write(tmp_path, good() + line(row(3)).encode()[:30])
+    _write(tmp_path, good(2, 5), folder="EX02")  # complete: says nothing
+    store = str(tmp_path / "s")
+    said = "1 incomplete last line held back until its file grows or --final"
+    wide = {**os.environ, "COLUMNS": "200"}
+    run = subprocess.run([LOGANALYZER, "ingest", str(tmp_path), "--store", store],
+                         capture_output=True, text=True, env=wide)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("held back") == 1 and said in run.stdout
+    assert _ingest_json(str(tmp_path), "--store", store)["held_back"] == 1  # still waiting
+    assert _ingest_json(str(log), "--store", store, "--final")["held_back"] == 0
+
+
 def test_truncated_mid_quote(tmp_path, store_dir):
     tail = line(row(3, message_subject="a, b")).encode()
     log = _write(tmp_path, good() + tail[: tail.index(b'"a') + 3])
