@@ -8,6 +8,13 @@ failure. The registry's rows are class-less (``X.6.0``); their ``outcome`` says 
 detail they are: ``failed`` for a detail that reports a problem (most), ``delivered`` for one
 that reports a success (X.1.5, X.3.6, X.6.4), ``info`` for a neutral one (X.s.0, X.1.9). A
 concrete code takes its outcome and the first sentence of its meaning from its class.
+
+Exchange gives some codes its own meaning (5.2.1: quarantined, where RFC 3463 says mailbox
+disabled); ``explain`` shows the registry's meaning after Exchange's, as other servers mean it.
+
+Exchange writes a status tag after the code (``550 4.3.2 QUEUE.Admin; message deleted by
+administrative action``). A tag with a row of its own (``exchange-tag``) decides its own
+outcome; its meaning starts with the reply it comes with, whose enhanced code is its code.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ __all__ = [
     "explain_status",
     "lookup",
     "reply_class",
+    "standard",
     "table",
 ]
 
@@ -48,6 +56,7 @@ FAMILIES: tuple[str, ...] = (
     "exchange-source",
     "enhanced-exchange",
     "enhanced-iana",
+    "exchange-tag",
     "smtp-reply",
     "transport-eventlog",
     "exo-status",
@@ -268,14 +277,23 @@ def _generic(code: str) -> Code | None:
 
 @cache
 def _tags() -> dict[str, list[Code]]:
-    """Exchange's status tags (``RESOLVER.ADR.RecipNotFound``) -> the enhanced codes whose
-    meanings name them (the tags are the text Exchange writes after that code): every one,
-    as a component's tag (``STOREDRV.Deliver``) follows several codes."""
+    """Exchange's status tags (``RESOLVER.ADR.RecipNotFound``) -> the enhanced codes they come
+    with: the code a tag's own row starts with, then every code whose Exchange meaning names
+    the tag (a component's tag, ``STOREDRV.Deliver``, follows several codes)."""
     out: dict[str, list[Code]] = {}
+
+    def add(tag: str, row: Code) -> None:
+        if row not in out.setdefault(tag.upper(), []):
+            out[tag.upper()].append(row)
+
+    for tag_row in _rows("exchange-tag"):
+        code = _ENHANCED_IN_TEXT.search(tag_row.meaning)
+        row = _find(code.group(1), "enhanced-exchange") if code else None
+        if row is not None:
+            add(tag_row.code, row)
     for row in _rows("enhanced-exchange"):
         for tag in _TAG_IN_TEXT.findall(row.meaning):
-            if row not in out.setdefault(tag.upper(), []):
-                out[tag.upper()].append(row)
+            add(tag, row)
     return out
 
 
@@ -285,8 +303,9 @@ def explain_status(text: str, family: str | None = None) -> list[Code]:
     Enhanced codes (``5.1.1``) come first, then an Internet Mail Service diagnostic of an old
     Exchange NDR (``MSEXCH:IMS:... (000C05A6)``), then basic reply codes (``550``); each code
     once. Enhanced codes that no table lists fall back to their subject's generic entry. An
-    Exchange status tag alone (``RESOLVER.ADR.RecipNotFound``, pasted from an NDR) gives the
-    enhanced code whose text it is. With ``family``, only that family's entries (an enhanced
+    Exchange status tag gives its own row after the enhanced code (``exchange-tag``); a tag
+    alone (``RESOLVER.ADR.RecipNotFound``, pasted from an NDR) also gives the enhanced codes it
+    comes with. With ``family``, only that family's entries (an enhanced
     code looked up there, not in the first family that knows it).
     """
     if not text:
@@ -305,10 +324,11 @@ def explain_status(text: str, family: str | None = None) -> list[Code]:
             add(lookup(code, family if family and family.startswith("enhanced") else None))
         except UnknownCode:
             add(_generic(code))
-    # a tag alone: beside its code, the tag names another code's row (4.3.2's mentions
-    # STOREDRV.Deliver, which follows 5.3.2 too)
-    for tag in [] if enhanced else _ANY_TAG_IN_TEXT.findall(text):
-        for entry in _tags().get(tag.upper(), []):
+    for tag in _ANY_TAG_IN_TEXT.findall(text):
+        add(_index("exchange-tag").get(tag.upper()))  # the tag's own outcome
+        # a tag alone: the codes it comes with (beside its own code, the tag names another
+        # code's row: 4.3.2's mentions STOREDRV.Deliver, which follows 5.3.2 too)
+        for entry in [] if enhanced else _tags().get(tag.upper(), []):
             add(entry)
     for code in _IMS_IN_TEXT.findall(text):
         add(_index("exchange-ims").get(code.upper()))
@@ -329,21 +349,40 @@ def reply_class(text: str) -> tuple[str, str] | None:
     return code, word
 
 
+def standard(entry: Code) -> Code | None:
+    """The registry's (RFC 3463) entry for ``entry``, a concrete code with Exchange's meaning:
+    what servers other than Exchange mean by it. None for any other entry, or when the
+    registry does not list the code's detail."""
+    if entry.family != "enhanced-exchange" or not _ENHANCED.match(entry.code):
+        return None
+    return _find(entry.code, "enhanced-iana")
+
+
 def explain(text: object, family: str | None = None) -> list[Code]:
     """What one code (``5.1.1``, ``DELIVER``) or one whole reply text means.
 
     A code a table knows gives its entry; any other text gives every code ``explain_status``
     finds in it (``250 2.6.0 <id> Queued mail for delivery``: the enhanced code, then the reply
-    code), only those of ``family`` when one is given.
+    code), only those of ``family`` when one is given. Without ``family``, an Exchange status
+    tag also gives the codes it comes with, and an enhanced code Exchange gives its own meaning
+    is followed by the registry's (RFC 3463) entry, the meaning other servers give it.
     Raises ``UnknownCode`` when neither finds a code, ``ValueError`` for an unknown family.
     """
     try:
-        return [lookup(text, family)]
+        found = [lookup(text, family)]
     except UnknownCode:
         found = explain_status(str(text), family)
         if not found:
             raise
+    if family is not None:
         return found
+    if found[0].family == "exchange-tag":
+        found = explain_status(str(text))
+    out: list[Code] = []
+    for entry in found:
+        std = standard(entry)
+        out += [entry] if std is None or std in found else [entry, std]
+    return out
 
 
 @dataclass(frozen=True)
@@ -351,12 +390,14 @@ class Explanation:
     """One asked code or whole reply, its entries, and what the reply is as a whole when its
     codes disagree (``550 4.4.7 QUEUE.Expired``: 4.4.7's entry is a delay, the reply code 550
     makes the reply a permanent failure, RFC 5321 4.2.1); ``reply_code`` and ``as_a_whole``
-    are None otherwise."""
+    are None otherwise. ``notes`` say how the entries go together: which meaning is Exchange's
+    and which the standard's, which row decides the outcome."""
 
     asked: str
     entries: tuple[Code, ...]
     reply_code: str | None = None
     as_a_whole: str | None = None
+    notes: tuple[str, ...] = ()
 
     def rows(self) -> list[dict[str, object]]:
         """The entries as dicts (what ``codes --json`` prints), each entry of a reply whose codes
@@ -367,16 +408,37 @@ class Explanation:
         ]
 
 
+def _notes(found: list[Code]) -> tuple[str, ...]:
+    """Which of ``found`` is Exchange's meaning and which the standard's; which tag decides."""
+    out = []
+    for entry, after in zip(found, found[1:], strict=False):
+        if after == standard(entry):
+            out.append(
+                f"{entry.code}: Exchange's meaning first (enhanced-exchange), then the standard"
+                " RFC 3463 meaning (enhanced-iana), which other servers (Postfix, Gmail) use."
+            )
+    for tag in (e for e in found if e.family == "exchange-tag"):
+        codes = [e.code for e in found if e.family.startswith("enhanced")]
+        if codes and any(e.outcome != tag.outcome for e in found if e.code in codes):
+            out.append(
+                f"{tag.code}: the tag decides the outcome ({tag.outcome}); the rows of"
+                f" {', '.join(dict.fromkeys(codes))} explain the code it comes with."
+            )
+    return tuple(out)
+
+
 def explain_reply(text: object, family: str | None = None) -> Explanation:
-    """``explain(text, family)`` with what a whole reply is as a whole when its codes disagree.
+    """``explain(text, family)`` with what a whole reply is as a whole when its codes disagree,
+    and notes on how its entries go together.
 
     Raises ``UnknownCode`` when no code is found, ``ValueError`` for an unknown family.
     """
     found = explain(text, family)
+    notes = _notes(found)
     whole = reply_class(str(text)) if len(found) > 1 else None
     if whole is None or len({e.outcome for e in found}) == 1:
-        return Explanation(str(text), tuple(found))
-    return Explanation(str(text), tuple(found), whole[0], whole[1])
+        return Explanation(str(text), tuple(found), notes=notes)
+    return Explanation(str(text), tuple(found), whole[0], whole[1], notes)
 
 
 def entries(family: str | None = None) -> list[Code]:

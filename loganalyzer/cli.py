@@ -177,6 +177,8 @@ def codes(
 
     if not code and not family:
         raise BadInput("give one or more codes, or --family NAME to list a family")
+    if any(not c.strip() for c in code or ()):  # an unset variable: a mistake, not a code
+        raise BadInput("an empty code: give a code (1020, DELIVER, 5.1.1, 550...) or a reply")
     try:
         if code:
             found, unknown = [], []

@@ -189,6 +189,7 @@ MISTAKES = [
     ),
     ("codes-unknown", ["codes", "9.9.9"], 1, "'9.9.9'"),
     ("codes-unknown-family", ["codes", "--family", "nope"], 2, "'nope'"),
+    ("codes-empty", ["codes", "5.1.1", " "], 2, "an empty code: give a code"),
     # empty values, queries that cannot match, addresses that are none
     ("store-empty", ["trace", "<x@y>", "--store", ""], 2, "'--store'"),
     ("ingest-server-empty", ["ingest", "{logs}", *S, "--server", ""], 2, "'--server'"),

@@ -333,7 +333,7 @@ def test_unknown_codes_and_families():
         ("550 5.1.1 RESOLVER.ADR.RecipNotFound; not found", ["5.1.1", "550"]),
         (
             "[{LED=550 4.4.7 QUEUE.Expired; message expired};{FQDN=mx.example.com}]",
-            ["4.4.7", "550"],
+            ["4.4.7", "QUEUE.Expired", "550"],  # the tag's own row after its code
         ),
         ("<mx.contoso.com #5.5.0 smtp;550 5.5.0 relay denied>", ["5.5.0", "550"]),
         ("250 2.1.5Recipient OK", ["2.1.5", "250"]),
@@ -353,7 +353,7 @@ def test_explain_status_puts_specific_before_generic():
 def test_explain_status_on_the_status_texts_admins_see():
     texts = {p.name: p.read_text(encoding="utf-8") for p in corpus_files("status-text")}
     rule = explain_status(texts["msqa-347573-ex2016-agent-fail-transport-rule.txt"])
-    assert [c.code for c in rule] == ["5.7.1", "550"]
+    assert [c.code for c in rule] == ["5.7.1", "TRANSPORT.RULES.RejectMessage", "550"]
     gmail = explain_status(texts["oof-gmail-550-5.7.26-recipientstatus.txt"])
     assert [c.code for c in gmail] == ["5.7.26", "550"]
     assert "authentication" in gmail[0].meaning.lower()
@@ -453,7 +453,9 @@ def test_codes_cli_json_equals_lookup(cli):
     for code in ("1020", "DELIVER", "5.1.1", "4.4.7", "550", "5.7.512"):
         result = cli("codes", "--json", code)
         assert result.exit_code == 0
-        assert json.loads(result.stdout) == [lookup(code).to_dict()]
+        got = json.loads(result.stdout)
+        assert got[0] == lookup(code).to_dict()
+        assert got == [c.to_dict() for c in eventcodes.explain(code)]
 
 
 def test_codes_cli_table_and_family_listing(cli):
@@ -678,18 +680,26 @@ def test_an_unlisted_detail_falls_back_to_its_subject_in_its_class():
     assert enhanced.meaning.startswith("Temporary failure:")
 
 
+EXCH, IANA, REPLY = "enhanced-exchange", "enhanced-iana", "smtp-reply"
+
+
 @pytest.mark.parametrize(
     "asked,codes",
     [
-        ("2.6.0", ["2.6.0"]),
-        ("DELIVER", ["DELIVER"]),
-        (QUEUED, ["2.6.0", "250"]),
-        ("550 5.1.1 RESOLVER.ADR.RecipNotFound; not found", ["5.1.1", "550"]),
-        ("4.7.321", ["4.7.321"]),
+        # an Exchange meaning is followed by the registry's (RFC 3463) one
+        ("2.6.0", [(EXCH, "2.6.0"), (IANA, "2.6.0")]),
+        ("DELIVER", [("exchange-event", "DELIVER")]),
+        (QUEUED, [(EXCH, "2.6.0"), (IANA, "2.6.0"), (REPLY, "250")]),
+        (
+            "550 5.1.1 RESOLVER.ADR.RecipNotFound; not found",
+            [(EXCH, "5.1.1"), (IANA, "5.1.1"), (REPLY, "550")],
+        ),
+        ("4.7.321", [(IANA, "4.7.321")]),
+        ("5.7.512", [(EXCH, "5.7.512")]),  # the registry has no X.7.512
     ],
 )
 def test_explain_takes_a_code_or_a_whole_reply(asked, codes):
-    assert [c.code for c in eventcodes.explain(asked)] == codes
+    assert [(c.family, c.code) for c in eventcodes.explain(asked)] == codes
 
 
 def test_explain_of_text_without_codes_is_unknown():
@@ -712,13 +722,15 @@ def test_installed_codes_explains_a_whole_reply_and_a_success_class():
     got = json.loads(done.stdout)
     assert [(e["family"], e["code"], e["outcome"]) for e in got] == [
         ("enhanced-exchange", "2.6.0", "delivered"),
+        ("enhanced-iana", "2.6.0", "delivered"),
         ("smtp-reply", "250", "delivered"),
     ]
     assert got[0]["meaning"].startswith("Success: the receiving Exchange server accepted")
     done = _installed("codes", "--json", "2.6.0", "5.6.0")
-    assert [(e["code"], e["outcome"]) for e in json.loads(done.stdout)] == [
-        ("2.6.0", "delivered"),
-        ("5.6.0", "failed"),
+    assert [(e["family"], e["code"], e["outcome"]) for e in json.loads(done.stdout)] == [
+        ("enhanced-exchange", "2.6.0", "delivered"),
+        ("enhanced-iana", "2.6.0", "delivered"),
+        ("enhanced-iana", "5.6.0", "failed"),
     ]
     assert "undeliverable" not in json.loads(done.stdout)[0]["meaning"]
     done = _installed("codes", "Queued mail for delivery")
@@ -727,28 +739,28 @@ def test_installed_codes_explains_a_whole_reply_and_a_success_class():
 
 
 def test_an_exchange_status_tag_pasted_alone_is_explained():
-    """What an NDR shows after the code (RESOLVER.ADR.RecipNotFound, QUEUE.Expired) gives
-    the code whose text it is, through the command too; a whole reply keeps its order."""
-    import subprocess
-
-    from conftest import LOGANALYZER
-
+    """What an NDR shows after the code (RESOLVER.ADR.RecipNotFound, QUEUE.Expired) gives the
+    tag's own row when it has one, then the code it comes with, through the command too; a
+    whole reply keeps its order."""
     tags = {
-        "RESOLVER.ADR.RecipNotFound": "5.1.1",
-        "resolver.adr.exrecipnotfound": "5.1.1",
-        "QUEUE.Expired": "4.4.7",
-        "RESOLVER.RST.RecipSizeLimit": "5.2.3",
-    }
-    for tag, code in tags.items():
-        assert [c.code for c in eventcodes.explain(tag)] == [code], tag
+        "RESOLVER.ADR.RecipNotFound": [(EXCH, "5.1.1"), (IANA, "5.1.1")],  # no row of its own
+        "resolver.adr.exrecipnotfound": [
+            ("exchange-tag", "RESOLVER.ADR.ExRecipNotFound"), (EXCH, "5.1.1"), (IANA, "5.1.1"),
+        ],
+        "QUEUE.Expired": [("exchange-tag", "QUEUE.Expired"), (EXCH, "4.4.7"), (IANA, "4.4.7")],
+        "RESOLVER.RST.RecipSizeLimit": [
+            ("exchange-tag", "RESOLVER.RST.RecipSizeLimit"), (EXCH, "5.2.3"), (IANA, "5.2.3"),
+        ],
+    }  # fmt: skip
+    for tag, rows in tags.items():
+        assert [(c.family, c.code) for c in eventcodes.explain(tag)] == rows, tag
     full = "550 5.1.1 RESOLVER.ADR.RecipNotFound; not found"
     assert [c.code for c in eventcodes.explain_status(full)] == ["5.1.1", "550"]
-    done = subprocess.run([LOGANALYZER, "codes", *tags, "--json"], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    done = _installed("codes", *tags, "--json")
     assert done.returncode == 0, done.stderr
-    assert "5.1.1" in done.stdout and "5.2.3" in done.stdout
-    unknown = subprocess.run([LOGANALYZER, "codes", "RESOLVER.NOPE.Nothing"],
-                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    got = [(r["family"], r["code"]) for r in json.loads(done.stdout)]
+    assert got == [row for rows in tags.values() for row in rows]
+    unknown = _installed("codes", "RESOLVER.NOPE.Nothing")
     assert unknown.returncode == 1 and "unknown code" in unknown.stderr
 
 
@@ -757,7 +769,84 @@ def test_a_components_tag_gives_every_code_it_follows_and_a_reply_its_own():
     4.3.2 (service not available, deferred) only; a whole reply with its own code gave that
     code and 4.3.2 besides."""
     got = json.loads(_installed("codes", "STOREDRV.Deliver", "--json").stdout)
-    assert [(r["code"], r["outcome"]) for r in got] == [("4.3.2", "deferred"), ("5.3.2", "failed")]
+    assert [(r["family"], r["code"], r["outcome"]) for r in got] == [
+        (EXCH, "4.3.2", "deferred"),
+        (IANA, "4.3.2", "deferred"),
+        (EXCH, "5.3.2", "failed"),
+        (IANA, "5.3.2", "failed"),
+    ]
     reply = "550 5.3.2 STOREDRV.Deliver; missing or bad StoreDriver MDB properties"
     got = json.loads(_installed("codes", reply, "--json").stdout)
-    assert [r["code"] for r in got] == ["5.3.2", "550"]
+    assert [r["code"] for r in got] == ["5.3.2", "5.3.2", "550"]
+
+
+def test_codes_shows_the_standard_meaning_after_exchanges():
+    """5.2.1 is 'quarantined' to Exchange 2016 but 'mailbox disabled' to RFC 3463 and so to
+    Postfix or Gmail: codes showed Exchange's meaning only."""
+    done = _installed("codes", "5.2.1")
+    assert done.returncode == 0, done.stderr
+    out = " ".join(done.stdout.split())
+    exchange, standard = out.index("enhanced-exchange │ 5.2.1"), out.index("enhanced-iana │ 5.2.1")
+    assert exchange < standard
+    assert "5.2.1: Exchange's meaning first (enhanced-exchange), then the standard RFC 3463" in out
+    rows = json.loads(_installed("codes", "5.2.1", "--json").stdout)
+    assert [(r["family"], r["name"]) for r in rows] == [
+        (EXCH, "Quarantined / mailbox not accessible / too large"),
+        (IANA, "Mailbox disabled, not accepting messages"),
+    ]
+    assert "Content Filter agent quarantined" in rows[0]["meaning"]
+    # asked for one family, only that family's entry
+    rows = json.loads(_installed("codes", "5.2.1", "--family", IANA, "--json").stdout)
+    assert [r["family"] for r in rows] == [IANA]
+
+
+@pytest.mark.parametrize(
+    "tag,outcome",
+    [
+        ("QUEUE.Admin", "dropped"),  # not 4.3.2's "deferred"
+        ("QUEUE.TransportAgent", "dropped"),
+        ("QUEUE.Expired", "failed"),  # not 4.4.7's "deferred": it is not retried any more
+    ],
+)
+def test_a_tag_that_decides_the_outcome_gives_its_own(tag, outcome):
+    rows = json.loads(_installed("codes", tag, "--json").stdout)
+    first = rows[0]
+    assert (first["family"], first["code"], first["outcome"]) == ("exchange-tag", tag, outcome)
+    assert rows[1]["outcome"] == "deferred"  # the code's own row is still there, after it
+    out = " ".join(_installed("codes", tag).stdout.split())
+    assert f"{tag}: the tag decides the outcome ({outcome})" in out
+    reply = "550 4.3.2 QUEUE.Admin; message deleted by administrative action"
+    rows = json.loads(_installed("codes", reply, "--json").stdout)
+    assert [(r["code"], r["outcome"]) for r in rows] == [
+        ("4.3.2", "deferred"),
+        ("4.3.2", "deferred"),
+        ("QUEUE.Admin", "dropped"),
+        ("550", "failed"),
+    ]
+
+
+#: Exchange status tags Microsoft documents, with the code each comes with and its outcome.
+DOCUMENTED_TAGS = {
+    "TRANSPORT.RULES.RejectMessage": ("5.7.1", "failed"),  # MS-NDR16, Exchange Online limits
+    "RESOLVER.RST.AuthRequired": ("5.7.1", "failed"),  # Exchange Online NDR 5.7.1 page
+    "RESOLVER.ADR.ExRecipNotFound": ("5.1.1", "failed"),  # MS-NDR16
+    "RESOLVER.ADR.RecipLimit": ("5.5.3", "failed"),  # KB3024804
+    "RESOLVER.RST.RecipSizeLimit": ("5.2.3", "failed"),  # MS-NDR16
+    "STOREDRV.Submit": ("5.1.3", "failed"),  # MS-NDR16
+    "SMTPSEND.DNS.NonExistentDomain": ("5.4.4", "failed"),  # MS-NDR16
+}
+
+
+def test_documented_status_tags_are_known_with_their_code_and_outcome():
+    done = _installed("codes", *DOCUMENTED_TAGS, "--json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    for tag, (code, outcome) in DOCUMENTED_TAGS.items():
+        at = next(i for i, r in enumerate(rows) if r["code"] == tag)
+        assert (rows[at]["family"], rows[at]["outcome"]) == ("exchange-tag", outcome), tag
+        assert re.match(rf"(\d{{3}} )?{re.escape(code)} {re.escape(tag)};", rows[at]["meaning"])
+        assert (rows[at + 1]["family"], rows[at + 1]["code"]) == (EXCH, code), tag
+        assert rows[at]["source"] and rows[at]["confidence"] == "solid", tag
+    # tags no Microsoft page names are not made up
+    for tag in ("ROUTING.NoNextHop", "SMTPSEND.DNS.MxLoopback"):
+        assert _installed("codes", tag).returncode == 1, tag

@@ -76,7 +76,7 @@ def test_unknown_codes_and_families_are_named():
     )
     known = (
         "exchange-event, exchange2003, exchange-ims, exchange-source, enhanced-exchange, "
-        "enhanced-iana, "
+        "enhanced-iana, exchange-tag, "
         "smtp-reply, transport-eventlog, exo-status, antispam-forefront, scl, bcl, pcl, "
         "compauth-reason, auth-result, exchange-org-header, agent"
     )
@@ -169,9 +169,13 @@ def test_json_says_what_a_reply_whose_codes_disagree_is_as_a_whole():
     rows = json.loads(done.stdout)
     whole = {"reply": reply, "reply_code": "550", "outcome": "permanent failure"}
     assert [(r["code"], r.get("as_a_whole")) for r in rows] == [
+        ("4.4.7", whole),  # Exchange's meaning, then the standard one
         ("4.4.7", whole),
+        ("QUEUE.Expired", whole),
         ("550", whole),
         ("5.1.1", None),  # a code alone, and a reply whose codes agree: each row says it
+        ("5.1.1", None),
+        ("5.1.1", None),
         ("5.1.1", None),
         ("550", None),
     ]

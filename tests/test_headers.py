@@ -697,6 +697,32 @@ def test_an_ndr_with_only_an_html_body_is_read(tmp_path):
     assert d["original"]["message_id"] == "<orig-77@ex01.contoso.com>"
 
 
+def test_a_bounce_exchange_did_not_write_explains_its_code_by_the_standard_meaning():
+    """A Postfix bounce's 5.2.1 was explained as Exchange 2016's "Content Filter agent
+    quarantined" (the first table that knows 5.2.1); Postfix means RFC 3463's "mailbox
+    disabled". The Exchange Online headers it picked up on delivery do not make it Exchange's."""
+    import subprocess
+
+    def bounce(path):
+        done = subprocess.run([LOGANALYZER, "headers", str(path), "--json"],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        [b] = json.loads(done.stdout)["bounce"]
+        return b
+
+    b = bounce(CORPUS / "headers" / "sisimai_lhost-postfix-57.txt")
+    assert b["status"] == "5.2.1"
+    assert "mailbox exists but is disabled" in b["meaning"]
+    assert [(c["family"], c["code"]) for c in b["codes"]] == [
+        ("enhanced-iana", "5.2.1"),
+        ("enhanced-exchange", "5.2.1"),  # Exchange's meaning is still there, after it
+        ("smtp-reply", "550"),
+    ]
+    # Exchange's own NDR keeps Exchange's meaning first
+    b = bounce(CORPUS / "headers" / "sisimai_lhost-exchange2007-01.txt")
+    assert (b["status"], b["codes"][0]["family"]) == ("5.1.1", "enhanced-exchange")
+
+
 SHAPES = {
     # Received line (newest first in the file) -> the hop's "from" as shown
     "from mail.example.com (mail.example.com [203.0.113.5]) by mx.contoso.com (Postfix) with "

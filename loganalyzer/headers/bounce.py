@@ -259,8 +259,34 @@ def _original(msg: Message, notes: list[str]) -> Message | None:
     return None
 
 
+def _by_exchange(msg: Message) -> bool:
+    """Exchange wrote the bounce: its NDR header, the "Diagnostic information for
+    administrators" of Exchange 2007 and later, or an Exchange 5.5-2003 NDR's diagnostic lines.
+    Other X-MS-Exchange-* headers do not tell: Exchange Online stamps them on any bounce it
+    delivers, a Postfix one too."""
+    if "x-ms-exchange-message-is-ndr" in msg:
+        return True
+    for text in _texts(msg):
+        if "Diagnostic information for administrators" in text or _IMS.search(text):
+            return True
+        if any(_LEGACY_CODE.match(line.strip()) for line in text.split("\n")):
+            return True
+    return False
+
+
+def _standard_first(codes: list[eventcodes.Code]) -> list[eventcodes.Code]:
+    """``codes`` with the standard (RFC 3463) meaning of each code before Exchange's own."""
+    out: list[eventcodes.Code] = []
+    for code in codes:
+        standard = eventcodes.standard(code)
+        out += [c for c in (standard, code) if c is not None and c not in out]
+    return out
+
+
 def read_bounce(msg: Message, notes: list[str]) -> Bounce | None:
-    """The bounce in ``msg``, or None when it is not one."""
+    """The bounce in ``msg``, or None when it is not one. A bounce that Exchange did not write
+    (Postfix, Gmail) explains its codes by their standard meaning first: 5.2.1 is "mailbox
+    disabled" there, not Exchange 2016's "quarantined"."""
     if not is_bounce(msg):
         return None
     recipients, reporting = _from_dsn(msg)
@@ -270,4 +296,7 @@ def read_bounce(msg: Message, notes: list[str]) -> Bounce | None:
             reporting = reporting or by_text
             if recipients:
                 break
+    if recipients and not _by_exchange(msg):
+        for r in recipients:
+            r.codes = _standard_first(r.codes)
     return Bounce(recipients, reporting, _original(msg, notes))

@@ -33,7 +33,7 @@ def print_frame(console: Console, df: pd.DataFrame, limit: int = 100) -> None:
 
 def print_codes(console: Console, explained: Sequence[Explanation]) -> None:
     """Code table entries, one a row, failures in red; then what each whole reply whose codes
-    disagree is as a whole."""
+    disagree is as a whole, and each explanation's notes."""
     t = Table(header_style="bold", expand=True)
     t.add_column("family", no_wrap=True)
     t.add_column("code", no_wrap=True)
@@ -52,6 +52,8 @@ def print_codes(console: Console, explained: Sequence[Explanation]) -> None:
                 markup=False,
                 highlight=False,
             )
+        for note in x.notes:
+            console.print(note, markup=False, highlight=False)
 
 
 def print_formats(console: Console, rows: Iterable[dict], unsupported: Iterable[str]) -> None:

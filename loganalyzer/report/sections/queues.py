@@ -309,10 +309,19 @@ def attention(r: Report) -> list[str]:
                 index=False, name=None
             )
         )
-        out.append(
-            f"{int(close['close_to_expiry'].sum()):,} messages are close to the "
-            f"{_span(r.expiration_s)} expiration timeout: {where}."
+        oldest = int(close["oldest_age_s"].max())
+        # past the timeout Exchange expires a message (a FAIL row): still waiting, the logs
+        # that would say so are not in the store, or the server's timeout is longer
+        past = (
+            f" or past the {_span(r.expiration_s)} expiration timeout (the oldest has waited "
+            f"{_span(oldest)}: a log of its expiry may be missing, or --expiration is shorter "
+            "than the server's)"
+            if oldest >= r.expiration_s
+            else f" the {_span(r.expiration_s)} expiration timeout"
         )
+        n = int(close["close_to_expiry"].sum())
+        said = f"{n:,} messages are" if n != 1 else "1 message is"
+        out.append(f"{said} close to{past}: {where}.")
     for row in df[df["peak"] >= LARGE_BACKLOG].itertuples(index=False):
         out.append(
             f"Backlog for {row.hop} on {row.server}: up to {row.peak:,} messages waiting "
