@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from loganalyzer import formats
 from loganalyzer.errors import BadInput, as_list
-from loganalyzer.formats.base import ReadState
+from loganalyzer.formats.base import BOM, ReadState
 from loganalyzer.formats.common import LOCAL_ZONE
 from loganalyzer.result import Result
 from loganalyzer.schema import SCHEMA_VERSION
@@ -74,6 +74,8 @@ class FileReport:
     quarantined: int = 0
     bytes: int = 0
     server: str | None = None
+    #: Its last line has no line end yet: it is read once the file grows, or with ``--final``.
+    held_back: bool = False
 
 
 @dataclass
@@ -90,6 +92,10 @@ class IngestSummary(Result):
 
     def count(self, *statuses: str) -> int:
         return sum(f.status in statuses for f in self.files)
+
+    def count_held_back(self) -> int:
+        """Incomplete last lines waiting for their file to grow (one file has at most one)."""
+        return sum(f.held_back for f in self.files)
 
     @property
     def rows(self) -> int:
@@ -122,6 +128,7 @@ class IngestSummary(Result):
             },
             "rows": self.rows,
             "quarantined": self.quarantined,
+            "held_back": self.count_held_back(),
             "bytes_read": self.bytes_read,
             "seconds": round(self.seconds, 3),
             "mb_per_s": round(mb / self.seconds, 1) if self.seconds > 0 else None,
@@ -306,12 +313,18 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
             reports.append(FileReport(name, "skipped", reason=str(exc)))
             continue
         key, fps = identity.find(head)
+        shift = 0
+        if key is None:
+            key, shift = _bom_twin(identity, head)
         is_final = final or archived or series.has_newer(path)
         if key in planned:  # the same log twice in one run: read the longer copy
             other = planned[key]
-            if size > other.size:
+            if size - shift > other.size - other.shift:
                 other.path, name = name, other.path
-                other.size, other.fingerprint = size, encode_fingerprint(fps)
+                other.offset += shift - other.shift  # the same line, in this copy's bytes
+                other.size, other.shift = size, shift
+                if not shift:  # a copy with the mark is known by the other's first bytes
+                    other.fingerprint = encode_fingerprint(fps)
             if key in manifest:
                 manifest[key].add_path(name)
             reports.append(
@@ -321,10 +334,13 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
         row = manifest.get(key) if key else None
         if row is not None:
             row.add_path(name)
-            consumed = row.bytes_consumed
-            if size <= consumed or (size == row.size and not is_final):
+            consumed = row.bytes_consumed + shift
+            known = None if row.size is None else row.size + shift
+            if size <= consumed or (size == known and not is_final):
                 differs = _differs(row, format=format, server=server, tz=tz)
-                reports.append(FileReport(name, "unchanged", row.format, reason=differs))
+                report = FileReport(name, "unchanged", row.format, reason=differs)
+                report.held_back = not is_final and consumed < size  # still waiting
+                reports.append(report)
                 continue
             offset, line = _read_on_from(name, consumed, row.lines_consumed or 0)
             task = Task(
@@ -341,6 +357,7 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
                 final=is_final,
                 tz=tz,
                 size=size,
+                shift=shift,
             )
         else:
             key = fps[max(fps)][:16]
@@ -357,10 +374,22 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
                 tz=tz,
                 size=size,
             )
-        task.fingerprint = encode_fingerprint(fps)
+        # a copy with the mark is known by the other's first bytes: its own would be wrong
+        task.fingerprint = "" if shift else encode_fingerprint(fps)
         planned[key] = task
         tasks.append(task)
     return tasks
+
+
+def _bom_twin(identity: Identity, head: bytes) -> tuple[str | None, int]:
+    """The known log a file is a copy of but for a UTF-8 byte-order mark (an editor's "UTF-8
+    with BOM" save), and how many bytes further on its lines are (``Task.shift``); a UTF-16
+    copy needs none of this: it is read as its text, the mark dropped."""
+    if head.startswith(BOM):
+        key, shift = identity.find(head[len(BOM) :])[0], len(BOM)
+    else:
+        key, shift = identity.find((BOM + head)[:HEAD])[0], -len(BOM)
+    return key, (shift if key else 0)
 
 
 def _commit(manifest: Manifest, res: TaskResult) -> FileReport:
@@ -383,10 +412,10 @@ def _commit(manifest: Manifest, res: TaskResult) -> FileReport:
         **decode_fingerprint(row.head_fingerprint or ""),
         **decode_fingerprint(t.fingerprint),
     }
-    row.size = t.size
+    row.size = t.size - t.shift
     row.head_len = max(fps) if fps else 0
     row.head_fingerprint = encode_fingerprint(fps)
-    row.bytes_consumed = res.state.offset
+    row.bytes_consumed = res.state.offset - t.shift
     row.lines_consumed = res.state.line
     row.header = res.state.header
     row.server = row.server or res.server
@@ -407,6 +436,7 @@ def _commit(manifest: Manifest, res: TaskResult) -> FileReport:
         quarantined=res.quarantined,
         bytes=res.state.offset - t.offset,
         server=row.server,
+        held_back=not t.final and res.state.offset < t.size,
     )
 
 

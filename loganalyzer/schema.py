@@ -284,7 +284,11 @@ _QUARANTINE = [
 _MANIFEST = [
     ("file_key", STR, "Short digest of the file's identity (its first bytes when first seen)"),
     ("paths", LIST, "Every path the file was seen at"),
-    ("size", I64, "File size at the last ingest"),
+    (
+        "size",
+        I64,
+        "File size at the last ingest, in the bytes it is read in (a UTF-16 log's text as UTF-8)",
+    ),
     ("head_len", I64, "Number of leading bytes the fingerprint covers"),
     ("head_fingerprint", STR, "Digest of the first head_len bytes"),
     ("bytes_consumed", I64, "Bytes read so far; a grown file is read on from here"),

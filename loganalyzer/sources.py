@@ -155,8 +155,19 @@ def expand(name: Path) -> list[Source]:
     with open_shared(path) as fh:
         size = os.fstat(fh.fileno()).st_size
         if _utf16(fh.read(2)):  # re-saved as "Unicode": read as UTF-8, as a finished file
-            return [Source(str(name), size // 2, True)]
+            return [Source(str(name), _text_size(path), True)]
     return [Source(str(name), size)]
+
+
+def _text_size(path: Path) -> int:
+    """The size of a UTF-16 file read as UTF-8 bytes: ingest records how far it read a file in
+    the bytes it reads (``open_source``), so its size must count the same bytes; two bytes per
+    character would differ from them by every non-ASCII character and the byte-order mark."""
+    size, chunk = 0, bytearray(1 << 20)
+    with _Utf8(path) as text:
+        while n := text.readinto(chunk):
+            size += n
+    return size
 
 
 def _utf16(head: bytes) -> bool:
@@ -164,25 +175,26 @@ def _utf16(head: bytes) -> bool:
 
 
 class _Utf8(io.RawIOBase):
-    """A UTF-16 file read as UTF-8 bytes."""
+    """A UTF-16 file read as UTF-8 bytes (its byte-order mark dropped)."""
 
     def __init__(self, path: Path) -> None:
         import codecs
 
         self.reader = codecs.getreader("utf-16")(open_shared(path), errors="replace")
-        self.pending = b""
+        self.pending, self.at = b"", 0  # UTF-8 bytes decoded and not yet read from ``at`` on
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        while len(self.pending) < len(buffer):
-            text = self.reader.read(1 << 16)
-            if not text:
-                break
-            self.pending += text.encode("utf-8")
-        n = min(len(buffer), len(self.pending))
-        buffer[:n], self.pending = self.pending[:n], self.pending[n:]
+        if self.at >= len(self.pending):
+            # a chunk of characters at a time: the caller's buffer is filled from it, and
+            # the next chunk is decoded when it is used up (no copying of what is left)
+            text = self.reader.read(1 << 18)
+            self.pending, self.at = text.encode("utf-8"), 0
+        n = min(len(buffer), len(self.pending) - self.at)
+        buffer[:n] = self.pending[self.at : self.at + n]
+        self.at += n
         return n
 
     def close(self) -> None:

@@ -81,6 +81,9 @@ class Task:
     # what the planner saw, for the manifest
     size: int = 0
     fingerprint: str = ""
+    # how many bytes further on the file's lines are than in the manifest's row: a copy of a
+    # known log with (3) or without (-3) the UTF-8 byte-order mark the known one lacks or has
+    shift: int = 0
 
     def start(self) -> ReadState:
         """Where reading starts (updated as the file is read)."""

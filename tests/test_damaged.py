@@ -77,6 +77,20 @@ def test_truncated_mid_line(tmp_path, store_dir):
     assert [r for _, r in _reasons(store_dir)] == ["incomplete last line (file stopped growing)"]
 
 
+def test_the_summary_says_an_incomplete_last_line_waits(tmp_path):
+    log = _write(tmp_path, good() + line(row(3)).encode()[:30])
+    _write(tmp_path, good(2, 5), folder="EX02")  # complete: says nothing
+    store = str(tmp_path / "s")
+    said = "1 incomplete last line held back until its file grows or --final"
+    wide = {**os.environ, "COLUMNS": "200"}
+    run = subprocess.run([LOGANALYZER, "ingest", str(tmp_path), "--store", store],
+                         capture_output=True, text=True, env=wide)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("held back") == 1 and said in run.stdout
+    assert _ingest_json(str(tmp_path), "--store", store)["held_back"] == 1  # still waiting
+    assert _ingest_json(str(log), "--store", store, "--final")["held_back"] == 0
+
+
 def test_truncated_mid_quote(tmp_path, store_dir):
     tail = line(row(3, message_subject="a, b")).encode()
     log = _write(tmp_path, good() + tail[: tail.index(b'"a') + 3])
@@ -135,6 +149,33 @@ def test_utf16_file(tmp_path, store_dir):
     ingest([log], store_dir)
     assert _lines(store_dir) == [6, 7]
     assert "Grüße ✓" in {r["message_subject"] for r in rows_of(store_dir)}
+
+
+def _ingest_json(*args: str) -> dict:
+    run = subprocess.run([LOGANALYZER, "ingest", *args, "--json"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_a_growing_utf16_log_is_read_on_and_unchanged_once_read(tmp_path):
+    """Non-ASCII text takes more bytes in UTF-8 than in UTF-16, ASCII fewer (and the BOM):
+    how far a UTF-16 log was read and its size are counted in the same bytes."""
+    subject = "日本語の件名テスト" * 20
+    text = header() + "".join(line(row(i, message_subject=subject)) for i in range(10))
+    log = _write(tmp_path, text.encode("utf-16"))
+    store = tmp_path / "s"
+    assert _ingest_json(str(log), "--store", str(store))["rows"] == 10
+    with open(log, "ab") as fh:  # a line appended, in the file's encoding (no second BOM)
+        fh.write(line(row(10, message_subject=subject)).encode("utf-16-le"))
+    grown = _ingest_json(str(log), "--store", str(store))
+    assert (grown["rows"], grown["files"]["ingested"]) == (1, 1)
+    again = _ingest_json(str(log), "--store", str(store), "--final")
+    assert (again["rows"], again["files"]["unchanged"]) == (0, 1)
+    assert _lines(store) == list(range(6, 17))
+    ascii_only = _write(tmp_path, good().decode().encode("utf-16"), folder="EX02")
+    assert _ingest_json(str(ascii_only), "--store", str(store))["rows"] == 3
+    again = _ingest_json(str(ascii_only), "--store", str(store))
+    assert (again["files"]["ingested"], again["files"]["unchanged"]) == (0, 1)
 
 
 def test_cp1252_subject(tmp_path, store_dir):

@@ -194,6 +194,40 @@ def test_short_files_are_known_again_grown_past_the_head_or_copied(store_dir, tm
     assert len(rows_of(store_dir)) == 305
 
 
+def _ingest_json(*args: str) -> dict:
+    done = subprocess.run([LOGANALYZER, "ingest", *args, "--json"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_copy_with_or_without_the_utf8_mark_is_the_same_log(tmp_path):
+    """A log re-saved with (or without) the UTF-8 byte-order mark is the same log: its rows
+    are not doubled, and lines it has beyond the other copy are read once, in their place."""
+    pair = sorted(TRACKING_SAMPLES.glob("beats-bom8*.log"))
+    store = tmp_path / "store"
+    once = _ingest_json(*map(str, pair), "--store", str(store))
+    assert [f["status"] for f in once["details"]].count("duplicate") == 1
+    assert once["rows"] == len(rows_of(store)) == 2
+    assert _ingest_json(*map(str, pair), "--store", str(store))["files"]["unchanged"] == 2
+    for mark in (True, False):
+        rows = [row(i) for i in range(6)]
+        original = write_log(tmp_path / str(mark) / "a" / "MSGTRK2026030210-1.LOG", rows[:3],
+                             bom=mark, tail=line(rows[3])[:40])  # fmt: skip
+        copy = write_log(tmp_path / str(mark) / "b" / "MSGTRK2026030210-1.LOG", rows[:5],
+                         bom=not mark)  # fmt: skip
+        store = tmp_path / str(mark) / "store"
+        assert _ingest_json(str(original), "--store", str(store))["rows"] == 3
+        grown = _ingest_json(str(copy), "--store", str(store))
+        assert (grown["details"][0]["status"], grown["rows"]) == ("grown", 2)
+        assert sorted(r["line"] for r in rows_of(store)) == [6, 7, 8, 9, 10]
+        with open(original, "ab") as fh:  # the original grows past the copy
+            fh.write((line(rows[3])[40:] + line(rows[4]) + line(rows[5])).encode())
+        again = _ingest_json(str(tmp_path / str(mark)), "--store", str(store))
+        assert again["rows"] == 1 and again["files"]["unchanged"] == 1
+        assert sorted(r["line"] for r in rows_of(store)) == [6, 7, 8, 9, 10, 11]
+
+
 NCSA_LINE = (
     '205.188.158.121 - OutboundConnectionCommand [11/Oct/2006:13:16:39 -0600] "EHLO -?x.com SMTP" '
     "0 4\n"

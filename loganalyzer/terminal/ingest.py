@@ -56,6 +56,12 @@ def print_ingest_summary(console: Console, summary) -> None:
         f"{d['bytes_read'] / 1e6:,.1f} MB in {d['seconds']:.1f} s ({speed})",
         highlight=False,
     )
+    if held := d["held_back"]:  # not a problem: said once, not per file
+        console.print(
+            f"{held} incomplete last {'line' if held == 1 else 'lines'} held back until "
+            f"{'its file grows' if held == 1 else 'their files grow'} or --final",
+            highlight=False,
+        )
     by_reason: dict[tuple[str, str], list[str]] = {}
     for x in summary.files:
         if x.status in ("skipped", "error"):
