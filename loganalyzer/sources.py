@@ -15,6 +15,7 @@ removes old logs while they may be read.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import ntpath
@@ -155,14 +156,17 @@ def expand(name: Path) -> list[Source]:
     with open_shared(path) as fh:
         size = os.fstat(fh.fileno()).st_size
         if _utf16(fh.read(2)):  # re-saved as "Unicode": read as UTF-8, as a finished file
-            return [Source(str(name), _text_size(path), True)]
+            st = os.fstat(fh.fileno())
+            return [Source(str(name), _text_size(str(path), st.st_size, st.st_mtime_ns), True)]
     return [Source(str(name), size)]
 
 
-def _text_size(path: Path) -> int:
+@functools.lru_cache(maxsize=4096)
+def _text_size(path: str, size: int, mtime_ns: int) -> int:
     """The size of a UTF-16 file read as UTF-8 bytes: ingest records how far it read a file in
     the bytes it reads (``open_source``), so its size must count the same bytes; two bytes per
-    character would differ from them by every non-ASCII character and the byte-order mark."""
+    character would differ from them by every non-ASCII character and the byte-order mark.
+    Kept by the file's size and time: watch asks again at every round."""
     size, chunk = 0, bytearray(1 << 20)
     with _Utf8(path) as text:
         while n := text.readinto(chunk):
