@@ -1,4 +1,5 @@
-"""Hours and days of zones whose clocks change by half an hour (Lord Howe)."""
+"""Hours and days of zones whose clocks change by half an hour (Lord Howe), and a local day
+that runs past the store's last logged day (a zone behind UTC)."""
 
 from __future__ import annotations
 
@@ -35,18 +36,31 @@ def _report(store: Path, *args: str) -> tuple[dict, str]:
     return json.loads(done.stdout), done.stderr
 
 
+_STORES: dict[str, tuple[Path, list[dict], str, str]] = {}
+
+
+def _around(name: str, tmp_path_factory) -> tuple[Path, list[dict], str, str]:
+    """(store, truth rows, day of the change, day after) of two synth days around it."""
+    if name not in _STORES:
+        start, day, after = CHANGES[name]
+        base = tmp_path_factory.mktemp(name)
+        start = dt.date.fromisoformat(start)
+        generate(base / "logs", servers=2, days=2, messages=600, seed=5, start=start)
+        done = _run("ingest", str(base / "logs"), "--store", str(base / "store"))
+        assert done.returncode == 0, done.stderr
+        truth = [json.loads(x) for x in (base / "logs" / "truth.jsonl").open(encoding="utf-8")]
+        _STORES[name] = (base / "store", truth, day, after)
+    return _STORES[name]
+
+
 @pytest.fixture(scope="module", params=sorted(CHANGES))
 def change(request, tmp_path_factory):
-    """(store, truth rows, day of the change, day after) of two synth days around it."""
-    start, day, after = CHANGES[request.param]
-    base = tmp_path_factory.mktemp(request.param)
-    generate(
-        base / "logs", servers=2, days=2, messages=600, seed=5, start=dt.date.fromisoformat(start)
-    )
-    done = _run("ingest", str(base / "logs"), "--store", str(base / "store"))
-    assert done.returncode == 0, done.stderr
-    truth = [json.loads(x) for x in (base / "logs" / "truth.jsonl").open(encoding="utf-8")]
-    return base / "store", truth, day, after
+    return _around(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def april(tmp_path_factory):
+    return _around("april", tmp_path_factory)
 
 
 def _t(s: str) -> dt.datetime:
@@ -100,3 +114,19 @@ def test_rollups_only_for_a_zone_whole_hours_from_utc_throughout():
     assert applies(Period(dt.date(2026, 3, 3), 2, "America/New_York"), True)
     assert not applies(Period(dt.date(2026, 4, 6), 2, LH), True)
     assert not applies(Period(dt.date(2026, 3, 3), 2, "Asia/Kathmandu"), True)
+
+
+@pytest.mark.parametrize(
+    ("tz", "hours"), [("Pacific/Pago_Pago", "13:00-23:59"), ("America/New_York", "20:00-23:59")]
+)
+def test_the_hours_of_a_day_past_the_last_logs_are_named(april, tz, hours):
+    """The logs end with a UTC day; a zone behind UTC runs its last local day on into the
+    next UTC day, which holds no rows: those hours are named as any hours without rows."""
+    store, _, day, _ = april
+    got, err = _report(store, "--date", day, "--tz", tz)
+    assert got["store_days"]["last"] == day
+    # (a server's own gaps earlier in the day are named too)
+    assert {s: h[-1] for s, h in got["quiet_hours"].items()} == {
+        s: f"{day} {hours}" for s in ("EX01", "EX02")
+    }
+    assert f"EX01 logged nothing in {hours} ({tz})" in err

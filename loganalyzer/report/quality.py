@@ -21,8 +21,9 @@ def coverage(
 ) -> tuple[list[dt.date], dict[str, list[str]]]:
     """The period's days without any log row, and per server the hours of the other days
     in which it logged nothing (``2026-03-02 03:00-05:59``, in the period's zone); with
-    ``held`` (``store_days``), not the hours before the store's first UTC day or after its
-    last (a zone ahead of UTC starts its first day before the store does)."""
+    ``held`` (``store_days``), not the hours before the store's first UTC day (a zone ahead
+    of UTC starts its first day before the store does). The hours after its last UTC day are
+    named: a day of a zone behind UTC that runs past the logs is a day with hours missing."""
     tracking = frame(
         con,
         f"""
@@ -83,13 +84,12 @@ def _pruned(period: Period, days: set[str]) -> list[bool]:
 
 
 def _held(period: Period, held: tuple[dt.date, dt.date] | None) -> list[bool]:
-    """For each hour of the period, whether it lies within the store's UTC days ``held``."""
-    starts, ends = hours(period), hour_ends(period)
+    """For each hour of the period, whether it ends after the start of the store's first
+    UTC day of ``held``."""
+    ends = hour_ends(period)
     if held is None:
         return [True] * len(ends)
-    first = pd.Timestamp(held[0], tz="UTC")
-    after = pd.Timestamp(held[1], tz="UTC") + pd.Timedelta(days=1)
-    return list((ends > first) & (starts < after))
+    return list(ends > pd.Timestamp(held[0], tz="UTC"))
 
 
 def _day_ranges(gaps: list[int], period: Period) -> list[str]:
