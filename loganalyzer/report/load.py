@@ -319,14 +319,33 @@ def tracking_rows(con: duckdb.DuckDBPyConnection, ctx: Context) -> int:
 
 
 def hour_index(column: str, p: Period) -> str:
-    """SQL for the number of whole hours between the period's start and ``column``."""
-    start_ms = int(p.start.timestamp() * 1000)
-    return f"cast(floor((epoch_ms({column}) - {start_ms}) / 3600000) as integer)"
+    """SQL for the number of the period's hour (``Period.hour_starts``) that holds ``column``:
+    negative before the period, from ``p.hours`` on after it (whole hours from its ends)."""
+    h = 3600000
+    ms = f"epoch_ms({column})"
+    start, end = (int(t.timestamp() * 1000) for t in (p.start, p.end))
+    cases = [f"when {ms} < {start} then floor(({ms} - {start}) / {h})"]
+    base = 0
+    for a, b, off in p.offsets:
+        # within one offset the hours are the whole hours of local time, the first one
+        # started at ``a`` (where the clocks changed, not always on a whole hour)
+        shift = int(off.total_seconds() * 1000)
+        first = (int(a.timestamp() * 1000) + shift) // h
+        until = int(b.timestamp() * 1000)
+        cases.append(f"when {ms} < {until} then {base - first} + floor(({ms} + {shift}) / {h})")
+        base += (until - 1 + shift) // h - first + 1
+    cases.append(f"else {base} + floor(({ms} - {end}) / {h})")
+    return f"cast(case {' '.join(cases)} end as integer)"
 
 
 def hours(p: Period) -> pd.DatetimeIndex:
-    """The start of every hour of the period, in its zone (23 or 25 on a DST change)."""
-    return pd.date_range(p.start, periods=p.hours, freq="h").tz_convert(p.tz)
+    """The start of every hour of the period (``Period.hour_starts``), in its zone."""
+    return pd.to_datetime(p.hour_starts, utc=True).tz_convert(p.tz)
+
+
+def hour_ends(p: Period) -> pd.DatetimeIndex:
+    """The end of every hour of ``hours``: the next one's start, the period's end."""
+    return pd.to_datetime([*p.hour_starts[1:], p.end], utc=True).tz_convert(p.tz)
 
 
 def create_macros(con: duckdb.DuckDBPyConnection) -> None:

@@ -29,7 +29,7 @@ from loganalyzer.report import load, metrics, quality, sections, sessions
 from loganalyzer.report.load import frame, hours
 from loganalyzer.report.metrics import SYSTEM_SENDER_RE
 from loganalyzer.report.model import DailyReport
-from loganalyzer.report.period import LOOKBACK, Period, zone
+from loganalyzer.report.period import LOOKBACK, Period
 from loganalyzer.report.rollup import DAY_COUNTS, build, build_pieces, build_windows
 from loganalyzer.report.sections import clients, smtp, tls, totals
 from loganalyzer.report.sections.base import LENGTH
@@ -112,17 +112,12 @@ ROLLUP_DAYS = 8
 def applies(period: Period, rollups: bool | None = None) -> bool:
     """Whether this period is counted from rollups: asked (``rollups`` True, one day too: a
     pruned day has nothing else), or by default from ``ROLLUP_DAYS`` days up; and rollups
-    (per UTC hour and day) give it: a zone a whole number of hours from UTC at each of the
-    period's midnights."""
+    (per UTC hour and day) give it: a zone a whole number of hours from UTC throughout the
+    period (``Period.offsets``: its hours are then UTC hours)."""
     if rollups is False or (rollups is None and period.days < ROLLUP_DAYS):
         return False
-    tz = zone(period.tz)
-    midnights = (
-        dt.datetime.combine(period.first + dt.timedelta(days=i), dt.time(), tz)
-        for i in range(period.days + 1)
-    )
     return (period.days > 1 or rollups is True) and all(
-        t.utcoffset() % dt.timedelta(hours=1) == dt.timedelta(0) for t in midnights
+        off % dt.timedelta(hours=1) == dt.timedelta(0) for _, _, off in period.offsets
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 
 from loganalyzer.errors import BadInput
 from loganalyzer.times import parse_date as _parse_date
@@ -14,6 +15,8 @@ __all__ = ["LOOKBACK", "Period", "parse_date", "zone"]
 #: How far before a period's start the first receipt of a message is looked for (a message
 #: delivered just after midnight was received the day before).
 LOOKBACK = dt.timedelta(days=1)
+_HOUR = dt.timedelta(hours=1)
+_TICK = dt.timedelta(seconds=1)
 
 
 def parse_date(value: str | dt.date, tz: str = "UTC", now: dt.datetime | None = None) -> dt.date:
@@ -55,9 +58,51 @@ class Period:
 
     @property
     def hours(self) -> int:
-        """Its number of hours: 24 a day, 23 or 25 on a day the clocks change."""
-        elapsed = self.end.astimezone(dt.UTC) - self.start.astimezone(dt.UTC)
-        return int(elapsed.total_seconds() // 3600)
+        """Its number of hours (``hour_starts``): 24 a day, 23 or 25 on a day the clocks
+        change by an hour, 25 or 24 on a day they change by half an hour (Lord Howe)."""
+        return len(self.hour_starts)
+
+    @cached_property
+    def offsets(self) -> list[tuple[dt.datetime, dt.datetime, dt.timedelta]]:
+        """The period as spans of one UTC offset of its zone: (start, end, offset), in UTC."""
+        tz = zone(self.tz)
+        a, b = self.start.astimezone(dt.UTC), self.end.astimezone(dt.UTC)
+        out, since, off = [], a, a.astimezone(tz).utcoffset()
+        t = a
+        while t < b:  # hour by hour: no zone changes its offset twice within an hour
+            n = min(t + _HOUR, b)
+            last = n - _TICK
+            if last.astimezone(tz).utcoffset() != off:
+                # the first second of the new offset: t - 1 s still had the old one
+                lo, hi = -1, int((last - t).total_seconds())
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    if (t + mid * _TICK).astimezone(tz).utcoffset() == off:
+                        lo = mid
+                    else:
+                        hi = mid
+                hi = t + hi * _TICK
+                out.append((since, hi, off))
+                since, off = hi, hi.astimezone(tz).utcoffset()
+            t = n
+        out.append((since, b, off))
+        return out
+
+    @cached_property
+    def hour_starts(self) -> list[dt.datetime]:
+        """Where each of its hours starts (UTC): at every whole hour of its local time and where
+        the clocks change (the hour the clocks go back through twice is two hours, and a change
+        of half an hour leaves an hour of 30 minutes), so that each hour lies within one local
+        hour and one local day."""
+        out = []
+        for a, b, off in self.offsets:
+            out.append(a)
+            local = a + off  # naive arithmetic on the UTC instants, shifted by the offset
+            t = local.replace(minute=0, second=0, microsecond=0) + _HOUR
+            while t - off < b:
+                out.append(t - off)
+                t += _HOUR
+        return out
 
     def previous(self) -> Period:
         """The period of the same length just before this one."""

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import duckdb
 import pandas as pd
 
-from loganalyzer.report.load import Context, frame, hour_index, hours
+from loganalyzer.report.load import Context, frame, hour_ends, hour_index, hours
 from loganalyzer.report.period import Period
 
 
@@ -21,8 +21,9 @@ def coverage(
 ) -> tuple[list[dt.date], dict[str, list[str]]]:
     """The period's days without any log row, and per server the hours of the other days
     in which it logged nothing (``2026-03-02 03:00-05:59``, in the period's zone); with
-    ``held`` (``store_days``), not the hours before the store's first UTC day or after its
-    last (a zone ahead of UTC starts its first day before the store does)."""
+    ``held`` (``store_days``), not the hours before the store's first UTC day (a zone ahead
+    of UTC starts its first day before the store does). The hours after its last UTC day are
+    named: a day of a zone behind UTC that runs past the logs is a day with hours missing."""
     tracking = frame(
         con,
         f"""
@@ -41,12 +42,13 @@ def coverage(
             busy.setdefault(server, set()).add(i)
     any_hour = set().union(*busy.values()) if busy else set()
     empty = empty_days(ctx.period, [idx[i] for i in any_hour])
-    counted = [i for i in range(len(idx)) if day_of[i] not in empty and _held(idx[i], held)]
+    inside = _held(ctx.period, held)
+    counted = [i for i in range(len(idx)) if day_of[i] not in empty and inside[i]]
     quiet = {}
     for server in sorted(set(ctx.servers) | set(busy)):
         gaps = [i for i in counted if i not in busy.get(server, set())]
         if gaps:
-            quiet[server] = _day_ranges(gaps, idx)
+            quiet[server] = _day_ranges(gaps, ctx.period)
     return empty, quiet
 
 
@@ -63,7 +65,7 @@ def pruned_hours(period: Period, kept: Iterable[str], counted: Iterable[str] = (
     that the report does not count from a rollup (but the UTC days ``counted``, whole from
     theirs): ``2026-03-31 00:00-19:59`` in the period's zone, as ``coverage`` names hours."""
     gone = _pruned(period, set(kept) - set(counted))
-    return _day_ranges([i for i, p in enumerate(gone) if p], hours(period))
+    return _day_ranges([i for i, p in enumerate(gone) if p], period)
 
 
 def not_pruned(period: Period, days: Iterable[dt.date], kept: Iterable[str]) -> list[dt.date]:
@@ -81,25 +83,26 @@ def _pruned(period: Period, days: set[str]) -> list[bool]:
     return [t.tz_convert("UTC").date().isoformat() in days for t in hours(period)]
 
 
-def _held(hour: pd.Timestamp, held: tuple[dt.date, dt.date] | None) -> bool:
-    """Whether the hour starting at ``hour`` lies within the store's UTC days ``held``."""
+def _held(period: Period, held: tuple[dt.date, dt.date] | None) -> list[bool]:
+    """For each hour of the period, whether it ends after the start of the store's first
+    UTC day of ``held``."""
+    ends = hour_ends(period)
     if held is None:
-        return True
-    start = hour.tz_convert("UTC")
-    first = pd.Timestamp(held[0], tz="UTC")
-    after = pd.Timestamp(held[1], tz="UTC") + pd.Timedelta(days=1)
-    return start + pd.Timedelta(hours=1) > first and start < after
+        return [True] * len(ends)
+    return list(ends > pd.Timestamp(held[0], tz="UTC"))
 
 
-def _day_ranges(gaps: list[int], idx: pd.DatetimeIndex) -> list[str]:
-    """Hour numbers as local time ranges within a day: ``2026-03-02 03:00-05:59``."""
+def _day_ranges(gaps: list[int], period: Period) -> list[str]:
+    """Hour numbers of ``period`` as local time ranges within a day: ``2026-03-02 03:00-05:59``
+    (an hour ends where the next one starts: half an hour on a day of a half-hour change)."""
+    idx, ends = hours(period), hour_ends(period) - pd.Timedelta(minutes=1)
     runs: list[list[int]] = []
     for i in gaps:
         if runs and i == runs[-1][1] + 1 and idx[i].date() == idx[runs[-1][0]].date():
             runs[-1][1] = i
         else:
             runs.append([i, i])
-    return [f"{idx[a]:%Y-%m-%d %H:%M}-{idx[b] + pd.Timedelta(minutes=59):%H:%M}" for a, b in runs]
+    return [f"{idx[a]:%Y-%m-%d %H:%M}-{ends[b]:%H:%M}" for a, b in runs]
 
 
 def store_days(con: duckdb.DuckDBPyConnection) -> tuple[dt.date, dt.date] | None:

@@ -7,7 +7,7 @@ import duckdb
 import pandas as pd
 
 from loganalyzer.report import sessions
-from loganalyzer.report.load import Context, frame, hour_index, hours
+from loganalyzer.report.load import Context, frame, hour_ends, hour_index, hours
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 
 #: An hour without rows from a server counts as missing when it would have logged this many.
@@ -126,7 +126,6 @@ def missing_hours(
     if both.empty:
         return pd.DataFrame(columns=columns)
     both["i"] = both["i"].astype(int)
-    idx = hours(ctx.period)
     lo, hi = int(both["i"].min()), int(both["i"].max())
     rows = []
     for log, of_log in both.groupby("log", sort=True):
@@ -145,12 +144,13 @@ def missing_hours(
                     gaps.append(i)
                     expected += guess
             if gaps:
-                rows.append((server, log, len(gaps), _ranges(gaps, idx), round(expected)))
+                rows.append((server, log, len(gaps), _ranges(gaps, ctx), round(expected)))
     return pd.DataFrame(rows, columns=columns)
 
 
-def _ranges(gaps: list[int], idx: pd.DatetimeIndex) -> str:
+def _ranges(gaps: list[int], ctx: Context) -> str:
     """Hour numbers as local time ranges: ``03:00-05:59, 11:00-11:59``."""
+    idx, ends = hours(ctx.period), hour_ends(ctx.period) - pd.Timedelta(minutes=1)
     runs: list[list[int]] = []
     for i in gaps:
         if runs and i == runs[-1][1] + 1:
@@ -160,8 +160,7 @@ def _ranges(gaps: list[int], idx: pd.DatetimeIndex) -> str:
     fmt = "%H:%M" if len({t.date() for t in idx}) == 1 else "%m-%d %H:%M"
     out = []
     for a, b in runs:
-        end = idx[b] + pd.Timedelta(minutes=59)
-        out.append(f"{idx[a].strftime(fmt)}-{end.strftime('%H:%M')}")
+        out.append(f"{idx[a].strftime(fmt)}-{ends[b].strftime('%H:%M')}")
     return ", ".join(out)
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from loganalyzer import fate
 from loganalyzer.report.charts import Chart, hour_labels, layout, text
-from loganalyzer.report.load import MSG_SQL, Context, frame, hours
+from loganalyzer.report.load import MSG_SQL, Context, frame, hour_ends, hours
 from loganalyzer.report.sections.base import LENGTH, Inputs, Report, Section, Table
 from loganalyzer.report.sections.deferrals import REASON_SQL
 
@@ -322,11 +322,12 @@ def attention(r: Report) -> list[str]:
         n = int(close["close_to_expiry"].sum())
         said = f"{n:,} messages are" if n != 1 else "1 message is"
         out.append(f"{said} close to{past}: {where}.")
+    idx, ends = hours(r.period), hour_ends(r.period)
     for row in df[df["peak"] >= LARGE_BACKLOG].itertuples(index=False):
+        at = ends[idx.get_loc(row.peak_hour)]  # the peak hour's end (half an hour, Lord Howe)
         out.append(
             f"Backlog for {row.hop} on {row.server}: up to {row.peak:,} messages waiting "
-            f"(at {row.peak_hour.tz_convert(r.period.tz) + pd.Timedelta(hours=1):%Y-%m-%d %H:%M}),"
-            f" {row.waiting:,} at the period's end."
+            f"(at {at:%Y-%m-%d %H:%M}), {row.waiting:,} at the period's end."
         )
     return out
 
