@@ -37,14 +37,12 @@ __all__ = [
     "TRANSFER_BEGINS",
     "NO_VERDICT",
     "VERDICTS",
-    "WRITER_HOST_FORMATS",
     "handoff_sql",
     "host_name",
     "in_sql",
     "is_handoff",
     "kind_of",
     "kind_sql",
-    "next_hop",
     "rank_sql",
     "status_text",
     "status_text_sql",
@@ -172,9 +170,6 @@ _LED = re.compile(r"\{LED=(.*?)\}(?:;|\]|$)")
 _LED_END = r"\}[;\]]?$"
 #: Formats whose sends all go into the organisation: an IIS SMTP relay fronts it.
 RELAY_FORMATS: frozenset[str] = frozenset({"iis-smtp"})
-#: Formats whose ``server_hostname`` is the server that wrote the row, not the one a send
-#: went to: an Exchange 2000/2003 tracking log names no next hop (FORMATS.md A.4).
-WRITER_HOST_FORMATS: frozenset[str] = frozenset({"exchange2003-tracking"})
 #: Of steps at the same instant, the one that decides comes last: a hand-off, then a
 #: passing step (expansions and redirects too), then a final event (of final events, by
 #: ``SETTLES``). Ignored steps decide nothing.
@@ -233,15 +228,6 @@ def server_name(host: str | None) -> str:
     except ValueError:
         return text.split(".")[0].upper()
     return text
-
-
-def next_hop(row: Mapping) -> str | None:
-    """The server a send row names as its next hop (``server_name``: ``EX02``), ``""`` when
-    the row leaves it empty; None for a format whose logs name no next hop
-    (``WRITER_HOST_FORMATS``)."""
-    if row.get("log_format") in WRITER_HOST_FORMATS:
-        return None
-    return server_name(row.get("server_hostname"))
 
 
 def is_handoff(row: Mapping, servers: Iterable[str]) -> bool:

@@ -287,30 +287,3 @@ def test_an_encoded_subject_is_shown_decoded_by_trace_and_report(tmp_path):
     # searched as logged (the README says so)
     found = json.loads(run("trace", "--subject", "Q?=DDstanbul", "--json"))
     assert [c["subject"] for c in found["candidates"]] == ["İstanbul toplantısı"]
-
-
-def test_a_transfer_out_is_handed_on_by_the_server_that_wrote_it(tmp_path):
-    # Built: the real 1019 line and a 1031 ("SMTP end outbound transfer") six seconds later.
-    # Server-hostname is the server that wrote the line (A.4): no field names the next server,
-    # so no next hop is named, and no logs of one are said to be missing.
-    sent = real_line(time="0:58:20 GMT", event_id="1031", client_hostname="mx1.pirnie.org")
-    log = write(tmp_path, HEADER + COLUMN_LINE + real_line() + sent)
-    store = tmp_path / "store"
-
-    def run(*args):
-        out = subprocess.run(
-            [LOGANALYZER, *map(str, args), "--store", str(store)], capture_output=True, text=True
-        )
-        assert out.returncode == 0, out.stderr
-        return out.stdout
-
-    run("ingest", log)
-    [message] = json.loads(run("trace", "bh9e3f+5qvo@eGroups.com", "--json"))["messages"]
-    [v] = message["recipients"]
-    assert (v["verdict"], v["summary"]) == (
-        "last_seen",
-        "last seen at PACKRAT at 2003-08-12 00:58:20 UTC; handed on by PACKRAT (the log does "
-        "not name the next server)",
-    )
-    assert message["missing_logs"] == []
-    assert "missing logs" not in run("trace", "bh9e3f+5qvo@eGroups.com")

@@ -17,7 +17,6 @@ from loganalyzer.store.lookup import KEYS
 from loganalyzer.times import parse_time, zone
 from loganalyzer.trace import evidence, rejected
 from loganalyzer.trace.build import build
-from loganalyzer.trace.coverage import logged
 from loganalyzer.trace.find import (
     RELAY_VERDICT,
     Query,
@@ -261,16 +260,6 @@ def trace(
             point(con, st, _and_iis(holding(keys), manifest, bool(queues)), manifest, views)
             smtp = smtp_rows(con, sessions, ids, days_of(every, chosen), iis, queues)
     by_session, iis_lines = _group_smtp(smtp)
-    seen: dict[tuple[str, dt.datetime], bool] = {}
-
-    def held(server: str, t: dt.datetime) -> bool:
-        """Whether the store holds ``server``'s tracking log of ``t`` (``coverage.logged``),
-        read once per server and time (asked only of a hand-off nothing followed)."""
-        if (server, t) not in seen:
-            with connection(st) as con:
-                seen[server, t] = logged(con, st, manifest, server, t)
-        return seen[server, t]
-
     messages: list[MessageTrace] = []
     traced = dict(zip((id(c) for c in chosen), per_message, strict=True))
     # the sessions whose line names a message (a Send log's InternetMessageId), looked up per
@@ -289,7 +278,7 @@ def trace(
         mine = [x for sid in sorted(named - {""}) for x in by_session.get(sid, [])]
         own.add(c.get("queue_id"))
         mine += [x for i in own if i for x in iis_lines.get(i, [])]
-        messages.append(build(rows, mine, servers, here, c["message_id"], c.get("queue_id"), held))
+        messages.append(build(rows, mine, servers, here, c["message_id"], c.get("queue_id")))
     if verdicts:
         for c, m in zip(picked, messages, strict=True):
             c["verdicts"] = [
