@@ -37,7 +37,16 @@ def print_report_notices(console: Console, report: DailyReport, files: list[Path
     """What the report lacks or leaves out (days and hours without data, failed messages
     without a trace page), one warning a line: for stderr, where cron sees it."""
     pages = len(files) - 1 if files else None
-    for line in report.notices(pages):
+    lines = report.notices(pages)
+    if files and report.kept_files:
+        kept = report.kept_files
+        names = ", ".join(p.name for p in kept[:5]) + (", ..." if len(kept) > 5 else "")
+        lines.append(
+            f"{kept[0].parent} holds {len(kept):,} other "
+            f"{'file' if len(kept) == 1 else 'files'}, not written by loganalyzer, left as "
+            f"{'it was' if len(kept) == 1 else 'they were'}: {names}"
+        )
+    for line in lines:
         console.print(f"warning: {clean(line)}", soft_wrap=True, highlight=False, markup=False)
 
 
