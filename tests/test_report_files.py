@@ -108,3 +108,14 @@ def test_an_output_that_is_a_folder_writes_nothing(store, tmp_path, out):
     assert run.returncode == 2
     assert run.stderr.splitlines() == [f"error: cannot write {out or '.'}: Is a directory"]
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_the_hint_names_the_option_that_cut_the_trace_pages(store, tmp_path):
+    cut_by_limit = _report(store, "--date", DAY, "--limit", "2", "--traces", "50", cwd=tmp_path)
+    assert cut_by_limit.returncode == 0, cut_by_limit.stderr
+    [hint] = [line for line in cut_by_limit.stderr.splitlines() if "Trace pages" in line]
+    assert hint.endswith("failed messages (--limit N for more).")
+    cut_by_traces = _report(store, "--date", DAY, "--limit", "50", "--traces", "2", cwd=tmp_path)
+    [hint] = [line for line in cut_by_traces.stderr.splitlines() if "Trace pages" in line]
+    assert hint.startswith("warning: Trace pages for the first 2 of ")
+    assert hint.endswith("(--traces N for more).")

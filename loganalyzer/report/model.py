@@ -201,9 +201,12 @@ class DailyReport(Result):
             )
         failed = self._failed_messages()
         if trace_pages is not None and 0 < trace_pages < failed:
+            listed = self.metrics["failed"]["message_id"].dropna().nunique()
+            # the pages stop at --traces, or with the list of failed recipients at --limit
+            more = "--traces N" if trace_pages < listed else "--limit N"
             out.append(
                 f"Trace pages for the first {trace_pages:,} of {failed:,} failed messages "
-                "(--traces N for more)."
+                f"({more} for more)."
             )
         return out
 
