@@ -13,9 +13,7 @@ if TYPE_CHECKING:
     from loganalyzer.report.model import DailyReport
 
 
-def print_report_summary(
-    console: Console, report: DailyReport, files: list[Path], mailed_to: list[str]
-) -> None:
+def print_report_summary(console: Console, report: DailyReport, files: list[Path]) -> None:
     h = report.headline
     console.print(
         f"[bold]Mail flow {report.period.label()}[/bold] ({safe(report.period.tz)}): "
@@ -29,6 +27,10 @@ def print_report_summary(
     if files:
         pages = f" and {len(files) - 1} trace pages" if len(files) > 1 else ""
         console.print(f"report: {clean(files[0])}{pages}", highlight=False, markup=False)
+
+
+def print_mailed(console: Console, mailed_to: list[str]) -> None:
+    """To whom the report was mailed (stderr with --json: stdout is the JSON alone)."""
     if mailed_to:
         console.print(f"mailed to {clean(', '.join(mailed_to))}", highlight=False, markup=False)
 
