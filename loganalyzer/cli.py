@@ -584,6 +584,12 @@ def main() -> None:
     app()
 
 
+#: What --smtp-user needs: report.mail.check_login.
+_LOGIN_HELP = (
+    "SMTP login, with --smtp-starttls (or to a relay on loopback: localhost); the password: "
+    "$LOGANALYZER_SMTP_PASSWORD."
+)
+
 report_app = typer.Typer(
     help="Reports on the mail flow.", no_args_is_help=True, rich_markup_mode=None
 )
@@ -631,7 +637,8 @@ def report_daily(
     smtp_port: Annotated[int, typer.Option(min=1, max=65535, help="SMTP port.")] = 25,
     smtp_starttls: Annotated[bool, typer.Option("--smtp-starttls", help="Use STARTTLS.")] = False,
     smtp_user: Annotated[
-        str | None, typer.Option(help="SMTP login; the password: $LOGANALYZER_SMTP_PASSWORD.")
+        str | None,
+        typer.Option(help=_LOGIN_HELP),
     ] = None,
     mail_from: Annotated[str | None, typer.Option(help="Sender of the mail.")] = None,
     fail_if_empty: Annotated[
@@ -680,8 +687,9 @@ def report_daily(
     import os
 
     from loganalyzer.report import daily_report
-    from loganalyzer.report.mail import PASSWORD_ENV, check_addresses, send
+    from loganalyzer.report.mail import PASSWORD_ENV, check_addresses, check_login, send
     from loganalyzer.terminal.report import (
+        print_mailed,
         print_report_empty,
         print_report_notices,
         print_report_summary,
@@ -689,6 +697,8 @@ def report_daily(
 
     check_addresses("--mail-to", mail_to)  # before the work, not after it
     check_addresses("--mail-from", mail_from)
+    if mail_to:
+        check_login(smtp_host, smtp_starttls, smtp_user)
     for domain in accepted_domain or []:
         if not domain.strip().lstrip("@") or any(c in domain for c in " ,;<>"):
             raise BadInput(f"--accepted-domain {domain!r}: give a domain (contoso.com)")
@@ -711,17 +721,19 @@ def report_daily(
         try:
             send(report, mail_to, password=os.environ.get(PASSWORD_ENV), sender=mail_from, **smtp)
         except (ValueError, OSError) as exc:  # smtplib's errors are OSErrors without a path
-            raise BadInput(
-                f"cannot mail the report via {smtp_host}:{smtp_port}: {_smtp_reason(exc)}"
-            ) from exc
+            written = f" (the report is written: {files[0]})" if files else ""
+            reason = _smtp_reason(exc) + written
+            raise BadInput(f"cannot mail the report via {smtp_host}:{smtp_port}: {reason}") from exc
     if empty:
         print_report_empty(err, report)
         raise typer.Exit(1)
     print_report_notices(err, report, files)
     if as_json:
         typer.echo(report.to_json())
+        print_mailed(err, mail_to or [])  # stdout is the JSON alone
     else:
-        print_report_summary(console, report, files, mail_to or [])
+        print_report_summary(console, report, files)
+        print_mailed(console, mail_to or [])
 
 
 def _smtp_reason(exc: Exception) -> str:
@@ -919,7 +931,8 @@ def watch_cmd(
     smtp_port: Annotated[int, typer.Option(min=1, max=65535, help="SMTP port.")] = 25,
     smtp_starttls: Annotated[bool, typer.Option("--smtp-starttls", help="Use STARTTLS.")] = False,
     smtp_user: Annotated[
-        str | None, typer.Option(help="SMTP login; the password: $LOGANALYZER_SMTP_PASSWORD.")
+        str | None,
+        typer.Option(help=_LOGIN_HELP),
     ] = None,
     mail_from: Annotated[str | None, typer.Option(help="Sender of the mail.")] = None,
     server: Annotated[
@@ -944,12 +957,13 @@ def watch_cmd(
     if show_rules:
         typer.echo(w.rules.default_rules_text(), nl=False)
         return
-    from loganalyzer.report.mail import check_addresses
+    from loganalyzer.report.mail import check_addresses, check_login
 
     check_addresses("--mail-to", mail_to)
     check_addresses("--mail-from", mail_from)
     notifiers: list = [w.Webhook(url) for url in webhook or []]
     if mail_to:
+        check_login(smtp_host, smtp_starttls, smtp_user)
         password = os.environ.get(PASSWORD_ENV)
         notifiers.append(
             w.Mail(mail_to, smtp_host, smtp_port, smtp_starttls, smtp_user, password, mail_from)

@@ -215,3 +215,14 @@ def test_store_frames_take_arguments_as_trace_does(store):
         store.tracking(columns=["event_id", "nope"])
     with pytest.raises(BadInput, match="is not before until"):
         store.smtp(since="2026-03-03", until="2026-03-02")
+
+
+def test_a_report_takes_a_count_given_as_text(store):
+    """A notebook widget's "2" is 2 days (was a bare TypeError); a value that is no whole
+    number is a BadInput naming it."""
+    day = store.tracking(columns=["date_time"])["date_time"].max().date().isoformat()
+    assert la.daily_report(store, day, days="2").period.days == 2
+    with pytest.raises(BadInput, match=r"^days 'seven': give a whole number$"):
+        la.daily_report(store, day, days="seven")
+    with pytest.raises(BadInput, match=r"^limit 2\.5: give a whole number$"):
+        la.daily_report(store, day, limit=2.5)

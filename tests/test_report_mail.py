@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import email
+import json
+import os
 import shutil
 import socket
 import ssl
@@ -12,9 +15,10 @@ from email import policy
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from conftest import IN_CI
+from conftest import IN_CI, LOGANALYZER
 from reportdata import DAY, synth_store
 
+from loganalyzer.errors import BadInput
 from loganalyzer.report import daily_report
 from loganalyzer.report.mail import PASSWORD_ENV, send
 
@@ -202,8 +206,6 @@ def test_starttls(smtp_server, report, tmp_path):
 def test_an_address_that_is_none_is_refused_before_the_work(smtp_server, report, option, value):
     """It was mailed to as written (the envelope recipient ``notanaddress``), or cut at the
     space; now one line naming it, exit 2, nothing sent."""
-    from conftest import LOGANALYZER
-
     inbox, port = smtp_server()
     args = [LOGANALYZER, "report", "daily", "--store", report.store, "--date", DAY, "--json"]
     args += ["--smtp-host", "127.0.0.1", "--smtp-port", str(port)]
@@ -212,3 +214,95 @@ def test_an_address_that_is_none_is_refused_before_the_work(smtp_server, report,
     assert done.returncode == 2 and done.stdout == "", done.stderr
     assert done.stderr == f"error: {option} {value!r}: not a mail address (user@example.com)\n"
     assert inbox.envelopes == []
+
+
+def _network_address() -> str:
+    """An address of this machine that is not loopback (where a remote relay would be)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # a UDP "connect" sends nothing: it picks the route
+        except OSError:
+            pytest.skip("no network interface but loopback")
+        address = s.getsockname()[0]
+    if address.startswith("127."):
+        pytest.skip("no network interface but loopback")
+    return address
+
+
+def test_a_login_without_starttls_off_loopback_is_refused(smtp_server, report, tmp_path):
+    """The password would cross the network in clear to a server that offers AUTH without
+    TLS: one line naming --smtp-starttls, exit 2, before the work; nothing reaches it."""
+    address = _network_address()
+    inbox = Inbox()
+    port = _free_port()
+    controller = Controller(
+        inbox, hostname=address, port=port, authenticator=inbox.authenticate,
+        auth_require_tls=False,
+    )  # fmt: skip
+    controller.start()
+    try:
+        args = [LOGANALYZER, "report", "daily", "--store", report.store, "--date", DAY]
+        args += ["--out", "r.html", "--smtp-host", address, "--smtp-port", str(port)]
+        args += ["--mail-to", "ops@contoso.com", "--smtp-user", "reporter"]
+        env = {**os.environ, PASSWORD_ENV: "s3cret"}
+        done = subprocess.run(
+            args, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == (
+            f"error: --smtp-user 'reporter' without --smtp-starttls: the password would go to "
+            f"{address} in clear; add --smtp-starttls (only a relay on localhost is logged in "
+            "to without)\n"
+        )
+        assert inbox.logins == [] and inbox.envelopes == []
+        assert list(tmp_path.iterdir()) == []  # refused before the work
+        with pytest.raises(BadInput, match="without --smtp-starttls"):
+            send(report, ["ops@contoso.com"], host=address, port=port, user="r", password="s3cret")
+        assert inbox.logins == []
+    finally:
+        controller.stop()
+
+
+def test_json_stays_clean_and_the_mail_is_said_on_stderr(smtp_server, report, tmp_path):
+    inbox, port = smtp_server()
+    args = [LOGANALYZER, "report", "daily", "--store", report.store, "--date", DAY, "--json"]
+    args += ["--smtp-host", "127.0.0.1", "--smtp-port", str(port), "--mail-to", "ops@contoso.com"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["period"]["date"] == DAY
+    assert "mailed to ops@contoso.com" in done.stderr.splitlines()
+    assert len(inbox.envelopes) == 1
+
+
+def test_a_failed_mail_says_the_report_was_written(smtp_server, report, tmp_path):
+    _, port = smtp_server()
+    args = [LOGANALYZER, "report", "daily", "--store", report.store, "--date", DAY]
+    args += ["--out", "r.html", "--traces", "0", "--smtp-host", "127.0.0.1"]
+    args += ["--smtp-port", str(port), "--mail-to", "ops@contoso.com", "--smtp-user", "reporter"]
+    env = {**os.environ, PASSWORD_ENV: "guess"}
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert done.returncode == 2 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"error: cannot mail the report via 127.0.0.1:{port}: 535 ")
+    assert line.endswith(" (the report is written: r.html)")
+    assert (tmp_path / "r.html").is_file()
+
+
+@pytest.mark.parametrize(
+    ("deferred", "line"), [(1, "recipient still deferred"), (2, "recipients still deferred")]
+)
+def test_the_mail_text_counts_in_the_singular_and_plural(smtp_server, report, deferred, line):
+    inbox, port = smtp_server()
+    one = copy.copy(report)
+    one.headline = {**report.headline, "still_deferred_recipients": deferred}
+    send(one, ["ops@contoso.com"], host="127.0.0.1", port=port)
+    text = inbox.message().get_body(("plain",)).get_content()
+    assert f"{deferred:>12,}  {line}" in text.splitlines()
+
+
+def test_one_address_given_as_a_string_is_that_address(smtp_server, report):
+    """As elsewhere in the API (was a TypeError from the email package)."""
+    inbox, port = smtp_server()
+    send(report, "ops@contoso.com", host="127.0.0.1", port=port)
+    assert inbox.envelopes[0].rcpt_tos == ["ops@contoso.com"]
+    assert inbox.message()["To"] == "ops@contoso.com"

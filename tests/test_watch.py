@@ -663,3 +663,26 @@ def test_a_server_silent_for_more_than_a_day_stays_reported(tmp_path):
     assert "no log rows from EX02 since 2026-03-02" in alert and "resolved" not in alert, alert
     again = run_once(str(watched), "--store", str(tmp_path / "store"))  # nothing new: still so
     assert again.returncode == 2 and "logs_stopped EX02" in again.stdout, again.stdout
+
+
+def test_watch_refuses_a_login_without_starttls_off_loopback(tmp_path):
+    """As `report daily`: the password would cross the network in clear; refused before the
+    first round, one line naming --smtp-starttls (with --once: 3, UNKNOWN, as any bad input)."""
+    from test_report_mail import _network_address
+
+    address = _network_address()
+    (tmp_path / "logs").mkdir()
+    done = subprocess.run(
+        [LOGANALYZER, "watch", str(tmp_path / "logs"), "--store", str(tmp_path / "store")]
+        + ["--once", "--mail-to", "ops@contoso.com", "--smtp-host", address]
+        + ["--smtp-user", "reporter"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.startswith(
+        "WATCH UNKNOWN - --smtp-user 'reporter' without --smtp-starttls: the password would go "
+        f"to {address} in clear"
+    )
+    assert not (tmp_path / "store").exists()

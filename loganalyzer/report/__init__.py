@@ -7,7 +7,9 @@ one self-contained HTML file, a dict or JSON.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import operator
 import os
 from collections.abc import Iterable
 
@@ -71,6 +73,15 @@ def daily_report(
     holds no store.
     """
     accepted_domains = as_list(accepted_domains)  # one domain given alone is one domain
+    days, top, limit, quiet_days = (
+        _whole(name, value)
+        for name, value in (
+            ("days", days),
+            ("top", top),
+            ("limit", limit),
+            ("quiet_days", quiet_days),
+        )
+    )
     for name, value in (("top", top), ("limit", limit)):
         if value < 1:
             raise BadInput(f"{name} {value}: give a number of rows of 1 or more")
@@ -162,6 +173,17 @@ def daily_report(
         regrown_hours=quality.pruned_hours(period, regrown),
     )
     return _finish(report, redact_addresses, redact_key)
+
+
+def _whole(name: str, value: object) -> int:
+    """``value`` as a whole number: an int, or its digits as text (a form or widget's value);
+    BadInput naming ``name`` for anything else (the range is checked where it is known)."""
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value)
+    if not isinstance(value, (bool, str)):
+        with contextlib.suppress(TypeError):
+            return operator.index(value)  # an int, numpy's too
+    raise BadInput(f"{name} {value!r}: give a whole number")
 
 
 def _previous(

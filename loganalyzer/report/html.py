@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 from functools import cache
@@ -256,9 +257,22 @@ def render(
     )
 
 
-def write_traces(report: Page, path: Path, limit: int) -> tuple[dict[str, str], list[Path]]:
-    """Trace pages of the first ``limit`` failed messages in ``<stem>_traces/<n>.html``;
-    returns the links by message ID and the files written."""
+#: The names of the trace pages a report writes in its folder (``1.html``, ``2.html``...):
+#: the files a later report there replaces; no other file in the folder is touched.
+TRACE_PAGE = re.compile(r"[0-9]+\.html")
+
+
+def trace_folder(path: Path) -> Path:
+    """The folder of the trace pages of the report page ``path``: ``<stem>_traces``."""
+    return path.parent / f"{path.stem}_traces"
+
+
+def write_traces(
+    report: Page, folder: Path, limit: int, link: str
+) -> tuple[dict[str, str], list[str]]:
+    """Trace pages of the first ``limit`` failed messages written to ``folder/<n>.html``;
+    returns the links (into the folder named ``link`` beside the page) by message ID and the
+    names of the files written."""
     from loganalyzer.trace import trace
     from loganalyzer.trace.model import TraceResult
 
@@ -266,8 +280,6 @@ def write_traces(report: Page, path: Path, limit: int) -> tuple[dict[str, str], 
     wanted = list(dict.fromkeys(failed["message_id"]))[:limit]
     if not wanted:
         return {}, []
-    folder = path.parent / f"{path.stem}_traces"
-    folder.mkdir(parents=True, exist_ok=True)
     found = {}
     rows = failed[failed["message_id"].isin(wanted)]
     for event_id, group in rows.groupby("event_id", observed=True):
@@ -290,9 +302,9 @@ def write_traces(report: Page, path: Path, limit: int) -> tuple[dict[str, str], 
         m = found.get(mid)
         if m is None:
             continue
-        page = folder / f"{n}.html"
+        name = f"{n}.html"
         result = TraceResult({"text": mid, "kind": "message_id"}, [], [m], report.period.tz)
-        page.write_text(result.to_html(), encoding="utf-8")
-        links[mid] = f"{quote(folder.name)}/{n}.html"
-        written.append(page)
+        (folder / name).write_text(result.to_html(), encoding="utf-8")
+        links[mid] = f"{quote(link)}/{name}"
+        written.append(name)
     return links, written

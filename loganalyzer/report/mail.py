@@ -14,7 +14,9 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
 
-from loganalyzer.errors import BadInput
+from loganalyzer.errors import BadInput, as_list
+from loganalyzer.loopback import is_loopback
+from loganalyzer.report.sections.changes import headline_figure
 
 if TYPE_CHECKING:
     from loganalyzer.report.model import DailyReport
@@ -34,14 +36,27 @@ def check_addresses(option: str, addresses: list[str] | str | None) -> None:
             raise BadInput(f"{option} {a!r}: not a mail address (user@example.com)")
 
 
+def check_login(host: str, starttls: bool, user: str | None) -> None:
+    """BadInput when ``user`` would log in to ``host`` without STARTTLS: the password would
+    cross the network in clear. A relay on this machine's loopback is spared (it never leaves
+    it)."""
+    if user and not starttls and not is_loopback(host):
+        raise BadInput(
+            f"--smtp-user {user!r} without --smtp-starttls: the password would go to {host} "
+            "in clear; add --smtp-starttls (only a relay on localhost is logged in to without)"
+        )
+
+
 def message(
     report: DailyReport,
-    to: list[str],
+    to: list[str] | str,
     sender: str | None = None,
     subject: str | None = None,
     attach: bool = True,
 ) -> EmailMessage:
-    """The report as a mail: a text summary, the HTML report, the full page attached."""
+    """The report as a mail to ``to`` (the addresses, or one): a text summary, the HTML
+    report, the full page attached."""
+    to = as_list(to)  # one address given alone is that one
     if not to:
         raise ValueError("no recipient for the report mail")
     host = socket.getfqdn() or "localhost"
@@ -56,15 +71,15 @@ def message(
     msg["Date"] = formatdate(localtime=True)
     msg["Message-ID"] = make_msgid("loganalyzer", domain=host)
     lines = [f"Mail flow {report.period.label()} ({report.period.tz})", ""]
-    for key, label in (
-        ("received_messages", "messages received"),
-        ("delivered_recipients", "recipients delivered"),
-        ("sent_out_recipients", "recipients sent out"),
-        ("failed_recipients", "recipients failed"),
-        ("still_deferred_recipients", "recipients still deferred"),
-        ("auth_failures", "failed SMTP authentications"),
+    for key in (
+        "received_messages",
+        "delivered_recipients",
+        "sent_out_recipients",
+        "failed_recipients",
+        "still_deferred_recipients",
+        "auth_failures",
     ):
-        lines.append(f"{h[key]:>12,}  {label}")
+        lines.append(f"{h[key]:>12,}  {headline_figure(key, h[key])}")
     attention = report.attention()
     if attention:
         lines += ["", "Needs attention:", *(f"- {a}" for a in attention)]
@@ -83,7 +98,7 @@ def message(
 
 def send(
     report: DailyReport,
-    to: list[str],
+    to: list[str] | str,
     *,
     host: str = "localhost",
     port: int = 25,
@@ -96,12 +111,16 @@ def send(
     timeout: float = 60.0,
     context: ssl.SSLContext | None = None,
 ) -> EmailMessage:
-    """Send the report to ``to`` through the SMTP server ``host``:``port``; returns the mail.
+    """Send the report to ``to`` (the addresses, or one) through the SMTP server
+    ``host``:``port``; returns the mail.
 
     ``starttls`` upgrades the connection (verifying the server's certificate with
-    ``context``, default the system's trust store) before ``user`` logs in with ``password``.
+    ``context``, default the system's trust store) before ``user`` logs in with ``password``;
+    a ``user`` without ``starttls`` is refused (BadInput) unless ``host`` is loopback.
     Raises ``smtplib.SMTPException`` or ``OSError`` when the server refuses or is unreachable.
     """
+    to = as_list(to)
+    check_addresses("--mail-to", to)
     msg = message(report, to, sender, subject, attach)
     deliver(msg, to, host, port, starttls, user, password, timeout, context)
     return msg
@@ -109,7 +128,7 @@ def send(
 
 def deliver(
     msg: EmailMessage,
-    to: list[str],
+    to: list[str] | str,
     host: str = "localhost",
     port: int = 25,
     starttls: bool = False,
@@ -119,6 +138,7 @@ def deliver(
     context: ssl.SSLContext | None = None,
 ) -> None:
     """Send a mail through the SMTP server ``host``:``port`` (see ``send``)."""
+    check_login(host, starttls, user)
     if user and password is None:
         raise ValueError(f"an SMTP user needs a password (the CLI reads ${PASSWORD_ENV})")
     with smtplib.SMTP(host, port, timeout=timeout) as smtp:
@@ -128,4 +148,4 @@ def deliver(
             smtp.ehlo()
         if user:
             smtp.login(user, password or "")
-        smtp.send_message(msg, to_addrs=list(to))
+        smtp.send_message(msg, to_addrs=as_list(to))

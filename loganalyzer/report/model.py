@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from loganalyzer.errors import BadInput
 from loganalyzer.report import sections as registry
 from loganalyzer.report.charts import Chart
 from loganalyzer.report.period import Period
@@ -70,6 +72,8 @@ class DailyReport(Result):
     #: The tables a report from rollups does not count (per-message and per-session tables):
     #: empty, and said so, not "None.".
     left_out: list[str] = field(default_factory=list)
+    #: Files not written by loganalyzer found in the trace folder by the last ``save``, kept.
+    kept_files: list[Path] = field(default_factory=list, init=False, repr=False, compare=False)
     _figures: dict[str, dict[str, Chart | go.Figure]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -197,9 +201,12 @@ class DailyReport(Result):
             )
         failed = self._failed_messages()
         if trace_pages is not None and 0 < trace_pages < failed:
+            listed = self.metrics["failed"]["message_id"].dropna().nunique()
+            # the pages stop at --traces, or with the list of failed recipients at --limit
+            more = "--traces N" if trace_pages < listed else "--limit N"
             out.append(
                 f"Trace pages for the first {trace_pages:,} of {failed:,} failed messages "
-                "(--traces N for more)."
+                f"({more} for more)."
             )
         return out
 
@@ -267,18 +274,35 @@ class DailyReport(Result):
 
     def save(self, path: str | Path, traces: int = 100) -> list[Path]:
         """Write the page to ``path`` and, unless redacted, trace pages of up to ``traces``
-        failed messages into ``<name>_traces/`` beside it; returns the files written."""
-        from loganalyzer.pages import write_page
-        from loganalyzer.report.html import write_traces
+        failed messages into ``<name>_traces/`` beside it; returns the files written.
 
-        path = Path(path)
-        written = []
+        The trace pages an earlier report wrote in that folder are removed (a redacted report
+        leaves none with real addresses beside it); other files there are kept and listed in
+        ``kept_files``. BadInput naming the path when it cannot be written, before anything
+        is written."""
+        from loganalyzer.pages import check_page_path, replace_pages, staging_folder, write_page
+        from loganalyzer.report.html import TRACE_PAGE, trace_folder, write_traces
+
+        path = check_page_path(path)
+        folder = trace_folder(path)
         links: dict[str, str] = {}
-        if traces and not self.redacted and len(self.metrics["failed"]):
-            links, pages = write_traces(self, path, traces)
-            written += pages
-        write_page(path, self.to_html(traces=links))
-        return [path, *written]
+        names: list[str] = []
+        staging = None
+        try:
+            if traces and not self.redacted and len(self.metrics["failed"]):
+                staging = staging_folder(folder)
+                try:
+                    links, names = write_traces(self, staging, traces, folder.name)
+                except OSError as exc:
+                    raise BadInput(f"cannot write {folder}: {exc.strerror or exc}") from None
+            html = self.to_html(traces=links)  # before the swap: the page follows it at once
+            self.kept_files = replace_pages(folder, staging, TRACE_PAGE)
+            staging = None
+        finally:
+            if staging is not None:  # failed before the swap: the old pages stay as they were
+                shutil.rmtree(staging, ignore_errors=True)
+        write_page(path, html)
+        return [path, *(folder / n for n in names)]
 
 
 def _day_runs(days: list[dt.date]) -> str:

@@ -13,9 +13,7 @@ if TYPE_CHECKING:
     from loganalyzer.report.model import DailyReport
 
 
-def print_report_summary(
-    console: Console, report: DailyReport, files: list[Path], mailed_to: list[str]
-) -> None:
+def print_report_summary(console: Console, report: DailyReport, files: list[Path]) -> None:
     h = report.headline
     console.print(
         f"[bold]Mail flow {report.period.label()}[/bold] ({safe(report.period.tz)}): "
@@ -29,6 +27,10 @@ def print_report_summary(
     if files:
         pages = f" and {len(files) - 1} trace pages" if len(files) > 1 else ""
         console.print(f"report: {clean(files[0])}{pages}", highlight=False, markup=False)
+
+
+def print_mailed(console: Console, mailed_to: list[str]) -> None:
+    """To whom the report was mailed (stderr with --json: stdout is the JSON alone)."""
     if mailed_to:
         console.print(f"mailed to {clean(', '.join(mailed_to))}", highlight=False, markup=False)
 
@@ -37,7 +39,16 @@ def print_report_notices(console: Console, report: DailyReport, files: list[Path
     """What the report lacks or leaves out (days and hours without data, failed messages
     without a trace page), one warning a line: for stderr, where cron sees it."""
     pages = len(files) - 1 if files else None
-    for line in report.notices(pages):
+    lines = report.notices(pages)
+    if files and report.kept_files:
+        kept = report.kept_files
+        names = ", ".join(p.name for p in kept[:5]) + (", ..." if len(kept) > 5 else "")
+        lines.append(
+            f"{kept[0].parent} holds {len(kept):,} other "
+            f"{'file' if len(kept) == 1 else 'files'}, not written by loganalyzer, left as "
+            f"{'it was' if len(kept) == 1 else 'they were'}: {names}"
+        )
+    for line in lines:
         console.print(f"warning: {clean(line)}", soft_wrap=True, highlight=False, markup=False)
 
 

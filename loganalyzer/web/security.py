@@ -10,11 +10,11 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
-import socket
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, urlencode
 
 from loganalyzer.errors import BadInput
+from loganalyzer.loopback import is_loopback
 from loganalyzer.report.html import CSP_BASE
 
 #: The variable holding the access token the app needs on a non-loopback address.
@@ -35,19 +35,6 @@ HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"cache-control", b"no-store"),
 ]
-
-
-def is_loopback(host: str) -> bool:
-    """True when every address ``host`` names is a loopback address."""
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False
-    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
 
 
 def check_token(host: str, token: str | None) -> str | None:

@@ -21,10 +21,31 @@ HEADLINE = (
     ("smtp_sessions", "SMTP sessions"),
     ("auth_failures", "authentication failures"),
 )
+#: The labels of one (``1 recipient still deferred``) where the plural's word differs.
+_ONE = {
+    "received_messages": "message received",
+    "bytes_in": "byte in",
+    "bytes_out": "byte out",
+    "delivered_recipients": "recipient delivered",
+    "sent_out_recipients": "recipient sent out",
+    "failed_recipients": "recipient failed",
+    "bounces": "bounce (NDR created)",
+    "still_deferred_recipients": "recipient still deferred",
+    "deferrals": "deferral",
+    "distinct_senders": "distinct sender",
+    "smtp_sessions": "SMTP session",
+    "auth_failures": "authentication failure",
+}
 #: A change is flagged when it is at least this share of the previous value ...
 CHANGE_THRESHOLD = 0.5
 #: ... and the larger of the two values is at least this.
 CHANGE_MINIMUM = 10
+
+
+def headline_figure(key: str, n: int) -> str:
+    """The label of the headline figure ``key`` for a count of ``n``: ``recipients still
+    deferred``, for 1 ``recipient still deferred``."""
+    return _ONE.get(key, dict(HEADLINE)[key]) if n == 1 else dict(HEADLINE)[key]
 
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
