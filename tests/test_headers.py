@@ -728,7 +728,7 @@ SHAPES = {
     "from mail.example.com (mail.example.com [203.0.113.5]) by mx.contoso.com (Postfix) with "
     "ESMTPS id 4ABC; Mon, 2 Mar 2026 10:00:05 +0000": "mail.example.com [203.0.113.5]",
     "from [203.0.113.6] (helo=x) by relay.example.com with esmtp (Exim 4.96) id 1abc; "
-    "Mon, 2 Mar 2026 10:00:04 +0000": "x [203.0.113.6]",
+    "Mon, 2 Mar 2026 10:00:04 +0000": "[203.0.113.6] (HELO x)",
     "from unknown (HELO y) (203.0.113.7) by qmail.example.com with SMTP; "
     "Mon, 2 Mar 2026 10:00:03 +0000": "unknown [203.0.113.7] (HELO y)",
     "from mail-ua0-f171.google.com (209.85.217.171) by EX01.contoso.com (10.0.0.1) with "

@@ -239,7 +239,7 @@ def test_delays_and_clock_skew_of_a_chain():
         # Postfix, no reverse name: the literal HELO is the IP
         ("from [198.51.100.40] (unknown [198.51.100.40]) by mx", "unknown [198.51.100.40]"),
         # Exim: no reverse name, the HELO labelled in a comment
-        ("from [203.0.113.5] (helo=x) by relay with esmtp", "x [203.0.113.5]"),
+        ("from [203.0.113.5] (helo=x) by relay with esmtp", "[203.0.113.5] (HELO x)"),
         (
             "from rdns.example.org ([203.0.113.5] helo=x) by relay",
             "rdns.example.org [203.0.113.5] (HELO x)",

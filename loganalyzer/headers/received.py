@@ -71,7 +71,10 @@ class Hop:
         HELO name), the IP, and the HELO name only when it says something the others do not."""
         ip = _same(self.from_ip)
         name = self.from_rdns
-        if name is None and self.from_helo and _same(self.from_helo) != ip:
+        # the from word itself (``from host (IP)``, RFC 5321's greeting) reads as the host's
+        # name; a greeting only labelled (Exim's ``helo=x``) is shown as one
+        greeted = self.from_helo == self.from_name
+        if name is None and greeted and self.from_helo and _same(self.from_helo) != ip:
             name = None if _ip(self.from_helo) else self.from_helo
         helo = self.from_helo
         if helo and _same(helo) in {ip, _same(name)}:
