@@ -349,6 +349,12 @@ def reply_class(text: str) -> tuple[str, str] | None:
     return code, word
 
 
+def names_tag(text: str) -> bool:
+    """Whether ``text`` (a reply) names an Exchange status tag this package knows
+    (``RESOLVER.ADR.RecipNotFound``): Exchange gave that reply."""
+    return any(t.upper() in _tags() for t in _ANY_TAG_IN_TEXT.findall(text))
+
+
 def standard(entry: Code) -> Code | None:
     """The registry's (RFC 3463) entry for ``entry``, a concrete code with Exchange's meaning:
     what servers other than Exchange mean by it. None for any other entry, or when the

@@ -213,7 +213,10 @@ def test_exchange_online_ndr_with_antispam_headers():
         "5.1.8",
         "501 5.1.8 Sender address rejected",
     )
-    assert b["meaning"] == eventcodes.explain_status(b["diagnostic"])[0].meaning
+    # nijo.example.jp's reply, quoted: its standard meaning (RFC 3463's X.1.8)
+    assert (
+        b["meaning"] == eventcodes.standard(eventcodes.explain_status(b["diagnostic"])[0]).meaning
+    )
     assert b["remote_mta"] == "nijo.example.jp"
     original = d["original"]
     assert original["message_id"] == (
@@ -697,7 +700,7 @@ def test_an_ndr_with_only_an_html_body_is_read(tmp_path):
     assert d["original"]["message_id"] == "<orig-77@ex01.contoso.com>"
 
 
-def test_a_bounce_exchange_did_not_write_explains_its_code_by_the_standard_meaning():
+def test_a_bounce_exchange_did_not_write_explains_its_code_by_the_standard_meaning(tmp_path):
     """A Postfix bounce's 5.2.1 was explained as Exchange 2016's "Content Filter agent
     quarantined" (the first table that knows 5.2.1); Postfix means RFC 3463's "mailbox
     disabled". The Exchange Online headers it picked up on delivery do not make it Exchange's."""
@@ -721,6 +724,21 @@ def test_a_bounce_exchange_did_not_write_explains_its_code_by_the_standard_meani
     # Exchange's own NDR keeps Exchange's meaning first
     b = bounce(CORPUS / "headers" / "sisimai_lhost-exchange2007-01.txt")
     assert (b["status"], b["codes"][0]["family"]) == ("5.1.1", "enhanced-exchange")
+    # Exchange Online quoting another server's reply ("Remote Server returned '501 5.1.8
+    # Sender address rejected'", Remote-MTA nijo.example.jp): that server's code, whose
+    # standard meaning is first (Exchange Online's own is "blocked for sending spam")
+    b = bounce(CORPUS / "headers" / "sisimai_lhost-office365-05.txt")
+    assert (b["status"], b["remote_mta"]) == ("5.1.8", "nijo.example.jp")
+    assert [c["family"] for c in b["codes"][:2]] == ["enhanced-iana", "enhanced-exchange"]
+    assert "spam" not in b["meaning"]
+    # the same quoted with an Exchange status tag in it: Exchange gave it
+    text = (CORPUS / "headers" / "sisimai_lhost-office365-05.txt").read_text("utf-8")
+    tagged = tmp_path / "tagged.eml"
+    tagged.write_text(
+        text.replace("501 5.1.8 Sender address rejected", "550 5.1.8 RESOLVER.ADR.RecipNotFound"),
+        "utf-8",
+    )
+    assert bounce(tagged)["codes"][0]["family"] == "enhanced-exchange"
 
 
 SHAPES = {

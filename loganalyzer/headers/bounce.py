@@ -55,6 +55,9 @@ class BounceRecipient:
     remote_mta: str | None = None
     source: str = "delivery-status"  # or ndr-text
     codes: list[eventcodes.Code] = field(default_factory=list)
+    #: The code is another server's reply the reporting one quotes ("Remote Server returned",
+    #: a DSN's Remote-MTA): that server may be any kind, not Exchange.
+    remote_reply: bool = False
 
     @property
     def meaning(self) -> str:
@@ -141,6 +144,7 @@ def _from_dsn(msg: Message) -> tuple[list[BounceRecipient], str | None]:
                     action=unfold(block.get("Action")) or None,
                     remote_mta=_strip_type(block.get("Remote-MTA")),
                     codes=_explain(status, diag),
+                    remote_reply=bool(block.get("Remote-MTA")),
                 )
             )
     return out, reporting
@@ -180,11 +184,11 @@ def _from_text(text: str) -> tuple[list[BounceRecipient], str | None]:
         addr = _ADDRESS.match(lines[0])
         if not addr:
             continue
-        diag = None
+        diag, remote = None, False
         for ln in lines[1:]:
             s = _EXCHANGE_STATUS.search(ln)
             if s:
-                diag = (s[1] or s[2]).strip()
+                diag, remote = (s[1] or s[2]).strip(), s[2] is not None
                 break
         if diag is None:  # Postfix: "<a@b>: host mx[1.2.3.4] said: 550 5.2.1 ... (in reply ...)"
             joined = " ".join(lines)
@@ -194,8 +198,11 @@ def _from_text(text: str) -> tuple[list[BounceRecipient], str | None]:
             continue
         enhanced = _ENHANCED.search(diag)
         status = enhanced[1] if enhanced else None
+        codes = _explain(status, diag)
         out.append(
-            BounceRecipient(addr[1], status, diag, source="ndr-text", codes=_explain(status, diag))
+            BounceRecipient(
+                addr[1], status, diag, source="ndr-text", codes=codes, remote_reply=remote
+            )
         )
     if not out:
         out, host = _from_legacy_text(section)
@@ -286,7 +293,8 @@ def _standard_first(codes: list[eventcodes.Code]) -> list[eventcodes.Code]:
 def read_bounce(msg: Message, notes: list[str]) -> Bounce | None:
     """The bounce in ``msg``, or None when it is not one. A bounce that Exchange did not write
     (Postfix, Gmail) explains its codes by their standard meaning first: 5.2.1 is "mailbox
-    disabled" there, not Exchange 2016's "quarantined"."""
+    disabled" there, not Exchange 2016's "quarantined"; so does an Exchange bounce quoting
+    another server's reply without an Exchange status tag in it."""
     if not is_bounce(msg):
         return None
     recipients, reporting = _from_dsn(msg)
@@ -296,7 +304,11 @@ def read_bounce(msg: Message, notes: list[str]) -> Bounce | None:
             reporting = reporting or by_text
             if recipients:
                 break
-    if recipients and not _by_exchange(msg):
-        for r in recipients:
+    by_exchange = _by_exchange(msg)
+    for r in recipients:
+        # Exchange quoting another server's reply: that server's code, unless an Exchange
+        # status tag in it says Exchange gave it
+        theirs = r.remote_reply and not eventcodes.names_tag(r.diagnostic or "")
+        if not by_exchange or theirs:
             r.codes = _standard_first(r.codes)
     return Bounce(recipients, reporting, _original(msg, notes))
