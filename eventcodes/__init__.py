@@ -415,7 +415,8 @@ class Explanation:
 
 
 def _notes(found: list[Code]) -> tuple[str, ...]:
-    """Which of ``found`` is Exchange's meaning and which the standard's; which tag decides."""
+    """Which of ``found`` is Exchange's meaning and which the standard's; what a tag with an
+    outcome of its own says (a whole reply is still what its reply code makes it)."""
     out = []
     for entry, after in zip(found, found[1:], strict=False):
         if after == standard(entry):
@@ -427,8 +428,8 @@ def _notes(found: list[Code]) -> tuple[str, ...]:
         codes = [e.code for e in found if e.family.startswith("enhanced")]
         if codes and any(e.outcome != tag.outcome for e in found if e.code in codes):
             out.append(
-                f"{tag.code}: the tag decides the outcome ({tag.outcome}); the rows of"
-                f" {', '.join(dict.fromkeys(codes))} explain the code it comes with."
+                f"{tag.code}: the tag says what became of the message ({tag.outcome}); the"
+                f" rows of {', '.join(dict.fromkeys(codes))} explain the code it comes with."
             )
     return tuple(out)
 

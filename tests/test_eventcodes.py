@@ -814,7 +814,7 @@ def test_a_tag_that_decides_the_outcome_gives_its_own(tag, outcome):
     assert (first["family"], first["code"], first["outcome"]) == ("exchange-tag", tag, outcome)
     assert rows[1]["outcome"] == "deferred"  # the code's own row is still there, after it
     out = " ".join(_installed("codes", tag).stdout.split())
-    assert f"{tag}: the tag decides the outcome ({outcome})" in out
+    assert f"{tag}: the tag says what became of the message ({outcome})" in out
     reply = "550 4.3.2 QUEUE.Admin; message deleted by administrative action"
     rows = json.loads(_installed("codes", reply, "--json").stdout)
     assert [(r["code"], r["outcome"]) for r in rows] == [
