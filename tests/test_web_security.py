@@ -339,6 +339,18 @@ def test_redaction_hides_a_path_whatever_its_shape(text, said, shown):
     assert re.fullmatch(shown, out), out
 
 
+def test_an_address_after_auth_hashes_as_in_the_path():
+    """MAIL FROM's AUTH=tim@x hashed "AUTH=tim" (a second hash for one address on the page)."""
+    from loganalyzer.report.redact import redact_conversation
+
+    line = "MAIL FROM:<tim.fischer@fabrikam.com> AUTH=Tim.Fischer@fabrikam.com SIZE=10"
+    [out] = redact_conversation([line], b"key")
+    m = re.fullmatch(
+        r"MAIL FROM:<([0-9a-f]{10})@fabrikam.com> AUTH=([0-9a-f]{10})@fabrikam.com SIZE=10", out
+    )
+    assert m and m[1] == m[2], out
+
+
 def test_served_on_every_address_the_link_names_the_machine(store):
     """--host 0.0.0.0 printed http://0.0.0.0:PORT/?token=..., a link that works nowhere but
     on the machine itself; it names the machine."""

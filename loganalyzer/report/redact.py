@@ -54,11 +54,23 @@ def _argument(rest: str) -> str:
     may be part of a malformed address)."""
     param = _PARAM if rest.startswith("<") else _KEY_VALUE
     rest = rest.rstrip()
+    closed = _closing(rest) if rest.startswith("<") else -1
     while m := param.search(rest):
-        if rest.startswith("<") and not rest[: m.start()].endswith(">"):
+        if rest.startswith("<") and m.start() <= closed:
             break  # inside the brackets: "<a b=c>" is all address
         rest = rest[: m.start()]
     return rest
+
+
+def _closing(text: str) -> int:
+    """Where the ``<`` that ``text`` starts with is closed (nested brackets inside it), or
+    the end of the text when it is not."""
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += (ch == "<") - (ch == ">")
+        if depth == 0:
+            return i
+    return len(text)
 
 
 def _bracketed(value: str) -> list[tuple[int, int]]:
@@ -111,8 +123,13 @@ def redact_text(value: str, key: bytes, said: frozenset[str] = frozenset()) -> s
     return "".join(out)
 
 
+#: An address after MAIL FROM's AUTH= parameter: the "AUTH=" is no part of its local part (the
+#: address hashes as it does in the command's path).
+_AFTER_AUTH = re.compile(r"((?<![^\s<(,;])AUTH=)?(" + _ADDRESS.pattern + ")", re.IGNORECASE)
+
+
 def _local_parts(value: str, key: bytes) -> str:
-    return _ADDRESS.sub(lambda m: f"{_digest(m[0][:-1], key)}@", value)
+    return _AFTER_AUTH.sub(lambda m: f"{m[1] or ''}{_digest(m[2][:-1], key)}@", value)
 
 
 def redact_conversation(lines: list[str | None], key: bytes) -> list[str | None]:
