@@ -321,8 +321,9 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
             other = planned[key]
             if size - shift > other.size - other.shift:
                 other.path, name = name, other.path
-                other.offset += shift - other.shift  # the same line, in this copy's bytes
-                other.size, other.shift = size, shift
+                if other.offset:  # the same line, in this copy's bytes (0: its start, mark or not)
+                    other.offset += shift - other.shift
+                other.size, other.shift, other.final = size, shift, is_final
                 if not shift:  # a copy with the mark is known by the other's first bytes
                     other.fingerprint = encode_fingerprint(fps)
             if key in manifest:

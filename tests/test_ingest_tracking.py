@@ -228,6 +228,25 @@ def test_a_copy_with_or_without_the_utf8_mark_is_the_same_log(tmp_path):
         assert sorted(r["line"] for r in rows_of(store)) == [6, 7, 8, 9, 10, 11]
 
 
+@pytest.mark.parametrize("longer", ["utf-8", "utf-16"])
+def test_copies_with_and_without_the_mark_new_in_one_run_read_the_longer_once(tmp_path, longer):
+    """A log with the UTF-8 mark planned first and a longer copy without it, both new: the
+    longer copy's reading started 3 bytes before its start ('could not read: Invalid argument',
+    no rows from either, for good), and a longer UTF-16 copy kept the first copy's 'not
+    finished' (a last line said held back, then read twice)."""
+    rows = [row(i) for i in range(5)]
+    first = write_log(tmp_path / "logs" / "EX01" / "A.LOG", rows[:3], bom=True)
+    other = tmp_path / "logs" / "EX01" / "B.LOG"
+    text = header() + "".join(line(r) for r in rows)
+    other.write_bytes(text.encode() if longer == "utf-8" else text.encode("utf-16"))
+    store = tmp_path / "store"
+    once = _ingest_json(str(first), str(other), "--store", str(store))
+    assert once["rows"] == 5 and once["held_back"] == 0, once
+    assert sorted(r["line"] for r in rows_of(store)) == [6, 7, 8, 9, 10]
+    again = _ingest_json(str(first), str(other), "--store", str(store))
+    assert again["rows"] == 0 and again["files"]["unchanged"] == 2, again
+
+
 NCSA_LINE = (
     '205.188.158.121 - OutboundConnectionCommand [11/Oct/2006:13:16:39 -0600] "EHLO -?x.com SMTP" '
     "0 4\n"
