@@ -155,9 +155,10 @@ def expand(name: Path) -> list[Source]:
         return [Source(f"{name}{SEP}{i.filename}", i.uncompressed, True) for i in infos]
     with open_shared(path) as fh:
         size = os.fstat(fh.fileno()).st_size
-        if _utf16(fh.read(2)):  # re-saved as "Unicode": read as UTF-8, as a finished file
+        if _utf16(fh.read(2)):  # re-saved as "Unicode" (an export): read as UTF-8, sized so
+            # too, so that it is read on as it grows and a half-written last line waits
             st = os.fstat(fh.fileno())
-            return [Source(str(name), _text_size(str(path), st.st_size, st.st_mtime_ns), True)]
+            return [Source(str(name), _text_size(str(path), st.st_size, st.st_mtime_ns))]
     return [Source(str(name), size)]
 
 

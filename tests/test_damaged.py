@@ -178,6 +178,23 @@ def test_a_growing_utf16_log_is_read_on_and_unchanged_once_read(tmp_path):
     assert (again["files"]["ingested"], again["files"]["unchanged"]) == (0, 1)
 
 
+def test_a_utf16_log_caught_mid_line_waits_for_its_line(tmp_path):
+    """A UTF-16 log was read as a finished file: a last line being written was quarantined
+    as 'incomplete last line (file stopped growing)', still listed after the line was read
+    whole, and watch warned of it at every round that caught the log mid-line."""
+    subject = "Grüße 日本"
+    rows = [line(row(i, message_subject=subject)) for i in range(4)]
+    log = _write(tmp_path, (header() + "".join(rows[:3]) + rows[3][:30]).encode("utf-16"))
+    store = tmp_path / "s"
+    first = _ingest_json(str(log), "--store", str(store))
+    assert (first["rows"], first["quarantined"], first["held_back"]) == (3, 0, 1)
+    with open(log, "ab") as fh:
+        fh.write(rows[3][30:].encode("utf-16-le"))
+    done = _ingest_json(str(log), "--store", str(store))
+    assert (done["rows"], done["quarantined"], done["held_back"]) == (1, 0, 0)
+    assert _lines(store) == [6, 7, 8, 9]
+
+
 def test_cp1252_subject(tmp_path, store_dir):
     raw = line(row(0, message_subject="Grüße €")).encode("cp1252")
     log = _write(tmp_path, header().encode() + raw)
