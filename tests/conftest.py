@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -107,6 +109,18 @@ def corpus_files(*folders: str, pattern: str = "*") -> list[Path]:
 @pytest.fixture
 def store_dir(tmp_path: Path) -> Path:
     return tmp_path / "store"
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The installed ``loganalyzer`` run with ``args``, as a user runs it."""
+    return subprocess.run([LOGANALYZER, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def report_json(store: Path, *args: str) -> tuple[dict, str]:
+    """``report daily --json`` of ``store``: its JSON and what it said on stderr."""
+    done = run_cli("report", "daily", "--store", str(store), "--json", *args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), done.stderr
 
 
 @pytest.fixture

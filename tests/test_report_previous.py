@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import LOGANALYZER
+from conftest import report_json, run_cli
 
 from loganalyzer.synth import generate
 
@@ -19,18 +18,8 @@ FIRST, SECOND, LAST = "2026-03-02", "2026-03-03", "2026-03-04"
 NY = "America/New_York"
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([LOGANALYZER, *args], capture_output=True, text=True, timeout=300)
-
-
-def _report(store: Path, *args: str) -> tuple[dict, str]:
-    done = _run("report", "daily", "--store", str(store), "--json", *args)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout), done.stderr
-
-
 def _both(store: Path, *args: str) -> tuple[dict, dict]:
-    return _report(store, *args, "--rollups")[0], _report(store, *args, "--from-rows")[0]
+    return report_json(store, *args, "--rollups")[0], report_json(store, *args, "--from-rows")[0]
 
 
 def _copy(logs: Path, to: Path, keep) -> Path:
@@ -51,7 +40,7 @@ def logs(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def full(logs) -> Path:
     st = logs.parent / "full"
-    assert _run("ingest", str(logs), "--store", str(st)).returncode == 0
+    assert run_cli("ingest", str(logs), "--store", str(st)).returncode == 0
     return st
 
 
@@ -59,7 +48,7 @@ def full(logs) -> Path:
 def pruned(full) -> Path:
     st = full.parent / "pruned"
     shutil.copytree(full, st)
-    done = _run("store", "prune", "--store", str(st), "--before", SECOND)
+    done = run_cli("store", "prune", "--store", str(st), "--before", SECOND)
     assert done.returncode == 0, done.stderr
     return st
 
@@ -70,7 +59,7 @@ def test_a_previous_period_of_smtp_lines_alone_is_not_compared_either_way(logs, 
     day = FIRST.replace("-", "")
     sub = _copy(logs, tmp_path / "logs", lambda f: "ProtocolLog" in str(f) or day not in f.name)
     st = tmp_path / "store"
-    assert _run("ingest", str(sub), "--store", str(st)).returncode == 0
+    assert run_cli("ingest", str(sub), "--store", str(st)).returncode == 0
     for args in (["--date", LAST, "--days", "2"], ["--date", SECOND, "--days", "2", "--tz", NY]):
         fast, slow = _both(st, *args)
         assert fast["previous"] is None and slow["previous"] is None, args
@@ -103,11 +92,11 @@ def test_a_previous_value_of_zero_is_said_in_words(logs, tmp_path):
         ),
     )
     st = tmp_path / "store"
-    assert _run("ingest", str(sub), "--store", str(st)).returncode == 0
+    assert run_cli("ingest", str(sub), "--store", str(st)).returncode == 0
     page = tmp_path / "r.html"
-    done = _run("report", "daily", "--store", str(st), "--date", SECOND, "--out", str(page))
+    done = run_cli("report", "daily", "--store", str(st), "--date", SECOND, "--out", str(page))
     assert done.returncode == 0, done.stderr
-    report, _ = _report(st, "--date", SECOND)
+    report, _ = report_json(st, "--date", SECOND)
     none = [line for line in report["attention"] if "against none before" in line]
     assert none, report["attention"]
     assert report["previous"] is not None and report["previous"]["received_messages"] > 0
@@ -124,24 +113,24 @@ def test_pruned_hours_at_a_zones_end_are_named(full, pruned):
     the report says which (--json, stderr) and what counts them whole; in UTC the rollups
     count the pruned day as before the prune."""
     args = ["--date", LAST, "--days", "3", "--rollups"]
-    report, err = _report(pruned, *args, "--tz", NY)
+    report, err = report_json(pruned, *args, "--tz", NY)
     assert report["pruned_hours"] == [f"{FIRST} 00:00-18:59"]
     assert "Not counted: 2026-03-02 00:00-18:59 (America/New_York)" in err
     assert "--tz UTC" in err
-    before, _ = _report(full, *args, "--tz", NY)
+    before, _ = report_json(full, *args, "--tz", NY)
     assert report["headline"]["received_messages"] < before["headline"]["received_messages"]
-    utc, err = _report(pruned, *args)
+    utc, err = report_json(pruned, *args)
     assert utc["pruned_hours"] == [] and "Not counted" not in err
-    was, _ = _report(full, *args)
+    was, _ = report_json(full, *args)
     assert utc["headline"] == was["headline"]
 
 
 def test_a_pruned_day_is_reported_from_its_rollup_with_rollups(full, pruned):
     """--rollups for one pruned day reads its rollup (it gave zeros, the option ignored);
     a report from rows names the pruned days and the option that counts them."""
-    gone, _ = _report(pruned, "--date", FIRST, "--rollups")
-    was, _ = _report(full, "--date", FIRST, "--rollups")
-    rows, _ = _report(full, "--date", FIRST, "--from-rows")
+    gone, _ = report_json(pruned, "--date", FIRST, "--rollups")
+    was, _ = report_json(full, "--date", FIRST, "--rollups")
+    rows, _ = report_json(full, "--date", FIRST, "--from-rows")
     assert gone["headline"]["received_messages"] > 0
     pending = "still_deferred_recipients"  # counted from the rows of the last two days
     for r in (was, rows):
@@ -149,7 +138,7 @@ def test_a_pruned_day_is_reported_from_its_rollup_with_rollups(full, pruned):
             k: v for k, v in r["headline"].items() if k != pending
         }
     assert gone["empty_days"] == [] and gone["pruned_hours"] == []
-    report, err = _report(pruned, "--date", SECOND, "--days", "2")
+    report, err = report_json(pruned, "--date", SECOND, "--days", "2")
     assert report["pruned_hours"] == [f"{FIRST} 00:00-23:59"]
     # named as pruned, not also as a day without log rows (the two contradicted each other)
     assert report["empty_days"] == [] and "No log rows" not in err

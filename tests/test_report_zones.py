@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import LOGANALYZER
+from conftest import report_json, run_cli
 from reportdata import Expected
 
 from loganalyzer.report.long import applies
@@ -26,16 +25,6 @@ CHANGES = {
 }
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([LOGANALYZER, *args], capture_output=True, text=True, timeout=300)
-
-
-def _report(store: Path, *args: str) -> tuple[dict, str]:
-    done = _run("report", "daily", "--store", str(store), "--json", *args)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout), done.stderr
-
-
 _STORES: dict[str, tuple[Path, list[dict], str, str]] = {}
 
 
@@ -46,7 +35,7 @@ def _around(name: str, tmp_path_factory) -> tuple[Path, list[dict], str, str]:
         base = tmp_path_factory.mktemp(name)
         start = dt.date.fromisoformat(start)
         generate(base / "logs", servers=2, days=2, messages=600, seed=5, start=start)
-        done = _run("ingest", str(base / "logs"), "--store", str(base / "store"))
+        done = run_cli("ingest", str(base / "logs"), "--store", str(base / "store"))
         assert done.returncode == 0, done.stderr
         truth = [json.loads(x) for x in (base / "logs" / "truth.jsonl").open(encoding="utf-8")]
         _STORES[name] = (base / "store", truth, day, after)
@@ -71,7 +60,7 @@ def test_hours_follow_local_hours_across_a_half_hour_change(change):
     """Every row falls in one hour of the table, each hour within one local hour: the hours
     sum to the day's totals, and each holds the truth's rows of its span."""
     store, truth, day, _ = change
-    got, _ = _report(store, "--date", day, "--tz", LH)
+    got, _ = report_json(store, "--date", day, "--tz", LH)
     hourly = got["tables"]["hourly"]
     want = Expected(truth, day, LH)
     assert sum(h["received"] for h in hourly) == got["headline"]["received_messages"]
@@ -98,9 +87,9 @@ def test_a_days_figures_are_the_same_in_every_report(change):
     """The per-day table of a report of two days gives each day the figures of its own
     report, from rows and when rollups are asked for (a half-hour zone is counted from rows)."""
     store, _, day, after = change
-    alone = {d: _report(store, "--date", d, "--tz", LH)[0]["headline"] for d in (day, after)}
+    alone = {d: report_json(store, "--date", d, "--tz", LH)[0]["headline"] for d in (day, after)}
     for how in ("--from-rows", "--rollups"):
-        both, _ = _report(store, "--date", after, "--days", "2", "--tz", LH, how)
+        both, _ = report_json(store, "--date", after, "--days", "2", "--tz", LH, how)
         daily = {d["day"]: (d["received"], d["delivered"]) for d in both["tables"]["daily"]}
         assert daily == {
             d: (h["received_messages"], h["delivered_recipients"]) for d, h in alone.items()
@@ -123,7 +112,7 @@ def test_the_hours_of_a_day_past_the_last_logs_are_named(april, tz, hours):
     """The logs end with a UTC day; a zone behind UTC runs its last local day on into the
     next UTC day, which holds no rows: those hours are named as any hours without rows."""
     store, _, day, _ = april
-    got, err = _report(store, "--date", day, "--tz", tz)
+    got, err = report_json(store, "--date", day, "--tz", tz)
     assert got["store_days"]["last"] == day
     # (a server's own gaps earlier in the day are named too)
     assert {s: h[-1] for s, h in got["quiet_hours"].items()} == {
