@@ -37,12 +37,14 @@ __all__ = [
     "TRANSFER_BEGINS",
     "NO_VERDICT",
     "VERDICTS",
+    "WRITER_HOST_FORMATS",
     "handoff_sql",
     "host_name",
     "in_sql",
     "is_handoff",
     "kind_of",
     "kind_sql",
+    "next_hop",
     "rank_sql",
     "status_text",
     "status_text_sql",
@@ -170,6 +172,10 @@ _LED = re.compile(r"\{LED=(.*?)\}(?:;|\]|$)")
 _LED_END = r"\}[;\]]?$"
 #: Formats whose sends all go into the organisation: an IIS SMTP relay fronts it.
 RELAY_FORMATS: frozenset[str] = frozenset({"iis-smtp"})
+#: Formats whose ``server_hostname`` may be the server that wrote the row, not the one a send
+#: went to (Exchange 2000/2003, FORMATS.md A.4): there it names a next hop only when it is
+#: another server.
+WRITER_HOST_FORMATS: frozenset[str] = frozenset({"exchange2003-tracking"})
 #: Of steps at the same instant, the one that decides comes last: a hand-off, then a
 #: passing step (expansions and redirects too), then a final event (of final events, by
 #: ``SETTLES``). Ignored steps decide nothing.
@@ -228,6 +234,16 @@ def server_name(host: str | None) -> str:
     except ValueError:
         return text.split(".")[0].upper()
     return text
+
+
+def next_hop(row: Mapping) -> str | None:
+    """The server a send row names as its next hop (``server_name``: ``EX02``), ``""`` when
+    the row leaves it empty; None when it names none: a row of ``WRITER_HOST_FORMATS`` whose
+    host is the server that wrote it."""
+    hop = server_name(row.get("server_hostname"))
+    if row.get("log_format") in WRITER_HOST_FORMATS and hop in ("", server_name(row.get("server"))):
+        return None
+    return hop
 
 
 def is_handoff(row: Mapping, servers: Iterable[str]) -> bool:

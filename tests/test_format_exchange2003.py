@@ -287,3 +287,69 @@ def test_an_encoded_subject_is_shown_decoded_by_trace_and_report(tmp_path):
     # searched as logged (the README says so)
     found = json.loads(run("trace", "--subject", "Q?=DDstanbul", "--json"))
     assert [c["subject"] for c in found["candidates"]] == ["İstanbul toplantısı"]
+
+
+def test_a_transfer_out_is_handed_on_by_the_server_that_wrote_it(tmp_path):
+    # Built: the real 1019 line and a 1031 ("SMTP end outbound transfer") six seconds later.
+    # Server-hostname is the server that wrote the line (A.4): no field names the next server,
+    # so no next hop is named, and no logs of one are said to be missing.
+    sent = real_line(time="0:58:20 GMT", event_id="1031", client_hostname="mx1.pirnie.org")
+    log = write(tmp_path, HEADER + COLUMN_LINE + real_line() + sent)
+    store = tmp_path / "store"
+
+    def run(*args):
+        out = subprocess.run(
+            [LOGANALYZER, *map(str, args), "--store", str(store)], capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    run("ingest", log)
+    [message] = json.loads(run("trace", "bh9e3f+5qvo@eGroups.com", "--json"))["messages"]
+    [v] = message["recipients"]
+    assert (v["verdict"], v["summary"]) == (
+        "last_seen",
+        "last seen at PACKRAT at 2003-08-12 00:58:20 UTC; handed on by PACKRAT (the log does "
+        "not name the next server)",
+    )
+    assert message["missing_logs"] == []
+    assert "missing logs" not in run("trace", "bh9e3f+5qvo@eGroups.com")
+
+
+def test_a_transfer_to_a_server_whose_log_lacks_the_message_says_its_log_is_there(tmp_path):
+    """A 1031 line whose Server-hostname is another server (as synth writes it) names that
+    server as the next hop: with its log of the day in the store but none of the message's
+    lines, the trace says its log holds no record (QA: it read 'not in the store')."""
+    from loganalyzer.synth import generate
+
+    logs = tmp_path / "logs"
+    generate(logs, servers=2, messages=100, seed=4, exchange=2003)
+    truth = [json.loads(x) for x in (logs / "truth.jsonl").open(encoding="utf-8")]
+    handed = next(
+        t
+        for t in truth
+        if t["verdict"] == "delivered" and t["server"] == "EX02" and "@ex01." in t["message_id"]
+    )
+    mid = handed["message_id"]
+    ex02 = next((logs / "EX02.log").glob("*.log"))
+    kept = [x for x in ex02.read_text("utf-8").splitlines(True) if mid.strip("<>") not in x]
+    ex02.write_text("".join(kept), encoding="utf-8")
+    (logs / "truth.jsonl").unlink()
+    store = tmp_path / "store"
+    done = subprocess.run([LOGANALYZER, "ingest", str(logs), "--store", str(store)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run([LOGANALYZER, "trace", mid, "--store", str(store), "--json"],
+                          capture_output=True, text=True)  # fmt: skip
+    [message] = json.loads(done.stdout)["messages"]
+
+    def every(rs):
+        for r in rs:
+            yield r
+            yield from every(r.get("members") or [])
+
+    said = {r["address"].lower(): r["summary"] for r in every(message["recipients"])}
+    assert said[handed["recipient"].lower()].endswith(
+        "handed to EX02, whose logs of that time are in the store and hold no record of the message"
+    ), said
+    assert message["missing_logs"] == []

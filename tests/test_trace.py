@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import CORPUS, LOGANALYZER, built_once
-from logfiles import row, write_log
+from logfiles import header, line, row, write_log
 
 from loganalyzer.ingest import ingest
 from loganalyzer.synth import generate
@@ -113,6 +113,72 @@ def test_last_seen_names_the_server_whose_logs_are_missing(synth_store):
     )
     done = _loganalyzer("trace", t["message_id"], "--store", store)
     assert f"missing logs: EX02 after {t['at'][:10]} {t['at'][11:19]}" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("ex02", "says", "missing"),
+    [
+        # EX02's log of that time holds another message only: look at EX02, not for files
+        (
+            ("2026-03-02T10:00:00.000Z", "2026-03-02T10:30:00.000Z"),
+            "whose logs of that time are in the store and hold no record of the message",
+            False,
+        ),
+        # EX02's log of the store starts two hours later: that time's file is missing
+        (
+            ("2026-03-02T12:00:00.000Z", "2026-03-02T12:30:00.000Z"),
+            "whose logs of that time are not in the store",
+            True,
+        ),
+        # EX02's log ends an hour and a half before: a gap in its files (the next is missing)
+        (
+            ("2026-03-02T08:00:00.000Z", "2026-03-02T08:30:00.000Z"),
+            "whose logs of that time are not in the store",
+            True,
+        ),
+        # one file of EX02 runs across the time, quiet for hours around it: its log is there
+        (
+            ("2026-03-02T07:00:00.000Z", "2026-03-02T07:10:00.000Z", "2026-03-02T13:00:00.000Z"),
+            "whose logs of that time are in the store and hold no record of the message",
+            False,
+        ),
+        (None, "whose logs are not in the store", True),
+    ],
+)
+def test_a_hand_off_says_whether_the_next_servers_logs_of_that_time_are_in_the_store(
+    tmp_path, ex02, says, missing
+):
+    mid = "<hop-1@contoso.com>"
+    sent = {"message_id": mid, "client_hostname": "EX01", "server_hostname": "EX01"}
+    write_log(
+        tmp_path / "logs" / "EX01" / "MSGTRK2026030210-1.LOG",
+        [
+            row(0, **sent, connector_id="EX01\\Default EX01"),
+            row(
+                1,
+                **{**sent, "server_hostname": "EX02.contoso.com"},
+                event_id="SEND",
+                connector_id="Intra-Organization SMTP Send Connector",
+                recipient_status="250 2.1.5 Recipient OK",
+            ),
+        ],
+    )
+    if ex02:
+        start, *others = ex02
+        log = tmp_path / "logs" / "EX02" / "MSGTRK2026030210-1.LOG"
+        log.parent.mkdir(parents=True)
+        rows = "".join(line(row(2 + i, date_time=t)) for i, t in enumerate(others))
+        log.write_text(header(date=start) + rows, encoding="utf-8")
+    store = tmp_path / "store"
+    assert _loganalyzer("ingest", tmp_path / "logs", "--store", store).returncode == 0
+    traced = json.loads(_loganalyzer("trace", mid, "--store", store, "--json").stdout)
+    [message] = traced["messages"]
+    [v] = message["recipients"]
+    assert v["summary"] == f"last seen at EX01 at 2026-03-02 10:00:01 UTC; handed to EX02, {says}"
+    assert bool(message["missing_logs"]) is missing
+    done = _loganalyzer("trace", mid, "--store", store)
+    assert done.returncode == 0, done.stderr
+    assert ("missing logs: EX02 after 2026-03-02 10:00:01" in done.stdout) is missing
 
 
 def test_the_plain_days_have_every_verdict_and_the_windows_every_message(synth_store):

@@ -17,6 +17,7 @@ from loganalyzer.store.lookup import KEYS
 from loganalyzer.times import parse_time, zone
 from loganalyzer.trace import evidence, rejected
 from loganalyzer.trace.build import build
+from loganalyzer.trace.coverage import Coverage
 from loganalyzer.trace.find import (
     RELAY_VERDICT,
     Query,
@@ -260,6 +261,8 @@ def trace(
             point(con, st, _and_iis(holding(keys), manifest, bool(queues)), manifest, views)
             smtp = smtp_rows(con, sessions, ids, days_of(every, chosen), iis, queues)
     by_session, iis_lines = _group_smtp(smtp)
+    # asked only of a hand-off nothing followed: what the store holds of the next server's log
+    held = Coverage(st, manifest).logged
     messages: list[MessageTrace] = []
     traced = dict(zip((id(c) for c in chosen), per_message, strict=True))
     # the sessions whose line names a message (a Send log's InternetMessageId), looked up per
@@ -278,7 +281,7 @@ def trace(
         mine = [x for sid in sorted(named - {""}) for x in by_session.get(sid, [])]
         own.add(c.get("queue_id"))
         mine += [x for i in own if i for x in iis_lines.get(i, [])]
-        messages.append(build(rows, mine, servers, here, c["message_id"], c.get("queue_id")))
+        messages.append(build(rows, mine, servers, here, c["message_id"], c.get("queue_id"), held))
     if verdicts:
         for c, m in zip(picked, messages, strict=True):
             c["verdicts"] = [

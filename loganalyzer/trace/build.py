@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from functools import cache
 
@@ -14,7 +15,7 @@ from loganalyzer.fate import (
     NO_VERDICT,
     REDIRECTS,
     SETTLES,
-    server_name,
+    next_hop,
     step_rank,
 )
 from loganalyzer.pages import display_subject
@@ -30,6 +31,8 @@ from loganalyzer.trace.verdict import (
     verdict_of,
 )
 
+#: Whether the store holds the tracking log of a server (``EX02``) of a time.
+Logged = Callable[[str, datetime], bool]
 #: The server that queued a message, in Exchange's reply to DATA
 #: (``[InternalId=..., Hostname=ex01.contoso.com]``).
 _QUEUED_BY = re.compile(r"\bHostname=([A-Za-z0-9.-]+)")
@@ -237,8 +240,11 @@ def _event(row: dict, conversation: list[Line]) -> Event:
 class _Stories:
     """Each recipient's steps, the lists' members and the redirects."""
 
-    def __init__(self, servers: set[str]) -> None:
+    def __init__(self, servers: set[str], logged: Logged | None = None) -> None:
         self.servers = servers
+        #: Whether the store holds a server's tracking log of a time (None: not known, as
+        #: if it did not)
+        self.logged: Logged = logged or (lambda server, t: False)
         self.steps: dict[str, list[Step]] = defaultdict(list)
         self.names: dict[str, str] = {}
         self.order: list[str] = []
@@ -346,13 +352,11 @@ class _Stories:
         latency = None
         if verdict in ("delivered", "sent_external") and received_at is not None:
             latency = round((last.time - received_at).total_seconds(), 3)
-        host = None
-        if verdict == "last_seen":
-            host = server_name(last.row.get("server_hostname"))
+        host, handed = self.handed(last) if verdict == "last_seen" else (None, None)
+        if handed in ("absent", "gap") or (last.kind == "handoff" and handed is None):
             after = {"server": host or None, "after": last.time}
-            if last.kind == "handoff" and host not in self.servers and after not in missing:
+            if after not in missing:
                 missing.append(after)
-            host = host if last.kind == "handoff" and host else None
         extra = f"; bounced back to the sender (NDR {ndr})" if ndr else ""
         if verdict != "deferred" and (other := _also_said(steps, verdict)):
             extra += f"; another record of the same time says {other} ({verdict} outranks it)"
@@ -372,6 +376,7 @@ class _Stories:
                 shown(_first_deferral(steps).time) if verdict == "deferred" else None,
                 host,
                 NO_VERDICT.get(last.event) if verdict == "last_seen" else None,
+                handed,
             ),
             latency,
             status,
@@ -380,6 +385,21 @@ class _Stories:
             ndr,
             self.names.get(parent) if parent else None,
         )
+
+    def handed(self, last: Step) -> tuple[str | None, str | None]:
+        """The next hop of a recipient last seen at ``last`` and what the store holds of its
+        logs (a key of ``verdict.HANDED``; None: no hand-off, or one to a host the row leaves
+        empty). Missing logs are listed for ``absent`` and ``gap``, and for an empty host."""
+        if last.kind != "handoff":
+            return None, None
+        hop = next_hop(last.row)
+        if hop is None:
+            return None, "unnamed"
+        if not hop:
+            return None, None
+        if hop not in self.servers:
+            return hop, "absent"
+        return hop, "silent" if self.logged(hop, last.time) else "gap"
 
     def _ndr(self, failed: Step) -> str | None:
         """The Message-ID of the bounce: the reference of the DSN row after the failure; in
@@ -422,10 +442,12 @@ def build(
     tz,
     message_id: str | None = None,
     queue_id: str | None = None,
+    logged: Logged | None = None,
 ) -> MessageTrace:
     """The trace of one message from its rows (NDR rows flagged ``is_ndr``) and its SMTP
     lines; ``message_id`` (or ``queue_id``, where its DATA line names no Message-ID) names a
-    message that only an IIS relay's log holds."""
+    message that only an IIS relay's log holds; ``logged``: whether the store holds a
+    server's tracking log of a time (a hand-off to a server of the store)."""
     by_session: dict[tuple, list[dict]] = defaultdict(list)
     sent: dict[tuple, list[dict]] = defaultdict(list)  # Send-log lines naming a message
     for r in smtp:
@@ -450,7 +472,7 @@ def build(
     _mark_id_changes(events)
 
     own = [r for r in rows if not r.get("is_ndr")]
-    stories = _Stories(servers)
+    stories = _Stories(servers, logged)
     stories.linked = sorted(
         (r["date_time"], r["message_id"])
         for r in rows

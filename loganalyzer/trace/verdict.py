@@ -15,6 +15,7 @@ from loganalyzer.fate import is_handoff, status_text
 
 __all__ = [
     "DROP_REASONS",
+    "HANDED",
     "Step",
     "classify",
     "drop_reason",
@@ -45,6 +46,21 @@ DROP_REASONS = {
     "FilteredAsSpam": "filtered as spam by Exchange Online and blocked (not quarantined)",
     "Quarantined": "Exchange Online's quarantine: spam, bulk, phishing or malware",
     "Recalled": "recalled by its sender (Exchange Online took it back from the mailbox)",
+}
+
+
+#: What a recipient last seen at a hand-off says of the next hop, by what the store holds of
+#: its logs (``build``'s ``_Stories.handed`` decides which): none of its logs; none of that
+#: time; its logs of that time, without the message (look at its queues and agents, not for
+#: files); no next hop named (an Exchange 2003 log names only the server that wrote it).
+HANDED = {
+    "absent": "handed to {hop}, whose logs are not in the store",
+    "gap": "handed to {hop}, whose logs of that time are not in the store",
+    "silent": (
+        "handed to {hop}, whose logs of that time are in the store and hold no record of"
+        " the message"
+    ),
+    "unnamed": "handed on by {server} (the log does not name the next server)",
 }
 
 
@@ -99,12 +115,14 @@ def summary(
     since: str | None = None,
     next_hop: str | None = None,
     unknown: str | None = None,
+    handed: str | None = None,
 ) -> str:
     """The verdict in plain words; ``reason`` says why a recipient was dropped or where it
     was quarantined (by default the poison message queue); ``since``
     when a deferred recipient's first deferral there was (``when``: its last); ``next_hop``
-    the server a recipient last seen was handed to, when the logs name it; ``unknown`` what
-    a status that gives no verdict says instead (``fate.NO_VERDICT``)."""
+    the server a recipient last seen was handed to, when the logs name it, and ``handed``
+    what the store holds of its logs (a key of ``HANDED``); ``unknown`` what a status that
+    gives no verdict says instead (``fate.NO_VERDICT``)."""
     why = f": {status}" + (f" ({meaning})" if meaning else "") if status else ""
     waiting = f"since {when}" if since in (None, when) else f"since {since} (last try {when})"
     if verdict == "dropped" and reason:
@@ -122,8 +140,8 @@ def summary(
         + (
             unknown
             if unknown
-            else f"handed to {next_hop}, whose logs are not in the store"
-            if next_hop
+            else HANDED[handed].format(hop=next_hop, server=server)
+            if handed
             else "the next hop's logs are not in the store"
         ),
     }
