@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -179,6 +180,11 @@ def test_a_hand_off_says_whether_the_next_servers_logs_of_that_time_are_in_the_s
     done = _loganalyzer("trace", mid, "--store", store)
     assert done.returncode == 0, done.stderr
     assert ("missing logs: EX02 after 2026-03-02 10:00:01" in done.stdout) is missing
+    page = tmp_path / "trace.html"
+    assert _loganalyzer("trace", mid, "--store", store, "--html", page).returncode == 0
+    # in the page's zone, as its other times (it showed the raw ISO time in UTC)
+    said = re.search(r"EX02 \(after 2026-03-02 10:00:01\.\d{3} UTC\)", page.read_text("utf-8"))
+    assert bool(said) is missing
 
 
 def test_the_plain_days_have_every_verdict_and_the_windows_every_message(synth_store):

@@ -9,6 +9,7 @@ timeline); the SMTP conversation of a hop is folded under its row, one log line 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -138,6 +139,8 @@ def render_html(result, fragment: bool = False) -> str:
     zone = ZoneInfo(result.tz)
 
     def when(t) -> str:
+        if isinstance(t, str):  # a missing-logs entry keeps its time as ISO text
+            t = datetime.fromisoformat(t)
         return t.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if t else ""
 
     return (
