@@ -192,7 +192,9 @@ def test_which_senders_are_the_mail_system(address, system):
     from loganalyzer.report.metrics import SYSTEM_SENDER_RE
 
     sql = f"select regexp_matches(?, '{SYSTEM_SENDER_RE}')"
-    assert duckdb.execute(sql, [address]).fetchone()[0] is system
+    # fetchall: a result left unfinished on DuckDB's default connection (fetchone) made a
+    # later test's duckdb.sql in the same worker fail (ResourceInUseException)
+    assert duckdb.execute(sql, [address]).fetchall()[0][0] is system
 
 
 def test_distinct_and_internal_external_equal_the_truth(report, expected):

@@ -94,7 +94,7 @@ def test_step_rank_in_sql_is_step_rank():
     pairs = [(k, v) for k in fate.RANK for v in (*fate.SETTLES, "other")]
     sql = fate.step_rank_sql("k", "v")
     values = ", ".join(f"('{k}', '{v}')" for k, v in pairs)
-    got = duckdb.sql(f"select {sql} from (values {values}) t(k, v)").fetchall()
+    got = duckdb.connect().sql(f"select {sql} from (values {values}) t(k, v)").fetchall()
     assert [r for (r,) in got] == [fate.step_rank(k, v) for k, v in pairs]
     assert fate.step_rank("final", "deferred") > fate.step_rank("pass", "last_seen")
     assert max(fate.step_rank(k, v) for k, v in pairs if k != "ignored") < 8  # query.py's * 8
