@@ -154,12 +154,11 @@ def expand(name: Path) -> list[Source]:
         _check_ratio(str(name), max(1, path.stat().st_size), total)
         return [Source(f"{name}{SEP}{i.filename}", i.uncompressed, True) for i in infos]
     with open_shared(path) as fh:
-        size = os.fstat(fh.fileno()).st_size
+        st = os.fstat(fh.fileno())
         if _utf16(fh.read(2)):  # re-saved as "Unicode" (an export): read as UTF-8, sized so
             # too, so that it is read on as it grows and a half-written last line waits
-            st = os.fstat(fh.fileno())
             return [Source(str(name), _text_size(str(path), st.st_size, st.st_mtime_ns))]
-    return [Source(str(name), size)]
+    return [Source(str(name), st.st_size)]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -167,12 +166,12 @@ def _text_size(path: str, size: int, mtime_ns: int) -> int:
     """The size of a UTF-16 file read as UTF-8 bytes: ingest records how far it read a file in
     the bytes it reads (``open_source``), so its size must count the same bytes; two bytes per
     character would differ from them by every non-ASCII character and the byte-order mark.
-    Kept by the file's size and time: watch asks again at every round."""
-    size, chunk = 0, bytearray(1 << 20)
+    Kept by the file's size and time (``size``, ``mtime_ns``): watch asks at every round."""
+    total, chunk = 0, bytearray(1 << 20)
     with _Utf8(path) as text:
         while n := text.readinto(chunk):
-            size += n
-    return size
+            total += n
+    return total
 
 
 def _utf16(head: bytes) -> bool:

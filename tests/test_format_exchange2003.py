@@ -13,11 +13,10 @@ column-name line of A.2 over a 1019 -> 1028 event sequence, and padded, unpadded
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pyarrow as pa
 import pytest
-from conftest import CORPUS, LOGANALYZER
+from conftest import CORPUS, run_cli
 from test_ingest_tracking import quarantine_of, rows_of
 
 import eventcodes
@@ -264,6 +263,13 @@ def test_parse_time_on_whole_columns():
     ]
 
 
+def _installed(store, *args) -> str:
+    """The installed command's output on ``store``; it must succeed."""
+    done = run_cli(*map(str, args), "--store", str(store))
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_an_encoded_subject_is_shown_decoded_by_trace_and_report(tmp_path):
     # Built: the real line with an RFC 2047 subject (A.3b: decode for display).
     subject = "=?iso-8859-9?Q?=DDstanbul_toplant=FDs=FD?="
@@ -271,11 +277,7 @@ def test_an_encoded_subject_is_shown_decoded_by_trace_and_report(tmp_path):
     store = tmp_path / "store"
 
     def run(*args):
-        out = subprocess.run(
-            [LOGANALYZER, *map(str, args), "--store", str(store)], capture_output=True, text=True
-        )
-        assert out.returncode == 0, out.stderr
-        return out.stdout
+        return _installed(store, *args)
 
     run("ingest", log)
     [row] = json.loads(run("sql", "select message_id, date from tracking", "--json"))
@@ -298,11 +300,7 @@ def test_a_transfer_out_is_handed_on_by_the_server_that_wrote_it(tmp_path):
     store = tmp_path / "store"
 
     def run(*args):
-        out = subprocess.run(
-            [LOGANALYZER, *map(str, args), "--store", str(store)], capture_output=True, text=True
-        )
-        assert out.returncode == 0, out.stderr
-        return out.stdout
+        return _installed(store, *args)
 
     run("ingest", log)
     [message] = json.loads(run("trace", "bh9e3f+5qvo@eGroups.com", "--json"))["messages"]
@@ -336,12 +334,8 @@ def test_a_transfer_to_a_server_whose_log_lacks_the_message_says_its_log_is_ther
     ex02.write_text("".join(kept), encoding="utf-8")
     (logs / "truth.jsonl").unlink()
     store = tmp_path / "store"
-    done = subprocess.run([LOGANALYZER, "ingest", str(logs), "--store", str(store)],
-                          capture_output=True, text=True)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    done = subprocess.run([LOGANALYZER, "trace", mid, "--store", str(store), "--json"],
-                          capture_output=True, text=True)  # fmt: skip
-    [message] = json.loads(done.stdout)["messages"]
+    _installed(store, "ingest", logs)
+    [message] = json.loads(_installed(store, "trace", mid, "--json"))["messages"]
 
     def every(rs):
         for r in rs:
