@@ -405,6 +405,33 @@ def test_ps_trace_export_type_line_semicolons_and_us_times(store_dir, tmp_path):
     )
 
 
+def test_a_subject_over_two_lines_is_one_record_and_a_stray_quote_is_its_line_alone(tmp_path):
+    # Built: Export-Csv quotes a subject with a line break across two lines of the file (the
+    # row was lost: both halves quarantined as broken quoting); a line with a stray quote
+    # stays alone in the quarantine and the lines after it keep their rows and numbers.
+    rows = [
+        {**PS_BASE, "MessageId": f"<m{i}@contoso.com>", "Received": f"2026-02-23T1{i}:00:00"}
+        for i in range(5)
+    ]
+    rows[1]["Subject"] = 'Quarterly "Q3"\r\nreport\r\n(final)'
+    text = csv_text(rows, PS_COLUMNS)
+    lines = text.split("\r\n")  # header, m0, m1 over three lines, m2, m3, m4
+    lines[5] = lines[5].replace('"<m2@', '"<m2"@', 1)  # a stray quote: m2's line is broken
+    store = tmp_path / "store"
+    write(tmp_path, "trace.csv", "\r\n".join(lines))
+    done = subprocess.run([LOGANALYZER, "ingest", str(tmp_path / "exports"), "--store", str(store),
+                           "--json"], capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    got = {r["message_id"]: r for r in rows_of(store)}
+    assert sorted(got) == ["<m0@contoso.com>", "<m1@contoso.com>", "<m3@contoso.com>",
+                           "<m4@contoso.com>"]  # fmt: skip
+    assert got["<m1@contoso.com>"]["message_subject"] == 'Quarterly "Q3" report (final)'
+    assert [got[f"<m{i}@contoso.com>"]["line"] for i in (0, 1, 3, 4)] == [2, 3, 7, 8]
+    [bad] = quarantine_of(store)
+    assert (bad["line"], bad["reason"]) == (6, "broken quoting: unbalanced double quote")
+    assert '"<m2"@contoso.com>' in bad["raw"]
+
+
 def test_ps_detail_export(store_dir, tmp_path):
     # Built: I.4's Get-MessageTraceDetail properties; Data as RWS's <root><MEP .../></root>.
     common = {

@@ -32,6 +32,7 @@ RECEIVE/DELIVER/SUBMIT events where they name one, else ``EXCHANGE-ONLINE``.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -140,6 +141,7 @@ def _csv(data: bytes, sub: ReadState, header: dict[str, str]) -> Iterator[Batch 
     """The runs of a CSV export, keyed by its kind, delimiter, columns and date order: one
     order for the whole file (``normalise.date_order``), decided from all its dates before
     its first run is parsed, and kept in ``header`` for the lines added later."""
+    data = _join_quoted_line_breaks(data, header)
     order, why = _date_order(data, sub, header)
     if why:
         yield Batch(None, [], warnings=[why])
@@ -158,6 +160,59 @@ def _csv(data: bytes, sub: ReadState, header: dict[str, str]) -> Iterator[Batch 
         delimiter = _DELIMITER_OF[header["delimiter"]]
         names = tuple(header["columns"].split("\t"))
         yield Pending(run, ("csv", header["kind"], delimiter, names, order), bad)
+
+
+def _join_quoted_line_breaks(data: bytes, header: dict[str, str]) -> bytes:
+    """``data`` with the line breaks inside a quoted field made spaces: a subject of two lines,
+    as the admin center and Export-Csv write it, is one record. Its record is followed by as
+    many empty lines as it lost, so the lines after it keep their numbers. A quote is joined
+    only where the record then has the header's number of fields and closes within
+    ``FIELD_LINES`` lines: an unbalanced quote otherwise stays a broken line, quarantined alone
+    (joining it would take the good lines after it)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(arr == 10)
+    if not len(ends) or b'"' not in data:
+        return data
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    parity = np.bitwise_xor.reduceat((arr == 34).view(np.uint8), starts)
+    odd = np.flatnonzero(parity).tolist()
+    if not odd:
+        return data
+    fields = _field_count(data, header)
+    if fields is None:
+        return data
+    delimiter, count = fields
+    out, pos, k = [], 0, 0
+    while k + 1 < len(odd):
+        i, j = odd[k], odd[k + 1]
+        lines = [data[starts[x] : ends[x] + 1].rstrip(b"\r\n") for x in range(i, j + 1)]
+        record = b" ".join(lines)
+        if j - i < FIELD_LINES and _fields(record, delimiter) == count:
+            out += [data[pos : starts[i]], record, b"\n" * (j - i + 1)]
+            pos, k = int(ends[j]) + 1, k + 2
+        else:
+            k += 1
+    return data if not out else b"".join([*out, data[pos:]])
+
+
+#: The most lines one quoted field of an export may run over.
+FIELD_LINES = 50
+
+
+def _field_count(data: bytes, header: dict[str, str]) -> tuple[str, int] | None:
+    """The export's delimiter and number of columns (its header line, or ``header``)."""
+    if "columns" in header:
+        return _DELIMITER_OF[header["delimiter"]], len(header["columns"].split("\t"))
+    line = sniff.header_line(data[:65536].decode("utf-8", "replace"))
+    if line is None:
+        return None
+    delimiter = sniff.delimiter_of(line)
+    return delimiter, len(sniff.column_names(line, delimiter))
+
+
+def _fields(record: bytes, delimiter: str) -> int:
+    rows = list(csv.reader([record.decode("utf-8", "replace")], delimiter=delimiter))
+    return len(rows[0]) if len(rows) == 1 else -1
 
 
 def _data_runs(
