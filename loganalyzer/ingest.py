@@ -343,7 +343,9 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
                 report.held_back = not is_final and consumed < size  # still waiting
                 reports.append(report)
                 continue
-            offset, line = _read_on_from(name, consumed, row.lines_consumed or 0)
+            offset, line = consumed, row.lines_consumed or 0
+            if not formats.get(row.format).reads_last_line:
+                offset, line = _read_on_from(name, offset, line)
             task = Task(
                 name,
                 row.format,

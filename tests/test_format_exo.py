@@ -432,6 +432,39 @@ def test_a_subject_over_two_lines_is_one_record_and_a_stray_quote_is_its_line_al
     assert '"<m2"@contoso.com>' in bad["raw"]
 
 
+@pytest.mark.parametrize("encoding", ["utf16le-bom", "utf8-resaved"])
+def test_an_export_without_its_last_line_end_read_on_as_it_grows_reads_each_row_once(
+    tmp_path, encoding
+):
+    # Built: an export's last line often has no line end; it is read as a row at once. When
+    # the file grew after all, that row was read again (twice in the store, counted twice).
+    rows = [
+        {**PS_BASE, "MessageId": f"<g{i}@contoso.com>", "Received": f"2026-02-23T1{i}:00:00"}
+        for i in range(4)
+    ]
+    lines = csv_text(rows, PS_COLUMNS).split("\r\n")[:-1]  # header and 4 rows, no last CRLF
+    lines.insert(0, "#TYPE Deserialized.Microsoft.Exchange.Management.FfoReporting.MessageTrace")
+    path = write(tmp_path, "trace.csv", "\r\n".join(lines[:4]), encoding)
+
+    def encoded(text: str) -> bytes:  # added to the file: no byte-order mark
+        return ENCODINGS[encoding](text).removeprefix(b"\xff\xfe")
+
+    store = tmp_path / "store"
+    said = []
+    for added in (b"", encoded("\r\n" + lines[4]), encoded("\r\n" + lines[5] + "\r\n"), b""):
+        with path.open("ab") as fh:
+            fh.write(added)
+        done = subprocess.run([LOGANALYZER, "ingest", str(path), "--store", str(store)],
+                              capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        said.append(done.stdout.splitlines()[0])
+    got = sorted((r["line"], r["message_id"]) for r in rows_of(store))
+    assert got == [(3, "<g0@contoso.com>"), (4, "<g1@contoso.com>"), (5, "<g2@contoso.com>"),
+                   (6, "<g3@contoso.com>")]  # fmt: skip
+    assert [s.split("; ")[1].split(",")[0] for s in said] == ["2 rows", "1 row", "1 row", "0 rows"]
+    assert quarantine_of(store) == []
+
+
 def test_ps_detail_export(store_dir, tmp_path):
     # Built: I.4's Get-MessageTraceDetail properties; Data as RWS's <root><MEP .../></root>.
     common = {

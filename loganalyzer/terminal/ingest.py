@@ -52,7 +52,8 @@ def print_ingest_summary(console: Console, summary) -> None:
         f"[bold]{f['ingested']}[/bold] {'file' if f['ingested'] == 1 else 'files'} ingested, "
         f"{f['unchanged']} unchanged{copies}, "
         f"{f['skipped']} skipped, {f['errors']} unreadable; "
-        f"[bold]{d['rows']:,}[/bold] rows, {d['quarantined']:,} quarantined lines; "
+        f"[bold]{d['rows']:,}[/bold] {'row' if d['rows'] == 1 else 'rows'}, "
+        f"{d['quarantined']:,} quarantined {'line' if d['quarantined'] == 1 else 'lines'}; "
         f"{d['bytes_read'] / 1e6:,.1f} MB in {d['seconds']:.1f} s ({speed})",
         highlight=False,
     )

@@ -96,10 +96,18 @@ def read(fh, state: ReadState, ctx: Context) -> Iterator[Batch | Pending]:
     fh.seek(start)
     body = fh.read()
     data = sniff.to_utf8(body, encoding)
+    if saved.get("open") and body:
+        # the last line was read as a row before it had its line end (an export's last line
+        # often has none): the line end that follows closes it, counted then (text added to
+        # the line itself is a line of its own, broken)
+        if data.startswith((b"\r\n", b"\n")):
+            data = data[data.index(b"\n") + 1 :]
+        state.header = "\n".join(f"#{k}: {v}" for k, v in saved.items() if k != "open")
     if not data.strip():
         state.offset = start + len(body)
         return
-    if not data.endswith(b"\n"):
+    is_open = not data.endswith(b"\n")
+    if is_open:
         data += b"\n"
     as_json = (
         saved["kind"] == "json"
@@ -114,6 +122,8 @@ def read(fh, state: ReadState, ctx: Context) -> Iterator[Batch | Pending]:
         header = {k: saved[k] for k in ("kind", "delimiter", "columns", "dates") if k in saved}
         yield from _csv(data, sub, header)
     header["encoding"] = encoding
+    if is_open:
+        header["open"] = "last line read without its line end"
     state.offset, state.line = start + len(body), sub.line
     state.header = "\n".join(f"#{k}: {v}" for k, v in header.items())
 
@@ -330,4 +340,5 @@ FORMAT = Format(
     read=read,
     parse_run=parse_run,
     default_server=normalise.SERVICE,
+    reads_last_line=True,
 )
