@@ -247,6 +247,11 @@ def test_redact_hides_reply_texts_pasted_headers_and_sender_searches(tmp_path):
         ('550 5.1.1 <"john doe"@fabrikam.com>: unknown', "john doe"),
         ("jane.roe@[192.0.2.55] unknown", "jane.roe"),
         ("user 'bob@x.example' unknown", "bob"),
+        # Exchange's 5.1.10 reply names the address without brackets; SMTPUTF8 local parts
+        ("550 5.1.10 Recipient müller.jürgen@proseware.com not found", "müller"),
+        ("550 5.1.10 Recipient josé.garcía@proseware.com not found", "josé"),
+        ("550 5.1.1 山田太郎@example.jp unknown", "山田太郎"),
+        ("550 5.1.1 ana@bücher.example unknown", "ana"),
     ],
 )
 def test_redaction_finds_every_form_of_address_in_text(text, hidden):

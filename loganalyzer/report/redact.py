@@ -17,12 +17,13 @@ ADDRESS_COLUMNS = frozenset({"sender", "recipient", "address"})
 TEXT_COLUMNS = frozenset({"reply", "example", "reason", "last_error", "users"})
 SUBJECT_COLUMNS = frozenset({"subject"})
 #: The local part of an address quoted in text, with its "@" (the domain stays): a dot-atom
-#: (RFC 5322 atext, an apostrophe too: o'brien@, but not first: 'bob@x' in quotes) or a quoted
-#: string ("john doe"@), before a domain or a domain literal (@[192.0.2.5]).
+#: (RFC 5322 atext with RFC 6531's letters of any script: müller.jürgen@, 山田@; an apostrophe
+#: too: o'brien@, but not first: 'bob@x' in quotes) or a quoted string ("john doe"@), before a
+#: domain (an international one too) or a domain literal (@[192.0.2.5]).
 _ADDRESS = re.compile(
     r"(?:\"(?:[^\"\\\r\n]|\\.)*\""
-    r"|[A-Za-z0-9!#$%&*+/=?^_`{|}~-][A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]*)"
-    r"@(?=[A-Za-z0-9\[])"
+    r"|[\w!#$%&*+/=?^`{|}~-][\w!#$%&'*+/=?^`{|}~.-]*)"
+    r"@(?=[\w\[])"
 )
 #: A domain or domain literal kept beside a hashed local part; any other text after the last
 #: "@" ("[bad literal]", markup) is hidden with it.
