@@ -68,6 +68,7 @@ OUTSIDE_THE_MODE_ONLY = (
     "test_cluster.py::test_an_address_where_no_scheduler_answers_fails_before_the_store_is_locked",
     "test_cluster.py::test_every_worker_gone_mid_ingest_ends_the_ingest",
     "test_forget.py::test_a_wrong_zone_is_mended_by_forgetting_and_ingesting_again",
+    "test_watch.py::test_a_log_value_cannot_retitle_the_terminal_or_cut_the_status_line",
     "test_watch.py::test_a_round_of_todays_rows_brings_the_aggregates_up_to_date_every_refresh_interval",
     "test_watch.py::test_an_alert_no_notifier_could_send_is_sent_next_round",
     "test_watch.py::test_hours_that_land_at_once_raise_the_alert_of_a_burst_early_in_them_once",

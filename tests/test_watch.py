@@ -686,3 +686,32 @@ def test_watch_refuses_a_login_without_starttls_off_loopback(tmp_path):
         f"to {address} in clear"
     )
     assert not (tmp_path / "store").exists()
+
+
+def test_a_log_value_cannot_retitle_the_terminal_or_cut_the_status_line(tmp_path):
+    # Built: an IIS log whose server name holds an escape that retitles a terminal, a bell, a
+    # "|" (where a monitoring plugin's figures start) and a right-to-left override: the
+    # server stopped logging, and watch printed its name raw.
+    logs = tmp_path / "logs"
+    made = subprocess.run([LOGANALYZER, "synth", "--out", str(logs), "--servers", "2",
+                           "--messages", "40", "--seed", "3", "--relay"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    [iis] = logs.glob("RELAY01/SMTPSVC1/ex*.log")
+    hostile = "R\x1b]0;TITLE\x07|fake=99;1;2\u202e"
+    text = iis.read_text(encoding="utf-8").replace(" RELAY01 ", f" {hostile} ")
+    (tmp_path / "srv" / "RELAYP").mkdir(parents=True)
+    (tmp_path / "srv" / "RELAYP" / iis.name).write_text(text, encoding="utf-8", newline="")
+    store = str(tmp_path / "store")
+    done = subprocess.run(
+        [LOGANALYZER, "ingest", str(tmp_path / "srv"), str(logs / "EX01"), "--store", store],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    once = run_once("--store", store)
+    assert once.returncode == 2, once.stdout + once.stderr
+    assert "logs_stopped R\ufffd]0;TITLE\ufffd/FAKE=99;1;2\ufffd: " in once.stdout
+    assert not any(c in once.stdout for c in "\x1b\x07\u202e")
+    assert once.stdout.count("|") == 1 and once.stdout.rstrip().endswith(" | warning=0 critical=1")

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from loganalyzer.terminal.common import clean
+
 if TYPE_CHECKING:
     from loganalyzer.watch import Check
 
@@ -19,7 +21,7 @@ def print_round(result: Check, as_json: bool = False) -> None:
         typer.echo(json.dumps(result.to_dict()))
     else:
         for n in result.notices:
-            typer.echo(f"{stamp} {n.line()}")
+            typer.echo(f"{stamp} {clean(n.line())}")  # its key and text come from logs
     for e in result.errors:
         typer.echo(f"{stamp} warning: {e}", err=True)
 
@@ -28,4 +30,4 @@ def print_once(result: Check, as_json: bool = False) -> None:
     """The monitoring plugin's one status line (or the JSON); errors on stderr."""
     for e in result.errors:
         typer.echo(f"warning: {e}", err=True)
-    typer.echo(result.to_json() if as_json else result.status_line())
+    typer.echo(result.to_json() if as_json else clean(result.status_line()))

@@ -85,6 +85,9 @@ class Check:
             text = f"no alert; newest row {newest}"
         else:
             text = "; ".join(f"{a.rule} {a.key}: {a.text}{when}" for a, when in alerts)
+            # the performance data starts at the first "|": one in a log value (a server's
+            # name) would cut the status short and pass the rest off as figures
+            text = text.replace("|", "/")
         perf = " ".join(
             f"{s}={sum(a.severity == s for a, _ in alerts)}" for s in ("warning", "critical")
         )
