@@ -911,6 +911,23 @@ def test_graph_message_trace_records_ingest_like_the_older_api(store_dir, tmp_pa
 # (recipientAddress='...')), the documentation's example response: its properties are id,
 # messageId, dateTime, event, action, description, data; no sender, no recipient (the request
 # names the recipient: a script that saves the responses may add it, as the second file does).
+def test_a_bad_time_beside_a_time_with_an_offset_says_nothing_but_its_line(tmp_path):
+    # Built: Graph records, one time with an offset, one not a time: numpy's warning about
+    # the offset went to stderr as two lines of Python.
+    records = [
+        {**GRAPH_RECORDS[0], "receivedDateTime": "2026-03-11T09:00:00.123+01:00"},
+        {**GRAPH_RECORDS[1], "receivedDateTime": "garbage"},
+    ]
+    write(tmp_path, "graph.json", json.dumps({"value": records}), "utf8-resaved")
+    store = tmp_path / "store"
+    done = subprocess.run([LOGANALYZER, "ingest", str(tmp_path / "exports"), "--store", str(store)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    [r] = rows_of(store)
+    assert r["date_time"] == datetime(2026, 3, 11, 8, 0, 0, 123000, tzinfo=UTC)
+    assert [q["reason"] for q in quarantine_of(store)] == ["bad or missing time"]
+
+
 GRAPH_DETAIL = {
     "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Collection(microsoft.graph."
     "exchangeMessageTraceDetail)",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import warnings
 from dataclasses import dataclass
 from functools import cache
 
@@ -133,7 +134,11 @@ def _one_time(value: str | None):
     if value is None:
         return None
     try:
-        return np.datetime64(value.replace(" ", "T"), "ns")
+        with warnings.catch_warnings():
+            # numpy takes an offset (+01:00) to UTC, as wanted, and warns that it does: a
+            # line of Python on stderr in the middle of the ingest's output
+            warnings.simplefilter("ignore", UserWarning)
+            return np.datetime64(value.replace(" ", "T"), "ns")
     except ValueError:
         return None
 
