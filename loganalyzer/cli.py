@@ -8,7 +8,6 @@ naming the wrong value; never a traceback unless ``loganalyzer --debug``. Every 
 
 from __future__ import annotations
 
-import json
 import sys
 import traceback
 from pathlib import Path
@@ -20,6 +19,7 @@ from typer.core import TyperGroup
 
 import eventcodes
 from loganalyzer.errors import BadInput, LogAnalyzerError, NothingFound
+from loganalyzer.pages import json_text
 from loganalyzer.terminal.common import clean, print_json, print_values
 
 # click's exceptions, as this typer names them (typer 0.28 carries its own copy of click)
@@ -358,7 +358,7 @@ def _print_pages(pages, as_json: bool) -> None:
     from loganalyzer.terminal.trace import print_trace
 
     def dumps(value) -> str:
-        return json.dumps(value, indent=2, ensure_ascii=False)
+        return json_text(value)
 
     listed: list[dict] = []
     written = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import re
 import uuid
@@ -23,6 +24,13 @@ if TYPE_CHECKING:
 #: in a log value they make "\u202emoc.osotnoc@nimda" read as admin@contoso.com. Shown as
 #: U+FFFD on every page and in the terminal.
 BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def json_text(value: object, *, indent: int | None = 2, default: Callable | None = None) -> str:
+    """``value`` as JSON, letters of any script as they are but the bidirectional controls
+    escaped (``\\u202e``): the same value to a program, and no reordered text on a terminal."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False, default=default)
+    return BIDI.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
 def _visible(value: object) -> object:

@@ -9,11 +9,12 @@ A result (a trace, a header analysis, a report, an ingest summary) is data first
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from abc import ABC, abstractmethod
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from loganalyzer.pages import json_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,7 +30,7 @@ class Result(ABC):
         """Plain JSON-ready data; its names are the result's contract."""
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+        return json_text(self.to_dict(), indent=indent)
 
     def to_html(self, **options: Any) -> str:
         """A self-contained HTML page; every value from the logs is escaped. ``options``

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import subprocess
@@ -292,3 +293,27 @@ def test_bidirectional_controls_are_shown_not_obeyed(hostile_store, cli):
         assert "\u202e" not in page and "\ufffdgnp.exe" in page
     out = cli("trace", f"<m{i}@contoso.com>", "--store", str(hostile_store))
     assert "\u202e" not in out.stdout and "\ufffdgnp.exe" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["trace", "<m{i}@contoso.com>", "--json"],
+        [
+            "sql",
+            "select message_subject from tracking where message_id = '<m{i}@contoso.com>'",
+            "--json",
+        ],
+        ["report", "daily", "--date", "2026-03-02", "--json"],
+    ],  # fmt: skip
+    ids=["trace", "sql", "report"],
+)
+def test_json_escapes_bidirectional_controls_and_keeps_their_value(hostile_store, args):
+    # Built: JSON printed the override raw, and on a terminal "\u202egnp.exe" read "exe.png"
+    i = PAYLOADS.index("\u202egnp.exe")
+    argv = [a.format(i=i) for a in args]
+    done = subprocess.run([LOGANALYZER, *argv, "--store", str(hostile_store)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "\u202e" not in done.stdout and "\\u202egnp.exe" in done.stdout
+    assert "\u202egnp.exe" in json.dumps(json.loads(done.stdout), ensure_ascii=False)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 
 import pandas as pd
 
+from loganalyzer.pages import json_text
 from loganalyzer.result import records
 
 #: A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
@@ -34,7 +34,7 @@ def to_csv(df: pd.DataFrame) -> str:
 
 def to_json(df: pd.DataFrame) -> str:
     """The rows as JSON; bytes (the manifest's lookup sketches) as hexadecimal text."""
-    return json.dumps(records(df, timespec="auto"), indent=2, ensure_ascii=False, default=_plain)
+    return json_text(records(df, timespec="auto"), default=_plain)
 
 
 def _plain(value: object) -> str:

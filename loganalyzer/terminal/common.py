@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from contextlib import AbstractContextManager, nullcontext
@@ -11,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from loganalyzer.pages import BIDI
+from loganalyzer.pages import BIDI, json_text
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|\x1b\[[0-9;?]*[ -/]*[@-~]")
 
@@ -42,7 +41,7 @@ def print_values(text: str) -> None:
 
 def print_json(data: object) -> None:
     """Data as indented JSON on stdout (values JSON does not know as their text)."""
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    typer.echo(json_text(data, default=str))
 
 
 def status(console: Console, text: str, enabled: bool = True) -> AbstractContextManager:
