@@ -65,6 +65,7 @@ def test_a_range_of_days(store):
         ("/", {"q": "<>"}, "The ID &#39;&lt;&gt;&#39;: give a Message-ID"),
         ("/", {"recipient": "*", "page": "x"}, "page &#39;x&#39;: give a whole number"),
         ("/trace", {}, "give a message ID"),
+        ("/", {"tz": "Mars/Olympus"}, "unknown time zone &#39;Mars/Olympus&#39;"),
     ],
 )
 def test_wrong_values_are_named(store, path, params, message):

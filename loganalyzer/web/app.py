@@ -102,9 +102,10 @@ class App:
         form = {k: q.get(k, "").strip() for k in data.FIELDS}
         tz = q.get("tz", "").strip() or "UTC"
         values = dict(form=form, tz=tz, events=data.EVENTS, verdicts=VERDICTS, forms=FORMS)
-        if not any(form.values()):
-            return self.page("web_search.html.j2", "Search", result=None, **values)
         try:
+            zone(tz)  # said at once, even with the form empty (the trace links carry it)
+            if not any(form.values()):
+                return self.page("web_search.html.j2", "Search", result=None, **values)
             page = _number(q.get("page"), "page", 1)
             desc = q.get("sort") == "newest"
             key = ("search", tuple(form.items()), page, desc, tz, await self.stamp())
