@@ -580,6 +580,23 @@ def test_odata_document_pretty_printed_in_utf16(store_dir, tmp_path):
     assert [r["message_subject"] for r in got] == [x["Subject"] for x in records]
 
 
+def test_a_bad_record_of_a_pretty_printed_document_is_quarantined_whole(tmp_path):
+    # Built: Graph Explorer and ConvertTo-Json indent their documents; a record with a bad
+    # size was quarantined as its first line alone, "{" (which message it was, lost).
+    records = [GRAPH_RECORDS[0], {**GRAPH_RECORDS[1], "size": "big"}]
+    text = json.dumps({"value": records}, indent=4)
+    write(tmp_path, "graph.json", text, "utf8-resaved")
+    store = tmp_path / "store"
+    done = subprocess.run([LOGANALYZER, "ingest", str(tmp_path / "exports"), "--store", str(store)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [bad] = quarantine_of(store)
+    starts = [n for n, ln in enumerate(text.splitlines(), start=1) if ln == "        {"]
+    assert (bad["line"], bad["reason"]) == (starts[1], "bad Size")
+    assert json.loads(bad["raw"]) == records[1]
+    assert [r["line"] for r in rows_of(store)] == starts[:1]
+
+
 def test_odata_verbose_document_and_compact_array(store_dir, tmp_path):
     record, _ = sekoia_record()
     text = json.dumps({"d": {"results": [json.loads(record)] * 2}})

@@ -294,7 +294,8 @@ def parse_run(run: Run, key: tuple, ctx: Context) -> Batch:
     """The rows of one run; ``key`` says how it is read (``read``)."""
     if key[0] == "json":
         if key[1]:
-            raw, rows, invalid = records.document(run, run.data.decode("utf-8", "replace"))
+            text = run.data.decode("utf-8", "replace")
+            raw, rows, invalid, run = records.document(run, text)
         else:
             raw, rows, invalid = records.ndjson(run)
         table, more, servers = normalise.trace(raw, run, rows, ctx, NAME, sniff.API)

@@ -66,8 +66,9 @@ def _envelope_items(value: object) -> list | None:
     return None
 
 
-def document(run: Run, text: str) -> tuple[pa.Table, np.ndarray, list[Bad]]:
-    """Records of one JSON document (an array, an OData envelope or one record), with lines."""
+def document(run: Run, text: str) -> tuple[pa.Table, np.ndarray, list[Bad], Run]:
+    """Records of one JSON document (an array, an OData envelope or one record), with lines,
+    and the run of its records (``per_record``) that the rows' lines index."""
     m = _RECORD_ARRAY.match(text)
     decoder = json.JSONDecoder()
     records, where = [], []
@@ -90,7 +91,18 @@ def document(run: Run, text: str) -> tuple[pa.Table, np.ndarray, list[Bad]]:
     chars = np.frombuffer(text.encode("utf-32-le"), np.uint32)
     starts = np.array([where[i] for i in keep], dtype=np.int64)
     rows = np.searchsorted(np.flatnonzero(chars == 10), starts, side="left")
-    return _keep_records(_from_python([records[i] for i in keep]), rows, run)
+    kept = [records[i] for i in keep]
+    one_each = per_record(run, rows, kept)
+    return (*_keep_records(_from_python(kept), np.arange(len(kept)), one_each), one_each)
+
+
+def per_record(run: Run, rows: np.ndarray, kept: list[dict]) -> Run:
+    """A run of one line a record (its JSON on one line) at the line where it starts: a
+    quarantined record of a pretty-printed document keeps the whole record, not its "{"."""
+    texts = [json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in kept]
+    starts = np.cumsum([0] + [len(t) for t in texts[:-1]], dtype=np.int64)
+    lines = run.line_numbers[rows] if len(rows) else run.line_numbers[:0]
+    return Run(b"".join(texts), lines, starts, np.arange(len(kept)), run.directives)
 
 
 def _keep_records(
