@@ -790,3 +790,31 @@ def test_every_list_cut_at_top_or_limit_says_its_length(synth, report, expected,
     assert f"failed SMTP authentications from {ips['n']:,} remote IPs" in html
     assert "ips" not in cut["tables"]["auth_failures"][0]  # the length is in `cut`
     assert "top_totals" not in cut["tables"]
+
+
+def test_an_address_whose_quoted_local_part_holds_an_at_is_of_its_own_domain(tmp_path):
+    # Built: '"john@home"@contoso.com' was counted under the domain 'home"' (the text after
+    # its first "@"), and a redacted report showed that part of the local part in clear.
+    rcpt, sender = '"john@home"@contoso.com', '"eve@attacker"@fabrikam.com'
+    rows = []
+    for i in range(2):
+        common = {
+            "message-id": f"<at{i}@fabrikam.com>",
+            "sender-address": sender,
+            "return-path": sender,
+            "recipient-address": rcpt,
+            "directionality": "Incoming",
+        }
+        rows += [row(2 * i, **common), row(2 * i + 1, **common, **{"event-id": "DELIVER"})]
+    write_log(tmp_path / "EX02" / "MSGTRK2026030210-1.LOG", rows)
+    store = tmp_path / "store"
+    assert ingest([tmp_path / "EX02"], store).exit_code == 0
+    args = ["report", "daily", "--store", str(store), "--date", "2026-03-02", "--json", "--redact"]
+    done = subprocess.run([LOGANALYZER, *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    tables = data["tables"]
+    assert [r["domain"] for r in tables["top_recipient_domains"]] == ["contoso.com"]
+    assert [r["domain"] for r in tables["top_sender_domains"]] == ["fabrikam.com"]
+    for part in ("john@", "@home", "eve@", "@attacker"):
+        assert part not in done.stdout, part

@@ -33,7 +33,7 @@ from loganalyzer import fate
 from loganalyzer.formats.exo_message_trace.sniff import SUMMARY as ENHANCED_SUMMARY
 from loganalyzer.read.frames import to_frame
 from loganalyzer.report.period import LOOKBACK, Period
-from loganalyzer.store.duck import GROUPS_PER_PASS, PASSES_ENV, parts_by_hash, passes
+from loganalyzer.store.duck import GROUPS_PER_PASS, PASSES_ENV, domain_sql, parts_by_hash, passes
 
 __all__ = ["GROUPS_PER_PASS", "PASSES_ENV", "in_passes", "load", "passes"]
 
@@ -202,8 +202,8 @@ def load(
         accepted = [
             d
             for (d,) in con.execute(
-                """
-                select distinct lower(split_part(r, '@', 2)) as d from (
+                f"""
+                select distinct {domain_sql("r")} as d from (
                     select unnest(recipient_address) as r from trk where outcome = 'delivered')
                 where r like '%@%' order by d
                 """
@@ -226,7 +226,7 @@ def load(
     in_passes(
         con,
         "attrs",
-        """
+        f"""
         with a as (
             select msg,
                 arg_min(sender, date_time) filter (where coalesce(sender, '') <> '') as sender,
@@ -236,15 +236,15 @@ def load(
                 arg_min(subject, date_time) filter (where subject is not null) as subject,
                 arg_min(lower(directionality), date_time)
                     filter (where lower(directionality) in ('originating', 'incoming')) as dir
-            from trk where event_id <> 'DSN' and msg is not null and {part} group by msg)
+            from trk where event_id <> 'DSN' and msg is not null and {{part}} group by msg)
         select msg, sender, lower(sender) as sender_key,
-               coalesce(sender_domain, nullif(lower(split_part(sender, '@', 2)), ''))
+               coalesce(sender_domain, nullif({domain_sql("sender")}, ''))
                    as sender_domain,
                size, subject,
                case when dir = 'originating' then 'internal'
                     when dir = 'incoming' then 'external'
                     when list_contains($accepted, coalesce(sender_domain,
-                         lower(split_part(sender, '@', 2)))) then 'internal'
+                         {domain_sql("sender")})) then 'internal'
                     when len($accepted) > 0 and coalesce(sender, '') <> '' then 'external'
                     else 'unknown' end as side
         from a
@@ -271,7 +271,7 @@ def load(
             from v where {_KIND} is not null)
         select date_time, server, event_id, msg, connector, trim(recipient) as recipient,
                lower(trim(recipient)) as rcpt,
-               nullif(lower(split_part(trim(recipient), '@', 2)), '') as rcpt_domain,
+               nullif({domain_sql("trim(recipient)")}, '') as rcpt_domain,
                case when kind in ('failed', 'deferred', 'dropped', 'quarantined') then
                    {fate.status_text_sql("status")} end as status,
                enhanced, kind, rank

@@ -39,7 +39,7 @@ from loganalyzer.report.sections.history import QUIET_DAYS
 from loganalyzer.report.sections.traffic import daily
 from loganalyzer.store import Store
 from loganalyzer.store import rollups as store_rollups
-from loganalyzer.store.duck import open_connection, parquet_columns, read_parquet
+from loganalyzer.store.duck import domain_sql, open_connection, parquet_columns, read_parquet
 
 #: Tables a report over several days computes from the rollups.
 FROM_ROLLUPS = (
@@ -618,7 +618,7 @@ class _Figures:
         """The organisation's mailboxes and distribution lists seen in the period (delivered
         to, sending, expanded) but not in its last ``quiet_days`` days."""
         since = (self.p.date - dt.timedelta(days=self.quiet_days - 1)).isoformat()
-        inside = "(len($accepted) = 0 or list_contains($accepted, split_part(key, '@', 2)))"
+        inside = f"(len($accepted) = 0 or list_contains($accepted, {domain_sql('key')}))"
         return frame(
             self.con,
             f"""

@@ -64,6 +64,12 @@ def passes(groups: int) -> int:
     return max(1, -(-groups // GROUPS_PER_PASS))
 
 
+def domain_sql(address: str) -> str:
+    """SQL for the lower-case domain of the address ``address``: what follows its last "@" (a
+    quoted local part may hold one: '"john@home"@contoso.com'), '' where it has none."""
+    return f"lower(if(contains({address}, '@'), split_part({address}, '@', -1), ''))"
+
+
 def parts_by_hash(key: str, n: int) -> list[str]:
     """SQL conditions that split rows into ``n`` parts by the hash of ``key``: a grouping by
     ``key`` run once per condition holds a part of its groups at a time."""

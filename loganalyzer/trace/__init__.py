@@ -12,7 +12,7 @@ from loganalyzer.errors import BadInput
 from loganalyzer.fate import VERDICTS, host_name, server_name
 from loganalyzer.read.query import add_views, point
 from loganalyzer.store import FileRow, Store, addresses, cache
-from loganalyzer.store.duck import connection
+from loganalyzer.store.duck import connection, domain_sql
 from loganalyzer.store.lookup import KEYS
 from loganalyzer.times import parse_time, zone
 from loganalyzer.trace import evidence, rejected
@@ -350,7 +350,7 @@ def _ours(con, st: Store, manifest, host: str) -> bool:
             where (event_id = 'SEND' and {own.format("client_hostname")})
                or (event_id = 'RECEIVE' and {own.format("server_hostname")})
                or (outcome = 'delivered' and list_has_any(
-                       list_transform(recipient_address, lambda x: lower(split_part(x, '@', 2))),
+                       list_transform(recipient_address, lambda x: {domain_sql("x")}),
                        $domains))
         )
         """,

@@ -18,6 +18,7 @@ from loganalyzer.report.charts import Chart, hour_labels, layout, text
 from loganalyzer.report.load import MSG_SQL, Context, frame, hour_ends, hours
 from loganalyzer.report.sections.base import LENGTH, Inputs, Report, Section, Table
 from loganalyzer.report.sections.deferrals import REASON_SQL
+from loganalyzer.store.duck import domain_sql
 
 #: Exchange's default message expiration timeout (MessageExpirationTimeout).
 EXPIRATION = dt.timedelta(days=2)
@@ -86,7 +87,7 @@ marked as (
                range between current row and unbounded following) as until
     from steps where coalesce(trim(recipient), '') <> '')
 select date_time, server,
-       coalesce(handoff_hop, nullif(lower(split_part(recipient, '@', 2)), ''), '(unknown)')
+       coalesce(handoff_hop, nullif({domain_sql("recipient")}, ''), '(unknown)')
            as hop,
        msg, recipient, rcpt, {fate.status_text_sql("status")} as reply, enhanced, until
 from marked where verdict = 'deferred'
