@@ -172,6 +172,10 @@ def _csv(data: bytes, sub: ReadState, header: dict[str, str]) -> Iterator[Batch 
         yield Pending(run, ("csv", header["kind"], delimiter, names, order), bad)
 
 
+#: The most lines one quoted field of an export may run over.
+FIELD_LINES = 50
+
+
 def _join_quoted_line_breaks(data: bytes, header: dict[str, str]) -> bytes:
     """``data`` with the line breaks inside a quoted field made spaces: a subject of two lines,
     as the admin center and Export-Csv write it, is one record. Its record is followed by as
@@ -203,10 +207,6 @@ def _join_quoted_line_breaks(data: bytes, header: dict[str, str]) -> bytes:
         else:
             k += 1
     return data if not out else b"".join([*out, data[pos:]])
-
-
-#: The most lines one quoted field of an export may run over.
-FIELD_LINES = 50
 
 
 def _field_count(data: bytes, header: dict[str, str]) -> tuple[str, int] | None:
