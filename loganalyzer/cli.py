@@ -415,16 +415,11 @@ def sql_cmd(
     ] = 100,
 ) -> None:
     """Run SQL (DuckDB) over the store and print the result."""
-    import duckdb
-
     from loganalyzer.read.export import to_csv, to_json
     from loganalyzer.read.store import Store
     from loganalyzer.terminal.tables import print_frame
 
-    try:
-        df = Store(store).sql(query)
-    except duckdb.Error as exc:  # the user's SQL: its first line says what is wrong
-        raise BadInput(f"SQL: {str(exc).splitlines()[0]}") from exc
+    df = Store(store).sql(query)  # BadInput for SQL DuckDB refuses
     if csv_:
         print_values(to_csv(df))
     elif as_json:

@@ -6,6 +6,8 @@ raises one of these with a message that names the wrong value and what is accept
 
 from __future__ import annotations
 
+import contextlib
+import operator
 import os
 from collections.abc import Iterable
 
@@ -43,4 +45,25 @@ def as_list(values: Iterable | str | os.PathLike | None) -> list:
         return []
     if isinstance(values, (str, bytes, os.PathLike)):
         return [values]
-    return list(values)
+    try:
+        return list(values)
+    except TypeError:
+        raise BadInput(f"{values!r}: give one value or a list of them") from None
+
+
+def whole(name: str, value: object) -> int:
+    """``value`` as a whole number: an int, or its digits as text (a form or widget's value);
+    BadInput naming ``name`` for anything else (the range is checked where it is known)."""
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value)
+    if not isinstance(value, (bool, str)):
+        with contextlib.suppress(TypeError):
+            return operator.index(value)  # an int, numpy's too
+    raise BadInput(f"{name} {value!r}: give a whole number")
+
+
+def as_text(name: str, value: object) -> str | None:
+    """``value`` when it is text (or None); BadInput naming ``name`` for anything else."""
+    if value is None or isinstance(value, str):
+        return value
+    raise BadInput(f"{name} {value!r}: give it as text")

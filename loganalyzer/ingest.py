@@ -486,6 +486,7 @@ def ingest(
         formats.get(format)
     if tz is not None:
         tz = zone_name(tz)  # an unknown zone is refused before any file is read
+    paths = as_list(paths)  # one path given alone is that path
     files, reports = discover(paths, exclude=st.local_root)
     if not files:  # nothing to read: refused before the store is touched
         raise BadInput(_nothing_to_ingest(paths, reports))

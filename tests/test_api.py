@@ -226,3 +226,49 @@ def test_a_report_takes_a_count_given_as_text(store):
         la.daily_report(store, day, days="seven")
     with pytest.raises(BadInput, match=r"^limit 2\.5: give a whole number$"):
         la.daily_report(store, day, limit=2.5)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        # a typo answered "no rows" (a plausible "no failures")
+        (lambda st: st.tracking(outcome="fail"), "outcome 'fail': not an outcome (one of: "),
+        (lambda st: st.tracking(event_id="NOPE"), "--event-id 'NOPE': not a tracking event"),
+        # DuckDB's own exceptions, and a string of parameters read as its characters
+        (lambda st: st.sql("selec 1"), 'SQL: Parser Error: syntax error at or near "selec"'),
+        (lambda st: st.sql("select ?", "x"), "SQL parameters 'x': give a list of values"),
+        # TypeError and AttributeError from inside the library
+        (lambda st: la.trace(st, 12345), "the ID 12345: give it as text"),
+        (lambda st: la.trace(st, sender=["a@b.com"]), "--sender ['a@b.com']: give it as text"),
+        (lambda st: la.trace(st, sender="*", limit=5.0), "--limit 5.0: give a whole number"),
+        (lambda st: la.daily_report(st, accepted_domains=5), "5: give one value or a list"),
+        (lambda st: la.analyze_headers(None), "headers None: give the text or bytes of a"),
+        (
+            lambda st: la.ingest(None, str(st.root) + "-other"),
+            "nothing to ingest: no file in (none)",
+        ),
+    ],
+)
+def test_a_wrong_value_of_the_library_is_named_in_one_message(store, call, message):
+    with pytest.raises(BadInput) as caught:
+        call(store)
+    assert str(caught.value).startswith(message)
+
+
+def test_the_library_takes_what_a_notebook_user_gives(store, tmp_path):
+    failed = store.tracking(outcome="failed")
+    assert len(store.tracking(outcome="FAILED")) == len(failed) > 0
+    listed = la.trace(store, sender="*", limit="3")  # a widget's value
+    assert len(listed.candidates) == 3
+    day = failed["date_time"].min().date().isoformat()
+    one = la.daily_report(store, day, redact_addresses=True, redact_key="secret")
+    assert (
+        one.to_dict()
+        == la.daily_report(store, day, redact_addresses=True, redact_key=b"secret").to_dict()
+    )
+    eml = tmp_path / "m.eml"
+    eml.write_text("From: a@contoso.com\nTo: b@fabrikam.com\nMessage-ID: <x1@contoso.com>\n\nhi\n")
+    by_path = la.analyze_headers(eml)
+    with eml.open("rb") as fh:
+        assert la.analyze_headers(fh).to_dict() == by_path.to_dict()
+    assert by_path.to_dict() == la.analyze_headers(eml.read_text(), source=str(eml)).to_dict()

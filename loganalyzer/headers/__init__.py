@@ -60,8 +60,26 @@ def _received(msg: Message) -> list[Hop]:
     return chain([value for name, value in items(msg) if name.lower() == "received"])
 
 
+def _input(value: object, source: str | None) -> tuple[str | bytes, str | None]:
+    """The text of ``analyze_headers``'s input, and its name: a path's file or an open file
+    read whole; BadInput for anything else that is not text or bytes."""
+    if isinstance(value, str | bytes):
+        return value, source
+    if isinstance(value, os.PathLike):
+        try:
+            with open(value, "rb") as fh:
+                return fh.read(), source or os.fspath(value)
+        except OSError as exc:
+            raise BadInput(f"{os.fspath(value)}: cannot read it ({exc.strerror})") from None
+    if callable(getattr(value, "read", None)):
+        data = value.read()
+        if isinstance(data, str | bytes):
+            return data, source or getattr(value, "name", None)
+    raise BadInput(f"headers {value!r}: give the text or bytes of a message, or a file's path")
+
+
 def analyze_headers(
-    text: str | bytes,
+    text: str | bytes | os.PathLike[str],
     store: str | os.PathLike[str] | Store | None = None,
     *,
     tz: str = "UTC",
@@ -73,8 +91,10 @@ def analyze_headers(
     names the input in messages (its file name).
 
     Raises BadInput when the text holds no header or ``tz`` is unknown, NotAStore when
-    ``store`` holds no store.
+    ``store`` holds no store. ``text`` may also be a file's path (``pathlib.Path``) or an open
+    file, read whole.
     """
+    text, source = _input(text, source)
     tz = zone_name(tz)
     if store is not None:
         from loganalyzer.store import Store
@@ -83,9 +103,11 @@ def analyze_headers(
     notes: list[str] = []
     msg = parse_message(text, notes)
     if not is_message(msg):
+        named = isinstance(text, str) and "\n" not in text.strip() and os.path.isfile(text.strip())
+        hint = "; to read the file, give pathlib.Path(...)" if named else ""
         raise BadInput(
             f"{source or 'the input'}: no message header found "
-            "(give a .eml file, a saved bounce or pasted headers)"
+            f"(give a .eml file, a saved bounce or pasted headers{hint})"
         )
     header_items = items(msg)
     chosen, found = verdicts(header_items)

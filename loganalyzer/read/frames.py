@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
+from eventcodes import OUTCOMES
 from loganalyzer.errors import BadInput, as_list
-from loganalyzer.read.query import connect, like, time_filter
+from loganalyzer.read.query import connect, like, time_filter, tracking_event
 from loganalyzer.schema import CATEGORIES, LOG_TABLES
 from loganalyzer.schema import columns as schema_columns
 from loganalyzer.store import Store
@@ -83,15 +84,29 @@ def select(
                 + ")"
             )
             params += [like(v) for v in values]
-        else:  # server names and event IDs compare without case, as trace compares them
-            upper = name in ("event_id", "server")
+        else:  # events as trace reads them (fail: FAIL), servers without case
+            if name == "event_id":
+                values = [tracking_event(v) for v in values]
+            elif name == "outcome":
+                values = [_outcome(v) for v in values]
+            else:
+                values = [v.upper() for v in values]
             column = f"upper({name})" if name == "server" else name
             clauses.append(f"{column} in ({', '.join('?' for _ in values)})")
-            params += [v.upper() if upper else v for v in values]
+            params += values
     cols = ", ".join(columns) if columns else "*"
     query = f"select {cols} from {table} where {' and '.join(clauses)} order by {time_column}"
     with connect(store) as con:
         return to_frame(con.sql(query, params=params).to_arrow_table(), tz=tz)
+
+
+def _outcome(text: str) -> str:
+    """An outcome as the rows spell it; BadInput for a word that is none (a typo read as
+    "no rows" would answer wrongly)."""
+    word = text.strip().lower()
+    if word not in OUTCOMES:
+        raise BadInput(f"outcome {text!r}: not an outcome (one of: {', '.join(OUTCOMES)})")
+    return word
 
 
 LIST_COLUMNS = ("recipient_address", "recipient_status", "enhanced_status", "smtp_reply")

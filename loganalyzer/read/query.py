@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
+import eventcodes
 import loganalyzer.fate as fate
+from loganalyzer.errors import BadInput
 from loganalyzer.schema import LOG_TABLES, columns
 from loganalyzer.store import cache
 from loganalyzer.store import manifest as _manifest
@@ -271,3 +273,21 @@ def like(pattern: str) -> str:
     """A user's wildcard pattern (``*@contoso.com``) as a case-insensitive SQL LIKE pattern."""
     escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped.replace("*", "%").replace("?", "_")
+
+
+#: The code tables of the events a tracking row can have.
+EVENT_FAMILIES = ("exchange-event", "exchange2003", "exo-status")
+
+
+def tracking_event(text: str) -> str:
+    """An event as the rows spell it (``fail`` -> FAIL, ``delivered`` -> Delivered);
+    BadInput when no table of tracking events knows it."""
+    for family in EVENT_FAMILIES:
+        try:
+            return eventcodes.lookup(text, family).code
+        except eventcodes.UnknownCode:
+            continue
+    raise BadInput(
+        f"--event-id {text!r}: not a tracking event (see `loganalyzer codes --family "
+        "exchange-event`)"
+    )

@@ -37,14 +37,24 @@ class Store(_Store):
 
     def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
         """Run SQL over the store's views; returns a DataFrame. BadInput for a text that holds
-        no statement (empty, or comments alone)."""
+        no statement (empty, or comments alone) and for SQL that DuckDB refuses (its first
+        line says what is wrong)."""
+        import duckdb
+
         from loganalyzer.read.frames import to_frame
 
+        if not isinstance(query, str):
+            raise BadInput(f"SQL {query!r}: give the query as text")
+        if isinstance(params, str | bytes):  # would be read as a list of its characters
+            raise BadInput(f"SQL parameters {params!r}: give a list of values")
         with self.connect() as con:
-            result = con.sql(query, params=params or None)
-            if result is None:  # DuckDB gives no relation for a text of no statement
-                raise BadInput(f"SQL {query.strip()[:40]!r}: no statement to run")
-            return to_frame(result.to_arrow_table())
+            try:
+                result = con.sql(query, params=params or None)
+                if result is None:  # DuckDB gives no relation for a text of no statement
+                    raise BadInput(f"SQL {query.strip()[:40]!r}: no statement to run")
+                return to_frame(result.to_arrow_table())
+            except duckdb.Error as exc:
+                raise BadInput(f"SQL: {str(exc).splitlines()[0]}") from exc
 
     def tracking(
         self,

@@ -7,13 +7,11 @@ one self-contained HTML file, a dict or JSON.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import operator
 import os
 from collections.abc import Iterable
 
-from loganalyzer.errors import BadInput, as_list
+from loganalyzer.errors import BadInput, as_list, whole
 from loganalyzer.pages import display_subject
 from loganalyzer.read.query import connect
 from loganalyzer.report import load, long, metrics, quality, sections, sessions
@@ -39,7 +37,7 @@ def daily_report(
     accepted_domains: list[str] | None = None,
     problems_first: bool = False,
     redact_addresses: bool = False,
-    redact_key: bytes | None = None,
+    redact_key: bytes | str | None = None,
     compare: bool = True,
     limit: int = 200,
     expiration: str | float | dt.timedelta = "2d",
@@ -74,7 +72,7 @@ def daily_report(
     """
     accepted_domains = as_list(accepted_domains)  # one domain given alone is one domain
     days, top, limit, quiet_days = (
-        _whole(name, value)
+        whole(name, value)
         for name, value in (
             ("days", days),
             ("top", top),
@@ -175,17 +173,6 @@ def daily_report(
     return _finish(report, redact_addresses, redact_key)
 
 
-def _whole(name: str, value: object) -> int:
-    """``value`` as a whole number: an int, or its digits as text (a form or widget's value);
-    BadInput naming ``name`` for anything else (the range is checked where it is known)."""
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        return int(value)
-    if not isinstance(value, (bool, str)):
-        with contextlib.suppress(TypeError):
-            return operator.index(value)  # an int, numpy's too
-    raise BadInput(f"{name} {value!r}: give a whole number")
-
-
 def _previous(
     st: Store, con, period: Period, accepted_domains: list[str] | None
 ) -> dict[str, int] | None:
@@ -208,6 +195,6 @@ def _finish(report: DailyReport, redact_addresses: bool, key: bytes | None) -> D
             df["subject"] = df["subject"].map(
                 lambda v: display_subject(v) if isinstance(v, str) and "=?" in v else v
             )
-    if redact_addresses:
-        redact(report, key or os.urandom(16))
+    if redact_addresses:  # a key given as text is its UTF-8 bytes
+        redact(report, (key.encode() if isinstance(key, str) else key) or os.urandom(16))
     return report

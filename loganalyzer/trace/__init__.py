@@ -7,10 +7,9 @@ import os
 import re
 from collections.abc import Callable, Iterator
 
-import eventcodes
-from loganalyzer.errors import BadInput
+from loganalyzer.errors import BadInput, as_text, whole
 from loganalyzer.fate import VERDICTS, host_name, server_name
-from loganalyzer.read.query import add_views, point
+from loganalyzer.read.query import add_views, point, tracking_event
 from loganalyzer.store import FileRow, Store, addresses, cache
 from loganalyzer.store.duck import connection, domain_sql
 from loganalyzer.store.lookup import KEYS
@@ -92,6 +91,22 @@ def trace(
     without a zone (any form of ``loganalyzer.times``). Raises BadInput for a wrong value,
     NotAStore for a path that holds no store.
     """
+    query, server, sender, recipient, subject, event_id, verdict = (
+        as_text(name, value)
+        for name, value in (
+            ("the ID", query),
+            ("--server", server),
+            ("--sender", sender),
+            ("--recipient", recipient),
+            ("--subject", subject),
+            ("--event-id", event_id),
+            ("verdict", verdict),
+        )
+    )
+    limit, pick = (
+        None if n is None else whole(name, n) for name, n in (("--limit", limit), ("--pick", pick))
+    )
+    offset = whole("offset", offset)
     if limit is not None and not 1 <= limit <= _MOST:
         raise BadInput(f"--limit {limit}: give 1 to {_MOST:,}")
     query = _id_of(query)
@@ -104,7 +119,7 @@ def trace(
     if since is not None and until is not None and since >= until:
         raise BadInput(f"--since {since} is not before --until {until}: nothing can match")
     if event_id is not None:
-        event_id = _event(event_id)
+        event_id = tracking_event(event_id)
     if verdict is not None and verdict not in VERDICTS:
         raise BadInput(f"verdict {verdict!r}: give one of {', '.join(VERDICTS)}")
     if not 0 <= offset <= _MOST:
@@ -392,24 +407,6 @@ def _id_of(query: str | None) -> str | None:
     if not text.strip("<>").strip():
         raise BadInput(f"the ID {query!r}: give a Message-ID, a network or an internal message ID")
     return text
-
-
-#: The code tables of the events a tracking row can have.
-_EVENT_FAMILIES = ("exchange-event", "exchange2003", "exo-status")
-
-
-def _event(text: str) -> str:
-    """An event as the rows spell it (``fail`` -> FAIL, ``delivered`` -> Delivered);
-    BadInput when no table of tracking events knows it."""
-    for family in _EVENT_FAMILIES:
-        try:
-            return eventcodes.lookup(text, family).code
-        except eventcodes.UnknownCode:
-            continue
-    raise BadInput(
-        f"--event-id {text!r}: not a tracking event (see `loganalyzer codes --family "
-        "exchange-event`)"
-    )
 
 
 #: The longest list a trace gives (a longer one overflows the queries' 64-bit integers).
