@@ -90,6 +90,15 @@ class IngestSummary(Result):
     #: The UTC days that got tracking or SMTP rows.
     days: set[str] = field(default_factory=set, repr=False)
 
+    def __repr__(self) -> str:
+        # a notebook shows the last value of a cell: one line, not a FileReport a file
+        f = self.to_dict()["files"]
+        return (
+            f"IngestSummary({self.store!r}: {f['ingested']:,} files ingested, "
+            f"{f['unchanged']:,} unchanged, {f['skipped']:,} skipped, {f['errors']:,} unreadable; "
+            f"{self.rows:,} rows, {self.quarantined:,} quarantined lines; .files lists them)"
+        )
+
     def count(self, *statuses: str) -> int:
         return sum(f.status in statuses for f in self.files)
 

@@ -247,6 +247,8 @@ def test_a_report_takes_a_count_given_as_text(store):
             lambda st: la.ingest(None, str(st.root) + "-other"),
             "nothing to ingest: no file in (none)",
         ),
+        (lambda st: la.trace(5, "<a@b>"), "store 5: give the store's folder or URL"),
+        (lambda st: la.forget(st.root, [st.root]), "store ["),  # the arguments swapped
     ],
 )
 def test_a_wrong_value_of_the_library_is_named_in_one_message(store, call, message):
@@ -258,6 +260,7 @@ def test_a_wrong_value_of_the_library_is_named_in_one_message(store, call, messa
 def test_the_library_takes_what_a_notebook_user_gives(store, tmp_path):
     failed = store.tracking(outcome="failed")
     assert len(store.tracking(outcome="FAILED")) == len(failed) > 0
+    assert la.Store(store).root == store.root  # a store where its path is asked
     listed = la.trace(store, sender="*", limit="3")  # a widget's value
     assert len(listed.candidates) == 3
     day = failed["date_time"].min().date().isoformat()
@@ -272,3 +275,14 @@ def test_the_library_takes_what_a_notebook_user_gives(store, tmp_path):
     with eml.open("rb") as fh:
         assert la.analyze_headers(fh).to_dict() == by_path.to_dict()
     assert by_path.to_dict() == la.analyze_headers(eml.read_text(), source=str(eml)).to_dict()
+
+
+def test_an_ingest_shows_in_a_notebook_as_one_line(tmp_path):
+    # Built: the README's la.ingest(...) left last in a cell printed a FileReport a file
+    logs = la.sample_logs(tmp_path / "logs")
+    summary = la.ingest([logs], tmp_path / "store")
+    shown = repr(summary)
+    assert "\n" not in shown and "FileReport" not in shown
+    assert f"{summary.rows:,} rows" in shown and f"{len(summary.files):,} files ingested" in shown
+    forgotten = la.forget([logs], tmp_path / "store", dry_run=True)
+    assert repr(forgotten).startswith(f"ForgetSummary({forgotten.store!r}: would forget ")

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loganalyzer.errors import NotAStore, StoreError
+from loganalyzer.errors import BadInput, NotAStore, StoreError
 from loganalyzer.schema import LOG_TABLES
 from loganalyzer.store import cache as _cache
 from loganalyzer.store import manifest as _manifest
@@ -64,6 +64,10 @@ class Store:
     def __init__(
         self, path: str | os.PathLike[str] | None = None, *, lease: float | None = None
     ) -> None:
+        if isinstance(path, Store):  # a store given where its path is asked
+            path = path.root
+        if path is not None and not isinstance(path, str | os.PathLike):
+            raise BadInput(f"store {path!r}: give the store's folder or URL")
         text = file_url_path(os.fspath(path or default_store()))
         self.root: str = text.rstrip("/") if "://" in text and not text.endswith(":///") else text
         self.loc: Location = _locate(self.root, lease)

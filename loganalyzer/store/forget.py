@@ -49,6 +49,14 @@ class ForgetSummary(Result):
     dry_run: bool = False
     seconds: float = 0.0
 
+    def __repr__(self) -> str:
+        # a notebook shows the last value of a cell: one line, not every path
+        verb = "would forget" if self.dry_run else "forgot"
+        return (
+            f"ForgetSummary({self.store!r}: {verb} {len(self.files):,} files, {self.rows:,} "
+            f"rows, {self.quarantined:,} quarantined lines; .files lists them)"
+        )
+
     def to_dict(self) -> dict:
         return {
             "store": self.store,
