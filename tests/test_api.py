@@ -248,6 +248,7 @@ def test_a_report_takes_a_count_given_as_text(store):
             "nothing to ingest: no file in (none)",
         ),
         (lambda st: la.trace(5, "<a@b>"), "store 5: give the store's folder or URL"),
+        (lambda st: la.explode_recipients(st.smtp()), "explode_recipients: give tracking rows"),
         (lambda st: la.forget(st.root, [st.root]), "store ["),  # the arguments swapped
     ],
 )

@@ -114,7 +114,13 @@ LIST_COLUMNS = ("recipient_address", "recipient_status", "enhanced_status", "smt
 
 def explode_recipients(df: pd.DataFrame) -> pd.DataFrame:
     """One row per recipient of each tracking row, its status, enhanced code and reply beside
-    it (``recipient``, ``recipient_status``, ``enhanced_status``, ``smtp_reply``)."""
+    it (``recipient``, ``recipient_status``, ``enhanced_status``, ``smtp_reply``). BadInput
+    for a frame without ``recipient_address`` (``Store.tracking()``'s rows have it)."""
+    if not isinstance(df, pd.DataFrame) or "recipient_address" not in df.columns:
+        raise BadInput(
+            "explode_recipients: give tracking rows with their recipient_address column "
+            "(Store.tracking(), with it among columns=)"
+        )
     df = df.copy()
     lengths = df["recipient_address"].map(lambda x: 0 if x is None else len(x))
     for col in LIST_COLUMNS[1:]:
