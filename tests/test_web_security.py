@@ -252,6 +252,12 @@ def test_redact_hides_reply_texts_pasted_headers_and_sender_searches(tmp_path):
         ("550 5.1.10 Recipient josé.garcía@proseware.com not found", "josé"),
         ("550 5.1.1 山田太郎@example.jp unknown", "山田太郎"),
         ("550 5.1.1 ana@bücher.example unknown", "ana"),
+        # combining marks (Devanagari, Thai, decomposed accents) and joiners are of the name
+        ("550 5.1.10 Recipient प्रिया@example.in not found", "प्रिया"),
+        ("550 5.1.10 Recipient ชื่อ@example.co.th not found", "ชื่อ"),
+        ("550 5.1.10 Recipient mu\u0308ller@example.de not found", "mu\u0308ller"),
+        ("550 5.1.10 Recipient user\u200d@x.com not found", "user\u200d"),
+        ("550 5.1.10 Recipient Ivan\u00b7@x.com not found", "Ivan"),
     ],
 )
 def test_redaction_finds_every_form_of_address_in_text(text, hidden):

@@ -17,13 +17,16 @@ ADDRESS_COLUMNS = frozenset({"sender", "recipient", "address"})
 TEXT_COLUMNS = frozenset({"reply", "example", "reason", "last_error", "users"})
 SUBJECT_COLUMNS = frozenset({"subject"})
 #: The local part of an address quoted in text, with its "@" (the domain stays): a dot-atom
-#: (RFC 5322 atext with RFC 6531's letters of any script: müller.jürgen@, 山田@; an apostrophe
-#: too: o'brien@, but not first: 'bob@x' in quotes) or a quoted string ("john doe"@), before a
-#: domain (an international one too) or a domain literal (@[192.0.2.5]).
+#: (RFC 5322 atext and, as RFC 6531 allows, any character beyond ASCII but a blank: müller@,
+#: 山田@, प्रिया@ with its combining marks, decomposed accents; an apostrophe too: o'brien@, but
+#: not first: 'bob@x' in quotes) or a quoted string ("john doe"@), before a domain (an
+#: international one too) or a domain literal (@[192.0.2.5]).
+_BEYOND_ASCII = r"[^\x00-\x7f\s]"
 _ADDRESS = re.compile(
     r"(?:\"(?:[^\"\\\r\n]|\\.)*\""
-    r"|[\w!#$%&*+/=?^`{|}~-][\w!#$%&'*+/=?^`{|}~.-]*)"
-    r"@(?=[\w\[])"
+    rf"|(?:[A-Za-z0-9!#$%&*+/=?^_`{{|}}~-]|{_BEYOND_ASCII})"
+    rf"(?:[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~.-]|{_BEYOND_ASCII})*)"
+    rf"@(?=[A-Za-z0-9\[]|{_BEYOND_ASCII})"
 )
 #: A domain or domain literal kept beside a hashed local part; any other text after the last
 #: "@" ("[bad literal]", markup) is hidden with it.
