@@ -37,6 +37,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -86,8 +87,11 @@ def detect(head: bytes, name: str) -> Detected | None:
 
 
 def read(fh, state: ReadState, ctx: Context) -> Iterator[Batch | Pending]:
-    """Runs of the whole export (or what was added since ``state``), keyed by how they are
-    read: ``("json", whole document)`` or ``("csv", kind, delimiter, column names)``."""
+    """Runs of the export (or what was added since ``state``), keyed by how they are read:
+    ``("json", whole document)`` or ``("csv", kind, delimiter, column names)``. A CSV
+    export's last line without its line end, and a record whose quoted field is still open,
+    wait for the file to grow (a copy caught half-way) unless the file is final; a JSON
+    document is read whole."""
     saved = state.directives()
     fh.seek(0)
     encoding, bom = sniff.encoding_of(fh.read(4096))
@@ -96,24 +100,29 @@ def read(fh, state: ReadState, ctx: Context) -> Iterator[Batch | Pending]:
     fh.seek(start)
     body = fh.read()
     data = sniff.to_utf8(body, encoding)
+    as_json = (
+        saved["kind"] == "json"
+        if "kind" in saved
+        else sniff.is_json(data.lstrip()[:64].decode("utf-8", "replace"))
+    )
+    if not as_json and not ctx.final:
+        keep = _finished(data, saved)
+        if keep < len(data):
+            data = data[:keep]
+            body = body[: len(data) if encoding == "utf-8" else len(data.decode().encode(encoding))]
     if saved.get("open") and body:
-        # the last line was read as a row before it had its line end (an export's last line
-        # often has none): the line end that follows closes it, counted then (text added to
-        # the line itself is a line of its own, broken)
+        # the last line was read as a row before it had its line end (the file was final):
+        # the line end that follows closes it, counted then (text added to the line itself
+        # is a line of its own, broken)
         if data.startswith((b"\r\n", b"\n")):
             data = data[data.index(b"\n") + 1 :]
         state.header = "\n".join(f"#{k}: {v}" for k, v in saved.items() if k != "open")
     if not data.strip():
-        state.offset = start + len(body)
+        state.offset, state.line = start + len(body), state.line + data.count(b"\n")
         return
     is_open = not data.endswith(b"\n")
     if is_open:
         data += b"\n"
-    as_json = (
-        saved["kind"] == "json"
-        if "kind" in saved
-        else sniff.is_json(data[:64].decode("utf-8", "replace"))
-    )
     sub = ReadState(0, state.line, "")
     if as_json:
         header = {"kind": "json"}
@@ -179,34 +188,72 @@ FIELD_LINES = 50
 def _join_quoted_line_breaks(data: bytes, header: dict[str, str]) -> bytes:
     """``data`` with the line breaks inside a quoted field made spaces: a subject of two lines,
     as the admin center and Export-Csv write it, is one record. Its record is followed by as
-    many empty lines as it lost, so the lines after it keep their numbers. A quote is joined
-    only where the record then has the header's number of fields and closes within
-    ``FIELD_LINES`` lines: an unbalanced quote otherwise stays a broken line, quarantined alone
-    (joining it would take the good lines after it)."""
+    many empty lines as it lost, so the lines after it keep their numbers."""
+    quoted = _quoted(data, header)
+    if quoted is None or not quoted.records:
+        return data
+    out, pos = [], 0
+    for i, j in quoted.records:
+        record = _one_line(data, quoted.starts, quoted.ends, i, j)
+        out += [data[pos : quoted.starts[i]], record, b"\n" * (j - i + 1)]
+        pos = int(quoted.ends[j]) + 1
+    return b"".join([*out, data[pos:]])
+
+
+def _finished(data: bytes, saved: dict[str, str]) -> int:
+    """How much of ``data`` holds finished records: up to its last line end, and before a
+    record whose quoted field is still open at the end (within ``FIELD_LINES`` lines)."""
+    keep = data.rfind(b"\n") + 1
+    quoted = _quoted(data[:keep], dict(saved))
+    if quoted is not None and quoted.open_from is not None:
+        keep = min(keep, quoted.open_from)
+    return keep
+
+
+@dataclass
+class _Quoted:
+    starts: np.ndarray  # of each line
+    ends: np.ndarray  # its line end
+    records: list[tuple[int, int]]  # the first and last line of each record over several
+    open_from: int | None  # the byte where a record still open at the end starts
+
+
+def _quoted(data: bytes, header: dict[str, str]) -> _Quoted | None:
+    """The records of ``data`` whose quoted field runs over several lines: a line with an odd
+    number of quotes opens one, the next such line closes it, where the record then has the
+    header's number of fields and closes within ``FIELD_LINES`` lines (an unbalanced quote
+    otherwise stays a broken line, quarantined alone: joining it would take the good lines
+    after it). None when no line has an odd number of quotes."""
     arr = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(arr == 10)
     if not len(ends) or b'"' not in data:
-        return data
+        return None
     starts = np.concatenate(([0], ends[:-1] + 1))
     parity = np.bitwise_xor.reduceat((arr == 34).view(np.uint8), starts)
     odd = np.flatnonzero(parity).tolist()
-    if not odd:
-        return data
-    fields = _field_count(data, header)
+    fields = _field_count(data, header) if odd else None
     if fields is None:
-        return data
+        return None
     delimiter, count = fields
-    out, pos, k = [], 0, 0
+    records, k = [], 0
     while k + 1 < len(odd):
         i, j = odd[k], odd[k + 1]
-        lines = [data[starts[x] : ends[x] + 1].rstrip(b"\r\n") for x in range(i, j + 1)]
-        record = b" ".join(lines)
-        if j - i < FIELD_LINES and _fields(record, delimiter) == count:
-            out += [data[pos : starts[i]], record, b"\n" * (j - i + 1)]
-            pos, k = int(ends[j]) + 1, k + 2
+        if j - i < FIELD_LINES and _fields(_one_line(data, starts, ends, i, j), delimiter) == count:
+            records.append((i, j))
+            k += 2
         else:
             k += 1
-    return data if not out else b"".join([*out, data[pos:]])
+    # the last quote left open starts a record still being written where it and the lines
+    # after it hold fewer fields than a record (a broken line is followed by whole records)
+    last, n = (odd[k] if k < len(odd) else None), len(ends)
+    is_open = last is not None and n - last < FIELD_LINES
+    is_open = is_open and _fields(_one_line(data, starts, ends, last, n - 1), delimiter) < count
+    return _Quoted(starts, ends, records, int(starts[last]) if is_open else None)
+
+
+def _one_line(data: bytes, starts: np.ndarray, ends: np.ndarray, i: int, j: int) -> bytes:
+    """Lines ``i`` to ``j`` of ``data`` as one, their line breaks made spaces."""
+    return b" ".join(data[starts[x] : ends[x] + 1].rstrip(b"\r\n") for x in range(i, j + 1))
 
 
 def _field_count(data: bytes, header: dict[str, str]) -> tuple[str, int] | None:
