@@ -61,8 +61,9 @@ class Format:
     joins_files: bool = False
     #: The server of rows that name none, before the file's folder is asked.
     default_server: str | None = None
-    #: Whether a last line without its line end is read as a row at once (an export written
-    #: once) rather than left for the file to grow: a grown file is then read on after it.
+    #: Whether a last line without its line end may have been read as a row (a JSON
+    #: document, an export read as final): a grown file is read on after it, not again from
+    #: that line's start (where the other formats read a line they quarantined unfinished).
     reads_last_line: bool = False
 
     def parse(self, fh: BinaryIO, state: ReadState, ctx: Context) -> Iterator[Batch]:

@@ -2,8 +2,9 @@
 
 Recognised from the content: the CSV header's column names (matched case-insensitively, quotes
 stripped) or JSON records with the reporting API's keys. Encodings: UTF-16 LE/BE with or
-without a byte-order mark, UTF-8 with or without one. Exports are written once, so the whole
-file is read, a last line without its line end included.
+without a byte-order mark, UTF-8 with or without one. A JSON document is read whole; a CSV
+export's last line without its line end waits for the file to grow, as other logs' do, unless
+the file is final (an export often ends so: ``--final`` reads it).
 
 =============  ==============================================  ==========================
 log_type       export                                          columns (see normalise.py)
