@@ -261,6 +261,9 @@ def test_a_wrong_value_of_the_library_is_named_in_one_message(store, call, messa
 def test_the_library_takes_what_a_notebook_user_gives(store, tmp_path):
     failed = store.tracking(outcome="failed")
     assert len(store.tracking(outcome="FAILED")) == len(failed) > 0
+    ips = store.smtp(columns=["remote_ip"])["remote_ip"].dropna().astype(str).unique()
+    ipv6 = next(ip for ip in ips if ip != ip.upper())  # compared as written, not upper-cased
+    assert len(store.smtp(remote_ip=ipv6)) > 0
     assert la.Store(store).root == store.root  # a store where its path is asked
     listed = la.trace(store, sender="*", limit="3")  # a widget's value
     assert len(listed.candidates) == 3

@@ -89,7 +89,7 @@ def select(
                 values = [tracking_event(v) for v in values]
             elif name == "outcome":
                 values = [_outcome(v) for v in values]
-            else:
+            elif name == "server":
                 values = [v.upper() for v in values]
             column = f"upper({name})" if name == "server" else name
             clauses.append(f"{column} in ({', '.join('?' for _ in values)})")
