@@ -432,6 +432,29 @@ def test_a_subject_over_two_lines_is_one_record_and_a_stray_quote_is_its_line_al
     assert '"<m2"@contoso.com>' in bad["raw"]
 
 
+@pytest.mark.parametrize("ends", ["\r", "\r\n"])
+def test_classic_mac_line_ends_and_a_lone_cr_in_a_subject(tmp_path, ends):
+    # Built: an export saved with CR line ends was "could not ingest" with Python's hint
+    # ("open the file in universal-newline mode"); a lone CR in a subject stayed a CR.
+    rows = [
+        {**PS_BASE, "MessageId": f"<c{i}@contoso.com>", "Received": f"2026-02-23T1{i}:00:00"}
+        for i in range(3)
+    ]
+    rows[1]["Subject"] = "line\rbreak" if ends == "\r\n" else "plain"
+    text = csv_text(rows, PS_COLUMNS).replace("\r\n", ends)
+    write(tmp_path, "trace.csv", text, "utf8-resaved")
+    store = tmp_path / "store"
+    done = subprocess.run([LOGANALYZER, "ingest", str(tmp_path / "exports"), "--store", str(store)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    got = sorted((r["line"], r["message_id"], r["message_subject"]) for r in rows_of(store))
+    assert [(line, mid) for line, mid, _ in got] == [
+        (2 + i, f"<c{i}@contoso.com>") for i in range(3)
+    ]
+    assert got[1][2] == ("line break" if ends == "\r\n" else "plain")
+    assert quarantine_of(store) == []
+
+
 @pytest.mark.parametrize("encoding", ["utf16le-bom", "utf8-resaved"])
 def test_an_export_copied_in_steps_is_read_as_the_finished_file(tmp_path, encoding):
     # Built: an export caught half-way through a copy. Its last line without a line end was

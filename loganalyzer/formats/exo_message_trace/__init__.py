@@ -95,12 +95,13 @@ def read(fh, state: ReadState, ctx: Context) -> Iterator[Batch | Pending]:
     document is read whole."""
     saved = state.directives()
     fh.seek(0)
-    encoding, bom = sniff.encoding_of(fh.read(4096))
+    head = fh.read(4096)
+    encoding, bom = sniff.encoding_of(head)
     encoding = saved.get("encoding", encoding)
     start = state.offset or bom
     fh.seek(start)
     body = fh.read()
-    data = sniff.to_utf8(body, encoding)
+    data = _line_ends(sniff.to_utf8(body, encoding), sniff.to_utf8(head, encoding))
     as_json = (
         saved["kind"] == "json"
         if "kind" in saved
@@ -136,6 +137,20 @@ def read(fh, state: ReadState, ctx: Context) -> Iterator[Batch | Pending]:
         header["open"] = "last line read without its line end"
     state.offset, state.line = start + len(body), sub.line
     state.header = "\n".join(f"#{k}: {v}" for k, v in header.items())
+
+
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _line_ends(data: bytes, head: bytes) -> bytes:
+    """``data`` with its lone carriage returns (not before a line feed) made line ends where
+    the file (its ``head``) has no line feed at all (saved with classic Mac line ends), else
+    spaces (a line break inside a subject). The same length: offsets in the file stay."""
+    if b"\r" not in data:
+        return data
+    if b"\n" not in head:
+        return data.replace(b"\r", b"\n")
+    return _LONE_CR.sub(b" ", data)
 
 
 def _json(data: bytes, sub: ReadState, whole: bool) -> Iterator[Batch | Pending]:
