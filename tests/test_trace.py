@@ -530,3 +530,23 @@ def test_a_kept_connection_sees_what_an_ingest_adds(tmp_path):
             assert inner is not outer  # a call within a call gets a connection of its own
     finally:
         share(None)
+
+
+def test_a_message_last_received_is_on_that_server_not_with_a_next_hop(tmp_path):
+    # Real: Elastic's sample holds one RECEIVE of this message on EXCHANGE-MAIL and nothing
+    # after it. The verdict sent the admin to "the next hop's logs", which no row names.
+    log = CORPUS / "exchange2007plus" / "elastic-integrations-messagetracking.log"
+    store = str(tmp_path / "store")
+    done = subprocess.run([LOGANALYZER, "ingest", str(log), "--format", "exchange-tracking",
+                           "--store", store], capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    message_id = "<20240123200018.123C42553@pve-vhost01.my.domain.com>"
+    traced = subprocess.run([LOGANALYZER, "trace", message_id, "--store", store, "--json"],
+                            capture_output=True, text=True)  # fmt: skip
+    assert traced.returncode == 0, traced.stderr
+    [verdict] = json.loads(traced.stdout)["messages"][0]["recipients"]
+    assert verdict["verdict"] == "last_seen"
+    assert verdict["summary"] == (
+        "last seen at EXCHANGE-MAIL at 2024-01-25 15:16:14 UTC; no later record of it in "
+        "EXCHANGE-MAIL's logs (in a queue there, or its logs of later times are not in the store)"
+    )

@@ -388,10 +388,11 @@ class _Stories:
 
     def handed(self, last: Step) -> tuple[str | None, str | None]:
         """The next hop of a recipient last seen at ``last`` and what the store holds of its
-        logs (a key of ``verdict.HANDED``; None: no hand-off, or one to a host the row leaves
-        empty). Missing logs are listed for ``absent`` and ``gap``, and for an empty host."""
+        logs (a key of ``verdict.HANDED``: ``kept`` without a hand-off; None: one to a host
+        the row leaves empty). Missing logs are listed for ``absent`` and ``gap``, and for an
+        empty host."""
         if last.kind != "handoff":
-            return None, None
+            return None, "kept"
         hop = next_hop(last.row)
         if hop is None:
             return None, "unnamed"

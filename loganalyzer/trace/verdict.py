@@ -52,7 +52,8 @@ DROP_REASONS = {
 #: What a recipient last seen at a hand-off says of the next hop, by what the store holds of
 #: its logs (``build``'s ``_Stories.handed`` decides which): none of its logs; none of that
 #: time; its logs of that time, without the message (look at its queues and agents, not for
-#: files); no next hop named (an Exchange 2003 log names only the server that wrote it).
+#: files); no next hop named (an Exchange 2003 log names only the server that wrote it); and
+#: of a recipient not handed on, the server it was last seen on.
 HANDED = {
     "absent": "handed to {hop}, whose logs are not in the store",
     "gap": "handed to {hop}, whose logs of that time are not in the store",
@@ -61,6 +62,12 @@ HANDED = {
         " the message"
     ),
     "unnamed": "handed on by {server} (the log does not name the next server)",
+    # not handed on: its last row (a receipt, a submission, an agent's note) leaves it on
+    # the server that wrote it, whose later rows would say more
+    "kept": (
+        "no later record of it in {server}'s logs (in a queue there, or its logs of later"
+        " times are not in the store)"
+    ),
 }
 
 
