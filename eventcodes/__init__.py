@@ -297,16 +297,22 @@ def _tags() -> dict[str, list[Code]]:
     return out
 
 
+#: Basic reply codes of AUTH alone (RFC 4954): mechanism too weak, credentials invalid,
+#: encryption required for the mechanism.
+AUTH_REPLIES = frozenset({"534", "535", "538"})
+
+
 def explain_status(text: str, family: str | None = None) -> list[Code]:
     """Every enhanced and basic reply code found in a status string, specific before generic.
 
     Enhanced codes (``5.1.1``) come first, then an Internet Mail Service diagnostic of an old
     Exchange NDR (``MSEXCH:IMS:... (000C05A6)``), then basic reply codes (``550``); each code
-    once. Enhanced codes that no table lists fall back to their subject's generic entry. An
-    Exchange status tag gives its own row after the enhanced code (``exchange-tag``); a tag
-    alone (``RESOLVER.ADR.RecipNotFound``, pasted from an NDR) also gives the enhanced codes it
-    comes with. With ``family``, only that family's entries (an enhanced
-    code looked up there, not in the first family that knows it).
+    once; but a reply code of AUTH alone (``AUTH_REPLIES``: 535) comes first. Enhanced codes
+    that no table lists fall back to their subject's generic entry. An Exchange status tag
+    gives its own row after the enhanced code (``exchange-tag``); a tag alone
+    (``RESOLVER.ADR.RecipNotFound``, pasted from an NDR) also gives the enhanced codes it comes
+    with. With ``family``, only that family's entries (an enhanced code looked up there, not in
+    the first family that knows it).
     """
     if not text:
         return []
@@ -334,6 +340,9 @@ def explain_status(text: str, family: str | None = None) -> list[Code]:
         add(_index("exchange-ims").get(code.upper()))
     for code in _REPLY_IN_TEXT.findall(text):
         add(_index("smtp-reply").get(code))
+    # a reply code that only AUTH gives (RFC 4954) says more than an enhanced code that other
+    # causes share (535 5.7.3: wrong credentials, not Exchange's X-EXPS meaning of 5.7.3)
+    found.sort(key=lambda c: not (c.family == "smtp-reply" and c.code in AUTH_REPLIES))
     return [c for c in found if family in (None, c.family)]
 
 

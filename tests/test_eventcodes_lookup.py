@@ -202,3 +202,17 @@ def test_a_whole_reply_is_explained_in_the_family_asked(family, code):
                               capture_output=True, text=True)  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert [(e["family"], e["code"]) for e in json.loads(done.stdout)] == [(family, code)]
+
+
+def test_a_reply_only_auth_gives_is_explained_before_a_shared_enhanced_code():
+    # Real (tests/corpus/smtp-protocol): Exchange answers a wrong password "535 5.7.3
+    # Authentication unsuccessful"; 5.7.3 came first with Exchange's X-EXPS meaning.
+    done = subprocess.run([LOGANALYZER, "codes", "535 5.7.3 Authentication unsuccessful",
+                           "--json"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    codes = [(c["family"], c["code"]) for c in json.loads(done.stdout)]
+    assert codes[0] == ("smtp-reply", "535") and ("enhanced-exchange", "5.7.3") in codes
+    assert [c for c in codes if c[1] == "550"] == []
+    plain = json.loads(subprocess.run([LOGANALYZER, "codes", "550 5.7.3 denied", "--json"],
+                                      capture_output=True, text=True).stdout)  # fmt: skip
+    assert plain[0]["code"] == "5.7.3"  # other replies keep the enhanced code first
