@@ -12,7 +12,7 @@ from decimal import Decimal
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
-from conftest import LOGANALYZER
+from conftest import CORPUS, LOGANALYZER
 from reportdata import DAY, synth_store
 
 import loganalyzer
@@ -207,3 +207,14 @@ def test_every_chart_is_the_plotly_figure_its_graph_object_gives(synth):
     )
     themed(odd)
     assert json.loads(odd.to_json()) == _plain(json.loads(pio.to_json(odd.figure())))
+
+
+def test_one_quarantined_line_is_said_in_the_singular(tmp_path):
+    # Real: the protocol logs of tests/corpus hold one stray IMAP line
+    store = str(tmp_path / "store")
+    ingested = subprocess.run([LOGANALYZER, "ingest", str(CORPUS / "smtp-protocol"), "--store",
+                               store], capture_output=True, text=True)  # fmt: skip
+    assert "1 quarantined line" in ingested.stdout, ingested.stdout + ingested.stderr
+    done = subprocess.run([LOGANALYZER, "report", "daily", "--date", "2021-05-29", "--store",
+                           store, "--json"], capture_output=True, text=True)  # fmt: skip
+    assert json.loads(done.stdout)["attention"] == ["1 log line quarantined."]

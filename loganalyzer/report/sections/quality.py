@@ -209,9 +209,11 @@ def attention(r: Report) -> list[str]:
             f"{x.from_server}'s SEND (median of {x.hops} hops)."
         )
     if len(m["unknown_codes"]):
-        out.append(f"{m['unknown_codes']['rows'].sum():,} tracking rows with unknown events.")
+        n = m["unknown_codes"]["rows"].sum()
+        out.append(f"{n:,} tracking {'row' if n == 1 else 'rows'} with unknown events.")
     if len(m["quarantine"]):
-        out.append(f"{m['quarantine']['lines'].sum():,} log lines quarantined.")
+        n = m["quarantine"]["lines"].sum()
+        out.append(f"{n:,} log {'line' if n == 1 else 'lines'} quarantined.")
     return out
 
 
