@@ -214,7 +214,7 @@ def test_one_quarantined_line_is_said_in_the_singular(tmp_path):
     store = str(tmp_path / "store")
     ingested = subprocess.run([LOGANALYZER, "ingest", str(CORPUS / "smtp-protocol"), "--store",
                                store], capture_output=True, text=True)  # fmt: skip
-    assert "1 quarantined line" in ingested.stdout, ingested.stdout + ingested.stderr
+    assert "1 quarantined line;" in " ".join(ingested.stdout.split()), ingested.stderr
     done = subprocess.run([LOGANALYZER, "report", "daily", "--date", "2021-05-29", "--store",
                            store, "--json"], capture_output=True, text=True)  # fmt: skip
     assert json.loads(done.stdout)["attention"] == ["1 log line quarantined."]
