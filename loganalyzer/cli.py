@@ -33,6 +33,13 @@ class _Contract(TyperGroup):
     debug = False  # set by ``--debug``, read when an error arrives
     last_error = ""  # the line of the last error, for `watch --once`'s status line
 
+    def invoke(self, ctx):
+        # Typer makes a Ctrl-C a silent exit 130: said here, in the contract's one line
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted(INTERRUPTED) from None
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:  # a caller that handles errors itself
             return super().main(args, prog_name, complete_var, False, **extra)
@@ -48,8 +55,11 @@ class _Contract(TyperGroup):
             code = exc.exit_code
         except _clicks.ClickException as exc:
             code = _fail(_usage_line(exc), exc.exit_code)
-        except typer.Abort:
-            code = _fail("aborted", 1)
+        except typer.Abort as exc:  # Click's word for a Ctrl-C, or a refused confirmation
+            interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
+            code = _fail(INTERRUPTED, 130) if interrupted else _fail("aborted", 1)
+        except KeyboardInterrupt:
+            code = _fail(INTERRUPTED, 130)
         except LogAnalyzerError as exc:
             code = _fail(str(exc), exc.exit_code)
         except OSError as exc:  # a path the user gave: missing, unreadable, unwritable
@@ -57,16 +67,28 @@ class _Contract(TyperGroup):
             code = _fail(f"{where}{exc.strerror or exc}", 2)
         except Exception as exc:
             reason = str(exc).strip().splitlines()
-            code = _fail(
-                f"unexpected {type(exc).__name__}: {reason[0] if reason else ''} "
-                "(`loganalyzer --debug ...` shows where)",
-                1,
-            )
+            if reason == ["Query interrupted"]:  # DuckDB's own word for a Ctrl-C in a query
+                code = _fail(INTERRUPTED, 130)
+            else:
+                code = _fail(
+                    f"unexpected {type(exc).__name__}: {reason[0] if reason else ''} "
+                    "(`loganalyzer --debug ...` shows where)",
+                    1,
+                )
         code = code if isinstance(code, int) else 0
         if plugin and failed:
             typer.echo(f"WATCH UNKNOWN - {_Contract.last_error}")
             code = 3
         sys.exit(code)
+
+
+#: What a Ctrl-C ends a command with (exit 130, as a shell says of SIGINT): every write to a
+#: store is whole or not made, so running the command again finishes its work.
+INTERRUPTED = "interrupted (Ctrl-C): the store holds what was finished; run the command again"
+
+
+class _Interrupted(LogAnalyzerError):
+    exit_code = 130
 
 
 def _fail(message: str, code: int) -> int:

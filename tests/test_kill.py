@@ -269,3 +269,31 @@ def test_a_worker_killed_mid_ingest_loses_only_its_files(logs, tmp_path):
     assert again.returncode == 0, again.stderr
     assert len(rows_of(store)) == FILES * ROWS
     assert Counter(r["message_id"] for r in rows_of(store)).most_common(1)[0][1] == 1
+
+
+@pytest.mark.parametrize("when", ["first-temp-part", "first-part"])
+def test_ctrl_c_mid_ingest_says_so_in_one_line_and_a_rerun_completes(logs, tmp_path, when):
+    # Built: a Ctrl-C ended the ingest silently with 130 (Typer's way), or, inside a DuckDB
+    # query, as "unexpected RuntimeError: Query interrupted" with exit 1
+    from conftest import LOGANALYZER
+
+    store = tmp_path / "store"
+    proc = subprocess.Popen([LOGANALYZER, "ingest", str(logs), "--store", str(store),
+                             "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        temp = list(store.glob("tracking/*/*.tmp")) if store.exists() else []
+        if temp if when == "first-temp-part" else _done_parts(store) if store.exists() else 0:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, "the ingest finished before Ctrl-C"
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal sends it: to the command and its workers
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.splitlines() == [
+        "error: interrupted (Ctrl-C): the store holds what was finished; run the command again"
+    ]
+    assert ingest([logs], store).exit_code == 0
+    keys = Counter((r["file"], r["line"]) for r in rows_of(store))
+    assert len(keys) == FILES * ROWS and max(keys.values()) == 1
