@@ -113,7 +113,7 @@ app = typer.Typer(
     cls=_Contract,
     help="Trace messages and report mail flow from Exchange and IIS SMTP logs, offline.",
     epilog="Exit codes: 0 success, 1 nothing found or problems found, 2 a usage or input "
-    "error (one line on stderr names it).",
+    "error (one line on stderr names it), 130 interrupted (Ctrl-C).",
     no_args_is_help=True,
     rich_markup_mode=None,
 )

@@ -452,6 +452,10 @@ def test_prune_keeps_the_long_report_and_a_kill_leaves_it_whole(store, tmp_path)
     assert not any(gone["tables"][n] for n in TLS_TABLES + SMTP_TABLES if n != "smtp_hourly")
     bad = _run("store", "prune", "--store", str(st), "--before", "soon")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--before" in bad.stderr
+    # a typo of a year (2030 for 2020) removed every row
+    future = _run("store", "prune", "--store", str(st), "--before", "2030-01-01")
+    assert future.returncode == 2 and future.stderr.count("\n") == 1, future.stderr
+    assert "--before 2030-01-01: 2030-01-01 is after today (" in future.stderr
     # a TLS part an earlier version kept (no hours, version 1): read by name, not rebuilt
     part = st / store_rollups.load(Store(st), store_rollups.TLS)["2026-03-02"].part
     pq.write_table(pq.read_table(part).drop_columns(["hour"]), part)

@@ -27,6 +27,7 @@ and can be run again.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 import secrets
@@ -365,6 +366,12 @@ def prune(
 
     started = time.perf_counter()
     day = parse_date(before, "UTC", option="--before").isoformat()
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    if day > today:  # a typo (2030 for 2020) would remove every row, today's too
+        raise BadInput(
+            f"--before {before}: {day} is after today ({today}, UTC): it would remove every "
+            "row; give a day up to today"
+        )
     st = (store if isinstance(store, Store) else Store(store)).require()
     summary = PruneSummary(st.root, day)
     with st.lock(on_wait=on_wait):
