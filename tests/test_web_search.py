@@ -152,3 +152,31 @@ def test_attempts_refused_without_an_id_name_their_session(tmp_path):
     assert status == 200 and total(page) > 0
     assert 'href="/trace?id="' not in page and ">None<" not in page
     assert "no ID: refused during the SMTP session by EX0" in page
+
+
+def test_ctrl_c_stops_the_app_as_its_banner_says(tmp_path):
+    # Built: uvicorn stops on Ctrl-C, then raises it again; the command took that for an
+    # interrupted job ("error: interrupted ... run the command again", exit 130)
+    import signal
+    import subprocess
+    import time
+
+    from conftest import LOGANALYZER
+    from webserver import free_port
+
+    generate(tmp_path / "logs", servers=1, days=1, messages=10, seed=3)
+    assert ingest([tmp_path / "logs"], tmp_path / "store").exit_code == 0
+    port = free_port()
+    args = [LOGANALYZER, "serve", "--store", str(tmp_path / "store"), "--port", str(port)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    until = time.monotonic() + 60
+    while time.monotonic() < until:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/favicon.ico", timeout=5)
+            break
+        except OSError:
+            time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert err.splitlines()[-1] == "stopped" and "error" not in err
