@@ -278,9 +278,14 @@ def test_ctrl_c_mid_ingest_says_so_in_one_line_and_a_rerun_completes(logs, tmp_p
     from conftest import LOGANALYZER
 
     store = tmp_path / "store"
-    proc = subprocess.Popen([LOGANALYZER, "ingest", str(logs), "--store", str(store),
-                             "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [LOGANALYZER, "ingest", str(logs), "--store", str(store), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_ctrl_c_default,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         temp = list(store.glob("tracking/*/*.tmp")) if store.exists() else []
@@ -299,3 +304,8 @@ def test_ctrl_c_mid_ingest_says_so_in_one_line_and_a_rerun_completes(logs, tmp_p
     assert ingest([logs], store).exit_code == 0
     keys = Counter((r["file"], r["line"]) for r in rows_of(store))
     assert len(keys) == FILES * ROWS and max(keys.values()) == 1
+
+
+def _ctrl_c_default() -> None:
+    # a run started in the background (nohup, CI) ignores Ctrl-C, and so would the command
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -168,7 +168,14 @@ def test_ctrl_c_stops_the_app_as_its_banner_says(tmp_path):
     assert ingest([tmp_path / "logs"], tmp_path / "store").exit_code == 0
     port = free_port()
     args = [LOGANALYZER, "serve", "--store", str(tmp_path / "store"), "--port", str(port)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    # (a run started in the background, nohup or CI, ignores Ctrl-C, and so would the app)
     until = time.monotonic() + 60
     while time.monotonic() < until:
         try:

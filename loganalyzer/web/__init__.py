@@ -6,6 +6,7 @@ Read-only; on loopback by default; elsewhere only with an access token.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -103,7 +104,7 @@ def serve(
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, server_header=False, lifespan="off"
     )
-    try:
+    # Ctrl-C is the way to stop it: uvicorn stops, then raises the Ctrl-C again
+    with contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn stops, then raises the Ctrl-C again: the way to stop
-        print("stopped", file=sys.stderr, flush=True)
+    print("stopped", file=sys.stderr, flush=True)
