@@ -55,12 +55,9 @@ class _Contract(TyperGroup):
             code = exc.exit_code
         except _clicks.ClickException as exc:
             code = _fail(_usage_line(exc), exc.exit_code)
-        except typer.Abort as exc:  # Click's word for a Ctrl-C, or a refused confirmation
-            interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
-            code = _fail(INTERRUPTED, 130) if interrupted else _fail("aborted", 1)
-        except KeyboardInterrupt:
-            code = _fail(INTERRUPTED, 130)
-        except LogAnalyzerError as exc:
+        except typer.Abort:
+            code = _fail("aborted", 1)
+        except LogAnalyzerError as exc:  # a Ctrl-C too (``invoke``)
             code = _fail(str(exc), exc.exit_code)
         except OSError as exc:  # a path the user gave: missing, unreadable, unwritable
             where = f"{exc.filename}: " if exc.filename else ""

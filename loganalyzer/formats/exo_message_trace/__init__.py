@@ -220,7 +220,7 @@ def _finished(data: bytes, saved: dict[str, str]) -> int:
     """How much of ``data`` holds finished records: up to its last line end, and before a
     record whose quoted field is still open at the end (within ``FIELD_LINES`` lines)."""
     keep = data.rfind(b"\n") + 1
-    quoted = _quoted(data[:keep], dict(saved))
+    quoted = _quoted(data[:keep], saved)
     if quoted is not None and quoted.open_from is not None:
         keep = min(keep, quoted.open_from)
     return keep
