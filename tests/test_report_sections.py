@@ -217,4 +217,10 @@ def test_one_quarantined_line_is_said_in_the_singular(tmp_path):
     assert "1 quarantined line;" in " ".join(ingested.stdout.split()), ingested.stderr
     done = subprocess.run([LOGANALYZER, "report", "daily", "--date", "2021-05-29", "--store",
                            store, "--json"], capture_output=True, text=True)  # fmt: skip
-    assert json.loads(done.stdout)["attention"] == ["1 log line quarantined."]
+    attention = json.loads(done.stdout)["attention"]
+    assert attention[0] == "1 log line quarantined."
+    # protocol logs alone, none with a message: said, rather than a bare "0 messages received"
+    assert attention[1:] == [
+        "no tracking logs of 2021-05-29: the SMTP logs show 0 messages accepted, 0 sent on (the "
+        "message and recipient figures come from tracking logs)"
+    ]

@@ -136,6 +136,7 @@ def daily_report(
             aggregated,
         )  # fmt: skip
         tables = sections.compute(inputs)
+        tracking_rows = load.tracking_rows(con, ctx)
         held = quality.store_days(con)
         index = store_rollups.load(st, con=con)  # the days whose rows were pruned
         have = store_rollups.row_days(
@@ -169,6 +170,7 @@ def daily_report(
         vip_latency_s=latency if vip_addresses else None,
         pruned_hours=quality.pruned_hours(period, kept, regrown),
         regrown_hours=quality.pruned_hours(period, regrown),
+        tracking_rows=tracking_rows,
     )
     return _finish(report, redact_addresses, redact_key)
 

@@ -48,7 +48,7 @@ FROM_ROLLUPS = (
     "top_sender_domains_by_size top_recipients top_recipients_by_size top_recipient_domains "
     "top_recipient_domains_by_size system_senders tls_versions tls_legacy "
     "tls_failures tls_plain "
-    "smtp_summary smtp_hourly reply_codes remote_ips auth_failures"
+    "smtp_summary smtp_hourly smtp_servers reply_codes remote_ips auth_failures"
 ).split()
 #: Tables only rollups give (the section ``history``; empty in a report from rows).
 ROLLUPS_ONLY = (
@@ -226,6 +226,9 @@ def long_report(
         aggregated += _windowed(con, st, manifest, days, period, store_rollups.SMTP_LINES)
         sessions.from_grain(con, period)
         tables.update(smtp.tables(con, period, top))
+        (tracking_rows,) = current.one(
+            "select coalesce(sum(n), 0) from r where measure = 'tracking_rows' and $w"
+        )
         busy = _busy(con, period, _where(labels["current"]))
     finally:
         con.close()
@@ -270,6 +273,7 @@ def long_report(
         late_days=sorted(d for d in state["kept"] if d in days and d in labels["current"]),
         lengths={name: int(headline[key]) for name, key in LEFT_OUT_LENGTHS.items()},
         left_out=sorted(LEFT_EMPTY),
+        tracking_rows=int(tracking_rows),
     )
 
 

@@ -65,6 +65,8 @@ class DailyReport(Result):
     #: The UTC days of a report from rollups counted from the rollup ``store prune`` kept
     #: while the store holds rows of logs of them ingested after it: those rows not counted.
     late_days: list[str] = field(default_factory=list)
+    #: The period's tracking rows (the message figures' source); None where not known.
+    tracking_rows: int | None = None
     #: The length without its limit of each list cut at ``top`` or ``limit`` rows, cut or
     #: not: taken out of its table's ``LISTED_OF`` column, or given (the lists a report from
     #: rollups leaves out).
@@ -131,6 +133,22 @@ class DailyReport(Result):
     def sections(self) -> list[tuple[str, str, list[str]]]:
         """(id, title, table names) in the order the page shows them."""
         return [(r.id, r.title, list(r.tables)) for r in self.results(figures=False)]
+
+    @property
+    def smtp_messages(self) -> dict[str, int]:
+        """The messages the SMTP logs show accepted from clients and handed on, apart from
+        the headline's (tracking logs') message figures."""
+        from loganalyzer.report.sections.smtp import message_counts
+
+        return message_counts(self.metrics["smtp_summary"])
+
+    def no_tracking(self) -> str | None:
+        """What the SMTP logs show of a period without tracking rows (its message figures
+        are then zero), in plain words; None for a period with tracking rows or no SMTP
+        lines."""
+        from loganalyzer.report.sections.smtp import no_tracking
+
+        return no_tracking(self)
 
     def attention(self) -> list[str]:
         """What needs a look, in plain words (also at the top of the page)."""
@@ -247,6 +265,8 @@ class DailyReport(Result):
             "regrown_hours": list(self.regrown_hours),
             "late_days": list(self.late_days),
             "left_out": list(self.left_out),
+            "tracking_rows": self.tracking_rows,
+            "smtp_messages": self.smtp_messages,
             "headline": {k: plain(v) for k, v in self.headline.items()},
             "previous": (
                 {k: plain(v) for k, v in self.previous.items()} if self.previous else None

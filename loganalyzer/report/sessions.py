@@ -7,6 +7,12 @@ have no session ID nor connect line, so each ``QUIT`` line stands for a session)
 authentication is a ``535`` reply to a client. The same counts per UTC hour make a day's
 SMTP line count aggregate (``build``, ``store.rollups.SMTP_LINES``), which a report of several
 days sums (``from_grain``).
+
+Each line is also counted by the ``message`` it ends (``MESSAGE``, ``_SENT``): ``accepted``, a
+message this server took (receive) or handed on (send); ``refused`` or ``deferred``, a 5xx or
+4xx reply of a remote server to this server's MAIL, RCPT, DATA or BDAT. These are the SMTP
+logs' own message figures: they cannot be matched to the tracking logs' messages (no
+Message-ID on most lines), so the report's message figures stay those of the tracking logs.
 """
 
 from __future__ import annotations
@@ -27,6 +33,12 @@ RULES = {
     "lines, each QUIT). With TLS: the session issued STARTTLS or X-ANONYMOUSTLS. Failed "
     "authentications: 535 replies to clients (password guessing shows as many of them from "
     "one remote IP).",
+    "smtp_messages": "Messages in the SMTP logs (apart from the tracking logs' message figures, "
+    "which they cannot be matched to): accepted inbound, the server's positive reply ending a "
+    "client's message data (an IIS SMTP DATA or BDAT ... LAST line with a 2xx status; an Exchange "
+    "Receive protocol log's '250 ... Queued mail for delivery'); sent on, the remote server's 2xx "
+    "reply right after its 354 to DATA or after BDAT ... LAST; refused and deferred, the remote's "
+    "5xx and 4xx replies once MAIL was sent (to MAIL, RCPT, DATA or the data, one per reply).",
 }
 
 _KIND = """
@@ -37,17 +49,83 @@ _KIND = """
 """
 AUTH = "reply_code = 535 and direction = 'receive'"
 
+#: The message a receive line ends: in an IIS SMTP log each line is a command with its final
+#: status, so a DATA (or BDAT ... LAST) line with a 2xx status is a message taken; in an
+#: Exchange Receive protocol log the server's ``250 2.6.0 <id> ... Queued mail for delivery``
+#: reply ends the data (after DATA and 354, or BDAT ... LAST). One line, no session window.
+MESSAGE = """
+    case when direction = 'receive' and reply_code between 200 and 299 and (
+              (log_format = 'iis-smtp' and (upper(command) = 'DATA'
+               or (upper(command) = 'BDAT' and upper(data) like '%LAST%')))
+              or (event = '>' and reply_code = 250
+                  and data ilike '%queued mail for delivery%'))
+         then 'accepted'
+    end
+"""
+#: The send lines judged in the order of their session (``_SENT``): the remote's replies and
+#: this server's MAIL, RCPT, DATA and BDAT; the remote's reply ending the data can say
+#: anything ("250 OK"), so it is known by what comes before it.
+_SEND_STEP = """
+    direction = 'send' and ((event = '<' and reply_code is not null)
+                            or upper(command) in ('MAIL', 'RCPT', 'DATA', 'BDAT'))
+"""
+#: A send session's lines read before the period for the replies in it (a reply ending the
+#: data a moment after midnight): the day's aggregate and a report of several days so count
+#: the same replies.
+_SEND_BEFORE = "interval 1 hour"
+#: The message a send reply ends (over ``_SEND_STEP`` lines, each with ``prev_code`` and
+#: ``prev_step``, the reply code and command of the line before it in its session, and
+#: ``last_step``, the session's last command so far): a 2xx reply right after the 354 to DATA
+#: or after BDAT ... LAST is a message handed on; a 4xx/5xx reply once MAIL was sent a
+#: deferral or refusal (of the sender, a recipient or the data).
+_SENT = """
+    case when event = '<' and reply_code between 200 and 299
+              and (prev_code = 354 or prev_step = 'BDAT LAST') then 'accepted'
+         when event = '<' and reply_code between 400 and 499 and last_step is not null
+              then 'deferred'
+         when event = '<' and reply_code between 500 and 599 and last_step is not null
+              then 'refused'
+    end
+"""
+#: The columns the line counts read.
+_COLUMNS = "server, log_format, direction, remote_ip, date_time, reply_code, event, command, "
+_COLUMNS += "data, session_id"
+_STEP = """
+    case when upper(command) = 'BDAT' and upper(data) like '%LAST%' then 'BDAT LAST'
+         when command is not null then upper(command)
+    end
+"""
+
 
 def _lines(table: str, hour: str) -> str:
     """SQL: create ``table``, the line counts of [$1, $2) (UTC dates $3 to $4) per server,
-    format, direction, remote IP, hour (``hour``: its SQL, of ``date_time``), reply code and
-    kind, with the first and last line's time."""
+    format, direction, remote IP, hour (``hour``: its SQL, of ``date_time``), reply code,
+    kind and message, with the first and last line's time."""
     return f"""
         create or replace temp table {table} as
+        with lines as (
+            select {_COLUMNS}, {MESSAGE} as message from smtp
+            where date_time >= $1 and date_time < $2 and date >= $3 and date <= $4
+                  and not coalesce({_SEND_STEP}, false)
+            union all by name
+            select {_COLUMNS}, {_SENT} as message
+            from (
+                select {_COLUMNS}, sequence_number, file, line,
+                       lag(reply_code) over w as prev_code, lag({_STEP}) over w as prev_step,
+                       last_value({_STEP} ignore nulls) over (
+                           w rows between unbounded preceding and current row) as last_step
+                from smtp
+                where date_time >= $1 - {_SEND_BEFORE} and date_time < $2
+                      and date >= $3 - 1 and date <= $4 and {_SEND_STEP}
+                window w as (partition by server, coalesce(session_id, remote_ip)
+                             order by sequence_number, file, line)
+            )
+            where date_time >= $1
+        )
         select server, log_format, direction, remote_ip, {hour}, reply_code, {_KIND} as kind,
-               count(*) as lines, min(date_time) as first_seen, max(date_time) as last_seen
-        from smtp
-        where date_time >= ? and date_time < ? and date >= ? and date <= ?
+               message, count(*) as lines, min(date_time) as first_seen,
+               max(date_time) as last_seen
+        from lines
         group by all
     """
 
@@ -85,7 +163,7 @@ def from_grain(con: duckdb.DuckDBPyConnection, p: Period) -> None:
         f"""
         create or replace temp table smtp_lines as
         select server, log_format, direction, remote_ip, {hour_index("hour", p)} as i,
-               reply_code, kind, lines, first_seen, last_seen
+               reply_code, kind, message, lines, first_seen, last_seen
         from smtp_grain
         """
     )

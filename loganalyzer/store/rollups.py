@@ -184,7 +184,8 @@ TLS = Kind("tls", "tls.parquet", "tls", tls_schema, lookback=False, lookahead=Tr
 def smtp_lines_schema() -> pa.Schema:
     """The columns of a part of the SMTP per-day line counts (the report's sessions module
     defines them): the lines per server, log format, direction, remote IP, UTC hour, reply code
-    and kind (a session's connect line, a TLS command), with the first and last line's time."""
+    and kind (a session's connect line, a TLS command) and the message a line ends (accepted,
+    refused, deferred), with the first and last line's time."""
     import pyarrow as pa
 
     t = pa.timestamp("us", tz="UTC")
@@ -197,6 +198,7 @@ def smtp_lines_schema() -> pa.Schema:
             ("hour", t),
             ("reply_code", pa.int32()),
             ("kind", pa.string()),
+            ("message", pa.string()),
             ("lines", pa.int64()),
             ("first_seen", t),
             ("last_seen", t),
@@ -204,12 +206,11 @@ def smtp_lines_schema() -> pa.Schema:
     )
 
 
-#: The SMTP per-day line counts: a day's part holds the lines of that day alone;
-#: ``version``: change it with the columns or what they hold.
-SMTP_LINES = Kind(
-    "smtp-lines", "smtp_lines.parquet", "smtp_lines", smtp_lines_schema, lookback=False,
-    version="1",
-)  # fmt: skip
+#: The SMTP per-day line counts: a day's part holds the lines of that day alone, read with
+#: the last hour of the day before (a send session's reply after midnight is judged by the
+#: lines before it); ``version``: change it with the columns or what they hold. 2: the
+#: message a line ends.
+SMTP_LINES = Kind("smtp-lines", "smtp_lines.parquet", "smtp_lines", smtp_lines_schema, version="2")
 #: The kinds kept like the SMTP clients' aggregates: built from the rows around each day,
 #: kept by ``store prune`` for the days it removes.
 AGGREGATES = (CLIENTS, TLS, SMTP_LINES)

@@ -15,15 +15,26 @@ if TYPE_CHECKING:
 
 def print_report_summary(console: Console, report: DailyReport, files: list[Path]) -> None:
     h = report.headline
-    console.print(
-        f"[bold]Mail flow {report.period.label()}[/bold] ({safe(report.period.tz)}): "
-        f"{h['received_messages']:,} messages received; recipients: "
-        f"{h['delivered_recipients']:,} delivered, {h['sent_out_recipients']:,} sent out, "
-        f"{h['failed_recipients']:,} failed, {h['still_deferred_recipients']:,} still deferred",
-        highlight=False,
-    )
+    instead = report.no_tracking()
+    if instead:  # a bare "0 messages received" would say the relay took nothing
+        line = f"{instead[0].upper()}{instead[1:]}."
+        console.print(
+            f"[bold]Mail flow {report.period.label()}[/bold] ({safe(report.period.tz)}): "
+            f"{safe(line)}",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"[bold]Mail flow {report.period.label()}[/bold] ({safe(report.period.tz)}): "
+            f"{h['received_messages']:,} messages received; recipients: "
+            f"{h['delivered_recipients']:,} delivered, {h['sent_out_recipients']:,} sent out, "
+            f"{h['failed_recipients']:,} failed, {h['still_deferred_recipients']:,} still "
+            "deferred",
+            highlight=False,
+        )
     for line in report.attention():
-        console.print(f"[yellow]![/yellow] {safe(line)}", highlight=False)
+        if line != instead:  # said above
+            console.print(f"[yellow]![/yellow] {safe(line)}", highlight=False)
     if files:
         pages = f" and {len(files) - 1} trace pages" if len(files) > 1 else ""
         console.print(f"report: {clean(files[0])}{pages}", highlight=False, markup=False)

@@ -1,6 +1,7 @@
 """SMTP sessions: per direction (with TLS), per hour, reply codes, the busiest remote IPs and
-failed authentications by remote IP (from the line counts ``sessions.load`` made, or in a
-report of several days ``sessions.from_grain``)."""
+failed authentications by remote IP; the messages the SMTP logs show accepted per direction,
+server and hour (from the line counts ``sessions.load`` made, or in a report of several days
+``sessions.from_grain``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,14 @@ from loganalyzer.report.period import Period
 from loganalyzer.report.sections.base import LENGTH, Inputs, Report, Section, Table
 from loganalyzer.report.sessions import AUTH, RULES
 
+_IN, _OUT, _OK = "direction = 'receive'", "direction = 'send'", "message = 'accepted'"
+#: The message columns of ``summary``: per direction, the messages accepted (``sessions``).
+_MESSAGES = f"""
+    coalesce(sum(lines) filter (where {_OK}), 0)::bigint as messages,
+    coalesce(sum(lines) filter (where message = 'refused'), 0)::bigint as refused,
+    coalesce(sum(lines) filter (where message = 'deferred'), 0)::bigint as deferred
+"""
+
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
     return tables(q.con, q.ctx.period, q.top)
@@ -24,22 +33,41 @@ def tables(con: duckdb.DuckDBPyConnection, p: Period, top: int) -> dict[str, pd.
     return {
         "smtp_summary": summary(con),
         "smtp_hourly": hourly(con, p),
+        "smtp_servers": servers(con),
         "reply_codes": reply_codes(con),
         "remote_ips": remote_ips(con, top),
         "auth_failures": auth_failures(con, top),
     }
 
 
+def message_counts(summary: pd.DataFrame) -> dict[str, int]:
+    """The SMTP logs' message figures of the period, from ``summary``: the messages accepted
+    from clients and handed on, the outbound refusals and deferrals."""
+    by = summary.set_index("direction") if len(summary) else None
+
+    def get(direction: str, col: str) -> int:
+        return int(by[col].get(direction, 0)) if by is not None else 0
+
+    return {
+        "smtp_received_messages": get("receive", "messages"),
+        "smtp_sent_messages": get("send", "messages"),
+        "smtp_refusals": get("send", "refused"),
+        "smtp_deferrals": get("send", "deferred"),
+    }
+
+
 def summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Sessions per direction, with TLS, failed authentications and remote IPs."""
+    """Sessions per direction, with TLS, failed authentications and remote IPs; the messages
+    accepted (``sessions.MESSAGE``), and outbound the refusals and deferrals."""
     df = frame(
         con,
-        """
+        f"""
         select direction,
                coalesce(sum(lines) filter (where kind = 'connect'), 0)::bigint as sessions,
                coalesce(sum(lines) filter (where kind = 'tls'), 0)::bigint as with_tls,
                coalesce(sum(lines) filter (where reply_code = 535), 0)::bigint as auth_failures,
-               count(distinct remote_ip) filter (where kind = 'connect') as remote_ips
+               count(distinct remote_ip) filter (where kind = 'connect') as remote_ips,
+               {_MESSAGES}
         from cur_lines group by direction order by direction
         """,
     )
@@ -48,20 +76,42 @@ def summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def hourly(con: duckdb.DuckDBPyConnection, p: Period) -> pd.DataFrame:
-    """Sessions started per hour, inbound (receive) and outbound (send)."""
+    """Sessions started per hour, inbound (receive) and outbound (send), and the messages
+    accepted inbound and handed on outbound."""
     idx = hours(p)
     df = frame(
         con,
-        """
-        select i, coalesce(sum(lines) filter (where direction = 'receive'), 0)::bigint as inbound,
-               coalesce(sum(lines) filter (where direction = 'send'), 0)::bigint as outbound
-        from cur_lines where kind = 'connect' group by i
+        f"""
+        select i, coalesce(sum(lines) filter (where {_IN} and kind = 'connect'), 0)::bigint
+                      as inbound,
+               coalesce(sum(lines) filter (where {_OUT} and kind = 'connect'), 0)::bigint
+                      as outbound,
+               coalesce(sum(lines) filter (where {_IN} and {_OK}), 0)::bigint as inbound_messages,
+               coalesce(sum(lines) filter (where {_OUT} and {_OK}), 0)::bigint as outbound_messages
+        from cur_lines where kind = 'connect' or message = 'accepted' group by i
         """,
     ).set_index("i")
     out = pd.DataFrame({"hour": idx})
-    for col in ("inbound", "outbound"):
+    for col in ("inbound", "outbound", "inbound_messages", "outbound_messages"):
         out[col] = df[col].reindex(range(len(idx))).fillna(0).astype("int64").to_numpy()
     return out
+
+
+def servers(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per server, the messages its SMTP logs show accepted from clients (``received``) and
+    handed on (``sent``), and its outbound refusals and deferrals."""
+    return frame(
+        con,
+        f"""
+        select server,
+               coalesce(sum(lines) filter (where {_IN} and {_OK}), 0)::bigint as received,
+               coalesce(sum(lines) filter (where {_OUT} and {_OK}), 0)::bigint as sent,
+               coalesce(sum(lines) filter (where message = 'refused'), 0)::bigint as refused,
+               coalesce(sum(lines) filter (where message = 'deferred'), 0)::bigint as deferred
+        from cur_lines where message is not null
+        group by server order by received + sent desc, server
+        """,
+    )
 
 
 def reply_codes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -127,6 +177,16 @@ def charts(r: Report) -> dict[str, Chart]:
         fig.add_bar(x=x, y=s["outbound"], name="outbound", marker_color=NEUTRAL[2])
         fig.update_xaxes(type="category")
         figs["smtp_hourly"] = layout(fig, "SMTP sessions per hour", barmode="stack")
+    if s[["inbound_messages", "outbound_messages"]].to_numpy().sum():
+        fig = Chart()
+        x = hour_labels(s["hour"])
+        for col, name, color in (
+            ("inbound_messages", "accepted from clients", NEUTRAL[0]),
+            ("outbound_messages", "handed on", NEUTRAL[2]),
+        ):
+            fig.add_bar(x=x, y=s[col], name=name, marker_color=color)
+        fig.update_xaxes(type="category")
+        figs["smtp_messages_hourly"] = layout(fig, "Messages in the SMTP logs per hour")
     s = m["smtp_summary"]
     if len(s) and s["sessions"].sum():
         fig = Chart()
@@ -159,15 +219,30 @@ def charts(r: Report) -> dict[str, Chart]:
 
 
 def attention(r: Report) -> list[str]:
+    out = [line] if (line := no_tracking(r)) else []
     auth = r.metrics["auth_failures"]
     if not len(auth):
-        return []
+        return out
     first, ips = auth.iloc[0], r.lengths["auth_failures"]
-    return [
+    return out + [
         f"{first['all']:,} failed SMTP authentications from {ips:,} remote "
         f"{'IP' if ips == 1 else 'IPs'} (most: {first['remote_ip']}, "
         f"{first['failures']:,})."
     ]
+
+
+def no_tracking(r: Report) -> str | None:
+    """What a period without tracking rows but with SMTP lines shows: the message figures
+    (from tracking logs) are zero, the SMTP logs' own are said instead; None otherwise."""
+    if getattr(r, "tracking_rows", None) != 0 or not len(r.metrics["smtp_summary"]):
+        return None
+    m = message_counts(r.metrics["smtp_summary"])
+    received, sent = m["smtp_received_messages"], m["smtp_sent_messages"]
+    return (
+        f"no tracking logs of {r.period.label()}: the SMTP logs show {received:,} "
+        f"{'message' if received == 1 else 'messages'} accepted, {sent:,} sent on (the "
+        "message and recipient figures come from tracking logs)"
+    )
 
 
 SECTION = Section(
@@ -175,7 +250,8 @@ SECTION = Section(
     title="SMTP sessions",
     tables=(
         Table("smtp_summary", "Sessions", half=True),
-        Table("smtp_hourly", "Sessions per hour", folded=True),
+        Table("smtp_hourly", "Sessions and messages per hour", folded=True),
+        Table("smtp_servers", "Messages per server (SMTP logs)", half=True),
         Table("reply_codes", "Reply codes"),
         Table("remote_ips", "Remote IPs with the most inbound sessions"),
         Table("auth_failures", "Failed authentications by remote IP", hidden=("all",)),

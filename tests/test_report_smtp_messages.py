@@ -1,0 +1,249 @@
+"""The messages the SMTP logs show accepted (IIS SMTP logs, Exchange protocol logs), through
+the command: per direction, server and hour, and said in the headline when the period has no
+tracking rows; a report of several days gives the sum of its days."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from conftest import CORPUS, built_once, run_cli
+
+from loganalyzer.store import Store, rollups
+
+DAYS = ("2026-03-02", "2026-03-03", "2026-03-04")
+#: The synth relay's address: the Exchange servers' tracking logs name it as the client.
+RELAY_IP = "10.0.0.250"
+
+
+def _report(store: Path, date: str, *extra: str) -> dict:
+    done = run_cli("report", "daily", "--store", str(store), "--date", date, "--json", *extra)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _ingest(logs: Path, store: Path, *extra: str) -> None:
+    done = run_cli("ingest", str(logs), "--store", str(store), *extra)
+    assert done.returncode == 0, done.stderr
+
+
+def test_iis_smtp_logs_alone_count_the_relay_messages(tmp_path):
+    logs = tmp_path / "MEE-PDC"  # the server, by its folder
+    logs.mkdir()
+    for name in ("ossec-docs-exchange2000-ncsa.log", "ossec-docs-exchange2000-w3c.log"):
+        shutil.copy(CORPUS / "iis-smtp" / name, logs / name)
+    store = tmp_path / "store"
+    _ingest(logs, store)
+    # 2006-10-11 (NCSA): three inbound DATA lines with 250, one outbound DATA whose 354 the
+    # remote (AOL) followed with "250 OK"
+    r = _report(store, "2006-10-11")
+    assert r["tracking_rows"] == 0
+    assert r["headline"]["received_messages"] == 0  # the tracking logs' figure stays theirs
+    assert r["smtp_messages"]["smtp_received_messages"] == 3
+    assert r["smtp_messages"]["smtp_sent_messages"] == 1
+    summary = {s["direction"]: s for s in r["tables"]["smtp_summary"]}
+    assert (summary["receive"]["messages"], summary["send"]["messages"]) == (3, 1)
+    assert r["tables"]["smtp_servers"] == [
+        {"server": "MEE-PDC", "received": 3, "sent": 1, "refused": 0, "deferred": 0}
+    ]
+    busy = [
+        h for h in r["tables"]["smtp_hourly"] if h["inbound_messages"] or h["outbound_messages"]
+    ]
+    assert [(h["hour"][11:16], h["inbound_messages"], h["outbound_messages"]) for h in busy] == [
+        ("19:00", 3, 1)
+    ]
+    line = "no tracking logs of 2006-10-11: the SMTP logs show 3 messages accepted, 1 sent on"
+    assert any(a.startswith(line) for a in r["attention"])
+    # the terminal's headline says it instead of "0 messages received"
+    done = run_cli("report", "daily", "--store", str(store), "--date", "2006-10-11", "--out",
+                   str(tmp_path / "r.html"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stdout.split())
+    assert (
+        "No tracking logs of 2006-10-11: the SMTP logs show 3 messages accepted, 1 sent on" in said
+    )
+    assert "0 messages received" not in said
+    # 2006-10-09 (W3C): five messages taken, none handed on
+    r = _report(store, "2006-10-09")
+    m = r["smtp_messages"]
+    assert (m["smtp_received_messages"], m["smtp_sent_messages"]) == (5, 0)
+
+
+def test_an_outbound_421_to_mail_is_a_deferral(tmp_path):
+    store = tmp_path / "store"
+    log = CORPUS / "iis-smtp" / "lichty-2017-open-relay-yahoo-421-deferral.log"
+    _ingest(log, store, "--format", "iis-smtp")
+    r = _report(store, "2017-02-09")
+    send = next(s for s in r["tables"]["smtp_summary"] if s["direction"] == "send")
+    assert (send["messages"], send["refused"], send["deferred"]) == (0, 0, 1)
+    assert r["tables"]["smtp_servers"][0]["deferred"] == 1
+    assert r["smtp_messages"]["smtp_deferrals"] == 1
+
+
+def _build(folder: Path) -> None:
+    run = run_cli("synth", "--out", str(folder / "logs"), "--servers", "2", "--days", "3",
+                  "--messages", "60", "--relay", "--clients", "--seed", "3")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    _ingest(folder / "logs", folder / "full")
+    # the same days with the SMTP logs alone: the relay's IIS log, the protocol logs
+    only = folder / "smtp-logs"
+    for path in (folder / "logs").rglob("*"):
+        if path.is_file() and ("SMTPSVC1" in path.parts or "ProtocolLog" in path.parts):
+            target = only / path.relative_to(folder / "logs")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+    _ingest(only, folder / "smtp")
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    return built_once(tmp_path_factory, "smtp-messages", _build)
+
+
+def _relay_receipts(full: Path) -> dict[str, int]:
+    """Per UTC day, the messages the Exchange servers' tracking logs received from the relay."""
+    con = duckdb.connect()
+    rows = con.execute(
+        f"""
+        select strftime(date_time, '%Y-%m-%d'), count(distinct message_id)
+        from read_parquet('{full}/tracking/**/*.parquet', hive_partitioning = true,
+                          union_by_name = true)
+        where event_id = 'RECEIVE' and source = 'SMTP' and original_client_ip = ?
+        group by 1
+        """,
+        [RELAY_IP],
+    ).fetchall()
+    return dict(rows)
+
+
+def _lines(f: Path):
+    """A protocol log's session, event and data, line by line."""
+    with f.open(encoding="utf-8-sig", newline="") as fh:
+        for fields in csv.reader(x for x in fh if x.strip() and x[0] != "#"):
+            yield fields[2], fields[6], fields[7]
+
+
+def _protocol_oracle(logs: Path, day: str) -> tuple[int, int]:
+    """Of a UTC day's Exchange protocol logs (hourly files named by their hour), read line by
+    line: the Receive logs' "Queued mail for delivery" replies, and the Send logs' 2xx replies
+    right after a 354 or BDAT ... LAST."""
+    tag = day.replace("-", "")
+    received = sent = 0
+    for f in logs.rglob(f"RECV{tag}*.LOG"):
+        received += sum(
+            event == ">" and data.startswith("250 ") and "Queued mail for delivery" in data
+            for _, event, data in _lines(f)
+        )
+    for f in logs.rglob(f"SEND{tag}*.LOG"):
+        before: dict[str, str] = defaultdict(str)  # session: its last command or reply
+        for session, event, data in _lines(f):
+            if (
+                event == "<"
+                and data[:1] == "2"
+                and (before[session].startswith("354") or before[session].endswith(" LAST"))
+            ):
+                sent += 1
+            if event in ("<", ">") and data:
+                before[session] = data
+    return received, sent
+
+
+def test_synth_relay_and_protocol_logs_count_what_the_tracking_logs_received(synth):
+    full = _relay_receipts(synth / "full")
+    for day in DAYS:
+        r = _report(synth / "smtp", day)
+        assert r["tracking_rows"] == 0
+        servers = {s["server"]: s for s in r["tables"]["smtp_servers"]}
+        # every message the relay took it handed on, and the Exchange servers received each
+        assert servers["RELAY01"]["received"] == servers["RELAY01"]["sent"] == full[day] > 0
+        oracle = _protocol_oracle(synth / "smtp-logs", day)
+        exchange = [s for name, s in servers.items() if name != "RELAY01"]
+        assert sum(s["received"] for s in exchange) == oracle[0] > 0
+        assert sum(s["sent"] for s in exchange) == oracle[1] > 0
+        h = r["smtp_messages"]
+        assert h["smtp_received_messages"] == sum(s["received"] for s in servers.values())
+        assert any(a.startswith(f"no tracking logs of {day}: the SMTP logs show") for a in
+                   r["attention"])  # fmt: skip
+        # with tracking logs the headline stays theirs
+        with_tracking = _report(synth / "full", day)
+        assert with_tracking["tracking_rows"] > 0
+        assert not any("no tracking logs" in a for a in with_tracking["attention"])
+        assert with_tracking["smtp_messages"] == h
+
+
+def _figures(r: dict) -> dict:
+    t = r["tables"]
+    hourly = [
+        (h["hour"], h["inbound_messages"], h["outbound_messages"])
+        for h in t["smtp_hourly"]
+        if h["inbound_messages"] or h["outbound_messages"]
+    ]
+    return {
+        "summary": {
+            s["direction"]: (s["messages"], s["refused"], s["deferred"]) for s in t["smtp_summary"]
+        },
+        "servers": {s["server"]: s for s in t["smtp_servers"]},
+        "hourly": hourly,
+        "messages": r["smtp_messages"],
+    }
+
+
+@pytest.mark.parametrize("how", ["--from-rows", "--rollups"])
+def test_several_days_give_the_sum_of_their_days(synth, how):
+    days = [_figures(_report(synth / "smtp", d)) for d in DAYS]
+    whole = _figures(_report(synth / "smtp", DAYS[-1], "--days", str(len(DAYS)), how))
+    for direction, figures in whole["summary"].items():
+        assert figures == tuple(
+            sum(d["summary"].get(direction, (0, 0, 0))[i] for d in days) for i in range(3)
+        )
+    for server, row in whole["servers"].items():
+        for col in ("received", "sent", "refused", "deferred"):
+            assert row[col] == sum(d["servers"].get(server, {}).get(col, 0) for d in days)
+    assert whole["hourly"] == [h for d in days for h in d["hourly"]]
+    for name, n in whole["messages"].items():
+        assert n == sum(d["messages"][name] for d in days), name
+    assert sum(f[1] + f[2] for f in whole["summary"].values()) > 0  # outbound refusals seen
+
+
+def test_line_counts_of_an_earlier_version_are_rebuilt_not_read(tmp_path):
+    """A store whose SMTP line counts an earlier version wrote (no message column): out of
+    date, the report counts from rows; compaction builds them again with the column."""
+    logs = tmp_path / "MEE-PDC"
+    logs.mkdir()
+    shutil.copy(CORPUS / "iis-smtp" / "ossec-docs-exchange2000-ncsa.log", logs)
+    store = tmp_path / "store"
+    _ingest(logs, store)
+    st = Store(store)
+    index = rollups.load(st, rollups.SMTP_LINES)
+    assert index, "the ingest built the day's line counts"
+    old = replace(rollups.SMTP_LINES, version="1")
+    manifest = st.manifest()
+    for day, entry in index.items():
+        part = store / entry.part
+        pq.write_table(pq.read_table(part).drop_columns(["message"]), part)
+        entry.source = rollups.source(manifest, day, kind=old)
+    rollups.save(st, index, rollups.SMTP_LINES)
+
+    def check() -> dict:
+        done = run_cli("store", "check", "--store", str(store), "--json")
+        return json.loads(done.stdout)["smtp_line_aggregates"]
+
+    assert check()["stale"] == len(index)
+    r = _report(store, "2006-10-11")
+    assert (
+        r["smtp_messages"]["smtp_received_messages"],
+        r["smtp_messages"]["smtp_sent_messages"],
+    ) == (3, 1)
+    done = run_cli("store", "compact", "--store", str(store))
+    assert done.returncode == 0, done.stderr
+    assert check()["current"] == len(index)
+    for entry in rollups.load(st, rollups.SMTP_LINES).values():
+        assert "message" in pq.read_schema(store / entry.part).names
+    assert _report(store, "2006-10-11")["smtp_messages"] == r["smtp_messages"]
