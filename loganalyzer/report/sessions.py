@@ -87,9 +87,10 @@ _SENT = """
               then 'refused'
     end
 """
-#: The columns the line counts read.
-_COLUMNS = "server, log_format, direction, remote_ip, date_time, reply_code, event, command, "
-_COLUMNS += "data, session_id"
+#: The columns the line counts keep of each line (``data`` is read for ``MESSAGE`` and
+#: ``_STEP`` alone: not carried through the send lines' window).
+_KEYS = "server, log_format, direction, remote_ip, date_time, reply_code, event, command, "
+_KEYS += "session_id"
 _STEP = """
     case when upper(command) = 'BDAT' and upper(data) like '%LAST%' then 'BDAT LAST'
          when command is not null then upper(command)
@@ -104,21 +105,24 @@ def _lines(table: str, hour: str) -> str:
     return f"""
         create or replace temp table {table} as
         with lines as (
-            select {_COLUMNS}, {MESSAGE} as message from smtp
+            select {_KEYS}, {MESSAGE} as message from smtp
             where date_time >= $1 and date_time < $2 and date >= $3 and date <= $4
                   and not coalesce({_SEND_STEP}, false)
             union all by name
-            select {_COLUMNS}, {_SENT} as message
+            select {_KEYS}, {_SENT} as message
             from (
-                select {_COLUMNS}, sequence_number, file, line,
-                       lag(reply_code) over w as prev_code, lag({_STEP}) over w as prev_step,
-                       last_value({_STEP} ignore nulls) over (
+                select {_KEYS}, lag(reply_code) over w as prev_code,
+                       lag(step) over w as prev_step,
+                       last_value(step ignore nulls) over (
                            w rows between unbounded preceding and current row) as last_step
-                from smtp
-                where date_time >= $1 - {_SEND_BEFORE} and date_time < $2
-                      and date >= $3 - 1 and date <= $4 and {_SEND_STEP}
+                from (
+                    select {_KEYS}, sequence_number, line, {_STEP} as step from smtp
+                    where date_time >= $1 - {_SEND_BEFORE} and date_time < $2
+                          and date >= $3 - 1 and date <= $4 and {_SEND_STEP}
+                )
+                -- IIS lines have no session nor sequence: their peer's, in time and file order
                 window w as (partition by server, coalesce(session_id, remote_ip)
-                             order by sequence_number, file, line)
+                             order by sequence_number, date_time, line)
             )
             where date_time >= $1
         )
