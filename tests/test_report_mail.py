@@ -15,7 +15,7 @@ from email import policy
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from conftest import IN_CI, LOGANALYZER
+from conftest import CORPUS, IN_CI, LOGANALYZER
 from reportdata import DAY, synth_store
 
 from loganalyzer.errors import BadInput
@@ -306,3 +306,26 @@ def test_one_address_given_as_a_string_is_that_address(smtp_server, report):
     send(report, "ops@contoso.com", host="127.0.0.1", port=port)
     assert inbox.envelopes[0].rcpt_tos == ["ops@contoso.com"]
     assert inbox.message()["To"] == "ops@contoso.com"
+
+
+def test_a_day_of_smtp_logs_alone_is_mailed_with_their_figures(smtp_server, tmp_path):
+    """An IIS SMTP relay's logs alone: the subject gives the messages they show, not "0
+    received"; the text says why under "Needs attention"."""
+    logs = tmp_path / "RELAY"
+    logs.mkdir()
+    shutil.copy(CORPUS / "iis-smtp" / "ossec-docs-exchange2000-ncsa.log", logs)
+    store = str(tmp_path / "store")
+    done = subprocess.run([LOGANALYZER, "ingest", str(logs), "--store", store],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    inbox, port = smtp_server()
+    args = [LOGANALYZER, "report", "daily", "--store", store, "--date", "2006-10-11", "--out"]
+    args += ["r.html", "--smtp-host", "127.0.0.1", "--smtp-port", str(port), "--mail-to", "o@x.org"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    msg = inbox.message()
+    assert msg["Subject"] == ("Mail flow 2006-10-11: SMTP logs only: 3 accepted, 1 sent on")
+    text = " ".join(msg.get_body(("plain",)).get_content().split())
+    assert (
+        "Needs attention: - No tracking logs of 2006-10-11: the SMTP logs show 3 messages" in text
+    )

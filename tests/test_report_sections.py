@@ -221,6 +221,6 @@ def test_one_quarantined_line_is_said_in_the_singular(tmp_path):
     assert attention[0] == "1 log line quarantined."
     # protocol logs alone, none with a message: said, rather than a bare "0 messages received"
     assert attention[1:] == [
-        "no tracking logs of 2021-05-29: the SMTP logs show 0 messages accepted, 0 sent on (the "
-        "message and recipient figures come from tracking logs)"
+        "No tracking logs of 2021-05-29: the SMTP logs show 0 messages accepted, 0 sent on (the "
+        "message and recipient figures come from tracking logs)."
     ]

@@ -59,7 +59,7 @@ def test_iis_smtp_logs_alone_count_the_relay_messages(tmp_path):
     assert [(h["hour"][11:16], h["inbound_messages"], h["outbound_messages"]) for h in busy] == [
         ("19:00", 3, 1)
     ]
-    line = "no tracking logs of 2006-10-11: the SMTP logs show 3 messages accepted, 1 sent on"
+    line = "No tracking logs of 2006-10-11: the SMTP logs show 3 messages accepted, 1 sent on"
     assert any(a.startswith(line) for a in r["attention"])
     # the terminal's headline says it instead of "0 messages received"
     done = run_cli("report", "daily", "--store", str(store), "--date", "2006-10-11", "--out",
@@ -169,12 +169,12 @@ def test_synth_relay_and_protocol_logs_count_what_the_tracking_logs_received(syn
         assert sum(s["sent"] for s in exchange) == oracle[1] > 0
         h = r["smtp_messages"]
         assert h["smtp_received_messages"] == sum(s["received"] for s in servers.values())
-        assert any(a.startswith(f"no tracking logs of {day}: the SMTP logs show") for a in
+        assert any(a.startswith(f"No tracking logs of {day}: the SMTP logs show") for a in
                    r["attention"])  # fmt: skip
         # with tracking logs the headline stays theirs
         with_tracking = _report(synth / "full", day)
         assert with_tracking["tracking_rows"] > 0
-        assert not any("no tracking logs" in a for a in with_tracking["attention"])
+        assert not any("No tracking logs" in a for a in with_tracking["attention"])
         assert with_tracking["smtp_messages"] == h
 
 

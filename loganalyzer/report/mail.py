@@ -62,8 +62,12 @@ def message(
     host = socket.getfqdn() or "localhost"
     h = report.headline
     msg = EmailMessage()
+    smtp = report.smtp_messages
     msg["Subject"] = subject or (
-        f"Mail flow {report.period.label()}: {h['received_messages']:,} received, "
+        f"Mail flow {report.period.label()}: SMTP logs only: "
+        f"{smtp['smtp_received_messages']:,} accepted, {smtp['smtp_sent_messages']:,} sent on"
+        if report.no_tracking()
+        else f"Mail flow {report.period.label()}: {h['received_messages']:,} received, "
         f"{h['failed_recipients']:,} failed"
     )
     msg["From"] = sender or f"loganalyzer@{host}"

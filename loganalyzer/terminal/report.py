@@ -17,10 +17,9 @@ def print_report_summary(console: Console, report: DailyReport, files: list[Path
     h = report.headline
     instead = report.no_tracking()
     if instead:  # a bare "0 messages received" would say the relay took nothing
-        line = f"{instead[0].upper()}{instead[1:]}."
         console.print(
             f"[bold]Mail flow {report.period.label()}[/bold] ({safe(report.period.tz)}): "
-            f"{safe(line)}",
+            f"{safe(instead)}",
             highlight=False,
         )
     else:

@@ -239,9 +239,9 @@ def no_tracking(r: Report) -> str | None:
     m = message_counts(r.metrics["smtp_summary"])
     received, sent = m["smtp_received_messages"], m["smtp_sent_messages"]
     return (
-        f"no tracking logs of {r.period.label()}: the SMTP logs show {received:,} "
+        f"No tracking logs of {r.period.label()}: the SMTP logs show {received:,} "
         f"{'message' if received == 1 else 'messages'} accepted, {sent:,} sent on (the "
-        "message and recipient figures come from tracking logs)"
+        "message and recipient figures come from tracking logs)."
     )
 
 
