@@ -39,6 +39,10 @@ FORMS = (
 )
 _OFFSET = re.compile(r"^-\s*(\d{1,6})\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+#: Files of the zone database that are not zones: the system's zone and a rules template
+#: (DuckDB's ICU knows neither), and the ``posix/`` and ``right/`` copies (leap seconds).
+_NOT_ZONES = ("localtime", "posixrules")
+_NOT_ZONE_FOLDERS = ("posix/", "right/")
 
 
 def zone(tz: str | None) -> ZoneInfo:
@@ -46,8 +50,11 @@ def zone(tz: str | None) -> ZoneInfo:
     for an unknown name."""
     if tz is None:
         return ZoneInfo("UTC")
+    name = str(tz).strip()
     try:
-        return ZoneInfo(str(tz).strip())
+        if name in _NOT_ZONES or name.startswith(_NOT_ZONE_FOLDERS):
+            raise ValueError(name)
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise BadInput(f"unknown time zone {tz!r} (an IANA name: UTC, Europe/Berlin)") from None
 
