@@ -23,6 +23,7 @@ from loganalyzer.errors import BadInput
 
 __all__ = [
     "FORMS",
+    "clock",
     "iso",
     "parse_date",
     "parse_duration",
@@ -153,6 +154,19 @@ def parse_duration(value: str | float | dt.timedelta, option: str = "duration") 
 def show(when: dt.datetime, tz: str | None = "UTC") -> str:
     """A time as messages show it: in ``tz``, to the second, with its offset."""
     return when.astimezone(zone(tz)).isoformat(timespec="seconds")
+
+
+def clock(t: dt.datetime | None, tz: ZoneInfo) -> str:
+    """A time as timelines show it: in ``tz``, to the millisecond; in the hour that comes
+    twice when the clocks go back, with the zone's abbreviation (``02:30:00.000 CEST``, an
+    hour later ``02:30:00.000 CET``), as it would read as time running backwards."""
+    if t is None:
+        return ""
+    local = t.astimezone(tz)
+    text = local.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    if local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset():
+        text += f" {local.tzname()}"
+    return text
 
 
 def iso(t: dt.datetime | None) -> str | None:

@@ -607,3 +607,20 @@ def test_a_delay_notice_is_not_called_a_bounce(tmp_path):
     html = page.read_text()
     assert "<dt>Notices to the sender (DSN)</dt>" in html and "(the bounce)" not in html
     assert "(the notice to the sender)" in html
+
+
+def test_a_timeline_in_the_hour_the_clocks_go_back_says_which_one(tmp_path):
+    # Berlin, 2026-10-25: 02:01 CEST (00:01 UTC) comes an hour before 02:01 CET; a timeline
+    # without the offset read as time running backwards
+    log = tmp_path / "EX01" / "MSGTRK2026102500-1.LOG"
+    log.parent.mkdir()
+    log.write_text(_DELAY_LOG.replace("2026-04-02T1", "2026-10-25T0"))
+    store = tmp_path / "store"
+    assert _loganalyzer("ingest", log, "--store", store).returncode == 0
+    shown = subprocess.run([LOGANALYZER, "trace", "<delay-2@ex01.contoso.com>", "--store",
+                            str(store), "--tz", "Europe/Berlin"], capture_output=True,
+                           text=True, env={**os.environ, "COLUMNS": "300"})  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "2026-10-25 02:01:00.000 CEST" in shown.stdout  # the RECEIVE, before the change
+    assert "2026-10-25 05:01:05.000 " in shown.stdout  # the DSN, after it: unambiguous
+    assert "05:01:05.000 CET" not in shown.stdout

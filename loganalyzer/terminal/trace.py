@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from loganalyzer.terminal.common import clean, safe
+from loganalyzer.times import clock
 from loganalyzer.trace.model import TraceResult, Verdict
 
 STYLE = {
@@ -76,7 +77,7 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
     zone = ZoneInfo(result.tz)
 
     def when(t) -> str:
-        return t.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if t else ""
+        return clock(t, zone)
 
     if not result.messages:
         if not result.candidates:
