@@ -118,7 +118,8 @@ class Kind:
 #: a kept one stays as it is). 3: Exchange Online's statuses decide verdicts. 4: Graph's
 #: Recalled drops a recipient. 5: an Enhanced summary row is one recipient's (its own verdict)
 #: and receives the message. 6: Exchange Online's Send is a send, its Expand expands a list.
-ROLLUPS = Kind("rollups", INDEX_FILE, FOLDER, rollup_schema, version="6")
+#: 7: still deferred at the day's end looks back two days (``report.metrics.PENDING_DAYS``).
+ROLLUPS = Kind("rollups", INDEX_FILE, FOLDER, rollup_schema, version="7")
 
 
 def clients_schema() -> pa.Schema:
