@@ -191,3 +191,32 @@ def test_line_counts_kept_by_an_earlier_version_are_not_read(tmp_path):
     assert _failures(report) == {**DAY1, "198.51.100.8": 3}
     report, _ = report_json(st, "--date", "2026-03-02")  # a day: its line counts if current
     assert _failures(report) == DAY1
+
+
+def test_watch_warns_of_guessing_whose_client_leaves_during_each_tarpit(tmp_path):
+    """25 guesses in 10 minutes from one IP, each client gone during the tarpit (no 535):
+    `watch --once` warns of them as of answered ones."""
+    recv = tmp_path / "logs" / "EX01" / "ProtocolLog" / "SmtpReceive"
+    recv.mkdir(parents=True)
+    start = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
+    (recv / "RECV2026030210-1.LOG").write_text(
+        HEAD.format(date="2026-03-02T10:00:00.000Z")
+        + "".join(
+            _session(
+                f"{start + dt.timedelta(seconds=20 * i):%Y-%m-%dT%H:%M:%S}",
+                f"08DE5A1B2C3D5{i:03X}",
+                "198.51.100.66",
+                _attempt(answered=False),
+            )
+            for i in range(25)
+        ),
+        newline="",
+    )
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[auth_failures]\nthreshold = 20\nwindow_minutes = 10\n")
+    done = run_cli(
+        "watch", "--once", str(tmp_path / "logs"), "--store", str(tmp_path / "st"),
+        "--rules", str(rules),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.startswith("WATCH WARNING - auth_failures 198.51.100.66: 2"), done.stdout
