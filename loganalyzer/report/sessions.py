@@ -3,8 +3,8 @@
 One scan of the period counts lines by server, direction, remote IP, hour, reply code and
 kind: ``connect`` (a session starts: the ``+`` line of an Exchange protocol log; IIS SMTP logs
 have no session ID nor connect line, so each ``QUIT`` line stands for a session) and ``tls``
-(a ``STARTTLS`` or ``X-ANONYMOUSTLS`` command: the session goes encrypted). A failed
-authentication is a ``535`` reply to a client. The same counts per UTC hour make a day's
+(a ``STARTTLS`` or ``X-ANONYMOUSTLS`` command: the session goes encrypted) and ``auth`` (a
+failed authentication, ``failed_logins``). The same counts per UTC hour make a day's
 SMTP line count aggregate (``build``, ``store.rollups.SMTP_LINES``), which a report of several
 days sums (``from_grain``).
 """
@@ -25,8 +25,10 @@ RULES = {
     "sessions": "SMTP sessions: the sessions that start in the period (the connect line of an "
     "Exchange protocol log; in IIS SMTP logs, which have neither session IDs nor connect "
     "lines, each QUIT). With TLS: the session issued STARTTLS or X-ANONYMOUSTLS. Failed "
-    "authentications: 535 replies to clients (password guessing shows as many of them from "
-    "one remote IP).",
+    'authentications: one per attempt, in each session the greater of its "Inbound AUTH ... '
+    "failed\" lines (Exchange's protocol log, written before its tarpit: a client that "
+    "disconnects then gets no reply) and its 535 replies to the client (IIS SMTP logs only "
+    "those); password guessing shows as many of them from one remote IP.",
 }
 
 _KIND = """
@@ -35,28 +37,94 @@ _KIND = """
          when upper(command) in ('STARTTLS', 'X-ANONYMOUSTLS') then 'tls'
     end
 """
-AUTH = "reply_code = 535 and direction = 'receive'"
+#: A failed authentication as the server logs it: Exchange's ``*`` line ``Inbound AUTH LOGIN
+#: failed because of LogonDenied`` (any mechanism and reason, written before the tarpit), or a
+#: 535 reply (Exchange's after the tarpit; IIS SMTP logs only these).
+_FAILED = "event = '*' and context ilike 'Inbound AUTH % failed%'"
+_REFUSED = "reply_code = 535"
+#: The rows that may be failed authentications (never null: rows outside are counted apart).
+_CANDIDATE = f"coalesce(({_FAILED}) or {_REFUSED}, false)"
+#: How far before a window a session's earlier failed lines and 535 replies are read: an
+#: attempt whose line falls before the window and whose 535 within it is counted once.
+AUTH_LOOKBACK = dt.timedelta(hours=1)
+#: A failed authentication in the line counts (``kind``, in either direction).
+AUTH_KIND = "kind = 'auth'"
+#: One of a client (inbound): what the report counts.
+AUTH = f"{AUTH_KIND} and direction = 'receive'"
+
+
+def _marked(cols: str) -> str:
+    """SQL: the candidate rows of [$auth_lo, $auth_hi) (``auth_window``) with ``cols`` and
+    ``counted``: whether the row counts as a failed authentication. One per attempt: per
+    session (Exchange: server, connector, session ID), the greater of its failed lines and
+    its 535 replies; a row counts when it makes that greater so far (Exchange's failed line,
+    not the 535 that follows it; the 535 of a server that logs no such line), so that the rows
+    of any window hold its count. A 535 without a session (IIS SMTP) is one attempt. Only the
+    candidates are sorted (few rows); those before $auth_lo0 only count the ones after."""
+    return f"""
+        select {cols}, date_time >= $auth_lo0
+               and (session_id is null or case when failed_ then f_ > r_ else r_ > f_ end)
+               as counted
+        from (
+            select *, count(*) filter (where failed_) over w as f_,
+                   count(*) filter (where not failed_) over w as r_
+            from (
+                select *, coalesce({_FAILED}, false) as failed_ from smtp
+                where {_CANDIDATE} and date_time >= $auth_lo and date_time < $auth_hi
+                  and date >= $auth_d0 and date <= $auth_d1)
+            window w as (
+                partition by server, direction, connector_id, session_id
+                order by sequence_number, date_time
+                rows between unbounded preceding and current row))
+    """
+
+
+def failed_logins(cols: str = "server, remote_ip, date_time") -> str:
+    """SQL: the failed authentications of clients in the window of ``auth_window`` (its named
+    parameters), one row each with ``cols``: the one rule every count of them follows."""
+    return f"""
+        select {cols} from ({_marked(f"{cols}, direction")})
+        where counted and direction = 'receive'
+    """
+
+
+def auth_window(a: dt.datetime, b: dt.datetime) -> dict:
+    """The named parameters of ``failed_logins`` for the instants [a, b)."""
+    lo = a - AUTH_LOOKBACK
+    d0, d1 = _dates(lo, b)
+    return {"auth_lo0": a, "auth_lo": lo, "auth_hi": b, "auth_d0": d0, "auth_d1": d1}
 
 
 def _lines(table: str, hour: str) -> str:
-    """SQL: create ``table``, the line counts of [$1, $2) (UTC dates $3 to $4) per server,
-    format, direction, remote IP, hour (``hour``: its SQL, of ``date_time``), reply code and
-    kind, with the first and last line's time."""
+    """SQL: create ``table``, the line counts of [$auth_lo0, $auth_hi) (``auth_window``) per
+    server, format, direction, remote IP, hour (``hour``: its SQL, of ``date_time``), reply
+    code and kind, with the first and last line's time. The rows that may be failed
+    authentications are read apart (``_marked``: per session, with the lines before the
+    window), the others once."""
+    cols = (
+        "server, log_format, direction, remote_ip, date_time, reply_code, event, session_id, "
+        "command"
+    )
     return f"""
         create or replace temp table {table} as
-        select server, log_format, direction, remote_ip, {hour}, reply_code, {_KIND} as kind,
+        with rows_ as (
+            select {cols}, null::boolean as counted from smtp
+            where date_time >= $auth_lo0 and date_time < $auth_hi
+              and date >= $auth_d0 and date <= $auth_d1 and not {_CANDIDATE}
+            union all
+            select * from ({_marked(cols)}) where date_time >= $auth_lo0)
+        select server, log_format, direction, remote_ip, {hour}, reply_code,
+               case when counted then 'auth' else {_KIND} end as kind,
                count(*) as lines, min(date_time) as first_seen, max(date_time) as last_seen
-        from smtp
-        where date_time >= ? and date_time < ? and date >= ? and date <= ?
+        from rows_
         group by all
     """
 
 
 def load(con: duckdb.DuckDBPyConnection, ctx: Context) -> None:
     """``smtp_lines``: line counts of the period."""
-    d0, d1 = ctx.period.utc_dates()
     sql = _lines("smtp_lines", f"{hour_index('date_time', ctx.period)} as i")
-    con.execute(sql, [ctx.period.start, ctx.period.end, d0, d1])
+    con.execute(sql, auth_window(ctx.period.start, ctx.period.end))
     con.execute("create or replace temp view cur_lines as select * from smtp_lines where i >= 0")
 
 
@@ -69,8 +137,9 @@ def build(
     schema = rollups.smtp_lines_schema()
     out = {}
     for label, (a, b) in windows.items():
-        d0, d1 = _dates(a, b)
-        con.execute(_lines("smtp_grain", "date_trunc('hour', date_time) as hour"), [a, b, d0, d1])
+        con.execute(
+            _lines("smtp_grain", "date_trunc('hour', date_time) as hour"), auth_window(a, b)
+        )
         got = con.sql(f"select {', '.join(schema.names)} from smtp_grain").to_arrow_table()
         out[label] = got.cast(schema)
         con.execute("drop table smtp_grain")
@@ -115,14 +184,15 @@ def period_counts(con: duckdb.DuckDBPyConnection, p: Period) -> dict[str, int]:
 def window_counts(con: duckdb.DuckDBPyConnection, a: dt.datetime, b: dt.datetime) -> dict[str, int]:
     """``period_counts`` of the instants [a, b)."""
     d0, d1 = _dates(a, b)
-    n, auth = con.execute(
+    (n,) = con.execute(
         f"""
-        select coalesce(count(*) filter (where {_KIND} = 'connect'), 0)::bigint,
-               coalesce(count(*) filter (where {AUTH}), 0)::bigint
-        from smtp
-        where date_time >= ? and date_time < ? and date >= ? and date <= ?
+        select count(*) from smtp
+        where date_time >= ? and date_time < ? and date >= ? and date <= ? and {_KIND} = 'connect'
         """,
         [a, b, d0, d1],
+    ).fetchall()[0]
+    (auth,) = con.execute(
+        f"select count(*) from ({failed_logins('date_time')})", auth_window(a, b)
     ).fetchall()[0]
     return {"smtp_sessions": n, "auth_failures": auth}
 

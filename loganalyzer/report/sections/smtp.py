@@ -12,7 +12,7 @@ from loganalyzer.report.charts import NEUTRAL, Chart, hbar, hour_labels, layout,
 from loganalyzer.report.load import frame, hours
 from loganalyzer.report.period import Period
 from loganalyzer.report.sections.base import LENGTH, Inputs, Report, Section, Table
-from loganalyzer.report.sessions import AUTH, RULES
+from loganalyzer.report.sessions import AUTH, AUTH_KIND, RULES
 
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
@@ -34,11 +34,11 @@ def summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Sessions per direction, with TLS, failed authentications and remote IPs."""
     df = frame(
         con,
-        """
+        f"""
         select direction,
                coalesce(sum(lines) filter (where kind = 'connect'), 0)::bigint as sessions,
                coalesce(sum(lines) filter (where kind = 'tls'), 0)::bigint as with_tls,
-               coalesce(sum(lines) filter (where reply_code = 535), 0)::bigint as auth_failures,
+               coalesce(sum(lines) filter (where {AUTH_KIND}), 0)::bigint as auth_failures,
                count(distinct remote_ip) filter (where kind = 'connect') as remote_ips
         from cur_lines group by direction order by direction
         """,
@@ -91,7 +91,7 @@ def remote_ips(con: duckdb.DuckDBPyConnection, top: int) -> pd.DataFrame:
         f"""
         select remote_ip,
                coalesce(sum(lines) filter (where kind = 'connect'), 0)::bigint as sessions,
-               coalesce(sum(lines) filter (where reply_code = 535), 0)::bigint as auth_failures,
+               coalesce(sum(lines) filter (where {AUTH_KIND}), 0)::bigint as auth_failures,
                coalesce(sum(lines) filter (where kind = 'tls'), 0)::bigint as with_tls,
                {LENGTH}
         from cur_lines where direction = 'receive' and remote_ip is not null
@@ -163,9 +163,10 @@ def attention(r: Report) -> list[str]:
     if not len(auth):
         return []
     first, ips = auth.iloc[0], r.lengths["auth_failures"]
+    n = int(first["all"])
     return [
-        f"{first['all']:,} failed SMTP authentications from {ips:,} remote "
-        f"{'IP' if ips == 1 else 'IPs'} (most: {first['remote_ip']}, "
+        f"{n:,} failed SMTP {'authentication' if n == 1 else 'authentications'} from {ips:,} "
+        f"remote {'IP' if ips == 1 else 'IPs'} (most: {first['remote_ip']}, "
         f"{first['failures']:,})."
     ]
 
