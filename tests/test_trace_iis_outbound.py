@@ -174,6 +174,17 @@ _LOG = _HEAD + "\n".join(
             ("-", "221+Bye"),
         ],
     )
+    + _out(  # the log ends before the remote answered the data
+        "2026-03-06 09:04:00",
+        "93.184.216.35",
+        [
+            ("MAIL", "FROM:<app@contoso.com>"),
+            ("-", "250+OK"),
+            ("RCPT", "TO:<dan@fabrikam.com>"),
+            ("-", "250+OK"),
+            ("DATA", "-"),
+        ],
+    )
 )
 
 
@@ -198,6 +209,7 @@ def test_inbound_and_outbound_sessions_of_one_message_are_two_messages(tmp_path)
         ),
         (None, [("ann@fabrikam.com", "sent_external"), ("bob@fabrikam.com", "failed")]),
         (None, [("carol@contoso.com", "last_seen")]),  # to a private address: in-house
+        (None, [("dan@fabrikam.com", "last_seen")]),  # offered, no answer logged
     ]
 
 
@@ -213,5 +225,10 @@ def test_each_outbound_recipient_has_the_remotes_reply(tmp_path):
     [carol] = _json("--recipient", "carol@*", "--store", store)["messages"][0]["recipients"]
     assert carol["verdict"] == "last_seen"
     assert "handed to ex01.contoso.com (10.0.0.25)" in carol["summary"]
+    [dan] = _json("--recipient", "dan@*", "--store", store)["messages"][0]["recipients"]
+    assert (
+        "offered to 93.184.216.35, whose answer to the message's data is not logged"
+        in (dan["summary"])
+    )
     shown = _run("trace", "--recipient", "bob@*", "--since", "2026-03-06T09:01", "--store", store)
     assert "failed at RELAY02" in shown and "550 5.1.1 User unknown" in shown

@@ -247,6 +247,7 @@ def trace(
                 raise BadInput(f"--pick {pick}: give 1 to {total:,} (the matching messages)")
             chosen = [found[pick - 1]]
         attempts = {id(c): c for c in chosen if "attempt" in c}
+        outbound.converse(con, list(attempts.values()))  # (the traced ones' conversations)
         picked, chosen = chosen, [c for c in chosen if id(c) not in attempts]
         ids = sorted({c["message_id"] for c in chosen if c.get("message_id")})
         queues = sorted({c["queue_id"] for c in chosen if c.get("queue_id")})

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from loganalyzer import fate
-from loganalyzer.read.query import time_filter
+from loganalyzer.read.query import like, time_filter
 from loganalyzer.store.duck import records
 from loganalyzer.trace.build import _line
-from loganalyzer.trace.find import Query, matches
+from loganalyzer.trace.find import Query
 from loganalyzer.trace.model import Event, MessageTrace, Verdict
 from loganalyzer.trace.relay import transactions
 from loganalyzer.trace.verdict import explain, said, summary
@@ -46,23 +46,35 @@ _COLUMNS = (
 
 
 def _paired(lines: str) -> str:
-    """SQL of ``lines`` (IIS outbound lines) with each command's ``reply`` and ``reply_text``
-    (the next line of the remote, when a reply) and the reply after it (``then_code``,
-    ``then_text``: the answer to a message's data follows the 354 reply to DATA)."""
+    """SQL of ``lines`` (IIS outbound lines) with each command's reply (the next line of the
+    remote, when a reply: ``answer_code``, ``answer_text``, ``answer_file``, ``answer_line``),
+    the reply after it (``then_*``: the answer to a message's data follows the 354 reply to
+    DATA) and ``greeting``, the remote's last 220 greeting up to the line."""
     w = "over (partition by server, remote_ip order by date_time, file, line)"
-    return f"""
-        select *,
-               if(lead(event) {w} = '<', lead(reply_code) {w}, null) as reply,
-               if(lead(event) {w} = '<', lead(data) {w}, null) as reply_text,
-               if(lead(event, 2) {w} = '<', lead(reply_code, 2) {w}, null) as then_code,
-               if(lead(event, 2) {w} = '<', lead(data, 2) {w}, null) as then_text
-        from ({lines})
-    """
+    out = []
+    for name, n in (("answer", 1), ("then", 2)):
+        said = f"lead(event, {n}) {w} = '<'"
+        out += [
+            f"if({said}, lead({column}, {n}) {w}, null) as {name}_{suffix}"
+            for column, suffix in (
+                ("reply_code", "code"),
+                ("data", "text"),
+                ("file", "file"),
+                ("line", "line"),
+            )
+        ]
+    greeting = (
+        "last_value(if(event = '<' and reply_code = 220, data, null) ignore nulls) over "
+        "(partition by server, remote_ip order by date_time, file, line rows unbounded preceding)"
+    )
+    return f"select *, {', '.join(out)}, {greeting} as greeting from ({lines})"
 
 
 def _transactions_sql(q: Query) -> tuple[str, list]:
-    """SQL of the outbound transactions whose MAIL line is in the query's window: one row
-    each with its server, remote, sender, RCPT lines and replies, DATA replies and named ID."""
+    """SQL of the outbound transactions whose MAIL line is in the query's window (and of the
+    sender, recipient and server asked for): one row each with its server, remote, sender,
+    the replies to its MAIL, RCPT and DATA lines and to its data, and the Message-ID a reply
+    names."""
     window, params = time_filter(q.since, q.until, partitioned=False)
     since = q.since and (datetime.fromisoformat(q.since) - _SESSION_REACH).isoformat()
     lines_window, lparams = time_filter(since, q.until)
@@ -70,21 +82,26 @@ def _transactions_sql(q: Query) -> tuple[str, list]:
         f"select {_COLUMNS} from smtp where log_format = 'iis-smtp' and direction = 'send' "
         f"and {lines_window}"
     )
+
+    def of(verb: str, column: str, name: str) -> str:
+        return f"any_value({column}) filter (where upper(command) = '{verb}') as {name}"
+
+    replies = ", ".join(
+        of(verb, f"{part}_{suffix}", f"{verb.lower()}_{part}_{suffix}")
+        for verb, parts in (("MAIL", ("answer",)), ("DATA", ("answer", "then")))
+        for part in parts
+        for suffix in ("code", "text", "file", "line")
+    )
     sql = f"""
         with l as ({transactions(_paired(lines), "server, remote_ip")})
         select server, remote_ip, tx,
-               min(date_time) filter (where upper(command) = 'MAIL') as mail_at,
-               any_value(mail_from) filter (where upper(command) = 'MAIL') as sender,
-               any_value(reply) filter (where upper(command) = 'MAIL') as mail_reply,
-               any_value(reply_text) filter (where upper(command) = 'MAIL') as mail_text,
-               list(struct_pack(address := rcpt_to, at := date_time, reply := reply,
-                                text := reply_text) order by date_time, file, line)
+               {of("MAIL", "date_time", "mail_at")}, {of("MAIL", "mail_from", "sender")},
+               {of("MAIL", "greeting", "greeting")}, {of("DATA", "date_time", "data_at")},
+               {replies},
+               list(struct_pack(address := rcpt_to, at := date_time, code := answer_code,
+                                text := answer_text, file := answer_file, line := answer_line)
+                    order by date_time, file, line)
                    filter (where upper(command) = 'RCPT' and rcpt_to is not null) as rcpts,
-               any_value(date_time) filter (where upper(command) = 'DATA') as data_at,
-               any_value(reply) filter (where upper(command) = 'DATA') as data_reply,
-               any_value(reply_text) filter (where upper(command) = 'DATA') as data_text,
-               any_value(then_code) filter (where upper(command) = 'DATA') as sent_reply,
-               any_value(then_text) filter (where upper(command) = 'DATA') as sent_text,
                max(date_time) as last_at,
                any_value(message_id) filter (where message_id is not null) as named
         from l group by server, remote_ip, tx
@@ -93,43 +110,42 @@ def _transactions_sql(q: Query) -> tuple[str, list]:
     if q.server:
         clauses.append("upper(server) = upper(?)")
         params.append(q.server)
+    if q.sender:
+        clauses.append("coalesce(sender, '') ilike ? escape '\\'")
+        params.append(like(q.sender))
+    if q.recipient:
+        clauses.append("len(list_filter(rcpts, lambda x: x.address ilike ? escape '\\')) > 0")
+        params.append(like(q.recipient))
     return f"select * from ({sql}) where {' and '.join(clauses)}", lparams + params
 
 
 def find(con: duckdb.DuckDBPyConnection, q: Query, servers: set[str]) -> list[dict]:
     """The outbound transactions the query names, oldest first: candidates (as
     ``find.candidates`` returns them) with their details under ``attempt`` (as
-    ``trace.rejected``'s, ``direction`` send), each recipient's verdict in ``refusals``.
-    ``servers``: the store's servers (upper case), whose names a hand-off goes to."""
+    ``trace.rejected``'s, ``direction`` send; its ``lines`` read by ``converse``), each
+    recipient's verdict in ``refusals``. ``servers``: the store's servers (upper case),
+    whose names a hand-off goes to."""
     if q.subject or q.event_id or q.kind() is not None:
         return []
     if not (q.sender or q.recipient or q.since or q.until):
         return []
     sql, params = _transactions_sql(q)
-    found = records(con.sql(sql, params=params))
-    if not found:
-        return []
-    conversations = _conversations(con, found)
     out = []
-    for t in found:
-        if not matches(q.sender, t["sender"] or ""):
-            continue
-        lines = conversations.get((t["server"], t["remote_ip"], t["mail_at"]), [])
-        outcomes = _outcomes(t, lines, servers)
-        if q.recipient and not any(matches(q.recipient, x["address"]) for x in outcomes):
-            continue
-        recipients = [r["address"] for r in t["rcpts"] or []]
+    for t in records(con.sql(sql, params=params)):
+        outcomes = _outcomes(t, servers)
         attempt = {
             "direction": "send",
             "server": t["server"],
             "session_id": None,
             "remote_ip": t["remote_ip"],
-            "remote_host": _greeting_host(lines),
+            "remote_host": _greeting_host(t["greeting"]),
             "connector": None,
             "helo": None,
             "sender": t["sender"] or None,
             "message_id": None,
-            "lines": lines,
+            "mail_at": t["mail_at"],
+            "last_at": t["last_at"],
+            "lines": [],
             "agents": [],
             "refusals": outcomes,
         }
@@ -139,7 +155,7 @@ def find(con: duckdb.DuckDBPyConnection, q: Query, servers: set[str]) -> list[di
                 "network_message_id": None,
                 "date_time": t["mail_at"],
                 "sender": t["sender"] or None,
-                "recipients": list(dict.fromkeys(recipients)),
+                "recipients": list(dict.fromkeys(r["address"] for r in t["rcpts"] or [])),
                 "subject": None,
                 "outcome": outcomes[0]["verdict"],
                 "remote_ip": t["remote_ip"],
@@ -152,10 +168,13 @@ def find(con: duckdb.DuckDBPyConnection, q: Query, servers: set[str]) -> list[di
     return out
 
 
-def _conversations(con: duckdb.DuckDBPyConnection, found: list[dict]) -> dict[tuple, list]:
-    """Each transaction's session lines: from the remote's greeting (the last ``220`` reply
-    before its MAIL line, within ``_SESSION_REACH``) to the reply after its QUIT."""
-    keys = [(t["server"], t["remote_ip"], t["mail_at"], t["last_at"]) for t in found]
+def converse(con: duckdb.DuckDBPyConnection, candidates: list[dict]) -> None:
+    """Each outbound candidate's session lines (``attempt.lines``), in place: from the
+    remote's greeting (the last ``220`` reply before its MAIL line, within
+    ``_SESSION_REACH``) to the reply after its QUIT. Read for the messages traced alone."""
+    attempts = [c["attempt"] for c in candidates if c["attempt"].get("direction") == "send"]
+    if not attempts:
+        return
     rows = records(
         con.sql(
             f"""
@@ -170,27 +189,32 @@ def _conversations(con: duckdb.DuckDBPyConnection, found: list[dict]) -> dict[tu
             order by s.date_time, s.file, s.line
             """,
             params={
-                "servers": [k[0] for k in keys],
-                "ips": [k[1] for k in keys],
-                "mails": [k[2] for k in keys],
-                "lasts": [k[3] for k in keys],
-                "first": min(k[2] for k in keys).date() - timedelta(days=1),
-                "last": max(k[3] for k in keys).date() + timedelta(days=1),
+                "servers": [a["server"] for a in attempts],
+                "ips": [a["remote_ip"] for a in attempts],
+                "mails": [a["mail_at"] for a in attempts],
+                "lasts": [a["last_at"] for a in attempts],
+                "first": min(a["mail_at"] for a in attempts).date() - timedelta(days=1),
+                "last": max(a["last_at"] for a in attempts).date() + timedelta(days=1),
             },
         )
     )
     by_key: dict[tuple, list[dict]] = {}
     for r in rows:
         by_key.setdefault((r["server"], r["remote_ip"], r.pop("mail_at")), []).append(r)
-    return {key: _session(lines, key[2]) for key, lines in by_key.items()}
+    for a in attempts:
+        lines = by_key.get((a["server"], a["remote_ip"], a["mail_at"]), [])
+        a["lines"] = _session(lines, a["mail_at"]) if lines else []
 
 
 def _session(lines: list[dict], mail_at: datetime) -> list[dict]:
     """The lines of the session holding the MAIL line at ``mail_at``."""
     mail = next(
-        i
-        for i, x in enumerate(lines)
-        if x["date_time"] == mail_at and (x.get("command") or "").upper() == "MAIL"
+        (
+            i
+            for i, x in enumerate(lines)
+            if x["date_time"] == mail_at and (x.get("command") or "").upper() == "MAIL"
+        ),
+        0,
     )
     start = max(
         (i for i, x in enumerate(lines[: mail + 1]) if x.get("reply_code") == 220),
@@ -214,29 +238,24 @@ def _session(lines: list[dict], mail_at: datetime) -> list[dict]:
     return lines[start : end + 1]
 
 
-def _greeting_host(lines: list[dict]) -> str | None:
-    """The host the remote's greeting (``220 mx.example.com ...``) names."""
-    for x in lines:
-        if x.get("reply_code") == 220 and x.get("data"):
-            words = x["data"][3:].lstrip(" -").split()
-            return words[0] if words else None
-    return None
+def _greeting_host(greeting: str | None) -> str | None:
+    """The host a remote's greeting (``220 mx.example.com ESMTP ...``) names."""
+    words = (greeting or "")[3:].lstrip(" -").split()
+    return words[0] if words else None
 
 
-def _outcomes(t: dict, lines: list[dict], servers: set[str]) -> list[dict]:
+def _outcomes(t: dict, servers: set[str]) -> list[dict]:
     """Each recipient's verdict in one transaction (``address`` None where the remote refused
     the MAIL line before any RCPT was sent), with its stage, reply and evidence."""
-    mail_line = next(
-        (x for x in lines if x["date_time"] == t["mail_at"] and x.get("command") == "MAIL"), {}
-    )
 
-    def outcome(address, verdict, stage, code, text, at) -> dict:
-        reply = text or (str(code) if code else None)
+    def outcome(address, verdict, stage, reply: dict, at, note=None) -> dict:
+        text = reply["text"] or (str(reply["code"]) if reply["code"] else None)
         return {
             "address": address,
             "verdict": verdict,
+            "note": note if verdict == "last_seen" else None,
             "stage": stage,
-            "reply": reply,
+            "reply": text,
             "date_time": at,
             "agent": None,
             "evidence": [
@@ -244,43 +263,45 @@ def _outcomes(t: dict, lines: list[dict], servers: set[str]) -> list[dict]:
                     "log": "smtp",
                     "server": t["server"],
                     "date_time": at,
-                    "text": f"{stage.upper()} -> {reply}" if reply else stage.upper(),
-                    "file": mail_line.get("file"),
-                    "line": mail_line.get("line"),
+                    "text": f"{stage.upper()} -> {text}" if text else stage.upper(),
+                    "file": reply["file"],
+                    "line": reply["line"],
                 }
             ],
         }
 
+    def reply(prefix: str) -> dict:
+        return {k: t[f"{prefix}_{k}"] for k in ("code", "text", "file", "line")}
+
     rcpts = t["rcpts"] or []
-    refused = _refused(t["mail_reply"])
-    if refused:
+    if refused := _refused(t["mail_answer_code"]):
         return [
-            outcome(r, refused, "mail", t["mail_reply"], t["mail_text"], t["mail_at"])
+            outcome(r, refused, "mail", reply("mail_answer"), t["mail_at"])
             for r in [x["address"] for x in rcpts] or [None]
         ]
+    if not rcpts:
+        return [outcome(None, "last_seen", "mail", reply("mail_answer"), t["mail_at"], "unnamed")]
     out, taken = [], []
     for r in rcpts:
-        if verdict := _refused(r["reply"]):
-            out.append(outcome(r["address"], verdict, "rcpt", r["reply"], r["text"], r["at"]))
+        if verdict := _refused(r["code"]):
+            out.append(outcome(r["address"], verdict, "rcpt", r, r["at"]))
         else:
             taken.append(r["address"])
     if not taken:
         return out
-    at = t["data_at"] or t["last_at"]
-    if t["data_at"] is None or t["sent_reply"] is None and not _refused(t["data_reply"]):
+    at, data, sent = t["data_at"] or t["last_at"], reply("data_answer"), reply("data_then")
+    note = "handed"  # (a 250 after the data to a server of the organisation)
+    if t["data_at"] is None or sent["code"] is None and not _refused(data["code"]):
         # the remote's answer to the data is not logged: no more than that it was offered
-        code, text, verdict = t["data_reply"], t["data_text"], "last_seen"
-    elif verdict := _refused(t["data_reply"]) or _refused(t["sent_reply"]):
-        failed = _refused(t["data_reply"])
-        code = t["data_reply"] if failed else t["sent_reply"]
-        text = t["data_text"] if failed else t["sent_text"]
+        answer, verdict, note = data, "last_seen", "unanswered"
+    elif verdict := _refused(data["code"]) or _refused(sent["code"]):
+        answer = data if _refused(data["code"]) else sent
     else:
-        code, text = t["sent_reply"], t["sent_text"]
-        host = _greeting_host(lines)
+        answer, at = sent, t["last_at"]
+        host = _greeting_host(t["greeting"])
         row = {"log_format": "iis-smtp", "server_ip": t["remote_ip"], "server_hostname": host}
         verdict = fate.verdict_of("SEND", fate.kind_of("SEND", row, servers))
-        at = t["last_at"]
-    out += [outcome(a, verdict, "data", code, text, at) for a in taken]
+    out += [outcome(a, verdict, "data", answer, at, note) for a in taken]
     order = {r["address"]: i for i, r in reversed(list(enumerate(rcpts)))}
     return sorted(out, key=lambda x: order[x["address"]])  # in the order of the RCPT lines
 
@@ -290,6 +311,12 @@ def _refused(code: int | None) -> str | None:
     return REFUSED.get((code or 0) // 100)
 
 
+#: What a ``last_seen`` recipient's story ends with, by its outcome's ``note``.
+_NOTES = {
+    "handed": "handed to {remote}, a server of the organisation whose logs are not in the store",
+    "unanswered": "offered to {remote}, whose answer to the message's data is not logged",
+    "unnamed": "the session with {remote} ends before any recipient is named",
+}
 #: What the remote's reply answered, by stage.
 _ANSWERED = {"mail": "the MAIL command", "rcpt": "the RCPT command", "data": "the message's data"}
 
@@ -330,24 +357,17 @@ def build(candidate: dict, tz: str) -> MessageTrace:
     verdicts = []
     for x in attempt["refusals"]:
         enhanced, status_meaning = explain(x["reply"])
-        answered = _ANSWERED[x["stage"]]
-        if x["verdict"] == "last_seen" and x["stage"] == "data" and not x["reply"]:
-            answered = "the DATA command; its answer to the message's data is not logged"
-        extra = f"; {remote} answered {answered}"
-        if x["address"] is None:
+        extra = f"; {remote} answered {_ANSWERED[x['stage']]}" if x["reply"] else ""
+        if x["address"] is None and x["verdict"] != "last_seen":
             extra += ", before any recipient was named"
-        when = said(x["date_time"], zone)
         words = summary(
             x["verdict"],
             attempt["server"],
-            when,
+            said(x["date_time"], zone),
             x["reply"],
             status_meaning,
-            extra,
-            unknown=f"handed to {remote}, a server of the organisation whose logs are not in "
-            "the store"
-            if x["verdict"] == "last_seen"
-            else None,
+            "" if x.get("note") == "unanswered" else extra,
+            unknown=_NOTES[x["note"]].format(remote=remote) if x.get("note") else None,
         )
         verdicts.append(
             Verdict(
