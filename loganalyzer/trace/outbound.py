@@ -161,6 +161,7 @@ def find(con: duckdb.DuckDBPyConnection, q: Query, servers: set[str]) -> list[di
                 "remote_ip": t["remote_ip"],
                 "server": t["server"],
                 "stage": outcomes[0]["stage"],
+                "direction": "send",
                 "attempt": attempt,
             }
         )
