@@ -804,6 +804,14 @@ def store_prune(
         ),
     ],
     store: StoreOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Only say what would be removed: the days, their rows, the files and bytes; "
+            "changes nothing and takes no lock (a read-only store too).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove old rows (retention), keeping their days' rollups for long reports. Atomic: a
@@ -811,18 +819,13 @@ def store_prune(
     that old), 2 for a bad date or a path that holds no store."""
     from loganalyzer.report.rollup import refresh
     from loganalyzer.store.compact import prune
+    from loganalyzer.terminal.store import print_prune
 
-    summary = prune(store, before, rollups=refresh, on_wait=_say)
+    summary = prune(store, before, dry_run=dry_run, rollups=refresh, on_wait=_say)
     if as_json:
         print_json(summary.to_dict())
-    elif not summary.days:
-        typer.echo(f"{summary.store}: no rows before {summary.before}")
     else:
-        typer.echo(
-            f"{summary.store}: removed {summary.rows:,} rows ({summary.parts} parts) of "
-            f"{len(summary.days)} days, {summary.days[0]} to {summary.days[-1]}; their rollups "
-            f"kept"
-        )
+        print_prune(summary)
 
 
 @store_app.command("forget")

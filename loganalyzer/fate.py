@@ -170,7 +170,8 @@ INTERNAL_CONNECTOR = re.compile(
 _LED = re.compile(r"\{LED=(.*?)\}(?:;|\]|$)")
 #: What follows the LED value in a match of ``_LED``.
 _LED_END = r"\}[;\]]?$"
-#: Formats whose sends all go into the organisation: an IIS SMTP relay fronts it.
+#: Formats whose sends go into the organisation: an IIS SMTP relay fronts it (its send to a
+#: public address, ``server_ip``, goes out of it: an IIS service sending mail on itself).
 RELAY_FORMATS: frozenset[str] = frozenset({"iis-smtp"})
 #: Formats whose ``server_hostname`` may be the server that wrote the row, not the one a send
 #: went to (Exchange 2000/2003, FORMATS.md A.4): there it names a next hop only when it is
@@ -247,13 +248,22 @@ def next_hop(row: Mapping) -> str | None:
 
 
 def is_handoff(row: Mapping, servers: Iterable[str]) -> bool:
-    """A send to another server of the organisation (not out of it): by an IIS relay, over
-    an internal connector, or to a host whose first label is one of ``servers`` (upper case)."""
-    if row.get("log_format") in RELAY_FORMATS:
+    """A send to another server of the organisation (not out of it): by an IIS relay (not to
+    a public address), over an internal connector, or to a host whose first label is one of
+    ``servers`` (upper case)."""
+    if row.get("log_format") in RELAY_FORMATS and not _public(row.get("server_ip")):
         return True
     if INTERNAL_CONNECTOR.search(row.get("connector_id") or ""):
         return True
     return _first_label(row.get("server_hostname")) in servers
+
+
+def _public(ip: str | None) -> bool:
+    """Whether ``ip`` is a public (globally routed) address."""
+    try:
+        return ipaddress.ip_address((ip or "").strip("[]")).is_global
+    except ValueError:
+        return False
 
 
 def kind_of(event: str, row: Mapping, servers: Iterable[str]) -> str:
@@ -296,7 +306,8 @@ def in_sql(column: str, values: Iterable[str]) -> str:
 
 
 def handoff_sql(servers: str, connector: str, host: str, log_format: str) -> str:
-    """SQL for ``is_handoff``; ``servers`` is a SQL list of upper-case server names."""
+    """SQL for ``is_handoff``; ``servers`` is a SQL list of upper-case server names (the
+    rows it reads, tracking rows, are of no ``RELAY_FORMATS``: their public addresses aside)."""
     first = f"upper(split_part(coalesce({host}, ''), '.', 1))"
     pattern = _quote("(?i)" + INTERNAL_CONNECTOR.pattern)
     return (

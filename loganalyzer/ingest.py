@@ -39,7 +39,7 @@ from loganalyzer.store.lookup import merge
 from loganalyzer.store.manifest import HEAD, Identity, decode_fingerprint, encode_fingerprint
 from loganalyzer.store.parts import failpoint
 from loganalyzer.times import zone_name
-from loganalyzer.worker import Task, TaskResult, run_bundle, watch_parent
+from loganalyzer.worker import Task, TaskResult, run_bundle, starting_workers, watch_parent
 
 if TYPE_CHECKING:
     from loganalyzer.store.forget import ForgetSummary
@@ -681,7 +681,7 @@ def _run(tasks: list[Task], workers: int):
     before = set(mp.active_children())
     pool = _pool(workers)
     try:
-        with _ctrl_c_held():  # the submits start the workers
+        with _ctrl_c_held(), starting_workers():  # the submits start the workers
             futures = {pool.submit(run_bundle, b): b for b in todo}
         for future in as_completed(futures):
             try:

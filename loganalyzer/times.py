@@ -23,6 +23,7 @@ from loganalyzer.errors import BadInput
 
 __all__ = [
     "FORMS",
+    "clock",
     "iso",
     "parse_date",
     "parse_duration",
@@ -39,6 +40,10 @@ FORMS = (
 )
 _OFFSET = re.compile(r"^-\s*(\d{1,6})\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+#: Files of the zone database that are not zones: the system's zone and a rules template
+#: (DuckDB's ICU knows neither), and the ``posix/`` and ``right/`` copies (leap seconds).
+_NOT_ZONES = ("localtime", "posixrules")
+_NOT_ZONE_FOLDERS = ("posix/", "right/")
 
 
 def zone(tz: str | None) -> ZoneInfo:
@@ -46,8 +51,11 @@ def zone(tz: str | None) -> ZoneInfo:
     for an unknown name."""
     if tz is None:
         return ZoneInfo("UTC")
+    name = str(tz).strip()
     try:
-        return ZoneInfo(str(tz).strip())
+        if name in _NOT_ZONES or name.startswith(_NOT_ZONE_FOLDERS):
+            raise ValueError(name)
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise BadInput(f"unknown time zone {tz!r} (an IANA name: UTC, Europe/Berlin)") from None
 
@@ -146,6 +154,19 @@ def parse_duration(value: str | float | dt.timedelta, option: str = "duration") 
 def show(when: dt.datetime, tz: str | None = "UTC") -> str:
     """A time as messages show it: in ``tz``, to the second, with its offset."""
     return when.astimezone(zone(tz)).isoformat(timespec="seconds")
+
+
+def clock(t: dt.datetime | None, tz: ZoneInfo) -> str:
+    """A time as timelines show it: in ``tz``, to the millisecond; in the hour that comes
+    twice when the clocks go back, with the zone's abbreviation (``02:30:00.000 CEST``, an
+    hour later ``02:30:00.000 CET``), as it would read as time running backwards."""
+    if t is None:
+        return ""
+    local = t.astimezone(tz)
+    text = local.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    if local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset():
+        text += f" {local.tzname()}"
+    return text
 
 
 def iso(t: dt.datetime | None) -> str | None:

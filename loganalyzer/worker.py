@@ -16,6 +16,7 @@ import re
 import secrets
 import signal
 import socket
+import sys
 import threading
 import time
 import zlib
@@ -421,13 +422,58 @@ def watch_parent(parent_owns_ctrl_c: bool = False) -> None:
     handles Ctrl-C itself (``watch`` finishes its round), the worker ignores it: a terminal's
     Ctrl-C reaches every process of its group (on Windows, of its console). A forked worker
     drops its parent's handlers (``watch`` would have it finish a round it is not in; the
-    pool's start holds Ctrl-C back)."""
+    pool's start holds Ctrl-C back). The worker hears Ctrl-C from here on (``starting_workers``)."""
     ctrl_c = signal.SIG_IGN if parent_owns_ctrl_c else signal.default_int_handler
-    signal.signal(signal.SIGINT, ctrl_c)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     parent = mp.parent_process()
     if parent is not None and parent.sentinel is not None:
         threading.Thread(target=_exit_after, args=(parent.sentinel,), daemon=True).start()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # a Ctrl-C held back while the worker started reached its parent too, which ends the
+    # pool: it is dropped here, not raised in the middle of this initialiser
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _hear_ctrl_c()
+    signal.signal(signal.SIGINT, ctrl_c)
+
+
+@contextlib.contextmanager
+def starting_workers() -> Iterator[None]:
+    """Workers started in this block do not hear Ctrl-C until ``watch_parent`` has set up
+    their handling: a spawned worker (Windows, macOS) takes seconds importing, and a
+    terminal's Ctrl-C reaches it too (its process group; on Windows, its console), which
+    printed its own KeyboardInterrupt traceback under the command's one line. POSIX: SIGINT
+    blocked in this thread, a mask the processes it starts inherit through fork and exec (a
+    Ctrl-C meanwhile waits, or goes to another thread: ``ingest``'s ``_ctrl_c_held``
+    handles it). Windows: the console's inheritable ignore-Ctrl-C attribute, which this
+    process has too meanwhile (a Ctrl-C in the block is lost, not held)."""
+    if sys.platform == "win32":
+        _ignore_console_ctrl_c(True)
+        try:
+            yield
+        finally:
+            _ignore_console_ctrl_c(False)
+    elif hasattr(signal, "pthread_sigmask"):
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    else:
+        yield
+
+
+def _hear_ctrl_c() -> None:
+    """Undoes ``starting_workers`` in the worker it started."""
+    if sys.platform == "win32":
+        _ignore_console_ctrl_c(False)
+    elif hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _ignore_console_ctrl_c(ignore: bool) -> None:
+    import ctypes
+
+    # SetConsoleCtrlHandler(NULL, TRUE): this process ignores Ctrl-C, as its children will
+    ctypes.WinDLL("kernel32").SetConsoleCtrlHandler(None, ignore)
 
 
 def _exit_after(sentinel: int) -> None:

@@ -30,10 +30,10 @@ from typer.testing import CliRunner  # noqa: E402
 
 #: The test files the portability-mode run runs (CI's second run, within its time budget):
 #: those of what starts processes or takes the store's lock (ingest and its workers,
-#: compaction, forget, watch, the cluster, kills, the store's filesystems and check, the command's
-#: contract, the demo). The others test one process reading the store with DuckDB (trace,
-#: lookups, report, rollups, address index, web app), parsing, code tables, pages in
-#: Chromium, notebooks or S3 (a lease, no OS lock): the mode changes nothing they do.
+#: compaction, prune, forget, watch, the cluster, kills, the store's filesystems and check,
+#: the command's contract, the demo). The others test one process reading the store with
+#: DuckDB (trace, lookups, report, rollups, address index, web app), parsing, code tables,
+#: pages in Chromium, notebooks or S3 (a lease, no OS lock): the mode changes nothing they do.
 IN_BOTH_MODES = (
     "test_api.py",
     "test_bundles.py",
@@ -48,6 +48,7 @@ IN_BOTH_MODES = (
     "test_ingest_tracking.py",
     "test_kill.py",
     "test_portability.py",
+    "test_prune.py",
     "test_quarantine_rules.py",
     "test_roundtrip.py",
     "test_store_check.py",

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import subprocess
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
+from conftest import LOGANALYZER
 from logfiles import header, line, row
 
 import loganalyzer as la
@@ -108,3 +115,42 @@ def assert_same_answers(a: dict, b: dict) -> None:
     assert a["traces"] == b["traces"]
     for k in a["frames"]:
         pd.testing.assert_frame_equal(a["frames"][k], b["frames"][k])
+
+
+def snapshot(store: Path) -> dict[str, str]:
+    """Every file of the store folder (the manifest too) by relative path, with a digest of
+    its bytes: equal snapshots, a store left byte for byte as it was."""
+    return {
+        p.relative_to(store).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(store.rglob("*"))
+        if p.is_file()
+    }
+
+
+#: Bind-mounts the folder given first read-only in a mount namespace of its own, then runs
+#: the rest: a read-only mount, the one read-only folder root cannot write into.
+_READ_ONLY_MOUNT = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && exec "$@"'
+
+
+def run_read_only(store: Path, *args: str) -> subprocess.CompletedProcess:
+    """The installed command run with the store folder read-only, as a user sees it: made
+    read-only (chmod) for a user; for root, who writes into any folder, a read-only mount of
+    it. Skips where the OS cannot make it so (Windows; root without mount namespaces)."""
+    command = [LOGANALYZER, *map(str, args)]
+    if sys.platform == "win32":
+        pytest.skip("the folder cannot be made read-only here")
+    if os.geteuid() == 0:
+        unshare = shutil.which("unshare")
+        mount = [unshare, "-m", "sh", "-c", _READ_ONLY_MOUNT, str(store)] if unshare else []
+        if not mount or subprocess.run([*mount, "true"], capture_output=True).returncode:
+            pytest.skip("root writes into read-only folders, and no read-only mount can be made")
+        return subprocess.run([*mount, *command], capture_output=True, text=True, timeout=300)
+    paths = [store, *store.rglob("*")]
+    modes = {p: p.stat().st_mode for p in paths}
+    for p in paths:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=300)
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)

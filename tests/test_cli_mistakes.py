@@ -384,6 +384,20 @@ def test_unknown_zone_is_one_clean_line(world):
     )
 
 
+def test_a_zone_file_that_is_no_zone_is_one_clean_line(world):
+    # Python read these files of the zone database as zones; the report's DuckDB did not
+    # ("unexpected NotImplementedException: ... Unknown TimeZone 'localtime'")
+    for name in ("localtime", "right/UTC"):
+        done = run(
+            "report", "daily", "--store", world["store"], "--tz", name, "--date", "2026-03-02",
+            cwd=Path(world["root"]),
+        )  # fmt: skip
+        assert done.stderr == (
+            f"error: unknown time zone '{name}' (an IANA name: UTC, Europe/Berlin)\n"
+        )
+        assert done.returncode == 2
+
+
 def test_debug_shows_the_traceback(world):
     done = run("--debug", "trace", "<x@y>", "--store", world["missing"], cwd=Path(world["root"]))
     assert done.returncode == 2 and "Traceback" in done.stderr and "NotAStore" in done.stderr

@@ -202,3 +202,12 @@ def test_statuses_and_connectors_the_same_in_sql(pairs):
     ]
     rows = [("SEND", c, h, "exchange-tracking") for c, h in pairs]
     assert _in_sql(rows) == [_python(*r) for r in rows]
+
+
+def test_an_iis_send_to_a_public_address_leaves_the_organisation():
+    row = {"log_format": "iis-smtp", "server_hostname": "mx.fabrikam.com"}
+    assert fate.is_handoff(row, SERVERS)  # no address: the relay hands on, as ever
+    assert fate.is_handoff({**row, "server_ip": "10.0.0.25"}, SERVERS)
+    assert not fate.is_handoff({**row, "server_ip": "205.188.158.121"}, SERVERS)
+    ours = {**row, "server_hostname": "ex02.contoso.com", "server_ip": "205.188.158.121"}
+    assert fate.is_handoff(ours, SERVERS)  # a server of the store, at a public address

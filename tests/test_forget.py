@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CORPUS, LOGANALYZER
-from stores import content, synth_logs
+from stores import content, run_read_only, snapshot, synth_logs
 
 import loganalyzer as la
 from loganalyzer import Store
@@ -108,6 +108,24 @@ def test_forgotten_files_leave_the_store_and_the_next_ingest_reads_them_again(
     assert json.loads(again.stdout)["files"]["ingested"] == 2, again.stdout
     assert _held(store) == whole
     assert _report(store) == before
+
+
+def test_a_dry_run_reads_a_read_only_store(logs, compacted, tmp_path):
+    """A dry run only reads: it took the store's lock and cleaned it first, and a store that
+    cannot be written (a read-only folder or mount) was refused. The forget itself still is."""
+    store = _copy(compacted, tmp_path)
+    whole = snapshot(store)
+    one = sorted((logs / "EX01" / "MessageTracking").glob("*.LOG"))[3]
+    dry = run_read_only(store, "store", "forget", "-s", store, one, "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    said = json.loads(dry.stdout)
+    assert said["dry_run"] is True and said["files"] == [str(one)] and said["rows"] > 0
+    both = run_read_only(store, "store", "forget", "-s", store, one, "--damaged", "--dry-run")
+    assert both.returncode == 0 and "would forget 1 file (" in both.stdout, both.stderr
+    refused = run_read_only(store, "store", "forget", "-s", store, one)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert refused.stderr.startswith(f"error: cannot write to the store {store}")
+    assert snapshot(store) == whole
 
 
 def test_a_wrong_zone_is_mended_by_forgetting_and_ingesting_again(tmp_path):

@@ -257,6 +257,59 @@ def test_an_interruption_while_the_pool_starts_leaves_no_worker_waiting(tmp_path
     assert proc.returncode == 0 and out.strip() == "interrupted", err
 
 
+INTERRUPTED = (
+    "error: interrupted (Ctrl-C): the store holds what was finished; run the command again"
+)
+
+
+@FIRST_PASS_ONLY
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="sends SIGINT to a process group")
+def test_a_terminals_ctrl_c_while_spawned_workers_import_is_said_in_one_line(tmp_path):
+    """A terminal's Ctrl-C reaches the command's whole process group: a spawned worker still
+    importing (for about a second, before the pool's initialiser sets up its Ctrl-C) printed
+    its own KeyboardInterrupt traceback under the command's one line. Each Ctrl-C comes a
+    moment after the first worker process appears, while it imports."""
+    logs = _big_logs(tmp_path / "logs", files=6, rows=2000)
+    for i, after in enumerate((0.2, 0.4)):
+        store = tmp_path / f"s{i}"
+        proc = subprocess.Popen(
+            [LOGANALYZER, "ingest", str(logs), "--store", str(store), "--workers", "2"],
+            env=portable_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            # Ctrl-C's default handling (a run started in the background ignores it)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        parent = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None and not _spawned(parent):
+            time.sleep(0.005)
+        time.sleep(after)
+        children = parent.children(recursive=True)
+        assert proc.poll() is None and _spawned(parent), "no worker was starting"
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the command and workers
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130 and err.splitlines() == [INTERRUPTED], err
+        _, alive = psutil.wait_procs(children, timeout=10)
+        for p in alive:
+            p.kill()
+        assert alive == [], "workers outlived the interrupted ingest"
+        check = subprocess.run([LOGANALYZER, "store", "check", "--store", str(store)],
+                               capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+def _spawned(parent: psutil.Process) -> bool:
+    """Whether ``parent`` has started a spawned pool worker."""
+    for child in parent.children():
+        with suppress(psutil.Error):
+            if "spawn_main" in " ".join(child.cmdline()):
+                return True
+    return False
+
+
 class SharingViolation(PermissionError):
     """What Windows raises for a file another program holds open without sharing it."""
 

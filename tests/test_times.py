@@ -9,7 +9,7 @@ import pytest
 from conftest import CORPUS, LOGANALYZER
 
 from loganalyzer.errors import BadInput
-from loganalyzer.times import parse_date, parse_time, zone, zone_name
+from loganalyzer.times import clock, parse_date, parse_time, zone, zone_name
 
 NOW = dt.datetime(2026, 3, 4, 0, 30, tzinfo=dt.UTC)  # 01:30 in Berlin, still the 3rd in New York
 BERLIN = "Europe/Berlin"
@@ -66,7 +66,9 @@ def test_what_is_not_a_time_is_named(text, message):
 
 
 def test_unknown_zone():
-    for name in ("Nowhere/Land", "", "../etc/passwd"):
+    # the zone database's files that are no zones (DuckDB's ICU knows none of them)
+    for name in ("Nowhere/Land", "", "../etc/passwd", "localtime", "posixrules", "right/UTC",
+                 "posix/Europe/Berlin"):  # fmt: skip
         with pytest.raises(BadInput) as refused:
             zone(name)
         assert str(refused.value) == (
@@ -109,3 +111,14 @@ def test_every_command_takes_a_zone_name_with_blanks_as_the_name(tmp_path):
         outputs.append([(d.returncode, d.stdout.replace(str(folder), "")) for d in done])
     assert outputs[0] == outputs[1], "a zone name with blanks is read as another zone"
     assert '"date_time": "2006-08-18T11:17:37' in outputs[0][0][1]  # 13:17:37 CEST
+
+
+def test_a_timeline_time_in_the_hour_that_comes_twice_names_its_offset():
+    berlin = zone("Europe/Berlin")
+    first, second = (dt.datetime(2026, 10, 25, h, 30, tzinfo=dt.UTC) for h in (0, 1))
+    assert clock(first, berlin) == "2026-10-25 02:30:00.000 CEST"
+    assert clock(second, berlin) == "2026-10-25 02:30:00.000 CET"
+    assert clock(dt.datetime(2026, 10, 25, 2, 30, tzinfo=dt.UTC), berlin) == (
+        "2026-10-25 03:30:00.000"
+    )
+    assert clock(None, berlin) == ""

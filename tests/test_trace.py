@@ -550,3 +550,77 @@ def test_a_message_last_received_is_on_that_server_not_with_a_next_hop(tmp_path)
         "last seen at EXCHANGE-MAIL at 2024-01-25 15:16:14 UTC; no later record of it in "
         "EXCHANGE-MAIL's logs (in a queue there, or its logs of later times are not in the store)"
     )
+
+
+_DELAY_LOG = """#Software: Microsoft Exchange Server
+#Version: 15.01.2507.035
+#Log-type: Message Tracking Log
+#Date: 2026-04-02T10:00:00.000Z
+#Fields: date-time,client-ip,client-hostname,server-ip,server-hostname,source-context,\
+connector-id,source,event-id,internal-message-id,message-id,network-message-id,\
+recipient-address,recipient-status,total-bytes,recipient-count,related-recipient-address,\
+reference,message-subject,sender-address,return-path,message-info,directionality,tenant-id,\
+original-client-ip,original-server-ip,custom-data,transport-traffic-type,log-id,schema-version
+2026-04-02T10:01:00.000Z,,EX01,,EX01,,,STOREDRIVER,RECEIVE,200,<delay-2@ex01.contoso.com>,\
+22222222-0000-0000-0000-000000000002,carol@fabrikam.com,,1000,1,,,Delay test,\
+alice@contoso.com,alice@contoso.com,,Originating,,,,,Email,,15.01.2507.035
+2026-04-02T10:01:05.000Z,10.0.0.11,EX01,,EX01,,Internet Send Connector,SMTP,DEFER,200,\
+<delay-2@ex01.contoso.com>,22222222-0000-0000-0000-000000000002,carol@fabrikam.com,\
+451 4.4.0 DNS query failed,1000,1,,,Delay test,alice@contoso.com,alice@contoso.com,,\
+Originating,,,,,Email,,15.01.2507.035
+2026-04-02T14:01:05.000Z,,,,EX01,,,DSN,DSN,200,<delay-2@ex01.contoso.com>,\
+22222222-0000-0000-0000-000000000002,carol@fabrikam.com,400 4.4.7 Message delayed,1000,1,,\
+<delaydsn-2@ex01.contoso.com>,Delay test,alice@contoso.com,alice@contoso.com,,Originating,,,,,\
+Email,,15.01.2507.035
+2026-04-02T14:01:06.000Z,,,,EX01,,,STOREDRIVER,DELIVER,201,<delaydsn-2@ex01.contoso.com>,\
+22222222-0000-0000-0000-000000000009,alice@contoso.com,250 2.1.5 Recipient OK,1000,1,,\
+<delay-2@ex01.contoso.com>,Delivery delayed: Delay test,\
+MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@contoso.com,\
+MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@contoso.com,,Originating,,,,,Email,,\
+15.01.2507.035
+2026-04-02T15:00:00.000Z,10.0.0.11,EX01,198.51.100.5,mx.fabrikam.com,,Internet Send Connector,\
+SMTP,SENDEXTERNAL,200,<delay-2@ex01.contoso.com>,22222222-0000-0000-0000-000000000002,\
+carol@fabrikam.com,250 2.6.0 Queued mail for delivery,1000,1,,,Delay test,alice@contoso.com,\
+alice@contoso.com,,Originating,,,,,Email,,15.01.2507.035
+"""
+
+
+def test_a_delay_notice_is_not_called_a_bounce(tmp_path):
+    # A DSN told the sender of a delay; the message then went out: the page called the notice
+    # "Bounces" and its delivery "(the bounce)", which reads as a failure.
+    log = tmp_path / "EX01" / "MSGTRK2026040210-1.LOG"
+    log.parent.mkdir()
+    log.write_text(_DELAY_LOG)
+    store = tmp_path / "store"
+    assert _loganalyzer("ingest", log, "--store", store).returncode == 0
+    shown = subprocess.run([LOGANALYZER, "trace", "<delay-2@ex01.contoso.com>", "--store",
+                            str(store)], capture_output=True, text=True,
+                           env={**os.environ, "COLUMNS": "300"})  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split())
+    assert "Notices to the sender (DSN) <delaydsn-2@ex01.contoso.com>" in text
+    assert "(the notice to the sender)" in text
+    assert "bounce" not in text.lower()
+    page = tmp_path / "trace.html"
+    assert _loganalyzer("trace", "<delay-2@ex01.contoso.com>", "--store", store,
+                        "--html", page).returncode == 0  # fmt: skip
+    html = page.read_text()
+    assert "<dt>Notices to the sender (DSN)</dt>" in html and "(the bounce)" not in html
+    assert "(the notice to the sender)" in html
+
+
+def test_a_timeline_in_the_hour_the_clocks_go_back_says_which_one(tmp_path):
+    # Berlin, 2026-10-25: 02:01 CEST (00:01 UTC) comes an hour before 02:01 CET; a timeline
+    # without the offset read as time running backwards
+    log = tmp_path / "EX01" / "MSGTRK2026102500-1.LOG"
+    log.parent.mkdir()
+    log.write_text(_DELAY_LOG.replace("2026-04-02T1", "2026-10-25T0"))
+    store = tmp_path / "store"
+    assert _loganalyzer("ingest", log, "--store", store).returncode == 0
+    shown = subprocess.run([LOGANALYZER, "trace", "<delay-2@ex01.contoso.com>", "--store",
+                            str(store), "--tz", "Europe/Berlin"], capture_output=True,
+                           text=True, env={**os.environ, "COLUMNS": "300"})  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "2026-10-25 02:01:00.000 CEST" in shown.stdout  # the RECEIVE, before the change
+    assert "2026-10-25 05:01:05.000 " in shown.stdout  # the DSN, after it: unambiguous
+    assert "05:01:05.000 CET" not in shown.stdout

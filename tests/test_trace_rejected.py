@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import LOGANALYZER
+from conftest import CORPUS, LOGANALYZER
 
 from loganalyzer.ingest import ingest
 from loganalyzer.synth import generate
@@ -456,3 +456,23 @@ def test_wildcards_match_as_the_documented_regular_expression(seed):
         value = "".join(rnd.choice("abAB@.") for _ in range(rnd.randint(0, 9)))
         regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
         assert matches(pattern, value) == bool(re.fullmatch(regex, value, re.IGNORECASE))
+
+
+def test_a_session_begun_in_an_earlier_log_is_not_refused_at_connect(tmp_path):
+    # Real (CORPUS smtp-protocol): a lone line 11 of a session, "504 5.7.4 Unrecognized
+    # authentication type", was listed as an attempt "rejected at connect"
+    log = CORPUS / "smtp-protocol" / "ipban-smtp_auth_unsuccessful.log"
+    store = str(tmp_path / "store")
+    done = subprocess.run([LOGANALYZER, "ingest", str(log), "--store", store],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    window = ["--since", "2021-04-03", "--until", "2021-04-04"]
+    listed = subprocess.run([LOGANALYZER, "trace", "--store", store, *window, "--json"],
+                            capture_output=True, text=True)  # fmt: skip
+    assert "27.255.75.110" not in listed.stdout and "connect" not in listed.stdout
+    assert listed.returncode == 1 and listed.stderr.startswith("error: No message in the store")
+    # and the report, which counts them with its own query, agrees
+    report = subprocess.run([LOGANALYZER, "report", "daily", "--store", store, "--date",
+                             "2021-04-03", "--json"], capture_output=True, text=True)  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["tables"]["rejections"] == []

@@ -11,6 +11,7 @@ import re
 import urllib.error
 import urllib.request
 from collections import defaultdict
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -152,6 +153,19 @@ def test_attempts_refused_without_an_id_name_their_session(tmp_path):
     assert status == 200 and total(page) > 0
     assert 'href="/trace?id="' not in page and ">None<" not in page
     assert "no ID: refused during the SMTP session by EX0" in page
+
+
+def test_mail_an_iis_service_sent_on_itself_is_named_by_its_session(tmp_path):
+    """An IIS outbound session's message has no ID either: its row says where it went, not
+    that it was refused."""
+    log = Path(__file__).parent / "corpus" / "iis-smtp" / "ossec-docs-exchange2000-ncsa.log"
+    assert ingest([log], tmp_path / "store").exit_code == 0
+    with serving(tmp_path / "store", env=NO_TOKEN) as url:
+        status, page = get(url, sender="pbourque@*", since="2006-10-01")
+    assert status == 200 and total(page) == 1
+    assert "no ID: sent by IIS-SMTP to 205.188.158.121" in page
+    assert "refused during the SMTP session" not in page
+    assert '<span class="badge sent_external">' in page
 
 
 def test_ctrl_c_stops_the_app_as_its_banner_says(tmp_path):

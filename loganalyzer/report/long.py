@@ -499,14 +499,15 @@ def day_headline(st: Store, con, period: Period) -> tuple[bool, dict[str, int] |
 
 
 def _pending(con, st: Store, manifest, period: Period) -> tuple[int, int]:
-    """(messages, recipients) still deferred at the end of ``period``, from the rows of its
-    last two days (``con``: the report's connection, its zone and ``files`` view set)."""
-    p = Period(period.date, 2, period.tz)
+    """(messages, recipients) still deferred at the end of ``period`` (``metrics``'s rule,
+    from the rows of its last days; ``con``: the report's connection, its zone and ``files``
+    view set)."""
+    p = Period(period.date, metrics.PENDING_DAYS, period.tz)
     lo, hi = p.utc_dates(since=p.start - LOOKBACK)
     days = {(lo + dt.timedelta(days=i)).isoformat() for i in range((hi - lo).days + 1)}
     point(con, st, store_rollups.files_of(manifest, days), manifest)
-    ctx = load.load(con, p, deferred_only=True)
-    return metrics.pending_counts(con, ctx, p)
+    metrics.load_pending(con, period)
+    return metrics.pending_counts(con)
 
 
 class _Figures:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import duckdb
 
+from loganalyzer.report import load
 from loganalyzer.report.load import FIN_SQL, FINAL_KINDS, Context
 from loganalyzer.report.period import Period
 
@@ -23,9 +24,10 @@ COUNTING_RULES = {
     "counted as expanded (EXPAND), its members each by their own outcome; a redirected "
     "recipient by its new address. Bytes out: the size of each message sent out, once per "
     "message.",
-    "deferred": "Still deferred: recipients whose last event in the period is a DEFER (pending "
-    "at its end; of events at the same instant, a final status such as Delivered outranks "
-    "Pending). Deferrals: every DEFER of a recipient (retries included).",
+    "deferred": "Still deferred: recipients whose last event in the two days before the "
+    "period's end is a DEFER (pending at its end, in every report that ends there; two days: "
+    "Exchange's message expiration; of events at the same instant, a final status such as "
+    "Delivered outranks Pending). Deferrals: every DEFER of a recipient (retries included).",
     "bounces": "Bounces: non-delivery reports the organisation created (DSN rows).",
     "distinct": "Distinct senders and sender domains: of the messages received; distinct "
     "recipients and recipient domains: of the recipient outcomes (delivered, sent out, "
@@ -89,7 +91,7 @@ def headline(con: duckdb.DuckDBPyConnection, ctx: Context, p: Period) -> dict[st
         "bytes_out": int(kinds["sent"][2]),
         "failed_recipients": kinds["failed"][0],
         "bounces": ndrs,
-        "still_deferred_recipients": pending_counts(con, ctx, p)[1],
+        "still_deferred_recipients": pending_counts(con)[1],
         "deferrals": deferrals,
         "distinct_senders": senders,
     }
@@ -116,7 +118,22 @@ PENDING_SQL = """
 """
 
 
-def pending_counts(con: duckdb.DuckDBPyConnection, ctx: Context, p: Period) -> tuple[int, int]:
-    """(messages, recipients) still pending at the end of period ``p``."""
-    sql = f"select count(distinct message_id), count(*) from ({PENDING_SQL})"
-    return con.execute(sql, ctx.window(p)).fetchall()[0]
+#: How far back from a period's end "still deferred" looks, in days: Exchange's default message
+#: expiration (a recipient deferred longer ago has failed since, or its later rows are not in
+#: the store). Fixed, so that a period's end gives the same figure in every report.
+PENDING_DAYS = 2
+
+
+def load_pending(con: duckdb.DuckDBPyConnection, period: Period) -> None:
+    """The temporary table ``pend`` (the rows of ``PENDING_SQL``): the recipients still
+    deferred at the end of ``period``, from the rows of its last ``PENDING_DAYS`` days. It
+    replaces ``load``'s tables (it loads the messages with a deferral): call it before the
+    period's own ``load``."""
+    p = Period(period.date, PENDING_DAYS, period.tz)
+    ctx = load.load(con, p, deferred_only=True)
+    con.execute(f"create or replace temp table pend as {PENDING_SQL}", ctx.window(p))
+
+
+def pending_counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """(messages, recipients) of ``pend`` (``load_pending``)."""
+    return con.execute("select count(distinct message_id), count(*) from pend").fetchall()[0]

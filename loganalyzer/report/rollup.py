@@ -124,12 +124,14 @@ def build_day(
     ``DAY_COUNTS`` but its tracking rows: the ends of a period of another time zone
     (``long``)."""
     period = Period(day, 1, "UTC")
+    if window is None:  # before the day's own tables: it replaces them
+        metrics.load_pending(con, period)
     ctx = load.load(con, period)
     load.create_macros(con)
     a, b = window or (period.start, period.end)
     counts = sessions.window_counts(con, a, b)
     if window is None:
-        pending = metrics.pending_counts(con, ctx, period)
+        pending = metrics.pending_counts(con)
         counts.update(zip(DAY_COUNTS, (*pending, load.tracking_rows(con, ctx)), strict=True))
     else:  # the outcomes of the window (the other measures take it as $a, $b)
         sql = "create or replace temp table fin as select * from fin where t >= ? and t < ?"

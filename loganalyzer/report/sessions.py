@@ -3,8 +3,8 @@
 One scan of the period counts lines by server, direction, remote IP, hour, reply code and
 kind: ``connect`` (a session starts: the ``+`` line of an Exchange protocol log; IIS SMTP logs
 have no session ID nor connect line, so each ``QUIT`` line stands for a session) and ``tls``
-(a ``STARTTLS`` or ``X-ANONYMOUSTLS`` command: the session goes encrypted). A failed
-authentication is a ``535`` reply to a client. The same counts per UTC hour make a day's
+(a ``STARTTLS`` or ``X-ANONYMOUSTLS`` command: the session goes encrypted) and ``auth`` (a
+failed authentication, ``failed_logins``). The same counts per UTC hour make a day's
 SMTP line count aggregate (``build``, ``store.rollups.SMTP_LINES``), which a report of several
 days sums (``from_grain``).
 
@@ -31,8 +31,10 @@ RULES = {
     "sessions": "SMTP sessions: the sessions that start in the period (the connect line of an "
     "Exchange protocol log; in IIS SMTP logs, which have neither session IDs nor connect "
     "lines, each QUIT). With TLS: the session issued STARTTLS or X-ANONYMOUSTLS. Failed "
-    "authentications: 535 replies to clients (password guessing shows as many of them from "
-    "one remote IP).",
+    'authentications: one per attempt, in each session the greater of its "Inbound AUTH ... '
+    "failed\" lines (Exchange's protocol log, written before its tarpit: a client that "
+    "disconnects then gets no reply) and its 535 replies to the client (IIS SMTP logs only "
+    "those); password guessing shows as many of them from one remote IP.",
     "smtp_messages": "Messages in the SMTP logs (apart from the tracking logs' message figures, "
     "which they cannot be matched to): accepted inbound, the server's positive reply ending a "
     "client's message data (an IIS SMTP DATA or BDAT ... LAST line with a 2xx status; an Exchange "
@@ -47,7 +49,63 @@ _KIND = """
          when upper(command) in ('STARTTLS', 'X-ANONYMOUSTLS') then 'tls'
     end
 """
-AUTH = "reply_code = 535 and direction = 'receive'"
+#: A failed authentication as the server logs it: Exchange's ``*`` line ``Inbound AUTH LOGIN
+#: failed because of LogonDenied`` (any mechanism and reason, written before the tarpit), or a
+#: 535 reply (Exchange's after the tarpit; IIS SMTP logs only these).
+_FAILED = "event = '*' and context ilike 'Inbound AUTH % failed%'"
+_REFUSED = "reply_code = 535"
+#: The rows that may be failed authentications (never null: rows outside are counted apart).
+_CANDIDATE = f"coalesce(({_FAILED}) or {_REFUSED}, false)"
+#: How far before a window a session's earlier failed lines and 535 replies are read: an
+#: attempt whose line falls before the window and whose 535 within it is counted once.
+AUTH_LOOKBACK = dt.timedelta(hours=1)
+#: A failed authentication in the line counts (``kind``, in either direction).
+AUTH_KIND = "kind = 'auth'"
+#: One of a client (inbound): what the report counts.
+AUTH = f"{AUTH_KIND} and direction = 'receive'"
+
+
+def _marked(cols: str) -> str:
+    """SQL: the candidate rows of [$auth_lo, $auth_hi) (``auth_window``) with ``cols`` and
+    ``counted``: whether the row counts as a failed authentication. One per attempt: per
+    session (Exchange: server, connector, session ID), the greater of its failed lines and
+    its 535 replies; a row counts when it makes that greater so far (Exchange's failed line,
+    not the 535 that follows it; the 535 of a server that logs no such line), so that the rows
+    of any window hold its count. A 535 without a session (IIS SMTP) is one attempt. Only the
+    candidates are sorted (few rows); those before $auth_lo0 only count the ones after."""
+    return f"""
+        select {cols}, date_time >= $auth_lo0
+               and (session_id is null or case when failed_ then f_ > r_ else r_ > f_ end)
+               as counted
+        from (
+            select *, count(*) filter (where failed_) over w as f_,
+                   count(*) filter (where not failed_) over w as r_
+            from (
+                select *, coalesce({_FAILED}, false) as failed_ from smtp
+                where {_CANDIDATE} and date_time >= $auth_lo and date_time < $auth_hi
+                  and date >= $auth_d0 and date <= $auth_d1)
+            window w as (
+                partition by server, direction, connector_id, session_id
+                order by sequence_number, date_time
+                rows between unbounded preceding and current row))
+    """
+
+
+def failed_logins(cols: str = "server, remote_ip, date_time") -> str:
+    """SQL: the failed authentications of clients in the window of ``auth_window`` (its named
+    parameters), one row each with ``cols``: the one rule every count of them follows."""
+    return f"""
+        select {cols} from ({_marked(f"{cols}, direction")})
+        where counted and direction = 'receive'
+    """
+
+
+def auth_window(a: dt.datetime, b: dt.datetime) -> dict:
+    """The named parameters of ``failed_logins`` for the instants [a, b)."""
+    lo = a - AUTH_LOOKBACK
+    d0, d1 = _dates(lo, b)
+    return {"auth_lo0": a, "auth_lo": lo, "auth_hi": b, "auth_d0": d0, "auth_d1": d1}
+
 
 #: The message a receive line ends: in an IIS SMTP log each line is a command with its final
 #: status, so a DATA (or BDAT ... LAST) line with a 2xx status is a message taken; in an
@@ -64,15 +122,15 @@ MESSAGE = """
 """
 #: The send lines judged in the order of their session (``_SENT``): the remote's replies and
 #: this server's MAIL, RCPT, DATA and BDAT; the remote's reply ending the data can say
-#: anything ("250 OK"), so it is known by what comes before it.
-_SEND_STEP = """
+#: anything ("250 OK"), so it is known by what comes before it. Read from ``AUTH_LOOKBACK``
+#: before the window (a reply ending the data a moment after midnight: a day's aggregate and
+#: a report of several days count the same replies). A 535 (a candidate failed login) is
+#: counted with those, never a message.
+_SEND_STEP = f"""
     direction = 'send' and ((event = '<' and reply_code is not null)
                             or upper(command) in ('MAIL', 'RCPT', 'DATA', 'BDAT'))
+    and not {_CANDIDATE}
 """
-#: A send session's lines read before the period for the replies in it (a reply ending the
-#: data a moment after midnight): the day's aggregate and a report of several days so count
-#: the same replies.
-_SEND_BEFORE = "interval 1 hour"
 #: The message a send reply ends (over ``_SEND_STEP`` lines, each with ``prev_code`` and
 #: ``prev_step``, the reply code and command of the line before it in its session, and
 #: ``last_step``, the session's last command so far): a 2xx reply right after the 354 to DATA
@@ -87,10 +145,6 @@ _SENT = """
               then 'refused'
     end
 """
-#: The columns the line counts keep of each line (``data`` is read for ``MESSAGE`` and
-#: ``_STEP`` alone: not carried through the send lines' window).
-_KEYS = "server, log_format, direction, remote_ip, date_time, reply_code, event, command, "
-_KEYS += "session_id"
 _STEP = """
     case when upper(command) = 'BDAT' and upper(data) like '%LAST%' then 'BDAT LAST'
          when command is not null then upper(command)
@@ -99,46 +153,52 @@ _STEP = """
 
 
 def _lines(table: str, hour: str) -> str:
-    """SQL: create ``table``, the line counts of [$1, $2) (UTC dates $3 to $4) per server,
-    format, direction, remote IP, hour (``hour``: its SQL, of ``date_time``), reply code,
-    kind and message, with the first and last line's time."""
+    """SQL: create ``table``, the line counts of [$auth_lo0, $auth_hi) (``auth_window``) per
+    server, format, direction, remote IP, hour (``hour``: its SQL, of ``date_time``), reply
+    code, kind and message, with the first and last line's time. The rows that may be failed
+    authentications are read apart (``_marked``: per session, with the lines before the
+    window), the send lines that may end a message apart (a window over them alone, from
+    ``AUTH_LOOKBACK`` before), the others once."""
+    cols = (
+        "server, log_format, direction, remote_ip, date_time, reply_code, event, session_id, "
+        "command"
+    )
     return f"""
         create or replace temp table {table} as
-        with lines as (
-            select {_KEYS}, {MESSAGE} as message from smtp
-            where date_time >= $1 and date_time < $2 and date >= $3 and date <= $4
-                  and not coalesce({_SEND_STEP}, false)
+        with rows_ as (
+            select {cols}, null::boolean as counted, {MESSAGE} as message from smtp
+            where date_time >= $auth_lo0 and date_time < $auth_hi
+              and date >= $auth_d0 and date <= $auth_d1 and not {_CANDIDATE}
+              and not coalesce({_SEND_STEP}, false)
             union all by name
-            select {_KEYS}, {_SENT} as message
+            select *, null::varchar as message from ({_marked(cols)}) where date_time >= $auth_lo0
+            union all by name
+            select {cols}, null::boolean as counted, {_SENT} as message
             from (
-                select {_KEYS}, lag(reply_code) over w as prev_code,
+                select {cols}, lag(reply_code) over w as prev_code,
                        lag(step) over w as prev_step,
                        last_value(step ignore nulls) over (
                            w rows between unbounded preceding and current row) as last_step
                 from (
-                    select {_KEYS}, sequence_number, line, {_STEP} as step from smtp
-                    where date_time >= $1 - {_SEND_BEFORE} and date_time < $2
-                          and date >= $3 - 1 and date <= $4 and {_SEND_STEP}
-                )
+                    select {cols}, sequence_number, line, {_STEP} as step from smtp
+                    where date_time >= $auth_lo and date_time < $auth_hi
+                      and date >= $auth_d0 and date <= $auth_d1 and {_SEND_STEP})
                 -- IIS lines have no session nor sequence: their peer's, in time and file order
                 window w as (partition by server, coalesce(session_id, remote_ip)
-                             order by sequence_number, date_time, line)
-            )
-            where date_time >= $1
-        )
-        select server, log_format, direction, remote_ip, {hour}, reply_code, {_KIND} as kind,
-               message, count(*) as lines, min(date_time) as first_seen,
-               max(date_time) as last_seen
-        from lines
+                             order by sequence_number, date_time, line))
+            where date_time >= $auth_lo0)
+        select server, log_format, direction, remote_ip, {hour}, reply_code,
+               case when counted then 'auth' else {_KIND} end as kind, message,
+               count(*) as lines, min(date_time) as first_seen, max(date_time) as last_seen
+        from rows_
         group by all
     """
 
 
 def load(con: duckdb.DuckDBPyConnection, ctx: Context) -> None:
     """``smtp_lines``: line counts of the period."""
-    d0, d1 = ctx.period.utc_dates()
     sql = _lines("smtp_lines", f"{hour_index('date_time', ctx.period)} as i")
-    con.execute(sql, [ctx.period.start, ctx.period.end, d0, d1])
+    con.execute(sql, auth_window(ctx.period.start, ctx.period.end))
     con.execute("create or replace temp view cur_lines as select * from smtp_lines where i >= 0")
 
 
@@ -151,8 +211,9 @@ def build(
     schema = rollups.smtp_lines_schema()
     out = {}
     for label, (a, b) in windows.items():
-        d0, d1 = _dates(a, b)
-        con.execute(_lines("smtp_grain", "date_trunc('hour', date_time) as hour"), [a, b, d0, d1])
+        con.execute(
+            _lines("smtp_grain", "date_trunc('hour', date_time) as hour"), auth_window(a, b)
+        )
         got = con.sql(f"select {', '.join(schema.names)} from smtp_grain").to_arrow_table()
         out[label] = got.cast(schema)
         con.execute("drop table smtp_grain")
@@ -197,14 +258,15 @@ def period_counts(con: duckdb.DuckDBPyConnection, p: Period) -> dict[str, int]:
 def window_counts(con: duckdb.DuckDBPyConnection, a: dt.datetime, b: dt.datetime) -> dict[str, int]:
     """``period_counts`` of the instants [a, b)."""
     d0, d1 = _dates(a, b)
-    n, auth = con.execute(
+    (n,) = con.execute(
         f"""
-        select coalesce(count(*) filter (where {_KIND} = 'connect'), 0)::bigint,
-               coalesce(count(*) filter (where {AUTH}), 0)::bigint
-        from smtp
-        where date_time >= ? and date_time < ? and date >= ? and date <= ?
+        select count(*) from smtp
+        where date_time >= ? and date_time < ? and date >= ? and date <= ? and {_KIND} = 'connect'
         """,
         [a, b, d0, d1],
+    ).fetchall()[0]
+    (auth,) = con.execute(
+        f"select count(*) from ({failed_logins('date_time')})", auth_window(a, b)
     ).fetchall()[0]
     return {"smtp_sessions": n, "auth_failures": auth}
 

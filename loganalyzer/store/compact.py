@@ -322,25 +322,59 @@ class _Output:
 
 
 @dataclass
+class PrunedDay:
+    """What ``prune`` removes of one UTC day: its rows by table (``other``: the tables but
+    tracking and SMTP), its parts and their bytes; ``rollup_kept``: the day's rollup is kept,
+    the only record of it (a day of other rows alone has none)."""
+
+    date: str
+    tracking: int = 0
+    smtp: int = 0
+    other: int = 0
+    parts: int = 0
+    bytes: int = 0
+    rollup_kept: bool = False
+
+
+@dataclass
 class PruneSummary(Result):
-    """The result of ``prune``; ``to_dict()`` is what ``--json`` prints."""
+    """What ``prune`` did (or, ``dry_run``, would do); ``to_dict()`` is what ``--json``
+    prints."""
 
     store: str
     before: str
     days: list[str] = field(default_factory=list)
     parts: int = 0
     rows: int = 0
+    bytes: int = 0
+    #: The files whose rows go (some or all of them), by the first path each was read from.
+    files: list[str] = field(default_factory=list)
+    per_day: list[PrunedDay] = field(default_factory=list)
     rollups_built: list[str] = field(default_factory=list)
+    dry_run: bool = False
     seconds: float = 0.0
+
+    @property
+    def rollups_kept(self) -> list[str]:
+        """The pruned days whose rollups are kept as their only record."""
+        return [d.date for d in self.per_day if d.rollup_kept]
 
     def to_dict(self) -> dict:
         return {
             "store": self.store,
             "before": self.before,
+            "dry_run": self.dry_run,
             "days": self.days,
             "parts_removed": self.parts,
             "rows_removed": self.rows,
+            "rows_by_table": {
+                t: sum(getattr(d, t) for d in self.per_day) for t in ("tracking", "smtp", "other")
+            },
+            "bytes_removed": self.bytes,
+            "files": self.files,
+            "rollups_kept": self.rollups_kept,
             "rollups_built": self.rollups_built,
+            "per_day": [asdict(d) for d in self.per_day],
             "seconds": round(self.seconds, 3),
         }
 
@@ -349,6 +383,7 @@ def prune(
     store: str | os.PathLike[str] | Store | None = None,
     before: str = "",
     *,
+    dry_run: bool = False,
     rollups: Callable[[Store, Manifest, set[str] | None], object] | None = None,
     on_wait: Callable[[str], None] | None = None,
 ) -> PruneSummary:
@@ -356,6 +391,8 @@ def prune(
     rollups as the record of those days; quarantined lines and the manifest's files stay (a
     file is not read again). ``rollups`` (``loganalyzer.report.rollup.refresh``) first brings
     the rollups up to date; without it a day to prune without a current rollup is refused.
+    ``dry_run``: only say what would go, from the same plan; it reads, takes no lock and
+    builds nothing, so a read-only store answers too.
 
     Atomic as compaction: the rollup indexes mark the days (``rollups.PRUNING``), then the
     manifest is replaced listing the remaining parts, then the old parts are removed and the
@@ -373,7 +410,12 @@ def prune(
             "row; give a day up to today"
         )
     st = (store if isinstance(store, Store) else Store(store)).require()
-    summary = PruneSummary(st.root, day)
+    summary = PruneSummary(st.root, day, dry_run=dry_run)
+    if dry_run:  # the rollups a refresh would build are counted kept, not built
+        manifest = st.manifest()
+        _plan(st, manifest, store_rollups.status(st, manifest), summary, building=bool(rollups))
+        summary.seconds = time.perf_counter() - started
+        return summary
     with st.lock(on_wait=on_wait):
         st.clean()
         manifest = st.manifest()
@@ -387,21 +429,11 @@ def prune(
             kind: set(store_rollups.status(st, manifest, got, kind)["current"])
             for kind, got in aggregates.items()
         }
-        lacking = [d for d in state["stale"] + state["missing"] if d < day]
-        if lacking:
-            raise BadInput(
-                f"--before {day}: {len(lacking)} days to prune have no current rollup (first "
-                f"{lacking[0]}): run `loganalyzer store compact` first"
-            )
-        old = [
-            p for (table, d), parts in _groups(st, manifest, None).items() if d < day for p in parts
-        ]
-        if not old:
+        counts = _plan(st, manifest, state, summary, building=False)
+        if not counts:
             summary.seconds = time.perf_counter() - started
             return summary
-        summary.days = sorted({p.split("/")[1][len("date=") :] for p in old})
-        summary.parts = len(old)
-        summary.rows = _unlist(st, manifest, set(old))
+        _unlist(manifest, counts)
         # marked, not yet kept: a kill before the manifest leaves them what they were
         for d in summary.days:
             if d in index:
@@ -419,7 +451,7 @@ def prune(
             store_rollups.save(st, got, kind)
         store_rollups.save(st, index)
         _failpoint("prune-indexed")
-        _publish(st, manifest, old)
+        _publish(st, manifest, sorted(counts))
         for kind in (store_rollups.ROLLUPS, *store_rollups.AGGREGATES):  # now kept
             store_rollups.settle(st, manifest, kind)
         # the address index of the pruned days goes (a kill before leaves it out of date)
@@ -436,21 +468,63 @@ def prune(
     return summary
 
 
-def _unlist(st: Store, manifest: Manifest, old: set[str]) -> int:
-    """Take the parts ``old`` off the manifest's files, with their rows (a compacted part's
-    rows counted to the files whose path its ``file`` column names); returns the rows."""
+def _plan(
+    st: Store,
+    manifest: Manifest,
+    state: dict[str, list[str]],
+    summary: PruneSummary,
+    *,
+    building: bool,
+) -> dict[str, list[dict]]:
+    """What pruning the days before ``summary.before`` removes, into ``summary`` (the figures
+    a prune and its dry run give); returns the parts to remove, each with its rows counted by
+    the ``file`` column's value. ``state``: the rollups' ``status``; a day to prune without a
+    current rollup is refused unless ``building`` (a refresh builds it first)."""
+    from loganalyzer.store import rollups as store_rollups
+
+    day = summary.before
+    lacking = [d for d in state["stale"] + state["missing"] if d < day]
+    if lacking and not building:
+        raise BadInput(
+            f"--before {day}: {len(lacking)} days to prune have no current rollup (first "
+            f"{lacking[0]}): run `loganalyzer store compact` first"
+        )
+    with_rollup = store_rollups.row_days(manifest)  # tracking or SMTP rows: a rollup each
+    counts: dict[str, list[dict]] = {}
+    days: dict[str, PrunedDay] = {}
+    for (table, d), parts in sorted(_groups(st, manifest, None).items()):
+        if d >= day:
+            continue
+        sizes = st.loc.sizes(f"{table}/date={d}")
+        entry = days.setdefault(d, PrunedDay(d, rollup_kept=d in with_rollup))
+        for rel in parts:
+            with st.loc.open(rel) as fh:
+                files = pq.read_table(fh, columns=["file"]).column("file")
+            counts[rel] = pc.value_counts(files).to_pylist()
+            column = table if table in ("tracking", "smtp") else "other"
+            setattr(entry, column, getattr(entry, column) + len(files))
+            entry.parts += 1
+            entry.bytes += sizes.get(rel, 0)
+    summary.per_day = [days[d] for d in sorted(days)]
+    summary.days = sorted(days)
+    summary.parts = len(counts)
+    summary.rows = sum(d.tracking + d.smtp + d.other for d in summary.per_day)
+    summary.bytes = sum(d.bytes for d in summary.per_day)
+    summary.files = sorted(
+        row.paths[0] for row in manifest.values() if row.paths and counts.keys() & set(row.parts)
+    )
+    return counts
+
+
+def _unlist(manifest: Manifest, counts: dict[str, list[dict]]) -> None:
+    """Take the parts of ``counts`` (``_plan``'s) off the manifest's files, with their rows (a
+    compacted part's rows counted to the files whose path its ``file`` column names)."""
     by_path = {p: key for key, row in manifest.items() for p in row.paths}
-    total = 0
-    for rel in sorted(old):
+    for rel in sorted(counts):
         holders = [k for k, row in manifest.items() if rel in row.parts]
-        with st.loc.open(rel) as fh:
-            files = pq.read_table(fh, columns=["file"]).column("file")
-        total += len(files)
-        counts = pc.value_counts(files).to_pylist()
-        for c in counts:
+        for c in counts[rel]:
             key = by_path.get(c["values"])
             key = key if key in holders else holders[0]
             manifest[key].rows = (manifest[key].rows or 0) - c["counts"]
         for k in holders:
             manifest[k].parts = [p for p in manifest[k].parts if p != rel]
-    return total

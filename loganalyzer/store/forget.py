@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import duckdb
@@ -115,7 +116,8 @@ def forget(
     ``literal``: those of ``paths`` that are paths here, never glob patterns (``Logs [2024]``).
     ``damaged``: also every file whose rows a damaged part
     held (missing or unreadable, as ``store check`` finds them): the parts go unread, and the
-    files can be ingested again. ``dry_run``: only say what would go. ``rollups``
+    files can be ingested again. ``dry_run``: only say what would go (it reads, takes no
+    lock and changes nothing: a read-only store answers too). ``rollups``
     (``loganalyzer.report.rollup.refresh``) rebuilds the days' aggregates afterwards.
     BadInput names a path that matches no ingested file."""
     started = time.perf_counter()
@@ -126,8 +128,10 @@ def forget(
         )
     st = (store if isinstance(store, Store) else Store(store)).require()
     summary = ForgetSummary(st.root, dry_run=dry_run)
-    with st.lock(on_wait=on_wait):
-        st.clean()
+    # a dry run only reads: no lock, no clean-up, so that a read-only store answers too
+    with nullcontext() if dry_run else st.lock(on_wait=on_wait):
+        if not dry_run:
+            st.clean()
         manifest = st.manifest()
         keys: set[str] = set()
         identity = Identity(manifest) if heads else None

@@ -118,7 +118,10 @@ class Kind:
 #: a kept one stays as it is). 3: Exchange Online's statuses decide verdicts. 4: Graph's
 #: Recalled drops a recipient. 5: an Enhanced summary row is one recipient's (its own verdict)
 #: and receives the message. 6: Exchange Online's Send is a send, its Expand expands a list.
-ROLLUPS = Kind("rollups", INDEX_FILE, FOLDER, rollup_schema, version="6")
+#: 7: still deferred at the day's end looks back two days (``report.metrics.PENDING_DAYS``);
+#: a failed login is counted once per attempt, from Exchange's "Inbound AUTH ... failed" line
+#: too (a client gone during the tarpit gets no 535).
+ROLLUPS = Kind("rollups", INDEX_FILE, FOLDER, rollup_schema, version="7")
 
 
 def clients_schema() -> pa.Schema:
@@ -184,8 +187,8 @@ TLS = Kind("tls", "tls.parquet", "tls", tls_schema, lookback=False, lookahead=Tr
 def smtp_lines_schema() -> pa.Schema:
     """The columns of a part of the SMTP per-day line counts (the report's sessions module
     defines them): the lines per server, log format, direction, remote IP, UTC hour, reply code
-    and kind (a session's connect line, a TLS command) and the message a line ends (accepted,
-    refused, deferred), with the first and last line's time."""
+    and kind (a session's connect line, a TLS command, a failed login) and the message a line
+    ends (accepted, refused, deferred), with the first and last line's time."""
     import pyarrow as pa
 
     t = pa.timestamp("us", tz="UTC")
@@ -206,11 +209,14 @@ def smtp_lines_schema() -> pa.Schema:
     )
 
 
-#: The SMTP per-day line counts: a day's part holds the lines of that day alone, read with
-#: the last hour of the day before (a send session's reply after midnight is judged by the
-#: lines before it); ``version``: change it with the columns or what they hold. 2: the
-#: message a line ends.
-SMTP_LINES = Kind("smtp-lines", "smtp_lines.parquet", "smtp_lines", smtp_lines_schema, version="2")
+#: The SMTP per-day line counts: a day's part holds the lines of that day, but whether a line
+#: is a failed login, or a send reply ends a message, is read from its session's lines of the
+#: hour before too (the day before: ``lookback``); ``version``: change it with the columns or
+#: what they hold. 2: the ``auth`` kind (one per attempt, Exchange's "Inbound AUTH ... failed"
+#: lines too). 3: the message a line ends.
+SMTP_LINES = Kind(
+    "smtp-lines", "smtp_lines.parquet", "smtp_lines", smtp_lines_schema, version="3"
+)  # fmt: skip
 #: The kinds kept like the SMTP clients' aggregates: built from the rows around each day,
 #: kept by ``store prune`` for the days it removes.
 AGGREGATES = (CLIENTS, TLS, SMTP_LINES)

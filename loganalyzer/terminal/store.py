@@ -1,4 +1,5 @@
-"""Store maintenance in the terminal: a compaction's summary, a forget's and a store check."""
+"""Store maintenance in the terminal: a compaction's summary, a prune's, a forget's and a store
+check."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from loganalyzer.store.compact import CompactSummary
+    from loganalyzer.store.compact import CompactSummary, PruneSummary
     from loganalyzer.store.forget import ForgetSummary
 
 
@@ -72,3 +73,52 @@ def print_forget(summary: ForgetSummary) -> None:
         typer.echo(f"{summary.store}: would forget {what}; nothing changed (--dry-run)")
     else:
         typer.echo(f"{summary.store}: forgot {what}; the next ingest of them reads them again")
+
+
+#: Days and files a prune's summary lists in the terminal (--json lists them all).
+SHOWN_DAYS, SHOWN_FILES = 20, 10
+
+
+def print_prune(summary: PruneSummary) -> None:
+    """The files whose rows go (the first ten), a table of the days (rows by table, parts,
+    MB, whether the rollup is kept), then one line: what was (or would be) removed."""
+    if not summary.days:
+        typer.echo(f"{summary.store}: no rows before {summary.before}")
+        return
+    for name in summary.files[:SHOWN_FILES]:
+        typer.echo(f"  {name}")
+    if len(summary.files) > SHOWN_FILES:
+        typer.echo(f"  ... and {len(summary.files) - SHOWN_FILES:,} more files")
+    by_table = summary.to_dict()["rows_by_table"]
+    rows = [
+        ("day", "tracking", "smtp", "other", "parts", "MB", "rollup"),
+        *((d.date, f"{d.tracking:,}", f"{d.smtp:,}", f"{d.other:,}", f"{d.parts:,}",
+           f"{d.bytes / 1e6:,.1f}", "kept" if d.rollup_kept else "none")
+          for d in summary.per_day[:SHOWN_DAYS]),
+        ("total", *(f"{by_table[t]:,}" for t in ("tracking", "smtp", "other")),
+         f"{summary.parts:,}", f"{summary.bytes / 1e6:,.1f}", f"{len(summary.rollups_kept)} kept"),
+    ]  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for n, r in enumerate(rows):
+        if n == len(rows) - 1 and len(summary.per_day) > SHOWN_DAYS:
+            typer.echo(f"  ... and {len(summary.per_day) - SHOWN_DAYS:,} more days")
+        cells = [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
+        typer.echo("  " + "  ".join([r[0].ljust(widths[0]), *cells]))
+    n, kept = len(summary.days), len(summary.rollups_kept)
+    what = (
+        f"{summary.rows:,} rows ({summary.parts:,} parts, {summary.bytes / 1e6:,.1f} MB) of "
+        f"{n} {'day' if n == 1 else 'days'}, {summary.days[0]} to {summary.days[-1]}, from "
+        f"{len(summary.files):,} files"
+    )
+    rollups = (
+        "their rollups"
+        if kept == n
+        else f"the rollups of {kept} of them (the others have no tracking or SMTP rows)"
+    )
+    if summary.dry_run:
+        typer.echo(
+            f"{summary.store}: would remove {what}; {rollups} would be kept; nothing changed "
+            "(--dry-run)"
+        )
+    else:
+        typer.echo(f"{summary.store}: removed {what}; {rollups} kept")

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from loganalyzer.terminal.common import clean, safe
+from loganalyzer.times import clock
 from loganalyzer.trace.model import TraceResult, Verdict
 
 STYLE = {
@@ -76,7 +77,7 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
     zone = ZoneInfo(result.tz)
 
     def when(t) -> str:
-        return t.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if t else ""
+        return clock(t, zone)
 
     if not result.messages:
         if not result.candidates:
@@ -125,7 +126,7 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
             ("Sender", m.sender),
             ("Received", f"{when(m.received_at)} {result.tz}" if m.received_at else None),
             ("Size", f"{m.size:,} bytes" if m.size else None),
-            ("Bounces", ", ".join(m.ndr_message_ids) or None),
+            (m.notices_label, ", ".join(m.ndr_message_ids) or None),
         ):
             if value:
                 head.add_row(label, Text(clean(value)))
@@ -154,9 +155,8 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
         for e in m.events:
             event = Text(e.event_id, style="bold")
             event.append(f" {clean(e.source or '')}\n", style="dim")
-            event.append(
-                clean(e.name or e.meaning) + (" (the bounce)" if e.is_ndr else ""), style="dim"
-            )
+            note = f" ({m.notice_word})" if e.is_ndr else ""
+            event.append(clean(e.name or e.meaning) + note, style="dim")
             hop = clean(e.client or "") + (f" -> {clean(e.server_host)}" if e.server_host else "")
             if e.connector:
                 hop += f"\n[{clean(e.connector)}]"

@@ -14,7 +14,7 @@ from loganalyzer.store import FileRow, Store, addresses, cache
 from loganalyzer.store.duck import connection, domain_sql
 from loganalyzer.store.lookup import KEYS
 from loganalyzer.times import parse_time, zone
-from loganalyzer.trace import evidence, rejected
+from loganalyzer.trace import evidence, outbound, rejected
 from loganalyzer.trace.build import build
 from loganalyzer.trace.coverage import Coverage
 from loganalyzer.trace.find import (
@@ -217,6 +217,8 @@ def trace(
             # rejected attempts first: they read all SMTP logs, the list's summaries only
             # the files holding the listed messages
             refused = rejected.find(con, q, formats, index, widen if first is not None else None)
+            # an IIS service's own outbound sessions: listed as the attempts are
+            refused += outbound.find(con, q, set(servers)) if iis else []
             if verdict:
                 refused = [c for c in refused if _attempt_wanted(c, q)]
             found, total = listing(
@@ -245,6 +247,7 @@ def trace(
                 raise BadInput(f"--pick {pick}: give 1 to {total:,} (the matching messages)")
             chosen = [found[pick - 1]]
         attempts = {id(c): c for c in chosen if "attempt" in c}
+        outbound.converse(con, list(attempts.values()))  # (the traced ones' conversations)
         picked, chosen = chosen, [c for c in chosen if id(c) not in attempts]
         ids = sorted({c["message_id"] for c in chosen if c.get("message_id")})
         queues = sorted({c["queue_id"] for c in chosen if c.get("queue_id")})
@@ -288,7 +291,8 @@ def trace(
             naming.setdefault(x["message_id"], set()).add(x["session_id"])
     for c in picked:
         if id(c) in attempts:
-            messages.append(rejected.build(c, tz))
+            sent = c["attempt"].get("direction") == "send"
+            messages.append((outbound if sent else rejected).build(c, tz))
             continue
         rows = traced[id(c)]
         own = {r.get("message_id") for r in rows} | {c["message_id"]}

@@ -18,7 +18,7 @@ from jinja2 import Environment
 
 from loganalyzer.fate import host_name
 from loganalyzer.pages import page_environment
-from loganalyzer.times import iso
+from loganalyzer.times import clock, iso
 
 if TYPE_CHECKING:
     from loganalyzer.trace.model import Event, MessageTrace, Verdict
@@ -141,7 +141,7 @@ def render_html(result, fragment: bool = False) -> str:
     def when(t) -> str:
         if isinstance(t, str):  # a missing-logs entry keeps its time as ISO text
             t = datetime.fromisoformat(t)
-        return t.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if t else ""
+        return clock(t, zone)
 
     return (
         environment()

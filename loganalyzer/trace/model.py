@@ -78,6 +78,11 @@ class Event:
         return d
 
 
+#: What pages call the notices a message's sender got: bounces when a recipient failed, else
+#: notices of a delay or a relay (DSNs all the same).
+BOUNCES, NOTICES = "Bounces (NDR)", "Notices to the sender (DSN)"
+
+
 @dataclass
 class Verdict:
     """What happened to one recipient, in plain words, with its evidence."""
@@ -151,6 +156,22 @@ class MessageTrace:
     ndr_message_ids: list[str] = field(default_factory=list)
     #: The IIS SMTP service's queue ID of a message whose DATA line names no Message-ID.
     queue_id: str | None = None
+
+    @property
+    def bounced(self) -> bool:
+        """Whether a recipient failed: the notices the sender got (``ndr_message_ids``) are
+        then bounces; else they told of a delay or a relay (a DSN all the same)."""
+        return any(v.verdict == "failed" for r in self.recipients for v in r.flatten())
+
+    @property
+    def notices_label(self) -> str:
+        """What pages call ``ndr_message_ids``."""
+        return BOUNCES if self.bounced else NOTICES
+
+    @property
+    def notice_word(self) -> str:
+        """What pages call a row of one of them."""
+        return "the bounce" if self.bounced else "the notice to the sender"
 
     def to_dict(self) -> dict:
         return {

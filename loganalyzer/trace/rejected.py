@@ -330,6 +330,9 @@ def _walk(rows: list[dict]) -> dict:
     accepted: list[str] = []
     refusals: list[dict] = []
     pending_rcpt = None
+    # a session whose first lines are in an earlier log (its first line here is not the
+    # connect): a refusal before any command seen is at a stage not known, not at connect
+    begun = not rows or rows[0]["event"] == "+" or not rows[0].get("sequence_number")
     for r in rows:
         if r["event"] == "<" and r.get("command"):
             last = r["command"]
@@ -342,7 +345,7 @@ def _walk(rows: list[dict]) -> dict:
                 pending_rcpt = _address(text)
         elif r["event"] == ">" and r.get("reply_code"):
             code = r["reply_code"]
-            stage = "connect" if last is None else STAGES.get(last)
+            stage = ("connect" if begun else None) if last is None else STAGES.get(last)
             if last == "RCPT" and code < 400 and pending_rcpt:
                 accepted.append(pending_rcpt)
             if code >= 500 and stage is not None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from loganalyzer.errors import BadInput
+from loganalyzer.report import sessions
 from loganalyzer.report.sections import queues
 
 SEVERITIES = ("warning", "critical")
@@ -257,17 +258,17 @@ def _auth_failures(rule: Rule, ctx: Context) -> list[Finding]:
         f"""
         with {_AT},
         failed as (
-            select remote_ip, date_time from smtp
-            where reply_code = 535 and direction = 'receive'
-              and date_time > $lo - $window and date_time <= $now)
+            select remote_ip, date_time from ({sessions.failed_logins("remote_ip, date_time")})
+            where date_time > $lo - $window)
         select t, remote_ip, count(*) as n
         from at_ join failed f on f.date_time > t - $window and f.date_time <= t
         group by all having count(*) > $threshold order by t, n desc, remote_ip
         """,
         {
+            # what a failed authentication is is the report's: one definition
+            **sessions.auth_window(ctx.at[0] - window, ctx.now + dt.timedelta(microseconds=1)),
             "at": ctx.at,
             "lo": ctx.at[0],
-            "now": ctx.now,
             "window": window,
             "threshold": int(rule.options["threshold"]),
         },

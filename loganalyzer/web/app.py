@@ -32,6 +32,7 @@ from loganalyzer.read.store import Store
 from loganalyzer.report import daily_report
 from loganalyzer.times import FORMS, zone
 from loganalyzer.trace import trace
+from loganalyzer.trace.model import BOUNCES, NOTICES
 from loganalyzer.web import data
 from loganalyzer.web.security import CSP, MAX_BODY, META_CSP, Guard, Protect, TooLarge
 
@@ -306,6 +307,7 @@ def _related(result, tz: str, sender_searches: bool = True) -> dict:
         return out
 
     return dict(
+        ndrs_label=BOUNCES if any(m.bounced for m in result.messages) else NOTICES,
         ndrs=fresh(ndrs),
         originals=fresh(originals),
         related=fresh(related),

@@ -7,15 +7,13 @@ import pandas as pd
 
 from loganalyzer.report.charts import COLORS, Chart, hbar, text
 from loganalyzer.report.load import Context, frame
-from loganalyzer.report.metrics import PENDING_SQL
-from loganalyzer.report.period import Period
 from loganalyzer.report.sections.base import LENGTH, Inputs, Report, Section, Table
 
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
     return {
         "deferral_reasons": deferrals(q.con, q.ctx, q.top),
-        "pending": pending(q.con, q.ctx, q.ctx.period, q.limit),
+        "pending": pending(q.con, q.limit),
     }
 
 
@@ -44,15 +42,13 @@ def deferrals(con: duckdb.DuckDBPyConnection, ctx: Context, top: int) -> pd.Data
     )
 
 
-def pending(
-    con: duckdb.DuckDBPyConnection, ctx: Context, p: Period, limit: int = 200
-) -> pd.DataFrame:
-    """Recipients whose last event in the period is a DEFER: still pending at its end."""
+def pending(con: duckdb.DuckDBPyConnection, limit: int = 200) -> pd.DataFrame:
+    """The recipients still pending at the end of the period (``metrics.load_pending``)."""
     sql = (
-        f"select *, {LENGTH} from ({PENDING_SQL}) "
+        f"select *, {LENGTH} from pend "
         f"order by date_time, message_id, lower(recipient) limit {int(limit)}"
     )
-    return frame(con, sql, ctx.window(p))
+    return frame(con, sql)
 
 
 def charts(r: Report) -> dict[str, Chart]:

@@ -39,7 +39,7 @@ RULES = {
 }
 
 _STAGE = """
-    case when cmd is null then 'connect'
+    case when cmd is null then if(first_event = '+' or coalesce(first_seq, 0) = 0, 'connect', null)
          when cmd in ('HELO', 'EHLO') then 'helo'
          when cmd = 'AUTH' then 'auth'
          when cmd = 'MAIL' then 'mail'
@@ -73,6 +73,10 @@ def rejections(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -
                    remote_ip,
                    last_value(case when event = '<' then upper(command) end ignore nulls)
                        over w as cmd,
+                   -- a session begun in an earlier log: a refusal before any command seen
+                   -- is at a stage not known (as trace.rejected says)
+                   first_value(event) over w as first_event,
+                   first_value(sequence_number) over w as first_seq,
                    count(*) filter (where event = '<' and upper(command) = 'RCPT'
                                     and lead_reply < 400) over w as accepted
             from (

@@ -13,7 +13,7 @@ from loganalyzer.report.charts import NEUTRAL, Chart, hbar, hour_labels, layout,
 from loganalyzer.report.load import frame, hours
 from loganalyzer.report.period import Period
 from loganalyzer.report.sections.base import LENGTH, Inputs, Report, Section, Table
-from loganalyzer.report.sessions import AUTH, RULES
+from loganalyzer.report.sessions import AUTH, AUTH_KIND, RULES
 
 _IN, _OUT, _OK = "direction = 'receive'", "direction = 'send'", "message = 'accepted'"
 #: The message columns of ``summary``: per direction, the messages accepted (``sessions``).
@@ -65,7 +65,7 @@ def summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         select direction,
                coalesce(sum(lines) filter (where kind = 'connect'), 0)::bigint as sessions,
                coalesce(sum(lines) filter (where kind = 'tls'), 0)::bigint as with_tls,
-               coalesce(sum(lines) filter (where reply_code = 535), 0)::bigint as auth_failures,
+               coalesce(sum(lines) filter (where {AUTH_KIND}), 0)::bigint as auth_failures,
                count(distinct remote_ip) filter (where kind = 'connect') as remote_ips,
                {_MESSAGES}
         from cur_lines group by direction order by direction
@@ -141,7 +141,7 @@ def remote_ips(con: duckdb.DuckDBPyConnection, top: int) -> pd.DataFrame:
         f"""
         select remote_ip,
                coalesce(sum(lines) filter (where kind = 'connect'), 0)::bigint as sessions,
-               coalesce(sum(lines) filter (where reply_code = 535), 0)::bigint as auth_failures,
+               coalesce(sum(lines) filter (where {AUTH_KIND}), 0)::bigint as auth_failures,
                coalesce(sum(lines) filter (where kind = 'tls'), 0)::bigint as with_tls,
                {LENGTH}
         from cur_lines where direction = 'receive' and remote_ip is not null
@@ -224,9 +224,10 @@ def attention(r: Report) -> list[str]:
     if not len(auth):
         return out
     first, ips = auth.iloc[0], r.lengths["auth_failures"]
+    n = int(first["all"])
     return out + [
-        f"{first['all']:,} failed SMTP authentications from {ips:,} remote "
-        f"{'IP' if ips == 1 else 'IPs'} (most: {first['remote_ip']}, "
+        f"{n:,} failed SMTP {'authentication' if n == 1 else 'authentications'} from {ips:,} "
+        f"remote {'IP' if ips == 1 else 'IPs'} (most: {first['remote_ip']}, "
         f"{first['failures']:,})."
     ]
 

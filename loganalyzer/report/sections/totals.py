@@ -62,7 +62,7 @@ def totals(con: duckdb.DuckDBPyConnection, ctx: Context) -> pd.DataFrame:
         w,
     ).fetchall()[0]
     rows.append(("bounces (NDRs created)", ndrs, None, ndr_bytes))
-    rows.append(("still deferred", *pending_counts(con, ctx, ctx.period), None))
+    rows.append(("still deferred", *pending_counts(con), None))
     (dm, dn, de) = con.execute(
         """
         select count(distinct msg), count(distinct (msg, rcpt)), count(*) from rev
