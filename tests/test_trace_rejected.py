@@ -476,3 +476,87 @@ def test_a_session_begun_in_an_earlier_log_is_not_refused_at_connect(tmp_path):
                              "2021-04-03", "--json"], capture_output=True, text=True)  # fmt: skip
     assert report.returncode == 0, report.stderr
     assert json.loads(report.stdout)["tables"]["rejections"] == []
+
+
+_RECV_HEAD = (
+    "#Software: Microsoft Exchange Server\n#Version: 15.0.0.0\n"
+    "#Log-type: SMTP Receive Protocol Log\n#Date: {day}T00:00:00.000Z\n"
+    "#Fields: date-time,connector-id,session-id,sequence-number,local-endpoint,"
+    "remote-endpoint,event,data,context\n"
+)
+
+
+def _recv_log(path: Path, day: str, session: str, lines: list[tuple[str, str, str]],
+              first: int = 0) -> None:  # fmt: skip
+    """A receive protocol log of one session: (time, event, data) a line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = "".join(
+        f"{day}T{t}.000Z,EXF\\Default Frontend EXF,{session},{first + i},10.0.0.7:25,"
+        f"198.51.100.99:41000,{e},{d},\n"
+        for i, (t, e, d) in enumerate(lines)
+    )
+    path.write_text(_RECV_HEAD.format(day=day) + body)
+
+
+def _refused(store: str, *args: str, since: str) -> tuple[list, list]:
+    """(trace's refused recipients from ``since`` on, the report's rejections) of the store."""
+    args_ = ["--sender", "*@spam.example", "--since", since, "--all", "--json"]
+    traced = subprocess.run([LOGANALYZER, "trace", "--store", store, *args_],
+                            capture_output=True, text=True)  # fmt: skip
+    assert traced.returncode == 0, traced.stderr
+    who = [(r["address"], r["verdict"], r["stage"])
+           for m in json.loads(traced.stdout)["messages"] for r in m["recipients"]]  # fmt: skip
+    report = subprocess.run([LOGANALYZER, "report", "daily", "--store", store, *args, "--json"],
+                            capture_output=True, text=True)  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    rows = json.loads(report.stdout)["tables"]["rejections"]
+    return who, [(r["stage"], r["attempts"], r["recipients"]) for r in rows]
+
+
+def test_pipelined_recipients_refused_at_data_are_each_named_once(tmp_path):
+    # MAIL, RCPT, RCPT sent at once, then their three replies: each reply answers its own
+    # command; trace named the last recipient three times (once a 250) and the report 1
+    log = tmp_path / "EXF" / "RECV2026091310-1.LOG"
+    _recv_log(log, "2026-09-13", "08DE0000000AB001", [
+        ("10:00:00", "+", ""), ("10:00:00", ">", "220 exf ready"),
+        ("10:00:01", "<", "EHLO spam.example"), ("10:00:01", ">", "250 exf Hello"),
+        ("10:00:02", "<", "MAIL FROM:<y@spam.example>"),
+        ("10:00:02", "<", "RCPT TO:<ann@contoso.com>"),
+        ("10:00:02", "<", "RCPT TO:<ben@contoso.com>"), ("10:00:02", ">", "250 2.1.0 Sender OK"),
+        ("10:00:02", ">", "250 2.1.5 Recipient OK"), ("10:00:02", ">", "250 2.1.5 Recipient OK"),
+        ("10:00:03", "<", "BDAT 5000 LAST"),
+        ("10:00:04", ">", "550 5.7.1 Message rejected as spam by Content Filtering."),
+        ("10:00:04", "-", ""),
+    ])  # fmt: skip
+    store = str(tmp_path / "store")
+    done = subprocess.run([LOGANALYZER, "ingest", str(log.parent), "--store", store, "--final"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    who, rows = _refused(store, "--date", "2026-09-13", since="2026-09-13")
+    assert who == [("ann@contoso.com", "rejected", "data"), ("ben@contoso.com", "rejected", "data")]
+    assert rows == [("data", 1, 2)]
+
+
+def test_a_refusal_after_midnight_is_at_the_stage_its_session_reached_before(tmp_path):
+    # the session began at 23:59:58 and was refused at DATA after midnight: read one UTC day
+    # at a time, its refusal had no command before it (and was lost, or "at connect")
+    first = tmp_path / "EXF" / "RECV2026091123-1.LOG"
+    _recv_log(first, "2026-09-11", "08DE0000000AB002", [
+        ("23:59:58", "+", ""), ("23:59:58", ">", "220 exf ready"),
+        ("23:59:58", "<", "EHLO spam.example"), ("23:59:58", ">", "250 exf Hello"),
+        ("23:59:59", "<", "MAIL FROM:<x@spam.example>"), ("23:59:59", ">", "250 2.1.0 Sender OK"),
+        ("23:59:59", "<", "RCPT TO:<bob@contoso.com>"), ("23:59:59", ">", "250 2.1.5 Recipient OK"),
+        ("23:59:59", "<", "DATA"), ("23:59:59", ">", "354 Start mail input"),
+    ])  # fmt: skip
+    second = tmp_path / "EXF" / "RECV2026091200-1.LOG"
+    _recv_log(second, "2026-09-12", "08DE0000000AB002", [
+        ("00:00:01", ">", "550 5.7.1 Message rejected as spam by Content Filtering."),
+        ("00:00:01", "-", ""),
+    ], first=10)  # fmt: skip
+    store = str(tmp_path / "store")
+    done = subprocess.run([LOGANALYZER, "ingest", str(first.parent), "--store", store, "--final"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    who, rows = _refused(store, "--date", "2026-09-12", since="2026-09-11T23:00")
+    assert who == [("bob@contoso.com", "rejected", "data")]
+    assert rows == [("data", 1, 1)]

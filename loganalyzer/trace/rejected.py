@@ -16,7 +16,7 @@ HELO/EHLO to its QUIT.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -73,6 +73,10 @@ EVENT_STAGES = {
     "ondatacommand": "data",
 }
 _ADDRESS = re.compile(r"<([^<>]*)>")
+_DAY = timedelta(days=1)
+#: How far before a refusal its session's first lines are looked for (the report): Exchange
+#: ends a receive session after 10 minutes at most by default (ConnectionTimeout).
+SESSION_LOOKBACK = timedelta(hours=1)
 _SMTP_COLUMNS = (
     "server, session_id, date_time, sequence_number, event, command, data, context, "
     "reply_code, remote_ip, connector_id, file, line"
@@ -142,11 +146,12 @@ def _sessions(
     if index is not None and lines and not (q.since or q.until):
         source = index.source()
         days, dparams = index.row_days()
+    # a session across midnight is one: its MAIL line may be in the day before its refusal
     sql = f"""
-        select server, session_id, date from smtp
+        select server, session_id, max(date) as date from smtp
         where direction = 'receive' and log_format = 'exchange-smtp-protocol'
           and session_id is not null and {rows} and {days}
-        group by all having {" and ".join(having)}
+        group by server, session_id having {" and ".join(having)}
     """
     keys = []
     if days != "false":
@@ -174,7 +179,10 @@ def _sessions(
     # the sessions' lines: a literal list of IDs lets each part's statistics skip it
     ids = sorted({sid for _, sid, _ in keys})
     marks = ", ".join("?" for _ in ids)
-    wanted = {(server, sid, day) for server, sid, day in keys}
+    # a session's lines of the day found and of the days around it (one across midnight: its
+    # MAIL line, which the address index names, in the day before its refusal): its ID is
+    # Exchange's counter, not reused from one day to the next
+    wanted = {(s, sid, d) for s, sid, day in keys for d in (day - _DAY, day, day + _DAY)}
     sql = f"""
         select {_SMTP_COLUMNS}, date from smtp
         where direction = 'receive' and log_format = 'exchange-smtp-protocol'
@@ -325,32 +333,46 @@ def _session_lines(con: duckdb.DuckDBPyConnection, keys: list[tuple]) -> dict[tu
 
 
 def _walk(rows: list[dict]) -> dict:
-    """One session's sender, HELO, recipients and refusals, from its lines in order."""
-    helo = sender = last = None
-    accepted: list[str] = []
+    """One session's sender, HELO, recipients and refusals, from its lines in order.
+
+    A reply answers the oldest command still waiting for one: a client that pipelines (MAIL,
+    RCPT, RCPT, then the three replies) has each RCPT answered by its own reply. A 3xx reply
+    (354 to DATA, 334 to AUTH) and a line of a multi-line reply but its last (``250-``) leave
+    the command waiting; a reply while none waits is the greeting."""
+    helo = sender = None
+    seen_command = False
+    waiting: list[tuple[str, str | None]] = []  # (command, recipient of a RCPT)
+    accepted: list[str] = []  # the recipients of the current transaction
     refusals: list[dict] = []
-    pending_rcpt = None
     # a session whose first lines are in an earlier log (its first line here is not the
     # connect): a refusal before any command seen is at a stage not known, not at connect
     begun = not rows or rows[0]["event"] == "+" or not rows[0].get("sequence_number")
     for r in rows:
         if r["event"] == "<" and r.get("command"):
-            last = r["command"]
+            command = r["command"]
+            seen_command = True
             text = r.get("data") or ""
-            if last in ("HELO", "EHLO"):
+            if command in ("HELO", "EHLO"):
                 helo = text.split(None, 1)[1].strip() if " " in text.strip() else None
-            elif last == "MAIL":
-                sender = _address(text)
-            elif last == "RCPT":
-                pending_rcpt = _address(text)
+            elif command in ("MAIL", "RSET"):
+                sender = _address(text) if command == "MAIL" else sender
+                accepted = []
+            waiting.append((command, _address(text) if command == "RCPT" else None))
         elif r["event"] == ">" and r.get("reply_code"):
             code = r["reply_code"]
-            stage = ("connect" if begun else None) if last is None else STAGES.get(last)
-            if last == "RCPT" and code < 400 and pending_rcpt:
-                accepted.append(pending_rcpt)
+            if 300 <= code < 400 or (r.get("data") or "")[3:4] == "-":
+                continue
+            if waiting:
+                command, rcpt = waiting.pop(0)
+                stage = STAGES.get(command)
+            else:
+                rcpt = None
+                stage = "connect" if begun and not seen_command else None
+            if stage == "rcpt" and code < 400 and rcpt:
+                accepted.append(rcpt)
             if code >= 500 and stage is not None:
                 if stage == "rcpt":
-                    who = [pending_rcpt]
+                    who = [rcpt]
                 elif stage == "data":
                     who = list(accepted) or [None]
                 else:

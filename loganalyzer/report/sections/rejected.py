@@ -25,7 +25,7 @@ import pandas as pd
 
 from loganalyzer.report.charts import NEUTRAL, Chart, hbar, text
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
-from loganalyzer.trace.rejected import REMOVED_VERDICT, REMOVES
+from loganalyzer.trace.rejected import REMOVED_VERDICT, REMOVES, SESSION_LOOKBACK
 
 RULES = {
     "rejections": "Rejected attempts: 5xx replies of SMTP Receive sessions, staged by the command "
@@ -39,7 +39,7 @@ RULES = {
 }
 
 _STAGE = """
-    case when cmd is null then if(first_event = '+' or coalesce(first_seq, 0) = 0, 'connect', null)
+    case when cmd is null then if(begun and k = 0, 'connect', null)
          when cmd in ('HELO', 'EHLO') then 'helo'
          when cmd = 'AUTH' then 'auth'
          when cmd = 'MAIL' then 'mail'
@@ -66,44 +66,56 @@ _EVENT_STAGE = """
 def rejections(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pd.DataFrame:
     """Refused attempts and recipients by stage, agent, reason and remote IP."""
     window = [start, end, start.date(), end.date()]
-    # the receive protocol lines of the period (a ? for each bound of ``window``)
+    lo = start - SESSION_LOOKBACK
+    # the receive protocol lines of the sessions with a refusal in the period, from
+    # SESSION_LOOKBACK before it (a session begun before midnight); a command is answered by
+    # the reply of its number (a client that pipelines MAIL, RCPT, RCPT gets the three replies
+    # after them): the replies that end a command (not 3xx, not a line of a multi-line reply
+    # but its last), numbered from the greeting, 0, where the session begins here
     sql = f"""
-        with lines as (
-            select server, session_id, date_time, sequence_number, event, reply_code,
-                   remote_ip,
-                   last_value(case when event = '<' then upper(command) end ignore nulls)
-                       over w as cmd,
-                   -- a session begun in an earlier log: a refusal before any command seen
-                   -- is at a stage not known (as trace.rejected says)
-                   first_value(event) over w as first_event,
-                   first_value(sequence_number) over w as first_seq,
-                   count(*) filter (where event = '<' and upper(command) = 'RCPT'
-                                    and lead_reply < 400) over w as accepted
+        with seq as (
+            select *,
+                   count(*) filter (where event = '<' and command is not null) over w as kc,
+                   count(*) filter (where event = '>' and reply_code is not null
+                                    and not reply_code between 300 and 399 and not more)
+                       over w as kr,
+                   count(*) filter (where event = '<' and command = 'MAIL') over w as tx,
+                   first_value(event = '+' or coalesce(sequence_number, 0) = 0) over w as begun
             from (
-                select *, lead(reply_code) over (
-                    partition by server, session_id order by sequence_number, date_time
-                ) as lead_reply
                 -- only the sessions with a refusal: the windows need no other; found by a
                 -- scan of their own (its filters read in the files), not from the lines
                 -- read, which a second reference would keep in memory
-                from (
-                    select server, session_id, date_time, sequence_number, event, reply_code,
-                           remote_ip, command
-                    from smtp where {_DAY}
-                ) semi join (
-                    select distinct server, session_id from smtp
-                    where {_DAY} and event = '>' and reply_code >= 500
-                ) using (server, session_id)
-            )
+                select server, session_id, date_time, sequence_number, event, reply_code,
+                       remote_ip, upper(command) as command,
+                       coalesce(substr(data, 4, 1) = '-', false) as more
+                from smtp where {_DAY}
+            ) semi join (
+                select distinct server, session_id from smtp
+                where {_DAY} and event = '>' and reply_code >= 500
+            ) using (server, session_id)
             window w as (partition by server, session_id order by sequence_number, date_time
                          rows between unbounded preceding and current row)
         ),
+        matched as (
+            select r.server, r.session_id, r.date_time, r.remote_ip, r.reply_code, r.begun,
+                   r.kr - if(r.begun, 1, 0) as k, c.command as cmd, c.tx
+            from seq r left join seq c
+              on c.server = r.server and c.session_id = r.session_id
+             and c.event = '<' and c.command is not null and c.kc = r.kr - if(r.begun, 1, 0)
+            where r.event = '>' and r.reply_code is not null
+              and not r.reply_code between 300 and 399 and not r.more
+        ),
+        accepted as (
+            select server, session_id, tx, count(*) as n from matched
+            where cmd = 'RCPT' and reply_code < 400 group by all
+        ),
         refused as (
-            select server, session_id, remote_ip, {_STAGE} as stage,
-                   case when {_STAGE} = 'data' then greatest(accepted, 1)
+            select m.server, m.session_id, m.remote_ip, {_STAGE} as stage,
+                   case when {_STAGE} = 'data' then greatest(coalesce(a.n, 0), 1)
                         when {_STAGE} = 'rcpt' then 1 else 0 end as recipients,
-                   date_time
-            from lines where event = '>' and reply_code >= 500
+                   m.date_time
+            from matched m left join accepted a using (server, session_id, tx)
+            where m.reply_code >= 500 and m.date_time >= ?
         ),
         agents as (
             select server, session_id, {_EVENT_STAGE} as stage,
@@ -134,7 +146,7 @@ def rejections(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -
         from joined group by all
         order by attempts desc, recipients desc, stage, remote_ip
     """
-    return con.sql(sql, params=window * 3).df()
+    return con.sql(sql, params=[lo, end, lo.date(), end.date(), *window, start, *window]).df()
 
 
 def agent_removed(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pd.DataFrame:
