@@ -29,9 +29,11 @@ REFUSED = "535 5.7.3 Authentication unsuccessful"
 def _attempt(mechanism: str = "LOGIN", reason: str = "LogonDenied", answered: bool = True):
     """One failed login as Exchange logs it: the failed line, the tarpit, the 535 (unless the
     client left during the tarpit)."""
+    # Exchange names NTLM and Kerberos logins "Negotiate" in the line
+    named = "Negotiate" if mechanism in ("NTLM", "GSSAPI") else f"AUTH {mechanism}"
     steps = [
         ("<", f"AUTH {mechanism}", ""),
-        ("*", "", f"Inbound AUTH {mechanism} failed because of {reason}"),
+        ("*", "", f"Inbound {named} failed because of {reason}"),
         ("*", "", "User Name: admin@contoso.com"),
         ("*", TARPIT, ""),
     ]
@@ -89,7 +91,7 @@ def _logs(root: Path) -> Path:
             "2026-03-02T10:10:00",
             "08DE5A1B2C3D4F03",
             "198.51.100.7",
-            [*_attempt("NTLM"), *_attempt("LOGIN", answered=False)],
+            [*_attempt("NTLM", answered=False), *_attempt("LOGIN", answered=False)],
         ),
         newline="",
     )  # fmt: skip

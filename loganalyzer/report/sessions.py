@@ -32,8 +32,9 @@ RULES = {
     "Exchange protocol log; in IIS SMTP logs, which have neither session IDs nor connect "
     "lines, each QUIT). With TLS: the session issued STARTTLS or X-ANONYMOUSTLS. Failed "
     'authentications: one per attempt, in each session the greater of its "Inbound AUTH ... '
-    "failed\" lines (Exchange's protocol log, written before its tarpit: a client that "
-    "disconnects then gets no reply) and its 535 replies to the client (IIS SMTP logs only "
+    'failed" (or "Inbound Negotiate ... failed") lines (Exchange\'s protocol log, written '
+    "before its tarpit: a client that disconnects then gets no reply) and its 535 replies to "
+    "the client (IIS SMTP logs only "
     "those); password guessing shows as many of them from one remote IP.",
     "smtp_messages": "Messages in the SMTP logs (apart from the tracking logs' message figures, "
     "which they cannot be matched to): accepted inbound, the server's positive reply ending a "
@@ -50,9 +51,10 @@ _KIND = """
     end
 """
 #: A failed authentication as the server logs it: Exchange's ``*`` line ``Inbound AUTH LOGIN
-#: failed because of LogonDenied`` (any mechanism and reason, written before the tarpit), or a
-#: 535 reply (Exchange's after the tarpit; IIS SMTP logs only these).
-_FAILED = "event = '*' and context ilike 'Inbound AUTH % failed%'"
+#: failed because of LogonDenied`` (any mechanism and reason; ``Inbound Negotiate failed ...``
+#: for NTLM and Kerberos; written before the tarpit), or a 535 reply (Exchange's after the
+#: tarpit; IIS SMTP logs only these).
+_FAILED = "event = '*' and context ilike 'Inbound % failed because of %'"
 _REFUSED = "reply_code = 535"
 #: The rows that may be failed authentications (never null: rows outside are counted apart).
 _CANDIDATE = f"coalesce(({_FAILED}) or {_REFUSED}, false)"
