@@ -168,6 +168,21 @@ def test_mail_an_iis_service_sent_on_itself_is_named_by_its_session(tmp_path):
     assert '<span class="badge sent_external">' in page
 
 
+def test_a_message_refused_before_any_recipient_shows_no_recipient(tmp_path):
+    # Yahoo refused the MAIL of an IIS outbound session: no recipient, and the row read "None"
+    log = (
+        Path(__file__).parent
+        / "corpus"
+        / "iis-smtp"
+        / "lichty-2017-open-relay-yahoo-421-deferral.log"
+    )
+    assert ingest([log], tmp_path / "store", format="iis-smtp").exit_code == 0
+    with serving(tmp_path / "store", env=NO_TOKEN) as url:
+        status, page = get(url, sender="MillionairesBlueprint@*", since="2017-01-01")
+    assert status == 200 and total(page) == 1
+    assert '<span class="badge deferred">' in page and "None" not in page
+
+
 def test_ctrl_c_stops_the_app_as_its_banner_says(tmp_path):
     # Built: uvicorn stops on Ctrl-C, then raises it again; the command took that for an
     # interrupted job ("error: interrupted ... run the command again", exit 130)
