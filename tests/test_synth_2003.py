@@ -141,7 +141,7 @@ def test_failed_recipients_name_their_ndr(made):
     done = loganalyzer("trace", t["message_id"], "--store", made[0].parent / "store", "--json")
     assert done.returncode == 0, done.stderr
     [m] = json.loads(done.stdout)["messages"]
-    assert m["ndr_message_ids"] == [t["ndr_message_id"]]
+    assert m["ndr_message_ids"] == [t["ndr_message_id"]] and m["bounced"] is True
     [v] = [v for r in m["recipients"] for v in _flatten(r) if v["address"] == t["recipient"]]
     assert (v["verdict"], v["ndr_message_id"]) == ("failed", t["ndr_message_id"])
 

@@ -601,6 +601,10 @@ def test_a_delay_notice_is_not_called_a_bounce(tmp_path):
     assert "Notices to the sender (DSN) <delaydsn-2@ex01.contoso.com>" in text
     assert "(the notice to the sender)" in text
     assert "bounce" not in text.lower()
+    as_json = _loganalyzer("trace", "<delay-2@ex01.contoso.com>", "--store", store, "--json")
+    [message] = json.loads(as_json.stdout)["messages"]
+    assert message["ndr_message_ids"] == ["<delaydsn-2@ex01.contoso.com>"]
+    assert message["bounced"] is False
     page = tmp_path / "trace.html"
     assert _loganalyzer("trace", "<delay-2@ex01.contoso.com>", "--store", store,
                         "--html", page).returncode == 0  # fmt: skip

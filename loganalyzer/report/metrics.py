@@ -26,8 +26,9 @@ COUNTING_RULES = {
     "message.",
     "deferred": "Still deferred: recipients whose last event in the two days before the "
     "period's end is a DEFER (pending at its end, in every report that ends there; two days: "
-    "Exchange's message expiration; of events at the same instant, a final status such as "
-    "Delivered outranks Pending). Deferrals: every DEFER of a recipient (retries included).",
+    "Exchange's default message expiration, whatever --expiration, which the queues section "
+    "reads back from the period's start; of events at the same instant, a final status such "
+    "as Delivered outranks Pending). Deferrals: every DEFER of a recipient (retries included).",
     "bounces": "Bounces: non-delivery reports the organisation created (DSN rows).",
     "distinct": "Distinct senders and sender domains: of the messages received; distinct "
     "recipients and recipient domains: of the recipient outcomes (delivered, sent out, "

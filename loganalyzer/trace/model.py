@@ -186,6 +186,8 @@ class MessageTrace:
             "recipients": [r.to_dict() for r in self.recipients],
             "missing_logs": self.missing_logs,
             "ndr_message_ids": self.ndr_message_ids,
+            # whether those are bounces (a recipient failed) or notices of a delay or relay
+            "bounced": self.bounced,
         }
 
 
