@@ -15,6 +15,7 @@ from stores import run_read_only, snapshot
 
 from loganalyzer import Store
 from loganalyzer.report.rollup import refresh
+from loganalyzer.store import rollups as store_rollups
 from loganalyzer.store.compact import prune
 
 BEFORE = "2026-03-04"
@@ -114,3 +115,23 @@ def test_a_dry_run_reads_a_read_only_store(store, tmp_path):
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
     assert refused.stderr.startswith(f"error: cannot write to the store {st}")
     assert snapshot(st) == whole
+
+
+def test_a_dry_run_names_the_rollups_the_prune_builds_first(store, tmp_path):
+    # a store whose rollups are out of date (here: none kept): the prune builds them before
+    # it removes rows; the dry run said nothing of it
+    st = tmp_path / "store"
+    shutil.copytree(store, st)
+    (st / store_rollups.INDEX_FILE).unlink()
+    shutil.rmtree(st / store_rollups.FOLDER)
+    dry = run("store", "prune", "--store", st, "--before", BEFORE, "--dry-run", "--json")
+    table = run("store", "prune", "--store", st, "--before", BEFORE, "--dry-run")
+    assert dry.returncode == table.returncode == 0, dry.stderr + table.stderr
+    built = json.loads(dry.stdout)["rollups_built"]
+    assert built == ["2026-03-02", "2026-03-03", "2026-03-04"]
+    assert "the rollups of 3 days out of date would be built first" in " ".join(
+        table.stdout.split()
+    )
+    done = run("store", "prune", "--store", st, "--before", BEFORE, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rollups_built"] == built

@@ -413,7 +413,10 @@ def prune(
     summary = PruneSummary(st.root, day, dry_run=dry_run)
     if dry_run:  # the rollups a refresh would build are counted kept, not built
         manifest = st.manifest()
-        _plan(st, manifest, store_rollups.status(st, manifest), summary, building=bool(rollups))
+        state = store_rollups.status(st, manifest)
+        if rollups is not None:  # the days whose rollups the prune would build first
+            summary.rollups_built = sorted(state["stale"] + state["missing"])
+        _plan(st, manifest, state, summary, building=bool(rollups))
         summary.seconds = time.perf_counter() - started
         return summary
     with st.lock(on_wait=on_wait):

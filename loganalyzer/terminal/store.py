@@ -115,10 +115,14 @@ def print_prune(summary: PruneSummary) -> None:
         if kept == n
         else f"the rollups of {kept} of them (the others have no tracking or SMTP rows)"
     )
+    built = len(summary.rollups_built)
+    first = f"the rollups of {built} {'day' if built == 1 else 'days'} out of date"
     if summary.dry_run:
+        first = f"; {first} would be built first" if built else ""
         typer.echo(
-            f"{summary.store}: would remove {what}; {rollups} would be kept; nothing changed "
-            "(--dry-run)"
+            f"{summary.store}: would remove {what}; {rollups} would be kept{first}; nothing "
+            "changed (--dry-run)"
         )
     else:
-        typer.echo(f"{summary.store}: removed {what}; {rollups} kept")
+        first = f"; {first} built first" if built else ""
+        typer.echo(f"{summary.store}: removed {what}; {rollups} kept{first}")
