@@ -613,6 +613,7 @@ class _Figures:
                    max(left(day, 10)) as last_seen, count(distinct left(day, 10)) as days,
                    sum(messages)::bigint as messages, {LENGTH}
             from r where measure = 'sender' and $w and coalesce(key, '') <> ''
+              and not regexp_matches(key, '{SYSTEM_SENDER_RE}')
             group by 1 order by first_seen desc, messages desc, 1 limit {self.limit}
             """
         )
