@@ -330,8 +330,16 @@ def explain_status(text: str, family: str | None = None) -> list[Code]:
             add(lookup(code, family if family and family.startswith("enhanced") else None))
         except UnknownCode:
             add(_generic(code))
+    # an enhanced code's subject and detail (5.1.3 and 4.1.3 alike)
+    details = {c.split(".", 1)[1] for c in enhanced}
     for tag in _ANY_TAG_IN_TEXT.findall(text):
-        add(_index("exchange-tag").get(tag.upper()))  # the tag's own outcome
+        own = _index("exchange-tag").get(tag.upper())
+        # the tag's own row, unless it is of another code than the reply's (its row says
+        # what the tag means with its code: STOREDRV.Submit's 5.1.3 is no reading of a
+        # "432 4.3.2 STOREDRV.Submit" submit deferral)
+        code = _ENHANCED_IN_TEXT.search(own.meaning) if own is not None else None
+        if not (details and code and code.group(1).split(".", 1)[1] not in details):
+            add(own)
         # a tag alone: the codes it comes with (beside its own code, the tag names another
         # code's row: 4.3.2's mentions STOREDRV.Deliver, which follows 5.3.2 too)
         for entry in [] if enhanced else _tags().get(tag.upper(), []):

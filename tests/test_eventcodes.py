@@ -850,3 +850,19 @@ def test_documented_status_tags_are_known_with_their_code_and_outcome():
     # tags no Microsoft page names are not made up
     for tag in ("ROUTING.NoNextHop", "SMTPSEND.DNS.MxLoopback"):
         assert _installed("codes", tag).returncode == 1, tag
+
+
+def test_a_tag_of_another_code_than_the_reply_is_not_its_reading():
+    # Exchange's submit deferral "432 4.3.2 STOREDRV.Submit": the tag's row is its 5.1.3
+    # (invalid recipient address), which read the deferral as a bad address
+    def families(reply: str) -> list[tuple[str, str]]:
+        done = subprocess.run([LOGANALYZER, "codes", reply, "--json"], capture_output=True,
+                              text=True)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return [(r["family"], r["code"]) for r in json.loads(done.stdout)]
+
+    deferral = families("432 4.3.2 STOREDRV.Submit; mailbox database thread limit exceeded")
+    assert ("enhanced-exchange", "4.3.2") in deferral
+    assert ("exchange-tag", "STOREDRV.Submit") not in deferral
+    assert ("exchange-tag", "STOREDRV.Submit") in families("550 5.1.3 STOREDRV.Submit; invalid")
+    assert ("exchange-tag", "STOREDRV.Submit") in families("STOREDRV.Submit")
