@@ -339,3 +339,38 @@ def test_a_recipient_the_relay_accepted_before_midnight_is_in_the_trace(tmp_path
     assert {v["recipient"].lower(): v["verdict"] for v in c["verdicts"]} == want
     [traced] = by_rcpt["messages"]
     assert {r["address"].lower() for r in traced["recipients"]} == set(want)
+
+
+def test_a_refused_message_of_an_iis_session_names_its_own_recipients_only(tmp_path):
+    # two messages in one session: the first accepted (x), the second refused at DATA (y);
+    # trace named x refused too (the recipients of the session, not of the transaction)
+    head = (
+        "#Software: Microsoft Internet Information Services 7.5\n#Version: 1.0\n"
+        "#Date: 2026-03-06 10:00:00\n#Fields: date time c-ip cs-username s-sitename "
+        "s-computername s-ip s-port cs-method cs-uri-stem cs-uri-query sc-status "
+        "sc-win32-status sc-bytes cs-bytes time-taken cs-version cs-host cs(User-Agent) "
+        "cs(Cookie) cs(Referer)\n"
+    )
+    lines = [
+        ("00", "EHLO", "+mx.a.example", 250), ("01", "MAIL", "+FROM:<a@a.example>", 250),
+        ("01", "RCPT", "+TO:<x@contoso.com>", 250), ("03", "DATA", "+<m1@a.example>", 250),
+        ("04", "MAIL", "+FROM:<b@a.example>", 250), ("04", "RCPT", "+TO:<y@contoso.com>", 250),
+        ("05", "DATA", "+<m2@a.example>", 552), ("06", "QUIT", "mx.a.example", 240),
+    ]  # fmt: skip
+    log = tmp_path / "RELAY08" / "ex260306.log"
+    log.parent.mkdir()
+    log.write_text(head + "".join(
+        f"2026-03-06 10:00:{t} 198.51.100.50 mx.a.example SMTPSVC1 RELAY08 10.0.0.250 0 "
+        f"{verb} - {arg} {code} 0 46 42 2 SMTP - - - -\n" for t, verb, arg, code in lines
+    ))  # fmt: skip
+    store = str(tmp_path / "store")
+    done = subprocess.run([LOGANALYZER, "ingest", str(log.parent), "--store", store, "--final"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    traced = subprocess.run([LOGANALYZER, "trace", "--store", store, "--sender", "b@a.example",
+                             "--json"], capture_output=True, text=True)  # fmt: skip
+    assert traced.returncode == 0, traced.stderr
+    [message] = json.loads(traced.stdout)["messages"]
+    assert [(r["address"], r["verdict"], r["stage"]) for r in message["recipients"]] == [
+        ("y@contoso.com", "rejected", "data")
+    ]

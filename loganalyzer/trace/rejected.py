@@ -240,6 +240,8 @@ def _from_iis(rows: list[dict]) -> dict:
     for r in rows:
         verb = (r.get("command") or "").upper()
         code = r.get("reply_code") or 0
+        if verb in ("MAIL", "RSET"):  # a new transaction: its own recipients
+            accepted = []
         if verb == "MAIL" and code < 400:
             sender = _address(r.get("data"))
         stage = STAGES.get(verb)
