@@ -247,3 +247,23 @@ def test_line_counts_of_an_earlier_version_are_rebuilt_not_read(tmp_path):
     for entry in rollups.load(st, rollups.SMTP_LINES).values():
         assert "message" in pq.read_schema(store / entry.part).names
     assert _report(store, "2006-10-11")["smtp_messages"] == r["smtp_messages"]
+
+
+def test_a_day_without_tracking_logs_among_days_with_them_is_named(synth, tmp_path):
+    # one day's tracking logs not collected: a report of several days counted 2 days of
+    # messages and said nothing of the third
+    logs = tmp_path / "logs"
+    for path in (synth / "logs").rglob("*"):
+        if path.is_file() and not ("MessageTracking" in path.parts and "20260303" in path.name):
+            target = logs / path.relative_to(synth / "logs")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+    _ingest(logs, tmp_path / "store")
+    r = _report(tmp_path / "store", "2026-03-04", "--days", "3", "--from-rows")
+    assert r["untracked_days"] == ["2026-03-03"]
+    assert (
+        "No tracking logs of 2026-03-03: the SMTP logs hold lines of it; its messages are "
+        "missing from the message figures."
+    ) in r["attention"]
+    whole = _report(synth / "full", "2026-03-04", "--days", "3", "--from-rows")
+    assert whole["untracked_days"] == [] and not any("No tracking" in a for a in whole["attention"])

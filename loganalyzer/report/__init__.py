@@ -146,7 +146,9 @@ def daily_report(
         kept = [d for d, e in index.items() if store_rollups.is_kept(e, have)]
         # logs of a pruned day ingested after the prune: their rows are counted
         regrown = [d for d in kept if d in have]
-        empty_days, quiet_hours = quality.coverage(con, ctx, sessions.server_hours(con), held)
+        smtp_hours = sessions.server_hours(con)
+        empty_days, quiet_hours = quality.coverage(con, ctx, smtp_hours, held)
+        untracked = quality.untracked_days(con, ctx, smtp_hours)
         empty_days = quality.not_pruned(period, empty_days, kept)
     finally:
         con.close()
@@ -172,6 +174,7 @@ def daily_report(
         pruned_hours=quality.pruned_hours(period, kept, regrown),
         regrown_hours=quality.pruned_hours(period, regrown),
         tracking_rows=tracking_rows,
+        untracked_days=untracked,
     )
     return _finish(report, redact_addresses, redact_key)
 

@@ -67,6 +67,8 @@ class DailyReport(Result):
     late_days: list[str] = field(default_factory=list)
     #: The period's tracking rows (the message figures' source); None where not known.
     tracking_rows: int | None = None
+    #: The period's days with SMTP lines but no tracking row (a report from rows).
+    untracked_days: list[str] = field(default_factory=list)
     #: The length without its limit of each list cut at ``top`` or ``limit`` rows, cut or
     #: not: taken out of its table's ``LISTED_OF`` column, or given (the lists a report from
     #: rollups leaves out).
@@ -266,6 +268,7 @@ class DailyReport(Result):
             "late_days": list(self.late_days),
             "left_out": list(self.left_out),
             "tracking_rows": self.tracking_rows,
+            "untracked_days": list(self.untracked_days),
             "smtp_messages": self.smtp_messages,
             "headline": {k: plain(v) for k, v in self.headline.items()},
             "previous": (

@@ -13,6 +13,28 @@ from loganalyzer.report.load import Context, frame, hour_ends, hour_index, hours
 from loganalyzer.report.period import Period
 
 
+def untracked_days(
+    con: duckdb.DuckDBPyConnection, ctx: Context, smtp_hours: pd.DataFrame
+) -> list[str]:
+    """The period's days (in its zone) with SMTP lines but no tracking row: their messages
+    are missing from the message figures (tracking logs not collected, or lost)."""
+    idx = hours(ctx.period)
+    day_of = [t.date() for t in idx]
+    tracked = frame(
+        con,
+        f"""
+        select distinct {hour_index("date_time", ctx.period)} as i
+        from trk where date_time >= ? and date_time < ?
+        """,
+        ctx.window(),
+    )
+
+    def days(i: pd.Series) -> set[dt.date]:
+        return {day_of[h] for h in i.dropna().astype(int) if 0 <= h < len(idx)}
+
+    return sorted(d.isoformat() for d in days(smtp_hours["i"]) - days(tracked["i"]))
+
+
 def coverage(
     con: duckdb.DuckDBPyConnection,
     ctx: Context,

@@ -65,6 +65,9 @@ class Report(Protocol):
     lengths: dict[str, int]
     expiration_s: float
     vip_latency_s: float | None
+    #: The period's tracking rows (None where not known) and its days with SMTP lines alone.
+    tracking_rows: int | None
+    untracked_days: list[str]
 
     @property
     def is_empty(self) -> bool: ...

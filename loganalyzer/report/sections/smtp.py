@@ -234,8 +234,16 @@ def attention(r: Report) -> list[str]:
 
 def no_tracking(r: Report) -> str | None:
     """What a period without tracking rows but with SMTP lines shows: the message figures
-    (from tracking logs) are zero, the SMTP logs' own are said instead; None otherwise."""
-    if getattr(r, "tracking_rows", None) != 0 or not len(r.metrics["smtp_summary"]):
+    (from tracking logs) are zero, the SMTP logs' own are said instead; the days of a period
+    with tracking rows that have SMTP lines alone, named; None otherwise."""
+    if days := [] if r.tracking_rows == 0 else r.untracked_days:
+        one = len(days) == 1
+        return (
+            f"No tracking logs of {', '.join(days)}: the SMTP logs hold lines of "
+            f"{'it' if one else 'them'}; {'its' if one else 'their'} messages are missing "
+            "from the message figures."
+        )
+    if r.tracking_rows != 0 or not len(r.metrics["smtp_summary"]):
         return None
     m = message_counts(r.metrics["smtp_summary"])
     received, sent = m["smtp_received_messages"], m["smtp_sent_messages"]
