@@ -560,3 +560,12 @@ def test_a_refusal_after_midnight_is_at_the_stage_its_session_reached_before(tmp
     who, rows = _refused(store, "--date", "2026-09-12", since="2026-09-11T23:00")
     assert who == [("bob@contoso.com", "rejected", "data")]
     assert rows == [("data", 1, 1)]
+    # by sender alone, from the address index: its MAIL line is the day before the refusal
+    for by in (["--sender", "x@spam.example"], ["--recipient", "bob@contoso.com"]):
+        traced = subprocess.run([LOGANALYZER, "trace", "--store", store, *by, "--json"],
+                                capture_output=True, text=True)  # fmt: skip
+        assert traced.returncode == 0, traced.stderr
+        [message] = json.loads(traced.stdout)["messages"]
+        assert [(r["address"], r["stage"]) for r in message["recipients"]] == [
+            ("bob@contoso.com", "data")
+        ]

@@ -21,7 +21,8 @@ A part's rows (``schema``), sorted by ``role`` then ``value``, in small row grou
   shows, as the rows of that day give it: the IDs, the first time, the first sender and
   subject (and their times), the last outcome (and its time);
 - ``refused``: a Receive protocol session with a refusal (a 5xx reply) that day (``server``,
-  ``session_id``); ``mail`` and ``rcpt``: the data of its MAIL and RCPT lines that day.
+  ``session_id``); ``mail`` and ``rcpt``: the data of its MAIL and RCPT lines that day, and
+  those of a session still open at the day's end (refused, maybe, after midnight).
 """
 
 from __future__ import annotations
@@ -73,9 +74,10 @@ def schema() -> pa.Schema:
     )
 
 
-#: (``version``: change it with the columns or what they hold)
+#: (``version``: change it with the columns or what they hold; 2: the MAIL and RCPT lines of
+#: the sessions open at the day's end)
 KIND = rollups.Kind(
-    "addresses", INDEX_FILE, FOLDER, schema, lookback=False, row_group=4096, version="1"
+    "addresses", INDEX_FILE, FOLDER, schema, lookback=False, row_group=4096, version="2"
 )
 
 _KEY = "coalesce(message_id, network_message_id)"
@@ -137,19 +139,23 @@ _BUILD = (
         ("_g",),
     ),
     (
-        # of the Receive protocol sessions, only their refusals and MAIL and RCPT lines
-        # are looked at: ``_m`` those lines, ``_r`` the sessions with a refusal (a 5xx reply)
+        # of the Receive protocol sessions, only their refusals, disconnects and MAIL and
+        # RCPT lines are looked at: ``_m`` those lines, ``_r`` the sessions with a refusal (a
+        # 5xx reply) and those still open at the day's end, whose refusal may come after
+        # midnight (their MAIL and RCPT lines are named here, their refusal the next day)
         (
             """create or replace temp table _m as
-            select server, session_id, command, data, reply_code from _sv
+            select server, session_id, event, command, data, reply_code from _sv
             where direction = 'receive' and log_format = 'exchange-smtp-protocol'
               and session_id is not null
-              and (reply_code >= 500 or (command in ('MAIL', 'RCPT') and data is not null))""",
+              and (reply_code >= 500 or event = '-'
+                   or (command in ('MAIL', 'RCPT') and data is not null))""",
             """create or replace temp table _r as
-            select server, session_id from _m group by all having bool_or(reply_code >= 500)""",
+            select server, session_id, bool_or(reply_code >= 500) as refused from _m
+            group by all having bool_or(reply_code >= 500) or not bool_or(event = '-')""",
         ),
         (
-            "select 'refused' as role, server, session_id from _r",
+            "select 'refused' as role, server, session_id from _r where refused",
             *(
                 f"""select distinct '{role}' as role, data as value, server, session_id
                 from _m join _r using (server, session_id)
