@@ -265,5 +265,11 @@ def test_a_day_without_tracking_logs_among_days_with_them_is_named(synth, tmp_pa
         "No tracking logs of 2026-03-03: the SMTP logs hold lines of it; its messages are "
         "missing from the message figures."
     ) in r["attention"]
+    # the day alone: its message figures' drop against the day before is the missing logs',
+    # said once, not seven "-100%" changes before it
+    day = _report(tmp_path / "store", "2026-03-03")
+    assert day["previous"]["received_messages"] > 0 and day["tracking_rows"] == 0
+    assert day["attention"][0].startswith("No tracking logs of 2026-03-03: the SMTP logs show")
+    assert not any("%)" in a and "SMTP" not in a for a in day["attention"]), day["attention"]
     whole = _report(synth / "full", "2026-03-04", "--days", "3", "--from-rows")
     assert whole["untracked_days"] == [] and not any("No tracking" in a for a in whole["attention"])

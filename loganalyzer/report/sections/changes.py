@@ -21,6 +21,8 @@ HEADLINE = (
     ("smtp_sessions", "SMTP sessions"),
     ("auth_failures", "authentication failures"),
 )
+#: The figures of the SMTP logs (the others are the tracking logs').
+SMTP_FIGURES = ("smtp_sessions", "auth_failures")
 #: The labels of one (``1 recipient still deferred``) where the plural's word differs.
 _ONE = {
     "received_messages": "message received",
@@ -86,6 +88,8 @@ def attention(r: Report) -> list[str]:
     if r.is_empty:  # no logs rather than no mail: the report's notice says so, once
         return []
     c = r.metrics["changes"]
+    if r.tracking_rows == 0:  # no tracking logs: their figures' drop is the SMTP section's line
+        c = c[c["figure"].isin([dict(HEADLINE)[k] for k in SMTP_FIGURES])]
     return [_line(x) for x in c[c["flagged"]].itertuples()]
 
 
