@@ -717,10 +717,18 @@ def _stop(pool: ProcessPoolExecutor, before: set) -> None:
     found as the children started since ``before``: an interruption while the pool starts
     can leave a worker it never recorded, waiting for work for ever (and the exit waiting
     for that worker). Their unfinished parts are never committed, as after a kill."""
+    # a worker ended while it sent a result (a terminal's Ctrl-C reaches it too) leaves the
+    # pool's reader waiting for the rest for ever, as this process holds the pipe's other
+    # end, and the exit waits for that reader: closed, the reader gets the pipe's end (taken
+    # before the shutdown, which forgets the queue)
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for child in set(mp.active_children()) - before:
         child.kill()
         child.join(5)
+    if writer is not None:
+        with suppress(OSError):
+            writer.close()
 
 
 #: A file whose worker process died: the files read before it are kept.

@@ -309,3 +309,30 @@ def test_ctrl_c_mid_ingest_says_so_in_one_line_and_a_rerun_completes(logs, tmp_p
 def _ctrl_c_default() -> None:
     # a run started in the background (nohup, CI) ignores Ctrl-C, and so would the command
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+#: A pool whose reader waits for the rest of a result a worker never sent, then stopped as a
+#: Ctrl-C stops it: the process must end (it waited for that reader for ever).
+_HALF_SENT = """
+import multiprocessing as mp, os, struct, sys, time
+from loganalyzer.ingest import _pool, _stop
+if __name__ == "__main__":
+    before = set(mp.active_children())
+    pool = _pool(2)
+    pool.submit(time.sleep, 0).result()  # the workers and the pool's reader have started
+    # what a worker ended mid-send leaves in the pipe: a length, part of the message
+    os.write(pool._result_queue._writer.fileno(), struct.pack("!i", 100_000) + b"x" * 10)
+    time.sleep(0.5)
+    _stop(pool, before)
+    print("stopped", flush=True)
+"""
+
+
+def test_a_pool_stopped_with_a_result_half_sent_lets_the_process_end(tmp_path):
+    # seen once: an ingest Ctrl-C'd (the whole group, as a terminal does) as a worker sent a
+    # result hung for good after its one line, its pool's reader waiting for the rest
+    script = tmp_path / "half.py"
+    script.write_text(_HALF_SENT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0 and done.stdout == "stopped\n", done.stderr
