@@ -60,16 +60,30 @@ IN_BOTH_MODES = (
 
 
 #: Tests of those files the portability-mode run leaves out: the slowest whose processes and
-#: lock are the same as in tests it keeps (they test alert rules, zones, SQL output or errors
-#: met before any worker starts). Each runs outside the mode.
+#: lock are the same as in tests it keeps (they test alert rules, zones, SQL output, errors
+#: met before any worker starts, or what a file's content makes of it; the kill loop's
+#: kills are those of the kill tests kept). Each runs outside the mode.
 OUTSIDE_THE_MODE_ONLY = (
     "test_api.py::test_sql_cli_table_csv_json",
     "test_api.py::test_sql_table_says_the_rows_it_leaves_out",
     "test_cluster.py::test_a_scheduler_without_workers_is_named_before_the_store_is_locked",
     "test_cluster.py::test_an_address_where_no_scheduler_answers_fails_before_the_store_is_locked",
     "test_cluster.py::test_every_worker_gone_mid_ingest_ends_the_ingest",
+    "test_bundles.py::test_a_kill_between_two_files_of_a_bundle_lists_none_of_them",
+    "test_damaged.py::test_an_archived_log_is_of_its_folder_server_as_if_unpacked",
+    "test_forget.py::test_a_file_read_from_two_folders_is_forgotten_as_one",
+    "test_forget.py::test_a_log_is_known_by_its_content_wherever_the_ingest_ran",
     "test_forget.py::test_a_wrong_zone_is_mended_by_forgetting_and_ingesting_again",
+    "test_forget.py::test_damaged_parts_are_mended_by_forgetting_their_files_and_ingesting_again",
+    "test_forget.py::test_forgotten_files_leave_the_store_and_the_next_ingest_reads_them_again",
+    "test_ingest_tracking.py::test_a_copy_with_or_without_the_utf8_mark_is_the_same_log",
+    "test_ingest_tracking.py::test_a_small_log_is_not_taken_for_another_that_shares_its_header",
+    "test_ingest_tracking.py::"
+    "test_a_tail_quarantined_as_final_is_read_whole_when_the_file_grows_after_all",
+    "test_kill.py::test_kill_loop_at_random_points",
     "test_watch.py::test_a_log_value_cannot_retitle_the_terminal_or_cut_the_status_line",
+    "test_watch.py::test_a_server_silent_for_more_than_a_day_stays_reported",
+    "test_watch.py::test_once_follows_the_monitoring_plugin_convention",
     "test_watch.py::test_a_round_of_todays_rows_brings_the_aggregates_up_to_date_every_refresh_interval",
     "test_watch.py::test_an_alert_no_notifier_could_send_is_sent_next_round",
     "test_watch.py::test_hours_that_land_at_once_raise_the_alert_of_a_burst_early_in_them_once",
