@@ -501,8 +501,11 @@ def _plan(
         sizes = st.loc.sizes(f"{table}/date={d}")
         entry = days.setdefault(d, PrunedDay(d, rollup_kept=d in with_rollup))
         for rel in parts:
+            # read in this thread: pyarrow's readers left on a Python file at exit aborted
+            # the process ("terminate called without an active exception", after its output)
             with st.loc.open(rel) as fh:
-                files = pq.read_table(fh, columns=["file"]).column("file")
+                read = pq.read_table(fh, columns=["file"], use_threads=False, pre_buffer=False)
+            files = read.column("file")
             counts[rel] = pc.value_counts(files).to_pylist()
             column = table if table in ("tracking", "smtp") else "other"
             setattr(entry, column, getattr(entry, column) + len(files))
