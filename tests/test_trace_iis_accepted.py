@@ -374,3 +374,40 @@ def test_a_refused_message_of_an_iis_session_names_its_own_recipients_only(tmp_p
     assert [(r["address"], r["verdict"], r["stage"]) for r in message["recipients"]] == [
         ("y@contoso.com", "rejected", "data")
     ]
+
+
+def _iis_file(day: str, lines: list[str]) -> str:
+    head = _SESSION.split("2026-03-06 09:00:01", 1)[0].replace("2026-03-06 09:00:00", day)
+    return head + "".join(
+        f"{t} 192.0.2.50 mx.partner.example SMTPSVC1 RELAY09 10.0.0.251 0 {x} 0 32 28 7 SMTP\n"
+        for t, x in lines
+    )
+
+
+def test_a_session_the_service_logged_across_two_daily_files_is_traced_whole(tmp_path):
+    # IIS rolls its log over at midnight in the middle of a client's session: only the
+    # second file names the message, the first holds its MAIL FROM and first recipient
+    logs = tmp_path / "logs" / "SMTPSVC1"
+    logs.mkdir(parents=True)
+    (logs / "ex260302.log").write_text(_iis_file("2026-03-02 23:59:50", [
+        ("2026-03-02 23:59:58", "EHLO - +mx.partner.example 250"),
+        ("2026-03-02 23:59:59", "MAIL - +FROM:<pat@partner.example> 250"),
+        ("2026-03-02 23:59:59", "RCPT - +TO:<anna@contoso.com> 250"),
+        ("2026-03-02 23:59:59", "RCPT - +TO:<nobody@contoso.com> 550"),
+    ]))  # fmt: skip
+    (logs / "ex260303.log").write_text(_iis_file("2026-03-03 00:00:00", [
+        ("2026-03-03 00:00:00", "RCPT - +TO:<bert@contoso.com> 250"),
+        ("2026-03-03 00:00:01", "DATA - +<midnight-1@partner.example> 250"),
+        ("2026-03-03 00:00:01", "QUIT - +mx.partner.example 240"),
+    ]))  # fmt: skip
+    store = tmp_path / "store"
+    _run("ingest", tmp_path / "logs", "--store", store)
+    want = ["anna@contoso.com", "bert@contoso.com"]
+    for how in (["<midnight-1@partner.example>"], ["--recipient", "anna@contoso.com"]):
+        [message] = _json(*how, "--store", store)["messages"]
+        assert message["sender"] == "pat@partner.example", how
+        assert [r["address"] for r in message["recipients"]] == want, how
+        [said] = [[c["data"] for c in e["conversation"]] for e in message["events"]]
+        assert said[0] == "EHLO mx.partner.example" and said[-1].startswith("QUIT"), said
+    shown = _run("trace", "<midnight-1@partner.example>", "--store", store)
+    assert "pat@partner.example" in next(ln for ln in shown.splitlines() if "Sender" in ln)

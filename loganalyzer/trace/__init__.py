@@ -321,10 +321,34 @@ def trace(
 
 def _and_iis(held: list[FileRow] | None, manifest, needed: bool) -> list[FileRow] | None:
     """The files ``held`` (None: every file) and, when ``needed`` (a queue ID is looked
-    for, which no lookup sketch holds), the IIS SMTP logs."""
-    if held is None or not needed:
+    for, which no lookup sketch holds), the IIS SMTP logs; else the IIS SMTP logs of a held
+    one's server and days (and the day before): a client's session runs on across the
+    service's daily or hourly log, and only the file of its DATA line names the message."""
+    if held is None:
         return held
-    return [*held, *(r for r in manifest.values() if r.format == "iis-smtp")]
+    iis = [r for r in manifest.values() if r.format == "iis-smtp"]
+    if needed:
+        return [*held, *iis]
+    near = {(r.server, d) for r in held if r.format == "iis-smtp" for d in _days(r, before=1)}
+    if not near:
+        return held
+    keys = {r.file_key for r in held}
+    return held + [
+        r for r in iis if r.file_key not in keys and any((r.server, d) in near for d in _days(r))
+    ]
+
+
+def _days(row: FileRow, before: int = 0) -> set[str]:
+    """The days of a file's parts (``date=`` of their paths), and ``before`` days before each."""
+    days = {m[1] for p in row.parts if (m := _PART_DAY.search(p))}
+    return {
+        (dt.date.fromisoformat(d) - dt.timedelta(days=n)).isoformat()
+        for d in days
+        for n in range(before + 1)
+    }
+
+
+_PART_DAY = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 
 
 def _kinds(manifest) -> tuple[frozenset[str], frozenset[str]]:

@@ -82,8 +82,8 @@ def _iis_sessions(lines: list[dict]) -> list[list[dict]]:
     sessions = []
     for group in by_peer.values():
         group = sorted(
-            {(x["date_time"], x["line"]): x for x in group}.values(),
-            key=lambda x: (x["date_time"], x["line"]),
+            {(x["date_time"], x["file"], x["line"]): x for x in group}.values(),
+            key=lambda x: (x["date_time"], x["file"], x["line"]),
         )
         anchor = next(
             i
