@@ -119,7 +119,8 @@ def daily_report(
         previous = None
         if compare:  # before the period: its tables replace the previous period's
             previous = _previous(st, con, period.previous(), accepted_domains)
-        metrics.load_pending(con, period)  # before the period's tables: it replaces them
+        # before the period's tables: it replaces them
+        metrics.load_pending(con, period, long.kept_pending(st, con, period))
         ctx = load.load(con, period, accepted_domains)
         load.create_macros(con)
         # the TLS and SMTP session tables from the UTC days' aggregates when current (the
@@ -188,7 +189,7 @@ def _previous(
     known, figures = long.day_headline(st, con, period)
     if known:
         return figures
-    metrics.load_pending(con, period)
+    metrics.load_pending(con, period, long.kept_pending(st, con, period))
     ctx = load.load(con, period, accepted_domains)
     if not load.tracking_rows(con, ctx):
         return None
