@@ -175,3 +175,13 @@ def test_a_prune_leaves_the_first_kept_days_still_deferred_as_it_was(untracked, 
     assert after["headline"][pending] == before["headline"][pending]
     totals = {row["figure"]: row["recipients"] for row in after["tables"]["totals"]}
     assert totals["still deferred"] == before["headline"][pending]
+    # both days pruned: a report of the second from rows counts nothing of it, and compares
+    # nothing ("SMTP sessions: 0 against 330 (-100%)", every figure flagged)
+    assert run_cli("store", "prune", "--store", str(st), "--before", LAST).returncode == 0
+    gone, err = report_json(st, "--date", SECOND)
+    assert gone["pruned_hours"] == [f"{SECOND} 00:00-23:59"], gone["pruned_hours"]
+    assert "Not counted: 2026-03-03 (UTC)" in err
+    assert gone["previous"] is None
+    assert all(row["previous"] is None for row in gone["tables"]["changes"])
+    assert not any("against" in line for line in gone["attention"]), gone["attention"]
+    assert gone["headline"][pending] == before["headline"][pending]
