@@ -1,9 +1,10 @@
 """What a report holds of the store, the same from rollups and from rows: whether the
-previous period is there to compare with, which days have no rows, which hours `store prune`
-took; and a change against a previous value of 0 said in words."""
+previous period is there to compare with (wholly), which days have no rows, which hours
+`store prune` took; and a change against a previous value of 0 said in words."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -144,3 +145,31 @@ def test_a_pruned_day_is_reported_from_its_rollup_with_rollups(full, pruned):
     assert report["empty_days"] == [] and "No log rows" not in err
     assert "Not counted: 2026-03-02 (UTC), whose rows `store prune` removed" in err
     assert "`--rollups` counts pruned days" in err
+
+
+def test_a_previous_period_the_store_holds_in_part_is_not_compared(full, tmp_path):
+    """The two days before 2026-03-03 to 2026-03-04 hold the store's first day alone: compared
+    as a whole period, every figure was flagged (+100% and more); not compared now, from
+    rollups as from rows, and the page, the terminal and --json say why."""
+    why = (
+        "Not compared with the previous period (2026-03-01 to 2026-03-02): the store's logs "
+        "of it begin on 2026-03-02 (UTC), after its first day."
+    )
+    args = ["--date", LAST, "--days", "2"]
+    fast, _ = report_json(full, *args, "--rollups")
+    assert fast["previous"] is None and fast["not_compared"] == why
+    assert not any("against" in line for line in fast["attention"]), fast["attention"]
+    page = tmp_path / "r.html"  # from rows
+    done = run_cli("report", "daily", "--store", str(full), *args, "--out", str(page),
+                   "--traces", "0")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stdout.split())
+    assert why in said and "against" not in said
+    assert why in html.unescape(page.read_text(encoding="utf-8"))
+    # a zone ahead of UTC: the hour its day before starts ahead of the store's first UTC day
+    # does not make that day one held in part
+    berlin, _ = report_json(full, "--date", SECOND, "--tz", "Europe/Berlin")
+    assert berlin["previous"]["received_messages"] > 0 and berlin["not_compared"] is None
+    first, _ = report_json(full, "--date", FIRST)  # nothing before: said as before
+    assert first["previous"] is None
+    assert first["not_compared"].startswith("The previous period has no message tracking rows")

@@ -74,6 +74,19 @@ def coverage(
     return empty, quiet
 
 
+def held_from(period: Period, days: Iterable[str]) -> dt.date | None:
+    """The first of the UTC days ``days`` (``YYYY-MM-DD``: those the store holds rows or a
+    rollup of) within ``period`` when it is after the period's first day: the store holds
+    the period in part, its logs beginning (or resuming) within it. None when they are there
+    from its first day on, or not at all. Whole days: a zone ahead of UTC whose first hours
+    fall on the day before the store's first is held."""
+    lo, hi = (d.isoformat() for d in period.utc_dates())
+    inside = sorted(d for d in days if lo <= d <= hi)
+    if inside and inside[0] > period.first.isoformat():
+        return dt.date.fromisoformat(inside[0])
+    return None
+
+
 def empty_days(period: Period, busy: Iterable[dt.datetime]) -> list[dt.date]:
     """The period's days (of its zone) without a ``busy`` hour, one that holds a tracking or
     SMTP row: the one rule of reports from rows and from rollups."""

@@ -34,6 +34,8 @@ def print_report_summary(console: Console, report: DailyReport, files: list[Path
     for line in report.attention():
         if line != instead:  # said above
             console.print(f"[yellow]![/yellow] {safe(line)}", highlight=False)
+    if report.not_compared:  # why no change is flagged
+        console.print(report.not_compared, highlight=False, markup=False)
     if files:
         pages = f" and {len(files) - 1} trace pages" if len(files) > 1 else ""
         console.print(f"report: {clean(files[0])}{pages}", highlight=False, markup=False)
