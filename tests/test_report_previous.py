@@ -1,6 +1,7 @@
 """What a report holds of the store, the same from rollups and from rows: whether the
 previous period is there to compare with (wholly), which days have no rows, which hours
-`store prune` took; and a change against a previous value of 0 said in words."""
+`store prune` took, which servers it expects rows of; and a change against a previous value
+of 0 said in words."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import report_json, run_cli
+from logfiles import row, write_log
 
 from loganalyzer.synth import generate
 
@@ -173,3 +175,21 @@ def test_a_previous_period_the_store_holds_in_part_is_not_compared(full, tmp_pat
     first, _ = report_json(full, "--date", FIRST)  # nothing before: said as before
     assert first["previous"] is None
     assert first["not_compared"].startswith("The previous period has no message tracking rows")
+
+
+def test_servers_are_expected_to_log_only_near_their_logs(full, tmp_path):
+    """A server whose only rows are months away (retired, or added later) was named every day
+    as having "logged nothing in 00:00-23:59"; one that logged the day before still is."""
+    logs = tmp_path / "logs"
+    near = row(0, date_time=f"{SECOND}T10:00:00.000Z", server_hostname="EXNEAR")
+    far = row(1, date_time="2026-05-02T10:00:00.000Z", server_hostname="EXFAR")
+    write_log(logs / "EXNEAR" / "MessageTracking" / "MSGTRK2026030310-1.LOG", [near])
+    write_log(logs / "EXFAR" / "MessageTracking" / "MSGTRK2026050210-1.LOG", [far])
+    st = tmp_path / "store"
+    shutil.copytree(full, st)
+    done = run_cli("ingest", str(logs), "--store", str(st))
+    assert done.returncode == 0, done.stderr
+    report, err = report_json(st, "--date", LAST, "--from-rows")
+    assert report["quiet_hours"]["EXNEAR"] == [f"{LAST} 00:00-23:59"]
+    assert "EXNEAR logged nothing in 00:00-23:59 (UTC)." in err
+    assert "EXFAR" not in report["quiet_hours"] and "EXFAR" not in err
