@@ -1,7 +1,7 @@
 """What a report holds of the store, the same from rollups and from rows: whether the
 previous period is there to compare with (wholly), which days have no rows, which hours
-`store prune` took, which servers it expects rows of; and a change against a previous value
-of 0 said in words."""
+`store prune` took, which servers it expects rows of; a change against a previous value of 0
+said in words; a day without tracking logs said so first."""
 
 from __future__ import annotations
 
@@ -193,3 +193,22 @@ def test_servers_are_expected_to_log_only_near_their_logs(full, tmp_path):
     assert report["quiet_hours"]["EXNEAR"] == [f"{LAST} 00:00-23:59"]
     assert "EXNEAR logged nothing in 00:00-23:59 (UTC)." in err
     assert "EXFAR" not in report["quiet_hours"] and "EXFAR" not in err
+
+
+def test_a_day_without_tracking_logs_says_so_before_its_deferrals(logs, tmp_path):
+    """Without the tracking logs of 2026-03-03, the recipients deferred the day before are
+    still deferred at its end: said after the line that says the tracking logs are missing
+    (they came first)."""
+    first, second = FIRST.replace("-", ""), SECOND.replace("-", "")
+    sub = _copy(
+        logs,
+        tmp_path / "logs",
+        lambda f: first in f.name or (second in f.name and "MessageTracking" not in f.parts),
+    )
+    st = tmp_path / "store"
+    assert run_cli("ingest", str(sub), "--store", str(st)).returncode == 0
+    report, _ = report_json(st, "--date", SECOND)
+    said = report["attention"]
+    assert report["tracking_rows"] == 0 and report["headline"]["still_deferred_recipients"] > 0
+    assert said[0].startswith(f"No tracking logs of {SECOND}: the SMTP logs show"), said
+    assert any(line.endswith("still deferred.") for line in said[1:]), said
