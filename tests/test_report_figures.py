@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 from logfiles import row, write_log
 
 from loganalyzer.ingest import ingest
@@ -830,6 +831,16 @@ def test_changes_against_the_day_before(store):
     r = daily_report(store, DAY)
     check_changes(r, {"messages received", "bytes in", "bytes out"})
     assert records(r.changes)[1][4] == 6.4835
+
+
+def test_the_terminal_says_1_message_received(store, tmp_path):
+    """2026-03-06 received one message: its headline said "1 messages received"."""
+    page = tmp_path / "r.html"
+    done = run_cli("report", "daily", "--store", str(store), "--date", "2026-03-06",
+                   "--out", str(page), "--traces", "0")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stdout.split())
+    assert "Mail flow 2026-03-06 (UTC): 1 message received; recipients: 1 delivered" in said
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,11 @@
 """What a report holds of the store, the same from rollups and from rows: whether the
-previous period is there to compare with, which days have no rows, which hours `store prune`
-took; and a change against a previous value of 0 said in words."""
+previous period is there to compare with (wholly), which days have no rows, which hours
+`store prune` took, which servers it expects rows of; a change against a previous value of 0
+said in words; a day without tracking logs said so first."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import report_json, run_cli
+from logfiles import row, write_log
 
 from loganalyzer.synth import generate
 
@@ -185,3 +188,68 @@ def test_a_prune_leaves_the_first_kept_days_still_deferred_as_it_was(untracked, 
     assert all(row["previous"] is None for row in gone["tables"]["changes"])
     assert not any("against" in line for line in gone["attention"]), gone["attention"]
     assert gone["headline"][pending] == before["headline"][pending]
+
+
+def test_a_previous_period_the_store_holds_in_part_is_not_compared(full, tmp_path):
+    """The two days before 2026-03-03 to 2026-03-04 hold the store's first day alone: compared
+    as a whole period, every figure was flagged (+100% and more); not compared now, from
+    rollups as from rows, and the page, the terminal and --json say why."""
+    why = (
+        "Not compared with the previous period (2026-03-01 to 2026-03-02): the store's logs "
+        "of it begin on 2026-03-02 (UTC), after its first day."
+    )
+    args = ["--date", LAST, "--days", "2"]
+    fast, _ = report_json(full, *args, "--rollups")
+    assert fast["previous"] is None and fast["not_compared"] == why
+    assert not any("against" in line for line in fast["attention"]), fast["attention"]
+    page = tmp_path / "r.html"  # from rows
+    done = run_cli("report", "daily", "--store", str(full), *args, "--out", str(page),
+                   "--traces", "0")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stdout.split())
+    assert why in said and "against" not in said
+    assert why in html.unescape(page.read_text(encoding="utf-8"))
+    # a zone ahead of UTC: the hour its day before starts ahead of the store's first UTC day
+    # does not make that day one held in part
+    berlin, _ = report_json(full, "--date", SECOND, "--tz", "Europe/Berlin")
+    assert berlin["previous"]["received_messages"] > 0 and berlin["not_compared"] is None
+    first, _ = report_json(full, "--date", FIRST)  # nothing before: said as before
+    assert first["previous"] is None
+    assert first["not_compared"].startswith("The previous period has no message tracking rows")
+
+
+def test_servers_are_expected_to_log_only_near_their_logs(full, tmp_path):
+    """A server whose only rows are months away (retired, or added later) was named every day
+    as having "logged nothing in 00:00-23:59"; one that logged the day before still is."""
+    logs = tmp_path / "logs"
+    near = row(0, date_time=f"{SECOND}T10:00:00.000Z", server_hostname="EXNEAR")
+    far = row(1, date_time="2026-05-02T10:00:00.000Z", server_hostname="EXFAR")
+    write_log(logs / "EXNEAR" / "MessageTracking" / "MSGTRK2026030310-1.LOG", [near])
+    write_log(logs / "EXFAR" / "MessageTracking" / "MSGTRK2026050210-1.LOG", [far])
+    st = tmp_path / "store"
+    shutil.copytree(full, st)
+    done = run_cli("ingest", str(logs), "--store", str(st))
+    assert done.returncode == 0, done.stderr
+    report, err = report_json(st, "--date", LAST, "--from-rows")
+    assert report["quiet_hours"]["EXNEAR"] == [f"{LAST} 00:00-23:59"]
+    assert "EXNEAR logged nothing in 00:00-23:59 (UTC)." in err
+    assert "EXFAR" not in report["quiet_hours"] and "EXFAR" not in err
+
+
+def test_a_day_without_tracking_logs_says_so_before_its_deferrals(logs, tmp_path):
+    """Without the tracking logs of 2026-03-03, the recipients deferred the day before are
+    still deferred at its end: said after the line that says the tracking logs are missing
+    (they came first)."""
+    first, second = FIRST.replace("-", ""), SECOND.replace("-", "")
+    sub = _copy(
+        logs,
+        tmp_path / "logs",
+        lambda f: first in f.name or (second in f.name and "MessageTracking" not in f.parts),
+    )
+    st = tmp_path / "store"
+    assert run_cli("ingest", str(sub), "--store", str(st)).returncode == 0
+    report, _ = report_json(st, "--date", SECOND)
+    said = report["attention"]
+    assert report["tracking_rows"] == 0 and report["headline"]["still_deferred_recipients"] > 0
+    assert said[0].startswith(f"No tracking logs of {SECOND}: the SMTP logs show"), said
+    assert any(line.endswith("still deferred.") for line in said[1:]), said

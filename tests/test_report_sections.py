@@ -218,10 +218,11 @@ def test_one_quarantined_line_is_said_in_the_singular(tmp_path):
     done = subprocess.run([LOGANALYZER, "report", "daily", "--date", "2021-05-29", "--store",
                            store, "--json"], capture_output=True, text=True)  # fmt: skip
     # the session from 37.49.225.153 left during the tarpit of its failed login: no 535;
-    # protocol logs alone, none with a message: said, rather than a bare "0 messages received"
+    # protocol logs alone, none with a message: said (first), rather than a bare "0 messages
+    # received"
     assert json.loads(done.stdout)["attention"] == [
-        "1 log line quarantined.",
         "No tracking logs of 2021-05-29: the SMTP logs show 0 messages accepted, 0 sent on (the "
         "message and recipient figures come from tracking logs).",
+        "1 log line quarantined.",
         "1 failed SMTP authentication from 1 remote IP (most: 37.49.225.153, 1).",
     ]

@@ -18,6 +18,7 @@ from loganalyzer.report import load, long, metrics, quality, sections, sessions
 from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import Period, parse_date
 from loganalyzer.report.redact import redact
+from loganalyzer.report.sections import changes
 from loganalyzer.report.sections.history import QUIET_DAYS, QUIET_DAYS_MAX
 from loganalyzer.report.sections.vip import vip_list
 from loganalyzer.store import Store
@@ -124,11 +125,13 @@ def daily_report(
         # logs of a pruned day ingested after the prune: their rows are counted
         regrown = [d for d in kept if d in have]
         pruned_hours = quality.pruned_hours(period, kept, regrown)
-        previous = None
+        previous, not_compared = None, None
         # a period whose every hour was pruned counts nothing: no change against the one before
         if compare and not quality.all_pruned(period, kept, regrown):
             # before the period: its tables replace the previous period's
-            previous = _previous(st, con, period.previous(), accepted_domains)
+            previous, not_compared = _previous(
+                st, con, period.previous(), accepted_domains, [*have, *index]
+            )
         # before the period's tables: it replaces them
         metrics.load_pending(con, period, long.kept_pending(st, con, period))
         ctx = load.load(con, period, accepted_domains)
@@ -163,6 +166,7 @@ def daily_report(
         metrics=tables,
         headline=current,
         previous=previous,
+        not_compared=not_compared,
         rules={**metrics.COUNTING_RULES, **sections.rules(tables)},
         accepted_domains=ctx.accepted_domains,
         accepted_inferred=ctx.accepted_inferred,
@@ -184,20 +188,23 @@ def daily_report(
 
 
 def _previous(
-    st: Store, con, period: Period, accepted_domains: list[str] | None
-) -> dict[str, int] | None:
-    """The headline figures of ``period`` (the one before the report's), None when the store
-    has no tracking rows in it: from its day's rollup where that can say, else from its rows
-    (loaded on ``con`` as the report's own period is, and counted the same way)."""
+    st: Store, con, period: Period, accepted_domains: list[str] | None, held: Iterable[str]
+) -> tuple[dict[str, int] | None, str | None]:
+    """The headline figures of ``period`` (the one before the report's), or None and why:
+    the store has no tracking rows in it, or its logs (the UTC days ``held``) begin after
+    its first day. From its day's rollup where that can say, else from its rows (loaded on
+    ``con`` as the report's own period is, and counted the same way)."""
+    if first := quality.held_from(period, held):
+        return None, changes.held_in_part(period, first)
     known, figures = long.day_headline(st, con, period)
     if known:
-        return figures
+        return figures, None if figures else changes.NO_PREVIOUS
     metrics.load_pending(con, period, long.kept_pending(st, con, period))
     ctx = load.load(con, period, accepted_domains)
     if not load.tracking_rows(con, ctx):
-        return None
+        return None, changes.NO_PREVIOUS
     load.create_macros(con)
-    return {**metrics.headline(con, ctx, period), **sessions.period_counts(con, period)}
+    return {**metrics.headline(con, ctx, period), **sessions.period_counts(con, period)}, None
 
 
 def _finish(report: DailyReport, redact_addresses: bool, key: bytes | None) -> DailyReport:

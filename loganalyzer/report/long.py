@@ -34,7 +34,7 @@ from loganalyzer.report.period import LOOKBACK, Period
 from loganalyzer.report.rollup import DAY_COUNTS, build, build_pieces, build_windows
 from loganalyzer.report.sections import clients, smtp, tls, totals
 from loganalyzer.report.sections.base import LENGTH
-from loganalyzer.report.sections.changes import HEADLINE, changes
+from loganalyzer.report.sections.changes import HEADLINE, NO_PREVIOUS, changes, held_in_part
 from loganalyzer.report.sections.failures import status_meaning
 from loganalyzer.report.sections.history import QUIET_DAYS
 from loganalyzer.report.sections.traffic import daily
@@ -173,7 +173,10 @@ def long_report(
         state = store_rollups.status(st, manifest, index, days=days)
         usable = set(state["current"]) | set(state["kept"])
         have = set(days) | set(index)
-        previous = period.previous() if compare else None
+        previous, not_compared = period.previous() if compare else None, None
+        if previous is not None and (first := quality.held_from(previous, have)):
+            # held in part: not read at all
+            previous, not_compared = None, held_in_part(previous, first)
         whole, pieces = _pieces(period)
         labels = {"current": whole + list(pieces)}
         if previous is not None:
@@ -214,7 +217,9 @@ def long_report(
             where = _where(labels["previous"])
             if holds(con, where):
                 prev = _Figures(con, previous, where, top).headline()
-        # the recipients still deferred at the end (from rows): on this connection
+            else:
+                not_compared = NO_PREVIOUS
+        # the recipients still deferred at the end, from rows: on this connection
         con.execute(f"set TimeZone = '{period.tz}'")
         servers = sorted({row.server for row in manifest.values() if row.server})
         con.register("_servers", pa.table({"server": pa.array(servers, pa.string())}))
@@ -257,6 +262,7 @@ def long_report(
         metrics={name: tables[name] for name in sections.TABLES if name in tables},
         headline=headline,
         previous=prev,
+        not_compared=not_compared,
         rules={**metrics.COUNTING_RULES, **sections.rules(), "long_period": RULE},
         accepted_domains=accepted,
         accepted_inferred=not accepted_domains,

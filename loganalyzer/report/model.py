@@ -39,6 +39,10 @@ class DailyReport(Result):
     limit: int = 200
     problems_first: bool = False
     redacted: bool = False
+    #: Why the figures are not compared with the previous period's (``previous`` None):
+    #: the store holds none of its tracking rows, or holds it in part (its logs begin within
+    #: it); None when compared, or not asked to.
+    not_compared: str | None = None
     #: Days of the period without a single log row, and per server the hours of the other
     #: days in which it logged nothing (``2026-03-02 03:00-05:59``).
     empty_days: list[dt.date] = field(default_factory=list)
@@ -274,6 +278,7 @@ class DailyReport(Result):
             "previous": (
                 {k: plain(v) for k, v in self.previous.items()} if self.previous else None
             ),
+            "not_compared": self.not_compared,
             "attention": self.attention(),
             "cut": self.cut(),
             "empty_days": [d.isoformat() for d in self.empty_days],

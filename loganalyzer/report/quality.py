@@ -11,6 +11,11 @@ import pandas as pd
 
 from loganalyzer.report.load import Context, frame, hour_ends, hour_index, hours
 from loganalyzer.report.period import Period
+from loganalyzer.store.rollups import SOURCES
+
+#: A server that logged in this many days before a period is expected to log in it, its
+#: hours without a row named: a week, so that a weekend's quiet does not hide a server.
+EXPECTED_DAYS = 7
 
 
 def untracked_days(
@@ -42,10 +47,11 @@ def coverage(
     held: tuple[dt.date, dt.date] | None = None,
 ) -> tuple[list[dt.date], dict[str, list[str]]]:
     """The period's days without any log row, and per server the hours of the other days
-    in which it logged nothing (``2026-03-02 03:00-05:59``, in the period's zone); with
-    ``held`` (``store_days``), not the hours before the store's first UTC day (a zone ahead
-    of UTC starts its first day before the store does). The hours after its last UTC day are
-    named: a day of a zone behind UTC that runs past the logs is a day with hours missing."""
+    in which it logged nothing (``2026-03-02 03:00-05:59``, in the period's zone): of the
+    servers that logged in it or near it (``expected_servers``); with ``held``
+    (``store_days``), not the hours before the store's first UTC day (a zone ahead of UTC
+    starts its first day before the store does). The hours after its last UTC day are named:
+    a day of a zone behind UTC that runs past the logs is a day with hours missing."""
     tracking = frame(
         con,
         f"""
@@ -67,11 +73,48 @@ def coverage(
     inside = _held(ctx.period, held)
     counted = [i for i in range(len(idx)) if day_of[i] not in empty and inside[i]]
     quiet = {}
-    for server in sorted(set(ctx.servers) | set(busy)):
+    for server in sorted(set(expected_servers(con, ctx.period)) | set(busy)):
         gaps = [i for i in counted if i not in busy.get(server, set())]
         if gaps:
             quiet[server] = _day_ranges(gaps, ctx.period)
     return empty, quiet
+
+
+def expected_servers(con: duckdb.DuckDBPyConnection, period: Period) -> list[str]:
+    """The servers (upper case) expected to log in ``period``: those with tracking or SMTP
+    rows on its UTC days or the ``EXPECTED_DAYS`` before them, from the manifest's date
+    partitions (the ``files`` view). A server retired before the period, or added after it,
+    is not; one whose rows ``store prune`` removed is not either."""
+    lo, hi = period.utc_dates()
+    rows = con.execute(
+        """
+        select distinct upper(server) from (
+            select server, unnest(list_transform(parts,
+                   lambda p: regexp_extract(p, $part, 2))) as d
+            from files)
+        where d between $lo and $hi and server <> ''
+        order by 1
+        """,
+        {
+            "part": f"^({'|'.join(SOURCES)})/date=([0-9-]+)/",
+            "lo": (lo - dt.timedelta(days=EXPECTED_DAYS)).isoformat(),
+            "hi": hi.isoformat(),
+        },
+    ).fetchall()
+    return [s for (s,) in rows]
+
+
+def held_from(period: Period, days: Iterable[str]) -> dt.date | None:
+    """The first of the UTC days ``days`` (``YYYY-MM-DD``: those the store holds rows or a
+    rollup of) within ``period`` when it is after the period's first day: the store holds
+    the period in part, its logs beginning (or resuming) within it. None when they are there
+    from its first day on, or not at all. Whole days: a zone ahead of UTC whose first hours
+    fall on the day before the store's first is held."""
+    lo, hi = (d.isoformat() for d in period.utc_dates())
+    inside = sorted(d for d in days if lo <= d <= hi)
+    if inside and inside[0] > period.first.isoformat():
+        return dt.date.fromisoformat(inside[0])
+    return None
 
 
 def empty_days(period: Period, busy: Iterable[dt.datetime]) -> list[dt.date]:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from loganalyzer.report.sections.changes import headline_figure
 from loganalyzer.terminal.common import clean, safe
 
 if TYPE_CHECKING:
@@ -23,9 +24,10 @@ def print_report_summary(console: Console, report: DailyReport, files: list[Path
             highlight=False,
         )
     else:
+        received = h["received_messages"]
         console.print(
             f"[bold]Mail flow {report.period.label()}[/bold] ({safe(report.period.tz)}): "
-            f"{h['received_messages']:,} messages received; recipients: "
+            f"{received:,} {headline_figure('received_messages', received)}; recipients: "
             f"{h['delivered_recipients']:,} delivered, {h['sent_out_recipients']:,} sent out, "
             f"{h['failed_recipients']:,} failed, {h['still_deferred_recipients']:,} still "
             "deferred",
@@ -34,6 +36,8 @@ def print_report_summary(console: Console, report: DailyReport, files: list[Path
     for line in report.attention():
         if line != instead:  # said above
             console.print(f"[yellow]![/yellow] {safe(line)}", highlight=False)
+    if report.not_compared:  # why no change is flagged
+        console.print(report.not_compared, highlight=False, markup=False)
     if files:
         pages = f" and {len(files) - 1} trace pages" if len(files) > 1 else ""
         console.print(f"report: {clean(files[0])}{pages}", highlight=False, markup=False)

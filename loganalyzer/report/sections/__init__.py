@@ -94,8 +94,10 @@ def figures(r: Report) -> dict[str, dict[str, Chart | go.Figure]]:
 
 
 def attention(r: Report) -> list[str]:
-    """What needs a look: the sections' lines, by their ``attention_rank``."""
-    out: list[str] = []
+    """What needs a look: the sections' lines, by their ``attention_rank``, after the line
+    that says the period's tracking logs are missing (``smtp.no_tracking``): the lines that
+    count from them read in its light (a deferral carried over from the day before)."""
+    out = [line] if (line := smtp.no_tracking(r)) else []
     for s in sorted(SECTIONS, key=lambda s: s.attention_rank):
         if s.attention:
             out += s.attention(r)

@@ -57,6 +57,8 @@ class Report(Protocol):
     metrics: dict[str, pd.DataFrame]
     headline: dict[str, int]
     previous: dict[str, int] | None
+    #: Why ``previous`` is None: the previous period not in the store, or in part only.
+    not_compared: str | None
     accepted_domains: list[str]
     accepted_inferred: bool
     top: int

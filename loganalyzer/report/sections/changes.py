@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 
+from loganalyzer.report.period import Period
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 
 #: Figures compared with the previous period: key, label.
@@ -44,6 +47,19 @@ CHANGE_THRESHOLD = 0.5
 CHANGE_MINIMUM = 10
 
 
+#: Why a report is not compared when the previous period has no tracking row in the store.
+NO_PREVIOUS = "The previous period has no message tracking rows in the store: not compared."
+
+
+def held_in_part(previous: Period, first: dt.date) -> str:
+    """Why a report is not compared with ``previous`` when the store's logs of it begin on
+    ``first`` (``quality.held_from``): its figures would count part of it as the whole."""
+    return (
+        f"Not compared with the previous period ({previous.label()}): the store's logs of it "
+        f"begin on {first} (UTC), after its first day."
+    )
+
+
 def headline_figure(key: str, n: int) -> str:
     """The label of the headline figure ``key`` for a count of ``n``: ``recipients still
     deferred``, for 1 ``recipient still deferred``."""
@@ -80,7 +96,7 @@ def changes(current: dict[str, int], previous: dict[str, int] | None) -> pd.Data
 
 def note(r: Report) -> str:
     if r.previous is None:
-        return "The previous period has no message tracking rows in the store: not compared."
+        return r.not_compared or NO_PREVIOUS
     return "Flagged: changes of at least half the previous value (and at least 10)."
 
 

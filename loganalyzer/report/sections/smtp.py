@@ -219,13 +219,13 @@ def charts(r: Report) -> dict[str, Chart]:
 
 
 def attention(r: Report) -> list[str]:
-    out = [line] if (line := no_tracking(r)) else []
+    # (the missing tracking logs' line, ``no_tracking``, comes first of all: the registry's)
     auth = r.metrics["auth_failures"]
     if not len(auth):
-        return out
+        return []
     first, ips = auth.iloc[0], r.lengths["auth_failures"]
     n = int(first["all"])
-    return out + [
+    return [
         f"{n:,} failed SMTP {'authentication' if n == 1 else 'authentications'} from {ips:,} "
         f"remote {'IP' if ips == 1 else 'IPs'} (most: {first['remote_ip']}, "
         f"{first['failures']:,})."
