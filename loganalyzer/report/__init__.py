@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from loganalyzer.errors import BadInput, as_list, whole
 from loganalyzer.pages import display_subject
 from loganalyzer.read.query import connect
-from loganalyzer.report import load, long, metrics, quality, sections, sessions
+from loganalyzer.report import domains, load, long, metrics, quality, sections, sessions
 from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import Period, parse_date
 from loganalyzer.report.redact import redact
@@ -117,10 +117,11 @@ def daily_report(
     try:
         con.execute(f"set TimeZone = '{tz}'")  # tz is a validated IANA name
         previous = None
+        accepted = domains.decide(st, accepted_domains)
         if compare:  # before the period: its tables replace the previous period's
-            previous = _previous(st, con, period.previous(), accepted_domains)
+            previous = _previous(st, con, period.previous(), accepted)
         metrics.load_pending(con, period)  # before the period's tables: it replaces them
-        ctx = load.load(con, period, accepted_domains)
+        ctx = load.load(con, period, accepted)
         load.create_macros(con)
         # the TLS and SMTP session tables from the UTC days' aggregates when current (the
         # same figures, without reading the protocol lines again)
@@ -162,6 +163,7 @@ def daily_report(
         rules={**metrics.COUNTING_RULES, **sections.rules(tables)},
         accepted_domains=ctx.accepted_domains,
         accepted_inferred=ctx.accepted_inferred,
+        accepted_delivered=ctx.accepted.delivered,
         top=top,
         limit=limit,
         problems_first=problems_first,
@@ -179,9 +181,7 @@ def daily_report(
     return _finish(report, redact_addresses, redact_key)
 
 
-def _previous(
-    st: Store, con, period: Period, accepted_domains: list[str] | None
-) -> dict[str, int] | None:
+def _previous(st: Store, con, period: Period, accepted: domains.Accepted) -> dict[str, int] | None:
     """The headline figures of ``period`` (the one before the report's), None when the store
     has no tracking rows in it: from its day's rollup where that can say, else from its rows
     (loaded on ``con`` as the report's own period is, and counted the same way)."""
@@ -189,7 +189,7 @@ def _previous(
     if known:
         return figures
     metrics.load_pending(con, period)
-    ctx = load.load(con, period, accepted_domains)
+    ctx = load.load(con, period, accepted)
     if not load.tracking_rows(con, ctx):
         return None
     load.create_macros(con)
