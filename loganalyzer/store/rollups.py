@@ -213,9 +213,11 @@ def smtp_lines_schema() -> pa.Schema:
 #: is a failed login, or a send reply ends a message, is read from its session's lines of the
 #: hour before too (the day before: ``lookback``); ``version``: change it with the columns or
 #: what they hold. 2: the ``auth`` kind (one per attempt, Exchange's "Inbound AUTH ... failed"
-#: lines too). 3: the message a line ends.
+#: lines too). 3: the message a line ends. 4: an Exchange session's TLS is counted on its
+#: connect line, read from the day after too (``lookahead``: a session across midnight).
 SMTP_LINES = Kind(
-    "smtp-lines", "smtp_lines.parquet", "smtp_lines", smtp_lines_schema, version="3"
+    "smtp-lines", "smtp_lines.parquet", "smtp_lines", smtp_lines_schema, lookahead=True,
+    version="4",
 )  # fmt: skip
 #: The kinds kept like the SMTP clients' aggregates: built from the rows around each day,
 #: kept by ``store prune`` for the days it removes.
