@@ -165,14 +165,15 @@ _STEP = """
 def _lines(table: str, hour: str) -> str:
     """SQL: create ``table``, the line counts of [$auth_lo0, $auth_hi) (``auth_window``) per
     server, format, direction, remote IP, hour (``hour``: its SQL, of ``date_time``), reply
-    code, kind and message, with the first and last line's time. The rows that may be failed
-    authentications are read apart (``_marked``: per session, with the lines before the
-    window), the send lines that may end a message apart (a window over them alone, from
-    ``AUTH_LOOKBACK`` before), an Exchange session's TLS command as its connect line (read
-    until ``TLS_TAIL`` after the window), the others once."""
+    code and the enhanced status code that goes with it, kind and message, with the first
+    and last line's time. The rows that may be failed authentications are read apart
+    (``_marked``: per session, with the lines before the window), the send lines that may
+    end a message apart (a window over them alone, from ``AUTH_LOOKBACK`` before), an
+    Exchange session's TLS command as its connect line (read until ``TLS_TAIL`` after the
+    window), the others once."""
     cols = (
-        "server, log_format, direction, remote_ip, date_time, reply_code, event, session_id, "
-        "command"
+        "server, log_format, direction, remote_ip, date_time, reply_code, enhanced_status, "
+        "event, session_id, command"
     )
     return f"""
         create or replace temp table {table} as
@@ -214,6 +215,7 @@ def _lines(table: str, hour: str) -> str:
                              order by sequence_number, date_time, line))
             where date_time >= $auth_lo0)
         select server, log_format, direction, remote_ip, {hour}, reply_code,
+               if(reply_code is null, null, nullif(enhanced_status, '')) as enhanced,
                case when counted then 'auth' else {_KIND} end as kind, message,
                count(*) as lines, min(date_time) as first_seen, max(date_time) as last_seen
         from rows_
@@ -254,7 +256,7 @@ def from_grain(con: duckdb.DuckDBPyConnection, p: Period) -> None:
         f"""
         create or replace temp table smtp_lines as
         select server, log_format, direction, remote_ip, {hour_index("hour", p)} as i,
-               reply_code, kind, message, lines, first_seen, last_seen
+               reply_code, enhanced, kind, message, lines, first_seen, last_seen
         from smtp_grain
         """
     )
