@@ -335,8 +335,7 @@ def _plan(files, manifest, store, *, format, server, tz, final, reports):
                 other.size, other.shift, other.final = size, shift, is_final
                 if not shift:  # a copy with the mark is known by the other's first bytes
                     other.fingerprint = encode_fingerprint(fps)
-            if key in manifest:
-                manifest[key].add_path(name)
+            other.copies.append(name)
             reports.append(
                 FileReport(name, "duplicate", found.format, reason=f"same log as {other.path}")
             )
@@ -439,7 +438,8 @@ def _commit(manifest: Manifest, res: TaskResult) -> FileReport:
     # a file ingested before sketches existed keeps none: it is always read
     row.lookup = None if row.lookup is None else merge(row.lookup, res.lookup)
     row.schema_version = SCHEMA_VERSION
-    row.add_path(t.path)
+    for path in (t.path, *t.copies):
+        row.add_path(path)
     return FileReport(
         t.path,
         status,

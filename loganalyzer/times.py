@@ -156,14 +156,15 @@ def show(when: dt.datetime, tz: str | None = "UTC") -> str:
     return when.astimezone(zone(tz)).isoformat(timespec="seconds")
 
 
-def clock(t: dt.datetime | None, tz: ZoneInfo) -> str:
-    """A time as timelines show it: in ``tz``, to the millisecond; in the hour that comes
-    twice when the clocks go back, with the zone's abbreviation (``02:30:00.000 CEST``, an
-    hour later ``02:30:00.000 CET``), as it would read as time running backwards."""
+def clock(t: dt.datetime | None, tz: ZoneInfo, ms: bool = True) -> str:
+    """A time as timelines show it: in ``tz``, to the millisecond (to the second without
+    ``ms``, as lists show it); in the hour that comes twice when the clocks go back, with the
+    zone's abbreviation (``02:30:00.000 CEST``, an hour later ``02:30:00.000 CET``), as it
+    would read as time running backwards."""
     if t is None:
         return ""
     local = t.astimezone(tz)
-    text = local.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    text = local.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if ms else f"{local:%Y-%m-%d %H:%M:%S}"
     if local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset():
         text += f" {local.tzname()}"
     return text

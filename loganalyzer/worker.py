@@ -85,6 +85,8 @@ class Task:
     # how many bytes further on the file's lines are than in the manifest's row: a copy of a
     # known log with (3) or without (-3) the UTF-8 byte-order mark the known one lacks or has
     shift: int = 0
+    # the other paths the same log was given at in this run (copies), for the manifest
+    copies: list[str] = field(default_factory=list)
 
     def start(self) -> ReadState:
         """Where reading starts (updated as the file is read)."""

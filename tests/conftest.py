@@ -97,13 +97,28 @@ def in_the_mode(item: pytest.Item) -> bool:
     return item.path.name in IN_BOTH_MODES and name not in OUTSIDE_THE_MODE_ONLY
 
 
+#: The files whose tests take longest (processes that wait for rounds, servers, kills),
+#: run first: xdist hands out the rest as workers free up, so no long test starts last and
+#: keeps one worker busy after the other has finished.
+SLOW_FIRST = (
+    "test_watch.py",
+    "test_s3.py",
+    "test_cluster.py",
+    "test_kill.py",
+    "test_rollups.py",
+    "test_damaged.py",
+    "test_forget.py",
+)
+
+
 def pytest_collection_modifyitems(config, items):
-    if not PORTABILITY:
-        return
-    left = [i for i in items if not in_the_mode(i)]
-    if left:
-        config.hook.pytest_deselected(items=left)
-        items[:] = [i for i in items if in_the_mode(i)]
+    if PORTABILITY:
+        left = [i for i in items if not in_the_mode(i)]
+        if left:
+            config.hook.pytest_deselected(items=left)
+            items[:] = [i for i in items if in_the_mode(i)]
+    first = {name: n for n, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda i: first.get(i.path.name, len(first)))  # (stable: in file order)
 
 
 from loganalyzer.cli import app  # noqa: E402

@@ -21,6 +21,7 @@ from loganalyzer.formats.base import ReadState
 from loganalyzer.formats.common import Context
 from loganalyzer.formats.iis_smtp import decode_plus
 from loganalyzer.ingest import ingest
+from loganalyzer.times import parse_time
 
 SAMPLES = CORPUS / "iis-smtp"
 FORMAT = "iis-smtp"
@@ -251,6 +252,25 @@ def test_the_repeated_hour_of_local_times_runs_on_in_file_order(tmp_path):
             fh.write("".join(_iis_line(w, c, a) for w, c, a, _ in part))
         subprocess.run([*ingest, tmp_path / "st", grown], check=True, capture_output=True)
     assert _night_times(tmp_path / "st") == [utc for *_, utc in NIGHT]
+
+
+def test_a_skipped_local_time_is_read_as_a_time_given_on_the_command_line_is(tmp_path):
+    """Times in the hour the clocks skip (a clock or --tz set wrong) stay apart, each at the
+    offset before the change, as a time given on the command line (they were all put at
+    the change)."""
+    spring = [("03/29/26 01:50:00", "2026-03-29T00:50:00"), ("03/29/26 02:30:00",
+              "2026-03-29T01:30:00"), ("03/29/26 02:50:00", "2026-03-29T01:50:00")]  # fmt: skip
+    folder = tmp_path / "SMTPSVC1"
+    folder.mkdir()
+    lines = [_iis_line(w, "MAIL FROM", f"FROM:<a{i}@x.example>") for i, (w, _) in enumerate(spring)]
+    (folder / "in260329.log").write_text("".join(lines), newline="")
+    store = tmp_path / "st"
+    subprocess.run([LOGANALYZER, "ingest", "--tz", "Europe/Berlin", "-s", store, folder],
+                   check=True, capture_output=True)  # fmt: skip
+    assert _night_times(store) == [utc for _, utc in spring]
+    # where a time given on the command line (--since) puts it
+    given = parse_time("2026-03-29 02:30", "Europe/Berlin").astimezone(UTC)
+    assert given.isoformat()[:19] == spring[1][1]
 
 
 def test_the_repeated_hour_is_read_alike_in_blocks_of_any_size(monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 from conftest import CORPUS, LOGANALYZER
 from logfiles import FIELD_SETS, header, line, row, write_log
 
+import loganalyzer as la
 from loganalyzer.errors import BadInput
 from loganalyzer.ingest import ingest
 from loganalyzer.schema import SCHEMA_VERSION, TRACKING, describe
@@ -199,6 +201,20 @@ def _ingest_json(*args: str) -> dict:
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def test_every_path_a_log_was_given_at_in_one_run_names_it_in_the_store(tmp_path):
+    """Copies of one log given in the same run (a backup folder, a .gz) are read once, and
+    the store lists every path it was seen at, as it does for copies given in later runs."""
+    log = write_log(tmp_path / "a" / "EX01" / "MSGTRK2026030210-1.LOG", [row(i) for i in range(3)])
+    copy = tmp_path / "b" / "MSGTRK2026030210-1.LOG.gz"
+    copy.parent.mkdir()
+    copy.write_bytes(gzip.compress(log.read_bytes()))
+    store = str(tmp_path / "store")
+    done = _ingest_json(str(tmp_path / "a"), str(tmp_path / "b"), "--store", store)
+    assert done["rows"] == 3 and done["files"]["ingested"] == 1
+    [paths] = la.Store(store).files().paths
+    assert sorted(Path(p).name for p in paths) == [log.name, copy.name]
 
 
 def test_a_copy_with_or_without_the_utf8_mark_is_the_same_log(tmp_path):

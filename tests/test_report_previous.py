@@ -127,16 +127,21 @@ def test_pruned_hours_at_a_zones_end_are_named(full, pruned):
 
 def test_a_pruned_day_is_reported_from_its_rollup_with_rollups(full, pruned):
     """--rollups for one pruned day reads its rollup (it gave zeros, the option ignored);
-    a report from rows names the pruned days and the option that counts them."""
+    a report from rows names the pruned days and the option that counts them. The recipients
+    still deferred at its end (counted from the rows of its last two days: 0 once they were
+    gone) are those its rollup kept, in every report that shows the day."""
     gone, _ = report_json(pruned, "--date", FIRST, "--rollups")
     was, _ = report_json(full, "--date", FIRST, "--rollups")
     rows, _ = report_json(full, "--date", FIRST, "--from-rows")
     assert gone["headline"]["received_messages"] > 0
-    pending = "still_deferred_recipients"  # counted from the rows of the last two days
     for r in (was, rows):
-        assert {k: v for k, v in gone["headline"].items() if k != pending} == {
-            k: v for k, v in r["headline"].items() if k != pending
-        }
+        assert gone["headline"] == r["headline"]
+    pending = "still_deferred_recipients"
+    assert gone["headline"][pending] > 0
+    assert f"{gone['headline'][pending]} recipients are still deferred." in gone["attention"]
+    after, _ = report_json(pruned, "--date", SECOND, "--rollups")  # the day compared with
+    long, _ = report_json(pruned, "--date", FIRST, "--days", "8")
+    assert after["previous"][pending] == long["headline"][pending] == gone["headline"][pending]
     assert gone["empty_days"] == [] and gone["pruned_hours"] == []
     report, err = report_json(pruned, "--date", SECOND, "--days", "2")
     assert report["pruned_hours"] == [f"{FIRST} 00:00-23:59"]
@@ -144,3 +149,39 @@ def test_a_pruned_day_is_reported_from_its_rollup_with_rollups(full, pruned):
     assert report["empty_days"] == [] and "No log rows" not in err
     assert "Not counted: 2026-03-02 (UTC), whose rows `store prune` removed" in err
     assert "`--rollups` counts pruned days" in err
+
+
+@pytest.fixture(scope="module")
+def untracked(logs) -> Path:
+    """The first day's logs and the SMTP logs of the others: the second day has no tracking
+    row, so its recipients still deferred at its end are those of the first day's rows."""
+    day = FIRST.replace("-", "")
+    sub = _copy(logs, logs.parent / "untracked", lambda f: "ProtocolLog" in str(f) or day in f.name)
+    st = logs.parent / "untracked-store"
+    assert run_cli("ingest", str(sub), "--store", str(st)).returncode == 0
+    return st
+
+
+def test_a_prune_leaves_the_first_kept_days_still_deferred_as_it_was(untracked, tmp_path):
+    """Pruning the day before changed the first kept day's still deferred (its look-back
+    read the pruned rows): it is the figure its rollup counted with them."""
+    pending = "still_deferred_recipients"
+    before, _ = report_json(untracked, "--date", SECOND)
+    assert before["headline"][pending] > 0
+    st = tmp_path / "store"
+    shutil.copytree(untracked, st)
+    assert run_cli("store", "prune", "--store", str(st), "--before", SECOND).returncode == 0
+    after, _ = report_json(st, "--date", SECOND)
+    assert after["headline"][pending] == before["headline"][pending]
+    totals = {row["figure"]: row["recipients"] for row in after["tables"]["totals"]}
+    assert totals["still deferred"] == before["headline"][pending]
+    # both days pruned: a report of the second from rows counts nothing of it, and compares
+    # nothing ("SMTP sessions: 0 against 330 (-100%)", every figure flagged)
+    assert run_cli("store", "prune", "--store", str(st), "--before", LAST).returncode == 0
+    gone, err = report_json(st, "--date", SECOND)
+    assert gone["pruned_hours"] == [f"{SECOND} 00:00-23:59"], gone["pruned_hours"]
+    assert "Not counted: 2026-03-03 (UTC)" in err
+    assert gone["previous"] is None
+    assert all(row["previous"] is None for row in gone["tables"]["changes"])
+    assert not any("against" in line for line in gone["attention"]), gone["attention"]
+    assert gone["headline"][pending] == before["headline"][pending]

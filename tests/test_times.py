@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 
 import pytest
 from conftest import CORPUS, LOGANALYZER
+from logfiles import row, write_log
 
 from loganalyzer.errors import BadInput
 from loganalyzer.times import clock, parse_date, parse_time, zone, zone_name
@@ -122,3 +124,19 @@ def test_a_timeline_time_in_the_hour_that_comes_twice_names_its_offset():
         "2026-10-25 03:30:00.000"
     )
     assert clock(None, berlin) == ""
+
+
+def test_a_list_of_messages_in_the_hour_that_comes_twice_names_each_ones_offset(tmp_path):
+    # two messages at 02:30 Berlin time an hour apart: the list read as out of order
+    rows = [row(i, **{"date-time": f"2026-10-25T0{i}:30:00.000Z"}) for i in (0, 1)]
+    write_log(tmp_path / "logs" / "EX01" / "MSGTRK2026102500-1.LOG", rows)
+    store = str(tmp_path / "store")
+    subprocess.run([LOGANALYZER, "ingest", str(tmp_path / "logs"), "-s", store], check=True,
+                   capture_output=True)  # fmt: skip
+    shown = subprocess.run(
+        [LOGANALYZER, "trace", "--since", "2026-10-25", "--tz", "Europe/Berlin", "-s", store],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    firsts = [ln.split("│")[2].strip() for ln in shown.stdout.splitlines() if "@" in ln]
+    assert firsts == ["2026-10-25 02:30:00 CEST", "2026-10-25 02:30:00 CET"], shown.stdout

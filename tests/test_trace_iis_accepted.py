@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 from conftest import LOGANALYZER
@@ -247,6 +248,17 @@ def test_a_relays_messages_are_listed_by_its_server_name_though_exchange_tracked
         assert got["total"] == len(accepted)
         assert {c["message_id"] for c in got["candidates"]} == accepted
         assert all(c["verdicts"] for c in got["candidates"])  # summed up from their rows
+    # the list without --server: each first seen when its trace says it was received, at the
+    # relay (the list said when Exchange first logged it, seconds later)
+    listed = {c["message_id"]: c["date_time"] for c in _json(
+        "--since", "2026-03-01", "--limit", "1000", "--store", store)["candidates"]}  # fmt: skip
+    for mid in sorted(accepted)[:3]:
+        [m] = _json(mid, "--store", store)["messages"]
+        assert _time(listed[mid]) == _time(m["received_at"]), mid
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 #: A recipient the relay accepted and handed on itself: no Exchange log names it.

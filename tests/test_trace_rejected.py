@@ -129,6 +129,25 @@ def test_a_rejected_recipient_is_found_by_who_and_when(agent_store):
     assert "by the Recipient Filter Agent (RecipientDoesNotExist)" in v.summary
 
 
+def test_a_sender_id_refusal_is_found_by_its_envelope_sender(agent_store):
+    """The sender of an attempt is its MAIL FROM, in the protocol log, the agent log's
+    P1FromAddress and the truth alike (the spoofed From: address is the agent's P2)."""
+    store, truth = agent_store
+    t = next(x for x in truth if (x.get("reply") or "").startswith("550 5.7.1 Sender ID"))
+    at = datetime.fromisoformat(t["at"].replace("Z", "+00:00"))
+    done = subprocess.run(
+        [LOGANALYZER, "trace", "--store", str(store), "--sender", t["sender"], "--json",
+         "--since", (at - timedelta(minutes=5)).isoformat(),
+         "--until", (at + timedelta(minutes=5)).isoformat()],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)["candidates"]
+    assert any(
+        c["outcome"] == "rejected" and t["recipient"] in (c.get("recipients") or []) for c in found
+    ), (t, found)
+
+
 def test_a_spam_rejection_is_found_by_its_message_id(agent_store):
     store, truth = agent_store
     t = next(x for x in truth if x.get("agent") == "Content Filter Agent")

@@ -100,10 +100,19 @@ def local_to_utc(local: pa.Array, tz: str, clock: LocalClock) -> pa.Array:
     local times run backwards: a repeated time read after a later one of the same day (the
     step back) and every repeated time of that day after it are the second pass (standard
     time); the others the first. A line logged out of order inside the repeated hour is
-    taken for the step back. A skipped time (clocks forward) is read as after the change.
+    taken for the step back. A skipped time (clocks forward: only a clock or zone set wrong
+    writes one) is read with the offset before the change, as ``times`` reads a time given
+    on the command line (02:30 in Berlin on the spring day: 01:30 UTC), its order kept.
     """
     early = pc.assume_timezone(local, timezone=tz, ambiguous="earliest", nonexistent="latest")
     late = pc.assume_timezone(local, timezone=tz, ambiguous="latest", nonexistent="latest")
+    gap = pc.assume_timezone(local, timezone=tz, ambiguous="earliest", nonexistent="earliest")
+    skipped = pc.fill_null(pc.not_equal(gap, early), False)
+    if pc.any(skipped).as_py():
+        # the offset just before the gap: local wall time minus UTC of its last instant
+        offset = pc.subtract(pc.local_timestamp(gap).cast(pa.int64()), gap.cast(pa.int64()))
+        shifted = pc.subtract(local.cast(pa.int64()), offset).cast(early.type)
+        early, late = pc.if_else(skipped, shifted, early), pc.if_else(skipped, shifted, late)
     repeated = pc.fill_null(pc.not_equal(early, late), False).to_numpy(zero_copy_only=False)
     lowest = np.iinfo(np.int64).min
     ms = pc.fill_null(local.cast(pa.int64()), lowest).to_numpy(zero_copy_only=False)

@@ -116,11 +116,22 @@ def daily_report(
     spill = load.bound(con)
     try:
         con.execute(f"set TimeZone = '{tz}'")  # tz is a validated IANA name
+        index = store_rollups.load(st, con=con)  # the days whose rows were pruned
+        have = store_rollups.row_days(
+            st.last_manifest or st.manifest(con, fields=long.MANIFEST_COLUMNS)
+        )
+        kept = [d for d, e in index.items() if store_rollups.is_kept(e, have)]
+        # logs of a pruned day ingested after the prune: their rows are counted
+        regrown = [d for d in kept if d in have]
+        pruned_hours = quality.pruned_hours(period, kept, regrown)
         previous = None
         accepted = domains.decide(st, accepted_domains)
-        if compare:  # before the period: its tables replace the previous period's
+        # a period whose every hour was pruned counts nothing: no change against the one before
+        if compare and not quality.all_pruned(period, kept, regrown):
+            # before the period: its tables replace the previous period's
             previous = _previous(st, con, period.previous(), accepted)
-        metrics.load_pending(con, period)  # before the period's tables: it replaces them
+        # before the period's tables: it replaces them
+        metrics.load_pending(con, period, long.kept_pending(st, con, period))
         ctx = load.load(con, period, accepted)
         load.create_macros(con)
         # the TLS and SMTP session tables from the UTC days' aggregates when current (the
@@ -140,13 +151,6 @@ def daily_report(
         tables = sections.compute(inputs)
         tracking_rows = load.tracking_rows(con, ctx)
         held = quality.store_days(con)
-        index = store_rollups.load(st, con=con)  # the days whose rows were pruned
-        have = store_rollups.row_days(
-            st.last_manifest or st.manifest(con, fields=long.MANIFEST_COLUMNS)
-        )
-        kept = [d for d, e in index.items() if store_rollups.is_kept(e, have)]
-        # logs of a pruned day ingested after the prune: their rows are counted
-        regrown = [d for d in kept if d in have]
         smtp_hours = sessions.server_hours(con)
         empty_days, quiet_hours = quality.coverage(con, ctx, smtp_hours, held)
         untracked = quality.untracked_days(con, ctx, smtp_hours)
@@ -173,7 +177,7 @@ def daily_report(
         store_days=held,
         expiration_s=expires,
         vip_latency_s=latency if vip_addresses else None,
-        pruned_hours=quality.pruned_hours(period, kept, regrown),
+        pruned_hours=pruned_hours,
         regrown_hours=quality.pruned_hours(period, regrown),
         tracking_rows=tracking_rows,
         untracked_days=untracked,
@@ -188,7 +192,7 @@ def _previous(st: Store, con, period: Period, accepted: domains.Accepted) -> dic
     known, figures = long.day_headline(st, con, period)
     if known:
         return figures
-    metrics.load_pending(con, period)
+    metrics.load_pending(con, period, long.kept_pending(st, con, period))
     ctx = load.load(con, period, accepted)
     if not load.tracking_rows(con, ctx):
         return None

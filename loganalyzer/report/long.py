@@ -13,7 +13,8 @@ and SMTP session tables from the TLS and SMTP line count per-day aggregates
 at the ends from their rows, ``_windowed``). The per-message lists (failed, pending, slowest,
 deferrals), rejected attempts and the data-quality tables are left empty for such periods
 (the page says so); the recipients still deferred at the end come from the rows of the
-period's last two days.
+period's last two days, or where ``store prune`` removed some, from the last day's rollup
+(``kept_pending``).
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ RULE = (
     "the SMTP session tables each day's lines per hour, remote IP and reply code. "
     "Per-message lists (failed, pending and slowest recipients, deferrals), rejected attempts "
     "and data quality are left out; the recipients still deferred "
-    "at the end come from the rows of the last two days; the SMTP clients are those of the "
+    "at the end come from the rows of the last two days (where `store prune` removed some, "
+    "from the last day's rollup); the SMTP clients are those of the "
     "whole store, as in every report. `--from-rows` reads every row instead."
 )
 
@@ -212,7 +214,7 @@ def long_report(
             where = _where(labels["previous"])
             if holds(con, where):
                 prev = _Figures(con, previous, where, top).headline()
-        # the recipients still deferred at the end, from rows: on this connection
+        # the recipients still deferred at the end (from rows): on this connection
         con.execute(f"set TimeZone = '{period.tz}'")
         servers = sorted({row.server for row in manifest.values() if row.server})
         con.register("_servers", pa.table({"server": pa.array(servers, pa.string())}))
@@ -488,10 +490,48 @@ def day_headline(st: Store, con, period: Period) -> tuple[bool, dict[str, int] |
     return True, figures
 
 
+def kept_pending(st: Store, con, period: Period, manifest=None) -> tuple[int, int] | None:
+    """(messages, recipients) still deferred at the end of ``period`` as the rollup of its
+    last UTC day counted them, where ``store prune`` removed rows of the days that count
+    reads (``metrics.PENDING_DAYS``): the figure the report of that day gave before the
+    prune. None where none were removed (the rows say) or the rollup cannot say (the period
+    ends off a UTC midnight; no current or kept rollup of the day, or one built before
+    ``rollup.DAY_COUNTS``)."""
+    manifest = manifest or st.last_manifest or st.manifest(con, fields=MANIFEST_COLUMNS)
+    days = store_rollups.row_days(manifest)
+    index = store_rollups.load(st, con=con)
+    lo, hi = Period(period.date, metrics.PENDING_DAYS, period.tz).utc_dates()
+    window = [(lo + dt.timedelta(days=i)).isoformat() for i in range((hi - lo).days + 1)]
+    if not any(d in index and store_rollups.is_kept(index[d], days) for d in window):
+        return None
+    end = period.end.astimezone(dt.UTC)
+    if end.time() != dt.time():
+        return None
+    day = (end - dt.timedelta(days=1)).date().isoformat()
+    entry = index.get(day)
+    if entry is None or store_rollups.state_of(manifest, day, entry, days) not in (
+        "current",
+        "kept",
+    ):
+        return None
+    counts = dict(
+        con.execute(
+            f"select measure, n from {read_parquet([st.uri(entry.part)])} "
+            "where measure in ('pending_messages', 'pending_recipients')"
+        ).fetchall()
+    )
+    if len(counts) != 2:
+        return None
+    return int(counts["pending_messages"]), int(counts["pending_recipients"])
+
+
 def _pending(con, st: Store, manifest, period: Period) -> tuple[int, int]:
     """(messages, recipients) still deferred at the end of ``period`` (``metrics``'s rule,
-    from the rows of its last days; ``con``: the report's connection, its zone and ``files``
-    view set)."""
+    from the rows of its last days, or ``kept_pending``; ``con``: the report's connection,
+    its zone and ``files`` view set)."""
+    kept = kept_pending(st, con, period, manifest)
+    if kept is not None:
+        return kept
     p = Period(period.date, metrics.PENDING_DAYS, period.tz)
     lo, hi = p.utc_dates(since=p.start - LOOKBACK)
     days = {(lo + dt.timedelta(days=i)).isoformat() for i in range((hi - lo).days + 1)}

@@ -28,7 +28,9 @@ COUNTING_RULES = {
     "period's end is a DEFER (pending at its end, in every report that ends there; two days: "
     "Exchange's default message expiration, whatever --expiration, which the queues section "
     "reads back from the period's start; of events at the same instant, a final status such "
-    "as Delivered outranks Pending). Deferrals: every DEFER of a recipient (retries included).",
+    "as Delivered outranks Pending; where `store prune` removed rows of those two days, the "
+    "count the rollup of the last UTC day kept, the list holding what the rows left show). "
+    "Deferrals: every DEFER of a recipient (retries included).",
     "bounces": "Bounces: non-delivery reports the organisation created (DSN rows).",
     "distinct": "Distinct senders and sender domains: of the messages received; distinct "
     "recipients and recipient domains: of the recipient outcomes (delivered, sent out, "
@@ -125,16 +127,26 @@ PENDING_SQL = """
 PENDING_DAYS = 2
 
 
-def load_pending(con: duckdb.DuckDBPyConnection, period: Period) -> None:
+def load_pending(
+    con: duckdb.DuckDBPyConnection, period: Period, counts: tuple[int, int] | None = None
+) -> None:
     """The temporary table ``pend`` (the rows of ``PENDING_SQL``): the recipients still
-    deferred at the end of ``period``, from the rows of its last ``PENDING_DAYS`` days. It
-    replaces ``load``'s tables (it loads the messages with a deferral): call it before the
-    period's own ``load``."""
+    deferred at the end of ``period``, from the rows of its last ``PENDING_DAYS`` days, and
+    ``pend_counts``, their (messages, recipients), or ``counts`` where given (what a rollup
+    kept of days whose rows were pruned: ``long.kept_pending``). It replaces ``load``'s
+    tables (it loads the messages with a deferral): call it before the period's own
+    ``load``."""
     p = Period(period.date, PENDING_DAYS, period.tz)
     ctx = load.load(con, p, deferred_only=True)
     con.execute(f"create or replace temp table pend as {PENDING_SQL}", ctx.window(p))
+    if counts is None:
+        sql = "select count(distinct message_id) as messages, count(*) as recipients from pend"
+        con.execute(f"create or replace temp table pend_counts as {sql}")
+    else:
+        sql = "create or replace temp table pend_counts as select ?::bigint as messages, "
+        con.execute(sql + "?::bigint as recipients", [int(counts[0]), int(counts[1])])
 
 
 def pending_counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    """(messages, recipients) of ``pend`` (``load_pending``)."""
-    return con.execute("select count(distinct message_id), count(*) from pend").fetchall()[0]
+    """(messages, recipients) still deferred (``load_pending``)."""
+    return con.execute("select messages, recipients from pend_counts").fetchall()[0]

@@ -90,6 +90,12 @@ def pruned_hours(period: Period, kept: Iterable[str], counted: Iterable[str] = (
     return _day_ranges([i for i, p in enumerate(gone) if p], period)
 
 
+def all_pruned(period: Period, kept: Iterable[str], counted: Iterable[str] = ()) -> bool:
+    """Whether every hour of the period is one ``pruned_hours`` names: a report from rows
+    counts nothing of it."""
+    return all(_pruned(period, set(kept) - set(counted)))
+
+
 def not_pruned(period: Period, days: Iterable[dt.date], kept: Iterable[str]) -> list[dt.date]:
     """Of ``days`` (of the period's zone), those with an hour outside the UTC days ``kept``
     (whose rows ``store prune`` removed): a wholly pruned day is named as pruned

@@ -135,6 +135,7 @@ class Refusals:
         stage, agent = KINDS[kind]
         helo = rng.choice(BOT_HELOS)
         sender = f"{rng.choice(('info', 'news', 'sales', 'offer'))}@{rng.choice(BOT_DOMAINS)}"
+        spoofed = sender  # the message's From: address
         rcpts = [u.address for u in rng.sample(self.org.plain_users, r(1, 2))]
         mid = None
         ops: list[Op] = [(0, "+", "", "")]
@@ -201,8 +202,8 @@ class Refusals:
             ]
         elif kind in ("senderid", "spam", "cf_delete", "cf_quarantine"):
             reply = SENDER_ID if kind == "senderid" else SPAM
-            if kind == "senderid":  # a spoofed organisation address in From:
-                sender = rng.choice(self.org.plain_users).address
+            if kind == "senderid":  # a spoofed organisation address in From: (P2), not MAIL
+                spoofed = rng.choice(self.org.plain_users).address
             mid = f"<{rng.getrandbits(64):016x}.{t // 1000}@{rng.choice(BOT_DOMAINS)}>"
             for a in rcpts:
                 ops += [
@@ -283,7 +284,7 @@ class Refusals:
                     p1=sender or "",
                     rcpts=[a],
                 )
-        message = {"mid": mid, "p1": sender, "p2": f"{sender};", "rcpts": rcpts}
+        message = {"mid": mid, "p1": sender, "p2": f"{spoofed};", "rcpts": rcpts}
         if kind == "blocked_ip":
             decide(
                 marks["reject"],
@@ -300,7 +301,7 @@ class Refusals:
                 "RejectMessage",
                 reply,
                 "Fail_NotPermitted",
-                sender,
+                spoofed,
                 **message,
             )
         elif kind in ACCEPTED or kind == "spam":

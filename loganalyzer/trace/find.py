@@ -240,8 +240,12 @@ def listing(
     # the recipients a relay handed on itself: no tracking row names them
     ids = {k for k in keys if relay and summed.get(k, {}).get("message_id") == k}
     firsts = [f for f, k, _ in found if k in ids]
-    for k, extra in relay_recipients(con, sorted(ids), firsts).items():
+    received: dict = {}
+    for k, extra in relay_recipients(con, sorted(ids), firsts, received).items():
         summed[k]["recipients"] += extra
+    for k, t in received.items():  # first seen where the trace says it was received
+        if t and summed[k].get("date_time") and t < summed[k]["date_time"]:
+            summed[k]["date_time"] = t
     out = [relayed[k] if kind == "relay" else summed[k] for _, k, kind in found]
     return out, int(total)
 
@@ -319,12 +323,13 @@ def recipient_verdicts(
 
 
 def relay_recipients(
-    con: duckdb.DuckDBPyConnection, ids: list[str], firsts: list
+    con: duckdb.DuckDBPyConnection, ids: list[str], firsts: list, received: dict | None = None
 ) -> dict[str, list[str]]:
     """The recipients of the messages ``ids`` (Message-IDs) that only an IIS SMTP relay
     names: those its session of the message accepted (``trace.relay``) and no tracking row
     of the message names (the relay handed them on itself), in the order its lines name
-    them; from the lines of the messages' days (a day before, two after)."""
+    them; from the lines of the messages' days (a day before, two after). ``received``, when
+    given, gets each message's first accepted DATA line's time at a relay."""
     if not ids:
         return {}
     days = _around(firsts)
@@ -344,7 +349,8 @@ def relay_recipients(
     found = con.sql(
         f"""
         with a as (
-            select message_id, flatten(list(recipients order by date_time)) as recipients
+            select message_id, flatten(list(recipients order by date_time)) as recipients,
+                   min(date_time) as received
             from ({accepted(lines)}) where message_id in (select unnest($ids)) group by 1
         ),
         t as (
@@ -354,13 +360,15 @@ def relay_recipients(
             group by 1
         )
         select a.message_id, list_filter(a.recipients, lambda x:
-                   not list_contains(coalesce(t.named, []), lower(x)))
+                   not list_contains(coalesce(t.named, []), lower(x))), a.received
         from a left join t using (message_id)
         """,
         params={"ids": ids, "a": days[0], "b": days[1]},
     ).fetchall()
     out = {}
-    for mid, extra in found:
+    for mid, extra, first in found:
+        if received is not None:
+            received[mid] = first
         seen: dict[str, str] = {}
         for r in extra or []:
             seen.setdefault(r.lower(), r)

@@ -10,7 +10,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from loganalyzer.result import Result
-from loganalyzer.times import iso
+from loganalyzer.times import clock, iso
 from loganalyzer.trace.relay import is_queue_id
 
 #: How a query's ID is named in messages.
@@ -235,9 +235,8 @@ class TraceResult(Result):
         return ", ".join(words) or "the query"
 
     def first_seen(self, candidate: dict) -> str:
-        """A listed message's first time in ``tz``: ``2026-03-02 01:02:29``."""
-        when = datetime.fromisoformat(candidate["date_time"]).astimezone(ZoneInfo(self.tz))
-        return when.strftime("%Y-%m-%d %H:%M:%S")
+        """A listed message's first time in ``tz``: ``2026-03-02 01:02:29`` (``times.clock``)."""
+        return clock(datetime.fromisoformat(candidate["date_time"]), ZoneInfo(self.tz), ms=False)
 
     @staticmethod
     def verdict_counts(candidate: dict) -> list[tuple[str, int]]:
