@@ -354,13 +354,15 @@ def test_a_sessions_tls_is_counted_on_its_day_as_the_tls_table_counts_it(tmp_pat
 def test_a_reply_code_is_explained_by_its_enhanced_code(tmp_path, source):
     """432 with 4.3.2 is Exchange's recipient thread limit, not RFC 4954's "authenticate with
     another mechanism": the table lists each reply with its enhanced code, explained by it
-    (by the reply code where the line has none, or only a class: 2.0.0)."""
+    (by the reply code where the line has none, or only a class: 2.0.0; and AUTH's 535)."""
     logs = tmp_path / "EX01"
     logs.mkdir()
     head = MIDNIGHT_LOG.split("2026-03-02T23:59:59")[0]
     steps = [
         ("+", ""),
         (">", "220 ex01.contoso.com Microsoft ESMTP MAIL Service ready"),
+        ("<", "AUTH LOGIN"),
+        (">", "535 5.7.3 Authentication unsuccessful"),
         ("<", "MAIL FROM:<a@contoso.com>"),
         (">", "250 2.1.0 Sender OK"),
         ("<", "RCPT TO:<b@contoso.com>"),
@@ -372,7 +374,7 @@ def test_a_reply_code_is_explained_by_its_enhanced_code(tmp_path, source):
     (logs / "RECV2026030308-1.LOG").write_text(
         head
         + "".join(
-            f"2026-03-03T08:00:0{i}.000Z,EX01\\Default Frontend EX01,08DE5C0000000003,{i},"
+            f"2026-03-03T08:00:{i:02d}.000Z,EX01\\Default Frontend EX01,08DE5C0000000003,{i},"
             f"10.0.0.1:25,10.0.0.2:50000,{event},{data},\r\n"
             for i, (event, data) in enumerate(steps)
         )
@@ -381,7 +383,8 @@ def test_a_reply_code_is_explained_by_its_enhanced_code(tmp_path, source):
     _ingest(logs, store)
     rows = _report(store, "2026-03-03", source)["tables"]["reply_codes"]
     got = {(r["reply_code"], r["enhanced"]): r["meaning"] for r in rows}
-    assert set(got) == {(220, None), (250, "2.1.0"), (432, "4.3.2"), (221, "2.0.0")}
+    assert set(got) == {(220, None), (535, "5.7.3"), (250, "2.1.0"), (432, "4.3.2"), (221, "2.0.0")}
     assert "recipient thread limit exceeded" in got[(432, "4.3.2")]
     assert "authenticate" not in got[(432, "4.3.2")]
+    assert got[(535, "5.7.3")] == "Authentication failed because the credentials were wrong."
     assert got[(221, "2.0.0")] == "The server is closing the connection at the end of the session."

@@ -133,9 +133,10 @@ def reply_codes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 def _reply_meaning(code, enhanced) -> str:
     """The enhanced status code's meaning where the reply has one (it says what the reply is
     about: ``432 4.3.2 STOREDRV.Deliver`` is Exchange's thread limit, not RFC 4954's 432),
-    else the reply code's; but X.0.0, which says only its class, gives the reply code's."""
+    else the reply code's; but X.0.0, which says only its class, and a reply of AUTH (535),
+    which the code tables put first, give the reply code's."""
     if isinstance(enhanced, str) and enhanced and not enhanced.endswith(".0.0"):
-        found = [e for e in eventcodes.explain_status(enhanced) if e.family.startswith("enhanced")]
+        found = eventcodes.explain_status(f"{code} {enhanced}")
         if found:
             return found[0].meaning
     try:
