@@ -269,7 +269,122 @@ def test_a_day_without_tracking_logs_among_days_with_them_is_named(synth, tmp_pa
     # said once, not seven "-100%" changes before it
     day = _report(tmp_path / "store", "2026-03-03")
     assert day["previous"]["received_messages"] > 0 and day["tracking_rows"] == 0
-    assert day["attention"][0].startswith("No tracking logs of 2026-03-03: the SMTP logs show")
+    # (the whole store's relaying clients may come before it: the accepted domains are
+    # inferred from the store's other days)
+    missing = [a for a in day["attention"] if a.startswith("No tracking logs of 2026-03-03:")]
+    assert missing and missing[0].startswith("No tracking logs of 2026-03-03: the SMTP logs show")
     assert not any("%)" in a and "SMTP" not in a for a in day["attention"]), day["attention"]
     whole = _report(synth / "full", "2026-03-04", "--days", "3", "--from-rows")
     assert whole["untracked_days"] == [] and not any("No tracking" in a for a in whole["attention"])
+
+
+#: A Receive protocol log: a session that connects a second before midnight and goes TLS
+#: after it, and a session of the next day without TLS.
+MIDNIGHT_LOG = (
+    "#Software: Microsoft Exchange Server\r\n#Version: 15.0.0.0\r\n"
+    "#Log-type: SMTP Receive Protocol Log\r\n#Date: 2026-03-02T23:00:00.000Z\r\n"
+    "#Fields: date-time,connector-id,session-id,sequence-number,local-endpoint,"
+    "remote-endpoint,event,data,context\r\n"
+    + "".join(
+        f"{t},EX01\\Default Frontend EX01,{sid},{i},10.0.0.1:25,{ip}:50000,{event},{data},"
+        f"{context}\r\n"
+        for sid, ip, lines in (
+            (
+                "08DE5C0000000001",
+                "198.51.100.7",
+                [
+                    ("2026-03-02T23:59:59.000Z", "+", "", ""),
+                    ("2026-03-02T23:59:59.500Z", "<", "EHLO mx.partner.example", ""),
+                    ("2026-03-03T00:00:01.000Z", "<", "STARTTLS", ""),
+                    ("2026-03-03T00:00:01.100Z", ">", "220 2.0.0 SMTP server ready", ""),
+                    (
+                        "2026-03-03T00:00:01.200Z",
+                        "*",
+                        "",
+                        '"TLS protocol SP_PROT_TLS1_2_SERVER negotiation succeeded using bulk '
+                        "encryption algorithm CALG_AES_256 with strength 256 bits, MAC hash "
+                        "algorithm CALG_SHA_384 with strength 384 bits and key exchange "
+                        'algorithm CALG_ECDHE with strength 384 bits"',
+                    ),
+                    ("2026-03-03T00:00:02.000Z", "-", "", "Remote"),
+                ],
+            ),
+            (
+                "08DE5C0000000002",
+                "198.51.100.8",
+                [
+                    ("2026-03-03T08:00:00.000Z", "+", "", ""),
+                    ("2026-03-03T08:00:00.500Z", "<", "EHLO mx.other.example", ""),
+                    ("2026-03-03T08:00:01.000Z", "-", "", "Remote"),
+                ],
+            ),
+        )
+        for i, (t, event, data, context) in enumerate(lines)
+    )
+)
+
+
+@pytest.mark.parametrize("source", ["--rollups", "--from-rows"])
+def test_a_sessions_tls_is_counted_on_its_day_as_the_tls_table_counts_it(tmp_path, source):
+    """With TLS counts the sessions of the period that went TLS, on the day of their connect
+    line: never more than the sessions (a STARTTLS whose session connected before the log
+    began gave 200%), and per day what the TLS table says."""
+    store = tmp_path / "store"
+    _ingest(CORPUS / "smtp-protocol" / "ipban-smtp_auth_unsuccessful.log", store)
+    (summary,) = _report(store, "2023-08-31", source)["tables"]["smtp_summary"]
+    assert (summary["sessions"], summary["with_tls"], summary["tls_share"]) == (1, 1, 1.0)
+
+    logs = tmp_path / "EX01"
+    logs.mkdir()
+    (logs / "RECV2026030223-1.LOG").write_text(MIDNIGHT_LOG)
+    store = tmp_path / "midnight"
+    _ingest(logs, store)
+    for day, tls in (("2026-03-02", 1), ("2026-03-03", 0)):
+        r = _report(store, day, source)
+        (summary,) = r["tables"]["smtp_summary"]
+        assert (summary["sessions"], summary["with_tls"]) == (1, tls), day
+        versions = {v["version"]: v["sessions"] for v in r["tables"]["tls_versions"]}
+        assert versions == ({"TLS 1.2": 1} if tls else {"none": 1}), day
+    # a report of both days counts the session once
+    (summary,) = _report(store, "2026-03-03", "--days", "2", source)["tables"]["smtp_summary"]
+    assert (summary["sessions"], summary["with_tls"]) == (2, 1)
+
+
+@pytest.mark.parametrize("source", ["--rollups", "--from-rows"])
+def test_a_reply_code_is_explained_by_its_enhanced_code(tmp_path, source):
+    """432 with 4.3.2 is Exchange's recipient thread limit, not RFC 4954's "authenticate with
+    another mechanism": the table lists each reply with its enhanced code, explained by it
+    (by the reply code where the line has none, or only a class: 2.0.0; and AUTH's 535)."""
+    logs = tmp_path / "EX01"
+    logs.mkdir()
+    head = MIDNIGHT_LOG.split("2026-03-02T23:59:59")[0]
+    steps = [
+        ("+", ""),
+        (">", "220 ex01.contoso.com Microsoft ESMTP MAIL Service ready"),
+        ("<", "AUTH LOGIN"),
+        (">", "535 5.7.3 Authentication unsuccessful"),
+        ("<", "MAIL FROM:<a@contoso.com>"),
+        (">", "250 2.1.0 Sender OK"),
+        ("<", "RCPT TO:<b@contoso.com>"),
+        (">", "432 4.3.2 STOREDRV.Deliver; recipient thread limit exceeded"),
+        ("<", "QUIT"),
+        (">", "221 2.0.0 Service closing transmission channel"),
+        ("-", ""),
+    ]
+    (logs / "RECV2026030308-1.LOG").write_text(
+        head
+        + "".join(
+            f"2026-03-03T08:00:{i:02d}.000Z,EX01\\Default Frontend EX01,08DE5C0000000003,{i},"
+            f"10.0.0.1:25,10.0.0.2:50000,{event},{data},\r\n"
+            for i, (event, data) in enumerate(steps)
+        )
+    )
+    store = tmp_path / "store"
+    _ingest(logs, store)
+    rows = _report(store, "2026-03-03", source)["tables"]["reply_codes"]
+    got = {(r["reply_code"], r["enhanced"]): r["meaning"] for r in rows}
+    assert set(got) == {(220, None), (535, "5.7.3"), (250, "2.1.0"), (432, "4.3.2"), (221, "2.0.0")}
+    assert "recipient thread limit exceeded" in got[(432, "4.3.2")]
+    assert "authenticate" not in got[(432, "4.3.2")]
+    assert got[(535, "5.7.3")] == "Authentication failed because the credentials were wrong."
+    assert got[(221, "2.0.0")] == "The server is closing the connection at the end of the session."

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from loganalyzer.errors import BadInput, as_list, whole
 from loganalyzer.pages import display_subject
 from loganalyzer.read.query import connect
-from loganalyzer.report import load, long, metrics, quality, sections, sessions
+from loganalyzer.report import domains, load, long, metrics, quality, sections, sessions
 from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import Period, parse_date
 from loganalyzer.report.redact import redact
@@ -126,15 +126,16 @@ def daily_report(
         regrown = [d for d in kept if d in have]
         pruned_hours = quality.pruned_hours(period, kept, regrown)
         previous, not_compared = None, None
+        accepted = domains.decide(st, accepted_domains)
         # a period whose every hour was pruned counts nothing: no change against the one before
         if compare and not quality.all_pruned(period, kept, regrown):
             # before the period: its tables replace the previous period's
             previous, not_compared = _previous(
-                st, con, period.previous(), accepted_domains, [*have, *index]
+                st, con, period.previous(), accepted, [*have, *index]
             )
         # before the period's tables: it replaces them
         metrics.load_pending(con, period, long.kept_pending(st, con, period))
-        ctx = load.load(con, period, accepted_domains)
+        ctx = load.load(con, period, accepted)
         load.create_macros(con)
         # the TLS and SMTP session tables from the UTC days' aggregates when current (the
         # same figures, without reading the protocol lines again)
@@ -170,6 +171,7 @@ def daily_report(
         rules={**metrics.COUNTING_RULES, **sections.rules(tables)},
         accepted_domains=ctx.accepted_domains,
         accepted_inferred=ctx.accepted_inferred,
+        accepted_delivered=ctx.accepted.delivered,
         top=top,
         limit=limit,
         problems_first=problems_first,
@@ -188,7 +190,7 @@ def daily_report(
 
 
 def _previous(
-    st: Store, con, period: Period, accepted_domains: list[str] | None, held: Iterable[str]
+    st: Store, con, period: Period, accepted: domains.Accepted, held: Iterable[str]
 ) -> tuple[dict[str, int] | None, str | None]:
     """The headline figures of ``period`` (the one before the report's), or None and why:
     the store has no tracking rows in it, or its logs (the UTC days ``held``) begin after
@@ -200,7 +202,7 @@ def _previous(
     if known:
         return figures, None if figures else changes.NO_PREVIOUS
     metrics.load_pending(con, period, long.kept_pending(st, con, period))
-    ctx = load.load(con, period, accepted_domains)
+    ctx = load.load(con, period, accepted)
     if not load.tracking_rows(con, ctx):
         return None, changes.NO_PREVIOUS
     load.create_macros(con)

@@ -32,6 +32,7 @@ import pandas as pd
 from loganalyzer import fate
 from loganalyzer.formats.exo_message_trace.sniff import SUMMARY as ENHANCED_SUMMARY
 from loganalyzer.read.frames import to_frame
+from loganalyzer.report.domains import NONE, Accepted
 from loganalyzer.report.period import LOOKBACK, Period
 from loganalyzer.store.duck import GROUPS_PER_PASS, PASSES_ENV, domain_sql, parts_by_hash, passes
 
@@ -98,8 +99,15 @@ class Context:
 
     period: Period
     servers: list[str]
-    accepted_domains: list[str]
-    accepted_inferred: bool
+    accepted: Accepted = NONE
+
+    @property
+    def accepted_domains(self) -> list[str]:
+        return self.accepted.domains
+
+    @property
+    def accepted_inferred(self) -> bool:
+        return self.accepted.inferred
 
     def window(self, p: Period | None = None) -> list:
         p = p or self.period
@@ -145,11 +153,14 @@ def in_passes(
 def load(
     con: duckdb.DuckDBPyConnection,
     period: Period,
-    accepted_domains: list[str] | None = None,
+    accepted: Accepted = NONE,
     deferred_only: bool = False,
 ) -> Context:
     """Create the temporary tables ``trk``, ``firsts``, ``attrs``, ``rev`` and ``fin`` for the
-    period; ``deferred_only``: of the messages with a deferral in the period alone (all that
+    period; ``accepted``: the accepted domains (``domains.decide``), which tell internal from
+    external senders where the rows have no directionality (none: a rollup's day, whose
+    figures leave the sides out); ``deferred_only``: of the messages with a deferral in the
+    period alone (all that
     the recipients still deferred at its end are counted from)."""
     first = period.start
     lo = first - LOOKBACK
@@ -195,21 +206,6 @@ def load(
     con.execute("reset preserve_insertion_order")
     servers = [s for (s,) in con.execute("select distinct upper(server) from files").fetchall()]
     servers = sorted(s for s in servers if s)
-    inferred = not accepted_domains
-    if accepted_domains:
-        accepted = sorted({d.strip().lower().lstrip("@") for d in accepted_domains})
-    else:  # mailboxes live in accepted domains: the domains of delivered recipients
-        accepted = [
-            d
-            for (d,) in con.execute(
-                f"""
-                select distinct {domain_sql("r")} as d from (
-                    select unnest(recipient_address) as r from trk where outcome = 'delivered')
-                where r like '%@%' order by d
-                """
-            ).fetchall()
-            if d
-        ]
     con.execute(
         f"""
         create or replace temp table firsts as
@@ -251,7 +247,7 @@ def load(
         """,
         "msg",
         passes(groups),
-        {"accepted": accepted},
+        {"accepted": accepted.domains},
     )
     # a row that ends or delays a recipient's journey, or hands it on: its final events and
     # sends, a transfer's end only (its beginning is followed by its end or a failure); the
@@ -279,7 +275,7 @@ def load(
         """,
         {"since": first, "servers": servers, "begins": sorted(fate.TRANSFER_BEGINS)},
     )
-    ctx = Context(period, servers, accepted, inferred)
+    ctx = Context(period, servers, accepted)
     _final(con, ctx)
     return ctx
 

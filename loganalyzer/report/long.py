@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from loganalyzer.read.query import connect, point
-from loganalyzer.report import load, metrics, quality, sections, sessions
+from loganalyzer.report import domains, load, metrics, quality, sections, sessions
 from loganalyzer.report.load import frame, hours
 from loganalyzer.report.metrics import SYSTEM_SENDER_RE
 from loganalyzer.report.model import DailyReport
@@ -166,6 +166,7 @@ def long_report(
     """The report of ``period`` (``applies``) from the rollups; see the module docstring."""
     con = open_connection(st)  # the one connection: manifest, rollup parts, rows
     spill = load.bound(con)  # held to the report's memory, as a report of one day
+    accepted = domains.decide(st, accepted_domains)
     try:
         manifest = st.manifest(con, fields=MANIFEST_COLUMNS)
         index = store_rollups.load(st)
@@ -208,8 +209,7 @@ def long_report(
                 "bytes bigint)"
             )
         where = _where(labels["current"])
-        accepted = _accepted(con, where, accepted_domains)
-        current = _Figures(con, period, where, top, limit, accepted, quiet_days)
+        current = _Figures(con, period, where, top, limit, accepted.domains, quiet_days)
         tables = current.tables()
         headline = current.headline()
         prev = None
@@ -227,7 +227,8 @@ def long_report(
         pending = _pending(con, st, manifest, period)
         if prev is not None:
             prev["still_deferred_recipients"] = _pending(con, st, manifest, previous)[1]
-        tables["smtp_clients"] = _clients(con, st, manifest, days, accepted)  # WHOLE_STORE
+        relay = accepted.relay_domains
+        tables["smtp_clients"] = _clients(con, st, manifest, days, relay)  # WHOLE_STORE
         aggregated = _windowed(con, st, manifest, days, period, store_rollups.TLS)
         tables.update(tls.tables(con))
         aggregated += _windowed(con, st, manifest, days, period, store_rollups.SMTP_LINES)
@@ -264,8 +265,9 @@ def long_report(
         previous=prev,
         not_compared=not_compared,
         rules={**metrics.COUNTING_RULES, **sections.rules(), "long_period": RULE},
-        accepted_domains=accepted,
-        accepted_inferred=not accepted_domains,
+        accepted_domains=accepted.domains,
+        accepted_inferred=accepted.inferred,
+        accepted_delivered=accepted.delivered,
         top=top,
         limit=limit,
         problems_first=problems_first,
@@ -309,18 +311,6 @@ def holds(con, where: str) -> bool:
         "or measure in ('received', 'outcome', 'deferral'))"
     )
     return con.execute(sql).fetchall()[0][0] > 0
-
-
-def _accepted(con, where: str, given: list[str] | None) -> list[str]:
-    """The organisation's domains: ``given``, else those of the period's delivered recipients
-    (the rule of ``load.load``; ``where``: the period's rows of ``r``)."""
-    if given:
-        return sorted({d.strip().lower().lstrip("@") for d in given})
-    sql = (
-        f"select distinct key2 from r where measure = 'delivered_to' and {where} "
-        "and coalesce(key2, '') <> '' order by 1"
-    )
-    return [d for (d,) in con.execute(sql).fetchall()]
 
 
 def _clients(con, st: Store, manifest, days, accepted: list[str]) -> pd.DataFrame:

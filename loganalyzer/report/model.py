@@ -35,6 +35,8 @@ class DailyReport(Result):
     rules: dict[str, str]
     accepted_domains: list[str]
     accepted_inferred: bool
+    #: The delivered recipients the inferred accepted domains come from (None: given).
+    accepted_delivered: int | None = None
     top: int = 10
     limit: int = 200
     problems_first: bool = False
@@ -261,6 +263,7 @@ class DailyReport(Result):
             "store": self.store,
             "accepted_domains": list(self.accepted_domains),
             "accepted_domains_inferred": self.accepted_inferred,
+            "accepted_domains_delivered": self.accepted_delivered,
             "redacted": self.redacted,
             "rules": dict(self.rules),
             "expiration_s": self.expiration_s,

@@ -3,7 +3,9 @@
 One scan of the period counts lines by server, direction, remote IP, hour, reply code and
 kind: ``connect`` (a session starts: the ``+`` line of an Exchange protocol log; IIS SMTP logs
 have no session ID nor connect line, so each ``QUIT`` line stands for a session) and ``tls``
-(a ``STARTTLS`` or ``X-ANONYMOUSTLS`` command: the session goes encrypted) and ``auth`` (a
+(a ``STARTTLS`` or ``X-ANONYMOUSTLS`` command: the session goes encrypted; counted on the
+connect line of an Exchange session, read until ``TLS_TAIL`` after the window, so that a
+session and its TLS fall in the same hour and day) and ``auth`` (a
 failed authentication, ``failed_logins``). The same counts per UTC hour make a day's
 SMTP line count aggregate (``build``, ``store.rollups.SMTP_LINES``), which a report of several
 days sums (``from_grain``).
@@ -30,7 +32,8 @@ from loganalyzer.store import rollups
 RULES = {
     "sessions": "SMTP sessions: the sessions that start in the period (the connect line of an "
     "Exchange protocol log; in IIS SMTP logs, which have neither session IDs nor connect "
-    "lines, each QUIT). With TLS: the session issued STARTTLS or X-ANONYMOUSTLS. Failed "
+    "lines, each QUIT). With TLS: the session issued STARTTLS or X-ANONYMOUSTLS (counted "
+    "with the session, at its connect line; in IIS SMTP logs, each such line). Failed "
     'authentications: one per attempt, in each session the greater of its "Inbound AUTH ... '
     'failed" (or "Inbound Negotiate ... failed") lines (Exchange\'s protocol log, written '
     "before its tarpit: a client that disconnects then gets no reply) and its 535 replies to "
@@ -44,12 +47,17 @@ RULES = {
     "5xx and 4xx replies once MAIL was sent (to MAIL, RCPT, DATA or the data, one per reply).",
 }
 
-_KIND = """
+#: A command that takes the session to TLS.
+_TLS = "upper(command) in ('STARTTLS', 'X-ANONYMOUSTLS')"
+_KIND = f"""
     case when event = '+' then 'connect'
          when session_id is null and upper(command) = 'QUIT' then 'connect'
-         when upper(command) in ('STARTTLS', 'X-ANONYMOUSTLS') then 'tls'
+         when {_TLS} then 'tls'
     end
 """
+#: How long after a window a session that connected in it is looked for its TLS command (a
+#: session that starts just before midnight goes TLS after it), as the TLS section does.
+TLS_TAIL = "interval 1 hour"
 #: A failed authentication as the server logs it: Exchange's ``*`` line ``Inbound AUTH LOGIN
 #: failed because of LogonDenied`` (any mechanism and reason; ``Inbound Negotiate failed ...``
 #: for NTLM and Kerberos; written before the tarpit), or a 535 reply (Exchange's after the
@@ -157,13 +165,15 @@ _STEP = """
 def _lines(table: str, hour: str) -> str:
     """SQL: create ``table``, the line counts of [$auth_lo0, $auth_hi) (``auth_window``) per
     server, format, direction, remote IP, hour (``hour``: its SQL, of ``date_time``), reply
-    code, kind and message, with the first and last line's time. The rows that may be failed
-    authentications are read apart (``_marked``: per session, with the lines before the
-    window), the send lines that may end a message apart (a window over them alone, from
-    ``AUTH_LOOKBACK`` before), the others once."""
+    code and the enhanced status code that goes with it, kind and message, with the first
+    and last line's time. The rows that may be failed authentications are read apart
+    (``_marked``: per session, with the lines before the window), the send lines that may
+    end a message apart (a window over them alone, from ``AUTH_LOOKBACK`` before), an
+    Exchange session's TLS command as its connect line (read until ``TLS_TAIL`` after the
+    window), the others once."""
     cols = (
-        "server, log_format, direction, remote_ip, date_time, reply_code, event, session_id, "
-        "command"
+        "server, log_format, direction, remote_ip, date_time, reply_code, enhanced_status, "
+        "event, session_id, command"
     )
     return f"""
         create or replace temp table {table} as
@@ -172,6 +182,21 @@ def _lines(table: str, hour: str) -> str:
             where date_time >= $auth_lo0 and date_time < $auth_hi
               and date >= $auth_d0 and date <= $auth_d1 and not {_CANDIDATE}
               and not coalesce({_SEND_STEP}, false)
+              and not (session_id is not null and coalesce({_TLS}, false))
+            union all by name
+            -- a session's TLS on its connect line: counted with the session, on its day
+            select c.server, c.log_format, c.direction, c.remote_ip, c.date_time,
+                   null::integer as reply_code, null::varchar as event, c.session_id,
+                   'STARTTLS' as command, null::boolean as counted, null::varchar as message
+            from smtp c semi join (
+                select server, direction, session_id from smtp
+                where session_id is not null and {_TLS}
+                  and date_time >= $auth_lo0 and date_time < $auth_hi + {TLS_TAIL}
+                  and date >= $auth_d0 and date <= $auth_d1 + 1) t
+                using (server, direction, session_id)
+            where c.event = '+' and c.session_id is not null
+              and c.date_time >= $auth_lo0 and c.date_time < $auth_hi
+              and c.date >= $auth_d0 and c.date <= $auth_d1
             union all by name
             select *, null::varchar as message from ({_marked(cols)}) where date_time >= $auth_lo0
             union all by name
@@ -190,6 +215,7 @@ def _lines(table: str, hour: str) -> str:
                              order by sequence_number, date_time, line))
             where date_time >= $auth_lo0)
         select server, log_format, direction, remote_ip, {hour}, reply_code,
+               if(reply_code is null, null, nullif(enhanced_status, '')) as enhanced,
                case when counted then 'auth' else {_KIND} end as kind, message,
                count(*) as lines, min(date_time) as first_seen, max(date_time) as last_seen
         from rows_
@@ -230,7 +256,7 @@ def from_grain(con: duckdb.DuckDBPyConnection, p: Period) -> None:
         f"""
         create or replace temp table smtp_lines as
         select server, log_format, direction, remote_ip, {hour_index("hour", p)} as i,
-               reply_code, kind, message, lines, first_seen, last_seen
+               reply_code, enhanced, kind, message, lines, first_seen, last_seen
         from smtp_grain
         """
     )

@@ -187,8 +187,9 @@ TLS = Kind("tls", "tls.parquet", "tls", tls_schema, lookback=False, lookahead=Tr
 def smtp_lines_schema() -> pa.Schema:
     """The columns of a part of the SMTP per-day line counts (the report's sessions module
     defines them): the lines per server, log format, direction, remote IP, UTC hour, reply code
-    and kind (a session's connect line, a TLS command, a failed login) and the message a line
-    ends (accepted, refused, deferred), with the first and last line's time."""
+    and its enhanced status code, and kind (a session's connect line, a TLS command, a failed
+    login) and the message a line ends (accepted, refused, deferred), with the first and last
+    line's time."""
     import pyarrow as pa
 
     t = pa.timestamp("us", tz="UTC")
@@ -200,6 +201,7 @@ def smtp_lines_schema() -> pa.Schema:
             ("remote_ip", pa.string()),
             ("hour", t),
             ("reply_code", pa.int32()),
+            ("enhanced", pa.string()),
             ("kind", pa.string()),
             ("message", pa.string()),
             ("lines", pa.int64()),
@@ -213,9 +215,12 @@ def smtp_lines_schema() -> pa.Schema:
 #: is a failed login, or a send reply ends a message, is read from its session's lines of the
 #: hour before too (the day before: ``lookback``); ``version``: change it with the columns or
 #: what they hold. 2: the ``auth`` kind (one per attempt, Exchange's "Inbound AUTH ... failed"
-#: lines too). 3: the message a line ends.
+#: lines too). 3: the message a line ends. 4: an Exchange session's TLS is counted on its
+#: connect line, read from the day after too (``lookahead``: a session across midnight).
+#: 5: a reply's enhanced status code (``enhanced``).
 SMTP_LINES = Kind(
-    "smtp-lines", "smtp_lines.parquet", "smtp_lines", smtp_lines_schema, version="3"
+    "smtp-lines", "smtp_lines.parquet", "smtp_lines", smtp_lines_schema, lookahead=True,
+    version="5",
 )  # fmt: skip
 #: The kinds kept like the SMTP clients' aggregates: built from the rows around each day,
 #: kept by ``store prune`` for the days it removes.

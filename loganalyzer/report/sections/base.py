@@ -61,6 +61,7 @@ class Report(Protocol):
     not_compared: str | None
     accepted_domains: list[str]
     accepted_inferred: bool
+    accepted_delivered: int | None
     top: int
     limit: int
     #: The length without its limit of each list cut at ``top`` or ``limit`` rows.

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from loganalyzer.report.charts import NEUTRAL, Chart, hbar, text
+from loganalyzer.report.domains import Accepted
 from loganalyzer.report.load import frame
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 from loganalyzer.report.sections.tls import TLS_OK, version_sql
@@ -286,7 +287,7 @@ def clients(
 
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
-    return {"smtp_clients": clients(q.con, q.ctx.accepted_domains, q.store)}
+    return {"smtp_clients": clients(q.con, q.ctx.accepted.relay_domains, q.store)}
 
 
 def charts(r: Report) -> dict[str, Chart]:
@@ -319,9 +320,15 @@ def attention(r: Report) -> list[str]:
     ]
     more = f" and {len(names) - 3:,} more" if len(names) > 3 else ""
     connectors = ", ".join(sorted(set(open_["connector"])))
+    # a guess may miss a domain of the organisation: its own servers would be the relays
+    guess = (
+        f"; accepted domains inferred: {', '.join(r.accepted_domains)}, give --accepted-domain"
+        if r.accepted_inferred
+        else ""
+    )
     return [
         f"{len(ips):,} clients relay anonymously to outside domains: {', '.join(names[:3])}"
-        f"{more} (through {connectors})."
+        f"{more} (through {connectors}{guess})."
     ]
 
 
@@ -329,10 +336,14 @@ def note(r: Report) -> str:
     c = r.metrics["smtp_clients"]
     if not len(c):
         return "No client submitted mail through a receive connector in the store."
-    return (
-        f"Whole store, not only the period: {len(c):,} clients (connector and remote IP), "
-        f"{int((c['relay_messages'] > 0).sum()):,} of them relaying."
-    )
+    whole = f"Whole store, not only the period: {len(c):,} clients (connector and remote IP), "
+    if Accepted(r.accepted_domains, r.accepted_inferred, r.accepted_delivered).thin:
+        n = r.accepted_delivered or 0
+        return (
+            f"{whole}relaying not judged: the accepted domains are a guess from {n:,} "
+            f"delivered recipient{'' if n == 1 else 's'} (give --accepted-domain)."
+        )
+    return f"{whole}{int((c['relay_messages'] > 0).sum()):,} of them relaying."
 
 
 SECTION = Section(

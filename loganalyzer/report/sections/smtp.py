@@ -115,19 +115,30 @@ def servers(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def reply_codes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Lines per direction and SMTP reply code, with the code's meaning."""
+    """Lines per direction, SMTP reply code and the enhanced status code that goes with it,
+    with their meaning."""
     df = frame(
         con,
         """
-        select direction, reply_code, sum(lines)::bigint as lines from cur_lines
-        where reply_code is not null group by all order by lines desc, direction, reply_code
+        select direction, reply_code, enhanced, sum(lines)::bigint as lines from cur_lines
+        where reply_code is not null group by all
+        order by lines desc, direction, reply_code, enhanced nulls first
         """,
     )
-    df["meaning"] = [_reply_meaning(c) for c in df["reply_code"]]
+    pairs = zip(df["reply_code"], df["enhanced"], strict=True)
+    df["meaning"] = [_reply_meaning(c, e) for c, e in pairs]
     return df
 
 
-def _reply_meaning(code) -> str:
+def _reply_meaning(code, enhanced) -> str:
+    """The enhanced status code's meaning where the reply has one (it says what the reply is
+    about: ``432 4.3.2 STOREDRV.Deliver`` is Exchange's thread limit, not RFC 4954's 432),
+    else the reply code's; but X.0.0, which says only its class, and a reply of AUTH (535),
+    which the code tables put first, give the reply code's."""
+    if isinstance(enhanced, str) and enhanced and not enhanced.endswith(".0.0"):
+        found = eventcodes.explain_status(f"{code} {enhanced}")
+        if found:
+            return found[0].meaning
     try:
         return eventcodes.lookup(str(code), "smtp-reply").meaning
     except eventcodes.UnknownCode:

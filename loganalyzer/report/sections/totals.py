@@ -162,7 +162,10 @@ def charts(r: Report) -> dict[str, Chart]:
 
 
 def note(r: Report) -> str:
-    inferred = " (inferred from delivered recipients)" if r.accepted_inferred else ""
+    inferred = ""
+    if r.accepted_inferred:
+        n = r.accepted_delivered or 0
+        inferred = f" (inferred from {n:,} delivered recipient{'' if n == 1 else 's'} of the store)"
     return f"Accepted domains{inferred}: {', '.join(r.accepted_domains) or 'none known'}."
 
 
