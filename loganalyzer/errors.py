@@ -31,6 +31,12 @@ class StoreError(LogAnalyzerError, RuntimeError):
     """A store that cannot be used as asked (exit 2: the path or its rights are wrong)."""
 
 
+class StoreChanged(StoreError):
+    """A part the manifest listed was removed while it was read: a compaction (or a prune)
+    committed under the reader. The store is whole; the same query run again reads the new
+    layout (``store.duck.part_gone`` says which errors are this)."""
+
+
 class NothingFound(LogAnalyzerError, LookupError):
     """The query was valid and matched nothing."""
 

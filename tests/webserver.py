@@ -22,8 +22,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class Url(str):
+    """The served app's URL, with its process (``proc``) and, once it stopped, what it wrote
+    on stderr (``stderr``)."""
+
+    proc: subprocess.Popen
+    stderr: str = ""
+
+
 @contextlib.contextmanager
-def serving(store: Path, *args: str, env: dict | None = None) -> Iterator[str]:
+def serving(store: Path, *args: str, env: dict | None = None) -> Iterator[Url]:
     """The app on ``store`` at the yielded URL (``http://127.0.0.1:PORT``)."""
     port = free_port()
     proc = subprocess.Popen(
@@ -33,7 +41,8 @@ def serving(store: Path, *args: str, env: dict | None = None) -> Iterator[str]:
         text=True,
         env={**os.environ, **(env or {})},
     )
-    url = f"http://127.0.0.1:{port}"
+    url = Url(f"http://127.0.0.1:{port}")
+    url.proc = proc
     try:
         until = time.monotonic() + 60
         while True:
@@ -54,6 +63,7 @@ def serving(store: Path, *args: str, env: dict | None = None) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        url.stderr = proc.stderr.read()
         proc.stdout.close()
         proc.stderr.close()
 

@@ -116,7 +116,11 @@ def kept(manifest: Manifest, name: Hashable, compute: Callable[[], T]) -> T:
     return value
 
 
-def forget() -> None:
-    """Drop every kept manifest (tests; a process that knows the stores changed)."""
+def forget(store: Store | None = None) -> None:
+    """Drop the kept manifest of ``store`` (None: of every store), to be read again: a process
+    that knows the store changed whatever its stamp says (tests; a part gone under a reader)."""
     with _lock:
-        _kept.clear()
+        if store is None:
+            _kept.clear()
+        else:
+            _kept.pop(store.url, None)

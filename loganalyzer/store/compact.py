@@ -21,8 +21,8 @@ place (unlisted, so invisible), then the manifest is replaced in one step listin
 parts instead of the old, then the old parts are removed. A kill before the manifest is
 replaced leaves the old layout listed and whole; after, the new. What a killed run leaves
 (unlisted parts, temporary files) is removed by the next ingest or compaction, under the lock.
-A query that read the manifest just before the old parts are removed fails (a missing file)
-and can be run again.
+A query that read the manifest just before the old parts are removed fails (a missing file,
+``store.duck.part_gone``) and can be run again (the web app does so by itself).
 """
 
 from __future__ import annotations

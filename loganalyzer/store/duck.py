@@ -6,6 +6,7 @@ The readers (``loganalyzer.read``) build their views on these; the manifest is r
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -83,6 +84,30 @@ def no_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
 
     with suppress(duckdb.Error):
         con.execute("set enable_progress_bar = false")
+
+
+#: A Parquet file an error names (DuckDB quotes it).
+_NAMED_PART = re.compile(r'"([^"]+\.parquet)"')
+#: What DuckDB (and fsspec through it) says of a file that is not there, on any system.
+_NOT_THERE = ("No files found", "No such file", "cannot find the file", "not found", "404")
+
+
+def part_gone(exc: BaseException) -> bool:
+    """Whether ``exc`` is a read of a store's part that is no longer there: what a reader
+    that listed the parts meets when a compaction or a prune removes them (see
+    ``store.compact``); read again on the new manifest, the query finds its rows."""
+    import duckdb
+
+    if isinstance(exc, FileNotFoundError):
+        return str(exc.filename or "").endswith(".parquet")
+    if not isinstance(exc, duckdb.IOException):
+        return False
+    named = _NAMED_PART.search(str(exc))
+    if named is None:
+        return False
+    if "://" not in named[1]:  # a local part: whether it is there says it, whatever the words
+        return not os.path.exists(named[1])
+    return any(words in str(exc) for words in _NOT_THERE)
 
 
 _shared: duckdb.DuckDBPyConnection | None = None

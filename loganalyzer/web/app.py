@@ -24,18 +24,22 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from loganalyzer.errors import BadInput, LogAnalyzerError
+from loganalyzer.errors import BadInput, LogAnalyzerError, StoreChanged
 from loganalyzer.fate import VERDICTS
 from loganalyzer.headers import analyze_headers
 from loganalyzer.pages import page_environment
 from loganalyzer.read.store import Store
 from loganalyzer.report import daily_report
+from loganalyzer.store import cache as kept_manifests
+from loganalyzer.store.duck import part_gone
 from loganalyzer.times import FORMS, zone
 from loganalyzer.trace import trace
 from loganalyzer.trace.model import BOUNCES, NOTICES
 from loganalyzer.web import data
 from loganalyzer.web.security import CSP, MAX_BODY, META_CSP, Guard, Protect, TooLarge
 
+#: Seconds a page refused while the store was being reorganised says to wait (Retry-After).
+RETRY_AFTER = 2
 _META_CSP = re.compile(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">')
 
 
@@ -60,8 +64,23 @@ class App:
         self.limiter = anyio.CapacityLimiter(max(4, 2 * (os.cpu_count() or 2)))
 
     async def work(self, fn, *args, **kwargs):
-        """``fn(*args, **kwargs)`` in a worker thread, off the event loop."""
-        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=self.limiter)
+        """``fn(*args, **kwargs)`` in a worker thread, off the event loop; run once more on
+        the manifest read afresh when a part it read was removed meanwhile (a compaction
+        committed under the request), StoreChanged when that fails so too."""
+        call = partial(fn, *args, **kwargs)
+        try:
+            return await anyio.to_thread.run_sync(call, limiter=self.limiter)
+        except Exception as exc:
+            if not part_gone(exc):
+                raise
+        # the kept manifest is dropped whatever its stamp says: a stamp can miss a change
+        kept_manifests.forget(Store(self.store))
+        try:
+            return await anyio.to_thread.run_sync(call, limiter=self.limiter)
+        except Exception as exc:
+            if part_gone(exc):
+                raise StoreChanged(str(exc).splitlines()[0]) from exc
+            raise
 
     # -- rendering
 
@@ -111,6 +130,8 @@ class App:
             desc = q.get("sort") == "newest"
             key = ("search", tuple(form.items()), page, desc, tz, await self.stamp())
             html = await self.memo.get(key, partial(self._search, form, page, desc, tz, values))
+        except StoreChanged:
+            raise  # the app's page for it (``create_app``)
         except LogAnalyzerError as exc:
             return self.page(
                 "web_search.html.j2",
@@ -160,6 +181,8 @@ class App:
         try:
             key = ("trace", text, server, tz, await self.stamp())
             html, found = await self.memo.get(key, partial(self._trace, text, server, tz))
+        except StoreChanged:
+            raise  # the app's page for it (``create_app``)
         except LogAnalyzerError as exc:
             return self.error("Cannot trace", str(exc), 400)
         response = self.framed(html, "Search", "")
@@ -197,6 +220,8 @@ class App:
         store = None if self.redact else self.store
         try:
             result = await self.work(analyze_headers, text, store, source="the headers")
+        except StoreChanged:
+            raise  # the app's page for it (``create_app``)
         except LogAnalyzerError as exc:
             return self.page(
                 "web_headers.html.j2", "Paste a header", 400, csrf=self.guard.csrf, error=str(exc)
@@ -233,6 +258,8 @@ class App:
             if html is None:
                 html = await self.work(self._report, date, days, tz)
                 self.cached.put(key, html)
+        except StoreChanged:
+            raise  # the app's page for it (``create_app``)
         except LogAnalyzerError as exc:
             return self.error("No report", str(exc), 400, "Reports")
         return self.framed(html, "Reports")
@@ -368,6 +395,17 @@ def create_app(store: str, token: str | None = None, redact: bool = False, host:
     async def too_large(request: Request, exc: Exception) -> Response:
         return Response(f"request too large: at most {MAX_BODY:,} bytes", 413)
 
+    async def changed(request: Request, exc: Exception) -> Response:
+        # the request read the store as a compaction committed, twice: a moment later it reads
+        response = pages.error(
+            "The store is being reorganised",
+            "a compaction (or a prune) was replacing the parts this page reads: reload the page"
+            " in a moment",
+            503,
+        )
+        response.headers["retry-after"] = str(RETRY_AFTER)
+        return response
+
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
         return pages.error("Not here", f"{request.url.path}: no such page", status)
@@ -382,6 +420,9 @@ def create_app(store: str, token: str | None = None, redact: bool = False, host:
         Route("/status", pages.status),
         Route("/favicon.ico", lambda request: Response(status_code=204)),
     ]
-    app = Starlette(routes=routes, exception_handlers={TooLarge: too_large, 404: not_found})
+    app = Starlette(
+        routes=routes,
+        exception_handlers={TooLarge: too_large, StoreChanged: changed, 404: not_found},
+    )
     app.state.pages = pages
     return Protect(app, guard)
