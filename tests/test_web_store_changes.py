@@ -1,16 +1,18 @@
-"""`loganalyzer serve` while the store changes under it: a request whose parts a
-compaction removed is read again on the new manifest, or answered with a page saying to
-reload (503), never a traceback."""
+"""`loganalyzer serve` while the store changes under it and when a service manager stops it: a
+request whose parts a compaction removed is read again on the new manifest, or answered with
+a page saying to reload (503), never a traceback; SIGTERM stops it as Ctrl-C does."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import urllib.error
 import urllib.request
 import warnings
 from pathlib import Path
 
+import pytest
 from conftest import run_cli
 from webserver import serving
 
@@ -80,4 +82,16 @@ def test_a_compaction_under_the_app_gives_a_page_to_reload_then_the_answer(tmp_p
         # the compaction's manifest back: the same page is answered
         os.replace(tmp_path / "after", manifest)
         assert _get(f"{url}/?sender=*&since=2026-03-02")[0] == 200
+    assert "Traceback" not in url.stderr
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows delivers no SIGTERM from outside")
+def test_sigterm_stops_it_as_ctrl_c_does(tmp_path):
+    store, ids = _small_parts(tmp_path)
+    with serving(store) as url:
+        proc = url.proc
+        assert _get(f"{url}/?q={ids[0]}")[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    assert url.stderr.rstrip().endswith("stopped")
     assert "Traceback" not in url.stderr

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import sys
+import threading
 from urllib.parse import quote
 
 from loganalyzer.errors import BadInput
@@ -104,7 +106,21 @@ def serve(
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, server_header=False, lifespan="off"
     )
-    # Ctrl-C is the way to stop it: uvicorn stops, then raises the Ctrl-C again
-    with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.Server(config).run(sockets=[sock])
+    # Ctrl-C is the way to stop it: uvicorn finishes the requests in flight, then raises the
+    # signal again. A service manager's SIGTERM stops it the same way: uvicorn catches it
+    # too, and its raising again comes here as a Ctrl-C (not the default action, status 143).
+    # Windows has the name (a handler is allowed) but delivers no SIGTERM from outside.
+    # (Signals reach the main thread only: a caller's thread leaves them as they are.)
+    main = threading.current_thread() is threading.main_thread()
+    stopping = signal.signal(signal.SIGTERM, _as_ctrl_c) if main else None
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, stopping)
     print("stopped", file=sys.stderr, flush=True)
+
+
+def _as_ctrl_c(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
