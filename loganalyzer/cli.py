@@ -63,9 +63,13 @@ class _Contract(TyperGroup):
             where = f"{exc.filename}: " if exc.filename else ""
             code = _fail(f"{where}{exc.strerror or exc}", 2)
         except Exception as exc:
+            from loganalyzer.store.duck import part_gone
+
             reason = str(exc).strip().splitlines()
             if reason == ["Query interrupted"]:  # DuckDB's own word for a Ctrl-C in a query
                 code = _fail(INTERRUPTED, 130)
+            elif part_gone(exc):  # a compaction or prune committed under this reader
+                code = _fail(STORE_CHANGED, 1)
             else:
                 code = _fail(
                     f"unexpected {type(exc).__name__}: {reason[0] if reason else ''} "
@@ -82,6 +86,13 @@ class _Contract(TyperGroup):
 #: What a Ctrl-C ends a command with (exit 130, as a shell says of SIGINT): every write to a
 #: store is whole or not made, so running the command again finishes its work.
 INTERRUPTED = "interrupted (Ctrl-C): the store holds what was finished; run the command again"
+
+
+#: What a command says when a part the manifest lists was not there to read (``part_gone``).
+STORE_CHANGED = (
+    "a part of the store was gone when this command read it: a compaction or prune that ran "
+    "meanwhile (run the command again), or damage (`loganalyzer store check` names it)"
+)
 
 
 class _Interrupted(LogAnalyzerError):

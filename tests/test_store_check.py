@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import corpus_files
+from conftest import corpus_files, run_cli
 
 from loganalyzer.ingest import ingest
 from loganalyzer.store import Store, StoreError
@@ -60,6 +60,10 @@ def test_a_missing_part_is_damage(cli, store):
     held = sorted({r.paths[0] for r in Store(store).manifest().values() if part in r.parts})
     assert held and f"damaged parts hold rows of {len(held):,} log files ({held[0]}" in out.stdout
     assert "`loganalyzer store forget --damaged` takes those files out" in out.stdout
+    # a command that reads it says so in one line (as when a compaction removed it meanwhile)
+    read = run_cli("sql", "-s", str(store), "select count(*) from tracking")
+    assert read.returncode == 1 and "Traceback" not in read.stderr, read.stderr
+    assert read.stderr.count("\n") == 1 and "a part of the store was gone" in read.stderr
 
 
 def test_a_truncated_part_does_not_read(cli, store):
