@@ -980,6 +980,7 @@ def watch_cmd(
     check_addresses("--mail-to", mail_to)
     check_addresses("--mail-from", mail_from)
     notifiers: list = [w.Webhook(url) for url in webhook or []]
+    w.check_textfile(textfile)
     if mail_to:
         check_login(smtp_host, smtp_starttls, smtp_user)
         password = os.environ.get(PASSWORD_ENV)

@@ -246,6 +246,13 @@ MISTAKES = [
     ("sql-no-statement", ["sql", *S, "--", ";"], 2, "no statement to run"),
     ("report-mail-to-word", [*REPORT, "--mail-to", "ops"], 2, "--mail-to 'ops': not a mail"),
     ("watch-webhook-word", ["watch", "--once", *S, "--webhook", "x"], 3, ""),
+    ("watch-webhook-bracket", ["watch", *S, "--webhook", "http://[::1"], 2, "'http://[::1'"),
+    (
+        "watch-textfile-no-folder",
+        ["watch", "--once", *S, "--textfile", "{root}/nodir/a.prom"],
+        3,
+        "--textfile '{root}/nodir/a.prom': no folder",
+    ),  # fmt: skip
     # usage
     ("trace-nothing-asked", ["trace", *S], 2, "give a message ID or at least one filter"),
     ("codes-nothing-asked", ["codes"], 2, "give one or more codes"),

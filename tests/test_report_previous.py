@@ -174,10 +174,14 @@ def test_a_prune_leaves_the_first_kept_days_still_deferred_as_it_was(untracked, 
     st = tmp_path / "store"
     shutil.copytree(untracked, st)
     assert run_cli("store", "prune", "--store", str(st), "--before", SECOND).returncode == 0
-    after, _ = report_json(st, "--date", SECOND)
+    after, err = report_json(st, "--date", SECOND)
     assert after["headline"][pending] == before["headline"][pending]
     totals = {row["figure"]: row["recipients"] for row in after["tables"]["totals"]}
     assert totals["still deferred"] == before["headline"][pending]
+    # the rows of those left from the day before are gone: not listed, and said so
+    n, listed = before["headline"][pending], len(after["tables"]["pending"])
+    who = f"{n - listed:,} of the {n:,}" if listed else f"The {n:,}"
+    assert listed < n and f"{who} recipients still deferred are not listed" in err
     # both days pruned: a report of the second from rows counts nothing of it, and compares
     # nothing ("SMTP sessions: 0 against 330 (-100%)", every figure flagged)
     assert run_cli("store", "prune", "--store", str(st), "--before", LAST).returncode == 0

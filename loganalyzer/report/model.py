@@ -218,6 +218,16 @@ class DailyReport(Result):
                 "`store prune` removed those days' rows; their kept rollups count them as they "
                 "were. `--from-rows` counts those rows alone."
             )
+        pending = int(self.headline.get("still_deferred_recipients") or 0)
+        listed = self.total_of("pending")
+        if listed is not None and pending > listed and "pending" not in self.left_out:
+            who = f"{pending - listed:,} of the {pending:,}" if listed else f"The {pending:,}"
+            one = pending - listed == 1
+            out.append(
+                f"{who} {'recipient' if pending == 1 else 'recipients'} still deferred "
+                f"{'is' if one else 'are'} not listed: `store prune` removed "
+                f"{'its' if one else 'their'} rows (the count is their day's rollup's)."
+            )
         if self.rows_days:
             out.append(
                 f"{len(self.rows_days):,} days counted from their rows, their rollups or "

@@ -30,11 +30,20 @@ from typing import Any
 
 from loganalyzer.errors import LogAnalyzerError
 from loganalyzer.report.sections.vip import read_vips
-from loganalyzer.watch.notify import Mail, Unsent, Webhook, write_textfile
+from loganalyzer.watch.notify import Mail, Unsent, Webhook, check_textfile, write_textfile
 from loganalyzer.watch.rules import Context, Finding, Rule, evaluate, load_rules
 from loganalyzer.watch.state import Alert, Notice, State
 
-__all__ = ["Check", "Mail", "Webhook", "check", "load_rules", "load_vips", "watch"]
+__all__ = [
+    "Check",
+    "Mail",
+    "Webhook",
+    "check",
+    "check_textfile",
+    "load_rules",
+    "load_vips",
+    "watch",
+]
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 #: How often a round brings the per-day aggregates up to date while it writes today's rows.

@@ -77,8 +77,13 @@ class Webhook:
     def __post_init__(self) -> None:
         from urllib.parse import urlsplit
 
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(self.url)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            ok = ok and (parts.port or 0) >= 0  # (raises on a port out of range)
+        except ValueError:  # an unclosed IPv6 bracket, a port out of range
+            ok = False
+        if not ok:
             raise BadInput(f"--webhook {self.url!r}: give an http:// or https:// address")
 
     def send(self, notices: list[Notice], store: str, deadline: float = float("inf")) -> None:
@@ -119,6 +124,16 @@ class Webhook:
         )
         with urllib.request.urlopen(request, timeout=timeout) as reply:
             reply.read()
+
+
+def check_textfile(path: str | Path | None) -> None:
+    """Refuse a ``--textfile`` whose folder does not exist, before the first round (found
+    only when the round wrote it, after its ingest, named by its temporary file)."""
+    if path is None:
+        return
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise BadInput(f"--textfile {str(path)!r}: no folder {str(folder)!r} to write it in")
 
 
 def write_textfile(path: str | Path, alerts: list[Alert], values: dict, now: float) -> None:
