@@ -939,7 +939,8 @@ def watch_cmd(
         typer.Option(
             "--once",
             help="One round, then exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN with one "
-            "status line (Nagios, Icinga, Zabbix, Task Scheduler).",
+            "status line (Nagios, Icinga, Zabbix, Task Scheduler); notifying takes 5 s at "
+            "most (what is not sent by then goes out next round).",
         ),
     ] = False,
     vip: Annotated[
@@ -1007,7 +1008,7 @@ def watch_cmd(
         refresh_every=parse_duration(refresh_every, "--refresh-every"),
     )
     if once:
-        result = w.check(store, **options)
+        result = w.check(store, notify_seconds=w.ONCE_NOTIFY_SECONDS, **options)
         print_once(result, as_json)
         raise typer.Exit(result.status)
 

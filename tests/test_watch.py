@@ -9,6 +9,7 @@ import json
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -92,10 +93,12 @@ def vip_of(src: Path) -> tuple[str, int]:
 
 class Hook(BaseHTTPRequestHandler):
     received: list[dict] = []
+    tried: list[dict] = []  # every request, answered 500 or not
     failures = 0  # answer this many requests with 500 first
 
     def do_POST(self):  # noqa: N802 - http.server's name
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        Hook.tried.append(body)
         if Hook.failures:
             Hook.failures -= 1
             self.send_response(500)
@@ -110,7 +113,7 @@ class Hook(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def webhook():
-    Hook.received, Hook.failures = [], 0
+    Hook.received, Hook.tried, Hook.failures = [], [], 0
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/alerts", Hook
@@ -334,6 +337,60 @@ def test_a_webhook_is_retried_with_backoff(webhook):
         Webhook(url, sleep=waits.append).send([Notice("firing", alert, alert.since)], "store")
 
 
+BURST = [
+    ("firing", "auth_failures", "203.0.113.210"),
+    ("resolved", "auth_failures", "203.0.113.210"),
+]
+
+
+def test_every_notice_of_a_round_is_tried_and_what_failed_is_sent_next_round(
+    synth_logs, tmp_path, webhook
+):
+    """A webhook answering 500 had only the round's first notice retried; the burst's
+    resolution was never tried, and lost (only a firing alert was sent again)."""
+    url, hook = webhook
+    (tmp_path / "rules.toml").write_text(AUTH_ONLY)
+    copy_hours(synth_logs, tmp_path / "logs", range(0, 16))  # the burst of 15:00 and its end
+    common = ["--store", str(tmp_path / "store"), "--rules", str(tmp_path / "rules.toml")]
+    hook.failures = 100
+    down = run_once(str(tmp_path / "logs"), *common, "--webhook", url)
+    assert down.returncode == 1, down.stdout + down.stderr
+    assert {(h["status"], h["rule"], h["key"]) for h in hook.tried} == set(BURST)
+    assert "; 2 notices not sent (next round) | " in down.stdout, down.stdout
+    hook.failures = 0
+    back = run_once(*common, "--webhook", url, "--json")
+    assert [(h["status"], h["rule"], h["key"]) for h in hook.received] == BURST
+    assert len(json.loads(back.stdout)["resent"]) == 2 and back.returncode == 0
+    again = run_once(*common, "--webhook", url)
+    assert len(hook.received) == 2 and again.stdout.startswith("WATCH OK - no alert;")
+
+
+def test_once_gives_up_on_a_hung_webhook_in_seconds(synth_logs, tmp_path):
+    """A webhook that never answers held `watch --once` 50 s (four tries of 10 s and the
+    waits between): a monitoring plugin is killed long before."""
+    hung = socket.create_server(("127.0.0.1", 0))  # connections queue, never answered
+    (tmp_path / "rules.toml").write_text(AUTH_ONLY)
+    copy_hours(synth_logs, tmp_path / "logs", range(14, 16))
+    url = f"http://127.0.0.1:{hung.getsockname()[1]}/alerts"
+    rules = ["--rules", str(tmp_path / "rules.toml")]
+    start = time.monotonic()
+    with hung:
+        done = run_once(str(tmp_path / "logs"), "--store", str(tmp_path / "store"), *rules)
+        took = time.monotonic() - start
+        start = time.monotonic()
+        hanging = subprocess.run(
+            [LOGANALYZER, "watch", "--once", str(tmp_path / "logs"), "--webhook", url]
+            + ["--store", str(tmp_path / "other"), *rules],
+            capture_output=True,
+            text=True,
+            timeout=took + 20,
+        )
+    assert time.monotonic() - start < took + 8  # the 5 s notifying budget and some slack
+    assert hanging.returncode == 1 and done.returncode == 1, hanging.stdout + hanging.stderr
+    assert "2 notices not sent (next round)" in hanging.stdout
+    assert "cannot notify webhook: webhook http://127.0.0.1:" in hanging.stderr
+
+
 def test_show_rules_prints_the_documented_defaults():
     done = subprocess.run([LOGANALYZER, "watch", "--show-rules"], capture_output=True, text=True)
     assert done.returncode == 0
@@ -472,10 +529,14 @@ def test_an_alert_no_notifier_could_send_is_sent_next_round(synth_logs, tmp_path
     assert [n["status"] for n in fired] == ["firing"], down.stdout
     assert "cannot notify webhook" in down.stdout + down.stderr
     back = run_once(*common, "--webhook", url)
-    assert [(h["status"], h["rule"]) for h in hook.received] == [("firing", "auth_failures")]
+    # and the round's resolutions, kept as they were
+    resolved = [(n["status"], n["rule"]) for n in json.loads(down.stdout)["notices"][:-1]]
+    assert {n[0] for n in resolved} == {"resolved"}
+    sent = [(h["status"], h["rule"]) for h in hook.received]
+    assert sent == [*resolved, ("firing", "auth_failures")]
     assert back.returncode == 1, back.stdout
     again = run_once(*common, "--webhook", url)  # heard once: quiet until its repeat
-    assert json.loads(again.stdout)["notices"] == [] and len(hook.received) == 1
+    assert json.loads(again.stdout)["notices"] == [] and len(hook.received) == len(sent)
 
 
 def test_a_webhook_that_is_no_address_is_refused_at_start(tmp_path):

@@ -20,6 +20,8 @@ def print_round(result: Check, as_json: bool = False) -> None:
     if as_json:
         typer.echo(json.dumps(result.to_dict()))
     else:
+        for n in result.resent:
+            typer.echo(f"{stamp} {clean(n.line())} (not sent in an earlier round)")
         for n in result.notices:
             typer.echo(f"{stamp} {clean(n.line())}")  # its key and text come from logs
     for e in result.errors:

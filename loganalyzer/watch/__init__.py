@@ -30,7 +30,7 @@ from typing import Any
 
 from loganalyzer.errors import LogAnalyzerError
 from loganalyzer.report.sections.vip import read_vips
-from loganalyzer.watch.notify import Mail, Webhook, check_textfile, write_textfile
+from loganalyzer.watch.notify import Mail, Unsent, Webhook, check_textfile, write_textfile
 from loganalyzer.watch.rules import Context, Finding, Rule, evaluate, load_rules
 from loganalyzer.watch.state import Alert, Notice, State
 
@@ -54,6 +54,11 @@ _REFRESHED = "aggregates_refreshed_at"
 _EVALUATED = "evaluated_to"
 #: How far back the first round of a store evaluates the rules' windows.
 FIRST_ROUND = dt.timedelta(hours=24)
+#: How long a round may spend sending its notices, retries included (each notifier at once):
+#: a dead endpoint must not stall the watch; what is not sent goes out next round.
+NOTIFY_SECONDS = 30.0
+#: The same for ``watch --once``: monitoring plugins are killed after 10 to 30 seconds.
+ONCE_NOTIFY_SECONDS = 5.0
 STATUS_WORDS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
 
 
@@ -69,6 +74,10 @@ class Check:
     errors: list[str] = field(default_factory=list)
     #: Whether the round brought the per-day aggregates up to date (None: nothing ingested).
     refreshed: bool | None = None
+    #: Notices of earlier rounds that reached nobody then, sent again in this one.
+    resent: list[Notice] = field(default_factory=list)
+    #: How many notices reached no notifier in this round (kept for the next).
+    unsent: int = 0
 
     @property
     def fired(self) -> list[Notice]:
@@ -97,6 +106,8 @@ class Check:
             # the performance data starts at the first "|": one in a log value (a server's
             # name) would cut the status short and pass the rest off as figures
             text = text.replace("|", "/")
+        if self.unsent:
+            text += f"; {self.unsent} notice{'s' * (self.unsent > 1)} not sent (next round)"
         perf = " ".join(
             f"{s}={sum(a.severity == s for a, _ in alerts)}" for s in ("warning", "critical")
         )
@@ -112,6 +123,8 @@ class Check:
             "ingested": self.ingested,
             "aggregates": {None: None, True: "refreshed", False: "deferred"}[self.refreshed],
             "errors": self.errors,
+            "resent": [n.to_dict() for n in self.resent],
+            "unsent": self.unsent,
         }
 
     def to_json(self) -> str:
@@ -135,6 +148,7 @@ def check(
     ingest_options: dict[str, Any] | None = None,
     wall: dt.datetime | None = None,
     refresh_every: dt.timedelta = REFRESH_EVERY,
+    notify_seconds: float = NOTIFY_SECONDS,
 ) -> Check:
     """One round: ingest ``logs`` (if any) into ``store``, bringing its per-day aggregates up
     to date when due (``refresh_every``; 0: every round; see the module docstring), evaluate
@@ -171,19 +185,16 @@ def check(
         notices = state.walk(rules, findings, at, wall)
         state.memory[_EVALUATED] = now.isoformat()
     notifiers = list(notifiers)
-    if notices and notifiers:
-        heard = False
-        for notifier in notifiers:
-            try:
-                notifier.send(notices, st.url)
-                heard = True
-            except (OSError, ValueError) as exc:  # smtplib's errors are OSErrors
-                errors.append(f"cannot notify {type(notifier).__name__.lower()}: {exc}")
-        if not heard:
-            state.unheard(notices)
+    resent: list[Notice] = []
+    unheard: list[Notice] = []
+    if notifiers:
+        resent, state.unsent = state.unsent, []
+        unheard = _notify(notifiers, resent + notices, st.url, notify_seconds, errors)
+        state.unheard(unheard)
     state.save()  # after sending: what reached nobody is sent again next round
     result = Check(st.url, now, state.firing(), notices, ingested, errors)
     result.refreshed = refreshed[0] if refreshed else None
+    result.resent, result.unsent = resent, len(unheard)
     if textfile is not None:
         write_textfile(
             textfile,
@@ -221,6 +232,33 @@ def watch(
         deadline = time.monotonic() + interval
         while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
             stop.wait(min(left, 1.0))  # short waits: Windows runs a Ctrl-C handler between them
+
+
+def _notify(
+    notifiers: list[Mail | Webhook],
+    notices: list[Notice],
+    store: str,
+    seconds: float,
+    errors: list[str],
+) -> list[Notice]:
+    """Sends the notices to every notifier at once (a hung one must not eat the others'
+    time), for ``seconds`` at most; returns those that reached none."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not notices:
+        return []
+    deadline = time.monotonic() + seconds
+    unheard = {id(n) for n in notices}
+    with ThreadPoolExecutor(len(notifiers)) as pool:
+        sends = [(n, pool.submit(n.send, notices, store, deadline)) for n in notifiers]
+    for notifier, sent in sends:
+        try:
+            sent.result()
+            unheard.clear()
+        except (OSError, ValueError) as exc:  # smtplib's errors are OSErrors
+            errors.append(f"cannot notify {type(notifier).__name__.lower()}: {exc}")
+            unheard &= {id(n) for n in (exc.notices if isinstance(exc, Unsent) else notices)}
+    return [n for n in notices if id(n) in unheard]
 
 
 def _evaluation_times(

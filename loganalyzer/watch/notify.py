@@ -20,6 +20,18 @@ from loganalyzer.watch.state import Alert, Notice
 WEBHOOK_TRIES = 4  # the first and three retries, 1, 2 and 4 seconds apart
 
 
+class Unsent(OSError):
+    """A notifier could not send these notices (the others went out)."""
+
+    def __init__(self, message: str, notices: list[Notice]) -> None:
+        super().__init__(message)
+        self.notices = notices
+
+
+def _left(deadline: float) -> float:
+    return deadline - time.monotonic()
+
+
 @dataclass
 class Mail:
     to: list[str]
@@ -29,8 +41,11 @@ class Mail:
     user: str | None = None
     password: str | None = None
     sender: str | None = None
+    timeout: float = 30.0
 
-    def send(self, notices: list[Notice], store: str) -> None:
+    def send(self, notices: list[Notice], store: str, deadline: float = float("inf")) -> None:
+        """One mail for all the notices; raises OSError, waiting until ``deadline``
+        (``time.monotonic``) at most."""
         from loganalyzer.report.mail import deliver
 
         host = socket.getfqdn() or "localhost"
@@ -45,7 +60,12 @@ class Mail:
         body = [f"loganalyzer watch of {store}", ""]
         body += [f"- {n.line()} (since {n.alert.since})" for n in notices]
         msg.set_content("\n".join(body) + "\n")
-        deliver(msg, self.to, self.host, self.port, self.starttls, self.user, self.password, 30.0)
+        timeout = min(self.timeout, _left(deadline))
+        if timeout <= 0:
+            raise OSError(f"mail to {', '.join(self.to)}: no time left in the round")
+        deliver(
+            msg, self.to, self.host, self.port, self.starttls, self.user, self.password, timeout
+        )
 
 
 @dataclass
@@ -66,22 +86,44 @@ class Webhook:
         if not ok:
             raise BadInput(f"--webhook {self.url!r}: give an http:// or https:// address")
 
-    def send(self, notices: list[Notice], store: str) -> None:
-        """POSTs one JSON document per notice; retries with backoff, then raises OSError."""
-        for notice in notices:
-            body = json.dumps({"store": store, **notice.to_dict()}).encode()
-            request = urllib.request.Request(
-                self.url, body, {"Content-Type": "application/json"}, method="POST"
-            )
-            for attempt in range(WEBHOOK_TRIES):
-                try:
-                    with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                        reply.read()
+    def send(self, notices: list[Notice], store: str, deadline: float = float("inf")) -> None:
+        """POSTs one JSON document per notice, each notice tried once before any is tried
+        again; the failed ones are retried together with backoff while ``deadline``
+        (``time.monotonic``) allows, then raises ``Unsent`` with them."""
+        pending, error = list(notices), ""
+        for attempt in range(WEBHOOK_TRIES):
+            if attempt:
+                wait = 2 ** (attempt - 1)
+                if _left(deadline) <= wait:
                     break
+                self.sleep(wait)
+            failed = []
+            for notice in pending:
+                timeout = min(self.timeout, _left(deadline))
+                if timeout <= 0:  # not tried: kept for the next round with the failed ones
+                    failed.append(notice)
+                    error = error or "no time left in the round"
+                    continue
+                try:
+                    self._post({"store": store, **notice.to_dict()}, timeout)
                 except (urllib.error.URLError, OSError) as exc:
-                    if attempt == WEBHOOK_TRIES - 1:
-                        raise OSError(f"webhook {self.url}: {exc}") from None
-                    self.sleep(2**attempt)
+                    failed.append(notice)
+                    error = str(exc)
+            pending = failed
+            if not pending:
+                return
+        n = len(pending)
+        raise Unsent(f"webhook {self.url}: {error} ({n} of {len(notices)} not sent)", pending)
+
+    def _post(self, document: dict, timeout: float) -> None:
+        request = urllib.request.Request(
+            self.url,
+            json.dumps(document).encode(),
+            {"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            reply.read()
 
 
 def check_textfile(path: str | Path | None) -> None:

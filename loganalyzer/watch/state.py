@@ -22,6 +22,8 @@ from loganalyzer.watch.rules import WINDOWED, Finding, Rule
 
 STATE_FILE = "watch/state.json"
 VERSION = 1
+#: At most this many notices that reached nobody are kept for the next round (the newest).
+KEEP_UNSENT = 200
 
 
 @dataclass
@@ -56,6 +58,13 @@ class Notice:
     def to_dict(self) -> dict:
         return {**self.alert.to_dict(), "status": self.kind, "at": self.at}
 
+    @classmethod
+    def from_state(cls, data: dict) -> Notice:
+        return cls(data["kind"], Alert(**data["alert"]), data["at"])
+
+    def to_state(self) -> dict:
+        return {"kind": self.kind, "alert": self.alert.to_dict(), "at": self.at}
+
     def line(self) -> str:
         word = {"firing": "FIRING", "repeat": "STILL FIRING", "resolved": "RESOLVED"}[self.kind]
         return f"{word} {self.alert.severity} {self.alert.rule} {self.alert.key}: {self.alert.text}"
@@ -68,6 +77,8 @@ class State:
         self.url = url.rstrip("/") + "/" + STATE_FILE
         self.alerts: dict[str, Alert] = {}
         self.memory: dict[str, Any] = {}
+        #: notices of earlier rounds that reached nobody, but for firing alerts (``sent_at``)
+        self.unsent: list[Notice] = []
 
     def load(self) -> State:
         fs, path = fsspec.core.url_to_fs(self.url)
@@ -78,6 +89,7 @@ class State:
         if data.get("version") == VERSION:
             self.alerts = {k: Alert(**v) for k, v in data.get("alerts", {}).items()}
             self.memory = data.get("memory", {})
+            self.unsent = [Notice.from_state(n) for n in data.get("unsent", [])]
         return self
 
     def save(self) -> None:
@@ -90,6 +102,7 @@ class State:
                 "version": VERSION,
                 "alerts": {k: a.to_dict() for k, a in sorted(self.alerts.items())},
                 "memory": self.memory,
+                "unsent": [n.to_state() for n in self.unsent],
             },
             indent=1,
         )
@@ -172,12 +185,22 @@ class State:
         return notices
 
     def unheard(self, notices: list[Notice]) -> None:
-        """Notices no notifier could send: their alerts that still fire are sent again next
-        round (a mail relay or webhook down for a while must not swallow an alert)."""
+        """Notices no notifier could send are sent next round (a mail relay or webhook down
+        for a while must not swallow an alert): an alert that still fires is sent again as
+        it fires (``sent_at``), any other notice (a resolution, an alert that fired and
+        resolved within the round) is kept as it is."""
         for n in notices:
             alert = self.alerts.get(n.alert.ident)
-            if n.kind in ("firing", "repeat") and alert is not None and alert.status == "firing":
+            if (
+                n.kind in ("firing", "repeat")
+                and alert is not None
+                and alert.status == "firing"
+                and alert.since == n.alert.since  # not an earlier time it fired
+            ):
                 alert.sent_at = None
+            else:
+                self.unsent.append(n)
+        del self.unsent[:-KEEP_UNSENT]
 
     def firing(self) -> list[Alert]:
         return [a for _, a in sorted(self.alerts.items()) if a.status == "firing"]
