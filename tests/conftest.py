@@ -88,6 +88,8 @@ OUTSIDE_THE_MODE_ONLY = (
     "test_watch.py::test_an_alert_no_notifier_could_send_is_sent_next_round",
     "test_watch.py::test_hours_that_land_at_once_raise_the_alert_of_a_burst_early_in_them_once",
     "test_watch.py::test_watch_raises_each_alert_once_and_resolves_it",
+    "test_watch.py::test_every_notice_of_a_round_is_tried_and_what_failed_is_sent_next_round",
+    "test_watch.py::test_once_gives_up_on_a_hung_webhook_in_seconds",
 )
 
 
