@@ -29,32 +29,21 @@ import pytest  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 #: The test files the portability-mode run runs (CI's second run, within its time budget):
-#: those of what starts processes or takes the store's lock (ingest and its workers,
-#: compaction, prune, forget, watch, the cluster, kills, the store's filesystems and check,
-#: the command's contract, the demo). The others test one process reading the store with
-#: DuckDB (trace, lookups, report, rollups, address index, web app), parsing, code tables,
-#: pages in Chromium, notebooks or S3 (a lease, no OS lock): the mode changes nothing they do.
+#: those whose processes the mode changes, started or stopped (ingest's workers, kills, Ctrl-C,
+#: watch's rounds and signals, the demo, the command's contract) and the store's lock taken
+#: side by side (compaction, prune, check). The others run one process reading the store, or
+#: the same workers and lock as these (forget, the cluster's own processes, archives and
+#: damaged files, filesystems, parsing, reports, pages, S3's lease): the mode changes nothing
+#: they do that these do not.
 IN_BOTH_MODES = (
-    "test_api.py",
     "test_bundles.py",
     "test_cli_mistakes.py",
-    "test_cluster.py",
     "test_compact.py",
-    "test_damaged.py",
     "test_demo.py",
-    "test_edge_inputs.py",
-    "test_forget.py",
-    "test_format_agent_connectivity.py",
-    "test_ingest_tracking.py",
     "test_kill.py",
     "test_portability.py",
     "test_prune.py",
-    "test_quarantine_rules.py",
-    "test_roundtrip.py",
     "test_store_check.py",
-    "test_store_fs.py",
-    "test_store_layers.py",
-    "test_synth_2003.py",
     "test_watch.py",
 )
 
@@ -64,22 +53,7 @@ IN_BOTH_MODES = (
 #: met before any worker starts, or what a file's content makes of it; the kill loop's
 #: kills are those of the kill tests kept). Each runs outside the mode.
 OUTSIDE_THE_MODE_ONLY = (
-    "test_api.py::test_sql_cli_table_csv_json",
-    "test_api.py::test_sql_table_says_the_rows_it_leaves_out",
-    "test_cluster.py::test_a_scheduler_without_workers_is_named_before_the_store_is_locked",
-    "test_cluster.py::test_an_address_where_no_scheduler_answers_fails_before_the_store_is_locked",
-    "test_cluster.py::test_every_worker_gone_mid_ingest_ends_the_ingest",
     "test_bundles.py::test_a_kill_between_two_files_of_a_bundle_lists_none_of_them",
-    "test_damaged.py::test_an_archived_log_is_of_its_folder_server_as_if_unpacked",
-    "test_forget.py::test_a_file_read_from_two_folders_is_forgotten_as_one",
-    "test_forget.py::test_a_log_is_known_by_its_content_wherever_the_ingest_ran",
-    "test_forget.py::test_a_wrong_zone_is_mended_by_forgetting_and_ingesting_again",
-    "test_forget.py::test_damaged_parts_are_mended_by_forgetting_their_files_and_ingesting_again",
-    "test_forget.py::test_forgotten_files_leave_the_store_and_the_next_ingest_reads_them_again",
-    "test_ingest_tracking.py::test_a_copy_with_or_without_the_utf8_mark_is_the_same_log",
-    "test_ingest_tracking.py::test_a_small_log_is_not_taken_for_another_that_shares_its_header",
-    "test_ingest_tracking.py::"
-    "test_a_tail_quarantined_as_final_is_read_whole_when_the_file_grows_after_all",
     "test_kill.py::test_kill_loop_at_random_points",
     "test_watch.py::test_a_log_value_cannot_retitle_the_terminal_or_cut_the_status_line",
     "test_watch.py::test_a_server_silent_for_more_than_a_day_stays_reported",
