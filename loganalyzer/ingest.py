@@ -722,6 +722,10 @@ def _stop(pool: ProcessPoolExecutor, before: set) -> None:
     # end, and the exit waits for that reader: closed, the reader gets the pipe's end (taken
     # before the shutdown, which forgets the queue)
     writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+    # the pool's manager thread closes its pipes as it ends; Python 3.11's exit wakes it
+    # through one of them without a lock and printed "Bad file descriptor" when the two
+    # met: the thread is waited for here, before the exit
+    manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for child in set(mp.active_children()) - before:
         child.kill()
@@ -729,6 +733,8 @@ def _stop(pool: ProcessPoolExecutor, before: set) -> None:
     if writer is not None:
         with suppress(OSError):
             writer.close()
+    if manager is not None:
+        manager.join(5)
 
 
 #: A file whose worker process died: the files read before it are kept.
