@@ -87,6 +87,18 @@ SLOW_FIRST = (
 )
 
 
+def pytest_configure(config):
+    """The package's bytecode written once, before the run: the suite starts thousands of
+    ``loganalyzer`` processes, and with PYTHONDONTWRITEBYTECODE set each compiled every
+    module of the package again (a tenth of a second each)."""
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller has done it
+        return
+    import compileall
+
+    for package in ("loganalyzer", "eventcodes"):
+        compileall.compile_dir(ROOT / package, quiet=2)
+
+
 def pytest_collection_modifyitems(config, items):
     if PORTABILITY:
         left = [i for i in items if not in_the_mode(i)]

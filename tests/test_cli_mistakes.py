@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, LOGANALYZER, PORTABILITY
+from conftest import CORPUS, LOGANALYZER, PORTABILITY, built_once
 
 import loganalyzer as la
 from loganalyzer import Store
@@ -34,18 +34,10 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict[str, str]:
-    """A small store, an empty one, and the files users mistake for logs or stores."""
-    root = tmp_path_factory.mktemp("mistakes")
+    """A small store, an empty one, and the files users mistake for logs or stores (built
+    once per run: the workers share them, and the mistakes' outcomes)."""
+    root = built_once(tmp_path_factory, "mistakes", _world)
     logs = root / "logs"
-    generate(logs, servers=2, days=1, messages=40, seed=5)
-    la.ingest([logs], root / "store", workers=1)
-    Store(root / "empty").write_manifest({})  # a store that holds no file
-    (root / "doc.pdf").write_bytes(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >>\n")
-    (root / "blob.bin").write_bytes(bytes(range(256)) * 16)
-    (root / "empty.log").write_bytes(b"")
-    (root / "emptydir").mkdir()
-    (root / "pdfonly").mkdir()
-    (root / "pdfonly" / "scan.pdf").write_bytes((root / "doc.pdf").read_bytes())
     truth = [json.loads(t) for t in (logs / "truth.jsonl").read_text().splitlines()]
     return {
         "root": str(root),
@@ -62,6 +54,19 @@ def world(tmp_path_factory) -> dict[str, str]:
         "eml": str(EML),
         "mid": truth[0]["message_id"],
     }
+
+
+def _world(root: Path) -> None:
+    logs = root / "logs"
+    generate(logs, servers=2, days=1, messages=40, seed=5)
+    la.ingest([logs], root / "store", workers=1)
+    Store(root / "empty").write_manifest({})  # a store that holds no file
+    (root / "doc.pdf").write_bytes(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >>\n")
+    (root / "blob.bin").write_bytes(bytes(range(256)) * 16)
+    (root / "empty.log").write_bytes(b"")
+    (root / "emptydir").mkdir()
+    (root / "pdfonly").mkdir()
+    (root / "pdfonly" / "scan.pdf").write_bytes((root / "doc.pdf").read_bytes())
 
 
 S = ["--store", "{store}"]
@@ -268,16 +273,27 @@ MADE = [m for m in MISTAKES if not PORTABILITY or m[1][0] in ("ingest", "store",
 
 
 @pytest.fixture(scope="module")
-def outcomes(world) -> dict[str, tuple[list[str], subprocess.CompletedProcess]]:
-    """Every mistake run once, in parallel (each process starts in about half a second)."""
+def outcomes(world, tmp_path_factory) -> dict[str, tuple[list[str], subprocess.CompletedProcess]]:
+    """Every mistake run once per run, in parallel (each process starts in about half a
+    second); the workers share what each printed."""
 
     def one(case):
         name, args, _, _ = case
         argv = [a.format(**world) for a in args]
-        return name, (argv, run(*argv, cwd=Path(world["root"])))
+        done = run(*argv, cwd=Path(world["root"]))
+        return name, [argv, done.returncode, done.stdout, done.stderr]
 
-    with ThreadPoolExecutor(4) as pool:
-        return dict(pool.map(one, MADE))
+    def made(folder: Path) -> None:
+        with ThreadPoolExecutor(4) as pool:
+            (folder / "outcomes.json").write_text(json.dumps(dict(pool.map(one, MADE))))
+
+    folder = built_once(tmp_path_factory, "mistakes-outcomes", made)
+    return {
+        name: (argv, subprocess.CompletedProcess(argv, code, out, err))
+        for name, (argv, code, out, err) in json.loads(
+            (folder / "outcomes.json").read_text()
+        ).items()
+    }
 
 
 def test_the_table_is_long_enough():
