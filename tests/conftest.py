@@ -175,9 +175,9 @@ def cli():
     return invoke
 
 
-@pytest.fixture
-def browser(tmp_path):
-    """Opens pages in headless Chromium: ``browser(path, width=1280)`` gives a Page."""
+def open_in_chromium(path: Path, profile: Path, width: int = 1280):
+    """``path`` opened in a new headless Chromium (its profile in ``profile``): a Page. Close
+    it after use. Without a Chromium the test skips, under CI=true it fails."""
     from chromium import Page, find_chromium
 
     exe = find_chromium()
@@ -186,20 +186,26 @@ def browser(tmp_path):
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
+    page = Page(exe, profile)
+    page.send(
+        "Emulation.setDeviceMetricsOverride",
+        width=width,
+        height=900,
+        deviceScaleFactor=1,
+        mobile=width < 600,
+    )
+    page.open(path.as_uri())
+    return page
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Opens pages in headless Chromium: ``browser(path, width=1280)`` gives a Page."""
     pages = []
 
-    def open_page(path: Path, width: int = 1280) -> Page:
-        page = Page(exe, tmp_path / f"profile{len(pages)}")
-        pages.append(page)
-        page.send(
-            "Emulation.setDeviceMetricsOverride",
-            width=width,
-            height=900,
-            deviceScaleFactor=1,
-            mobile=width < 600,
-        )
-        page.open(path.as_uri())
-        return page
+    def open_page(path: Path, width: int = 1280):
+        pages.append(open_in_chromium(path, tmp_path / f"profile{len(pages)}", width))
+        return pages[-1]
 
     yield open_page
     for page in pages:

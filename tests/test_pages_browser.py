@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from chromium import Page
-from conftest import LOGANALYZER
+from conftest import LOGANALYZER, open_in_chromium
 from reportdata import NDR_SENDER, synth_store
 
 import eventcodes
@@ -238,12 +238,16 @@ P50_HEIGHT = """(() => {
 })()"""
 
 
-@pytest.fixture
-def report(browser, report_page):
-    page = browser(report_page)
-    assert page.wait_for(CHARTS_DRAWN), "a chart did not draw"
-    assert page.problems() == []  # no script error, no Content-Security-Policy violation
-    return page
+@pytest.fixture(scope="module")
+def report(report_page, tmp_path_factory):
+    """The report open in Chromium once for the tests that read it (none changes it)."""
+    page = open_in_chromium(report_page, tmp_path_factory.mktemp("pages-report-profile"))
+    try:
+        assert page.wait_for(CHARTS_DRAWN), "a chart did not draw"
+        assert page.problems() == []  # no script error, no Content-Security-Policy violation
+        yield page
+    finally:
+        page.close()
 
 
 def test_report_explains_no_success_as_a_failure(report, tmp_path):
