@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import LOGANALYZER
+from conftest import LOGANALYZER, built_once
 from logfiles import header, line, row
 
 import loganalyzer as la
@@ -55,6 +55,35 @@ def synth_logs(folder: Path, days: int = 2, messages: int = 120) -> Path:
     damaged.parent.mkdir(parents=True)
     damaged.write_bytes(text.encode())
     return folder
+
+
+def shared_synth_logs(
+    tmp_path_factory: pytest.TempPathFactory, days: int = 2, messages: int = 120
+) -> Path:
+    """``synth_logs`` made once per test run for every test file that asks for the same days
+    and messages (read only: a test that changes them copies them first)."""
+    name = f"synth-logs-{days}d-{messages}"
+    folder = built_once(tmp_path_factory, name, lambda f: synth_logs(f / "logs", days, messages))
+    return folder / "logs"
+
+
+def shared_ingested(
+    tmp_path_factory: pytest.TempPathFactory, days: int = 2, messages: int = 120
+) -> Path:
+    """The store the ``loganalyzer ingest`` command makes of ``shared_synth_logs`` (rollups
+    included), made once per test run (read only)."""
+    logs = shared_synth_logs(tmp_path_factory, days, messages)
+
+    def build(folder: Path) -> None:
+        done = subprocess.run(
+            [LOGANALYZER, "ingest", str(logs), "--store", str(folder / "store")],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+
+    return built_once(tmp_path_factory, f"ingested-{days}d-{messages}", build) / "store"
 
 
 def message_ids(logs: Path, n: int = 6) -> list[str]:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import IN_CI, LOGANALYZER, ROOT
+from conftest import IN_CI, LOGANALYZER, ROOT, built_once
 from logfiles import row, write_log
-from stores import content, synth_logs
+from stores import content, shared_ingested, shared_synth_logs
 
 import loganalyzer as la
 from loganalyzer.cluster import KEY_PREFIX
@@ -98,7 +98,13 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory) -> Path:
-    return synth_logs(tmp_path_factory.mktemp("cluster") / "logs", days=1, messages=60)
+    return shared_synth_logs(tmp_path_factory, days=1, messages=60)
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory) -> Store:
+    """The store of a local ingest of ``logs`` by the command (it writes rollups too)."""
+    return Store(shared_ingested(tmp_path_factory, days=1, messages=60))
 
 
 def ingest_command(logs: Path, store: Path, address: str, timeout: float = 600):
@@ -110,16 +116,8 @@ def ingest_command(logs: Path, store: Path, address: str, timeout: float = 600):
     )
 
 
-def test_the_cluster_parses_and_the_store_is_the_same(cluster, logs, tmp_path):
+def test_the_cluster_parses_and_the_store_is_the_same(cluster, logs, local, tmp_path):
     address, client = cluster
-    local = Store(tmp_path / "local")  # ingested by the command too: it writes rollups
-    done = subprocess.run(
-        [LOGANALYZER, "ingest", str(logs), "--store", str(local.root), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
     started = time.time()
     out = ingest_command(logs, tmp_path / "cluster", address)
     assert out.returncode == 0, out.stderr
@@ -152,6 +150,20 @@ def test_the_workers_record_where_they_ran(cluster, logs):
 FILES, ROWS = 32, 2000
 
 
+@pytest.fixture(scope="module")
+def big_logs(tmp_path_factory) -> Path:
+    """FILES logs of ROWS rows each, written once for the run: read only."""
+
+    def build(folder: Path) -> None:
+        for f in range(FILES):
+            write_log(
+                folder / "logs" / f"EX{f % 4:02d}" / f"MSGTRK20260302{f:02d}-1.LOG",
+                [row(f * ROWS + i, message_subject=f"file {f}, row {i}") for i in range(ROWS)],
+            )
+
+    return built_once(tmp_path_factory, "cluster-logs", build) / "logs"
+
+
 def file_lines(st: Store) -> Counter:
     """How often each (file, line) is in the parts the manifest lists."""
     keys: Counter = Counter()
@@ -161,16 +173,11 @@ def file_lines(st: Store) -> Counter:
     return keys
 
 
-def test_a_worker_killed_mid_ingest(cluster, tmp_path):
+def test_a_worker_killed_mid_ingest(cluster, big_logs, tmp_path):
     """Each file ends fully in the store or reported as not ingested, the store is clean, and
     the next run completes it."""
     address, client = cluster
-    logs = tmp_path / "logs"
-    for f in range(FILES):
-        write_log(
-            logs / f"EX{f % 4:02d}" / f"MSGTRK20260302{f:02d}-1.LOG",
-            [row(f * ROWS + i, message_subject=f"file {f}, row {i}") for i in range(ROWS)],
-        )
+    logs = big_logs
     store = tmp_path / "store"
     victim = next(iter(client.run(os.getpid).values()))
     proc = subprocess.Popen(
@@ -289,17 +296,12 @@ def test_a_scheduler_without_workers_is_named_before_the_store_is_locked(logs, t
             scheduler.kill()
 
 
-def test_every_worker_gone_mid_ingest_ends_the_ingest(tmp_path):
+def test_every_worker_gone_mid_ingest_ends_the_ingest(big_logs, tmp_path):
     """When the whole `dask worker` stops for good mid-ingest, the ingest waited for ever
     with the store's lock held. After dask's connect timeout without a worker it commits
     what was done, names the files left as not ingested and ends (exit 1); the next ingest
     with a worker reads them."""
-    logs = tmp_path / "logs"
-    for f in range(FILES):
-        write_log(
-            logs / f"EX{f % 4:02d}" / f"MSGTRK20260302{f:02d}-1.LOG",
-            [row(f * ROWS + i, message_subject=f"file {f}, row {i}") for i in range(ROWS)],
-        )
+    logs = big_logs
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     scheduler = subprocess.Popen(

@@ -15,10 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, LOGANALYZER
-from stores import content, manifest, message_ids, synth_logs
+from conftest import CORPUS, LOGANALYZER, built_once
+from stores import content, manifest, message_ids, shared_ingested, shared_synth_logs
 
-import loganalyzer as la
 from loganalyzer.store import Store
 from loganalyzer.store.parts import FAILPOINT
 
@@ -80,22 +79,26 @@ def bucket(s3_env) -> str:
 
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory) -> Path:
-    return synth_logs(tmp_path_factory.mktemp("s3") / "logs", days=1, messages=60)
+    return shared_synth_logs(tmp_path_factory, days=1, messages=60)
 
 
 @pytest.fixture(scope="module")
 def local(logs, tmp_path_factory) -> dict:
-    """What a local ingest gives: the store's content, traces and the report, as JSON."""
-    store = tmp_path_factory.mktemp("s3") / "store"
-    la.ingest([logs], store)
-    ids = message_ids(logs)
-    return {
-        "store": str(store),
-        "content": content(Store(store)),
-        "ids": ids,
-        "traces": [_json("trace", i, "--store", store) for i in ids],
-        "report": _report(store),
-    }
+    """What a local ingest gives: the store's content, traces and the report, as JSON (the
+    store and the commands' answers made once for the run)."""
+    store = shared_ingested(tmp_path_factory, days=1, messages=60)
+
+    def build(folder: Path) -> None:
+        ids = message_ids(logs)
+        said = {
+            "ids": ids,
+            "traces": [_json("trace", i, "--store", store) for i in ids],
+            "report": _report(store),
+        }
+        (folder / "local.json").write_text(json.dumps(said))
+
+    said = json.loads((built_once(tmp_path_factory, "s3-local", build) / "local.json").read_text())
+    return {"store": str(store), "content": content(Store(store)), **said}
 
 
 def _run(*args, env: dict | None = None, lease: str = LEASE) -> subprocess.CompletedProcess:
