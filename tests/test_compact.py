@@ -24,6 +24,8 @@ from stores import (
     manifest,
     message_ids,
     rows,
+    shared_ingested,
+    shared_synth_logs,
     synth_logs,
 )
 
@@ -35,16 +37,14 @@ from loganalyzer.store.compact import FAILPOINT, compact
 
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory) -> Path:
-    return synth_logs(tmp_path_factory.mktemp("compact") / "logs")
+    return shared_synth_logs(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def ingested(logs, tmp_path_factory) -> Path:
-    """A store as ingest leaves it (one part per bundle of files and day); copy it before
-    changing it."""
-    store = tmp_path_factory.mktemp("compact") / "store"
-    la.ingest([logs], store)
-    return store
+    """A store as ingest leaves it (one part per bundle of files and day), shared by the
+    run's tests: copy it before changing it."""
+    return shared_ingested(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
