@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import report_json, run_cli
+from conftest import built_once, report_json, run_cli
 
 DAY = "2026-03-03"
 FIELDS = (
@@ -61,6 +61,7 @@ def _receive(day: str) -> str:
 
 
 def _store(tmp_path: Path, busy_day_before: bool) -> Path:
+    """The day's logs ingested, after the busy day before's when ``busy_day_before``."""
     logs = tmp_path / "logs" / "EX01"
     logs.mkdir(parents=True)
     if busy_day_before:  # 24 deliveries, to both of the organisation's domains
@@ -74,9 +75,16 @@ def _store(tmp_path: Path, busy_day_before: bool) -> Path:
     return store
 
 
+@pytest.fixture(scope="module")
+def busy_store(tmp_path_factory) -> Path:
+    """The store with the busy day before, built once per run: read only."""
+    folder = built_once(tmp_path_factory, "accepted-domains", lambda f: _store(f, True))
+    return folder / "store"
+
+
 @pytest.mark.parametrize("source", ["--from-rows", "--rollups"])
-def test_a_quiet_day_infers_the_accepted_domains_of_the_whole_store(tmp_path, source):
-    store = _store(tmp_path, busy_day_before=True)
+def test_a_quiet_day_infers_the_accepted_domains_of_the_whole_store(busy_store, source):
+    store = busy_store
     data, _ = report_json(store, "--date", DAY, source)
     assert data["accepted_domains"] == ["contoso.com", "fabrikam.com"]
     assert data["accepted_domains_inferred"] and data["accepted_domains_delivered"] == 25

@@ -12,9 +12,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import report_json, run_cli
+from conftest import built_once, report_json, run_cli
 from logfiles import row, write_log
 
+from loganalyzer.ingest import ingest
+from loganalyzer.report.rollup import refresh
 from loganalyzer.synth import generate
 
 FIRST, SECOND, LAST = "2026-03-02", "2026-03-03", "2026-03-04"
@@ -33,27 +35,40 @@ def _copy(logs: Path, to: Path, keep) -> Path:
     return to
 
 
+def _ingest(logs: Path, st: Path) -> None:
+    """``logs`` ingested in this process, as the command does (``full``'s ingest runs it)."""
+    summary = ingest([logs], st, rollups=refresh)
+    assert summary.exit_code == 0, summary.to_dict()
+
+
+def _build(folder: Path) -> None:
+    generate(folder / "logs", servers=2, days=3, messages=80, seed=5, clients=True)
+    done = run_cli("ingest", str(folder / "logs"), "--store", str(folder / "full"))
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("previous")
-    generate(base / "logs", servers=2, days=3, messages=80, seed=5, clients=True)
-    return base / "logs"
+    """The synth logs, their store ``full`` beside them: built once per run, read only."""
+    return built_once(tmp_path_factory, "previous", _build) / "logs"
 
 
 @pytest.fixture(scope="module")
 def full(logs) -> Path:
-    st = logs.parent / "full"
-    assert run_cli("ingest", str(logs), "--store", str(st)).returncode == 0
-    return st
+    return logs.parent / "full"
 
 
 @pytest.fixture(scope="module")
-def pruned(full) -> Path:
-    st = full.parent / "pruned"
-    shutil.copytree(full, st)
-    done = run_cli("store", "prune", "--store", str(st), "--before", SECOND)
-    assert done.returncode == 0, done.stderr
-    return st
+def pruned(full, tmp_path_factory) -> Path:
+    """``full`` pruned before its second day, once per run: read only."""
+
+    def build(folder: Path) -> None:
+        st = folder / "pruned"
+        shutil.copytree(full, st)
+        done = run_cli("store", "prune", "--store", str(st), "--before", SECOND)
+        assert done.returncode == 0, done.stderr
+
+    return built_once(tmp_path_factory, "previous-pruned", build) / "pruned"
 
 
 def test_a_previous_period_of_smtp_lines_alone_is_not_compared_either_way(logs, tmp_path):
@@ -62,7 +77,7 @@ def test_a_previous_period_of_smtp_lines_alone_is_not_compared_either_way(logs, 
     day = FIRST.replace("-", "")
     sub = _copy(logs, tmp_path / "logs", lambda f: "ProtocolLog" in str(f) or day not in f.name)
     st = tmp_path / "store"
-    assert run_cli("ingest", str(sub), "--store", str(st)).returncode == 0
+    _ingest(sub, st)
     for args in (["--date", LAST, "--days", "2"], ["--date", SECOND, "--days", "2", "--tz", NY]):
         fast, slow = _both(st, *args)
         assert fast["previous"] is None and slow["previous"] is None, args
@@ -95,7 +110,7 @@ def test_a_previous_value_of_zero_is_said_in_words(logs, tmp_path):
         ),
     )
     st = tmp_path / "store"
-    assert run_cli("ingest", str(sub), "--store", str(st)).returncode == 0
+    _ingest(sub, st)
     page = tmp_path / "r.html"
     done = run_cli("report", "daily", "--store", str(st), "--date", SECOND, "--out", str(page))
     assert done.returncode == 0, done.stderr
@@ -155,14 +170,18 @@ def test_a_pruned_day_is_reported_from_its_rollup_with_rollups(full, pruned):
 
 
 @pytest.fixture(scope="module")
-def untracked(logs) -> Path:
+def untracked(logs, tmp_path_factory) -> Path:
     """The first day's logs and the SMTP logs of the others: the second day has no tracking
     row, so its recipients still deferred at its end are those of the first day's rows."""
     day = FIRST.replace("-", "")
-    sub = _copy(logs, logs.parent / "untracked", lambda f: "ProtocolLog" in str(f) or day in f.name)
-    st = logs.parent / "untracked-store"
-    assert run_cli("ingest", str(sub), "--store", str(st)).returncode == 0
-    return st
+
+    def build(folder: Path) -> None:
+        def keep(f: Path) -> bool:
+            return "ProtocolLog" in str(f) or day in f.name
+
+        _ingest(_copy(logs, folder / "untracked", keep), folder / "store")
+
+    return built_once(tmp_path_factory, "previous-untracked", build) / "store"
 
 
 def test_a_prune_leaves_the_first_kept_days_still_deferred_as_it_was(untracked, tmp_path):
@@ -232,8 +251,7 @@ def test_servers_are_expected_to_log_only_near_their_logs(full, tmp_path):
     write_log(logs / "EXFAR" / "MessageTracking" / "MSGTRK2026050210-1.LOG", [far])
     st = tmp_path / "store"
     shutil.copytree(full, st)
-    done = run_cli("ingest", str(logs), "--store", str(st))
-    assert done.returncode == 0, done.stderr
+    _ingest(logs, st)
     report, err = report_json(st, "--date", LAST, "--from-rows")
     assert report["quiet_hours"]["EXNEAR"] == [f"{LAST} 00:00-23:59"]
     assert "EXNEAR logged nothing in 00:00-23:59 (UTC)." in err
@@ -251,7 +269,7 @@ def test_a_day_without_tracking_logs_says_so_before_its_deferrals(logs, tmp_path
         lambda f: first in f.name or (second in f.name and "MessageTracking" not in f.parts),
     )
     st = tmp_path / "store"
-    assert run_cli("ingest", str(sub), "--store", str(st)).returncode == 0
+    _ingest(sub, st)
     report, _ = report_json(st, "--date", SECOND)
     said = report["attention"]
     assert report["tracking_rows"] == 0 and report["headline"]["still_deferred_recipients"] > 0

@@ -16,6 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import CORPUS, built_once, run_cli
 
+from loganalyzer.ingest import ingest
+from loganalyzer.report.rollup import refresh
 from loganalyzer.store import Store, rollups
 
 DAYS = ("2026-03-02", "2026-03-03", "2026-03-04")
@@ -32,6 +34,12 @@ def _report(store: Path, date: str, *extra: str) -> dict:
 def _ingest(logs: Path, store: Path, *extra: str) -> None:
     done = run_cli("ingest", str(logs), "--store", str(store), *extra)
     assert done.returncode == 0, done.stderr
+
+
+def _ingest_here(logs: Path, store: Path, format: str | None = None) -> None:
+    """``logs`` ingested in this process, as the command does (other tests run the command)."""
+    summary = ingest([logs], store, format=format, rollups=refresh)
+    assert summary.exit_code == 0, summary.to_dict()
 
 
 def test_iis_smtp_logs_alone_count_the_relay_messages(tmp_path):
@@ -79,7 +87,7 @@ def test_iis_smtp_logs_alone_count_the_relay_messages(tmp_path):
 def test_an_outbound_421_to_mail_is_a_deferral(tmp_path):
     store = tmp_path / "store"
     log = CORPUS / "iis-smtp" / "lichty-2017-open-relay-yahoo-421-deferral.log"
-    _ingest(log, store, "--format", "iis-smtp")
+    _ingest_here(log, store, format="iis-smtp")
     r = _report(store, "2017-02-09")
     send = next(s for s in r["tables"]["smtp_summary"] if s["direction"] == "send")
     assert (send["messages"], send["refused"], send["deferred"]) == (0, 0, 1)
@@ -105,6 +113,27 @@ def _build(folder: Path) -> None:
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> Path:
     return built_once(tmp_path_factory, "smtp-messages", _build)
+
+
+@pytest.fixture(scope="module")
+def smtp_days(synth, tmp_path_factory) -> dict[str, Path]:
+    """Each day's report of the SMTP logs alone (``--json``), run once per run: ``{day: its
+    JSON file}``."""
+
+    def build(folder: Path) -> None:
+        for day in DAYS:
+            done = run_cli("report", "daily", "--store", str(synth / "smtp"), "--date", day,
+                           "--json")  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            (folder / f"{day}.json").write_text(done.stdout, encoding="utf-8")
+
+    folder = built_once(tmp_path_factory, "smtp-messages-days", build)
+    return {day: folder / f"{day}.json" for day in DAYS}
+
+
+def _day(smtp_days: dict[str, Path], day: str) -> dict:
+    """``_report(synth / "smtp", day)``, from the run's one report of it."""
+    return json.loads(smtp_days[day].read_text(encoding="utf-8"))
 
 
 def _relay_receipts(full: Path) -> dict[str, int]:
@@ -155,10 +184,10 @@ def _protocol_oracle(logs: Path, day: str) -> tuple[int, int]:
     return received, sent
 
 
-def test_synth_relay_and_protocol_logs_count_what_the_tracking_logs_received(synth):
+def test_synth_relay_and_protocol_logs_count_what_the_tracking_logs_received(synth, smtp_days):
     full = _relay_receipts(synth / "full")
     for day in DAYS:
-        r = _report(synth / "smtp", day)
+        r = _day(smtp_days, day)
         assert r["tracking_rows"] == 0
         servers = {s["server"]: s for s in r["tables"]["smtp_servers"]}
         # every message the relay took it handed on, and the Exchange servers received each
@@ -196,8 +225,8 @@ def _figures(r: dict) -> dict:
 
 
 @pytest.mark.parametrize("how", ["--from-rows", "--rollups"])
-def test_several_days_give_the_sum_of_their_days(synth, how):
-    days = [_figures(_report(synth / "smtp", d)) for d in DAYS]
+def test_several_days_give_the_sum_of_their_days(synth, smtp_days, how):
+    days = [_figures(_day(smtp_days, d)) for d in DAYS]
     whole = _figures(_report(synth / "smtp", DAYS[-1], "--days", str(len(DAYS)), how))
     for direction, figures in whole["summary"].items():
         assert figures == tuple(
@@ -219,7 +248,7 @@ def test_line_counts_of_an_earlier_version_are_rebuilt_not_read(tmp_path):
     logs.mkdir()
     shutil.copy(CORPUS / "iis-smtp" / "ossec-docs-exchange2000-ncsa.log", logs)
     store = tmp_path / "store"
-    _ingest(logs, store)
+    _ingest_here(logs, store)
     st = Store(store)
     index = rollups.load(st, rollups.SMTP_LINES)
     assert index, "the ingest built the day's line counts"
@@ -258,7 +287,7 @@ def test_a_day_without_tracking_logs_among_days_with_them_is_named(synth, tmp_pa
             target = logs / path.relative_to(synth / "logs")
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, target)
-    _ingest(logs, tmp_path / "store")
+    _ingest_here(logs, tmp_path / "store")
     r = _report(tmp_path / "store", "2026-03-04", "--days", "3", "--from-rows")
     assert r["untracked_days"] == ["2026-03-03"]
     assert (
@@ -324,21 +353,25 @@ MIDNIGHT_LOG = (
 )
 
 
+def _build_tls(folder: Path) -> None:
+    _ingest(CORPUS / "smtp-protocol" / "ipban-smtp_auth_unsuccessful.log", folder / "store")
+    logs = folder / "EX01"
+    logs.mkdir()
+    (logs / "RECV2026030223-1.LOG").write_text(MIDNIGHT_LOG)
+    _ingest(logs, folder / "midnight")
+
+
 @pytest.mark.parametrize("source", ["--rollups", "--from-rows"])
-def test_a_sessions_tls_is_counted_on_its_day_as_the_tls_table_counts_it(tmp_path, source):
+def test_a_sessions_tls_is_counted_on_its_day_as_the_tls_table_counts_it(tmp_path_factory, source):
     """With TLS counts the sessions of the period that went TLS, on the day of their connect
     line: never more than the sessions (a STARTTLS whose session connected before the log
     began gave 200%), and per day what the TLS table says."""
-    store = tmp_path / "store"
-    _ingest(CORPUS / "smtp-protocol" / "ipban-smtp_auth_unsuccessful.log", store)
+    stores = built_once(tmp_path_factory, "smtp-messages-tls", _build_tls)  # (read only)
+    store = stores / "store"
     (summary,) = _report(store, "2023-08-31", source)["tables"]["smtp_summary"]
     assert (summary["sessions"], summary["with_tls"], summary["tls_share"]) == (1, 1, 1.0)
 
-    logs = tmp_path / "EX01"
-    logs.mkdir()
-    (logs / "RECV2026030223-1.LOG").write_text(MIDNIGHT_LOG)
-    store = tmp_path / "midnight"
-    _ingest(logs, store)
+    store = stores / "midnight"
     for day, tls in (("2026-03-02", 1), ("2026-03-03", 0)):
         r = _report(store, day, source)
         (summary,) = r["tables"]["smtp_summary"]
@@ -350,12 +383,8 @@ def test_a_sessions_tls_is_counted_on_its_day_as_the_tls_table_counts_it(tmp_pat
     assert (summary["sessions"], summary["with_tls"]) == (2, 1)
 
 
-@pytest.mark.parametrize("source", ["--rollups", "--from-rows"])
-def test_a_reply_code_is_explained_by_its_enhanced_code(tmp_path, source):
-    """432 with 4.3.2 is Exchange's recipient thread limit, not RFC 4954's "authenticate with
-    another mechanism": the table lists each reply with its enhanced code, explained by it
-    (by the reply code where the line has none, or only a class: 2.0.0; and AUTH's 535)."""
-    logs = tmp_path / "EX01"
+def _build_reply_codes(folder: Path) -> None:
+    logs = folder / "EX01"
     logs.mkdir()
     head = MIDNIGHT_LOG.split("2026-03-02T23:59:59")[0]
     steps = [
@@ -379,8 +408,15 @@ def test_a_reply_code_is_explained_by_its_enhanced_code(tmp_path, source):
             for i, (event, data) in enumerate(steps)
         )
     )
-    store = tmp_path / "store"
-    _ingest(logs, store)
+    _ingest(logs, folder / "store")
+
+
+@pytest.mark.parametrize("source", ["--rollups", "--from-rows"])
+def test_a_reply_code_is_explained_by_its_enhanced_code(tmp_path_factory, source):
+    """432 with 4.3.2 is Exchange's recipient thread limit, not RFC 4954's "authenticate with
+    another mechanism": the table lists each reply with its enhanced code, explained by it
+    (by the reply code where the line has none, or only a class: 2.0.0; and AUTH's 535)."""
+    store = built_once(tmp_path_factory, "smtp-messages-replies", _build_reply_codes) / "store"
     rows = _report(store, "2026-03-03", source)["tables"]["reply_codes"]
     got = {(r["reply_code"], r["enhanced"]): r["meaning"] for r in rows}
     assert set(got) == {(220, None), (535, "5.7.3"), (250, "2.1.0"), (432, "4.3.2"), (221, "2.0.0")}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import built_once
 from reportdata import CAPPED
 
 from loganalyzer.ingest import ingest
@@ -42,6 +43,14 @@ SMTP_TABLES = ("smtp_summary", "smtp_hourly", "reply_codes", "remote_ips", "auth
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=300)
+
+
+def _ingest(logs: Path, st: Path):
+    """``logs`` ingested into ``st`` in this process, as the command does (the shared store
+    and the killed ingest run the command)."""
+    summary = ingest([logs], st, rollups=refresh)
+    assert summary.exit_code == 0, summary.to_dict()
+    return summary
 
 
 def _rounded(value):
@@ -74,20 +83,51 @@ def _given(rollup: dict, rows: dict) -> tuple[dict, dict]:
     return out[0], out[1]
 
 
+def _build(folder: Path) -> None:
+    generate(folder / "logs", servers=2, days=DAYS + 1, messages=80, seed=5, clients=True)
+    done = _run("ingest", str(folder / "logs"), "--store", str(folder / "store"), "--json")
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    base = tmp_path_factory.mktemp("rollups")
-    generate(base / "logs", servers=2, days=DAYS + 1, messages=80, seed=5, clients=True)
-    st = base / "store"
-    done = _run("ingest", str(base / "logs"), "--store", str(st), "--json")
-    assert done.returncode == 0, done.stderr
-    return st
+    """The synth store (its logs beside it), built once per run and shared by the workers:
+    read only, a test that changes it changes a copy."""
+    return built_once(tmp_path_factory, "rollups", _build) / "store"
 
 
-def test_rollup_figures_equal_row_figures_through_the_command(store):
+def _once(tmp_path_factory, name: str, *args: str) -> subprocess.CompletedProcess:
+    """``loganalyzer *args`` (of the shared store, which it leaves as it is) run once per run:
+    the tests that run the same command share its result."""
+
+    def build(folder: Path) -> None:
+        done = _run(*args)
+        assert done.returncode == 0, done.stderr
+        (folder / "stdout").write_text(done.stdout, encoding="utf-8")
+        (folder / "stderr").write_text(done.stderr, encoding="utf-8")
+
+    folder = built_once(tmp_path_factory, name, build)
+    out, err = ((folder / f).read_text(encoding="utf-8") for f in ("stdout", "stderr"))
+    return subprocess.CompletedProcess([EXE, *args], 0, out, err)
+
+
+def _period(tmp_path_factory, store: Path, source: str) -> subprocess.CompletedProcess:
+    """The report of the period (``DAYS`` days to ``LAST``) of the shared store, --json, from
+    ``source`` (``--rollups`` or ``--from-rows``)."""
     common = ["report", "daily", "--store", str(store), "--date", LAST, "--days", str(DAYS)]
-    fast = _run(*common, "--json", "--rollups")
-    slow = _run(*common, "--json", "--from-rows")
+    return _once(tmp_path_factory, f"rollups-period{source}", *common, "--json", source)
+
+
+def _three_days(tmp_path_factory, store: Path) -> dict:
+    """The --json report from rollups of the shared store's three days (to 2026-03-04)."""
+    common = ["report", "daily", "--store", str(store), "--date", "2026-03-04", "--days", "3"]
+    done = _once(tmp_path_factory, "rollups-three-days", *common, "--json", "--rollups")
+    return json.loads(done.stdout)
+
+
+def test_rollup_figures_equal_row_figures_through_the_command(store, tmp_path_factory):
+    fast = _period(tmp_path_factory, store, "--rollups")
+    slow = _period(tmp_path_factory, store, "--from-rows")
     assert fast.returncode == slow.returncode == 0, fast.stderr + slow.stderr
     a, b = _given(json.loads(fast.stdout), json.loads(slow.stdout))
     assert a["headline"] == b["headline"]
@@ -192,7 +232,7 @@ def test_rollups_over_a_change_of_the_clocks_and_a_half_hour_zone(tmp_path):
         clients=True,
     )  # fmt: skip
     st = tmp_path / "store"
-    assert _run("ingest", str(tmp_path / "logs"), "--store", str(st)).returncode == 0
+    _ingest(tmp_path / "logs", st)
     a, b, full = _both_ways(st, "2026-03-30", 2, "Europe/Berlin")  # 03-29 has 23 hours
     assert "long_period" in full["rules"] and len(full["tables"]["hourly"]) == 47
     assert a == b
@@ -424,13 +464,13 @@ def test_a_kill_while_rollups_are_written_leaves_the_store_whole(store, tmp_path
     assert _figures(st) == (a, b)
 
 
-def test_prune_keeps_the_long_report_and_a_kill_leaves_it_whole(store, tmp_path):
+def test_prune_keeps_the_long_report_and_a_kill_leaves_it_whole(store, tmp_path, tmp_path_factory):
     st = tmp_path / "store"
     shutil.copytree(store, st)
     # the whole store; the recipients still deferred come from the last two days' rows
     common = ["report", "daily", "--store", str(st), "--date", "2026-03-04", "--days", "3"]
     common.append("--rollups")
-    before = json.loads(_run(*common, "--json").stdout)
+    before = _three_days(tmp_path_factory, store)  # (the copy's: the same)
     env = {**os.environ, FAILPOINT: "removing"}
     args = [EXE, "store", "prune", "--store", str(st), "--before", "2026-03-03", "--json"]
     killed = subprocess.run(args, env=env, capture_output=True, timeout=300)
@@ -486,14 +526,16 @@ def _grown_copy(store: Path, day: str, folder: Path) -> None:
     )
 
 
-def test_a_prune_killed_before_its_manifest_leaves_the_store_as_before(store, tmp_path):
+def test_a_prune_killed_before_its_manifest_leaves_the_store_as_before(
+    store, tmp_path, tmp_path_factory
+):
     """Killed after the rollup indexes mark the days to prune, before the manifest drops their
     rows: the store is as before the prune, `store check` names the marks, and a log of a
     marked day that grows reaches the rollups as its rows (the marks are not kept ones)."""
     st = tmp_path / "store"
     shutil.copytree(store, st)
     common = ["report", "daily", "--store", str(st), "--date", "2026-03-04", "--days", "3"]
-    before = json.loads(_run(*common, "--json", "--rollups").stdout)
+    before = _three_days(tmp_path_factory, store)  # (the copy's: the same)
     env = {**os.environ, FAILPOINT: "prune-indexed"}
     args = [EXE, "store", "prune", "--store", str(st), "--before", "2026-03-03", "--json"]
     killed = subprocess.run(args, env=env, capture_output=True, timeout=300)
@@ -505,9 +547,8 @@ def test_a_prune_killed_before_its_manifest_leaves_the_store_as_before(store, tm
     same = json.loads(_run(*common, "--json", "--rollups").stdout)
     assert same["headline"] == before["headline"] and same["tables"] == before["tables"]
     _grown_copy(store, "20260302", tmp_path / "grown")
-    grown = _run("ingest", str(tmp_path / "grown"), "--store", str(st), "--json")
-    assert grown.returncode == 0, grown.stderr
-    assert [(f["status"], f["rows"]) for f in json.loads(grown.stdout)["details"]] == [("grown", 1)]
+    grown = _ingest(tmp_path / "grown", st)
+    assert [(f.status, f.rows) for f in grown.files] == [("grown", 1)]
     rollup = json.loads(_run(*common, "--json", "--rollups").stdout)
     rows = json.loads(_run(*common, "--json", "--from-rows").stdout)
     received = before["headline"]["received_messages"] + 1
@@ -555,7 +596,9 @@ def test_a_prune_killed_before_its_manifest_leaves_the_next_day_current(store, t
     assert not entry.source.startswith(store_rollups.REKEYED)
 
 
-def test_a_kept_day_with_its_rows_is_named_and_a_prune_run_again_finishes_it(store, tmp_path):
+def test_a_kept_day_with_its_rows_is_named_and_a_prune_run_again_finishes_it(
+    store, tmp_path, tmp_path_factory
+):
     """An earlier version's prune, stopped before its manifest, left plain kept marks on days
     whose rows are all there; late logs of a pruned day leave the same marks beside their
     rows. `store check` names them and says a stopped prune is finished by running it again;
@@ -564,7 +607,7 @@ def test_a_kept_day_with_its_rows_is_named_and_a_prune_run_again_finishes_it(sto
     st = tmp_path / "store"
     shutil.copytree(store, st)
     common = ["report", "daily", "--store", str(st), "--date", "2026-03-04", "--days", "3"]
-    before = json.loads(_run(*common, "--json", "--rollups").stdout)
+    before = _three_days(tmp_path_factory, store)  # (the copy's: the same)
     with Store(st).lock():  # the old version's state: kept, the rows listed
         for kind in (store_rollups.ROLLUPS, *store_rollups.AGGREGATES):
             index = store_rollups.load(Store(st), kind)
@@ -588,7 +631,7 @@ def test_a_kept_day_with_its_rows_is_named_and_a_prune_run_again_finishes_it(sto
     )
     pruned_day = json.loads(pruned.stdout)["headline"]  # still deferred too: as kept
     generate(tmp_path / "late", servers=2, days=1, messages=300, seed=9)
-    assert _run("ingest", str(tmp_path / "late"), "--store", str(st)).returncode == 0
+    _ingest(tmp_path / "late", st)
     repaired = _run("store", "check", "--store", str(st), "--repair")
     assert "kept (rows pruned) for 1 days" in repaired.stdout, repaired.stdout
     assert store_rollups.load(Store(st))["2026-03-02"] == kept
@@ -611,7 +654,7 @@ def test_a_pruned_days_log_grown_is_said_counted_in_part(store, tmp_path):
     assert json.loads(gone.stdout)["headline"]["received_messages"] == 0
     assert "Not counted: 2026-03-02" in gone.stderr, gone.stderr
     _grown_copy(store, "20260302", tmp_path / "grown")
-    assert _run("ingest", str(tmp_path / "grown"), "--store", str(st)).returncode == 0
+    _ingest(tmp_path / "grown", st)
     done = _run(*common, "--json")
     report = json.loads(done.stdout)
     assert report["headline"]["received_messages"] == 1  # the grown line
@@ -636,13 +679,13 @@ def test_a_prune_mark_resolves_by_the_days_rows():
     assert store_rollups.resolved(after, {"2026-03-03": {"k"}}) == "def"
 
 
-def test_a_prune_killed_after_its_manifest_keeps_the_days(store, tmp_path):
+def test_a_prune_killed_after_its_manifest_keeps_the_days(store, tmp_path, tmp_path_factory):
     """Killed after the manifest dropped the rows, before the marks are made ``kept``: the
     marked days are kept (their rollups the record), and the next writer makes them so."""
     st = tmp_path / "store"
     shutil.copytree(store, st)
     common = ["report", "daily", "--store", str(st), "--date", "2026-03-04", "--days", "3"]
-    before = json.loads(_run(*common, "--json", "--rollups").stdout)
+    before = _three_days(tmp_path_factory, store)  # (the copy's: the same)
     env = {**os.environ, FAILPOINT: "listed"}
     args = [EXE, "store", "prune", "--store", str(st), "--before", "2026-03-03"]
     killed = subprocess.run(args, env=env, capture_output=True, timeout=300)
@@ -663,14 +706,14 @@ def test_a_prune_killed_after_its_manifest_keeps_the_days(store, tmp_path):
     assert after["headline"] == before["headline"] and after["tables"] == before["tables"]
 
 
-def test_a_prune_leaves_the_next_days_aggregates_current(store, tmp_path):
+def test_a_prune_leaves_the_next_days_aggregates_current(store, tmp_path, tmp_path_factory):
     """The day after the pruned ones keeps the parts built with the pruned rows (what began
     the day before is known to them, no longer to its rows): no day out of date after a
     prune, and the next ingest rebuilds nothing."""
     st = tmp_path / "store"
     shutil.copytree(store, st)
     common = ["report", "daily", "--store", str(st), "--date", LAST, "--days", str(DAYS)]
-    before = json.loads(_run(*common, "--json", "--rollups").stdout)
+    before = json.loads(_period(tmp_path_factory, store, "--rollups").stdout)  # (the copy's)
     done = _run("store", "prune", "--store", str(st), "--before", "2026-03-03")
     assert done.returncode == 0, done.stderr
     check = _run("store", "check", "--store", str(st))
@@ -683,7 +726,7 @@ def test_a_prune_leaves_the_next_days_aggregates_current(store, tmp_path):
     assert before["tables"]["smtp_clients"]
     assert after["tables"]["smtp_clients"] == before["tables"]["smtp_clients"]
     parts = {k: store_rollups.listed(Store(st), k) for k in store_rollups.AGGREGATES}
-    assert _run("ingest", str(store.parent / "logs"), "--store", str(st)).returncode == 0
+    _ingest(store.parent / "logs", st)
     assert {k: store_rollups.listed(Store(st), k) for k in parts} == parts  # none rebuilt
 
 
@@ -738,9 +781,9 @@ def test_tls_across_midnight_is_counted_once_the_next_day_is_ingested(tmp_path):
         (days[d] / f.relative_to(logs)).parent.mkdir(parents=True, exist_ok=True)
         f.rename(days[d] / f.relative_to(logs))
     st = tmp_path / "store"
-    assert _run("ingest", str(days["20260302"]), "--store", str(st)).returncode == 0
+    _ingest(days["20260302"], st)
     first = store_rollups.load(Store(st), store_rollups.TLS)["2026-03-02"].part
-    assert _run("ingest", str(days["20260303"]), "--store", str(st)).returncode == 0
+    _ingest(days["20260303"], st)
     index = store_rollups.load(Store(st), store_rollups.TLS)
     assert index["2026-03-02"].part != first  # rebuilt with the day after
     assert Store(st).check()["tls_aggregates"]["current"] == 2
@@ -754,7 +797,7 @@ def test_tls_across_midnight_is_counted_once_the_next_day_is_ingested(tmp_path):
     assert night[0]["first_seen"].startswith("2026-03-02T23:59:57")
 
 
-def test_lists_a_report_from_rollups_leaves_out_say_so(store, tmp_path):
+def test_lists_a_report_from_rollups_leaves_out_say_so(store, tmp_path, tmp_path_factory):
     """The failed and pending recipients are per-message lists a report from rollups leaves
     empty: the page said "None." beside 60 failed recipients, and `cut` listed them as 0 of 60."""
     page = tmp_path / "period.html"
@@ -770,7 +813,7 @@ def test_lists_a_report_from_rollups_leaves_out_say_so(store, tmp_path):
     assert f"{failed:,} in the period, not listed: a report from rollups leaves" in under
     assert "None." not in under
     # the tables it does not count said "None." beside hundreds of deferrals and rejections
-    rows = json.loads(_run(*common, "--from-rows", "--json").stdout)["tables"]
+    rows = json.loads(_period(tmp_path_factory, store, "--from-rows").stdout)["tables"]
     assert "deferral_reasons" in report["left_out"] and "rejections" in report["left_out"]
     for name in report["left_out"]:
         assert report["tables"][name] == []

@@ -11,7 +11,8 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
-from conftest import LOGANALYZER
+import pytest
+from conftest import LOGANALYZER, built_once
 
 from loganalyzer.synth import generate
 
@@ -45,16 +46,21 @@ def _json(*args) -> dict:
     return json.loads(_run("trace", *args, "--json"))
 
 
-def _refused_rcpt_store(tmp_path: Path) -> Path:
-    logs = tmp_path / "logs" / "SMTPSVC1"
+def _build_refused_rcpt(folder: Path) -> None:
+    logs = folder / "logs" / "SMTPSVC1"
     logs.mkdir(parents=True)
     (logs / "ex260306.log").write_text(_SESSION, "utf-8")
-    _run("ingest", tmp_path / "logs", "--store", tmp_path / "store")
-    return tmp_path / "store"
+    _run("ingest", folder / "logs", "--store", folder / "store")
 
 
-def test_a_recipient_refused_at_rcpt_is_not_a_recipient_of_the_accepted_message(tmp_path):
-    store = _refused_rcpt_store(tmp_path)
+@pytest.fixture(scope="module")
+def refused_rcpt_store(tmp_path_factory) -> Path:
+    """The store of ``_SESSION``, built once per run: read only."""
+    return built_once(tmp_path_factory, "iis-refused-rcpt", _build_refused_rcpt) / "store"
+
+
+def test_a_recipient_refused_at_rcpt_is_not_a_recipient_of_the_accepted_message(refused_rcpt_store):
+    store = refused_rcpt_store
     [message] = _json("<iis-test-1@app01>", "--store", store)["messages"]
     assert message["sender"] == "app@contoso.com"
     assert [(r["address"], r["verdict"]) for r in message["recipients"]] == [
@@ -65,8 +71,8 @@ def test_a_recipient_refused_at_rcpt_is_not_a_recipient_of_the_accepted_message(
     assert "app@contoso.com" in next(ln for ln in shown.splitlines() if ln.startswith("Sender"))
 
 
-def test_the_list_shows_the_sessions_sender_recipients_and_verdicts(tmp_path):
-    store = _refused_rcpt_store(tmp_path)
+def test_the_list_shows_the_sessions_sender_recipients_and_verdicts(refused_rcpt_store):
+    store = refused_rcpt_store
     listed = _json("--since", "2026-03-06", "--store", store)["candidates"]
     got = {c["message_id"]: c for c in listed}
     accepted = got["<iis-test-1@app01>"]
@@ -82,8 +88,8 @@ def test_the_list_shows_the_sessions_sender_recipients_and_verdicts(tmp_path):
     assert "app@contoso.com" in row and "ok@contoso.com" in row and "last seen" in row
 
 
-def test_sender_and_recipient_filters_find_the_accepted_message(tmp_path):
-    store = _refused_rcpt_store(tmp_path)
+def test_sender_and_recipient_filters_find_the_accepted_message(refused_rcpt_store):
+    store = refused_rcpt_store
     by_rcpt = _json("--recipient", "ok@contoso.com", "--store", store)
     assert [m["message_id"] for m in by_rcpt["messages"]] == ["<iis-test-1@app01>"]
     by_sender = _json("--sender", "app@*", "--store", store)["candidates"]
@@ -93,17 +99,22 @@ def test_sender_and_recipient_filters_find_the_accepted_message(tmp_path):
     _run("trace", "--sender", "nobody@contoso.com", "--store", store, code=1)
 
 
-def _queue_id_store(tmp_path: Path) -> Path:
-    logs = tmp_path / "logs"
+def _build_queue_id(folder: Path) -> None:
+    logs = folder / "logs"
     logs.mkdir()
     shutil.copy(CORPUS / "msdoc-ex2007-smtp-iislogformat-example.log", logs / "in060818.log")
-    store = tmp_path / "store"
-    _run("ingest", logs, "--store", store)
-    return store
+    _run("ingest", logs, "--store", folder / "store")
 
 
-def test_a_data_line_without_a_message_id_is_listed_and_traced_by_its_queue_id(tmp_path):
-    store = _queue_id_store(tmp_path)
+@pytest.fixture(scope="module")
+def queue_id_store(tmp_path_factory) -> Path:
+    """The store of Microsoft's example IIS log (a DATA line without a Message-ID), built
+    once per run: read only."""
+    return built_once(tmp_path_factory, "iis-queue-id", _build_queue_id) / "store"
+
+
+def test_a_data_line_without_a_message_id_is_listed_and_traced_by_its_queue_id(queue_id_store):
+    store = queue_id_store
     listed = _json("--since", "2006-08-01", "--until", "2006-09-01", "--store", store)
     [found] = listed["candidates"]
     assert found["queue_id"] == "0019E3517201287MAIL01" and found["message_id"] is None
@@ -116,9 +127,9 @@ def test_a_data_line_without_a_message_id_is_listed_and_traced_by_its_queue_id(t
     assert "Queue ID" in _run("trace", "0019E3517201287MAIL01", "--store", store)
 
 
-def test_a_queue_id_typed_in_another_case_finds_the_message(tmp_path):
+def test_a_queue_id_typed_in_another_case_finds_the_message(queue_id_store, tmp_path):
     # the queue ID is the server's name and hex digits: a user may type it in any case
-    store = _queue_id_store(tmp_path)
+    store = queue_id_store
     for asked in ("0019e3517201287mail01", "<0019e3517201287Mail01>"):
         [message] = _json(asked, "--store", store)["messages"]
         assert message["queue_id"] == "0019E3517201287MAIL01"
