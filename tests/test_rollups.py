@@ -197,13 +197,14 @@ def _has_every_kind(figures: dict) -> None:
 
 
 def _both_ways(store: Path, date: str, days: int, tz: str) -> tuple[dict, dict, dict]:
-    common = ["report", "daily", "--store", str(store), "--date", date, "--days", str(days)]
-    fast = _run(*common, "--tz", tz, "--json", "--rollups")
-    slow = _run(*common, "--tz", tz, "--json", "--from-rows")
-    assert fast.returncode == slow.returncode == 0, fast.stderr + slow.stderr
-    full = json.loads(fast.stdout)
-    a, b = _given(full, json.loads(slow.stdout))
-    return a, b, full
+    """The period's report from rollups and from rows, as ``report daily --json`` prints
+    them (in this process: the command's path is the first test's)."""
+    fast, slow = (
+        json.loads(daily_report(store, date, days=days, tz=tz, rollups=way).to_json())
+        for way in (True, False)
+    )
+    a, b = _given(fast, slow)
+    return a, b, fast
 
 
 @pytest.mark.parametrize(
