@@ -111,6 +111,12 @@ def test_a_wildcard_search_pages_both_ways_with_verdicts(served):
     assert [mid for mid, _ in rows(newest)] == ids[::-1][:25]
     # asked again: the same page, from the cache
     assert get(url, recipient=pattern)[1] == first
+    # a page past the last (an old link): said, with a link to the last page
+    last = (n + 24) // 25
+    status, past = get(url, recipient=pattern, page=str(last + 1))
+    assert status == 200 and rows(past) == []
+    assert f"Page {last + 1} is past the last page of these results" in past
+    assert re.search(rf'<a href="/\?recipient=[^"]+&amp;page={last}">page {last}</a>', past)
 
 
 def test_a_message_ingested_while_the_app_runs_is_found(tmp_path):

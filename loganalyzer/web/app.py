@@ -168,6 +168,10 @@ class App:
             next_link="/?" + urlencode(base | sort | {"page": page + 1})
             if page < result.pages
             else None,
+            # a page past the last (an old link, a typed number): said, with the way back
+            last_link="/?" + urlencode(base | sort | {"page": result.pages})
+            if result.total and page > result.pages
+            else None,
         )
         return self.page("web_search.html.j2", "Search", **values).body.decode()
 
