@@ -59,7 +59,8 @@ def test_a_range_of_days(store):
     ("path", "params", "message"),
     [
         ("/report", {"days": "0"}, "days &#39;0&#39;: give a whole number from 1 to 366"),
-        ("/report", {"date": "someday"}, "someday"),
+        ("/report", {"date": "someday"}, "Date &#39;someday&#39;: not a date"),
+        ("/report", {"date": "2026-03-03", "tz": "Mars/Olympus"}, "zone &#39;Mars/Olympus&#39;"),
         ("/", {"since": "last tuesday"}, "Since &#39;last tuesday&#39;: not a time"),
         ("/", {"since": "2026-03-03", "until": "2026-03-02"}, "is not before Until"),
         ("/", {"q": "<>"}, "The ID &#39;&lt;&gt;&#39;: give a Message-ID"),
@@ -73,6 +74,8 @@ def test_wrong_values_are_named(store, path, params, message):
     assert r.status_code == 400
     assert message in r.text
     assert "Traceback" not in r.text
+    said = re.search(r'<p class="la-error" role="alert">(.*?)</p>', r.text, re.S)
+    assert said and " --" not in said[1]  # the page's words, not the command's options
 
 
 def test_form_errors_name_the_fields_and_an_address_as_id_gets_a_hint(store):

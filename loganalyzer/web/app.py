@@ -188,7 +188,7 @@ class App:
         except StoreChanged:
             raise  # the app's page for it (``create_app``)
         except LogAnalyzerError as exc:
-            return self.error("Cannot trace", str(exc), 400)
+            return self.error("Cannot trace", _in_form_words(str(exc)), 400)
         response = self.framed(html, "Search", "")
         response.status_code = 200 if found else 404
         return response
@@ -265,7 +265,7 @@ class App:
         except StoreChanged:
             raise  # the app's page for it (``create_app``)
         except LogAnalyzerError as exc:
-            return self.error("No report", str(exc), 400, "Reports")
+            return self.error("No report", _in_form_words(str(exc)), 400, "Reports")
         return self.framed(html, "Reports")
 
     def _report(self, date: str, days: int, tz: str) -> str:
@@ -377,6 +377,8 @@ _FIELDS = {
     "--until": "Until",
     "--event-id": "With the event",
     "--tz": "Time zone",
+    "--date": "Date",
+    "--days": "Days",
     "--server": "Server",
     "the ID": "The ID",
 }
