@@ -560,6 +560,29 @@ def test_headers_saved_by_powershell_in_utf16_are_read(tmp_path, encoding):
     assert len(got["hops"]) == 1
 
 
+def test_two_message_ids_are_said_and_the_first_is_used(tmp_path):
+    """A header block with two Message-ID headers (a relay or a client added one): the first
+    is the one looked up, and the output says so (it used the first without a word)."""
+    text = (
+        "Received: from mx.fabrikam.com ([203.0.113.9]) by ex01.contoso.com with ESMTP;"
+        " Tue, 14 May 2024 09:00:00 +0000\n"
+        "Message-ID: <first@fabrikam.com>\nMessage-ID: <added@relay.fabrikam.com>\n"
+        "From: a@fabrikam.com\nSubject: twice\n\n"
+    )
+    path = tmp_path / "h.txt"
+    path.write_text(text)
+    said = "2 Message-ID headers: <first@fabrikam.com> is used, not <added@relay.fabrikam.com>"
+    for args in ([], ["--json"]):
+        env = {**os.environ, "COLUMNS": "200"}
+        done = subprocess.run([LOGANALYZER, "headers", str(path), *args], capture_output=True,
+                              text=True, timeout=120, env=env)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert said in " ".join(done.stdout.split()), done.stdout
+    assert json.loads(done.stdout)["message_id"] == "<first@fabrikam.com>"
+    one = analyze_headers(text.replace("Message-ID: <added@relay.fabrikam.com>\n", ""))
+    assert not any("Message-ID" in n for n in one.notes)
+
+
 # --- outputs ----------------------------------------------------------------------------------
 
 HOSTILE = (

@@ -109,6 +109,9 @@ def analyze_headers(
             f"{source or 'the input'}: no message header found "
             f"(give a .eml file, a saved bounce or pasted headers{hint})"
         )
+    ids = list(dict.fromkeys(filter(None, map(message_id, msg.get_all("Message-ID") or []))))
+    if len(ids) > 1:  # (a relay or a client added one): the first is the one looked up
+        notes.append(f"{len(ids)} Message-ID headers: {ids[0]} is used, not {', '.join(ids[1:])}")
     header_items = items(msg)
     chosen, found = verdicts(header_items)
     bounce = read_bounce(msg, notes)

@@ -59,7 +59,7 @@ def print_headers(console: Console, result: HeaderAnalysis) -> None:
             head.add_row(label, Text(clean(value)))
     console.print(head)
     for note in result.notes:
-        console.print(Text(f"input repaired: {clean(note)}", style="dim"))
+        console.print(Text(f"note: {clean(note)}", style="dim"))
 
     auth = _table("check", "result", "details", "what it means", title="Authentication")
     for method, a in result.verdict_lines():
