@@ -498,7 +498,7 @@ def ingest(
     paths = as_list(paths)  # one path given alone is that path
     files, reports = discover(paths, exclude=st.local_root)
     if not files:  # nothing to read: refused before the store is touched
-        raise BadInput(_nothing_to_ingest(paths, reports))
+        raise BadInput(_nothing_to_ingest(paths, reports, st.local_root))
     if scheduler:  # a wrong address is refused before the store is locked
         from loganalyzer.cluster import check_scheduler
 
@@ -635,9 +635,19 @@ def _read(st, manifest, tasks, summary, workers, scheduler, progress) -> None:
             every = max(_MANIFEST_EVERY, _MANIFEST_SHARE * (last_write - now))
 
 
-def _nothing_to_ingest(paths: Iterable[str | os.PathLike[str]], files: list[FileReport]) -> str:
-    """One line: no input holds a log; the first file and why, and how many more."""
+def _nothing_to_ingest(
+    paths: Iterable[str | os.PathLike[str]], files: list[FileReport], store: Path | None = None
+) -> str:
+    """One line: no input holds a log; the first file and why, and how many more. A path in
+    the store's own folder (whose files are never read as logs) is named as such."""
     if not files:
+        for path in paths:
+            if store is not None and _inside(Path(path), store.resolve()):
+                return (
+                    f"nothing to ingest: {path} is in the store's folder ({store}), whose "
+                    "files are never read as logs: give the store a folder of its own with "
+                    "--store (beside the logs, not around them)"
+                )
         names = ", ".join(map(str, paths)) or "(none)"
         return f"nothing to ingest: no file in {names}"
     first = files[0]

@@ -142,6 +142,12 @@ MISTAKES = [
         "no file in {emptydir}",
     ),
     ("ingest-pdf-folder", ["ingest", "{pdfonly}", "--store", "{root}/new4"], 2, "scan.pdf"),
+    (  # the logs' folder given as the store too: its files were excluded as the store's
+        "ingest-store-is-the-logs-folder",
+        ["ingest", "{logs}", "--store", "{logs}"],
+        2,
+        "{logs} is in the store's folder",
+    ),
     (
         "ingest-no-match",
         ["ingest", "{root}/MSGTRK*.LOG", "--store", "{root}/new7"],
