@@ -641,13 +641,13 @@ def _nothing_to_ingest(
     """One line: no input holds a log; the first file and why, and how many more. A path in
     the store's own folder (whose files are never read as logs) is named as such."""
     if not files:
-        for path in paths:
-            if store is not None and _inside(Path(path), store.resolve()):
-                return (
-                    f"nothing to ingest: {path} is in the store's folder ({store}), whose "
-                    "files are never read as logs: give the store a folder of its own with "
-                    "--store (beside the logs, not around them)"
-                )
+        held = [p for p in paths if store is not None and _inside(Path(p), store.resolve())]
+        if held:
+            return (
+                f"nothing to ingest: {held[0]} is in the store's folder ({store}), whose "
+                "files are never read as logs: give the store a folder of its own with "
+                "--store (beside the logs, not around them)"
+            )
         names = ", ".join(map(str, paths)) or "(none)"
         return f"nothing to ingest: no file in {names}"
     first = files[0]

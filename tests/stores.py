@@ -19,6 +19,7 @@ from logfiles import header, line, row
 
 import loganalyzer as la
 from loganalyzer import Store
+from loganalyzer.report.rollup import refresh
 from loganalyzer.synth import generate
 
 #: Aggregations whose results must not change when the parts are rewritten.
@@ -55,6 +56,14 @@ def synth_logs(folder: Path, days: int = 2, messages: int = 120) -> Path:
     damaged.parent.mkdir(parents=True)
     damaged.write_bytes(text.encode())
     return folder
+
+
+def ingested_here(logs: Path, store: Path, format: str | None = None) -> la.IngestSummary:
+    """``logs`` ingested into ``store`` in this process, as the command does (rollups
+    included): for stores a test only reads; the command's own path is tested elsewhere."""
+    summary = la.ingest([logs], store, format=format, rollups=refresh)
+    assert summary.exit_code == 0, summary.to_dict()
+    return summary
 
 
 def shared_synth_logs(

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import built_once, report_json, run_cli
 from logfiles import row, write_log
+from stores import ingested_here
 
-from loganalyzer.ingest import ingest
-from loganalyzer.report.rollup import refresh
 from loganalyzer.synth import generate
 
 FIRST, SECOND, LAST = "2026-03-02", "2026-03-03", "2026-03-04"
@@ -33,12 +32,6 @@ def _copy(logs: Path, to: Path, keep) -> Path:
             (to / f.relative_to(logs)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(f, to / f.relative_to(logs))
     return to
-
-
-def _ingest(logs: Path, st: Path) -> None:
-    """``logs`` ingested in this process, as the command does (``full``'s ingest runs it)."""
-    summary = ingest([logs], st, rollups=refresh)
-    assert summary.exit_code == 0, summary.to_dict()
 
 
 def _build(folder: Path) -> None:
@@ -77,7 +70,7 @@ def test_a_previous_period_of_smtp_lines_alone_is_not_compared_either_way(logs, 
     day = FIRST.replace("-", "")
     sub = _copy(logs, tmp_path / "logs", lambda f: "ProtocolLog" in str(f) or day not in f.name)
     st = tmp_path / "store"
-    _ingest(sub, st)
+    ingested_here(sub, st)
     for args in (["--date", LAST, "--days", "2"], ["--date", SECOND, "--days", "2", "--tz", NY]):
         fast, slow = _both(st, *args)
         assert fast["previous"] is None and slow["previous"] is None, args
@@ -110,7 +103,7 @@ def test_a_previous_value_of_zero_is_said_in_words(logs, tmp_path):
         ),
     )
     st = tmp_path / "store"
-    _ingest(sub, st)
+    ingested_here(sub, st)
     page = tmp_path / "r.html"
     done = run_cli("report", "daily", "--store", str(st), "--date", SECOND, "--out", str(page))
     assert done.returncode == 0, done.stderr
@@ -179,7 +172,7 @@ def untracked(logs, tmp_path_factory) -> Path:
         def keep(f: Path) -> bool:
             return "ProtocolLog" in str(f) or day in f.name
 
-        _ingest(_copy(logs, folder / "untracked", keep), folder / "store")
+        ingested_here(_copy(logs, folder / "untracked", keep), folder / "store")
 
     return built_once(tmp_path_factory, "previous-untracked", build) / "store"
 
@@ -251,7 +244,7 @@ def test_servers_are_expected_to_log_only_near_their_logs(full, tmp_path):
     write_log(logs / "EXFAR" / "MessageTracking" / "MSGTRK2026050210-1.LOG", [far])
     st = tmp_path / "store"
     shutil.copytree(full, st)
-    _ingest(logs, st)
+    ingested_here(logs, st)
     report, err = report_json(st, "--date", LAST, "--from-rows")
     assert report["quiet_hours"]["EXNEAR"] == [f"{LAST} 00:00-23:59"]
     assert "EXNEAR logged nothing in 00:00-23:59 (UTC)." in err
@@ -269,7 +262,7 @@ def test_a_day_without_tracking_logs_says_so_before_its_deferrals(logs, tmp_path
         lambda f: first in f.name or (second in f.name and "MessageTracking" not in f.parts),
     )
     st = tmp_path / "store"
-    _ingest(sub, st)
+    ingested_here(sub, st)
     report, _ = report_json(st, "--date", SECOND)
     said = report["attention"]
     assert report["tracking_rows"] == 0 and report["headline"]["still_deferred_recipients"] > 0

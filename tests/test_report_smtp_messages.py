@@ -15,9 +15,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from conftest import CORPUS, built_once, run_cli
+from stores import ingested_here
 
-from loganalyzer.ingest import ingest
-from loganalyzer.report.rollup import refresh
 from loganalyzer.store import Store, rollups
 
 DAYS = ("2026-03-02", "2026-03-03", "2026-03-04")
@@ -34,12 +33,6 @@ def _report(store: Path, date: str, *extra: str) -> dict:
 def _ingest(logs: Path, store: Path, *extra: str) -> None:
     done = run_cli("ingest", str(logs), "--store", str(store), *extra)
     assert done.returncode == 0, done.stderr
-
-
-def _ingest_here(logs: Path, store: Path, format: str | None = None) -> None:
-    """``logs`` ingested in this process, as the command does (other tests run the command)."""
-    summary = ingest([logs], store, format=format, rollups=refresh)
-    assert summary.exit_code == 0, summary.to_dict()
 
 
 def test_iis_smtp_logs_alone_count_the_relay_messages(tmp_path):
@@ -87,7 +80,7 @@ def test_iis_smtp_logs_alone_count_the_relay_messages(tmp_path):
 def test_an_outbound_421_to_mail_is_a_deferral(tmp_path):
     store = tmp_path / "store"
     log = CORPUS / "iis-smtp" / "lichty-2017-open-relay-yahoo-421-deferral.log"
-    _ingest_here(log, store, format="iis-smtp")
+    ingested_here(log, store, format="iis-smtp")
     r = _report(store, "2017-02-09")
     send = next(s for s in r["tables"]["smtp_summary"] if s["direction"] == "send")
     assert (send["messages"], send["refused"], send["deferred"]) == (0, 0, 1)
@@ -248,7 +241,7 @@ def test_line_counts_of_an_earlier_version_are_rebuilt_not_read(tmp_path):
     logs.mkdir()
     shutil.copy(CORPUS / "iis-smtp" / "ossec-docs-exchange2000-ncsa.log", logs)
     store = tmp_path / "store"
-    _ingest_here(logs, store)
+    ingested_here(logs, store)
     st = Store(store)
     index = rollups.load(st, rollups.SMTP_LINES)
     assert index, "the ingest built the day's line counts"
@@ -287,7 +280,7 @@ def test_a_day_without_tracking_logs_among_days_with_them_is_named(synth, tmp_pa
             target = logs / path.relative_to(synth / "logs")
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, target)
-    _ingest_here(logs, tmp_path / "store")
+    ingested_here(logs, tmp_path / "store")
     r = _report(tmp_path / "store", "2026-03-04", "--days", "3", "--from-rows")
     assert r["untracked_days"] == ["2026-03-03"]
     assert (

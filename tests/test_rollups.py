@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import built_once
 from reportdata import CAPPED
+from stores import ingested_here
 
 from loganalyzer.ingest import ingest
 from loganalyzer.report import daily_report, load
@@ -43,14 +44,6 @@ SMTP_TABLES = ("smtp_summary", "smtp_hourly", "reply_codes", "remote_ips", "auth
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=300)
-
-
-def _ingest(logs: Path, st: Path):
-    """``logs`` ingested into ``st`` in this process, as the command does (the shared store
-    and the killed ingest run the command)."""
-    summary = ingest([logs], st, rollups=refresh)
-    assert summary.exit_code == 0, summary.to_dict()
-    return summary
 
 
 def _rounded(value):
@@ -233,7 +226,7 @@ def test_rollups_over_a_change_of_the_clocks_and_a_half_hour_zone(tmp_path):
         clients=True,
     )  # fmt: skip
     st = tmp_path / "store"
-    _ingest(tmp_path / "logs", st)
+    ingested_here(tmp_path / "logs", st)
     a, b, full = _both_ways(st, "2026-03-30", 2, "Europe/Berlin")  # 03-29 has 23 hours
     assert "long_period" in full["rules"] and len(full["tables"]["hourly"]) == 47
     assert a == b
@@ -548,7 +541,7 @@ def test_a_prune_killed_before_its_manifest_leaves_the_store_as_before(
     same = json.loads(_run(*common, "--json", "--rollups").stdout)
     assert same["headline"] == before["headline"] and same["tables"] == before["tables"]
     _grown_copy(store, "20260302", tmp_path / "grown")
-    grown = _ingest(tmp_path / "grown", st)
+    grown = ingested_here(tmp_path / "grown", st)
     assert [(f.status, f.rows) for f in grown.files] == [("grown", 1)]
     rollup = json.loads(_run(*common, "--json", "--rollups").stdout)
     rows = json.loads(_run(*common, "--json", "--from-rows").stdout)
@@ -632,7 +625,7 @@ def test_a_kept_day_with_its_rows_is_named_and_a_prune_run_again_finishes_it(
     )
     pruned_day = json.loads(pruned.stdout)["headline"]  # still deferred too: as kept
     generate(tmp_path / "late", servers=2, days=1, messages=300, seed=9)
-    _ingest(tmp_path / "late", st)
+    ingested_here(tmp_path / "late", st)
     repaired = _run("store", "check", "--store", str(st), "--repair")
     assert "kept (rows pruned) for 1 days" in repaired.stdout, repaired.stdout
     assert store_rollups.load(Store(st))["2026-03-02"] == kept
@@ -655,7 +648,7 @@ def test_a_pruned_days_log_grown_is_said_counted_in_part(store, tmp_path):
     assert json.loads(gone.stdout)["headline"]["received_messages"] == 0
     assert "Not counted: 2026-03-02" in gone.stderr, gone.stderr
     _grown_copy(store, "20260302", tmp_path / "grown")
-    _ingest(tmp_path / "grown", st)
+    ingested_here(tmp_path / "grown", st)
     done = _run(*common, "--json")
     report = json.loads(done.stdout)
     assert report["headline"]["received_messages"] == 1  # the grown line
@@ -727,7 +720,7 @@ def test_a_prune_leaves_the_next_days_aggregates_current(store, tmp_path, tmp_pa
     assert before["tables"]["smtp_clients"]
     assert after["tables"]["smtp_clients"] == before["tables"]["smtp_clients"]
     parts = {k: store_rollups.listed(Store(st), k) for k in store_rollups.AGGREGATES}
-    _ingest(store.parent / "logs", st)
+    ingested_here(store.parent / "logs", st)
     assert {k: store_rollups.listed(Store(st), k) for k in parts} == parts  # none rebuilt
 
 
@@ -782,9 +775,9 @@ def test_tls_across_midnight_is_counted_once_the_next_day_is_ingested(tmp_path):
         (days[d] / f.relative_to(logs)).parent.mkdir(parents=True, exist_ok=True)
         f.rename(days[d] / f.relative_to(logs))
     st = tmp_path / "store"
-    _ingest(days["20260302"], st)
+    ingested_here(days["20260302"], st)
     first = store_rollups.load(Store(st), store_rollups.TLS)["2026-03-02"].part
-    _ingest(days["20260303"], st)
+    ingested_here(days["20260303"], st)
     index = store_rollups.load(Store(st), store_rollups.TLS)
     assert index["2026-03-02"].part != first  # rebuilt with the day after
     assert Store(st).check()["tls_aggregates"]["current"] == 2
