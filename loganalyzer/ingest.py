@@ -499,6 +499,7 @@ def ingest(
     files, reports = discover(paths, exclude=st.local_root)
     if not files:  # nothing to read: refused before the store is touched
         raise BadInput(_nothing_to_ingest(paths, reports, st.local_root))
+    st.require_new_or_begun()  # never a folder of other files: refused before it is touched
     if scheduler:  # a wrong address is refused before the store is locked
         from loganalyzer.cluster import check_scheduler
 

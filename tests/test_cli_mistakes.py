@@ -155,6 +155,12 @@ MISTAKES = [
         "MSGTRK*.LOG: no file",
     ),
     ("ingest-file-as-store", ["ingest", "{logs}", "--store", "{pdf}"], 2, "{pdf}"),
+    (  # a folder of other files is not made a store (its files would mix with the parts)
+        "ingest-store-is-a-folder-of-documents",
+        ["ingest", "{logs}", "--store", "{pdfonly}"],
+        2,
+        "{pdfonly} is not a loganalyzer store and not empty (it holds 'scan.pdf')",
+    ),
     ("ingest-unknown-zone", ["ingest", "{logs}", *S, "--tz", "Nowhere/Land"], 2, "Nowhere/Land"),
     ("ingest-unknown-format", ["ingest", "{logs}", *S, "--format", "msgtrk"], 2, "'msgtrk'"),
     ("ingest-zero-workers", ["ingest", "{logs}", *S, "--workers", "0"], 2, "'--workers': 0"),
@@ -482,6 +488,8 @@ def test_the_library_takes_every_time_form(world):
 def test_refused_ingests_made_no_store(outcomes, world):
     made = [f"new{i}" for i in range(1, 8) if (Path(world["root"]) / f"new{i}").exists()]
     assert made == []
+    # the folder of documents refused as a store holds what it held: no lock, no part
+    assert [p.name for p in Path(world["pdfonly"]).iterdir()] == ["scan.pdf"]
 
 
 @pytest.mark.skipif(

@@ -46,6 +46,22 @@ if TYPE_CHECKING:
 # and starts a quarter of a second sooner.
 
 DEFAULT_STORE = "./loganalyzer-store"
+#: Files an operating system puts in any folder: a folder holding only these is empty.
+_FOLDER_LITTER = frozenset({".DS_Store", "desktop.ini", "Thumbs.db"})
+
+
+def _own_names() -> frozenset[str]:
+    """The names a store's top folder holds (before any dot): its tables, the manifest, the
+    lock, the per-day aggregates and their indexes."""
+    from loganalyzer.store import addresses, rollups
+
+    kinds = (rollups.ROLLUPS, *rollups.AGGREGATES, addresses.KIND)
+    index = (k.index_file.split(".", 1)[0] for k in kinds)
+    return frozenset(
+        {*LOG_TABLES, "quarantine", MANIFEST_FILE.split(".", 1)[0], LOCK_FILE.split(".", 1)[0]}
+        | {k.folder for k in kinds}
+        | set(index)
+    )
 
 
 def default_store() -> str:
@@ -134,6 +150,29 @@ class Store:
                     "(--store or $LOGANALYZER_STORE)"
                 )
             raise NotAStore(f"{self.root} is not a loganalyzer store (no manifest)")
+        return self
+
+    def require_new_or_begun(self) -> Store:
+        """This store, when its path is a store (or one whose first ingest stopped before its
+        manifest: its folder holds only a store's names), an empty folder or none yet: the
+        only places an ingest may write. A local folder holding other files (documents,
+        logs) is refused with NotAStore: a store's parts and clean-up never mix with them."""
+        folder = self.local_root
+        if folder is None or self.begun() or not folder.is_dir():
+            return self
+        own = _own_names()
+        others = sorted(
+            e.name
+            for e in folder.iterdir()
+            if e.name not in _FOLDER_LITTER and e.name.split(".", 1)[0] not in own
+        )
+        if others:  # only the store's own names: a first ingest stopped before its manifest
+            more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+            raise NotAStore(
+                f"{self.root} is not a loganalyzer store and not empty (it holds "
+                f"{others[0]!r}{more}): give a new or empty folder for a new store, or an "
+                "existing store's (--store or $LOGANALYZER_STORE)"
+            )
         return self
 
     def parquet_writer(self, relative: str, schema: pa.Schema, **options) -> pq.ParquetWriter:
