@@ -940,7 +940,7 @@ def watch_cmd(
             "--once",
             help="One round, then exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN with one "
             "status line (Nagios, Icinga, Zabbix, Task Scheduler); notifying takes 5 s at "
-            "most (what is not sent by then goes out next round).",
+            "most (what is not sent by then goes out next round).",  # watch.ONCE_NOTIFY_SECONDS
         ),
     ] = False,
     vip: Annotated[
