@@ -274,6 +274,18 @@ MISTAKES = [
     ("trace-nothing-asked", ["trace", *S], 2, "give a message ID or at least one filter"),
     ("codes-nothing-asked", ["codes"], 2, "give one or more codes"),
     ("sql-bad-sql", ["sql", "select nope from tracking", *S], 2, '"nope"'),
+    (  # DuckDB's hint of the near name, on the one line
+        "sql-misspelt-table",
+        ["sql", "select count(*) from trackin", *S],
+        2,
+        'Table with name trackin does not exist! Did you mean "tracking"?',
+    ),
+    (
+        "sql-misspelt-column",
+        ["sql", "select sendr from tracking", *S],
+        2,
+        'column "sendr" not found in FROM clause! Candidate bindings: "sender',
+    ),
     ("unknown-option", ["trace", "<x@y>", "--bogus"], 2, "--bogus"),
     ("unknown-command", ["tarce", "<x@y>"], 2, "'tarce'"),
 ]

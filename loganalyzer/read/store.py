@@ -54,7 +54,7 @@ class Store(_Store):
                     raise BadInput(f"SQL {query.strip()[:40]!r}: no statement to run")
                 return to_frame(result.to_arrow_table())
             except duckdb.Error as exc:
-                raise BadInput(f"SQL: {str(exc).splitlines()[0]}") from exc
+                raise BadInput(f"SQL: {_one_line(str(exc))}") from exc
 
     def tracking(
         self,
@@ -136,3 +136,15 @@ class Store(_Store):
     def files(self) -> pd.DataFrame:
         """The manifest: one row per ingested file."""
         return self.sql("select * from files order by file_key")
+
+
+#: DuckDB's hints on the lines after its error (the rest are the query and a caret).
+_HINTS = ("Did you mean", "Candidate bindings")
+
+
+def _one_line(error: str) -> str:
+    """DuckDB's error in one line: its first, and its hint of a near name where it gives one
+    (a misspelt table or column)."""
+    lines = error.splitlines()
+    hint = next((line.strip() for line in lines[1:] if line.startswith(_HINTS)), "")
+    return f"{lines[0]} {hint}".strip()
