@@ -822,3 +822,42 @@ def test_an_address_whose_quoted_local_part_holds_an_at_is_of_its_own_domain(tmp
     assert [r["domain"] for r in tables["top_sender_domains"]] == ["fabrikam.com"]
     for part in ("john@", "@home", "eve@", "@attacker"):
         assert part not in done.stdout, part
+
+
+def test_a_failure_and_a_delivery_at_one_instant_count_as_the_trace_judges(tmp_path):
+    """A recipient that EX02 logged delivered and failed at the same instant is failed in
+    the report's figures and lists, from rows and from rollups, as its trace says (it counted
+    in both totals); a delivery at another time of another message counts as ever."""
+    at = "2026-03-02T10:00:05.000Z"
+    full = "550 5.2.2 STOREDRV.Deliver; mailbox full"
+    write_log(
+        tmp_path / "logs" / "MSGTRK2026030210-1.LOG",
+        [
+            row(1),
+            row(1, date_time=at, event_id="DELIVER", source="STOREDRIVER"),
+            row(1, date_time=at, event_id="FAIL", source="STOREDRIVER", recipient_status=full),
+            row(2),
+            row(2, date_time="2026-03-02T10:00:09.000Z", event_id="DELIVER", source="STOREDRIVER"),
+        ],
+    )
+    store = tmp_path / "store"
+    assert _loganalyzer("ingest", tmp_path / "logs", "--store", store).returncode == 0
+    for way in ("--from-rows", "--rollups"):
+        done = _loganalyzer(
+            "report", "daily", "--date", "2026-03-02", "--store", store, "--json", way
+        )
+        figures = json.loads(done.stdout)
+        headline = figures["headline"]
+        assert (headline["delivered_recipients"], headline["failed_recipients"]) == (1, 1), way
+        by_status = figures["tables"]["failures_by_status"]
+        assert [r["recipients"] for r in by_status] == [1], (way, by_status)
+    failed = json.loads(
+        _loganalyzer("report", "daily", "--date", "2026-03-02", "--store", store, "--json").stdout
+    )["tables"]["failed"]
+    assert [(r["recipient"], r["event_id"], r["message_id"]) for r in failed] == [
+        ("bob@contoso.com", "FAIL", "<msg1@contoso.com>")
+    ]
+    trace = json.loads(
+        _loganalyzer("trace", "<msg1@contoso.com>", "--store", store, "--json").stdout
+    )
+    assert [r["verdict"] for r in trace["messages"][0]["recipients"]] == ["failed"]

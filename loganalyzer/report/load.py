@@ -280,14 +280,19 @@ def load(
     return ctx
 
 
+#: Each recipient outcome of a window once (its first row of each kind). Of a recipient's
+#: outcomes at the same instant only those that decide count, by ``fate.SETTLES`` as a
+#: trace judges them (a failure and a delivery at one instant: failed, not both).
 FIN_SQL = """
     select kind, msg, rcpt, min(date_time) as t, arg_min(server, date_time) as server,
            arg_min(recipient, date_time) as recipient, any_value(rcpt_domain) as rcpt_domain,
            arg_min(status, date_time) as status, arg_min(enhanced, date_time) as enhanced,
            arg_min(connector, date_time) as connector, arg_min(event_id, date_time) as event_id
-    from rev
-    where kind in ('delivered', 'sent', 'failed', 'dropped', 'quarantined')
-      and date_time >= ? and date_time < ?
+    from (
+        select * from rev
+        where kind in ('delivered', 'sent', 'failed', 'dropped', 'quarantined')
+          and date_time >= ? and date_time < ?
+        qualify rank = max(rank) over (partition by msg, rcpt, date_time))
     group by kind, msg, rcpt
 """
 

@@ -22,8 +22,9 @@ COUNTING_RULES = {
     "of its event: delivered (DELIVER to a mailbox), sent out (SEND to a server outside the "
     "organisation), failed (FAIL and other failure events), dropped, quarantined. A list is "
     "counted as expanded (EXPAND), its members each by their own outcome; a redirected "
-    "recipient by its new address. Bytes out: the size of each message sent out, once per "
-    "message.",
+    "recipient by its new address. Of a pair's outcomes at the same instant only the one "
+    "that decides counts, as its trace judges (a failure over a delivery). Bytes out: the "
+    "size of each message sent out, once per message.",
     "deferred": "Still deferred: recipients whose last event in the two days before the "
     "period's end is a DEFER (pending at its end, in every report that ends there; two days: "
     "Exchange's default message expiration, whatever --expiration, which the queues section "

@@ -120,8 +120,9 @@ class Kind:
 #: and receives the message. 6: Exchange Online's Send is a send, its Expand expands a list.
 #: 7: still deferred at the day's end looks back two days (``report.metrics.PENDING_DAYS``);
 #: a failed login is counted once per attempt, from Exchange's "Inbound AUTH ... failed" line
-#: too (a client gone during the tarpit gets no 535).
-ROLLUPS = Kind("rollups", INDEX_FILE, FOLDER, rollup_schema, version="7")
+#: too (a client gone during the tarpit gets no 535). 8: of a recipient's outcomes at one
+#: instant only those that decide (``fate.SETTLES``) count.
+ROLLUPS = Kind("rollups", INDEX_FILE, FOLDER, rollup_schema, version="8")
 
 
 def clients_schema() -> pa.Schema:
