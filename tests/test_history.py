@@ -134,6 +134,10 @@ def test_monthly_domains_add_up_to_truth(logs_and_store):
             per_domain[r["recipient"].lower().split("@")[1]][verdict] += 1
     busiest = sorted(per_domain, key=lambda d: (-sum(per_domain[d].values()), d))[:3]
     assert {m["domain"] for m in monthly} == set(busiest)
+    # how many it leaves out: the period's recipient domains, as the distinct figures count
+    distinct = {d["figure"]: d["count"] for d in got["tables"]["distinct"]}
+    assert got["cut"]["monthly_domains"] == {"listed": 3, "total": distinct["recipient domains"]}
+    assert distinct["recipient domains"] >= len(per_domain) > 3
     assert {m["month"] for m in monthly} == {"2026-03"}
     # the redirected addresses' rows in truth repeat their targets' outcomes
     lists = {r["recipient"].lower() for r in truth if r["verdict"] == "expanded"}

@@ -33,7 +33,7 @@ from loganalyzer.report.model import DailyReport
 from loganalyzer.report.period import LOOKBACK, Period
 from loganalyzer.report.rollup import DAY_COUNTS, build, build_pieces, build_windows
 from loganalyzer.report.sections import clients, smtp, tls, totals
-from loganalyzer.report.sections.base import LENGTH
+from loganalyzer.report.sections.base import LENGTH, LISTED_OF
 from loganalyzer.report.sections.changes import HEADLINE, NO_PREVIOUS, changes, held_in_part
 from loganalyzer.report.sections.failures import status_meaning
 from loganalyzer.report.sections.history import QUIET_DAYS
@@ -625,11 +625,19 @@ class _Figures:
             ("monthly_connectors", "connector_kind", "connector"),
             ("monthly_domains", "domain_kind", "domain"),
         ):
-            # domains: the period's busiest (``top``), the others are the long tail
+            # domains: the period's busiest (``top``), the others are the long tail (how
+            # many: ``LISTED_OF``, of the domains the table would hold without the cut)
+            domains = measure == "domain_kind"
             busiest = (
                 f"""and key in (select key from r where measure = '{measure}' and $w
                     and key <> '' group by key order by sum(n) desc, key limit {self.top})"""
-                if measure == "domain_kind"
+                if domains
+                else ""
+            )
+            of = (
+                f""", (select count(distinct key) from r where measure = '{measure}' and $w
+                    and key <> '')::bigint as {LISTED_OF}"""
+                if domains
                 else ""
             )
             out[name] = self.q(
@@ -639,6 +647,7 @@ class _Figures:
                            as delivered,
                        coalesce(sum(n) filter (where key2 = 'sent'), 0)::bigint as sent_out,
                        coalesce(sum(n) filter (where key2 = 'failed'), 0)::bigint as failed
+                       {of}
                 from r where measure = '{measure}' and $w {busiest}
                 group by 1, 2 order by 1, sum(n) desc, 2
                 """

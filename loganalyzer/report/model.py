@@ -248,14 +248,22 @@ class DailyReport(Result):
 
     def cut(self) -> dict[str, dict[str, int]]:
         """The lists cut at their limit (``limit`` recipients, ``top`` senders...): their
-        rows and true totals."""
-        out = {}
-        for name in registry.TABLES:
-            total = self.total_of(name)
-            # (a list left out of a report from rollups is empty: not cut, not listed)
-            if total is not None and total > len(self.metrics[name]) > 0:
-                out[name] = {"listed": len(self.metrics[name]), "total": total}
-        return out
+        rows and true totals (of a table cut by keys, ``Table.cut_by``: its keys)."""
+        return {name: cut for name in registry.TABLES if (cut := self._cut_of(name))}
+
+    def _cut_of(self, name: str) -> dict[str, int] | None:
+        total = self.total_of(name)
+        if total is None:
+            return None
+        df, by = self.metrics[name], list(registry.TABLES[name].cut_by)
+        listed = len(df.drop_duplicates(by)) if by and len(df) else len(df)
+        # (a list left out of a report from rollups is empty: not cut, not listed)
+        return {"listed": listed, "total": total} if total > listed > 0 else None
+
+    def cut_line(self, name: str) -> str | None:
+        """What the page says of the table ``name`` when it is cut: listed of how many."""
+        cut = self._cut_of(name)
+        return registry.TABLES[name].cut_line.format(**cut) if cut else None
 
     def total_of(self, name: str) -> int | None:
         """How many rows the list ``name`` has without its limit, where that is known

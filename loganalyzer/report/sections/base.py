@@ -92,6 +92,11 @@ class Table:
     flag: str | None = None
     #: Its own template fragment (in ``templates/``), else the generic table.
     template: str | None = None
+    #: The columns a table cut at ``--top`` keys (not rows) is cut by: its ``LISTED_OF``
+    #: counts those keys, and ``cut_line`` says how many are listed of how many.
+    cut_by: tuple[str, ...] = ()
+    #: What the page says of a cut table, given ``listed`` and ``total``.
+    cut_line: str = "The first {listed:,} of {total:,}."
 
 
 @dataclass(frozen=True)

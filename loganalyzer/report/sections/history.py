@@ -80,7 +80,12 @@ SECTION = Section(
     tables=(
         Table("monthly_servers", "Recipients per month and server", half=True),
         Table("monthly_connectors", "Recipients per month and connector", half=True),
-        Table("monthly_domains", "Recipients per month and recipient domain"),
+        Table(
+            "monthly_domains",
+            "Recipients per month and recipient domain",
+            cut_by=("domain",),
+            cut_line="{listed:,} of {total:,} recipient domains: the busiest (--top).",
+        ),
         Table("senders_seen", "Senders by first and last seen"),
         Table("quiet_mailboxes", "Mailboxes and distribution lists quiet lately"),
     ),

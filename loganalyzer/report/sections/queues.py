@@ -16,7 +16,14 @@ import pandas as pd
 from loganalyzer import fate
 from loganalyzer.report.charts import Chart, hour_labels, layout, text
 from loganalyzer.report.load import MSG_SQL, Context, frame, hour_ends, hours
-from loganalyzer.report.sections.base import LENGTH, Inputs, Report, Section, Table
+from loganalyzer.report.sections.base import (
+    LENGTH,
+    LISTED_OF,
+    Inputs,
+    Report,
+    Section,
+    Table,
+)
 from loganalyzer.report.sections.deferrals import REASON_SQL
 from loganalyzer.store.duck import domain_sql
 
@@ -230,6 +237,7 @@ def backlog(q: Inputs, queues: pd.DataFrame, idx: pd.DatetimeIndex) -> pd.DataFr
     pairs = queues[queues["peak"] > 0].sort_values(
         ["peak", "hop", "server"], ascending=[False, True, True]
     )
+    total = len(pairs)
     pairs = pairs.head(q.top)[["hop", "server"]]
     cols = ["hour", "hop", "server", "messages", "change", "grew"]
     if not len(pairs):
@@ -244,7 +252,7 @@ def backlog(q: Inputs, queues: pd.DataFrame, idx: pd.DatetimeIndex) -> pd.DataFr
             change = int(n[i + 1] - n[i])
             if n[i + 1] or change:
                 out.append((t, hop, server, int(n[i + 1]), change, change > 0))
-    df = pd.DataFrame(out, columns=cols)
+    df = pd.DataFrame(out, columns=cols).assign(**{LISTED_OF: total})
     return df.sort_values(["hour", "hop", "server"], kind="stable").reset_index(drop=True)
 
 
@@ -354,7 +362,14 @@ SECTION = Section(
     tables=(
         Table("queues", "Per next hop and server"),
         Table("queue_reasons", "Deferral reasons per next hop and server"),
-        Table("queue_hours", "Backlog per hour (growing hours marked)", flag="grew"),
+        Table(
+            "queue_hours",
+            "Backlog per hour (growing hours marked)",
+            flag="grew",
+            cut_by=("hop", "server"),
+            cut_line="{listed:,} of {total:,} next hops and servers: those with the highest "
+            "peaks (the first table lists them all).",
+        ),
     ),
     compute=compute,
     charts=charts,
