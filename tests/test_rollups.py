@@ -831,9 +831,15 @@ def test_lists_cut_from_rollups_say_their_lengths(store, tmp_path):
     rows, full, cut = json.loads(rows.stdout), json.loads(full.stdout), json.loads(done.stdout)
     assert full["cut"] == {}
     lengths = {name: len(r) for name, r in full["tables"].items()}
+    # the monthly domains are cut by domain (--top 1: one domain, a row a month)
+    domains = {r["domain"] for r in full["tables"]["monthly_domains"]}
+    assert len(domains) > 1
+    assert cut["cut"].pop("monthly_domains") == {"listed": 1, "total": len(domains)}
     assert set(cut["cut"]) == {n for n in CAPPED if lengths.get(n, 0) > 1}
     assert set(cut["cut"]) >= {"failures_by_domain", "remote_ips", "auth_failures", "senders_seen"}
     html = page.read_text(encoding="utf-8")
+    under = html.split('id="t-monthly_domains"', 1)[1].split('id="t-', 1)[0]
+    assert f"1 of {len(domains)} recipient domains: the busiest (--top)." in under
     for name, c in cut["cut"].items():
         assert c == {"listed": 1, "total": lengths[name]}, name
         if name in rows["tables"] and name not in LEFT_EMPTY and name not in ROLLUPS_ONLY:
