@@ -119,7 +119,9 @@ def run_demo(folder: str | os.PathLike[str] = "loganalyzer-demo", progress=None)
     _claim(base)
     logs = extract_samples(base / "logs")
     store = base / "store"
-    summary = ingest([logs], store, progress=progress)
+    from loganalyzer.report.rollup import refresh  # as `loganalyzer ingest` builds them
+
+    summary = ingest([logs], store, progress=progress, rollups=refresh)
     result = DemoResult(base, logs, store, summary)
     for label, event in (("failed", "FAIL"), ("delivered", "DELIVER")):
         mid = _first(store, event_id=event)

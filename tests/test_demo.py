@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from importlib import resources
@@ -57,6 +58,17 @@ def test_demo_suggests_the_sample_day_and_no_macos_command(tmp_path):
     assert SAMPLE_DAY.isoformat() == "2026-03-02"
     assert not [x for x in lines if x.startswith("open ")]
     assert "Traceback" not in out.stderr
+    # the store is built as `loganalyzer ingest` builds one: its rollups and per-day
+    # aggregates too (store check named five of them missing for the sample day)
+    check = subprocess.run(
+        [exe, "store", "check", "--store", str(store), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    found = json.loads(check.stdout)
+    assert check.returncode == 0 and found["ok"] and found["notices"] == [], found["notices"]
 
 
 def test_demo_refuses_a_folder_of_other_things(tmp_path):

@@ -537,7 +537,7 @@ def test_a_prune_killed_before_its_manifest_leaves_the_store_as_before(
     _consistent_after_kill(st)
     check = _run("store", "check", "--store", str(st))
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "marked by a stopped `store prune` for 1 days whose rows are still" in check.stdout
+    assert "marked by a stopped `store prune` for 1 day whose rows are still" in check.stdout
     same = json.loads(_run(*common, "--json", "--rollups").stdout)
     assert same["headline"] == before["headline"] and same["tables"] == before["tables"]
     _grown_copy(store, "20260302", tmp_path / "grown")
@@ -609,7 +609,7 @@ def test_a_kept_day_with_its_rows_is_named_and_a_prune_run_again_finishes_it(
             store_rollups.save(Store(st), index, kind)
     kept = store_rollups.load(Store(st))["2026-03-02"]
     check = _run("store", "check", "--store", str(st), "--repair")
-    assert "rollups kept (rows pruned) for 1 days that have rows" in check.stdout, check.stdout
+    assert "rollups kept (rows pruned) for 1 day that have rows" in check.stdout, check.stdout
     assert "run it again with the same --before" in check.stdout, check.stdout
     assert store_rollups.load(Store(st))["2026-03-02"] == kept
     assert _run("store", "prune", "--store", str(st), "--before", "2026-03-03").returncode == 0
@@ -627,7 +627,7 @@ def test_a_kept_day_with_its_rows_is_named_and_a_prune_run_again_finishes_it(
     generate(tmp_path / "late", servers=2, days=1, messages=300, seed=9)
     ingested_here(tmp_path / "late", st)
     repaired = _run("store", "check", "--store", str(st), "--repair")
-    assert "kept (rows pruned) for 1 days" in repaired.stdout, repaired.stdout
+    assert "kept (rows pruned) for 1 day" in repaired.stdout, repaired.stdout
     assert store_rollups.load(Store(st))["2026-03-02"] == kept
     late = _run(*one)
     late_day = json.loads(late.stdout)
@@ -686,7 +686,7 @@ def test_a_prune_killed_after_its_manifest_keeps_the_days(store, tmp_path, tmp_p
     assert killed.returncode == -signal.SIGKILL
     _consistent_after_kill(st)
     check = _run("store", "check", "--store", str(st))
-    assert "marked by a stopped `store prune` for 1 days whose rows it removed" in check.stdout
+    assert "marked by a stopped `store prune` for 1 day whose rows it removed" in check.stdout
     got = Store(st).check()
     assert got["rollups"]["kept"] == got["tls_aggregates"]["kept"] == 1
     after = json.loads(_run(*common, "--json", "--rollups").stdout)

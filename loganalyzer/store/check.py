@@ -151,14 +151,14 @@ def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLL
                 rollups.SMTP_LINES: ("SMTP line counts", "reports of several days read", "them"),
             }.get(kind, ("address index", "lists by address read", "it"))
             notices.append(
-                f"{what} out of date or missing for {len(lacking)} days (first "
+                f"{what} out of date or missing for {_days(len(lacking))} (first "
                 f"{lacking[0]}): {who} their rows; the next ingest or `store compact` "
                 f"builds {it}"
             )
         days = {"stale": [], "missing": []}  # (said once)
     if days["stale"]:
         notices.append(
-            f"rollups out of date for {len(days['stale'])} days (first {days['stale'][0]}): "
+            f"rollups out of date for {_days(len(days['stale']))} (first {days['stale'][0]}): "
             "reports read their rows; the next ingest or `store compact` rebuilds them"
         )
     if days["missing"]:
@@ -166,7 +166,7 @@ def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLL
         n = len(days["missing"])
         who = "the next ingest or " if n <= rollups.MISSING_NOW else ""
         notices.append(
-            f"no rollups for {n} days (first {days['missing'][0]}): an interrupted run or a "
+            f"no rollups for {_days(n)} (first {days['missing'][0]}): an interrupted run or a "
             f"store written before rollups; reports read their rows; {who}`store compact` "
             "builds them"
         )
@@ -211,19 +211,19 @@ def _marks(manifest: Manifest, index: rollups.Index, kind: rollups.Kind) -> list
     out = []
     if listed:
         out.append(
-            f"{what} marked by a stopped `store prune` for {len(listed)} days whose rows are "
+            f"{what} marked by a stopped `store prune` for {_days(len(listed))} whose rows are "
             f"still in the store (first {listed[0]}): read as before the prune; the next "
             "ingest, `store compact` or `store prune` clears the marks"
         )
     if gone:
         out.append(
-            f"{what} marked by a stopped `store prune` for {len(gone)} days whose rows it "
+            f"{what} marked by a stopped `store prune` for {_days(len(gone))} whose rows it "
             f"removed (first {gone[0]}): kept as the record of those days; the next ingest, "
             "`store compact` or `store prune` marks them kept"
         )
     if kept:
         out.append(
-            f"{what} kept (rows pruned) for {len(kept)} days that have rows in the store "
+            f"{what} kept (rows pruned) for {_days(len(kept))} that have rows in the store "
             f"(first {kept[0]}): reports of several days read the kept {what}, not those "
             "rows (logs of those days ingested after the prune, or a `store prune` of an "
             "earlier version stopped midway: run it again with the same --before to finish it)"
@@ -283,3 +283,7 @@ def _count_mismatches(manifest: Manifest, rows: dict[str, int], damaged: set[str
                 )
                 out.append(f"{shown}: the manifest gives {want:,} {kind}, the parts hold {have:,}")
     return out
+
+
+def _days(n: int) -> str:
+    return f"{n:,} day" if n == 1 else f"{n:,} days"
