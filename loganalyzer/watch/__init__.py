@@ -138,7 +138,7 @@ def load_vips(path: str | Path | None) -> list[str]:
 
 
 def check(
-    store: str | Path,
+    store: str | Path | None,
     *,
     logs: Sequence[str | Path] = (),
     rules: list[Rule] | None = None,
@@ -158,7 +158,7 @@ def check(
     from loganalyzer.read.store import Store
 
     rules = load_rules() if rules is None else rules
-    st = Store(str(store))
+    st = Store(store)  # None: $LOGANALYZER_STORE, else ./loganalyzer-store
     wall = wall or dt.datetime.now(dt.UTC)
     state = State(st.url).load()  # (none yet for a store this round creates)
     held = None if _EVALUATED in state.memory or not st.exists() else _newest(st)
@@ -206,7 +206,7 @@ def check(
 
 
 def watch(
-    store: str | Path,
+    store: str | Path | None,
     *,
     logs: Sequence[str | Path] = (),
     interval: float = 60.0,
@@ -225,7 +225,9 @@ def watch(
             if first:  # a mistake of the user's: say it and stop
                 raise
             # later, a share that went away or a folder emptied by rotation: try again
-            result = Check(str(store), None, [], [], errors=[str(exc)])
+            from loganalyzer.read.store import Store
+
+            result = Check(Store(store).url, None, [], [], errors=[str(exc)])
         first = False
         if on_check is not None:
             on_check(result)

@@ -20,13 +20,18 @@ from loganalyzer.web.security import TOKEN_ENV, check_token
 __all__ = ["TOKEN_ENV", "create_app", "serve"]
 
 
-def create_app(store: str, token: str | None = None, redact: bool = False, host: str = "127.0.0.1"):
-    """The ASGI app over ``store``; NotAStore when it holds none."""
+def create_app(
+    store: str | None = None,
+    token: str | None = None,
+    redact: bool = False,
+    host: str = "127.0.0.1",
+):
+    """The ASGI app over ``store`` (None: ``$LOGANALYZER_STORE``, else ``./loganalyzer-store``);
+    NotAStore when it holds none."""
     from loganalyzer.read.store import Store
     from loganalyzer.web.app import create_app as build
 
-    Store(store).require()
-    return build(str(store), token, redact, host)
+    return build(Store(store).require().root, token, redact, host)
 
 
 def _listen(host: str, port: int) -> socket.socket:
