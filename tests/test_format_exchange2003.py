@@ -78,7 +78,7 @@ def test_the_real_line_ingests_with_every_value(store_dir):
 
 
 def test_headerless_file_needs_format(store_dir):
-    with pytest.raises(BadInput, match="a header-less log needs --format"):
+    with pytest.raises(BadInput, match="ingest it with --format exchange2003-tracking"):
         ingest([REAL], store_dir)
 
 

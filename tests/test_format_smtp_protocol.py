@@ -199,7 +199,7 @@ def test_send_log_multiline_reply_rows_and_folder_server(store_dir, tmp_path):
 
 def test_headerless_file_needs_format(store_dir):
     sample = SAMPLES / "postal-829-exchange2013-send-tls.log"
-    with pytest.raises(BadInput, match="a header-less log needs --format"):
+    with pytest.raises(BadInput, match="ingest it with --format exchange-smtp-protocol"):
         ingest([sample], store_dir)
 
 

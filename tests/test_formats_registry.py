@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS, LOGANALYZER
 from test_ingest_tracking import quarantine_of, rows_of
 
 from loganalyzer.formats import FORMATS, get
@@ -82,3 +83,43 @@ def test_a_mixed_folder_ingests_in_one_command(tmp_path, cli):
     assert "EWS log: not a supported log kind" in text
     assert "SEKOIA" in text  # the test wrapper is refused by name
     assert all(q["reason"] for q in quarantine_of(store))
+
+
+#: Real logs shared without their header lines, and the format that reads them.
+HEADERLESS = {
+    "exchange2007plus/elastic-integrations-messagetracking.log": "exchange-tracking",
+    "smtp-protocol/postal-829-exchange2013-send-tls.log": "exchange-smtp-protocol",
+    "iis-smtp/lichty-2017-open-relay-yahoo-421-deferral.log": "iis-smtp",
+    "exchange2003/awstats-maillogconvert-example.log": "exchange2003-tracking",
+}
+
+
+def test_a_headerless_log_is_told_the_format_that_reads_it(tmp_path):
+    """A log without its header is skipped with the --format that reads it (it said only "a
+    header-less log needs --format"), and that option then reads it; a file of no log's
+    shape is told nothing of the kind."""
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    for name in HEADERLESS:
+        shutil.copy(CORPUS / name, folder / name.split("/")[1])
+    shutil.copy(CORPUS / "headers" / "sisimai_lhost-postfix-57.txt", folder / "bounce.txt")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [LOGANALYZER, *args], capture_output=True, text=True, timeout=300, cwd=tmp_path
+        )
+
+    done = run("ingest", str(folder), "--store", str(tmp_path / "st"), "--json")
+    assert done.returncode == 2, done.stderr  # nothing to ingest: every file skipped
+    first = sorted(folder.iterdir())[0]
+    assert done.stderr.startswith(f"error: nothing to ingest: {first}: "), done.stderr
+    for name, fmt in HEADERLESS.items():
+        path = folder / name.split("/")[1]
+        alone = run("ingest", str(path), "--store", str(tmp_path / "st"))
+        assert alone.returncode == 2
+        assert alone.stderr.strip().endswith(f"ingest it with --format {fmt}"), alone.stderr
+        read = run("ingest", str(path), "--store", str(tmp_path / "st"), "--format", fmt)
+        assert read.returncode == 0, read.stderr
+        assert read.stdout.startswith("1 file"), read.stdout
+    other = run("ingest", str(folder / "bounce.txt"), "--store", str(tmp_path / "st"))
+    assert other.returncode == 2 and "--format " not in other.stderr.replace("needs --format", "")

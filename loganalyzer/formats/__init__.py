@@ -82,10 +82,10 @@ def detect(head: bytes, name: str, forced: str | None = None) -> tuple[Format, D
         found = get(forced).detect_headerless(head, name)
         if found:
             return get(forced), found
-    raise NotALog(_why_not(head, forced))
+    raise NotALog(_why_not(head, forced, name))
 
 
-def _why_not(head: bytes, forced: str | None) -> str:
+def _why_not(head: bytes, forced: str | None, name: str = "") -> str:
     log_type = header_value(head, "log-type")
     if log_type:
         kind = UNSUPPORTED_KINDS.get(log_type.strip().lower(), f"Exchange {log_type.strip()}")
@@ -97,6 +97,14 @@ def _why_not(head: bytes, forced: str | None) -> str:
             f"does not look like {_article(forced)} {forced} log (no header, and most of its "
             "first lines do not match a documented field set)"
         )
+    # header-less lines of a known shape: name the option that reads them (never guessed:
+    # an excerpt's field set and zone are the user's to confirm)
+    shaped = [
+        f.name for f in FORMATS.values() if f.detect_headerless and f.detect_headerless(head, name)
+    ]
+    if shaped:
+        looks = " or ".join(f"{_article(f)} {f} log's" for f in shaped)
+        return f"no header; its lines look like {looks}: ingest it with --format {shaped[0]}"
     return (
         "not a log this tool reads: no known header or line format "
         "(a header-less log needs --format; see `loganalyzer formats`)"
