@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -344,6 +345,15 @@ def test_since_yesterday_is_a_time_not_a_traceback(world):
     done = run(*args, "--store", world["store"], cwd=Path(world["root"]))
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: No message in the store matches recipient *@fabrikam.com")
+    # a window wholly outside the store's days says which days it holds; one inside does not
+    assert re.search(r": the store's logs are of 2026-03-02( to 2026-03-\d\d)? \(UTC\)\.$",
+                     done.stderr.strip()), done.stderr  # fmt: skip
+    args = ["trace", "--recipient", "nobody@fabrikam.com", "--since", f"{DAY}T10:00"]
+    inside = run(*args, "--store", world["store"], cwd=Path(world["root"]))
+    assert inside.returncode == 1 and inside.stderr == (
+        f"error: No message in the store matches recipient nobody@fabrikam.com, since {DAY}"
+        "T10:00:00+00:00.\n"
+    )
 
 
 def test_since_and_until_are_read_in_tz(world):

@@ -13,6 +13,7 @@ from loganalyzer.read.query import add_views, point, tracking_event
 from loganalyzer.store import FileRow, Store, addresses, cache
 from loganalyzer.store.duck import connection, domain_sql
 from loganalyzer.store.lookup import KEYS
+from loganalyzer.store.rollups import row_days
 from loganalyzer.times import parse_time, zone
 from loganalyzer.trace import evidence, outbound, rejected
 from loganalyzer.trace.build import build
@@ -316,7 +317,23 @@ def trace(
         rejected.shown(c) if "attempt" in c else {**c, "date_time": c["date_time"].isoformat()}
         for c in listed
     ]
-    return TraceResult(q.to_dict(), shown, messages, tz, total=total)
+    held = _held_days(manifest, q) if not total else None
+    return TraceResult(q.to_dict(), shown, messages, tz, total=total, held_days=held)
+
+
+def _held_days(manifest, q: Query) -> tuple[str, str] | None:
+    """The store's first and last UTC days with rows when the query's time window lies wholly
+    outside them (a --since of the wrong year, a store of other days); else None."""
+    if not (q.since or q.until):
+        return None
+    days = sorted(row_days(manifest))
+    if not days:
+        return None
+    start = dt.datetime.fromisoformat(days[0]).replace(tzinfo=dt.UTC)
+    end = dt.datetime.fromisoformat(days[-1]).replace(tzinfo=dt.UTC) + _DAY
+    since, until = (dt.datetime.fromisoformat(t) if t else None for t in (q.since, q.until))
+    outside = (since is not None and since >= end) or (until is not None and until <= start)
+    return (days[0], days[-1]) if outside else None
 
 
 def _and_iis(held: list[FileRow] | None, manifest, needed: bool) -> list[FileRow] | None:

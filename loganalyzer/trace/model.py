@@ -202,6 +202,9 @@ class TraceResult(Result):
     #: How many messages match (``candidates`` lists the first of them); None: as many as
     #: are listed.
     total: int | None = None
+    #: The first and last UTC days the store has rows of, when nothing matched a time window
+    #: that lies wholly outside them (``not_found`` says so); else None.
+    held_days: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.total is None:
@@ -268,8 +271,14 @@ class TraceResult(Result):
         )
 
     def not_found(self) -> str:
-        """The sentence that says nothing matched."""
-        return f"No message in the store matches {self.describe_query()}."
+        """The sentence that says nothing matched (and, for a time window outside the
+        store's days, which days it holds)."""
+        said = f"No message in the store matches {self.describe_query()}"
+        if self.held_days:
+            first, last = self.held_days
+            days = first if first == last else f"{first} to {last}"
+            said += f": the store's logs are of {days} (UTC)"
+        return said + "."
 
     def to_dict(self) -> dict:
         return {
