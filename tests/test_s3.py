@@ -255,3 +255,22 @@ def test_an_unreachable_endpoint_is_named_not_taken_for_an_empty_store(bucket, s
             f"error: cannot reach the store {bucket}/mailstore: Could not connect to the "
             f'endpoint URL: "{closed}/'
         ), message
+
+
+def test_a_prefix_of_other_objects_is_not_made_a_store(logs, bucket):
+    """An ingest into a prefix that holds other objects (and no store) is refused with one
+    line naming one, and writes nothing there; a new prefix beside it becomes a store."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    fs.pipe(f"{bucket[5:]}/exports/report.xlsx", b"not a store")
+    refused = _run("ingest", logs / "EX01", "--store", f"{bucket}/exports")
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr == (
+        f"error: {bucket}/exports is not a loganalyzer store and not empty (it holds "
+        "'report.xlsx'): give a new or empty folder for a new store, or an existing store's "
+        "(--store or $LOGANALYZER_STORE)\n"
+    )
+    fs.invalidate_cache()
+    assert fs.ls(f"{bucket[5:]}/exports", detail=False) == [f"{bucket[5:]}/exports/report.xlsx"]
+    assert _run("ingest", logs / "EX01", "--store", f"{bucket}/mailstore").returncode == 0

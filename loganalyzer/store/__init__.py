@@ -155,16 +155,16 @@ class Store:
     def require_new_or_begun(self) -> Store:
         """This store, when its path is a store (or one whose first ingest stopped before its
         manifest: its folder holds only a store's names), an empty folder or none yet: the
-        only places an ingest may write. A local folder holding other files (documents,
-        logs) is refused with NotAStore: a store's parts and clean-up never mix with them."""
-        folder = self.local_root
-        if folder is None or self.begun() or not folder.is_dir():
+        only places an ingest may write. A folder (or an object store's prefix) holding other
+        files (documents, logs) is refused with NotAStore: a store's parts and clean-up never
+        mix with them."""
+        if self.begun():
             return self
         own = _own_names()
         others = sorted(
-            e.name
-            for e in folder.iterdir()
-            if e.name not in _FOLDER_LITTER and e.name.split(".", 1)[0] not in own
+            name
+            for name in self.loc.names()
+            if name not in _FOLDER_LITTER and name.split(".", 1)[0] not in own
         )
         if others:  # only the store's own names: a first ingest stopped before its manifest
             more = f" and {len(others) - 1} more" if len(others) > 1 else ""

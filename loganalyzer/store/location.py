@@ -175,6 +175,21 @@ class Location:
                 with suppress(FileNotFoundError):
                     self.fs.rm_file(rel)
 
+    def names(self) -> list[str]:
+        """The names in the root folder (its files and folders, not below); none when the
+        root is not there (or is a file)."""
+        if self.local:
+            try:
+                return os.listdir(self.root)
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        with _reaching(self.url()):
+            try:
+                found = self.fs.ls("", detail=False)
+            except FileNotFoundError:
+                return []
+        return [name.rstrip("/").rpartition("/")[2] for name in found]
+
     def files(self, sub: str) -> list[str]:
         """Every file under the folder ``sub``, relative to the root."""
         try:
