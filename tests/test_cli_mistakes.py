@@ -514,6 +514,17 @@ def test_refused_ingests_made_no_store(outcomes, world):
     assert [p.name for p in Path(world["pdfonly"]).iterdir()] == ["scan.pdf"]
 
 
+def test_a_new_volume_or_a_folder_with_os_files_is_taken_as_a_new_store(world, tmp_path):
+    """What an operating system leaves in an empty folder or at a new disk's root (mounted as
+    the store) is no one's files: the ingest makes its store there."""
+    volume = tmp_path / "volume"
+    (volume / "lost+found").mkdir(parents=True)
+    (volume / "Thumbs.db").write_bytes(b"\0")
+    done = run("ingest", world["logs"], "--store", str(volume), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (volume / "manifest.parquet").is_file()
+
+
 @pytest.mark.skipif(
     sys.platform == "win32" or os.geteuid() == 0, reason="root writes into read-only folders"
 )

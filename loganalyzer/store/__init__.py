@@ -46,8 +46,18 @@ if TYPE_CHECKING:
 # and starts a quarter of a second sooner.
 
 DEFAULT_STORE = "./loganalyzer-store"
-#: Files an operating system puts in any folder: a folder holding only these is empty.
-_FOLDER_LITTER = frozenset({".DS_Store", "desktop.ini", "Thumbs.db"})
+#: What an operating system puts in a folder or at a volume's root (a new disk mounted as the
+#: store): a folder holding only these is empty.
+_FOLDER_LITTER = frozenset(
+    {
+        ".DS_Store",
+        "desktop.ini",
+        "Thumbs.db",
+        "lost+found",
+        "System Volume Information",
+        "$RECYCLE.BIN",
+    }
+)
 
 
 def _own_names() -> frozenset[str]:
