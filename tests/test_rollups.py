@@ -333,7 +333,7 @@ def test_a_first_ingest_killed_before_its_rollups_is_named_without_a_cause(store
     assert killed.returncode == -signal.SIGKILL
     check = _run("store", "check", "--store", str(st), "--repair")
     assert check.returncode == 0, check.stdout + check.stderr
-    said = f"no rollups for {DAYS + 1} days (first 2026-03-02): an interrupted run or a store"
+    said = f"no rollups for {DAYS + 1} days (first 2026-03-02): an interrupted run, a store"
     assert said in check.stdout and "the next ingest or `store compact` builds" in check.stdout
     assert _run(*args).returncode == 0
     assert "no rollups" not in _run("store", "check", "--store", str(st)).stdout

@@ -166,9 +166,9 @@ def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLL
         n = len(days["missing"])
         who = "the next ingest or " if n <= rollups.MISSING_NOW else ""
         notices.append(
-            f"no rollups for {_days(n)} (first {days['missing'][0]}): an interrupted run or a "
-            f"store written before rollups; reports read their rows; {who}`store compact` "
-            "builds them"
+            f"no rollups for {_days(n)} (first {days['missing'][0]}): an interrupted run, a "
+            "store written before rollups or an ingest from Python without rollups=; reports "
+            f"read their rows; {who}`store compact` builds them"
         )
     label = {
         rollups.ROLLUPS: "rollup",
