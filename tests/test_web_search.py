@@ -222,3 +222,16 @@ def test_ctrl_c_stops_the_app_as_its_banner_says(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert err.splitlines()[-1] == "stopped" and "error" not in err
+
+
+def test_a_window_outside_the_stores_days_says_which_days_it_holds(served):
+    """Nothing in a window of another year: the page says which days the store's logs are
+    of, as the command does; a window within them that matches nothing says nothing so."""
+    url, truth = served
+    days = sorted({t["at"][:10] for t in truth if t.get("at")})
+    status, page = get(url, recipient="*@fabrikam.com", since="2020-01-01", until="2020-01-02")
+    assert status == 200 and total(page) == 0
+    said = html.unescape(re.search(r'<p class="la-note" id="held">(.*?)</p>', page)[1])
+    assert said.startswith(f"The store's logs are of {days[0]} to ") and said.endswith(" (UTC).")
+    _, inside = get(url, recipient="nobody@fabrikam.com", since=days[0])
+    assert total(inside) == 0 and 'id="held"' not in inside

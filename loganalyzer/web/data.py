@@ -33,6 +33,9 @@ class SearchPage:
     desc: bool
     #: Each recipient's verdict and latency, by Message-ID (of every row of the page).
     verdicts: dict[str, list[dict]] = field(default_factory=dict)
+    #: The store's first and last days with rows when nothing matched a time window wholly
+    #: outside them (``TraceResult.held_days``).
+    held_days: tuple[str, str] | None = None
 
     @property
     def pages(self) -> int:
@@ -68,7 +71,7 @@ def search(
         verdicts=True,
     )
     rows = found.candidates
-    result = SearchPage(rows, found.total or 0, page, size, desc)
+    result = SearchPage(rows, found.total or 0, page, size, desc, held_days=found.held_days)
     for c in rows:
         result.verdicts[c.get("message_id")] = c.get("verdicts") or []
     for fates in result.verdicts.values():
