@@ -60,18 +60,18 @@ _FOLDER_LITTER = frozenset(
 )
 
 
-def _own_names() -> frozenset[str]:
-    """The names a store's top folder holds (before any dot): its tables, the manifest, the
-    lock, the per-day aggregates and their indexes."""
+def _not_own(names: list[str]) -> list[str]:
+    """Of the names in a folder, those a store's top folder never holds: not its tables, the
+    manifest, the per-day aggregates and their indexes (and their temporary files), the lock
+    files, nor what an operating system puts in any folder."""
     from loganalyzer.store import addresses, rollups
+    from loganalyzer.store.lock import HOLDER_FILE
 
     kinds = (rollups.ROLLUPS, *rollups.AGGREGATES, addresses.KIND)
-    index = (k.index_file.split(".", 1)[0] for k in kinds)
-    return frozenset(
-        {*LOG_TABLES, "quarantine", MANIFEST_FILE.split(".", 1)[0], LOCK_FILE.split(".", 1)[0]}
-        | {k.folder for k in kinds}
-        | set(index)
-    )
+    stems = {*LOG_TABLES, "quarantine", *(k.folder for k in kinds)}
+    stems |= {f.split(".", 1)[0] for f in (MANIFEST_FILE, *(k.index_file for k in kinds))}
+    exact = {LOCK_FILE, HOLDER_FILE, *_FOLDER_LITTER}
+    return [n for n in names if n not in exact and n.split(".", 1)[0] not in stems]
 
 
 def default_store() -> str:
@@ -170,12 +170,7 @@ class Store:
         mix with them."""
         if self.begun():
             return self
-        own = _own_names()
-        others = sorted(
-            name
-            for name in self.loc.names()
-            if name not in _FOLDER_LITTER and name.split(".", 1)[0] not in own
-        )
+        others = sorted(_not_own(self.loc.names()))
         if others:  # only the store's own names: a first ingest stopped before its manifest
             more = f" and {len(others) - 1} more" if len(others) > 1 else ""
             raise NotAStore(
