@@ -4,6 +4,7 @@ recipient's trace verdict against truth.jsonl, all through the installed command
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections import Counter
 from datetime import datetime
@@ -210,3 +211,22 @@ def test_report_figures_equal_the_truth(made):
     assert (all_["recipients"], all_["max"]) == (len(lat), max(lat))
     for name in ("top_senders", "top_sender_domains", "top_recipients", "top_recipient_domains"):
         assert [tuple(r.values()) for r in got["tables"][name]] == getattr(want, name)(10)
+
+
+def test_an_event_of_later_versions_is_told_the_2003_numbers(made):
+    """`--event-id FAIL` over Exchange 2003 logs matched nothing without a word of why: the
+    line now names the 2003 events of the same outcome, and one of them finds the failures."""
+    logs, _, truth, _, _ = made
+    store = logs.parent / "store"
+    done = loganalyzer("trace", "--event-id", "FAIL", "--store", store)
+    assert done.returncode == 1
+    line = done.stderr.strip()
+    assert line.startswith("error: No message in the store matches event FAIL. Exchange 2000/"
+                           "2003 logs number their events: failed is "), line  # fmt: skip
+    numbers = re.search(r"failed is ([\d, ]+) there", line)[1].split(", ")
+    assert "1030" in numbers
+    found = loganalyzer("trace", "--event-id", "1030", "--store", store, "--json")
+    assert found.returncode == 0, found.stderr
+    failed = {t["message_id"] for t in truth if t["verdict"] == "failed"}
+    got = {c["message_id"] for c in json.loads(found.stdout)["candidates"]}
+    assert got and got <= failed, (got, failed)

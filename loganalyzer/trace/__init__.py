@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 
+import eventcodes
 from loganalyzer.errors import BadInput, as_text, whole
 from loganalyzer.fate import VERDICTS, host_name, server_name
 from loganalyzer.read.query import add_views, point, tracking_event
@@ -318,7 +319,30 @@ def trace(
         for c in listed
     ]
     held = _held_days(manifest, q) if not total else None
-    return TraceResult(q.to_dict(), shown, messages, tz, total=total, held_days=held)
+    hint = _event_hint(q.event_id, formats) if not total else None
+    return TraceResult(
+        q.to_dict(), shown, messages, tz, total=total, held_days=held, event_hint=hint
+    )
+
+
+def _event_hint(event: str | None, formats: set[str]) -> str | None:
+    """For an event of Exchange 2007 and later (FAIL) asked of a store whose tracking logs
+    are all Exchange 2000/2003's, which number their events: those of the same outcome."""
+    if not event or "exchange2003-tracking" not in formats:
+        return None
+    if formats & {"exchange-tracking", "exo-message-trace"}:  # (rows that name it could match)
+        return None
+    try:
+        outcome = eventcodes.lookup(event, "exchange-event").outcome
+    except eventcodes.UnknownCode:  # a 2003 number, or another family's name
+        return None
+    same = [c.code for c in eventcodes.entries("exchange2003") if c.outcome == outcome]
+    if not same:
+        return None
+    return (
+        f"Exchange 2000/2003 logs number their events: {outcome} is {', '.join(same)} there "
+        "(give one to --event-id; `loganalyzer codes --family exchange2003` lists them)"
+    )
 
 
 def _held_days(manifest, q: Query) -> tuple[str, str] | None:

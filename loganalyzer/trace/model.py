@@ -205,6 +205,9 @@ class TraceResult(Result):
     #: The first and last UTC days the store has rows of, when nothing matched a time window
     #: that lies wholly outside them (``not_found`` says so); else None.
     held_days: tuple[str, str] | None = None
+    #: When an event filter matched nothing: the events of the same outcome in the store's
+    #: other kind of logs (``not_found`` says them); else None.
+    event_hint: str | None = None
 
     def __post_init__(self) -> None:
         if self.total is None:
@@ -278,6 +281,8 @@ class TraceResult(Result):
             first, last = self.held_days
             days = first if first == last else f"{first} to {last}"
             said += f": the store's logs are of {days} (UTC)"
+        if self.event_hint:
+            said += f". {self.event_hint}"
         return said + "."
 
     def to_dict(self) -> dict:
