@@ -191,6 +191,12 @@ class MessageTrace:
         }
 
 
+def held_words(days: tuple[str, str]) -> str:
+    """``the store's logs are of 2026-03-02 to 2026-03-04 (UTC)``, of (first, last) UTC days."""
+    first, last = days
+    return f"the store's logs are of {first if first == last else f'{first} to {last}'} (UTC)"
+
+
 @dataclass
 class TraceResult(Result):
     """What ``loganalyzer.trace`` returns; the CLI renders it as text, JSON or HTML."""
@@ -278,9 +284,7 @@ class TraceResult(Result):
         store's days, which days it holds)."""
         said = f"No message in the store matches {self.describe_query()}"
         if self.held_days:
-            first, last = self.held_days
-            days = first if first == last else f"{first} to {last}"
-            said += f": the store's logs are of {days} (UTC)"
+            said += f": {held_words(self.held_days)}"
         if self.event_hint:
             said += f". {self.event_hint}"
         return said + "."

@@ -14,6 +14,7 @@ from loganalyzer.read.store import Store
 from loganalyzer.report.redact import HIDDEN, pseudonym, redact_conversation, redact_text
 from loganalyzer.store import cache
 from loganalyzer.trace import trace
+from loganalyzer.trace.model import held_words
 
 #: The search form's fields, as the URL names them.
 FIELDS = ("q", "server", "sender", "recipient", "subject", "since", "until", "event", "verdict")
@@ -36,6 +37,14 @@ class SearchPage:
     #: The store's first and last days with rows when nothing matched a time window wholly
     #: outside them (``TraceResult.held_days``).
     held_days: tuple[str, str] | None = None
+
+    @property
+    def held(self) -> str | None:
+        """The sentence naming the store's days (``held_days``), or None."""
+        if not self.held_days:
+            return None
+        words = held_words(self.held_days)
+        return f"{words[0].upper()}{words[1:]}."
 
     @property
     def pages(self) -> int:
