@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 import eventcodes
 from loganalyzer.errors import BadInput, LogAnalyzerError, NothingFound
+from loganalyzer.fate import VERDICTS
 from loganalyzer.pages import json_text
 from loganalyzer.terminal.common import clean, print_json, print_values
 
@@ -328,6 +329,13 @@ def trace_cmd(
     event_id: Annotated[
         str | None, typer.Option(help="Messages with this event: FAIL...", callback=_not_blank)
     ] = None,
+    verdict: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Messages with a recipient of this verdict: {', '.join(VERDICTS)}.",
+            callback=_not_blank,
+        ),
+    ] = None,
     tz: Annotated[
         str, typer.Option(help="Time zone of the displayed times and of --since/--until.")
     ] = "UTC",
@@ -349,10 +357,10 @@ def trace_cmd(
     """
     from loganalyzer.trace import trace, trace_pages
 
-    if not any((query, sender, recipient, subject, since, until, event_id)):
+    if not any((query, sender, recipient, subject, since, until, event_id, verdict)):
         raise BadInput("give a message ID or at least one filter (--sender, --recipient, ...)")
     filters = dict(server=server, sender=sender, recipient=recipient, subject=subject)
-    filters |= dict(since=since, until=until, event_id=event_id, tz=tz)
+    filters |= dict(since=since, until=until, event_id=event_id, verdict=verdict, tz=tz)
     filters |= dict(verdicts=True)  # a listed message's verdicts, not its last event
     if all_ and limit is None and pick is None and not html:  # a page at a time, as it comes
         return _print_pages(trace_pages(store, query, **filters), as_json)

@@ -154,3 +154,50 @@ def test_the_command_lists_the_first_of_a_wildcard_list_with_its_true_total(synt
     whole = trace(store, recipient="*@fabrikam.com", limit=None, verdicts=True)
     assert listed["total"] == whole.total > 5
     assert listed["candidates"] == whole.candidates[:5]
+
+
+def test_the_command_lists_the_messages_of_a_verdict(synth):
+    """``loganalyzer trace --verdict failed`` lists every message with a failed recipient (and
+    no other); a verdict not among them is one line naming the choices; nothing of that verdict
+    in the window says which filter found nothing."""
+    store, truth = synth
+    messages = by_message(truth)
+    failed = {m for m, rs in messages.items() if "failed" in rs.values()}
+    run = subprocess.run(
+        [
+            LOGANALYZER,
+            "trace",
+            "--verdict",
+            "failed",
+            "--limit",
+            "1000",
+            "--json",
+            "-s",
+            str(store),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    listed = json.loads(run.stdout)
+    assert {c["message_id"] for c in listed["candidates"]} == failed
+    assert listed["total"] == len(failed) > 0
+    assert all(any(v["verdict"] == "failed" for v in c["verdicts"]) for c in listed["candidates"])
+    wrong = subprocess.run(
+        [LOGANALYZER, "trace", "--verdict", "lost", "-s", str(store)],
+        capture_output=True,
+        text=True,
+    )
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip().splitlines() == [
+        "error: --verdict 'lost': give one of delivered, sent_external, failed, deferred, dropped,"
+        " quarantined, moderation, expanded, last_seen, rejected"
+    ]
+    assert not any(t["verdict"] == "last_seen" for t in truth)
+    none = subprocess.run(
+        [LOGANALYZER, "trace", "--verdict", "last_seen", "--recipient", "*", "-s", str(store)],
+        capture_output=True,
+        text=True,
+    )
+    assert none.returncode == 1
+    assert "matches recipient *, verdict last_seen." in none.stderr

@@ -102,7 +102,7 @@ def trace(
             ("--recipient", recipient),
             ("--subject", subject),
             ("--event-id", event_id),
-            ("verdict", verdict),
+            ("--verdict", verdict),
         )
     )
     limit, pick = (
@@ -123,7 +123,7 @@ def trace(
     if event_id is not None:
         event_id = tracking_event(event_id)
     if verdict is not None and verdict not in VERDICTS:
-        raise BadInput(f"verdict {verdict!r}: give one of {', '.join(VERDICTS)}")
+        raise BadInput(f"--verdict {verdict!r}: give one of {', '.join(VERDICTS)}")
     if not 0 <= offset <= _MOST:
         raise BadInput(f"offset {offset}: give 0 to {_MOST:,}")
     if pick is not None and all:

@@ -244,6 +244,8 @@ class TraceResult(Result):
                 words.append(f"{key} {when.isoformat(timespec='seconds')}")
         if q.get("event_id"):
             words.append(f"event {q['event_id']}")
+        if q.get("verdict"):
+            words.append(f"verdict {q['verdict']}")
         return ", ".join(words) or "the query"
 
     def first_seen(self, candidate: dict) -> str:
