@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -810,3 +811,33 @@ def test_each_hop_shows_its_host_and_ip_once_through_the_installed_command(tmp_p
     for row, shown in zip(rows, reversed(SHAPES.values()), strict=True):
         ip = shown.split("[")[1].split("]")[0]
         assert row.count(ip) == 1, row
+
+
+def test_a_bounce_not_in_the_store_says_which_ids_were_asked(tmp_path):
+    """``headers --store`` of a bounce the logs do not hold: the line names each ID the store
+    was asked for in words (Message-ID, not message_id); the original's hops are titled
+    without a blank where the original gives no Message-ID."""
+    logs = CORPUS / "exchange2007plus"
+    store = tmp_path / "store"
+    done = subprocess.run(
+        [LOGANALYZER, "ingest", str(logs), "--store", str(store)], capture_output=True, text=True
+    )
+    assert done.returncode in (0, 1), done.stderr
+    ndr = CORPUS / "headers" / "sisimai_lhost-exchange2007-01.txt"
+    done = subprocess.run(
+        [LOGANALYZER, "headers", str(ndr), "--store", str(store)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "The original message: its hops" in done.stdout
+    said = f"Not found in the store: Message-ID <{'0' * 48}@example.com>."
+    assert said in done.stdout
+    page = tmp_path / "ndr.html"
+    subprocess.run(
+        [LOGANALYZER, "headers", str(ndr), "--store", str(store), "--html", str(page)],
+        capture_output=True,
+        check=True,
+    )
+    assert html.escape(said) in page.read_text(encoding="utf-8")

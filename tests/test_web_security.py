@@ -121,7 +121,7 @@ def test_the_post_needs_its_csrf_token_and_nothing_else_is_posted(store):
         assert r.status_code == 403
         r = httpx.post(url + "/headers", data={"text": header, "csrf": csrf})
         assert r.status_code == 200
-        assert "Not found in the store: message id &lt;nothing@example.net&gt;" in r.text
+        assert "Not found in the store: Message-ID &lt;nothing@example.net&gt;." in r.text
         for path in ("/", "/trace", "/status", "/reports", "/report"):
             assert httpx.post(url + path, data={"csrf": csrf}).status_code == 405, path
 

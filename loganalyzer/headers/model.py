@@ -65,6 +65,15 @@ class TimelineEntry:
         }
 
 
+#: The IDs a join asks the store for (``join``), in words.
+_ID_WORDS = {
+    "original_message_id": "the original's Message-ID",
+    "original_network_message_id": "the original's network message ID",
+    "message_id": "Message-ID",
+    "network_message_id": "network message ID",
+}
+
+
 @dataclass
 class HeaderAnalysis(Result):
     """What ``analyze_headers`` returns; the CLI renders it as text, JSON or HTML."""
@@ -91,6 +100,15 @@ class HeaderAnalysis(Result):
     @property
     def original_message_id(self) -> str | None:
         return self.original.message_id if self.original else None
+
+    def not_found(self) -> str | None:
+        """The line saying which of the message's IDs the store was asked for and found nothing
+        by (None: found, or no store asked)."""
+        if self.trace is not None or self.trace_query is None:
+            return None
+        tried = ", ".join(f"{_ID_WORDS[t['by']]} {t['value']}" for t in self.trace_query["tried"])
+        tried = tried or "the headers give no Message-ID or network message ID"
+        return f"Not found in the store: {tried}."
 
     def timeline(self) -> list[TimelineEntry]:
         """The hops (the original's first, for a bounce) and the trace's log events, by time."""

@@ -88,7 +88,7 @@ def print_headers(console: Console, result: HeaderAnalysis) -> None:
             bounce.add_row(_t(b.recipient), _t(b.status, "red"), _t(b.diagnostic), _t(b.meaning))
         console.print(bounce)
         if result.original and result.original.hops:
-            title = _t(f"The original message {original or ''}: its hops")
+            title = _t(f"The original message{f' {original}' if original else ''}: its hops")
             console.print(_hops(result, result.original.hops, when, title))
     _print_join(console, result, when)
 
@@ -118,11 +118,8 @@ def _hops(result: HeaderAnalysis, hops, when, title: str | Text) -> Table:
 
 def _print_join(console: Console, result: HeaderAnalysis, when) -> None:
     if result.trace is None:
-        if result.trace_query is not None:
-            tried = ", ".join(f"{t['by']} {t['value']}" for t in result.trace_query["tried"])
-            console.print(
-                Text(f"Not found in the store: {clean(tried) or 'no ID in the headers'}.")
-            )
+        if missed := result.not_found():
+            console.print(Text(clean(missed)))
         return
     t = _table("time", "from", "server", "what", title=f"Timeline: headers and logs ({result.tz})")
     label = {"log": "log", "header": "Received", "original-header": "original"}
