@@ -408,6 +408,7 @@ def test_show_rules_prints_the_documented_defaults():
         "auth_failures",
         "vip",
         "logs_stopped",
+        "no_new_logs",
         "quarantine",
     ]
     assert all(r["meaning"] and r["severity"] in ("warning", "critical") for r in rules.values())
@@ -781,3 +782,24 @@ def test_a_log_value_cannot_retitle_the_terminal_or_cut_the_status_line(tmp_path
     assert "logs_stopped R\ufffd]0;TITLE\ufffd/FAKE=99;1;2\ufffd: " in once.stdout
     assert not any(c in once.stdout for c in "\x1b\x07\u202e")
     assert once.stdout.count("|") == 1 and once.stdout.rstrip().endswith(" | warning=0 critical=1")
+
+
+def test_logs_that_all_stop_raise_an_alert_by_the_wall_clock(synth_logs, tmp_path):
+    """Every server's logs stopping at once (a broken log copy) left each round WATCH OK, its
+    newest row older and older: no server fell silent against the others. ``no_new_logs``
+    fires once the newest row has stayed the newest ``minutes`` of wall-clock time, and
+    resolves when new rows come."""
+    (tmp_path / "rules.toml").write_text('[no_new_logs]\nminutes = 0.05\nseverity = "critical"\n')
+    watched, store = tmp_path / "logs", str(tmp_path / "store")
+    common = ["--store", store, "--rules", str(tmp_path / "rules.toml")]
+    copy_hours(synth_logs, watched, range(0, 2))
+    first = run_once(str(watched), *common)
+    assert first.returncode == 0 and first.stdout.startswith("WATCH OK"), first.stdout
+    time.sleep(3.5)  # 0.05 minutes: three seconds of wall clock
+    stopped = run_once(str(watched), *common)
+    assert stopped.returncode == 2, stopped.stdout + stopped.stderr
+    assert stopped.stdout.startswith("WATCH CRITICAL - no_new_logs all logs: no new log rows")
+    assert "the newest is of 2026-03-02 01:" in stopped.stdout
+    copy_hours(synth_logs, watched, range(2, 3))  # the copy works again
+    back = run_once(str(watched), *common)
+    assert back.returncode == 0 and back.stdout.startswith("WATCH OK"), back.stdout

@@ -179,7 +179,7 @@ def check(
     notices: list[Notice] = []
     if now is not None:
         at = _evaluation_times(state.memory.get(_EVALUATED), held, now)
-        ctx = Context(st.sql, now, vips or [], state.memory, at)
+        ctx = Context(st.sql, now, vips or [], state.memory, at, wall)
         for rule in rules:
             findings += evaluate(rule, ctx)
         notices = state.walk(rules, findings, at, wall)

@@ -50,17 +50,20 @@ class Rule:
 @dataclass
 class Context:
     """What a rule's query needs: the store's SQL, the newest row's time, the VIP list, what
-    the previous evaluation remembered (``memory``, per rule) and the times at which to
-    evaluate the windows (``at``, ascending, the last ``now``; default: ``now`` alone)."""
+    the previous evaluation remembered (``memory``, per rule), the times at which to
+    evaluate the windows (``at``, ascending, the last ``now``; default: ``now`` alone) and
+    the wall clock (``wall``, UTC; default: now's)."""
 
     sql: Callable[..., Any]
     now: dt.datetime
     vips: list[str]
     memory: dict[str, Any]
     at: list[dt.datetime] = field(default_factory=list)
+    wall: dt.datetime | None = None
 
     def __post_init__(self) -> None:
         self.at = self.at or [self.now]
+        self.wall = self.wall or dt.datetime.now(dt.UTC)
 
 
 # name -> (options with their defaults, evaluator)
@@ -386,6 +389,32 @@ def _logs_stopped(rule: Rule, ctx: Context) -> list[Finding]:
             )
         )
     return found
+
+
+#: Where ``no_new_logs`` keeps the newest row it saw and the wall time it first saw it.
+_NEWEST_SEEN = "no_new_logs"
+
+
+@_rule("no_new_logs", windowed=False, minutes=120)
+def _no_new_logs(rule: Rule, ctx: Context) -> list[Finding]:
+    """The store's newest row has not moved for ``minutes`` of wall-clock time: every log
+    stopped at once, which ``logs_stopped`` (a server against the others) cannot see."""
+    seen = ctx.memory.get(_NEWEST_SEEN) or {}
+    if seen.get("newest") != ctx.now.isoformat() or not seen.get("since"):
+        ctx.memory[_NEWEST_SEEN] = {"newest": ctx.now.isoformat(), "since": ctx.wall.isoformat()}
+        return []
+    quiet = (ctx.wall - dt.datetime.fromisoformat(seen["since"])).total_seconds() / 60
+    if quiet < float(rule.options["minutes"]):
+        return []
+    return [
+        Finding(
+            rule.name,
+            "all logs",
+            round(quiet, 1),
+            f"no new log rows for {quiet:.0f} minutes: the newest is of {_hhmm(ctx.now)}",
+            ctx.now,
+        )
+    ]
 
 
 @_rule("quarantine", windowed=False)
