@@ -259,6 +259,27 @@ def test_smtp_conversation_is_shown_under_the_hop(synth_store):
     assert "EHLO" in text and "MAIL FROM" in text and "RCPT TO" in text
 
 
+def test_the_command_shows_what_each_session_line_says_in_its_context(synth_store, tmp_path):
+    """A ``*`` line of a protocol log is told by its context (the TLS negotiation, the
+    session's permissions, the login): the terminal showed its data alone ("* None", an empty
+    "*"), the page showed both; both show both now."""
+    store, truth = synth_store("plain")
+    mid = _message(truth, "sent_external")["message_id"]
+    page = tmp_path / "trace.html"
+    done = subprocess.run(
+        [LOGANALYZER, "trace", mid, "--store", str(store), "--html", str(page)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+    assert done.returncode == 0, done.stderr
+    shown = " ".join(done.stdout.split())
+    assert re.search(r"\* None \[Set Session Permissions\]", shown), shown
+    assert re.search(r"\[TLS protocol SP_PROT_TLS1_\d_(CLIENT|SERVER) negotiation succeeded", shown)
+    html = page.read_text(encoding="utf-8")
+    assert "* None [Set Session Permissions]" in html
+
+
 def test_relay_session_is_part_of_the_timeline(synth_store):
     store, truth = synth_store("relay-omit-hub")
     t = next(x for x in truth if x["verdict"] == "last_seen" and x["server"] == "RELAY01")

@@ -173,8 +173,7 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
             if conversation and e.conversation:
                 conv = Text(
                     "\n".join(
-                        f"{when(c.date_time)[11:]} {clean(c.event or '')} {clean(c.data or '')}"
-                        for c in e.conversation
+                        f"{when(c.date_time)[11:]} {clean(c.text())}" for c in e.conversation
                     ),
                     style="dim",
                 )

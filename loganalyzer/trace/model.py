@@ -34,6 +34,12 @@ class Line:
     session_id: str | None = None
     context: str | None = None
 
+    def text(self) -> str:
+        """The line as the trace shows it, after its time: ``* None [Set Session
+        Permissions]`` (the context says what a ``*`` line is: a TLS negotiation, a login)."""
+        said = f"{self.event or ''} {self.data or ''}"
+        return f"{said} [{self.context}]" if self.context else said
+
     def to_dict(self) -> dict:
         return {
             "date_time": iso(self.date_time),
