@@ -13,6 +13,7 @@ import email
 import fnmatch
 import json
 import os
+import re
 import shutil
 from collections import defaultdict
 from urllib.parse import unquote
@@ -166,6 +167,14 @@ def test_search_a_recipient_wildcard_pages_through_every_match(synth, app, page,
             assert {c.split()[0].lower(): c.split()[1] for c in cells} == messages[mid], mid
             checked += 1
     assert checked >= 10
+    # a latency is never broken over two lines ("0.6" at a line's end, "s" under it)
+    latencies = page.eval_on_selector_all(
+        "#results .latency", "ss => ss.map(s => [s.innerText, s.getClientRects().length])"
+    )
+    assert len(latencies) > 10 and all(
+        re.fullmatch(r"[\d.]+ (ms|s|min|h|d)", t) for t, _ in latencies
+    )
+    assert {n for _, n in latencies} == {1}, latencies
     # open a result: its verdicts are truth's
     mid = next(m for m in newest if m in wanted)
     page.click(f"a.trace:text-is('{mid}')")
