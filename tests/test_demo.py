@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 from importlib import resources
 from pathlib import Path
@@ -58,6 +59,15 @@ def test_demo_suggests_the_sample_day_and_no_macos_command(tmp_path):
     assert SAMPLE_DAY.isoformat() == "2026-03-02"
     assert not [x for x in lines if x.startswith("open ")]
     assert "Traceback" not in out.stderr
+    # every command it suggests works as given (the new user's next step)
+    suggested = [x for x in lines if x.startswith("loganalyzer ")]
+    assert f"loganalyzer trace --verdict failed --store {store}" in suggested
+    for line in suggested:
+        done = subprocess.run(
+            [exe, *shlex.split(line)[1:]], capture_output=True, text=True, timeout=300, cwd=tmp_path
+        )
+        assert done.returncode == 0, (line, done.stderr)
+        assert done.stdout.strip(), line
     # the store is built as `loganalyzer ingest` builds one: its rollups and per-day
     # aggregates too (store check named five of them missing for the sample day)
     check = subprocess.run(

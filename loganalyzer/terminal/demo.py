@@ -36,6 +36,10 @@ def print_demo(console: Console, result) -> None:
             "list the messages to one domain, then --pick N",
         ),
         (
+            f"loganalyzer trace --verdict failed --store {store}",
+            "list the messages with a failed recipient",
+        ),
+        (
             f"loganalyzer trace '{safe(mid)}' --store {store} --html trace.html",
             "the same as a web page",
         ),
