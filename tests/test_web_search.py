@@ -22,7 +22,10 @@ from loganalyzer.synth import generate
 
 NO_TOKEN = {"LOGANALYZER_WEB_TOKEN": ""}
 _ROW = re.compile(r"<tr>\s*<td>(.*?)</tr>", re.S)
-_FATE = re.compile(r"<div>(\S+) <span class=\"badge (\w+)\">\w+</span>(?: ([\d.]+) s)?</div>")
+_FATE = re.compile(
+    r"<div>(\S+) <span class=\"badge (\w+)\">\w+</span>"
+    r"(?: <span class=\"latency\">([\d.]+) s</span>)?</div>"
+)
 
 
 @pytest.fixture(scope="module")
