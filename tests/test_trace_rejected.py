@@ -239,6 +239,31 @@ def test_cli_picks_a_rejected_attempt_as_its_session(agent_store):
     assert "(no recipient yet)" in html and ">None<" not in html
 
 
+def test_the_command_lists_every_rejected_attempt_by_its_verdict_alone(agent_store):
+    """``trace --verdict rejected`` with no other filter lists every refused attempt (each
+    recipient refused, and the sessions refused before any): it read no SMTP log without a
+    sender, recipient or time, and found nothing."""
+    store, truth = agent_store
+    rejected = [t for t in truth if t["verdict"] == "rejected"]
+    done = subprocess.run(
+        [LOGANALYZER, "trace", "--verdict", "rejected", "--limit", "100000", "--json"]
+        + ["--store", str(store)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)["candidates"]
+    refused = Counter(
+        ((v["recipient"] or "").lower(), c["server"])
+        for c in listed
+        for v in c["verdicts"]
+        if v["verdict"] == "rejected"
+    )
+    assert refused == Counter(((t["recipient"] or "").lower(), t["server"]) for t in rejected)
+    assert {c["outcome"] for c in listed} == {"rejected"}
+
+
 def test_a_content_filter_delete_of_an_accepted_message_is_named(agent_store):
     store, truth = agent_store
     t = next(x for x in truth if x["verdict"] == "dropped" and x.get("agent"))

@@ -41,6 +41,8 @@ REJECTED = "rejected"
 BY_ID = ("message_id", "network_message_id")
 #: What an agent's action did to the message: its verdict.
 ACTIONS = {"delete": "dropped", "quarantine": "quarantined"}
+#: The verdicts of an attempt's recipients.
+VERDICTS = (REJECTED, *ACTIONS.values())
 #: SQL over the agent log: an action that removed a message after accepting it, and the
 #: verdict of its recipients.
 REMOVES = "(" + " or ".join(f"action ilike '{word}%'" for word in ACTIONS) + ")"
@@ -414,7 +416,9 @@ def find(
     if q.subject or q.event_id or q.kind() not in (None, *BY_ID):
         return []
     by_id = q.kind() in BY_ID
-    if not by_id and not (q.sender or q.recipient or q.since or q.until):
+    # a verdict an attempt can have is a filter too (every attempt the store holds that
+    # refused, dropped or quarantined a recipient): other verdicts alone read no SMTP log
+    if not by_id and not (q.sender or q.recipient or q.since or q.until or q.verdict in VERDICTS):
         return []
     agents = _agent_rows(con, q) if held("exchange-agent") else []
     by_session: dict[tuple, list[dict]] = {}
