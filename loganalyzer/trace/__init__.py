@@ -218,7 +218,10 @@ def trace(
             # (by ID: a message an agent refused, or only an IIS relay's log names)
             # rejected attempts first: they read all SMTP logs, the list's summaries only
             # the files holding the listed messages
-            refused = rejected.find(con, q, formats, index, widen if first is not None else None)
+            # (none for a verdict no refused attempt has: failed, delivered... read no SMTP log)
+            wanted = not verdict or verdict in rejected.VERDICTS
+            widened = widen if first is not None else None
+            refused = rejected.find(con, q, formats, index, widened) if wanted else []
             # an IIS service's own outbound sessions: listed as the attempts are
             refused += outbound.find(con, q, set(servers)) if iis else []
             if verdict:
