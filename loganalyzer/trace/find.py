@@ -194,7 +194,9 @@ def listing(
     ).fetchall()
     total = keys[0][2] if keys else 0
     if q.verdict:  # the messages with a recipient of that verdict, decided for each
-        fates = recipient_verdicts(con, [k for k, *_ in keys], [f for _, f, _ in keys], relay)
+        fates = recipient_verdicts(
+            con, [k for k, *_ in keys], [f for _, f, _ in keys], relay, q.verdict
+        )
         keys = [x for x in keys if any(_wanted(q, r) for r in fates.get(x[0], []))]
         total = len(keys)
         keys = keys if reach is None else keys[:reach]
@@ -286,23 +288,31 @@ def _around(firsts: list) -> tuple[date, date]:
 
 
 def recipient_verdicts(
-    con: duckdb.DuckDBPyConnection, ids: list[str], firsts: list, relay: bool = True
+    con: duckdb.DuckDBPyConnection,
+    ids: list[str],
+    firsts: list,
+    relay: bool = True,
+    verdict: str | None = None,
 ) -> dict[str, list[dict]]:
     """Each recipient's verdict of the messages ``ids`` (Message-IDs), as the ``messages`` view
     decides it (the rules of ``fate``), from their rows of their days (a day before, two
     after): {message ID: [{recipient, verdict, outcome, server, date_time, latency_s}]}, the
     latency of a delivered or sent-out recipient in seconds since the message was received;
     with ``relay`` (the store holds IIS SMTP logs) also the recipients only a relay names
-    (``relay_recipients``), ``RELAY_VERDICT``."""
+    (``relay_recipients``), ``RELAY_VERDICT``. ``verdict``: only the messages with a
+    recipient of it (the others are left out in the query, not decided in Python)."""
     if not ids:
         return {}
     days = _around(firsts)
     body = messages_sql("_rows").strip().removeprefix("with ")
+    # (a relay's own recipients, RELAY_VERDICT, are added after the query)
+    only = verdict is not None and not (relay and verdict == RELAY_VERDICT)
+    where = "where list_contains(list_transform(recipients, lambda r: r.verdict), ?)" if only else ""
     found = con.sql(
         "select message_id, recipients, received_at, first_seen from ("
         "with _rows as (select * from tracking where message_id in "
-        f"(select unnest(?::varchar[])) and date between ? and ?), {body})",
-        params=[ids, *days],
+        f"(select unnest(?::varchar[])) and date between ? and ?), {body}) {where}",
+        params=[ids, *days, *([verdict] if only else [])],
     ).fetchall()
     out = {}
     for mid, recipients, received, first in found:
