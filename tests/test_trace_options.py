@@ -17,6 +17,8 @@ from loganalyzer.synth import generate
 
 #: Two messages whose Message-IDs differ only in case (a local part is case-sensitive).
 TWINS = ("<Twin1@contoso.com>", "<twin1@contoso.com>")
+#: A Message-ID in mixed case, as Exchange Online writes them.
+MIXED = "<AM3PR01MB57693E9E@AM3PR01MB5769.eurprd02.prod.outlook.com>"
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,7 @@ def store(tmp_path_factory) -> str:
     generate(root / "logs", servers=2, messages=40, seed=3)
     write_log(
         root / "logs" / "twins" / "MSGTRK2026030210-1.LOG",
-        [row(i, message_id=mid) for i, mid in enumerate(TWINS)],
+        [row(i, message_id=mid) for i, mid in enumerate((*TWINS, MIXED))],
     )
     summary = ingest([root / "logs"], root / "store")
     assert summary.exit_code == 0 and summary.quarantined == 0
@@ -90,6 +92,21 @@ def test_an_exact_message_id_wins_over_one_in_another_case(store):
     lower = _traced(store, "<TWIN1@CONTOSO.COM>")
     assert [m["message_id"] for m in lower["messages"]] == ["<twin1@contoso.com>"]
     assert lower["query"]["as_given"] == "<TWIN1@CONTOSO.COM>"
+
+
+def test_a_message_id_in_any_mix_of_cases_is_found(store):
+    """A Message-ID typed in a case none of the quick spellings gives (all lower where the
+    logged one mixes cases, as Exchange Online's do) was not found: the Message-IDs of the
+    store are read once in any case before saying nothing matches."""
+    given = MIXED.lower()
+    local, domain = MIXED.split("@")
+    assert MIXED not in (given.upper(), f"{given.split('@')[0]}@{domain}")
+    done = _run("trace", given, "--store", store)
+    assert done.returncode == 0, done.stderr
+    assert f"Message-ID  {MIXED}" in done.stdout
+    assert f"traced {MIXED}, which differs from it only in case" in done.stderr
+    got = _traced(store, given)
+    assert got["query"]["as_given"] == given and got["query"]["text"] == MIXED
 
 
 def _on_ex02(message: dict) -> str:

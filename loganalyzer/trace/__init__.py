@@ -24,6 +24,7 @@ from loganalyzer.trace.find import (
     Query,
     candidates_from_rows,
     days_of,
+    ids_in_any_case,
     indexed,
     linked_ndrs,
     listing,
@@ -205,6 +206,13 @@ def trace(
             if held != []:  # (None: every file)
                 views = point(con, st, held, manifest, views)
                 known = rows_for_id(con, q, spellings)
+            if not known:  # any other spelling: the Message-IDs of every file, read once
+                views = point(con, st, None, manifest, views, tables=("tracking",))
+                spellings = ids_in_any_case(con, q.value() or "")
+                held = holding({"message_id": spellings}) if sketched and spellings else None
+                if spellings:
+                    views = point(con, st, held, manifest, views)
+                    known = rows_for_id(con, q, spellings)
             if known:
                 first = held
                 q.as_given, q.text = q.value(), min(r["message_id"] for r in known)

@@ -307,7 +307,8 @@ def recipient_verdicts(
     body = messages_sql("_rows").strip().removeprefix("with ")
     # (a relay's own recipients, RELAY_VERDICT, are added after the query)
     only = verdict is not None and not (relay and verdict == RELAY_VERDICT)
-    where = "where list_contains(list_transform(recipients, lambda r: r.verdict), ?)" if only else ""
+    verdicts = "list_transform(recipients, lambda r: r.verdict)"
+    where = f"where list_contains({verdicts}, ?)" if only else ""
     found = con.sql(
         "select message_id, recipients, received_at, first_seen from ("
         "with _rows as (select * from tracking where message_id in "
@@ -578,6 +579,17 @@ def other_cases(message_id: str) -> list[str]:
         spellings += [local + at + domain.lower(), local + at + domain.upper()]
     spellings += [message_id.lower(), message_id.upper()]
     return [x for x in dict.fromkeys(spellings) if x != message_id]
+
+
+def ids_in_any_case(con: duckdb.DuckDBPyConnection, message_id: str) -> list[str]:
+    """The Message-IDs logged that differ from ``message_id`` in case alone (a local part
+    copied in another case than ``other_cases`` tries): one scan of the Message-ID column."""
+    found = con.sql(
+        "select distinct message_id from tracking where lower(message_id) = lower(?) "
+        "order by message_id",
+        params=[message_id],
+    ).fetchall()
+    return [m for (m,) in found]
 
 
 def rows_for_id(
