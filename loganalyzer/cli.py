@@ -362,8 +362,8 @@ def trace_cmd(
     filters = dict(server=server, sender=sender, recipient=recipient, subject=subject)
     filters |= dict(since=since, until=until, event_id=event_id, verdict=verdict, tz=tz)
     filters |= dict(verdicts=True)  # a listed message's verdicts, not its last event
-    if all_ and limit is None and pick is None and not html:  # a page at a time, as it comes
-        return _print_pages(trace_pages(store, query, **filters), as_json)
+    if all_ and pick is None:  # a page at a time, as it comes (the HTML page too)
+        return _print_pages(trace_pages(store, query, most=limit, **filters), as_json, html)
     result = trace(
         store,
         query,
@@ -390,9 +390,9 @@ def trace_cmd(
         raise NothingFound(result.not_found())
 
 
-def _print_pages(pages, as_json: bool) -> None:
+def _print_pages(pages, as_json: bool, html: str | None = None) -> None:
     """``trace --all``: each page of traces printed as it is made (JSON: the messages as they
-    come, then the list of them), memory held to a page."""
+    come, then the list of them) and added to the ``html`` page, memory held to a page."""
     from loganalyzer.terminal.trace import print_trace
 
     def dumps(value) -> str:
@@ -400,23 +400,47 @@ def _print_pages(pages, as_json: bool) -> None:
 
     listed: list[dict] = []
     written = 0
-    for result in pages:  # (at least one: the first says what matched)
-        if not result.total:
-            if as_json:
-                typer.echo(result.to_json())
-            raise NothingFound(result.not_found())
-        if as_json and not written:
-            head = dumps({"query": result.query, "total": result.total})
-            typer.echo(head[: head.rindex("}")].rstrip() + ',\n  "messages": [', nl=False)
-        for m in result.messages:
-            if as_json:
-                typer.echo(("," if written else "") + "\n" + dumps(m.to_dict()), nl=False)
-            written += 1
-        listed += result.candidates
-        if not as_json:
-            print_trace(console, result)
-    if as_json:
+    notes: list[str] = []
+    unmatched: list[str] = []
+
+    def printed():
+        nonlocal written, listed
+        for result in pages:  # (at least one: the first says what matched)
+            if not result.total:  # (the page says so too, as a trace of one ID does)
+                if as_json:
+                    typer.echo(result.to_json())
+                unmatched.append(result.not_found())
+                yield result
+                return
+            if as_json and not written:
+                head = dumps({"query": result.query, "total": result.total})
+                typer.echo(head[: head.rindex("}")].rstrip() + ',\n  "messages": [', nl=False)
+            for m in result.messages:
+                if as_json:
+                    typer.echo(("," if written else "") + "\n" + dumps(m.to_dict()), nl=False)
+                written += 1
+            listed += result.candidates
+            if not as_json:
+                print_trace(console, result)
+            notes[:] = notes or [n for n in [result.case_note()] if n]
+            yield result
+
+    if html:
+        from loganalyzer.pages import write_page
+        from loganalyzer.trace.html import render_pages
+
+        write_page(html, render_pages(printed()))
+    else:
+        for _ in printed():
+            pass
+    if as_json and not unmatched:
         typer.echo('\n  ],\n  "candidates": ' + dumps(listed) + "\n}")
+    if html:
+        typer.echo(f"HTML: {html}", err=True)
+    for note in notes:
+        typer.echo(f"note: {clean(note)}", err=True)
+    if unmatched:
+        raise NothingFound(unmatched[0])
 
 
 @app.command("demo")

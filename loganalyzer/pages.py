@@ -9,7 +9,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from pathlib import Path
@@ -66,20 +66,27 @@ def check_page_path(path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def write_page(path: str | os.PathLike[str], html: str) -> Path:
-    """Write ``html`` to ``path``, creating its folder; BadInput naming the path when it
-    cannot be written (a read-only folder, a file where a folder should be). The page is
-    written beside and renamed into place: a kill leaves the old page or the new one."""
+def write_page(path: str | os.PathLike[str], html: str | Iterable[str]) -> Path:
+    """Write ``html`` (the page, or its parts in order as they are made) to ``path``,
+    creating its folder; BadInput naming the path when it cannot be written (a read-only
+    folder, a file where a folder should be). The page is written beside and renamed into
+    place: a kill, or an error while its parts are made, leaves the old page or the new one."""
     path = check_page_path(path)
     part = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        part.write_text(html, encoding="utf-8")
+        with part.open("w", encoding="utf-8") as out:
+            for chunk in [html] if isinstance(html, str) else html:
+                out.write(chunk)
         os.replace(part, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
             part.unlink(missing_ok=True)
         raise BadInput(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            part.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import json
+import re
 import subprocess
 import sys
 from collections import defaultdict
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -201,3 +203,80 @@ def test_the_command_lists_the_messages_of_a_verdict(synth):
     )
     assert none.returncode == 1
     assert "matches recipient *, verdict last_seen." in none.stderr
+
+
+def test_every_match_traced_into_one_page_a_page_of_traces_at_a_time(synth, tmp_path):
+    """``trace --all --html`` traced every match at once into memory (a day's thousands of
+    messages took gigabytes) while ``--all`` alone went a page of traces at a time: the page
+    is now written in parts as the pages come, one document with every message; ``--limit``
+    keeps the first N."""
+    store, truth = synth
+    page = tmp_path / "all.html"
+    run = subprocess.run(
+        [LOGANALYZER, "trace", "--since", "2000-01-01", "--all", "--json", "--html", str(page)]
+        + ["-s", str(store)],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    traced = json.loads(run.stdout)
+    ids = [m["message_id"] for m in traced["messages"]]
+    assert len(ids) == traced["total"] > trace_module.PAGE  # more than one page of traces
+    html = page.read_text(encoding="utf-8")
+    assert html.count("<!DOCTYPE html>") == 1 and html.rstrip().endswith("</html>")
+    assert html.count("<h2>Verdict per recipient</h2>") == len(ids)
+    shown = re.findall(r"<dt>Message-ID</dt><dd>(.*?)</dd>", html)
+    assert [unescape(m) for m in shown] == [m or "" for m in ids]  # in the order traced
+    assert not list(tmp_path.glob(".*.part"))
+    first = subprocess.run(
+        [LOGANALYZER, "trace", "--since", "2000-01-01", "--all", "--limit", "150"]
+        + ["--html", str(page), "-s", str(store)],
+        capture_output=True,
+        text=True,
+    )
+    assert first.returncode == 0, first.stderr
+    assert page.read_text(encoding="utf-8").count("<h2>Verdict per recipient</h2>") == 150
+    none = subprocess.run(
+        [LOGANALYZER, "trace", "--sender", "nobody@nowhere.example", "--all", "--html"]
+        + [str(page), "-s", str(store)],
+        capture_output=True,
+        text=True,
+    )
+    assert none.returncode == 1
+    assert "No message in the store matches sender nobody@nowhere.example" in none.stderr
+    assert "No message in the store matches" in page.read_text(encoding="utf-8")
+
+
+def test_the_page_of_every_match_is_written_as_its_parts_come(synth, tmp_path):
+    """Each page of traces is rendered and written before the next is traced (memory holds a
+    page of them), and the page made so equals the one made of every trace at once; an error
+    while its parts come leaves neither the page nor a part file."""
+    from loganalyzer.pages import write_page
+    from loganalyzer.trace import trace_pages
+    from loganalyzer.trace.html import render_pages
+
+    store, _ = synth
+    seen: list[str] = []
+
+    def pages():
+        for result in trace_pages(store, since="2000-01-01", page=50):
+            seen.append("traced")
+            yield result
+
+    def parts():
+        for chunk in render_pages(pages()):
+            seen.append("written")
+            yield chunk
+
+    path = write_page(tmp_path / "paged.html", parts())
+    assert seen[:4] == ["traced", "written", "traced", "written"] and seen.count("traced") > 2
+    whole = trace(store, since="2000-01-01", all=True, limit=None)
+    assert path.read_text(encoding="utf-8") == whole.to_html()
+
+    def broken():
+        yield "<!DOCTYPE html>"
+        raise RuntimeError("the store went away")
+
+    with pytest.raises(RuntimeError):
+        write_page(tmp_path / "broken.html", broken())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["paged.html"]

@@ -463,18 +463,25 @@ def _attempt_wanted(candidate: dict, q: Query) -> bool:
 
 
 def trace_pages(
-    store: str | os.PathLike[str] | Store, query: str | None = None, *, page: int = PAGE, **options
+    store: str | os.PathLike[str] | Store,
+    query: str | None = None,
+    *,
+    page: int = PAGE,
+    most: int | None = None,
+    **options,
 ) -> Iterator[TraceResult]:
     """``trace(..., all=True)`` a page of ``page`` messages at a time, oldest first: every
-    match traced while memory holds one page (a whole day's thousands of traces at once took
-    gigabytes). Each result lists and traces its page; ``total`` counts them all. ``options``
-    are ``trace``'s (not ``all``, ``limit``, ``offset``, ``pick``)."""
+    match (the first ``most``, when given) traced while memory holds one page (a whole day's
+    thousands of traces at once took gigabytes). Each result lists and traces its page;
+    ``total`` counts them all. ``options`` are ``trace``'s (not ``all``, ``limit``,
+    ``offset``, ``pick``)."""
     offset = 0
     while True:
-        result = trace(store, query, all=True, limit=page, offset=offset, **options)
+        size = page if most is None else min(page, most - offset)
+        result = trace(store, query, all=True, limit=size, offset=offset, **options)
         yield result
-        offset += page
-        if offset >= (result.total or 0):
+        offset += size
+        if offset >= (result.total or 0) or (most is not None and offset >= most):
             return
 
 

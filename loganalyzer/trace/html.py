@@ -8,7 +8,8 @@ timeline); the SMTP conversation of a hop is folded under its row, one log line 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ from loganalyzer.pages import page_environment
 from loganalyzer.times import clock, iso
 
 if TYPE_CHECKING:
-    from loganalyzer.trace.model import Event, MessageTrace, Verdict
+    from loganalyzer.trace.model import Event, MessageTrace, TraceResult, Verdict
 
 #: Page policy: no scripts, no network; inline styles only.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -134,8 +135,10 @@ def environment() -> Environment:
     return page_environment(iso=iso)
 
 
-def render_html(result, fragment: bool = False) -> str:
-    """The trace page; ``fragment`` leaves out the document head (for Jupyter)."""
+def render_html(result, fragment: bool = False, opening: bool = True, closing: bool = True) -> str:
+    """The trace page; ``fragment`` leaves out the document head (for Jupyter). Without
+    ``opening`` only the traced messages and the end (without ``closing``, not the end): the
+    parts of a page made a page of traces at a time (``render_pages``)."""
     zone = ZoneInfo(result.tz)
 
     def when(t) -> str:
@@ -149,9 +152,22 @@ def render_html(result, fragment: bool = False) -> str:
         .render(
             result=result,
             fragment=fragment,
+            opening=opening,
+            closing=closing,
             csp=CSP,
             when=when,
             journeys=journeys,
             legend=legend,
         )
     )
+
+
+def render_pages(results: Iterable[TraceResult]) -> Iterator[str]:
+    """One page of every message of ``results`` (``trace_pages``), in parts as they come:
+    memory holds a page of traces, not the whole page's."""
+    last = None
+    for result in results:
+        yield render_html(result, opening=last is None, closing=False)
+        last = result
+    if last is not None:
+        yield render_html(replace(last, messages=[]), opening=False)
