@@ -692,13 +692,21 @@ def _run(tasks: list[Task], workers: int):
     before = set(mp.active_children())
     pool = _pool(workers)
     try:
+        futures, unsent = {}, []
         with _ctrl_c_held(), starting_workers():  # the submits start the workers
-            futures = {pool.submit(run_bundle, b): b for b in todo}
+            for i, bundle in enumerate(todo):
+                try:
+                    futures[pool.submit(run_bundle, bundle)] = bundle
+                except BrokenProcessPool:  # a worker died while the rest were handed out
+                    unsent = todo[i:]
+                    break
         for future in as_completed(futures):
             try:
                 yield future.result()
             except BrokenProcessPool:  # a worker was killed (out of memory...): the others too
                 yield [TaskResult(t, "", error=WORKER_DIED) for t in futures[future]]
+        for bundle in unsent:
+            yield [TaskResult(t, "", error=WORKER_DIED) for t in bundle]
     except BaseException:  # Ctrl-C, or the caller gave up: the workers stop now
         _stop(pool, before)
         raise

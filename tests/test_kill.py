@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
@@ -348,3 +349,40 @@ def test_a_pool_stopped_with_a_result_half_sent_lets_the_process_end(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=60)  # fmt: skip
     assert done.returncode == 0 and done.stdout == "stopped\n", done.stderr
+
+
+def test_a_pool_broken_while_files_are_handed_out_fails_the_rest_in_words(monkeypatch):
+    """A worker that died while the pool was still being handed its files made the next
+    hand-out raise, and the ingest ended "unexpected BrokenProcessPool" with nothing kept
+    (seen under load, the kill test above on a busy machine): the files not handed out fail
+    as the killed worker's do, the finished ones are kept."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    ingest_module = importlib.import_module("loganalyzer.ingest")
+
+    class Broken:
+        """A pool whose first hand-out finishes and the next finds a worker dead."""
+
+        def __init__(self) -> None:
+            self.handed = 0
+
+        def submit(self, fn, bundle):
+            self.handed += 1
+            if self.handed > 1:
+                raise BrokenProcessPool("A child process terminated abruptly")
+            done = Future()
+            done.set_result([f"read {t}" for t in bundle])
+            return done
+
+        def shutdown(self, *args, **kwargs) -> None:
+            pass
+
+    monkeypatch.setattr(ingest_module, "_pool", lambda workers: Broken())
+    monkeypatch.setattr(ingest_module, "bundles", lambda tasks, workers: [[t] for t in tasks])
+    got = list(ingest_module._run(["a", "b", "c"], workers=2))
+    assert got[0] == ["read a"]
+    assert [[(r.task, r.error) for r in x] for x in got[1:]] == [
+        [("b", ingest_module.WORKER_DIED)],
+        [("c", ingest_module.WORKER_DIED)],
+    ]
