@@ -411,7 +411,7 @@ def _no_new_logs(rule: Rule, ctx: Context) -> list[Finding]:
             rule.name,
             "all logs",
             round(quiet, 1),
-            f"no new log rows for {quiet:.0f} minutes: the newest is of {_hhmm(ctx.now)}",
+            f"no new log rows for {_minutes(quiet)}: the newest is of {_hhmm(ctx.now)}",
             ctx.now,
         )
     ]
@@ -441,6 +441,11 @@ def _quarantine(rule: Rule, ctx: Context) -> list[Finding]:
             ctx.now,
         )
     ]
+
+
+def _minutes(n: float) -> str:
+    """A quiet time in words: ``135 minutes``, ``40 seconds`` under a minute."""
+    return f"{n:.0f} minutes" if n >= 1 else f"{n * 60:.0f} seconds"
 
 
 def _hhmm(when: dt.datetime) -> str:
