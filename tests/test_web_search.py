@@ -162,6 +162,16 @@ def test_attempts_refused_without_an_id_name_their_session(tmp_path):
     assert status == 200 and total(page) > 0
     assert 'href="/trace?id="' not in page and ">None<" not in page
     assert "no ID: refused during the SMTP session by EX0" in page
+    # each row shows its own attempt's refused recipients: rows without an ID showed the
+    # last such row's (their verdicts were kept by Message-ID, None for all of them)
+    truth = [json.loads(x) for x in (tmp_path / "logs" / "truth.jsonl").open(encoding="utf-8")]
+    refused = sorted(
+        t["recipient"].lower() for t in truth if t["verdict"] == "rejected" and t["recipient"]
+    )
+    shown = sorted(
+        html.unescape(a).lower() for row in _ROW.findall(page) for a, v, _ in _FATE.findall(row)
+    )
+    assert shown == refused and len(set(shown)) > 1
 
 
 def test_mail_an_iis_service_sent_on_itself_is_named_by_its_session(tmp_path):

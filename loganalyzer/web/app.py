@@ -146,12 +146,10 @@ class App:
     async def _search(self, form: dict, page: int, desc: bool, tz: str, values: dict) -> str:
         result = await self.work(data.search, self.store, form, page, desc, tz)
         here = ZoneInfo(zone(tz).key)
-        for c in result.rows:
+        for c, fates in zip(result.rows, result.verdicts, strict=True):
             c["when"] = dt.datetime.fromisoformat(c["date_time"]).astimezone(here)
             c["when"] = c["when"].strftime("%Y-%m-%d %H:%M:%S")
-            c["fates"] = result.verdicts.get(c.get("message_id")) or [
-                {"recipient": r} for r in c.get("recipients") or []
-            ]
+            c["fates"] = fates or [{"recipient": r} for r in c.get("recipients") or []]
             c["link"] = _trace_link(c.get("message_id") or c.get("network_message_id"), tz)
         if self.redact:
             for c in result.rows:

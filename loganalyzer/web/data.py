@@ -32,8 +32,9 @@ class SearchPage:
     page: int
     size: int
     desc: bool
-    #: Each recipient's verdict and latency, by Message-ID (of every row of the page).
-    verdicts: dict[str, list[dict]] = field(default_factory=dict)
+    #: Each row's recipients' verdicts and latencies, in the order of ``rows`` (by row: the
+    #: attempts refused before DATA have no Message-ID to key them by).
+    verdicts: list[list[dict]] = field(default_factory=list)
     #: The store's first and last days with rows when nothing matched a time window wholly
     #: outside them (``TraceResult.held_days``).
     held_days: tuple[str, str] | None = None
@@ -82,11 +83,11 @@ def search(
     rows = found.candidates
     result = SearchPage(rows, found.total or 0, page, size, desc, held_days=found.held_days)
     for c in rows:
-        result.verdicts[c.get("message_id")] = c.get("verdicts") or []
-    for fates in result.verdicts.values():
+        fates = c.get("verdicts") or []
         for f in fates:
             f["outcome"] = f["verdict"]
             f["latency"] = "" if f.get("latency_s") is None else f"{f['latency_s']:.1f} s"
+        result.verdicts.append(fates)
     return result
 
 
