@@ -422,7 +422,8 @@ def _print_pages(pages, as_json: bool, html: str | None = None) -> None:
             listed += result.candidates
             if not as_json:
                 print_trace(console, result)
-            notes[:] = notes or [n for n in [result.case_note()] if n]
+            if not notes and (note := result.case_note()):
+                notes.append(note)
             yield result
 
     if html:
