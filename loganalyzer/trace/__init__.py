@@ -208,9 +208,8 @@ def trace(
                 known = rows_for_id(con, q, spellings)
             if not known:  # any other spelling: the Message-IDs of every file, read once
                 views = point(con, st, None, manifest, views, tables=("tracking",))
-                spellings = ids_in_any_case(con, q.value() or "")
-                held = holding({"message_id": spellings}) if sketched and spellings else None
-                if spellings:
+                if spellings := ids_in_any_case(con, q.value() or ""):
+                    held = holding({"message_id": spellings}) if sketched else None
                     views = point(con, st, held, manifest, views)
                     known = rows_for_id(con, q, spellings)
             if known:
