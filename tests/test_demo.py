@@ -41,7 +41,9 @@ def test_demo_suggests_the_sample_day_and_no_macos_command(tmp_path):
     """The report it suggests is of the sample day (yesterday has no data), and the page is
     offered as a file URL, which any browser opens on any system (``open`` is macOS's)."""
     exe = LOGANALYZER
-    env = {**os.environ, "COLUMNS": "400"}  # one suggestion a line, however deep tmp_path is
+    # at the width of a small terminal (and of a pipe): a suggestion is never broken over two
+    # lines, which the user would have to join to copy it, however deep tmp_path is
+    env = {**os.environ, "COLUMNS": "80"}
     out = subprocess.run(
         [exe, "demo", "--folder", "demo"],
         capture_output=True,

@@ -58,7 +58,9 @@ def print_demo(console: Console, result) -> None:
         page = safe(Path(result.report).resolve().as_uri())
         tips.insert(0, (page, "the sample day's report, with charts: open it in a web browser"))
     for cmd, why in tips:
-        console.print(f"  [bold]{cmd}[/bold]\n      {why}", highlight=False)
+        # never broken over lines: the terminal wraps it, a copy keeps it whole
+        console.print(f"  [bold]{cmd}[/bold]", highlight=False, soft_wrap=True)
+        console.print(f"      {why}", highlight=False)
 
 
 def print_synth(result, headers: Path | None = None) -> None:
