@@ -165,3 +165,39 @@ def test_a_trace_written_to_a_pipe_is_as_wide_as_its_conversations_need(store):
     assert len(lines) < len(narrow) / 2
     # a conversation's lines are whole, not cut into a column a few characters wide
     assert any("EHLO ex02.contoso.com" in x for x in lines)
+
+
+def test_a_reader_holds_duckdb_to_bounded_memory_and_leaves_no_spill_folder(store, tmp_path):
+    """A command's DuckDB is held to a few hundred MB (DuckDB's own default is 80% of the
+    machine: listing the delivered messages of a 2 GB store took 1 GB), spilling beyond it to
+    a temporary folder of the process, which is gone once it exits."""
+    out = subprocess.run(
+        [
+            LOGANALYZER,
+            "sql",
+            "select current_setting('memory_limit') as m, current_setting('temp_directory') as t",
+            "--store",
+            store,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    (got,) = json.loads(out.stdout)
+    number, unit = got["m"].split()
+    assert unit == "MiB" and 100 < float(number) <= 512, got
+    assert os.path.basename(got["t"]).startswith("loganalyzer-")
+    assert not os.path.exists(got["t"])  # removed at the exit
+    # a list by verdict is decided within that memory, the same as before
+    listed = subprocess.run(
+        [LOGANALYZER, "trace", "--verdict", "delivered", "--store", store, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    found = json.loads(listed.stdout)
+    assert found["total"] > 0
+    assert all(any(v["verdict"] == "delivered" for v in c["verdicts"]) for c in found["candidates"])

@@ -183,24 +183,27 @@ def listing(
     keys_sql, params = _keys_sql(q, index)
     reach = None if limit is None else offset + int(limit)
     order = "desc" if newest else ""
-    cap = "" if reach is None or q.verdict else f"limit {reach}"
-    keys = con.sql(
-        f"""
-        with keys as ({keys_sql})
-        select k, first, count(*) over () as total from keys order by first {order}, k {order}
-        {cap}
-        """,
-        params=params,
-    ).fetchall()
+    cap = "" if reach is None else f"limit {reach}"
+    if q.verdict and relay and q.verdict == RELAY_VERDICT:
+        # a relay's own recipients (``relay_recipients``) are decided outside the query
+        keys = con.sql(f"select k, first from ({keys_sql})", params=params).fetchall()
+        fates = recipient_verdicts(con, [k for k, _ in keys], [f for _, f in keys], relay)
+        keys = [(k, f) for k, f in keys if any(_wanted(q, r) for r in fates.get(k, []))]
+        keys.sort(key=lambda x: (x[1], x[0]), reverse=newest)
+        keys = [(k, f, len(keys)) for k, f in keys[:reach]]
+    elif q.verdict:  # the messages with a recipient of that verdict, decided in the query
+        keys = _with_verdict(con, keys_sql, params, q, f"order by first {order}, k {order} {cap}")
+    else:
+        keys = con.sql(
+            f"""
+            with keys as ({keys_sql})
+            select k, first, count(*) over () as total from keys
+            order by first {order}, k {order} {cap}
+            """,
+            params=params,
+        ).fetchall()
     total = keys[0][2] if keys else 0
-    if q.verdict:  # the messages with a recipient of that verdict, decided for each
-        fates = recipient_verdicts(
-            con, [k for k, *_ in keys], [f for _, f, _ in keys], relay, q.verdict
-        )
-        keys = [x for x in keys if any(_wanted(q, r) for r in fates.get(x[0], []))]
-        total = len(keys)
-        keys = keys if reach is None else keys[:reach]
-    elif reach is not None and not keys and offset:
+    if not q.verdict and reach is not None and not keys and offset:
         total = count_candidates(con, q, relay=False, index=index)
     found = [(first, k, None) for k, first, _ in keys]
     relay, rparams = _relay_only(q)
@@ -287,33 +290,62 @@ def _around(firsts: list) -> tuple[date, date]:
     return min(firsts).date() - timedelta(days=1), max(firsts).date() + timedelta(days=2)
 
 
+def _with_verdict(
+    con: duckdb.DuckDBPyConnection, keys_sql: str, params: list, q: Query, tail: str
+) -> list[tuple]:
+    """(key, first, total) of the messages of ``keys_sql`` with a recipient of the verdict
+    ``q.verdict`` (and of ``q.recipient``), in the order and limit of ``tail``: the verdicts
+    are decided in DuckDB, within its memory limit, from the rows of the messages' days (a
+    day before, two after); a list of every message of a big store held in Python took 1 GB."""
+    table = "_verdict_keys"  # the connection's own, dropped after (a web app's kept cursor)
+    con.execute(
+        f"create or replace temp table {table} as select k, first from ({keys_sql})", params
+    )
+    try:
+        lo, hi = con.sql(f"select min(first), max(first) from {table}").fetchall()[0]
+        if lo is None:
+            return []
+        days = _around([lo, hi])
+        body = messages_sql("_rows").strip().removeprefix("with ")
+        wanted = "r.verdict = ?" + (" and r.recipient ilike ? escape '\\'" if q.recipient else "")
+        return con.sql(
+            f"""
+            select k, first, count(*) over () as total from {table} where k in (
+                select message_id from (
+                    with _rows as (
+                        select * from tracking
+                        where message_id in (select k from {table}) and date between ? and ?
+                    ), {body})
+                where len(list_filter(recipients, lambda r: {wanted})) > 0)
+            {tail}
+            """,
+            params=[*days, q.verdict, *([like(q.recipient)] if q.recipient else [])],
+        ).fetchall()
+    finally:
+        con.execute(f"drop table if exists {table}")
+
+
 def recipient_verdicts(
     con: duckdb.DuckDBPyConnection,
     ids: list[str],
     firsts: list,
     relay: bool = True,
-    verdict: str | None = None,
 ) -> dict[str, list[dict]]:
     """Each recipient's verdict of the messages ``ids`` (Message-IDs), as the ``messages`` view
     decides it (the rules of ``fate``), from their rows of their days (a day before, two
     after): {message ID: [{recipient, verdict, outcome, server, date_time, latency_s}]}, the
     latency of a delivered or sent-out recipient in seconds since the message was received;
     with ``relay`` (the store holds IIS SMTP logs) also the recipients only a relay names
-    (``relay_recipients``), ``RELAY_VERDICT``. ``verdict``: only the messages with a
-    recipient of it (the others are left out in the query, not decided in Python)."""
+    (``relay_recipients``), ``RELAY_VERDICT``."""
     if not ids:
         return {}
     days = _around(firsts)
     body = messages_sql("_rows").strip().removeprefix("with ")
-    # (a relay's own recipients, RELAY_VERDICT, are added after the query)
-    only = verdict is not None and not (relay and verdict == RELAY_VERDICT)
-    verdicts = "list_transform(recipients, lambda r: r.verdict)"
-    where = f"where list_contains({verdicts}, ?)" if only else ""
     found = con.sql(
         "select message_id, recipients, received_at, first_seen from ("
         "with _rows as (select * from tracking where message_id in "
-        f"(select unnest(?::varchar[])) and date between ? and ?), {body}) {where}",
-        params=[ids, *days, *([verdict] if only else [])],
+        f"(select unnest(?::varchar[])) and date between ? and ?), {body})",
+        params=[ids, *days],
     ).fetchall()
     out = {}
     for mid, recipients, received, first in found:

@@ -145,7 +145,9 @@ def _sessions(
         rows = "reply_code >= 500"
     days, dparams = _days(q)
     source = None
-    if index is not None and lines and not (q.since or q.until):
+    # without a window, the covered days' refused sessions (or those naming the address) are
+    # the index's, a few kilobytes: the rows are scanned only for the days it does not cover
+    if index is not None and not (q.since or q.until):
         source = index.source()
         days, dparams = index.row_days()
     # a session across midnight is one: its MAIL line may be in the day before its refusal
@@ -159,7 +161,8 @@ def _sessions(
     if days != "false":
         keys = con.sql(sql, params=lparams + dparams + params + hparams).fetchall()
     if source:  # the refused sessions' MAIL and RCPT lines, and those of ``also``
-        named, iparams = [], []
+        # (a verdict alone: every refused session)
+        named, iparams = ([], []) if lines else (["role = 'refused'"], [])
         for role, pattern in (("mail", q.sender), ("rcpt", q.recipient)):
             if pattern:
                 named.append(f"(role = '{role}' and value ilike ? escape '\\')")

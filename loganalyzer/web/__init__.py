@@ -19,6 +19,10 @@ from loganalyzer.web.security import TOKEN_ENV, check_token
 
 __all__ = ["TOKEN_ENV", "create_app", "serve"]
 
+#: The memory of the app's one DuckDB database, which the requests at once share (a reader
+#: alone has ``store.duck.MEMORY_LIMIT``); beyond it, queries spill to a temporary folder.
+WEB_MEMORY = "1GB"
+
 
 def create_app(
     store: str | None = None,
@@ -86,12 +90,13 @@ def serve(
     if Store(store).local_root is not None:
         import duckdb
 
-        from loganalyzer.store.duck import share
+        from loganalyzer.store.duck import limits, share
 
         # one DuckDB database for every request of this process: Parquet footers and file
         # blocks read once stay cached (each worker thread keeps its cursor and views); one
-        # thread per query: requests run side by side, and a small query costs less CPU
-        share(duckdb.connect(config={"threads": 1}))
+        # thread per query: requests run side by side, and a small query costs less CPU; the
+        # requests at once share its memory (``WEB_MEMORY``)
+        share(duckdb.connect(config={"threads": 1, **limits(WEB_MEMORY)}))
     # every address of the machine: the link names the machine (0.0.0.0 leads nowhere elsewhere)
     shown = socket.getfqdn() if host in ("0.0.0.0", "::") else host
     shown = f"[{shown}]" if ":" in shown else shown
