@@ -39,7 +39,11 @@ class _Contract(TyperGroup):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
-            raise _Interrupted(INTERRUPTED) from None
+            raise _Interrupted(_interrupted(ctx)) from None
+        except Exception as exc:
+            if str(exc).strip().splitlines() == ["Query interrupted"]:  # DuckDB's word for it
+                raise _Interrupted(_interrupted(ctx)) from None
+            raise
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:  # a caller that handles errors itself
@@ -67,9 +71,7 @@ class _Contract(TyperGroup):
             from loganalyzer.store.duck import part_gone
 
             reason = str(exc).strip().splitlines()
-            if reason == ["Query interrupted"]:  # DuckDB's own word for a Ctrl-C in a query
-                code = _fail(INTERRUPTED, 130)
-            elif part_gone(exc):  # a compaction or prune committed under this reader
+            if part_gone(exc):  # a compaction or prune committed under this reader
                 code = _fail(STORE_CHANGED, 1)
             else:
                 code = _fail(
@@ -84,9 +86,14 @@ class _Contract(TyperGroup):
         sys.exit(code)
 
 
-#: What a Ctrl-C ends a command with (exit 130, as a shell says of SIGINT): every write to a
-#: store is whole or not made, so running the command again finishes its work.
-INTERRUPTED = "interrupted (Ctrl-C): the store holds what was finished; run the command again"
+#: What a Ctrl-C ends a command with (exit 130, as a shell says of SIGINT), by command (the
+#: others: "interrupted (Ctrl-C)"): every write to a store is whole or not made, so running
+#: the command again finishes its work; synth removes the logs it had begun.
+_IN_STORE = "interrupted (Ctrl-C): the store holds what was finished; run the command again"
+INTERRUPTED = {
+    **dict.fromkeys(("ingest", "store", "watch", "demo"), _IN_STORE),
+    "synth": "interrupted (Ctrl-C): the logs begun were removed; run the command again",
+}
 
 
 #: What a command says when a part the manifest lists was not there to read (``part_gone``).
@@ -94,6 +101,11 @@ STORE_CHANGED = (
     "a part of the store was gone when this command read it: a compaction or prune that ran "
     "meanwhile (run the command again), or damage (`loganalyzer store check` names it)"
 )
+
+
+def _interrupted(ctx: typer.Context) -> str:
+    """What a Ctrl-C of the command ``ctx`` invoked is said with (``INTERRUPTED``)."""
+    return INTERRUPTED.get(ctx.invoked_subcommand or "", "interrupted (Ctrl-C)")
 
 
 class _Interrupted(LogAnalyzerError):

@@ -5,10 +5,15 @@ from __future__ import annotations
 import csv
 import json
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from conftest import LOGANALYZER
 from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -523,7 +528,15 @@ def test_size_mb_adds_days(tmp_path: Path) -> None:
     assert res.days >= 2 and 3.6e6 <= res.bytes <= 4.4e6
 
 
-@pytest.mark.parametrize("kwargs", [{"servers": 0}, {"omit_server": "EX09"}, {"size_mb": 0}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"servers": 0},
+        {"omit_server": "EX09"},
+        {"size_mb": 0},
+        {"servers": 1, "omit_server": "ex01"},
+    ],
+)
 def test_bad_arguments(tmp_path: Path, kwargs: dict) -> None:
     with pytest.raises(ValueError):
         generate(tmp_path, **kwargs)
@@ -549,3 +562,52 @@ def test_cli_json_equals_library(tmp_path: Path) -> None:
     lib = generate(tmp_path / "b", servers=2, messages=40, seed=4).to_dict()
     cli = json.loads(out.output)
     assert cli.pop("out") != lib.pop("out") and cli == lib
+
+
+def test_summary_counts_what_the_truth_file_holds(tmp_path: Path) -> None:
+    """The summary's truth rows are the file's lines (a refused attempt's rows were left out
+    of the total but counted in the verdicts), and one day is "1 day"."""
+    out = subprocess.run(
+        [LOGANALYZER, "synth", "--out", str(tmp_path / "s"), "--servers", "2"]
+        + ["--messages", "120", "--agent-logs", "--seed", "7"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = (tmp_path / "s" / "truth.jsonl").read_text(encoding="utf-8").splitlines()
+    refused = [x for x in lines if json.loads(x).get("stage")]
+    head, counts = out.stdout.splitlines()[1].split(": ", 1)
+    assert head.endswith(f"{len(lines)} truth rows ({len(refused)} of refused attempts)"), head
+    assert sum(int(x.rsplit(" ", 1)[1]) for x in counts.split(", ")) == len(lines)
+    assert " 1 day from " in out.stdout
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")
+def test_a_ctrl_c_removes_the_logs_begun_so_the_command_runs_again(tmp_path: Path) -> None:
+    """Stopped half way, synth left hundreds of files and a truth file that looked whole, and
+    the same command then refused the folder as not empty."""
+    out = tmp_path / "logs"
+    cmd = [LOGANALYZER, "synth", "--out", str(out), "--messages", "20000", "--days", "5"]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Ctrl-C's default handling (a run started in the background ignores it)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 60
+    truth = out / "truth.jsonl"
+    while time.monotonic() < deadline and not (truth.exists() and truth.stat().st_size > 1e5):
+        time.sleep(0.05)
+    assert proc.poll() is None, "synth ended before it was interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.splitlines() == [
+        "error: interrupted (Ctrl-C): the logs begun were removed; run the command again"
+    ]
+    assert not out.exists()
+    again = subprocess.run(cmd[:4] + ["--messages", "40"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr

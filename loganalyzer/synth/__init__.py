@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import json
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -62,9 +63,10 @@ class SynthResult:
     seed: int
     files: int
     bytes: int  # log bytes, truth.jsonl excluded
-    messages: int  # messages with truth rows, NDRs included
-    recipients: int  # truth rows
+    messages: int  # messages with truth rows, NDRs included (refused attempts not)
+    recipients: int  # truth rows (a refused attempt's too)
     verdicts: dict[str, int] = field(default_factory=dict)
+    refused: int = 0  # truth rows of refused attempts (an agent's or at RCPT)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,10 +74,13 @@ class SynthResult:
     def summary(self) -> str:
         counts = ", ".join(f"{k} {v}" for k, v in self.verdicts.items() if v)
         return (
-            f"{self.out}: {self.files} files, {self.bytes / 1e6:.1f} MB, {self.days} day(s) from "
-            f"{self.start}, servers {' '.join(self.servers)}"
+            f"{self.out}: {self.files} files, {self.bytes / 1e6:.1f} MB, {self.days} "
+            f"day{'' if self.days == 1 else 's'} from {self.start}, "
+            f"servers {' '.join(self.servers)}"
             + (f" ({self.omitted} omitted)" if self.omitted else "")
-            + f"\n{self.messages} messages, {self.recipients} truth rows: {counts}"
+            + f"\n{self.messages} messages, {self.recipients} truth rows"
+            + (f" ({self.refused} of refused attempts)" if self.refused else "")
+            + (f": {counts}" if counts else "")
         )
 
 
@@ -135,12 +140,17 @@ def generate(
         raise BadInput(f"--out {out}: a file, not a folder (give a new or empty folder)")
     if out.exists() and any(out.iterdir()):
         raise BadInput(f"--out {out}: not an empty folder (give a new or empty one)")
+    existed = out.exists()
     if exchange == 2003:
         from loganalyzer.synth.ex2003 import generate_2003
 
-        made = generate_2003(
-            out, servers=servers, days=days, messages=messages, seed=seed, start=start
-        )
+        try:
+            made = generate_2003(
+                out, servers=servers, days=days, messages=messages, seed=seed, start=start
+            )
+        except BaseException:
+            _remove_begun(out, existed)
+            raise
         return SynthResult(
             out=str(out), omitted=None, start=start.isoformat(), days=days, seed=seed, **made
         )
@@ -151,112 +161,136 @@ def generate(
     if omit_server is not None:
         if omit_server.upper() not in names:
             raise BadInput(f"--omit-server {omit_server!r}: no such server; {', '.join(names)}")
+        if len(names) == 1:
+            raise BadInput(f"--omit-server {omit_server!r}: the only server (give --servers 2)")
         omitted = frozenset({omit_server.upper()})
     out.mkdir(parents=True, exist_ok=True)
-    output = Output(out, omitted)
-    first = ms_of_date(start)
-    engine = Engine(rng, org, output, first + days * DAY_MS)
-    composer = Composer(engine)
-    verdicts = dict.fromkeys(VERDICTS + (("rejected",) if agent_logs or clients else ()), 0)
-    refusals = hops = None
-    if agent_logs:
-        hops = engine.next_hops = NextHops(seed)
-        refusals = Refusals(engine, seed, per_day=max(12, messages // 40))
-    sessions = extra = None
-    if clients:
-        from loganalyzer.synth.clients import Clients
-        from loganalyzer.synth.sessionlog import SessionLog
+    output = None
+    try:
+        output = Output(out, omitted)
+        first = ms_of_date(start)
+        engine = Engine(rng, org, output, first + days * DAY_MS)
+        composer = Composer(engine)
+        verdicts = dict.fromkeys(VERDICTS + (("rejected",) if agent_logs or clients else ()), 0)
+        refusals = hops = None
+        if agent_logs:
+            hops = engine.next_hops = NextHops(seed)
+            refusals = Refusals(engine, seed, per_day=max(12, messages // 40))
+        sessions = extra = None
+        if clients:
+            from loganalyzer.synth.clients import Clients
+            from loganalyzer.synth.sessionlog import SessionLog
 
-        sessions = output.sessions = SessionLog(omitted)
-        extra = Clients(engine, seed, sessions)
-    n_messages = n_rows = n_sent = 0
-    n_days = 0
-    with open(out / "truth.jsonl", "w", encoding="utf-8", newline="\n") as truth:
+            sessions = output.sessions = SessionLog(omitted)
+            extra = Clients(engine, seed, sessions)
+        n_messages = n_refused = n_sent = 0
+        n_days = 0
+        with open(out / "truth.jsonl", "w", encoding="utf-8", newline="\n") as truth:
 
-        def write_refused(rec: dict) -> None:
-            truth.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            verdicts[rec["verdict"]] += 1
-
-        def write_message(msg: Message, next_hops: NextHops | None) -> None:
-            """The truth rows of `msg` and its NDRs."""
-            nonlocal n_messages, n_rows
-            seen = set()
-            for rec in rows(msg, omitted):
-                if next_hops is not None:
-                    rec["next_hop_failure"] = next_hop_failure(next_hops, msg, rec)
+            def write_refused(rec: dict) -> None:
+                nonlocal n_refused
                 truth.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 verdicts[rec["verdict"]] += 1
-                n_rows += 1
-                seen.add(rec["message_id"])
-            n_messages += len(seen)
+                n_refused += 1
 
-        while True:
-            day_start = first + n_days * DAY_MS
-            weekday = (start + dt.timedelta(days=n_days)).weekday()
-            n = round(messages * WEEKDAY_FACTOR[weekday])
-            if size_mb is None:
-                last = n_days == days - 1
-            else:  # the last day gets just the messages that fill the remaining bytes
-                done = output.stats.bytes
-                per_message = done / n_sent if n_sent else EST_BYTES_PER_MESSAGE
-                wanted = max(1, round((size_mb * 1e6 - done) / per_message))
-                last = wanted <= 1.25 * n or messages == 0
-                if last and messages:
-                    n = wanted
-                engine.end = day_start + DAY_MS * (1 if last else 2)
-            n_sent += n
-            events = day_events(
-                rng, day_start, n, engine.end, last, len(org.attackers), org.relay is not None
-            )
-            if incidents and n_days == 0:
-                from loganalyzer.synth import incidents as inc
+            def write_message(msg: Message, next_hops: NextHops | None) -> None:
+                """The truth rows of `msg` and its NDRs."""
+                nonlocal n_messages
+                seen = set()
+                for rec in rows(msg, omitted):
+                    if next_hops is not None:
+                        rec["next_hop_failure"] = next_hop_failure(next_hops, msg, rec)
+                    truth.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                    verdicts[rec["verdict"]] += 1
+                    seen.add(rec["message_id"])
+                n_messages += len(seen)
 
-                composer.outage = (org.domains[0], inc.outage(day_start)[1])
-                events = heapq.merge(events, inc.events(day_start), key=lambda e: e[0])
-            if refusals is not None:
-                refusals.plan_day(day_start, engine.end)
-            if extra is not None:
-                extra.plan_day(day_start, engine.end)
-            for t, kind, variant in events:
+            while True:
+                day_start = first + n_days * DAY_MS
+                weekday = (start + dt.timedelta(days=n_days)).weekday()
+                n = round(messages * WEEKDAY_FACTOR[weekday])
+                if size_mb is None:
+                    last = n_days == days - 1
+                else:  # the last day gets just the messages that fill the remaining bytes
+                    done = output.stats.bytes
+                    per_message = done / n_sent if n_sent else EST_BYTES_PER_MESSAGE
+                    wanted = max(1, round((size_mb * 1e6 - done) / per_message))
+                    last = wanted <= 1.25 * n or messages == 0
+                    if last and messages:
+                        n = wanted
+                    engine.end = day_start + DAY_MS * (1 if last else 2)
+                n_sent += n
+                events = day_events(
+                    rng, day_start, n, engine.end, last, len(org.attackers), org.relay is not None
+                )
+                if incidents and n_days == 0:
+                    from loganalyzer.synth import incidents as inc
+
+                    composer.outage = (org.domains[0], inc.outage(day_start)[1])
+                    events = heapq.merge(events, inc.events(day_start), key=lambda e: e[0])
                 if refusals is not None:
-                    refusals.until(t, write_refused)
+                    refusals.plan_day(day_start, engine.end)
                 if extra is not None:
-                    extra.until(t, write_message, write_refused)
-                output.flush_before(t)
-                if kind == "auth":
-                    engine.auth_noise(t, org.attackers[int(variant)])
-                    continue
-                if kind == "scan":
-                    assert org.relay is not None
-                    scan_session(output, rng, org.relay, t, rng.choice(org.attackers))
-                    continue
-                write_message(composer.run(kind, variant, t), hops)
-            if refusals is not None:
-                refusals.until(day_start + DAY_MS, write_refused)
-            if extra is not None:
-                extra.until(day_start + DAY_MS, write_message, write_refused)
-            n_days += 1
-            output.flush_before(day_start + DAY_MS)
-            if last:
-                break
-    output.close()
-    if sessions is not None:
-        sessions.write(out / "sessions.jsonl")
-    if headers:
-        from loganalyzer.synth.headers import write_headers
+                    extra.plan_day(day_start, engine.end)
+                for t, kind, variant in events:
+                    if refusals is not None:
+                        refusals.until(t, write_refused)
+                    if extra is not None:
+                        extra.until(t, write_message, write_refused)
+                    output.flush_before(t)
+                    if kind == "auth":
+                        engine.auth_noise(t, org.attackers[int(variant)])
+                        continue
+                    if kind == "scan":
+                        assert org.relay is not None
+                        scan_session(output, rng, org.relay, t, rng.choice(org.attackers))
+                        continue
+                    write_message(composer.run(kind, variant, t), hops)
+                if refusals is not None:
+                    refusals.until(day_start + DAY_MS, write_refused)
+                if extra is not None:
+                    extra.until(day_start + DAY_MS, write_message, write_refused)
+                n_days += 1
+                output.flush_before(day_start + DAY_MS)
+                if last:
+                    break
+        output.close()
+        if sessions is not None:
+            sessions.write(out / "sessions.jsonl")
+        if headers:
+            from loganalyzer.synth.headers import write_headers
 
-        write_headers(out, org, headers, seed)
-    return SynthResult(
-        out=str(out),
-        servers=[n for n in names if n not in omitted],
-        omitted=next(iter(omitted), None),
-        start=start.isoformat(),
-        end=iso(engine.end),
-        days=n_days,
-        seed=seed,
-        files=output.stats.files,
-        bytes=output.stats.bytes,
-        messages=n_messages,
-        recipients=n_rows,
-        verdicts=verdicts,
-    )
+            write_headers(out, org, headers, seed)
+        return SynthResult(
+            out=str(out),
+            servers=[n for n in names if n not in omitted],
+            omitted=next(iter(omitted), None),
+            start=start.isoformat(),
+            end=iso(engine.end),
+            days=n_days,
+            seed=seed,
+            files=output.stats.files,
+            bytes=output.stats.bytes,
+            messages=n_messages,
+            recipients=sum(verdicts.values()),
+            refused=n_refused,
+            verdicts=verdicts,
+        )
+    except BaseException:  # a Ctrl-C or a full disk: no partial logs to mistake for whole
+        if output is not None:
+            output.discard()
+        _remove_begun(out, existed)
+        raise
+
+
+def _remove_begun(out: Path, existed: bool) -> None:
+    """Remove what a stopped run wrote into ``out`` (new, or empty before it): running the
+    command again then finds the folder as it was."""
+    if not existed:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for p in out.iterdir():
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)

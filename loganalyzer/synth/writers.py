@@ -192,5 +192,9 @@ class Output:
         """Write everything left and close the files."""
         for b in sorted(self.buckets):
             self._write(self.buckets.pop(b))
+        self.discard()
+
+    def discard(self) -> None:
+        """Close the files, writing nothing more (a run that stopped)."""
         for sink in self.sinks.values():
             sink.close()
