@@ -1,5 +1,6 @@
 """The Jinja2 setup every HTML page shares (the package's templates, escaping always on), how a
-page is written to a file, and how a log's values are shown (bidirectional controls, subjects)."""
+page is written to a file, and how a log's values are shown (bidirectional controls, subjects)
+and counted things are said."""
 
 from __future__ import annotations
 
@@ -148,6 +149,12 @@ def _remove_pages(folder: Path, ours: re.Pattern[str]) -> None:
             p.unlink()
     with contextlib.suppress(OSError):  # another file in it: kept, and the folder too
         folder.rmdir()
+
+
+def counted(n: int, word: str, words: str | None = None) -> str:
+    """``n`` with its noun, singular for one: "1 file", "2,130 files" (``words``: an irregular
+    plural)."""
+    return f"{n:,} {word if n == 1 else words or word + 's'}"
 
 
 def display_subject(text: str | None) -> str:

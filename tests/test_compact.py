@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -16,6 +17,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from conftest import LOGANALYZER
 from stores import (
     QUERIES,
     answers,
@@ -286,3 +288,30 @@ def test_a_full_disk_is_one_line_naming_the_store_which_stays_whole(ingested, be
     after = Store(st.root)
     after.clean()  # what the next ingest or check --repair does: the unlisted parts go
     assert after.check()["ok"]
+
+
+def test_store_check_shows_a_few_leftovers_of_a_kind_and_counts_the_rest(ingested, tmp_path):
+    """An interrupted ingest leaves a part per bundle: store check printed a line for each
+    (125 after a few seconds of a big ingest); now the first few of a kind and how many more."""
+    st = _copy(ingested, tmp_path)
+    day = Path(st.root) / "tracking" / "date=2026-03-02"
+    part = next(day.glob("*.parquet"))
+    for i in range(8):
+        shutil.copy(part, day / f"left-{i}-bundle.parquet")
+    out = subprocess.run(
+        [LOGANALYZER, "store", "check", "--store", st.root],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1, out.stderr
+    lines = out.stdout.splitlines()
+    assert sum(x.startswith("unlisted part") for x in lines) == 5, lines
+    assert "... and 3 more: unlisted part (left by an interrupted run) (--json lists all)" in lines
+    every = subprocess.run(
+        [LOGANALYZER, "store", "check", "--store", st.root, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert len(json.loads(every.stdout)["unlisted"]) == 8

@@ -167,8 +167,8 @@ def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLL
         who = "the next ingest or " if n <= rollups.MISSING_NOW else ""
         notices.append(
             f"no rollups for {_days(n)} (first {days['missing'][0]}): an interrupted run, a "
-            "store written before rollups or an ingest from Python without rollups=; reports "
-            f"read their rows; {who}`store compact` builds them"
+            "store written before rollups, or by `la.ingest` in Python (which builds none); "
+            f"reports read their rows; {who}`store compact` builds them"
         )
     label = {
         rollups.ROLLUPS: "rollup",

@@ -3,9 +3,12 @@ check."""
 
 from __future__ import annotations
 
+from itertools import groupby
 from typing import TYPE_CHECKING
 
 import typer
+
+from loganalyzer.pages import counted
 
 if TYPE_CHECKING:
     from loganalyzer.store.compact import CompactSummary, PruneSummary
@@ -16,16 +19,26 @@ def print_compact(summary: CompactSummary) -> None:
     """One line: parts before and after, rows, time."""
     data = summary.to_dict()
     typer.echo(
-        f"{summary.store}: {data['parts_before']} parts in {len(summary.partitions)} day "
-        f"partitions rewritten as {data['parts_after']} ({data['rows']:,} rows) "
+        f"{summary.store}: {counted(data['parts_before'], 'part')} in "
+        f"{counted(len(summary.partitions), 'day partition')} rewritten as "
+        f"{data['parts_after']} ({counted(data['rows'], 'row')}) "
         f"in {summary.seconds:.1f} s"
     )
 
 
+#: Lines of one kind of problem a store check shows (--json lists them all).
+SHOWN_PROBLEMS = 5
+
+
 def print_check(report: dict, repaired: bool = False) -> None:
-    """Each problem a line, then one line: files, parts, what was removed, damaged, left over."""
-    for p in report["problems"]:
-        typer.echo(p)
+    """Each problem a line (the first few of a kind: an interrupted ingest leaves hundreds of
+    parts), then one line: files, parts, what was removed, damaged, left over."""
+    for kind, group in groupby(report["problems"], key=lambda p: p.split(": ", 1)[0]):
+        lines = list(group)
+        for p in lines[:SHOWN_PROBLEMS]:
+            typer.echo(p)
+        if len(lines) > SHOWN_PROBLEMS:
+            typer.echo(f"... and {len(lines) - SHOWN_PROBLEMS:,} more: {kind} (--json lists all)")
     for n in report.get("notices", []):
         typer.echo(n)
     damaged = len(report["missing"]) + len(report["unreadable"]) + len(report["row_counts"])
@@ -44,7 +57,8 @@ def print_check(report: dict, repaired: bool = False) -> None:
         )
         return
     typer.echo(
-        f"{report['store']}: {report['files']:,} files, {report['parts']:,} parts listed"
+        f"{report['store']}: {counted(report['files'], 'file')}, "
+        f"{counted(report['parts'], 'part')} listed"
         + (f"; removed {len(removed)} leftovers of interrupted runs" if repaired else "")
         + (f"; {damaged} damaged" if damaged else "")
         + (f"; {left} leftovers of interrupted runs (--repair removes them)" if left else "")
@@ -63,8 +77,8 @@ def print_forget(summary: ForgetSummary) -> None:
         typer.echo(f"{summary.store}: no damaged part; nothing to forget")
         return
     what = (
-        f"{n:,} {'file' if n == 1 else 'files'} ({summary.rows:,} rows, "
-        f"{summary.quarantined:,} quarantined lines"
+        f"{counted(n, 'file')} ({counted(summary.rows, 'row')}, "
+        f"{counted(summary.quarantined, 'quarantined line')}"
         + (f", {summary.days[0]} to {summary.days[-1]}" if len(summary.days) > 1 else "")
         + (f", {summary.days[0]}" if len(summary.days) == 1 else "")
         + ")"
@@ -106,9 +120,9 @@ def print_prune(summary: PruneSummary) -> None:
         typer.echo("  " + "  ".join([r[0].ljust(widths[0]), *cells]))
     n, kept = len(summary.days), len(summary.rollups_kept)
     what = (
-        f"{summary.rows:,} rows ({summary.parts:,} parts, {summary.bytes / 1e6:,.1f} MB) of "
-        f"{n} {'day' if n == 1 else 'days'}, {summary.days[0]} to {summary.days[-1]}, from "
-        f"{len(summary.files):,} files"
+        f"{counted(summary.rows, 'row')} ({counted(summary.parts, 'part')}, "
+        f"{summary.bytes / 1e6:,.1f} MB) of {counted(n, 'day')}, {summary.days[0]} to "
+        f"{summary.days[-1]}, from {counted(len(summary.files), 'file')}"
     )
     rollups = (
         "their rollups"
@@ -116,7 +130,7 @@ def print_prune(summary: PruneSummary) -> None:
         else f"the rollups of {kept} of them (the others have no tracking or SMTP rows)"
     )
     built = len(summary.rollups_built)
-    first = f"the rollups of {built} {'day' if built == 1 else 'days'} out of date"
+    first = f"the rollups of {counted(built, 'day')} out of date"
     if summary.dry_run:
         first = f"; {first} would be built first" if built else ""
         typer.echo(
