@@ -126,6 +126,13 @@ MISTAKES = [
         "{missing}: no such folder",
     ),
     ("compact-file-as-store", ["store", "compact", "--store", "{pdf}"], 2, "{pdf} is a file"),
+    # the same words as the readers' (it said "cannot write to the store ...: File exists")
+    (
+        "ingest-file-as-store",
+        ["ingest", "{eml}", "--store", "{pdf}"],
+        2,
+        "{pdf} is a file: give a store's folder",
+    ),
     # inputs that hold no log, and paths that are not there
     ("ingest-pdf", ["ingest", "{pdf}", "--store", "{root}/new1"], 2, "{pdf}: not a log"),
     ("ingest-binary", ["ingest", "{bin}", "--store", "{root}/new2"], 2, "{bin}"),

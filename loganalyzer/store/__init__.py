@@ -154,13 +154,14 @@ class Store:
                     "again; `loganalyzer store check --repair` removes what a stopped one left)"
                 )
             if self.loc.local and not os.path.isdir(self.loc.root):  # a misspelt path
-                what = "is a file" if os.path.exists(self.loc.root) else ": no such folder"
-                raise NotAStore(
-                    f"{self.root}{' ' * (what[0] != ':')}{what}: give a store's folder "
-                    "(--store or $LOGANALYZER_STORE)"
-                )
+                raise NotAStore(self._not_a_folder())
             raise NotAStore(f"{self.root} is not a loganalyzer store (no manifest)")
         return self
+
+    def _not_a_folder(self) -> str:
+        """What a local store path that is a file, or nothing, is said with."""
+        what = " is a file" if os.path.exists(self.loc.root) else ": no such folder"
+        return f"{self.root}{what}: give a store's folder (--store or $LOGANALYZER_STORE)"
 
     def require_new_or_begun(self) -> Store:
         """This store, when its path is a store (or one whose first ingest stopped before its
@@ -170,6 +171,8 @@ class Store:
         mix with them."""
         if self.begun():
             return self
+        if self.loc.local and os.path.isfile(self.loc.root):
+            raise NotAStore(self._not_a_folder())
         others = sorted(_not_own(self.loc.names()))
         if others:  # only the store's own names: a first ingest stopped before its manifest
             more = f" and {len(others) - 1} more" if len(others) > 1 else ""
