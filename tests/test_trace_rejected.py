@@ -542,6 +542,32 @@ def _recv_log(path: Path, day: str, session: str, lines: list[tuple[str, str, st
     path.write_text(_RECV_HEAD.format(day=day) + body)
 
 
+def test_a_day_east_of_utc_counts_the_refusals_of_its_first_hours(agent_store):
+    """A day of a zone east of UTC begins the UTC day before: its refused attempts and next
+    hops were read from the partitions of its own date on, so those of its first hours (here
+    the whole logged part, 18:30 to midnight UTC of the sample day) were left out."""
+    store, truth = agent_store
+    done = subprocess.run(
+        [LOGANALYZER, "report", "daily", "--store", str(store), "--date", "2026-03-03"]
+        + ["--tz", "Asia/Kolkata", "--json", "--traces", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    tables = json.loads(done.stdout)["tables"]
+    start = datetime.fromisoformat("2026-03-02T18:30:00+00:00")
+    late = [
+        t for t in truth if t["verdict"] == "rejected" and datetime.fromisoformat(t["at"]) >= start
+    ]
+    refused = Counter()
+    for r in tables["rejections"]:
+        refused[r["stage"]] += r["recipients"] if r["stage"] in ("rcpt", "data") else r["attempts"]
+    assert late and refused["rcpt"] == sum(t.get("stage") == "rcpt" for t in late)
+    assert refused["connect"] == sum(t.get("stage") == "connect" for t in late)
+    assert tables["next_hops"]  # the connectivity log's evening
+
+
 def _refused(store: str, *args: str, since: str) -> tuple[list, list]:
     """(trace's refused recipients from ``since`` on, the report's rejections) of the store."""
     args_ = ["--sender", "*@spam.example", "--since", since, "--all", "--json"]

@@ -110,9 +110,7 @@ class Period:
 
     def utc_dates(self, since: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
         """First and last UTC date the window touches (the store's ``date`` partitions)."""
-        lo = (since or self.start).astimezone(dt.UTC).date()
-        hi = (self.end - dt.timedelta(milliseconds=1)).astimezone(dt.UTC).date()
-        return lo, hi
+        return utc_dates(since or self.start, self.end)
 
     def label(self) -> str:
         if self.days == 1:
@@ -128,3 +126,9 @@ class Period:
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
         }
+
+
+def utc_dates(a: dt.datetime, b: dt.datetime) -> tuple[dt.date, dt.date]:
+    """The first and last UTC date of the instants [a, b) (the store's ``date`` partitions):
+    not the dates of a local day's times, which east of UTC begins the UTC day before."""
+    return a.astimezone(dt.UTC).date(), (b - dt.timedelta(milliseconds=1)).astimezone(dt.UTC).date()

@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from loganalyzer.report.load import Context, frame, hour_index
-from loganalyzer.report.period import Period
+from loganalyzer.report.period import Period, utc_dates
 from loganalyzer.store import rollups
 
 RULES = {
@@ -113,7 +113,7 @@ def failed_logins(cols: str = "server, remote_ip, date_time") -> str:
 def auth_window(a: dt.datetime, b: dt.datetime) -> dict:
     """The named parameters of ``failed_logins`` for the instants [a, b)."""
     lo = a - AUTH_LOOKBACK
-    d0, d1 = _dates(lo, b)
+    d0, d1 = utc_dates(lo, b)
     return {"auth_lo0": a, "auth_lo": lo, "auth_hi": b, "auth_d0": d0, "auth_d1": d1}
 
 
@@ -285,7 +285,7 @@ def period_counts(con: duckdb.DuckDBPyConnection, p: Period) -> dict[str, int]:
 
 def window_counts(con: duckdb.DuckDBPyConnection, a: dt.datetime, b: dt.datetime) -> dict[str, int]:
     """``period_counts`` of the instants [a, b)."""
-    d0, d1 = _dates(a, b)
+    d0, d1 = utc_dates(a, b)
     (n,) = con.execute(
         f"""
         select count(*) from smtp
@@ -297,11 +297,6 @@ def window_counts(con: duckdb.DuckDBPyConnection, a: dt.datetime, b: dt.datetime
         f"select count(*) from ({failed_logins('date_time')})", auth_window(a, b)
     ).fetchall()[0]
     return {"smtp_sessions": n, "auth_failures": auth}
-
-
-def _dates(a: dt.datetime, b: dt.datetime) -> tuple[dt.date, dt.date]:
-    """The first and last UTC date of the instants [a, b) (the store's ``date`` partitions)."""
-    return a.astimezone(dt.UTC).date(), (b - dt.timedelta(milliseconds=1)).astimezone(dt.UTC).date()
 
 
 def server_hours(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

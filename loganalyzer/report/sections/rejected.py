@@ -24,6 +24,7 @@ import duckdb
 import pandas as pd
 
 from loganalyzer.report.charts import NEUTRAL, Chart, hbar, text
+from loganalyzer.report.period import utc_dates
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
 from loganalyzer.trace.rejected import REMOVED_VERDICT, REMOVES, SESSION_LOOKBACK
 
@@ -65,7 +66,7 @@ _EVENT_STAGE = """
 
 def rejections(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pd.DataFrame:
     """Refused attempts and recipients by stage, agent, reason and remote IP."""
-    window = [start, end, start.date(), end.date()]
+    window = [start, end, *utc_dates(start, end)]
     lo = start - SESSION_LOOKBACK
     # the receive protocol lines of the sessions with a refusal in the period, from
     # SESSION_LOOKBACK before it (a session begun before midnight); a command is answered by
@@ -146,7 +147,7 @@ def rejections(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -
         from joined group by all
         order by attempts desc, recipients desc, stage, remote_ip
     """
-    return con.sql(sql, params=[lo, end, lo.date(), end.date(), *window, start, *window]).df()
+    return con.sql(sql, params=[lo, end, *utc_dates(lo, end), *window, start, *window]).df()
 
 
 def agent_removed(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pd.DataFrame:
@@ -174,7 +175,7 @@ def agent_removed(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime
         group by all
         order by messages desc, agent, verdict, reason
     """
-    window_params = [start, end, start.date(), end.date()]
+    window_params = [start, end, *utc_dates(start, end)]
     return con.sql(sql, params=window_params * 2).df()
 
 
@@ -207,7 +208,7 @@ def next_hops(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) ->
         having count(failure) > 0
         order by failed desc, server, destination
     """
-    return con.sql(sql, params=[start, end, start.date(), end.date()]).df()
+    return con.sql(sql, params=[start, end, *utc_dates(start, end)]).df()
 
 
 def compute(q: Inputs) -> dict[str, pd.DataFrame]:
