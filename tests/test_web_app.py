@@ -127,3 +127,26 @@ def test_the_status_page_gives_days_without_rows_as_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(web_app.data, "GAP_RUNS", 1)
     cells = re.findall(r"<td>([^<]*days: [^<]*)</td>", client.get("/status").text)
     assert set(cells) == {"3 days: 2026-03-03 (the first 1 of 2 runs)"}, cells
+
+
+def test_reports_keep_the_shared_databases_memory_limit_and_spill_folder(store):
+    """The app's one database (``serve``) keeps its settings: each report set its own memory
+    limit and spill folder on it, then removed the folder; once a report had spilled, DuckDB
+    refused the next one's folder and every search and report answered 500 until a restart."""
+    import duckdb
+
+    from loganalyzer.store.duck import limits, share
+
+    database = duckdb.connect(config={"threads": 1, **limits("1GB")})
+    share(database)
+    try:
+        settings = "select current_setting('memory_limit'), current_setting('temp_directory')"
+        before = database.sql(settings).fetchall()
+        client = TestClient(create_app(str(store)), base_url=LOCAL)
+        for day in ("2026-03-02", "2026-03-03"):
+            assert client.get("/report", params={"date": day}).status_code == 200
+        assert database.sql(settings).fetchall() == before
+        assert client.get("/", params={"verdict": "delivered"}).status_code == 200
+    finally:
+        share(None)
+        database.close()

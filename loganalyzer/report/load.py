@@ -34,7 +34,14 @@ from loganalyzer.formats.exo_message_trace.sniff import SUMMARY as ENHANCED_SUMM
 from loganalyzer.read.frames import to_frame
 from loganalyzer.report.domains import NONE, Accepted
 from loganalyzer.report.period import LOOKBACK, Period
-from loganalyzer.store.duck import GROUPS_PER_PASS, PASSES_ENV, domain_sql, parts_by_hash, passes
+from loganalyzer.store.duck import (
+    GROUPS_PER_PASS,
+    PASSES_ENV,
+    domain_sql,
+    parts_by_hash,
+    passes,
+    shared,
+)
 
 __all__ = ["GROUPS_PER_PASS", "PASSES_ENV", "in_passes", "load", "passes"]
 
@@ -118,6 +125,10 @@ def bound(con: duckdb.DuckDBPyConnection, limit: str | None = None) -> tempfile.
     """Hold DuckDB to ``limit`` (default ``MEMORY_LIMIT``) of memory, spilling beyond it to
     the temporary folder returned (``cleanup()`` it once ``con`` is closed)."""
     spill = tempfile.TemporaryDirectory(prefix="loganalyzer-", ignore_cleanup_errors=True)
+    if shared():
+        # the web app's one database keeps its own limit and spill folder: DuckDB refuses a
+        # new spill folder once one was used, and this one is removed after the report
+        return spill
     con.execute(f"set memory_limit = '{limit or MEMORY_LIMIT}'")
     # the footers cache counts against the limit and is not given back: 84 MB of it for the
     # 1,500 small parts of a day left too little for the queries under 128 MB

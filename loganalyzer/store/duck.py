@@ -141,6 +141,13 @@ def share(database: duckdb.DuckDBPyConnection | None) -> None:
         _shared = database
 
 
+def shared() -> bool:
+    """Whether connections are cursors of one shared database (``share``): its settings
+    (memory limit, spill folder, caches) are every request's, set once."""
+    with _shared_lock:
+        return _shared is not None
+
+
 def open_connection(store: Store) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection that reads the store's files; times come back in UTC."""
     import duckdb  # here: importing it costs every command, tracing or not, a tenth of a second
