@@ -10,7 +10,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from loganalyzer.terminal.common import clean, safe
+from loganalyzer.terminal.common import clean, fields, safe, table
 from loganalyzer.times import clock
 from loganalyzer.trace.model import TraceResult, Verdict
 
@@ -83,7 +83,7 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
         if not result.candidates:
             console.print(clean(result.not_found()), highlight=False, markup=False)
             return
-        t = Table(
+        t = table(
             "#",
             "first seen",
             "sender",
@@ -91,8 +91,6 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
             "subject",
             "verdicts",
             title=f"{result.total:,} messages match (times in {result.tz})",
-            header_style="bold",
-            expand=True,
         )
         for i, c in enumerate(result.candidates, 1):
             rcpts = c.get("recipients") or []
@@ -115,40 +113,33 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
         console.print("Trace one with --pick N, or each with --all.")
         return
     for m in result.messages:
-        head = Table.grid(padding=(0, 2))
-        head.add_column(style="bold")
-        head.add_column()
-        for label, value in (
-            ("Message-ID", m.message_id),
-            ("Network ID", m.network_message_id),
-            ("Queue ID", m.queue_id),
-            ("Subject", m.subject),
-            ("Sender", m.sender),
-            ("Received", f"{when(m.received_at)} {result.tz}" if m.received_at else None),
-            ("Size", f"{m.size:,} bytes" if m.size else None),
-            (m.notices_label, ", ".join(m.ndr_message_ids) or None),
-        ):
-            if value:
-                head.add_row(label, Text(clean(value)))
-        verdicts = Table(
+        head = fields(
+            (
+                ("Message-ID", m.message_id),
+                ("Network ID", m.network_message_id),
+                ("Queue ID", m.queue_id),
+                ("Subject", m.subject),
+                ("Sender", m.sender),
+                ("Received", f"{when(m.received_at)} {result.tz}" if m.received_at else None),
+                ("Size", f"{m.size:,} bytes" if m.size else None),
+                (m.notices_label, ", ".join(m.ndr_message_ids) or None),
+            )
+        )
+        verdicts = table(
             "recipient",
             "verdict",
             "what happened",
-            header_style="bold",
-            expand=True,
             title="Verdict per recipient",
             title_justify="left",
         )
         for v in m.recipients:
             _verdict_rows(verdicts, v)
-        timeline = Table(
+        timeline = table(
             "time",
             "server",
             "event",
             "from / to",
             "recipients",
-            header_style="bold",
-            expand=True,
             title=f"Timeline ({result.tz})",
             title_justify="left",
         )
