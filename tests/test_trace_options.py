@@ -162,9 +162,27 @@ def test_a_trace_written_to_a_pipe_is_as_wide_as_its_conversations_need(store):
     assert 120 <= max(map(len, lines)) <= 200
     narrow = _run("trace", mid, "--store", store, env={"COLUMNS": "80"}).stdout.splitlines()
     assert max(map(len, narrow)) <= 80  # COLUMNS is the user's: kept
-    assert len(lines) < len(narrow) / 2
+    assert len(lines) < len(narrow)
     # a conversation's lines are whole, not cut into a column a few characters wide
     assert any("EHLO ex02.contoso.com" in x for x in lines)
+
+
+def test_the_timeline_reads_at_a_glance_and_each_conversation_is_shown_once(store):
+    """Each SMTP row of the timeline carried its whole conversation under its recipients (at
+    80 columns hundreds of lines a message): the timeline names each conversation, and they
+    follow it, numbered, each line once."""
+    m = _a_message(store, hops=2)
+    talks = [e for e in m["events"] if e["conversation"]]
+    out = _run("trace", m["message_id"], "--store", store, env={"COLUMNS": "80"}).stdout
+    timeline = out[out.index("Timeline (") : out.index("└", out.index("Timeline ("))]
+    assert "EHLO" not in timeline
+    assert len(timeline.splitlines()) <= 8 * len(m["events"])
+    events = "".join(x.split("│")[3] for x in timeline.splitlines() if x.count("│") == 6)
+    for n, e in enumerate(talks, 1):
+        assert f"conversation{n}below" in events.replace(" ", "")
+        assert f"SMTP conversation {n}: {e['event_id']} SMTP on {e['server']}" in out
+    ehlo = sum(1 for e in talks for c in e["conversation"] if (c["data"] or "").startswith("EHLO"))
+    assert out.count("< EHLO") + out.count("> EHLO") == ehlo > 0
 
 
 def test_a_reader_holds_duckdb_to_bounded_memory_and_leaves_no_spill_folder(store, tmp_path):
