@@ -154,6 +154,25 @@ def test_pick_with_all_is_a_usage_error(store):
     )
 
 
+def test_traces_of_all_say_which_of_how_many_and_a_list_cut_to_one_stays_a_list(store):
+    """``--all --limit 2`` traced two messages with no word of the others that match, and a
+    list cut to one by ``--limit`` was traced as if it were the only match."""
+    total = _traced(store, "--since", "2026-03-01", "--limit", 1)["total"]
+    assert total > 2
+    done = _run("trace", "--since", "2026-03-01", "--all", "--limit", 2, "--store", store)
+    assert done.returncode == 0, done.stderr
+    heads = [x.strip("─ ") for x in done.stdout.splitlines() if x.startswith("─")]
+    assert heads == ["1 of 2", "2 of 2"]
+    assert done.stdout.count("Message-ID  ") == 2
+    last = done.stdout.splitlines()[-1]
+    assert last == f"traced 2 of {total:,} matching messages (--limit N for more)"
+    one = _run("trace", "--since", "2026-03-01", "--limit", 1, "--store", store)
+    assert one.returncode == 0, one.stderr
+    assert "Message-ID  " not in one.stdout
+    assert f"showing the first 1 of {total:,}" in one.stdout
+    assert _traced(store, "--since", "2026-03-01", "--limit", 1)["messages"] == []
+
+
 def test_a_trace_written_to_a_pipe_is_as_wide_as_its_conversations_need(store):
     mid = _a_message(store, hops=2)["message_id"]
     piped = _run("trace", mid, "--store", store)

@@ -91,7 +91,12 @@ def _conversation(n: int, e, when) -> Table:
     return t
 
 
-def print_trace(console: Console, result: TraceResult, conversation: bool = True) -> None:
+def print_trace(
+    console: Console, result: TraceResult, conversation: bool = True, first: int = 1, of: int = 1
+) -> None:
+    """The list of matching messages, or each traced message: its head, verdicts, timeline and
+    (with ``conversation``) its SMTP conversations. Traced messages are counted from ``first``,
+    each headed "n of ``of``" when ``of`` is more than one (a page of ``trace --all``)."""
     zone = ZoneInfo(result.tz)
 
     def when(t) -> str:
@@ -130,7 +135,9 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
             )
         console.print("Trace one with --pick N, or each with --all.")
         return
-    for m in result.messages:
+    for n, m in enumerate(result.messages, first):
+        if of > 1:
+            console.rule(f"[bold]{n:,} of {of:,}[/bold]")
         head = fields(
             (
                 ("Message-ID", m.message_id),
