@@ -375,7 +375,7 @@ def trace_cmd(
     filters |= dict(since=since, until=until, event_id=event_id, verdict=verdict, tz=tz)
     filters |= dict(verdicts=True)  # a listed message's verdicts, not its last event
     if all_ and pick is None:  # a page at a time, as it comes (the HTML page too)
-        return _print_pages(trace_pages(store, query, most=limit, **filters), as_json, html)
+        return _print_pages(trace_pages(store, query, most=limit, **filters), as_json, html, limit)
     result = trace(
         store,
         query,
@@ -402,9 +402,11 @@ def trace_cmd(
         raise NothingFound(result.not_found())
 
 
-def _print_pages(pages, as_json: bool, html: str | None = None) -> None:
+def _print_pages(pages, as_json: bool, html: str | None = None, most: int | None = None) -> None:
     """``trace --all``: each page of traces printed as it is made (JSON: the messages as they
-    come, then the list of them) and added to the ``html`` page, memory held to a page."""
+    come, then the list of them) and added to the ``html`` page, memory held to a page; the
+    text numbered ("1 of 26") and closed by how many of the matches were traced (the first
+    ``most``, when given)."""
     from loganalyzer.terminal.trace import print_trace
 
     def dumps(value) -> str:
@@ -412,11 +414,12 @@ def _print_pages(pages, as_json: bool, html: str | None = None) -> None:
 
     listed: list[dict] = []
     written = 0
+    total = 0
     notes: list[str] = []
     unmatched: list[str] = []
 
     def printed():
-        nonlocal written, listed
+        nonlocal written, listed, total
         for result in pages:  # (at least one: the first says what matched)
             if not result.total:  # (the page says so too, as a trace of one ID does)
                 if as_json:
@@ -427,13 +430,15 @@ def _print_pages(pages, as_json: bool, html: str | None = None) -> None:
             if as_json and not written:
                 head = dumps({"query": result.query, "total": result.total})
                 typer.echo(head[: head.rindex("}")].rstrip() + ',\n  "messages": [', nl=False)
+            first, total = written + 1, result.total
             for m in result.messages:
                 if as_json:
                     typer.echo(("," if written else "") + "\n" + dumps(m.to_dict()), nl=False)
                 written += 1
             listed += result.candidates
             if not as_json:
-                print_trace(console, result)
+                of = total if most is None else min(total, most)
+                print_trace(console, result, first=first, of=of)
             if not notes and (note := result.case_note()):
                 notes.append(note)
             yield result
@@ -448,6 +453,13 @@ def _print_pages(pages, as_json: bool, html: str | None = None) -> None:
             pass
     if as_json and not unmatched:
         typer.echo('\n  ],\n  "candidates": ' + dumps(listed) + "\n}")
+    elif written < total:
+        console.print(
+            f"traced {written:,} of {total:,} matching messages (--limit N for more)",
+            highlight=False,
+        )
+    elif written > 1:
+        console.print(f"traced {written:,} matching messages", highlight=False)
     if html:
         typer.echo(f"HTML: {html}", err=True)
     for note in notes:

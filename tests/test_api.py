@@ -173,6 +173,25 @@ def test_sql_table_says_the_rows_it_leaves_out(store):
     assert len(json.loads(out.stdout)) == 250
 
 
+def test_sql_columns_of_the_same_name_are_told_apart(store):
+    """Two columns of one name (``select date_time, * from smtp``) ended in "unexpected
+    AttributeError"; they are named as DuckDB names a subquery's, in every output."""
+    q = "select 1 as a, 2 as a, 3 as a_1, 4 as a"
+    names = ["a", "a_1", "a_1_1", "a_2"]
+    run = [LOGANALYZER, "sql", q, "--store", str(store.root)]
+    table = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert table.returncode == 0, table.stderr
+    assert [x.strip() for x in table.stdout.splitlines()[1].split("┃")[1:-1]] == names
+    as_json = subprocess.run([*run, "--json"], capture_output=True, text=True, timeout=120)
+    assert json.loads(as_json.stdout) == [dict(zip(names, (1, 2, 3, 4), strict=True))]
+    as_csv = subprocess.run([*run, "--csv"], capture_output=True, text=True, timeout=120)
+    assert as_csv.stdout.splitlines() == [",".join(names), "1,2,3,4"]
+    assert list(store.sql("select date_time, * from smtp limit 1").columns[:2]) == [
+        "date_time",
+        "date_time_1",
+    ]
+
+
 def test_sql_json_bytes_are_hex_and_no_rows_is_one_line(cli, store):
     """The manifest's sketches (bytes) are hexadecimal text in JSON, not a Python repr; a result
     of no rows is one line naming its columns, not a table of empty headers."""

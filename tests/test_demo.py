@@ -54,6 +54,13 @@ def test_demo_suggests_the_sample_day_and_no_macos_command(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     lines = [x.strip() for x in out.stdout.splitlines()]
+    # its sections numbered in turn (both traces were "2.")
+    assert [x.strip("─ ") for x in lines if x.startswith("─")] == [
+        "1. Ingest: a day of logs of three Exchange servers and an IIS relay",
+        "2. Trace a failed message",
+        "3. Trace a delivered message",
+        "4. Try next",
+    ]
     page = (tmp_path / "demo" / f"report-{SAMPLE_DAY}.html").resolve()
     assert page.as_uri() in lines
     store = Path("demo") / "store"

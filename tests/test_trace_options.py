@@ -154,6 +154,25 @@ def test_pick_with_all_is_a_usage_error(store):
     )
 
 
+def test_traces_of_all_say_which_of_how_many_and_a_list_cut_to_one_stays_a_list(store):
+    """``--all --limit 2`` traced two messages with no word of the others that match, and a
+    list cut to one by ``--limit`` was traced as if it were the only match."""
+    total = _traced(store, "--since", "2026-03-01", "--limit", 1)["total"]
+    assert total > 2
+    done = _run("trace", "--since", "2026-03-01", "--all", "--limit", 2, "--store", store)
+    assert done.returncode == 0, done.stderr
+    heads = [x.strip("─ ") for x in done.stdout.splitlines() if x.startswith("─")]
+    assert heads == ["1 of 2", "2 of 2"]
+    assert done.stdout.count("Message-ID  ") == 2
+    last = done.stdout.splitlines()[-1]
+    assert last == f"traced 2 of {total:,} matching messages (--limit N for more)"
+    one = _run("trace", "--since", "2026-03-01", "--limit", 1, "--store", store)
+    assert one.returncode == 0, one.stderr
+    assert "Message-ID  " not in one.stdout
+    assert f"showing the first 1 of {total:,}" in one.stdout
+    assert _traced(store, "--since", "2026-03-01", "--limit", 1)["messages"] == []
+
+
 def test_a_trace_written_to_a_pipe_is_as_wide_as_its_conversations_need(store):
     mid = _a_message(store, hops=2)["message_id"]
     piped = _run("trace", mid, "--store", store)
@@ -162,9 +181,27 @@ def test_a_trace_written_to_a_pipe_is_as_wide_as_its_conversations_need(store):
     assert 120 <= max(map(len, lines)) <= 200
     narrow = _run("trace", mid, "--store", store, env={"COLUMNS": "80"}).stdout.splitlines()
     assert max(map(len, narrow)) <= 80  # COLUMNS is the user's: kept
-    assert len(lines) < len(narrow) / 2
+    assert len(lines) < len(narrow)
     # a conversation's lines are whole, not cut into a column a few characters wide
     assert any("EHLO ex02.contoso.com" in x for x in lines)
+
+
+def test_the_timeline_reads_at_a_glance_and_each_conversation_is_shown_once(store):
+    """Each SMTP row of the timeline carried its whole conversation under its recipients (at
+    80 columns hundreds of lines a message): the timeline names each conversation, and they
+    follow it, numbered, each line once."""
+    m = _a_message(store, hops=2)
+    talks = [e for e in m["events"] if e["conversation"]]
+    out = _run("trace", m["message_id"], "--store", store, env={"COLUMNS": "80"}).stdout
+    timeline = out[out.index("Timeline (") : out.index("└", out.index("Timeline ("))]
+    assert "EHLO" not in timeline
+    assert len(timeline.splitlines()) <= 8 * len(m["events"])
+    events = "".join(x.split("│")[3] for x in timeline.splitlines() if x.count("│") == 6)
+    for n, e in enumerate(talks, 1):
+        assert f"conversation{n}below" in events.replace(" ", "")
+        assert f"SMTP conversation {n}: {e['event_id']} SMTP on {e['server']}" in out
+    ehlo = sum(1 for e in talks for c in e["conversation"] if (c["data"] or "").startswith("EHLO"))
+    assert out.count("< EHLO") + out.count("> EHLO") == ehlo > 0
 
 
 def test_a_reader_holds_duckdb_to_bounded_memory_and_leaves_no_spill_folder(store, tmp_path):

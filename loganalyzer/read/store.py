@@ -38,7 +38,8 @@ class Store(_Store):
     def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
         """Run SQL over the store's views; returns a DataFrame. BadInput for a text that holds
         no statement (empty, or comments alone) and for SQL that DuckDB refuses (its first
-        line says what is wrong)."""
+        line says what is wrong). Columns of the same name (``select date_time, * from
+        smtp``) are told apart as DuckDB does a subquery's: ``a``, ``a_1``, ``a_2``."""
         import duckdb
 
         from loganalyzer.read.frames import to_frame
@@ -52,7 +53,8 @@ class Store(_Store):
                 result = con.sql(query, params=params or None)
                 if result is None:  # DuckDB gives no relation for a text of no statement
                     raise BadInput(f"SQL {query.strip()[:40]!r}: no statement to run")
-                return to_frame(result.to_arrow_table())
+                table = result.to_arrow_table()
+                return to_frame(table.rename_columns(_told_apart(table.column_names)))
             except duckdb.Error as exc:
                 raise BadInput(f"SQL: {_one_line(str(exc))}") from exc
 
@@ -140,6 +142,21 @@ class Store(_Store):
 
 #: DuckDB's hints on the lines after its error (the rest are the query and a caret).
 _HINTS = ("Did you mean", "Candidate bindings")
+
+
+def _told_apart(names: list[str]) -> list[str]:
+    """``names`` each made unique by a suffix ``_1``, ``_2``... where an earlier one has it (a
+    DataFrame, JSON and CSV need a column's name to be one column's)."""
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        new, n = name, 0
+        while new in seen:
+            n += 1
+            new = f"{name}_{n}"
+        seen.add(new)
+        out.append(new)
+    return out
 
 
 def _one_line(error: str) -> str:

@@ -1,14 +1,18 @@
-"""What every terminal renderer uses: text from logs made safe, JSON output, a status line."""
+"""What every terminal renderer uses: text from logs made safe, tables, JSON output, a status
+line."""
 
 from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Column, Table
+from rich.text import Text
 
 from loganalyzer.pages import BIDI, json_text
 
@@ -30,6 +34,28 @@ def safe(value: object) -> str:
     line printed with markup on): its square brackets escaped, so that a log value cannot add
     styles or links ("[link=...]") or break the line ("[/b]" closes no tag)."""
     return escape(clean(value))
+
+
+def table(*columns: str | Column, **options) -> Table:
+    """A table as wide as the console, bold headings, whose cells are never cut: a value longer
+    than its column folds onto the next line. Rich's default ends it with "…", and an address,
+    IP, host name, ID or path cut short is useless. ``options`` go to ``Table``."""
+    t = Table(*columns, **{"header_style": "bold", "expand": True, **options})
+    for c in t.columns:
+        c.overflow = "fold"
+    return t
+
+
+def fields(rows: Iterable[tuple[str, object]]) -> Table:
+    """Labelled values, one a line (a message's head), those without a value left out; the
+    values cleaned and folded like ``table``'s cells."""
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column(overflow="fold")
+    for label, value in rows:
+        if value:
+            t.add_row(label, Text(clean(value)))
+    return t
 
 
 def print_values(text: str) -> None:

@@ -14,18 +14,17 @@ from loganalyzer.terminal.trace import print_trace
 
 def print_demo(console: Console, result) -> None:
     """The demo's story: what was read, two traces, and the commands to try next."""
-    console.rule(
-        "[bold]1. Ingest[/bold]: one day of sample logs from three Exchange servers "
-        "and an IIS SMTP relay"
-    )
+    # (short enough for an 80-column rule, which would cut it with "…")
+    console.rule("[bold]1. Ingest[/bold]: a day of logs of three Exchange servers and an IIS relay")
     console.print(f"logs: {clean(result.logs)}", highlight=False, markup=False)
     print_ingest_summary(console, result.ingest)
-    for label, res in result.traces.items():
-        console.rule(f"[bold]2. Trace a {label} message[/bold]")
+    n = 1
+    for n, (label, res) in enumerate(result.traces.items(), 2):
+        console.rule(f"[bold]{n}. Trace a {label} message[/bold]")
         print_trace(console, res, conversation=False)
     store = safe(result.store)
     mid = next((t.messages[0].message_id for t in result.traces.values() if t.messages), "")
-    console.rule("[bold]Try next[/bold]")
+    console.rule(f"[bold]{n + 1}. Try next[/bold]")
     tips = [
         (
             f"loganalyzer trace '{safe(mid)}' --store {store}",

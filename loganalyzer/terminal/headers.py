@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from loganalyzer.headers.model import HeaderAnalysis
-from loganalyzer.terminal.common import clean
+from loganalyzer.terminal.common import clean, fields, table
 from loganalyzer.times import duration
 
 RESULT_STYLE = {
@@ -31,7 +31,7 @@ def _t(value: object, style: str | None = None) -> Text:
 
 
 def _table(*columns: str, title: str | Text) -> Table:
-    return Table(*columns, header_style="bold", expand=True, title=title, title_justify="left")
+    return table(*columns, title=title, title_justify="left")
 
 
 def print_headers(console: Console, result: HeaderAnalysis) -> None:
@@ -41,22 +41,19 @@ def print_headers(console: Console, result: HeaderAnalysis) -> None:
     def when(t) -> str:
         return t.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if t else ""
 
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold")
-    head.add_column()
     original = result.original_message_id
-    for label, value in (
-        ("Subject", result.subject),
-        ("From", result.sender),
-        ("To", result.to),
-        ("Date", f"{when(result.date)} {result.tz}" if result.date else None),
-        ("Message-ID", result.message_id),
-        ("Network ID", result.network_message_id),
-        ("Bounce", f"reported by {result.reporting_mta or '?'}" if result.is_bounce else None),
-        ("Original", original),
-    ):
-        if value:
-            head.add_row(label, Text(clean(value)))
+    head = fields(
+        (
+            ("Subject", result.subject),
+            ("From", result.sender),
+            ("To", result.to),
+            ("Date", f"{when(result.date)} {result.tz}" if result.date else None),
+            ("Message-ID", result.message_id),
+            ("Network ID", result.network_message_id),
+            ("Bounce", f"reported by {result.reporting_mta or '?'}" if result.is_bounce else None),
+            ("Original", original),
+        )
+    )
     console.print(head)
     for note in result.notes:
         console.print(Text(f"note: {clean(note)}", style="dim"))

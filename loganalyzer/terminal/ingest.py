@@ -13,9 +13,9 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
+from rich.table import Column
 
-from loganalyzer.terminal.common import clean, safe
+from loganalyzer.terminal.common import clean, safe, table
 
 
 @contextmanager
@@ -72,7 +72,7 @@ def print_ingest_summary(console: Console, summary) -> None:
                 f"{x.path} ({x.quarantined})"
             )
     if by_reason:
-        t = Table("status", "files", "why", header_style="bold", expand=True)
+        t = table("status", Column("files", ratio=2), Column("why", ratio=1))
         for (status, why), paths in sorted(by_reason.items()):
             shown = ", ".join(safe(p) for p in paths[:5])
             more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""

@@ -6,10 +6,10 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column
 
 from eventcodes import Explanation
-from loganalyzer.terminal.common import clean, safe
+from loganalyzer.terminal.common import clean, safe, table
 
 
 def print_frame(console: Console, df: pd.DataFrame, limit: int = 100) -> None:
@@ -19,7 +19,7 @@ def print_frame(console: Console, df: pd.DataFrame, limit: int = 100) -> None:
         names = ", ".join(clean(c) for c in df.columns)
         console.print(f"0 rows (columns: {names})", highlight=False, soft_wrap=True, markup=False)
         return
-    t = Table(*[safe(c) for c in df.columns], header_style="bold", expand=True)
+    t = table(*[safe(c) for c in df.columns])
     for row in df.head(limit).itertuples(index=False):
         t.add_row(*[safe("" if v is None or v is pd.NA else v) for v in row])
     console.print(t)
@@ -34,12 +34,13 @@ def print_frame(console: Console, df: pd.DataFrame, limit: int = 100) -> None:
 def print_codes(console: Console, explained: Sequence[Explanation]) -> None:
     """Code table entries, one a row, failures in red; then what each whole reply whose codes
     disagree is as a whole, and each explanation's notes."""
-    t = Table(header_style="bold", expand=True)
-    t.add_column("family", no_wrap=True)
-    t.add_column("code", no_wrap=True)
-    t.add_column("name", ratio=1)
-    t.add_column("meaning", ratio=3)
-    t.add_column("outcome", no_wrap=True)
+    t = table(
+        Column("family", no_wrap=True),
+        Column("code", no_wrap=True),
+        Column("name", ratio=1),
+        Column("meaning", ratio=3),
+        Column("outcome", no_wrap=True),
+    )
     for e in (e for x in explained for e in x.entries):
         style = "red" if e.is_failure else None
         t.add_row(e.family, e.code, e.name, e.meaning, e.outcome, style=style)
@@ -58,9 +59,10 @@ def print_codes(console: Console, explained: Sequence[Explanation]) -> None:
 
 def print_formats(console: Console, rows: Iterable[dict], unsupported: Iterable[str]) -> None:
     """The formats (name, table, files, description) and the log kinds recognised but not read."""
-    t = Table("format", "table", "files", "what", header_style="bold", expand=True)
-    t.columns[0].no_wrap = True  # the exact value --format takes: never cut
-    t.columns[0].overflow = "fold"
+    # the format's name is the exact value --format takes: on one line
+    t = table(
+        Column("format", no_wrap=True), "table", Column("files", ratio=1), Column("what", ratio=1)
+    )
     for r in rows:
         t.add_row(r["name"], r["table"], r["files"], r["description"])
     console.print(t)

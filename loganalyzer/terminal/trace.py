@@ -1,4 +1,5 @@
-"""A trace in the terminal (rich): verdicts first, then the timeline with conversations."""
+"""A trace in the terminal (rich): verdicts first, then the timeline, then the SMTP
+conversations of its hops."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import os
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from loganalyzer.terminal.common import clean, safe
+from loganalyzer.terminal.common import clean, fields, safe, table
 from loganalyzer.times import clock
 from loganalyzer.trace.model import TraceResult, Verdict
 
@@ -73,7 +74,29 @@ def _wide(console: Console, *tables: Table) -> Console:
     return Console(file=console.file, width=width, color_system=console.color_system)
 
 
-def print_trace(console: Console, result: TraceResult, conversation: bool = True) -> None:
+def _conversation(n: int, e, when) -> Table:
+    """The SMTP conversation of the timeline's event ``e``, numbered ``n``: a line of the log a
+    line, its time and what was said."""
+    t = Table.grid(padding=(0, 1))
+    t.title = Text(
+        f"SMTP conversation {n}: {e.event_id} {clean(e.source or '')} on {clean(e.server)} at "
+        f"{when(e.date_time)}",
+        style="bold",
+    )
+    t.title_justify = "left"
+    t.add_column(style="dim")
+    t.add_column(overflow="fold")
+    for c in e.conversation:
+        t.add_row(when(c.date_time)[11:], Text(clean(c.text())))
+    return t
+
+
+def print_trace(
+    console: Console, result: TraceResult, conversation: bool = True, first: int = 1, of: int = 1
+) -> None:
+    """The list of matching messages, or each traced message: its head, verdicts, timeline and
+    (with ``conversation``) its SMTP conversations. Traced messages are counted from ``first``,
+    each headed "n of ``of``" when ``of`` is more than one (a page of ``trace --all``)."""
     zone = ZoneInfo(result.tz)
 
     def when(t) -> str:
@@ -83,7 +106,7 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
         if not result.candidates:
             console.print(clean(result.not_found()), highlight=False, markup=False)
             return
-        t = Table(
+        t = table(
             "#",
             "first seen",
             "sender",
@@ -91,8 +114,6 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
             "subject",
             "verdicts",
             title=f"{result.total:,} messages match (times in {result.tz})",
-            header_style="bold",
-            expand=True,
         )
         for i, c in enumerate(result.candidates, 1):
             rcpts = c.get("recipients") or []
@@ -114,72 +135,61 @@ def print_trace(console: Console, result: TraceResult, conversation: bool = True
             )
         console.print("Trace one with --pick N, or each with --all.")
         return
-    for m in result.messages:
-        head = Table.grid(padding=(0, 2))
-        head.add_column(style="bold")
-        head.add_column()
-        for label, value in (
-            ("Message-ID", m.message_id),
-            ("Network ID", m.network_message_id),
-            ("Queue ID", m.queue_id),
-            ("Subject", m.subject),
-            ("Sender", m.sender),
-            ("Received", f"{when(m.received_at)} {result.tz}" if m.received_at else None),
-            ("Size", f"{m.size:,} bytes" if m.size else None),
-            (m.notices_label, ", ".join(m.ndr_message_ids) or None),
-        ):
-            if value:
-                head.add_row(label, Text(clean(value)))
-        verdicts = Table(
+    for n, m in enumerate(result.messages, first):
+        if of > 1:
+            console.rule(f"[bold]{n:,} of {of:,}[/bold]")
+        head = fields(
+            (
+                ("Message-ID", m.message_id),
+                ("Network ID", m.network_message_id),
+                ("Queue ID", m.queue_id),
+                ("Subject", m.subject),
+                ("Sender", m.sender),
+                ("Received", f"{when(m.received_at)} {result.tz}" if m.received_at else None),
+                ("Size", f"{m.size:,} bytes" if m.size else None),
+                (m.notices_label, ", ".join(m.ndr_message_ids) or None),
+            )
+        )
+        verdicts = table(
             "recipient",
             "verdict",
             "what happened",
-            header_style="bold",
-            expand=True,
             title="Verdict per recipient",
             title_justify="left",
         )
         for v in m.recipients:
             _verdict_rows(verdicts, v)
-        timeline = Table(
+        timeline = table(
             "time",
             "server",
             "event",
             "from / to",
             "recipients",
-            header_style="bold",
-            expand=True,
             title=f"Timeline ({result.tz})",
             title_justify="left",
         )
+        talks = [e for e in m.events if e.conversation] if conversation else []
         for e in m.events:
             event = Text(e.event_id, style="bold")
             event.append(f" {clean(e.source or '')}\n", style="dim")
             note = f" ({m.notice_word})" if e.is_ndr else ""
             event.append(clean(e.name or e.meaning) + note, style="dim")
+            if e.internal_id_changed:  # (here, not under the server: that column stays narrow)
+                event.append(f"\nnew internal ID {clean(e.internal_message_id)}", style="red")
+            if e in talks:  # its lines are below the timeline: a row reads at a glance
+                event.append(f"\nconversation {talks.index(e) + 1} below", style="dim")
             hop = clean(e.client or "") + (f" -> {clean(e.server_host)}" if e.server_host else "")
             if e.connector:
                 hop += f"\n[{clean(e.connector)}]"
-            server = Text(clean(e.server))
-            if e.internal_id_changed:
-                server.append(f"\nnew internal ID {clean(e.internal_message_id)}", style="red")
             rcpts = Text()
-            for r in e.recipients:
-                rcpts.append(clean(r["address"]))
+            for i, r in enumerate(e.recipients):
+                rcpts.append(("\n" if i else "") + clean(r["address"]))
                 if r.get("status"):
                     rcpts.append(f" {clean(r['status'])}", style="yellow")
-                rcpts.append("\n")
-            cells = [Text(when(e.date_time)), server, event, Text(hop), rcpts]
-            if conversation and e.conversation:
-                conv = Text(
-                    "\n".join(
-                        f"{when(c.date_time)[11:]} {clean(c.text())}" for c in e.conversation
-                    ),
-                    style="dim",
-                )
-                cells[4] = Group(rcpts, conv)
+            cells = [Text(when(e.date_time)), Text(clean(e.server)), event, Text(hop), rcpts]
             timeline.add_row(*cells, style="dim" if e.is_ndr else None)
-        _wide(console, verdicts, timeline).print(head, verdicts, timeline)
+        shown = [_conversation(n, e, when) for n, e in enumerate(talks, 1)]
+        _wide(console, verdicts, timeline, *shown).print(head, verdicts, timeline, *shown)
         for x in m.missing_logs:
             after = x["after"]
             after = datetime.fromisoformat(after) if isinstance(after, str) else after

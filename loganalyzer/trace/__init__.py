@@ -243,7 +243,8 @@ def trace(
             found = found if reach is None else found[:reach]
             total += len(refused)
         listed = found[offset:] if limit is None else found[offset : offset + limit]
-        chosen = listed if all or len(found) == 1 else []
+        # one match is traced; a list cut to one by ``limit`` stays a list (its total says more)
+        chosen = listed if all or total == 1 else []
         if verdicts:  # (those traced below take their trace's verdicts)
             unchosen = [c for c in listed if not any(c is x for x in chosen)]
             tracked = [c for c in unchosen if "attempt" not in c and c.get("message_id")]
