@@ -17,6 +17,54 @@ from loganalyzer.store.rollups import SOURCES
 #: hours without a row named: a week, so that a weekend's quiet does not hide a server.
 EXPECTED_DAYS = 7
 
+#: An hour without rows from a server is a gap when it would have logged this many messages
+#: (tracking) or sessions (SMTP) then: a quiet night's hour without mail is not.
+GAP_EXPECTED = 20
+
+
+def hour_counts(con: duckdb.DuckDBPyConnection, ctx: Context, smtp_hours: pd.DataFrame):
+    """Per log (tracking, smtp), server and hour of the period (its index ``i``): the lines
+    and the messages or sessions (``units``) logged (``smtp_hours``: the SMTP ones)."""
+    tracking = frame(
+        con,
+        f"""
+        select server, {hour_index("date_time", ctx.period)} as i, count(*) as lines,
+               count(distinct msg) as units
+        from trk where date_time >= ? and date_time < ? group by all
+        """,
+        ctx.window(),
+    )
+    both = pd.concat(
+        [tracking.assign(log="tracking"), smtp_hours.assign(log="smtp")], ignore_index=True
+    )
+    return both.assign(i=both["i"].astype(int)) if len(both) else both
+
+
+def gaps(both: pd.DataFrame, lo: int, hi: int) -> dict[tuple[str, str], tuple[list[int], float]]:
+    """Of each (log, server) of ``hour_counts``: the hours ``lo`` to ``hi`` in which it logged
+    nothing though it would be expected to log at least ``GAP_EXPECTED`` messages or sessions
+    (its share of all servers' that hour, or as many as the hours before and after it each
+    had: rows come in bursts of a message or a session, so these are what is counted), and
+    how many were expected in them. The one rule of a missing hour."""
+    out = {}
+    for log, of_log in both.groupby("log", sort=True):
+        org = of_log.groupby("i")["units"].sum()
+        for server, group in of_log.groupby("server", sort=True, observed=True):
+            lines = group.groupby("i")["lines"].sum()
+            mine = group.groupby("i")["units"].sum()
+            share = mine.sum() / max(org.sum(), 1)
+            found, expected = [], 0.0
+            for i in range(lo, hi + 1):
+                if lines.get(i, 0):
+                    continue
+                guess = max(share * org.get(i, 0), min(mine.get(i - 1, 0), mine.get(i + 1, 0)))
+                if guess >= GAP_EXPECTED:
+                    found.append(i)
+                    expected += guess
+            if found:
+                out[(log, server)] = (found, expected)
+    return out
+
 
 def untracked_days(
     con: duckdb.DuckDBPyConnection, ctx: Context, smtp_hours: pd.DataFrame
@@ -48,35 +96,33 @@ def coverage(
 ) -> tuple[list[dt.date], dict[str, list[str]]]:
     """The period's days without any log row, and per server the hours of the other days
     in which it logged nothing (``2026-03-02 03:00-05:59``, in the period's zone): of the
-    servers that logged in it or near it (``expected_servers``); with ``held``
-    (``store_days``), not the hours before the store's first UTC day (a zone ahead of UTC
-    starts its first day before the store does). The hours after its last UTC day are named:
-    a day of a zone behind UTC that runs past the logs is a day with hours missing."""
-    tracking = frame(
-        con,
-        f"""
-        select upper(server) as server, {hour_index("date_time", ctx.period)} as i
-        from trk where date_time >= ? and date_time < ? group by all
-        """,
-        ctx.window(),
-    )
-    smtp = smtp_hours.assign(server=smtp_hours["server"].str.upper())[["server", "i"]]
-    seen = pd.concat([tracking, smtp], ignore_index=True).dropna()
+    servers that logged in it or near it (``expected_servers``) every hour when it logged
+    none in the period, else those the rule of a gap (``gaps``) names in one of its logs;
+    with ``held`` (``store_days``), not the hours before the store's first UTC day (a zone
+    ahead of UTC starts its first day before the store does). The hours after its last UTC
+    day are named: a day of a zone behind UTC that runs past the logs is a day with hours
+    missing."""
+    both = hour_counts(con, ctx, smtp_hours)
     idx = hours(ctx.period)
     day_of = [t.date() for t in idx]
     busy: dict[str, set[int]] = {}
-    for server, i in zip(seen["server"], seen["i"].astype(int), strict=True):
+    for server, i in zip(both["server"].str.upper(), both["i"], strict=True) if len(both) else ():
         if 0 <= i < len(idx):
             busy.setdefault(server, set()).add(i)
+    flagged: dict[str, set[int]] = {}
+    for (_, server), (found, _) in gaps(both, 0, len(idx) - 1).items() if len(both) else ():
+        flagged.setdefault(server.upper(), set()).update(found)
     any_hour = set().union(*busy.values()) if busy else set()
     empty = empty_days(ctx.period, [idx[i] for i in any_hour])
     inside = _held(ctx.period, held)
+    after = _after(ctx.period, held)
     counted = [i for i in range(len(idx)) if day_of[i] not in empty and inside[i]]
     quiet = {}
     for server in sorted(set(expected_servers(con, ctx.period)) | set(busy)):
-        gaps = [i for i in counted if i not in busy.get(server, set())]
-        if gaps:
-            quiet[server] = _day_ranges(gaps, ctx.period)
+        mine, named = busy.get(server), flagged.get(server, set())
+        silent = [i for i in counted if not mine or (i not in mine and (i in named or after[i]))]
+        if silent:
+            quiet[server] = _day_ranges(silent, ctx.period)
     return empty, quiet
 
 
@@ -161,6 +207,15 @@ def _held(period: Period, held: tuple[dt.date, dt.date] | None) -> list[bool]:
     if held is None:
         return [True] * len(ends)
     return list(ends > pd.Timestamp(held[0], tz="UTC"))
+
+
+def _after(period: Period, held: tuple[dt.date, dt.date] | None) -> list[bool]:
+    """For each hour of the period, whether it ends after the store's last UTC day of
+    ``held`` (none: no hour)."""
+    ends = hour_ends(period)
+    if held is None:
+        return [False] * len(ends)
+    return list(ends > pd.Timestamp(held[1] + dt.timedelta(days=1), tz="UTC"))
 
 
 def _day_ranges(gaps: list[int], period: Period) -> list[str]:

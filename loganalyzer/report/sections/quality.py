@@ -6,13 +6,10 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from loganalyzer.report import sessions
-from loganalyzer.report.load import Context, frame, hour_ends, hour_index, hours
+from loganalyzer.report import quality, sessions
+from loganalyzer.report.load import Context, frame, hour_ends, hours
+from loganalyzer.report.quality import GAP_EXPECTED
 from loganalyzer.report.sections.base import Inputs, Report, Section, Table
-
-#: An hour without rows from a server counts as missing when it would have logged this many.
-GAP_EXPECTED = 20
-
 
 #: A server pair is flagged when the median of (RECEIVE - SEND) of its hops is beyond this.
 SKEW_TOLERANCE_S = 2.0
@@ -107,44 +104,17 @@ def unknown_codes(con: duckdb.DuckDBPyConnection, ctx: Context) -> pd.DataFrame:
 def missing_hours(
     con: duckdb.DuckDBPyConnection, ctx: Context, smtp_hours: pd.DataFrame
 ) -> pd.DataFrame:
-    """Hours in which a server logged nothing though it would be expected to log at least
-    ``GAP_EXPECTED`` messages (tracking) or sessions (SMTP): rows come in bursts of a message
-    or a session, so these are what is counted."""
-    tracking = frame(
-        con,
-        f"""
-        select server, {hour_index("date_time", ctx.period)} as i, count(*) as lines,
-               count(distinct msg) as units
-        from trk where date_time >= ? and date_time < ? group by all
-        """,
-        ctx.window(),
-    )
-    both = pd.concat(
-        [tracking.assign(log="tracking"), smtp_hours.assign(log="smtp")], ignore_index=True
-    )
+    """Hours between the period's first and last row in which a server logged nothing in a
+    log though it would be expected to (``quality.gaps``)."""
+    both = quality.hour_counts(con, ctx, smtp_hours)
     columns = ["server", "log", "missing_hours", "hours", "expected"]
     if both.empty:
         return pd.DataFrame(columns=columns)
-    both["i"] = both["i"].astype(int)
-    lo, hi = int(both["i"].min()), int(both["i"].max())
-    rows = []
-    for log, of_log in both.groupby("log", sort=True):
-        org = of_log.groupby("i")["units"].sum()
-        for server, group in of_log.groupby("server", sort=True, observed=True):
-            lines = group.groupby("i")["lines"].sum()
-            mine = group.groupby("i")["units"].sum()
-            share = mine.sum() / max(org.sum(), 1)
-            gaps, expected = [], 0.0
-            for i in range(lo, hi + 1):
-                if lines.get(i, 0):
-                    continue
-                # its share of all servers' messages that hour, or the hours around it
-                guess = max(share * org.get(i, 0), min(mine.get(i - 1, 0), mine.get(i + 1, 0)))
-                if guess >= GAP_EXPECTED:
-                    gaps.append(i)
-                    expected += guess
-            if gaps:
-                rows.append((server, log, len(gaps), _ranges(gaps, ctx), round(expected)))
+    found = quality.gaps(both, int(both["i"].min()), int(both["i"].max()))
+    rows = [
+        (server, log, len(i), _ranges(i, ctx), round(expected))
+        for (log, server), (i, expected) in found.items()
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
