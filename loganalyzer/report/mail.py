@@ -47,6 +47,23 @@ def check_login(host: str, starttls: bool, user: str | None) -> None:
         )
 
 
+def smtp_reason(exc: Exception) -> str:
+    """What the SMTP server answered, code and text (``535 5.7.8 ...``; each refused
+    recipient as ``a@x refused: 550 5.1.1 ...``), or why it could not be reached."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):  # address -> (code, reply) each
+        return "; ".join(f"{a} refused: {_reply(*r)}" for a, r in exc.recipients.items())
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return f"sender {exc.sender} refused: {_reply(exc.smtp_code, exc.smtp_error)}"
+    if isinstance(exc, smtplib.SMTPResponseException):  # data, login, HELO, ...
+        return _reply(exc.smtp_code, exc.smtp_error)
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text or "")
+    return f"{code} {text}".strip()
+
+
 def message(
     report: DailyReport,
     to: list[str] | str,
