@@ -747,6 +747,7 @@ def report_daily(
     from loganalyzer.report import daily_report
     from loganalyzer.report.mail import (
         PASSWORD_ENV,
+        accepted,
         check_addresses,
         check_login,
         send,
@@ -785,8 +786,10 @@ def report_daily(
         try:
             send(report, mail_to, password=os.environ.get(PASSWORD_ENV), sender=mail_from, **smtp)
         except (ValueError, OSError) as exc:  # smtplib's errors are OSErrors without a path
-            written = f" (the report is written: {files[0]})" if files else ""
-            reason = smtp_reason(exc) + written
+            mailed = ", ".join(accepted(exc, mail_to))
+            notes = [f"mailed to {mailed}"] if mailed else []
+            notes += [f"the report is written: {files[0]}"] if files else []
+            reason = smtp_reason(exc) + (f" ({'; '.join(notes)})" if notes else "")
             raise BadInput(f"cannot mail the report via {smtp_host}:{smtp_port}: {reason}") from exc
     if empty:
         print_report_empty(err, report)

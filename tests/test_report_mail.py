@@ -312,6 +312,25 @@ def test_a_refused_recipient_is_named_with_the_reply(smtp_server, report, tmp_pa
     assert (tmp_path / "r.html").is_file()
 
 
+def test_a_recipient_refused_among_others_is_an_error(smtp_server, report, tmp_path):
+    """smtplib raises only when every recipient is refused: one refused among others said
+    "mailed to" both, exit 0. Now it names the refused one and who has the mail, exit 2."""
+    refuse = {"gone@contoso.com": "550 5.1.1 User unknown"}
+    inbox, port = smtp_server(refuse=refuse)
+    args = [LOGANALYZER, "report", "daily", "--store", report.store, "--date", DAY]
+    args += ["--out", "r.html", "--traces", "0", "--smtp-host", "127.0.0.1"]
+    args += ["--smtp-port", str(port), "--mail-to", "ops@contoso.com"]
+    args += ["--mail-to", "gone@contoso.com"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"error: cannot mail the report via 127.0.0.1:{port}: gone@contoso.com refused: "
+        "550 5.1.1 User unknown (mailed to ops@contoso.com; the report is written: r.html)\n"
+    )
+    assert [e.rcpt_tos for e in inbox.envelopes] == [["ops@contoso.com"]]
+    assert (tmp_path / "r.html").is_file()
+
+
 @pytest.mark.parametrize(
     ("deferred", "line"), [(1, "recipient still deferred"), (2, "recipients still deferred")]
 )

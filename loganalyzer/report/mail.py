@@ -59,6 +59,14 @@ def smtp_reason(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
 
+def accepted(exc: Exception, to: list[str]) -> list[str]:
+    """The recipients of ``to`` the mail reached though sending it raised ``exc``: those
+    the server did not refuse at RCPT (none for any other error)."""
+    if not isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return []
+    return [a for a in to if a not in exc.recipients]
+
+
 def _reply(code: int, text: bytes | str) -> str:
     text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text or "")
     return f"{code} {text}".strip()
@@ -138,7 +146,9 @@ def send(
     ``starttls`` upgrades the connection (verifying the server's certificate with
     ``context``, default the system's trust store) before ``user`` logs in with ``password``;
     a ``user`` without ``starttls`` is refused (BadInput) unless ``host`` is loopback.
-    Raises ``smtplib.SMTPException`` or ``OSError`` when the server refuses or is unreachable.
+    Raises ``smtplib.SMTPException`` or ``OSError`` when the server refuses or is unreachable;
+    ``smtplib.SMTPRecipientsRefused`` when it refused any recipient (``accepted`` names those
+    it took).
     """
     to = as_list(to)
     check_addresses("--mail-to", to)
@@ -169,4 +179,6 @@ def deliver(
             smtp.ehlo()
         if user:
             smtp.login(user, password or "")
-        smtp.send_message(msg, to_addrs=as_list(to))
+        refused = smtp.send_message(msg, to_addrs=as_list(to))
+    if refused:  # smtplib raises this itself only when it refused every recipient
+        raise smtplib.SMTPRecipientsRefused(refused)
