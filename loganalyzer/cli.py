@@ -769,7 +769,14 @@ def report_daily(
     import os
 
     from loganalyzer.report import daily_report
-    from loganalyzer.report.mail import PASSWORD_ENV, check_addresses, check_login, send
+    from loganalyzer.report.mail import (
+        PASSWORD_ENV,
+        accepted,
+        check_addresses,
+        check_login,
+        send,
+        smtp_reason,
+    )
     from loganalyzer.terminal.report import (
         print_mailed,
         print_report_empty,
@@ -803,8 +810,10 @@ def report_daily(
         try:
             send(report, mail_to, password=os.environ.get(PASSWORD_ENV), sender=mail_from, **smtp)
         except (ValueError, OSError) as exc:  # smtplib's errors are OSErrors without a path
-            written = f" (the report is written: {files[0]})" if files else ""
-            reason = _smtp_reason(exc) + written
+            mailed = ", ".join(accepted(exc, mail_to))
+            notes = [f"mailed to {mailed}"] if mailed else []
+            notes += [f"the report is written: {files[0]}"] if files else []
+            reason = smtp_reason(exc) + (f" ({'; '.join(notes)})" if notes else "")
             raise BadInput(f"cannot mail the report via {smtp_host}:{smtp_port}: {reason}") from exc
     if empty:
         print_report_empty(err, report)
@@ -816,15 +825,6 @@ def report_daily(
     else:
         print_report_summary(console, report, files)
         print_mailed(console, mail_to or [])
-
-
-def _smtp_reason(exc: Exception) -> str:
-    """What the SMTP server answered (``535 5.7.8 ...``), or why it could not be reached."""
-    code, text = getattr(exc, "smtp_code", None), getattr(exc, "smtp_error", None)
-    if code is not None:
-        text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text or "")
-        return f"{code} {text}".strip()
-    return getattr(exc, "strerror", None) or str(exc)
 
 
 store_app = typer.Typer(

@@ -38,6 +38,11 @@ FORMS = (
     "an ISO date or time (2026-03-02, 2026-03-02T14:30, 2026-03-02T14:30+01:00), "
     "now, today, yesterday, or an offset (-30m, -2h, -7d, -1w)"
 )
+#: The first and last times accepted (read on the value's own clock): a century inside
+#: Python's calendar (years 1 to 9999), so that the windows computed from them (a report's
+#: previous period of up to 3660 days, its day of look-back, a trace's reach) stay inside it.
+EARLIEST = dt.datetime(100, 1, 1)
+LATEST = dt.datetime(9899, 12, 31, 23, 59, 59, 999999)
 _OFFSET = re.compile(r"^-\s*(\d{1,6})\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 #: Files of the zone database that are not zones: the system's zone and a rules template
@@ -86,11 +91,19 @@ def parse_time(
     """
     z = zone(tz)
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=z)
-    if isinstance(value, dt.date):
-        return dt.datetime.combine(value, dt.time(), z)
-    if not isinstance(value, str):
+        when = value if value.tzinfo else value.replace(tzinfo=z)
+    elif isinstance(value, dt.date):
+        when = dt.datetime.combine(value, dt.time(), z)
+    elif not isinstance(value, str):
         raise BadInput(f"{option} {value!r}: not a {noun}; give {FORMS}")
+    else:
+        when = _parse_text(value, z, now, option, noun)
+    return _within(when, value, option, noun)
+
+
+def _parse_text(
+    value: str, z: ZoneInfo, now: dt.datetime | None, option: str, noun: str
+) -> dt.datetime:
     text = value.strip().lower()
     current = _now(now, z)
     if text == "now":
@@ -99,12 +112,25 @@ def parse_time(
         day = current.date() - dt.timedelta(days=text == "yesterday")
         return dt.datetime.combine(day, dt.time(), z)
     if m := _OFFSET.match(text):
-        return current - dt.timedelta(**{_UNITS[m[2]]: int(m[1])})
+        try:
+            return current - dt.timedelta(**{_UNITS[m[2]]: int(m[1])})
+        except OverflowError:  # before year 1
+            return dt.datetime.min.replace(tzinfo=z)
     try:
         parsed = dt.datetime.fromisoformat(value.strip())
     except ValueError as exc:
         raise BadInput(_why(value, option, noun, exc)) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=z)
+
+
+def _within(when: dt.datetime, value: object, option: str, noun: str) -> dt.datetime:
+    """``when``, or BadInput naming ``value`` when it lies outside ``EARLIEST``-``LATEST``."""
+    if not EARLIEST <= when.replace(tzinfo=None) <= LATEST:
+        first, last = EARLIEST.date().isoformat(), LATEST.date().isoformat()
+        raise BadInput(
+            f"{option} {str(value)!r}: out of range; give a {noun} from {first} to {last}"
+        )
+    return when
 
 
 def parse_date(
@@ -119,7 +145,7 @@ def parse_date(
     Raises BadInput.
     """
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return value
+        return _within(dt.datetime.combine(value, dt.time()), value, option, "date").date()
     when = parse_time(value, tz, now=now, option=option, noun="date")
     return when.astimezone(zone(tz)).date()
 

@@ -74,6 +74,8 @@ S = ["--store", "{store}"]
 WITH_SENDER = ["trace", "--sender", "*", *S]
 REPORT = ["report", "daily", *S, "--date", DAY, "--traces", "0"]
 SYNTH = ["synth", "--out", "{root}/synth-new"]
+OUT_TIMES = "out of range; give a time from 0100-01-01 to 9899-12-31"
+OUT_DAYS = OUT_TIMES.replace("a time", "a date")
 #: (id, arguments, exit code, what the one line on stderr names)
 MISTAKES = [
     # paths that are not stores: missing, misspelt, a file, a folder of logs
@@ -196,7 +198,15 @@ MISTAKES = [
     ("report-tomorrow", [*REPORT, "--date", "tomorrow"], 2, "--date 'tomorrow': not a date"),
     ("report-dotted-date", [*REPORT, "--date", "02.03.2026"], 2, "--date '02.03.2026'"),
     ("report-unknown-zone", [*REPORT, "--tz", "Nowhere/Land"], 2, "'Nowhere/Land'"),
-    ("report-before-year-1", [*REPORT, "--date", "0001-01-01", "--days", "2"], 2, "year 1"),
+    # times past the ends of the calendar, less the windows computed from them (a report's
+    # previous period and look-back, a trace's reach): an OverflowError, or a wrong end named
+    ("report-year-1", [*REPORT, "--date", "0001-01-01"], 2, f"--date '0001-01-01': {OUT_DAYS}"),
+    ("report-year-9999", [*REPORT, "--date", "9999-12-31"], 2, f"'9999-12-31': {OUT_DAYS}"),
+    ("report-year-1-days", [*REPORT, "--date", "0001-01-02", "--days", "2"], 2, OUT_DAYS),
+    ("since-year-1", [*WITH_SENDER, "--since", "0001-01-01"], 2, f"'0001-01-01': {OUT_TIMES}"),
+    ("until-year-9999", [*WITH_SENDER, "--until", "9999-12-31"], 2, f"'9999-12-31': {OUT_TIMES}"),
+    ("since-offset-year-0", [*WITH_SENDER, "--since", "-999999d"], 2, f"'-999999d': {OUT_TIMES}"),
+    ("prune-year-1", ["store", "prune", *S, "--before", "0001-01-01", "--dry-run"], 2, OUT_DAYS),
     ("compact-impossible", ["store", "compact", *S, "--date", "2026-02-30"], 2, "'2026-02-30'"),
     ("compact-word-date", ["store", "compact", *S, "--date", "someday"], 2, "'someday'"),
     ("synth-impossible-start", [*SYNTH, "--start", "2026-02-30"], 2, "--start '2026-02-30'"),
@@ -384,6 +394,23 @@ def test_since_and_until_are_read_in_tz(world):
     assert found["query"]["since"] == f"{DAY}T11:00:00+01:00"
     times = sorted(c["date_time"] for c in found["candidates"])
     assert times and f"{DAY}T10:00" <= times[0] and times[-1] < f"{DAY}T11:00", times
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [*REPORT, "--date", "0100-01-01", "--days", "3660", "--tz", "Pacific/Kiritimati"],
+        [*REPORT, "--date", "9899-12-31", "--tz", "Etc/GMT+12"],
+        [*WITH_SENDER, "--since", "0100-01-01", "--until", "9899-12-31T23:59:59"],
+        ["trace", "--verdict", "rejected", *S, "--since", "0100-01-01"],
+    ],
+    ids=["report-first", "report-last", "trace", "trace-rejected"],
+)
+def test_the_first_and_last_times_accepted_are_taken(world, args, tmp_path):
+    """The windows computed from them (a previous period, a day of look-back, a session's
+    reach) stay inside the calendar."""
+    done = run(*[a.format(**world) for a in args], cwd=tmp_path)
+    assert done.returncode in (0, 1) and "error: unexpected" not in done.stderr, done.stderr
 
 
 def test_trace_html_creates_its_folder(world, tmp_path):

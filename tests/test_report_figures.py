@@ -8,6 +8,8 @@ report's metrics can be mutation-tested.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -863,3 +865,29 @@ def test_a_change_is_flagged_at_half_and_ten(value, before, pct, flagged):
     assert records(first)[1:] == [
         (label, 0, None, None, None, False) for _, label in changes.HEADLINE[1:]
     ]
+
+
+def test_reasons_cut_to_the_same_label_are_two_bars(tmp_path):
+    """Two 4.4.1 reasons that differ after the label's cut were one category of the chart:
+    their bars were drawn as one stacked bar. Now one bar a reason, the second label numbered;
+    the hover says each whole."""
+    common = "441 4.4.1 Error communicating with target host. The last endpoint attempted"
+    reasons = [f"{common} was the primary MX", f"{common} was the backup MX"]
+    d = Day()
+    d.message("m1@contoso.com", "alice@contoso.com", 900, "Originating",
+              [receive("09:00:00", "a@far.example", "b@far.example"),
+               event("09:00:10", "DEFER", ["a@far.example"], reasons[0]),
+               event("09:00:11", "DEFER", ["b@far.example"], reasons[1])])  # fmt: skip
+    write_log(tmp_path / "EX01" / "MSGTRK2026030309-1.LOG", d.rows)
+    store, page = str(tmp_path / "store"), tmp_path / "r.html"
+    done = run_cli("ingest", str(tmp_path / "EX01"), "--store", store, "--final")
+    assert done.returncode == 0, done.stderr
+    done = run_cli("report", "daily", "--store", store, "--date", DAY, "--out", str(page))
+    assert done.returncode == 0, done.stderr
+    data = page.read_text(encoding="utf-8").split('id="la-fig-deferral_reasons-data">')[1]
+    fig = json.loads(data.split("</script>")[0])
+    [bar], axis = fig["data"], fig["layout"]["yaxis"]
+    assert len(set(bar["y"])) == 2 and list(bar["x"]) == [1, 1]
+    cut = f"4.4.1 {common[:59]}\N{HORIZONTAL ELLIPSIS}"
+    assert axis["ticktext"] == [cut, f"{cut} (2)"]  # the labels are cut the same: numbered
+    assert sorted(bar["hovertext"]) == sorted(f"4.4.1 {r}" for r in reasons)

@@ -24,11 +24,19 @@ from loganalyzer.report.mail import PASSWORD_ENV, send
 
 
 class Inbox:
-    """An aiosmtpd handler that keeps what it receives, and the logins it saw."""
+    """An aiosmtpd handler that keeps what it receives, and the logins it saw; it refuses
+    the recipients of ``refuse`` at RCPT with their reply."""
 
-    def __init__(self) -> None:
+    def __init__(self, refuse: dict[str, str] | None = None) -> None:
         self.envelopes = []
         self.logins = []
+        self.refuse = refuse or {}
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
         self.envelopes.append(envelope)
@@ -55,8 +63,8 @@ def _free_port() -> int:
 def smtp_server():
     started = []
 
-    def start(**kwargs) -> tuple[Inbox, int]:
-        inbox = Inbox()
+    def start(refuse: dict[str, str] | None = None, **kwargs) -> tuple[Inbox, int]:
+        inbox = Inbox(refuse)
         port = _free_port()
         controller = Controller(
             inbox,
@@ -285,6 +293,41 @@ def test_a_failed_mail_says_the_report_was_written(smtp_server, report, tmp_path
     [line] = done.stderr.splitlines()
     assert line.startswith(f"error: cannot mail the report via 127.0.0.1:{port}: 535 ")
     assert line.endswith(" (the report is written: r.html)")
+    assert (tmp_path / "r.html").is_file()
+
+
+def test_a_refused_recipient_is_named_with_the_reply(smtp_server, report, tmp_path):
+    """Every recipient refused at RCPT: the address and the server's reply, not a Python
+    dict of bytes."""
+    _, port = smtp_server(refuse={"admin@contoso.com": "550 5.7.1 Relaying denied"})
+    args = [LOGANALYZER, "report", "daily", "--store", report.store, "--date", DAY]
+    args += ["--out", "r.html", "--traces", "0", "--smtp-host", "127.0.0.1"]
+    args += ["--smtp-port", str(port), "--mail-to", "admin@contoso.com"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"error: cannot mail the report via 127.0.0.1:{port}: admin@contoso.com refused: "
+        "550 5.7.1 Relaying denied (the report is written: r.html)\n"
+    )
+    assert (tmp_path / "r.html").is_file()
+
+
+def test_a_recipient_refused_among_others_is_an_error(smtp_server, report, tmp_path):
+    """smtplib raises only when every recipient is refused: one refused among others said
+    "mailed to" both, exit 0. Now it names the refused one and who has the mail, exit 2."""
+    refuse = {"gone@contoso.com": "550 5.1.1 User unknown"}
+    inbox, port = smtp_server(refuse=refuse)
+    args = [LOGANALYZER, "report", "daily", "--store", report.store, "--date", DAY]
+    args += ["--out", "r.html", "--traces", "0", "--smtp-host", "127.0.0.1"]
+    args += ["--smtp-port", str(port), "--mail-to", "ops@contoso.com"]
+    args += ["--mail-to", "gone@contoso.com"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"error: cannot mail the report via 127.0.0.1:{port}: gone@contoso.com refused: "
+        "550 5.1.1 User unknown (mailed to ops@contoso.com; the report is written: r.html)\n"
+    )
+    assert [e.rcpt_tos for e in inbox.envelopes] == [["ops@contoso.com"]]
     assert (tmp_path / "r.html").is_file()
 
 

@@ -5,6 +5,7 @@ said in words; a day without tracking logs said so first."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import re
@@ -268,3 +269,30 @@ def test_a_day_without_tracking_logs_says_so_before_its_deferrals(logs, tmp_path
     assert report["tracking_rows"] == 0 and report["headline"]["still_deferred_recipients"] > 0
     assert said[0].startswith(f"No tracking logs of {SECOND}: the SMTP logs show"), said
     assert any(line.endswith("still deferred.") for line in said[1:]), said
+
+
+def _three_days(folder: Path) -> None:
+    """An ordinary day, a day of incidents (a next hop down, a password-guessing burst),
+    and an ordinary day again."""
+    for i, (day, incidents) in enumerate(((FIRST, False), (SECOND, True), (LAST, False))):
+        start = dt.date.fromisoformat(day)
+        generate(folder / "logs" / day, servers=2, messages=80, seed=5 + i, start=start,
+                 incidents=incidents)  # fmt: skip
+    done = run_cli("ingest", str(folder / "logs"), "--store", str(folder / "store"))
+    assert done.returncode == 0, done.stderr
+
+
+def test_only_changes_for_the_worse_need_attention(tmp_path_factory, tmp_path):
+    """The day after the incidents listed its fewer deferrals and authentication failures
+    under "Needs attention" (``deferrals: 73 against 403 (-82%).``): the comparison table
+    flags large changes either way, the list only those for the worse."""
+    st = built_once(tmp_path_factory, "previous-incidents", _three_days) / "store"
+    worse, _ = report_json(st, "--date", SECOND)
+    better, _ = report_json(st, "--date", LAST, "--out", str(tmp_path / "r.html"))
+    flagged = {c["figure"] for c in better["tables"]["changes"] if c["flagged"]}
+    assert {"deferrals", "authentication failures"} <= flagged
+    page = html.unescape(re.sub(r"<[^>]+>", " ", (tmp_path / "r.html").read_text()))
+    for figure in ("deferrals", "authentication failures"):
+        assert any(a.startswith(f"{figure}: ") for a in worse["attention"]), worse["attention"]
+        assert not any(a.startswith(f"{figure}: ") for a in better["attention"])
+        assert f"{figure}: " not in page

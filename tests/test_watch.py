@@ -370,6 +370,52 @@ def test_every_notice_of_a_round_is_tried_and_what_failed_is_sent_next_round(
     assert len(hook.received) == 2 and again.stdout.startswith("WATCH OK - no alert;")
 
 
+def test_a_refused_alert_mail_names_the_address_and_the_reply(
+    synth_logs,
+    tmp_path,
+    smtp_server,  # noqa: F811
+):
+    """The relay refused the recipient at RCPT: the line gave a Python dict of bytes."""
+    inbox, port = smtp_server(refuse={"ops@contoso.com": "550 5.7.1 Relaying denied"})
+    (tmp_path / "rules.toml").write_text(AUTH_ONLY)
+    copy_hours(synth_logs, tmp_path / "logs", range(0, 16))  # the burst of 15:00 and its end
+    done = run_once(
+        str(tmp_path / "logs"),
+        *["--store", str(tmp_path / "store"), "--rules", str(tmp_path / "rules.toml")],
+        *["--smtp-host", "127.0.0.1", "--smtp-port", str(port), "--mail-to", "ops@contoso.com"],
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (
+        "warning: cannot notify mail: ops@contoso.com refused: 550 5.7.1 Relaying denied"
+        in done.stderr.splitlines()
+    ), done.stderr
+    assert inbox.envelopes == []
+
+
+def test_an_alert_mail_refused_to_one_recipient_is_said_and_not_sent_again(
+    synth_logs,
+    tmp_path,
+    smtp_server,  # noqa: F811
+):
+    """One recipient refused among others passed unsaid; the others have it: the next
+    round does not send it again."""
+    inbox, port = smtp_server(refuse={"gone@contoso.com": "550 5.1.1 User unknown"})
+    (tmp_path / "rules.toml").write_text(AUTH_ONLY)
+    copy_hours(synth_logs, tmp_path / "logs", range(0, 16))  # the burst of 15:00 and its end
+    common = ["--store", str(tmp_path / "store"), "--rules", str(tmp_path / "rules.toml")]
+    common += ["--smtp-host", "127.0.0.1", "--smtp-port", str(port)]
+    common += ["--mail-to", "ops@contoso.com", "--mail-to", "gone@contoso.com"]
+    done = run_once(str(tmp_path / "logs"), *common)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        "warning: cannot notify mail: gone@contoso.com refused: 550 5.1.1 User unknown "
+        "(mailed to ops@contoso.com)"
+    ]
+    assert [e.rcpt_tos for e in inbox.envelopes] == [["ops@contoso.com"]]
+    again = run_once(*common)
+    assert len(inbox.envelopes) == 1 and again.stdout.startswith("WATCH OK - no alert;")
+
+
 def test_once_gives_up_on_a_hung_webhook_in_seconds(synth_logs, tmp_path):
     """A webhook that never answers held `watch --once` 50 s (four tries of 10 s and the
     waits between): a monitoring plugin is killed long before."""

@@ -249,24 +249,32 @@ def time_filter(
 ) -> tuple[str, list]:
     """A WHERE fragment (with parameters) for a time window; the date partition prunes it.
 
-    ``since`` and ``until`` take every form of ``loganalyzer.times`` (read in ``tz``).
+    ``since`` and ``until`` take every form of ``loganalyzer.times`` (read in ``tz``); an
+    aware datetime is taken as is, unchecked: a window a caller widened from a checked time
+    may reach past ``times.EARLIEST`` or ``LATEST``.
     """
     clauses, params = [], []
     if since is not None:
-        start = parse_time(since, tz, option="since").astimezone(UTC)
+        start = _instant(since, tz, "since")
         clauses.append(f"{column} >= ?")
         params.append(start)
         if partitioned:
             clauses.append("date >= ?")
             params.append(start.date())
     if until is not None:
-        end = parse_time(until, tz, option="until").astimezone(UTC)
+        end = _instant(until, tz, "until")
         clauses.append(f"{column} < ?")
         params.append(end)
         if partitioned:
             clauses.append("date <= ?")
             params.append(end.date())
     return " and ".join(clauses) or "true", params
+
+
+def _instant(when: datetime | date | str, tz: str | None, option: str) -> datetime:
+    if isinstance(when, datetime) and when.tzinfo is not None:
+        return when.astimezone(UTC)
+    return parse_time(when, tz, option=option).astimezone(UTC)
 
 
 def like(pattern: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections import Counter
 from decimal import Decimal
 from functools import cache
 from importlib import resources
@@ -209,8 +210,28 @@ def hour_labels(hours: pd.Series, fmt: str | None = None) -> list[str]:
     return labels.tolist()
 
 
-def hbar(values: pd.Series, labels: list[str], title: str, color: str) -> Chart:
-    """Horizontal bars; ``labels`` are escaped already (``text``)."""
-    fig = Chart().add_bar(x=values, y=labels, orientation="h", marker_color=color)
-    fig.update_yaxes(autorange="reversed", type="category")
+def hbar(
+    values: pd.Series, labels: list[str], title: str, color: str, hover: list[str] | None = None
+) -> Chart:
+    """Horizontal bars, one a row; ``labels`` (and ``hover``, the hover's text, by default
+    the labels) are escaped already (``text``). A label met again is numbered: ``... (2)``."""
+    # each bar is its own category, its row number: labels cut to the same text (two reasons
+    # that differ after the cut) were one category, their bars stacked into one
+    rows = [str(i) for i in range(len(labels))]
+    seen: Counter[str] = Counter()
+    ticks = []
+    for x in labels:
+        seen[x] += 1
+        ticks.append(f"{x} ({seen[x]})" if seen[x] > 1 else x)
+    fig = Chart().add_bar(
+        x=values,
+        y=rows,
+        orientation="h",
+        marker_color=color,
+        hovertext=hover or ticks,
+        hovertemplate="%{hovertext}: %{x:,}<extra></extra>",
+    )
+    fig.update_yaxes(
+        autorange="reversed", type="category", tickmode="array", tickvals=rows, ticktext=ticks
+    )
     return layout(fig, title, height=120 + 24 * len(labels))

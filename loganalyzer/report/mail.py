@@ -47,6 +47,31 @@ def check_login(host: str, starttls: bool, user: str | None) -> None:
         )
 
 
+def smtp_reason(exc: Exception) -> str:
+    """What the SMTP server answered, code and text (``535 5.7.8 ...``; each refused
+    recipient as ``a@x refused: 550 5.1.1 ...``), or why it could not be reached."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):  # address -> (code, reply) each
+        return "; ".join(f"{a} refused: {_reply(*r)}" for a, r in exc.recipients.items())
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return f"sender {exc.sender} refused: {_reply(exc.smtp_code, exc.smtp_error)}"
+    if isinstance(exc, smtplib.SMTPResponseException):  # data, login, HELO, ...
+        return _reply(exc.smtp_code, exc.smtp_error)
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def accepted(exc: Exception, to: list[str]) -> list[str]:
+    """The recipients of ``to`` the mail reached though sending it raised ``exc``: those
+    the server did not refuse at RCPT (none for any other error)."""
+    if not isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return []
+    return [a for a in to if a not in exc.recipients]
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text or "")
+    return f"{code} {text}".strip()
+
+
 def message(
     report: DailyReport,
     to: list[str] | str,
@@ -121,7 +146,9 @@ def send(
     ``starttls`` upgrades the connection (verifying the server's certificate with
     ``context``, default the system's trust store) before ``user`` logs in with ``password``;
     a ``user`` without ``starttls`` is refused (BadInput) unless ``host`` is loopback.
-    Raises ``smtplib.SMTPException`` or ``OSError`` when the server refuses or is unreachable.
+    Raises ``smtplib.SMTPException`` or ``OSError`` when the server refuses or is unreachable;
+    ``smtplib.SMTPRecipientsRefused`` when it refused any recipient (``accepted`` names those
+    it took).
     """
     to = as_list(to)
     check_addresses("--mail-to", to)
@@ -152,4 +179,6 @@ def deliver(
             smtp.ehlo()
         if user:
             smtp.login(user, password or "")
-        smtp.send_message(msg, to_addrs=as_list(to))
+        refused = smtp.send_message(msg, to_addrs=as_list(to))
+    if refused:  # smtplib raises this itself only when it refused every recipient
+        raise smtplib.SMTPRecipientsRefused(refused)

@@ -536,7 +536,7 @@ def _relay_only(q: Query) -> tuple[str, list]:
     if not (q.kind() or q.since or q.until or q.sender or q.recipient):
         return "", []
     # the lines of a session that started before the window (its DATA line is in it)
-    since = q.since and (datetime.fromisoformat(q.since) - _SESSION_REACH).isoformat()
+    since = q.since and datetime.fromisoformat(q.since) - _SESSION_REACH
     lines_window, params = time_filter(since, q.until)
     lines = (
         "select * from smtp where log_format = 'iis-smtp' and direction = 'receive' "
@@ -563,8 +563,8 @@ def _relay_only(q: Query) -> tuple[str, list]:
         cparams.append(like(q.recipient))
     # tracked messages are listed from their tracking rows (of their days, a day around)
     tracked, tparams = time_filter(
-        q.since and (datetime.fromisoformat(q.since) - timedelta(days=1)).isoformat(),
-        q.until and (datetime.fromisoformat(q.until) + timedelta(days=1)).isoformat(),
+        q.since and datetime.fromisoformat(q.since) - timedelta(days=1),
+        q.until and datetime.fromisoformat(q.until) + timedelta(days=1),
     )
     # with --server the relay's own messages are listed whoever tracked them later: their
     # tracking rows name other servers, so the tracking rows do not list them (``tracked``)

@@ -76,7 +76,7 @@ def _transactions_sql(q: Query) -> tuple[str, list]:
     the replies to its MAIL, RCPT and DATA lines and to its data, and the Message-ID a reply
     names."""
     window, params = time_filter(q.since, q.until, partitioned=False)
-    since = q.since and (datetime.fromisoformat(q.since) - _SESSION_REACH).isoformat()
+    since = q.since and datetime.fromisoformat(q.since) - _SESSION_REACH
     lines_window, lparams = time_filter(since, q.until)
     lines = (
         f"select {_COLUMNS} from smtp where log_format = 'iis-smtp' and direction = 'send' "

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from loganalyzer.errors import LogAnalyzerError
+from loganalyzer.report.mail import smtp_reason
 from loganalyzer.report.sections.vip import read_vips
 from loganalyzer.watch.notify import Mail, Unsent, Webhook, check_textfile, write_textfile
 from loganalyzer.watch.rules import Context, Finding, Rule, evaluate, load_rules
@@ -258,7 +259,7 @@ def _notify(
             sent.result()
             unheard.clear()
         except (OSError, ValueError) as exc:  # smtplib's errors are OSErrors
-            errors.append(f"cannot notify {type(notifier).__name__.lower()}: {exc}")
+            errors.append(f"cannot notify {type(notifier).__name__.lower()}: {smtp_reason(exc)}")
             unheard &= {id(n) for n in (exc.notices if isinstance(exc, Unsent) else notices)}
     return [n for n in notices if id(n) in unheard]
 

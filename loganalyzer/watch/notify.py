@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import smtplib
 import socket
 import time
 import urllib.error
@@ -46,7 +47,7 @@ class Mail:
     def send(self, notices: list[Notice], store: str, deadline: float = float("inf")) -> None:
         """One mail for all the notices; raises OSError, waiting until ``deadline``
         (``time.monotonic``) at most."""
-        from loganalyzer.report.mail import deliver
+        from loganalyzer.report.mail import accepted, deliver, smtp_reason
 
         host = socket.getfqdn() or "localhost"
         msg = EmailMessage()
@@ -63,9 +64,16 @@ class Mail:
         timeout = min(self.timeout, _left(deadline))
         if timeout <= 0:
             raise OSError(f"mail to {', '.join(self.to)}: no time left in the round")
-        deliver(
-            msg, self.to, self.host, self.port, self.starttls, self.user, self.password, timeout
-        )
+        try:
+            deliver(
+                msg, self.to, self.host, self.port, self.starttls, self.user, self.password, timeout
+            )
+        except smtplib.SMTPRecipientsRefused as exc:
+            mailed = accepted(exc, self.to)
+            if not mailed:
+                raise
+            # heard by the others: sent again next round, it would reach them each round
+            raise Unsent(f"{smtp_reason(exc)} (mailed to {', '.join(mailed)})", []) from exc
 
 
 @dataclass

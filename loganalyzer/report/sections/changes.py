@@ -24,6 +24,20 @@ HEADLINE = (
     ("smtp_sessions", "SMTP sessions"),
     ("auth_failures", "authentication failures"),
 )
+#: Which way a figure changes for the worse: -1 a drop (less mail through), +1 a rise (more
+#: failures and delays). The others (sizes, distinct senders) are flagged in the table when
+#: their change is large, but need no attention either way.
+WORSE = {
+    "received_messages": -1,
+    "delivered_recipients": -1,
+    "sent_out_recipients": -1,
+    "failed_recipients": 1,
+    "bounces": 1,
+    "still_deferred_recipients": 1,
+    "deferrals": 1,
+    "smtp_sessions": -1,
+    "auth_failures": 1,
+}
 #: The figures of the SMTP logs (the others are the tracking logs').
 SMTP_FIGURES = ("smtp_sessions", "auth_failures")
 #: The labels of one (``1 recipient still deferred``) where the plural's word differs.
@@ -104,9 +118,11 @@ def attention(r: Report) -> list[str]:
     if r.is_empty:  # no logs rather than no mail: the report's notice says so, once
         return []
     c = r.metrics["changes"]
+    keys = c["figure"].map({label: key for key, label in HEADLINE})
     if r.tracking_rows == 0:  # no tracking logs: their figures' drop is the SMTP section's line
-        c = c[c["figure"].isin([dict(HEADLINE)[k] for k in SMTP_FIGURES])]
-    return [_line(x) for x in c[c["flagged"]].itertuples()]
+        c, keys = c[keys.isin(SMTP_FIGURES)], keys[keys.isin(SMTP_FIGURES)]
+    worse = c["flagged"] & (c["change"].fillna(0) * keys.map(WORSE).fillna(0) > 0)
+    return [_line(x) for x in c[worse].itertuples()]
 
 
 def _line(x) -> str:

@@ -55,10 +55,11 @@ def charts(r: Report) -> dict[str, Chart]:
     f = r.metrics["deferral_reasons"]
     if not len(f):
         return {}
-    labels = [f"{text(c)} {text(why, 60)}" for c, why in zip(f["status"], f["reason"], strict=True)]
-    return {
-        "deferral_reasons": hbar(f["deferrals"], labels, "Deferrals by reason", COLORS["deferrals"])
-    }
+    reasons = list(zip(f["status"], f["reason"], strict=True))
+    labels = [f"{text(c)} {text(why, 60)}" for c, why in reasons]
+    whole = [f"{text(c)} {text(why, 1000)}" for c, why in reasons]  # the hover: past the cut
+    title, color = "Deferrals by reason", COLORS["deferrals"]
+    return {"deferral_reasons": hbar(f["deferrals"], labels, title, color, hover=whole)}
 
 
 def attention(r: Report) -> list[str]:
