@@ -665,6 +665,33 @@ def test_quiet_hours_are_the_gaps_of_hours_that_would_have_held_mail(synth, repo
     assert {(m["server"], m["hours"]) for m in missing} == {("EX02", "10:00-10:59")}, missing
 
 
+def test_a_page_leaves_out_what_the_report_cannot_count(synth, tmp_path):
+    """A one-day report has no history (five tables of "None." under a note with Markdown
+    quotes), and a day with no previous one in the store no comparison table (a column of
+    figures beside four empty ones, under a note saying it was not compared)."""
+    out = _loganalyzer(
+        "report", "daily", "--store", synth[1], "--date", PREVIOUS, "--traces", "0",
+        "--out", "day.html", cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    page = (tmp_path / "day.html").read_text(encoding="utf-8")
+    assert 'id="changes"' in page and "not compared" in page
+    assert "Headline figures against the previous period" not in page
+    assert 'id="history"' not in page and "`" not in page.split("<script")[0]
+    out = _loganalyzer(
+        "report", "daily", "--store", synth[1], "--date", DAY, "--days", "2", "--traces", "0",
+        "--out", "two.html", cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert 'id="history"' in (tmp_path / "two.html").read_text(encoding="utf-8")
+    out = _loganalyzer(
+        "report", "daily", "--store", synth[1], "--date", DAY, "--traces", "0",
+        "--out", "compared.html", cwd=tmp_path,
+    )  # fmt: skip
+    compared = (tmp_path / "compared.html").read_text(encoding="utf-8")
+    assert "Headline figures against the previous period" in compared
+
+
 def test_cli_warns_of_an_empty_day_and_says_it_in_the_json(synth, tmp_path):
     out = _loganalyzer(
         "report", "daily", "--store", synth[1], "--date", "2099-01-01", "--json", cwd=tmp_path

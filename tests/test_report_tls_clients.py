@@ -79,7 +79,8 @@ def run(*args) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """(the report's JSON, its page, the sessions of sessions.jsonl and the hand-written one)."""
+    """(the report's JSON, its page, the sessions of sessions.jsonl and the hand-written one,
+    the store)."""
     base = tmp_path_factory.mktemp("tls-clients")
     logs, store, page = base / "logs", base / "store", base / "page.html"
     done = run(
@@ -98,7 +99,7 @@ def built(tmp_path_factory):
     )
     assert done.returncode == 0, done.stderr
     sessions = [json.loads(x) for x in (logs / "sessions.jsonl").open(encoding="utf-8")]
-    return json.loads(done.stdout), page.read_text("utf-8"), sessions + [HOSTILE]
+    return json.loads(done.stdout), page.read_text("utf-8"), sessions + [HOSTILE], store
 
 
 def _t(s: str) -> dt.datetime:
@@ -125,7 +126,7 @@ def _rows(got: dict, table: str, keys: tuple[str, ...]) -> list[tuple]:
 
 # TLS ----------------------------------------------------------------------------------------
 def test_tls_versions_and_ciphers_per_connector(built):
-    got, _, sessions = built
+    got, _, sessions, _ = built
     day = [s for s in sessions if _in_day(s)]
     counts: dict[tuple, int] = defaultdict(int)
     per_connector: dict[tuple, int] = defaultdict(int)
@@ -169,7 +170,7 @@ def _peers(sessions: list[dict], keep, extra) -> list[tuple]:
     ],
 )
 def test_tls_peers(built, table, keep, extra):
-    got, _, sessions = built
+    got, _, sessions, _ = built
     extra_key = {"tls_legacy": ("version",), "tls_failures": ("error",), "tls_plain": ()}[table]
     keys = ("direction", "connector", "remote_ip", "hosts", *extra_key, "sessions")
     want = _peers(sessions, keep, extra)
@@ -178,7 +179,7 @@ def test_tls_peers(built, table, keep, extra):
 
 
 def test_tls_attention(built):
-    got, _, sessions = built
+    got, _, sessions, _ = built
     legacy = {s["remote_ip"] for s in sessions if _in_day(s) and s["tls"] in LEGACY}
     n = sum(1 for s in sessions if _in_day(s) and s["tls"] in LEGACY)
     failed = [s for s in sessions if _in_day(s) and _version(s) == "failed"]
@@ -219,7 +220,7 @@ def _clients(sessions: list[dict]) -> list[tuple]:
 
 
 def test_clients_over_the_whole_store(built):
-    got, _, sessions = built
+    got, _, sessions, _ = built
     keys = (
         "connector", "remote_ip", "ehlo", "users", "anonymous", "tls", "messages",
         "relay_messages", "anonymous_relay", "first_seen", "last_seen",
@@ -243,7 +244,7 @@ def test_clients_over_the_whole_store(built):
 
 
 def test_clients_attention_and_page(built):
-    got, page, sessions = built
+    got, page, sessions, _ = built
     open_ips = {r[1] for r in _clients(sessions) if r[8]}
     line = next(x for x in got["attention"] if "relay anonymously" in x)
     assert line.startswith(f"{len(open_ips):,} clients relay anonymously to outside domains: ")
@@ -255,8 +256,20 @@ def test_clients_attention_and_page(built):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
+def test_a_day_without_the_relays_names_none(built):
+    """The clients table is the whole store's: a report of a day the anonymous relays sent
+    nothing (here one without mail) said "2 clients relay anonymously" all the same."""
+    got, _, _, store = built
+    assert any("relay anonymously" in x for x in got["attention"])
+    empty = run("report", "daily", "--store", store, "--date", "2026-03-20", "--json")
+    assert empty.returncode == 0, empty.stderr
+    later = json.loads(empty.stdout)
+    assert later["tables"]["smtp_clients"]  # the table still lists them
+    assert not any("relay anonymously" in x for x in later["attention"]), later["attention"]
+
+
 def test_redact_hides_the_clients_users(built):
-    got, _, _ = built
+    got, _, _, _ = built
     df = pd.DataFrame(got["tables"]["smtp_clients"])
     app = df["remote_ip"] == "10.0.30.40"
     report = SimpleNamespace(metrics={"smtp_clients": df.copy()}, redacted=False)

@@ -130,12 +130,17 @@ class DailyReport(Result):
         return [
             SectionResult(
                 s,
-                {t.name: self.metrics[t.name] for t in s.tables if t.name in self.metrics},
+                {
+                    t.name: self.metrics[t.name]
+                    for t in s.tables
+                    if t.name in self.metrics and (t.shown is None or t.shown(self))
+                },
                 s.note(self) if s.note else None,
                 charts.get(s.id, {}),
             )
             for s in registry.ordered(self.problems_first)
             if any(t.name in self.metrics for t in s.tables)  # a section left out (VIP)
+            and (s.shown is None or s.shown(self))
         ]
 
     def sections(self) -> list[tuple[str, str, list[str]]]:

@@ -97,6 +97,8 @@ class Table:
     cut_by: tuple[str, ...] = ()
     #: What the page says of a cut table, given ``listed`` and ``total``.
     cut_line: str = "The first {listed:,} of {total:,}."
+    #: Whether the page shows it for a report (None: always; the JSON has it either way).
+    shown: Callable[[Report], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,9 @@ class Section:
     rules: Mapping[str, str] = field(default_factory=dict)
     #: Extra values its template fragments read, from the report.
     page: Callable[[Report], dict[str, Any]] | None = None
+    #: Whether the page shows it for a report (None: always; its tables are in the JSON
+    #: either way).
+    shown: Callable[[Report], bool] | None = None
 
 
 @dataclass

@@ -135,7 +135,15 @@ def _line(x) -> str:
 SECTION = Section(
     id="changes",
     title="Compared with the previous period",
-    tables=(Table("changes", "Headline figures against the previous period", flag="flagged"),),
+    tables=(
+        Table(
+            "changes",
+            "Headline figures against the previous period",
+            flag="flagged",
+            # not compared: the note says why; the figures are the totals' (no column to fill)
+            shown=lambda r: r.previous is not None,
+        ),
+    ),
     compute=compute,
     note=note,
     attention=attention,

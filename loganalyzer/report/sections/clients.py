@@ -310,6 +310,8 @@ def charts(r: Report) -> dict[str, Chart]:
 
 
 def attention(r: Report) -> list[str]:
+    if r.is_empty:  # no logs in the period: the whole store's finding is not its news
+        return []
     c = r.metrics["smtp_clients"]
     open_ = c[c["anonymous_relay"]] if len(c) else c
     if not len(open_):

@@ -59,8 +59,6 @@ def charts(r: Report) -> dict[str, Chart]:
 
 
 def note(r: Report) -> str:
-    if r.period.days == 1:
-        return "Counted from the store's rollups over several days (`--days N`)."
     days = r.quiet_days or QUIET_DAYS
     if days >= r.period.days:
         return (
@@ -92,6 +90,8 @@ SECTION = Section(
     compute=compute,
     charts=charts,
     note=note,
+    # a one-day report counts none of it: five tables of "None." said nothing
+    shown=lambda r: r.period.days > 1,
     rules={
         "history": "History (several days): recipients delivered, sent out and failed per "
         "month, server, connector and recipient domain (the busiest, as many as the top lists); "
