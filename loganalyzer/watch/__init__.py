@@ -32,7 +32,7 @@ from loganalyzer.errors import LogAnalyzerError
 from loganalyzer.report.sections.vip import read_vips
 from loganalyzer.watch.notify import Mail, Unsent, Webhook, check_textfile, write_textfile
 from loganalyzer.watch.rules import Context, Finding, Rule, evaluate, load_rules
-from loganalyzer.watch.state import Alert, Notice, State
+from loganalyzer.watch.state import REPLAY, Alert, Notice, State
 
 __all__ = [
     "Check",
@@ -165,11 +165,13 @@ def check(
     ingested: dict[str, int] = {}
     errors: list[str] = []
     refreshed: list[bool] = []
+    first = None  # the log time of the earliest row ingested
     if logs:
         rollups = _refresher(state.memory, wall, refresh_every, refreshed)
         summary = ingest(list(logs), st, **{"rollups": rollups, **(ingest_options or {})})
         ingested = {"files": summary.count("ingested", "grown"), "rows": summary.rows}
         ingested["quarantined"] = summary.quarantined
+        first = summary.first
         errors += [f"{f.path}: {f.reason}" for f in summary.files if f.status == "error"]
     st.require()
     state.memory["ingest_quarantined"] = ingested.get("quarantined", 0)
@@ -179,10 +181,11 @@ def check(
     notices: list[Notice] = []
     if now is not None:
         at = _evaluation_times(state.memory.get(_EVALUATED), held, now)
-        ctx = Context(st.sql, now, vips or [], state.memory, at, wall)
+        late = _late_times(state.memory.get(_EVALUATED), first, now)
+        ctx = Context(st.sql, now, vips or [], state.memory, late + at, wall)
         for rule in rules:
             findings += evaluate(rule, ctx)
-        notices = state.walk(rules, findings, at, wall)
+        notices = state.walk(rules, findings, at, wall, late)
         state.memory[_EVALUATED] = now.isoformat()
     notifiers = list(notifiers)
     resent: list[Notice] = []
@@ -277,6 +280,22 @@ def _evaluation_times(
     minute = dt.timedelta(minutes=1)
     first = since.replace(second=0, microsecond=0) + minute
     return [first + i * minute for i in range(max(0, -(-(now - first) // minute)))] + [now]
+
+
+def _late_times(
+    evaluated: str | None, first: dt.datetime | None, now: dt.datetime
+) -> list[dt.datetime]:
+    """The whole minutes from the round's earliest row ``first`` to the newest row the
+    previous round evaluated: rows older than that (copied in late, replayed, one server's
+    logs behind the others') raise the alerts they would have raised live, and the windows
+    after them changed too. At most ``state.REPLAY`` before now."""
+    if evaluated is None or first is None:  # the first round reads back on its own
+        return []
+    until = dt.datetime.fromisoformat(evaluated)
+    since = max(first, now - REPLAY)
+    minute = dt.timedelta(minutes=1)
+    start = since.replace(second=0, microsecond=0) + minute
+    return [start + i * minute for i in range(max(0, (until - start) // minute + 1))]
 
 
 def _refresher(

@@ -2,9 +2,10 @@
 
 A rule returns its *findings*: one per key (a next hop, a remote IP, a server, a VIP address)
 and evaluation time at which the key breaks it. A round evaluates the windows ending at each
-whole minute since the previous round's newest row and at the newest row now (``Context.at``),
-each rule in one query, so a burst early in a batch of rows that landed at once is seen as it
-would have been live. Whether a finding fires, repeats or resolves is decided in ``state``.
+whole minute since the previous round's newest row and at the newest row now (``Context.at``;
+from the first row of the round's rows older than that: rows copied in late), each rule in one
+query, so a burst early in a batch of rows that landed at once is seen as it would have been
+live. Whether a finding fires, repeats or resolves is decided in ``state``.
 """
 
 from __future__ import annotations
