@@ -43,6 +43,8 @@ class Alert:
     #: wall time of the last notification (ISO); None for a firing alert whose notification
     #: reached nobody (every notifier failed): sent again next round
     sent_at: str | None = None
+    #: what its resolution says (the text of the rule's last finding of it)
+    recovery: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -214,6 +216,7 @@ class State:
                 alert = Alert(f.rule, f.key, rule.severity, "pending", at, f.value, f.text)
                 self.alerts[ident] = alert
             alert.value, alert.text, alert.severity = f.value, f.text, rule.severity
+            alert.recovery = f.resolved
             held = (now - dt.datetime.fromisoformat(alert.since)).total_seconds() / 60
             if alert.status == "pending" and held >= rule.for_minutes:
                 alert.status, alert.sent_at = "firing", wall.isoformat()
@@ -230,8 +233,9 @@ class State:
             if only is not None and self.alerts[ident].rule not in only:
                 continue
             alert = self.alerts.pop(ident)
-            if alert.status == "firing":
-                notices.append(Notice("resolved", alert, at))
+            if alert.status == "firing":  # it says the recovery, not its last figures
+                said = replace(alert, text=alert.recovery or alert.text)
+                notices.append(Notice("resolved", said, at))
         return notices
 
     def unheard(self, notices: list[Notice]) -> None:
