@@ -14,7 +14,8 @@ line aggregates) up to date as the ``ingest`` command does, but only every ``REF
 while the rows it writes are of the current UTC day: each refresh rebuilds the whole days
 written (seconds of CPU on a busy day, every minute), and until the next one readers count
 today's rows themselves (the rules and one-day reports read rows anyway). Rows of an earlier
-day (the last lines of yesterday, a backlog) bring them up to date at once.
+day (the last lines of yesterday, a backlog) bring them up to date at once, and so does a
+watch that stops.
 """
 
 from __future__ import annotations
@@ -215,12 +216,16 @@ def watch(
     interval: float = 60.0,
     stop: threading.Event | None = None,
     on_check: Callable[[Check], None] | None = None,
+    on_refresh: Callable[[], None] | None = None,
     **options: Any,
 ) -> None:
     """``check`` every ``interval`` seconds until ``stop`` is set (Ctrl-C or SIGTERM in the
-    CLI: the round in progress ends first)."""
+    CLI: the round in progress ends first); then, if the rounds left the store's per-day
+    aggregates out of date (``refresh_every``), bring them up to date, ``on_refresh`` called
+    first: a watch stopped leaves them as an ingest does."""
     stop = stop or threading.Event()
     first = True
+    deferred = False  # whether the rounds since the last refresh deferred it
     while not stop.is_set():
         try:
             result = check(store, logs=logs, **options)
@@ -232,11 +237,22 @@ def watch(
 
             result = Check(Store(store).url, None, [], [], errors=[str(exc)])
         first = False
+        if result.refreshed is not None:
+            deferred = not result.refreshed
         if on_check is not None:
             on_check(result)
         deadline = time.monotonic() + interval
         while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
             stop.wait(min(left, 1.0))  # short waits: Windows runs a Ctrl-C handler between them
+    if deferred:
+        from loganalyzer.read.store import Store
+        from loganalyzer.report.rollup import refresh
+
+        if on_refresh is not None:
+            on_refresh()
+        st = Store(store)
+        with st.lock():
+            refresh(st, st.manifest(), set())
 
 
 def _notify(
