@@ -144,6 +144,11 @@ err = Console(stderr=True)
 
 #: What ``watch`` says when Ctrl-C twice stopped it in the middle of a round.
 CUT_SHORT = "watch stopped in the middle of a round; the next ingest or watch finishes it"
+#: What it says when Ctrl-C twice stopped it bringing the per-day aggregates up to date.
+CUT_REFRESH = (
+    "watch stopped before the store's per-day aggregates were up to date; reports read the "
+    "rows meanwhile; the next ingest brings them up to date"
+)
 
 
 def _say(message: str) -> None:
@@ -1091,20 +1096,28 @@ def watch_cmd(
         f"watching {len(logs or [])} log paths every {interval:g} s; "
         "Ctrl-C stops after the round (twice: at once)"
     )
+    refreshing: list[bool] = []
+
+    def on_refresh() -> None:
+        refreshing.append(True)
+        _say("bringing the store's per-day aggregates up to date (Ctrl-C: stop at once)")
+
     try:
         w.watch(
             store,
             interval=interval,
             stop=stop,
             on_check=lambda r: print_round(r, as_json),
+            on_refresh=on_refresh,
             **options,
         )
     except BaseException:
         if not forced:
             raise
         # whatever the interruption became (DuckDB makes it a RuntimeError): ingest's commit
-        # protocol keeps the store as before the round, as after a kill
-        _say(CUT_SHORT)
+        # protocol keeps the store as before the round, as after a kill; each aggregate is
+        # replaced whole
+        _say(CUT_REFRESH if refreshing else CUT_SHORT)
         raise typer.Exit(1) from None
     finally:  # the watch is over: a Ctrl-C now would only cut its exit short (code -2)
         signal.signal(signal.SIGINT, signal.SIG_IGN)

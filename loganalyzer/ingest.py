@@ -89,6 +89,8 @@ class IngestSummary(Result):
     cleaned: list[str] = field(default_factory=list)
     #: The UTC days that got tracking or SMTP rows.
     days: set[str] = field(default_factory=set, repr=False)
+    #: The log time of the earliest tracking or SMTP row written (None: none).
+    first: datetime | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         # a notebook shows the last value of a cell: one line, not a FileReport a file
@@ -624,6 +626,8 @@ def _read(st, manifest, tasks, summary, workers, scheduler, progress) -> None:
                 for p in res.parts
                 if p.final.startswith(("tracking/date=", "smtp/date="))
             )
+            if res.first and res.table in ("tracking", "smtp"):
+                summary.first = min(res.first, summary.first or res.first)
             if res.tz_assumed:
                 summary.warnings.append(f"{res.task.path}: local times read as UTC (no --tz)")
             summary.warnings += [f"{res.task.path}: {w}" for w in res.warnings]

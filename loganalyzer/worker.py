@@ -22,6 +22,7 @@ import time
 import zlib
 from collections.abc import Hashable, Iterator
 from dataclasses import KW_ONLY, dataclass, field
+from datetime import datetime
 from pathlib import PurePath
 
 import numpy as np
@@ -122,6 +123,8 @@ class TaskResult:
     warnings: list[str] = field(default_factory=list)  # said of the file (``Batch.warnings``)
     lookup: bytes = b""  # the IDs of the rows (see loganalyzer.store.lookup)
     worker: str = ""  # host:pid of the process that ran the task
+    #: The log time of its earliest row (None: no rows).
+    first: datetime | None = None
 
 
 def folder_server(path: str, flavour: type[PurePath] = PurePath) -> str | None:
@@ -619,6 +622,9 @@ def _store(
             writer.write(table, single)
             stage = "read"
             result.rows += table.num_rows
+            earliest = pc.min(table.column("date_time")).as_py()
+            if earliest is not None:
+                result.first = min(earliest, result.first or earliest)
             if hashes is None:
                 keys |= table_hashes(table)
         stage = "write to the store"

@@ -147,6 +147,16 @@ def notices(rounds: list[dict]) -> list[tuple[str, str, str]]:
     return [(n["status"], n["rule"], n["key"]) for r in rounds for n in r["notices"]]
 
 
+#: What the resolution of each rule says.
+RECOVERED = {
+    "vip": ": no failed or deferred mail in 60 minutes",
+    "auth_failures": "20 failed authentications or fewer from ",
+    "queue_backlog": "4 messages or fewer waiting on ",
+    "logs_stopped": " logs again (silent after ",
+    "quarantine": "no new quarantined lines",
+}
+
+
 def test_watch_raises_each_alert_once_and_resolves_it(
     synth_logs,
     tmp_path,
@@ -245,6 +255,11 @@ def test_watch_raises_each_alert_once_and_resolves_it(
     }
     # the same notices reached the webhook, and the mail server
     assert Counter((h["status"], h["rule"], h["key"]) for h in hook.received) == everything
+    # a resolution says the recovery (it repeated the firing text with its last figures)
+    said = {(h["status"], h["rule"], h["key"]): h["text"] for h in hook.received}
+    for (status, rule, key), text in said.items():
+        if status == "resolved":
+            assert RECOVERED[rule] in text and text != said[("firing", rule, key)], text
     subjects = [inbox.message(i)["Subject"] for i in range(len(inbox.envelopes))]
     assert any("FIRING critical vip" in s for s in subjects), subjects
     assert any("RESOLVED" in s for s in subjects)
@@ -847,5 +862,8 @@ def test_logs_that_all_stop_raise_an_alert_by_the_wall_clock(synth_logs, tmp_pat
     assert stopped.stdout.startswith("WATCH CRITICAL - no_new_logs all logs: no new log rows")
     assert "the newest is of 2026-03-02 01:" in stopped.stdout
     copy_hours(synth_logs, watched, range(2, 3))  # the copy works again
-    back = run_once(str(watched), *common)
-    assert back.returncode == 0 and back.stdout.startswith("WATCH OK"), back.stdout
+    back = run_once(str(watched), *common, "--json")
+    assert back.returncode == 0 and json.loads(back.stdout)["status"] == "OK", back.stdout
+    [resolved] = json.loads(back.stdout)["notices"]
+    assert resolved["status"] == "resolved", resolved
+    assert resolved["text"].startswith("new log rows again (none had come in for "), resolved

@@ -14,7 +14,8 @@ line aggregates) up to date as the ``ingest`` command does, but only every ``REF
 while the rows it writes are of the current UTC day: each refresh rebuilds the whole days
 written (seconds of CPU on a busy day, every minute), and until the next one readers count
 today's rows themselves (the rules and one-day reports read rows anyway). Rows of an earlier
-day (the last lines of yesterday, a backlog) bring them up to date at once.
+day (the last lines of yesterday, a backlog) bring them up to date at once, and so does a
+watch that stops.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from loganalyzer.report.mail import smtp_reason
 from loganalyzer.report.sections.vip import read_vips
 from loganalyzer.watch.notify import Mail, Unsent, Webhook, check_textfile, write_textfile
 from loganalyzer.watch.rules import Context, Finding, Rule, evaluate, load_rules
-from loganalyzer.watch.state import Alert, Notice, State
+from loganalyzer.watch.state import REPLAY, Alert, Notice, State
 
 __all__ = [
     "Check",
@@ -166,11 +167,13 @@ def check(
     ingested: dict[str, int] = {}
     errors: list[str] = []
     refreshed: list[bool] = []
+    first = None  # the log time of the earliest row ingested
     if logs:
         rollups = _refresher(state.memory, wall, refresh_every, refreshed)
         summary = ingest(list(logs), st, **{"rollups": rollups, **(ingest_options or {})})
         ingested = {"files": summary.count("ingested", "grown"), "rows": summary.rows}
         ingested["quarantined"] = summary.quarantined
+        first = summary.first
         errors += [f"{f.path}: {f.reason}" for f in summary.files if f.status == "error"]
     st.require()
     state.memory["ingest_quarantined"] = ingested.get("quarantined", 0)
@@ -180,10 +183,11 @@ def check(
     notices: list[Notice] = []
     if now is not None:
         at = _evaluation_times(state.memory.get(_EVALUATED), held, now)
-        ctx = Context(st.sql, now, vips or [], state.memory, at, wall)
+        late = _late_times(state.memory.get(_EVALUATED), first, now)
+        ctx = Context(st.sql, now, vips or [], state.memory, late + at, wall)
         for rule in rules:
             findings += evaluate(rule, ctx)
-        notices = state.walk(rules, findings, at, wall)
+        notices = state.walk(rules, findings, at, wall, late)
         state.memory[_EVALUATED] = now.isoformat()
     notifiers = list(notifiers)
     resent: list[Notice] = []
@@ -213,12 +217,16 @@ def watch(
     interval: float = 60.0,
     stop: threading.Event | None = None,
     on_check: Callable[[Check], None] | None = None,
+    on_refresh: Callable[[], None] | None = None,
     **options: Any,
 ) -> None:
     """``check`` every ``interval`` seconds until ``stop`` is set (Ctrl-C or SIGTERM in the
-    CLI: the round in progress ends first)."""
+    CLI: the round in progress ends first); then, if the rounds left the store's per-day
+    aggregates out of date (``refresh_every``), bring them up to date, ``on_refresh`` called
+    first: a watch stopped leaves them as an ingest does."""
     stop = stop or threading.Event()
     first = True
+    deferred = False  # whether the rounds since the last refresh deferred it
     while not stop.is_set():
         try:
             result = check(store, logs=logs, **options)
@@ -230,11 +238,22 @@ def watch(
 
             result = Check(Store(store).url, None, [], [], errors=[str(exc)])
         first = False
+        if result.refreshed is not None:
+            deferred = not result.refreshed
         if on_check is not None:
             on_check(result)
         deadline = time.monotonic() + interval
         while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
             stop.wait(min(left, 1.0))  # short waits: Windows runs a Ctrl-C handler between them
+    if deferred:
+        from loganalyzer.read.store import Store
+        from loganalyzer.report.rollup import refresh
+
+        if on_refresh is not None:
+            on_refresh()
+        st = Store(store)
+        with st.lock():
+            refresh(st, st.manifest(), set())
 
 
 def _notify(
@@ -278,6 +297,22 @@ def _evaluation_times(
     minute = dt.timedelta(minutes=1)
     first = since.replace(second=0, microsecond=0) + minute
     return [first + i * minute for i in range(max(0, -(-(now - first) // minute)))] + [now]
+
+
+def _late_times(
+    evaluated: str | None, first: dt.datetime | None, now: dt.datetime
+) -> list[dt.datetime]:
+    """The whole minutes from the round's earliest row ``first`` to the newest row the
+    previous round evaluated: rows older than that (copied in late, replayed, one server's
+    logs behind the others') raise the alerts they would have raised live, and the windows
+    after them changed too. At most ``state.REPLAY`` before now."""
+    if evaluated is None or first is None:  # the first round reads back on its own
+        return []
+    until = dt.datetime.fromisoformat(evaluated)
+    since = max(first, now - REPLAY)
+    minute = dt.timedelta(minutes=1)
+    start = since.replace(second=0, microsecond=0) + minute
+    return [start + i * minute for i in range(max(0, (until - start) // minute + 1))]
 
 
 def _refresher(

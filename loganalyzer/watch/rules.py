@@ -2,9 +2,10 @@
 
 A rule returns its *findings*: one per key (a next hop, a remote IP, a server, a VIP address)
 and evaluation time at which the key breaks it. A round evaluates the windows ending at each
-whole minute since the previous round's newest row and at the newest row now (``Context.at``),
-each rule in one query, so a burst early in a batch of rows that landed at once is seen as it
-would have been live. Whether a finding fires, repeats or resolves is decided in ``state``.
+whole minute since the previous round's newest row and at the newest row now (``Context.at``;
+from the first row of the round's rows older than that: rows copied in late), each rule in one
+query, so a burst early in a batch of rows that landed at once is seen as it would have been
+live. Whether a finding fires, repeats or resolves is decided in ``state``.
 """
 
 from __future__ import annotations
@@ -28,13 +29,15 @@ DEFAULT_REPEAT_MINUTES = 240
 @dataclass(frozen=True)
 class Finding:
     """A key that breaks a rule at ``at`` (log time; None: now): ``value`` is the measured
-    figure, ``text`` says it."""
+    figure, ``text`` says it, ``resolved`` says the recovery once the key no longer breaks
+    the rule."""
 
     rule: str
     key: str
     value: float
     text: str
     at: dt.datetime | None = None
+    resolved: str = ""
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,7 @@ def _queue_backlog(rule: Rule, ctx: Context) -> list[Finding]:
             float(n),
             f"{n} messages waiting on {server} for {hop}, the oldest since {_hhmm(oldest)}",
             _at(ctx, t),
+            f"{rule.options['threshold']} messages or fewer waiting on {server} for {hop} again",
         )
         for t, server, hop, n, oldest in rows
     ]
@@ -247,6 +251,8 @@ def _failure_rate(rule: Rule, ctx: Context) -> list[Finding]:
             f"{now_n} failed recipients in the hour to {_hhmm(_at(ctx, t))}, "
             f"{before_n} in the same hour a week before",
             _at(ctx, t),
+            f"failed recipients in the hour back to {rule.options['factor']:g} times those of "
+            f"the same hour a week before or fewer (or under {rule.options['min_failures']})",
         )
         for t, now_n, before_n in rows
     ]
@@ -283,6 +289,8 @@ def _auth_failures(rule: Rule, ctx: Context) -> list[Finding]:
             float(n),
             f"{n} failed authentications from {ip} in {minutes:g} minutes",
             _at(ctx, t),
+            f"{rule.options['threshold']} failed authentications or fewer from {ip} in "
+            f"{minutes:g} minutes again",
         )
         for t, ip, n in rows
     ]
@@ -335,6 +343,7 @@ def _vip(rule: Rule, ctx: Context) -> list[Finding]:
                 f"VIP {vip}: {what} in {minutes:g} minutes, last at {_hhmm(at)}"
                 + (f" ({status})" if status else ""),
                 _at(ctx, t),
+                f"VIP {vip}: no failed or deferred mail in {minutes:g} minutes",
             )
         )
     return found
@@ -386,6 +395,8 @@ def _logs_stopped(rule: Rule, ctx: Context) -> list[Finding]:
                 round(quiet, 1),
                 f"no log rows from {server} since {_hhmm(newest)} ({quiet:.0f} minutes)",
                 _at(ctx, t),
+                f"{server} logs again (silent after {_hhmm(newest)}, up to {quiet:.0f} minutes "
+                "behind the other servers)",
             )
         )
     return found
@@ -413,6 +424,7 @@ def _no_new_logs(rule: Rule, ctx: Context) -> list[Finding]:
             round(quiet, 1),
             f"no new log rows for {_minutes(quiet)}: the newest is of {_hhmm(ctx.now)}",
             ctx.now,
+            f"new log rows again (none had come in for {_minutes(quiet)} or more)",
         )
     ]
 
@@ -439,6 +451,7 @@ def _quarantine(rule: Rule, ctx: Context) -> list[Finding]:
             float(total - before),
             f"{total - before} new quarantined lines ({total} in all){top}",
             ctx.now,
+            "no new quarantined lines",
         )
     ]
 

@@ -24,6 +24,11 @@ STATE_FILE = "watch/state.json"
 VERSION = 1
 #: At most this many notices that reached nobody are kept for the next round (the newest).
 KEEP_UNSENT = 200
+#: How far before the newest row rows copied in late raise the alerts of their windows.
+REPLAY = dt.timedelta(hours=24)
+#: Where the memory keeps, per alert, the log times it fired over ([since, resolved at])
+#: within ``REPLAY``: a replay does not tell them again.
+TOLD = "told"
 
 
 @dataclass
@@ -38,6 +43,8 @@ class Alert:
     #: wall time of the last notification (ISO); None for a firing alert whose notification
     #: reached nobody (every notifier failed): sent again next round
     sent_at: str | None = None
+    #: what its resolution says (the text of the rule's last finding of it)
+    recovery: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -121,25 +128,70 @@ class State:
         findings: list[Finding],
         at: list[dt.datetime],
         wall: dt.datetime,
+        replayed: list[dt.datetime] | None = None,
     ) -> list[Notice]:
         """Moves the alerts through one round's evaluation times ``at`` (ascending, the last
         now) by the findings at each; returns what to send. Windowed rules step at each
         time where something breaks them, the time after it (where it stopped: resolved,
-        or a pending alert dropped) and the first; every rule at now."""
+        or a pending alert dropped) and the first; every rule at now. ``replayed``: earlier
+        times whose windows got rows late (ascending, within ``REPLAY`` of now), walked
+        first (``_replay``)."""
         now, earlier = at[-1], at[:-1]
         by_time: dict[dt.datetime, list[Finding]] = defaultdict(list)
         for f in findings:
             by_time[f.at or now].append(f)
-        index = {t: i for i, t in enumerate(earlier)}
-        steps = {earlier[0]} if earlier else set()
-        for t in by_time:
-            if t in index:
-                steps.update(earlier[index[t] : index[t] + 2])
         windowed = [r for r in rules if r.name in WINDOWED]
-        notices: list[Notice] = []
-        for t in sorted(steps):
+        notices = self._replay(windowed, by_time, replayed, wall) if replayed else []
+        for t in _steps(by_time, earlier):
             notices += self.step(windowed, by_time.get(t, []), t, wall, only=WINDOWED)
-        return notices + self.step(rules, by_time.get(now, []), now, wall)
+        notices += self.step(rules, by_time.get(now, []), now, wall)
+        told = self.memory.setdefault(TOLD, {})
+        for n in notices:
+            if n.kind == "resolved":
+                told.setdefault(n.alert.ident, []).append([n.alert.since, n.at])
+        horizon = (now - REPLAY).isoformat()
+        self.memory[TOLD] = {
+            i: kept for i, spans in told.items() if (kept := [s for s in spans if s[1] >= horizon])
+        }
+        return notices
+
+    def _replay(
+        self,
+        windowed: list[Rule],
+        by_time: dict[dt.datetime, list[Finding]],
+        times: list[dt.datetime],
+        wall: dt.datetime,
+    ) -> list[Notice]:
+        """The alerts of windows evaluated in earlier rounds that rows copied in late
+        changed: walked from no alert through ``times`` as they would have moved live. One
+        over a time it was told of already (it fired and resolved then, or is pending or
+        firing now) is not told again; one still open at the end goes on from there."""
+        told = {
+            ident: [(_time(s), _time(u)) for s, u in spans]
+            for ident, spans in self.memory.get(TOLD, {}).items()
+        }
+        for ident, alert in self.alerts.items():
+            told.setdefault(ident, []).append((_time(alert.since), None))
+        replay = State(self.url)
+        notices: list[Notice] = []
+        for t in _steps(by_time, times):
+            notices += replay.step(windowed, by_time.get(t, []), t, wall)
+        # when each alert of the replay resolved (none: it is open at the end)
+        ends = {
+            (n.alert.ident, n.alert.since): _time(n.at) for n in notices if n.kind == "resolved"
+        }
+
+        def new(ident: str, since: str) -> bool:
+            start, end = _time(since), ends.get((ident, since))
+            return not any(
+                (u is None or start <= u) and (end is None or s <= end)
+                for s, u in told.get(ident, [])
+            )
+
+        for ident, alert in replay.alerts.items():
+            if new(ident, alert.since):
+                self.alerts[ident] = alert
+        return [n for n in notices if new(n.alert.ident, n.alert.since)]
 
     def step(
         self,
@@ -164,6 +216,7 @@ class State:
                 alert = Alert(f.rule, f.key, rule.severity, "pending", at, f.value, f.text)
                 self.alerts[ident] = alert
             alert.value, alert.text, alert.severity = f.value, f.text, rule.severity
+            alert.recovery = f.resolved
             held = (now - dt.datetime.fromisoformat(alert.since)).total_seconds() / 60
             if alert.status == "pending" and held >= rule.for_minutes:
                 alert.status, alert.sent_at = "firing", wall.isoformat()
@@ -180,8 +233,9 @@ class State:
             if only is not None and self.alerts[ident].rule not in only:
                 continue
             alert = self.alerts.pop(ident)
-            if alert.status == "firing":
-                notices.append(Notice("resolved", alert, at))
+            if alert.status == "firing":  # it says the recovery, not its last figures
+                said = replace(alert, text=alert.recovery or alert.text)
+                notices.append(Notice("resolved", said, at))
         return notices
 
     def unheard(self, notices: list[Notice]) -> None:
@@ -204,3 +258,17 @@ class State:
 
     def firing(self) -> list[Alert]:
         return [a for _, a in sorted(self.alerts.items()) if a.status == "firing"]
+
+
+def _steps(by_time: dict[dt.datetime, list[Finding]], times: list[dt.datetime]) -> list:
+    """Of ``times``, those a walk steps at: the first, each with findings and the one after."""
+    index = {t: i for i, t in enumerate(times)}
+    steps = {times[0]} if times else set()
+    for t in by_time:
+        if t in index:
+            steps.update(times[index[t] : index[t] + 2])
+    return sorted(steps)
+
+
+def _time(iso: str | None) -> dt.datetime | None:
+    return None if iso is None else dt.datetime.fromisoformat(iso)
