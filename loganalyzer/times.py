@@ -28,6 +28,7 @@ __all__ = [
     "parse_date",
     "parse_duration",
     "parse_time",
+    "parse_window",
     "show",
     "zone",
     "zone_name",
@@ -38,6 +39,11 @@ FORMS = (
     "an ISO date or time (2026-03-02, 2026-03-02T14:30, 2026-03-02T14:30+01:00), "
     "now, today, yesterday, or an offset (-30m, -2h, -7d, -1w)"
 )
+#: The times a search window may start and end at (UTC): readers look up to a day beyond a
+#: window (a session begun before it, a relay's next hop), in a zone up to a day off UTC,
+#: and must stay within the years 1 to 9999.
+EARLIEST = dt.datetime(1, 1, 3, tzinfo=dt.UTC)
+LATEST = dt.datetime(9999, 12, 29, tzinfo=dt.UTC)
 _OFFSET = re.compile(r"^-\s*(\d{1,6})\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 #: Files of the zone database that are not zones: the system's zone and a rules template
@@ -99,12 +105,54 @@ def parse_time(
         day = current.date() - dt.timedelta(days=text == "yesterday")
         return dt.datetime.combine(day, dt.time(), z)
     if m := _OFFSET.match(text):
-        return current - dt.timedelta(**{_UNITS[m[2]]: int(m[1])})
+        try:
+            return current - dt.timedelta(**{_UNITS[m[2]]: int(m[1])})
+        except OverflowError:  # -999999w: before year 1
+            raise BadInput(f"{option} {value!r}: before year 1; give {FORMS}") from None
     try:
         parsed = dt.datetime.fromisoformat(value.strip())
     except ValueError as exc:
         raise BadInput(_why(value, option, noun, exc)) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=z)
+
+
+def parse_window(
+    since: str | dt.datetime | dt.date | None,
+    until: str | dt.datetime | dt.date | None,
+    tz: str | None = "UTC",
+    *,
+    now: dt.datetime | None = None,
+    names: tuple[str, str] = ("--since", "--until"),
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The window [``since``, ``until``) a search reads (None: open on that side), each time
+    in its own zone, else ``tz``'s, as ``parse_time`` reads it.
+
+    ``names`` name the two values in the errors. Raises BadInput for a wrong value, a time
+    outside ``EARLIEST``..``LATEST`` or a window that ends before it starts.
+    """
+    bounds: list[dt.datetime | None] = []
+    for value, name in zip((since, until), names, strict=True):
+        if value is None:
+            bounds.append(None)
+            continue
+        when = parse_time(value, tz, now=now, option=name)
+        try:
+            inside = EARLIEST <= when.astimezone(dt.UTC) <= LATEST
+        except OverflowError:  # a time of year 1 or 9999 pushed beyond it by its offset
+            inside = False
+        if not inside:
+            raise BadInput(
+                f"{name} {value!r}: out of range; give a time from {EARLIEST.date()} to "
+                f"{LATEST.date() - dt.timedelta(1)} (UTC)"
+            )
+        bounds.append(when)
+    start, end = bounds
+    if start is not None and end is not None and start >= end:
+        raise BadInput(
+            f"{names[0]} {show(start, tz)} is not before {names[1]} {show(end, tz)}: "
+            "nothing can match"
+        )
+    return start, end
 
 
 def parse_date(

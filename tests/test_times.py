@@ -11,7 +11,7 @@ from conftest import CORPUS, LOGANALYZER
 from logfiles import row, write_log
 
 from loganalyzer.errors import BadInput
-from loganalyzer.times import clock, parse_date, parse_time, zone, zone_name
+from loganalyzer.times import clock, parse_date, parse_time, parse_window, zone, zone_name
 
 NOW = dt.datetime(2026, 3, 4, 0, 30, tzinfo=dt.UTC)  # 01:30 in Berlin, still the 3rd in New York
 BERLIN = "Europe/Berlin"
@@ -65,6 +65,39 @@ def test_what_is_not_a_time_is_named(text, message):
         parse_time(text, option="--since")
     assert str(refused.value).startswith(message)
     assert str(refused.value).endswith("now, today, yesterday, or an offset (-30m, -2h, -7d, -1w)")
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "message"),
+    [
+        ("0001-01-01", None, "--since '0001-01-01': out of range; give a time from 0001-01-03"),
+        ("0001-01-02T23:00", None, "--since '0001-01-02T23:00': out of range"),
+        ("0001-01-01T00:00+01:00", None, "--since '0001-01-01T00:00+01:00': out of range"),
+        (None, "9999-12-31T23:59+00:00", "--until '9999-12-31T23:59+00:00': out of range"),
+        (None, "9999-12-29T01:00", "--until '9999-12-29T01:00': out of range"),
+        (None, "9999-12-31T23:00-05:00", "--until '9999-12-31T23:00-05:00': out of range"),
+        ("-999999w", None, "--since '-999999w': before year 1; give an ISO date"),
+        ("2026-03-03", "2026-03-02", "--since 2026-03-03T00:00:00+00:00 is not before --until"),
+    ],
+)
+def test_a_window_beyond_the_calendar_is_refused(since, until, message):
+    """Searches read a day beyond their window: a time within days of year 1 or 9999 was an
+    OverflowError deep in a search; now it is refused, naming the value and the limits."""
+    with pytest.raises(BadInput) as refused:
+        parse_window(since, until, now=NOW)
+    assert str(refused.value).startswith(message)
+    assert "out of range" not in message or str(refused.value).endswith("9999-12-28 (UTC)")
+
+
+def test_a_window_is_read_in_the_zone():
+    assert parse_window(None, None) == (None, None)
+    start, end = parse_window("0001-01-03", "9999-12-28T23:59")
+    assert (start.isoformat(), end.isoformat()) == (
+        "0001-01-03T00:00:00+00:00",
+        "9999-12-28T23:59:00+00:00",
+    )
+    start, end = parse_window("today", "now", BERLIN, now=NOW, names=("since", "until"))
+    assert (start.isoformat(), end) == ("2026-03-04T00:00:00+01:00", NOW)
 
 
 def test_unknown_zone():

@@ -63,6 +63,8 @@ def test_a_range_of_days(store):
         ("/report", {"date": "2026-03-03", "tz": "Mars/Olympus"}, "zone &#39;Mars/Olympus&#39;"),
         ("/", {"since": "last tuesday"}, "Since &#39;last tuesday&#39;: not a time"),
         ("/", {"since": "2026-03-03", "until": "2026-03-02"}, "is not before Until"),
+        ("/", {"since": "0001-01-01"}, "Since &#39;0001-01-01&#39;: out of range; give a time"),
+        ("/", {"until": "9999-12-31T23:59+00:00"}, "from 0001-01-03 to 9999-12-28 (UTC)"),
         ("/", {"q": "<>"}, "The ID &#39;&lt;&gt;&#39;: give a Message-ID"),
         ("/", {"recipient": "*", "page": "x"}, "page &#39;x&#39;: give a whole number"),
         ("/trace", {}, "give a message ID"),

@@ -15,7 +15,7 @@ from loganalyzer.store import FileRow, Store, addresses, cache
 from loganalyzer.store.duck import connection, domain_sql
 from loganalyzer.store.lookup import KEYS
 from loganalyzer.store.rollups import row_days
-from loganalyzer.times import parse_time, zone
+from loganalyzer.times import parse_window, zone
 from loganalyzer.trace import evidence, outbound, rejected
 from loganalyzer.trace.build import build
 from loganalyzer.trace.coverage import Coverage
@@ -115,12 +115,7 @@ def trace(
     query = _id_of(query)
     here = zone(tz)
     tz = here.key  # the name handed on: without blanks around it
-    since, until = (
-        None if t is None else parse_time(t, tz, option=name).isoformat()
-        for t, name in ((since, "--since"), (until, "--until"))
-    )
-    if since is not None and until is not None and since >= until:
-        raise BadInput(f"--since {since} is not before --until {until}: nothing can match")
+    since, until = (None if t is None else t.isoformat() for t in parse_window(since, until, tz))
     if event_id is not None:
         event_id = tracking_event(event_id)
     if verdict is not None and verdict not in VERDICTS:
