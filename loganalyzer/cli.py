@@ -396,7 +396,7 @@ def trace_cmd(
         print_trace(console, result)
     if html:
         typer.echo(f"HTML: {html}", err=True)
-    if note := result.case_note():
+    for note in result.notes():
         typer.echo(f"note: {clean(note)}", err=True)
     if not result.candidates:
         raise NothingFound(result.not_found())
@@ -439,8 +439,8 @@ def _print_pages(pages, as_json: bool, html: str | None = None, most: int | None
             if not as_json:
                 of = total if most is None else min(total, most)
                 print_trace(console, result, first=first, of=of)
-            if not notes and (note := result.case_note()):
-                notes.append(note)
+            if not notes:
+                notes.extend(result.notes())
             yield result
 
     if html:

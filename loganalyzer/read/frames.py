@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from eventcodes import OUTCOMES
 from loganalyzer.errors import BadInput, as_list
-from loganalyzer.read.query import connect, like, time_filter, tracking_event
+from loganalyzer.read.query import address_pattern, connect, like, time_filter, tracking_event
 from loganalyzer.schema import CATEGORIES, LOG_TABLES
 from loganalyzer.schema import columns as schema_columns
 from loganalyzer.store import Store
@@ -72,7 +72,7 @@ def select(
             clauses.append(
                 "(" + " or ".join("sender_address ilike ? escape '\\'" for _ in values) + ")"
             )
-            params += [like(v) for v in values]
+            params += [like(address_pattern(v)) for v in values]
         elif name == "recipient":
             clauses.append(
                 "("
@@ -82,7 +82,7 @@ def select(
                 )
                 + ")"
             )
-            params += [like(v) for v in values]
+            params += [like(address_pattern(v)) for v in values]
         else:  # events as trace reads them (fail: FAIL), servers without case
             if name == "event_id":
                 values = [tracking_event(v) for v in values]

@@ -160,7 +160,7 @@ class App:
         sort = {"sort": "newest"} if desc else {}
         values = values | dict(
             result=result,
-            described=_described(form),
+            described=_described(form | result.searched),
             sort_link="/?" + urlencode(base | ({} if desc else {"sort": "newest"})),
             prev_link="/?" + urlencode(base | sort | {"page": page - 1}) if page > 1 else None,
             next_link="/?" + urlencode(base | sort | {"page": page + 1})

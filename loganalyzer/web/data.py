@@ -38,6 +38,9 @@ class SearchPage:
     #: The store's first and last days with rows when nothing matched a time window wholly
     #: outside them (``TraceResult.held_days``).
     held_days: tuple[str, str] | None = None
+    #: The sender and recipient patterns searched where they differ from the form's
+    #: (``contoso.com`` searched as ``*@contoso.com``).
+    searched: dict[str, str] = field(default_factory=dict)
 
     @property
     def held(self) -> str | None:
@@ -81,7 +84,10 @@ def search(
         verdicts=True,
     )
     rows = found.candidates
-    result = SearchPage(rows, found.total or 0, page, size, desc, held_days=found.held_days)
+    searched = {k: found.query[k] for k in found.query.get("typed") or {}}
+    result = SearchPage(
+        rows, found.total or 0, page, size, desc, held_days=found.held_days, searched=searched
+    )
     for c in rows:
         fates = c.get("verdicts") or []
         for f in fates:
