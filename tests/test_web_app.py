@@ -46,6 +46,15 @@ def test_a_report_is_computed_once_until_the_store_changes(store, monkeypatch):
     assert len(calls) == 1
 
 
+def test_a_report_without_a_day_is_of_the_newest_day_the_store_holds(store):
+    """It was of yesterday by the wall clock: an empty report of a day the store never held."""
+    client = TestClient(create_app(str(store)), base_url=LOCAL)
+    newest = client.get("/report", params={"date": "2026-03-03"})
+    for params in ({}, {"date": ""}, {"date": " "}):
+        r = client.get("/report", params=params)
+        assert r.status_code == 200 and r.text == newest.text, params
+
+
 def test_a_range_of_days(store):
     client = TestClient(create_app(str(store)), base_url=LOCAL)
     r = client.get("/report", params={"date": "2026-03-03", "days": "2"})

@@ -443,3 +443,14 @@ def test_an_address_field_is_redacted_address_by_address(value, shown):
 
     out = redact_value("to", value, b"key")
     assert re.sub(r"\b[0-9a-f]{10}@", "H@", out) == shown
+
+
+def test_the_report_without_a_day_is_of_the_stores_newest_day(store):
+    """The Reports form offers the store's last day; a /report without one was of yesterday
+    by the wall clock (an empty report of megabytes)."""
+    with serving(store, env=NO_TOKEN) as url:
+        reports = httpx.get(url + "/reports", timeout=60).text
+        last = re.search(r'name="date" value="([\d-]+)"', reports)[1]
+        r = httpx.get(url + "/report", timeout=300)
+    assert r.status_code == 200
+    assert f"<title>Mail flow {last}</title>" in r.text

@@ -253,7 +253,8 @@ class App:
         tz = q.get("tz", "").strip() or "UTC"
         try:
             days = _number(q.get("days"), "days", 1, 366)
-            date = q.get("date", "").strip() or "yesterday"
+            # no day asked: the newest the store holds, as the Reports form offers it
+            date = q.get("date", "").strip() or await self.work(data.last_day, self.store)
             signature = await self.work(data.signature, self.store)
             key = (date, days, tz, signature)
             html = self.cached.get(key)

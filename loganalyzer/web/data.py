@@ -208,6 +208,12 @@ def days(store: str) -> list[dt.date]:
     return [dt.date.fromisoformat(str(d)[:10]) for d in df["date"]]
 
 
+def last_day(store: str) -> str:
+    """The newest day the store holds rows of (``days``); ``yesterday`` when it holds none."""
+    held = days(store)
+    return held[-1].isoformat() if held else "yesterday"
+
+
 def signature(store: str) -> tuple:
     """What changes when an ingest adds to the store (the key of cached reports); read from
     the manifest alone (a fifth of the time of a query over the store's views)."""
