@@ -337,7 +337,12 @@ def trace_cmd(
         str | None, typer.Option(help="Part of the subject.", callback=_not_blank)
     ] = None,
     since: Annotated[str | None, typer.Option(help=f"From this time: {TIME_FORMS}.")] = None,
-    until: Annotated[str | None, typer.Option(help="Before this time (the same forms).")] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            help="Before this time (the same forms); a day (2026-03-02, yesterday) to its end."
+        ),
+    ] = None,
     event_id: Annotated[
         str | None, typer.Option(help="Messages with this event: FAIL...", callback=_not_blank)
     ] = None,

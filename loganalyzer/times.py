@@ -125,18 +125,21 @@ def parse_window(
     names: tuple[str, str] = ("--since", "--until"),
 ) -> tuple[dt.datetime | None, dt.datetime | None]:
     """The window [``since``, ``until``) a search reads (None: open on that side), each time
-    in its own zone, else ``tz``'s, as ``parse_time`` reads it.
+    in its own zone, else ``tz``'s, as ``parse_time`` reads it; an ``until`` that names a day
+    (``2026-03-02``, ``today``, ``yesterday``) is the end of that day (the next midnight).
 
     ``names`` name the two values in the errors. Raises BadInput for a wrong value, a time
     outside ``EARLIEST``..``LATEST`` or a window that ends before it starts.
     """
     bounds: list[dt.datetime | None] = []
-    for value, name in zip((since, until), names, strict=True):
+    for value, name, end in zip((since, until), names, (False, True), strict=True):
         if value is None:
             bounds.append(None)
             continue
         when = parse_time(value, tz, now=now, option=name)
         try:
+            if end and _names_a_day(value):
+                when = dt.datetime.combine(when.date() + dt.timedelta(1), dt.time(), when.tzinfo)
             inside = EARLIEST <= when.astimezone(dt.UTC) <= LATEST
         except OverflowError:  # a time of year 1 or 9999 pushed beyond it by its offset
             inside = False
@@ -153,6 +156,20 @@ def parse_window(
             "nothing can match"
         )
     return start, end
+
+
+def _names_a_day(value: str | dt.datetime | dt.date) -> bool:
+    """``value`` is a whole day: a ``date``, an ISO date, ``today`` or ``yesterday``."""
+    if isinstance(value, dt.date):
+        return not isinstance(value, dt.datetime)
+    text = str(value).strip()
+    if text.lower() in ("today", "yesterday"):
+        return True
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_date(

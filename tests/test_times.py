@@ -100,6 +100,26 @@ def test_a_window_is_read_in_the_zone():
     assert (start.isoformat(), end) == ("2026-03-04T00:00:00+01:00", NOW)
 
 
+@pytest.mark.parametrize(
+    ("until", "tz", "end"),
+    [
+        ("2026-03-02", "UTC", "2026-03-03T00:00:00+00:00"),
+        (dt.date(2026, 3, 2), "UTC", "2026-03-03T00:00:00+00:00"),
+        ("2026-03-29", BERLIN, "2026-03-30T00:00:00+02:00"),  # a day of 23 hours
+        ("yesterday", BERLIN, "2026-03-04T00:00:00+01:00"),
+        ("today", BERLIN, "2026-03-05T00:00:00+01:00"),
+        # a time is itself
+        ("2026-03-02T00:00", "UTC", "2026-03-02T00:00:00+00:00"),
+        ("-1d", "UTC", "2026-03-03T00:30:00+00:00"),
+    ],
+)
+def test_until_a_day_is_to_the_end_of_that_day(until, tz, end):
+    """``--since 2026-03-02 --until 2026-03-02`` was refused (until that day's midnight)."""
+    assert parse_window(None, until, tz, now=NOW)[1].isoformat() == end
+    start, _ = parse_window("2026-03-02", "2026-03-02")
+    assert start.isoformat() == "2026-03-02T00:00:00+00:00"
+
+
 def test_unknown_zone():
     # the zone database's files that are no zones (DuckDB's ICU knows none of them)
     for name in ("Nowhere/Land", "", "../etc/passwd", "localtime", "posixrules", "right/UTC",

@@ -291,3 +291,14 @@ def test_a_message_id_with_one_bracket_lost_is_found(store):
     for given in (logged[:-1], logged[1:]):
         got = _traced(store, given)
         assert [m["message_id"] for m in got["messages"]] == [logged], given
+
+
+def test_until_a_day_covers_that_day(store):
+    """``--since 2026-03-02 --until 2026-03-02`` was refused: "is not before --until"."""
+    day = _traced(store, "--since", "2026-03-02T00:00", "--until", "2026-03-03T00:00")
+    assert day["total"] > 0
+    got = _traced(store, "--since", "2026-03-02", "--until", "2026-03-02")
+    assert got["total"] == day["total"]
+    assert got["query"]["until"] == "2026-03-03T00:00:00+00:00"
+    done = _run("trace", "--help")
+    assert "a day (2026-03-02, yesterday) to its end" in " ".join(done.stdout.split())

@@ -55,6 +55,17 @@ def test_a_report_without_a_day_is_of_the_newest_day_the_store_holds(store):
         assert r.status_code == 200 and r.text == newest.text, params
 
 
+def test_a_search_until_a_day_covers_that_day(store):
+    """Since and Until the same day was refused: "Since ... is not before Until ..."."""
+    client = TestClient(create_app(str(store)), base_url=LOCAL)
+    total = re.compile(r'<p id="total"><strong>([\d,]+)</strong>')
+    search = {"sender": "*", "since": "2026-03-02"}
+    day = client.get("/", params=search | {"until": "2026-03-03T00:00"})
+    same = client.get("/", params=search | {"until": "2026-03-02"})
+    assert same.status_code == 200
+    assert total.search(same.text)[1] == total.search(day.text)[1] != "0"
+
+
 def test_a_range_of_days(store):
     client = TestClient(create_app(str(store)), base_url=LOCAL)
     r = client.get("/report", params={"date": "2026-03-03", "days": "2"})

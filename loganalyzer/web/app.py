@@ -326,8 +326,7 @@ def _related(result, tz: str, sender_searches: bool = True) -> dict:
     for m in result.messages if sender_searches else ():
         if m.sender and m.received_at and "@" in m.sender:
             day = m.received_at.date()
-            query = {"sender": m.sender, "since": day.isoformat()}
-            query["until"] = (day + dt.timedelta(days=1)).isoformat()
+            query = {"sender": m.sender, "since": day.isoformat(), "until": day.isoformat()}
             searches.append((f"Messages of {m.sender} that day", "/?" + urlencode(query)))
     seen = set(own)
 
