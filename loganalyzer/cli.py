@@ -342,7 +342,12 @@ def trace_cmd(
         str | None, typer.Option(help="Part of the subject.", callback=_not_blank)
     ] = None,
     since: Annotated[str | None, typer.Option(help=f"From this time: {TIME_FORMS}.")] = None,
-    until: Annotated[str | None, typer.Option(help="Before this time (the same forms).")] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            help="Before this time (the same forms); a day (2026-03-02, yesterday) to its end."
+        ),
+    ] = None,
     event_id: Annotated[
         str | None, typer.Option(help="Messages with this event: FAIL...", callback=_not_blank)
     ] = None,
@@ -401,7 +406,7 @@ def trace_cmd(
         print_trace(console, result)
     if html:
         typer.echo(f"HTML: {html}", err=True)
-    if note := result.case_note():
+    for note in result.notes():
         typer.echo(f"note: {clean(note)}", err=True)
     if not result.candidates:
         raise NothingFound(result.not_found())
@@ -444,8 +449,8 @@ def _print_pages(pages, as_json: bool, html: str | None = None, most: int | None
             if not as_json:
                 of = total if most is None else min(total, most)
                 print_trace(console, result, first=first, of=of)
-            if not notes and (note := result.case_note()):
-                notes.append(note)
+            if not notes:
+                notes.extend(result.notes())
             yield result
 
     if html:

@@ -28,6 +28,7 @@ __all__ = [
     "parse_date",
     "parse_duration",
     "parse_time",
+    "parse_window",
     "show",
     "zone",
     "zone_name",
@@ -131,6 +132,53 @@ def _within(when: dt.datetime, value: object, option: str, noun: str) -> dt.date
             f"{option} {str(value)!r}: out of range; give a {noun} from {first} to {last}"
         )
     return when
+
+
+def parse_window(
+    since: str | dt.datetime | dt.date | None,
+    until: str | dt.datetime | dt.date | None,
+    tz: str | None = "UTC",
+    *,
+    now: dt.datetime | None = None,
+    names: tuple[str, str] = ("--since", "--until"),
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The window [``since``, ``until``) a search reads (None: open on that side), each time
+    in its own zone, else ``tz``'s, as ``parse_time`` reads it; an ``until`` that names a day
+    (``2026-03-02``, ``today``, ``yesterday``) is the end of that day (the next midnight).
+
+    ``names`` name the two values in the errors. Raises BadInput for a wrong value, a time
+    outside ``EARLIEST``..``LATEST`` (``parse_time``) or a window that ends before it starts.
+    """
+    bounds: list[dt.datetime | None] = []
+    for value, name, end in zip((since, until), names, (False, True), strict=True):
+        if value is None:
+            bounds.append(None)
+            continue
+        when = parse_time(value, tz, now=now, option=name)  # (within EARLIEST..LATEST)
+        if end and _names_a_day(value):
+            when = dt.datetime.combine(when.date() + dt.timedelta(1), dt.time(), when.tzinfo)
+        bounds.append(when)
+    start, end = bounds
+    if start is not None and end is not None and start >= end:
+        raise BadInput(
+            f"{names[0]} {show(start, tz)} is not before {names[1]} {show(end, tz)}: "
+            "nothing can match"
+        )
+    return start, end
+
+
+def _names_a_day(value: str | dt.datetime | dt.date) -> bool:
+    """``value`` is a whole day: a ``date``, an ISO date, ``today`` or ``yesterday``."""
+    if isinstance(value, dt.date):
+        return not isinstance(value, dt.datetime)
+    text = str(value).strip()
+    if text.lower() in ("today", "yesterday"):
+        return True
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_date(

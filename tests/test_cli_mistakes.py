@@ -276,6 +276,13 @@ MISTAKES = [
         2,
         "is not before --until",
     ),  # fmt: skip
+    (
+        "trace-since-year-1",
+        [*WITH_SENDER, "--since", "0001-01-01"],
+        2,
+        "--since '0001-01-01': " + OUT_TIMES,
+    ),  # fmt: skip
+    ("trace-until-year-9999", [*WITH_SENDER, "--until", "9999-12-31"], 2, "'9999-12-31': out"),
     ("trace-unknown-event", [*WITH_SENDER, "--event-id", "NOPE"], 2, "--event-id 'NOPE'"),
     ("trace-huge-limit", [*WITH_SENDER, "--limit", "9" * 20], 2, "--limit " + "9" * 20),
     ("sql-no-statement", ["sql", *S, "--", ";"], 2, "no statement to run"),

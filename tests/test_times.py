@@ -11,7 +11,7 @@ from conftest import CORPUS, LOGANALYZER
 from logfiles import row, write_log
 
 from loganalyzer.errors import BadInput
-from loganalyzer.times import clock, parse_date, parse_time, zone, zone_name
+from loganalyzer.times import clock, parse_date, parse_time, parse_window, zone, zone_name
 
 NOW = dt.datetime(2026, 3, 4, 0, 30, tzinfo=dt.UTC)  # 01:30 in Berlin, still the 3rd in New York
 BERLIN = "Europe/Berlin"
@@ -65,6 +65,57 @@ def test_what_is_not_a_time_is_named(text, message):
         parse_time(text, option="--since")
     assert str(refused.value).startswith(message)
     assert str(refused.value).endswith("now, today, yesterday, or an offset (-30m, -2h, -7d, -1w)")
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "message"),
+    [
+        ("0001-01-01", None, "--since '0001-01-01': out of range; give a time from 0100-01-01"),
+        ("0099-12-31T23:00", None, "--since '0099-12-31T23:00': out of range"),
+        (None, "9999-12-31T23:59+00:00", "--until '9999-12-31T23:59+00:00': out of range"),
+        (None, "9900-01-01T01:00", "--until '9900-01-01T01:00': out of range"),
+        ("-999999w", None, "--since '-999999w': out of range"),
+        ("2026-03-03", "2026-03-02", "--since 2026-03-03T00:00:00+00:00 is not before --until"),
+    ],
+)
+def test_a_window_beyond_the_calendar_is_refused(since, until, message):
+    """Searches read a day beyond their window: a time near year 1 or 9999 was an
+    OverflowError deep in a search; now it is refused, naming the value and the limits."""
+    with pytest.raises(BadInput) as refused:
+        parse_window(since, until, now=NOW)
+    assert str(refused.value).startswith(message)
+    assert "out of range" not in message or str(refused.value).endswith("9899-12-31")
+
+
+def test_a_window_is_read_in_the_zone():
+    assert parse_window(None, None) == (None, None)
+    start, end = parse_window("0100-01-01", "9899-12-31T23:59")
+    assert (start.isoformat(), end.isoformat()) == (
+        "0100-01-01T00:00:00+00:00",
+        "9899-12-31T23:59:00+00:00",
+    )
+    start, end = parse_window("today", "now", BERLIN, now=NOW, names=("since", "until"))
+    assert (start.isoformat(), end) == ("2026-03-04T00:00:00+01:00", NOW)
+
+
+@pytest.mark.parametrize(
+    ("until", "tz", "end"),
+    [
+        ("2026-03-02", "UTC", "2026-03-03T00:00:00+00:00"),
+        (dt.date(2026, 3, 2), "UTC", "2026-03-03T00:00:00+00:00"),
+        ("2026-03-29", BERLIN, "2026-03-30T00:00:00+02:00"),  # a day of 23 hours
+        ("yesterday", BERLIN, "2026-03-04T00:00:00+01:00"),
+        ("today", BERLIN, "2026-03-05T00:00:00+01:00"),
+        # a time is itself
+        ("2026-03-02T00:00", "UTC", "2026-03-02T00:00:00+00:00"),
+        ("-1d", "UTC", "2026-03-03T00:30:00+00:00"),
+    ],
+)
+def test_until_a_day_is_to_the_end_of_that_day(until, tz, end):
+    """``--since 2026-03-02 --until 2026-03-02`` was refused (until that day's midnight)."""
+    assert parse_window(None, until, tz, now=NOW)[1].isoformat() == end
+    start, _ = parse_window("2026-03-02", "2026-03-02")
+    assert start.isoformat() == "2026-03-02T00:00:00+00:00"
 
 
 def test_unknown_zone():

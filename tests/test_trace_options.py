@@ -238,3 +238,67 @@ def test_a_reader_holds_duckdb_to_bounded_memory_and_leaves_no_spill_folder(stor
     found = json.loads(listed.stdout)
     assert found["total"] > 0
     assert all(any(v["verdict"] == "delivered" for v in c["verdicts"]) for c in found["candidates"])
+
+
+@pytest.mark.parametrize(
+    ("given", "searched"),
+    [
+        ("<bjorn.jansen@contoso.com>", "bjorn.jansen@contoso.com"),
+        ("Bjorn Jansen <bjorn.jansen@contoso.com>", "bjorn.jansen@contoso.com"),
+        ('"Jansen, Bjorn" <bjorn.jansen@contoso.com> ', "bjorn.jansen@contoso.com"),
+        ("@contoso.com", "*@contoso.com"),
+        ("contoso.com", "*@contoso.com"),
+        ("@*.contoso.com", "*@*.contoso.com"),
+        # as they were: an address, a pattern, the null sender, words
+        ("bjorn.jansen@contoso.com", "bjorn.jansen@contoso.com"),
+        ("*contoso.com", "*contoso.com"),
+        ("<>", "<>"),
+        ("Bjorn Jansen", "Bjorn Jansen"),
+    ],
+)
+def test_an_address_as_users_copy_it_is_the_pattern_searched(given, searched):
+    from loganalyzer.read.query import address_pattern
+
+    assert address_pattern(given) == searched
+
+
+def test_trace_takes_an_address_as_outlook_copies_it_and_a_bare_domain(store):
+    """``Name <a@b>``, ``<a@b>``, ``@domain`` and ``domain`` found nothing; now they find what
+    the address or ``*@domain`` finds, and a note says which pattern was searched."""
+    sender = _a_message(store)["sender"]
+    domain = sender.split("@")[1]
+    by_address = _traced(store, "--sender", sender)["total"]
+    by_domain = _traced(store, "--recipient", f"*@{domain}")["total"]
+    assert by_address > 0 and by_domain > 0
+    for option, given, total in [
+        ("--sender", f"<{sender}>", by_address),
+        ("--sender", f"Some One <{sender}>", by_address),
+        ("--recipient", f"@{domain}", by_domain),
+        ("--recipient", domain, by_domain),
+    ]:
+        got = _traced(store, option, given)
+        assert got["total"] == total, given
+        assert got["query"]["typed"] == {option[2:]: given}
+        done = _run("trace", option, given, "--store", store, "--limit", "1")
+        assert done.returncode == 0
+        searched = sender if option == "--sender" else f"*@{domain}"
+        assert f"note: searched {option[2:]} {searched} for {given!r}\n" in done.stderr
+    assert "typed" not in _traced(store, "--sender", sender)["query"]
+
+
+def test_a_message_id_with_one_bracket_lost_is_found(store):
+    logged = _a_message(store)["message_id"]
+    for given in (logged[:-1], logged[1:]):
+        got = _traced(store, given)
+        assert [m["message_id"] for m in got["messages"]] == [logged], given
+
+
+def test_until_a_day_covers_that_day(store):
+    """``--since 2026-03-02 --until 2026-03-02`` was refused: "is not before --until"."""
+    day = _traced(store, "--since", "2026-03-02T00:00", "--until", "2026-03-03T00:00")
+    assert day["total"] > 0
+    got = _traced(store, "--since", "2026-03-02", "--until", "2026-03-02")
+    assert got["total"] == day["total"]
+    assert got["query"]["until"] == "2026-03-03T00:00:00+00:00"
+    done = _run("trace", "--help")
+    assert "a day (2026-03-02, yesterday) to its end" in " ".join(done.stdout.split())

@@ -46,6 +46,26 @@ def test_a_report_is_computed_once_until_the_store_changes(store, monkeypatch):
     assert len(calls) == 1
 
 
+def test_a_report_without_a_day_is_of_the_newest_day_the_store_holds(store):
+    """It was of yesterday by the wall clock: an empty report of a day the store never held."""
+    client = TestClient(create_app(str(store)), base_url=LOCAL)
+    newest = client.get("/report", params={"date": "2026-03-03"})
+    for params in ({}, {"date": ""}, {"date": " "}):
+        r = client.get("/report", params=params)
+        assert r.status_code == 200 and r.text == newest.text, params
+
+
+def test_a_search_until_a_day_covers_that_day(store):
+    """Since and Until the same day was refused: "Since ... is not before Until ..."."""
+    client = TestClient(create_app(str(store)), base_url=LOCAL)
+    total = re.compile(r'<p id="total"><strong>([\d,]+)</strong>')
+    search = {"sender": "*", "since": "2026-03-02"}
+    day = client.get("/", params=search | {"until": "2026-03-03T00:00"})
+    same = client.get("/", params=search | {"until": "2026-03-02"})
+    assert same.status_code == 200
+    assert total.search(same.text)[1] == total.search(day.text)[1] != "0"
+
+
 def test_a_range_of_days(store):
     client = TestClient(create_app(str(store)), base_url=LOCAL)
     r = client.get("/report", params={"date": "2026-03-03", "days": "2"})
@@ -63,6 +83,8 @@ def test_a_range_of_days(store):
         ("/report", {"date": "2026-03-03", "tz": "Mars/Olympus"}, "zone &#39;Mars/Olympus&#39;"),
         ("/", {"since": "last tuesday"}, "Since &#39;last tuesday&#39;: not a time"),
         ("/", {"since": "2026-03-03", "until": "2026-03-02"}, "is not before Until"),
+        ("/", {"since": "0001-01-01"}, "Since &#39;0001-01-01&#39;: out of range; give a time"),
+        ("/", {"until": "9999-12-31T23:59+00:00"}, "from 0100-01-01 to 9899-12-31"),
         ("/", {"q": "<>"}, "The ID &#39;&lt;&gt;&#39;: give a Message-ID"),
         ("/", {"recipient": "*", "page": "x"}, "page &#39;x&#39;: give a whole number"),
         ("/trace", {}, "give a message ID"),

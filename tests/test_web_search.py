@@ -248,3 +248,25 @@ def test_a_window_outside_the_stores_days_says_which_days_it_holds(served):
     assert said.startswith(f"The store's logs are of {days[0]} to ") and said.endswith(" (UTC).")
     _, inside = get(url, recipient="nobody@fabrikam.com", since=days[0])
     assert total(inside) == 0 and 'id="held"' not in inside
+
+
+def test_an_address_as_outlook_copies_it_a_domain_and_a_half_bracketed_id_are_found(served):
+    """The search found nothing for ``Name <a@b>``, ``<a@b>``, ``@domain``, ``domain`` and an
+    ID whose closing ``>`` was lost; now they are found, and the page says what was searched."""
+    url, truth = served
+    t = next(t for t in truth if t["message_id"] and t["sender"] and t["verdict"] == "delivered")
+    sender, domain = t["sender"], t["recipient"].split("@")[1]
+    by_sender, by_domain = (total(get(url, **f)[1]) for f in
+                            ({"sender": sender}, {"recipient": f"*@{domain}"}))  # fmt: skip
+    assert by_sender > 0 and by_domain > 0
+    for field, given, found, searched in [
+        ("sender", f"<{sender}>", by_sender, sender),
+        ("sender", f"Anna Jansen <{sender}>", by_sender, sender),
+        ("recipient", f"@{domain}", by_domain, f"*@{domain}"),
+        ("recipient", domain, by_domain, f"*@{domain}"),
+    ]:
+        status, page = get(url, **{field: given})
+        assert status == 200 and total(page) == found, given
+        assert f"match{'es' if found == 1 else ''} {field} {searched}." in html.unescape(page)
+    status, page = get(url, q=t["message_id"][:-1])
+    assert status == 200 and [mid for mid, _ in rows(page)] == [t["message_id"]]

@@ -9,9 +9,11 @@ import json
 import re
 import threading
 import time
+from email.utils import getaddresses
 
 import httpx
 import pytest
+from conftest import CORPUS, ROOT
 from logfiles import row, write_log
 from webserver import free_port, run, serving
 
@@ -385,3 +387,70 @@ def test_served_on_every_address_the_link_names_the_machine(store):
         proc.wait(timeout=20)
     assert f"open this link once: http://{socket.getfqdn()}:{port}/?token=" in line, line
     assert "0.0.0.0" not in line
+
+
+#: Header samples: bounces (their code-table rows are shared, frozen values) and blocks whose
+#: To names a person.
+PASTED = [
+    *sorted((CORPUS / "headers").glob("*.txt")),
+    *sorted((ROOT / "tests" / "headers").glob("*.eml")),
+]
+
+
+def _people(analysis: dict) -> set[str]:
+    """The names and local parts of the addresses a header analysis shows, Message-IDs aside."""
+    fields = [analysis["from"], analysis["to"], (analysis["original"] or {}).get("from")]
+    fields += [b["recipient"] for b in analysis["bounce"]]
+    for hops in (analysis["hops"], (analysis["original"] or {}).get("hops", [])):
+        fields += [h["for"] for h in hops]
+    out = set()
+    for name, address in getaddresses([f for f in fields if f]):
+        out |= {name, address.rpartition("@")[0]}
+    return out - {""}
+
+
+def test_redact_hides_every_address_of_a_pasted_header(store):
+    """Every sample, bounces too, gives its analysis page with no person's name or address."""
+    from loganalyzer import analyze_headers
+
+    with serving(store, "--redact", env=NO_TOKEN) as url:
+        form = httpx.get(url + "/headers").text
+        csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', form)[1]
+        for path in PASTED:
+            people = _people(analyze_headers(path.read_bytes()).to_dict())
+            r = httpx.post(url + "/headers", data={"csrf": csrf}, files={"file": path.read_bytes()})
+            assert r.status_code == 200, (path.name, r.text[-300:])
+            shown = html.unescape(r.text)
+            assert "addresses redacted" in shown, path.name
+            assert not {p for p in people if p in shown}, path.name
+    assert "Traceback" not in url.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("Thomas Larsen <t.larsen@contoso.com>", "(hidden) <H@contoso.com>"),
+        ("<t.larsen@contoso.com>", "<H@contoso.com>"),
+        ("t.larsen@contoso.com", "H@contoso.com"),
+        (
+            '"Larsen, Thomas" <t.larsen@contoso.com>, b@fabrikam.com',
+            "(hidden) <H@contoso.com>, H@fabrikam.com",
+        ),
+    ],
+)
+def test_an_address_field_is_redacted_address_by_address(value, shown):
+    from loganalyzer.web.data import redact_value
+
+    out = redact_value("to", value, b"key")
+    assert re.sub(r"\b[0-9a-f]{10}@", "H@", out) == shown
+
+
+def test_the_report_without_a_day_is_of_the_stores_newest_day(store):
+    """The Reports form offers the store's last day; a /report without one was of yesterday
+    by the wall clock (an empty report of megabytes)."""
+    with serving(store, env=NO_TOKEN) as url:
+        reports = httpx.get(url + "/reports", timeout=60).text
+        last = re.search(r'name="date" value="([\d-]+)"', reports)[1]
+        r = httpx.get(url + "/report", timeout=300)
+    assert r.status_code == 200
+    assert f"<title>Mail flow {last}</title>" in r.text

@@ -7,11 +7,11 @@ import pyarrow as pa
 
 from eventcodes import OUTCOMES
 from loganalyzer.errors import BadInput, as_list
-from loganalyzer.read.query import connect, like, time_filter, tracking_event
+from loganalyzer.read.query import address_pattern, connect, like, time_filter, tracking_event
 from loganalyzer.schema import CATEGORIES, LOG_TABLES
 from loganalyzer.schema import columns as schema_columns
 from loganalyzer.store import Store
-from loganalyzer.times import zone_name
+from loganalyzer.times import parse_window, zone_name
 
 
 def to_frame(table: pa.Table, tz: str | None = None) -> pd.DataFrame:
@@ -59,9 +59,8 @@ def select(
                 f"{', '.join(map(repr, wrong))}: no such column of {table} (docs/fields.md "
                 "lists them)"
             )
-    where, params = time_filter(since, until, time_column, partitioned, tz or "UTC")
-    if since is not None and until is not None and params[0] >= params[2 if partitioned else 1]:
-        raise BadInput(f"since {since} is not before until {until}: no time is in between")
+    since, until = parse_window(since, until, tz or "UTC", names=("since", "until"))
+    where, params = time_filter(since, until, time_column, partitioned)
     element = "x.recipient" if table == "messages" else "x"
     list_column = "recipients" if table == "messages" else "recipient_address"
     clauses = [where]
@@ -73,7 +72,7 @@ def select(
             clauses.append(
                 "(" + " or ".join("sender_address ilike ? escape '\\'" for _ in values) + ")"
             )
-            params += [like(v) for v in values]
+            params += [like(address_pattern(v)) for v in values]
         elif name == "recipient":
             clauses.append(
                 "("
@@ -83,7 +82,7 @@ def select(
                 )
                 + ")"
             )
-            params += [like(v) for v in values]
+            params += [like(address_pattern(v)) for v in values]
         else:  # events as trace reads them (fail: FAIL), servers without case
             if name == "event_id":
                 values = [tracking_event(v) for v in values]

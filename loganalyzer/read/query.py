@@ -6,6 +6,7 @@ row per tracking row and recipient, with its status) and ``messages`` (one row p
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
@@ -275,6 +276,24 @@ def _instant(when: datetime | date | str, tz: str | None, option: str) -> dateti
     if isinstance(when, datetime) and when.tzinfo is not None:
         return when.astimezone(UTC)
     return parse_time(when, tz, option=option).astimezone(UTC)
+
+
+#: An address as mail programs copy it: ``<a@b>``, ``Name <a@b>``, ``"Last, First" <a@b>``.
+_BRACKETED = re.compile(r"[^<>]*<([^<>]+)>")
+
+
+def address_pattern(text: str) -> str:
+    """A sender or recipient as a user gives it, as the pattern searched: the address out of
+    ``<a@b>`` or ``Name <a@b>`` (as Outlook copies it); a domain, bare or after an "@"
+    (``contoso.com``, ``@contoso.com``), as every address of it (``*@contoso.com``)."""
+    value = text.strip()
+    if (m := _BRACKETED.fullmatch(value)) and m[1].strip():
+        value = m[1].strip()
+    if value.startswith("@"):
+        return "*" + value
+    if "." in value and not any(c in value for c in "@*? "):
+        return "*@" + value
+    return value or text
 
 
 def like(pattern: str) -> str:

@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterator
 import eventcodes
 from loganalyzer.errors import BadInput, as_text, whole
 from loganalyzer.fate import VERDICTS, host_name, server_name
-from loganalyzer.read.query import add_views, point, tracking_event
+from loganalyzer.read.query import add_views, address_pattern, point, tracking_event
 from loganalyzer.store import FileRow, Store, addresses, cache
 from loganalyzer.store.duck import connection, domain_sql
 from loganalyzer.store.lookup import KEYS
 from loganalyzer.store.rollups import row_days
-from loganalyzer.times import parse_time, zone
+from loganalyzer.times import parse_window, zone
 from loganalyzer.trace import evidence, outbound, rejected
 from loganalyzer.trace.build import build
 from loganalyzer.trace.coverage import Coverage
@@ -113,14 +113,12 @@ def trace(
     if limit is not None and not 1 <= limit <= _MOST:
         raise BadInput(f"--limit {limit}: give 1 to {_MOST:,}")
     query = _id_of(query)
+    given = {"sender": sender, "recipient": recipient}
+    sender, recipient = (None if t is None else address_pattern(t) for t in (sender, recipient))
+    typed = {k: t for (k, t), s in zip(given.items(), (sender, recipient), strict=True) if t != s}
     here = zone(tz)
     tz = here.key  # the name handed on: without blanks around it
-    since, until = (
-        None if t is None else parse_time(t, tz, option=name).isoformat()
-        for t, name in ((since, "--since"), (until, "--until"))
-    )
-    if since is not None and until is not None and since >= until:
-        raise BadInput(f"--since {since} is not before --until {until}: nothing can match")
+    since, until = (None if t is None else t.isoformat() for t in parse_window(since, until, tz))
     if event_id is not None:
         event_id = tracking_event(event_id)
     if verdict is not None and verdict not in VERDICTS:
@@ -134,6 +132,7 @@ def trace(
     st = store if isinstance(store, Store) else Store(store)
     st.require()
     q = Query(query, server, sender, recipient, subject, since, until, event_id, verdict)
+    q.typed = typed or None
     # one connection for the manifest and every step, its views re-pointed at each step's
     # files: a connection costs 40 ms (the app's worker threads each keep theirs)
     with connection(st) as con:

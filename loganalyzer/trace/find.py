@@ -54,6 +54,9 @@ class Query:
     verdict: str | None = None
     #: The Message-ID as given, when no message has it and one differing in case was traced.
     as_given: str | None = None
+    #: The sender and recipient as given, where the pattern searched differs from them
+    #: (``address_pattern``: ``contoso.com`` is ``*@contoso.com``).
+    typed: dict[str, str] | None = None
 
     def kind(self) -> str | None:
         """message_id, network_message_id or internal_message_id (None: filters only)."""
@@ -72,8 +75,8 @@ class Query:
         if kind == "network_message_id":
             h = re.sub(r"[^0-9a-f]", "", text.lower())
             return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-        if kind == "message_id" and not text.startswith("<"):
-            return f"<{text}>"
+        if kind == "message_id":  # also when one of its brackets was lost in copying
+            return f"<{text.removeprefix('<').removesuffix('>')}>"
         return text or None
 
     def to_dict(self) -> dict:

@@ -287,6 +287,14 @@ class TraceResult(Result):
             "which differs from it only in case"
         )
 
+    def notes(self) -> list[str]:
+        """What a reader should know of how the query was read: a Message-ID traced in another
+        case (``case_note``), a sender or recipient searched as another pattern
+        (``query.typed``: ``contoso.com`` as ``*@contoso.com``)."""
+        typed = self.query.get("typed") or {}
+        said = [f"searched {k} {self.query[k]} for {v!r}" for k, v in typed.items()]
+        return [n for n in (self.case_note(), *said) if n]
+
     def not_found(self) -> str:
         """The sentence that says nothing matched (and, for a time window outside the
         store's days, which days it holds)."""

@@ -160,7 +160,7 @@ class App:
         sort = {"sort": "newest"} if desc else {}
         values = values | dict(
             result=result,
-            described=_described(form),
+            described=_described(form | result.searched),
             sort_link="/?" + urlencode(base | ({} if desc else {"sort": "newest"})),
             prev_link="/?" + urlencode(base | sort | {"page": page - 1}) if page > 1 else None,
             next_link="/?" + urlencode(base | sort | {"page": page + 1})
@@ -253,7 +253,8 @@ class App:
         tz = q.get("tz", "").strip() or "UTC"
         try:
             days = _number(q.get("days"), "days", 1, 366)
-            date = q.get("date", "").strip() or "yesterday"
+            # no day asked: the newest the store holds, as the Reports form offers it
+            date = q.get("date", "").strip() or await self.work(data.last_day, self.store)
             signature = await self.work(data.signature, self.store)
             key = (date, days, tz, signature)
             html = self.cached.get(key)
@@ -325,8 +326,7 @@ def _related(result, tz: str, sender_searches: bool = True) -> dict:
     for m in result.messages if sender_searches else ():
         if m.sender and m.received_at and "@" in m.sender:
             day = m.received_at.date()
-            query = {"sender": m.sender, "since": day.isoformat()}
-            query["until"] = (day + dt.timedelta(days=1)).isoformat()
+            query = {"sender": m.sender, "since": day.isoformat(), "until": day.isoformat()}
             searches.append((f"Messages of {m.sender} that day", "/?" + urlencode(query)))
     seen = set(own)
 

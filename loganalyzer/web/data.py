@@ -38,6 +38,9 @@ class SearchPage:
     #: The store's first and last days with rows when nothing matched a time window wholly
     #: outside them (``TraceResult.held_days``).
     held_days: tuple[str, str] | None = None
+    #: The sender and recipient patterns searched where they differ from the form's
+    #: (``contoso.com`` searched as ``*@contoso.com``).
+    searched: dict[str, str] = field(default_factory=dict)
 
     @property
     def held(self) -> str | None:
@@ -81,7 +84,10 @@ def search(
         verdicts=True,
     )
     rows = found.candidates
-    result = SearchPage(rows, found.total or 0, page, size, desc, held_days=found.held_days)
+    searched = {k: found.query[k] for k in found.query.get("typed") or {}}
+    result = SearchPage(
+        rows, found.total or 0, page, size, desc, held_days=found.held_days, searched=searched
+    )
     for c in rows:
         fates = c.get("verdicts") or []
         for f in fates:
@@ -202,6 +208,12 @@ def days(store: str) -> list[dt.date]:
     return [dt.date.fromisoformat(str(d)[:10]) for d in df["date"]]
 
 
+def last_day(store: str) -> str:
+    """The newest day the store holds rows of (``days``); ``yesterday`` when it holds none."""
+    held = days(store)
+    return held[-1].isoformat() if held else "yesterday"
+
+
 def signature(store: str) -> tuple:
     """What changes when an ingest adds to the store (the key of cached reports); read from
     the manifest alone (a fifth of the time of a query over the store's views)."""
@@ -234,12 +246,16 @@ _KEEP = {
     "outcome",
     "direction",
     "session_id",
+    # a bounce's code-table rows: meanings, no address; shared and frozen, never changed
+    "codes",
 }
 #: Fields that hold addresses (an event's ``related``: the list it expanded, the address it
-#: redirected, the moderator).
-_ADDRESSES = {"address", "sender", "expanded_from", "redirected_to", "recipients", "related"}
-#: An address with a display name before it, in angle brackets.
-_NAMED = re.compile(r"[^<>]*<([^<>]*@[^<>]*)>")
+#: redirected, the moderator; a pasted header's To, which may name several people).
+_ADDRESSES = {"address", "sender", "expanded_from", "redirected_to", "recipients", "related", "to"}
+#: An address in angle brackets, a display name before it or not.
+_NAMED = re.compile(r"([^<>]*)<([^<>]*@[^<>]*)>")
+#: One entry of an address list: up to a comma outside quotes and angle brackets.
+_ENTRY = re.compile(r'(?:"(?:[^"\\]|\\.)*"|<[^<>]*>|[^,"<>])+')
 
 
 def redact_value(name: str, value, key: bytes):
@@ -258,9 +274,7 @@ def redact_value(name: str, value, key: bytes):
     if isinstance(value, str):
         if name not in _ADDRESSES or "@" not in value:
             return redact_text(value, key)
-        # a header's "Thomas Larsen <t.larsen@x>": the name hidden, the address hashed
-        named = _NAMED.fullmatch(value.strip())
-        return f"{HIDDEN} <{pseudonym(named[1], key)}>" if named else pseudonym(value, key)
+        return ", ".join(_mailbox(e.strip(), key) for e in _ENTRY.findall(value) if e.strip())
     if isinstance(value, list):
         return [redact_value(name, v, key) for v in value]
     if isinstance(value, dict):
@@ -269,6 +283,16 @@ def redact_value(name: str, value, key: bytes):
         for f in dataclasses.fields(value):
             setattr(value, f.name, redact_value(f.name, getattr(value, f.name), key))
     return value
+
+
+def _mailbox(entry: str, key: bytes) -> str:
+    """One address of an address field, redacted: a header's "Thomas Larsen <t.larsen@x>" with
+    the name hidden and the address hashed."""
+    named = _NAMED.fullmatch(entry)
+    if not named:
+        return pseudonym(entry, key)
+    name = f"{HIDDEN} " if named[1].strip() else ""
+    return f"{name}<{pseudonym(named[2], key)}>"
 
 
 def redact_trace(result, key: bytes):
