@@ -128,13 +128,6 @@ MISTAKES = [
         "{missing}: no such folder",
     ),
     ("compact-file-as-store", ["store", "compact", "--store", "{pdf}"], 2, "{pdf} is a file"),
-    # the same words as the readers' (it said "cannot write to the store ...: File exists")
-    (
-        "ingest-file-as-store",
-        ["ingest", "{eml}", "--store", "{pdf}"],
-        2,
-        "{pdf} is a file: give a store's folder",
-    ),
     # inputs that hold no log, and paths that are not there
     ("ingest-pdf", ["ingest", "{pdf}", "--store", "{root}/new1"], 2, "{pdf}: not a log"),
     ("ingest-binary", ["ingest", "{bin}", "--store", "{root}/new2"], 2, "{bin}"),
@@ -164,7 +157,13 @@ MISTAKES = [
         2,
         "MSGTRK*.LOG: no file",
     ),
-    ("ingest-file-as-store", ["ingest", "{logs}", "--store", "{pdf}"], 2, "{pdf}"),
+    # the same words as the readers' (it said "cannot write to the store ...: File exists")
+    (
+        "ingest-file-as-store",
+        ["ingest", "{logs}", "--store", "{pdf}"],
+        2,
+        "{pdf} is a file: give a store's folder",
+    ),
     (  # a folder of other files is not made a store (its files would mix with the parts)
         "ingest-store-is-a-folder-of-documents",
         ["ingest", "{logs}", "--store", "{pdfonly}"],

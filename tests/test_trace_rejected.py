@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections import Counter
 from datetime import datetime, timedelta
@@ -127,6 +128,33 @@ def test_a_rejected_recipient_is_found_by_who_and_when(agent_store):
     assert [e["log"] for e in v.to_dict()["evidence"]] == ["smtp", "agent"]
     assert v.summary.startswith(f"rejected at RCPT by {t['server']}")
     assert "by the Recipient Filter Agent (RecipientDoesNotExist)" in v.summary
+
+
+def test_a_list_says_where_and_from_whom_an_attempt_was_refused(agent_store):
+    """An attempt refused at connect names no sender, recipient or subject: its row in the
+    terminal's list was blank but for its time; it says the stage and the client's IP."""
+    store, truth = agent_store
+    t = next(x for x in truth if x.get("stage") == "connect")
+    at = datetime.fromisoformat(t["at"].replace("Z", "+00:00"))
+    window = ["--since", (at - timedelta(seconds=1)).isoformat()]
+    window += ["--until", (at + timedelta(seconds=1)).isoformat()]
+    done = subprocess.run(
+        [LOGANALYZER, "trace", "--store", str(store), "--verdict", "rejected", "--limit", "999"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"refused at connect from {t['remote_ip']}" in done.stdout, done.stdout
+    picked = subprocess.run(
+        [LOGANALYZER, "trace", "--store", str(store), *window, "--verdict", "rejected"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+    assert picked.returncode == 0 and ".; from" not in picked.stdout, picked.stdout
 
 
 def test_a_sender_id_refusal_is_found_by_its_envelope_sender(agent_store):

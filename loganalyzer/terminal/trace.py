@@ -74,6 +74,17 @@ def _wide(console: Console, *tables: Table) -> Console:
     return Console(file=console.file, width=width, color_system=console.color_system)
 
 
+def _attempt(c: dict) -> Text:
+    """What the list shows of a refused attempt in place of a subject (none was sent): where
+    it was refused and from which client, the row of one refused at connect being else
+    blank."""
+    stage = c.get("stage")  # (an attempt's alone)
+    if not stage:
+        return Text("")
+    stage = stage.upper() if stage in ("helo", "mail", "rcpt", "data") else stage
+    return Text(f"refused at {stage} from {clean(c.get('remote_ip') or '?')}", style="dim")
+
+
 def _conversation(n: int, e, when) -> Table:
     """The SMTP conversation of the timeline's event ``e``, numbered ``n``: a line of the log a
     line, its time and what was said."""
@@ -123,7 +134,7 @@ def print_trace(
                 result.first_seen(c),
                 safe(c.get("sender")),
                 safe(shown),
-                safe(c.get("subject")),
+                safe(c.get("subject")) or _attempt(c),
                 _verdicts(result, c),
             )
         _wide(console, t).print(t)

@@ -569,8 +569,8 @@ def _summary(x: dict, attempt: dict, when: str) -> str:
         if agent.get("reason") and agent["reason"].startswith("Scl") and detail:
             detail = f"SCL {detail}"
         words += f", by the {agent.get('agent')} ({why}" + (f": {detail})" if detail else ")")
-    if x["reply"]:
-        words += f": {x['reply']}"
+    if x["reply"]:  # (its closing full stop: the sentence goes on)
+        words += f": {x['reply'].rstrip().removesuffix('.')}"
     source = attempt["remote_ip"] or "an unknown client"
     words += f"; from {source}" + (f" (HELO {attempt['helo']})" if attempt["helo"] else "")
     if x.get("verdict", REJECTED) != REJECTED:
