@@ -841,3 +841,24 @@ def test_a_bounce_not_in_the_store_says_which_ids_were_asked(tmp_path):
         check=True,
     )
     assert html.escape(said) in page.read_text(encoding="utf-8")
+
+
+def test_a_page_of_long_host_names_keeps_its_columns_and_chart_labels(tmp_path):
+    """Exchange Online's hosts are long names: the chart cut its labels at its left edge
+    ("2. HE1EUR01HT124.eop-EUR01.prod.protection.o" without its first characters) and the
+    hop ID column was squeezed to a character a line; the labels are the hosts' first
+    labels, the ID kept on one line."""
+    page = tmp_path / "h.html"
+    done = subprocess.run(
+        [LOGANALYZER, "headers", str(CORPUS / "headers" / "sisimai_lhost-office365-05.txt")]
+        + ["--html", str(page)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    text = page.read_text(encoding="utf-8")
+    labels = re.findall(r'<text [^>]*text-anchor="end">([^<]*)</text>', text)
+    assert labels == ["2. HE1EUR01HT124", "3. SLXP216MB0381"], labels
+    assert '<code class="id">15.20.776.10</code>' in text
+    assert "code.id { white-space: nowrap;" in text

@@ -690,6 +690,9 @@ def test_a_page_leaves_out_what_the_report_cannot_count(synth, tmp_path):
     )  # fmt: skip
     compared = (tmp_path / "compared.html").read_text(encoding="utf-8")
     assert "Headline figures against the previous period" in compared
+    # a column's unit in brackets: "latency s" read as a word
+    assert "<th>latency (s)</th>" in compared and "<th>change (%)</th>" in compared
+    assert not re.search(r"<th>[^<]* (s|pct)</th>", compared)
 
 
 def test_cli_warns_of_an_empty_day_and_says_it_in_the_json(synth, tmp_path):

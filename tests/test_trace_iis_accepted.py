@@ -5,6 +5,7 @@ its filters, a DATA line without a Message-ID is known by its queue ID."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections import defaultdict
@@ -37,7 +38,9 @@ cs-uri-stem cs-uri-query sc-status sc-win32-status sc-bytes cs-bytes time-taken 
 
 
 def _run(*args, code: int = 0) -> str:
-    done = subprocess.run([LOGANALYZER, *map(str, args)], capture_output=True, text=True)
+    # a wide terminal: each row of a list on one line (a long value folds onto the next)
+    env = {**os.environ, "COLUMNS": "200"}
+    done = subprocess.run([LOGANALYZER, *map(str, args)], capture_output=True, text=True, env=env)
     assert done.returncode == code, done.stderr
     return done.stdout
 

@@ -38,7 +38,9 @@ def chart(result: HeaderAnalysis) -> dict | None:
                 "y": 6 + n * ROW_H,
                 "x": round(x, 1),
                 "w": round(w, 1),
-                "label": f"{i}. {h.by or '?'}",
+                # the host's first label: a whole name (HE1EUR01HT124.eop-EUR01.prod.
+                # protection.outlook.com) was cut at the chart's left edge
+                "label": f"{i}. {_short(h.by)}",
                 "text": text,
                 "text_x": round(max(x + w, axis) + 6, 1),
                 "color": "#d9534f" if h.clock_skew else "#9aa3ae" if h.delay_s < 0 else "#4a7bd0",
@@ -51,6 +53,14 @@ def chart(result: HeaderAnalysis) -> dict | None:
         "height": 12 + len(bars) * ROW_H,
         "label_x": LABEL_W - 8,
     }
+
+
+def _short(host: str | None) -> str:
+    """A host as the chart labels it: an IP whole, a name by its first label, at most 36
+    characters."""
+    host = (host or "?").strip("[]")
+    first = host if host.replace(".", "").isdigit() or ":" in host else host.split(".")[0]
+    return first if len(first) <= 36 else first[:35] + "\N{HORIZONTAL ELLIPSIS}"
 
 
 def render_html(result: HeaderAnalysis, fragment: bool = False) -> str:

@@ -95,9 +95,23 @@ def _plotly_js() -> tuple[str, str]:
     return js, _hash(js)
 
 
+#: A column's unit as its name ends, as a heading says it: ``latency_s`` -> "latency (s)".
+_UNITS = {"_s": "s", "_ms": "ms", "_pct": "%", "_mb": "MB"}
+
+
+def label(column: object) -> str:
+    """A table column's heading: its words, its unit in brackets ("oldest age s" read as
+    a word)."""
+    name = str(column)
+    for end, unit in _UNITS.items():
+        if name.endswith(end) and len(name) > len(end):
+            return f"{name[: -len(end)].replace('_', ' ')} ({unit})"
+    return name.replace("_", " ")
+
+
 @cache
 def environment() -> Environment:
-    return page_environment(cell=cell, label=lambda c: str(c).replace("_", " "))
+    return page_environment(cell=cell, label=label)
 
 
 def human_bytes(n: float) -> str:
