@@ -121,3 +121,43 @@ def test_no_success_in_a_synth_trace_is_explained_as_a_failure(tmp_path):
     assert {"sent_external", "dropped", "failed"} <= verdicts
     drops = [v.summary for v in result.verdicts() if v.verdict == "dropped"]
     assert drops and not [d for d in drops if d.endswith("UTC")]  # each says why after the time
+
+
+def test_a_codes_table_meaning_beside_the_servers_own_words_is_said_as_the_codes(tmp_path):
+    """A moderator's rejection is a 550 5.7.1, whose table meaning names relaying and rules:
+    beside "Message rejected by the moderator" it read as a contradicting reason; it is said
+    as the code's meaning in general. A status of codes alone keeps the meaning as its words."""
+    rows = [
+        row(0, message_id="<mod@contoso.com>", recipient_address="all@contoso.com"),
+        row(
+            1,
+            message_id="<mod@contoso.com>",
+            recipient_address="all@contoso.com",
+            event_id="FAIL",
+            source="APPROVAL",
+            recipient_status="550 5.7.1 Message rejected by the moderator",
+        ),
+        row(2, message_id="<bare@contoso.com>", recipient_address="bob@contoso.com"),
+        row(
+            3,
+            message_id="<bare@contoso.com>",
+            recipient_address="bob@contoso.com",
+            event_id="FAIL",
+            recipient_status="550 5.7.1",
+        ),
+    ]
+    log = write_log(tmp_path / "EX01" / "MSGTRK2026030210-1.LOG", rows)
+    assert ingest([log], tmp_path / "store").exit_code == 0
+
+    def said(mid: str) -> str:
+        done = _installed("trace", mid, "--store", str(tmp_path / "store"), "--json")
+        assert done.returncode == 0, done.stderr
+        [v] = json.loads(done.stdout)["messages"][0]["recipients"]
+        return v["summary"]
+
+    moderated = said("<mod@contoso.com>")
+    assert "Message rejected by the moderator (5.7.1, in general: The sender may not" in moderated
+    assert ".)" not in moderated
+    assert said("<bare@contoso.com>").endswith(": 550 5.7.1 (The sender may not send to this "
+        "recipient: relay denied, client not authenticated, or a mail flow rule rejected the "
+        "message (its default code).)")  # fmt: skip

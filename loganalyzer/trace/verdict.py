@@ -6,6 +6,7 @@ view read the same rules as SQL); here they are applied to the steps of one trac
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -111,6 +112,22 @@ def drop_reason(event: str | None, source: str | None = None) -> str | None:
     return DROP_REASONS.get((event, source)) or DROP_REASONS.get(event)
 
 
+#: A status's codes: the reply code and the enhanced status code (``550 5.7.1``).
+_CODES = re.compile(r"\b[245]\d\d\b|\b[245]\.\d{1,3}\.\d{1,3}\b")
+
+
+def _general(status: str, meaning: str) -> str:
+    """The meaning of a status's code as it is said beside the status: marked as the code's
+    meaning in general where the server gave its own words (a moderator's rejection is a
+    5.7.1, whose table meaning names relaying and rules: read as the reason, it contradicted
+    the server's)."""
+    code = _CODES.findall(status)
+    words = re.sub(r"[^A-Za-z]+", "", _CODES.sub("", status))
+    if code and len(words) > 3:
+        return f"{code[-1]}, in general: {meaning.rstrip('.')}"
+    return meaning
+
+
 def summary(
     verdict: str,
     server: str | None,
@@ -130,7 +147,7 @@ def summary(
     the server a recipient last seen was handed to, when the logs name it, and ``handed``
     what the store holds of its logs (a key of ``HANDED``); ``unknown`` what a status that
     gives no verdict says instead (``fate.NO_VERDICT``)."""
-    why = f": {status}" + (f" ({meaning})" if meaning else "") if status else ""
+    why = f": {status}" + (f" ({_general(status, meaning)})" if meaning else "") if status else ""
     waiting = f"since {when}" if since in (None, when) else f"since {since} (last try {when})"
     if verdict == "dropped" and reason:
         why = f": {reason}" + (f"; status {why[2:]}" if why else "")
