@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "ingest": "loganalyzer.ingest",
+    "ingest": "loganalyzer.api",
     "IngestSummary": "loganalyzer.ingest",
     "forget": "loganalyzer.ingest",
     "Store": "loganalyzer.read.store",
@@ -52,9 +52,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from loganalyzer.api import ingest
     from loganalyzer.demo import sample_logs
     from loganalyzer.headers import analyze_headers
-    from loganalyzer.ingest import IngestSummary, forget, ingest
+    from loganalyzer.ingest import IngestSummary, forget
     from loganalyzer.read.frames import explode_recipients
     from loganalyzer.read.store import Store
     from loganalyzer.report import DailyReport, daily_report
@@ -77,12 +78,13 @@ class _Package(ModuleType):
     """Keeps ``loganalyzer.ingest`` and ``loganalyzer.trace`` the functions.
 
     Importing a submodule sets the package attribute of its name to the module; these two
-    submodules share their names with their functions, so the function is kept instead.
+    submodules share their names with their functions, so the function is kept instead
+    (``la.ingest``: ``loganalyzer.api``'s, which builds the rollups too).
     """
 
     def __setattr__(self, name: str, value: object) -> None:
         if name in ("ingest", "trace") and isinstance(value, ModuleType):
-            value = getattr(value, name)
+            value = getattr(import_module(_EXPORTS[name]), name)
         super().__setattr__(name, value)
 
 

@@ -309,3 +309,31 @@ def test_an_ingest_shows_in_a_notebook_as_one_line(tmp_path):
     assert f"{summary.rows:,} rows" in shown and f"{len(summary.files):,} files ingested" in shown
     forgotten = la.forget([logs], tmp_path / "store", dry_run=True)
     assert repr(forgotten).startswith(f"ForgetSummary({forgotten.store!r}: would forget ")
+
+
+def test_la_ingest_builds_the_rollups_as_the_command_does(tmp_path):
+    """A notebook's ``la.ingest`` left the store without rollups, address index or per-day
+    aggregates (``store check`` named five kinds missing; long reports and searches read
+    every row instead): it builds them as ``loganalyzer ingest`` does."""
+    import sys
+
+    logs, store = tmp_path / "logs", tmp_path / "store"
+    la.sample_logs(logs)
+    script = (
+        "import sys, loganalyzer as la; "
+        "s = la.ingest([sys.argv[1]], sys.argv[2]); sys.exit(s.exit_code)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(logs), str(store)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    check = subprocess.run(
+        [LOGANALYZER, "store", "check", "--store", str(store), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert check.returncode == 0, check.stderr
+    got = json.loads(check.stdout)
+    assert got["ok"] and not [n for n in got["notices"] if "no rollups" in n], got["notices"]
+    assert got["rollups"]["current"] and got["address_index"]["current"]

@@ -167,7 +167,7 @@ def _rollups(store: Store, manifest: Manifest, kind: rollups.Kind = rollups.ROLL
         who = "the next ingest or " if n <= rollups.MISSING_NOW else ""
         notices.append(
             f"no rollups for {_days(n)} (first {days['missing'][0]}): an interrupted run, a "
-            "store written before rollups, or by `la.ingest` in Python (which builds none); "
+            "store written before rollups, or an ingest told to build none (Python); "
             f"reports read their rows; {who}`store compact` builds them"
         )
     label = {
