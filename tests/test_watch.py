@@ -515,11 +515,9 @@ def test_failure_rate_compares_with_the_same_hour_a_week_before(tmp_path, before
         assert (done.returncode, done.stdout.split(" - ")[0]) == (0, "WATCH OK"), done.stdout
 
 
-def test_a_round_of_todays_rows_brings_the_aggregates_up_to_date_every_refresh_interval(
-    tmp_path,
-):
-    # tomorrow's date: rows of no earlier day than the round's (as today's, without the
-    # clock passing midnight while the test runs)
+def tomorrows_logs(tmp_path: Path) -> tuple[Path, Path, str, dt.date]:
+    """(a day of synth logs of tomorrow's date, the folder to watch, the store, the day): no
+    rows of an earlier day than a round's (as today's, the clock not passing midnight meanwhile)."""
     day = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).date()
     logs, watched, store = tmp_path / "all", tmp_path / "logs", str(tmp_path / "store")
     made = subprocess.run(
@@ -530,6 +528,13 @@ def test_a_round_of_todays_rows_brings_the_aggregates_up_to_date_every_refresh_i
         timeout=300,
     )
     assert made.returncode == 0, made.stderr
+    return logs, watched, store, day
+
+
+def test_a_round_of_todays_rows_brings_the_aggregates_up_to_date_every_refresh_interval(
+    tmp_path,
+):
+    logs, watched, store, day = tomorrows_logs(tmp_path)
 
     def round_(*options: str) -> dict:
         copied = run_once(str(watched), "--store", store, "--json", *options)

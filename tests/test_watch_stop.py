@@ -3,7 +3,6 @@ though its rounds deferred them (``--refresh-every``)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import queue
 import shutil
@@ -13,6 +12,7 @@ import threading
 
 import pytest
 from conftest import LOGANALYZER
+from test_watch import tomorrows_logs
 
 
 def _lines(stream) -> queue.Queue:
@@ -45,17 +45,7 @@ def test_ctrl_c_brings_the_aggregates_a_round_deferred_up_to_date(tmp_path, pres
     """A round of today's rows defers the aggregates (every 15 minutes by default): stopped
     then, the watch left them out of date (`store check`: "rollups out of date"). Now it
     builds them, saying so; a second Ctrl-C meanwhile stops at once, the store consistent."""
-    # tomorrow's date: rows of no earlier day than the round's (as today's)
-    day = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).date()
-    logs, watched, store = tmp_path / "all", tmp_path / "logs", str(tmp_path / "store")
-    made = subprocess.run(
-        [LOGANALYZER, "synth", "--out", str(logs), "--servers", "2", "--days", "1"]
-        + ["--messages", "60", "--start", day.isoformat()],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert made.returncode == 0, made.stderr
+    logs, watched, store, _ = tomorrows_logs(tmp_path)
     files = sorted(logs.rglob("*.LOG"))
 
     def copy(part: list) -> None:
