@@ -273,3 +273,16 @@ def test_store_status_shows_each_servers_newest_row(synth, app, page):
     assert {r[5] for r in rows} == {"none"}  # two whole days on each server
     assert page.inner_text("#quarantined") == "0"
     assert page.problems == [], page.problems
+
+
+def test_a_list_keeps_its_message_ids_readable(app, page):
+    """A long sender (a bounce's system mailbox) took the sender column as wide as itself and
+    left the Message-IDs a dozen characters a line: both fold, each column keeps a width."""
+    search(page, app, sender="*")
+    widths = page.eval_on_selector_all(
+        "#results tbody tr:first-child td",
+        "ts => ts.map(t => t.getBoundingClientRect().width)",
+    )
+    font = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+    assert widths[4] >= 13 * font and widths[1] <= 19 * font, widths
+    assert page.problems == [], page.problems
