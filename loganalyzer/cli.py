@@ -320,15 +320,16 @@ def trace_cmd(
     query: Annotated[
         str | None,
         typer.Argument(
-            help="Message-ID (with or without <>), network message ID, or "
-            "internal message ID (with --server)."
+            help="Message-ID (with or without <>), network message ID, IIS SMTP queue ID, "
+            "or internal message ID (with --server)."
         ),
     ] = None,
     store: StoreOpt = None,
     server: Annotated[
         str | None,
         typer.Option(
-            help="Server of an internal message ID: EX02 or ex02.contoso.com.",
+            help="Server of an internal message ID (with another ID: the server searched): "
+            "EX02 or ex02.contoso.com.",
             callback=_not_blank,
         ),
     ] = None,
