@@ -147,15 +147,17 @@ def daily_report(
         current = {**metrics.headline(con, ctx, period), **sessions.counts(con)}
         if previous is not None:  # in the order of the current figures
             previous = {k: previous[k] for k in current}
+        # each server's lines per hour: read once, for the data quality table and the gaps
+        smtp_hours = sessions.server_hours(con)
+        hours = quality.hour_counts(con, ctx, smtp_hours)
         inputs = sections.Inputs(
             con, ctx, top, limit, current, previous, expires, vip_addresses, latency, st,
-            aggregated,
+            aggregated, hours,
         )  # fmt: skip
         tables = sections.compute(inputs)
         tracking_rows = load.tracking_rows(con, ctx)
         held = quality.store_days(con)
-        smtp_hours = sessions.server_hours(con)
-        empty_days, quiet_hours = quality.coverage(con, ctx, smtp_hours, held)
+        empty_days, quiet_hours = quality.coverage(con, ctx, hours, held)
         untracked = quality.untracked_days(con, ctx, smtp_hours)
         empty_days = quality.not_pruned(period, empty_days, kept)
     finally:

@@ -91,7 +91,7 @@ def untracked_days(
 def coverage(
     con: duckdb.DuckDBPyConnection,
     ctx: Context,
-    smtp_hours: pd.DataFrame,
+    both: pd.DataFrame,
     held: tuple[dt.date, dt.date] | None = None,
 ) -> tuple[list[dt.date], dict[str, list[str]]]:
     """The period's days without any log row, and per server the hours of the other days
@@ -101,8 +101,7 @@ def coverage(
     with ``held`` (``store_days``), not the hours before the store's first UTC day (a zone
     ahead of UTC starts its first day before the store does). The hours after its last UTC
     day are named: a day of a zone behind UTC that runs past the logs is a day with hours
-    missing."""
-    both = hour_counts(con, ctx, smtp_hours)
+    missing. ``both``: the period's ``hour_counts``."""
     idx = hours(ctx.period)
     day_of = [t.date() for t in idx]
     busy: dict[str, set[int]] = {}

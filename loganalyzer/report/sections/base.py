@@ -48,6 +48,9 @@ class Inputs:
     #: The kinds of per-day aggregates (``store.rollups.Kind.name``) whose tables of the
     #: period are on ``con`` already (``tls_grain``): their sections count from them.
     aggregated: frozenset[str] = frozenset()
+    #: Each server's lines and messages or sessions per log and hour of the period
+    #: (``quality.hour_counts``).
+    hours: pd.DataFrame | None = None
 
 
 class Report(Protocol):

@@ -35,7 +35,7 @@ def compute(q: Inputs) -> dict[str, pd.DataFrame]:
         "files": files(con, ctx, sessions.lines_by_format(con)),
         "quarantine": quarantine(con, ctx),
         "unknown_codes": unknown_codes(con, ctx),
-        "missing_hours": missing_hours(con, ctx, sessions.server_hours(con)),
+        "missing_hours": missing_hours(ctx, q.hours),
         "clock_skew": clock_skew(con, ctx),
     }
 
@@ -101,12 +101,10 @@ def unknown_codes(con: duckdb.DuckDBPyConnection, ctx: Context) -> pd.DataFrame:
     )
 
 
-def missing_hours(
-    con: duckdb.DuckDBPyConnection, ctx: Context, smtp_hours: pd.DataFrame
-) -> pd.DataFrame:
+def missing_hours(ctx: Context, both: pd.DataFrame) -> pd.DataFrame:
     """Hours between the period's first and last row in which a server logged nothing in a
-    log though it would be expected to (``quality.gaps``)."""
-    both = quality.hour_counts(con, ctx, smtp_hours)
+    log though it would be expected to (``quality.gaps``), of the hour counts ``both``
+    (``quality.hour_counts``)."""
     columns = ["server", "log", "missing_hours", "hours", "expected"]
     if both.empty:
         return pd.DataFrame(columns=columns)
